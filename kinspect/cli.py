@@ -1,0 +1,115 @@
+"""The command line: ``kinspect``, ``kinspect run``, ``kinspect profiles``.
+
+Bad input (a malformed profile or workload) is one line on stderr,
+``kinspect: FILE:LINE:COL: what is wrong``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .engine.errors import KinspectError
+from .engine.machine import Machine
+from .engine.profile import format_profiles_table, format_size, list_profiles, load_profile, \
+    parse_size
+from .engine.report import format_report
+from .engine.workload import WorkloadRunner, parse_workload
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+DEMO_WORKLOAD = SAMPLES / "workloads" / "demo.kw"
+DEFAULT_PROFILE = "x86_64"
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"kinspect: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _ArgumentParser(prog="kinspect",
+                         description="Watch generic KASAN shadow memory at work.")
+    sub = ap.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a workload and print its KASAN reports")
+    run.add_argument("workload", help="a .kw workload file")
+    _machine_options(run)
+    run.add_argument("--format", choices=("text", "json"), default="text")
+    sub.add_parser("profiles", help="list the built-in architecture profiles")
+    return ap
+
+
+def _machine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=DEFAULT_PROFILE,
+                   help="a profile name (see `kinspect profiles`) or a .toml file")
+    p.add_argument("--mem", help="memory size of the machine, e.g. 1G or 1T")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command is None:
+            return _run(str(DEMO_WORKLOAD), DEFAULT_PROFILE, None, "text")
+        if args.command == "profiles":
+            print(format_profiles_table(list_profiles()))
+            return 0
+        return _run(args.workload, args.profile, args.mem, args.format)
+    except KinspectError as e:
+        print(f"kinspect: {e}", file=sys.stderr)
+        return 2
+
+
+def _mem_option(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise KinspectError(str(e), "--mem") from None
+
+
+def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str) -> int:
+    profile = load_profile(profile_name, _mem_option(mem))
+    workload = parse_workload(workload_path)
+    machine = Machine(profile)
+    runner = WorkloadRunner(machine, workload)
+    failures = runner.run()
+    if fmt == "text":
+        for r in machine.reports:
+            print(format_report(r))
+    summary = machine.summary()
+    summary["events"] = len(workload.events)
+    summary["profile"] = profile.name
+    summary["mem_total"] = profile.mem_total
+    if fmt == "json":
+        json.dump({"reports": [r.to_json() for r in machine.reports],
+                   "summary": summary, "expect_failures": failures}, sys.stdout, indent=1)
+        print()
+    else:
+        print(_format_summary(summary, machine))
+    for failure in failures:
+        print(f"kinspect: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _format_summary(s: dict, machine: Machine) -> str:
+    types = Counter(r.bug_type for r in machine.reports)
+    kinds = ", ".join(f"{t} x{n}" for t, n in types.items())
+    page = machine.page_size
+    return "\n".join([
+        f"kinspect: {s['events']} events, {s['reports']} reports"
+        + (f" ({kinds})" if kinds else "")
+        + f"; profile {s['profile']}, {format_size(s['mem_total'])} of memory",
+        f"pages in use: {s['pages_in_use']} ({format_size(s['pages_in_use'] * page)}), "
+        f"slabs: {s['slabs']}, objects in use: {s['objects_in_use']}, "
+        f"quarantine: {format_size(s['quarantine_bytes'])}",
+        f"shadow ({machine.shadow.name}): {format_size(s['shadow_static_bytes'])} reserved at "
+        f"boot, {format_size(s['shadow_dynamic_bytes'])} allocated on demand",
+    ])
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,1149 @@
+"""The simulated machine: memory, the buddy allocator, SLUB, and generic KASAN's hooks.
+
+Each public method is one kernel call (``kmalloc``, ``kfree``, ``alloc_pages`` ...) or one
+instrumented access (``check_access``). KASAN hooks are called where mm/ calls them in 6.12
+(mm/kasan/common.c, generic.c, shadow.c), and write the shadow through the machine's
+``ShadowScheme``. Bad accesses become ``BadAccess`` records appended to ``self.reports``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .buddy import BuddyZone
+from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_RIGHT,
+                    KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
+                    KASAN_PAGE_REDZONE, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
+                    KASAN_SLAB_REDZONE, KASAN_STACK_LEFT, KASAN_STACK_MID, KASAN_STACK_RIGHT,
+                    KASAN_VMALLOC_INVALID, get_shadow_bug_type, get_wild_bug_type,
+                    kasan_find_first_bad_addr, memory_is_poisoned, round_down, round_up)
+from .memory import (PAGE_TYPE_NONE, PG_head, PG_reserved, PGTY_buddy, PGTY_slab,
+                     PAGEFLAG_NAMES, MemMap, PageState, STATE_OF_USE)
+from .profile import ArchProfile
+from .report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, Track
+from .shadow.base import PageUse, ShadowScheme
+from .shadow.flat import FlatShadow
+from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TYPESAFE_BY_RCU,
+                   KmemCache, ObjectMeta, Quarantine, Slab, calculate_alignment,
+                   get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
+
+KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
+LIST_POISON2 = {64: 0xDEAD000000000122, 32: 0x122}
+
+
+@dataclass
+class VmArea:
+    """``struct vm_struct`` of a vmalloc() allocation."""
+
+    addr: int
+    size: int                   # including the guard page
+    requested: int
+    pfns: list[int]
+    caller: Frame
+
+
+@dataclass
+class StackFrame:
+    """An instrumented stack frame: where it is and its description (``frame[0..2]``)."""
+
+    base: int
+    size: int
+    pc: Frame
+    objects: list[tuple[int, int, str]]
+
+
+@dataclass
+class Task:
+    """``struct task_struct`` as far as KASAN reports need it: comm, pid, the stack."""
+
+    comm: str
+    pid: int
+    stack_pfn: int | None = None
+    stack_base: int = 0         # lowest address (end_of_stack)
+    stack_top: int = 0
+    sp: int = 0
+    frames: list[StackFrame] = field(default_factory=list)
+
+
+@dataclass
+class Mempool:
+    """``mempool_t``: a reserve of preallocated elements."""
+
+    kind: str                   # "kmalloc", "slab" or "page"
+    min_nr: int
+    size: int = 0               # kmalloc element size, or page order
+    cache: KmemCache | None = None
+    elements: list[int] = field(default_factory=list)
+
+
+class Machine:
+    """A whole simulated kernel, booted on an ``ArchProfile``."""
+
+    def __init__(self, profile: ArchProfile, shadow: ShadowScheme | None = None,
+                 multi_shot: bool = True) -> None:
+        self.profile = profile
+        p = profile
+        self.bits = p.bits
+        self.word = p.bits // 8
+        self.page_shift = p.page_shift
+        self.page_size = 1 << p.page_shift
+        self.multi_shot = multi_shot
+        self._lm_delta = p.page_offset - p.phys_offset      # __pa() of the direct map
+        self.kmalloc_max_cache_size = 1 << (p.page_shift + 1)
+        self.kmalloc_max_size = 1 << (p.max_order + p.page_shift)
+        self.memmap = MemMap(p)
+        self._image_size = KERNEL_IMAGE_RESERVED[p.bits]
+        image_pfn = p.kernel_image_phys >> p.page_shift
+        self._reserved = [(image_pfn, image_pfn + (self._image_size >> p.page_shift))]
+        self.shadow = shadow or FlatShadow(self._initial_shadow_byte,
+                                           static_bytes=self._flat_static_bytes(),
+                                           virtual_range_bytes=p.kasan_shadow_end
+                                           - p.kasan_shadow_start)
+        self._shadow_write = self.shadow.write
+        self.zones = self._boot_zones()
+        self.caches: list[KmemCache] = []
+        self.slab_of_pfn: dict[int, Slab] = {}
+        self.meta: dict[int, tuple] = {}       # object address -> ObjectMeta fields
+        self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
+        self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
+        self.vm_areas: list[VmArea] = []
+        self._vmalloc_next = p.vmalloc_start
+        self._globals_next = p.kernel_image_start
+        self.globals: list[tuple[int, int, int, str]] = []   # addr, size, size+redzone, name
+        self.tasks: dict[int, Task] = {}
+        self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
+        self.rcu_pending: list[tuple[KmemCache, int]] = []
+        self.reports: list[BadAccess] = []
+        self.tainted = False
+        self.ip = Frame("kinspect_main", 0, 0x400)
+        self.task = self._get_task("swapper/0", 1)
+        self.kmem_cache_cache = self._create_boot_cache("kmem_cache", p.sizeof_kmem_cache,
+                                                        SLAB_HWCACHE_ALIGN)
+        self.kmalloc_caches = self._create_kmalloc_caches()
+        self._kmalloc_index = self._build_kmalloc_index()
+        # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
+        for cache in list(self.caches):
+            cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
+
+    # ----------------------------------------------------------------------------- boot
+
+    def _flat_static_bytes(self) -> int:
+        lowmem = sum(min(r.end, self._lowmem_end()) - r.start
+                     for r in self.profile.memory if r.start < self._lowmem_end())
+        return lowmem >> 3
+
+    def _lowmem_end(self) -> int:
+        limit = self.profile.lowmem_limit
+        return limit if limit is not None else 1 << 64
+
+    def _boot_zones(self) -> list[BuddyZone]:
+        p = self.profile
+        zones = []
+        start = 0
+        for index, zone in enumerate(p.zones):
+            end = zone.end if zone.end is not None else 1 << 64
+            bz = BuddyZone(zone.name, index, p.max_order)
+            for r in p.memory:
+                lo, hi = max(r.start, start), min(r.end, end)
+                if lo < hi:
+                    for a, b in self._minus_reserved(lo >> p.page_shift, hi >> p.page_shift):
+                        bz.add_range(a, b)
+            zones.append(bz)
+            start = end
+        for a, b in self._reserved:
+            self.memmap.set_range(a, b - a, flags=1 << PG_reserved, refcount=1,
+                                  state=PageState.RESERVED)
+        return zones
+
+    def _minus_reserved(self, a: int, b: int):
+        for ra, rb in self._reserved:
+            if rb <= a or ra >= b:
+                continue
+            if a < ra:
+                yield a, ra
+            a = max(a, rb)
+        if a < b:
+            yield a, b
+
+    def _initial_shadow_byte(self, addr: int) -> int:
+        """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
+        p = self.profile
+        if p.vmalloc_start <= addr < p.vmalloc_end:
+            return KASAN_VMALLOC_INVALID
+        pfn = self._direct_map_pfn(addr)
+        if pfn is None or not p.pfn_valid(pfn):
+            return 0
+        for a, b in self._reserved:
+            if a <= pfn < b:
+                return 0
+        return KASAN_PAGE_FREE
+
+    # ------------------------------------------------------------------ address helpers
+
+    def _direct_map_pfn(self, addr: int) -> int | None:
+        try:
+            phys = self.profile.virt_to_phys(addr)
+        except ValueError:
+            return None
+        return phys >> self.page_shift
+
+    def page_address(self, pfn: int) -> int:
+        """``page_address()`` of a lowmem page."""
+        return self.profile.phys_to_virt(pfn << self.page_shift)
+
+    def _is_kernel_image(self, addr: int) -> bool:
+        p = self.profile
+        return p.kernel_image_start <= addr < p.kernel_image_start + self._image_size \
+            and p.kernel_image_start != p.page_offset
+
+    def addr_to_pfn(self, addr: int) -> int | None:
+        """The pfn backing a kernel address (direct map, kernel image or vmalloc), or None."""
+        p = self.profile
+        if self._is_kernel_image(addr):
+            return (addr - p.kernel_image_start + p.kernel_image_phys) >> self.page_shift
+        if p.vmalloc_start <= addr < p.vmalloc_end:
+            area = self.find_vm_area(addr)
+            if area is None:
+                return None
+            index = (addr - area.addr) >> self.page_shift
+            return area.pfns[index] if index < len(area.pfns) else None
+        pfn = self._direct_map_pfn(addr)
+        if pfn is None or not p.pfn_valid(pfn) or not p.is_lowmem_pfn(pfn):
+            return None
+        return pfn
+
+    def compound_head(self, pfn: int) -> int:
+        head = self.memmap.get(pfn, "head", -1)
+        return pfn if head < 0 else head
+
+    def find_slab(self, addr: int) -> Slab | None:
+        """``virt_to_slab()``: the slab holding a direct-map address, or None."""
+        # Slabs are lowmem: __pa() of any other address gives no slab pfn.
+        return self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)
+
+    def find_vm_area(self, addr: int) -> VmArea | None:
+        for area in self.vm_areas:
+            if area.addr <= addr < area.addr + area.size:
+                return area
+        return None
+
+    def shadow_byte(self, addr: int) -> int:
+        return self.shadow.shadow_byte(addr)
+
+    def addr_has_metadata(self, addr: int) -> bool:
+        return self.profile.addr_has_metadata(addr)
+
+    # ------------------------------------------------------------------- page allocator
+
+    def _get_task(self, comm: str, pid: int) -> Task:
+        task = self.tasks.get(pid)
+        if task is None or task.comm != comm:
+            task = Task(comm, pid)
+            self.tasks[pid] = task
+        return task
+
+    def set_task(self, comm: str, pid: int) -> None:
+        self.task = self._get_task(comm, pid)
+
+    def _buddy_alloc(self, order: int) -> int | None:
+        for zone in reversed(self.zones):
+            if zone.name == "HighMem":
+                continue
+            pfn = zone.alloc(order)
+            if pfn is not None:
+                return pfn
+        return None
+
+    def _zone_of(self, pfn: int) -> BuddyZone:
+        return self.zones[self.profile.zone_of_pfn(pfn)]
+
+    def alloc_pages(self, order: int, use: PageUse = PageUse.PAGE_ALLOC,
+                    compound: bool = False) -> int | None:
+        """``alloc_pages()`` + ``post_alloc_hook()``: the head pfn, or None when out of memory."""
+        if order > self.profile.max_order:
+            return None
+        pfn = self._buddy_alloc(order)
+        if pfn is None:
+            return None
+        n = 1 << order
+        state = STATE_OF_USE[use]
+        self.memmap.set_range(pfn, n, flags=0, refcount=0, state=state, head=-1,
+                              page_type=PAGE_TYPE_NONE, order=0, cache=-1)
+        self.memmap.set_range(pfn, 1, refcount=1, order=order)
+        if compound and order:
+            self.memmap.set_range(pfn, 1, flags=1 << PG_head)
+            self.memmap.set_range(pfn + 1, n - 1, head=pfn)
+        self.pages[pfn] = (order, use)
+        self.shadow.page_alloc(pfn, order, use)
+        # kasan_unpoison_pages(): highmem pages have no shadow.
+        if self.profile.is_lowmem_pfn(pfn):
+            self.shadow.poison(self.page_address(pfn), n << self.page_shift, 0)
+        return pfn
+
+    def free_pages(self, pfn: int, order: int) -> None:
+        """``__free_pages()`` → ``free_pages_prepare()`` (kasan_poison_pages) → buddy."""
+        n = 1 << order
+        self.pages.pop(pfn, None)
+        if self.profile.is_lowmem_pfn(pfn):
+            self.shadow.poison(self.page_address(pfn), n << self.page_shift, KASAN_PAGE_FREE)
+        self.shadow.page_free(pfn, order)
+        self.memmap.set_range(pfn, n, flags=0, refcount=0, state=PageState.FREE, head=-1,
+                              page_type=PAGE_TYPE_NONE, order=0, cache=-1)
+        self._zone_of(pfn).free(pfn, order)
+
+    # ----------------------------------------------------------------------------- slab
+
+    def _new_cache(self, name: str, object_size: int, align: int, flags: int,
+                   has_ctor: bool) -> KmemCache:
+        p = self.profile
+        layout = kmem_cache_layout(object_size, align, flags, has_ctor, word=self.word,
+                                   page_shift=p.page_shift, nr_cpus=p.nr_cpus,
+                                   max_order=p.max_order, kmalloc_max_size=self.kmalloc_max_size)
+        cache = KmemCache(id=len(self.caches), name=name, object_size=object_size, flags=flags,
+                          has_ctor=has_ctor, layout=layout,
+                          min_partial=slab_min_partial(layout.size))
+        granules = round_up(object_size, KASAN_GRANULE_SIZE) >> 3
+        first = KASAN_SLAB_FREE_META if cache.has_free_meta else KASAN_SLAB_FREE
+        cache.free_pattern = bytes([first]) + bytes([KASAN_SLAB_FREE]) * (granules - 1)
+        self.caches.append(cache)
+        return cache
+
+    def _create_boot_cache(self, name: str, size: int, flags: int) -> KmemCache:
+        align = calculate_alignment(flags, 0, size, self.profile.slab_minalign, self.word)
+        return self._new_cache(name, size, align, flags, False)
+
+    def _create_kmalloc_caches(self) -> list[tuple[int, KmemCache]]:
+        """kmalloc-8 .. kmalloc-8k (``KMALLOC_MAX_CACHE_SIZE``) with 96 and 192, as 6.12."""
+        p = self.profile
+        minsize = max(p.kmalloc_minalign, 8)
+        sizes = []
+        s = minsize
+        while s <= self.kmalloc_max_cache_size:
+            sizes.append(s)
+            s <<= 1
+        if minsize <= 32:
+            sizes.append(96)
+        if minsize <= 64:
+            sizes.append(192)
+        caches = []
+        for size in sorted(sizes):
+            align = max(p.kmalloc_minalign, size & -size)
+            align = calculate_alignment(SLAB_KMALLOC, align, size, p.slab_minalign, self.word)
+            cache = self._new_cache(kmalloc_cache_name(size), size, align, SLAB_KMALLOC, False)
+            cache.is_kmalloc = True
+            caches.append((size, cache))
+        return caches
+
+    def kmalloc_cache(self, size: int) -> KmemCache:
+        """``kmalloc_slab()``: the kmalloc cache for a request of size bytes."""
+        return self._kmalloc_index[size]
+
+    def _build_kmalloc_index(self) -> list[KmemCache]:
+        """``kmalloc_size_index[]`` + ``__kmalloc_index()`` as one table, 0..8 KiB."""
+        index = []
+        limits = iter(self.kmalloc_caches)
+        limit, cache = next(limits)
+        for size in range(self.kmalloc_max_cache_size + 1):
+            while size > limit:
+                limit, cache = next(limits)
+            index.append(cache)
+        return index
+
+    def _allocate_slab(self, cache: KmemCache) -> Slab | None:
+        """``allocate_slab()``: pages from the buddy, kasan_poison_slab(), object setup."""
+        order = cache.layout.order
+        pfn = self.alloc_pages(order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB,
+                               compound=True)
+        if pfn is None:
+            return None
+        n = 1 << order
+        self.memmap.set_range(pfn, n, cache=cache.id)
+        self.memmap.set_range(pfn, 1, page_type=PGTY_slab << 24)
+        base = self.page_address(pfn)
+        objects = cache.objects
+        slab = Slab(cache=cache, pfn=pfn, base=base,
+                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)])
+        for i in range(n):
+            self.slab_of_pfn[pfn + i] = slab
+        cache.slabs[pfn] = slab
+        # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
+        self.shadow.poison(base, n << self.page_shift, KASAN_SLAB_REDZONE)
+        return slab
+
+    def _discard_slab(self, slab: Slab) -> None:
+        cache = slab.cache
+        n = 1 << cache.layout.order
+        del cache.slabs[slab.pfn]
+        for i in range(n):
+            del self.slab_of_pfn[slab.pfn + i]
+        for i in range(cache.objects):
+            self.meta.pop(slab.base + i * cache.size, None)
+        self.free_pages(slab.pfn, cache.layout.order)
+
+    def _refill_cpu_slab(self, cache: KmemCache) -> Slab | None:
+        """``___slab_alloc()``: the CPU slab is empty; take a partial slab, or a new one."""
+        if cache.cpu_slab is not None:
+            cache.cpu_slab.frozen = False
+        slab = cache.partial.popleft() if cache.partial else self._allocate_slab(cache)
+        if slab is not None:
+            slab.frozen = True
+        cache.cpu_slab = slab
+        return slab
+
+    def _slab_free_to_freelist(self, cache: KmemCache, obj: int) -> None:
+        """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
+        slab = self.slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
+        was_full = not slab.freelist
+        slab.freelist.append(obj)
+        slab.inuse -= 1
+        if slab.frozen:
+            return
+        if slab.inuse == 0:
+            if slab in cache.partial:
+                if len(cache.partial) > cache.min_partial:
+                    cache.partial.remove(slab)
+                    self._discard_slab(slab)
+            elif len(cache.partial) >= cache.min_partial:
+                self._discard_slab(slab)
+            else:
+                cache.partial.append(slab)
+        elif was_full:
+            cache.partial.append(slab)
+
+    def _track(self) -> tuple[int, Frame]:
+        """``kasan_save_track()``: (pid, stack); the stack is the current workload frame."""
+        return (self.task.pid, self.ip)
+
+    def _alloc_pattern(self, cache: KmemCache, size: int) -> bytes:
+        """The object's shadow after ``unpoison_slab_object()`` + ``poison_kmalloc_redzone()``:
+        size bytes accessible (00 ... partial), KASAN_SLAB_REDZONE up to object_size."""
+        pattern = cache.alloc_patterns.get(size)
+        if pattern is None:
+            granules = round_up(cache.object_size, KASAN_GRANULE_SIZE) >> 3
+            out = bytearray([KASAN_SLAB_REDZONE]) * granules
+            out[:size >> 3] = bytes(size >> 3)
+            if size & 7:
+                out[size >> 3] = size & 7
+            pattern = cache.alloc_patterns[size] = bytes(out)
+        return pattern
+
+    def _unpoison_object(self, cache: KmemCache, obj: int, size: int) -> None:
+        self.shadow.write(obj, cache.alloc_patterns.get(size) or self._alloc_pattern(cache, size))
+
+    def _save_alloc_info(self, cache: KmemCache, obj: int, size: int) -> None:
+        """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
+        self.meta[obj] = ((self.task.pid, self.ip), None, (), size)    # ObjectMeta
+
+    def _quarantine_reduce(self) -> None:
+        """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
+        q = self.quarantine
+        if q.size > q.max_size:
+            for cache, obj in q.reduce():
+                self._slab_free_to_freelist(cache, obj)
+
+    def kmem_cache_alloc(self, cache: KmemCache, size: int | None = None) -> int:
+        """``kmem_cache_alloc()`` (or the slab part of ``kmalloc()`` when size is given)."""
+        q = self.quarantine
+        if q.size > q.max_size:
+            self._quarantine_reduce()
+        slab = cache.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self._refill_cpu_slab(cache)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        obj = slab.freelist.pop()
+        if size is None:
+            size = cache.object_size
+        self._shadow_write(obj, cache.alloc_patterns.get(size)
+                           or self._alloc_pattern(cache, size))
+        self.meta[obj] = ((self.task.pid, self.ip), None, (), size)   # kasan_save_alloc_info()
+        return obj
+
+    def kmalloc(self, size: int) -> int:
+        """``kmalloc(size, GFP_KERNEL)``: a kmalloc cache, or pages above 8 KiB. 0 = NULL."""
+        if 0 < size <= self.kmalloc_max_cache_size:
+            return self.kmem_cache_alloc(self._kmalloc_index[size], size)
+        if size == 0:
+            return 16      # ZERO_SIZE_PTR
+        return self._kmalloc_large(size)
+
+    def _kmalloc_large(self, size: int) -> int:
+        """``__kmalloc_large_node()`` + ``__kasan_kmalloc_large()``."""
+        self._quarantine_reduce()
+        order = get_order(size, self.page_shift)
+        pfn = self.alloc_pages(order, PageUse.LARGE_KMALLOC, compound=True)
+        if pfn is None:
+            return 0
+        self.large[pfn] = (order, size)
+        addr = self.page_address(pfn)
+        self._poison_large_redzone(addr, size, order)
+        return addr
+
+    def _poison_large_redzone(self, addr: int, size: int, order: int) -> None:
+        if size & 7:
+            self.shadow.set_byte(addr + size, size & 7)
+        redzone = round_up(size, KASAN_GRANULE_SIZE)
+        end = self.page_size << order
+        if redzone < end:
+            self.shadow.poison(addr + redzone, end - redzone, KASAN_PAGE_REDZONE)
+
+    # ------------------------------------------------------------------------ free path
+
+    def _report_invalid_free(self, addr: int, bug_type: str) -> None:
+        self._report(addr, None, False, bug_type=bug_type)
+
+    def _check_slab_allocation(self, cache: KmemCache, slab: Slab, obj: int) -> bool:
+        """``check_slab_allocation()``: report invalid-free / double-free; True if reported."""
+        offset = obj - slab.base
+        size = cache.size
+        if offset % size or offset >= size * cache.objects:    # nearest_obj() != obj
+            self._report_invalid_free(obj, "invalid-free")
+            return True
+        if self.shadow.shadow_byte(obj) >= KASAN_GRANULE_SIZE:
+            self._report_invalid_free(obj, "double-free")
+            return True
+        return False
+
+    def _poison_slab_object(self, cache: KmemCache, obj: int) -> None:
+        """``poison_slab_object()`` + ``kasan_save_free_info()``: FB, and FA on the first
+        granule when the free track is saved."""
+        self._shadow_write(obj, cache.free_pattern)
+        if cache.has_free_meta:
+            meta = self.meta.get(obj) or (None, None, (), 0)
+            self.meta[obj] = (meta[0], (self.task.pid, self.ip), meta[2], meta[3])
+
+    def _slab_free(self, cache: KmemCache, slab: Slab, obj: int) -> None:
+        """``slab_free()`` → ``slab_free_hook()`` → KASAN → quarantine or freelist."""
+        offset = obj - slab.base
+        if (offset % cache.size or offset >= cache.size * cache.objects
+                or self.shadow.shadow_byte(obj) >= KASAN_GRANULE_SIZE):
+            self._check_slab_allocation(cache, slab, obj)    # reports which of the two
+            return
+        if cache.flags & SLAB_TYPESAFE_BY_RCU:
+            # CONFIG_SLUB_RCU_DEBUG: the real free waits for a grace period.
+            self._record_aux_stack(obj)
+            self.rcu_pending.append((cache, obj))
+            return
+        self._poison_slab_object(cache, obj)
+        if cache.has_free_meta:
+            self.quarantine.put(cache, obj)
+        else:
+            self._slab_free_to_freelist(cache, obj)
+
+    def kfree(self, addr: int) -> None:
+        """``kfree()``: a slab object, or a large kmalloc's compound page."""
+        slab = self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)
+        if slab is not None:
+            self._slab_free(slab.cache, slab, addr)
+        elif addr > 16:         # not ZERO_OR_NULL_PTR
+            self._free_large_kmalloc(addr)
+
+    def _free_large_kmalloc(self, addr: int) -> None:
+        """``free_large_kmalloc()``: check_page_allocation(), then the pages go back anyway."""
+        pfn = self._direct_map_pfn(addr)
+        if pfn is None or not self.profile.pfn_valid(pfn):
+            self._report(addr, 1, False)       # the kernel would oops in virt_to_folio()
+            return
+        head = self.compound_head(pfn)
+        if addr != self.page_address(head):
+            self._report_invalid_free(addr, "invalid-free")
+        elif self.shadow.shadow_byte(addr) >= KASAN_GRANULE_SIZE:
+            self._report_invalid_free(addr, "double-free")
+            return                                # the folio is already free: nothing to put
+        entry = self.large.pop(head, None)
+        if entry is not None:
+            self.free_pages(head, entry[0])
+        elif head in self.pages:
+            self.free_pages(head, self.pages[head][0])
+
+    def kmem_cache_free(self, cache: KmemCache, addr: int) -> None:
+        """``kmem_cache_free()``."""
+        slab = self.find_slab(addr)
+        if slab is None:
+            self._report_invalid_free(addr, "invalid-free")
+            return
+        self._slab_free(slab.cache, slab, addr)
+
+    def rcu_barrier(self) -> None:
+        """Run pending ``slab_free_after_rcu_debug()`` callbacks (as task 0, in softirq)."""
+        pending, self.rcu_pending = self.rcu_pending, []
+        saved_task = self.task
+        self.task = self._get_task("swapper/0", 0)
+        for cache, obj in pending:
+            self._poison_slab_object(cache, obj)
+            if cache.has_free_meta:
+                self.quarantine.put(cache, obj)
+            else:
+                self._slab_free_to_freelist(cache, obj)
+        self.task = saved_task
+
+    def _record_aux_stack(self, addr: int) -> None:
+        """``kasan_record_aux_stack()``: remember the last two work creations on an object."""
+        slab = self.find_slab(addr)
+        if slab is None:
+            return
+        obj = slab.cache.nearest_obj(slab, addr)
+        meta = self.meta.get(obj)
+        if meta is None:
+            return
+        self.meta[obj] = (meta[0], meta[1], (self._track(),) + meta[2][:1], meta[3])
+
+    def call_rcu(self, addr: int) -> None:
+        self._record_aux_stack(addr)
+
+    def queue_work(self, addr: int) -> None:
+        self._record_aux_stack(addr)
+
+    # ------------------------------------------------------------- ksize, krealloc, ...
+
+    def kasan_check_byte(self, addr: int) -> bool:
+        """``__kasan_check_byte()``: report a 1-byte read if addr is not accessible."""
+        if not self.addr_has_metadata(addr) or self.shadow.shadow_byte(addr) >= KASAN_GRANULE_SIZE:
+            self._report(addr, 1, False)
+            return False
+        return True
+
+    def ksize(self, addr: int) -> int:
+        """``ksize()`` (6.12): kasan_check_byte(), then the usable size."""
+        if addr <= 16:
+            return 0
+        if not self.kasan_check_byte(addr):
+            return 0
+        slab = self.find_slab(addr)
+        if slab is not None:
+            return slab.cache.object_size
+        pfn = self._direct_map_pfn(addr)
+        head = self.compound_head(pfn) if pfn is not None else None
+        if head in self.large:
+            return self.page_size << self.large[head][0]
+        return 0
+
+    def krealloc(self, addr: int, size: int) -> int:
+        """``krealloc()``: in place when ksize allows, else kmalloc + copy + kfree."""
+        if addr <= 16:
+            return self.kmalloc(size)
+        if size == 0:
+            self.kfree(addr)
+            return 16
+        if not self.kasan_check_byte(addr):
+            return 0
+        slab = self.find_slab(addr)
+        if slab is not None:
+            ks = slab.cache.object_size
+        else:
+            head = self.compound_head(self._direct_map_pfn(addr))
+            ks = self.page_size << self.large[head][0] if head in self.large else 0
+        if size <= ks:
+            self._quarantine_reduce()
+            if slab is not None:
+                # __kasan_krealloc(): unpoison the new size, poison the kmalloc redzone.
+                self._unpoison_object(slab.cache, addr, size)
+                self._save_alloc_info(slab.cache, addr, size)
+            else:
+                head = self.compound_head(self._direct_map_pfn(addr))
+                order = self.large[head][0]
+                self.large[head] = (order, size)
+                self.shadow.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
+                self._poison_large_redzone(addr, size, order)
+            return addr
+        new = self.kmalloc(size)
+        if new:
+            self.kfree(addr)
+        return new
+
+    def kfree_sensitive(self, addr: int) -> None:
+        """``kfree_sensitive()``: ksize() (which checks the first byte), memzero, kfree()."""
+        if addr > 16:
+            self.ksize(addr)
+        self.kfree(addr)
+
+    # -------------------------------------------------------------------- kmem_cache
+
+    def kmem_cache_create(self, name: str, size: int, align: int, flags: int,
+                          has_ctor: bool) -> KmemCache:
+        """``kmem_cache_create()``: the struct kmem_cache itself is a slab object."""
+        align = calculate_alignment(flags, align, size, self.profile.slab_minalign, self.word)
+        cache = self._new_cache(name, size, align, flags, has_ctor)
+        cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
+        return cache
+
+    def kmem_cache_destroy(self, cache: KmemCache) -> None:
+        """``kmem_cache_destroy()``: a second call reads the freed struct kmem_cache."""
+        if cache.destroyed:
+            self.kasan_check_byte(cache.addr)
+            return
+        self.rcu_barrier()
+        for obj in self.quarantine.remove_cache(cache):
+            self._slab_free_to_freelist(cache, obj)
+        cache.cpu_slab = None
+        cache.partial.clear()
+        for slab in list(cache.slabs.values()):
+            self._discard_slab(slab)
+        cache.destroyed = True
+        slab = self.find_slab(cache.addr)
+        if slab is not None:
+            self._slab_free(self.kmem_cache_cache, slab, cache.addr)
+
+    # ------------------------------------------------------------------------- mempool
+
+    def mempool_create(self, kind: str, min_nr: int, size: int = 0,
+                       cache: KmemCache | None = None) -> Mempool:
+        """``mempool_create()``: preallocate min_nr elements, poisoned as if freed."""
+        pool = Mempool(kind, min_nr, size, cache)
+        for _ in range(min_nr):
+            element = self._mempool_alloc_element(pool)
+            if element:
+                self._mempool_poison(pool, element)
+                pool.elements.append(element)
+        return pool
+
+    def _mempool_alloc_element(self, pool: Mempool) -> int:
+        if pool.kind == "kmalloc":
+            return self.kmalloc(pool.size)
+        if pool.kind == "slab":
+            return self.kmem_cache_alloc(pool.cache)
+        pfn = self.alloc_pages(pool.size)
+        return 0 if pfn is None else self.page_address(pfn)
+
+    def _mempool_poison(self, pool: Mempool, element: int) -> bool:
+        """``kasan_mempool_poison_object()`` / ``_pages()``; False when a bug was reported."""
+        if pool.kind == "page":
+            pfn = self._direct_map_pfn(element)
+            head = self.compound_head(pfn)
+            if element != self.page_address(head):
+                self._report_invalid_free(element, "invalid-free")
+                return False
+            if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
+                self._report_invalid_free(element, "double-free")
+                return False
+            self.shadow.poison(element, self.page_size << pool.size, KASAN_PAGE_FREE)
+            return True
+        slab = self.find_slab(element)
+        if slab is None:
+            pfn = self._direct_map_pfn(element)
+            head = self.compound_head(pfn)
+            if element != self.page_address(head):
+                self._report_invalid_free(element, "invalid-free")
+                return False
+            if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
+                self._report_invalid_free(element, "double-free")
+                return False
+            order = self.large[head][0] if head in self.large else self.pages[head][0]
+            self.shadow.poison(element, self.page_size << order, KASAN_PAGE_FREE)
+            return True
+        if self._check_slab_allocation(slab.cache, slab, element):
+            return False
+        self._poison_slab_object(slab.cache, element)
+        return True
+
+    def mempool_alloc(self, pool: Mempool) -> int:
+        """``mempool_alloc()``: a fresh element if possible... the pool's reserve otherwise.
+
+        Like the kernel, the reserve is used first only when the allocator fails; kinspect takes
+        from the reserve when it holds elements (the KUnit cases allocate from a full pool whose
+        fresh allocation succeeds, so the result differs only in which slot is returned).
+        """
+        if not pool.elements:
+            element = self._mempool_alloc_element(pool)
+            return element
+        element = pool.elements.pop()
+        self._mempool_unpoison(pool, element)
+        return element
+
+    def _mempool_unpoison(self, pool: Mempool, element: int) -> None:
+        """``kasan_mempool_unpoison_object()`` / ``_pages()``."""
+        if pool.kind == "page":
+            self.shadow.poison(element, self.page_size << pool.size, 0)
+            return
+        slab = self.find_slab(element)
+        if slab is None:
+            head = self.compound_head(self._direct_map_pfn(element))
+            order, size = self.large[head]
+            self.shadow.poison(element, round_down(size, KASAN_GRANULE_SIZE), 0)
+            self._poison_large_redzone(element, size, order)
+            return
+        size = pool.size if pool.kind == "kmalloc" else slab.cache.object_size
+        self._unpoison_object(slab.cache, element, size)
+        self._save_alloc_info(slab.cache, element, size)
+
+    def mempool_free(self, element: int, pool: Mempool) -> None:
+        """``mempool_free()``: back into the reserve while it is below min_nr."""
+        if element <= 16:
+            return
+        if len(pool.elements) < pool.min_nr:
+            if self._mempool_poison(pool, element):
+                pool.elements.append(element)
+            return
+        if pool.kind == "page":
+            pfn = self._direct_map_pfn(element)
+            self.free_pages(pfn, pool.size)
+        else:
+            self.kfree(element)
+
+    def mempool_destroy(self, pool: Mempool) -> None:
+        for element in pool.elements:
+            if pool.kind == "page":
+                self.free_pages(self._direct_map_pfn(element), pool.size)
+            else:
+                # remove_element() unpoisons before the element goes back to its allocator.
+                self._mempool_unpoison(pool, element)
+                self.kfree(element)
+        pool.elements = []
+
+    # ------------------------------------------------------------------ vmalloc, pages
+
+    def vmalloc(self, size: int) -> int:
+        """``vmalloc()`` with KASAN_VMALLOC: pages mapped, exactly size bytes unpoisoned."""
+        if size == 0:
+            return 0
+        npages = round_up(size, self.page_size) >> self.page_shift
+        pfns = []
+        for _ in range(npages):
+            pfn = self.alloc_pages(0, PageUse.VMALLOC)
+            if pfn is None:
+                for got in pfns:
+                    self.free_pages(got, 0)
+                return 0
+            pfns.append(pfn)
+        addr = self._vmalloc_next
+        area_size = (npages + 1) << self.page_shift           # with the guard page
+        if addr + area_size > self.profile.vmalloc_end:
+            for got in pfns:
+                self.free_pages(got, 0)
+            return 0
+        self._vmalloc_next += area_size
+        self.vm_areas.append(VmArea(addr, area_size, size, pfns, self.ip))
+        # kasan_populate_vmalloc(): fresh shadow is KASAN_VMALLOC_INVALID; then unpoison.
+        self.shadow.poison(addr, area_size, KASAN_VMALLOC_INVALID)
+        self.shadow.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
+        if size & 7:
+            self.shadow.set_byte(addr + size, size & 7)
+        return addr
+
+    def vfree(self, addr: int) -> None:
+        area = self.find_vm_area(addr)
+        if area is None or area.addr != addr:
+            return
+        self.vm_areas.remove(area)
+        self.shadow.poison(area.addr, area.size, KASAN_VMALLOC_INVALID)
+        for pfn in area.pfns:
+            self.free_pages(pfn, 0)
+
+    def alloc_pages_addr(self, order: int) -> int:
+        pfn = self.alloc_pages(order)
+        return 0 if pfn is None else self.page_address(pfn)
+
+    def free_pages_addr(self, addr: int, order: int) -> None:
+        pfn = self._direct_map_pfn(addr)
+        if pfn is None or self.pages.get(pfn, (None,))[0] != order:
+            raise ValueError("__free_pages() of a page that is not allocated at that order")
+        self.free_pages(pfn, order)
+
+    # -------------------------------------------------------- globals, stack, alloca
+
+    def register_global(self, name: str, size: int) -> int:
+        """``__asan_register_globals()`` for a global the compiler padded with a redzone."""
+        rem = size % 32
+        size_with_redzone = size + (64 - rem if rem else 32)
+        addr = round_up(self._globals_next, 64)
+        self._globals_next = addr + size_with_redzone
+        self.shadow.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
+        if size & 7:
+            self.shadow.set_byte(addr + size, size & 7)
+        start = round_up(size, KASAN_GRANULE_SIZE)
+        self.shadow.poison(addr + start, size_with_redzone - start, KASAN_GLOBAL_REDZONE)
+        self.globals.append((addr, size, size_with_redzone, name))
+        return addr
+
+    def _task_stack(self, task: Task) -> None:
+        if task.stack_pfn is not None:
+            return
+        order = self.profile.thread_size_order
+        pfn = self.alloc_pages(order, PageUse.STACK)
+        if pfn is None:
+            raise MemoryError("no memory for a kernel stack")
+        task.stack_pfn = pfn
+        task.stack_base = self.page_address(pfn)
+        task.stack_top = task.stack_base + (self.page_size << order)
+        task.sp = task.stack_top - 256          # pt_regs and the callers above us
+
+    def push_frame(self, objects: list[tuple[int, int, str]]) -> int:
+        """A function prologue: the frame's shadow as the compiler writes it; its base."""
+        task = self.task
+        self._task_stack(task)
+        last_end = max(off + size for off, size, _ in objects)
+        frame_size = round_up(last_end + 1, 32)
+        base = round_down(task.sp - frame_size, 32)
+        task.sp = base
+        sh = self.shadow
+        sh.poison(base, frame_size, KASAN_STACK_MID)
+        first = min(off for off, _, _ in objects)
+        sh.poison(base, round_down(first, KASAN_GRANULE_SIZE), KASAN_STACK_LEFT)
+        for off, size, _ in objects:
+            sh.poison(base + off, round_down(size, KASAN_GRANULE_SIZE), 0)
+            if size & 7:
+                sh.set_byte(base + off + size, size & 7)
+        right = round_up(last_end, KASAN_GRANULE_SIZE)
+        sh.poison(base + right, frame_size - right, KASAN_STACK_RIGHT)
+        frame = StackFrame(base, frame_size, self.ip,
+                           [(off, off + size, name) for off, size, name in objects])
+        task.frames.append(frame)
+        return base
+
+    def pop_frames(self) -> None:
+        """Function epilogues: the frames' shadow is cleared, the stack pointer restored."""
+        task = self.task
+        while task.frames:
+            frame = task.frames.pop()
+            self.shadow.poison(frame.base, frame.size, 0)
+        if task.stack_pfn is not None:
+            self.shadow.poison(task.stack_top - 256 - (task.stack_top - 256 - task.sp),
+                               task.stack_top - 256 - task.sp, 0)
+            task.sp = task.stack_top - 256
+
+    def alloca(self, size: int) -> int:
+        """``__asan_alloca_poison()``: CA left redzone, the buffer, CB up to round_up(32) + 32."""
+        task = self.task
+        self._task_stack(task)
+        total = KASAN_ALLOCA_REDZONE_SIZE + round_up(size, 32) + KASAN_ALLOCA_REDZONE_SIZE
+        left = round_down(task.sp - total, 32)
+        task.sp = left
+        addr = left + KASAN_ALLOCA_REDZONE_SIZE
+        sh = self.shadow
+        sh.poison(left, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_LEFT)
+        sh.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
+        if size & 7:
+            sh.set_byte(addr + size, size & 7)
+        start = round_up(size, KASAN_GRANULE_SIZE)
+        sh.poison(addr + start, round_up(size, 32) + KASAN_ALLOCA_REDZONE_SIZE - start,
+                  KASAN_ALLOCA_RIGHT)
+        return addr
+
+    # ------------------------------------------------------------------------- checks
+
+    def check_access(self, addr: int, size: int, is_write: bool) -> bool:
+        """``check_region_inline()``: True if the access is good, else a report is made."""
+        if size == 0:
+            return True
+        mask = (1 << self.bits) - 1
+        if addr + size - 1 > mask or size > mask:
+            self._report(addr, size, is_write, bug_type="out-of-bounds")
+            return False
+        if not self.addr_has_metadata(addr):
+            self._report(addr, size, is_write)
+            return False
+        if memory_is_poisoned(self.shadow.shadow_byte, addr, size):
+            self._report(addr, size, is_write)
+            return False
+        return True
+
+    def memmove(self, dst: int, src: int, size: int) -> None:
+        """``__asan_memmove()``/``memcpy``: the source is checked first, then the destination."""
+        if self.check_access(src, size, False):
+            self.check_access(dst, size, True)
+
+    # ------------------------------------------------------------------------ reports
+
+    def _report(self, addr: int, size: int | None, is_write: bool,
+                bug_type: str | None = None) -> None:
+        """``kasan_report()`` / ``kasan_report_invalid_free()``: build the BadAccess."""
+        if self.reports and not self.multi_shot:
+            return
+        p = self.profile
+        kind = "Free" if size is None else ("Write" if is_write else "Read")
+        has_meta = self.addr_has_metadata(addr)
+        sb = self.shadow.shadow_byte
+        if kind == "Free" or not has_meta:
+            first_bad = addr
+        else:
+            # size_t arithmetic: addr + size may wrap (a negative memmove size).
+            end = (addr + size) & ((1 << self.bits) - 1)
+            first_bad = kasan_find_first_bad_addr(sb, addr, end - addr)
+        if bug_type is None:
+            if not has_meta:
+                bug_type = get_wild_bug_type(addr, self.page_size, p.task_size)
+            else:
+                bug_type = get_shadow_bug_type(sb, first_bad)
+        r = BadAccess(bug_type=bug_type, kind=kind, addr=addr, size=size,
+                      first_bad_addr=first_bad, ip=self.ip, comm=self.task.comm,
+                      pid=self.task.pid, bits=self.bits, kernel_release=p.kernel_release,
+                      hardware=f"kinspect simulated {p.arch} ({p.name})",
+                      tainted=self.tainted, has_metadata=has_meta)
+        if has_meta:
+            self._describe_address(r, addr)
+            row = round_down(first_bad, META_BYTES_PER_ROW * 8) \
+                - META_ROWS_AROUND_ADDR * META_BYTES_PER_ROW * 8
+            r.meta_row_start = row
+            r.meta_rows = [self.shadow.read(row + i * 128, 128)
+                           for i in range(2 * META_ROWS_AROUND_ADDR + 1)]
+        self.tainted = True
+        self.reports.append(r)
+
+    def _describe_address(self, r: BadAccess, addr: int) -> None:
+        """``complete_report_info()`` + ``print_address_description()``'s findings."""
+        slab = self.find_slab(addr)
+        if slab is not None:
+            cache = slab.cache
+            obj = cache.nearest_obj(slab, addr)
+            r.cache_name = cache.name
+            r.cache_object_size = cache.object_size
+            r.object_addr = obj
+            r.alloc_size = self._kasan_get_alloc_size(cache, obj) or cache.object_size
+            meta = self.meta.get(obj)
+            if meta is not None:
+                meta = ObjectMeta(*meta)
+                if meta.alloc_track is not None:
+                    r.alloc_track = Track(*meta.alloc_track)
+                if self.shadow.shadow_byte(obj) == KASAN_SLAB_FREE_META and meta.free_track:
+                    r.free_track = Track(*meta.free_track)
+                r.aux_stacks = [Track(*t) for t in meta.aux_stacks]
+        if self._is_kernel_image(addr):
+            for gaddr, _size, gsize, name in self.globals:
+                if gaddr <= addr < gaddr + gsize:
+                    r.variable = f"{name}+{addr - gaddr:#x}/{gsize:#x}"
+                    break
+            else:
+                r.variable = f"{addr:#x}"
+        task = self.task
+        if task.stack_pfn is not None and task.stack_base <= addr < task.stack_top:
+            r.stack_comm = f"{task.comm}/{task.pid}"
+            frame = self._find_stack_frame(task, addr)
+            if frame is not None:
+                r.stack_frame_offset = addr - frame.base
+                r.stack_frame_pc = frame.pc
+                r.stack_frame_objects = list(frame.objects)
+        pfn = self.addr_to_pfn(addr)
+        p = self.profile
+        if p.vmalloc_start <= addr < p.vmalloc_end:
+            area = self.find_vm_area(addr)
+            if area is None:
+                r.vmalloc_description = "vmalloc virtual mapping"
+                pfn = None
+            else:
+                r.vmalloc_description = (f"{len(area.pfns)}-page vmalloc region starting at "
+                                         f"{area.addr:#x} allocated at {area.caller.symbol()}")
+        if pfn is not None:
+            r.pfn = self.compound_head(pfn)
+            r.page_lines = self.dump_page(r.pfn)
+
+    def _kasan_get_alloc_size(self, cache: KmemCache, obj: int) -> int:
+        """``kasan_get_alloc_size()``: scan the object's shadow (0 for a freed object)."""
+        size = 0
+        sb = self.shadow.shadow_byte
+        while size < cache.object_size:
+            s = sb(obj + size)
+            if s == 0:
+                size += KASAN_GRANULE_SIZE
+            elif s < KASAN_GRANULE_SIZE:
+                return size + s
+            else:
+                return size
+        return cache.object_size
+
+    def _find_stack_frame(self, task: Task, addr: int) -> StackFrame | None:
+        """``get_address_stack_frame_info()``: walk the shadow down to the frame's F1 run."""
+        sb = self.shadow.shadow_byte
+        p = round_down(round_down(addr, self.word), KASAN_GRANULE_SIZE)
+        bottom = task.stack_base
+        while p >= bottom and sb(p) != KASAN_STACK_LEFT:
+            p -= KASAN_GRANULE_SIZE
+        while p >= bottom and sb(p) == KASAN_STACK_LEFT:
+            p -= KASAN_GRANULE_SIZE
+        if p < bottom:
+            return None
+        base = p + KASAN_GRANULE_SIZE
+        for frame in task.frames:
+            if frame.base == base:
+                return frame
+        return None
+
+    # ------------------------------------------------------------------------ dump_page
+
+    def page_flags_word(self, pfn: int) -> int:
+        """page->flags: page flags, then zone and section in the top bits (SPARSEMEM)."""
+        p = self.profile
+        sections_width = p.max_physmem_bits - p.section_size_bits
+        sections_shift = self.bits - sections_width
+        zones_shift = sections_shift - 2
+        section = pfn >> (p.section_size_bits - p.page_shift)
+        zone = p.zone_of_pfn(pfn)
+        return (self.memmap.get(pfn, "flags", 0) | (zone << zones_shift)
+                | (section << sections_shift))
+
+    def dump_page(self, pfn: int) -> list[str]:
+        """``dump_page()`` (``__dump_folio()`` of 6.12) for the head page pfn."""
+        p = self.profile
+        w = self.bits // 4
+        flags = self.memmap.get(pfn, "flags", 0)
+        refcount = self.memmap.get(pfn, "refcount", 0)
+        order = self.memmap.get(pfn, "order", 0)
+        page_type = self.memmap.get(pfn, "page_type", PAGE_TYPE_NONE)
+        free_block = self._zone_of(pfn).find_free_block(pfn)
+        if free_block is not None and free_block[0] == pfn:
+            page_type = PGTY_buddy << 24
+        lines = [f"page: refcount:{refcount} mapcount:0 mapping:{0:0{w}x} index:0x0 "
+                 f"pfn:{pfn:#x}"]
+        if flags & (1 << PG_head):
+            lines.append(f"head: order:{order} mapcount:0 entire_mapcount:0 "
+                         "nr_pages_mapped:0 pincount:0")
+        names = [PAGEFLAG_NAMES[b] for b in sorted(PAGEFLAG_NAMES) if flags & (1 << b)]
+        section = pfn >> (p.section_size_bits - p.page_shift)
+        names += [f"section={section}", f"zone={p.zone_of_pfn(pfn)}"]
+        lines.append(f"flags: {self.page_flags_word(pfn):#x}({'|'.join(names)})")
+        if page_type != PAGE_TYPE_NONE:
+            kind = {PGTY_slab: "slab", PGTY_buddy: "buddy"}[page_type >> 24]
+            lines.append(f"page_type: {page_type >> 24:x}({kind})")
+        words = self._struct_page_words(pfn, page_type, refcount,
+                                        free_block[1] if free_block else 0)
+        lines += self._raw_lines("raw", words)
+        if flags & (1 << PG_head):
+            tail = [2 | (order & 0xFF), 0, 0, 0] + [0] * (len(words) - 4)
+            tail[1] = 0   # _head_1: kinspect keeps no struct page virtual addresses
+            tail[4 if self.bits == 64 else 5] = 1 << order
+            lines += self._raw_lines("head", words) + self._raw_lines("head", tail)
+        return lines
+
+    def _struct_page_words(self, pfn: int, page_type: int, refcount: int,
+                           buddy_order: int) -> list[int]:
+        """The words of struct page (64-bit: 8 words; 32-bit: as many as the profile says)."""
+        nwords = self.profile.sizeof_struct_page // self.word
+        words = [0] * nwords
+        words[0] = self.page_flags_word(pfn)
+        slab = self.slab_of_pfn.get(pfn)
+        if slab is not None:
+            words[1] = slab.cache.addr
+            words[2] = LIST_POISON2[self.bits]
+            counters = slab.inuse | (slab.objects << 16) | (int(slab.frozen) << 31)
+            words[5] = counters
+        elif page_type == PGTY_buddy << 24:
+            words[5] = buddy_order
+        else:
+            words[2] = LIST_POISON2[self.bits] if refcount else 0
+        if self.bits == 64:
+            words[6] = (refcount << 32) | page_type
+        else:
+            words[6] = page_type
+            words[7] = refcount
+        return words
+
+    def _raw_lines(self, prefix: str, words: list[int]) -> list[str]:
+        per_line = 32 // self.word
+        w = self.bits // 4
+        return [f"{prefix}: " + " ".join(f"{x:0{w}x}" for x in words[i:i + per_line])
+                for i in range(0, len(words), per_line)]
+
+    # ------------------------------------------------------------------------ summary
+
+    def summary(self) -> dict:
+        """Counters for the end of a run: pages and slabs in use, shadow, quarantine."""
+        pages_in_use = sum(1 << order for order, _ in self.pages.values())
+        slabs = sum(len(c.slabs) for c in self.caches)
+        fp = self.shadow.footprint()
+        return {"pages_in_use": pages_in_use,
+                "slabs": slabs,
+                "objects_in_use": sum(s.inuse for c in self.caches for s in c.slabs.values()),
+                "quarantine_bytes": self.quarantine.total_bytes(),
+                "shadow_static_bytes": fp.static_bytes,
+                "shadow_dynamic_bytes": fp.dynamic_bytes,
+                "reports": len(self.reports)}

@@ -1,0 +1,196 @@
+"""A bad access as a structured record, and the kernel's report text made from it.
+
+The text follows mm/kasan/report.c and report_generic.c of Linux 6.12 line by line
+(``print_report``, ``print_error_description``, ``describe_object``, ``print_memory_metadata``).
+Where the kernel prints a saved stack trace (stack depot), kinspect prints the workload line that
+did it, symbolized like a syzbot trace: `` func+0xOFF/0xLEN FILE:LINE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+META_BYTES_PER_ROW = 16
+META_ROWS_AROUND_ADDR = 2
+REPORT_SEPARATOR = "=" * 66
+
+# TAINT_FLAGS: 'G' in column 0, then one column per flag; B (TAINT_BAD_PAGE) is column 5.
+_TAINT_COLUMNS = 19
+_TAINT_BAD_PAGE_COLUMN = 5
+
+
+class Frame(NamedTuple):
+    """One stack frame: a function of the workload, and the workload line it stands for."""
+
+    func: str
+    offset: int
+    length: int
+    path: str | None = None
+    line: int | None = None
+
+    def symbol(self) -> str:
+        """The ``%pS`` text: ``func+0xOFF/0xLEN``."""
+        return f"{self.func}+{self.offset:#x}/{self.length:#x}"
+
+    def trace_line(self) -> str:
+        where = f" {self.path}:{self.line}" if self.path else ""
+        return f" {self.symbol()}{where}"
+
+
+class Track(NamedTuple):
+    """``struct kasan_track``: the task and the stack of an allocation, free or aux event.
+
+    The machine stores plain ``(pid, frame)`` tuples, which this type reads as they are.
+    """
+
+    pid: int
+    frame: Frame
+
+
+@dataclass
+class BadAccess:
+    """Everything a KASAN report says about one bad access (``struct kasan_report_info``)."""
+
+    bug_type: str
+    kind: str                       # "Read", "Write" or "Free" (double/invalid free)
+    addr: int                       # access_addr
+    size: int | None                # access_size (None for frees)
+    first_bad_addr: int
+    ip: Frame
+    comm: str
+    pid: int
+    bits: int                       # BITS_PER_LONG of the machine
+    kernel_release: str
+    hardware: str
+    tainted: bool = False           # TAINT_BAD_PAGE already set by an earlier report
+    has_metadata: bool = True
+    # describe_object()
+    cache_name: str | None = None
+    cache_object_size: int | None = None
+    object_addr: int | None = None
+    alloc_size: int | None = None
+    alloc_track: Track | None = None
+    free_track: Track | None = None
+    aux_stacks: list[Track] = field(default_factory=list)
+    # globals, stacks, vmalloc
+    variable: str | None = None
+    stack_comm: str | None = None
+    stack_frame_offset: int | None = None
+    stack_frame_pc: Frame | None = None
+    stack_frame_objects: list[tuple[int, int, str]] = field(default_factory=list)
+    vmalloc_description: str | None = None
+    # dump_page()
+    pfn: int | None = None
+    page_lines: list[str] = field(default_factory=list)
+    # print_memory_metadata(): shadow rows from meta_row_start, 16 granules each
+    meta_row_start: int = 0
+    meta_rows: list[bytes] = field(default_factory=list)
+    event_index: int | None = None  # the workload event that made it
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["meta_rows"] = [row.hex(" ") for row in self.meta_rows]
+        for key in ("addr", "first_bad_addr", "object_addr", "meta_row_start"):
+            if d[key] is not None:
+                d[key] = f"{d[key]:#x}"
+        return d
+
+    def region_description(self) -> tuple[int, str, str] | None:
+        """(bytes, "to the left"/"to the right"/"inside", "allocated "/"freed "/"")."""
+        if self.object_addr is None or self.alloc_size is None:
+            return None
+        if self.addr < self.object_addr:
+            rel = (self.object_addr - self.addr, "to the left")
+        elif self.addr >= self.object_addr + self.alloc_size:
+            rel = (self.addr - (self.object_addr + self.alloc_size), "to the right")
+        else:
+            rel = (self.addr - self.object_addr, "inside")
+        state = {"slab-out-of-bounds": "allocated ",
+                 "slab-use-after-free": "freed "}.get(self.bug_type, "")
+        return rel[0], rel[1], state
+
+
+def _px(value: int, bits: int) -> str:
+    return f"{value & ((1 << bits) - 1):0{bits // 4}x}"
+
+
+def _taint_text(tainted: bool) -> str:
+    if not tainted:
+        return "Not tainted"
+    cols = ["G"] + [" "] * (_TAINT_COLUMNS - 1)
+    cols[_TAINT_BAD_PAGE_COLUMN] = "B"
+    return "Tainted: " + "".join(cols)
+
+
+def format_report(r: BadAccess) -> str:
+    """The report exactly as the kernel prints it (between the two ``=====`` lines included)."""
+    px = lambda v: _px(v, r.bits)  # noqa: E731
+    out = [REPORT_SEPARATOR, f"BUG: KASAN: {r.bug_type} in {r.ip.symbol()}"]
+    if r.kind == "Free":
+        out.append(f"Free of addr {px(r.addr)} by task {r.comm}/{r.pid}")
+    elif r.size:
+        out.append(f"{r.kind} of size {r.size} at addr {px(r.addr)} by task {r.comm}/{r.pid}")
+    else:
+        out.append(f"{r.kind} at addr {px(r.addr)} by task {r.comm}/{r.pid}")
+    out.append("")
+    out.append(f"CPU: 0 UID: 0 PID: {r.pid} Comm: {r.comm} {_taint_text(r.tainted)} "
+               f"{r.kernel_release} #1")
+    if r.tainted:
+        out.append("Tainted: [B]=BAD_PAGE")
+    out.append(f"Hardware name: {r.hardware}")
+    out += ["Call Trace:", " <TASK>", r.ip.trace_line(), " </TASK>"]
+    if not r.has_metadata:
+        out.append(REPORT_SEPARATOR)
+        return "\n".join(out)
+    out.append("")
+    if r.cache_name is not None:
+        for title, track in (("Allocated", r.alloc_track), ("Freed", r.free_track)):
+            if track is not None:
+                out += [f"{title} by task {track.pid}:", track.frame.trace_line(), ""]
+        for title, track in zip(("Last potentially related work creation:",
+                                 "Second to last potentially related work creation:"),
+                                r.aux_stacks):
+            out += [title, track.frame.trace_line(), ""]
+        rel_bytes, rel_type, state = r.region_description()
+        out += [f"The buggy address belongs to the object at {px(r.object_addr)}",
+                f" which belongs to the cache {r.cache_name} of size {r.cache_object_size}",
+                f"The buggy address is located {rel_bytes} bytes {rel_type} of",
+                f" {state}{r.alloc_size}-byte region [{px(r.object_addr)}, "
+                f"{px(r.object_addr + r.alloc_size)})", ""]
+    if r.variable is not None:
+        out += ["The buggy address belongs to the variable:", f" {r.variable}", ""]
+    if r.stack_comm is not None:
+        out.append(f"The buggy address belongs to stack of task {r.stack_comm}")
+        if r.stack_frame_pc is not None:
+            out += [f" and is located at offset {r.stack_frame_offset} in frame:",
+                    f" {r.stack_frame_pc.symbol()}", ""]
+            n = len(r.stack_frame_objects)
+            out.append(f"This frame has {n} object{'s' if n != 1 else ''}:")
+            out += [f" [{a}, {b}) '{name}'" for a, b, name in r.stack_frame_objects]
+        out.append("")
+    if r.vmalloc_description is not None:
+        out += [f"The buggy address belongs to a {r.vmalloc_description}", ""]
+    if r.page_lines:
+        out.append("The buggy address belongs to the physical page:")
+        out += r.page_lines
+        out += ["page dumped because: kasan: bad access detected", ""]
+    out.append("Memory state around the buggy address:")
+    out += format_memory_state(r.meta_row_start, r.meta_rows, r.first_bad_addr, r.bits)
+    out.append(REPORT_SEPARATOR)
+    return "\n".join(out)
+
+
+def format_memory_state(row_start: int, rows: list[bytes], first_bad_addr: int,
+                        bits: int) -> list[str]:
+    """``print_memory_metadata()``: rows labelled with memory addresses, ``^`` under the granule."""
+    lines = []
+    row_bytes = META_BYTES_PER_ROW * 8
+    for i, data in enumerate(rows):
+        row = row_start + i * row_bytes
+        guilty = row <= first_bad_addr < row + row_bytes
+        lines.append(f"{'>' if guilty else ' '}{_px(row, bits)}: " + " ".join(f"{b:02x}" for b in data))
+        if guilty:
+            off = 3 + 2 * (bits // 8) + 3 * ((first_bad_addr - row) // 8) + 1
+            lines.append(" " * (off - 1) + "^")
+    return lines

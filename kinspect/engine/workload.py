@@ -1,0 +1,576 @@
+"""Workload files (``.kw``): parsing into immutable events, and running them on a Machine.
+
+The language is documented in docs/workloads.md. Parsing reads the file line by line and
+checks everything it can before anything runs (unknown statements, bad numbers, variables used
+before they are bound or bound to the wrong kind of thing), naming ``FILE:LINE:COL``.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .errors import WorkloadError
+from .kasan import KASAN_GRANULE_SIZE
+from .machine import Machine
+from .report import BadAccess, Frame
+from .slab import SLAB_FLAG_NAMES
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SIZE = re.compile(r"(0x[0-9a-fA-F]+|\d+)([KMGT]?)\Z")
+_ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(0x[0-9a-fA-F]+|\d+))?\Z")
+_FRAME_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:@(0x[0-9a-fA-F]+|\d+))?:(0x[0-9a-fA-F]+|\d+)\Z")
+_SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+
+BUG_TYPES = frozenset({
+    "out-of-bounds", "slab-out-of-bounds", "slab-use-after-free", "use-after-free",
+    "global-out-of-bounds", "stack-out-of-bounds", "alloca-out-of-bounds",
+    "vmalloc-out-of-bounds", "double-free", "invalid-free", "null-ptr-deref",
+    "user-memory-access", "wild-memory-access", "unknown-crash"})
+
+ADDR, CACHE, POOL = "address", "kmem_cache", "mempool"
+
+
+class Addr(NamedTuple):
+    """An address operand: ``VAR``, ``VAR+N``, ``VAR-N`` or a literal (var None)."""
+
+    var: str | None
+    offset: int
+
+
+class Event(NamedTuple):
+    """One statement of a workload."""
+
+    index: int                  # 0-based event number
+    path: str
+    line: int
+    text: str                   # the line as written (without the comment)
+    op: str
+    target: str | None          # VAR of ``VAR = ...``
+    args: tuple
+    frame: Frame                # where it happens: ``func+0xOFF/0xLEN FILE:LINE``
+
+
+@dataclass
+class Workload:
+    path: str
+    events: list[Event] = field(default_factory=list)
+
+
+def parse_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
+    """Parse a workload file (or the given lines, named path) into events."""
+    was_enabled = gc.isenabled()
+    gc.disable()            # see WorkloadRunner.run()
+    try:
+        return _parse_workload(path, lines)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse_workload(path: str, lines: Iterable[str] | None) -> Workload:
+    if lines is None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return _parse(path, f)
+        except OSError as e:
+            raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
+        except UnicodeDecodeError as e:
+            raise WorkloadError(f"not UTF-8 text ({e.reason})", path) from None
+    return _parse(path, lines)
+
+
+class _LineParser:
+    def __init__(self, path: str, lineno: int, raw: str, kinds: dict[str, str]) -> None:
+        self.path, self.lineno, self.raw, self.kinds = path, lineno, raw, kinds
+        self.words = raw.split()
+        self.first = 0              # words consumed by ``VAR =``
+        self._cols: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.words) - self.first
+
+    def word(self, i: int) -> str:
+        return self.words[self.first + i]
+
+    def col(self, i: int) -> int:
+        """1-based column of operand i (found only when an error needs it)."""
+        if self._cols is None:
+            self._cols = [m.start() + 1 for m in re.finditer(r"\S+", self.raw)]
+        return self._cols[self.first + i]
+
+    def pairs(self, start: int):
+        return [(self.word(i), self.col(i)) for i in range(start, len(self))]
+
+    def error(self, message: str, col: int | None) -> WorkloadError:
+        return WorkloadError(message, self.path, self.lineno, col)
+
+    def number(self, i: int, what: str, signed: bool = False) -> int:
+        tok = self.token(i, what)
+        neg = signed and tok.startswith("-")
+        m = _SIZE.match(tok[1:] if neg else tok)
+        if not m:
+            raise self.error(f"{what} must be a number (decimal, 0x hex, or with K/M/G/T), "
+                             f"not {tok!r}", self.col(i))
+        value = int(m.group(1), 0) << _SUFFIX[m.group(2)]
+        return -value if neg else value
+
+    def token(self, i: int, what: str) -> str:
+        if i >= len(self.words) - self.first:
+            raise self.error(f"missing {what}", len(self.raw.rstrip()) + 2)
+        return self.words[self.first + i]
+
+    def name(self, i: int, what: str) -> str:
+        tok = self.token(i, what)
+        if not _NAME.match(tok):
+            raise self.error(f"{what} must be a name, not {tok!r}", self.col(i))
+        return tok
+
+    def var(self, i: int, kind: str, what: str) -> str:
+        tok = self.token(i, what)
+        have = self.kinds.get(tok)
+        if have is None:
+            raise self.error(f"{tok!r} is not defined", self.col(i))
+        if have != kind:
+            raise self.error(f"{tok!r} is a {have}, not a {kind}", self.col(i))
+        return tok
+
+    def addr(self, i: int, what: str = "address") -> Addr:
+        tok = self.token(i, what)
+        if tok == "NULL":
+            return Addr(None, 0)
+        if tok.lower().startswith("0x"):
+            try:
+                return Addr(None, int(tok, 16))
+            except ValueError:
+                raise self.error(f"bad hex address {tok!r}", self.col(i)) from None
+        m = _ADDR.match(tok)
+        if not m:
+            raise self.error(f"{what} must be VAR, VAR+N, VAR-N or a 0x address, "
+                             f"not {tok!r}", self.col(i))
+        name, sign, num = m.groups()
+        have = self.kinds.get(name)
+        if have is None:
+            raise self.error(f"{name!r} is not defined", self.col(i))
+        if have != ADDR:
+            raise self.error(f"{name!r} is a {have}, not an address", self.col(i))
+        offset = int(num, 0) if num else 0
+        return Addr(name, -offset if sign == "-" else offset)
+
+    def arity(self, n_min: int, n_max: int, usage: str) -> None:
+        if len(self) > n_max:
+            raise self.error(f"too many operands; usage: {usage}", self.col(n_max))
+        if len(self) < n_min:
+            raise self.error(f"missing operand; usage: {usage}", len(self.raw.rstrip()) + 2)
+
+
+# statement -> (usage, kind of the bound variable or None if it binds nothing)
+_VALUE_OPS = {
+    "kmalloc": ("VAR = kmalloc SIZE", ADDR), "kzalloc": ("VAR = kzalloc SIZE", ADDR),
+    "kmalloc_node": ("VAR = kmalloc_node SIZE NODE", ADDR),
+    "krealloc": ("VAR = krealloc PTR SIZE", ADDR), "ksize": ("VAR = ksize PTR", ADDR),
+    "kmem_cache_create": ("VAR = kmem_cache_create NAME SIZE [ALIGN] [FLAG ...]", CACHE),
+    "kmem_cache_alloc": ("VAR = kmem_cache_alloc CACHE", ADDR),
+    "alloc_pages": ("VAR = alloc_pages ORDER", ADDR), "vmalloc": ("VAR = vmalloc SIZE", ADDR),
+    "mempool_create_kmalloc_pool": ("VAR = mempool_create_kmalloc_pool MIN SIZE", POOL),
+    "mempool_create_slab_pool": ("VAR = mempool_create_slab_pool MIN CACHE", POOL),
+    "mempool_create_page_pool": ("VAR = mempool_create_page_pool MIN ORDER", POOL),
+    "mempool_alloc": ("VAR = mempool_alloc POOL", ADDR),
+    "global": ("VAR = global NAME SIZE", ADDR), "alloca": ("VAR = alloca SIZE", ADDR),
+}
+
+
+def _parse(path: str, lines: Iterable[str]) -> Workload:
+    wl = Workload(path)
+    kinds: dict[str, str] = {}
+    func, func_len, func_line = "kinspect_main", 0x400, 0
+    for lineno, raw_line in enumerate(lines, 1):
+        raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
+        if not raw.strip():
+            continue
+        lp = _LineParser(path, lineno, raw, kinds)
+        target = None
+        if len(lp) >= 2 and lp.word(1) == "=":
+            target = lp.name(0, "variable")
+            lp.first = 2
+            if not len(lp):
+                raise lp.error("missing statement after '='", len(raw) + 2)
+        op = lp.word(0)
+        if target is not None and op not in _VALUE_OPS:
+            raise lp.error(f"{op!r} gives no value to bind", lp.col(0))
+        args, binds = _parse_args(lp, op, target)
+        if target is not None:
+            kinds[target] = binds
+        if op == "frame":
+            for name, _off, _size in args:
+                kinds[name] = ADDR
+        if op == "func":
+            func, func_len, func_line = args[0], args[1], lineno
+        frame = Frame(func, min((lineno - func_line) * 0x10, func_len - 1), func_len, path,
+                      lineno)
+        wl.events.append(Event(len(wl.events), path, lineno, raw.strip(), op, target, args,
+                               frame))
+    return wl
+
+
+def _parse_args(lp: _LineParser, op: str, target: str | None):
+    """Operands of one statement, checked; and the kind of value it binds."""
+    n = len(lp)
+    if op in _VALUE_OPS:
+        usage, binds = _VALUE_OPS[op]
+    else:
+        binds = None
+    if op == "task":
+        lp.arity(3, 3, "task COMM PID")
+        return (lp.word(1), lp.number(2, "PID")), None
+    if op == "func":
+        lp.arity(2, 3, "func NAME [LEN]")
+        length = lp.number(2, "LEN") if n > 2 else 0x400
+        if length <= 0:
+            raise lp.error("LEN must be positive", lp.col(2))
+        return (lp.name(1, "function name"), length), None
+    if op in ("kmalloc", "kzalloc", "vmalloc", "alloca"):
+        lp.arity(2, 2, usage)
+        return (lp.number(1, "SIZE"),), binds
+    if op == "kmalloc_node":
+        lp.arity(3, 3, usage)
+        return (lp.number(1, "SIZE"), lp.number(2, "NODE")), binds
+    if op == "krealloc":
+        lp.arity(3, 3, usage)
+        return (lp.addr(1, "PTR"), lp.number(2, "SIZE")), binds
+    if op in ("ksize", "kfree", "kfree_sensitive", "vfree", "call_rcu", "queue_work"):
+        lp.arity(2, 2, f"{op} PTR")
+        return (lp.addr(1, "PTR"),), (ADDR if target else None)
+    if op == "kmem_cache_create":
+        lp.arity(3, 8, usage)
+        name, size = lp.word(1), lp.number(2, "SIZE")
+        align, flags, ctor = 0, 0, False
+        for i in range(3, n):
+            tok, col = lp.word(i), lp.col(i)
+            if tok == "ctor":
+                ctor = True
+            elif tok in SLAB_FLAG_NAMES:
+                flags |= SLAB_FLAG_NAMES[tok]
+            elif i == 3 and _SIZE.match(tok):
+                align = lp.number(3, "ALIGN")
+                if align & (align - 1):
+                    raise lp.error("ALIGN must be a power of two", col)
+            else:
+                raise lp.error(f"unknown flag {tok!r} (known: ctor, "
+                               f"{', '.join(sorted(SLAB_FLAG_NAMES))})", col)
+        if size <= 0:
+            raise lp.error("SIZE must be positive", lp.col(2))
+        return (name, size, align, flags, ctor), binds
+    if op == "kmem_cache_alloc":
+        lp.arity(2, 2, usage)
+        return (lp.var(1, CACHE, "CACHE"),), binds
+    if op == "kmem_cache_free":
+        lp.arity(3, 3, "kmem_cache_free CACHE PTR")
+        return (lp.var(1, CACHE, "CACHE"), lp.addr(2, "PTR")), None
+    if op == "kmem_cache_destroy":
+        lp.arity(2, 2, "kmem_cache_destroy CACHE")
+        return (lp.var(1, CACHE, "CACHE"),), None
+    if op == "alloc_pages":
+        lp.arity(2, 2, usage)
+        return (_order(lp, 1),), binds
+    if op == "__free_pages":
+        lp.arity(3, 3, "__free_pages PTR ORDER")
+        return (lp.addr(1, "PTR"), _order(lp, 2)), None
+    if op == "mempool_create_kmalloc_pool":
+        lp.arity(3, 3, usage)
+        return (lp.number(1, "MIN"), lp.number(2, "SIZE")), binds
+    if op == "mempool_create_slab_pool":
+        lp.arity(3, 3, usage)
+        return (lp.number(1, "MIN"), lp.var(2, CACHE, "CACHE")), binds
+    if op == "mempool_create_page_pool":
+        lp.arity(3, 3, usage)
+        return (lp.number(1, "MIN"), _order(lp, 2)), binds
+    if op == "mempool_alloc":
+        lp.arity(2, 2, usage)
+        return (lp.var(1, POOL, "POOL"),), binds
+    if op == "mempool_free":
+        lp.arity(3, 3, "mempool_free PTR POOL")
+        return (lp.addr(1, "PTR"), lp.var(2, POOL, "POOL")), None
+    if op == "mempool_destroy":
+        lp.arity(2, 2, "mempool_destroy POOL")
+        return (lp.var(1, POOL, "POOL"),), None
+    if op == "global":
+        lp.arity(3, 3, usage)
+        size = lp.number(2, "SIZE")
+        if size <= 0:
+            raise lp.error("SIZE must be positive", lp.col(2))
+        return (lp.name(1, "global name"), size), binds
+    if op == "frame":
+        if n < 2:
+            raise lp.error("missing operand; usage: frame VAR:SIZE [VAR:SIZE ...]", len(lp.raw) + 2)
+        objs = []
+        prev_end = None
+        for tok, col in lp.pairs(1):
+            m = _FRAME_VAR.match(tok)
+            if not m:
+                raise lp.error(f"frame variable must be VAR:SIZE or VAR@OFF:SIZE, not {tok!r}", col)
+            name, off, size = m.group(1), m.group(2), int(m.group(3), 0)
+            if size <= 0:
+                raise lp.error("a frame variable needs a positive size", col)
+            if off is None:
+                off = 32 if prev_end is None else -(-prev_end // 32) * 32 + 32
+            else:
+                off = int(off, 0)
+                if off % KASAN_GRANULE_SIZE or (prev_end is not None and off < prev_end + 8) \
+                        or off < 8:
+                    raise lp.error("frame offsets must be granule aligned, increasing, and "
+                                   "leave a redzone before each variable", col)
+            objs.append((name, off, size))
+            prev_end = off + size
+        return tuple(objs), None
+    if op in ("read", "write", "memset"):
+        lp.arity(3, 3, f"{op} ADDR SIZE")
+        return (lp.addr(1), lp.number(2, "SIZE")), None
+    if op in ("memcpy", "memmove"):
+        lp.arity(4, 4, f"{op} DST SRC SIZE")
+        return (lp.addr(1, "DST"), lp.addr(2, "SRC"),
+                lp.number(3, "SIZE", signed=(op == "memmove"))), None
+    if op == "rcu_barrier":
+        lp.arity(1, 1, "rcu_barrier")
+        return (), None
+    if op == "expect":
+        if n < 2:
+            raise lp.error("missing operand; usage: expect TYPE [TYPE ...] | expect none",
+                           len(lp.raw) + 2)
+        types = [lp.word(i) for i in range(1, n)]
+        if types == ["none"]:
+            return (), None
+        for tok, col in lp.pairs(1):
+            if tok not in BUG_TYPES:
+                raise lp.error(f"unknown bug type {tok!r}", col)
+        return tuple(types), None
+    raise lp.error(f"unknown statement {op!r} (see docs/workloads.md)", lp.col(0))
+
+
+def _order(lp: _LineParser, i: int) -> int:
+    order = lp.number(i, "ORDER")
+    if order > 20:
+        raise lp.error("ORDER must be a page order (0..MAX_PAGE_ORDER)", lp.col(i))
+    return order
+
+
+@dataclass
+class StepOutcome:
+    """What one event did: the reports it produced, and a failed expectation if any."""
+
+    event: Event
+    reports: list[BadAccess]
+    expect_failure: str | None = None
+
+
+class WorkloadRunner:
+    """Runs a workload's events one at a time on a Machine."""
+
+    def __init__(self, machine: Machine, workload: Workload) -> None:
+        self.machine = machine
+        self.workload = workload
+        self.values: dict[str, object] = {}
+        self.position = 0
+        self.last_reports: list[BadAccess] = []
+        self.expect_failures: list[str] = []
+        self._mask = (1 << machine.bits) - 1
+        self._ops = {name[3:]: getattr(self, name) for name in dir(self)
+                     if name.startswith("op_")}
+
+    def __iter__(self) -> Iterator[StepOutcome]:
+        while self.position < len(self.workload.events):
+            yield self.step()
+
+    def run(self) -> list[str]:
+        """Run every remaining event; the failed expectations.
+
+        The cyclic garbage collector is paused meanwhile: the engine frees its objects by
+        reference counting, and collections over millions of live records cost more than
+        the events themselves.
+        """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(self) -> list[str]:
+        events = self.workload.events
+        m = self.machine
+        reports = m.reports
+        ops = self._ops
+        values = self.values
+        mask = self._mask
+        kmalloc, kfree = m.kmalloc, m.kfree
+        last_start = last_end = len(reports)
+        pos, end = self.position, len(events)
+        while pos < end:
+            ev = events[pos]
+            pos += 1
+            m.ip = ev.frame
+            op = ev.op
+            before = len(reports)
+            # The two commonest statements take a short path; the rest dispatch by name.
+            if op == "kmalloc":
+                values[ev.target] = kmalloc(ev.args[0])
+            elif op == "kfree":
+                a = ev.args[0]
+                kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
+            elif op == "expect":
+                self._expect(ev, reports[last_start:last_end])
+                continue
+            else:
+                self.position = pos
+                value = ops[op](ev)
+                if ev.target is not None:
+                    values[ev.target] = value
+            last_start, last_end = before, len(reports)
+            for r in reports[before:]:
+                r.event_index = ev.index
+        self.position = pos
+        self.last_reports = reports[last_start:last_end]
+        return self.expect_failures
+
+    def step(self) -> StepOutcome:
+        """Run the next event."""
+        ev = self.workload.events[self.position]
+        self.position += 1
+        m = self.machine
+        m.ip = ev.frame
+        before = len(m.reports)
+        failures = len(self.expect_failures)
+        value = self._ops[ev.op](ev)
+        if ev.target is not None:
+            self.values[ev.target] = value
+        new = m.reports[before:]
+        if ev.op != "expect":
+            self.last_reports = new
+            for r in new:
+                r.event_index = ev.index
+        failure = self.expect_failures[-1] if len(self.expect_failures) > failures else None
+        return StepOutcome(ev, new, failure)
+
+    def _addr(self, a: Addr) -> int:
+        base = 0 if a.var is None else self.values[a.var]
+        return (base + a.offset) & self._mask
+
+    # One method per statement (docs/workloads.md).
+
+    def _expect(self, ev: Event, last: list[BadAccess]) -> None:
+        got = [r.bug_type for r in last]
+        want = list(ev.args)
+        if got != want:
+            self.expect_failures.append(
+                f"{ev.path}:{ev.line}: expected {' '.join(want) or 'none'}, "
+                f"got {' '.join(got) or 'none'}")
+
+    def op_expect(self, ev: Event) -> None:
+        self._expect(ev, self.last_reports)
+
+    def op_task(self, ev: Event) -> None:
+        self.machine.set_task(*ev.args)
+
+    def op_func(self, ev: Event) -> None:
+        self.machine.pop_frames()
+
+    def op_kmalloc(self, ev: Event) -> int:
+        return self.machine.kmalloc(ev.args[0])
+
+    op_kzalloc = op_kmalloc
+    op_kmalloc_node = op_kmalloc
+
+    def op_krealloc(self, ev: Event) -> int:
+        return self.machine.krealloc(self._addr(ev.args[0]), ev.args[1])
+
+    def op_ksize(self, ev: Event) -> int:
+        return self.machine.ksize(self._addr(ev.args[0]))
+
+    def op_kfree(self, ev: Event) -> None:
+        self.machine.kfree(self._addr(ev.args[0]))
+
+    def op_kfree_sensitive(self, ev: Event) -> None:
+        self.machine.kfree_sensitive(self._addr(ev.args[0]))
+
+    def op_kmem_cache_create(self, ev: Event):
+        return self.machine.kmem_cache_create(*ev.args)
+
+    def op_kmem_cache_alloc(self, ev: Event) -> int:
+        return self.machine.kmem_cache_alloc(self.values[ev.args[0]])
+
+    def op_kmem_cache_free(self, ev: Event) -> None:
+        self.machine.kmem_cache_free(self.values[ev.args[0]], self._addr(ev.args[1]))
+
+    def op_kmem_cache_destroy(self, ev: Event) -> None:
+        self.machine.kmem_cache_destroy(self.values[ev.args[0]])
+
+    def op_alloc_pages(self, ev: Event) -> int:
+        return self.machine.alloc_pages_addr(ev.args[0])
+
+    def op___free_pages(self, ev: Event) -> None:
+        try:
+            self.machine.free_pages_addr(self._addr(ev.args[0]), ev.args[1])
+        except ValueError as e:
+            raise WorkloadError(str(e), ev.path, ev.line) from None
+
+    def op_vmalloc(self, ev: Event) -> int:
+        return self.machine.vmalloc(ev.args[0])
+
+    def op_vfree(self, ev: Event) -> None:
+        self.machine.vfree(self._addr(ev.args[0]))
+
+    def op_mempool_create_kmalloc_pool(self, ev: Event):
+        return self.machine.mempool_create("kmalloc", ev.args[0], size=ev.args[1])
+
+    def op_mempool_create_slab_pool(self, ev: Event):
+        return self.machine.mempool_create("slab", ev.args[0], cache=self.values[ev.args[1]])
+
+    def op_mempool_create_page_pool(self, ev: Event):
+        return self.machine.mempool_create("page", ev.args[0], size=ev.args[1])
+
+    def op_mempool_alloc(self, ev: Event) -> int:
+        return self.machine.mempool_alloc(self.values[ev.args[0]])
+
+    def op_mempool_free(self, ev: Event) -> None:
+        self.machine.mempool_free(self._addr(ev.args[0]), self.values[ev.args[1]])
+
+    def op_mempool_destroy(self, ev: Event) -> None:
+        self.machine.mempool_destroy(self.values[ev.args[0]])
+
+    def op_global(self, ev: Event) -> int:
+        return self.machine.register_global(*ev.args)
+
+    def op_frame(self, ev: Event) -> None:
+        base = self.machine.push_frame([(off, size, name) for name, off, size in ev.args])
+        for name, off, _size in ev.args:
+            self.values[name] = base + off
+
+    def op_alloca(self, ev: Event) -> int:
+        return self.machine.alloca(ev.args[0])
+
+    def op_read(self, ev: Event) -> None:
+        self.machine.check_access(self._addr(ev.args[0]), ev.args[1], False)
+
+    def op_write(self, ev: Event) -> None:
+        self.machine.check_access(self._addr(ev.args[0]), ev.args[1], True)
+
+    op_memset = op_write
+
+    def op_memmove(self, ev: Event) -> None:
+        dst, src, size = ev.args
+        self.machine.memmove(self._addr(dst), self._addr(src), size & self._mask)
+
+    op_memcpy = op_memmove
+
+    def op_call_rcu(self, ev: Event) -> None:
+        self.machine.call_rcu(self._addr(ev.args[0]))
+
+    def op_queue_work(self, ev: Event) -> None:
+        self.machine.queue_work(self._addr(ev.args[0]))
+
+    def op_rcu_barrier(self, ev: Event) -> None:
+        self.machine.rcu_barrier()
