@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command is None:
-            return _run(str(DEMO_WORKLOAD), DEFAULT_PROFILE, None, "text")
+            return _run(_shown_path(DEMO_WORKLOAD), DEFAULT_PROFILE, None, "text")
         if args.command == "profiles":
             print(format_profiles_table(list_profiles()))
             return 0
@@ -59,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     except KinspectError as e:
         print(f"kinspect: {e}", file=sys.stderr)
         return 2
+
+
+def _shown_path(path: Path) -> str:
+    """A built-in file's path as a user would type it: relative when under the current directory."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _mem_option(text: str | None) -> int | None:

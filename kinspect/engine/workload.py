@@ -120,7 +120,7 @@ class _LineParser:
 
     def token(self, i: int, what: str) -> str:
         if i >= len(self.words) - self.first:
-            raise self.error(f"missing {what}", len(self.raw.rstrip()) + 2)
+            raise self.error(f"missing {what}", len(self.raw.rstrip()) + 1)
         return self.words[self.first + i]
 
     def name(self, i: int, what: str) -> str:
@@ -164,7 +164,7 @@ class _LineParser:
         if len(self) > n_max:
             raise self.error(f"too many operands; usage: {usage}", self.col(n_max))
         if len(self) < n_min:
-            raise self.error(f"missing operand; usage: {usage}", len(self.raw.rstrip()) + 2)
+            raise self.error(f"missing operand; usage: {usage}", len(self.raw.rstrip()) + 1)
 
 
 # statement -> (usage, kind of the bound variable or None if it binds nothing)
@@ -197,7 +197,7 @@ def _parse(path: str, lines: Iterable[str]) -> Workload:
             target = lp.name(0, "variable")
             lp.first = 2
             if not len(lp):
-                raise lp.error("missing statement after '='", len(raw) + 2)
+                raise lp.error("missing statement after '='", len(raw) + 1)
         op = lp.word(0)
         if target is not None and op not in _VALUE_OPS:
             raise lp.error(f"{op!r} gives no value to bind", lp.col(0))
@@ -305,7 +305,7 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         return (lp.name(1, "global name"), size), binds
     if op == "frame":
         if n < 2:
-            raise lp.error("missing operand; usage: frame VAR:SIZE [VAR:SIZE ...]", len(lp.raw) + 2)
+            raise lp.error("missing operand; usage: frame VAR:SIZE [VAR:SIZE ...]", len(lp.raw) + 1)
         objs = []
         prev_end = None
         for tok, col in lp.pairs(1):
@@ -339,7 +339,7 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
     if op == "expect":
         if n < 2:
             raise lp.error("missing operand; usage: expect TYPE [TYPE ...] | expect none",
-                           len(lp.raw) + 2)
+                           len(lp.raw) + 1)
         types = [lp.word(i) for i in range(1, n)]
         if types == ["none"]:
             return (), None
