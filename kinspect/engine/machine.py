@@ -635,7 +635,6 @@ class Machine:
             head = self.compound_head(self._direct_map_pfn(addr))
             ks = self.page_size << self.large[head][0] if head in self.large else 0
         if size <= ks:
-            self._quarantine_reduce()
             if slab is not None:
                 # __kasan_krealloc(): unpoison the new size, poison the kmalloc redzone.
                 self._unpoison_object(slab.cache, addr, size)
