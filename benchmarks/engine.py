@@ -1,7 +1,18 @@
 """Engine speed and memory: 1 million mixed kmalloc/kfree events on the x86_64 profile.
 
-Prints events/s for running the events (parsing excluded and included), and the peak RSS of a
-whole run at --mem 1G and --mem 1T (each in a fresh process, so the figures do not mix).
+For each mix, in a fresh process per memory size:
+- events/s of the engine on pre-parsed events (``WorkloadRunner.run``),
+- events/s of a streamed run as ``kinspect run`` does it (parse and run interleaved),
+- peak RSS of the streamed run, at --mem 1G and --mem 1T.
+
+Mixes:
+- ``small``: kmalloc sizes 1..32 (the commonest kernel requests). Its frees (about 22 MB of
+  slots) stay under the 1 GiB machine's quarantine (RAM/32 - 2 MiB = 30 MiB), so the simulated
+  kernel does the same at 1 GiB and 1 TiB: any RSS difference is the simulator's own cost of
+  a bigger machine.
+- ``mixed``: sizes 8..4096. Its frees overflow the 1 GiB quarantine, which evicts, while the
+  1 TiB machine's 32 GiB quarantine keeps every freed object: the simulated kernels differ,
+  and so does RSS.
 
     python benchmarks/engine.py [--events N]
 """
@@ -14,70 +25,82 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
-SIZES = [8, 16, 24, 32, 40, 64, 96, 100, 128, 192, 200, 256, 300, 512, 700, 1024, 2048, 4096]
-WEIGHTS = [8, 10, 6, 10, 4, 12, 6, 3, 8, 5, 2, 6, 2, 4, 1, 3, 2, 1]
+MIXES = {
+    "small": ([1, 2, 4, 6, 8, 12, 16, 20, 24, 32], [3, 3, 6, 2, 10, 4, 10, 3, 6, 8]),
+    "mixed": ([8, 16, 24, 32, 40, 64, 96, 100, 128, 192, 200, 256, 300, 512, 700, 1024, 2048,
+               4096], [8, 10, 6, 10, 4, 12, 6, 3, 8, 5, 2, 6, 2, 4, 1, 3, 2, 1]),
+}
 
 
-def mixed_workload(n_events: int, live_max: int = 4096, seed: int = 1) -> list[str]:
+def mixed_workload(n_events: int, sizes: str, live_max: int = 4096,
+                   seed: int = 1) -> Iterator[str]:
     """A deterministic kmalloc/kfree mix with at most live_max live objects."""
+    values, weights = MIXES[sizes]
     rng = random.Random(seed)
-    lines = ["task bench 1", "func bench_alloc_free 0x1000"]
+    yield "task bench 1"
+    yield "func bench_alloc_free 0x1000"
     free_slots = list(range(live_max))
     live: list[int] = []
     for _ in range(n_events):
         if live and (not free_slots or rng.random() < 0.5):
             i = live.pop(rng.randrange(len(live)))
-            lines.append(f"kfree p{i}")
+            yield f"kfree p{i}"
             free_slots.append(i)
         else:
             i = free_slots.pop()
             live.append(i)
-            size = rng.choices(SIZES, WEIGHTS)[0]
-            lines.append(f"p{i} = kmalloc {size}")
-    return lines
+            yield f"p{i} = kmalloc {rng.choices(values, weights)[0]}"
 
 
-def run_once(n_events: int, mem: str) -> dict:
+def run_once(n_events: int, mem: str, sizes: str) -> dict:
     from kinspect.engine.machine import Machine
     from kinspect.engine.profile import load_profile, parse_size
-    from kinspect.engine.workload import WorkloadRunner, parse_workload
+    from kinspect.engine.workload import WorkloadRunner, iter_workload, parse_workload
 
-    lines = mixed_workload(n_events)
+    profile = load_profile("x86_64", parse_size(mem))
+    machine = Machine(profile)
     t0 = time.perf_counter()
-    workload = parse_workload("<bench>", lines)
+    runner = WorkloadRunner(machine, iter_workload("<bench>", mixed_workload(n_events, sizes)))
+    runner.run()
     t1 = time.perf_counter()
-    machine = Machine(load_profile("x86_64", parse_size(mem)))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    events = runner.position
+    quarantine = machine.quarantine.total_bytes()
+    workload = parse_workload("<bench>", mixed_workload(n_events, sizes))
+    machine = Machine(profile)
     runner = WorkloadRunner(machine, workload)
     t2 = time.perf_counter()
     runner.run()
     t3 = time.perf_counter()
-    return {"events": len(workload.events), "parse_s": t1 - t0, "run_s": t3 - t2,
-            "reports": len(machine.reports),
-            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"events": events, "stream_s": t1 - t0, "run_s": t3 - t2, "rss": rss,
+            "quarantine": quarantine}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        r = run_once(args.events, args.child)
-        print(f"{r['events']} {r['parse_s']} {r['run_s']} {r['reports']} {r['maxrss_mib']}")
+        r = run_once(args.events, *args.child)
+        print(r["events"], r["stream_s"], r["run_s"], r["rss"], r["quarantine"])
         return
-    results = {}
-    for mem in ("1G", "1T"):
-        out = subprocess.run([sys.executable, __file__, "--events", str(args.events),
-                              "--child", mem], check=True, capture_output=True, text=True)
-        events, parse_s, run_s, reports, rss = out.stdout.split()
-        results[mem] = (int(events), float(parse_s), float(run_s), int(reports), float(rss))
-    for mem, (events, parse_s, run_s, reports, rss) in results.items():
-        print(f"--mem {mem}: {events} events, run {run_s:.2f} s = {events / run_s:,.0f} events/s "
-              f"(with parsing {events / (run_s + parse_s):,.0f} events/s), {reports} reports, "
-              f"peak RSS {rss:.1f} MiB")
-    rss_1g, rss_1t = results["1G"][4], results["1T"][4]
-    print(f"peak RSS 1T vs 1G: {100 * (rss_1t - rss_1g) / rss_1g:+.1f} %")
+    for sizes in MIXES:
+        rss = {}
+        for mem in ("1G", "1T"):
+            out = subprocess.run([sys.executable, __file__, "--events", str(args.events),
+                                  "--child", mem, sizes],
+                                 check=True, capture_output=True, text=True)
+            events, stream_s, run_s, peak, quarantine = out.stdout.split()
+            events, stream_s, run_s = int(events), float(stream_s), float(run_s)
+            rss[mem] = float(peak)
+            print(f"{sizes:5} --mem {mem}: {events} events: engine {events / run_s:,.0f} "
+                  f"events/s, streamed with parsing {events / stream_s:,.0f} events/s, "
+                  f"quarantine at end {int(quarantine) / 2**20:.1f} MiB, "
+                  f"peak RSS {rss[mem]:.1f} MiB")
+        print(f"{sizes:5} peak RSS 1T vs 1G: {100 * (rss['1T'] - rss['1G']) / rss['1G']:+.1f} %")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from .engine.machine import Machine
 from .engine.profile import format_profiles_table, format_size, list_profiles, load_profile, \
     parse_size
 from .engine.report import format_report
-from .engine.workload import WorkloadRunner, parse_workload
+from .engine.workload import WorkloadRunner, iter_workload
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_WORKLOAD = SAMPLES / "workloads" / "demo.kw"
@@ -80,15 +80,19 @@ def _mem_option(text: str | None) -> int | None:
 
 def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str) -> int:
     profile = load_profile(profile_name, _mem_option(mem))
-    workload = parse_workload(workload_path)
     machine = Machine(profile)
-    runner = WorkloadRunner(machine, workload)
-    failures = runner.run()
-    if fmt == "text":
-        for r in machine.reports:
-            print(format_report(r))
+    runner = WorkloadRunner(machine, iter_workload(workload_path))
+
+    def print_reports(reports):
+        for r in reports:
+            print(format_report(r), flush=False)
+
+    try:
+        failures = runner.run(print_reports if fmt == "text" else None)
+    finally:
+        sys.stdout.flush()
     summary = machine.summary()
-    summary["events"] = len(workload.events)
+    summary["events"] = runner.position
     summary["profile"] = profile.name
     summary["mem_total"] = profile.mem_total
     if fmt == "json":

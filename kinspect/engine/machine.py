@@ -885,7 +885,8 @@ class Machine:
                 sh.set_byte(base + off + size, size & 7)
         right = round_up(last_end, KASAN_GRANULE_SIZE)
         sh.poison(base + right, frame_size - right, KASAN_STACK_RIGHT)
-        frame = StackFrame(base, frame_size, self.ip,
+        # frame[2] is the function's own address: its symbol has offset 0.
+        frame = StackFrame(base, frame_size, self.ip._replace(offset=0),
                            [(off, off + size, name) for off, size, name in objects])
         task.frames.append(frame)
         return base

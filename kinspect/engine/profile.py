@@ -236,14 +236,18 @@ def find_profile_path(name_or_path: str) -> str:
         return name_or_path
     path = PROFILES_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(PROFILES_DIR.glob("*.toml")))
+        known = ", ".join(_builtin_names())
         raise ProfileError(f"unknown profile (built-in profiles: {known})", path=name_or_path)
     return str(path)
 
 
 def list_profiles() -> list[ArchProfile]:
     """Every built-in profile, sorted by name."""
-    return [load_profile(str(p)) for p in sorted(PROFILES_DIR.glob("*.toml"))]
+    return [load_profile(name) for name in _builtin_names()]
+
+
+def _builtin_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
 def load_profile(name_or_path: str, mem: int | None = None) -> ArchProfile:
@@ -366,6 +370,10 @@ class _Source:
         self.path = path
         self.text = text
         self.positions = _key_positions(text)
+        # A memory range written with 'size' is blamed there when its end is at fault.
+        for key, position in list(self.positions.items()):
+            if key[-1] == "size":
+                self.positions.setdefault(key[:-1] + ("end",), position)
 
     def parse(self) -> dict:
         try:

@@ -61,26 +61,25 @@ class Workload:
 
 
 def parse_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
-    """Parse a workload file (or the given lines, named path) into events."""
-    was_enabled = gc.isenabled()
-    gc.disable()            # see WorkloadRunner.run()
+    """Parse a whole workload file (or the given lines, named path) into a list of events."""
+    return Workload(path, list(iter_workload(path, lines)))
+
+
+def iter_workload(path: str, lines: Iterable[str] | None = None) -> Iterator[Event]:
+    """The events of a workload file, parsed one line at a time as they are consumed.
+
+    A huge workload is never read whole: errors surface when their line is reached.
+    """
+    if lines is not None:
+        yield from _parse(path, lines)
+        return
     try:
-        return _parse_workload(path, lines)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _parse_workload(path: str, lines: Iterable[str] | None) -> Workload:
-    if lines is None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return _parse(path, f)
-        except OSError as e:
-            raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
-        except UnicodeDecodeError as e:
-            raise WorkloadError(f"not UTF-8 text ({e.reason})", path) from None
-    return _parse(path, lines)
+        with open(path, encoding="utf-8") as f:
+            yield from _parse(path, f)
+    except OSError as e:
+        raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
+    except UnicodeDecodeError as e:
+        raise WorkloadError(f"not UTF-8 text ({e.reason})", path) from None
 
 
 class _LineParser:
@@ -183,9 +182,9 @@ _VALUE_OPS = {
 }
 
 
-def _parse(path: str, lines: Iterable[str]) -> Workload:
-    wl = Workload(path)
+def _parse(path: str, lines: Iterable[str]) -> Iterator[Event]:
     kinds: dict[str, str] = {}
+    index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
     for lineno, raw_line in enumerate(lines, 1):
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
@@ -211,9 +210,8 @@ def _parse(path: str, lines: Iterable[str]) -> Workload:
             func, func_len, func_line = args[0], args[1], lineno
         frame = Frame(func, min((lineno - func_line) * 0x10, func_len - 1), func_len, path,
                       lineno)
-        wl.events.append(Event(len(wl.events), path, lineno, raw.strip(), op, target, args,
-                               frame))
-    return wl
+        yield Event(index, path, lineno, raw.strip(), op, target, args, frame)
+        index += 1
 
 
 def _parse_args(lp: _LineParser, op: str, target: str | None):
@@ -367,13 +365,13 @@ class StepOutcome:
 
 
 class WorkloadRunner:
-    """Runs a workload's events one at a time on a Machine."""
+    """Runs a workload's events, in order, on a Machine (events are consumed as they come)."""
 
-    def __init__(self, machine: Machine, workload: Workload) -> None:
+    def __init__(self, machine: Machine, events: Workload | Iterable[Event]) -> None:
         self.machine = machine
-        self.workload = workload
+        self._events = iter(events.events if isinstance(events, Workload) else events)
         self.values: dict[str, object] = {}
-        self.position = 0
+        self.position = 0                   # events run so far
         self.last_reports: list[BadAccess] = []
         self.expect_failures: list[str] = []
         self._mask = (1 << machine.bits) - 1
@@ -381,12 +379,13 @@ class WorkloadRunner:
                      if name.startswith("op_")}
 
     def __iter__(self) -> Iterator[StepOutcome]:
-        while self.position < len(self.workload.events):
-            yield self.step()
+        while (outcome := self.step()) is not None:
+            yield outcome
 
-    def run(self) -> list[str]:
+    def run(self, on_reports=None) -> list[str]:
         """Run every remaining event; the failed expectations.
 
+        ``on_reports(reports)`` is called with the new reports of each event that made some.
         The cyclic garbage collector is paused meanwhile: the engine frees its objects by
         reference counting, and collections over millions of live records cost more than
         the events themselves.
@@ -394,13 +393,12 @@ class WorkloadRunner:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._run()
+            return self._run(on_reports)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _run(self) -> list[str]:
-        events = self.workload.events
+    def _run(self, on_reports) -> list[str]:
         m = self.machine
         reports = m.reports
         ops = self._ops
@@ -408,10 +406,8 @@ class WorkloadRunner:
         mask = self._mask
         kmalloc, kfree = m.kmalloc, m.kfree
         last_start = last_end = len(reports)
-        pos, end = self.position, len(events)
-        while pos < end:
-            ev = events[pos]
-            pos += 1
+        for ev in self._events:
+            self.position += 1
             m.ip = ev.frame
             op = ev.op
             before = len(reports)
@@ -425,20 +421,24 @@ class WorkloadRunner:
                 self._expect(ev, reports[last_start:last_end])
                 continue
             else:
-                self.position = pos
                 value = ops[op](ev)
                 if ev.target is not None:
                     values[ev.target] = value
-            last_start, last_end = before, len(reports)
-            for r in reports[before:]:
-                r.event_index = ev.index
-        self.position = pos
+            last_start = before
+            last_end = len(reports)
+            if last_end != before:
+                for r in reports[before:]:
+                    r.event_index = ev.index
+                if on_reports is not None:
+                    on_reports(reports[before:])
         self.last_reports = reports[last_start:last_end]
         return self.expect_failures
 
-    def step(self) -> StepOutcome:
-        """Run the next event."""
-        ev = self.workload.events[self.position]
+    def step(self) -> StepOutcome | None:
+        """Run the next event (None at the end of the workload)."""
+        ev = next(self._events, None)
+        if ev is None:
+            return None
         self.position += 1
         m = self.machine
         m.ip = ev.frame
