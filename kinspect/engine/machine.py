@@ -8,6 +8,7 @@ instrumented access (``check_access``). KASAN hooks are called where mm/ calls t
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 from .buddy import BuddyZone
@@ -17,14 +18,15 @@ from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_R
                     KASAN_SLAB_REDZONE, KASAN_STACK_LEFT, KASAN_STACK_MID, KASAN_STACK_RIGHT,
                     KASAN_VMALLOC_INVALID, get_shadow_bug_type, get_wild_bug_type,
                     kasan_find_first_bad_addr, memory_is_poisoned, round_down, round_up)
-from .memory import (PAGE_TYPE_NONE, PG_head, PG_reserved, PGTY_buddy, PGTY_slab,
-                     PAGEFLAG_NAMES, MemMap, PageState, STATE_OF_USE)
+from .memory import (FREE_PAGE, PAGE_TYPE_NONE, PAGEFLAG_NAMES, PG_head, PG_reserved,
+                     PGTY_buddy, PGTY_slab, STATE_OF_USE, MemMap, PageState, page_record)
 from .profile import ArchProfile
-from .report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, Track
+from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, StackDepot,
+                     Track)
 from .shadow.base import PageUse, ShadowScheme
 from .shadow.flat import FlatShadow
 from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TYPESAFE_BY_RCU,
-                   KmemCache, ObjectMeta, Quarantine, Slab, calculate_alignment,
+                   META_WORDS, KmemCache, ObjectMeta, Quarantine, Slab, calculate_alignment,
                    get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
@@ -100,10 +102,11 @@ class Machine:
                                            virtual_range_bytes=p.kasan_shadow_end
                                            - p.kasan_shadow_start)
         self._shadow_write = self.shadow.write
+        self._shadow_byte = self.shadow.shadow_byte
         self.zones = self._boot_zones()
         self.caches: list[KmemCache] = []
         self.slab_of_pfn: dict[int, Slab] = {}
-        self.meta: dict[int, tuple] = {}       # object address -> ObjectMeta fields
+        self.aux_stacks: dict[int, tuple] = {}   # object -> aux stack tracks, newest first
         self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
         self.vm_areas: list[VmArea] = []
@@ -112,10 +115,12 @@ class Machine:
         self.globals: list[tuple[int, int, int, str]] = []   # addr, size, size+redzone, name
         self.tasks: dict[int, Task] = {}
         self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
+        self._quarantine_put = self.quarantine.put
         self.rcu_pending: list[tuple[KmemCache, int]] = []
         self.reports: list[BadAccess] = []
         self.tainted = False
-        self.ip = Frame("kinspect_main", 0, 0x400)
+        self.depot = StackDepot()
+        self.set_ip(Frame("kinspect_main", 0, 0x400))
         self.task = self._get_task("swapper/0", 1)
         self.kmem_cache_cache = self._create_boot_cache("kmem_cache", p.sizeof_kmem_cache,
                                                         SLAB_HWCACHE_ALIGN)
@@ -151,8 +156,8 @@ class Machine:
             zones.append(bz)
             start = end
         for a, b in self._reserved:
-            self.memmap.set_range(a, b - a, flags=1 << PG_reserved, refcount=1,
-                                  state=PageState.RESERVED)
+            self.memmap.set_pages(a, b - a, page_record(PageState.RESERVED, refcount=1,
+                                                        flags=1 << PG_reserved))
         return zones
 
     def _minus_reserved(self, a: int, b: int):
@@ -258,8 +263,10 @@ class Machine:
         return self.zones[self.profile.zone_of_pfn(pfn)]
 
     def alloc_pages(self, order: int, use: PageUse = PageUse.PAGE_ALLOC,
-                    compound: bool = False) -> int | None:
-        """``alloc_pages()`` + ``post_alloc_hook()``: the head pfn, or None when out of memory."""
+                    compound: bool = False, cache: KmemCache | None = None) -> int | None:
+        """``alloc_pages()`` + ``post_alloc_hook()``: the head pfn, or None when out of memory.
+
+        A slab's pages carry their cache (``slab->slab_cache``) and the head the slab type."""
         if order > self.profile.max_order:
             return None
         pfn = self._buddy_alloc(order)
@@ -267,12 +274,16 @@ class Machine:
             return None
         n = 1 << order
         state = STATE_OF_USE[use]
-        self.memmap.set_range(pfn, n, flags=0, refcount=0, state=state, head=-1,
-                              page_type=PAGE_TYPE_NONE, order=0, cache=-1)
-        self.memmap.set_range(pfn, 1, refcount=1, order=order)
-        if compound and order:
-            self.memmap.set_range(pfn, 1, flags=1 << PG_head)
-            self.memmap.set_range(pfn + 1, n - 1, head=pfn)
+        cache_id = -1 if cache is None else cache.id
+        head_type = PAGE_TYPE_NONE if cache is None else PGTY_slab << 24
+        compound = compound and order > 0
+        memmap = self.memmap
+        if n > 1:
+            memmap.set_pages(pfn + 1, n - 1, page_record(state, cache=cache_id,
+                                                         head=pfn if compound else -1))
+        memmap.set_pages(pfn, 1, page_record(state, refcount=1, order=order, cache=cache_id,
+                                             flags=(1 << PG_head) if compound else 0,
+                                             page_type=head_type))
         self.pages[pfn] = (order, use)
         self.shadow.page_alloc(pfn, order, use)
         # kasan_unpoison_pages(): highmem pages have no shadow.
@@ -287,8 +298,7 @@ class Machine:
         if self.profile.is_lowmem_pfn(pfn):
             self.shadow.poison(self.page_address(pfn), n << self.page_shift, KASAN_PAGE_FREE)
         self.shadow.page_free(pfn, order)
-        self.memmap.set_range(pfn, n, flags=0, refcount=0, state=PageState.FREE, head=-1,
-                              page_type=PAGE_TYPE_NONE, order=0, cache=-1)
+        self.memmap.set_pages(pfn, n, FREE_PAGE)
         self._zone_of(pfn).free(pfn, order)
 
     # ----------------------------------------------------------------------------- slab
@@ -353,16 +363,15 @@ class Machine:
         """``allocate_slab()``: pages from the buddy, kasan_poison_slab(), object setup."""
         order = cache.layout.order
         pfn = self.alloc_pages(order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB,
-                               compound=True)
+                               compound=True, cache=cache)
         if pfn is None:
             return None
         n = 1 << order
-        self.memmap.set_range(pfn, n, cache=cache.id)
-        self.memmap.set_range(pfn, 1, page_type=PGTY_slab << 24)
         base = self.page_address(pfn)
         objects = cache.objects
         slab = Slab(cache=cache, pfn=pfn, base=base,
-                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)])
+                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)],
+                    meta=array("Q", bytes(8 * META_WORDS * objects)))
         for i in range(n):
             self.slab_of_pfn[pfn + i] = slab
         cache.slabs[pfn] = slab
@@ -376,8 +385,9 @@ class Machine:
         del cache.slabs[slab.pfn]
         for i in range(n):
             del self.slab_of_pfn[slab.pfn + i]
-        for i in range(cache.objects):
-            self.meta.pop(slab.base + i * cache.size, None)
+        if self.aux_stacks:
+            for i in range(cache.objects):
+                self.aux_stacks.pop(slab.base + i * cache.size, None)
         self.free_pages(slab.pfn, cache.layout.order)
 
     def _refill_cpu_slab(self, cache: KmemCache) -> Slab | None:
@@ -410,9 +420,23 @@ class Machine:
         elif was_full:
             cache.partial.append(slab)
 
-    def _track(self) -> tuple[int, Frame]:
-        """``kasan_save_track()``: (pid, stack); the stack is the current workload frame."""
-        return (self.task.pid, self.ip)
+    def set_ip(self, frame: Frame) -> None:
+        """Where the next calls come from (the stack saved by their tracks)."""
+        self.ip = frame
+        self.ip_handle = self.depot.save(frame)
+
+    def _track(self) -> int:
+        """``kasan_save_track()``: pid << 32 | the stack depot handle of the current frame."""
+        return self.task.pid << 32 | self.ip_handle
+
+    def _unpack_track(self, track: int) -> Track | None:
+        return Track(track >> 32, self.depot.fetch(track & 0xFFFFFFFF)) if track else None
+
+    def object_meta(self, slab: Slab, obj: int) -> ObjectMeta:
+        """KASAN's metadata of a slab object (``kasan_get_alloc_meta``/``_free_meta``)."""
+        i = (obj - slab.base) // slab.cache.size * META_WORDS
+        m = slab.meta
+        return ObjectMeta(m[i], m[i + 1], self.aux_stacks.get(obj, ()), m[i + 2])
 
     def _alloc_pattern(self, cache: KmemCache, size: int) -> bytes:
         """The object's shadow after ``unpoison_slab_object()`` + ``poison_kmalloc_redzone()``:
@@ -430,9 +454,15 @@ class Machine:
     def _unpoison_object(self, cache: KmemCache, obj: int, size: int) -> None:
         self.shadow.write(obj, cache.alloc_patterns.get(size) or self._alloc_pattern(cache, size))
 
-    def _save_alloc_info(self, cache: KmemCache, obj: int, size: int) -> None:
+    def _save_alloc_info(self, slab: Slab, obj: int, size: int) -> None:
         """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
-        self.meta[obj] = ((self.task.pid, self.ip), None, (), size)    # ObjectMeta
+        i = (obj - slab.base) // slab.cache.size * META_WORDS
+        meta = slab.meta
+        meta[i] = self.task.pid << 32 | self.ip_handle
+        meta[i + 1] = 0
+        meta[i + 2] = size
+        if self.aux_stacks:
+            self.aux_stacks.pop(obj, None)
 
     def _quarantine_reduce(self) -> None:
         """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
@@ -457,7 +487,7 @@ class Machine:
             size = cache.object_size
         self._shadow_write(obj, cache.alloc_patterns.get(size)
                            or self._alloc_pattern(cache, size))
-        self.meta[obj] = ((self.task.pid, self.ip), None, (), size)   # kasan_save_alloc_info()
+        self._save_alloc_info(slab, obj, size)
         return obj
 
     def kmalloc(self, size: int) -> int:
@@ -510,14 +540,15 @@ class Machine:
         granule when the free track is saved."""
         self._shadow_write(obj, cache.free_pattern)
         if cache.has_free_meta:
-            meta = self.meta.get(obj) or (None, None, (), 0)
-            self.meta[obj] = (meta[0], (self.task.pid, self.ip), meta[2], meta[3])
+            slab = self.slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
+            slab.meta[(obj - slab.base) // cache.size * META_WORDS + 1] = \
+                self.task.pid << 32 | self.ip_handle
 
     def _slab_free(self, cache: KmemCache, slab: Slab, obj: int) -> None:
         """``slab_free()`` → ``slab_free_hook()`` → KASAN → quarantine or freelist."""
         offset = obj - slab.base
-        if (offset % cache.size or offset >= cache.size * cache.objects
-                or self.shadow.shadow_byte(obj) >= KASAN_GRANULE_SIZE):
+        if (offset % cache.size or offset >= cache.slab_bytes
+                or self._shadow_byte(obj) >= KASAN_GRANULE_SIZE):
             self._check_slab_allocation(cache, slab, obj)    # reports which of the two
             return
         if cache.flags & SLAB_TYPESAFE_BY_RCU:
@@ -527,7 +558,7 @@ class Machine:
             return
         self._poison_slab_object(cache, obj)
         if cache.has_free_meta:
-            self.quarantine.put(cache, obj)
+            self._quarantine_put(cache, obj)
         else:
             self._slab_free_to_freelist(cache, obj)
 
@@ -584,10 +615,7 @@ class Machine:
         if slab is None:
             return
         obj = slab.cache.nearest_obj(slab, addr)
-        meta = self.meta.get(obj)
-        if meta is None:
-            return
-        self.meta[obj] = (meta[0], meta[1], (self._track(),) + meta[2][:1], meta[3])
+        self.aux_stacks[obj] = (self._track(),) + self.aux_stacks.get(obj, ())[:1]
 
     def call_rcu(self, addr: int) -> None:
         self._record_aux_stack(addr)
@@ -638,7 +666,7 @@ class Machine:
             if slab is not None:
                 # __kasan_krealloc(): unpoison the new size, poison the kmalloc redzone.
                 self._unpoison_object(slab.cache, addr, size)
-                self._save_alloc_info(slab.cache, addr, size)
+                self._save_alloc_info(slab, addr, size)
             else:
                 head = self.compound_head(self._direct_map_pfn(addr))
                 order = self.large[head][0]
@@ -764,7 +792,7 @@ class Machine:
             return
         size = pool.size if pool.kind == "kmalloc" else slab.cache.object_size
         self._unpoison_object(slab.cache, element, size)
-        self._save_alloc_info(slab.cache, element, size)
+        self._save_alloc_info(slab, element, size)
 
     def mempool_free(self, element: int, pool: Mempool) -> None:
         """``mempool_free()``: back into the reserve while it is below min_nr."""
@@ -990,14 +1018,11 @@ class Machine:
             r.cache_object_size = cache.object_size
             r.object_addr = obj
             r.alloc_size = self._kasan_get_alloc_size(cache, obj) or cache.object_size
-            meta = self.meta.get(obj)
-            if meta is not None:
-                meta = ObjectMeta(*meta)
-                if meta.alloc_track is not None:
-                    r.alloc_track = Track(*meta.alloc_track)
-                if self.shadow.shadow_byte(obj) == KASAN_SLAB_FREE_META and meta.free_track:
-                    r.free_track = Track(*meta.free_track)
-                r.aux_stacks = [Track(*t) for t in meta.aux_stacks]
+            meta = self.object_meta(slab, obj)
+            r.alloc_track = self._unpack_track(meta.alloc_track)
+            if self.shadow.shadow_byte(obj) == KASAN_SLAB_FREE_META:
+                r.free_track = self._unpack_track(meta.free_track)
+            r.aux_stacks = [self._unpack_track(t) for t in meta.aux_stacks]
         if self._is_kernel_image(addr):
             for gaddr, _size, gsize, name in self.globals:
                 if gaddr <= addr < gaddr + gsize:

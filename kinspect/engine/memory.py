@@ -54,60 +54,77 @@ STATE_OF_USE = {PageUse.PAGE_ALLOC: PageState.PAGE_ALLOC, PageUse.SLAB: PageStat
                 PageUse.VMALLOC: PageState.VMALLOC, PageUse.SHADOW: PageState.SHADOW_SLAB}
 
 
-class MemSection:
-    """``struct mem_section``'s memmap: the struct pages of one section, as arrays."""
+# struct page as kinspect keeps it: one record per pfn (a structured numpy dtype).
+PAGE_DTYPE = np.dtype([
+    ("flags", np.uint32),       # page->flags: PG_* bits (zone and section are added when shown)
+    ("page_type", np.uint32),   # page->page_type: PGTY_* << 24, or PAGE_TYPE_NONE
+    ("order", np.uint8),        # compound order, on the head page
+    ("refcount", np.int32),     # page->_refcount
+    ("cache", np.int32),        # slab->slab_cache (a cache id), -1 if not a slab page
+    ("state", np.uint8),        # PageState, for views
+    ("head", np.int64),         # compound_head() pfn of a tail page, -1 otherwise
+    ("shadow", np.int64),       # the shadow link of the per-page schemes, -1 if none
+])
 
-    __slots__ = ("flags", "page_type", "order", "refcount", "cache", "state", "head", "shadow")
+FREE_PAGE = (0, PAGE_TYPE_NONE, 0, 0, -1, PageState.FREE, -1, -1)
 
-    def __init__(self, n: int) -> None:
-        self.flags = np.zeros(n, dtype=np.uint32)
-        self.page_type = np.full(n, PAGE_TYPE_NONE, dtype=np.uint32)
-        self.order = np.zeros(n, dtype=np.uint8)          # compound order (on the head page)
-        self.refcount = np.zeros(n, dtype=np.int32)
-        self.cache = np.full(n, -1, dtype=np.int32)       # slab cache id (slab->slab_cache)
-        self.state = np.zeros(n, dtype=np.uint8)          # PageState
-        self.head = np.full(n, -1, dtype=np.int64)        # compound_head pfn for tail pages
-        self.shadow = np.full(n, -1, dtype=np.int64)      # shadow link of per-page schemes
 
-    def nbytes(self) -> int:
-        return sum(getattr(self, f).nbytes for f in self.__slots__)
+def page_record(state: int, refcount: int = 0, flags: int = 0, order: int = 0,
+                cache: int = -1, page_type: int = PAGE_TYPE_NONE, head: int = -1,
+                shadow: int = -1) -> tuple:
+    """A struct page record, fields in PAGE_DTYPE order."""
+    return (flags, page_type, order, refcount, cache, state, head, shadow)
 
 
 class MemMap:
-    """All struct pages of the machine, sparse by section (``mem_map`` / ``vmemmap``)."""
+    """All struct pages of the machine, sparse by section (``mem_map`` / ``vmemmap``).
+
+    Each touched section (``struct mem_section``) holds its memmap as one PAGE_DTYPE array.
+    """
 
     def __init__(self, profile: ArchProfile) -> None:
         self.profile = profile
         self.section_shift = profile.section_size_bits - profile.page_shift
         self.pages_per_section = 1 << self.section_shift
-        self._sections: dict[int, MemSection] = {}
+        self._sections: dict[int, np.ndarray] = {}
 
-    def section(self, pfn: int) -> MemSection:
-        """``__pfn_to_section()``, creating the section's memmap on first touch."""
+    def section(self, pfn: int) -> np.ndarray:
+        """``__pfn_to_section()``'s memmap, created on first touch (all pages free)."""
         nr = pfn >> self.section_shift
         sec = self._sections.get(nr)
         if sec is None:
-            sec = MemSection(self.pages_per_section)
+            sec = np.empty(self.pages_per_section, dtype=PAGE_DTYPE)
+            sec[:] = FREE_PAGE
             self._sections[nr] = sec
         return sec
 
-    def find_section(self, pfn: int) -> MemSection | None:
+    def find_section(self, pfn: int) -> np.ndarray | None:
         return self._sections.get(pfn >> self.section_shift)
 
     def for_each_section(self):
-        """(first pfn, MemSection) of every touched section, in pfn order."""
+        """(first pfn, memmap array) of every touched section, in pfn order."""
         for nr in sorted(self._sections):
             yield nr << self.section_shift, self._sections[nr]
 
-    def set_range(self, pfn: int, count: int, **fields) -> None:
-        """Set struct page fields of ``count`` pages from ``pfn``."""
+    def set_pages(self, pfn: int, count: int, record: tuple) -> None:
+        """Set the whole struct page of ``count`` pages from ``pfn`` to ``record``."""
         mask = self.pages_per_section - 1
         while count > 0:
             sec = self.section(pfn)
             i = pfn & mask
             n = min(count, self.pages_per_section - i)
-            for name, value in fields.items():
-                getattr(sec, name)[i:i + n] = value
+            sec[i:i + n] = record
+            pfn += n
+            count -= n
+
+    def set_field(self, pfn: int, count: int, field: str, value) -> None:
+        """Set one struct page field of ``count`` pages from ``pfn``."""
+        mask = self.pages_per_section - 1
+        while count > 0:
+            sec = self.section(pfn)
+            i = pfn & mask
+            n = min(count, self.pages_per_section - i)
+            sec[field][i:i + n] = value
             pfn += n
             count -= n
 
@@ -115,7 +132,7 @@ class MemMap:
         sec = self._sections.get(pfn >> self.section_shift)
         if sec is None:
             return default
-        return getattr(sec, field)[pfn & (self.pages_per_section - 1)].item()
+        return sec[field][pfn & (self.pages_per_section - 1)].item()
 
     def states(self, pfn: int, count: int) -> np.ndarray:
         """PageState of ``count`` pages from ``pfn`` (untouched sections read as free)."""
@@ -128,13 +145,13 @@ class MemMap:
             n = min(count - done, self.pages_per_section - i)
             sec = self._sections.get(p >> self.section_shift)
             if sec is not None:
-                out[done:done + n] = sec.state[i:i + n]
+                out[done:done + n] = sec["state"][i:i + n]
             done += n
         return out
 
     def nbytes(self) -> int:
         """Simulator memory held by touched sections."""
-        return sum(s.nbytes() for s in self._sections.values())
+        return sum(s.nbytes for s in self._sections.values())
 
 
 # Address conversions, with kernel names.

@@ -38,6 +38,28 @@ class Frame(NamedTuple):
         return f" {self.symbol()}{where}"
 
 
+class StackDepot:
+    """``stack_depot_save()``/``stack_depot_fetch()`` (lib/stackdepot.c): stacks by handle.
+
+    kinspect's stacks are one frame each. Handle 0 means "no stack". A workload run replaces
+    this depot with one that rebuilds frames from line numbers, so it stores nothing.
+    """
+
+    def __init__(self) -> None:
+        self._frames: list[Frame | None] = [None]
+        self._handles: dict[Frame, int] = {}
+
+    def save(self, frame: Frame) -> int:
+        handle = self._handles.get(frame)
+        if handle is None:
+            handle = self._handles[frame] = len(self._frames)
+            self._frames.append(frame)
+        return handle
+
+    def fetch(self, handle: int) -> Frame | None:
+        return self._frames[handle] if 0 < handle < len(self._frames) else None
+
+
 class Track(NamedTuple):
     """``struct kasan_track``: the task and the stack of an allocation, free or aux event.
 

@@ -11,6 +11,7 @@ Freelist order (documented choice, deterministic): a new slab's freelist runs in
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -159,17 +160,20 @@ def kmem_cache_layout(object_size: int, align: int, flags: int, has_ctor: bool, 
 class ObjectMeta(NamedTuple):
     """KASAN's per-object metadata: alloc meta (track + aux stacks) and free meta (track).
 
-    Tracks are ``(pid, frame)`` pairs; the frame is the workload line that did it. The machine
-    stores plain tuples in this field order on its hot paths and reads them through this type.
+    A track is ``pid << 32 | stack handle`` (``struct kasan_track``: a pid and a stack depot
+    handle), 0 when not saved.
     """
 
-    alloc_track: tuple | None
-    free_track: tuple | None
-    aux_stacks: tuple           # newest first, at most two (kasan_alloc_meta.aux_stack[2])
+    alloc_track: int
+    free_track: int
+    aux_stacks: tuple           # tracks, newest first, at most two (alloc_meta.aux_stack[2])
     alloc_size: int             # the requested size (kmalloc size), for views
 
 
-@dataclass(eq=False)
+META_WORDS = 3                  # per object in Slab.meta: alloc track, free track, alloc size
+
+
+@dataclass(eq=False, slots=True)
 class Slab:
     """``struct slab``: a slab of one cache, 2^order pages from pfn."""
 
@@ -177,6 +181,7 @@ class Slab:
     pfn: int
     base: int                   # virtual address of the first object
     freelist: list[int]         # object addresses, head at the end (pop/append)
+    meta: array                 # META_WORDS per object: alloc track, free track, alloc size
     inuse: int = 0
     frozen: bool = False        # the CPU slab
 
@@ -185,7 +190,7 @@ class Slab:
         return self.cache.objects
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class KmemCache:
     """``struct kmem_cache``."""
 
@@ -208,11 +213,13 @@ class KmemCache:
     # Copies of the layout's hot numbers (read on every alloc and free).
     size: int = field(init=False)          # s->size, the slot
     objects: int = field(init=False)       # objects per slab
+    slab_bytes: int = field(init=False)
     has_free_meta: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.size = self.layout.size
         self.objects = self.layout.objects
+        self.slab_bytes = self.size * self.objects      # bytes of a slab holding objects
         self.has_free_meta = self.layout.free_meta_offset != KASAN_NO_FREE_META
 
     def nearest_obj(self, slab: Slab, addr: int) -> int:

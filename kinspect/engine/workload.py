@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import re
+from bisect import bisect_right
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -16,7 +18,7 @@ from typing import NamedTuple
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
 from .machine import Machine
-from .report import BadAccess, Frame
+from .report import BadAccess, Frame, StackDepot
 from .slab import SLAB_FLAG_NAMES
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -54,28 +56,88 @@ class Event(NamedTuple):
     frame: Frame                # where it happens: ``func+0xOFF/0xLEN FILE:LINE``
 
 
-@dataclass
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: the engine frees its objects by reference counting,
+    and collections over millions of live records cost more than the events themselves."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class FuncTable:
+    """The ``func`` statements of a workload, by line: enough to rebuild any line's frame."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lines = [0]
+        self._funcs = [("kinspect_main", 0x400)]
+
+    def add(self, line: int, name: str, length: int) -> None:
+        self._lines.append(line)
+        self._funcs.append((name, length))
+
+    def frame_at(self, line: int) -> Frame:
+        """The frame of a statement on ``line``: ``func+0xOFF/0xLEN FILE:LINE``."""
+        i = bisect_right(self._lines, line) - 1
+        name, length = self._funcs[i]
+        return Frame(name, min((line - self._lines[i]) * 0x10, length - 1), length, self.path,
+                     line)
+
+
+class WorkloadDepot(StackDepot):
+    """The stack depot of a workload run: a stack's handle is its workload line."""
+
+    def __init__(self, funcs: FuncTable) -> None:
+        super().__init__()
+        self.funcs = funcs
+
+    def save(self, frame: Frame) -> int:
+        return frame.line
+
+    def fetch(self, handle: int) -> Frame | None:
+        return self.funcs.frame_at(handle) if handle else None
+
+
 class Workload:
-    path: str
-    events: list[Event] = field(default_factory=list)
+    """A workload's events: all of them (a list), or streamed as they are parsed."""
+
+    def __init__(self, path: str, lines: Iterable[str] | None = None,
+                 stream: bool = False) -> None:
+        self.path = path
+        self.funcs = FuncTable(path)
+        events = _iter_events(path, lines, self.funcs)
+        if stream:
+            self.events: list[Event] | Iterator[Event] = events
+        else:
+            with gc_paused():
+                self.events = list(events)
 
 
 def parse_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
     """Parse a whole workload file (or the given lines, named path) into a list of events."""
-    return Workload(path, list(iter_workload(path, lines)))
+    return Workload(path, lines)
 
 
-def iter_workload(path: str, lines: Iterable[str] | None = None) -> Iterator[Event]:
-    """The events of a workload file, parsed one line at a time as they are consumed.
+def iter_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
+    """A workload whose events are parsed one line at a time as they are consumed.
 
     A huge workload is never read whole: errors surface when their line is reached.
     """
+    return Workload(path, lines, stream=True)
+
+
+def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable) -> Iterator[Event]:
     if lines is not None:
-        yield from _parse(path, lines)
+        yield from _parse(path, lines, funcs)
         return
     try:
         with open(path, encoding="utf-8") as f:
-            yield from _parse(path, f)
+            yield from _parse(path, f, funcs)
     except OSError as e:
         raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
     except UnicodeDecodeError as e:
@@ -182,7 +244,7 @@ _VALUE_OPS = {
 }
 
 
-def _parse(path: str, lines: Iterable[str]) -> Iterator[Event]:
+def _parse(path: str, lines: Iterable[str], funcs: FuncTable) -> Iterator[Event]:
     kinds: dict[str, str] = {}
     index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
@@ -208,6 +270,7 @@ def _parse(path: str, lines: Iterable[str]) -> Iterator[Event]:
                 kinds[name] = ADDR
         if op == "func":
             func, func_len, func_line = args[0], args[1], lineno
+            funcs.add(lineno, func, func_len)
         frame = Frame(func, min((lineno - func_line) * 0x10, func_len - 1), func_len, path,
                       lineno)
         yield Event(index, path, lineno, raw.strip(), op, target, args, frame)
@@ -367,9 +430,11 @@ class StepOutcome:
 class WorkloadRunner:
     """Runs a workload's events, in order, on a Machine (events are consumed as they come)."""
 
-    def __init__(self, machine: Machine, events: Workload | Iterable[Event]) -> None:
+    def __init__(self, machine: Machine, workload: Workload) -> None:
         self.machine = machine
-        self._events = iter(events.events if isinstance(events, Workload) else events)
+        self.workload = workload
+        self._events = iter(workload.events)
+        machine.depot = WorkloadDepot(workload.funcs)
         self.values: dict[str, object] = {}
         self.position = 0                   # events run so far
         self.last_reports: list[BadAccess] = []
@@ -386,17 +451,9 @@ class WorkloadRunner:
         """Run every remaining event; the failed expectations.
 
         ``on_reports(reports)`` is called with the new reports of each event that made some.
-        The cyclic garbage collector is paused meanwhile: the engine frees its objects by
-        reference counting, and collections over millions of live records cost more than
-        the events themselves.
         """
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return self._run(on_reports)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _run(self, on_reports) -> list[str]:
         m = self.machine
@@ -409,6 +466,7 @@ class WorkloadRunner:
         for ev in self._events:
             self.position += 1
             m.ip = ev.frame
+            m.ip_handle = ev.line
             op = ev.op
             before = len(reports)
             # The two commonest statements take a short path; the rest dispatch by name.
@@ -442,6 +500,7 @@ class WorkloadRunner:
         self.position += 1
         m = self.machine
         m.ip = ev.frame
+        m.ip_handle = ev.line
         before = len(m.reports)
         failures = len(self.expect_failures)
         value = self._ops[ev.op](ev)
