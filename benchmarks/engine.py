@@ -68,13 +68,17 @@ def run_once(n_events: int, mem: str, sizes: str) -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     events = runner.position
     quarantine = machine.quarantine.total_bytes()
+    # The engine alone on pre-parsed events: best of 3 runs (timeit's rule: the other runs
+    # measure what else the machine was doing).
     workload = parse_workload("<bench>", mixed_workload(n_events, sizes))
-    machine = Machine(profile)
-    runner = WorkloadRunner(machine, workload)
-    t2 = time.perf_counter()
-    runner.run()
-    t3 = time.perf_counter()
-    return {"events": events, "stream_s": t1 - t0, "run_s": t3 - t2, "rss": rss,
+    run_s = []
+    for _ in range(3):
+        machine = Machine(profile)
+        runner = WorkloadRunner(machine, workload)
+        t2 = time.perf_counter()
+        runner.run()
+        run_s.append(time.perf_counter() - t2)
+    return {"events": events, "stream_s": t1 - t0, "run_s": min(run_s), "rss": rss,
             "quarantine": quarantine}
 
 

@@ -400,9 +400,9 @@ class Machine:
         cache.cpu_slab = slab
         return slab
 
-    def _slab_free_to_freelist(self, cache: KmemCache, obj: int) -> None:
+    def _slab_free_to_freelist(self, slab: Slab, obj: int) -> None:
         """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
-        slab = self.slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
+        cache = slab.cache
         was_full = not slab.freelist
         slab.freelist.append(obj)
         slab.inuse -= 1
@@ -468,8 +468,10 @@ class Machine:
         """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
         q = self.quarantine
         if q.size > q.max_size:
-            for cache, obj in q.reduce():
-                self._slab_free_to_freelist(cache, obj)
+            slab_of_pfn = self.slab_of_pfn
+            for obj in q.reduce():
+                slab = slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
+                self._slab_free_to_freelist(slab, obj)
 
     def kmem_cache_alloc(self, cache: KmemCache, size: int | None = None) -> int:
         """``kmem_cache_alloc()`` (or the slab part of ``kmalloc()`` when size is given)."""
@@ -487,7 +489,14 @@ class Machine:
             size = cache.object_size
         self._shadow_write(obj, cache.alloc_patterns.get(size)
                            or self._alloc_pattern(cache, size))
-        self._save_alloc_info(slab, obj, size)
+        # kasan_save_alloc_info(), as _save_alloc_info() (inlined: the hottest path).
+        i = (obj - slab.base) // cache.size * META_WORDS
+        meta = slab.meta
+        meta[i] = self.task.pid << 32 | self.ip_handle
+        meta[i + 1] = 0
+        meta[i + 2] = size
+        if self.aux_stacks:
+            self.aux_stacks.pop(obj, None)
         return obj
 
     def kmalloc(self, size: int) -> int:
@@ -535,12 +544,11 @@ class Machine:
             return True
         return False
 
-    def _poison_slab_object(self, cache: KmemCache, obj: int) -> None:
+    def _poison_slab_object(self, cache: KmemCache, slab: Slab, obj: int) -> None:
         """``poison_slab_object()`` + ``kasan_save_free_info()``: FB, and FA on the first
         granule when the free track is saved."""
         self._shadow_write(obj, cache.free_pattern)
         if cache.has_free_meta:
-            slab = self.slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
             slab.meta[(obj - slab.base) // cache.size * META_WORDS + 1] = \
                 self.task.pid << 32 | self.ip_handle
 
@@ -556,11 +564,14 @@ class Machine:
             self._record_aux_stack(obj)
             self.rcu_pending.append((cache, obj))
             return
-        self._poison_slab_object(cache, obj)
+        # poison_slab_object(), as _poison_slab_object() (inlined: the hottest path).
+        self._shadow_write(obj, cache.free_pattern)
         if cache.has_free_meta:
+            slab.meta[offset // cache.size * META_WORDS + 1] = \
+                self.task.pid << 32 | self.ip_handle
             self._quarantine_put(cache, obj)
         else:
-            self._slab_free_to_freelist(cache, obj)
+            self._slab_free_to_freelist(slab, obj)
 
     def kfree(self, addr: int) -> None:
         """``kfree()``: a slab object, or a large kmalloc's compound page."""
@@ -602,11 +613,12 @@ class Machine:
         saved_task = self.task
         self.task = self._get_task("swapper/0", 0)
         for cache, obj in pending:
-            self._poison_slab_object(cache, obj)
+            slab = self.find_slab(obj)
+            self._poison_slab_object(cache, slab, obj)
             if cache.has_free_meta:
                 self.quarantine.put(cache, obj)
             else:
-                self._slab_free_to_freelist(cache, obj)
+                self._slab_free_to_freelist(slab, obj)
         self.task = saved_task
 
     def _record_aux_stack(self, addr: int) -> None:
@@ -701,8 +713,8 @@ class Machine:
             self.kasan_check_byte(cache.addr)
             return
         self.rcu_barrier()
-        for obj in self.quarantine.remove_cache(cache):
-            self._slab_free_to_freelist(cache, obj)
+        for obj in self.quarantine.remove_cache(cache, lambda o: self.find_slab(o).cache):
+            self._slab_free_to_freelist(self.find_slab(obj), obj)
         cache.cpu_slab = None
         cache.partial.clear()
         for slab in list(cache.slabs.values()):
@@ -761,7 +773,7 @@ class Machine:
             return True
         if self._check_slab_allocation(slab.cache, slab, element):
             return False
-        self._poison_slab_object(slab.cache, element)
+        self._poison_slab_object(slab.cache, slab, element)
         return True
 
     def mempool_alloc(self, pool: Mempool) -> int:

@@ -234,14 +234,18 @@ def slab_min_partial(size: int) -> int:
 
 
 class Quarantine:
-    """The generic quarantine of mm/kasan/quarantine.c, one CPU queue (CPU 0) plus the ring."""
+    """The generic quarantine of mm/kasan/quarantine.c, one CPU queue (CPU 0) plus the ring.
+
+    Entries are object addresses (``qlist_node``s); their cache is found from the address,
+    as ``qlink_to_cache()`` does.
+    """
 
     def __init__(self, totalram_bytes: int, nr_cpus: int) -> None:
         self.totalram_bytes = totalram_bytes
         self.nr_cpus = nr_cpus
-        self.cpu_queue: list[tuple[KmemCache, int]] = []
+        self.cpu_queue: list[int] = []
         self.cpu_bytes = 0
-        self.batches: list[list[tuple[KmemCache, int]]] = [[] for _ in range(QUARANTINE_BATCHES)]
+        self.batches: list[list[int]] = [[] for _ in range(QUARANTINE_BATCHES)]
         self.batch_bytes = [0] * QUARANTINE_BATCHES
         self.head = 0
         self.tail = 0
@@ -250,8 +254,8 @@ class Quarantine:
         self.batch_size = 0             # quarantine_batch_size, likewise
 
     def put(self, cache: KmemCache, obj: int) -> None:
-        """``kasan_quarantine_put()``."""
-        self.cpu_queue.append((cache, obj))
+        """``kasan_quarantine_put()``: counted at the cache's slot size."""
+        self.cpu_queue.append(obj)
         self.cpu_bytes += cache.size
         if self.cpu_bytes > QUARANTINE_PERCPU_SIZE:
             tail = self.tail
@@ -265,7 +269,7 @@ class Quarantine:
                 if new_tail != self.head:
                     self.tail = new_tail
 
-    def reduce(self) -> list[tuple[KmemCache, int]]:
+    def reduce(self) -> list[int]:
         """``kasan_quarantine_reduce()``: the objects of the oldest batch, to be freed."""
         if self.size <= self.max_size:
             return []
@@ -283,18 +287,17 @@ class Quarantine:
         self.head = (head + 1) % QUARANTINE_BATCHES
         return to_free
 
-    def remove_cache(self, cache: KmemCache) -> list[int]:
+    def remove_cache(self, cache: KmemCache, cache_of) -> list[int]:
         """``kasan_quarantine_remove_cache()``: take out every object of a dying cache."""
-        out = [obj for c, obj in self.cpu_queue if c is cache]
-        kept = [(c, o) for c, o in self.cpu_queue if c is not cache]
-        self.cpu_bytes -= len(out) * cache.size
-        self.cpu_queue = kept
+        mine = [o for o in self.cpu_queue if cache_of(o) is cache]
+        if mine:
+            self.cpu_queue = [o for o in self.cpu_queue if cache_of(o) is not cache]
+            self.cpu_bytes -= len(mine) * cache.size
+        out = mine
         for i, batch in enumerate(self.batches):
-            if not batch:
-                continue
-            mine = [o for c, o in batch if c is cache]
+            mine = [o for o in batch if cache_of(o) is cache]
             if mine:
-                self.batches[i] = [(c, o) for c, o in batch if c is not cache]
+                self.batches[i] = [o for o in batch if cache_of(o) is not cache]
                 self.batch_bytes[i] -= len(mine) * cache.size
                 self.size -= len(mine) * cache.size
                 out.extend(mine)

@@ -14,6 +14,7 @@ from .base import Footprint, ShadowScheme
 
 CHUNK_SHIFT = 21                          # one chunk shadows 2 MiB of memory
 CHUNK_GRANULES = 1 << (CHUNK_SHIFT - KASAN_SHADOW_SCALE_SHIFT)
+assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)   # spelled out in write(), the hot path
 _FILL = [bytes([v]) for v in range(256)]
 
 
@@ -57,12 +58,13 @@ class FlatShadow(ShadowScheme):
             addr += n << KASAN_SHADOW_SCALE_SHIFT
 
     def write(self, addr: int, data: bytes) -> None:
-        chunk = self._chunks.get(addr >> CHUNK_SHIFT)
-        start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)
-        n = len(data)
-        if chunk is not None and start + n <= CHUNK_GRANULES:
-            chunk[start:start + n] = data
+        chunk = self._chunks.get(addr >> 21)                  # CHUNK_SHIFT
+        start = (addr >> 3) & 0x3FFFF                         # granule index in the chunk
+        end = start + len(data)
+        if chunk is not None and end <= 0x40000:              # CHUNK_GRANULES
+            chunk[start:end] = data
             return
+        n = len(data)
         done = 0
         while done < n:
             key = addr >> CHUNK_SHIFT
