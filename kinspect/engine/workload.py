@@ -22,6 +22,7 @@ from .report import BadAccess, Frame, StackDepot
 from .slab import SLAB_FLAG_NAMES
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")     # kernel symbols: foo.constprop.0
 _SIZE = re.compile(r"(0x[0-9a-fA-F]+|\d+)([KMGT]?)\Z")
 _ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(0x[0-9a-fA-F]+|\d+))?\Z")
 _FRAME_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:@(0x[0-9a-fA-F]+|\d+))?:(0x[0-9a-fA-F]+|\d+)\Z")
@@ -292,7 +293,10 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         length = lp.number(2, "LEN") if n > 2 else 0x400
         if length <= 0:
             raise lp.error("LEN must be positive", lp.col(2))
-        return (lp.name(1, "function name"), length), None
+        name = lp.token(1, "function name")
+        if not _SYMBOL.match(name):
+            raise lp.error(f"function name must be a symbol, not {name!r}", lp.col(1))
+        return (name, length), None
     if op in ("kmalloc", "kzalloc", "vmalloc", "alloca"):
         lp.arity(2, 2, usage)
         return (lp.number(1, "SIZE"),), binds
