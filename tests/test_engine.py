@@ -193,3 +193,17 @@ def test_buddy_split_and_merge_restore_the_free_blocks(m):
     for pfn in pfns:
         m.free_pages(pfn, 0)
     assert zone.nr_free() == before
+
+
+def test_struct_page_views_with_kernel_names(m):
+    from kinspect.engine.memory import PageState, page_to_pfn, pfn_to_page, virt_to_page
+    p = m.kmalloc(9000)                 # an order-2 compound page
+    head = virt_to_page(m.memmap, p)
+    assert head.PageHead() and head.order == 2 and head.refcount == 1
+    assert head.state == PageState.LARGE_KMALLOC
+    tail = pfn_to_page(m.memmap, page_to_pfn(head) + 3)
+    assert tail.PageTail() and tail.head == head.pfn
+    slab_page = virt_to_page(m.memmap, m.kmalloc(64))
+    assert slab_page.PageSlab() and slab_page.cache == m.kmalloc_cache(64).id
+    untouched = pfn_to_page(m.memmap, m.profile.max_pfn // 2)     # 512 MiB: never used
+    assert untouched.state == PageState.FREE and untouched.refcount == 0

@@ -7,6 +7,8 @@ free page (refcount 0, no flags).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .profile import ArchProfile
@@ -152,6 +154,48 @@ class MemMap:
     def nbytes(self) -> int:
         """Simulator memory held by touched sections."""
         return sum(s.nbytes for s in self._sections.values())
+
+
+class Page(NamedTuple):
+    """A read-only ``struct page``: a pfn and its fields, as the kernel would name them."""
+
+    pfn: int
+    flags: int
+    page_type: int
+    order: int
+    refcount: int
+    cache: int
+    state: int
+    head: int
+    shadow: int
+
+    def PageHead(self) -> bool:
+        return bool(self.flags & (1 << PG_head))
+
+    def PageTail(self) -> bool:
+        return self.head >= 0
+
+    def PageSlab(self) -> bool:
+        return self.page_type >> 24 == PGTY_slab
+
+    def PageReserved(self) -> bool:
+        return bool(self.flags & (1 << PG_reserved))
+
+
+def pfn_to_page(memmap: MemMap, pfn: int) -> Page:
+    """``pfn_to_page()``: the struct page of a pfn (an untouched section reads as free)."""
+    sec = memmap.find_section(pfn)
+    fields = FREE_PAGE if sec is None else sec[pfn & (memmap.pages_per_section - 1)].item()
+    return Page(pfn, *fields)
+
+
+def page_to_pfn(page: Page) -> int:
+    return page.pfn
+
+
+def virt_to_page(memmap: MemMap, addr: int) -> Page:
+    """``virt_to_page()`` of a direct-map address."""
+    return pfn_to_page(memmap, virt_to_pfn(memmap.profile, addr))
 
 
 # Address conversions, with kernel names.
