@@ -9,6 +9,7 @@ instrumented access (``check_access``). KASAN hooks are called where mm/ calls t
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .buddy import BuddyZone
@@ -23,10 +24,12 @@ from .memory import (FREE_PAGE, PAGE_TYPE_NONE, PAGEFLAG_NAMES, PG_head, PG_rese
 from .profile import ArchProfile
 from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, StackDepot,
                      Track)
+from .shadow import scheme_class
 from .shadow.base import PageUse, ShadowScheme
-from .shadow.flat import FlatShadow
+from .shadow.lockstep import LockstepShadow
 from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TYPESAFE_BY_RCU,
-                   META_WORDS, KmemCache, ObjectMeta, Quarantine, Slab, calculate_alignment,
+                   META_WORDS, CacheLayout, KmemCache, ObjectMeta, Quarantine, Slab,
+                   calculate_alignment, calculate_order,
                    get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
@@ -81,8 +84,10 @@ class Mempool:
 class Machine:
     """A whole simulated kernel, booted on an ``ArchProfile``."""
 
-    def __init__(self, profile: ArchProfile, shadow: ShadowScheme | None = None,
-                 multi_shot: bool = True) -> None:
+    def __init__(self, profile: ArchProfile, schemes: Sequence[str] = ("flat",),
+                 multi_shot: bool = True, scheme_options: dict | None = None) -> None:
+        """Boot a machine; ``schemes`` name the shadow schemes (several run in lockstep, the
+        first being the reference that reads come from)."""
         self.profile = profile
         p = profile
         self.bits = p.bits
@@ -97,10 +102,11 @@ class Machine:
         self._image_size = KERNEL_IMAGE_RESERVED[p.bits]
         image_pfn = p.kernel_image_phys >> p.page_shift
         self._reserved = [(image_pfn, image_pfn + (self._image_size >> p.page_shift))]
-        self.shadow = shadow or FlatShadow(self._initial_shadow_byte,
-                                           static_bytes=self._flat_static_bytes(),
-                                           virtual_range_bytes=p.kasan_shadow_end
-                                           - p.kasan_shadow_start)
+        options = scheme_options or {}
+        self.schemes: list[ShadowScheme] = [scheme_class(name)(self, **options)
+                                            for name in schemes]
+        self.shadow = (self.schemes[0] if len(self.schemes) == 1
+                       else LockstepShadow(self.schemes))
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.zones = self._boot_zones()
@@ -126,16 +132,17 @@ class Machine:
                                                         SLAB_HWCACHE_ALIGN)
         self.kmalloc_caches = self._create_kmalloc_caches()
         self._kmalloc_index = self._build_kmalloc_index()
+        self.shadow.boot()
         # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
         for cache in list(self.caches):
             cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
 
     # ----------------------------------------------------------------------------- boot
 
-    def _flat_static_bytes(self) -> int:
-        lowmem = sum(min(r.end, self._lowmem_end()) - r.start
-                     for r in self.profile.memory if r.start < self._lowmem_end())
-        return lowmem >> 3
+    def lowmem_bytes(self) -> int:
+        """Present RAM in the direct map (all of it, except highmem on 32-bit)."""
+        return sum(min(r.end, self._lowmem_end()) - r.start
+                   for r in self.profile.memory if r.start < self._lowmem_end())
 
     def _lowmem_end(self) -> int:
         limit = self.profile.lowmem_limit
@@ -170,7 +177,7 @@ class Machine:
         if a < b:
             yield a, b
 
-    def _initial_shadow_byte(self, addr: int) -> int:
+    def initial_shadow_byte(self, addr: int) -> int:
         """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
         p = self.profile
         if p.vmalloc_start <= addr < p.vmalloc_end:
@@ -285,7 +292,12 @@ class Machine:
                                              flags=(1 << PG_head) if compound else 0,
                                              page_type=head_type))
         self.pages[pfn] = (order, use)
-        self.shadow.page_alloc(pfn, order, use)
+        if not self.shadow.page_alloc(pfn, order, use):
+            # No memory for its shadow: the allocation fails as a whole.
+            del self.pages[pfn]
+            self.memmap.set_pages(pfn, n, FREE_PAGE)
+            self._zone_of(pfn).free(pfn, order)
+            return None
         # kasan_unpoison_pages(): highmem pages have no shadow.
         if self.profile.is_lowmem_pfn(pfn):
             self.shadow.poison(self.page_address(pfn), n << self.page_shift, 0)
@@ -376,7 +388,9 @@ class Machine:
             self.slab_of_pfn[pfn + i] = slab
         cache.slabs[pfn] = slab
         # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
-        self.shadow.poison(base, n << self.page_shift, KASAN_SLAB_REDZONE)
+        # The shadow-block caches of per-page schemes are KASAN's own: never poisoned.
+        if not cache.is_shadow:
+            self.shadow.poison(base, n << self.page_shift, KASAN_SLAB_REDZONE)
         return slab
 
     def _discard_slab(self, slab: Slab) -> None:
@@ -472,6 +486,35 @@ class Machine:
             for obj in q.reduce():
                 slab = slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
                 self._slab_free_to_freelist(slab, obj)
+
+    def create_shadow_cache(self, name: str, block_size: int) -> KmemCache:
+        """A cache of shadow blocks for a per-page scheme: no KASAN layout, no redzones,
+        naturally aligned blocks (it would be created with KASAN disabled)."""
+        p = self.profile
+        order = calculate_order(block_size, p.page_shift, p.nr_cpus, p.max_order)
+        objects = (self.page_size << order) // block_size
+        layout = CacheLayout(object_size=block_size, size=block_size, align=block_size,
+                             offset=0, alloc_meta_offset=0, free_meta_offset=KASAN_NO_FREE_META,
+                             order=order, objects=objects)
+        cache = KmemCache(id=len(self.caches), name=name, object_size=block_size, flags=0,
+                          has_ctor=False, layout=layout, is_shadow=True,
+                          min_partial=slab_min_partial(block_size))
+        self.caches.append(cache)
+        return cache
+
+    def shadow_block_alloc(self, cache: KmemCache) -> int:
+        """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
+        slab = cache.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self._refill_cpu_slab(cache)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        return slab.freelist.pop()
+
+    def shadow_block_free(self, cache: KmemCache, addr: int) -> None:
+        """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""
+        self._slab_free_to_freelist(self.find_slab(addr), addr)
 
     def kmem_cache_alloc(self, cache: KmemCache, size: int | None = None) -> int:
         """``kmem_cache_alloc()`` (or the slab part of ``kmalloc()`` when size is given)."""

@@ -1,16 +1,20 @@
 """The shadow-scheme interface: where shadow bytes live.
 
 A scheme stores the shadow of generic KASAN. The machine (allocators and KASAN hooks) writes
-through ``poison``/``set_byte`` and tells the scheme about page life cycles through
+through ``poison``/``write``/``set_byte`` and tells the scheme about page life cycles through
 ``page_alloc``/``page_free``; the access check reads through ``shadow_byte``. Every scheme must
 give byte-identical answers to the flat reference: only where the bytes live, and what that
 costs, differs.
+
+A scheme is built as ``SchemeClass(machine, **options)`` before the machine allocates anything,
+then ``boot()`` is called once the machine's allocators exist (a per-page scheme creates its
+shadow-block cache there, with ``machine.create_shadow_cache``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import IntEnum
 
 
@@ -21,25 +25,48 @@ class PageUse(IntEnum):
     SLAB = 1            # a slab (byte-granular)
     LARGE_KMALLOC = 2   # a kmalloc_large compound page (byte-granular tail redzone)
     STACK = 3           # a kernel stack (byte-granular frames)
-    VMALLOC = 4         # a page backing vmalloc
-    SHADOW = 5          # a page holding shadow itself (shadow-slab pages of per-page schemes)
+    VMALLOC = 4         # a page backing vmalloc (its vmalloc mapping is byte-granular)
+    SHADOW = 5          # a page of a shadow-block cache: never instrumented, never shadowed
+
+
+BYTE_GRANULAR_USES = frozenset({PageUse.SLAB, PageUse.LARGE_KMALLOC, PageUse.STACK})
 
 
 @dataclass
 class Footprint:
     """What a scheme costs, counted as a kernel would spend it (bytes), not simulator RSS."""
 
-    static_bytes: int = 0          # reserved at boot
-    dynamic_bytes: int = 0         # shadow allocated on demand now
-    dynamic_peak_bytes: int = 0
+    static_bytes: int = 0          # RAM reserved at boot for shadow
+    dynamic_bytes: int = 0         # RAM allocated on demand for shadow, now
+    dynamic_peak_bytes: int = 0    # ... at its peak
     metadata_bytes: int = 0        # struct page growth, page_ext arrays
-    virtual_range_bytes: int = 0   # contiguous virtual range reserved
+    virtual_range_bytes: int = 0   # contiguous virtual range reserved for shadow
+    shadow_pages_mapped: int = 0   # pshadow: real byte-shadow pages mapped now
+    shadow_pages_needed: int = 0   # pshadow: windows that have a byte-granular page now
+    page_table_pages: int = 0      # pshadow: page-table pages of the on-demand shadow mapping
+    blocks_in_use: int = 0         # pageptr/pageext: shadow blocks attached now
+    blocks_capacity: int = 0       # pageptr/pageext: blocks the shadow slab's pages can hold
+    shadow_slab_pages: int = 0     # pageptr/pageext: pages of the shadow-block cache
+    checks: int = 0                # shadow reads made by checks
+    loads: int = 0                 # memory loads those reads cost in this scheme
+    inline_possible: bool = True   # can the compiler emit the check inline?
+    stack_possible: bool = True    # can gcc's prologues write stack shadow directly?
+
+    def total_bytes(self) -> int:
+        """Everything the scheme costs in RAM now: static + dynamic + metadata."""
+        return self.static_bytes + self.dynamic_bytes + self.metadata_bytes
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 class ShadowScheme(ABC):
     """Storage of generic-KASAN shadow bytes for one simulated machine."""
 
     name: str = ""
+
+    def boot(self) -> None:
+        """The machine's allocators exist: create caches, map what boot maps."""
 
     @abstractmethod
     def poison(self, addr: int, size: int, value: int) -> None:
@@ -61,12 +88,20 @@ class ShadowScheme(ABC):
     def read(self, addr: int, size: int) -> bytes:
         """Shadow bytes of the granules [addr, addr + size), addr granule aligned."""
 
-    def page_alloc(self, pfn: int, order: int, use: PageUse) -> None:
-        """A block of 2^order pages left the buddy allocator (attach point)."""
+    def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
+        """2^order pages left the buddy allocator for ``use`` (attach point).
+
+        False when the scheme cannot shadow them (no memory for shadow): the allocation fails.
+        """
+        return True
 
     def page_free(self, pfn: int, order: int) -> None:
-        """A block of 2^order pages returns to the buddy allocator (detach point)."""
+        """2^order pages return to the buddy allocator (detach point)."""
 
     @abstractmethod
     def footprint(self) -> Footprint:
         """The scheme's memory bill now."""
+
+    def shadow_link(self, pfn: int) -> str | None:
+        """For views: where this page's shadow lives ("block at 0x...", "shadow page ...")."""
+        return None

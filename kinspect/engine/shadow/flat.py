@@ -7,8 +7,6 @@ nothing until used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..kasan import KASAN_SHADOW_SCALE_SHIFT
 from .base import Footprint, ShadowScheme
 
@@ -21,18 +19,26 @@ _FILL = [bytes([v]) for v in range(256)]
 class FlatShadow(ShadowScheme):
     """Byte-per-granule shadow, as mm/kasan/generic.c sees it.
 
-    ``initial_byte(addr)`` gives the boot-time shadow of a chunk's memory (the machine knows
-    which ranges are free RAM, kernel image, vmalloc space...).
+    Boot-time shadow comes from ``machine.initial_shadow_byte(addr)`` (free RAM is
+    KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID...). Costs: the shadow of all
+    lowmem is reserved at boot (1/8), inside a contiguous virtual range (the profile's shadow
+    region); with KASAN_VMALLOC, vmalloc shadow pages are allocated on demand.
     """
 
     name = "flat"
 
-    def __init__(self, initial_byte: Callable[[int], int], static_bytes: int,
-                 virtual_range_bytes: int) -> None:
-        self._initial_byte = initial_byte
+    def __init__(self, machine, **_options) -> None:
+        p = machine.profile
+        self._initial_byte = machine.initial_shadow_byte
         self._chunks: dict[int, bytearray] = {}
-        self._static_bytes = static_bytes
-        self._virtual_range_bytes = virtual_range_bytes
+        self._static_bytes = machine.lowmem_bytes() >> KASAN_SHADOW_SCALE_SHIFT
+        self._virtual_range_bytes = p.kasan_shadow_end - p.kasan_shadow_start
+        self._vmalloc = (p.vmalloc_start, p.vmalloc_end)
+        self._page_shift = p.page_shift
+        self._vmalloc_shadow_pages: set[int] = set()
+        self._vmalloc_peak = 0
+        self.checks = 0
+        self.inline_possible = p.inline_instrumentation
 
     def _chunk(self, key: int) -> bytearray:
         chunk = self._chunks.get(key)
@@ -41,7 +47,16 @@ class FlatShadow(ShadowScheme):
             self._chunks[key] = chunk
         return chunk
 
+    def _populate_vmalloc(self, addr: int, size: int) -> None:
+        """``kasan_populate_vmalloc()``: shadow pages for a vmalloc range, allocated once."""
+        first = (addr >> KASAN_SHADOW_SCALE_SHIFT) >> self._page_shift
+        last = ((addr + size - 1) >> KASAN_SHADOW_SCALE_SHIFT) >> self._page_shift
+        self._vmalloc_shadow_pages.update(range(first, last + 1))
+        self._vmalloc_peak = max(self._vmalloc_peak, len(self._vmalloc_shadow_pages))
+
     def poison(self, addr: int, size: int, value: int) -> None:
+        if self._vmalloc[0] <= addr < self._vmalloc[1] and size:
+            self._populate_vmalloc(addr, size)
         granules = size >> KASAN_SHADOW_SCALE_SHIFT
         chunk = self._chunks.get(addr >> CHUNK_SHIFT)
         start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)
@@ -81,6 +96,7 @@ class FlatShadow(ShadowScheme):
         chunk[(addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)] = value
 
     def shadow_byte(self, addr: int) -> int:
+        self.checks += 1
         chunk = self._chunks.get(addr >> CHUNK_SHIFT)
         if chunk is None:
             return self._initial_byte(addr)
@@ -103,5 +119,13 @@ class FlatShadow(ShadowScheme):
         return bytes(out)
 
     def footprint(self) -> Footprint:
+        page = 1 << self._page_shift
         return Footprint(static_bytes=self._static_bytes,
-                         virtual_range_bytes=self._virtual_range_bytes)
+                         dynamic_bytes=len(self._vmalloc_shadow_pages) * page,
+                         dynamic_peak_bytes=self._vmalloc_peak * page,
+                         virtual_range_bytes=self._virtual_range_bytes,
+                         checks=self.checks, loads=self.checks,
+                         inline_possible=self.inline_possible, stack_possible=True)
+
+    def shadow_link(self, pfn: int) -> str | None:
+        return "flat shadow (KASAN_SHADOW_OFFSET + addr >> 3)"
