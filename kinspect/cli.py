@@ -12,11 +12,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from .engine.compare import format_compare, resolve_schemes, run_compare
 from .engine.errors import KinspectError
 from .engine.machine import Machine
 from .engine.profile import format_profiles_table, format_size, list_profiles, load_profile, \
     parse_size
 from .engine.report import format_report
+from .engine.shadow import SCHEMES
 from .engine.workload import WorkloadRunner, iter_workload
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -36,7 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a workload and print its KASAN reports")
     run.add_argument("workload", help="a .kw workload file")
     _machine_options(run)
+    run.add_argument("--scheme", default="flat", choices=sorted(SCHEMES),
+                     help="the shadow scheme (default: flat, mainline KASAN)")
     run.add_argument("--format", choices=("text", "json"), default="text")
+    cmp = sub.add_parser("compare", help="run a workload under several shadow schemes at once "
+                                         "and compare what each costs")
+    cmp.add_argument("workload", help="a .kw workload file")
+    _machine_options(cmp)
+    cmp.add_argument("--schemes", default="all",
+                     help=f"'all' or a comma list of: {', '.join(SCHEMES)}")
+    cmp.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    cmp.add_argument("--timeline", metavar="FILE.csv",
+                     help="also write every scheme's figures after every event")
     sub.add_parser("profiles", help="list the built-in architecture profiles")
     return ap
 
@@ -45,6 +58,9 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=DEFAULT_PROFILE,
                    help="a profile name (see `kinspect profiles`) or a .toml file")
     p.add_argument("--mem", help="memory size of the machine, e.g. 1G or 1T")
+    p.add_argument("--attach", choices=("byte-granular", "always"), default="byte-granular",
+                   help="pageptr/pageext: which pages get a shadow block (default: only "
+                        "pages that need byte-granular shadow)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "profiles":
             print(format_profiles_table(list_profiles()))
             return 0
-        return _run(args.workload, args.profile, args.mem, args.format)
+        if args.command == "compare":
+            return _compare(args)
+        return _run(args.workload, args.profile, args.mem, args.format, args.scheme,
+                    args.attach)
     except KinspectError as e:
         print(f"kinspect: {e}", file=sys.stderr)
         return 2
@@ -78,9 +97,28 @@ def _mem_option(text: str | None) -> int | None:
         raise KinspectError(str(e), "--mem") from None
 
 
-def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str) -> int:
+def _compare(args) -> int:
+    profile = load_profile(args.profile, _mem_option(args.mem))
+    schemes = resolve_schemes(args.schemes)
+    workload = iter_workload(args.workload)
+    options = {"attach": args.attach}
+    if args.timeline:
+        try:
+            with open(args.timeline, "w", newline="") as timeline:
+                result = run_compare(profile, workload, schemes, options, timeline)
+        except OSError as e:
+            raise KinspectError(f"cannot write the timeline: {e.strerror}", args.timeline) \
+                from None
+    else:
+        result = run_compare(profile, workload, schemes, options)
+    print(format_compare(result, args.format))
+    return 0
+
+
+def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str,
+         scheme: str = "flat", attach: str = "byte-granular") -> int:
     profile = load_profile(profile_name, _mem_option(mem))
-    machine = Machine(profile)
+    machine = Machine(profile, schemes=(scheme,), scheme_options={"attach": attach})
     runner = WorkloadRunner(machine, iter_workload(workload_path))
 
     def print_reports(reports):

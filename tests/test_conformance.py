@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from kinspect.engine.kreport import KasanReport, parse_report_text, parse_reports
+from kinspect.engine.shadow import SCHEMES
 
 ROOT = Path(__file__).resolve().parent.parent
 KW_DIR = ROOT / "samples" / "workloads" / "kasan_test"
@@ -233,11 +234,12 @@ def agreeing_fields(a: KasanReport, b: KasanReport) -> set[str]:
 # --------------------------------------------------------------------------- running kinspect
 
 
-def run_kinspect(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, list[KasanReport]]:
+def run_kinspect(path: Path, capsys: pytest.CaptureFixture[str],
+                 scheme: str = "flat") -> tuple[int, str, list[KasanReport]]:
     from kinspect.cli import main        # the engine; imported here so a broken engine fails per case
 
     capsys.readouterr()
-    rc = main(["run", str(path), "--format", "text"])
+    rc = main(["run", str(path), "--format", "text", "--scheme", scheme])
     captured = capsys.readouterr()
     return rc, captured.err, parse_report_text(captured.out, path=f"kinspect run {path.name}")
 
@@ -266,11 +268,13 @@ def _conformance_params() -> list:
     return params
 
 
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", _conformance_params())
-def test_conformance(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_conformance(case: str, scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every shadow scheme, run alone, must print what the real kernel printed."""
     refs = _references(case)
     assert refs, f"no real reports for {case}"
-    rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys)
+    rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys, scheme)
     assert rc == 0, f"kinspect run exited {rc} (an expect failed?): {err.strip()}"
     (primary_run, primary), *secondary = refs
     problems = []
@@ -291,11 +295,13 @@ def test_conformance(case: str, capsys: pytest.CaptureFixture[str]) -> None:
                 pytest.fail(f"report {i + 1} of {len(kin)} vs {run}: {_describe(diff)}")
 
 
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", sorted(KEPT_ASIDE))
-def test_kept_aside_workloads_hold_their_expects(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kept_aside_workloads_hold_their_expects(case: str, scheme: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """No real output here to compare with: the expects (derived from the rules) must hold and
     every report must be complete, with its memory state."""
-    rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys)
+    rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys, scheme)
     assert rc == 0, f"kinspect run exited {rc}: {err.strip()}"
     assert kin and all(r.complete and len(r.memory_rows) == 5 and r.caret_index is not None
                        for r in kin)

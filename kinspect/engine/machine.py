@@ -1033,6 +1033,7 @@ class Machine:
         """``kasan_report()`` / ``kasan_report_invalid_free()``: build the BadAccess."""
         if self.reports and not self.multi_shot:
             return
+        counters = [(s.checks, s.loads) for s in self.schemes]
         p = self.profile
         kind = "Free" if size is None else ("Write" if is_write else "Read")
         has_meta = self.addr_has_metadata(addr)
@@ -1060,6 +1061,8 @@ class Machine:
             r.meta_row_start = row
             r.meta_rows = [self.shadow.read(row + i * 128, 128)
                            for i in range(2 * META_ROWS_AROUND_ADDR + 1)]
+        for scheme, (checks, loads) in zip(self.schemes, counters):
+            scheme.checks, scheme.loads = checks, loads
         self.tainted = True
         self.reports.append(r)
 

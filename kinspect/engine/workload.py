@@ -451,15 +451,16 @@ class WorkloadRunner:
         while (outcome := self.step()) is not None:
             yield outcome
 
-    def run(self, on_reports=None) -> list[str]:
+    def run(self, on_reports=None, after_event=None) -> list[str]:
         """Run every remaining event; the failed expectations.
 
-        ``on_reports(reports)`` is called with the new reports of each event that made some.
+        ``on_reports(reports)`` is called with the new reports of each event that made some,
+        ``after_event(event)`` after every event.
         """
         with gc_paused():
-            return self._run(on_reports)
+            return self._run(on_reports, after_event)
 
-    def _run(self, on_reports) -> list[str]:
+    def _run(self, on_reports, after_event) -> list[str]:
         m = self.machine
         reports = m.reports
         ops = self._ops
@@ -481,6 +482,8 @@ class WorkloadRunner:
                 kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
             elif op == "expect":
                 self._expect(ev, reports[last_start:last_end])
+                if after_event is not None:
+                    after_event(ev)
                 continue
             else:
                 value = ops[op](ev)
@@ -493,6 +496,8 @@ class WorkloadRunner:
                     r.event_index = ev.index
                 if on_reports is not None:
                     on_reports(reports[before:])
+            if after_event is not None:
+                after_event(ev)
         self.last_reports = reports[last_start:last_end]
         return self.expect_failures
 

@@ -64,6 +64,10 @@ class ShadowScheme(ABC):
     """Storage of generic-KASAN shadow bytes for one simulated machine."""
 
     name: str = ""
+    # Counted by shadow_byte(): the shadow reads of checks, and the memory loads they cost.
+    # The machine restores both after building a report (a report's reads are not checks).
+    checks: int = 0
+    loads: int = 0
 
     def boot(self) -> None:
         """The machine's allocators exist: create caches, map what boot maps."""

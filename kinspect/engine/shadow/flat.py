@@ -37,7 +37,6 @@ class FlatShadow(ShadowScheme):
         self._page_shift = p.page_shift
         self._vmalloc_shadow_pages: set[int] = set()
         self._vmalloc_peak = 0
-        self.checks = 0
         self.inline_possible = p.inline_instrumentation
 
     def _chunk(self, key: int) -> bytearray:
@@ -124,7 +123,7 @@ class FlatShadow(ShadowScheme):
                          dynamic_bytes=len(self._vmalloc_shadow_pages) * page,
                          dynamic_peak_bytes=self._vmalloc_peak * page,
                          virtual_range_bytes=self._virtual_range_bytes,
-                         checks=self.checks, loads=self.checks,
+                         checks=self.checks, loads=self.checks,    # one load per read
                          inline_possible=self.inline_possible, stack_possible=True)
 
     def shadow_link(self, pfn: int) -> str | None:

@@ -1,0 +1,134 @@
+"""Several shadow schemes on one event stream: their bills, side by side.
+
+The schemes run in lockstep on one machine (``LockstepShadow``): the allocators run once,
+every shadow write goes to every scheme, and every shadow read is checked against the flat
+reference, so the figures are those of the same kernel in the same state.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from .machine import Machine
+from .profile import ArchProfile, format_size
+from .shadow import SCHEMES
+from .shadow.base import Footprint
+from .workload import Workload, WorkloadRunner
+
+REFERENCE = "flat"
+
+# (key, table header, kind): kind "bytes" prints in human units in tables.
+COLUMNS = [
+    ("static_bytes", "static", "bytes"),
+    ("dynamic_bytes", "dynamic", "bytes"),
+    ("dynamic_peak_bytes", "dyn. peak", "bytes"),
+    ("metadata_bytes", "metadata", "bytes"),
+    ("total_peak_bytes", "total peak", "bytes"),
+    ("virtual_range_bytes", "virt. range", "bytes"),
+    ("shadow_pages_mapped", "shadow pages", "count"),
+    ("shadow_pages_needed", "needed", "count"),
+    ("page_table_pages", "pt pages", "count"),
+    ("blocks_in_use", "blocks", "count"),
+    ("blocks_capacity", "capacity", "count"),
+    ("shadow_slab_pages", "slab pages", "count"),
+    ("checks", "checks", "count"),
+    ("loads", "loads", "count"),
+    ("inline_possible", "inline", "bool"),
+    ("stack_possible", "stack", "bool"),
+]
+
+
+def resolve_schemes(spec: str) -> list[str]:
+    """``all`` or a comma list; flat always comes first (it is the reference)."""
+    names = list(SCHEMES) if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    for name in names:
+        if name not in SCHEMES:
+            from .errors import KinspectError
+            raise KinspectError(f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})",
+                                "--schemes")
+    return [REFERENCE] + [n for n in names if n != REFERENCE]
+
+
+def figures(fp: Footprint, peak_total: int) -> dict:
+    d = fp.as_dict()
+    d["total_peak_bytes"] = peak_total
+    return d
+
+
+@dataclass
+class CompareResult:
+    profile: ArchProfile
+    events: int
+    reports: int
+    rows: dict[str, dict]           # scheme -> figures at the end (with peaks)
+
+
+def run_compare(profile: ArchProfile, workload: Workload, schemes: list[str],
+                options: dict | None = None, timeline=None) -> CompareResult:
+    """Run ``workload`` once with ``schemes`` in lockstep; figures per scheme.
+
+    ``timeline`` (a text file) gets a CSV row per event and scheme.
+    """
+    machine = Machine(profile, schemes=schemes, scheme_options=options)
+    peak = {s.name: 0 for s in machine.schemes}
+    writer = None
+    if timeline is not None:
+        writer = csv.writer(timeline)
+        writer.writerow(["event", "line", "scheme"] + [k for k, _, _ in COLUMNS])
+
+    def after_event(ev) -> None:
+        for scheme in machine.schemes:
+            fp = scheme.footprint()
+            total = fp.total_bytes()
+            if total > peak[scheme.name]:
+                peak[scheme.name] = total
+            if writer is not None:
+                row = figures(fp, peak[scheme.name])
+                writer.writerow([ev.index, ev.line, scheme.name] + [row[k] for k, _, _ in COLUMNS])
+
+    runner = WorkloadRunner(machine, workload)
+    runner.run(after_event=after_event)
+    rows = {}
+    for scheme in machine.schemes:
+        fp = scheme.footprint()
+        # the peak of static + dynamic + metadata, where dynamic peaked between events
+        peak_total = max(peak[scheme.name],
+                         fp.static_bytes + fp.metadata_bytes + fp.dynamic_peak_bytes)
+        rows[scheme.name] = figures(fp, peak_total)
+    return CompareResult(profile, runner.position, len(machine.reports), rows)
+
+
+def format_compare(result: CompareResult, fmt: str) -> str:
+    """The comparison as ``table`` (human units), ``csv`` or ``json`` (bytes and counts)."""
+    keys = [k for k, _, _ in COLUMNS]
+    if fmt == "json":
+        return json.dumps({"profile": result.profile.name, "mem_total": result.profile.mem_total,
+                           "events": result.events, "reports": result.reports,
+                           "schemes": result.rows}, indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["scheme"] + keys)
+        for name, row in result.rows.items():
+            w.writerow([name] + [int(row[k]) if isinstance(row[k], bool) else row[k]
+                                 for k in keys])
+        return out.getvalue().rstrip("\n")
+    header = ["scheme"] + [h for _, h, _ in COLUMNS]
+    lines = [header]
+    for name, row in result.rows.items():
+        cells = [name]
+        for key, _, kind in COLUMNS:
+            v = row[key]
+            cells.append(format_size(v) if kind == "bytes" else
+                         ("yes" if v else "no") if kind == "bool" else str(v))
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                      for i, c in enumerate(line)).rstrip() for line in lines]
+    p = result.profile
+    title = (f"{result.events} events, {result.reports} reports (identical under every "
+             f"scheme); profile {p.name}, {format_size(p.mem_total)} of memory")
+    return "\n".join([title, ""] + text)
