@@ -1,0 +1,88 @@
+"""Every shadow scheme agrees with the flat reference, byte for byte, on random workloads.
+
+All registered schemes run in lockstep on one machine: every shadow read of every check and
+report is compared across schemes (LockstepShadow raises ShadowDivergence on any difference),
+and after every event the shadow views around every pointer the workload holds are compared
+too. Verdicts come from those reads, so they are identical by construction once reads agree.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kinspect.engine.machine import Machine
+from kinspect.engine.profile import load_profile
+from kinspect.engine.shadow import SCHEMES
+
+PROFILES = {name: load_profile(name, 128 << 20) for name in ("x86_64", "arm32", "arm64-64k-42")}
+ALL = ["flat"] + [s for s in SCHEMES if s != "flat"]
+EVENTS_RUN = [0]
+MIN_EVENTS = 60
+EXAMPLES = 170                # 170 x at least 60 events: more than 10 000 events per run
+
+op = st.one_of(
+    st.tuples(st.just("kmalloc"), st.integers(1, 9000)),
+    st.tuples(st.just("kmalloc"), st.integers(1, 256)),
+    st.tuples(st.just("kfree"), st.integers(0, 63)),
+    st.tuples(st.just("krealloc"), st.integers(0, 63), st.integers(1, 600)),
+    st.tuples(st.just("alloc_pages"), st.integers(0, 3)),
+    st.tuples(st.just("free_pages"), st.integers(0, 63)),
+    st.tuples(st.just("good"), st.integers(0, 63), st.sampled_from([1, 2, 4, 8, 16, 3])),
+    st.tuples(st.just("bad"), st.integers(0, 63), st.integers(0, 40), st.sampled_from([1, 8])),
+    st.tuples(st.just("stale"), st.integers(0, 63), st.sampled_from([1, 8])),
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=MIN_EVENTS, max_size=90), st.sampled_from(sorted(PROFILES)),
+       st.sampled_from(["byte-granular", "always"]))
+def test_random_workloads_agree_under_every_scheme(program, profile, attach):
+    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach})
+    live: list[tuple[int, int]] = []       # (pointer, size) of live kmallocs
+    freed: list[int] = []
+    pages: list[tuple[int, int]] = []
+    for ev in program:
+        kind = ev[0]
+        if kind == "kmalloc":
+            p = m.kmalloc(ev[1])
+            if p:
+                live.append((p, ev[1]))
+        elif kind == "kfree" and live:
+            p, _ = live.pop(ev[1] % len(live))
+            m.kfree(p)
+            freed.append(p)
+        elif kind == "krealloc" and live:
+            i = ev[1] % len(live)
+            q = m.krealloc(live[i][0], ev[2])
+            if q:
+                if q != live[i][0]:
+                    freed.append(live[i][0])
+                live[i] = (q, ev[2])
+        elif kind == "alloc_pages":
+            p = m.alloc_pages_addr(ev[1])
+            if p:
+                pages.append((p, ev[1]))
+        elif kind == "free_pages" and pages:
+            p, order = pages.pop(ev[1] % len(pages))
+            m.free_pages_addr(p, order)
+            freed.append(p)
+        elif kind == "good" and live:
+            p, size = live[ev[1] % len(live)]
+            m.check_access(p + size - min(size, ev[2]), min(size, ev[2]), True)
+        elif kind == "bad" and live:
+            p, size = live[ev[1] % len(live)]
+            m.check_access(p + size + ev[2], ev[3], False)
+        elif kind == "stale" and freed:
+            m.check_access(freed[ev[1] % len(freed)], ev[2], False)
+        # Shadow views around everything the workload points at, compared across schemes.
+        for p, _ in live[-16:] + pages[-8:]:
+            m.shadow.read((p & ~7) - 64, 256)
+        for p in freed[-16:]:
+            m.shadow.read((p & ~7) - 64, 256)
+        EVENTS_RUN[0] += 1
+
+
+def test_enough_events_ran():
+    """The property test above ran at least 10 000 events in this run."""
+    assert EVENTS_RUN[0] >= 10_000, EVENTS_RUN[0]
