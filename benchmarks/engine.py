@@ -5,6 +5,9 @@ For each mix, in a fresh process per memory size:
 - events/s of a streamed run as ``kinspect run`` does it (parse and run interleaved),
 - peak RSS of the streamed run, at --mem 1G and --mem 1T.
 
+Then the lockstep cost (issue 3): the engine on the mixed workload with every shadow scheme at
+once versus flat alone.
+
 Mixes:
 - ``small``: kmalloc sizes 1..32 (the commonest kernel requests). Its frees (about 22 MB of
   slots) stay under the 1 GiB machine's quarantine (RAM/32 - 2 MiB = 30 MiB), so the simulated
@@ -52,6 +55,23 @@ def mixed_workload(n_events: int, sizes: str, live_max: int = 4096,
             i = free_slots.pop()
             live.append(i)
             yield f"p{i} = kmalloc {rng.choices(values, weights)[0]}"
+
+
+def engine_events_per_s(n_events: int, schemes: tuple[str, ...], sizes: str = "mixed") -> float:
+    """Best of 3 runs of the engine on pre-parsed events, at --mem 1G."""
+    from kinspect.engine.machine import Machine
+    from kinspect.engine.profile import load_profile
+    from kinspect.engine.workload import WorkloadRunner, parse_workload
+
+    profile = load_profile("x86_64", 1 << 30)
+    workload = parse_workload("<bench>", mixed_workload(n_events, sizes))
+    best = float("inf")
+    for _ in range(3):
+        runner = WorkloadRunner(Machine(profile, schemes=schemes), workload)
+        t = time.perf_counter()
+        runner.run()
+        best = min(best, time.perf_counter() - t)
+    return len(workload.events) / best
 
 
 def run_once(n_events: int, mem: str, sizes: str) -> dict:
@@ -105,6 +125,12 @@ def main() -> None:
                   f"quarantine at end {int(quarantine) / 2**20:.1f} MiB, "
                   f"peak RSS {rss[mem]:.1f} MiB")
         print(f"{sizes:5} peak RSS 1T vs 1G: {100 * (rss['1T'] - rss['1G']) / rss['1G']:+.1f} %")
+    from kinspect.engine.shadow import SCHEMES
+    everyone = ("flat",) + tuple(s for s in SCHEMES if s != "flat")
+    flat = engine_events_per_s(args.events, ("flat",))
+    lockstep = engine_events_per_s(args.events, everyone)
+    print(f"lockstep {'+'.join(everyone)}: {lockstep:,.0f} events/s vs flat alone "
+          f"{flat:,.0f} events/s: {flat / lockstep:.2f}x the cost")
 
 
 if __name__ == "__main__":
