@@ -180,6 +180,8 @@ class Machine:
     def initial_shadow_byte(self, addr: int) -> int:
         """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
         p = self.profile
+        if self._is_kernel_image(addr):
+            return 0            # kasan_init() maps the image's shadow zeroed (arm64: in vmalloc)
         if p.vmalloc_start <= addr < p.vmalloc_end:
             return KASAN_VMALLOC_INVALID
         pfn = self._direct_map_pfn(addr)

@@ -65,15 +65,15 @@ PAGE_DTYPE = np.dtype([
     ("cache", np.int32),        # slab->slab_cache (a cache id), -1 if not a slab page
     ("state", np.uint8),        # PageState, for views
     ("head", np.int64),         # compound_head() pfn of a tail page, -1 otherwise
-    ("shadow", np.int64),       # the shadow link of the per-page schemes, -1 if none
+    ("shadow", np.uint64),      # the shadow link of the per-page schemes (an address), 0 = NULL
 ])
 
-FREE_PAGE = (0, PAGE_TYPE_NONE, 0, 0, -1, PageState.FREE, -1, -1)
+FREE_PAGE = (0, PAGE_TYPE_NONE, 0, 0, -1, PageState.FREE, -1, 0)
 
 
 def page_record(state: int, refcount: int = 0, flags: int = 0, order: int = 0,
                 cache: int = -1, page_type: int = PAGE_TYPE_NONE, head: int = -1,
-                shadow: int = -1) -> tuple:
+                shadow: int = 0) -> tuple:
     """A struct page record, fields in PAGE_DTYPE order."""
     return (flags, page_type, order, refcount, cache, state, head, shadow)
 

@@ -39,11 +39,18 @@ class FlatShadow(ShadowScheme):
         self._vmalloc_peak = 0
         self.inline_possible = p.inline_instrumentation
 
+    def _initial_chunk(self, key: int) -> bytes:
+        """The boot-time shadow of a chunk, page by page (a chunk may hold RAM and holes)."""
+        base = key << CHUNK_SHIFT
+        page = 1 << self._page_shift
+        per_page = page >> KASAN_SHADOW_SCALE_SHIFT
+        return b"".join(_FILL[self._initial_byte(base + i * page)] * per_page
+                        for i in range(1 << (CHUNK_SHIFT - self._page_shift)))
+
     def _chunk(self, key: int) -> bytearray:
         chunk = self._chunks.get(key)
         if chunk is None:
-            chunk = bytearray(_FILL[self._initial_byte(key << CHUNK_SHIFT)] * CHUNK_GRANULES)
-            self._chunks[key] = chunk
+            chunk = self._chunks[key] = bytearray(self._initial_chunk(key))
         return chunk
 
     def _populate_vmalloc(self, addr: int, size: int) -> None:
@@ -110,7 +117,7 @@ class FlatShadow(ShadowScheme):
             n = min(granules, CHUNK_GRANULES - start)
             chunk = self._chunks.get(key)
             if chunk is None:
-                out += _FILL[self._initial_byte(addr)] * n
+                out += self._initial_chunk(key)[start:start + n]
             else:
                 out += chunk[start:start + n]
             granules -= n

@@ -62,7 +62,15 @@ class LockstepShadow(ShadowScheme):
         return want
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
-        return all([s.page_alloc(pfn, order, use) for s in self.schemes])
+        """All schemes attach, or none: those that did are told to detach again."""
+        done = []
+        for s in self.schemes:
+            if not s.page_alloc(pfn, order, use):
+                for t in done:
+                    t.page_free(pfn, order)
+                return False
+            done.append(s)
+        return True
 
     def page_free(self, pfn: int, order: int) -> None:
         for s in self.schemes:
