@@ -9,6 +9,9 @@ from ..errors import KinspectError
 # name -> (module, class, one line for --help and tables)
 SCHEMES: dict[str, tuple[str, str, str]] = {
     "flat": ("flat", "FlatShadow", "mainline generic KASAN: 1/8 of memory, one contiguous range"),
+    "pshadow": ("pshadow", "PerPageShadow", "Kim 2017: a byte per page, on-demand shadow pages"),
+    "pageptr": ("pageptr", "PagePtrShadow", "Vyukov 2017: slab shadow blocks, page->shadow"),
+    "pageext": ("pageext", "PageExtShadow", "Murzin 2017: the same blocks, via page_ext"),
 }
 
 

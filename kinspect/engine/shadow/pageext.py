@@ -1,0 +1,41 @@
+"""V. Murzin's variant (linux-mm, 2017-05-30): the shadow pointer in ``page_ext``.
+
+"... or you can just keep shadow in page extension": struct page has no room to spare, and
+page_ext "is already here along with some other debug options" (KASAN.md §7.3). The pointer,
+the blocks and the attach policy are those of Vyukov's scheme (``PagePtrShadow``); only where
+the pointer lives, and so what it costs, differ:
+
+* page_ext is allocated at boot, one table per present memory section (SPARSEMEM), for all
+  present memory whether it is ever allocated or not; each entry is the profile's
+  ``page_ext_size`` (the shared flags header) plus the pointer (§7.4).
+* ``lookup_page_ext()`` finds the entry through the section (``section->page_ext`` + pfn ×
+  entry size): one more load per shadow read than a pointer in struct page. Vyukov's answer:
+  "more overhead for no gain"; Murzin's: "still better than nothing".
+"""
+
+from __future__ import annotations
+
+from .pageptr import PagePtrShadow
+
+
+class PageExtShadow(PagePtrShadow):
+    """Shadow blocks hung off a page_ext entry (Murzin, 2017-05-30)."""
+
+    name = "pageext"
+    link_home = "page_ext"
+    # section->page_ext (the table, less pfn × entry size), then the entry's pointer, then the
+    # byte: one load more than pageptr. With SPARSEMEM_EXTREME, __pfn_to_section() also reads
+    # the mem_section root table, not counted (like the vmemmap base of pageptr).
+    loads_with_block = 3
+    loads_null = 2
+
+    def _metadata_bytes(self, p) -> int:
+        """The page_ext tables: every present section, whole, at header + pointer per entry."""
+        shift = p.section_size_bits
+        sections = set()
+        for r in p.memory:
+            sections.update(range(r.start >> shift, ((r.end - 1) >> shift) + 1))
+        return len(sections) * p.pages_per_section * (p.page_ext_size + p.word_size)
+
+    def _set_pointer(self, pfn: int, block_addr: int) -> None:
+        """The pointer is the page_ext entry's (kept with the block): struct page is untouched."""
