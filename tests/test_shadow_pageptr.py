@@ -53,7 +53,7 @@ def pfn_of(m: Machine, addr: int) -> int:
 def test_blocks_are_an_eighth_of_a_page_from_a_dedicated_cache(profile, block):
     m = machine(load_profile(profile))
     for s in m.schemes[1:]:
-        cache = s._cache
+        cache = (getattr(s, "twin", None) or s)._cache     # lockstep pageext mirrors pageptr
         assert s.block_size == block and cache.size == block and cache.is_shadow
         assert cache.name == "kasan_shadow_blocks"
         # 2 CPUs: SLUB wants 4 * (fls(2) + 1) = 12 objects, 12 blocks fit in an order-1 slab.
@@ -281,7 +281,7 @@ def test_footprint_x86_64(x86):
     p = m.kmalloc(64)
     for name in ("pageptr", "pageext"):
         fp = s[name].footprint()
-        cache = s[name]._cache
+        cache = (getattr(s[name], "twin", None) or s[name])._cache
         assert fp.static_bytes == 0 and fp.virtual_range_bytes == 0
         assert not fp.inline_possible and not fp.stack_possible
         assert fp.shadow_slab_pages == 2 * len(cache.slabs)

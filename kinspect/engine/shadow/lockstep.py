@@ -10,6 +10,34 @@ from __future__ import annotations
 
 from ..errors import KinspectError
 from .base import Footprint, PageUse, ShadowScheme
+from .pageext import PageExtShadow
+from .pageptr import PagePtrShadow
+
+
+def _fan_out(writes):
+    """One function calling every scheme's write(): no loop on the hottest path."""
+    if len(writes) == 1:
+        return writes[0]
+    if len(writes) == 2:
+        w1, w2 = writes
+
+        def write2(addr: int, data: bytes) -> None:
+            w1(addr, data)
+            w2(addr, data)
+        return write2
+    if len(writes) == 3:
+        w1, w2, w3 = writes
+
+        def write3(addr: int, data: bytes) -> None:
+            w1(addr, data)
+            w2(addr, data)
+            w3(addr, data)
+        return write3
+
+    def write_all(addr: int, data: bytes) -> None:
+        for w in writes:
+            w(addr, data)
+    return write_all
 
 
 class ShadowDivergence(KinspectError):
@@ -22,28 +50,48 @@ class LockstepShadow(ShadowScheme):
     def __init__(self, schemes: list[ShadowScheme]) -> None:
         self.schemes = schemes
         self.reference = schemes[0]
-        self.others = schemes[1:]
+        # pageext beside pageptr with the same attach policy stores the same blocks: it
+        # mirrors pageptr's copy instead of keeping its own (see PageExtShadow.mirror).
+        twins = {s.attach: s for s in schemes if type(s) is PagePtrShadow}
+        for s in schemes:
+            if isinstance(s, PageExtShadow) and s.attach in twins:
+                s.mirror(twins[s.attach])
+        self.active = [s for s in schemes if not getattr(s, "twin", None)]
+        self.others = self.active[1:]
+        # bound methods, looked up once: these run on every allocation and free
+        self.write = _fan_out([s.write for s in self.active])
+        self._ref_byte = self.reference.shadow_byte
+        self._other_bytes = tuple((s.shadow_byte, s) for s in self.others)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["write"]                  # a closure: rebuilt on unpickling (checkpoints)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.write = _fan_out([s.write for s in self.active])
 
     def boot(self) -> None:
-        for s in self.schemes:
+        for s in self.active:
             s.boot()
 
     def poison(self, addr: int, size: int, value: int) -> None:
-        for s in self.schemes:
+        for s in self.active:
             s.poison(addr, size, value)
 
-    def write(self, addr: int, data: bytes) -> None:
-        for s in self.schemes:
+    def write(self, addr: int, data: bytes) -> None:      # replaced per instance (_fan_out)
+        for s in self.active:
             s.write(addr, data)
 
     def set_byte(self, addr: int, value: int) -> None:
-        for s in self.schemes:
+        for s in self.active:
             s.set_byte(addr, value)
 
     def shadow_byte(self, addr: int) -> int:
-        want = self.reference.shadow_byte(addr)
-        for s in self.others:
-            got = s.shadow_byte(addr)
+        want = self._ref_byte(addr)
+        for shadow_byte, s in self._other_bytes:
+            got = shadow_byte(addr)
             if got != want:
                 raise ShadowDivergence(
                     f"shadow of {addr:#x}: {self.reference.name} has {want:02x}, "
@@ -64,7 +112,7 @@ class LockstepShadow(ShadowScheme):
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
         """All schemes attach, or none: those that did are told to detach again."""
         done = []
-        for s in self.schemes:
+        for s in self.active:
             if not s.page_alloc(pfn, order, use):
                 for t in done:
                     t.page_free(pfn, order)
@@ -73,7 +121,7 @@ class LockstepShadow(ShadowScheme):
         return True
 
     def page_free(self, pfn: int, order: int) -> None:
-        for s in self.schemes:
+        for s in self.active:
             s.page_free(pfn, order)
 
     def footprint(self) -> Footprint:

@@ -15,7 +15,10 @@ the pointer lives, and so what it costs, differ:
 
 from __future__ import annotations
 
-from .pageptr import PagePtrShadow
+from dataclasses import replace
+
+from .base import Footprint
+from .pageptr import PagePtrShadow, ShadowBlock
 
 
 class PageExtShadow(PagePtrShadow):
@@ -39,3 +42,27 @@ class PageExtShadow(PagePtrShadow):
 
     def _set_pointer(self, pfn: int, block_addr: int) -> None:
         """The pointer is the page_ext entry's (kept with the block): struct page is untouched."""
+
+    # In lockstep with pageptr under the same attach policy, the blocks are the very same
+    # blocks: one copy is kept (the twin's), and this scheme's own costs are counted from it.
+
+    twin: PagePtrShadow | None = None
+
+    def mirror(self, twin: PagePtrShadow) -> None:
+        self.twin = twin
+
+    def footprint(self) -> Footprint:
+        if self.twin is None:
+            return super().footprint()
+        fp = self.twin.footprint()
+        return replace(fp, metadata_bytes=self._metadata,
+                       loads=fp.loads + fp.checks)        # lookup_page_ext(): one more load
+
+    def shadow_link(self, pfn: int) -> str | None:
+        if self.twin is None:
+            return super().shadow_link(pfn)
+        return self.twin.shadow_link(pfn).replace(f"({self.twin.link_home})",
+                                                  f"({self.link_home})")
+
+    def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
+        return super().shadow_slabs() if self.twin is None else self.twin.shadow_slabs()

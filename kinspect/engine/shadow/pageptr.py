@@ -91,6 +91,7 @@ class PagePtrShadow(ShadowScheme):
                                 f"(known: {', '.join(ATTACH_POLICIES)})", "--attach")
         p = machine.profile
         self._machine = machine
+        self.attach = attach
         self._always = attach == "always"
         self._page_shift = p.page_shift
         self._page_size = p.page_size
