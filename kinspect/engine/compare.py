@@ -16,6 +16,7 @@ from .machine import Machine
 from .profile import ArchProfile, format_size
 from .shadow import SCHEMES
 from .shadow.base import Footprint
+from .replay import replay_trace, trace_summary
 from .workload import Workload, WorkloadRunner
 
 REFERENCE = "flat"
@@ -64,14 +65,15 @@ class CompareResult:
     events: int
     reports: int
     rows: dict[str, dict]           # scheme -> figures at the end (with peaks)
+    notes: list[str]                # what a trace held besides what was replayed
 
 
-def run_compare(profile: ArchProfile, workload: Workload, schemes: list[str],
-                options: dict | None = None, timeline=None) -> CompareResult:
-    """Run ``workload`` once with ``schemes`` in lockstep; figures per scheme.
-
-    ``timeline`` (a text file) gets a CSV row per event and scheme.
-    """
+def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[str],
+                options: dict | None = None, timeline=None, strict: bool = False,
+                progress=None) -> CompareResult:
+    """Run a workload (or replay a trace file, given its path) once with ``schemes`` in
+    lockstep; figures per scheme. ``timeline`` (a text file) gets a CSV row per event and
+    scheme."""
     machine = Machine(profile, schemes=schemes, scheme_options=options)
     peak = {s.name: 0 for s in machine.schemes}
     writer = None
@@ -89,8 +91,15 @@ def run_compare(profile: ArchProfile, workload: Workload, schemes: list[str],
                 row = figures(fp, peak[scheme.name])
                 writer.writerow([ev.index, ev.line, scheme.name] + [row[k] for k, _, _ in COLUMNS])
 
-    runner = WorkloadRunner(machine, workload)
-    runner.run(after_event=after_event)
+    if isinstance(workload, str):                  # a kmem trace
+        reader, replayer = replay_trace(machine, workload, strict, progress, after_event)
+        events, notes = replayer.events, trace_summary(reader.stats, replayer.stats)
+        if replayer.interrupted:
+            notes.insert(0, f"interrupted after {events} events: partial figures")
+    else:
+        runner = WorkloadRunner(machine, workload)
+        runner.run(after_event=after_event)
+        events, notes = runner.position, []
     rows = {}
     for scheme in machine.schemes:
         fp = scheme.footprint()
@@ -98,7 +107,7 @@ def run_compare(profile: ArchProfile, workload: Workload, schemes: list[str],
         peak_total = max(peak[scheme.name],
                          fp.static_bytes + fp.metadata_bytes + fp.dynamic_peak_bytes)
         rows[scheme.name] = figures(fp, peak_total)
-    return CompareResult(profile, runner.position, len(machine.reports), rows)
+    return CompareResult(profile, events, len(machine.reports), rows, notes)
 
 
 def format_compare(result: CompareResult, fmt: str) -> str:
@@ -107,7 +116,7 @@ def format_compare(result: CompareResult, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"profile": result.profile.name, "mem_total": result.profile.mem_total,
                            "events": result.events, "reports": result.reports,
-                           "schemes": result.rows}, indent=1)
+                           "schemes": result.rows, "notes": result.notes}, indent=1)
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
@@ -131,4 +140,4 @@ def format_compare(result: CompareResult, fmt: str) -> str:
     p = result.profile
     title = (f"{result.events} events, {result.reports} reports (identical under every "
              f"scheme); profile {p.name}, {format_size(p.mem_total)} of memory")
-    return "\n".join([title, ""] + text)
+    return "\n".join([title, ""] + text + ([""] + result.notes if result.notes else []))

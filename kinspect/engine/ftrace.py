@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,16 +89,18 @@ class TraceStats:
 
 
 def _open(path: str):
+    """(the text stream, the raw file under it): the raw file's position says how far we are."""
     try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if magic.startswith(b"\x1f\x8b"):
-            return gzip.open(path, "rb")
-        if magic.startswith(b"\xfd7zXZ"):
-            return lzma.open(path, "rb")
-        return open(path, "rb")
+        raw = open(path, "rb")
     except OSError as e:
         raise TraceError(f"cannot read trace: {e.strerror}", path) from None
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(raw, "rb"), raw
+    if magic.startswith(b"\xfd7zXZ"):
+        return lzma.open(raw, "rb"), raw
+    return raw, raw
 
 
 def _line_blocks(f, size: int = 1 << 22) -> Iterator[list[bytes]]:
@@ -141,15 +145,25 @@ class TraceReader:
         self._seen_event = False
         self._ptr_sample: list[bytes] = []
         self._comms: dict[bytes | None, str] = {}
+        self._raw = None
+        self._size = 0
+
+    def fraction(self) -> float:
+        """How much of the file has been read (0..1), for progress bars."""
+        if self._raw is None or self._raw.closed or not self._size:
+            return 0.0
+        return min(self._raw.tell() / self._size, 1.0)
 
     def __iter__(self) -> Iterator[TraceEvent]:
-        f = _open(self.path)
+        f, self._raw = _open(self.path)
+        self._size = os.fstat(self._raw.fileno()).st_size
         try:
             yield from self._events(f)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             raise TraceError(f"cannot read trace: {e}", self.path) from None
         finally:
             f.close()
+            self._raw.close()
         if not self._seen_event:
             raise TraceError("not an ftrace text file: no kmem or other trace events found "
                              "(expected lines like 'comm-pid [cpu] ... secs: kmalloc: ...')",

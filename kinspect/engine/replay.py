@@ -1,0 +1,244 @@
+"""Replaying a real kernel's kmem trace on the simulated machine (docs/traces.md).
+
+Traced pointers and pfns are identity keys, never addresses: the simulated machine places
+every object and page itself, so a trace from a 3 GB machine replays on a 1 GB profile as long
+as its live memory fits (when it does not, the allocation fails as in a kernel, and the summary
+counts it).
+
+- ``kmalloc``: a simulated ``kmalloc(bytes_req)`` (the kmalloc cache follows from the size, as
+  in the kernel; above KMALLOC_MAX_CACHE_SIZE a compound page).
+- ``kmem_cache_alloc``: a cache per (object size, slot size) seen in the trace
+  (``bytes_req`` = s->object_size, ``bytes_alloc`` = s->size in 6.x), named after the first
+  ``kmem_cache_free name=`` that frees one of its objects, or ``cache-<req>-<alloc>``.
+- ``kfree`` / ``kmem_cache_free``: by traced pointer; an object allocated before tracing
+  began is counted, not an error.
+- ``mm_page_alloc`` / ``mm_page_free(_batched)``: by traced pfn and order. Slab pages and
+  large kmallocs also show up as page allocations; the simulated allocator makes its own, so a
+  traced page in which a traced slab object (or large kmalloc) appears is recognised as one
+  and its simulated plain-page copy is given back.
+- The call site is the allocation's "stack": reports say ``Allocated by task PID:
+  call_site FILE:LINE``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, TraceEvent,
+                     TraceReader, TraceStats)
+from .machine import Machine
+from .report import Frame, StackDepot
+from .slab import KmemCache
+from .workload import gc_paused
+
+_SYMBOL = re.compile(r"(.+?)\+0x([0-9a-f]+)/0x([0-9a-f]+)")
+
+
+@dataclass
+class ReplayStats:
+    """What happened to the trace's events on the simulated machine."""
+
+    replayed: Counter = field(default_factory=Counter)
+    freed_before_trace: Counter = field(default_factory=Counter)   # frees of unknown keys
+    failed: Counter = field(default_factory=Counter)               # out of simulated memory
+    slab_pages: int = 0             # traced page allocations recognised as slab/large pages
+    caches: int = 0                 # kmem_caches created for kmem_cache_alloc events
+
+
+class TraceReplayer:
+    """Feeds trace events to a Machine, keeping traced keys → simulated addresses."""
+
+    def __init__(self, machine: Machine, path: str) -> None:
+        self.machine = machine
+        self.path = path
+        self.stats = ReplayStats()
+        self.objects: dict[int, int] = {}            # traced ptr -> simulated address
+        self.object_cache: dict[int, KmemCache] = {}  # traced ptr -> its kmem_cache (if not kmalloc)
+        self.pages: dict[int, tuple[int, int]] = {}  # traced pfn -> (simulated pfn, order)
+        self.slab_pfns: set[int] = set()             # traced pfns that turned out slab pages
+        self.caches: dict[tuple[int, int], KmemCache] = {}
+        self._named: set[int] = set()
+        self._frames: dict[str, int] = {}
+        self._pid = None
+        p = machine.profile
+        self._page_shift = p.page_shift
+        self._lm_delta = p.page_offset - p.phys_offset
+        self._depot = machine.depot = StackDepot()
+        self.events = 0
+        self.interrupted = False
+
+    def _frame(self, call_site: str, line: int) -> int:
+        """The stack-depot handle of a call site (``func+0xoff/0xlen`` or a raw address)."""
+        handle = self._frames.get(call_site)
+        if handle is None:
+            m = _SYMBOL.fullmatch(call_site)
+            if m:
+                frame = Frame(m.group(1), int(m.group(2), 16), int(m.group(3), 16), self.path,
+                              line)
+            else:
+                frame = Frame(call_site or "unknown_call_site", 0, 1, self.path, line)
+            handle = self._frames[call_site] = self._depot.save(frame)
+        return handle
+
+    def _traced_page_of(self, ptr: int) -> int | None:
+        """The traced page allocation (head pfn) holding a traced pointer, if one is live."""
+        pfn = (ptr - self._lm_delta) >> self._page_shift
+        pages = self.pages
+        for mask in (0, 1, 3, 7):                    # slab orders 0..3 (PAGE_ALLOC_COSTLY)
+            head = pfn & ~mask
+            if head in pages:
+                return head
+        return None
+
+    def _adopt_slab_page(self, ptr: int) -> None:
+        head = self._traced_page_of(ptr)
+        if head is not None:
+            sim_pfn, order = self.pages.pop(head)
+            self.machine.free_pages(sim_pfn, order)
+            self.slab_pfns.add(head)
+            self.stats.slab_pages += 1
+
+    def replay(self, events: Iterable[TraceEvent], progress=None, after_event=None) -> None:
+        """Apply events in order; ``progress(events_done, line)`` every 16384 events,
+        ``after_event(event)`` after each."""
+        m = self.machine
+        stats = self.stats
+        objects = self.objects
+        pages = self.pages
+        for ev in events:
+            self.events += 1
+            if progress is not None and not self.events & 0x3FFF:
+                progress(self.events, ev.line)
+            kind = ev.kind
+            if ev.pid != self._pid:
+                m.set_task(ev.comm or "?", ev.pid)
+                self._pid = ev.pid
+            if kind == KMALLOC or kind == KMEM_CACHE_ALLOC:
+                if not ev.ptr:
+                    continue                          # the traced allocation failed
+                if ev.ptr in objects:                 # a missed free: treat as freed
+                    stats.freed_before_trace["lost free"] += 1
+                    objects.pop(ev.ptr)
+                if pages:
+                    self._adopt_slab_page(ev.ptr)
+                m.ip_handle = self._frame(ev.call_site, ev.line)
+                if kind == KMALLOC:
+                    addr = m.kmalloc(ev.bytes_req)
+                else:
+                    cache = self._cache(ev.bytes_req, ev.bytes_alloc)
+                    addr = m.kmem_cache_alloc(cache)
+                    if addr:
+                        self.object_cache[ev.ptr] = cache
+                if addr:
+                    objects[ev.ptr] = addr
+                else:
+                    stats.failed[KIND_LABEL[kind]] += 1
+                    continue
+            elif kind == KFREE or kind == KMEM_CACHE_FREE:
+                addr = objects.pop(ev.ptr, None)
+                if addr is None:
+                    if ev.ptr:
+                        stats.freed_before_trace[KIND_LABEL[kind]] += 1
+                    continue
+                m.ip_handle = self._frame(ev.call_site, ev.line)
+                cache = self.object_cache.pop(ev.ptr, None)
+                if cache is None:
+                    m.kfree(addr)
+                else:
+                    if ev.name and cache.id not in self._named:
+                        cache.name = ev.name
+                        self._named.add(cache.id)
+                    m.kmem_cache_free(cache, addr)
+            elif kind == PAGE_ALLOC:
+                if ev.pfn in pages:
+                    stats.freed_before_trace["lost page free"] += 1
+                    sim_pfn, order = pages.pop(ev.pfn)
+                    m.free_pages(sim_pfn, order)
+                sim = m.alloc_pages(ev.order)
+                if sim is None:
+                    stats.failed["mm_page_alloc"] += 1
+                    continue
+                pages[ev.pfn] = (sim, ev.order)
+                self.slab_pfns.discard(ev.pfn)
+            else:                                     # PAGE_FREE
+                entry = pages.pop(ev.pfn, None)
+                if entry is None:
+                    if ev.pfn in self.slab_pfns:
+                        self.slab_pfns.discard(ev.pfn)  # SLUB gave the slab page back
+                    else:
+                        stats.freed_before_trace["mm_page_free"] += 1
+                    continue
+                m.free_pages(entry[0], entry[1])
+            stats.replayed[KIND_LABEL[kind]] += 1
+            if after_event is not None:
+                after_event(ev)
+
+    def _cache(self, object_size: int, slot: int) -> KmemCache:
+        cache = self.caches.get((object_size, slot))
+        if cache is None:
+            cache = self.machine.kmem_cache_create(f"cache-{object_size}-{slot}", object_size,
+                                                   0, 0, False)
+            self.caches[(object_size, slot)] = cache
+            self.stats.caches += 1
+        return cache
+
+
+KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
+              "mm_page_free")
+
+
+def looks_like_trace(path: str) -> bool:
+    """True if a file is (probably) an ftrace capture rather than a .kw workload."""
+    if path.endswith((".gz", ".xz")):
+        return True
+    if path.endswith(".kw"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"# tracer:") or b"call_site=" in head or b" pfn=" in head
+
+
+def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
+    """Lines for the end of a replay: what was replayed, counted, skipped."""
+    lines = [f"trace: {stats.lines} lines, replayed "
+             + ", ".join(f"{k} {v}" for k, v in sorted(replay.replayed.items()))]
+    if stats.other_events:
+        lines.append("other events (counted, not replayed): "
+                     + ", ".join(f"{k} {v}" for k, v in stats.other_events.most_common()))
+    if replay.freed_before_trace:
+        lines.append("frees of objects/pages allocated before tracing began: "
+                     + ", ".join(f"{k} {v}" for k, v in
+                                 sorted(replay.freed_before_trace.items())))
+    if replay.failed:
+        lines.append("allocations that failed (out of simulated memory): "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(replay.failed.items())))
+    lines.append(f"traced page allocations recognised as slab/large-kmalloc pages: "
+                 f"{replay.slab_pages}; kmem_caches made for kmem_cache_alloc: {replay.caches}")
+    if stats.bad_lines:
+        first = "; ".join(f"line {n}: {what}" for n, what in stats.first_bad[:5])
+        lines.append(f"unreadable lines: {stats.bad_lines} (first: {first})")
+    if stats.markers:
+        lines.append("trace markers: " + "; ".join(f"line {n}: {t}" for n, t in stats.markers))
+    return lines
+
+
+def replay_trace(machine: Machine, path: str, strict: bool = False, progress=None,
+                 after_event=None) -> tuple[TraceReader, TraceReplayer]:
+    """Replay a whole trace file on a machine (streamed). On KeyboardInterrupt the replay stops
+    where it is and the interrupt propagates; the reader and replayer keep the partial figures
+    (``replayer.interrupted``)."""
+    reader = TraceReader(path, strict=strict)
+    replayer = TraceReplayer(machine, path)
+    tick = None if progress is None else (lambda n, line: progress(n, line, reader.fraction()))
+    try:
+        with gc_paused():
+            replayer.replay(reader, tick, after_event)
+    except KeyboardInterrupt:
+        replayer.interrupted = True
+    return reader, replayer
