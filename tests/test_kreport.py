@@ -15,9 +15,12 @@ import pytest
 from kinspect.engine.errors import ReportParseError
 from kinspect.engine.kreport import (
     KasanReport,
+    LogScan,
+    find_oops,
     iter_reports,
     parse_report_text,
     parse_reports,
+    sanitize_title,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -312,8 +315,6 @@ CORPUS_UNPARSABLE = {
         "4.4 log with '** N printk messages dropped **': the access line was dropped",
     "syz-164-slab-out-of-bounds-in-native_queued_spin_lock_slowpath-at-ad.txt":
         "4.4 log with '** N printk messages dropped **': the access line was dropped",
-    "syz-199-stack-out-of-bounds-read-in-iov_iter_advance.txt":
-        "4.4 log without caller ids: another task's warning is printed inside the memory-state dump",
     "syz-214-wild-memory-access-in-sg_read.txt":
         "4.9 inline instrumentation: the BUG line is followed by a general protection fault, "
         "the report body never came",
@@ -463,3 +464,282 @@ def test_corpus_syzbot_inline_bug_lines_are_one_report() -> None:
     assert r.source_location == "drivers/base/core.c:5167"
     assert (r.task, r.pid) == ("syz.0.19", 6201)
     assert r.caret_index == 8 and r.first_bad_addr == 0xffff8880358f0440
+
+
+# --------------------------------------------------------------------------- titles (syzkaller)
+
+def _syz_log(path: Path) -> list[str]:
+    """The console log of a syzkaller report test file: without its TITLE:/TYPE:/... header
+    and without the REPORT: section at its end (syzkaller's own test harness does the same)."""
+    lines = path.read_text(errors="replace").splitlines()
+    if path.name.startswith("syz-"):
+        lines = lines[lines.index("") + 1:]
+        for i, line in enumerate(lines):
+            if line.startswith("REPORT:"):
+                lines = lines[:i]
+                break
+    return lines
+
+
+def _scan(path: Path) -> tuple[list[KasanReport], LogScan]:
+    scan = LogScan()
+    reps = list(iter_reports(_syz_log(path), path=str(path), partial=True, scan=scan))
+    return reps, scan
+
+
+def corpus_score() -> dict[str, tuple[int, int]]:
+    """(agreeing, total) per check of the issue's "Done when" over the shared corpus."""
+    score: dict[str, list[int]] = {k: [0, 0] for k in (
+        "kasan-console-title", "kasan-other-title", "not-first-first-crash",
+        "negative-no-report", "negative-crash-named", "corrupted-flag", "non-x86-memory-state")}
+
+    def count(key: str, ok: bool) -> None:
+        score[key][0] += ok
+        score[key][1] += 1
+
+    for row in _corpus_rows():
+        path = CORPUS / row["file"]
+        reps, scan = _scan(path)
+        first = scan.first_crash
+        cat = row["category"]
+        if cat == "kasan":
+            key = "kasan-console-title" if row["provenance"] == "console log" \
+                else "kasan-other-title"
+            count(key, bool(reps) and reps[0].title == row["syz_title"])
+        elif cat == "kasan-not-first":
+            count("not-first-first-crash", first is not None and first.title == row["syz_title"])
+        elif cat == "negative":
+            count("negative-no-report", reps == [])
+            count("negative-crash-named", first is not None and not first.kasan
+                  and first.title == row["syz_title"])
+        if row["file"].startswith("syz-"):
+            count("corrupted-flag", first is not None and
+                  bool(first.corrupted) == (row["syz_corrupted"] == "Y"))
+        if row["arch"] and not row["arch"].startswith("x86_64") and row["kasan_report"] == "yes" \
+                and row["memory_state"] == "yes":
+            # (ext-11's dump was cut short by a second fault: the index counts 0 rows)
+            rows = int(row["shadow_rows"] or 0)
+            count("non-x86-memory-state", bool(reps) and len(reps[0].memory_rows) == rows
+                  and (rows == 0 or reps[0].caret_index is not None))
+    return {k: (v[0], v[1]) for k, v in score.items()}
+
+
+@pytest.mark.parametrize("row", [r for r in _corpus_rows() if r["category"] != "external"],
+                         ids=lambda r: r["file"][:40])
+def test_corpus_title_is_syzkallers(row: dict[str, str]) -> None:
+    reps, scan = _scan(CORPUS / row["file"])
+    first = scan.first_crash
+    assert first is not None
+    assert first.title == row["syz_title"]
+    assert bool(first.corrupted) == (row["syz_corrupted"] == "Y"), first.corrupted
+    if row["category"] == "kasan":
+        assert reps[0].title == row["syz_title"] and first.kasan
+        assert first.line == reps[0].line
+    elif row["category"] == "kasan-not-first":
+        assert reps and not first.kasan and first.line < reps[0].line
+    else:
+        assert reps == [] and not first.kasan
+
+
+def test_corpus_score(capsys) -> None:
+    score = corpus_score()
+    with capsys.disabled():
+        print("\ncorpus score: " + ", ".join(f"{k} {a}/{n}" for k, (a, n) in score.items()))
+    for key in ("kasan-console-title", "not-first-first-crash", "negative-no-report",
+                "negative-crash-named", "corrupted-flag", "non-x86-memory-state"):
+        agree, total = score[key]
+        assert total and agree == total, (key, agree, total)
+    assert score["kasan-console-title"][1] == 69
+    assert score["non-x86-memory-state"][1] >= 20
+
+
+def test_titles_of_the_kunit_reports() -> None:
+    # kmalloc_oob_right is a skipped frame for syzkaller ("kmalloc"): the next one names it
+    r = parse_reports(KRUN / "reports" / "kmalloc_oob_right.txt")[0]
+    assert (r.title, r.title_corrupted) == ("KASAN: slab-out-of-bounds Write in "
+                                            "kunit_try_run_case", None)
+    (d,) = parse_reports(KRUN / "reports" / "kmem_cache_double_free.txt")
+    assert d.title.startswith("KASAN: invalid-free in ")
+    (g,) = parse_reports(KRUN / "reports" / "kasan_global_oob_right.txt")
+    # ... and so is every "kasan" function
+    assert g.title == "KASAN: global-out-of-bounds Read in kunit_try_run_case"
+
+
+def test_find_oops_and_sanitize_title() -> None:
+    assert find_oops("BUG: KASAN: slab-out-of-bounds in f+0x1/0x2") == "BUG:"
+    assert find_oops("general protection fault, probably for non-canonical address") == \
+        "general protection fault"
+    assert find_oops("ODEBUG: object is on stack, but not annotated BUG:") is None
+    assert find_oops("random: crng init done") is None
+    assert sanitize_title("KASAN: use-after-free in do_con_write.part.23+0x1/0x2 at addr "
+                          "ffff88003a6bd110") == \
+        "KASAN: use-after-free in do_con_write.part.NUM at addr ADDR"
+
+
+# --------------------------------------------------------------------------- partial reports
+
+@pytest.mark.parametrize("name", sorted(CORPUS_UNPARSABLE))
+def test_unparsable_files_give_partial_reports(name: str) -> None:
+    reps = parse_reports(CORPUS / name, partial=True)
+    assert reps, "partial mode must still return the report"
+    r = reps[0]
+    assert r.bug_type and r.problems
+    assert all(p.path == str(CORPUS / name) and p.line for p in r.problems)
+
+
+def test_truncated_report_keeps_what_was_read() -> None:
+    full = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()
+    first = full[:full.index("=" * 66) + 1]
+    whole = parse_reports(first)[0]
+    for n in range(1, len(first)):
+        (r,) = parse_reports(first[:n], partial=True)
+        assert r.bug_type == "slab-out-of-bounds" and r.function == whole.function
+        if n >= 2:
+            assert (r.access, r.size, r.addr, r.task, r.pid) == (
+                whole.access, whole.size, whole.addr, whole.task, whole.pid)
+        else:
+            assert r.access is None and r.problems
+        if r.cache_name is not None:
+            assert (r.cache_name, r.cache_object_size) == (whole.cache_name,
+                                                           whole.cache_object_size)
+        assert not r.complete
+        assert len(r.memory_rows) <= 5
+        for a, b in zip(r.memory_rows, whole.memory_rows):
+            assert a == b
+    garbled = [ln.replace("fc", "zz") if ln.startswith(">") else ln for ln in first]
+    (g,) = parse_reports(garbled, partial=True)
+    assert g.cache_name == "kmalloc-128" and g.caret_index is None
+    assert any("malformed memory-state row" in p.message for p in g.problems)
+
+
+def test_malformed_bug_line_in_partial_mode() -> None:
+    (r,) = parse_reports(["BUG: KASAN: slab-out-of-bounds", "garbage", "=" * 66],
+                         partial=True)
+    assert (r.bug_type, r.function, r.access) == ("slab-out-of-bounds", None, None)
+    assert r.problems and r.title == "KASAN: slab-out-of-bounds"
+
+
+def test_interrupted_report_ends_at_the_next_oops() -> None:
+    lines = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()[:20]
+    lines += ["general protection fault, probably for non-canonical address 0xdead: 0000 [#1]",
+              "Call Trace:", " other_function+0x1/0x2"]
+    (r,) = parse_reports(lines, partial=True)
+    assert r.access_stack is not None and "other_function+0x1/0x2" not in r.access_stack.frames
+    scan = LogScan()
+    list(iter_reports(lines, partial=True, scan=scan))
+    assert scan.first_crash.kasan
+
+
+# --------------------------------------------------------------------------- modes, arches
+
+def test_modes_bits_and_kernel_releases() -> None:
+    def first(name: str) -> KasanReport:
+        return parse_reports(CORPUS / name, partial=True)[0]
+
+    hw = first("ext-09-arm64-hwtags-out-of-bounds-scan_block.txt")
+    assert (hw.mode, hw.bits, hw.granule_size, hw.ptr_tag, hw.mem_tag) == ("hw-tags", 64, 16,
+                                                                           0xf7, 0xfe)
+    sw = first("ext-08-arm64-swtags-invalid-access-bpf_patch_insn_data.txt")
+    assert (sw.mode, sw.row_stride) == ("sw-tags", 0x100)
+    old = first("ext-10-arm64-swtags-double-free-virtblk_request_done.txt")
+    assert old.mode == "sw-tags" and old.kernel_version == (5, 3)
+    arm = first("ext-01-arm32-global-out-of-bounds-load_module.txt")
+    assert (arm.mode, arm.bits, arm.kernel_release) == ("generic", 32, "5.15.0")
+    assert arm.access_stack.frames[0].startswith("[<c010f968>] (unwind_backtrace) from")
+    assert "(print_address_description+0x58/0x384)" in arm.access_stack.frames[1]
+    ppc = first("ext-04-ppc32-vmalloc-out-of-bounds-pcpu_alloc.txt")
+    assert (ppc.bits, ppc.first_bad_addr) == (32, 0xf57f3be0)
+    x86 = parse_reports(KRUN / "reports" / "kmalloc_oob_right.txt")[0]
+    assert (x86.mode, x86.bits, x86.kernel_release) == ("generic", 64, "6.12.117")
+    assert x86.access_stack.header == "Call Trace:"
+    assert "kmalloc_oob_right+0x604/0x690" in x86.access_stack.frames
+    assert x86.region_line == ("0 bytes to the right of allocated 115-byte region "
+                               "[ffff8880056e5a00, ffff8880056e5a73)")
+
+
+def test_to_json_has_every_field() -> None:
+    import json
+    r = parse_reports(KRUN / "reports" / "rcu_uaf.txt")[0]
+    d = json.loads(json.dumps(r.to_json()))
+    assert d["title"] == r.title and d["addr"] == f"{r.addr:#x}"
+    assert d["aux_stacks"][0]["frames"] == r.aux_stacks[0].frames
+    assert len(d["memory_rows"]) == 5 and d["memory_rows"][2]["guilty"]
+    assert d["problems"] == [] and d["mode"] == "generic"
+
+
+# --------------------------------------------------------------------------- kinspect's fields
+
+def test_kunit_reports_parse_back_to_kinspects_fields() -> None:
+    """Every field kinspect's own report (BadAccess) carries is read from the real reports,
+    and kinspect's own report text parses back to its BadAccess values."""
+    from kinspect.engine.machine import Machine
+    from kinspect.engine.profile import load_profile
+    from kinspect.engine.report import format_report
+    from kinspect.engine.workload import WorkloadRunner, parse_workload
+
+    kw_dir = Path(__file__).resolve().parent.parent / "samples" / "workloads" / "kasan_test"
+    checked = 0
+    for real_path in sorted((KRUN / "reports").glob("*.txt")):
+        kw = kw_dir / f"{real_path.stem}.kw"
+        if not kw.exists():
+            continue
+        machine = Machine(load_profile("x86_64"))
+        WorkloadRunner(machine, parse_workload(str(kw))).run()
+        real = parse_reports(real_path)
+        assert len(real) == len(machine.reports), real_path.name
+        for bad, rep in zip(machine.reports, real):
+            own = parse_report_text(format_report(bad))[0]
+            for parsed in (rep, own):
+                assert parsed.bug_type == bad.bug_type and parsed.access == bad.kind
+                assert parsed.size == (bad.size or None) and parsed.task and parsed.pid is not None
+                assert parsed.first_bad_addr is not None and len(parsed.memory_rows) == 5
+                assert (parsed.cache_name is None) == (bad.cache_name is None)
+                assert (parsed.variable is None) == (bad.variable is None)
+                assert (parsed.stack_task is None) == (bad.stack_comm is None)
+                assert (parsed.alloc_stack is None) == (bad.alloc_track is None)
+                assert (parsed.free_stack is None) == (bad.free_track is None)
+                assert len(parsed.aux_stacks) == len(bad.aux_stacks)
+                assert bool(parsed.page_lines) == bool(bad.page_lines)
+            # kinspect's own text gives back exactly its values
+            assert (own.addr, own.pid, own.task) == (bad.addr, bad.pid, bad.comm)
+            assert own.first_bad_addr == bad.first_bad_addr - bad.first_bad_addr % 8
+            assert own.memory_rows[0].addr == bad.meta_row_start
+            assert [bytes(r.values) for r in own.memory_rows] == [bytes(r) for r in
+                                                                  bad.meta_rows]
+            if bad.cache_name is not None:
+                assert (own.cache_name, own.cache_object_size, own.object_addr,
+                        own.region_size) == (bad.cache_name, bad.cache_object_size,
+                                             bad.object_addr, bad.alloc_size)
+            checked += 1
+    assert checked >= 40
+
+
+def test_reports_stream_out_before_the_rest_of_the_log_is_read() -> None:
+    report = (KRUN / "reports" / "kmalloc_uaf.txt").read_text().splitlines()
+    pulled = []
+
+    def log():
+        for i, line in enumerate(report):
+            pulled.append(i)
+            yield f"[    3.{i:06d}] {line}\n"
+        for i in range(100_000):
+            pulled.append(i)
+            yield f"[    4.{i:06d}] noise {i}\n"
+
+    scan = LogScan()
+    it = iter_reports(log(), partial=True, scan=scan)
+    first = next(it)
+    assert first.complete and len(pulled) <= len(report) + 1
+    assert list(it) == [] and len(pulled) == len(report) + 100_000
+    assert scan.first_crash.kasan and scan.first_crash.line == 1
+
+
+def test_a_report_without_its_end_line_ends_in_other_output() -> None:
+    head = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()[:30]
+    lines = [f"[    3.{i:06d}] {x}" for i, x in enumerate(head)]
+    lines += [f"[    4.{i:06d}] unrelated driver output {i}" for i in range(600)]
+    lines += [f"[    5.{i:06d}] {x}" for i, x in
+              enumerate((KRUN / "reports" / "kmalloc_uaf.txt").read_text().splitlines())]
+    first, second = parse_reports(lines, partial=True)
+    assert not first.complete and first.end_line is None and first.cache_name is None
+    assert second.complete and second.line == 631

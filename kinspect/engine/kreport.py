@@ -27,7 +27,14 @@ Memory state around the buggy address:  (5 rows, '>' on the guilty one, then the
 Older layouts (4.x ``... in f at addr A`` + ``Read of size N by task``; the 4.12-5.x
 ``double-free or invalid-free`` title with no access line; ``this frame has``) are accepted for
 the header fields.  A report whose required lines are broken raises
-:class:`~kinspect.engine.errors.ReportParseError` naming the line.
+:class:`~kinspect.engine.errors.ReportParseError` naming the line; in *partial* mode
+(``iter_reports(..., partial=True)``) it is returned anyway with what could be read, the rest
+None (unknown), and its ``problems``.  Any architecture: 32-bit addresses, arm/arm64/ppc/riscv
+call traces, generic and tag-based (sw-tags, hw-tags) modes.
+
+Each report also gets the title syzkaller's report parser would give it (``KASAN:
+slab-out-of-bounds Read in foo``, see "crash titles" below), and a :class:`LogScan` passed to
+``iter_reports`` names the log's first crash, KASAN or not (a GPF, a WARNING, KFENCE, ...).
 """
 
 from __future__ import annotations
@@ -44,7 +51,12 @@ __all__ = [
     "StackTrace",
     "FrameObject",
     "MemoryRow",
+    "CrashTitle",
+    "LogScan",
     "iter_reports",
+    "first_crash",
+    "find_oops",
+    "sanitize_title",
     "parse_reports",
     "parse_report_text",
     "META_BYTES_PER_ROW",
@@ -97,12 +109,33 @@ class MemoryRow:
     line: int | None = None
 
 
+@dataclass(frozen=True)
+class CrashTitle:
+    """The one-line title syzkaller's report parser gives a crash (``pkg/report``).
+
+    ``title`` is already sanitized as syzkaller does it (addresses become ``ADDR``, numbers
+    ``NUM``, ``func+0xOFF/0xLEN`` becomes ``func``).  ``corrupted`` is syzkaller's reason for
+    calling the report corrupted (truncated, no frames, ...), or None.  ``kasan`` tells whether
+    the crash is a KASAN report.
+    """
+
+    title: str
+    line: int
+    corrupted: str | None = None
+    kasan: bool = False
+
+
 @dataclass
 class KasanReport:
-    """One KASAN report as the kernel printed it (fields are None when the report lacks them)."""
+    """One KASAN report as the kernel printed it (fields are None when the report lacks them).
+
+    A report read in *partial* mode (``iter_reports(..., partial=True)``) may have broken or
+    missing lines: then ``problems`` says what could not be read, and every field that could
+    not be read is None (unknown), never a guess.
+    """
 
     bug_type: str
-    function: str
+    function: str | None
     line: int
     path: str | None = None
     source_location: str | None = None
@@ -144,6 +177,17 @@ class KasanReport:
     caret_index: int | None = None     # granule index k (0..15) of the '^' in the guilty row
     complete: bool = False             # the closing "=====" line was seen
     end_line: int | None = None
+    # "Call Trace:" / "Call trace:" (the access stack, printed by dump_stack_lvl)
+    access_stack: StackTrace | None = None
+    # "CPU: 0 UID: 0 PID: 37 Comm: kunit_try_catch Not tainted 6.12.117 #1"
+    kernel_release: str | None = None
+    hardware: str | None = None
+    addr_digits: int | None = None     # hex digits of the printed access address (8: 32-bit)
+    row_addr_digits: int | None = None # hex digits of the memory-state row addresses
+    # syzkaller's title of this report, and its reason for calling it corrupted (or None)
+    title: str | None = None
+    title_corrupted: str | None = None
+    problems: list[ReportParseError] = field(default_factory=list)
 
     # ---- derived values -------------------------------------------------------------
 
@@ -204,6 +248,105 @@ class KasanReport:
                 return row.values[(addr - row.addr) // gran]
         return None
 
+    @property
+    def bits(self) -> int | None:
+        """BITS_PER_LONG of the kernel that printed it, from how wide it prints addresses
+        (``%px``: 8 hex digits on 32-bit, 16 on 64-bit), or None."""
+        digits = self.addr_digits if self.addr_digits is not None else self.row_addr_digits
+        if digits is None:
+            return None
+        return 32 if digits <= 8 else 64
+
+    @property
+    def kernel_version(self) -> tuple[int, int] | None:
+        """(major, minor) of ``kernel_release`` ("6.12.117" -> (6, 12)), or None."""
+        if self.kernel_release is None:
+            return None
+        m = re.match(r"(\d+)\.(\d+)", self.kernel_release)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    @property
+    def mode(self) -> str | None:
+        """The KASAN mode: "generic", "sw-tags", "hw-tags", "tags" (tag-based, which one
+        cannot be told), or None (cannot be told).
+
+        Tag-based reports print ``Pointer tag: [..], memory tag: [..]`` and dump one tag per
+        16 bytes (rows 0x100 apart); generic reports dump one shadow byte per 8 bytes (rows
+        0x80 apart).  sw-tags and hw-tags are told apart by the access stack: the MTE fault
+        path (``do_tag_check_fault``) is hw-tags, the compiler's checks (``__hwasan_*``,
+        ``kasan_tag_mismatch``, ``kasan_check_range``) are sw-tags; kernels before 5.11 had
+        no hw-tags mode.
+        """
+        stride = self.row_stride
+        tagged = self.ptr_tag is not None or stride == 0x100
+        if not tagged:
+            if stride == 0x80 or self.ptr_tag is None and self.bug_type != "invalid-access":
+                return "generic"
+            return None
+        frames = " ".join(self.access_stack.frames) if self.access_stack else ""
+        if "do_tag_check_fault" in frames or "report_tag_fault" in frames or \
+                "mte_" in frames:
+            return "hw-tags"
+        if "__hwasan" in frames or "kasan_tag_mismatch" in frames or \
+                "kasan_check_range" in frames or "check_memory_region" in frames:
+            return "sw-tags"
+        version = self.kernel_version
+        if version is not None and version < (5, 11):
+            return "sw-tags"
+        return "tags"
+
+    @property
+    def region_line(self) -> str | None:
+        """The two region lines of the report joined as one, as kinspect's engine prints them
+        ("64 bytes inside of freed 512-byte region [ffff8880358f0400, ffff8880358f0600)")."""
+        if self.rel_bytes is None or self.region_size is None:
+            return None
+        width = self.addr_digits or (8 if (self.bits or 64) == 32 else 16)
+        state = f"{self.state} " if self.state else ""
+        return (f"{self.rel_bytes} bytes {self.direction} of {state}{self.region_size}-byte "
+                f"region [{self.region_start:0{width}x}, {self.region_end:0{width}x})")
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict of every field (addresses as "0x..." strings, unknown as null)."""
+        def hx(v: int | None) -> str | None:
+            return None if v is None else f"{v:#x}"
+
+        def stack(st: StackTrace | None) -> dict | None:
+            if st is None:
+                return None
+            return {"kind": st.kind, "header": st.header, "pid": st.pid, "line": st.line,
+                    "available": st.available, "frames": list(st.frames)}
+
+        return {
+            "title": self.title, "title_corrupted": self.title_corrupted,
+            "bug_type": self.bug_type, "function": self.function,
+            "source_location": self.source_location, "path": self.path, "line": self.line,
+            "end_line": self.end_line, "complete": self.complete,
+            "access": self.access, "size": self.size, "addr": hx(self.addr),
+            "task": self.task, "pid": self.pid, "kernel_release": self.kernel_release,
+            "hardware": self.hardware, "bits": self.bits, "mode": self.mode,
+            "ptr_tag": hx(self.ptr_tag), "mem_tag": hx(self.mem_tag),
+            "access_stack": stack(self.access_stack), "alloc_stack": stack(self.alloc_stack),
+            "free_stack": stack(self.free_stack),
+            "aux_stacks": [stack(a) for a in self.aux_stacks],
+            "object_addr": hx(self.object_addr), "cache_name": self.cache_name,
+            "cache_object_size": self.cache_object_size,
+            "rel_bytes": self.rel_bytes, "direction": self.direction, "state": self.state,
+            "region_size": self.region_size, "region_start": hx(self.region_start),
+            "region_end": hx(self.region_end),
+            "page_lines": list(self.page_lines), "vmalloc_lines": list(self.vmalloc_lines),
+            "stack_task": self.stack_task, "stack_pid": self.stack_pid,
+            "frame_offset": self.frame_offset, "frame_function": self.frame_function,
+            "frame_objects": None if self.frame_objects is None else
+            [{"start": o.start, "end": o.end, "name": o.name} for o in self.frame_objects],
+            "variable": self.variable,
+            "memory_rows": [{"addr": hx(r.addr), "values": " ".join(f"{v:02x}" for v in r.values),
+                             "guilty": r.guilty} for r in self.memory_rows],
+            "guilty_row": self.guilty_row, "caret_index": self.caret_index,
+            "granule_size": self.granule_size, "first_bad_addr": hx(self.first_bad_addr),
+            "problems": [str(p) for p in self.problems],
+        }
+
 
 # --------------------------------------------------------------------------- patterns
 
@@ -252,6 +395,14 @@ _VMALLOC_RE = re.compile(
     r"^The buggy address belongs to (?:a \d+-page vmalloc region|a vmalloc virtual mapping"
     r"|the virtual mapping at)")
 _MEMSTATE_RE = re.compile(r"^Memory state around the buggy address:$")
+_CALL_TRACE_RE = re.compile(r"^(?:Call [Tt]race|Backtrace):\s*$")
+_ARM_FRAME_RE = re.compile(r"^(?:\[<[0-9a-f]+>\] \(|\s*[\w.]+ from [\w.]+\+0x[0-9a-f]+/0x)")
+_CPU_RE = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: .+? "
+                     r"(?:Not tainted|Tainted:[^\d]*?)\s*(?P<release>\d+\.\d+[\w.+~-]*)")
+_INTERRUPTING_RE = re.compile(
+    r"^(?:general protection fault|Unable to handle kernel|Internal error:|kernel BUG at"
+    r"|stack segment: |divide error:|invalid opcode:|Unhandled fault:|Alignment trap:"
+    r"|PANIC: double fault|BUG: (?:unable to handle|kernel NULL pointer|Unable to handle))")
 _ROW_START_RE = re.compile(r"^(?P<mark>[ >])(?P<addr>[0-9a-fA-F]{4,16}):(?P<rest>.*)$")
 _HEX_BYTES_RE = re.compile(r"^(?:[0-9a-fA-F]{2})(?: [0-9a-fA-F]{2})*$")
 _CARET_RE = re.compile(r"^ *\^$")
@@ -281,6 +432,13 @@ _PREFIX_RE = re.compile(
 # caller ids they cannot be told apart, so in a log a few unrelated lines are skipped where a
 # specific line is expected.  Bare report text must be exact.
 _LOG_SLACK = 12
+# At most this many raw lines of one report are kept to title it (a truncated report in a
+# huge log must not keep the whole log).
+_MAX_CAPTURE = 3000
+# A report without its closing ===== line ends after this many lines that are no part of it.
+_MAX_UNRELATED = 500
+# In a log without caller ids, at most this many foreign lines before the first dump row.
+_FIRST_ROW_SLACK = 300
 
 
 @dataclass
@@ -291,13 +449,21 @@ class _Line:
     caller: str | None
 
 
+_CALLERS: dict[str, str] = {}
+
+
 def _split_prefix(no: int, raw: str) -> _Line:
     raw = raw.rstrip("\r\n")
     m = _PREFIX_RE.match(raw)
     if m:
         caller = m.group("caller") or m.group("android")
         if caller is not None:
-            caller = re.sub(r"\s+", "", caller)
+            c = _CALLERS.get(caller)
+            if c is None:
+                c = _CALLERS[caller] = re.sub(r"\s+", "", caller)
+                if len(_CALLERS) > 4096:
+                    _CALLERS.clear()
+            caller = c
         return _Line(no, raw[m.end():].rstrip(), True, caller)
     return _Line(no, raw.rstrip(), False, None)
 
@@ -305,10 +471,11 @@ def _split_prefix(no: int, raw: str) -> _Line:
 class _LineSource:
     """Numbered lines with one-line push-back, read lazily."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
+    def __init__(self, lines: Iterable[str], observer: "LogScan | None" = None) -> None:
         self._it = iter(lines)
         self._no = 0
         self._back: list[_Line] = []
+        self._observer = observer
 
     def __iter__(self) -> "_LineSource":
         return self
@@ -318,7 +485,10 @@ class _LineSource:
             return self._back.pop()
         raw = next(self._it)
         self._no += 1
-        return _split_prefix(self._no, raw)
+        ln = _split_prefix(self._no, raw)
+        if self._observer is not None:
+            self._observer.feed(ln)
+        return ln
 
     def push(self, line: _Line) -> None:
         self._back.append(line)
@@ -328,13 +498,657 @@ def _hex(s: str) -> int:
     return int(s, 16)
 
 
+# --------------------------------------------------------------------------- crash titles
+#
+# Crash titles as syzkaller gives them (google/syzkaller, pkg/report/linux.go and report.go,
+# Apache License 2.0): the rules are re-implemented here, and the frame-skip list and the title
+# formats are syzkaller's data.  A title is made from one report's text:
+#
+#  * the report is the oops line and the following lines *of the same printk context* (the
+#    ``[ T123]``/``[ C0]`` caller id, or "console" for plain timestamps, or none); frames
+#    marked ``?`` (and PowerPC's ``(unreliable)``) are dropped;
+#  * without caller ids, the report ends where the next oops (of any context) starts;
+#  * the first format of the oops whose title regexp matches earliest wins; a format with a
+#    stack description takes the first frame (after its anchors) that is not an uninteresting
+#    helper (``kasan_report``, ``memcpy``, ``lock_acquire``, ...); none left: "corrupted";
+#  * the title is then sanitized: addresses -> ADDR, numbers -> NUM, ``f+0xO/0xL`` -> ``f``.
+
+_PARSE = object()       # stands for "parse a stack trace here" in a stack description
+
+
+def _syz(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern
+                      .replace("{{PC}}", r"\[\<?(?:0x)?[0-9a-f]+\>?\]")
+                      .replace("{{FUNC}}", r"([a-zA-Z0-9_]+)(?:\.|\+)")
+                      .replace("{{SRC}}", r"([a-zA-Z0-9\-_/.]+\.[a-z]+:[0-9]+)")
+                      .replace("{{ADDR}}", r"0x[0-9a-f]+"))
+
+
+@dataclass(frozen=True)
+class _StackFmt:
+    parts: tuple
+    parts2: tuple = ()
+    skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _OopsFormat:
+    title: re.Pattern[str]
+    fmt: str                                 # str.format with {1}.. = captures, then frames
+    report: re.Pattern[str] | None = None
+    stack: _StackFmt | None = None
+    no_stack_trace: bool = False
+    corrupted: bool = False
+
+
+@dataclass(frozen=True)
+class _Oops:
+    header: str
+    formats: tuple[_OopsFormat, ...]
+    suppressions: tuple[re.Pattern[str], ...] = ()
+
+
+_RIP_FRAME = _syz(r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}"
+                  r"|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)"
+                  r"|[0-9]+: +\(null\))")
+_CALL_TRACE = _syz(r"(?:Call (?:T|t)race:)|(?:Backtrace:)")
+_STACK_KEYWORDS = tuple(re.compile(p) for p in (
+    r"Call (?:T|t)race", r"Allocated:", r"Allocated by task [0-9]+:", r"Freed:",
+    r"Freed by task [0-9]+:", r"[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:", r"Backtrace:",
+    r"Uninit was stored to memory at",
+    r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"))
+_STACK_START = re.compile("|".join(k.pattern for k in _STACK_KEYWORDS))
+_FRAME_RES = (_syz(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"),
+              _syz(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"))
+_CORRUPTED_LINE = _syz(r"^( \[\<?(?:0x)?[0-9a-f]+\>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x")
+_STACK_FRAME_LINE = re.compile(r"^ *(?:\[\<?(?:[0-9a-f]+)\>?\] ?){0,2}[ \t]+(?:[0-9]+:)?"
+                               r"([a-zA-Z0-9_.]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)")
+_STRIP_FRAME_PREFIXES = ("SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_",
+                         "___sys_", "__sys_", "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_",
+                         "compat_SyS_", "ksys_")
+# Frames that never name the guilty function (matched anywhere in the function name).
+_SKIP_FRAMES = (
+    "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan", "kcsan_setup_watchpoint",
+    "check_memory_region", "check_heap_object", "check_object", "read_word_at_a_time",
+    "(read|write)_once_.*nocheck", "print_address_description", "panic", "invalid_op",
+    "report_bug", "fixup_bug", "print_report", "print_usage_bug", "do_error", "_trap$|do_trap",
+    "show_stack", "dump_stack", "walk_stack", "dump_backtrace", "warn_slowpath", "warn_alloc",
+    "warn_bogus", "__warn", "alloc_page", "k?v?(?:m|z|c)alloc", "krealloc", "kmem_cache",
+    "allocate_slab", "__alloc_frozen_pages_noprof", "folio_(?:alloc|unlock)",
+    "filemap_alloc_folio", "__filemap_get_folio", "find_or_create_page", "do_read_cache_folio",
+    "read_cache_page", "pagecache_get_page", "grab_cache_page_write_begin", "slab_",
+    "debug_object", "timer_is_static_object", "work_is_static_object", "__might_fault",
+    "print_unlock", "imbalance_bug", "lockdep", "bh_enable", "bh_disable", "perf_trace",
+    "lock_acquire", "lock_release", "lock_class", "mark_lock", "(reacquire|mark)_held_locks",
+    "raw_spin_rq", "spin_lock", "spin_trylock", "spin_unlock", "read_lock", "read_trylock",
+    "write_lock", "write_trylock", "read_unlock", "write_unlock", "^down$", "down_read",
+    "down_write", "down_read_trylock", "down_write_trylock", "down_trylock", "up_read",
+    "up_write", "^mutex_", "^__mutex_", "^rt_mutex_", "owner_on_cpu", "osq_lock", "osq_unlock",
+    "atomic(64)?_(dec|inc|read|set|or|xor|and|add|sub|fetch|xchg|cmpxchg|try)",
+    "(set|clear|change|test)_bit", "__wake_up", "^refcount_", "^kref_", "ref_tracker",
+    "seqprop_assert", "memcpy", "memcmp", "memset", "memchr", "memmove", "memdup", "strcmp",
+    "strncmp", "strcpy", "strlcpy", "strncpy", "strscpy", "strlen", "strstr", "strnstr",
+    "strnlen", "strchr", "strdup", "strndup", "copy_to_user", "copy_from_user", "copy_to_iter",
+    "copy_from_iter", "copy_page_to_iter", "copy_page_from_iter", "copy_folio_to_iter",
+    "^copyin$", "^copyout$", "put_user", "get_user", "might_fault", "might_sleep", "list_add",
+    "list_del", "list_replace", "list_move", "list_splice", "^rb_", "^__rb_",
+    "_indirect_thunk_", "string", "pointer", "snprintf", "scnprintf", "kasprintf",
+    "kvasprintf", "printk", "va_format", "dev_info", "dev_notice", "dev_warn", "dev_err",
+    "dev_alert", "dev_crit", "dev_emerg", "program_check_exception", "program_check_common",
+    "del_timer", "flush_work", "__cancel_work_timer", "cancel_work_sync", "try_to_grab_pending",
+    "flush_workqueue", "drain_workqueue", "destroy_workqueue", "queue_work", "finish_wait",
+    "kthread_stop", "kobject_", "add_uevent_var", "get_device_parent", "device_add",
+    "device_del", "device_unregister", "device_destroy", "device_release",
+    "devres_release_all", "hwrng_unregister", "i2c_del_adapter", "__unregister_client",
+    "device_for_each_child", "rollback_registered", "unregister_netdev", "sysfs_remove",
+    "device_remove_file", "tty_unregister_device", "dummy_urb_enqueue", "usb_kill_urb",
+    "usb_kill_anchored_urbs", "usb_control_msg", "usb_hcd_submit_urb", "usb_submit_urb",
+    "^complete$", "wait_for_completion", "^kv?free$", "kfree_skb", "readb$", "readw$",
+    "readl$", "readq$", "writeb$", "writew$", "writel$", "writeq$", "logic_in", "logic_out",
+    r"^crc\d+", "crc_itu_t", "__might_resched", "assertfail", "^iput$", "^iput_final$",
+    "^ihold$", "hex_dump_to_buffer", "print_hex_dump", "^klist_",
+    "(trace|lockdep)_(hard|soft)irq", "^(un)?lock_page", "stack_trace_consume_entry",
+    "arch_stack_walk", "stack_trace_save", "insert_work", "__queue_delayed_work",
+    "queue_delayed_work_on", "ida_free", "do_(kernel|translation)_fault", "do_mem_abort",
+    "el1_abort", "el1h_64_sync(?:_handler)?", "print_tainted", "xas_(?:start|load|find)",
+    "find_lock_entries", "truncate_inode_pages_range", "__phys_addr", "__fortify_report",
+    "cleanup_srcu_struct", "rhashtable_lookup", "extract_(user|iter)_to_sg", "drop_nlink",
+    "^get_taint$", "^put_device$", "lock_timer_base", "__timer_delete_sync",
+    "sk_stop_timer_sync", "__mod_timer", "fast_dput", "dput",
+)
+
+
+def _warning_stack(*skip: str) -> _StackFmt:
+    return _StackFmt(parts=(_syz("(?:" + _RIP_FRAME.pattern + r"|--- interrupt: [0-9]+ at "
+                                 r"([a-zA-Z0-9_]+)(?:\.|\+))"), _PARSE),
+                     parts2=(_CALL_TRACE, _PARSE), skip=skip)
+
+
+def _rip_stack(*skip: str) -> _StackFmt:
+    return _StackFmt(parts=(_RIP_FRAME, _CALL_TRACE, _PARSE), skip=skip)
+
+
+def _trace_stack(*skip: str) -> _StackFmt:
+    return _StackFmt(parts=(_CALL_TRACE, _PARSE), skip=skip)
+
+
+_F = _OopsFormat
+_OOPSES: tuple[_Oops, ...] = (
+    _Oops("BUG:", (
+        _F(_syz("BUG: KASAN:"), "KASAN: {1} {3} in {4}",
+           report=_syz(r"BUG: KASAN: ([a-z\-]+) in {{FUNC}}(?:.*\n)+?.*(Read|Write) "
+                       r"(?:of size|at addr) (?:[0-9a-f]+)"),
+           stack=_StackFmt(parts=(_syz(r"BUG: KASAN: (?:[a-z\-]+) in {{FUNC}}"), _CALL_TRACE,
+                                  _PARSE),
+                           # frames of the KASAN_HW_TAGS fault path
+                           skip=("kernel_fault", "tag_check", "mem_abort", "^el1_", "^el1h_"))),
+        _F(_syz("BUG: KASAN:"), "KASAN: invalid-free in {2}",
+           report=_syz("BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) "
+                       "in {{FUNC}}"),
+           stack=_StackFmt(parts=(_syz("BUG: KASAN: (?:double-free or invalid-free|double-free"
+                                       "|invalid-free) in {{FUNC}}"), _CALL_TRACE, _PARSE),
+                           skip=("slab_", "kfree", "vunmap", "vfree"))),
+        _F(_syz(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)"),
+           "KASAN: {1} {2}"),
+        _F(_syz("BUG: KASAN: (.*)"), "KASAN: {1}", corrupted=True),
+        _F(_syz("BUG: KMSAN: kernel-usb-infoleak"), "KMSAN: kernel-usb-infoleak in {2}",
+           report=_syz("BUG: KMSAN: kernel-usb-infoleak in {{FUNC}}"),
+           stack=_StackFmt(parts=(_PARSE, _syz("(Local variable .* created at:|Uninit was "
+                                               "created at:)"), _PARSE),
+                           skip=("alloc_skb", "usb_submit_urb", "usb_start_wait_urb",
+                                 "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg")),
+           no_stack_trace=True),
+        _F(_syz("BUG: KMSAN:"), "KMSAN: {1} in {3}",
+           report=_syz(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}"),
+           stack=_StackFmt(parts=(_PARSE, _syz("(Local variable .* created at:|Uninit was "
+                                               "created at:)"), _PARSE),
+                           skip=("alloc_skb", "netlink_ack", "netlink_rcv_skb", "_encrypt$",
+                                 "^(?:crypto|cipher|drbg|rng)_")),
+           no_stack_trace=True),
+        _F(_syz("BUG: KCSAN: data-race"), "KCSAN: {1}", report=_syz("BUG: KCSAN: (.*)"),
+           no_stack_trace=True),
+        _F(_syz("BUG: KCSAN:"), "KCSAN: {1}", report=_syz("BUG: KCSAN: (.*)"),
+           no_stack_trace=True),
+        _F(_syz(r"BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in {{FUNC}}"),
+           "KFENCE: {1} {2} in {4}",
+           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE))),
+        _F(_syz("BUG: KFENCE: invalid free in {{FUNC}}"), "KFENCE: invalid free in {2}",
+           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+           no_stack_trace=True),
+        _F(_syz("BUG: KFENCE: invalid (read|write) in {{FUNC}}"), "KFENCE: invalid {1} in {3}",
+           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE))),
+        _F(_syz("BUG: KFENCE: memory corruption in {{FUNC}}"), "KFENCE: memory corruption in {2}",
+           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+           no_stack_trace=True),
+        _F(_syz("BUG: (?:unable to handle kernel paging request|unable to handle page fault for "
+                "address|Unable to handle kernel data access)"),
+           "BUG: unable to handle kernel paging request in {1}", stack=_rip_stack()),
+        _F(_syz("BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer "
+                "dereference|Kernel NULL pointer dereference)"),
+           "BUG: unable to handle kernel NULL pointer dereference in {1}", stack=_rip_stack()),
+        _F(_syz("BUG: (?:unable to handle kernel|Unable to handle kernel)"),
+           "BUG: unable to handle kernel", corrupted=True),
+        _F(_syz("BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu "
+                "recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)"),
+           "BUG: {1} {2} in {3}", stack=_trace_stack("spin_", "_lock", "_unlock")),
+        _F(_syz("BUG: scheduling while atomic"), "BUG: scheduling while atomic in {1}",
+           stack=_trace_stack("schedule")),
+        _F(_syz("BUG: held lock freed!"), "BUG: held lock freed in {1}",
+           report=_syz(r"BUG: held lock freed!(?:.*\n)+?.*{{PC}} +{{FUNC}}")),
+        _F(_syz("BUG: Bad rss-counter state"), "BUG: Bad rss-counter state",
+           no_stack_trace=True),
+        _F(_syz("BUG: Bad page (state|cache)"), "BUG: Bad page {1} in {2}",
+           stack=_StackFmt(parts=(_syz("page last allocated"), _PARSE),
+                           skip=("(free|put|get|update|release)_page", "free_unref", "^_*folio",
+                                 "truncate_inode_pages", "page_frag_free", "alloc", "vmap",
+                                 "page_owner"))),
+        _F(_syz("BUG: Bad page map"), "BUG: Bad page map"),
+        _F(_syz("BUG: workqueue lockup"), "BUG: workqueue lockup", no_stack_trace=True),
+        _F(_syz("BUG: sleeping function called from invalid context at (.*)"),
+           "BUG: sleeping function called from invalid context in {2}", stack=_trace_stack()),
+        _F(_syz(r"BUG: using ([a-z_]+)\(\) in preemptible"),
+           "BUG: using {1}() in preemptible code in {2}",
+           stack=_trace_stack("dump_stack", "preemption", "preempt", "debug_", "processor_id",
+                              "this_cpu")),
+        _F(_syz("BUG: memory leak"), "memory leak in {1}",
+           stack=_StackFmt(parts=(_syz(r"backtrace(?: \(crc [0-9a-fA-F]*\))?:"), _PARSE),
+                           skip=("kmemleak", "mmap", "kmem", "slab", "alloc", "create_object",
+                                 "idr_get", "list_lru_init", "kasprintf", "kvasprintf",
+                                 "pcpu_create", "strdup", "strndup", "memdup"))),
+        _F(_syz(r"BUG:\s*(?:\n|$)"), "BUG: corrupted", corrupted=True),
+    ), tuple(_syz(p) for p in ("ODEBUG:", "Boot_DEBUG:", "xlog_status:", "DEBUG:",
+                               "BUG: no syscalls can create resource"))),
+    _Oops("WARNING:", (
+        _F(_syz(r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check|at)"),
+           "WARNING: ODEBUG bug in {1}",
+           stack=_warning_stack("debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_",
+                                "vunmap", "vfree", "__free_", "debug_check", "kobject_")),
+        _F(_syz(r"WARNING: .*mm/usercopy\.c.* (?:usercopy_warn|at)"),
+           "WARNING: bad usercopy in {1}", stack=_warning_stack("usercopy", "__check")),
+        _F(_syz(r"WARNING: .*lib/kobject\.c.* (?:kobject_|at)"), "WARNING: kobject bug in {1}",
+           stack=_warning_stack("kobject_")),
+        _F(_syz(r"WARNING: .*lib/refcount\.c.* (?:refcount_|at)"),
+           "WARNING: refcount bug in {1}", stack=_warning_stack("refcount", "kobject_")),
+        _F(_syz(r"WARNING: .*kernel/locking/lockdep\.c.*lock_"), "WARNING: locking bug in {1}",
+           stack=_warning_stack("lock_sock", "release_sock")),
+        _F(_syz(r"WARNING: .*mm/.*\.c.* k?.?malloc"), "WARNING: kmalloc bug in {1}",
+           stack=_warning_stack("kmalloc", "krealloc", "slab", "kmem")),
+        _F(_syz(r"WARNING: {{SRC}} at 0x\d+, CPU#\d+"), "WARNING in {2}",
+           stack=_warning_stack()),
+        _F(_syz("WARNING: .* at {{SRC}} {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
+        _F(_syz("WARNING: {{SRC}} at {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
+        _F(_syz(r"WARNING: \[.*\] {{SRC}} at {{FUNC}}.*"), "WARNING in {3}",
+           stack=_warning_stack()),
+        _F(_syz("WARNING: possible circular locking dependency detected"),
+           "possible deadlock in {1}",
+           report=_syz(r"WARNING: possible circular locking dependency detected(?:.*\n)+?.*is "
+                       r"trying to acquire lock"),
+           stack=_StackFmt(parts=(_syz("at: (?:{{PC}} +)?{{FUNC}}"),
+                                  _syz("at: (?:{{PC}} +)?{{FUNC}}"), _PARSE),
+                           skip=("process_one_work", "flush_workqueue", "drain_workqueue",
+                                 "destroy_workqueue"))),
+        _F(_syz("WARNING: possible recursive locking detected"), "possible deadlock in {1}",
+           report=_syz(r"WARNING: possible recursive locking detected(?:.*\n)+?.*is trying to "
+                       r"acquire lock(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")),
+        _F(_syz("WARNING: suspicious RCU usage"), "WARNING: suspicious RCU usage in {2}",
+           report=_syz(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}"),
+           stack=_trace_stack("rcu", "kmem", "slab")),
+        _F(_syz("WARNING: held lock freed!"), "WARNING: held lock freed in {1}",
+           report=_syz(r"WARNING: held lock freed!(?:.*\n)+?.*at:(?: {{PC}})? +{{FUNC}}")),
+        _F(_syz(r"WARNING:\s*(?:\n|$)"), "WARNING: corrupted", corrupted=True),
+    ), tuple(_syz(p) for p in (
+        "WARNING: /etc/ssh/moduli does not exist, using fixed modulus",
+        "WARNING: workqueue cpumask: online intersect > possible intersect",
+        "WARNING: [Tt]he mand mount option", "WARNING: Unprivileged eBPF is enabled with eIBRS",
+        "WARNING: See https.* for mitigation options.",
+        "WARNING: kernel not compiled with CPU_SRSO", r"EXT4-[Ff][Ss](?: \(.*\))?:",
+        r"XFS \(\w+\): WARNING"))),
+    _Oops("INFO:", (
+        _F(_syz("INFO: (Freed|Allocated) in (.*)"), "INFO: {1} in {2}", corrupted=True),
+        _F(_syz(r"INFO:\s*(?:\n|$)"), "INFO: corrupted", corrupted=True),
+    ), tuple(_syz(p) for p in (
+        "INFO: lockdep is turned off", "INFO: Stall ended before state dump start",
+        "INFO: NMI handler", "INFO: recovery required on readonly filesystem",
+        "(handler|interrupt).*took too long", "INFO: sys_.* is not present in /proc/kallsyms",
+        "INFO: no syscalls can create resource", "rmt_storage:INFO:", "_INFO:"))),
+    _Oops("Unable to handle kernel", (
+        _F(_syz("Unable to handle kernel (paging request|NULL pointer dereference|access to "
+                "user memory)"), "BUG: unable to handle kernel {1} in {2}", stack=_rip_stack()),
+    )),
+    _Oops("general protection fault", (
+        _F(_syz("general protection fault.*:"), "general protection fault in {1}",
+           stack=_rip_stack()),
+    ), (_syz(r"general protection fault .* error:\d+ in "),)),
+    _Oops("stack segment: ", (
+        _F(_syz("stack segment: "), "stack segment fault in {1}", stack=_rip_stack()),
+    )),
+    _Oops("Kernel panic", (
+        _F(_syz("Kernel panic - not syncing: Fatal exception"), "kernel panic: Fatal exception",
+           corrupted=True),
+        _F(_syz("Kernel panic - not syncing: panic_on_warn set"),
+           "kernel panic: panic_on_warn set", corrupted=True),
+        _F(_syz("Kernel panic - not syncing: (.*)"), "kernel panic: {1}"),
+    )),
+    _Oops("PANIC: double fault", (
+        _F(_syz("PANIC: double fault"), "PANIC: double fault in {1}",
+           stack=_StackFmt(parts=(_RIP_FRAME,))),
+    )),
+    _Oops("kernel BUG", (
+        _F(_syz("kernel BUG at mm/usercopy.c"), "BUG: bad usercopy in {1}",
+           stack=_trace_stack("usercopy", "__check")),
+        _F(_syz("kernel BUG at lib/list_debug.c"), "BUG: corrupted list in {1}",
+           stack=_trace_stack()),
+        _F(_syz("kernel BUG at (.*)"), "kernel BUG in {2}", stack=_rip_stack("^skb_")),
+    )),
+    _Oops("Kernel BUG", (_F(_syz("Kernel BUG (.*)"), "kernel BUG {1}"),)),
+    _Oops("BUG kmalloc-", (_F(_syz("BUG kmalloc-.*: Object already free"),
+                              "BUG: Object already free"),)),
+    _Oops("divide error:", (_F(_syz("divide error: "), "divide error in {1}",
+                               stack=_StackFmt(parts=(_RIP_FRAME,))),)),
+    _Oops("invalid opcode:", (_F(_syz("invalid opcode: "), "invalid opcode in {1}",
+                                 stack=_StackFmt(parts=(_RIP_FRAME,))),)),
+    _Oops("UBSAN:", (
+        _F(_syz("UBSAN:"), "UBSAN: undefined-behaviour in {1}",
+           report=_syz("UBSAN: Undefined behaviour in"), stack=_trace_stack("ubsan", "overflow")),
+        _F(_syz("UBSAN: array-index-out-of-bounds in"), "UBSAN: array-index-out-of-bounds in {1}",
+           stack=_trace_stack("ubsan", "overflow")),
+        _F(_syz("UBSAN:"), "UBSAN: {1} in {2}", report=_syz("UBSAN: (.*?) in"),
+           stack=_trace_stack("ubsan", "overflow")),
+    )),
+    _Oops("unregister_netdevice: waiting for", (
+        _F(_syz("unregister_netdevice: waiting for (?:.*) to become free"),
+           "unregister_netdevice: waiting for DEV to become free", no_stack_trace=True),
+    )),
+    _Oops("Internal error:", (_F(_syz("Internal error:"), "Internal error in {1}",
+                                 stack=_rip_stack()),)),
+    _Oops("Unhandled fault:", (_F(_syz("Unhandled fault:"), "Unhandled fault in {1}",
+                                  stack=_rip_stack()),)),
+    _Oops("Alignment trap:", (_F(_syz("Alignment trap:"), "Alignment trap in {1}",
+                                 stack=_rip_stack()),)),
+)
+del _F
+
+_OOPS_HEADERS_RE = re.compile("|".join(re.escape(o.header) for o in _OOPSES))
+# Oopses that do not start a new report (they come in the middle of another one).
+_REPORT_START_IGNORES = tuple(_syz(p) for p in (
+    "invalid opcode: 0000", "Kernel panic - not syncing", "unregister_netdevice: waiting for",
+    "PANIC: double fault", "Internal error:"))
+_INFO_WITH_STACK = ("vmalloc: allocation failure:", "FAULT_INJECTION: forcing a failure",
+                    "FAULT_FLAG_ALLOW_RETRY missing")
+_CORRUPTED_TITLE_RE = re.compile(r"\[ *[0-9]+\.[0-9]+\]")
+_TITLE_REPLACEMENTS = tuple((re.compile(p, re.ASCII), r) for p, r in (
+    (r"syz-executor\.?[0-9]+((/|:)[0-9]+)?", "syz-executor"),
+    (r"syzkaller[0-9]+((/|:)[0-9]+)?", "syzkaller"),
+    (r"([^a-zA-Z0])(?:0x)?[0-9a-f]{6,}", r"\g<1>ADDR"),
+    (r"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", "IP"),
+    (r"(\.\w+)(:[0-9]+)+", r"\g<1>:LINE"),
+    (r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+", r"\g<1>"),
+    (r"CPU#[0-9]+", "CPU"),
+    (r"(\W)(\d+)(\W|$)", r"\g<1>NUM\g<3>"),
+))
+_MAX_TITLE_LEN = 120
+_skip_cache: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def find_oops(text: str) -> str | None:
+    """The oops header ("BUG:", "WARNING:", "general protection fault", ...) that makes this
+    console line the start of a crash report (as syzkaller sees it), or None."""
+    if _OOPS_HEADERS_RE.search(text) is None:
+        return None
+    for oops in _OOPSES:
+        if oops.header in text and not any(s.search(text) for s in oops.suppressions):
+            return oops.header
+    return None
+
+
+def _oops_of(header: str) -> _Oops:
+    return next(o for o in _OOPSES if o.header == header)
+
+
+def _skip_re(extra: tuple[str, ...]) -> re.Pattern[str]:
+    pat = _skip_cache.get(extra)
+    if pat is None:
+        pat = _skip_cache[extra] = re.compile("|".join(_SKIP_FRAMES + extra))
+    return pat
+
+
+def _append_frame(frames: list[str], m: re.Match[str] | None, skip: re.Pattern[str]) -> None:
+    if m is None:
+        return
+    for name in m.groups():
+        if name is not None and not skip.search(name):
+            for prefix in _STRIP_FRAME_PREFIXES:
+                if name.startswith(prefix):
+                    name = name[len(prefix):]
+            frames.append(name)
+            return
+
+
+def _stack_frames(lines: list[str], skip: re.Pattern[str], parts: tuple) -> tuple[list[str], bool]:
+    """Walk ``parts`` over ``lines``: a regexp advances to the line it matches (capturing a
+    frame if it has a group), ``_PARSE`` reads frames up to the next stack header.  Returns
+    the key frame of every parsed stack (the first frame not skipped) and whether all went
+    well."""
+    frames: list[str] = []
+    results: list[str] = []
+    ok = True
+    traces = 0
+    i, n = 0, len(lines)
+    idx = 0
+    while True:
+        if idx == len(parts) or (parts[idx] is _PARSE and traces > 0):
+            if frames:
+                results.append(frames[0])
+            else:
+                results.append("corrupted")
+                ok = False
+            frames = []
+        if idx == len(parts):
+            break
+        part = parts[idx]
+        if part is _PARSE:
+            traces += 1
+            nxt = parts[idx + 1] if idx + 1 < len(parts) else None
+            while i < n:
+                ln = lines[i]
+                i += 1
+                if _CORRUPTED_LINE.search(ln):
+                    ok = False
+                    break
+                if _STACK_START.search(ln):
+                    break
+                if nxt is not None and nxt is not _PARSE:
+                    m = nxt.search(ln)
+                    if m is not None:
+                        _append_frame(frames, m, skip)
+                        idx += 1
+                        break
+                m = _FRAME_RES[0].search(ln) or _FRAME_RES[1].search(ln)
+                _append_frame(frames, m, skip)
+        else:
+            while i < n:
+                ln = lines[i]
+                i += 1
+                if _CORRUPTED_LINE.search(ln):
+                    ok = False
+                    break
+                m = part.search(ln)
+                if m is not None:
+                    _append_frame(frames, m, skip)
+                    break
+        idx += 1
+    return results, ok
+
+
+def _extract_description(text: str, oops: _Oops) -> tuple[str, str | None, _OopsFormat | None]:
+    start = len(text)
+    desc = ""
+    fmt: _OopsFormat | None = None
+    corrupted: str | None = None
+    matched_title = False
+    for f in oops.formats:
+        m = f.title.search(text)
+        if m is None or m.start() > start:
+            continue
+        if m.start() == start and desc:
+            continue
+        if m.start() < start:
+            desc, fmt, start = "", None, m.start()
+        matched_title = True
+        if f.report is not None:
+            m = f.report.search(text)
+            if m is None:
+                continue
+        args = [g or "" for g in m.groups()]
+        corrupted = None
+        if f.stack is not None:
+            lines = text[m.start():].split("\n")
+            skip = _skip_re(f.stack.skip)
+            frames, ok = _stack_frames(lines, skip, f.stack.parts)
+            if not ok and f.stack.parts2:
+                frames, ok = _stack_frames(lines, skip, f.stack.parts2)
+            if not ok:
+                corrupted = "extracted no frames"
+            args += frames
+        try:
+            desc = f.fmt.format("", *args)
+        except IndexError:
+            desc = f.fmt
+        fmt = f
+    if not desc:
+        if matched_title:
+            corrupted = "matched title but not report regexp"
+        pos = text.find(oops.header)
+        end = text.find("\n", pos)
+        desc = text[pos:end if end != -1 else len(text)]
+    if corrupted is None and fmt is not None and fmt.corrupted:
+        corrupted = "report format is marked as corrupted"
+    return desc, corrupted, fmt
+
+
+def _is_corrupted(title: str, report: str, fmt: _OopsFormat | None) -> str | None:
+    if _CORRUPTED_TITLE_RE.search(title):
+        return "title matches corrupted regexp"
+    if fmt is None:
+        return None
+    if not fmt.no_stack_trace and re.search(r"Call (?:T|t)race|backtrace", report) is None:
+        return "no stack trace in report"
+    if fmt.no_stack_trace:
+        return None
+    for key in _STACK_KEYWORDS:
+        m = key.search(report)
+        if m is None:
+            continue
+        frames = report[m.start():].split("\n")
+        if len(frames) < 4:
+            return "call trace is missed"
+        found = False
+        for ln in frames[1:16]:
+            if _STACK_START.search(ln):
+                break
+            if "(stack is not available)" in ln or _STACK_FRAME_LINE.search(ln):
+                found = True
+                break
+        if not found:
+            return "no frames in a stack trace"
+    return None
+
+
+def sanitize_title(title: str) -> str:
+    """syzkaller's title normalisation: addresses, numbers, offsets out; at most 120 chars."""
+    for pat, repl in _TITLE_REPLACEMENTS:
+        while True:
+            new = pat.sub(repl, title)
+            if new == title:
+                break
+            title = new
+    out: list[str] = []
+    prev = " "
+    for ch in title[:_MAX_TITLE_LEN]:
+        if ch == "\t":
+            ch = " "
+        elif ord(ch) < 0x20 or ord(ch) >= 0x7f:
+            continue
+        if ch == " " and prev == " ":
+            continue
+        out.append(ch)
+        prev = ch
+    return "".join(out).strip()
+
+
+def _syz_context(ln: "_Line") -> str:
+    return "" if not ln.prefixed else (ln.caller or "console")
+
+
+def crash_title(lines: "list[_Line]") -> CrashTitle | None:
+    """syzkaller's title of the crash whose oops line is ``lines[0]`` (``lines`` are the
+    console lines from there on, with their prefixes split off)."""
+    if not lines:
+        return None
+    header = find_oops(lines[0].text)
+    if header is None:
+        return None
+    oops = _oops_of(header)
+    ctx = _syz_context(lines[0])
+    cut_at_next_oops = ctx in ("", "console")
+    out: list[str] = []
+    end = 0
+    second = False
+    text_lines = 0
+    skip_text = False
+    cpu_traceback = False
+    bug_lines = True        # still in the first run of "BUG: KASAN:" lines
+    for i, ln in enumerate(lines):
+        t = ln.text
+        oops_line = i == 0
+        bug_lines = bug_lines and t.startswith("BUG: KASAN:")
+        if not oops_line and not second and cut_at_next_oops:
+            if any(p in t for p in _INFO_WITH_STACK):
+                second = True
+            elif not bug_lines and find_oops(t) is not None and \
+                    not any(r.search(t) for r in _REPORT_START_IGNORES):
+                # (syzbot's symbolized text repeats the BUG line once per inlined frame:
+                # that run is one report, a deviation from syzkaller kept on purpose)
+                second = True
+        ctx1 = _syz_context(ln)
+        if not ln.prefixed and ctx and out and out[-1].endswith((" in", " by task", " by")):
+            # a mail client wrapped the line (not in syzkaller, which sees raw consoles)
+            out[-1] = out[-1] + " " + t.strip()
+            continue
+        if not oops_line:
+            if ctx1 != ctx and not (cpu_traceback and ctx1.startswith("C")):
+                continue
+            if ctx1 and (" ? " in t or t.endswith(" (unreliable)")) and "<EOI>" not in t:
+                continue
+        text_lines += 1
+        skip_line = skip_text
+        if "Disabling lock debugging due to kernel taint" in t:
+            skip_line = True
+        elif "Sending NMI from CPU" in t:
+            cpu_traceback = True
+        elif text_lines > 22 and ("Kernel panic - not syncing" in t or
+                                  "WARNING: possible circular locking dependency detected" in t):
+            skip_text = skip_line = True
+        if not oops_line and skip_line:
+            continue
+        out.append(t)
+        if not second or not cut_at_next_oops:
+            end = len(out)
+    report = "\n".join(out) + "\n"
+    desc, corrupted, fmt = _extract_description("\n".join(out[:end]) + "\n", oops)
+    if corrupted is None:
+        corrupted = _is_corrupted(desc, report, fmt)
+    return CrashTitle(sanitize_title(desc), lines[0].no, corrupted,
+                      kasan=lines[0].text.startswith("BUG: KASAN:"))
+
+
+# The header lines of syzkaller's report test files (never kernel output).
+_SYZ_HEADER_RE = re.compile(r"^(?:TITLE|ALT|TYPE|CORRUPTED|FRAME|PANICKED|START|EXECUTOR): ")
+
+
+class LogScan:
+    """Watches every line of a log while the reports are parsed, and finds the log's first
+    crash (KASAN or not), as syzkaller would title it.  Pass one to ``iter_reports(scan=...)``;
+    after the iteration ``first_crash`` is set (or None: the log has no crash)."""
+
+    #: Lines kept after the first crash's oops line to title it (its report and then some).
+    MAX_LINES = 2000
+
+    def __init__(self) -> None:
+        self._lines: list[_Line] | None = None
+        self._done = False
+        self.first_crash: CrashTitle | None = None
+        self.lines_seen = 0
+
+    def feed(self, ln: "_Line") -> None:
+        self.lines_seen += 1
+        if self._done:
+            return
+        if self._lines is None:
+            if find_oops(ln.text) is not None and not _SYZ_HEADER_RE.match(ln.text):
+                self._lines = [ln]
+            return
+        self._lines.append(ln)
+        if len(self._lines) >= self.MAX_LINES:
+            self.finish()
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._lines:
+            self.first_crash = crash_title(self._lines)
+        self._lines = None
+
+
 # --------------------------------------------------------------------------- parser
 
 
 class _ReportParser:
     """Consumes the lines of one report from a shared :class:`_LineSource`."""
 
-    def __init__(self, src: _LineSource, first: _Line, path: str | None) -> None:
+    def __init__(self, src: _LineSource, first: _Line, path: str | None,
+                 partial: bool = False) -> None:
         self.src = src
         self.first = first
         self.path = path
@@ -342,6 +1156,11 @@ class _ReportParser:
         # wrapped continuations or foreign output, and lines of another caller id are foreign.
         self.log = first.prefixed
         self.caller = first.caller
+        # partial: a broken section is recorded in rep.problems and the rest is still read.
+        self.partial = partial
+        # Every raw line read for this report (all contexts), to give it syzkaller's title.
+        self.captured: list[_Line] = [first]
+        self.rep: KasanReport | None = None
 
     # -- line access ----------------------------------------------------------------
 
@@ -351,9 +1170,18 @@ class _ReportParser:
 
     def _raw_next(self) -> _Line | None:
         try:
-            return next(self.src)
+            ln = next(self.src)
         except StopIteration:
             return None
+        if ln.no > self.captured[-1].no and len(self.captured) < _MAX_CAPTURE:
+            self.captured.append(ln)
+        return ln
+
+    def problem(self, err: ReportParseError) -> None:
+        """A broken part of the report: raise (strict) or record it (partial)."""
+        if not self.partial or self.rep is None:
+            raise err
+        self.rep.problems.append(err)
 
     def next(self) -> _Line | None:
         """The next line of this report (foreign lines of other callers are dropped)."""
@@ -389,9 +1217,15 @@ class _ReportParser:
     # -- the report -------------------------------------------------------------------
 
     def parse(self) -> KasanReport:
-        rep = self.parse_header()
-        self.parse_access(rep)
+        rep = self.rep = self.parse_header()
+        try:
+            self.parse_access(rep)
+        except ReportParseError as err:
+            self.problem(err)
         self.parse_body(rep)
+        title = crash_title(self.captured)
+        if title is not None:
+            rep.title, rep.title_corrupted = title.title, title.corrupted
         return rep
 
     def parse_header(self) -> KasanReport:
@@ -403,6 +1237,7 @@ class _ReportParser:
                 rest = rest.rstrip() + " " + tail.text.strip()
         m = _BUG_IN_RE.match(rest)
         addr: int | None = None
+        am: re.Match[str] | None = None
         if m:
             bug_type, func_text = m.group("type"), m.group("func").strip()
             am = _AT_ADDR_RE.match(func_text)
@@ -412,8 +1247,15 @@ class _ReportParser:
         else:
             m = _BUG_ON_ADDR_RE.match(rest)          # 3.x: "null-ptr-deref on address (null)"
             if not m:
-                raise self.error("malformed 'BUG: KASAN:' line (expected '<bug type> in <function>')",
-                                 ln, 13)
+                err = self.error("malformed 'BUG: KASAN:' line (expected '<bug type> in "
+                                 "<function>')", ln, 13)
+                if not self.partial or not rest.strip():
+                    raise err
+                # the bug type is all there is (the line was cut short)
+                rep = KasanReport(bug_type=rest.strip().split()[0], function=None, line=ln.no,
+                                  path=self.path)
+                rep.problems.append(err)
+                return rep
             bug_type, func_text = m.group("type"), ""
             a = m.group("addr").strip()
             addr = 0 if a == "(null)" else (_hex(a) if re.fullmatch(r"[0-9a-fA-F]+", a) else None)
@@ -436,8 +1278,11 @@ class _ReportParser:
         if fm:
             function = fm.group("sym") + (fm.group("mod") or "")
             location = fm.group("loc")
-        return KasanReport(bug_type=bug_type, function=function, source_location=location,
-                           line=ln.no, path=self.path, addr=addr)
+        rep = KasanReport(bug_type=bug_type, function=function, source_location=location,
+                          line=ln.no, path=self.path, addr=addr)
+        if addr is not None and am is not None:
+            rep.addr_digits = len(am.group("addr"))
+        return rep
 
     def parse_access(self, rep: KasanReport) -> None:
         slack = _LOG_SLACK if self.log else 0
@@ -446,6 +1291,7 @@ class _ReportParser:
         while True:
             ln = self.next()
             if ln is None:
+                self.push_back_for_body(None, skipped)
                 raise self.error("report ends after its 'BUG: KASAN:' line "
                                  "(expected the 'Read/Write of size N at addr ... by task ...' line)",
                                  first_candidate or self.first)
@@ -467,11 +1313,21 @@ class _ReportParser:
                     self.push(s)
                 return
             if _BUG_RE.match(text) or _END_RE.match(text) or len(skipped) >= slack:
+                self.push_back_for_body(ln, skipped)
                 raise self.error(
                     "expected 'Read|Write of size N at addr ADDR by task COMM/PID' "
                     "(or 'Free of addr ADDR by task COMM/PID') after the 'BUG: KASAN:' line",
                     first_candidate)
             skipped.append(ln)
+
+    def push_back_for_body(self, ln: _Line | None, skipped: list[_Line]) -> None:
+        """Partial mode: the lines looked at for the access line go back to the body."""
+        if not self.partial:
+            return
+        if ln is not None:
+            self.push(ln)
+        for s in reversed(skipped):
+            self.push(s)
 
     def match_access(self, rep: KasanReport, text: str) -> bool:
         m = _ACCESS_RE.match(text)
@@ -493,11 +1349,29 @@ class _ReportParser:
                     rep.task, rep.pid = m.group("comm"), int(m.group("pid"))
                     return True
         rep.addr = _hex(m.group("addr"))
+        rep.addr_digits = len(m.group("addr"))
         rep.task, rep.pid = m.group("comm"), int(m.group("pid"))
         return True
 
     def parse_body(self, rep: KasanReport) -> None:
         while True:
+            try:
+                self._parse_body(rep)
+                return
+            except ReportParseError as err:
+                self.problem(err)           # strict: raises; partial: go on after it
+
+    def _parse_body(self, rep: KasanReport) -> None:
+        # Where the report's own task goes on to another oops (a fault while printing), the
+        # report ends there.  Without caller ids other CPUs' oopses interleave: go on.
+        interruptible = not self.log or self.caller is not None
+        unrelated = 0                   # consecutive lines that are no part of a report
+        fell_through = False
+        while True:
+            unrelated = unrelated + 1 if fell_through else 0
+            fell_through = False
+            if unrelated > _MAX_UNRELATED:
+                return      # no closing line, and then only other output: the report ended
             ln = self.next()
             if ln is None:
                 return
@@ -509,6 +1383,23 @@ class _ReportParser:
             if _BUG_RE.match(text):
                 self.push(ln)
                 return
+            if interruptible and _INTERRUPTING_RE.match(text):
+                self.push(ln)
+                return
+            if rep.access_stack is None:
+                if _CALL_TRACE_RE.match(text):
+                    rep.access_stack = self.parse_call_trace(ln, None)
+                    continue
+                if _ARM_FRAME_RE.match(text):
+                    rep.access_stack = self.parse_call_trace(None, ln)
+                    continue
+            m = _CPU_RE.match(text)
+            if m and rep.kernel_release is None:
+                rep.kernel_release = m.group("release")
+                continue
+            if text.startswith("Hardware name: ") and rep.hardware is None:
+                rep.hardware = text[len("Hardware name: "):].strip()
+                continue
             m = _ALLOC_RE.match(text)
             if m:
                 rep.alloc_stack = self.parse_stack("alloc", ln, int(m.group("pid")))
@@ -583,7 +1474,9 @@ class _ReportParser:
             if _MEMSTATE_RE.match(text):
                 self.parse_memory_state(rep, ln)
                 continue
-            # anything else (CPU line, call trace, page_owner text, ...) is not modelled
+            # anything else (page_owner text, registers, other output...) is not modelled
+            fell_through = True
+        # (every branch above that read a section of the report continues the loop)
 
     def expect_next(self, after: _Line, what: str) -> _Line:
         nxt = self.next()
@@ -606,6 +1499,30 @@ class _ReportParser:
                     self.push(ln)                   # a new section without a blank line
                 return st
             st.frames.append(text.strip())
+
+    def parse_call_trace(self, header: _Line | None, first: _Line | None) -> StackTrace:
+        """The access stack: ``Call Trace:`` (x86, ppc, riscv), ``Call trace:`` (arm64) or
+        arm32's ``[<pc>] (func) from [<pc>] (caller+0x../0x..)`` lines.  Frame lines are kept
+        as printed (stripped); a mail client's wrapped ``(caller+..)`` tail is joined."""
+        st = StackTrace(kind="access", header=header.text if header else "", pid=None,
+                        line=(header or first).no)
+        if first is not None:
+            st.frames.append(first.text.strip())
+        while True:
+            ln = self.next()
+            if ln is None:
+                return st
+            t = ln.text
+            if not t.strip():
+                return st
+            if t[0] in " \t[(<":
+                if t.startswith("(") and st.frames and st.frames[-1].endswith("]"):
+                    st.frames[-1] += " " + t.strip()
+                else:
+                    st.frames.append(t.strip())
+                continue
+            self.push(ln)
+            return st
 
     def parse_page(self, rep: KasanReport) -> None:
         while True:
@@ -682,11 +1599,15 @@ class _ReportParser:
 
     def parse_memory_state(self, rep: KasanReport, header: _Line) -> None:
         rows: list[MemoryRow] = []
+        rep.memory_rows = rows          # (a partial read keeps the rows read so far)
         addr_digits: int | None = None
         slack = _LOG_SLACK if self.log else 0
         skipped = 0
         caret_pending = False
         last = header
+        # Without caller ids another task's whole warning can come between the header and
+        # the first row (syzkaller's file 199): in such a log the first row may come late.
+        first_row_slack = _FIRST_ROW_SLACK if self.log and self.caller is None else slack
         while len(rows) < META_ROWS or caret_pending:
             ln = self.next()
             if ln is None or _END_RE.match(ln.text) or _BUG_RE.match(ln.text):
@@ -694,6 +1615,9 @@ class _ReportParser:
                     self.push(ln)
                 what = "the '^' line" if caret_pending else f"row {len(rows) + 1} of {META_ROWS}"
                 raise self.error(f"memory state ends early: {what} is missing", ln or last)
+            if _INTERRUPTING_RE.match(ln.text):
+                self.push(ln)
+                raise self.error(f"memory state cut short by another oops: {ln.text[:60]!r}", ln)
             last = ln
             if caret_pending:
                 cm = _CARET_RE.match(ln.text)
@@ -712,14 +1636,14 @@ class _ReportParser:
                 raise self.error("expected the '^' line under the guilty ('>') row", ln)
             row = self.parse_row(ln)
             if row is None:
-                if skipped < slack:
+                if skipped < (first_row_slack if not rows else slack):
                     skipped += 1
                     continue
                 raise self.error(f"expected memory-state row {len(rows) + 1} of {META_ROWS} "
                                  "(' ADDR: xx xx ...' or '>ADDR: ...')", ln)
             digits = len(_ROW_START_RE.match(ln.text).group("addr"))
             if addr_digits is None:
-                addr_digits = digits
+                addr_digits = rep.row_addr_digits = digits
             elif digits != addr_digits:
                 raise self.error("memory-state row addresses have different widths", ln, 2)
             if rows and row.addr <= rows[-1].addr:
@@ -738,45 +1662,72 @@ class _ReportParser:
         if stride % META_BYTES_PER_ROW:
             raise self.error(f"memory-state row stride {stride:#x} is not a multiple of "
                              f"{META_BYTES_PER_ROW}", header)
-        rep.memory_rows = rows
 
 
 # --------------------------------------------------------------------------- API
 
 
-def _open_lines(source: "str | os.PathLike[str] | Iterable[str]") -> tuple[Iterable[str], str | None, object]:
+def _open_lines(source: "str | os.PathLike[str] | Iterable[str]"
+                ) -> tuple[Iterable[str], str | None, object]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        fh = open(path, encoding="utf-8", errors="replace", newline=None)
-        return fh, path, fh
+        try:
+            fh = open(path, encoding="utf-8", errors="replace", newline=None)
+        except OSError as e:
+            raise ReportParseError(f"cannot read the file: {e.strerror or e}", path) from None
+        return _read_checked(fh, path), path, fh
     return source, None, None
+
+
+def _read_checked(fh, path: str) -> Iterator[str]:
+    """The lines of an open file; a read error becomes a ReportParseError naming the line."""
+    no = 0
+    it = iter(fh)
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except OSError as e:
+            raise ReportParseError(f"cannot read the file: {e.strerror or e}", path,
+                                   no + 1) from None
+        no += 1
+        yield line
 
 
 def iter_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str | None = None,
                  strict: bool = True,
-                 errors: list[ReportParseError] | None = None) -> Iterator[KasanReport]:
+                 errors: list[ReportParseError] | None = None,
+                 partial: bool = False,
+                 scan: LogScan | None = None) -> Iterator[KasanReport]:
     """Yield the KASAN reports found in ``source`` (a file path, or an iterable of lines).
 
-    Lines are read lazily.  ``path`` names the input in errors when ``source`` is not a path.
-    With ``strict`` (the default) a broken report raises :class:`ReportParseError`; otherwise
-    it is skipped and its error appended to ``errors`` (when given).
+    Lines are read lazily (a huge log costs the memory of one report at a time).  ``path``
+    names the input in errors when ``source`` is not a path.  With ``strict`` (the default) a
+    broken report raises :class:`ReportParseError`; otherwise it is skipped and its error
+    appended to ``errors`` (when given).  With ``partial`` a broken report is yielded anyway:
+    the fields that could be read are set, the others are None, and ``report.problems`` says
+    what was wrong.  ``scan`` (a :class:`LogScan`) watches every line to find the log's first
+    crash, KASAN or not.  A file that cannot be read raises :class:`ReportParseError`.
     """
     lines, fpath, fh = _open_lines(source)
     name = path if path is not None else fpath
     try:
-        src = _LineSource(lines)
+        src = _LineSource(lines, scan)
         for ln in src:
             if not _BUG_RE.match(ln.text):
                 continue
             try:
-                rep = _ReportParser(src, ln, name).parse()
+                rep = _ReportParser(src, ln, name, partial=partial).parse()
             except ReportParseError as exc:
-                if strict:
+                if strict and not partial:
                     raise
                 if errors is not None:
                     errors.append(exc)
                 continue
             yield rep
+        if scan is not None:
+            scan.finish()
     finally:
         if fh is not None:
             fh.close()
@@ -784,12 +1735,22 @@ def iter_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str 
 
 def parse_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str | None = None,
                   strict: bool = True,
-                  errors: list[ReportParseError] | None = None) -> list[KasanReport]:
+                  errors: list[ReportParseError] | None = None,
+                  partial: bool = False) -> list[KasanReport]:
     """All KASAN reports of ``source`` (a path or an iterable of lines), in input order."""
-    return list(iter_reports(source, path=path, strict=strict, errors=errors))
+    return list(iter_reports(source, path=path, strict=strict, errors=errors, partial=partial))
 
 
 def parse_report_text(text: str, *, path: str | None = None,
-                      strict: bool = True) -> list[KasanReport]:
+                      strict: bool = True, partial: bool = False) -> list[KasanReport]:
     """All KASAN reports in a string (for example captured ``kinspect run`` output)."""
-    return parse_reports(text.splitlines(), path=path, strict=strict)
+    return parse_reports(text.splitlines(), path=path, strict=strict, partial=partial)
+
+
+def first_crash(source: "str | os.PathLike[str] | Iterable[str]", *,
+                path: str | None = None) -> CrashTitle | None:
+    """The first crash of a console log (KASAN or not) with syzkaller's title, or None."""
+    scan = LogScan()
+    for _ in iter_reports(source, path=path, partial=True, scan=scan):
+        pass
+    return scan.first_crash

@@ -1,0 +1,315 @@
+"""``kinspect report`` and ``kinspect symbolize``: real KASAN reports, explained.
+
+``kinspect report FILE|-`` reads a console log, a dmesg or a syzbot email (``-``: standard
+input), streaming, and prints each KASAN report: its syzkaller-style title, a summary, what the
+shadow bytes around the address mean, where the access fell relative to the object, and its
+stacks (symbolized with ``--vmlinux``/``--modules``).  ``--replay`` re-enacts each report in the
+engine.  Exit status: 0 when a report was found, 1 when none ("no KASAN report found"), 2 when
+the input (or the vmlinux) cannot be read: one line, ``kinspect: FILE[:LINE]: what is wrong``.
+
+``kinspect symbolize --vmlinux PATH ADDR|FUNC+OFF...`` looks frames up one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .engine.errors import KinspectError, ReportParseError
+from .engine.explain import (ReplayUnsupported, explain, format_explanation, replay_workload,
+                             run_replay)
+from .engine.kreport import KasanReport, LogScan, iter_reports
+from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
+
+__all__ = ["add_commands", "run_command"]
+
+NO_REPORT = "no KASAN report found"
+
+
+def add_commands(subparsers) -> None:
+    """Add ``report`` and ``symbolize`` to the ``kinspect`` subcommands."""
+    rp = subparsers.add_parser(
+        "report", help="explain the KASAN reports of a console log (FILE, or - for stdin)",
+        description="Find every KASAN report in a console log, dmesg or syzbot text, and "
+                    "explain it. Exit 0: reports found; 1: none; 2: unreadable input.")
+    rp.add_argument("input", metavar="FILE", help="the log to read; - reads standard input")
+    rp.add_argument("--format", choices=("text", "json"), default="text")
+    rp.add_argument("--vmlinux", metavar="PATH", help="symbolize the stacks with this vmlinux")
+    rp.add_argument("--modules", metavar="DIR",
+                    help="where the .ko files of '[module]' frames are (searched recursively)")
+    rp.add_argument("--strip", metavar="PREFIX",
+                    help="source path prefix to drop (default: the vmlinux's directory)")
+    rp.add_argument("--replay", action="store_true",
+                    help="re-enact each report in the engine and compare the outcome")
+    rp.add_argument("--profile", help="the profile for --replay (default: one that fits the "
+                                      "report's addresses)")
+    rp.add_argument("--workload-out", metavar="FILE.kw",
+                    help="with --replay, also write the workload (FILE-2.kw, ... for more "
+                         "reports)")
+    sp = subparsers.add_parser(
+        "symbolize", help="symbolize addresses or func+0xOFF frames with a vmlinux",
+        description="Print the source lines (with inlined frames) of addresses or "
+                    "FUNC+0xOFF[/0xLEN] [module] frames, as addr2line -f -i would.")
+    sp.add_argument("frames", nargs="+", metavar="ADDR|FUNC+OFF",
+                    help="0xADDRESS or FUNC+0xOFF[/0xLEN], optionally followed by [module]")
+    sp.add_argument("--vmlinux", metavar="PATH", required=True)
+    sp.add_argument("--modules", metavar="DIR")
+    sp.add_argument("--strip", metavar="PREFIX")
+    sp.add_argument("--return-address", action="store_true",
+                    help="FUNC+OFF frames are return addresses: look up OFF-1 (as syzkaller)")
+    sp.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run_command(args) -> int | None:
+    """Run ``report`` or ``symbolize``; None when ``args`` is another command."""
+    command = getattr(args, "command", None)
+    if command not in ("report", "symbolize"):
+        return None
+    try:
+        if command == "report":
+            return _report(args)
+        return _symbolize(args)
+    except KinspectError as e:
+        _flush()
+        print(f"kinspect: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------- symbolization
+
+class _Symbolizers:
+    """The vmlinux and the module files, opened once; frames resolved in batches."""
+
+    def __init__(self, vmlinux: str | None, modules: str | None, strip: str | None) -> None:
+        self.vmlinux = ElfSymbolizer(vmlinux) if vmlinux else None
+        self.modules = ModuleSymbolizers(modules) if modules else None
+        if strip is None and vmlinux:
+            strip = os.path.dirname(os.path.realpath(vmlinux))
+        self.strip = strip.rstrip("/") + "/" if strip else None
+
+    def close(self) -> None:
+        if self.vmlinux is not None:
+            self.vmlinux.close()
+        if self.modules is not None:
+            self.modules.close()
+
+    def _for(self, module: str | None) -> ElfSymbolizer | None:
+        if module is None:
+            return self.vmlinux
+        return self.modules.get(module) if self.modules is not None else None
+
+    def frames(self, texts: list[str], return_address: bool = False
+               ) -> list[list[SourceFrame] | None]:
+        """Each frame text symbolized (None: not a frame, or not in the given files)."""
+        out: list[list[SourceFrame] | None] = [None] * len(texts)
+        groups: dict[str | None, list[int]] = {}
+        for i, t in enumerate(texts):
+            p = parse_frame(t)
+            if p is not None:
+                groups.setdefault(p[3], []).append(i)
+        for module, idx in groups.items():
+            sym = self._for(module)
+            if sym is None:
+                continue
+            res = sym.symbolize_frames([texts[i] for i in idx], return_address=return_address)
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
+
+    def annotate(self, texts: list[str]) -> list[str]:
+        """decode_stacktrace.sh style: inlined frames first, each frame with file:line."""
+        lines: list[str] = []
+        for text, frames in zip(texts, self.frames(texts)):
+            if not frames:
+                lines.append(text)
+                continue
+            for f in frames[:-1]:
+                lines.append(f"{f.function or '??'} {f.location(self.strip)} [inline]")
+            lines.append(f"{text} {frames[-1].location(self.strip)}")
+        return lines
+
+
+def _stack_texts(rep: KasanReport) -> dict[str, list[str]]:
+    out = {}
+    for kind, st in (("access stack", rep.access_stack), ("allocated", rep.alloc_stack),
+                     ("freed", rep.free_stack)):
+        if st is not None:
+            out[kind] = list(st.frames)
+    for i, st in enumerate(rep.aux_stacks):
+        out[f"aux{i}"] = list(st.frames)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+def _input_lines(path: str):
+    if path == "-":
+        return sys.stdin, "<stdin>"
+    if os.path.isdir(path):
+        raise ReportParseError("cannot read the file: Is a directory", path)
+    return path, path
+
+
+def _report(args) -> int:
+    syms = _Symbolizers(args.vmlinux, args.modules, args.strip) \
+        if (args.vmlinux or args.modules) else None
+    source, name = _input_lines(args.input)
+    scan = LogScan()
+    found = 0
+    json_reports: list[dict] = []
+    try:
+        for rep in iter_reports(source, path=name, partial=True, scan=scan):
+            found += 1
+            stacks = None
+            if syms is not None:
+                stacks = {k: syms.annotate(v) for k, v in _stack_texts(rep).items()}
+            exp = explain(rep)
+            replay = _replay(rep, args, found) if args.replay else None
+            if args.format == "json":
+                doc = rep.to_json()
+                doc["explanation"] = exp.to_json()
+                if stacks is not None:
+                    doc["symbolized_stacks"] = stacks
+                if args.replay:
+                    doc["replay"] = replay if isinstance(replay, dict) else \
+                        (None if replay is None else replay.to_json())
+                json_reports.append(doc)
+                continue
+            if found > 1:
+                print()
+            print(rep.title or f"KASAN: {rep.bug_type}")
+            print(format_explanation(rep, exp, stacks))
+            if args.replay:
+                print(_format_replay(replay))
+    finally:
+        if syms is not None:
+            syms.close()
+    first = scan.first_crash
+    if args.format == "json":
+        doc = {"input": name, "reports": json_reports,
+               "first_crash": None if first is None else
+               {"title": first.title, "line": first.line, "kasan": first.kasan,
+                "corrupted": first.corrupted}}
+        if not found:
+            doc["message"] = NO_REPORT
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+        return 0 if found else 1
+    if first is not None and not first.kasan:
+        if found:
+            print()
+        print(f"the log's first crash is not a KASAN report: {first.title} (line {first.line})")
+    if not found:
+        print(NO_REPORT)
+        return 1
+    return 0
+
+
+def _replay(rep: KasanReport, args, index: int):
+    try:
+        plan = replay_workload(rep, args.profile)
+    except ReplayUnsupported as e:
+        return {"unsupported": str(e)}
+    if args.workload_out:
+        out = Path(args.workload_out)
+        if index > 1:
+            out = out.with_name(f"{out.stem}-{index}{out.suffix}")
+        try:
+            out.write_text(plan.text)
+        except OSError as e:
+            raise KinspectError(f"cannot write the workload: {e.strerror}", str(out)) from None
+    return run_replay(plan, path=args.workload_out or "<replay>")
+
+
+def _format_replay(result) -> str:
+    if isinstance(result, dict):
+        return f"  replay: not possible: {result['unsupported']}"
+    plan = result.plan
+    lines = [f"  replay (profile {plan.profile}), the workload:"]
+    lines += [f"    {ln}" for ln in plan.lines]
+    for n in plan.notes:
+        lines.append(f"  note: {n}")
+    if result.engine_type is None:
+        lines.append(f"  engine: no report; the report says {plan.expect_type}: "
+                     "the engine does not reach the same bug")
+        return "\n".join(lines)
+    same = "same" if result.type_matches else "a different"
+    verdict = f"  engine: {result.engine_type} ({same} bug type"
+    if result.region_matches is not None:
+        reg = result.engine_region
+        verdict += (f"; region line {reg[0]} bytes {reg[1]} of {reg[2] + ' ' if reg[2] else ''}"
+                    f"{reg[3]}-byte region: "
+                    f"{'same as' if result.region_matches else 'differs from'} the report's")
+    verdict += ")"
+    lines.append(verdict)
+    lines.append("  the engine's report:")
+    lines += [f"    {ln}" for ln in result.report_text.splitlines()]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- symbolize
+
+def _symbolize(args) -> int:
+    syms = _Symbolizers(args.vmlinux, args.modules, args.strip)
+    results = []
+    try:
+        for text in args.frames:
+            entry = {"input": text, "address": None, "frames": None}
+            frames: list[SourceFrame] | None = None
+            t = text.strip()
+            if parse_frame(t) is not None:
+                module = parse_frame(t)[3]
+                sym = syms._for(module)
+                if sym is None:
+                    entry["error"] = f"no file for module {module}" if module else "no vmlinux"
+                else:
+                    addr = sym.frame_address(t, return_address=args.return_address)
+                    if addr is None:
+                        entry["error"] = f"no symbol {parse_frame(t)[0]!r} in {sym.path}"
+                    else:
+                        entry["address"] = f"{addr:#x}"
+                        frames = sym.symbolize(addr)
+            else:
+                try:
+                    addr = int(t, 16) if t.lower().startswith("0x") or \
+                        all(c in "0123456789abcdefABCDEF" for c in t) else None
+                except ValueError:
+                    addr = None
+                if addr is None:
+                    raise KinspectError(f"not an address or FUNC+0xOFF frame: {text!r}",
+                                        "<command line>")
+                entry["address"] = f"{addr:#x}"
+                frames = syms.vmlinux.symbolize(addr)
+            if frames is not None:
+                entry["frames"] = [{"function": f.function, "file": f.file, "line": f.line,
+                                    "location": f.location(syms.strip), "inlined": f.inlined}
+                                   for f in frames]
+            results.append(entry)
+    finally:
+        syms.close()
+    if args.format == "json":
+        json.dump({"vmlinux": args.vmlinux, "results": results}, sys.stdout, indent=1)
+        print()
+    else:
+        for e in results:
+            head = e["input"] + (f" ({e['address']})" if e["address"] and
+                                 e["address"] != e["input"] else "") + ":"
+            print(head)
+            if e.get("error"):
+                print(f"  ?? ({e['error']})")
+                continue
+            for f in e["frames"]:
+                print(f"  {f['function'] or '??'} {f['location']}"
+                      + (" [inline]" if f["inlined"] else ""))
+    return 0 if all(e.get("frames") for e in results) else 1
