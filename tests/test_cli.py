@@ -23,7 +23,7 @@ def _golden(name: str, text: str) -> None:
 
 def test_demo_is_the_default_and_matches_golden(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert main([]) == 0
+    assert main(["run", "samples/workloads/demo.kw"]) == 0
     out = capsys.readouterr().out
     _golden("demo.txt", out)
     assert out.count("BUG: KASAN: ") == 6

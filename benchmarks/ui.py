@@ -1,0 +1,217 @@
+"""UI speed: one step and one step back with every visible view redrawn, and cold start.
+
+The app runs headless (``App.run_test``) at 160x48. A step is timed from the key's action to
+the end of the screen update that redraws every view it changed (the compositor's partial
+render), without Pilot's idle waits:
+
+    action_step() -> StepApplied handled -> views refreshed -> screen._on_timer_update()
+
+Workloads:
+- ``demo``: samples/workloads/tui-demo.kw on x86_64 (1 GiB), as ``kinspect`` opens it;
+- ``big``: a generated kmalloc/kfree/alloc_pages/access mix (``--events``, default 200000
+  events) on x86_64 with ``--mem 1T``. The issue asks for a real ftrace capture here; the
+  ftrace importer is not there yet, so this is the biggest workload that can be generated.
+
+Step back is measured two ways: as a person presses it (a pause between presses lets the
+session prepare the previous state in the background: ``idle_work``), and with the key held
+down (no pause: every back restores a checkpoint and replays).
+
+    python benchmarks/ui.py [--events N] [--steps N] [--backs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kinspect.app import KinspectApp  # noqa: E402
+from kinspect.engine.profile import format_size, load_profile  # noqa: E402
+from kinspect.engine.session import Session  # noqa: E402
+from kinspect.engine.workload import parse_workload  # noqa: E402
+
+SIZE = (160, 48)
+
+
+def generate(n_events: int, seed: int = 7) -> list[str]:
+    """A deterministic mix: kmalloc/kfree of many sizes, some page allocations, accesses
+    (a few of them bad), at most 4096 live objects."""
+    rng = random.Random(seed)
+    sizes = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 9000]
+    lines = ["task bench 1", "func bench_work 0x2000"]
+    live: list[int] = []
+    pages: list[int] = []
+    free_slots = list(range(4096))
+    for i in range(n_events):
+        r = rng.random()
+        if r < 0.02 and len(pages) < 64:
+            lines.append(f"pg{i} = alloc_pages {rng.randrange(3)}")
+            pages.append(i)
+        elif r < 0.04 and pages:
+            j = pages.pop(rng.randrange(len(pages)))
+            lines.append(f"__free_pages pg{j} {lines_order(lines, j)}")
+        elif r < 0.10 and live:
+            j = rng.choice(live)
+            bad = rng.random() < 0.02
+            lines.append(f"read p{j}+{rng.randrange(1, 64) + (4096 if bad else 0)} 1"
+                         if bad else f"read p{j} 1")
+        elif live and (not free_slots or r < 0.55):
+            j = live.pop(rng.randrange(len(live)))
+            lines.append(f"kfree p{j}")
+            free_slots.append(j)
+        else:
+            j = free_slots.pop()
+            live.append(j)
+            lines.append(f"p{j} = kmalloc {rng.choice(sizes)}")
+    return lines
+
+
+def lines_order(lines: list[str], j: int) -> int:
+    prefix = f"pg{j} = alloc_pages "
+    for line in reversed(lines):
+        if line.startswith(prefix):
+            return int(line[len(prefix):])
+    return 0
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1e3
+
+
+async def settle(pilot) -> None:
+    """Process the queued messages and render the screen update, without idle waits."""
+    app = pilot.app
+    for _ in range(3):
+        await pilot._wait_for_screen()
+        app.screen._on_timer_update()
+
+
+class Work:
+    """Time spent doing the work of an action: the session command, the views' refresh and
+    the screen's render (Screen._on_timer_update), not the test harness's waiting."""
+
+    def __init__(self, session, screen) -> None:
+        self.total = 0.0
+        for obj, name in ((session, "step"), (session, "back"), (session, "run"),
+                          (screen, "_refresh_all"), (screen, "_on_timer_update")):
+            setattr(obj, name, self._wrap(getattr(obj, name)))
+
+    def _wrap(self, fn):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.total += time.perf_counter() - t
+        return timed
+
+
+async def timed(pilot, work: Work, action) -> tuple[float, float]:
+    """(work, wall) of one action, up to the end of its screen update."""
+    work.total = 0.0
+    t = time.perf_counter()
+    action()
+    await settle(pilot)
+    return work.total, time.perf_counter() - t
+
+
+async def measure(path: str, profile, steps: int, backs: int, label: str,
+                  jumps: int = 4) -> dict:
+    out: dict = {}
+    t0 = time.perf_counter()
+    workload = parse_workload(path)
+    session = Session(profile, workload)
+    t1 = time.perf_counter()
+    app = KinspectApp(session)
+    first_frame: list[float] = []
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first_frame.append(time.perf_counter())
+        screen = app.main
+        screen.idle_work_enabled = False
+        work = Work(session, screen)
+        out["parse+boot"] = t1 - t0
+        out["cold start"] = first_frame[0] - t0
+        rng = random.Random(1)
+        starts = [0] + sorted(rng.randrange(session.total // 4, session.total - steps - 10)
+                              for _ in range(jumps - 1)) if session.total > 4 * steps else [0]
+        per = max(1, steps // len(starts))
+        for follow in (True, False):
+            step_times: list[float] = []
+            screen.follow = follow
+            for start in starts:
+                session.jump(start + (0 if follow else per // 2))
+                screen._refresh_all(None)
+                await settle(pilot)
+                while session.idle_work():
+                    pass
+                for _ in range(per):
+                    if session.at_end:
+                        break
+                    step_times.append(await timed(pilot, work, screen.action_step))
+            out["step (cursor follows)" if follow else "step (cursor stays)"] = step_times
+        screen.follow = True
+        back_idle: list[float] = []
+        back_held: list[float] = []
+        for start in starts:
+            session.jump(max(start + per, backs + 1))
+            screen._refresh_all(None)
+            await settle(pilot)
+            for i in range(backs):
+                if i % 2 == 0:
+                    while session.idle_work():      # the pause between two key presses
+                        pass
+                (back_idle if i % 2 == 0 else back_held).append(
+                    await timed(pilot, work, screen.action_back))
+        out["back (paused before)"] = back_idle
+        out["back (key held)"] = back_held
+        out["checkpoints"] = session.checkpoint_stats()
+    print(f"\n{label}: {session.total} events, profile {profile.name} "
+          f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}, "
+          f"terminal {SIZE[0]}x{SIZE[1]}")
+    print(f"  parse + boot            {out['parse+boot'] * 1e3:8.1f} ms")
+    print(f"  cold start, first frame {out['cold start'] * 1e3:8.1f} ms")
+    print(f"  {'':<23} {'work: step + views + render':>30}   {'wall (with test harness)':>28}")
+    for key in ("step (cursor follows)", "step (cursor stays)", "back (paused before)",
+                "back (key held)"):
+        v = out[key]
+        if v:
+            w = [a for a, _ in v]
+            wall = [b for _, b in v]
+            print(f"  {key:<23} p50 {pct(w, 0.5):6.2f} p99 {pct(w, 0.99):6.2f} ms"
+                  f"      p50 {pct(wall, 0.5):6.2f} p99 {pct(wall, 0.99):6.2f} ms"
+                  f"   (n={len(v)})")
+    c = out["checkpoints"]
+    print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
+          f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--backs", type=int, default=200)
+    args = ap.parse_args()
+    asyncio.run(measure(str(ROOT / "samples/workloads/tui-demo.kw"), load_profile("x86_64"),
+                        steps=17, backs=16, label="demo", jumps=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "big.kw")
+        Path(path).write_text("\n".join(generate(args.events)) + "\n")
+        asyncio.run(measure(path, load_profile("x86_64", 1 << 40), steps=args.steps,
+                            backs=args.backs, label="big (generated)"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1167 @@
+"""The cursor over a workload: step, step back, run to a report or breakpoint, jump to event N.
+
+A ``Session`` owns one ``Machine`` on which every registered shadow scheme runs in lockstep (the
+allocators run once, every shadow write reaches every scheme), so switching the scheme that the
+views show keeps the position: it only chooses which scheme's views are read.
+
+Each command returns an immutable ``StepResult``: the step generation, the events applied, the
+pfn ranges whose ``struct page`` or shadow changed, the new KASAN reports, and the shadow blocks
+(or shadow pages) that attached or detached. Views read engine state of that generation and
+redraw only what the result names.
+
+Going back restores the nearest checkpoint at or before the target (a pickle of the machine and
+the workload's variables) and replays forward. A checkpoint of a machine with many live objects
+costs tens of milliseconds (to take, and again to restore), so the work is moved out of the way
+of the keys:
+
+- ``idle_work()``, called by the UI when the user pauses, takes a checkpoint every
+  ``checkpoint_every`` events and prepares a *standby*: a second live machine already at
+  ``position - 1``, so that the next step back is a swap, not a restore;
+- stepping itself forces a checkpoint only every ``4 * checkpoint_every`` events (when no idle
+  time came), a long run every ``_run_interval()`` events (about a tenth of its time);
+- after a run stops, checkpoints are laid densely behind the stop;
+- checkpoints are thinned (every other one dropped) to stay within a memory budget.
+
+No UI imports here: the Textual app drives a Session, and so can a test or a script.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import KinspectError, WorkloadError
+from .machine import Machine
+from .memory import MemMap
+from .profile import ArchProfile
+from .report import BadAccess
+from .shadow import SCHEMES
+from .shadow.base import Footprint, PageUse, ShadowScheme
+from .workload import Event, StepOutcome, Workload, WorkloadRunner, gc_paused
+
+REFERENCE_SCHEME = "flat"
+SCHEME_ORDER = ("flat", "pshadow", "pageptr", "pageext")
+# A shadow page covers 8 pages (KASAN_SHADOW_SCALE_SHIFT): the window whose shadow links can
+# change together when a per-page scheme maps a shadow page.
+WINDOW_PAGES = 8
+MAX_DIRTY_RANGES = 4096        # beyond this a result says "everything" (dirty None)
+
+
+def load_trace(path: str, strict: bool = False) -> "_TraceDriver":
+    """An ftrace kmem capture, read whole, as a Session's workload."""
+    return _TraceDriver(path, strict)
+
+
+def registered_schemes() -> list[str]:
+    """The shadow schemes registered now, the flat reference first, then the 2017 designs."""
+    names = list(SCHEMES)
+    ordered = [n for n in SCHEME_ORDER if n in names]
+    return ordered + [n for n in names if n not in ordered]
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class AttachEvent:
+    """Shadow storage given to pages (``attach``) or taken from them (``detach``) by a scheme:
+    a pageptr/pageext shadow block (``page->shadow``), or a pshadow shadow page."""
+
+    scheme: str
+    kind: str                   # "attach" or "detach"
+    pfn: int | None             # first pfn; None when the scheme's bill changed but no page's
+    count: int                  # pages        link did (e.g. shadow of vmalloc space)
+    link: str | None            # the link after an attach, before a detach
+    event_index: int = -1
+
+    def describe(self) -> str:
+        if self.pfn is None:
+            return f"{self.scheme}: {self.kind} ({self.count:+d} blocks/pages)"
+        pages = f"pfn {self.pfn:#x}" + (f"+{self.count}" if self.count > 1 else "")
+        return f"{self.scheme}: {self.kind} {pages}" + (f" ({self.link})" if self.link else "")
+
+    def inverse(self) -> "AttachEvent":
+        return AttachEvent(self.scheme, "detach" if self.kind == "attach" else "attach",
+                           self.pfn, self.count, self.link, self.event_index)
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """Where a run stops.
+
+    kind ``line``: before the event on workload line ``value`` runs;
+    ``addr``: after an event that changes the shadow byte of ``value``'s granule or reports an
+    access covering it; ``pfn``: after an event that changes page ``value`` (its struct page or
+    its shadow); ``attach``: after any scheme attaches or detaches shadow storage.
+    """
+
+    kind: str
+    value: int | None = None
+
+    KINDS = ("line", "addr", "pfn", "attach")
+
+    def describe(self) -> str:
+        if self.kind == "line":
+            return f"line {self.value}"
+        if self.kind == "addr":
+            return f"address {self.value:#x}"
+        if self.kind == "pfn":
+            return f"pfn {self.value:#x}"
+        return "attach/detach"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a Session command changed."""
+
+    generation: int
+    position: int                            # events applied now
+    previous: int                            # events applied before the command
+    events: tuple[Event, ...] = ()           # events applied (forward; the last few of a run)
+    dirty: tuple[tuple[int, int], ...] | None = ()   # (first pfn, count); None = everything
+    reports: tuple[BadAccess, ...] = ()      # new reports made by the applied events
+    attach: tuple[AttachEvent, ...] = ()     # attach/detach (undone ones inverted when going back)
+    stopped: str | None = None               # why a run stopped: "report", "breakpoint ...", "end",
+                                             # "cancelled", "limit"
+    expect_failures: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def moved(self) -> bool:
+        return self.position != self.previous
+
+
+# ------------------------------------------------------------------ observing the machine
+
+class _RecordingMemMap(MemMap):
+    """The machine's memmap, noting which pfns each event writes (class swapped in place)."""
+
+    def set_pages(self, pfn: int, count: int, record: tuple) -> None:
+        self._kinspect_dirty.append((pfn, count))
+        MemMap.set_pages(self, pfn, count, record)
+
+    def set_field(self, pfn: int, count: int, field: str, value) -> None:
+        self._kinspect_dirty.append((pfn, count))
+        MemMap.set_field(self, pfn, count, field, value)
+
+
+class _RecordingShadow(ShadowScheme):
+    """Wraps the machine's shadow (one scheme, or several in lockstep): notes the addresses of
+    shadow writes and the page ranges of attach points, and the shadow links of those pages
+    before they change."""
+
+    name = "recording"
+
+    def __init__(self, inner: ShadowScheme, schemes: list[ShadowScheme]) -> None:
+        self.inner = inner
+        self.writes: list[tuple[int, int]] = []          # (addr, bytes of memory)
+        self.pages: list[tuple[int, int]] = []           # (pfn, count) at page_alloc/page_free
+        self.links_before: dict[tuple[str, int], str | None] = {}
+        self.watched = [s for s in schemes if s.name != REFERENCE_SCHEME]
+
+    def _note_pages(self, pfn: int, order: int) -> None:
+        n = 1 << order
+        self.pages.append((pfn, n))
+        if not self.watched:
+            return
+        first = pfn - pfn % WINDOW_PAGES
+        last = pfn + n
+        last += -last % WINDOW_PAGES
+        before = self.links_before
+        for s in self.watched:
+            link = s.shadow_link
+            for p in range(first, last):
+                key = (s.name, p)
+                if key not in before:
+                    before[key] = link(p)
+
+    def boot(self) -> None:
+        self.inner.boot()
+
+    def poison(self, addr: int, size: int, value: int) -> None:
+        self.writes.append((addr, size))
+        self.inner.poison(addr, size, value)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.writes.append((addr, len(data) << 3))
+        self.inner.write(addr, data)
+
+    def set_byte(self, addr: int, value: int) -> None:
+        self.writes.append((addr, 8))
+        self.inner.set_byte(addr, value)
+
+    def shadow_byte(self, addr: int) -> int:
+        return self.inner.shadow_byte(addr)
+
+    def read(self, addr: int, size: int) -> bytes:
+        return self.inner.read(addr, size)
+
+    def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
+        self._note_pages(pfn, order)
+        return self.inner.page_alloc(pfn, order, use)
+
+    def page_free(self, pfn: int, order: int) -> None:
+        self._note_pages(pfn, order)
+        self.inner.page_free(pfn, order)
+
+    def footprint(self) -> Footprint:
+        return self.inner.footprint()
+
+    def shadow_link(self, pfn: int) -> str | None:
+        return self.inner.shadow_link(pfn)
+
+    def clear(self) -> None:
+        self.writes = []
+        self.pages = []
+        self.links_before = {}
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """(first, count) ranges sorted and merged where they touch or overlap."""
+    if not ranges:
+        return ()
+    out: list[list[int]] = []
+    for first, count in sorted(ranges):
+        if count <= 0:
+            continue
+        if out and first <= out[-1][0] + out[-1][1]:
+            end = max(out[-1][0] + out[-1][1], first + count)
+            out[-1][1] = end - out[-1][0]
+        else:
+            out.append([first, count])
+    return tuple((a, n) for a, n in out)
+
+
+def ranges_contain(ranges: tuple[tuple[int, int], ...] | None, pfn: int) -> bool:
+    if ranges is None:
+        return True
+    return any(a <= pfn < a + n for a, n in ranges)
+
+
+class _Tail:
+    """The part of a workload from event ``start`` on, as a WorkloadRunner takes it."""
+
+    def __init__(self, events: list[Event], start: int, funcs) -> None:
+        self.events = (events[i] for i in range(start, len(events)))
+        self.funcs = funcs
+        self.path = ""
+
+
+class _WorkloadDriver:
+    """How a Session runs a ``.kw`` workload: WorkloadRunner; its state is the variables."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+        self.path = workload.path
+        with gc_paused():
+            self.events: list = list(workload.events)
+        if not isinstance(workload.events, list):
+            workload.events = self.events
+
+    def runner(self, machine: Machine, start: int, state=None):
+        runner = WorkloadRunner(machine, _Tail(self.events, start, self.workload.funcs))
+        runner.position = start
+        if state is not None:
+            runner.values, runner.last_reports, runner.expect_failures = state
+        return runner
+
+    @staticmethod
+    def state(runner) -> tuple:
+        return (runner.values, runner.last_reports, runner.expect_failures)
+
+    def text(self, index: int) -> str:
+        return self.events[index].text
+
+    @staticmethod
+    def address(runner, ev) -> int | None:
+        """The address an event is about: what it allocated, or what it touched."""
+        from .workload import Addr
+        values = runner.values
+        mask = (1 << runner.machine.bits) - 1
+        if ev.target is not None:
+            v = values.get(ev.target)
+            if isinstance(v, int) and v > 16:
+                return v
+        for arg in ev.args:
+            if isinstance(arg, Addr):
+                base = 0 if arg.var is None else values.get(arg.var)
+                if isinstance(base, int):
+                    return (base + arg.offset) & mask
+        return None
+
+
+class TraceRunner:
+    """Runs trace events one at a time on a machine (``TraceReplayer``), with the interface of
+    a WorkloadRunner that a Session uses."""
+
+    def __init__(self, machine: Machine, path: str, events: list, start: int,
+                 replayer=None) -> None:
+        from .replay import TraceReplayer
+        self.machine = machine
+        self.events = events
+        self.position = start
+        self.replayer = replayer if replayer is not None else TraceReplayer(machine, path)
+        self.values: dict = {}
+        self.last_reports: list = []
+        self.expect_failures: list = []
+
+    def step(self) -> StepOutcome | None:
+        if self.position >= len(self.events):
+            return None
+        ev = self.events[self.position]
+        m = self.machine
+        before = len(m.reports)
+        self.replayer.replay((ev,))
+        new = m.reports[before:]
+        for r in new:
+            r.event_index = self.position
+        self.position += 1
+        self.last_reports = new
+        return StepOutcome(ev, new, None)
+
+
+class _TraceDriver:
+    """How a Session runs an ftrace kmem capture (read whole before the session starts)."""
+
+    LABELS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
+              "mm_page_free")
+
+    def __init__(self, path: str, strict: bool = False) -> None:
+        from .ftrace import TraceReader
+        self.path = path
+        self.reader = TraceReader(path, strict=strict)
+        with gc_paused():
+            self.events: list = list(self.reader)
+
+    def runner(self, machine: Machine, start: int, state=None):
+        if state is None:
+            return TraceRunner(machine, self.path, self.events, start)
+        replayer, last_reports = state
+        runner = TraceRunner(machine, self.path, self.events, start, replayer)
+        runner.last_reports = last_reports
+        return runner
+
+    @staticmethod
+    def state(runner) -> tuple:
+        return (runner.replayer, runner.last_reports)
+
+    def text(self, index: int) -> str:
+        ev = self.events[index]
+        label = self.LABELS[ev.kind] if ev.kind < len(self.LABELS) else str(ev.kind)
+        if ev.pfn >= 0:
+            return f"{label} pfn={ev.pfn:#x} order={ev.order}  [{ev.comm}/{ev.pid}]"
+        sizes = f" {ev.bytes_req}/{ev.bytes_alloc}" if ev.bytes_alloc else ""
+        name = f" {ev.name}" if ev.name else ""
+        return f"{label} {ev.call_site} ptr={ev.ptr:x}{sizes}{name}  [{ev.comm}/{ev.pid}]"
+
+    @staticmethod
+    def address(runner, ev) -> int | None:
+        rep = runner.replayer
+        if ev.pfn >= 0:
+            entry = rep.pages.get(ev.pfn)
+            if entry is not None and runner.machine.profile.is_lowmem_pfn(entry[0]):
+                return runner.machine.page_address(entry[0])
+            return None
+        return rep.objects.get(ev.ptr)
+
+
+# -------------------------------------------------------------------------------- session
+
+@dataclass
+class _EventRecord:
+    """What one event did, kept so that going back can name what it undoes."""
+
+    dirty: tuple[tuple[int, int], ...]
+    attach: tuple[AttachEvent, ...]
+
+
+class _Accumulator:
+    """Folds the items of many applied events into one StepResult (keeps the last few events)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.ranges: list[tuple[int, int]] = []
+        self.dirty_all = False
+        self.reports: list[BadAccess] = []
+        self.attach: list[AttachEvent] = []
+        self.failures: list[str] = []
+
+    def add(self, item) -> None:
+        ev, outcome, dirty, attach = item
+        self.events.append(ev)
+        if len(self.events) > 128:
+            del self.events[:64]
+        if not self.dirty_all:
+            self.ranges += dirty
+            if len(self.ranges) > 8 * MAX_DIRTY_RANGES:
+                self.ranges = list(merge_ranges(self.ranges))
+                if len(self.ranges) > MAX_DIRTY_RANGES:
+                    self.dirty_all, self.ranges = True, []
+        if outcome.reports:
+            self.reports += outcome.reports
+        if attach:
+            self.attach += attach
+            if len(self.attach) > 1024:
+                del self.attach[:512]
+        if outcome.expect_failure:
+            self.failures.append(outcome.expect_failure)
+
+    def result(self, generation: int, position: int, previous: int, stopped: str | None,
+               seconds: float) -> StepResult:
+        dirty = None if self.dirty_all else merge_ranges(self.ranges)
+        if dirty is not None and len(dirty) > MAX_DIRTY_RANGES:
+            dirty = None
+        return StepResult(generation, position, previous, tuple(self.events[-64:]), dirty,
+                          tuple(self.reports), tuple(self.attach), stopped,
+                          tuple(self.failures), seconds)
+
+
+class Session:
+    """A cursor over a workload on one machine with every scheme in lockstep."""
+
+    def __init__(self, profile: ArchProfile, workload,
+                 schemes: Sequence[str] | None = None, shown: str | None = None,
+                 scheme_options: dict | None = None, checkpoint_every: int | None = None,
+                 checkpoint_budget: int = 768 << 20) -> None:
+        """``schemes``: which to run (default: every registered one; flat always first);
+        ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
+        ``checkpoint_every``: events between checkpoints (default: chosen from their cost);
+        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned)."""
+        self.profile = profile
+        self.workload = workload
+        self.driver = (workload if isinstance(workload, _TraceDriver)
+                       else _WorkloadDriver(workload))
+        self.path = self.driver.path
+        self.events: list = self.driver.events
+        self.is_trace = isinstance(self.driver, _TraceDriver)
+        names = list(schemes) if schemes is not None else registered_schemes()
+        for name in names:
+            if name not in SCHEMES:
+                raise KinspectError(f"unknown shadow scheme {name!r} "
+                                    f"(known: {', '.join(SCHEMES)})", "--scheme")
+        self.scheme_names = [REFERENCE_SCHEME] + [n for n in names if n != REFERENCE_SCHEME]
+        if shown is None:
+            shown = next((n for n in ("pageptr", "pageext", "pshadow")
+                          if n in self.scheme_names), REFERENCE_SCHEME)
+        if shown not in self.scheme_names:
+            raise KinspectError(f"scheme {shown!r} is not running "
+                                f"(running: {', '.join(self.scheme_names)})", "--scheme")
+        self.shown = shown
+        self.scheme_options = dict(scheme_options or {})
+        self.generation = 0
+        self.machines_discarded = 0
+        self.breakpoints: list[Breakpoint] = []
+        # Knowledge gathered while stepping (deterministic: valid at any position).
+        self._records: OrderedDict[int, _EventRecord] = OrderedDict()
+        self._records_max = 200_000
+        self.report_events: dict[int, tuple[str, ...]] = {}   # event index -> bug types
+        self.attach_events: dict[int, tuple[AttachEvent, ...]] = {}
+        self.error_events: dict[int, str] = {}
+        n = len(self.events) + 1
+        self._fp_known = 0
+        self._fp_total = {s: np.zeros(n, dtype=np.int64) for s in self.scheme_names}
+        self._fp_counters = {s: np.zeros((n, 3), dtype=np.int64) for s in self.scheme_names}
+        self._boot()
+        self._record_footprints()
+        # Checkpoints: position -> pickled state.
+        self._checkpoints: dict[int, bytes] = {}
+        self._checkpoint_keys: list[int] = []
+        self._checkpoint_bytes = 0
+        self.checkpoint_budget = checkpoint_budget
+        self._dense: OrderedDict[int, bytes] = OrderedDict()
+        self._dense_max = 12
+        self.checkpoint_seconds = 0.0
+        self._take_checkpoint()
+        self.checkpoint_every = checkpoint_every or 256
+        self._interval = 4 * self.checkpoint_every
+        self._standby: tuple[int, Machine, object] | None = None
+
+    # ------------------------------------------------------------------------- state
+
+    def _boot(self) -> None:
+        machine = Machine(self.profile, schemes=self.scheme_names,
+                          scheme_options=self.scheme_options)
+        self._install(machine)
+        self.position = 0
+        self.runner = self.driver.runner(machine, 0)
+
+    def _install(self, machine: Machine) -> None:
+        """Make ``machine`` the session's, with its observers in place."""
+        if not isinstance(machine.shadow, _RecordingShadow):
+            rec = _RecordingShadow(machine.shadow, machine.schemes)
+            machine.shadow = rec
+            # Machine keeps a bound write for its hottest path (kmem_cache_alloc, kfree).
+            machine._shadow_write = rec.write
+            machine.memmap.__class__ = _RecordingMemMap
+            machine.memmap._kinspect_dirty = []
+        if getattr(self, "machine", None) is not None and self.machine is not machine:
+            self.machines_discarded += 1     # cyclic garbage now: a collector's job
+        self.machine = machine
+        self._rec: _RecordingShadow = machine.shadow
+        self._memmap_dirty: list = machine.memmap._kinspect_dirty
+        self._schemes = {s.name: s for s in machine.schemes}
+
+    def event_text(self, index: int) -> str:
+        """The text of event ``index`` (a workload line, or a trace event described)."""
+        return self.driver.text(index)
+
+    def event_address(self, index: int) -> int | None:
+        """The address event ``index`` is about (valid once it has been applied)."""
+        return self.driver.address(self.runner, self.events[index])
+
+    @property
+    def total(self) -> int:
+        """Events in the workload."""
+        return len(self.events)
+
+    @property
+    def at_end(self) -> bool:
+        return self.position >= len(self.events)
+
+    @property
+    def scheme(self) -> ShadowScheme:
+        """The scheme the views read."""
+        return self._schemes[self.shown]
+
+    def scheme_named(self, name: str) -> ShadowScheme:
+        return self._schemes[name]
+
+    def set_shown_scheme(self, name: str) -> StepResult:
+        """Show another running scheme; the position stays. Every view is dirty."""
+        if name not in self._schemes:
+            raise KinspectError(f"scheme {name!r} is not running "
+                                f"(running: {', '.join(self.scheme_names)})")
+        self.shown = name
+        self.generation += 1
+        return StepResult(self.generation, self.position, self.position, dirty=None)
+
+    @property
+    def reports(self) -> list[BadAccess]:
+        """Every report made by the events applied so far."""
+        return self.machine.reports
+
+    def last_event(self) -> Event | None:
+        return self.events[self.position - 1] if self.position else None
+
+    def next_event(self) -> Event | None:
+        return self.events[self.position] if self.position < len(self.events) else None
+
+    def footprints(self) -> dict[str, Footprint]:
+        return {name: s.footprint() for name, s in self._schemes.items()}
+
+    def footprint_history(self, scheme: str) -> np.ndarray:
+        """Total shadow bytes (static + dynamic + metadata) of ``scheme`` after each of the
+        events 0..position (index 0: after boot)."""
+        return self._fp_total[scheme][:self.position + 1]
+
+    def _record_footprints(self) -> None:
+        pos = self.position
+        if pos < self._fp_known:
+            return
+        for name, s in self._schemes.items():
+            fp = s.footprint()
+            self._fp_total[name][pos] = fp.total_bytes()
+            self._fp_counters[name][pos] = (fp.blocks_in_use, fp.shadow_pages_mapped,
+                                            fp.shadow_slab_pages)
+        self._fp_known = pos + 1
+
+    # ------------------------------------------------------------------- checkpoints
+
+    def _state(self) -> bytes:
+        r = self.runner
+        self._rec.clear()
+        del self._memmap_dirty[:]
+        with gc_paused():
+            return pickle.dumps((self.machine, self.driver.state(r)),
+                                protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _take_checkpoint(self) -> None:
+        pos = self.position
+        if pos in self._checkpoints:
+            return
+        t = time.perf_counter()
+        blob = self._state()
+        self.checkpoint_seconds = 0.5 * self.checkpoint_seconds + \
+            0.5 * (time.perf_counter() - t)
+        self._checkpoints[pos] = blob
+        i = bisect_right(self._checkpoint_keys, pos)
+        self._checkpoint_keys.insert(i, pos)
+        self._checkpoint_bytes += len(blob)
+        if self._checkpoint_bytes > self.checkpoint_budget:
+            self._thin_checkpoints()
+
+    def _thin_checkpoints(self) -> None:
+        """Keep position 0, the newest few, and every other one of the rest; double the
+        interval for the checkpoints to come."""
+        keys = self._checkpoint_keys
+        keep = set(keys[:1]) | set(keys[-4:]) | set(keys[::2])
+        for k in keys:
+            if k not in keep:
+                self._checkpoint_bytes -= len(self._checkpoints.pop(k))
+        self._checkpoint_keys = sorted(keep)
+        self.checkpoint_every *= 2
+        self._interval = max(self._interval, 4 * self.checkpoint_every)
+
+    def _take_dense(self) -> None:
+        pos = self.position
+        if pos in self._checkpoints or pos in self._dense:
+            return
+        self._dense[pos] = self._state()
+        while len(self._dense) > self._dense_max:
+            self._dense.popitem(last=False)
+
+    def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
+        i = bisect_right(self._checkpoint_keys, target) - 1
+        best = self._checkpoint_keys[i]
+        for pos in self._dense:
+            if best < pos <= target:
+                best = pos
+        blob = self._dense.get(best) or self._checkpoints[best]
+        if best in self._dense:
+            self._dense.move_to_end(best)
+        return best, blob
+
+    def _restore(self, target: int, force: bool = False) -> None:
+        """Make the state that of ``target`` events applied (a checkpoint, then replay)."""
+        base, blob = self._nearest_checkpoint(target)
+        if force or not (base <= self.position <= target):
+            with gc_paused():
+                machine, state = pickle.loads(blob)
+            self._install(machine)
+            self.runner = self.driver.runner(machine, base, state)
+            self.position = base
+        dense_every = max(16, min(self.checkpoint_every, (target - self.position) // 8 or 1))
+        with gc_paused():
+            while self.position < target:
+                self._apply(record=False)
+                if (target - self.position) % dense_every == 0 and self.position < target:
+                    self._take_dense()
+
+    def _last_checkpoint(self) -> int:
+        keys = self._checkpoint_keys
+        return keys[bisect_right(keys, self.position) - 1]
+
+    # -------------------------------------------------------------------- idle work
+
+    def idle_work(self) -> bool:
+        """One piece of background work while the user looks (the UI calls it when idle, again
+        while it returns True): first a standby at ``position - 1`` (the next step back becomes
+        a swap), then a checkpoint when the last one is ``checkpoint_every`` events behind."""
+        if self.position > 0 and not self.standby_ready():
+            self.prepare_back()
+            return True
+        if self.position - self._last_checkpoint() >= self.checkpoint_every:
+            self._take_checkpoint()
+            return True
+        return False
+
+    def standby_ready(self) -> bool:
+        return self._standby is not None and self._standby[0] == self.position - 1
+
+    def prepare_back(self) -> None:
+        """Build the standby: a second machine at ``position - 1`` (checkpoint + replay)."""
+        target = self.position - 1
+        if target < 0:
+            return
+        base, blob = self._nearest_checkpoint(target)
+        with gc_paused():
+            machine, state = pickle.loads(blob)
+        runner = self.driver.runner(machine, base, state)
+        rec = machine.shadow
+        try:
+            with gc_paused():
+                for _ in range(base, target):
+                    runner.step()
+                    if isinstance(rec, _RecordingShadow):
+                        rec.clear()
+                        del machine.memmap._kinspect_dirty[:]
+        except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
+            self._standby = None
+            return
+        self._standby = (target, machine, runner)
+
+    def checkpoint_stats(self) -> dict:
+        return {"checkpoints": len(self._checkpoints), "dense": len(self._dense),
+                "bytes": self._checkpoint_bytes + sum(len(b) for b in self._dense.values()),
+                "every": self.checkpoint_every}
+
+    # ------------------------------------------------------------------------ stepping
+
+    def _apply(self, record: bool = True):
+        """Apply the next event; (event, outcome, dirty, attach) when recording.
+
+        A workload error at run time (``__free_pages`` of a page not allocated at that order,
+        no memory for a kernel stack...) leaves the state as it was before the event and
+        raises ``WorkloadError`` naming the event's line."""
+        index = self.position
+        ev = self.events[index]
+        try:
+            outcome = self.runner.step()
+        except (KinspectError, ValueError, MemoryError, KeyError, IndexError) as e:
+            self.error_events[index] = str(e)
+            self._restore(self.position, force=True)
+            if isinstance(e, KinspectError):
+                raise
+            raise WorkloadError(f"{self.event_text(index)}: {e or type(e).__name__}",
+                                self.path, ev.line) from None
+        self.position += 1
+        if not record:
+            self._rec.clear()
+            del self._memmap_dirty[:]
+            return None
+        self._standby = None if self._standby is not None and \
+            self._standby[0] != self.position - 1 else self._standby
+        self._record_footprints()
+        dirty, attach = self._collect(index)
+        if index not in self._records:
+            self._records[index] = _EventRecord(dirty, attach)
+            if len(self._records) > self._records_max:
+                self._records.popitem(last=False)
+        if outcome.reports:
+            self.report_events[index] = tuple(r.bug_type for r in outcome.reports)
+        if attach:
+            self.attach_events[index] = attach
+        if self.position - self._last_checkpoint() >= self._interval:
+            self._take_checkpoint()
+        return ev, outcome, dirty, attach
+
+    def _collect(self, index: int) -> tuple[tuple[tuple[int, int], ...],
+                                           tuple[AttachEvent, ...]]:
+        """The pfn ranges the last event changed, and its attach/detach events."""
+        rec = self._rec
+        ranges = list(self._memmap_dirty)
+        ranges += rec.pages
+        pshift = self.machine.page_shift
+        for addr, size in rec.writes:
+            ranges += self._pfns_of_range(addr, size, pshift)
+        attach = self._attach_events(index) if rec.links_before else []
+        seen = {a.scheme for a in attach}
+        attach += self._counter_events(index, seen)
+        rec.clear()
+        del self._memmap_dirty[:]
+        dirty = merge_ranges(ranges)
+        if len(dirty) > MAX_DIRTY_RANGES:
+            dirty = ((dirty[0][0], dirty[-1][0] + dirty[-1][1] - dirty[0][0]),)
+        return dirty, tuple(attach)
+
+    def _pfns_of_range(self, addr: int, size: int, pshift: int) -> list[tuple[int, int]]:
+        m = self.machine
+        p = self.profile
+        if p.vmalloc_start <= addr < p.vmalloc_end:
+            out = []
+            page = 1 << pshift
+            a = addr - addr % page
+            while a < addr + size:
+                pfn = m.addr_to_pfn(a)
+                if pfn is not None:
+                    out.append((pfn, 1))
+                a += page
+            return out
+        first = m.addr_to_pfn(addr)
+        if first is None:
+            return []
+        last = m.addr_to_pfn(addr + max(size, 1) - 1)
+        if last is None or last < first:
+            return [(first, 1)]
+        return [(first, last - first + 1)]
+
+    def _attach_events(self, index: int) -> list[AttachEvent]:
+        before = self._rec.links_before
+        changed: dict[str, list[tuple[int, str, str | None]]] = {}
+        for (name, pfn), old in before.items():
+            new = self._schemes[name].shadow_link(pfn)
+            if new == old:
+                continue
+            was, now = link_is_backed(old), link_is_backed(new)
+            if was == now:
+                continue
+            kind, link = ("attach", new) if now else ("detach", old)
+            changed.setdefault(name, []).append((pfn, kind, link))
+        out: list[AttachEvent] = []
+        for name, items in changed.items():
+            items.sort(key=lambda t: t[0])
+            run: list = []
+            for pfn, kind, link in items:
+                if run and run[1] == kind and pfn == run[0] + run[2]:
+                    run[2] += 1
+                    continue
+                if run:
+                    out.append(AttachEvent(name, run[1], run[0], run[2], run[3], index))
+                run = [pfn, kind, 1, link]
+            if run:
+                out.append(AttachEvent(name, run[1], run[0], run[2], run[3], index))
+        return out
+
+    def _counter_events(self, index: int, seen: set[str]) -> list[AttachEvent]:
+        """Attach/detach that changed a scheme's bill but no page link we watched."""
+        pos = self.position
+        out = []
+        for s in self._rec.watched:
+            if s.name in seen:
+                continue
+            now, prev = self._fp_counters[s.name][pos], self._fp_counters[s.name][pos - 1]
+            delta = int(now[0] - prev[0] + now[1] - prev[1])
+            if delta:
+                out.append(AttachEvent(s.name, "attach" if delta > 0 else "detach", None,
+                                       delta, None, index))
+        return out
+
+    def step(self, n: int = 1) -> StepResult:
+        """Apply the next ``n`` events (fewer at the end of the workload)."""
+        return self.run(until="limit", limit=n)
+
+    def back(self, n: int = 1) -> StepResult:
+        """Undo the last ``n`` events (restore a checkpoint, replay up to position - n)."""
+        t0 = time.perf_counter()
+        previous = self.position
+        target = max(0, previous - n)
+        self.generation += 1
+        if target == previous:
+            return StepResult(self.generation, previous, previous, stopped="start")
+        if self._standby is not None and self._standby[0] == target:
+            _pos, machine, runner = self._standby
+            self._standby = None
+            self._install(machine)
+            self.runner = runner
+            self.position = target
+        else:
+            self._standby = None
+            self._restore(target)
+        ranges: list[tuple[int, int]] = []
+        attach: list[AttachEvent] = []
+        known = True
+        for index in range(target, previous):
+            rec = self._records.get(index)
+            if rec is None:
+                known = False
+                break
+            ranges += rec.dirty
+            attach += [a.inverse() for a in rec.attach]
+        dirty = merge_ranges(ranges) if known else None
+        if dirty is not None and len(dirty) > MAX_DIRTY_RANGES:
+            dirty = None
+        return StepResult(self.generation, self.position, previous, (), dirty, (),
+                          tuple(reversed(attach[-256:])), None, (),
+                          time.perf_counter() - t0)
+
+    def jump(self, index: int) -> StepResult:
+        """Go to the state after ``index`` events (0 = just booted)."""
+        index = max(0, min(index, len(self.events)))
+        if index < self.position:
+            return self.back(self.position - index)
+        return self.run(until="limit", limit=index - self.position)
+
+    # -------------------------------------------------------------------- running
+
+    def add_breakpoint(self, bp: Breakpoint) -> Breakpoint:
+        """Add a breakpoint (a ``line`` breakpoint must name a line that has an event)."""
+        if bp.kind not in Breakpoint.KINDS:
+            raise KinspectError(f"unknown breakpoint kind {bp.kind!r} "
+                                f"(known: {', '.join(Breakpoint.KINDS)})")
+        if bp.kind == "line" and not any(e.line == bp.value for e in self.events):
+            raise KinspectError(f"no event on line {bp.value}", self.path)
+        if bp.kind in ("pfn", "addr") and (bp.value is None or bp.value < 0):
+            raise KinspectError(f"a {bp.kind} breakpoint needs a value")
+        if bp not in self.breakpoints:
+            self.breakpoints.append(bp)
+        return bp
+
+    def remove_breakpoint(self, bp: Breakpoint) -> bool:
+        if bp in self.breakpoints:
+            self.breakpoints.remove(bp)
+            return True
+        return False
+
+    def toggle_breakpoint(self, bp: Breakpoint) -> bool:
+        """Add or remove; True if it is set afterwards."""
+        if self.remove_breakpoint(bp):
+            return False
+        self.add_breakpoint(bp)
+        return True
+
+    def run(self, until: str = "report", limit: int | None = None,
+            cancelled: Callable[[], bool] | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            progress_every: int = 2000) -> StepResult:
+        """Apply events until something stops the run:
+
+        - ``until="report"``: an event made a KASAN report, or a breakpoint;
+        - ``until="breakpoint"``: a breakpoint (reports do not stop);
+        - ``until="limit"``: only ``limit`` events (breakpoints and reports do not stop);
+
+        and always the end of the workload, ``limit`` events, ``cancelled()`` returning True,
+        or a workload error (``stopped`` starts with ``"error:"``, the position is the event
+        before it). ``progress(done, planned)`` is called every ``progress_every`` events.
+        """
+        t0 = time.perf_counter()
+        previous = self.position
+        end = len(self.events) if limit is None else min(len(self.events), previous + limit)
+        planned = end - previous
+        check_bps = until != "limit" and bool(self.breakpoints)
+        bps = self.breakpoints if check_bps else []
+        lines = {b.value for b in bps if b.kind == "line"}
+        pfns = [b.value for b in bps if b.kind == "pfn"]
+        addrs = [b.value for b in bps if b.kind == "addr"]
+        on_attach = any(b.kind == "attach" for b in bps)
+        ref = self._schemes[REFERENCE_SCHEME]
+        acc = _Accumulator()
+        stopped = None
+        if planned > 4 * self.checkpoint_every:
+            # A long run keeps checkpoints sparser: their cost stays a small share of it.
+            self._interval = max(self.checkpoint_every, self._run_interval())
+        self._standby = None
+        try:
+            with gc_paused():
+                while True:
+                    if self.position >= end:
+                        stopped = "end" if end == len(self.events) else "limit"
+                        break
+                    if cancelled is not None and cancelled():
+                        stopped = "cancelled"
+                        break
+                    ev = self.events[self.position]
+                    if lines and ev.line in lines and self.position != previous:
+                        stopped = f"breakpoint: line {ev.line}"
+                        break
+                    before = [ref.read(a - a % 8, 8) for a in addrs]
+                    try:
+                        item = self._apply()
+                    except KinspectError as e:
+                        stopped = f"error: {e}"
+                        break
+                    acc.add(item)
+                    done = self.position - previous
+                    if progress is not None and done % progress_every == 0:
+                        progress(done, planned)
+                    if until == "report" and item[1].reports:
+                        stopped = "report"
+                        break
+                    hit = self._breakpoint_hit(item, pfns, addrs, before, on_attach)
+                    if hit:
+                        stopped = f"breakpoint: {hit}"
+                        break
+        finally:
+            self._interval = 4 * self.checkpoint_every
+        if self.position - previous > 1:
+            self._densify()
+        self.generation += 1
+        if until == "limit" and stopped == "limit":
+            stopped = None
+        return acc.result(self.generation, self.position, previous, stopped,
+                          time.perf_counter() - t0)
+
+    def _breakpoint_hit(self, item, pfns, addrs, before, on_attach) -> str:
+        _ev, outcome, dirty, att = item
+        if on_attach and att:
+            return "attach/detach"
+        for pfn in pfns:
+            if ranges_contain(dirty, pfn):
+                return f"pfn {pfn:#x}"
+        if addrs:
+            ref = self._schemes[REFERENCE_SCHEME]
+            for addr, old in zip(addrs, before):
+                if ref.read(addr - addr % 8, 8) != old:
+                    return f"address {addr:#x}"
+                for r in outcome.reports:
+                    if r.addr <= addr < r.addr + (r.size or 1):
+                        return f"address {addr:#x}"
+        return ""
+
+    def _run_interval(self) -> int:
+        """Events between checkpoints in a long run: a checkpoint costs about a tenth of the
+        time of the events it covers (at about 10 us an event)."""
+        return int(max(256, min(1 << 16, self.checkpoint_seconds / 10e-6 * 10)))
+
+    def _densify(self) -> None:
+        """After a run: checkpoints behind the stop, so that the first steps back are fast."""
+        pos = self.position
+        base, _ = self._nearest_checkpoint(pos)
+        if pos - base <= 64:
+            return
+        self._restore(pos - 1, force=True)
+        with gc_paused():
+            self._apply(record=False)
+        self._take_dense()
+
+    # ------------------------------------------------------------------------ views
+
+    def latest_report(self) -> BadAccess | None:
+        """The newest report made by the events applied so far."""
+        return self.machine.reports[-1] if self.machine.reports else None
+
+    def event_of_line(self, line: int) -> Event | None:
+        for e in self.events:
+            if e.line == line:
+                return e
+        return None
+
+    def first_event_at_or_after_line(self, line: int) -> Event | None:
+        for e in self.events:
+            if e.line >= line:
+                return e
+        return None
+
+
+# ---------------------------------------------------------------------- scheme views
+
+def link_is_backed(link: str | None) -> bool:
+    """Whether a ``shadow_link()`` names shadow storage of the page's own: a pageptr/pageext
+    block, or a pshadow window's real shadow page (not the page state, zero or black page)."""
+    return link is not None and ("block 0x" in link or "-> shadow page" in link)
+
+
+@dataclass(frozen=True)
+class ShadowSlabInfo:
+    """One slab page (2^order pages from ``pfn``) of a scheme's shadow-block cache."""
+
+    pfn: int
+    pages: int
+    blocks: tuple                # ShadowBlock(addr, pfn | None, vaddr | None) per slot
+
+
+class SchemeView:
+    """What the views need from one running scheme, kept per step generation.
+
+    - ``attached``: sorted pfns whose shadow lives in storage of their own (a block, or the
+      byte shadow of a mapped pshadow window), kept up to date from the attach/detach events;
+    - ``own_shadow``: sorted pfns of this scheme's shadow pages (shadow slab pages, pshadow
+      shadow pages), as opposed to those of the other schemes running in lockstep;
+    - ``slabs()``: the shadow-block cache's slabs, blocks and the pfn each block serves.
+    """
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.session = session
+        self.name = name
+        self.scheme = session.scheme_named(name)
+        self.kind = ("blocks" if hasattr(self.scheme, "shadow_slabs") else
+                     "windows" if hasattr(self.scheme, "windows") else "flat")
+        self.generation = -1
+        self.attached: list[int] = []
+        self.own_shadow: list[int] = []
+        self._slabs: list[ShadowSlabInfo] | None = None
+        self._block_of_pfn: dict[int, int] | None = None
+        self._counters = None
+        self.rebuild()
+
+    # -- keeping up
+
+    def rebuild(self) -> None:
+        """Everything from the scheme's own views (after a jump back, or a scheme switch)."""
+        s = self.session
+        self.scheme = s.scheme_named(self.name)
+        self._slabs = None
+        self._block_of_pfn = None
+        self.attached = []
+        self.own_shadow = []
+        if self.kind == "blocks":
+            slabs = self.slabs()
+            self.attached = sorted(b.pfn for slab in slabs for b in slab.blocks
+                                   if b.pfn is not None)
+            self.own_shadow = self._own_shadow_pages()
+        elif self.kind == "windows":
+            attached = []
+            link = self.scheme.shadow_link
+            own = []
+            for w in self.scheme.windows():
+                own.append(w.shadow_pfn)
+                if w.pfn is not None:
+                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES)
+                                 if link_is_backed(link(p))]
+            self.attached = sorted(attached)
+            self.own_shadow = sorted(own)
+        self._counters = self._current_counters()
+        self.generation = s.generation
+
+    def _own_shadow_pages(self) -> list[int]:
+        """Pfns of this scheme's shadow pages, without walking every block."""
+        if self.kind == "windows":
+            return sorted(w.shadow_pfn for w in self.scheme.windows())
+        # The shadow-block cache (``struct kmem_cache``) of pageptr/pageext: its slabs' pages.
+        # PagePtrShadow keeps it as ``_cache`` (no public name yet); else walk the blocks.
+        cache = getattr(self.scheme, "shadow_cache", None) or getattr(self.scheme, "_cache", None)
+        if cache is not None and hasattr(cache, "slabs"):
+            n = 1 << cache.layout.order
+            return sorted(head + i for head in cache.slabs for i in range(n))
+        return sorted(slab.pfn + i for slab in self.slabs() for i in range(slab.pages))
+
+    def _current_counters(self):
+        fp = self.scheme.footprint()
+        return (fp.blocks_in_use, fp.shadow_pages_mapped, fp.shadow_slab_pages)
+
+    def update(self, result: StepResult) -> None:
+        """Follow one StepResult (incrementally when it names what changed)."""
+        if self.kind == "flat":
+            self.generation = result.generation
+            return
+        self.scheme = self.session.scheme_named(self.name)   # a restore makes new objects
+        mine = [a for a in result.attach if a.scheme == self.name]
+        if result.dirty is None or any(a.pfn is None for a in mine):
+            self.rebuild()
+            return
+        attached = set(self.attached)
+        for a in mine:
+            pfns = range(a.pfn, a.pfn + a.count)
+            if a.kind == "attach":
+                attached.update(pfns)
+            else:
+                attached.difference_update(pfns)
+        if mine:
+            self.attached = sorted(attached)
+        counters = self._current_counters()
+        if counters != self._counters:
+            self._slabs = None
+            self._block_of_pfn = None
+            self.own_shadow = self._own_shadow_pages()
+            self._counters = counters
+        elif mine:
+            self._slabs = None
+            self._block_of_pfn = None
+        self.generation = result.generation
+
+    # -- reading
+
+    def attached_in(self, first: int, count: int) -> list[int]:
+        """Attached pfns in [first, first + count)."""
+        a = self.attached
+        return a[bisect_right(a, first - 1):bisect_right(a, first + count - 1)]
+
+    def own_shadow_in(self, first: int, count: int) -> list[int]:
+        a = self.own_shadow
+        return a[bisect_right(a, first - 1):bisect_right(a, first + count - 1)]
+
+    def is_attached(self, pfn: int) -> bool:
+        return bool(self.attached_in(pfn, 1))
+
+    def link(self, pfn: int) -> str | None:
+        return self.scheme.shadow_link(pfn)
+
+    def slabs(self) -> list[ShadowSlabInfo]:
+        """The shadow-block cache's slabs in pfn order (pageptr, pageext); [] otherwise."""
+        if self._slabs is None:
+            out = []
+            if self.kind == "blocks":
+                slab_of_pfn = self.session.machine.slab_of_pfn
+                for head, blocks in self.scheme.shadow_slabs().items():
+                    slab = slab_of_pfn.get(head)
+                    pages = 1 << slab.cache.layout.order if slab is not None else 1
+                    out.append(ShadowSlabInfo(head, pages, tuple(blocks)))
+            self._slabs = out
+        return self._slabs
+
+    def block_of_pfn(self, pfn: int) -> int | None:
+        """The address of the block serving ``pfn``, or None."""
+        if self._block_of_pfn is None:
+            self._block_of_pfn = {b.pfn: b.addr for slab in self.slabs() for b in slab.blocks
+                                  if b.pfn is not None}
+        return self._block_of_pfn.get(pfn)
+
+    def shadow_slab_of_block(self, addr: int) -> ShadowSlabInfo | None:
+        for slab in self.slabs():
+            if slab.blocks and slab.blocks[0].addr <= addr <= slab.blocks[-1].addr:
+                return slab
+        return None

@@ -1,0 +1,190 @@
+"""The event log: the workload's lines with the current position.
+
+``▶`` marks the last event applied (what the other views show), ``●`` a line breakpoint, ``!``
+a line whose event made a KASAN report, ``+``/``-`` one that attached or detached shadow under
+the shown scheme. Comments are kept (dimmed) when the workload file is small enough to read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.cache import LRUCache
+from textual.events import Click
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from .base_style import BaseStyleMixin
+
+SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
+
+_STYLES = {
+    "current": Style(color="#000000", bgcolor="#87afd7", bold=True),
+    "next": Style(color="#d0d0d0", bgcolor="#303848"),
+    "event": Style(color="#d0d0d0"),
+    "done": Style(color="#a8a8a8"),
+    "comment": Style(color="#6c6c6c", italic=True),
+    "lineno": Style(color="#6c6c6c"),
+    "report": Style(color="#ffffff", bgcolor="#d70000", bold=True),
+    "attach": Style(color="#5fd7af", bold=True),
+    "detach": Style(color="#d7875f", bold=True),
+    "bp": Style(color="#ff5f5f", bold=True),
+}
+
+
+class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
+    """One line per workload line (or per event when the source is not kept)."""
+
+    DEFAULT_CSS = "EventLog { height: 1fr; overflow-x: hidden; }"
+
+    class LineClicked(Message):
+        def __init__(self, line: int) -> None:
+            super().__init__()
+            self.line = line
+
+    def __init__(self, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.session = None
+        self.scheme = ""
+        self.lines: list[tuple[int, str, int | None]] = []   # (lineno, text, event index)
+        self._line_of_index: dict[int, int] = {}             # event index -> row
+        self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
+        self._width = 40
+        self._marked_rows: set[int | None] = set()
+
+    def set_session(self, session, scheme: str) -> None:
+        self.session = session
+        self.scheme = scheme
+        events = session.events
+        source = None
+        path = Path(session.path)
+        try:
+            if path.is_file() and path.stat().st_size <= SOURCE_LIMIT:
+                source = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            source = None
+        if source is not None and not session.is_trace and \
+                all(e.line <= len(source) for e in events[-1:]):
+            by_line = {e.line: i for i, e in enumerate(events)}
+            self.lines = [(i + 1, text.rstrip(), by_line.get(i + 1))
+                          for i, text in enumerate(source)]
+            self._line_of_index = {index: row for row, (_l, _t, index) in enumerate(self.lines)
+                                   if index is not None}
+        else:
+            # One row per event; the text is made when the row is drawn (a trace has
+            # hundreds of thousands).
+            self.lines = [(e.line, None, i) for i, e in enumerate(events)]
+            self._line_of_index = None
+        digits = len(str(self.lines[-1][0])) if self.lines else 1
+        self._digits = digits
+        self._width = max((len(self._text(r)) for r in range(min(len(self.lines), 2000))),
+                          default=10) + digits + 4
+        self.virtual_size = Size(self._width, len(self.lines))
+        self._cache.clear()
+        self.refresh()
+
+    def row_of_event(self, index: int) -> int | None:
+        if self._line_of_index is None:
+            return index if 0 <= index < len(self.lines) else None
+        return self._line_of_index.get(index)
+
+    def _text(self, row: int) -> str:
+        _lineno, text, index = self.lines[row]
+        return text if text is not None else self.session.event_text(index)
+
+    def show_position(self, scroll: bool = True) -> None:
+        """Redraw the rows whose marks changed; keep the current line in view."""
+        s = self.session
+        if s is None:
+            return
+        rows = {self.row_of_event(i) for i in (s.position - 1, s.position)}
+        changed = rows | self._marked_rows
+        self._marked_rows = rows
+        for row in changed:
+            if row is not None:
+                self.refresh_lines(row, 1)
+        if scroll and self.size.height:
+            row = self.row_of_event(max(0, s.position - 1)) or 0
+            height = self.size.height
+            top = int(self.scroll_offset.y)
+            if not top + 1 <= row < top + height - 2:
+                self.scroll_to(y=max(0, row - height // 3), animate=False, immediate=True)
+
+    def render_line(self, y: int) -> Strip:
+        row = y + int(self.scroll_offset.y)
+        width = self.size.width or self._width
+        strip = self.row_strip(row)
+        return strip.apply_style(self.base_style).crop_extend(
+            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
+                                 self.base_style)
+
+    def _marks(self, index: int | None, lineno: int) -> tuple:
+        s = self.session
+        if s is None:
+            return ("", "event")
+        bp = any(b.kind == "line" and b.value == lineno for b in s.breakpoints)
+        if index is None:
+            return ("bp" if bp else "", "comment")
+        pos = s.position
+        state = ("current" if index == pos - 1 else "next" if index == pos else
+                 "done" if index < pos else "event")
+        report = index in s.report_events and index < pos
+        attach = [a for a in s.attach_events.get(index, ()) if a.scheme == self.scheme]
+        att = ""
+        if attach and index < pos:
+            att = "attach" if any(a.kind == "attach" for a in attach) else "detach"
+        return (("bp" if bp else "") + ("!" if report else "") + att, state)
+
+    def row_strip(self, row: int) -> Strip:
+        if not 0 <= row < len(self.lines):
+            return Strip.blank(self._width, self.base_style)
+        lineno, _text, index = self.lines[row]
+        text = self._text(row)
+        marks, state = self._marks(index, lineno)
+        key = (row, marks, state)
+        strip = self._cache.get(key)
+        if strip is not None:
+            return strip
+        base = _STYLES[state] if state in ("current", "next") else None
+        segs = [Segment(f"{lineno:>{self._digits}} ", base or _STYLES["lineno"])]
+        if "bp" in marks:
+            segs.append(Segment("●", _STYLES["bp"]))
+        elif state == "current":
+            segs.append(Segment("▶", base))
+        else:
+            segs.append(Segment(" ", base or self.base_style))
+        if "!" in marks:
+            segs.append(Segment("!", _STYLES["report"]))
+        elif "attach" in marks:
+            segs.append(Segment("+", _STYLES["attach"]))
+        elif "detach" in marks:
+            segs.append(Segment("-", _STYLES["detach"]))
+        else:
+            segs.append(Segment(" ", base or self.base_style))
+        body = base or _STYLES["comment" if index is None else state]
+        if index is None:
+            body = _STYLES["comment"]
+        segs.append(Segment(" " + text[:500], body))
+        strip = Strip(segs)
+        if base is not None:
+            strip = strip.extend_cell_length(self._width, base)
+        self._cache[key] = strip
+        return strip
+
+    def text(self) -> str:
+        return "\n".join(self.row_strip(i).text.rstrip() for i in range(len(self.lines)))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        row = offset.y + int(self.scroll_offset.y)
+        if 0 <= row < len(self.lines):
+            self.post_message(self.LineClicked(self.lines[row][0]))
+
+    def scroll_to_row(self, row: int) -> None:
+        self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)

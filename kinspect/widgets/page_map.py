@@ -1,0 +1,419 @@
+"""The page map: every page of the machine as a grid, one cell per page (or per 2^z pages
+when zoomed out), coloured and lettered by state, with a cursor that selects a pfn.
+
+A Line API widget: ``render_line(y)`` aggregates the row's pages with numpy (the most telling
+state of a cell's pages wins), run-length encodes equal cells into a few Segments and caches the
+Strip under a key holding every visual input (row, its generation, zoom, columns, cursor and
+report marks). Step results name the pfn ranges they changed; only those rows are refreshed.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..engine.memory import PageState
+from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
+                      NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
+from .base_style import BaseStyleMixin
+
+_RANK = np.array(RANK, dtype=np.uint8)
+_CODE_OF_RANK = np.array(CODE_OF_RANK, dtype=np.uint8)
+MAX_ZOOM = 40
+
+
+class PageSource(Protocol):
+    """What the page map reads: the pfn span, and cells aggregated over pages."""
+
+    first_pfn: int
+    end_pfn: int
+
+    def cells(self, first: int, ncells: int, ppc: int) -> tuple[np.ndarray, np.ndarray]:
+        """(display codes, attached flags) of ``ncells`` cells of ``ppc`` pages from first."""
+
+    def describe(self, pfn: int) -> str:
+        """A short text for the pfn under the cursor."""
+
+
+class SessionPages:
+    """A PageSource over a Session's machine and the shown scheme's view."""
+
+    def __init__(self, session, view) -> None:
+        self.session = session
+        self.view = view
+        p = session.profile
+        self.first_pfn = p.min_pfn
+        self.end_pfn = p.max_pfn
+        self._ranges = [(r.start >> p.page_shift, r.end >> p.page_shift) for r in p.memory]
+        self._pps = p.pages_per_section
+        self._section_rank: dict[int, tuple[int, int]] = {}
+
+    def _holes(self, codes: np.ndarray, first: int) -> None:
+        """Mark the pfns of [first, first + len) that are not RAM."""
+        end = first + len(codes)
+        prev = first
+        for a, b in self._ranges:
+            if b <= first:
+                prev = max(prev, b)
+                continue
+            if a >= end:
+                break
+            if a > prev:
+                codes[prev - first:a - first] = HOLE
+            prev = max(prev, b)
+        if prev < end:
+            codes[prev - first:] = HOLE
+
+    def cells(self, first: int, ncells: int, ppc: int) -> tuple[np.ndarray, np.ndarray]:
+        count = ncells * ppc
+        view = self.view
+        memmap = self.session.machine.memmap
+        if ppc <= self._pps or count <= 1 << 21:
+            codes = memmap.states(first, count)
+            self._holes(codes, first)
+            shadow = np.flatnonzero(codes == PageState.SHADOW_SLAB)
+            if len(shadow):
+                own = np.array(view.own_shadow_in(first, count), dtype=np.int64) - first
+                codes[shadow[~np.isin(shadow, own)]] = OTHER_SHADOW
+            if ppc > 1:
+                codes = _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
+        else:
+            codes = self._cells_by_section(memmap, first, ncells, ppc)
+        attached = np.zeros(ncells, dtype=bool)
+        att = view.attached_in(first, count)
+        if att:
+            attached[(np.asarray(att, dtype=np.int64) - first) // ppc] = True
+        return codes, attached
+
+    def _cells_by_section(self, memmap, first: int, ncells: int, ppc: int) -> np.ndarray:
+        """Cells bigger than a memory section: untouched sections read free (or hole)."""
+        gen = self.session.generation
+        ranks = np.full(ncells, RANK[HOLE], dtype=np.uint8)
+        for i in range(ncells):
+            a, b = first + i * ppc, first + (i + 1) * ppc
+            if any(ra < b and rb > a for ra, rb in self._ranges):
+                ranks[i] = RANK[PageState.FREE]
+        for start, sec in memmap.for_each_section():
+            if start + self._pps <= first or start >= first + ncells * ppc:
+                continue
+            cached = self._section_rank.get(start)
+            if cached is None or cached[0] != gen:
+                cached = (gen, int(_RANK[sec["state"]].max()))
+                self._section_rank[start] = cached
+            i = (start - first) // ppc
+            if 0 <= i < ncells:
+                ranks[i] = max(ranks[i], cached[1])
+        return _CODE_OF_RANK[ranks]
+
+    def describe(self, pfn: int) -> str:
+        codes, att = self.cells(pfn, 1, 1)
+        paint = PAGE_PAINTS[int(codes[0])]
+        return paint.meaning + (" · shadow attached" if att[0] else "")
+
+
+class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
+    """Pages as a grid: one cell per page, or per 2^zoom pages."""
+
+    COMPONENT_CLASSES = ({f"pagemap--{p.name}" for p in PAGE_PAINTS.values()}
+                         | {"pagemap--attached", "pagemap--cursor", "pagemap--report",
+                            "pagemap--gutter"})
+    DEFAULT_CSS = "PageMap { height: 1fr; }\n" + component_css(
+        "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT]) + \
+        "\nPageMap > .pagemap--gutter { color: #8a8a8a; text-style: none; }"
+
+    BINDINGS = [
+        Binding("up", "cursor(0, -1)", "Up", show=False, id="pagemap.up"),
+        Binding("down", "cursor(0, 1)", "Down", show=False, id="pagemap.down"),
+        Binding("h", "cursor(-1, 0)", "Cell left", show=False, id="pagemap.left"),
+        Binding("l", "cursor(1, 0)", "Cell right", show=False, id="pagemap.right"),
+        Binding("pageup", "cursor_page(-1)", "Page up", show=False, id="pagemap.pageup"),
+        Binding("pagedown", "cursor_page(1)", "Page down", show=False, id="pagemap.pagedown"),
+        Binding("home", "cursor_home", "First page", show=False, id="pagemap.home"),
+        Binding("end", "cursor_end", "Last page", show=False, id="pagemap.end"),
+    ]
+
+    class PfnSelected(Message):
+        """The cursor moved to a pfn (by key or mouse)."""
+
+        def __init__(self, pfn: int) -> None:
+            super().__init__()
+            self.pfn = pfn
+
+    def __init__(self, source: PageSource | None = None, *, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.source = source
+        self.zoom = 0                 # pages per cell = 1 << zoom
+        self.cursor = source.first_pfn if source is not None else 0
+        self.report_pfn: int | None = None
+        self.frozen = False
+        self._cache: LRUCache[tuple, Strip] = LRUCache(2048)
+        self._row_gen: dict[int, int] = {}
+        self._base_gen = 0
+        self._gen = 0
+        self._styles: dict[str, Style] = {}
+        self._fixed_width: int | None = None
+
+    # -------------------------------------------------------------- geometry
+
+    @property
+    def ppc(self) -> int:
+        return 1 << self.zoom
+
+    @property
+    def gutter_width(self) -> int:
+        end = self.source.end_pfn if self.source else 0
+        return len(f"{end:#x}") + 1
+
+    @property
+    def cols(self) -> int:
+        width = self._fixed_width or self.scrollable_content_region.width or 80
+        room = max(1, width - self.gutter_width)
+        cols = 1
+        while cols * 2 <= room and cols < 256:
+            cols *= 2
+        return cols
+
+    @property
+    def base(self) -> int:
+        """First pfn of row 0 (the span's start, aligned to a row)."""
+        if self.source is None:
+            return 0
+        rp = self.cols * self.ppc
+        return self.source.first_pfn // rp * rp
+
+    @property
+    def rows(self) -> int:
+        if self.source is None:
+            return 0
+        rp = self.cols * self.ppc
+        return max(1, -(-(self.source.end_pfn - self.base) // rp))
+
+    def row_of(self, pfn: int) -> int:
+        return (pfn - self.base) // (self.cols * self.ppc)
+
+    def col_of(self, pfn: int) -> int:
+        return (pfn - self.base) // self.ppc % self.cols
+
+    def pfn_at(self, row: int, col: int) -> int:
+        return self.base + (row * self.cols + col) * self.ppc
+
+    def _update_virtual_size(self) -> None:
+        self.virtual_size = Size(self.gutter_width + self.cols, self.rows)
+
+    def on_resize(self) -> None:
+        self._update_virtual_size()
+        self.scroll_to_cursor(animate=False)
+
+    def on_mount(self) -> None:
+        self._update_virtual_size()
+        self._load_styles()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._load_styles()
+        self._cache.clear()
+
+    def _load_styles(self) -> None:
+        styles = {}
+        for name in self.COMPONENT_CLASSES:
+            try:
+                styles[name] = self.get_component_rich_style(name, partial=True)
+            except Exception:        # no app or no stylesheet yet: the palette's defaults
+                pass
+        self._styles = styles
+
+    def _style(self, paint) -> Style:
+        return self._styles.get(f"pagemap--{paint.name}") or paint.rich()
+
+    # -------------------------------------------------------------- data in
+
+    def set_source(self, source: PageSource) -> None:
+        self.source = source
+        self.invalidate()
+        self._update_virtual_size()
+
+    def invalidate(self, generation: int | None = None) -> None:
+        """Everything changed (a jump, a scheme switch)."""
+        self._gen = generation if generation is not None else self._gen + 1
+        self._base_gen = self._gen
+        self._row_gen.clear()
+        self.refresh()
+
+    def apply_dirty(self, generation: int, dirty) -> None:
+        """Rows holding the changed pfn ranges get the new generation and are redrawn."""
+        self._gen = generation
+        if dirty is None:
+            self.invalidate(generation)
+            return
+        rp = self.cols * self.ppc
+        base = self.base
+        top = int(self.scroll_offset.y)
+        height = self.size.height
+        for first, count in dirty:
+            r0 = (first - base) // rp
+            r1 = (first + count - 1 - base) // rp
+            if r1 - r0 > 4096:
+                self.invalidate(generation)
+                return
+            for row in range(r0, r1 + 1):
+                self._row_gen[row] = generation
+            lo, hi = max(r0, top), min(r1, top + height - 1)
+            if lo <= hi:
+                self.refresh_lines(lo, hi - lo + 1)
+
+    def set_report_pfn(self, pfn: int | None) -> None:
+        if pfn == self.report_pfn:
+            return
+        old, self.report_pfn = self.report_pfn, pfn
+        for p in (old, pfn):
+            if p is not None:
+                self.refresh_lines(self.row_of(p), 1)
+
+    # -------------------------------------------------------------- cursor
+
+    def select(self, pfn: int, scroll: bool = True, notify: bool = False) -> None:
+        """Put the cursor on pfn (clamped to the span)."""
+        if self.source is None:
+            return
+        pfn = max(self.source.first_pfn, min(pfn, self.source.end_pfn - 1))
+        old, self.cursor = self.cursor, pfn
+        if self.is_mounted:
+            self.refresh_lines(self.row_of(old), 1)
+            self.refresh_lines(self.row_of(pfn), 1)
+            if scroll:
+                self.scroll_to_cursor()
+        if notify and old != pfn:
+            self.post_message(self.PfnSelected(pfn))
+
+    def scroll_to_cursor(self, animate: bool = False) -> None:
+        if self.source is None or not self.size.height:
+            return
+        row = self.row_of(self.cursor)
+        top = int(self.scroll_offset.y)
+        height = self.scrollable_content_region.height or self.size.height
+        if not top <= row < top + height:
+            self.scroll_to(y=max(0, row - height // 2), animate=animate, immediate=True)
+
+    def action_cursor(self, dx: int, dy: int) -> None:
+        self.select(self.cursor + (dx + dy * self.cols) * self.ppc, notify=True)
+
+    def action_cursor_page(self, direction: int) -> None:
+        step = max(1, self.size.height - 1) * self.cols * self.ppc
+        self.select(self.cursor + direction * step, notify=True)
+
+    def action_cursor_home(self) -> None:
+        self.select(self.source.first_pfn, notify=True)
+
+    def action_cursor_end(self) -> None:
+        self.select(self.source.end_pfn - 1, notify=True)
+
+    def on_click(self, event: Click) -> None:
+        if self.source is None:
+            return
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        x = offset.x + int(self.scroll_offset.x) - self.gutter_width
+        row = offset.y + int(self.scroll_offset.y)
+        if 0 <= x < self.cols and 0 <= row < self.rows:
+            self.select(self.pfn_at(row, x), scroll=False, notify=True)
+
+    # -------------------------------------------------------------- zoom
+
+    def set_zoom(self, zoom: int) -> None:
+        if self.source is None:
+            return
+        span = max(1, self.source.end_pfn - self.source.first_pfn)
+        limit = 0
+        while (1 << limit) * self.cols < span and limit < MAX_ZOOM:
+            limit += 1
+        zoom = max(0, min(zoom, limit))
+        if zoom == self.zoom:
+            return
+        self.zoom = zoom
+        self._update_virtual_size()
+        self.invalidate()
+        self.call_after_refresh(self.scroll_to_cursor)
+
+    # -------------------------------------------------------------- drawing
+
+    def render_line(self, y: int) -> Strip:
+        row = y + int(self.scroll_offset.y)
+        width = self.size.width or (self.gutter_width + self.cols)
+        strip = self.row_strip(row)
+        return strip.apply_style(self.base_style).crop_extend(
+            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
+                                 self.base_style)
+
+    def row_strip(self, row: int) -> Strip:
+        """The whole row (gutter and cells), from the cache when its inputs are unchanged."""
+        if self.source is None or not 0 <= row < self.rows:
+            return Strip.blank(self.gutter_width + self.cols, self.base_style)
+        cols, ppc = self.cols, self.ppc
+        first = self.pfn_at(row, 0)
+        rp = cols * ppc
+        cursor_col = self.col_of(self.cursor) if first <= self.cursor < first + rp else -1
+        report_col = (self.col_of(self.report_pfn)
+                      if self.report_pfn is not None and first <= self.report_pfn < first + rp
+                      else -1)
+        key = (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
+               report_col, id(self.source), self.source.end_pfn)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._build_row(first, cols, ppc, cursor_col, report_col)
+            self._cache[key] = strip
+        return strip
+
+    def _build_row(self, first: int, cols: int, ppc: int, cursor_col: int,
+                   report_col: int) -> Strip:
+        codes, attached = self.source.cells(first, cols, ppc)
+        keys = codes.astype(np.int16) + attached.astype(np.int16) * NCODES
+        if cursor_col >= 0:
+            keys[cursor_col] = 100
+        if report_col >= 0 and report_col != cursor_col:
+            keys[report_col] = 101
+        gutter_style = self._styles.get("pagemap--gutter") or Style(color="#8a8a8a")
+        segments = [Segment(f"{first:#0{self.gutter_width - 1}x} ", gutter_style)]
+        # run-length encode equal neighbours
+        change = np.flatnonzero(np.diff(keys)) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [cols]))
+        attached_bg = self._style(ATTACHED_PAINT)
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            k = int(keys[s])
+            n = e - s
+            if k == 100:
+                code, att = int(codes[s]), bool(attached[s])
+                glyph = ATTACHED_GLYPH[code] if att else PAGE_PAINTS[code].glyph
+                if report_col == s:
+                    glyph = REPORT_PAINT.glyph
+                segments.append(Segment(glyph if glyph != " " else "▒",
+                                        self._style(CURSOR_PAINT)))
+            elif k == 101:
+                segments.append(Segment(REPORT_PAINT.glyph, self._style(REPORT_PAINT)))
+            else:
+                code, att = k % NCODES, k >= NCODES
+                paint = PAGE_PAINTS[code]
+                style = self._style(paint)
+                if att:
+                    style = style + Style(bgcolor=attached_bg.bgcolor)
+                    glyph = ATTACHED_GLYPH[code]
+                else:
+                    glyph = paint.glyph
+                segments.append(Segment(glyph * n, style))
+        return Strip(segments, self.gutter_width + cols)
+
+    def row_text(self, row: int) -> str:
+        """The plain text of a row (tests, copy)."""
+        return self.row_strip(row).text

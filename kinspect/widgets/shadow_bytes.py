@@ -1,0 +1,309 @@
+"""Shadow bytes: the shadow of the selected page, 16 bytes a row, each row labelled with the
+memory address it describes, as in the kernel's "Memory state around the buggy address"; each
+byte coloured by meaning (legend below it), the bad granule marked like the kernel does
+(``>`` before its row, ``^`` under it), the selected granule in reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+from ..engine.kasan import KASAN_GRANULE_SIZE
+from .palette import (BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, SHADOW_KIND, SHADOW_LEGEND,
+                      SHADOW_PAINTS, component_css)
+from .base_style import BaseStyleMixin
+
+Reader = Callable[[int, int], bytes]
+
+
+class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
+    """The shadow of one page (``page_size / 8`` bytes) from a base address."""
+
+    COMPONENT_CLASSES = ({f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()}
+                         | {"shadowbytes--bad", "shadowbytes--selected",
+                            "shadowbytes--address"})
+    DEFAULT_CSS = "ShadowBytes { height: 1fr; }\n" + component_css(
+        "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT]) + \
+        "\nShadowBytes > .shadowbytes--address { color: #8a8a8a; text-style: none; }"
+
+    BINDINGS = [
+        Binding("up", "move(-16)", "Up", show=False, id="shadow.up"),
+        Binding("down", "move(16)", "Down", show=False, id="shadow.down"),
+        Binding("h", "move(-1)", "Granule left", show=False, id="shadow.left"),
+        Binding("l", "move(1)", "Granule right", show=False, id="shadow.right"),
+    ]
+
+    class GranuleSelected(Message):
+        def __init__(self, addr: int) -> None:
+            super().__init__()
+            self.addr = addr
+
+    def __init__(self, *, bits: int = 64, page_size: int = 4096, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.bits = bits
+        self.page_size = page_size
+        self.reader: Reader | None = None
+        self.base: int | None = None          # first address shown (page aligned)
+        self.selected: int | None = None      # selected granule's address
+        self.bad: int | None = None           # first bad address of the report shown
+        self.note = ""                        # shown instead of bytes (no shadow here)
+        self._data = b""
+        self._gen = 0
+        self._cache: LRUCache[tuple, Strip] = LRUCache(512)
+        self._styles: dict[str, Style] = {}
+        self._fixed_width: int | None = None
+
+    # ------------------------------------------------------------------ input
+
+    def show(self, reader: Reader | None, addr: int | None, selected: int | None = None,
+             bad: int | None = None, note: str = "") -> None:
+        """Show the shadow of the page holding ``addr`` (re-read now)."""
+        old = (self.base, self._data, self.selected, self.bad, self.note, self.per_row)
+        self.reader = reader
+        self.note = note if addr is None or reader is None else ""
+        if addr is None or reader is None:
+            self.base = None
+            self._data = b""
+        else:
+            self.base = addr - addr % self.page_size
+            self._data = reader(self.base, self.page_size)
+        self.selected = None if selected is None else selected - selected % KASAN_GRANULE_SIZE
+        self.bad = None if bad is None else bad - bad % KASAN_GRANULE_SIZE
+        if self.bad is not None and self.base is not None and \
+                not self.base <= self.bad < self.base + self.page_size:
+            self.bad = None
+        new = (self.base, self._data, self.selected, self.bad, self.note, self.per_row)
+        if new == old:
+            return
+        self._gen += 1
+        self._update_virtual_size()
+        if old[0] == self.base and old[3] == self.bad and old[5] == self.per_row and \
+                self.base is not None and len(old[1]) == len(self._data):
+            # Same page, same marks: redraw the rows whose bytes or selection changed.
+            per = self.per_row
+            rows = {r for r in range(self.rows)
+                    if old[1][r * per:(r + 1) * per] != self._data[r * per:(r + 1) * per]}
+            for sel in (old[2], self.selected):
+                if sel is not None:
+                    rows.add((sel - self.base) // KASAN_GRANULE_SIZE // per)
+            lines = self._line_rows()
+            for r in rows:
+                if r in lines:
+                    self.refresh_lines(lines.index(r), 1)
+        else:
+            self.refresh()
+        if self.is_mounted:
+            if self.size.height:
+                self.scroll_to_selected()
+            else:
+                self.call_after_refresh(self.scroll_to_selected)
+
+    @property
+    def per_row(self) -> int:
+        width = self._fixed_width or self.scrollable_content_region.width or 80
+        return 16 if width >= self.bits // 4 + 2 + 48 else 8
+
+    @property
+    def rows(self) -> int:
+        return len(self._data) // self.per_row
+
+    def _line_rows(self) -> list[int]:
+        """Row index of each line (-1 for the caret line under the bad row)."""
+        out = []
+        for r in range(self.rows):
+            out.append(r)
+            if self._bad_row() == r:
+                out.append(-1)
+        return out
+
+    def _bad_row(self) -> int | None:
+        if self.bad is None or self.base is None:
+            return None
+        return (self.bad - self.base) // KASAN_GRANULE_SIZE // self.per_row
+
+    def _update_virtual_size(self) -> None:
+        lines = len(self._line_rows()) if self._data else 1
+        self.virtual_size = Size(self.bits // 4 + 2 + 3 * self.per_row, lines)
+
+    def on_resize(self) -> None:
+        self._update_virtual_size()
+
+    def on_mount(self) -> None:
+        self._load_styles()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._load_styles()
+        self._cache.clear()
+
+    def _load_styles(self) -> None:
+        styles = {}
+        for name in self.COMPONENT_CLASSES:
+            try:
+                styles[name] = self.get_component_rich_style(name, partial=True)
+            except Exception:
+                pass
+        self._styles = styles
+
+    def _style(self, paint) -> Style:
+        style = self._styles.get(f"shadowbytes--{paint.name}")
+        if style is None:
+            style = self._styles[f"shadowbytes--{paint.name}"] = paint.rich()
+        return style
+
+    # ------------------------------------------------------------------ cursor
+
+    def action_move(self, granules: int) -> None:
+        if self.base is None:
+            return
+        sel = self.selected if self.selected is not None else self.base
+        new = sel + granules * KASAN_GRANULE_SIZE
+        if self.base <= new < self.base + self.page_size:
+            self.selected = new
+            self._gen += 1
+            self.refresh()
+            self.scroll_to_selected()
+            self.post_message(self.GranuleSelected(new))
+
+    def scroll_to_selected(self) -> None:
+        target = self.selected if self.selected is not None else self.bad
+        if target is None or self.base is None:
+            return
+        row = (target - self.base) // KASAN_GRANULE_SIZE // self.per_row
+        line = self._line_rows().index(row) if row < self.rows else 0
+        top, height = int(self.scroll_offset.y), self.size.height
+        if not top <= line < top + height - 1:
+            self.scroll_to(y=max(0, line - height // 2), animate=False, immediate=True)
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or self.base is None:
+            return
+        lines = self._line_rows()
+        y = offset.y + int(self.scroll_offset.y)
+        if not 0 <= y < len(lines) or lines[y] < 0:
+            return
+        x = offset.x + int(self.scroll_offset.x) - (self.bits // 4 + 3)
+        if 0 <= x < 3 * self.per_row:
+            self.selected = self.base + (lines[y] * self.per_row + x // 3) * KASAN_GRANULE_SIZE
+            self._gen += 1
+            self.refresh()
+            self.post_message(self.GranuleSelected(self.selected))
+
+    # ------------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width or self.virtual_size.width
+        strip = self.line_strip(y + int(self.scroll_offset.y))
+        return strip.apply_style(self.base_style).crop_extend(
+            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
+                                 self.base_style)
+
+    def line_strip(self, line: int) -> Strip:
+        if not self._data:
+            if line == 0 and self.note:
+                return Strip([Segment(self.note, Style(italic=True, color="#8a8a8a"))])
+            return Strip.blank(self.virtual_size.width, self.base_style)
+        lines = self._line_rows()
+        if not 0 <= line < len(lines):
+            return Strip.blank(self.virtual_size.width, self.base_style)
+        row = lines[line]
+        per = self.per_row
+        if row < 0:
+            key = ("caret", self.bad - self.base, per)
+        else:
+            start = self.base + row * per * KASAN_GRANULE_SIZE
+            end = start + per * KASAN_GRANULE_SIZE
+            key = (start, self._data[row * per:(row + 1) * per], per,
+                   self.selected if self.selected is not None and start <= self.selected < end
+                   else None,
+                   self.bad if self.bad is not None and start <= self.bad < end else None)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._caret(lines[line - 1]) if row < 0 else self._row(row)
+            self._cache[key] = strip
+        return strip
+
+    def _row(self, row: int) -> Strip:
+        per = self.per_row
+        addr = self.base + row * per * KASAN_GRANULE_SIZE
+        width = self.bits // 4
+        guilty = self._bad_row() == row
+        segs = [Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
+                        self._styles.get("shadowbytes--address") or Style(color="#8a8a8a"))]
+        data = self._data[row * per:(row + 1) * per]
+        base = self.base_style
+        run_style, run = None, []
+        for i, b in enumerate(data):
+            g = addr + i * KASAN_GRANULE_SIZE
+            if g == self.bad:
+                style = self._style(BAD_GRANULE_PAINT)
+            elif g == self.selected:
+                style = self._style(SELECTED_GRANULE_PAINT)
+            else:
+                style = self._style(SHADOW_PAINTS[SHADOW_KIND[b]])
+            if style is not run_style and run:
+                segs.append(Segment(" ".join(run), run_style))
+                run = []
+            if style is not run_style or not run:
+                segs.append(Segment(" ", base))
+            run_style = style
+            run.append(f"{b:02x}")
+        if run:
+            segs.append(Segment(" ".join(run), run_style))
+        return Strip(segs)
+
+    def _caret(self, row: int) -> Strip:
+        col = (self.bad - self.base) // KASAN_GRANULE_SIZE - row * self.per_row
+        pad = 1 + self.bits // 4 + 1 + 3 * col + 1
+        return Strip([Segment(" " * pad, self.base_style),
+                      Segment("^", self._style(BAD_GRANULE_PAINT))])
+
+    def text(self) -> str:
+        """Every line as plain text (tests, copy)."""
+        if not self._data:
+            return self.note
+        return "\n".join(self.line_strip(i).text.rstrip()
+                         for i in range(len(self._line_rows())))
+
+    def row_text_at(self, addr: int) -> str | None:
+        """The text of the row holding ``addr`` (``y`` copies it)."""
+        if self.base is None or not self.base <= addr < self.base + self.page_size:
+            return None
+        row = (addr - self.base) // KASAN_GRANULE_SIZE // self.per_row
+        return self._row(row).text
+
+
+class ShadowLegend(Static):
+    """What the shadow byte colours mean (each sample shows its hex value too)."""
+
+    DEFAULT_CSS = "ShadowLegend { height: auto; color: #8a8a8a; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(self.legend_text(), **kwargs)
+
+    @staticmethod
+    def legend_text() -> Text:
+        text = Text()
+        for hexes, kind, meaning in SHADOW_LEGEND:
+            if text:
+                text.append("  ")
+            text.append(hexes, SHADOW_PAINTS[kind].rich())
+            text.append(f" {meaning}")
+        text.append("  ")
+        text.append("^", BAD_GRANULE_PAINT.rich())
+        text.append(" bad granule")
+        return text

@@ -1,0 +1,94 @@
+"""struct page: the selected page's fields as the kernel names them, its shadow under every
+running scheme, and ``dump_page()`` as KASAN prints it."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from .text_lines import TextLines
+
+from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState, \
+    pfn_to_page
+from ..engine.profile import format_size
+
+
+def describe_page(session, pfn: int) -> Text:
+    """Everything about one pfn, drgn ``show_page_info`` style."""
+    m = session.machine
+    p = session.profile
+    t = Text()
+    w = p.bits // 4
+    if not p.pfn_valid(pfn):
+        t.append(f"pfn {pfn:#x}: no RAM here (a hole in the memory map)", "italic #8a8a8a")
+        return t
+    page = pfn_to_page(m.memmap, pfn)
+    phys = pfn << p.page_shift
+    t.append("struct page ", "bold")
+    t.append(f"pfn {pfn:#x}", "bold #87d7ff")
+    t.append(f"  phys {phys:#x}")
+    if p.is_lowmem_pfn(pfn):
+        t.append(f"  virt {m.page_address(pfn):0{w}x}")
+    else:
+        t.append("  highmem (no direct map)")
+    t.append("\n")
+    names = [PAGEFLAG_NAMES[b] for b in sorted(PAGEFLAG_NAMES) if page.flags & (1 << b)]
+    t.append(" flags      ", "#8a8a8a")
+    t.append(f"{m.page_flags_word(pfn):#x}({'|'.join(names + [f'zone={p.zone_of_pfn(pfn)}'])})\n")
+    ptype = page.page_type
+    head_pfn = m.compound_head(pfn)
+    free = m.zones[p.zone_of_pfn(pfn)].find_free_block(pfn)
+    if free is not None and free[0] == pfn and ptype == PAGE_TYPE_NONE:
+        ptype = PGTY_buddy << 24
+    kind = {PGTY_slab: "slab", PGTY_buddy: "buddy"}.get(ptype >> 24, "")
+    t.append(" page_type  ", "#8a8a8a")
+    t.append(f"{ptype >> 24:x}({kind})" if ptype != PAGE_TYPE_NONE else "none (ffffffff)")
+    t.append("   _refcount ", "#8a8a8a")
+    t.append(f"{page.refcount}")
+    t.append("   order ", "#8a8a8a")
+    order = m.memmap.get(head_pfn, "order", 0)
+    t.append(f"{order}\n")
+    t.append(" compound   ", "#8a8a8a")
+    if page.PageHead():
+        t.append(f"head of {1 << order} pages\n")
+    elif page.PageTail():
+        t.append(f"tail of head pfn {page.head:#x}\n")
+    elif free is not None:
+        t.append(f"in a free buddy block of order {free[1]} from pfn {free[0]:#x}\n")
+    else:
+        t.append("-\n")
+    slab = m.slab_of_pfn.get(pfn)
+    if slab is not None:
+        c = slab.cache
+        t.append(" slab_cache ", "#8a8a8a")
+        t.append(f"{c.name}", "bold #87d75f")
+        t.append(f" (object {c.object_size}, slot {c.size}) inuse {slab.inuse}/{c.objects}"
+                 f"{' frozen (cpu slab)' if slab.frozen else ''}\n")
+    t.append(" kinspect   ", "#8a8a8a")
+    t.append(PageState.NAMES[page.state] if page.state < len(PageState.NAMES) else "?")
+    if head_pfn in m.large:
+        t.append(f" · kmalloc({m.large[head_pfn][1]})")
+    t.append("\n")
+    t.append(" shadow\n", "#8a8a8a")
+    for name in session.scheme_names:
+        link = session.scheme_named(name).shadow_link(pfn)
+        if name == "flat" and p.is_lowmem_pfn(pfn):
+            link = (f"KASAN_SHADOW_OFFSET + (addr >> 3) = "
+                    f"{p.kasan_mem_to_shadow(m.page_address(pfn)):0{w}x}")
+        mark = "▶" if name == session.shown else " "
+        t.append(f"  {mark} {name:<8} ", "bold" if name == session.shown else "")
+        t.append(f"{link or '-'}\n")
+    if p.is_lowmem_pfn(pfn) or p.pfn_valid(pfn):
+        t.append("dump_page()\n", "#8a8a8a")
+        for line in m.dump_page(head_pfn):
+            t.append(f" {line}\n", "#a8a8a8")
+    return t
+
+
+class StructPageView(TextLines):
+    """The selected page's struct page."""
+
+    def show(self, session, pfn: int) -> None:
+        self.set_text(describe_page(session, pfn))
+
+    def text(self) -> str:
+        return self.plain

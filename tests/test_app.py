@@ -1,0 +1,257 @@
+"""The app, driven by Pilot: keys in, state out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinspect.app import KinspectApp, MainScreen, PromptScreen, HelpScreen
+from kinspect.engine.profile import load_profile
+from kinspect.engine.session import Session
+from kinspect.engine.workload import parse_workload
+from kinspect.widgets import PageMap, ShadowBytes
+from textual.widgets import TabbedContent
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
+
+
+def make_app(shown: str | None = "pageptr", path: str = DEMO) -> KinspectApp:
+    session = Session(load_profile("x86_64"), parse_workload(path), shown=shown)
+    app = KinspectApp(session)
+    return app
+
+
+async def started(app, pilot) -> MainScreen:
+    await pilot.pause()
+    screen = app.main
+    screen.idle_work_enabled = False
+    return screen
+
+
+async def test_step_and_back_move_the_position_and_the_views():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("space", "right", "space")
+        await pilot.pause()
+        assert s.position == 3
+        buf = s.runner.values["buf"]
+        assert screen.pfn == s.machine.addr_to_pfn(buf)          # the cursor followed kmalloc
+        assert app.screen.query_one(PageMap).cursor == screen.pfn
+        assert "struct page" in screen.query_one("#structpage").text()
+        await pilot.press("left")
+        await pilot.pause()
+        assert s.position == 2
+        await pilot.press("backspace", "backspace", "backspace")
+        await pilot.pause()
+        assert s.position == 0
+
+
+async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        s = app.session
+        assert s.position == 5 and s.latest_report().bug_type == "slab-out-of-bounds"
+        assert screen.query_one(TabbedContent).active == "tab-report"
+        report = screen.query_one("#report").text()
+        assert "BUG: KASAN: slab-out-of-bounds" in report
+        shadow = screen.query_one(ShadowBytes)
+        assert shadow.bad == s.latest_report().first_bad_addr & ~7
+        assert "^" in shadow.text()
+        assert screen.query_one(PageMap).report_pfn == s.latest_report().pfn
+        await pilot.press("r", "r")
+        await pilot.pause()
+        assert [r.bug_type for r in s.reports][:3] == ["slab-out-of-bounds"] * 2 + \
+            ["use-after-free"]
+
+
+async def test_scheme_switch_keeps_the_position():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("space", "space", "space", "space")
+        await pilot.pause()
+        seen = {s.shown}
+        for _ in range(len(s.scheme_names)):
+            await pilot.press("s")
+            await pilot.pause()
+            assert s.position == 4
+            seen.add(s.shown)
+            assert screen.query_one(PageMap).source.view.name == s.shown
+        assert seen == set(s.scheme_names)
+
+
+async def test_goto_address_pfn_symbol_and_garbage():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("space", "space", "space")
+        await pilot.pause()
+        buf = s.runner.values["buf"]
+        await pilot.press("g")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"pfn 0x10", "enter")
+        await pilot.pause()
+        assert screen.pfn == 0x10
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press(*"buf+16", "enter")
+        await pilot.pause()
+        assert screen.addr == buf + 16 and screen.pfn == s.machine.addr_to_pfn(buf)
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press(*"no_such_thing", "enter")
+        await pilot.pause()
+        assert app.screen is screen                    # a notification, not a crash
+        assert any("nothing called" in n.message for n in app._notifications)
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press(*f"{buf:#x}", "enter")
+        await pilot.pause()
+        assert screen.addr == buf
+
+
+async def test_breakpoints_stop_runs_and_bad_ones_notify():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("b")
+        await pilot.pause()
+        inp = app.screen.query_one("#prompt-input")
+        inp.value = "line 13"                          # kfree big
+        await pilot.press("enter")
+        await pilot.pause()
+        assert [b.describe() for b in s.breakpoints] == ["line 13"]
+        await pilot.press("e")
+        await pilot.pause()
+        assert s.next_event().line == 13
+        await pilot.press("b")
+        await pilot.pause()
+        app.screen.query_one("#prompt-input").value = "line 2"    # a comment line
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("no event on line 2" in n.message for n in app._notifications)
+        await pilot.press("b")
+        await pilot.pause()
+        app.screen.query_one("#prompt-input").value = "attach"
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert s.last_event().text.startswith("kfree big")      # its blocks detach
+
+
+async def test_jump_to_event_and_line():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await started(app, pilot)
+        s = app.session
+        await pilot.press("j", *"9", "enter")
+        await pilot.pause()
+        assert s.position == 9
+        await pilot.press("j", *"line 6", "enter")
+        await pilot.pause()
+        assert s.position == 3 and s.last_event().line == 6
+        await pilot.press("j", *"999", "enter")
+        await pilot.pause()
+        assert s.position == 3
+        assert any("outside" in n.message for n in app._notifications)
+
+
+async def test_copy_help_zoom_poisoned_and_attached_navigation():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("space", "space", "space")
+        await pilot.pause()
+        buf = s.runner.values["buf"]
+        await pilot.press("y")
+        await pilot.pause()
+        assert app.clipboard == f"{buf:016x}"
+        await pilot.press("n")                         # the partial granule 04 after buf
+        await pilot.pause()
+        assert screen.addr == buf + 96
+        await pilot.press("Y")
+        await pilot.pause()
+        assert app.clipboard.startswith(f"{buf:016x}:")
+        await pilot.press("a")
+        await pilot.pause()
+        assert screen.view.is_attached(screen.pfn)
+        pm = screen.query_one(PageMap)
+        await pilot.press("minus", "minus")
+        await pilot.pause()
+        assert pm.zoom == 2
+        await pilot.press("plus")
+        await pilot.pause()
+        assert pm.zoom == 1
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
+    session = Session(load_profile("x86_64"), parse_workload(DEMO))
+    app = KinspectApp(session, keymap={"step": "x"})
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        assert screen.check_action("back", ()) is None
+        await pilot.press("x")
+        await pilot.pause()
+        assert session.position == 1
+        session.jump(session.total)
+        assert screen.check_action("step", ()) is None
+
+
+async def test_long_runs_go_through_the_worker():
+    lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(2500)] + \
+        ["read p0 1"]
+    import kinspect.app as app_module
+    session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
+                                                             .splitlines()))
+    app = KinspectApp(session)
+    old = app_module.SYNC_RUN_LIMIT
+    app_module.SYNC_RUN_LIMIT = 10
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await started(app, pilot)
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert session.at_end and session.latest_report().bug_type == \
+                "slab-use-after-free"
+    finally:
+        app_module.SYNC_RUN_LIMIT = old
+
+
+async def test_narrow_terminal_gets_the_narrow_layout():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await started(app, pilot)
+        assert screen.has_class("narrow")
+        await pilot.press("space", "space", "space", "space", "space")
+        await pilot.pause()
+        assert app.session.position == 5
+
+
+async def test_idle_work_prepares_the_standby():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await started(app, pilot)
+        screen.idle_work_enabled = True
+        await pilot.press("space", "space", "space")
+        await pilot.pause(0.6)
+        assert app.session.standby_ready()

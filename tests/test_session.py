@@ -1,0 +1,248 @@
+"""The engine's Session: stepping, going back, runs, breakpoints, what each step reports."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kinspect.engine.errors import KinspectError
+from kinspect.engine.profile import load_profile
+from kinspect.engine.session import (Breakpoint, SchemeView, Session, merge_ranges,
+                                     registered_schemes)
+from kinspect.engine.shadow import SCHEMES
+from kinspect.engine.workload import parse_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
+
+
+def demo_session(**kwargs) -> Session:
+    return Session(load_profile("x86_64"), parse_workload(DEMO), **kwargs)
+
+
+def churn_lines(n: int, seed: int = 3) -> list[str]:
+    rng = random.Random(seed)
+    lines = ["task t 1", "func churn 0x1000"]
+    live: list[int] = []
+    for i in range(n):
+        if live and rng.random() < 0.45:
+            j = live.pop(rng.randrange(len(live)))
+            lines.append(f"kfree p{j}")
+        elif rng.random() < 0.05:
+            lines.append(f"q{i} = alloc_pages {rng.randrange(3)}")
+        else:
+            lines.append(f"p{i} = kmalloc {rng.choice([8, 64, 100, 200, 1000, 3000, 9000])}")
+            live.append(i)
+    return lines
+
+
+def fingerprint(s: Session) -> tuple:
+    """What two states at the same position must share."""
+    m = s.machine
+    pages = sorted(m.pages.items())
+    shadow = b"".join(s.scheme_named("flat").read(m.page_address(pfn), 64)
+                      for pfn, _ in pages[:200])
+    fps = tuple(sorted((n, f.total_bytes(), f.blocks_in_use, f.shadow_pages_mapped)
+                       for n, f in s.footprints().items()))
+    return (s.position, len(m.reports), tuple(pages), shadow, fps,
+            tuple(sorted(k for k, v in s.runner.values.items() if isinstance(v, int))))
+
+
+def test_every_registered_scheme_runs_in_lockstep_flat_first():
+    s = demo_session()
+    assert s.scheme_names[0] == "flat"
+    assert set(s.scheme_names) == set(SCHEMES)
+    assert registered_schemes()[0] == "flat"
+
+
+def test_demo_reaches_its_first_attach_and_first_report_within_a_dozen_steps():
+    s = demo_session()
+    assert s.shown in ("pageptr", "pageext", "pshadow", "flat")
+    first_attach = first_report = None
+    for _ in range(12):
+        r = s.step()
+        if first_attach is None and any(a.kind == "attach" and a.scheme == s.shown
+                                        for a in r.attach):
+            first_attach = r.position
+        if first_report is None and r.reports:
+            first_report = r.position
+    if s.shown != "flat":
+        assert first_attach is not None and first_attach <= 12
+    assert first_report is not None and first_report <= 12
+    assert s.reports[0].bug_type == "slab-out-of-bounds"
+
+
+@pytest.mark.skipif("pageptr" not in SCHEMES, reason="pageptr not registered")
+def test_demo_attach_names_the_slab_page_and_detach_follows_kfree():
+    s = demo_session(shown="pageptr")
+    results = [s.step() for _ in range(s.total)]
+    attach = [a for r in results for a in r.attach if a.scheme == "pageptr"]
+    kinds = [a.kind for a in attach]
+    assert "attach" in kinds and "detach" in kinds
+    big = next(a for a in attach if a.count == 4)       # kmalloc(12000): order-2, 4 blocks
+    assert big.kind == "attach" and "block 0x" in big.link
+    assert any(a.kind == "detach" and a.pfn == big.pfn and a.count == 4 for a in attach)
+
+
+def test_step_reports_the_dirty_pfns_of_a_kmalloc():
+    s = demo_session()
+    s.step(2)
+    r = s.step()                        # buf = kmalloc 100
+    buf = s.runner.values["buf"]
+    pfn = s.machine.addr_to_pfn(buf)
+    assert any(a <= pfn < a + n for a, n in r.dirty)
+    assert r.generation == s.generation and r.position == 3 and r.previous == 2
+
+
+def test_back_restores_exactly_the_earlier_state():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
+                checkpoint_every=64)
+    prints = {}
+    for _ in range(1200):
+        s.step()
+        if s.position % 97 == 0:
+            prints[s.position] = fingerprint(s)
+    for pos in sorted(prints, reverse=True)[:6]:
+        r = s.jump(pos)
+        assert r.position == pos
+        assert fingerprint(s) == prints[pos]
+    # step back one at a time, through the standby swap and through a restore
+    s.jump(1000)
+    s.idle_work()
+    assert s.standby_ready()
+    s.back()
+    via_standby = fingerprint(s)
+    s.jump(1000)
+    s._standby = None
+    s.back()
+    assert fingerprint(s) == via_standby
+
+
+def test_back_names_what_it_undoes():
+    s = demo_session()
+    s.step(6)
+    forward = s.step()                  # big = kmalloc 12000
+    back = s.back()
+    assert back.position == 6 and back.previous == 7
+    assert back.dirty == forward.dirty
+    assert {(a.scheme, a.kind) for a in back.attach} == \
+        {(a.scheme, "detach") for a in forward.attach if a.kind == "attach"}
+    assert s.back(100).position == 0
+    assert s.back().stopped == "start"
+
+
+def test_run_stops_at_reports_breakpoints_and_the_end():
+    s = demo_session()
+    r = s.run()
+    assert r.stopped == "report" and r.position == 5 and r.reports[0].bug_type == \
+        "slab-out-of-bounds"
+    line = s.events[9].line            # read big+12000 1
+    s.add_breakpoint(Breakpoint("line", line))
+    r = s.run(until="breakpoint")
+    assert r.stopped == f"breakpoint: line {line}" and s.next_event().line == line
+    r = s.run(until="breakpoint")
+    assert r.stopped == "end" and s.at_end and len(r.reports) >= 3
+
+
+def test_pfn_addr_and_attach_breakpoints():
+    s = demo_session(shown="flat")
+    s.step(3)
+    buf = s.runner.values["buf"]
+    pfn = s.machine.addr_to_pfn(buf)
+    s.add_breakpoint(Breakpoint("addr", buf))
+    r = s.run(until="breakpoint")
+    assert r.stopped == f"breakpoint: address {buf:#x}"       # kfree buf poisons it
+    assert s.last_event().text.startswith("kfree buf")
+    s.breakpoints.clear()
+    s.jump(0)
+    s.add_breakpoint(Breakpoint("attach"))
+    r = s.run(until="breakpoint")
+    assert r.stopped == "breakpoint: attach/detach" and r.attach
+    s.breakpoints.clear()
+    s.jump(3)
+    s.add_breakpoint(Breakpoint("pfn", pfn))
+    r = s.run(until="breakpoint")
+    assert r.stopped == f"breakpoint: pfn {pfn:#x}"
+
+
+def test_bad_breakpoints_and_schemes_are_kinspect_errors():
+    s = demo_session()
+    with pytest.raises(KinspectError, match="no event on line 1"):
+        s.add_breakpoint(Breakpoint("line", 1))
+    with pytest.raises(KinspectError, match="unknown breakpoint kind"):
+        s.add_breakpoint(Breakpoint("watch", 1))
+    with pytest.raises(KinspectError, match="not running"):
+        s.set_shown_scheme("nope")
+    with pytest.raises(KinspectError, match="unknown shadow scheme"):
+        Session(load_profile("x86_64"), parse_workload(DEMO), schemes=["flat", "nope"])
+
+
+def test_switching_the_shown_scheme_keeps_the_position():
+    s = demo_session()
+    s.step(7)
+    before = fingerprint(s)
+    for name in s.scheme_names:
+        r = s.set_shown_scheme(name)
+        assert r.dirty is None and r.position == 7 and s.shown == name
+    assert fingerprint(s) == before
+
+
+def test_a_runtime_workload_error_stops_before_the_event_and_keeps_the_state():
+    lines = ["p = alloc_pages 1", "q = kmalloc 64", "__free_pages p 0", "kfree q"]
+    s = Session(load_profile("x86_64"), parse_workload("bad.kw", lines))
+    s.step(2)
+    before = fingerprint(s)
+    r = s.step()
+    assert r.stopped.startswith("error: bad.kw:3") and r.position == 2
+    assert fingerprint(s) == before
+    assert 2 in s.error_events
+
+
+def test_checkpoints_thin_under_a_small_budget_and_back_still_works():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(3000)),
+                checkpoint_every=32, checkpoint_budget=4 << 20)
+    ref = {}
+    for _ in range(2000):
+        s.step()
+        if s.position in (333, 1234):
+            ref[s.position] = fingerprint(s)
+        if s.position % 100 == 0:
+            s.idle_work()
+    assert s.checkpoint_every > 32          # thinned at least once
+    assert s.checkpoint_stats()["checkpoints"] >= 2
+    for pos in (1234, 333):
+        s.jump(pos)
+        assert fingerprint(s) == ref[pos]
+
+
+@pytest.mark.parametrize("name", [n for n in ("pageptr", "pageext", "pshadow") if n in SCHEMES])
+def test_scheme_view_attached_pages_follow_steps_and_backs(name):
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(600)),
+                shown=name)
+    view = SchemeView(s, name)
+    rng = random.Random(5)
+    for _ in range(120):
+        r = s.back(rng.randrange(1, 6)) if rng.random() < 0.25 else s.step(rng.randrange(1, 8))
+        view.update(r)
+        fresh = SchemeView(s, name)
+        assert view.attached == fresh.attached
+        assert view.own_shadow == fresh.own_shadow
+    assert view.attached
+
+
+def test_footprint_history_has_one_total_per_position():
+    s = demo_session()
+    s.step(7)
+    for name in s.scheme_names:
+        hist = s.footprint_history(name)
+        assert len(hist) == 8 and hist[-1] == s.scheme_named(name).footprint().total_bytes()
+    s.back(3)
+    assert len(s.footprint_history("flat")) == 5
+
+
+def test_merge_ranges():
+    assert merge_ranges([(5, 2), (1, 2), (3, 1), (10, 1)]) == ((1, 3), (5, 2), (10, 1))
+    assert merge_ranges([]) == ()

@@ -1,0 +1,51 @@
+"""A few SVG snapshots of the inspector at 80x24 and 160x48 (pytest-textual-snapshot).
+
+Deterministic: a fixed workload and profile, relative paths, no clock in the header, no
+notifications, the background work off. Accept changes with ``pytest --snapshot-update`` only
+after reading the HTML report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kinspect.app import KinspectApp
+from kinspect.engine.profile import load_profile
+from kinspect.engine.session import Session
+from kinspect.engine.workload import parse_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo_app(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    def make(shown="pageptr"):
+        session = Session(load_profile("x86_64"),
+                          parse_workload("samples/workloads/tui-demo.kw"), shown=shown)
+        return KinspectApp(session)
+    return make
+
+
+async def _quiet(pilot):
+    pilot.app.main.idle_work_enabled = False
+    await pilot.pause()
+
+
+def test_demo_at_its_first_report_160x48(snap_compare, demo_app):
+    assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet,
+                        press=["space"] * 5)
+
+
+def test_demo_first_attach_80x24(snap_compare, demo_app):
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet,
+                        press=["space"] * 3)
+
+
+def test_struct_page_of_a_large_kmalloc_160x48(snap_compare, demo_app):
+    assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet,
+                        press=["space"] * 7 + ["t"])
