@@ -90,13 +90,18 @@ class LockstepShadow(ShadowScheme):
 
     def shadow_byte(self, addr: int) -> int:
         want = self._ref_byte(addr)
-        for shadow_byte, s in self._other_bytes:
-            got = shadow_byte(addr)
+        for shadow_byte, _ in self._other_bytes:
+            if shadow_byte(addr) != want:
+                self._diverged(addr, want)
+        return want
+
+    def _diverged(self, addr: int, want: int) -> None:
+        for _, s in self._other_bytes:
+            got = s.shadow_byte(addr)
             if got != want:
                 raise ShadowDivergence(
                     f"shadow of {addr:#x}: {self.reference.name} has {want:02x}, "
                     f"{s.name} has {got:02x}")
-        return want
 
     def read(self, addr: int, size: int) -> bytes:
         want = self.reference.read(addr, size)
