@@ -8,9 +8,10 @@ render), without Pilot's idle waits:
 
 Workloads:
 - ``demo``: samples/workloads/tui-demo.kw on x86_64 (1 GiB), as ``kinspect`` opens it;
-- ``big``: a generated kmalloc/kfree/alloc_pages/access mix (``--events``, default 200000
-  events) on x86_64 with ``--mem 1T``. The issue asks for a real ftrace capture here; the
-  ftrace importer is not there yet, so this is the biggest workload that can be generated.
+- ``trace``: the real x86_64 kmem capture (samples/traces/kmem-trace-x86_64.txt.xz, 573 377
+  events) on x86_64 with ``--mem 1T``; cold start includes reading the whole trace;
+- ``generated`` (``--events N``): a kmalloc/kfree/alloc_pages/access mix with some bad
+  accesses, on x86_64 with ``--mem 1T``.
 
 Step back is measured two ways: as a person presses it (a pause between presses lets the
 session prepare the previous state in the background: ``idle_work``), and with the key held
@@ -25,7 +26,6 @@ import argparse
 import asyncio
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from kinspect.app import KinspectApp  # noqa: E402
 from kinspect.engine.profile import format_size, load_profile  # noqa: E402
-from kinspect.engine.session import Session  # noqa: E402
+from kinspect.engine.session import Session, load_trace  # noqa: E402
 from kinspect.engine.workload import parse_workload  # noqa: E402
 
 SIZE = (160, 48)
@@ -126,10 +126,10 @@ async def timed(pilot, work: Work, action) -> tuple[float, float]:
 
 
 async def measure(path: str, profile, steps: int, backs: int, label: str,
-                  jumps: int = 4) -> dict:
+                  jumps: int = 4, trace: bool = False, spread: float = 1.0) -> dict:
     out: dict = {}
     t0 = time.perf_counter()
-    workload = parse_workload(path)
+    workload = load_trace(path) if trace else parse_workload(path)
     session = Session(profile, workload)
     t1 = time.perf_counter()
     app = KinspectApp(session)
@@ -144,7 +144,8 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         out["parse+boot"] = t1 - t0
         out["cold start"] = first_frame[0] - t0
         rng = random.Random(1)
-        starts = [0] + sorted(rng.randrange(session.total // 4, session.total - steps - 10)
+        span = int(session.total * spread)
+        starts = [0] + sorted(rng.randrange(span // 4, span - steps - 10)
                               for _ in range(jumps - 1)) if session.total > 4 * steps else [0]
         per = max(1, steps // len(starts))
         for follow in (True, False):
@@ -200,17 +201,25 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=0,
+                    help="also a generated workload of this many events")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--backs", type=int, default=200)
     args = ap.parse_args()
     asyncio.run(measure(str(ROOT / "samples/workloads/tui-demo.kw"), load_profile("x86_64"),
                         steps=17, backs=16, label="demo", jumps=1))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "big.kw")
-        Path(path).write_text("\n".join(generate(args.events)) + "\n")
-        asyncio.run(measure(path, load_profile("x86_64", 1 << 40), steps=args.steps,
-                            backs=args.backs, label="big (generated)"))
+    trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
+    if trace.exists():
+        # positions in the first half of the trace: reaching them is a run of the engine
+        asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,
+                            backs=args.backs, label="trace (real, x86_64)", trace=True,
+                            spread=0.5))
+    if args.events:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "big.kw")
+            Path(path).write_text("\n".join(generate(args.events)) + "\n")
+            asyncio.run(measure(path, load_profile("x86_64", 1 << 40), steps=args.steps,
+                                backs=args.backs, label="generated"))
 
 
 if __name__ == "__main__":

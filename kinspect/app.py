@@ -28,7 +28,7 @@ from textual.worker import get_current_worker
 
 from .engine.errors import KinspectError
 from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
-from .engine.profile import format_size, parse_size
+from .engine.profile import format_size
 from .engine.session import Breakpoint, SchemeView, Session, StepResult
 from .widgets import (EventLog, FootprintPlot, PageMap, ReportView, SessionPages, ShadowBytes,
                       ShadowLegend, ShadowSlabView, StructPageView)
@@ -195,6 +195,10 @@ class MainScreen(Screen):
     ]
 
     running = reactive(False, bindings=True)
+
+    def watch_running(self, running: bool) -> None:
+        if self.is_mounted:
+            self.query_one(PageMap).frozen = running
 
     def __init__(self, session: Session) -> None:
         super().__init__()

@@ -59,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                                "the built-in demo)"),
                        ("serve", "serve the inspector to a web browser (textual-serve)")):
         ui = sub.add_parser(name, help=text)
-        ui.add_argument("workload", nargs="?", help="a .kw workload file (default: the "
-                                                    "built-in UI demo)")
+        ui.add_argument("workload", nargs="?", help="a .kw workload file or an ftrace kmem "
+                                                    "capture (default: the built-in UI demo)")
         _machine_options(ui)
         ui.add_argument("--scheme", help="the scheme shown first (all registered schemes run "
                                          "in lockstep; s switches)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from kinspect.app import KinspectApp, MainScreen, PromptScreen, HelpScreen
 from kinspect.engine.profile import load_profile
@@ -21,6 +20,16 @@ def make_app(shown: str | None = "pageptr", path: str = DEMO) -> KinspectApp:
     session = Session(load_profile("x86_64"), parse_workload(path), shown=shown)
     app = KinspectApp(session)
     return app
+
+
+async def answer(app, pilot, key: str, text: str) -> None:
+    """Open a prompt with ``key``, type ``text`` into it and press enter."""
+    await pilot.press(key)
+    await pilot.pause()
+    assert isinstance(app.screen, PromptScreen)
+    app.screen.query_one("#prompt-input").value = text
+    await pilot.press("enter")
+    await pilot.pause()
 
 
 async def started(app, pilot) -> MainScreen:
@@ -96,28 +105,19 @@ async def test_goto_address_pfn_symbol_and_garbage():
         await pilot.press("space", "space", "space")
         await pilot.pause()
         buf = s.runner.values["buf"]
-        await pilot.press("g")
-        await pilot.pause()
-        assert isinstance(app.screen, PromptScreen)
-        await pilot.press(*"pfn 0x10", "enter")
+        await pilot.press("g", *"pfn 0x10", "enter")      # typed, once
         await pilot.pause()
         assert screen.pfn == 0x10
-        await pilot.press("g")
-        await pilot.pause()
-        await pilot.press(*"buf+16", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "g", "buf+16")
         assert screen.addr == buf + 16 and screen.pfn == s.machine.addr_to_pfn(buf)
-        await pilot.press("g")
-        await pilot.pause()
-        await pilot.press(*"no_such_thing", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "g", "no_such_thing")
         assert app.screen is screen                    # a notification, not a crash
         assert any("nothing called" in n.message for n in app._notifications)
-        await pilot.press("g")
-        await pilot.pause()
-        await pilot.press(*f"{buf:#x}", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "g", f"{buf:#x}")
         assert screen.addr == buf
+        await answer(app, pilot, "g", "kmalloc-128")
+        cache = next(c for c in s.machine.caches if c.name == "kmalloc-128")
+        assert screen.pfn == min(cache.slabs)
 
 
 async def test_breakpoints_stop_runs_and_bad_ones_notify():
@@ -156,14 +156,11 @@ async def test_jump_to_event_and_line():
     async with app.run_test(size=(160, 48)) as pilot:
         await started(app, pilot)
         s = app.session
-        await pilot.press("j", *"9", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "j", "9")
         assert s.position == 9
-        await pilot.press("j", *"line 6", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "j", "line 6")
         assert s.position == 3 and s.last_event().line == 6
-        await pilot.press("j", *"999", "enter")
-        await pilot.pause()
+        await answer(app, pilot, "j", "999")
         assert s.position == 3
         assert any("outside" in n.message for n in app._notifications)
 
@@ -255,3 +252,39 @@ async def test_idle_work_prepares_the_standby():
         await pilot.press("space", "space", "space")
         await pilot.pause(0.6)
         assert app.session.standby_ready()
+
+
+async def test_a_trace_opens_and_steps(tmp_path):
+    from test_session import small_trace
+    from kinspect.engine.session import load_trace
+    from kinspect.widgets import EventLog
+    session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
+    app = KinspectApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await started(app, pilot)
+        await pilot.press("space", "space")
+        await pilot.pause()
+        assert session.position == 2
+        assert screen.pfn == session.machine.addr_to_pfn(session.event_address(1))
+        log = screen.query_one(EventLog).text().splitlines()
+        assert "kmalloc tracepoint_add_func+0x235/0x1080" in log[1]
+        await pilot.press("e")
+        await pilot.pause()
+        assert session.at_end
+
+
+async def test_the_command_palette_offers_the_actions_that_apply():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        titles = {c.title for c in app.get_system_commands(screen)}
+        assert {"Step", "Run to the next report", "Go to address, pfn or symbol…",
+                "Show scheme flat"} <= titles
+        assert "Step back" not in titles and "Clear breakpoints" not in titles
+        await pilot.press("space")
+        await pilot.pause()
+        commands = {c.title: c for c in app.get_system_commands(screen)}
+        assert "Step back" in commands
+        commands["Show scheme flat"].callback()
+        await pilot.pause()
+        assert app.session.shown == "flat" and app.session.position == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from kinspect.engine.errors import KinspectError
@@ -246,3 +245,35 @@ def test_footprint_history_has_one_total_per_position():
 def test_merge_ranges():
     assert merge_ranges([(5, 2), (1, 2), (3, 1), (10, 1)]) == ((1, 3), (5, 2), (10, 1))
     assert merge_ranges([]) == ()
+
+
+def small_trace(tmp_path, n_lines: int = 2000) -> str:
+    """The first lines of the real x86_64 capture, as a plain text trace."""
+    import lzma
+    src = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
+    if not src.exists():
+        pytest.skip("no sample trace")
+    out = tmp_path / "small-trace.txt"
+    with lzma.open(src, "rt") as f, open(out, "w") as g:
+        for i, line in enumerate(f):
+            if i >= n_lines:
+                break
+            g.write(line)
+    return str(out)
+
+
+def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
+    from kinspect.engine.session import load_trace
+    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), shown="pageptr")
+    assert s.is_trace and s.total > 1000
+    r = s.step()
+    assert s.event_text(0).startswith("kmalloc tracepoint_add_func+0x235/0x1080 ptr=")
+    assert s.event_address(0) is not None
+    s.step(800)
+    ref = fingerprint(s)
+    s.step(300)
+    s.jump(801)
+    assert fingerprint(s) == ref
+    s.idle_work()
+    assert s.back().position == 800
+    assert s.run(until="breakpoint").stopped == "end"

@@ -10,6 +10,7 @@ blocks, so a 1 TB zone costs a few tuples until it is used.
 from __future__ import annotations
 
 import heapq
+from heapq import heappop, heappush
 
 
 class BuddyZone:
@@ -52,8 +53,15 @@ class BuddyZone:
             pfn += 1 << order
 
     def _push(self, pfn: int, order: int) -> None:
-        self._free[order].add(pfn)
-        heapq.heappush(self._heap[order], pfn)
+        free = self._free[order]
+        free.add(pfn)
+        heap = self._heap[order]
+        heappush(heap, pfn)
+        if len(heap) > 2 * len(free) + 64:
+            # Freed blocks that merged away stay in the heap until popped: rebuild it from
+            # the free set now and then, so that it never grows beyond the free blocks.
+            heap[:] = free
+            heapq.heapify(heap)
 
     def _pop_lowest(self, order: int) -> int | None:
         heap = self._heap[order]
@@ -89,13 +97,23 @@ class BuddyZone:
 
     def alloc(self, order: int) -> int | None:
         """``__rmqueue_smallest()``: the lowest block of the smallest order that fits, split."""
-        for current in range(order, self.max_order + 1):
-            if current == self.max_order:
+        free = self._free
+        top = self.max_order
+        for current in range(order, top + 1):
+            if current == top:
                 pfn = self._take_max_order()
+                if pfn is None:
+                    return None
             else:
-                pfn = self._pop_lowest(current)
-            if pfn is None:
-                continue
+                listed = free[current]
+                if not listed:
+                    continue                # no free block of this order
+                # _pop_lowest(), inlined: a non-empty set has all its blocks in the heap.
+                heap = self._heap[current]
+                pfn = heappop(heap)
+                while pfn not in listed:
+                    pfn = heappop(heap)
+                listed.discard(pfn)
             while current > order:          # expand(): give back the upper halves
                 current -= 1
                 self._push(pfn + (1 << current), current)
@@ -106,11 +124,14 @@ class BuddyZone:
     def free(self, pfn: int, order: int) -> None:
         """``__free_one_page()``: merge with free buddies up to MAX_PAGE_ORDER."""
         self.free_pages += 1 << order
-        while order < self.max_order:
+        free = self._free
+        top = self.max_order
+        while order < top:
             buddy = pfn ^ (1 << order)
-            if buddy not in self._free[order]:
+            listed = free[order]
+            if buddy not in listed:
                 break
-            self._free[order].discard(buddy)
+            listed.discard(buddy)
             pfn &= ~(1 << order)
             order += 1
         self._push(pfn, order)

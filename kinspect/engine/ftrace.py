@@ -12,10 +12,15 @@ read are counted with their line numbers, or raise ``TraceError`` in strict mode
 
 from __future__ import annotations
 
+import gc
 import gzip
 import lzma
+import multiprocessing
 import os
+import pickle
 import re
+import signal
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -53,6 +58,32 @@ _ALLOC = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+) bytes_req=(\d
 _FREE = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+)(?: name=(\S+))?\s*$")
 _PAGE = re.compile(rb"page=\s*\S+ pfn=(0x[0-9a-f]+|\d+) order=(\d+)")
 _VALUE = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+)")
+
+# The whole-block scanner: one match per line, in order (the last alternative takes any line),
+# so a line's number is its match's index. The first alternative is the common layout of every
+# era (task prefix, one space after the event name, the fields in TP_printk order), decoded in
+# place; any other line (no task prefix, function_graph comments, options/fields output, extra
+# fields, markers, garbage...) is handed whole to the per-line path above, so both read every
+# line alike. To pick the same comm/pid split as _LINE, the comm may not hold "-<digits><space>"
+# (with it, _LINE could split earlier: such lines take the per-line path); whitespace is
+# [^\S\n] so that no match spans two lines; values that the per-line path would refuse
+# (non-ASCII call sites, a decimal pfn with a leading zero) take the per-line path too.
+_WS = rb"[ \t\r\f\v]"           # \s without \n
+_KMEM_EVENTS = (rb"kmalloc|kmalloc_node|kmem_cache_alloc|kmem_cache_alloc_node|kfree|"
+                rb"kmem_cache_free|mm_page_alloc|mm_page_free|mm_page_free_batched|"
+                rb"mm_page_free_direct|mm_pagevec_free")
+_BLOCK = re.compile(
+    rb"(?!#)" + _WS + rb"*((?:(?!-\d+" + _WS + rb")[^\n])*?-\d+)" + _WS + rb"+"
+    rb"(?:\(" + _WS + rb"*[-\d]+\)" + _WS + rb"+)?\[\d+\]" + _WS + rb"+(?:\S+" + _WS + rb"+)?"
+    rb"\d+\.\d+:" + _WS + rb"+(?:"
+    rb"(kmem_cache_alloc|kmalloc|kmem_cache_alloc_node|kmalloc_node): call_site=([!-~]+) "
+    rb"ptr=" + _WS + rb"*(\(null\)|[0-9a-f]+) bytes_req=(\d+) bytes_alloc=(\d+)[^\n]*"
+    rb"|(kmem_cache_free|kfree): call_site=([!-~]+) ptr=" + _WS + rb"*(\(null\)|[0-9a-f]+)"
+    rb"(?: name=([!-~]+))?" + _WS + rb"*"
+    rb"|(mm_page_alloc|mm_page_free|mm_page_free_batched|mm_page_free_direct|mm_pagevec_free): "
+    rb"page=" + _WS + rb"*\S+ pfn=(0x[0-9a-f]+|0|[1-9]\d*) order=(\d+)[^\n]*"
+    rb"|(?!(?:" + _KMEM_EVENTS + rb"|tracing_mark_write):)(\w+):[^\n]*"
+    rb")\n|([^\n]*)\n")
 
 
 class TraceEvent(NamedTuple):
@@ -103,18 +134,22 @@ def _open(path: str):
     return raw, raw
 
 
-def _line_blocks(f, size: int = 1 << 22) -> Iterator[list[bytes]]:
-    """The file's lines in blocks of about ``size`` bytes (big reads, then split)."""
+def _blocks(f, size: int = 1 << 20) -> Iterator[bytes]:
+    """The file in blocks of whole lines (about ``size`` bytes each, every one ending with a
+    newline; a last line without one gets one): big reads, never the whole file."""
     tail = b""
     while True:
         chunk = f.read(size)
         if not chunk:
             if tail:
-                yield [tail]
+                yield tail + b"\n"
             return
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
-        yield lines
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            tail += chunk
+            continue
+        yield tail + chunk[:cut]
+        tail = chunk[cut:]
 
 
 def _number(raw: bytes) -> int:
@@ -136,6 +171,7 @@ class TraceReader:
     """Iterate the kmem events of a trace file; ``stats`` fills in as it goes."""
 
     HASH_SAMPLE = 256
+    _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
 
     def __init__(self, path: str, strict: bool = False) -> None:
         self.path = path
@@ -145,6 +181,8 @@ class TraceReader:
         self._seen_event = False
         self._ptr_sample: list[bytes] = []
         self._comms: dict[bytes | None, str] = {}
+        self._tasks: dict[bytes, tuple[str, int]] = {}   # b"comm-pid" -> (comm, pid)
+        self._strings: dict[bytes, str] = {}             # call sites, cache names
         self._raw = None
         self._size = 0
 
@@ -155,10 +193,23 @@ class TraceReader:
         return min(self._raw.tell() / self._size, 1.0)
 
     def __iter__(self) -> Iterator[TraceEvent]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[TraceEvent]]:
+        """The events in lists, one per block of the file (about 1 MB of text): the fast way
+        to read a trace. ``stats`` is up to date with the lines of the blocks handed out."""
         f, self._raw = _open(self.path)
         self._size = os.fstat(self._raw.fileno()).st_size
         try:
-            yield from self._events(f)
+            lineno = 0
+            for block in _blocks(f):
+                events, lineno, error = self._block(block, lineno)
+                self.stats.lines = lineno
+                if events:
+                    yield events
+                if error is not None:
+                    raise error
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             raise TraceError(f"cannot read trace: {e}", self.path) from None
         finally:
@@ -169,52 +220,135 @@ class TraceReader:
                              "(expected lines like 'comm-pid [cpu] ... secs: kmalloc: ...')",
                              self.path)
 
+    def _block(self, block: bytes, lineno: int):
+        """The events of a block of lines: (events, the last line's number, the TraceError
+        that stopped the block or None). One regex scan reads the common lines in place;
+        the others go through ``_line``."""
+        stats = self.stats
+        events: list[TraceEvent] = []
+        append = events.append
+        counts: dict[bytes, int] = {}           # replayed events by tracepoint, this block
+        others: dict[bytes, int] = {}           # other events by tracepoint, this block
+        tasks, strings = self._tasks, self._strings
+        kinds = EVENT_KINDS
+        new, event = tuple.__new__, self._event_type
+        sampling = len(self._ptr_sample) < self.HASH_SAMPLE
+        seen = self._seen_event
+        error = None
+        for (task, ea, csa, pa, req, size, ef, csf, pf, name, ep, pfn, order, eo,
+             raw) in _BLOCK.findall(block):
+            lineno += 1
+            if ea:                                          # kmalloc, kmem_cache_alloc
+                seen = True
+                t = tasks.get(task) or self._task(task)
+                cs = strings.get(csa) or self._string(csa)
+                if sampling:
+                    try:
+                        self._check_hashing(pa)
+                    except TraceError as e:
+                        error = e
+                        break
+                    sampling = len(self._ptr_sample) < self.HASH_SAMPLE
+                append(new(event, (lineno, kinds[ea], 0 if pa == b"(null)" else int(pa, 16),
+                                        -1, 0, int(req), int(size), cs, None, t[0], t[1])))
+                counts[ea] = counts.get(ea, 0) + 1
+            elif ef:                                        # kfree, kmem_cache_free
+                seen = True
+                t = tasks.get(task) or self._task(task)
+                cs = strings.get(csf) or self._string(csf)
+                if name:
+                    name = strings.get(name) or self._string(name)
+                else:
+                    name = None
+                append(new(event, (lineno, kinds[ef], 0 if pf == b"(null)" else int(pf, 16),
+                                        -1, 0, 0, 0, cs, name, t[0], t[1])))
+                counts[ef] = counts.get(ef, 0) + 1
+            elif ep:                                        # mm_page_alloc, mm_page_free...
+                seen = True
+                t = tasks.get(task) or self._task(task)
+                append(new(event, (lineno, kinds[ep], 0, int(pfn, 0), int(order), 0, 0,
+                                        "", None, t[0], t[1])))
+                counts[ep] = counts.get(ep, 0) + 1
+            elif eo:                                        # another event: counted
+                seen = True
+                others[eo] = others.get(eo, 0) + 1
+            elif raw[:1] != b"#" and raw.strip():           # anything else, line by line
+                self._seen_event = seen
+                self._count(counts, others)
+                counts, others = {}, {}
+                try:
+                    ev = self._line(raw, lineno)
+                except TraceError as e:
+                    error = e
+                    break
+                seen = self._seen_event
+                if ev is not None:
+                    append(ev)
+                sampling = len(self._ptr_sample) < self.HASH_SAMPLE
+        self._seen_event = seen
+        self._count(counts, others)
+        return events, lineno, error
+
     def _fail(self, lineno: int, what: str) -> None:
         if self.strict:
             raise TraceError(what, self.path, lineno)
         self.stats.bad(lineno, what)
 
-    def _events(self, f) -> Iterator[TraceEvent]:
+    def _count(self, counts: dict[bytes, int], others: dict[bytes, int]) -> None:
+        for name, n in counts.items():
+            self.stats.events[name.decode()] += n
+        for name, n in others.items():
+            self.stats.other_events[name.decode(errors="replace")] += n
+
+    def _task(self, key: bytes) -> tuple[str, int]:
+        """(comm, pid) of a ``comm-pid`` task prefix, as ``_line`` reads them."""
+        comm, _, pid = key.rpartition(b"-")
+        commstr = self._comms.get(comm)
+        if commstr is None:
+            commstr = self._comms[comm] = comm.strip().decode(errors="replace") if comm else ""
+        t = self._tasks[key] = (commstr, int(pid))
+        return t
+
+    def _string(self, raw: bytes) -> str:
+        """A call site or cache name (ASCII), one str object per distinct value."""
+        s = self._strings[raw] = raw.decode()
+        return s
+
+    def _line(self, raw: bytes, lineno: int) -> TraceEvent | None:
+        """One line the block scanner left alone: its event, or None (counted, skipped)."""
         stats = self.stats
-        lineno = 0
-        line_re, kinds = _LINE, EVENT_KINDS
-        for block in _line_blocks(f):
-            for raw in block:
-                lineno += 1
-                if raw[:1] == b"#" or not raw.strip():
-                    continue
-                m = line_re.match(raw)
-                if m is not None:
-                    comm, pid, _cpu, _ts, event, rest = m.groups()
-                else:
-                    comm = pid = None
-                    g = _GRAPH.match(raw) if b"/*" in raw else None
-                    b = _BARE.match(raw) if g is None else None
-                    if g is not None:
-                        event, rest = g.group(1), g.group(2)
-                    elif b is not None and b.group(2) in kinds:
-                        event, rest = b.group(2), b.group(3)
-                    else:
-                        if b"\x00" in raw or not raw.isascii() and not self._seen_event:
-                            raise TraceError("not an ftrace text file (binary data)",
-                                             self.path, lineno)
-                        self._fail(lineno, "not a trace line")
-                        continue
-                self._seen_event = True
-                kind = kinds.get(event)
-                if kind is None:
-                    if event == b"tracing_mark_write":
-                        stats.markers.append((lineno, rest.strip().decode(errors="replace")))
-                    stats.other_events[event.decode(errors="replace")] += 1
-                    continue
-                try:
-                    ev = self._event(lineno, kind, rest, comm, pid)
-                except (ValueError, KeyError, IndexError) as e:
-                    self._fail(lineno, f"malformed {event.decode()} event ({e})")
-                    continue
-                stats.events[event.decode()] += 1
-                yield ev
-        stats.lines = lineno
+        kinds = EVENT_KINDS
+        m = _LINE.match(raw)
+        if m is not None:
+            comm, pid, _cpu, _ts, event, rest = m.groups()
+        else:
+            comm = pid = None
+            g = _GRAPH.match(raw) if b"/*" in raw else None
+            b = _BARE.match(raw) if g is None else None
+            if g is not None:
+                event, rest = g.group(1), g.group(2)
+            elif b is not None and b.group(2) in kinds:
+                event, rest = b.group(2), b.group(3)
+            else:
+                if b"\x00" in raw or not raw.isascii() and not self._seen_event:
+                    raise TraceError("not an ftrace text file (binary data)",
+                                     self.path, lineno)
+                self._fail(lineno, "not a trace line")
+                return None
+        self._seen_event = True
+        kind = kinds.get(event)
+        if kind is None:
+            if event == b"tracing_mark_write":
+                stats.markers.append((lineno, rest.strip().decode(errors="replace")))
+            stats.other_events[event.decode(errors="replace")] += 1
+            return None
+        try:
+            ev = self._event(lineno, kind, rest, comm, pid)
+        except (ValueError, KeyError, IndexError) as e:
+            self._fail(lineno, f"malformed {event.decode()} event ({e})")
+            return None
+        stats.events[event.decode()] += 1
+        return ev
 
     def _event(self, lineno: int, kind: int, rest: bytes, comm, pid) -> TraceEvent:
         commstr = self._comms.get(comm)
@@ -278,3 +412,94 @@ class TraceReader:
                 "4.15): they are not addresses, and frees cannot be matched to allocations "
                 "by value across slabs and pages. Capture again with the kernel booted with "
                 "no_hash_pointers (5.12+), or use options/fields output", self.path)
+
+
+# ----------------------------------------------------------------- reading in a child process
+
+PARALLEL_MIN_BYTES = 1 << 20       # smaller files: forking costs more than it saves
+
+
+def parallel_possible() -> bool:
+    """Whether a ParallelTraceReader can run here: a second CPU, fork(), and no other thread
+    in this process (forking a threaded process is unsafe)."""
+    return ((os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+            and threading.active_count() == 1)
+
+
+class ParallelTraceReader(TraceReader):
+    """A TraceReader whose reading (decompressing, scanning, decoding) runs in a forked child
+    process, one block ahead of the caller: the caller's CPU is left to the replay.
+
+    The child reads exactly as TraceReader does and sends each block's events (as plain
+    tuples, in TraceEvent field order) with the statistics so far; errors come after the
+    events before them, as with TraceReader. ``batches()`` yields those tuples; iterating the
+    reader yields TraceEvents. The child ignores Ctrl-C; the caller stopping (an exception,
+    closing the generator) ends it.
+    """
+
+    def __init__(self, path: str, strict: bool = False) -> None:
+        super().__init__(path, strict)
+        self._fraction = 0.0
+
+    def fraction(self) -> float:
+        return self._fraction
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        new = tuple.__new__
+        for batch in self.batches():
+            for ev in batch:
+                yield new(TraceEvent, ev)
+
+    def batches(self) -> Iterator[list[tuple]]:
+        ctx = multiprocessing.get_context("fork")
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_read_in_child, args=(self.path, self.strict, send),
+                            daemon=True, name="kinspect-trace-reader")
+        child.start()
+        send.close()
+        loads = pickle.loads
+        try:
+            while True:
+                try:
+                    message = loads(receive.recv_bytes())
+                except EOFError:
+                    raise TraceError("cannot read trace: the reading process ended "
+                                     f"(exit code {child.exitcode})", self.path) from None
+                what, events, self.stats, self.pointer_bits, self._fraction, error = message
+                if events:
+                    yield events
+                if error is not None:
+                    raise TraceError(*error)
+                if what == "end":
+                    return
+        finally:
+            receive.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+
+
+def _read_in_child(path: str, strict: bool, conn) -> None:
+    """The child of a ParallelTraceReader: read the trace, send it block by block."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle
+    gc.disable()
+    reader = TraceReader(path, strict)
+    reader._event_type = tuple
+    dumps = pickle.dumps
+    try:
+        try:
+            for events in reader.batches():
+                conn.send_bytes(dumps(("events", events, reader.stats, reader.pointer_bits,
+                                       reader.fraction(), None), pickle.HIGHEST_PROTOCOL))
+            message = ("end", [], reader.stats, reader.pointer_bits, 1.0, None)
+        except TraceError as e:
+            message = ("end", [], reader.stats, reader.pointer_bits, 1.0,
+                       (e.message, e.path, e.line, e.col))
+        except Exception as e:                            # a bug: say what it was
+            message = ("end", [], reader.stats, reader.pointer_bits, 1.0,
+                       (f"cannot read trace: {type(e).__name__}: {e}", path))
+        conn.send_bytes(dumps(message, pickle.HIGHEST_PROTOCOL))
+    except (BrokenPipeError, OSError):
+        pass                                              # the parent stopped reading
+    finally:
+        conn.close()

@@ -110,6 +110,14 @@ class Machine:
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.zones = self._boot_zones()
+        self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
+        # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
+        self._zone_ends = [(-(-zone.end >> p.page_shift), bz)
+                           for zone, bz in zip(p.zones[:-1], self.zones[:-1])]
+        self._max_order = p.max_order
+        self._lowmem_lo = p.phys_offset >> p.page_shift          # is_lowmem_pfn(), cached
+        self._lowmem_hi = p.max_low_pfn
+        self._records: dict[tuple, tuple] = {}                   # _page_records()
         self.caches: list[KmemCache] = []
         self.slab_of_pfn: dict[int, Slab] = {}
         self.aux_stacks: dict[int, tuple] = {}   # object -> aux stack tracks, newest first
@@ -260,60 +268,89 @@ class Machine:
         self.task = self._get_task(comm, pid)
 
     def _buddy_alloc(self, order: int) -> int | None:
-        for zone in reversed(self.zones):
-            if zone.name == "HighMem":
-                continue
-            pfn = zone.alloc(order)
-            if pfn is not None:
-                return pfn
+        need = 1 << order
+        for zone in self._alloc_zones:              # highest zone first, no HighMem
+            if zone.free_pages >= need:             # (fewer free pages: it cannot fit)
+                pfn = zone.alloc(order)
+                if pfn is not None:
+                    return pfn
         return None
 
     def _zone_of(self, pfn: int) -> BuddyZone:
-        return self.zones[self.profile.zone_of_pfn(pfn)]
+        """The zone of a pfn (``profile.zone_of_pfn()``, from pfn bounds made at boot)."""
+        for end, zone in self._zone_ends:
+            if pfn < end:
+                return zone
+        return self.zones[-1]
+
+    def _page_records(self, use: PageUse, order: int, compound: bool,
+                      cache: KmemCache | None) -> tuple[tuple | None, tuple]:
+        """struct page records of a new allocation: (tails or None if they name their head,
+        head), made once per kind of allocation."""
+        key = (use, order, compound, -1 if cache is None else cache.id)
+        records = self._records.get(key)
+        if records is None:
+            state = STATE_OF_USE[use]
+            cache_id = -1 if cache is None else cache.id
+            head_type = PAGE_TYPE_NONE if cache is None else PGTY_slab << 24
+            tails = None if compound else page_record(state, cache=cache_id)
+            head = page_record(state, refcount=1, order=order, cache=cache_id,
+                               flags=(1 << PG_head) if compound else 0, page_type=head_type)
+            records = self._records[key] = (tails, head)
+        return records
 
     def alloc_pages(self, order: int, use: PageUse = PageUse.PAGE_ALLOC,
                     compound: bool = False, cache: KmemCache | None = None) -> int | None:
         """``alloc_pages()`` + ``post_alloc_hook()``: the head pfn, or None when out of memory.
 
         A slab's pages carry their cache (``slab->slab_cache``) and the head the slab type."""
-        if order > self.profile.max_order:
+        if order > self._max_order:
             return None
-        pfn = self._buddy_alloc(order)
-        if pfn is None:
+        need = 1 << order
+        for zone in self._alloc_zones:              # _buddy_alloc(), inlined
+            if zone.free_pages >= need:
+                pfn = zone.alloc(order)
+                if pfn is not None:
+                    break
+        else:
             return None
-        n = 1 << order
-        state = STATE_OF_USE[use]
-        cache_id = -1 if cache is None else cache.id
-        head_type = PAGE_TYPE_NONE if cache is None else PGTY_slab << 24
         compound = compound and order > 0
+        tails, head = self._records.get((use, order, compound, -1 if cache is None else cache.id)) \
+            or self._page_records(use, order, compound, cache)
         memmap = self.memmap
-        if n > 1:
-            memmap.set_pages(pfn + 1, n - 1, page_record(state, cache=cache_id,
-                                                         head=pfn if compound else -1))
-        memmap.set_pages(pfn, 1, page_record(state, refcount=1, order=order, cache=cache_id,
-                                             flags=(1 << PG_head) if compound else 0,
-                                             page_type=head_type))
+        if order:
+            if tails is None:
+                tails = (0, PAGE_TYPE_NONE, 0, 0, head[4], head[5], pfn, 0)   # head=pfn
+            memmap.set_pages(pfn + 1, (1 << order) - 1, tails)
+        memmap.set_pages(pfn, 1, head)
         self.pages[pfn] = (order, use)
         if not self.shadow.page_alloc(pfn, order, use):
             # No memory for its shadow: the allocation fails as a whole.
             del self.pages[pfn]
-            self.memmap.set_pages(pfn, n, FREE_PAGE)
+            self.memmap.set_pages(pfn, 1 << order, FREE_PAGE)
             self._zone_of(pfn).free(pfn, order)
             return None
         # kasan_unpoison_pages(): highmem pages have no shadow.
-        if self.profile.is_lowmem_pfn(pfn):
-            self.shadow.poison(self.page_address(pfn), n << self.page_shift, 0)
+        if self._lowmem_lo <= pfn < self._lowmem_hi:
+            self.shadow.poison((pfn << self.page_shift) + self._lm_delta,
+                               self.page_size << order, 0)
         return pfn
 
     def free_pages(self, pfn: int, order: int) -> None:
         """``__free_pages()`` → ``free_pages_prepare()`` (kasan_poison_pages) → buddy."""
-        n = 1 << order
         self.pages.pop(pfn, None)
-        if self.profile.is_lowmem_pfn(pfn):
-            self.shadow.poison(self.page_address(pfn), n << self.page_shift, KASAN_PAGE_FREE)
-        self.shadow.page_free(pfn, order)
-        self.memmap.set_pages(pfn, n, FREE_PAGE)
-        self._zone_of(pfn).free(pfn, order)
+        shadow = self.shadow
+        if self._lowmem_lo <= pfn < self._lowmem_hi:
+            shadow.poison((pfn << self.page_shift) + self._lm_delta, self.page_size << order,
+                          KASAN_PAGE_FREE)
+        shadow.page_free(pfn, order)
+        self.memmap.set_pages(pfn, 1 << order, FREE_PAGE)
+        for end, zone in self._zone_ends:           # _zone_of(), inlined
+            if pfn < end:
+                break
+        else:
+            zone = self.zones[-1]
+        zone.free(pfn, order)
 
     # ----------------------------------------------------------------------------- slab
 
@@ -646,7 +683,7 @@ class Machine:
 
     def kmem_cache_free(self, cache: KmemCache, addr: int) -> None:
         """``kmem_cache_free()``."""
-        slab = self.find_slab(addr)
+        slab = self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)  # find_slab()
         if slab is None:
             self._report_invalid_free(addr, "invalid-free")
             return

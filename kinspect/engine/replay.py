@@ -22,13 +22,16 @@ counts it).
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 
-from .ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, TraceEvent,
-                     TraceReader, TraceStats)
+from .ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC,
+                     PARALLEL_MIN_BYTES, ParallelTraceReader, TraceEvent, TraceReader, TraceStats,
+                     parallel_possible)
 from .machine import Machine
 from .report import Frame, StackDepot
 from .slab import KmemCache
@@ -83,7 +86,7 @@ class TraceReplayer:
             handle = self._frames[call_site] = self._depot.save(frame)
         return handle
 
-    def _traced_page_of(self, ptr: int) -> int | None:
+    def _traced_page_of(self, ptr: int) -> int | None:  # (inlined in replay())
         """The traced page allocation (head pfn) holding a traced pointer, if one is live."""
         pfn = (ptr - self._lm_delta) >> self._page_shift
         pages = self.pages
@@ -107,74 +110,103 @@ class TraceReplayer:
         m = self.machine
         stats = self.stats
         objects = self.objects
+        object_cache = self.object_cache
         pages = self.pages
-        for ev in events:
-            self.events += 1
-            if progress is not None and not self.events & 0x3FFF:
-                progress(self.events, ev.line)
-            kind = ev.kind
-            if ev.pid != self._pid:
-                m.set_task(ev.comm or "?", ev.pid)
-                self._pid = ev.pid
-            if kind == KMALLOC or kind == KMEM_CACHE_ALLOC:
-                if not ev.ptr:
-                    continue                          # the traced allocation failed
-                if ev.ptr in objects:                 # a missed free: treat as freed
-                    stats.freed_before_trace["lost free"] += 1
-                    objects.pop(ev.ptr)
-                if pages:
-                    self._adopt_slab_page(ev.ptr)
-                m.ip_handle = self._frame(ev.call_site, ev.line)
-                if kind == KMALLOC:
-                    addr = m.kmalloc(ev.bytes_req)
-                else:
-                    cache = self._cache(ev.bytes_req, ev.bytes_alloc)
-                    addr = m.kmem_cache_alloc(cache)
-                    if addr:
-                        self.object_cache[ev.ptr] = cache
-                if addr:
-                    objects[ev.ptr] = addr
-                else:
-                    stats.failed[KIND_LABEL[kind]] += 1
-                    continue
-            elif kind == KFREE or kind == KMEM_CACHE_FREE:
-                addr = objects.pop(ev.ptr, None)
-                if addr is None:
-                    if ev.ptr:
-                        stats.freed_before_trace[KIND_LABEL[kind]] += 1
-                    continue
-                m.ip_handle = self._frame(ev.call_site, ev.line)
-                cache = self.object_cache.pop(ev.ptr, None)
-                if cache is None:
-                    m.kfree(addr)
-                else:
-                    if ev.name and cache.id not in self._named:
-                        cache.name = ev.name
-                        self._named.add(cache.id)
-                    m.kmem_cache_free(cache, addr)
-            elif kind == PAGE_ALLOC:
-                if ev.pfn in pages:
-                    stats.freed_before_trace["lost page free"] += 1
-                    sim_pfn, order = pages.pop(ev.pfn)
-                    m.free_pages(sim_pfn, order)
-                sim = m.alloc_pages(ev.order)
-                if sim is None:
-                    stats.failed["mm_page_alloc"] += 1
-                    continue
-                pages[ev.pfn] = (sim, ev.order)
-                self.slab_pfns.discard(ev.pfn)
-            else:                                     # PAGE_FREE
-                entry = pages.pop(ev.pfn, None)
-                if entry is None:
-                    if ev.pfn in self.slab_pfns:
-                        self.slab_pfns.discard(ev.pfn)  # SLUB gave the slab page back
+        slab_pfns = self.slab_pfns
+        frames = self._frames
+        caches = self.caches
+        lm_delta, page_shift = self._lm_delta, self._page_shift
+        kmalloc, kmem_cache_alloc, kfree = m.kmalloc, m.kmem_cache_alloc, m.kfree
+        alloc_pages, free_pages = m.alloc_pages, m.free_pages
+        lost = stats.freed_before_trace
+        done = [0] * 6                     # replayed, by kind (added to stats at the end)
+        n = self.events
+        try:
+            for ev in events:
+                line, kind, ptr, pfn, order, req, size, call_site, name, comm, pid = ev
+                n += 1
+                if progress is not None and not n & 0x3FFF:
+                    self.events = n
+                    progress(n, line)
+                if pid != self._pid:
+                    m.set_task(comm or "?", pid)
+                    self._pid = pid
+                if kind <= KMEM_CACHE_ALLOC:              # kmalloc, kmem_cache_alloc
+                    if not ptr:
+                        continue                          # the traced allocation failed
+                    if ptr in objects:                    # a missed free: treat as freed
+                        lost["lost free"] += 1
+                        del objects[ptr]
+                    if pages:                             # _adopt_slab_page(), inlined
+                        p = (ptr - lm_delta) >> page_shift
+                        head = (p if p in pages else p & ~1 if p & ~1 in pages
+                                else p & ~3 if p & ~3 in pages else p & ~7 if p & ~7 in pages
+                                else None)
+                        if head is not None:
+                            sim_pfn, sim_order = pages.pop(head)
+                            free_pages(sim_pfn, sim_order)
+                            slab_pfns.add(head)
+                            stats.slab_pages += 1
+                    handle = frames.get(call_site)
+                    m.ip_handle = handle if handle is not None else self._frame(call_site, line)
+                    if kind == KMALLOC:
+                        addr = kmalloc(req)
                     else:
-                        stats.freed_before_trace["mm_page_free"] += 1
-                    continue
-                m.free_pages(entry[0], entry[1])
-            stats.replayed[KIND_LABEL[kind]] += 1
-            if after_event is not None:
-                after_event(ev)
+                        cache = caches.get((req, size)) or self._cache(req, size)
+                        addr = kmem_cache_alloc(cache)
+                        if addr:
+                            object_cache[ptr] = cache
+                    if addr:
+                        objects[ptr] = addr
+                    else:
+                        stats.failed[KIND_LABEL[kind]] += 1
+                        continue
+                elif kind <= KMEM_CACHE_FREE:             # kfree, kmem_cache_free
+                    addr = objects.pop(ptr, None)
+                    if addr is None:
+                        if ptr:
+                            lost[KIND_LABEL[kind]] += 1
+                        continue
+                    handle = frames.get(call_site)
+                    m.ip_handle = handle if handle is not None else self._frame(call_site, line)
+                    cache = object_cache.pop(ptr, None)
+                    if cache is None:
+                        kfree(addr)
+                    else:
+                        if name and cache.id not in self._named:
+                            cache.name = name
+                            self._named.add(cache.id)
+                        m.kmem_cache_free(cache, addr)
+                elif kind == PAGE_ALLOC:
+                    if pfn in pages:
+                        lost["lost page free"] += 1
+                        sim_pfn, sim_order = pages.pop(pfn)
+                        free_pages(sim_pfn, sim_order)
+                    sim = alloc_pages(order)
+                    if sim is None:
+                        stats.failed["mm_page_alloc"] += 1
+                        continue
+                    pages[pfn] = (sim, order)
+                    slab_pfns.discard(pfn)
+                else:                                     # PAGE_FREE
+                    entry = pages.pop(pfn, None)
+                    if entry is None:
+                        if pfn in slab_pfns:
+                            slab_pfns.discard(pfn)        # SLUB gave the slab page back
+                        else:
+                            lost["mm_page_free"] += 1
+                        continue
+                    free_pages(entry[0], entry[1])
+                done[kind] += 1
+                if after_event is not None:
+                    self.events = n
+                    after_event(ev)
+        finally:
+            self.events = n
+            replayed = stats.replayed
+            for kind, count in enumerate(done):
+                if count:
+                    replayed[KIND_LABEL[kind]] += count
 
     def _cache(self, object_size: int, slot: int) -> KmemCache:
         cache = self.caches.get((object_size, slot))
@@ -229,16 +261,31 @@ def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
 
 
 def replay_trace(machine: Machine, path: str, strict: bool = False, progress=None,
-                 after_event=None) -> tuple[TraceReader, TraceReplayer]:
+                 after_event=None, parallel: bool | None = None
+                 ) -> tuple[TraceReader, TraceReplayer]:
     """Replay a whole trace file on a machine (streamed). On KeyboardInterrupt the replay stops
-    where it is and the interrupt propagates; the reader and replayer keep the partial figures
-    (``replayer.interrupted``)."""
-    reader = TraceReader(path, strict=strict)
+    where it is: ``replayer.interrupted`` is set, and the reader and replayer keep the partial
+    figures.
+
+    ``parallel``: read the trace in a child process (ParallelTraceReader) while this one
+    replays; None chooses it for files of a MB or more where it can run (parallel_possible())."""
+    if parallel is None:
+        try:
+            parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
+        except OSError:
+            parallel = False
+    reader = (ParallelTraceReader if parallel else TraceReader)(path, strict=strict)
     replayer = TraceReplayer(machine, path)
     tick = None if progress is None else (lambda n, line: progress(n, line, reader.fraction()))
+    if after_event is not None and parallel:
+        callback, new = after_event, tuple.__new__
+        after_event = lambda ev: callback(new(TraceEvent, ev))    # noqa: E731  (plain tuples)
+    batches = reader.batches()
     try:
         with gc_paused():
-            replayer.replay(reader, tick, after_event)
+            replayer.replay(chain.from_iterable(batches), tick, after_event)
     except KeyboardInterrupt:
         replayer.interrupted = True
+    finally:
+        batches.close()                 # the file (and a ParallelTraceReader's child) now
     return reader, replayer

@@ -32,7 +32,7 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -430,7 +430,8 @@ class Session:
                  checkpoint_budget: int = 768 << 20) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
-        ``checkpoint_every``: events between checkpoints (default: chosen from their cost);
+        ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
+        doubled each time the budget makes older checkpoints thin out);
         ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned)."""
         self.profile = profile
         self.workload = workload
@@ -458,7 +459,7 @@ class Session:
         self.breakpoints: list[Breakpoint] = []
         # Knowledge gathered while stepping (deterministic: valid at any position).
         self._records: OrderedDict[int, _EventRecord] = OrderedDict()
-        self._records_max = 200_000
+        self._records_max = 2_000_000          # what each event changed: ~150 bytes each
         self.report_events: dict[int, tuple[str, ...]] = {}   # event index -> bug types
         self.attach_events: dict[int, tuple[AttachEvent, ...]] = {}
         self.error_events: dict[int, str] = {}
@@ -474,12 +475,13 @@ class Session:
         self._checkpoint_bytes = 0
         self.checkpoint_budget = checkpoint_budget
         self._dense: OrderedDict[int, bytes] = OrderedDict()
-        self._dense_max = 12
+        self._dense_max = 16
         self.checkpoint_seconds = 0.0
         self._take_checkpoint()
         self.checkpoint_every = checkpoint_every or 256
         self._interval = 4 * self.checkpoint_every
         self._standby: tuple[int, Machine, object] | None = None
+        self._fill = None
 
     # ------------------------------------------------------------------------- state
 
@@ -572,12 +574,14 @@ class Session:
 
     # ------------------------------------------------------------------- checkpoints
 
-    def _state(self) -> bytes:
-        r = self.runner
-        self._rec.clear()
-        del self._memmap_dirty[:]
+    def _state(self, machine: Machine | None = None, runner=None) -> bytes:
+        """A checkpoint: the machine (every scheme with it) and the runner's state."""
+        if machine is None:
+            machine, runner = self.machine, self.runner
+            self._rec.clear()
+            del self._memmap_dirty[:]
         with gc_paused():
-            return pickle.dumps((self.machine, self.driver.state(r)),
+            return pickle.dumps((machine, self.driver.state(runner)),
                                 protocol=pickle.HIGHEST_PROTOCOL)
 
     def _take_checkpoint(self) -> None:
@@ -607,11 +611,12 @@ class Session:
         self.checkpoint_every *= 2
         self._interval = max(self._interval, 4 * self.checkpoint_every)
 
-    def _take_dense(self) -> None:
-        pos = self.position
+    def _take_dense(self, pos: int | None = None, machine: Machine | None = None,
+                    runner=None) -> None:
+        pos = self.position if pos is None else pos
         if pos in self._checkpoints or pos in self._dense:
             return
-        self._dense[pos] = self._state()
+        self._dense[pos] = self._state(machine, runner)
         while len(self._dense) > self._dense_max:
             self._dense.popitem(last=False)
 
@@ -626,8 +631,9 @@ class Session:
             self._dense.move_to_end(best)
         return best, blob
 
-    def _restore(self, target: int, force: bool = False) -> None:
-        """Make the state that of ``target`` events applied (a checkpoint, then replay)."""
+    def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
+        """Make the state that of ``target`` events applied (a checkpoint, then replay);
+        ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
         base, blob = self._nearest_checkpoint(target)
         if force or not (base <= self.position <= target):
             with gc_paused():
@@ -639,7 +645,8 @@ class Session:
         with gc_paused():
             while self.position < target:
                 self._apply(record=False)
-                if (target - self.position) % dense_every == 0 and self.position < target:
+                if lay_dense and (target - self.position) % dense_every == 0 and \
+                        self.position < target:
                     self._take_dense()
 
     def _last_checkpoint(self) -> int:
@@ -655,10 +662,61 @@ class Session:
         if self.position > 0 and not self.standby_ready():
             self.prepare_back()
             return True
+        if self.standby_ready():
+            # Keep the standby's state too: steps back taken in a row, with no pause for the
+            # standby, restore from there instead of from further back.
+            target = self.position - 1
+            base, _ = self._nearest_checkpoint(target)
+            if target - base > 32:
+                _pos, machine, runner = self._standby
+                self._take_dense(target, machine, runner)
+                return True
+        if self._fill_behind():
+            return True
         if self.position - self._last_checkpoint() >= self.checkpoint_every:
             self._take_checkpoint()
             return True
         return False
+
+    def _fill_behind(self, chunk: int = 512) -> bool:
+        """Dense checkpoints behind the position when the nearest is far (after a jump or a
+        run), a chunk of replay per call on a spare machine, so that steps back taken in a row
+        replay little."""
+        target = self.position - 2
+        fill = self._fill
+        if fill is not None and fill[3] != target:
+            fill = self._fill = None
+        if fill is None:
+            if target <= 0:
+                return False
+            base, blob = self._nearest_checkpoint(target)
+            if target - base <= 2 * self.checkpoint_every:
+                return False
+            with gc_paused():
+                machine, state = pickle.loads(blob)
+            runner = self.driver.runner(machine, base, state)
+            spacing = max(64, (target - base) // 8)
+            self._fill = (machine, runner, base, target, spacing)
+            return True
+        machine, runner, pos, target, spacing = fill
+        rec = machine.shadow
+        try:
+            with gc_paused():
+                end = min(target, pos + chunk)
+                while pos < end:
+                    runner.step()
+                    pos += 1
+                    if isinstance(rec, _RecordingShadow):
+                        rec.clear()
+                        del machine.memmap._kinspect_dirty[:]
+                    if (target - pos) % spacing == 0:
+                        self._take_dense(pos, machine, runner)
+                        break
+        except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
+            self._fill = None
+            return False
+        self._fill = None if pos >= target else (machine, runner, pos, target, spacing)
+        return True
 
     def standby_ready(self) -> bool:
         return self._standby is not None and self._standby[0] == self.position - 1
@@ -983,7 +1041,8 @@ class Session:
         base, _ = self._nearest_checkpoint(pos)
         if pos - base <= 64:
             return
-        self._restore(pos - 1, force=True)
+        self._restore(pos - 1, force=True, lay_dense=True)
+        self._take_dense()                  # the first step back: a restore, no replay
         with gc_paused():
             self._apply(record=False)
         self._take_dense()

@@ -371,6 +371,11 @@ class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
                report_col, id(self.source), self.source.end_pfn)
         strip = self._cache.get(key)
         if strip is None:
+            if self.frozen:
+                # A run is changing the machine in a worker: no reads until it stops.
+                return Strip([Segment(f"{first:#0{self.gutter_width - 1}x} ",
+                                      Style(color="#8a8a8a")),
+                              Segment("…", Style(color="#6c6c6c"))])
             strip = self._build_row(first, cols, ppc, cursor_col, report_col)
             self._cache[key] = strip
         return strip

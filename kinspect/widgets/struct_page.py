@@ -9,7 +9,6 @@ from .text_lines import TextLines
 
 from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState, \
     pfn_to_page
-from ..engine.profile import format_size
 
 
 def describe_page(session, pfn: int) -> Text:

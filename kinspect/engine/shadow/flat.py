@@ -12,7 +12,7 @@ from .base import Footprint, ShadowScheme
 
 CHUNK_SHIFT = 21                          # one chunk shadows 2 MiB of memory
 CHUNK_GRANULES = 1 << (CHUNK_SHIFT - KASAN_SHADOW_SCALE_SHIFT)
-assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)   # spelled out in write(), the hot path
+assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)   # spelled out in write(), poison()
 _FILL = [bytes([v]) for v in range(256)]
 
 
@@ -34,6 +34,7 @@ class FlatShadow(ShadowScheme):
         self._static_bytes = machine.lowmem_bytes() >> KASAN_SHADOW_SCALE_SHIFT
         self._virtual_range_bytes = p.kasan_shadow_end - p.kasan_shadow_start
         self._vmalloc = (p.vmalloc_start, p.vmalloc_end)
+        self._vmalloc_start, self._vmalloc_end = self._vmalloc
         self._page_shift = p.page_shift
         self._vmalloc_shadow_pages: set[int] = set()
         self._vmalloc_peak = 0
@@ -61,12 +62,12 @@ class FlatShadow(ShadowScheme):
         self._vmalloc_peak = max(self._vmalloc_peak, len(self._vmalloc_shadow_pages))
 
     def poison(self, addr: int, size: int, value: int) -> None:
-        if self._vmalloc[0] <= addr < self._vmalloc[1] and size:
+        if self._vmalloc_start <= addr < self._vmalloc_end and size:
             self._populate_vmalloc(addr, size)
-        granules = size >> KASAN_SHADOW_SCALE_SHIFT
-        chunk = self._chunks.get(addr >> CHUNK_SHIFT)
-        start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)
-        if chunk is not None and start + granules <= CHUNK_GRANULES:
+        granules = size >> 3                                  # KASAN_SHADOW_SCALE_SHIFT
+        chunk = self._chunks.get(addr >> 21)                  # CHUNK_SHIFT
+        start = (addr >> 3) & 0x3FFFF                         # granule index in the chunk
+        if chunk is not None and start + granules <= 0x40000:     # CHUNK_GRANULES
             chunk[start:start + granules] = _FILL[value] * granules
             return
         while granules > 0:
