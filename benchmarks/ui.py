@@ -155,7 +155,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
                 session.jump(start + (0 if follow else per // 2))
                 screen._refresh_all(None)
                 await settle(pilot)
-                while session.idle_work():
+                while screen.idle_step():
                     pass
                 for _ in range(per):
                     if session.at_end:
@@ -171,7 +171,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
             await settle(pilot)
             for i in range(backs):
                 if i % 2 == 0:
-                    while session.idle_work():      # the pause between two key presses
+                    while screen.idle_step():       # the pause between two key presses
                         pass
                 (back_idle if i % 2 == 0 else back_held).append(
                     await timed(pilot, work, screen.action_back))

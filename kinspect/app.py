@@ -215,6 +215,7 @@ class MainScreen(Screen):
         self._binding_state = None
         self._steps_since_freeze = 0
         self._collected_at = 0
+        self._frozen_at = 0
         self._pending_back = 0
 
     # ---------------------------------------------------------------- layout
@@ -365,18 +366,23 @@ class MainScreen(Screen):
 
     def _idle_work(self) -> None:
         self._idle_timer = None
-        if self.running:
-            return
+        if not self.running and self.idle_step():
+            self._schedule_idle_work(0.02)
+
+    def idle_step(self) -> bool:
+        """One piece of background work; False when there is none left."""
         s = self.session
         if s.idle_work():
-            self._schedule_idle_work(0.02)
-        elif s.machines_discarded != self._collected_at:
+            return True
+        if s.machines_discarded != self._collected_at:
             # Machines replaced by going back are cyclic garbage, some of it frozen: collect it
             # now, while nobody is pressing keys, and freeze the survivors again.
             self._collected_at = s.machines_discarded
             gc.unfreeze()
             gc.collect()
             gc.freeze()
+            return True
+        return False
 
     def action_back(self) -> None:
         """Step back; presses that queue up while a slow one runs are done as one."""
@@ -404,9 +410,13 @@ class MainScreen(Screen):
                     other.generation = -1          # rebuilt when shown again
         self._steps_since_freeze += 1
         if result is None or abs(result.position - result.previous) > 1 or \
-                self._steps_since_freeze >= 256:
+                self._steps_since_freeze >= 256 or s.machines_discarded != self._frozen_at:
+            # The engine's objects (a machine just restored from a checkpoint: millions of
+            # them) out of the collector's way; the garbage frozen with them is collected in
+            # idle time (idle_step).
             self._steps_since_freeze = 0
-            gc.freeze()          # the engine's objects: out of the collector's way
+            self._frozen_at = s.machines_discarded
+            gc.freeze()
         pagemap = self.query_one(PageMap)
         if result is not None:
             pagemap.apply_dirty(result.generation, result.dirty)

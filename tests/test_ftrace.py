@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import lzma
+import multiprocessing
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.cli import main
+from kinspect.engine import ftrace
 from kinspect.engine.errors import TraceError
 from kinspect.engine.ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE,
-                                    PAGE_ALLOC, PAGE_FREE, TraceReader)
+                                    PAGE_ALLOC, PAGE_FREE, ParallelTraceReader, TraceEvent,
+                                    TraceReader)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 from kinspect.engine.replay import replay_trace
@@ -316,8 +321,8 @@ def trace_lines(draw):
     return _line_of(parts, event, fields, values)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(trace_lines(), min_size=1, max_size=12), st.booleans())
 def test_block_scanner_reads_every_line_as_the_per_line_path(tmp_path, lines, final_newline):
     """Fuzzed lines of every shape: the block scanner (fast path plus per-line fallback) gives
@@ -347,3 +352,90 @@ def test_hashed_pointers_stop_after_the_events_before_them(tmp_path):
     path = _write(tmp_path, "\n".join(lines) + "\n")
     events, error, _, _ = _blockwise(path)
     assert (events, error) == _per_line(path)[:2] and len(events) == 255
+
+
+# ------------------------------------------------------------ reading in a child process
+
+needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="ParallelTraceReader forks: Linux only")
+
+
+def _x86_head(tmp_path, lines: int = 20_000) -> str:
+    with lzma.open(X86_TRACE, "rt") as f:
+        return _write(tmp_path, "".join(next(f) for _ in range(lines)), name="head.txt")
+
+
+def _replay_both_ways(path: str, **kw):
+    out = []
+    for parallel in (False, True):
+        m = Machine(load_profile("x86_64-q35-3g"))
+        seen = []
+        reader, replayer = replay_trace(m, path, parallel=parallel,
+                                        after_event=lambda ev: seen.append(ev), **kw)
+        assert multiprocessing.active_children() == []
+        out.append((m.summary(), reader.stats, reader.pointer_bits, replayer.stats,
+                    replayer.events, replayer.interrupted, sorted(replayer.objects.items()),
+                    seen))
+    return out
+
+
+@needs_fork
+def test_parallel_reader_reads_as_the_reader(tmp_path):
+    path = _x86_head(tmp_path)
+    assert list(ParallelTraceReader(path)) == list(TraceReader(path))
+    sequential, parallel = _replay_both_ways(path)
+    assert sequential == parallel
+    assert all(type(ev) is TraceEvent for ev in parallel[-1]) and len(parallel[-1]) > 10_000
+
+
+@needs_fork
+def test_parallel_reader_errors_come_after_the_events_before_them(tmp_path):
+    for text, strict in ((ERA_LINES[1][0] + "\n" + "garbage\n" + ERA_LINES[1][0] + "\n", True),
+                         ("hello\nworld\n", False)):
+        path = _write(tmp_path, text)
+        results = []
+        for cls in (TraceReader, ParallelTraceReader):
+            events = []
+            with pytest.raises(TraceError) as e:
+                for ev in cls(path, strict=strict):
+                    events.append(ev)
+            results.append((events, str(e.value), e.value.line))
+        assert results[0] == results[1]
+    with pytest.raises(TraceError, match="cannot read trace"):
+        list(ParallelTraceReader(str(tmp_path / "missing.txt")))
+
+
+@needs_fork
+def test_parallel_replay_stops_cleanly_on_ctrl_c(tmp_path):
+    """An interrupt mid-replay: partial figures, the reading child ended, nothing left over."""
+    path = _x86_head(tmp_path, 40_000)
+
+    def progress(events, line, fraction):
+        if events >= 16384:
+            raise KeyboardInterrupt
+
+    for parallel in (False, True):
+        m = Machine(load_profile("x86_64-q35-3g"))
+        reader, replayer = replay_trace(m, path, progress=progress, parallel=parallel)
+        assert replayer.interrupted and replayer.events == 16384
+        assert multiprocessing.active_children() == []
+
+
+@given(st.binary(max_size=80).map(lambda b: b.replace(b"\x00", b"\n")), st.integers(1, 9))
+def test_blocks_hold_the_lines_of_split(data, size):
+    """Blocks of whole lines: their lines are those of splitting the file at newlines."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    got = []
+    for block in ftrace._blocks(io.BytesIO(data), size):
+        assert block.endswith(b"\n")
+        got += block[:-1].split(b"\n")
+    assert got == lines
+
+
+def test_blocks_cut_endless_lines(monkeypatch):
+    """A binary file with no newline is not held whole: it comes in LONGEST_LINE pieces."""
+    monkeypatch.setattr(ftrace, "LONGEST_LINE", 10)
+    blocks = list(ftrace._blocks(io.BytesIO(b"a" * 25 + b"\nb\n"), 4))
+    assert b"".join(blocks) == b"a" * 12 + b"\n" + b"a" * 12 + b"\n" + b"a\nb\n"

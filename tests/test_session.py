@@ -110,7 +110,8 @@ def test_back_restores_exactly_the_earlier_state():
         assert fingerprint(s) == prints[pos]
     # step back one at a time, through the standby swap and through a restore
     s.jump(1000)
-    s.idle_work()
+    while not s.standby_ready() and s.idle_work():
+        pass
     assert s.standby_ready()
     s.back()
     via_standby = fingerprint(s)
@@ -274,6 +275,30 @@ def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
     s.step(300)
     s.jump(801)
     assert fingerprint(s) == ref
-    s.idle_work()
+    while s.idle_work():
+        pass
     assert s.back().position == 800
     assert s.run(until="breakpoint").stopped == "end"
+
+
+def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
+    import gc
+    import weakref
+    s = demo_session()
+    s.step(8)
+    old = weakref.ref(s.machine)
+    gc.disable()
+    try:
+        s.back(3)                       # a restore: a new machine from a checkpoint
+        s.idle_work()                   # frees the old one (idle time)
+        assert old() is None
+        while not s.standby_ready():    # the standby, then swapped in by the next back
+            s.idle_work()
+        standby = weakref.ref(s._standby[1])
+        live = weakref.ref(s.machine)
+        s.back()
+        s.back()
+        s.back()                        # more than two waiting: freed at once
+        assert live() is None
+    finally:
+        gc.enable()

@@ -29,9 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
-from .ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC,
-                     PARALLEL_MIN_BYTES, ParallelTraceReader, TraceEvent, TraceReader, TraceStats,
-                     parallel_possible)
+from .ftrace import (KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PARALLEL_MIN_BYTES,
+                     ParallelTraceReader, TraceEvent, TraceReader, TraceStats, parallel_possible)
 from .machine import Machine
 from .report import Frame, StackDepot
 from .slab import KmemCache

@@ -221,6 +221,28 @@ class _RecordingShadow(ShadowScheme):
         self.links_before = {}
 
 
+def _dispose(machine: Machine | None, runner=None) -> None:
+    """Break the reference cycles of a machine no one uses any more (its schemes point back at
+    it, slabs and caches at each other, a WorkloadRunner at its own bound methods), so that
+    reference counting frees it at once instead of the cyclic collector, later."""
+    if runner is not None:
+        vars(runner).clear()
+    if machine is None or not vars(machine):
+        return
+    for cache in machine.caches:
+        cache.slabs.clear()
+        cache.partial.clear()
+        cache.cpu_slab = None
+    machine.slab_of_pfn.clear()
+    shadow = machine.shadow
+    for scheme in machine.schemes:
+        vars(scheme).clear()
+    if isinstance(shadow, _RecordingShadow):
+        vars(shadow.inner).clear()
+        vars(shadow).clear()
+    vars(machine).clear()
+
+
 def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """(first, count) ranges sorted and merged where they touch or overlap."""
     if not ranges:
@@ -456,6 +478,7 @@ class Session:
         self.scheme_options = dict(scheme_options or {})
         self.generation = 0
         self.machines_discarded = 0
+        self._graveyard: list[tuple] = []
         self.breakpoints: list[Breakpoint] = []
         # Knowledge gathered while stepping (deterministic: valid at any position).
         self._records: OrderedDict[int, _EventRecord] = OrderedDict()
@@ -501,8 +524,13 @@ class Session:
             machine._shadow_write = rec.write
             machine.memmap.__class__ = _RecordingMemMap
             machine.memmap._kinspect_dirty = []
-        if getattr(self, "machine", None) is not None and self.machine is not machine:
-            self.machines_discarded += 1     # cyclic garbage now: a collector's job
+        old = getattr(self, "machine", None)
+        if old is not None and old is not machine:
+            # Freeing a big machine takes milliseconds: done in idle time, unless several wait.
+            self.machines_discarded += 1
+            self._graveyard.append((old, getattr(self, "runner", None)))
+            while len(self._graveyard) > 2:
+                _dispose(*self._graveyard.pop(0))
         self.machine = machine
         self._rec: _RecordingShadow = machine.shadow
         self._memmap_dirty: list = machine.memmap._kinspect_dirty
@@ -659,6 +687,11 @@ class Session:
         """One piece of background work while the user looks (the UI calls it when idle, again
         while it returns True): first a standby at ``position - 1`` (the next step back becomes
         a swap), then a checkpoint when the last one is ``checkpoint_every`` events behind."""
+        if self._graveyard:
+            for machine, runner in self._graveyard:
+                _dispose(machine, runner)
+            self._graveyard.clear()
+            return True
         if self.position > 0 and not self.standby_ready():
             self.prepare_back()
             return True
@@ -685,6 +718,7 @@ class Session:
         target = self.position - 2
         fill = self._fill
         if fill is not None and fill[3] != target:
+            _dispose(fill[0], fill[1])
             fill = self._fill = None
         if fill is None:
             if target <= 0:
@@ -714,9 +748,20 @@ class Session:
                         break
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
             self._fill = None
+            _dispose(machine, runner)
             return False
-        self._fill = None if pos >= target else (machine, runner, pos, target, spacing)
+        if pos >= target:
+            self._fill = None
+            _dispose(machine, runner)
+        else:
+            self._fill = (machine, runner, pos, target, spacing)
         return True
+
+    def _drop_standby(self) -> None:
+        if self._standby is not None:
+            _pos, machine, runner = self._standby
+            self._standby = None
+            _dispose(machine, runner)
 
     def standby_ready(self) -> bool:
         return self._standby is not None and self._standby[0] == self.position - 1
@@ -726,6 +771,7 @@ class Session:
         target = self.position - 1
         if target < 0:
             return
+        self._drop_standby()
         base, blob = self._nearest_checkpoint(target)
         with gc_paused():
             machine, state = pickle.loads(blob)
@@ -739,7 +785,7 @@ class Session:
                         rec.clear()
                         del machine.memmap._kinspect_dirty[:]
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
-            self._standby = None
+            _dispose(machine, runner)
             return
         self._standby = (target, machine, runner)
 
@@ -772,8 +818,8 @@ class Session:
             self._rec.clear()
             del self._memmap_dirty[:]
             return None
-        self._standby = None if self._standby is not None and \
-            self._standby[0] != self.position - 1 else self._standby
+        if self._standby is not None and self._standby[0] != self.position - 1:
+            self._drop_standby()
         self._record_footprints()
         dirty, attach = self._collect(index)
         if index not in self._records:
@@ -888,7 +934,7 @@ class Session:
             self.runner = runner
             self.position = target
         else:
-            self._standby = None
+            self._drop_standby()
             self._restore(target)
         ranges: list[tuple[int, int]] = []
         attach: list[AttachEvent] = []
@@ -972,7 +1018,7 @@ class Session:
         if planned > 4 * self.checkpoint_every:
             # A long run keeps checkpoints sparser: their cost stays a small share of it.
             self._interval = max(self.checkpoint_every, self._run_interval())
-        self._standby = None
+        self._drop_standby()
         try:
             with gc_paused():
                 while True:
@@ -1096,7 +1142,6 @@ class SchemeView:
     def __init__(self, session: Session, name: str) -> None:
         self.session = session
         self.name = name
-        self.scheme = session.scheme_named(name)
         self.kind = ("blocks" if hasattr(self.scheme, "shadow_slabs") else
                      "windows" if hasattr(self.scheme, "windows") else "flat")
         self.generation = -1
@@ -1112,7 +1157,6 @@ class SchemeView:
     def rebuild(self) -> None:
         """Everything from the scheme's own views (after a jump back, or a scheme switch)."""
         s = self.session
-        self.scheme = s.scheme_named(self.name)
         self._slabs = None
         self._block_of_pfn = None
         self.attached = []
@@ -1136,6 +1180,11 @@ class SchemeView:
         self._counters = self._current_counters()
         self.generation = s.generation
 
+    @property
+    def scheme(self) -> ShadowScheme:
+        """The scheme object of the session's machine now (a restore makes new objects)."""
+        return self.session.scheme_named(self.name)
+
     def _own_shadow_pages(self) -> list[int]:
         """Pfns of this scheme's shadow pages, without walking every block."""
         if self.kind == "windows":
@@ -1157,7 +1206,6 @@ class SchemeView:
         if self.kind == "flat":
             self.generation = result.generation
             return
-        self.scheme = self.session.scheme_named(self.name)   # a restore makes new objects
         mine = [a for a in result.attach if a.scheme == self.name]
         if result.dirty is None or any(a.pfn is None for a in mine):
             self.rebuild()

@@ -3,12 +3,17 @@ running scheme, and ``dump_page()`` as KASAN prints it."""
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from .text_lines import TextLines
 
 from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState, \
     pfn_to_page
+
+
+_BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 
 def describe_page(session, pfn: int) -> Text:
@@ -75,7 +80,14 @@ def describe_page(session, pfn: int) -> Text:
                     f"{p.kasan_mem_to_shadow(m.page_address(pfn)):0{w}x}")
         mark = "▶" if name == session.shown else " "
         t.append(f"  {mark} {name:<8} ", "bold" if name == session.shown else "")
-        t.append(f"{link or '-'}\n")
+        t.append(f"{link or '-'}")
+        block = _BLOCK.search(link or "")
+        if block is not None:
+            # where the pointer points: the block's own page, a page of the shadow slab
+            home = m.addr_to_pfn(int(block.group(1), 16))
+            if home is not None:
+                t.append(f" in shadow slab page pfn {home:#x}", "#ff5fd7")
+        t.append("\n")
     if p.is_lowmem_pfn(pfn) or p.pfn_valid(pfn):
         t.append("dump_page()\n", "#8a8a8a")
         for line in m.dump_page(head_pfn):
