@@ -252,8 +252,6 @@ def small_trace(tmp_path, n_lines: int = 2000) -> str:
     """The first lines of the real x86_64 capture, as a plain text trace."""
     import lzma
     src = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
-    if not src.exists():
-        pytest.skip("no sample trace")
     out = tmp_path / "small-trace.txt"
     with lzma.open(src, "rt") as f, open(out, "w") as g:
         for i, line in enumerate(f):

@@ -81,7 +81,10 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
         writer = csv.writer(timeline)
         writer.writerow(["event", "line", "scheme"] + [k for k, _, _ in COLUMNS])
 
+    done = [0]                           # events so far (trace events carry no index)
+
     def after_event(ev) -> None:
+        done[0] += 1
         for scheme in machine.schemes:
             fp = scheme.footprint()
             total = fp.total_bytes()
@@ -89,7 +92,7 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
                 peak[scheme.name] = total
             if writer is not None:
                 row = figures(fp, peak[scheme.name])
-                writer.writerow([ev.index, ev.line, scheme.name] + [row[k] for k, _, _ in COLUMNS])
+                writer.writerow([done[0] - 1, ev.line, scheme.name] + [row[k] for k, _, _ in COLUMNS])
 
     if isinstance(workload, str):                  # a kmem trace
         reader, replayer = replay_trace(machine, workload, strict, progress, after_event)
