@@ -13,6 +13,7 @@ from kinspect.engine.kasan import (KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_SL
                                    get_shadow_bug_type, kasan_find_first_bad_addr,
                                    memory_is_poisoned)
 from kinspect.engine.machine import Machine
+from kinspect.engine.memory import PAGE_DTYPE, MemMap
 from kinspect.engine.profile import load_profile
 from kinspect.engine.slab import QUARANTINE_PERCPU_SIZE, kmem_cache_layout, optimal_redzone
 
@@ -207,3 +208,24 @@ def test_struct_page_views_with_kernel_names(m):
     assert slab_page.PageSlab() and slab_page.cache == m.kmalloc_cache(64).id
     untouched = pfn_to_page(m.memmap, m.profile.max_pfn // 2)     # 512 MiB: never used
     assert untouched.state == PageState.FREE and untouched.refcount == 0
+
+
+@pytest.mark.parametrize("field,value", [("flags", 0xDEADBEEF), ("page_type", 0xF0000000),
+                                         ("order", 9), ("refcount", -3), ("cache", 77),
+                                         ("state", 4), ("head", -1),
+                                         ("shadow", 0xFFFF888012345000)])
+def test_set_field_writes_one_field_of_one_page(field, value):
+    """set_field() on one page packs the value in place: that field of that page changes, as
+    numpy reads it back; its neighbours and the page's other fields do not."""
+    memmap = MemMap(load_profile("x86_64"))
+    record = (1, 2, 3, 4, 5, 6, 7, 8)
+    memmap.set_pages(4095, 3, record)                   # across a section boundary or not
+    for pfn in (4095, 4096):
+        memmap.set_field(pfn, 1, field, value)
+    memmap.set_field(4097, 1, field, value)
+    memmap.set_field(4097, 1, field, record[PAGE_DTYPE.names.index(field)])
+    names = PAGE_DTYPE.names
+    for pfn in (4095, 4096, 4097):
+        for name, want in zip(names, record):
+            got = memmap.get(pfn, name, None)
+            assert got == (value if name == field and pfn < 4097 else want), (pfn, name)

@@ -95,6 +95,24 @@ def test_footprint_other_profiles(name, static, virtual):
 # ------------------------------------------------------------------------ shadow windows
 
 
+@pytest.mark.parametrize("name", ["x86_64", "arm32", "arm64-64k-42", "ppc32", "riscv64-sv39"])
+def test_boot_free_runs_are_the_pages_whose_boot_shadow_is_free(name):
+    """pshadow fills a new per-page shadow chunk from the machine's free runs at boot: they
+    hold exactly the lowmem pages whose flat boot shadow (initial_shadow_byte) is
+    KASAN_PAGE_FREE; the kernel image's pages and the holes are 0."""
+    p = load_profile(name)
+    m = Machine(p)
+    delta = p.page_offset - p.phys_offset
+    lo, hi = p.phys_offset >> p.page_shift, p.max_low_pfn
+    runs = list(m.boot_free_runs(lo, hi))
+    image = p.kernel_image_phys >> p.page_shift
+    for pfn in sorted({lo, lo + 1, image - 1, image, image + 1, hi - 1,
+                       *range(lo, hi, max(1, (hi - lo) // 997))}):
+        boot = m.initial_shadow_byte((pfn << p.page_shift) + delta)
+        assert boot in (0, KASAN_PAGE_FREE)
+        assert any(a <= pfn < b for a, b in runs) == (boot == KASAN_PAGE_FREE), hex(pfn)
+
+
 def test_one_kmalloc_maps_exactly_one_shadow_page():
     m = Machine(X86, schemes=("pshadow",))
     ps = pshadow_of(m)

@@ -107,8 +107,7 @@ class Machine:
                                             for name in schemes]
         self.shadow = (self.schemes[0] if len(self.schemes) == 1
                        else LockstepShadow(self.schemes))
-        self._shadow_write = self.shadow.write
-        self._shadow_byte = self.shadow.shadow_byte
+        self._bind_shadow()
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
         # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
@@ -184,6 +183,29 @@ class Machine:
             a = max(a, rb)
         if a < b:
             yield a, b
+
+    def _bind_shadow(self) -> None:
+        """The shadow's write and read, looked up once: the hottest paths call them."""
+        self._shadow_write = self.shadow.write
+        self._shadow_byte = self.shadow.shadow_byte
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind_shadow()
+
+    def boot_free_runs(self, a: int, b: int):
+        """Runs [x, y) of the pfns in [a, b) that are free RAM at boot: present, not reserved
+        (the kernel image). Their boot shadow is KASAN_PAGE_FREE, that of the others 0."""
+        ps = self.page_shift
+        for r in self.profile.memory:
+            x, y = max(a, r.start >> ps), min(b, r.end >> ps)
+            if x < y:
+                yield from self._minus_reserved(x, y)
 
     def initial_shadow_byte(self, addr: int) -> int:
         """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""

@@ -76,6 +76,9 @@ FREE_PAGE = (0, PAGE_TYPE_NONE, 0, 0, -1, PageState.FREE, -1, 0)
 _PACK = struct.Struct("=IIBiiBqQ").pack
 assert struct.calcsize("=IIBiiBqQ") == PAGE_DTYPE.itemsize
 _RECORD_SIZE = PAGE_DTYPE.itemsize
+# One field of a record: (its offset, a packer writing it in place), for set_field() on one page.
+_FIELD_PACK = {name: (PAGE_DTYPE.fields[name][1], struct.Struct("=" + code).pack_into)
+               for name, code in zip(PAGE_DTYPE.names, "IIBiiBqQ")}
 _RECORD_BYTES: dict[tuple, bytes] = {}        # record -> bytes, for the records seen most
 
 
@@ -159,6 +162,12 @@ class MemMap:
     def set_field(self, pfn: int, count: int, field: str, value) -> None:
         """Set one struct page field of ``count`` pages from ``pfn``."""
         mask = self.pages_per_section - 1
+        if count == 1:
+            view = self._bytes.get(pfn >> self.section_shift)
+            if view is not None:
+                offset, pack_into = _FIELD_PACK[field]
+                pack_into(view, (pfn & mask) * _RECORD_SIZE + offset, value)
+                return
         while count > 0:
             sec = self.section(pfn)
             i = pfn & mask

@@ -40,6 +40,36 @@ def _fan_out(writes):
     return write_all
 
 
+def _checked_read(reference, others, diverged):
+    """One function reading the reference's shadow byte and checking every other scheme's
+    (each counts its own loads): unrolled like _fan_out, for the check on every free."""
+    if len(others) == 1:
+        (r1,) = others
+
+        def byte2(addr: int) -> int:
+            want = reference(addr)
+            if r1(addr) != want:
+                diverged(addr, want)
+            return want
+        return byte2
+    if len(others) == 2:
+        r1, r2 = others
+
+        def byte3(addr: int) -> int:
+            want = reference(addr)
+            if r1(addr) != want or r2(addr) != want:
+                diverged(addr, want)
+            return want
+        return byte3
+
+    def byte_all(addr: int) -> int:
+        want = reference(addr)
+        if [r(addr) for r in others].count(want) != len(others):
+            diverged(addr, want)
+        return want
+    return byte_all
+
+
 class ShadowDivergence(KinspectError):
     """Two schemes disagree on a shadow byte: an engine bug, never bad input."""
 
@@ -59,18 +89,22 @@ class LockstepShadow(ShadowScheme):
         self.active = [s for s in schemes if not getattr(s, "twin", None)]
         self.others = self.active[1:]
         # bound methods, looked up once: these run on every allocation and free
+        self._bind()
+
+    def _bind(self) -> None:
+        """The hot paths as closures over the schemes' bound methods."""
         self.write = _fan_out([s.write for s in self.active])
-        self._ref_byte = self.reference.shadow_byte
-        self._other_bytes = tuple((s.shadow_byte, s) for s in self.others)
+        self.shadow_byte = _checked_read(self.reference.shadow_byte,
+                                         [s.shadow_byte for s in self.others], self._diverged)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["write"]                  # a closure: rebuilt on unpickling (checkpoints)
+        del state["write"], state["shadow_byte"]    # closures: rebuilt on unpickling
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.write = _fan_out([s.write for s in self.active])
+        self._bind()
 
     def boot(self) -> None:
         for s in self.active:
@@ -88,15 +122,11 @@ class LockstepShadow(ShadowScheme):
         for s in self.active:
             s.set_byte(addr, value)
 
-    def shadow_byte(self, addr: int) -> int:
-        want = self._ref_byte(addr)
-        for shadow_byte, _ in self._other_bytes:
-            if shadow_byte(addr) != want:
-                self._diverged(addr, want)
-        return want
+    def shadow_byte(self, addr: int) -> int:                # replaced per instance (_bind)
+        return self.reference.shadow_byte(addr)
 
     def _diverged(self, addr: int, want: int) -> None:
-        for _, s in self._other_bytes:
+        for s in self.others:
             got = s.shadow_byte(addr)
             if got != want:
                 raise ShadowDivergence(

@@ -131,10 +131,9 @@ class PerPageShadow(ShadowScheme):
         in_use = bytearray(b"\x01" * CHUNK_PAGES)
         lo, hi = self._lowmem
         first = key << CHUNK_SHIFT
-        for pfn in range(max(first, lo), min(first + CHUNK_PAGES, hi)):
-            if self._initial_byte((pfn << self._page_shift) + self._lm_delta) == KASAN_PAGE_FREE:
-                pshadow[pfn & CHUNK_MASK] = KASAN_PER_PAGE_FREE
-                in_use[pfn & CHUNK_MASK] = 0
+        for a, b in self._machine.boot_free_runs(max(first, lo), min(first + CHUNK_PAGES, hi)):
+            pshadow[a - first:b - first] = _FILL[KASAN_PER_PAGE_FREE] * (b - a)
+            in_use[a - first:b - first] = bytes(b - a)
         self._pshadow[key] = pshadow
         self._in_use[key] = in_use
         return pshadow, in_use
@@ -197,14 +196,14 @@ class PerPageShadow(ShadowScheme):
         start = (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
         return slice(start, start + self._granules_per_page)
 
-    def _set_bypass(self, pfn: int, page: _ShadowPage, fill: int) -> None:
-        """Mark a lowmem page KASAN_PER_PAGE_BYPASS, its part of the shadow page set to fill."""
-        pshadow, _ = self._chunk(pfn >> CHUNK_SHIFT)
-        vpn = pfn + self._vpn_of_pfn
-        page.shadow[self._page_part(vpn)] = _FILL[fill] * self._granules_per_page
-        if pshadow[pfn & CHUNK_MASK] == KASAN_PER_PAGE_BYPASS:
+    def _set_bypass(self, pshadow: bytearray, i: int, vpn: int, page: _ShadowPage,
+                    fill: bytes) -> None:
+        """Mark a lowmem page (byte i of its per-page shadow chunk, virtual page vpn)
+        KASAN_PER_PAGE_BYPASS, its part of the shadow page set to fill (a page of granules)."""
+        page.shadow[self._page_part(vpn)] = fill
+        if pshadow[i] == KASAN_PER_PAGE_BYPASS:
             return
-        pshadow[pfn & CHUNK_MASK] = KASAN_PER_PAGE_BYPASS
+        pshadow[i] = KASAN_PER_PAGE_BYPASS
         self._bypass[vpn] = page.shadow
         page.bypass += 1
         if page.bypass == 1:
@@ -268,7 +267,8 @@ class PerPageShadow(ShadowScheme):
             if value == (0 if state == 0 else KASAN_PAGE_FREE):
                 return None                                     # what the page byte implies
         page = self._map_shadow_or_fail(self._window_of_pfn(pfn))
-        self._set_bypass(pfn, page, 0 if state == 0 else KASAN_PAGE_FREE)
+        fill = _FILL[0 if state == 0 else KASAN_PAGE_FREE] * self._granules_per_page
+        self._set_bypass(pshadow, pfn & CHUNK_MASK, pfn + self._vpn_of_pfn, page, fill)
         return page.shadow
 
     def _store(self, addr: int, n: int, value: int, data: bytes | None) -> None:
@@ -390,9 +390,15 @@ class PerPageShadow(ShadowScheme):
                             self._unmap_shadow(w)
                         return False
                     mapped.append(window)
-            for p in range(pfn, pfn + n):
-                self._chunk(p >> CHUNK_SHIFT)[1][p & CHUNK_MASK] = 1
-                self._set_bypass(p, self._windows[self._window_of_pfn(p)], 0)   # unpoisoned
+            unpoisoned = bytes(self._granules_per_page)
+            windows = self._windows
+            vpn = pfn + self._vpn_of_pfn
+            for pshadow, in_use, i, j in self._for_each_chunk_run(pfn, n):
+                in_use[i:j] = b"\x01" * (j - i)
+                for k in range(i, j):
+                    self._set_bypass(pshadow, k, vpn, windows[vpn >> KASAN_SHADOW_SCALE_SHIFT],
+                                     unpoisoned)
+                    vpn += 1
             return True
         p = pfn
         for pshadow, in_use, i, j in self._for_each_chunk_run(pfn, n):
