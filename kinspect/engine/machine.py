@@ -851,28 +851,20 @@ class Machine:
 
     def _mempool_poison(self, pool: Mempool, element: int) -> bool:
         """``kasan_mempool_poison_object()`` / ``_pages()``; False when a bug was reported."""
-        if pool.kind == "page":
-            pfn = self._direct_map_pfn(element)
-            head = self.compound_head(pfn)
-            if element != self.page_address(head):
-                self._report_invalid_free(element, "invalid-free")
-                return False
-            if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
-                self._report_invalid_free(element, "double-free")
-                return False
-            self.shadow.poison(element, self.page_size << pool.size, KASAN_PAGE_FREE)
-            return True
-        slab = self.find_slab(element)
+        slab = None if pool.kind == "page" else self.find_slab(element)
         if slab is None:
-            pfn = self._direct_map_pfn(element)
-            head = self.compound_head(pfn)
+            # check_page_allocation(): pages (a page pool's, or a large kmalloc's)
+            head = self.compound_head(self._direct_map_pfn(element))
             if element != self.page_address(head):
                 self._report_invalid_free(element, "invalid-free")
                 return False
             if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
                 self._report_invalid_free(element, "double-free")
                 return False
-            order = self.large[head][0] if head in self.large else self.pages[head][0]
+            if pool.kind == "page":
+                order = pool.size
+            else:
+                order = self.large[head][0] if head in self.large else self.pages[head][0]
             self.shadow.poison(element, self.page_size << order, KASAN_PAGE_FREE)
             return True
         if self._check_slab_allocation(slab.cache, slab, element):
