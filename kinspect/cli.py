@@ -1,5 +1,6 @@
-"""The command line: ``kinspect`` (the UI on the built-in demo), ``kinspect tui``,
-``kinspect serve``, ``kinspect run``, ``kinspect compare``, ``kinspect profiles``.
+"""The command line: ``kinspect`` (the UI on the built-in demo), ``kinspect tui`` (a workload,
+or ``--report FILE``: the report screen), ``kinspect serve``, ``kinspect run``,
+``kinspect compare``, ``kinspect profiles``.
 
 Bad input (a malformed profile or workload) is one line on stderr,
 ``kinspect: FILE:LINE:COL: what is wrong``, and exit status 2.
@@ -64,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
         _machine_options(ui)
         ui.add_argument("--scheme", help="the scheme shown first (all registered schemes run "
                                          "in lockstep; s switches)")
+        if name == "tui":
+            ui.add_argument("--report", metavar="FILE",
+                            help="open the report screen on the KASAN reports of a console log")
+            ui.add_argument("--vmlinux", metavar="PATH",
+                            help="with --report: symbolize the stacks with this vmlinux")
+            ui.add_argument("--modules", metavar="DIR",
+                            help="with --report: where the .ko files of '[module]' frames are")
+            ui.add_argument("--strip", metavar="PREFIX",
+                            help="with --report: source path prefix to drop (default: the "
+                                 "vmlinux's directory)")
         if name == "serve":
             ui.add_argument("--host", default="localhost")
             ui.add_argument("--port", type=int, default=8000)
@@ -91,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         if args.command is None:
             return _tui(None, DEFAULT_PROFILE, None, "byte-granular", None)
+        if args.command == "tui" and (args.report or args.vmlinux or args.modules):
+            return report_command.run_report_ui(args)
         if args.command == "tui":
             return _tui(args.workload, args.profile, args.mem, args.attach, args.scheme)
         if args.command == "serve":

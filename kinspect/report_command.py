@@ -8,6 +8,10 @@ engine.  Exit status: 0 when a report was found, 1 when none ("no KASAN report f
 the input (or the vmlinux) cannot be read: one line, ``kinspect: FILE[:LINE]: what is wrong``.
 
 ``kinspect symbolize --vmlinux PATH ADDR|FUNC+OFF...`` looks frames up one by one.
+
+``kinspect tui --report FILE`` shows the same reports on the UI's report screen
+(:func:`run_report_ui`; read, explained and symbolized by :func:`read_reports` before the UI
+starts, with the same exit statuses).
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.errors import KinspectError, ReportParseError
-from .engine.explain import (ReplayUnsupported, explain, format_explanation, replay_workload,
-                             run_replay)
-from .engine.kreport import KasanReport, LogScan, iter_reports
+from .engine.explain import (Explanation, ReplayUnsupported, explain, format_explanation,
+                             replay_workload, run_replay)
+from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports
 from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
 
-__all__ = ["add_commands", "run_command"]
+__all__ = ["add_commands", "run_command", "ExplainedReport", "read_reports", "run_report_ui"]
 
 NO_REPORT = "no KASAN report found"
 
@@ -206,14 +211,20 @@ def _report(args) -> int:
         json.dump(doc, sys.stdout, indent=1)
         print()
         return 0 if found else 1
-    if first is not None and not first.kasan:
-        if found:
-            print()
-        print(f"the log's first crash is not a KASAN report: {first.title} (line {first.line})")
     if not found:
-        print(NO_REPORT)
+        _no_report(first)
         return 1
+    if first is not None and not first.kasan:
+        print()
+        print(f"the log's first crash is not a KASAN report: {first.title} (line {first.line})")
     return 0
+
+
+def _no_report(first: CrashTitle | None) -> None:
+    """What is printed when a log holds no KASAN report (exit status 1)."""
+    if first is not None and not first.kasan:
+        print(f"the log's first crash is not a KASAN report: {first.title} (line {first.line})")
+    print(NO_REPORT)
 
 
 def _replay(rep: KasanReport, args, index: int):
@@ -256,6 +267,60 @@ def _format_replay(result) -> str:
     lines.append("  the engine's report:")
     lines += [f"    {ln}" for ln in result.report_text.splitlines()]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the UI
+
+@dataclass
+class ExplainedReport:
+    """One report as the UI's report screen shows it: the parsed record, its explanation, and
+    its stacks symbolized (``{"access stack"|"allocated"|"freed"|"auxN": lines}``, as
+    ``kinspect report --vmlinux`` prints them), or None without a vmlinux or modules."""
+
+    report: KasanReport
+    explanation: Explanation
+    stacks: dict[str, list[str]] | None = None
+
+
+def read_reports(path: str, vmlinux: str | None = None, modules: str | None = None,
+                 strip: str | None = None) -> tuple[list[ExplainedReport], CrashTitle | None]:
+    """Every KASAN report of a log, explained (and symbolized with a vmlinux or modules), and
+    the log's first crash.  Unreadable input or ELF files raise a KinspectError."""
+    if path == "-":
+        raise ReportParseError("the UI reads its keys from standard input: give the log as a "
+                               "file", "-")
+    source, name = _input_lines(path)
+    syms = _Symbolizers(vmlinux, modules, strip) if (vmlinux or modules) else None
+    scan = LogScan()
+    out: list[ExplainedReport] = []
+    try:
+        for rep in iter_reports(source, path=name, partial=True, scan=scan):
+            stacks = None
+            if syms is not None:
+                stacks = {k: syms.annotate(v) for k, v in _stack_texts(rep).items()}
+            out.append(ExplainedReport(rep, explain(rep), stacks))
+    finally:
+        if syms is not None:
+            syms.close()
+    return out, scan.first_crash
+
+
+def run_report_ui(args) -> int:
+    """``kinspect tui --report FILE``: the report screen.  Exit 1 when the log holds no KASAN
+    report, 2 (the one-line error) when it or the vmlinux cannot be read; both before the UI
+    starts."""
+    if not args.report:
+        raise KinspectError("--vmlinux and --modules symbolize the stacks of a --report FILE",
+                            "tui")
+    if args.workload:
+        raise KinspectError("give a workload or --report FILE, not both", "tui")
+    reports, first = read_reports(args.report, args.vmlinux, args.modules, args.strip)
+    if not reports:
+        _no_report(first)
+        return 1
+    from .report_screen import ReportApp
+    ReportApp(reports, args.report, symbolized=bool(args.vmlinux or args.modules)).run()
+    return 0
 
 
 # --------------------------------------------------------------------------- symbolize

@@ -138,6 +138,8 @@ def test_eras_and_tags() -> None:
     assert decode_tag(0xF7, 0xF7).meaning.endswith("matches the pointer tag")
     assert decode_tag(0xFE, 0xF7).name == "KASAN_TAG_INVALID"
     assert {b.value for b in exp.legend} >= {0xfe, 0xf7}
+    # the access address carries the pointer tag (f7ff...), the object's does not (ffff...)
+    assert "the access: inside the 256-byte region, at offset 176" in exp.where
 
 
 def test_report_32bit_and_stack(capsys) -> None:

@@ -15,6 +15,8 @@ from kinspect.app import KinspectApp
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
+from kinspect.report_command import read_reports
+from kinspect.report_screen import ReportApp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +51,12 @@ def test_demo_first_attach_80x24(snap_compare, demo_app):
 def test_struct_page_of_a_large_kmalloc_160x48(snap_compare, demo_app):
     assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet,
                         press=["space"] * 7 + ["t"])
+
+
+def test_report_screen_of_a_real_report_160x48(snap_compare, monkeypatch):
+    """`kinspect tui --report` on the real 6.12 KUnit report of kmalloc_oob_right (three
+    reports; the second shown: 5 bytes to the right of the object's 115-byte region)."""
+    monkeypatch.chdir(ROOT)
+    path = "tests/data/kernel-run/reports/kmalloc_oob_right.txt"
+    reports, _ = read_reports(path)
+    assert snap_compare(ReportApp(reports, path), terminal_size=(160, 48), press=["n"])

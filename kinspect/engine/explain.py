@@ -212,6 +212,14 @@ def _access_text(rep: KasanReport) -> str:
     return f"{what}{size} at {_hx(rep.addr)}{task}{fn}"
 
 
+def _untagged(rep: KasanReport, addr: int) -> int:
+    """``addr`` without its pointer tag: the tag modes (arm64) keep it in the top byte, and the
+    report prints the object's address with ``kasan_reset_tag`` (top byte 0xff)."""
+    if rep.mode in ("sw-tags", "hw-tags", "tags") and rep.bits == 64:
+        return addr | (0xFF << 56)
+    return addr
+
+
 def _where_object(rep: KasanReport, out: list[str]) -> None:
     obj = rep.object_addr if rep.object_addr is not None else rep.region_start
     if obj is None:
@@ -228,7 +236,7 @@ def _where_object(rep: KasanReport, out: list[str]) -> None:
     out.append(head)
     if rep.addr is None:
         return
-    off = rep.addr - obj
+    off = _untagged(rep, rep.addr) - obj
     end = off + (rep.size or 1)
     if rep.access == "Free":
         if off == 0:

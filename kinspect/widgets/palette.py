@@ -17,7 +17,7 @@ from ..engine.kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_RIGHT, KASAN_GLOBAL_
                             KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_SLAB_FREE,
                             KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE, KASAN_STACK_LEFT,
                             KASAN_STACK_MID, KASAN_STACK_PARTIAL, KASAN_STACK_RIGHT,
-                            KASAN_VMALLOC_INVALID)
+                            KASAN_VMALLOC_INVALID, POISON_VALUES)
 from ..engine.memory import PageState
 
 
@@ -111,6 +111,8 @@ BAD_GRANULE_PAINT = Paint("bad", "#ffffff", bg="#d70000", bold=True,
                           meaning="the bad access's first bad granule")
 SELECTED_GRANULE_PAINT = Paint("selected", "#000000", bg="#ffffff", bold=True,
                                meaning="selected granule")
+REGION_PAINT = Paint("region", "#5fd7ff", bold=True,
+                     meaning="the object's region [start, end) of a real report")
 
 SHADOW_KIND: list[str] = ["other"] * 256
 SHADOW_KIND[0] = "ok"
@@ -135,6 +137,28 @@ SHADOW_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("ff", "free-page", "free page"), ("f8", "vmalloc", "vmalloc"), ("f9", "global", "global"),
     ("f1-f4", "stack", "stack"), ("ca/cb", "alloca", "alloca"),
 )
+
+# The kind of a real report's metadata byte by the name it was decoded to
+# (kinspect.engine.explain): older kernels named some values otherwise (KASAN.md 1.2: fa was
+# KASAN_GLOBAL_REDZONE before 5.8), and in the tag modes the bytes are memory tags.
+_KIND_OF_NAME = {p.name: SHADOW_KIND[p.value] for p in POISON_VALUES}
+_KIND_OF_NAME.update({
+    "KASAN_FREE_PAGE": "free-page", "KASAN_KMALLOC_REDZONE": "redzone",
+    "KASAN_KMALLOC_FREE": "freed", "KASAN_GLOBAL_REDZONE": "global",
+    "KASAN_USE_AFTER_SCOPE": "stack", "KASAN_VMALLOC_INVALID": "vmalloc",
+    "KASAN_TAG_INVALID": "redzone", "KASAN_TAG_KERNEL": "ok",
+})
+
+
+def report_byte_kind(meaning, tagged: bool = False, ptr_tag: int | None = None) -> str:
+    """The ``SHADOW_PAINTS`` kind of one metadata byte of a real report, decoded for the
+    report's era (an ``explain.ByteMeaning``).  ``tagged``: the byte is a memory tag (sw-tags,
+    hw-tags), accessible when it matches the pointer's tag ``ptr_tag``."""
+    if meaning.name is not None:
+        return _KIND_OF_NAME.get(meaning.name, "other")
+    if tagged:
+        return "ok" if meaning.value == ptr_tag else "other"
+    return SHADOW_KIND[meaning.value] if meaning.value < 8 else "other"
 
 
 def component_css(widget: str, paints) -> str:

@@ -1,0 +1,312 @@
+"""The report screen (``kinspect tui --report FILE``): real KASAN reports, one at a time.
+
+A summary (title, bug type, the access, the machine, where the access fell), the memory state
+as a coloured grid with the first bad granule and the object's region marked, the legend of
+every byte in it (decoded by :mod:`kinspect.engine.explain` for the report's era and mode), and
+the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
+reports of the log, ``l`` lists them, ``i`` re-enacts the shown report in the engine
+(:func:`~kinspect.engine.explain.replay_workload`) and opens it in the inspector; ``escape``
+there comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Label, OptionList, Static
+
+from .app import KinspectApp, MainScreen
+from .engine.errors import KinspectError
+from .engine.explain import ReplayUnsupported, replay_workload
+from .engine.kreport import KasanReport
+from .engine.profile import load_profile
+from .engine.session import Session
+from .engine.workload import parse_workload
+from .report_command import ExplainedReport
+from .widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
+from .widgets.text_lines import TextLines
+
+
+class ReportListScreen(ModalScreen[int | None]):
+    """Every report of the log by its title; Enter shows one, Escape closes."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="report_list.cancel")]
+
+    DEFAULT_CSS = """
+    ReportListScreen { align: center middle; }
+    #report-list { width: 120; max-width: 95%; height: 80%; padding: 1 2;
+                   border: thick $accent; background: $surface; }
+    #report-list-title { text-style: bold; }
+    #report-options { height: 1fr; }
+    """
+
+    def __init__(self, reports: list[ExplainedReport], current: int) -> None:
+        super().__init__()
+        self.reports = reports
+        self.current = current
+
+    def compose(self):
+        with Vertical(id="report-list"):
+            yield Label(f"{len(self.reports)} KASAN reports (enter shows one, escape closes)",
+                        id="report-list-title")
+            yield OptionList(*(self._entry(i, r.report) for i, r in enumerate(self.reports)),
+                             id="report-options")
+
+    @staticmethod
+    def _entry(i: int, rep: KasanReport) -> Text:
+        """The title of one report, and the function of its BUG line (titles repeat)."""
+        t = Text(f"{i + 1:>4}  line {rep.line:<7} {rep.title or 'KASAN: ' + rep.bug_type}")
+        if rep.function:
+            t.append(f"  {rep.function}", "#8a8a8a")
+        return t
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = self.current
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option_index)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReportScreen(Screen):
+    """One report of the log at a time."""
+
+    BINDINGS = [
+        Binding("n", "report(1)", "Next report", id="report.next",
+                tooltip="Show the next report of the log"),
+        Binding("p", "report(-1)", "Prev report", id="report.prev",
+                tooltip="Show the previous report of the log"),
+        Binding("l", "list", "Reports", id="report.list",
+                tooltip="List the reports of the log by title"),
+        Binding("i", "inspect", "Inspect replay", id="report.inspect",
+                tooltip="Re-enact this report in the engine and step through it in the "
+                        "inspector (escape comes back)"),
+        Binding("question_mark,f1", "app.help", "Keys", id="report.help",
+                tooltip="Show or hide the keys"),
+    ]
+
+    # Narrow (< 120 columns): the panes one under the other, the whole screen scrolls (tab to a
+    # pane scrolls it into view).
+    DEFAULT_CSS = """
+    #report-main { height: 1fr; }
+    #report-summary { height: auto; padding: 0 1; background: $boost; }
+    #report-body { height: 1fr; }
+    #report-left { width: 76; }
+    #memory-pane { height: auto; }
+    #memory-grid { padding: 0 1; }
+    #granule-info { height: auto; padding: 0 1; }
+    #legend-pane { height: 1fr; }
+    #legend { padding: 0 1; }
+    #stacks-pane { width: 1fr; }
+    #stacks { padding: 0 1; }
+    ReportScreen.narrow #report-main { overflow-y: auto; }
+    ReportScreen.narrow #report-body { layout: vertical; height: auto; }
+    ReportScreen.narrow #report-left { width: 1fr; height: auto; }
+    ReportScreen.narrow #legend-pane { height: auto; }
+    ReportScreen.narrow #stacks-pane { width: 1fr; height: 24; }
+    """
+
+    def __init__(self, reports: list[ExplainedReport], path: str,
+                 symbolized: bool = False) -> None:
+        super().__init__()
+        self.reports = reports
+        self.path = path
+        self.symbolized = symbolized
+        self.index = 0
+
+    def compose(self):
+        yield Header(show_clock=False, icon="≡")
+        with Vertical(id="report-main"):
+            yield Static("", id="report-summary")
+            with Horizontal(id="report-body"):
+                with Vertical(id="report-left"):
+                    with Vertical(id="memory-pane", classes="pane"):
+                        yield MemoryStateGrid(id="memory-grid")
+                        yield Static("", id="granule-info")
+                    with VerticalScroll(id="legend-pane", classes="pane"):
+                        yield Static("", id="legend")
+                with Vertical(id="stacks-pane", classes="pane"):
+                    yield TextLines(id="stacks")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#legend-pane").border_title = "the bytes of the dump, decoded"
+        self.query_one("#stacks-pane").border_title = (
+            "stacks, symbolized · the page" if self.symbolized else "stacks · the page")
+        self.show_report(0)
+        self.query_one(MemoryStateGrid).focus()
+        self._apply_width(self.app.size.width)
+
+    def on_screen_resume(self) -> None:
+        self._set_sub_title()
+
+    def on_resize(self, event) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        narrow = width < 120
+        self.set_class(narrow, "narrow")
+        self.query_one(Footer).compact = narrow
+
+    @property
+    def shown(self) -> ExplainedReport:
+        return self.reports[self.index]
+
+    def show_report(self, index: int) -> None:
+        """Show report ``index`` (0-based) of the log."""
+        self.index = index
+        item = self.shown
+        rep, exp = item.report, item.explanation
+        self.query_one("#report-summary", Static).update(
+            summary_text(rep, exp, index, len(self.reports)))
+        grid = self.query_one(MemoryStateGrid)
+        grid.show(rep, exp)
+        self._show_granule(grid.current)
+        title = "memory state around the buggy address"
+        if grid.object_region is not None and rep.memory_rows and grid.granule is not None:
+            first = rep.memory_rows[0].addr
+            last = rep.memory_rows[-1].addr + grid.granule * len(rep.memory_rows[-1].values)
+            lo, hi = grid.object_region
+            if lo < first:
+                title += " · the region starts above"
+            if hi > last:
+                title += " · the region goes on below"
+        self.query_one("#memory-pane").border_title = title
+        self.query_one("#legend", Static).update(legend_text(rep, exp))
+        self.query_one("#legend-pane").scroll_home(animate=False)
+        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks),
+                                                      scroll_home=True)
+        self._set_sub_title()
+        self.refresh_bindings()
+
+    def _set_sub_title(self) -> None:
+        self.app.sub_title = f"{self.path} · report {self.index + 1} of {len(self.reports)}"
+
+    def _show_granule(self, addr: int | None) -> None:
+        info = self.query_one("#granule-info", Static)
+        text = self.query_one(MemoryStateGrid).describe(addr)
+        info.display = bool(text)
+        info.update(text)
+
+    @on(MemoryStateGrid.GranuleSelected)
+    def _granule_selected(self, message: MemoryStateGrid.GranuleSelected) -> None:
+        self._show_granule(message.addr)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "report":
+            if len(self.reports) == 1:
+                return False
+            return 0 <= self.index + int(parameters[0]) < len(self.reports) or None
+        if action == "list":
+            return len(self.reports) > 1
+        return True
+
+    def action_report(self, step: int) -> None:
+        index = self.index + step
+        if 0 <= index < len(self.reports):
+            self.show_report(index)
+
+    def action_list(self) -> None:
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                self.show_report(index)
+        self.app.push_screen(ReportListScreen(self.reports, self.index), chosen)
+
+    def action_inspect(self) -> None:
+        rep = self.shown.report
+        try:
+            plan = replay_workload(rep)
+        except ReplayUnsupported as e:
+            self.notify(str(e), title="this report cannot be replayed", severity="warning")
+            return
+        self.app.open_replay(plan.lines, plan.profile, f"replay of {rep.path}:{rep.line}",
+                             plan.notes)
+
+
+class ReportApp(KinspectApp):
+    """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
+
+    BINDINGS = [Binding("escape", "close_replay", "Back to the report", id="report.back",
+                        tooltip="Leave the replay, back to the report screen")]
+
+    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
+                 keymap: dict[str, str] | None = None) -> None:
+        super().__init__(None, keymap)           # no session until a replay is opened
+        self.reports = reports
+        self.path = path
+        self.symbolized = symbolized
+
+    def get_default_screen(self) -> Screen:
+        return ReportScreen(self.reports, self.path, self.symbolized)
+
+    @property
+    def report_screen(self) -> ReportScreen:
+        return next(s for s in self.screen_stack if isinstance(s, ReportScreen))
+
+    @property
+    def replaying(self) -> bool:
+        return any(isinstance(s, MainScreen) for s in self.screen_stack)
+
+    def open_replay(self, lines: list[str], profile: str, name: str,
+                    notes: Iterable[str] = ()) -> None:
+        """Open a replay workload (named ``name``) on ``profile`` in the inspector."""
+        try:
+            session = Session(load_profile(profile), parse_workload(name, lines))
+        except KinspectError as e:
+            self.notify(str(e), title="replay", severity="error")
+            return
+        self.session = session
+        self.push_screen(MainScreen(session))
+        self.notify(" ".join([f"{name}, profile {profile}: space steps, r runs to the report, "
+                              "escape comes back.", *notes]), title="replay")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_replay":
+            return isinstance(self.screen, MainScreen)
+        return super().check_action(action, parameters)
+
+    def action_close_replay(self) -> None:
+        if isinstance(self.screen, MainScreen):
+            self.pop_screen()
+            self.session = None
+
+    def action_help(self) -> None:
+        if self.replaying:
+            super().action_help()
+        elif self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        if self.replaying:
+            yield from super().get_system_commands(screen)
+            yield SystemCommand("Back to the report", "leave the replay",
+                                self.action_close_replay)
+            return
+        yield from App.get_system_commands(self, screen)
+        rs = self.report_screen
+        cmds = [
+            ("Next report", "the next report of the log", lambda: rs.action_report(1),
+             rs.index + 1 < len(rs.reports)),
+            ("Previous report", "the previous report of the log", lambda: rs.action_report(-1),
+             rs.index > 0),
+            ("List the reports", "every report of the log by title", rs.action_list,
+             len(rs.reports) > 1),
+            ("Inspect the replay", "re-enact this report in the engine and step through it",
+             rs.action_inspect, True),
+            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
+        ]
+        for title, help_text, callback, applies in cmds:
+            if applies:
+                yield SystemCommand(title, help_text, callback)

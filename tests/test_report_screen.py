@@ -1,0 +1,300 @@
+"""The report screen (``kinspect tui --report FILE``): the memory-state grid rendered line by
+line, the screen driven by Pilot on the real reports of tests/data, and its command line."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from textual.widgets import OptionList, Static
+
+from kinspect.app import MainScreen
+from kinspect.cli import main
+from kinspect.engine.explain import explain
+from kinspect.engine.kreport import parse_reports
+from kinspect.engine.symbols import CACHE_ENV
+from kinspect.report_command import read_reports
+from kinspect.report_screen import ReportApp, ReportListScreen, ReportScreen
+from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text
+from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT
+
+ROOT = Path(__file__).resolve().parents[1]
+KRUN = Path("tests/data/kernel-run/reports")
+CORPUS = Path("tests/data/kasan-reports")
+OOB_RIGHT = KRUN / "kmalloc_oob_right.txt"          # three reports
+HWTAGS = CORPUS / "ext-09-arm64-hwtags-out-of-bounds-scan_block.txt"
+
+
+@pytest.fixture(autouse=True)
+def _at_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+
+
+def _grid(path: Path, index: int = 0) -> MemoryStateGrid:
+    rep = parse_reports(path, partial=True)[index]
+    grid = MemoryStateGrid()
+    grid.show(rep, explain(rep))
+    return grid
+
+
+# --------------------------------------------------------------------------- the grid
+
+def test_grid_lines_are_the_kernels_with_the_region_drawn() -> None:
+    grid = _grid(OOB_RIGHT)
+    lines = [grid.render_line(y).text.rstrip() for y in range(6)]
+    # the object's allocated 115-byte region [..5a00, ..5a73): '[' before its first granule,
+    # ')' after the partial granule 03 that ends it; the kernel's '^' under the 03
+    assert lines == [
+        " ffff8880056e5900: 00 00 00 00 00 00 00 00 00 00 00 00 00 fc fc fc",
+        " ffff8880056e5980: fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc",
+        ">ffff8880056e5a00:[00 00 00 00 00 00 00 00 00 00 00 00 00 00 03)fc",
+        " " * 61 + "^",
+        " ffff8880056e5a80: fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc",
+        " ffff8880056e5b00: fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc fc",
+    ]
+    guilty = grid.render_line(2)
+    cells = {seg.text: seg.style for seg in guilty if seg.text in ("03", "fc", "[", ")")}
+    assert cells["03"].bgcolor.name == BAD_GRANULE_PAINT.bg      # the first bad granule
+    assert cells["03"].underline and not cells["fc"].underline   # inside / outside the region
+    assert cells["["].color.name == REGION_PAINT.fg
+    assert grid.describe(0xffff8880056e5a70).plain.startswith(
+        "ffff8880056e5a70 (object+0x70): 03 first 3 bytes of the granule accessible")
+
+
+def test_grid_region_ending_on_a_row_boundary_and_tag_modes() -> None:
+    grid = _grid(HWTAGS)                   # 16-byte granules; region [..4e00, ..4f00)
+    lines = grid.text().splitlines()
+    assert lines[2] == (">ffff0000c0074e00:[f7 f7 f7 f7 f7 f7 f7 f7 f7 f7 f7 fe fe fe fe fe)")
+    assert lines[3].index("^") == 19 + 3 * 11                    # 0x...eb0: granule 11
+    assert lines[4].startswith(" ffff0000c0074f00: fe")          # no ')' again below
+
+
+def test_grid_32bit_and_without_a_dump() -> None:
+    grid = _grid(CORPUS / "ext-03-arm32-stack-out-of-bounds-refresh_cpu_vm_stats.txt")
+    rep = grid.report
+    lines = grid.text().splitlines()
+    caret = lines[rep.guilty_row + 1]
+    assert lines[rep.guilty_row].startswith(">") and len(lines[0].split(":")[0]) == 9
+    assert caret.index("^") == 8 + 3 + 3 * rep.caret_index     # 8 hex digits, as printed
+    wild = _grid(CORPUS / "ext-14-riscv64-wild-memory-access-io_wq_worker_running.txt")
+    assert wild.text() == "no memory-state dump in this report"
+    assert wild.describe(wild.bad).plain == ""
+
+
+def test_legend_and_stacks_texts() -> None:
+    rep = parse_reports(KRUN / "kmalloc_uaf.txt")[0]
+    exp = explain(rep)
+    legend = legend_text(rep, exp).plain
+    for b in exp.legend:
+        assert f" {b.value:02x}  {b.name + ': ' if b.name else ''}{b.meaning}" in legend
+    assert "the object's freed 16-byte region" in legend
+    stacks = stacks_text(rep, None).plain
+    assert stacks.index("The access: Call Trace") < stacks.index("Allocated by task") < \
+        stacks.index("Freed by task") < stacks.index("The physical page")
+    assert all(f" {f}" in stacks for f in rep.free_stack.frames)
+
+
+# --------------------------------------------------------------------------- the screen
+
+def _app(path: Path, **kwargs) -> ReportApp:
+    reports, _ = read_reports(str(path), **kwargs)
+    return ReportApp(reports, str(path), symbolized=bool(kwargs))
+
+
+def _summary(screen) -> str:
+    return str(screen.query_one("#report-summary", Static).render())
+
+
+async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
+    app = _app(OOB_RIGHT)
+    reps = parse_reports(OOB_RIGHT)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ReportScreen)
+        summary = _summary(screen)
+        assert "report 1 of 3" in summary and reps[0].title in summary
+        assert "Write of 1 byte at 0xffff8880056e5a73 by task kunit_try_catch/37" in summary
+        grid = screen.query_one(MemoryStateGrid)
+        assert grid.bad == reps[0].first_bad_addr == 0xffff8880056e5a70
+        assert grid.object_region == (0xffff8880056e5a00, 0xffff8880056e5a73)
+        info = str(screen.query_one("#granule-info", Static).render())
+        assert "ffff8880056e5a70" in info and "the first bad granule" in info
+        legend = str(screen.query_one("#legend", Static).render())
+        assert all(b.meaning in legend for b in explain(reps[0]).legend)
+        stacks = screen.query_one("#stacks").plain
+        assert "Allocated by task 37" in stacks and "kmalloc_oob_right+0x87/0x690" in stacks
+        assert "page_type: f5(slab)" in stacks
+        assert app.sub_title.endswith("report 1 of 3")
+
+        await pilot.press("n")
+        await pilot.pause()
+        assert "report 2 of 3" in _summary(screen)
+        assert grid.bad == reps[1].first_bad_addr and "5 bytes to the right" in _summary(screen)
+        await pilot.press("n", "n")                   # the last one: n does nothing more
+        await pilot.pause()
+        assert screen.index == 2 and screen.check_action("report", (1,)) is None
+        await pilot.press("p")
+        await pilot.pause()
+        assert screen.index == 1
+
+        await pilot.press("l")                       # the list, by title
+        await pilot.pause()
+        assert isinstance(app.screen, ReportListScreen)
+        options = app.screen.query_one(OptionList)
+        assert options.option_count == 3 and options.highlighted == 1
+        assert reps[2].title in str(options.get_option_at_index(2).prompt)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen is screen and screen.index == 2
+        assert grid.bad == reps[2].first_bad_addr
+
+
+async def test_the_granule_cursor_says_what_each_byte_means() -> None:
+    app = _app(KRUN / "kmalloc_uaf.txt")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        grid = screen.query_one(MemoryStateGrid)
+        assert screen.check_action("report", (1,)) is False       # one report: no n/p
+        await pilot.press("right")                    # the cursor appears on the bad granule
+        await pilot.pause()
+        assert grid.selected == grid.bad == 0xffff888004e52708
+        await pilot.press("left")
+        await pilot.pause()
+        info = str(screen.query_one("#granule-info", Static).render())
+        assert info.startswith("ffff888004e52700 (object+0x0): fa KASAN_SLAB_FREE_META")
+        await pilot.press("up", "right")              # the row above: another object's 07
+        await pilot.pause()
+        assert grid.selected == 0xffff888004e52688
+        info = str(screen.query_one("#granule-info", Static).render())
+        assert info.startswith("ffff888004e52688 (object-0x78): 07 first 7 bytes")
+        await pilot.press("up", "up", "up")           # not past the dump's first row
+        await pilot.pause()
+        assert grid.selected == 0xffff888004e52608
+
+
+async def test_inspect_opens_the_replay_and_escape_comes_back() -> None:
+    app = _app(KRUN / "kmalloc_uaf.txt")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        report_screen = app.screen
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        app.screen.idle_work_enabled = False
+        session = app.session
+        assert session.path == f"replay of {KRUN / 'kmalloc_uaf.txt'}:1"
+        await pilot.press("r")
+        await pilot.pause()
+        assert [r.bug_type for r in session.reports] == ["slab-use-after-free"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is report_screen and app.session is None
+        assert app.sub_title.endswith("report 1 of 1")
+
+
+async def test_a_tag_based_report_cannot_be_replayed() -> None:
+    app = _app(HWTAGS)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, ReportScreen)
+        assert any("generic KASAN only" in n.message for n in app._notifications)
+        legend = str(app.screen.query_one("#legend", Static).render())
+        assert "memory tags (the pointer's tag: f7)" in legend
+        assert "the access: inside the 256-byte region, at offset 176" in _summary(app.screen)
+
+
+async def test_a_region_larger_than_the_dump_is_said_so() -> None:
+    app = _app(CORPUS / "syz-226-use-after-free-read-in-rdma_listen.txt")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one("#memory-pane")
+        assert pane.border_title.endswith("the region starts above · the region goes on below")
+        grid = app.screen.query_one(MemoryStateGrid)
+        assert "[" not in grid.text() and ")" not in grid.text()
+        assert all(seg.style.underline for seg in grid.render_line(0)
+                   if len(seg.text) == 2)                # every granule in the region
+
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None,
+                               reason="needs gcc and binutils")
+
+
+@needs_gcc
+async def test_stacks_are_symbolized_with_a_vmlinux(tmp_path) -> None:
+    """The fixture ELF of tests/data/symbols; one frame of the real report is pointed into it
+    (as in test_report_command.test_report_with_vmlinux)."""
+    src = ROOT / "tests" / "data" / "symbols" / "kasan_like.c"
+    shutil.copy(src, tmp_path / src.name)
+    vmlinux = tmp_path / "vmlinux"
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(vmlinux), src.name], check=True,
+                   cwd=tmp_path, capture_output=True)
+    nm = subprocess.run(["nm", "-S", str(vmlinux)], capture_output=True, text=True).stdout
+    size = next(int(p[1], 16) for p in (ln.split() for ln in nm.splitlines())
+                if len(p) == 4 and p[3] == "kmalloc_oob_right")
+    frame = f"kmalloc_oob_right+0x10/{size:#x}"
+    text = OOB_RIGHT.read_text().splitlines()[:80]
+    report = tmp_path / "report.txt"
+    report.write_text("\n".join(ln.replace("kmalloc_oob_right+0x87/0x690", frame)
+                                for ln in text) + "\n")
+    app = _app(report, vmlinux=str(vmlinux))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        stacks = app.screen.query_one("#stacks").plain
+        alloc = stacks[stacks.index("Allocated by task 37"):]
+        assert " poison_redzone kasan_like.c:" in alloc and "[inline]" in alloc
+        assert f" {frame} kasan_like.c:" in alloc
+        assert " kasan_save_stack+0x2f/0x50\n" in alloc          # not in this ELF: as printed
+        assert app.screen.query_one("#stacks-pane").border_title.startswith("stacks, symbolized")
+
+
+# --------------------------------------------------------------------------- the command line
+
+@pytest.fixture
+def no_ui(monkeypatch):
+    """ReportApp.run records the app instead of taking over the terminal."""
+    started = []
+    monkeypatch.setattr(ReportApp, "run", lambda self, *a, **k: started.append(self))
+    return started
+
+
+def test_tui_report_opens_the_report_screen(no_ui) -> None:
+    assert main(["tui", "--report", str(OOB_RIGHT)]) == 0
+    (app,) = no_ui
+    assert [r.report.line for r in app.reports] == [r.line for r in parse_reports(OOB_RIGHT)]
+    assert app.path == str(OOB_RIGHT) and not app.symbolized
+
+
+def test_no_report_is_exit_1_like_kinspect_report(no_ui, capsys) -> None:
+    neg = CORPUS / "syz-510-neg-general-protection-fault-in-__kernfs_remove.txt"
+    assert main(["tui", "--report", str(neg)]) == 1
+    assert main(["report", str(neg)]) == 1
+    tui, report = capsys.readouterr().out.split("no KASAN report found\n", 1)
+    assert tui == report.replace("no KASAN report found\n", "")
+    assert tui.startswith("the log's first crash is not a KASAN report: general protection")
+    assert not no_ui
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tui", "--report", "no/such.txt"], "no/such.txt: cannot read the file: No such file"),
+    (["tui", "--report", "tests/data"], "tests/data: cannot read the file: Is a directory"),
+    (["tui", "--report", "-"], "-: the UI reads its keys from standard input"),
+    (["tui", "--vmlinux", "vmlinux"], "tui: --vmlinux and --modules symbolize"),
+    (["tui", "samples/workloads/demo.kw", "--report", str(OOB_RIGHT)],
+     "tui: give a workload or --report FILE, not both"),
+    (["tui", "--report", str(OOB_RIGHT), "--vmlinux", str(OOB_RIGHT)],
+     f"{OOB_RIGHT}: not an ELF file"),
+    (["tui", "--report", str(OOB_RIGHT), "--modules", "no/such/dir"],
+     "no/such/dir: not a directory"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, capsys, argv, message) -> None:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"kinspect: {message}") and err.count("\n") == 1
+    assert not no_ui
