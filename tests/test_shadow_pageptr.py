@@ -401,3 +401,27 @@ def test_boot_shadow_of_free_ram_in_the_first_chunk(x86):
     m = machine(x86)
     assert m.initial_shadow_byte(m.page_address(0x20)) == KASAN_PAGE_FREE
     m.shadow.read(m.page_address(0x20), 4096)
+
+
+@pytest.mark.parametrize("name", ["x86_64", "arm32"])
+@pytest.mark.parametrize("attach", POLICIES)
+def test_has_own_shadow_is_what_the_page_pointer_and_the_per_page_byte_say(name, attach):
+    """has_own_shadow(), the views' query, against each scheme's own record of it: pageptr's
+    pointer in struct page (non-NULL), pageext's answer the same blocks', pshadow's per-page
+    byte (KASAN_PER_PAGE_BYPASS: the page's shadow is its window's real shadow page); never
+    for flat. After a churning workload, over every pfn of lowmem."""
+    p = load_profile(name, 256 << 20)
+    m = machine(p, ("flat", "pshadow", "pageptr", "pageext"), attach)
+    text = (Path(__file__).resolve().parent.parent / "samples" / "workloads" / "churn.kw")
+    WorkloadRunner(m, parse_workload(str(text), text.read_text().splitlines())).run()
+    flat, pshadow, pageptr, pageext = m.schemes
+    lo, hi = p.phys_offset >> p.page_shift, p.max_low_pfn
+    own = [pfn for pfn in range(lo, hi) if pageptr.has_own_shadow(pfn)]
+    assert own and own == [pfn for pfn in range(lo, hi) if m.memmap.get(pfn, "shadow", 0)]
+    assert own == [pfn for pfn in range(lo, hi) if pageext.has_own_shadow(pfn)]
+    bypass = [pfn for pfn in range(lo, hi) if pshadow.has_own_shadow(pfn)]
+    assert bypass == [pfn for pfn in range(lo, hi)
+                      if (pshadow.shadow_link(pfn) or "").startswith("pshadow ff (bypass)")]
+    if attach == "byte-granular":           # the same pages need byte-granular shadow
+        assert bypass == own
+    assert not any(flat.has_own_shadow(pfn) for pfn in range(lo, hi))

@@ -109,3 +109,9 @@ class ShadowScheme(ABC):
     def shadow_link(self, pfn: int) -> str | None:
         """For views: where this page's shadow lives ("block at 0x...", "shadow page ...")."""
         return None
+
+    def has_own_shadow(self, pfn: int) -> bool:
+        """For views: whether the page's shadow lives in storage of its own, taken on demand
+        (a block, a mapped window's shadow page), not implied by its state. Never for the
+        flat shadow, mapped for all memory at boot."""
+        return False

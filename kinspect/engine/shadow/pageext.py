@@ -66,3 +66,10 @@ class PageExtShadow(PagePtrShadow):
 
     def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
         return super().shadow_slabs() if self.twin is None else self.twin.shadow_slabs()
+
+    @property
+    def shadow_cache(self):
+        return self._cache if self.twin is None else self.twin.shadow_cache
+
+    def has_own_shadow(self, pfn: int) -> bool:
+        return (super() if self.twin is None else self.twin).has_own_shadow(pfn)

@@ -284,6 +284,14 @@ class PagePtrShadow(ShadowScheme):
                          # gcc's prologues write stack shadow directly (Ryabinin).
                          inline_possible=False, stack_possible=False)
 
+    @property
+    def shadow_cache(self):
+        """The dedicated ``kmem_cache`` the blocks come from (None before boot)."""
+        return self._cache
+
+    def has_own_shadow(self, pfn: int) -> bool:
+        return pfn in self._pages.addr or pfn in self._image.addr
+
     def shadow_link(self, pfn: int) -> str | None:
         for table in (self._pages, self._image):
             addr = table.addr.get(pfn)

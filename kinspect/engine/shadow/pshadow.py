@@ -462,6 +462,12 @@ class PerPageShadow(ShadowScheme):
                                     page.pfn, page.bypass))
         return out
 
+    def has_own_shadow(self, pfn: int) -> bool:
+        """A lowmem page whose per-page byte is KASAN_PER_PAGE_BYPASS: its byte shadow is its
+        window's real shadow page."""
+        return (self._is_lowmem(pfn) and self._profile.pfn_valid(pfn)
+                and self._page_state(pfn) == KASAN_PER_PAGE_BYPASS)
+
     def shadow_link(self, pfn: int) -> str | None:
         if not self._profile.pfn_valid(pfn):
             return None
