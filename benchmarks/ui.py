@@ -9,15 +9,19 @@ render), without Pilot's idle waits:
 Workloads:
 - ``demo``: samples/workloads/tui-demo.kw on x86_64 (1 GiB), as ``kinspect`` opens it;
 - ``trace``: the real x86_64 kmem capture (samples/traces/kmem-trace-x86_64.txt.xz, 573 377
-  events) on x86_64 with ``--mem 1T``; cold start includes reading the whole trace;
+  events) on x86_64 with ``--mem 1T``, streamed as ``kinspect tui`` does: the cold start is
+  the first frame, on the trace's first events; the time until it is read whole is printed
+  too (the steps are measured after that);
 - ``generated`` (``--events N``): a kmalloc/kfree/alloc_pages/access mix with some bad
   accesses, on x86_64 with ``--mem 1T``.
 
-Step back is measured two ways: as a person presses it (a pause between presses lets the
-session prepare the previous state in the background: ``idle_work``), and with the key held
-down (no pause: every back restores a checkpoint and replays).
+Step back is measured three ways: as a person presses it (a pause between presses lets the
+session prepare the previous states in the background: ``idle_work``), with the key held down
+(the press right after a paused one: no pause in between), and held for ``HOLD`` presses in a
+row after a pause (12, or as many as the workload allows; the first ones are swaps with the spares made in the pause, the later ones
+restores; each timed alone, none merged with the next as queued presses are in the app).
 
-    python benchmarks/ui.py [--events N] [--steps N] [--backs N]
+    python benchmarks/ui.py [--events N] [--steps N] [--backs N] [--only demo|trace|generated]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from kinspect.engine.session import Session, load_trace  # noqa: E402
 from kinspect.engine.workload import parse_workload  # noqa: E402
 
 SIZE = (160, 48)
+HOLD = 12               # presses of a long hold
 
 
 def generate(n_events: int, seed: int = 7) -> list[str]:
@@ -129,20 +134,22 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
                   jumps: int = 4, trace: bool = False, spread: float = 1.0) -> dict:
     out: dict = {}
     t0 = time.perf_counter()
-    workload = load_trace(path) if trace else parse_workload(path)
+    workload = load_trace(path, stream=True) if trace else parse_workload(path)
     session = Session(profile, workload)
     t1 = time.perf_counter()
     app = KinspectApp(session)
-    first_frame: list[float] = []
 
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        first_frame.append(time.perf_counter())
+        out["cold start"] = time.perf_counter() - t0
+        out["first events"] = session.total
+        while session.loading:                  # the app reads the rest in a worker
+            await pilot.pause(0.02)
+        out["read whole"] = time.perf_counter() - t0
         screen = app.main
         screen.idle_work_enabled = False
         work = Work(session, screen)
         out["parse+boot"] = t1 - t0
-        out["cold start"] = first_frame[0] - t0
         rng = random.Random(1)
         span = int(session.total * spread)
         starts = [0] + sorted(rng.randrange(span // 4, span - steps - 10)
@@ -165,8 +172,10 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         screen.follow = True
         back_idle: list[float] = []
         back_held: list[float] = []
+        back_long: list[float] = []
+        hold = min(HOLD, session.total - backs)
         for start in starts:
-            session.jump(max(start + per, backs + 1))
+            session.jump(max(start + per, backs + hold))
             screen._refresh_all(None)
             await settle(pilot)
             for i in range(backs):
@@ -175,17 +184,24 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
                         pass
                 (back_idle if i % 2 == 0 else back_held).append(
                     await timed(pilot, work, screen.action_back))
+            while screen.idle_step():
+                pass
+            for _ in range(hold):
+                back_long.append(await timed(pilot, work, screen.action_back))
         out["back (paused before)"] = back_idle
         out["back (key held)"] = back_held
+        out["back (long hold)"] = back_long
         out["checkpoints"] = session.checkpoint_stats()
     print(f"\n{label}: {session.total} events, profile {profile.name} "
           f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}, "
           f"terminal {SIZE[0]}x{SIZE[1]}")
     print(f"  parse + boot            {out['parse+boot'] * 1e3:8.1f} ms")
-    print(f"  cold start, first frame {out['cold start'] * 1e3:8.1f} ms")
+    print(f"  cold start, first frame {out['cold start'] * 1e3:8.1f} ms"
+          + (f" ({out['first events']} events read; all read at "
+             f"{out['read whole'] * 1e3:.0f} ms)" if trace else ""))
     print(f"  {'':<23} {'work: step + views + render':>30}   {'wall (with test harness)':>28}")
     for key in ("step (cursor follows)", "step (cursor stays)", "back (paused before)",
-                "back (key held)"):
+                "back (key held)", "back (long hold)"):
         v = out[key]
         if v:
             w = [a for a, _ in v]
@@ -195,7 +211,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
                   f"   (n={len(v)})")
     c = out["checkpoints"]
     print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
-          f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events")
+          f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events; {c['spares']} spares")
     return out
 
 
@@ -205,16 +221,19 @@ def main() -> None:
                     help="also a generated workload of this many events")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--backs", type=int, default=200)
+    ap.add_argument("--only", choices=("demo", "trace", "generated"),
+                    help="measure only this workload")
     args = ap.parse_args()
-    asyncio.run(measure(str(ROOT / "samples/workloads/tui-demo.kw"), load_profile("x86_64"),
-                        steps=17, backs=16, label="demo", jumps=1))
+    if args.only in (None, "demo"):
+        asyncio.run(measure(str(ROOT / "samples/workloads/tui-demo.kw"), load_profile("x86_64"),
+                            steps=17, backs=8, label="demo", jumps=1))
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
-    if trace.exists():
+    if trace.exists() and args.only in (None, "trace"):
         # positions in the first half of the trace: reaching them is a run of the engine
         asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,
                             backs=args.backs, label="trace (real, x86_64)", trace=True,
                             spread=0.5))
-    if args.events:
+    if args.events and args.only in (None, "generated"):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "big.kw")
             Path(path).write_text("\n".join(generate(args.events)) + "\n")

@@ -19,11 +19,11 @@ import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from .engine.errors import KinspectError
@@ -33,10 +33,16 @@ from .engine.session import Breakpoint, SchemeView, Session, StepResult
 from .widgets import (EventLog, FootprintPlot, PageMap, ReportView, SessionPages, ShadowBytes,
                       ShadowLegend, ShadowSlabView, StructPageView)
 from .widgets.palette import ATTACHED_GLYPH, PAGE_PAINTS, REPORT_PAINT
+from .widgets.pane import Pane
+from .widgets.tab_bar import TabBar
 from .widgets.text_lines import TextLines
 
+# The detail tabs: (view id, label), in the order ``t`` cycles through them.
+DETAIL_TABS = [("report", "report"), ("structpage", "struct page"),
+               ("shadowslab", "shadow slab"), ("footprint", "footprint")]
 SYNC_RUN_LIMIT = 3000          # runs shorter than this happen at once, longer ones in a worker
 IDLE_DELAY = 0.25              # seconds without a key before the session's background work
+COLLECT_EVERY = 1024           # steps whose garbage may wait for a pause (30 KB or so each)
 NARROW = 120                   # below this width the side column is narrow
 
 
@@ -58,6 +64,17 @@ class RunProgress(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunProgress)
+
+
+class TraceLoading(Message):
+    """A streamed trace read more events (the session says how many; a burst is one)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TraceLoading)
+
+
+class TraceLoaded(Message):
+    """A streamed trace is read (to its end, or to what stopped the reading)."""
 
 
 # ----------------------------------------------------------------------- modal screens
@@ -165,33 +182,33 @@ class MainScreen(Screen):
                         "a cache)"),
         Binding("e", "run('breakpoint')", "Run→end", id="run_end",
                 tooltip="Run to the next breakpoint or the end"),
-        Binding("escape", "cancel_run", "Stop", id="cancel_run", show=False,
-                tooltip="Stop a running run"),
         Binding("b", "breakpoint", "Break", id="breakpoint",
                 tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach"),
         Binding("j", "jump", "Jump", id="jump", tooltip="Jump to event N or line L"),
-        Binding("n", "poisoned(1)", "Next poisoned", id="next_poisoned", show=False,
-                tooltip="Select the next poisoned granule of an allocated page"),
-        Binding("N", "poisoned(-1)", "Prev poisoned", id="prev_poisoned", show=False,
-                tooltip="Select the previous poisoned granule"),
-        Binding("a", "attached(1)", "Next attached", id="next_attached", show=False,
-                tooltip="Select the next page with shadow attached"),
-        Binding("A", "attached(-1)", "Prev attached", id="prev_attached", show=False,
-                tooltip="Select the previous page with shadow attached"),
-        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", id="zoom_in", show=False,
-                tooltip="Fewer pages per cell"),
-        Binding("minus", "zoom(1)", "Zoom out", id="zoom_out", show=False,
-                tooltip="More pages per cell"),
-        Binding("y", "copy_address", "Copy addr", id="copy_address", show=False,
-                tooltip="Copy the selected address"),
-        Binding("Y", "copy_row", "Copy row", id="copy_row", show=False,
-                tooltip="Copy the selected shadow row"),
-        Binding("t", "next_tab", "Next tab", id="next_tab", show=False,
-                tooltip="Cycle report / struct page / shadow slab / footprint"),
-        Binding("f", "toggle_follow", "Follow", id="follow", show=False,
-                tooltip="Follow the action: move the cursor to what each step touched"),
-        Binding("m", "maximize_pane", "Maximize", id="maximize", show=False,
-                tooltip="Maximize the focused pane (again to restore)"),
+        # The keys the footer leaves out (help lists them): id, key, action, description,
+        # tooltip.
+        *(Binding(key, action, description, id=id_, show=False, tooltip=tooltip)
+          for id_, key, action, description, tooltip in [
+            ("cancel_run", "escape", "cancel_run", "Stop", "Stop a running run"),
+            ("next_poisoned", "n", "poisoned(1)", "Next poisoned",
+             "Select the next poisoned granule of an allocated page"),
+            ("prev_poisoned", "N", "poisoned(-1)", "Prev poisoned",
+             "Select the previous poisoned granule"),
+            ("next_attached", "a", "attached(1)", "Next attached",
+             "Select the next page with shadow attached"),
+            ("prev_attached", "A", "attached(-1)", "Prev attached",
+             "Select the previous page with shadow attached"),
+            ("zoom_in", "plus,equals_sign", "zoom(-1)", "Zoom in", "Fewer pages per cell"),
+            ("zoom_out", "minus", "zoom(1)", "Zoom out", "More pages per cell"),
+            ("copy_address", "y", "copy_address", "Copy addr", "Copy the selected address"),
+            ("copy_row", "Y", "copy_row", "Copy row", "Copy the selected shadow row"),
+            ("next_tab", "t", "next_tab", "Next tab",
+             "Cycle report / struct page / shadow slab / footprint"),
+            ("follow", "f", "toggle_follow", "Follow",
+             "Follow the action: move the cursor to what each step touched"),
+            ("maximize", "m", "maximize_pane", "Maximize",
+             "Maximize the focused pane (again to restore)"),
+        ]),
     ]
 
     running = reactive(False, bindings=True)
@@ -213,9 +230,8 @@ class MainScreen(Screen):
         self._idle_timer = None
         self.idle_work_enabled = True
         self._binding_state = None
-        self._steps_since_freeze = 0
+        self._steps_since_collect = 0
         self._collected_at = 0
-        self._frozen_at = 0
         self._pending_back = 0
 
     # ---------------------------------------------------------------- layout
@@ -223,27 +239,24 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
         yield TextLines("", id="status")
-        with Horizontal(id="body"):
-            with Vertical(id="left"):
-                with Vertical(id="map-pane", classes="pane"):
-                    yield PageMap(id="pagemap")
-                    yield Static("", id="map-legend")
-                with Vertical(id="shadow-pane", classes="pane"):
-                    yield ShadowBytes(bits=self.session.profile.bits,
-                                      page_size=self.session.profile.page_size, id="shadow")
-                    yield ShadowLegend(id="shadow-legend")
-            with Vertical(id="right"):
-                with Vertical(id="log-pane", classes="pane"):
-                    yield EventLog(id="eventlog")
-                with TabbedContent(id="details", initial="tab-page"):
-                    with TabPane("report", id="tab-report"):
-                        yield ReportView(id="report")
-                    with TabPane("struct page", id="tab-page"):
-                        yield StructPageView(id="structpage")
-                    with TabPane("shadow slab", id="tab-slab"):
-                        yield ShadowSlabView(id="shadowslab")
-                    with TabPane("footprint", id="tab-footprint"):
-                        yield FootprintPlot(id="footprint")
+        # One grid, no column containers: every layer under a line costs each frame its share.
+        with Grid(id="body"):
+            with Pane(id="map-pane", classes="pane"):
+                yield PageMap(id="pagemap")
+                yield Static("", id="map-legend")
+            with Pane(id="log-pane", classes="pane"):
+                yield EventLog(id="eventlog")
+            with Vertical(id="details"):
+                yield TabBar(DETAIL_TABS, "structpage", id="detail-tabs")
+                with ContentSwitcher(id="detail-views", initial="structpage"):
+                    yield ReportView(id="report")
+                    yield StructPageView(id="structpage")
+                    yield ShadowSlabView(id="shadowslab")
+                    yield FootprintPlot(id="footprint")
+            with Pane(id="shadow-pane", classes="pane"):
+                yield ShadowBytes(bits=self.session.profile.bits,
+                                  page_size=self.session.profile.page_size, id="shadow")
+                yield ShadowLegend(id="shadow-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -261,6 +274,8 @@ class MainScreen(Screen):
         self._select_pfn(self._initial_pfn(), follow_addr=None)
         self._refresh_all(None)
         self._apply_width(self.app.size.width)
+        if s.loading:
+            self.load_in_thread()
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -316,30 +331,69 @@ class MainScreen(Screen):
     # ---------------------------------------------------------------- stepping
 
     def action_step(self) -> None:
-        if self.running or self.session.at_end:
+        s = self.session
+        if self.running or s.at_end:
             return
-        self.post_message(StepApplied(self.session.step()))
-
+        if s.waiting:
+            self.notify(f"event {s.position + 1} is not read yet (reading the trace: "
+                        f"{s.load_fraction():.0%})", title="step")
+            return
+        self.post_message(StepApplied(s.step()))
 
     def action_run(self, until: str) -> None:
-        if self.running or self.session.at_end:
+        s = self.session
+        if self.running or s.at_end:
             return
-        remaining = self.session.total - self.session.position
-        if remaining <= SYNC_RUN_LIMIT:
-            self.post_message(StepApplied(self.session.run(until=until)))
+        if not s.loading and s.total - s.position <= SYNC_RUN_LIMIT:
+            self.post_message(StepApplied(s.run(until=until)))
             return
+        self._run_in_worker(f"running to the next {'report' if until == 'report' else 'stop'}",
+                            lambda cancelled, progress: s.run(
+                                until=until, cancelled=cancelled, progress=progress, wait=True))
+
+    def _run_in_worker(self, what: str, command) -> None:
+        """A long session command in a worker thread (the views freeze meanwhile); ``command``
+        takes ``cancelled`` and ``progress`` callables and returns a StepResult."""
         self.running = True
-        self._set_status(f"running to the next {'report' if until == 'report' else 'stop'}… "
-                         "(escape stops)")
-        self._worker = self.run_in_thread(until)
+        self._set_status(f"{what}… (escape stops)")
+        self._worker = self.run_in_thread(command)
 
     @work(thread=True, exclusive=True, group="engine")
-    def run_in_thread(self, until: str) -> None:
+    def run_in_thread(self, command) -> None:
         worker = get_current_worker()
-        result = self.session.run(
-            until=until, cancelled=lambda: worker.is_cancelled,
-            progress=lambda done, planned: self.post_message(RunProgress(done, planned)))
+        result = command(lambda: worker.is_cancelled,
+                         lambda done, planned: self.post_message(RunProgress(done, planned)))
         self.post_message(StepApplied(result))
+
+    @work(thread=True, group="load")
+    def load_in_thread(self) -> None:
+        """Read the rest of a streamed trace while the session steps on the events read."""
+        worker = get_current_worker()
+        try:
+            self.session.load(progress=lambda _read, _fraction: self.post_message(TraceLoading()),
+                              cancelled=lambda: worker.is_cancelled)
+        except KinspectError:
+            pass                # kept as session.load_error: TraceLoaded shows it
+        self.post_message(TraceLoaded())
+
+    def on_trace_loading(self, message: TraceLoading) -> None:
+        self.query_one(EventLog).sync_length()
+        if not self.running:        # a run's worker owns the engine: no reading it now
+            self._refresh_status(None)
+
+    def on_trace_loaded(self, message: TraceLoaded) -> None:
+        s = self.session
+        self.query_one(EventLog).sync_length()
+        gc.freeze()                 # the events are read: long-lived, out of the collector's way
+        if s.load_error is not None:
+            self.notify(f"{s.load_error}; the {s.total} events before it can be stepped",
+                        title="trace", severity="error", timeout=10)
+        for bp in s.drop_unmatched_breakpoints():
+            self.notify(f"breakpoint cleared: the trace has no event on {bp.describe()}",
+                        title="breakpoint", severity="warning")
+        if not self.running:
+            self._refresh_status(None)
+            self.query_one(EventLog).refresh()
 
     def action_cancel_run(self) -> None:
         if self._worker is not None:
@@ -348,8 +402,10 @@ class MainScreen(Screen):
     def on_run_progress(self, message: RunProgress) -> None:
         if self.running:
             pct = 100 * message.done // max(1, message.planned)
-            self._set_status(f"running… {message.done}/{message.planned} events ({pct}%) — "
-                             "escape stops")
+            reading = (f" (reading the trace: {self.session.load_fraction():.0%})"
+                       if self.session.loading else "")
+            self._set_status(f"running… {message.done}/{message.planned} events ({pct}%)"
+                             f"{reading} — escape stops")
 
     def on_step_applied(self, message: StepApplied) -> None:
         self.running = False
@@ -374,10 +430,12 @@ class MainScreen(Screen):
         s = self.session
         if s.idle_work():
             return True
-        if s.machines_discarded != self._collected_at:
-            # Machines replaced by going back are cyclic garbage, some of it frozen: collect it
-            # now, while nobody is pressing keys, and freeze the survivors again.
+        if s.machines_discarded != self._collected_at or \
+                self._steps_since_collect >= COLLECT_EVERY:
+            # Machines replaced by going back, and the views' old strips, are cyclic garbage,
+            # frozen: collect it now, while nobody is pressing keys, and freeze the survivors.
             self._collected_at = s.machines_discarded
+            self._steps_since_collect = 0
             gc.unfreeze()
             gc.collect()
             gc.freeze()
@@ -408,15 +466,12 @@ class MainScreen(Screen):
             for name, other in self.views.items():
                 if name != s.shown:
                     other.generation = -1          # rebuilt when shown again
-        self._steps_since_freeze += 1
-        if result is None or abs(result.position - result.previous) > 1 or \
-                self._steps_since_freeze >= 256 or s.machines_discarded != self._frozen_at:
-            # The engine's objects (a machine just restored from a checkpoint: millions of
-            # them) out of the collector's way; the garbage frozen with them is collected in
-            # idle time (idle_step).
-            self._steps_since_freeze = 0
-            self._frozen_at = s.machines_discarded
-            gc.freeze()
+        # Everything alive now (the engine's objects: a machine just restored from a checkpoint
+        # holds millions; the views' strips and caches) out of the cyclic collector's way, every
+        # step: no collection runs while keys come in (one over the young objects of a few
+        # steps took 5-10 ms). The garbage frozen with them is collected in idle time.
+        gc.freeze()
+        self._steps_since_collect += 1
         pagemap = self.query_one(PageMap)
         if result is not None:
             pagemap.apply_dirty(result.generation, result.dirty)
@@ -428,7 +483,7 @@ class MainScreen(Screen):
         else:
             self._refresh_details()
         self.query_one(EventLog).show_position()
-        if self.query_one(TabbedContent).active == "tab-footprint":
+        if self.tab == "footprint":
             self.query_one(FootprintPlot).update_plot()
         self._refresh_report(result)
         self._refresh_status(result)
@@ -512,10 +567,10 @@ class MainScreen(Screen):
             if link and s.shown != "flat":
                 title += f" · {link}"
             self._set_title("#shadow-pane", title)
-        active = self.query_one(TabbedContent).active
-        if active == "tab-page":
+        active = self.tab
+        if active == "structpage":
             self.query_one(StructPageView).show(s, self.pfn)
-        elif active == "tab-slab":
+        elif active == "shadowslab":
             slab = self.query_one(ShadowSlabView)
             slab.refresh_view(s, self.view)
             slab.select_pfn(self.pfn)
@@ -525,10 +580,8 @@ class MainScreen(Screen):
                                      f"{pm.source.describe(self.pfn) if pm.source else ''}")
 
     def _set_title(self, selector: str, title: str) -> None:
-        """Set a pane's border title (only when it changes: every change repaints the pane)."""
-        pane = self.query_one(selector)
-        if pane.border_title != title:
-            pane.border_title = title
+        """Set a pane's border title (repainting its top border when it changes)."""
+        self.query_one(selector, Pane).set_title(title)
 
     def _refresh_report(self, result: StepResult | None) -> None:
         s = self.session
@@ -544,13 +597,15 @@ class MainScreen(Screen):
         self.query_one(ReportView).show(report, len(reports) if reports else None,
                                         len(reports), line)
         if result is not None and result.reports:
-            self.query_one(TabbedContent).active = "tab-report"
+            self.show_tab("report")
 
     def _refresh_status(self, result: StepResult | None) -> None:
         s = self.session
         from rich.text import Text
         t = Text()
         t.append(f"event {s.position}/{s.total}", "bold")
+        if s.loading:               # a trace still being read: more events to come
+            t.append(f"+ (reading {s.load_fraction():.0%})", "#ffd75f")
         last = s.last_event()
         if last is not None:
             t.append(f"  line {last.line}: ", "#8a8a8a")
@@ -558,7 +613,7 @@ class MainScreen(Screen):
         nxt = s.next_event()
         t.append("   next: ", "#8a8a8a")
         t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
-                 else "end of workload", "#a8a8a8")
+                 else "not read yet" if s.loading else "end of workload", "#a8a8a8")
         extra = []
         if result is not None:
             if result.reports and result.moved and result.position > result.previous:
@@ -603,19 +658,32 @@ class MainScreen(Screen):
     def _line_clicked(self, message: EventLog.LineClicked) -> None:
         if self.running:
             return
-        ev = self.session.event_of_line(message.line)
-        if ev is not None:
-            self.post_message(StepApplied(self.session.jump(ev.index + 1)))
+        index = self.session.index_of_line(message.line)
+        if index is not None:
+            self.post_message(StepApplied(self.session.jump(index + 1)))
 
-    @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-slab":
+    @on(TabBar.Chosen)
+    def _tab_chosen(self, message: TabBar.Chosen) -> None:
+        self.show_tab(message.tab)
+
+    @property
+    def tab(self) -> str:
+        """The detail view shown: report, structpage, shadowslab or footprint."""
+        return self.query_one("#detail-views", ContentSwitcher).current
+
+    def show_tab(self, tab: str) -> None:
+        """Show a detail view, brought up to date."""
+        if tab == self.tab:
+            return
+        self.query_one("#detail-views", ContentSwitcher).current = tab
+        self.query_one(TabBar).set_active(tab)
+        if tab == "shadowslab":
             slab = self.query_one(ShadowSlabView)
             slab.refresh_view(self.session, self.view)
             slab.select_pfn(self.pfn)
-        elif event.pane.id == "tab-page":
+        elif tab == "structpage":
             self.query_one(StructPageView).show(self.session, self.pfn)
-        elif event.pane.id == "tab-footprint":
+        elif tab == "footprint":
             self.query_one(FootprintPlot).update_plot()
 
     # ---------------------------------------------------------------- commands
@@ -646,9 +714,8 @@ class MainScreen(Screen):
         self._refresh_details()
 
     def action_next_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
-        order = ["tab-report", "tab-page", "tab-slab", "tab-footprint"]
-        tabs.active = order[(order.index(tabs.active) + 1) % len(order)]
+        order = [tab for tab, _label in DETAIL_TABS]
+        self.show_tab(order[(order.index(self.tab) + 1) % len(order)])
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
@@ -731,13 +798,15 @@ class MainScreen(Screen):
         try:
             m = re.fullmatch(r"(?:line\s+)(\S+)", text)
             if m:
-                ev = s.event_of_line(_parse_int(m.group(1)))
-                if ev is None:
-                    raise KinspectError(f"no event on line {m.group(1)}")
-                index = ev.index + 1
+                found = s.index_of_line(_parse_int(m.group(1)))
+                if found is None:
+                    raise KinspectError(f"no event on line {m.group(1)}" + (
+                        f" (the trace is read up to line {s.events[-1].line})"
+                        if s.loading else ""))
+                index = found + 1
             else:
                 index = _parse_int(text.removeprefix("event").strip())
-                if not 0 <= index <= s.total:
+                if index < 0 or (index > s.total and not s.loading):
                     raise KinspectError(f"event {index} is outside 0..{s.total}")
         except ValueError:
             self.notify(f"not an event number or 'line L': {text!r}", title="jump",
@@ -745,6 +814,11 @@ class MainScreen(Screen):
             return
         except KinspectError as e:
             self.notify(e.message, title="jump", severity="error")
+            return
+        if index > s.total:             # not read yet: the jump follows the reading
+            self._run_in_worker(f"jumping to event {index} as the trace is read",
+                                lambda cancelled, progress: s.jump(
+                                    index, wait=True, cancelled=cancelled, progress=progress))
             return
         self.post_message(StepApplied(s.jump(index)))
 

@@ -260,14 +260,14 @@ def _format_summary(s: dict, machine: Machine) -> str:
 
 def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, attach: str,
                  scheme: str | None):
-    """Everything the UI needs, built (and checked) before any UI starts."""
+    """Everything the UI needs, built (and checked) before any UI starts. A trace is read
+    up to its first events here; the UI reads the rest while it runs."""
     from .engine.session import Session, load_trace
     from .engine.workload import parse_workload
     profile = load_profile(profile_name, _mem_option(mem))
     path = workload_path or _shown_path(TUI_DEMO_WORKLOAD)
     if looks_like_trace(path):
-        print(f"kinspect: reading {path}…", file=sys.stderr, flush=True)
-        workload = load_trace(path)
+        workload = load_trace(path, stream=True)
     else:
         workload = parse_workload(path)
     return Session(profile, workload, shown=scheme, scheme_options={"attach": attach})
@@ -285,7 +285,8 @@ def _tui(workload_path: str | None, profile_name: str, mem: str | None, attach: 
 def _serve(args) -> int:
     """``kinspect serve``: the same UI, one per browser tab, through textual-serve."""
     import shlex
-    _tui_session(args.workload, args.profile, args.mem, args.attach, args.scheme)   # check
+    # check the input (a trace: its first events), then let the server's process read it
+    _tui_session(args.workload, args.profile, args.mem, args.attach, args.scheme).close()
     command = [sys.executable, "-m", "kinspect.cli", "tui"]
     if args.workload:
         command.append(str(Path(args.workload).resolve()))

@@ -10,7 +10,6 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.widgets import PageMap, ShadowBytes
-from textual.widgets import TabbedContent
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
@@ -37,6 +36,14 @@ async def started(app, pilot) -> MainScreen:
     screen = app.main
     screen.idle_work_enabled = False
     return screen
+
+
+async def after_kmalloc(app, pilot):
+    """Started, three steps in (``buf = kmalloc 100`` applied): (screen, session, buf)."""
+    screen = await started(app, pilot)
+    await pilot.press("space", "space", "space")
+    await pilot.pause()
+    return screen, app.session, app.session.runner.values["buf"]
 
 
 async def test_step_and_back_move_the_position_and_the_views():
@@ -67,7 +74,7 @@ async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():
         await pilot.pause()
         s = app.session
         assert s.position == 5 and s.latest_report().bug_type == "slab-out-of-bounds"
-        assert screen.query_one(TabbedContent).active == "tab-report"
+        assert screen.tab == "report"
         report = screen.query_one("#report").text()
         assert "BUG: KASAN: slab-out-of-bounds" in report
         shadow = screen.query_one(ShadowBytes)
@@ -100,11 +107,7 @@ async def test_scheme_switch_keeps_the_position():
 async def test_goto_address_pfn_symbol_and_garbage():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await started(app, pilot)
-        s = app.session
-        await pilot.press("space", "space", "space")
-        await pilot.pause()
-        buf = s.runner.values["buf"]
+        screen, s, buf = await after_kmalloc(app, pilot)
         await pilot.press("g", *"pfn 0x10", "enter")      # typed, once
         await pilot.pause()
         assert screen.pfn == 0x10
@@ -123,29 +126,16 @@ async def test_goto_address_pfn_symbol_and_garbage():
 async def test_breakpoints_stop_runs_and_bad_ones_notify():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await started(app, pilot)
+        await started(app, pilot)
         s = app.session
-        await pilot.press("b")
-        await pilot.pause()
-        inp = app.screen.query_one("#prompt-input")
-        inp.value = "line 13"                          # kfree big
-        await pilot.press("enter")
-        await pilot.pause()
+        await answer(app, pilot, "b", "line 13")             # kfree big
         assert [b.describe() for b in s.breakpoints] == ["line 13"]
         await pilot.press("e")
         await pilot.pause()
         assert s.next_event().line == 13
-        await pilot.press("b")
-        await pilot.pause()
-        app.screen.query_one("#prompt-input").value = "line 2"    # a comment line
-        await pilot.press("enter")
-        await pilot.pause()
+        await answer(app, pilot, "b", "line 2")              # a comment line
         assert any("no event on line 2" in n.message for n in app._notifications)
-        await pilot.press("b")
-        await pilot.pause()
-        app.screen.query_one("#prompt-input").value = "attach"
-        await pilot.press("enter")
-        await pilot.pause()
+        await answer(app, pilot, "b", "attach")
         await pilot.press("e")
         await pilot.pause()
         assert s.last_event().text.startswith("kfree big")      # its blocks detach
@@ -168,11 +158,7 @@ async def test_jump_to_event_and_line():
 async def test_copy_help_zoom_poisoned_and_attached_navigation():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await started(app, pilot)
-        s = app.session
-        await pilot.press("space", "space", "space")
-        await pilot.pause()
-        buf = s.runner.values["buf"]
+        screen, s, buf = await after_kmalloc(app, pilot)
         await pilot.press("y")
         await pilot.pause()
         assert app.clipboard == f"{buf:016x}"
@@ -288,3 +274,88 @@ async def test_the_command_palette_offers_the_actions_that_apply():
         commands["Show scheme flat"].callback()
         await pilot.pause()
         assert app.session.shown == "flat" and app.session.position == 1
+
+
+async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
+    import threading
+    from test_session import small_trace
+    from kinspect.engine.session import load_trace
+    from kinspect.widgets import EventLog
+    path = small_trace(tmp_path, 40000)
+    whole = load_trace(path).events
+    session = Session(load_profile("x86_64"), load_trace(path, stream=True))
+    first = session.total
+    gate = threading.Event()                    # the reading waits until the test says
+    read = session.driver.load
+
+    def load(progress=None, cancelled=None):
+        gate.wait(30)
+        read(progress, cancelled)
+    session.driver.load = load
+    app = KinspectApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        status = screen.query_one("#status").plain
+        assert status.startswith(f"event 0/{first}+ (reading")
+        session.jump(first - 1)
+        screen._refresh_all(None)
+        await pilot.press("space", "space")        # the last event read, then one not read
+        await pilot.pause()
+        assert session.position == first and session.waiting
+        assert any("is not read yet" in n.message for n in app._notifications)
+        await answer(app, pilot, "b", f"line {whole[first + 7].line}")     # not read yet
+        await answer(app, pilot, "j", str(first + 3))                       # waits for them
+        assert screen.running and session.position == first
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert session.position == first + 3 and not session.loading
+        assert session.total == len(whole)
+        assert screen.query_one(EventLog).row_count == len(whole)
+        assert screen.query_one("#status").plain.startswith(f"event {first + 3}/{len(whole)} ")
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert session.position == first + 7          # the breakpoint on a line read later
+        await answer(app, pilot, "j", f"line {whole[9].line}")
+        assert session.position == 10
+        top = int(screen.query_one(EventLog).scroll_offset.y)
+        await pilot.click(EventLog, offset=(4, 0))      # the top row of the log: a trace event
+        await pilot.pause()
+        assert session.position == top + 1
+
+
+async def test_steps_back_in_a_row_swap_in_the_spares_made_in_a_pause():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press(*["space"] * 9)
+        await pilot.pause()
+        while screen.idle_step():                       # the pause before the key is held
+            pass
+        spares = {sp.position: sp.machine for sp in s._spares}
+        assert sorted(spares) == [6, 7, 8]
+        await pilot.press("left", "left", "left")       # as one step back, or three
+        await pilot.pause()
+        assert s.position == 6 and s.machine is spares[6]
+
+
+async def test_the_detail_tabs_cycle_and_answer_clicks():
+    from kinspect.widgets.tab_bar import TabBar
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        bar = screen.query_one(TabBar)
+        assert screen.tab == "structpage" and bar.text() == \
+            "report [struct page] shadow slab footprint"
+        await pilot.press("t")
+        await pilot.pause()
+        assert screen.tab == "shadowslab" and "[shadow slab]" in bar.text()
+        start = {tab: first for first, _end, tab in bar._spans()}
+        await pilot.click(TabBar, offset=(start["footprint"] + 2, 0))
+        await pilot.pause()
+        assert screen.tab == "footprint"
+        await pilot.click(TabBar, offset=(2, 0))
+        await pilot.pause()
+        assert screen.tab == "report"

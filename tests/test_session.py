@@ -116,7 +116,7 @@ def test_back_restores_exactly_the_earlier_state():
     s.back()
     via_standby = fingerprint(s)
     s.jump(1000)
-    s._standby = None
+    s._spares.clear()                  # no spare: a restore
     s.back()
     assert fingerprint(s) == via_standby
 
@@ -290,9 +290,8 @@ def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
         s.back(3)                       # a restore: a new machine from a checkpoint
         s.idle_work()                   # frees the old one (idle time)
         assert old() is None
-        while not s.standby_ready():    # the standby, then swapped in by the next back
+        while not s.standby_ready():    # a spare, then swapped in by the next back
             s.idle_work()
-        standby = weakref.ref(s._standby[1])
         live = weakref.ref(s.machine)
         s.back()
         s.back()
@@ -300,3 +299,92 @@ def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
         assert live() is None
     finally:
         gc.enable()
+
+
+def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(400)),
+                checkpoint_every=64)
+    s.step(300)
+    ref = {}
+    for pos in (297, 298, 299):
+        s.jump(pos)
+        ref[pos] = fingerprint(s)
+    s.jump(300)
+    while s.idle_work():
+        pass
+    spares = {sp.position: sp.machine for sp in s._spares}
+    assert sorted(spares) == [297, 298, 299]
+    for pos in (299, 298, 297):
+        r = s.back()
+        assert r.position == pos and s.machine is spares[pos]      # a swap, no restore
+        assert fingerprint(s) == ref[pos]
+    s.jump(300)
+    while s.idle_work():
+        pass
+    s._spares = [sp for sp in s._spares if sp.position == 297]
+    spare = s._spares[0].machine
+    assert s.back(2).position == 298 and s.machine is spare        # a short replay from one
+    assert fingerprint(s) == ref[298]
+
+
+def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(200)),
+                spare_budget=0)
+    s.step(150)
+    while s.idle_work():
+        pass
+    assert [sp.position for sp in s._spares] == [149] and s.standby_ready()
+
+
+def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():
+    from kinspect.engine.memory import FREE_PAGE, MemMap
+    memmap = MemMap(load_profile("x86_64"))
+    assert memmap.written is None
+    memmap.set_pages(5, 3, FREE_PAGE)                   # nobody observes: nothing kept
+    memmap.written = []
+    memmap.set_pages(5, 3, FREE_PAGE)
+    memmap.set_field(9, 1, "refcount", 1)
+    assert memmap.written == [(5, 3), (9, 1)]
+
+
+def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
+    from kinspect.engine.session import load_trace
+    path = small_trace(tmp_path, 40000)                 # three blocks of the reader
+    whole = load_trace(path).events
+    s = Session(load_profile("x86_64"), load_trace(path, stream=True))
+    first = s.total
+    assert s.loading and 0 < first < len(whole)
+    r = s.step(first + 10)                              # no waiting on this thread
+    assert r.position == first and r.stopped == "loading"
+    assert s.waiting and not s.at_end
+    later = whole[first + 5].line                       # not read yet: taken on trust
+    nowhere = whole[-1].line + 1000
+    for line in (later, nowhere):
+        s.add_breakpoint(Breakpoint("line", line))
+    with pytest.raises(KinspectError, match="no event on line 1"):
+        s.add_breakpoint(Breakpoint("line", 1))
+    read = []
+    s.load(progress=lambda events, fraction: read.append((events, fraction)))
+    assert not s.loading and s.total == len(whole) and read[-1][0] == len(whole)
+    assert [f for _n, f in read] == sorted(f for _n, f in read) and s.load_fraction() == 1.0
+    assert s.events == whole and s.load_error is None
+    assert s.drop_unmatched_breakpoints() == [Breakpoint("line", nowhere)]
+    r = s.run(until="breakpoint")
+    assert r.stopped == f"breakpoint: line {later}" and s.position == first + 5
+    assert s.run(until="breakpoint").stopped == "end" and s.at_end
+    assert len(s.footprint_history("flat")) == len(whole) + 1
+
+
+def test_a_run_in_another_thread_waits_for_the_events_still_loading(tmp_path):
+    import threading
+    from kinspect.engine.session import load_trace
+    path = small_trace(tmp_path, 40000)
+    total = len(load_trace(path).events)
+    s = Session(load_profile("x86_64"), load_trace(path, stream=True))
+    reader = threading.Thread(target=s.load)
+    reader.start()
+    r = s.jump(total - 3, wait=True)
+    reader.join()
+    assert r.position == total - 3 and r.stopped is None
+    s.step(5)
+    assert s.at_end

@@ -108,6 +108,9 @@ class MemMap:
         self.pages_per_section = 1 << self.section_shift
         self._sections: dict[int, np.ndarray] = {}
         self._bytes: dict[int, memoryview] = {}      # the same sections' memory, as bytes
+        # An observer's journal: while it is a list, every write appends its (first pfn,
+        # count) to it; the observer empties it (kinspect.engine.session: after each event).
+        self.written: list[tuple[int, int]] | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -139,6 +142,8 @@ class MemMap:
 
     def set_pages(self, pfn: int, count: int, record: tuple) -> None:
         """Set the whole struct page of ``count`` pages from ``pfn`` to ``record``."""
+        if self.written is not None:
+            self.written.append((pfn, count))
         raw = _RECORD_BYTES.get(record) or _record_bytes(record)
         i = pfn & (self.pages_per_section - 1)
         if i + count <= self.pages_per_section:          # one section (nearly always)
@@ -161,6 +166,8 @@ class MemMap:
 
     def set_field(self, pfn: int, count: int, field: str, value) -> None:
         """Set one struct page field of ``count`` pages from ``pfn``."""
+        if self.written is not None:
+            self.written.append((pfn, count))
         mask = self.pages_per_section - 1
         if count == 1:
             view = self._bytes.get(pfn >> self.section_shift)

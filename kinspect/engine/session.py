@@ -15,12 +15,18 @@ costs tens of milliseconds (to take, and again to restore), so the work is moved
 of the keys:
 
 - ``idle_work()``, called by the UI when the user pauses, takes a checkpoint every
-  ``checkpoint_every`` events and prepares a *standby*: a second live machine already at
-  ``position - 1``, so that the next step back is a swap, not a restore;
+  ``checkpoint_every`` events and prepares *spares*: live machines already at
+  ``position - 1``, ``- 2``, ``- 3`` (as memory allows), so that the next steps back are swaps,
+  not restores (a machine cannot be copied cheaply, so each one is a restore of its own, made
+  while nobody waits; a step back consumes one);
 - stepping itself forces a checkpoint only every ``4 * checkpoint_every`` events (when no idle
   time came), a long run every ``_run_interval()`` events (about a tenth of its time);
 - after a run stops, checkpoints are laid densely behind the stop;
 - checkpoints are thinned (every other one dropped) to stay within a memory budget.
+
+A trace can be streamed (``load_trace(stream=True)``): the session starts on its first events
+while ``load()`` reads the rest in another thread; ``total`` grows, ``loading`` says more may
+come, and a step at the last event read stops with ``"loading"`` (a run may wait instead).
 
 No UI imports here: the Textual app drives a Session, and so can a test or a script.
 """
@@ -28,6 +34,7 @@ No UI imports here: the Textual app drives a Session, and so can a test or a scr
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
@@ -38,7 +45,6 @@ import numpy as np
 
 from .errors import KinspectError, WorkloadError
 from .machine import Machine
-from .memory import MemMap
 from .profile import ArchProfile
 from .report import BadAccess
 from .shadow import SCHEMES
@@ -53,9 +59,10 @@ WINDOW_PAGES = 8
 MAX_DIRTY_RANGES = 4096        # beyond this a result says "everything" (dirty None)
 
 
-def load_trace(path: str, strict: bool = False) -> "_TraceDriver":
-    """An ftrace kmem capture, read whole, as a Session's workload."""
-    return _TraceDriver(path, strict)
+def load_trace(path: str, strict: bool = False, stream: bool = False) -> "_TraceDriver":
+    """An ftrace kmem capture as a Session's workload: read whole, or with ``stream`` only
+    its first events (a file with none is an error now), the rest by ``Session.load()``."""
+    return _TraceDriver(path, strict, stream)
 
 
 def registered_schemes() -> list[str]:
@@ -137,23 +144,14 @@ class StepResult:
 
 
 # ------------------------------------------------------------------ observing the machine
-
-class _RecordingMemMap(MemMap):
-    """The machine's memmap, noting which pfns each event writes (class swapped in place)."""
-
-    def set_pages(self, pfn: int, count: int, record: tuple) -> None:
-        self._kinspect_dirty.append((pfn, count))
-        MemMap.set_pages(self, pfn, count, record)
-
-    def set_field(self, pfn: int, count: int, field: str, value) -> None:
-        self._kinspect_dirty.append((pfn, count))
-        MemMap.set_field(self, pfn, count, field, value)
-
+#
+# What each event changed comes from two observers: the memmap's journal of struct page writes
+# (``MemMap.written``), and _RecordingShadow, which the machine's shadow is wrapped in.
 
 class _RecordingShadow(ShadowScheme):
     """Wraps the machine's shadow (one scheme, or several in lockstep): notes the addresses of
-    shadow writes and the page ranges of attach points, and the shadow links of those pages
-    before they change."""
+    shadow writes and the page ranges of attach points, and which of those pages had shadow
+    of their own (and its link) before they change."""
 
     name = "recording"
 
@@ -161,7 +159,8 @@ class _RecordingShadow(ShadowScheme):
         self.inner = inner
         self.writes: list[tuple[int, int]] = []          # (addr, bytes of memory)
         self.pages: list[tuple[int, int]] = []           # (pfn, count) at page_alloc/page_free
-        self.links_before: dict[tuple[str, int], str | None] = {}
+        # (scheme, pfn) -> (link,) when the page had shadow of its own, else ()
+        self.links_before: dict[tuple[str, int], tuple] = {}
         self.watched = [s for s in schemes if s.name != REFERENCE_SCHEME]
 
     def _note_pages(self, pfn: int, order: int) -> None:
@@ -174,11 +173,11 @@ class _RecordingShadow(ShadowScheme):
         last += -last % WINDOW_PAGES
         before = self.links_before
         for s in self.watched:
-            link = s.shadow_link
+            own, link = s.has_own_shadow, s.shadow_link
             for p in range(first, last):
                 key = (s.name, p)
                 if key not in before:
-                    before[key] = link(p)
+                    before[key] = (link(p),) if own(p) else ()
 
     def boot(self) -> None:
         self.inner.boot()
@@ -243,6 +242,29 @@ def _dispose(machine: Machine | None, runner=None) -> None:
     vars(machine).clear()
 
 
+def _forget_changes(machine: Machine) -> None:
+    """Empty the observers of a machine that is not the session's (a spare being replayed)."""
+    shadow = machine.shadow
+    if isinstance(shadow, _RecordingShadow):
+        shadow.clear()
+    if machine.memmap.written is not None:
+        machine.memmap.written.clear()
+
+
+@dataclass
+class _Spare:
+    """A live machine at ``position`` events, not the session's: going back to it is a swap,
+    to a little after it a short replay."""
+
+    position: int
+    machine: Machine
+    runner: object
+    nbytes: int                 # the checkpoint it was made from: about what it holds
+
+
+SPARE_REPLAY = 512              # going back, a spare this many events behind beats a restore
+
+
 def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """(first, count) ranges sorted and merged where they touch or overlap."""
     if not ranges:
@@ -277,6 +299,9 @@ class _Tail:
 class _WorkloadDriver:
     """How a Session runs a ``.kw`` workload: WorkloadRunner; its state is the variables."""
 
+    loading = False                     # parsed whole before the session starts
+    error = None
+
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
         self.path = workload.path
@@ -295,6 +320,18 @@ class _WorkloadDriver:
     @staticmethod
     def state(runner) -> tuple:
         return (runner.values, runner.last_reports, runner.expect_failures)
+
+    def load(self, progress=None, cancelled=None) -> None:
+        """Nothing to read: the workload was parsed whole."""
+
+    def fraction(self) -> float:
+        return 1.0
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        return len(self.events) >= count
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
     def text(self, index: int) -> str:
         return self.events[index].text
@@ -348,17 +385,94 @@ class TraceRunner:
 
 
 class _TraceDriver:
-    """How a Session runs an ftrace kmem capture (read whole before the session starts)."""
+    """How a Session runs an ftrace kmem capture: read whole before the session starts, or
+    (``stream``) its first block of events now and the rest by ``load()``, which a UI calls
+    in a worker thread while the session already steps. Meanwhile ``events`` grows (appended
+    a block at a time: other threads see a consistent list) and ``loading`` is True.
+
+    A file of a MB or more is read in a forked child process where that can help
+    (``parallel_possible()``: before any thread starts, a CPU to spare), as ``kinspect run``
+    does; the process reading it here only receives the events."""
 
     LABELS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
               "mm_page_free")
 
-    def __init__(self, path: str, strict: bool = False) -> None:
-        from .ftrace import TraceReader
+    def __init__(self, path: str, strict: bool = False, stream: bool = False) -> None:
+        import os
+        from .ftrace import (PARALLEL_MIN_BYTES, ParallelTraceReader, TraceEvent, TraceReader,
+                             parallel_possible)
         self.path = path
-        self.reader = TraceReader(path, strict=strict)
-        with gc_paused():
-            self.events: list = list(self.reader)
+        try:
+            parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
+        except OSError:
+            parallel = False            # the reader says what is wrong with the file
+        self.reader = (ParallelTraceReader if parallel else TraceReader)(path, strict=strict)
+        self._event = TraceEvent if parallel else None   # its child sends plain tuples
+        self.events: list = []
+        self.loading = True
+        self.error: KinspectError | None = None     # what stopped the reading, if anything
+        self._arrived = threading.Condition()
+        self._batches = self.reader.batches()
+        if stream:
+            self._read_batch()
+        else:
+            with gc_paused():
+                self.load()
+
+    def _read_batch(self) -> bool:
+        """Append the next block's events; False at the end of the file. A TraceError stops
+        the reading (the events before it stay) and is raised."""
+        try:
+            batch = next(self._batches)
+        except StopIteration:
+            self._finish(None)
+            return False
+        except KinspectError as e:
+            self._finish(e)
+            raise
+        if self._event is not None:
+            new, event = tuple.__new__, self._event
+            batch = [new(event, ev) for ev in batch]
+        with self._arrived:
+            self.events.extend(batch)
+            self._arrived.notify_all()
+        return True
+
+    def _finish(self, error: KinspectError | None) -> None:
+        with self._arrived:
+            self.loading = False
+            self.error = error
+            self._arrived.notify_all()
+
+    def load(self, progress: Callable[[int, float], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> None:
+        """Read the rest of the trace (from any one thread): ``progress(events, fraction of
+        the file)`` after each block; ``cancelled()`` returning True stops the reading for
+        good (the events read stay, as if the trace ended there)."""
+        while self.loading:
+            if cancelled is not None and cancelled():
+                self.close()
+                return
+            if self._read_batch() and progress is not None:
+                progress(len(self.events), self.fraction())
+
+    def fraction(self) -> float:
+        """How much of the file has been read (0..1)."""
+        return self.reader.fraction() if self.loading else 1.0
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until ``count`` events are read; whether they are."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.events) >= count or not self.loading,
+                                   timeout)
+            return len(self.events) >= count
+
+    def close(self) -> None:
+        """Stop reading (not while load() runs in another thread): the file is closed, a
+        reading child process ends; the events read so far stay."""
+        if self.loading:
+            self._batches.close()
+            self._finish(None)
 
     def runner(self, machine: Machine, start: int, state=None):
         if state is None:
@@ -449,12 +563,17 @@ class Session:
     def __init__(self, profile: ArchProfile, workload,
                  schemes: Sequence[str] | None = None, shown: str | None = None,
                  scheme_options: dict | None = None, checkpoint_every: int | None = None,
-                 checkpoint_budget: int = 768 << 20) -> None:
+                 checkpoint_budget: int = 768 << 20, spares: int = 3,
+                 spare_budget: int = 384 << 20) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
         doubled each time the budget makes older checkpoints thin out);
-        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned)."""
+        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned);
+        ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
+        made in idle time, so that that many steps back in a row are swaps;
+        ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
+        whatever it costs)."""
         self.profile = profile
         self.workload = workload
         self.driver = (workload if isinstance(workload, _TraceDriver)
@@ -486,7 +605,7 @@ class Session:
         self.report_events: dict[int, tuple[str, ...]] = {}   # event index -> bug types
         self.attach_events: dict[int, tuple[AttachEvent, ...]] = {}
         self.error_events: dict[int, str] = {}
-        n = len(self.events) + 1
+        n = len(self.events) + 1               # grows with the events (a trace still loading)
         self._fp_known = 0
         self._fp_total = {s: np.zeros(n, dtype=np.int64) for s in self.scheme_names}
         self._fp_counters = {s: np.zeros((n, 3), dtype=np.int64) for s in self.scheme_names}
@@ -503,7 +622,9 @@ class Session:
         self._take_checkpoint()
         self.checkpoint_every = checkpoint_every or 256
         self._interval = 4 * self.checkpoint_every
-        self._standby: tuple[int, Machine, object] | None = None
+        self._spares: list[_Spare] = []
+        self.spares_wanted = spares
+        self.spare_budget = spare_budget
         self._fill = None
 
     # ------------------------------------------------------------------------- state
@@ -518,12 +639,10 @@ class Session:
     def _install(self, machine: Machine) -> None:
         """Make ``machine`` the session's, with its observers in place."""
         if not isinstance(machine.shadow, _RecordingShadow):
-            rec = _RecordingShadow(machine.shadow, machine.schemes)
-            machine.shadow = rec
-            # Machine keeps a bound write for its hottest path (kmem_cache_alloc, kfree).
-            machine._shadow_write = rec.write
-            machine.memmap.__class__ = _RecordingMemMap
-            machine.memmap._kinspect_dirty = []
+            machine.shadow = _RecordingShadow(machine.shadow, machine.schemes)
+            machine._bind_shadow()          # the machine's own bound write and read of it
+        if machine.memmap.written is None:
+            machine.memmap.written = []
         old = getattr(self, "machine", None)
         if old is not None and old is not machine:
             # Freeing a big machine takes milliseconds: done in idle time, unless several wait.
@@ -533,7 +652,7 @@ class Session:
                 _dispose(*self._graveyard.pop(0))
         self.machine = machine
         self._rec: _RecordingShadow = machine.shadow
-        self._memmap_dirty: list = machine.memmap._kinspect_dirty
+        self._written: list = machine.memmap.written
         self._schemes = {s.name: s for s in machine.schemes}
 
     def event_text(self, index: int) -> str:
@@ -546,12 +665,44 @@ class Session:
 
     @property
     def total(self) -> int:
-        """Events in the workload."""
+        """Events in the workload (read so far, while a trace is ``loading``)."""
         return len(self.events)
 
     @property
+    def loading(self) -> bool:
+        """Whether a trace is still being read (``load()``): more events may come."""
+        return self.driver.loading
+
+    def load(self, progress: Callable[[int, float], None] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> None:
+        """Read the rest of a streamed trace (``load_trace(stream=True)``), in any one thread
+        while this one steps: ``progress(events, fraction)`` after each block; a TraceError
+        ends the reading (``load_error``) after the events before it. Returns at once for a
+        workload, or a trace read whole."""
+        self.driver.load(progress, cancelled)
+
+    @property
+    def load_error(self) -> KinspectError | None:
+        """What stopped the reading of a trace before its end, if anything."""
+        return self.driver.error
+
+    def load_fraction(self) -> float:
+        """How much of a trace file has been read (1.0 once read, and for a workload)."""
+        return self.driver.fraction()
+
+    def close(self) -> None:
+        """Stop reading a streamed trace (the events read so far stay)."""
+        self.driver.close()
+
+    @property
     def at_end(self) -> bool:
-        return self.position >= len(self.events)
+        """Every event applied, and no more to come."""
+        return self.position >= len(self.events) and not self.driver.loading
+
+    @property
+    def waiting(self) -> bool:
+        """Every event read so far applied, and the trace still loading."""
+        return self.position >= len(self.events) and self.driver.loading
 
     @property
     def scheme(self) -> ShadowScheme:
@@ -593,12 +744,23 @@ class Session:
         pos = self.position
         if pos < self._fp_known:
             return
+        if pos >= len(self._fp_total[REFERENCE_SCHEME]):
+            self._grow_footprints(max(2 * pos, len(self.events)) + 1)
         for name, s in self._schemes.items():
             fp = s.footprint()
             self._fp_total[name][pos] = fp.total_bytes()
             self._fp_counters[name][pos] = (fp.blocks_in_use, fp.shadow_pages_mapped,
                                             fp.shadow_slab_pages)
         self._fp_known = pos + 1
+
+    def _grow_footprints(self, n: int) -> None:
+        for name in self.scheme_names:
+            total = np.zeros(n, dtype=np.int64)
+            counters = np.zeros((n, 3), dtype=np.int64)
+            known = self._fp_known
+            total[:known] = self._fp_total[name][:known]
+            counters[:known] = self._fp_counters[name][:known]
+            self._fp_total[name], self._fp_counters[name] = total, counters
 
     # ------------------------------------------------------------------- checkpoints
 
@@ -607,7 +769,7 @@ class Session:
         if machine is None:
             machine, runner = self.machine, self.runner
             self._rec.clear()
-            del self._memmap_dirty[:]
+            self._written.clear()
         with gc_paused():
             return pickle.dumps((machine, self.driver.state(runner)),
                                 protocol=pickle.HIGHEST_PROTOCOL)
@@ -685,8 +847,11 @@ class Session:
 
     def idle_work(self) -> bool:
         """One piece of background work while the user looks (the UI calls it when idle, again
-        while it returns True): first a standby at ``position - 1`` (the next step back becomes
-        a swap), then a checkpoint when the last one is ``checkpoint_every`` events behind."""
+        while it returns True), most urgent first: free replaced machines; a spare at
+        ``position - 1`` (the next step back becomes a swap); spares further back, up to
+        ``spares`` of them; the oldest spare's state as a checkpoint (steps back beyond the
+        spares restore from near); checkpoints behind after a jump; a checkpoint every
+        ``checkpoint_every`` events at the position."""
         if self._graveyard:
             for machine, runner in self._graveyard:
                 _dispose(machine, runner)
@@ -695,20 +860,42 @@ class Session:
         if self.position > 0 and not self.standby_ready():
             self.prepare_back()
             return True
-        if self.standby_ready():
-            # Keep the standby's state too: steps back taken in a row, with no pause for the
-            # standby, restore from there instead of from further back.
-            target = self.position - 1
-            base, _ = self._nearest_checkpoint(target)
-            if target - base > 32:
-                _pos, machine, runner = self._standby
-                self._take_dense(target, machine, runner)
+        wanted = range(self.position - self.spares_wanted, self.position)
+        for spare in self._spares:
+            if spare.position not in wanted:
+                self._spares.remove(spare)
+                _dispose(spare.machine, spare.runner)
+                return True
+        if self._more_spares():
+            return True
+        if self._spares:
+            # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
+            # with no pause to make more, restore from there instead of from further back.
+            oldest = min(self._spares, key=lambda sp: sp.position)
+            base, _ = self._nearest_checkpoint(oldest.position)
+            if oldest.position - base > 32:
+                self._take_dense(oldest.position, oldest.machine, oldest.runner)
                 return True
         if self._fill_behind():
             return True
         if self.position - self._last_checkpoint() >= self.checkpoint_every:
             self._take_checkpoint()
             return True
+        return False
+
+    def _more_spares(self) -> bool:
+        """One more spare behind the position (the nearest missing one), within the budget."""
+        held = sum(sp.nbytes for sp in self._spares)
+        have = {sp.position for sp in self._spares}
+        for distance in range(2, self.spares_wanted + 1):
+            target = self.position - distance
+            if target < 0:
+                return False
+            if target in have:
+                continue
+            if held + len(self._nearest_checkpoint(target)[1]) > self.spare_budget:
+                return False
+            return self.prepare_back(distance)
         return False
 
     def _fill_behind(self, chunk: int = 512) -> bool:
@@ -733,16 +920,13 @@ class Session:
             self._fill = (machine, runner, base, target, spacing)
             return True
         machine, runner, pos, target, spacing = fill
-        rec = machine.shadow
         try:
             with gc_paused():
                 end = min(target, pos + chunk)
                 while pos < end:
                     runner.step()
                     pos += 1
-                    if isinstance(rec, _RecordingShadow):
-                        rec.clear()
-                        del machine.memmap._kinspect_dirty[:]
+                    _forget_changes(machine)
                     if (target - pos) % spacing == 0:
                         self._take_dense(pos, machine, runner)
                         break
@@ -757,42 +941,55 @@ class Session:
             self._fill = (machine, runner, pos, target, spacing)
         return True
 
-    def _drop_standby(self) -> None:
-        if self._standby is not None:
-            _pos, machine, runner = self._standby
-            self._standby = None
-            _dispose(machine, runner)
-
     def standby_ready(self) -> bool:
-        return self._standby is not None and self._standby[0] == self.position - 1
+        """Whether the next step back is a swap: a spare at ``position - 1`` is ready."""
+        return any(sp.position == self.position - 1 for sp in self._spares)
 
-    def prepare_back(self) -> None:
-        """Build the standby: a second machine at ``position - 1`` (checkpoint + replay)."""
-        target = self.position - 1
+    def prepare_back(self, distance: int = 1) -> bool:
+        """Make a spare at ``position - distance`` (checkpoint + replay); whether it is there."""
+        target = self.position - distance
         if target < 0:
-            return
-        self._drop_standby()
+            return False
+        if any(sp.position == target for sp in self._spares):
+            return True
         base, blob = self._nearest_checkpoint(target)
         with gc_paused():
             machine, state = pickle.loads(blob)
         runner = self.driver.runner(machine, base, state)
-        rec = machine.shadow
         try:
             with gc_paused():
                 for _ in range(base, target):
                     runner.step()
-                    if isinstance(rec, _RecordingShadow):
-                        rec.clear()
-                        del machine.memmap._kinspect_dirty[:]
+                    _forget_changes(machine)
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
             _dispose(machine, runner)
-            return
-        self._standby = (target, machine, runner)
+            return False
+        self._spares.append(_Spare(target, machine, runner, len(blob)))
+        return True
+
+    def _take_spare(self, target: int) -> bool:
+        """Make the spare nearest at or before ``target`` the session's machine and replay it
+        to ``target``, when it is near enough to beat a restore; whether one was."""
+        best = None
+        for spare in self._spares:
+            if 0 <= target - spare.position <= SPARE_REPLAY and \
+                    (best is None or spare.position > best.position):
+                best = spare
+        if best is None:
+            return False
+        self._spares.remove(best)
+        self._install(best.machine)
+        self.runner = best.runner
+        self.position = best.position
+        with gc_paused():
+            while self.position < target:
+                self._apply(record=False)
+        return True
 
     def checkpoint_stats(self) -> dict:
         return {"checkpoints": len(self._checkpoints), "dense": len(self._dense),
                 "bytes": self._checkpoint_bytes + sum(len(b) for b in self._dense.values()),
-                "every": self.checkpoint_every}
+                "every": self.checkpoint_every, "spares": len(self._spares)}
 
     # ------------------------------------------------------------------------ stepping
 
@@ -816,10 +1013,8 @@ class Session:
         self.position += 1
         if not record:
             self._rec.clear()
-            del self._memmap_dirty[:]
+            self._written.clear()
             return None
-        if self._standby is not None and self._standby[0] != self.position - 1:
-            self._drop_standby()
         self._record_footprints()
         dirty, attach = self._collect(index)
         if index not in self._records:
@@ -838,7 +1033,7 @@ class Session:
                                            tuple[AttachEvent, ...]]:
         """The pfn ranges the last event changed, and its attach/detach events."""
         rec = self._rec
-        ranges = list(self._memmap_dirty)
+        ranges = list(self._written)
         ranges += rec.pages
         pshift = self.machine.page_shift
         for addr, size in rec.writes:
@@ -847,7 +1042,7 @@ class Session:
         seen = {a.scheme for a in attach}
         attach += self._counter_events(index, seen)
         rec.clear()
-        del self._memmap_dirty[:]
+        self._written.clear()
         dirty = merge_ranges(ranges)
         if len(dirty) > MAX_DIRTY_RANGES:
             dirty = ((dirty[0][0], dirty[-1][0] + dirty[-1][1] - dirty[0][0]),)
@@ -878,13 +1073,10 @@ class Session:
         before = self._rec.links_before
         changed: dict[str, list[tuple[int, str, str | None]]] = {}
         for (name, pfn), old in before.items():
-            new = self._schemes[name].shadow_link(pfn)
-            if new == old:
+            scheme = self._schemes[name]
+            if scheme.has_own_shadow(pfn) == bool(old):
                 continue
-            was, now = link_is_backed(old), link_is_backed(new)
-            if was == now:
-                continue
-            kind, link = ("attach", new) if now else ("detach", old)
+            kind, link = ("detach", old[0]) if old else ("attach", scheme.shadow_link(pfn))
             changed.setdefault(name, []).append((pfn, kind, link))
         out: list[AttachEvent] = []
         for name, items in changed.items():
@@ -927,14 +1119,7 @@ class Session:
         self.generation += 1
         if target == previous:
             return StepResult(self.generation, previous, previous, stopped="start")
-        if self._standby is not None and self._standby[0] == target:
-            _pos, machine, runner = self._standby
-            self._standby = None
-            self._install(machine)
-            self.runner = runner
-            self.position = target
-        else:
-            self._drop_standby()
+        if not self._take_spare(target):
             self._restore(target)
         ranges: list[tuple[int, int]] = []
         attach: list[AttachEvent] = []
@@ -953,22 +1138,31 @@ class Session:
                           tuple(reversed(attach[-256:])), None, (),
                           time.perf_counter() - t0)
 
-    def jump(self, index: int) -> StepResult:
-        """Go to the state after ``index`` events (0 = just booted)."""
-        index = max(0, min(index, len(self.events)))
+    def jump(self, index: int, wait: bool = False,
+             cancelled: Callable[[], bool] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> StepResult:
+        """Go to the state after ``index`` events (0 = just booted). Beyond the events read so
+        far of a trace still loading: as far as they go, or with ``wait`` (in a worker thread:
+        see ``run``) as the events come, to ``index`` or the end of the trace."""
+        index = max(0, index if wait else min(index, len(self.events)))
         if index < self.position:
             return self.back(self.position - index)
-        return self.run(until="limit", limit=index - self.position)
+        return self.run(until="limit", limit=index - self.position, cancelled=cancelled,
+                        progress=progress, wait=wait)
 
     # -------------------------------------------------------------------- running
 
     def add_breakpoint(self, bp: Breakpoint) -> Breakpoint:
-        """Add a breakpoint (a ``line`` breakpoint must name a line that has an event)."""
+        """Add a breakpoint (a ``line`` breakpoint must name a line that has an event, or,
+        while a trace is loading, a line after the last one read: see
+        ``drop_unmatched_breakpoints``)."""
         if bp.kind not in Breakpoint.KINDS:
             raise KinspectError(f"unknown breakpoint kind {bp.kind!r} "
                                 f"(known: {', '.join(Breakpoint.KINDS)})")
         if bp.kind == "line" and not any(e.line == bp.value for e in self.events):
-            raise KinspectError(f"no event on line {bp.value}", self.path)
+            read = self.events[-1].line if self.events else 0
+            if not (self.driver.loading and bp.value > read):
+                raise KinspectError(f"no event on line {bp.value}", self.path)
         if bp.kind in ("pfn", "addr") and (bp.value is None or bp.value < 0):
             raise KinspectError(f"a {bp.kind} breakpoint needs a value")
         if bp not in self.breakpoints:
@@ -981,6 +1175,17 @@ class Session:
             return True
         return False
 
+    def drop_unmatched_breakpoints(self) -> list[Breakpoint]:
+        """Once a trace is read whole: remove the line breakpoints (set while it loaded) whose
+        line has no event after all; those removed."""
+        if self.driver.loading or not any(b.kind == "line" for b in self.breakpoints):
+            return []
+        lines = {e.line for e in self.events}
+        gone = [b for b in self.breakpoints if b.kind == "line" and b.value not in lines]
+        for bp in gone:
+            self.breakpoints.remove(bp)
+        return gone
+
     def toggle_breakpoint(self, bp: Breakpoint) -> bool:
         """Add or remove; True if it is set afterwards."""
         if self.remove_breakpoint(bp):
@@ -991,7 +1196,7 @@ class Session:
     def run(self, until: str = "report", limit: int | None = None,
             cancelled: Callable[[], bool] | None = None,
             progress: Callable[[int, int], None] | None = None,
-            progress_every: int = 2000) -> StepResult:
+            progress_every: int = 2000, wait: bool = False) -> StepResult:
         """Apply events until something stops the run:
 
         - ``until="report"``: an event made a KASAN report, or a breakpoint;
@@ -1001,11 +1206,15 @@ class Session:
         and always the end of the workload, ``limit`` events, ``cancelled()`` returning True,
         or a workload error (``stopped`` starts with ``"error:"``, the position is the event
         before it). ``progress(done, planned)`` is called every ``progress_every`` events.
+
+        While a trace is loading, the last event read so far stops the run
+        (``stopped="loading"``), unless ``wait``: a run in a worker thread waits for the events
+        to come (``cancelled()`` is asked meanwhile).
         """
         t0 = time.perf_counter()
         previous = self.position
-        end = len(self.events) if limit is None else min(len(self.events), previous + limit)
-        planned = end - previous
+        end = None if limit is None else previous + limit
+        planned = (len(self.events) if end is None else end) - previous
         check_bps = until != "limit" and bool(self.breakpoints)
         bps = self.breakpoints if check_bps else []
         lines = {b.value for b in bps if b.kind == "line"}
@@ -1018,16 +1227,24 @@ class Session:
         if planned > 4 * self.checkpoint_every:
             # A long run keeps checkpoints sparser: their cost stays a small share of it.
             self._interval = max(self.checkpoint_every, self._run_interval())
-        self._drop_standby()
         try:
             with gc_paused():
                 while True:
-                    if self.position >= end:
-                        stopped = "end" if end == len(self.events) else "limit"
+                    if self.position >= len(self.events) and not self.driver.loading:
+                        stopped = "end"
+                        break
+                    if end is not None and self.position >= end:
+                        stopped = "limit"
                         break
                     if cancelled is not None and cancelled():
                         stopped = "cancelled"
                         break
+                    if self.position >= len(self.events):
+                        if not wait:
+                            stopped = "loading"
+                            break
+                        self.driver.wait_for(self.position + 1, 0.1)
+                        continue
                     ev = self.events[self.position]
                     if lines and ev.line in lines and self.position != previous:
                         stopped = f"breakpoint: line {ev.line}"
@@ -1041,7 +1258,7 @@ class Session:
                     acc.add(item)
                     done = self.position - previous
                     if progress is not None and done % progress_every == 0:
-                        progress(done, planned)
+                        progress(done, (len(self.events) if end is None else end) - previous)
                     if until == "report" and item[1].reports:
                         stopped = "report"
                         break
@@ -1100,9 +1317,14 @@ class Session:
         return self.machine.reports[-1] if self.machine.reports else None
 
     def event_of_line(self, line: int) -> Event | None:
-        for e in self.events:
+        index = self.index_of_line(line)
+        return None if index is None else self.events[index]
+
+    def index_of_line(self, line: int) -> int | None:
+        """The index of the event on workload (or trace file) line ``line``, among those read."""
+        for i, e in enumerate(self.events):
             if e.line == line:
-                return e
+                return i
         return None
 
     def first_event_at_or_after_line(self, line: int) -> Event | None:
@@ -1113,12 +1335,6 @@ class Session:
 
 
 # ---------------------------------------------------------------------- scheme views
-
-def link_is_backed(link: str | None) -> bool:
-    """Whether a ``shadow_link()`` names shadow storage of the page's own: a pageptr/pageext
-    block, or a pshadow window's real shadow page (not the page state, zero or black page)."""
-    return link is not None and ("block 0x" in link or "-> shadow page" in link)
-
 
 @dataclass(frozen=True)
 class ShadowSlabInfo:
@@ -1168,13 +1384,12 @@ class SchemeView:
             self.own_shadow = self._own_shadow_pages()
         elif self.kind == "windows":
             attached = []
-            link = self.scheme.shadow_link
+            has_own = self.scheme.has_own_shadow
             own = []
             for w in self.scheme.windows():
                 own.append(w.shadow_pfn)
                 if w.pfn is not None:
-                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES)
-                                 if link_is_backed(link(p))]
+                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES) if has_own(p)]
             self.attached = sorted(attached)
             self.own_shadow = sorted(own)
         self._counters = self._current_counters()
@@ -1190,12 +1405,11 @@ class SchemeView:
         if self.kind == "windows":
             return sorted(w.shadow_pfn for w in self.scheme.windows())
         # The shadow-block cache (``struct kmem_cache``) of pageptr/pageext: its slabs' pages.
-        # PagePtrShadow keeps it as ``_cache`` (no public name yet); else walk the blocks.
-        cache = getattr(self.scheme, "shadow_cache", None) or getattr(self.scheme, "_cache", None)
-        if cache is not None and hasattr(cache, "slabs"):
-            n = 1 << cache.layout.order
-            return sorted(head + i for head in cache.slabs for i in range(n))
-        return sorted(slab.pfn + i for slab in self.slabs() for i in range(slab.pages))
+        cache = self.scheme.shadow_cache
+        if cache is None:
+            return []
+        n = 1 << cache.layout.order
+        return sorted(head + i for head in cache.slabs for i in range(n))
 
     def _current_counters(self):
         fp = self.scheme.footprint()

@@ -1,5 +1,7 @@
-"""A Line API widget's own Rich style, computed once (``Widget.rich_style`` walks the DOM on
-every call, too slow per segment), refreshed when the app's styles change."""
+"""Styles a Line API widget asks for on every line or cell, looked up once: its own Rich style
+(``Widget.rich_style`` walks the DOM on every call), and its COMPONENT_CLASSES' (one each
+palette entry: ``pagemap--slab``, ``shadowbytes--redzone``...). Both are looked up again when
+the app's styles change."""
 
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ class BaseStyleMixin:
     def base_style(self) -> Style:
         style = self._base_style_cache
         if style is None:
-            try:
-                style = self.rich_style if self.is_attached else Style()
-            except Exception:
-                style = Style()
+            # Not attached (a unit test without an app): no styles to inherit yet.
+            style = self.rich_style if self.is_attached else Style()
             if self.is_attached:
                 self._base_style_cache = style
         return style
@@ -24,3 +24,36 @@ class BaseStyleMixin:
     def notify_style_update(self) -> None:
         self._base_style_cache = None
         super().notify_style_update()
+
+
+class PaletteStyleMixin(BaseStyleMixin):
+    """The Rich style of each component class ``{STYLE_PREFIX}{name}``: the widget calls
+    ``load_styles()`` when mounted and when the app's styles change. A class Textual has not
+    styled yet (no app: unit tests) falls back to its palette entry, or the given default."""
+
+    STYLE_PREFIX = ""
+    _palette_styles: dict[str, Style] | None = None
+
+    def load_styles(self) -> None:
+        styles = {}
+        for name in self.COMPONENT_CLASSES:
+            try:
+                styles[name] = self.get_component_rich_style(name, partial=True)
+            except KeyError:            # not styled yet: see palette_style()
+                pass
+        self._palette_styles = styles
+
+    def palette_style(self, paint) -> Style:
+        """The style of palette entry ``paint`` (a ``palette.Paint``)."""
+        return self.component_style(paint.name, paint.rich)
+
+    def component_style(self, name: str, default=Style) -> Style:
+        """The style of component class ``STYLE_PREFIX + name``; ``default()`` when unstyled."""
+        styles = self._palette_styles
+        if styles is None:
+            styles = self._palette_styles = {}
+        key = self.STYLE_PREFIX + name
+        style = styles.get(key)
+        if style is None:
+            style = styles[key] = default()
+        return style

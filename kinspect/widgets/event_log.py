@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from .base_style import BaseStyleMixin
+from .scrolling import NoScrollbar
 
 SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
 
@@ -35,10 +36,11 @@ _STYLES = {
 }
 
 
-class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
-    """One line per workload line (or per event when the source is not kept)."""
+class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
+    """One line per workload line (or per event when the source is not kept: a trace, whose
+    rows grow while it is read, ``sync_length``)."""
 
-    DEFAULT_CSS = "EventLog { height: 1fr; overflow-x: hidden; }"
+    DEFAULT_CSS = "EventLog { height: 1fr; overflow-x: hidden; overflow-y: hidden; }"
 
     class LineClicked(Message):
         def __init__(self, line: int) -> None:
@@ -50,7 +52,8 @@ class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.session = None
         self.scheme = ""
-        self.lines: list[tuple[int, str, int | None]] = []   # (lineno, text, event index)
+        # (lineno, text, event index) of each row; None: one row per event, made when drawn
+        self.lines: list[tuple[int, str, int | None]] | None = []
         self._line_of_index: dict[int, int] = {}             # event index -> row
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._width = 40
@@ -75,25 +78,43 @@ class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
             self._line_of_index = {index: row for row, (_l, _t, index) in enumerate(self.lines)
                                    if index is not None}
         else:
-            # One row per event; the text is made when the row is drawn (a trace has
-            # hundreds of thousands).
-            self.lines = [(e.line, None, i) for i, e in enumerate(events)]
+            # One row per event, made when drawn (a trace has hundreds of thousands).
+            self.lines = None
             self._line_of_index = None
-        digits = len(str(self.lines[-1][0])) if self.lines else 1
+        rows = self.row_count
+        last = self._row(rows - 1)[0] if rows else 0
+        if session.loading:         # a trace still being read: its last line, as can be told
+            last = int(last / max(session.load_fraction(), 0.01))
+        digits = len(str(last))
         self._digits = digits
-        self._width = max((len(self._text(r)) for r in range(min(len(self.lines), 2000))),
+        self._width = max((len(self._text(r)) for r in range(min(rows, 2000))),
                           default=10) + digits + 4
-        self.virtual_size = Size(self._width, len(self.lines))
+        self.virtual_size = Size(self._width, rows)
         self._cache.clear()
         self.refresh()
 
+    @property
+    def row_count(self) -> int:
+        return len(self.session.events) if self.lines is None else len(self.lines)
+
+    def _row(self, row: int) -> tuple[int, str | None, int | None]:
+        if self.lines is None:
+            return self.session.events[row].line, None, row
+        return self.lines[row]
+
+    def sync_length(self) -> None:
+        """More events were read (a trace loading): the rows grow with them."""
+        rows = self.row_count
+        if rows != self.virtual_size.height:
+            self.virtual_size = Size(self._width, rows)
+
     def row_of_event(self, index: int) -> int | None:
         if self._line_of_index is None:
-            return index if 0 <= index < len(self.lines) else None
+            return index if 0 <= index < self.row_count else None
         return self._line_of_index.get(index)
 
     def _text(self, row: int) -> str:
-        _lineno, text, index = self.lines[row]
+        _lineno, text, index = self._row(row)
         return text if text is not None else self.session.event_text(index)
 
     def show_position(self, scroll: bool = True) -> None:
@@ -140,9 +161,9 @@ class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
         return (("bp" if bp else "") + ("!" if report else "") + att, state)
 
     def row_strip(self, row: int) -> Strip:
-        if not 0 <= row < len(self.lines):
+        if not 0 <= row < self.row_count:
             return Strip.blank(self._width, self.base_style)
-        lineno, _text, index = self.lines[row]
+        lineno, _text, index = self._row(row)
         text = self._text(row)
         marks, state = self._marks(index, lineno)
         key = (row, marks, state)
@@ -176,15 +197,15 @@ class EventLog(BaseStyleMixin, ScrollView, can_focus=True):
         return strip
 
     def text(self) -> str:
-        return "\n".join(self.row_strip(i).text.rstrip() for i in range(len(self.lines)))
+        return "\n".join(self.row_strip(i).text.rstrip() for i in range(self.row_count))
 
     def on_click(self, event: Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
         row = offset.y + int(self.scroll_offset.y)
-        if 0 <= row < len(self.lines):
-            self.post_message(self.LineClicked(self.lines[row][0]))
+        if 0 <= row < self.row_count:
+            self.post_message(self.LineClicked(self._row(row)[0]))
 
     def scroll_to_row(self, row: int) -> None:
         self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)

@@ -25,11 +25,13 @@ from textual.strip import Strip
 from ..engine.memory import PageState
 from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
                       NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
-from .base_style import BaseStyleMixin
+from .base_style import PaletteStyleMixin
+from .scrolling import NoScrollbar
 
 _RANK = np.array(RANK, dtype=np.uint8)
 _CODE_OF_RANK = np.array(CODE_OF_RANK, dtype=np.uint8)
 MAX_ZOOM = 40
+_CURSOR, _REPORT = 100, 101     # cell values of the marked cells, past the painted ones
 
 
 class PageSource(Protocol):
@@ -121,15 +123,16 @@ class SessionPages:
         return paint.meaning + (" · shadow attached" if att[0] else "")
 
 
-class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
+class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     """Pages as a grid: one cell per page, or per 2^zoom pages."""
 
     COMPONENT_CLASSES = ({f"pagemap--{p.name}" for p in PAGE_PAINTS.values()}
                          | {"pagemap--attached", "pagemap--cursor", "pagemap--report",
                             "pagemap--gutter"})
-    DEFAULT_CSS = "PageMap { height: 1fr; }\n" + component_css(
+    DEFAULT_CSS = "PageMap { height: 1fr; overflow-y: hidden; }\n" + component_css(
         "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT]) + \
         "\nPageMap > .pagemap--gutter { color: #8a8a8a; text-style: none; }"
+    STYLE_PREFIX = "pagemap--"
 
     BINDINGS = [
         Binding("up", "cursor(0, -1)", "Up", show=False, id="pagemap.up"),
@@ -161,8 +164,10 @@ class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
         self._row_gen: dict[int, int] = {}
         self._base_gen = 0
         self._gen = 0
-        self._styles: dict[str, Style] = {}
+        self._paints: list[tuple[str, Style]] | None = None
         self._fixed_width: int | None = None
+        self._cols_key: tuple | None = None
+        self._cols = 1
 
     # -------------------------------------------------------------- geometry
 
@@ -177,12 +182,18 @@ class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
 
     @property
     def cols(self) -> int:
-        width = self._fixed_width or self.scrollable_content_region.width or 80
-        room = max(1, width - self.gutter_width)
-        cols = 1
-        while cols * 2 <= room and cols < 256:
-            cols *= 2
-        return cols
+        # Asked several times for every line drawn: worked out again only when the sizes it
+        # depends on change (the scrollable region is a walk up the DOM).
+        key = (self._fixed_width, self.outer_size, self.show_vertical_scrollbar,
+               self.gutter_width)
+        if key != self._cols_key:
+            width = self._fixed_width or self.scrollable_content_region.width or 80
+            room = max(1, width - self.gutter_width)
+            cols = 1
+            while cols * 2 <= room and cols < 256:
+                cols *= 2
+            self._cols_key, self._cols = key, cols
+        return self._cols
 
     @property
     def base(self) -> int:
@@ -217,24 +228,17 @@ class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self._update_virtual_size()
-        self._load_styles()
+        self.load_styles()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._load_styles()
+        self.load_styles()
         self._cache.clear()
+        self._cols_key = None
 
-    def _load_styles(self) -> None:
-        styles = {}
-        for name in self.COMPONENT_CLASSES:
-            try:
-                styles[name] = self.get_component_rich_style(name, partial=True)
-            except Exception:        # no app or no stylesheet yet: the palette's defaults
-                pass
-        self._styles = styles
-
-    def _style(self, paint) -> Style:
-        return self._styles.get(f"pagemap--{paint.name}") or paint.rich()
+    def load_styles(self) -> None:
+        super().load_styles()
+        self._paints = None
 
     # -------------------------------------------------------------- data in
 
@@ -360,64 +364,96 @@ class PageMap(BaseStyleMixin, ScrollView, can_focus=True):
         """The whole row (gutter and cells), from the cache when its inputs are unchanged."""
         if self.source is None or not 0 <= row < self.rows:
             return Strip.blank(self.gutter_width + self.cols, self.base_style)
-        cols, ppc = self.cols, self.ppc
-        first = self.pfn_at(row, 0)
-        rp = cols * ppc
-        cursor_col = self.col_of(self.cursor) if first <= self.cursor < first + rp else -1
-        report_col = (self.col_of(self.report_pfn)
-                      if self.report_pfn is not None and first <= self.report_pfn < first + rp
-                      else -1)
-        key = (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
-               report_col, id(self.source), self.source.end_pfn)
+        geometry = self._geometry()
+        key = self._row_key(row, geometry)
         strip = self._cache.get(key)
         if strip is None:
             if self.frozen:
                 # A run is changing the machine in a worker: no reads until it stops.
+                first = self.pfn_at(row, 0)
                 return Strip([Segment(f"{first:#0{self.gutter_width - 1}x} ",
                                       Style(color="#8a8a8a")),
                               Segment("…", Style(color="#6c6c6c"))])
-            strip = self._build_row(first, cols, ppc, cursor_col, report_col)
-            self._cache[key] = strip
+            self._build_rows(row, geometry)
+            strip = self._cache[key]
         return strip
 
-    def _build_row(self, first: int, cols: int, ppc: int, cursor_col: int,
-                   report_col: int) -> Strip:
-        codes, attached = self.source.cells(first, cols, ppc)
-        keys = codes.astype(np.int16) + attached.astype(np.int16) * NCODES
-        if cursor_col >= 0:
-            keys[cursor_col] = 100
-        if report_col >= 0 and report_col != cursor_col:
-            keys[report_col] = 101
-        gutter_style = self._styles.get("pagemap--gutter") or Style(color="#8a8a8a")
-        segments = [Segment(f"{first:#0{self.gutter_width - 1}x} ", gutter_style)]
-        # run-length encode equal neighbours
-        change = np.flatnonzero(np.diff(keys)) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [cols]))
-        attached_bg = self._style(ATTACHED_PAINT)
-        for s, e in zip(starts.tolist(), ends.tolist()):
-            k = int(keys[s])
-            n = e - s
-            if k == 100:
-                code, att = int(codes[s]), bool(attached[s])
-                glyph = ATTACHED_GLYPH[code] if att else PAGE_PAINTS[code].glyph
-                if report_col == s:
-                    glyph = REPORT_PAINT.glyph
-                segments.append(Segment(glyph if glyph != " " else "▒",
-                                        self._style(CURSOR_PAINT)))
-            elif k == 101:
-                segments.append(Segment(REPORT_PAINT.glyph, self._style(REPORT_PAINT)))
-            else:
-                code, att = k % NCODES, k >= NCODES
-                paint = PAGE_PAINTS[code]
-                style = self._style(paint)
-                if att:
-                    style = style + Style(bgcolor=attached_bg.bgcolor)
-                    glyph = ATTACHED_GLYPH[code]
-                else:
-                    glyph = paint.glyph
-                segments.append(Segment(glyph * n, style))
-        return Strip(segments, self.gutter_width + cols)
+    def _geometry(self) -> tuple[int, int, int]:
+        """(columns, pages a cell, first pfn of row 0), worked out once for many rows."""
+        return self.cols, self.ppc, self.base
+
+    def _row_key(self, row: int, geometry: tuple[int, int, int]) -> tuple:
+        """Every visual input of a row: its generation, the zoom, columns and the marks."""
+        cols, ppc, base = geometry
+        first = base + row * cols * ppc
+        end = first + cols * ppc
+        cursor_col = (self.cursor - first) // ppc if first <= self.cursor < end else -1
+        report = self.report_pfn
+        report_col = (report - first) // ppc if report is not None and first <= report < end \
+            else -1
+        return (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
+                report_col, id(self.source), self.source.end_pfn)
+
+    def _build_rows(self, row: int, geometry: tuple[int, int, int]) -> None:
+        """Build ``row`` and the rows after it that are in view and not cached, from one read
+        of the source (after a scroll, every row in view is new)."""
+        cols, ppc, base = geometry
+        top = int(self.scroll_offset.y)
+        # in view, and a million pages at the most (zoomed out, a row is many pages)
+        last = min(self.rows, max(row + 1, top + self.size.height),
+                   row + max(1, (1 << 20) // (cols * ppc)))
+        keys = [self._row_key(row, geometry)]
+        for r in range(row + 1, last):
+            key = self._row_key(r, geometry)
+            if key in self._cache:
+                break
+            keys.append(key)
+        first = base + row * cols * ppc
+        codes, attached = self.source.cells(first, cols * len(keys), ppc)
+        codes = codes.reshape(len(keys), cols)
+        attached = attached.reshape(len(keys), cols)
+        cells = codes.astype(np.int16) + attached.astype(np.int16) * NCODES
+        for i, key in enumerate(keys):
+            if key[4] >= 0:
+                cells[i, key[4]] = _CURSOR
+            if key[5] >= 0 and key[5] != key[4]:
+                cells[i, key[5]] = _REPORT
+        # run-length encoding of every row at once: where a cell differs from its left one
+        rows_at, cols_at = np.nonzero(cells[:, 1:] != cells[:, :-1])
+        starts: list[list[int]] = [[0] for _ in keys]
+        for r, c in zip(rows_at.tolist(), (cols_at + 1).tolist()):
+            starts[r].append(c)
+        gutter = self.component_style("gutter", lambda: Style(color="#8a8a8a"))
+        width = self.gutter_width
+        for i, (key, row_cells) in enumerate(zip(keys, cells.tolist())):
+            segments = [Segment(f"{first + i * cols * ppc:#0{width - 1}x} ", gutter)]
+            bounds = starts[i] + [cols]
+            for s, e in zip(bounds, bounds[1:]):
+                segments.append(self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
+                                                   bool(attached[i, s]), s == key[5]))
+            self._cache[key] = Strip(segments, width + cols)
+
+    def _cell_segment(self, cell: int, n: int, code: int, attached: bool,
+                      report: bool) -> Segment:
+        """``n`` equal cells (a run), or the cursor's or the report's one cell."""
+        if cell == _CURSOR:
+            glyph = REPORT_PAINT.glyph if report else \
+                ATTACHED_GLYPH[code] if attached else PAGE_PAINTS[code].glyph
+            return Segment(glyph if glyph != " " else "▒", self.palette_style(CURSOR_PAINT))
+        if cell == _REPORT:
+            return Segment(REPORT_PAINT.glyph, self.palette_style(REPORT_PAINT))
+        glyph, style = self._cell_paints()[cell]
+        return Segment(glyph * n, style)
+
+    def _cell_paints(self) -> list[tuple[str, Style]]:
+        """(glyph, style) of each cell value: a display code, plus NCODES when attached."""
+        if self._paints is None:
+            attached_bg = Style(bgcolor=self.palette_style(ATTACHED_PAINT).bgcolor)
+            self._paints = [(p.glyph, self.palette_style(p)) for p in
+                            (PAGE_PAINTS[c] for c in range(NCODES))]
+            self._paints += [(ATTACHED_GLYPH[c], style + attached_bg)
+                             for c, (_glyph, style) in enumerate(self._paints)]
+        return self._paints
 
     def row_text(self, row: int) -> str:
         """The plain text of a row (tests, copy)."""

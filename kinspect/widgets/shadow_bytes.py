@@ -23,20 +23,22 @@ from textual.widgets import Static
 from ..engine.kasan import KASAN_GRANULE_SIZE
 from .palette import (BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, SHADOW_KIND, SHADOW_LEGEND,
                       SHADOW_PAINTS, component_css)
-from .base_style import BaseStyleMixin
+from .base_style import PaletteStyleMixin
+from .scrolling import NoScrollbar
 
 Reader = Callable[[int, int], bytes]
 
 
-class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
+class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     """The shadow of one page (``page_size / 8`` bytes) from a base address."""
 
     COMPONENT_CLASSES = ({f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()}
                          | {"shadowbytes--bad", "shadowbytes--selected",
                             "shadowbytes--address"})
-    DEFAULT_CSS = "ShadowBytes { height: 1fr; }\n" + component_css(
+    DEFAULT_CSS = "ShadowBytes { height: 1fr; overflow-y: hidden; }\n" + component_css(
         "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT]) + \
         "\nShadowBytes > .shadowbytes--address { color: #8a8a8a; text-style: none; }"
+    STYLE_PREFIX = "shadowbytes--"
 
     BINDINGS = [
         Binding("up", "move(-16)", "Up", show=False, id="shadow.up"),
@@ -63,8 +65,11 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
         self._data = b""
         self._gen = 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(512)
-        self._styles: dict[str, Style] = {}
         self._fixed_width: int | None = None
+        self._per_row_key: tuple | None = None
+        self._per_row = 16
+        self._lines_key: tuple | None = None
+        self._lines: list[int] = []
 
     # ------------------------------------------------------------------ input
 
@@ -113,8 +118,14 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
 
     @property
     def per_row(self) -> int:
-        width = self._fixed_width or self.scrollable_content_region.width or 80
-        return 16 if width >= self.bits // 4 + 2 + 48 else 8
+        # Asked for every line drawn: worked out again only when the sizes it depends on
+        # change (the scrollable region is a walk up the DOM).
+        key = (self._fixed_width, self.outer_size, self.show_vertical_scrollbar)
+        if key != self._per_row_key:
+            width = self._fixed_width or self.scrollable_content_region.width or 80
+            self._per_row_key = key
+            self._per_row = 16 if width >= self.bits // 4 + 2 + 48 else 8
+        return self._per_row
 
     @property
     def rows(self) -> int:
@@ -122,12 +133,13 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
 
     def _line_rows(self) -> list[int]:
         """Row index of each line (-1 for the caret line under the bad row)."""
-        out = []
-        for r in range(self.rows):
-            out.append(r)
-            if self._bad_row() == r:
-                out.append(-1)
-        return out
+        rows, bad = self.rows, self._bad_row()
+        if self._lines_key != (rows, bad):
+            out = list(range(rows))
+            if bad is not None and bad < rows:
+                out.insert(bad + 1, -1)
+            self._lines_key, self._lines = (rows, bad), out
+        return self._lines
 
     def _bad_row(self) -> int | None:
         if self.bad is None or self.base is None:
@@ -142,27 +154,13 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
         self._update_virtual_size()
 
     def on_mount(self) -> None:
-        self._load_styles()
+        self.load_styles()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._load_styles()
+        self.load_styles()
         self._cache.clear()
-
-    def _load_styles(self) -> None:
-        styles = {}
-        for name in self.COMPONENT_CLASSES:
-            try:
-                styles[name] = self.get_component_rich_style(name, partial=True)
-            except Exception:
-                pass
-        self._styles = styles
-
-    def _style(self, paint) -> Style:
-        style = self._styles.get(f"shadowbytes--{paint.name}")
-        if style is None:
-            style = self._styles[f"shadowbytes--{paint.name}"] = paint.rich()
-        return style
+        self._per_row_key = None
 
     # ------------------------------------------------------------------ cursor
 
@@ -243,18 +241,18 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
         width = self.bits // 4
         guilty = self._bad_row() == row
         segs = [Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
-                        self._styles.get("shadowbytes--address") or Style(color="#8a8a8a"))]
+                        self.component_style("address", lambda: Style(color="#8a8a8a")))]
         data = self._data[row * per:(row + 1) * per]
         base = self.base_style
         run_style, run = None, []
         for i, b in enumerate(data):
             g = addr + i * KASAN_GRANULE_SIZE
             if g == self.bad:
-                style = self._style(BAD_GRANULE_PAINT)
+                style = self.palette_style(BAD_GRANULE_PAINT)
             elif g == self.selected:
-                style = self._style(SELECTED_GRANULE_PAINT)
+                style = self.palette_style(SELECTED_GRANULE_PAINT)
             else:
-                style = self._style(SHADOW_PAINTS[SHADOW_KIND[b]])
+                style = self.palette_style(SHADOW_PAINTS[SHADOW_KIND[b]])
             if style is not run_style and run:
                 segs.append(Segment(" ".join(run), run_style))
                 run = []
@@ -270,7 +268,7 @@ class ShadowBytes(BaseStyleMixin, ScrollView, can_focus=True):
         col = (self.bad - self.base) // KASAN_GRANULE_SIZE - row * self.per_row
         pad = 1 + self.bits // 4 + 1 + 3 * col + 1
         return Strip([Segment(" " * pad, self.base_style),
-                      Segment("^", self._style(BAD_GRANULE_PAINT))])
+                      Segment("^", self.palette_style(BAD_GRANULE_PAINT))])
 
     def text(self) -> str:
         """Every line as plain text (tests, copy)."""

@@ -1,9 +1,12 @@
-"""Rich Text shown through the Line API: updating it repaints the widget and nothing else
-(a Static whose content changes asks the whole screen for a new layout)."""
+"""Rich Text shown through the Line API: updating it repaints the lines that changed and
+nothing else (a Static whose content changes asks the whole screen for a new layout)."""
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -32,10 +35,9 @@ class TextLines(BaseStyleMixin, ScrollView):
             return
         self._plain = text.plain
         self._spans = list(text.spans)
-        lines = text.split("\n", allow_blank=True)
-        if lines and not lines[-1].plain:
-            lines = lines[:-1]
-        self._lines = [Strip(list(line.render(_CONSOLE, end=""))) for line in lines]
+        before = self._lines
+        self._lines = [Strip(line) for line in
+                       Segment.split_lines(text.render(_CONSOLE, end=""))]
         # The virtual size only grows (rounded up): a new virtual size makes the whole screen
         # lay itself out again, which costs more than a few blank lines at the end.
         width = max((s.cell_length for s in self._lines), default=1)
@@ -46,7 +48,17 @@ class TextLines(BaseStyleMixin, ScrollView):
             self.virtual_size = size
         if scroll_home:
             self.scroll_to(0, 0, animate=False, immediate=True)
-        self.refresh()
+        self._refresh_changed(before, self._lines)
+
+    def _refresh_changed(self, old: list[Strip], new: list[Strip]) -> None:
+        """Repaint the runs of lines that differ (a struct page of another page shares most
+        of its labels and layout with the last one's)."""
+        n = max(len(old), len(new))
+        changed = [y >= len(old) or y >= len(new) or old[y] != new[y] for y in range(n)]
+        for differs, run in groupby(range(n), changed.__getitem__):
+            if differs:
+                rows = list(run)
+                self.refresh_lines(rows[0], len(rows))
 
     def render_line(self, y: int) -> Strip:
         row = y + int(self.scroll_offset.y)

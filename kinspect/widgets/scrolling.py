@@ -1,0 +1,14 @@
+"""Line API views that the cursor scrolls, with no scrollbar: over a page map of millions of
+rows, a trace of hundreds of thousands of events or a page of shadow, a scrollbar says little,
+and redrawing it on every scroll (or only keeping a hidden one up to date, which makes Textual
+lay the whole screen out again) cost more than the rows it scrolled."""
+
+from __future__ import annotations
+
+
+class NoScrollbar:
+    """Mixin for a ScrollView styled ``overflow-y: hidden``: the wheel still scrolls it."""
+
+    @property
+    def allow_vertical_scroll(self) -> bool:
+        return not self.disabled and self.max_scroll_y > 0
