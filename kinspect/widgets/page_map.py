@@ -168,6 +168,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         self._fixed_width: int | None = None
         self._cols_key: tuple | None = None
         self._cols = 1
+        self._gutter: int | None = None
 
     # -------------------------------------------------------------- geometry
 
@@ -177,15 +178,16 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
 
     @property
     def gutter_width(self) -> int:
-        end = self.source.end_pfn if self.source else 0
-        return len(f"{end:#x}") + 1
+        if self._gutter is None:
+            end = self.source.end_pfn if self.source else 0
+            self._gutter = len(f"{end:#x}") + 1
+        return self._gutter
 
     @property
     def cols(self) -> int:
         # Asked several times for every line drawn: worked out again only when the sizes it
         # depends on change (the scrollable region is a walk up the DOM).
-        key = (self._fixed_width, self.outer_size, self.show_vertical_scrollbar,
-               self.gutter_width)
+        key = (self._fixed_width, self.outer_size, self.gutter_width)
         if key != self._cols_key:
             width = self._fixed_width or self.scrollable_content_region.width or 80
             room = max(1, width - self.gutter_width)
@@ -244,6 +246,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
 
     def set_source(self, source: PageSource) -> None:
         self.source = source
+        self._gutter = None
         self.invalidate()
         self._update_virtual_size()
 
@@ -353,12 +356,16 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     # -------------------------------------------------------------- drawing
 
     def render_line(self, y: int) -> Strip:
-        row = y + int(self.scroll_offset.y)
-        width = self.size.width or (self.gutter_width + self.cols)
-        strip = self.row_strip(row)
-        return strip.apply_style(self.base_style).crop_extend(
-            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
-                                 self.base_style)
+        scroll_x, scroll_y = self.scroll_offset
+        strip = self.row_strip(y + scroll_y)
+        width = self._width()
+        if scroll_x == 0 and strip.cell_length == width:
+            return strip                # built as wide as the view, in its style
+        return strip.apply_style(self.base_style).crop_extend(scroll_x, scroll_x + width,
+                                                              self.base_style)
+
+    def _width(self) -> int:
+        return self.size.width or (self.gutter_width + self.cols)
 
     def row_strip(self, row: int) -> Strip:
         """The whole row (gutter and cells), from the cache when its inputs are unchanged."""
@@ -392,7 +399,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         report_col = (report - first) // ppc if report is not None and first <= report < end \
             else -1
         return (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
-                report_col, id(self.source), self.source.end_pfn)
+                report_col, id(self.source), self.source.end_pfn, self._width())
 
     def _build_rows(self, row: int, geometry: tuple[int, int, int]) -> None:
         """Build ``row`` and the rows after it that are in view and not cached, from one read
@@ -424,14 +431,17 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         for r, c in zip(rows_at.tolist(), (cols_at + 1).tolist()):
             starts[r].append(c)
         gutter = self.component_style("gutter", lambda: Style(color="#8a8a8a"))
-        width = self.gutter_width
+        gutter_width, base = self.gutter_width, self.base_style
+        width = self._width()
         for i, (key, row_cells) in enumerate(zip(keys, cells.tolist())):
-            segments = [Segment(f"{first + i * cols * ppc:#0{width - 1}x} ", gutter)]
+            segments = [Segment(f"{first + i * cols * ppc:#0{gutter_width - 1}x} ", gutter)]
             bounds = starts[i] + [cols]
             for s, e in zip(bounds, bounds[1:]):
                 segments.append(self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
                                                    bool(attached[i, s]), s == key[5]))
-            self._cache[key] = Strip(segments, width + cols)
+            # in the view's style and as wide as it: render_line has nothing left to do
+            self._cache[key] = Strip(segments, gutter_width + cols).apply_style(base) \
+                .extend_cell_length(width, base)
 
     def _cell_segment(self, cell: int, n: int, code: int, attached: bool,
                       report: bool) -> Segment:
