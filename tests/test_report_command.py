@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -263,11 +264,9 @@ def test_bad_vmlinux_is_one_line_and_exit_2(capsys, tmp_path, damage) -> None:
     if damage == "not-elf":
         bad.write_text("this is not an ELF file\n")
     else:
-        if shutil.which("gcc") is None:
-            pytest.skip("needs gcc")
-        subprocess.run(["gcc", "-g", "-O1", "-o", str(bad), str(SRC)], check=True,
-                       capture_output=True)
-        data = bytearray(bad.read_bytes())
+        # Any ELF will do for damaging: the running Python interpreter is one.
+        data = bytearray(Path(os.path.realpath(sys.executable)).read_bytes())
+        assert data[:4] == b"\x7fELF"
         if damage == "truncated":
             data = data[:len(data) // 2]
         else:

@@ -25,7 +25,7 @@ from textual.strip import Strip
 
 from ..engine.explain import ByteMeaning, Explanation
 from ..engine.kreport import KasanReport, StackTrace
-from .base_style import BaseStyleMixin
+from .base_style import PaletteStyleMixin
 from .palette import (BAD_GRANULE_PAINT, REGION_PAINT, SELECTED_GRANULE_PAINT, SHADOW_PAINTS,
                       component_css, report_byte_kind)
 
@@ -36,10 +36,11 @@ LOCATION = "#5fafd7"
 TAG_MODES = ("sw-tags", "hw-tags", "tags")
 
 
-class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
+class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
     """The memory-state rows of one real report; a granule cursor (arrows, or a click) says
     what each byte means (:meth:`describe`)."""
 
+    STYLE_PREFIX = "memorystategrid--"
     COMPONENT_CLASSES = ({f"memorystategrid--{p.name}" for p in SHADOW_PAINTS.values()}
                          | {"memorystategrid--bad", "memorystategrid--selected",
                             "memorystategrid--region"})
@@ -75,7 +76,6 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
         self.kinds: dict[int, str] = {}
         self._lines: list[Strip] = []
         self._line_rows: list[int] = []        # row index of each line, -1 for the caret line
-        self._styles: dict[str, Style] = {}
 
     # ------------------------------------------------------------------ input
 
@@ -119,18 +119,18 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
             off = addr - self.object_addr
             t.append(f" (object{'+' if off >= 0 else '-'}{abs(off):#x})", DIM)
         t.append(": ")
-        t.append(f"{value:02x}", self._style(SHADOW_PAINTS[self.kinds.get(value, "other")]))
+        t.append(f"{value:02x}", self.palette_style(SHADOW_PAINTS[self.kinds.get(value, "other")]))
         meaning = self.meanings.get(value)
         if meaning is not None:
             t.append(f" {meaning.name + ': ' if meaning.name else ''}{meaning.meaning}")
         if addr == self.bad:
             t.append("  ")
-            t.append("^ the first bad granule", self._style(BAD_GRANULE_PAINT))
+            t.append("^ the first bad granule", self.palette_style(BAD_GRANULE_PAINT))
         if self.object_region is not None and self.granule is not None:
             lo, hi = self.object_region
             if lo <= addr < hi:
                 t.append("  ")
-                t.append("[in the object's region)", self._style(REGION_PAINT))
+                t.append("[in the object's region)", self.palette_style(REGION_PAINT))
         return t
 
     # ------------------------------------------------------------------ cursor
@@ -171,25 +171,13 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
     # ------------------------------------------------------------------ drawing
 
     def on_mount(self) -> None:
-        self._load_styles()
+        self.load_styles()
         self._rebuild()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._load_styles()
+        self.load_styles()
         self._rebuild()
-
-    def _load_styles(self) -> None:
-        styles = {}
-        for name in self.COMPONENT_CLASSES:
-            try:
-                styles[name] = self.get_component_rich_style(name, partial=True)
-            except Exception:
-                pass
-        self._styles = styles
-
-    def _style(self, paint) -> Style:
-        return self._styles.get(f"memorystategrid--{paint.name}") or paint.rich()
 
     def _rebuild(self) -> None:
         lines: list[Strip] = []
@@ -229,7 +217,7 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
         base = self.base_style
         segs = [Segment(">" if row.guilty else " ", GUILTY_STYLE if row.guilty else base),
                 Segment(f"{row.addr:0{self.digits}x}:", ADDRESS_STYLE)]
-        region_style = self._style(REGION_PAINT)
+        region_style = self.palette_style(REGION_PAINT)
         underline = Style(underline=True)
         g = row.addr
         for k, v in enumerate(row.values):
@@ -237,11 +225,11 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
             sep = self._sep(g, first=k == 0)
             segs.append(Segment(sep, region_style if sep != " " else base))
             if self.granule is not None and g == self.selected:
-                style = self._style(SELECTED_GRANULE_PAINT)
+                style = self.palette_style(SELECTED_GRANULE_PAINT)
             elif self.granule is not None and g == self.bad:
-                style = self._style(BAD_GRANULE_PAINT)
+                style = self.palette_style(BAD_GRANULE_PAINT)
             else:
-                style = self._style(SHADOW_PAINTS[self.kinds.get(v, "other")])
+                style = self.palette_style(SHADOW_PAINTS[self.kinds.get(v, "other")])
             if self.object_region is not None and self.granule is not None and \
                     g < self.object_region[1] and g + self.granule > self.object_region[0]:
                 style = style + underline
@@ -252,7 +240,7 @@ class MemoryStateGrid(BaseStyleMixin, ScrollView, can_focus=True):
 
     def _caret(self, k: int) -> Strip:
         return Strip([Segment(" " * (self.digits + 3 + 3 * k), self.base_style),
-                      Segment("^", self._style(BAD_GRANULE_PAINT))])
+                      Segment("^", self.palette_style(BAD_GRANULE_PAINT))])
 
     def render_line(self, y: int) -> Strip:
         line = y + int(self.scroll_offset.y)
