@@ -996,8 +996,10 @@ class KinspectApp(App):
         self._gc_threshold = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
+        self.session.freeze_restored = True     # a restored machine too (collected in idle)
 
     def on_unmount(self) -> None:
+        self.session.freeze_restored = False
         gc.unfreeze()
         gc.set_threshold(*self._gc_threshold)
 

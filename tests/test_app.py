@@ -64,6 +64,8 @@ async def test_step_and_back_move_the_position_and_the_views():
         await pilot.press("backspace", "backspace", "backspace")
         await pilot.pause()
         assert s.position == 0
+        assert s.freeze_restored            # restored machines leave the young generation
+    assert not s.freeze_restored            # only while the app runs
 
 
 async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():

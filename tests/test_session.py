@@ -327,6 +327,70 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     assert fingerprint(s) == ref[298]
 
 
+def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little():
+    from kinspect.engine.session import HOLD_LADDER, LADDER_STEP
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
+                checkpoint_every=512)
+    s.step(1000)
+    refs = {}
+    for pos in range(1000 - 4 - LADDER_STEP * (HOLD_LADDER - 1), 1000):
+        s.jump(pos)
+        refs[pos] = fingerprint(s)
+    s.jump(1000)
+    while s.idle_work():
+        pass
+    top = 1000 - s.spares_wanted - 1
+    rungs = [top - LADDER_STEP * i for i in range(HOLD_LADDER)]
+    assert all(r in s._dense for r in rungs)
+    replayed = []
+    apply = s._apply
+
+    def counting_apply(record=True):
+        replayed[-1] += 1
+        return apply(record)
+
+    s._apply = counting_apply
+    for pos in range(999, rungs[-1] - 1, -1):       # held down: no idle time in between
+        replayed.append(0)
+        assert s.back().position == pos
+        assert fingerprint(s) == refs[pos]
+    assert replayed[:3] == [0, 0, 0]                # the spares: swaps
+    assert max(replayed[3:]) < LADDER_STEP          # then a rung and a few events
+
+
+def test_dense_checkpoints_keep_to_a_third_of_the_budget():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
+                checkpoint_every=32, checkpoint_budget=40 << 20)
+    laid = set()
+    for stop in range(100, 1400, 100):
+        s.jump(stop)
+        while s.idle_work():
+            pass
+        laid |= set(s._dense)
+    dense = sum(len(b) for b in s._dense.values())
+    assert dense == s._dense_bytes and len(s._dense) >= 2
+    assert dense <= s.checkpoint_budget // 3 < dense + max(map(len, s._dense.values())) * 2
+    assert len(laid) > len(s._dense)                # the least recently used went
+
+
+def test_freeze_restored_moves_a_restored_machine_out_of_the_young_generation():
+    import gc
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(300)))
+    s.step(250)
+    s.freeze_restored = True
+    before = gc.get_freeze_count()
+    try:
+        s.back(200)                                  # a restore: a new machine
+        frozen = gc.get_freeze_count() - before
+        assert frozen > len(s.machine.pages) and gc.get_count()[0] < 1000
+    finally:
+        gc.unfreeze()
+    s.freeze_restored = False
+    before = gc.get_freeze_count()
+    s.back(10)
+    assert gc.get_freeze_count() == before
+
+
 def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(200)),
                 spare_budget=0)

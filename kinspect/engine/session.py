@@ -21,8 +21,11 @@ of the keys:
   while nobody waits; a step back consumes one);
 - stepping itself forces a checkpoint only every ``4 * checkpoint_every`` events (when no idle
   time came), a long run every ``_run_interval()`` events (about a tenth of its time);
+- ``idle_work()`` also lays a ladder of dense checkpoints just below the spares (4, 16 events
+  apart): a key held down past the spares restores one of them and replays a few events;
 - after a run stops, checkpoints are laid densely behind the stop;
-- checkpoints are thinned (every other one dropped) to stay within a memory budget.
+- checkpoints are thinned (every other one dropped) to stay within a memory budget, dense
+  ones evicted (least recently used first) beyond a third of it.
 
 A trace can be streamed (``load_trace(stream=True)``): the session starts on its first events
 while ``load()`` reads the rest in another thread; ``total`` grows, ``loading`` says more may
@@ -33,6 +36,7 @@ No UI imports here: the Textual app drives a Session, and so can a test or a scr
 
 from __future__ import annotations
 
+import gc
 import pickle
 import threading
 import time
@@ -263,6 +267,8 @@ class _Spare:
 
 
 SPARE_REPLAY = 512              # going back, a spare this many events behind beats a restore
+HOLD_LADDER = 4                 # dense checkpoints kept just below the spares (idle_work)...
+LADDER_STEP = 16                # ...this many events apart
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -563,13 +569,14 @@ class Session:
     def __init__(self, profile: ArchProfile, workload,
                  schemes: Sequence[str] | None = None, shown: str | None = None,
                  scheme_options: dict | None = None, checkpoint_every: int | None = None,
-                 checkpoint_budget: int = 768 << 20, spares: int = 3,
+                 checkpoint_budget: int = 1 << 30, spares: int = 3,
                  spare_budget: int = 384 << 20) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
         doubled each time the budget makes older checkpoints thin out);
-        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned);
+        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned), a third of
+        it for the dense ones laid near the position (the least recently used go first);
         ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
         made in idle time, so that that many steps back in a row are swaps;
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
@@ -617,11 +624,12 @@ class Session:
         self._checkpoint_bytes = 0
         self.checkpoint_budget = checkpoint_budget
         self._dense: OrderedDict[int, bytes] = OrderedDict()
-        self._dense_max = 16
+        self._dense_bytes = 0
+        self.freeze_restored = False        # see _load()
         self.checkpoint_seconds = 0.0
-        self._take_checkpoint()
         self.checkpoint_every = checkpoint_every or 256
         self._interval = 4 * self.checkpoint_every
+        self._take_checkpoint()
         self._spares: list[_Spare] = []
         self.spares_wanted = spares
         self.spare_budget = spare_budget
@@ -786,7 +794,7 @@ class Session:
         i = bisect_right(self._checkpoint_keys, pos)
         self._checkpoint_keys.insert(i, pos)
         self._checkpoint_bytes += len(blob)
-        if self._checkpoint_bytes > self.checkpoint_budget:
+        if self._checkpoint_bytes > self.checkpoint_budget - self.checkpoint_budget // 3:
             self._thin_checkpoints()
 
     def _thin_checkpoints(self) -> None:
@@ -806,9 +814,10 @@ class Session:
         pos = self.position if pos is None else pos
         if pos in self._checkpoints or pos in self._dense:
             return
-        self._dense[pos] = self._state(machine, runner)
-        while len(self._dense) > self._dense_max:
-            self._dense.popitem(last=False)
+        blob = self._dense[pos] = self._state(machine, runner)
+        self._dense_bytes += len(blob)
+        while self._dense_bytes > self.checkpoint_budget // 3 and len(self._dense) > 1:
+            self._dense_bytes -= len(self._dense.popitem(last=False)[1])
 
     def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
         i = bisect_right(self._checkpoint_keys, target) - 1
@@ -821,13 +830,23 @@ class Session:
             self._dense.move_to_end(best)
         return best, blob
 
+    def _load(self, blob: bytes) -> tuple[Machine, tuple]:
+        """A checkpoint's machine and runner state, new objects by the hundred thousand. With
+        ``freeze_restored`` (an interactive UI that collects garbage in its idle time) they are
+        moved out of the cyclic collector's young generation at once: its next collection would
+        otherwise traverse them all (18 ms at 500 000 objects) in the middle of a key press."""
+        with gc_paused():
+            machine, state = pickle.loads(blob)
+            if self.freeze_restored:
+                gc.freeze()
+        return machine, state
+
     def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
         """Make the state that of ``target`` events applied (a checkpoint, then replay);
         ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
         base, blob = self._nearest_checkpoint(target)
         if force or not (base <= self.position <= target):
-            with gc_paused():
-                machine, state = pickle.loads(blob)
+            machine, state = self._load(blob)
             self._install(machine)
             self.runner = self.driver.runner(machine, base, state)
             self.position = base
@@ -850,7 +869,7 @@ class Session:
         while it returns True), most urgent first: free replaced machines; a spare at
         ``position - 1`` (the next step back becomes a swap); spares further back, up to
         ``spares`` of them; the oldest spare's state as a checkpoint (steps back beyond the
-        spares restore from near); checkpoints behind after a jump; a checkpoint every
+        spares restore from near); the ladder of dense checkpoints below it; a checkpoint every
         ``checkpoint_every`` events at the position."""
         if self._graveyard:
             for machine, runner in self._graveyard:
@@ -899,10 +918,11 @@ class Session:
         return False
 
     def _fill_behind(self, chunk: int = 512) -> bool:
-        """Dense checkpoints behind the position when the nearest is far (after a jump or a
-        run), a chunk of replay per call on a spare machine, so that steps back taken in a row
-        replay little."""
-        target = self.position - 2
+        """Dense checkpoints just below the spares: ``HOLD_LADDER`` of them, ``LADDER_STEP``
+        events apart, laid by a chunk of replay per call on a machine of their own, so that
+        steps back taken in a row beyond the spares (a key held down) each restore one of them
+        and replay a few events, not up to ``checkpoint_every``."""
+        target = self.position - self.spares_wanted - 1
         fill = self._fill
         if fill is not None and fill[3] != target:
             _dispose(fill[0], fill[1])
@@ -911,15 +931,12 @@ class Session:
             if target <= 0:
                 return False
             base, blob = self._nearest_checkpoint(target)
-            if target - base <= 2 * self.checkpoint_every:
+            if target - base < LADDER_STEP:
                 return False
-            with gc_paused():
-                machine, state = pickle.loads(blob)
-            runner = self.driver.runner(machine, base, state)
-            spacing = max(64, (target - base) // 8)
-            self._fill = (machine, runner, base, target, spacing)
+            machine, state = self._load(blob)
+            self._fill = (machine, self.driver.runner(machine, base, state), base, target)
             return True
-        machine, runner, pos, target, spacing = fill
+        machine, runner, pos, target = fill
         try:
             with gc_paused():
                 end = min(target, pos + chunk)
@@ -927,7 +944,8 @@ class Session:
                     runner.step()
                     pos += 1
                     _forget_changes(machine)
-                    if (target - pos) % spacing == 0:
+                    below = target - pos
+                    if below < LADDER_STEP * HOLD_LADDER and below % LADDER_STEP == 0:
                         self._take_dense(pos, machine, runner)
                         break
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
@@ -938,7 +956,7 @@ class Session:
             self._fill = None
             _dispose(machine, runner)
         else:
-            self._fill = (machine, runner, pos, target, spacing)
+            self._fill = (machine, runner, pos, target)
         return True
 
     def standby_ready(self) -> bool:
@@ -953,8 +971,7 @@ class Session:
         if any(sp.position == target for sp in self._spares):
             return True
         base, blob = self._nearest_checkpoint(target)
-        with gc_paused():
-            machine, state = pickle.loads(blob)
+        machine, state = self._load(blob)
         runner = self.driver.runner(machine, base, state)
         try:
             with gc_paused():
@@ -988,7 +1005,7 @@ class Session:
 
     def checkpoint_stats(self) -> dict:
         return {"checkpoints": len(self._checkpoints), "dense": len(self._dense),
-                "bytes": self._checkpoint_bytes + sum(len(b) for b in self._dense.values()),
+                "bytes": self._checkpoint_bytes + self._dense_bytes,
                 "every": self.checkpoint_every, "spares": len(self._spares)}
 
     # ------------------------------------------------------------------------ stepping
