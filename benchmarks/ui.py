@@ -18,8 +18,10 @@ Workloads:
 Step back is measured three ways: as a person presses it (a pause between presses lets the
 session prepare the previous states in the background: ``idle_work``), with the key held down
 (the press right after a paused one: no pause in between), and held for ``HOLD`` presses in a
-row after a pause (12, or as many as the workload allows; the first ones are swaps with the spares made in the pause, the later ones
-restores; each timed alone, none merged with the next as queued presses are in the app).
+row after a pause (12, or as many as the workload allows: the first ones are swaps with the
+spares made in the pause, the later ones restores of the ladder's checkpoints; each timed
+alone, none merged with the next as queued presses are in the app). The pieces of idle work
+done in the pauses are timed too: a key pressed during one waits for it to end.
 
     python benchmarks/ui.py [--events N] [--steps N] [--backs N] [--only demo|trace|generated]
 """
@@ -121,6 +123,17 @@ class Work:
         return timed
 
 
+def idle(screen, pieces: list[float]) -> None:
+    """The app's idle work, piece by piece, until there is none (a pause between keys); each
+    piece's time is kept: a key pressed meanwhile waits for the piece under way."""
+    while True:
+        t = time.perf_counter()
+        more = screen.idle_step()
+        pieces.append(time.perf_counter() - t)
+        if not more:
+            return
+
+
 async def timed(pilot, work: Work, action) -> tuple[float, float]:
     """(work, wall) of one action, up to the end of its screen update."""
     work.total = 0.0
@@ -150,6 +163,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         screen.idle_work_enabled = False
         work = Work(session, screen)
         out["parse+boot"] = t1 - t0
+        pieces: list[float] = []
         rng = random.Random(1)
         span = int(session.total * spread)
         starts = [0] + sorted(rng.randrange(span // 4, span - steps - 10)
@@ -162,8 +176,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
                 session.jump(start + (0 if follow else per // 2))
                 screen._refresh_all(None)
                 await settle(pilot)
-                while screen.idle_step():
-                    pass
+                idle(screen, pieces)
                 for _ in range(per):
                     if session.at_end:
                         break
@@ -180,18 +193,17 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
             await settle(pilot)
             for i in range(backs):
                 if i % 2 == 0:
-                    while screen.idle_step():       # the pause between two key presses
-                        pass
+                    idle(screen, pieces)            # the pause between two key presses
                 (back_idle if i % 2 == 0 else back_held).append(
                     await timed(pilot, work, screen.action_back))
-            while screen.idle_step():
-                pass
+            idle(screen, pieces)
             for _ in range(hold):
                 back_long.append(await timed(pilot, work, screen.action_back))
         out["back (paused before)"] = back_idle
         out["back (key held)"] = back_held
         out["back (long hold)"] = back_long
         out["checkpoints"] = session.checkpoint_stats()
+        out["idle pieces"] = pieces
     print(f"\n{label}: {session.total} events, profile {profile.name} "
           f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}, "
           f"terminal {SIZE[0]}x{SIZE[1]}")
@@ -209,6 +221,9 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
             print(f"  {key:<23} p50 {pct(w, 0.5):6.2f} p99 {pct(w, 0.99):6.2f} ms"
                   f"      p50 {pct(wall, 0.5):6.2f} p99 {pct(wall, 0.99):6.2f} ms"
                   f"   (n={len(v)})")
+    v = out["idle pieces"]
+    print(f"  idle work, one piece    p50 {pct(v, 0.5):6.2f} p99 {pct(v, 0.99):6.2f} ms"
+          f" max {max(v) * 1e3:.0f} ms (n={len(v)}; a key pressed meanwhile waits for it)")
     c = out["checkpoints"]
     print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
           f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events; {c['spares']} spares")
