@@ -261,6 +261,7 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         s = self.session
+        s.freeze_restored = True        # restored machines too, out of the collector's way
         self.query_one("#map-pane").border_title = "page map"
         self.query_one("#shadow-pane").border_title = "shadow bytes"
         self.query_one("#log-pane").border_title = f"events · {s.path}"
@@ -276,6 +277,9 @@ class MainScreen(Screen):
         self._apply_width(self.app.size.width)
         if s.loading:
             self.load_in_thread()
+
+    def on_unmount(self) -> None:
+        self.session.freeze_restored = False
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -996,10 +1000,8 @@ class KinspectApp(App):
         self._gc_threshold = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
-        self.session.freeze_restored = True     # a restored machine too (collected in idle)
 
     def on_unmount(self) -> None:
-        self.session.freeze_restored = False
         gc.unfreeze()
         gc.set_threshold(*self._gc_threshold)
 
