@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.segment import Segment
+from rich.text import Text
 
 from kinspect.engine.memory import PageState
 from kinspect.engine.profile import load_profile
@@ -15,6 +17,7 @@ from kinspect.widgets.footprint import FootprintPlot, sparkline
 from kinspect.widgets.palette import HOLE, OTHER_SHADOW
 from kinspect.widgets.report_view import report_text
 from kinspect.widgets.struct_page import describe_page
+from kinspect.widgets.text_lines import _CONSOLE, StyledLines
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
@@ -150,3 +153,15 @@ def test_struct_page_and_report_text():
     assert "BUG: KASAN: slab-out-of-bounds in demo_probe" in report
     assert "report 1 of 1" in report
     assert "No KASAN report yet" in report_text(None).plain
+
+
+def test_styled_lines_are_the_lines_the_same_rich_text_renders_to():
+    pieces = [("struct page ", "bold"), ("pfn 0x10", "bold #87d7ff"), ("  phys 0x10000\n", ""),
+              (" flags      ", "#8a8a8a"), ("0x0()\n", ""), ("a", ""), ("b\n\nc", ""),
+              ("x\n", "bold"), ("", "bold"), ("y", ""), ("z", "bold"), ("\n", "")]
+    text, lines = Text(), StyledLines()
+    for piece, style in pieces:
+        text.append(piece, style)
+        lines.append(piece, style)
+    assert lines.plain == text.plain
+    assert lines.lines == list(Segment.split_lines(text.render(_CONSOLE, end="")))

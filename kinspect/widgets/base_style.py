@@ -1,11 +1,13 @@
-"""Styles a Line API widget asks for on every line or cell, looked up once: its own Rich style
+"""What a Line API widget asks for on every line or cell, looked up once: its own Rich style
 (``Widget.rich_style`` walks the DOM on every call), and its COMPONENT_CLASSES' (one each
-palette entry: ``pagemap--slab``, ``shadowbytes--redzone``...). Both are looked up again when
-the app's styles change."""
+palette entry: ``pagemap--slab``, ``shadowbytes--redzone``...), both looked up again when the
+app's styles change; and its scroll offset and content width, looked up once a render."""
 
 from __future__ import annotations
 
 from rich.style import Style
+from textual.geometry import Region
+from textual.strip import Strip
 
 
 class BaseStyleMixin:
@@ -57,3 +59,26 @@ class PaletteStyleMixin(BaseStyleMixin):
         if style is None:
             style = styles[key] = default()
         return style
+
+
+class LineFrameMixin:
+    """The scroll offset and content width every ``render_line(y)`` of one ``render_lines()``
+    shares, looked up once for all of them (``Widget.size`` walks up the DOM to the screen)."""
+
+    _frame: tuple[int, int, int] | None = None
+
+    @property
+    def frame(self) -> tuple[int, int, int]:
+        """(scroll x, scroll y, content width) of the view."""
+        frame = self._frame
+        if frame is None:
+            scroll_x, scroll_y = self.scroll_offset
+            frame = (scroll_x, scroll_y, self.size.width)
+        return frame
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = self.frame
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None

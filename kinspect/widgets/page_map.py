@@ -17,7 +17,7 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.events import Click
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -25,7 +25,7 @@ from textual.strip import Strip
 from ..engine.memory import PageState
 from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
                       NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
-from .base_style import PaletteStyleMixin
+from .base_style import LineFrameMixin, PaletteStyleMixin
 from .scrolling import NoScrollbar
 
 _RANK = np.array(RANK, dtype=np.uint8)
@@ -83,10 +83,12 @@ class SessionPages:
         if ppc <= self._pps or count <= 1 << 21:
             codes = memmap.states(first, count)
             self._holes(codes, first)
-            shadow = np.flatnonzero(codes == PageState.SHADOW_SLAB)
-            if len(shadow):
-                own = np.array(view.own_shadow_in(first, count), dtype=np.int64) - first
-                codes[shadow[~np.isin(shadow, own)]] = OTHER_SHADOW
+            other = codes == PageState.SHADOW_SLAB
+            if other.any():
+                # a shadow page that is not this scheme's own is another scheme's
+                own = np.asarray(view.own_shadow_in(first, count), dtype=np.int64) - first
+                other[own] = False
+                codes[other] = OTHER_SHADOW
             if ppc > 1:
                 codes = _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
         else:
@@ -123,7 +125,7 @@ class SessionPages:
         return paint.meaning + (" · shadow attached" if att[0] else "")
 
 
-class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
+class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_focus=True):
     """Pages as a grid: one cell per page, or per 2^zoom pages."""
 
     COMPONENT_CLASSES = ({f"pagemap--{p.name}" for p in PAGE_PAINTS.values()}
@@ -267,6 +269,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         base = self.base
         top = int(self.scroll_offset.y)
         height = self.size.height
+        shown: set[int] = set()
         for first, count in dirty:
             r0 = (first - base) // rp
             r1 = (first + count - 1 - base) // rp
@@ -275,17 +278,22 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
                 return
             for row in range(r0, r1 + 1):
                 self._row_gen[row] = generation
-            lo, hi = max(r0, top), min(r1, top + height - 1)
-            if lo <= hi:
-                self.refresh_lines(lo, hi - lo + 1)
+            shown.update(range(max(r0, top), min(r1, top + height - 1) + 1))
+        self._refresh_rows(*shown)
+
+    def _refresh_rows(self, *rows: int) -> None:
+        """Repaint these rows, in one refresh."""
+        if not rows:
+            return
+        top = int(self.scroll_offset.y)
+        width = max(self.virtual_size.width, self.size.width)
+        self.refresh(*(Region(0, row - top, width, 1) for row in set(rows)))
 
     def set_report_pfn(self, pfn: int | None) -> None:
         if pfn == self.report_pfn:
             return
         old, self.report_pfn = self.report_pfn, pfn
-        for p in (old, pfn):
-            if p is not None:
-                self.refresh_lines(self.row_of(p), 1)
+        self._refresh_rows(*(self.row_of(p) for p in (old, pfn) if p is not None))
 
     # -------------------------------------------------------------- cursor
 
@@ -296,8 +304,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         pfn = max(self.source.first_pfn, min(pfn, self.source.end_pfn - 1))
         old, self.cursor = self.cursor, pfn
         if self.is_mounted:
-            self.refresh_lines(self.row_of(old), 1)
-            self.refresh_lines(self.row_of(pfn), 1)
+            self._refresh_rows(self.row_of(old), self.row_of(pfn))
             if scroll:
                 self.scroll_to_cursor()
         if notify and old != pfn:
@@ -356,7 +363,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     # -------------------------------------------------------------- drawing
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_x, scroll_y, _ = self.frame
         strip = self.row_strip(y + scroll_y)
         width = self._width()
         if scroll_x == 0 and strip.cell_length == width:
@@ -365,7 +372,7 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
                                                               self.base_style)
 
     def _width(self) -> int:
-        return self.size.width or (self.gutter_width + self.cols)
+        return self.frame[2] or (self.gutter_width + self.cols)
 
     def row_strip(self, row: int) -> Strip:
         """The whole row (gutter and cells), from the cache when its inputs are unchanged."""
@@ -430,30 +437,34 @@ class PageMap(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         starts: list[list[int]] = [[0] for _ in keys]
         for r, c in zip(rows_at.tolist(), (cols_at + 1).tolist()):
             starts[r].append(c)
-        gutter = self.component_style("gutter", lambda: Style(color="#8a8a8a"))
-        gutter_width, base = self.gutter_width, self.base_style
+        base = self.base_style
+        gutter = base + self.component_style("gutter", lambda: Style(color="#8a8a8a"))
+        gutter_width = self.gutter_width
         width = self._width()
+        # in the view's style and as wide as it: render_line has nothing left to do
+        padding = [Segment(" " * (width - gutter_width - cols), base)] \
+            if width > gutter_width + cols else []
         for i, (key, row_cells) in enumerate(zip(keys, cells.tolist())):
             segments = [Segment(f"{first + i * cols * ppc:#0{gutter_width - 1}x} ", gutter)]
             bounds = starts[i] + [cols]
             for s, e in zip(bounds, bounds[1:]):
-                segments.append(self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
-                                                   bool(attached[i, s]), s == key[5]))
-            # in the view's style and as wide as it: render_line has nothing left to do
-            self._cache[key] = Strip(segments, gutter_width + cols).apply_style(base) \
-                .extend_cell_length(width, base)
+                glyphs, style = self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
+                                                   bool(attached[i, s]), s == key[5])
+                segments.append(Segment(glyphs, base + style))
+            self._cache[key] = Strip(segments + padding, max(width, gutter_width + cols))
 
     def _cell_segment(self, cell: int, n: int, code: int, attached: bool,
-                      report: bool) -> Segment:
-        """``n`` equal cells (a run), or the cursor's or the report's one cell."""
+                      report: bool) -> tuple[str, Style]:
+        """(glyphs, style) of ``n`` equal cells (a run), or of the cursor's or the report's
+        one cell."""
         if cell == _CURSOR:
             glyph = REPORT_PAINT.glyph if report else \
                 ATTACHED_GLYPH[code] if attached else PAGE_PAINTS[code].glyph
-            return Segment(glyph if glyph != " " else "▒", self.palette_style(CURSOR_PAINT))
+            return glyph if glyph != " " else "▒", self.palette_style(CURSOR_PAINT)
         if cell == _REPORT:
-            return Segment(REPORT_PAINT.glyph, self.palette_style(REPORT_PAINT))
+            return REPORT_PAINT.glyph, self.palette_style(REPORT_PAINT)
         glyph, style = self._cell_paints()[cell]
-        return Segment(glyph * n, style)
+        return glyph * n, style
 
     def _cell_paints(self) -> list[tuple[str, Style]]:
         """(glyph, style) of each cell value: a display code, plus NCODES when attached."""

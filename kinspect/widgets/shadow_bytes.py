@@ -23,13 +23,15 @@ from textual.widgets import Static
 from ..engine.kasan import KASAN_GRANULE_SIZE
 from .palette import (BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, SHADOW_KIND, SHADOW_LEGEND,
                       SHADOW_PAINTS, component_css)
-from .base_style import PaletteStyleMixin
+from .base_style import LineFrameMixin, PaletteStyleMixin
 from .scrolling import NoScrollbar
 
 Reader = Callable[[int, int], bytes]
+_HEX = [f"{b:02x}" for b in range(256)]
+_NOTE_STYLE = Style(italic=True, color="#8a8a8a")
 
 
-class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
+class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_focus=True):
     """The shadow of one page (``page_size / 8`` bytes) from a base address."""
 
     COMPONENT_CLASSES = ({f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()}
@@ -70,6 +72,8 @@ class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         self._per_row = 16
         self._lines_key: tuple | None = None
         self._lines: list[int] = []
+        self._bytes_cache: LRUCache[tuple, list[Segment]] = LRUCache(256)
+        self._styles_of_bytes: list[Style] | None = None
 
     # ------------------------------------------------------------------ input
 
@@ -162,6 +166,11 @@ class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         self._cache.clear()
         self._per_row_key = None
 
+    def load_styles(self) -> None:
+        super().load_styles()
+        self._styles_of_bytes = None
+        self._bytes_cache.clear()
+
     # ------------------------------------------------------------------ cursor
 
     def action_move(self, granules: int) -> None:
@@ -204,16 +213,16 @@ class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     # ------------------------------------------------------------------ drawing
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width or self.virtual_size.width
-        strip = self.line_strip(y + int(self.scroll_offset.y))
-        return strip.apply_style(self.base_style).crop_extend(
-            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
-                                 self.base_style)
+        scroll_x, scroll_y, width = self.frame
+        return self.line_strip(y + scroll_y).crop_extend(
+            scroll_x, scroll_x + (width or self.virtual_size.width), self.base_style)
 
     def line_strip(self, line: int) -> Strip:
+        """A line in the view's style (rows are built in it: nothing is left to render_line
+        but the width)."""
         if not self._data:
             if line == 0 and self.note:
-                return Strip([Segment(self.note, Style(italic=True, color="#8a8a8a"))])
+                return Strip([Segment(self.note, self.base_style + _NOTE_STYLE)])
             return Strip.blank(self.virtual_size.width, self.base_style)
         lines = self._line_rows()
         if not 0 <= line < len(lines):
@@ -224,51 +233,72 @@ class ShadowBytes(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
             key = ("caret", self.bad - self.base, per)
         else:
             start = self.base + row * per * KASAN_GRANULE_SIZE
-            end = start + per * KASAN_GRANULE_SIZE
             key = (start, self._data[row * per:(row + 1) * per], per,
-                   self.selected if self.selected is not None and start <= self.selected < end
-                   else None,
-                   self.bad if self.bad is not None and start <= self.bad < end else None)
+                   self._col_of(self.selected, start), self._col_of(self.bad, start))
         strip = self._cache.get(key)
         if strip is None:
             strip = self._caret(lines[line - 1]) if row < 0 else self._row(row)
             self._cache[key] = strip
         return strip
 
+    def _col_of(self, addr: int | None, start: int) -> int:
+        """The column of granule ``addr`` in the row from ``start``; -1 when not in it."""
+        if addr is None or not start <= addr < start + self.per_row * KASAN_GRANULE_SIZE:
+            return -1
+        return (addr - start) // KASAN_GRANULE_SIZE
+
     def _row(self, row: int) -> Strip:
         per = self.per_row
         addr = self.base + row * per * KASAN_GRANULE_SIZE
         width = self.bits // 4
         guilty = self._bad_row() == row
-        segs = [Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
-                        self.component_style("address", lambda: Style(color="#8a8a8a")))]
+        address = Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
+                          self.base_style + self.component_style(
+                              "address", lambda: Style(color="#8a8a8a")))
         data = self._data[row * per:(row + 1) * per]
+        return Strip([address, *self._byte_segments(data, self._col_of(self.bad, addr),
+                                                    self._col_of(self.selected, addr))])
+
+    def _byte_segments(self, data: bytes, bad: int, selected: int) -> list[Segment]:
+        """A row's bytes after its address: runs of equally styled bytes, each after a space.
+        Cached by the bytes and the marked columns: pages share most rows (all 00, all fc...)."""
+        key = (data, bad, selected)
+        segments = self._bytes_cache.get(key)
+        if segments is not None:
+            return segments
+        styles = self._byte_styles()
+        bad_style = self.palette_style(BAD_GRANULE_PAINT)
+        selected_style = self.palette_style(SELECTED_GRANULE_PAINT)
         base = self.base_style
+        space = Segment(" ", base)
+        segments = []
         run_style, run = None, []
         for i, b in enumerate(data):
-            g = addr + i * KASAN_GRANULE_SIZE
-            if g == self.bad:
-                style = self.palette_style(BAD_GRANULE_PAINT)
-            elif g == self.selected:
-                style = self.palette_style(SELECTED_GRANULE_PAINT)
-            else:
-                style = self.palette_style(SHADOW_PAINTS[SHADOW_KIND[b]])
-            if style is not run_style and run:
-                segs.append(Segment(" ".join(run), run_style))
-                run = []
-            if style is not run_style or not run:
-                segs.append(Segment(" ", base))
-            run_style = style
-            run.append(f"{b:02x}")
+            style = bad_style if i == bad else selected_style if i == selected else styles[b]
+            if style is not run_style:
+                if run:
+                    segments.append(Segment(" ".join(run), base + run_style))
+                    run = []
+                segments.append(space)
+                run_style = style
+            run.append(_HEX[b])
         if run:
-            segs.append(Segment(" ".join(run), run_style))
-        return Strip(segs)
+            segments.append(Segment(" ".join(run), base + run_style))
+        self._bytes_cache[key] = segments
+        return segments
+
+    def _byte_styles(self) -> list[Style]:
+        """The style of each shadow byte value, by its meaning."""
+        if self._styles_of_bytes is None:
+            self._styles_of_bytes = [self.palette_style(SHADOW_PAINTS[kind])
+                                     for kind in SHADOW_KIND]
+        return self._styles_of_bytes
 
     def _caret(self, row: int) -> Strip:
         col = (self.bad - self.base) // KASAN_GRANULE_SIZE - row * self.per_row
         pad = 1 + self.bits // 4 + 1 + 3 * col + 1
         return Strip([Segment(" " * pad, self.base_style),
-                      Segment("^", self.palette_style(BAD_GRANULE_PAINT))])
+                      Segment("^", self.base_style + self.palette_style(BAD_GRANULE_PAINT))])
 
     def text(self) -> str:
         """Every line as plain text (tests, copy)."""

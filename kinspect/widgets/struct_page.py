@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rich.text import Text
-
-from .text_lines import TextLines
+from .text_lines import StyledLines, TextLines
 
 from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState, \
     pfn_to_page
@@ -16,11 +14,11 @@ from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_sla
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 
-def describe_page(session, pfn: int) -> Text:
+def describe_page(session, pfn: int) -> StyledLines:
     """Everything about one pfn, drgn ``show_page_info`` style."""
     m = session.machine
     p = session.profile
-    t = Text()
+    t = StyledLines()
     w = p.bits // 4
     if not p.pfn_valid(pfn):
         t.append(f"pfn {pfn:#x}: no RAM here (a hole in the memory map)", "italic #8a8a8a")
@@ -99,7 +97,7 @@ class StructPageView(TextLines):
     """The selected page's struct page."""
 
     def show(self, session, pfn: int) -> None:
-        self.set_text(describe_page(session, pfn))
+        self.set_lines(describe_page(session, pfn))
 
     def text(self) -> str:
         return self.plain

@@ -3,44 +3,110 @@ nothing else (a Static whose content changes asks the whole screen for a new lay
 
 from __future__ import annotations
 
-from itertools import groupby
+from collections.abc import Iterable
+from functools import lru_cache
 
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from .base_style import BaseStyleMixin
+from .base_style import BaseStyleMixin, LineFrameMixin
 
 _CONSOLE = Console(width=4096, color_system="truecolor", force_terminal=True,
                    legacy_windows=False, no_color=False)
 
 
-class TextLines(BaseStyleMixin, ScrollView):
+@lru_cache(maxsize=256)
+def _parsed_style(style: str) -> Style:
+    return _CONSOLE.get_style(style, default=Style.null())
+
+
+class StyledLines:
+    """Styled text appended piece by piece as to a Rich ``Text``, kept as the lines of Segments
+    rendering that Text would give (``Text.render`` then ``Segment.split_lines``) without
+    building and rendering one: unstyled pieces run together into one Segment (styled
+    ``Style.null()``, as in a Text with spans), each styled piece is a Segment of its own."""
+
+    def __init__(self) -> None:
+        self._lines: list[list[Segment]] = [[]]
+        self._pieces: list[str] = []
+        self._unstyled_tail = False     # the current line ends with unstyled text
+
+    def append(self, text: str, style: str = "") -> None:
+        text = strip_control_codes(text)
+        if not text:
+            return
+        self._pieces.append(text)
+        rich_style = _parsed_style(style) if style else None
+        first, *rest = text.split("\n")
+        self._add(first, rich_style)
+        for piece in rest:
+            self._lines.append([])
+            self._add(piece, rich_style)
+
+    def _add(self, text: str, style: Style | None) -> None:
+        if not text:
+            return
+        line = self._lines[-1]
+        if style is not None:
+            line.append(Segment(text, style))
+        elif line and self._unstyled_tail:
+            line[-1] = Segment(line[-1].text + text, line[-1].style)
+        else:
+            line.append(Segment(text, Style.null()))
+        self._unstyled_tail = style is None
+
+    @property
+    def lines(self) -> list[list[Segment]]:
+        """The lines, without the empty one after a final newline."""
+        return self._lines if self._lines[-1] else self._lines[:-1]
+
+    @property
+    def plain(self) -> str:
+        return "".join(self._pieces)
+
+
+class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
     """Lines of Rich Text, scrollable, no wrapping."""
 
     DEFAULT_CSS = "TextLines { height: 1fr; }"
 
     def __init__(self, text: Text | str = "", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._lines: list[Strip] = []
+        self._lines: list[list[Segment]] = []
         self._plain = ""
+        self._source: tuple | None = None
         self.set_text(text)
 
     def set_text(self, text: Text | str, scroll_home: bool = False) -> None:
         if isinstance(text, str):
             text = Text(text)
-        if text.plain == self._plain and self._lines and text.spans == self._spans:
-            return
-        self._plain = text.plain
-        self._spans = list(text.spans)
-        before = self._lines
-        self._lines = [Strip(line) for line in
-                       Segment.split_lines(text.render(_CONSOLE, end=""))]
+        source = (text.plain, list(text.spans))
+        if source != self._source or not self._lines:
+            self._source = source
+            self._show(text.plain, Segment.split_lines(text.render(_CONSOLE, end="")),
+                       scroll_home)
+
+    def set_lines(self, text: StyledLines, scroll_home: bool = False) -> None:
+        """Show text built straight into lines of Segments (no Text to render)."""
+        source = (text.plain, text.lines)
+        if source != self._source or not self._lines:
+            self._source = source
+            self._show(text.plain, text.lines, scroll_home)
+
+    def _show(self, plain: str, lines: Iterable[list[Segment]], scroll_home: bool) -> None:
+        self._plain = plain
+        before, self._lines = self._lines, list(lines)
+        changed = [y for y in range(max(len(before), len(self._lines)))
+                   if y >= len(before) or y >= len(self._lines) or before[y] != self._lines[y]]
         # The virtual size only grows (rounded up): a new virtual size makes the whole screen
         # lay itself out again, which costs more than a few blank lines at the end.
-        width = max((s.cell_length for s in self._lines), default=1)
+        width = max((Segment.get_line_length(self._lines[y]) for y in changed
+                     if y < len(self._lines)), default=1)
         old = self.virtual_size
         size = Size(max(old.width, -(-width // 64) * 64),
                     max(old.height, -(-len(self._lines) // 8) * 8))
@@ -48,25 +114,37 @@ class TextLines(BaseStyleMixin, ScrollView):
             self.virtual_size = size
         if scroll_home:
             self.scroll_to(0, 0, animate=False, immediate=True)
-        self._refresh_changed(before, self._lines)
+        self._refresh_rows(changed)
 
-    def _refresh_changed(self, old: list[Strip], new: list[Strip]) -> None:
-        """Repaint the runs of lines that differ (a struct page of another page shares most
-        of its labels and layout with the last one's)."""
-        n = max(len(old), len(new))
-        changed = [y >= len(old) or y >= len(new) or old[y] != new[y] for y in range(n)]
-        for differs, run in groupby(range(n), changed.__getitem__):
-            if differs:
-                rows = list(run)
-                self.refresh_lines(rows[0], len(rows))
+    def _refresh_rows(self, rows: list[int]) -> None:
+        """Repaint the lines that changed, in one refresh (a struct page of another page
+        shares most of its labels and layout with the last one's)."""
+        if not rows:
+            return
+        _, scroll_y, width = self.frame
+        width = max(self.virtual_size.width, width)
+        runs: list[list[int]] = []          # [first, end) of each run of consecutive rows
+        for y in rows:
+            if runs and runs[-1][1] == y:
+                runs[-1][1] = y + 1
+            else:
+                runs.append([y, y + 1])
+        self.refresh(*(Region(0, first - scroll_y, width, end - first) for first, end in runs))
 
     def render_line(self, y: int) -> Strip:
-        row = y + int(self.scroll_offset.y)
-        width = self.size.width
-        strip = self._lines[row] if 0 <= row < len(self._lines) else Strip([])
-        return strip.apply_style(self.base_style).crop_extend(
-            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
-                                 self.base_style)
+        scroll_x, scroll_y, width = self.frame
+        row = y + scroll_y
+        segments = self._lines[row] if 0 <= row < len(self._lines) else []
+        base = self.base_style
+        length = Segment.get_line_length(segments)
+        if scroll_x or length > width:
+            return Strip(segments, length).apply_style(base).crop_extend(
+                scroll_x, scroll_x + width, base)
+        # in the view's style and as wide as it, in one Strip
+        styled = list(Segment.apply_style(segments, base))
+        if length < width:
+            styled.append(Segment(" " * (width - length), base))
+        return Strip(styled, width)
 
     @property
     def plain(self) -> str:
