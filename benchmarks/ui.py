@@ -244,10 +244,9 @@ def main() -> None:
                             steps=17, backs=8, label="demo", jumps=1))
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
     if trace.exists() and args.only in (None, "trace"):
-        # positions in the first half of the trace: reaching them is a run of the engine
+        # positions anywhere in the trace (reaching them is a run of the engine: seconds)
         asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,
-                            backs=args.backs, label="trace (real, x86_64)", trace=True,
-                            spread=0.5))
+                            backs=args.backs, label="trace (real, x86_64)", trace=True))
     if args.events and args.only in (None, "generated"):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "big.kw")

@@ -358,6 +358,22 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
     assert max(replayed[3:]) < LADDER_STEP          # then a rung and a few events
 
 
+def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
+    import kinspect.engine.session as session_module
+    monkeypatch.setattr(session_module, "IDLE_CHUNK", 100)
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
+                checkpoint_every=1024)
+    for _ in range(1000):               # one at a time, no pause: the only checkpoint is at 0
+        s.step()
+    seen = []
+    while s.idle_work():
+        if s._job is not None:
+            seen.append((s._job.target, s._job.spare, s._job.position))
+    advances = [b[2] - a[2] for a, b in zip(seen, seen[1:]) if a[:2] == b[:2]]
+    assert advances and max(advances) <= 100
+    assert sorted(sp.position for sp in s._spares) == [997, 998, 999]
+
+
 def test_dense_checkpoints_keep_to_a_third_of_the_budget():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
                 checkpoint_every=32, checkpoint_budget=40 << 20)

@@ -256,6 +256,19 @@ def _forget_changes(machine: Machine) -> None:
 
 
 @dataclass
+class _Replay:
+    """Idle work under way: a machine of its own, replayed from a checkpoint toward
+    ``target`` a chunk at a time (``Session._build``)."""
+
+    machine: Machine
+    runner: object
+    position: int
+    target: int
+    nbytes: int                 # the checkpoint it was made from: about what it holds
+    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
+
+
+@dataclass
 class _Spare:
     """A live machine at ``position`` events, not the session's: going back to it is a swap,
     to a little after it a short replay."""
@@ -267,6 +280,7 @@ class _Spare:
 
 
 SPARE_REPLAY = 512              # going back, a spare this many events behind beats a restore
+IDLE_CHUNK = 512                # events replayed in one piece of idle work
 HOLD_LADDER = 4                 # dense checkpoints kept just below the spares (idle_work)...
 LADDER_STEP = 16                # ...this many events apart
 
@@ -633,7 +647,7 @@ class Session:
         self._spares: list[_Spare] = []
         self.spares_wanted = spares
         self.spare_budget = spare_budget
-        self._fill = None
+        self._job: _Replay | None = None
 
     # ------------------------------------------------------------------------- state
 
@@ -870,14 +884,12 @@ class Session:
         ``position - 1`` (the next step back becomes a swap); spares further back, up to
         ``spares`` of them; the oldest spare's state as a checkpoint (steps back beyond the
         spares restore from near); the ladder of dense checkpoints below it; a checkpoint every
-        ``checkpoint_every`` events at the position."""
+        ``checkpoint_every`` events at the position. A piece is one checkpoint loaded or taken,
+        or up to ``IDLE_CHUNK`` events replayed: a key pressed meanwhile waits for no more."""
         if self._graveyard:
             for machine, runner in self._graveyard:
                 _dispose(machine, runner)
             self._graveyard.clear()
-            return True
-        if self.position > 0 and not self.standby_ready():
-            self.prepare_back()
             return True
         wanted = range(self.position - self.spares_wanted, self.position)
         for spare in self._spares:
@@ -885,8 +897,9 @@ class Session:
                 self._spares.remove(spare)
                 _dispose(spare.machine, spare.runner)
                 return True
-        if self._more_spares():
-            return True
+        target = self._next_spare()
+        if target is not None:
+            return self._build(target, spare=True)
         if self._spares:
             # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
             # with no pause to make more, restore from there instead of from further back.
@@ -895,93 +908,90 @@ class Session:
             if oldest.position - base > 32:
                 self._take_dense(oldest.position, oldest.machine, oldest.runner)
                 return True
-        if self._fill_behind():
-            return True
+        target = self.position - self.spares_wanted - 1      # the ladder's top rung
+        if target > 0 and target - self._nearest_checkpoint(target)[0] >= LADDER_STEP:
+            return self._build(target, spare=False)
+        self._drop_job()
         if self.position - self._last_checkpoint() >= self.checkpoint_every:
             self._take_checkpoint()
             return True
         return False
 
-    def _more_spares(self) -> bool:
-        """One more spare behind the position (the nearest missing one), within the budget."""
-        held = sum(sp.nbytes for sp in self._spares)
+    def _next_spare(self) -> int | None:
+        """The position of the spare to make next: ``position - 1`` whatever it costs, then
+        the nearest missing one within the budget; None when there are enough."""
         have = {sp.position for sp in self._spares}
-        for distance in range(2, self.spares_wanted + 1):
+        held = sum(sp.nbytes for sp in self._spares)
+        for distance in range(1, self.spares_wanted + 1):
             target = self.position - distance
             if target < 0:
-                return False
+                return None
             if target in have:
                 continue
-            if held + len(self._nearest_checkpoint(target)[1]) > self.spare_budget:
-                return False
-            return self.prepare_back(distance)
-        return False
+            if distance > 1 and \
+                    held + len(self._nearest_checkpoint(target)[1]) > self.spare_budget:
+                return None
+            return target
+        return None
 
-    def _fill_behind(self, chunk: int = 512) -> bool:
-        """Dense checkpoints just below the spares: ``HOLD_LADDER`` of them, ``LADDER_STEP``
-        events apart, laid by a chunk of replay per call on a machine of their own, so that
-        steps back taken in a row beyond the spares (a key held down) each restore one of them
+    def _build(self, target: int, spare: bool) -> bool:
+        """One piece of the idle job that replays a machine of its own up to ``target``: the
+        nearest checkpoint loaded, or up to ``IDLE_CHUNK`` events replayed. ``spare``: the
+        machine becomes a spare at ``target``; else it lays the ladder on its way (a rung
+        ``LADDER_STEP`` events apart in the last ``HOLD_LADDER`` of them: one piece each), so
+        that steps back taken in a row beyond the spares (a key held down) each restore a rung
         and replay a few events, not up to ``checkpoint_every``."""
-        target = self.position - self.spares_wanted - 1
-        fill = self._fill
-        if fill is not None and fill[3] != target:
-            _dispose(fill[0], fill[1])
-            fill = self._fill = None
-        if fill is None:
-            if target <= 0:
-                return False
+        job = self._job
+        if job is not None and (job.target, job.spare) != (target, spare):
+            self._drop_job()
+            job = None
+        if job is None:
             base, blob = self._nearest_checkpoint(target)
-            if target - base < LADDER_STEP:
-                return False
             machine, state = self._load(blob)
-            self._fill = (machine, self.driver.runner(machine, base, state), base, target)
+            self._job = _Replay(machine, self.driver.runner(machine, base, state), base,
+                                target, len(blob), spare)
             return True
-        machine, runner, pos, target = fill
         try:
             with gc_paused():
-                end = min(target, pos + chunk)
-                while pos < end:
-                    runner.step()
-                    pos += 1
-                    _forget_changes(machine)
-                    below = target - pos
-                    if below < LADDER_STEP * HOLD_LADDER and below % LADDER_STEP == 0:
-                        self._take_dense(pos, machine, runner)
+                end = min(target, job.position + IDLE_CHUNK)
+                while job.position < end:
+                    job.runner.step()
+                    job.position += 1
+                    _forget_changes(job.machine)
+                    below = target - job.position
+                    if not spare and below < LADDER_STEP * HOLD_LADDER and \
+                            below % LADDER_STEP == 0:
+                        self._take_dense(job.position, job.machine, job.runner)
                         break
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
-            self._fill = None
-            _dispose(machine, runner)
+            self._drop_job()
             return False
-        if pos >= target:
-            self._fill = None
-            _dispose(machine, runner)
-        else:
-            self._fill = (machine, runner, pos, target)
+        if job.position >= target:
+            self._job = None
+            if spare:
+                self._spares.append(_Spare(target, job.machine, job.runner, job.nbytes))
+            else:
+                _dispose(job.machine, job.runner)
         return True
+
+    def _drop_job(self) -> None:
+        if self._job is not None:
+            _dispose(self._job.machine, self._job.runner)
+            self._job = None
 
     def standby_ready(self) -> bool:
         """Whether the next step back is a swap: a spare at ``position - 1`` is ready."""
         return any(sp.position == self.position - 1 for sp in self._spares)
 
     def prepare_back(self, distance: int = 1) -> bool:
-        """Make a spare at ``position - distance`` (checkpoint + replay); whether it is there."""
+        """Make a spare at ``position - distance`` now (checkpoint + replay); whether it is
+        there."""
         target = self.position - distance
         if target < 0:
             return False
-        if any(sp.position == target for sp in self._spares):
-            return True
-        base, blob = self._nearest_checkpoint(target)
-        machine, state = self._load(blob)
-        runner = self.driver.runner(machine, base, state)
-        try:
-            with gc_paused():
-                for _ in range(base, target):
-                    runner.step()
-                    _forget_changes(machine)
-        except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
-            _dispose(machine, runner)
-            return False
-        self._spares.append(_Spare(target, machine, runner, len(blob)))
+        while not any(sp.position == target for sp in self._spares):
+            if not self._build(target, spare=True):
+                return False
         return True
 
     def _take_spare(self, target: int) -> bool:
