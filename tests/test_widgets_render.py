@@ -151,7 +151,11 @@ def test_struct_page_and_report_text():
     assert "pageptr  block 0x" in text and "dump_page()" in text
     report = report_text(s.latest_report(), 1, 1, 8).plain
     assert "BUG: KASAN: slab-out-of-bounds in demo_probe" in report
-    assert "report 1 of 1" in report
+    assert "report 1 of 1 · event 5 (line 8)" in report       # the fifth event made it
+    assert s.latest_report().event_index == 4
+    caret = next(line for line in report_text(s.latest_report()).split("\n")
+                 if line.plain.strip() == "^")
+    assert [caret.plain[span.start:span.end] for span in caret.spans] == ["^"]
     assert "No KASAN report yet" in report_text(None).plain
 
 

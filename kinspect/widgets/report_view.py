@@ -23,7 +23,10 @@ def report_text(report, index: int | None = None, total: int | None = None,
         t.append(EMPTY, "italic #8a8a8a")
         return t
     if index is not None:
-        where = f" · event {report.event_index}" if report.event_index is not None else ""
+        # the event that made it, counted as the status line counts them (event 8/18: eight
+        # events applied, the eighth the last)
+        where = (f" · event {report.event_index + 1}" if report.event_index is not None
+                 else "")
         where += f" (line {line})" if line is not None else ""
         t.append(f"report {index} of {total}{where}\n", "#8a8a8a")
     for raw in format_report(report).splitlines():
@@ -31,7 +34,9 @@ def report_text(report, index: int | None = None, total: int | None = None,
             t.append(raw + "\n", "bold #ff5f5f")
             continue
         if raw.strip() == "^":
-            t.append(raw + "\n", BAD_GRANULE_PAINT.rich())
+            t.append(raw[:raw.index("^")])
+            t.append("^", BAD_GRANULE_PAINT.rich())
+            t.append("\n")
             continue
         m = _META_ROW.match(raw)
         if m:
