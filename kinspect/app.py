@@ -42,7 +42,9 @@ DETAIL_TABS = [("report", "report"), ("structpage", "struct page"),
                ("shadowslab", "shadow slab"), ("footprint", "footprint")]
 SYNC_RUN_LIMIT = 3000          # runs shorter than this happen at once, longer ones in a worker
 IDLE_DELAY = 0.25              # seconds without a key before the session's background work
-COLLECT_EVERY = 1024           # steps whose garbage may wait for a pause (30 KB or so each)
+COLLECT_EVERY = 8192           # steps whose garbage may wait for a pause (30 KB or so each)
+FULL_COLLECT_AFTER = 64        # collections of the young objects between two full ones...
+FULL_COLLECT_DELAY = 5.0       # ...made after this many seconds without a key
 NARROW = 120                   # below this width the side column is narrow
 
 
@@ -232,6 +234,7 @@ class MainScreen(Screen):
         self._binding_state = None
         self._steps_since_collect = 0
         self._collected_at = 0
+        self._young_collections = 0
         self._pending_back = 0
 
     # ---------------------------------------------------------------- layout
@@ -261,7 +264,6 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         s = self.session
-        s.freeze_restored = True        # restored machines too, out of the collector's way
         self.query_one("#map-pane").border_title = "page map"
         self.query_one("#shadow-pane").border_title = "shadow bytes"
         self.query_one("#log-pane").border_title = f"events · {s.path}"
@@ -277,9 +279,6 @@ class MainScreen(Screen):
         self._apply_width(self.app.size.width)
         if s.loading:
             self.load_in_thread()
-
-    def on_unmount(self) -> None:
-        self.session.freeze_restored = False
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -426,25 +425,47 @@ class MainScreen(Screen):
 
     def _idle_work(self) -> None:
         self._idle_timer = None
-        if not self.running and self.idle_step():
+        if self.running:
+            return
+        if self.idle_step():
             self._schedule_idle_work(0.02)
+        elif self._young_collections >= FULL_COLLECT_AFTER:
+            self._idle_timer = self.set_timer(FULL_COLLECT_DELAY, self._collect_all)
 
     def idle_step(self) -> bool:
         """One piece of background work; False when there is none left."""
         s = self.session
         if s.idle_work():
             return True
-        if s.machines_discarded != self._collected_at or \
-                self._steps_since_collect >= COLLECT_EVERY:
-            # Machines replaced by going back, and the views' old strips, are cyclic garbage,
-            # frozen: collect it now, while nobody is pressing keys, and freeze the survivors.
-            self._collected_at = s.machines_discarded
-            self._steps_since_collect = 0
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
+        if self._steps_since_collect or s.machines_discarded != self._collected_at:
+            self._collect_young()
             return True
         return False
+
+    # The cyclic collector is off while the app runs (KinspectApp.on_mount): a collection
+    # over the engine's objects (millions on a real trace) would stall keys for a second. The
+    # garbage of the steps (the views' old strips: cycles) is collected in idle time, young
+    # objects only, and the survivors frozen; a machine restored by going back (half a million
+    # objects) is traversed once that way.
+
+    def _collect_young(self) -> None:
+        """Collect the garbage among the objects made since the last collection, and freeze
+        the rest out of the way of the next ones: milliseconds, or tens after a restore."""
+        self._collected_at = self.session.machines_discarded
+        self._steps_since_collect = 0
+        self._young_collections += 1
+        gc.collect(1)
+        gc.freeze()
+
+    def _collect_all(self) -> None:
+        """Collect the cycles that became garbage after they were frozen (a strip evicted from
+        a cache): a scan of everything (a second on the real trace), so only after a pause of
+        FULL_COLLECT_DELAY, every FULL_COLLECT_AFTER young collections."""
+        self._idle_timer = None
+        self._young_collections = 0
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def action_back(self) -> None:
         """Step back; presses that queue up while a slow one runs are done as one."""
@@ -470,12 +491,9 @@ class MainScreen(Screen):
             for name, other in self.views.items():
                 if name != s.shown:
                     other.generation = -1          # rebuilt when shown again
-        # Everything alive now (the engine's objects: a machine just restored from a checkpoint
-        # holds millions; the views' strips and caches) out of the cyclic collector's way, every
-        # step: no collection runs while keys come in (one over the young objects of a few
-        # steps took 5-10 ms). The garbage frozen with them is collected in idle time.
-        gc.freeze()
         self._steps_since_collect += 1
+        if self._steps_since_collect >= COLLECT_EVERY:     # no pause for that long
+            self._collect_young()
         pagemap = self.query_one(PageMap)
         if result is not None:
             pagemap.apply_dirty(result.generation, result.dirty)
@@ -987,7 +1005,7 @@ class KinspectApp(App):
         super().__init__()
         self.session = session
         self._keymap = keymap or {}
-        self._gc_threshold = gc.get_threshold()
+        self._gc_was_enabled = gc.isenabled()
 
     def get_default_screen(self) -> Screen:
         return MainScreen(self.session)
@@ -995,15 +1013,17 @@ class KinspectApp(App):
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
-        # The engine holds millions of long-lived objects: keep them out of the cyclic
-        # collector's scans (the engine frees by reference counting), and collect less often.
-        self._gc_threshold = gc.get_threshold()
+        # The engine holds millions of long-lived objects, and frees its own by reference
+        # counting: no automatic collections while keys come in; the inspector collects in
+        # its idle time (MainScreen._collect_young), the objects alive now are left out.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
 
     def on_unmount(self) -> None:
         gc.unfreeze()
-        gc.set_threshold(*self._gc_threshold)
+        if self._gc_was_enabled:
+            gc.enable()
 
     @property
     def main(self) -> MainScreen:

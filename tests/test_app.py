@@ -64,8 +64,61 @@ async def test_step_and_back_move_the_position_and_the_views():
         await pilot.press("backspace", "backspace", "backspace")
         await pilot.pause()
         assert s.position == 0
-        assert s.freeze_restored            # restored machines leave the young generation
-    assert not s.freeze_restored            # only while the app runs
+
+
+async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    enabled = gc.isenabled()
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        assert not gc.isenabled()
+        await pilot.press("space", "space", "left")
+        await pilot.pause()
+        node = Node()
+        node.cycle = node
+        ref = weakref.ref(node)
+        del node
+        assert ref() is not None                    # no automatic collection
+        while screen.idle_step():                   # the pause after the keys
+            pass
+        assert ref() is None and screen._steps_since_collect == 0
+    assert gc.isenabled() == enabled
+
+
+async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(
+        monkeypatch):
+    import weakref
+    import kinspect.app as app_module
+
+    class Node:
+        pass
+
+    monkeypatch.setattr(app_module, "FULL_COLLECT_AFTER", 1)
+    monkeypatch.setattr(app_module, "FULL_COLLECT_DELAY", 0.05)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        node = Node()
+        node.cycle = node
+        ref = weakref.ref(node)
+        screen._collect_young()                     # alive then: frozen
+        del node
+        while screen.idle_step():
+            pass
+        assert ref() is not None                    # young collections do not see it
+        screen.idle_work_enabled = True
+        screen._schedule_idle_work(0.01)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if ref() is None:
+                break
+        assert ref() is None
 
 
 async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():

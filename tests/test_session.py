@@ -389,24 +389,6 @@ def test_dense_checkpoints_keep_to_a_third_of_the_budget():
     assert len(laid) > len(s._dense)                # the least recently used went
 
 
-def test_freeze_restored_moves_a_restored_machine_out_of_the_young_generation():
-    import gc
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(300)))
-    s.step(250)
-    s.freeze_restored = True
-    before = gc.get_freeze_count()
-    try:
-        s.back(200)                                  # a restore: a new machine
-        frozen = gc.get_freeze_count() - before
-        assert frozen > len(s.machine.pages) and gc.get_count()[0] < 1000
-    finally:
-        gc.unfreeze()
-    s.freeze_restored = False
-    before = gc.get_freeze_count()
-    s.back(10)
-    assert gc.get_freeze_count() == before
-
-
 def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(200)),
                 spare_budget=0)

@@ -36,7 +36,6 @@ No UI imports here: the Textual app drives a Session, and so can a test or a scr
 
 from __future__ import annotations
 
-import gc
 import pickle
 import threading
 import time
@@ -639,7 +638,6 @@ class Session:
         self.checkpoint_budget = checkpoint_budget
         self._dense: OrderedDict[int, bytes] = OrderedDict()
         self._dense_bytes = 0
-        self.freeze_restored = False        # see _load()
         self.checkpoint_seconds = 0.0
         self.checkpoint_every = checkpoint_every or 256
         self._interval = 4 * self.checkpoint_every
@@ -845,15 +843,9 @@ class Session:
         return best, blob
 
     def _load(self, blob: bytes) -> tuple[Machine, tuple]:
-        """A checkpoint's machine and runner state, new objects by the hundred thousand. With
-        ``freeze_restored`` (an interactive UI that collects garbage in its idle time) they are
-        moved out of the cyclic collector's young generation at once: its next collection would
-        otherwise traverse them all (18 ms at 500 000 objects) in the middle of a key press."""
+        """A checkpoint's machine and runner state."""
         with gc_paused():
-            machine, state = pickle.loads(blob)
-            if self.freeze_restored:
-                gc.freeze()
-        return machine, state
+            return pickle.loads(blob)
 
     def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
         """Make the state that of ``target`` events applied (a checkpoint, then replay);
