@@ -25,7 +25,7 @@ of the keys:
   apart): a key held down past the spares restores one of them and replays a few events;
 - after a run stops, checkpoints are laid densely behind the stop;
 - checkpoints are thinned (every other one dropped) to stay within a memory budget, dense
-  ones evicted (least recently used first) beyond a third of it.
+  ones evicted (least recently used first) beyond half of it.
 
 A trace can be streamed (``load_trace(stream=True)``): the session starts on its first events
 while ``load()`` reads the rest in another thread; ``total`` grows, ``loading`` says more may
@@ -588,7 +588,7 @@ class Session:
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
         doubled each time the budget makes older checkpoints thin out);
-        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned), a third of
+        ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned), half of
         it for the dense ones laid near the position (the least recently used go first);
         ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
         made in idle time, so that that many steps back in a row are swaps;
@@ -806,7 +806,7 @@ class Session:
         i = bisect_right(self._checkpoint_keys, pos)
         self._checkpoint_keys.insert(i, pos)
         self._checkpoint_bytes += len(blob)
-        if self._checkpoint_bytes > self.checkpoint_budget - self.checkpoint_budget // 3:
+        if self._checkpoint_bytes > self.checkpoint_budget // 2:
             self._thin_checkpoints()
 
     def _thin_checkpoints(self) -> None:
@@ -828,7 +828,7 @@ class Session:
             return
         blob = self._dense[pos] = self._state(machine, runner)
         self._dense_bytes += len(blob)
-        while self._dense_bytes > self.checkpoint_budget // 3 and len(self._dense) > 1:
+        while self._dense_bytes > self.checkpoint_budget // 2 and len(self._dense) > 1:
             self._dense_bytes -= len(self._dense.popitem(last=False)[1])
 
     def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
