@@ -354,11 +354,12 @@ class MainScreen(Screen):
                             lambda cancelled, progress: s.run(
                                 until=until, cancelled=cancelled, progress=progress, wait=True))
 
-    def _run_in_worker(self, what: str, command) -> None:
+    def _run_in_worker(self, what: str, command, cancellable: bool = True) -> None:
         """A long session command in a worker thread (the views freeze meanwhile); ``command``
-        takes ``cancelled`` and ``progress`` callables and returns a StepResult."""
+        takes ``cancelled`` and ``progress`` callables and returns a StepResult.
+        ``cancellable``: it heeds them (a restore going back does not)."""
         self.running = True
-        self._set_status(f"{what}… (escape stops)")
+        self._set_status(f"{what}… (escape stops)" if cancellable else f"{what}…")
         self._worker = self.run_in_thread(command)
 
     @work(thread=True, exclusive=True, group="engine")
@@ -841,8 +842,13 @@ class MainScreen(Screen):
             self._run_in_worker(f"jumping to event {index} as the trace is read",
                                 lambda cancelled, progress: s.jump(
                                     index, wait=True, cancelled=cancelled, progress=progress))
-            return
-        self.post_message(StepApplied(s.jump(index)))
+        elif s.replay_cost(index) > SYNC_RUN_LIMIT:     # a long replay: not on the keys
+            self._run_in_worker(f"jumping to event {index}",
+                                lambda cancelled, progress: s.jump(
+                                    index, cancelled=cancelled, progress=progress),
+                                cancellable=index > s.position)
+        else:
+            self.post_message(StepApplied(s.jump(index)))
 
     def action_breakpoint(self) -> None:
         s = self.session

@@ -374,6 +374,22 @@ def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
     assert sorted(sp.position for sp in s._spares) == [997, 998, 999]
 
 
+def test_replay_cost_counts_from_the_position_a_spare_or_the_nearest_checkpoint():
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
+                checkpoint_every=256)
+    for _ in range(900):
+        s.step()                            # no idle: checkpoints only where steps force them
+    assert s.replay_cost(950) == 50         # forward, from the position
+    base = max(k for k in s._checkpoint_keys if k <= 700)
+    assert s.replay_cost(700) == 700 - base
+    while s.idle_work():
+        pass                                # spares at 897-899, a ladder below them
+    assert s.replay_cost(899) == 0 and s.replay_cost(898) == 0
+    assert s.replay_cost(890) < 16
+    s.jump(700)
+    assert s.position == 700
+
+
 def test_dense_checkpoints_keep_to_half_the_budget():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
                 checkpoint_every=32, checkpoint_budget=40 << 20)

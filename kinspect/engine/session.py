@@ -831,12 +831,16 @@ class Session:
         while self._dense_bytes > self.checkpoint_budget // 2 and len(self._dense) > 1:
             self._dense_bytes -= len(self._dense.popitem(last=False)[1])
 
-    def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
-        i = bisect_right(self._checkpoint_keys, target) - 1
-        best = self._checkpoint_keys[i]
+    def _nearest_position(self, target: int) -> int:
+        """The position of the nearest checkpoint at or before ``target``."""
+        best = self._checkpoint_keys[bisect_right(self._checkpoint_keys, target) - 1]
         for pos in self._dense:
             if best < pos <= target:
                 best = pos
+        return best
+
+    def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
+        best = self._nearest_position(target)
         blob = self._dense.get(best) or self._checkpoints[best]
         if best in self._dense:
             self._dense.move_to_end(best)
@@ -1156,6 +1160,17 @@ class Session:
         return StepResult(self.generation, self.position, previous, (), dirty, (),
                           tuple(reversed(attach[-256:])), None, (),
                           time.perf_counter() - t0)
+
+    def replay_cost(self, index: int) -> int:
+        """How many events going to the state after ``index`` events replays (from the
+        position, a spare or the nearest checkpoint): whether a UI can do it at once."""
+        start = self._nearest_position(index)
+        if self.position <= index:
+            start = max(start, self.position)
+        for spare in self._spares:
+            if spare.position <= index:
+                start = max(start, spare.position)
+        return index - start
 
     def jump(self, index: int, wait: bool = False,
              cancelled: Callable[[], bool] | None = None,
