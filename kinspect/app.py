@@ -426,7 +426,7 @@ class MainScreen(Screen):
 
     def _idle_work(self) -> None:
         self._idle_timer = None
-        if self.running:
+        if self.running or not self.idle_work_enabled:
             return
         if self.idle_step():
             self._schedule_idle_work(0.02)
