@@ -235,6 +235,7 @@ class MainScreen(Screen):
         self._steps_since_collect = 0
         self._collected_at = 0
         self._young_collections = 0
+        self._gc_was_enabled = True
         self._pending_back = 0
 
     # ---------------------------------------------------------------- layout
@@ -264,6 +265,12 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         s = self.session
+        # The engine holds millions of long-lived objects, and frees its own by reference
+        # counting: no automatic collections while the inspector is up; it collects in its
+        # idle time (_collect_young), the objects alive now are left out.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        gc.freeze()
         self.query_one("#map-pane").border_title = "page map"
         self.query_one("#shadow-pane").border_title = "shadow bytes"
         self.query_one("#log-pane").border_title = f"events · {s.path}"
@@ -279,6 +286,11 @@ class MainScreen(Screen):
         self._apply_width(self.app.size.width)
         if s.loading:
             self.load_in_thread()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
+        if self._gc_was_enabled:
+            gc.enable()
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -443,7 +455,7 @@ class MainScreen(Screen):
             return True
         return False
 
-    # The cyclic collector is off while the app runs (KinspectApp.on_mount): a collection
+    # The cyclic collector is off while the inspector is up (on_mount): a collection
     # over the engine's objects (millions on a real trace) would stall keys for a second. The
     # garbage of the steps (the views' old strips: cycles) is collected in idle time, young
     # objects only, and the survivors frozen; a machine restored by going back (half a million
@@ -1011,7 +1023,6 @@ class KinspectApp(App):
         super().__init__()
         self.session = session
         self._keymap = keymap or {}
-        self._gc_was_enabled = gc.isenabled()
 
     def get_default_screen(self) -> Screen:
         return MainScreen(self.session)
@@ -1019,17 +1030,6 @@ class KinspectApp(App):
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
-        # The engine holds millions of long-lived objects, and frees its own by reference
-        # counting: no automatic collections while keys come in; the inspector collects in
-        # its idle time (MainScreen._collect_young), the objects alive now are left out.
-        self._gc_was_enabled = gc.isenabled()
-        gc.disable()
-        gc.freeze()
-
-    def on_unmount(self) -> None:
-        gc.unfreeze()
-        if self._gc_was_enabled:
-            gc.enable()
 
     @property
     def main(self) -> MainScreen:

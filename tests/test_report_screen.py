@@ -178,13 +178,16 @@ async def test_the_granule_cursor_says_what_each_byte_means() -> None:
 
 
 async def test_inspect_opens_the_replay_and_escape_comes_back() -> None:
+    import gc
     app = _app(KRUN / "kmalloc_uaf.txt")
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         report_screen = app.screen
+        assert gc.isenabled()               # no inspector, no idle collections: the usual GC
         await pilot.press("i")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
+        assert not gc.isenabled()           # the inspector collects in its idle time
         app.screen.idle_work_enabled = False
         session = app.session
         assert session.path == f"replay of {KRUN / 'kmalloc_uaf.txt'}:1"
@@ -195,6 +198,7 @@ async def test_inspect_opens_the_replay_and_escape_comes_back() -> None:
         await pilot.pause()
         assert app.screen is report_screen and app.session is None
         assert app.sub_title.endswith("report 1 of 1")
+        assert gc.isenabled()
 
 
 async def test_a_tag_based_report_cannot_be_replayed() -> None:

@@ -390,6 +390,16 @@ def test_replay_cost_counts_from_the_position_a_spare_or_the_nearest_checkpoint(
     assert s.position == 700
 
 
+def test_index_of_line_finds_each_event_and_nothing_between():
+    s = demo_session()
+    lines = {e.line for e in s.events}
+    for i, e in enumerate(s.events):
+        assert s.index_of_line(e.line) == i
+    for line in range(0, max(lines) + 3):
+        if line not in lines:
+            assert s.index_of_line(line) is None        # comments, blank lines, past the end
+
+
 def test_dense_checkpoints_keep_to_half_the_budget():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
                 checkpoint_every=32, checkpoint_budget=40 << 20)

@@ -39,7 +39,8 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from operator import attrgetter
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -255,19 +256,6 @@ def _forget_changes(machine: Machine) -> None:
 
 
 @dataclass
-class _Replay:
-    """Idle work under way: a machine of its own, replayed from a checkpoint toward
-    ``target`` a chunk at a time (``Session._build``)."""
-
-    machine: Machine
-    runner: object
-    position: int
-    target: int
-    nbytes: int                 # the checkpoint it was made from: about what it holds
-    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
-
-
-@dataclass
 class _Spare:
     """A live machine at ``position`` events, not the session's: going back to it is a swap,
     to a little after it a short replay."""
@@ -278,6 +266,16 @@ class _Spare:
     nbytes: int                 # the checkpoint it was made from: about what it holds
 
 
+@dataclass
+class _Replay(_Spare):
+    """Idle work under way: a machine of its own, replayed from a checkpoint toward
+    ``target`` a chunk at a time (``Session._build``); done, a spare or disposed of."""
+
+    target: int
+    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
+
+
+_line_of = attrgetter("line")
 SPARE_REPLAY = 512              # going back, a spare this many events behind beats a restore
 IDLE_CHUNK = 512                # events replayed in one piece of idle work
 HOLD_LADDER = 4                 # dense checkpoints kept just below the spares (idle_work)...
@@ -839,12 +837,16 @@ class Session:
                 best = pos
         return best
 
+    def _checkpoint_at(self, pos: int) -> bytes:
+        return self._dense.get(pos) or self._checkpoints[pos]
+
     def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
+        """The nearest checkpoint at or before ``target``, to load (a dense one becomes the
+        most recently used)."""
         best = self._nearest_position(target)
-        blob = self._dense.get(best) or self._checkpoints[best]
         if best in self._dense:
             self._dense.move_to_end(best)
-        return best, blob
+        return best, self._checkpoint_at(best)
 
     def _load(self, blob: bytes) -> tuple[Machine, tuple]:
         """A checkpoint's machine and runner state."""
@@ -900,12 +902,11 @@ class Session:
             # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
             # with no pause to make more, restore from there instead of from further back.
             oldest = min(self._spares, key=lambda sp: sp.position)
-            base, _ = self._nearest_checkpoint(oldest.position)
-            if oldest.position - base > 32:
+            if oldest.position - self._nearest_position(oldest.position) > 32:
                 self._take_dense(oldest.position, oldest.machine, oldest.runner)
                 return True
         target = self.position - self.spares_wanted - 1      # the ladder's top rung
-        if target > 0 and target - self._nearest_checkpoint(target)[0] >= LADDER_STEP:
+        if target > 0 and target - self._nearest_position(target) >= LADDER_STEP:
             return self._build(target, spare=False)
         self._drop_job()
         if self.position - self._last_checkpoint() >= self.checkpoint_every:
@@ -925,7 +926,8 @@ class Session:
             if target in have:
                 continue
             if distance > 1 and \
-                    held + len(self._nearest_checkpoint(target)[1]) > self.spare_budget:
+                    held + len(self._checkpoint_at(self._nearest_position(target))) > \
+                    self.spare_budget:
                 return None
             return target
         return None
@@ -944,8 +946,8 @@ class Session:
         if job is None:
             base, blob = self._nearest_checkpoint(target)
             machine, state = self._load(blob)
-            self._job = _Replay(machine, self.driver.runner(machine, base, state), base,
-                                target, len(blob), spare)
+            self._job = _Replay(base, machine, self.driver.runner(machine, base, state),
+                                len(blob), target, spare)
             return True
         try:
             with gc_paused():
@@ -965,7 +967,7 @@ class Session:
         if job.position >= target:
             self._job = None
             if spare:
-                self._spares.append(_Spare(target, job.machine, job.runner, job.nbytes))
+                self._spares.append(job)
             else:
                 _dispose(job.machine, job.runner)
         return True
@@ -978,17 +980,6 @@ class Session:
     def standby_ready(self) -> bool:
         """Whether the next step back is a swap: a spare at ``position - 1`` is ready."""
         return any(sp.position == self.position - 1 for sp in self._spares)
-
-    def prepare_back(self, distance: int = 1) -> bool:
-        """Make a spare at ``position - distance`` now (checkpoint + replay); whether it is
-        there."""
-        target = self.position - distance
-        if target < 0:
-            return False
-        while not any(sp.position == target for sp in self._spares):
-            if not self._build(target, spare=True):
-                return False
-        return True
 
     def _take_spare(self, target: int) -> bool:
         """Make the spare nearest at or before ``target`` the session's machine and replay it
@@ -1193,7 +1184,7 @@ class Session:
         if bp.kind not in Breakpoint.KINDS:
             raise KinspectError(f"unknown breakpoint kind {bp.kind!r} "
                                 f"(known: {', '.join(Breakpoint.KINDS)})")
-        if bp.kind == "line" and not any(e.line == bp.value for e in self.events):
+        if bp.kind == "line" and self.index_of_line(bp.value) is None:
             read = self.events[-1].line if self.events else 0
             if not (self.driver.loading and bp.value > read):
                 raise KinspectError(f"no event on line {bp.value}", self.path)
@@ -1335,7 +1326,7 @@ class Session:
     def _densify(self) -> None:
         """After a run: checkpoints behind the stop, so that the first steps back are fast."""
         pos = self.position
-        base, _ = self._nearest_checkpoint(pos)
+        base = self._nearest_position(pos)
         if pos - base <= 64:
             return
         self._restore(pos - 1, force=True, lay_dense=True)
@@ -1350,22 +1341,12 @@ class Session:
         """The newest report made by the events applied so far."""
         return self.machine.reports[-1] if self.machine.reports else None
 
-    def event_of_line(self, line: int) -> Event | None:
-        index = self.index_of_line(line)
-        return None if index is None else self.events[index]
-
     def index_of_line(self, line: int) -> int | None:
-        """The index of the event on workload (or trace file) line ``line``, among those read."""
-        for i, e in enumerate(self.events):
-            if e.line == line:
-                return i
-        return None
-
-    def first_event_at_or_after_line(self, line: int) -> Event | None:
-        for e in self.events:
-            if e.line >= line:
-                return e
-        return None
+        """The index of the event on workload (or trace file) line ``line``, among those read
+        (events are in the file's order)."""
+        events = self.events
+        i = bisect_left(events, line, hi=len(events), key=_line_of)
+        return i if i < len(events) and events[i].line == line else None
 
 
 # ---------------------------------------------------------------------- scheme views
