@@ -105,12 +105,13 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-HELP_INTRO = """\
-kinspect steps through a workload on a simulated Linux 6.12 kernel with generic KASAN. Each
-event is one kernel call (kmalloc, kfree, alloc_pages...) or one instrumented access. Every
-shadow scheme runs at once on the same machine: flat (mainline), pshadow (Kim 2017), pageptr
-(Vyukov 2017) and pageext (Murzin 2017); `s` chooses which one the views show.
-"""
+# One paragraph, wrapped by the help screen to its width (no newlines of its own).
+HELP_INTRO = (
+    "kinspect steps through a workload on a simulated Linux 6.12 kernel with generic KASAN. "
+    "Each event is one kernel call (kmalloc, kfree, alloc_pages...) or one instrumented "
+    "access. Every shadow scheme runs at once on the same machine: flat (mainline), pshadow "
+    "(Kim 2017), pageptr (Vyukov 2017) and pageext (Murzin 2017); `s` chooses which one the "
+    "views show.\n")
 
 
 class HelpScreen(ModalScreen[None]):

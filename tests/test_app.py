@@ -121,6 +121,20 @@ async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pa
         assert ref() is None
 
 
+async def test_the_help_intro_wraps_to_the_terminal_not_to_the_source():
+    from textual.widgets import Static
+    from kinspect.app import HELP_INTRO
+    app = make_app()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await started(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        intro = next(w for w in app.screen.query(Static) if str(w.render()) == HELP_INTRO)
+        rows = [line.text.rstrip() for line in intro.render_lines(intro.region.reset_offset)]
+        rows = [r for r in rows if r.strip()]
+        assert len(rows) > 1 and all(len(r) > intro.size.width // 2 for r in rows[:-1])
+
+
 async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
