@@ -22,6 +22,7 @@ from .engine.machine import Machine
 from .engine.profile import format_profiles_table, format_size, list_profiles, load_profile, \
     parse_size
 from .engine.report import format_report
+from .engine.tables import count
 from .engine.shadow import SCHEMES
 from .engine.workload import WorkloadRunner, iter_workload
 
@@ -247,7 +248,7 @@ def _format_summary(s: dict, machine: Machine) -> str:
     kinds = ", ".join(f"{t} x{n}" for t, n in types.items())
     page = machine.page_size
     return "\n".join([
-        f"kinspect: {s['events']} events, {s['reports']} reports"
+        f"kinspect: {count(s['events'], 'event')}, {count(s['reports'], 'report')}"
         + (f" ({kinds})" if kinds else "")
         + f"; profile {s['profile']}, {format_size(s['mem_total'])} of memory",
         f"pages in use: {s['pages_in_use']} ({format_size(s['pages_in_use'] * page)}), "

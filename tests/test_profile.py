@@ -46,17 +46,23 @@ def test_list_profiles_sorted_by_name():
 
 
 def test_profiles_table():
-    table = format_profiles_table(list_profiles()).splitlines()
-    assert table[0].split()[:4] == ["NAME", "ARCH", "BITS", "PAGE"]
-    assert len(table) == len(SAMPLES) + 1
-    arm32 = next(line for line in table if line.startswith("arm32 "))
-    assert "0x9f000000" in arm32 and "b6e00000-bf000000 (130M)" in arm32
-    assert "1G (768M low)" in arm32 and arm32.split()[-2:] == ["32", "yes"]
-    x86 = next(line for line in table if line.startswith("x86_64 "))
-    assert "ffffec0000000000-fffffc0000000000 (16T)" in x86
-    # aligned columns: every row has PAGE_OFFSET at the same column
-    column = table[0].index("PAGE_OFFSET")
-    assert all(row[column:column + 2] == "0x" for row in table[1:])
+    text = format_profiles_table(list_profiles())
+    assert max(len(line) for line in text.splitlines()) <= 80
+    blocks = [block.splitlines() for block in text.split("\n\n")]
+    assert [block[0].split()[:2] for block in blocks] == [
+        ["NAME", "ARCH"], ["NAME", "PAGE_OFFSET"], ["NAME", "KASAN_SHADOW_START"]]
+    assert all(len(block) == len(SAMPLES) + 1 for block in blocks)
+
+    def row(block, name):
+        return next(line for line in blocks[block] if line.startswith(name + " ")).split()
+
+    assert row(0, "arm32") == ["arm32", "arm", "32", "4K", "1G", "(768M", "low)", "32", "yes"]
+    assert row(1, "arm32") == ["arm32", "0xc0000000", "0x9f000000"]
+    assert row(2, "arm32") == ["arm32", "0xb6e00000", "0xbf000000", "130M"]
+    assert row(2, "x86_64") == ["x86_64", "0xffffec0000000000", "0xfffffc0000000000", "16T"]
+    # aligned columns: every row of the second block has PAGE_OFFSET at the same column
+    column = blocks[1][0].index("PAGE_OFFSET")
+    assert all(line[column:column + 2] == "0x" for line in blocks[1][1:])
 
 
 # --- derived numbers, by hand and from the real runs -----------------------------------------------

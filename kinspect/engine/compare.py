@@ -17,6 +17,7 @@ from .profile import ArchProfile, format_size
 from .shadow import SCHEMES
 from .shadow.base import Footprint
 from .replay import replay_trace, trace_summary
+from .tables import count, format_blocks
 from .workload import Workload, WorkloadRunner
 
 REFERENCE = "flat"
@@ -41,6 +42,10 @@ COLUMNS = [
     ("stack_possible", "stack", "bool"),
 ]
 
+# The table's blocks (indices into the table's columns, 0 the scheme): what the shadow costs in
+# bytes, in pages and shadow blocks, and per check; each block fits 80 columns.
+BLOCKS = [(0, 1, 2, 3, 4, 5, 6), (0, 7, 8, 9, 10, 11, 12), (0, 13, 14, 15, 16)]
+
 
 def resolve_schemes(spec: str) -> list[str]:
     """``all`` or a comma list; flat always comes first (it is the reference)."""
@@ -57,6 +62,12 @@ def figures(fp: Footprint, peak_total: int) -> dict:
     d = fp.as_dict()
     d["total_peak_bytes"] = peak_total
     return d
+
+
+def csv_cells(row: dict) -> list[int]:
+    """A row of figures as CSV cells, in COLUMNS order: bytes and counts as integers, yes/no
+    as 1/0 (the same in the table's CSV and in ``--timeline``)."""
+    return [int(row[k]) for k, _, _ in COLUMNS]
 
 
 @dataclass
@@ -91,8 +102,8 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
             if total > peak[scheme.name]:
                 peak[scheme.name] = total
             if writer is not None:
-                row = figures(fp, peak[scheme.name])
-                writer.writerow([done[0] - 1, ev.line, scheme.name] + [row[k] for k, _, _ in COLUMNS])
+                writer.writerow([done[0] - 1, ev.line, scheme.name]
+                                + csv_cells(figures(fp, peak[scheme.name])))
 
     if isinstance(workload, str):                  # a kmem trace
         reader, replayer = replay_trace(machine, workload, strict, progress, after_event)
@@ -115,7 +126,6 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
 
 def format_compare(result: CompareResult, fmt: str) -> str:
     """The comparison as ``table`` (human units), ``csv`` or ``json`` (bytes and counts)."""
-    keys = [k for k, _, _ in COLUMNS]
     if fmt == "json":
         return json.dumps({"profile": result.profile.name, "mem_total": result.profile.mem_total,
                            "events": result.events, "reports": result.reports,
@@ -123,24 +133,21 @@ def format_compare(result: CompareResult, fmt: str) -> str:
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(["scheme"] + keys)
+        w.writerow(["scheme"] + [k for k, _, _ in COLUMNS])
         for name, row in result.rows.items():
-            w.writerow([name] + [int(row[k]) if isinstance(row[k], bool) else row[k]
-                                 for k in keys])
+            w.writerow([name] + csv_cells(row))
         return out.getvalue().rstrip("\n")
-    header = ["scheme"] + [h for _, h, _ in COLUMNS]
-    lines = [header]
+    rows = [["scheme"] + [h for _, h, _ in COLUMNS]]
     for name, row in result.rows.items():
         cells = [name]
         for key, _, kind in COLUMNS:
             v = row[key]
             cells.append(format_size(v) if kind == "bytes" else
                          ("yes" if v else "no") if kind == "bool" else str(v))
-        lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
-                      for i, c in enumerate(line)).rstrip() for line in lines]
+        rows.append(cells)
     p = result.profile
-    title = (f"{result.events} events, {result.reports} reports (identical under every "
-             f"scheme); profile {p.name}, {format_size(p.mem_total)} of memory")
-    return "\n".join([title, ""] + text + ([""] + result.notes if result.notes else []))
+    title = [f"{count(result.events, 'event')}, {count(result.reports, 'report')}, "
+             "identical under every scheme",
+             f"profile {p.name}, {format_size(p.mem_total)} of memory"]
+    table = format_blocks(rows, BLOCKS, [False] + [True] * len(COLUMNS))
+    return "\n".join(title + ["", table] + ([""] + result.notes if result.notes else []))

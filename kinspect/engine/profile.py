@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import ProfileError
+from .tables import format_blocks
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "samples" / "profiles"
 """The built-in profiles: ``samples/profiles/`` at the repository root (installed editable)."""
@@ -289,9 +290,12 @@ def resize_memory(profile: ArchProfile, mem: int) -> tuple[MemoryRange, ...]:
 
 
 def format_profiles_table(profiles: Iterable[ArchProfile]) -> str:
-    """The table ``kinspect profiles`` prints: one aligned row per profile."""
-    header = ("NAME", "ARCH", "BITS", "PAGE", "KASAN_SHADOW_OFFSET", "SHADOW REGION",
-              "PAGE_OFFSET", "MEMORY", "STRUCT PAGE", "INLINE")
+    """The table ``kinspect profiles`` prints, in three blocks that fit 80 columns: the
+    machine, its layout, and the KASAN shadow region ``[KASAN_SHADOW_START, KASAN_SHADOW_END)``
+    with its size."""
+    header = ("NAME", "ARCH", "BITS", "PAGE", "MEMORY", "STRUCT PAGE", "INLINE",
+              "PAGE_OFFSET", "KASAN_SHADOW_OFFSET",
+              "KASAN_SHADOW_START", "KASAN_SHADOW_END", "SIZE")
     rows = [header]
     for p in profiles:
         digits = p.bits // 4
@@ -299,16 +303,14 @@ def format_profiles_table(profiles: Iterable[ArchProfile]) -> str:
         if p.lowmem_limit is not None:
             memory += f" ({format_size((p.max_low_pfn - p.min_pfn) << p.page_shift)} low)"
         rows.append((
-            p.name, p.arch, str(p.bits), format_size(p.page_size),
-            f"{p.kasan_shadow_offset:#0{digits + 2}x}",
-            f"{p.kasan_shadow_start:0{digits}x}-{p.kasan_shadow_end:0{digits}x} "
-            f"({format_size(p.kasan_shadow_end - p.kasan_shadow_start)})",
-            f"{p.page_offset:#0{digits + 2}x}", memory, str(p.sizeof_struct_page),
-            "yes" if p.inline_instrumentation else "no",
+            p.name, p.arch, str(p.bits), format_size(p.page_size), memory,
+            str(p.sizeof_struct_page), "yes" if p.inline_instrumentation else "no",
+            f"{p.page_offset:#0{digits + 2}x}", f"{p.kasan_shadow_offset:#0{digits + 2}x}",
+            f"{p.kasan_shadow_start:#0{digits + 2}x}", f"{p.kasan_shadow_end:#0{digits + 2}x}",
+            format_size(p.kasan_shadow_end - p.kasan_shadow_start),
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-                     for row in rows)
+    right = [False, False, True, True, False, True, False, False, False, False, False, True]
+    return format_blocks(rows, [(0, 1, 2, 3, 4, 5, 6), (0, 7, 8), (0, 9, 10, 11)], right)
 
 
 # --- reading the TOML ---------------------------------------------------------------------
