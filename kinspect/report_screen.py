@@ -27,6 +27,7 @@ from .engine.explain import ReplayUnsupported, replay_workload
 from .engine.kreport import KasanReport
 from .engine.profile import load_profile
 from .engine.session import Session
+from .engine.tables import count
 from .engine.workload import parse_workload
 from .report_command import ExplainedReport
 from .widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
@@ -53,7 +54,8 @@ class ReportListScreen(ModalScreen[int | None]):
 
     def compose(self):
         with Vertical(id="report-list"):
-            yield Label(f"{len(self.reports)} KASAN reports (enter shows one, escape closes)",
+            yield Label(f"{count(len(self.reports), 'KASAN report')} (enter shows one, escape "
+                        "closes)",
                         id="report-list-title")
             yield OptionList(*(self._entry(i, r.report) for i, r in enumerate(self.reports)),
                              id="report-options")
