@@ -30,8 +30,8 @@ from .engine.errors import KinspectError
 from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
 from .engine.profile import format_size
 from .engine.session import Breakpoint, SchemeView, Session, StepResult
-from .widgets import (EventLog, FootprintPlot, PageMap, ReportView, SessionPages, ShadowBytes,
-                      ShadowLegend, ShadowSlabView, StructPageView)
+from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
+                      ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)
 from .widgets.palette import ATTACHED_GLYPH, PAGE_PAINTS, REPORT_PAINT
 from .widgets.pane import Pane
 from .widgets.tab_bar import TabBar
@@ -45,7 +45,7 @@ IDLE_DELAY = 0.25              # seconds without a key before the session's back
 COLLECT_EVERY = 8192           # steps whose garbage may wait for a pause (30 KB or so each)
 FULL_COLLECT_AFTER = 64        # collections of the young objects between two full ones...
 FULL_COLLECT_DELAY = 5.0       # ...made after this many seconds without a key
-NARROW = 120                   # below this width the side column is narrow
+NARROW = 100                   # below this width the footer is compact (and the layout narrow)
 
 
 class StepApplied(Message):
@@ -169,6 +169,9 @@ def _parse_int(text: str) -> int:
 class MainScreen(Screen):
     """The inspector: page map, shadow bytes, event log and the detail tabs."""
 
+    # The layouts (kinspect.tcss): side by side from 120 columns, stacked below.
+    HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (120, "wide")]
+
     BINDINGS = [
         Binding("space,right", "step", "Step", priority=True, id="step",
                 tooltip="Apply the next event"),
@@ -249,8 +252,13 @@ class MainScreen(Screen):
             with Pane(id="map-pane", classes="pane"):
                 yield PageMap(id="pagemap")
                 yield Static("", id="map-legend")
+            with Pane(id="shadow-pane", classes="pane"):
+                yield ShadowBytes(bits=self.session.profile.bits,
+                                  page_size=self.session.profile.page_size, id="shadow")
+                yield ShadowLegend(id="shadow-legend")
             with Pane(id="log-pane", classes="pane"):
                 yield EventLog(id="eventlog")
+                yield Narration(id="narration")
             with Vertical(id="details"):
                 yield TabBar(DETAIL_TABS, "structpage", id="detail-tabs")
                 with ContentSwitcher(id="detail-views", initial="structpage"):
@@ -258,10 +266,6 @@ class MainScreen(Screen):
                     yield StructPageView(id="structpage")
                     yield ShadowSlabView(id="shadowslab")
                     yield FootprintPlot(id="footprint")
-            with Pane(id="shadow-pane", classes="pane"):
-                yield ShadowBytes(bits=self.session.profile.bits,
-                                  page_size=self.session.profile.page_size, id="shadow")
-                yield ShadowLegend(id="shadow-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -279,6 +283,7 @@ class MainScreen(Screen):
         pagemap = self.query_one(PageMap)
         pagemap.set_source(SessionPages(s, self._view(s.shown)))
         self.query_one(EventLog).set_session(s, s.shown)
+        self.query_one(Narration).display = self.query_one(EventLog).lines is not None
         self.query_one(FootprintPlot).set_session(s)
         self._update_map_legend()
         pagemap.focus()
@@ -297,8 +302,9 @@ class MainScreen(Screen):
         self._apply_width(event.size.width)
 
     def _apply_width(self, width: int) -> None:
-        self.set_class(width < NARROW, "narrow")
-        self.query_one(Footer).compact = width < NARROW
+        footer = self.query_one(Footer)
+        footer.compact = width < NARROW
+        footer.show_command_palette = width >= NARROW       # ctrl+p is in the help
 
     def _initial_pfn(self) -> int:
         """Where the cursor starts: the highest allocated page (where SLUB's first slabs are)."""
@@ -518,7 +524,9 @@ class MainScreen(Screen):
             self._select_pfn(target_pfn, follow_addr=target_addr)
         else:
             self._refresh_details()
-        self.query_one(EventLog).show_position()
+        log = self.query_one(EventLog)
+        log.show_position()
+        self.query_one(Narration).show(log.narration())
         if self.tab == "footprint":
             self.query_one(FootprintPlot).update_plot()
         self._refresh_report(result)

@@ -1,6 +1,6 @@
 """kinspect's views: one widget each, reading engine views and step results, never mutating."""
 
-from .event_log import EventLog
+from .event_log import EventLog, Narration
 from .footprint import FootprintPlot
 from .page_map import PageMap, SessionPages
 from .report_view import ReportView
@@ -8,5 +8,5 @@ from .shadow_bytes import ShadowBytes, ShadowLegend
 from .shadow_slab import ShadowSlabView
 from .struct_page import StructPageView
 
-__all__ = ["EventLog", "FootprintPlot", "PageMap", "ReportView", "SessionPages", "ShadowBytes",
-           "ShadowLegend", "ShadowSlabView", "StructPageView"]
+__all__ = ["EventLog", "FootprintPlot", "Narration", "PageMap", "ReportView", "SessionPages",
+           "ShadowBytes", "ShadowLegend", "ShadowSlabView", "StructPageView"]

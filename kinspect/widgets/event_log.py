@@ -2,11 +2,14 @@
 
 ``▶`` marks the last event applied (what the other views show), ``●`` a line breakpoint, ``!``
 a line whose event made a KASAN report, ``+``/``-`` one that attached or detached shadow under
-the shown scheme. Comments are kept (dimmed) when the workload file is small enough to read.
+the shown scheme. Comments are kept (dimmed) when the workload file is small enough to read, and
+the ones about the last event applied are shown whole under the log (``Narration``): a workload
+such as the demo tells its story in them, and they are longer than the log is wide.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from rich.segment import Segment
@@ -19,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from .base_style import BaseStyleMixin
 from .scrolling import NoScrollbar
+from .text_lines import TextLines
 
 SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
 
@@ -117,6 +121,32 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         _lineno, text, index = self._row(row)
         return text if text is not None else self.session.event_text(index)
 
+    def _comment(self, row: int) -> str | None:
+        """The ``#`` comment of a source row (as the workload parser strips it), or None."""
+        text = self.lines[row][1]
+        return text.split("#", 1)[1].strip() if "#" in text else None
+
+    def narration(self) -> str:
+        """What the workload says about the last event applied: the comment of its line, or of
+        the nearest line above it with one, after the whole-line comments just above that
+        (before any event: the comments above the first one). Empty without the source."""
+        s = self.session
+        if s is None or self.lines is None or not self._line_of_index:
+            return ""
+        row = self.row_of_event(max(0, s.position - 1))
+        if row is None:
+            return ""
+        if s.position == 0:
+            row -= 1
+        while row >= 0 and self._comment(row) is None:
+            row -= 1
+        if row < 0:
+            return ""
+        first = row
+        while first > 0 and self.lines[first - 1][1].lstrip().startswith("#"):
+            first -= 1
+        return " ".join(c for c in map(self._comment, range(first, row + 1)) if c)
+
     def show_position(self, scroll: bool = True) -> None:
         """Redraw the rows whose marks changed; keep the current line in view."""
         s = self.session
@@ -209,3 +239,28 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
 
     def scroll_to_row(self, row: int) -> None:
         self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
+
+
+class Narration(TextLines):
+    """The event log's narration (``EventLog.narration``), wrapped to the width; what does not
+    fit the height ends in an ellipsis."""
+
+    DEFAULT_CSS = ("Narration { height: 2; overflow: hidden hidden; color: $text-muted; "
+                   "text-style: italic; }")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.narration = ""
+
+    def show(self, narration: str) -> None:
+        self.narration = narration
+        self._wrap()
+
+    def on_resize(self) -> None:
+        self._wrap()
+
+    def _wrap(self) -> None:
+        width, height = self.size
+        if width and height:
+            self.set_text("\n".join(textwrap.wrap(self.narration, width, max_lines=height,
+                                                   placeholder=" …")))
