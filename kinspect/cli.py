@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import report_command
+from .data import WORKLOADS_DIR, find_workload_path, shown_path
 from .engine.compare import format_compare, resolve_schemes, run_compare
 from .engine.replay import looks_like_trace, replay_trace, trace_summary
 from .engine.errors import KinspectError
@@ -26,9 +27,7 @@ from .engine.tables import count
 from .engine.shadow import SCHEMES
 from .engine.workload import WorkloadRunner, iter_workload
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-DEMO_WORKLOAD = SAMPLES / "workloads" / "demo.kw"
-TUI_DEMO_WORKLOAD = SAMPLES / "workloads" / "tui-demo.kw"
+TUI_DEMO_WORKLOAD = WORKLOADS_DIR / "tui-demo.kw"
 DEFAULT_PROFILE = "x86_64"
 
 
@@ -103,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         if args.command is None:
             return _tui(None, DEFAULT_PROFILE, None, "byte-granular", None)
+        if getattr(args, "workload", None):
+            args.workload = find_workload_path(args.workload)
         if args.command == "tui" and (args.report or args.vmlinux or args.modules):
             return report_command.run_report_ui(args)
         if args.command == "tui":
@@ -119,14 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     except KinspectError as e:
         print(f"kinspect: {e}", file=sys.stderr)
         return 2
-
-
-def _shown_path(path: Path) -> str:
-    """A built-in file's path as a user would type it: relative when under the current directory."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _mem_option(text: str | None) -> int | None:
@@ -266,7 +259,7 @@ def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, 
     from .engine.session import Session, load_trace
     from .engine.workload import parse_workload
     profile = load_profile(profile_name, _mem_option(mem))
-    path = workload_path or _shown_path(TUI_DEMO_WORKLOAD)
+    path = workload_path or shown_path(TUI_DEMO_WORKLOAD)
     if looks_like_trace(path):
         workload = load_trace(path, stream=True)
     else:
@@ -290,7 +283,7 @@ def _serve(args) -> int:
     _tui_session(args.workload, args.profile, args.mem, args.attach, args.scheme).close()
     command = [sys.executable, "-m", "kinspect.cli", "tui"]
     if args.workload:
-        command.append(str(Path(args.workload).resolve()))
+        command.append(str(Path(args.workload).absolute()))
     command += ["--profile", args.profile, "--attach", args.attach]
     if args.mem:
         command += ["--mem", args.mem]

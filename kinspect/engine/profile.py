@@ -3,9 +3,9 @@
 An ``ArchProfile`` holds what the simulator needs to know about an architecture and a machine:
 ``PAGE_SHIFT``, ``KASAN_SHADOW_OFFSET`` and the shadow region, ``PAGE_OFFSET`` and the direct
 map, the physical memory ranges (as in /proc/iomem "System RAM", holes allowed), the zones,
-``sizeof(struct page)`` and so on. Profiles are TOML files (``samples/profiles/*.toml``) whose
-keys are the field names below, grouped in tables; every value is validated and every error
-names the file, line and column of the offending key.
+``sizeof(struct page)`` and so on. Profiles are TOML files (the built-in ones:
+``kinspect/data/profiles/*.toml``) whose keys are the field names below, grouped in tables;
+every value is validated and every error names the file, line and column of the offending key.
 
 Sources for the numbers: ../shared/KASAN.md §6 and §7.4, and the real 6.12.117 runs in
 ../shared/data/kernel-run/. Each profile file cites its own.
@@ -23,11 +23,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import NoReturn
 
+from ..data import PROFILES_DIR
 from .errors import ProfileError
 from .tables import format_blocks
-
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "samples" / "profiles"
-"""The built-in profiles: ``samples/profiles/`` at the repository root (installed editable)."""
 
 MEM_OPTION = "--mem"
 """How errors caused by a memory-size override name their origin."""
