@@ -240,6 +240,7 @@ def _format_summary(s: dict, machine: Machine) -> str:
     types = Counter(r.bug_type for r in machine.reports)
     kinds = ", ".join(f"{t} x{n}" for t, n in types.items())
     page = machine.page_size
+    failed = s.get("failed_allocations")
     return "\n".join([
         f"kinspect: {count(s['events'], 'event')}, {count(s['reports'], 'report')}"
         + (f" ({kinds})" if kinds else "")
@@ -249,7 +250,8 @@ def _format_summary(s: dict, machine: Machine) -> str:
         f"quarantine: {format_size(s['quarantine_bytes'])}",
         f"shadow ({machine.shadow.name}): {format_size(s['shadow_static_bytes'])} reserved at "
         f"boot, {format_size(s['shadow_dynamic_bytes'])} allocated on demand",
-    ])
+    ] + ([f"failed allocations (NULL, -ENOMEM): "
+          + ", ".join(f"{call} {n}" for call, n in failed.items())] if failed else []))
 
 
 def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, attach: str,

@@ -9,10 +9,12 @@ instrumented access (``check_access``). KASAN hooks are called where mm/ calls t
 from __future__ import annotations
 
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .buddy import BuddyZone
+from .errors import KinspectError
 from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_RIGHT,
                     KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
                     KASAN_PAGE_REDZONE, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
@@ -33,6 +35,12 @@ from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TY
                    get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
+
+
+class KernelOops(KinspectError):
+    """The simulated kernel cannot go on: it would oops or panic here (a NULL pointer
+    dereferenced outside KASAN's instrumentation, a kernel stack overflow). The run stops;
+    the workload runner names the statement."""
 LIST_POISON2 = {64: 0xDEAD000000000122, 32: 0x122}
 
 
@@ -64,6 +72,7 @@ class Task:
     comm: str
     pid: int
     stack_pfn: int | None = None
+    fork_failed: bool = False   # no memory for its stack: copy_process() gave -ENOMEM
     stack_base: int = 0         # lowest address (end_of_stack)
     stack_top: int = 0
     sp: int = 0
@@ -131,6 +140,7 @@ class Machine:
         self._quarantine_put = self.quarantine.put
         self.rcu_pending: list[tuple[KmemCache, int]] = []
         self.reports: list[BadAccess] = []
+        self.failed: Counter = Counter()     # allocations that failed (NULL, -ENOMEM), by call
         self.tainted = False
         self.depot = StackDepot()
         self.set_ip(Frame("kinspect_main", 0, 0x400))
@@ -776,7 +786,10 @@ class Machine:
         if slab is not None:
             ks = slab.cache.object_size
         else:
-            head = self.compound_head(self._direct_map_pfn(addr))
+            # __ksize() of a page that is no large kmalloc is 0: allocate, copy, kfree().
+            pfn = self._direct_map_pfn(addr)
+            head = (self.compound_head(pfn)
+                    if pfn is not None and self.profile.pfn_valid(pfn) else None)
             ks = self.page_size << self.large[head][0] if head in self.large else 0
         if size <= ks:
             if slab is not None:
@@ -804,11 +817,21 @@ class Machine:
     # -------------------------------------------------------------------- kmem_cache
 
     def kmem_cache_create(self, name: str, size: int, align: int, flags: int,
-                          has_ctor: bool) -> KmemCache:
-        """``kmem_cache_create()``: the struct kmem_cache itself is a slab object."""
+                          has_ctor: bool) -> KmemCache | None:
+        """``kmem_cache_create()``: the struct kmem_cache itself is a slab object. None (NULL)
+        when no slab can hold the object (``calculate_sizes()`` fails: the kernel returns NULL
+        after ``kmem_cache_open()`` gives -EINVAL) or there is no memory for the struct."""
         align = calculate_alignment(flags, align, size, self.profile.slab_minalign, self.word)
-        cache = self._new_cache(name, size, align, flags, has_ctor)
+        if size > self.kmalloc_max_size:
+            return None                 # no slab order holds it: rejected in O(1)
+        try:
+            cache = self._new_cache(name, size, align, flags, has_ctor)
+        except ValueError:
+            return None
         cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
+        if not cache.addr:
+            self.caches.pop()
+            return None
         return cache
 
     def kmem_cache_destroy(self, cache: KmemCache) -> None:
@@ -834,12 +857,26 @@ class Machine:
                        cache: KmemCache | None = None) -> Mempool:
         """``mempool_create()``: preallocate min_nr elements, poisoned as if freed."""
         pool = Mempool(kind, min_nr, size, cache)
+        # mempool_init_node(): the elements array is kmalloc_array(min_nr, sizeof(void *)),
+        # and every element must be allocated, or the pool is not made (NULL, -ENOMEM).
+        # What cannot fit in the free memory fails at once, without a loop over min_nr.
+        element_bytes = (self.page_size << size if kind == "page" else
+                         cache.size if kind == "slab" else max(size, 8))
+        if (min_nr * self.word > self.kmalloc_max_size
+                or min_nr * element_bytes > self._free_bytes()):
+            return None
         for _ in range(min_nr):
             element = self._mempool_alloc_element(pool)
-            if element:
-                self._mempool_poison(pool, element)
-                pool.elements.append(element)
+            if not element:
+                self.mempool_destroy(pool)          # mempool_exit()
+                return None
+            self._mempool_poison(pool, element)
+            pool.elements.append(element)
         return pool
+
+    def _free_bytes(self) -> int:
+        """Free memory in the zones allocations come from (nr_free_pages() of those)."""
+        return sum(zone.free_pages for zone in self._alloc_zones) << self.page_shift
 
     def _mempool_alloc_element(self, pool: Mempool) -> int:
         if pool.kind == "kmalloc":
@@ -853,18 +890,20 @@ class Machine:
         """``kasan_mempool_poison_object()`` / ``_pages()``; False when a bug was reported."""
         slab = None if pool.kind == "page" else self.find_slab(element)
         if slab is None:
-            # check_page_allocation(): pages (a page pool's, or a large kmalloc's)
-            head = self.compound_head(self._direct_map_pfn(element))
-            if element != self.page_address(head):
+            # check_page_allocation(): pages (a page pool's, or a large kmalloc's). An element
+            # that is neither (no page of the direct map, a page no pool could have given) is
+            # reported as an invalid free, as kfree() reports one.
+            pfn = self._direct_map_pfn(element)
+            head = (self.compound_head(pfn)
+                    if pfn is not None and self.profile.pfn_valid(pfn) else None)
+            if head is None or element != self.page_address(head) or \
+                    (pool.kind != "page" and head not in self.large):
                 self._report_invalid_free(element, "invalid-free")
                 return False
             if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
                 self._report_invalid_free(element, "double-free")
                 return False
-            if pool.kind == "page":
-                order = pool.size
-            else:
-                order = self.large[head][0] if head in self.large else self.pages[head][0]
+            order = pool.size if pool.kind == "page" else self.large[head][0]
             self.shadow.poison(element, self.page_size << order, KASAN_PAGE_FREE)
             return True
         if self._check_slab_allocation(slab.cache, slab, element):
@@ -911,8 +950,7 @@ class Machine:
                 pool.elements.append(element)
             return
         if pool.kind == "page":
-            pfn = self._direct_map_pfn(element)
-            self.free_pages(pfn, pool.size)
+            self.free_pages_addr(element, pool.size)      # mempool_free_pages()
         else:
             self.kfree(element)
 
@@ -933,6 +971,9 @@ class Machine:
         if size == 0:
             return 0
         npages = round_up(size, self.page_size) >> self.page_shift
+        if (self._vmalloc_next + ((npages + 1) << self.page_shift) > self.profile.vmalloc_end
+                or npages > self._free_bytes() >> self.page_shift):
+            return 0                    # no room in the vmalloc space or in memory: O(1)
         pfns = []
         for _ in range(npages):
             pfn = self.alloc_pages(0, PageUse.VMALLOC)
@@ -971,8 +1012,9 @@ class Machine:
 
     def free_pages_addr(self, addr: int, order: int) -> None:
         pfn = self._direct_map_pfn(addr)
-        if pfn is None or self.pages.get(pfn, (None,))[0] != order:
-            raise ValueError("__free_pages() of a page that is not allocated at that order")
+        if pfn is None or self.pages.get(pfn) != (order, PageUse.PAGE_ALLOC):
+            raise ValueError("__free_pages() of a page that is not allocated at that order "
+                             "by alloc_pages()")
         self.free_pages(pfn, order)
 
     # -------------------------------------------------------- globals, stack, alloca
@@ -982,6 +1024,9 @@ class Machine:
         rem = size % 32
         size_with_redzone = size + (64 - rem if rem else 32)
         addr = round_up(self._globals_next, 64)
+        if addr + size_with_redzone > self.profile.kernel_image_start + self._image_size:
+            # Past the image's data: a module's would not load (load_module() -ENOMEM).
+            return 0
         self._globals_next = addr + size_with_redzone
         self.shadow.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
         if size & 7:
@@ -991,24 +1036,44 @@ class Machine:
         self.globals.append((addr, size, size_with_redzone, name))
         return addr
 
-    def _task_stack(self, task: Task) -> None:
+    def _task_stack(self, task: Task) -> bool:
+        """The task's stack (``alloc_thread_stack_node()`` of its fork), made when first
+        needed; False when there was no memory for it: the fork failed with -ENOMEM (counted
+        once), and the task has no stack."""
         if task.stack_pfn is not None:
-            return
+            return True
+        if task.fork_failed:
+            return False
         order = self.profile.thread_size_order
         pfn = self.alloc_pages(order, PageUse.STACK)
         if pfn is None:
-            raise MemoryError("no memory for a kernel stack")
+            task.fork_failed = True
+            self.failed["fork"] += 1
+            return False
         task.stack_pfn = pfn
         task.stack_base = self.page_address(pfn)
         task.stack_top = task.stack_base + (self.page_size << order)
         task.sp = task.stack_top - 256          # pt_regs and the callers above us
+        return True
+
+    def _stack_room(self, task: Task, size: int, what: str) -> None:
+        """A frame or alloca of ``size`` bytes must fit above the stack's end; below it the
+        kernel runs into the guard page and dies (``handle_stack_overflow()``)."""
+        if task.sp - size < task.stack_base:
+            raise KernelOops(f"kernel stack overflow: {what} of {size} bytes does not fit in "
+                             f"the {task.sp - task.stack_base} bytes left of task "
+                             f"{task.comm}/{task.pid}'s stack (THREAD_SIZE "
+                             f"{self.page_size << self.profile.thread_size_order})")
 
     def push_frame(self, objects: list[tuple[int, int, str]]) -> int:
-        """A function prologue: the frame's shadow as the compiler writes it; its base."""
+        """A function prologue: the frame's shadow as the compiler writes it; its base (0 when
+        the task has no stack: its fork failed)."""
         task = self.task
-        self._task_stack(task)
+        if not self._task_stack(task):
+            return 0
         last_end = max(off + size for off, size, _ in objects)
         frame_size = round_up(last_end + 1, 32)
+        self._stack_room(task, frame_size + 32, "a stack frame")
         base = round_down(task.sp - frame_size, 32)
         task.sp = base
         sh = self.shadow
@@ -1041,8 +1106,10 @@ class Machine:
     def alloca(self, size: int) -> int:
         """``__asan_alloca_poison()``: CA left redzone, the buffer, CB up to round_up(32) + 32."""
         task = self.task
-        self._task_stack(task)
+        if not self._task_stack(task):
+            return 0
         total = KASAN_ALLOCA_REDZONE_SIZE + round_up(size, 32) + KASAN_ALLOCA_REDZONE_SIZE
+        self._stack_room(task, total + 32, "an alloca")
         left = round_down(task.sp - total, 32)
         task.sp = left
         addr = left + KASAN_ALLOCA_REDZONE_SIZE
@@ -1282,4 +1349,5 @@ class Machine:
                 "quarantine_bytes": self.quarantine.total_bytes(),
                 "shadow_static_bytes": fp.static_bytes,
                 "shadow_dynamic_bytes": fp.dynamic_bytes,
-                "reports": len(self.reports)}
+                "reports": len(self.reports),
+                "failed_allocations": dict(sorted(self.failed.items()))}

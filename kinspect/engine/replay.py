@@ -152,7 +152,7 @@ class TraceReplayer:
                         addr = kmalloc(req)
                     else:
                         cache = caches.get((req, size)) or self._cache(req, size)
-                        addr = kmem_cache_alloc(cache)
+                        addr = kmem_cache_alloc(cache) if cache is not None else 0
                         if addr:
                             object_cache[ptr] = cache
                     if addr:
@@ -207,11 +207,15 @@ class TraceReplayer:
                 if count:
                     replayed[KIND_LABEL[kind]] += count
 
-    def _cache(self, object_size: int, slot: int) -> KmemCache:
+    def _cache(self, object_size: int, slot: int) -> KmemCache | None:
+        """The cache of (object size, slot size); None when the simulated kernel cannot make
+        one (an object too big for a slab, no memory): its allocations fail."""
         cache = self.caches.get((object_size, slot))
         if cache is None:
             cache = self.machine.kmem_cache_create(f"cache-{object_size}-{slot}", object_size,
                                                    0, 0, False)
+            if cache is None:
+                return None
             self.caches[(object_size, slot)] = cache
             self.stats.caches += 1
         return cache

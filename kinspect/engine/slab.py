@@ -52,10 +52,7 @@ def optimal_redzone(object_size: int) -> int:
 
 def get_order(size: int, page_shift: int) -> int:
     """``get_order()``: the smallest order whose block holds size bytes."""
-    order = 0
-    while (1 << (page_shift + order)) < size:
-        order += 1
-    return order
+    return max((size - 1).bit_length() - page_shift, 0)       # O(1) whatever the size
 
 
 def kmalloc_cache_name(size: int) -> str:

@@ -17,16 +17,49 @@ from typing import NamedTuple
 
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
-from .machine import Machine
+from .machine import KernelOops, Machine
 from .report import BadAccess, Frame, StackDepot
 from .slab import SLAB_FLAG_NAMES
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")     # kernel symbols: foo.constprop.0
-_SIZE = re.compile(r"(0x[0-9a-fA-F]+|\d+)([KMGT]?)\Z")
-_ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(0x[0-9a-fA-F]+|\d+))?\Z")
-_FRAME_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:@(0x[0-9a-fA-F]+|\d+))?:(0x[0-9a-fA-F]+|\d+)\Z")
+# Numbers are ASCII only ([0-9], not \d: Unicode digits such as '１６' are refused).
+_SIZE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)([KMGT]?)\Z")
+_ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(\S+))?\Z")
+_FRAME_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:@([^:\s]+))?:(\S+)\Z")
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+# Limits of the kernel types the operands stand for. size_t and unsigned long are the
+# profile's word (checked again against a 32-bit profile's word when the workload runs).
+WORD_BITS = 64
+INT_MAX = (1 << 31) - 1                     # int: a node, a mempool's min_nr
+PID_MAX_LIMIT = 4 * 1024 * 1024             # include/linux/threads.h (64-bit)
+
+
+def parse_number(tok: str, limit: int = 1 << WORD_BITS, kind: str = "64 bits") -> int:
+    """A workload number (decimal, 0x hex, optional K/M/G/T) below ``limit``; ValueError
+    saying what is wrong otherwise (``kind`` names the limit: "64 bits", "int"...). The
+    digits are bounded before int() sees them: a number of a million digits is refused as
+    fast as one of twenty."""
+    m = _SIZE.match(tok)
+    if not m:
+        raise ValueError(f"must be a number (decimal, 0x hex, or with K/M/G/T), not "
+                         f"{_short(tok)}")
+    digits, suffix = m.groups()
+    hexa = digits[:2] in ("0x", "0X")
+    if not hexa and len(digits) > 1 and digits[0] == "0":
+        raise ValueError(f"{_short(tok)} has a leading 0, which C reads as octal: write it "
+                         "in decimal without the 0, or in 0x hex")
+    body = digits[2:].lstrip("0") if hexa else digits
+    too_long = (len(body) > (limit.bit_length() + 3) // 4 if hexa
+                else len(body) > len(str(limit)))
+    value = 0 if too_long else int(body or "0", 16 if hexa else 10) << _SUFFIX[suffix]
+    if too_long or value >= limit:
+        raise ValueError(f"{_short(tok)} does not fit in {kind}")
+    return value
+
+
+def _short(tok: str) -> str:
+    return repr(tok) if len(tok) <= 40 else f"{tok[:32]!r}... ({len(tok)} characters)"
 
 BUG_TYPES = frozenset({
     "out-of-bounds", "slab-out-of-bounds", "slab-use-after-free", "use-after-free",
@@ -35,6 +68,13 @@ BUG_TYPES = frozenset({
     "user-memory-access", "wild-memory-access", "unknown-crash"})
 
 ADDR, CACHE, POOL = "address", "kmem_cache", "mempool"
+
+# Statements that allocate: NULL (0, or no cache/pool) from one of them is a failed allocation,
+# counted in the run's summary (Machine.failed). ksize gives 0 for a bad pointer, not a failure.
+ALLOCATORS = frozenset({
+    "kmalloc", "kzalloc", "kmalloc_node", "krealloc", "kmem_cache_create", "kmem_cache_alloc",
+    "alloc_pages", "vmalloc", "mempool_create_kmalloc_pool", "mempool_create_slab_pool",
+    "mempool_create_page_pool", "mempool_alloc", "global", "alloca"})
 
 
 class Addr(NamedTuple):
@@ -104,6 +144,21 @@ class WorkloadDepot(StackDepot):
         return self.funcs.frame_at(handle) if handle else None
 
 
+class WordState:
+    """The width of unsigned long / size_t that a workload's numbers are checked against
+    (64 bits until a runner on a 32-bit profile says otherwise), and the widest such number
+    parsed so far, where it was: a workload parsed before its machine is known is checked
+    against the machine's word when it runs."""
+
+    def __init__(self) -> None:
+        self.word_bits = WORD_BITS
+        self.widest: tuple[int, int, int, str] = (0, 0, 0, "")   # value, line, col, what
+
+    def saw_word(self, value: int, line: int, col: int, what: str) -> None:
+        if value > self.widest[0]:
+            self.widest = (value, line, col, what)
+
+
 class Workload:
     """A workload's events: all of them (a list), or streamed as they are parsed."""
 
@@ -111,12 +166,22 @@ class Workload:
                  stream: bool = False) -> None:
         self.path = path
         self.funcs = FuncTable(path)
-        events = _iter_events(path, lines, self.funcs)
+        self.words = WordState()
+        events = _iter_events(path, lines, self.funcs, self.words)
         if stream:
             self.events: list[Event] | Iterator[Event] = events
         else:
             with gc_paused():
                 self.events = list(events)
+
+    def check_word(self, bits: int) -> None:
+        """Check the workload's unsigned long / size_t numbers against a machine's word
+        (``bits``): those parsed already now, those of lines streamed later as they come."""
+        self.words.word_bits = bits
+        value, line, col, what = self.words.widest
+        if value >> bits:
+            raise WorkloadError(f"{what} {value:#x} does not fit in {bits} bits",
+                                self.path, line, col)
 
 
 def parse_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
@@ -132,13 +197,14 @@ def iter_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
     return Workload(path, lines, stream=True)
 
 
-def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable) -> Iterator[Event]:
+def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable,
+                 words: WordState) -> Iterator[Event]:
     if lines is not None:
-        yield from _parse(path, lines, funcs)
+        yield from _parse(path, lines, funcs, words)
         return
     try:
         with open(path, encoding="utf-8") as f:
-            yield from _parse(path, f, funcs)
+            yield from _parse(path, f, funcs, words)
     except OSError as e:
         raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
     except UnicodeDecodeError as e:
@@ -146,8 +212,10 @@ def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable) -> It
 
 
 class _LineParser:
-    def __init__(self, path: str, lineno: int, raw: str, kinds: dict[str, str]) -> None:
+    def __init__(self, path: str, lineno: int, raw: str, kinds: dict[str, str],
+                 state: "WordState") -> None:
         self.path, self.lineno, self.raw, self.kinds = path, lineno, raw, kinds
+        self.state = state
         self.words = raw.split()
         self.first = 0              # words consumed by ``VAR =``
         self._cols: list[int] | None = None
@@ -170,14 +238,25 @@ class _LineParser:
     def error(self, message: str, col: int | None) -> WorkloadError:
         return WorkloadError(message, self.path, self.lineno, col)
 
-    def number(self, i: int, what: str, signed: bool = False) -> int:
-        tok = self.token(i, what)
+    def number(self, i: int, what: str, signed: bool = False, limit: int | None = None,
+               kind: str = "") -> int:
+        """Operand i as a number: an unsigned long / size_t (below the word) unless ``limit``
+        (exclusive) and ``kind`` name a narrower type; ``signed``: it may be negative."""
+        return self.number_at(self.token(i, what), self.col(i), what, signed, limit, kind)
+
+    def number_at(self, tok: str, col: int, what: str, signed: bool = False,
+                  limit: int | None = None, kind: str = "") -> int:
         neg = signed and tok.startswith("-")
-        m = _SIZE.match(tok[1:] if neg else tok)
-        if not m:
-            raise self.error(f"{what} must be a number (decimal, 0x hex, or with K/M/G/T), "
-                             f"not {tok!r}", self.col(i))
-        value = int(m.group(1), 0) << _SUFFIX[m.group(2)]
+        word = limit is None
+        if word:
+            limit, kind = 1 << self.state.word_bits, f"{self.state.word_bits} bits"
+        try:
+            value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit,
+                                 kind)
+        except ValueError as e:
+            raise self.error(f"{what} {e}", col) from None
+        if word:
+            self.state.saw_word(value, self.lineno, col, what)
         return -value if neg else value
 
     def token(self, i: int, what: str) -> str:
@@ -188,38 +267,35 @@ class _LineParser:
     def name(self, i: int, what: str) -> str:
         tok = self.token(i, what)
         if not _NAME.match(tok):
-            raise self.error(f"{what} must be a name, not {tok!r}", self.col(i))
+            raise self.error(f"{what} must be a name, not {_short(tok)}", self.col(i))
         return tok
 
     def var(self, i: int, kind: str, what: str) -> str:
         tok = self.token(i, what)
         have = self.kinds.get(tok)
         if have is None:
-            raise self.error(f"{tok!r} is not defined", self.col(i))
+            raise self.error(f"{_short(tok)} is not defined", self.col(i))
         if have != kind:
-            raise self.error(f"{tok!r} is a {have}, not a {kind}", self.col(i))
+            raise self.error(f"{_short(tok)} is a {have}, not a {kind}", self.col(i))
         return tok
 
     def addr(self, i: int, what: str = "address") -> Addr:
         tok = self.token(i, what)
         if tok == "NULL":
             return Addr(None, 0)
-        if tok.lower().startswith("0x"):
-            try:
-                return Addr(None, int(tok, 16))
-            except ValueError:
-                raise self.error(f"bad hex address {tok!r}", self.col(i)) from None
+        if tok[:2] in ("0x", "0X"):
+            return Addr(None, self.number_at(tok, self.col(i), what))
         m = _ADDR.match(tok)
         if not m:
             raise self.error(f"{what} must be VAR, VAR+N, VAR-N or a 0x address, "
-                             f"not {tok!r}", self.col(i))
+                             f"not {_short(tok)}", self.col(i))
         name, sign, num = m.groups()
         have = self.kinds.get(name)
         if have is None:
-            raise self.error(f"{name!r} is not defined", self.col(i))
+            raise self.error(f"{_short(name)} is not defined", self.col(i))
         if have != ADDR:
-            raise self.error(f"{name!r} is a {have}, not an address", self.col(i))
-        offset = int(num, 0) if num else 0
+            raise self.error(f"{_short(name)} is a {have}, not an address", self.col(i))
+        offset = self.number_at(num, self.col(i), f"{what} offset") if num else 0
         return Addr(name, -offset if sign == "-" else offset)
 
     def arity(self, n_min: int, n_max: int, usage: str) -> None:
@@ -245,7 +321,8 @@ _VALUE_OPS = {
 }
 
 
-def _parse(path: str, lines: Iterable[str], funcs: FuncTable) -> Iterator[Event]:
+def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
+           words: WordState) -> Iterator[Event]:
     kinds: dict[str, str] = {}
     index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
@@ -253,7 +330,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable) -> Iterator[Event]
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
             continue
-        lp = _LineParser(path, lineno, raw, kinds)
+        lp = _LineParser(path, lineno, raw, kinds, words)
         target = None
         if len(lp) >= 2 and lp.word(1) == "=":
             target = lp.name(0, "variable")
@@ -262,7 +339,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable) -> Iterator[Event]
                 raise lp.error("missing statement after '='", len(raw) + 1)
         op = lp.word(0)
         if target is not None and op not in _VALUE_OPS:
-            raise lp.error(f"{op!r} gives no value to bind", lp.col(0))
+            raise lp.error(f"{_short(op)} gives no value to bind", lp.col(0))
         args, binds = _parse_args(lp, op, target)
         if target is not None:
             kinds[target] = binds
@@ -287,7 +364,8 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         binds = None
     if op == "task":
         lp.arity(3, 3, "task COMM PID")
-        return (lp.word(1), lp.number(2, "PID")), None
+        return (lp.word(1), lp.number(2, "PID", limit=PID_MAX_LIMIT,
+                                      kind="a pid (below PID_MAX_LIMIT, 4194304)")), None
     if op == "func":
         lp.arity(2, 3, "func NAME [LEN]")
         length = lp.number(2, "LEN") if n > 2 else 0x400
@@ -295,14 +373,15 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
             raise lp.error("LEN must be positive", lp.col(2))
         name = lp.token(1, "function name")
         if not _SYMBOL.match(name):
-            raise lp.error(f"function name must be a symbol, not {name!r}", lp.col(1))
+            raise lp.error(f"function name must be a symbol, not {_short(name)}", lp.col(1))
         return (name, length), None
     if op in ("kmalloc", "kzalloc", "vmalloc", "alloca"):
         lp.arity(2, 2, usage)
         return (lp.number(1, "SIZE"),), binds
     if op == "kmalloc_node":
         lp.arity(3, 3, usage)
-        return (lp.number(1, "SIZE"), lp.number(2, "NODE")), binds
+        return (lp.number(1, "SIZE"), lp.number(2, "NODE", limit=INT_MAX + 1, kind="int")), \
+            binds
     if op == "krealloc":
         lp.arity(3, 3, usage)
         return (lp.addr(1, "PTR"), lp.number(2, "SIZE")), binds
@@ -311,7 +390,7 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         return (lp.addr(1, "PTR"),), (ADDR if target else None)
     if op == "kmem_cache_create":
         lp.arity(3, 8, usage)
-        name, size = lp.word(1), lp.number(2, "SIZE")
+        name, size = lp.word(1), lp.number(2, "SIZE", limit=1 << 32, kind="unsigned int")
         align, flags, ctor = 0, 0, False
         for i in range(3, n):
             tok, col = lp.word(i), lp.col(i)
@@ -320,11 +399,11 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
             elif tok in SLAB_FLAG_NAMES:
                 flags |= SLAB_FLAG_NAMES[tok]
             elif i == 3 and _SIZE.match(tok):
-                align = lp.number(3, "ALIGN")
+                align = lp.number(3, "ALIGN", limit=1 << 32, kind="unsigned int")
                 if align & (align - 1):
                     raise lp.error("ALIGN must be a power of two", col)
             else:
-                raise lp.error(f"unknown flag {tok!r} (known: ctor, "
+                raise lp.error(f"unknown flag {_short(tok)} (known: ctor, "
                                f"{', '.join(sorted(SLAB_FLAG_NAMES))})", col)
         if size <= 0:
             raise lp.error("SIZE must be positive", lp.col(2))
@@ -346,13 +425,13 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         return (lp.addr(1, "PTR"), _order(lp, 2)), None
     if op == "mempool_create_kmalloc_pool":
         lp.arity(3, 3, usage)
-        return (lp.number(1, "MIN"), lp.number(2, "SIZE")), binds
+        return (_min_nr(lp), lp.number(2, "SIZE")), binds
     if op == "mempool_create_slab_pool":
         lp.arity(3, 3, usage)
-        return (lp.number(1, "MIN"), lp.var(2, CACHE, "CACHE")), binds
+        return (_min_nr(lp), lp.var(2, CACHE, "CACHE")), binds
     if op == "mempool_create_page_pool":
         lp.arity(3, 3, usage)
-        return (lp.number(1, "MIN"), _order(lp, 2)), binds
+        return (_min_nr(lp), _order(lp, 2)), binds
     if op == "mempool_alloc":
         lp.arity(2, 2, usage)
         return (lp.var(1, POOL, "POOL"),), binds
@@ -376,14 +455,15 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         for tok, col in lp.pairs(1):
             m = _FRAME_VAR.match(tok)
             if not m:
-                raise lp.error(f"frame variable must be VAR:SIZE or VAR@OFF:SIZE, not {tok!r}", col)
-            name, off, size = m.group(1), m.group(2), int(m.group(3), 0)
+                raise lp.error(f"frame variable must be VAR:SIZE or VAR@OFF:SIZE, not {_short(tok)}", col)
+            name, off = m.group(1), m.group(2)
+            size = lp.number_at(m.group(3), col, "frame variable size")
             if size <= 0:
                 raise lp.error("a frame variable needs a positive size", col)
             if off is None:
                 off = 32 if prev_end is None else -(-prev_end // 32) * 32 + 32
             else:
-                off = int(off, 0)
+                off = lp.number_at(off, col, "frame offset")
                 if off % KASAN_GRANULE_SIZE or (prev_end is not None and off < prev_end + 8) \
                         or off < 8:
                     raise lp.error("frame offsets must be granule aligned, increasing, and "
@@ -410,13 +490,17 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
             return (), None
         for tok, col in lp.pairs(1):
             if tok not in BUG_TYPES:
-                raise lp.error(f"unknown bug type {tok!r}", col)
+                raise lp.error(f"unknown bug type {_short(tok)}", col)
         return tuple(types), None
-    raise lp.error(f"unknown statement {op!r} (see docs/workloads.md)", lp.col(0))
+    raise lp.error(f"unknown statement {_short(op)} (see docs/workloads.md)", lp.col(0))
+
+
+def _min_nr(lp: _LineParser) -> int:
+    return lp.number(1, "MIN", limit=INT_MAX + 1, kind="int")
 
 
 def _order(lp: _LineParser, i: int) -> int:
-    order = lp.number(i, "ORDER")
+    order = lp.number(i, "ORDER", limit=1 << 32, kind="unsigned int")
     if order > 20:
         raise lp.error("ORDER must be a page order (0..MAX_PAGE_ORDER)", lp.col(i))
     return order
@@ -444,6 +528,8 @@ class WorkloadRunner:
         self.last_reports: list[BadAccess] = []
         self.expect_failures: list[str] = []
         self._mask = (1 << machine.bits) - 1
+        if isinstance(workload, Workload):
+            workload.check_word(machine.bits)
         self._ops = {name[3:]: getattr(self, name) for name in dir(self)
                      if name.startswith("op_")}
 
@@ -468,6 +554,7 @@ class WorkloadRunner:
         mask = self._mask
         kmalloc, kfree = m.kmalloc, m.kfree
         last_start = last_end = len(reports)
+        failed = m.failed
         for ev in self._events:
             self.position += 1
             m.ip = ev.frame
@@ -476,7 +563,9 @@ class WorkloadRunner:
             before = len(reports)
             # The two commonest statements take a short path; the rest dispatch by name.
             if op == "kmalloc":
-                values[ev.target] = kmalloc(ev.args[0])
+                value = values[ev.target] = kmalloc(ev.args[0])
+                if not value:
+                    failed[op] += 1
             elif op == "kfree":
                 a = ev.args[0]
                 kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
@@ -486,9 +575,11 @@ class WorkloadRunner:
                     after_event(ev)
                 continue
             else:
-                value = ops[op](ev)
+                value = self._call(ops[op], ev)
                 if ev.target is not None:
                     values[ev.target] = value
+                    if not value and op in ALLOCATORS:
+                        failed[op] += 1
             last_start = before
             last_end = len(reports)
             if last_end != before:
@@ -512,9 +603,11 @@ class WorkloadRunner:
         m.ip_handle = ev.line
         before = len(m.reports)
         failures = len(self.expect_failures)
-        value = self._ops[ev.op](ev)
+        value = self._call(self._ops[ev.op], ev)
         if ev.target is not None:
             self.values[ev.target] = value
+            if not value and ev.op in ALLOCATORS:
+                m.failed[ev.op] += 1
         new = m.reports[before:]
         if ev.op != "expect":
             self.last_reports = new
@@ -522,6 +615,24 @@ class WorkloadRunner:
                 r.event_index = ev.index
         failure = self.expect_failures[-1] if len(self.expect_failures) > failures else None
         return StepOutcome(ev, new, failure)
+
+    @staticmethod
+    def _call(op, ev: Event):
+        """Run one statement; a KernelOops (the kernel could not go on) names its line."""
+        try:
+            return op(ev)
+        except KernelOops as e:
+            raise KernelOops(e.message, ev.path, ev.line) from None
+
+    def _object(self, ev: Event, i: int, call: str):
+        """The kmem_cache or mempool that operand i names; a NULL one (its creation failed)
+        is dereferenced by ``call`` outside KASAN's instrumentation: the kernel oopses."""
+        value = self.values[ev.args[i]]
+        if value is None:
+            raise KernelOops(f"{call}() on {ev.args[i]!r}, which is NULL (its creation "
+                             "failed): the kernel would oops here (NULL pointer dereference)",
+                             ev.path, ev.line)
+        return value
 
     def _addr(self, a: Addr) -> int:
         base = 0 if a.var is None else self.values[a.var]
@@ -568,13 +679,17 @@ class WorkloadRunner:
         return self.machine.kmem_cache_create(*ev.args)
 
     def op_kmem_cache_alloc(self, ev: Event) -> int:
-        return self.machine.kmem_cache_alloc(self.values[ev.args[0]])
+        return self.machine.kmem_cache_alloc(self._object(ev, 0, "kmem_cache_alloc"))
 
     def op_kmem_cache_free(self, ev: Event) -> None:
-        self.machine.kmem_cache_free(self.values[ev.args[0]], self._addr(ev.args[1]))
+        cache = self.values[ev.args[0]]
+        if cache is not None:           # cache_from_obj() gives NULL back: nothing is freed
+            self.machine.kmem_cache_free(cache, self._addr(ev.args[1]))
 
     def op_kmem_cache_destroy(self, ev: Event) -> None:
-        self.machine.kmem_cache_destroy(self.values[ev.args[0]])
+        cache = self.values[ev.args[0]]
+        if cache is not None:           # kmem_cache_destroy(NULL) returns at once
+            self.machine.kmem_cache_destroy(cache)
 
     def op_alloc_pages(self, ev: Event) -> int:
         return self.machine.alloc_pages_addr(ev.args[0])
@@ -595,19 +710,29 @@ class WorkloadRunner:
         return self.machine.mempool_create("kmalloc", ev.args[0], size=ev.args[1])
 
     def op_mempool_create_slab_pool(self, ev: Event):
-        return self.machine.mempool_create("slab", ev.args[0], cache=self.values[ev.args[1]])
+        # mempool_alloc_slab() would kmem_cache_alloc() from the NULL cache at once
+        return self.machine.mempool_create("slab", ev.args[0],
+                                           cache=self._object(ev, 1, "mempool_alloc_slab"))
 
     def op_mempool_create_page_pool(self, ev: Event):
         return self.machine.mempool_create("page", ev.args[0], size=ev.args[1])
 
     def op_mempool_alloc(self, ev: Event) -> int:
-        return self.machine.mempool_alloc(self.values[ev.args[0]])
+        return self.machine.mempool_alloc(self._object(ev, 0, "mempool_alloc"))
 
     def op_mempool_free(self, ev: Event) -> None:
-        self.machine.mempool_free(self._addr(ev.args[0]), self.values[ev.args[1]])
+        addr = self._addr(ev.args[0])
+        if addr <= 16:                  # mempool_free(NULL, pool) returns at once
+            return
+        try:
+            self.machine.mempool_free(addr, self._object(ev, 1, "mempool_free"))
+        except ValueError as e:
+            raise WorkloadError(str(e), ev.path, ev.line) from None
 
     def op_mempool_destroy(self, ev: Event) -> None:
-        self.machine.mempool_destroy(self.values[ev.args[0]])
+        pool = self.values[ev.args[0]]
+        if pool is not None:            # mempool_destroy(NULL) returns at once
+            self.machine.mempool_destroy(pool)
 
     def op_global(self, ev: Event) -> int:
         return self.machine.register_global(*ev.args)
@@ -615,7 +740,7 @@ class WorkloadRunner:
     def op_frame(self, ev: Event) -> None:
         base = self.machine.push_frame([(off, size, name) for name, off, size in ev.args])
         for name, off, _size in ev.args:
-            self.values[name] = base + off
+            self.values[name] = base + off if base else 0   # no stack (fork failed): NULL
 
     def op_alloca(self, ev: Event) -> int:
         return self.machine.alloca(ev.args[0])

@@ -1,0 +1,162 @@
+"""Issue 11: what bad input and simulated out-of-memory do. Bad input is one located line and
+exit status 2, in bounded time; a kernel that runs out of memory fails its allocations (NULL,
+-ENOMEM) and the run's summary counts them."""
+
+from __future__ import annotations
+
+import pytest
+
+from kinspect.cli import main
+from kinspect.engine.errors import KinspectError, WorkloadError
+from kinspect.engine.machine import KernelOops, Machine
+from kinspect.engine.profile import load_profile
+from kinspect.engine.workload import WorkloadRunner, parse_number, parse_workload
+
+
+def parse(text: str):
+    return parse_workload("t.kw", text.splitlines(keepends=True))
+
+
+def run(text: str, profile: str = "x86_64", mem: int | None = None) -> WorkloadRunner:
+    runner = WorkloadRunner(Machine(load_profile(profile, mem)), parse(text))
+    runner.run()
+    return runner
+
+
+def cli(tmp_path, capsys, text: str, *args: str) -> tuple[int, str, str]:
+    wl = tmp_path / "w.kw"
+    wl.write_text(text)
+    rc = main(["run", str(wl), *args])
+    out, err = capsys.readouterr()
+    return rc, out, err.replace(str(wl), "w.kw")
+
+
+# ------------------------------------------------------------------------------ numbers
+
+@pytest.mark.parametrize("text,col,message", [
+    # decimals over Python's 4300-digit int() limit, and hex of any length, are refused
+    # before int() sees them
+    ("x = kmalloc 8\nread x+" + "1" * 5000 + " 1\n", 6, "does not fit in 64 bits"),
+    ("x = kmalloc 0x" + "f" * 200_000 + "\n", 13, "(200002 characters) does not fit"),
+    ("x = kmalloc 08\n", 13, "leading 0, which C reads as octal"),
+    ("x = kmalloc 8\nread x 18446744073709551616\n", 8, "does not fit in 64 bits"),
+    ("x = kmalloc 8\nread 0x10000000000000000 1\n", 6, "does not fit in 64 bits"),
+    ("x = kmalloc 16T\nx = kmalloc 16777216T\n", 13, "does not fit in 64 bits"),
+    ("x = kmalloc １６\n", 13, "must be a number"),
+    ("x = kmalloc 0x1_0\n", 13, "must be a number"),
+    ("task t 4294967296\n", 8, "PID_MAX_LIMIT"),
+    ("x = alloca 18446744073709551616\n", 12, "does not fit in 64 bits"),
+    ("frame a:18446744073709551616\n", 7, "frame variable size"),
+    ("frame a@0x" + "1" * 30 + ":8\n", 7, "frame offset"),
+    ("c = kmem_cache_create c 4294967296\n", 25, "unsigned int"),
+    ("p = mempool_create_kmalloc_pool 2147483648 16\n", 33, "int"),
+])
+def test_bad_numbers_are_located_errors(text, col, message):
+    with pytest.raises(WorkloadError) as e:
+        parse(text)
+    assert e.value.line == text.count("\n") and e.value.col == col
+    assert message in e.value.message and len(e.value.message) < 200
+
+
+def test_parse_number_bounds():
+    assert parse_number("18446744073709551615") == (1 << 64) - 1
+    assert parse_number("0xffffffffffffffff") == (1 << 64) - 1
+    assert parse_number("0x000000000000000000000001") == 1     # leading hex zeros are fine
+    assert parse_number("16777215T") == 16777215 << 40
+    assert parse_number("0") == 0
+    with pytest.raises(ValueError):
+        parse_number("16777216T")
+    with pytest.raises(ValueError):
+        parse_number("2147483648", 1 << 31, "int")
+
+
+def test_32bit_profile_bounds_the_word(tmp_path, capsys):
+    text = "x = kmalloc 8\nread 0x100000000 1\n"
+    with pytest.raises(WorkloadError) as e:
+        run(text, "arm32")
+    assert (e.value.line, e.value.col) == (2, 6) and "fit in 32 bits" in e.value.message
+    run(text)                                           # fine on a 64-bit profile
+    rc, _, err = cli(tmp_path, capsys, text, "--profile", "arm32")
+    assert rc == 2 and err == "kinspect: w.kw:2:6: address '0x100000000' does not fit in " \
+                              "32 bits\n"      # streamed: checked as the line is read
+
+
+# ------------------------------------------------------------- simulated out-of-memory
+
+def test_sizes_beyond_the_machine_fail_as_the_kernel_does(tmp_path, capsys):
+    r = run("a = kmalloc 0xffffffffffffffff\nb = vmalloc 1T\nc = alloc_pages 20\n"
+            "g = global big 1T\np = mempool_create_kmalloc_pool 100000000 16\n"
+            "q = mempool_create_page_pool 1000000 0\nread a 1\nexpect null-ptr-deref\n")
+    assert r.values["a"] == r.values["b"] == r.values["c"] == r.values["g"] == 0
+    assert r.values["p"] is None and r.values["q"] is None and r.expect_failures == []
+    assert dict(r.machine.failed) == {"kmalloc": 1, "vmalloc": 1, "alloc_pages": 1,
+                                      "global": 1, "mempool_create_kmalloc_pool": 1,
+                                      "mempool_create_page_pool": 1}
+    rc, out, _ = cli(tmp_path, capsys, "a = kmalloc 1T\nb = kmalloc 2T\n")
+    assert rc == 0 and out.endswith("failed allocations (NULL, -ENOMEM): kmalloc 2\n")
+
+
+def test_many_task_stacks_make_fork_fail_not_python(tmp_path, capsys):
+    """10 000 tasks with a stack each on a 256M machine: forks fail with -ENOMEM, counted;
+    a failed fork's frame variables are NULL (an access through one: null-ptr-deref)."""
+    text = "".join(f"task t{i} {i}\nframe a:8\n" for i in range(1, 10001)) + \
+        "read a 1\nexpect null-ptr-deref\n"
+    r = run(text, mem=256 << 20)
+    assert r.machine.failed["fork"] > 3000 and r.expect_failures == []
+    assert r.machine.summary()["failed_allocations"] == {"fork": r.machine.failed["fork"]}
+
+
+def test_globals_under_compare_fail_to_load(capsys, tmp_path):
+    wl = tmp_path / "g.kw"
+    wl.write_text("".join(f"g{i} = global g{i} 1G\n" for i in range(3000)))
+    assert main(["compare", str(wl), "--format", "json"]) == 0
+    assert '"events": 3000' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,message", [
+    ("c = kmem_cache_create c 1G\nx = kmem_cache_alloc c\n",
+     "t.kw:2: kmem_cache_alloc() on 'c', which is NULL"),
+    ("p = mempool_create_kmalloc_pool 100000000 16\nx = mempool_alloc p\n",
+     "t.kw:2: mempool_alloc() on 'p', which is NULL"),
+    ("c = kmem_cache_create c 1G\np = mempool_create_slab_pool 2 c\n",
+     "t.kw:2: mempool_alloc_slab() on 'c'"),
+    ("x = alloca 1G\n", "t.kw:1: kernel stack overflow: an alloca of"),
+    # THREAD_SIZE 32K less 256: seven frames of 4160 bytes fit, the eighth (line 9) does not
+    ("func f\n" + "frame a:4K\n" * 9, "t.kw:9: kernel stack overflow: a stack frame of"),
+])
+def test_what_the_kernel_cannot_survive_stops_the_run_at_its_line(text, message):
+    with pytest.raises(KernelOops) as e:
+        run(text)
+    assert str(e.value).startswith(message)
+
+
+def test_null_cache_and_pool_calls_that_return_at_once():
+    r = run("c = kmem_cache_create c 1G\nx = kmalloc 8\nkmem_cache_free c x\n"
+            "kmem_cache_destroy c\np = mempool_create_kmalloc_pool 100000000 16\n"
+            "mempool_destroy p\nmempool_free NULL p\nread x 8\nexpect none\n")
+    assert r.expect_failures == [] and r.machine.failed["kmem_cache_create"] == 1
+
+
+@pytest.mark.parametrize("element", ["g", "0x1000", "v", "pg", "s+8"])
+def test_mempool_free_of_a_foreign_element_is_an_invalid_free(element):
+    r = run("g = global g 64\nv = vmalloc 100\npg = alloc_pages 0\ns = kmalloc 64\n"
+            "p = mempool_create_kmalloc_pool 2 16\nx = mempool_alloc p\n"
+            f"mempool_free {element} p\nexpect invalid-free\n")
+    assert r.expect_failures == []
+
+
+def test_mempool_free_of_a_foreign_page_to_a_full_page_pool():
+    with pytest.raises(WorkloadError) as e:
+        run("p = mempool_create_page_pool 1 0\nx = kmalloc 64\nmempool_free x p\n")
+    assert e.value.line == 3 and "not allocated at that order" in e.value.message
+
+
+def test_krealloc_of_a_non_slab_pointer():
+    """__ksize() of a global is 0: a new object, then kfree() of the global (the report
+    kfree() of an address outside the direct map gives)."""
+    r = run("g = global g 64\ny = krealloc g 4096\nexpect out-of-bounds\n")
+    assert r.values["y"] and r.expect_failures == []
+
+
+def test_unexpected_errors_are_kinspect_errors():
+    assert issubclass(KernelOops, KinspectError)
