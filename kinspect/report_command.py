@@ -325,6 +325,18 @@ def run_report_ui(args) -> int:
 
 # --------------------------------------------------------------------------- symbolize
 
+def _shown(text: str) -> str:
+    """``text`` quoted for an error line, shortened when long."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
+def _check_address(addr: int, text: str) -> None:
+    """A kernel address is 64 bits at most (the input is named as it was given)."""
+    if addr >= 1 << 64:
+        raise KinspectError(f"the address of {_shown(text)} does not fit in 64 bits",
+                            "<command line>")
+
+
 def _symbolize(args) -> int:
     syms = _Symbolizers(args.vmlinux, args.modules, args.strip)
     results = []
@@ -343,6 +355,7 @@ def _symbolize(args) -> int:
                     if addr is None:
                         entry["error"] = f"no symbol {parse_frame(t)[0]!r} in {sym.path}"
                     else:
+                        _check_address(addr, text)
                         entry["address"] = f"{addr:#x}"
                         frames = sym.symbolize(addr)
             else:
@@ -352,8 +365,9 @@ def _symbolize(args) -> int:
                 except ValueError:
                     addr = None
                 if addr is None:
-                    raise KinspectError(f"not an address or FUNC+0xOFF frame: {text!r}",
-                                        "<command line>")
+                    raise KinspectError("not an address or FUNC+0xOFF frame (offsets fit in "
+                                        f"64 bits): {_shown(text)}", "<command line>")
+                _check_address(addr, text)
                 entry["address"] = f"{addr:#x}"
                 frames = syms.vmlinux.symbolize(addr)
             if frames is not None:

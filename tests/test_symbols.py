@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -116,12 +117,12 @@ def test_frames_and_the_warm_cache(elfs, _cache) -> None:
         assert cold.find_symbols("kmalloc_uaf")[0].addr == funcs["kmalloc_uaf"][0]
     assert [_ours(g) for g in got_cold] == expected
     files = sorted(p.name for p in _cache.rglob("*") if p.is_file())
-    assert "symtab.json" in files and "aranges.json" in files
-    assert any(f.startswith("cu-") and f.endswith(".json") for f in files)
+    assert "symtab.entry" in files and "aranges.entry" in files
+    assert any(f.startswith("cu-") and f.endswith(".entry") for f in files)
     with ElfSymbolizer(elf) as warm:                       # from the cache, same answers
         assert warm.symbolize_frames(frames) == got_cold
     # a damaged cache file is rebuilt, not fatal
-    for p in _cache.rglob("cu-*.json"):
+    for p in _cache.rglob("cu-*.entry"):
         p.write_text("{not json")
     with ElfSymbolizer(elf) as again:
         assert again.symbolize_frames(frames) == got_cold
@@ -263,3 +264,205 @@ def test_no_debug_info_falls_back_to_the_symbol_table(elfs, tmp_path) -> None:
     assert (f.function, f.file, f.line, f.location()) == ("kmalloc_uaf", None, None, "??:?")
     assert _addr2line(stripped, [start + 5]) == [[("kmalloc_uaf", "??:?")]]
     assert os.environ[CACHE_ENV]
+
+
+# --------------------------------------------------------------------------- the cache
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from kinspect.cli import main
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _symbolize_argv(elf: Path) -> list[str]:
+    """Every function's frames at a few offsets, and raw addresses (the whole fixture)."""
+    funcs = _functions(elf)
+    argv = ["symbolize", "--vmlinux", str(elf)]
+    for name, (start, size) in sorted(funcs.items()):
+        argv += [f"{name}+{off:#x}/{size:#x}" for off in range(0, size, max(size // 5, 1))]
+        argv.append(f"{start + size // 2:#x}")
+    return argv
+
+
+def _entries(cache: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(cache.rglob("*.entry"))}
+
+
+def _damages(name: str, data: bytes, others: dict[str, bytes]) -> Iterator[tuple[str, object]]:
+    """(what, damage) pairs: damage is the bytes to write in the entry's place, or a
+    function of its path that puts something else there."""
+    n = len(data)
+    for k in sorted({0, 1, 8, 31, 62, 63, 64, 72, n // 2, n - 1}):
+        yield f"truncated to {k}", data[:k]
+    for off in sorted(set(range(0, n, max(n // 40, 1))) | {n - 1}):
+        flipped = bytearray(data)
+        flipped[off] ^= 1 << (off % 8)
+        yield f"bit flipped at {off}", bytes(flipped)
+    yield "zeroed", bytes(n)
+    yield "garbage appended", data + b"\0" * 8
+    for other, odata in others.items():
+        yield f"replaced by {other}", odata
+    yield "empty file", b""
+
+    def directory(p: Path) -> None:
+        p.mkdir()
+        (p / "inside").write_bytes(data)
+    yield "a directory", directory
+
+    def unreadable(p: Path) -> None:
+        p.write_bytes(data)
+        p.chmod(0)
+    yield "unreadable", unreadable
+
+    def dangling(p: Path) -> None:
+        p.symlink_to(p.parent / "no-such-entry")
+    yield "a dangling symlink", dangling
+
+    def fifo(p: Path) -> None:
+        os.mkfifo(p)
+    yield "a fifo (never read: no hang)", fifo
+
+
+def test_a_damaged_cache_entry_is_rebuilt(elfs, _cache, capsys) -> None:
+    """Every entry, damaged every way: the same answers, exit 0, and the entry rewritten
+    (byte for byte what a cold run writes); never a SymbolizationError blaming the ELF."""
+    argv = _symbolize_argv(elfs["dwarf5"])
+    rc, intact, err = _cli(capsys, *argv)
+    assert rc == 0 and err == "" and "??" not in intact
+    good = _entries(_cache)
+    assert set(good) == {"symtab.entry", "aranges.entry", "cu-0.entry"}
+    (cache_dir,) = {p.parent for p in _cache.rglob("*.entry")}
+    # an entry of the same name made for another ELF: a valid file, the wrong key
+    with ElfSymbolizer(elfs["dwarf4"]) as other:
+        other.symbolize_many([0])
+    foreign = {f"dwarf-4 {p.name}": p.read_bytes() for p in _cache.rglob("*.entry")
+               if p.parent != cache_dir}
+    assert len(foreign) == 2
+    cases = 0
+    for name, data in good.items():
+        others = {n: d for n, d in good.items() if n != name}
+        others.update(foreign)
+        for what, damage in _damages(name, data, others):
+            for n, d in good.items():                      # the intact cache...
+                p = cache_dir / n
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                elif p.exists() or p.is_symlink():
+                    p.unlink()
+                p.write_bytes(d)
+                p.chmod(0o600)
+            target = cache_dir / name                      # ... but for this entry
+            target.unlink()
+            if callable(damage):
+                damage(target)
+            else:
+                target.write_bytes(damage)
+                target.chmod(0o600)
+            rc, out, err = _cli(capsys, *argv)
+            assert (rc, err) == (0, ""), f"{name} {what}"
+            assert out == intact, f"{name} {what}"
+            assert target.is_file() and not target.is_symlink(), f"{name} {what}"
+            assert target.stat().st_mode & 0o777 == 0o600, f"{name} {what}"
+            assert target.read_bytes() == data, f"{name} {what}: not rebuilt"
+            cases += 1
+    assert cases > 150
+    assert not list(cache_dir.glob(".tmp-*"))              # no temporary file left behind
+
+
+def test_a_damaged_copy_does_not_share_the_cache(elfs, _cache, tmp_path, capsys) -> None:
+    """A copy with the same build-id but other section bytes gets its own cache entries,
+    whichever of the two runs first."""
+    intact = elfs["dwarf5"]
+    data = intact.read_bytes()
+    assert data.count(b"kmalloc_uaf") >= 2                  # .strtab and .debug_str
+    damaged = tmp_path / "damaged"
+    damaged.write_bytes(data.replace(b"kmalloc_uaf", b"kmalloc_uaX"))
+    start, size = _functions(intact)["kmalloc_uaf"]
+    argv = [f"kmalloc_uaf+0x4/{size:#x}", f"{start + 4:#x}"]
+    with ElfSymbolizer(intact) as a, ElfSymbolizer(damaged) as b:
+        assert a.build_id and a.build_id == b.build_id
+    answers = {}
+    for order in ((intact, damaged), (damaged, intact)):
+        shutil.rmtree(_cache, ignore_errors=True)
+        for elf in order:
+            answers[elf, order] = _cli(capsys, "symbolize", "--vmlinux", str(elf), *argv)
+        assert len({p.parent for p in _cache.rglob("*.entry")}) == 2
+    for elf in (intact, damaged):
+        shutil.rmtree(_cache, ignore_errors=True)
+        alone = _cli(capsys, "symbolize", "--vmlinux", str(elf), *argv)
+        assert answers[elf, (intact, damaged)] == answers[elf, (damaged, intact)] == alone
+    rc, out, _ = answers[intact, (damaged, intact)]
+    assert rc == 0 and "  kmalloc_uaf " in out and "kmalloc_uaX" not in out
+    rc, out, _ = answers[damaged, (intact, damaged)]
+    assert rc == 1 and "no symbol 'kmalloc_uaf'" in out and "  kmalloc_uaX " in out
+
+
+# --------------------------------------------------------------------------- lengths and numbers
+
+def test_frame_numbers_beyond_64_bits(elfs, capsys) -> None:
+    """int() refuses more than 4300 decimal digits: such an offset is no frame (it is
+    checked by length before int() runs), and an address beyond 64 bits is one line, exit 2."""
+    assert parse_frame("main+" + "1" * 5000) is None
+    assert parse_frame("main+0x" + "f" * 5000) is None
+    assert parse_frame("main+0x4/" + "9" * 5000) is None
+    assert parse_frame("main+18446744073709551616") is None               # 2**64
+    assert parse_frame("main+0xffffffffffffffff") == ("main", 2**64 - 1, None, None)
+    assert parse_frame("main+0x00000000000000000010/0x20") == ("main", 16, 32, None)
+    assert parse_frame("main+010") == ("main", 10, None, None)     # int("010", 0) refused it
+    elf = str(elfs["dwarf5"])
+    for arg in ("main+" + "1" * 5000, "0x" + "f" * 5000, "main+0xffffffffffffffff",
+                "0x10000000000000000"):
+        rc, out, err = _cli(capsys, "symbolize", "--vmlinux", elf, arg)
+        assert rc == 2 and out == "", arg[:20]
+        assert err.startswith("kinspect: <command line>: ") and err.count("\n") == 1
+        assert len(err) < 200 and "64 bits" in err
+    with ElfSymbolizer(elf) as sym:
+        assert sym.symbolize_many([2**64, -1]) == [[SourceFrame(None, None, None)]] * 2
+        assert sym.symbol_at(2**70) is None and sym.cu_offset_at(2**70) is None
+
+
+def test_leb128_longer_than_64_bits_is_refused() -> None:
+    """A run of continuation bytes would make an ever larger int (quadratic time)."""
+    from kinspect.engine.symbols import _sleb, _uleb
+    assert _uleb(b"\xe5\x8e\x26", 0) == (624485, 3)
+    assert _sleb(b"\xc0\xbb\x78", 0) == (-123456, 3)
+    assert _uleb(b"\xff" * 9 + b"\x01", 0) == (2**64 - 1, 10)
+    for f in (_uleb, _sleb):
+        with pytest.raises(ValueError, match="longer than 10 bytes"):
+            f(b"\xff" * 20000 + b"\x01", 0)
+
+
+def _patched(src: Path, dst: Path, section: str, at: int, value: bytes) -> Path:
+    """A copy of ``src`` with ``value`` written ``at`` bytes into ``section``."""
+    with ElfSymbolizer(src, cache_dir=False) as sym:
+        off = sym.sections[section].header["sh_offset"]
+    data = bytearray(src.read_bytes())
+    data[off + at:off + at + len(value)] = value
+    dst.write_bytes(data)
+    return dst
+
+
+def test_a_damaged_build_id_note_is_bounded_by_its_section(elfs, tmp_path, capsys) -> None:
+    """n_descsz 0xfffffff0: pyelftools would read (allocate) 4 GiB; the size is checked
+    against the section first."""
+    bad = _patched(elfs["dwarf5"], tmp_path / "vmlinux", ".note.gnu.build-id", 4,
+                   (0xfffffff0).to_bytes(4, "little"))
+    with pytest.raises(SymbolizationError, match=r"\.note\.gnu\.build-id.*4294967280"):
+        ElfSymbolizer(bad)
+    rc, out, err = _cli(capsys, "symbolize", "--vmlinux", str(bad), "main+0x4")
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"kinspect: {bad}: cannot read .note.gnu.build-id")
+
+
+def test_a_section_count_bigger_than_the_file(elfs, tmp_path) -> None:
+    """e_shnum 0 sends pyelftools to section 0's sh_size for the count: that count, not
+    e_shnum, is checked against the file size before any section is read."""
+    data = bytearray(elfs["dwarf5"].read_bytes())
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    data[shoff + 32:shoff + 40] = (2**64 - 1).to_bytes(8, "little")    # section 0's sh_size
+    data[0x3c:0x3e] = b"\0\0"                                          # e_shnum
+    bad = tmp_path / "vmlinux"
+    bad.write_bytes(data)
+    with pytest.raises(SymbolizationError, match="section header table lies past the end"):
+        ElfSymbolizer(bad, cache_dir=False)

@@ -34,6 +34,8 @@ import json
 import mmap
 import os
 import re
+import shutil
+import stat
 import struct
 import tempfile
 import zlib
@@ -67,7 +69,10 @@ __all__ = [
 
 #: Environment variable that overrides the cache directory (tests point it at a tmp dir).
 CACHE_ENV = "KINSPECT_CACHE_DIR"
-_CACHE_FORMAT = 1
+#: First bytes of a cache entry file (its format version included).
+_ENTRY_MAGIC = b"kinspect symbol cache entry 2\n"
+_ENTRY_SUFFIX = ".entry"
+_ENTRY_DTYPES = frozenset(np.dtype(t).str for t in (np.uint64, np.int64, np.uint32, np.uint8))
 
 # Every exception pyelftools (and reading a damaged file) is known to let out; ANCHORS.md §5.
 _PYELFTOOLS_ERRORS = (ELFError, DWARFError, ConstructError, AssertionError, KeyError, IndexError,
@@ -119,13 +124,29 @@ _FRAME_RE = re.compile(
 
 
 def parse_frame(text: str) -> tuple[str, int, int | None, str | None] | None:
-    """``"func+0xOFF/0xLEN [mod]"`` -> (func, off, len or None, module or None), or None."""
+    """``"func+0xOFF/0xLEN [mod]"`` -> (func, off, len or None, module or None), or None
+    (also when OFF or LEN does not fit in 64 bits: no kernel frame has such an offset)."""
     m = _FRAME_RE.match(text)
     if m is None:
         return None
+    off = _frame_number(m.group("off"))
     length = m.group("len")
-    return (m.group("func"), int(m.group("off"), 0),
-            int(length, 0) if length is not None else None, m.group("mod"))
+    length_value = _frame_number(length) if length is not None else None
+    if off is None or (length is not None and length_value is None):
+        return None
+    return m.group("func"), off, length_value, m.group("mod")
+
+
+def _frame_number(text: str) -> int | None:
+    """``0xHEX`` or decimal (leading zeros allowed, as the kernel never prints them but a
+    hand-typed frame may), or None beyond 64 bits: the length is checked before int() runs,
+    so no digit string is ever longer than int()'s limit (4300 decimal digits)."""
+    hexa = text[:2] in ("0x", "0X")
+    digits = (text[2:] if hexa else text).lstrip("0") or "0"
+    if len(digits) > (16 if hexa else 20):
+        return None
+    v = int(digits, 16 if hexa else 10)
+    return v if v < 1 << 64 else None
 
 
 def default_cache_dir() -> Path:
@@ -177,11 +198,14 @@ class _Window(io.RawIOBase):
 
 
 def _uleb(d, i: int) -> tuple[int, int]:
+    """The ULEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     b = d[i]
     i += 1
     v = b & 0x7f
     shift = 7
     while b & 0x80:
+        if shift > 63:
+            raise ValueError(f"LEB128 number at offset {i - 10} is longer than 10 bytes")
         b = d[i]
         i += 1
         v |= (b & 0x7f) << shift
@@ -190,11 +214,14 @@ def _uleb(d, i: int) -> tuple[int, int]:
 
 
 def _sleb(d, i: int) -> tuple[int, int]:
+    """The SLEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     b = d[i]
     i += 1
     v = b & 0x7f
     shift = 7
     while b & 0x80:
+        if shift > 63:
+            raise ValueError(f"LEB128 number at offset {i - 10} is longer than 10 bytes")
         b = d[i]
         i += 1
         v |= (b & 0x7f) << shift
@@ -282,6 +309,76 @@ class _Section(NamedTuple):
     addr: int
 
 
+
+# --------------------------------------------------------------------------- cache entries
+
+def _entry_limit(elf_size: int) -> int:
+    """The largest cache entry read back for an ELF of ``elf_size`` bytes (a bigger file in
+    its place is not one we wrote for it: discarded unread)."""
+    return 16 * elf_size + (64 << 20)
+
+
+def _entry_bytes(name: str, key: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """The bytes of a cache entry (format in :class:`ElfSymbolizer`'s cache section)."""
+    specs = []
+    blobs = []
+    pos = 0
+    for n, arr in arrays.items():
+        a = np.ascontiguousarray(arr)
+        specs.append([n, a.dtype.str, int(a.size), pos])
+        raw = a.tobytes()
+        blobs.append(raw + b"\0" * (-len(raw) % 8))
+        pos += len(blobs[-1])
+    header = json.dumps({"entry": name, "key": key, "meta": meta, "arrays": specs},
+                        separators=(",", ":")).encode()
+    header += b" " * (-(8 + len(header)) % 8)
+    body = b"".join([len(header).to_bytes(8, "little"), header, *blobs])
+    return _ENTRY_MAGIC + hashlib.sha256(body).digest() + body
+
+
+def _check_entry(data: bytes, name: str, key: str, arrays: tuple[str, ...]) -> dict | None:
+    """The entry in ``data`` ({"meta": ..., array name: read-only array}) when its checksum,
+    name, key and arrays check out, else None."""
+    head = len(_ENTRY_MAGIC) + 32
+    if len(data) < head + 8 or not data.startswith(_ENTRY_MAGIC):
+        return None
+    body = memoryview(data)[head:]
+    if hashlib.sha256(body).digest() != data[len(_ENTRY_MAGIC):head]:
+        return None
+    hlen = int.from_bytes(body[:8], "little")
+    if hlen > len(body) - 8:
+        return None
+    try:
+        doc = json.loads(bytes(body[8:8 + hlen]))
+        if not isinstance(doc, dict) or doc.get("entry") != name or doc.get("key") != key \
+                or not isinstance(doc.get("meta"), dict):
+            return None
+        blob = body[8 + hlen:]
+        out: dict = {"meta": doc["meta"]}
+        for n, dt, count, off in doc["arrays"]:
+            if n not in arrays or dt not in _ENTRY_DTYPES or not isinstance(count, int) \
+                    or not isinstance(off, int) or count < 0 or off < 0:
+                return None
+            dtype = np.dtype(dt)
+            if off + count * dtype.itemsize > len(blob):
+                return None
+            out[n] = np.frombuffer(blob, dtype, count, off)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return out if all(n in out for n in arrays) else None
+
+
+def _discard(path: Path) -> None:
+    """Remove what stands where a cache entry belongs (a damaged entry, a directory...)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass
+
+
 # --------------------------------------------------------------------------- per-CU decoding
 
 class _CU:
@@ -304,7 +401,6 @@ class _CU:
         # inlined calls per function DIE: [lo, hi, depth, name, call_file, call_line]
         self.scopes: dict[int, list[list]] = {}
         self.dirty = False                  # something to write to the cache
-        self.arrays_dirty = False           # ... including the arrays (else only the JSON)
 
     def file_name(self, index: int | None) -> str | None:
         if index is None:
@@ -336,7 +432,9 @@ class ElfSymbolizer:
             self._cache: Path | None = None
         else:
             base = Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
-            self._cache = base / "symbols" / self._cache_key()
+            with self._boundary("the sections (for the cache key)"):
+                self._cache_key_text = self._cache_key()
+            self._cache = base / "symbols" / self._cache_key_text
         with self._boundary(".symtab"):
             self._load_symtab()
         with self._boundary(".debug_aranges"):
@@ -392,7 +490,10 @@ class ElfSymbolizer:
         self._view = memoryview(self._mm)
         self.elf = ELFFile(self._fh)
         hdr = self.elf.header
-        if hdr["e_shoff"] + hdr["e_shnum"] * hdr["e_shentsize"] > size:
+        # e_shnum 0 means the count is in section 0's sh_size (pyelftools reads it there):
+        # bounded by the file before any section is read (pyelftools checks e_shentsize)
+        self._shtab_size = self.elf.num_sections() * hdr["e_shentsize"]
+        if hdr["e_shoff"] + self._shtab_size > size:
             raise SymbolizationError("the section header table lies past the end of the file "
                                      "(truncated?)", self.path)
         self.little_endian = self.elf.little_endian
@@ -410,23 +511,31 @@ class ElfSymbolizer:
         self.build_id = self._read_build_id()
 
     def _read_build_id(self) -> str | None:
+        """The NT_GNU_BUILD_ID note's bytes, in hex (read here, not by pyelftools, so that
+        a damaged size field is checked against its section before anything is read)."""
         sec = self.sections.get(".note.gnu.build-id")
-        if sec is None:
+        if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
             return None
-        for note in sec.iter_notes():
-            if note["n_type"] == "NT_GNU_BUILD_ID":
-                desc = note["n_desc"]
-                return desc if isinstance(desc, str) else bytes(desc).hex()
+        h = sec.header
+        d = self._view[h["sh_offset"]:h["sh_offset"] + h["sh_size"]]
+        bo = self._byteorder
+        i = 0
+        while i + 12 <= len(d):             # Elf32_Nhdr and Elf64_Nhdr: three 4-byte words
+            namesz = int.from_bytes(d[i:i + 4], bo)
+            descsz = int.from_bytes(d[i + 4:i + 8], bo)
+            ntype = int.from_bytes(d[i + 8:i + 12], bo)
+            name_at = i + 12
+            desc_at = name_at + namesz + (-namesz % 4)
+            end = desc_at + descsz + (-descsz % 4)
+            if desc_at + descsz > len(d):
+                raise SymbolizationError(
+                    f"cannot read .note.gnu.build-id: a note at offset {i} claims "
+                    f"{namesz} + {descsz} bytes, past the end of its {len(d)}-byte section "
+                    "(the file is damaged)", self.path)
+            if ntype == 3 and bytes(d[name_at:name_at + namesz]).rstrip(b"\0") == b"GNU":
+                return bytes(d[desc_at:desc_at + descsz]).hex()      # NT_GNU_BUILD_ID
+            i = end
         return None
-
-    def _cache_key(self) -> str:
-        st = os.stat(self.path)
-        if self.build_id:
-            # the same build-id with another size: a stripped or debug-only copy
-            return f"{self.build_id}-{st.st_size}"
-        h = hashlib.sha256(f"{os.path.realpath(self.path)}:{st.st_size}:{st.st_mtime_ns}"
-                           .encode()).hexdigest()[:32]
-        return f"nobuildid-{h}"
 
     def _section_bytes(self, name: str) -> _Section | None:
         """A section's bytes: a zero-copy view, or (relocatable or compressed) a copy."""
@@ -509,54 +618,102 @@ class ElfSymbolizer:
         return ".debug_info" in self.sections or ".zdebug_info" in self.sections
 
     # -- the on-disk cache ----------------------------------------------------------
+    #
+    # One file per entry (``symtab``, ``aranges``, ``cu-OFFSET``), written to a temporary
+    # file and renamed into place, so a reader sees a whole entry or none:
+    #
+    #     _ENTRY_MAGIC | sha256(body) | body
+    #     body = u64 length of the header | header (JSON) | padding to 8 | array bytes
+    #
+    # The header names the entry and the cache key it was built for, its JSON data and its
+    # arrays (name, dtype, count, offset).  An entry is used only when it is a regular file of
+    # ours whose checksum, name, key and arrays all check out; anything else is discarded and
+    # rebuilt from the ELF, never trusted and never blamed on the ELF.
+
+    def _cache_key(self) -> str:
+        """The cache directory: the build-id (when there is one) and a hash of the sections
+        an index is built from, so a damaged copy with the same build-id gets its own."""
+        return f"{(self.build_id or 'nobuildid')[:64]}-{self._sections_digest()[:32]}"
+
+    def _sections_digest(self) -> str:
+        """sha256 of the ELF header, the section header table and every section the index
+        reads: the symbol tables and their strings, the section names, the DWARF sections
+        and the relocations applied to them (a relocatable ``.ko``)."""
+        h = hashlib.sha256()
+        hdr = self.elf.header
+        h.update(self._view[:min(64, self.file_size)])
+        h.update(self._view[hdr["e_shoff"]:hdr["e_shoff"] + self._shtab_size])
+        wanted = {".symtab", ".dynsym", ".strtab", ".dynstr", ".shstrtab"}
+        for name, sec in self.sections.items():
+            if name in wanted or name.startswith((".debug", ".zdebug", ".rela.debug",
+                                                  ".rel.debug")):
+                sh = sec.header
+                if sh["sh_type"] != "SHT_NOBITS":
+                    h.update(name.encode("utf-8", "replace") + b"\0")
+                    h.update(self._view[sh["sh_offset"]:sh["sh_offset"] + sh["sh_size"]])
+        return h.hexdigest()
 
     def _cache_file(self, name: str) -> Path | None:
-        return None if self._cache is None else self._cache / name
+        return None if self._cache is None else self._cache / (name + _ENTRY_SUFFIX)
 
-    def _load_arrays(self, prefix: str, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-        """Arrays cached as ``PREFIX.NAME.npy`` (memory-mapped: a lookup reads a few pages),
-        valid once ``PREFIX.json`` says so.  A damaged cache is rebuilt, never fatal."""
-        p = self._cache_file(prefix + ".json")
+    def _load_entry(self, name: str, arrays: tuple[str, ...]) -> dict | None:
+        """The cached entry ``name`` ({"meta": JSON data, array name: array}), or None when
+        there is none; a damaged one is discarded (see :func:`_check_entry`)."""
+        p = self._cache_file(name)
         if p is None:
             return None
         try:
-            meta = json.loads(p.read_text())
-            if not isinstance(meta, dict) or meta.get("format") != _CACHE_FORMAT:
-                return None
-            # memory-mapped, seen as plain arrays (element access on np.memmap is slow)
-            out = {n: np.asarray(np.load(self._cache_file(f"{prefix}.{n}.npy"), mmap_mode="r",
-                                         allow_pickle=False)) for n in names}
-            out["meta"] = meta                                  # type: ignore[assignment]
-            return out
-        except (OSError, ValueError, TypeError, KeyError):
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
             return None
+        except OSError:                             # unreadable: not an entry we can use
+            _discard(p)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                ok = (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+                      and st.st_mode & 0o600 == 0o600
+                      and st.st_size <= _entry_limit(self.file_size))
+                data = fh.read(st.st_size + 1) if ok else b""
+        except OSError:
+            data = b""
+        entry = _check_entry(data, name, self._cache_key_text, arrays) if data else None
+        if entry is None:
+            _discard(p)
+        return entry
 
-    def _store(self, name: str, write) -> None:
+    def _store_entry(self, name: str, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Write the entry ``name`` atomically (see :func:`_entry_bytes`); an unwritable
+        cache only costs speed."""
         p = self._cache_file(name)
         if p is None:
             return
+        data = _entry_bytes(name, self._cache_key_text, meta, arrays)
+        tmp = None
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=p.suffix)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=_ENTRY_SUFFIX)
             with os.fdopen(fd, "wb") as fh:
-                write(fh)
+                fh.write(data)
+            if p.is_dir() and not p.is_symlink():
+                _discard(p)
             os.replace(tmp, p)
+            tmp = None
         except OSError:
-            pass                                # an unwritable cache only costs speed
-
-    def _store_arrays(self, prefix: str, meta: dict | None = None, **arrays) -> None:
-        for n, arr in arrays.items():
-            self._store(f"{prefix}.{n}.npy",
-                        lambda fh, arr=arr: np.save(fh, np.ascontiguousarray(arr),
-                                                    allow_pickle=False))
-        doc = dict(meta or {}, format=_CACHE_FORMAT)
-        self._store(prefix + ".json", lambda fh: fh.write(json.dumps(doc).encode()))
+            pass
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
 
     # -- .symtab ----------------------------------------------------------------------
 
     def _load_symtab(self) -> None:
         self._name_index: dict[str, list[int]] | None = None
-        cached = self._load_arrays("symtab", ("addr", "size", "names", "name_off"))
+        cached = self._load_entry("symtab", ("addr", "size", "names", "name_off"))
         if cached is not None:
             self._sym_addr = cached["addr"]
             self._sym_size = cached["size"]
@@ -629,9 +786,9 @@ class ElfSymbolizer:
         self._sym_name_blob = b"\0".join(names) + b"\0" if names else b""
         self._sym_name_off = offs
         self._name_index = None
-        self._store_arrays("symtab", addr=self._sym_addr, size=self._sym_size,
-                           names=np.frombuffer(self._sym_name_blob, np.uint8),
-                           name_off=self._sym_name_off)
+        self._store_entry("symtab", {}, {"addr": self._sym_addr, "size": self._sym_size,
+                                         "names": np.frombuffer(self._sym_name_blob, np.uint8),
+                                         "name_off": self._sym_name_off})
 
     def _sym_name(self, i: int) -> str:
         o = int(self._sym_name_off[i])
@@ -656,6 +813,8 @@ class ElfSymbolizer:
     def symbol_at(self, addr: int) -> Symbol | None:
         """The function symbol whose ``[start, start + size)`` holds ``addr``, or None (a
         symbol of size 0 was given the size up to the next symbol or its section's end)."""
+        if not 0 <= addr < 1 << 64:
+            return None
         i = int(np.searchsorted(self._sym_addr, np.uint64(addr), side="right")) - 1
         if i < 0:
             return None
@@ -675,7 +834,7 @@ class ElfSymbolizer:
         self._ar_lo = self._ar_hi = self._ar_cu = np.zeros(0, np.uint64)
         if not self.has_dwarf:
             return
-        cached = self._load_arrays("aranges", ("lo", "hi", "cu"))
+        cached = self._load_entry("aranges", ("lo", "hi", "cu"))
         if cached is not None:
             self._ar_lo, self._ar_hi, self._ar_cu = cached["lo"], cached["hi"], cached["cu"]
             return
@@ -691,7 +850,8 @@ class ElfSymbolizer:
         self._ar_lo = np.array(lo, np.uint64)[order]
         self._ar_hi = np.array(hi, np.uint64)[order]
         self._ar_cu = np.array(cu, np.uint64)[order]
-        self._store_arrays("aranges", lo=self._ar_lo, hi=self._ar_hi, cu=self._ar_cu)
+        self._store_entry("aranges", {}, {"lo": self._ar_lo, "hi": self._ar_hi,
+                                          "cu": self._ar_cu})
 
     def _parse_aranges(self, d, lo: list[int], hi: list[int], cu: list[int]) -> None:
         bo = self._byteorder
@@ -745,6 +905,8 @@ class ElfSymbolizer:
 
     def cu_offset_at(self, addr: int) -> int | None:
         """The .debug_info offset of the compile unit whose ranges hold ``addr``, or None."""
+        if not 0 <= addr < 1 << 64:
+            return None
         i = int(np.searchsorted(self._ar_lo, np.uint64(addr), side="right")) - 1
         for j in range(i, max(i - 8, -1), -1):          # (a few overlapping ranges at most)
             if addr < int(self._ar_hi[j]):
@@ -1078,7 +1240,7 @@ class ElfSymbolizer:
                 self._decode_lines(cuo, cu, top)
             with self._boundary(f".debug_info (compile unit at offset {offset:#x})"):
                 self._index_functions(cuo, cu, top)
-            cu.dirty = cu.arrays_dirty = True
+            cu.dirty = True
         self._cus[offset] = cu
         return cu
 
@@ -1235,19 +1397,20 @@ class ElfSymbolizer:
                   "sub_die")
 
     def _load_cu_cache(self, cu: _CU) -> bool:
-        z = self._load_arrays(f"cu-{cu.offset}", self._CU_ARRAYS)
+        z = self._load_entry(f"cu-{cu.offset}", self._CU_ARRAYS)
         if z is None:
             return False
         meta = z.pop("meta")
         try:
-            for n in self._CU_ARRAYS:
-                setattr(cu, n, z[n])
-            cu.files = list(meta["files"])
-            cu.file_base = int(meta["file_base"])
-            cu.names = {int(k): v for k, v in meta["names"].items()}
-            cu.scopes = {int(k): v for k, v in meta["scopes"].items()}
+            files = list(meta["files"])
+            file_base = int(meta["file_base"])
+            names = {int(k): v for k, v in meta["names"].items()}
+            scopes = {int(k): v for k, v in meta["scopes"].items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             return False
+        for n in self._CU_ARRAYS:
+            setattr(cu, n, z[n])
+        cu.files, cu.file_base, cu.names, cu.scopes = files, file_base, names, scopes
         return True
 
     def _save_cache(self) -> None:
@@ -1259,9 +1422,9 @@ class ElfSymbolizer:
             meta = {"files": cu.files, "file_base": cu.file_base,
                     "names": {str(k): v for k, v in cu.names.items()},
                     "scopes": {str(k): v for k, v in cu.scopes.items()}}
-            arrays = {n: getattr(cu, n) for n in self._CU_ARRAYS} if cu.arrays_dirty else {}
-            self._store_arrays(f"cu-{cu.offset}", meta, **arrays)
-            cu.dirty = cu.arrays_dirty = False
+            self._store_entry(f"cu-{cu.offset}", meta,
+                              {n: getattr(cu, n) for n in self._CU_ARRAYS})
+            cu.dirty = False
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -1270,9 +1433,16 @@ class ElfSymbolizer:
         return self.symbolize_many([addr])[0]
 
     def symbolize_many(self, addrs) -> list[list[SourceFrame]]:
-        """:meth:`symbolize` for many addresses at once (one numpy search per table)."""
+        """:meth:`symbolize` for many addresses at once (one numpy search per table).  An
+        address outside 0..2**64-1 is in no function: one unknown frame, as addr2line's."""
+        addrs = [int(a) for a in addrs]
+        inside = [k for k, a in enumerate(addrs) if 0 <= a < 1 << 64]
         with self._boundary(".debug_info"):
-            return self._symbolize_many([int(a) for a in addrs])
+            found = self._symbolize_many([addrs[k] for k in inside])
+        out: list[list[SourceFrame]] = [[SourceFrame(None, None, None)] for _ in addrs]
+        for k, frames in zip(inside, found):
+            out[k] = frames
+        return out
 
     def _symbolize_many(self, addrs: list[int]) -> list[list[SourceFrame]]:
         n = len(addrs)
@@ -1451,6 +1621,8 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             v = b & 0x7f
             sh = 7
             while b & 0x80:
+                if sh > 63:
+                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
                 b = d[i]
                 i += 1
                 v |= (b & 0x7f) << sh
@@ -1466,6 +1638,8 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             v = b & 0x7f
             sh = 7
             while b & 0x80:
+                if sh > 63:
+                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
                 b = d[i]
                 i += 1
                 v |= (b & 0x7f) << sh
@@ -1492,6 +1666,8 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             ln = b & 0x7f
             sh = 7
             while b & 0x80:
+                if sh > 63:
+                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
                 b = d[i]
                 i += 1
                 ln |= (b & 0x7f) << sh
@@ -1506,6 +1682,8 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
                 fla(is_stmt | 2)
                 addr, file_, line, is_stmt = 0, 1, 1, default_is_stmt
             elif sub == 2:                            # set_address
+                if ln > 9:
+                    raise ValueError(f"DW_LNE_set_address of {ln - 1} bytes")
                 addr = int.from_bytes(d[i + 1:i + ln], byteorder)
             i += ln
             continue
