@@ -466,3 +466,21 @@ def test_a_section_count_bigger_than_the_file(elfs, tmp_path) -> None:
     bad.write_bytes(data)
     with pytest.raises(SymbolizationError, match="section header table lies past the end"):
         ElfSymbolizer(bad, cache_dir=False)
+
+
+def test_a_line_header_count_is_bounded(elfs, tmp_path) -> None:
+    """DWARF 5: an empty directory entry format and directories_count 2**35 - 1 made
+    pyelftools build empty entries for ever; the count is checked against header_length."""
+    elf = elfs["dwarf5"]
+    with ElfSymbolizer(elf, cache_dir=False) as sym:
+        off = sym.sections[".debug_line"].header["sh_offset"]
+    data = elf.read_bytes()
+    assert int.from_bytes(data[off + 4:off + 6], "little") == 5          # DWARF 5, 32-bit
+    opcode_base = data[off + 17]
+    at = 18 + opcode_base - 1                       # directory_entry_format_count
+    bad = _patched(elf, tmp_path / "vmlinux", ".debug_line", at, b"\0\xff\xff\xff\xff\x7f")
+    funcs = _functions(elf)
+    assert _try(bad, funcs) == "error"
+    with pytest.raises(SymbolizationError, match="claims 34359738367 directories"):
+        with ElfSymbolizer(bad, cache_dir=False) as sym:
+            sym.symbolize(funcs["main"][0])

@@ -261,9 +261,10 @@ _AT_str_offsets_base = _AT["DW_AT_str_offsets_base"]
 _AT_addr_base = _AT["DW_AT_addr_base"]
 _AT_rnglists_base = _AT["DW_AT_rnglists_base"]
 _AT_comp_dir = _AT["DW_AT_comp_dir"]
+_AT_stmt_list = _AT["DW_AT_stmt_list"]
 _WANTED = {_AT_sibling, _AT_name, _AT_low_pc, _AT_high_pc, _AT_ranges, _AT_abstract_origin,
            _AT_specification, _AT_call_file, _AT_call_line, _AT_str_offsets_base, _AT_addr_base,
-           _AT_rnglists_base, _AT_comp_dir}
+           _AT_rnglists_base, _AT_comp_dir, _AT_stmt_list}
 _TAG_subprogram = _TAG["DW_TAG_subprogram"]
 _TAG_inlined = _TAG["DW_TAG_inlined_subroutine"]
 _F = {name: _FORM[name] for name in _FORM if isinstance(name, str)}
@@ -1246,6 +1247,11 @@ class ElfSymbolizer:
 
     def _decode_lines(self, cuo, cu: _CU, top: tuple) -> None:
         di = self._dwarfinfo()
+        stmt_list = top[3].get(_AT_stmt_list)
+        if isinstance(stmt_list, int):
+            data = self._section_bytes_cached(".debug_line")
+            if data is not None:
+                _check_line_header(data, stmt_list, self._byteorder)
         lp = di.line_program_for_CU(cuo)
         empty = np.zeros(0, np.uint64)
         if lp is None:
@@ -1562,6 +1568,72 @@ class ElfSymbolizer:
         known = [a for a in addrs if a is not None]
         resolved = iter(self.symbolize_many(known))
         return [None if a is None else next(resolved) for a in addrs]
+
+
+def _check_line_header(d, off: int, byteorder: str) -> None:
+    """Bound the entry counts of a DWARF 5 line program header before pyelftools reads it.
+
+    pyelftools reads ``directories_count`` (a ULEB128) entries of the directory entry format;
+    a damaged header with an empty format and a count of 2**35 made it loop for ever.  Each
+    entry takes at least one byte of the header (DWARF 5, 6.2.4.1: the forms of a line
+    header entry are strings, offsets, indexes, constants and blocks), so a count is at most
+    ``header_length`` and the entries must end inside the header.
+    """
+    i = off
+    osz = 4
+    length = int.from_bytes(d[i:i + 4], byteorder)
+    i += 4
+    if length == 0xFFFFFFFF:
+        osz = 8
+        i += 8
+    version = int.from_bytes(d[i:i + 2], byteorder)
+    if version < 5:                     # NUL-terminated lists: bounded by the section
+        return
+    i += 4                              # version, address_size, segment_selector_size
+    header_length = int.from_bytes(d[i:i + osz], byteorder)
+    i += osz
+    header_end = i + header_length
+    opcode_base = d[i + 5]
+    i += 6 + max(opcode_base - 1, 0)
+    for what in ("directories", "file names"):
+        nformats = d[i]
+        i += 1
+        forms = []
+        for _ in range(nformats):
+            _, i = _uleb(d, i)
+            form, i = _uleb(d, i)
+            forms.append(form)
+        count, i = _uleb(d, i)
+        if count > header_length or (count and not forms):
+            raise ValueError(f"the line program header at {off} claims {count} {what} "
+                             f"({len(forms)} forms each) in {header_length} bytes")
+        if what == "file names":
+            return
+        for _ in range(count):
+            for form in forms:
+                i = _skip_line_header_form(d, i, form, osz)
+            if i > header_end:
+                raise ValueError(f"the {what} of the line program header at {off} run "
+                                 "past its end")
+
+
+def _skip_line_header_form(d, i: int, form: int, osz: int) -> int:
+    """The offset past one value of ``form`` in a line program header entry."""
+    n = _FIXED.get(form)
+    if n is not None:
+        return i + n
+    if form in _OFFSET_FORMS:
+        return i + osz
+    if form in _ULEB_FORMS:
+        return _uleb(d, i)[1]
+    if form == _FORM_string:
+        while d[i]:
+            i += 1
+        return i + 1
+    if form == _FORM_block:
+        n, i = _uleb(d, i)
+        return i + n
+    raise ValueError(f"DWARF form {form:#x} in a line program header entry")
 
 
 def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: int,
