@@ -743,3 +743,92 @@ def test_a_report_without_its_end_line_ends_in_other_output() -> None:
     first, second = parse_reports(lines, partial=True)
     assert not first.complete and first.end_line is None and first.cache_name is None
     assert second.complete and second.line == 631
+
+
+# --------------------------------------------------------------------------- real logs (issue 11)
+
+def test_decoded_frames_interleaved_lines_and_wrapped_cpu_line_of_a_real_log() -> None:
+    # ext-12: decode_stacktrace.sh output ("func (file:line)", module frames "f+0x30/0x488
+    # drm"), a serial noise byte before a timestamp ("r[ 210.701824]"), locations and the CPU
+    # line wrapped to unprefixed lines, other drivers printing in between (no caller ids).
+    (r,) = parse_reports(CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_"
+                                  "cleanup-wrapped.txt", partial=True)
+    assert r.kernel_release == "6.6.0-rc5-next-20231011"
+    acc = r.access_stack.frames
+    assert acc[0] == "dump_backtrace (arch/arm64/kernel/stacktrace.c:235)"
+    assert "drm_connector_cleanup+0x30/0x488 drm" in acc
+    assert "device_release_driver_internal (drivers/base/dd.c:1280 drivers/base/dd.c:1295)" \
+        in acc
+    assert acc[-1] == "ret_from_fork (arch/arm64/kernel/entry.S:858)" and len(acc) == 29
+    assert len(r.alloc_stack.frames) == 14 and len(r.free_stack.frames) == 13
+    assert "__kmalloc (include/linux/kasan.h:198 mm/slab_common.c:1004 mm/slab_common.c:1017)" \
+        in r.alloc_stack.frames
+    assert "kfree (mm/slab_common.c:1054)" in r.free_stack.frames
+    every = acc + r.alloc_stack.frames + r.free_stack.frames + r.page_lines
+    assert not [x for x in every if "Bluetooth" in x or "X.509" in x or "regulatory" in x]
+    assert r.page_lines[0] == ("page:00000000a86866c3 refcount:1 mapcount:0 "
+                               "mapping:0000000000000000 index:0x0 pfn:0x113a88")
+    assert r.page_lines[-1] == "page dumped because: kasan: bad access detected"
+    assert len(r.page_lines) == 7 and r.complete and not r.problems
+
+
+def test_frame_names_wrapped_after_their_pc_and_module_tails() -> None:
+    # ext-13 (riscv, 5.11): "[<ffffffe000188926>]" then the name on an unprefixed line;
+    # "kunit_try_run_case+0x80/0x11a" then "[kunit]"; the CPU line's release wrapped.
+    first, second = parse_reports(CORPUS / "ext-13-riscv64-slab-oob-and-vmalloc-oob-kunit-"
+                                           "wrapped.txt", partial=True)
+    assert first.kernel_release == second.kernel_release == "5.11.0-rc3-13940-gb0bb4cd86282-dirty"
+    frames = second.access_stack.frames
+    assert "[<ffffffe000188926>] print_address_description.constprop.0+0x88/0x362" in frames
+    assert "[<ffffffdf81f91e8e>] kunit_try_run_case+0x80/0x11a [kunit]" in frames
+    assert "[<ffffffdf81f92e16>] kunit_generic_run_threadfn_adapter+0x2c/0x4e [kunit]" in frames
+    assert len(frames) == 11
+
+
+def test_a_second_memory_state_starts_over() -> None:
+    # A garbled log repeats the dump's header: the '>' row of the first dump must not index
+    # the second (it raised IndexError in first_bad_addr).
+    lines = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()
+    lines = lines[:lines.index("=" * 66) + 1]
+    k = lines.index("Memory state around the buggy address:")
+    lines[-1:-1] = [lines[k], lines[k + 1], lines[k + 2]]
+    (r,) = parse_reports(lines, partial=True)
+    assert len(r.memory_rows) == 2 and r.guilty_row is None
+    assert r.first_bad_addr is None and r.caret_value is None
+    assert any("memory state ends early" in p.message for p in r.problems)
+
+
+@pytest.mark.parametrize("digits", [21, 4301, 20000])
+def test_numbers_too_long_for_a_kernel_are_a_broken_line(digits: int) -> None:
+    # Python's int() refuses more than 4300 decimal digits (ValueError): every number of a
+    # report is read with a bounded number of digits, a longer one breaks its line.
+    lines = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()
+    lines = lines[:lines.index("=" * 66) + 1]
+    huge = "9" * digits
+    for i, ln in enumerate(lines):
+        lines[i] = (ln.replace("of size 1 ", f"of size {huge} ")
+                    .replace("of size 128", f"of size {huge}")
+                    .replace("115-byte", f"{huge}-byte").replace("/37", f"/{huge}"))
+    (r,) = parse_reports(lines, partial=True)
+    assert (r.access, r.size, r.pid, r.cache_object_size, r.region_size) == \
+        (None, None, None, None, None)
+    assert len(r.problems) >= 3
+    with pytest.raises(ReportParseError, match="expected 'Read|Write of size N"):
+        parse_reports(lines)
+
+
+def test_an_over_long_line_and_an_endless_log_are_refused(tmp_path, monkeypatch) -> None:
+    from kinspect.engine import kreport
+    zeros = tmp_path / "zeros"
+    zeros.write_text("BUG: KASAN: x in f\n" + "\0" * (kreport.MAX_LINE_CHARS + 1))
+    with pytest.raises(kreport.LogReadError, match="longer than 65536 characters") as e:
+        parse_reports(zeros, partial=True)
+    assert (e.value.path, e.value.line) == (str(zeros), 2)
+    exact = tmp_path / "exact"
+    exact.write_text("x" * kreport.MAX_LINE_CHARS + "\n")
+    assert parse_reports(exact) == []
+    monkeypatch.setattr(kreport, "MAX_LOG_LINES", 50)
+    lines = (KRUN / "reports" / "kmalloc_oob_right.txt").read_text().splitlines()
+    with pytest.raises(kreport.LogReadError, match="more than 50 lines") as e:
+        list(iter_reports(lines * 3, path="log", partial=True, strict=False))
+    assert (e.value.path, e.value.line) == ("log", 51)

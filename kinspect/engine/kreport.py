@@ -44,7 +44,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from kinspect.engine.errors import ReportParseError
+from kinspect.engine.errors import KinspectError, ReportParseError
 
 __all__ = [
     "KasanReport",
@@ -59,8 +59,12 @@ __all__ = [
     "sanitize_title",
     "parse_reports",
     "parse_report_text",
+    "read_log_lines",
+    "LogReadError",
     "META_BYTES_PER_ROW",
     "META_ROWS",
+    "MAX_LINE_CHARS",
+    "MAX_LOG_LINES",
 ]
 
 #: ``META_BYTES_PER_ROW`` in mm/kasan/report.c: metadata bytes shown per dump row.
@@ -262,7 +266,7 @@ class KasanReport:
         """(major, minor) of ``kernel_release`` ("6.12.117" -> (6, 12)), or None."""
         if self.kernel_release is None:
             return None
-        m = re.match(r"(\d+)\.(\d+)", self.kernel_release)
+        m = re.match(r"(\d{1,6})\.(\d{1,6})", self.kernel_release)
         return (int(m.group(1)), int(m.group(2))) if m else None
 
     @property
@@ -355,41 +359,41 @@ _BUG_RE = re.compile(r"^BUG: KAS[Aa][Nn]: (?P<rest>.*)$")
 _BUG_IN_RE = re.compile(r"^(?P<type>.+?) in (?P<func>.+)$")
 _BUG_ON_ADDR_RE = re.compile(r"^(?P<type>.+?) on address\s+(?P<addr>\S.*)$")
 _FUNC_RE = re.compile(r"^(?P<sym>\S+)(?P<mod> \[[\w.-]+\])?(?: (?P<loc>.+))?$")
-_AT_ADDR_RE = re.compile(r"^(?P<func>.+?) at addr (?P<addr>[0-9a-fA-F]+)$")
+_AT_ADDR_RE = re.compile(r"^(?P<func>.+?) at addr (?P<addr>[0-9a-fA-F]{1,16})$")
 
 _ACCESS_RE = re.compile(
-    r"^(?P<acc>Read|Write) of size (?P<size>\d+) at addr (?P<addr>[0-9a-fA-F]+)"
-    r" by task (?P<comm>.*)/(?P<pid>\d+)$")
+    r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) at addr (?P<addr>[0-9a-fA-F]{1,16})"
+    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _ACCESS_NOSIZE_RE = re.compile(
-    r"^(?P<acc>Read|Write) at addr (?P<addr>[0-9a-fA-F]+) by task (?P<comm>.*)/(?P<pid>\d+)$")
-_FREE_RE = re.compile(r"^Free of addr (?P<addr>[0-9a-fA-F]+) by task (?P<comm>.*)/(?P<pid>\d+)$")
+    r"^(?P<acc>Read|Write) at addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+_FREE_RE = re.compile(r"^Free of addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _OLD_ACCESS_RE = re.compile(
-    r"^(?P<acc>Read|Write) of size (?P<size>\d+) by task (?P<comm>.*)/(?P<pid>\d+)$")
+    r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _TAGS_RE = re.compile(r"^Pointer tag: \[(?P<ptr>[0-9a-f]{2})\], memory tag: \[(?P<mem>[0-9a-f]{2})\]$")
 
-_ALLOC_RE = re.compile(r"^Allocated by task (?P<pid>\d+):$")
-_FREED_RE = re.compile(r"^Freed by task (?P<pid>\d+):$")
+_ALLOC_RE = re.compile(r"^Allocated by task (?P<pid>\d{1,20}):$")
+_FREED_RE = re.compile(r"^Freed by task (?P<pid>\d{1,20}):$")
 _AUX_RE = re.compile(
     r"^(?:(?:Second to last|Last) potentially related work creation"
     r"|(?:Second to last|Last) call_rcu\(\)|(?:Second to last|Last) workqueue stack):$")
 
-_OBJECT_RE = re.compile(r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]+)$")
-_CACHE_RE = re.compile(r"^ ?which belongs to the cache (?P<name>\S+) of size (?P<size>\d+)$")
+_OBJECT_RE = re.compile(r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]{1,16})$")
+_CACHE_RE = re.compile(r"^ ?which belongs to the cache (?P<name>\S+) of size (?P<size>\d{1,20})$")
 _OLD_OBJECT_RE = re.compile(
-    r"^Object at (?P<addr>[0-9a-fA-F]+), in cache (?P<name>\S+) size: (?P<size>\d+)$")
+    r"^Object at (?P<addr>[0-9a-fA-F]{1,16}), in cache (?P<name>\S+) size: (?P<size>\d{1,20})$")
 _LOCATED_RE = re.compile(
-    r"^The buggy address is located (?P<n>\d+) bytes (?P<dir>to the left|to the right|inside) of$")
+    r"^The buggy address is located (?P<n>\d{1,20}) bytes (?P<dir>to the left|to the right|inside) of$")
 _REGION_RE = re.compile(
-    r"^ ?(?:(?P<state>allocated|freed) )?(?P<size>\d+)-byte region"
-    r" \[(?P<start>[0-9a-fA-F]+), (?P<end>[0-9a-fA-F]+)\)$")
+    r"^ ?(?:(?P<state>allocated|freed) )?(?P<size>\d{1,20})-byte region"
+    r" \[(?P<start>[0-9a-fA-F]{1,16}), (?P<end>[0-9a-fA-F]{1,16})\)$")
 _PAGE_RE = re.compile(r"^The buggy address belongs to the (?:physical )?page:$")
-_STACK_TASK_RE = re.compile(r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d+)$")
-_STACK_OFFSET_RE = re.compile(r"^ ?and is located at offset (?P<off>\d+) in frame:$")
+_STACK_TASK_RE = re.compile(r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+_STACK_OFFSET_RE = re.compile(r"^ ?and is located at offset (?P<off>\d{1,20}) in frame:$")
 _OLD_STACK_RE = re.compile(
-    r"^addr [0-9a-fA-F]+ is located in stack of task (?P<comm>.*)/(?P<pid>\d+)"
-    r" at offset (?P<off>\d+) in frame:$")
-_FRAME_HAS_RE = re.compile(r"^[Tt]his frame has (?P<n>\d+) objects?:$")
-_FRAME_OBJ_RE = re.compile(r"^ ?\[(?P<start>\d+), (?P<end>\d+)\) '(?P<name>.*)'$")
+    r"^addr [0-9a-fA-F]{1,16} is located in stack of task (?P<comm>.*)/(?P<pid>\d{1,20})"
+    r" at offset (?P<off>\d{1,20}) in frame:$")
+_FRAME_HAS_RE = re.compile(r"^[Tt]his frame has (?P<n>\d{1,20}) objects?:$")
+_FRAME_OBJ_RE = re.compile(r"^ ?\[(?P<start>\d{1,20}), (?P<end>\d{1,20})\) '(?P<name>.*)'$")
 _VARIABLE_RE = re.compile(r"^The buggy address belongs to the variable:$")
 _VMALLOC_RE = re.compile(
     r"^The buggy address belongs to (?:a \d+-page vmalloc region|a vmalloc virtual mapping"
@@ -398,7 +402,7 @@ _MEMSTATE_RE = re.compile(r"^Memory state around the buggy address:$")
 _CALL_TRACE_RE = re.compile(r"^(?:Call [Tt]race|Backtrace):\s*$")
 _ARM_FRAME_RE = re.compile(r"^(?:\[<[0-9a-f]+>\] \(|\s*[\w.]+ from [\w.]+\+0x[0-9a-f]+/0x)")
 _CPU_RE = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: .+? "
-                     r"(?:Not tainted|Tainted:[^\d]*?)\s*(?P<release>\d+\.\d+[\w.+~-]*)")
+                     r"(?:Not tainted|Tainted:[^\d]*?)\s*(?P<release>\d{1,6}\.\d{1,6}[\w.+~-]*)")
 _INTERRUPTING_RE = re.compile(
     r"^(?:general protection fault|Unable to handle kernel|Internal error:|kernel BUG at"
     r"|stack segment: |divide error:|invalid opcode:|Unhandled fault:|Alignment trap:"
@@ -406,6 +410,22 @@ _INTERRUPTING_RE = re.compile(
 _ROW_START_RE = re.compile(r"^(?P<mark>[ >])(?P<addr>[0-9a-fA-F]{4,16}):(?P<rest>.*)$")
 _HEX_BYTES_RE = re.compile(r"^(?:[0-9a-fA-F]{2})(?: [0-9a-fA-F]{2})*$")
 _CARET_RE = re.compile(r"^ *\^$")
+# A stack frame however it is printed: ``func+0x1c/0x30 [mod]``, ``[<pc>] func+0x..``, ``?
+# func+0x..``, decode_stacktrace.sh's ``func (file.c:12)`` and ``func+0x1c/0x30 mod`` (a
+# module frame it could not decode), with or without the indentation the kernel prints.
+_FRAME_SHAPE_RE = re.compile(
+    r"^\s*(?:\? )?(?:\[<?(?:0x)?[0-9a-fA-F]{1,16}>?\] ?){0,2}(?:\? )?[A-Za-z_.$][\w.$]*"
+    r"(?:\+0x[0-9a-fA-F]{1,16}(?:/0x[0-9a-fA-F]{1,16})?(?: \[[\w.-]+\]| [\w-]+)?(?: \(.*)?"
+    r"|(?: \[[\w.-]+\])? \([\w./+-]+:\d.*)$")
+# A frame whose name went to the next line (``[<ffffffe000188926>]`` alone), and a module name
+# alone (the wrapped tail of ``func+0x80/0x11a [kunit]``).
+_PC_ONLY_RE = re.compile(r"^\s*(?:\[<?(?:0x)?[0-9a-fA-F]{1,16}>?\] ?){1,2}$")
+_MODULE_ONLY_RE = re.compile(r"^\s*\[[\w.-]+\]$")
+# Lines of the page dump (__dump_page, mm/debug.c; page_owner's __dump_page_owner,
+# mm/page_owner.c): in a log without caller ids, other lines there are other output.
+_PAGE_DUMP_RE = re.compile(
+    r"^(?:\s|page[:_ ]|page->|pages's |head[: ]|flags:|raw:|memcg:|\w+ flags:|aops:|anon |ksm |"
+    r"file |compound_|PFN |page dumped because|page_owner|page last|page has been)")
 
 # Console/log prefixes that the kernel (printk), syzbot, Android and syslog put before each
 # message.  Only what the prefix regex consumes is removed: the message keeps its own
@@ -415,6 +435,7 @@ _PREFIX_RE = re.compile(
         [ \t]*
         (?:\*\*\ \d+\ printk\ messages\ dropped\ \*\*\ )?
         (?:
+            [^\s\[\]]?                # a noise byte of the serial line: r[  210.701824]
             \[\s*\d+\.\d+\]                                    # [    2.345678]
             (?:\[\s*(?P<caller>[CT]\d+)\])?                    # [ T1234] or [    C0]
             (?:\ \[(?P<android>\d+:\s*[^\]]*?:\s*\d+)\])?      # [4:     netbpfload:  825]
@@ -427,6 +448,29 @@ _PREFIX_RE = re.compile(
     )""",
     re.X,
 )
+
+#: The longest line read, in characters.  printk keeps at most PRINTKRB_RECORD_MAX (1024)
+#: bytes of a message (kernel/printk/internal.h, 6.12), so a console line is about 1 KiB with
+#: its prefix; a longer line is not console output (``/dev/zero``, a binary file).
+MAX_LINE_CHARS = 65536
+#: The most lines read from one log (a week of a busy dmesg is far less).  Beyond it, the
+#: input is refused: it is not a log, or it does not end (``/dev/urandom``).
+MAX_LOG_LINES = 4_000_000
+
+
+class LogReadError(KinspectError):
+    """The log itself cannot be read (an I/O error, a line longer than MAX_LINE_CHARS, more
+    than MAX_LOG_LINES lines): reading stops there, with the file and line."""
+
+
+def _check_line(raw: str, no: int, path: str | None) -> None:
+    if no > MAX_LOG_LINES:
+        raise LogReadError(f"more than {MAX_LOG_LINES} lines: not a console log (or it does "
+                           "not end); give the part that holds the report", path, no)
+    if len(raw) > MAX_LINE_CHARS and len(raw.rstrip("\r\n")) > MAX_LINE_CHARS:
+        raise LogReadError(f"a line longer than {MAX_LINE_CHARS} characters: not a console "
+                           "log (printk lines are about 1 KiB)", path, no)
+
 
 # In a console log, other CPUs and tasks can print between the lines of a report.  Without
 # caller ids they cannot be told apart, so in a log a few unrelated lines are skipped where a
@@ -469,13 +513,16 @@ def _split_prefix(no: int, raw: str) -> _Line:
 
 
 class _LineSource:
-    """Numbered lines with one-line push-back, read lazily."""
+    """Numbered lines with one-line push-back, read lazily; a line longer than
+    ``MAX_LINE_CHARS`` or a log longer than ``MAX_LOG_LINES`` lines raises LogReadError."""
 
-    def __init__(self, lines: Iterable[str], observer: "LogScan | None" = None) -> None:
+    def __init__(self, lines: Iterable[str], observer: "LogScan | None" = None,
+                 path: str | None = None) -> None:
         self._it = iter(lines)
         self._no = 0
         self._back: list[_Line] = []
         self._observer = observer
+        self._path = path
 
     def __iter__(self) -> "_LineSource":
         return self
@@ -485,6 +532,7 @@ class _LineSource:
             return self._back.pop()
         raw = next(self._it)
         self._no += 1
+        _check_line(raw, self._no, self._path)
         ln = _split_prefix(self._no, raw)
         if self._observer is not None:
             self._observer.feed(ln)
@@ -842,11 +890,20 @@ _TITLE_REPLACEMENTS = tuple((re.compile(p, re.ASCII), r) for p, r in (
     (r"([^a-zA-Z0])(?:0x)?[0-9a-f]{6,}", r"\g<1>ADDR"),
     (r"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", "IP"),
     (r"(\.\w+)(:[0-9]+)+", r"\g<1>:LINE"),
-    (r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+", r"\g<1>"),
+    # (here syzkaller's r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+" -> "$1": done by
+    # _strip_frame_offsets, because a backtracking engine takes quadratic time on it)
     (r"CPU#[0-9]+", "CPU"),
     (r"(\W)(\d+)(\W|$)", r"\g<1>NUM\g<3>"),
 ))
+_FRAME_OFFSET_STEP = 5            # where syzkaller's funcRe comes in _TITLE_REPLACEMENTS
+_NAME_RUN_RE = re.compile(r"[a-zA-Z0-9_.]+")
+_FRAME_OFFSET_RE = re.compile(r"\+0x[0-9a-z]+/0x[0-9a-z]+")
+_LETTER_RE = re.compile(r"[a-zA-Z]")
 _MAX_TITLE_LEN = 120
+# A title is made from one console line, and printk stores at most PRINTKRB_RECORD_MAX (1024)
+# bytes of a message (kernel/printk/internal.h, 6.12): longer text is not a kernel line, and
+# only its start is sanitized (syzkaller keeps 120 characters of the result anyway).
+_MAX_TITLE_INPUT = 4096
 _skip_cache: dict[tuple[str, ...], re.Pattern[str]] = {}
 
 
@@ -1014,14 +1071,42 @@ def _is_corrupted(title: str, report: str, fmt: _OopsFormat | None) -> str | Non
     return None
 
 
+def _strip_frame_offsets(title: str) -> str:
+    """``title`` with syzkaller's ``funcRe`` (``([a-zA-Z][a-zA-Z0-9_.]+)\\+0x[0-9a-z]+/0x[0-9a-z]+``
+    replaced by ``$1``: ``f+0x10/0x20`` becomes ``f``), in linear time.
+
+    Go's RE2 runs that pattern in linear time; a backtracking engine retries it from every
+    character of a long run of name characters (a 64 KiB line: half a minute).  The match it
+    would find is the same: the name part must end where the run of name characters ends (no
+    name character is a ``+``), so each run followed by ``+0x../0x..`` matches from its
+    first letter that has one more name character after it, and not before the end of the
+    previous match."""
+    out: list[str] = []
+    done = 0                    # end of the previous match (and of the text copied to out)
+    for run in _NAME_RUN_RE.finditer(title):
+        lo, hi = max(run.start(), done), run.end()
+        if hi - lo < 2:
+            continue
+        suffix = _FRAME_OFFSET_RE.match(title, hi)
+        if suffix is None or _LETTER_RE.search(title, lo, hi - 1) is None:
+            continue
+        out.append(title[done:hi])
+        done = suffix.end()
+    if not out:
+        return title
+    out.append(title[done:])
+    return "".join(out)
+
+
 def sanitize_title(title: str) -> str:
-    """syzkaller's title normalisation: addresses, numbers, offsets out; at most 120 chars."""
-    for pat, repl in _TITLE_REPLACEMENTS:
-        while True:
-            new = pat.sub(repl, title)
-            if new == title:
-                break
-            title = new
+    """syzkaller's title normalisation (pkg/report/report.go, ``replaceTable`` of
+    ``dynamicTitleReplacement``, then ``sanitizeTitle``): addresses, numbers, offsets out;
+    at most 120 chars.  Only the first ``_MAX_TITLE_INPUT`` characters are looked at."""
+    title = title[:_MAX_TITLE_INPUT]
+    for i, (pat, repl) in enumerate(_TITLE_REPLACEMENTS):
+        if i == _FRAME_OFFSET_STEP:
+            title = _fixpoint(_strip_frame_offsets, title)
+        title = _fixpoint(lambda t: pat.sub(repl, t), title)
     out: list[str] = []
     prev = " "
     for ch in title[:_MAX_TITLE_LEN]:
@@ -1034,6 +1119,15 @@ def sanitize_title(title: str) -> str:
         out.append(ch)
         prev = ch
     return "".join(out).strip()
+
+
+def _fixpoint(step, text: str) -> str:
+    """``step`` applied until the text no longer changes (syzkaller's ``replaceTable``)."""
+    while True:
+        new = step(text)
+        if new == text:
+            return text
+        text = new
 
 
 def _syz_context(ln: "_Line") -> str:
@@ -1144,6 +1238,34 @@ class LogScan:
 # --------------------------------------------------------------------------- parser
 
 
+_SECTION_RES = (_END_RE, _BUG_RE, _ALLOC_RE, _FREED_RE, _AUX_RE, _OBJECT_RE, _OLD_OBJECT_RE,
+                 _LOCATED_RE, _PAGE_RE, _STACK_TASK_RE, _OLD_STACK_RE, _VARIABLE_RE, _VMALLOC_RE,
+                 _MEMSTATE_RE, _CALL_TRACE_RE, _TAGS_RE, _INTERRUPTING_RE,
+                 re.compile(r"^(?:CPU: |Hardware name: |Allocated:$|Freed:$|Memory state )"))
+
+
+def _is_section(text: str) -> bool:
+    """A line that starts a part of the report (it ends the stack or the page before it)."""
+    return any(r.match(text) for r in _SECTION_RES)
+
+
+def _is_frame(text: str) -> bool:
+    return bool(_FRAME_SHAPE_RE.match(text) or _PC_ONLY_RE.match(text))
+
+
+# The other lines of a trace: <IRQ>/<TASK> marks, s390's "([<pc>] caller)", powerpc's
+# "--- interrupt: 700 at ...", arm's saved registers under a frame (" r10:00000000 r9:...").
+_TRACE_MARK_RE = re.compile(r"^\s*(?:</?[A-Z]+>|\(\[<|--- interrupt: |r\d{1,2}:[0-9a-f]{8}\b)")
+
+
+def _is_trace_line(text: str, foreign_lines: bool) -> bool:
+    """A line of a stack trace.  Where other output can interleave (a log without caller
+    ids) only a frame-shaped line is one; elsewhere every indented line of the trace is."""
+    if _is_frame(text) or _ARM_FRAME_RE.match(text) or _TRACE_MARK_RE.match(text):
+        return True
+    return not foreign_lines and text[:1] in (" ", "\t")
+
+
 class _ReportParser:
     """Consumes the lines of one report from a shared :class:`_LineSource`."""
 
@@ -1214,6 +1336,34 @@ class _ReportParser:
     def push(self, ln: _Line) -> None:
         self.src.push(ln)
 
+    @property
+    def foreign_lines(self) -> bool:
+        """A log without caller ids: other CPUs' and drivers' lines ("Bluetooth: hci0: ...")
+        can come between the report's lines, and nothing tells them apart but their shape."""
+        return self.log and self.caller is None
+
+    def join_wrapped(self, text: str, is_open) -> str:
+        """In a log, ``text`` with the unprefixed lines that continue it while ``is_open(text)``
+        (a mail client or a narrow console wrapped it), then a lone ``[module]`` tail."""
+        if not self.log:
+            return text
+        while True:
+            nxt = self._raw_next()
+            if nxt is None:
+                return text
+            tail = nxt.text.strip()
+            if nxt.prefixed or not tail or _END_RE.match(tail) or \
+                    not (is_open(text) or _MODULE_ONLY_RE.match(tail)):
+                self.push(nxt)
+                return text
+            text = f"{text} {tail}"
+
+    def join_wrapped_frame(self, text: str) -> str:
+        """A frame with its wrapped tail: a decoded location ``(file.c:12`` left open, a name
+        after a lone ``[<pc>]``, a ``[module]``."""
+        return self.join_wrapped(
+            text, lambda t: t.count("(") > t.count(")") or bool(_PC_ONLY_RE.match(t)))
+
     # -- the report -------------------------------------------------------------------
 
     def parse(self) -> KasanReport:
@@ -1258,7 +1408,8 @@ class _ReportParser:
                 return rep
             bug_type, func_text = m.group("type"), ""
             a = m.group("addr").strip()
-            addr = 0 if a == "(null)" else (_hex(a) if re.fullmatch(r"[0-9a-fA-F]+", a) else None)
+            addr = 0 if a == "(null)" else \
+                (_hex(a) if re.fullmatch(r"[0-9a-fA-F]{1,16}", a) else None)
         bug_type = bug_type.strip()
         if not bug_type or " in " in bug_type:
             raise self.error("malformed bug type in 'BUG: KASAN:' line", ln, 13)
@@ -1393,10 +1544,13 @@ class _ReportParser:
                 if _ARM_FRAME_RE.match(text):
                     rep.access_stack = self.parse_call_trace(None, ln)
                     continue
-            m = _CPU_RE.match(text)
-            if m and rep.kernel_release is None:
-                rep.kernel_release = m.group("release")
-                continue
+            if text.startswith("CPU: ") and rep.kernel_release is None:
+                m = _CPU_RE.match(text)
+                if m is None:                       # the release wrapped to the next line
+                    m = _CPU_RE.match(self.join_wrapped(text, lambda t: not _CPU_RE.match(t)))
+                if m is not None:
+                    rep.kernel_release = m.group("release")
+                    continue
             if text.startswith("Hardware name: ") and rep.hardware is None:
                 rep.hardware = text[len("Hardware name: "):].strip()
                 continue
@@ -1486,6 +1640,7 @@ class _ReportParser:
 
     def parse_stack(self, kind: str, header: _Line, pid: int | None) -> StackTrace:
         st = StackTrace(kind=kind, header=header.text, pid=pid, line=header.no)
+        foreign = 0
         while True:
             ln = self.next()
             if ln is None:
@@ -1494,11 +1649,16 @@ class _ReportParser:
             if text == "(stack is not available)":
                 st.available = False
                 continue
-            if not text or not text[0].isspace():
-                if text:
-                    self.push(ln)                   # a new section without a blank line
-                return st
-            st.frames.append(text.strip())
+            if text and _is_trace_line(text, self.foreign_lines):
+                st.frames.append(self.join_wrapped_frame(text).strip())
+                foreign = 0
+                continue
+            if text and self.foreign_lines and foreign < _LOG_SLACK and not _is_section(text):
+                foreign += 1                        # another driver's line in the middle
+                continue
+            if text:
+                self.push(ln)                       # a new section without a blank line
+            return st
 
     def parse_call_trace(self, header: _Line | None, first: _Line | None) -> StackTrace:
         """The access stack: ``Call Trace:`` (x86, ppc, riscv), ``Call trace:`` (arm64) or
@@ -1507,7 +1667,8 @@ class _ReportParser:
         st = StackTrace(kind="access", header=header.text if header else "", pid=None,
                         line=(header or first).no)
         if first is not None:
-            st.frames.append(first.text.strip())
+            st.frames.append(self.join_wrapped_frame(first.text).strip())
+        foreign = 0
         while True:
             ln = self.next()
             if ln is None:
@@ -1515,11 +1676,16 @@ class _ReportParser:
             t = ln.text
             if not t.strip():
                 return st
-            if t[0] in " \t[(<":
+            if _is_trace_line(t, self.foreign_lines) or \
+                    not self.foreign_lines and t[0] in "[(<":
                 if t.startswith("(") and st.frames and st.frames[-1].endswith("]"):
                     st.frames[-1] += " " + t.strip()
                 else:
-                    st.frames.append(t.strip())
+                    st.frames.append(self.join_wrapped_frame(t).strip())
+                foreign = 0
+                continue
+            if self.foreign_lines and foreign < _LOG_SLACK and not _is_section(t):
+                foreign += 1                        # another driver's line in the middle
                 continue
             self.push(ln)
             return st
@@ -1534,7 +1700,10 @@ class _ReportParser:
                 if t:
                     self.push(ln)
                 return
-            rep.page_lines.append(t)
+            if self.foreign_lines and not _PAGE_DUMP_RE.match(t):
+                continue                            # another driver's line in the middle
+            # (a wrapped dump line: "page:... mapcount:0" + "mapping:... pfn:0x113a88")
+            rep.page_lines.append(self.join_wrapped(t, lambda _t: True))
 
     def parse_stack_frame(self, rep: KasanReport, header: _Line) -> None:
         ln = self.next()
@@ -1600,6 +1769,8 @@ class _ReportParser:
     def parse_memory_state(self, rep: KasanReport, header: _Line) -> None:
         rows: list[MemoryRow] = []
         rep.memory_rows = rows          # (a partial read keeps the rows read so far)
+        # (a second memory state, as in a garbled log, starts over: no '>' or '^' of the first)
+        rep.guilty_row = rep.caret_index = rep.row_addr_digits = None
         addr_digits: int | None = None
         slack = _LOG_SLACK if self.log else 0
         skipped = 0
@@ -1675,23 +1846,25 @@ def _open_lines(source: "str | os.PathLike[str] | Iterable[str]"
             fh = open(path, encoding="utf-8", errors="replace", newline=None)
         except OSError as e:
             raise ReportParseError(f"cannot read the file: {e.strerror or e}", path) from None
-        return _read_checked(fh, path), path, fh
+        return read_log_lines(fh, path), path, fh
     return source, None, None
 
 
-def _read_checked(fh, path: str) -> Iterator[str]:
-    """The lines of an open file; a read error becomes a ReportParseError naming the line."""
+def read_log_lines(fh, path: str | None) -> Iterator[str]:
+    """The lines of an open text file, read one at a time and never more than
+    ``MAX_LINE_CHARS + 1`` characters at once (``/dev/zero`` has no end of line); a read
+    error or an over-long line raises LogReadError naming the line."""
     no = 0
-    it = iter(fh)
     while True:
         try:
-            line = next(it)
-        except StopIteration:
+            line = fh.readline(MAX_LINE_CHARS + 1)
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise LogReadError(f"cannot read the file: {why}", path, no + 1) from None
+        if not line:
             return
-        except OSError as e:
-            raise ReportParseError(f"cannot read the file: {e.strerror or e}", path,
-                                   no + 1) from None
         no += 1
+        _check_line(line, no, path)
         yield line
 
 
@@ -1713,7 +1886,7 @@ def iter_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str 
     lines, fpath, fh = _open_lines(source)
     name = path if path is not None else fpath
     try:
-        src = _LineSource(lines, scan)
+        src = _LineSource(lines, scan, name)
         for ln in src:
             if not _BUG_RE.match(ln.text):
                 continue
