@@ -160,3 +160,53 @@ def test_krealloc_of_a_non_slab_pointer():
 
 def test_unexpected_errors_are_kinspect_errors():
     assert issubclass(KernelOops, KinspectError)
+
+
+# ------------------------------------------------------------------------------- traces
+
+TASK = "            bash-1234  [000] .....   100.000001: "
+
+
+@pytest.mark.parametrize("event,what", [
+    ("kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=" + "1" * 5000
+     + " bytes_alloc=8 gfp_flags=GFP_KERNEL", "bytes_req out of range"),
+    ("kmalloc: call_site=f ptr=ffff888000100000 bytes_req=8 bytes_alloc=" + "1" * 5000
+     + " x=1", "bytes_alloc out of range"),
+    ("kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=18446744073709551616 "
+     "bytes_alloc=8", "bytes_req out of range"),
+    ("mm_page_alloc: page=0x1 pfn=0x1000 order=-1 migratetype=0", "order out of range"),
+    ("mm_page_alloc: page=0x1 pfn=0x1000 order=99999999999999999999 migratetype=0",
+     "order out of range"),
+    ("mm_page_alloc: page=0x1 pfn=" + "1" * 5000 + " order=0 migratetype=0",
+     "pfn out of range"),
+    ("kfree: call_site=f+0x1/0x2 ptr=" + "f" * 5000, "ptr wider than 64 bits"),
+])
+def test_trace_numbers_out_of_range_are_bad_lines(tmp_path, capsys, event, what):
+    trace = tmp_path / "t.txt"
+    trace.write_text(f"# tracer: nop\n{TASK}{event}\n")
+    assert main(["run", str(trace)]) == 0
+    assert f"unreadable lines: 1 (first: line 2: malformed {event.split(':')[0]} event " \
+           f"({what}))" in capsys.readouterr().out
+    assert main(["run", "--strict", str(trace)]) == 2
+    assert capsys.readouterr().err == f"kinspect: {trace}:2: malformed " \
+                                      f"{event.split(':')[0]} event ({what})\n"
+
+
+@pytest.mark.parametrize("pid", ["1" * 5000, "99999999999", "10000000"])
+def test_trace_pids_of_more_than_7_digits_are_bad_lines(tmp_path, capsys, pid):
+    trace = tmp_path / "t.txt"
+    trace.write_text(f"# tracer: nop\n  bash-{pid}  [000] .....   100.000001: kmalloc: "
+                     "call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=8 bytes_alloc=8\n")
+    assert main(["run", str(trace)]) == 0
+    assert "(pid out of range)" in capsys.readouterr().out
+
+
+def test_trace_object_too_big_for_a_slab_fails_its_allocation(tmp_path, capsys):
+    trace = tmp_path / "t.txt"
+    trace.write_text(f"# tracer: nop\n{TASK}kmem_cache_alloc: call_site=f+0x1/0x2 "
+                     "ptr=ffff888000100000 bytes_req=1073741824 bytes_alloc=1073741824\n"
+                     f"{TASK}kmem_cache_free: call_site=f+0x1/0x2 ptr=ffff888000100000\n")
+    assert main(["run", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "allocations that failed (out of simulated memory): kmem_cache_alloc 1" in out
+    assert "kmem_cache_free 1" in out                   # its free: of an unknown object

@@ -72,22 +72,25 @@ _VALUE = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+)")
 # fields, markers, garbage...) is handed whole to the per-line path above, so both read every
 # line alike. To pick the same comm/pid split as _LINE, the comm may not hold "-<digits><space>"
 # (with it, _LINE could split earlier: such lines take the per-line path); whitespace is
-# [^\S\n] so that no match spans two lines; values that the per-line path would refuse
-# (non-ASCII call sites, a decimal pfn with a leading zero) take the per-line path too.
+# [^\S\n] so that no match spans two lines; numbers too long for their type (a pid of 8
+# digits, a pointer of 17 hex digits, a size of 20 digits...) and values that the per-line
+# path would refuse (non-ASCII call sites, a decimal pfn with a leading zero) take the
+# per-line path too, which checks them.
 _WS = rb"[ \t\r\f\v]"           # \s without \n
 _KMEM_EVENTS = (rb"kmalloc|kmalloc_node|kmem_cache_alloc|kmem_cache_alloc_node|kfree|"
                 rb"kmem_cache_free|mm_page_alloc|mm_page_free|mm_page_free_batched|"
                 rb"mm_page_free_direct|mm_pagevec_free")
 _BLOCK = re.compile(
-    rb"(?!#)" + _WS + rb"*((?:(?!-\d+" + _WS + rb")[^\n])*?-\d+)" + _WS + rb"+"
+    rb"(?!#)" + _WS + rb"*((?:(?!-\d+" + _WS + rb")[^\n])*?-\d{1,7})" + _WS + rb"+"
     rb"(?:\(" + _WS + rb"*[-\d]+\)" + _WS + rb"+)?\[\d+\]" + _WS + rb"+(?:\S+" + _WS + rb"+)?"
     rb"\d+\.\d+:" + _WS + rb"+(?:"
     rb"(kmem_cache_alloc|kmalloc|kmem_cache_alloc_node|kmalloc_node): call_site=([!-~]+) "
-    rb"ptr=" + _WS + rb"*(\(null\)|[0-9a-f]+) bytes_req=(\d+) bytes_alloc=(\d+)[^\n]*"
-    rb"|(kmem_cache_free|kfree): call_site=([!-~]+) ptr=" + _WS + rb"*(\(null\)|[0-9a-f]+)"
+    rb"ptr=" + _WS + rb"*(\(null\)|[0-9a-f]{1,16}) bytes_req=(\d{1,19}) "
+    rb"bytes_alloc=(\d{1,19})(?!\d)[^\n]*"
+    rb"|(kmem_cache_free|kfree): call_site=([!-~]+) ptr=" + _WS + rb"*(\(null\)|[0-9a-f]{1,16})"
     rb"(?: name=([!-~]+))?" + _WS + rb"*"
     rb"|(mm_page_alloc|mm_page_free|mm_page_free_batched|mm_page_free_direct|mm_pagevec_free): "
-    rb"page=" + _WS + rb"*\S+ pfn=(0x[0-9a-f]+|0|[1-9]\d*) order=(\d+)[^\n]*"
+    rb"page=" + _WS + rb"*\S+ pfn=(0x[0-9a-f]{1,16}|0|[1-9]\d{0,18}) order=(\d{1,9})(?!\d)[^\n]*"
     rb"|(?!(?:" + _KMEM_EVENTS + rb"|tracing_mark_write):)(\w+):[^\n]*"
     rb")\n|([^\n]*)\n")
 
@@ -169,19 +172,36 @@ def _blocks(f, size: int = 1 << 20) -> Iterator[bytes]:
         held = len(chunk) - cut
 
 
-def _number(raw: bytes) -> int:
-    """A %lu / 0x%lx / options/fields ``0x.. (dec)`` value."""
+def _number(raw: bytes, what: str, limit: int = 1 << 64) -> int:
+    """A %lu / 0x%lx / options/fields ``0x.. (dec)`` value, in [0, limit) (an unsigned long
+    unless said otherwise); ValueError saying which field is wrong."""
     m = _VALUE.match(raw)
     if m is None:
-        raise ValueError(raw)
-    return int(m.group(1), 0)
+        raise ValueError(f"{what} is not a number")
+    text = m.group(1)
+    value = int(text, 16 if text[:2] == b"0x" else 10) if len(text) <= 22 else -1
+    if not 0 <= value < limit:
+        raise ValueError(f"{what} out of range")
+    return value
 
 
 def _pointer(raw: bytes) -> int:
     """A %p value: hex without 0x (or with, in options/fields output), ``(null)`` is 0."""
     if raw == b"(null)":
         return 0
+    if len(raw) > 18:
+        raise ValueError("ptr wider than 64 bits")
     return int(raw, 16)
+
+
+def _pid(raw) -> int:
+    """The pid of a task prefix (digits): at most 7 digits, as the block scanner takes them
+    (PID_MAX_LIMIT, 4194304, has 7), so that it fits struct kasan_track's u32 pid."""
+    if not raw:
+        return 0
+    if len(raw) > 7:
+        raise ValueError("pid out of range")
+    return int(raw)
 
 
 class TraceReader:
@@ -370,12 +390,13 @@ class TraceReader:
         commstr = self._comms.get(comm)
         if commstr is None:
             commstr = self._comms[comm] = comm.strip().decode(errors="replace") if comm else ""
-        pidnum = int(pid) if pid else 0
+        pidnum = _pid(pid)
         if kind >= PAGE_ALLOC:
             m = _PAGE.match(rest)
             if m is not None:
                 pfn, order = m.groups()
-                return TraceEvent(lineno, kind, 0, int(pfn, 0), int(order), 0, 0, "", None,
+                return TraceEvent(lineno, kind, 0, _number(pfn, "pfn"),
+                                  _number(order, "order", 1 << 32), 0, 0, "", None,
                                   commstr, pidnum)
         elif kind <= KMEM_CACHE_ALLOC:
             m = _ALLOC.match(rest)
@@ -383,7 +404,8 @@ class TraceReader:
                 call_site, ptr, req, alloc = m.groups()
                 if len(self._ptr_sample) < self.HASH_SAMPLE:
                     self._check_hashing(ptr)
-                return TraceEvent(lineno, kind, _pointer(ptr), -1, 0, int(req), int(alloc),
+                return TraceEvent(lineno, kind, _pointer(ptr), -1, 0,
+                                  _number(req, "bytes_req"), _number(alloc, "bytes_alloc"),
                                   call_site.decode(), None, commstr, pidnum)
         else:
             m = _FREE.match(rest)
@@ -399,18 +421,20 @@ class TraceReader:
         fields = dict(_FIELD.findall(rest))
         call_site = fields.get(b"call_site", b"").decode(errors="replace")
         if kind >= PAGE_ALLOC:
-            return TraceEvent(lineno, kind, 0, _number(fields[b"pfn"]),
-                              _number(fields[b"order"]), 0, 0, call_site, None, commstr, pidnum)
+            return TraceEvent(lineno, kind, 0, _number(fields[b"pfn"], "pfn"),
+                              _number(fields[b"order"], "order", 1 << 32), 0, 0, call_site,
+                              None, commstr, pidnum)
         raw_ptr = fields[b"ptr"]
         if len(self._ptr_sample) < self.HASH_SAMPLE and raw_ptr != b"(null)":
             self._check_hashing(raw_ptr)
-        ptr = _pointer(raw_ptr) if not raw_ptr.startswith(b"0x") else int(raw_ptr, 16)
+        ptr = _pointer(raw_ptr)
         name = fields.get(b"name")
         name = name.decode(errors="replace") if name is not None else None
         if kind in (KFREE, KMEM_CACHE_FREE):
             return TraceEvent(lineno, kind, ptr, -1, 0, 0, 0, call_site, name, commstr, pidnum)
-        return TraceEvent(lineno, kind, ptr, -1, 0, _number(fields[b"bytes_req"]),
-                          _number(fields[b"bytes_alloc"]), call_site, name, commstr, pidnum)
+        return TraceEvent(lineno, kind, ptr, -1, 0, _number(fields[b"bytes_req"], "bytes_req"),
+                          _number(fields[b"bytes_alloc"], "bytes_alloc"), call_site, name,
+                          commstr, pidnum)
 
     def _check_hashing(self, raw_ptr: bytes) -> None:
         """%p is hashed since 4.15 unless booted with no_hash_pointers: detect it, explain it."""

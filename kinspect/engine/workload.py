@@ -455,7 +455,8 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         for tok, col in lp.pairs(1):
             m = _FRAME_VAR.match(tok)
             if not m:
-                raise lp.error(f"frame variable must be VAR:SIZE or VAR@OFF:SIZE, not {_short(tok)}", col)
+                raise lp.error("frame variable must be VAR:SIZE or VAR@OFF:SIZE, not "
+                               f"{_short(tok)}", col)
             name, off = m.group(1), m.group(2)
             size = lp.number_at(m.group(3), col, "frame variable size")
             if size <= 0:
