@@ -32,6 +32,7 @@ from .engine.profile import format_size
 from .engine.session import Breakpoint, SchemeView, Session, StepResult
 from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
                       ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)
+from .widgets.footer import KeyFooter
 from .widgets.palette import ATTACHED_GLYPH, PAGE_PAINTS, REPORT_PAINT
 from .widgets.pane import Pane
 from .widgets.tab_bar import TabBar
@@ -266,7 +267,7 @@ class MainScreen(Screen):
                     yield StructPageView(id="structpage")
                     yield ShadowSlabView(id="shadowslab")
                     yield FootprintPlot(id="footprint")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         s = self.session
@@ -1025,7 +1026,7 @@ class KinspectApp(App):
     BINDINGS = [
         Binding("f12", "svg_screenshot", "Screenshot", id="screenshot", show=False,
                 tooltip="Save an SVG screenshot in the current directory"),
-        Binding("q", "quit", "Quit", id="quit", show=False, tooltip="Quit (also ctrl+q)"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (also ctrl+q)"),
     ]
 
     def __init__(self, session: Session, keymap: dict[str, str] | None = None) -> None:

@@ -18,6 +18,7 @@ from textual.strip import Strip
 
 from ..engine.profile import format_size
 from .base_style import BaseStyleMixin
+from .text_lines import fold_line
 
 BARS = "▁▂▃▄▅▆▇█"
 _LABEL = Style(color="#d0d0d0")
@@ -64,7 +65,8 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
         s = self.session
         if s is None:
             return
-        width = max(20, (self.size.width or 80))
+        # the width beside a vertical scrollbar, if the lines need one
+        width = max(20, (self.scrollable_content_region.width or 80))
         key = (s.generation, s.position, s.shown, width)
         if key == self._key:
             return
@@ -95,10 +97,9 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
             out.append(Strip(segs))
         fp = fps[s.shown]
         out.append(Strip([]))
-        out.append(Strip([Segment(f"{s.shown}: ", _SHOWN),
-                          Segment(self._bill(fp), _LABEL)]))
-        for text in self._details(fp):
-            out.append(Strip([Segment("  " + text, _DIM)]))
+        lines = [[Segment(f"{s.shown}: ", _SHOWN), Segment(self._bill(fp), _LABEL)]]
+        lines += [[Segment("  " + text, _DIM)] for text in self._details(fp)]
+        out += [Strip(piece) for line in lines for piece in fold_line(line, width)]
         return out
 
     @staticmethod

@@ -52,7 +52,10 @@ def report_text(report, index: int | None = None, total: int | None = None,
 
 
 class ReportView(TextLines):
-    """Scrollable report text."""
+    """Scrollable report text (lines longer than the pane is wide fold)."""
+
+    DEFAULT_CSS = "ReportView { height: 1fr; overflow-x: hidden; }"
+    wrap = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__(report_text(None), **kwargs)

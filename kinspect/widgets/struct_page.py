@@ -94,7 +94,10 @@ def describe_page(session, pfn: int) -> StyledLines:
 
 
 class StructPageView(TextLines):
-    """The selected page's struct page."""
+    """The selected page's struct page (lines longer than the pane is wide fold)."""
+
+    DEFAULT_CSS = "StructPageView { height: 1fr; overflow-x: hidden; }"
+    wrap = True
 
     def show(self, session, pfn: int) -> None:
         self.set_lines(describe_page(session, pfn))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.control import strip_control_codes
 from rich.segment import Segment
@@ -70,14 +71,42 @@ class StyledLines:
         return "".join(self._pieces)
 
 
+WRAP_INDENT = 2            # a line folded to the width goes on this far in
+
+
+def fold_line(line: list[Segment], width: int) -> list[list[Segment]]:
+    """``line`` cut into pieces of at most ``width`` cells, the pieces after the first
+    indented by WRAP_INDENT: at the last space of a piece when there is one in its second half,
+    else at the width."""
+    length = Segment.get_line_length(line)
+    if length <= width or width <= 2 * WRAP_INDENT:
+        return [line]
+    plain = "".join(segment.text for segment in line)
+    narrow = cell_len(plain) == len(plain)        # cells are characters: cut at spaces
+    cuts, start, room = [], 0, width
+    while length - start > room:
+        cut = start + room
+        if narrow:
+            space = plain.rfind(" ", start + room // 2, cut)
+            if space > start:
+                cut = space + 1
+        cuts.append(cut)
+        start, room = cut, width - WRAP_INDENT
+    pieces = list(Segment.divide(line, [*cuts, length]))
+    return [pieces[0], *([Segment(" " * WRAP_INDENT), *piece] for piece in pieces[1:])]
+
+
 class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
-    """Lines of Rich Text, scrollable, no wrapping."""
+    """Lines of Rich Text, scrollable; folded to the width when ``wrap`` (else cut)."""
 
     DEFAULT_CSS = "TextLines { height: 1fr; }"
+    wrap = False
 
     def __init__(self, text: Text | str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self._lines: list[list[Segment]] = []
+        self._source_lines: list[list[Segment]] = []
+        self._wrapped_to = 0
         self._plain = ""
         self._source: tuple | None = None
         self.set_text(text)
@@ -100,7 +129,25 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
 
     def _show(self, plain: str, lines: Iterable[list[Segment]], scroll_home: bool) -> None:
         self._plain = plain
-        before, self._lines = self._lines, list(lines)
+        self._source_lines = list(lines)
+        self._lay_out(scroll_home)
+
+    def _wrap_width(self) -> int:
+        """The width lines fold to: the content's, without a vertical scrollbar (0: no fold)."""
+        if not self.wrap or not self.is_mounted:
+            return 0
+        return self.scrollable_content_region.width
+
+    def on_resize(self) -> None:
+        if self.wrap and self._wrap_width() != self._wrapped_to:
+            self._lay_out(False)
+
+    def _lay_out(self, scroll_home: bool) -> None:
+        width = self._wrapped_to = self._wrap_width()
+        lines = self._source_lines
+        if width:
+            lines = [piece for line in lines for piece in fold_line(line, width)]
+        before, self._lines = self._lines, lines
         changed = [y for y in range(max(len(before), len(self._lines)))
                    if y >= len(before) or y >= len(self._lines) or before[y] != self._lines[y]]
         # The virtual size only grows (rounded up): a new virtual size makes the whole screen
@@ -108,7 +155,7 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         width = max((Segment.get_line_length(self._lines[y]) for y in changed
                      if y < len(self._lines)), default=1)
         old = self.virtual_size
-        size = Size(max(old.width, -(-width // 64) * 64),
+        size = Size(self._wrapped_to or max(old.width, -(-width // 64) * 64),
                     max(old.height, -(-len(self._lines) // 8) * 8))
         if size != old:
             self.virtual_size = size

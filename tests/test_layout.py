@@ -1,0 +1,164 @@
+"""The inspector's layout at the terminal sizes a newcomer meets (80x24, 120x40, 160x48): every
+pane readable, the important keys in the footer, the workload's narration shown whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Region
+from textual.widgets._footer import FooterKey
+
+from kinspect.app import KinspectApp, PromptScreen
+from kinspect.engine.profile import load_profile
+from kinspect.engine.session import Session
+from kinspect.engine.workload import parse_workload
+from kinspect.widgets import EventLog, Narration, ShadowBytes, StructPageView
+from kinspect.widgets.footer import KeyFooter
+from kinspect.widgets.text_lines import WRAP_INDENT, fold_line
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "samples" / "workloads" / "tui-demo.kw"
+SIZES = [(80, 24), (120, 40), (160, 48)]
+
+
+def make_app() -> KinspectApp:
+    return KinspectApp(Session(load_profile("x86_64"), parse_workload(str(DEMO)),
+                               shown="pageptr"))
+
+
+async def stepped(app, pilot, steps: int):
+    await pilot.pause()
+    screen = app.main
+    screen.idle_work_enabled = False
+    await pilot.press(*["space"] * steps)
+    await pilot.pause()
+    return screen
+
+
+def comment_of_line(lineno: int) -> str:
+    return DEMO.read_text().splitlines()[lineno - 1].split("#", 1)[1].strip()
+
+
+def shown_text(widget) -> list[str]:
+    """The lines a widget paints in its region, as text."""
+    width, height = widget.size
+    return [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_shadow_pane_shows_whole_rows(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)           # the report of buf+100: a caret row
+        shadow = screen.query_one(ShadowBytes)
+        assert shadow.per_row == (8 if size[0] < 100 else 16)   # 16: the kernel's row
+        assert not shadow.show_horizontal_scrollbar
+        assert shadow.virtual_size.width <= shadow.scrollable_content_region.width
+        rows = shown_text(shadow)
+        assert shadow.bad is not None and any(r.startswith(">") for r in rows)
+        for y, row in enumerate(rows):
+            assert row.rstrip() == shadow.line_strip(y + int(shadow.scroll_offset.y)).text.rstrip()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_struct_page_is_not_cut(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)
+        await pilot.press("t")                          # from the report to the struct page
+        await pilot.pause()
+        view = screen.query_one(StructPageView)
+        assert view.display and view.size.width >= min(size[0], 82)
+        width = view.scrollable_content_region.width
+        lines = [Segment.get_line_length(line) for line in view._lines]
+        assert max(lines) <= width
+        assert squeezed("".join(Segment(s.text).text for line in view._lines for s in line)) \
+            == squeezed(view.plain)
+        assert not view.show_horizontal_scrollbar
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_narration_of_the_last_event_is_shown_whole(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)           # line 8: write buf+100 1  # step 5...
+        narration = screen.query_one(Narration)
+        assert narration.display and narration.size.width >= 30
+        comment = comment_of_line(8)
+        assert narration.narration == comment
+        assert " ".join(" ".join(shown_text(narration)).split()) == comment
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_footer_keeps_the_important_keys_whole(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 1)
+        footer = screen.query_one(KeyFooter)
+        keys = [k for k in footer.query(FooterKey) if k.display]
+        for key in keys:
+            assert footer.region.contains_region(key.region), key.key
+        shown = {k.key for k in keys}
+        assert {"j", "q", "question_mark", "right", "left", "r"} <= shown
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("key", ["g", "j", "b"])
+async def test_dialog_hints_fit(size, key):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await stepped(app, pilot, 1)
+        await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        dialog = app.screen.query_one("#prompt")
+        hint = app.screen.query_one("#prompt-hint")
+        assert Region(0, 0, *size).contains_region(dialog.region)
+        assert dialog.content_region.contains_region(hint.region)
+        assert squeezed("".join(shown_text(hint))) == squeezed(app.screen.hint)
+
+
+def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above():
+    s = Session(load_profile("x86_64"), parse_workload(str(DEMO)), shown="pageptr")
+    log = EventLog()
+    log.set_session(s, "pageptr")
+    header = " ".join(comment_of_line(n) for n in (1, 2, 3))
+    assert log.narration() == header                    # before any event: the file's opening
+    s.step(1)                                           # line 4, task demo 100: no comment
+    assert log.narration() == header
+    s.step(2)                                           # line 6: buf = kmalloc 100  # step 3...
+    assert log.narration() == comment_of_line(6)
+    s.step(3)                                           # line 9: expect ...: line 8's
+    assert log.narration() == comment_of_line(8)
+
+
+def test_narration_takes_the_comment_block_above_an_event(tmp_path):
+    path = tmp_path / "w.kw"
+    path.write_text("task t 1\n\n# the object\n# of the test\nbuf = kmalloc 8  # eight bytes\n")
+    s = Session(load_profile("x86_64"), parse_workload(str(path)))
+    log = EventLog()
+    log.set_session(s, s.shown)
+    assert log.narration() == ""                        # nothing above the first event
+    s.step(2)
+    assert log.narration() == "the object of the test eight bytes"
+
+
+def test_fold_line_cuts_at_spaces_and_indents_the_rest():
+    style = Style(bold=True)
+    line = [Segment("flags ", style), Segment("0x0(zone=0) and a long tail of words")]
+    pieces = fold_line(line, 20)
+    texts = ["".join(s.text for s in piece) for piece in pieces]
+    assert texts == ["flags 0x0(zone=0) ", "  and a long tail ", "  of words"]
+    assert pieces[0][0] == Segment("flags ", style)     # styles kept
+    assert all(Segment.get_line_length(p) <= 20 for p in pieces)
+    assert fold_line(line, 80) == [line]
+    word = [Segment("x" * 30)]                          # no space: cut at the width
+    assert ["".join(s.text for s in p) for p in fold_line(word, 12)] == \
+        ["x" * 12, " " * WRAP_INDENT + "x" * 10, " " * WRAP_INDENT + "x" * 8]
