@@ -16,12 +16,15 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from kinspect.engine.errors import SymbolizationError
+from kinspect.engine.errors import KinspectError, SymbolizationError
 from kinspect.engine.symbols import (CACHE_ENV, ElfSymbolizer, ModuleSymbolizers, SourceFrame,
                                      default_cache_dir, parse_frame)
 
@@ -484,3 +487,69 @@ def test_a_line_header_count_is_bounded(elfs, tmp_path) -> None:
     with pytest.raises(SymbolizationError, match="claims 34359738367 directories"):
         with ElfSymbolizer(bad, cache_dir=False) as sym:
             sym.symbolize(funcs["main"][0])
+
+
+# --------------------------------------------------------------------------- fuzzing the reader
+
+_FUZZ_VALUES = (b"\0", b"\xff", b"\0\0\0\0", b"\xff\xff\xff\xff", b"\xf0\xff\xff\xff",
+                b"\xff\xff\xff\x7f", b"\x80\x80\x80\x80\x80", b"\xff" * 8)
+
+
+def _fuzz_regions(elf: Path) -> list[tuple[int, int]]:
+    """Where a damage is most likely to reach a length or an offset: the ELF header, the
+    section header table, the start of the note, symbol and DWARF sections."""
+    with ElfSymbolizer(elf, cache_dir=False) as sym:
+        hdr = sym.elf.header
+        table = sym.elf.num_sections() * hdr["e_shentsize"]
+        regions = [(0, 64), (hdr["e_shoff"], hdr["e_shoff"] + table)]
+        for name, sec in sym.sections.items():
+            h = sec.header
+            if name.startswith((".debug", ".rela.debug", ".symtab", ".strtab", ".dynsym",
+                                ".note")) and h["sh_type"] != "SHT_NOBITS" and h["sh_size"]:
+                regions.append((h["sh_offset"], h["sh_offset"] + min(h["sh_size"], 512)))
+    return regions
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_damaged_elf_raises_only_kinspect_errors(elfs, tmp_path_factory, data) -> None:
+    """Bit flips, extreme values and truncations of real ELFs (the fixture, its relocatable
+    .ko, the running Python interpreter): the reader answers or raises a KinspectError,
+    within 10 s; nothing else gets out (no MemoryError, no pyelftools exception)."""
+    sources = {"dwarf5": elfs["dwarf5"], "module": elfs["module"],
+               "python": Path(os.path.realpath(sys.executable))}
+    kind = data.draw(st.sampled_from(sorted(sources)), label="elf")
+    src = sources[kind]
+    raw = bytearray(src.read_bytes())
+    regions = _FUZZ_REGIONS.setdefault(kind, _fuzz_regions(src))
+    for _ in range(data.draw(st.integers(1, 4), label="damages")):
+        lo, hi = data.draw(st.sampled_from(regions + [(0, len(raw))]), label="region")
+        at = data.draw(st.integers(lo, max(lo, hi - 1)), label="offset")
+        if data.draw(st.booleans(), label="flip"):
+            raw[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+        else:
+            value = data.draw(st.sampled_from(_FUZZ_VALUES), label="value")
+            raw[at:at + len(value)] = value
+    if data.draw(st.integers(0, 9), label="truncate?") == 0:
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    work = tmp_path_factory.mktemp("fuzz")
+    bad = work / "vmlinux"
+    bad.write_bytes(raw)
+    funcs = _FUZZ_FUNCS.setdefault(kind, _functions(src) if kind != "python" else {})
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(10)
+    try:
+        with ElfSymbolizer(bad, cache_dir=work / "cache") as sym:
+            sym.symbolize_many([s + 4 for s, _ in funcs.values()] + [0, 2**64 - 1])
+            sym.symbolize_frames([f"{n}+0x4/{z:#x}" for n, (_, z) in funcs.items()]
+                                 + ["main+0x1", "_start+0x2"])
+    except KinspectError as e:
+        assert "\n" not in str(e)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+_FUZZ_REGIONS: dict[str, list[tuple[int, int]]] = {}
+_FUZZ_FUNCS: dict[str, dict[str, tuple[int, int]]] = {}
