@@ -210,3 +210,38 @@ def test_trace_object_too_big_for_a_slab_fails_its_allocation(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "allocations that failed (out of simulated memory): kmem_cache_alloc 1" in out
     assert "kmem_cache_free 1" in out                   # its free: of an unknown object
+
+
+# ----------------------------------------------------------------------------- profiles
+
+@pytest.mark.parametrize("key,value,message", [
+    ("sizeof_kmem_cache", '"1G"', "sizeof_kmem_cache must be at most 2 * PAGE_SIZE"),
+    ("sizeof_struct_page", '"1G"', "sizeof_struct_page must be from 64 (8 words) to 256 bytes"),
+    ("sizeof_struct_page", '"0x10"', "sizeof_struct_page must be from 64 (8 words) to 256 bytes"),
+    ("page_ext_size", '"1M"', "page_ext_size must be at most PAGE_SIZE"),
+    ("description", "1" * 5000, "a number with thousands of digits"),
+    ("description", "[" * 3000 + "]" * 3000, "nested too deeply"),
+])
+def test_profile_values_that_no_kernel_has(tmp_path, capsys, key, value, message):
+    from kinspect.engine.profile import PROFILES_DIR
+    text = (PROFILES_DIR / "x86_64.toml").read_text()
+    lines = text.splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if t.startswith(f"{key} ="))
+    lines[line - 1] = f"{key} = {value}"
+    path = tmp_path / "p.toml"
+    path.write_text("\n".join(lines) + "\n")
+    wl = tmp_path / "w.kw"
+    wl.write_text("x = kmalloc 8\n")
+    assert main(["run", str(wl), "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kinspect: {path}:{line}:") and err.endswith(f"{message}\n")
+    assert err.count("\n") == 1
+
+
+def test_profile_read_is_capped(tmp_path, capsys):
+    path = tmp_path / "huge.toml"
+    path.write_text("# " + "x" * (2 << 20) + "\n")
+    wl = tmp_path / "w.kw"
+    wl.write_text("x = kmalloc 8\n")
+    assert main(["run", str(wl), "--profile", str(path)]) == 2
+    assert capsys.readouterr().err == f"kinspect: {path}: not a profile: larger than 1024 KiB\n"

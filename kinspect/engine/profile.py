@@ -249,14 +249,22 @@ def _builtin_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
+PROFILE_MAX_BYTES = 1 << 20       # the built-in profiles are 2-4 KiB
+
+
 def load_profile(name_or_path: str, mem: int | None = None) -> ArchProfile:
     """Load and validate a profile; ``mem`` (``--mem``) resizes its RAM to exactly that many
     bytes (see ``resize_memory``)."""
     path = find_profile_path(name_or_path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(PROFILE_MAX_BYTES + 1)       # /dev/zero is not read forever
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ProfileError(f"cannot read profile: {e}", path=path) from None
+    if len(data) > PROFILE_MAX_BYTES:
+        raise ProfileError(f"not a profile: larger than {PROFILE_MAX_BYTES >> 10} KiB",
+                           path=path)
     source = _Source(path, text)
     profile = _read_profile(source, source.parse())
     _check_profile(profile, source.fail)
@@ -378,12 +386,34 @@ class _Source:
     def parse(self) -> dict:
         try:
             return tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as e:
+        except RecursionError:
+            raise ProfileError("arrays or tables nested too deeply", self.path,
+                               *self._deepest()) from None
+        except ValueError as e:
+            if not isinstance(e, tomllib.TOMLDecodeError):
+                # int() refuses a number of over 4300 digits inside tomllib
+                m = re.search(r"\d{4300,}", self.text)
+                line, col = self._line_col(m.start() if m else 0)
+                raise ProfileError("a number with thousands of digits", self.path, line,
+                                   col) from None
             message = str(e)
             if m := _TOML_ERROR_AT.match(message):
                 raise ProfileError(m.group(1), self.path, int(m.group(2)), int(m.group(3))) from None
             lines = self.text.splitlines() or [""]
             raise ProfileError(message, self.path, len(lines), len(lines[-1]) + 1) from None
+
+    def _line_col(self, offset: int) -> tuple[int, int]:
+        line = self.text.count("\n", 0, offset) + 1
+        return line, offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+
+    def _deepest(self) -> tuple[int, int]:
+        """Where brackets (outside strings: a good enough guess) nest deepest."""
+        depth = best = where = 0
+        for m in re.finditer(r"[\[{]|[\]}]", self.text):
+            depth += 1 if m.group() in "[{" else -1
+            if depth > best:
+                best, where = depth, m.start()
+        return self._line_col(where)
 
     def fail(self, key: KeyPath | str | None, message: str) -> NoReturn:
         """Raise a ProfileError at ``key`` (a field name or key path), or at the nearest
@@ -539,12 +569,22 @@ def _check_profile(p: ArchProfile, fail: Fail) -> None:
         size = getattr(p, name)
         if size == 0 or size % p.word_size:
             fail(name, f"{name} must be a positive multiple of the word size ({p.word_size})")
+    # struct page is 8 words at least (flags, the lru/slab union, mapping, index, private,
+    # _mapcount/page_type, _refcount) and 64 bytes on most 64-bit configs
+    if not 8 * p.word_size <= p.sizeof_struct_page <= 256:
+        fail("sizeof_struct_page", f"sizeof_struct_page must be from {8 * p.word_size} "
+                                   "(8 words) to 256 bytes")
+    if p.page_ext_size > p.page_size:
+        fail("page_ext_size", "page_ext_size must be at most PAGE_SIZE")
     if not (_is_power_of_two(p.kmalloc_minalign) and 8 <= p.kmalloc_minalign <= p.page_size):
         fail("kmalloc_minalign", "kmalloc_minalign must be a power of two from 8 to PAGE_SIZE")
     if not (_is_power_of_two(p.slab_minalign) and p.slab_minalign <= p.page_size):
         fail("slab_minalign", "slab_minalign must be a power of two no larger than PAGE_SIZE")
     if p.sizeof_kmem_cache == 0:
         fail("sizeof_kmem_cache", "sizeof_kmem_cache must be positive")
+    if p.sizeof_kmem_cache > 2 * p.page_size:
+        # its boot cache is a slab cache of kmalloc sizes (KMALLOC_MAX_CACHE_SIZE, 2 pages)
+        fail("sizeof_kmem_cache", "sizeof_kmem_cache must be at most 2 * PAGE_SIZE")
 
     for name in ("page_offset", "phys_offset", "task_size", "vmalloc_start", "vmalloc_end",
                  "kernel_image_start", "kasan_shadow_offset", "kasan_shadow_start",
