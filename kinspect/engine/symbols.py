@@ -16,9 +16,11 @@ How a lookup stays cheap on a vmlinux of hundreds of MB of DWARF (ANCHORS.md §5
 * Only that CU is decoded: its line program (a fast decoder of the opcodes; pyelftools reads
   the header), its top-level DIEs (skipping each subtree through ``DW_AT_sibling``) to find the
   function, and only the subtree of that function to find the inlined calls.
-* Everything decoded is cached on disk under the file's build-id (``$KINSPECT_CACHE_DIR``, or
-  ``$XDG_CACHE_HOME/kinspect``, or ``~/.cache/kinspect``), as numpy arrays and JSON (no pickle),
-  so a second run reads the answers back instead of decoding DWARF again.
+* Everything decoded is cached on disk under the file's build-id and a hash of the sections it
+  is built from (``$KINSPECT_CACHE_DIR``, or ``$XDG_CACHE_HOME/kinspect``, or
+  ``~/.cache/kinspect``), as numpy arrays and JSON (no pickle), so a second run reads the
+  answers back instead of decoding DWARF again.  Each entry carries a checksum of its own bytes
+  and is written by rename; one that does not check out is rebuilt, never trusted.
 
 Frame addresses: ``func+0xOFF`` is looked up at ``start + OFF``, as
 ``scripts/decode_stacktrace.sh`` does; ``return_address=True`` looks up ``start + OFF - 1``
