@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,8 @@ from .engine.workload import WorkloadRunner, iter_workload
 
 TUI_DEMO_WORKLOAD = WORKLOADS_DIR / "tui-demo.kw"
 DEFAULT_PROFILE = "x86_64"
+MAX_SESSIONS = 4
+"""``kinspect serve``: how many browser tabs get a session at once, unless told."""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -76,15 +79,42 @@ def _parser() -> argparse.ArgumentParser:
                             help="with --report: source path prefix to drop (default: the "
                                  "vmlinux's directory)")
         if name == "serve":
-            ui.add_argument("--host", default="localhost")
-            ui.add_argument("--port", type=int, default=8000)
+            ui.add_argument("--host", default="localhost",
+                            help="the address to listen on (default: %(default)s)")
+            ui.add_argument("--port", type=_port, default=8000,
+                            help="the TCP port, 1..65535 (default: %(default)s)")
+            ui.add_argument("--max-sessions", type=_positive, default=MAX_SESSIONS,
+                            help="browser tabs served at once, each its own process "
+                                 "(default: %(default)s)")
     report_command.add_commands(sub)
     return ap
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port (asyncio would bind 99999 as 99999 & 0xffff)."""
+    port = _number(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
+
+
+def _positive(text: str) -> int:
+    value = _number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _number(text: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]{1,20}", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return int(text)
+
+
 def _machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=DEFAULT_PROFILE,
-                   help="a profile name (see `kinspect profiles`) or a .toml file")
+                   help="a profile name (see `kinspect profiles`) or a .toml file "
+                        "(default: %(default)s)")
     p.add_argument("--mem", help="memory size of the machine, e.g. 1G or 1T")
     p.add_argument("--strict", action="store_true",
                    help="traces: stop at the first unreadable line (exit 2) instead of "
@@ -291,13 +321,15 @@ def _serve(args) -> int:
         command += ["--mem", args.mem]
     if args.scheme:
         command += ["--scheme", args.scheme]
+    from .serve import KinspectServer, check_listen, http_origin
+    check_listen(args.host, args.port)
+    server = KinspectServer(shlex.join(command), args.host, args.port, args.max_sessions)
+    print(f"kinspect: serving on {http_origin(args.host, args.port)}, at most "
+          f"{count(args.max_sessions, 'session')} at once (ctrl+c stops)", flush=True)
     try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise KinspectError("textual-serve is not installed (pip install textual-serve)",
-                            "serve") from None
-    print(f"kinspect: serving on http://{args.host}:{args.port} (ctrl+c stops)", flush=True)
-    Server(shlex.join(command), host=args.host, port=args.port, title="kinspect").serve()
+        server.serve()
+    except OSError as e:        # the port taken between check_listen and the server's bind
+        raise KinspectError(f"cannot listen: {e.strerror}", "--port") from None
     return 0
 
 

@@ -61,22 +61,3 @@ def test_a_workload_syntax_error_names_file_line_and_column(no_ui, tmp_path, cap
     assert capsys.readouterr().err == f"kinspect: {bad}:2:7: 'bug' is not defined\n"
     assert not no_ui
 
-
-def test_serve_runs_the_tui_command_through_textual_serve(monkeypatch, capsys):
-    import textual_serve.server
-    seen = {}
-
-    class FakeServer:
-        def __init__(self, command, host, port, title):
-            seen.update(command=command, host=host, port=port, title=title)
-
-        def serve(self):
-            seen["served"] = True
-
-    monkeypatch.setattr(textual_serve.server, "Server", FakeServer)
-    monkeypatch.chdir(ROOT)
-    assert main(["serve", "samples/workloads/demo.kw", "--port", "8123", "--mem", "64M"]) == 0
-    assert seen["served"] and seen["port"] == 8123 and seen["host"] == "localhost"
-    assert "-m kinspect.cli tui" in seen["command"]
-    assert str(ROOT / "samples/workloads/demo.kw") in seen["command"]
-    assert "--mem 64M" in seen["command"]

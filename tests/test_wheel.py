@@ -1,7 +1,7 @@
 """kinspect as a user installs it (issue 11, A2): the built-in profiles, the demo workloads and
 the UI's style live inside the package (kinspect/data, read through importlib.resources), so a
 wheel built from the checkout and run from elsewhere, with nothing of the checkout on its path,
-lists its profiles, runs its demo by name and opens its UI. And the names themselves:
+lists its profiles, runs its demo by name, opens its UI and has the page ``serve`` serves. And the names themselves:
 ``kinspect run demo`` from anywhere."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.data import PROFILES_DIR, WORKLOADS_DIR, builtin_workloads
+from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads
 from kinspect.engine.profile import format_profiles_table, list_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,8 @@ def test_the_wheel_holds_the_style_and_the_built_in_data(wheel):
     whl, _ = wheel
     names = set(zipfile.ZipFile(whl).namelist())
     assert "kinspect/kinspect.tcss" in names
-    for path in [*PROFILES_DIR.glob("*.toml"), *WORKLOADS_DIR.glob("*.kw")]:
+    for path in [*PROFILES_DIR.glob("*.toml"), *WORKLOADS_DIR.glob("*.kw"),
+                 *TEMPLATES_DIR.glob("*.html")]:
         assert f"kinspect/data/{path.parent.name}/{path.name}" in names
 
 

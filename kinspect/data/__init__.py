@@ -1,7 +1,8 @@
 """kinspect's built-in data, shipped inside the package so that an installed wheel finds it:
-the architecture profiles (``profiles/*.toml``) and the workloads a command can name without a
+the architecture profiles (``profiles/*.toml``), the workloads a command can name without a
 path (``workloads/*.kw``: ``demo``, whose reports ``kinspect run demo`` prints, and
-``tui-demo``, which a bare ``kinspect`` opens).
+``tui-demo``, which a bare ``kinspect`` opens), and the page ``kinspect serve`` serves
+(``templates/``).
 
 Found through ``importlib.resources``, never through the repository layout. In the repository,
 ``samples/profiles`` and ``samples/workloads/{demo,tui-demo}.kw`` are symlinks to these files.
@@ -27,6 +28,9 @@ PROFILES_DIR = _package_dir("profiles")
 
 WORKLOADS_DIR = _package_dir("workloads")
 """The built-in workloads, one ``NAME.kw`` each."""
+
+TEMPLATES_DIR = _package_dir("templates")
+"""The page ``kinspect serve`` serves (a jinja2 template for textual-serve)."""
 
 
 def builtin_workloads() -> list[str]:
