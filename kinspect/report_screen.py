@@ -110,7 +110,7 @@ class ReportScreen(Screen):
     #legend-pane { height: 1fr; }
     #legend { padding: 0 1; }
     #stacks-pane { width: 1fr; }
-    #stacks { padding: 0 1; }
+    #stacks { padding: 0 1; overflow-x: hidden; }
     ReportScreen.narrow #report-main { overflow-y: auto; }
     ReportScreen.narrow #report-body { layout: vertical; height: auto; }
     ReportScreen.narrow #report-left { width: 1fr; height: auto; }
@@ -138,7 +138,7 @@ class ReportScreen(Screen):
                     with VerticalScroll(id="legend-pane", classes="pane"):
                         yield Static("", id="legend")
                 with Vertical(id="stacks-pane", classes="pane"):
-                    yield TextLines(id="stacks")
+                    yield TextLines(id="stacks", wrap=True)     # long frames fold
         yield Footer()
 
     def on_mount(self) -> None:

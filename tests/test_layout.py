@@ -12,6 +12,8 @@ from textual.geometry import Region
 from textual.widgets._footer import FooterKey
 
 from kinspect.app import KinspectApp, PromptScreen
+from kinspect.report_command import read_reports
+from kinspect.report_screen import ReportApp
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
@@ -79,8 +81,8 @@ async def test_the_struct_page_is_not_cut(size):
         width = view.scrollable_content_region.width
         lines = [Segment.get_line_length(line) for line in view._lines]
         assert max(lines) <= width
-        assert squeezed("".join(Segment(s.text).text for line in view._lines for s in line)) \
-            == squeezed(view.plain)
+        assert squeezed("".join(s.text for line in view._lines for s in line)) == \
+            squeezed(view.plain)
         assert not view.show_horizontal_scrollbar
 
 
@@ -123,6 +125,22 @@ async def test_dialog_hints_fit(size, key):
         assert Region(0, 0, *size).contains_region(dialog.region)
         assert dialog.content_region.contains_region(hint.region)
         assert squeezed("".join(shown_text(hint))) == squeezed(app.screen.hint)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_report_screen_stacks_fold_to_their_pane(size):
+    path = ROOT / "tests" / "data" / "kernel-run" / "reports" / "kmalloc_oob_right.txt"
+    reports, _ = read_reports(str(path))
+    app = ReportApp(reports, str(path))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        stacks = app.screen.query_one("#stacks")
+        width = stacks.scrollable_content_region.width
+        assert max(Segment.get_line_length(line) for line in stacks._lines) <= width
+        assert squeezed("".join(s.text for line in stacks._lines for s in line)) == \
+            squeezed(stacks.plain)
+        assert not stacks.show_horizontal_scrollbar
 
 
 def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above():

@@ -1,4 +1,6 @@
-"""A few SVG snapshots of the inspector at 80x24 and 160x48 (pytest-textual-snapshot).
+"""A few SVG snapshots of the inspector at 80x24, 120x40 and 160x48 (pytest-textual-snapshot):
+the layout changes with the width (kinspect.tcss), so the main screen at its first report, the
+report screen and a dialog are taken at each of the three.
 
 Deterministic: a fixed workload and profile, relative paths, no clock in the header, no
 notifications, the background work off. Accept changes with ``pytest --snapshot-update`` only
@@ -43,6 +45,16 @@ def test_demo_at_its_first_report_160x48(snap_compare, demo_app):
                         press=["space"] * 5)
 
 
+def test_demo_at_its_first_report_120x40(snap_compare, demo_app):
+    assert snap_compare(demo_app(), terminal_size=(120, 40), run_before=_quiet,
+                        press=["space"] * 5)
+
+
+def test_demo_at_its_first_report_80x24(snap_compare, demo_app):
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet,
+                        press=["space"] * 5)
+
+
 def test_demo_first_attach_80x24(snap_compare, demo_app):
     assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet,
                         press=["space"] * 3)
@@ -60,3 +72,19 @@ def test_report_screen_of_a_real_report_160x48(snap_compare, monkeypatch):
     path = "tests/data/kernel-run/reports/kmalloc_oob_right.txt"
     reports, _ = read_reports(path)
     assert snap_compare(ReportApp(reports, path), terminal_size=(160, 48), press=["n"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_report_screen_of_a_real_report_at(snap_compare, monkeypatch, size):
+    """The same report at the narrower sizes: stacked panes below 120 columns, the stacks
+    folded to their pane at 120."""
+    monkeypatch.chdir(ROOT)
+    path = "tests/data/kernel-run/reports/kmalloc_oob_right.txt"
+    reports, _ = read_reports(path)
+    assert snap_compare(ReportApp(reports, path), terminal_size=size, press=["n"])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_goto_prompt_hint_wraps(snap_compare, demo_app, size):
+    assert snap_compare(demo_app(), terminal_size=size, run_before=_quiet,
+                        press=["space", "g"])

@@ -102,8 +102,10 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
     DEFAULT_CSS = "TextLines { height: 1fr; }"
     wrap = False
 
-    def __init__(self, text: Text | str = "", **kwargs) -> None:
+    def __init__(self, text: Text | str = "", wrap: bool | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        if wrap is not None:
+            self.wrap = wrap
         self._lines: list[list[Segment]] = []
         self._source_lines: list[list[Segment]] = []
         self._wrapped_to = 0
