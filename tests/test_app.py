@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kinspect.app import KinspectApp, MainScreen, PromptScreen, HelpScreen
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.engine.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
 from kinspect.widgets import PageMap, ShadowBytes
 
@@ -435,3 +435,30 @@ async def test_the_detail_tabs_cycle_and_answer_clicks():
         await pilot.click(TabBar, offset=(2, 0))
         await pilot.pause()
         assert screen.tab == "report"
+
+
+async def test_every_scheme_shows_flats_shadow_bytes_at_every_demo_step():
+    """The shadow pane under each scheme shows the bytes flat has (issue 11 A1: pageext showed
+    FF on pages whose blocks it mirrors from pageptr)."""
+    panes = {}
+    for name in registered_schemes():
+        app = make_app(shown=name)
+        async with app.run_test(size=(160, 48)) as pilot:
+            screen = await started(app, pilot)
+            s = app.session
+            shadow = screen.query_one(ShadowBytes)
+            seen = panes[name] = []
+            while True:
+                if name == "flat":
+                    flat = s.scheme_named("flat").read(shadow.base, s.profile.page_size)
+                    assert " ".join(f"{b:02x}" for b in flat[:16]) in shadow.text()
+                seen.append((s.position, shadow.base, shadow.text()))
+                if s.at_end:
+                    break
+                await pilot.press("space")
+                await pilot.pause()
+    for name, seen in panes.items():
+        assert len(seen) == len(panes["flat"])
+        for (pos, base, text), (_pos, flat_base, flat_text) in zip(seen, panes["flat"]):
+            if base == flat_base:           # the cursor follows the same addresses
+                assert text == flat_text, (name, pos)

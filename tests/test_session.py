@@ -476,3 +476,26 @@ def test_a_run_in_another_thread_waits_for_the_events_still_loading(tmp_path):
     assert r.position == total - 3 and r.stopped is None
     s.step(5)
     assert s.at_end
+
+
+def test_every_scheme_reads_the_shadow_flat_reads_at_every_demo_step():
+    """pageext beside pageptr mirrors its blocks (one copy, lockstep writes only to the twin):
+    its reads must go to that copy too, not to its own empty tables (which read FF, free RAM,
+    everywhere: issue 11 A1)."""
+    s = demo_session()
+    page = s.profile.page_size
+    while True:
+        m = s.machine
+        for pfn, (order, *_rest) in sorted(m.pages.items()):
+            for p in range(pfn, pfn + (1 << order)):
+                if not s.profile.is_lowmem_pfn(p):
+                    continue
+                base = m.page_address(p)
+                want = s.scheme_named("flat").read(base, page)
+                for name in s.scheme_names:
+                    scheme = s.scheme_named(name)
+                    assert scheme.read(base, page) == want, (s.position, name, hex(p))
+                    assert scheme.shadow_byte(base + page - 8) == want[-1], (s.position, name)
+        if s.at_end:
+            break
+        s.step()

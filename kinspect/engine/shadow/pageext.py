@@ -73,3 +73,12 @@ class PageExtShadow(PagePtrShadow):
 
     def has_own_shadow(self, pfn: int) -> bool:
         return (super() if self.twin is None else self.twin).has_own_shadow(pfn)
+
+    # The reads too: a mirror's own tables stay empty (lockstep writes only to its twin), and
+    # read as if no page had a block or an allocation (free RAM's FF everywhere).
+
+    def shadow_byte(self, addr: int) -> int:
+        return (super() if self.twin is None else self.twin).shadow_byte(addr)
+
+    def read(self, addr: int, size: int) -> bytes:
+        return (super() if self.twin is None else self.twin).read(addr, size)
