@@ -9,9 +9,14 @@ Bad input (a malformed profile or workload) is one line on stderr,
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
+import os
 import re
+import stat
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -21,8 +26,8 @@ from .engine.compare import format_compare, resolve_schemes, run_compare
 from .engine.replay import looks_like_trace, replay_trace, trace_summary
 from .engine.errors import KinspectError
 from .engine.machine import Machine
-from .engine.profile import format_profiles_table, format_size, list_profiles, load_profile, \
-    parse_size
+from .engine.profile import find_profile_path, format_profiles_table, format_size, \
+    list_profiles, load_profile, parse_size
 from .engine.report import format_report
 from .engine.tables import count
 from .engine.shadow import SCHEMES
@@ -44,14 +49,16 @@ def _parser() -> argparse.ArgumentParser:
                          description="Watch generic KASAN shadow memory at work.")
     sub = ap.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a workload and print its KASAN reports")
-    run.add_argument("workload", help="a .kw workload file")
+    run.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard "
+                                      "input)")
     _machine_options(run)
     run.add_argument("--scheme", default="flat", choices=sorted(SCHEMES),
                      help="the shadow scheme (default: flat, mainline KASAN)")
     run.add_argument("--format", choices=("text", "json"), default="text")
     cmp = sub.add_parser("compare", help="run a workload under several shadow schemes at once "
                                          "and compare what each costs")
-    cmp.add_argument("workload", help="a .kw workload file")
+    cmp.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard "
+                                      "input)")
     _machine_options(cmp)
     cmp.add_argument("--schemes", default="all",
                      help=f"'all' or a comma list of: {', '.join(SCHEMES)}")
@@ -124,7 +131,52 @@ def _machine_options(p: argparse.ArgumentParser) -> None:
                         "pages that need byte-granular shadow)")
 
 
+EXIT_INTERNAL_ERROR = 3       # a bug in kinspect (with its traceback): never 1, a failed expect
+EXIT_BROKEN_PIPE = 128 + 13   # the reader of our output went away (`| head`), as SIGPIPE would
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit statuses: 0 fine, 1 an ``expect`` failed, 2 bad input (one line on stderr),
+    3 a bug in kinspect (its traceback), 130 interrupted, 141 output pipe closed."""
+    try:
+        rc = _main(argv)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+            return _internal_error()
+        _stdout_to_devnull()
+        print(f"kinspect: <stdout>: cannot write the output: {e.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kinspect: interrupted", file=sys.stderr)
+        return 130
+    except Exception:                   # a bug: show it, but never as exit 1 or 2
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    traceback.print_exc()
+    print("kinspect: internal error (a bug in kinspect: the traceback above says where)",
+          file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
+
+
+def _stdout_to_devnull() -> None:
+    """After a failed write, what is left in stdout's buffer goes nowhere (else Python's own
+    flush at exit fails again, with a second message)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass                            # not a real file (tests capture it)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         rc = report_command.run_command(args)
@@ -132,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         if args.command is None:
             return _tui(None, DEFAULT_PROFILE, None, "byte-granular", None)
-        if getattr(args, "workload", None):
+        if getattr(args, "workload", None) and args.workload != STDIN:
             args.workload = find_workload_path(args.workload)
         if args.command == "tui" and (args.report or args.vmlinux or args.modules):
             return report_command.run_report_ui(args)
@@ -161,23 +213,85 @@ def _mem_option(text: str | None) -> int | None:
         raise KinspectError(str(e), "--mem") from None
 
 
+STDIN = "-"
+
+
+class _Input:
+    """The input of ``run`` and ``compare``: a file, or ``-`` (standard input). A regular file
+    is read by its path (a trace in a child process, with progress); anything else (a pipe,
+    a FIFO, ``<(...)``, /dev/stdin) is opened once and read as a stream, never seeked, its
+    kind told from its first bytes, peeked, not consumed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == STDIN else path
+        self.stream = None
+        if path == STDIN:
+            if sys.stdin is None:
+                raise KinspectError("no standard input to read", self.name)
+            self.stream = sys.stdin.buffer
+        else:
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:
+                regular = True                  # the reader says what is wrong with it
+            if not regular:
+                try:
+                    self.stream = open(path, "rb")
+                except OSError as e:
+                    raise KinspectError(f"cannot read: {e.strerror}", path) from None
+        if self.stream is None:
+            self.trace = looks_like_trace(path)
+        else:
+            if not hasattr(self.stream, "peek"):
+                self.stream = io.BufferedReader(self.stream)
+            try:
+                head = self.stream.peek(4096)[:4096]
+            except OSError as e:
+                raise KinspectError(f"cannot read: {e.strerror}", self.name) from None
+            self.trace = looks_like_trace("" if path == STDIN else path, head)
+
+    def workload(self):
+        """The workload, streamed (parsed as it runs)."""
+        if self.stream is None:
+            return iter_workload(self.path)
+        return iter_workload(self.name, io.TextIOWrapper(self.stream, encoding="utf-8"))
+
+
+def _refuse_to_overwrite(output: str, option: str, inputs: list[str]) -> None:
+    """Never write over an input (``--timeline w.kw`` would truncate the workload unread)."""
+    for path in inputs:
+        try:
+            same = os.path.samefile(output, path)
+        except OSError:
+            continue                            # one of them does not exist (yet)
+        if same:
+            raise KinspectError(f"{output} is an input of this run: refusing to write over "
+                                "it", option)
+
+
 def _compare(args) -> int:
     profile = load_profile(args.profile, _mem_option(args.mem))
     schemes = resolve_schemes(args.schemes)
-    trace = looks_like_trace(args.workload)
-    workload = args.workload if trace else iter_workload(args.workload)
+    source = _Input(args.workload)
+    trace = source.trace
+    if args.timeline:
+        _refuse_to_overwrite(args.timeline, "--timeline",
+                             [args.workload, args.profile, find_profile_path(args.profile)])
+    workload = source.name if trace else source.workload()
     options = {"attach": args.attach}
     progress = Progress(args.workload) if trace else None
     if args.timeline:
         try:
             with open(args.timeline, "w", newline="") as timeline:
                 result = run_compare(profile, workload, schemes, options, timeline,
-                                     args.strict, progress)
+                                     args.strict, progress, source.stream)
         except OSError as e:
             raise KinspectError(f"cannot write the timeline: {e.strerror}", args.timeline) \
                 from None
     else:
-        result = run_compare(profile, workload, schemes, options, None, args.strict, progress)
+        result = run_compare(profile, workload, schemes, options, None, args.strict, progress,
+                             source.stream)
     if progress is not None:
         progress.done()
     print(format_compare(result, args.format))
@@ -187,10 +301,11 @@ def _compare(args) -> int:
 def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str,
          scheme: str = "flat", attach: str = "byte-granular", strict: bool = False) -> int:
     profile = load_profile(profile_name, _mem_option(mem))
+    source = _Input(workload_path)
     machine = Machine(profile, schemes=(scheme,), scheme_options={"attach": attach})
-    if looks_like_trace(workload_path):
-        return _run_trace(machine, workload_path, fmt, strict)
-    runner = WorkloadRunner(machine, iter_workload(workload_path))
+    if source.trace:
+        return _run_trace(machine, source.name, fmt, strict, source.stream)
+    runner = WorkloadRunner(machine, source.workload())
 
     def print_reports(reports):
         for r in reports:
@@ -215,10 +330,10 @@ def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str,
     return 1 if failures else 0
 
 
-def _run_trace(machine: Machine, path: str, fmt: str, strict: bool) -> int:
+def _run_trace(machine: Machine, path: str, fmt: str, strict: bool, stream=None) -> int:
     """Replay a kmem trace: reports as they come (there should be none), then the summary."""
     progress = Progress(path)
-    reader, replayer = replay_trace(machine, path, strict, progress)
+    reader, replayer = replay_trace(machine, path, strict, progress, stream=stream)
     progress.done()
     summary = machine.summary()
     summary["events"] = replayer.events

@@ -81,10 +81,10 @@ class CompareResult:
 
 def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[str],
                 options: dict | None = None, timeline=None, strict: bool = False,
-                progress=None) -> CompareResult:
+                progress=None, stream=None) -> CompareResult:
     """Run a workload (or replay a trace file, given its path) once with ``schemes`` in
     lockstep; figures per scheme. ``timeline`` (a text file) gets a CSV row per event and
-    scheme."""
+    scheme. ``stream``: the trace as an open binary file (a pipe), named by the path."""
     machine = Machine(profile, schemes=schemes, scheme_options=options)
     peak = {s.name: 0 for s in machine.schemes}
     writer = None
@@ -106,7 +106,8 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
                                 + csv_cells(figures(fp, peak[scheme.name])))
 
     if isinstance(workload, str):                  # a kmem trace
-        reader, replayer = replay_trace(machine, workload, strict, progress, after_event)
+        reader, replayer = replay_trace(machine, workload, strict, progress, after_event,
+                                        stream=stream)
         events, notes = replayer.events, trace_summary(reader.stats, replayer.stats)
         if replayer.interrupted:
             notes.insert(0, f"interrupted after {events} events: partial figures")

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import gc
 import gzip
+import io
 import lzma
 import multiprocessing
 import os
 import pickle
 import re
 import signal
+import stat
 import sys
 import threading
 import zlib
@@ -128,14 +130,16 @@ class TraceStats:
             self.first_bad.append((line, what))
 
 
-def _open(path: str):
-    """(the text stream, the raw file under it): the raw file's position says how far we are."""
+def _open(path: str, stream=None):
+    """(the text stream, the raw file under it): the raw file's position says how far we are.
+    ``stream``: a file already open (a pipe, standard input), read as it is: never seeked."""
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb") if stream is None else stream
+        if not hasattr(raw, "peek"):
+            raw = io.BufferedReader(raw)
+        magic = raw.peek(6)[:6]             # not read(): a pipe cannot seek back
     except OSError as e:
         raise TraceError(f"cannot read trace: {e.strerror}", path) from None
-    magic = raw.read(6)
-    raw.seek(0)
     if magic.startswith(b"\x1f\x8b"):
         return gzip.open(raw, "rb"), raw
     if magic.startswith(b"\xfd7zXZ"):
@@ -210,9 +214,10 @@ class TraceReader:
     HASH_SAMPLE = 256
     _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
 
-    def __init__(self, path: str, strict: bool = False) -> None:
+    def __init__(self, path: str, strict: bool = False, stream=None) -> None:
         self.path = path
         self.strict = strict
+        self._stream = stream               # an open binary file (a pipe...), or None: path
         self.stats = TraceStats()
         self.pointer_bits = 64
         self._seen_event = False
@@ -225,9 +230,13 @@ class TraceReader:
 
     def fraction(self) -> float:
         """How much of the file has been read (0..1), for progress bars."""
-        if self._raw is None or self._raw.closed or not self._size:
+        raw = self._raw
+        if raw is None or raw.closed or not self._size:
             return 0.0
-        return min(self._raw.tell() / self._size, 1.0)
+        try:
+            return min(raw.tell() / self._size, 1.0)
+        except (OSError, ValueError):       # closed by the reading thread since the check
+            return 0.0
 
     def __iter__(self) -> Iterator[TraceEvent]:
         for batch in self.batches():
@@ -236,8 +245,12 @@ class TraceReader:
     def batches(self) -> Iterator[list[TraceEvent]]:
         """The events in lists, one per block of the file (about 1 MB of text): the fast way
         to read a trace. ``stats`` is up to date with the lines of the blocks handed out."""
-        f, self._raw = _open(self.path)
-        self._size = os.fstat(self._raw.fileno()).st_size
+        f, self._raw = _open(self.path, self._stream)
+        try:
+            st = os.fstat(self._raw.fileno())
+            self._size = st.st_size if stat.S_ISREG(st.st_mode) else 0     # pipes: unknown
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self._size = 0
         try:
             lineno = 0
             for block in _blocks(f):

@@ -225,18 +225,21 @@ KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_pag
               "mm_page_free")
 
 
-def looks_like_trace(path: str) -> bool:
-    """True if a file is (probably) an ftrace capture rather than a .kw workload."""
+def looks_like_trace(path: str, head: bytes | None = None) -> bool:
+    """True if a file is (probably) an ftrace capture rather than a .kw workload; ``head``:
+    its first bytes when the caller has them (a pipe cannot be read twice)."""
     if path.endswith((".gz", ".xz")):
         return True
     if path.endswith(".kw"):
         return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.startswith(b"# tracer:") or b"call_site=" in head or b" pfn=" in head
+    if head is None:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            return False
+    return (head.startswith((b"# tracer:", b"\x1f\x8b", b"\xfd7zXZ")) or b"call_site=" in head
+            or b" pfn=" in head)
 
 
 def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
@@ -264,20 +267,24 @@ def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
 
 
 def replay_trace(machine: Machine, path: str, strict: bool = False, progress=None,
-                 after_event=None, parallel: bool | None = None
+                 after_event=None, parallel: bool | None = None, stream=None
                  ) -> tuple[TraceReader, TraceReplayer]:
     """Replay a whole trace file on a machine (streamed). On KeyboardInterrupt the replay stops
     where it is: ``replayer.interrupted`` is set, and the reader and replayer keep the partial
     figures.
 
     ``parallel``: read the trace in a child process (ParallelTraceReader) while this one
-    replays; None chooses it for files of a MB or more where it can run (parallel_possible())."""
-    if parallel is None:
+    replays; None chooses it for files of a MB or more where it can run (parallel_possible()).
+    ``stream``: the trace as an open binary file (a pipe, standard input), named ``path``."""
+    if stream is not None:
+        parallel = False
+    elif parallel is None:
         try:
             parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
         except OSError:
             parallel = False
-    reader = (ParallelTraceReader if parallel else TraceReader)(path, strict=strict)
+    reader = (ParallelTraceReader(path, strict=strict) if parallel
+              else TraceReader(path, strict=strict, stream=stream))
     replayer = TraceReplayer(machine, path)
     tick = None if progress is None else (lambda n, line: progress(n, line, reader.fraction()))
     if after_event is not None and parallel:

@@ -197,14 +197,27 @@ def iter_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
     return Workload(path, lines, stream=True)
 
 
+MAX_LINE = 64 << 10        # characters: a longer "line" (a binary file, /dev/zero) is refused
+
+
+def _capped_lines(f) -> Iterator[str]:
+    """The lines of a text file, none read longer than MAX_LINE + 1 characters."""
+    while line := f.readline(MAX_LINE + 1):
+        yield line
+
+
 def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable,
                  words: WordState) -> Iterator[Event]:
-    if lines is not None:
-        yield from _parse(path, lines, funcs, words)
-        return
+    """``lines``: the workload's lines, or a text file (read with the line cap); None: the
+    file at path."""
     try:
-        with open(path, encoding="utf-8") as f:
-            yield from _parse(path, f, funcs, words)
+        if lines is None:
+            with open(path, encoding="utf-8") as f:
+                yield from _parse(path, _capped_lines(f), funcs, words)
+            return
+        if hasattr(lines, "readline"):
+            lines = _capped_lines(lines)
+        yield from _parse(path, lines, funcs, words)
     except OSError as e:
         raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
     except UnicodeDecodeError as e:
@@ -327,6 +340,9 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
     index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
     for lineno, raw_line in enumerate(lines, 1):
+        if len(raw_line) > MAX_LINE and len(raw_line.rstrip("\n")) > MAX_LINE:
+            raise WorkloadError(f"line longer than {MAX_LINE} characters (not a workload?)",
+                                path, lineno)
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
             continue
