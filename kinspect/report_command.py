@@ -16,6 +16,7 @@ starts, with the same exit statuses).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -24,8 +25,8 @@ from pathlib import Path
 
 from .engine.errors import KinspectError, ReportParseError
 from .engine.explain import (Explanation, ReplayUnsupported, explain, format_explanation,
-                             replay_workload, run_replay)
-from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports
+                             headline, replay_workload, run_replay)
+from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports, read_log_lines
 from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
 
 __all__ = ["add_commands", "run_command", "ExplainedReport", "read_reports", "run_report_ui"]
@@ -73,22 +74,43 @@ def run_command(args) -> int | None:
     if command not in ("report", "symbolize"):
         return None
     try:
-        if command == "report":
-            return _report(args)
-        return _symbolize(args)
+        rc = _report(args) if command == "report" else _symbolize(args)
+        sys.stdout.flush()
+        return rc
     except KinspectError as e:
         _flush()
         print(f"kinspect: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
+        # the reader went away (``kinspect report log | head``): nothing more to say
+        _drop_stdout()
         return 0
+    except OSError as e:
+        if e.filename is not None:          # (a file error names its file: not ours to hide)
+            raise
+        _drop_stdout()                      # stdout cannot be written (``> /dev/full``)
+        print(f"kinspect: <stdout>: cannot write the output: {e.strerror or e}",
+              file=sys.stderr)
+        return 2
 
 
 def _flush() -> None:
     try:
         sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+    except (OSError, ValueError):
+        _drop_stdout()
+
+
+def _drop_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null: Python flushes stdout once more
+    at exit, and that write would fail again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return                              # (not a real file: a test's capture)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 # --------------------------------------------------------------------------- symbolization
@@ -160,16 +182,45 @@ def _stack_texts(rep: KasanReport) -> dict[str, list[str]]:
 
 def _input_lines(path: str):
     if path == "-":
-        return sys.stdin, "<stdin>"
+        raw = getattr(sys.stdin, "buffer", None)
+        text = sys.stdin if raw is None else \
+            io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        return read_log_lines(text, "<stdin>"), "<stdin>"
     if os.path.isdir(path):
         raise ReportParseError("cannot read the file: Is a directory", path)
     return path, path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (the same inode, or the same resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _workload_path(args, index: int) -> Path:
+    """Where ``--workload-out`` writes the workload of report ``index`` (1-based); never over
+    an input of the command (the log, the vmlinux, a module file)."""
+    out = Path(args.workload_out)
+    if index > 1:
+        out = out.with_name(f"{out.stem}-{index}{out.suffix}")
+    inputs = [p for p in (args.input, args.vmlinux) if p and p != "-"]
+    if args.modules and os.path.isdir(args.modules):
+        inputs += [str(p) for p in Path(args.modules).rglob("*.ko")]
+    for src in inputs:
+        if _same_file(str(out), src):
+            raise KinspectError(f"--workload-out would write over the input {src}: give "
+                                "another file", str(out))
+    return out
 
 
 def _report(args) -> int:
     syms = _Symbolizers(args.vmlinux, args.modules, args.strip) \
         if (args.vmlinux or args.modules) else None
     source, name = _input_lines(args.input)
+    if args.replay and args.workload_out:
+        _workload_path(args, 1)             # (refused before anything is read or printed)
     scan = LogScan()
     found = 0
     json_reports: list[dict] = []
@@ -183,6 +234,7 @@ def _report(args) -> int:
             replay = _replay(rep, args, found) if args.replay else None
             if args.format == "json":
                 doc = rep.to_json()
+                doc["headline"] = headline(rep)
                 doc["explanation"] = exp.to_json()
                 if stacks is not None:
                     doc["symbolized_stacks"] = stacks
@@ -193,7 +245,7 @@ def _report(args) -> int:
                 continue
             if found > 1:
                 print()
-            print(rep.title or f"KASAN: {rep.bug_type}")
+            print(headline(rep))
             print(format_explanation(rep, exp, stacks))
             if args.replay:
                 print(_format_replay(replay))
@@ -233,9 +285,7 @@ def _replay(rep: KasanReport, args, index: int):
     except ReplayUnsupported as e:
         return {"unsupported": str(e)}
     if args.workload_out:
-        out = Path(args.workload_out)
-        if index > 1:
-            out = out.with_name(f"{out.stem}-{index}{out.suffix}")
+        out = _workload_path(args, index)
         try:
             out.write_text(plan.text)
         except OSError as e:
@@ -257,8 +307,10 @@ def _format_replay(result) -> str:
         return "\n".join(lines)
     same = "same" if result.type_matches else "a different"
     verdict = f"  engine: {result.engine_type} ({same} bug type"
-    if result.region_matches is not None:
-        reg = result.engine_region
+    reg = result.engine_region
+    if result.region_matches is not None and reg is None:
+        verdict += "; no region line, the report has one"
+    elif result.region_matches is not None:
         verdict += (f"; region line {reg[0]} bytes {reg[1]} of {reg[2] + ' ' if reg[2] else ''}"
                     f"{reg[3]}-byte region: "
                     f"{'same as' if result.region_matches else 'differs from'} the report's")

@@ -46,7 +46,9 @@ def test_report_text(capsys) -> None:
     assert rc == 0 and err == ""
     blocks = out.split("\n\n")
     assert len(blocks) == 3                               # three reports in that file
-    assert blocks[0].startswith("KASAN: slab-out-of-bounds Write in kunit_try_run_case\n")
+    # syzkaller's title, and the test function the BUG line names (syzkaller skips it)
+    assert blocks[0].startswith("KASAN: slab-out-of-bounds Write in kunit_try_run_case "
+                                "(the BUG line: kmalloc_oob_right)\n")
     assert "  access: Write of 1 byte at 0xffff8880056e5a73 by task kunit_try_catch/37" in out
     assert "    03  first 3 bytes of the granule accessible" in out
     assert "    fc  KASAN_SLAB_REDZONE: slab object redzone" in out
@@ -92,7 +94,8 @@ def test_kasan_not_first(capsys) -> None:
     rc, out, _ = _run(capsys, "report", str(CORPUS / "syz-696-warning-in-ext4_expand_extra_"
                                                     "isize_ea.txt"))
     assert rc == 0
-    assert out.startswith("KASAN: invalid-free in ext4_expand_extra_isize_ea\n")
+    assert out.startswith("KASAN: invalid-free in ext4_expand_extra_isize_ea (the BUG line: "
+                          "kfree)\n")
     assert out.rstrip().endswith("the log's first crash is not a KASAN report: WARNING in "
                                  "ext4_expand_extra_isize_ea (line 8)")
 
@@ -278,3 +281,121 @@ def test_bad_vmlinux_is_one_line_and_exit_2(capsys, tmp_path, damage) -> None:
         assert rc == 2 and out == ""
         assert err.count("\n") == 1 and err.startswith(f"kinspect: {bad}: ")
         assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- issue 11
+
+def _cli(*argv: str, stdin=None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kinspect.cli", *argv], stdin=stdin,
+                          stdout=stdout, stderr=subprocess.PIPE, timeout=120)
+
+
+def test_old_layout_access_inside_the_object_and_a_free_placed_by_the_region_line() -> None:
+    # syz-106 (4.x: "Object at A, in cache C size: 248", no region line): a 4-byte read at
+    # offset 244 is inside the object (it said "-4 bytes past the end of the 248-byte slot")
+    (uaf,) = parse_reports(CORPUS / "syz-106-use-after-free-read-in-consume_skb.txt",
+                           partial=True)
+    where = explain(uaf).where
+    assert "the access: inside the 248-byte object, at offset 244" in where
+    assert not [w for w in where if "past the end" in w]
+    # syz-216 (4.16 "double-free or invalid-free": no access line): the region line places
+    # the freed pointer ("0 bytes inside of 32-byte region [ffff8801c95e2880, ...)")
+    (free,) = parse_reports(CORPUS / "syz-216-invalid-free-in-xt_free_table_info.txt",
+                            partial=True)
+    assert free.addr is None and free.buggy_addr == 0xffff8801c95e2880
+    exp = explain(free)
+    assert exp.access == "free of 0xffff8801c95e2880 (placed by the region line)"
+    assert "the free: a second free of the object" in exp.where
+    res = run_replay(replay_workload(free))
+    assert res.engine_type == "double-free" and res.region_matches
+
+
+def test_replay_runs_on_the_reports_architecture(capsys) -> None:
+    from kinspect.engine.explain import report_arch
+    (arm64,) = parse_reports(CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_"
+                                      "cleanup-wrapped.txt", partial=True)
+    assert report_arch(arm64)[0] == "arm64" and pick_profile(arm64) == "arm64-4k-48"
+    rc, out, _ = _run(capsys, "report", "--replay", str(CORPUS / "ext-12-arm64-generic-slab-"
+                      "use-after-free-drm_connector_cleanup-wrapped.txt"))
+    assert rc == 0 and "replay (profile arm64-4k-48)" in out
+    assert "engine: slab-use-after-free (same bug type; region line 168 bytes inside of " \
+           "freed 2048-byte region: same as the report's)" in out
+    riscv = parse_reports(CORPUS / "ext-13-riscv64-slab-oob-and-vmalloc-oob-kunit-wrapped.txt",
+                          partial=True)[1]
+    assert pick_profile(riscv) == "riscv64-sv39"
+    ppc = parse_reports(CORPUS / "ext-04-ppc32-vmalloc-out-of-bounds-pcpu_alloc.txt",
+                        partial=True)[0]
+    assert report_arch(ppc)[0] == "powerpc" and pick_profile(ppc) == "ppc32"
+    (s390,) = parse_reports(CORPUS / "ext-06-s390x-out-of-bounds-set_pte_range.txt",
+                            partial=True)
+    assert report_arch(s390)[0] == "s390"
+    # x86 reports that say so in their stacks stay on x86 (an arm64 profile was picked for
+    # 4.x syzkaller reports whose objects lay beyond the simulated memory)
+    (x86,) = parse_reports(CORPUS / "syz-105-slab-out-of-bounds-read-in-ip6_fragment.txt",
+                           partial=True)
+    assert pick_profile(x86) == "x86_64"
+
+
+def test_replay_without_the_engine_printing_a_region_line(capsys, tmp_path) -> None:
+    # the access moved to address 0: the engine reports a null-ptr-deref without a region
+    # line while the report has one (a TypeError traceback before)
+    text = (KRUN / "mempool_kmalloc_invalid_free.txt").read_text()
+    log = tmp_path / "at0.txt"
+    import re
+    log.write_text(re.sub(r"(Free of|at) addr [0-9a-f]+", r"\1 addr 0000000000000000", text))
+    rc, out, err = _run(capsys, "report", "--replay", str(log))
+    assert rc == 0 and err == ""
+    assert "no region line, the report has one" in out
+
+
+def test_workload_out_never_writes_over_an_input(capsys, tmp_path) -> None:
+    log = tmp_path / "log.txt"
+    shutil.copy(KRUN / "kmalloc_oob_right.txt", log)
+    before = log.read_bytes()
+    (tmp_path / "alias.txt").symlink_to(log)
+    for out in (log, tmp_path / "alias.txt", tmp_path / "." / "log.txt"):
+        rc, stdout, err = _run(capsys, "report", "--replay", "--workload-out", str(out),
+                               str(log))
+        assert rc == 2 and stdout == "" and err.count("\n") == 1
+        assert err.startswith(f"kinspect: {out}: --workload-out would write over the input")
+        assert log.read_bytes() == before
+    # the second report's workload would be FILE-2.kw: that name is checked too
+    second = tmp_path / "w-2.kw"
+    shutil.copy(KRUN / "kmalloc_oob_right.txt", second)
+    rc, _, err = _run(capsys, "report", "--replay", "--workload-out", str(tmp_path / "w.kw"),
+                      str(second))
+    assert rc == 2 and "would write over the input" in err
+    assert second.read_text() == log.read_text()
+
+
+def test_closed_or_full_stdout_is_a_clean_exit(tmp_path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("".join(p.read_text() for p in sorted(CORPUS.glob("*.txt"))))
+    head = subprocess.Popen([sys.executable, "-m", "kinspect.cli", "report", str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head.stdout.readline()
+    head.stdout.close()                                     # `| head -1`
+    err = head.stderr.read()
+    assert head.wait(timeout=120) == 0 and err == b""
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            r = _cli("report", str(big), stdout=full)
+        assert r.returncode == 2
+        assert r.stderr.decode() == ("kinspect: <stdout>: cannot write the output: No space "
+                                     "left on device\n")
+
+
+def test_endless_and_binary_inputs(tmp_path) -> None:
+    if os.path.exists("/dev/zero"):
+        r = _cli("report", "/dev/zero")
+        assert r.returncode == 2 and r.stdout == b""
+        assert r.stderr.decode() == ("kinspect: /dev/zero:1: a line longer than 65536 "
+                                     "characters: not a console log (printk lines are about "
+                                     "1 KiB)\n")
+    binary = bytes(range(256)) * 64 + b"\nBUG: KASAN: \xff\xfe in f\n"
+    (tmp_path / "bin").write_bytes(binary)
+    for argv, stdin in ((["report", str(tmp_path / "bin")], None),
+                        (["report", "-"], open(tmp_path / "bin", "rb"))):
+        r = _cli(*argv, stdin=stdin)
+        assert r.returncode in (0, 1, 2) and b"Traceback" not in r.stderr
+        assert r.returncode != 2 or r.stderr.count(b"\n") == 1

@@ -33,8 +33,10 @@ __all__ = [
     "decode_tag",
     "explain",
     "format_explanation",
+    "headline",
     "format_memory_state",
     "pick_profile",
+    "report_arch",
     "replay_workload",
     "run_replay",
 ]
@@ -199,13 +201,27 @@ def _hx(v: int | None) -> str:
     return "?" if v is None else f"{v:#x}"
 
 
+def headline(rep: KasanReport) -> str:
+    """The report's title as syzkaller gives it, and the function of its BUG line beside it
+    where the title names another one: syzkaller skips helpers (``kmalloc*``, ``kasan*``,
+    ``memcpy``...) and, for a KUnit test, every frame down to ``kunit_try_run_case``, while
+    the BUG line names the test function (``kmalloc_oob_right``)."""
+    title = rep.title or f"KASAN: {rep.bug_type}"
+    m = re.match(r"[A-Za-z0-9_]+", rep.function or "")
+    if m is None or re.search(rf" in {m.group(0)}(?![A-Za-z0-9_])", title):
+        return title
+    return f"{title} (the BUG line: {m.group(0)})"
+
+
 def _access_text(rep: KasanReport) -> str:
     if rep.access is None:
         return "the access: unknown (the report's access line is missing)"
     what = rep.access
     if rep.access == "Free":
-        return f"free of {_hx(rep.addr)}" + (f" by task {rep.task}/{rep.pid}"
-                                              if rep.task is not None else "")
+        where = _hx(rep.buggy_addr) + (" (placed by the region line)" if rep.addr is None and
+                                       rep.buggy_addr is not None else "")
+        return f"free of {where}" + (f" by task {rep.task}/{rep.pid}"
+                                     if rep.task is not None else "")
     size = "" if rep.size is None else f" of {rep.size} byte{'s' if rep.size != 1 else ''}"
     task = "" if rep.task is None else f" by task {rep.task}/{rep.pid}"
     fn = "" if not rep.function else f", in {rep.function}"
@@ -234,9 +250,9 @@ def _where_object(rep: KasanReport, out: list[str]) -> None:
     if region is not None:
         head += f"; {state}{region}-byte region [{_hx(rep.region_start)}, {_hx(rep.region_end)})"
     out.append(head)
-    if rep.addr is None:
+    if rep.buggy_addr is None:
         return
-    off = _untagged(rep, rep.addr) - obj
+    off = _untagged(rep, rep.buggy_addr) - obj
     end = off + (rep.size or 1)
     if rep.access == "Free":
         if off == 0:
@@ -263,6 +279,14 @@ def _where_object(rep: KasanReport, out: list[str]) -> None:
         out.append(f"the access: at offset {off}, past the {region} bytes that were asked for "
                    f"but inside the {slot}-byte slot (kmalloc rounds sizes up; those extra "
                    "bytes are poisoned)")
+    elif region is None and slot is not None and off < slot:
+        # (4.x layout: "Object at A, in cache C size: S" gives the slot, no region line)
+        where = f"the access: inside the {slot}-byte object, at offset {off}"
+        if end > slot:
+            where += f", running {end - slot} byte{'s' if end - slot != 1 else ''} past its end"
+        out.append(where)
+        if "use-after-free" in rep.bug_type:
+            out.append("the object was freed: all of it is poisoned, any access is a bug")
     elif slot is not None:
         out.append(f"the access: at offset {off}, {off - slot} bytes past the end of the "
                    f"{slot}-byte slot (in the redzone after the object)")
@@ -489,13 +513,14 @@ def _modern_type(rep: KasanReport) -> str:
     if t == "use-after-free" and rep.cache_name is not None:
         return "slab-use-after-free"
     if t == "double-free or invalid-free":
-        if rep.object_addr is not None and rep.addr == rep.object_addr:
+        if rep.object_addr is not None and rep.buggy_addr == rep.object_addr:
             return "double-free"
         return "invalid-free"
     return t
 
 
-_KMALLOC_RE = re.compile(r"^(?:dma-)?kmalloc-(?:(?:cg|rcl|rnd-\d+)-)?(?P<size>\d+)(?P<k>k?)$")
+_KMALLOC_RE = re.compile(
+    r"^(?:dma-)?kmalloc-(?:(?:cg|rcl|rnd-\d{1,3})-)?(?P<size>\d{1,20})(?P<k>k?)$")
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.]")
 
 
@@ -520,25 +545,88 @@ def _off(var: str, off: int) -> str:
     return var if off == 0 else (f"{var}+{off:#x}" if off > 0 else f"{var}-{-off:#x}")
 
 
+# What tells a report's architecture (the ARCH= of ArchProfile.arch), strongest first: the
+# functions of its stacks that only one architecture has (entry code, fault handlers, the
+# unwinder), then its Hardware name: line.
+_ARCH_FRAMES = (
+    ("arm64", re.compile(r"\b(?:el[01]h?_64_(?:sync|irq)\w*|el0t_64_\w+|el[01]_(?:svc|da|abort)\w*"
+                         r"|do_el0_svc|__arm64_sys_\w+|do_mem_abort|arch/arm64/)")),
+    ("x86_64", re.compile(r"\b(?:entry_SYSCALL_64\w*|entry_SYSENTER_compat\w*|__x64_sys_\w+"
+                          r"|do_syscall_64|asm_exc_\w+|asm_sysvec_\w+|arch/x86/)"
+                          r"|^</?TASK>$", re.M)),
+    ("riscv64", re.compile(r"\b(?:walk_stackframe|handle_exception|do_trap_\w+|arch/riscv/)")),
+    ("arm", re.compile(r"\b(?:ret_fast_syscall|__irq_svc|__dabt_svc|vector_swi|arch/arm/)|"
+                       r"\) from \[<")),
+    ("powerpc", re.compile(r"\(unreliable\)|\b(?:ret_from_syscall|system_call_exception"
+                           r"|transfer_to_syscall|arch/powerpc/)")),
+    ("s390", re.compile(r"\b(?:__s390x_sys_\w+|__do_syscall|pgm_check_handler|arch/s390/)")),
+)
+_ARCH_HARDWARE = (
+    ("riscv64", re.compile(r"riscv", re.I)),
+    ("powerpc", re.compile(r"PowerMac|PowerPC|CHRP|PReP|\bMPC\d|\bP\d{4}\b|pSeries")),
+    ("s390", re.compile(r"^IBM \d{4}\b")),
+    ("arm64", re.compile(r"dummy-virt|Raspberry Pi [345]|QEMU KVM Virtual Machine")),
+    ("x86_64", re.compile(r"QEMU Standard PC|Google Compute Engine|VMware|VirtualBox")),
+    ("arm", re.compile(r"Generic DT based system|\(Device Tree\)$")),
+)
+#: The profile used for an architecture when the addresses do not choose among its profiles.
+_ARCH_DEFAULT = {"x86_64": "x86_64", "arm64": "arm64-4k-48", "riscv64": "riscv64-sv39",
+                 "arm": "arm32", "powerpc": "ppc32"}
+
+
+def report_arch(rep: KasanReport) -> tuple[str | None, str]:
+    """The architecture that printed the report (``ArchProfile.arch`` spelling: "x86_64",
+    "arm64", "riscv64", "arm", "powerpc", "s390") and how it was told, or (None, why not).
+
+    arm64 prints its trace as ``Call trace:`` (``dump_backtrace``, arch/arm64/kernel/
+    stacktrace.c); the other signs are functions of the architecture's own entry and fault
+    code in the stacks, and the ``Hardware name:`` line.
+    """
+    stacks = [rep.access_stack, rep.alloc_stack, rep.free_stack, *rep.aux_stacks]
+    frames = "\n".join(f for st in stacks if st is not None for f in st.frames)
+    for arch, pat in _ARCH_FRAMES:
+        m = pat.search(frames)
+        if m:
+            return arch, f"'{m.group(0)}' in its stacks"
+    if rep.access_stack is not None and rep.access_stack.header == "Call trace:":
+        return "arm64", "its 'Call trace:' header"
+    if rep.hardware:
+        for arch, pat in _ARCH_HARDWARE:
+            if pat.search(rep.hardware):
+                return arch, f"Hardware name: {rep.hardware}"
+    return None, "the report does not say which architecture printed it"
+
+
+def _has_profile(arch: str) -> bool:
+    from kinspect.engine.profile import list_profiles
+    return any(p.arch == arch for p in list_profiles())
+
+
 def pick_profile(rep: KasanReport) -> str:
-    """The built-in profile that fits the report: same word size, and its direct map (or
-    vmalloc area) holds the report's addresses; else x86_64 (64-bit) or arm32 (32-bit)."""
+    """The built-in profile that fits the report: its architecture (:func:`report_arch`) and
+    word size, and among those the one whose direct map or vmalloc area holds the report's
+    address.  Without an architecture: x86_64 (64-bit) or arm32 (32-bit), unless the address
+    lies below its direct map, then the profile whose direct map starts nearest below it."""
     from kinspect.engine.profile import list_profiles
     bits = rep.bits or 64
-    addr = rep.object_addr if rep.object_addr is not None else rep.addr
+    arch, _ = report_arch(rep)
+    addr = rep.object_addr if rep.object_addr is not None else rep.buggy_addr
+    profiles = [p for p in list_profiles() if p.bits == bits]
+    fitting = [p for p in profiles if p.arch == arch]
+    if arch is not None and fitting:
+        default = _ARCH_DEFAULT.get(arch, fitting[0].name)
+        if addr is not None:
+            inside = [p for p in fitting if p.page_offset <= addr < p.kasan_shadow_start or
+                      p.vmalloc_start <= addr < p.vmalloc_end]
+            if len(inside) == 1:
+                return inside[0].name
+        return default if any(p.name == default for p in fitting) else fitting[0].name
     fallback = "x86_64" if bits == 64 else "arm32"
-    if addr is None:
+    below = [p for p in profiles if addr is not None and p.page_offset <= addr]
+    if not below or any(p.name == fallback for p in below):
         return fallback
-    best = None
-    for p in list_profiles():
-        if p.bits != bits:
-            continue
-        lowmem_top = p.page_offset + (p.lowmem_limit or p.mem_total)
-        if p.page_offset <= addr < max(lowmem_top, p.page_offset + (1 << 30)) or \
-                p.vmalloc_start <= addr < p.vmalloc_end:
-            if best is None or p.name == fallback:
-                best = p.name
-    return best or fallback
+    top = max(p.page_offset for p in below)
+    return next(p.name for p in below if p.page_offset == top)
 
 
 def _region_of(rep: KasanReport) -> tuple[int, str, str, int] | None:
@@ -556,11 +644,16 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
     if rep.mode in ("sw-tags", "hw-tags", "tags"):
         raise ReplayUnsupported(f"a {rep.mode} report: kinspect's engine simulates generic "
                                 "KASAN only")
-    if rep.addr is None:
+    addr = rep.buggy_addr
+    if addr is None:
         raise ReplayUnsupported("the report gives no address")
     prof = profile or pick_profile(rep)
     expect = _modern_type(rep)
     notes: list[str] = []
+    arch, how = report_arch(rep)
+    if profile is None and arch is not None and not _has_profile(arch):
+        notes.append(f"the report is from {arch} ({how}), which kinspect has no profile for: "
+                     f"{prof} is used")
     if expect != rep.bug_type:
         notes.append(f"'{rep.bug_type}' is called '{expect}' by Linux 6.12, which the engine "
                      "simulates")
@@ -569,7 +662,7 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
     func = "replayed_function"
     flen = 0x400
     if rep.function:
-        m = re.match(r"^(?P<name>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/(?P<len>0x[0-9a-f]+))?",
+        m = re.match(r"^(?P<name>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/(?P<len>0x[0-9a-f]{1,16}))?",
                      rep.function)
         if m:
             func = m.group("name")
@@ -604,7 +697,7 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
             lines.append("p = kmem_cache_alloc c")
             free = "kmem_cache_free c p"
         lines.append("expect none")
-        off = rep.addr - obj
+        off = addr - obj
         if rep.access == "Free":
             if expect == "double-free":
                 lines += [free, "expect none", free]
@@ -622,11 +715,11 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
         if not m:
             raise ReplayUnsupported(f"cannot read the variable line {rep.variable!r}")
         off = int(m.group("off"), 16)
-        vsize = _accessible_from(rep, rep.addr - off) or off
+        vsize = _accessible_from(rep, addr - off) or off
         name = _ident(m.group("name"), set())
         lines += [f"g = global {name} {vsize}", f"{acc} {_off('g', off)} {size}",
                   f"expect {expect}"]
-        if _accessible_from(rep, rep.addr - off) is None:
+        if _accessible_from(rep, addr - off) is None:
             notes.append(f"the variable's size is not in the report: {vsize} bytes assumed")
     elif rep.frame_objects:
         used: set[str] = set()
@@ -645,29 +738,29 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
         if not m:
             raise ReplayUnsupported("the vmalloc region's start is not in the report")
         start = int(m.group("start"), 16)
-        off = rep.addr - start
+        off = addr - start
         vsize = _accessible_from(rep, start) or off
         lines += [f"v = vmalloc {max(vsize, 1)}", f"{acc} {_off('v', off)} {size}",
                   f"expect {expect}"]
     elif expect in ("null-ptr-deref", "user-memory-access", "wild-memory-access"):
-        lines += [f"{acc} {rep.addr:#x} {size}", f"expect {expect}"]
+        lines += [f"{acc} {addr:#x} {size}", f"expect {expect}"]
     elif rep.access == "Free" and (rep.page_lines or expect in ("double-free",
                                                                   "invalid-free")):
-        lines += _page_free_replay(rep, expect, _page_size(prof), notes)
+        lines += _page_free_replay(rep, addr, expect, _page_size(prof), notes)
     elif expect == "alloca-out-of-bounds":
-        layout = _alloca_layout(rep)
+        layout = _alloca_layout(rep, addr)
         if layout is None:
             raise ReplayUnsupported("no alloca redzone (ca) next to the address in the dump")
         buf, asize = layout
-        lines += [f"a = alloca {max(asize, 1)}", f"{acc} {_off('a', rep.addr - buf)} {size}",
+        lines += [f"a = alloca {max(asize, 1)}", f"{acc} {_off('a', addr - buf)} {size}",
                   f"expect {expect}"]
     elif rep.page_lines and expect == "slab-out-of-bounds":
         # a large kmalloc (straight from the page allocator): its tail is poisoned fe.  The
         # object starts on a page; two whole pages before the bad one are assumed (so that it
         # is above KMALLOC_MAX_CACHE_SIZE), then what the dump shows accessible in this page.
         page = _page_size(prof)
-        in_page = rep.addr & (page - 1)
-        acc_here = _accessible_from(rep, rep.addr - in_page)
+        in_page = addr & (page - 1)
+        acc_here = _accessible_from(rep, addr - in_page)
         if acc_here is None:
             acc_here = in_page
             notes.append("the page start is not in the dump: the object is assumed to end at "
@@ -678,7 +771,7 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
                      "is not in the report (two pages assumed)")
     elif rep.page_lines and expect == "use-after-free":
         page = _page_size(prof)
-        off = rep.addr & (page - 1)
+        off = addr & (page - 1)
         lines += ["p = alloc_pages 0", "__free_pages p 0", "expect none",
                   f"{acc} {_off('p', off)} {size}", f"expect {expect}"]
         notes.append("a freed page without a slab object: one order-0 page assumed")
@@ -690,17 +783,18 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
 
 def _page_order(rep: KasanReport) -> int:
     for line in rep.page_lines:
-        m = re.search(r"\border:(\d+)", line)
+        m = re.search(r"\border:(\d{1,20})\b", line)
         if m:
             return int(m.group(1))
     return 0
 
 
-def _page_free_replay(rep: KasanReport, expect: str, page: int, notes: list[str]) -> list[str]:
+def _page_free_replay(rep: KasanReport, addr: int, expect: str, page: int,
+                      notes: list[str]) -> list[str]:
     """A free of pages (a large kmalloc, or a mempool of them) freed twice or at a bad
     pointer.  Which allocator: the access stack says (mempool_free, poison_pages)."""
     frames = " ".join(rep.access_stack.frames) if rep.access_stack else ""
-    off = rep.addr & (page - 1)
+    off = addr & (page - 1)
     if "mempool_free" in frames:
         order = _page_order(rep)
         if "poison_pages" in frames:
@@ -727,17 +821,17 @@ def _page_free_replay(rep: KasanReport, expect: str, page: int, notes: list[str]
     return out + [f"expect {expect}"]
 
 
-def _alloca_layout(rep: KasanReport) -> tuple[int, int] | None:
+def _alloca_layout(rep: KasanReport, addr: int) -> tuple[int, int] | None:
     """(buffer start, accessible size) of the alloca next to the address: the end of the
     nearest run of ``ca`` (KASAN_ALLOCA_LEFT) granules in the dump."""
     cells = rep.metadata_bytes()
-    if rep.addr is None or rep.granule_size != KASAN_GRANULE_SIZE:
+    if rep.granule_size != KASAN_GRANULE_SIZE:
         return None
     ends = [cells[i + 1][0] for i in range(len(cells) - 1)
             if cells[i][1] == 0xCA and cells[i + 1][1] != 0xCA]
     if not ends:
         return None
-    buf = min(ends, key=lambda a: abs(a - rep.addr))
+    buf = min(ends, key=lambda a: abs(a - addr))
     size = _accessible_from(rep, buf)
     return None if size is None else (buf, size)
 

@@ -196,6 +196,22 @@ class KasanReport:
     # ---- derived values -------------------------------------------------------------
 
     @property
+    def buggy_addr(self) -> int | None:
+        """The address the report is about: the access line's, else the one its region line
+        places (the 4.12-5.x ``double-free or invalid-free`` report prints no access line, but
+        ``describe_object_addr`` says where the freed pointer lies: ``N bytes inside of``,
+        ``to the left of``, ``to the right of`` the region), else None."""
+        if self.addr is not None:
+            return self.addr
+        if self.rel_bytes is None or self.region_start is None or self.region_end is None:
+            return None
+        if self.direction == "inside":
+            return self.region_start + self.rel_bytes
+        if self.direction == "to the left":
+            return self.region_start - self.rel_bytes
+        return self.region_end + self.rel_bytes
+
+    @property
     def has_memory_state(self) -> bool:
         return bool(self.memory_rows)
 

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..engine.explain import ByteMeaning, Explanation
+from ..engine.explain import ByteMeaning, Explanation, headline
 from ..engine.kreport import KasanReport, StackTrace
 from .base_style import PaletteStyleMixin
 from .palette import (BAD_GRANULE_PAINT, REGION_PAINT, SELECTED_GRANULE_PAINT, SHADOW_PAINTS,
@@ -265,7 +265,7 @@ def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int) -> 
     if not rep.complete:
         t.append(" · incomplete (no closing ===== line)", "#ffd75f")
     t.append("\n")
-    t.append(rep.title or f"KASAN: {rep.bug_type}", "bold")
+    t.append(headline(rep), "bold")
     t.append("\n")
     t.append(rep.bug_type, "bold #ff5f5f")
     t.append(f" · {exp.access}\n")
