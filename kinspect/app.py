@@ -553,7 +553,8 @@ class MainScreen(Screen):
         return self.session.machine.addr_to_pfn(report.addr)
 
     def _follow_target(self, result: StepResult | None) -> tuple[int | None, int | None]:
-        """Where the cursor goes after a step: the bad access, an attach, the event's address."""
+        """Where the cursor goes after a step: the bad access, an attach, the event's address.
+        Going back, what the last event applied now (``▶``, what the views show) touched."""
         if result is None or not self.follow or not result.moved:
             return None, None
         s = self.session
@@ -561,7 +562,13 @@ class MainScreen(Screen):
             r = result.reports[-1]
             return self._report_pfn(r), r.first_bad_addr
         if result.position < result.previous:
-            return None, None                        # the cursor stays on what was undone
+            if s.position == 0:
+                return None, None                    # no event applied: the cursor stays
+            r = s.latest_report()
+            if r is not None and r.event_index == s.position - 1:
+                return self._report_pfn(r), r.first_bad_addr
+            addr = s.event_address(s.position - 1)
+            return (s.machine.addr_to_pfn(addr), addr) if addr is not None else (None, None)
         mine = [a for a in result.attach if a.scheme == s.shown and a.pfn is not None]
         addr = s.event_address(result.position - 1)
         if addr is not None:

@@ -462,3 +462,37 @@ async def test_every_scheme_shows_flats_shadow_bytes_at_every_demo_step():
         for (pos, base, text), (_pos, flat_base, flat_text) in zip(seen, panes["flat"]):
             if base == flat_base:           # the cursor follows the same addresses
                 assert text == flat_text, (name, pos)
+
+
+async def test_follow_moves_the_cursor_going_back_too():
+    """Back (or a jump back) puts the cursor on what the last event applied now touched (the
+    one ``▶`` marks), its bad access if it made a report; not with follow off (issue 11 A4)."""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        await pilot.press("home")
+        await answer(app, pilot, "j", "5")
+        assert s.position == 5
+        bad = s.latest_report().first_bad_addr
+        assert screen.addr == bad
+        await pilot.press("left")
+        await pilot.pause()
+        assert s.position == 4
+        assert screen.addr == s.event_address(3) != bad        # write buf+99
+        assert screen.pfn == s.machine.addr_to_pfn(screen.addr)
+        await pilot.press("space", "space")
+        await pilot.pause()
+        await pilot.press("left")                               # back onto the report
+        await pilot.pause()
+        assert s.position == 5 and screen.addr == bad
+        await pilot.press("home")
+        await pilot.pause()
+        await answer(app, pilot, "j", "3")                      # a jump back follows too
+        assert screen.addr == s.event_address(2) == s.runner.values["buf"]
+        await pilot.press("f", "home")
+        await pilot.pause()
+        where = (screen.pfn, screen.addr)
+        await pilot.press("left")
+        await pilot.pause()
+        assert s.position == 2 and (screen.pfn, screen.addr) == where
