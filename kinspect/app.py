@@ -10,6 +10,7 @@ while the worker runs; the status line shows its progress). Views only read the 
 from __future__ import annotations
 
 import gc
+import os
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
@@ -1025,6 +1026,20 @@ def find_poisoned_granule(s: Session, addr: int | None, direction: int) -> int |
 
 # ---------------------------------------------------------------------------------- app
 
+SCREENSHOTS_ENV = "KINSPECT_SCREENSHOTS"
+
+
+def screenshot_dir() -> Path:
+    """Where F12 saves its SVGs: ``$KINSPECT_SCREENSHOTS``, else ``kinspect`` in the user's
+    pictures directory (XDG_PICTURES_DIR, ~/Pictures: where desktop screenshots go), never
+    the working directory (a checkout, a build tree)."""
+    env = os.environ.get(SCREENSHOTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_pictures_path
+    return user_pictures_path() / "kinspect"
+
+
 class KinspectApp(App):
     """kinspect: a KASAN shadow-memory inspector."""
 
@@ -1032,7 +1047,8 @@ class KinspectApp(App):
     TITLE = "kinspect"
     BINDINGS = [
         Binding("f12", "svg_screenshot", "Screenshot", id="screenshot", show=False,
-                tooltip="Save an SVG screenshot in the current directory"),
+                tooltip="Save an SVG screenshot in $KINSPECT_SCREENSHOTS, else in "
+                        "kinspect/ under the pictures directory (~/Pictures)"),
         Binding("q", "quit", "Quit", id="quit", tooltip="Quit (also ctrl+q)"),
     ]
 
@@ -1070,8 +1086,20 @@ class KinspectApp(App):
         self.push_screen(HelpScreen(rows))
 
     def action_svg_screenshot(self) -> None:
-        path = self.save_screenshot()
-        self.notify(f"saved {path}")
+        """An SVG of the screen in ``screenshot_dir()`` (in a browser: a download)."""
+        if self.is_web:
+            self.deliver_screenshot()
+            return
+        directory = screenshot_dir()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(path=str(directory))
+        except OSError as e:
+            self.notify(f"cannot save a screenshot in {directory}: {e.strerror or e} "
+                        f"(${SCREENSHOTS_ENV} names the directory)", title="screenshot",
+                        severity="error")
+            return
+        self.notify(f"saved {path}", title="screenshot")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

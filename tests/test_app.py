@@ -496,3 +496,34 @@ async def test_follow_moves_the_cursor_going_back_too():
         await pilot.press("left")
         await pilot.pause()
         assert s.position == 2 and (screen.pfn, screen.addr) == where
+
+
+async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_path,
+                                                                            monkeypatch):
+    """Issue 11 A8: $KINSPECT_SCREENSHOTS, else kinspect/ in the pictures directory; the
+    notification says where; a directory that cannot be made is a notification."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    shots = tmp_path / "shots" / "here"
+    monkeypatch.setenv("KINSPECT_SCREENSHOTS", str(shots))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app, pilot)
+        await pilot.press("f12")
+        await pilot.pause()
+        saved = list(shots.glob("*.svg"))
+        assert len(saved) == 1 and saved[0].read_text().startswith("<svg")
+        assert any(str(saved[0]) in n.message for n in app._notifications)
+        monkeypatch.delenv("KINSPECT_SCREENSHOTS")
+        monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "pictures"))
+        await pilot.press("f12")
+        await pilot.pause()
+        assert len(list((tmp_path / "pictures" / "kinspect").glob("*.svg"))) == 1
+        (tmp_path / "a-file").write_text("")
+        monkeypatch.setenv("KINSPECT_SCREENSHOTS", str(tmp_path / "a-file"))
+        await pilot.press("f12")
+        await pilot.pause()
+        assert any(n.severity == "error" and "cannot save a screenshot in" in n.message
+                   and "KINSPECT_SCREENSHOTS" in n.message for n in app._notifications)
+    assert list(work.iterdir()) == []
