@@ -47,7 +47,8 @@ IDLE_DELAY = 0.25              # seconds without a key before the session's back
 COLLECT_EVERY = 8192           # steps whose garbage may wait for a pause (30 KB or so each)
 FULL_COLLECT_AFTER = 64        # collections of the young objects between two full ones...
 FULL_COLLECT_DELAY = 5.0       # ...made after this many seconds without a key
-NARROW = 100                   # below this width the footer is compact (and the layout narrow)
+NARROW = 100                   # below this width the layout is narrow (kinspect.tcss)...
+WIDE = 120                     # ...from this one wide; below it the footer is compact
 
 
 class StepApplied(Message):
@@ -172,7 +173,7 @@ class MainScreen(Screen):
     """The inspector: page map, shadow bytes, event log and the detail tabs."""
 
     # The layouts (kinspect.tcss): side by side from 120 columns, stacked below.
-    HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (120, "wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
 
     BINDINGS = [
         Binding("space,right", "step", "Step", priority=True, id="step",
@@ -305,8 +306,8 @@ class MainScreen(Screen):
 
     def _apply_width(self, width: int) -> None:
         footer = self.query_one(Footer)
-        footer.compact = width < NARROW
-        footer.show_command_palette = width >= NARROW       # ctrl+p is in the help
+        footer.compact = width < WIDE
+        footer.show_command_palette = width >= WIDE         # ctrl+p is in the help
 
     def _initial_pfn(self) -> int:
         """Where the cursor starts: the highest allocated page (where SLUB's first slabs are)."""

@@ -98,7 +98,7 @@ async def test_the_narration_of_the_last_event_is_shown_whole(size):
         assert " ".join(" ".join(shown_text(narration)).split()) == comment
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", [*SIZES, (100, 30), (119, 30)])     # and the breakpoints
 async def test_the_footer_keeps_the_important_keys_whole(size):
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -107,6 +107,9 @@ async def test_the_footer_keeps_the_important_keys_whole(size):
         keys = [k for k in footer.query(FooterKey) if k.display]
         for key in keys:
             assert footer.region.contains_region(key.region), key.key
+        regions = sorted(k.region for k in keys)
+        for left, right in zip(regions, regions[1:]):
+            assert left.right <= right.x                # the palette key docked over none
         shown = {k.key for k in keys}
         assert {"j", "q", "question_mark", "right", "left", "r"} <= shown
 
