@@ -842,6 +842,10 @@ class Machine:
         self.rcu_barrier()
         for obj in self.quarantine.remove_cache(cache, lambda o: self.find_slab(o).cache):
             self._slab_free_to_freelist(self.find_slab(obj), obj)
+        if any(slab.inuse for slab in cache.slabs.values()):
+            # __kmem_cache_shutdown() gives -EBUSY: "Slab cache still has objects" (a WARN,
+            # not a KASAN report), and the cache stays, its objects still usable.
+            return
         cache.cpu_slab = None
         cache.partial.clear()
         for slab in list(cache.slabs.values()):
