@@ -832,3 +832,118 @@ def test_an_over_long_line_and_an_endless_log_are_refused(tmp_path, monkeypatch)
     with pytest.raises(kreport.LogReadError, match="more than 50 lines") as e:
         list(iter_reports(lines * 3, path="log", partial=True, strict=False))
     assert (e.value.path, e.value.line) == ("log", 51)
+
+
+# --------------------------------------------------------------------------- mutated reports
+
+import json  # noqa: E402  (the property tests' own imports)
+import re  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from kinspect.engine.errors import KinspectError  # noqa: E402
+from kinspect.engine.explain import (ReplayUnsupported, explain, format_explanation,  # noqa: E402
+                                     headline, replay_workload, run_replay)
+
+_MUTATED = {p.name: p.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            for p in sorted(CORPUS.glob("*.txt")) + sorted((KRUN / "reports").glob("*.txt"))}
+_MUTATIONS = ("truncate", "delete", "duplicate", "digits", "flip", "wrap", "long")
+_KEY_LINE_RE = re.compile(r"BUG: KASAN|of size|at addr|byte region|belongs to|located|by task|"
+                          r"Memory state|^\S*\s*[ >][0-9a-f]{8,16}: |\^$|CPU: |={20}")
+
+
+@st.composite
+def _mutated_log(draw) -> tuple[str, list[str]]:
+    """A real report (syzkaller's corpus, the mailing-list reports, the KUnit run) with one
+    to four mutations: cut short, a line deleted or duplicated, a number blown up to
+    thousands of digits, a character changed, a line wrapped (its tail unprefixed), a line
+    grown to 60000 characters (near MAX_LINE_CHARS)."""
+    name = draw(st.sampled_from(sorted(_MUTATED)))
+    lines = list(_MUTATED[name])
+    for _ in range(draw(st.integers(1, 4))):
+        if not lines:
+            break
+        # half of the time a line the parser reads closely
+        key = [k for k, x in enumerate(lines) if _KEY_LINE_RE.search(x)]
+        i = draw(st.sampled_from(key) if key and draw(st.booleans()) else
+                 st.integers(0, len(lines) - 1))
+        ln = lines[i]
+        op = draw(st.sampled_from(_MUTATIONS))
+        if op == "truncate":
+            lines = lines[:i] + [ln[:draw(st.integers(0, len(ln)))]]
+        elif op == "delete":
+            del lines[i]
+        elif op == "duplicate":
+            lines.insert(i, ln)
+        elif op == "digits":
+            runs = list(re.finditer(r"\b[0-9a-f]+\b", ln))
+            if runs:
+                m = draw(st.sampled_from(runs))
+                digit = "9" if m.group(0).isdigit() else draw(st.sampled_from("9f0"))
+                lines[i] = (ln[:m.start()] + digit * draw(st.sampled_from([17, 21, 4301, 20000]))
+                            + ln[m.end():])
+        elif op == "flip" and ln:
+            j = draw(st.integers(0, len(ln) - 1))
+            ch = draw(st.sampled_from(["\0", "0", "f", " ", ">", "^", "[", "]", "(", ")", "\t",
+                                       "\u00e9", "\ufffd", "-", ":", "\n", "\r", "+", "/"]))
+            lines[i] = ln[:j] + ch + ln[j + 1:]
+        elif op == "wrap" and ln:
+            j = draw(st.integers(0, len(ln)))
+            lines[i:i + 1] = [ln[:j] + "\n", ln[j:].lstrip()]
+        elif op == "long" and ln.strip():
+            body = ln.rstrip("\n")
+            lines[i] = (body * (60000 // len(body) + 1))[:60000] + "\n"
+    return name, lines
+
+
+@settings(max_examples=100, deadline=3000, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_mutated_log())
+def test_mutated_real_reports_raise_only_kinspect_errors(case) -> None:
+    # Whatever the damage: a parse result, or a KinspectError (strict mode's
+    # ReportParseError); then explaining, titling, the JSON and the replay never fail.  The
+    # deadline (3 s, where a report takes milliseconds) catches quadratic work on the long
+    # lines (sanitize_title took 33 s on a 64 KiB BUG line).
+    name, lines = case
+    try:
+        list(iter_reports(lines, path=name))
+    except KinspectError:
+        pass
+    scan = LogScan()
+    try:
+        reports = list(iter_reports(lines, path=name, partial=True, scan=scan))
+    except KinspectError:
+        return
+    for rep in reports:
+        exp = explain(rep)
+        format_explanation(rep, exp)
+        json.dumps([rep.to_json(), exp.to_json(), headline(rep)])
+        try:
+            plan = replay_workload(rep)
+        except ReplayUnsupported:
+            continue
+        try:
+            run_replay(plan)
+        except KinspectError:
+            pass
+
+
+_SYZ_FUNC_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+")
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["a", "Z", "0", "x", "1", "_", ".", "+0x", "/0x", "+", "/",
+                                 " ", "-", "f+0x1/0x2"]), max_size=24))
+def test_frame_offsets_are_stripped_as_syzkallers_regexp_does(parts: list[str]) -> None:
+    from kinspect.engine.kreport import _strip_frame_offsets
+    text = "".join(parts)
+    assert _strip_frame_offsets(text) == _SYZ_FUNC_RE.sub(r"\g<1>", text)
+
+
+@settings(max_examples=30, deadline=2000, derandomize=True)
+@given(st.sampled_from(["a", ".a", "0x", "a1", "_"]), st.sampled_from(["+0x", "+0x1/", " 1", ""]))
+def test_sanitize_title_of_a_long_line_is_linear(unit: str, tail: str) -> None:
+    # A backtracking regexp retried from every character of a 64 KiB run took 33 s.
+    title = sanitize_title("BUG: KASAN: " + unit * (65000 // len(unit)) + tail)
+    assert title.startswith("BUG: KASAN: ") and len(title) <= 120
