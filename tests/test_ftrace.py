@@ -439,3 +439,58 @@ def test_blocks_cut_endless_lines(monkeypatch):
     monkeypatch.setattr(ftrace, "LONGEST_LINE", 10)
     blocks = list(ftrace._blocks(io.BytesIO(b"a" * 25 + b"\nb\n"), 4))
     assert b"".join(blocks) == b"a" * 12 + b"\n" + b"a" * 12 + b"\n" + b"a\nb\n"
+
+
+# ------------------------------------------------ properties: numbers of every size (issue 11)
+
+_TASK = "  bash-{pid}  [000] .....   100.000001: "
+_NUMBER = st.one_of(st.integers(-(1 << 70), 1 << 70).map(str), st.integers(0, 1 << 80).map(hex),
+                    st.sampled_from(["08", "0x", "(null)", "1" * 5000, "f" * 20, "-0"]))
+_EVENT_LINES = [
+    "kmalloc: call_site=f+0x1/0x2 ptr={a} bytes_req={b} bytes_alloc={c} gfp_flags=GFP_KERNEL",
+    "kmem_cache_alloc: call_site=f+0x1/0x2 ptr={a} bytes_req={b} bytes_alloc={c}",
+    "kmalloc: call_site=f ptr={a} bytes_req={b} bytes_alloc={c} node=-1 extra={d}",
+    "kfree: call_site=f+0x1/0x2 ptr={a}",
+    "kmem_cache_free: call_site=f+0x1/0x2 ptr={a} name=c{b}",
+    "mm_page_alloc: page=0x1 pfn={a} order={b} migratetype=0 gfp_flags=GFP_KERNEL",
+    "mm_page_free: page=0x1 pfn={a} order={b}",
+    "mm_page_alloc: page=0x1 pfn={a} order={b} migratetype=0 extra={c}"]
+
+
+@st.composite
+def _numeric_lines(draw):
+    fields = {k: draw(_NUMBER) for k in "abcd"}
+    fields["a"] = draw(st.one_of(_NUMBER, st.integers(0, 1 << 64).map(lambda v: f"{v:x}")))
+    pid = draw(st.one_of(st.integers(0, 1 << 40).map(str), st.sampled_from(["1" * 5000])))
+    return _TASK.format(pid=pid) + draw(st.sampled_from(_EVENT_LINES)).format(**fields)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_numeric_lines(), min_size=1, max_size=8), st.booleans())
+def test_trace_numbers_of_any_size_are_read_or_counted_and_replay(lines, strict):
+    """Every field value, in range or not: an event whose values fit their kernel types, or a
+    bad line (a TraceError when strict); the block scanner agrees with the per-line path;
+    the replay of what was read never fails."""
+    data = ("# tracer: nop\n" + "\n".join(lines) + "\n").encode()
+    reader = TraceReader("h.txt", strict=strict, stream=io.BytesIO(data))
+    try:
+        events = list(reader)
+    except TraceError as e:
+        assert strict and e.line is not None
+        return
+    for ev in events:
+        assert 0 <= ev.ptr < 1 << 64 and 0 <= ev.bytes_req < 1 << 64 and 0 <= ev.pid < 10 ** 7
+        assert ev.kind < PAGE_ALLOC or (0 <= ev.pfn < 1 << 64 and 0 <= ev.order < 1 << 32)
+    assert len(events) + reader.stats.bad_lines == len(lines)
+    machine = Machine(load_profile("x86_64", 64 << 20))
+    replay_trace(machine, "h.txt", stream=io.BytesIO(data))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=80), min_size=1, max_size=10), st.booleans())
+def test_any_bytes_are_a_trace_or_a_trace_error(chunks, strict):
+    data = b"\n".join(chunks)
+    try:
+        list(TraceReader("h.txt", strict=strict, stream=io.BytesIO(data)))
+    except TraceError:
+        pass

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from kinspect.engine.errors import WorkloadError
+from kinspect.engine.errors import KinspectError, WorkloadError
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
-from kinspect.engine.workload import WorkloadRunner, parse_workload
+from kinspect.engine.workload import (_SUFFIX, _VALUE_OPS, WorkloadRunner, parse_number,
+                                      parse_workload)
 
 
 def parse(text: str):
@@ -85,3 +88,75 @@ def test_vmalloc_and_wild_accesses():
     assert [x.bug_type for x in r.machine.reports] == [
         "vmalloc-out-of-bounds", "vmalloc-out-of-bounds", "null-ptr-deref",
         "user-memory-access", "wild-memory-access"]
+
+
+# ------------------------------------------------------------------- properties (hypothesis)
+
+@given(st.integers(0, (1 << 64) - 1))
+def test_numbers_below_2_64_read_back_in_decimal_and_hex(n):
+    assert parse_number(str(n)) == n
+    assert parse_number(hex(n)) == n
+    assert parse_number("0x" + f"{n:x}".zfill(30)) == n     # leading zeros: no limit
+
+
+@given(st.integers(1 << 64, 1 << 300), st.sampled_from(["{}", "{:#x}"]))
+def test_numbers_from_2_64_up_are_refused(n, form):
+    with pytest.raises(ValueError, match="does not fit in 64 bits"):
+        parse_number(form.format(n))
+
+
+@given(st.integers(0, 1 << 30), st.sampled_from(sorted(_SUFFIX)))
+def test_suffixes_shift_or_refuse(n, suffix):
+    value = n << _SUFFIX[suffix]
+    if value >> 64:
+        with pytest.raises(ValueError):
+            parse_number(f"{n}{suffix}")
+    else:
+        assert parse_number(f"{n}{suffix}") == value
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12))
+def test_any_token_is_a_number_or_a_value_error(tok):
+    try:
+        value = parse_number(tok)
+    except ValueError:
+        return
+    assert tok.isascii() and 0 <= value < 1 << 64
+
+
+_STATEMENT_WORDS = sorted(_VALUE_OPS) + ["kfree", "read", "write", "memset", "memcpy",
+                                         "memmove", "frame", "func", "task", "expect",
+                                         "mempool_free", "__free_pages", "rcu_barrier",
+                                         "kmem_cache_free", "kmem_cache_destroy"]
+_OPERANDS = st.one_of(
+    st.sampled_from(["x", "y", "c", "p", "x+8", "x-8", "NULL", "a:8", "b@64:8", "0x0",
+                     "0xffff888000100000", "none", "slab-out-of-bounds", "ctor",
+                     "SLAB_TYPESAFE_BY_RCU"]),
+    st.integers(-(1 << 70), 1 << 70).map(str),
+    st.integers(0, 1 << 70).map(hex),
+    st.sampled_from(["1G", "1T", "08", "0x", "\uff11", "8K", "20", "4096", "16"]),
+    st.text(max_size=6))
+
+
+@st.composite
+def _workload_lines(draw):
+    target = draw(st.sampled_from(["", "", "x = ", "y = ", "c = ", "p = "]))
+    words = [draw(st.sampled_from(_STATEMENT_WORDS))] + draw(st.lists(_OPERANDS, max_size=4))
+    return target + " ".join(words)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_workload_lines(), min_size=1, max_size=12))
+def test_any_workload_parses_and_runs_or_is_a_kinspect_error(lines):
+    """Statements with operands of every kind, valid or not: a located WorkloadError at
+    parse time, or a run that ends, or a KinspectError (a kernel that cannot go on)."""
+    try:
+        workload = parse_workload("h.kw", [line + "\n" for line in lines])
+    except WorkloadError as e:
+        assert e.line is not None and 1 <= e.line <= len(lines)
+        return
+    runner = WorkloadRunner(Machine(load_profile("x86_64", 64 << 20)), workload)
+    try:
+        runner.run()
+    except KinspectError as e:
+        assert e.line is not None

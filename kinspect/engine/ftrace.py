@@ -66,6 +66,7 @@ _ALLOC = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+) bytes_req=(\d
 _FREE = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+)(?: name=(\S+))?\s*$")
 _PAGE = re.compile(rb"page=\s*\S+ pfn=(0x[0-9a-f]+|\d+) order=(\d+)")
 _VALUE = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+)")
+_POINTER = re.compile(rb"(?:0x)?[0-9a-fA-F]{1,16}")
 
 # The whole-block scanner: one match per line, in order (the last alternative takes any line),
 # so a line's number is its match's index. The first alternative is the common layout of every
@@ -193,8 +194,8 @@ def _pointer(raw: bytes) -> int:
     """A %p value: hex without 0x (or with, in options/fields output), ``(null)`` is 0."""
     if raw == b"(null)":
         return 0
-    if len(raw) > 18:
-        raise ValueError("ptr wider than 64 bits")
+    if not _POINTER.fullmatch(raw):
+        raise ValueError("ptr wider than 64 bits" if len(raw) > 18 else "ptr is not hex")
     return int(raw, 16)
 
 
