@@ -87,6 +87,21 @@ async def test_the_struct_page_is_not_cut(size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+async def test_the_footprint_fits_its_pane(size):
+    from kinspect.widgets import FootprintPlot
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)
+        await pilot.press("t", "t", "t")                # report -> ... -> footprint
+        await pilot.pause()
+        plot = screen.query_one(FootprintPlot)
+        assert plot.display
+        width = plot.scrollable_content_region.width
+        assert max(line.cell_length for line in plot._lines) <= width
+        assert not plot.show_horizontal_scrollbar
+
+
+@pytest.mark.parametrize("size", SIZES)
 async def test_the_narration_of_the_last_event_is_shown_whole(size):
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -169,6 +184,28 @@ def test_narration_takes_the_comment_block_above_an_event(tmp_path):
     assert log.narration() == ""                        # nothing above the first event
     s.step(2)
     assert log.narration() == "the object of the test eight bytes"
+
+
+async def test_folded_lines_stay_clear_of_a_scrollbar_the_fold_brings():
+    """Eight lines fit the height; folded, nine do not: the vertical scrollbar that shows then
+    resizes nothing, and the lines must already leave its columns free."""
+    from textual.app import App
+    from kinspect.widgets.text_lines import TextLines
+
+    class Folding(App):
+        CSS = "TextLines { width: 40; height: 8; }"
+
+        def compose(self):
+            yield TextLines(wrap=True)
+
+    app = Folding()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TextLines)
+        view.set_text("\n".join(["short"] * 7 + ["word " * 12]))
+        await pilot.pause()
+        assert view.show_vertical_scrollbar and len(view._lines) > 8
+        width = view.scrollable_content_region.width
+        assert max(Segment.get_line_length(line) for line in view._lines) <= width
 
 
 def test_fold_line_cuts_at_spaces_and_indents_the_rest():

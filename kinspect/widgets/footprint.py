@@ -48,7 +48,8 @@ def sparkline(values: np.ndarray, width: int) -> str:
 class FootprintPlot(BaseStyleMixin, ScrollView):
     """Shadow memory per scheme: now, peak, and its history."""
 
-    DEFAULT_CSS = "FootprintPlot { height: 1fr; }"
+    # the scrollbar's columns kept: lines built for the width stay clear of it when it shows
+    DEFAULT_CSS = "FootprintPlot { height: 1fr; scrollbar-gutter: stable; }"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -65,7 +66,6 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
         s = self.session
         if s is None:
             return
-        # the width beside a vertical scrollbar, if the lines need one
         width = max(20, (self.scrollable_content_region.width or 80))
         key = (s.generation, s.position, s.shown, width)
         if key == self._key:

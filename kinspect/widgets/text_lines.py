@@ -106,6 +106,10 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         super().__init__(**kwargs)
         if wrap is not None:
             self.wrap = wrap
+        if self.wrap:
+            # The width folded to keeps the vertical scrollbar's columns whether it shows or
+            # not: its showing up after a fold resizes nothing, the lines would go under it.
+            self.styles.scrollbar_gutter = "stable"
         self._lines: list[list[Segment]] = []
         self._source_lines: list[list[Segment]] = []
         self._wrapped_to = 0
@@ -135,7 +139,7 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         self._lay_out(scroll_home)
 
     def _wrap_width(self) -> int:
-        """The width lines fold to: the content's, without a vertical scrollbar (0: no fold)."""
+        """The width lines fold to: the content's, less the scrollbar's gutter (0: no fold)."""
         if not self.wrap or not self.is_mounted:
             return 0
         return self.scrollable_content_region.width
