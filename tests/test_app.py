@@ -231,7 +231,7 @@ async def test_copy_help_zoom_poisoned_and_attached_navigation():
         await pilot.press("y")
         await pilot.pause()
         assert app.clipboard == f"{buf:016x}"
-        await pilot.press("n")                         # the partial granule 04 after buf
+        await pilot.press("p")                         # the partial granule 04 after buf
         await pilot.pause()
         assert screen.addr == buf + 96
         await pilot.press("Y")
@@ -527,3 +527,67 @@ async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_
         assert any(n.severity == "error" and "cannot save a screenshot in" in n.message
                    and "KINSPECT_SCREENSHOTS" in n.message for n in app._notifications)
     assert list(work.iterdir()) == []
+
+
+async def searched(app, pilot, key: str, text: str | None = None) -> None:
+    """``/`` and a query (or ``n`` / ``N``), and wait for the search and its jump."""
+    if text is None:
+        await pilot.press(key)
+    else:
+        await answer(app, pilot, key, text)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
+    """Issue 11 A3: a match moves the session there (the event list selects events by the
+    position: ▶); a match in a comment goes to the state before the events after it."""
+    from kinspect.widgets import EventLog
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        log = screen.query_one(EventLog)
+        await searched(app, pilot, "slash", "KFREE")
+        assert s.last_event().text == "kfree big" and log.found[1] == "KFREE"
+        assert log.row_of_position(s.position) == log.found[0]
+        await searched(app, pilot, "n")
+        await searched(app, pilot, "n")
+        assert s.last_event().text == "kfree buf" and s.position == s.total - 1
+        await searched(app, pilot, "n")
+        assert s.last_event().text == "kfree big"
+        assert any("hit BOTTOM, continuing at TOP" in n.message for n in app._notifications)
+        await searched(app, pilot, "N")
+        assert s.position == s.total - 1
+        await searched(app, pilot, "slash", "every statement")     # line 3, a comment
+        assert s.position == 0 and log.found[0] == 2
+        await searched(app, pilot, "slash", "# step")              # from the comment on
+        assert s.last_event().line == 6
+        titles = {c.title: c for c in app.get_system_commands(screen)}
+        assert {"Find…", "Find next", "Find previous"} <= set(titles)
+        titles["Find previous"].callback()                          # wraps to line 13's
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert s.last_event().line == 13
+        await searched(app, pilot, "slash", "no such text")
+        assert s.last_event().line == 13 and log.found[1] == "# step"
+        assert any(n.message == "not found: 'no such text'" for n in app._notifications)
+
+
+async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_path):
+    from test_session import small_trace
+    from kinspect.engine.session import load_trace
+    from kinspect.widgets import EventLog
+    session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
+    app = KinspectApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await started(app, pilot)
+        s = app.session
+        target = 250
+        ptr = s.event_text(target).split("ptr=")[1].split()[0]
+        first = next(i for i in range(s.total) if f"ptr={ptr}" in s.event_text(i))
+        await searched(app, pilot, "slash", f"PTR={ptr.upper()}")
+        assert s.position == first + 1
+        log = screen.query_one(EventLog)
+        assert log.found == (first, f"PTR={ptr.upper()}")
+        assert f"ptr={ptr}" in log.text().splitlines()[first]

@@ -169,3 +169,39 @@ def test_styled_lines_are_the_lines_the_same_rich_text_renders_to():
         lines.append(piece, style)
     assert lines.plain == text.plain
     assert lines.lines == list(Segment.split_lines(text.render(_CONSOLE, end="")))
+
+
+def test_event_log_find_searches_the_rows_as_shown_any_case_with_wrap():
+    s = Session(load_profile("x86_64"), parse_workload(DEMO))
+    log = EventLog()
+    log.set_session(s, s.shown)
+    rows = [text for _line, text, _index in log.lines]
+    kfrees = [r for r, text in enumerate(rows) if "kfree" in text.lower()]
+    assert len(kfrees) == 3
+    assert log.find("KFREE", -1) == (kfrees[0], False)
+    assert log.find("kFree", kfrees[0]) == (kfrees[1], False)          # after the row, not on it
+    assert log.find("kfree", kfrees[-1]) == (kfrees[0], True)           # wrapped at the end
+    assert log.find("kfree", kfrees[0], -1) == (kfrees[-1], True)       # and at the start
+    assert log.find("kfree", kfrees[-1], -1) == (kfrees[1], False)
+    assert log.find("kfree", kfrees[0], 1, cancelled=lambda: True) is None
+    assert log.find("no such text", 3) is None and log.find("", 3) is None
+    only = rows.index(next(t for t in rows if "Every statement" in t))  # a comment: no event
+    assert log.find("every STATEMENT", only) == (only, True)           # itself, after a lap
+    assert log.position_of_row(only) == 0                    # before the first event
+    step5 = next(r for r, t in enumerate(rows) if "step 5" in t)
+    assert log.position_of_row(step5) == log._row(step5)[2] + 1
+    assert log.row_of_position(log.position_of_row(step5)) == step5 and log.row_of_position(0) == -1
+
+
+def test_event_log_marks_the_found_text_in_its_row():
+    s = Session(load_profile("x86_64"), parse_workload(DEMO))
+    log = EventLog()
+    log.set_session(s, s.shown)
+    row = log.find("KMALLOC 12000", -1)[0]
+    plain = log.row_strip(row)
+    log.set_found((row, "KMALLOC 12000"))
+    marked = log.row_strip(row)
+    assert marked.text == plain.text                        # the same text...
+    found = [seg for seg in marked if seg.text.lower() == "kmalloc 12000"]
+    assert len(found) == 1 and found[0].style.bgcolor is not None    # ...its match marked
+    assert not [seg for seg in plain if seg.text.lower() == "kmalloc 12000"]

@@ -2,9 +2,10 @@
 
 ``▶`` marks the last event applied (what the other views show), ``●`` a line breakpoint, ``!``
 a line whose event made a KASAN report, ``+``/``-`` one that attached or detached shadow under
-the shown scheme. Comments are kept (dimmed) when the workload file is small enough to read, and
-the ones about the last event applied are shown whole under the log (``Narration``): a workload
-such as the demo tells its story in them, and they are longer than the log is wide.
+the shown scheme; the last search's match is marked in its row (``find``). Comments are kept
+(dimmed) when the workload file is small enough to read, and the ones about the last event
+applied are shown whole under the log (``Narration``): a workload such as the demo tells its
+story in them, and they are longer than the log is wide.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ _STYLES = {
     "attach": Style(color="#5fd7af", bold=True),
     "detach": Style(color="#d7875f", bold=True),
     "bp": Style(color="#ff5f5f", bold=True),
+    "found": Style(color="#000000", bgcolor="#ffd75f", bold=True),
 }
+SEARCH_CHECK_EVERY = 512        # rows searched between two calls of ``cancelled`` (~2 ms)
 
 
 class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
@@ -62,6 +65,7 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._width = 40
         self._marked_rows: set[int | None] = set()
+        self.found: tuple[int, str] | None = None     # (row, query) of the last search's match
 
     def set_session(self, session, scheme: str) -> None:
         self.session = session
@@ -120,6 +124,53 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
     def _text(self, row: int) -> str:
         _lineno, text, index = self._row(row)
         return text if text is not None else self.session.event_text(index)
+
+    def position_of_row(self, row: int) -> int:
+        """The session position that selects ``row``: the state after its event (``▶`` on
+        it); for a row without one (a comment), the state after the events above it."""
+        index = self._row(row)[2]
+        if index is not None:
+            return index + 1
+        return sum(1 for r in range(row) if self.lines[r][2] is not None)
+
+    def row_of_position(self, position: int) -> int:
+        """The row ``▶`` marks at ``position`` (-1 before the first event)."""
+        row = self.row_of_event(position - 1) if position else None
+        return -1 if row is None else row
+
+    def find(self, query: str, after: int, direction: int = 1,
+             cancelled=None) -> tuple[int, bool] | None:
+        """The next row (``direction`` 1) or the previous one (-1) from row ``after``, wrapping
+        at the ends, whose text as the log shows it holds ``query``, whatever the case:
+        (row, whether the search wrapped), or None (nothing, or ``cancelled()`` said stop).
+        The rows' text only (a trace's events described, a workload's lines): never the
+        machine, so it may run in a thread beside the session."""
+        query = query.casefold()
+        rows = self.row_count
+        if not rows or not query:
+            return None
+        after = min(max(after, -1), rows)
+        if direction > 0:
+            order = (range(after + 1, rows), range(0, min(after + 1, rows)))
+        else:
+            order = (range(after - 1, -1, -1), range(rows - 1, max(after - 1, -1), -1))
+        text = self._text
+        for wrapped, span in enumerate(order):
+            for n, row in enumerate(span):
+                if n % SEARCH_CHECK_EVERY == 0 and cancelled is not None and cancelled():
+                    return None
+                if query in text(row).casefold():
+                    return row, bool(wrapped)
+        return None
+
+    def set_found(self, found: tuple[int, str] | None) -> None:
+        """Mark the query in a row (the last search's match), or no row."""
+        old, self.found = self.found, found
+        for mark in (old, found):
+            if mark is not None:
+                self.refresh_lines(mark[0], 1)
+        if found is not None and self.size.height:
+            self.scroll_to_row(found[0])
 
     def _comment(self, row: int) -> str | None:
         """The ``#`` comment of a source row (as the workload parser strips it), or None."""
@@ -196,7 +247,8 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         lineno, _text, index = self._row(row)
         text = self._text(row)
         marks, state = self._marks(index, lineno)
-        key = (row, marks, state)
+        found = self.found[1] if self.found is not None and self.found[0] == row else None
+        key = (row, marks, state, found)
         strip = self._cache.get(key)
         if strip is not None:
             return strip
@@ -219,7 +271,8 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         body = base or _STYLES["comment" if index is None else state]
         if index is None:
             body = _STYLES["comment"]
-        segs.append(Segment(" " + text[:500], body))
+        segs.append(Segment(" ", body))
+        segs += _mark_found(text[:500], found, body)
         strip = Strip(segs)
         if base is not None:
             strip = strip.extend_cell_length(self._width, base)
@@ -239,6 +292,16 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
 
     def scroll_to_row(self, row: int) -> None:
         self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
+
+
+def _mark_found(text: str, query: str | None, style: Style) -> list[Segment]:
+    """The text in ``style``, its first occurrence of ``query`` (any case) marked."""
+    at = text.casefold().find(query.casefold()) if query else -1
+    if at < 0 or len(text.casefold()) != len(text):     # a case fold that changes lengths
+        return [Segment(text, style)]
+    end = at + len(query.casefold())
+    return [seg for seg in (Segment(text[:at], style), Segment(text[at:end], _STYLES["found"]),
+                            Segment(text[end:], style)) if seg.text]
 
 
 class Narration(TextLines):
