@@ -114,7 +114,9 @@ def test_globals_under_compare_fail_to_load(capsys, tmp_path):
     wl = tmp_path / "g.kw"
     wl.write_text("".join(f"g{i} = global g{i} 1G\n" for i in range(3000)))
     assert main(["compare", str(wl), "--format", "json"]) == 0
-    assert '"events": 3000' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '"events": 3000' in out
+    assert '"failed allocations (NULL, -ENOMEM): global 3000"' in out
 
 
 @pytest.mark.parametrize("text,message", [

@@ -115,6 +115,9 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
         runner = WorkloadRunner(machine, workload)
         runner.run(after_event=after_event)
         events, notes = runner.position, []
+        if machine.failed:
+            notes.append("failed allocations (NULL, -ENOMEM): "
+                         + ", ".join(f"{call} {n}" for call, n in sorted(machine.failed.items())))
     rows = {}
     for scheme in machine.schemes:
         fp = scheme.footprint()
