@@ -217,6 +217,9 @@ def test_fold_line_cuts_at_spaces_and_indents_the_rest():
     assert pieces[0][0] == Segment("flags ", style)     # styles kept
     assert all(Segment.get_line_length(p) <= 20 for p in pieces)
     assert fold_line(line, 80) == [line]
+    frame = [Segment(" ? _raw_read_unlock_irqrestore+0x30/0x30")]
+    assert ["".join(s.text for s in p) for p in fold_line(frame, 38)] == \
+        [" ? _raw_read_unlock_irqrestore+0x30/", " " * WRAP_INDENT + "0x30"]
     word = [Segment("x" * 30)]                          # no space: cut at the width
     assert ["".join(s.text for s in p) for p in fold_line(word, 12)] == \
         ["x" * 12, " " * WRAP_INDENT + "x" * 10, " " * WRAP_INDENT + "x" * 8]

@@ -76,20 +76,24 @@ WRAP_INDENT = 2            # a line folded to the width goes on this far in
 
 def fold_line(line: list[Segment], width: int) -> list[list[Segment]]:
     """``line`` cut into pieces of at most ``width`` cells, the pieces after the first
-    indented by WRAP_INDENT: at the last space of a piece when there is one in its second half,
+    indented by WRAP_INDENT: after the last space of a piece when there is one in its second
+    half, else after its last ``/``, ``+`` or ``,`` there (a stack frame: ``func+0x30/0x30``),
     else at the width."""
     length = Segment.get_line_length(line)
     if length <= width or width <= 2 * WRAP_INDENT:
         return [line]
     plain = "".join(segment.text for segment in line)
-    narrow = cell_len(plain) == len(plain)        # cells are characters: cut at spaces
+    narrow = cell_len(plain) == len(plain)        # cells are characters: cut between words
     cuts, start, room = [], 0, width
     while length - start > room:
         cut = start + room
         if narrow:
-            space = plain.rfind(" ", start + room // 2, cut)
-            if space > start:
-                cut = space + 1
+            half = start + room // 2
+            after = plain.rfind(" ", half, cut)
+            if after < 0:
+                after = max(plain.rfind(mark, half, cut) for mark in "/+,")
+            if after > start:
+                cut = after + 1
         cuts.append(cut)
         start, room = cut, width - WRAP_INDENT
     pieces = list(Segment.divide(line, [*cuts, length]))
@@ -198,6 +202,13 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         if length < width:
             styled.append(Segment(" " * (width - length), base))
         return Strip(styled, width)
+
+    def row_of_line(self, line: int) -> int:
+        """The first row that shows source line ``line`` (folded lines take several)."""
+        width = self._wrapped_to
+        if not width:
+            return line
+        return sum(len(fold_line(source, width)) for source in self._source_lines[:line])
 
     @property
     def plain(self) -> str:
