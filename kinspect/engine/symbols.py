@@ -661,7 +661,10 @@ class ElfSymbolizer:
 
     def _load_entry(self, name: str, arrays: tuple[str, ...]) -> dict | None:
         """The cached entry ``name`` ({"meta": JSON data, array name: array}), or None when
-        there is none; a damaged one is discarded (see :func:`_check_entry`)."""
+        there is none.  Anything else in its place is discarded: a file that is not a regular
+        file of ours (our uid, readable and writable by its owner, as mkstemp made it), one
+        bigger than :func:`_entry_limit`, or one that fails :func:`_check_entry`.  It is opened
+        non-blocking, so a fifo in its place cannot hang the run."""
         p = self._cache_file(name)
         if p is None:
             return None
@@ -699,8 +702,6 @@ class ElfSymbolizer:
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=_ENTRY_SUFFIX)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            if p.is_dir() and not p.is_symlink():
-                _discard(p)
             os.replace(tmp, p)
             tmp = None
         except OSError:
