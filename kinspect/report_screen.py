@@ -4,7 +4,7 @@ A summary (title, bug type, the access, the machine, where the access fell), the
 as a coloured grid with the first bad granule and the object's region marked, the legend of
 every byte in it (decoded by :mod:`kinspect.engine.explain` for the report's era and mode), and
 the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
-reports of the log, ``l`` lists them, ``i`` re-enacts the shown report in the engine
+reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report in the engine
 (:func:`~kinspect.engine.explain.replay_workload`) and opens it in the inspector; ``escape``
 there comes back.
 """
@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
-from .app import KinspectApp, MainScreen
+from .app import KinspectApp, MainScreen, PromptScreen
 from .engine.errors import KinspectError
 from .engine.explain import ReplayUnsupported, replay_workload
 from .engine.kreport import KasanReport
@@ -93,6 +93,9 @@ class ReportScreen(Screen):
         Binding("i", "inspect", "Inspect replay", id="report.inspect",
                 tooltip="Re-enact this report in the engine and step through it in the "
                         "inspector (escape comes back)"),
+        Binding("slash", "search", "Find", id="report.search",
+                tooltip="Find text in the reports (a function, an address, a cache); / and "
+                        "enter again finds the next match"),
         Binding("question_mark,f1", "app.help", "Keys", id="report.help",
                 tooltip="Show or hide the keys"),
     ]
@@ -125,6 +128,9 @@ class ReportScreen(Screen):
         self.path = path
         self.symbolized = symbolized
         self.index = 0
+        self.search_query = ""
+        self.found: tuple[int, int] | None = None      # (report, line) of the last match
+        self._search_lines: dict[int, list[tuple[str, int, str]]] = {}
 
     def compose(self):
         yield Header(show_clock=False, icon="≡")
@@ -224,6 +230,79 @@ class ReportScreen(Screen):
                 self.show_report(index)
         self.app.push_screen(ReportListScreen(self.reports, self.index), chosen)
 
+    # ------------------------------------------------------------------ search
+
+    def searched_lines(self, index: int) -> list[tuple[str, int, str]]:
+        """Report ``index``'s text as the screen shows it: (pane, line in the pane, text) for
+        the summary, the decoded bytes and the stacks (made once, when first searched)."""
+        lines = self._search_lines.get(index)
+        if lines is None:
+            item = self.reports[index]
+            rep, exp = item.report, item.explanation
+            lines = self._search_lines[index] = [
+                (pane, n, line)
+                for pane, text in (("summary", summary_text(rep, exp, index, len(self.reports))),
+                                   ("legend", legend_text(rep, exp)),
+                                   ("stacks", stacks_text(rep, item.stacks)))
+                for n, line in enumerate(text.plain.splitlines())]
+        return lines
+
+    def find(self, query: str, direction: int = 1) -> tuple[int, int, bool] | None:
+        """The next (or previous) line holding ``query`` in any case, from the last match in
+        the report shown, else from its start (its end, going back), on through the reports
+        of the log and round: (report, line of ``searched_lines``, whether it wrapped)."""
+        query = query.casefold()
+        total = len(self.reports)
+        if self.found is not None and self.found[0] == self.index:
+            line = self.found[1] + direction
+        else:
+            line = 0 if direction > 0 else len(self.searched_lines(self.index)) - 1
+        for step in range(total + 1):
+            index = (self.index + direction * step) % total
+            lines = self.searched_lines(index)
+            if step:
+                line = 0 if direction > 0 else len(lines) - 1
+            span = range(line, len(lines)) if direction > 0 else range(line, -1, -1)
+            for k in span:
+                if query in lines[k][2].casefold():
+                    wrapped = (index - self.index) * direction < 0 or (
+                        index == self.index and step > 0)
+                    return index, k, wrapped
+        return None
+
+    def action_search(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                self.search_query = text
+                self.action_search_again(1)
+        self.app.push_screen(
+            PromptScreen("Find in the reports",
+                         "text as the screen shows it, any case (a function, an address, a "
+                         "cache name): on from the last match; / and enter again for the next",
+                         value=self.search_query), chosen)
+
+    def action_search_again(self, direction: int) -> None:
+        if not self.search_query:
+            self.action_search()
+            return
+        found = self.find(self.search_query, direction)
+        if found is None:
+            self.notify(f"not found: {self.search_query!r}", title="find",
+                        severity="warning")
+            return
+        index, k, wrapped = found
+        if index != self.index:
+            self.show_report(index)
+        self.found = (index, k)
+        pane, line, text = self.searched_lines(index)[k]
+        if pane == "stacks":
+            stacks = self.query_one("#stacks", TextLines)
+            stacks.scroll_to(y=stacks.row_of_line(line), animate=False)
+        elif pane == "legend":
+            self.query_one("#legend-pane").scroll_to(y=line, animate=False)
+        self.notify(("search wrapped: " if wrapped else "")
+                    + f"report {index + 1}, {pane}: {text.strip()}", title="find")
+
     def action_inspect(self) -> None:
         rep = self.shown.report
         try:
@@ -307,6 +386,12 @@ class ReportApp(KinspectApp):
              len(rs.reports) > 1),
             ("Inspect the replay", "re-enact this report in the engine and step through it",
              rs.action_inspect, True),
+            ("Find…", "text in the reports: a function, an address, a cache",
+             rs.action_search, True),
+            ("Find next", f"the next match of {rs.search_query!r}",
+             lambda: rs.action_search_again(1), bool(rs.search_query)),
+            ("Find previous", f"the previous match of {rs.search_query!r}",
+             lambda: rs.action_search_again(-1), bool(rs.search_query)),
             ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
         ]
         for title, help_text, callback, applies in cmds:

@@ -302,3 +302,45 @@ def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, capsys, argv, mes
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"kinspect: {message}") and err.count("\n") == 1
     assert not no_ui
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
+    """Issue 11 A3: ``/`` searches the reports' text as the screen shows it (any case), on
+    from the last match through the log and round; the stacks pane scrolls to the match."""
+    from kinspect.app import PromptScreen
+    from kinspect.widgets.text_lines import TextLines
+
+    app = _app(OOB_RIGHT)
+    reps = parse_reports(OOB_RIGHT)
+
+    async def find(pilot, text: str) -> None:
+        await pilot.press("slash")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        app.screen.query_one("#prompt-input").value = text
+        await pilot.press("enter")
+        await pilot.pause()
+
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await find(pilot, reps[2].function.upper())        # only the third's BUG line
+        assert screen.index == 2 and "report 3 of 3" in _summary(screen)
+        seen = []
+        for _ in range(4):
+            await find(pilot, "PAGE_TYPE:")                 # once in each report's page dump
+            stacks = screen.query_one("#stacks", TextLines)
+            pane, line, text = screen.searched_lines(screen.index)[screen.found[1]]
+            assert pane == "stacks" and "page_type:" in text
+            row = stacks.row_of_line(line)
+            top = int(stacks.scroll_offset.y)
+            assert top <= row < top + stacks.size.height
+            seen.append(screen.index)
+        assert seen == [2, 0, 1, 2]
+        assert sum("search wrapped" in n.message for n in app._notifications) == 1
+        await find(pilot, "no such text")
+        assert screen.index == 2
+        assert any(n.message == "not found: 'no such text'" for n in app._notifications)
+        titles = {c.title for c in app.get_system_commands(screen)}
+        assert {"Find…", "Find next", "Find previous"} <= titles
