@@ -688,10 +688,6 @@ class MainScreen(Screen):
         if last is not None:
             t.append(f"  line {last.line}: ", "#8a8a8a")
             t.append(s.event_text(s.position - 1)[:60])
-        nxt = s.next_event()
-        t.append("   next: ", "#8a8a8a")
-        t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
-                 else "not read yet" if s.loading else "end of workload", "#a8a8a8")
         extra = []
         if result is not None:
             if result.reports and result.moved and result.position > result.previous:
@@ -710,6 +706,11 @@ class MainScreen(Screen):
             t.append(text, style)
         if s.breakpoints:
             t.append(f"   ● {len(s.breakpoints)}", "#ff5f5f")
+        # the next event last: a narrow status line cuts it first (the log highlights it)
+        nxt = s.next_event()
+        t.append("   next: ", "#8a8a8a")
+        t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
+                 else "not read yet" if s.loading else "end of workload", "#a8a8a8")
         self.query_one("#status", TextLines).set_text(t)
         sub = f"{s.path} · {s.profile.name} {format_size(s.profile.mem_total)} · scheme {s.shown}"
         if self.app.sub_title != sub:
@@ -937,6 +938,7 @@ class MainScreen(Screen):
             self.action_search()
             return
         if self.running or self._search_worker is not None:
+            self.notify("a search or a run is going on (escape stops it)", title="find")
             return
         log = self.query_one(EventLog)
         s = self.session

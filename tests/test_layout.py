@@ -87,6 +87,17 @@ async def test_the_struct_page_is_not_cut(size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+async def test_the_status_line_shows_the_report_before_the_next_event(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)           # write buf+100 1: a report
+        status = screen.query_one("#status")
+        shown = shown_text(status)[0]
+        assert "KASAN: slab-out-of-bounds" in shown
+        assert status.plain.index("KASAN:") < status.plain.index("next:")
+
+
+@pytest.mark.parametrize("size", SIZES)
 async def test_the_footprint_fits_its_pane(size):
     from kinspect.widgets import FootprintPlot
     app = make_app()
