@@ -935,13 +935,16 @@ class Machine:
             self.shadow.poison(element, self.page_size << pool.size, 0)
             return
         slab = self.find_slab(element)
+        # kasan_unpoison_element(): the size is the pool's (pool_data), not the element's
+        size = pool.size if pool.kind == "kmalloc" else pool.cache.object_size
         if slab is None:
-            head = self.compound_head(self._direct_map_pfn(element))
-            order, size = self.large[head]
+            # A large kmalloc: kasan_unpoison() and poison_kmalloc_large_redzone() up to the
+            # end of its pages; pages freed under the pool (a kfree() of the element while
+            # the pool held it) are a page each now.
+            entry = self.large.get(self.compound_head(self._direct_map_pfn(element)))
             self.shadow.poison(element, round_down(size, KASAN_GRANULE_SIZE), 0)
-            self._poison_large_redzone(element, size, order)
+            self._poison_large_redzone(element, size, entry[0] if entry else 0)
             return
-        size = pool.size if pool.kind == "kmalloc" else slab.cache.object_size
         self._unpoison_object(slab.cache, element, size)
         self._save_alloc_info(slab, element, size)
 
