@@ -31,6 +31,19 @@ async def answer(app, pilot, key: str, text: str) -> None:
     await pilot.pause()
 
 
+def record_notes(app) -> list[tuple[str, str]]:
+    """(message, severity) of every notification from now on (``app._notifications`` drops
+    them as they time out: a slow run would lose them)."""
+    notes = []
+    notify = app.notify
+
+    def recording(message, *args, **kwargs):
+        notes.append((str(message), kwargs.get("severity", "information")))
+        return notify(message, *args, **kwargs)
+    app.notify = recording
+    return notes
+
+
 async def started(app, pilot) -> MainScreen:
     await pilot.pause()
     screen = app.main
@@ -508,13 +521,14 @@ async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_
     shots = tmp_path / "shots" / "here"
     monkeypatch.setenv("KINSPECT_SCREENSHOTS", str(shots))
     app = make_app()
+    notes = record_notes(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await started(app, pilot)
         await pilot.press("f12")
         await pilot.pause()
         saved = list(shots.glob("*.svg"))
         assert len(saved) == 1 and saved[0].read_text().startswith("<svg")
-        assert any(str(saved[0]) in n.message for n in app._notifications)
+        assert any(str(saved[0]) in message for message, _severity in notes)
         monkeypatch.delenv("KINSPECT_SCREENSHOTS")
         monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "pictures"))
         await pilot.press("f12")
@@ -524,8 +538,8 @@ async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_
         monkeypatch.setenv("KINSPECT_SCREENSHOTS", str(tmp_path / "a-file"))
         await pilot.press("f12")
         await pilot.pause()
-        assert any(n.severity == "error" and "cannot save a screenshot in" in n.message
-                   and "KINSPECT_SCREENSHOTS" in n.message for n in app._notifications)
+        assert any(severity == "error" and "cannot save a screenshot in" in message
+                   and "KINSPECT_SCREENSHOTS" in message for message, severity in notes)
     assert list(work.iterdir()) == []
 
 
@@ -544,6 +558,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
     position: ▶); a match in a comment goes to the state before the events after it."""
     from kinspect.widgets import EventLog
     app = make_app()
+    notes = record_notes(app)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)
         s = app.session
@@ -556,7 +571,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         assert s.last_event().text == "kfree buf" and s.position == s.total - 1
         await searched(app, pilot, "n")
         assert s.last_event().text == "kfree big"
-        assert any("hit BOTTOM, continuing at TOP" in n.message for n in app._notifications)
+        assert notes[-1] == ("search hit BOTTOM, continuing at TOP", "information")
         await searched(app, pilot, "N")
         assert s.position == s.total - 1
         await searched(app, pilot, "slash", "every statement")     # line 3, a comment
@@ -571,7 +586,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         assert s.last_event().line == 13
         await searched(app, pilot, "slash", "no such text")
         assert s.last_event().line == 13 and log.found[1] == "# step"
-        assert any(n.message == "not found: 'no such text'" for n in app._notifications)
+        assert notes[-1] == ("not found: 'no such text'", "warning")
 
 
 async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_path):

@@ -310,8 +310,10 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
     from the last match through the log and round; the stacks pane scrolls to the match."""
     from kinspect.app import PromptScreen
     from kinspect.widgets.text_lines import TextLines
+    from test_app import record_notes
 
     app = _app(OOB_RIGHT)
+    notes = record_notes(app)
     reps = parse_reports(OOB_RIGHT)
 
     async def find(pilot, text: str) -> None:
@@ -338,9 +340,10 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
             assert top <= row < top + stacks.size.height
             seen.append(screen.index)
         assert seen == [2, 0, 1, 2]
-        assert sum("search wrapped" in n.message for n in app._notifications) == 1
+        assert [m.startswith("search wrapped: report 1, stacks: ") for m, _ in notes] == \
+            [False, False, True, False, False]
         await find(pilot, "no such text")
         assert screen.index == 2
-        assert any(n.message == "not found: 'no such text'" for n in app._notifications)
+        assert notes[-1] == ("not found: 'no such text'", "warning")
         titles = {c.title for c in app.get_system_commands(screen)}
         assert {"Find…", "Find next", "Find previous"} <= titles
