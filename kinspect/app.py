@@ -187,6 +187,7 @@ class MainScreen(Screen):
 
     # The layouts (kinspect.tcss): side by side from 120 columns, stacked below.
     HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
+    VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]         # short: no legends
 
     BINDINGS = [
         Binding("space,right", "step", "Step", priority=True, id="step",

@@ -69,6 +69,23 @@ async def test_the_shadow_pane_shows_whole_rows(size):
             assert row.rstrip() == shadow.line_strip(y + int(shadow.scroll_offset.y)).text.rstrip()
 
 
+@pytest.mark.parametrize("size", [*SIZES, (120, 24)])
+async def test_legends_are_whole_or_hidden(size):
+    """A legend shows whole (? shows both) or not at all: none when narrow or short."""
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        screen = await stepped(app, pilot, 5)
+        shadow = screen.query_one(ShadowBytes)
+        for legend in (screen.query_one("#map-legend"), screen.query_one("#shadow-legend")):
+            if legend.display:
+                assert legend.size.height == legend.get_content_height(
+                    legend.size, app.size, legend.size.width)
+        short = size[1] < 30
+        assert screen.query_one("#shadow-legend").display == (size[0] >= 100 and not short)
+        assert screen.query_one("#map-legend").display == (size[0] >= 120 and not short)
+        assert shadow.size.height >= 5
+
+
 @pytest.mark.parametrize("size", SIZES)
 async def test_the_struct_page_is_not_cut(size):
     app = make_app()
