@@ -740,7 +740,7 @@ class MainScreen(Screen):
             return
         index = self.session.index_of_line(message.line)
         if index is not None:
-            self.post_message(StepApplied(self.session.jump(index + 1)))
+            self._go_to_position(index + 1)
 
     @on(TabBar.Chosen)
     def _tab_chosen(self, message: TabBar.Chosen) -> None:

@@ -606,3 +606,23 @@ async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_pat
         log = screen.query_one(EventLog)
         assert log.found == (first, f"PTR={ptr.upper()}")
         assert f"ptr={ptr}" in log.text().splitlines()[first]
+
+
+async def test_a_click_on_a_far_line_of_the_log_replays_in_the_worker(monkeypatch):
+    """A click jumps as ``j`` does: a long replay in the worker, the keys live (it was on the
+    keys: seconds frozen on the real trace)."""
+    import kinspect.app as app_module
+    from kinspect.widgets import EventLog
+    monkeypatch.setattr(app_module, "SYNC_RUN_LIMIT", 10)
+    lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(100)]
+    session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
+                                                             .splitlines()))
+    app = KinspectApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await started(app, pilot)
+        target = session.events[150]
+        screen._line_clicked(EventLog.LineClicked(target.line))
+        assert screen.running                   # the keys stay free meanwhile
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert session.position == 151 and not screen.running
