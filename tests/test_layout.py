@@ -158,7 +158,7 @@ async def test_the_footer_keeps_the_important_keys_whole(size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("key", ["g", "j", "b"])
+@pytest.mark.parametrize("key", ["g", "j", "b", "slash"])
 async def test_dialog_hints_fit(size, key):
     app = make_app()
     async with app.run_test(size=size) as pilot:
