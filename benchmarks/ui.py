@@ -7,7 +7,7 @@ render), without Pilot's idle waits:
     action_step() -> StepApplied handled -> views refreshed -> screen._on_timer_update()
 
 Workloads:
-- ``demo``: samples/workloads/tui-demo.kw on x86_64 (1 GiB), as ``kinspect`` opens it;
+- ``demo``: samples/workloads/demo.kw on x86_64 (1 GiB), as ``kinspect`` opens it;
 - ``trace``: the real x86_64 kmem capture (samples/traces/kmem-trace-x86_64.txt.xz, 573 377
   events) on x86_64 with ``--mem 1T``, streamed as ``kinspect tui`` does: the cold start is
   the first frame, on the trace's first events; the time until it is read whole is printed
@@ -240,7 +240,7 @@ def main() -> None:
                     help="measure only this workload")
     args = ap.parse_args()
     if args.only in (None, "demo"):
-        asyncio.run(measure(str(ROOT / "samples/workloads/tui-demo.kw"), load_profile("x86_64"),
+        asyncio.run(measure(str(ROOT / "samples/workloads/demo.kw"), load_profile("x86_64"),
                             steps=17, backs=8, label="demo", jumps=1))
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
     if trace.exists() and args.only in (None, "trace"):

@@ -208,13 +208,13 @@ class MainScreen(Screen):
         Binding("b", "breakpoint", "Break", id="breakpoint",
                 tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach"),
         Binding("j", "jump", "Jump", id="jump", tooltip="Jump to event N or line L"),
+        Binding("slash", "search", "Find", id="search",
+                tooltip="Find text in the event log (a call site, a pointer, a cache, a comment)"),
         # The keys the footer leaves out (help lists them): id, key, action, description,
         # tooltip.
         *(Binding(key, action, description, id=id_, show=False, tooltip=tooltip)
           for id_, key, action, description, tooltip in [
             ("cancel_run", "escape", "cancel_run", "Stop", "Stop a running run"),
-            ("search", "slash", "search", "Find",
-             "Find text in the event log (a call site, a pointer, a cache, a comment)"),
             ("search_next", "n", "search_again(1)", "Find next",
              "Find the next match (wraps at the end)"),
             ("search_prev", "N", "search_again(-1)", "Find previous",

@@ -33,7 +33,7 @@ from .engine.tables import count
 from .engine.shadow import SCHEMES
 from .engine.workload import WorkloadRunner, iter_workload
 
-TUI_DEMO_WORKLOAD = WORKLOADS_DIR / "tui-demo.kw"
+DEMO_WORKLOAD = WORKLOADS_DIR / "demo.kw"
 DEFAULT_PROFILE = "x86_64"
 MAX_SESSIONS = 4
 """``kinspect serve``: how many browser tabs get a session at once, unless told."""
@@ -406,7 +406,7 @@ def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, 
     from .engine.session import Session, load_trace
     from .engine.workload import parse_workload
     profile = load_profile(profile_name, _mem_option(mem))
-    path = workload_path or shown_path(TUI_DEMO_WORKLOAD)
+    path = workload_path or shown_path(DEMO_WORKLOAD)
     if looks_like_trace(path):
         workload = load_trace(path, stream=True)
     else:

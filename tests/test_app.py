@@ -12,7 +12,7 @@ from kinspect.engine.workload import parse_workload
 from kinspect.widgets import PageMap, ShadowBytes
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
+DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
 
 def make_app(shown: str | None = "pageptr", path: str = DEMO) -> KinspectApp:

@@ -26,7 +26,7 @@ def test_no_arguments_opens_the_ui_on_the_demo(no_ui, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main([]) == 0
     (session,) = no_ui
-    assert session.path == "kinspect/data/workloads/tui-demo.kw"
+    assert session.path == "kinspect/data/workloads/demo.kw"
     assert session.profile.name == "x86_64" and session.position == 0
 
 

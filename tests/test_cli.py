@@ -26,7 +26,7 @@ def test_demo_is_the_default_and_matches_golden(capsys, monkeypatch):
     assert main(["run", "samples/workloads/demo.kw"]) == 0
     out = capsys.readouterr().out
     _golden("demo.txt", out)
-    assert out.count("BUG: KASAN: ") == 6
+    assert out.count("BUG: KASAN: ") == 7
 
 
 def test_run_json(capsys, monkeypatch):

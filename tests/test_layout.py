@@ -22,7 +22,7 @@ from kinspect.widgets.footer import KeyFooter
 from kinspect.widgets.text_lines import WRAP_INDENT, fold_line
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "samples" / "workloads" / "tui-demo.kw"
+DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 SIZES = [(80, 24), (120, 40), (160, 48)]
 
 

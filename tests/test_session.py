@@ -15,7 +15,7 @@ from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import parse_workload
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
+DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
 
 def demo_session(**kwargs) -> Session:

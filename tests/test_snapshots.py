@@ -30,7 +30,7 @@ def demo_app(monkeypatch):
 
     def make(shown="pageptr"):
         session = Session(load_profile("x86_64"),
-                          parse_workload("samples/workloads/tui-demo.kw"), shown=shown)
+                          parse_workload("samples/workloads/demo.kw"), shown=shown)
         return KinspectApp(session)
     return make
 

@@ -63,8 +63,8 @@ def test_an_unknown_name_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path):
 def test_the_repository_paths_are_links_to_the_package_files():
     """One copy: samples/profiles and the demos in samples/workloads are the package's files."""
     assert (ROOT / "samples" / "profiles").resolve() == PROFILES_DIR.resolve()
-    for name in ("demo.kw", "tui-demo.kw"):
-        assert (ROOT / "samples" / "workloads" / name).resolve() == (WORKLOADS_DIR / name).resolve()
+    assert (ROOT / "samples" / "workloads" / "demo.kw").resolve() \
+        == (WORKLOADS_DIR / "demo.kw").resolve()
 
 
 # --- a wheel, installed outside the checkout ----------------------------------------------
@@ -155,5 +155,5 @@ def test_the_ui_opens_on_its_demo_with_its_style_from_the_wheel(wheel, tmp_path)
     done = _run_installed(site, tmp_path, sys.executable, "-P", "-c", UI_CHECK)
     assert done.returncode == 0, done.stderr
     workload, style = done.stdout.splitlines()
-    assert workload == str(site / "kinspect" / "data" / "workloads" / "tui-demo.kw")
+    assert workload == str(site / "kinspect" / "data" / "workloads" / "demo.kw")
     assert style == str(site / "kinspect" / "kinspect.tcss")

@@ -20,7 +20,7 @@ from kinspect.widgets.struct_page import describe_page
 from kinspect.widgets.text_lines import _CONSOLE, StyledLines
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "tui-demo.kw")
+DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
 
 class FakePages:

@@ -1,11 +1,11 @@
 """kinspect's built-in data, shipped inside the package so that an installed wheel finds it:
 the architecture profiles (``profiles/*.toml``), the workloads a command can name without a
-path (``workloads/*.kw``: ``demo``, whose reports ``kinspect run demo`` prints, and
-``tui-demo``, which a bare ``kinspect`` opens), and the page ``kinspect serve`` serves
+path (``workloads/*.kw``: ``demo``, which a bare ``kinspect`` opens and whose reports
+``kinspect run demo`` prints), and the page ``kinspect serve`` serves
 (``templates/``).
 
 Found through ``importlib.resources``, never through the repository layout. In the repository,
-``samples/profiles`` and ``samples/workloads/{demo,tui-demo}.kw`` are symlinks to these files.
+``samples/profiles`` and ``samples/workloads/demo.kw`` are symlinks to these files.
 """
 
 from __future__ import annotations
