@@ -3,7 +3,11 @@
 Each figure comes from a fresh process (so peak RSS is that run's own), best of ``--repeat``
 runs (the time of the fastest run; the machine may be shared, so CPU seconds are printed
 beside wall seconds):
-- parse only: reading and decoding every line (the floor),
+- read: a bare Python loop that decompresses the file and splits every line into its fields
+  (``for line in lzma.open(trace): line.split()``), the yardstick of issue 12,
+- parse only, on each engine: reading and decoding every line (the floor of a replay):
+  ``parse-python`` with the Python reader, ``parse-native`` with the compiled scanner
+  (_ftrace_scan.pyx),
 - replay with the flat scheme alone, at --mem 1G and --mem 1T,
 - replay with the flat scheme at --mem 1T with the quarantine sized as for 1G ("1T/q1G"): a
   1 TiB machine's quarantine (RAM/32 = 32 GiB) never evicts, so it keeps every freed object
@@ -12,27 +16,31 @@ beside wall seconds):
   same thing and any RSS difference left is the simulator's own cost of a bigger machine,
 - replay with every scheme in lockstep, at --mem 1G.
 
-Replays read the trace in a child process while the parent replays (ParallelTraceReader, what
+Replays run on the default engine (native.py: KINSPECT_ENGINE chooses) and read the trace in a
+child process while the parent replays (ParallelTraceReader, what
 ``kinspect run/compare`` do on a machine with a second CPU); the ``-seq`` runs read it in the
 replaying process, as on one CPU. CPU seconds and peak RSS of the reading child are printed
 beside the parent's (the child is forked: much of its RSS is shared with the parent's).
 
-    python benchmarks/replay.py [TRACE] [--repeat N] [--modes parse,flat,flat-seq,...]
+    python benchmarks/replay.py [TRACE] [--repeat N] [--modes read,parse-native,flat,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import lzma
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from kinspect.engine.native import engine
+
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 
-RUNS = (("parse", "1G"), ("flat-seq", "1G"), ("flat", "1G"), ("flat", "1T"), ("flat-q1G", "1T"),
-        ("all-seq", "1G"), ("all", "1G"))
+RUNS = (("read", "1G"), ("parse-python", "1G"), ("parse-native", "1G"), ("flat-seq", "1G"),
+        ("flat", "1G"), ("flat", "1T"), ("flat-q1G", "1T"), ("all-seq", "1G"), ("all", "1G"))
 
 
 def child(mode: str, mem: str, trace: str) -> None:
@@ -45,9 +53,15 @@ def child(mode: str, mem: str, trace: str) -> None:
     from kinspect.engine.workload import gc_paused
 
     t, c = time.perf_counter(), time.process_time()
-    if mode == "parse":
+    if mode == "read":
+        events = 0
+        with lzma.open(trace, "rb") as f:
+            for line in f:
+                line.split()
+                events += 1
+    elif mode.startswith("parse-"):
         with gc_paused():
-            events = sum(1 for _ in TraceReader(trace))
+            events = sum(1 for _ in TraceReader(trace, engine=mode.removeprefix("parse-")))
     else:
         schemes = ("flat",) + tuple(s for s in SCHEMES if s != "flat") \
             if mode.startswith("all") else ("flat",)
@@ -71,10 +85,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", nargs="?", default=str(TRACE))
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
-    ap.add_argument("--modes", help="comma-separated subset of parse,flat-seq,flat,flat-q1G,"
-                                    "all-seq,all")
+    ap.add_argument("--modes", help="comma-separated subset of " + ",".join(dict(RUNS)))
     args = ap.parse_args()
     wanted = set(args.modes.split(",")) if args.modes else None
+    print(f"replays on the {engine()} engine; the read mode's figure counts lines", flush=True)
     results = {}
     for mode, mem in RUNS:
         if wanted is not None and mode not in wanted:
@@ -90,9 +104,14 @@ def main() -> None:
         results[(mode, mem)] = best
         kid = f" + reader {kid_cpu:.2f} s" if kid_cpu else ""
         kid_mem = f" (reader {kid_rss:.0f} MiB)" if kid_cpu else ""
-        print(f"{mode:8} --mem {mem}: {events} events in {dt:.2f} s (cpu {cpu:.2f} s{kid}) = "
+        what = mode if mode == "read" or mode.startswith("parse") else f"{mode} --mem {mem}"
+        print(f"{what:14}: {events} events in {dt:.2f} s (cpu {cpu:.2f} s{kid}) = "
               f"{events / dt:,.0f} events/s, peak RSS {rss:.0f} MiB{kid_mem}", flush=True)
-    parse = results.get(("parse", "1G"))
+    read = results.get(("read", "1G"))
+    for mode in ("parse-python", "parse-native", "flat-seq", "flat", "all-seq", "all"):
+        if read and (mode, "1G") in results:
+            print(f"{mode} / read: {results[(mode, '1G')][1] / read[1]:.2f}x")
+    parse = results.get(("parse-native", "1G")) or results.get(("parse-python", "1G"))
     for mode in ("flat-seq", "flat", "all-seq", "all"):
         if parse and (mode, "1G") in results:
             print(f"{mode} replay / parse only: {results[(mode, '1G')][1] / parse[1]:.2f}x")

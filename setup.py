@@ -1,0 +1,24 @@
+"""The compiled core's build (issue 12): the Cython extensions under kinspect/engine.
+
+Everything else about the package is in pyproject.toml; this file only lists the extension
+modules. Each is optional: without a C compiler the build goes on without it, and kinspect
+runs on its Python engine (kinspect/engine/native.py says so).
+"""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+EXTENSIONS = [
+    Extension("kinspect.engine._ftrace_scan", ["kinspect/engine/_ftrace_scan.pyx"],
+              extra_compile_args=["-O2"], optional=True),
+]
+
+setup(ext_modules=cythonize(EXTENSIONS, compiler_directives=COMPILER_DIRECTIVES))
