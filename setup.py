@@ -17,8 +17,9 @@ COMPILER_DIRECTIVES = {
 }
 
 EXTENSIONS = [
-    Extension("kinspect.engine._ftrace_scan", ["kinspect/engine/_ftrace_scan.pyx"],
-              extra_compile_args=["-O2"], optional=True),
+    Extension(f"kinspect.engine.{name}", [f"kinspect/engine/{name}.pyx"],
+              extra_compile_args=["-O2"], optional=True)
+    for name in ("_ftrace_scan", "_buddy")
 ]
 
 setup(ext_modules=cythonize(EXTENSIONS, compiler_directives=COMPILER_DIRECTIVES))

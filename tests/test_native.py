@@ -24,7 +24,7 @@ def not_built(monkeypatch):
 def test_the_variable_chooses(monkeypatch):
     monkeypatch.setenv(native.VARIABLE, "python")
     assert native.engine() == "python"
-    if native.compiled_ftrace_scanner() is not None:        # asked for by name: it wins
+    if native.compiled("_ftrace_scan") is not None:        # asked for by name: it wins
         assert native.engine("native") == "native"
     monkeypatch.setenv(native.VARIABLE, "cython")
     with pytest.raises(KinspectError, match="unknown engine 'cython'"):

@@ -18,7 +18,7 @@ from kinspect.engine import native
 from kinspect.engine.errors import TraceError
 from kinspect.engine.ftrace import ParallelTraceReader, TraceReader
 
-pytestmark = pytest.mark.skipif(native.compiled_ftrace_scanner() is None,
+pytestmark = pytest.mark.skipif(native.compiled("_ftrace_scan") is None,
                                 reason="the native engine is not built")
 
 TRACES = Path(__file__).resolve().parent.parent / "samples" / "traces"

@@ -207,7 +207,7 @@ class TraceReader:
         self._size = 0
         self.engine = native.engine(engine)
         if self.engine == "native":
-            self._block = native.compiled_ftrace_scanner().BlockScanner(self)
+            self._block = native.compiled("_ftrace_scan").BlockScanner(self)
 
     def fraction(self) -> float:
         """How much of the file has been read (0..1), for progress bars."""

@@ -6,7 +6,9 @@ file. The Python engine stays as the reference, as CPython keeps ``_pydecimal`` 
 ``_decimal``; without the extension (no C compiler at install time) kinspect runs on it and
 says so once on stderr.
 
-Compiled so far: the ftrace kmem scanner (``_ftrace_scan``, used by ftrace.TraceReader).
+Compiled so far (the extension modules of setup.py): the ftrace kmem scanner
+(``_ftrace_scan``, used by ftrace.TraceReader) and the buddy allocator's zones (``_buddy``,
+used by machine.Machine). The native engine needs them all.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import sys
 from importlib import import_module
 from types import ModuleType
 
+from .buddy import BuddyZone
 from .errors import KinspectError
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
+COMPILED = ("_ftrace_scan", "_buddy")     # the compiled core's modules, beside this file
 ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
-    "native": "compiled: the ftrace scanner; KINSPECT_ENGINE=python for the reference",
+    "native": "compiled: the ftrace scanner, the buddy allocator; KINSPECT_ENGINE=python for "
+              "the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",
 }
 
-_compiled: ModuleType | None = None
+_compiled: dict[str, ModuleType] | None = None
 _not_built: str | None = None         # why the compiled core cannot run: "is not built", ...
 _fallback_said = False
 
@@ -34,17 +39,24 @@ class EngineError(KinspectError):
     """An engine asked for that cannot run."""
 
 
-def compiled_ftrace_scanner() -> ModuleType | None:
-    """The compiled ftrace scanner module, or None when it is not built or will not import."""
+def compiled(name: str) -> ModuleType | None:
+    """A module of the compiled core (one of COMPILED), or None when the core is not built or
+    a module of it will not import."""
     global _compiled, _not_built
     if _compiled is None and _not_built is None:
         try:
-            _compiled = import_module(f"{__package__}._ftrace_scan")
+            _compiled = {module: import_module(f"{__package__}.{module}")
+                         for module in COMPILED}
         except ModuleNotFoundError:
             _not_built = "is not built"
         except ImportError as e:
             _not_built = f"will not load ({e})"
-    return _compiled
+    return _compiled[name] if _compiled is not None else None
+
+
+def buddy_zone_class(engine_name: str) -> type:
+    """The buddy allocator's zone of an engine: buddy.BuddyZone or its compiled twin."""
+    return compiled("_buddy").BuddyZone if engine_name == "native" else BuddyZone
 
 
 def engine(asked: str | None = None) -> str:
@@ -59,7 +71,7 @@ def engine(asked: str | None = None) -> str:
         raise EngineError(f"unknown engine {asked!r} (expected native or python)", where)
     if asked == "python":
         return "python"
-    if compiled_ftrace_scanner() is not None:
+    if compiled(COMPILED[0]) is not None:
         return "native"
     if asked == "native":
         raise EngineError(f"the native engine {_not_built}: 'pip install -e .' builds it "
