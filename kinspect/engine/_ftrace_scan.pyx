@@ -17,7 +17,8 @@ where COMM-PID ends at the first ``-<digits><WS>`` of the line, and the FIELDS o
 event are those of its TP_printk in include/trace/events/kmem.h (6.12; the same order in every
 era): ``call_site= ptr= bytes_req= bytes_alloc= ...`` (kmalloc, kmem_cache_alloc),
 ``call_site= ptr= [name=]`` (kfree, kmem_cache_free), ``page= pfn= order= ...``
-(mm_page_alloc, mm_page_free...). Another event with a plain name is counted by name.
+(mm_page_alloc, mm_page_free...). Another event with a plain name is counted by name. A
+number longer than its type allows (PID_DIGITS...) takes the per-line path, which checks it.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -46,8 +47,10 @@ cdef int PAGE_ALLOC = ftrace.PAGE_ALLOC                 # kinds from it on: page
 
 cdef const char *TRACING_MARK_WRITE = b"tracing_mark_write"
 cdef Py_ssize_t TRACING_MARK_WRITE_LENGTH = strlen(TRACING_MARK_WRITE)
-# the most digits that always fit in an unsigned long long: 16 hex, 19 decimal
-cdef Py_ssize_t LONGEST_HEX = 16, LONGEST_DECIMAL = 19
+# The most digits a value of the common layout may have (longer ones take the per-line path,
+# which checks them): a pid has at most 7 (PID_MAX_LIMIT, 4194304); a pointer or an unsigned
+# long, 16 hex or 19 decimal (so that it fits a u64); an order, 9 (it fits an unsigned int).
+cdef Py_ssize_t PID_DIGITS = 7, HEX_DIGITS = 16, DECIMAL_DIGITS = 19, ORDER_DIGITS = 9
 
 
 cdef extern from "Python.h":
@@ -131,6 +134,8 @@ cdef Py_ssize_t read_task_prefix(const unsigned char *s, Py_ssize_t n, KmemLine 
         if q > p + 1 and q < n and is_ws(s[q]):
             break
         p += 1
+    if q - (p + 1) > PID_DIGITS:
+        return -1
     line.task_end = q
     i = skip_ws(s, q, n)
     if i < n and s[i] == c'(':       # the tgid column (options/record-tgid)
@@ -166,7 +171,7 @@ cdef Py_ssize_t read_pointer(const unsigned char *s, Py_ssize_t i, Py_ssize_t n,
         line.ptr_end = i + 6
     else:
         line.ptr_end = skip_hex(s, i, n)
-        if line.ptr_end == i:
+        if line.ptr_end == i or line.ptr_end - i > HEX_DIGITS:
             return -1
     return line.ptr_end
 
@@ -196,14 +201,14 @@ cdef bint read_kmalloc_fields(const unsigned char *s, Py_ssize_t i, Py_ssize_t n
         return False
     line.first_start = i
     line.first_end = i = skip_digits(s, i, n)
-    if i == line.first_start:
+    if i == line.first_start or i - line.first_start > DECIMAL_DIGITS:
         return False
     i = expect(s, i, n, b" bytes_alloc=", 13)
     if i < 0:
         return False
     line.second_start = i
     line.second_end = skip_digits(s, i, n)
-    return line.second_end > i
+    return 0 < line.second_end - i <= DECIMAL_DIGITS
 
 
 cdef bint read_kfree_fields(const unsigned char *s, Py_ssize_t i, Py_ssize_t n,
@@ -242,13 +247,13 @@ cdef bint read_mm_page_fields(const unsigned char *s, Py_ssize_t i, Py_ssize_t n
     line.first_start = i
     if expect(s, i, n, b"0x", 2) > 0:
         i = skip_hex(s, i + 2, n)
-        if i == line.first_start + 2:
+        if not 0 < i - (line.first_start + 2) <= HEX_DIGITS:
             return False
     elif i < n and s[i] == c'0':
         i += 1
     else:
         i = skip_digits(s, i, n)
-        if i == line.first_start:
+        if not 0 < i - line.first_start <= DECIMAL_DIGITS:
             return False
     line.first_end = i
     i = expect(s, i, n, b" order=", 7)
@@ -256,7 +261,7 @@ cdef bint read_mm_page_fields(const unsigned char *s, Py_ssize_t i, Py_ssize_t n
         return False
     line.second_start = i
     line.second_end = skip_digits(s, i, n)
-    return line.second_end > i
+    return 0 < line.second_end - i <= ORDER_DIGITS
 
 
 cdef int find_kmem_event(const unsigned char *name, Py_ssize_t length) noexcept:
@@ -320,20 +325,19 @@ cdef bint read_common_line(const unsigned char *s, Py_ssize_t n, KmemLine *line)
     return read_event(s, i, n, line)
 
 
-cdef object number(const unsigned char *s, Py_ssize_t start, Py_ssize_t end, int base):
-    """The value of digits s[start:end] in base 10 or 16 (int(raw, base))."""
+cdef unsigned long long number(const unsigned char *s, Py_ssize_t start, Py_ssize_t end,
+                               int base) noexcept:
+    """The value of digits s[start:end] in base 10 or 16: at most 19 or 16 of them, it fits."""
     cdef unsigned long long value = 0
     cdef Py_ssize_t i
     cdef unsigned char c
-    if end - start > (LONGEST_HEX if base == 16 else LONGEST_DECIMAL):
-        return int(PyBytes_FromStringAndSize(<const char *>s + start, end - start), base)
     for i in range(start, end):
         c = s[i]
         value = value * base + (c - c'0' if c <= c'9' else c - c'a' + 10)
     return value
 
 
-cdef object pointer(const unsigned char *s, KmemLine *line):
+cdef unsigned long long pointer(const unsigned char *s, KmemLine *line) noexcept:
     """A %p value: hex digits, ``(null)`` is 0."""
     if s[line.ptr_start] == c'(':
         return 0
