@@ -465,7 +465,7 @@ class ParallelTraceReader(TraceReader):
     """
 
     def __init__(self, path: str, strict: bool = False, engine: str | None = None) -> None:
-        super().__init__(path, strict, engine)
+        super().__init__(path, strict, engine=engine)
         self._fraction = 0.0
 
     def fraction(self) -> float:
@@ -514,7 +514,7 @@ def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
     """The child of a ParallelTraceReader: read the trace, send it block by block."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle
     gc.disable()
-    reader = TraceReader(path, strict, engine)
+    reader = TraceReader(path, strict, engine=engine)
     reader._event_type = tuple
     dumps = pickle.dumps
     try:
