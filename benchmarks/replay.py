@@ -3,7 +3,9 @@
 Each figure comes from a fresh process (so peak RSS is that run's own), best of ``--repeat``
 runs (the time of the fastest run; the machine may be shared, so CPU seconds are printed
 beside wall seconds):
-- parse only: reading and decoding every line (the floor),
+- read: a bare Python loop that decompresses the file and splits every line into its fields
+  (``for line in lzma.open(trace): line.split()``), the yardstick of issue 12,
+- parse only: reading and decoding every line (the floor of a replay),
 - replay with the flat scheme alone, at --mem 1G and --mem 1T,
 - replay with the flat scheme at --mem 1T with the quarantine sized as for 1G ("1T/q1G"): a
   1 TiB machine's quarantine (RAM/32 = 32 GiB) never evicts, so it keeps every freed object
@@ -12,30 +14,37 @@ beside wall seconds):
   same thing and any RSS difference left is the simulator's own cost of a bigger machine,
 - replay with every scheme in lockstep, at --mem 1G.
 
-Replays read the trace in a child process while the parent replays (ParallelTraceReader, what
-``kinspect run/compare`` do on a machine with a second CPU); the ``-seq`` runs read it in the
-replaying process, as on one CPU. CPU seconds and peak RSS of the reading child are printed
+Every figure but read's is made on each engine (``--engines``, docs/engine.md), in the same
+run. Replays read the trace in a child process while the parent replays (ParallelTraceReader,
+what ``kinspect run/compare`` do on a machine with a second CPU); the ``-seq`` runs read it in
+the replaying process, as on one CPU. CPU seconds and peak RSS of the reading child are printed
 beside the parent's (the child is forked: much of its RSS is shared with the parent's).
 
-    python benchmarks/replay.py [TRACE] [--repeat N] [--modes parse,flat,flat-seq,...]
+    python benchmarks/replay.py [TRACE] [--repeat N] [--modes read,parse,flat,...]
+                                [--engines python,native]
 """
 
 from __future__ import annotations
 
 import argparse
+import lzma
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from kinspect.engine import native
+
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 
-RUNS = (("parse", "1G"), ("flat-seq", "1G"), ("flat", "1G"), ("flat", "1T"), ("flat-q1G", "1T"),
-        ("all-seq", "1G"), ("all", "1G"))
+RUNS = (("read", "1G"), ("parse", "1G"), ("flat-seq", "1G"), ("flat", "1G"), ("flat", "1T"),
+        ("flat-q1G", "1T"), ("all-seq", "1G"), ("all", "1G"))
 
 
-def child(mode: str, mem: str, trace: str) -> None:
+def child(mode: str, mem: str, trace: str, engine: str) -> None:
+    os.environ[native.VARIABLE] = engine            # the reading child's engine too
     from kinspect.engine.ftrace import TraceReader
     from kinspect.engine.machine import Machine
     from kinspect.engine.profile import load_profile, parse_size
@@ -45,7 +54,13 @@ def child(mode: str, mem: str, trace: str) -> None:
     from kinspect.engine.workload import gc_paused
 
     t, c = time.perf_counter(), time.process_time()
-    if mode == "parse":
+    if mode == "read":
+        events = 0
+        with lzma.open(trace, "rb") as f:
+            for line in f:
+                line.split()
+                events += 1
+    elif mode == "parse":
         with gc_paused():
             events = sum(1 for _ in TraceReader(trace))
     else:
@@ -66,41 +81,58 @@ def child(mode: str, mem: str, trace: str) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:5])
+        child(*sys.argv[2:6])
         return
+    built = native.compiled(native.COMPILED[0]) is not None
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", nargs="?", default=str(TRACE))
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
-    ap.add_argument("--modes", help="comma-separated subset of parse,flat-seq,flat,flat-q1G,"
-                                    "all-seq,all")
+    ap.add_argument("--modes", help="comma-separated subset of " + ",".join(dict(RUNS)))
+    ap.add_argument("--engines", default="python,native" if built else "python",
+                    help="comma-separated: each mode but read runs on each (default: "
+                         "python,native when the native engine is built)")
     args = ap.parse_args()
     wanted = set(args.modes.split(",")) if args.modes else None
+    engines = args.engines.split(",")
     results = {}
     for mode, mem in RUNS:
         if wanted is not None and mode not in wanted:
             continue
-        best = None
-        for _ in range(args.repeat):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, mem, args.trace],
-                                 check=True, capture_output=True, text=True).stdout.split()
-            run = (int(out[0]),) + tuple(float(x) for x in out[1:])
-            if best is None or run[1] < best[1]:
-                best = run
-        events, dt, cpu, rss, kid_cpu, kid_rss = best
-        results[(mode, mem)] = best
-        kid = f" + reader {kid_cpu:.2f} s" if kid_cpu else ""
-        kid_mem = f" (reader {kid_rss:.0f} MiB)" if kid_cpu else ""
-        print(f"{mode:8} --mem {mem}: {events} events in {dt:.2f} s (cpu {cpu:.2f} s{kid}) = "
-              f"{events / dt:,.0f} events/s, peak RSS {rss:.0f} MiB{kid_mem}", flush=True)
-    parse = results.get(("parse", "1G"))
-    for mode in ("flat-seq", "flat", "all-seq", "all"):
-        if parse and (mode, "1G") in results:
-            print(f"{mode} replay / parse only: {results[(mode, '1G')][1] / parse[1]:.2f}x")
-    r1g = results.get(("flat", "1G"), (0,) * 6)[3]
-    for mode in ("flat", "flat-q1G"):
-        if r1g and (mode, "1T") in results:
-            r1t = results[(mode, "1T")][3]
-            print(f"peak RSS {mode} 1T vs flat 1G: {100 * (r1t - r1g) / r1g:+.1f} %")
+        for engine in ("-",) if mode == "read" else engines:
+            best = None
+            for _ in range(args.repeat):
+                out = subprocess.run([sys.executable, __file__, "--child", mode, mem,
+                                      args.trace, engine],
+                                     check=True, capture_output=True, text=True).stdout.split()
+                run = (int(out[0]),) + tuple(float(x) for x in out[1:])
+                if best is None or run[1] < best[1]:
+                    best = run
+            events, dt, cpu, rss, kid_cpu, kid_rss = best
+            results[(mode, mem, engine)] = best
+            kid = f" + reader {kid_cpu:.2f} s" if kid_cpu else ""
+            kid_mem = f" (reader {kid_rss:.0f} MiB)" if kid_cpu else ""
+            what = mode if mode in ("read", "parse") else f"{mode} --mem {mem}"
+            if engine != "-":
+                what += f" [{engine}]"
+            print(f"{what:24}: {events} {'lines' if mode == 'read' else 'events'} in "
+                  f"{dt:.2f} s (cpu {cpu:.2f} s{kid}) = {events / dt:,.0f}/s, "
+                  f"peak RSS {rss:.0f} MiB{kid_mem}", flush=True)
+    read = results.get(("read", "1G", "-"))
+    for engine in engines:
+        parse = results.get(("parse", "1G", engine))
+        for mode in ("parse", "flat-seq", "flat", "all-seq", "all"):
+            run = results.get((mode, "1G", engine))
+            if run and read:        # wall and CPU: on a shared machine the CPU ratio holds
+                print(f"{mode} [{engine}] / read: {run[1] / read[1]:.2f}x "
+                      f"(cpu {run[2] / read[2]:.2f}x)")
+            if run and parse and mode != "parse":
+                print(f"{mode} [{engine}] / parse [{engine}]: {run[1] / parse[1]:.2f}x")
+        r1g = results.get(("flat", "1G", engine), (0,) * 6)[3]
+        for mode in ("flat", "flat-q1G"):
+            if r1g and (mode, "1T", engine) in results:
+                r1t = results[(mode, "1T", engine)][3]
+                print(f"peak RSS {mode} 1T vs flat 1G [{engine}]: "
+                      f"{100 * (r1t - r1g) / r1g:+.1f} %")
 
 
 if __name__ == "__main__":

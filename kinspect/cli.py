@@ -1,6 +1,7 @@
 """The command line: ``kinspect`` (the UI on the built-in demo), ``kinspect tui`` (a workload,
 or ``--report FILE``: the report screen), ``kinspect serve``, ``kinspect run``,
-``kinspect compare``, ``kinspect profiles``.
+``kinspect compare``, ``kinspect profiles`` (which, like ``kinspect --version``, names the
+engine in use: native.py).
 
 Bad input (a malformed profile or workload) is one line on stderr,
 ``kinspect: FILE:LINE:COL: what is wrong``, and exit status 2.
@@ -18,10 +19,12 @@ import stat
 import sys
 import traceback
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 
 from . import report_command
 from .data import WORKLOADS_DIR, find_workload_path, shown_path
+from .engine import native
 from .engine.compare import format_compare, resolve_schemes, run_compare
 from .engine.replay import looks_like_trace, replay_trace, trace_summary
 from .engine.errors import KinspectError
@@ -47,6 +50,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     ap = _ArgumentParser(prog="kinspect",
                          description="Watch generic KASAN shadow memory at work.")
+    ap.add_argument("--version", action="store_true",
+                    help="print kinspect's version and the engine in use")
     sub = ap.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a workload and print its KASAN reports")
     run.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard "
@@ -179,6 +184,10 @@ def _stdout_to_devnull() -> None:
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
+        engine = native.engine()
+        if args.version:
+            print(f"kinspect {_version()} ({engine} engine)")
+            return 0
         rc = report_command.run_command(args)
         if rc is not None:
             return rc
@@ -194,6 +203,7 @@ def _main(argv: list[str] | None) -> int:
             return _serve(args)
         if args.command == "profiles":
             print(format_profiles_table(list_profiles()))
+            print(f"\nengine: {engine} ({native.ENGINE_NOTES[engine]})")
             return 0
         if args.command == "compare":
             return _compare(args)
@@ -202,6 +212,13 @@ def _main(argv: list[str] | None) -> int:
     except KinspectError as e:
         print(f"kinspect: {e}", file=sys.stderr)
         return 2
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kinspect")
+    except metadata.PackageNotFoundError:           # run from a source tree, not installed
+        return "unknown"
 
 
 def _mem_option(text: str | None) -> int | None:

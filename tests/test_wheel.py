@@ -17,6 +17,7 @@ import pytest
 
 from kinspect.cli import main
 from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads
+from kinspect.engine import native
 from kinspect.engine.profile import format_profiles_table, list_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,8 +77,8 @@ def wheel(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     shutil.copytree(ROOT / "kinspect", src / "kinspect",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md"):
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.c"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
@@ -106,6 +107,9 @@ def test_the_wheel_holds_the_style_and_the_built_in_data(wheel):
     for path in [*PROFILES_DIR.glob("*.toml"), *WORKLOADS_DIR.glob("*.kw"),
                  *TEMPLATES_DIR.glob("*.html")]:
         assert f"kinspect/data/{path.parent.name}/{path.name}" in names
+    # the compiled engine, built by the package's own build, and not Cython's C beside it
+    assert any(n.startswith("kinspect/engine/_ftrace_scan.") and n.endswith(".so") for n in names)
+    assert not any(n.endswith(".c") for n in names)
 
 
 @pytest.mark.slow
@@ -122,7 +126,8 @@ def test_profiles_from_the_wheel(wheel, tmp_path):
     _, site = wheel
     done = _run_installed(site, tmp_path, str(site / "bin" / "kinspect"), "profiles")
     assert done.returncode == 0 and done.stderr == ""
-    assert done.stdout == format_profiles_table(list_profiles()) + "\n"
+    assert done.stdout == (format_profiles_table(list_profiles())
+                           + f"\n\nengine: native ({native.ENGINE_NOTES['native']})\n")
 
 
 @pytest.mark.slow

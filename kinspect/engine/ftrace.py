@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import native
 from .errors import TraceError
 
 KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE = range(6)
@@ -210,12 +211,15 @@ def _pid(raw) -> int:
 
 
 class TraceReader:
-    """Iterate the kmem events of a trace file; ``stats`` fills in as it goes."""
+    """Iterate the kmem events of a trace file; ``stats`` fills in as it goes. The native
+    engine (native.py) reads the blocks with the compiled scanner (_ftrace_scan.pyx), which
+    gives what ``_block`` gives."""
 
     HASH_SAMPLE = 256
     _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
 
-    def __init__(self, path: str, strict: bool = False, stream=None) -> None:
+    def __init__(self, path: str, strict: bool = False, stream=None,
+                 engine: str | None = None) -> None:
         self.path = path
         self.strict = strict
         self._stream = stream               # an open binary file (a pipe...), or None: path
@@ -228,6 +232,9 @@ class TraceReader:
         self._strings: dict[bytes, str] = {}             # call sites, cache names
         self._raw = None
         self._size = 0
+        self.engine = native.engine(engine)
+        if self.engine == "native":
+            self._block = native.compiled("_ftrace_scan").BlockScanner(self)
 
     def fraction(self) -> float:
         """How much of the file has been read (0..1), for progress bars."""
@@ -496,8 +503,8 @@ class ParallelTraceReader(TraceReader):
     closing the generator) ends it.
     """
 
-    def __init__(self, path: str, strict: bool = False) -> None:
-        super().__init__(path, strict)
+    def __init__(self, path: str, strict: bool = False, engine: str | None = None) -> None:
+        super().__init__(path, strict, engine=engine)
         self._fraction = 0.0
 
     def fraction(self) -> float:
@@ -515,8 +522,9 @@ class ParallelTraceReader(TraceReader):
             if stream is not None:                  # nothing of ours may be in them then
                 stream.flush()
         receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_read_in_child, args=(self.path, self.strict, send),
-                            daemon=True, name="kinspect-trace-reader")
+        child = ctx.Process(target=_read_in_child,
+                            args=(self.path, self.strict, self.engine, send), daemon=True,
+                            name="kinspect-trace-reader")
         child.start()
         send.close()
         loads = pickle.loads
@@ -541,11 +549,11 @@ class ParallelTraceReader(TraceReader):
             child.join()
 
 
-def _read_in_child(path: str, strict: bool, conn) -> None:
+def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
     """The child of a ParallelTraceReader: read the trace, send it block by block."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle
     gc.disable()
-    reader = TraceReader(path, strict)
+    reader = TraceReader(path, strict, engine=engine)
     reader._event_type = tuple
     dumps = pickle.dumps
     try:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import native
 from .buddy import BuddyZone
 from .errors import KinspectError
 from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_RIGHT,
@@ -94,10 +95,12 @@ class Machine:
     """A whole simulated kernel, booted on an ``ArchProfile``."""
 
     def __init__(self, profile: ArchProfile, schemes: Sequence[str] = ("flat",),
-                 multi_shot: bool = True, scheme_options: dict | None = None) -> None:
+                 multi_shot: bool = True, scheme_options: dict | None = None,
+                 engine: str | None = None) -> None:
         """Boot a machine; ``schemes`` name the shadow schemes (several run in lockstep, the
-        first being the reference that reads come from)."""
+        first being the reference that reads come from); ``engine`` as native.engine()."""
         self.profile = profile
+        self.engine = native.engine(engine)
         p = profile
         self.bits = p.bits
         self.word = p.bits // 8
@@ -171,7 +174,7 @@ class Machine:
         start = 0
         for index, zone in enumerate(p.zones):
             end = zone.end if zone.end is not None else 1 << 64
-            bz = BuddyZone(zone.name, index, p.max_order)
+            bz = native.buddy_zone_class(self.engine)(zone.name, index, p.max_order)
             for r in p.memory:
                 lo, hi = max(r.start, start), min(r.end, end)
                 if lo < hi:
