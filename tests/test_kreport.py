@@ -8,11 +8,17 @@ copied unmodified from the shared data (see tests/data/kernel-run/SOURCE.md).
 from __future__ import annotations
 
 import csv
+import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from kinspect.engine.errors import ReportParseError
+from kinspect.engine.errors import KinspectError, ReportParseError
+from kinspect.engine.explain import (ReplayUnsupported, explain, format_explanation, headline,
+                                     replay_workload, run_replay)
 from kinspect.engine.kreport import (
     KasanReport,
     LogScan,
@@ -835,16 +841,6 @@ def test_an_over_long_line_and_an_endless_log_are_refused(tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------- mutated reports
-
-import json  # noqa: E402  (the property tests' own imports)
-import re  # noqa: E402
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from kinspect.engine.errors import KinspectError  # noqa: E402
-from kinspect.engine.explain import (ReplayUnsupported, explain, format_explanation,  # noqa: E402
-                                     headline, replay_workload, run_replay)
 
 _MUTATED = {p.name: p.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
             for p in sorted(CORPUS.glob("*.txt")) + sorted((KRUN / "reports").glob("*.txt"))}

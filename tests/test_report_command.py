@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from kinspect.cli import main
 from kinspect.engine.explain import (decode_shadow_byte, decode_tag, explain, pick_profile,
-                                     replay_workload, report_era, run_replay)
+                                     replay_workload, report_arch, report_era, run_replay)
 from kinspect.engine.kreport import parse_reports
 from kinspect.engine.symbols import CACHE_ENV
 
@@ -311,7 +312,6 @@ def test_old_layout_access_inside_the_object_and_a_free_placed_by_the_region_lin
 
 
 def test_replay_runs_on_the_reports_architecture(capsys) -> None:
-    from kinspect.engine.explain import report_arch
     (arm64,) = parse_reports(CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_"
                                       "cleanup-wrapped.txt", partial=True)
     assert report_arch(arm64)[0] == "arm64" and pick_profile(arm64) == "arm64-4k-48"
@@ -341,7 +341,6 @@ def test_replay_without_the_engine_printing_a_region_line(capsys, tmp_path) -> N
     # line while the report has one (a TypeError traceback before)
     text = (KRUN / "mempool_kmalloc_invalid_free.txt").read_text()
     log = tmp_path / "at0.txt"
-    import re
     log.write_text(re.sub(r"(Free of|at) addr [0-9a-f]+", r"\1 addr 0000000000000000", text))
     rc, out, err = _run(capsys, "report", "--replay", str(log))
     assert rc == 0 and err == ""
