@@ -17,7 +17,7 @@ from kinspect.engine.kreport import parse_reports
 from kinspect.engine.symbols import CACHE_ENV
 from kinspect.report_command import read_reports
 from kinspect.report_screen import ReportApp, ReportListScreen, ReportScreen
-from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text
+from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +95,19 @@ def test_legend_and_stacks_texts() -> None:
     assert stacks.index("The access: Call Trace") < stacks.index("Allocated by task") < \
         stacks.index("Freed by task") < stacks.index("The physical page")
     assert all(f" {f}" in stacks for f in rep.free_stack.frames)
+
+
+def test_summary_headline_names_the_bug_lines_function() -> None:
+    # syzkaller titles every KUnit report "... in kunit_try_run_case"; the BUG line names the
+    # test function, shown beside the title (and only where the two differ)
+    rep = parse_reports(OOB_RIGHT)[0]
+    head = summary_text(rep, explain(rep), 0, 3).plain.splitlines()[1]
+    assert head == ("KASAN: slab-out-of-bounds Write in kunit_try_run_case "
+                    "(the BUG line: kmalloc_oob_right)")
+    syz = parse_reports(CORPUS / "syz-106-use-after-free-read-in-consume_skb.txt",
+                        partial=True)[0]
+    assert summary_text(syz, explain(syz), 0, 1).plain.splitlines()[1] == \
+        "KASAN: use-after-free Read in consume_skb"
 
 
 # --------------------------------------------------------------------------- the screen
