@@ -567,13 +567,16 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         assert s.last_event().text == "kfree big" and log.found[1] == "KFREE"
         assert log.row_of_position(s.position) == log.found[0]
         await searched(app, pilot, "n")
+        assert s.last_event().text == "kfree buf" and s.last_event().line == 17
         await searched(app, pilot, "n")
-        assert s.last_event().text == "kfree buf" and s.position == s.total - 1
+        assert s.last_event().text == "kfree buf" and s.last_event().line == 20
+        await searched(app, pilot, "n")
+        assert s.last_event().text == "kfree obj+8"
         await searched(app, pilot, "n")
         assert s.last_event().text == "kfree big"
         assert notes[-1] == ("search hit BOTTOM, continuing at TOP", "information")
         await searched(app, pilot, "N")
-        assert s.position == s.total - 1
+        assert s.last_event().text == "kfree obj+8"
         await searched(app, pilot, "slash", "every statement")     # line 3, a comment
         assert s.position == 0 and log.found[0] == 2
         await searched(app, pilot, "slash", "# step")              # from the comment on
