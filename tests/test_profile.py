@@ -1,5 +1,5 @@
 """Architecture profiles: the samples load, derived numbers match hand computations and the real
-6.12.117 runs (../shared/data/kernel-run/), --mem resizes RAM, and every bad value is reported as
+6.12.117 runs (tests/data/kernel-run/), --mem resizes RAM, and every bad value is reported as
 one ProfileError at the file, line and column of the offending key."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_profiles_table():
 def test_x86_64_numbers():
     p = load_profile("x86_64")
     assert p.kasan_mem_to_shadow(0xffff888000000000) == 0xffffed1000000000
-    # KASAN_SHADOW_START shadows the start of the upper half (KASAN.md §6)
+    # KASAN_SHADOW_START shadows the start of the upper half (arch/x86/include/asm/kasan.h)
     assert p.kasan_mem_to_shadow(0xffff800000000000) == p.kasan_shadow_start == 0xffffec0000000000
     assert p.kasan_shadow_to_mem(0xffffed1000000000) == 0xffff888000000000
     assert p.kasan_shadow_end - p.kasan_shadow_start == 16 << 40

@@ -7,8 +7,11 @@ map, the physical memory ranges (as in /proc/iomem "System RAM", holes allowed),
 ``kinspect/data/profiles/*.toml``) whose keys are the field names below, grouped in tables;
 every value is validated and every error names the file, line and column of the offending key.
 
-Sources for the numbers: ../shared/KASAN.md §6 and §7.4, and the real 6.12.117 runs in
-../shared/data/kernel-run/. Each profile file cites its own.
+Sources for the numbers: the 6.12 kernel sources (``arch/*/Kconfig``,
+``arch/*/include/asm/kasan.h`` and ``memory.h``, ``include/linux/mm_types.h``,
+``include/linux/page_ext.h``, ``Documentation/arch/*/``), and a real 6.12.117 KASAN kernel booted
+under QEMU (its reports in ``tests/data/kernel-run/``, its kmem traces in ``samples/traces/``).
+Each profile file cites its own.
 """
 
 from __future__ import annotations
@@ -526,7 +529,8 @@ def _array_of_tables(source: _Source, path: KeyPath, value: object) -> list[dict
 
 # --- checking values ----------------------------------------------------------------------
 
-# Architectures with generic KASAN in 6.12 (KASAN.md §6) and their BITS_PER_LONG.
+# Architectures with generic KASAN in 6.12 (HAVE_ARCH_KASAN in arch/*/Kconfig) and their
+# BITS_PER_LONG.
 _ARCH_BITS = {"x86_64": (64,), "arm64": (64,), "arm": (32,), "riscv64": (64,),
               "powerpc": (32, 64), "loongarch": (64,), "s390": (64,), "xtensa": (32,),
               "um": (64,)}
