@@ -26,7 +26,11 @@ from kinspect.engine.replay import replay_trace
 ROOT = Path(__file__).resolve().parent.parent
 X86_TRACE = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 
-# Real lines quoted in ../shared/data/ftrace/FORMATS.md (its SOURCE.md names their origins).
+# One line per era; the real ones come from: 2.6.33, Andrew Morton quoting Li Hong on linux-mm,
+# 2010-01-14 <20100114144732.6f0f82a6.akpm@linux-foundation.org>; 3.x, an i386 boot like the
+# 3.6.0-rc1 kmem logs of github.com/ezequielgarcia/kmem-probe-framework; 5.4.44, a blog post;
+# 6.12, samples/traces/kmem-trace-x86_64.txt.xz; options/fields, Steven Rostedt's
+# <20241219012346.575822656@goodmis.org>; nr_free, a linux-mm patch discussion.
 ERA_LINES = [
     # 2.6.33: no flags column, decimal pfn
     ("  gnome-terminal-1567  [000]  4415.246466: mm_page_free_direct: page=ffffea0003db9f40 "

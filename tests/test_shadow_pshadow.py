@@ -1,10 +1,11 @@
 """The ``pshadow`` scheme (Joonsoo Kim, "mm/kasan: support per-page shadow memory", May 2017).
 
-Oracles computed by hand from the series (../shared/KASAN.md §7.1) and the x86_64 profile: one
-shadow page per 8-page window, mapped when a page in it becomes slab, stack or large kmalloc,
-given back when the whole window is free again; then every kasan_test workload and random
-workloads in lockstep with the flat reference (LockstepShadow raises ShadowDivergence on the
-first differing shadow byte).
+Oracles computed by hand from the series
+(https://lore.kernel.org/r/1494897409-14408-1-git-send-email-iamjoonsoo.kim@lge.com, 2017-05-16)
+and the x86_64 profile: one shadow page per 8-page window, mapped when a page in it becomes slab,
+stack or large kmalloc, given back when the whole window is free again; then every kasan_test
+workload and random workloads in lockstep with the flat reference (LockstepShadow raises
+ShadowDivergence on the first differing shadow byte).
 
 The buddy allocator hands out the lowest block of the smallest order that fits, so most tests
 first take every free block of order 0..2 (``drain_small_orders``): after that, allocations

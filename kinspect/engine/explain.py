@@ -100,7 +100,8 @@ class ByteMeaning:
                 "accessible": self.accessible, "era_note": self.era_note}
 
 
-# mm/kasan/kasan.h as of 4.12 (KASAN.md 1.2): name and meaning where they differ from 6.12.
+# mm/kasan/kasan.h as of 4.12 (as linux-mm patches of 2016-2018 quote it): name and meaning where
+# they differ from 6.12.
 _OLD_NAMES = {
     0xFF: ("KASAN_FREE_PAGE", "freed page"),
     0xFE: ("KASAN_PAGE_REDZONE", "redzone of a kmalloc_large allocation"),
@@ -507,7 +508,8 @@ class ReplayResult:
                 "engine_report": self.report_text}
 
 
-# 4.x-5.x titles and their 6.12 names (KASAN.md 2.4)
+# 4.x-5.x titles and their 6.12 names (get_bug_type: mm/kasan/report.c in 4.12,
+# mm/kasan/report_generic.c in 6.12)
 def _modern_type(rep: KasanReport) -> str:
     t = rep.bug_type
     if t == "use-after-free" and rep.cache_name is not None:

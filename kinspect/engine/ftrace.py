@@ -1,9 +1,10 @@
 """Reading a kernel's kmem ftrace: the ``trace`` file, ``trace_pipe`` or ``trace-cmd report``.
 
-Every era of ../shared/data/ftrace/FORMATS.md: with or without the flags column, ``%lx`` or
-``%pS`` call sites, decimal or hex pfns, 32- or 64-bit pointers, ``(null)``, the ``*_node``
-events of older kernels, ``options/fields`` output (``0x... (decimal)``), and lines without the
-task prefix. Fields are found by name, not position (patched kernels add fields).
+Every era of the kmem tracepoints (``TP_printk`` in ``include/trace/events/kmem.h``, 2.6.32 to
+6.12): with or without the flags column, ``%lx`` or ``%pS`` call sites, decimal or hex pfns, 32- or
+64-bit pointers, ``(null)``, the ``*_node`` events of older kernels, ``options/fields`` output
+(``0x... (decimal)``), and lines without the task prefix. Fields are found by name, not position
+(patched kernels add fields).
 
 The file is streamed (plain, ``.gz`` or ``.xz``), in blocks of lines: never read whole.
 Lines that are not kmem allocation events are counted by event name; lines that cannot be

@@ -6,7 +6,8 @@ caller ids), syzbot's symbolized text, kinspect's own output.  The input is read
 so a huge dmesg costs only the memory of the reports it holds.
 
 One :class:`KasanReport` per report.  The layout that is parsed is the one printed by
-``mm/kasan/report.c`` and ``mm/kasan/report_generic.c`` of 6.12 (see KASAN.md section 3):
+``mm/kasan/report.c`` and ``mm/kasan/report_generic.c`` of 6.12 (and
+``Documentation/dev-tools/kasan.rst``):
 
 ```
 BUG: KASAN: <bug_type> in <%pS>

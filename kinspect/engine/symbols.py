@@ -7,7 +7,9 @@ flipped, not an ELF at all) becomes one :class:`~kinspect.engine.errors.Symboliz
 that names the file and what was being read.  A corrupt file never hangs and never makes us
 allocate more than the sizes its own section headers claim (checked against the file size).
 
-How a lookup stays cheap on a vmlinux of hundreds of MB of DWARF (ANCHORS.md §5, Lessons 7-8):
+How a lookup stays cheap on a vmlinux of hundreds of MB of DWARF (never walking every DIE, as
+pyelftools' ``dwarf_decode_address.py`` example does; its issues #479 and #576 are out-of-memory
+reports on large DWARF):
 
 * ``.symtab`` is indexed once, with numpy: a sorted array of function start addresses
   (``np.searchsorted`` finds the function of an address), plus a name table.
@@ -76,7 +78,9 @@ _ENTRY_MAGIC = b"kinspect symbol cache entry 2\n"
 _ENTRY_SUFFIX = ".entry"
 _ENTRY_DTYPES = frozenset(np.dtype(t).str for t in (np.uint64, np.int64, np.uint32, np.uint8))
 
-# Every exception pyelftools (and reading a damaged file) is known to let out; ANCHORS.md §5.
+# Every exception pyelftools (and reading a damaged file) is known to let out: elftools' ELFError
+# and DWARFError (not a subclass of ELFError), construct errors, and the built-ins its issues
+# report on corrupt input (e.g. #467, #612, PR #667).
 _PYELFTOOLS_ERRORS = (ELFError, DWARFError, ConstructError, AssertionError, KeyError, IndexError,
                       ValueError, OverflowError, OSError, UnicodeDecodeError, struct.error,
                       zlib.error, EOFError, RecursionError, NotImplementedError, TypeError,

@@ -1,13 +1,17 @@
 """V. Murzin's variant (linux-mm, 2017-05-30): the shadow pointer in ``page_ext``.
 
 "... or you can just keep shadow in page extension": struct page has no room to spare, and
-page_ext "is already here along with some other debug options" (KASAN.md §7.3). The pointer,
-the blocks and the attach policy are those of Vyukov's scheme (``PagePtrShadow``); only where
-the pointer lives, and so what it costs, differ:
+page_ext "is already here along with some other debug options" (his reply in the thread of
+J. Kim's "[PATCH v1 00/11] mm/kasan: support per-page shadow memory to reduce memory
+consumption", https://lore.kernel.org/r/1494897409-14408-1-git-send-email-iamjoonsoo.kim@lge.com;
+lkml.iu.edu/hypermail/linux/kernel/1705.3/04011.html). The pointer, the blocks and the attach
+policy are those of Vyukov's scheme (``PagePtrShadow``); only where the pointer lives, and so
+what it costs, differ:
 
 * page_ext is allocated at boot, one table per present memory section (SPARSEMEM), for all
   present memory whether it is ever allocated or not; each entry is the profile's
-  ``page_ext_size`` (the shared flags header) plus the pointer (§7.4).
+  ``page_ext_size`` (the shared flags header) plus the pointer (``mm/page_ext.c``,
+  ``include/linux/page_ext.h``).
 * ``lookup_page_ext()`` finds the entry through the section (``section->page_ext`` + pfn ×
   entry size): one more load per shadow read than a pointer in struct page. Vyukov's answer:
   "more overhead for no gain"; Murzin's: "still better than nothing".

@@ -1,10 +1,12 @@
 """D. Vyukov's counter-proposal to the per-page shadow series (linux-mm, 2017-05-29).
 
-Instead of J. Kim's pshadow, black page and TLB tricks, Vyukov proposed to "add a pointer to
-shadow in struct page" and "a slab allocator for 512-byte shadow blocks" (the 1/8 shadow of one
-4 KiB page), attached to and detached from pages as needed (KASAN.md §7.3). His stated costs:
-the shadow is no longer contiguous, hence outline instrumentation only, and slower for the extra
-indirection. A. Ryabinin (05-30) added that gcc writes stack shadow directly in function
+Instead of J. Kim's pshadow, black page and TLB tricks, Vyukov proposed to "add a pointer to shadow
+in struct page" and "a slab allocator for 512-byte shadow blocks" (the 1/8 shadow of one 4 KiB
+page), attached to and detached from pages as needed (his reply in the thread of J. Kim's "[PATCH
+v1 00/11] mm/kasan: support per-page shadow memory to reduce memory consumption",
+https://lore.kernel.org/r/1494897409-14408-1-git-send-email-iamjoonsoo.kim@lge.com). His stated
+costs: the shadow is no longer contiguous, hence outline instrumentation only, and slower for the
+extra indirection. A. Ryabinin (05-30) added that gcc writes stack shadow directly in function
 prologues even in outline mode, so stack instrumentation would have to go as well.
 
 kinspect's model:

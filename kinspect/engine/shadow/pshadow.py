@@ -1,8 +1,9 @@
 """Joonsoo Kim's per-page shadow ("pshadow"), v1 of May 2017: byte shadow only where needed.
 
 The series: "[PATCH v1 00/11] mm/kasan: support per-page shadow memory to reduce memory
-consumption" (lore 1494897409-14408-1-git-send-email-iamjoonsoo.kim@lge.com; patches 01-11 are
-...14408-2 to ...14408-12); ../shared/KASAN.md §7.1. Never merged (Ryabinin's nack, 2017-06-13).
+consumption", 2017-05-16
+(https://lore.kernel.org/r/1494897409-14408-1-git-send-email-iamjoonsoo.kim@lge.com; patches
+01-11 are ...14408-2 to ...14408-12). Never merged (Ryabinin's nack, 2017-06-13).
 
 - **Per-page shadow** (patch 05): one byte per page of lowmem, reserved at boot,
   pshadow = (addr >> PAGE_SHIFT) + kasan_pshadow_offset. ``0``: page allocated, valid;
