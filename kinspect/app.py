@@ -28,6 +28,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
+from .data import workload_name
 from .engine.errors import KinspectError
 from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
 from .engine.profile import format_size
@@ -304,7 +305,7 @@ class MainScreen(Screen):
         gc.freeze()
         self.query_one("#map-pane").border_title = "page map"
         self.query_one("#shadow-pane").border_title = "shadow bytes"
-        self.query_one("#log-pane").border_title = f"events · {s.path}"
+        self.query_one("#log-pane").border_title = f"events · {workload_name(s.path)}"
         self._view(s.shown)
         pagemap = self.query_one(PageMap)
         pagemap.set_source(SessionPages(s, self._view(s.shown)))
@@ -713,7 +714,8 @@ class MainScreen(Screen):
         t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
                  else "not read yet" if s.loading else "end of workload", "#a8a8a8")
         self.query_one("#status", TextLines).set_text(t)
-        sub = f"{s.path} · {s.profile.name} {format_size(s.profile.mem_total)} · scheme {s.shown}"
+        sub = (f"{workload_name(s.path)} · {s.profile.name} {format_size(s.profile.mem_total)}"
+               f" · scheme {s.shown}")
         if self.app.sub_title != sub:
             self.app.sub_title = sub
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads
+from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads, \
+    workload_name
 from kinspect.engine import native
 from kinspect.engine.profile import format_profiles_table, list_profiles
 
@@ -66,6 +67,16 @@ def test_the_repository_paths_are_links_to_the_package_files():
     assert (ROOT / "samples" / "profiles").resolve() == PROFILES_DIR.resolve()
     assert (ROOT / "samples" / "workloads" / "demo.kw").resolve() \
         == (WORKLOADS_DIR / "demo.kw").resolve()
+
+
+def test_the_ui_names_a_built_in_workload_by_its_name(tmp_path):
+    """Not by a path into site-packages: the title and the event log say ``demo (built-in)``."""
+    assert workload_name(str(WORKLOADS_DIR / "demo.kw")) == "demo (built-in)"
+    assert workload_name("samples/workloads/demo.kw") == "demo (built-in)"     # the link
+    own = tmp_path / "demo.kw"
+    own.write_text("kmalloc 8\n")
+    assert workload_name(str(own)) == str(own)
+    assert workload_name("samples/workloads/churn.kw") == "samples/workloads/churn.kw"
 
 
 # --- a wheel, installed outside the checkout ----------------------------------------------

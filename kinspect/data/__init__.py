@@ -11,6 +11,7 @@ Found through ``importlib.resources``, never through the repository layout. In t
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -58,3 +59,12 @@ def find_workload_path(name_or_path: str) -> str:
         raise WorkloadError(f"no such file, nor a built-in workload (built-in: {known})",
                             path=name_or_path)
     return shown_path(path)
+
+
+@lru_cache(maxsize=8)
+def workload_name(path: str) -> str:
+    """What the UI calls a workload: a built-in one by its name (``demo (built-in)``, not a
+    path into site-packages), any other by the path it was given."""
+    if path and Path(path).resolve().parent == WORKLOADS_DIR.resolve():
+        return f"{Path(path).stem} (built-in)"
+    return path
