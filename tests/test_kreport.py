@@ -23,6 +23,7 @@ from kinspect.engine.kreport import (
     KasanReport,
     LogScan,
     find_oops,
+    first_crash,
     iter_reports,
     parse_report_text,
     parse_reports,
@@ -943,3 +944,16 @@ def test_sanitize_title_of_a_long_line_is_linear(unit: str, tail: str) -> None:
     # A backtracking regexp retried from every character of a 64 KiB run took 33 s.
     title = sanitize_title("BUG: KASAN: " + unit * (65000 // len(unit)) + tail)
     assert title.startswith("BUG: KASAN: ") and len(title) <= 120
+
+
+@settings(max_examples=4, deadline=2000, derandomize=True)
+@given(st.sampled_from(["BUG: KASAN: double-free in f+0x1/0x2 ", "BUG: KASAN: x on address ",
+                        "BUG: held lock freed! "]))
+def test_a_long_oops_line_is_titled_in_linear_time(unit: str) -> None:
+    # syzkaller's "BUG: KASAN: ... in f(?:.*\n)+?.*(Read|Write) of size" retried from each of
+    # the 5000 "BUG: KASAN:" of a 64 KiB line, every try reading the rest of the report: 33 s
+    bug = (unit * (65000 // len(unit)))[:65000]
+    lines = [bug] + [f"line {i} of other output without an access line " * 4
+                     for i in range(1500)]
+    crash = first_crash(lines)
+    assert crash is not None and crash.line == 1 and len(crash.title) <= 120

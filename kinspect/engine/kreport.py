@@ -922,6 +922,23 @@ _MAX_TITLE_LEN = 120
 # only its start is sanitized (syzkaller keeps 120 characters of the result anyway).
 _MAX_TITLE_INPUT = 4096
 _skip_cache: dict[tuple[str, ...], re.Pattern[str]] = {}
+# syzkaller's HEAD(?:.*\n)+?TAIL patterns ("BUG: KASAN: x in f" and, on a later line, "Read of
+# size"): where the first HEAD fails every later one fails too (TAIL looks only at the lines
+# after HEAD's line, and a later HEAD has fewer of them), so only the first is tried.  Go's
+# RE2 needs no such care; Python retrying every "BUG: KASAN:" of a long line was quadratic.
+_LINES_LAZY = r"(?:.*\n)+?"
+_HEADS = {pat: re.compile(pat.pattern.split(_LINES_LAZY, 1)[0])
+          for oops in _OOPSES for f in oops.formats for pat in (f.title, f.report)
+          if pat is not None and _LINES_LAZY in pat.pattern}
+
+
+def _search(pat: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """``pat.search(text)``, in linear time for syzkaller's HEAD(?:.*\n)+?TAIL patterns."""
+    head = _HEADS.get(pat)
+    if head is None:
+        return pat.search(text)
+    h = head.search(text)
+    return None if h is None else pat.match(text, h.start())
 
 
 def find_oops(text: str) -> str | None:
@@ -1021,7 +1038,7 @@ def _extract_description(text: str, oops: _Oops) -> tuple[str, str | None, _Oops
     corrupted: str | None = None
     matched_title = False
     for f in oops.formats:
-        m = f.title.search(text)
+        m = _search(f.title, text)
         if m is None or m.start() > start:
             continue
         if m.start() == start and desc:
@@ -1030,7 +1047,7 @@ def _extract_description(text: str, oops: _Oops) -> tuple[str, str | None, _Oops
             desc, fmt, start = "", None, m.start()
         matched_title = True
         if f.report is not None:
-            m = f.report.search(text)
+            m = _search(f.report, text)
             if m is None:
                 continue
         args = [g or "" for g in m.groups()]
