@@ -45,6 +45,9 @@ sys.path.insert(0, str(ROOT))
 from kinspect.engine.errors import KinspectError  # noqa: E402
 
 TARGETS = ("workload", "trace", "report")
+# "program": workloads written from the language's statements (most parse, so they reach the
+# runner's deeper paths: out-of-memory, NULL caches and pools, stacks), run as "workload".
+EXTRA_TARGETS = ("program",)
 PROFILES = (("x86_64", 64 << 20), ("arm32", 64 << 20), ("x86_64", None))
 
 INTERESTING = [
@@ -131,17 +134,53 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes], vocab: list[bytes
     return b"\n".join(lines)
 
 
+_A, _C, _P = ("a0", "a1", "a2", "a3"), ("c0", "c1"), ("p0", "p1")
+STATEMENTS = [
+    "{a} = kmalloc {n}", "{a} = kzalloc {n}", "{a} = vmalloc {n}", "{a} = alloc_pages {o}",
+    "__free_pages {a} {o}", "kfree {a}", "{a} = krealloc {a} {n}", "read {a}+{n} {n}",
+    "write {a}-{n} {n}", "memset {a} {n}", "memmove {a} {a} -{n}", "memcpy {a} {a} {n}",
+    "{c} = kmem_cache_create cache {n}", "{c} = kmem_cache_create rcu {n} SLAB_TYPESAFE_BY_RCU",
+    "{a} = kmem_cache_alloc {c}", "kmem_cache_free {c} {a}", "kmem_cache_destroy {c}",
+    "{p} = mempool_create_kmalloc_pool {m} {n}", "{p} = mempool_create_slab_pool {m} {c}",
+    "{p} = mempool_create_page_pool {m} {o}", "{a} = mempool_alloc {p}", "mempool_free {a} {p}",
+    "mempool_destroy {p}", "{a} = global g {n}", "frame {a}:{n} {a2}@{n}:{n}",
+    "{a} = alloca {n}", "task t {m}", "func f {n}", "call_rcu {a}", "queue_work {a}",
+    "rcu_barrier", "{a} = ksize {a}", "kfree_sensitive {a}", "{a} = kmalloc_node {n} {m}",
+    "expect none", "expect slab-out-of-bounds"]
+NUMBERS = ["0", "1", "7", "8", "16", "64", "123", "4096", "8192", "8193", "1M", "4M", "64M",
+           "1G", "1T", "0xffffffffffffffff", "2147483647", "100000", "0x10", "4194303"]
+
+
+def program(rng: random.Random) -> bytes:
+    """A workload written from the statements, its variables defined first."""
+    lines = [f"{a} = kmalloc {rng.choice(NUMBERS)}" for a in _A]
+    lines += [f"{c} = kmem_cache_create k{c} {rng.choice(NUMBERS)}" for c in _C]
+    lines += [f"{p} = mempool_create_kmalloc_pool {rng.randrange(5)} {rng.choice(NUMBERS)}"
+              for p in _P]
+    for _ in range(rng.randrange(1, 40)):
+        lines.append(rng.choice(STATEMENTS).format(
+            a=rng.choice(_A), a2=rng.choice(_A), c=rng.choice(_C), p=rng.choice(_P),
+            n=rng.choice(NUMBERS), o=rng.randrange(12), m=rng.choice(["0", "1", "4", "100",
+                                                                       "100000000"])))
+    return ("\n".join(lines) + "\n").encode()
+
+
 class Generator:
     """Case number -> input, for one target and seed (the same on every run)."""
 
-    def __init__(self, target: str, seed: int) -> None:
-        self.target, self.seed = target, seed
-        self.pool = seeds(target)
+    def __init__(self, target: str, seed: int, rounds: int = 1) -> None:
+        self.target, self.seed, self.rounds = target, seed, rounds
+        self.pool = seeds("workload" if target == "program" else target)
         self.vocab = words(self.pool)
 
     def case(self, n: int) -> bytes:
         rng = random.Random(f"{self.seed}:{self.target}:{n}")
-        return mutate(rng, rng.choice(self.pool), self.pool, self.vocab)
+        if self.target == "program":
+            return program(rng)
+        data = rng.choice(self.pool)
+        for _ in range(self.rounds):
+            data = mutate(rng, data, self.pool, self.vocab)
+        return data
 
 
 # ---------------------------------------------------------------------------------- targets
@@ -191,7 +230,8 @@ def run_report(data: bytes, n: int = 0) -> None:
         run_replay(plan)
 
 
-RUNNERS = {"workload": run_workload, "trace": run_trace, "report": run_report}
+RUNNERS = {"workload": run_workload, "trace": run_trace, "report": run_report,
+           "program": run_workload}
 
 
 def _where(e: BaseException) -> str:
@@ -230,26 +270,26 @@ def run_case(target: str, data: bytes, n: int = 0, limit: float = 10.0) -> tuple
 
 # ------------------------------------------------------------------------------ the workers
 
-def _worker(target: str, seed: int, start: int, stop: int, limit: float, mem: int,
-            conn) -> None:
+def _worker(target: str, seed: int, rounds: int, start: int, stop: int, limit: float,
+            mem: int, conn) -> None:
     if mem:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    gen = Generator(target, seed)
+    gen = Generator(target, seed, rounds)
     for n in range(start, stop):
         outcome, detail = run_case(target, gen.case(n), n, limit)
         conn.send((n, outcome, detail))
     conn.close()
 
 
-def fuzz(target: str, seed: int, start: int, stop: int, limit: float, mem: int,
+def fuzz(target: str, seed: int, rounds: int, start: int, stop: int, limit: float, mem: int,
          results: dict, progress) -> None:
     """Cases [start, stop) in one worker process at a time, restarted after a hard hang."""
     ctx = multiprocessing.get_context("fork")
     n = start
     while n < stop:
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(target, seed, n, stop, limit, mem, send),
-                           daemon=True)
+        proc = ctx.Process(target=_worker,
+                           args=(target, seed, rounds, n, stop, limit, mem, send), daemon=True)
         proc.start()
         send.close()
         while n < stop:
@@ -271,7 +311,8 @@ def fuzz(target: str, seed: int, start: int, stop: int, limit: float, mem: int,
         receive.close()
 
 
-def _run_jobs(target: str, seed: int, cases: int, limit: float, mem: int, jobs: int) -> dict:
+def _run_jobs(target: str, seed: int, rounds: int, cases: int, limit: float, mem: int,
+              jobs: int) -> dict:
     import threading
     results: dict = {}
     done = [0]
@@ -285,8 +326,8 @@ def _run_jobs(target: str, seed: int, cases: int, limit: float, mem: int, jobs: 
                 rate = done[0] / (time.monotonic() - t0)
                 sys.stderr.write(f"\r{target}: {done[0]}/{cases} ({rate:.0f}/s)  ")
     step = -(-cases // jobs)
-    threads = [threading.Thread(target=fuzz, args=(target, seed, a, min(a + step, cases), limit,
-                                                   mem, results, progress))
+    threads = [threading.Thread(target=fuzz, args=(target, seed, rounds, a, min(a + step, cases),
+                                                   limit, mem, results, progress))
                for a in range(0, cases, step)]
     for t in threads:
         t.start()
@@ -334,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=2000, help="cases per target")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of mutations per case (each: 1 to 8 mutations)")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--limit", type=float, default=10.0, help="seconds per case")
     ap.add_argument("--mem", type=int, default=2048, help="MiB of address space per worker")
@@ -344,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     total = Counter()
     for target in args.targets.split(","):
         t0 = time.monotonic()
-        results = _run_jobs(target, args.seed, args.cases, args.limit, args.mem << 20,
-                            args.jobs)
+        results = _run_jobs(target, args.seed, args.rounds, args.cases, args.limit,
+                            args.mem << 20, args.jobs)
         counts = Counter(outcome for outcome, _ in results.values())
         kinds: dict[tuple[str, str], list[int]] = {}
         for n, (outcome, detail) in sorted(results.items()):
@@ -364,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save and kinds:
             out = Path(args.save)
             out.mkdir(parents=True, exist_ok=True)
-            gen = Generator(target, args.seed)
+            gen = Generator(target, args.seed, args.rounds)
             for i, ((outcome, detail), cases) in enumerate(sorted(kinds.items())):
                 data = gen.case(cases[0])
                 if not args.no_minimize and outcome != "hang":

@@ -440,3 +440,33 @@ def test_mempool_destroy_after_an_element_was_freed_under_the_pool():
             "elem = mempool_alloc pool\nmempool_free extra pool\nmempool_free elem pool\n"
             "mempool_free elem+1 pool\nexpect invalid-free\nmempool_destroy pool\n")
     assert r.expect_failures == []
+
+
+@pytest.mark.parametrize("size", ["64M", "1G"])
+def test_an_access_of_memory_the_machine_lacks_is_checked_in_chunks(size):
+    """A 64M read past the end of a 64M machine's RAM (zero shadow: no report) took 24 s a
+    granule at a time; a 1G one would take minutes. The first bad granule still decides."""
+    r = run(f"a = kmalloc 100000\nread a+64M {size}\nexpect none\nmemset a {size}\n"
+            "expect slab-out-of-bounds\n", mem=64 << 20)
+    assert r.expect_failures == []
+    report = r.machine.reports[0]
+    assert report.first_bad_addr == r.values["a"] + 100000     # the kmalloc redzone
+
+
+def test_large_and_small_accesses_agree_at_the_edge():
+    from kinspect.engine.machine import LARGE_ACCESS
+    for size in (LARGE_ACCESS - 8, LARGE_ACCESS + 8):
+        end = 4 * 2 ** 20 - 8                 # a large kmalloc with an 8-byte redzone after it
+        r = run(f"a = kmalloc {end}\nread a {size}\nexpect none\nread a+{end - size + 1} "
+                f"{size}\nexpect slab-out-of-bounds\n")
+        assert r.expect_failures == [], size
+
+
+def test_mempool_oddities_found_by_the_program_fuzzer():
+    run("p = mempool_create_kmalloc_pool 4 0\nx = mempool_alloc p\nmempool_free x p\n"
+        "mempool_destroy p\n")                          # ZERO_SIZE_PTR elements
+    # a foreign kmalloc-8 object into a pool of 123-byte elements: unpoisoned as the
+    # object it is (an IndexError before), then kfree()d by mempool_destroy
+    r = run("a = kmalloc 8\np = mempool_create_kmalloc_pool 1 123\nmempool_destroy p\n"
+            "mempool_free a p\nmempool_destroy p\nread a 8\n")
+    assert [x.bug_type for x in r.machine.reports] == ["slab-use-after-free"]

@@ -36,6 +36,7 @@ from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TY
                    get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
+LARGE_ACCESS = 1 << 20      # bytes: a bigger access reads its shadow in chunks of this much
 
 
 class KernelOops(KinspectError):
@@ -895,6 +896,8 @@ class Machine:
 
     def _mempool_poison(self, pool: Mempool, element: int) -> bool:
         """``kasan_mempool_poison_object()`` / ``_pages()``; False when a bug was reported."""
+        if element <= 16:
+            return True         # ZERO_SIZE_PTR (a pool of kmalloc(0)): no memory, no shadow
         slab = None if pool.kind == "page" else self.find_slab(element)
         if slab is None:
             # check_page_allocation(): pages (a page pool's, or a large kmalloc's). An element
@@ -934,6 +937,8 @@ class Machine:
 
     def _mempool_unpoison(self, pool: Mempool, element: int) -> None:
         """``kasan_mempool_unpoison_object()`` / ``_pages()``."""
+        if element <= 16:
+            return              # ZERO_SIZE_PTR: no shadow
         if pool.kind == "page":
             self.shadow.poison(element, self.page_size << pool.size, 0)
             return
@@ -948,6 +953,9 @@ class Machine:
             self.shadow.poison(element, round_down(size, KASAN_GRANULE_SIZE), 0)
             self._poison_large_redzone(element, size, entry[0] if entry else 0)
             return
+        # an element of another cache (mempool_free() of a foreign object): its own size at
+        # most, as unpoison_slab_object() covers object_size
+        size = min(size, slab.cache.object_size)
         self._unpoison_object(slab.cache, element, size)
         self._save_alloc_info(slab, element, size)
 
@@ -1146,10 +1154,40 @@ class Machine:
         if not self.addr_has_metadata(addr):
             self._report(addr, size, is_write)
             return False
-        if memory_is_poisoned(self.shadow.shadow_byte, addr, size):
+        if size > LARGE_ACCESS:
+            poisoned = self._large_access_poisoned(addr, size)
+        else:
+            poisoned = memory_is_poisoned(self.shadow.shadow_byte, addr, size)
+        if poisoned:
             self._report(addr, size, is_write)
             return False
         return True
+
+    def _first_bad_granule(self, start: int, end: int) -> tuple[int, int]:
+        """(address, shadow byte) of the first granule in [start, end) (granule aligned)
+        whose shadow is not 0, or (end, 0): the shadow read a chunk at a time, not a byte."""
+        while start < end:
+            n = min(LARGE_ACCESS, end - start)
+            chunk = self.shadow.read(start, n)
+            rest = chunk.lstrip(b"\0")
+            if rest:
+                return start + ((len(chunk) - len(rest)) << 3), rest[0]
+            start += n
+        return end, 0
+
+    def _large_access_poisoned(self, addr: int, size: int) -> bool:
+        """``memory_is_poisoned_n()`` for an access of more than LARGE_ACCESS bytes (a
+        memset of 64M of memory the machine does not have took 24 s a granule at a time):
+        the first non-zero shadow byte decides. The shadow is read in chunks, so the
+        schemes' check/load counters do not count these granules one by one."""
+        last = addr + size - 1
+        bad, value = self._first_bad_granule(round_down(addr, KASAN_GRANULE_SIZE),
+                                             round_down(last, KASAN_GRANULE_SIZE) + 8)
+        if not value:
+            return False
+        if bad != round_down(last, KASAN_GRANULE_SIZE):
+            return True
+        return (last & (KASAN_GRANULE_SIZE - 1)) >= (value - 256 if value >= 128 else value)
 
     def memmove(self, dst: int, src: int, size: int) -> None:
         """``__asan_memmove()``/``memcpy``: the source is checked first, then the destination."""
@@ -1173,7 +1211,13 @@ class Machine:
         else:
             # size_t arithmetic: addr + size may wrap (a negative memmove size).
             end = (addr + size) & ((1 << self.bits) - 1)
-            first_bad = kasan_find_first_bad_addr(sb, addr, end - addr)
+            if end - addr > LARGE_ACCESS:
+                first_bad = min(self._first_bad_granule(round_down(addr, KASAN_GRANULE_SIZE),
+                                                        round_up(end, KASAN_GRANULE_SIZE))[0],
+                                end)
+                first_bad = max(first_bad, addr)
+            else:
+                first_bad = kasan_find_first_bad_addr(sb, addr, end - addr)
         if bug_type is None:
             if not has_meta:
                 bug_type = get_wild_bug_type(addr, self.page_size, p.task_size)
