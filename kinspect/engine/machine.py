@@ -12,6 +12,7 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from . import native
 from .buddy import BuddyZone
@@ -1165,15 +1166,34 @@ class Machine:
 
     def _first_bad_granule(self, start: int, end: int) -> tuple[int, int]:
         """(address, shadow byte) of the first granule in [start, end) (granule aligned)
-        whose shadow is not 0, or (end, 0): the shadow read a chunk at a time, not a byte."""
-        while start < end:
-            n = min(LARGE_ACCESS, end - start)
-            chunk = self.shadow.read(start, n)
-            rest = chunk.lstrip(b"\0")
-            if rest:
-                return start + ((len(chunk) - len(rest)) << 3), rest[0]
-            start += n
+        whose shadow is not 0, or (end, 0): the shadow read a chunk at a time, not a byte,
+        and only where it can be other than 0 (``shadowed_ranges``): a terabyte over memory
+        the machine does not have reads the zero shadow of its holes as the kernel's early
+        shadow page, without a million chunk reads."""
+        for a, b in self.shadowed_ranges:
+            lo, hi = max(start, a), min(end, b)
+            while lo < hi:
+                n = min(LARGE_ACCESS, hi - lo)
+                chunk = self.shadow.read(lo, n)
+                rest = chunk.lstrip(b"\0")
+                if rest:
+                    return lo + ((len(chunk) - len(rest)) << 3), rest[0]
+                lo += n
         return end, 0
+
+    @cached_property
+    def shadowed_ranges(self) -> list[tuple[int, int]]:
+        """The kernel addresses whose shadow can be other than 0, sorted and granule
+        aligned: the direct map of present lowmem, the kernel image and the vmalloc space
+        (``initial_shadow_byte`` gives 0 everywhere else, and every poisoning is of memory
+        that one of these holds: slab, pages, stacks, globals, vmalloc)."""
+        p = self.profile
+        low_end = p.max_low_pfn << p.page_shift
+        ranges = [(p.phys_to_virt(r.start), p.phys_to_virt(min(r.end, low_end) - 1) + 1)
+                  for r in p.memory if r.start < low_end]
+        ranges.append((p.kernel_image_start, p.kernel_image_start + self._image_size))
+        ranges.append((p.vmalloc_start, p.vmalloc_end))
+        return sorted(ranges)
 
     def _large_access_poisoned(self, addr: int, size: int) -> bool:
         """``memory_is_poisoned_n()`` for an access of more than LARGE_ACCESS bytes (a
