@@ -1,16 +1,20 @@
-"""The command line: golden output, exit statuses, one-line errors."""
+"""The command line: golden output, exit statuses, one-line errors. The golden runs are made
+on both engines (KINSPECT_ENGINE in the environment of a `kinspect` process), against the
+same golden files."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kinspect.cli import main
+from kinspect.engine import native
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
@@ -21,18 +25,30 @@ def _golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"output differs from {path} (KINSPECT_UPDATE_GOLDEN=1)"
 
 
-def test_demo_is_the_default_and_matches_golden(capsys, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    assert main(["run", "samples/workloads/demo.kw"]) == 0
-    out = capsys.readouterr().out
+def _kinspect(root: Path, engine: str, *args: str) -> str:
+    """``kinspect ARGS`` in a process of its own on ``engine`` (KINSPECT_ENGINE), from the
+    repository's root: its standard output, once it is checked that it ran on that engine
+    (``kinspect --version`` in the same environment names it)."""
+    env = dict(os.environ, **{native.VARIABLE: engine})
+    code = "import sys; from kinspect.cli import main; sys.exit(main(sys.argv[1:]))"
+    version = subprocess.run([sys.executable, "-c", code, "--version"], cwd=root, env=env,
+                             capture_output=True, text=True, check=True)
+    assert version.stdout.endswith(f"({engine} engine)\n")
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stderr == ""
+    return done.stdout
+
+
+def test_demo_is_the_default_and_matches_golden(root, engine):
+    out = _kinspect(root, engine, "run", "samples/workloads/demo.kw")
     _golden("demo.txt", out)
     assert out.count("BUG: KASAN: ") == 7
 
 
-def test_run_json(capsys, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    assert main(["run", "samples/workloads/demo.kw", "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_run_json(root, engine):
+    doc = json.loads(_kinspect(root, engine, "run", "samples/workloads/demo.kw",
+                               "--format", "json"))
     assert [r["bug_type"] for r in doc["reports"]][:2] == ["slab-out-of-bounds"] * 2
     assert doc["summary"]["events"] > 10 and doc["expect_failures"] == []
 

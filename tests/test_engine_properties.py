@@ -1,5 +1,6 @@
 """Random workloads against a naive oracle: the shadow of every slab slot follows from the last
-thing that happened to it, and the allocators keep their invariants after every step."""
+thing that happened to it, and the allocators keep their invariants after every step. On both
+engines (the ``engine`` fixture, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def expected_object_shadow(cache, state: str, size: int) -> list[int]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops, st.sampled_from(sorted(PROFILES)))
-def test_shadow_follows_the_object_life_cycle(program, profile_name):
-    m = Machine(PROFILES[profile_name])
+def test_shadow_follows_the_object_life_cycle(engine, program, profile_name):
+    m = Machine(PROFILES[profile_name], engine=engine)
+    assert m.engine == engine
     live: list[tuple[int, int]] = []        # (addr, requested size) of live kmallocs
     pages: list[tuple[int, int]] = []       # (addr, order)
     slots: dict[int, tuple[str, int]] = {}  # slab object -> (state, size), the oracle

@@ -4,6 +4,7 @@ All registered schemes run in lockstep on one machine: every shadow read of ever
 report is compared across schemes (LockstepShadow raises ShadowDivergence on any difference),
 and after every event the shadow views around every pointer the workload holds are compared
 too. Verdicts come from those reads, so they are identical by construction once reads agree.
+On both engines (the ``engine`` fixture, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from kinspect.engine.shadow import SCHEMES
 
 PROFILES = {name: load_profile(name, 128 << 20) for name in ("x86_64", "arm32", "arm64-64k-42")}
 ALL = ["flat"] + [s for s in SCHEMES if s != "flat"]
-EVENTS_RUN = [0]
+EVENTS_RUN = {"python": 0, "native": 0}     # events run per engine
 MIN_EVENTS = 60
 EXAMPLES = 170                # 170 x at least 60 events: more than 10 000 events per run
 
@@ -37,8 +38,10 @@ op = st.one_of(
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, min_size=MIN_EVENTS, max_size=90), st.sampled_from(sorted(PROFILES)),
        st.sampled_from(["byte-granular", "always"]))
-def test_random_workloads_agree_under_every_scheme(program, profile, attach):
-    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach})
+def test_random_workloads_agree_under_every_scheme(engine, program, profile, attach):
+    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach},
+                engine=engine)
+    assert m.engine == engine
     live: list[tuple[int, int]] = []       # (pointer, size) of live kmallocs
     freed: list[int] = []
     pages: list[tuple[int, int]] = []
@@ -80,9 +83,9 @@ def test_random_workloads_agree_under_every_scheme(program, profile, attach):
             m.shadow.read((p & ~7) - 64, 256)
         for p in freed[-16:]:
             m.shadow.read((p & ~7) - 64, 256)
-        EVENTS_RUN[0] += 1
+        EVENTS_RUN[engine] += 1
 
 
-def test_enough_events_ran():
-    """The property test above ran at least 10 000 events in this run."""
-    assert EVENTS_RUN[0] >= 10_000, EVENTS_RUN[0]
+def test_enough_events_ran(engine):
+    """The property test above ran at least 10 000 events on this engine in this run."""
+    assert EVENTS_RUN[engine] >= 10_000, EVENTS_RUN
