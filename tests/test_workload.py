@@ -127,11 +127,13 @@ def test_any_token_is_a_number_or_a_value_error(tok):
 _STATEMENT_WORDS = sorted(_VALUE_OPS) + ["kfree", "read", "write", "memset", "memcpy",
                                          "memmove", "frame", "func", "task", "expect",
                                          "mempool_free", "__free_pages", "rcu_barrier",
-                                         "kmem_cache_free", "kmem_cache_destroy"]
+                                         "kmem_cache_free", "kmem_cache_destroy",
+                                         "if", "else", "endif"]
 _OPERANDS = st.one_of(
     st.sampled_from(["x", "y", "c", "p", "x+8", "x-8", "NULL", "a:8", "b@64:8", "0x0",
                      "0xffff888000100000", "none", "slab-out-of-bounds", "ctor",
-                     "SLAB_TYPESAFE_BY_RCU"]),
+                     "SLAB_TYPESAFE_BY_RCU", "sizeof(long)", "PAGE_SIZE/2-5", "==", "!=",
+                     "CONFIG_64BIT", "!__HAVE_ARCH_STRCHR", "x+sizeof(void*)", "(1+"]),
     st.integers(-(1 << 70), 1 << 70).map(str),
     st.integers(0, 1 << 70).map(hex),
     st.sampled_from(["1G", "1T", "08", "0x", "\uff11", "8K", "20", "4096", "16"]),
@@ -160,3 +162,117 @@ def test_any_workload_parses_and_runs_or_is_a_kinspect_error(lines):
         runner.run()
     except KinspectError as e:
         assert e.line is not None
+
+
+# ------------------------------------------------- the architecture's names and conditions
+
+def run_on(profile: str, text: str) -> WorkloadRunner:
+    runner = WorkloadRunner(Machine(load_profile(profile)), parse(text))
+    runner.run()
+    return runner
+
+
+@pytest.mark.parametrize("profile,word,page", [("x86_64", 8, 4096), ("arm32", 4, 4096),
+                                               ("ppc32", 4, 4096), ("arm64-64k-42", 8, 65536)])
+def test_names_take_the_profile_values(profile, word, page):
+    r = run_on(profile, "p = kmalloc sizeof(long)+1\nread p+sizeof(void*)+1 1\n"
+                        "v = vmalloc PAGE_SIZE/2-KASAN_GRANULE_SIZE-5\n"
+                        "q = kmalloc KMALLOC_MAX_CACHE_SIZE+10\n")
+    events = r.workload.events
+    assert events[0].args == (word + 1,)
+    assert events[1].args[0].offset == word + 1
+    assert events[2].args == (page // 2 - 8 - 5,)        # C: / before -, left to right
+    assert events[3].args == (2 * page + 10,)            # KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1
+    assert [x.bug_type for x in r.machine.reports] == ["slab-out-of-bounds"]
+    assert r.machine.reports[0].size == 1 and r.machine.reports[0].addr == r.values["p"] + word + 1
+
+
+@pytest.mark.parametrize("profile,taken", [("x86_64", "64"), ("arm32", "32"), ("ppc32", "32"),
+                                           ("riscv64-sv39", "64")])
+def test_if_else_endif_follow_the_profile(profile, taken):
+    text = ("p = kmalloc 16\n"
+            "if BITS_PER_LONG == 64\nwrite p+16 1\n  if CONFIG_HIGHMEM\nread p 1\nendif\n"
+            "else\nwrite p+17 1\nif !CONFIG_64BIT\nwrite p+18 1\nendif\nendif\n"
+            "expect slab-out-of-bounds\n")
+    r = run_on(profile, text)
+    offsets = [ev.args[0].offset for ev in r.workload.events if ev.op == "write"]
+    assert offsets == ([16] if taken == "64" else [17, 18])
+    assert r.expect_failures == []
+    assert [ev.line for ev in r.workload.events][-1] == 13     # lines keep their numbers
+
+
+@pytest.mark.parametrize("profile,defined", [("x86_64", False), ("arm32", True),
+                                             ("arm64-4k-48", False), ("ppc32", False)])
+def test_if_tests_the_architecture_headers(profile, defined):
+    r = run_on(profile, "if __HAVE_ARCH_STRCHR\np = kmalloc 8\nendif\n"
+                        "if !_ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H\nq = kmalloc 8\nendif\n")
+    assert [ev.target for ev in r.workload.events] == (["p", "q"] if defined else [])
+
+
+def test_a_workload_parsed_without_a_profile_is_parsed_for_each_machine():
+    workload = parse("p = kmalloc sizeof(long)\nread p+sizeof(long) 1\n")
+    sizes = []
+    for profile in ("arm32", "x86_64", "arm32"):
+        runner = WorkloadRunner(Machine(load_profile(profile)), workload)
+        runner.run()
+        sizes.append(runner.machine.reports[0].addr - runner.values["p"])
+    assert sizes == [4, 8, 4]
+
+
+def test_a_workload_without_the_names_parses_once():
+    workload = parse("p = kmalloc 8\n")
+    events = workload.events
+    WorkloadRunner(Machine(load_profile("arm32")), workload).run()
+    assert workload.events is events
+
+
+def test_a_stream_parsed_for_one_profile_is_refused_on_another():
+    from kinspect.engine.workload import iter_workload
+    workload = iter_workload("s.kw", ["p = kmalloc sizeof(long)\n"], profile=load_profile("arm32"))
+    list(workload.events)
+    with pytest.raises(WorkloadError, match="parsed for profile 'arm32'"):
+        WorkloadRunner(Machine(load_profile("x86_64")), workload)
+
+
+def test_names_without_a_profile_are_an_error_when_the_events_are_read():
+    from kinspect.engine.workload import iter_workload
+    with pytest.raises(WorkloadError) as e:
+        list(iter_workload("s.kw", ["p = kmalloc 8\n", "q = kmalloc PAGE_SIZE\n"]).events)
+    assert (e.value.line, e.value.col) == (2, 13)
+    assert "depends on the architecture" in e.value.message
+    with pytest.raises(WorkloadError, match="depends on the architecture"):
+        parse("if CONFIG_64BIT\nendif\n").events
+
+
+@pytest.mark.parametrize("text,line,col,message", [
+    ("p = kmalloc sizeof(long\n", 1, 13, "SIZE: unknown name 'sizeof'"),
+    ("p = kmalloc PAGE_SIZ\n", 1, 13, "unknown name 'PAGE_SIZ'"),
+    ("p = kmalloc 8/0\n", 1, 13, "divides by zero"),
+    ("p = kmalloc 8-16\n", 1, 13, "(it is negative)"),
+    ("p = kmalloc (8+8\n", 1, 13, "unclosed"),
+    ("p = kmalloc 8+\n", 1, 13, "ends too early"),
+    ("else\n", 1, 1, "'else' without 'if'"),
+    ("endif\n", 1, 1, "'endif' without 'if'"),
+    ("if 1 == 1\nelse\nelse\nendif\n", 3, 1, "a second 'else'"),
+    ("p = kmalloc 8\nif 1 == 1\nread p 1\n", 2, 1, "this 'if' has no 'endif'"),
+    ("if CONFIG_SMB\nendif\n", 1, 4, "unknown name 'CONFIG_SMB' to test"),
+    ("if 1 = 1\nendif\n", 1, 6, "usage: if NAME"),
+    ("if\nendif\n", 1, 3, "usage: if NAME"),
+    ("if 1 == 1\nendif x\n", 2, 7, "too many operands"),
+])
+def test_bad_names_and_conditions_name_file_line_and_column(text, line, col, message):
+    with pytest.raises(WorkloadError) as e:
+        WorkloadRunner(Machine(load_profile("x86_64")), parse(text)).run()
+    assert (e.value.path, e.value.line, e.value.col) == ("t.kw", line, col)
+    assert message in e.value.message
+
+
+def test_a_profile_of_an_unknown_architecture_has_no_header_facts():
+    import dataclasses
+    mips = dataclasses.replace(load_profile("arm32"), arch="mips", name="mips32")
+    r = WorkloadRunner(Machine(mips), parse("p = kmalloc sizeof(long)\n"))
+    r.run()
+    assert r.workload.events[0].args == (4,)
+    with pytest.raises(WorkloadError, match="no header facts .__HAVE_ARCH_STRCHR. for the "
+                                            "architecture 'mips'"):
+        WorkloadRunner(Machine(mips), parse("if __HAVE_ARCH_STRCHR\nendif\n"))

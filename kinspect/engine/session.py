@@ -594,6 +594,8 @@ class Session:
         whatever it costs)."""
         self.profile = profile
         self.workload = workload
+        if isinstance(workload, Workload):
+            workload.bind(profile)          # sizeof(long), PAGE_SIZE... are the profile's
         self.driver = (workload if isinstance(workload, _TraceDriver)
                        else _WorkloadDriver(workload))
         self.path = self.driver.path

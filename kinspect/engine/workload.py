@@ -28,6 +28,7 @@ _SIZE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)([KMGT]?)\Z")
 _ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(\S+))?\Z")
 _FRAME_VAR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:@([^:\s]+))?:(\S+)\Z")
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+_EXPRESSION = re.compile(r"\A[A-Za-z_(]|.[-+*/()]")  # a name or an operator: not a number
 # Limits of the kernel types the operands stand for. size_t and unsigned long are the
 # profile's word (checked again against a 32-bit profile's word when the workload runs).
 WORD_BITS = 64
@@ -60,6 +61,152 @@ def parse_number(tok: str, limit: int = 1 << WORD_BITS, kind: str = "64 bits") -
 
 def _short(tok: str) -> str:
     return repr(tok) if len(tok) <= 40 else f"{tok[:32]!r}... ({len(tok)} characters)"
+
+
+# What an architecture's own headers define that a KUnit case of mm/kasan/kasan_test_c.c
+# depends on (Linux 6.12, generic KASAN), by ArchProfile.arch. A workload tests them with
+# ``if NAME`` / ``if !NAME`` (docs/workloads.md):
+# - __HAVE_ARCH_<F>: the architecture's own (assembly) string function F replaces lib/string.c's,
+#   and is not instrumented: arch/arm/include/asm/string.h defines __HAVE_ARCH_STRRCHR,
+#   __HAVE_ARCH_STRCHR and __HAVE_ARCH_MEMCHR (arch/arm/lib/strrchr.S, strchr.S, memchr.S);
+#   arm64 (arch/arm64/include/asm/string.h), riscv (arch/riscv/include/asm/string.h) and
+#   powerpc (arch/powerpc/include/asm/string.h) define their str*/memchr/memcmp ones only
+#   without KASAN; x86_64 (arch/x86/include/asm/string_64.h) has none of them. lib/string.c's
+#   C versions are instrumented (lib/Makefile: KASAN_SANITIZE_string.o := n only with
+#   CONFIG_AMD_MEM_ENCRYPT). The mem{set,cpy,move} ones are KASAN's own checked versions
+#   everywhere (mm/kasan/shadow.c), so they are not listed.
+# - _ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H: set_bit(), clear_bit(), change_bit() and the
+#   test_and_*() atomic bit operations are wrapped with instrument_atomic_write() by
+#   include/asm-generic/bitops/instrumented-atomic.h, which x86 (asm/bitops.h), arm64 (through
+#   asm-generic/bitops/atomic.h), riscv and powerpc (asm/bitops.h) include. arm does not: with
+#   CONFIG_SMP its set_bit() is ATOMIC_BITOP() = _set_bit(), assembly (arch/arm/lib/setbit.S...),
+#   unchecked. (The non-atomic __set_bit()... are generic C there, instrumented by the compiler,
+#   and the _lock/_unlock ones go through asm-generic/bitops/instrumented-lock.h everywhere.)
+_INSTRUMENTED_BITOPS = "_ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H"
+ARCH_DEFINES: dict[str, frozenset[str]] = {
+    "x86_64": frozenset({_INSTRUMENTED_BITOPS}),
+    "arm": frozenset({"__HAVE_ARCH_MEMCHR", "__HAVE_ARCH_STRCHR", "__HAVE_ARCH_STRRCHR"}),
+    "arm64": frozenset({_INSTRUMENTED_BITOPS}),
+    "riscv64": frozenset({_INSTRUMENTED_BITOPS}),
+    "powerpc": frozenset({_INSTRUMENTED_BITOPS}),
+}
+# Every name an ``if`` may test: the ones above, and those ArchNames derives from the profile.
+DEFINE_NAMES = frozenset({"CONFIG_64BIT", "CONFIG_HIGHMEM", _INSTRUMENTED_BITOPS}
+                         | {f"__HAVE_ARCH_{f}" for f in ("MEMCHR", "MEMCMP", "STRCHR", "STRRCHR",
+                                                         "STRCMP", "STRNCMP", "STRLEN",
+                                                         "STRNLEN")})
+# Names whose value is the same on every architecture kinspect models.
+FIXED_NAMES = {"BITS_PER_BYTE": 8, "KASAN_GRANULE_SIZE": KASAN_GRANULE_SIZE, "sizeof(char)": 1,
+               "sizeof(short)": 2, "sizeof(int)": 4, "sizeof(u8)": 1, "sizeof(u16)": 2,
+               "sizeof(u32)": 4, "sizeof(u64)": 8, "sizeof(atomic_t)": 4,
+               "sizeof(atomic64_t)": 8}
+# Names whose value is the architecture's (ArchNames.values has them all).
+ARCH_NAMES = ("BITS_PER_LONG", "PAGE_SHIFT", "PAGE_SIZE", "KMALLOC_MIN_SIZE",
+              "KMALLOC_MAX_CACHE_SIZE", "sizeof(long)", "sizeof(void*)", "sizeof(size_t)",
+              "sizeof(atomic_long_t)")
+
+
+class ArchNames:
+    """The names a workload may use for one profile's sizes and facts (docs/workloads.md):
+    their values, and the set of names ``if`` finds defined."""
+
+    def __init__(self, profile) -> None:
+        word = profile.bits // 8
+        self.profile_name = profile.name
+        self.arch = profile.arch
+        self.values = dict(FIXED_NAMES)
+        self.values.update({
+            "BITS_PER_LONG": profile.bits,
+            "PAGE_SHIFT": profile.page_shift,
+            "PAGE_SIZE": 1 << profile.page_shift,
+            # include/linux/slab.h: KMALLOC_MIN_SIZE = ARCH_KMALLOC_MINALIGN when that is above
+            # 8 (arm: ARCH_DMA_MINALIGN = L1_CACHE_BYTES = 64), else 1 << KMALLOC_SHIFT_LOW = 8
+            "KMALLOC_MIN_SIZE": max(profile.kmalloc_minalign, 8),
+            # include/linux/slab.h (SLUB): KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1
+            "KMALLOC_MAX_CACHE_SIZE": 1 << (profile.page_shift + 1),
+            "sizeof(long)": word, "sizeof(void*)": word, "sizeof(size_t)": word,
+            "sizeof(atomic_long_t)": word,      # atomic_long_t is atomic64_t or atomic_t
+        })
+        defined = ARCH_DEFINES.get(profile.arch)
+        self.known = defined is not None
+        self.defines = set(defined or ())
+        if profile.bits == 64:
+            self.defines.add("CONFIG_64BIT")
+        if profile.lowmem_limit is not None:
+            self.defines.add("CONFIG_HIGHMEM")
+        self.key = (tuple(sorted(self.values.items())), tuple(sorted(self.defines)))
+
+
+class _NeedsProfile(Exception):
+    """A workload parsed without a profile used an architecture's name (parse it again once
+    the profile is known)."""
+
+
+_EXPR_TOKEN = re.compile(r"sizeof\([A-Za-z_][A-Za-z0-9_]*\*?\)|[A-Za-z_][A-Za-z0-9_]*"
+                         r"|0[xX][0-9a-fA-F]+[KMGT]?|[0-9]+[KMGT]?|[-+*/()]|.")
+
+
+def eval_expression(tok: str, names) -> int:
+    """The value of a workload expression: numbers and names (``sizeof(long)``, ``PAGE_SIZE``;
+    ``names(name)`` gives a name's value) joined by ``+ - * /`` (C's integer arithmetic,
+    ``*`` and ``/`` first) and parentheses, without spaces: ``KMALLOC_MAX_CACHE_SIZE+10``,
+    ``PAGE_SIZE/2-KASAN_GRANULE_SIZE-5``. ValueError saying what is wrong otherwise."""
+    toks = _EXPR_TOKEN.findall(tok)
+    pos = 0
+
+    def peek() -> str | None:
+        return toks[pos] if pos < len(toks) else None
+
+    def atom() -> int:
+        nonlocal pos
+        t = peek()
+        if t is None:
+            raise ValueError(f"{_short(tok)} ends too early")
+        pos += 1
+        if t == "(":
+            v = expr()
+            if peek() != ")":
+                raise ValueError(f"{_short(tok)} has an unclosed '('")
+            pos += 1
+            return v
+        if t == "-":
+            return -atom()
+        if t[0].isdigit():
+            return parse_number(t, 1 << 64, "64 bits")
+        if t[0].isalpha() or t[0] == "_" or t.startswith("sizeof("):
+            return names(t)
+        raise ValueError(f"{_short(tok)}: unexpected {t!r}")
+
+    def term() -> int:
+        nonlocal pos
+        v = atom()
+        while peek() in ("*", "/"):
+            op = toks[pos]
+            pos += 1
+            r = atom()
+            if op == "*":
+                v *= r
+            elif r == 0:
+                raise ValueError(f"{_short(tok)} divides by zero")
+            else:
+                v = abs(v) // abs(r) * (1 if (v < 0) == (r < 0) else -1)   # C truncates
+            if abs(v) >= 1 << 64:
+                raise ValueError(f"{_short(tok)} does not fit in 64 bits")
+        return v
+
+    def expr() -> int:
+        nonlocal pos
+        v = term()
+        while peek() in ("+", "-"):
+            op = toks[pos]
+            pos += 1
+            v = v + term() if op == "+" else v - term()
+        return v
+
+    value = expr()
+    if pos != len(toks):
+        raise ValueError(f"{_short(tok)}: unexpected {toks[pos]!r}")
+    return value
 
 BUG_TYPES = frozenset({
     "out-of-bounds", "slab-out-of-bounds", "slab-use-after-free", "use-after-free",
@@ -150,9 +297,35 @@ class WordState:
     parsed so far, where it was: a workload parsed before its machine is known is checked
     against the machine's word when it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: ArchNames | None = None) -> None:
         self.word_bits = WORD_BITS
         self.widest: tuple[int, int, int, str] = (0, 0, 0, "")   # value, line, col, what
+        self.arch = arch                # the profile's names; None: not known yet
+        self.arch_used = False          # a line used one of them
+
+    def name_value(self, name: str, path: str, line: int, col: int) -> int:
+        """The value of a name in an expression (``sizeof(long)``, ``PAGE_SIZE``...)."""
+        if name in FIXED_NAMES:
+            return FIXED_NAMES[name]
+        if name not in ARCH_NAMES:
+            raise ValueError(f"unknown name {_short(name)} (known: "
+                             f"{', '.join(sorted(FIXED_NAMES) + sorted(ARCH_NAMES))})")
+        return self.arch_value(name, path, line, col)
+
+    def arch_value(self, name: str, path: str, line: int, col: int):
+        """An architecture's fact: a name's value, or for an ``if`` whether it is defined."""
+        self.arch_used = True
+        if self.arch is None:
+            raise _NeedsProfile(WorkloadError(
+                f"{name} depends on the architecture, and this workload is parsed without a "
+                "profile", path, line, col))
+        if name in ARCH_NAMES:
+            return self.arch.values[name]
+        if not self.arch.known and name not in ("CONFIG_64BIT", "CONFIG_HIGHMEM"):
+            raise WorkloadError(f"kinspect knows no header facts ({name}) for the "
+                                f"architecture {self.arch.arch!r} of profile "
+                                f"{self.arch.profile_name!r}", path, line, col)
+        return name in self.arch.defines
 
     def saw_word(self, value: int, line: int, col: int, what: str) -> None:
         if value > self.widest[0]:
@@ -163,16 +336,71 @@ class Workload:
     """A workload's events: all of them (a list), or streamed as they are parsed."""
 
     def __init__(self, path: str, lines: Iterable[str] | None = None,
-                 stream: bool = False) -> None:
+                 stream: bool = False, profile=None) -> None:
         self.path = path
         self.funcs = FuncTable(path)
-        self.words = WordState()
-        events = _iter_events(path, lines, self.funcs, self.words)
+        self.words = WordState(None if profile is None else ArchNames(profile))
+        # The lines of a workload that uses an architecture's names, kept to parse it again
+        # for another profile (list mode only: a stream is parsed once, for its runner's).
+        self._source: list[str] | None = None
+        self._events: list[Event] | Iterator[Event] | None = None
         if stream:
-            self.events: list[Event] | Iterator[Event] = events
-        else:
+            self._events = _needing_no_profile(_iter_events(path, lines, self.funcs,
+                                                            self.words))
+            return
+        if lines is None:
+            lines = _read_lines(path)
+        elif hasattr(lines, "readline"):
+            lines = _capped_lines(lines)
+        kept: list[str] = []
+        lines = iter(lines)
+        try:
             with gc_paused():
-                self.events = list(events)
+                self._events = list(_iter_events(path, _keeping(lines, kept), self.funcs,
+                                                 self.words))
+        except _NeedsProfile as e:
+            try:
+                kept.extend(lines)                  # the rest, for the parse with a profile
+            except UnicodeDecodeError as u:
+                raise WorkloadError(f"not UTF-8 text ({u.reason})", path) from None
+            self._source = kept
+            self._pending = e.args[0]
+            return
+        if self.words.arch_used:
+            self._source = kept
+
+    @property
+    def events(self) -> list[Event] | Iterator[Event]:
+        """The events; for a workload that uses an architecture's names, once bound to a
+        profile (``bind``, which every WorkloadRunner and Session does)."""
+        if self._events is None:
+            raise self._pending
+        return self._events
+
+    @events.setter
+    def events(self, events: list[Event]) -> None:
+        self._events = events
+
+    def bind(self, profile) -> None:
+        """Make the workload the one for ``profile``: the architecture's names take its
+        values (parsing the lines again if they were parsed for another profile, or without
+        one), and the unsigned long / size_t numbers are checked against its word: those
+        parsed already now, those of lines streamed later as they come."""
+        arch = ArchNames(profile)
+        if self._source is not None and (self.words.arch is None
+                                         or self.words.arch.key != arch.key):
+            self.funcs = FuncTable(self.path)
+            self.words = WordState(arch)
+            with gc_paused():
+                self._events = list(_iter_events(self.path, iter(self._source), self.funcs,
+                                                 self.words))
+        elif self.words.arch is None:
+            self.words.arch = arch          # a stream: the lines to come use the profile's
+        elif self.words.arch_used and self.words.arch.key != arch.key:
+            raise WorkloadError(f"this workload was parsed for profile "
+                                f"{self.words.arch.profile_name!r}, whose sizes differ from "
+                                f"{profile.name!r}'s", self.path)
+        self.check_word(profile.bits)
 
     def check_word(self, bits: int) -> None:
         """Check the workload's unsigned long / size_t numbers against a machine's word
@@ -184,17 +412,19 @@ class Workload:
                                 self.path, line, col)
 
 
-def parse_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
-    """Parse a whole workload file (or the given lines, named path) into a list of events."""
-    return Workload(path, lines)
+def parse_workload(path: str, lines: Iterable[str] | None = None, profile=None) -> Workload:
+    """Parse a whole workload file (or the given lines, named path) into a list of events,
+    for ``profile`` (its sizes and facts; without one, a workload that uses them is parsed
+    when a runner or session binds it to its machine's profile)."""
+    return Workload(path, lines, profile=profile)
 
 
-def iter_workload(path: str, lines: Iterable[str] | None = None) -> Workload:
+def iter_workload(path: str, lines: Iterable[str] | None = None, profile=None) -> Workload:
     """A workload whose events are parsed one line at a time as they are consumed.
 
     A huge workload is never read whole: errors surface when their line is reached.
     """
-    return Workload(path, lines, stream=True)
+    return Workload(path, lines, stream=True, profile=profile)
 
 
 MAX_LINE = 64 << 10        # characters: a longer "line" (a binary file, /dev/zero) is refused
@@ -203,6 +433,30 @@ MAX_LINE = 64 << 10        # characters: a longer "line" (a binary file, /dev/ze
 def _capped_lines(f) -> Iterator[str]:
     """The lines of a text file, none read longer than MAX_LINE + 1 characters."""
     while line := f.readline(MAX_LINE + 1):
+        yield line
+
+
+def _read_lines(path: str) -> Iterator[str]:
+    """The lines of the workload file at path (with the line cap)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from _capped_lines(f)
+    except OSError as e:
+        raise WorkloadError(f"cannot read workload: {e.strerror}", path) from None
+
+
+def _needing_no_profile(events: Iterator[Event]) -> Iterator[Event]:
+    """A stream's events: one that uses an architecture's name before it is bound to a
+    profile is an error at that line."""
+    try:
+        yield from events
+    except _NeedsProfile as e:
+        raise e.args[0] from None
+
+
+def _keeping(lines: Iterable[str], kept: list[str]) -> Iterator[str]:
+    for line in lines:
+        kept.append(line)
         yield line
 
 
@@ -263,6 +517,8 @@ class _LineParser:
         word = limit is None
         if word:
             limit, kind = 1 << self.state.word_bits, f"{self.state.word_bits} bits"
+        if not _SIZE.match(tok[1:] if neg else tok) and _EXPRESSION.search(tok):
+            return self.expression(tok, col, what, signed, limit, kind, word)
         try:
             value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit,
                                  kind)
@@ -271,6 +527,22 @@ class _LineParser:
         if word:
             self.state.saw_word(value, self.lineno, col, what)
         return -value if neg else value
+
+    def expression(self, tok: str, col: int, what: str, signed: bool, limit: int, kind: str,
+                   word: bool) -> int:
+        """A number written as an expression of names (``sizeof(long)+1``)."""
+        try:
+            value = eval_expression(
+                tok, lambda name: self.state.name_value(name, self.path, self.lineno, col))
+        except ValueError as e:
+            raise self.error(f"{what}: {e}", col) from None
+        low = -(limit >> 1) if signed else 0
+        if not low <= value < limit:
+            raise self.error(f"{what} {_short(tok)} = {value} does not fit in {kind}"
+                             + ("" if signed or value >= 0 else " (it is negative)"), col)
+        if word and value >= 0:
+            self.state.saw_word(value, self.lineno, col, what)
+        return value
 
     def token(self, i: int, what: str) -> str:
         if i >= len(self.words) - self.first:
@@ -339,12 +611,20 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
     kinds: dict[str, str] = {}
     index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
+    conds: list[list] = []          # open ``if``s: [taken, line, else seen]
+    skipping = False                # inside a branch not taken
     for lineno, raw_line in enumerate(lines, 1):
         if len(raw_line) > MAX_LINE and len(raw_line.rstrip("\n")) > MAX_LINE:
             raise WorkloadError(f"line longer than {MAX_LINE} characters (not a workload?)",
                                 path, lineno)
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
+            continue
+        first = raw.split(None, 1)[0]
+        if first in _CONDITIONALS:
+            skipping = _conditional(path, lineno, raw, first, conds, skipping, kinds, words)
+            continue
+        if skipping:
             continue
         lp = _LineParser(path, lineno, raw, kinds, words)
         target = None
@@ -369,6 +649,57 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
                       lineno)
         yield Event(index, path, lineno, raw.strip(), op, target, args, frame)
         index += 1
+    if conds:
+        raise WorkloadError("this 'if' has no 'endif'", path, conds[-1][1], 1)
+
+
+_CONDITIONALS = ("if", "else", "endif")
+_COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, ">": int.__gt__,
+                "<=": int.__le__, ">=": int.__ge__}
+
+
+def _conditional(path: str, lineno: int, raw: str, first: str, conds: list[list],
+                 skipping: bool, kinds: dict[str, str], words: WordState) -> bool:
+    """An ``if COND`` / ``else`` / ``endif`` line (docs/workloads.md): the conditions are
+    the profile's, decided while parsing, as the C preprocessor decides ``#if``; the lines
+    of a branch not taken are not events (and are not parsed). Whether the lines that follow
+    are skipped."""
+    lp = _LineParser(path, lineno, raw, kinds, words)
+    if first != "if":
+        lp.arity(1, 1, first)
+        if not conds:
+            raise lp.error(f"{first!r} without 'if'", 1)
+        if first == "endif":
+            taken, _line, _else = conds.pop()
+            return bool(conds) and not conds[-1][0]
+        if conds[-1][2]:
+            raise lp.error("a second 'else' for the same 'if'", 1)
+        conds[-1][2] = True
+        outer = len(conds) < 2 or conds[-2][0]
+        conds[-1][0] = outer and not conds[-1][0]
+        return not conds[-1][0]
+    if skipping:                    # nested in a branch not taken: not evaluated
+        conds.append([False, lineno, False])
+        return True
+    n = len(lp)
+    if n == 2:
+        tok, col = lp.word(1), lp.col(1)
+        name = tok[1:] if tok.startswith("!") else tok
+        if name not in DEFINE_NAMES:
+            raise lp.error(f"unknown name {_short(name)} to test (known: "
+                           f"{', '.join(sorted(DEFINE_NAMES))}; or compare: if A == B)", col)
+        taken = bool(words.arch_value(name, path, lineno, col)) != tok.startswith("!")
+    elif n == 4 and lp.word(2) in _COMPARISONS:
+        a = lp.number_at(lp.word(1), lp.col(1), "left operand", signed=True, limit=1 << 64,
+                         kind="64 bits")
+        b = lp.number_at(lp.word(3), lp.col(3), "right operand", signed=True, limit=1 << 64,
+                         kind="64 bits")
+        taken = _COMPARISONS[lp.word(2)](a, b)
+    else:
+        raise lp.error("usage: if NAME | if !NAME | if A OP B (OP: "
+                       f"{' '.join(_COMPARISONS)})", lp.col(2) if n > 2 else len(raw) + 1)
+    conds.append([taken, lineno, False])
+    return not taken
 
 
 def _parse_args(lp: _LineParser, op: str, target: str | None):
@@ -538,6 +869,8 @@ class WorkloadRunner:
     def __init__(self, machine: Machine, workload: Workload) -> None:
         self.machine = machine
         self.workload = workload
+        if isinstance(workload, Workload):
+            workload.bind(machine.profile)
         self._events = iter(workload.events)
         machine.depot = WorkloadDepot(workload.funcs)
         self.values: dict[str, object] = {}
@@ -545,8 +878,6 @@ class WorkloadRunner:
         self.last_reports: list[BadAccess] = []
         self.expect_failures: list[str] = []
         self._mask = (1 << machine.bits) - 1
-        if isinstance(workload, Workload):
-            workload.check_word(machine.bits)
         self._ops = {name[3:]: getattr(self, name) for name in dir(self)
                      if name.startswith("op_")}
 
