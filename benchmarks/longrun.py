@@ -57,6 +57,7 @@ from kinspect.engine.workload import gc_paused
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 FREE_OF = {KMALLOC: KFREE, KMEM_CACHE_ALLOC: KMEM_CACHE_FREE, PAGE_ALLOC: PAGE_FREE}
 SAMPLE_EVERY = 16384        # TraceReplayer.replay()'s progress callback: footprints sampled
+PROGRESS_EVERY = 1 << 23    # events between two progress lines (partial figures of a long run)
 
 
 class Mix:
@@ -193,10 +194,16 @@ def _replay(mix: Mix, events: int, seed: int, mem: int, engine: str, schemes) ->
     machine = Machine(load_profile("x86_64", mem), schemes=schemes, engine=engine)
     replayer = TraceReplayer(machine, "GENERATED")
     peaks = {s.name: 0 for s in machine.schemes}
+    start, start_cpu = time.perf_counter(), time.process_time()
 
-    def sample(*_) -> None:
+    def sample(n: int = 0, _line: int = 0) -> None:
         for scheme in machine.schemes:
             peaks[scheme.name] = max(peaks[scheme.name], scheme.footprint().total_bytes())
+        if n and not n % PROGRESS_EVERY:
+            cpu = time.process_time() - start_cpu
+            print(f"  [{engine}] ... {n:,} events: {time.perf_counter() - start:,.0f} s wall, "
+                  f"{cpu:,.0f} s CPU ({1e6 * cpu / n:.2f} us/event), load average {_load()}",
+                  flush=True)
 
     with gc_paused():
         replayer.replay(generate(mix, events, seed), progress=sample)

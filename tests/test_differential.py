@@ -68,16 +68,17 @@ class TraceSide:
         return pickle.dumps((self.replayer, self.fingerprinter))
 
 
-def _first_divergence(path: str, profile: str, before: int, events: list) -> str:
+def _first_divergence(path: str, profile: str, before: int, events: list,
+                      parts: list[str]) -> str:
     """FILE:LINE of the first of ``events`` (which follow the first ``before`` events of the
-    trace) after which the engines' fingerprints differ, and the parts that differ: both
-    replays are redone up to ``before``, then the events bisected from that state."""
+    trace, and after which the fingerprints' ``parts`` differ) after which the engines'
+    fingerprints differ, and the parts that differ there: both replays are redone up to
+    ``before``, then the events bisected from that state."""
     sides = [TraceSide(path, profile, engine) for engine in ENGINES]
     for side in sides:
         side.replay(side.read(before))
     saved = [side.state() for side in sides]
     good, bad = 0, len(events)          # equal after `good` of the events, unequal after `bad`
-    parts: list[str] = []
     while bad - good > 1:
         middle = (good + bad) // 2
         prints = []
@@ -91,7 +92,7 @@ def _first_divergence(path: str, profile: str, before: int, events: list) -> str
             bad, parts = middle, differing
         else:
             good = middle
-    return f"{path}:{events[bad - 1].line}: the engines differ after this event ({parts or 'see above'})"
+    return f"{path}:{events[bad - 1].line}: the engines differ after this event ({parts})"
 
 
 @pytest.mark.parametrize("trace,profile", TRACES)
@@ -108,7 +109,7 @@ def test_the_real_traces_replay_alike(trace, profile):
             side.replay(chunk)
         prints = [side.fingerprinter.take() for side in sides]
         if prints[0] != prints[1]:
-            pytest.fail(_first_divergence(path, profile, done, chunks[0]))
+            pytest.fail(_first_divergence(path, profile, done, chunks[0], _differing(*prints)))
         done += len(chunks[0])
     reference, ours = sides
     assert done == reference.replayer.events == ours.replayer.events > 100_000
@@ -183,7 +184,7 @@ def test_a_trace_divergence_names_its_first_event(monkeypatch):
         return replay(self, events, progress, after_event)
 
     monkeypatch.setattr(TraceReplayer, "replay", replay_but_one)
-    where = _first_divergence(path, "arm32", 1000, events[1000:])
+    where = _first_divergence(path, "arm32", 1000, events[1000:], ["every part"])
     assert where.startswith(f"{path}:{dropped.line}: the engines differ after this event ("), \
         where
     assert "'slab objects'" in where
