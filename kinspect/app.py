@@ -33,6 +33,7 @@ from .engine.errors import KinspectError
 from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
 from .engine.profile import format_size
 from .engine.session import Breakpoint, SchemeView, Session, StepResult
+from .engine.view import machine_view
 from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
                       ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)
 from .widgets.footer import KeyFooter
@@ -335,8 +336,8 @@ class MainScreen(Screen):
 
     def _initial_pfn(self) -> int:
         """Where the cursor starts: the highest allocated page (where SLUB's first slabs are)."""
-        m = self.session.machine
-        return max(m.pages) if m.pages else self.session.profile.min_pfn
+        pfn = machine_view(self.session).highest_allocated_pfn()
+        return pfn if pfn is not None else self.session.profile.min_pfn
 
     # ---------------------------------------------------------------- state helpers
 
@@ -578,7 +579,7 @@ class MainScreen(Screen):
             return None
         if report.pfn is not None:
             return report.pfn
-        return self.session.machine.addr_to_pfn(report.addr)
+        return machine_view(self.session).addr_to_pfn(report.addr)
 
     def _follow_target(self, result: StepResult | None) -> tuple[int | None, int | None]:
         """Where the cursor goes after a step: the bad access, an attach, the event's address.
@@ -596,11 +597,12 @@ class MainScreen(Screen):
             if r is not None and r.event_index == s.position - 1:
                 return self._report_pfn(r), r.first_bad_addr
             addr = s.event_address(s.position - 1)
-            return (s.machine.addr_to_pfn(addr), addr) if addr is not None else (None, None)
+            return ((machine_view(s).addr_to_pfn(addr), addr) if addr is not None
+                    else (None, None))
         mine = [a for a in result.attach if a.scheme == s.shown and a.pfn is not None]
         addr = s.event_address(result.position - 1)
         if addr is not None:
-            pfn = s.machine.addr_to_pfn(addr)
+            pfn = machine_view(s).addr_to_pfn(addr)
             if pfn is not None or not mine:
                 return pfn, addr
         if mine:
@@ -611,7 +613,6 @@ class MainScreen(Screen):
     def _select_pfn(self, pfn: int | None, follow_addr: int | None = None,
                     from_map: bool = False) -> None:
         s = self.session
-        m = s.machine
         p = s.profile
         if pfn is None and follow_addr is not None:
             pfn = self.pfn
@@ -621,7 +622,7 @@ class MainScreen(Screen):
         if follow_addr is not None:
             self.addr = follow_addr
         elif p.is_lowmem_pfn(pfn) and p.pfn_valid(pfn):
-            self.addr = m.page_address(pfn)
+            self.addr = machine_view(s).page_address(pfn)
         else:
             self.addr = None
         if not from_map:
@@ -639,7 +640,8 @@ class MainScreen(Screen):
             shadow.show(None, None, note=note)
             self._set_title("#shadow-pane", f"shadow bytes · pfn {self.pfn:#x}")
         else:
-            shadow.show(s.scheme.read, self.addr, selected=self.addr, bad=bad)
+            shadow.show(machine_view(s).shadow_reader(s.shown), self.addr, selected=self.addr,
+                        bad=bad)
             w = s.profile.bits // 4
             base = self.addr - self.addr % s.profile.page_size
             link = self.view.link(self.pfn) if self.pfn is not None else None
@@ -847,7 +849,7 @@ class MainScreen(Screen):
         if found is None:
             self.notify("no poisoned granule in an allocated page that way")
             return
-        self._select_pfn(self.session.machine.addr_to_pfn(found), follow_addr=found)
+        self._select_pfn(machine_view(self.session).addr_to_pfn(found), follow_addr=found)
 
     def action_goto(self) -> None:
         self.app.push_screen(
@@ -1023,7 +1025,7 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
     """(pfn, address) named by the text of a go-to: an address, ``pfn N``, or a symbol
     (a workload variable with an optional +/- offset, a global variable, a kmem_cache)."""
     s = session
-    m = s.machine
+    m = machine_view(s)
     p = s.profile
     text = text.strip()
     pm = re.fullmatch(r"pfn\s+(\S+)", text)
@@ -1046,15 +1048,15 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
         value = s.runner.values.get(name)
         if isinstance(value, int):
             return _locate_address(s, (value + offset) & ((1 << p.bits) - 1), text)
-        for gaddr, _size, _gsize, gname in m.globals:
-            if gname == name:
-                return _locate_address(s, gaddr + offset, text)
-        for cache in m.caches:
-            if cache.name == name:
-                if not cache.slabs:
-                    raise KinspectError(f"kmem_cache {name} has no slab now")
-                head = min(cache.slabs)
-                return head, m.page_address(head)
+        for var in m.global_variables():
+            if var.name == name:
+                return _locate_address(s, var.addr + offset, text)
+        cache = m.find_cache(name)
+        if cache is not None:
+            if not cache.slabs:
+                raise KinspectError(f"kmem_cache {name} has no slab now")
+            head = cache.slabs[0]
+            return head, m.page_address(head)
         if value is not None:
             raise KinspectError(f"{name} is not an address (it is a {type(value).__name__})")
     raise KinspectError(f"nothing called {text!r}: not an address, a pfn, a workload "
@@ -1063,13 +1065,14 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
 
 def _locate_address(s: Session, addr: int, text: str) -> tuple[int | None, int | None]:
     p = s.profile
-    pfn = s.machine.addr_to_pfn(addr)
+    m = machine_view(s)
+    pfn = m.addr_to_pfn(addr)
     if pfn is not None:
         return pfn, addr
     if p.vmalloc_start <= addr < p.vmalloc_end or p.addr_has_metadata(addr):
         return None, addr            # shadow exists, no page behind (vmalloc hole, ...)
     if p.pfn_valid(addr):
-        return addr, (s.machine.page_address(addr) if p.is_lowmem_pfn(addr) else None)
+        return addr, (m.page_address(addr) if p.is_lowmem_pfn(addr) else None)
     raise KinspectError(f"{text} is neither a kernel address with shadow nor a pfn of RAM")
 
 
@@ -1097,21 +1100,21 @@ def parse_breakpoint(s: Session, text: str) -> Breakpoint:
 def find_poisoned_granule(s: Session, addr: int | None, direction: int) -> int | None:
     """The next (or previous) granule after ``addr`` whose shadow is not 00, in pages that
     are allocated (free pages are all KASAN_PAGE_FREE: not what anyone looks for)."""
-    m = s.machine
+    m = machine_view(s)
     p = s.profile
-    heads = sorted(m.pages)
-    if not heads:
+    blocks = m.allocated_pages()
+    if not blocks:
         return None
     page = p.page_size
     cur_pfn = m.addr_to_pfn(addr) if addr is not None else None
     if cur_pfn is None:
         cur_pfn = p.min_pfn if direction > 0 else p.max_pfn
         addr = None
-    spans = [(h, 1 << m.pages[h][0]) for h in heads if p.is_lowmem_pfn(h)]
+    spans = [(b.pfn, 1 << b.order) for b in blocks if p.is_lowmem_pfn(b.pfn)]
     pfns = [pfn for h, n in spans for pfn in range(h, h + n)]
     if direction < 0:
         pfns.reverse()
-    read = s.scheme.read
+    read = m.shadow_reader(s.shown)
     for pfn in pfns:
         if (direction > 0 and pfn < cur_pfn) or (direction < 0 and pfn > cur_pfn):
             continue

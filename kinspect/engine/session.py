@@ -53,6 +53,7 @@ from .profile import ArchProfile
 from .report import BadAccess
 from .shadow import SCHEMES
 from .shadow.base import Footprint, PageUse, ShadowScheme
+from .view import machine_view
 from .workload import Event, StepOutcome, Workload, WorkloadRunner, gc_paused
 
 REFERENCE_SCHEME = "flat"
@@ -1375,8 +1376,7 @@ class SchemeView:
     def __init__(self, session: Session, name: str) -> None:
         self.session = session
         self.name = name
-        self.kind = ("blocks" if hasattr(self.scheme, "shadow_slabs") else
-                     "windows" if hasattr(self.scheme, "windows") else "flat")
+        self.kind = machine_view(session).shadow_storage(name)
         self.generation = -1
         self.attached: list[int] = []
         self.own_shadow: list[int] = []
@@ -1401,35 +1401,24 @@ class SchemeView:
             self.own_shadow = self._own_shadow_pages()
         elif self.kind == "windows":
             attached = []
-            has_own = self.scheme.has_own_shadow
+            machine = machine_view(s)
             own = []
-            for w in self.scheme.windows():
+            for w in machine.shadow_windows(self.name):
                 own.append(w.shadow_pfn)
                 if w.pfn is not None:
-                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES) if has_own(p)]
+                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES)
+                                 if machine.has_own_shadow(self.name, p)]
             self.attached = sorted(attached)
             self.own_shadow = sorted(own)
         self._counters = self._current_counters()
         self.generation = s.generation
 
-    @property
-    def scheme(self) -> ShadowScheme:
-        """The scheme object of the session's machine now (a restore makes new objects)."""
-        return self.session.scheme_named(self.name)
-
     def _own_shadow_pages(self) -> list[int]:
         """Pfns of this scheme's shadow pages, without walking every block."""
-        if self.kind == "windows":
-            return sorted(w.shadow_pfn for w in self.scheme.windows())
-        # The shadow-block cache (``struct kmem_cache``) of pageptr/pageext: its slabs' pages.
-        cache = self.scheme.shadow_cache
-        if cache is None:
-            return []
-        n = 1 << cache.layout.order
-        return sorted(head + i for head in cache.slabs for i in range(n))
+        return machine_view(self.session).shadow_slab_pages(self.name)
 
     def _current_counters(self):
-        fp = self.scheme.footprint()
+        fp = machine_view(self.session).footprint(self.name)
         return (fp.blocks_in_use, fp.shadow_pages_mapped, fp.shadow_slab_pages)
 
     def update(self, result: StepResult) -> None:
@@ -1476,19 +1465,13 @@ class SchemeView:
         return bool(self.attached_in(pfn, 1))
 
     def link(self, pfn: int) -> str | None:
-        return self.scheme.shadow_link(pfn)
+        return machine_view(self.session).shadow_link(self.name, pfn)
 
     def slabs(self) -> list[ShadowSlabInfo]:
         """The shadow-block cache's slabs in pfn order (pageptr, pageext); [] otherwise."""
         if self._slabs is None:
-            out = []
-            if self.kind == "blocks":
-                slab_of_pfn = self.session.machine.slab_of_pfn
-                for head, blocks in self.scheme.shadow_slabs().items():
-                    slab = slab_of_pfn.get(head)
-                    pages = 1 << slab.cache.layout.order if slab is not None else 1
-                    out.append(ShadowSlabInfo(head, pages, tuple(blocks)))
-            self._slabs = out
+            self._slabs = [ShadowSlabInfo(*slab) for slab in
+                           machine_view(self.session).shadow_slabs(self.name)]
         return self._slabs
 
     def block_of_pfn(self, pfn: int) -> int | None:

@@ -23,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..engine.memory import PageState
+from ..engine.view import MachineView, machine_view
 from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
                       NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
 from .base_style import LineFrameMixin, PaletteStyleMixin
@@ -79,9 +80,9 @@ class SessionPages:
     def cells(self, first: int, ncells: int, ppc: int) -> tuple[np.ndarray, np.ndarray]:
         count = ncells * ppc
         view = self.view
-        memmap = self.session.machine.memmap
+        machine = machine_view(self.session)
         if ppc <= self._pps or count <= 1 << 21:
-            codes = memmap.states(first, count)
+            codes = machine.page_states(first, count)
             self._holes(codes, first)
             other = codes == PageState.SHADOW_SLAB
             if other.any():
@@ -92,14 +93,15 @@ class SessionPages:
             if ppc > 1:
                 codes = _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
         else:
-            codes = self._cells_by_section(memmap, first, ncells, ppc)
+            codes = self._cells_by_section(machine, first, ncells, ppc)
         attached = np.zeros(ncells, dtype=bool)
         att = view.attached_in(first, count)
         if att:
             attached[(np.asarray(att, dtype=np.int64) - first) // ppc] = True
         return codes, attached
 
-    def _cells_by_section(self, memmap, first: int, ncells: int, ppc: int) -> np.ndarray:
+    def _cells_by_section(self, machine: MachineView, first: int, ncells: int,
+                          ppc: int) -> np.ndarray:
         """Cells bigger than a memory section: untouched sections read free (or hole)."""
         gen = self.session.generation
         ranks = np.full(ncells, RANK[HOLE], dtype=np.uint8)
@@ -107,12 +109,12 @@ class SessionPages:
             a, b = first + i * ppc, first + (i + 1) * ppc
             if any(ra < b and rb > a for ra, rb in self._ranges):
                 ranks[i] = RANK[PageState.FREE]
-        for start, sec in memmap.for_each_section():
+        for start, states in machine.for_each_section_states():
             if start + self._pps <= first or start >= first + ncells * ppc:
                 continue
             cached = self._section_rank.get(start)
             if cached is None or cached[0] != gen:
-                cached = (gen, int(_RANK[sec["state"]].max()))
+                cached = (gen, int(_RANK[states].max()))
                 self._section_rank[start] = cached
             i = (start - first) // ppc
             if 0 <= i < ncells:

@@ -14,6 +14,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from ..engine.profile import format_size
+from ..engine.view import machine_view
 
 MAX_OPTIONS = 4000
 
@@ -40,6 +41,7 @@ class ShadowSlabView(OptionList):
         if key == self._key and not force:
             return
         self._key = key
+        machine = machine_view(session)
         options: list[Option] = []
         self._option_of_pfn = {}
         self._pfn_of_option = {}
@@ -54,13 +56,13 @@ class ShadowSlabView(OptionList):
                 self._option_of_pfn.setdefault(serves, index)
 
         if view.kind == "flat":
-            fp = view.scheme.footprint()
+            fp = machine.footprint(view.name)
             add(Text.assemble(("flat: ", "bold"), "no shadow slab. The shadow of all memory ("
                               f"{format_size(fp.static_bytes)}) was reserved at boot, in one "
                               f"contiguous range of {format_size(fp.virtual_range_bytes)}."),
                 disabled=True)
         elif view.kind == "windows":
-            windows = view.scheme.windows()
+            windows = machine.shadow_windows(view.name)
             add(Text.assemble((f"{view.name}: ", "bold"),
                               f"{len(windows)} windows of 8 pages with a real shadow page"),
                 disabled=True)
@@ -78,10 +80,11 @@ class ShadowSlabView(OptionList):
                     self._option_of_pfn.setdefault(p, len(options) - 1)
         else:
             slabs = view.slabs()
-            fp = view.scheme.footprint()
+            fp = machine.footprint(view.name)
             add(Text.assemble((f"{view.name}: ", "bold"),
                               f"{fp.blocks_in_use} blocks in use of {fp.blocks_capacity}, "
-                              f"{len(slabs)} shadow slabs, block {view.scheme.block_size} B"),
+                              f"{len(slabs)} shadow slabs, block "
+                              f"{machine.shadow_block_size(view.name)} B"),
                 disabled=True)
             for slab in slabs:
                 if len(options) >= MAX_OPTIONS:

@@ -7,8 +7,8 @@ import re
 
 from .text_lines import StyledLines, TextLines
 
-from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState, \
-    pfn_to_page
+from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState
+from ..engine.view import machine_view
 
 
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
@@ -16,14 +16,14 @@ _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 def describe_page(session, pfn: int) -> StyledLines:
     """Everything about one pfn, drgn ``show_page_info`` style."""
-    m = session.machine
+    m = machine_view(session)
     p = session.profile
     t = StyledLines()
     w = p.bits // 4
     if not p.pfn_valid(pfn):
         t.append(f"pfn {pfn:#x}: no RAM here (a hole in the memory map)", "italic #8a8a8a")
         return t
-    page = pfn_to_page(m.memmap, pfn)
+    page = m.page(pfn)
     phys = pfn << p.page_shift
     t.append("struct page ", "bold")
     t.append(f"pfn {pfn:#x}", "bold #87d7ff")
@@ -38,8 +38,8 @@ def describe_page(session, pfn: int) -> StyledLines:
     t.append(f"{m.page_flags_word(pfn):#x}({'|'.join(names + [f'zone={p.zone_of_pfn(pfn)}'])})\n")
     ptype = page.page_type
     head_pfn = m.compound_head(pfn)
-    free = m.zones[p.zone_of_pfn(pfn)].find_free_block(pfn)
-    if free is not None and free[0] == pfn and ptype == PAGE_TYPE_NONE:
+    free = m.find_free_block(pfn)
+    if free is not None and free.pfn == pfn and ptype == PAGE_TYPE_NONE:
         ptype = PGTY_buddy << 24
     kind = {PGTY_slab: "slab", PGTY_buddy: "buddy"}.get(ptype >> 24, "")
     t.append(" page_type  ", "#8a8a8a")
@@ -47,7 +47,7 @@ def describe_page(session, pfn: int) -> StyledLines:
     t.append("   _refcount ", "#8a8a8a")
     t.append(f"{page.refcount}")
     t.append("   order ", "#8a8a8a")
-    order = m.memmap.get(head_pfn, "order", 0)
+    order = m.page(head_pfn).order
     t.append(f"{order}\n")
     t.append(" compound   ", "#8a8a8a")
     if page.PageHead():
@@ -55,24 +55,25 @@ def describe_page(session, pfn: int) -> StyledLines:
     elif page.PageTail():
         t.append(f"tail of head pfn {page.head:#x}\n")
     elif free is not None:
-        t.append(f"in a free buddy block of order {free[1]} from pfn {free[0]:#x}\n")
+        t.append(f"in a free buddy block of order {free.order} from pfn {free.pfn:#x}\n")
     else:
         t.append("-\n")
-    slab = m.slab_of_pfn.get(pfn)
+    slab = m.find_slab(pfn)
     if slab is not None:
-        c = slab.cache
         t.append(" slab_cache ", "#8a8a8a")
-        t.append(f"{c.name}", "bold #87d75f")
-        t.append(f" (object {c.object_size}, slot {c.size}) inuse {slab.inuse}/{c.objects}"
+        t.append(f"{slab.cache}", "bold #87d75f")
+        t.append(f" (object {slab.object_size}, slot {slab.slot_size}) inuse "
+                 f"{slab.inuse}/{slab.objects}"
                  f"{' frozen (cpu slab)' if slab.frozen else ''}\n")
     t.append(" kinspect   ", "#8a8a8a")
     t.append(PageState.NAMES[page.state] if page.state < len(PageState.NAMES) else "?")
-    if head_pfn in m.large:
-        t.append(f" · kmalloc({m.large[head_pfn][1]})")
+    large = m.find_large_kmalloc(head_pfn)
+    if large is not None:
+        t.append(f" · kmalloc({large.size})")
     t.append("\n")
     t.append(" shadow\n", "#8a8a8a")
     for name in session.scheme_names:
-        link = session.scheme_named(name).shadow_link(pfn)
+        link = m.shadow_link(name, pfn)
         if name == "flat" and p.is_lowmem_pfn(pfn):
             link = (f"KASAN_SHADOW_OFFSET + (addr >> 3) = "
                     f"{p.kasan_mem_to_shadow(m.page_address(pfn)):0{w}x}")
