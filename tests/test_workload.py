@@ -181,6 +181,7 @@ def test_names_take_the_profile_values(profile, word, page):
     events = r.workload.events
     assert events[0].args == (word + 1,)
     assert events[1].args[0].offset == word + 1
+    assert parse("p = kmalloc 8\nread p-8+sizeof(int) 1\n").events[1].args[0].offset == -4
     assert events[2].args == (page // 2 - 8 - 5,)        # C: / before -, left to right
     assert events[3].args == (2 * page + 10,)            # KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1
     assert [x.bug_type for x in r.machine.reports] == ["slab-out-of-bounds"]

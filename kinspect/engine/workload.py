@@ -80,18 +80,45 @@ def _short(tok: str) -> str:
 #   include/asm-generic/bitops/instrumented-atomic.h, which x86 (asm/bitops.h), arm64 (through
 #   asm-generic/bitops/atomic.h), riscv and powerpc (asm/bitops.h) include. arm does not: with
 #   CONFIG_SMP its set_bit() is ATOMIC_BITOP() = _set_bit(), assembly (arch/arm/lib/setbit.S...),
-#   unchecked. (The non-atomic __set_bit()... are generic C there, instrumented by the compiler,
-#   and the _lock/_unlock ones go through asm-generic/bitops/instrumented-lock.h everywhere.)
+#   unchecked.
+# - _ASM_GENERIC_BITOPS_INSTRUMENTED_NON_ATOMIC_H: __set_bit(), __test_and_set_bit(),
+#   test_bit()... are instrument_write()/instrument_atomic_read() wrappers around the
+#   architecture's assembly (x86's asm/bitops.h includes instrumented-non-atomic.h). The others
+#   include asm-generic/bitops/non-atomic.h: generic___set_bit() and generic_test_bit() in C,
+#   inlined into the caller and checked by the compiler there (a read-modify-write of one long:
+#   gcc checks its load and not the store to the same reference in the same basic block,
+#   has_mem_ref_been_instrumented() in gcc/asan.cc).
+# - _ASM_GENERIC_BITOPS_LOCK_H_: the architecture takes arch_test_and_set_bit_lock() and
+#   arch___clear_bit_unlock() from include/asm-generic/bitops/lock.h, whose READ_ONCE(*addr) is
+#   C, checked by the compiler after instrumented-lock.h's own check (arm, arm64).
+# - arch_atomic[64]_<op>: the architecture's own (assembly) atomic_<op>(), where
+#   include/linux/atomic/atomic-arch-fallback.h would otherwise loop on raw_atomic_read() (C,
+#   checked by the compiler after atomic-instrumented.h's own check): arm's asm/atomic.h defines
+#   arch_atomic_fetch_add_unless, arch_atomic64_fetch_add_unless and arch_atomic64_dec_if_positive;
+#   arm64's arch_atomic64_dec_if_positive; riscv's the fetch_add_unless, dec_if_positive,
+#   inc_unless_negative and dec_unless_positive of both; powerpc (32-bit) arch_atomic_fetch_add_unless
+#   and arch_atomic_dec_if_positive; x86_64 none of them (its arch_atomic_try_cmpxchg reads *old in
+#   C as the fallback does).
 _INSTRUMENTED_BITOPS = "_ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H"
+_INSTRUMENTED_NON_ATOMIC = "_ASM_GENERIC_BITOPS_INSTRUMENTED_NON_ATOMIC_H"
+_GENERIC_LOCK = "_ASM_GENERIC_BITOPS_LOCK_H_"
+_ATOMIC_OPS = ("fetch_add_unless", "dec_if_positive", "inc_unless_negative",
+               "dec_unless_positive")
 ARCH_DEFINES: dict[str, frozenset[str]] = {
-    "x86_64": frozenset({_INSTRUMENTED_BITOPS}),
-    "arm": frozenset({"__HAVE_ARCH_MEMCHR", "__HAVE_ARCH_STRCHR", "__HAVE_ARCH_STRRCHR"}),
-    "arm64": frozenset({_INSTRUMENTED_BITOPS}),
-    "riscv64": frozenset({_INSTRUMENTED_BITOPS}),
-    "powerpc": frozenset({_INSTRUMENTED_BITOPS}),
+    "x86_64": frozenset({_INSTRUMENTED_BITOPS, _INSTRUMENTED_NON_ATOMIC}),
+    "arm": frozenset({"__HAVE_ARCH_MEMCHR", "__HAVE_ARCH_STRCHR", "__HAVE_ARCH_STRRCHR",
+                      _GENERIC_LOCK, "arch_atomic_fetch_add_unless",
+                      "arch_atomic64_fetch_add_unless", "arch_atomic64_dec_if_positive"}),
+    "arm64": frozenset({_INSTRUMENTED_BITOPS, _GENERIC_LOCK, "arch_atomic64_dec_if_positive"}),
+    "riscv64": frozenset({_INSTRUMENTED_BITOPS}
+                         | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}),
+    "powerpc": frozenset({_INSTRUMENTED_BITOPS, "arch_atomic_fetch_add_unless",
+                          "arch_atomic_dec_if_positive"}),
 }
 # Every name an ``if`` may test: the ones above, and those ArchNames derives from the profile.
-DEFINE_NAMES = frozenset({"CONFIG_64BIT", "CONFIG_HIGHMEM", _INSTRUMENTED_BITOPS}
+DEFINE_NAMES = frozenset({"CONFIG_64BIT", "CONFIG_HIGHMEM", _INSTRUMENTED_BITOPS,
+                          _INSTRUMENTED_NON_ATOMIC, _GENERIC_LOCK}
+                         | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}
                          | {f"__HAVE_ARCH_{f}" for f in ("MEMCHR", "MEMCMP", "STRCHR", "STRRCHR",
                                                          "STRCMP", "STRNCMP", "STRLEN",
                                                          "STRNLEN")})
@@ -580,6 +607,12 @@ class _LineParser:
             raise self.error(f"{_short(name)} is not defined", self.col(i))
         if have != ADDR:
             raise self.error(f"{_short(name)} is a {have}, not an address", self.col(i))
+        if num and not _SIZE.match(num) and _EXPRESSION.search(num):
+            # VAR-8+4 is VAR + (-8 + 4), as in C
+            word = 1 << self.state.word_bits
+            return Addr(name, self.expression(f"0{sign}{num}", self.col(i), f"{what} offset",
+                                              True, word << 1, f"{self.state.word_bits} bits",
+                                              False))
         offset = self.number_at(num, self.col(i), f"{what} offset") if num else 0
         return Addr(name, -offset if sign == "-" else offset)
 
