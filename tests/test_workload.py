@@ -277,3 +277,37 @@ def test_a_profile_of_an_unknown_architecture_has_no_header_facts():
     with pytest.raises(WorkloadError, match="no header facts .__HAVE_ARCH_STRCHR. for the "
                                             "architecture 'mips'"):
         WorkloadRunner(Machine(mips), parse("if __HAVE_ARCH_STRCHR\nendif\n"))
+
+
+def test_gcc_frame_layout_is_the_real_gcc_frame():
+    """kasan_stack_oob's variables in declaration order: stack_array[10], char *array, a
+    kunit_unary_assert, a kunit_fail_assert: the real gcc 12 x86_64 report's "This frame has 4
+    objects" (tests/data/kernel-run/reports/kasan_stack_oob.txt) is [48, 49), [64, 72),
+    [96, 106), [128, 144)."""
+    from kinspect.engine.workload import gcc_frame_offsets
+    assert gcc_frame_offsets([10, 8, 16, 1]) == [96, 64, 128, 48]
+    r = run_on("arm32", "task t 7\nfunc f\n"
+                        "frame gcc stack_array:10 array:sizeof(void*) a:2*sizeof(void*) b:1\n"
+                        "read stack_array+10 1\nexpect stack-out-of-bounds\n")
+    rep = r.machine.reports[0]
+    assert rep.stack_frame_objects == [(32, 33, "b"), (48, 52, "array"), (64, 72, "a"),
+                                       (96, 106, "stack_array")]
+    assert rep.stack_frame_offset == 106 and r.expect_failures == []
+
+
+@pytest.mark.parametrize("sizes,offsets", [
+    ([1], [32]), ([4, 4], [64, 48]), ([17], [32]), ([200], [48]), ([5000, 1], [48, 32])])
+def test_gcc_frame_redzones(sizes, offsets):
+    """asan_var_and_redzone_size(): 16 bytes up to 4, 32 up to 16, then size + 32/64/128/256,
+    16-byte aligned; the biggest variable at the top of the frame (the first at least 32), the
+    base 32 below the lowest, 32-byte aligned (worked by hand from gcc/cfgexpand.cc)."""
+    from kinspect.engine.workload import gcc_frame_offsets
+    assert gcc_frame_offsets(sizes) == offsets
+
+
+def test_gcc_frame_takes_no_offsets():
+    with pytest.raises(WorkloadError, match="a gcc frame variable must be VAR:SIZE") as e:
+        parse("frame gcc a@32:8\n")
+    assert e.value.col == 11
+    with pytest.raises(WorkloadError, match="usage: frame .gcc."):
+        parse("frame gcc\n")

@@ -828,8 +828,12 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
             raise lp.error("SIZE must be positive", lp.col(2))
         return (lp.name(1, "global name"), size), binds
     if op == "frame":
-        if n < 2:
-            raise lp.error("missing operand; usage: frame VAR:SIZE [VAR:SIZE ...]", len(lp.raw) + 1)
+        gcc = n > 1 and lp.word(1) == "gcc"
+        if n < 2 + gcc:
+            raise lp.error("missing operand; usage: frame [gcc] VAR:SIZE [VAR:SIZE ...]",
+                           len(lp.raw) + 1)
+        if gcc:
+            return _gcc_frame(lp), None
         objs = []
         prev_end = None
         for tok, col in lp.pairs(1):
@@ -874,6 +878,57 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
                 raise lp.error(f"unknown bug type {_short(tok)}", col)
         return tuple(types), None
     raise lp.error(f"unknown statement {_short(op)} (see docs/workloads.md)", lp.col(0))
+
+
+ASAN_RED_ZONE_SIZE = 32            # gcc/asan.h
+ASAN_MIN_RED_ZONE_SIZE = 16
+
+
+def asan_var_and_redzone_size(size: int) -> int:
+    """gcc/asan.h asan_var_and_redzone_size() (GCC 8 on): a stack variable with its redzone."""
+    if size <= 4:
+        return 16
+    if size <= 16:
+        return 32
+    for limit, redzone in ((128, 32), (512, 64), (4096, 128)):
+        if size <= limit:
+            return size + redzone
+    return size + 256
+
+
+def gcc_frame_offsets(sizes: list[int]) -> list[int]:
+    """The frame offsets gcc gives a function's instrumented stack variables (in declaration
+    order, each at most 16-byte aligned), as the report's "This frame has N objects" lists them:
+    gcc/cfgexpand.cc expand_stack_vars() takes them by decreasing size (stack_var_cmp(), the
+    declaration order among equals), each from the top of the frame down in
+    asan_var_and_redzone_size() bytes at ASAN_MIN_RED_ZONE_SIZE alignment (the first at least
+    ASAN_RED_ZONE_SIZE); asan_emit_stack_protection() puts the frame base ASAN_RED_ZONE_SIZE
+    below the lowest, aligned down to it. Offsets count from that base."""
+    top = 0
+    at = [0] * len(sizes)
+    for n, i in enumerate(sorted(range(len(sizes)), key=lambda i: -sizes[i])):
+        size = asan_var_and_redzone_size(sizes[i])
+        if n == 0:
+            size = max(size, ASAN_RED_ZONE_SIZE)
+        top = (top - size) // ASAN_MIN_RED_ZONE_SIZE * ASAN_MIN_RED_ZONE_SIZE
+        at[i] = top
+    base = min(at) // ASAN_RED_ZONE_SIZE * ASAN_RED_ZONE_SIZE - ASAN_RED_ZONE_SIZE
+    return [a - base for a in at]
+
+
+def _gcc_frame(lp: _LineParser) -> tuple:
+    """``frame gcc VAR:SIZE ...``: the variables in declaration order, laid out as gcc does."""
+    names, sizes = [], []
+    for tok, col in lp.pairs(2):
+        m = _FRAME_VAR.match(tok)
+        if not m or m.group(2) is not None:
+            raise lp.error(f"a gcc frame variable must be VAR:SIZE, not {_short(tok)}", col)
+        size = lp.number_at(m.group(3), col, "frame variable size")
+        if size <= 0:
+            raise lp.error("a frame variable needs a positive size", col)
+        names.append(m.group(1))
+        sizes.append(size)
+    return tuple(sorted(zip(names, gcc_frame_offsets(sizes), sizes), key=lambda v: v[1]))
 
 
 def _min_nr(lp: _LineParser) -> int:
