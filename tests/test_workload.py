@@ -311,3 +311,36 @@ def test_gcc_frame_takes_no_offsets():
     assert e.value.col == 11
     with pytest.raises(WorkloadError, match="usage: frame .gcc."):
         parse("frame gcc\n")
+
+
+@pytest.mark.parametrize("profile,vmap", [("x86_64", False), ("arm32", True)])
+def test_task_stacks_are_vmalloced_where_the_kernel_has_vmap_stack(profile, vmap):
+    """arm32's kernel has CONFIG_VMAP_STACK (its profile's vmap_stack): a task's stack is a
+    THREAD_SIZE vmalloc area, and a report on it names that vmalloc region after the frame."""
+    from kinspect.engine.report import format_report
+    r = run_on(profile, "task t 7\nfunc f 0x80\nframe gcc buf:10\nread buf+10 1\n"
+                        "expect stack-out-of-bounds\n")
+    p = r.machine.profile
+    assert p.vmap_stack is vmap and r.expect_failures == []
+    rep = r.machine.reports[0]
+    assert (p.vmalloc_start <= rep.addr < p.vmalloc_end) is vmap
+    text = format_report(rep)
+    assert ("The buggy address belongs to stack of task t/7" in text
+            and "This frame has 1 object:" in text)
+    region = f"a {p.page_size << p.thread_size_order >> p.page_shift}-page vmalloc region"
+    assert (region in text) is vmap
+
+
+def test_vmap_stack_is_an_optional_boolean_of_a_profile(tmp_path):
+    from kinspect.engine.errors import ProfileError
+    text = load_profile("arm32").path
+    with open(text) as f:
+        arm32 = f.read()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(arm32.replace("vmap_stack = true", 'vmap_stack = "yes"'))
+    with pytest.raises(ProfileError, match="vmap_stack") as e:
+        load_profile(str(bad))
+    assert e.value.line == arm32[:arm32.index("\nvmap_stack =")].count("\n") + 2
+    off = tmp_path / "off.toml"
+    off.write_text(arm32.replace("vmap_stack = true\n", ""))
+    assert load_profile(str(off)).vmap_stack is False

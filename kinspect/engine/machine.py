@@ -1064,13 +1064,21 @@ class Machine:
         if task.fork_failed:
             return False
         order = self.profile.thread_size_order
-        pfn = self.alloc_pages(order, PageUse.STACK)
+        if self.profile.vmap_stack:
+            # CONFIG_VMAP_STACK: __vmalloc_node_range(THREAD_SIZE, ...) of order-0 pages in
+            # the vmalloc space (kernel/fork.c alloc_thread_stack_node()); KASAN reports name
+            # its vmalloc region (mm/kasan/report.c print_address_description())
+            base = self.vmalloc(self.page_size << order)
+            pfn = self.find_vm_area(base).pfns[0] if base else None
+        else:
+            pfn = self.alloc_pages(order, PageUse.STACK)
+            base = None if pfn is None else self.page_address(pfn)
         if pfn is None:
             task.fork_failed = True
             self.failed["fork"] += 1
             return False
         task.stack_pfn = pfn
-        task.stack_base = self.page_address(pfn)
+        task.stack_base = base
         task.stack_top = task.stack_base + (self.page_size << order)
         task.sp = task.stack_top - 256          # pt_regs and the callers above us
         return True

@@ -127,6 +127,7 @@ class ArchProfile:
     zones: tuple[Zone, ...]
     kernel_release: str          # utsname()->release, e.g. "6.12.117"
     sizeof_kmem_cache: int       # object_size of the "kmem_cache" cache (struct kmem_cache)
+    vmap_stack: bool = False     # CONFIG_VMAP_STACK: task stacks are vmalloc'd ([mm], optional)
 
     @property
     def page_size(self) -> int:
@@ -345,6 +346,7 @@ _FIELD_KEY: dict[str, KeyPath] = {field: ((table,) if table else ()) + (field,)
 _FIELD_KEY["lowmem_limit"] = ("memory", "lowmem_limit")
 _STR_FIELDS = {"description", "kernel_release", "arch", "endianness"}
 _BOOL_FIELDS = {"inline_instrumentation"}
+_OPTIONAL = {"mm": ("vmap_stack",)}         # optional booleans, by table
 
 _HEADER = re.compile(r"\s*(\[\[?)\s*([\w.\- ]+?)\s*\]")
 _KEY = re.compile(r"\s*([\w\-]+(?:\s*\.\s*[\w\-]+)*)\s*=")
@@ -487,10 +489,14 @@ def _read_profile(source: _Source, doc: dict) -> ArchProfile:
     fields: dict[str, object] = {}
     for table, names in _TABLES.items():
         path: KeyPath = (table,) if table else ()
-        data = _check_keys(source, path, doc[table], names) if table else doc
+        data = (_check_keys(source, path, doc[table], names, _OPTIONAL.get(table, ()))
+                if table else doc)
         for name in names:
             kind = str if name in _STR_FIELDS else bool if name in _BOOL_FIELDS else int
             fields[name] = _value(source, path + (name,), data[name], kind)
+        for name in _OPTIONAL.get(table, ()):
+            if name in data:
+                fields[name] = _value(source, path + (name,), data[name], bool)
 
     memory = _check_keys(source, ("memory",), doc["memory"], ["range"], ["lowmem_limit"])
     lowmem_limit = memory.get("lowmem_limit")
