@@ -653,12 +653,13 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
             continue
-        first = raw.split(None, 1)[0]
-        if first in _CONDITIONALS:
-            skipping = _conditional(path, lineno, raw, first, conds, skipping, kinds, words)
-            continue
-        if skipping:
-            continue
+        if skipping or raw.lstrip().startswith(_CONDITIONALS):
+            first = raw.split(None, 1)[0]
+            if first in _CONDITIONALS:
+                skipping = _conditional(path, lineno, raw, first, conds, skipping, kinds, words)
+                continue
+            if skipping:
+                continue
         lp = _LineParser(path, lineno, raw, kinds, words)
         target = None
         if len(lp) >= 2 and lp.word(1) == "=":
