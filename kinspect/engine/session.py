@@ -725,11 +725,6 @@ class Session:
         """Every event read so far applied, and the trace still loading."""
         return self.position >= len(self.events) and self.driver.loading
 
-    @property
-    def scheme(self) -> ShadowScheme:
-        """The scheme the views read."""
-        return self._schemes[self.shown]
-
     def scheme_named(self, name: str) -> ShadowScheme:
         return self._schemes[name]
 
@@ -754,7 +749,9 @@ class Session:
         return self.events[self.position] if self.position < len(self.events) else None
 
     def footprints(self) -> dict[str, Footprint]:
-        return {name: s.footprint() for name, s in self._schemes.items()}
+        """Each running scheme's memory bill now (the footprint view)."""
+        machine = machine_view(self)
+        return {name: machine.footprint(name) for name in self.scheme_names}
 
     def footprint_history(self, scheme: str) -> np.ndarray:
         """Total shadow bytes (static + dynamic + metadata) of ``scheme`` after each of the
