@@ -1051,14 +1051,15 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
         for var in m.global_variables():
             if var.name == name:
                 return _locate_address(s, var.addr + offset, text)
-        cache = m.find_cache(name)
-        if cache is not None:
-            if not cache.slabs:
-                raise KinspectError(f"kmem_cache {name} has no slab now")
-            head = cache.slabs[0]
-            return head, m.page_address(head)
         if value is not None:
             raise KinspectError(f"{name} is not an address (it is a {type(value).__name__})")
+    # A kmem_cache by its whole name: kmalloc-128 reads as kmalloc - 128 above.
+    cache = m.find_cache(text)
+    if cache is not None:
+        if not cache.slabs:
+            raise KinspectError(f"kmem_cache {text} has no slab now")
+        head = cache.slabs[0]
+        return head, m.page_address(head)
     raise KinspectError(f"nothing called {text!r}: not an address, a pfn, a workload "
                         "variable, a global or a kmem_cache")
 

@@ -222,6 +222,23 @@ def test_a_reader_is_the_protocol_and_follows_the_machine_going_back(monkeypatch
     assert machine_view(s).find_large_kmalloc(head) is None
 
 
+def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
+    from kinspect.app import resolve_location
+    from kinspect.engine.errors import KinspectError
+    s = session_on("python", monkeypatch, parse_workload(
+        "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]))
+    s.step(3)
+    v = machine_view(s)
+    g = s.runner.values["g"]
+    assert v.global_variables()[0][:2] == (g, 100)
+    assert resolve_location(s, "boot_command_line+8") == (v.addr_to_pfn(g), g + 8)
+    # a cache's name is the whole text: kmalloc-32, not kmalloc minus 32
+    head = v.addr_to_pfn(s.runner.values["x"])
+    assert resolve_location(s, "kmalloc-32") == (head, v.page_address(head))
+    with pytest.raises(KinspectError, match="kmem_cache kmalloc-8k has no slab now"):
+        resolve_location(s, "kmalloc-8k")
+
+
 # ------------------------------------------------------------------ views stay outside
 
 # A Machine's internals, and the roads to them: ``.machine`` (the session's Machine), a
