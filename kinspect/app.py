@@ -1115,12 +1115,11 @@ def find_poisoned_granule(s: Session, addr: int | None, direction: int) -> int |
     pfns = [pfn for h, n in spans for pfn in range(h, h + n)]
     if direction < 0:
         pfns.reverse()
-    read = m.shadow_reader(s.shown)
     for pfn in pfns:
         if (direction > 0 and pfn < cur_pfn) or (direction < 0 and pfn > cur_pfn):
             continue
         base = m.page_address(pfn)
-        data = np.frombuffer(read(base, page), dtype=np.uint8)
+        data = np.frombuffer(m.shadow_bytes(s.shown, base, page), dtype=np.uint8)
         bad = np.flatnonzero((data != 0) & (data != KASAN_PAGE_FREE))
         if not len(bad):
             continue
