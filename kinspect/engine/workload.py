@@ -379,17 +379,14 @@ class Workload:
             lines = _read_lines(path)
         elif hasattr(lines, "readline"):
             lines = _capped_lines(lines)
-        kept: list[str] = []
-        lines = iter(lines)
+        try:
+            kept = list(lines)                  # parsed again for another profile if need be
+        except UnicodeDecodeError as u:
+            raise WorkloadError(f"not UTF-8 text ({u.reason})", path) from None
         try:
             with gc_paused():
-                self._events = list(_iter_events(path, _keeping(lines, kept), self.funcs,
-                                                 self.words))
+                self._events = list(_iter_events(path, kept, self.funcs, self.words))
         except _NeedsProfile as e:
-            try:
-                kept.extend(lines)                  # the rest, for the parse with a profile
-            except UnicodeDecodeError as u:
-                raise WorkloadError(f"not UTF-8 text ({u.reason})", path) from None
             self._source = kept
             self._pending = e.args[0]
             return
@@ -481,12 +478,6 @@ def _needing_no_profile(events: Iterator[Event]) -> Iterator[Event]:
         raise e.args[0] from None
 
 
-def _keeping(lines: Iterable[str], kept: list[str]) -> Iterator[str]:
-    for line in lines:
-        kept.append(line)
-        yield line
-
-
 def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable,
                  words: WordState) -> Iterator[Event]:
     """``lines``: the workload's lines, or a text file (read with the line cap); None: the
@@ -544,12 +535,12 @@ class _LineParser:
         word = limit is None
         if word:
             limit, kind = 1 << self.state.word_bits, f"{self.state.word_bits} bits"
-        if not _SIZE.match(tok[1:] if neg else tok) and _EXPRESSION.search(tok):
-            return self.expression(tok, col, what, signed, limit, kind, word)
         try:
             value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit,
                                  kind)
         except ValueError as e:
+            if _EXPRESSION.search(tok) and not _SIZE.match(tok[1:] if neg else tok):
+                return self.expression(tok, col, what, signed, limit, kind, word)
             raise self.error(f"{what} {e}", col) from None
         if word:
             self.state.saw_word(value, self.lineno, col, what)
@@ -607,7 +598,7 @@ class _LineParser:
             raise self.error(f"{_short(name)} is not defined", self.col(i))
         if have != ADDR:
             raise self.error(f"{_short(name)} is a {have}, not an address", self.col(i))
-        if num and not _SIZE.match(num) and _EXPRESSION.search(num):
+        if num and _EXPRESSION.search(num) and not _SIZE.match(num):
             # VAR-8+4 is VAR + (-8 + 4), as in C
             word = 1 << self.state.word_bits
             return Addr(name, self.expression(f"0{sign}{num}", self.col(i), f"{what} offset",
@@ -653,14 +644,15 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
             continue
-        if skipping or raw.lstrip().startswith(_CONDITIONALS):
-            first = raw.split(None, 1)[0]
-            if first in _CONDITIONALS:
-                skipping = _conditional(path, lineno, raw, first, conds, skipping, kinds, words)
-                continue
-            if skipping:
-                continue
+        if skipping:                # a branch not taken: only if/else/endif count
+            if raw.split(None, 1)[0] in _CONDITIONALS:
+                skipping = _conditional(_LineParser(path, lineno, raw, kinds, words), conds,
+                                        skipping, words)
+            continue
         lp = _LineParser(path, lineno, raw, kinds, words)
+        if lp.words[0] in _CONDITIONALS:
+            skipping = _conditional(lp, conds, skipping, words)
+            continue
         target = None
         if len(lp) >= 2 and lp.word(1) == "=":
             target = lp.name(0, "variable")
@@ -692,13 +684,12 @@ _COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, ">": int.__
                 "<=": int.__le__, ">=": int.__ge__}
 
 
-def _conditional(path: str, lineno: int, raw: str, first: str, conds: list[list],
-                 skipping: bool, kinds: dict[str, str], words: WordState) -> bool:
+def _conditional(lp: _LineParser, conds: list[list], skipping: bool, words: WordState) -> bool:
     """An ``if COND`` / ``else`` / ``endif`` line (docs/workloads.md): the conditions are
     the profile's, decided while parsing, as the C preprocessor decides ``#if``; the lines
     of a branch not taken are not events (and are not parsed). Whether the lines that follow
     are skipped."""
-    lp = _LineParser(path, lineno, raw, kinds, words)
+    path, lineno, raw, first = lp.path, lp.lineno, lp.raw, lp.words[0]
     if first != "if":
         lp.arity(1, 1, first)
         if not conds:
