@@ -31,7 +31,7 @@ from kinspect.engine.replay import TraceReplayer, trace_summary
 from kinspect.engine.report import format_report
 from kinspect.engine.workload import WorkloadRunner, gc_paused, parse_workload
 
-pytestmark = pytest.mark.skipif(native_missing() is not None, reason=str(native_missing()))
+both_engines = pytest.mark.skipif(native_missing() is not None, reason=str(native_missing()))
 
 ENGINES = ("python", "native")
 EVERY = 25_000          # events between two fingerprints of a trace replay (both whole traces
@@ -95,6 +95,7 @@ def _first_divergence(path: str, profile: str, before: int, events: list,
     return f"{path}:{events[bad - 1].line}: the engines differ after this event ({parts})"
 
 
+@both_engines
 @pytest.mark.parametrize("trace,profile", TRACES)
 def test_the_real_traces_replay_alike(trace, profile):
     path = str(ROOT / "samples" / "traces" / trace)
@@ -147,6 +148,7 @@ def _first_workload_divergence(workload: str) -> str:
     return f"{workload}: the same state after every event, yet a different output"
 
 
+@both_engines
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_every_sample_workload_runs_alike(workload, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -170,6 +172,7 @@ def test_a_freed_range_stays_in_the_fingerprint(engine):
     assert _differing(*(f.take() for f in fingerprinters)) == ["shadow"]
 
 
+@both_engines
 def test_a_trace_divergence_names_its_first_event(monkeypatch):
     """The bisection finds the event at which the engines part: here a native replayer that
     drops one kmalloc of the arm32 trace."""
@@ -190,6 +193,7 @@ def test_a_trace_divergence_names_its_first_event(monkeypatch):
     assert "'slab objects'" in where
 
 
+@both_engines
 def test_a_workload_divergence_names_its_first_event(monkeypatch, root):
     """The same for a workload: a native machine whose first kfree (of a large kmalloc, in
     the demo) does nothing."""
