@@ -3,14 +3,13 @@ one-line error and exit 2 before any UI starts."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import kinspect.app
 from kinspect.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

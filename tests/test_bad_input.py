@@ -8,9 +8,9 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from kinspect.cli import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, main
 from kinspect.engine.errors import KinspectError, WorkloadError
@@ -277,7 +277,6 @@ def test_profile_read_is_capped(tmp_path, capsys):
 
 # ------------------------------------------------------------------- the CLI's input/output
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 TRACE_LINES = "".join(
     f"{TASK}kmalloc: call_site=f+0x1/0x2 ptr=ffff8880001{i:05x} bytes_req=64 "

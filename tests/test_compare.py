@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from kinspect.cli import main
 from kinspect.engine.compare import COLUMNS
 from kinspect.engine.shadow import SCHEMES
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 CASES = [("sparse-slab.kw", "x86_64"), ("arm32-kernel-space.kw", "arm32"),

@@ -7,9 +7,9 @@ import io
 import lzma
 import multiprocessing
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,6 @@ from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 from kinspect.engine.replay import replay_trace
 
-ROOT = Path(__file__).resolve().parent.parent
 X86_TRACE = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 
 # One line per era; the real ones come from: 2.6.33, Andrew Morton quoting Li Hong on linux-mm,

@@ -13,17 +13,16 @@ import asyncio
 import shlex
 import socket
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
+from conftest import ROOT
 from aiohttp.test_utils import TestClient, TestServer
 from textual_serve.app_service import AppService
 
 from kinspect.cli import MAX_SESSIONS, main
 from kinspect.serve import KinspectServer
 
-ROOT = Path(__file__).resolve().parent.parent
 
 READY_THEN_WAIT = """
 import sys

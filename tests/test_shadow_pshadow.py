@@ -15,9 +15,9 @@ can be worked out by hand.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,6 @@ from kinspect.engine.shadow.base import BYTE_GRANULAR_USES, PageUse
 from kinspect.engine.shadow.pshadow import MappedWindow, PerPageShadow
 from kinspect.engine.workload import WorkloadRunner, parse_workload
 
-ROOT = Path(__file__).resolve().parent.parent
 KASAN_TEST = sorted((ROOT / "samples" / "workloads" / "kasan_test").glob("*.kw"))
 LOCKSTEP_PROFILES = ("x86_64", "arm32", "arm64-64k-42")
 PROFILES = {name: load_profile(name) for name in LOCKSTEP_PROFILES}
