@@ -269,8 +269,11 @@ def _conformance_params() -> list:
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", _conformance_params())
-def test_conformance(case: str, scheme: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Every shadow scheme, run alone, must print what the real kernel printed."""
+def test_conformance(case: str, scheme: str, engine: str, capsys: pytest.CaptureFixture[str],
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shadow scheme, run alone, on each engine, must print what the real kernel
+    printed."""
+    monkeypatch.setenv("KINSPECT_ENGINE", engine)
     refs = _references(case)
     assert refs, f"no real reports for {case}"
     rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys, scheme)
@@ -296,10 +299,12 @@ def test_conformance(case: str, scheme: str, capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", sorted(KEPT_ASIDE))
-def test_kept_aside_workloads_hold_their_expects(case: str, scheme: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_kept_aside_workloads_hold_their_expects(case: str, scheme: str, engine: str,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """No real output here to compare with: the expects (derived from the rules) must hold and
-    every report must be complete, with its memory state."""
+    every report must be complete, with its memory state (on each engine)."""
+    monkeypatch.setenv("KINSPECT_ENGINE", engine)
     rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys, scheme)
     assert rc == 0, f"kinspect run exited {rc}: {err.strip()}"
     assert kin and all(r.complete and len(r.memory_rows) == 5 and r.caret_index is not None
@@ -430,16 +435,17 @@ def _profiles() -> list[str]:
 
 @pytest.mark.parametrize("profile", _profiles())
 @pytest.mark.parametrize("case", _workloads())
-def test_every_workload_under_every_profile(case: str, profile: str) -> None:
+def test_every_workload_under_every_profile(case: str, profile: str, engine: str) -> None:
     """No failed expect, every scheme in lockstep (a divergence raises), and the reports are
-    the ones the C test makes on that architecture: the x86_64 case's, or ARCH_REPORTS'."""
+    the ones the C test makes on that architecture: the x86_64 case's, or ARCH_REPORTS' (on
+    each engine)."""
     from kinspect.engine.machine import Machine
     from kinspect.engine.profile import load_profile
     from kinspect.engine.report import format_report
     from kinspect.engine.workload import WorkloadRunner, parse_workload
 
     p = load_profile(profile)
-    machine = Machine(p, schemes=sorted(SCHEMES, key=lambda s: s != "flat"))
+    machine = Machine(p, schemes=sorted(SCHEMES, key=lambda s: s != "flat"), engine=engine)
     runner = WorkloadRunner(machine, parse_workload(str(KW_DIR / f"{case}.kw")))
     assert runner.run() == []
     got = [r.bug_type for r in machine.reports]
