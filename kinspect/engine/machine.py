@@ -1420,28 +1420,9 @@ class Machine:
 
     # ------------------------------------------------------------------------ summary
 
-    def allocated_ranges(self) -> list[tuple[int, int]]:
-        """(kernel address, bytes) of the memory handed out now, sorted: every page block
-        (slab, large kmalloc, stacks, plain pages) at its direct-map address (lowmem ones),
-        every vmalloc area and every registered global with its redzone. For the state
-        fingerprint (kinspect/engine/fingerprint.py)."""
-        p = self.profile
-        page_size = self.page_size
-        ranges = [(self.page_address(pfn), page_size << order)
-                  for pfn, (order, _) in self.pages.items() if p.is_lowmem_pfn(pfn)]
-        ranges += [(area.addr, area.size) for area in self.vm_areas]
-        ranges += [(addr, with_redzone) for addr, _, with_redzone, _ in self.globals]
-        return sorted(ranges)
-
     def free_area_counts(self) -> list[tuple[str, int, list[int]]]:
         """Per zone: its name, free pages and ``free_area[order].nr_free`` for each order."""
         return [(zone.name, zone.free_pages, list(zone.nr_free())) for zone in self.zones]
-
-    def slab_objects_in_use(self) -> list[tuple[str, int, int]]:
-        """Per kmem_cache, in creation order: its name, object size and objects in use
-        (``slab->inuse`` summed over its slabs)."""
-        return [(c.name, c.object_size, sum(s.inuse for s in c.slabs.values()))
-                for c in self.caches]
 
     def summary(self) -> dict:
         """Counters for the end of a run: pages and slabs in use, shadow, quarantine."""
