@@ -1051,9 +1051,10 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
                 return _locate_address(s, gaddr + offset, text)
         for cache in m.caches:
             if cache.name == name:
-                if not cache.slabs:
+                heads = m.slub.slab_heads(cache)
+                if not heads:
                     raise KinspectError(f"kmem_cache {name} has no slab now")
-                head = min(cache.slabs)
+                head = heads[0]
                 return head, m.page_address(head)
         if value is not None:
             raise KinspectError(f"{name} is not an address (it is a {type(value).__name__})")

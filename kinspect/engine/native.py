@@ -20,6 +20,7 @@ from types import ModuleType
 
 from .buddy import BuddyZone
 from .errors import KinspectError
+from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
@@ -56,6 +57,11 @@ def compiled(name: str) -> ModuleType | None:
 def buddy_zone_class(engine_name: str) -> type:
     """The buddy allocator's zone of an engine: buddy.BuddyZone or its compiled twin."""
     return compiled("_buddy").BuddyZone if engine_name == "native" else BuddyZone
+
+
+def slub_allocator_class(engine_name: str) -> type:
+    """The slab allocator of an engine (both: slab.SlubAllocator, for now)."""
+    return SlubAllocator
 
 
 def engine(asked: str | None = None) -> str:

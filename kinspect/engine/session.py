@@ -232,11 +232,7 @@ def _dispose(machine: Machine | None, runner=None) -> None:
         vars(runner).clear()
     if machine is None or not vars(machine):
         return
-    for cache in machine.caches:
-        cache.slabs.clear()
-        cache.partial.clear()
-        cache.cpu_slab = None
-    machine.slab_of_pfn.clear()
+    machine.slub.dispose()
     shadow = machine.shadow
     for scheme in machine.schemes:
         vars(scheme).clear()
@@ -1424,7 +1420,8 @@ class SchemeView:
         if cache is None:
             return []
         n = 1 << cache.layout.order
-        return sorted(head + i for head in cache.slabs for i in range(n))
+        return [head + i for head in self.session.machine.slub.slab_heads(cache)
+                for i in range(n)]
 
     def _current_counters(self):
         fp = self.scheme.footprint()
@@ -1481,9 +1478,9 @@ class SchemeView:
         if self._slabs is None:
             out = []
             if self.kind == "blocks":
-                slab_of_pfn = self.session.machine.slab_of_pfn
+                machine = self.session.machine
                 for head, blocks in self.scheme.shadow_slabs().items():
-                    slab = slab_of_pfn.get(head)
+                    slab = machine.slab_of(head)
                     pages = 1 << slab.cache.layout.order if slab is not None else 1
                     out.append(ShadowSlabInfo(head, pages, tuple(blocks)))
             self._slabs = out

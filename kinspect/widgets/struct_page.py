@@ -58,7 +58,7 @@ def describe_page(session, pfn: int) -> StyledLines:
         t.append(f"in a free buddy block of order {free[1]} from pfn {free[0]:#x}\n")
     else:
         t.append("-\n")
-    slab = m.slab_of_pfn.get(pfn)
+    slab = m.slab_of(pfn)
     if slab is not None:
         c = slab.cache
         t.append(" slab_cache ", "#8a8a8a")
