@@ -46,14 +46,6 @@ from .slab import (FREE_OK, INVALID_FREE, DOUBLE_FREE, KASAN_NO_FREE_META,
                    QUARANTINE_PERCPU_SIZE, SLAB_TYPESAFE_BY_RCU as _SLAB_TYPESAFE_BY_RCU,
                    ObjectMeta, SlabInfo, alloc_pattern)
 
-cdef enum:
-    SECTION_SHIFT = 16
-    SECTION_PAGES = 1 << SECTION_SHIFT
-    NR_BATCHES = 1024                    # QUARANTINE_BATCHES, checked at import
-    CACHE_RCU = 1                        # CacheRec.flags: SLAB_TYPESAFE_BY_RCU
-    CACHE_FREE_META = 2                  #   the free track is kept (free_meta_offset)
-    CACHE_SHADOW = 4                     #   a per-page scheme's shadow-block cache
-
 assert _QUARANTINE_BATCHES == NR_BATCHES
 
 cdef uint8_t SLAB_REDZONE = _SLAB_REDZONE, SLAB_FREE = _SLAB_FREE
@@ -64,44 +56,6 @@ cdef int64_t PERCPU_SIZE = QUARANTINE_PERCPU_SIZE
 cdef int64_t FRACTION = QUARANTINE_FRACTION
 cdef int64_t RCU_FLAG = _SLAB_TYPESAFE_BY_RCU
 cdef int C_FREE_OK = FREE_OK, C_INVALID_FREE = INVALID_FREE, C_DOUBLE_FREE = DOUBLE_FREE
-
-
-cdef struct CacheRec:
-    int64_t size                         # s->size, the slot
-    int64_t object_size
-    int64_t granules                     # shadow bytes of an object: round_up(object_size, 8) / 8
-    int32_t objects                      # objects per slab
-    int32_t order
-    int32_t min_partial
-    int32_t flags                        # CACHE_*
-    int32_t cpu_slab                     # kmem_cache_cpu.slab: a slab record, -1 none
-    int32_t partial_head, partial_tail   # kmem_cache_node.partial, oldest first
-    int32_t nr_partial
-    int32_t all_head, all_tail           # every slab of the cache, oldest first
-    int32_t nr_slabs
-    int32_t spare                        # records of discarded slabs, linked by next
-
-
-cdef struct SlabRec:
-    int64_t pfn                          # the head page
-    uint64_t base                        # the first object
-    int64_t meta                         # index of its first ObjRec
-    int32_t cache
-    int32_t freelist                     # slab->freelist: an object index, -1 when full
-    int32_t inuse
-    int32_t frozen
-    int32_t on_partial
-    int32_t next, prev                   # partial list (or the cache's spare records)
-    int32_t all_next, all_prev           # the cache's slabs
-
-
-cdef struct ObjRec:
-    uint64_t alloc_track                 # kasan_alloc_meta.alloc_track
-    uint64_t free_track                  # kasan_free_meta.free_track
-    uint64_t alloc_size                  # the requested size
-    uint64_t aux[2]                      # kasan_alloc_meta.aux_stack[], newest first
-    int32_t next_free                    # the free pointer: next free object, -1 at the end
-    int32_t nr_aux
 
 
 cdef bytearray grown(bytearray buf, Py_ssize_t need):
@@ -117,35 +71,6 @@ cdef bytearray grown(bytearray buf, Py_ssize_t need):
 
 cdef class SlubAllocator:
     """SLUB with generic KASAN's slab hooks and quarantine, for one machine."""
-
-    cdef object machine
-    cdef int page_shift
-    cdef uint64_t lm_delta               # __pa() of the direct map: virt - phys
-    cdef list kmem_caches                # KmemCache by id
-    cdef bytearray caches_buf, slabs_buf, objs_buf, kmalloc_buf
-    cdef CacheRec *caches
-    cdef SlabRec *slabs
-    cdef ObjRec *objs
-    cdef int32_t *kmalloc_index          # kmalloc_slab(): cache id by request size
-    cdef Py_ssize_t nr_caches, nr_slab_recs, nr_obj_recs, kmalloc_max
-    cdef dict sections                   # section number -> bytearray of int32 (slab rec + 1)
-    cdef int32_t **section_map
-    cdef Py_ssize_t nr_section_map
-    # the quarantine (one CPU)
-    cdef bytearray ring_buf
-    cdef uint64_t *ring
-    cdef int64_t ring_mask, ring_head, ring_len
-    cdef int64_t batch_count[NR_BATCHES]
-    cdef int64_t batch_bytes[NR_BATCHES]
-    cdef int64_t cpu_count, cpu_bytes
-    cdef int64_t q_head, q_tail, q_size, q_max_size, q_batch_size, totalram, nr_cpus
-    # objects of SLAB_TYPESAFE_BY_RCU caches waiting for a grace period
-    cdef bytearray rcu_buf
-    cdef Py_ssize_t rcu_len
-    # the machine's, looked up by bind()
-    cdef object shadow, shadow_write, shadow_byte_, flat, alloc_pages, free_pages
-    cdef object page_address
-    cdef dict chunks                     # FlatShadow._chunks when the shadow is one
 
     def __cinit__(self):
         self.section_map = NULL
@@ -248,14 +173,14 @@ cdef class SlubAllocator:
 
     # ------------------------------------------------------------------ per-pfn slab map
 
-    cdef inline int32_t slab_index(self, int64_t pfn) noexcept:
+    cdef int32_t slab_index(self, int64_t pfn) noexcept:
         """The slab record of a page, -1 when it is no slab page."""
         cdef int64_t k = pfn >> SECTION_SHIFT
         if pfn < 0 or k >= self.nr_section_map or self.section_map[k] == NULL:
             return -1
         return self.section_map[k][pfn & (SECTION_PAGES - 1)] - 1
 
-    cdef inline int32_t slab_of_addr(self, uint64_t addr) noexcept:
+    cdef int32_t slab_of_addr(self, uint64_t addr) noexcept:
         """``virt_to_slab()``: the slab record of a direct-map address, -1 when none."""
         if addr < self.lm_delta:
             return -1
@@ -462,7 +387,7 @@ cdef class SlubAllocator:
         self.free_pages(pfn, c.order)
         return True
 
-    cdef inline void partial_append(self, CacheRec *c, int32_t s) noexcept:
+    cdef void partial_append(self, CacheRec *c, int32_t s) noexcept:
         """``add_partial(n, slab, DEACTIVATE_TO_TAIL)``."""
         cdef SlabRec *slab = &self.slabs[s]
         slab.on_partial = 1
@@ -475,7 +400,7 @@ cdef class SlubAllocator:
         c.partial_tail = s
         c.nr_partial += 1
 
-    cdef inline void partial_remove(self, CacheRec *c, int32_t s) noexcept:
+    cdef void partial_remove(self, CacheRec *c, int32_t s) noexcept:
         """``remove_partial()``."""
         cdef SlabRec *slab = &self.slabs[s]
         if slab.prev >= 0:
@@ -530,7 +455,7 @@ cdef class SlubAllocator:
             self.partial_append(c, s)
         return True
 
-    cdef inline uint64_t take_object(self, int32_t s) noexcept:
+    cdef uint64_t take_object(self, int32_t s) noexcept:
         """The freelist's head object of a slab, taken (``get_freepointer()``)."""
         cdef SlabRec *slab = &self.slabs[s]
         cdef int32_t i = slab.freelist
@@ -625,11 +550,15 @@ cdef class SlubAllocator:
         memory. ``kasan_quarantine_reduce()`` runs first, as from ``slab_pre_alloc_hook()``."""
         return self.slab_alloc(cache.id, size, track)
 
-    def kmalloc(self, uint64_t size, uint64_t track):
+    cdef uint64_t kmalloc_slab(self, uint64_t size, uint64_t track) except? 1:
         """``kmalloc()`` of 1..KMALLOC_MAX_CACHE_SIZE bytes: ``kmalloc_slab()``'s cache."""
         if size > <uint64_t>self.kmalloc_max:
             raise IndexError(size)
         return self.slab_alloc(self.kmalloc_index[size], size, track)
+
+    def kmalloc(self, uint64_t size, uint64_t track):
+        """``kmalloc()`` of 1..KMALLOC_MAX_CACHE_SIZE bytes: ``kmalloc_slab()``'s cache."""
+        return self.kmalloc_slab(size, track)
 
     def save_alloc_info(self, obj, uint64_t size, uint64_t track):
         """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
@@ -739,16 +668,22 @@ cdef class SlubAllocator:
             raise KeyError(addr)
         return self.slab_free_(s, addr, track)
 
-    def kfree(self, addr, uint64_t track):
+    cdef int kfree_slab(self, uint64_t addr, uint64_t track) except -2:
         """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab."""
-        cdef uint64_t a
-        if not 0 <= addr <= 0xFFFFFFFFFFFFFFFF:
-            return -1
-        a = addr
-        cdef int32_t s = self.slab_of_addr(a)
+        cdef int32_t s = self.slab_of_addr(addr)
         if s < 0:
             return -1
-        return self.slab_free_(s, a, track)
+        return self.slab_free_(s, addr, track)
+
+    def kfree(self, addr, uint64_t track):
+        """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab (a large
+        kmalloc's pages, or no allocation at all: the caller's business)."""
+        cdef uint64_t a
+        try:
+            a = addr
+        except OverflowError:           # no address: below 0 or above 2^64 - 1
+            return -1
+        return self.kfree_slab(a, track)
 
     cdef bint record_aux(self, int32_t s, uint64_t addr, uint64_t track) except False:
         """``kasan_record_aux_stack()`` on the object holding addr (``nearest_obj()``)."""
@@ -768,11 +703,14 @@ cdef class SlubAllocator:
 
     def record_aux_stack(self, addr, uint64_t track):
         """``kasan_record_aux_stack()``: remember the last two work creations on an object."""
-        if not 0 <= addr <= 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t a
+        try:
+            a = addr
+        except OverflowError:           # no address: below 0 or above 2^64 - 1
             return
-        cdef int32_t s = self.slab_of_addr(addr)
+        cdef int32_t s = self.slab_of_addr(a)
         if s >= 0:
-            self.record_aux(s, addr, track)
+            self.record_aux(s, a, track)
 
     def rcu_barrier(self, uint64_t track):
         """Run pending ``slab_free_after_rcu_debug()`` callbacks, their frees tracked as
