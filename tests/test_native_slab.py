@@ -7,6 +7,7 @@ round trip) on the way. Then the shipped workloads, run whole on both engines.""
 
 from __future__ import annotations
 
+import functools
 import pickle
 from pathlib import Path
 
@@ -31,6 +32,11 @@ SMALL = 48 << 20        # a machine whose quarantine (RAM/32 - 1 MiB a CPU) over
 @pytest.fixture(scope="module")
 def small():
     return load_profile("x86_64", SMALL)
+
+
+@functools.cache
+def _profile(name: str):
+    return load_profile(name, SMALL)
 
 
 def _machines(profile, schemes=("flat",)):
@@ -160,15 +166,17 @@ def _run_both(machines, ops):
     return reference, compiled
 
 
-@settings(max_examples=60, deadline=None)
-@given(OPS)
-def test_the_compiled_allocator_is_the_reference(small, ops):
-    """The flat shadow: the compiled hooks write its chunks in place."""
-    _run_both(_machines(small), ops)
+@pytest.mark.parametrize("name", ["x86_64", "arm32", "arm64-64k-42"])
+@settings(max_examples=40, deadline=None)
+@given(ops=OPS)
+def test_the_compiled_allocator_is_the_reference(name, ops):
+    """The flat shadow: the compiled hooks write its chunks in place (64-bit and 32-bit
+    addresses, 4K and 64K pages)."""
+    _run_both(_machines(_profile(name)), ops)
 
 
 @settings(max_examples=15, deadline=None)
-@given(OPS)
+@given(ops=OPS)
 def test_the_compiled_allocator_is_the_reference_under_every_scheme(small, ops):
     """Every scheme in lockstep: the compiled hooks go through the shadow's write(), and the
     per-page schemes' shadow blocks come from the allocator's own shadow caches."""
@@ -215,14 +223,17 @@ def _kinspect(args: list[str], engine: str, capsys, monkeypatch) -> tuple[int, s
     return status, out.out, out.err
 
 
-@pytest.mark.parametrize("workload", [ROOT / "samples/workloads/demo.kw",
-                                      ROOT / "samples/workloads/churn.kw",
-                                      *sorted((ROOT / "samples/workloads/kasan_test").glob("*.kw"))],
-                         ids=lambda p: p.stem)
+WORKLOADS = [*sorted((ROOT / "samples/workloads").glob("*.kw")),
+             *sorted((ROOT / "samples/workloads/kasan_test").glob("*.kw"))]
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda p: p.stem)
 def test_workloads_run_alike_on_both_engines(workload, capsys, monkeypatch):
     """``kinspect run`` (flat) and ``kinspect compare`` (every scheme in lockstep) of every
-    shipped KUnit workload, the demo and the churn: the same output on both engines."""
-    for args in (["run", str(workload)], ["compare", str(workload), "--schemes", "all"]):
+    shipped workload (the KUnit ones, the demo...): the same output on both engines."""
+    profile = ["--profile", "arm32"] if workload.stem.startswith("arm32") else []
+    for args in (["run", str(workload), *profile],
+                 ["compare", str(workload), "--schemes", "all", *profile]):
         python = _kinspect(args, "python", capsys, monkeypatch)
         compiled = _kinspect(args, "native", capsys, monkeypatch)
         assert python == compiled
