@@ -91,7 +91,7 @@ def run_once(n_events: int, mem: str, sizes: str) -> dict:
     t1 = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     events = runner.position
-    quarantine = machine.quarantine.total_bytes()
+    quarantine = machine.slub.quarantine_bytes()
     # The engine alone on pre-parsed events: best of 3 runs (timeit's rule: the other runs
     # measure what else the machine was doing).
     workload = parse_workload("<bench>", mixed_workload(n_events, sizes))

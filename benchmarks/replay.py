@@ -50,7 +50,6 @@ def child(mode: str, mem: str, trace: str, engine: str) -> None:
     from kinspect.engine.profile import load_profile, parse_size
     from kinspect.engine.replay import replay_trace
     from kinspect.engine.shadow import SCHEMES
-    from kinspect.engine.slab import Quarantine
     from kinspect.engine.workload import gc_paused
 
     t, c = time.perf_counter(), time.process_time()
@@ -68,9 +67,8 @@ def child(mode: str, mem: str, trace: str, engine: str) -> None:
             if mode.startswith("all") else ("flat",)
         machine = Machine(load_profile("x86_64", parse_size(mem)), schemes=schemes)
         if mode == "flat-q1G":
-            q = Quarantine(load_profile("x86_64", parse_size("1G")).mem_total,
-                           machine.profile.nr_cpus)
-            machine.quarantine, machine._quarantine_put = q, q.put
+            machine.slub.set_quarantine_size(load_profile("x86_64", parse_size("1G")).mem_total,
+                                             machine.profile.nr_cpus)
         _, replayer = replay_trace(machine, trace, parallel=not mode.endswith("-seq"))
         events = replayer.events
     dt, cpu = time.perf_counter() - t, time.process_time() - c

@@ -202,7 +202,7 @@ async def test_goto_address_pfn_symbol_and_garbage():
         assert screen.addr == buf
         await answer(app, pilot, "g", "kmalloc-128")
         cache = next(c for c in s.machine.caches if c.name == "kmalloc-128")
-        assert screen.pfn == min(cache.slabs)
+        assert screen.pfn == min(s.machine.slub.slab_heads(cache))
 
 
 async def test_breakpoints_stop_runs_and_bad_ones_notify():

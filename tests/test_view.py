@@ -112,7 +112,7 @@ def reference_answers(s: Session, pfn: int) -> tuple:
     """What the machine's own state says of a pfn (the engine's objects, read directly:
     the one place of these tests that does, to check the read API against them)."""
     m = s.machine
-    slab = m.slab_of_pfn.get(pfn)
+    slab = m.slab_of(pfn)
     head = m.compound_head(pfn)
     large = m.large.get(head)
     free = m.zones[s.profile.zone_of_pfn(pfn)].find_free_block(pfn)
@@ -133,7 +133,8 @@ def test_the_read_api_says_what_the_machines_own_state_says(monkeypatch):
                                            in sorted(m.pages.items())]
             assert [(c.name, c.object_size, c.slot_size, c.objects_in_use)
                     for c in v.caches()] == [
-                (c.name, c.object_size, c.size, sum(x.inuse for x in c.slabs.values()))
+                (c.name, c.object_size, c.size,
+                 sum(m.slab_of(head).inuse for head in m.slub.slab_heads(c)))
                 for c in m.caches]
             for pfn in probe_pfns(s, v):
                 slab, large, free = v.find_slab(pfn), v.find_large_kmalloc(pfn), \
@@ -243,7 +244,7 @@ def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
 
 # A Machine's internals, and the roads to them: ``.machine`` (the session's Machine), a
 # session's or view's scheme objects (``scheme_named``, ``.scheme``).
-FORBIDDEN = {"machine", "zones", "slab_of_pfn", "large", "memmap", "caches", "globals",
+FORBIDDEN = {"machine", "zones", "slab_of_pfn", "slub", "large", "memmap", "caches", "globals",
              "quarantine", "vm_areas", "freelist", "partial", "shadow_cache", "scheme_named"}
 # ``.scheme`` is also an attach event's scheme name: forbidden only on these objects.
 SCHEME_HOLDERS = {"s", "session", "self.session", "view", "self.view"}

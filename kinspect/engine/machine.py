@@ -8,7 +8,6 @@ instrumented access (``check_access``). KASAN hooks are called where mm/ calls t
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,10 @@ from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame
 from .shadow import scheme_class
 from .shadow.base import PageUse, ShadowScheme
 from .shadow.lockstep import LockstepShadow
-from .slab import (KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_TYPESAFE_BY_RCU,
-                   META_WORDS, CacheLayout, KmemCache, ObjectMeta, Quarantine, Slab,
-                   calculate_alignment, calculate_order,
-                   get_order, kmalloc_cache_name, kmem_cache_layout, slab_min_partial)
+from .slab import (FREE_BUG_TYPES, FREE_OK, KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN,
+                   SLAB_KMALLOC, CacheLayout, KmemCache, ObjectMeta, SlabInfo,
+                   calculate_alignment, calculate_order, get_order, kmalloc_cache_name,
+                   kmem_cache_layout, slab_min_partial)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
 LARGE_ACCESS = 1 << 20      # bytes: a bigger access reads its shadow in chunks of this much
@@ -121,6 +120,8 @@ class Machine:
                                             for name in schemes]
         self.shadow = (self.schemes[0] if len(self.schemes) == 1
                        else LockstepShadow(self.schemes))
+        # SLUB, KASAN's slab hooks and the quarantine (slab.SlubAllocator or its twin).
+        self.slub = native.slub_allocator_class(self.engine)(self)
         self._bind_shadow()
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
@@ -132,8 +133,6 @@ class Machine:
         self._lowmem_hi = p.max_low_pfn
         self._records: dict[tuple, tuple] = {}                   # _page_records()
         self.caches: list[KmemCache] = []
-        self.slab_of_pfn: dict[int, Slab] = {}
-        self.aux_stacks: dict[int, tuple] = {}   # object -> aux stack tracks, newest first
         self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
         self.vm_areas: list[VmArea] = []
@@ -141,9 +140,6 @@ class Machine:
         self._globals_next = p.kernel_image_start
         self.globals: list[tuple[int, int, int, str]] = []   # addr, size, size+redzone, name
         self.tasks: dict[int, Task] = {}
-        self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
-        self._quarantine_put = self.quarantine.put
-        self.rcu_pending: list[tuple[KmemCache, int]] = []
         self.reports: list[BadAccess] = []
         self.failed: Counter = Counter()     # allocations that failed (NULL, -ENOMEM), by call
         self.tainted = False
@@ -154,6 +150,7 @@ class Machine:
                                                         SLAB_HWCACHE_ALIGN)
         self.kmalloc_caches = self._create_kmalloc_caches()
         self._kmalloc_index = self._build_kmalloc_index()
+        self.slub.set_kmalloc_caches(self._kmalloc_index)
         self.shadow.boot()
         # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
         for cache in list(self.caches):
@@ -203,6 +200,7 @@ class Machine:
         """The shadow's write and read, looked up once: the hottest paths call them."""
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
+        self.slub.bind(self)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -275,10 +273,14 @@ class Machine:
         head = self.memmap.get(pfn, "head", -1)
         return pfn if head < 0 else head
 
-    def find_slab(self, addr: int) -> Slab | None:
+    def find_slab(self, addr: int) -> SlabInfo | None:
         """``virt_to_slab()``: the slab holding a direct-map address, or None."""
         # Slabs are lowmem: __pa() of any other address gives no slab pfn.
-        return self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)
+        return self.slub.slab_of((addr - self._lm_delta) >> self.page_shift)
+
+    def slab_of(self, pfn: int) -> SlabInfo | None:
+        """The slab a page belongs to (``page_slab()``), or None."""
+        return self.slub.slab_of(pfn)
 
     def find_vm_area(self, addr: int) -> VmArea | None:
         for area in self.vm_areas:
@@ -404,6 +406,7 @@ class Machine:
         first = KASAN_SLAB_FREE_META if cache.has_free_meta else KASAN_SLAB_FREE
         cache.free_pattern = bytes([first]) + bytes([KASAN_SLAB_FREE]) * (granules - 1)
         self.caches.append(cache)
+        self.slub.add_cache(cache)
         return cache
 
     def _create_boot_cache(self, name: str, size: int, flags: int) -> KmemCache:
@@ -447,69 +450,6 @@ class Machine:
             index.append(cache)
         return index
 
-    def _allocate_slab(self, cache: KmemCache) -> Slab | None:
-        """``allocate_slab()``: pages from the buddy, kasan_poison_slab(), object setup."""
-        order = cache.layout.order
-        pfn = self.alloc_pages(order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB,
-                               compound=True, cache=cache)
-        if pfn is None:
-            return None
-        n = 1 << order
-        base = self.page_address(pfn)
-        objects = cache.objects
-        slab = Slab(cache=cache, pfn=pfn, base=base,
-                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)],
-                    meta=array("Q", bytes(8 * META_WORDS * objects)))
-        for i in range(n):
-            self.slab_of_pfn[pfn + i] = slab
-        cache.slabs[pfn] = slab
-        # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
-        # The shadow-block caches of per-page schemes are KASAN's own: never poisoned.
-        if not cache.is_shadow:
-            self.shadow.poison(base, n << self.page_shift, KASAN_SLAB_REDZONE)
-        return slab
-
-    def _discard_slab(self, slab: Slab) -> None:
-        cache = slab.cache
-        n = 1 << cache.layout.order
-        del cache.slabs[slab.pfn]
-        for i in range(n):
-            del self.slab_of_pfn[slab.pfn + i]
-        if self.aux_stacks:
-            for i in range(cache.objects):
-                self.aux_stacks.pop(slab.base + i * cache.size, None)
-        self.free_pages(slab.pfn, cache.layout.order)
-
-    def _refill_cpu_slab(self, cache: KmemCache) -> Slab | None:
-        """``___slab_alloc()``: the CPU slab is empty; take a partial slab, or a new one."""
-        if cache.cpu_slab is not None:
-            cache.cpu_slab.frozen = False
-        slab = cache.partial.popleft() if cache.partial else self._allocate_slab(cache)
-        if slab is not None:
-            slab.frozen = True
-        cache.cpu_slab = slab
-        return slab
-
-    def _slab_free_to_freelist(self, slab: Slab, obj: int) -> None:
-        """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
-        cache = slab.cache
-        was_full = not slab.freelist
-        slab.freelist.append(obj)
-        slab.inuse -= 1
-        if slab.frozen:
-            return
-        if slab.inuse == 0:
-            if slab in cache.partial:
-                if len(cache.partial) > cache.min_partial:
-                    cache.partial.remove(slab)
-                    self._discard_slab(slab)
-            elif len(cache.partial) >= cache.min_partial:
-                self._discard_slab(slab)
-            else:
-                cache.partial.append(slab)
-        elif was_full:
-            cache.partial.append(slab)
-
     def set_ip(self, frame: Frame) -> None:
         """Where the next calls come from (the stack saved by their tracks)."""
         self.ip = frame
@@ -522,46 +462,9 @@ class Machine:
     def _unpack_track(self, track: int) -> Track | None:
         return Track(track >> 32, self.depot.fetch(track & 0xFFFFFFFF)) if track else None
 
-    def object_meta(self, slab: Slab, obj: int) -> ObjectMeta:
+    def object_meta(self, obj: int) -> ObjectMeta:
         """KASAN's metadata of a slab object (``kasan_get_alloc_meta``/``_free_meta``)."""
-        i = (obj - slab.base) // slab.cache.size * META_WORDS
-        m = slab.meta
-        return ObjectMeta(m[i], m[i + 1], self.aux_stacks.get(obj, ()), m[i + 2])
-
-    def _alloc_pattern(self, cache: KmemCache, size: int) -> bytes:
-        """The object's shadow after ``unpoison_slab_object()`` + ``poison_kmalloc_redzone()``:
-        size bytes accessible (00 ... partial), KASAN_SLAB_REDZONE up to object_size."""
-        pattern = cache.alloc_patterns.get(size)
-        if pattern is None:
-            granules = round_up(cache.object_size, KASAN_GRANULE_SIZE) >> 3
-            out = bytearray([KASAN_SLAB_REDZONE]) * granules
-            out[:size >> 3] = bytes(size >> 3)
-            if size & 7:
-                out[size >> 3] = size & 7
-            pattern = cache.alloc_patterns[size] = bytes(out)
-        return pattern
-
-    def _unpoison_object(self, cache: KmemCache, obj: int, size: int) -> None:
-        self.shadow.write(obj, cache.alloc_patterns.get(size) or self._alloc_pattern(cache, size))
-
-    def _save_alloc_info(self, slab: Slab, obj: int, size: int) -> None:
-        """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
-        i = (obj - slab.base) // slab.cache.size * META_WORDS
-        meta = slab.meta
-        meta[i] = self.task.pid << 32 | self.ip_handle
-        meta[i + 1] = 0
-        meta[i + 2] = size
-        if self.aux_stacks:
-            self.aux_stacks.pop(obj, None)
-
-    def _quarantine_reduce(self) -> None:
-        """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
-        q = self.quarantine
-        if q.size > q.max_size:
-            slab_of_pfn = self.slab_of_pfn
-            for obj in q.reduce():
-                slab = slab_of_pfn[(obj - self._lm_delta) >> self.page_shift]
-                self._slab_free_to_freelist(slab, obj)
+        return self.slub.object_meta(obj)
 
     def create_shadow_cache(self, name: str, block_size: int) -> KmemCache:
         """A cache of shadow blocks for a per-page scheme: no KASAN layout, no redzones,
@@ -576,59 +479,33 @@ class Machine:
                           has_ctor=False, layout=layout, is_shadow=True,
                           min_partial=slab_min_partial(block_size))
         self.caches.append(cache)
+        self.slub.add_cache(cache)
         return cache
 
     def shadow_block_alloc(self, cache: KmemCache) -> int:
         """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
-        slab = cache.cpu_slab
-        if slab is None or not slab.freelist:
-            slab = self._refill_cpu_slab(cache)
-            if slab is None:
-                return 0
-        slab.inuse += 1
-        return slab.freelist.pop()
+        return self.slub.shadow_block_alloc(cache)
 
     def shadow_block_free(self, cache: KmemCache, addr: int) -> None:
         """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""
-        self._slab_free_to_freelist(self.find_slab(addr), addr)
+        self.slub.shadow_block_free(addr)
 
     def kmem_cache_alloc(self, cache: KmemCache, size: int | None = None) -> int:
         """``kmem_cache_alloc()`` (or the slab part of ``kmalloc()`` when size is given)."""
-        q = self.quarantine
-        if q.size > q.max_size:
-            self._quarantine_reduce()
-        slab = cache.cpu_slab
-        if slab is None or not slab.freelist:
-            slab = self._refill_cpu_slab(cache)
-            if slab is None:
-                return 0
-        slab.inuse += 1
-        obj = slab.freelist.pop()
-        if size is None:
-            size = cache.object_size
-        self._shadow_write(obj, cache.alloc_patterns.get(size)
-                           or self._alloc_pattern(cache, size))
-        # kasan_save_alloc_info(), as _save_alloc_info() (inlined: the hottest path).
-        i = (obj - slab.base) // cache.size * META_WORDS
-        meta = slab.meta
-        meta[i] = self.task.pid << 32 | self.ip_handle
-        meta[i + 1] = 0
-        meta[i + 2] = size
-        if self.aux_stacks:
-            self.aux_stacks.pop(obj, None)
-        return obj
+        return self.slub.kmem_cache_alloc(cache, cache.object_size if size is None else size,
+                                          self.task.pid << 32 | self.ip_handle)
 
     def kmalloc(self, size: int) -> int:
         """``kmalloc(size, GFP_KERNEL)``: a kmalloc cache, or pages above 8 KiB. 0 = NULL."""
         if 0 < size <= self.kmalloc_max_cache_size:
-            return self.kmem_cache_alloc(self._kmalloc_index[size], size)
+            return self.slub.kmalloc(size, self.task.pid << 32 | self.ip_handle)
         if size == 0:
             return 16      # ZERO_SIZE_PTR
         return self._kmalloc_large(size)
 
     def _kmalloc_large(self, size: int) -> int:
         """``__kmalloc_large_node()`` + ``__kasan_kmalloc_large()``."""
-        self._quarantine_reduce()
+        self.slub.quarantine_reduce()
         order = get_order(size, self.page_shift)
         pfn = self.alloc_pages(order, PageUse.LARGE_KMALLOC, compound=True)
         if pfn is None:
@@ -651,53 +528,20 @@ class Machine:
     def _report_invalid_free(self, addr: int, bug_type: str) -> None:
         self._report(addr, None, False, bug_type=bug_type)
 
-    def _check_slab_allocation(self, cache: KmemCache, slab: Slab, obj: int) -> bool:
+    def _check_slab_allocation(self, obj: int) -> bool:
         """``check_slab_allocation()``: report invalid-free / double-free; True if reported."""
-        offset = obj - slab.base
-        size = cache.size
-        if offset % size or offset >= size * cache.objects:    # nearest_obj() != obj
-            self._report_invalid_free(obj, "invalid-free")
-            return True
-        if self.shadow.shadow_byte(obj) >= KASAN_GRANULE_SIZE:
-            self._report_invalid_free(obj, "double-free")
+        bug = self.slub.check_slab_allocation(obj)
+        if bug != FREE_OK:
+            self._report_invalid_free(obj, FREE_BUG_TYPES[bug])
             return True
         return False
 
-    def _poison_slab_object(self, cache: KmemCache, slab: Slab, obj: int) -> None:
-        """``poison_slab_object()`` + ``kasan_save_free_info()``: FB, and FA on the first
-        granule when the free track is saved."""
-        self._shadow_write(obj, cache.free_pattern)
-        if cache.has_free_meta:
-            slab.meta[(obj - slab.base) // cache.size * META_WORDS + 1] = \
-                self.task.pid << 32 | self.ip_handle
-
-    def _slab_free(self, cache: KmemCache, slab: Slab, obj: int) -> None:
-        """``slab_free()`` → ``slab_free_hook()`` → KASAN → quarantine or freelist."""
-        offset = obj - slab.base
-        if (offset % cache.size or offset >= cache.slab_bytes
-                or self._shadow_byte(obj) >= KASAN_GRANULE_SIZE):
-            self._check_slab_allocation(cache, slab, obj)    # reports which of the two
-            return
-        if cache.flags & SLAB_TYPESAFE_BY_RCU:
-            # CONFIG_SLUB_RCU_DEBUG: the real free waits for a grace period.
-            self._record_aux_stack(obj)
-            self.rcu_pending.append((cache, obj))
-            return
-        # poison_slab_object(), as _poison_slab_object() (inlined: the hottest path).
-        self._shadow_write(obj, cache.free_pattern)
-        if cache.has_free_meta:
-            slab.meta[offset // cache.size * META_WORDS + 1] = \
-                self.task.pid << 32 | self.ip_handle
-            self._quarantine_put(cache, obj)
-        else:
-            self._slab_free_to_freelist(slab, obj)
-
     def kfree(self, addr: int) -> None:
         """``kfree()``: a slab object, or a large kmalloc's compound page."""
-        slab = self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)
-        if slab is not None:
-            self._slab_free(slab.cache, slab, addr)
-        elif addr > 16:         # not ZERO_OR_NULL_PTR
+        bug = self.slub.kfree(addr, self.task.pid << 32 | self.ip_handle)
+        if bug > 0:
+            self._report_invalid_free(addr, FREE_BUG_TYPES[bug])
+        elif bug < 0 and addr > 16:         # not ZERO_OR_NULL_PTR
             self._free_large_kmalloc(addr)
 
     def _free_large_kmalloc(self, addr: int) -> None:
@@ -719,34 +563,18 @@ class Machine:
             self.free_pages(head, self.pages[head][0])
 
     def kmem_cache_free(self, cache: KmemCache, addr: int) -> None:
-        """``kmem_cache_free()``."""
-        slab = self.slab_of_pfn.get((addr - self._lm_delta) >> self.page_shift)  # find_slab()
-        if slab is None:
-            self._report_invalid_free(addr, "invalid-free")
-            return
-        self._slab_free(slab.cache, slab, addr)
+        """``kmem_cache_free()``: the object's own slab decides (``cache_from_obj()``)."""
+        bug = self.slub.kfree(addr, self.task.pid << 32 | self.ip_handle)
+        if bug:
+            self._report_invalid_free(addr, FREE_BUG_TYPES.get(bug, "invalid-free"))
 
     def rcu_barrier(self) -> None:
         """Run pending ``slab_free_after_rcu_debug()`` callbacks (as task 0, in softirq)."""
-        pending, self.rcu_pending = self.rcu_pending, []
-        saved_task = self.task
-        self.task = self._get_task("swapper/0", 0)
-        for cache, obj in pending:
-            slab = self.find_slab(obj)
-            self._poison_slab_object(cache, slab, obj)
-            if cache.has_free_meta:
-                self.quarantine.put(cache, obj)
-            else:
-                self._slab_free_to_freelist(slab, obj)
-        self.task = saved_task
+        self.slub.rcu_barrier(self._get_task("swapper/0", 0).pid << 32 | self.ip_handle)
 
     def _record_aux_stack(self, addr: int) -> None:
         """``kasan_record_aux_stack()``: remember the last two work creations on an object."""
-        slab = self.find_slab(addr)
-        if slab is None:
-            return
-        obj = slab.cache.nearest_obj(slab, addr)
-        self.aux_stacks[obj] = (self._track(),) + self.aux_stacks.get(obj, ())[:1]
+        self.slub.record_aux_stack(addr, self._track())
 
     def call_rcu(self, addr: int) -> None:
         self._record_aux_stack(addr)
@@ -799,8 +627,8 @@ class Machine:
         if size <= ks:
             if slab is not None:
                 # __kasan_krealloc(): unpoison the new size, poison the kmalloc redzone.
-                self._unpoison_object(slab.cache, addr, size)
-                self._save_alloc_info(slab, addr, size)
+                self.slub.unpoison_object(addr, size)
+                self.slub.save_alloc_info(addr, size, self._track())
             else:
                 head = self.compound_head(self._direct_map_pfn(addr))
                 order = self.large[head][0]
@@ -845,20 +673,13 @@ class Machine:
             self.kasan_check_byte(cache.addr)
             return
         self.rcu_barrier()
-        for obj in self.quarantine.remove_cache(cache, lambda o: self.find_slab(o).cache):
-            self._slab_free_to_freelist(self.find_slab(obj), obj)
-        if any(slab.inuse for slab in cache.slabs.values()):
+        if not self.slub.kmem_cache_shutdown(cache):
             # __kmem_cache_shutdown() gives -EBUSY: "Slab cache still has objects" (a WARN,
             # not a KASAN report), and the cache stays, its objects still usable.
             return
-        cache.cpu_slab = None
-        cache.partial.clear()
-        for slab in list(cache.slabs.values()):
-            self._discard_slab(slab)
         cache.destroyed = True
-        slab = self.find_slab(cache.addr)
-        if slab is not None:
-            self._slab_free(self.kmem_cache_cache, slab, cache.addr)
+        if self.find_slab(cache.addr) is not None:
+            self.kmem_cache_free(self.kmem_cache_cache, cache.addr)
 
     # ------------------------------------------------------------------------- mempool
 
@@ -917,9 +738,9 @@ class Machine:
             order = pool.size if pool.kind == "page" else self.large[head][0]
             self.shadow.poison(element, self.page_size << order, KASAN_PAGE_FREE)
             return True
-        if self._check_slab_allocation(slab.cache, slab, element):
+        if self._check_slab_allocation(element):
             return False
-        self._poison_slab_object(slab.cache, slab, element)
+        self.slub.poison_slab_object(element, self._track())
         return True
 
     def mempool_alloc(self, pool: Mempool) -> int:
@@ -957,8 +778,8 @@ class Machine:
         # an element of another cache (mempool_free() of a foreign object): its own size at
         # most, as unpoison_slab_object() covers object_size
         size = min(size, slab.cache.object_size)
-        self._unpoison_object(slab.cache, element, size)
-        self._save_alloc_info(slab, element, size)
+        self.slub.unpoison_object(element, size)
+        self.slub.save_alloc_info(element, size, self._track())
 
     def mempool_free(self, element: int, pool: Mempool) -> None:
         """``mempool_free()``: back into the reserve while it is below min_nr."""
@@ -1278,7 +1099,7 @@ class Machine:
             r.cache_object_size = cache.object_size
             r.object_addr = obj
             r.alloc_size = self._kasan_get_alloc_size(cache, obj) or cache.object_size
-            meta = self.object_meta(slab, obj)
+            meta = self.slub.object_meta(obj)
             r.alloc_track = self._unpack_track(meta.alloc_track)
             if self.shadow.shadow_byte(obj) == KASAN_SLAB_FREE_META:
                 r.free_track = self._unpack_track(meta.free_track)
@@ -1395,7 +1216,7 @@ class Machine:
         nwords = self.profile.sizeof_struct_page // self.word
         words = [0] * nwords
         words[0] = self.page_flags_word(pfn)
-        slab = self.slab_of_pfn.get(pfn)
+        slab = self.slub.slab_of(pfn)
         if slab is not None:
             words[1] = slab.cache.addr
             words[2] = LIST_POISON2[self.bits]
@@ -1427,12 +1248,11 @@ class Machine:
     def summary(self) -> dict:
         """Counters for the end of a run: pages and slabs in use, shadow, quarantine."""
         pages_in_use = sum(1 << order for order, _ in self.pages.values())
-        slabs = sum(len(c.slabs) for c in self.caches)
         fp = self.shadow.footprint()
         return {"pages_in_use": pages_in_use,
-                "slabs": slabs,
-                "objects_in_use": sum(s.inuse for c in self.caches for s in c.slabs.values()),
-                "quarantine_bytes": self.quarantine.total_bytes(),
+                "slabs": self.slub.nr_slabs(),
+                "objects_in_use": self.slub.objects_in_use(),
+                "quarantine_bytes": self.slub.quarantine_bytes(),
                 "shadow_static_bytes": fp.static_bytes,
                 "shadow_dynamic_bytes": fp.dynamic_bytes,
                 "reports": len(self.reports),

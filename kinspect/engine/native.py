@@ -7,8 +7,9 @@ file. The Python engine stays as the reference, as CPython keeps ``_pydecimal`` 
 says so once on stderr.
 
 Compiled so far (the extension modules of setup.py): the ftrace kmem scanner
-(``_ftrace_scan``, used by ftrace.TraceReader) and the buddy allocator's zones (``_buddy``,
-used by machine.Machine). The native engine needs them all.
+(``_ftrace_scan``, used by ftrace.TraceReader), the buddy allocator's zones (``_buddy``,
+used by machine.Machine) and SLUB with KASAN's slab hooks and the quarantine (``_slab``, used
+by machine.Machine). The native engine needs them all.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from types import ModuleType
 
 from .buddy import BuddyZone
 from .errors import KinspectError
+from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
-COMPILED = ("_ftrace_scan", "_buddy")     # the compiled core's modules, beside this file
+COMPILED = ("_ftrace_scan", "_buddy", "_slab")     # the compiled core's modules, beside this file
 ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",
@@ -56,6 +58,11 @@ def compiled(name: str) -> ModuleType | None:
 def buddy_zone_class(engine_name: str) -> type:
     """The buddy allocator's zone of an engine: buddy.BuddyZone or its compiled twin."""
     return compiled("_buddy").BuddyZone if engine_name == "native" else BuddyZone
+
+
+def slub_allocator_class(engine_name: str) -> type:
+    """The slab allocator of an engine: slab.SlubAllocator or its compiled twin."""
+    return compiled("_slab").SlubAllocator if engine_name == "native" else SlubAllocator
 
 
 def engine(asked: str | None = None) -> str:

@@ -233,11 +233,7 @@ def _dispose(machine: Machine | None, runner=None) -> None:
         vars(runner).clear()
     if machine is None or not vars(machine):
         return
-    for cache in machine.caches:
-        cache.slabs.clear()
-        cache.partial.clear()
-        cache.cpu_slab = None
-    machine.slab_of_pfn.clear()
+    machine.slub.dispose()
     shadow = machine.shadow
     for scheme in machine.schemes:
         vars(scheme).clear()

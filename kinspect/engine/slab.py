@@ -16,7 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .kasan import round_up
+from .kasan import KASAN_GRANULE_SIZE, KASAN_SLAB_REDZONE, round_up
+from .shadow.base import PageUse
 
 SLAB_HWCACHE_ALIGN = 0x00002000
 SLAB_TYPESAFE_BY_RCU = 0x00080000
@@ -198,9 +199,6 @@ class KmemCache:
     has_ctor: bool
     layout: CacheLayout
     addr: int = 0                          # where the struct kmem_cache object lives
-    cpu_slab: Slab | None = None
-    partial: deque = field(default_factory=deque)
-    slabs: dict[int, Slab] = field(default_factory=dict)     # pfn of head -> slab
     min_partial: int = 5
     alloc_patterns: dict[int, bytes] = field(default_factory=dict)   # size -> object shadow
     free_pattern: bytes = b""              # the object's shadow once freed (FA FB FB ...)
@@ -219,7 +217,7 @@ class KmemCache:
         self.slab_bytes = self.size * self.objects      # bytes of a slab holding objects
         self.has_free_meta = self.layout.free_meta_offset != KASAN_NO_FREE_META
 
-    def nearest_obj(self, slab: Slab, addr: int) -> int:
+    def nearest_obj(self, slab: "Slab | SlabInfo", addr: int) -> int:
         """``nearest_obj()``: the object whose slot holds addr (clamped to the last object)."""
         index = min((addr - slab.base) // self.size, self.objects - 1)
         return slab.base + index * self.size
@@ -302,3 +300,375 @@ class Quarantine:
 
     def total_bytes(self) -> int:
         return self.size + self.cpu_bytes
+
+
+class SlabInfo(NamedTuple):
+    """What ``struct slab`` says of a slab page, read-only: the allocator's answer to
+    ``virt_to_slab()`` / ``page_slab()`` for the views, reports and dump_page()."""
+
+    cache: KmemCache            # slab->slab_cache
+    pfn: int                    # the slab's head page
+    base: int                   # virtual address of its first object
+    objects: int                # slab->objects
+    inuse: int                  # slab->inuse
+    frozen: bool                # slab->frozen: the CPU slab
+
+
+@dataclass(eq=False, slots=True)
+class CacheSlabs:
+    """A cache's slabs as SLUB holds them: ``kmem_cache_cpu.slab`` and the node's partial
+    list (``kmem_cache_node.partial``), plus every slab of the cache by head pfn."""
+
+    cpu_slab: Slab | None = None
+    partial: deque = field(default_factory=deque)
+    slabs: dict[int, Slab] = field(default_factory=dict)     # pfn of head -> slab
+
+
+# What SlubAllocator.check_slab_allocation() finds wrong with a free (0: nothing).
+FREE_OK, INVALID_FREE, DOUBLE_FREE = 0, 1, 2
+FREE_BUG_TYPES = {INVALID_FREE: "invalid-free", DOUBLE_FREE: "double-free"}
+
+
+class SlubAllocator:
+    """SLUB (mm/slub.c) with generic KASAN's slab hooks (mm/kasan/common.c, generic.c,
+    quarantine.c): the Python reference. ``_slab.SlubAllocator`` is its compiled twin, with
+    the same methods and the same answers (tests/test_native_slab.py).
+
+    The machine gives it pages (``alloc_pages()``/``free_pages()``), the shadow to write and
+    the reports to make; the allocator owns every slab, every freelist, KASAN's object
+    metadata, the quarantine and the objects waiting for an RCU grace period. Nothing else
+    reads those but through the methods below. A track is ``pid << 32 | stack handle``
+    (``kasan_save_track()``), given by the caller.
+    """
+
+    def __init__(self, machine) -> None:
+        p = machine.profile
+        self.machine = machine
+        self.page_shift = p.page_shift
+        self.lm_delta = p.page_offset - p.phys_offset       # __pa() of the direct map
+        self.caches: list[CacheSlabs] = []                  # by cache id
+        self.kmalloc_index: list[KmemCache] = []
+        self.slab_of_pfn: dict[int, Slab] = {}
+        self.aux_stacks: dict[int, tuple] = {}   # object -> aux stack tracks, newest first
+        self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
+        self.rcu_pending: list[tuple[KmemCache, int]] = []
+
+    def bind(self, machine) -> None:
+        """The machine's page allocator, shadow and reports, looked up once (after boot, a
+        change of the machine's shadow, or an unpickling)."""
+        self._shadow_write = machine._shadow_write
+        self._shadow_byte = machine._shadow_byte
+        self._quarantine_put = self.quarantine.put
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in ("_shadow_write", "_shadow_byte", "_quarantine_put"):
+            state.pop(name, None)
+        return state
+
+    def dispose(self) -> None:
+        """Forget everything (a machine no one uses any more: no cycles left to collect)."""
+        vars(self).clear()
+
+    # ------------------------------------------------------------------ caches
+
+    def add_cache(self, cache: KmemCache) -> None:
+        """A new ``struct kmem_cache`` (its id is its index in the machine's caches)."""
+        del self.caches[cache.id:]
+        self.caches.append(CacheSlabs())
+
+    def set_kmalloc_caches(self, index: list[KmemCache]) -> None:
+        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE."""
+        self.kmalloc_index = index
+
+    def set_quarantine_size(self, totalram_bytes: int, nr_cpus: int) -> None:
+        """A quarantine sized for another amount of RAM (only before anything is freed)."""
+        self.quarantine = Quarantine(totalram_bytes, nr_cpus)
+        self._quarantine_put = self.quarantine.put
+
+    # ------------------------------------------------------------------ read API
+
+    def slab_of(self, pfn: int) -> SlabInfo | None:
+        """The slab a page belongs to (``page_slab(compound_head())``), or None."""
+        slab = self.slab_of_pfn.get(pfn)
+        if slab is None:
+            return None
+        return SlabInfo(slab.cache, slab.pfn, slab.base, slab.cache.objects, slab.inuse,
+                        slab.frozen)
+
+    def slab_heads(self, cache: KmemCache) -> list[int]:
+        """Head pfns of every slab of a cache, lowest first."""
+        return sorted(self.caches[cache.id].slabs)
+
+    def nr_slabs(self, cache: KmemCache | None = None) -> int:
+        """Slabs of a cache (``nr_slabs`` of its node), or of every cache."""
+        if cache is not None:
+            return len(self.caches[cache.id].slabs)
+        return sum(len(c.slabs) for c in self.caches)
+
+    def objects_in_use(self) -> int:
+        """Allocated objects in every slab (the sum of ``slab->inuse``)."""
+        return sum(s.inuse for c in self.caches for s in c.slabs.values())
+
+    def quarantine_bytes(self) -> int:
+        """Bytes held by the quarantine (the global ring and the CPU queue)."""
+        return self.quarantine.total_bytes()
+
+    def object_meta(self, obj: int) -> ObjectMeta:
+        """KASAN's metadata of a slab object (``kasan_get_alloc_meta``/``_free_meta``)."""
+        slab = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift]
+        i = (obj - slab.base) // slab.cache.size * META_WORDS
+        m = slab.meta
+        return ObjectMeta(m[i], m[i + 1], self.aux_stacks.get(obj, ()), m[i + 2])
+
+    # ------------------------------------------------------------------ slabs
+
+    def allocate_slab(self, cache: KmemCache) -> Slab | None:
+        """``allocate_slab()``: pages from the buddy, kasan_poison_slab(), object setup."""
+        m = self.machine
+        order = cache.layout.order
+        pfn = m.alloc_pages(order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB,
+                            compound=True, cache=cache)
+        if pfn is None:
+            return None
+        n = 1 << order
+        base = m.page_address(pfn)
+        objects = cache.objects
+        slab = Slab(cache=cache, pfn=pfn, base=base,
+                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)],
+                    meta=array("Q", bytes(8 * META_WORDS * objects)))
+        for i in range(n):
+            self.slab_of_pfn[pfn + i] = slab
+        self.caches[cache.id].slabs[pfn] = slab
+        # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
+        # The shadow-block caches of per-page schemes are KASAN's own: never poisoned.
+        if not cache.is_shadow:
+            m.shadow.poison(base, n << self.page_shift, KASAN_SLAB_REDZONE)
+        return slab
+
+    def discard_slab(self, slab: Slab) -> None:
+        """``discard_slab()``: an empty slab's pages back to the buddy allocator."""
+        cache = slab.cache
+        n = 1 << cache.layout.order
+        del self.caches[cache.id].slabs[slab.pfn]
+        for i in range(n):
+            del self.slab_of_pfn[slab.pfn + i]
+        if self.aux_stacks:
+            for i in range(cache.objects):
+                self.aux_stacks.pop(slab.base + i * cache.size, None)
+        self.machine.free_pages(slab.pfn, cache.layout.order)
+
+    def refill_cpu_slab(self, cache: KmemCache, cs: CacheSlabs) -> Slab | None:
+        """``___slab_alloc()``: the CPU slab is empty; take a partial slab, or a new one."""
+        if cs.cpu_slab is not None:
+            cs.cpu_slab.frozen = False
+        slab = cs.partial.popleft() if cs.partial else self.allocate_slab(cache)
+        if slab is not None:
+            slab.frozen = True
+        cs.cpu_slab = slab
+        return slab
+
+    def do_slab_free(self, slab: Slab, obj: int) -> None:
+        """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
+        cache = slab.cache
+        was_full = not slab.freelist
+        slab.freelist.append(obj)
+        slab.inuse -= 1
+        if slab.frozen:
+            return
+        partial = self.caches[cache.id].partial
+        if slab.inuse == 0:
+            if slab in partial:
+                if len(partial) > cache.min_partial:
+                    partial.remove(slab)
+                    self.discard_slab(slab)
+            elif len(partial) >= cache.min_partial:
+                self.discard_slab(slab)
+            else:
+                partial.append(slab)
+        elif was_full:
+            partial.append(slab)
+
+    # ------------------------------------------------------------------ allocation
+
+    def kmem_cache_alloc(self, cache: KmemCache, size: int, track: int) -> int:
+        """``slab_alloc_node()`` + ``kasan_slab_alloc()``/``kasan_kmalloc()``: an object of
+        the cache with size bytes unpoisoned (``unpoison_slab_object()`` +
+        ``poison_kmalloc_redzone()``) and its alloc track saved; 0 (NULL) without memory.
+        ``kasan_quarantine_reduce()`` runs first, as from ``slab_pre_alloc_hook()``."""
+        q = self.quarantine
+        if q.size > q.max_size:
+            self.quarantine_reduce()
+        cs = self.caches[cache.id]
+        slab = cs.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self.refill_cpu_slab(cache, cs)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        obj = slab.freelist.pop()
+        self._shadow_write(obj, cache.alloc_patterns.get(size)
+                           or alloc_pattern(cache, size))
+        # kasan_save_alloc_info(), as save_alloc_info() (inlined: the hottest path).
+        i = (obj - slab.base) // cache.size * META_WORDS
+        meta = slab.meta
+        meta[i] = track
+        meta[i + 1] = 0
+        meta[i + 2] = size
+        if self.aux_stacks:
+            self.aux_stacks.pop(obj, None)
+        return obj
+
+    def kmalloc(self, size: int, track: int) -> int:
+        """``kmalloc()`` of 1..KMALLOC_MAX_CACHE_SIZE bytes: ``kmalloc_slab()``'s cache."""
+        return self.kmem_cache_alloc(self.kmalloc_index[size], size, track)
+
+    def save_alloc_info(self, obj: int, size: int, track: int) -> None:
+        """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
+        slab = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift]
+        i = (obj - slab.base) // slab.cache.size * META_WORDS
+        meta = slab.meta
+        meta[i] = track
+        meta[i + 1] = 0
+        meta[i + 2] = size
+        if self.aux_stacks:
+            self.aux_stacks.pop(obj, None)
+
+    def unpoison_object(self, obj: int, size: int) -> None:
+        """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()`` of a slab object."""
+        cache = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift].cache
+        self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
+
+    def shadow_block_alloc(self, cache: KmemCache) -> int:
+        """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
+        cs = self.caches[cache.id]
+        slab = cs.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self.refill_cpu_slab(cache, cs)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        return slab.freelist.pop()
+
+    def shadow_block_free(self, addr: int) -> None:
+        """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""
+        self.do_slab_free(self.slab_of_pfn[(addr - self.lm_delta) >> self.page_shift], addr)
+
+    # ------------------------------------------------------------------ free
+
+    def check_slab_allocation(self, addr: int) -> int:
+        """``check_slab_allocation()`` of a slab address: FREE_OK, INVALID_FREE (not the
+        start of an object) or DOUBLE_FREE (its shadow says it is free)."""
+        slab = self.slab_of_pfn[(addr - self.lm_delta) >> self.page_shift]
+        cache = slab.cache
+        offset = addr - slab.base
+        if offset % cache.size or offset >= cache.slab_bytes:    # nearest_obj() != obj
+            return INVALID_FREE
+        if self._shadow_byte(addr) >= KASAN_GRANULE_SIZE:
+            return DOUBLE_FREE
+        return FREE_OK
+
+    def poison_slab_object(self, obj: int, track: int) -> None:
+        """``poison_slab_object()`` + ``kasan_save_free_info()``: FB, and FA on the first
+        granule when the free track is saved."""
+        slab = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift]
+        cache = slab.cache
+        self._shadow_write(obj, cache.free_pattern)
+        if cache.has_free_meta:
+            slab.meta[(obj - slab.base) // cache.size * META_WORDS + 1] = track
+
+    def slab_free(self, addr: int, track: int) -> int:
+        """``kfree()``/``kmem_cache_free()`` of an address in a slab: ``slab_free()`` →
+        ``slab_free_hook()`` → KASAN (checks, poison, free track) → the quarantine, an RCU
+        grace period or the freelist. Returns what check_slab_allocation() found: the
+        caller reports it. Raises KeyError for an address outside every slab."""
+        slab = self.slab_of_pfn[(addr - self.lm_delta) >> self.page_shift]
+        cache = slab.cache
+        offset = addr - slab.base
+        if offset % cache.size or offset >= cache.slab_bytes:
+            return INVALID_FREE
+        if self._shadow_byte(addr) >= KASAN_GRANULE_SIZE:
+            return DOUBLE_FREE
+        if cache.flags & SLAB_TYPESAFE_BY_RCU:
+            # CONFIG_SLUB_RCU_DEBUG: the real free waits for a grace period.
+            self.record_aux_stack(addr, track)
+            self.rcu_pending.append((cache, addr))
+            return FREE_OK
+        # poison_slab_object(), as above (inlined: the hottest path).
+        self._shadow_write(addr, cache.free_pattern)
+        if cache.has_free_meta:
+            slab.meta[offset // cache.size * META_WORDS + 1] = track
+            self._quarantine_put(cache, addr)
+        else:
+            self.do_slab_free(slab, addr)
+        return FREE_OK
+
+    def kfree(self, addr: int, track: int) -> int:
+        """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab (a large
+        kmalloc's pages, or no allocation at all: the caller's business)."""
+        if (addr - self.lm_delta) >> self.page_shift not in self.slab_of_pfn:
+            return -1
+        return self.slab_free(addr, track)
+
+    def record_aux_stack(self, addr: int, track: int) -> None:
+        """``kasan_record_aux_stack()``: remember the last two work creations on an object."""
+        slab = self.slab_of_pfn.get((addr - self.lm_delta) >> self.page_shift)
+        if slab is None:
+            return
+        obj = slab.cache.nearest_obj(slab, addr)
+        self.aux_stacks[obj] = (track,) + self.aux_stacks.get(obj, ())[:1]
+
+    def rcu_barrier(self, track: int) -> None:
+        """Run pending ``slab_free_after_rcu_debug()`` callbacks, their frees tracked as
+        ``track`` (task 0, in softirq)."""
+        pending, self.rcu_pending = self.rcu_pending, []
+        for cache, obj in pending:
+            self.poison_slab_object(obj, track)
+            if cache.has_free_meta:
+                self._quarantine_put(cache, obj)
+            else:
+                self.do_slab_free(self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift],
+                                  obj)
+
+    def quarantine_reduce(self) -> None:
+        """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
+        q = self.quarantine
+        if q.size > q.max_size:
+            slab_of_pfn = self.slab_of_pfn
+            for obj in q.reduce():
+                self.do_slab_free(slab_of_pfn[(obj - self.lm_delta) >> self.page_shift], obj)
+
+    def kmem_cache_shutdown(self, cache: KmemCache) -> bool:
+        """``kasan_cache_shutdown()`` (the quarantine gives the cache's objects back) and
+        ``__kmem_cache_shutdown()``: False (-EBUSY) while an object is in use, else every
+        slab is discarded."""
+        slab_of_pfn = self.slab_of_pfn
+
+        def cache_of(obj: int) -> KmemCache:
+            return slab_of_pfn[(obj - self.lm_delta) >> self.page_shift].cache
+
+        for obj in self.quarantine.remove_cache(cache, cache_of):
+            self.do_slab_free(slab_of_pfn[(obj - self.lm_delta) >> self.page_shift], obj)
+        cs = self.caches[cache.id]
+        if any(slab.inuse for slab in cs.slabs.values()):
+            return False
+        cs.cpu_slab = None
+        cs.partial.clear()
+        for slab in list(cs.slabs.values()):
+            self.discard_slab(slab)
+        return True
+
+
+def alloc_pattern(cache: KmemCache, size: int) -> bytes:
+    """The object's shadow after ``unpoison_slab_object()`` + ``poison_kmalloc_redzone()``:
+    size bytes accessible (00 ... partial), KASAN_SLAB_REDZONE up to object_size; kept in
+    the cache's alloc_patterns."""
+    pattern = cache.alloc_patterns.get(size)
+    if pattern is None:
+        granules = round_up(cache.object_size, KASAN_GRANULE_SIZE) >> 3
+        out = bytearray([KASAN_SLAB_REDZONE]) * granules
+        out[:size >> 3] = bytes(size >> 3)
+        if size & 7:
+            out[size >> 3] = size & 7
+        pattern = cache.alloc_patterns[size] = bytes(out)
+    return pattern

@@ -242,7 +242,7 @@ class MachineReader:
         return FreeBlock(*found) if found is not None else None
 
     def find_slab(self, pfn: int) -> SlabInfo | None:
-        slab = self._m.slab_of_pfn.get(pfn)
+        slab = self._m.slab_of(pfn)
         if slab is None:
             return None
         c = slab.cache
@@ -264,10 +264,11 @@ class MachineReader:
 
     # -- slab
 
-    @staticmethod
-    def _cache_info(c) -> CacheInfo:
-        return CacheInfo(c.name, c.id, c.object_size, c.size, c.objects, tuple(sorted(c.slabs)),
-                         sum(s.inuse for s in c.slabs.values()))
+    def _cache_info(self, c) -> CacheInfo:
+        m = self._m
+        heads = m.slub.slab_heads(c)
+        return CacheInfo(c.name, c.id, c.object_size, c.size, c.objects, tuple(heads),
+                         sum(m.slab_of(head).inuse for head in heads))
 
     def caches(self) -> list[CacheInfo]:
         return [self._cache_info(c) for c in self._m.caches]
@@ -284,7 +285,7 @@ class MachineReader:
         if slab is None:
             return None
         obj = slab.cache.nearest_obj(slab, addr)
-        meta = m.object_meta(slab, obj)
+        meta = m.object_meta(obj)
         unpack = m._unpack_track
         return ObjectTracks(obj, slab.cache.name, unpack(meta.alloc_track),
                             unpack(meta.free_track),
@@ -331,10 +332,10 @@ class MachineReader:
         s = self._scheme(scheme)
         if not hasattr(s, "shadow_slabs"):
             return []
-        slab_of_pfn = self._m.slab_of_pfn
+        slab_of = self._m.slab_of
         out = []
         for head, blocks in s.shadow_slabs().items():
-            slab = slab_of_pfn.get(head)
+            slab = slab_of(head)
             pages = 1 << slab.cache.layout.order if slab is not None else 1
             out.append(ShadowSlab(head, pages, tuple(blocks)))
         return out
@@ -347,7 +348,7 @@ class MachineReader:
         if cache is None:
             return []
         n = 1 << cache.layout.order
-        return sorted(head + i for head in cache.slabs for i in range(n))
+        return [head + i for head in self._m.slub.slab_heads(cache) for i in range(n)]
 
 
 def machine_view(session) -> MachineView:

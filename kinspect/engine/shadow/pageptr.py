@@ -269,7 +269,7 @@ class PagePtrShadow(ShadowScheme):
     # ------------------------------------------------------------------ bill, views
 
     def _slab_pages(self) -> int:
-        return len(self._cache.slabs) << self._cache.layout.order
+        return self._machine.slub.nr_slabs(self._cache) << self._cache.layout.order
 
     def footprint(self) -> Footprint:
         slab_pages = self._slab_pages()
@@ -279,7 +279,8 @@ class PagePtrShadow(ShadowScheme):
                          metadata_bytes=self._metadata,
                          virtual_range_bytes=0,          # no contiguous range: the point of it
                          blocks_in_use=len(self._served),
-                         blocks_capacity=len(self._cache.slabs) * self._cache.objects,
+                         blocks_capacity=(self._machine.slub.nr_slabs(self._cache)
+                                          * self._cache.objects),
                          shadow_slab_pages=slab_pages,
                          checks=self.checks, loads=self.loads,
                          # "shadow no longer contiguous, hence outline only" (Vyukov);
@@ -306,8 +307,8 @@ class PagePtrShadow(ShadowScheme):
         object slot as a ShadowBlock, in address order."""
         cache = self._cache
         slabs = {}
-        for head in sorted(cache.slabs):
-            base = cache.slabs[head].base
+        for head in self._machine.slub.slab_heads(cache):
+            base = self._machine.page_address(head)
             blocks = []
             for i in range(cache.objects):
                 addr = base + i * cache.size
