@@ -6,6 +6,7 @@ shadow chunk."""
 from __future__ import annotations
 
 import lzma
+import pickle
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from kinspect.engine.ftrace import EventBatch, TraceReader
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile, parse_size
 from kinspect.engine.replay import replay_trace, trace_summary
+from kinspect.engine.shadow.base import PageUse
 
 pytestmark = pytest.mark.skipif(native.compiled("_replay") is None,
                                 reason="the native engine is not built")
@@ -34,7 +36,7 @@ needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
 def _state(machine: Machine) -> dict:
     """The simulated machine as a replay leaves it: every struct page of every touched
     section, every flat shadow chunk, the zones' free blocks, the reports."""
-    shadow = machine.schemes[0]
+    shadow = next(scheme for scheme in machine.schemes if scheme.name == "flat")
     return {
         "sections": {pfn: sec.tobytes() for pfn, sec in machine.memmap.for_each_section()},
         "shadow": {key: bytes(chunk) for key, chunk in shadow._chunks.items()},
@@ -218,3 +220,76 @@ def test_an_event_batch_reads_as_the_python_readers_events(tmp_path):
     with pytest.raises(IndexError):
         batch[len(batch)]
     assert batch.line.dtype == np.int64 and batch.ptr.dtype == np.uint64
+
+
+# ---------------------------------------------------------------- the compiled page path
+
+@st.composite
+def page_calls(draw):
+    """alloc_pages(order, use, compound) and free_pages of a live block, as (call, args)."""
+    calls = []
+    for _ in range(draw(st.integers(1, 60))):
+        if draw(st.booleans()):
+            calls.append(("alloc", draw(st.integers(0, 12)), draw(st.sampled_from(list(PageUse))),
+                          draw(st.booleans())))
+        else:
+            calls.append(("free", draw(st.integers(0, 1000))))
+    return calls
+
+
+def _page_path(profile: str, schemes: tuple, engine: str, calls: list) -> tuple:
+    machine = Machine(load_profile(profile, parse_size("64M")), schemes=schemes, engine=engine)
+    machine.memmap.written = []
+    live, answers = [], []
+    for call in calls:
+        if call[0] == "alloc":
+            _, order, use, compound = call
+            pfn = machine.alloc_pages(order, use, compound)
+            answers.append(pfn)
+            if pfn is not None:
+                live.append((pfn, order))
+        elif live:
+            pfn, order = live.pop(call[1] % len(live))
+            machine.free_pages(pfn, order)
+    shadows = [machine.shadow.read(machine.page_address(pfn), machine.page_size << order)
+               for pfn, order in live if machine.profile.is_lowmem_pfn(pfn)]
+    return answers, shadows, machine.memmap.written, _state(machine)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(page_calls(), st.sampled_from(["x86_64", "arm32"]),
+       st.sampled_from([("flat",), ("pageext", "flat")]))
+def test_alloc_pages_and_free_pages_alike(calls, profile, schemes):
+    """Random alloc_pages()/free_pages() on both engines: the same pfns, struct pages (and
+    the MemMap's journal of writes), shadow of every live block, zones; the flat scheme
+    alone (the compiled memset) and behind another scheme (shadow.poison())."""
+    assert _page_path(profile, schemes, "native", calls) == \
+        _page_path(profile, schemes, "python", calls)
+
+
+def test_the_native_machine_pickles_with_its_page_path():
+    """A checkpoint (a pickle of the machine) of a native machine comes back with its
+    compiled page path bound to the unpickled state."""
+    machine = Machine(load_profile("x86_64", parse_size("64M")), engine="native")
+    pfn = machine.alloc_pages(2)
+    clone = pickle.loads(pickle.dumps(machine))
+    clone.free_pages(pfn, 2)
+    assert pfn in machine.pages and pfn not in clone.pages
+    assert clone.memmap.get(pfn, "state", None) == 0 != machine.memmap.get(pfn, "state", None)
+
+
+def test_a_missed_free_forgets_the_objects_kmem_cache(tmp_path):
+    """A pointer allocated from a kmem_cache, never freed in the trace, then kmalloc'd: it is
+    a kmalloc object now, with no kmem_cache of its own (both engines), so that its kfree
+    frees it with kfree(), not kmem_cache_free() of the old cache."""
+    ptr = DIRECT_MAP + 0x5000000
+    lines = [f"  sh-9 [000] d.... 1.5: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr:016x} "
+             f"bytes_req=200 bytes_alloc=256",
+             f"  sh-9 [000] d.... 1.5: kmalloc: call_site=f+0x1/0x2 ptr={ptr:016x} bytes_req=8 "
+             f"bytes_alloc=8"]
+    path = _write(tmp_path, lines, "missed.txt")
+    for engine in ("python", "native"):
+        machine = Machine(load_profile("x86_64", parse_size("64M")), engine=engine)
+        reader, rep = replay_trace(machine, path, parallel=False)
+        assert rep.stats.freed_before_trace == {"lost free": 1}
+        assert list(rep.objects) == [ptr] and rep.object_cache == {}
