@@ -18,7 +18,7 @@ from test_ftrace import ADVERSARIAL, ERA_LINES, trace_lines
 
 from kinspect.engine import native
 from kinspect.engine.errors import TraceError
-from kinspect.engine.ftrace import EventBatch, TraceReader
+from kinspect.engine.ftrace import EventBatch, TraceEvent, TraceReader
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile, parse_size
 from kinspect.engine.replay import replay_trace, trace_summary
@@ -89,18 +89,21 @@ def test_the_whole_real_traces_replay_alike():
         _same_both_engines(str(TRACES / trace), profile, parallel=False)
 
 
-def test_progress_and_after_event_are_called_alike(tmp_path):
+@pytest.mark.parametrize("parallel", [False, pytest.param(True, marks=needs_fork)])
+def test_progress_and_after_event_are_called_alike(tmp_path, parallel):
     """``progress(events, line, fraction)`` every 16384 events and ``after_event(event)``
-    after each replayed one: the same calls with the same TraceEvents."""
+    after each replayed one: the same calls with the same TraceEvents, read here or by a
+    reading child."""
     path = _slice(tmp_path, "kmem-trace-x86_64.txt.xz", 60_000)
     calls = {}
     for engine in ("native", "python"):
         seen = calls[engine] = []
         machine = Machine(load_profile("x86_64", parse_size("1G")), engine=engine)
-        replay_trace(machine, path, parallel=False,
+        replay_trace(machine, path, parallel=parallel,
                      progress=lambda n, line, fraction: seen.append(("progress", n, line)),
                      after_event=lambda ev: seen.append(ev))
     assert sum(1 for call in calls["python"] if call[0] == "progress") >= 2
+    assert all(type(call) is TraceEvent for call in calls["native"] if call[0] != "progress")
     assert calls["native"] == calls["python"]
 
 

@@ -21,8 +21,13 @@ from libc.string cimport memcpy, memset
 
 from .kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
 from .memory import FREE_PAGE, PAGE_DTYPE, PAGE_TYPE_NONE, record_bytes
-from .shadow.base import PageUse
+from .shadow.base import PageUse, ShadowScheme
 from .shadow.flat import CHUNK_SHIFT, FlatShadow
+
+# The flat scheme attaches nothing to pages: its page_alloc()/page_free() are the base class's
+# (True, nothing), which the compiled path does not call.
+assert FlatShadow.page_alloc is ShadowScheme.page_alloc
+assert FlatShadow.page_free is ShadowScheme.page_free
 
 cdef Py_ssize_t RECORD_SIZE = PAGE_DTYPE.itemsize
 cdef Py_ssize_t HEAD_OFFSET = PAGE_DTYPE.fields["head"][1]      # compound_head() of a tail

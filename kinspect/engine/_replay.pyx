@@ -17,9 +17,9 @@ reference keeps dicts and a set:
 tests/test_native_replay.py replays both real traces both ways and compares them.
 """
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
 
 import numpy as np
 
@@ -44,8 +44,9 @@ cdef inline uint64_t mix(uint64_t key, uint64_t key2) noexcept:
 
 
 cdef class KeyTable:
-    """(key, key2) -> (value, value2), 64-bit each (value unsigned, value2 signed), in C arrays: open addressing with linear
-    probing, deletion by backward shift (no tombstones), doubled when half full."""
+    """(key, key2) -> (value, value2), 64-bit each (value unsigned, value2 signed), in C
+    arrays: open addressing with linear probing, deletion by backward shift (no tombstones),
+    doubled when half full."""
 
     cdef uint64_t *key
     cdef uint64_t *key2
@@ -302,9 +303,11 @@ cdef class BatchReplayer:
         try:
             for i in range(nr):
                 n += 1
-                if progress is not None and not n & 0x3FFF:
-                    replayer.events = n
-                    progress(n, line_col[i])
+                if not n & 0x3FFF:
+                    PyErr_CheckSignals()                # Ctrl-C, in runs of compiled calls
+                    if progress is not None:
+                        replayer.events = n
+                        progress(n, line_col[i])
                 pid = pid_of[task_col[i]]
                 if pid != last_pid or not have_pid:
                     comm = tasks[task_col[i]][0]

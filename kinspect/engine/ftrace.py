@@ -555,8 +555,8 @@ class ParallelTraceReader(TraceReader):
     native engine the events go as the bytes of an EventBatch's columns, with the strings and
     tasks that are new since the last block (each sent once), and ``batches()`` yields
     EventBatches; on the Python engine as pickled plain tuples in TraceEvent field order, and
-    ``batches()`` yields those tuples. Iterating the reader yields TraceEvents. The child ignores Ctrl-C; the caller stopping (an exception,
-    closing the generator) ends it.
+    ``batches()`` yields those tuples. Iterating the reader yields TraceEvents. The child
+    ignores Ctrl-C; the caller stopping (an exception, closing the generator) ends it.
     """
 
     def __init__(self, path: str, strict: bool = False, engine: str | None = None) -> None:
