@@ -144,6 +144,16 @@ def test_bad_lines_give_the_same_errors_on_both(tmp_path):
                                parallel=False)
 
 
+FUZZ_CORPUS = sorted((Path(__file__).resolve().parent / "fuzz" / "trace").glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", FUZZ_CORPUS, ids=lambda p: p.name)
+def test_the_fuzz_corpus_replays_alike(path):
+    """The traces the fuzzer kept (tests/fuzz/trace), strict and not."""
+    for strict in (False, True):
+        _same_both_engines(str(path), strict=strict, parallel=False)
+
+
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(trace_lines(), min_size=1, max_size=12), st.booleans())
