@@ -265,7 +265,8 @@ def _pid(raw) -> int:
 class TraceReader:
     """Iterate the kmem events of a trace file; ``stats`` fills in as it goes. The native
     engine (native.py) reads the blocks with the compiled scanner (_ftrace_scan.pyx), which
-    gives what ``_block`` gives."""
+    gives what ``_block`` gives, as an EventBatch; its strings and tasks are kept once, in
+    ``strings_table`` and ``tasks_table``."""
 
     HASH_SAMPLE = 256
     _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
@@ -305,8 +306,10 @@ class TraceReader:
             yield from batch
 
     def batches(self) -> Iterator[list[TraceEvent]]:
-        """The events in lists, one per block of the file (about 1 MB of text): the fast way
-        to read a trace. ``stats`` is up to date with the lines of the blocks handed out."""
+        """The events a block of the file (about 1 MB of text) at a time: the fast way to
+        read a trace. Lists of TraceEvents on the Python engine, EventBatches (the same
+        events as packed columns) on the native one. ``stats`` is up to date with the lines
+        of the blocks handed out."""
         f, self._raw = _open(self.path, self._stream)
         try:
             st = os.fstat(self._raw.fileno())
