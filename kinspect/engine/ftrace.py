@@ -34,6 +34,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -159,12 +160,18 @@ class EventBatch:
                           comm, pid)
 
     def __iter__(self) -> Iterator[TraceEvent]:
-        strings, tasks, new = self.strings, self.tasks, tuple.__new__
-        for (line, kind, ptr, pfn, order, req, size, call_site, name,
-             task) in zip(*(column.tolist() for column in self.columns())):
-            yield new(TraceEvent, (line, kind, ptr, pfn if kind >= PAGE_ALLOC else -1, order,
-                                   req, size, strings[call_site],
-                                   strings[name] if name >= 0 else None) + tasks[task])
+        strings, tasks = self.strings, self.tasks
+        kinds = self.kind.tolist()
+        pfns = [pfn if kind >= PAGE_ALLOC else -1 for pfn, kind in zip(self.pfn.tolist(), kinds)]
+        sites = [strings[i] for i in self.call_site.tolist()]
+        names = [strings[i] if i >= 0 else None for i in self.name.tolist()]
+        task = [tasks[i] for i in self.task.tolist()]
+        comms = [comm for comm, _ in task]
+        pids = [pid for _, pid in task]
+        return map(tuple.__new__, repeat(TraceEvent),
+                   zip(self.line.tolist(), kinds, self.ptr.tolist(), pfns, self.order.tolist(),
+                       self.bytes_req.tolist(), self.bytes_alloc.tolist(), sites, names, comms,
+                       pids))
 
 
 @dataclass
