@@ -3,7 +3,10 @@
 ``BlockScanner(reader)(block, lineno)`` reads a block of whole lines as the Python reader's
 block scanner does (the ``_BLOCK`` regex of ftrace.py and ``TraceReader._block``) and gives
 the same ``(events, the last line's number, the TraceError that stopped the block or None)``,
-with the same statistics, caches and pointer-hashing check on the reader. A line in the
+with the same statistics, caches and pointer-hashing check on the reader, the events packed in
+columns (``ftrace.EventBatch``) rather than one tuple each: strings (call sites, cache names)
+and tasks are indexes into tables the reader keeps (``reader.strings_table``,
+``reader.tasks_table``), each entry made once. A line in the
 common layout of every era (task prefix, one space after the event name, the fields in
 TP_printk order) is decoded here; any other line goes to ``reader._line``, the per-line path,
 exactly the lines that ``_BLOCK`` hands it. The Python reader stays the reference:
@@ -22,9 +25,10 @@ number longer than its type allows (PID_DIGITS...) takes the per-line path, whic
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.string cimport memchr, memcmp, strlen
+
+import numpy as np
 
 from . import ftrace
 from .errors import TraceError
@@ -51,11 +55,6 @@ cdef Py_ssize_t TRACING_MARK_WRITE_LENGTH = strlen(TRACING_MARK_WRITE)
 # which checks them): a pid has at most 7 (PID_MAX_LIMIT, 4194304); a pointer or an unsigned
 # long, 16 hex or 19 decimal (so that it fits a u64); an order, 9 (it fits an unsigned int).
 cdef Py_ssize_t PID_DIGITS = 7, HEX_DIGITS = 16, DECIMAL_DIGITS = 19, ORDER_DIGITS = 9
-
-
-cdef extern from "Python.h":
-    ctypedef struct PyTypeObject "PyTypeObject":    # the one slot used here
-        object (*tp_alloc)(PyTypeObject *, Py_ssize_t)
 
 
 cdef struct KmemLine:
@@ -344,34 +343,6 @@ cdef unsigned long long pointer(const unsigned char *s, KmemLine *line) noexcept
     return number(s, line.ptr_start, line.ptr_end, 16)
 
 
-cdef inline void set_field(object event, Py_ssize_t k, object value):
-    Py_INCREF(value)                # PyTuple_SET_ITEM takes the reference
-    PyTuple_SET_ITEM(event, k, value)
-
-
-cdef object new_event(type event_type, Py_ssize_t lineno, Py_ssize_t kind, object ptr,
-                      object pfn, object order, object bytes_req, object bytes_alloc,
-                      object call_site, object cache, tuple task):
-    """A TraceEvent (a tuple subclass; or a plain tuple: reader._event_type) made as tuple's
-    tp_new makes one, without its tuple of arguments."""
-    if event_type is tuple:
-        return (lineno, kind, ptr, pfn, order, bytes_req, bytes_alloc, call_site, cache,
-                task[0], task[1])
-    event = (<PyTypeObject *>event_type).tp_alloc(<PyTypeObject *>event_type, 11)
-    set_field(event, 0, lineno)
-    set_field(event, 1, kind)
-    set_field(event, 2, ptr)
-    set_field(event, 3, pfn)
-    set_field(event, 4, order)
-    set_field(event, 5, bytes_req)
-    set_field(event, 6, bytes_alloc)
-    set_field(event, 7, call_site)
-    set_field(event, 8, cache)
-    set_field(event, 9, task[0])
-    set_field(event, 10, task[1])
-    return event
-
-
 cdef inline bytes span(const unsigned char *s, Py_ssize_t start, Py_ssize_t end):
     return PyBytes_FromStringAndSize(<const char *>s + start, end - start)
 
@@ -381,9 +352,9 @@ cdef enum:
 
 
 cdef class SpanCache:
-    """The values of spans of text (tasks, call sites, cache names), direct-mapped by a hash of
-    the span's bytes, in front of one of the reader's dicts: a hit makes no bytes object and
-    looks up no dict."""
+    """The values of spans of text (tasks, call sites, cache names: their indexes in the
+    reader's tables), direct-mapped by a hash of the span's bytes, in front of a dict: a hit
+    makes no bytes object and looks up no dict."""
 
     cdef list keys, values
     cdef dict known                 # the reader's dict: bytes -> value
@@ -396,7 +367,7 @@ cdef class SpanCache:
         self.decode = decode
 
     cdef object get(self, const unsigned char *s, Py_ssize_t start, Py_ssize_t end):
-        """``known.get(raw) or decode(raw)`` of the bytes s[start:end]."""
+        """``known.get(raw)``, else ``decode(raw)``, of the bytes s[start:end]."""
         cdef Py_ssize_t length = end - start, i
         cdef unsigned int h = 2166136261u           # FNV-1a
         cdef bytes key
@@ -408,7 +379,9 @@ cdef class SpanCache:
                 memcmp(PyBytes_AS_STRING(key), s + start, length) == 0:
             return self.values[slot]
         key = span(s, start, end)
-        value = self.known.get(key) or self.decode(key)
+        value = self.known.get(key)
+        if value is None:
+            value = self.decode(key)
         self.keys[slot] = key
         self.values[slot] = value
         return value
@@ -416,15 +389,52 @@ cdef class SpanCache:
 
 cdef class BlockScanner:
     """A TraceReader's ``_block`` in C: ``scanner(block, lineno)`` gives what
-    ``reader._block(block, lineno)`` gives, with the same effects on the reader."""
+    ``reader._block(block, lineno)`` gives, with the same effects on the reader, the events
+    as an ``ftrace.EventBatch``."""
 
     cdef object reader
     cdef SpanCache tasks, strings
+    cdef list strings_table, tasks_table       # the reader's: index -> str, (comm, pid)
+    cdef dict string_index, task_index         # str -> index, (comm, pid) -> index
+    cdef int32_t no_call_site                  # the index of "" (page events'), once made
 
     def __init__(self, reader):
         self.reader = reader
-        self.tasks = SpanCache(reader._tasks, reader._task)
-        self.strings = SpanCache(reader._strings, reader._string)
+        self.strings_table = reader.strings_table
+        self.tasks_table = reader.tasks_table
+        self.string_index = {s: i for i, s in enumerate(self.strings_table)}
+        self.task_index = {t: i for i, t in enumerate(self.tasks_table)}
+        self.tasks = SpanCache({}, self.raw_task)
+        self.strings = SpanCache({}, self.raw_string)
+        self.no_call_site = -1
+
+    cdef int32_t intern(self, str text) except -1:
+        """The index of a string in the reader's table, added if new."""
+        index = self.string_index.get(text)
+        if index is None:
+            index = self.string_index[text] = len(self.strings_table)
+            self.strings_table.append(text)
+        return index
+
+    cdef int32_t intern_task(self, tuple task) except -1:
+        """The index of a (comm, pid) in the reader's table, added if new."""
+        index = self.task_index.get(task)
+        if index is None:
+            index = self.task_index[task] = len(self.tasks_table)
+            self.tasks_table.append(task)
+        return index
+
+    def raw_string(self, bytes raw):
+        """A call site's or cache name's index, from its bytes (the span cache's miss)."""
+        index = self.strings.known[raw] = self.intern(
+            self.reader._strings.get(raw) or self.reader._string(raw))
+        return index
+
+    def raw_task(self, bytes raw):
+        """A ``comm-pid`` task prefix's index, from its bytes (the span cache's miss)."""
+        index = self.tasks.known[raw] = self.intern_task(
+            self.reader._tasks.get(raw) or self.reader._task(raw))
+        return index
 
     def __call__(self, bytes block, Py_ssize_t lineno):
         """The events of a block of lines, as ``TraceReader._block``: (events, the last line's
@@ -432,7 +442,7 @@ cdef class BlockScanner:
         cdef const unsigned char *text = <const unsigned char *>PyBytes_AS_STRING(block)
         cdef const unsigned char *s
         cdef const unsigned char *newline
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(block), start = 0, n, k, kind
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(block), start = 0, n, k, kind, nr_lines = 0
         cdef Py_ssize_t counts[MAX_EVENTS]       # replayed events by tracepoint, this block,
         cdef int counted[MAX_EVENTS]             # counted in the order first seen
         cdef int nr_counted = 0
@@ -442,10 +452,23 @@ cdef class BlockScanner:
         cdef bint sampling = len(reader._ptr_sample) < reader.HASH_SAMPLE
         cdef SpanCache tasks = self.tasks, strings = self.strings
         cdef dict others = {}                    # other events by tracepoint, this block
-        cdef list events = []
-        cdef type event_type = reader._event_type
-        cdef tuple task
-        cdef object error = None, call_site, cache, pfn
+        cdef object error = None
+        cdef Py_ssize_t e = 0                    # events so far
+        # The columns, as long as the block has lines (no line holds two events).
+        newline = text
+        while True:
+            newline = <const unsigned char *>memchr(newline, c'\n', size - (newline - text))
+            if newline == NULL:
+                break
+            nr_lines += 1
+            newline += 1
+        columns = [np.empty(nr_lines, dtype) for _, dtype in ftrace.EVENT_COLUMNS]
+        cdef int64_t[::1] line_col = columns[0]
+        cdef int8_t[::1] kind_col = columns[1]
+        cdef uint64_t[::1] ptr_col = columns[2], pfn_col = columns[3], order_col = columns[4]
+        cdef uint64_t[::1] req_col = columns[5], size_col = columns[6]
+        cdef int32_t[::1] call_site_col = columns[7], name_col = columns[8]
+        cdef int32_t[::1] task_col = columns[9]
         for k in range(NR_EVENTS):
             counts[k] = 0
         while start < size:
@@ -464,12 +487,22 @@ cdef class BlockScanner:
                 nr_counted, others = 0, {}
                 try:
                     ev = reader._line(span(s, 0, n), lineno)
-                except TraceError as e:
-                    error = e
+                except TraceError as err:
+                    error = err
                     break
                 seen = reader._seen_event
                 if ev is not None:
-                    events.append(ev)
+                    line_col[e] = ev.line
+                    kind_col[e] = ev.kind
+                    ptr_col[e] = ev.ptr
+                    pfn_col[e] = ev.pfn if ev.kind >= PAGE_ALLOC else 0
+                    order_col[e] = ev.order
+                    req_col[e] = ev.bytes_req
+                    size_col[e] = ev.bytes_alloc
+                    call_site_col[e] = self.intern(ev.call_site)
+                    name_col[e] = -1 if ev.name is None else self.intern(ev.name)
+                    task_col[e] = self.intern_task((ev.comm, ev.pid))
+                    e += 1
                 sampling = len(reader._ptr_sample) < reader.HASH_SAMPLE
                 continue
             seen = True
@@ -477,43 +510,49 @@ cdef class BlockScanner:
                 name = span(s, line.name_start, line.name_end)
                 others[name] = others.get(name, 0) + 1
                 continue
-            task = tasks.get(s, line.task_start, line.task_end)
             kind = EVENT_KIND[line.event]
+            if kind <= KMEM_CACHE_ALLOC and sampling:
+                try:
+                    reader._check_hashing(span(s, line.ptr_start, line.ptr_end))
+                except TraceError as err:
+                    error = err
+                    break
+                sampling = len(reader._ptr_sample) < reader.HASH_SAMPLE
+            line_col[e] = lineno
+            kind_col[e] = kind
+            task_col[e] = tasks.get(s, line.task_start, line.task_end)
+            name_col[e] = -1
             if kind >= PAGE_ALLOC:
+                ptr_col[e] = 0
                 if line.first_end - line.first_start > 1 and s[line.first_start + 1] == c'x':
-                    pfn = number(s, line.first_start + 2, line.first_end, 16)
+                    pfn_col[e] = number(s, line.first_start + 2, line.first_end, 16)
                 else:
-                    pfn = number(s, line.first_start, line.first_end, 10)
-                ev = new_event(event_type, lineno, kind, 0, pfn,
-                               number(s, line.second_start, line.second_end, 10), 0, 0, "", None,
-                               task)
+                    pfn_col[e] = number(s, line.first_start, line.first_end, 10)
+                order_col[e] = number(s, line.second_start, line.second_end, 10)
+                req_col[e] = size_col[e] = 0
+                if self.no_call_site < 0:
+                    self.no_call_site = self.intern("")
+                call_site_col[e] = self.no_call_site
             else:
-                call_site = strings.get(s, line.call_site_start, line.call_site_end)
+                call_site_col[e] = strings.get(s, line.call_site_start, line.call_site_end)
+                ptr_col[e] = pointer(s, &line)
+                pfn_col[e] = order_col[e] = 0
                 if kind <= KMEM_CACHE_ALLOC:
-                    if sampling:
-                        try:
-                            reader._check_hashing(span(s, line.ptr_start, line.ptr_end))
-                        except TraceError as e:
-                            error = e
-                            break
-                        sampling = len(reader._ptr_sample) < reader.HASH_SAMPLE
-                    ev = new_event(event_type, lineno, kind, pointer(s, &line), -1, 0,
-                                   number(s, line.first_start, line.first_end, 10),
-                                   number(s, line.second_start, line.second_end, 10), call_site,
-                                   None, task)
+                    req_col[e] = number(s, line.first_start, line.first_end, 10)
+                    size_col[e] = number(s, line.second_start, line.second_end, 10)
                 else:
-                    cache = None
+                    req_col[e] = size_col[e] = 0
                     if line.cache_end > line.cache_start:
-                        cache = strings.get(s, line.cache_start, line.cache_end)
-                    ev = new_event(event_type, lineno, kind, pointer(s, &line), -1, 0, 0, 0,
-                                   call_site, cache, task)
-            events.append(ev)
+                        name_col[e] = strings.get(s, line.cache_start, line.cache_end)
+            e += 1
             if counts[line.event] == 0:
                 counted[nr_counted] = line.event
                 nr_counted += 1
             counts[line.event] += 1
         reader._seen_event = seen
         flush_counts(reader, counts, counted, nr_counted, others)
+        events = ftrace.EventBatch([column[:e] for column in columns], self.strings_table,
+                                   self.tasks_table)
         return events, lineno, error
 
 

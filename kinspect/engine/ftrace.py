@@ -34,7 +34,10 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
+
+import numpy as np
 
 from . import native
 from .errors import TraceError
@@ -114,6 +117,61 @@ class TraceEvent(NamedTuple):
     name: str | None            # cache name (kmem_cache_free in 5.x+), else None
     comm: str
     pid: int
+
+
+# The columns of an EventBatch: (name, numpy dtype). Strings are indexes into the reader's
+# tables: call_site and name into ``strings`` (name -1: None), task into ``tasks``.
+EVENT_COLUMNS = (("line", "i8"), ("kind", "i1"), ("ptr", "u8"), ("pfn", "u8"), ("order", "u8"),
+                 ("bytes_req", "u8"), ("bytes_alloc", "u8"), ("call_site", "i4"),
+                 ("name", "i4"), ("task", "i4"))
+
+
+class EventBatch:
+    """A block's events as packed columns (numpy arrays, EVENT_COLUMNS), the native engine's
+    form: what the compiled scanner fills, what a ParallelTraceReader's child sends as
+    buffers and what the compiled replayer (_replay.pyx) reads. The strings (call sites,
+    cache names) and tasks (comm, pid) are indexes into tables that the reader shares between
+    its batches, each string made once. As a sequence it holds TraceEvents (made on demand),
+    the Python reader's form; ``pfn`` of a non-page event reads -1, as in a TraceEvent."""
+
+    __slots__ = tuple(name for name, _ in EVENT_COLUMNS) + ("strings", "tasks")
+
+    def __init__(self, columns, strings: list[str], tasks: list[tuple[str, int]]) -> None:
+        for (name, _), column in zip(EVENT_COLUMNS, columns):
+            setattr(self, name, column)
+        self.strings = strings
+        self.tasks = tasks
+
+    def columns(self) -> tuple:
+        return tuple(getattr(self, name) for name, _ in EVENT_COLUMNS)
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def __getitem__(self, i: int) -> TraceEvent:
+        if not -len(self.line) <= i < len(self.line):
+            raise IndexError("event index out of range")
+        strings, kind, name = self.strings, int(self.kind[i]), int(self.name[i])
+        comm, pid = self.tasks[self.task[i]]
+        return TraceEvent(int(self.line[i]), kind, int(self.ptr[i]),
+                          int(self.pfn[i]) if kind >= PAGE_ALLOC else -1, int(self.order[i]),
+                          int(self.bytes_req[i]), int(self.bytes_alloc[i]),
+                          strings[self.call_site[i]], strings[name] if name >= 0 else None,
+                          comm, pid)
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        strings, tasks = self.strings, self.tasks
+        kinds = self.kind.tolist()
+        pfns = [pfn if kind >= PAGE_ALLOC else -1 for pfn, kind in zip(self.pfn.tolist(), kinds)]
+        sites = [strings[i] for i in self.call_site.tolist()]
+        names = [strings[i] if i >= 0 else None for i in self.name.tolist()]
+        task = [tasks[i] for i in self.task.tolist()]
+        comms = [comm for comm, _ in task]
+        pids = [pid for _, pid in task]
+        return map(tuple.__new__, repeat(TraceEvent),
+                   zip(self.line.tolist(), kinds, self.ptr.tolist(), pfns, self.order.tolist(),
+                       self.bytes_req.tolist(), self.bytes_alloc.tolist(), sites, names, comms,
+                       pids))
 
 
 @dataclass
@@ -214,7 +272,8 @@ def _pid(raw) -> int:
 class TraceReader:
     """Iterate the kmem events of a trace file; ``stats`` fills in as it goes. The native
     engine (native.py) reads the blocks with the compiled scanner (_ftrace_scan.pyx), which
-    gives what ``_block`` gives."""
+    gives what ``_block`` gives, as an EventBatch; its strings and tasks are kept once, in
+    ``strings_table`` and ``tasks_table``."""
 
     HASH_SAMPLE = 256
     _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
@@ -231,6 +290,8 @@ class TraceReader:
         self._comms: dict[bytes | None, str] = {}
         self._tasks: dict[bytes, tuple[str, int]] = {}   # b"comm-pid" -> (comm, pid)
         self._strings: dict[bytes, str] = {}             # call sites, cache names
+        self.strings_table: list[str] = []      # an EventBatch's strings and tasks (native)
+        self.tasks_table: list[tuple[str, int]] = []
         self._raw = None
         self._size = 0
         self.engine = native.engine(engine)
@@ -252,8 +313,10 @@ class TraceReader:
             yield from batch
 
     def batches(self) -> Iterator[list[TraceEvent]]:
-        """The events in lists, one per block of the file (about 1 MB of text): the fast way
-        to read a trace. ``stats`` is up to date with the lines of the blocks handed out."""
+        """The events a block of the file (about 1 MB of text) at a time: the fast way to
+        read a trace. Lists of TraceEvents on the Python engine, EventBatches (the same
+        events as packed columns) on the native one. ``stats`` is up to date with the lines
+        of the blocks handed out."""
         f, self._raw = _open(self.path, self._stream)
         try:
             st = os.fstat(self._raw.fileno())
@@ -497,11 +560,13 @@ class ParallelTraceReader(TraceReader):
     """A TraceReader whose reading (decompressing, scanning, decoding) runs in a forked child
     process, one block ahead of the caller: the caller's CPU is left to the replay.
 
-    The child reads exactly as TraceReader does and sends each block's events (as plain
-    tuples, in TraceEvent field order) with the statistics so far; errors come after the
-    events before them, as with TraceReader. ``batches()`` yields those tuples; iterating the
-    reader yields TraceEvents. The child ignores Ctrl-C; the caller stopping (an exception,
-    closing the generator) ends it.
+    The child reads exactly as TraceReader does and sends each block's events with the
+    statistics so far; errors come after the events before them, as with TraceReader. On the
+    native engine the events go as the bytes of an EventBatch's columns, with the strings and
+    tasks that are new since the last block (each sent once), and ``batches()`` yields
+    EventBatches; on the Python engine as pickled plain tuples in TraceEvent field order, and
+    ``batches()`` yields those tuples. Iterating the reader yields TraceEvents. The child
+    ignores Ctrl-C; the caller stopping (an exception, closing the generator) ends it.
     """
 
     def __init__(self, path: str, strict: bool = False, engine: str | None = None) -> None:
@@ -536,7 +601,14 @@ class ParallelTraceReader(TraceReader):
                 except EOFError:
                     raise TraceError("cannot read trace: the reading process ended "
                                      f"(exit code {child.exitcode})", self.path) from None
-                what, events, self.stats, self.pointer_bits, self._fraction, error = message
+                (what, events, strings, tasks, self.stats, self.pointer_bits, self._fraction,
+                 error) = message
+                self.strings_table += strings
+                self.tasks_table += tasks
+                if isinstance(events, tuple):           # an EventBatch's columns
+                    events = EventBatch([np.frombuffer(raw, dtype) for raw, (_, dtype)
+                                         in zip(events, EVENT_COLUMNS)],
+                                        self.strings_table, self.tasks_table)
                 if events:
                     yield events
                 if error is not None:
@@ -557,17 +629,27 @@ def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
     reader = TraceReader(path, strict, engine=engine)
     reader._event_type = tuple
     dumps = pickle.dumps
+    sent = [0, 0]                       # the strings and tasks the parent has
+
+    def new_entries() -> tuple[list, list]:
+        strings, tasks = reader.strings_table[sent[0]:], reader.tasks_table[sent[1]:]
+        sent[:] = len(reader.strings_table), len(reader.tasks_table)
+        return strings, tasks
+
     try:
         try:
             for events in reader.batches():
-                conn.send_bytes(dumps(("events", events, reader.stats, reader.pointer_bits,
-                                       reader.fraction(), None), pickle.HIGHEST_PROTOCOL))
-            message = ("end", [], reader.stats, reader.pointer_bits, 1.0, None)
+                if isinstance(events, EventBatch):
+                    events = tuple(column.tobytes() for column in events.columns())
+                conn.send_bytes(dumps(("events", events, *new_entries(), reader.stats,
+                                       reader.pointer_bits, reader.fraction(), None),
+                                      pickle.HIGHEST_PROTOCOL))
+            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0, None)
         except TraceError as e:
-            message = ("end", [], reader.stats, reader.pointer_bits, 1.0,
+            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0,
                        (e.message, e.path, e.line, e.col))
         except Exception as e:                            # a bug: say what it was
-            message = ("end", [], reader.stats, reader.pointer_bits, 1.0,
+            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0,
                        (f"cannot read trace: {type(e).__name__}: {e}", path))
         conn.send_bytes(dumps(message, pickle.HIGHEST_PROTOCOL))
     except (BrokenPipeError, OSError):

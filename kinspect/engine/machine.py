@@ -135,6 +135,7 @@ class Machine:
         self.caches: list[KmemCache] = []
         self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
+        self._bind_page_allocator()
         self.vm_areas: list[VmArea] = []
         self._vmalloc_next = p.vmalloc_start
         self._globals_next = p.kernel_image_start
@@ -202,14 +203,25 @@ class Machine:
         self._shadow_byte = self.shadow.shadow_byte
         self.slub.bind(self)
 
+    def _bind_page_allocator(self) -> None:
+        """On the native engine, alloc_pages() and free_pages() are their compiled twins
+        (_page_alloc.pyx), bound to this machine's state; the methods below are the
+        reference."""
+        if self.engine == "native":
+            allocator = native.compiled("_page_alloc").PageAllocator(self)
+            self.alloc_pages, self.free_pages = allocator.alloc_pages, allocator.free_pages
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
+        state.pop("alloc_pages", None)                        # compiled: bound again
+        state.pop("free_pages", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._bind_shadow()
+        self._bind_page_allocator()
 
     def boot_free_runs(self, a: int, b: int):
         """Runs [x, y) of the pfns in [a, b) that are free RAM at boot: present, not reserved

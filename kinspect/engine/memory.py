@@ -82,6 +82,11 @@ _FIELD_PACK = {name: (PAGE_DTYPE.fields[name][1], struct.Struct("=" + code).pack
 _RECORD_BYTES: dict[tuple, bytes] = {}        # record -> bytes, for the records seen most
 
 
+def record_bytes(record: tuple) -> bytes:
+    """A struct page record's bytes as a section holds them (PAGE_DTYPE, packed)."""
+    return _PACK(*record)
+
+
 def _record_bytes(record: tuple) -> bytes:
     raw = _PACK(*record)
     if record[6] < 0 and len(_RECORD_BYTES) < 4096:     # not a tail (their head= varies)

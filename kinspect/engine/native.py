@@ -7,9 +7,10 @@ file. The Python engine stays as the reference, as CPython keeps ``_pydecimal`` 
 says so once on stderr.
 
 Compiled so far (the extension modules of setup.py): the ftrace kmem scanner
-(``_ftrace_scan``, used by ftrace.TraceReader), the buddy allocator's zones (``_buddy``,
-used by machine.Machine) and SLUB with KASAN's slab hooks and the quarantine (``_slab``, used
-by machine.Machine). The native engine needs them all.
+(``_ftrace_scan``, used by ftrace.TraceReader), the buddy allocator's zones (``_buddy``)
+and page path (``_page_alloc``: alloc_pages, free_pages), SLUB with KASAN's slab hooks and
+the quarantine (``_slab``), used by machine.Machine, and the trace replayer (``_replay``, used
+by replay.replay_trace). The native engine needs them all.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
-COMPILED = ("_ftrace_scan", "_buddy", "_slab")     # the compiled core's modules, beside this file
+COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay")   # beside this file
 ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",

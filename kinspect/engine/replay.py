@@ -31,6 +31,7 @@ from itertools import chain
 
 from .ftrace import (KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PARALLEL_MIN_BYTES,
                      ParallelTraceReader, TraceEvent, TraceReader, TraceStats, parallel_possible)
+from . import native
 from .machine import Machine
 from .report import Frame, StackDepot
 from .slab import KmemCache
@@ -51,7 +52,13 @@ class ReplayStats:
 
 
 class TraceReplayer:
-    """Feeds trace events to a Machine, keeping traced keys → simulated addresses."""
+    """Feeds trace events to a Machine, keeping traced keys → simulated addresses.
+
+    ``replay()`` is the Python engine's, the reference. On the native engine, replay_trace()
+    hands the reader's EventBatches to ``compiled()``, the twin in _replay.pyx, which keeps
+    the pointer maps in its own tables and copies them into these dicts when the replay ends
+    (``compiled().maps()``): a replayer is driven one way or the other, from its first event
+    to its last."""
 
     def __init__(self, machine: Machine, path: str) -> None:
         self.machine = machine
@@ -71,6 +78,14 @@ class TraceReplayer:
         self._depot = machine.depot = StackDepot()
         self.events = 0
         self.interrupted = False
+        self._compiled = None
+
+    def compiled(self):
+        """The compiled replayer (``_replay.BatchReplayer``) bound to this one, made on first
+        use; ``compiled().replay(batch, progress, after_event)`` replays an EventBatch."""
+        if self._compiled is None:
+            self._compiled = native.compiled("_replay").BatchReplayer(self)
+        return self._compiled
 
     def _frame(self, call_site: str, line: int) -> int:
         """The stack-depot handle of a call site (``func+0xoff/0xlen`` or a raw address)."""
@@ -136,6 +151,7 @@ class TraceReplayer:
                     if ptr in objects:                    # a missed free: treat as freed
                         lost["lost free"] += 1
                         del objects[ptr]
+                        object_cache.pop(ptr, None)
                     if pages:                             # _adopt_slab_page(), inlined
                         p = (ptr - lm_delta) >> page_shift
                         head = (p if p in pages else p & ~1 if p & ~1 in pages
@@ -283,19 +299,28 @@ def replay_trace(machine: Machine, path: str, strict: bool = False, progress=Non
             parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
         except OSError:
             parallel = False
-    reader = (ParallelTraceReader(path, strict=strict) if parallel
-              else TraceReader(path, strict=strict, stream=stream))
+    engine = machine.engine         # the reader's too: the native one gives EventBatches
+    reader = (ParallelTraceReader(path, strict=strict, engine=engine) if parallel
+              else TraceReader(path, strict=strict, stream=stream, engine=engine))
     replayer = TraceReplayer(machine, path)
     tick = None if progress is None else (lambda n, line: progress(n, line, reader.fraction()))
-    if after_event is not None and parallel:
+    if after_event is not None and parallel and engine == "python":
         callback, new = after_event, tuple.__new__
         after_event = lambda ev: callback(new(TraceEvent, ev))    # noqa: E731  (plain tuples)
     batches = reader.batches()
     try:
         with gc_paused():
-            replayer.replay(chain.from_iterable(batches), tick, after_event)
+            if engine == "native":
+                replay_batch = replayer.compiled().replay
+                for batch in batches:
+                    replay_batch(batch, tick, after_event)
+            else:
+                replayer.replay(chain.from_iterable(batches), tick, after_event)
     except KeyboardInterrupt:
         replayer.interrupted = True
     finally:
         batches.close()                 # the file (and a ParallelTraceReader's child) now
+        if replayer._compiled is not None:
+            (replayer.objects, replayer.object_cache, replayer.pages,
+             replayer.slab_pfns) = replayer._compiled.maps()
     return reader, replayer

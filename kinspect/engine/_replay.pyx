@@ -1,0 +1,422 @@
+"""The compiled trace replayer: ``TraceReplayer.replay`` over an EventBatch's columns (issue 12).
+
+``BatchReplayer(replayer).replay(batch, progress, after_event)`` applies a block of trace
+events (``ftrace.EventBatch``, the compiled scanner's packed columns) to the replayer's
+machine exactly as ``TraceReplayer.replay`` (replay.py, the Python reference) applies the
+same events one TraceEvent at a time: the same Machine calls in the same order, the same
+statistics, the same ``progress(events, line)`` every 16384 events and ``after_event(event)``
+after each replayed one, and a KeyboardInterrupt leaves the counts of what was done.
+
+Its pointer maps are open-addressing hash tables in C arrays (``KeyTable``), where the
+reference keeps dicts and a set:
+- ``objects``: traced pointer -> (simulated address, the index of its kmem_cache in
+  ``caches_made``, or -1 for a kmalloc) (the reference's ``objects`` and ``object_cache``),
+- ``pages``: traced pfn -> (simulated pfn, order),
+- ``slab_pfns``: traced pfns that turned out to be slab pages,
+- ``caches``: (bytes_req, bytes_alloc) of kmem_cache_alloc -> the index of its kmem_cache.
+tests/test_native_replay.py replays both real traces both ways and compares them.
+"""
+
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+
+from .ftrace import KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE
+
+KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
+              "mm_page_free")
+cdef int C_KMALLOC = KMALLOC, C_KMEM_CACHE_ALLOC = KMEM_CACHE_ALLOC
+cdef int C_KMEM_CACHE_FREE = KMEM_CACHE_FREE, C_PAGE_ALLOC = PAGE_ALLOC
+assert (KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE) == tuple(range(6))
+
+
+cdef inline uint64_t mix(uint64_t key, uint64_t key2) noexcept:
+    """splitmix64's finalizer of the two keys: the slot hash."""
+    cdef uint64_t x = key ^ (key2 * 0x9E3779B97F4A7C15ULL)
+    x ^= x >> 30
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= 0x94D049BB133111EBULL
+    x ^= x >> 31
+    return x
+
+
+cdef class KeyTable:
+    """(key, key2) -> (value, value2), 64-bit each (value unsigned, value2 signed), in C
+    arrays: open addressing with linear probing, deletion by backward shift (no tombstones),
+    doubled when half full."""
+
+    cdef uint64_t *key
+    cdef uint64_t *key2
+    cdef uint64_t *value
+    cdef int64_t *value2
+    cdef uint8_t *used
+    cdef Py_ssize_t mask
+    cdef readonly Py_ssize_t count
+
+    def __cinit__(self, Py_ssize_t size=1024):
+        self.allocate(size)
+
+    def __dealloc__(self):
+        self.release()
+
+    cdef int allocate(self, Py_ssize_t size) except -1:
+        self.key = <uint64_t *>calloc(size, sizeof(uint64_t))
+        self.key2 = <uint64_t *>calloc(size, sizeof(uint64_t))
+        self.value = <uint64_t *>calloc(size, sizeof(uint64_t))
+        self.value2 = <int64_t *>calloc(size, sizeof(int64_t))
+        self.used = <uint8_t *>calloc(size, 1)
+        if (self.key == NULL or self.key2 == NULL or self.value == NULL or self.value2 == NULL
+                or self.used == NULL):
+            self.release()
+            raise MemoryError()
+        self.mask = size - 1
+        self.count = 0
+        return 0
+
+    cdef void release(self) noexcept:
+        free(self.key)
+        free(self.key2)
+        free(self.value)
+        free(self.value2)
+        free(self.used)
+        self.key = self.key2 = NULL
+        self.value = self.value2 = NULL
+        self.used = NULL
+
+    cdef Py_ssize_t find(self, uint64_t key, uint64_t key2) noexcept:
+        """The slot holding (key, key2), or -1."""
+        cdef Py_ssize_t i = mix(key, key2) & self.mask
+        while self.used[i]:
+            if self.key[i] == key and self.key2[i] == key2:
+                return i
+            i = (i + 1) & self.mask
+        return -1
+
+    cdef int put(self, uint64_t key, uint64_t key2, uint64_t value, int64_t value2) except -1:
+        """Set (key, key2) -> (value, value2), adding it if new."""
+        cdef Py_ssize_t i
+        if 2 * (self.count + 1) > self.mask + 1:
+            self.grow()
+        i = mix(key, key2) & self.mask
+        while self.used[i]:
+            if self.key[i] == key and self.key2[i] == key2:
+                break
+            i = (i + 1) & self.mask
+        else:
+            self.used[i] = 1
+            self.key[i] = key
+            self.key2[i] = key2
+            self.count += 1
+        self.value[i] = value
+        self.value2[i] = value2
+        return 0
+
+    cdef int grow(self) except -1:
+        cdef uint64_t *key = self.key
+        cdef uint64_t *key2 = self.key2
+        cdef uint64_t *value = self.value
+        cdef int64_t *value2 = self.value2
+        cdef uint8_t *used = self.used
+        cdef Py_ssize_t size = self.mask + 1, i
+        self.key = self.key2 = NULL
+        self.value = self.value2 = NULL
+        self.used = NULL
+        try:
+            self.allocate(2 * size)
+            for i in range(size):
+                if used[i]:
+                    self.put(key[i], key2[i], value[i], value2[i])
+        finally:
+            free(key)
+            free(key2)
+            free(value)
+            free(value2)
+            free(used)
+        return 0
+
+    cdef void remove(self, Py_ssize_t slot) noexcept:
+        """Empty a slot found by find(), moving back the entries of its probe run."""
+        cdef Py_ssize_t i = slot, j = slot, home
+        while True:
+            self.used[i] = 0
+            while True:
+                j = (j + 1) & self.mask
+                if not self.used[j]:
+                    self.count -= 1
+                    return
+                home = mix(self.key[j], self.key2[j]) & self.mask
+                # j's entry may move to i unless its home lies cyclically in (i, j]
+                if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
+                    break
+            self.used[i] = 1
+            self.key[i], self.key2[i] = self.key[j], self.key2[j]
+            self.value[i], self.value2[i] = self.value[j], self.value2[j]
+            i = j
+
+    def items(self) -> dict:
+        """{(key, key2): (value, value2)}: the table as a dict, for tests and views."""
+        cdef Py_ssize_t i
+        return {(self.key[i], self.key2[i]): (self.value[i], self.value2[i])
+                for i in range(self.mask + 1) if self.used[i]}
+
+
+cdef enum:
+    LOST_FREE, LOST_KFREE, LOST_KMEM_CACHE_FREE, LOST_PAGE_FREE, LOST_MM_PAGE_FREE, NR_LOST
+
+LOST_LABEL = ("lost free", "kfree", "kmem_cache_free", "lost page free", "mm_page_free")
+FAILED_LABEL = ("kmalloc", "kmem_cache_alloc", "mm_page_alloc")
+
+
+cdef class BatchReplayer:
+    """The compiled twin of TraceReplayer.replay, holding the pointer maps of one replay
+    (``replayer``: the TraceReplayer whose machine, statistics, caches and call-site frames
+    it shares; its dicts stay empty)."""
+
+    cdef object replayer, machine
+    cdef readonly KeyTable objects, pages, slab_pfns, caches
+    cdef readonly list caches_made                  # cache index -> KmemCache
+    cdef bytearray named                            # cache index -> named by a free yet
+    cdef object frame_of                            # string index -> stack depot handle, -1
+    cdef object pid_of                              # task index -> pid
+    cdef int64_t last_pid                          # the task of the last event ...
+    cdef bint have_pid                              # ... once there was one
+    cdef uint64_t lm_delta                          # __pa(): ptr - lm_delta, as a u64 ...
+    cdef bint lm_delta_negative                     # ... or ptr + |lm_delta|
+    cdef int page_shift
+
+    def __init__(self, replayer):
+        self.replayer = replayer
+        self.machine = replayer.machine
+        self.objects = KeyTable()
+        self.pages = KeyTable()
+        self.slab_pfns = KeyTable()
+        self.caches = KeyTable(64)
+        self.caches_made = []
+        self.named = bytearray()
+        self.frame_of = np.empty(0, np.int64)
+        self.pid_of = np.empty(0, np.int64)
+        self.have_pid = replayer._pid is not None
+        self.last_pid = replayer._pid if self.have_pid else 0
+        delta = replayer._lm_delta
+        self.lm_delta_negative = delta < 0
+        self.lm_delta = -delta if delta < 0 else delta
+        self.page_shift = replayer._page_shift
+
+    cdef inline bint traced_pfn(self, uint64_t ptr, uint64_t *pfn) noexcept:
+        """``(ptr - lm_delta) >> page_shift`` when it is not negative."""
+        cdef uint64_t total
+        if self.lm_delta_negative:
+            total = ptr + self.lm_delta
+            pfn[0] = total >> self.page_shift
+            if total < ptr:                             # carried into bit 64
+                pfn[0] |= (<uint64_t>1) << (64 - self.page_shift)
+            return True
+        if ptr < self.lm_delta:
+            return False
+        pfn[0] = (ptr - self.lm_delta) >> self.page_shift
+        return True
+
+    cdef Py_ssize_t find_traced_page(self, uint64_t ptr) noexcept:
+        """The slot in ``pages`` of the traced page allocation holding a traced pointer (slab
+        orders 0..3, PAGE_ALLOC_COSTLY_ORDER), or -1: TraceReplayer._traced_page_of()."""
+        cdef uint64_t pfn, mask
+        cdef Py_ssize_t slot
+        if not self.traced_pfn(ptr, &pfn):
+            return -1
+        for mask in range(4):                           # pfn, pfn & ~1, & ~3, & ~7
+            slot = self.pages.find(pfn & ~((<uint64_t>1 << mask) - 1), 0)
+            if slot >= 0:
+                return slot
+        return -1
+
+    cdef int64_t cache_index(self, uint64_t req, uint64_t size) except -2:
+        """The index of the kmem_cache of (object size, slot size), made by the replayer's
+        _cache() on first use; -1 when the simulated kernel cannot make it."""
+        cdef Py_ssize_t slot = self.caches.find(req, size)
+        if slot >= 0:
+            return self.caches.value[slot]
+        cache = self.replayer._cache(req, size)
+        if cache is None:
+            return -1
+        self.caches.put(req, size, len(self.caches_made), 0)
+        self.caches_made.append(cache)
+        self.named.append(cache.id in self.replayer._named)
+        return len(self.caches_made) - 1
+
+    def maps(self) -> tuple[dict, dict, dict, set]:
+        """The pointer maps in the reference's form: (objects, object_cache, pages,
+        slab_pfns) as TraceReplayer keeps them."""
+        objects, object_cache = {}, {}
+        for (ptr, _), (addr, cache) in self.objects.items().items():
+            objects[ptr] = addr
+            if cache >= 0:
+                object_cache[ptr] = self.caches_made[cache]
+        return (objects, object_cache,
+                {pfn: value for (pfn, _), value in self.pages.items().items()},
+                {pfn for pfn, _ in self.slab_pfns.items()})
+
+    def replay(self, batch, progress=None, after_event=None):
+        """Apply a batch's events in order (TraceReplayer.replay)."""
+        cdef const int64_t[::1] line_col = batch.line
+        cdef const int8_t[::1] kind_col = batch.kind
+        cdef const uint64_t[::1] ptr_col = batch.ptr, pfn_col = batch.pfn
+        cdef const uint64_t[::1] order_col = batch.order, req_col = batch.bytes_req
+        cdef const uint64_t[::1] size_col = batch.bytes_alloc
+        cdef const int32_t[::1] call_site_col = batch.call_site, name_col = batch.name
+        cdef const int32_t[::1] task_col = batch.task
+        cdef Py_ssize_t i, nr = len(batch), slot
+        cdef Py_ssize_t done[6]
+        cdef Py_ssize_t lost[NR_LOST]
+        cdef Py_ssize_t failed[3]
+        cdef Py_ssize_t slab_pages = 0
+        cdef int kind
+        cdef uint64_t ptr, pfn
+        cdef int64_t handle, cache, order, pid, last_pid
+        cdef uint64_t sim
+        cdef bint have_pid = self.have_pid
+        cdef int64_t[::1] frame_of
+        cdef int64_t[::1] pid_of
+        cdef KeyTable objects = self.objects, pages = self.pages, slab_pfns = self.slab_pfns
+        replayer, m = self.replayer, self.machine
+        strings, tasks = batch.strings, batch.tasks
+        if len(self.frame_of) < len(strings):
+            self.frame_of = np.concatenate([self.frame_of,
+                                            np.full(len(strings) - len(self.frame_of), -1)])
+        if len(self.pid_of) < len(tasks):
+            self.pid_of = np.concatenate([self.pid_of, np.array(
+                [pid for _, pid in tasks[len(self.pid_of):]], np.int64)])
+        frame_of, pid_of = self.frame_of, self.pid_of
+        kmalloc, kmem_cache_alloc, kfree = m.kmalloc, m.kmem_cache_alloc, m.kfree
+        kmem_cache_free, alloc_pages, free_pages = m.kmem_cache_free, m.alloc_pages, m.free_pages
+        caches_made, named = self.caches_made, self.named
+        last_pid = self.last_pid
+        cdef Py_ssize_t n = replayer.events
+        for i in range(6):
+            done[i] = 0
+        for i in range(NR_LOST):
+            lost[i] = 0
+        for i in range(3):
+            failed[i] = 0
+        try:
+            for i in range(nr):
+                n += 1
+                if not n & 0x3FFF:
+                    PyErr_CheckSignals()                # Ctrl-C, in runs of compiled calls
+                    if progress is not None:
+                        replayer.events = n
+                        progress(n, line_col[i])
+                pid = pid_of[task_col[i]]
+                if pid != last_pid or not have_pid:
+                    comm = tasks[task_col[i]][0]
+                    m.set_task(comm or "?", pid)
+                    last_pid = replayer._pid = pid
+                    have_pid = True
+                kind = kind_col[i]
+                ptr = ptr_col[i]
+                if kind <= C_KMEM_CACHE_ALLOC:              # kmalloc, kmem_cache_alloc
+                    if not ptr:
+                        continue                            # the traced allocation failed
+                    slot = objects.find(ptr, 0)
+                    if slot >= 0:                           # a missed free: treat as freed
+                        lost[LOST_FREE] += 1
+                        objects.remove(slot)
+                    if pages.count:
+                        slot = self.find_traced_page(ptr)
+                        if slot >= 0:
+                            pfn, sim, order = pages.key[slot], pages.value[slot], \
+                                pages.value2[slot]
+                            pages.remove(slot)
+                            free_pages(sim, order)
+                            slab_pfns.put(pfn, 0, 0, 0)
+                            slab_pages += 1
+                    handle = frame_of[call_site_col[i]]
+                    if handle < 0:
+                        handle = frame_of[call_site_col[i]] = replayer._frame(
+                            strings[call_site_col[i]], line_col[i])
+                    m.ip_handle = handle
+                    if kind == C_KMALLOC:
+                        cache = -1
+                        addr = kmalloc(req_col[i])
+                    else:
+                        cache = self.cache_index(req_col[i], size_col[i])
+                        addr = kmem_cache_alloc(caches_made[cache]) if cache >= 0 else 0
+                    if addr:
+                        objects.put(ptr, 0, addr, cache)
+                    else:
+                        failed[kind] += 1
+                        continue
+                elif kind <= C_KMEM_CACHE_FREE:             # kfree, kmem_cache_free
+                    slot = objects.find(ptr, 0)
+                    if slot < 0:
+                        if ptr:
+                            lost[LOST_KFREE if kind < C_KMEM_CACHE_FREE
+                                 else LOST_KMEM_CACHE_FREE] += 1
+                        continue
+                    addr, cache = objects.value[slot], objects.value2[slot]
+                    objects.remove(slot)
+                    handle = frame_of[call_site_col[i]]
+                    if handle < 0:
+                        handle = frame_of[call_site_col[i]] = replayer._frame(
+                            strings[call_site_col[i]], line_col[i])
+                    m.ip_handle = handle
+                    if cache < 0:
+                        kfree(addr)
+                    else:
+                        kmem_cache = caches_made[cache]
+                        if name_col[i] >= 0 and not named[cache]:
+                            name = strings[name_col[i]]
+                            if name:
+                                kmem_cache.name = name
+                                named[cache] = 1
+                                replayer._named.add(kmem_cache.id)
+                        kmem_cache_free(kmem_cache, addr)
+                elif kind == C_PAGE_ALLOC:
+                    pfn = pfn_col[i]
+                    slot = pages.find(pfn, 0)
+                    if slot >= 0:
+                        lost[LOST_PAGE_FREE] += 1
+                        sim, order = pages.value[slot], pages.value2[slot]
+                        pages.remove(slot)
+                        free_pages(sim, order)
+                    result = alloc_pages(order_col[i])
+                    if result is None:
+                        failed[2] += 1
+                        continue
+                    pages.put(pfn, 0, result, order_col[i])
+                    slot = slab_pfns.find(pfn, 0)
+                    if slot >= 0:
+                        slab_pfns.remove(slot)
+                else:                                       # PAGE_FREE
+                    pfn = pfn_col[i]
+                    slot = pages.find(pfn, 0)
+                    if slot < 0:
+                        slot = slab_pfns.find(pfn, 0)
+                        if slot >= 0:
+                            slab_pfns.remove(slot)          # SLUB gave the slab page back
+                        else:
+                            lost[LOST_MM_PAGE_FREE] += 1
+                        continue
+                    sim, order = pages.value[slot], pages.value2[slot]
+                    pages.remove(slot)
+                    free_pages(sim, order)
+                done[kind] += 1
+                if after_event is not None:
+                    replayer.events = n
+                    after_event(batch[i])
+        finally:
+            self.last_pid, self.have_pid = last_pid, have_pid
+            replayer.events = n
+            stats = replayer.stats
+            stats.slab_pages += slab_pages
+            for i in range(NR_LOST):
+                if lost[i]:
+                    stats.freed_before_trace[LOST_LABEL[i]] += lost[i]
+            for i in range(3):
+                if failed[i]:
+                    stats.failed[FAILED_LABEL[i]] += failed[i]
+            for i in range(6):
+                if done[i]:
+                    stats.replayed[KIND_LABEL[i]] += done[i]
