@@ -6,23 +6,26 @@ memmap's sections (numpy struct page records), the flat shadow's 2 MiB chunks (b
 the per-page schemes' shadow blocks and shadow pages, the slabs' metadata arrays. A checkpoint
 does not copy those into its pickle. It pickles the machine with a ``persistent_id`` that takes
 every buffer of ``CHUNK_MIN`` bytes or more (a bytearray, bytes, a numpy array, an
-array.array) out of the pickle into a ``ChunkStore``, where one chunk of content is kept once:
+array.array) out of the pickle into a ``ChunkStore``, cut in pieces of ``PIECE`` bytes (a
+memmap section is about a MiB, a flat shadow chunk 2 MiB: one struct page or shadow byte
+written dirties 32 KiB of them, not the whole), each piece a chunk, a content kept once:
 
-- a buffer is first compared with the chunk it was stored as (or restored from) last time, by
-  its identity (the same live object: ``id``) and then byte for byte (a memcmp). A buffer that
-  the machine has not written since is found so, without a write barrier on the hot path, as
-  QEMU's dirty-page tracking or CRIU's incremental dumps find the pages dirtied since the last
-  dump;
+- a piece is first compared with the chunk it was stored as (or restored from) last time, by
+  its place (the same live buffer, ``id``, and the same piece of it) and then byte for byte (a
+  memcmp). A piece that the machine has not written since is found so, without a write
+  barrier on the hot path, as QEMU's dirty-page tracking or CRIU's incremental dumps find the
+  pages dirtied since the last dump;
 - one that differs (dirtied, or a fresh object) is looked up by its content (length and CRC-32,
-  then a memcmp): the free shadow chunks, the empty blocks and the buffers equal to those of
+  then a memcmp): the free shadow chunks, the empty blocks and the pieces equal to those of
   another checkpoint are stored once;
 - only the rest is copied into the store.
 
 So a checkpoint costs its pickle (the machine's small objects) and the chunks dirtied since the
-last one. A restore unpickles the small part and copies each chunk back (``bytearray(chunk)``,
-a numpy copy): a memcpy each. The stored chunks are immutable ``bytes``, so a restored machine
-that changes never changes a stored checkpoint. Aliasing is kept: a buffer reached twice from
-the machine is one buffer after a restore.
+last one. A restore unpickles the small part and copies each chunk back into a buffer of its
+own (``bytearray(chunk)``, ``bytearray().join(pieces)``, a numpy array filled): a memcpy
+each. The stored chunks are immutable ``bytes``, so a restored machine that changes never
+changes a stored checkpoint. Aliasing is kept: a buffer reached twice from the machine is one
+buffer after a restore.
 
 ``CheckpointStore`` keeps a Session's checkpoints: the regular ones (one every ``every``
 events, thinned to every other one when they use more than half of ``budget``, ``every``
@@ -45,7 +48,8 @@ import numpy as np
 
 from .workload import gc_paused
 
-CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle
+CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
+PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
 THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
 
 
@@ -74,9 +78,9 @@ class ChunkStore:
         self._refs: dict[int, int] = {}             # serial -> checkpoints referring to it
         self._by_content: dict[tuple[int, int], list[int]] = {}     # (length, crc32) -> serials
         self._crc: dict[int, int] = {}              # serial -> its crc32
-        # id of a live buffer -> the serial of the chunk it equalled when last stored or
-        # restored: a hint (ids are reused once an object dies), always checked by a memcmp.
-        self._by_id: dict[int, int] = {}
+        # (id of a live buffer, piece) -> the serial of the chunk it equalled when last stored
+        # or restored: a hint (ids are reused once an object dies), always checked by a memcmp.
+        self._by_id: dict[tuple[int, int], int] = {}
         self._next = 0
         self.nbytes = 0
 
@@ -86,42 +90,45 @@ class ChunkStore:
     def data(self, serial: int) -> bytes:
         return self._data[serial]
 
-    def intern(self, obj) -> tuple[int, int]:
-        """The serial of a chunk equal to buffer ``obj`` (stored now if there is none), and how
-        many bytes were newly stored for it. The caller holds one reference more to it."""
-        serial = self._by_id.get(id(obj))
-        if serial is not None and _same(obj, self._data.get(serial)):
+    def intern(self, key: tuple[int, int], piece) -> tuple[int, int]:
+        """The serial of a chunk equal to ``piece`` (bytes, a bytearray, or a uint8 numpy view),
+        stored now if there is none, and how many bytes were newly stored for it; ``key``
+        (the buffer's id, the piece's index) names where it is. The caller holds one reference
+        more to the chunk."""
+        if type(piece) is np.ndarray:
+            piece = piece.tobytes()
+        serial = self._by_id.get(key)
+        if serial is not None and piece == self._data.get(serial):
             self._refs[serial] += 1
             return serial, 0
-        crc = zlib.crc32(obj)
-        key = (_length(obj), crc)
-        for serial in self._by_content.get(key, ()):
-            if _same(obj, self._data[serial]):
+        crc = zlib.crc32(piece)
+        content = (len(piece), crc)
+        for serial in self._by_content.get(content, ()):
+            if piece == self._data[serial]:
                 self._refs[serial] += 1
-                self._hint(obj, serial)
+                self._hint(key, serial)
                 return serial, 0
         serial = self._next
         self._next += 1
-        data = obj if type(obj) is bytes else bytes(obj) if type(obj) is bytearray \
-            else obj.tobytes()
+        data = piece if type(piece) is bytes else bytes(piece)
         self._data[serial] = data
         self._refs[serial] = 1
         self._crc[serial] = crc
-        self._by_content.setdefault(key, []).append(serial)
-        self._hint(obj, serial)
+        self._by_content.setdefault(content, []).append(serial)
+        self._hint(key, serial)
         self.nbytes += len(data)
         return serial, len(data)
 
-    def _hint(self, obj, serial: int) -> None:
+    def _hint(self, key: tuple[int, int], serial: int) -> None:
         hints = self._by_id
         if len(hints) >= self.HINTS_MAX:
             hints.clear()
-        hints[id(obj)] = serial
+        hints[key] = serial
 
-    def note_restored(self, obj, serial: int) -> None:
-        """``obj`` is a fresh copy of chunk ``serial`` (a restore): compare it with that chunk
-        next time it is stored."""
-        self._hint(obj, serial)
+    def note_restored(self, key: tuple[int, int], serial: int) -> None:
+        """Piece ``key`` of a buffer is a fresh copy of chunk ``serial`` (a restore): compare it
+        with that chunk next time it is stored."""
+        self._hint(key, serial)
 
     def release(self, serials) -> int:
         """Drop one reference to each chunk of ``serials``; the bytes freed."""
@@ -149,17 +156,6 @@ def _length(obj) -> int:
     if t is bytes or t is bytearray:
         return len(obj)
     return obj.itemsize * len(obj) if t is array else obj.nbytes
-
-
-def _same(obj, chunk: bytes | None) -> bool:
-    """Whether buffer ``obj`` holds exactly the bytes of ``chunk`` (a memcmp)."""
-    if chunk is None:
-        return False
-    if type(obj) in (bytes, bytearray):
-        return obj == chunk
-    if _length(obj) != len(chunk):
-        return False
-    return np.array_equal(np.frombuffer(obj, np.uint8), np.frombuffer(chunk, np.uint8))
 
 
 def _taken(obj) -> str | None:
@@ -199,17 +195,30 @@ class _Pickler(pickle.Pickler):
             return ordinal                      # the same buffer again: the same after restore
         self.seen[id(obj)] = len(self.buffers)
         self.buffers.append(obj)
-        serial, new = self.store.intern(obj)
-        self.serials.append(serial)
-        self.new_bytes += new
-        self.size += _length(obj)
+        size = _length(obj)
+        self.size += size
+        intern = self.store.intern
+        raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
+        if size <= PIECE:
+            serial, new = intern((id(obj), 0), raw)
+            self.serials.append(serial)
+            self.new_bytes += new
+            serials = serial
+        else:
+            pieces = []
+            for i, at in enumerate(range(0, size, PIECE)):
+                serial, new = intern((id(obj), i), raw[at:at + PIECE])
+                pieces.append(serial)
+                self.new_bytes += new
+            self.serials += pieces
+            serials = tuple(pieces)
         if kind == "n":
-            return serial, kind, (obj.dtype, obj.shape)
-        return serial, kind, obj.typecode if kind == "a" else None
+            return serials, kind, (obj.dtype, obj.shape)
+        return serials, kind, obj.typecode if kind == "a" else None
 
 
 class _Unpickler(pickle.Unpickler):
-    """Loads a state: each chunk copied into a buffer of its own."""
+    """Loads a state: each buffer a copy of its chunks."""
 
     def __init__(self, file, store: ChunkStore) -> None:
         super().__init__(file)
@@ -219,19 +228,37 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if type(pid) is int:
             return self.buffers[pid]
-        serial, kind, meta = pid
-        chunk = self.store.data(serial)
-        if kind == "b":
-            obj = bytearray(chunk)
-        elif kind == "n":
-            dtype, shape = meta
-            obj = np.frombuffer(chunk, dtype=dtype).reshape(shape).copy()
-        elif kind == "a":
-            obj = array(meta, chunk)
+        serials, kind, meta = pid
+        store = self.store
+        if type(serials) is int:
+            chunk = store.data(serials)
+            if kind == "b":
+                obj = bytearray(chunk)
+            elif kind == "n":
+                dtype, shape = meta
+                obj = np.frombuffer(chunk, dtype=dtype).reshape(shape).copy()
+            elif kind == "a":
+                obj = array(meta, chunk)
+            else:
+                obj = chunk                     # bytes: immutable, shared as they are
+            store.note_restored((id(obj), 0), serials)
         else:
-            obj = chunk                         # bytes: immutable, shared as they are
+            chunks = [store.data(serial) for serial in serials]
+            if kind == "b":
+                obj = bytearray().join(chunks)
+            elif kind == "n":
+                dtype, shape = meta
+                obj = np.empty(shape, dtype=dtype)
+                raw = obj.reshape(-1).view(np.uint8)
+                for i, chunk in enumerate(chunks):
+                    raw[i * PIECE:i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            else:
+                obj = b"".join(chunks)
+                if kind == "a":
+                    obj = array(meta, obj)
+            for i, serial in enumerate(serials):
+                store.note_restored((id(obj), i), serial)
         self.buffers.append(obj)
-        self.store.note_restored(obj, serial)
         return obj
 
 
