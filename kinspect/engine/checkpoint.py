@@ -174,6 +174,9 @@ def _taken(obj) -> str | None:
     return None
 
 
+_KINDS = frozenset((bytearray, bytes, np.ndarray, array))     # the types _taken() may take
+
+
 class _Pickler(pickle.Pickler):
     """Pickles a state, its big buffers as references to chunks of the store."""
 
@@ -186,7 +189,13 @@ class _Pickler(pickle.Pickler):
         self.new_bytes = 0
         self.size = 0
 
-    def persistent_id(self, obj):
+    def persistent_id(self, obj, _kinds=_KINDS):
+        # Called for every object pickled (millions late in a trace): most leave at once.
+        if type(obj) not in _kinds:
+            return None
+        return self._take(obj)
+
+    def _take(self, obj):
         kind = _taken(obj)
         if kind is None:
             return None
