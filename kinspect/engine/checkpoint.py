@@ -150,97 +150,76 @@ class ChunkStore:
         return freed
 
 
-def _length(obj) -> int:
-    """The bytes of buffer ``obj``."""
-    t = type(obj)
-    if t is bytes or t is bytearray:
-        return len(obj)
-    return obj.itemsize * len(obj) if t is array else obj.nbytes
+_KINDS = frozenset((bytearray, bytes, np.ndarray, array))     # what a checkpoint may take
 
 
-def _taken(obj) -> str | None:
-    """The kind of buffer ``obj`` is, when a checkpoint takes it out of the pickle."""
-    t = type(obj)
-    if t is bytearray or t is bytes:
-        if len(obj) < CHUNK_MIN:
+def _taker(store: ChunkStore):
+    """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
+    ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
+    their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
+    A closure: it is called for every object pickled (millions late in a trace)."""
+    seen: dict[int, int] = {}               # id of a buffer -> its ordinal in this pickle
+    buffers: list = []
+    serials: list[int] = []
+    count = [0, 0]
+    intern = store.intern
+
+    def persistent_id(obj):
+        t = type(obj)
+        if t not in _KINDS:
             return None
-        return "b" if t is bytearray else "y"
-    if t is np.ndarray:
-        if obj.nbytes >= CHUNK_MIN and not obj.dtype.hasobject and obj.flags.c_contiguous:
-            return "n"
-        return None
-    if t is array:
-        return "a" if _length(obj) >= CHUNK_MIN else None
-    return None
-
-
-_KINDS = frozenset((bytearray, bytes, np.ndarray, array))     # the types _taken() may take
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles a state, its big buffers as references to chunks of the store."""
-
-    def __init__(self, file, store: ChunkStore) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.store = store
-        self.seen: dict[int, int] = {}          # id of a buffer -> its ordinal in this pickle
-        self.buffers: list = []                 # each buffer taken (alive: ids stay unique)
-        self.serials: list[int] = []
-        self.new_bytes = 0
-        self.size = 0
-
-    def persistent_id(self, obj, _kinds=_KINDS):
-        # Called for every object pickled (millions late in a trace): most leave at once.
-        if type(obj) not in _kinds:
+        if t is bytearray or t is bytes:
+            size = len(obj)
+            kind = "b" if t is bytearray else "y"
+        elif t is array:
+            size = obj.itemsize * len(obj)
+            kind = "a"
+        else:
+            if obj.dtype.hasobject or not obj.flags.c_contiguous:
+                return None
+            size = obj.nbytes
+            kind = "n"
+        if size < CHUNK_MIN:
             return None
-        return self._take(obj)
-
-    def _take(self, obj):
-        kind = _taken(obj)
-        if kind is None:
-            return None
-        ordinal = self.seen.get(id(obj))
+        at = id(obj)
+        ordinal = seen.get(at)
         if ordinal is not None:
-            return ordinal                      # the same buffer again: the same after restore
-        self.seen[id(obj)] = len(self.buffers)
-        self.buffers.append(obj)
-        size = _length(obj)
-        self.size += size
-        intern = self.store.intern
+            return ordinal                  # the same buffer again: the same after a restore
+        seen[at] = len(buffers)
+        buffers.append(obj)
+        count[1] += size
         raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
         if size <= PIECE:
-            serial, new = intern((id(obj), 0), raw)
-            self.serials.append(serial)
-            self.new_bytes += new
-            serials = serial
+            pieces, new = intern((at, 0), raw)
+            serials.append(pieces)
+            count[0] += new
         else:
             pieces = []
-            for i, at in enumerate(range(0, size, PIECE)):
-                serial, new = intern((id(obj), i), raw[at:at + PIECE])
+            for i, start in enumerate(range(0, size, PIECE)):
+                serial, new = intern((at, i), raw[start:start + PIECE])
                 pieces.append(serial)
-                self.new_bytes += new
-            self.serials += pieces
-            serials = tuple(pieces)
+                count[0] += new
+            serials.extend(pieces)
+            pieces = tuple(pieces)
         if kind == "n":
-            return serials, kind, (obj.dtype, obj.shape)
-        return serials, kind, obj.typecode if kind == "a" else None
+            return pieces, kind, (obj.dtype, obj.shape)
+        return pieces, kind, obj.typecode if kind == "a" else None
+
+    return persistent_id, buffers, serials, count
 
 
-class _Unpickler(pickle.Unpickler):
-    """Loads a state: each buffer a copy of its chunks."""
+def _loader(store: ChunkStore):
+    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks."""
+    buffers: list = []
+    data = store.data
+    restored = store.note_restored
 
-    def __init__(self, file, store: ChunkStore) -> None:
-        super().__init__(file)
-        self.store = store
-        self.buffers: list = []
-
-    def persistent_load(self, pid):
+    def persistent_load(pid):
         if type(pid) is int:
-            return self.buffers[pid]
+            return buffers[pid]
         serials, kind, meta = pid
-        store = self.store
         if type(serials) is int:
-            chunk = store.data(serials)
+            chunk = data(serials)
             if kind == "b":
                 obj = bytearray(chunk)
             elif kind == "n":
@@ -249,10 +228,10 @@ class _Unpickler(pickle.Unpickler):
             elif kind == "a":
                 obj = array(meta, chunk)
             else:
-                obj = chunk                     # bytes: immutable, shared as they are
-            store.note_restored((id(obj), 0), serials)
+                obj = chunk                 # bytes: immutable, shared as they are
+            restored((id(obj), 0), serials)
         else:
-            chunks = [store.data(serial) for serial in serials]
+            chunks = [data(serial) for serial in serials]
             if kind == "b":
                 obj = bytearray().join(chunks)
             elif kind == "n":
@@ -266,9 +245,11 @@ class _Unpickler(pickle.Unpickler):
                 if kind == "a":
                     obj = array(meta, obj)
             for i, serial in enumerate(serials):
-                store.note_restored((id(obj), i), serial)
-        self.buffers.append(obj)
+                restored((id(obj), i), serial)
+        buffers.append(obj)
         return obj
+
+    return persistent_load
 
 
 class CheckpointStore:
@@ -294,15 +275,17 @@ class CheckpointStore:
     def _dump(self, state) -> Checkpoint:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
         f = io.BytesIO()
-        p = _Pickler(f, self.chunks)
+        pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id, taken, serials, count = _taker(self.chunks)
         with gc_paused():
-            p.dump(state)
+            pickler.dump(state)
+        del taken                           # alive until the pickle is made
+        new, size = count
         blob = f.getvalue()
         self.takes += 1
-        self.new_bytes += len(blob) + p.new_bytes
-        self.full_bytes += len(blob) + p.size
-        return Checkpoint(-1, blob, tuple(p.serials), len(blob) + p.new_bytes,
-                          len(blob) + p.size)
+        self.new_bytes += len(blob) + new
+        self.full_bytes += len(blob) + size
+        return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
     def take(self, position: int, state, dense: bool = False) -> Checkpoint | None:
         """Keep a checkpoint of ``state`` (the machine and the runner's state, after
@@ -394,8 +377,10 @@ class CheckpointStore:
 
     def restore(self, ckpt: Checkpoint):
         """The state ``ckpt`` holds, as new objects (every buffer a copy of its chunk)."""
+        unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
+        unpickler.persistent_load = _loader(self.chunks)
         with gc_paused():
-            return _Unpickler(io.BytesIO(ckpt.blob), self.chunks).load()
+            return unpickler.load()
 
     # ------------------------------------------------------------------------- account
 
