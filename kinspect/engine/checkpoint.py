@@ -50,6 +50,9 @@ from .workload import gc_paused
 
 CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
+# Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
+# (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
+PIECES_SHIFT = 20
 THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
 
 
@@ -71,16 +74,16 @@ class ChunkStore:
     immutable bytes, with a count of the references to it (a chunk that no checkpoint refers
     to any more is dropped)."""
 
-    HINTS_MAX = 1 << 20         # identity hints kept at most (beyond: forgotten, not wrong)
+    HINTS_MAX = 1 << 19         # identity hints kept at most (beyond: forgotten, not wrong)
 
     def __init__(self) -> None:
         self._data: dict[int, bytes] = {}           # serial -> content
         self._refs: dict[int, int] = {}             # serial -> checkpoints referring to it
         self._by_content: dict[tuple[int, int], list[int]] = {}     # (length, crc32) -> serials
         self._crc: dict[int, int] = {}              # serial -> its crc32
-        # (id of a live buffer, piece) -> the serial of the chunk it equalled when last stored
-        # or restored: a hint (ids are reused once an object dies), always checked by a memcmp.
-        self._by_id: dict[tuple[int, int], int] = {}
+        # where a piece is (PIECES_SHIFT) -> the serial of the chunk it equalled when last
+        # stored or restored: a hint (ids are reused once an object dies), checked by a memcmp.
+        self._by_id: dict[int, int] = {}
         self._next = 0
         self.nbytes = 0
 
@@ -90,11 +93,10 @@ class ChunkStore:
     def data(self, serial: int) -> bytes:
         return self._data[serial]
 
-    def intern(self, key: tuple[int, int], piece) -> tuple[int, int]:
+    def intern(self, key: int, piece) -> tuple[int, int]:
         """The serial of a chunk equal to ``piece`` (bytes, a bytearray, or a uint8 numpy view),
-        stored now if there is none, and how many bytes were newly stored for it; ``key``
-        (the buffer's id, the piece's index) names where it is. The caller holds one reference
-        more to the chunk."""
+        stored now if there is none, and how many bytes were newly stored for it; ``key`` says
+        where the piece is (PIECES_SHIFT). The caller holds one reference more to the chunk."""
         if type(piece) is np.ndarray:
             piece = piece.tobytes()
         serial = self._by_id.get(key)
@@ -119,16 +121,19 @@ class ChunkStore:
         self.nbytes += len(data)
         return serial, len(data)
 
-    def _hint(self, key: tuple[int, int], serial: int) -> None:
+    def _hint(self, key: int, serial: int) -> None:
         hints = self._by_id
         if len(hints) >= self.HINTS_MAX:
             hints.clear()
         hints[key] = serial
 
-    def note_restored(self, key: tuple[int, int], serial: int) -> None:
-        """Piece ``key`` of a buffer is a fresh copy of chunk ``serial`` (a restore): compare it
-        with that chunk next time it is stored."""
-        self._hint(key, serial)
+    def restoring(self) -> tuple[dict[int, bytes], dict[int, int]]:
+        """For a restore: the chunks by serial, and the hints, where the restore notes that
+        the piece at a place is a fresh copy of a chunk (so the next take compares it with that
+        chunk first); room made for a machine's pieces."""
+        if len(self._by_id) >= self.HINTS_MAX // 2:
+            self._by_id.clear()
+        return self._data, self._by_id
 
     def release(self, serials) -> int:
         """Drop one reference to each chunk of ``serials``; the bytes freed."""
@@ -190,13 +195,13 @@ def _taker(store: ChunkStore):
         count[1] += size
         raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
         if size <= PIECE:
-            pieces, new = intern((at, 0), raw)
+            pieces, new = intern(at << PIECES_SHIFT, raw)
             serials.append(pieces)
             count[0] += new
         else:
             pieces = []
             for i, start in enumerate(range(0, size, PIECE)):
-                serial, new = intern((at, i), raw[start:start + PIECE])
+                serial, new = intern(at << PIECES_SHIFT | i, raw[start:start + PIECE])
                 pieces.append(serial)
                 count[0] += new
             serials.extend(pieces)
@@ -211,15 +216,14 @@ def _taker(store: ChunkStore):
 def _loader(store: ChunkStore):
     """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks."""
     buffers: list = []
-    data = store.data
-    restored = store.note_restored
+    data, hints = store.restoring()
 
     def persistent_load(pid):
         if type(pid) is int:
             return buffers[pid]
         serials, kind, meta = pid
         if type(serials) is int:
-            chunk = data(serials)
+            chunk = data[serials]
             if kind == "b":
                 obj = bytearray(chunk)
             elif kind == "n":
@@ -229,9 +233,9 @@ def _loader(store: ChunkStore):
                 obj = array(meta, chunk)
             else:
                 obj = chunk                 # bytes: immutable, shared as they are
-            restored((id(obj), 0), serials)
+            hints[id(obj) << PIECES_SHIFT] = serials
         else:
-            chunks = [data(serial) for serial in serials]
+            chunks = [data[serial] for serial in serials]
             if kind == "b":
                 obj = bytearray().join(chunks)
             elif kind == "n":
@@ -244,8 +248,9 @@ def _loader(store: ChunkStore):
                 obj = b"".join(chunks)
                 if kind == "a":
                     obj = array(meta, obj)
+            at = id(obj) << PIECES_SHIFT
             for i, serial in enumerate(serials):
-                restored((id(obj), i), serial)
+                hints[at | i] = serial
         buffers.append(obj)
         return obj
 
@@ -256,7 +261,7 @@ class CheckpointStore:
     """The checkpoints of one Session: regular ones every ``every`` events, dense ones near
     the position, all within ``budget`` bytes (see the module's docstring)."""
 
-    def __init__(self, budget: int = 1 << 30, every: int = 256) -> None:
+    def __init__(self, budget: int = 256 << 20, every: int = 256) -> None:
         self.budget = budget
         self.every = every
         self.chunks = ChunkStore()

@@ -582,14 +582,16 @@ class Session:
     def __init__(self, profile: ArchProfile, workload,
                  schemes: Sequence[str] | None = None, shown: str | None = None,
                  scheme_options: dict | None = None, checkpoint_every: int | None = None,
-                 checkpoint_budget: int = 1 << 30, spares: int = 3,
+                 checkpoint_budget: int = 256 << 20, spares: int = 3,
                  spare_budget: int = 384 << 20) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
         doubled each time the budget makes older checkpoints thin out);
         ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned), half of
-        it for the dense ones laid near the position (the least recently used go first);
+        it for the dense ones laid near the position (the least recently used go first); the
+        big buffers are shared between checkpoints, so late in the real trace at 1 TiB the
+        default (256 MiB) holds more of them than 1 GiB of whole pickles did;
         ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
         made in idle time, so that that many steps back in a row are swaps;
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
