@@ -13,7 +13,12 @@ Workloads:
   the first frame, on the trace's first events; the time until it is read whole is printed
   too (the steps are measured after that);
 - ``generated`` (``--events N``): a kmalloc/kfree/alloc_pages/access mix with some bad
-  accesses, on x86_64 with ``--mem 1T``.
+  accesses, on x86_64 with ``--mem 1T``;
+- ``jump``: the real trace at ``--mem 1T`` as above, ``j`` to event ``--to`` (500 000) from the
+  start (the session's jump, as the app's worker runs it), then steps back there as for the
+  others; printed: the jump's wall and CPU time split into the replay, the checkpoints taken
+  and the restores, every piece of idle work, the checkpoints held, and the process's peak RSS
+  (``ru_maxrss``). The load average is printed with it: two cores are shared.
 
 Step back is measured three ways: as a person presses it (a pause between presses lets the
 session prepare the previous states in the background: ``idle_work``), with the key held down
@@ -23,7 +28,8 @@ spares made in the pause, the later ones restores of the ladder's checkpoints; e
 alone, none merged with the next as queued presses are in the app). The pieces of idle work
 done in the pauses are timed too: a key pressed during one waits for it to end.
 
-    python benchmarks/ui.py [--events N] [--steps N] [--backs N] [--only demo|trace|generated]
+    python benchmarks/ui.py [--events N] [--steps N] [--backs N] [--to N]
+                            [--only demo|trace|generated|jump]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -230,19 +237,128 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
     return out
 
 
+class Costs:
+    """Wall and CPU time spent in a few of the session's methods (wrapped in place)."""
+
+    def __init__(self, targets: dict[str, tuple[object, str]]) -> None:
+        self.wall = dict.fromkeys(targets, 0.0)
+        self.cpu = dict.fromkeys(targets, 0.0)
+        self.calls = dict.fromkeys(targets, 0)
+        for label, (obj, name) in targets.items():
+            setattr(obj, name, self._wrap(label, getattr(obj, name)))
+
+    def _wrap(self, label: str, fn):
+        def timed(*args, **kwargs):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.wall[label] += time.perf_counter() - w
+                self.cpu[label] += time.process_time() - c
+                self.calls[label] += 1
+        return timed
+
+    def reset(self) -> None:
+        for d in (self.wall, self.cpu, self.calls):
+            for k in d:
+                d[k] = 0
+
+
+def checkpoint_costs(session) -> Costs:
+    """The checkpoint store's take and restore (or, before kinspect.engine.checkpoint, the
+    session's pickling and unpickling of its state)."""
+    store = getattr(session, "checkpoints", None)
+    if store is not None:
+        return Costs({"checkpoint take": (store, "take"),
+                      "checkpoint restore": (store, "restore")})
+    return Costs({"checkpoint take": (session, "_state"),
+                  "checkpoint restore": (session, "_load")})
+
+
+async def measure_jump(path: str, profile, to: int, backs: int) -> dict:
+    """``j`` to event ``to`` from the start of the trace, then steps back there."""
+    out: dict = {}
+    session = Session(profile, load_trace(path, stream=True))
+    app = KinspectApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        while session.loading:
+            await pilot.pause(0.02)
+        screen = app.main
+        screen.idle_work_enabled = False
+        work = Work(session, screen)
+        costs = checkpoint_costs(session)
+        to = min(to, session.total)
+        w, c = time.perf_counter(), time.process_time()
+        session.jump(to)
+        screen._refresh_all(None)
+        await settle(pilot)
+        out["jump wall"], out["jump cpu"] = time.perf_counter() - w, time.process_time() - c
+        out["jump parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k])
+                             for k in costs.wall}
+        pieces: list[float] = []
+        back_idle: list[float] = []
+        back_held: list[float] = []
+        back_long: list[float] = []
+        costs.reset()
+        for i in range(backs):
+            if i % 2 == 0:
+                idle(screen, pieces)
+            (back_idle if i % 2 == 0 else back_held).append(
+                await timed(pilot, work, screen.action_back))
+        idle(screen, pieces)
+        for _ in range(HOLD):
+            back_long.append(await timed(pilot, work, screen.action_back))
+        out["back parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k])
+                             for k in costs.wall}
+        out["checkpoints"] = session.checkpoint_stats()
+    out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+    print(f"\njump: real trace, {session.total} events, profile {profile.name} "
+          f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  j {to:<21} wall {out['jump wall']:7.2f} s   cpu {out['jump cpu']:7.2f} s")
+    replay_w, replay_c = out["jump wall"], out["jump cpu"]
+    for k, (wall, cpu, n) in out["jump parts"].items():
+        print(f"    {k:<21} wall {wall:7.2f} s   cpu {cpu:7.2f} s   (n={n})")
+        replay_w, replay_c = replay_w - wall, replay_c - cpu
+    print(f"    {'replay and the rest':<21} wall {replay_w:7.2f} s   cpu {replay_c:7.2f} s")
+    for key, v in (("back (paused before)", back_idle), ("back (key held)", back_held),
+                   ("back (long hold)", back_long)):
+        w = [a for a, _ in v]
+        print(f"  {key:<23} p50 {pct(w, 0.5):7.2f} p99 {pct(w, 0.99):7.2f} ms (n={len(v)})")
+    for k, (wall, cpu, n) in out["back parts"].items():
+        print(f"    {k:<21} wall {wall:7.2f} s   cpu {cpu:7.2f} s   (n={n}, with idle work)")
+    print(f"  idle work, one piece    p50 {pct(pieces, 0.5):7.2f} p99 {pct(pieces, 0.99):7.2f} ms"
+          f" max {max(pieces) * 1e3:.0f} ms (n={len(pieces)})")
+    c = out["checkpoints"]
+    print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
+          f"{c['bytes'] / 2**20:.0f} MiB held, every {c['every']} events; {c['spares']} spares")
+    if "stored_bytes" in c:
+        print(f"    {c['takes']} taken: {c['stored_bytes'] / 2**20:.0f} MiB stored, "
+              f"{c['full_bytes'] / 2**20:.0f} MiB whole; {c['chunks']} chunks "
+              f"({c['chunk_bytes'] / 2**20:.0f} MiB) and pickles "
+              f"({c['pickle_bytes'] / 2**20:.0f} MiB) held")
+    print(f"  peak RSS                {out['rss'] / 2**20:7.0f} MiB")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=0,
                     help="also a generated workload of this many events")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--backs", type=int, default=200)
-    ap.add_argument("--only", choices=("demo", "trace", "generated"),
+    ap.add_argument("--to", type=int, default=500_000, help="the jump's event (jump)")
+    ap.add_argument("--only", choices=("demo", "trace", "generated", "jump"),
                     help="measure only this workload")
     args = ap.parse_args()
     if args.only in (None, "demo"):
         asyncio.run(measure(str(ROOT / "samples/workloads/demo.kw"), load_profile("x86_64"),
                             steps=17, backs=8, label="demo", jumps=1))
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
+    if trace.exists() and args.only == "jump":
+        asyncio.run(measure_jump(str(trace), load_profile("x86_64", 1 << 40), args.to,
+                                 args.backs))
     if trace.exists() and args.only in (None, "trace"):
         # positions anywhere in the trace (reaching them is a run of the engine: seconds)
         asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,

@@ -423,7 +423,7 @@ async def test_steps_back_in_a_row_swap_in_the_spares_made_in_a_pause():
         await pilot.pause()
         while screen.idle_step():                       # the pause before the key is held
             pass
-        spares = {sp.position: sp.machine for sp in s._spares}
+        spares = s.spares
         assert sorted(spares) == [6, 7, 8]
         await pilot.press("left", "left", "left")       # as one step back, or three
         await pilot.pause()

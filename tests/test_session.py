@@ -116,7 +116,7 @@ def test_back_restores_exactly_the_earlier_state():
     s.back()
     via_standby = fingerprint(s)
     s.jump(1000)
-    s._spares.clear()                  # no spare: a restore
+    s.drop_spares()                    # no spare: a restore
     s.back()
     assert fingerprint(s) == via_standby
 
@@ -312,7 +312,7 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     s.jump(300)
     while s.idle_work():
         pass
-    spares = {sp.position: sp.machine for sp in s._spares}
+    spares = s.spares
     assert sorted(spares) == [297, 298, 299]
     for pos in (299, 298, 297):
         r = s.back()
@@ -321,8 +321,8 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     s.jump(300)
     while s.idle_work():
         pass
-    s._spares = [sp for sp in s._spares if sp.position == 297]
-    spare = s._spares[0].machine
+    s.drop_spares(keep=[297])
+    spare, = s.spares.values()
     assert s.back(2).position == 298 and s.machine is spare        # a short replay from one
     assert fingerprint(s) == ref[298]
 
@@ -341,7 +341,7 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
         pass
     top = 1000 - s.spares_wanted - 1
     rungs = [top - LADDER_STEP * i for i in range(HOLD_LADDER)]
-    assert all(r in s._dense for r in rungs)
+    assert set(rungs) <= set(s.checkpoints.positions(dense=True))
     replayed = []
     apply = s._apply
 
@@ -367,11 +367,11 @@ def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
         s.step()
     seen = []
     while s.idle_work():
-        if s._job is not None:
-            seen.append((s._job.target, s._job.spare, s._job.position))
+        if s.idle_job is not None:
+            seen.append(s.idle_job)
     advances = [b[2] - a[2] for a, b in zip(seen, seen[1:]) if a[:2] == b[:2]]
     assert advances and max(advances) <= 100
-    assert sorted(sp.position for sp in s._spares) == [997, 998, 999]
+    assert sorted(s.spares) == [997, 998, 999]
 
 
 def test_replay_cost_counts_from_the_position_a_spare_or_the_nearest_checkpoint():
@@ -380,7 +380,7 @@ def test_replay_cost_counts_from_the_position_a_spare_or_the_nearest_checkpoint(
     for _ in range(900):
         s.step()                            # no idle: checkpoints only where steps force them
     assert s.replay_cost(950) == 50         # forward, from the position
-    base = max(k for k in s._checkpoint_keys if k <= 700)
+    base = max(k for k in s.checkpoints.positions() if k <= 700)
     assert s.replay_cost(700) == 700 - base
     while s.idle_work():
         pass                                # spares at 897-899, a ladder below them
@@ -408,11 +408,12 @@ def test_dense_checkpoints_keep_to_half_the_budget():
         s.jump(stop)
         while s.idle_work():
             pass
-        laid |= set(s._dense)
-    dense = sum(len(b) for b in s._dense.values())
-    assert dense == s._dense_bytes and len(s._dense) >= 2
-    assert dense <= s.checkpoint_budget // 2 < dense + max(map(len, s._dense.values())) * 2
-    assert len(laid) > len(s._dense)                # the least recently used went
+        laid |= set(s.checkpoints.positions(dense=True))
+    store = s.checkpoints
+    dense = [store.at(pos).nbytes for pos in store.positions(dense=True)]
+    assert sum(dense) == store.dense_bytes and len(dense) >= 2
+    assert sum(dense) <= s.checkpoint_budget // 2 < sum(dense) + max(dense) * 2
+    assert len(laid) > len(dense)                   # the least recently used went
 
 
 def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
@@ -421,7 +422,7 @@ def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
     s.step(150)
     while s.idle_work():
         pass
-    assert [sp.position for sp in s._spares] == [149] and s.standby_ready()
+    assert list(s.spares) == [149] and s.standby_ready()
 
 
 def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():

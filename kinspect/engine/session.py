@@ -9,10 +9,11 @@ pfn ranges whose ``struct page`` or shadow changed, the new KASAN reports, and t
 (or shadow pages) that attached or detached. Views read engine state of that generation and
 redraw only what the result names.
 
-Going back restores the nearest checkpoint at or before the target (a pickle of the machine and
-the workload's variables) and replays forward. A checkpoint of a machine with many live objects
-costs tens of milliseconds (to take, and again to restore), so the work is moved out of the way
-of the keys:
+Going back restores the nearest checkpoint at or before the target (the machine and the
+workload's variables: a small pickle, the big buffers in a store shared by every checkpoint,
+kinspect.engine.checkpoint) and replays forward. A checkpoint of a machine with many live
+objects costs tens of milliseconds (to take, and again to restore), so the work is moved out
+of the way of the keys:
 
 - ``idle_work()``, called by the UI when the user pauses, takes a checkpoint every
   ``checkpoint_every`` events and prepares *spares*: live machines already at
@@ -36,7 +37,6 @@ No UI imports here: the Textual app drives a Session, and so can a test or a scr
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checkpoint import CheckpointStore
 from .errors import KinspectError, WorkloadError
 from .machine import Machine
 from .profile import ArchProfile
@@ -260,7 +261,8 @@ class _Spare:
     position: int
     machine: Machine
     runner: object
-    nbytes: int                 # the checkpoint it was made from: about what it holds
+    nbytes: int                 # what the checkpoint it was made from restores: about what
+                                # it holds
 
 
 @dataclass
@@ -577,14 +579,16 @@ class Session:
     def __init__(self, profile: ArchProfile, workload,
                  schemes: Sequence[str] | None = None, shown: str | None = None,
                  scheme_options: dict | None = None, checkpoint_every: int | None = None,
-                 checkpoint_budget: int = 1 << 30, spares: int = 3,
+                 checkpoint_budget: int = 256 << 20, spares: int = 3,
                  spare_budget: int = 384 << 20) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
         doubled each time the budget makes older checkpoints thin out);
         ``checkpoint_budget``: bytes of checkpoints kept (older ones are thinned), half of
-        it for the dense ones laid near the position (the least recently used go first);
+        it for the dense ones laid near the position (the least recently used go first); the
+        big buffers are shared between checkpoints, so late in the real trace at 1 TiB the
+        default (256 MiB) holds more of them than 1 GiB of whole pickles did;
         ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
         made in idle time, so that that many steps back in a row are swaps;
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
@@ -628,15 +632,7 @@ class Session:
         self._fp_counters = {s: np.zeros((n, 3), dtype=np.int64) for s in self.scheme_names}
         self._boot()
         self._record_footprints()
-        # Checkpoints: position -> pickled state.
-        self._checkpoints: dict[int, bytes] = {}
-        self._checkpoint_keys: list[int] = []
-        self._checkpoint_bytes = 0
-        self.checkpoint_budget = checkpoint_budget
-        self._dense: OrderedDict[int, bytes] = OrderedDict()
-        self._dense_bytes = 0
-        self.checkpoint_seconds = 0.0
-        self.checkpoint_every = checkpoint_every or 256
+        self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
         self._interval = 4 * self.checkpoint_every
         self._take_checkpoint()
         self._spares: list[_Spare] = []
@@ -778,83 +774,43 @@ class Session:
 
     # ------------------------------------------------------------------- checkpoints
 
-    def _state(self, machine: Machine | None = None, runner=None) -> bytes:
-        """A checkpoint: the machine (every scheme with it) and the runner's state."""
+    @property
+    def checkpoint_every(self) -> int:
+        """Events between the regular checkpoints (doubles as they thin out)."""
+        return self.checkpoints.every
+
+    @property
+    def checkpoint_budget(self) -> int:
+        return self.checkpoints.budget
+
+    def _state(self, machine: Machine | None = None, runner=None) -> tuple:
+        """What a checkpoint keeps: the machine (every scheme with it) and the runner's state;
+        the session's own machine's observers emptied first."""
         if machine is None:
             machine, runner = self.machine, self.runner
             self._rec.clear()
             self._written.clear()
-        with gc_paused():
-            return pickle.dumps((machine, self.driver.state(runner)),
-                                protocol=pickle.HIGHEST_PROTOCOL)
+        return machine, self.driver.state(runner)
 
     def _take_checkpoint(self) -> None:
-        pos = self.position
-        if pos in self._checkpoints:
-            return
-        t = time.perf_counter()
-        blob = self._state()
-        self.checkpoint_seconds = 0.5 * self.checkpoint_seconds + \
-            0.5 * (time.perf_counter() - t)
-        self._checkpoints[pos] = blob
-        i = bisect_right(self._checkpoint_keys, pos)
-        self._checkpoint_keys.insert(i, pos)
-        self._checkpoint_bytes += len(blob)
-        if self._checkpoint_bytes > self.checkpoint_budget // 2:
-            self._thin_checkpoints()
-
-    def _thin_checkpoints(self) -> None:
-        """Keep position 0, the newest few, and every other one of the rest; double the
-        interval for the checkpoints to come."""
-        keys = self._checkpoint_keys
-        keep = set(keys[:1]) | set(keys[-4:]) | set(keys[::2])
-        for k in keys:
-            if k not in keep:
-                self._checkpoint_bytes -= len(self._checkpoints.pop(k))
-        self._checkpoint_keys = sorted(keep)
-        self.checkpoint_every *= 2
-        self._interval = max(self._interval, 4 * self.checkpoint_every)
+        every = self.checkpoint_every
+        self.checkpoints.take(self.position, self._state())
+        if self.checkpoint_every != every:          # they thinned out: fewer to come
+            self._interval = max(self._interval, 4 * self.checkpoint_every)
 
     def _take_dense(self, pos: int | None = None, machine: Machine | None = None,
                     runner=None) -> None:
         pos = self.position if pos is None else pos
-        if pos in self._checkpoints or pos in self._dense:
-            return
-        blob = self._dense[pos] = self._state(machine, runner)
-        self._dense_bytes += len(blob)
-        while self._dense_bytes > self.checkpoint_budget // 2 and len(self._dense) > 1:
-            self._dense_bytes -= len(self._dense.popitem(last=False)[1])
-
-    def _nearest_position(self, target: int) -> int:
-        """The position of the nearest checkpoint at or before ``target``."""
-        best = self._checkpoint_keys[bisect_right(self._checkpoint_keys, target) - 1]
-        for pos in self._dense:
-            if best < pos <= target:
-                best = pos
-        return best
-
-    def _checkpoint_at(self, pos: int) -> bytes:
-        return self._dense.get(pos) or self._checkpoints[pos]
-
-    def _nearest_checkpoint(self, target: int) -> tuple[int, bytes]:
-        """The nearest checkpoint at or before ``target``, to load (a dense one becomes the
-        most recently used)."""
-        best = self._nearest_position(target)
-        if best in self._dense:
-            self._dense.move_to_end(best)
-        return best, self._checkpoint_at(best)
-
-    def _load(self, blob: bytes) -> tuple[Machine, tuple]:
-        """A checkpoint's machine and runner state."""
-        with gc_paused():
-            return pickle.loads(blob)
+        if not self.checkpoints.has(pos):
+            self.checkpoints.take(pos, self._state(machine, runner), dense=True)
 
     def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
         """Make the state that of ``target`` events applied (a checkpoint, then replay);
         ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
-        base, blob = self._nearest_checkpoint(target)
+        ckpt = self.checkpoints.nearest(target)
+        base = ckpt.position
         if force or not (base <= self.position <= target):
-            machine, state = self._load(blob)
+            machine, state = self.checkpoints.restore(ckpt)
             self._install(machine)
             self.runner = self.driver.runner(machine, base, state)
             self.position = base
@@ -865,10 +821,6 @@ class Session:
                 if lay_dense and (target - self.position) % dense_every == 0 and \
                         self.position < target:
                     self._take_dense()
-
-    def _last_checkpoint(self) -> int:
-        keys = self._checkpoint_keys
-        return keys[bisect_right(keys, self.position) - 1]
 
     # -------------------------------------------------------------------- idle work
 
@@ -898,14 +850,15 @@ class Session:
             # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
             # with no pause to make more, restore from there instead of from further back.
             oldest = min(self._spares, key=lambda sp: sp.position)
-            if oldest.position - self._nearest_position(oldest.position) > 32:
+            if oldest.position - self.checkpoints.nearest_position(oldest.position) > 32:
                 self._take_dense(oldest.position, oldest.machine, oldest.runner)
                 return True
         target = self.position - self.spares_wanted - 1      # the ladder's top rung
-        if target > 0 and target - self._nearest_position(target) >= LADDER_STEP:
+        if target > 0 and target - self.checkpoints.nearest_position(target) >= LADDER_STEP:
             return self._build(target, spare=False)
         self._drop_job()
-        if self.position - self._last_checkpoint() >= self.checkpoint_every:
+        if self.position - self.checkpoints.last_regular(self.position) >= \
+                self.checkpoint_every:
             self._take_checkpoint()
             return True
         return False
@@ -922,8 +875,8 @@ class Session:
             if target in have:
                 continue
             if distance > 1 and \
-                    held + len(self._checkpoint_at(self._nearest_position(target))) > \
-                    self.spare_budget:
+                    held + self.checkpoints.at(self.checkpoints.nearest_position(target)).size \
+                    > self.spare_budget:
                 return None
             return target
         return None
@@ -940,10 +893,11 @@ class Session:
             self._drop_job()
             job = None
         if job is None:
-            base, blob = self._nearest_checkpoint(target)
-            machine, state = self._load(blob)
-            self._job = _Replay(base, machine, self.driver.runner(machine, base, state),
-                                len(blob), target, spare)
+            ckpt = self.checkpoints.nearest(target)
+            machine, state = self.checkpoints.restore(ckpt)
+            self._job = _Replay(ckpt.position, machine,
+                                self.driver.runner(machine, ckpt.position, state),
+                                ckpt.size, target, spare)
             return True
         try:
             with gc_paused():
@@ -996,10 +950,27 @@ class Session:
                 self._apply(record=False)
         return True
 
+    @property
+    def spares(self) -> dict[int, Machine]:
+        """The spare machines ready behind the position: position -> machine (not the
+        session's; a step back to one of them swaps it in)."""
+        return {sp.position: sp.machine for sp in self._spares}
+
+    def drop_spares(self, keep: Sequence[int] = ()) -> None:
+        """Dispose of the spares, but those at the positions ``keep``."""
+        for spare in [sp for sp in self._spares if sp.position not in keep]:
+            self._spares.remove(spare)
+            _dispose(spare.machine, spare.runner)
+
+    @property
+    def idle_job(self) -> tuple[int, bool, int] | None:
+        """The idle work under way, if any: (target, whether it makes a spare, position)."""
+        job = self._job
+        return None if job is None else (job.target, job.spare, job.position)
+
     def checkpoint_stats(self) -> dict:
-        return {"checkpoints": len(self._checkpoints), "dense": len(self._dense),
-                "bytes": self._checkpoint_bytes + self._dense_bytes,
-                "every": self.checkpoint_every, "spares": len(self._spares)}
+        """The checkpoint store's figures (CheckpointStore.stats) and ``spares``."""
+        return {**self.checkpoints.stats(), "spares": len(self._spares)}
 
     # ------------------------------------------------------------------------ stepping
 
@@ -1035,7 +1006,7 @@ class Session:
             self.report_events[index] = tuple(r.bug_type for r in outcome.reports)
         if attach:
             self.attach_events[index] = attach
-        if self.position - self._last_checkpoint() >= self._interval:
+        if self.position - self.checkpoints.last_regular(self.position) >= self._interval:
             self._take_checkpoint()
         return ev, outcome, dirty, attach
 
@@ -1151,7 +1122,7 @@ class Session:
     def replay_cost(self, index: int) -> int:
         """How many events going to the state after ``index`` events replays (from the
         position, a spare or the nearest checkpoint): whether a UI can do it at once."""
-        start = self._nearest_position(index)
+        start = self.checkpoints.nearest_position(index)
         if self.position <= index:
             start = max(start, self.position)
         for spare in self._spares:
@@ -1317,12 +1288,12 @@ class Session:
     def _run_interval(self) -> int:
         """Events between checkpoints in a long run: a checkpoint costs about a tenth of the
         time of the events it covers (at about 10 us an event)."""
-        return int(max(256, min(1 << 16, self.checkpoint_seconds / 10e-6 * 10)))
+        return int(max(256, min(1 << 16, self.checkpoints.seconds / 10e-6 * 10)))
 
     def _densify(self) -> None:
         """After a run: checkpoints behind the stop, so that the first steps back are fast."""
         pos = self.position
-        base = self._nearest_position(pos)
+        base = self.checkpoints.nearest_position(pos)
         if pos - base <= 64:
             return
         self._restore(pos - 1, force=True, lay_dense=True)

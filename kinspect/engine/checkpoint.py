@@ -1,0 +1,407 @@
+"""Checkpoints of a simulated machine: a small pickle, and its big buffers in a shared store.
+
+A Session goes back by restoring the nearest checkpoint at or before the target and replaying
+forward (kinspect.engine.session). The machine's big state already lives in flat buffers: the
+memmap's sections (numpy struct page records), the flat shadow's 2 MiB chunks (bytearrays),
+the per-page schemes' shadow blocks and shadow pages, the slabs' metadata arrays. A checkpoint
+does not copy those into its pickle. It pickles the machine with a ``persistent_id`` that takes
+every buffer of ``CHUNK_MIN`` bytes or more (a bytearray, bytes, a numpy array, an
+array.array) out of the pickle into a ``ChunkStore``, cut in pieces of ``PIECE`` bytes (a
+memmap section is about a MiB, a flat shadow chunk 2 MiB: one struct page or shadow byte
+written dirties 32 KiB of them, not the whole), each piece a chunk, a content kept once:
+
+- a piece is first compared with the chunk it was stored as (or restored from) last time, by
+  its place (the same live buffer, ``id``, and the same piece of it) and then byte for byte (a
+  memcmp). A piece that the machine has not written since is found so, without a write
+  barrier on the hot path, as QEMU's dirty-page tracking or CRIU's incremental dumps find the
+  pages dirtied since the last dump;
+- one that differs (dirtied, or a fresh object) is looked up by its content (length and CRC-32,
+  then a memcmp): the free shadow chunks, the empty blocks and the pieces equal to those of
+  another checkpoint are stored once;
+- only the rest is copied into the store.
+
+So a checkpoint costs its pickle (the machine's small objects) and the chunks dirtied since the
+last one. A restore unpickles the small part and copies each chunk back into a buffer of its
+own (``bytearray(chunk)``, ``bytearray().join(pieces)``, a numpy array filled): a memcpy
+each. The stored chunks are immutable ``bytes``, so a restored machine that changes never
+changes a stored checkpoint. Aliasing is kept: a buffer reached twice from the machine is one
+buffer after a restore.
+
+``CheckpointStore`` keeps a Session's checkpoints: the regular ones (one every ``every``
+events, thinned to every other one when they use more than half of ``budget``, ``every``
+doubling) and the *dense* ones laid near the position (evicted least recently used first beyond
+the other half). A chunk leaves the store when no checkpoint refers to it any more.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+import zlib
+from array import array
+from bisect import bisect_right, insort
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .workload import gc_paused
+
+CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
+PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
+# Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
+# (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
+PIECES_SHIFT = 20
+THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
+
+
+@dataclass(eq=False)
+class Checkpoint:
+    """The state after ``position`` events: a pickle whose big buffers are chunks of the
+    store (``chunks``: their serials, one per buffer object)."""
+
+    position: int
+    blob: bytes
+    chunks: tuple[int, ...]
+    nbytes: int                 # the pickle and the chunks first stored with it
+    size: int                   # the pickle and every chunk it refers to: what a restore copies
+    dense: bool = False
+
+
+class ChunkStore:
+    """Every buffer taken out of the checkpoints' pickles, stored once per content, as
+    immutable bytes, with a count of the references to it (a chunk that no checkpoint refers
+    to any more is dropped)."""
+
+    HINTS_MAX = 1 << 19         # identity hints kept at most (beyond: forgotten, not wrong)
+
+    def __init__(self) -> None:
+        self._data: dict[int, bytes] = {}           # serial -> content
+        self._refs: dict[int, int] = {}             # serial -> checkpoints referring to it
+        self._by_content: dict[tuple[int, int], list[int]] = {}     # (length, crc32) -> serials
+        self._crc: dict[int, int] = {}              # serial -> its crc32
+        # where a piece is (PIECES_SHIFT) -> the serial of the chunk it equalled when last
+        # stored or restored: a hint (ids are reused once an object dies), checked by a memcmp.
+        self._by_id: dict[int, int] = {}
+        self._next = 0
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def data(self, serial: int) -> bytes:
+        return self._data[serial]
+
+    def intern(self, key: int, piece) -> tuple[int, int]:
+        """The serial of a chunk equal to ``piece`` (bytes, a bytearray, or a uint8 numpy view),
+        stored now if there is none, and how many bytes were newly stored for it; ``key`` says
+        where the piece is (PIECES_SHIFT). The caller holds one reference more to the chunk."""
+        if type(piece) is np.ndarray:
+            piece = piece.tobytes()
+        serial = self._by_id.get(key)
+        if serial is not None and piece == self._data.get(serial):
+            self._refs[serial] += 1
+            return serial, 0
+        crc = zlib.crc32(piece)
+        content = (len(piece), crc)
+        for serial in self._by_content.get(content, ()):
+            if piece == self._data[serial]:
+                self._refs[serial] += 1
+                self._hint(key, serial)
+                return serial, 0
+        serial = self._next
+        self._next += 1
+        data = piece if type(piece) is bytes else bytes(piece)
+        self._data[serial] = data
+        self._refs[serial] = 1
+        self._crc[serial] = crc
+        self._by_content.setdefault(content, []).append(serial)
+        self._hint(key, serial)
+        self.nbytes += len(data)
+        return serial, len(data)
+
+    def _hint(self, key: int, serial: int) -> None:
+        hints = self._by_id
+        if len(hints) >= self.HINTS_MAX:
+            hints.clear()
+        hints[key] = serial
+
+    def restoring(self) -> tuple[dict[int, bytes], dict[int, int]]:
+        """For a restore: the chunks by serial, and the hints, where the restore notes that
+        the piece at a place is a fresh copy of a chunk (so the next take compares it with that
+        chunk first); room made for a machine's pieces."""
+        if len(self._by_id) >= self.HINTS_MAX // 2:
+            self._by_id.clear()
+        return self._data, self._by_id
+
+    def release(self, serials) -> int:
+        """Drop one reference to each chunk of ``serials``; the bytes freed."""
+        freed = 0
+        refs, data = self._refs, self._data
+        for serial in serials:
+            refs[serial] -= 1
+            if refs[serial]:
+                continue
+            del refs[serial]
+            chunk = data.pop(serial)
+            key = (len(chunk), self._crc.pop(serial))
+            same = self._by_content[key]
+            same.remove(serial)
+            if not same:
+                del self._by_content[key]
+            freed += len(chunk)
+        self.nbytes -= freed
+        return freed
+
+
+_KINDS = frozenset((bytearray, bytes, np.ndarray, array))     # what a checkpoint may take
+
+
+def _taker(store: ChunkStore):
+    """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
+    ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
+    their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
+    A closure: it is called for every object pickled (millions late in a trace)."""
+    seen: dict[int, int] = {}               # id of a buffer -> its ordinal in this pickle
+    buffers: list = []
+    serials: list[int] = []
+    count = [0, 0]
+    intern = store.intern
+
+    def persistent_id(obj):
+        t = type(obj)
+        if t not in _KINDS:
+            return None
+        if t is bytearray or t is bytes:
+            size = len(obj)
+            kind = "b" if t is bytearray else "y"
+        elif t is array:
+            size = obj.itemsize * len(obj)
+            kind = "a"
+        else:
+            if obj.dtype.hasobject or not obj.flags.c_contiguous:
+                return None
+            size = obj.nbytes
+            kind = "n"
+        if size < CHUNK_MIN:
+            return None
+        at = id(obj)
+        ordinal = seen.get(at)
+        if ordinal is not None:
+            return ordinal                  # the same buffer again: the same after a restore
+        seen[at] = len(buffers)
+        buffers.append(obj)
+        count[1] += size
+        raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
+        if size <= PIECE:
+            pieces, new = intern(at << PIECES_SHIFT, raw)
+            serials.append(pieces)
+            count[0] += new
+        else:
+            pieces = []
+            for i, start in enumerate(range(0, size, PIECE)):
+                serial, new = intern(at << PIECES_SHIFT | i, raw[start:start + PIECE])
+                pieces.append(serial)
+                count[0] += new
+            serials.extend(pieces)
+            pieces = tuple(pieces)
+        if kind == "n":
+            return pieces, kind, (obj.dtype, obj.shape)
+        return pieces, kind, obj.typecode if kind == "a" else None
+
+    return persistent_id, buffers, serials, count
+
+
+def _loader(store: ChunkStore):
+    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks."""
+    buffers: list = []
+    data, hints = store.restoring()
+
+    def persistent_load(pid):
+        if type(pid) is int:
+            return buffers[pid]
+        serials, kind, meta = pid
+        if type(serials) is int:
+            chunk = data[serials]
+            if kind == "b":
+                obj = bytearray(chunk)
+            elif kind == "n":
+                dtype, shape = meta
+                obj = np.frombuffer(chunk, dtype=dtype).reshape(shape).copy()
+            elif kind == "a":
+                obj = array(meta, chunk)
+            else:
+                obj = chunk                 # bytes: immutable, shared as they are
+            hints[id(obj) << PIECES_SHIFT] = serials
+        else:
+            chunks = [data[serial] for serial in serials]
+            if kind == "b":
+                obj = bytearray().join(chunks)
+            elif kind == "n":
+                dtype, shape = meta
+                obj = np.empty(shape, dtype=dtype)
+                raw = obj.reshape(-1).view(np.uint8)
+                for i, chunk in enumerate(chunks):
+                    raw[i * PIECE:i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            else:
+                obj = b"".join(chunks)
+                if kind == "a":
+                    obj = array(meta, obj)
+            at = id(obj) << PIECES_SHIFT
+            for i, serial in enumerate(serials):
+                hints[at | i] = serial
+        buffers.append(obj)
+        return obj
+
+    return persistent_load
+
+
+class CheckpointStore:
+    """The checkpoints of one Session: regular ones every ``every`` events, dense ones near
+    the position, all within ``budget`` bytes (see the module's docstring)."""
+
+    def __init__(self, budget: int = 256 << 20, every: int = 256) -> None:
+        self.budget = budget
+        self.every = every
+        self.chunks = ChunkStore()
+        self._regular: dict[int, Checkpoint] = {}
+        self._positions: list[int] = []                 # of the regular ones, sorted
+        self._dense: OrderedDict[int, Checkpoint] = OrderedDict()     # least recently used first
+        self.regular_bytes = 0
+        self.dense_bytes = 0
+        self.seconds = 0.0                              # a take's time, smoothed
+        self.takes = 0
+        self.new_bytes = 0                              # bytes stored by all takes
+        self.full_bytes = 0                             # what they would have held whole
+
+    # ------------------------------------------------------------------------- taking
+
+    def _dump(self, state) -> Checkpoint:
+        """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
+        f = io.BytesIO()
+        pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id, taken, serials, count = _taker(self.chunks)
+        with gc_paused():
+            pickler.dump(state)
+        del taken                           # alive until the pickle is made
+        new, size = count
+        blob = f.getvalue()
+        self.takes += 1
+        self.new_bytes += len(blob) + new
+        self.full_bytes += len(blob) + size
+        return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
+
+    def take(self, position: int, state, dense: bool = False) -> Checkpoint | None:
+        """Keep a checkpoint of ``state`` (the machine and the runner's state, after
+        ``position`` events), unless one is kept there; the new one, else None. A regular
+        one may make the older ones thin out (``every`` doubles), a dense one evict the least
+        recently used dense ones."""
+        if position in self._regular or (dense and position in self._dense):
+            return None
+        if position in self._dense:             # asked for a regular one: the dense one is it
+            ckpt = self._dense.pop(position)
+            self.dense_bytes -= ckpt.nbytes
+            ckpt.dense = False
+            self._keep_regular(ckpt)
+            return ckpt
+        t = time.perf_counter()
+        ckpt = self._dump(state)
+        ckpt.position = position
+        ckpt.dense = dense
+        if dense:
+            self._dense[position] = ckpt
+            self.dense_bytes += ckpt.nbytes
+            while self.dense_bytes > self.budget // 2 and len(self._dense) > 1:
+                self._drop(self._dense.popitem(last=False)[1])
+        else:
+            self.seconds = 0.5 * self.seconds + 0.5 * (time.perf_counter() - t)
+            self._keep_regular(ckpt)
+        return ckpt
+
+    def _keep_regular(self, ckpt: Checkpoint) -> None:
+        self._regular[ckpt.position] = ckpt
+        insort(self._positions, ckpt.position)
+        self.regular_bytes += ckpt.nbytes
+        if self.regular_bytes > self.budget // 2:
+            self.thin()
+
+    def thin(self) -> None:
+        """Keep the first regular checkpoint, the newest few, and every other one of the rest;
+        double ``every`` for those to come."""
+        keys = self._positions
+        keep = set(keys[:1]) | set(keys[-THIN_KEEP_NEWEST:]) | set(keys[::2])
+        for k in keys:
+            if k not in keep:
+                self._drop(self._regular.pop(k))
+        self._positions = sorted(keep)
+        self.every *= 2
+
+    def _drop(self, ckpt: Checkpoint) -> None:
+        if ckpt.dense:
+            self.dense_bytes -= ckpt.nbytes
+        else:
+            self.regular_bytes -= ckpt.nbytes
+        self.chunks.release(ckpt.chunks)
+
+    # ------------------------------------------------------------------------ finding
+
+    def has(self, position: int) -> bool:
+        return position in self._regular or position in self._dense
+
+    def positions(self, dense: bool = False) -> list[int]:
+        """The positions of the regular checkpoints (or the dense ones), in order."""
+        return sorted(self._dense) if dense else list(self._positions)
+
+    def nearest_position(self, target: int) -> int:
+        """The position of the nearest checkpoint at or before ``target``."""
+        keys = self._positions
+        best = keys[bisect_right(keys, target) - 1]
+        for pos in self._dense:
+            if best < pos <= target:
+                best = pos
+        return best
+
+    def last_regular(self, position: int) -> int:
+        """The position of the last regular checkpoint at or before ``position``."""
+        keys = self._positions
+        return keys[bisect_right(keys, position) - 1]
+
+    def at(self, position: int) -> Checkpoint:
+        return self._dense.get(position) or self._regular[position]
+
+    def nearest(self, target: int) -> Checkpoint:
+        """The nearest checkpoint at or before ``target``, to restore (a dense one becomes the
+        most recently used)."""
+        best = self.nearest_position(target)
+        if best in self._dense:
+            self._dense.move_to_end(best)
+        return self.at(best)
+
+    # ---------------------------------------------------------------------- restoring
+
+    def restore(self, ckpt: Checkpoint):
+        """The state ``ckpt`` holds, as new objects (every buffer a copy of its chunk)."""
+        unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
+        unpickler.persistent_load = _loader(self.chunks)
+        with gc_paused():
+            return unpickler.load()
+
+    # ------------------------------------------------------------------------- account
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: every pickle and every chunk once."""
+        blobs = sum(len(c.blob) for c in self._regular.values()) + \
+            sum(len(c.blob) for c in self._dense.values())
+        return blobs + self.chunks.nbytes
+
+    def stats(self) -> dict:
+        """What the store holds: ``checkpoints`` (regular), ``dense``, ``bytes`` (held),
+        ``pickle_bytes`` and ``chunk_bytes`` (its parts), ``chunks``, ``every``; ``takes``
+        and, over them, ``stored_bytes`` (new with each) against ``full_bytes`` (each whole)."""
+        held = self.nbytes
+        return {"checkpoints": len(self._regular), "dense": len(self._dense), "bytes": held,
+                "pickle_bytes": held - self.chunks.nbytes, "chunk_bytes": self.chunks.nbytes,
+                "chunks": len(self.chunks), "every": self.every, "takes": self.takes,
+                "stored_bytes": self.new_bytes, "full_bytes": self.full_bytes}

@@ -1,0 +1,235 @@
+"""Checkpoints (kinspect/engine/checkpoint.py): a restore gives back the machine that was taken,
+which then runs on exactly as the one that never went back; the big buffers live once in the
+chunk store, shared between checkpoints, and no restored machine can change them."""
+
+from __future__ import annotations
+
+import pickle
+from array import array
+from hashlib import blake2b
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kinspect.engine.checkpoint import CHUNK_MIN, PIECE, CheckpointStore
+from kinspect.engine.fingerprint import fingerprint
+from kinspect.engine.memory import FREE_PAGE, PAGE_DTYPE
+from kinspect.engine.profile import load_profile
+from kinspect.engine.session import Session, load_trace, merge_ranges
+from kinspect.engine.workload import parse_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
+TRACE = str(ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz")
+TRACE_SLICE = 3000              # events of the real trace replayed (from its start)
+
+
+def state_of(machine) -> dict:
+    """What two machines in the same state share: the state fingerprint (struct pages, the
+    reference shadow of what is allocated, free areas, slab objects, reports, failures,
+    summary), and every scheme's shadow of every page in use and of what is allocated."""
+    out = dict(fingerprint(machine))
+    ranges = merge_ranges(machine.allocated_ranges())
+    pfns = sorted(machine.pages)
+    for scheme in machine.schemes:
+        h = blake2b(digest_size=16)
+        for start, size in ranges:
+            h.update(scheme.read(start, size))
+        for pfn in pfns:
+            h.update(scheme.read(machine.page_address(pfn), 1 << machine.page_shift))
+            h.update(repr(scheme.shadow_link(pfn)).encode())
+        out[f"shadow of {scheme.name}"] = h.hexdigest()
+    return out
+
+
+def demo(**kwargs) -> Session:
+    return Session(load_profile("x86_64"), parse_workload(DEMO), **kwargs)
+
+
+def trace_slice(**kwargs) -> Session:
+    return Session(load_profile("x86_64"), load_trace(TRACE), **kwargs)
+
+
+def buffers_of(obj) -> list:
+    """The buffers reachable from ``obj`` that a checkpoint keeps as chunks."""
+    found: dict[int, object] = {}
+
+    class Walker(pickle.Pickler):
+        def persistent_id(self, o):
+            t = type(o)
+            if t is bytearray or t is array or (t is np.ndarray and not o.dtype.hasobject):
+                found[id(o)] = o
+            return None
+
+    Walker(_Sink(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return list(found.values())
+
+
+class _Sink:
+    def write(self, data) -> None:
+        """Nothing kept."""
+
+
+@pytest.mark.parametrize("make,events,every", [(demo, None, 2), (trace_slice, TRACE_SLICE, 64)],
+                         ids=["demo", "real trace"])
+def test_every_checkpoint_restores_the_machine_and_it_runs_on_alike(make, events, every):
+    s = make(checkpoint_every=every)
+    events = events or s.total
+    reference = make()                      # steps forward only, never restored
+    expected = {0: state_of(reference.machine)}
+    for _ in range(events):
+        s.step()                            # one at a time: a checkpoint every 4 * every
+        reference.step()
+        if reference.position % (4 * every) == 0 or reference.position == events:
+            expected[reference.position] = state_of(reference.machine)
+    store = s.checkpoints
+    taken = store.positions()
+    assert len(taken) >= 3 and set(taken) <= set(expected)
+    for pos in taken:
+        machine, state = store.restore(store.at(pos))
+        assert state_of(machine) == expected[pos], pos
+        runner = s.driver.runner(machine, pos, state)
+        for _ in range(pos, events):
+            runner.step()
+        assert state_of(machine) == expected[events], pos
+        assert [r.bug_type for r in machine.reports] == \
+            [r.bug_type for r in reference.machine.reports]
+
+
+def test_going_back_through_the_session_gives_the_state_of_a_machine_that_never_went_back():
+    s = trace_slice(checkpoint_every=64)
+    reference = trace_slice()
+    s.step(2000)
+    s.jump(700)                             # a restore of a checkpoint, and a replay
+    s.step(300)
+    reference.step(1000)
+    assert state_of(s.machine) == state_of(reference.machine)
+
+
+def test_a_restored_machine_that_changes_never_changes_a_stored_chunk():
+    s = demo()
+    s.step(s.total)
+    store = CheckpointStore()
+    ckpt = store.take(s.position, s.machine)
+    first = store.restore(ckpt)
+    taken = state_of(first)
+    stored = [bytes(store.chunks.data(serial)) for serial in ckpt.chunks]
+    buffers = buffers_of(first)
+    assert sum(b.nbytes if isinstance(b, np.ndarray) else len(b) for b in buffers) > 1 << 20
+    for b in buffers:                       # every buffer of the restored machine overwritten
+        if isinstance(b, np.ndarray):
+            b.view(np.uint8).reshape(-1)[:] = 0xA5
+        elif isinstance(b, bytearray):
+            b[:] = b"\xa5" * len(b)
+        else:
+            b[:] = array(b.typecode, [7] * len(b))
+    assert state_of(first) != taken
+    assert [store.chunks.data(serial) for serial in ckpt.chunks] == stored
+    assert state_of(store.restore(ckpt)) == taken
+
+
+def test_a_checkpoint_stores_only_the_chunks_dirtied_since_the_last_one():
+    s = trace_slice()
+    s.step(2000)
+    store = CheckpointStore()
+    first = store.take(0, s.machine)
+    again = store.take(1, s.machine)        # nothing changed: only its pickle is new
+    assert again.nbytes == len(again.blob) and again.chunks == first.chunks
+    s.step(10)
+    after = store.take(2, s.machine)
+    dirtied = set(after.chunks) - set(first.chunks)
+    assert 0 < len(dirtied) < len(after.chunks) // 10
+    new = after.nbytes - len(after.blob)
+    assert new == sum(len(store.chunks.data(serial)) for serial in dirtied)
+    assert new < after.size // 10
+    assert store.stats()["stored_bytes"] < store.stats()["full_bytes"] // 2
+
+
+def test_a_restored_machine_taken_again_shares_every_chunk():
+    s = demo()
+    s.step(s.total)
+    store = CheckpointStore()
+    ckpt = store.take(0, s.machine)
+    machine = store.restore(ckpt)
+    again = store.take(1, machine)
+    assert again.nbytes == len(again.blob) and sorted(again.chunks) == sorted(ckpt.chunks)
+
+
+def test_buffers_keep_their_kind_shape_and_aliases():
+    structs = np.empty(64, dtype=PAGE_DTYPE)
+    structs[:] = FREE_PAGE
+    structs["order"][3] = 2
+    grid = np.arange(256, dtype=np.int64).reshape(16, 16)
+    shared = bytearray(b"\x01" * 512)
+    state = {"structs": structs, "grid": grid, "meta": array("Q", range(64)),
+             "blob": bytes(range(256)) * 2, "small": bytearray(b"\xfc" * (CHUNK_MIN - 1)),
+             "twice": [shared, shared], "equal": [bytearray(1024), bytearray(1024)]}
+    store = CheckpointStore()
+    ckpt = store.take(0, state)
+    assert len(ckpt.blob) < 1024            # the big buffers are chunks, not in the pickle
+    got = store.restore(ckpt)
+    assert got["structs"].dtype == PAGE_DTYPE and np.array_equal(got["structs"], structs)
+    assert got["structs"].flags.writeable and got["grid"].flags.writeable
+    assert got["grid"].shape == (16, 16) and np.array_equal(got["grid"], grid)
+    assert got["meta"].typecode == "Q" and got["meta"] == state["meta"]
+    assert got["blob"] == state["blob"] and got["small"] == state["small"]
+    a, b = got["twice"]
+    assert a is b and a == shared            # one buffer reached twice stays one
+    c, d = got["equal"]
+    assert c is not d and c == d == bytearray(1024)     # two equal ones: one chunk, two buffers
+    assert len(set(ckpt.chunks)) == len(ckpt.chunks) - 1
+    c[0] = 1
+    assert d[0] == 0
+
+
+def test_a_big_buffer_is_stored_in_pieces_and_one_byte_written_stores_one_piece():
+    sections = np.empty(3 * PIECE // PAGE_DTYPE.itemsize + 5, dtype=PAGE_DTYPE)
+    sections[:] = FREE_PAGE
+    shadow = bytearray(b"\xff" * (2 << 20))
+    shadow[12345] = 0
+    meta = array("Q", range(PIECE // 8 + 1))
+    state = [sections, shadow, meta, shadow]
+    store = CheckpointStore()
+    first = store.take(0, state)
+    held = sections.nbytes + len(shadow) + 8 * len(meta)
+    assert len(first.blob) < 1024 and first.size == len(first.blob) + held
+    assert first.nbytes - len(first.blob) < held // 8      # the 0xff pieces: stored once
+    got = store.restore(first)
+    assert np.array_equal(got[0], sections) and got[0].dtype == PAGE_DTYPE
+    assert got[1] == shadow and got[1] is got[3] and got[2] == meta
+    shadow[(1 << 20) + 7] = 0xFC                        # one byte of one piece
+    sections["refcount"][PIECE // PAGE_DTYPE.itemsize + 1] = 1
+    second = store.take(1, state)
+    assert 0 < second.nbytes - len(second.blob) <= 2 * PIECE
+    assert len(set(second.chunks) - set(first.chunks)) == 2
+    got = store.restore(second)
+    assert got[1] == shadow and np.array_equal(got[0], sections)
+    assert store.restore(first)[1][(1 << 20) + 7] == 0xFF
+
+
+def test_thinning_frees_the_chunks_only_dropped_checkpoints_held():
+    store = CheckpointStore(budget=400 << 10, every=1)
+    common = bytearray(b"\x07" * (64 << 10))
+    for pos in range(40):
+        store.take(pos, [common, bytearray(pos.to_bytes(2, "little") * (8 << 10))])
+    assert store.every > 1                  # thinned, some of them more than once
+    kept = store.positions()
+    assert 0 in kept and len(kept) < 40
+    serials = {serial for pos in kept for serial in store.at(pos).chunks}
+    assert len(store.chunks) == len(serials)
+    assert store.chunks.nbytes == sum(len(store.chunks.data(x)) for x in serials)
+    assert store.stats()["chunk_bytes"] < 400 << 10
+    for pos in kept:
+        assert store.restore(store.at(pos))[1] == pos.to_bytes(2, "little") * (8 << 10)
+
+
+def test_a_regular_checkpoint_asked_where_a_dense_one_is_becomes_it():
+    store = CheckpointStore()
+    store.take(0, b"boot")
+    dense = store.take(5, bytearray(4096), dense=True)
+    assert store.positions(dense=True) == [5] and store.dense_bytes == dense.nbytes
+    assert store.take(5, bytearray(4096), dense=True) is None
+    assert store.take(5, bytearray(4096)) is dense
+    assert store.positions() == [0, 5] and store.positions(dense=True) == []
+    assert store.dense_bytes == 0 and store.last_regular(7) == 5
