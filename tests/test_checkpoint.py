@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kinspect.engine.checkpoint import CHUNK_MIN, PIECE, CheckpointStore
-from kinspect.engine.fingerprint import fingerprint
+from kinspect.engine.fingerprint import Fingerprinter, fingerprint
 from kinspect.engine.memory import FREE_PAGE, PAGE_DTYPE
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session, load_trace, merge_ranges
@@ -30,7 +30,7 @@ def state_of(machine) -> dict:
     reference shadow of what is allocated, free areas, slab objects, reports, failures,
     summary), and every scheme's shadow of every page in use and of what is allocated."""
     out = dict(fingerprint(machine))
-    ranges = merge_ranges(machine.allocated_ranges())
+    ranges = merge_ranges(Fingerprinter(machine).allocated_ranges())
     pfns = sorted(machine.pages)
     for scheme in machine.schemes:
         h = blake2b(digest_size=16)
