@@ -60,7 +60,8 @@ def _object_state(m: Machine, addr: int):
 def _state(m: Machine, touched):
     return ([_object_state(m, a) for a in sorted(touched)],
             [format_report(r) for r in m.reports], m.summary(), dict(m.pages),
-            [m.slub.slab_heads(c) for c in m.caches],
+            [(m.slub.slab_heads(c), m.slub.nr_slabs(c), m.slub.objects_in_use(c))
+             for c in m.caches],
             [m.dump_page(pfn) for pfn in sorted(m.pages)[-3:]],
             [(s.checks, s.loads) for s in m.schemes])
 

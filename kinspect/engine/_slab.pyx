@@ -279,11 +279,13 @@ cdef class SlubAllocator:
             n += self.caches[i].nr_slabs
         return n
 
-    def objects_in_use(self):
-        """Allocated objects in every slab (the sum of ``slab->inuse``)."""
+    def objects_in_use(self, cache=None):
+        """Allocated objects (the sum of ``slab->inuse``) in a cache's slabs, or in all."""
         cdef Py_ssize_t i, n = 0
         cdef int32_t s
         for i in range(self.nr_caches):
+            if cache is not None and i != cache.id:
+                continue
             s = self.caches[i].all_head
             while s >= 0:
                 n += self.slabs[s].inuse

@@ -406,9 +406,10 @@ class SlubAllocator:
             return len(self.caches[cache.id].slabs)
         return sum(len(c.slabs) for c in self.caches)
 
-    def objects_in_use(self) -> int:
-        """Allocated objects in every slab (the sum of ``slab->inuse``)."""
-        return sum(s.inuse for c in self.caches for s in c.slabs.values())
+    def objects_in_use(self, cache: KmemCache | None = None) -> int:
+        """Allocated objects (the sum of ``slab->inuse``) in a cache's slabs, or in all."""
+        caches = self.caches if cache is None else [self.caches[cache.id]]
+        return sum(s.inuse for c in caches for s in c.slabs.values())
 
     def quarantine_bytes(self) -> int:
         """Bytes held by the quarantine (the global ring and the CPU queue)."""
