@@ -12,6 +12,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+from conftest import native_missing
 
 from kinspect.engine import native, session as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
@@ -28,8 +29,8 @@ ENGINES = ("python", "native")
 
 def session_on(engine: str, monkeypatch, workload=None) -> Session:
     """A session over the demo (or ``workload``), every scheme running, on ``engine``."""
-    if engine == "native" and native.compiled("_buddy") is None:
-        pytest.skip("the native engine is not built")
+    if engine == "native" and (why := native_missing()) is not None:
+        pytest.skip(why)
     monkeypatch.setenv(native.VARIABLE, engine)
     s = Session(load_profile("x86_64"), workload or parse_workload(DEMO))
     assert s.machine.engine == engine
