@@ -69,6 +69,44 @@ cdef bytearray grown(bytearray buf, Py_ssize_t need):
     return out
 
 
+cdef inline void list_add_tail(SlabRec *slabs, int32_t s, bint all_slabs, int32_t *head,
+                               int32_t *tail) noexcept:
+    """``list_add_tail()`` of slab record s onto a list of slab records given its head and
+    tail: a cache's partial list (``slab->slab_list``: next, prev) or, with all_slabs, the
+    cache's list of every slab (all_next, all_prev)."""
+    cdef SlabRec *slab = &slabs[s]
+    if all_slabs:
+        slab.all_prev, slab.all_next = tail[0], -1
+    else:
+        slab.prev, slab.next = tail[0], -1
+    if tail[0] < 0:
+        head[0] = s
+    elif all_slabs:
+        slabs[tail[0]].all_next = s
+    else:
+        slabs[tail[0]].next = s
+    tail[0] = s
+
+
+cdef inline void list_del(SlabRec *slabs, int32_t s, bint all_slabs, int32_t *head,
+                          int32_t *tail) noexcept:
+    """``list_del()`` of slab record s from the list of list_add_tail()."""
+    cdef int32_t prev = slabs[s].all_prev if all_slabs else slabs[s].prev
+    cdef int32_t next = slabs[s].all_next if all_slabs else slabs[s].next
+    if prev < 0:
+        head[0] = next
+    elif all_slabs:
+        slabs[prev].all_next = next
+    else:
+        slabs[prev].next = next
+    if next < 0:
+        tail[0] = prev
+    elif all_slabs:
+        slabs[next].all_prev = prev
+    else:
+        slabs[next].prev = prev
+
+
 cdef class SlubAllocator:
     """SLUB with generic KASAN's slab hooks and quarantine, for one machine."""
 
@@ -353,13 +391,7 @@ cdef class SlubAllocator:
         for i in range(objects):
             o[i].next_free = i + 1 if i + 1 < objects else -1
         # the cache's list of slabs, newest last
-        slab.all_prev = c.all_tail
-        slab.all_next = -1
-        if c.all_tail >= 0:
-            self.slabs[c.all_tail].all_next = s
-        else:
-            c.all_head = s
-        c.all_tail = s
+        list_add_tail(self.slabs, s, True, &c.all_head, &c.all_tail)
         c.nr_slabs += 1
         self.set_slab_pages(pfn, 1 << order, s)
         # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
@@ -374,14 +406,7 @@ cdef class SlubAllocator:
         cdef int32_t cid = slab.cache
         cdef CacheRec *c = &self.caches[cid]
         cdef int64_t pfn = slab.pfn
-        if slab.all_prev >= 0:
-            self.slabs[slab.all_prev].all_next = slab.all_next
-        else:
-            c.all_head = slab.all_next
-        if slab.all_next >= 0:
-            self.slabs[slab.all_next].all_prev = slab.all_prev
-        else:
-            c.all_tail = slab.all_prev
+        list_del(self.slabs, s, True, &c.all_head, &c.all_tail)
         c.nr_slabs -= 1
         slab.next = c.spare
         c.spare = s
@@ -391,29 +416,14 @@ cdef class SlubAllocator:
 
     cdef void partial_append(self, CacheRec *c, int32_t s) noexcept:
         """``add_partial(n, slab, DEACTIVATE_TO_TAIL)``."""
-        cdef SlabRec *slab = &self.slabs[s]
-        slab.on_partial = 1
-        slab.next = -1
-        slab.prev = c.partial_tail
-        if c.partial_tail >= 0:
-            self.slabs[c.partial_tail].next = s
-        else:
-            c.partial_head = s
-        c.partial_tail = s
+        self.slabs[s].on_partial = 1
+        list_add_tail(self.slabs, s, False, &c.partial_head, &c.partial_tail)
         c.nr_partial += 1
 
     cdef void partial_remove(self, CacheRec *c, int32_t s) noexcept:
         """``remove_partial()``."""
-        cdef SlabRec *slab = &self.slabs[s]
-        if slab.prev >= 0:
-            self.slabs[slab.prev].next = slab.next
-        else:
-            c.partial_head = slab.next
-        if slab.next >= 0:
-            self.slabs[slab.next].prev = slab.prev
-        else:
-            c.partial_tail = slab.prev
-        slab.on_partial = 0
+        list_del(self.slabs, s, False, &c.partial_head, &c.partial_tail)
+        self.slabs[s].on_partial = 0
         c.nr_partial -= 1
 
     cdef int32_t refill_cpu_slab(self, int32_t cid) except -2:
