@@ -122,7 +122,6 @@ class Machine:
                        else LockstepShadow(self.schemes))
         # SLUB, KASAN's slab hooks and the quarantine (slab.SlubAllocator or its twin).
         self.slub = native.slub_allocator_class(self.engine)(self)
-        self._bind_shadow()
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
         # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
@@ -136,6 +135,7 @@ class Machine:
         self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
         self._bind_page_allocator()
+        self._bind_shadow()             # (after: SLUB binds the page allocator's entry points)
         self.vm_areas: list[VmArea] = []
         self._vmalloc_next = p.vmalloc_start
         self._globals_next = p.kernel_image_start
@@ -198,17 +198,19 @@ class Machine:
             yield a, b
 
     def _bind_shadow(self) -> None:
-        """The shadow's write and read, looked up once: the hottest paths call them."""
+        """The shadow's write and read, looked up once: the hottest paths call them; SLUB's
+        binding of the shadow and of the page allocator's entry points."""
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.slub.bind(self)
 
     def _bind_page_allocator(self) -> None:
         """On the native engine, alloc_pages() and free_pages() are their compiled twins
-        (_page_alloc.pyx), bound to this machine's state; the methods below are the
-        reference."""
+        (_page_alloc.pyx), bound to this machine's state, and ``page_allocator`` is their
+        PageAllocator (whose C methods the compiled replayer calls); the methods below are
+        the reference."""
         if self.engine == "native":
-            allocator = native.compiled("_page_alloc").PageAllocator(self)
+            allocator = self.page_allocator = native.compiled("_page_alloc").PageAllocator(self)
             self.alloc_pages, self.free_pages = allocator.alloc_pages, allocator.free_pages
 
     def __getstate__(self) -> dict:
@@ -216,12 +218,13 @@ class Machine:
         del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
         state.pop("alloc_pages", None)                        # compiled: bound again
         state.pop("free_pages", None)
+        state.pop("page_allocator", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._bind_shadow()
         self._bind_page_allocator()
+        self._bind_shadow()
 
     def boot_free_runs(self, a: int, b: int):
         """Runs [x, y) of the pfns in [a, b) that are free RAM at boot: present, not reserved
