@@ -41,7 +41,7 @@ from .kasan import KASAN_SLAB_REDZONE as _SLAB_REDZONE
 from .shadow.base import PageUse
 from .shadow.flat import CHUNK_GRANULES as _CHUNK_GRANULES, CHUNK_SHIFT as _CHUNK_SHIFT
 from .shadow.flat import FlatShadow
-from .slab import (FREE_OK, INVALID_FREE, DOUBLE_FREE, KASAN_NO_FREE_META,
+from .slab import (FREE_BUG_TYPES, FREE_OK, INVALID_FREE, DOUBLE_FREE, KASAN_NO_FREE_META,
                    QUARANTINE_BATCHES as _QUARANTINE_BATCHES, QUARANTINE_FRACTION,
                    QUARANTINE_PERCPU_SIZE, SLAB_TYPESAFE_BY_RCU as _SLAB_TYPESAFE_BY_RCU,
                    ObjectMeta, SlabInfo, alloc_pattern)
@@ -690,12 +690,65 @@ cdef class SlubAllocator:
     def kfree(self, addr, uint64_t track):
         """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab (a large
         kmalloc's pages, or no allocation at all: the caller's business)."""
+        return self.kfree_object(addr, track)
+
+    cdef int kfree_object(self, addr, uint64_t track) except -2:
+        """kfree_slab() of an address given as a Python int; -1 for one outside every slab,
+        or no address at all (below 0 or above 2^64 - 1)."""
         cdef uint64_t a
         try:
             a = addr
-        except OverflowError:           # no address: below 0 or above 2^64 - 1
+        except OverflowError:
             return -1
         return self.kfree_slab(a, track)
+
+    # ------------------------------------------------- the Machine's slab entry points
+    # On the native engine Machine.kmalloc, kfree, kmem_cache_alloc and kmem_cache_free are
+    # these (Machine._bind_compiled(); machine.py's methods are the reference): one compiled
+    # call each, with the track Machine._track() makes, the rare cases (ZERO_SIZE_PTR, a large
+    # kmalloc, a bad free's report) left to the Machine's Python methods.
+
+    cdef uint64_t machine_track(self) except? 0:
+        """``Machine._track()``: task.pid << 32 | ip_handle (in C when both are small, as
+        they are: a pid below 2^31, a stack depot handle below 2^32)."""
+        cdef int64_t pid, handle
+        machine = self.machine
+        task_pid, ip_handle = machine.task.pid, machine.ip_handle
+        try:
+            pid, handle = task_pid, ip_handle
+        except OverflowError:
+            return task_pid << 32 | ip_handle
+        if 0 <= pid < (<int64_t>1) << 31 and 0 <= handle < (<int64_t>1) << 32:
+            return (<uint64_t>pid) << 32 | <uint64_t>handle
+        return task_pid << 32 | ip_handle
+
+    def machine_kmalloc(self, size):
+        """``Machine.kmalloc()``: ``kmalloc(size, GFP_KERNEL)``, a kmalloc cache's object or
+        a large kmalloc's pages above KMALLOC_MAX_CACHE_SIZE. 0 = NULL."""
+        if 0 < size <= self.kmalloc_max:
+            return self.kmalloc_slab(size, self.machine_track())
+        if size == 0:
+            return 16       # ZERO_SIZE_PTR
+        return self.machine._kmalloc_large(size)
+
+    def machine_kmem_cache_alloc(self, cache, size=None):
+        """``Machine.kmem_cache_alloc()``."""
+        return self.slab_alloc(cache.id, cache.object_size if size is None else size,
+                               self.machine_track())
+
+    def machine_kfree(self, addr):
+        """``Machine.kfree()``: a slab object, or a large kmalloc's compound page."""
+        cdef int bug = self.kfree_object(addr, self.machine_track())
+        if bug > 0:
+            self.machine._report_invalid_free(addr, FREE_BUG_TYPES[bug])
+        elif bug < 0 and addr > 16:             # not ZERO_OR_NULL_PTR
+            self.machine._free_large_kmalloc(addr)
+
+    def machine_kmem_cache_free(self, cache, addr):
+        """``Machine.kmem_cache_free()``: the object's own slab decides."""
+        cdef int bug = self.kfree_object(addr, self.machine_track())
+        if bug:
+            self.machine._report_invalid_free(addr, FREE_BUG_TYPES.get(bug, "invalid-free"))
 
     cdef bint record_aux(self, int32_t s, uint64_t addr, uint64_t track) except False:
         """``kasan_record_aux_stack()`` on the object holding addr (``nearest_obj()``)."""

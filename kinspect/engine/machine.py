@@ -92,6 +92,12 @@ class Mempool:
     elements: list[int] = field(default_factory=list)
 
 
+# A native Machine's attributes bound to compiled code (_bind_page_allocator(),
+# _bind_slab_entry_points()): left out of its pickle, bound again when unpickled.
+COMPILED_ENTRY_POINTS = ("alloc_pages", "free_pages", "page_allocator", "kmalloc", "kfree",
+                         "kmem_cache_alloc", "kmem_cache_free")
+
+
 class Machine:
     """A whole simulated kernel, booted on an ``ArchProfile``."""
 
@@ -156,6 +162,7 @@ class Machine:
         # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
         for cache in list(self.caches):
             cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
+        self._bind_slab_entry_points()
 
     # ----------------------------------------------------------------------------- boot
 
@@ -213,18 +220,28 @@ class Machine:
             allocator = self.page_allocator = native.compiled("_page_alloc").PageAllocator(self)
             self.alloc_pages, self.free_pages = allocator.alloc_pages, allocator.free_pages
 
+    def _bind_slab_entry_points(self) -> None:
+        """On the native engine (once boot has made the kmalloc caches), kmalloc(), kfree(),
+        kmem_cache_alloc() and kmem_cache_free() are the compiled SLUB's machine_* twins
+        (_slab.pyx), one compiled call each; the methods below are the reference."""
+        if self.engine == "native":
+            slub = self.slub
+            self.kmalloc, self.kfree = slub.machine_kmalloc, slub.machine_kfree
+            self.kmem_cache_alloc = slub.machine_kmem_cache_alloc
+            self.kmem_cache_free = slub.machine_kmem_cache_free
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
-        state.pop("alloc_pages", None)                        # compiled: bound again
-        state.pop("free_pages", None)
-        state.pop("page_allocator", None)
+        for name in COMPILED_ENTRY_POINTS:                    # compiled: bound again
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._bind_page_allocator()
         self._bind_shadow()
+        self._bind_slab_entry_points()
 
     def boot_free_runs(self, a: int, b: int):
         """Runs [x, y) of the pfns in [a, b) that are free RAM at boot: present, not reserved
