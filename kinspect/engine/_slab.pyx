@@ -725,8 +725,14 @@ cdef class SlubAllocator:
     def machine_kmalloc(self, size):
         """``Machine.kmalloc()``: ``kmalloc(size, GFP_KERNEL)``, a kmalloc cache's object or
         a large kmalloc's pages above KMALLOC_MAX_CACHE_SIZE. 0 = NULL."""
-        if 0 < size <= self.kmalloc_max:
-            return self.kmalloc_slab(size, self.machine_track())
+        cdef uint64_t n
+        try:
+            n = size
+        except OverflowError:                   # below 0 (or above 2^64 - 1): not a slab's
+            n = 0
+        else:
+            if 0 < n <= <uint64_t>self.kmalloc_max:
+                return self.kmalloc_slab(n, self.machine_track())
         if size == 0:
             return 16       # ZERO_SIZE_PTR
         return self.machine._kmalloc_large(size)
