@@ -335,6 +335,12 @@ cdef class BatchReplayer:
             self.task_of.extend([None] * (len(tasks) - len(self.task_of)))
         frame_of, pid_of, task_of = self.frame_of, self.pid_of, self.task_of
         cdef dict machine_tasks = m.tasks
+        # the track's high half, Machine.task.pid << 32, when the pid is a small int (else
+        # the track is made by Python, as Machine._track() makes it); read again whenever
+        # the task changes or a callback ran
+        cdef uint64_t track_pid
+        task_pid = m.task.pid
+        cdef bint small_pid = pid_bits(task_pid, &track_pid)
         caches_made, named = self.caches_made, self.named
         last_pid = self.last_pid
         cdef Py_ssize_t n = replayer.events
@@ -355,6 +361,8 @@ cdef class BatchReplayer:
                         replayer.events = n
                         progress(n, line_col[i])
                         machine_ip = -1
+                        task_pid = m.task.pid
+                        small_pid = pid_bits(task_pid, &track_pid)
                 pid = pid_of[task_col[i]]
                 if pid != last_pid or not have_pid:
                     # Machine.set_task(comm or "?", pid): its Task of the pid if that has the
@@ -364,7 +372,9 @@ cdef class BatchReplayer:
                         m.task = task
                     else:
                         m.set_task(tasks[task_col[i]][0] or "?", pid)
-                        task_of[task_col[i]] = m.task
+                        task = task_of[task_col[i]] = m.task
+                    task_pid = task.pid
+                    small_pid = pid_bits(task_pid, &track_pid)
                     last_pid = replayer._pid = pid
                     have_pid = True
                 kind = kind_col[i]
@@ -390,7 +400,10 @@ cdef class BatchReplayer:
                         handle = frame_of[call_site_col[i]] = replayer._frame(
                             strings[call_site_col[i]], line_col[i])
                     ip_handle = handle
-                    track = machine_track(m, pid, handle)
+                    if small_pid:
+                        track = track_pid | <uint64_t>handle
+                    else:                           # (beyond a u64: OverflowError, as Machine's)
+                        track = task_pid << 32 | handle
                     if kind == C_KMALLOC:
                         cache = -1
                         req = req_col[i]
@@ -423,7 +436,10 @@ cdef class BatchReplayer:
                         handle = frame_of[call_site_col[i]] = replayer._frame(
                             strings[call_site_col[i]], line_col[i])
                     ip_handle = handle
-                    track = machine_track(m, pid, handle)
+                    if small_pid:
+                        track = track_pid | <uint64_t>handle
+                    else:                           # (beyond a u64: OverflowError, as Machine's)
+                        track = task_pid << 32 | handle
                     if cache >= 0 and name_col[i] >= 0 and not named[cache]:
                         name = strings[name_col[i]]
                         if name:
@@ -482,6 +498,8 @@ cdef class BatchReplayer:
                     replayer.events = n
                     after_event(batch[i])
                     machine_ip = -1
+                    task_pid = m.task.pid
+                    small_pid = pid_bits(task_pid, &track_pid)
         finally:
             if ip_handle >= 0:
                 m.ip_handle = ip_handle
@@ -500,9 +518,12 @@ cdef class BatchReplayer:
                     stats.replayed[KIND_LABEL[i]] += done[i]
 
 
-cdef inline uint64_t machine_track(machine, int64_t pid, int64_t handle) except? 0:
-    """``kasan_save_track()``'s track as Machine._track() makes it: ``task.pid << 32 |
-    ip_handle`` (the task is the event's: Machine.set_task() made it with this pid)."""
-    if 0 <= pid < (<int64_t>1) << 31:
-        return (<uint64_t>pid) << 32 | <uint64_t>handle
-    return machine.task.pid << 32 | handle      # (out of a u64: OverflowError, as Machine's)
+cdef inline bint pid_bits(task_pid, uint64_t *bits) except -1:
+    """``task.pid << 32`` of Machine._track() into bits, when the pid is an int in 0..2^31 - 1
+    (a kernel's pids are below PID_MAX_LIMIT, 2^22); False otherwise."""
+    cdef int64_t pid
+    if type(task_pid) is int and 0 <= task_pid < (<int64_t>1) << 31:
+        pid = task_pid
+        bits[0] = (<uint64_t>pid) << 32
+        return True
+    return False
