@@ -24,7 +24,9 @@ would make (``task.pid << 32 | ip_handle``). What is rare stays with the Machine
 methods: kmalloc(0) (ZERO_SIZE_PTR) and large kmallocs, a kfree() outside every slab (a large
 kmalloc's pages), and the report of a bad free; ``Machine.ip_handle`` is written before any
 such call, before ``progress``/``after_event`` and when a batch ends, so the Machine reads as
-after the reference's replay.
+after the reference's replay. ``Machine.set_task()`` runs when the pid changes, unless the
+machine's Task of that pid is the one it made for this (comm, pid) before: then that Task is
+the one set_task() would give, and it is set as ``Machine.task`` directly.
 tests/test_native_replay.py replays both real traces both ways and compares them.
 """
 
