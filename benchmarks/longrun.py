@@ -13,20 +13,28 @@ is at hand, so this one is generated, and labelled so everywhere it is printed:
    (boot-time objects, mostly) gets a lifetime drawn uniformly between its age at the end and
    twice the trace's length: without it, 10^8 events would pile up never-freed objects until
    the machine is out of memory, which a kernel build does not do.
-2. The events are generated as a stream, never held whole: each step frees the oldest due
-   allocation if one is due, else draws an allocation from the measured ones (with
-   replacement, seeded), which is freed when its lifetime is up. What is live at any time is
-   in a heap of due frees: the stream's memory is that of the live set, not of the run.
-3. The stream is replayed by TraceReplayer (what `kinspect run TRACE` does, without reading
-   a file), with the flat scheme, on each engine; wall and CPU seconds, events/s, the load
-   average. The generator's own cost is measured apart, on the first --generator-events.
+2. The events are generated as a stream of EventBatches (ftrace.EventBatch, the columns the
+   compiled trace scanner makes), by numpy a block of 65 536 events at a time, never held
+   whole (generate()): allocation j draws an allocation of the mix (with replacement,
+   seeded) at time 2j, and is freed at time 2j + its lifetime; the stream is every event in
+   time order. What is live at any time waits in arrays of due frees: the stream's memory is
+   that of the live set, not of the run.
+3. The stream is replayed as `kinspect run TRACE` replays a file, with the flat scheme, on
+   each engine: the native one hands the batches to the compiled replayer
+   (TraceReplayer.compiled(), as replay_trace() does), the Python one replays their events
+   one by one (TraceReplayer.replay, the reference); wall and CPU seconds, events/s, the
+   load average. The generator's own cost is measured apart, on the first
+   --generator-events.
 4. Every scheme in lockstep (the figures of `kinspect compare`) on the native engine over
    --schemes-events of the same stream: what each costs (static, dynamic, dynamic peak,
    metadata, total peak; peaks sampled every 16 384 events and at the end), and the checks.
+5. check: the first --check-events of the stream, every scheme in lockstep, on both engines:
+   their state fingerprints (kinspect/engine/fingerprint.py), replay statistics and scheme
+   figures must be equal (exit status 1 if not).
 
     python benchmarks/longrun.py [--events 1e8] [--python-events 1e7]
                                  [--schemes-events 1e7] [--parts mix,generator,native,python,
-                                 schemes] [--mem 1G] [--seed 1]
+                                 schemes,check] [--mem 1G] [--seed 1] [--check-events 2e5]
 
 A part given fewer events than --events is extrapolated linearly to --events, and printed
 as such ("extrapolated").
@@ -35,9 +43,7 @@ as such ("extrapolated").
 from __future__ import annotations
 
 import argparse
-import heapq
 import os
-import random
 import resource
 import sys
 import time
@@ -45,17 +51,23 @@ from collections import Counter
 from itertools import chain
 from pathlib import Path
 
+import numpy as np
+
 from kinspect.engine import native
 from kinspect.engine.ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE,
-                                    PAGE_ALLOC, PAGE_FREE, TraceReader)
+                                    PAGE_ALLOC, PAGE_FREE, EventBatch, TraceReader)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import format_size, load_profile, parse_size
+from kinspect.engine.fingerprint import fingerprint
 from kinspect.engine.replay import TraceReplayer
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import gc_paused
 
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
-FREE_OF = {KMALLOC: KFREE, KMEM_CACHE_ALLOC: KMEM_CACHE_FREE, PAGE_ALLOC: PAGE_FREE}
+FREE_OF = np.zeros(max(KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC) + 1, np.int8)  # kind -> its free's
+FREE_OF[[KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC]] = KFREE, KMEM_CACHE_FREE, PAGE_FREE
+BLOCK = 65536               # events per generated EventBatch
+LOCKSTEP = ("flat",) + tuple(s for s in SCHEMES if s != "flat")   # flat the reference
 SAMPLE_EVERY = 16384        # TraceReplayer.replay()'s progress callback: footprints sampled
 PROGRESS_EVERY = 1 << 23    # events between two progress lines (partial figures of a long run)
 
@@ -139,35 +151,110 @@ class Mix:
         ]
 
 
-def generate(mix: Mix, events: int, seed: int):
-    """GENERATED kmem events from ``mix`` (TraceEvent fields, plain tuples), streamed."""
-    rng = random.Random(seed)
-    draw, uniform = rng.randrange, rng.randint
-    allocations, lifetimes, ages = mix.allocations, mix.lifetimes, mix.ages
-    horizon = 2 * mix.trace_events
-    count = len(allocations)
-    due: list[tuple[int, int, tuple]] = []            # (free at, key, the free event's fields)
-    pop, push = heapq.heappop, heapq.heappush
-    key = 0
-    for now in range(1, events + 1):
-        if due and due[0][0] <= now:
-            _, k, (kind, name, order, comm, pid, call_site) = pop(due)
-            if kind == PAGE_FREE:
-                yield (now, kind, 0, k, order, 0, 0, "", "", comm, pid)
-            else:
-                yield (now, kind, k, 0, 0, 0, 0, call_site, name, comm, pid)
-            continue
-        i = draw(count)
-        kind, req, size, order, call_site, name, comm, pid = allocations[i]
-        key += 1            # a fresh traced pointer (small: never inside a traced page) or pfn
-        if kind == PAGE_ALLOC:
-            yield (now, kind, 0, key, order, 0, 0, "", "", comm, pid)
-        else:
-            yield (now, kind, key, 0, 0, req, size, call_site, "", comm, pid)
-        life = lifetimes[i]
-        if life is None:
-            life = uniform(ages[i], horizon)
-        push(due, (now + max(life, 1), key, (FREE_OF[kind], name, order, comm, pid, call_site)))
+class MixColumns:
+    """A Mix's allocations as numpy columns (one row each), with the string and task tables
+    of the EventBatches made from them (``ftrace.EventBatch``: call sites and cache names
+    are indexes into ``strings``, (comm, pid) into ``tasks``)."""
+
+    def __init__(self, mix: Mix) -> None:
+        self.strings: list[str] = [""]
+        self.tasks: list[tuple[str, int]] = []
+        string_index = {"": 0}
+        task_index: dict[tuple[str, int], int] = {}
+
+        def string(text) -> int:
+            if not text:
+                return -1
+            if text not in string_index:
+                string_index[text] = len(self.strings)
+                self.strings.append(text)
+            return string_index[text]
+
+        def task(comm: str, pid: int) -> int:
+            if (comm, pid) not in task_index:
+                task_index[comm, pid] = len(self.tasks)
+                self.tasks.append((comm, pid))
+            return task_index[comm, pid]
+
+        a = mix.allocations
+        self.kind = np.array([x[0] for x in a], np.int8)
+        page = self.kind == PAGE_ALLOC
+        self.req = np.where(page, 0, np.array([x[1] for x in a], np.uint64)).astype(np.uint64)
+        self.size = np.where(page, 0, np.array([x[2] for x in a], np.uint64)).astype(np.uint64)
+        self.order = np.where(page, np.array([x[3] or 0 for x in a], np.uint64), 0
+                              ).astype(np.uint64)
+        # the call site of an object (its free's too); a page's reads "" (as TraceEvent's)
+        self.call_site = np.where(page, 0, np.array([max(string(x[4]), 0) for x in a],
+                                                    np.int32)).astype(np.int32)
+        self.name = np.array([string(x[5]) for x in a], np.int32)   # a free's name=, or -1
+        self.task = np.array([task(x[6], x[7]) for x in a], np.int32)
+        self.lifetime = np.array([-1 if t is None else t for t in mix.lifetimes], np.int64)
+        self.age = np.array(mix.ages, np.int64)
+        self.horizon = 2 * mix.trace_events
+
+
+def generate(mix: MixColumns, events: int, seed: int, block: int = BLOCK):
+    """``events`` GENERATED kmem events from ``mix``, streamed as EventBatches of about
+    ``block`` events, made by numpy a block at a time.
+
+    Allocation j (j = 1, 2, ...) draws a row of the mix (with replacement, seeded) and happens
+    at time 2j; its free at time 2j + its lifetime (the row's, in events, at least 1; a row
+    still live at the end of the real trace draws one uniformly in [age, 2 x the trace's
+    length]). The stream is every event in time order, a free before an allocation at the
+    same time, frees of the same time in allocation order: one allocation every two events
+    and, once the live set is steady, one free per allocation, so a lifetime is about that
+    many events of the stream, as it was in the trace. What is live at any time waits in
+    ``pending`` (time, key, row): the stream's memory is that of the live set."""
+    rng = np.random.default_rng(seed)
+    rows = len(mix.kind)
+    per_block = block // 2                          # allocations per block
+    pending_time = np.empty(0, np.int64)
+    pending_key = np.empty(0, np.int64)
+    pending_row = np.empty(0, np.int64)
+    made = 0                                        # allocations so far
+    n = 0                                           # events so far
+    strings, tasks = mix.strings, mix.tasks
+    while n < events:
+        # this block's allocations: keys (traced pointers / pfns, small: never inside a traced
+        # page) made + 1 .. made + per_block, at times 2 * key
+        key = np.arange(made + 1, made + per_block + 1, dtype=np.int64)
+        row = rng.integers(rows, size=per_block)
+        life = mix.lifetime[row]
+        censored = life < 0
+        life[censored] = rng.integers(mix.age[row[censored]], mix.horizon + 1)
+        made += per_block
+        pending_time = np.concatenate([pending_time, 2 * key + np.maximum(life, 1)])
+        pending_key = np.concatenate([pending_key, key])
+        pending_row = np.concatenate([pending_row, row])
+        # frees due before the next block's first allocation (time 2 * (made + 1))
+        due = pending_time < 2 * (made + 1)
+        free_time, free_key, free_row = pending_time[due], pending_key[due], pending_row[due]
+        keep = ~due
+        pending_time, pending_key, pending_row = (pending_time[keep], pending_key[keep],
+                                                  pending_row[keep])
+        time_ = np.concatenate([free_time, 2 * key])
+        is_alloc = np.concatenate([np.zeros(len(free_key), np.int8), np.ones(per_block, np.int8)])
+        keys = np.concatenate([free_key, key])
+        rows_ = np.concatenate([free_row, row])
+        sequence = np.lexsort((keys, is_alloc, time_))[:events - n]
+        is_alloc, keys, rows_ = (is_alloc[sequence], keys[sequence].astype(np.uint64),
+                                 rows_[sequence])
+        kind = mix.kind[rows_]
+        page = kind == PAGE_ALLOC
+        alloc = is_alloc.astype(bool)
+        zero = np.zeros(len(sequence), np.uint64)
+        yield EventBatch((
+            np.arange(n + 1, n + len(sequence) + 1, dtype=np.int64),       # line
+            np.where(alloc, kind, FREE_OF[kind]).astype(np.int8),
+            np.where(page, zero, keys),                                     # ptr
+            np.where(page, keys, zero),                                     # pfn
+            mix.order[rows_],
+            np.where(alloc, mix.req[rows_], zero),
+            np.where(alloc, mix.size[rows_], zero),
+            mix.call_site[rows_],
+            np.where(alloc, -1, mix.name[rows_]).astype(np.int32),
+            mix.task[rows_]), strings, tasks)
+        n += len(sequence)
 
 
 def _load() -> str:
@@ -189,8 +276,13 @@ def _timed(what: str, run, events: int, target: int) -> None:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB", flush=True)
 
 
-def _replay(mix: Mix, events: int, seed: int, mem: int, engine: str, schemes) -> dict:
-    """Replay ``events`` generated events; the figures per scheme (peaks sampled)."""
+def _replay(mix: MixColumns, events: int, seed: int, mem: int, engine: str, schemes,
+            quiet: bool = False) -> tuple[dict, Machine, TraceReplayer]:
+    """Replay ``events`` generated events as `kinspect run` replays a trace on each engine:
+    the native one hands the EventBatches to the compiled replayer
+    (``TraceReplayer.compiled()``, as replay_trace() does), the Python one replays their
+    events one by one (TraceReplayer.replay, the reference). The figures per scheme (peaks
+    sampled), the machine and the replayer."""
     machine = Machine(load_profile("x86_64", mem), schemes=schemes, engine=engine)
     replayer = TraceReplayer(machine, "GENERATED")
     peaks = {s.name: 0 for s in machine.schemes}
@@ -199,14 +291,20 @@ def _replay(mix: Mix, events: int, seed: int, mem: int, engine: str, schemes) ->
     def sample(n: int = 0, _line: int = 0) -> None:
         for scheme in machine.schemes:
             peaks[scheme.name] = max(peaks[scheme.name], scheme.footprint().total_bytes())
-        if n and not n % PROGRESS_EVERY:
+        if n and not n % PROGRESS_EVERY and not quiet:
             cpu = time.process_time() - start_cpu
             print(f"  [{engine}] ... {n:,} events: {time.perf_counter() - start:,.0f} s wall, "
                   f"{cpu:,.0f} s CPU ({1e6 * cpu / n:.2f} us/event), load average {_load()}",
                   flush=True)
 
+    batches = generate(mix, events, seed)
     with gc_paused():
-        replayer.replay(generate(mix, events, seed), progress=sample)
+        if engine == "native":
+            replay_batch = replayer.compiled().replay
+            for batch in batches:
+                replay_batch(batch, sample)
+        else:
+            replayer.replay(chain.from_iterable(batches), progress=sample)
     sample()
     rows = {}
     for scheme in machine.schemes:
@@ -214,11 +312,28 @@ def _replay(mix: Mix, events: int, seed: int, mem: int, engine: str, schemes) ->
         rows[scheme.name] = (fp, max(peaks[scheme.name], fp.static_bytes + fp.metadata_bytes
                                      + fp.dynamic_peak_bytes))
     s = machine.summary()
-    print(f"  [{engine}] end: pages in use {s['pages_in_use']:,}, slabs {s['slabs']:,}, "
-          f"objects in use {s['objects_in_use']:,}, quarantine "
-          f"{format_size(s['quarantine_bytes'])}, failed allocations "
-          f"{dict(replayer.stats.failed) or 'none'}, reports {s['reports']}", flush=True)
-    return rows
+    if not quiet:
+        print(f"  [{engine}] end: pages in use {s['pages_in_use']:,}, slabs {s['slabs']:,}, "
+              f"objects in use {s['objects_in_use']:,}, quarantine "
+              f"{format_size(s['quarantine_bytes'])}, failed allocations "
+              f"{dict(replayer.stats.failed) or 'none'}, reports {s['reports']}", flush=True)
+    return rows, machine, replayer
+
+
+def same_on_both_engines(mix: MixColumns, events: int, seed: int, mem: int) -> list[str]:
+    """The parts of the state (kinspect/engine/fingerprint.py), replay statistics and
+    per-scheme figures that differ between the engines after the same ``events`` generated
+    events (every scheme in lockstep); [] when none does."""
+    sides = [_replay(mix, events, seed, mem, engine, LOCKSTEP, quiet=True)
+             for engine in ("python", "native")]
+    (rows_p, machine_p, replayer_p), (rows_n, machine_n, replayer_n) = sides
+    prints = fingerprint(machine_p), fingerprint(machine_n)
+    differ = [part for part in prints[0] if prints[0][part] != prints[1][part]]
+    if replayer_p.stats != replayer_n.stats:
+        differ.append("replay statistics")
+    if rows_p != rows_n:
+        differ.append("scheme figures")
+    return differ
 
 
 def _print_rows(rows: dict, events: int) -> None:
@@ -242,8 +357,10 @@ def main() -> None:
                     help="events for the Python engine (extrapolated to --events)")
     ap.add_argument("--schemes-events", type=float, default=1e7,
                     help="events for every scheme in lockstep (native engine)")
-    ap.add_argument("--generator-events", type=float, default=1e6)
-    ap.add_argument("--parts", default="mix,generator,native,python,schemes" if built
+    ap.add_argument("--generator-events", type=float, default=1e7)
+    ap.add_argument("--check-events", type=float, default=2e5,
+                    help="events replayed on both engines, every scheme, and compared")
+    ap.add_argument("--parts", default="mix,generator,native,python,schemes,check" if built
                     else "mix,generator,python,schemes")
     ap.add_argument("--mem", default="1G")
     ap.add_argument("--seed", type=int, default=1)
@@ -258,25 +375,35 @@ def main() -> None:
     print(f"(mix measured in {time.process_time() - t:.1f} s CPU)")
     if "mix" in parts:
         print("\n".join(mix.describe()), flush=True)
+    columns = MixColumns(mix)
     if "generator" in parts:
         n = int(args.generator_events)
-        _timed("generator alone", lambda: sum(1 for _ in generate(mix, n, args.seed)), n, target)
+        _timed("generator alone (numpy, EventBatches)",
+               lambda: sum(len(b) for b in generate(columns, n, args.seed)), n, target)
     for engine, n in (("native", target), ("python", int(args.python_events))):
         if engine in parts:
             rows = {}
             _timed(f"flat replay [{engine}] (generator included)",
-                   lambda: rows.update(_replay(mix, n, args.seed, mem, engine, ("flat",))),
-                   n, target)
+                   lambda: rows.update(_replay(columns, n, args.seed, mem, engine,
+                                               ("flat",))[0]), n, target)
             _print_rows(rows, n)
     if "schemes" in parts:
         n = int(args.schemes_events)
         engine = "native" if built else "python"
-        schemes = ("flat",) + tuple(s for s in SCHEMES if s != "flat")
         rows = {}
         _timed(f"every scheme in lockstep [{engine}] (generator included)",
-               lambda: rows.update(_replay(mix, n, args.seed, mem, engine, schemes)), n, target)
+               lambda: rows.update(_replay(columns, n, args.seed, mem, engine,
+                                           LOCKSTEP)[0]), n, target)
         _print_rows(rows, n)
-
+    if "check" in parts and built:
+        n = int(args.check_events)
+        differ = same_on_both_engines(columns, n, args.seed, mem)
+        print(f"check: the first {n:,} GENERATED events, every scheme in lockstep, on both "
+              f"engines: " + (f"DIFFER in {', '.join(differ)}" if differ else
+                              "same state fingerprint, statistics and scheme figures"),
+              flush=True)
+        if differ:
+            sys.exit(1)
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,8 @@ needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 def _state(machine: Machine) -> dict:
     """The simulated machine as a replay leaves it: every struct page of every touched
-    section, every flat shadow chunk, the zones' free blocks, the reports."""
+    section, every flat shadow chunk, the zones' free blocks, the reports, the current task
+    and call site (the compiled replayer writes Machine.ip_handle only when it must)."""
     shadow = next(scheme for scheme in machine.schemes if scheme.name == "flat")
     return {
         "sections": {pfn: sec.tobytes() for pfn, sec in machine.memmap.for_each_section()},
@@ -44,6 +45,8 @@ def _state(machine: Machine) -> dict:
         "pages": dict(machine.pages),
         "reports": [r.bug_type for r in machine.reports],
         "caches": [(c.id, c.name, c.object_size) for c in machine.caches],
+        "task": (machine.task.comm, machine.task.pid, machine.ip_handle),
+        "tasks": {pid: task.comm for pid, task in machine.tasks.items()},
     }
 
 
@@ -165,7 +168,7 @@ def test_fuzzed_lines_replay_alike(tmp_path, lines, strict):
 # pages recognised by the objects in them and pages freed twice all happen; pointers in the
 # x86_64 direct map (PAGE_OFFSET 0xffff888000000000) of the traced pfns.
 DIRECT_MAP = 0xFFFF888000000000
-TASKS = ("sh-9", "kworker/0:1-20", "<idle>-0")
+TASKS = ("sh-9", "kworker/0:1-20", "<idle>-0", "bash-9")      # (pid 9 under two comms)
 
 
 @st.composite
@@ -178,7 +181,7 @@ def synthetic_event(draw):
     text = f"{ptr:016x}" if ptr else "          (null)"
     kind = draw(st.integers(0, 5))
     if kind == 0:
-        size = draw(st.sampled_from([8, 100, 4096, 9000, 1 << 20, 1 << 40]))
+        size = draw(st.sampled_from([0, 8, 100, 4096, 9000, 1 << 20, 1 << 40]))
         event = f"kmalloc: call_site={site} ptr={text} bytes_req={size} bytes_alloc={size}"
     elif kind == 1:
         req, slot = draw(st.sampled_from([(24, 32), (200, 256), (5000, 8192), (1 << 30, 1 << 30)]))

@@ -67,9 +67,11 @@ def _state(m: Machine, touched):
 
 
 OPS = st.lists(st.one_of(
-    st.tuples(st.just("kmalloc"), st.sampled_from([1, 8, 13, 64, 100, 192, 700, 4096, 8192,
+    st.tuples(st.just("kmalloc"), st.sampled_from([0, 1, 8, 13, 64, 100, 192, 700, 4096, 8192,
                                                    9000])),
     st.tuples(st.just("kfree"), st.integers(0, 1000)),
+    st.tuples(st.just("kfree_zero_or_null"), st.sampled_from([0, 16])),
+    st.tuples(st.just("cache_free_invalid"), st.integers(0, 1000), st.integers(1, 200)),
     st.tuples(st.just("double_free"), st.integers(0, 1000)),
     st.tuples(st.just("invalid_free"), st.integers(0, 1000), st.integers(1, 200)),
     st.tuples(st.just("cache_create"), st.integers(1, 3000), st.booleans()),
@@ -101,6 +103,13 @@ def _step(m: Machine, op, live: list[int], caches: list, objects: list) -> objec
         return p
     if kind == "invalid_free" and live:
         m.kfree(live[op[1] % len(live)] + op[2])
+        return None
+    if kind == "kfree_zero_or_null":            # ZERO_OR_NULL_PTR: nothing to free
+        m.kfree(op[1])
+        return None
+    if kind == "cache_free_invalid" and objects:
+        cache, p = objects[op[1] % len(objects)]
+        m.kmem_cache_free(cache, p + op[2])
         return None
     if kind == "cache_create":
         flags = SLAB_TYPESAFE_BY_RCU if op[2] else 0

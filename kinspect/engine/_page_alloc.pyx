@@ -73,14 +73,12 @@ cdef int write_records(memmap, uint64_t pfn, uint64_t count, const char *record,
 
 
 cdef class PageAllocator:
-    """A Machine's page allocator entry points, compiled (see the module's docstring)."""
+    """A Machine's page allocator entry points, compiled (see the module's docstring): the
+    Python-callable alloc_pages() and free_pages() (the Machine's on the native engine) and
+    their C bodies, alloc_pages_noprof() and free_pages_ok(), which other compiled modules
+    call."""
 
-    cdef object machine, memmap
-    cdef dict records                   # as Machine._records, each record as bytes
-    cdef list alloc_zones, zone_ends, zones
-    cdef dict pages
-    cdef uint64_t lowmem_lo, lowmem_hi, lm_delta, vmalloc_start, vmalloc_end
-    cdef int page_shift, max_order
+    # (its state is declared in _page_alloc.pxd)
 
     def __init__(self, machine):
         self.machine = machine
@@ -138,24 +136,28 @@ cdef class PageAllocator:
 
     def alloc_pages(self, order_object, use=PAGE_ALLOC, compound=False, cache=None):
         """Machine.alloc_pages(), compiled: the head pfn, or None when out of memory."""
-        cdef uint64_t pfn, need
-        cdef int order
+        cdef int64_t pfn
         if order_object > self.max_order:
             return None
         if order_object < 0:
             raise ValueError("negative shift count")
-        order = order_object
-        need = (<uint64_t>1) << order
+        pfn = self.alloc_pages_noprof(order_object, use, compound, cache)
+        return None if pfn < 0 else pfn
+
+    cdef int64_t alloc_pages_noprof(self, int order, use, bint compound, cache) except -2:
+        """``alloc_pages_noprof()`` + ``post_alloc_hook()`` of an order in 0..max_order: the
+        head pfn, or -1 when out of memory."""
+        cdef uint64_t pfn, need = (<uint64_t>1) << order
         for zone in self.alloc_zones:               # highest zone first, no HighMem
             if zone.free_pages >= need:
                 result = zone.alloc(order)
                 if result is not None:
                     break
         else:
-            return None
+            return -1
         pfn = result
         compound = compound and order > 0
-        tails, named_tails, head = self.raw_records(use, order, bool(compound), cache)
+        tails, named_tails, head = self.raw_records(use, order, compound, cache)
         memmap = self.memmap
         if order:
             if tails is None:
@@ -171,14 +173,19 @@ cdef class PageAllocator:
             del self.pages[result]
             write_records(memmap, pfn, need, PyBytes_AS_STRING(FREE_RECORD), False, 0)
             self.machine._zone_of(result).free(result, order)
-            return None
+            return -1
         if self.lowmem_lo <= pfn < self.lowmem_hi:  # kasan_unpoison_pages()
             self.poison(pfn, order, 0)
-        return result
+        return pfn
 
-    def free_pages(self, pfn_object, int order):
+    def free_pages(self, pfn, int order):
         """Machine.free_pages(), compiled."""
-        cdef uint64_t pfn = pfn_object
+        self.free_pages_ok(pfn, order)
+
+    cdef int free_pages_ok(self, uint64_t pfn, int order) except -1:
+        """``__free_pages_ok()``: free_pages_prepare() (kasan_poison_pages()), then the
+        buddy's __free_one_page()."""
+        pfn_object = pfn
         self.pages.pop(pfn_object, None)
         if self.lowmem_lo <= pfn < self.lowmem_hi:  # kasan_poison_pages()
             self.poison(pfn, order, C_KASAN_PAGE_FREE)
@@ -193,3 +200,4 @@ cdef class PageAllocator:
         else:
             zone = self.zones[len(self.zones) - 1]
         zone.free(pfn_object, order)
+        return 0

@@ -14,16 +14,33 @@ reference keeps dicts and a set:
 - ``pages``: traced pfn -> (simulated pfn, order),
 - ``slab_pfns``: traced pfns that turned out to be slab pages,
 - ``caches``: (bytes_req, bytes_alloc) of kmem_cache_alloc -> the index of its kmem_cache.
+
+It calls the native machine's allocators in C, as the Machine's methods would call them:
+kmalloc() of 1..KMALLOC_MAX_CACHE_SIZE bytes is ``SlubAllocator.kmalloc_slab()``,
+kmem_cache_alloc() is ``slab_alloc()`` of the cache's object size, kfree() and
+kmem_cache_free() are ``kfree_slab()``, alloc_pages()/free_pages() are
+``PageAllocator.alloc_pages_noprof()``/``free_pages_ok()``, each with the track the Machine
+would make (``task.pid << 32 | ip_handle``). What is rare stays with the Machine's Python
+methods: kmalloc(0) (ZERO_SIZE_PTR) and large kmallocs, a kfree() outside every slab (a large
+kmalloc's pages), and the report of a bad free; ``Machine.ip_handle`` is written before any
+such call, before ``progress``/``after_event`` and when a batch ends, so the Machine reads as
+after the reference's replay. ``Machine.set_task()`` runs when the pid changes, unless the
+machine's Task of that pid is the one it made for this (comm, pid) before: then that Task is
+the one set_task() would give, and it is set as ``Machine.task`` directly.
 tests/test_native_replay.py replays both real traces both ways and compares them.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc
 
 import numpy as np
 
+from ._page_alloc cimport PageAllocator
+from ._slab cimport SlubAllocator
 from .ftrace import KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE
+from .shadow.base import PageUse
+from .slab import FREE_BUG_TYPES
 
 KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
               "mm_page_free")
@@ -166,6 +183,7 @@ cdef class KeyTable:
 cdef enum:
     LOST_FREE, LOST_KFREE, LOST_KMEM_CACHE_FREE, LOST_PAGE_FREE, LOST_MM_PAGE_FREE, NR_LOST
 
+PAGE_ALLOC_USE = PageUse.PAGE_ALLOC
 LOST_LABEL = ("lost free", "kfree", "kmem_cache_free", "lost page free", "mm_page_free")
 FAILED_LABEL = ("kmalloc", "kmem_cache_alloc", "mm_page_alloc")
 
@@ -178,9 +196,13 @@ cdef class BatchReplayer:
     cdef object replayer, machine
     cdef readonly KeyTable objects, pages, slab_pfns, caches
     cdef readonly list caches_made                  # cache index -> KmemCache
+    cdef int32_t *cache_id                          # cache index -> its KmemCache's id ...
+    cdef uint64_t *object_size                      # ... and object_size
+    cdef Py_ssize_t cache_room
     cdef bytearray named                            # cache index -> named by a free yet
     cdef object frame_of                            # string index -> stack depot handle, -1
     cdef object pid_of                              # task index -> pid
+    cdef list task_of                               # task index -> the Task made for it
     cdef int64_t last_pid                          # the task of the last event ...
     cdef bint have_pid                              # ... once there was one
     cdef uint64_t lm_delta                          # __pa(): ptr - lm_delta, as a u64 ...
@@ -198,12 +220,17 @@ cdef class BatchReplayer:
         self.named = bytearray()
         self.frame_of = np.empty(0, np.int64)
         self.pid_of = np.empty(0, np.int64)
+        self.task_of = []
         self.have_pid = replayer._pid is not None
         self.last_pid = replayer._pid if self.have_pid else 0
         delta = replayer._lm_delta
         self.lm_delta_negative = delta < 0
         self.lm_delta = -delta if delta < 0 else delta
         self.page_shift = replayer._page_shift
+
+    def __dealloc__(self):
+        free(self.cache_id)
+        free(self.object_size)
 
     cdef inline bint traced_pfn(self, uint64_t ptr, uint64_t *pfn) noexcept:
         """``(ptr - lm_delta) >> page_shift`` when it is not negative."""
@@ -241,7 +268,21 @@ cdef class BatchReplayer:
         cache = self.replayer._cache(req, size)
         if cache is None:
             return -1
-        self.caches.put(req, size, len(self.caches_made), 0)
+        cdef Py_ssize_t index = len(self.caches_made)
+        cdef void *grown
+        if index == self.cache_room:
+            grown = realloc(self.cache_id, 2 * (index + 8) * sizeof(int32_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.cache_id = <int32_t *>grown
+            grown = realloc(self.object_size, 2 * (index + 8) * sizeof(uint64_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.object_size = <uint64_t *>grown
+            self.cache_room = 2 * (index + 8)
+        self.cache_id[index] = cache.id
+        self.object_size[index] = cache.object_size
+        self.caches.put(req, size, index, 0)
         self.caches_made.append(cache)
         self.named.append(cache.id in self.replayer._named)
         return len(self.caches_made) - 1
@@ -272,15 +313,19 @@ cdef class BatchReplayer:
         cdef Py_ssize_t lost[NR_LOST]
         cdef Py_ssize_t failed[3]
         cdef Py_ssize_t slab_pages = 0
-        cdef int kind
-        cdef uint64_t ptr, pfn
-        cdef int64_t handle, cache, order, pid, last_pid
-        cdef uint64_t sim
+        cdef int kind, bug
+        cdef uint64_t ptr, pfn, req, addr, track = 0
+        cdef int64_t handle, cache, order, pid, last_pid, sim
+        cdef int64_t ip_handle = -1                     # the current call site's handle ...
+        cdef int64_t machine_ip = -1                    # ... and Machine.ip_handle, -1 unknown
         cdef bint have_pid = self.have_pid
         cdef int64_t[::1] frame_of
         cdef int64_t[::1] pid_of
         cdef KeyTable objects = self.objects, pages = self.pages, slab_pfns = self.slab_pfns
         replayer, m = self.replayer, self.machine
+        cdef SlubAllocator slub = <SlubAllocator?>m.slub
+        cdef PageAllocator page_allocator = <PageAllocator?>m.page_allocator
+        cdef uint64_t kmalloc_max = m.kmalloc_max_cache_size
         strings, tasks = batch.strings, batch.tasks
         if len(self.frame_of) < len(strings):
             self.frame_of = np.concatenate([self.frame_of,
@@ -288,9 +333,16 @@ cdef class BatchReplayer:
         if len(self.pid_of) < len(tasks):
             self.pid_of = np.concatenate([self.pid_of, np.array(
                 [pid for _, pid in tasks[len(self.pid_of):]], np.int64)])
-        frame_of, pid_of = self.frame_of, self.pid_of
-        kmalloc, kmem_cache_alloc, kfree = m.kmalloc, m.kmem_cache_alloc, m.kfree
-        kmem_cache_free, alloc_pages, free_pages = m.kmem_cache_free, m.alloc_pages, m.free_pages
+        if len(self.task_of) < len(tasks):
+            self.task_of.extend([None] * (len(tasks) - len(self.task_of)))
+        frame_of, pid_of, task_of = self.frame_of, self.pid_of, self.task_of
+        cdef dict machine_tasks = m.tasks
+        # the track's high half, Machine.task.pid << 32, when the pid is a small int (else
+        # the track is made by Python, as Machine._track() makes it); read again whenever
+        # the task changes or a callback ran
+        cdef uint64_t track_pid
+        task_pid = m.task.pid
+        cdef bint small_pid = pid_bits(task_pid, &track_pid)
         caches_made, named = self.caches_made, self.named
         last_pid = self.last_pid
         cdef Py_ssize_t n = replayer.events
@@ -306,12 +358,25 @@ cdef class BatchReplayer:
                 if not n & 0x3FFF:
                     PyErr_CheckSignals()                # Ctrl-C, in runs of compiled calls
                     if progress is not None:
+                        if ip_handle >= 0:
+                            m.ip_handle = ip_handle
                         replayer.events = n
                         progress(n, line_col[i])
+                        machine_ip = -1
+                        task_pid = m.task.pid
+                        small_pid = pid_bits(task_pid, &track_pid)
                 pid = pid_of[task_col[i]]
                 if pid != last_pid or not have_pid:
-                    comm = tasks[task_col[i]][0]
-                    m.set_task(comm or "?", pid)
+                    # Machine.set_task(comm or "?", pid): its Task of the pid if that has the
+                    # comm (then it is the one made for this task index), else a new one
+                    task = machine_tasks.get(pid)
+                    if task is not None and task is task_of[task_col[i]]:
+                        m.task = task
+                    else:
+                        m.set_task(tasks[task_col[i]][0] or "?", pid)
+                        task = task_of[task_col[i]] = m.task
+                    task_pid = task.pid
+                    small_pid = pid_bits(task_pid, &track_pid)
                     last_pid = replayer._pid = pid
                     have_pid = True
                 kind = kind_col[i]
@@ -329,20 +394,31 @@ cdef class BatchReplayer:
                             pfn, sim, order = pages.key[slot], pages.value[slot], \
                                 pages.value2[slot]
                             pages.remove(slot)
-                            free_pages(sim, order)
+                            page_allocator.free_pages_ok(sim, order)
                             slab_pfns.put(pfn, 0, 0, 0)
                             slab_pages += 1
                     handle = frame_of[call_site_col[i]]
                     if handle < 0:
                         handle = frame_of[call_site_col[i]] = replayer._frame(
                             strings[call_site_col[i]], line_col[i])
-                    m.ip_handle = handle
+                    ip_handle = handle
+                    if small_pid:
+                        track = track_pid | <uint64_t>handle
+                    else:                           # (beyond a u64: OverflowError, as Machine's)
+                        track = task_pid << 32 | handle
                     if kind == C_KMALLOC:
                         cache = -1
-                        addr = kmalloc(req_col[i])
+                        req = req_col[i]
+                        if 0 < req <= kmalloc_max:
+                            addr = slub.kmalloc_slab(req, track)
+                        else:                           # ZERO_SIZE_PTR, or a large kmalloc
+                            if ip_handle != machine_ip:
+                                m.ip_handle = machine_ip = ip_handle
+                            addr = m.kmalloc(req)
                     else:
                         cache = self.cache_index(req_col[i], size_col[i])
-                        addr = kmem_cache_alloc(caches_made[cache]) if cache >= 0 else 0
+                        addr = slub.slab_alloc(self.cache_id[cache], self.object_size[cache],
+                                               track) if cache >= 0 else 0
                     if addr:
                         objects.put(ptr, 0, addr, cache)
                     else:
@@ -361,18 +437,29 @@ cdef class BatchReplayer:
                     if handle < 0:
                         handle = frame_of[call_site_col[i]] = replayer._frame(
                             strings[call_site_col[i]], line_col[i])
-                    m.ip_handle = handle
-                    if cache < 0:
-                        kfree(addr)
-                    else:
-                        kmem_cache = caches_made[cache]
-                        if name_col[i] >= 0 and not named[cache]:
-                            name = strings[name_col[i]]
-                            if name:
-                                kmem_cache.name = name
-                                named[cache] = 1
-                                replayer._named.add(kmem_cache.id)
-                        kmem_cache_free(kmem_cache, addr)
+                    ip_handle = handle
+                    if small_pid:
+                        track = track_pid | <uint64_t>handle
+                    else:                           # (beyond a u64: OverflowError, as Machine's)
+                        track = task_pid << 32 | handle
+                    if cache >= 0 and name_col[i] >= 0 and not named[cache]:
+                        name = strings[name_col[i]]
+                        if name:
+                            kmem_cache = caches_made[cache]
+                            kmem_cache.name = name
+                            named[cache] = 1
+                            replayer._named.add(kmem_cache.id)
+                    bug = slub.kfree_slab(addr, track)
+                    if bug != 0 and (bug > 0 or cache >= 0 or addr > 16):
+                        # Machine.kfree()/kmem_cache_free(): a report, or (kfree() outside
+                        # every slab, not ZERO_OR_NULL_PTR) a large kmalloc's pages
+                        if ip_handle != machine_ip:
+                            m.ip_handle = machine_ip = ip_handle
+                        if bug > 0 or cache >= 0:
+                            m._report_invalid_free(addr, FREE_BUG_TYPES.get(bug,
+                                                                            "invalid-free"))
+                        else:
+                            m._free_large_kmalloc(addr)
                 elif kind == C_PAGE_ALLOC:
                     pfn = pfn_col[i]
                     slot = pages.find(pfn, 0)
@@ -380,12 +467,16 @@ cdef class BatchReplayer:
                         lost[LOST_PAGE_FREE] += 1
                         sim, order = pages.value[slot], pages.value2[slot]
                         pages.remove(slot)
-                        free_pages(sim, order)
-                    result = alloc_pages(order_col[i])
-                    if result is None:
+                        page_allocator.free_pages_ok(sim, order)
+                    order = order_col[i]
+                    sim = -1                            # Machine.alloc_pages(): None
+                    if order_col[i] <= <uint64_t>page_allocator.max_order:
+                        sim = page_allocator.alloc_pages_noprof(order, PAGE_ALLOC_USE, False,
+                                                                None)
+                    if sim < 0:
                         failed[2] += 1
                         continue
-                    pages.put(pfn, 0, result, order_col[i])
+                    pages.put(pfn, 0, sim, order)
                     slot = slab_pfns.find(pfn, 0)
                     if slot >= 0:
                         slab_pfns.remove(slot)
@@ -401,12 +492,19 @@ cdef class BatchReplayer:
                         continue
                     sim, order = pages.value[slot], pages.value2[slot]
                     pages.remove(slot)
-                    free_pages(sim, order)
+                    page_allocator.free_pages_ok(sim, order)
                 done[kind] += 1
                 if after_event is not None:
+                    if ip_handle >= 0:
+                        m.ip_handle = ip_handle
                     replayer.events = n
                     after_event(batch[i])
+                    machine_ip = -1
+                    task_pid = m.task.pid
+                    small_pid = pid_bits(task_pid, &track_pid)
         finally:
+            if ip_handle >= 0:
+                m.ip_handle = ip_handle
             self.last_pid, self.have_pid = last_pid, have_pid
             replayer.events = n
             stats = replayer.stats
@@ -420,3 +518,14 @@ cdef class BatchReplayer:
             for i in range(6):
                 if done[i]:
                     stats.replayed[KIND_LABEL[i]] += done[i]
+
+
+cdef inline bint pid_bits(task_pid, uint64_t *bits) except -1:
+    """``task.pid << 32`` of Machine._track() into bits, when the pid is an int in 0..2^31 - 1
+    (a kernel's pids are below PID_MAX_LIMIT, 2^22); False otherwise."""
+    cdef int64_t pid
+    if type(task_pid) is int and 0 <= task_pid < (<int64_t>1) << 31:
+        pid = task_pid
+        bits[0] = (<uint64_t>pid) << 32
+        return True
+    return False

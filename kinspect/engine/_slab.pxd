@@ -113,3 +113,5 @@ cdef class SlubAllocator:
     cdef Py_ssize_t quarantine_remove_cache(self, int32_t cid, uint64_t *out) except -1
     cdef uint64_t kmalloc_slab(self, uint64_t size, uint64_t track) except? 1
     cdef int kfree_slab(self, uint64_t addr, uint64_t track) except -2
+    cdef int kfree_object(self, addr, uint64_t track) except -2
+    cdef uint64_t machine_track(self) except? 0

@@ -41,7 +41,7 @@ from .kasan import KASAN_SLAB_REDZONE as _SLAB_REDZONE
 from .shadow.base import PageUse
 from .shadow.flat import CHUNK_GRANULES as _CHUNK_GRANULES, CHUNK_SHIFT as _CHUNK_SHIFT
 from .shadow.flat import FlatShadow
-from .slab import (FREE_OK, INVALID_FREE, DOUBLE_FREE, KASAN_NO_FREE_META,
+from .slab import (FREE_BUG_TYPES, FREE_OK, INVALID_FREE, DOUBLE_FREE, KASAN_NO_FREE_META,
                    QUARANTINE_BATCHES as _QUARANTINE_BATCHES, QUARANTINE_FRACTION,
                    QUARANTINE_PERCPU_SIZE, SLAB_TYPESAFE_BY_RCU as _SLAB_TYPESAFE_BY_RCU,
                    ObjectMeta, SlabInfo, alloc_pattern)
@@ -67,6 +67,44 @@ cdef bytearray grown(bytearray buf, Py_ssize_t need):
     out = bytearray(n)
     memcpy(PyByteArray_AS_STRING(out), PyByteArray_AS_STRING(buf), have)
     return out
+
+
+cdef inline void list_add_tail(SlabRec *slabs, int32_t s, bint all_slabs, int32_t *head,
+                               int32_t *tail) noexcept:
+    """``list_add_tail()`` of slab record s onto a list of slab records given its head and
+    tail: a cache's partial list (``slab->slab_list``: next, prev) or, with all_slabs, the
+    cache's list of every slab (all_next, all_prev)."""
+    cdef SlabRec *slab = &slabs[s]
+    if all_slabs:
+        slab.all_prev, slab.all_next = tail[0], -1
+    else:
+        slab.prev, slab.next = tail[0], -1
+    if tail[0] < 0:
+        head[0] = s
+    elif all_slabs:
+        slabs[tail[0]].all_next = s
+    else:
+        slabs[tail[0]].next = s
+    tail[0] = s
+
+
+cdef inline void list_del(SlabRec *slabs, int32_t s, bint all_slabs, int32_t *head,
+                          int32_t *tail) noexcept:
+    """``list_del()`` of slab record s from the list of list_add_tail()."""
+    cdef int32_t prev = slabs[s].all_prev if all_slabs else slabs[s].prev
+    cdef int32_t next = slabs[s].all_next if all_slabs else slabs[s].next
+    if prev < 0:
+        head[0] = next
+    elif all_slabs:
+        slabs[prev].all_next = next
+    else:
+        slabs[prev].next = next
+    if next < 0:
+        tail[0] = prev
+    elif all_slabs:
+        slabs[next].all_prev = prev
+    else:
+        slabs[next].prev = prev
 
 
 cdef class SlubAllocator:
@@ -353,13 +391,7 @@ cdef class SlubAllocator:
         for i in range(objects):
             o[i].next_free = i + 1 if i + 1 < objects else -1
         # the cache's list of slabs, newest last
-        slab.all_prev = c.all_tail
-        slab.all_next = -1
-        if c.all_tail >= 0:
-            self.slabs[c.all_tail].all_next = s
-        else:
-            c.all_head = s
-        c.all_tail = s
+        list_add_tail(self.slabs, s, True, &c.all_head, &c.all_tail)
         c.nr_slabs += 1
         self.set_slab_pages(pfn, 1 << order, s)
         # kasan_poison_slab(): the whole slab is KASAN_SLAB_REDZONE; setup_object() leaves it.
@@ -374,14 +406,7 @@ cdef class SlubAllocator:
         cdef int32_t cid = slab.cache
         cdef CacheRec *c = &self.caches[cid]
         cdef int64_t pfn = slab.pfn
-        if slab.all_prev >= 0:
-            self.slabs[slab.all_prev].all_next = slab.all_next
-        else:
-            c.all_head = slab.all_next
-        if slab.all_next >= 0:
-            self.slabs[slab.all_next].all_prev = slab.all_prev
-        else:
-            c.all_tail = slab.all_prev
+        list_del(self.slabs, s, True, &c.all_head, &c.all_tail)
         c.nr_slabs -= 1
         slab.next = c.spare
         c.spare = s
@@ -391,29 +416,14 @@ cdef class SlubAllocator:
 
     cdef void partial_append(self, CacheRec *c, int32_t s) noexcept:
         """``add_partial(n, slab, DEACTIVATE_TO_TAIL)``."""
-        cdef SlabRec *slab = &self.slabs[s]
-        slab.on_partial = 1
-        slab.next = -1
-        slab.prev = c.partial_tail
-        if c.partial_tail >= 0:
-            self.slabs[c.partial_tail].next = s
-        else:
-            c.partial_head = s
-        c.partial_tail = s
+        self.slabs[s].on_partial = 1
+        list_add_tail(self.slabs, s, False, &c.partial_head, &c.partial_tail)
         c.nr_partial += 1
 
     cdef void partial_remove(self, CacheRec *c, int32_t s) noexcept:
         """``remove_partial()``."""
-        cdef SlabRec *slab = &self.slabs[s]
-        if slab.prev >= 0:
-            self.slabs[slab.prev].next = slab.next
-        else:
-            c.partial_head = slab.next
-        if slab.next >= 0:
-            self.slabs[slab.next].prev = slab.prev
-        else:
-            c.partial_tail = slab.prev
-        slab.on_partial = 0
+        list_del(self.slabs, s, False, &c.partial_head, &c.partial_tail)
+        self.slabs[s].on_partial = 0
         c.nr_partial -= 1
 
     cdef int32_t refill_cpu_slab(self, int32_t cid) except -2:
@@ -680,12 +690,71 @@ cdef class SlubAllocator:
     def kfree(self, addr, uint64_t track):
         """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab (a large
         kmalloc's pages, or no allocation at all: the caller's business)."""
+        return self.kfree_object(addr, track)
+
+    cdef int kfree_object(self, addr, uint64_t track) except -2:
+        """kfree_slab() of an address given as a Python int; -1 for one outside every slab,
+        or no address at all (below 0 or above 2^64 - 1)."""
         cdef uint64_t a
         try:
             a = addr
-        except OverflowError:           # no address: below 0 or above 2^64 - 1
+        except OverflowError:
             return -1
         return self.kfree_slab(a, track)
+
+    # ------------------------------------------------- the Machine's slab entry points
+    # On the native engine Machine.kmalloc, kfree, kmem_cache_alloc and kmem_cache_free are
+    # these (Machine._bind_compiled(); machine.py's methods are the reference): one compiled
+    # call each, with the track Machine._track() makes, the rare cases (ZERO_SIZE_PTR, a large
+    # kmalloc, a bad free's report) left to the Machine's Python methods.
+
+    cdef uint64_t machine_track(self) except? 0:
+        """``Machine._track()``: task.pid << 32 | ip_handle (in C when both are small, as
+        they are: a pid below 2^31, a stack depot handle below 2^32)."""
+        cdef int64_t pid, handle
+        machine = self.machine
+        task_pid, ip_handle = machine.task.pid, machine.ip_handle
+        try:
+            pid, handle = task_pid, ip_handle
+        except OverflowError:
+            return task_pid << 32 | ip_handle
+        if 0 <= pid < (<int64_t>1) << 31 and 0 <= handle < (<int64_t>1) << 32:
+            return (<uint64_t>pid) << 32 | <uint64_t>handle
+        return task_pid << 32 | ip_handle
+
+    def machine_kmalloc(self, size):
+        """``Machine.kmalloc()``: ``kmalloc(size, GFP_KERNEL)``, a kmalloc cache's object or
+        a large kmalloc's pages above KMALLOC_MAX_CACHE_SIZE. 0 = NULL."""
+        cdef uint64_t n
+        try:
+            n = size
+        except OverflowError:                   # below 0 (or above 2^64 - 1): not a slab's
+            n = 0
+        else:
+            if 0 < n <= <uint64_t>self.kmalloc_max:
+                return self.kmalloc_slab(n, self.machine_track())
+        if size == 0:
+            return 16       # ZERO_SIZE_PTR
+        return self.machine._kmalloc_large(size)
+
+    def machine_kmem_cache_alloc(self, cache, size=None):
+        """``Machine.kmem_cache_alloc()``."""
+        return self.slab_alloc(cache.id, cache.object_size if size is None else size,
+                               self.machine_track())
+
+    def machine_kfree(self, addr):
+        """``Machine.kfree()``: a slab object, or a large kmalloc's compound page."""
+        cdef int bug = self.kfree_object(addr, self.machine_track())
+        if bug > 0:
+            self.machine._report_invalid_free(addr, FREE_BUG_TYPES[bug])
+        elif bug < 0 and addr > 16:             # not ZERO_OR_NULL_PTR
+            self.machine._free_large_kmalloc(addr)
+
+    def machine_kmem_cache_free(self, cache, addr):
+        """``Machine.kmem_cache_free()``: the object's own slab decides."""
+        cdef int bug = self.kfree_object(addr, self.machine_track())
+        if bug:
+            self.machine._report_invalid_free(addr, FREE_BUG_TYPES.get(bug, "invalid-free"))
 
     cdef bint record_aux(self, int32_t s, uint64_t addr, uint64_t track) except False:
         """``kasan_record_aux_stack()`` on the object holding addr (``nearest_obj()``)."""

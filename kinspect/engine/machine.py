@@ -92,6 +92,12 @@ class Mempool:
     elements: list[int] = field(default_factory=list)
 
 
+# A native Machine's attributes bound to compiled code (_bind_page_allocator(),
+# _bind_slab_entry_points()): left out of its pickle, bound again when unpickled.
+COMPILED_ENTRY_POINTS = ("alloc_pages", "free_pages", "page_allocator", "kmalloc", "kfree",
+                         "kmem_cache_alloc", "kmem_cache_free")
+
+
 class Machine:
     """A whole simulated kernel, booted on an ``ArchProfile``."""
 
@@ -122,7 +128,6 @@ class Machine:
                        else LockstepShadow(self.schemes))
         # SLUB, KASAN's slab hooks and the quarantine (slab.SlubAllocator or its twin).
         self.slub = native.slub_allocator_class(self.engine)(self)
-        self._bind_shadow()
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
         # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
@@ -136,6 +141,7 @@ class Machine:
         self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
         self._bind_page_allocator()
+        self._bind_shadow()             # (after: SLUB binds the page allocator's entry points)
         self.vm_areas: list[VmArea] = []
         self._vmalloc_next = p.vmalloc_start
         self._globals_next = p.kernel_image_start
@@ -156,6 +162,7 @@ class Machine:
         # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
         for cache in list(self.caches):
             cache.addr = self.kmem_cache_alloc(self.kmem_cache_cache)
+        self._bind_slab_entry_points()
 
     # ----------------------------------------------------------------------------- boot
 
@@ -198,30 +205,43 @@ class Machine:
             yield a, b
 
     def _bind_shadow(self) -> None:
-        """The shadow's write and read, looked up once: the hottest paths call them."""
+        """The shadow's write and read, looked up once: the hottest paths call them; SLUB's
+        binding of the shadow and of the page allocator's entry points."""
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.slub.bind(self)
 
     def _bind_page_allocator(self) -> None:
         """On the native engine, alloc_pages() and free_pages() are their compiled twins
-        (_page_alloc.pyx), bound to this machine's state; the methods below are the
-        reference."""
+        (_page_alloc.pyx), bound to this machine's state, and ``page_allocator`` is their
+        PageAllocator (whose C methods the compiled replayer calls); the methods below are
+        the reference."""
         if self.engine == "native":
-            allocator = native.compiled("_page_alloc").PageAllocator(self)
+            allocator = self.page_allocator = native.compiled("_page_alloc").PageAllocator(self)
             self.alloc_pages, self.free_pages = allocator.alloc_pages, allocator.free_pages
+
+    def _bind_slab_entry_points(self) -> None:
+        """On the native engine (once boot has made the kmalloc caches), kmalloc(), kfree(),
+        kmem_cache_alloc() and kmem_cache_free() are the compiled SLUB's machine_* twins
+        (_slab.pyx), one compiled call each; the methods below are the reference."""
+        if self.engine == "native":
+            slub = self.slub
+            self.kmalloc, self.kfree = slub.machine_kmalloc, slub.machine_kfree
+            self.kmem_cache_alloc = slub.machine_kmem_cache_alloc
+            self.kmem_cache_free = slub.machine_kmem_cache_free
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
-        state.pop("alloc_pages", None)                        # compiled: bound again
-        state.pop("free_pages", None)
+        for name in COMPILED_ENTRY_POINTS:                    # compiled: bound again
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._bind_shadow()
         self._bind_page_allocator()
+        self._bind_shadow()
+        self._bind_slab_entry_points()
 
     def boot_free_runs(self, a: int, b: int):
         """Runs [x, y) of the pfns in [a, b) that are free RAM at boot: present, not reserved

@@ -510,14 +510,7 @@ class SlubAllocator:
         obj = slab.freelist.pop()
         self._shadow_write(obj, cache.alloc_patterns.get(size)
                            or alloc_pattern(cache, size))
-        # kasan_save_alloc_info(), as save_alloc_info() (inlined: the hottest path).
-        i = (obj - slab.base) // cache.size * META_WORDS
-        meta = slab.meta
-        meta[i] = track
-        meta[i + 1] = 0
-        meta[i + 2] = size
-        if self.aux_stacks:
-            self.aux_stacks.pop(obj, None)
+        self.save_alloc_info(obj, size, track)
         return obj
 
     def kmalloc(self, size: int, track: int) -> int:

@@ -986,42 +986,53 @@ class WorkloadRunner:
         values = self.values
         mask = self._mask
         kmalloc, kfree = m.kmalloc, m.kfree
-        last_start = last_end = len(reports)
+        count = last_start = last_end = len(reports)    # count: len(reports) now
         failed = m.failed
-        for ev in self._events:
-            self.position += 1
-            m.ip = ev.frame
-            m.ip_handle = ev.line
-            op = ev.op
-            before = len(reports)
-            # The two commonest statements take a short path; the rest dispatch by name.
-            if op == "kmalloc":
-                value = values[ev.target] = kmalloc(ev.args[0])
-                if not value:
-                    failed[op] += 1
-            elif op == "kfree":
-                a = ev.args[0]
-                kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
-            elif op == "expect":
-                self._expect(ev, reports[last_start:last_end])
-                if after_event is not None:
-                    after_event(ev)
-                continue
-            else:
-                value = self._call(ops[op], ev)
-                if ev.target is not None:
-                    values[ev.target] = value
-                    if not value and op in ALLOCATORS:
+        position = self.position            # (written back before callbacks and at the end)
+        try:
+            for ev in self._events:
+                position += 1
+                _, _, line, _, op, target, args, frame = ev
+                m.ip = frame
+                m.ip_handle = line
+                before = count
+                # The two commonest statements take a short path; the rest dispatch by name.
+                if op == "kmalloc":
+                    value = values[target] = kmalloc(args[0])
+                    if not value:
                         failed[op] += 1
-            last_start = before
-            last_end = len(reports)
-            if last_end != before:
-                for r in reports[before:]:
-                    r.event_index = ev.index
-                if on_reports is not None:
-                    on_reports(reports[before:])
-            if after_event is not None:
-                after_event(ev)
+                elif op == "kfree":
+                    a = args[0]
+                    kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
+                elif op == "expect":
+                    self._expect(ev, reports[last_start:last_end])
+                    if after_event is not None:
+                        self.position = position
+                        after_event(ev)
+                        count = len(reports)
+                    continue
+                else:
+                    self.position = position
+                    value = self._call(ops[op], ev)
+                    if target is not None:
+                        values[target] = value
+                        if not value and op in ALLOCATORS:
+                            failed[op] += 1
+                last_start = before
+                count = last_end = len(reports)
+                if last_end != before:
+                    for r in reports[before:]:
+                        r.event_index = ev.index
+                    if on_reports is not None:
+                        self.position = position
+                        on_reports(reports[before:])
+                        count = len(reports)
+                if after_event is not None:
+                    self.position = position
+                    after_event(ev)
+                    count = len(reports)
+        finally:
+            self.position = position
         self.last_reports = reports[last_start:last_end]
         return self.expect_failures
 
