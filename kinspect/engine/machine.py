@@ -198,7 +198,10 @@ class Machine:
             yield a, b
 
     def _bind_shadow(self) -> None:
-        """The shadow's write and read, looked up once: the hottest paths call them."""
+        """The shadow's write and read, looked up once: the hottest paths call them (on the
+        native engine, a lockstep's are compiled: LockstepShadow.bind_engine)."""
+        if isinstance(self.shadow, LockstepShadow):
+            self.shadow.bind_engine(self.engine)
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.slub.bind(self)

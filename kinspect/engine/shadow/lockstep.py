@@ -70,6 +70,10 @@ def _checked_read(reference, others, diverged):
     return byte_all
 
 
+# LockstepShadow's methods that the native engine's compiled Lockstep replaces.
+_COMPILED_METHODS = ("poison", "write", "set_byte", "shadow_byte", "page_alloc", "page_free")
+
+
 class ShadowDivergence(KinspectError):
     """Two schemes disagree on a shadow byte: an engine bug, never bad input."""
 
@@ -88,6 +92,7 @@ class LockstepShadow(ShadowScheme):
                 s.mirror(twins[s.attach])
         self.active = [s for s in schemes if not getattr(s, "twin", None)]
         self.others = self.active[1:]
+        self.compiled = None        # the native engine's _schemes.Lockstep (bind_engine)
         # bound methods, looked up once: these run on every allocation and free
         self._bind()
 
@@ -97,9 +102,24 @@ class LockstepShadow(ShadowScheme):
         self.shadow_byte = _checked_read(self.reference.shadow_byte,
                                          [s.shadow_byte for s in self.others], self._diverged)
 
+    def bind_engine(self, engine: str) -> None:
+        """On the native engine, the writes, reads and page hooks of every scheme are the
+        compiled ones (_schemes.pyx), bound to this instance; this class's are the reference.
+        Called by the machine (Machine._bind_shadow), again after unpickling."""
+        if engine != "native" or self.compiled is not None:
+            return
+        from .. import native
+        self.compiled = native.compiled("_schemes").Lockstep(self)
+        for name in _COMPILED_METHODS:
+            setattr(self, name, getattr(self.compiled, name))
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["write"], state["shadow_byte"]    # closures: rebuilt on unpickling
+        if state.pop("compiled") is not None:       # bound again by the machine
+            for name in _COMPILED_METHODS:
+                state.pop(name, None)
+        state["compiled"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -109,6 +129,8 @@ class LockstepShadow(ShadowScheme):
     def boot(self) -> None:
         for s in self.active:
             s.boot()
+        if self.compiled is not None:
+            self.compiled.rebind()          # the containers boot() bound
 
     def poison(self, addr: int, size: int, value: int) -> None:
         for s in self.active:
