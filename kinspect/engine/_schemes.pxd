@@ -33,7 +33,15 @@ cdef class PagePtr(Scheme):
     cdef int64_t granules                # bytes in a block
     cdef bint always                     # attach policy "always"
     cdef int64_t loads_with_block, loads_null
+    cdef dict addrs                      # _pages.addr: pfn -> the block's address
+    cdef dict served                     # _served: block address -> (table, pfn)
+    cdef object pages                    # _pages, the direct map's _BlockTable
+    cdef object cache                    # the shadow-block kmem_cache (after boot)
+    cdef object block_alloc, block_free, nr_slabs, memmap    # the machine's
+    cdef bint in_struct_page             # page->shadow (pageptr), not page_ext (pageext)
 
+    cdef int attach(self, int64_t pfn) except -1
+    cdef int detach(self, int64_t pfn) except -1
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
 
@@ -52,6 +60,9 @@ cdef class PerPage(Scheme):
     cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1
     cdef int store(self, uint64_t addr, int64_t n, uint8_t value, const uint8_t *data) except -1
+    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL
+    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1
+    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1
     cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1
 
 

@@ -21,7 +21,8 @@ methods, bound to the LockstepShadow instance.
 """
 
 cimport cython
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
 from cpython.ref cimport PyObject
@@ -145,9 +146,10 @@ cdef class Flat(Scheme):
 cdef class PagePtr(Scheme):
     """pageptr.PagePtrShadow (and pageext.PageExtShadow, its subclass): a direct-map page's
     block written in place (PagePtrShadow.write); a blockless page's shadow written with what
-    its state implies left as it is (PagePtrShadow._store); the allocations recorded by pfn
-    (page_alloc, page_free). Attaching and detaching blocks, the kernel image and the vmalloc
-    space: the Python methods."""
+    its state implies left as it is (PagePtrShadow._store); the allocations recorded by pfn,
+    blocks attached to and detached from direct-map pages (page_alloc, page_free: _attach,
+    _detach). Blocks attached lazily, the kernel image and the vmalloc space: the Python
+    methods."""
 
 
     def __init__(self, scheme):
@@ -165,6 +167,47 @@ cdef class PagePtr(Scheme):
         self.granules = scheme._granules
         self.always = scheme._always
         self.loads_with_block, self.loads_null = scheme.loads_with_block, scheme.loads_null
+        self.addrs = scheme._pages.addr
+        self.served = scheme._served
+        self.pages = scheme._pages
+        self.cache = scheme._cache
+        machine = scheme._machine
+        self.block_alloc = machine.shadow_block_alloc
+        self.block_free = machine.shadow_block_free
+        self.nr_slabs = machine.slub.nr_slabs
+        self.memmap = machine.memmap
+        # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
+        self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
+
+    cdef int attach(self, int64_t pfn) except -1:
+        """PagePtrShadow._attach() of a direct-map page, its block unpoisoned (00): 0 when
+        the shadow cache has no memory."""
+        cdef uint64_t addr = self.block_alloc(self.cache)
+        cdef int64_t slab_pages
+        if not addr:
+            return 0
+        block = PyByteArray_FromStringAndSize(NULL, self.granules)
+        memset(PyByteArray_AS_STRING(block), 0, self.granules)
+        PyDict_SetItem(self.blocks, pfn, block)
+        PyDict_SetItem(self.addrs, pfn, addr)
+        PyDict_SetItem(self.served, addr, (self.pages, pfn))
+        if self.in_struct_page:
+            self.memmap.set_field(pfn, 1, "shadow", addr)            # page->shadow = block
+        slab_pages = self.nr_slabs(self.cache) << self.cache.layout.order
+        if slab_pages > self.scheme._peak_slab_pages:
+            self.scheme._peak_slab_pages = slab_pages
+        return 1
+
+    cdef int detach(self, int64_t pfn) except -1:
+        """PagePtrShadow._detach() of a direct-map page: its block back to the shadow cache."""
+        addr = self.addrs[pfn]
+        PyDict_DelItem(self.blocks, pfn)
+        PyDict_DelItem(self.addrs, pfn)
+        PyDict_DelItem(self.served, addr)
+        if self.in_struct_page:
+            self.memmap.set_field(pfn, 1, "shadow", 0)               # page->shadow = NULL
+        self.block_free(self.cache, addr)
+        return 0
 
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1:
         """PagePtrShadow._page_state_byte(): what a NULL page->shadow stands for."""
@@ -237,10 +280,14 @@ cdef class PagePtr(Scheme):
         return value
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
-        cdef int64_t p
+        cdef int64_t p, q
         if (use != USE_SHADOW and self.lowmem_lo <= pfn < self.lowmem_hi
                 and (self.always or (BYTE_GRANULAR_MASK >> use) & 1)):
-            return Scheme.page_alloc(self, pfn, order, use, use_obj)     # blocks to attach
+            for p in range(pfn, pfn + (1 << order)):
+                if not self.attach(p):
+                    for q in range(pfn, p):
+                        self.detach(q)
+                    return 0
         head = pfn
         for p in range(pfn, pfn + (1 << order)):
             PyDict_SetItem(self.allocated, p, head)
@@ -252,7 +299,7 @@ cdef class PagePtr(Scheme):
             if PyDict_GetItem(self.allocated, p) != NULL:
                 PyDict_DelItem(self.allocated, p)
             if PyDict_GetItem(self.blocks, p) != NULL:
-                self.scheme._detach(self.scheme._pages, p)
+                self.detach(p)
         return 0
 
 
@@ -366,25 +413,77 @@ cdef class PerPage(Scheme):
         self.scheme.loads += 2                       # the black page's FF, then the page byte
         return value
 
+    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL:
+        """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
+        return bytearray_at(page.shadow, (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page,
+                            self.granules_per_page)
+
+    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1:
+        """PerPageShadow._set_bypass() of a page just allocated (its part of the shadow page
+        unpoisoned)."""
+        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+        memset(self.page_part(page, vpn), 0, self.granules_per_page)
+        if ps[0] == PER_PAGE_BYPASS:
+            return 0
+        ps[0] = PER_PAGE_BYPASS
+        PyDict_SetItem(self.bypass, vpn, page.shadow)
+        page.bypass += 1
+        if page.bypass == 1:
+            self.scheme._needed += 1
+        return 0
+
+    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1:
+        """PerPageShadow._clear_bypass(): the per-page byte says state again, the page's part
+        of the shadow page is the black page's FF."""
+        ps[0] = state
+        PyDict_DelItem(self.bypass, vpn)
+        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+        memset(self.page_part(page, vpn), PAGE_FREE, self.granules_per_page)
+        page.bypass -= 1
+        if page.bypass == 0:
+            self.scheme._needed -= 1
+        return 0
+
     cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1:
         """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
-        among them cleared first (PerPageShadow._clear_bypass)."""
+        among them cleared first."""
         cdef int64_t p
         cdef uint8_t *ps
         for p in range(pfn, pfn + n):
             self.chunk(self.in_use, p)[0] = used
             ps = self.chunk(self.pshadow, p)
             if ps[0] == PER_PAGE_BYPASS:
-                self.scheme._clear_bypass(p, state)
+                self.clear_bypass(ps, p + self.vpn_of_pfn, state)
             ps[0] = state
         return 0
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
+        """PerPageShadow.page_alloc(): a slab, stack or large kmalloc page gets BYPASS over its
+        window's shadow page, mapped here when it is not yet (_map_shadow, in Python); any other
+        page's per-page byte says 0."""
+        cdef int64_t n = 1 << order, window, p, first, last
+        cdef list mapped
         if not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return 1                                  # highmem has no shadow
-        if (BYTE_GRANULAR_MASK >> use) & 1:
-            return Scheme.page_alloc(self, pfn, order, use, use_obj)    # windows to map
-        self.set_pages(pfn, 1 << order, 1, 0)
+        if not (BYTE_GRANULAR_MASK >> use) & 1:
+            self.set_pages(pfn, n, 1, 0)
+            return 1
+        first = (pfn + self.vpn_of_pfn) >> SCALE_SHIFT
+        last = (pfn + n - 1 + self.vpn_of_pfn) >> SCALE_SHIFT
+        mapped = None
+        for window in range(first, last + 1):
+            if PyDict_GetItem(self.windows, window) == NULL:
+                if self.scheme._map_shadow(window) is None:
+                    for w in mapped or ():
+                        self.scheme._unmap_shadow(w)
+                    return 0
+                if mapped is None:
+                    mapped = []
+                mapped.append(window)
+        for p in range(pfn, pfn + n):
+            self.chunk(self.in_use, p)[0] = 1
+        for p in range(pfn, pfn + n):
+            self.set_bypass(self.chunk(self.pshadow, p), p + self.vpn_of_pfn)
         return 1
 
     cdef int page_free(self, int64_t pfn, int order) except -1:
