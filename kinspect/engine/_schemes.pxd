@@ -6,6 +6,9 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef class Scheme:
     cdef readonly object scheme          # the Python scheme (its state, its reference methods)
+    cdef dict attrs                      # its instance dict (its counters)
+
+    cdef int count(self, int64_t checks, int64_t loads) except -1
 
     cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1
     cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1
@@ -39,7 +42,10 @@ cdef class PagePtr(Scheme):
     cdef object cache                    # the shadow-block kmem_cache (after boot)
     cdef object block_alloc, block_free, nr_slabs, memmap    # the machine's
     cdef bint in_struct_page             # page->shadow (pageptr), not page_ext (pageext)
+    cdef int section_shift               # the memmap's pfn -> section
+    cdef int64_t section_mask
 
+    cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1
     cdef int attach(self, int64_t pfn) except -1
     cdef int detach(self, int64_t pfn) except -1
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1

@@ -25,11 +25,13 @@ from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAnd
                                 PyByteArray_GET_SIZE)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
+from cpython.memoryview cimport PyMemoryView_GET_BUFFER
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from .kasan import KASAN_PAGE_FREE as _KASAN_PAGE_FREE
+from .memory import PAGE_DTYPE
 from .shadow.base import BYTE_GRANULAR_USES, PageUse
 from .shadow.flat import CHUNK_GRANULES as _FLAT_CHUNK_GRANULES, CHUNK_SHIFT as _FLAT_CHUNK_SHIFT
 from .shadow.flat import FlatShadow
@@ -50,6 +52,9 @@ cdef int PS_CHUNK_SHIFT = _PS_CHUNK_SHIFT
 cdef int64_t PS_CHUNK_MASK = (1 << _PS_CHUNK_SHIFT) - 1
 cdef int64_t PAGES_PER_WINDOW = _PPW
 cdef int USE_SHADOW = PageUse.SHADOW
+cdef int64_t RECORD_SIZE = PAGE_DTYPE.itemsize                  # struct page, as MemMap keeps it
+cdef int64_t SHADOW_OFFSET = PAGE_DTYPE.fields["shadow"][1]    # its page->shadow (uint64)
+assert PAGE_DTYPE.fields["shadow"][0].itemsize == 8
 cdef int BYTE_GRANULAR_MASK = sum(1 << int(u) for u in BYTE_GRANULAR_USES)
 assert (_FLAT_CHUNK_GRANULES << SCALE_SHIFT) == (1 << _FLAT_CHUNK_SHIFT)
 
@@ -77,6 +82,17 @@ cdef class Scheme:
 
     def __init__(self, scheme):
         self.scheme = scheme
+        self.attrs = scheme.__dict__
+
+    cdef int count(self, int64_t checks, int64_t loads) except -1:
+        """``scheme.checks += checks; scheme.loads += loads`` (ShadowScheme's counters of
+        shadow reads), in the scheme's instance dict: no attribute lookup through its class."""
+        cdef PyObject *v = PyDict_GetItem(self.attrs, "checks")
+        PyDict_SetItem(self.attrs, "checks", (<object>v if v != NULL else 0) + checks)
+        if loads:
+            v = PyDict_GetItem(self.attrs, "loads")
+            PyDict_SetItem(self.attrs, "loads", (<object>v if v != NULL else 0) + loads)
+        return 0
 
     cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
         self.scheme.poison(addr, size, value)
@@ -139,7 +155,7 @@ cdef class Flat(Scheme):
         cdef uint8_t *shadow = self.at(addr, 1)
         if shadow == NULL:
             return self.scheme.shadow_byte(addr)
-        self.scheme.checks += 1
+        self.count(1, 0)
         return shadow[0]
 
 
@@ -176,8 +192,25 @@ cdef class PagePtr(Scheme):
         self.block_free = machine.shadow_block_free
         self.nr_slabs = machine.slub.nr_slabs
         self.memmap = machine.memmap
+        self.section_shift = self.memmap.section_shift
+        self.section_mask = self.memmap.pages_per_section - 1
         # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
         self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
+
+    cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1:
+        """``page->shadow = addr``: MemMap.set_field(pfn, 1, "shadow", addr), in place in the
+        section's memory when it exists and no observer journals the writes."""
+        cdef PyObject *view
+        cdef uint64_t *field
+        if self.memmap.written is None:
+            view = PyDict_GetItem(self.memmap._bytes, pfn >> self.section_shift)
+            if view != NULL:
+                field = <uint64_t *>(<uint8_t *>PyMemoryView_GET_BUFFER(<object>view).buf
+                                     + (pfn & self.section_mask) * RECORD_SIZE + SHADOW_OFFSET)
+                field[0] = addr
+                return 0
+        self.memmap.set_field(pfn, 1, "shadow", addr)
+        return 0
 
     cdef int attach(self, int64_t pfn) except -1:
         """PagePtrShadow._attach() of a direct-map page, its block unpoisoned (00): 0 when
@@ -192,7 +225,7 @@ cdef class PagePtr(Scheme):
         PyDict_SetItem(self.addrs, pfn, addr)
         PyDict_SetItem(self.served, addr, (self.pages, pfn))
         if self.in_struct_page:
-            self.memmap.set_field(pfn, 1, "shadow", addr)            # page->shadow = block
+            self.set_pointer(pfn, addr)                              # page->shadow = block
         slab_pages = self.nr_slabs(self.cache) << self.cache.layout.order
         if slab_pages > self.scheme._peak_slab_pages:
             self.scheme._peak_slab_pages = slab_pages
@@ -205,7 +238,7 @@ cdef class PagePtr(Scheme):
         PyDict_DelItem(self.addrs, pfn)
         PyDict_DelItem(self.served, addr)
         if self.in_struct_page:
-            self.memmap.set_field(pfn, 1, "shadow", 0)               # page->shadow = NULL
+            self.set_pointer(pfn, 0)                                 # page->shadow = NULL
         self.block_free(self.cache, addr)
         return 0
 
@@ -271,12 +304,10 @@ cdef class PagePtr(Scheme):
         block = PyDict_GetItem(self.blocks, pfn)
         if block != NULL:
             value = bytearray_at(<object>block, (addr & self.page_mask) >> SCALE_SHIFT, 1)[0]
-            self.scheme.checks += 1
-            self.scheme.loads += self.loads_with_block
+            self.count(1, self.loads_with_block)
             return value
         value = self.page_state_byte(pfn, addr)
-        self.scheme.checks += 1
-        self.scheme.loads += self.loads_with_block if value else self.loads_null
+        self.count(1, self.loads_with_block if value else self.loads_null)
         return value
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
@@ -307,8 +338,9 @@ cdef class PagePtr(Scheme):
 cdef class PerPage(Scheme):
     """pshadow.PerPageShadow: a BYPASS page's byte shadow written in place (write, poison);
     a write its per-page byte can say set there (_claim); the per-page bytes of pages
-    allocated and freed (page_alloc, page_free). Mapping a window's shadow page, BYPASS set or
-    cleared, a chunk never touched, the kernel image and the vmalloc space: the Python
+    allocated and freed, BYPASS set and cleared (page_alloc, page_free: _set_bypass,
+    _clear_bypass). Mapping and unmapping a window's shadow page, a chunk never touched, a
+    page switched to BYPASS by a write, the kernel image and the vmalloc space: the Python
     methods."""
 
 
@@ -400,8 +432,7 @@ cdef class PerPage(Scheme):
         cdef int value
         if shadow != NULL:
             value = shadow[0]
-            self.scheme.checks += 1
-            self.scheme.loads += 2 if value else 1   # poisoned: patch 11 reads the page byte
+            self.count(1, 2 if value else 1)         # poisoned: patch 11 reads the page byte
             return value
         if not (self.lm_start <= addr < self.lm_end):
             return self.scheme.shadow_byte(addr)
@@ -409,8 +440,7 @@ cdef class PerPage(Scheme):
         if PyDict_GetItem(self.pshadow, pfn >> PS_CHUNK_SHIFT) == NULL:
             return self.scheme.shadow_byte(addr)     # _page_state() of a chunk never touched
         value = PAGE_FREE if self.chunk(self.pshadow, pfn)[0] else 0
-        self.scheme.checks += 1
-        self.scheme.loads += 2                       # the black page's FF, then the page byte
+        self.count(1, 2)                             # the black page's FF, then the page byte
         return value
 
     cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL:
