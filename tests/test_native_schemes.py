@@ -2,14 +2,14 @@
 schemes, the reference (issue 12).
 
 A slice of each real trace (events FIRST to FIRST + SLICE, past the boot's allocations, where
-frees and checks are as frequent as allocations) is replayed with every scheme in lockstep on both engines; every
-SLICE // 4 events the two machines must have the same fingerprint (kinspect/engine/
-fingerprint.py: struct pages, the reference's shadow, summary...) and, for every scheme, the
-same footprint (checks and loads included), the same shadow bytes over every range allocated
-so far, and the same storage (pageptr's blocks and allocations by pfn, pshadow's per-page
-bytes, BYPASS pages and windows). A native machine pickled mid-slice and unpickled replays the
-rest of the slice as the machine it was copied from does. Every sample workload gives the same
-`kinspect compare --schemes all` output on both engines.
+frees and checks are as frequent as allocations) is replayed with every scheme in lockstep on
+both engines; every SLICE // 4 events the two machines must have the same fingerprint
+(kinspect/engine/fingerprint.py: struct pages, the reference's shadow, summary...) and, for
+every scheme, the same footprint (checks and loads included), the same shadow bytes over every
+range allocated so far, and the same storage (pageptr's blocks and allocations by pfn,
+pshadow's per-page bytes, BYPASS pages and windows). A native machine pickled mid-slice and
+unpickled replays the rest of the slice as the machine it was copied from does. Every sample
+workload gives the same `kinspect compare --schemes all` output on both engines.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from kinspect.engine.fingerprint import Fingerprinter
 from kinspect.engine.ftrace import TraceReader
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
+from kinspect.engine.replay import TraceReplayer
 from kinspect.engine.session import merge_ranges
 from kinspect.engine.shadow import SCHEMES
-from kinspect.engine.replay import TraceReplayer
 from kinspect.engine.workload import gc_paused
 
 pytestmark = pytest.mark.skipif(native_missing() is not None, reason=str(native_missing()))
