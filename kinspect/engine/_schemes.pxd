@@ -6,7 +6,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef class Scheme:
     cdef readonly object scheme          # the Python scheme (its state, its reference methods)
-    cdef dict attrs                      # its instance dict (its counters)
+    cdef public int64_t checks, loads    # its read counters, when its own fast paths count
 
     cdef int count(self, int64_t checks, int64_t loads) except -1
 

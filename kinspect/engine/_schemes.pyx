@@ -35,6 +35,8 @@ from .memory import PAGE_DTYPE
 from .shadow.base import BYTE_GRANULAR_USES, PageUse
 from .shadow.flat import CHUNK_GRANULES as _FLAT_CHUNK_GRANULES, CHUNK_SHIFT as _FLAT_CHUNK_SHIFT
 from .shadow.flat import FlatShadow
+from .shadow.lockstep import COMPILED_COUNTERS
+from .shadow.pageext import PageExtShadow
 from .shadow.pageptr import PagePtrShadow
 from .shadow.pshadow import (CHUNK_SHIFT as _PS_CHUNK_SHIFT, KASAN_PER_PAGE_BYPASS as _BYPASS,
                       KASAN_PER_PAGE_FREE as _PER_PAGE_FREE, PAGES_PER_WINDOW as _PPW,
@@ -55,6 +57,7 @@ cdef int USE_SHADOW = PageUse.SHADOW
 cdef int64_t RECORD_SIZE = PAGE_DTYPE.itemsize                  # struct page, as MemMap keeps it
 cdef int64_t SHADOW_OFFSET = PAGE_DTYPE.fields["shadow"][1]    # its page->shadow (uint64)
 assert PAGE_DTYPE.fields["shadow"][0].itemsize == 8
+REFERENCE = {counted: reference for reference, counted in COMPILED_COUNTERS.items()}
 cdef int BYTE_GRANULAR_MASK = sum(1 << int(u) for u in BYTE_GRANULAR_USES)
 assert (_FLAT_CHUNK_GRANULES << SCALE_SHIFT) == (1 << _FLAT_CHUNK_SHIFT)
 
@@ -82,16 +85,12 @@ cdef class Scheme:
 
     def __init__(self, scheme):
         self.scheme = scheme
-        self.attrs = scheme.__dict__
 
-    cdef int count(self, int64_t checks, int64_t loads) except -1:
-        """``scheme.checks += checks; scheme.loads += loads`` (ShadowScheme's counters of
-        shadow reads), in the scheme's instance dict: no attribute lookup through its class."""
-        cdef PyObject *v = PyDict_GetItem(self.attrs, "checks")
-        PyDict_SetItem(self.attrs, "checks", (<object>v if v != NULL else 0) + checks)
-        if loads:
-            v = PyDict_GetItem(self.attrs, "loads")
-            PyDict_SetItem(self.attrs, "loads", (<object>v if v != NULL else 0) + loads)
+    cdef inline int count(self, int64_t checks, int64_t loads) except -1:
+        """``scheme.checks += checks; scheme.loads += loads``: a scheme with compiled fast
+        paths keeps its counters of shadow reads here (lockstep.COMPILED_COUNTERS)."""
+        self.checks += checks
+        self.loads += loads
         return 0
 
     cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
@@ -550,8 +549,24 @@ cdef class Lockstep:
         self.rebind()
 
     def rebind(self):
-        """Look the schemes' containers up again (after their boot(), which binds some)."""
-        self.schemes = [compiled_scheme(s) for s in self.lockstep.active]
+        """Look the schemes' containers up again (after their boot(), which binds some). A
+        scheme with compiled fast paths gets its read counters kept here: its class becomes
+        counted twin (lockstep.COMPILED_COUNTERS), whose checks and loads are these."""
+        schemes = []
+        for s in self.lockstep.active:
+            compiled = compiled_scheme(s)
+            if type(compiled) is not Scheme:
+                attrs = s.__dict__
+                before = attrs.get("_compiled")
+                if before is not None:
+                    compiled.checks, compiled.loads = before.checks, before.loads
+                else:
+                    compiled.checks = attrs.pop("checks", 0)
+                    compiled.loads = attrs.pop("loads", 0)
+                attrs["_compiled"] = compiled
+                s.__class__ = COMPILED_COUNTERS[REFERENCE.get(type(s), type(s))]
+            schemes.append(compiled)
+        self.schemes = schemes
         self.n = len(self.schemes)
 
     cdef int poison_(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
@@ -612,10 +627,11 @@ cdef class Lockstep:
 
 def compiled_scheme(scheme) -> Scheme:
     """The compiled twin of a Python scheme's hot paths (its own methods when it has none)."""
-    if type(scheme) is FlatShadow:
+    kind = REFERENCE.get(type(scheme), type(scheme))
+    if kind is FlatShadow:
         return Flat(scheme)
-    if type(scheme) is PerPageShadow:
+    if kind is PerPageShadow:
         return PerPage(scheme)
-    if isinstance(scheme, PagePtrShadow) and getattr(scheme, "twin", None) is None:
+    if kind in (PagePtrShadow, PageExtShadow) and getattr(scheme, "twin", None) is None:
         return PagePtr(scheme)
     return Scheme(scheme)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from ..errors import KinspectError
 from .base import Footprint, PageUse, ShadowScheme
+from .flat import FlatShadow
 from .pageext import PageExtShadow
 from .pageptr import PagePtrShadow
+from .pshadow import PerPageShadow
 
 
 def _fan_out(writes):
@@ -69,6 +71,59 @@ def _checked_read(reference, others, diverged):
         return want
     return byte_all
 
+
+def _compiled_counter(name: str) -> property:
+    """A counter of shadow reads (``checks``, ``loads``) kept by the compiled twin."""
+    return property(lambda self: getattr(self._compiled, name),
+                    lambda self, value: setattr(self._compiled, name, value),
+                    doc=f"ShadowScheme.{name}, kept by the compiled twin (_schemes.Scheme)")
+
+
+def _compiled_counters_state(self) -> dict:
+    """The pickled state: the counters as plain attributes, taken back by the compiled twin
+    made on unpickling (Machine._bind_shadow)."""
+    state = dict(self.__dict__)
+    compiled = state.pop("_compiled")
+    state["checks"], state["loads"] = compiled.checks, compiled.loads
+    return state
+
+
+# A scheme of a compiled lockstep (the native engine, _schemes.pyx) becomes its class's twin
+# below: its counters of shadow reads, checks and loads, are its compiled twin's (_compiled),
+# bumped in C on every check, and read and written as ShadowScheme's plain attributes are.
+
+
+class FlatShadowCounted(FlatShadow):
+    """FlatShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PerPageShadowCounted(PerPageShadow):
+    """PerPageShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PagePtrShadowCounted(PagePtrShadow):
+    """PagePtrShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PageExtShadowCounted(PageExtShadow):
+    """PageExtShadow (without a twin) in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+# The reference class of a scheme whose fast paths are compiled -> its counted twin.
+COMPILED_COUNTERS = {FlatShadow: FlatShadowCounted, PerPageShadow: PerPageShadowCounted,
+                     PagePtrShadow: PagePtrShadowCounted, PageExtShadow: PageExtShadowCounted}
 
 # LockstepShadow's methods that the native engine's compiled Lockstep replaces.
 _COMPILED_METHODS = ("poison", "write", "set_byte", "shadow_byte", "page_alloc", "page_free")
