@@ -550,7 +550,7 @@ cdef class Lockstep:
 
     def rebind(self):
         """Look the schemes' containers up again (after their boot(), which binds some). A
-        scheme with compiled fast paths gets its read counters kept here: its class becomes
+        scheme with compiled fast paths gets its read counters kept here: its class becomes its
         counted twin (lockstep.COMPILED_COUNTERS), whose checks and loads are these."""
         schemes = []
         for s in self.lockstep.active:

@@ -125,6 +125,17 @@ class PageExtShadowCounted(PageExtShadow):
 COMPILED_COUNTERS = {FlatShadow: FlatShadowCounted, PerPageShadow: PerPageShadowCounted,
                      PagePtrShadow: PagePtrShadowCounted, PageExtShadow: PageExtShadowCounted}
 
+def bind_engine(shadow: ShadowScheme, engine: str) -> None:
+    """A machine's shadow on its engine: a lockstep, or one wrapped (a session's recording
+    wrapper holds the machine's shadow as ``inner``), gets its compiled twin on the native
+    engine (LockstepShadow.bind_engine)."""
+    while not isinstance(shadow, LockstepShadow):
+        shadow = getattr(shadow, "inner", None)
+        if shadow is None:
+            return
+    shadow.bind_engine(engine)
+
+
 # LockstepShadow's methods that the native engine's compiled Lockstep replaces.
 _COMPILED_METHODS = ("poison", "write", "set_byte", "shadow_byte", "page_alloc", "page_free")
 
