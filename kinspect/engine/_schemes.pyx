@@ -8,14 +8,15 @@ life-cycle hook and check. On the native engine, ``LockstepShadow.bind_engine()`
 ``shadow_byte``/``page_alloc``/``page_free`` do the common cases of each scheme in C, on the
 very containers of the Python scheme (flat.py's chunks; pshadow.py's per-page shadow chunks,
 in-use chunks, BYPASS pages and windows; pageptr.py's blocks by pfn and allocations by pfn),
-and call the Python scheme's own method, the reference, for the rest: attaching or detaching a
-shadow block, mapping or unmapping a window's shadow page, a chunk touched for the first time,
-the kernel image, the vmalloc space. So the state, its pickles, views and footprints are the
-Python schemes', unchanged; each fast path below names the Python method whose common case it
-is, and must stay in step with it (tests/test_schemes_agree.py, test_engine_properties.py and
+and call the Python scheme's own method, the reference, for the rest: a block attached
+lazily, mapping or unmapping a window's shadow page, a page switched to BYPASS by a write, a
+chunk touched for the first time, the kernel image, the vmalloc space. So the state, its
+pickles, views and footprints are the Python schemes' (only the read counters are kept here:
+lockstep.COMPILED_COUNTERS); each fast path below names the Python method whose common case
+it is, and must stay in step with it (tests/test_schemes_agree.py, test_native_slab.py and
 test_native_schemes.py run the schemes on both engines and compare every byte and counter).
 
-The compiled slab allocator (_slab.pyx) calls the C methods directly (``Lockstep.write``,
+The compiled slab allocator (_slab.pyx) calls the C methods directly (``Lockstep.write_``,
 ``Lockstep.check_byte``); the page allocator and the machine's Python paths call the Python
 methods, bound to the LockstepShadow instance.
 """
