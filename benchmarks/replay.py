@@ -125,6 +125,12 @@ def main() -> None:
                       f"(cpu {run[2] / read[2]:.2f}x)")
             if run and parse and mode != "parse":
                 print(f"{mode} [{engine}] / parse [{engine}]: {run[1] / parse[1]:.2f}x")
+        for all_mode, flat_mode in (("all-seq", "flat-seq"), ("all", "flat")):
+            run = results.get((all_mode, "1G", engine))
+            flat = results.get((flat_mode, "1G", engine))
+            if run and flat:        # issue 12: every scheme in lockstep <= 1.5x flat
+                print(f"{all_mode} [{engine}] / {flat_mode} [{engine}]: {run[1] / flat[1]:.2f}x "
+                      f"(cpu {run[2] / flat[2]:.2f}x)")
         r1g = results.get(("flat", "1G", engine), (0,) * 6)[3]
         for mode in ("flat", "flat-q1G"):
             if r1g and (mode, "1T", engine) in results:

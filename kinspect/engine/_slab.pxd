@@ -5,6 +5,8 @@ kmalloc_slab() and kfree_slab() without going through Python)."""
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
+from kinspect.engine._schemes cimport Lockstep
+
 cdef enum:
     SECTION_SHIFT = 16
     SECTION_PAGES = 1 << SECTION_SHIFT
@@ -82,6 +84,7 @@ cdef class SlubAllocator:
     cdef object shadow, shadow_write, shadow_byte_, flat, alloc_pages, free_pages
     cdef object page_address
     cdef dict chunks                     # FlatShadow._chunks when the shadow is one
+    cdef Lockstep lockstep               # LockstepShadow.compiled when there is one
 
     cdef void repoint(self) noexcept
     cdef restore(self, list kmem_caches, tuple numbers, bytearray caches_buf,

@@ -31,6 +31,7 @@ FlatShadow's bytearrays) when the machine's shadow is exactly a FlatShadow; any 
 from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_Check,
                                 PyByteArray_FromStringAndSize)
 from cpython.dict cimport PyDict_GetItem
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -165,12 +166,14 @@ cdef class SlubAllocator:
         else:
             self.flat = None
             self.chunks = None
+        # several schemes in lockstep, compiled (_schemes.pyx): written and read in C
+        self.lockstep = getattr(self.shadow, "compiled", None)
 
     def dispose(self):
         """Forget the machine (one no one uses any more: no cycles left to collect)."""
         self.machine = self.shadow = self.shadow_write = self.shadow_byte_ = None
         self.flat = self.alloc_pages = self.free_pages = self.page_address = None
-        self.chunks = None
+        self.chunks = self.lockstep = None
         self.kmem_caches = []
 
     def __reduce__(self):
@@ -500,7 +503,12 @@ cdef class SlubAllocator:
         cdef uint8_t *shadow = self.flat_shadow(obj, granules)
         if shadow == NULL:
             cache = self.kmem_caches[cid]
-            self.shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
+            pattern = cache.alloc_patterns.get(size) or alloc_pattern(cache, size)
+            if self.lockstep is not None:
+                self.lockstep.write_(obj, <const uint8_t *>PyBytes_AS_STRING(pattern),
+                                     PyBytes_GET_SIZE(pattern), pattern)
+            else:
+                self.shadow_write(obj, pattern)
             return True
         memset(shadow, 0, full)
         if size & 7:
@@ -515,7 +523,12 @@ cdef class SlubAllocator:
         cdef CacheRec *c = &self.caches[cid]
         cdef uint8_t *shadow = self.flat_shadow(obj, c.granules)
         if shadow == NULL:
-            self.shadow_write(obj, self.kmem_caches[cid].free_pattern)
+            pattern = self.kmem_caches[cid].free_pattern
+            if self.lockstep is not None:
+                self.lockstep.write_(obj, <const uint8_t *>PyBytes_AS_STRING(pattern),
+                                     PyBytes_GET_SIZE(pattern), pattern)
+            else:
+                self.shadow_write(obj, pattern)
             return True
         memset(shadow, SLAB_FREE, c.granules)
         if c.flags & CACHE_FREE_META:
@@ -526,6 +539,8 @@ cdef class SlubAllocator:
         """The shadow byte of addr, counted as the scheme counts a read."""
         cdef uint8_t *shadow = self.flat_shadow(addr, 1)
         if shadow == NULL:
+            if self.lockstep is not None:
+                return self.lockstep.check_byte(addr)
             return self.shadow_byte_(addr)
         self.flat.checks += 1
         return shadow[0]

@@ -29,7 +29,7 @@ from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame
                      Track)
 from .shadow import scheme_class
 from .shadow.base import PageUse, ShadowScheme
-from .shadow.lockstep import LockstepShadow
+from .shadow.lockstep import LockstepShadow, bind_engine
 from .slab import (FREE_BUG_TYPES, FREE_OK, KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN,
                    SLAB_KMALLOC, CacheLayout, KmemCache, ObjectMeta, SlabInfo,
                    calculate_alignment, calculate_order, get_order, kmalloc_cache_name,
@@ -205,8 +205,10 @@ class Machine:
             yield a, b
 
     def _bind_shadow(self) -> None:
-        """The shadow's write and read, looked up once: the hottest paths call them; SLUB's
-        binding of the shadow and of the page allocator's entry points."""
+        """The shadow's write and read, looked up once: the hottest paths call them (on the
+        native engine, a lockstep's are compiled: LockstepShadow.bind_engine); SLUB's binding
+        of the shadow and of the page allocator's entry points."""
+        bind_engine(self.shadow, self.engine)
         self._shadow_write = self.shadow.write
         self._shadow_byte = self.shadow.shadow_byte
         self.slub.bind(self)

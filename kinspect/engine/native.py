@@ -9,8 +9,9 @@ says so once on stderr.
 Compiled so far (the extension modules of setup.py): the ftrace kmem scanner
 (``_ftrace_scan``, used by ftrace.TraceReader), the buddy allocator's zones (``_buddy``)
 and page path (``_page_alloc``: alloc_pages, free_pages), SLUB with KASAN's slab hooks and
-the quarantine (``_slab``), used by machine.Machine, and the trace replayer (``_replay``, used
-by replay.replay_trace). The native engine needs them all.
+the quarantine (``_slab``), used by machine.Machine, the trace replayer (``_replay``, used
+by replay.replay_trace), and the shadow schemes' hot paths in lockstep (``_schemes``, used by
+shadow.lockstep.LockstepShadow). The native engine needs them all.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
-COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay")   # beside this file
+COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay", "_schemes")   # beside this file
 ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from ..errors import KinspectError
 from .base import Footprint, PageUse, ShadowScheme
+from .flat import FlatShadow
 from .pageext import PageExtShadow
 from .pageptr import PagePtrShadow
+from .pshadow import PerPageShadow
 
 
 def _fan_out(writes):
@@ -70,6 +72,74 @@ def _checked_read(reference, others, diverged):
     return byte_all
 
 
+def _compiled_counter(name: str) -> property:
+    """A counter of shadow reads (``checks``, ``loads``) kept by the compiled twin."""
+    return property(lambda self: getattr(self._compiled, name),
+                    lambda self, value: setattr(self._compiled, name, value),
+                    doc=f"ShadowScheme.{name}, kept by the compiled twin (_schemes.Scheme)")
+
+
+def _compiled_counters_state(self) -> dict:
+    """The pickled state: the counters as plain attributes, taken back by the compiled twin
+    made on unpickling (Machine._bind_shadow)."""
+    state = dict(self.__dict__)
+    compiled = state.pop("_compiled")
+    state["checks"], state["loads"] = compiled.checks, compiled.loads
+    return state
+
+
+# A scheme of a compiled lockstep (the native engine, _schemes.pyx) becomes its class's twin
+# below: its counters of shadow reads, checks and loads, are its compiled twin's (_compiled),
+# bumped in C on every check, and read and written as ShadowScheme's plain attributes are.
+
+
+class FlatShadowCounted(FlatShadow):
+    """FlatShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PerPageShadowCounted(PerPageShadow):
+    """PerPageShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PagePtrShadowCounted(PagePtrShadow):
+    """PagePtrShadow in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+class PageExtShadowCounted(PageExtShadow):
+    """PageExtShadow (without a twin) in a compiled lockstep."""
+
+    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
+    __getstate__ = _compiled_counters_state
+
+
+# The reference class of a scheme whose fast paths are compiled -> its counted twin.
+COMPILED_COUNTERS = {FlatShadow: FlatShadowCounted, PerPageShadow: PerPageShadowCounted,
+                     PagePtrShadow: PagePtrShadowCounted, PageExtShadow: PageExtShadowCounted}
+
+def bind_engine(shadow: ShadowScheme, engine: str) -> None:
+    """A machine's shadow on its engine: a lockstep, or one wrapped (a session's recording
+    wrapper holds the machine's shadow as ``inner``), gets its compiled twin on the native
+    engine (LockstepShadow.bind_engine)."""
+    while not isinstance(shadow, LockstepShadow):
+        shadow = getattr(shadow, "inner", None)
+        if shadow is None:
+            return
+    shadow.bind_engine(engine)
+
+
+# LockstepShadow's methods that the native engine's compiled Lockstep replaces.
+_COMPILED_METHODS = ("poison", "write", "set_byte", "shadow_byte", "page_alloc", "page_free")
+
+
 class ShadowDivergence(KinspectError):
     """Two schemes disagree on a shadow byte: an engine bug, never bad input."""
 
@@ -88,6 +158,7 @@ class LockstepShadow(ShadowScheme):
                 s.mirror(twins[s.attach])
         self.active = [s for s in schemes if not getattr(s, "twin", None)]
         self.others = self.active[1:]
+        self.compiled = None        # the native engine's _schemes.Lockstep (bind_engine)
         # bound methods, looked up once: these run on every allocation and free
         self._bind()
 
@@ -97,9 +168,24 @@ class LockstepShadow(ShadowScheme):
         self.shadow_byte = _checked_read(self.reference.shadow_byte,
                                          [s.shadow_byte for s in self.others], self._diverged)
 
+    def bind_engine(self, engine: str) -> None:
+        """On the native engine, the writes, reads and page hooks of every scheme are the
+        compiled ones (_schemes.pyx), bound to this instance; this class's are the reference.
+        Called by the machine (Machine._bind_shadow), again after unpickling."""
+        if engine != "native" or self.compiled is not None:
+            return
+        from .. import native
+        self.compiled = native.compiled("_schemes").Lockstep(self)
+        for name in _COMPILED_METHODS:
+            setattr(self, name, getattr(self.compiled, name))
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["write"], state["shadow_byte"]    # closures: rebuilt on unpickling
+        if state.pop("compiled") is not None:       # bound again by the machine
+            for name in _COMPILED_METHODS:
+                state.pop(name, None)
+        state["compiled"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -109,6 +195,8 @@ class LockstepShadow(ShadowScheme):
     def boot(self) -> None:
         for s in self.active:
             s.boot()
+        if self.compiled is not None:
+            self.compiled.rebind()          # the containers boot() bound
 
     def poison(self, addr: int, size: int, value: int) -> None:
         for s in self.active:

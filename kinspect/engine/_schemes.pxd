@@ -1,0 +1,82 @@
+"""The compiled shadow schemes' C interface (_schemes.pyx), for the compiled slab allocator
+(_slab.pyx), which writes and reads every scheme of a lockstep through Lockstep's C methods."""
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+
+cdef class Scheme:
+    cdef readonly object scheme          # the Python scheme (its state, its reference methods)
+    cdef public int64_t checks, loads    # its read counters, when its own fast paths count
+
+    cdef int count(self, int64_t checks, int64_t loads) except -1
+
+    cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1
+    cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1
+    cdef int shadow_byte(self, uint64_t addr) except -1
+    cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1
+    cdef int page_free(self, int64_t pfn, int order) except -1
+
+
+cdef class Flat(Scheme):
+    cdef dict chunks                     # FlatShadow._chunks
+    cdef uint64_t vmalloc_start, vmalloc_end
+
+    cdef uint8_t *at(self, uint64_t addr, int64_t granules) except? NULL
+
+
+cdef class PagePtr(Scheme):
+    cdef dict blocks                     # _pages.shadow: pfn -> the block's bytes
+    cdef dict allocated                  # _allocated: allocated pfn -> its allocation's head
+    cdef dict allocations                # machine.pages: allocated head pfn -> (order, use)
+    cdef object initial_byte             # machine.initial_shadow_byte
+    cdef uint64_t lm_start, lm_end, lm_delta
+    cdef int64_t lowmem_lo, lowmem_hi
+    cdef int page_shift
+    cdef uint64_t page_mask
+    cdef int64_t granules                # bytes in a block
+    cdef bint always                     # attach policy "always"
+    cdef int64_t loads_with_block, loads_null
+    cdef dict addrs                      # _pages.addr: pfn -> the block's address
+    cdef dict served                     # _served: block address -> (table, pfn)
+    cdef object pages                    # _pages, the direct map's _BlockTable
+    cdef object cache                    # the shadow-block kmem_cache (after boot)
+    cdef object block_alloc, block_free, nr_slabs, memmap    # the machine's
+    cdef bint in_struct_page             # page->shadow (pageptr), not page_ext (pageext)
+    cdef int section_shift               # the memmap's pfn -> section
+    cdef int64_t section_mask
+
+    cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1
+    cdef int attach(self, int64_t pfn) except -1
+    cdef int detach(self, int64_t pfn) except -1
+    cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1
+    cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
+
+
+cdef class PerPage(Scheme):
+    cdef dict bypass                     # _bypass: virtual page number -> its shadow page
+    cdef dict pshadow                    # _pshadow: chunk -> per-page shadow bytes
+    cdef dict in_use                     # _in_use: chunk -> 1 where the page is not free
+    cdef dict windows                    # _windows: window -> _ShadowPage
+    cdef uint64_t lm_start, lm_end, lm_delta
+    cdef int64_t lowmem_lo, lowmem_hi, vpn_of_pfn
+    cdef int page_shift
+    cdef int64_t granules_per_page, shadow_mask
+
+    cdef uint8_t *chunk(self, dict chunks, int64_t pfn) except NULL
+    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL
+    cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1
+    cdef int store(self, uint64_t addr, int64_t n, uint8_t value, const uint8_t *data) except -1
+    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL
+    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1
+    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1
+    cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1
+
+
+cdef class Lockstep:
+    cdef readonly list schemes           # Scheme, the active ones, the reference first
+    cdef readonly object lockstep        # the LockstepShadow (its _diverged())
+    cdef Py_ssize_t n
+
+    cdef int poison_(self, uint64_t addr, uint64_t size, uint8_t value) except -1
+    cdef int write_(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1
+    cdef int check_byte(self, uint64_t addr) except -1

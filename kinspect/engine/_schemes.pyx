@@ -1,0 +1,638 @@
+# cython: language_level=3
+"""The shadow schemes' hot paths, compiled (issue 12): every scheme of a lockstep written and
+read without Python.
+
+Four schemes in lockstep (lockstep.py) cost a Python call per scheme per shadow write, page
+life-cycle hook and check. On the native engine, ``LockstepShadow.bind_engine()`` puts a
+``Lockstep`` of this module in front of its schemes: its ``poison``/``write``/``set_byte``/
+``shadow_byte``/``page_alloc``/``page_free`` do the common cases of each scheme in C, on the
+very containers of the Python scheme (flat.py's chunks; pshadow.py's per-page shadow chunks,
+in-use chunks, BYPASS pages and windows; pageptr.py's blocks by pfn and allocations by pfn),
+and call the Python scheme's own method, the reference, for the rest: a block attached
+lazily, mapping or unmapping a window's shadow page, a page switched to BYPASS by a write, a
+chunk touched for the first time, the kernel image, the vmalloc space. So the state, its
+pickles, views and footprints are the Python schemes' (only the read counters are kept here:
+lockstep.COMPILED_COUNTERS); each fast path below names the Python method whose common case
+it is, and must stay in step with it (tests/test_schemes_agree.py, test_native_slab.py and
+test_native_schemes.py run the schemes on both engines and compare every byte and counter).
+
+The compiled slab allocator (_slab.pyx) calls the C methods directly (``Lockstep.write_``,
+``Lockstep.check_byte``); the page allocator and the machine's Python paths call the Python
+methods, bound to the LockstepShadow instance.
+"""
+
+cimport cython
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAndSize,
+                                PyByteArray_GET_SIZE)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
+from cpython.memoryview cimport PyMemoryView_GET_BUFFER
+from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from .kasan import KASAN_PAGE_FREE as _KASAN_PAGE_FREE
+from .memory import PAGE_DTYPE
+from .shadow.base import BYTE_GRANULAR_USES, PageUse
+from .shadow.flat import CHUNK_GRANULES as _FLAT_CHUNK_GRANULES, CHUNK_SHIFT as _FLAT_CHUNK_SHIFT
+from .shadow.flat import FlatShadow
+from .shadow.lockstep import COMPILED_COUNTERS
+from .shadow.pageext import PageExtShadow
+from .shadow.pageptr import PagePtrShadow
+from .shadow.pshadow import (CHUNK_SHIFT as _PS_CHUNK_SHIFT, KASAN_PER_PAGE_BYPASS as _BYPASS,
+                      KASAN_PER_PAGE_FREE as _PER_PAGE_FREE, PAGES_PER_WINDOW as _PPW,
+                      PerPageShadow)
+
+cdef enum:
+    SCALE_SHIFT = 3                      # KASAN_SHADOW_SCALE_SHIFT
+    NOT_HANDLED = -2                     # a fast path's answer: the Python method decides
+
+cdef uint8_t PAGE_FREE = _KASAN_PAGE_FREE
+cdef uint8_t PER_PAGE_FREE = _PER_PAGE_FREE, PER_PAGE_BYPASS = _BYPASS
+cdef int FLAT_CHUNK_SHIFT = _FLAT_CHUNK_SHIFT
+cdef int64_t FLAT_CHUNK_GRANULES = _FLAT_CHUNK_GRANULES
+cdef int PS_CHUNK_SHIFT = _PS_CHUNK_SHIFT
+cdef int64_t PS_CHUNK_MASK = (1 << _PS_CHUNK_SHIFT) - 1
+cdef int64_t PAGES_PER_WINDOW = _PPW
+cdef int USE_SHADOW = PageUse.SHADOW
+cdef int64_t RECORD_SIZE = PAGE_DTYPE.itemsize                  # struct page, as MemMap keeps it
+cdef int64_t SHADOW_OFFSET = PAGE_DTYPE.fields["shadow"][1]    # its page->shadow (uint64)
+assert PAGE_DTYPE.fields["shadow"][0].itemsize == 8
+REFERENCE = {counted: reference for reference, counted in COMPILED_COUNTERS.items()}
+cdef int BYTE_GRANULAR_MASK = sum(1 << int(u) for u in BYTE_GRANULAR_USES)
+assert (_FLAT_CHUNK_GRANULES << SCALE_SHIFT) == (1 << _FLAT_CHUNK_SHIFT)
+
+
+cdef inline bint uniform(const uint8_t *data, int64_t n, uint8_t value) noexcept:
+    """All n bytes are value (``data.count(value) == len(data)``)."""
+    for i in range(n):
+        if data[i] != value:
+            return False
+    return True
+
+
+cdef inline uint8_t *bytearray_at(object buf, int64_t start, int64_t n) except NULL:
+    """Bytes [start, start + n) of a bytearray, checked against its size."""
+    if start < 0 or start + n > PyByteArray_GET_SIZE(buf):
+        raise IndexError("shadow write out of its buffer")
+    return <uint8_t *>PyByteArray_AS_STRING(buf) + start
+
+
+cdef class Scheme:
+    """One scheme of a compiled lockstep: every method complete (its fast path in C, else the
+    Python scheme's method). This base class is the latter alone, for a scheme with no
+    compiled fast path."""
+
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+
+    cdef inline int count(self, int64_t checks, int64_t loads) except -1:
+        """``scheme.checks += checks; scheme.loads += loads``: a scheme with compiled fast
+        paths keeps its counters of shadow reads here (lockstep.COMPILED_COUNTERS)."""
+        self.checks += checks
+        self.loads += loads
+        return 0
+
+    cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
+        self.scheme.poison(addr, size, value)
+        return 0
+
+    cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
+        if obj is None:
+            obj = PyBytes_FromStringAndSize(<char *>data, n)
+        self.scheme.write(addr, obj)
+        return 0
+
+    cdef int shadow_byte(self, uint64_t addr) except -1:
+        return self.scheme.shadow_byte(addr)
+
+    cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
+        return 1 if self.scheme.page_alloc(pfn, order, use_obj) else 0
+
+    cdef int page_free(self, int64_t pfn, int order) except -1:
+        self.scheme.page_free(pfn, order)
+        return 0
+
+
+@cython.final
+cdef class Flat(Scheme):
+    """flat.FlatShadow: its chunks written with memset/memcpy (FlatShadow.poison, .write,
+    .shadow_byte); a chunk never touched, and the vmalloc space, by the Python methods."""
+
+
+    def __init__(self, scheme):
+        Scheme.__init__(self, scheme)
+        self.chunks = scheme._chunks
+        self.vmalloc_start, self.vmalloc_end = scheme._vmalloc_start, scheme._vmalloc_end
+
+    cdef uint8_t *at(self, uint64_t addr, int64_t granules) except? NULL:
+        """The chunk bytes of [addr, addr + granules * 8) when one existing chunk holds it."""
+        cdef PyObject *chunk = PyDict_GetItem(self.chunks, addr >> FLAT_CHUNK_SHIFT)
+        cdef int64_t start = (addr >> SCALE_SHIFT) & (FLAT_CHUNK_GRANULES - 1)
+        if chunk == NULL or start + granules > FLAT_CHUNK_GRANULES:
+            return NULL
+        return bytearray_at(<object>chunk, start, granules)
+
+    cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
+        cdef uint8_t *shadow
+        cdef int64_t granules = size >> SCALE_SHIFT
+        if not (self.vmalloc_start <= addr < self.vmalloc_end):
+            shadow = self.at(addr, granules)
+            if shadow != NULL:
+                memset(shadow, value, granules)
+                return 0
+        return Scheme.poison(self, addr, size, value)
+
+    cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
+        cdef uint8_t *shadow = self.at(addr, n)
+        if shadow != NULL:
+            memcpy(shadow, data, n)
+            return 0
+        return Scheme.write(self, addr, data, n, obj)
+
+    cdef int shadow_byte(self, uint64_t addr) except -1:
+        cdef uint8_t *shadow = self.at(addr, 1)
+        if shadow == NULL:
+            return self.scheme.shadow_byte(addr)
+        self.count(1, 0)
+        return shadow[0]
+
+
+cdef class PagePtr(Scheme):
+    """pageptr.PagePtrShadow (and pageext.PageExtShadow, its subclass): a direct-map page's
+    block written in place (PagePtrShadow.write); a blockless page's shadow written with what
+    its state implies left as it is (PagePtrShadow._store); the allocations recorded by pfn,
+    blocks attached to and detached from direct-map pages (page_alloc, page_free: _attach,
+    _detach). Blocks attached lazily, the kernel image and the vmalloc space: the Python
+    methods."""
+
+
+    def __init__(self, scheme):
+        Scheme.__init__(self, scheme)
+        p = scheme._machine.profile
+        self.blocks = scheme._page_shadow
+        self.allocated = scheme._allocated
+        self.allocations = scheme._allocations
+        self.initial_byte = scheme._initial_byte
+        self.lm_start, self.lm_end, self.lm_delta = scheme._lm_start, scheme._lm_end, \
+            scheme._lm_delta
+        self.lowmem_lo, self.lowmem_hi = p.phys_offset >> p.page_shift, p.max_low_pfn
+        self.page_shift = scheme._page_shift
+        self.page_mask = scheme._page_mask
+        self.granules = scheme._granules
+        self.always = scheme._always
+        self.loads_with_block, self.loads_null = scheme.loads_with_block, scheme.loads_null
+        self.addrs = scheme._pages.addr
+        self.served = scheme._served
+        self.pages = scheme._pages
+        self.cache = scheme._cache
+        machine = scheme._machine
+        self.block_alloc = machine.shadow_block_alloc
+        self.block_free = machine.shadow_block_free
+        self.nr_slabs = machine.slub.nr_slabs
+        self.memmap = machine.memmap
+        self.section_shift = self.memmap.section_shift
+        self.section_mask = self.memmap.pages_per_section - 1
+        # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
+        self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
+
+    cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1:
+        """``page->shadow = addr``: MemMap.set_field(pfn, 1, "shadow", addr), in place in the
+        section's memory when it exists and no observer journals the writes."""
+        cdef PyObject *view
+        cdef uint64_t *field
+        if self.memmap.written is None:
+            view = PyDict_GetItem(self.memmap._bytes, pfn >> self.section_shift)
+            if view != NULL:
+                field = <uint64_t *>(<uint8_t *>PyMemoryView_GET_BUFFER(<object>view).buf
+                                     + (pfn & self.section_mask) * RECORD_SIZE + SHADOW_OFFSET)
+                field[0] = addr
+                return 0
+        self.memmap.set_field(pfn, 1, "shadow", addr)
+        return 0
+
+    cdef int attach(self, int64_t pfn) except -1:
+        """PagePtrShadow._attach() of a direct-map page, its block unpoisoned (00): 0 when
+        the shadow cache has no memory."""
+        cdef uint64_t addr = self.block_alloc(self.cache)
+        cdef int64_t slab_pages
+        if not addr:
+            return 0
+        block = PyByteArray_FromStringAndSize(NULL, self.granules)
+        memset(PyByteArray_AS_STRING(block), 0, self.granules)
+        PyDict_SetItem(self.blocks, pfn, block)
+        PyDict_SetItem(self.addrs, pfn, addr)
+        PyDict_SetItem(self.served, addr, (self.pages, pfn))
+        if self.in_struct_page:
+            self.set_pointer(pfn, addr)                              # page->shadow = block
+        slab_pages = self.nr_slabs(self.cache) << self.cache.layout.order
+        if slab_pages > self.scheme._peak_slab_pages:
+            self.scheme._peak_slab_pages = slab_pages
+        return 1
+
+    cdef int detach(self, int64_t pfn) except -1:
+        """PagePtrShadow._detach() of a direct-map page: its block back to the shadow cache."""
+        addr = self.addrs[pfn]
+        PyDict_DelItem(self.blocks, pfn)
+        PyDict_DelItem(self.addrs, pfn)
+        PyDict_DelItem(self.served, addr)
+        if self.in_struct_page:
+            self.set_pointer(pfn, 0)                                 # page->shadow = NULL
+        self.block_free(self.cache, addr)
+        return 0
+
+    cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1:
+        """PagePtrShadow._page_state_byte(): what a NULL page->shadow stands for."""
+        cdef PyObject *head = PyDict_GetItem(self.allocated, pfn)
+        if head == NULL:
+            return self.initial_byte(addr)
+        return 0 if PyDict_Contains(self.allocations, <object>head) else PAGE_FREE
+
+    cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1:
+        """PagePtrShadow._store() of n bytes inside one direct-map page; NOT_HANDLED when a
+        block must be attached."""
+        cdef int64_t pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        cdef PyObject *block = PyDict_GetItem(self.blocks, pfn)
+        cdef int64_t start = (addr & self.page_mask) >> SCALE_SHIFT
+        if block != NULL:
+            memcpy(bytearray_at(<object>block, start, n), data, n)
+            return 0
+        if uniform(data, n, <uint8_t>self.page_state_byte(pfn, addr)):
+            return 0
+        return NOT_HANDLED
+
+    cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
+        cdef int64_t k, done = 0
+        if not (self.lm_start <= addr and addr + ((<uint64_t>n) << SCALE_SHIFT) <= self.lm_end):
+            return Scheme.write(self, addr, data, n, obj)
+        while done < n:          # PagePtrShadow._write_pages()
+            k = min(n - done, self.granules - <int64_t>((addr & self.page_mask) >> SCALE_SHIFT))
+            if self.store(addr, data + done, k) == NOT_HANDLED:
+                self.scheme._store(addr, PyBytes_FromStringAndSize(<char *>data + done, k))
+            done += k
+            addr += (<uint64_t>k) << SCALE_SHIFT
+        return 0
+
+    cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
+        cdef int64_t k, start, granules = size >> SCALE_SHIFT
+        cdef PyObject *block
+        cdef int64_t pfn
+        if not (self.lm_start <= addr and
+                addr + ((<uint64_t>granules) << SCALE_SHIFT) <= self.lm_end):
+            return Scheme.poison(self, addr, size, value)
+        while granules > 0:      # PagePtrShadow.poison() -> write() -> _write_pages()
+            start = (addr & self.page_mask) >> SCALE_SHIFT
+            k = min(granules, self.granules - start)
+            pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+            block = PyDict_GetItem(self.blocks, pfn)
+            if block != NULL:
+                memset(bytearray_at(<object>block, start, k), value, k)
+            elif self.page_state_byte(pfn, addr) != value:
+                self.scheme._store(addr, bytes([value]) * k)
+            granules -= k
+            addr += (<uint64_t>k) << SCALE_SHIFT
+        return 0
+
+    cdef int shadow_byte(self, uint64_t addr) except -1:
+        cdef int64_t pfn
+        cdef PyObject *block
+        cdef int value
+        if not (self.lm_start <= addr < self.lm_end):
+            return self.scheme.shadow_byte(addr)
+        pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        block = PyDict_GetItem(self.blocks, pfn)
+        if block != NULL:
+            value = bytearray_at(<object>block, (addr & self.page_mask) >> SCALE_SHIFT, 1)[0]
+            self.count(1, self.loads_with_block)
+            return value
+        value = self.page_state_byte(pfn, addr)
+        self.count(1, self.loads_with_block if value else self.loads_null)
+        return value
+
+    cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
+        cdef int64_t p, q
+        if (use != USE_SHADOW and self.lowmem_lo <= pfn < self.lowmem_hi
+                and (self.always or (BYTE_GRANULAR_MASK >> use) & 1)):
+            for p in range(pfn, pfn + (1 << order)):
+                if not self.attach(p):
+                    for q in range(pfn, p):
+                        self.detach(q)
+                    return 0
+        head = pfn
+        for p in range(pfn, pfn + (1 << order)):
+            PyDict_SetItem(self.allocated, p, head)
+        return 1
+
+    cdef int page_free(self, int64_t pfn, int order) except -1:
+        cdef int64_t p
+        for p in range(pfn, pfn + (1 << order)):
+            if PyDict_GetItem(self.allocated, p) != NULL:
+                PyDict_DelItem(self.allocated, p)
+            if PyDict_GetItem(self.blocks, p) != NULL:
+                self.detach(p)
+        return 0
+
+
+@cython.final
+cdef class PerPage(Scheme):
+    """pshadow.PerPageShadow: a BYPASS page's byte shadow written in place (write, poison);
+    a write its per-page byte can say set there (_claim); the per-page bytes of pages
+    allocated and freed, BYPASS set and cleared (page_alloc, page_free: _set_bypass,
+    _clear_bypass). Mapping and unmapping a window's shadow page, a chunk never touched, a
+    page switched to BYPASS by a write, the kernel image and the vmalloc space: the Python
+    methods."""
+
+
+    def __init__(self, scheme):
+        Scheme.__init__(self, scheme)
+        self.bypass = scheme._bypass
+        self.pshadow = scheme._pshadow
+        self.in_use = scheme._in_use
+        self.windows = scheme._windows
+        self.lm_start, self.lm_end = scheme._direct_map
+        self.lm_delta = scheme._lm_delta
+        self.lowmem_lo, self.lowmem_hi = scheme._lowmem
+        self.vpn_of_pfn = scheme._vpn_of_pfn
+        self.page_shift = scheme._page_shift
+        self.granules_per_page = scheme._granules_per_page
+        self.shadow_mask = scheme._shadow_mask
+
+    cdef uint8_t *chunk(self, dict chunks, int64_t pfn) except NULL:
+        """The per-page (or in-use) byte of a lowmem pfn, its chunk made by _chunk()."""
+        cdef PyObject *c = PyDict_GetItem(chunks, pfn >> PS_CHUNK_SHIFT)
+        if c == NULL:
+            self.scheme._chunk(pfn >> PS_CHUNK_SHIFT)
+            c = PyDict_GetItem(chunks, pfn >> PS_CHUNK_SHIFT)
+        return bytearray_at(<object>c, pfn & PS_CHUNK_MASK, 1)
+
+    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL:
+        """The byte shadow of [addr, addr + n * 8) when its page is BYPASS and holds it all."""
+        cdef PyObject *shadow = PyDict_GetItem(self.bypass, <int64_t>(addr >> self.page_shift))
+        cdef int64_t start = (addr >> SCALE_SHIFT) & self.shadow_mask
+        if shadow == NULL or start + n > (start | (self.granules_per_page - 1)) + 1:
+            return NULL
+        return bytearray_at(<object>shadow, start, n)
+
+    cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1:
+        """PerPageShadow._claim() of a direct-map page that is not BYPASS, when the per-page
+        byte can say the write (0); NOT_HANDLED when it cannot."""
+        cdef int64_t pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        cdef uint8_t *state
+        if not is_uniform or not (self.lowmem_lo <= pfn < self.lowmem_hi):
+            return NOT_HANDLED
+        state = self.chunk(self.pshadow, pfn)
+        if k == self.granules_per_page and (value == 0 or value == PAGE_FREE):
+            state[0] = 0 if value == 0 else PER_PAGE_FREE
+            return 0
+        if value == (0 if state[0] == 0 else PAGE_FREE):
+            return 0
+        return NOT_HANDLED
+
+    cdef int store(self, uint64_t addr, int64_t n, uint8_t value, const uint8_t *data) except -1:
+        """PerPageShadow._store(): n shadow bytes from addr, page by page (value repeated when
+        data is NULL), the pieces its C paths cannot do by the Python method."""
+        cdef int64_t k, gpp = self.granules_per_page, done = 0
+        cdef uint8_t *shadow
+        cdef bint one_value
+        while done < n:
+            k = min(n - done, gpp - <int64_t>((addr >> SCALE_SHIFT) & (gpp - 1)))
+            shadow = self.bypass_at(addr, k)
+            if shadow != NULL:
+                if data == NULL:
+                    memset(shadow, value, k)
+                else:
+                    memcpy(shadow, data + done, k)
+            else:
+                if data != NULL:
+                    value = data[done]
+                    one_value = uniform(data + done, k, value)
+                else:
+                    one_value = True
+                if not (self.lm_start <= addr < self.lm_end) or \
+                        self.claim(addr, k, value, one_value) == NOT_HANDLED:
+                    if data == NULL:
+                        self.scheme._store(addr, k, value, None)
+                    else:
+                        self.scheme._store(addr, k, 0,
+                                           PyBytes_FromStringAndSize(<char *>data + done, k))
+            done += k
+            addr += (<uint64_t>k) << SCALE_SHIFT
+        return 0
+
+    cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
+        return self.store(addr, size >> SCALE_SHIFT, value, NULL)
+
+    cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
+        return self.store(addr, n, 0, data)
+
+    cdef int shadow_byte(self, uint64_t addr) except -1:
+        cdef uint8_t *shadow = self.bypass_at(addr, 1)
+        cdef int64_t pfn
+        cdef int value
+        if shadow != NULL:
+            value = shadow[0]
+            self.count(1, 2 if value else 1)         # poisoned: patch 11 reads the page byte
+            return value
+        if not (self.lm_start <= addr < self.lm_end):
+            return self.scheme.shadow_byte(addr)
+        pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        if PyDict_GetItem(self.pshadow, pfn >> PS_CHUNK_SHIFT) == NULL:
+            return self.scheme.shadow_byte(addr)     # _page_state() of a chunk never touched
+        value = PAGE_FREE if self.chunk(self.pshadow, pfn)[0] else 0
+        self.count(1, 2)                             # the black page's FF, then the page byte
+        return value
+
+    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL:
+        """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
+        return bytearray_at(page.shadow, (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page,
+                            self.granules_per_page)
+
+    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1:
+        """PerPageShadow._set_bypass() of a page just allocated (its part of the shadow page
+        unpoisoned)."""
+        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+        memset(self.page_part(page, vpn), 0, self.granules_per_page)
+        if ps[0] == PER_PAGE_BYPASS:
+            return 0
+        ps[0] = PER_PAGE_BYPASS
+        PyDict_SetItem(self.bypass, vpn, page.shadow)
+        page.bypass += 1
+        if page.bypass == 1:
+            self.scheme._needed += 1
+        return 0
+
+    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1:
+        """PerPageShadow._clear_bypass(): the per-page byte says state again, the page's part
+        of the shadow page is the black page's FF."""
+        ps[0] = state
+        PyDict_DelItem(self.bypass, vpn)
+        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+        memset(self.page_part(page, vpn), PAGE_FREE, self.granules_per_page)
+        page.bypass -= 1
+        if page.bypass == 0:
+            self.scheme._needed -= 1
+        return 0
+
+    cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1:
+        """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
+        among them cleared first."""
+        cdef int64_t p
+        cdef uint8_t *ps
+        for p in range(pfn, pfn + n):
+            self.chunk(self.in_use, p)[0] = used
+            ps = self.chunk(self.pshadow, p)
+            if ps[0] == PER_PAGE_BYPASS:
+                self.clear_bypass(ps, p + self.vpn_of_pfn, state)
+            ps[0] = state
+        return 0
+
+    cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
+        """PerPageShadow.page_alloc(): a slab, stack or large kmalloc page gets BYPASS over its
+        window's shadow page, mapped here when it is not yet (_map_shadow, in Python); any other
+        page's per-page byte says 0."""
+        cdef int64_t n = 1 << order, window, p, first, last
+        cdef list mapped
+        if not (self.lowmem_lo <= pfn < self.lowmem_hi):
+            return 1                                  # highmem has no shadow
+        if not (BYTE_GRANULAR_MASK >> use) & 1:
+            self.set_pages(pfn, n, 1, 0)
+            return 1
+        first = (pfn + self.vpn_of_pfn) >> SCALE_SHIFT
+        last = (pfn + n - 1 + self.vpn_of_pfn) >> SCALE_SHIFT
+        mapped = None
+        for window in range(first, last + 1):
+            if PyDict_GetItem(self.windows, window) == NULL:
+                if self.scheme._map_shadow(window) is None:
+                    for w in mapped or ():
+                        self.scheme._unmap_shadow(w)
+                    return 0
+                if mapped is None:
+                    mapped = []
+                mapped.append(window)
+        for p in range(pfn, pfn + n):
+            self.chunk(self.in_use, p)[0] = 1
+        for p in range(pfn, pfn + n):
+            self.set_bypass(self.chunk(self.pshadow, p), p + self.vpn_of_pfn)
+        return 1
+
+    cdef int page_free(self, int64_t pfn, int order) except -1:
+        cdef int64_t window, p, first
+        cdef int64_t n = 1 << order
+        cdef PyObject *page
+        cdef bint free
+        if not (self.lowmem_lo <= pfn < self.lowmem_hi):
+            return 0
+        self.set_pages(pfn, n, 0, PER_PAGE_FREE)
+        for window in range((pfn + self.vpn_of_pfn) >> SCALE_SHIFT,
+                            ((pfn + n - 1 + self.vpn_of_pfn) >> SCALE_SHIFT) + 1):
+            page = PyDict_GetItem(self.windows, window)
+            if page == NULL or (<object>page).bypass:
+                continue
+            first = (window << SCALE_SHIFT) - self.vpn_of_pfn     # _window_is_free()
+            free = True
+            for p in range(first, first + PAGES_PER_WINDOW):
+                if self.chunk(self.in_use, p)[0]:
+                    free = False
+                    break
+            if free:
+                self.scheme._unmap_shadow(window)
+        return 0
+
+
+@cython.final
+cdef class Lockstep:
+    """lockstep.LockstepShadow's writes, reads and page hooks over compiled schemes."""
+
+
+    def __init__(self, lockstep):
+        self.lockstep = lockstep
+        self.rebind()
+
+    def rebind(self):
+        """Look the schemes' containers up again (after their boot(), which binds some). A
+        scheme with compiled fast paths gets its read counters kept here: its class becomes its
+        counted twin (lockstep.COMPILED_COUNTERS), whose checks and loads are these."""
+        schemes = []
+        for s in self.lockstep.active:
+            compiled = compiled_scheme(s)
+            if type(compiled) is not Scheme:
+                attrs = s.__dict__
+                before = attrs.get("_compiled")
+                if before is not None:
+                    compiled.checks, compiled.loads = before.checks, before.loads
+                else:
+                    compiled.checks = attrs.pop("checks", 0)
+                    compiled.loads = attrs.pop("loads", 0)
+                attrs["_compiled"] = compiled
+                s.__class__ = COMPILED_COUNTERS[REFERENCE.get(type(s), type(s))]
+            schemes.append(compiled)
+        self.schemes = schemes
+        self.n = len(self.schemes)
+
+    cdef int poison_(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            (<Scheme>self.schemes[i]).poison(addr, size, value)
+        return 0
+
+    cdef int write_(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            (<Scheme>self.schemes[i]).write(addr, data, n, obj)
+        return 0
+
+    cdef int check_byte(self, uint64_t addr) except -1:
+        """LockstepShadow.shadow_byte(): the reference's byte, every other scheme's checked."""
+        cdef int want = (<Scheme>self.schemes[0]).shadow_byte(addr)
+        cdef Py_ssize_t i
+        for i in range(1, self.n):
+            if (<Scheme>self.schemes[i]).shadow_byte(addr) != want:
+                self.lockstep._diverged(addr, want)     # raises ShadowDivergence
+                break
+        return want
+
+    # The Python methods, bound to the LockstepShadow instance (lockstep.py).
+
+    def poison(self, uint64_t addr, uint64_t size, int value):
+        self.poison_(addr, size, value)
+
+    def write(self, uint64_t addr, data):
+        if type(data) is not bytes:
+            data = bytes(data)
+        self.write_(addr, <const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data)
+
+    def set_byte(self, uint64_t addr, int value):
+        cdef uint8_t byte = value
+        self.write_(addr, &byte, 1, None)
+
+    def shadow_byte(self, uint64_t addr):
+        return self.check_byte(addr)
+
+    def page_alloc(self, int64_t pfn, int order, use):
+        """All schemes attach, or none: those that did are told to detach again."""
+        cdef Py_ssize_t i, j
+        cdef int u = use
+        for i in range(self.n):
+            if not (<Scheme>self.schemes[i]).page_alloc(pfn, order, u, use):
+                for j in range(i):
+                    (<Scheme>self.schemes[j]).page_free(pfn, order)
+                return False
+        return True
+
+    def page_free(self, int64_t pfn, int order):
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            (<Scheme>self.schemes[i]).page_free(pfn, order)
+
+
+def compiled_scheme(scheme) -> Scheme:
+    """The compiled twin of a Python scheme's hot paths (its own methods when it has none)."""
+    kind = REFERENCE.get(type(scheme), type(scheme))
+    if kind is FlatShadow:
+        return Flat(scheme)
+    if kind is PerPageShadow:
+        return PerPage(scheme)
+    if kind in (PagePtrShadow, PageExtShadow) and getattr(scheme, "twin", None) is None:
+        return PagePtr(scheme)
+    return Scheme(scheme)
