@@ -938,7 +938,7 @@ class Session:
         from .replay import TraceReplayer
         t = time.process_time()
         machine = Machine(self.profile, schemes=self.scheme_names,
-                          scheme_options=self.scheme_options)
+                          scheme_options=self.scheme_options, engine=self.machine.engine)
         replayer = TraceReplayer(machine, self.path)
         replay = replayer.compiled().replay
         reports = machine.reports
