@@ -721,7 +721,7 @@ class Session:
         n = len(self.events) + 1               # grows with the events (a trace still loading)
         self._fp_known = 0
         self._fp_total = {s: np.zeros(n, dtype=np.int64) for s in self.scheme_names}
-        self._fp_counters = {s: np.zeros((n, 3), dtype=np.int64) for s in self.scheme_names}
+        self._fp_counters = {s: np.zeros((n, 3), dtype=np.int32) for s in self.scheme_names}
         self._boot()
         self._record_footprints()
         self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
@@ -856,7 +856,7 @@ class Session:
         if pos < self._fp_known:
             return
         if pos >= len(self._fp_total[REFERENCE_SCHEME]):
-            self._grow_footprints(max(2 * pos, len(self.events)) + 1)
+            self._grow_footprints(pos)
         for name, s in self._schemes.items():
             fp = s.footprint()
             self._fp_total[name][pos] = fp.total_bytes()
@@ -864,10 +864,14 @@ class Session:
                                             fp.shadow_slab_pages)
         self._fp_known = pos + 1
 
-    def _grow_footprints(self, n: int) -> None:
+    def _grow_footprints(self, pos: int) -> None:
+        """Room for the footprints after ``pos`` events: every event read, or (a trace still
+        loading) twice as many as now. Per scheme, per event: the total (int64) and the three
+        counters (int32: blocks in use, shadow pages mapped, shadow slab pages)."""
+        n = max(pos, len(self.events) if not self.driver.loading else 2 * pos) + 1
         for name in self.scheme_names:
             total = np.zeros(n, dtype=np.int64)
-            counters = np.zeros((n, 3), dtype=np.int64)
+            counters = np.zeros((n, 3), dtype=np.int32)
             known = self._fp_known
             total[:known] = self._fp_total[name][:known]
             counters[:known] = self._fp_counters[name][:known]
@@ -1033,7 +1037,7 @@ class Session:
         if pos < known:
             return
         if pos >= len(self._fp_total[REFERENCE_SCHEME]):
-            self._grow_footprints(max(2 * pos, len(self.events)) + 1)
+            self._grow_footprints(pos)
         for s in machine.schemes:
             total, counters = self._fp_total[s.name], self._fp_counters[s.name]
             total[known:pos] = total[known - 1]
