@@ -343,16 +343,10 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
     rungs = [top - LADDER_STEP * i for i in range(HOLD_LADDER)]
     assert set(rungs) <= set(s.checkpoints.positions(dense=True))
     replayed = []
-    apply = s._apply
-
-    def counting_apply(record=True):
-        replayed[-1] += 1
-        return apply(record)
-
-    s._apply = counting_apply
     for pos in range(999, rungs[-1] - 1, -1):       # held down: no idle time in between
-        replayed.append(0)
+        stepped = s.events_stepped
         assert s.back().position == pos
+        replayed.append(s.events_stepped - stepped)
         assert fingerprint(s) == refs[pos]
     assert replayed[:3] == [0, 0, 0]                # the spares: swaps
     assert max(replayed[3:]) < LADDER_STEP          # then a rung and a few events
@@ -500,3 +494,74 @@ def test_every_scheme_reads_the_shadow_flat_reads_at_every_demo_step():
         if s.at_end:
             break
         s.step()
+
+
+def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_stepping_reaches(
+        tmp_path, monkeypatch):
+    """A jump by fast forward (native: the compiled replayer over EventBatch slices, from a
+    machine booted anew) leaves the state of the reference engine's jump and of plain
+    stepping; the footprints it samples and the last events it steps are exact."""
+    import kinspect.engine.session as session_module
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.engine.session import FAST_FORWARD_TAIL, load_trace
+    from conftest import native_missing
+    if native_missing():
+        pytest.skip(native_missing())
+    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setattr(session_module, "FAST_FORWARD_PIECE", 700)
+    path = small_trace(tmp_path, 7000)
+    sessions = {}
+    for name, engine, fast in (("fast", "native", True), ("stepped", "native", False),
+                               ("python", "python", True)):
+        monkeypatch.setenv("KINSPECT_ENGINE", engine)
+        s = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+        s.fast_forward = s.fast_forward and fast
+        sessions[name] = (s, s.jump(4000))
+    fast, r = sessions["fast"]
+    assert fast.events_bulk > 0 and fast.events_stepped == FAST_FORWARD_TAIL
+    assert r.position == 4000 and r.dirty is None and len(r.events) == FAST_FORWARD_TAIL
+    for name in ("stepped", "python"):
+        s, _ = sessions[name]
+        assert s.events_bulk == 0 and s.events_stepped >= 4000
+        assert machine_fingerprint(s.machine) == machine_fingerprint(fast.machine), name
+        assert s.report_events == fast.report_events
+        assert [s.event_address(i) for i in range(3950, 4000)] == \
+            [fast.event_address(i) for i in range(3950, 4000)]
+    stepped = sessions["stepped"][0]
+    sampled = [p for p in range(0, 4000, 700)] + list(range(4000 - FAST_FORWARD_TAIL, 4001))
+    for scheme in ("flat", "pageptr"):
+        exact, bulk = stepped.footprint_history(scheme), fast.footprint_history(scheme)
+        assert len(bulk) == 4001
+        assert [bulk[p] for p in sampled] == [exact[p] for p in sampled]
+    # going on from there: steps, and a step back that says everything changed
+    assert fast.step(5).position == 4005 and fast.back(10).position == 3995
+    assert stepped.back(5).position == 3995
+    assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
+
+
+def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
+    import kinspect.engine.session as session_module
+    from kinspect.engine.session import load_trace
+    from conftest import native_missing
+    if native_missing():
+        pytest.skip(native_missing())
+    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 7000)),
+                schemes=["flat"])
+    line = s.events[3000].line
+    s.add_breakpoint(Breakpoint("line", line))
+    r = s.run(until="breakpoint")
+    assert r.stopped == f"breakpoint: line {line}" and s.position == 3000
+    assert s.events_bulk > 0
+
+
+def test_an_event_batch_slice_is_a_view_of_the_same_events(tmp_path):
+    from kinspect.engine.ftrace import TraceReader
+    from conftest import native_missing
+    if native_missing():
+        pytest.skip(native_missing())
+    batch = next(TraceReader(small_trace(tmp_path), engine="native").batches())
+    part = batch.slice(10, 20)
+    assert len(part) == 10 and list(part) == list(batch)[10:20]
+    assert part.line.base is not None and part.strings is batch.strings

@@ -145,6 +145,12 @@ class EventBatch:
     def columns(self) -> tuple:
         return tuple(getattr(self, name) for name, _ in EVENT_COLUMNS)
 
+    def slice(self, start: int, stop: int) -> "EventBatch":
+        """Events ``start`` to ``stop`` (not included) as a batch of their own: views of these
+        columns (nothing copied), the same string and task tables."""
+        return EventBatch([column[start:stop] for column in self.columns()], self.strings,
+                          self.tasks)
+
     def __len__(self) -> int:
         return len(self.line)
 

@@ -49,6 +49,7 @@ import numpy as np
 
 from .checkpoint import CheckpointStore
 from .errors import KinspectError, WorkloadError
+from .ftrace import EventBatch
 from .machine import Machine
 from .profile import ArchProfile
 from .report import BadAccess
@@ -279,6 +280,11 @@ SPARE_REPLAY = 512              # going back, a spare this many events behind be
 IDLE_CHUNK = 512                # events replayed in one piece of idle work
 HOLD_LADDER = 4                 # dense checkpoints kept just below the spares (idle_work)...
 LADDER_STEP = 16                # ...this many events apart
+# The fast forward (Session._fast_forward): a long move on the native engine replays the
+# trace's EventBatches compiled, from a machine booted anew, in pieces...
+FAST_FORWARD_MIN = 4096         # events: a shorter move steps the existing way
+FAST_FORWARD_PIECE = 8192       # events a piece: the footprints are sampled after each
+FAST_FORWARD_TAIL = 64          # the last events before the target: stepped the existing way
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -301,6 +307,21 @@ def ranges_contain(ranges: tuple[tuple[int, int], ...] | None, pfn: int) -> bool
     if ranges is None:
         return True
     return any(a <= pfn < a + n for a, n in ranges)
+
+
+class _Positions(EventBatch):
+    """A slice of a trace's events for the compiled replayer whose ``batch[i]`` is ``i``: the
+    replayer's ``after_event(batch[i])`` then costs a call, not a TraceEvent made."""
+
+    __slots__ = ()
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class _ReportStop(Exception):
+    """Raised from the compiled replayer's ``after_event``: the event just applied reported
+    and the move stops at it."""
 
 
 class _Tail:
@@ -336,6 +357,10 @@ class _WorkloadDriver:
     @staticmethod
     def state(runner) -> tuple:
         return (runner.values, runner.last_reports, runner.expect_failures)
+
+    def event_batches(self, start: int, stop: int) -> None:
+        """A workload has no EventBatches: it steps the existing way only."""
+        return None
 
     def load(self, progress=None, cancelled=None) -> None:
         """Nothing to read: the workload was parsed whole."""
@@ -400,6 +425,42 @@ class TraceRunner:
         return StepOutcome(ev, new, None)
 
 
+class _TraceEvents(Sequence):
+    """The events of a trace read as EventBatches (the native engine), as a sequence of
+    TraceEvents each made when asked: the batches' columns hold an event in 61 bytes, where a
+    list of TraceEvents held about 240 more (135 MiB for the real x86_64 trace)."""
+
+    def __init__(self, batches: list, ends: list[int]) -> None:
+        self._batches = batches         # shared with the driver, which appends to both...
+        self._ends = ends               # ...the batch first, then its end
+
+    def __len__(self) -> int:
+        ends = self._ends
+        return ends[-1] if ends else 0
+
+    def __getitem__(self, index):
+        n = len(self)
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(n))]
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("event index out of range")
+        i = bisect_right(self._ends, index)
+        batch = self._batches[i]
+        return batch[index - (self._ends[i] - len(batch))]
+
+    def __iter__(self):
+        for batch in self._batches[:len(self._ends)]:
+            yield from batch
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and \
+            list(self) == list(other)
+
+    __hash__ = None
+
+
 class _TraceDriver:
     """How a Session runs an ftrace kmem capture: read whole before the session starts, or
     (``stream``) its first block of events now and the rest by ``load()``, which a UI calls
@@ -424,7 +485,13 @@ class _TraceDriver:
             parallel = False            # the reader says what is wrong with the file
         self.reader = (ParallelTraceReader if parallel else TraceReader)(path, strict=strict)
         self._event = TraceEvent if parallel else None   # its child sends plain tuples
-        self.events: list = []
+        # The native engine's reader gives EventBatches: kept as they are (the events are
+        # a view of them, _TraceEvents), and a long move replays slices of them compiled
+        # (Session's fast forward). The Python engine's gives TraceEvents: kept in a list.
+        self.batches: list | None = [] if self.reader.engine == "native" else None
+        self._batch_ends: list[int] = []            # events read up to the end of each batch
+        self.events = (_TraceEvents(self.batches, self._batch_ends)
+                       if self.batches is not None else [])
         self.loading = True
         self.error: KinspectError | None = None     # what stopped the reading, if anything
         self._arrived = threading.Condition()
@@ -446,13 +513,33 @@ class _TraceDriver:
         except KinspectError as e:
             self._finish(e)
             raise
-        if self._event is not None:
-            new, event = tuple.__new__, self._event
-            batch = [new(event, ev) for ev in batch]
         with self._arrived:
-            self.events.extend(batch)
+            if self.batches is not None:
+                self.batches.append(batch)
+                self._batch_ends.append(len(self.events) + len(batch))
+            else:
+                if self._event is not None:
+                    new, event = tuple.__new__, self._event
+                    batch = [new(event, ev) for ev in batch]
+                self.events.extend(batch)
             self._arrived.notify_all()
         return True
+
+    def event_batches(self, start: int, stop: int) -> list | None:
+        """Events ``start`` to ``stop`` (not included) as EventBatch slices (views of the
+        columns read), in order; None when the trace was not read as EventBatches."""
+        batches, ends = self.batches, self._batch_ends
+        if batches is None or stop > (ends[-1] if ends else 0):
+            return None
+        out = []
+        i = bisect_right(ends, start)
+        while start < stop:
+            first = ends[i] - len(batches[i])
+            end = min(stop, ends[i])
+            out.append(batches[i].slice(start - first, end - first))
+            start = end
+            i += 1
+        return out
 
     def _finish(self, error: KinspectError | None) -> None:
         with self._arrived:
@@ -563,6 +650,11 @@ class _Accumulator:
         if outcome.expect_failure:
             self.failures.append(outcome.expect_failure)
 
+    def bulk(self, reports: list[BadAccess]) -> None:
+        """Events applied by a fast forward: their reports; what they changed is unknown."""
+        self.dirty_all, self.ranges = True, []
+        self.reports += reports
+
     def result(self, generation: int, position: int, previous: int, stopped: str | None,
                seconds: float) -> StepResult:
         dirty = None if self.dirty_all else merge_ranges(self.ranges)
@@ -629,7 +721,7 @@ class Session:
         n = len(self.events) + 1               # grows with the events (a trace still loading)
         self._fp_known = 0
         self._fp_total = {s: np.zeros(n, dtype=np.int64) for s in self.scheme_names}
-        self._fp_counters = {s: np.zeros((n, 3), dtype=np.int64) for s in self.scheme_names}
+        self._fp_counters = {s: np.zeros((n, 3), dtype=np.int32) for s in self.scheme_names}
         self._boot()
         self._record_footprints()
         self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
@@ -639,6 +731,15 @@ class Session:
         self.spares_wanted = spares
         self.spare_budget = spare_budget
         self._job: _Replay | None = None
+        # The fast forward: on the native engine, a trace read as EventBatches. The rates (CPU
+        # seconds an event, smoothed) of a compiled replay and of an event stepped the
+        # existing way (restores, idle work) choose it; they start from the figures of the
+        # real trace at 1 TiB, four schemes (docs/ui.md).
+        self.fast_forward = self.machine.engine == "native" and self.is_trace
+        self._rate_bulk = 8e-6
+        self._rate_step = 40e-6
+        self.events_bulk = 0            # events replayed by fast forwards
+        self.events_stepped = 0         # events applied the existing way (steps and replays)
 
     # ------------------------------------------------------------------------- state
 
@@ -755,7 +856,7 @@ class Session:
         if pos < self._fp_known:
             return
         if pos >= len(self._fp_total[REFERENCE_SCHEME]):
-            self._grow_footprints(max(2 * pos, len(self.events)) + 1)
+            self._grow_footprints(pos)
         for name, s in self._schemes.items():
             fp = s.footprint()
             self._fp_total[name][pos] = fp.total_bytes()
@@ -763,10 +864,14 @@ class Session:
                                             fp.shadow_slab_pages)
         self._fp_known = pos + 1
 
-    def _grow_footprints(self, n: int) -> None:
+    def _grow_footprints(self, pos: int) -> None:
+        """Room for the footprints after ``pos`` events: every event read, or (a trace still
+        loading) twice as many as now. Per scheme, per event: the total (int64) and the three
+        counters (int32: blocks in use, shadow pages mapped, shadow slab pages)."""
+        n = max(pos, len(self.events) if not self.driver.loading else 2 * pos) + 1
         for name in self.scheme_names:
             total = np.zeros(n, dtype=np.int64)
-            counters = np.zeros((n, 3), dtype=np.int64)
+            counters = np.zeros((n, 3), dtype=np.int32)
             known = self._fp_known
             total[:known] = self._fp_total[name][:known]
             counters[:known] = self._fp_counters[name][:known]
@@ -807,20 +912,140 @@ class Session:
     def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
         """Make the state that of ``target`` events applied (a checkpoint, then replay);
         ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
-        ckpt = self.checkpoints.nearest(target)
-        base = ckpt.position
-        if force or not (base <= self.position <= target):
+        base = self.checkpoints.nearest_position(target)
+        near = not force and base <= self.position <= target
+        if not force and not lay_dense and \
+                self._fast_forward_pays(self.position if near else base, target, not near):
+            self._adopt(self._fast_forward(target))
+            return
+        if not near:
+            ckpt = self.checkpoints.nearest(target)
             machine, state = self.checkpoints.restore(ckpt)
             self._install(machine)
             self.runner = self.driver.runner(machine, base, state)
             self.position = base
         dense_every = max(16, min(self.checkpoint_every, (target - self.position) // 8 or 1))
+        start, t = self.position, time.process_time()
         with gc_paused():
             while self.position < target:
                 self._apply(record=False)
                 if lay_dense and (target - self.position) % dense_every == 0 and \
                         self.position < target:
                     self._take_dense()
+        if self.position - start >= 256 and not lay_dense:
+            self._rate_step = 0.5 * self._rate_step + \
+                0.5 * (time.process_time() - t) / (self.position - start)
+
+    # ------------------------------------------------------------------ fast forward
+    #
+    # A long move on the native engine does not step: a machine booted anew replays the
+    # trace's EventBatches (slices of what the reader gave, views of its columns) with the
+    # compiled replayer (replay.TraceReplayer.compiled()), with no recording wrapper and no
+    # per-event Python, up to the target; then its replayer's maps become the Python ones
+    # (TraceReplayer's dicts), and the machine the session's. The compiled replayer keeps
+    # its maps in C tables it can only start empty, so a fast forward starts at boot, not at a
+    # checkpoint: it is chosen when the whole compiled replay costs less than stepping from the
+    # position or the nearest checkpoint (the rates, measured as they go).
+    #
+    # What is recorded of the events replayed so, for the views:
+    # - footprints (footprint_history): sampled after every FAST_FORWARD_PIECE events, exact
+    #   there and at the target; an event between two samples holds the earlier sample;
+    # - reports (the event log's ``!``, report_events): exact, each report's event_index too
+    #   (the compiled replayer calls back after each event; a new report is noticed there);
+    # - attach/detach (``+``/``-``, attach_events) and what each event changed (the records
+    #   that name what a step back undoes): not recorded; a step back over such events says
+    #   "everything changed" (dirty None), and their marks show once they are stepped through.
+
+    def _fast_forward_pays(self, start: int, target: int, restore: bool) -> bool:
+        """Whether reaching ``target`` by a fast forward from boot costs less than stepping
+        there from ``start`` (the position, or a checkpoint to restore first)."""
+        if not self.fast_forward or target - start < FAST_FORWARD_MIN or \
+                self.driver.event_batches(target, target) is None:
+            return False
+        stepping = (target - start) * self._rate_step + (self.checkpoints.seconds
+                                                          if restore else 0.0)
+        return target * self._rate_bulk < stepping
+
+    def _fast_forward(self, target: int, stop_from: int | None = None,
+                      cancelled: Callable[[], bool] | None = None,
+                      progress: Callable[[int, int], None] | None = None,
+                      previous: int = 0, planned: int = 0) -> _Spare:
+        """A machine booted anew and the trace replayed on it, compiled, up to ``target``
+        events (FAST_FORWARD_PIECE at a time: the footprints sampled after each, ``cancelled``
+        asked, ``progress(done since previous, planned)`` called); with ``stop_from``, up to
+        the first event at or after it that reports. Not the session's yet (``_adopt``)."""
+        from .replay import TraceReplayer
+        t = time.process_time()
+        machine = Machine(self.profile, schemes=self.scheme_names,
+                          scheme_options=self.scheme_options, engine=self.machine.engine)
+        replayer = TraceReplayer(machine, self.path)
+        replay = replayer.compiled().replay
+        reports = machine.reports
+        report_events = self.report_events
+        noted = [0, 0]                  # reports seen, the first event of the slice replayed
+
+        def after_event(i: int) -> None:
+            if len(reports) != noted[0]:
+                index = noted[1] + i
+                new = reports[noted[0]:]
+                for r in new:
+                    r.event_index = index
+                report_events[index] = tuple(r.bug_type for r in new)
+                noted[0] = len(reports)
+                if stop_from is not None and index >= stop_from:
+                    raise _ReportStop
+
+        pos = 0
+        with gc_paused():
+            try:
+                while pos < target:
+                    if cancelled is not None and cancelled():
+                        break
+                    end = min(target, pos + FAST_FORWARD_PIECE)
+                    for batch in self.driver.event_batches(pos, end):
+                        noted[1] = replayer.events
+                        replay(_Positions(batch.columns(), batch.strings, batch.tasks), None,
+                               after_event)
+                    pos = replayer.events
+                    self._sample_footprints(machine, pos)
+                    if progress is not None:
+                        progress(max(0, pos - previous), planned)
+            except _ReportStop:
+                pos = replayer.events
+                self._sample_footprints(machine, pos)
+        compiled = replayer.compiled()
+        (replayer.objects, replayer.object_cache, replayer.pages,
+         replayer.slab_pfns) = compiled.maps()
+        replayer._compiled = None       # from here on the Python replayer and its dicts
+        runner = TraceRunner(machine, self.path, self.events, pos, replayer)
+        runner.last_reports = [r for r in reports if r.event_index == pos - 1]
+        self.events_bulk += pos
+        if pos >= FAST_FORWARD_MIN:
+            self._rate_bulk = 0.5 * self._rate_bulk + 0.5 * (time.process_time() - t) / pos
+        return _Spare(pos, machine, runner, 0)
+
+    def _adopt(self, forward: _Spare) -> None:
+        """Make a fast forward's machine the session's."""
+        self._install(forward.machine)
+        self.runner = forward.runner
+        self.position = forward.position
+
+    def _sample_footprints(self, machine: Machine, pos: int) -> None:
+        """Each scheme's footprint after ``pos`` events of a fast forward; the positions since
+        the last one known hold that one (see above)."""
+        known = self._fp_known
+        if pos < known:
+            return
+        if pos >= len(self._fp_total[REFERENCE_SCHEME]):
+            self._grow_footprints(pos)
+        for s in machine.schemes:
+            total, counters = self._fp_total[s.name], self._fp_counters[s.name]
+            total[known:pos] = total[known - 1]
+            counters[known:pos] = counters[known - 1]
+            fp = s.footprint()
+            total[pos] = fp.total_bytes()
+            counters[pos] = (fp.blocks_in_use, fp.shadow_pages_mapped, fp.shadow_slab_pages)
+        self._fp_known = pos + 1
 
     # -------------------------------------------------------------------- idle work
 
@@ -992,6 +1217,7 @@ class Session:
             raise WorkloadError(f"{self.event_text(index)}: {e or type(e).__name__}",
                                 self.path, ev.line) from None
         self.position += 1
+        self.events_stepped += 1
         if not record:
             self._rec.clear()
             self._written.clear()
@@ -1128,6 +1354,8 @@ class Session:
         for spare in self._spares:
             if spare.position <= index:
                 start = max(start, spare.position)
+        if self._fast_forward_pays(start, index, start != self.position):
+            return int(index * self._rate_bulk / self._rate_step)   # in events stepped
         return index - start
 
     def jump(self, index: int, wait: bool = False,
@@ -1219,6 +1447,8 @@ class Session:
         if planned > 4 * self.checkpoint_every:
             # A long run keeps checkpoints sparser: their cost stays a small share of it.
             self._interval = max(self.checkpoint_every, self._run_interval())
+        if not (pfns or addrs or on_attach):
+            self._run_forward(until, end, lines, acc, cancelled, progress, previous, planned)
         try:
             with gc_paused():
                 while True:
@@ -1267,6 +1497,42 @@ class Session:
             stopped = None
         return acc.result(self.generation, self.position, previous, stopped,
                           time.perf_counter() - t0)
+
+    def _run_forward(self, until: str, end: int | None, lines: set, acc: "_Accumulator",
+                     cancelled, progress, previous: int, planned: int) -> None:
+        """The bulk of a long run as a fast forward, when it pays (and no breakpoint needs
+        each event looked at: line breakpoints are found in the events beforehand): up to
+        FAST_FORWARD_TAIL events before where the run would stop, so that the run's last
+        events are stepped the existing way (what the last one changed, exactly). A run to
+        a report stops at the first event that reports: the fast forward is made again to a
+        tail before it (reports are rare)."""
+        goal = min(len(self.events), end if end is not None else len(self.events))
+        target = goal - FAST_FORWARD_TAIL
+        if not self._fast_forward_pays(self.position, target, False):
+            return
+        if lines:
+            start = self.position + 1
+            wanted = np.fromiter(lines, np.int64, len(lines))
+            for batch in self.driver.event_batches(start, goal):
+                hits = np.flatnonzero(np.isin(batch.line, wanted))
+                if len(hits):
+                    goal = start + int(hits[0])
+                    break
+                start += len(batch)
+            target = goal - FAST_FORWARD_TAIL
+            if not self._fast_forward_pays(self.position, target, False):
+                return
+        forward = self._fast_forward(target, previous if until == "report" else None,
+                                     cancelled, progress, previous, planned)
+        if until == "report" and forward.runner.last_reports:
+            reported = forward.position - 1
+            _dispose(forward.machine, forward.runner)
+            if not self._fast_forward_pays(self.position, reported - FAST_FORWARD_TAIL, False):
+                return
+            forward = self._fast_forward(reported - FAST_FORWARD_TAIL)
+        self._adopt(forward)
+        self._take_checkpoint()
+        acc.bulk([r for r in self.machine.reports if r.event_index >= previous])
 
     def _breakpoint_hit(self, item, pfns, addrs, before, on_attach) -> str:
         _ev, outcome, dirty, att = item
