@@ -22,8 +22,9 @@ DESC_FLAGS_SHIFT = DESC_SV_BITS - 2
 DESC_ID_MASK = (1 << DESC_FLAGS_SHIFT) - 1
 desc_reserved, desc_committed, desc_finalized, desc_reusable = 0, 1, 2, 3
 EMPTY_LINE_LPOS = 0x3
-_MAX_COUNT_BITS = 24         # a larger ring than 16M records is not a real one
-_MAX_SIZE_BITS = 31          # nor a text ring over 2 GiB
+# bounds of a real ring (log_buf_len= of 256 MiB at most, PRB_AVGBITS 5): beyond, corrupt
+_MAX_COUNT_BITS = 23
+_MAX_SIZE_BITS = 28
 
 
 @dataclass
@@ -101,7 +102,7 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
     steps = ((head_id - tail_id) & DESC_ID_MASK) + 1
     if steps > count:
         out.notes.append(f"head_id {head_id:#x} is {steps} descriptors past tail_id "
-                         f"{tail_id:#x>}, more than the ring's {count}: corrupt; read the "
+                         f"{tail_id:#x}, more than the ring's {count}: corrupt; read the "
                          f"last {count}")
         steps = count
         tail_id = (head_id - count + 1) & DESC_ID_MASK
