@@ -22,9 +22,10 @@ DESC_FLAGS_SHIFT = DESC_SV_BITS - 2
 DESC_ID_MASK = (1 << DESC_FLAGS_SHIFT) - 1
 desc_reserved, desc_committed, desc_finalized, desc_reusable = 0, 1, 2, 3
 EMPTY_LINE_LPOS = 0x3
-# bounds of a real ring (log_buf_len= of 256 MiB at most, PRB_AVGBITS 5): beyond, corrupt
-_MAX_COUNT_BITS = 23
-_MAX_SIZE_BITS = 28
+# the largest ring the kernel makes (kernel/printk/printk.c: LOG_BUF_LEN_MAX 1 << 31, one
+# descriptor per 1 << PRB_AVGBITS (5) bytes): beyond, the header is corrupt
+_MAX_SIZE_BITS = 31
+_MAX_COUNT_BITS = _MAX_SIZE_BITS - 5
 
 
 @dataclass
