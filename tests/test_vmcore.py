@@ -140,9 +140,9 @@ def test_first_report_shadow_rows_read_from_the_dump(first) -> None:
     printed = [ln.split("] ", 1)[1] for ln in _console("first-report")
                if re.match(r"\[ *[0-9.]+\] [ >]ffff8880065", ln)]
     assert st.memory_lines()[:3] + st.memory_lines()[4:] == printed
-    # the struct page's raw words, as __dump_page() printed them
-    assert st.page["raw"] == [ln[ln.index("raw: "):] for ln in rep.page_lines
-                              if ln.startswith("raw: ")]
+    # the struct page, decoded as __dump_folio() printed it
+    assert st.page["lines"] == [ln for ln in rep.page_lines if not ln.startswith("page dumped")]
+    assert st.page["notes"] == [] and len(st.page["lines"]) == 5
 
 
 def test_after_kunit_reports_equal_the_console_logs(after) -> None:

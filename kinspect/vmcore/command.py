@@ -2,8 +2,7 @@
 buffer, each as ``kinspect report`` explains it, then the state **in the dump** around its
 address: the shadow rows in the kernel's "Memory state around the buggy address" format
 (``print_memory_metadata()`` in mm/kasan/report.c), read from the dump's own shadow through its
-page tables, and the struct page of a direct-map address (the kernel's ``raw:`` lines of
-``dump_page()``).  ``--addr ADDR``: the same state for any address.  ``--format json``.
+page tables, and the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.
 
 Exit status: 0, reports (or the address) shown; 1, no KASAN report in the ring buffer; 2, a
 dump or vmlinux kinspect cannot use (one line: ``kinspect: FILE: what``).
@@ -25,7 +24,7 @@ from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
 
 from .core import VmcoreError
 from .kernel import Kernel, open_kernel
-from .pagetable import PAGE_SIZE
+from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
 
 __all__ = ["add_command", "run", "MemoryState", "memory_state"]
@@ -144,22 +143,13 @@ def _x86_64():
 
 
 def _page_of(k: Kernel, addr: int) -> dict | None:
-    """The struct page of a direct-map address: its address, pfn, and the kernel's ``raw:``
-    lines of ``__dump_page()`` (mm/debug.c: ``print_hex_dump("raw: ", ..., 32,
-    sizeof(unsigned long), page, sizeof(struct page), false)``)."""
-    off = addr - k.page_offset_base
-    if not 0 <= off < k.core.ram_end or "page" not in k.layouts:
+    """The struct page of a direct-map address, as ``dump_page()`` prints it (:mod:`.page`)."""
+    pfn = pfn_of(k, addr)
+    if pfn is None or "page" not in k.layouts:
         return None
-    pfn = off // PAGE_SIZE
-    size = k.layouts["page"].size
-    page = k.vmemmap_base + pfn * size
-    raw = k.read(page, size)
-    if raw is None:
-        return {"pfn": pfn, "struct_page": f"{page:#x}", "raw": None}
-    words = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, size, 8)]
-    lines = ["raw: " + " ".join(f"{w:016x}" for w in words[i:i + 4])
-             for i in range(0, len(words), 4)]
-    return {"pfn": pfn, "struct_page": f"{page:#x}", "raw": lines}
+    lines, notes = dump_page_lines(k, pfn)
+    return {"pfn": pfn, "struct_page": f"{k.vmemmap_base + pfn * k.layouts['page'].size:#x}",
+            "lines": lines, "notes": notes}
 
 
 def memory_state(k: Kernel, addr: int, size: int = 0) -> MemoryState:
@@ -169,9 +159,10 @@ def memory_state(k: Kernel, addr: int, size: int = 0) -> MemoryState:
 def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
     if st.page is not None:
-        out.append(f"{indent}the physical page: pfn {st.page['pfn']:#x}, struct page at "
-                   f"{st.page['struct_page']}" + ("" if st.page["raw"] else " (not in the dump)"))
-        out += [indent + ln for ln in st.page["raw"] or []]
+        out.append(f"{indent}The buggy address belongs to the physical page (struct page at "
+                   f"{st.page['struct_page']}):")
+        out += [indent + ln for ln in st.page["lines"]]
+        out += [f"{indent}note: {n}" for n in st.page["notes"]]
     if st.row_start is not None:
         out.append(f"{indent}Memory state around the buggy address (the dump's shadow at "
                    f"{st.shadow_addr:#x}):")

@@ -28,20 +28,24 @@ __all__ = ["Kernel", "open_kernel"]
 
 #: data symbols read by name (the symbolizer's index holds functions only)
 DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
-                "linux_banner", "_stext", "_end")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-1"
+                "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
+                "no_hash_pointers", "cma_areas")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-2"
 _NT_GNU_BUILD_ID = 3
 
 
-def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, int]:
-    """The addresses of the named symbols of ``.symtab`` (any type), from the symbolizer's
-    cache when there (first one of a name; a name absent from the file is left out)."""
+def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[int]]]:
+    """Every [address, size] of each named symbol of ``.symtab`` (any type: static ones can
+    repeat), from the symbolizer's cache when there (a name absent from the file is left
+    out)."""
     cached = sym._load_entry(_SYMBOLS_ENTRY, ())
     if cached is not None and isinstance(cached["meta"].get("symbols"), dict):
         found = cached["meta"]["symbols"]
-        if all(isinstance(v, int) for v in found.values()):
+        if all(isinstance(v, list) and v and all(
+                isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) for i in x)
+                for x in v) for v in found.values()):
             return found
-    found: dict[str, int] = {}
+    found = {}
     with sym._boundary(".symtab (data symbols)"):
         sec = sym.sections.get(".symtab")
         if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
@@ -63,7 +67,7 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, int]:
             hit = np.nonzero(np.isin(syms["name"], np.array(offs, np.uint32))
                              & (syms["shndx"] != 0))[0]
             if len(hit):
-                found[name] = int(syms["value"][hit[0]])
+                found[name] = [[int(syms["value"][i]), int(syms["size"][i])] for i in hit]
     sym._store_entry(_SYMBOLS_ENTRY, {"symbols": found}, {})
     return found
 
@@ -105,7 +109,9 @@ class Kernel:
     def _setup(self, vmlinux: str) -> None:
         if self.sym.machine != "EM_X86_64":
             raise VmcoreError(f"not an x86_64 vmlinux ({self.sym.machine})", vmlinux)
-        self.symbols = data_symbols(self.sym)
+        #: name -> every [address, size] of that name; ``symbols``: the first address
+        self.symbol_candidates = data_symbols(self.sym)
+        self.symbols = {n: v[0][0] for n, v in self.symbol_candidates.items()}
         cpu = next((c for c in self.core.cpus if c.cr3), None)
         if cpu is not None:
             self.la57 = bool(cpu.cr4 & X86_CR4_LA57)
@@ -209,13 +215,9 @@ class Kernel:
         m = self.layouts[struct][path] if struct in self.layouts else None
         if m is None:
             raise VmcoreError(f"the vmlinux's DWARF has no struct {struct}", self.sym.path)
-        b = self.read(base + m.offset, m.size)
-        if b is None:
-            return None
-        v = int.from_bytes(b, "little")
-        if m.bit_size is not None:
-            v = (v >> (m.bit_offset - 8 * m.offset)) & ((1 << m.bit_size) - 1)
-        return v
+        first, n = m.span()
+        b = self.read(base + first, n)
+        return None if b is None else m.get(b, -first)
 
 
 def _build_ids(data: bytes) -> list[str]:

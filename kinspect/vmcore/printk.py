@@ -113,7 +113,7 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
     seq_m, ts_m, len_m, cid_m, lvl_m = (pi["seq"], pi["ts_nsec"], pi["text_len"],
                                         pi["caller_id"], pi["level"])
     id_size = L["prb_data_block"]["data"].offset           # sizeof(db->id)
-    le = lambda b, at, m: int.from_bytes(b[at + m.offset:at + m.offset + m.size], "little")  # noqa: E731
+    le = lambda b, at, m: m.get(b, at)      # noqa: E731
     skipped = 0
     last_seq = None
     for n in range(steps):
@@ -130,8 +130,7 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
                              "torn here; the walk stops")
             break
         last_seq = seq
-        lvl_raw = le(info_bytes, iat, lvl_m)
-        level = (lvl_raw >> (lvl_m.bit_offset - 8 * lvl_m.offset)) & ((1 << lvl_m.bit_size) - 1)
+        level = le(info_bytes, iat, lvl_m)
         text = _get_data(text_ring, data_size, le(desc_bytes, at, beg_m),
                          le(desc_bytes, at, nxt_m), id_size)
         if text is None:

@@ -31,8 +31,11 @@ WANTED_STRUCTS: dict[str, str] = {
     "page": "kmem_cache_free",                 # mm/slub.c
     "slab": "kmem_cache_free",
     "kmem_cache": "kmem_cache_free",
+    "trace_print_flags": "dump_page",          # mm/debug.c: pageflag_names[]
+    "page_flags_fields": "vsnprintf",          # lib/vsprintf.c: pff[], %pGp
+    "printf_spec": "vsnprintf",
 }
-_CACHE_ENTRY = "vmcore-layouts-1"
+_CACHE_ENTRY = "vmcore-layouts-2"
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
 
@@ -47,6 +50,22 @@ class Member:
     size: int
     bit_offset: int | None = None     # from the start of the struct, in bits
     bit_size: int | None = None
+
+    def span(self) -> tuple[int, int]:
+        """(first byte, byte count) that hold the member (a bit field's own bytes)."""
+        if self.bit_size is None:
+            return self.offset, self.size
+        first = self.bit_offset // 8
+        return first, (self.bit_offset + self.bit_size + 7) // 8 - first
+
+    def get(self, data, at: int = 0) -> int:
+        """The member's unsigned value in ``data``, the struct starting at ``at``
+        (little-endian: bit fields numbered from the least significant bit)."""
+        first, n = self.span()
+        v = int.from_bytes(data[at + first:at + first + n], "little")
+        if self.bit_size is None:
+            return v
+        return (v >> (self.bit_offset - 8 * first)) & ((1 << self.bit_size) - 1)
 
 
 @dataclass
