@@ -244,7 +244,7 @@ def _run(k: Kernel, args) -> int:
         print()
         print(headline(rep))
         print(format_explanation(rep, explain(rep)))
-        print("  in the dump:")
+        print("  in the dump (memory as it was when the dump was taken):")
         if rep.addr is None:
             print("    (the report names no address)")
         else:
