@@ -193,3 +193,43 @@ def test_a_mismatched_vmlinux_is_refused(first, tmp_path, capsys) -> None:
     assert main(["vmcore", first.core.path, "--vmlinux", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"kinspect: {first.core.path}: ")
+
+
+def test_any_address(first, vmlinux, capsys) -> None:
+    """--addr: rows whose shadow the page tables do not map are '??', never an error."""
+    st = memory_state(first, 0xffffffff81000000)           # the kernel image's first bytes
+    assert st.rows[0] is None and st.rows[2] == bytes(16)   # (its shadow starts there)
+    assert st.memory_lines()[0] == " ffffffff80ffff00: " + " ".join(["??"] * 16)
+    assert st.page is None                                  # not in the direct map
+    beyond = memory_state(first, 0xffff888000000000 + (256 << 20))     # past the 256 MiB
+    assert beyond.page is None and all(r is None for r in beyond.rows)
+    assert main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--addr", "0x1000"]) == 0
+    assert "0x1000 has no shadow" in capsys.readouterr().out
+
+
+def test_a_dump_without_this_kernel(vmlinux, tmp_path, capsys) -> None:
+    """A core whose memory holds no kernel: nothing tells it is the vmlinux's, refused."""
+    from test_vmcore_bad_input import make_core            # (tests/ is on sys.path)
+    dump = make_core(tmp_path / "core", [(0, bytes(8192))])
+    assert main(["vmcore", str(dump), "--vmlinux", str(vmlinux)]) == 2
+    assert capsys.readouterr().err == \
+        f"kinspect: {dump}: cannot tell whether the vmlinux is this dump's: neither its " \
+        ".notes (build ID) nor linux_banner is readable in the dump\n"
+
+
+def test_the_layout_cache_is_checked(vmlinux, tmp_path, monkeypatch) -> None:
+    """Cold and warm give the same layouts; a damaged cache entry is rebuilt, not trusted."""
+    from kinspect.engine.symbols import CACHE_ENV, ElfSymbolizer
+    from kinspect.vmcore.types import load_layouts
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    with ElfSymbolizer(vmlinux) as sym:
+        cold = load_layouts(sym)
+    (entry,) = tmp_path.rglob("vmcore-layouts-*.entry")
+    data = bytearray(entry.read_bytes())
+    data[-20] ^= 0x01                                       # one bit of a layout's JSON
+    entry.write_bytes(data)
+    with ElfSymbolizer(vmlinux) as sym:
+        assert load_layouts(sym) == cold
+    assert entry.read_bytes() != data                       # rewritten
+    assert cold["printk_ringbuffer"]["desc_ring.count_bits"].size == 4
+    assert cold["slab"]["inuse"].bit_size == 16

@@ -159,8 +159,7 @@ def memory_state(k: Kernel, addr: int, size: int = 0) -> MemoryState:
 def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
     if st.page is not None:
-        out.append(f"{indent}The buggy address belongs to the physical page (struct page at "
-                   f"{st.page['struct_page']}):")
+        out.append(f"{indent}the physical page (struct page at {st.page['struct_page']}):")
         out += [indent + ln for ln in st.page["lines"]]
         out += [f"{indent}note: {n}" for n in st.page["notes"]]
     if st.row_start is not None:

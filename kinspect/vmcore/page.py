@@ -218,6 +218,8 @@ def _no_hash_pointers(k: Kernel) -> bool:
 
 
 def pfn_of(k: Kernel, addr: int) -> int | None:
-    """The pfn of a direct-map address (None elsewhere)."""
+    """The pfn of a direct-map address of memory the dump holds (None elsewhere)."""
     off = addr - k.page_offset_base
-    return off // PAGE_SIZE if 0 <= off < k.core.ram_end else None
+    if not 0 <= off < k.core.ram_end or k.core.read_phys(off, 1) is None:
+        return None
+    return off // PAGE_SIZE
