@@ -10,11 +10,12 @@ dump or vmlinux kinspect cannot use (one line: ``kinspect: FILE: what``).
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import re
 import sys
 
-from kinspect.engine.errors import KinspectError
 from kinspect.engine.explain import explain, format_explanation, headline
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, kasan_find_first_bad_addr, round_down
 from kinspect.engine.kreport import KasanReport, LogScan, iter_reports
@@ -22,12 +23,11 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
     format_memory_state
 
-from .core import VmcoreError
 from .kernel import Kernel, open_kernel
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
 
-__all__ = ["add_command", "run", "MemoryState", "memory_state"]
+__all__ = ["add_command", "run", "MemoryState", "memory_state", "NO_REPORT"]
 
 NO_REPORT = "no KASAN report found in the dump's printk ring buffer"
 #: the longest access whose first bad granule is searched (kasan_find_first_bad_addr steps
@@ -53,7 +53,6 @@ def add_command(subparsers) -> None:
 
 
 def _address(text: str) -> int:
-    import argparse
     t = text.strip().lower()
     if not re.fullmatch(r"(0x)?[0-9a-f]{1,16}", t):
         raise argparse.ArgumentTypeError(f"{text!r} is not a 64-bit hex address")
@@ -137,6 +136,7 @@ class _Unreadable(Exception):
     pass
 
 
+@functools.lru_cache(maxsize=1)
 def _x86_64():
     """The x86_64 profile: KASAN_SHADOW_OFFSET (arch/x86/Kconfig) and the shadow's range."""
     return load_profile("x86_64")
@@ -259,5 +259,3 @@ def _dump_json(doc: dict) -> None:
     json.dump(doc, sys.stdout, indent=1)
     print()
 
-
-__all__ += ["NO_REPORT", "KinspectError", "VmcoreError"]
