@@ -140,6 +140,17 @@ def test_first_report_shadow_rows_read_from_the_dump(first) -> None:
     printed = [ln.split("] ", 1)[1] for ln in _console("first-report")
                if re.match(r"\[ *[0-9.]+\] [ >]ffff8880065", ln)]
     assert st.memory_lines()[:3] + st.memory_lines()[4:] == printed
+    # the object, as describe_object_addr() printed it
+    assert st.object.lines(rep.addr, rep.bug_type) == [
+        f"The buggy address belongs to the object at {rep.object_addr:016x}",
+        f" which belongs to the cache {rep.cache_name} of size {rep.cache_object_size}",
+        f"The buggy address is located {rep.rel_bytes} bytes {rep.direction} of",
+        f" {rep.state} {rep.region_size}-byte region [{rep.region_start:016x}, "
+        f"{rep.region_end:016x})"]
+    assert [ln.split("] ", 1)[1] for ln in _console("first-report")
+            if re.match(r"\[ *[0-9.]+\] ( which belongs|The buggy address (belongs to the "
+                        r"obj|is located)| allocated)", ln)] == st.object.lines(rep.addr,
+                                                                              rep.bug_type)
     # the struct page, decoded as __dump_folio() printed it
     assert st.page["lines"] == [ln for ln in rep.page_lines if not ln.startswith("page dumped")]
     assert st.page["notes"] == [] and len(st.page["lines"]) == 5

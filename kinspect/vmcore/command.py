@@ -2,7 +2,8 @@
 buffer, each as ``kinspect report`` explains it, then the state **in the dump** around its
 address: the shadow rows in the kernel's "Memory state around the buggy address" format
 (``print_memory_metadata()`` in mm/kasan/report.c), read from the dump's own shadow through its
-page tables, and the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.
+page tables, the slab object holding the address as ``describe_object_addr()`` prints it, and
+the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.
 
 Exit status: 0, reports (or the address) shown; 1, no KASAN report in the ring buffer; 2, a
 dump or vmlinux kinspect cannot use (one line: ``kinspect: FILE: what``).
@@ -24,6 +25,7 @@ from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
     format_memory_state
 
 from .kernel import Kernel, open_kernel
+from .objects import find_object
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
 
@@ -65,8 +67,10 @@ class MemoryState:
     """What the dump holds around one address: the five shadow rows (None: not mapped or
     not in the dump), and the struct page of a direct-map address."""
 
-    def __init__(self, k: Kernel, addr: int, size: int = 0) -> None:
+    def __init__(self, k: Kernel, addr: int, size: int = 0, bug_type: str | None = None
+                 ) -> None:
         self.addr = addr
+        self.bug_type = bug_type
         self.notes: list[str] = []
         prof = _x86_64()
         self.shadow_addr = prof.kasan_mem_to_shadow(addr)
@@ -85,19 +89,14 @@ class MemoryState:
             if any(r is None for r in self.rows):
                 self.notes.append("some shadow rows are not mapped in the dump (shown ??)")
         self.page = _page_of(k, addr)
+        self.object = find_object(k, addr, _shadow_reader(k, prof))
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
             self.notes.append(f"an access of {size} bytes: the first bad granule searched in "
                               f"its first {_MAX_SEARCH} only")
             size = _MAX_SEARCH
-
-        def shadow_byte(a: int) -> int:
-            b = k.read(prof.kasan_mem_to_shadow(a), 1)
-            if b is None:
-                raise _Unreadable
-            return b[0]
-
+        shadow_byte = _shadow_reader(k, prof)
         try:
             return kasan_find_first_bad_addr(shadow_byte, addr, size)
         except _Unreadable:
@@ -129,11 +128,25 @@ class MemoryState:
                 "row_start": None if self.row_start is None else f"{self.row_start:#x}",
                 "rows": [None if r is None else r.hex() for r in self.rows],
                 "memory_state": self.memory_lines(),
+                "object": None if self.object is None else self.object.to_json(),
+                "object_lines": [] if self.object is None else
+                self.object.lines(self.addr, self.bug_type),
                 "page": self.page, "notes": self.notes}
 
 
 class _Unreadable(Exception):
     pass
+
+
+def _shadow_reader(k: Kernel, prof):
+    """``shadow_byte(addr)``: the dump's shadow byte of ``addr`` (_Unreadable when the dump
+    does not have it)."""
+    def shadow_byte(a: int) -> int:
+        b = k.read(prof.kasan_mem_to_shadow(a), 1)
+        if b is None:
+            raise _Unreadable
+        return b[0]
+    return shadow_byte
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,12 +165,16 @@ def _page_of(k: Kernel, addr: int) -> dict | None:
             "lines": lines, "notes": notes}
 
 
-def memory_state(k: Kernel, addr: int, size: int = 0) -> MemoryState:
-    return MemoryState(k, addr, size)
+def memory_state(k: Kernel, addr: int, size: int = 0, bug_type: str | None = None
+                 ) -> MemoryState:
+    return MemoryState(k, addr, size, bug_type)
 
 
 def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
+    if st.object is not None:
+        out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
+        out += [f"{indent}note: {n}" for n in st.object.notes]
     if st.page is not None:
         out.append(f"{indent}the physical page (struct page at {st.page['struct_page']}):")
         out += [indent + ln for ln in st.page["lines"]]
@@ -231,7 +248,7 @@ def _run(k: Kernel, args) -> int:
             d["headline"] = headline(rep)
             d["explanation"] = explain(rep).to_json()
             d["in_dump"] = None if rep.addr is None else \
-                memory_state(k, rep.addr, _access_size(rep)).to_json()
+                memory_state(k, rep.addr, _access_size(rep), rep.bug_type).to_json()
             out.append(d)
         doc["reports"] = out
         if not reports:
@@ -247,8 +264,8 @@ def _run(k: Kernel, args) -> int:
         if rep.addr is None:
             print("    (the report names no address)")
         else:
-            print("\n".join(_state_lines(memory_state(k, rep.addr, _access_size(rep)),
-                                         "    ")))
+            st = memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
+            print("\n".join(_state_lines(st, "    ")))
     if not reports:
         print(NO_REPORT)
         return 1

@@ -22,15 +22,15 @@ from kinspect.engine.symbols import ElfSymbolizer
 
 from .core import ElfCore, VmcoreError
 from .pagetable import PAGE_SIZE, START_KERNEL_MAP, X86_CR4_LA57, PageTables
-from .types import Layout, load_layouts
+from .types import Layout, load_enums, load_layouts
 
 __all__ = ["Kernel", "open_kernel"]
 
 #: data symbols read by name (the symbolizer's index holds functions only)
 DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
                 "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
-                "no_hash_pointers", "cma_areas")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-2"
+                "no_hash_pointers", "cma_areas", "slub_debug_enabled")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-3"
 _NT_GNU_BUILD_ID = 3
 
 
@@ -130,6 +130,7 @@ class Kernel:
             raise VmcoreError("cannot read page_offset_base/vmemmap_base in the dump: its "
                               "page tables do not map the kernel image", self.core.path)
         self.layouts: dict[str, Layout] = load_layouts(self.sym)
+        self.enums: dict[str, dict[str, int]] = load_enums(self.sym)
 
     def _read_u64_via_pt(self, vaddr: int) -> int | None:
         phys = self.pt.translate(vaddr)

@@ -21,6 +21,7 @@ from .pagetable import PAGE_SIZE
 __all__ = ["dump_page_lines"]
 
 PG_TYPE_UNDERFLOW = 0xff        # PGTY_mapcount_underflow, include/linux/page-flags.h
+PGTY_SLAB = 0xf5
 PAGE_MAPPING_ANON = 0x1         # include/linux/page-flags.h
 PAGE_MAPPING_KSM = 0x3
 PAGE_MAPPING_FLAGS = 0x3
@@ -147,7 +148,7 @@ def dump_page_lines(k: Kernel, pfn: int) -> tuple[list[str], list[str]]:
     mapcount = _s32(page_type & 0xffffffff)
     mapcount = 0 if page_mapcount_is_type(page_type) else mapcount + 1
     mapping = f("mapping")
-    is_slab = page_type >> 24 == 0xf5               # folio_test_slab(): PGTY_slab
+    is_slab = page_type >> 24 == PGTY_SLAB          # folio_test_slab()
     swapcache = _pageflag_bit(k, "swapcache")
     swapbacked = _pageflag_bit(k, "swapbacked")
     out = []

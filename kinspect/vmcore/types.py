@@ -20,7 +20,7 @@ from kinspect.engine.symbols import ElfSymbolizer
 
 from .core import VmcoreError
 
-__all__ = ["Layout", "Member", "load_layouts", "WANTED_STRUCTS"]
+__all__ = ["Layout", "Member", "load_layouts", "load_enums", "WANTED_STRUCTS", "WANTED_ENUMS"]
 
 #: struct name -> a function compiled in a CU that defines it
 WANTED_STRUCTS: dict[str, str] = {
@@ -34,12 +34,18 @@ WANTED_STRUCTS: dict[str, str] = {
     "trace_print_flags": "dump_page",          # mm/debug.c: pageflag_names[]
     "page_flags_fields": "vsnprintf",          # lib/vsprintf.c: pff[], %pGp
     "printf_spec": "vsnprintf",
+    "static_key_false": "kmem_cache_free",     # slub_debug_enabled
 }
-_CACHE_ENTRY = "vmcore-layouts-2"
+#: enum name -> a function compiled in a CU that defines it (enumerators read by name)
+WANTED_ENUMS: dict[str, str] = {
+    "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
+}
+_CACHE_ENTRY = "vmcore-layouts-4"
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
 
 _TAG_struct = _sym._TAG["DW_TAG_structure_type"]
+_TAG_enum = _sym._TAG["DW_TAG_enumeration_type"]
 
 
 @dataclass(frozen=True)
@@ -103,45 +109,73 @@ class Layout:
 
 def load_layouts(sym: ElfSymbolizer) -> dict[str, Layout]:
     """Every struct of :data:`WANTED_STRUCTS` (a struct the DWARF lacks is left out)."""
+    return _load(sym)[0]
+
+
+def load_enums(sym: ElfSymbolizer) -> dict[str, dict[str, int]]:
+    """The enumerators of every enum of :data:`WANTED_ENUMS` (one the DWARF lacks: left out)."""
+    return _load(sym)[1]
+
+
+def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, int]]]:
+    done = sym.__dict__.get("_vmcore_types")
+    if done is not None:
+        return done
     cached = sym._load_entry(_CACHE_ENTRY, ())
     if cached is not None:
         try:
-            return {n: Layout.from_json(n, d) for n, d in cached["meta"]["layouts"].items()}
+            meta = cached["meta"]
+            enums = meta["enums"]
+            if not all(isinstance(v, int) for e in enums.values() for v in e.values()):
+                raise ValueError("bad enum")
+            done = ({n: Layout.from_json(n, d) for n, d in meta["layouts"].items()}, enums)
         except (ValueError, TypeError, KeyError, AttributeError):
-            pass                            # (checksummed, but not ours: rebuilt)
-    with sym._boundary("the DWARF types"):
-        layouts = _read_layouts(sym)
-    sym._store_entry(_CACHE_ENTRY, {"layouts": {n: l.to_json() for n, l in layouts.items()}},
-                     {})
-    return layouts
+            done = None                     # (checksummed, but not ours: rebuilt)
+    if done is None:
+        with sym._boundary("the DWARF types"):
+            done = _read_types(sym)
+        sym._store_entry(_CACHE_ENTRY, {
+            "layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]}, {})
+    sym.__dict__["_vmcore_types"] = done
+    return done
 
 
-def _read_layouts(sym: ElfSymbolizer) -> dict[str, Layout]:
+def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, int]]]:
     if not sym.has_dwarf:
         raise VmcoreError("the vmlinux has no DWARF (.debug_info): kinspect needs an "
                           "unstripped vmlinux built with CONFIG_DEBUG_INFO", sym.path)
-    by_cu: dict[int, list[str]] = {}
-    for name, func in WANTED_STRUCTS.items():
-        hits = sym.find_symbols(func)
-        cu = sym.cu_offset_at(hits[0].addr) if hits else None
-        if cu is not None:
-            by_cu.setdefault(cu, []).append(name)
-    out: dict[str, Layout] = {}
+    by_cu: dict[int, set[tuple[int, str]]] = {}
+    for tag, wanted in ((_TAG_struct, WANTED_STRUCTS), (_TAG_enum, WANTED_ENUMS)):
+        for name, func in wanted.items():
+            hits = sym.find_symbols(func)
+            cu = sym.cu_offset_at(hits[0].addr) if hits else None
+            if cu is not None:
+                by_cu.setdefault(cu, set()).add((tag, name))
+    layouts: dict[str, Layout] = {}
+    enums: dict[str, dict[str, int]] = {}
     di = sym._dwarfinfo()
-    for cu_off, names in by_cu.items():
+    for cu_off, wanted in by_cu.items():
         cuo = sym._cu_obj(cu_off)
         top = sym._read_die_at(cuo, cuo.cu_die_offset)
-        wanted = set(names)
+        left = set(wanted)
         for die in sym._iter_children(cuo, top):
-            if die[1] != _TAG_struct or not die[2]:
+            if die[1] not in (_TAG_struct, _TAG_enum) or not die[2]:
                 continue                    # (a declaration has no children)
-            nm = sym._str(cuo, die[3].get(_sym._AT_name))
-            if nm in wanted and nm not in out:
-                full = di.get_DIE_from_refaddr(die[0], cuo)
-                out[nm] = _layout(nm, full)
-                if len(out) == len(WANTED_STRUCTS):
-                    break
-    return out
+            key = (die[1], sym._str(cuo, die[3].get(_sym._AT_name)))
+            if key not in left:
+                continue
+            left.discard(key)
+            full = di.get_DIE_from_refaddr(die[0], cuo)
+            if die[1] == _TAG_struct:
+                layouts[key[1]] = _layout(key[1], full)
+            else:
+                enums[key[1]] = {c.attributes["DW_AT_name"].value.decode():
+                                 int(c.attributes["DW_AT_const_value"].value)
+                                 for c in full.iter_children()
+                                 if c.tag == "DW_TAG_enumerator"}
+            if not left:
+                break
+    return layouts, enums
 
 
 def _strip(die):
