@@ -140,6 +140,10 @@ def test_first_report_shadow_rows_read_from_the_dump(first) -> None:
     printed = [ln.split("] ", 1)[1] for ln in _console("first-report")
                if re.match(r"\[ *[0-9.]+\] [ >]ffff8880065", ln)]
     assert st.memory_lines()[:3] + st.memory_lines()[4:] == printed
+    # the alloc track, from KASAN's alloc meta and the stack depot, as print_track() did
+    assert st.tracks == [(f"Allocated by task {rep.alloc_stack.pid}:",
+                          list(rep.alloc_stack.frames))]
+    assert rep.alloc_stack.frames[0] == "kasan_save_stack+0x33/0x60"
     # the object, as describe_object_addr() printed it
     assert st.object.lines(rep.addr, rep.bug_type) == [
         f"The buggy address belongs to the object at {rep.object_addr:016x}",
@@ -175,6 +179,20 @@ def test_after_kunit_reports_equal_the_console_logs(after) -> None:
                 s.pop("line")
         return d
     assert [same(r) for r in got] == [same(r) for r in con[-len(got):]]
+
+
+def test_after_kunit_objects_in_the_dump(after) -> None:
+    """The dump was taken after the suite: its objects are freed since (shadow fa fb ...),
+    but each reported slab object is still found, in the same cache, with the alloc track the
+    report printed (34 of the ring's 36 reports are of slab objects)."""
+    reps = list(iter_reports(console_lines(read_ringbuffer(after).records), path="ring"))
+    slab = [r for r in reps if r.object_addr is not None]
+    assert len(slab) == 34 and all(r.alloc_stack is not None for r in slab)
+    for r in slab:
+        st = memory_state(after, r.addr, r.size or 0, r.bug_type)
+        assert (st.object.object_addr, st.object.cache_name) == (r.object_addr, r.cache_name)
+        assert st.tracks[0] == (f"Allocated by task {r.alloc_stack.pid}:",
+                                list(r.alloc_stack.frames))
 
 
 def test_the_command(first, vmlinux, capsys) -> None:

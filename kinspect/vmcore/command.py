@@ -25,7 +25,7 @@ from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
     format_memory_state
 
 from .kernel import Kernel, open_kernel
-from .objects import find_object
+from .objects import find_object, object_tracks
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
 
@@ -90,6 +90,8 @@ class MemoryState:
                 self.notes.append("some shadow rows are not mapped in the dump (shown ??)")
         self.page = _page_of(k, addr)
         self.object = find_object(k, addr, _shadow_reader(k, prof))
+        self.tracks = [] if self.object is None else \
+            object_tracks(k, self.object, _shadow_reader(k, prof))
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
@@ -131,6 +133,7 @@ class MemoryState:
                 "object": None if self.object is None else self.object.to_json(),
                 "object_lines": [] if self.object is None else
                 self.object.lines(self.addr, self.bug_type),
+                "tracks": [{"title": t, "frames": f} for t, f in self.tracks],
                 "page": self.page, "notes": self.notes}
 
 
@@ -172,6 +175,8 @@ def memory_state(k: Kernel, addr: int, size: int = 0, bug_type: str | None = Non
 
 def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
+    for title, frames in st.tracks:                 # describe_object_stacks()
+        out += [indent + title] + [f"{indent} {f}" for f in frames] + [""]
     if st.object is not None:
         out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
         out += [f"{indent}note: {n}" for n in st.object.notes]

@@ -29,8 +29,9 @@ __all__ = ["Kernel", "open_kernel"]
 #: data symbols read by name (the symbolizer's index holds functions only)
 DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
                 "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
-                "no_hash_pointers", "cma_areas", "slub_debug_enabled")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-3"
+                "no_hash_pointers", "cma_areas", "slub_debug_enabled", "stack_pools",
+                "pools_num")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-4"
 _NT_GNU_BUILD_ID = 3
 
 

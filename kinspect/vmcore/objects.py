@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 from kinspect.engine.machine import Machine
 from kinspect.engine.report import BadAccess
 from kinspect.engine.slab import KmemCache
@@ -23,11 +25,12 @@ from kinspect.engine.slab import KmemCache
 from .kernel import Kernel
 from .page import PGTY_SLAB, _cstr, _s32, pfn_of
 
-__all__ = ["SlabObject", "find_object"]
+__all__ = ["SlabObject", "find_object", "object_tracks"]
 
 
 class SlabObject(SimpleNamespace):
-    """object_addr, cache_name, cache_object_size, cache_size, alloc_size, slab, notes."""
+    """object_addr, cache (its kmem_cache), cache_name, cache_object_size, cache_size,
+    alloc_size, slab, notes."""
 
     def lines(self, addr: int, bug_type: str | None = None) -> list[str]:
         """``describe_object_addr()``'s lines for an access at ``addr`` (``bug_type`` gives
@@ -88,7 +91,7 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     except Exception:                                       # (the shadow_byte's own error)
         alloc_size = 0
         notes.append("the object's shadow is not in the dump: its size is the cache's")
-    return SlabObject(object_addr=obj, cache_name=_cstr(k, kc["name"]) or "?",
+    return SlabObject(object_addr=obj, cache=cache, cache_name=_cstr(k, kc["name"]) or "?",
                       cache_object_size=kc["object_size"], cache_size=kc["size"],
                       alloc_size=alloc_size or kc["object_size"], slab=slab, notes=notes)
 
@@ -114,3 +117,94 @@ def _red_zone_enabled(k: Kernel, flags: int, notes: list[str]) -> bool:
         notes.append("slub_debug's red zone unknown: the object taken at its slot's start")
         return False
     return _s32(enabled) > 0 and bool(flags >> bit & 1)    # static_key_count() > 0
+
+
+# --------------------------------------------------------------------------- the tracks
+
+DEPOT_STACK_ALIGN = 4           # include/linux/stackdepot.h
+KASAN_NO_FREE_META = 0x7fffffff  # mm/kasan/kasan.h: INT_MAX
+KASAN_SLAB_FREE_META = 0xFA      # mm/kasan/kasan.h
+
+
+def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, list[str]]]:
+    """``describe_object_stacks()``: (title, frames) of the object's alloc track, its free
+    track (when its first shadow byte is KASAN_SLAB_FREE_META), and its aux stacks, from
+    KASAN's metadata in the dump (``kasan_complete_mode_report_info()``,
+    ``kasan_print_aux_stacks()``), each stack from the stack depot
+    (``stack_depot_print()``), its frames symbolized as ``%pS``.  A stack the dump does not
+    hold is one frame, "(stack is not available)"."""
+    if not {"kasan_alloc_meta", "kasan_free_meta", "stack_record", "handle_parts"} \
+            <= k.layouts.keys():
+        obj.notes.append("KASAN's metadata types are not in the vmlinux's DWARF")
+        return []
+    cache = obj.cache
+    alloc_off = k.field("kmem_cache", cache, "kasan_info.alloc_meta_offset")
+    free_off = k.field("kmem_cache", cache, "kasan_info.free_meta_offset")
+    out: list[tuple[str, list[str]]] = []
+    am = obj.object_addr + alloc_off if alloc_off else None      # kasan_get_alloc_meta()
+    if am is not None:
+        pid = k.field("kasan_alloc_meta", am, "alloc_track.pid")
+        stack = k.field("kasan_alloc_meta", am, "alloc_track.stack")
+        if stack:
+            out.append((f"Allocated by task {pid}:", _depot_frames(k, stack)))
+    try:
+        freed = shadow_byte(obj.object_addr) == KASAN_SLAB_FREE_META
+    except Exception:                                       # (the shadow_byte's own error)
+        freed = False
+    if freed and free_off is not None and free_off != KASAN_NO_FREE_META:
+        fm = obj.object_addr + free_off                          # kasan_get_free_meta()
+        pid = k.field("kasan_free_meta", fm, "free_track.pid")
+        stack = k.field("kasan_free_meta", fm, "free_track.stack")
+        if stack:
+            out.append((f"Freed by task {pid}:", _depot_frames(k, stack)))
+    if am is not None:
+        aux = k.layouts["kasan_alloc_meta"]["aux_stack"]
+        raw = k.read(am + aux.offset, aux.size)
+        titles = ("Last potentially related work creation:",
+                  "Second to last potentially related work creation:")
+        for i, title in enumerate(titles):
+            handle = None if raw is None else int.from_bytes(raw[4 * i:4 * i + 4], "little")
+            if handle:
+                out.append((title, _depot_frames(k, handle)))
+    return out
+
+
+def _depot_frames(k: Kernel, handle: int) -> list[str]:
+    """``depot_fetch_stack()`` + ``stack_trace_print()``: the frames of a stack depot handle
+    (``name+0xoff/0xsize``), or ["(stack is not available)"]."""
+    hp = k.layouts["handle_parts"]
+    b = handle.to_bytes(4, "little")
+    pool_index = hp["pool_index_plus_1"].get(b) - 1
+    offset = hp["offset"].get(b) << DEPOT_STACK_ALIGN
+    pools_num = k.symbols.get("pools_num")
+    pools = k.symbols.get("stack_pools")
+    n = None if pools_num is None else k.read(pools_num, 4)
+    if pools is None or n is None or not 0 <= pool_index < int.from_bytes(n, "little"):
+        return ["(stack is not available)"]
+    pool = k.u64(pools + 8 * pool_index)
+    if not pool:
+        return ["(stack is not available)"]
+    rec = pool + offset
+    sr = k.layouts["stack_record"]
+    size = k.field("stack_record", rec, "size")
+    entries = sr["entries"]
+    if size is None or not 0 < size <= entries.size // 8:
+        return ["(stack is not available)"]
+    raw = k.read(rec + entries.offset, 8 * size)
+    if raw is None:
+        return ["(stack is not available)"]
+    return [_print_symbol(k, int.from_bytes(raw[8 * i:8 * i + 8], "little"))
+            for i in range(size)]
+
+
+def _print_symbol(k: Kernel, ip: int) -> str:
+    """``%pS`` as kallsyms gives it: ``name+0xoff/0xsize``, the size being the distance to
+    the next symbol at a higher address (kernel/kallsyms.c ``get_symbol_pos()``: kallsyms
+    keeps no sizes), here from the symbolizer's sorted symbol addresses."""
+    sym = k.sym.symbol_at(ip)
+    if sym is None:
+        return f"0x{ip:x}"
+    addrs = k.sym._sym_addr
+    i = int(np.searchsorted(addrs, np.uint64(sym.addr), side="right"))
+    size = int(addrs[i]) - sym.addr if i < len(addrs) else sym.size
+    return f"{sym.name}+{ip - sym.addr:#x}/{size:#x}"

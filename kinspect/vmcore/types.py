@@ -23,7 +23,7 @@ from .core import VmcoreError
 __all__ = ["Layout", "Member", "load_layouts", "load_enums", "WANTED_STRUCTS", "WANTED_ENUMS"]
 
 #: struct name -> a function compiled in a CU that defines it
-WANTED_STRUCTS: dict[str, str] = {
+WANTED_STRUCTS: dict[str, str] = {      # (structs and unions)
     "printk_ringbuffer": "prb_read_valid",     # kernel/printk/printk_ringbuffer.c
     "prb_desc": "prb_read_valid",
     "printk_info": "prb_read_valid",
@@ -35,16 +35,21 @@ WANTED_STRUCTS: dict[str, str] = {
     "page_flags_fields": "vsnprintf",          # lib/vsprintf.c: pff[], %pGp
     "printf_spec": "vsnprintf",
     "static_key_false": "kmem_cache_free",     # slub_debug_enabled
+    "kasan_alloc_meta": "kasan_complete_mode_report_info",     # mm/kasan/report_generic.c
+    "kasan_free_meta": "kasan_complete_mode_report_info",
+    "stack_record": "stack_depot_print",       # lib/stackdepot.c
+    "handle_parts": "stack_depot_print",       # (a union)
 }
 #: enum name -> a function compiled in a CU that defines it (enumerators read by name)
 WANTED_ENUMS: dict[str, str] = {
     "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
 }
-_CACHE_ENTRY = "vmcore-layouts-4"
+_CACHE_ENTRY = "vmcore-layouts-5"
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
 
 _TAG_struct = _sym._TAG["DW_TAG_structure_type"]
+_TAG_union = _sym._TAG["DW_TAG_union_type"]
 _TAG_enum = _sym._TAG["DW_TAG_enumeration_type"]
 
 
@@ -159,14 +164,15 @@ def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[s
         top = sym._read_die_at(cuo, cuo.cu_die_offset)
         left = set(wanted)
         for die in sym._iter_children(cuo, top):
-            if die[1] not in (_TAG_struct, _TAG_enum) or not die[2]:
+            if die[1] not in (_TAG_struct, _TAG_union, _TAG_enum) or not die[2]:
                 continue                    # (a declaration has no children)
-            key = (die[1], sym._str(cuo, die[3].get(_sym._AT_name)))
+            tag = _TAG_struct if die[1] == _TAG_union else die[1]     # (both: a layout)
+            key = (tag, sym._str(cuo, die[3].get(_sym._AT_name)))
             if key not in left:
                 continue
             left.discard(key)
             full = di.get_DIE_from_refaddr(die[0], cuo)
-            if die[1] == _TAG_struct:
+            if tag == _TAG_struct:
                 layouts[key[1]] = _layout(key[1], full)
             else:
                 enums[key[1]] = {c.attributes["DW_AT_name"].value.decode():
