@@ -15,6 +15,7 @@ from kinspect.engine.kasan import (KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_SL
 from kinspect.engine.machine import Machine
 from kinspect.engine.memory import PAGE_DTYPE, MemMap
 from kinspect.engine.profile import load_profile
+from kinspect.engine.report import format_report
 from kinspect.engine.slab import QUARANTINE_PERCPU_SIZE, kmem_cache_layout, optimal_redzone
 
 FC, FB, FA, FE, FF = (KASAN_SLAB_REDZONE, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
@@ -229,3 +230,25 @@ def test_set_field_writes_one_field_of_one_page(field, value):
         for name, want in zip(names, record):
             got = memmap.get(pfn, name, None)
             assert got == (value if name == field and pfn < 4097 else want), (pfn, name)
+
+
+# show_stack()'s heading and closing lines around the frames, read from the 6.12 sources
+# (arch/x86/kernel/dumpstack.c show_trace_log_lvl(), arch/arm64/kernel/stacktrace.c
+# dump_backtrace(), arch/riscv/kernel/stacktrace.c and arch/powerpc/kernel/process.c
+# show_stack(), arch/arm/kernel/traps.c dump_backtrace() with CONFIG_ARM_UNWIND: none).
+@pytest.mark.parametrize("profile, opening, closing", [
+    ("x86_64", ["Call Trace:", " <TASK>"], [" </TASK>"]),
+    ("arm64-4k-48", ["Call trace:"], []),
+    ("riscv64-sv39", ["Call Trace:"], []),
+    ("ppc32", ["Call Trace:"], []),
+    ("arm32", [], []),
+])
+def test_report_stack_framed_as_the_architecture_prints_it(profile, opening, closing, engine):
+    m = Machine(load_profile(profile, 64 << 20), engine=engine)
+    obj = m.kmalloc(100)
+    m.check_access(obj + 100, 1, True)
+    lines = format_report(m.reports[0]).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Hardware name: ")) + 1
+    end = lines.index("", start)
+    frame = m.ip.trace_line()
+    assert lines[start:end] == [*opening, frame, *closing]

@@ -387,6 +387,16 @@ cdef class SpanCache:
         return value
 
 
+
+cdef inline int32_t intern_in(dict index_of, list table, object key) except -1:
+    """The index of key in a table the reader shares between batches, appended if new."""
+    index = index_of.get(key)
+    if index is None:
+        index = index_of[key] = len(table)
+        table.append(key)
+    return index
+
+
 cdef class BlockScanner:
     """A TraceReader's ``_block`` in C: ``scanner(block, lineno)`` gives what
     ``reader._block(block, lineno)`` gives, with the same effects on the reader, the events
@@ -410,19 +420,11 @@ cdef class BlockScanner:
 
     cdef int32_t intern(self, str text) except -1:
         """The index of a string in the reader's table, added if new."""
-        index = self.string_index.get(text)
-        if index is None:
-            index = self.string_index[text] = len(self.strings_table)
-            self.strings_table.append(text)
-        return index
+        return intern_in(self.string_index, self.strings_table, text)
 
     cdef int32_t intern_task(self, tuple task) except -1:
         """The index of a (comm, pid) in the reader's table, added if new."""
-        index = self.task_index.get(task)
-        if index is None:
-            index = self.task_index[task] = len(self.tasks_table)
-            self.tasks_table.append(task)
-        return index
+        return intern_in(self.task_index, self.tasks_table, task)
 
     def raw_string(self, bytes raw):
         """A call site's or cache name's index, from its bytes (the span cache's miss)."""

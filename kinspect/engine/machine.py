@@ -1087,7 +1087,7 @@ class Machine:
         r = BadAccess(bug_type=bug_type, kind=kind, addr=addr, size=size,
                       first_bad_addr=first_bad, ip=self.ip, comm=self.task.comm,
                       pid=self.task.pid, bits=self.bits, kernel_release=p.kernel_release,
-                      hardware=f"kinspect simulated {p.arch} ({p.name})",
+                      hardware=f"kinspect simulated {p.arch} ({p.name})", arch=p.arch,
                       tainted=self.tainted, has_metadata=has_meta)
         if has_meta:
             self._describe_address(r, addr)

@@ -85,6 +85,7 @@ class BadAccess:
     bits: int                       # BITS_PER_LONG of the machine
     kernel_release: str
     hardware: str
+    arch: str                       # ArchProfile.arch: how show_stack() frames the stack
     tainted: bool = False           # TAINT_BAD_PAGE already set by an earlier report
     has_metadata: bool = True
     # describe_object()
@@ -145,6 +146,29 @@ def _taint_text(tainted: bool) -> str:
     return "Tainted: " + "".join(cols)
 
 
+# show_stack()'s lines around the frames, by ArchProfile.arch (Linux 6.12). kinspect's stacks
+# are one frame each, printed as decode_stacktrace.sh prints a frame (symbol+off/len file:line).
+CALL_TRACE_LINES: dict[str, tuple[list[str], list[str]]] = {
+    # arch/x86/kernel/dumpstack.c show_trace_log_lvl(): "Call Trace:", then " <TASK>" ... " </TASK>"
+    "x86_64": (["Call Trace:", " <TASK>"], [" </TASK>"]),
+    # arch/arm64/kernel/stacktrace.c dump_backtrace(): "Call trace:"
+    "arm64": (["Call trace:"], []),
+    # arch/riscv/kernel/stacktrace.c show_stack(): "Call Trace:"
+    "riscv64": (["Call Trace:"], []),
+    # arch/powerpc/kernel/process.c show_stack(), arch/loongarch/kernel/traps.c
+    # show_backtrace(), arch/s390/kernel/dumpstack.c show_stack(), arch/xtensa/kernel/traps.c
+    # show_trace(), arch/um/kernel/sysrq.c show_stack(): "Call Trace:"
+    "powerpc": (["Call Trace:"], []),
+    "loongarch": (["Call Trace:"], []),
+    "s390": (["Call Trace:"], []),
+    "xtensa": (["Call Trace:"], []),
+    "um": (["Call Trace:"], []),
+    # arch/arm/kernel/traps.c dump_backtrace(): with CONFIG_ARM_UNWIND (the arm32 profile's
+    # kernel has it) unwind_backtrace() prints the frames with no heading line
+    "arm": ([], []),
+}
+
+
 def format_report(r: BadAccess) -> str:
     """The report exactly as the kernel prints it (between the two ``=====`` lines included)."""
     px = lambda v: _px(v, r.bits)  # noqa: E731
@@ -161,7 +185,8 @@ def format_report(r: BadAccess) -> str:
     if r.tainted:
         out.append("Tainted: [B]=BAD_PAGE")
     out.append(f"Hardware name: {r.hardware}")
-    out += ["Call Trace:", " <TASK>", r.ip.trace_line(), " </TASK>"]
+    opening, closing = CALL_TRACE_LINES[r.arch]
+    out += [*opening, r.ip.trace_line(), *closing]
     if not r.has_metadata:
         out.append(REPORT_SEPARATOR)
         return "\n".join(out)

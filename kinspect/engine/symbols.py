@@ -52,14 +52,17 @@ import numpy as np
 
 from kinspect.engine.errors import SymbolizationError
 
-try:                                     # pyelftools: only used behind _boundary()
-    from elftools.common.exceptions import DWARFError, ELFError
-    from elftools.construct import ConstructError
-    from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
-    from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
-    from elftools.elf.elffile import ELFFile
-except ImportError:                      # pragma: no cover - pyelftools is a dependency
-    raise
+from elftools.common.exceptions import DWARFError, ELFError
+from elftools.construct import ConstructError
+from elftools.dwarf.constants import (DW_LNE_end_sequence, DW_LNE_set_address,
+                                      DW_LNS_advance_line, DW_LNS_advance_pc,
+                                      DW_LNS_const_add_pc, DW_LNS_copy, DW_LNS_fixed_advance_pc,
+                                      DW_LNS_negate_stmt, DW_LNS_set_basic_block,
+                                      DW_LNS_set_column, DW_LNS_set_epilogue_begin,
+                                      DW_LNS_set_file, DW_LNS_set_isa, DW_LNS_set_prologue_end)
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
+from elftools.elf.elffile import ELFFile
 
 __all__ = [
     "SourceFrame",
@@ -221,20 +224,10 @@ def _uleb(d, i: int) -> tuple[int, int]:
 
 def _sleb(d, i: int) -> tuple[int, int]:
     """The SLEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
-    b = d[i]
-    i += 1
-    v = b & 0x7f
-    shift = 7
-    while b & 0x80:
-        if shift > 63:
-            raise ValueError(f"LEB128 number at offset {i - 10} is longer than 10 bytes")
-        b = d[i]
-        i += 1
-        v |= (b & 0x7f) << shift
-        shift += 7
-    if b & 0x40:
-        v -= 1 << shift
-    return v, i
+    v, end = _uleb(d, i)
+    if d[end - 1] & 0x40:                  # the sign bit of the last byte
+        v -= 1 << 7 * (end - i)
+    return v, end
 
 
 def _cstr(d, i: int) -> str:
@@ -1681,97 +1674,75 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             la(line & 0xFFFFFFFF)
             fla(is_stmt)
             continue
-        if op == 5:                                   # set_column
-            b = d[i]
-            i += 1
-            while b & 0x80:
-                b = d[i]
-                i += 1
+        # The operands are LEB128 numbers, nearly always of one byte: that case is taken
+        # here, any other by _uleb()/_sleb().
+        if op == DW_LNS_set_column:
+            i = i + 1 if d[i] < 0x80 else _uleb(d, i)[1]
             continue
-        if op == 1:                                   # copy
+        if op == DW_LNS_copy:
             aa(addr & mask)
             fa(file_ & 0xFFFFFFFF)
             la(line & 0xFFFFFFFF)
             fla(is_stmt)
             continue
-        if op == 2 or op == 4 or op == 12:            # advance_pc, set_file, set_isa
-            b = d[i]
-            i += 1
-            v = b & 0x7f
-            sh = 7
-            while b & 0x80:
-                if sh > 63:
-                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
-                b = d[i]
+        if op == DW_LNS_advance_pc:
+            v = d[i]
+            if v < 0x80:
                 i += 1
-                v |= (b & 0x7f) << sh
-                sh += 7
-            if op == 2:
-                addr += v * min_inst
-            elif op == 4:
+            else:
+                v, i = _uleb(d, i)
+            addr += v * min_inst
+            continue
+        if op == DW_LNS_advance_line:
+            v = d[i]
+            if v < 0x80:
+                i += 1
+                line += v - 0x80 if v & 0x40 else v
+            else:
+                v, i = _sleb(d, i)
+                line += v
+            continue
+        if op == DW_LNS_set_file or op == DW_LNS_set_isa:
+            v = d[i]
+            if v < 0x80:
+                i += 1
+            else:
+                v, i = _uleb(d, i)
+            if op == DW_LNS_set_file:
                 file_ = v
             continue
-        if op == 3:                                   # advance_line
-            b = d[i]
-            i += 1
-            v = b & 0x7f
-            sh = 7
-            while b & 0x80:
-                if sh > 63:
-                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
-                b = d[i]
-                i += 1
-                v |= (b & 0x7f) << sh
-                sh += 7
-            if b & 0x40:
-                v -= 1 << sh
-            line += v
-            continue
-        if op == 6:                                   # negate_stmt
+        if op == DW_LNS_negate_stmt:
             is_stmt ^= 1
             continue
-        if op == 8:                                   # const_add_pc
+        if op == DW_LNS_const_add_pc:
             addr += const_add
             continue
-        if op == 9:                                   # fixed_advance_pc
+        if op == DW_LNS_fixed_advance_pc:
             addr += int.from_bytes(d[i:i + 2], byteorder)
             i += 2
             continue
-        if op == 7 or op == 10 or op == 11:
+        if (op == DW_LNS_set_basic_block or op == DW_LNS_set_prologue_end
+                or op == DW_LNS_set_epilogue_begin):
             continue
-        if op == 0:                                   # extended opcode
-            b = d[i]
-            i += 1
-            ln = b & 0x7f
-            sh = 7
-            while b & 0x80:
-                if sh > 63:
-                    raise ValueError("LEB128 number longer than 10 bytes in the line program")
-                b = d[i]
-                i += 1
-                ln |= (b & 0x7f) << sh
-                sh += 7
+        if op == 0:                                   # extended opcode: its length, then it
+            ln, i = _uleb(d, i)
             if ln == 0 or i + ln > end:
                 raise ValueError("corrupt extended opcode in the line program")
             sub = d[i]
-            if sub == 1:                              # end_sequence
+            if sub == DW_LNE_end_sequence:
                 aa(addr & mask)
                 fa(file_ & 0xFFFFFFFF)
                 la(line & 0xFFFFFFFF)
                 fla(is_stmt | 2)
                 addr, file_, line, is_stmt = 0, 1, 1, default_is_stmt
-            elif sub == 2:                            # set_address
+            elif sub == DW_LNE_set_address:
                 if ln > 9:
                     raise ValueError(f"DW_LNE_set_address of {ln - 1} bytes")
                 addr = int.from_bytes(d[i + 1:i + ln], byteorder)
             i += ln
             continue
         for _ in range(std_lengths[op - 1] if op - 1 < len(std_lengths) else 0):
-            b = d[i]
-            i += 1
-            while b & 0x80:
-                b = d[i]
-                i += 1
+            i = _uleb(d, i)[1]                        # an opcode this decoder does not know
     return (np.frombuffer(A, np.uint64).copy() if len(A) else np.zeros(0, np.uint64),
             np.frombuffer(F, np.uint32).copy() if len(F) else np.zeros(0, np.uint32),
             np.frombuffer(L, np.uint32).copy() if len(L) else np.zeros(0, np.uint32),

@@ -204,31 +204,36 @@ def eval_expression(tok: str, names) -> int:
             return names(t)
         raise ValueError(f"{_short(tok)}: unexpected {t!r}")
 
-    def term() -> int:
-        nonlocal pos
-        v = atom()
-        while peek() in ("*", "/"):
-            op = toks[pos]
-            pos += 1
-            r = atom()
-            if op == "*":
-                v *= r
-            elif r == 0:
-                raise ValueError(f"{_short(tok)} divides by zero")
-            else:
-                v = abs(v) // abs(r) * (1 if (v < 0) == (r < 0) else -1)   # C truncates
-            if abs(v) >= 1 << 64:
-                raise ValueError(f"{_short(tok)} does not fit in 64 bits")
+    def apply(op: str, v: int, r: int) -> int:
+        if op == "+":
+            return v + r
+        if op == "-":
+            return v - r
+        if op == "*":
+            v *= r
+        elif r == 0:
+            raise ValueError(f"{_short(tok)} divides by zero")
+        else:
+            v = abs(v) // abs(r) * (1 if (v < 0) == (r < 0) else -1)   # C truncates
+        if abs(v) >= 1 << 64:
+            raise ValueError(f"{_short(tok)} does not fit in 64 bits")
         return v
 
-    def expr() -> int:
+    def binary(operand, ops: tuple[str, str]) -> int:
+        """Operands joined by the operators of one precedence level, left to right."""
         nonlocal pos
-        v = term()
-        while peek() in ("+", "-"):
+        v = operand()
+        while peek() in ops:
             op = toks[pos]
             pos += 1
-            v = v + term() if op == "+" else v - term()
+            v = apply(op, v, operand())
         return v
+
+    def term() -> int:
+        return binary(atom, ("*", "/"))
+
+    def expr() -> int:
+        return binary(term, ("+", "-"))
 
     value = expr()
     if pos != len(toks):
