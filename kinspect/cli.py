@@ -35,6 +35,7 @@ from .engine.report import format_report
 from .engine.tables import count
 from .engine.shadow import SCHEMES
 from .engine.workload import WorkloadRunner, iter_workload
+from .vmcore import command as vmcore_command
 
 DEMO_WORKLOAD = WORKLOADS_DIR / "demo.kw"
 DEFAULT_PROFILE = "x86_64"
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                             help="browser tabs served at once, each its own process "
                                  "(default: %(default)s)")
     report_command.add_commands(sub)
+    vmcore_command.add_command(sub)
     return ap
 
 
@@ -193,6 +195,8 @@ def _main(argv: list[str] | None) -> int:
             return rc
         if args.command is None:
             return _tui(None, DEFAULT_PROFILE, None, "byte-granular", None)
+        if args.command == "vmcore":
+            return vmcore_command.run(args)
         if getattr(args, "workload", None) and args.workload != STDIN:
             args.workload = find_workload_path(args.workload)
         if args.command == "tui" and (args.report or args.vmlinux or args.modules):

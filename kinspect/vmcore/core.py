@@ -1,0 +1,228 @@
+"""An ELF core file (QEMU's ``dump-guest-memory``, kdump's ``/proc/vmcore``), mapped, never read
+whole: its PT_LOAD segments (physical memory) and its notes (``NT_PRSTATUS`` per CPU, QEMU's
+CPU state with the control registers).
+
+Every fault of the file (not ELF, not a core, another machine, truncated, a segment or note
+past the end of the file) is one :class:`VmcoreError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+
+from kinspect.engine.errors import KinspectError
+
+__all__ = ["VmcoreError", "ElfCore", "Segment", "CpuState"]
+
+EM_X86_64 = 62          # include/uapi/linux/elf-em.h
+ET_CORE = 4             # include/uapi/linux/elf.h
+PT_LOAD = 1
+PT_NOTE = 4
+NT_PRSTATUS = 1
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")
+_NHDR = struct.Struct("<III")
+# QEMU's target/i386/arch_dump.c, struct QEMUCPUState: version, size, 18 general registers
+# (rax..r15, rip, rflags), 10 QEMUCPUSegment of 24 bytes (cs ds es fs gs ss ldt tr gdt idt),
+# then cr[5]
+_QEMU_CR_OFFSET = 8 + 18 * 8 + 10 * 24
+_MAX_NOTES = 4096
+
+
+class VmcoreError(KinspectError):
+    """A crash dump (or the vmlinux paired with it) that kinspect cannot use."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One PT_LOAD: physical ``[paddr, paddr + filesz)`` at file offset ``offset``."""
+
+    paddr: int
+    vaddr: int
+    offset: int
+    filesz: int
+    memsz: int
+
+
+@dataclass
+class CpuState:
+    """What the notes say of one CPU (control registers from QEMU's note, when present)."""
+
+    index: int
+    prstatus: bool = False
+    cr: tuple[int, ...] | None = None       # CR0..CR4
+
+    @property
+    def cr3(self) -> int | None:
+        return None if self.cr is None else self.cr[3]
+
+    @property
+    def cr4(self) -> int | None:
+        return None if self.cr is None else self.cr[4]
+
+
+@dataclass
+class Note:
+    name: bytes
+    type: int
+    desc: memoryview = field(repr=False)
+
+
+class ElfCore:
+    """The dump, mapped read-only.  ``read_phys(paddr, size)`` gives bytes, or None when any
+    byte of the range is in no PT_LOAD (not in the dump)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._mm: mmap.mmap | None = None
+        try:
+            fh = open(self.path, "rb")
+        except OSError as e:
+            raise VmcoreError(f"cannot read the file: {e.strerror}", self.path) from None
+        with fh:
+            try:
+                size = os.fstat(fh.fileno()).st_size
+                if size < _EHDR.size:
+                    head = fh.read(4)
+                    if head != b"\x7fELF":
+                        raise self.error("not an ELF file (no \\x7fELF magic)")
+                    raise self.error(f"truncated: {size} bytes, shorter than an ELF header")
+                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as e:
+                raise VmcoreError(f"cannot read the file: {e.strerror}", self.path) from None
+        self.size = size
+        self._view = memoryview(self._mm)
+        self._parse()
+
+    def error(self, message: str) -> VmcoreError:
+        return VmcoreError(message, self.path)
+
+    def close(self) -> None:
+        self._view.release()
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:             # a view still alive: the GC closes it
+                pass
+            self._mm = None
+
+    def __enter__(self) -> "ElfCore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the headers ----------------------------------------------------------------
+
+    def _parse(self) -> None:
+        m = self._mm
+        (ident, e_type, e_machine, _ver, _entry, e_phoff, _shoff, _flags, _ehsize,
+         e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = _EHDR.unpack_from(m, 0)
+        if ident[:4] != b"\x7fELF":
+            raise self.error("not an ELF file (no \\x7fELF magic)")
+        if ident[4] != 2 or ident[5] != 1:
+            raise self.error(f"not a 64-bit little-endian ELF file (class {ident[4]}, data "
+                             f"{ident[5]}): kinspect reads x86_64 dumps")
+        if e_type != ET_CORE:
+            raise self.error(f"not a core dump: ELF type {e_type}, not ET_CORE ({ET_CORE}); "
+                             "give the dump, and the vmlinux with --vmlinux")
+        if e_machine != EM_X86_64:
+            raise self.error(f"a dump of another machine (e_machine {e_machine}): kinspect "
+                             f"reads x86_64 dumps (e_machine {EM_X86_64})")
+        if e_phnum == 0 or e_phentsize != _PHDR.size:
+            raise self.error(f"no usable program headers ({e_phnum} of {e_phentsize} bytes)")
+        if e_phoff + e_phnum * _PHDR.size > self.size:
+            raise self.error(f"the program headers lie past the end of the file "
+                             f"({self.size} bytes): truncated?")
+        self.segments: list[Segment] = []
+        notes: list[tuple[int, int]] = []
+        for i in range(e_phnum):
+            p_type, _pf, off, vaddr, paddr, filesz, memsz, _align = \
+                _PHDR.unpack_from(m, e_phoff + i * _PHDR.size)
+            if p_type not in (PT_LOAD, PT_NOTE):
+                continue
+            if off + filesz > self.size:
+                kind = "PT_LOAD" if p_type == PT_LOAD else "PT_NOTE"
+                raise self.error(f"program header {i} ({kind} at file offset {off:#x}, "
+                                 f"{filesz:#x} bytes) runs "
+                                 f"past the end of the file ({self.size:#x} bytes): truncated?")
+            if p_type == PT_NOTE:
+                notes.append((off, filesz))
+            elif filesz:
+                self.segments.append(Segment(paddr, vaddr, off, filesz, memsz))
+        if not self.segments:
+            raise self.error("no PT_LOAD segment: no memory in this dump")
+        self.segments.sort(key=lambda s: s.paddr)
+        for a, b in zip(self.segments, self.segments[1:]):
+            if a.paddr + a.filesz > b.paddr:
+                raise self.error(f"PT_LOAD segments overlap at physical {b.paddr:#x}")
+        self._seg_start = [s.paddr for s in self.segments]
+        self.notes: list[Note] = []
+        for off, size in notes:
+            self._parse_notes(off, size)
+        self.cpus: list[CpuState] = []
+        pr = [n for n in self.notes if n.name == b"CORE" and n.type == NT_PRSTATUS]
+        qemu = [n for n in self.notes if n.name == b"QEMU"]
+        for i in range(max(len(pr), len(qemu))):
+            cpu = CpuState(i, prstatus=i < len(pr))
+            if i < len(qemu) and len(qemu[i].desc) >= _QEMU_CR_OFFSET + 40:
+                cpu.cr = struct.unpack_from("<5Q", qemu[i].desc, _QEMU_CR_OFFSET)
+            self.cpus.append(cpu)
+
+    def _parse_notes(self, off: int, size: int) -> None:
+        m = self._view
+        i, end = off, off + size
+        while i + _NHDR.size <= end:
+            if len(self.notes) >= _MAX_NOTES:
+                raise self.error(f"more than {_MAX_NOTES} notes: not a dump kinspect knows")
+            namesz, descsz, ntype = _NHDR.unpack_from(m, i)
+            name_at = i + _NHDR.size
+            desc_at = name_at + ((namesz + 3) & ~3)
+            nxt = desc_at + ((descsz + 3) & ~3)
+            if desc_at + descsz > end:
+                raise self.error(f"the note at file offset {i:#x} claims {namesz} + {descsz} "
+                                 f"bytes, past the end of its PT_NOTE segment")
+            name = bytes(m[name_at:name_at + namesz]).rstrip(b"\0")
+            self.notes.append(Note(name, ntype, m[desc_at:desc_at + descsz]))
+            i = nxt
+
+    # -- physical memory -------------------------------------------------------------
+
+    @property
+    def ram_end(self) -> int:
+        """One past the highest physical address the dump holds."""
+        s = self.segments[-1]
+        return s.paddr + s.filesz
+
+    def _segment(self, paddr: int) -> Segment | None:
+        i = bisect.bisect_right(self._seg_start, paddr) - 1
+        if i < 0:
+            return None
+        s = self.segments[i]
+        return s if paddr < s.paddr + s.filesz else None
+
+    def read_phys(self, paddr: int, size: int) -> bytes | None:
+        """``size`` bytes at physical ``paddr``, or None when not all of them are in the dump
+        (a read across two adjacent segments is joined)."""
+        out = []
+        while size > 0:
+            s = self._segment(paddr)
+            if s is None:
+                return None
+            n = min(size, s.paddr + s.filesz - paddr)
+            at = s.offset + paddr - s.paddr
+            out.append(self._mm[at:at + n])
+            paddr += n
+            size -= n
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def read_phys_u64(self, paddr: int) -> int | None:
+        s = self._segment(paddr)
+        if s is None or paddr + 8 > s.paddr + s.filesz:
+            return None
+        return int.from_bytes(self._mm[s.offset + paddr - s.paddr:
+                                       s.offset + paddr - s.paddr + 8], "little")
