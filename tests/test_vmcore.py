@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _CANDIDATES = [Path("/work/shared/data/vmcore"), ROOT.parent / "shared" / "data" / "vmcore"]
 SHARED = next((p for p in _CANDIDATES if (p / "vmlinux.xz").is_file()), None)
 pytestmark = pytest.mark.skipif(
-    SHARED is None, reason="the shared dumps (../shared/data/vmcore) are not here")
+    SHARED is None,
+    reason="the project's real vmcore dumps (the shared data, docs/vmcore.md) are not here")
 _MIB = 1 << 20
 
 
