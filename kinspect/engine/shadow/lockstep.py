@@ -88,42 +88,26 @@ def _compiled_counters_state(self) -> dict:
     return state
 
 
-# A scheme of a compiled lockstep (the native engine, _schemes.pyx) becomes its class's twin
-# below: its counters of shadow reads, checks and loads, are its compiled twin's (_compiled),
+# A scheme of a compiled lockstep (the native engine, _schemes.pyx) becomes its class's
+# _counted() twin: its counters of shadow reads, checks and loads, are its compiled twin's (_compiled),
 # bumped in C on every check, and read and written as ShadowScheme's plain attributes are.
 
 
-class FlatShadowCounted(FlatShadow):
-    """FlatShadow in a compiled lockstep."""
-
-    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
-    __getstate__ = _compiled_counters_state
-
-
-class PerPageShadowCounted(PerPageShadow):
-    """PerPageShadow in a compiled lockstep."""
-
-    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
-    __getstate__ = _compiled_counters_state
+def _counted(scheme: type) -> type:
+    """The class a scheme of a compiled lockstep is switched to: the same scheme, its counters
+    its compiled twin's."""
+    return type(f"{scheme.__name__}Counted", (scheme,), {
+        "__doc__": f"{scheme.__name__} in a compiled lockstep.", "__module__": __name__,
+        "checks": _compiled_counter("checks"), "loads": _compiled_counter("loads"),
+        "__getstate__": _compiled_counters_state})
 
 
-class PagePtrShadowCounted(PagePtrShadow):
-    """PagePtrShadow in a compiled lockstep."""
-
-    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
-    __getstate__ = _compiled_counters_state
-
-
-class PageExtShadowCounted(PageExtShadow):
-    """PageExtShadow (without a twin) in a compiled lockstep."""
-
-    checks, loads = _compiled_counter("checks"), _compiled_counter("loads")
-    __getstate__ = _compiled_counters_state
-
-
-# The reference class of a scheme whose fast paths are compiled -> its counted twin.
+# Named here, so that a pickle of a scheme (a checkpoint) finds its class again.
+FlatShadowCounted, PerPageShadowCounted, PagePtrShadowCounted, PageExtShadowCounted = (
+    _counted(scheme) for scheme in (FlatShadow, PerPageShadow, PagePtrShadow, PageExtShadow))
 COMPILED_COUNTERS = {FlatShadow: FlatShadowCounted, PerPageShadow: PerPageShadowCounted,
                      PagePtrShadow: PagePtrShadowCounted, PageExtShadow: PageExtShadowCounted}
+
 
 def bind_engine(shadow: ShadowScheme, engine: str) -> None:
     """A machine's shadow on its engine: a lockstep, or one wrapped (a session's recording
