@@ -9,6 +9,7 @@ while the worker runs; the status line shows its progress). Views only read the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
@@ -34,8 +35,18 @@ from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
 from .engine.profile import format_size
 from .engine.session import Breakpoint, SchemeView, Session, StepResult
 from .engine.view import machine_view
-from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
-                      ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)
+from .widgets import (
+    EventLog,
+    FootprintPlot,
+    Narration,
+    PageMap,
+    ReportView,
+    SessionPages,
+    ShadowBytes,
+    ShadowLegend,
+    ShadowSlabView,
+    StructPageView,
+)
 from .widgets.footer import KeyFooter
 from .widgets.palette import ATTACHED_GLYPH, PAGE_PAINTS, REPORT_PAINT
 from .widgets.pane import Pane
@@ -420,11 +431,9 @@ class MainScreen(Screen):
     def load_in_thread(self) -> None:
         """Read the rest of a streamed trace while the session steps on the events read."""
         worker = get_current_worker()
-        try:
+        with contextlib.suppress(KinspectError):  # kept as session.load_error: TraceLoaded shows it
             self.session.load(progress=lambda _read, _fraction: self.post_message(TraceLoading()),
                               cancelled=lambda: worker.is_cancelled)
-        except KinspectError:
-            pass                # kept as session.load_error: TraceLoaded shows it
         self.post_message(TraceLoaded())
 
     def on_trace_loading(self, message: TraceLoading) -> None:

@@ -26,14 +26,20 @@ from . import report_command
 from .data import WORKLOADS_DIR, find_workload_path, shown_path
 from .engine import native
 from .engine.compare import format_compare, resolve_schemes, run_compare
-from .engine.replay import looks_like_trace, replay_trace, trace_summary
 from .engine.errors import KinspectError
 from .engine.machine import Machine
-from .engine.profile import find_profile_path, format_profiles_table, format_size, \
-    list_profiles, load_profile, parse_size
+from .engine.profile import (
+    find_profile_path,
+    format_profiles_table,
+    format_size,
+    list_profiles,
+    load_profile,
+    parse_size,
+)
+from .engine.replay import looks_like_trace, replay_trace, trace_summary
 from .engine.report import format_report
-from .engine.tables import count
 from .engine.shadow import SCHEMES
+from .engine.tables import count
 from .engine.workload import WorkloadRunner, iter_workload
 from .vmcore import command as vmcore_command
 
@@ -258,7 +264,7 @@ class _Input:
                 regular = True                  # the reader says what is wrong with it
             if not regular:
                 try:
-                    self.stream = open(path, "rb")
+                    self.stream = open(path, "rb")  # noqa: SIM115 (read by events())
                 except OSError as e:
                     raise KinspectError(f"cannot read: {e.strerror}", path) from None
         if self.stream is None:
@@ -416,7 +422,7 @@ def _format_summary(s: dict, machine: Machine) -> str:
         f"quarantine: {format_size(s['quarantine_bytes'])}",
         f"shadow ({machine.shadow.name}): {format_size(s['shadow_static_bytes'])} reserved at "
         f"boot, {format_size(s['shadow_dynamic_bytes'])} allocated on demand",
-    ] + ([f"failed allocations (NULL, -ENOMEM): "
+    ] + (["failed allocations (NULL, -ENOMEM): "
           + ", ".join(f"{call} {n}" for call, n in failed.items())] if failed else []))
 
 

@@ -24,8 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.errors import KinspectError, ReportParseError
-from .engine.explain import (Explanation, ReplayUnsupported, explain, format_explanation,
-                             headline, replay_workload, run_replay)
+from .engine.explain import (
+    Explanation,
+    ReplayUnsupported,
+    explain,
+    format_explanation,
+    headline,
+    replay_workload,
+    run_replay,
+)
 from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports, read_log_lines
 from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
 

@@ -4,7 +4,8 @@ A summary (title, bug type, the access, the machine, where the access fell), the
 as a coloured grid with the first bad granule and the object's region marked, the legend of
 every byte in it (decoded by :mod:`kinspect.engine.explain` for the report's era and mode), and
 the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
-reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report in the engine
+reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report
+in the engine
 (:func:`~kinspect.engine.explain.replay_workload`) and opens it in the inspector; ``escape``
 there comes back.
 """

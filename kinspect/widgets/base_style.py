@@ -5,6 +5,8 @@ app's styles change; and its scroll offset and content width, looked up once a r
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.style import Style
 from textual.geometry import Region
 from textual.strip import Strip
@@ -39,10 +41,8 @@ class PaletteStyleMixin(BaseStyleMixin):
     def load_styles(self) -> None:
         styles = {}
         for name in self.COMPONENT_CLASSES:
-            try:
+            with contextlib.suppress(KeyError):     # not styled yet: see palette_style()
                 styles[name] = self.get_component_rich_style(name, partial=True)
-            except KeyError:            # not styled yet: see palette_style()
-                pass
         self._palette_styles = styles
 
     def palette_style(self, paint) -> Style:

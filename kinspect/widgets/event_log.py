@@ -21,6 +21,7 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
 from .base_style import BaseStyleMixin
 from .scrolling import NoScrollbar
 from .text_lines import TextLines

@@ -112,7 +112,8 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
     def _details(fp) -> list[str]:
         lines = []
         if fp.virtual_range_bytes:
-            lines.append(f"contiguous virtual range reserved: {format_size(fp.virtual_range_bytes)}")
+            reserved = format_size(fp.virtual_range_bytes)
+            lines.append(f"contiguous virtual range reserved: {reserved}")
         if fp.blocks_capacity or fp.blocks_in_use:
             lines.append(f"shadow blocks in use {fp.blocks_in_use} of {fp.blocks_capacity} "
                          f"slots in {fp.shadow_slab_pages} shadow slab pages")

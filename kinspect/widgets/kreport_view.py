@@ -26,8 +26,14 @@ from textual.strip import Strip
 from ..engine.explain import ByteMeaning, Explanation, headline
 from ..engine.kreport import KasanReport, StackTrace
 from .base_style import PaletteStyleMixin
-from .palette import (BAD_GRANULE_PAINT, REGION_PAINT, SELECTED_GRANULE_PAINT, SHADOW_PAINTS,
-                      component_css, report_byte_kind)
+from .palette import (
+    BAD_GRANULE_PAINT,
+    REGION_PAINT,
+    SELECTED_GRANULE_PAINT,
+    SHADOW_PAINTS,
+    component_css,
+    report_byte_kind,
+)
 
 ADDRESS_STYLE = Style(color="#8a8a8a")
 GUILTY_STYLE = Style(color="#ff5f5f", bold=True)

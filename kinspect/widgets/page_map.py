@@ -24,9 +24,20 @@ from textual.strip import Strip
 
 from ..engine.memory import PageState
 from ..engine.view import MachineView, machine_view
-from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
-                      NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
 from .base_style import LineFrameMixin, PaletteStyleMixin
+from .palette import (
+    ATTACHED_GLYPH,
+    ATTACHED_PAINT,
+    CODE_OF_RANK,
+    CURSOR_PAINT,
+    HOLE,
+    NCODES,
+    OTHER_SHADOW,
+    PAGE_PAINTS,
+    RANK,
+    REPORT_PAINT,
+    component_css,
+)
 from .scrolling import NoScrollbar
 
 _RANK = np.array(RANK, dtype=np.uint8)

@@ -21,9 +21,15 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ..engine.kasan import KASAN_GRANULE_SIZE
-from .palette import (BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, SHADOW_KIND, SHADOW_LEGEND,
-                      SHADOW_PAINTS, component_css)
 from .base_style import LineFrameMixin, PaletteStyleMixin
+from .palette import (
+    BAD_GRANULE_PAINT,
+    SELECTED_GRANULE_PAINT,
+    SHADOW_KIND,
+    SHADOW_LEGEND,
+    SHADOW_PAINTS,
+    component_css,
+)
 from .scrolling import NoScrollbar
 
 Reader = Callable[[int, int], bytes]
