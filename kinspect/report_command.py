@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine.errors import KinspectError, ReportParseError
-from .engine.explain import (
+from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
+from .reports.explain import (
     Explanation,
     ReplayUnsupported,
     explain,
@@ -33,8 +34,7 @@ from .engine.explain import (
     replay_workload,
     run_replay,
 )
-from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports, read_log_lines
-from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
+from .reports.kreport import CrashTitle, KasanReport, LogScan, iter_reports, read_log_lines
 
 __all__ = ["add_commands", "run_command", "ExplainedReport", "read_reports", "run_report_ui"]
 

@@ -2,11 +2,11 @@
 
 A summary (title, bug type, the access, the machine, where the access fell), the memory state
 as a coloured grid with the first bad granule and the object's region marked, the legend of
-every byte in it (decoded by :mod:`kinspect.engine.explain` for the report's era and mode), and
+every byte in it (decoded by :mod:`kinspect.reports.explain` for the report's era and mode), and
 the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
 reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report
 in the engine
-(:func:`~kinspect.engine.explain.replay_workload`) and opens it in the inspector; ``escape``
+(:func:`~kinspect.reports.explain.replay_workload`) and opens it in the inspector; ``escape``
 there comes back.
 """
 
@@ -24,13 +24,13 @@ from textual.widgets import Footer, Header, Label, OptionList, Static
 
 from .app import KinspectApp, MainScreen, PromptScreen
 from .engine.errors import KinspectError
-from .engine.explain import ReplayUnsupported, replay_workload
-from .engine.kreport import KasanReport
 from .engine.profile import load_profile
 from .engine.session import Session
 from .engine.tables import count
 from .engine.workload import parse_workload
 from .report_command import ExplainedReport
+from .reports.explain import ReplayUnsupported, replay_workload
+from .reports.kreport import KasanReport
 from .widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from .widgets.text_lines import TextLines
 

@@ -4,7 +4,7 @@ Every ``samples/workloads/kasan_test/<case>.kw`` re-enacts one KUnit case of
 mm/kasan/kasan_test_c.c.  Where the real kernel's reports for that case are in tests/data/
 kernel-run/ (gcc 12 build in ``reports/``, clang 16 build in ``reports-x86_64-clang/``), the
 workload is run in-process (``kinspect run CASE.kw --format text``), kinspect's output is parsed
-with the same parser as the real text (kinspect.engine.kreport), and the two are compared field by
+with the same parser as the real text (kinspect.reports.kreport), and the two are compared field by
 field.
 
 Compared per report: bug type, access and size, cache name and object size, the region line
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from kinspect.engine.kreport import KasanReport, parse_report_text, parse_reports
+from kinspect.reports.kreport import KasanReport, parse_report_text, parse_reports
 from kinspect.engine.shadow import SCHEMES
 
 ROOT = Path(__file__).resolve().parent.parent

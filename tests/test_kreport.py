@@ -1,4 +1,4 @@
-"""Tests of the KASAN report parser (kinspect.engine.kreport) against real kernel output.
+"""Tests of the KASAN report parser (kinspect.reports.kreport) against real kernel output.
 
 Data: tests/data/kernel-run/ (Linux 6.12.117 KUnit kasan suite, gcc and clang builds) and
 tests/data/kasan-reports/ (syzkaller's report-parser corpus and mailing-list reports), both
@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.engine.errors import KinspectError, ReportParseError
-from kinspect.engine.explain import (ReplayUnsupported, explain, format_explanation, headline,
+from kinspect.reports.explain import (ReplayUnsupported, explain, format_explanation, headline,
                                      replay_workload, run_replay)
-from kinspect.engine.kreport import (
+from kinspect.reports.kreport import (
     KasanReport,
     LogScan,
     find_oops,
@@ -825,7 +825,7 @@ def test_numbers_too_long_for_a_kernel_are_a_broken_line(digits: int) -> None:
 
 
 def test_an_over_long_line_and_an_endless_log_are_refused(tmp_path, monkeypatch) -> None:
-    from kinspect.engine import kreport
+    from kinspect.reports import kreport
     zeros = tmp_path / "zeros"
     zeros.write_text("BUG: KASAN: x in f\n" + "\0" * (kreport.MAX_LINE_CHARS + 1))
     with pytest.raises(kreport.LogReadError, match="longer than 65536 characters") as e:
@@ -933,7 +933,7 @@ _SYZ_FUNC_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+")
 @given(st.lists(st.sampled_from(["a", "Z", "0", "x", "1", "_", ".", "+0x", "/0x", "+", "/",
                                  " ", "-", "f+0x1/0x2"]), max_size=24))
 def test_frame_offsets_are_stripped_as_syzkallers_regexp_does(parts: list[str]) -> None:
-    from kinspect.engine.kreport import _strip_frame_offsets
+    from kinspect.reports.kreport import _strip_frame_offsets
     text = "".join(parts)
     assert _strip_frame_offsets(text) == _SYZ_FUNC_RE.sub(r"\g<1>", text)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.engine.explain import (decode_shadow_byte, decode_tag, explain, pick_profile,
+from kinspect.reports.explain import (decode_shadow_byte, decode_tag, explain, pick_profile,
                                      replay_workload, report_arch, report_era, run_replay)
-from kinspect.engine.kreport import parse_reports
+from kinspect.reports.kreport import parse_reports
 from kinspect.engine.symbols import CACHE_ENV
 
 DATA = Path(__file__).parent / "data"

@@ -12,8 +12,8 @@ from textual.widgets import OptionList, Static
 
 from kinspect.app import MainScreen
 from kinspect.cli import main
-from kinspect.engine.explain import explain
-from kinspect.engine.kreport import parse_reports
+from kinspect.reports.explain import explain
+from kinspect.reports.kreport import parse_reports
 from kinspect.engine.symbols import CACHE_ENV
 from kinspect.report_command import read_reports
 from kinspect.report_screen import ReportApp, ReportListScreen, ReportScreen

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.engine.kreport import iter_reports
+from kinspect.reports.kreport import iter_reports
 from kinspect.vmcore import Kernel, VmcoreError
 from kinspect.vmcore.command import memory_state
 from kinspect.vmcore.printk import console_lines, read_ringbuffer

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, find_poison_value
-from kinspect.engine.kreport import KasanReport
+from kinspect.reports.kreport import KasanReport
 
 __all__ = [
     "Era",

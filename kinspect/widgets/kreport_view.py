@@ -23,8 +23,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..engine.explain import ByteMeaning, Explanation, headline
-from ..engine.kreport import KasanReport, StackTrace
+from ..reports.explain import ByteMeaning, Explanation, headline
+from ..reports.kreport import KasanReport, StackTrace
 from .base_style import PaletteStyleMixin
 from .palette import (
     BAD_GRANULE_PAINT,

@@ -151,7 +151,7 @@ SHADOW_LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 # The kind of a real report's metadata byte by the name it was decoded to
-# (kinspect.engine.explain): older kernels named some values otherwise (mm/kasan/kasan.h: fa was
+# (kinspect.reports.explain): older kernels named some values otherwise (mm/kasan/kasan.h: fa was
 # KASAN_GLOBAL_REDZONE before 5.8), and in the tag modes the bytes are memory tags.
 _KIND_OF_NAME = {p.name: SHADOW_KIND[p.value] for p in POISON_VALUES}
 _KIND_OF_NAME.update({
