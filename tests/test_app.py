@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from kinspect.app import KinspectApp, MainScreen, PromptScreen, HelpScreen
+from kinspect.app import KinspectApp
+from kinspect.screens.dialogs import HelpScreen, PromptScreen
+from kinspect.screens.inspector import MainScreen
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
@@ -107,7 +109,7 @@ async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
 async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(
         monkeypatch):
     import weakref
-    import kinspect.app as app_module
+    import kinspect.screens.inspector as app_module
 
     class Node:
         pass
@@ -136,7 +138,7 @@ async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pa
 
 async def test_the_help_intro_wraps_to_the_terminal_not_to_the_source():
     from textual.widgets import Static
-    from kinspect.app import HELP_INTRO
+    from kinspect.screens.dialogs import HELP_INTRO
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await started(app, pilot)
@@ -284,7 +286,7 @@ async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
 async def test_long_runs_go_through_the_worker():
     lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(2500)] + \
         ["read p0 1"]
-    import kinspect.app as app_module
+    import kinspect.screens.inspector as app_module
     session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
                                                              .splitlines()))
     app = KinspectApp(session)
@@ -614,7 +616,7 @@ async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_pat
 async def test_a_click_on_a_far_line_of_the_log_replays_in_the_worker(monkeypatch):
     """A click jumps as ``j`` does: a long replay in the worker, the keys live (it was on the
     keys: seconds frozen on the real trace)."""
-    import kinspect.app as app_module
+    import kinspect.screens.inspector as app_module
     from kinspect.widgets import EventLog
     monkeypatch.setattr(app_module, "SYNC_RUN_LIMIT", 10)
     lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(100)]

@@ -380,11 +380,11 @@ def test_output_to_a_full_device(command):
 
 
 def test_a_bug_is_a_traceback_and_exit_3_never_1(monkeypatch, capsys):
-    import kinspect.cli as cli_module
+    import kinspect.commands.simulate as simulate
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
-    monkeypatch.setattr(cli_module, "_run", broken)
+    monkeypatch.setattr(simulate, "_run", broken)
     assert main(["run", str(DEMO)]) == EXIT_INTERNAL_ERROR
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err

@@ -11,9 +11,9 @@ from rich.style import Style
 from textual.geometry import Region
 from textual.widgets._footer import FooterKey
 
-from kinspect.app import KinspectApp, PromptScreen
-from kinspect.report_command import read_reports
-from kinspect.report_screen import ReportApp
+from kinspect.app import KinspectApp, ReportApp
+from kinspect.screens.dialogs import PromptScreen
+from kinspect.reports.reading import read_reports
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload

@@ -1,4 +1,4 @@
-"""``kinspect report`` and ``kinspect symbolize`` (kinspect/report_command.py), end to end.
+"""``kinspect report`` and ``kinspect symbolize`` (kinspect/commands/reports.py), end to end.
 
 Exit statuses: 0 a report was found, 1 none ("no KASAN report found"), 2 unreadable input or
 vmlinux (one line on stderr, ``kinspect: FILE[:LINE]: what is wrong``, never a traceback).
@@ -21,7 +21,7 @@ from kinspect.cli import main
 from kinspect.reports.explain import (decode_shadow_byte, decode_tag, explain, pick_profile,
                                      replay_workload, report_arch, report_era, run_replay)
 from kinspect.reports.kreport import parse_reports
-from kinspect.engine.symbols import CACHE_ENV
+from kinspect.reports.symbols import CACHE_ENV
 
 DATA = Path(__file__).parent / "data"
 KRUN = DATA / "kernel-run" / "reports"

@@ -20,7 +20,8 @@ from conftest import ROOT
 from aiohttp.test_utils import TestClient, TestServer
 from textual_serve.app_service import AppService
 
-from kinspect.cli import MAX_SESSIONS, main
+from kinspect.cli import main
+from kinspect.commands.ui import MAX_SESSIONS
 from kinspect.serve import KinspectServer
 
 

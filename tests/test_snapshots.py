@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from kinspect.app import KinspectApp
+from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
-from kinspect.report_command import read_reports
-from kinspect.report_screen import ReportApp
+from kinspect.reports.reading import read_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -225,7 +225,7 @@ def test_a_reader_is_the_protocol_and_follows_the_machine_going_back(monkeypatch
 
 
 def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
-    from kinspect.app import resolve_location
+    from kinspect.session.queries import resolve_location
     from kinspect.engine.errors import KinspectError
     s = session_on("python", monkeypatch, parse_workload(
         "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]))
@@ -250,8 +250,10 @@ FORBIDDEN = {"machine", "zones", "slab_of_pfn", "slub", "large", "memmap", "cach
 # ``.scheme`` is also an attach event's scheme name: forbidden only on these objects.
 SCHEME_HOLDERS = {"s", "session", "self.session", "view", "self.view"}
 
-VIEW_FILES = sorted((ROOT / "kinspect" / "widgets").glob("*.py")) + [
-    ROOT / "kinspect" / name for name in ("app.py", "report_screen.py", "report_command.py")]
+VIEW_FILES = sorted((ROOT / "kinspect" / "widgets").glob("*.py")) + sorted(
+    (ROOT / "kinspect" / "screens").glob("*.py")) + [
+    ROOT / "kinspect" / name for name in ("app.py", "commands/reports.py", "commands/ui.py",
+                                          "session/queries.py")]
 
 
 def reaches_in(source: str) -> list[str]:

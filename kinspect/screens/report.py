@@ -12,27 +12,20 @@ there comes back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rich.text import Text
 from textual import on
-from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
-from .app import KinspectApp, MainScreen, PromptScreen
-from .engine.errors import KinspectError
-from .engine.profile import load_profile
-from .engine.session import Session
-from .engine.tables import count
-from .engine.workload import parse_workload
-from .report_command import ExplainedReport
-from .reports.explain import ReplayUnsupported, replay_workload
-from .reports.kreport import KasanReport
-from .widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
-from .widgets.text_lines import TextLines
+from kinspect.engine.tables import count
+from kinspect.reports.explain import ReplayUnsupported, replay_workload
+from kinspect.reports.kreport import KasanReport
+from kinspect.reports.reading import ExplainedReport
+from kinspect.screens.dialogs import PromptScreen
+from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
+from kinspect.widgets.text_lines import TextLines
 
 
 class ReportListScreen(ModalScreen[int | None]):
@@ -313,88 +306,3 @@ class ReportScreen(Screen):
             return
         self.app.open_replay(plan.lines, plan.profile, f"replay of {rep.path}:{rep.line}",
                              plan.notes)
-
-
-class ReportApp(KinspectApp):
-    """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
-
-    BINDINGS = [Binding("escape", "close_replay", "Back to the report", id="report.back",
-                        tooltip="Leave the replay, back to the report screen")]
-
-    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
-                 keymap: dict[str, str] | None = None) -> None:
-        super().__init__(None, keymap)           # no session until a replay is opened
-        self.reports = reports
-        self.path = path
-        self.symbolized = symbolized
-
-    def get_default_screen(self) -> Screen:
-        return ReportScreen(self.reports, self.path, self.symbolized)
-
-    @property
-    def report_screen(self) -> ReportScreen:
-        return next(s for s in self.screen_stack if isinstance(s, ReportScreen))
-
-    @property
-    def replaying(self) -> bool:
-        return any(isinstance(s, MainScreen) for s in self.screen_stack)
-
-    def open_replay(self, lines: list[str], profile: str, name: str,
-                    notes: Iterable[str] = ()) -> None:
-        """Open a replay workload (named ``name``) on ``profile`` in the inspector."""
-        try:
-            session = Session(load_profile(profile), parse_workload(name, lines))
-        except KinspectError as e:
-            self.notify(str(e), title="replay", severity="error")
-            return
-        self.session = session
-        self.push_screen(MainScreen(session))
-        self.notify(" ".join([f"{name}, profile {profile}: space steps, r runs to the report, "
-                              "escape comes back.", *notes]), title="replay")
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "close_replay":
-            return isinstance(self.screen, MainScreen)
-        return super().check_action(action, parameters)
-
-    def action_close_replay(self) -> None:
-        if isinstance(self.screen, MainScreen):
-            self.pop_screen()
-            self.session = None
-
-    def action_help(self) -> None:
-        if self.replaying:
-            super().action_help()
-        elif self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        if self.replaying:
-            yield from super().get_system_commands(screen)
-            yield SystemCommand("Back to the report", "leave the replay",
-                                self.action_close_replay)
-            return
-        yield from App.get_system_commands(self, screen)
-        rs = self.report_screen
-        cmds = [
-            ("Next report", "the next report of the log", lambda: rs.action_report(1),
-             rs.index + 1 < len(rs.reports)),
-            ("Previous report", "the previous report of the log", lambda: rs.action_report(-1),
-             rs.index > 0),
-            ("List the reports", "every report of the log by title", rs.action_list,
-             len(rs.reports) > 1),
-            ("Inspect the replay", "re-enact this report in the engine and step through it",
-             rs.action_inspect, True),
-            ("Find…", "text in the reports: a function, an address, a cache",
-             rs.action_search, True),
-            ("Find next", f"the next match of {rs.search_query!r}",
-             lambda: rs.action_search_again(1), bool(rs.search_query)),
-            ("Find previous", f"the previous match of {rs.search_query!r}",
-             lambda: rs.action_search_again(-1), bool(rs.search_query)),
-            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
-        ]
-        for title, help_text, callback, applies in cmds:
-            if applies:
-                yield SystemCommand(title, help_text, callback)
