@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 
+from conftest import DEMO
 from kinspect.app import KinspectApp
 from kinspect.screens.dialogs import HelpScreen, PromptScreen
 from kinspect.screens.inspector import MainScreen
@@ -13,11 +13,9 @@ from kinspect.engine.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
 from kinspect.widgets import PageMap, ShadowBytes
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
 
-def make_app(shown: str | None = "pageptr", path: str = DEMO) -> KinspectApp:
+def make_app(shown: str | None = "pageptr", path: str = str(DEMO)) -> KinspectApp:
     session = Session(load_profile("x86_64"), parse_workload(path), shown=shown)
     app = KinspectApp(session)
     return app
@@ -271,7 +269,7 @@ async def test_copy_help_zoom_poisoned_and_attached_navigation():
 
 
 async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
-    session = Session(load_profile("x86_64"), parse_workload(DEMO))
+    session = Session(load_profile("x86_64"), parse_workload(str(DEMO)))
     app = KinspectApp(session, keymap={"step": "x"})
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)

@@ -10,7 +10,7 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT
+from conftest import DEMO, ROOT
 
 from kinspect.cli import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, main
 from kinspect.engine.errors import KinspectError, WorkloadError
@@ -277,7 +277,6 @@ def test_profile_read_is_capped(tmp_path, capsys):
 
 # ------------------------------------------------------------------- the CLI's input/output
 
-DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 TRACE_LINES = "".join(
     f"{TASK}kmalloc: call_site=f+0x1/0x2 ptr=ffff8880001{i:05x} bytes_req=64 "
     f"bytes_alloc=64 gfp_flags=GFP_KERNEL\n" for i in range(0, 4000, 8))

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from kinspect.reports.kreport import KasanReport, parse_report_text, parse_reports
 from kinspect.engine.shadow import SCHEMES
 
-ROOT = Path(__file__).resolve().parent.parent
 KW_DIR = ROOT / "samples" / "workloads" / "kasan_test"
 KRUN = Path(__file__).resolve().parent / "data" / "kernel-run"
 REF_DIRS = {"gcc": KRUN / "reports", "clang": KRUN / "reports-x86_64-clang"}

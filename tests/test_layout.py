@@ -3,7 +3,6 @@ pane readable, the important keys in the footer, the workload's narration shown 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from rich.segment import Segment
@@ -11,6 +10,7 @@ from rich.style import Style
 from textual.geometry import Region
 from textual.widgets._footer import FooterKey
 
+from conftest import DEMO, ROOT
 from kinspect.app import KinspectApp, ReportApp
 from kinspect.screens.dialogs import PromptScreen
 from kinspect.reports.reading import read_reports
@@ -21,8 +21,6 @@ from kinspect.widgets import EventLog, Narration, ShadowBytes, StructPageView
 from kinspect.widgets.footer import KeyFooter
 from kinspect.widgets.text_lines import WRAP_INDENT, fold_line
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 SIZES = [(80, 24), (120, 40), (160, 48)]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import OptionList, Static
 
+from conftest import ROOT
 from kinspect.screens.inspector import MainScreen
 from kinspect.cli import main
 from kinspect.reports.explain import explain
@@ -21,7 +22,6 @@ from kinspect.screens.report import ReportListScreen, ReportScreen
 from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT
 
-ROOT = Path(__file__).resolve().parents[1]
 KRUN = Path("tests/data/kernel-run/reports")
 CORPUS = Path("tests/data/kasan-reports")
 OOB_RIGHT = KRUN / "kmalloc_oob_right.txt"          # three reports

@@ -9,17 +9,16 @@ after reading the HTML report.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import read_reports
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

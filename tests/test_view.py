@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import pytest
-from conftest import native_missing
+from conftest import DEMO, ROOT, native_missing
 
 from kinspect.engine import native, session as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
@@ -22,8 +21,6 @@ from kinspect.engine.view import (CacheInfo, FreeBlock, LargeKmalloc, MachineRea
                                   MachineView, SlabInfo, machine_view)
 from kinspect.engine.workload import parse_workload
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 ENGINES = ("python", "native")
 
 
@@ -32,7 +29,7 @@ def session_on(engine: str, monkeypatch, workload=None) -> Session:
     if engine == "native" and (why := native_missing()) is not None:
         pytest.skip(why)
     monkeypatch.setenv(native.VARIABLE, engine)
-    s = Session(load_profile("x86_64"), workload or parse_workload(DEMO))
+    s = Session(load_profile("x86_64"), workload or parse_workload(str(DEMO)))
     assert s.machine.engine == engine
     return s
 

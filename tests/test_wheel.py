@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from kinspect.cli import main
 from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads, \
     workload_name
 from kinspect.engine import native
 from kinspect.engine.profile import format_profiles_table, list_profiles
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_DEMO = Path(__file__).resolve().parent / "golden" / "demo.txt"
 GOLDEN_DEMO_PATH = "samples/workloads/demo.kw"
 """The demo's path as tests/golden/demo.txt shows it (test_cli runs it by that path)."""
