@@ -19,6 +19,7 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import ExplainedReport
+from kinspect.screens.commands import Command, bindings, palette_commands
 from kinspect.screens.dialogs import HelpScreen
 from kinspect.screens.inspector import MainScreen
 from kinspect.screens.report import ReportScreen
@@ -43,12 +44,14 @@ class KinspectApp(App):
 
     CSS_PATH = Path(__file__).resolve().parent / "kinspect.tcss"
     TITLE = "kinspect"
-    BINDINGS = [
-        Binding("f12", "svg_screenshot", "Screenshot", id="screenshot", show=False,
+    ACTIONS = [
+        Command("svg_screenshot", "SVG screenshot", "save the screen as SVG", key="f12",
+                id="screenshot", label="Screenshot", show=False,
                 tooltip="Save an SVG screenshot in $KINSPECT_SCREENSHOTS, else in "
                         "kinspect/ under the pictures directory (~/Pictures)"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (also ctrl+q)"),
+        Command("quit", None, key="q", id="quit", label="Quit", tooltip="Quit (also ctrl+q)"),
     ]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, session: Session, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -100,60 +103,25 @@ class KinspectApp(App):
         self.notify(f"saved {path}", title="screenshot")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own, then the commands of the screen that has them (the one under a
+        dialog), then the App's: each offered when it applies, as its key would be."""
         yield from super().get_system_commands(screen)
-        main = self.main
-        s = self.session
-        cmds = [
-            ("Step", "apply the next event", main.action_step, not s.at_end),
-            ("Step back", "undo the last event", main.action_back, s.position > 0),
-            ("Run to the next report", "stop at a KASAN report, a breakpoint or the end",
-             lambda: main.action_run("report"), not s.at_end),
-            ("Run to the end", "stop at a breakpoint or the end",
-             lambda: main.action_run("breakpoint"), not s.at_end),
-            ("Jump to event…", "the state after event N or line L", main.action_jump, True),
-            ("Go to address, pfn or symbol…", "select a page and granule", main.action_goto,
-             True),
-            ("Find…", "text in the event log: a call site, a pointer, a cache, a comment",
-             main.action_search, True),
-            ("Find next", f"the next match of {main.search_query!r}",
-             lambda: main.action_search_again(1), bool(main.search_query)),
-            ("Find previous", f"the previous match of {main.search_query!r}",
-             lambda: main.action_search_again(-1), bool(main.search_query)),
-            ("Breakpoint…", "set or clear a breakpoint", main.action_breakpoint, True),
-            ("Clear breakpoints", "remove every breakpoint",
-             lambda: main._breakpoint("clear"), bool(s.breakpoints)),
-            ("Next poisoned granule", "in an allocated page", lambda: main.action_poisoned(1),
-             True),
-            ("Previous poisoned granule", "in an allocated page",
-             lambda: main.action_poisoned(-1), True),
-            ("Next attached page", "a page with shadow of its own",
-             lambda: main.action_attached(1), True),
-            ("Previous attached page", "", lambda: main.action_attached(-1), True),
-            ("Zoom in", "fewer pages per cell", lambda: main.action_zoom(-1), True),
-            ("Zoom out", "more pages per cell", lambda: main.action_zoom(1), True),
-            ("Copy address", "the selected address, to the clipboard", main.action_copy_address,
-             main.addr is not None),
-            ("Copy shadow row", "the selected shadow row", main.action_copy_row,
-             main.addr is not None),
-            ("Toggle follow", "move the cursor to what each step touches",
-             main.action_toggle_follow, True),
-            ("Help", "keys and colour legends", self.action_help, True),
-            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
-        ]
-        for name in s.scheme_names:
-            if name != s.shown:
-                cmds.append((f"Show scheme {name}", "the position stays",
-                             lambda n=name: main.show_scheme(n), True))
-        for title, help_text, callback, applies in cmds:
-            if applies:
-                yield SystemCommand(title, help_text, callback)
+        target = next(s for s in reversed(self.screen_stack) if hasattr(s, "ACTIONS"))
+        yield from palette_commands(target, target.ACTIONS)
+        if isinstance(target, MainScreen):
+            yield from target.scheme_commands()
+        for cls in type(self).__mro__:
+            if "ACTIONS" in cls.__dict__:
+                yield from palette_commands(self, cls.__dict__["ACTIONS"])
 
 
 class ReportApp(KinspectApp):
     """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
 
-    BINDINGS = [Binding("escape", "close_replay", "Back to the report", id="report.back",
+    ACTIONS = [Command("close_replay", "Back to the report", "leave the replay", key="escape",
+                        id="report.back", label="Back to the report",
                         tooltip="Leave the replay, back to the report screen")]
+    BINDINGS = bindings(ACTIONS)
 
     def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
                  keymap: dict[str, str] | None = None) -> None:
@@ -188,7 +156,7 @@ class ReportApp(KinspectApp):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "close_replay":
-            return isinstance(self.screen, MainScreen)
+            return self.replaying
         return super().check_action(action, parameters)
 
     def action_close_replay(self) -> None:
@@ -203,32 +171,3 @@ class ReportApp(KinspectApp):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        if self.replaying:
-            yield from super().get_system_commands(screen)
-            yield SystemCommand("Back to the report", "leave the replay",
-                                self.action_close_replay)
-            return
-        yield from App.get_system_commands(self, screen)
-        rs = self.report_screen
-        cmds = [
-            ("Next report", "the next report of the log", lambda: rs.action_report(1),
-             rs.index + 1 < len(rs.reports)),
-            ("Previous report", "the previous report of the log", lambda: rs.action_report(-1),
-             rs.index > 0),
-            ("List the reports", "every report of the log by title", rs.action_list,
-             len(rs.reports) > 1),
-            ("Inspect the replay", "re-enact this report in the engine and step through it",
-             rs.action_inspect, True),
-            ("Find…", "text in the reports: a function, an address, a cache",
-             rs.action_search, True),
-            ("Find next", f"the next match of {rs.search_query!r}",
-             lambda: rs.action_search_again(1), bool(rs.search_query)),
-            ("Find previous", f"the previous match of {rs.search_query!r}",
-             lambda: rs.action_search_again(-1), bool(rs.search_query)),
-            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
-        ]
-        for title, help_text, callback, applies in cmds:
-            if applies:
-                yield SystemCommand(title, help_text, callback)

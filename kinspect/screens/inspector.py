@@ -13,10 +13,10 @@ import contextlib
 import gc
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.app import ComposeResult, SystemCommand
 from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -29,6 +29,7 @@ from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
 from kinspect.engine.session import SchemeView, Session, StepResult
 from kinspect.engine.view import machine_view
+from kinspect.screens.commands import Command, bindings
 from kinspect.screens.dialogs import PromptScreen
 from kinspect.session.queries import (
     find_poisoned_granule,
@@ -118,56 +119,93 @@ class MainScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
     VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]         # short: no legends
 
-    BINDINGS = [
-        Binding("space,right", "step", "Step", priority=True, id="step",
-                tooltip="Apply the next event"),
-        Binding("left,backspace", "back", "Back", priority=True, id="back",
+    # Every action once: its key (the footer, the help screen) and its palette entry.
+    ACTIONS = [
+        Command("step", "Step", "apply the next event", key="space,right", id="step",
+                priority=True, tooltip="Apply the next event"),
+        Command("back", "Step back", "undo the last event", key="left,backspace", id="back",
+                label="Back", priority=True,
                 tooltip="Undo the last event (checkpoint + replay)"),
-        Binding("r", "run('report')", "Run→report", id="run_report",
+        Command("run('report')", "Run to the next report",
+                "stop at a KASAN report, a breakpoint or the end", key="r", id="run_report",
+                label="Run→report",
                 tooltip="Run to the next KASAN report (or breakpoint, or the end)"),
-        Binding("question_mark,f1", "app.help", "Help", id="help",
-                tooltip="Keys and legends"),
-        Binding("s", "next_scheme", "Scheme", id="scheme",
+        Command("app.help", "Help", "keys and colour legends", key="question_mark,f1",
+                id="help", tooltip="Keys and legends"),
+        Command("next_scheme", "Next scheme", "show the next shadow scheme", key="s",
+                id="scheme", label="Scheme",
                 tooltip="Show the next shadow scheme (the position stays)"),
-        Binding("g", "goto", "Go to", id="goto",
+        Command("goto", "Go to address, pfn or symbol…", "select a page and granule", key="g",
+                id="goto", label="Go to",
                 tooltip="Go to an address, a pfn or a symbol (a workload variable, a global, "
                         "a cache)"),
-        Binding("e", "run('breakpoint')", "Run→end", id="run_end",
+        Command("run('breakpoint')", "Run to the end", "stop at a breakpoint or the end",
+                key="e", id="run_end", label="Run→end",
                 tooltip="Run to the next breakpoint or the end"),
-        Binding("b", "breakpoint", "Break", id="breakpoint",
+        Command("breakpoint", "Breakpoint…", "set or clear a breakpoint", key="b",
+                id="breakpoint", label="Break",
                 tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach"),
-        Binding("j", "jump", "Jump", id="jump", tooltip="Jump to event N or line L"),
-        Binding("slash", "search", "Find", id="search",
-                tooltip="Find text in the event log (a call site, a pointer, a cache, a comment)"),
-        # The keys the footer leaves out (help lists them): id, key, action, description,
-        # tooltip.
-        *(Binding(key, action, description, id=id_, show=False, tooltip=tooltip)
-          for id_, key, action, description, tooltip in [
-            ("cancel_run", "escape", "cancel_run", "Stop", "Stop a running run"),
-            ("search_next", "n", "search_again(1)", "Find next",
-             "Find the next match (wraps at the end)"),
-            ("search_prev", "N", "search_again(-1)", "Find previous",
-             "Find the previous match (wraps at the start)"),
-            ("next_poisoned", "p", "poisoned(1)", "Next poisoned",
-             "Select the next poisoned granule of an allocated page"),
-            ("prev_poisoned", "P", "poisoned(-1)", "Prev poisoned",
-             "Select the previous poisoned granule"),
-            ("next_attached", "a", "attached(1)", "Next attached",
-             "Select the next page with shadow attached"),
-            ("prev_attached", "A", "attached(-1)", "Prev attached",
-             "Select the previous page with shadow attached"),
-            ("zoom_in", "plus,equals_sign", "zoom(-1)", "Zoom in", "Fewer pages per cell"),
-            ("zoom_out", "minus", "zoom(1)", "Zoom out", "More pages per cell"),
-            ("copy_address", "y", "copy_address", "Copy addr", "Copy the selected address"),
-            ("copy_row", "Y", "copy_row", "Copy row", "Copy the selected shadow row"),
-            ("next_tab", "t", "next_tab", "Next tab",
-             "Cycle report / struct page / shadow slab / footprint"),
-            ("follow", "f", "toggle_follow", "Follow",
-             "Follow the action: move the cursor to what each step touched"),
-            ("maximize", "m", "maximize_pane", "Maximize",
-             "Maximize the focused pane (again to restore)"),
-        ]),
+        Command("jump", "Jump to event…", "the state after event N or line L", key="j",
+                id="jump", label="Jump", tooltip="Jump to event N or line L"),
+        Command("search", "Find…", "text in the event log: a call site, a pointer, a cache, "
+                "a comment", key="slash", id="search", label="Find",
+                tooltip="Find text in the event log (a call site, a pointer, a cache, a "
+                        "comment)"),
+        # The keys the footer leaves out (help lists them).
+        Command("cancel_run", "Stop the run", "stop a running run or search", key="escape",
+                id="cancel_run", label="Stop", show=False, tooltip="Stop a running run"),
+        Command("search_again(1)", "Find next", "the next match of {screen.search_query!r}",
+                key="n", id="search_next", show=False,
+                tooltip="Find the next match (wraps at the end)",
+                when=lambda screen: bool(screen.search_query)),
+        Command("search_again(-1)", "Find previous",
+                "the previous match of {screen.search_query!r}", key="N", id="search_prev",
+                show=False, tooltip="Find the previous match (wraps at the start)",
+                when=lambda screen: bool(screen.search_query)),
+        Command("poisoned(1)", "Next poisoned granule", "in an allocated page", key="p",
+                id="next_poisoned", label="Next poisoned", show=False,
+                tooltip="Select the next poisoned granule of an allocated page"),
+        Command("poisoned(-1)", "Previous poisoned granule", "in an allocated page", key="P",
+                id="prev_poisoned", label="Prev poisoned", show=False,
+                tooltip="Select the previous poisoned granule"),
+        Command("attached(1)", "Next attached page", "a page with shadow of its own", key="a",
+                id="next_attached", label="Next attached", show=False,
+                tooltip="Select the next page with shadow attached"),
+        Command("attached(-1)", "Previous attached page", key="A", id="prev_attached",
+                label="Prev attached", show=False,
+                tooltip="Select the previous page with shadow attached"),
+        Command("zoom(-1)", "Zoom in", "fewer pages per cell", key="plus,equals_sign",
+                id="zoom_in", show=False, tooltip="Fewer pages per cell"),
+        Command("zoom(1)", "Zoom out", "more pages per cell", key="minus", id="zoom_out",
+                show=False, tooltip="More pages per cell"),
+        Command("copy_address", "Copy address", "the selected address, to the clipboard",
+                key="y", id="copy_address", label="Copy addr", show=False,
+                tooltip="Copy the selected address",
+                when=lambda screen: screen.addr is not None),
+        Command("copy_row", "Copy shadow row", "the selected shadow row", key="Y",
+                id="copy_row", label="Copy row", show=False,
+                tooltip="Copy the selected shadow row",
+                when=lambda screen: screen.addr is not None),
+        Command("next_tab", "Next tab", "report / struct page / shadow slab / footprint",
+                key="t", id="next_tab", show=False,
+                tooltip="Cycle report / struct page / shadow slab / footprint"),
+        Command("toggle_follow", "Toggle follow", "move the cursor to what each step touches",
+                key="f", id="follow", label="Follow", show=False,
+                tooltip="Follow the action: move the cursor to what each step touched"),
+        Command("maximize_pane", None, key="m", id="maximize", label="Maximize", show=False,
+                tooltip="Maximize the focused pane (again to restore)"),
+        Command("clear_breakpoints", "Clear breakpoints", "remove every breakpoint",
+                when=lambda screen: bool(screen.session.breakpoints)),
     ]
+    BINDINGS = bindings(ACTIONS)
+
+    def scheme_commands(self) -> Iterator[SystemCommand]:
+        """The palette's "Show scheme NAME" of every scheme but the one shown."""
+        s = self.session
+        for name in s.scheme_names:
+            if name != s.shown:
+                yield SystemCommand(f"Show scheme {name}", "the position stays",
+                                    lambda n=name: self.show_scheme(n))
 
     running = reactive(False, bindings=True)
 
@@ -910,6 +948,9 @@ class MainScreen(Screen):
                          f"line L · an address or symbol (buf+8) · pfn P · attach · clear\n"
                          f"set now: {current}", value=f"line {nxt.line}" if nxt else ""),
             self._breakpoint)
+
+    def action_clear_breakpoints(self) -> None:
+        self._breakpoint("clear")
 
     def _breakpoint(self, text: str | None) -> None:
         if not text:

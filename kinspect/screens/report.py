@@ -23,6 +23,7 @@ from kinspect.engine.tables import count
 from kinspect.reports.explain import ReplayUnsupported, replay_workload
 from kinspect.reports.kreport import KasanReport
 from kinspect.reports.reading import ExplainedReport
+from kinspect.screens.commands import Command, bindings
 from kinspect.screens.dialogs import PromptScreen
 from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.text_lines import TextLines
@@ -77,22 +78,32 @@ class ReportListScreen(ModalScreen[int | None]):
 class ReportScreen(Screen):
     """One report of the log at a time."""
 
-    BINDINGS = [
-        Binding("n", "report(1)", "Next report", id="report.next",
-                tooltip="Show the next report of the log"),
-        Binding("p", "report(-1)", "Prev report", id="report.prev",
+    ACTIONS = [
+        Command("report(1)", "Next report", "the next report of the log", key="n",
+                id="report.next", tooltip="Show the next report of the log"),
+        Command("report(-1)", "Previous report", "the previous report of the log", key="p",
+                id="report.prev", label="Prev report",
                 tooltip="Show the previous report of the log"),
-        Binding("l", "list", "Reports", id="report.list",
-                tooltip="List the reports of the log by title"),
-        Binding("i", "inspect", "Inspect replay", id="report.inspect",
+        Command("list", "List the reports", "every report of the log by title", key="l",
+                id="report.list", label="Reports", tooltip="List the reports of the log by title"),
+        Command("inspect", "Inspect the replay",
+                "re-enact this report in the engine and step through it", key="i",
+                id="report.inspect", label="Inspect replay",
                 tooltip="Re-enact this report in the engine and step through it in the "
                         "inspector (escape comes back)"),
-        Binding("slash", "search", "Find", id="report.search",
+        Command("search", "Find…", "text in the reports: a function, an address, a cache",
+                key="slash", id="report.search", label="Find",
                 tooltip="Find text in the reports (a function, an address, a cache); / and "
                         "enter again finds the next match"),
-        Binding("question_mark,f1", "app.help", "Keys", id="report.help",
-                tooltip="Show or hide the keys"),
+        Command("app.help", "Keys", "show or hide the keys", key="question_mark,f1",
+                id="report.help", tooltip="Show or hide the keys"),
+        Command("search_again(1)", "Find next", "the next match of {screen.search_query!r}",
+                when=lambda screen: bool(screen.search_query)),
+        Command("search_again(-1)", "Find previous",
+                "the previous match of {screen.search_query!r}",
+                when=lambda screen: bool(screen.search_query)),
     ]
+    BINDINGS = bindings(ACTIONS)
 
     # Narrow (< 120 columns): the panes one under the other, the whole screen scrolls (tab to a
     # pane scrolls it into view).
