@@ -10,7 +10,6 @@ while the worker runs; the status line shows its progress). Views only read the 
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from textual.widgets import ContentSwitcher, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from kinspect.data import workload_name
+from kinspect.engine import collector
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
 from kinspect.engine.session import SchemeView, Session, StepResult
@@ -266,9 +266,7 @@ class MainScreen(Screen):
         # The engine holds millions of long-lived objects, and frees its own by reference
         # counting: no automatic collections while the inspector is up; it collects in its
         # idle time (_collect_young), the objects alive now are left out.
-        self._gc_was_enabled = gc.isenabled()
-        gc.disable()
-        gc.freeze()
+        self._gc_was_enabled = collector.pause_for_ui()
         self.query_one("#map-pane").border_title = "page map"
         self.query_one("#shadow-pane").border_title = "shadow bytes"
         self.query_one("#log-pane").border_title = f"events · {workload_name(s.path)}"
@@ -287,9 +285,7 @@ class MainScreen(Screen):
             self.load_in_thread()
 
     def on_unmount(self) -> None:
-        gc.unfreeze()
-        if self._gc_was_enabled:
-            gc.enable()
+        collector.resume_after_ui(self._gc_was_enabled)
 
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
@@ -398,7 +394,7 @@ class MainScreen(Screen):
     def on_trace_loaded(self, message: TraceLoaded) -> None:
         s = self.session
         self.query_one(EventLog).sync_length()
-        gc.freeze()                 # the events are read: long-lived, out of the collector's way
+        collector.freeze()          # the events are read: long-lived, out of the collector's way
         if s.load_error is not None:
             self.notify(f"{s.load_error}; the {s.total} events before it can be stepped",
                         title="trace", severity="error", timeout=10)
@@ -467,8 +463,7 @@ class MainScreen(Screen):
         self._collected_at = self.session.machines_discarded
         self._steps_since_collect = 0
         self._young_collections += 1
-        gc.collect(1)
-        gc.freeze()
+        collector.collect_young()
 
     def _collect_all(self) -> None:
         """Collect the cycles that became garbage after they were frozen (a strip evicted from
@@ -476,9 +471,7 @@ class MainScreen(Screen):
         FULL_COLLECT_DELAY, every FULL_COLLECT_AFTER young collections."""
         self._idle_timer = None
         self._young_collections = 0
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        collector.collect_all()
 
     def action_back(self) -> None:
         """Step back; presses that queue up while a slow one runs are done as one."""
