@@ -49,11 +49,7 @@ def add_commands(subparsers) -> None:
                     "explain it. Exit 0: reports found; 1: none; 2: unreadable input.")
     rp.add_argument("input", metavar="FILE", help="the log to read; - reads standard input")
     rp.add_argument("--format", choices=("text", "json"), default="text")
-    rp.add_argument("--vmlinux", metavar="PATH", help="symbolize the stacks with this vmlinux")
-    rp.add_argument("--modules", metavar="DIR",
-                    help="where the .ko files of '[module]' frames are (searched recursively)")
-    rp.add_argument("--strip", metavar="PREFIX",
-                    help="source path prefix to drop (default: the vmlinux's directory)")
+    symbolize_options(rp)
     rp.add_argument("--replay", action="store_true",
                     help="re-enact each report in the engine and compare the outcome")
     rp.add_argument("--profile", help="the profile for --replay (default: one that fits the "
@@ -73,6 +69,20 @@ def add_commands(subparsers) -> None:
     sp.add_argument("--return-address", action="store_true",
                     help="FUNC+OFF frames are return addresses: look up OFF-1 (as syzkaller)")
     sp.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def symbolize_options(p, only_with: str = "") -> None:
+    """``--vmlinux``, ``--modules`` and ``--strip``: the files that symbolize a report's stacks
+    (``only_with``: the option they go with, named in their help)."""
+    before = f"with {only_with}: " if only_with else ""
+    p.add_argument("--vmlinux", metavar="PATH",
+                   help=f"{before}symbolize the stacks with this vmlinux")
+    p.add_argument("--modules", metavar="DIR",
+                   help=f"{before}where the .ko files of '[module]' frames are (searched "
+                        "recursively)")
+    p.add_argument("--strip", metavar="PREFIX",
+                   help=f"{before}source path prefix to drop (default: the vmlinux's "
+                        "directory)")
 
 
 def run_command(args) -> int:

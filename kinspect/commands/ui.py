@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from kinspect.commands.common import DEFAULT_PROFILE, machine_options, mem_option, number
-from kinspect.commands.reports import print_no_report
+from kinspect.commands.reports import print_no_report, symbolize_options
 from kinspect.data import WORKLOADS_DIR, shown_path
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
@@ -36,13 +36,7 @@ def add_commands(sub) -> None:
         if name == "tui":
             ui.add_argument("--report", metavar="FILE",
                             help="open the report screen on the KASAN reports of a console log")
-            ui.add_argument("--vmlinux", metavar="PATH",
-                            help="with --report: symbolize the stacks with this vmlinux")
-            ui.add_argument("--modules", metavar="DIR",
-                            help="with --report: where the .ko files of '[module]' frames are")
-            ui.add_argument("--strip", metavar="PREFIX",
-                            help="with --report: source path prefix to drop (default: the "
-                                 "vmlinux's directory)")
+            symbolize_options(ui, only_with="--report")
         if name == "serve":
             ui.add_argument("--host", default="localhost",
                             help="the address to listen on (default: %(default)s)")
