@@ -53,12 +53,13 @@ class KinspectApp(App):
     ]
     BINDINGS = bindings(ACTIONS)
 
-    def __init__(self, session: Session, keymap: dict[str, str] | None = None) -> None:
+    def __init__(self, session: Session | None, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.session = session
+        self.session = session          # (a ReportApp has one only while a replay is open)
         self._keymap = keymap or {}
 
     def get_default_screen(self) -> Screen:
+        assert self.session is not None
         return MainScreen(self.session)
 
     def on_mount(self) -> None:
@@ -75,6 +76,7 @@ class KinspectApp(App):
         rows = []
         seen = set()
         for binding in [*MainScreen.BINDINGS, *self.BINDINGS, *PageMap.BINDINGS]:
+            assert isinstance(binding, Binding)     # (bindings() makes Bindings)
             key = ", ".join(self.get_key_display(Binding(k.strip(), "x"))
                             for k in binding.key.split(","))
             if key not in seen:
@@ -140,6 +142,9 @@ class ReportApp(KinspectApp):
     @property
     def replaying(self) -> bool:
         return any(isinstance(s, MainScreen) for s in self.screen_stack)
+
+    def on_report_screen_open_replay(self, message: ReportScreen.OpenReplay) -> None:
+        self.open_replay(message.lines, message.profile, message.name, message.notes)
 
     def open_replay(self, lines: list[str], profile: str, name: str,
                     notes: Iterable[str] = ()) -> None:

@@ -268,15 +268,16 @@ def _symbolize(args) -> int:
             entry = {"input": text, "address": None, "frames": None}
             frames: list[SourceFrame] | None = None
             t = text.strip()
-            if parse_frame(t) is not None:
-                module = parse_frame(t)[3]
+            frame = parse_frame(t)
+            if frame is not None:
+                module = frame[3]
                 sym = syms.for_module(module)
                 if sym is None:
                     entry["error"] = f"no file for module {module}" if module else "no vmlinux"
                 else:
                     addr = sym.frame_address(t, return_address=args.return_address)
                     if addr is None:
-                        entry["error"] = f"no symbol {parse_frame(t)[0]!r} in {sym.path}"
+                        entry["error"] = f"no symbol {frame[0]!r} in {sym.path}"
                     else:
                         _check_address(addr, text)
                         entry["address"] = f"{addr:#x}"
@@ -292,6 +293,7 @@ def _symbolize(args) -> int:
                                         f"64 bits): {_shown(text)}", "<command line>")
                 _check_address(addr, text)
                 entry["address"] = f"{addr:#x}"
+                assert syms.vmlinux is not None     # (--vmlinux is required)
                 frames = syms.vmlinux.symbolize(addr)
             if frames is not None:
                 entry["frames"] = [{"function": f.function, "file": f.file, "line": f.line,

@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 from collections import Counter
+from typing import cast
 
 from kinspect.commands.common import STDIN, machine_options, mem_option
 from kinspect.engine import native
@@ -97,7 +98,7 @@ class _Input:
             if not hasattr(self.stream, "peek"):
                 self.stream = io.BufferedReader(self.stream)
             try:
-                head = self.stream.peek(4096)[:4096]
+                head = cast(io.BufferedReader, self.stream).peek(4096)[:4096]
             except OSError as e:
                 raise KinspectError(f"cannot read: {e.strerror}", self.name) from None
             self.trace = looks_like_trace("" if path == STDIN else path, head)

@@ -81,10 +81,8 @@ def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, 
     from kinspect.engine.workload import parse_workload
     profile = load_profile(profile_name, mem_option(mem))
     path = workload_path or shown_path(DEMO_WORKLOAD)
-    if looks_like_trace(path):
-        workload = load_trace(path, stream=True)
-    else:
-        workload = parse_workload(path)
+    workload = load_trace(path, stream=True) if looks_like_trace(path) else \
+        parse_workload(path)
     return Session(profile, workload, shown=scheme, scheme_options={"attach": attach})
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.actions import parse
 from textual.app import SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 
 
@@ -32,7 +32,7 @@ class Command:
     when: Callable[[Any], bool] | None = None     # the palette offers it only when this holds
 
 
-def bindings(commands: Iterable[Command]) -> list[Binding]:
+def bindings(commands: Iterable[Command]) -> list[BindingType]:
     """The key bindings of those commands that have keys, in their order."""
     return [Binding(c.key, c.action, c.label or c.title or "", show=c.show,
                     priority=c.priority, tooltip=c.tooltip or c.help, id=c.id)

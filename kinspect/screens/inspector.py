@@ -20,8 +20,9 @@ from textual.containers import Grid, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer, Header, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from kinspect.data import workload_name
 from kinspect.engine import collector
@@ -221,18 +222,18 @@ class MainScreen(Screen):
         self.addr: int | None = None
         self.follow = True
         self.last_step_text = ""
-        self._last_report_key = None
-        self._worker = None
-        self._idle_timer = None
+        self._last_report_key: tuple[int, int | None] | None = None
+        self._worker: Worker | None = None
+        self._idle_timer: Timer | None = None
         self.idle_work_enabled = True
-        self._binding_state = None
+        self._binding_state: tuple[bool, bool, bool] | None = None
         self._steps_since_collect = 0
         self._collected_at = 0
         self._young_collections = 0
         self._gc_was_enabled = True
         self._pending_back = 0
         self.search_query = ""          # the last search's text (n / N repeat it)
-        self._search_worker = None
+        self._search_worker: Worker | None = None
         self._found_at: int | None = None   # the position the last match moved to
 
     # ---------------------------------------------------------------- layout
@@ -381,9 +382,12 @@ class MainScreen(Screen):
     def load_in_thread(self) -> None:
         """Read the rest of a streamed trace while the session steps on the events read."""
         worker = get_current_worker()
+
+        def loading(_read: int, _fraction: float) -> None:
+            self.post_message(TraceLoading())
+
         with contextlib.suppress(KinspectError):  # kept as session.load_error: TraceLoaded shows it
-            self.session.load(progress=lambda _read, _fraction: self.post_message(TraceLoading()),
-                              cancelled=lambda: worker.is_cancelled)
+            self.session.load(progress=loading, cancelled=lambda: worker.is_cancelled)
         self.post_message(TraceLoaded())
 
     def on_trace_loading(self, message: TraceLoading) -> None:
@@ -549,9 +553,9 @@ class MainScreen(Screen):
         if result.position < result.previous:
             if s.position == 0:
                 return None, None                    # no event applied: the cursor stays
-            r = s.latest_report()
-            if r is not None and r.event_index == s.position - 1:
-                return self._report_pfn(r), r.first_bad_addr
+            latest = s.latest_report()
+            if latest is not None and latest.event_index == s.position - 1:
+                return self._report_pfn(latest), latest.first_bad_addr
             addr = s.event_address(s.position - 1)
             return ((machine_view(s).addr_to_pfn(addr), addr) if addr is not None
                     else (None, None))
@@ -709,7 +713,9 @@ class MainScreen(Screen):
     @property
     def tab(self) -> str:
         """The detail view shown: report, structpage, shadowslab or footprint."""
-        return self.query_one("#detail-views", ContentSwitcher).current
+        current = self.query_one("#detail-views", ContentSwitcher).current
+        assert current is not None          # (compose() sets it)
+        return current
 
     def show_tab(self, tab: str) -> None:
         """Show a detail view, brought up to date."""

@@ -12,10 +12,13 @@ there comes back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
@@ -77,6 +80,14 @@ class ReportListScreen(ModalScreen[int | None]):
 
 class ReportScreen(Screen):
     """One report of the log at a time."""
+
+    class OpenReplay(Message):
+        """Step through this replay workload in the inspector (the App opens it)."""
+
+        def __init__(self, lines: list[str], profile: str, name: str,
+                     notes: Iterable[str]) -> None:
+            super().__init__()
+            self.lines, self.profile, self.name, self.notes = lines, profile, name, notes
 
     ACTIONS = [
         Command("report(1)", "Next report", "the next report of the log", key="n",
@@ -219,7 +230,9 @@ class ReportScreen(Screen):
         if action == "report":
             if len(self.reports) == 1:
                 return False
-            return 0 <= self.index + int(parameters[0]) < len(self.reports) or None
+            step = parameters[0]
+            assert isinstance(step, int)
+            return 0 <= self.index + step < len(self.reports) or None
         if action == "list":
             return len(self.reports) > 1
         return True
@@ -315,5 +328,5 @@ class ReportScreen(Screen):
         except ReplayUnsupported as e:
             self.notify(str(e), title="this report cannot be replayed", severity="warning")
             return
-        self.app.open_replay(plan.lines, plan.profile, f"replay of {rep.path}:{rep.line}",
-                             plan.notes)
+        self.post_message(self.OpenReplay(plan.lines, plan.profile,
+                                          f"replay of {rep.path}:{rep.line}", plan.notes))

@@ -92,7 +92,7 @@ def parse_breakpoint(s: Session, text: str) -> Breakpoint:
         return Breakpoint("pfn", pfn)
     m = re.fullmatch(r"addr(?:ess)?\s+(.+)", text)
     target = m.group(1) if m else text
-    pfn, addr = resolve_location(s, target)
+    _pfn, addr = resolve_location(s, target)
     if addr is None:
         raise KinspectError(f"{target} has no address")
     return Breakpoint("addr", addr)
