@@ -45,6 +45,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
 from kinspect.engine.errors import KinspectError, ReportParseError
 
@@ -1421,7 +1422,9 @@ class _ReportParser:
 
     def parse_header(self) -> KasanReport:
         ln = self.first
-        rest = _BUG_RE.match(ln.text).group("rest")
+        bug = _BUG_RE.match(ln.text)
+        assert bug is not None                  # (a parser starts on a 'BUG: KASAN:' line)
+        rest = bug.group("rest")
         if rest.endswith(" in") or rest.endswith(" in "):
             _, tail = self.next_with_continuation(ln)
             if tail is not None:
@@ -1705,8 +1708,10 @@ class _ReportParser:
         """The access stack: ``Call Trace:`` (x86, ppc, riscv), ``Call trace:`` (arm64) or
         arm32's ``[<pc>] (func) from [<pc>] (caller+0x../0x..)`` lines.  Frame lines are kept
         as printed (stripped); a mail client's wrapped ``(caller+..)`` tail is joined."""
+        start = header or first
+        assert start is not None                # (called on a header or a first frame)
         st = StackTrace(kind="access", header=header.text if header else "", pid=None,
-                        line=(header or first).no)
+                        line=start.no)
         if first is not None:
             st.frames.append(self.join_wrapped_frame(first.text).strip())
         foreign = 0
@@ -1835,6 +1840,7 @@ class _ReportParser:
                 cm = _CARET_RE.match(ln.text)
                 if cm:
                     col = ln.text.index("^")
+                    assert addr_digits is not None            # (a caret follows a row)
                     first_byte_col = 1 + addr_digits + 2      # '>' + address + ': '
                     k, r = divmod(col - first_byte_col, 3)
                     if r != 0 or not 0 <= k < META_BYTES_PER_ROW:
@@ -1854,7 +1860,9 @@ class _ReportParser:
                     continue
                 raise self.error(f"expected memory-state row {len(rows) + 1} of {META_ROWS} "
                                  "(' ADDR: xx xx ...' or '>ADDR: ...')", ln)
-            digits = len(_ROW_START_RE.match(ln.text).group("addr"))
+            row_start = _ROW_START_RE.match(ln.text)
+            assert row_start is not None            # (parse_row() read it)
+            digits = len(row_start.group("addr"))
             if addr_digits is None:
                 addr_digits = rep.row_addr_digits = digits
             elif digits != addr_digits:
@@ -1881,7 +1889,7 @@ class _ReportParser:
 
 
 def _open_lines(source: str | os.PathLike[str] | Iterable[str]
-                ) -> tuple[Iterable[str], str | None, object]:
+                ) -> tuple[Iterable[str], str | None, IO[str] | None]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
