@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-
-
 from conftest import DEMO
 from kinspect.app import KinspectApp
-from kinspect.screens.dialogs import HelpScreen, PromptScreen
-from kinspect.screens.inspector import MainScreen
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
+from kinspect.screens.dialogs import HelpScreen, PromptScreen
+from kinspect.screens.inspector import MainScreen
 from kinspect.widgets import PageMap, ShadowBytes
-
 
 
 def make_app(shown: str | None = "pageptr", path: str = str(DEMO)) -> KinspectApp:
@@ -107,6 +104,7 @@ async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
 async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(
         monkeypatch):
     import weakref
+
     import kinspect.screens.inspector as app_module
 
     class Node:
@@ -136,6 +134,7 @@ async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pa
 
 async def test_the_help_intro_wraps_to_the_terminal_not_to_the_source():
     from textual.widgets import Static
+
     from kinspect.screens.dialogs import HELP_INTRO
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
@@ -330,9 +329,9 @@ async def test_idle_work_prepares_the_standby():
 
 
 async def test_a_trace_opens_and_steps(tmp_path):
-    from test_session import small_trace
     from kinspect.engine.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -367,9 +366,10 @@ async def test_the_command_palette_offers_the_actions_that_apply():
 
 async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
     import threading
-    from test_session import small_trace
+
     from kinspect.engine.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     path = small_trace(tmp_path, 40000)
     whole = load_trace(path).events
     session = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -593,9 +593,9 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
 
 
 async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_path):
-    from test_session import small_trace
     from kinspect.engine.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:

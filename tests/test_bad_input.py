@@ -10,8 +10,8 @@ import sys
 import threading
 
 import pytest
-from conftest import DEMO, ROOT
 
+from conftest import DEMO, ROOT
 from kinspect.cli import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, main
 from kinspect.engine.errors import KinspectError, WorkloadError
 from kinspect.engine.machine import KernelOops, Machine

@@ -3,7 +3,6 @@ pane readable, the important keys in the footer, the workload's narration shown 
 
 from __future__ import annotations
 
-
 import pytest
 from rich.segment import Segment
 from rich.style import Style
@@ -12,11 +11,11 @@ from textual.widgets._footer import FooterKey
 
 from conftest import DEMO, ROOT
 from kinspect.app import KinspectApp, ReportApp
-from kinspect.screens.dialogs import PromptScreen
-from kinspect.reports.reading import read_reports
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
+from kinspect.reports.reading import read_reports
+from kinspect.screens.dialogs import PromptScreen
 from kinspect.widgets import EventLog, Narration, ShadowBytes, StructPageView
 from kinspect.widgets.footer import KeyFooter
 from kinspect.widgets.text_lines import WRAP_INDENT, fold_line
@@ -216,6 +215,7 @@ async def test_folded_lines_stay_clear_of_a_scrollbar_the_fold_brings():
     """Eight lines fit the height; folded, nine do not: the vertical scrollbar that shows then
     resizes nothing, and the lines must already leave its columns free."""
     from textual.app import App
+
     from kinspect.widgets.text_lines import TextLines
 
     class Folding(App):

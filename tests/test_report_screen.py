@@ -11,13 +11,13 @@ import pytest
 from textual.widgets import OptionList, Static
 
 from conftest import ROOT
-from kinspect.screens.inspector import MainScreen
+from kinspect.app import ReportApp
 from kinspect.cli import main
 from kinspect.reports.explain import explain
 from kinspect.reports.kreport import parse_reports
-from kinspect.reports.symbols import CACHE_ENV
-from kinspect.app import ReportApp
 from kinspect.reports.reading import read_reports
+from kinspect.reports.symbols import CACHE_ENV
+from kinspect.screens.inspector import MainScreen
 from kinspect.screens.report import ReportListScreen, ReportScreen
 from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT

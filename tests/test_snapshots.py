@@ -9,7 +9,6 @@ after reading the HTML report.
 
 from __future__ import annotations
 
-
 import pytest
 
 from conftest import ROOT
@@ -18,7 +17,6 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import read_reports
-
 
 
 @pytest.fixture

@@ -11,14 +11,22 @@ import ast
 import inspect
 
 import pytest
-from conftest import DEMO, ROOT, native_missing
 
-from kinspect.engine import native, session as session_module
+from conftest import DEMO, ROOT, native_missing
+from kinspect.engine import native
+from kinspect.engine import session as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
 from kinspect.engine.profile import load_profile
 from kinspect.engine.session import Session
-from kinspect.engine.view import (CacheInfo, FreeBlock, LargeKmalloc, MachineReader,
-                                  MachineView, SlabInfo, machine_view)
+from kinspect.engine.view import (
+    CacheInfo,
+    FreeBlock,
+    LargeKmalloc,
+    MachineReader,
+    MachineView,
+    SlabInfo,
+    machine_view,
+)
 from kinspect.engine.workload import parse_workload
 
 ENGINES = ("python", "native")
@@ -222,8 +230,8 @@ def test_a_reader_is_the_protocol_and_follows_the_machine_going_back(monkeypatch
 
 
 def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
-    from kinspect.session.queries import resolve_location
     from kinspect.engine.errors import KinspectError
+    from kinspect.session.queries import resolve_location
     s = session_on("python", monkeypatch, parse_workload(
         "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]))
     s.step(3)

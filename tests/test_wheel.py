@@ -1,8 +1,8 @@
 """kinspect as a user installs it (issue 11, A2): the built-in profiles, the demo workloads and
 the UI's style live inside the package (kinspect/data, read through importlib.resources), so a
 wheel built from the checkout and run from elsewhere, with nothing of the checkout on its path,
-lists its profiles, runs its demo by name, opens its UI and has the page ``serve`` serves. And the names themselves:
-``kinspect run demo`` from anywhere."""
+lists its profiles, runs its demo by name, opens its UI and has the page ``serve`` serves. And
+the names themselves: ``kinspect run demo`` from anywhere."""
 
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ import pytest
 
 from conftest import ROOT
 from kinspect.cli import main
-from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads, \
-    workload_name
+from kinspect.data import (
+    PROFILES_DIR,
+    TEMPLATES_DIR,
+    WORKLOADS_DIR,
+    builtin_workloads,
+    workload_name,
+)
 from kinspect.engine import native
 from kinspect.engine.profile import format_profiles_table, list_profiles
 

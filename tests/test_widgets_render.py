@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 from rich.segment import Segment
 from rich.text import Text
@@ -15,7 +14,6 @@ from kinspect.widgets.palette import HOLE, OTHER_SHADOW
 from kinspect.widgets.report_view import report_text
 from kinspect.widgets.struct_page import describe_page
 from kinspect.widgets.text_lines import _CONSOLE, StyledLines
-
 
 
 class FakePages:
