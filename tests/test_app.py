@@ -267,8 +267,8 @@ async def test_copy_help_zoom_poisoned_and_attached_navigation():
         assert app.screen is screen
 
 
-async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
-    session = Session(load_profile("x86_64"), parse_workload(str(DEMO)))
+async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable(make_session):
+    session = make_session()
     app = KinspectApp(session, keymap={"step": "x"})
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)

@@ -186,8 +186,8 @@ async def test_the_report_screen_stacks_fold_to_their_pane(size):
         assert not stacks.show_horizontal_scrollbar
 
 
-def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above():
-    s = Session(load_profile("x86_64"), parse_workload(str(DEMO)), shown="pageptr")
+def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above(make_session):
+    s = make_session(shown="pageptr")
     log = EventLog()
     log.set_session(s, "pageptr")
     header = " ".join(comment_of_line(n) for n in (1, 2, 3))
