@@ -14,6 +14,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
+from rich.style import Style
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.containers import Grid, Vertical
@@ -118,6 +119,10 @@ class MainScreen(Screen):
 
     # The layouts (kinspect.tcss): side by side from 120 columns, stacked below.
     HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
+    # The status line's colours (kinspect.tcss): a label, what is still coming (a trace being
+    # read, the next event), a bad access or breakpoint, an attach, a stop.
+    COMPONENT_CLASSES = {"status--label", "status--next", "status--bad", "status--attach",
+                         "status--stop"}
     VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]         # short: no legends
 
     # Every action once: its key (the footer, the help screen) and its palette entry.
@@ -644,37 +649,41 @@ class MainScreen(Screen):
     def _refresh_status(self, result: StepResult | None) -> None:
         s = self.session
         from rich.text import Text
+
+        def colour(name: str) -> Style:
+            return self.get_component_rich_style(f"status--{name}", partial=True)
+
         t = Text()
         t.append(f"event {s.position}/{s.total}", "bold")
         if s.loading:               # a trace still being read: more events to come
-            t.append(f"+ (reading {s.load_fraction():.0%})", "#ffd75f")
+            t.append(f"+ (reading {s.load_fraction():.0%})", colour("stop"))
         last = s.last_event()
         if last is not None:
-            t.append(f"  line {last.line}: ", "#8a8a8a")
+            t.append(f"  line {last.line}: ", colour("label"))
             t.append(s.event_text(s.position - 1)[:60])
         extra = []
         if result is not None:
             if result.reports and result.moved and result.position > result.previous:
                 extra.append(("KASAN: " + ", ".join(r.bug_type for r in result.reports[-3:]),
-                              "bold #ff5f5f"))
+                              colour("bad") + Style(bold=True)))
             mine = [a for a in result.attach if a.scheme == s.shown]
             if mine:
                 extra.append(("; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
-                              + (" …" if len(mine) > 2 else ""), "#5fd7af"))
+                              + (" …" if len(mine) > 2 else ""), colour("attach")))
             if result.stopped and result.stopped not in ("end", "limit", "report", None):
-                extra.append((f"[{result.stopped}]", "#ffd75f"))
+                extra.append((f"[{result.stopped}]", colour("stop")))
             elif result.stopped == "end" and s.at_end:
-                extra.append(("[end of workload]", "#ffd75f"))
+                extra.append(("[end of workload]", colour("stop")))
         for text, style in extra:
             t.append("   ")
             t.append(text, style)
         if s.breakpoints:
-            t.append(f"   ● {len(s.breakpoints)}", "#ff5f5f")
+            t.append(f"   ● {len(s.breakpoints)}", colour("bad"))
         # the next event last: a narrow status line cuts it first (the log highlights it)
         nxt = s.next_event()
-        t.append("   next: ", "#8a8a8a")
+        t.append("   next: ", colour("label"))
         t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
-                 else "not read yet" if s.loading else "end of workload", "#a8a8a8")
+                 else "not read yet" if s.loading else "end of workload", colour("next"))
         self.query_one("#status", TextLines).set_text(t)
         sub = (f"{workload_name(s.path)} · {s.profile.name} {format_size(s.profile.mem_total)}"
                f" · scheme {s.shown}")
