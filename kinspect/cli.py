@@ -1,7 +1,9 @@
-"""The command line: ``kinspect`` (the UI on the built-in demo), ``kinspect tui`` (a workload,
-or ``--report FILE``: the report screen), ``kinspect serve``, ``kinspect run``,
-``kinspect compare``, ``kinspect profiles`` (which, like ``kinspect --version``, names the
-engine in use: native.py).
+"""The command line, its parser and dispatch: ``kinspect`` (the UI on the built-in demo),
+``kinspect tui`` (a workload, or ``--report FILE``: the report screen) and ``kinspect serve``
+(kinspect/commands/ui.py); ``kinspect run``, ``kinspect compare``, ``kinspect profiles`` (which,
+like ``kinspect --version``, names the engine in use: native.py) (commands/simulate.py);
+``kinspect report`` and ``kinspect symbolize`` (commands/reports.py); ``kinspect vmcore``
+(kinspect/vmcore/command.py).
 
 Bad input (a malformed profile or workload) is one line on stderr,
 ``kinspect: FILE:LINE:COL: what is wrong``, and exit status 2.

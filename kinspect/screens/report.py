@@ -5,9 +5,9 @@ as a coloured grid with the first bad granule and the object's region marked, th
 every byte in it (decoded by :mod:`kinspect.reports.explain` for the report's era and mode), and
 the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
 reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report
-in the engine
-(:func:`~kinspect.reports.explain.replay_workload`) and opens it in the inspector; ``escape``
-there comes back.
+in the engine (:func:`~kinspect.reports.explain.replay_workload`) and asks the App
+(:class:`kinspect.app.ReportApp`, by a :class:`ReportScreen.OpenReplay` message) to open it in
+the inspector; ``escape`` there comes back.
 """
 
 from __future__ import annotations
