@@ -108,8 +108,9 @@ class KinspectApp(App):
         """Textual's own, then the commands of the screen that has them (the one under a
         dialog), then the App's: each offered when it applies, as its key would be."""
         yield from super().get_system_commands(screen)
-        target = next(s for s in reversed(self.screen_stack) if hasattr(s, "ACTIONS"))
-        yield from palette_commands(target, target.ACTIONS)
+        target = next((s for s in reversed(self.screen_stack) if hasattr(s, "ACTIONS")), None)
+        if target is not None:
+            yield from palette_commands(target, target.ACTIONS)
         if isinstance(target, MainScreen):
             yield from target.scheme_commands()
         for cls in type(self).__mro__:
