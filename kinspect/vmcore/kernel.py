@@ -39,15 +39,15 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
     """Every [address, size] of each named symbol of ``.symtab`` (any type: static ones can
     repeat), from the symbolizer's cache when there (a name absent from the file is left
     out)."""
-    cached = sym._load_entry(_SYMBOLS_ENTRY, ())
-    if cached is not None and isinstance(cached["meta"].get("symbols"), dict):
-        found = cached["meta"]["symbols"]
+    cached = sym.load_cached(_SYMBOLS_ENTRY)
+    if cached is not None and isinstance(cached.get("symbols"), dict):
+        found = cached["symbols"]
         if all(isinstance(v, list) and v and all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) for i in x)
                 for x in v) for v in found.values()):
             return found
     found = {}
-    with sym._boundary(".symtab (data symbols)"):
+    with sym.reading(".symtab (data symbols)"):
         sec = sym.sections.get(".symtab")
         if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
             raise VmcoreError("the vmlinux has no .symtab: give the unstripped vmlinux",
@@ -56,20 +56,9 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
         dt = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                        ("value", "<u8"), ("size", "<u8")])
         n = h["sh_size"] // dt.itemsize
-        syms = np.frombuffer(sym._view[h["sh_offset"]:h["sh_offset"] + n * dt.itemsize], dt)
-        sh = sym.elf.get_section(h["sh_link"]).header
-        strtab = bytes(sym._view[sh["sh_offset"]:sh["sh_offset"] + sh["sh_size"]])
-        for name in names:
-            key = name.encode() + b"\0"
-            # every place the name's bytes end a string (a linker may share a suffix)
-            offs = [m.start() for m in re.finditer(re.escape(key), strtab)]
-            if not offs:
-                continue
-            hit = np.nonzero(np.isin(syms["name"], np.array(offs, np.uint32))
-                             & (syms["shndx"] != 0))[0]
-            if len(hit):
-                found[name] = [[int(syms["value"][i]), int(syms["size"][i])] for i in hit]
-    sym._store_entry(_SYMBOLS_ENTRY, {"symbols": found}, {})
+        syms = np.frombuffer(sym.section_data(".symtab")[:n * dt.itemsize], dt)
+        strtab = bytes(sym.section_data(sym.elf.get_section(h["sh_link"]).name) or b"")
+    sym.store_cached(_SYMBOLS_ENTRY, {"symbols": found})
     return found
 
 
@@ -146,8 +135,7 @@ class Kernel:
             h = notes.header
             if want is None:        # (a vmlinux keeps its build ID in .notes, not in a
                 #                     .note.gnu.build-id section of its own)
-                ids = _build_ids(bytes(self.sym._view[h["sh_offset"]:
-                                                      h["sh_offset"] + h["sh_size"]]))
+                ids = _build_ids(bytes(self.sym.section_data(".notes") or b""))
                 want = ids[0] if ids else None
         if want and notes is not None:
             h = notes.header
@@ -246,8 +234,9 @@ def _section_bytes_at(sym: ElfSymbolizer, vaddr: int, size: int) -> bytes | None
         if h["sh_type"] != "SHT_NOBITS" and h["sh_flags"] & 0x2 \
                 and h["sh_addr"] <= vaddr < h["sh_addr"] + h["sh_size"]:
             n = min(size, h["sh_addr"] + h["sh_size"] - vaddr)
-            off = h["sh_offset"] + vaddr - h["sh_addr"]
-            return bytes(sym._view[off:off + n])
+            off = vaddr - h["sh_addr"]
+            data = sym.section_data(sec.name)
+            return None if data is None else bytes(data[off:off + n])
     return None
 
 

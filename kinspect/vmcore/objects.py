@@ -204,7 +204,6 @@ def _print_symbol(k: Kernel, ip: int) -> str:
     sym = k.sym.symbol_at(ip)
     if sym is None:
         return f"0x{ip:x}"
-    addrs = k.sym._sym_addr
-    i = int(np.searchsorted(addrs, np.uint64(sym.addr), side="right"))
-    size = int(addrs[i]) - sym.addr if i < len(addrs) else sym.size
+    nxt = k.sym.next_symbol_address(sym.addr)
+    size = nxt - sym.addr if nxt is not None else sym.size
     return f"{sym.name}+{ip - sym.addr:#x}/{size:#x}"
