@@ -16,6 +16,8 @@ import lzma
 import os
 import re
 import shutil
+import struct
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -263,3 +265,138 @@ def test_the_layout_cache_is_checked(vmlinux, tmp_path, monkeypatch) -> None:
     assert entry.read_bytes() != data                       # rewritten
     assert cold["printk_ringbuffer"]["desc_ring.count_bits"].size == 4
     assert cold["slab"]["inuse"].bit_size == 16
+
+
+# -- makedumpfile's compressed format, made from the shared ELF dump -----------------------
+
+def kdumped(name: str, level: int) -> Path:
+    """The shared ELF dump ``name`` converted by ``makedumpfile -c -d LEVEL`` (zlib pages),
+    made once next to its decompressed copy.  makedumpfile reads the program headers right
+    after the ELF header (its ``get_elf64_phdr()``), where QEMU put its section headers: it
+    is given a copy with the program headers moved there (the copy is removed after)."""
+    if shutil.which("makedumpfile") is None:
+        pytest.skip("makedumpfile is not installed (apt-get install makedumpfile)")
+    src = unpacked(name)
+    out = src.with_name(f"{name}.d{level}.kdump")
+    marker = out.with_name(out.name + ".ok")
+    st = src.stat()
+    doc = {"src": str(src), "size": st.st_size, "mtime": st.st_mtime_ns, "level": level}
+    try:
+        if json.loads(marker.read_text()) == doc and out.is_file():
+            return out
+    except (OSError, ValueError):
+        pass
+    fixed = out.with_name(".tmp-" + name)
+    part = out.with_name(".tmp-" + out.name)
+    try:
+        shutil.copyfile(src, fixed)
+        with open(fixed, "r+b") as fh:
+            ehdr = bytearray(fh.read(64))
+            phoff, = struct.unpack_from("<Q", ehdr, 32)
+            phnum, = struct.unpack_from("<H", ehdr, 56)
+            fh.seek(phoff)
+            phdrs = fh.read(56 * phnum)
+            # e_phoff 64, no section headers
+            struct.pack_into("<QQIHHHHHH", ehdr, 32, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+            fh.seek(0)
+            fh.write(ehdr + phdrs)
+        part.unlink(missing_ok=True)
+        subprocess.run(["makedumpfile", "-c", "-d", str(level), str(fixed), str(part)],
+                       check=True, capture_output=True)
+        os.replace(part, out)
+    finally:
+        fixed.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+    marker.write_text(json.dumps(doc))
+    return out
+
+
+def _text(capsys, *argv: str) -> list[str]:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None:
+    """``makedumpfile -c -d 0`` (every page) and ``-d 1`` (zero pages left out): the same
+    reports, objects, struct pages and shadow rows as the ELF dump they were made from."""
+    elf = first.core.path
+    want = _text(capsys, "vmcore", elf, "--vmlinux", str(vmlinux))
+    assert want[0].startswith(f"dump: {elf}: x86_64 ELF core, 2 CPUs")
+    for level in (0, 1):
+        kd = str(kdumped("vmcore-first-report.elf", level))
+        got = _text(capsys, "vmcore", kd, "--vmlinux", str(vmlinux))
+        assert got[0].startswith(f"dump: {kd}: x86_64 makedumpfile compressed dump (header "
+                                 f"version 6, dump level {level}, ")
+        assert [ln.replace(kd, elf) for ln in got[1:]] == want[1:], level
+
+
+# -- KASLR: a small ELF core with a VMCOREINFO note, the kernel image moved -----------------
+
+def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    n = name + b"\0"
+    return (struct.pack("<III", len(n), len(desc), ntype) + n.ljust((len(n) + 3) & ~3, b"\0")
+            + desc.ljust((len(desc) + 3) & ~3, b"\0"))
+
+
+def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None:
+    """A dump of a KASLR kernel, without CR3 (kdump's): the image runs at its link address
+    plus VMCOREINFO's KERNELOFFSET, physically at __pa_symbol() with phys_base; the walk
+    starts at init_top_pgt found that way, and the dump is paired and read there."""
+    from test_vmcore_bad_input import make_core
+    from kinspect.engine.symbols import ElfSymbolizer
+    from kinspect.vmcore.kernel import data_symbols
+    offset, phys_base = 0x1e000000, 0x3600000
+    start = 0xffffffff80000000                  # __START_KERNEL_map
+    with ElfSymbolizer(vmlinux) as sym:
+        link = {n: v[0][0] for n, v in data_symbols(sym).items()}
+        notes_at = sym.sections[".notes"].header["sh_addr"]
+        notes = bytes(sym.section_data(".notes"))
+    mem: dict[int, bytearray] = {}              # physical page -> its bytes
+
+    def page(paddr: int) -> bytearray:
+        return mem.setdefault(paddr & ~0xfff, bytearray(4096))
+
+    def poke(vaddr: int, data: bytes) -> None:  # at the image's place, through __pa_symbol
+        pa = vaddr + offset - start + phys_base
+        assert pa >> 12 == (pa + len(data) - 1) >> 12
+        page(pa)[pa & 0xfff:(pa & 0xfff) + len(data)] = data
+
+    banner = b"Linux version 6.12.118 (a KASLR test)\0"
+    poke(link["page_offset_base"], (0xff11000000000000).to_bytes(8, "little"))
+    poke(link["vmemmap_base"], (0xffd4000000000000).to_bytes(8, "little"))
+    poke(link["linux_banner"], banner)
+    poke(notes_at, notes)
+    top = link["init_top_pgt"] + offset - start + phys_base
+    page(top)
+    free = iter(range(0x100000, 0x200000, 0x1000))     # page-table pages
+    for pa in [p for p in list(mem) if p != top]:
+        va = pa - phys_base + start
+        table = top
+        for shift in (39, 30, 21):
+            e = table + 8 * ((va >> shift) & 511)
+            entry = int.from_bytes(page(e)[e & 0xfff:(e & 0xfff) + 8], "little")
+            if not entry:
+                entry = next(free) | 0x63           # present, rw, accessed, dirty
+                page(entry & ~0xfff)
+                page(e)[e & 0xfff:(e & 0xfff) + 8] = entry.to_bytes(8, "little")
+            table = entry & 0x000ffffffffff000
+        e = table + 8 * ((va >> 12) & 511)
+        page(e)[e & 0xfff:(e & 0xfff) + 8] = (pa | 0x63).to_bytes(8, "little")
+    info = (f"OSRELEASE=6.12.118\nNUMBER(phys_base)={phys_base}\n"
+            f"KERNELOFFSET={offset:x}\nNUMBER(pgtable_l5_enabled)=0\n").encode()
+    core = make_core(tmp_path / "kaslr.core", sorted((p, bytes(d)) for p, d in mem.items()),
+                     notes=_note(b"VMCOREINFO", 0, info))
+    with Kernel(str(core), str(vmlinux)) as k:
+        assert (k.kaslr_offset, k.phys_base) == (offset, phys_base)
+        assert k.root_source.startswith("init_top_pgt (no CR3 in the dump; phys_base 0x3600000")
+        assert k.build_id_match == "build ID 9499bdc535f311ab78cf1a61d0e0609096deb801"
+        assert k.symbols["linux_banner"] == link["linux_banner"] + offset
+        assert k.read(k.symbols["linux_banner"], len(banner)) == banner
+        assert (k.page_offset_base, k.vmemmap_base) == (0xff11000000000000, 0xffd4000000000000)
+        # at the link address there is nothing: the image moved
+        assert k.read(link["linux_banner"], 8) is None
+    # the header says where the kernel was found
+    assert main(["vmcore", str(core), "--vmlinux", str(vmlinux), "--addr",
+                 hex(link["linux_banner"] + offset)]) == 0
+    out = capsys.readouterr().out
+    assert "kernel image: KASLR offset 0x1e000000, phys_base 0x3600000 (from VMCOREINFO)" in out

@@ -206,11 +206,13 @@ def _access_size(rep: KasanReport) -> int:
 
 def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
     cpus = len(k.core.cpus)
-    lines = [f"dump: {k.core.path}: x86_64 ELF core, {cpus} CPU{'s' if cpus != 1 else ''}, "
+    lines = [f"dump: {k.core.path}: {k.core.kind}, {cpus} CPU{'s' if cpus != 1 else ''}, "
              f"physical memory up to {k.core.ram_end:#x}",
              f"vmlinux: {k.sym.path}: matched by {k.build_id_match}",
              f"page tables: {k.root_source}, {5 if k.la57 else 4}-level; direct map at "
-             f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}"]
+             f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
+             f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
+             f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})"]
     if ring is not None:
         seqs = f" (seq {ring.records[0].seq}..{ring.records[-1].seq})" if ring.records else ""
         lines.append(f"printk ring buffer: {len(ring.records)} records{seqs}, "
@@ -230,6 +232,7 @@ def run(args) -> int:
 def _run(k: Kernel, args) -> int:
     doc: dict = {"dump": k.core.path, "vmlinux": k.sym.path, "match": k.build_id_match,
                  "page_tables": k.root_source, "la57": k.la57,
+                 "kaslr_offset": k.kaslr_offset, "phys_base": k.phys_base,
                  "page_offset_base": f"{k.page_offset_base:#x}",
                  "vmemmap_base": f"{k.vmemmap_base:#x}"}
     if args.addr is not None:

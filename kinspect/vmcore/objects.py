@@ -201,9 +201,10 @@ def _print_symbol(k: Kernel, ip: int) -> str:
     """``%pS`` as kallsyms gives it: ``name+0xoff/0xsize``, the size being the distance to
     the next symbol at a higher address (kernel/kallsyms.c ``get_symbol_pos()``: kallsyms
     keeps no sizes), here from the symbolizer's sorted symbol addresses."""
-    sym = k.sym.symbol_at(ip)
+    link = ip - k.kaslr_offset              # (the vmlinux's addresses are link addresses)
+    sym = k.sym.symbol_at(link)
     if sym is None:
         return f"0x{ip:x}"
     nxt = k.sym.next_symbol_address(sym.addr)
     size = nxt - sym.addr if nxt is not None else sym.size
-    return f"{sym.name}+{ip - sym.addr:#x}/{size:#x}"
+    return f"{sym.name}+{link - sym.addr:#x}/{size:#x}"
