@@ -400,3 +400,34 @@ def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None
                  hex(link["linux_banner"] + offset)]) == 0
     out = capsys.readouterr().out
     assert "kernel image: KASLR offset 0x1e000000, phys_base 0x3600000 (from VMCOREINFO)" in out
+
+
+def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:
+    """Every quarantine list walked from the dump adds up, object by object (each one's
+    cache->size, as qlist_put() counted it), to the bytes its qlist_head says; the freed
+    objects of the after-KUnit reports are in CPU 0's list; the first report's object,
+    allocated, is in none."""
+    from kinspect.vmcore.quarantine import object_hold, quarantine_of
+    q = quarantine_of(after)
+    assert q.readable and q.notes == [] and q.batches == 1024      # QUARANTINE_BATCHES
+    walked = {name: (n, want, got) for name, n, want, got in q.checked if n or want}
+    assert walked == {"global_quarantine[11]": (1428, 1049600, 1049600),
+                      "global_quarantine[12]": (856, 1049040, 1049040),
+                      "cpu_quarantine of CPU 0": (629, 479232, 479232),
+                      "cpu_quarantine of CPU 1": (73, 102592, 102592)}
+    assert (q.head, q.tail, q.objects) == (11, 13, 1428 + 856 + 629 + 73)
+    ring = read_ringbuffer(after)
+    reports = list(iter_reports(console_lines(ring.records), partial=True))
+    holds = set()
+    for rep in reports:
+        st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
+        if st.object is not None:
+            holds.add((st.object.object_addr, st.quarantine_line))
+    assert holds == {(0xffff8880061e5a80, "in KASAN's quarantine: cpu_quarantine of CPU 0 (not "
+                      "yet moved to the global quarantine), object 598 of 629 (0: the oldest)")}
+    st = memory_state(first, 0xffff888006578e73)              # kmalloc_oob_right's object
+    assert st.object.object_addr == 0xffff888006578e00
+    assert object_hold(first, st.object) == (None, "not in KASAN's quarantine")
+    assert st.quarantine_line == "not in KASAN's quarantine"
+    fq = quarantine_of(first)
+    assert fq.notes == [] and all(want == got for _, _, want, got in fq.checked)

@@ -28,6 +28,7 @@ from .kernel import Kernel, open_kernel
 from .objects import find_object, object_tracks
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
+from .quarantine import object_hold, quarantine_of
 
 __all__ = ["add_command", "run", "MemoryState", "memory_state", "NO_REPORT"]
 
@@ -92,6 +93,8 @@ class MemoryState:
         self.object = find_object(k, addr, _shadow_reader(k, prof))
         self.tracks = [] if self.object is None else \
             object_tracks(k, self.object, _shadow_reader(k, prof))
+        self.quarantine, self.quarantine_line = (None, None) if self.object is None else \
+            object_hold(k, self.object)
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
@@ -134,6 +137,8 @@ class MemoryState:
                 "object_lines": [] if self.object is None else
                 self.object.lines(self.addr, self.bug_type),
                 "tracks": [{"title": t, "frames": f} for t, f in self.tracks],
+                "quarantine": None if self.quarantine is None else self.quarantine.to_json(),
+                "quarantine_line": self.quarantine_line,
                 "page": self.page, "notes": self.notes}
 
 
@@ -180,6 +185,7 @@ def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     if st.object is not None:
         out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
         out += [f"{indent}note: {n}" for n in st.object.notes]
+        out.append(indent + st.quarantine_line)
     if st.page is not None:
         out.append(f"{indent}the physical page (struct page at {st.page['struct_page']}):")
         out += [indent + ln for ln in st.page["lines"]]
@@ -213,6 +219,7 @@ def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
              f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
              f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
              f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})"]
+    lines.append(quarantine_of(k).summary())
     if ring is not None:
         seqs = f" (seq {ring.records[0].seq}..{ring.records[-1].seq})" if ring.records else ""
         lines.append(f"printk ring buffer: {len(ring.records)} records{seqs}, "

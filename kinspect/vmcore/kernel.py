@@ -30,8 +30,9 @@ __all__ = ["Kernel", "open_kernel"]
 DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
                 "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
                 "no_hash_pointers", "cma_areas", "slub_debug_enabled", "stack_pools",
-                "pools_num")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-4"
+                "pools_num", "global_quarantine", "quarantine_head", "quarantine_tail",
+                "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-5"
 _NT_GNU_BUILD_ID = 3
 
 
@@ -58,6 +59,16 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
         n = h["sh_size"] // dt.itemsize
         syms = np.frombuffer(sym.section_data(".symtab")[:n * dt.itemsize], dt)
         strtab = bytes(sym.section_data(sym.elf.get_section(h["sh_link"]).name) or b"")
+        for name in names:
+            key = name.encode() + b"\0"
+            # every place the name's bytes end a string (a linker may share a suffix)
+            offs = [m.start() for m in re.finditer(re.escape(key), strtab)]
+            if not offs:
+                continue
+            hit = np.nonzero(np.isin(syms["name"], np.array(offs, np.uint32))
+                             & (syms["shndx"] != 0))[0]
+            if len(hit):
+                found[name] = [[int(syms["value"][i]), int(syms["size"][i])] for i in hit]
     sym.store_cached(_SYMBOLS_ENTRY, {"symbols": found})
     return found
 
@@ -102,8 +113,10 @@ class Kernel:
         self._read_vmcoreinfo()
         #: name -> every [address, size] of that name, at run time (the link address plus
         #: the KASLR offset); ``symbols``: the first address
-        self.symbol_candidates = {n: [[a + self.kaslr_offset, size] for a, size in v]
-                                  for n, v in data_symbols(self.sym).items()}
+        #: (a per-CPU variable's zero-based address, below __START_KERNEL_map, is not moved)
+        self.symbol_candidates = {
+            n: [[a + self.kaslr_offset if a >= START_KERNEL_MAP else a, size] for a, size in v]
+            for n, v in data_symbols(self.sym).items()}
         self.symbols = {n: v[0][0] for n, v in self.symbol_candidates.items()}
         cpu = next((c for c in self.core.cpus if c.cr3), None)
         if cpu is not None:

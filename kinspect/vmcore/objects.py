@@ -25,7 +25,7 @@ from kinspect.engine.slab import KmemCache
 from .kernel import Kernel
 from .page import PGTY_SLAB, _cstr, _s32, pfn_of
 
-__all__ = ["SlabObject", "find_object", "object_tracks"]
+__all__ = ["SlabObject", "find_object", "object_tracks", "addr_to_slab"]
 
 
 class SlabObject(SimpleNamespace):
@@ -58,19 +58,11 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     """The slab object of ``addr`` (None: not a direct-map address of a slab page, or its
     structures are not in the dump).  ``shadow_byte(a)``: the dump's shadow byte of ``a``
     (raises when unreadable)."""
-    pfn = pfn_of(k, addr)
-    if pfn is None or not {"page", "slab", "kmem_cache"} <= k.layouts.keys():
+    slab = addr_to_slab(k, addr)
+    if slab is None:
         return None
     psize = k.layouts["page"].size
-    page = k.vmemmap_base + pfn * psize
-    head = k.field("page", page, "compound_head")
-    if head is None:
-        return None
-    folio = head - 1 if head & 1 else page                  # page_folio()
-    page_type = k.field("page", folio, "page_type")
-    if page_type is None or page_type >> 24 != PGTY_SLAB:  # folio_test_slab()
-        return None
-    slab = folio                                            # folio_slab(): the same memory
+    folio = slab                                            # folio_slab(): the same memory
     cache = k.field("slab", slab, "slab_cache")
     objects = k.field("slab", slab, "objects")
     if not cache or not objects:
@@ -94,6 +86,23 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     return SlabObject(object_addr=obj, cache=cache, cache_name=_cstr(k, kc["name"]) or "?",
                       cache_object_size=kc["object_size"], cache_size=kc["size"],
                       alloc_size=alloc_size or kc["object_size"], slab=slab, notes=notes)
+
+
+def addr_to_slab(k: Kernel, addr: int) -> int | None:
+    """``kasan_addr_to_slab()`` / ``virt_to_slab()``: the struct slab of a direct-map
+    address (its folio, when the folio's page type is slab), or None."""
+    pfn = pfn_of(k, addr)
+    if pfn is None or not {"page", "slab", "kmem_cache"} <= k.layouts.keys():
+        return None
+    page = k.vmemmap_base + pfn * k.layouts["page"].size
+    head = k.field("page", page, "compound_head")
+    if head is None:
+        return None
+    folio = head - 1 if head & 1 else page                  # page_folio()
+    page_type = k.field("page", folio, "page_type")
+    if page_type is None or page_type >> 24 != PGTY_SLAB:  # folio_test_slab()
+        return None
+    return folio
 
 
 def kasan_get_alloc_size(shadow_byte, obj: int, object_size: int) -> int:

@@ -38,12 +38,14 @@ WANTED_STRUCTS: dict[str, str] = {      # (structs and unions)
     "kasan_free_meta": "kasan_complete_mode_report_info",
     "stack_record": "stack_depot_print",       # lib/stackdepot.c
     "handle_parts": "stack_depot_print",       # (a union)
+    "qlist_head": "kasan_quarantine_put",      # mm/kasan/quarantine.c
+    "qlist_node": "kasan_quarantine_put",
 }
 #: enum name -> a function compiled in a CU that defines it (enumerators read by name)
 WANTED_ENUMS: dict[str, str] = {
     "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
 }
-_CACHE_ENTRY = "vmcore-layouts-5"
+_CACHE_ENTRY = "vmcore-layouts-6"
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
 
