@@ -219,7 +219,9 @@ def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
              f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
              f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
              f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})"]
-    lines.append(quarantine_of(k).summary())
+    q = quarantine_of(k)
+    lines.append(q.summary())
+    lines += [f"  note: {n}" for n in q.notes]
     if ring is not None:
         seqs = f" (seq {ring.records[0].seq}..{ring.records[-1].seq})" if ring.records else ""
         lines.append(f"printk ring buffer: {len(ring.records)} records{seqs}, "

@@ -148,7 +148,7 @@ class Quarantine:
         return (f"KASAN's quarantine: {self.objects} objects, in "
                 f"{self.used_batches} of {self.batches} global batches "
                 f"(quarantine_head {self.head}, quarantine_tail {self.tail}) and the per-CPU "
-                "lists")
+                "lists" + (f"; {len(self.notes)} of its lists cut short" if self.notes else ""))
 
 
 def quarantine_of(k: Kernel) -> Quarantine:
@@ -171,6 +171,9 @@ def object_hold(k: Kernel, obj) -> tuple[QuarantineHold | None, str]:
                       "(kasan_quarantine_put() declines it)")
     link = obj.object_addr + free_off + k.layouts["kasan_free_meta"]["quarantine_link"].offset
     h = q.hold(link)
+    if h is None and q.notes:
+        return None, ("not found in the part of KASAN's quarantine the dump holds (some of "
+                      "its lists are cut short): unknown")
     if h is None:
         return None, "not in KASAN's quarantine"
     return h, h.line()
