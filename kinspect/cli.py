@@ -85,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
             ui.add_argument("--report", metavar="FILE",
                             help="open the report screen on the KASAN reports of a console log")
             ui.add_argument("--vmlinux", metavar="PATH",
-                            help="with --report: symbolize the stacks with this vmlinux")
+                            help="with --report: symbolize the stacks with this vmlinux; "
+                                 "with --vmcore: the dump's vmlinux")
+            ui.add_argument("--vmcore", metavar="DUMP",
+                            help="inspect a crash dump's real memory (with --vmlinux)")
             ui.add_argument("--modules", metavar="DIR",
                             help="with --report: where the .ko files of '[module]' frames are")
             ui.add_argument("--strip", metavar="PREFIX",
@@ -199,6 +202,11 @@ def _main(argv: list[str] | None) -> int:
             return vmcore_command.run(args)
         if getattr(args, "workload", None) and args.workload != STDIN:
             args.workload = find_workload_path(args.workload)
+        if args.command == "tui" and args.vmcore:
+            if not args.vmlinux:
+                raise KinspectError("needs --vmlinux VMLINUX (the dump's)", "--vmcore")
+            from .vmcore_screen import run_vmcore_ui
+            return run_vmcore_ui(args.vmcore, args.vmlinux)
         if args.command == "tui" and (args.report or args.vmlinux or args.modules):
             return report_command.run_report_ui(args)
         if args.command == "tui":

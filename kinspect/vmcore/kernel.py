@@ -31,8 +31,8 @@ DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys
                 "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
                 "no_hash_pointers", "cma_areas", "slub_debug_enabled", "stack_pools",
                 "pools_num", "global_quarantine", "quarantine_head", "quarantine_tail",
-                "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-5"
+                "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids", "max_pfn")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-6"
 _NT_GNU_BUILD_ID = 3
 
 
