@@ -71,6 +71,7 @@ class Quarantine:
         #: (list, objects, its bytes, the sum of its objects' cache->size) per list walked
         self.checked: list[tuple[str, int, int | None, int | None]] = []
         self._where: dict[int, QuarantineHold] = {}
+        self._slot_sizes: dict[int, int | None] = {}      # page -> its slab's cache->size
         self.readable = False
         need = ("global_quarantine", "quarantine_head", "quarantine_tail")
         if not {"qlist_head", "qlist_node"} <= k.layouts.keys() \
@@ -125,9 +126,12 @@ class Quarantine:
         want = k.field("qlist_head", qhead, "bytes")
         got = 0
         for link in links:
-            slab = addr_to_slab(k, link)
-            cache = None if slab is None else k.field("slab", slab, "slab_cache")
-            size = None if not cache else k.field("kmem_cache", cache, "size")
+            size = self._slot_sizes.get(link >> 12, -1)
+            if size == -1:                       # (one lookup per page of objects)
+                slab = addr_to_slab(k, link)
+                cache = None if slab is None else k.field("slab", slab, "slab_cache")
+                size = self._slot_sizes[link >> 12] = \
+                    None if not cache else k.field("kmem_cache", cache, "size")
             if size is None:
                 got = None
                 break
