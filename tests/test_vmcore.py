@@ -475,3 +475,25 @@ def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:
     assert st.quarantine_line == "not in KASAN's quarantine"
     fq = quarantine_of(first)
     assert fq.notes == [] and all(want == got for _, _, want, got in fq.checked)
+
+
+def test_replay_against_the_dump(first, after, vmlinux, capsys) -> None:
+    """``--replay``: the engine's replay of kmalloc_oob_right gives the same shadow over the
+    whole 256-byte slot as the dump taken at that report; an after-KUnit report's object was
+    freed since the report, and the comparison says where (fa fb ... against 00)."""
+    assert main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--replay",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rp = doc["reports"][0]["replay"]
+    assert rp["type_matches"] and rp["engine_type"] == "slab-out-of-bounds"
+    assert (rp["real_object"], rp["cache"], rp["slot_size"]) == \
+        ("0xffff888006578e00", "kmalloc-128", 256)
+    assert (rp["compared"], rp["not_compared"], rp["differences"]) == (32, 0, [])
+    from kinspect.vmcore.command import _shadow_reader, _x86_64
+    from kinspect.vmcore.replay import compare_replay
+    rep = next(r for r in iter_reports(console_lines(read_ringbuffer(after).records),
+                                       partial=True) if r.addr == 0xffff8880061e5ab0)
+    st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
+    cmp = compare_replay(rep, st, _shadow_reader(after, _x86_64()))
+    assert cmp.compared == 16 and cmp.differences[:2] == [(0, 0x00, 0xfa), (8, 0x00, 0xfb)]
+    assert "replay: 8 granule(s) differ (offset in the slot: simulated, real):" in cmp.lines()

@@ -53,6 +53,9 @@ def add_command(subparsers) -> None:
     vp.add_argument("--addr", metavar="ADDR", type=_address,
                     help="show the dump's state around this kernel address instead")
     vp.add_argument("--format", choices=("text", "json"), default="text")
+    vp.add_argument("--replay", action="store_true",
+                    help="replay each report in kinspect's engine and list where the "
+                         "simulated shadow of the object's slot differs from the dump's")
 
 
 def _address(text: str) -> int:
@@ -264,8 +267,11 @@ def _run(k: Kernel, args) -> int:
             d = rep.to_json()
             d["headline"] = headline(rep)
             d["explanation"] = explain(rep).to_json()
-            d["in_dump"] = None if rep.addr is None else \
-                memory_state(k, rep.addr, _access_size(rep), rep.bug_type).to_json()
+            st = None if rep.addr is None else \
+                memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
+            d["in_dump"] = None if st is None else st.to_json()
+            if args.replay:
+                d["replay"] = None if st is None else _replay(k, rep, st).to_json()
             out.append(d)
         doc["reports"] = out
         if not reports:
@@ -283,10 +289,17 @@ def _run(k: Kernel, args) -> int:
         else:
             st = memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
             print("\n".join(_state_lines(st, "    ")))
+            if args.replay:
+                print("\n".join("    " + ln for ln in _replay(k, rep, st).lines()))
     if not reports:
         print(NO_REPORT)
         return 1
     return 0
+
+
+def _replay(k: Kernel, rep: KasanReport, st: MemoryState):
+    from .replay import compare_replay
+    return compare_replay(rep, st, _shadow_reader(k, _x86_64()))
 
 
 def _dump_json(doc: dict) -> None:
