@@ -13,6 +13,7 @@ and a hash of the DWARF sections, checksummed, rebuilt when it does not check ou
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from kinspect.engine.symbols import ElfSymbolizer
@@ -46,6 +47,8 @@ WANTED_ENUMS: dict[str, str] = {
     "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
 }
 _CACHE_ENTRY = "vmcore-layouts-6"
+#: the layouts of each open symbolizer (read once per vmlinux opened)
+_LOADED: "weakref.WeakKeyDictionary[ElfSymbolizer, tuple]" = weakref.WeakKeyDictionary()
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
 
@@ -119,7 +122,7 @@ def load_enums(sym: ElfSymbolizer) -> dict[str, dict[str, int]]:
 
 
 def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, int]]]:
-    done = sym.__dict__.get("_vmcore_types")
+    done = _LOADED.get(sym)
     if done is not None:
         return done
     meta = sym.load_cached(_CACHE_ENTRY)
@@ -136,7 +139,7 @@ def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, in
             done = _read_types(sym)
         sym.store_cached(_CACHE_ENTRY, {
             "layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]})
-    sym.__dict__["_vmcore_types"] = done
+    _LOADED[sym] = done
     return done
 
 
