@@ -444,6 +444,17 @@ def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None
                  hex(link["linux_banner"] + offset)]) == 0
     out = capsys.readouterr().out
     assert "kernel image: KASLR offset 0x1e000000, phys_base 0x3600000 (from VMCOREINFO)" in out
+    # a VMCOREINFO that does not say a number is refused in one line
+    for bad, what in ((b"KERNELOFFSET=zz\n", "VMCOREINFO's KERNELOFFSET is not hexadecimal: "
+                                             "'zz'"),
+                      (b"KERNELOFFSET=40000000\n", "VMCOREINFO's KERNELOFFSET 0x40000000 is "
+                       "beyond the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)"),
+                      (b"NUMBER(phys_base)=0x10\n", "VMCOREINFO's NUMBER(phys_base) is not "
+                                                    "a number: '0x10'")):
+        p = make_core(tmp_path / "bad.core", [(0, bytes(4096))],
+                      notes=_note(b"VMCOREINFO", 0, bad))
+        assert main(["vmcore", str(p), "--vmlinux", str(vmlinux)]) == 2
+        assert capsys.readouterr().err == f"kinspect: {p}: {what}\n"
 
 
 def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:

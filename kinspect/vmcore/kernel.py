@@ -33,6 +33,9 @@ DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys
                 "pools_num", "global_quarantine", "quarantine_head", "quarantine_tail",
                 "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids", "max_pfn")
 _SYMBOLS_ENTRY = "vmcore-data-symbols-6"
+#: arch/x86/include/asm/page_64_types.h: 1 GiB with CONFIG_RANDOMIZE_BASE, the room KASLR
+#: moves the kernel image in
+KERNEL_IMAGE_SIZE = 1 << 30
 _NT_GNU_BUILD_ID = 3
 
 
@@ -152,7 +155,7 @@ class Kernel:
         except ValueError:
             raise VmcoreError(f"VMCOREINFO's KERNELOFFSET is not hexadecimal: "
                               f"{info['KERNELOFFSET'][:40]!r}", self.core.path) from None
-        if not 0 <= self.kaslr_offset < 1 << 32:
+        if not 0 <= self.kaslr_offset < KERNEL_IMAGE_SIZE:
             raise VmcoreError(f"VMCOREINFO's KERNELOFFSET {self.kaslr_offset:#x} is beyond "
                               "the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)", self.core.path)
         pb = self.vmcoreinfo_number("phys_base")
