@@ -9,7 +9,8 @@ kernel's memory (a crash dump), read through :class:`kinspect.vmcore.reader.Dump
   around the buggy address" format;
 * the real kernel's shadow bill (``footprint("generic")``);
 * ``g``: go to an address (hex), a pfn (``pfn 0x1234``) or a symbol; ``n``/``p``: the
-  next/previous poisoned granule (real shadow byte not 0); arrows move in the page map.
+  next/previous poisoned granule (real shadow byte not 0); up/down and h/l move in the page
+  map.
 """
 
 from __future__ import annotations

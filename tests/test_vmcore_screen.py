@@ -80,7 +80,7 @@ async def test_the_screen_on_the_first_report_dump(first) -> None:
             "object 128 in a 256-byte slot, the CPU slab)" in text
         assert row in text                                       # the kernel's own row
         assert "page_type: f5(slab)" in text
-        await pilot.press("right")                      # the next page, in the page map
+        await pilot.press("l")                          # the next page, in the page map
         await pilot.pause()
         assert pm.cursor == 0x6579
         assert app.detail_text.startswith("address 0xffff888006579000 · pfn 0x6579")

@@ -41,13 +41,14 @@ _ROW_MEM = META_BYTES_PER_ROW * KASAN_GRANULE_SIZE       # META_MEM_BYTES_PER_RO
 
 def add_command(subparsers) -> None:
     vp = subparsers.add_parser(
-        "vmcore", help="the KASAN reports of a crash dump (ELF core) with the real shadow "
-                       "around their addresses",
-        description="Read an x86_64 ELF crash dump (QEMU dump-guest-memory, kdump's "
-                    "/proc/vmcore) with its vmlinux: the KASAN reports in its printk ring "
+        "vmcore", help="the KASAN reports of a crash dump (ELF core, makedumpfile -c) with "
+                       "the real shadow around their addresses",
+        description="Read an x86_64 crash dump (QEMU dump-guest-memory, kdump's /proc/vmcore, "
+                    "makedumpfile's ELF or compressed KDUMP file) with its vmlinux: the KASAN "
+                    "reports in its printk ring "
                     "buffer, and the shadow memory and struct page around each address, read "
                     "from the dump. Exit 0: shown; 1: no report; 2: unusable input.")
-    vp.add_argument("dump", metavar="DUMP", help="the ELF core file")
+    vp.add_argument("dump", metavar="DUMP", help="the dump (ELF core or makedumpfile's KDUMP)")
     vp.add_argument("--vmlinux", metavar="PATH", required=True,
                     help="the dump's unstripped vmlinux (its build ID is checked)")
     vp.add_argument("--addr", metavar="ADDR", type=_address,
