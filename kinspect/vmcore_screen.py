@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
+from .engine.errors import KinspectError
 from .engine.profile import format_size
 from .vmcore.command import _header, memory_state, _state_lines
 from .vmcore.kernel import Kernel
@@ -128,7 +129,10 @@ class VmcoreApp(App):
         pm = self.query_one(PageMap)
         if pfn is not None and 0 <= pfn < r.end_pfn:
             pm.select(pfn)
-        self.detail_text = "\n".join(self.detail_lines(addr, pfn))
+        try:
+            self.detail_text = "\n".join(self.detail_lines(addr, pfn))
+        except KinspectError as e:          # a damaged page of the dump, read now: said
+            self.detail_text = f"address {addr:#x}: {e}"
         self.query_one("#detail", Static).update(self.detail_text)
 
     def detail_lines(self, addr: int, pfn: int | None) -> list[str]:

@@ -344,7 +344,8 @@ def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None
         quarantine = [ln for ln in got if "quarantine" in ln]
         assert quarantine[0].startswith("KASAN's quarantine: ") \
             and quarantine[0].endswith("; 4 of its lists cut short")
-        assert any(ln.startswith("  note: cpu_quarantine of CPU 0: a link at ") for ln in quarantine)
+        assert any(ln.startswith("  note: cpu_quarantine of CPU 0: a link at ")
+                   for ln in quarantine)
         assert [ln.replace(kd, elf) for ln in got[1:] if "quarantine" not in ln] \
             == [ln for ln in want[1:] if "quarantine" not in ln]
 

@@ -29,7 +29,10 @@ def make_kdump(path: Path, pages: dict[int, bytes], *, max_mapnr: int = 64,
     uts = b"".join(f.ljust(65, b"\0") for f in (b"Linux", b"test", b"6.12.118", b"#1",
                                                  machine, b""))
     bitmap_blocks = 2
-    hdr = b"KDUMP   " + struct.pack("<i", version) + uts + bytes(6) + bytes(16) + struct.pack("<IiiIIIIIIi", 1, BS, 1, bitmap_blocks, max_mapnr, 0, 0, 0, 0, 1)
+    # signature, header_version, utsname, padding, timestamp; status, block_size,
+    # sub_hdr_size, bitmap_blocks, max_mapnr, ..., nr_cpus
+    hdr = b"KDUMP   " + struct.pack("<i", version) + uts + bytes(6) + bytes(16) \
+        + struct.pack("<IiiIIIIIIi", 1, BS, 1, bitmap_blocks, max_mapnr, 0, 0, 0, 0, 1)
     hdr = hdr.ljust(BS, b"\0")
     vi_at = 2 * BS - 1024
     sub = struct.pack("<QiiQQqQqQqQQQQ", 0, 31, 0, 0, 0, vi_at if vmcoreinfo else 0,
@@ -148,3 +151,16 @@ def test_a_corrupt_zlib_page_is_an_error_when_read(tmp_path) -> None:
                 d.read_phys(pfn * BS, 8)
             assert f"page frame {pfn:#x} (descriptor {pfn - 4}" in str(e.value)
             assert "does not inflate to one page" in str(e.value)
+
+
+def test_tui_and_replay_refuse_bad_input_in_one_line(tmp_path, capsys) -> None:
+    """``kinspect tui --vmcore`` opens the dump before the UI starts: a damaged one is the
+    one-line error (exit 2); ``--replay`` with ``--addr`` (nothing to replay) too."""
+    p = make_kdump(tmp_path / "dump", {1: _page(1)}, machine=b"aarch64")
+    assert main(["tui", "--vmcore", str(p), "--vmlinux", str(tmp_path / "vmlinux")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"kinspect: {p}: a dump of another machine (aarch64): kinspect " \
+        "reads x86_64 dumps\n" and captured.out == ""
+    assert main(["vmcore", str(p), "--vmlinux", "v", "--addr", "0x1000", "--replay"]) == 2
+    assert capsys.readouterr().err == \
+        "kinspect: --replay: replays the dump's reports: not with --addr\n"

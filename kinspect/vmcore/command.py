@@ -17,6 +17,7 @@ import json
 import re
 import sys
 
+from kinspect.engine.errors import KinspectError
 from kinspect.engine.explain import explain, format_explanation, headline
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, kasan_find_first_bad_addr, round_down
 from kinspect.engine.kreport import KasanReport, LogScan, iter_reports
@@ -146,8 +147,9 @@ class MemoryState:
                 "page": self.page, "notes": self.notes}
 
 
-class _Unreadable(Exception):
-    pass
+class _Unreadable(LookupError):
+    """A shadow byte the dump does not hold (a LookupError: what the readers of
+    ``shadow_byte`` catch; a damaged dump's VmcoreError is not one, and ends the command)."""
 
 
 def _shadow_reader(k: Kernel, prof):
@@ -235,6 +237,8 @@ def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
 
 
 def run(args) -> int:
+    if args.replay and args.addr is not None:
+        raise KinspectError("replays the dump's reports: not with --addr", "--replay")
     k = open_kernel(args.dump, args.vmlinux)
     try:
         return _run(k, args)

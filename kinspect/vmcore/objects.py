@@ -57,7 +57,7 @@ class SlabObject(SimpleNamespace):
 def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     """The slab object of ``addr`` (None: not a direct-map address of a slab page, or its
     structures are not in the dump).  ``shadow_byte(a)``: the dump's shadow byte of ``a``
-    (raises when unreadable)."""
+    (raises a LookupError when the dump does not hold it)."""
     slab = addr_to_slab(k, addr)
     if slab is None:
         return None
@@ -80,7 +80,7 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
         obj += kc["red_left_pad"]
     try:
         alloc_size = kasan_get_alloc_size(shadow_byte, obj, kc["object_size"])
-    except Exception:                                       # (the shadow_byte's own error)
+    except LookupError:                     # (shadow_byte: not in the dump)
         alloc_size = 0
         notes.append("the object's shadow is not in the dump: its size is the cache's")
     return SlabObject(object_addr=obj, cache=cache, cache_name=_cstr(k, kc["name"]) or "?",
@@ -158,7 +158,7 @@ def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, li
             out.append((f"Allocated by task {pid}:", _depot_frames(k, stack)))
     try:
         freed = shadow_byte(obj.object_addr) == KASAN_SLAB_FREE_META
-    except Exception:                                       # (the shadow_byte's own error)
+    except LookupError:                     # (shadow_byte: not in the dump)
         freed = False
     if freed and free_off is not None and free_off != KASAN_NO_FREE_META:
         fm = obj.object_addr + free_off                          # kasan_get_free_meta()

@@ -97,7 +97,7 @@ def compare_replay(rep, state, shadow_byte) -> SlotComparison:
         i = (cmp.sim_object + off - last.meta_row_start) // KASAN_GRANULE_SIZE
         try:
             real = shadow_byte(cmp.real_object + off)
-        except Exception:                                   # (the reader's own error)
+        except LookupError:                 # (shadow_byte: not in the dump)
             real = None
         if not 0 <= i < len(row_bytes) or real is None:
             cmp.not_compared += 1
