@@ -340,12 +340,15 @@ def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None
             assert [ln.replace(kd, elf) for ln in got[1:]] == want[1:]
             continue
         # -d 31: makedumpfile 1.7.2 (which calls 6.12 "not supported") leaves out some slab
-        # pages of quarantined objects: those lists are cut short, said so, the rest equal
+        # pages of quarantined objects: those lists are cut short and said so (a makedumpfile
+        # that keeps them gives the ELF dump's lines); every other line is the ELF dump's
         quarantine = [ln for ln in got if "quarantine" in ln]
-        assert quarantine[0].startswith("KASAN's quarantine: ") \
-            and quarantine[0].endswith("; 4 of its lists cut short")
-        assert any(ln.startswith("  note: cpu_quarantine of CPU 0: a link at ")
-                   for ln in quarantine)
+        if quarantine != [ln for ln in want if "quarantine" in ln]:
+            assert re.fullmatch(r"KASAN's quarantine: .*; \d+ of its lists cut short",
+                                quarantine[0])
+            assert any(re.fullmatch(r"  note: \S+ .*: a link at 0x[0-9a-f]+ is not in the "
+                                    r"dump: its walk stopped after \d+ objects", ln)
+                       for ln in quarantine)
         assert [ln.replace(kd, elf) for ln in got[1:] if "quarantine" not in ln] \
             == [ln for ln in want[1:] if "quarantine" not in ln]
 
