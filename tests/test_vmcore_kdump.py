@@ -98,6 +98,8 @@ def test_pages_read_back_and_filtered_frames_are_unknown(tmp_path) -> None:
     ("incomplete", "an incomplete dump"),
     ("arm64", "a dump of another machine (aarch64)"),
     ("vmcoreinfo", "VMCOREINFO line 2 is not KEY=VALUE"),
+    ("split", "one part of a split dump (makedumpfile --split)"),
+    ("flattened", "makedumpfile's flattened format (makedumpfile -F, for a pipe)"),
 ])
 def test_bad_kdump_files_are_one_line_exit_2(tmp_path, capsys, case, message) -> None:
     pages = {pfn: _page(pfn) for pfn in (1, 5, 6)}
@@ -128,6 +130,12 @@ def test_bad_kdump_files_are_one_line_exit_2(tmp_path, capsys, case, message) ->
     elif case == "vmcoreinfo":
         kw["vmcoreinfo"] = b"OSRELEASE=6.12\nthis line has no equals sign\n"
     make_kdump(p, pages, **kw)
+    data = bytearray(p.read_bytes())
+    if case == "split":
+        data[BS + 12:BS + 16] = (1).to_bytes(4, "little")      # kdump_sub_header.split
+    elif case == "flattened":
+        data[:16] = b"makedumpfile\0\0\0\0"
+    p.write_bytes(data)
     with pytest.raises(VmcoreError) as e:
         open_core(p)
     assert message in str(e.value) and str(e.value).startswith(f"{p}: "), str(e.value)

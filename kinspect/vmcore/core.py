@@ -273,4 +273,7 @@ def open_core(path: str | os.PathLike[str]):
     from .diskdump import KDUMP_SIGNATURE, DiskDump
     if head == KDUMP_SIGNATURE:
         return DiskDump(path)
+    if head == b"makedump":                 # MAKEDUMPFILE_SIGNATURE "makedumpfile"
+        raise VmcoreError("makedumpfile's flattened format (makedumpfile -F, for a pipe): "
+                          "rearrange it first with makedumpfile -R", os.fspath(path))
     return ElfCore(path)

@@ -132,6 +132,9 @@ class DiskDump:
         sub = _SUB.unpack_from(m, bs)
         self.phys_base = sub[0]
         self.dump_level = sub[1]
+        if self.header_version >= 2 and sub[2]:
+            raise self.error("one part of a split dump (makedumpfile --split): join the parts "
+                             "first with makedumpfile --reassemble")
         if self.header_version >= 6 and sub[13]:
             max_mapnr = sub[13]                 # max_mapnr_64
         half = bitmap_blocks * bs // 2
