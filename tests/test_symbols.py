@@ -50,6 +50,7 @@ def elfs(tmp_path_factory) -> dict[str, Path]:
         "dwarf5": _build(d / "kasan_like"),
         "dwarf4": _build(d / "kasan_like_dw4", "-gdwarf-4"),
         "module": _build(d / "kasan_like.ko", "-c"),
+        "zlib": _build(d / "kasan_like_gz", "-gz=zlib"),     # SHF_COMPRESSED .debug_*
     }
 
 
@@ -89,7 +90,7 @@ def _ours(frames: list[SourceFrame]) -> list[tuple[str, str]]:
     return [(f.function or "??", f.location()) for f in frames]
 
 
-@pytest.mark.parametrize("kind", ["dwarf5", "dwarf4", "module"])
+@pytest.mark.parametrize("kind", ["dwarf5", "dwarf4", "module", "zlib"])
 def test_every_address_agrees_with_addr2line(elfs, kind) -> None:
     elf = elfs[kind]
     funcs = _functions(elf)
@@ -553,3 +554,34 @@ def test_a_damaged_elf_raises_only_kinspect_errors(elfs, tmp_path_factory, data)
 
 _FUZZ_REGIONS: dict[str, list[tuple[int, int]]] = {}
 _FUZZ_FUNCS: dict[str, dict[str, tuple[int, int]]] = {}
+
+
+def test_compressed_sections_inflate_when_read_and_refuse_a_corrupt_stream(elfs, tmp_path) -> None:
+    """A zlib-compressed DWARF section is inflated on first read only (the symbol table and
+    a type's CU need no .debug_line), and a corrupt or short stream is one clear error."""
+    elf = elfs["zlib"]
+    with ElfSymbolizer(elf, cache_dir=False) as sym:
+        assert sym.sections[".debug_line"].header["sh_flags"] & 0x800      # SHF_COMPRESSED
+        wanted = {("struct", "never_defined_here")}
+        cu = sym.cu_offset_at(sym.find_symbols("kmalloc_oob_right")[0].addr)
+        assert list(sym.type_definitions(cu, wanted)) == []
+        assert ".debug_info" in sym._inflated_secs
+        assert ".debug_line" not in sym._inflated_secs
+        plain = bytes(sym.section_data(".debug_line"))
+    with ElfSymbolizer(elfs["dwarf5"], cache_dir=False) as sym:
+        assert plain == bytes(sym.section_data(".debug_line"))
+    funcs = _functions(elf)
+    h = ElfSymbolizer(elf, cache_dir=False)
+    sh = h.sections[".debug_info"].header
+    off, size = sh["sh_offset"], sh["sh_size"]
+    h.close()
+    src = bytearray(elf.read_bytes())
+    for what, data in (("corrupt", src[:off + 24 + 2] + bytes(size - 26) + src[off + size:]),
+                       ("short", src[:off + size - 8] + bytes(8) + src[off + size:])):
+        bad = tmp_path / f"{what}.elf"
+        bad.write_bytes(bytes(data))
+        with pytest.raises(SymbolizationError) as e:
+            with ElfSymbolizer(bad, cache_dir=False) as sym:
+                sym.symbolize_many([s + 4 for s, _ in funcs.values()])
+        assert "compressed section .debug_info" in str(e.value), (what, str(e.value))
+        assert "\n" not in str(e.value)

@@ -16,6 +16,8 @@ import lzma
 import os
 import re
 import shutil
+import struct
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -263,3 +265,250 @@ def test_the_layout_cache_is_checked(vmlinux, tmp_path, monkeypatch) -> None:
     assert entry.read_bytes() != data                       # rewritten
     assert cold["printk_ringbuffer"]["desc_ring.count_bits"].size == 4
     assert cold["slab"]["inuse"].bit_size == 16
+
+
+# -- makedumpfile's compressed format, made from the shared ELF dump -----------------------
+
+#: makedumpfile's VMCOREINFO for the shared vmlinux (build ID 9499bdc535f3...), made by
+#: ``makedumpfile -g FILE -x vmlinux`` (2 CPU minutes: too slow for each run); the shared
+#: dumps have no VMCOREINFO of their own, and makedumpfile needs one to filter (-d 31)
+VMCOREINFO = ROOT / "tests" / "data" / "vmcore" / "vmcoreinfo-9499bdc535f3.txt"
+
+
+def kdumped(name: str, level: int) -> Path:
+    """The shared ELF dump ``name`` converted by ``makedumpfile -c -d LEVEL`` (zlib pages;
+    a filtering level with :data:`VMCOREINFO`), made once next to its decompressed copy.
+    makedumpfile reads the program headers right after the ELF header (its
+    ``get_elf64_phdr()``), where QEMU put its section headers: it is given a copy with the
+    program headers moved there (the copy is removed after)."""
+    if shutil.which("makedumpfile") is None:
+        pytest.skip("makedumpfile is not installed (apt-get install makedumpfile)")
+    src = unpacked(name)
+    out = src.with_name(f"{name}.d{level}.kdump")
+    marker = out.with_name(out.name + ".ok")
+    st = src.stat()
+    doc = {"src": str(src), "size": st.st_size, "mtime": st.st_mtime_ns, "level": level}
+    try:
+        if json.loads(marker.read_text()) == doc and out.is_file():
+            return out
+    except (OSError, ValueError):
+        pass
+    fixed = out.with_name(".tmp-" + name)
+    part = out.with_name(".tmp-" + out.name)
+    try:
+        shutil.copyfile(src, fixed)
+        with open(fixed, "r+b") as fh:
+            ehdr = bytearray(fh.read(64))
+            phoff, = struct.unpack_from("<Q", ehdr, 32)
+            phnum, = struct.unpack_from("<H", ehdr, 56)
+            fh.seek(phoff)
+            phdrs = fh.read(56 * phnum)
+            # e_phoff 64, no section headers
+            struct.pack_into("<QQIHHHHHH", ehdr, 32, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+            fh.seek(0)
+            fh.write(ehdr + phdrs)
+        part.unlink(missing_ok=True)
+        info = ["-i", str(VMCOREINFO)] if level else []
+        subprocess.run(["makedumpfile", "-c", "-d", str(level), *info, str(fixed), str(part)],
+                       check=True, capture_output=True)
+        os.replace(part, out)
+    finally:
+        fixed.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+    marker.write_text(json.dumps(doc))
+    return out
+
+
+def _text(capsys, *argv: str) -> list[str]:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None:
+    """``makedumpfile -c -d 0`` (every page) and ``-d 31`` (zero, cache, user and free pages
+    left out): the same reports, objects, struct pages and shadow rows as the ELF dump they
+    were made from."""
+    elf = first.core.path
+    want = _text(capsys, "vmcore", elf, "--vmlinux", str(vmlinux))
+    assert want[0].startswith(f"dump: {elf}: x86_64 ELF core, 2 CPUs")
+    for level in (0, 31):
+        kd = str(kdumped("vmcore-first-report.elf", level))
+        got = _text(capsys, "vmcore", kd, "--vmlinux", str(vmlinux))
+        assert got[0].startswith(f"dump: {kd}: x86_64 makedumpfile compressed dump (header "
+                                 f"version 6, dump level {level}, ")
+        if level == 0:
+            assert [ln.replace(kd, elf) for ln in got[1:]] == want[1:]
+            continue
+        # -d 31: makedumpfile 1.7.2 (which calls 6.12 "not supported") leaves out some slab
+        # pages of quarantined objects: those lists are cut short and said so (a makedumpfile
+        # that keeps them gives the ELF dump's lines); every other line is the ELF dump's
+        quarantine = [ln for ln in got if "quarantine" in ln]
+        if quarantine != [ln for ln in want if "quarantine" in ln]:
+            assert re.fullmatch(r"KASAN's quarantine: .*; \d+ of its lists cut short",
+                                quarantine[0])
+            assert any(re.fullmatch(r"  note: \S+ .*: a link at 0x[0-9a-f]+ is not in the "
+                                    r"dump: its walk stopped after \d+ objects", ln)
+                       for ln in quarantine)
+        assert [ln.replace(kd, elf) for ln in got[1:] if "quarantine" not in ln] \
+            == [ln for ln in want[1:] if "quarantine" not in ln]
+
+
+def test_makedumpfile_filtered_pages_are_not_in_the_dump(first) -> None:
+    """With ``-d 31`` makedumpfile leaves out zero, cache, user and free pages: each reads
+    as not in the dump (None: unknown), never as zeros, through the dump and through the
+    kernel's direct map; every page kept is the ELF dump's, byte for byte."""
+    from kinspect.vmcore.diskdump import DiskDump
+    with DiskDump(kdumped("vmcore-first-report.elf", 31)) as kd:
+        assert kd.dump_level == 31 and kd.max_mapnr == 0x10000     # max_pfn of 256 MiB
+        left_out, kept = [], 0
+        for pfn in range(0, kd.max_mapnr, 3):
+            ours = kd.read_phys(pfn * 4096, 4096)
+            theirs = first.core.read_phys(pfn * 4096, 4096)
+            if ours is None:
+                left_out.append(pfn)
+            else:
+                assert ours == theirs, hex(pfn)
+                kept += 1
+        assert kept > 5000 and len(left_out) > 5000, (kept, len(left_out))
+        # some left out were not zero-filled (free or cache pages): not read as zeros
+        assert any(first.core.read_phys(p * 4096, 4096) != bytes(4096) for p in left_out)
+    with Kernel(str(kdumped("vmcore-first-report.elf", 31)), first.sym.path) as k:
+        pfn = left_out[len(left_out) // 2]
+        assert k.read(k.page_offset_base + pfn * 4096, 8) is None
+        assert first.read(first.page_offset_base + pfn * 4096, 8) is not None
+
+
+# -- KASLR: a small ELF core with a VMCOREINFO note, the kernel image moved -----------------
+
+def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    n = name + b"\0"
+    return (struct.pack("<III", len(n), len(desc), ntype) + n.ljust((len(n) + 3) & ~3, b"\0")
+            + desc.ljust((len(desc) + 3) & ~3, b"\0"))
+
+
+def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None:
+    """A dump of a KASLR kernel, without CR3 (kdump's): the image runs at its link address
+    plus VMCOREINFO's KERNELOFFSET, physically at __pa_symbol() with phys_base; the walk
+    starts at init_top_pgt found that way, and the dump is paired and read there."""
+    from test_vmcore_bad_input import make_core
+    from kinspect.engine.symbols import ElfSymbolizer
+    from kinspect.vmcore.kernel import data_symbols
+    offset, phys_base = 0x1e000000, 0x3600000
+    start = 0xffffffff80000000                  # __START_KERNEL_map
+    with ElfSymbolizer(vmlinux) as sym:
+        link = {n: v[0][0] for n, v in data_symbols(sym).items()}
+        notes_at = sym.sections[".notes"].header["sh_addr"]
+        notes = bytes(sym.section_data(".notes"))
+    mem: dict[int, bytearray] = {}              # physical page -> its bytes
+
+    def page(paddr: int) -> bytearray:
+        return mem.setdefault(paddr & ~0xfff, bytearray(4096))
+
+    def poke(vaddr: int, data: bytes) -> None:  # at the image's place, through __pa_symbol
+        pa = vaddr + offset - start + phys_base
+        assert pa >> 12 == (pa + len(data) - 1) >> 12
+        page(pa)[pa & 0xfff:(pa & 0xfff) + len(data)] = data
+
+    banner = b"Linux version 6.12.118 (a KASLR test)\0"
+    poke(link["page_offset_base"], (0xff11000000000000).to_bytes(8, "little"))
+    poke(link["vmemmap_base"], (0xffd4000000000000).to_bytes(8, "little"))
+    poke(link["linux_banner"], banner)
+    poke(notes_at, notes)
+    top = link["init_top_pgt"] + offset - start + phys_base
+    page(top)
+    free = iter(range(0x100000, 0x200000, 0x1000))     # page-table pages
+    for pa in [p for p in list(mem) if p != top]:
+        va = pa - phys_base + start
+        table = top
+        for shift in (39, 30, 21):
+            e = table + 8 * ((va >> shift) & 511)
+            entry = int.from_bytes(page(e)[e & 0xfff:(e & 0xfff) + 8], "little")
+            if not entry:
+                entry = next(free) | 0x63           # present, rw, accessed, dirty
+                page(entry & ~0xfff)
+                page(e)[e & 0xfff:(e & 0xfff) + 8] = entry.to_bytes(8, "little")
+            table = entry & 0x000ffffffffff000
+        e = table + 8 * ((va >> 12) & 511)
+        page(e)[e & 0xfff:(e & 0xfff) + 8] = (pa | 0x63).to_bytes(8, "little")
+    info = (f"OSRELEASE=6.12.118\nNUMBER(phys_base)={phys_base}\n"
+            f"KERNELOFFSET={offset:x}\nNUMBER(pgtable_l5_enabled)=0\n").encode()
+    core = make_core(tmp_path / "kaslr.core", sorted((p, bytes(d)) for p, d in mem.items()),
+                     notes=_note(b"VMCOREINFO", 0, info))
+    with Kernel(str(core), str(vmlinux)) as k:
+        assert (k.kaslr_offset, k.phys_base) == (offset, phys_base)
+        assert k.root_source.startswith("init_top_pgt (no CR3 in the dump; phys_base 0x3600000")
+        assert k.build_id_match == "build ID 9499bdc535f311ab78cf1a61d0e0609096deb801"
+        assert k.symbols["linux_banner"] == link["linux_banner"] + offset
+        assert k.read(k.symbols["linux_banner"], len(banner)) == banner
+        assert (k.page_offset_base, k.vmemmap_base) == (0xff11000000000000, 0xffd4000000000000)
+        # at the link address there is nothing: the image moved
+        assert k.read(link["linux_banner"], 8) is None
+    # the header says where the kernel was found
+    assert main(["vmcore", str(core), "--vmlinux", str(vmlinux), "--addr",
+                 hex(link["linux_banner"] + offset)]) == 0
+    out = capsys.readouterr().out
+    assert "kernel image: KASLR offset 0x1e000000, phys_base 0x3600000 (from VMCOREINFO)" in out
+    # a VMCOREINFO that does not say a number is refused in one line
+    for bad, what in ((b"KERNELOFFSET=zz\n", "VMCOREINFO's KERNELOFFSET is not hexadecimal: "
+                                             "'zz'"),
+                      (b"KERNELOFFSET=40000000\n", "VMCOREINFO's KERNELOFFSET 0x40000000 is "
+                       "beyond the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)"),
+                      (b"NUMBER(phys_base)=0x10\n", "VMCOREINFO's NUMBER(phys_base) is not "
+                                                    "a number: '0x10'")):
+        p = make_core(tmp_path / "bad.core", [(0, bytes(4096))],
+                      notes=_note(b"VMCOREINFO", 0, bad))
+        assert main(["vmcore", str(p), "--vmlinux", str(vmlinux)]) == 2
+        assert capsys.readouterr().err == f"kinspect: {p}: {what}\n"
+
+
+def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:
+    """Every quarantine list walked from the dump adds up, object by object (each one's
+    cache->size, as qlist_put() counted it), to the bytes its qlist_head says; the freed
+    objects of the after-KUnit reports are in CPU 0's list; the first report's object,
+    allocated, is in none."""
+    from kinspect.vmcore.quarantine import object_hold, quarantine_of
+    q = quarantine_of(after)
+    assert q.readable and q.notes == [] and q.batches == 1024      # QUARANTINE_BATCHES
+    walked = {name: (n, want, got) for name, n, want, got in q.checked if n or want}
+    assert walked == {"global_quarantine[11]": (1428, 1049600, 1049600),
+                      "global_quarantine[12]": (856, 1049040, 1049040),
+                      "cpu_quarantine of CPU 0": (629, 479232, 479232),
+                      "cpu_quarantine of CPU 1": (73, 102592, 102592)}
+    assert (q.head, q.tail, q.objects) == (11, 13, 1428 + 856 + 629 + 73)
+    ring = read_ringbuffer(after)
+    reports = list(iter_reports(console_lines(ring.records), partial=True))
+    holds = set()
+    for rep in reports:
+        st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
+        if st.object is not None:
+            holds.add((st.object.object_addr, st.quarantine_line))
+    assert holds == {(0xffff8880061e5a80, "in KASAN's quarantine: cpu_quarantine of CPU 0 (not "
+                      "yet moved to the global quarantine), object 598 of 629 (0: the oldest)")}
+    st = memory_state(first, 0xffff888006578e73)              # kmalloc_oob_right's object
+    assert st.object.object_addr == 0xffff888006578e00
+    assert object_hold(first, st.object) == (None, "not in KASAN's quarantine")
+    assert st.quarantine_line == "not in KASAN's quarantine"
+    fq = quarantine_of(first)
+    assert fq.notes == [] and all(want == got for _, _, want, got in fq.checked)
+
+
+def test_replay_against_the_dump(first, after, vmlinux, capsys) -> None:
+    """``--replay``: the engine's replay of kmalloc_oob_right gives the same shadow over the
+    whole 256-byte slot as the dump taken at that report; an after-KUnit report's object was
+    freed since the report, and the comparison says where (fa fb ... against 00)."""
+    assert main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--replay",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rp = doc["reports"][0]["replay"]
+    assert rp["type_matches"] and rp["engine_type"] == "slab-out-of-bounds"
+    assert (rp["real_object"], rp["cache"], rp["slot_size"]) == \
+        ("0xffff888006578e00", "kmalloc-128", 256)
+    assert (rp["compared"], rp["not_compared"], rp["differences"]) == (32, 0, [])
+    from kinspect.vmcore.command import _shadow_reader, _x86_64
+    from kinspect.vmcore.replay import compare_replay
+    rep = next(r for r in iter_reports(console_lines(read_ringbuffer(after).records),
+                                       partial=True) if r.addr == 0xffff8880061e5ab0)
+    st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
+    cmp = compare_replay(rep, st, _shadow_reader(after, _x86_64()))
+    assert cmp.compared == 16 and cmp.differences[:2] == [(0, 0x00, 0xfa), (8, 0x00, 0xfb)]
+    assert "replay: 8 granule(s) differ (offset in the slot: simulated, real):" in cmp.lines()

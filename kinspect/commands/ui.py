@@ -1,5 +1,6 @@
 """``kinspect tui`` and ``kinspect serve``: the inspector on a workload or a trace, in the
-terminal or in browser tabs; ``kinspect tui --report FILE``: the report screen.  Bad input is
+terminal or in browser tabs; ``kinspect tui --report FILE``: the report screen; ``kinspect tui
+--vmcore DUMP --vmlinux V``: a crash dump's memory.  Bad input is
 the one-line error and exit 2, before any UI starts."""
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def add_commands(sub) -> None:
             ui.add_argument("--report", metavar="FILE",
                             help="open the report screen on the KASAN reports of a console log")
             symbolize_options(ui, only_with="--report")
+            ui.add_argument("--vmcore", metavar="DUMP",
+                            help="inspect a crash dump's real memory (with --vmlinux, the "
+                                 "dump's own)")
         if name == "serve":
             ui.add_argument("--host", default="localhost",
                             help="the address to listen on (default: %(default)s)")
@@ -51,6 +55,11 @@ def run_command(args) -> int:
     """Run ``tui`` (or ``kinspect`` alone: ``args.command`` None) or ``serve``."""
     if args.command is None:
         return _tui(None, DEFAULT_PROFILE, None, "byte-granular", None)
+    if args.command == "tui" and args.vmcore:
+        if not args.vmlinux:
+            raise KinspectError("needs --vmlinux VMLINUX (the dump's)", "--vmcore")
+        from kinspect.screens.vmcore import run_vmcore_ui
+        return run_vmcore_ui(args.vmcore, args.vmlinux)
     if args.command == "tui" and (args.report or args.vmlinux or args.modules):
         return run_report_ui(args)
     if args.command == "tui":

@@ -32,6 +32,7 @@ plain address looks up exactly that address, as ``addr2line`` does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -171,12 +172,21 @@ def default_cache_dir() -> Path:
 # --------------------------------------------------------------------------- helpers
 
 class _Window(io.RawIOBase):
-    """A read-only seekable stream over a memoryview (an mmap'd section): no copy."""
+    """A read-only seekable stream over a memoryview (an mmap'd section): no copy.
 
-    def __init__(self, view: memoryview) -> None:
+    ``view`` may also be a callable returning the memoryview, called on the first access (a
+    compressed section, inflated only when something reads it)."""
+
+    def __init__(self, view) -> None:
         super().__init__()
-        self._view = view
+        self._src = view
         self._pos = 0
+
+    @property
+    def _view(self) -> memoryview:
+        if callable(self._src):
+            self._src = self._src()
+        return self._src
 
     def readable(self) -> bool:
         return True
@@ -249,6 +259,9 @@ _TAG = ENUM_DW_TAG
 _FORM = ENUM_DW_FORM
 _AT_sibling = _AT["DW_AT_sibling"]
 _AT_name = _AT["DW_AT_name"]
+_TAG_structure = _TAG["DW_TAG_structure_type"]
+_TAG_union = _TAG["DW_TAG_union_type"]
+_TAG_enumeration = _TAG["DW_TAG_enumeration_type"]
 _AT_low_pc = _AT["DW_AT_low_pc"]
 _AT_high_pc = _AT["DW_AT_high_pc"]
 _AT_ranges = _AT["DW_AT_ranges"]
@@ -426,6 +439,7 @@ class ElfSymbolizer:
         self._cus: dict[int, _CU] = {}
         self._dwarf: DWARFInfo | None = None
         self._cu_objs: dict[int, object] = {}
+        self._inflated_secs: dict[str, memoryview] = {}
         with self._boundary("the ELF header"):
             self._open()
         if cache_dir is False:
@@ -461,6 +475,7 @@ class ElfSymbolizer:
         self._save_cache()
         self._dwarf = None
         self._cu_objs.clear()
+        self._inflated_secs.clear()
         if self._mm is not None:
             try:
                 self._mm.close()
@@ -554,28 +569,73 @@ class ElfSymbolizer:
                 return None
             return _Section(desc.stream.getvalue(), h["sh_addr"])
         if h["sh_flags"] & 0x800:                      # SHF_COMPRESSED
+            if self._zlib_compressed(sec):
+                return _Section(self._inflated(sec), h["sh_addr"])
             self._check_compressed(sec)
             return _Section(sec.data(), h["sh_addr"])
         off, size = h["sh_offset"], h["sh_size"]
         return _Section(self._view[off:off + size], h["sh_addr"])
 
-    def _check_compressed(self, sec) -> None:
+    def _chdr(self, sec) -> tuple[int, int, int]:
+        """(ch_type, ch_size, header size) of an SHF_COMPRESSED section's Elf_Chdr."""
         h = sec.header
         hdr_fmt = ("<" if self.little_endian else ">") + ("IIQQ" if self.bits == 64 else "III")
-        raw = self._view[h["sh_offset"]:h["sh_offset"] + struct.calcsize(hdr_fmt)]
-        fields = struct.unpack(hdr_fmt, raw)
-        ch_size = fields[2] if self.bits == 64 else fields[1]
-        if ch_size > _MAX_INFLATE_RATIO * max(h["sh_size"], 1):
+        n = struct.calcsize(hdr_fmt)
+        if h["sh_size"] < n:
+            raise SymbolizationError(f"compressed section {sec.name} is shorter than its "
+                                     "header", self.path)
+        fields = struct.unpack(hdr_fmt, self._view[h["sh_offset"]:h["sh_offset"] + n])
+        return fields[0], (fields[2] if self.bits == 64 else fields[1]), n
+
+    def _check_compressed(self, sec) -> None:
+        ch_size = self._chdr(sec)[1]
+        if ch_size > _MAX_INFLATE_RATIO * max(sec.header["sh_size"], 1):
             raise SymbolizationError(f"compressed section {sec.name} claims to inflate to "
                                      f"{ch_size} bytes", self.path)
+
+    def _zlib_compressed(self, sec) -> bool:
+        """An SHF_COMPRESSED section with ELFCOMPRESS_ZLIB (inflated by :meth:`_inflated`)."""
+        return self._chdr(sec)[0] == 1
+
+    def _inflated(self, sec) -> memoryview:
+        """A zlib-compressed section's bytes, inflated once (on first use) and shared by
+        every reader (pyelftools' streams and the symbolizer's own), streamed from the
+        mmap'd file into one preallocated buffer of ``ch_size`` bytes: no copy of the
+        compressed bytes, no second copy of the inflated ones, and the sections nobody reads
+        (.debug_loclists, .debug_frame for a caller that only wants types) never inflated."""
+        done = self._inflated_secs.get(sec.name)
+        if done is not None:
+            return done
+        self._check_compressed(sec)
+        h = sec.header
+        _, ch_size, n = self._chdr(sec)
+        src = self._view[h["sh_offset"] + n:h["sh_offset"] + h["sh_size"]]
+        out = bytearray(ch_size)
+        d = zlib.decompressobj()
+        at = 0
+        step = 1 << 20
+        with self._boundary(f"compressed section {sec.name}"):
+            for i in range(0, len(src), step):
+                chunk = d.decompress(src[i:i + step], ch_size - at + 1)
+                if at + len(chunk) > ch_size:
+                    raise zlib.error(f"inflates to more than its {ch_size} bytes")
+                out[at:at + len(chunk)] = chunk
+                at += len(chunk)
+                if d.eof:
+                    break
+            if not d.eof or at != ch_size:
+                raise zlib.error(f"inflates to {at} bytes, not its {ch_size} (truncated?)")
+        view = memoryview(out).toreadonly()
+        self._inflated_secs[sec.name] = view
+        return view
 
     def _dwarfinfo(self) -> DWARFInfo:
         """pyelftools' view of the DWARF (CU headers, abbrevs, line-program headers)."""
         if self._dwarf is not None:
             return self._dwarf
-        compressed = any(s.header["sh_flags"] & 0x800 for n, s in self.sections.items()
-                         if n.startswith(".debug"))
-        if self.relocatable or compressed or ".zdebug_info" in self.sections:
+        other = any(s.header["sh_flags"] & 0x800 and not self._zlib_compressed(s)
+                    for n, s in self.sections.items() if n.startswith(".debug"))
+        if self.relocatable or other or ".zdebug_info" in self.sections:
             for n, s in self.sections.items():
                 if n.startswith(".debug") and s.header["sh_flags"] & 0x800:
                     self._check_compressed(s)
@@ -592,9 +652,14 @@ class ElfSymbolizer:
                 descs[n] = None
                 continue
             h = sec.header
-            view = self._view[h["sh_offset"]:h["sh_offset"] + h["sh_size"]]
+            if h["sh_flags"] & 0x800:                  # SHF_COMPRESSED (zlib): on first read
+                size = self._chdr(sec)[1]
+                view = functools.partial(self._inflated, sec)
+            else:
+                size = h["sh_size"]
+                view = self._view[h["sh_offset"]:h["sh_offset"] + size]
             descs[n] = DebugSectionDescriptor(stream=_Window(view), name="." + n,
-                                              global_offset=h["sh_offset"], size=h["sh_size"],
+                                              global_offset=h["sh_offset"], size=size,
                                               address=h["sh_addr"])
         self._dwarf = DWARFInfo(
             config=DwarfConfig(little_endian=self.little_endian,
@@ -616,6 +681,59 @@ class ElfSymbolizer:
     @property
     def has_dwarf(self) -> bool:
         return ".debug_info" in self.sections or ".zdebug_info" in self.sections
+
+    # -- the public API of readers built on the symbolizer (kinspect/vmcore) ----------
+
+    def reading(self, what: str):
+        """A context in which pyelftools' (and a damaged file's) exceptions become one
+        :class:`SymbolizationError` naming the file and ``what`` was being read."""
+        return self._boundary(what)
+
+    def section_data(self, name: str) -> memoryview | bytes | None:
+        """A section's bytes (a zero-copy view of the file; a compressed section inflated
+        once and shared), or None when there is no such section with contents."""
+        with self._boundary(f"section {name}"):
+            s = self._section_bytes(name)
+        return None if s is None else s.data
+
+    def load_cached(self, name: str) -> dict | None:
+        """The JSON data stored with :meth:`store_cached` under ``name`` for this very file
+        (keyed by its build ID and a hash of its symbol and DWARF sections, checksummed), or
+        None (none yet, or one that did not check out: discarded)."""
+        entry = self._load_entry(name, ())
+        return None if entry is None else entry["meta"]
+
+    def store_cached(self, name: str, data: dict) -> None:
+        """Stores JSON ``data`` as the cache entry ``name`` (nothing when caching is off)."""
+        self._store_entry(name, data, {})
+
+    def next_symbol_address(self, addr: int) -> int | None:
+        """The lowest symbol address above ``addr`` (kallsyms' notion of a symbol's end:
+        kernel/kallsyms.c ``get_symbol_pos()``), or None past the last symbol."""
+        i = int(np.searchsorted(self._sym_addr, np.uint64(addr), side="right"))
+        return int(self._sym_addr[i]) if i < len(self._sym_addr) else None
+
+    def type_definitions(self, cu_offset: int, wanted) -> Iterator[tuple[str, str, object]]:
+        """The top-level type definitions of the compile unit at ``.debug_info`` offset
+        ``cu_offset`` named in ``wanted`` (a set of ("struct" | "enum", name); "struct"
+        matches a union too): (kind, name, pyelftools DIE), each once, the scan stopping when
+        all are found.  Only the CU's top-level DIEs are read (each subtree skipped through
+        its sibling pointer); only a match is decoded by pyelftools."""
+        left = set(wanted)
+        with self._boundary(f".debug_info (compile unit at offset {cu_offset:#x})"):
+            di = self._dwarfinfo()
+            cuo = self._cu_obj(cu_offset)
+            top = self._read_die_at(cuo, cuo.cu_die_offset)
+            for die in self._iter_children(cuo, top):
+                if not left:
+                    return
+                if die[1] not in (_TAG_structure, _TAG_union, _TAG_enumeration) or not die[2]:
+                    continue                # (a declaration has no children)
+                kind = "enum" if die[1] == _TAG_enumeration else "struct"
+                key = (kind, self._str(cuo, die[3].get(_AT_name)))
+                if key in left:
+                    left.discard(key)
+                    yield kind, key[1], di.get_DIE_from_refaddr(die[0], cuo)
 
     # -- the on-disk cache ----------------------------------------------------------
     #

@@ -17,6 +17,7 @@ import json
 import re
 import sys
 
+from kinspect.engine.errors import KinspectError
 from kinspect.reports.explain import explain, format_explanation, headline
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, kasan_find_first_bad_addr, round_down
 from kinspect.reports.kreport import KasanReport, LogScan, iter_reports
@@ -28,6 +29,7 @@ from .kernel import Kernel, open_kernel
 from .objects import find_object, object_tracks
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
+from .quarantine import object_hold, quarantine_of
 
 __all__ = ["add_command", "run", "MemoryState", "memory_state", "NO_REPORT"]
 
@@ -40,18 +42,22 @@ _ROW_MEM = META_BYTES_PER_ROW * KASAN_GRANULE_SIZE       # META_MEM_BYTES_PER_RO
 
 def add_command(subparsers) -> None:
     vp = subparsers.add_parser(
-        "vmcore", help="the KASAN reports of a crash dump (ELF core) with the real shadow "
-                       "around their addresses",
-        description="Read an x86_64 ELF crash dump (QEMU dump-guest-memory, kdump's "
-                    "/proc/vmcore) with its vmlinux: the KASAN reports in its printk ring "
+        "vmcore", help="the KASAN reports of a crash dump (ELF core, makedumpfile -c) with "
+                       "the real shadow around their addresses",
+        description="Read an x86_64 crash dump (QEMU dump-guest-memory, kdump's /proc/vmcore, "
+                    "makedumpfile's ELF or compressed KDUMP file) with its vmlinux: the KASAN "
+                    "reports in its printk ring "
                     "buffer, and the shadow memory and struct page around each address, read "
                     "from the dump. Exit 0: shown; 1: no report; 2: unusable input.")
-    vp.add_argument("dump", metavar="DUMP", help="the ELF core file")
+    vp.add_argument("dump", metavar="DUMP", help="the dump (ELF core or makedumpfile's KDUMP)")
     vp.add_argument("--vmlinux", metavar="PATH", required=True,
                     help="the dump's unstripped vmlinux (its build ID is checked)")
     vp.add_argument("--addr", metavar="ADDR", type=_address,
                     help="show the dump's state around this kernel address instead")
     vp.add_argument("--format", choices=("text", "json"), default="text")
+    vp.add_argument("--replay", action="store_true",
+                    help="replay each report in kinspect's engine and list where the "
+                         "simulated shadow of the object's slot differs from the dump's")
 
 
 def _address(text: str) -> int:
@@ -92,6 +98,8 @@ class MemoryState:
         self.object = find_object(k, addr, _shadow_reader(k, prof))
         self.tracks = [] if self.object is None else \
             object_tracks(k, self.object, _shadow_reader(k, prof))
+        self.quarantine, self.quarantine_line = (None, None) if self.object is None else \
+            object_hold(k, self.object)
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
@@ -134,11 +142,14 @@ class MemoryState:
                 "object_lines": [] if self.object is None else
                 self.object.lines(self.addr, self.bug_type),
                 "tracks": [{"title": t, "frames": f} for t, f in self.tracks],
+                "quarantine": None if self.quarantine is None else self.quarantine.to_json(),
+                "quarantine_line": self.quarantine_line,
                 "page": self.page, "notes": self.notes}
 
 
-class _Unreadable(Exception):
-    pass
+class _Unreadable(LookupError):
+    """A shadow byte the dump does not hold (a LookupError: what the readers of
+    ``shadow_byte`` catch; a damaged dump's VmcoreError is not one, and ends the command)."""
 
 
 def _shadow_reader(k: Kernel, prof):
@@ -180,6 +191,7 @@ def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     if st.object is not None:
         out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
         out += [f"{indent}note: {n}" for n in st.object.notes]
+        out.append(indent + st.quarantine_line)
     if st.page is not None:
         out.append(f"{indent}the physical page (struct page at {st.page['struct_page']}):")
         out += [indent + ln for ln in st.page["lines"]]
@@ -206,11 +218,16 @@ def _access_size(rep: KasanReport) -> int:
 
 def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
     cpus = len(k.core.cpus)
-    lines = [f"dump: {k.core.path}: x86_64 ELF core, {cpus} CPU{'s' if cpus != 1 else ''}, "
+    lines = [f"dump: {k.core.path}: {k.core.kind}, {cpus} CPU{'s' if cpus != 1 else ''}, "
              f"physical memory up to {k.core.ram_end:#x}",
              f"vmlinux: {k.sym.path}: matched by {k.build_id_match}",
              f"page tables: {k.root_source}, {5 if k.la57 else 4}-level; direct map at "
-             f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}"]
+             f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
+             f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
+             f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})"]
+    q = quarantine_of(k)
+    lines.append(q.summary())
+    lines += [f"  note: {n}" for n in q.notes]
     if ring is not None:
         seqs = f" (seq {ring.records[0].seq}..{ring.records[-1].seq})" if ring.records else ""
         lines.append(f"printk ring buffer: {len(ring.records)} records{seqs}, "
@@ -220,6 +237,8 @@ def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
 
 
 def run(args) -> int:
+    if args.replay and args.addr is not None:
+        raise KinspectError("replays the dump's reports: not with --addr", "--replay")
     k = open_kernel(args.dump, args.vmlinux)
     try:
         return _run(k, args)
@@ -230,6 +249,7 @@ def run(args) -> int:
 def _run(k: Kernel, args) -> int:
     doc: dict = {"dump": k.core.path, "vmlinux": k.sym.path, "match": k.build_id_match,
                  "page_tables": k.root_source, "la57": k.la57,
+                 "kaslr_offset": k.kaslr_offset, "phys_base": k.phys_base,
                  "page_offset_base": f"{k.page_offset_base:#x}",
                  "vmemmap_base": f"{k.vmemmap_base:#x}"}
     if args.addr is not None:
@@ -252,8 +272,11 @@ def _run(k: Kernel, args) -> int:
             d = rep.to_json()
             d["headline"] = headline(rep)
             d["explanation"] = explain(rep).to_json()
-            d["in_dump"] = None if rep.addr is None else \
-                memory_state(k, rep.addr, _access_size(rep), rep.bug_type).to_json()
+            st = None if rep.addr is None else \
+                memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
+            d["in_dump"] = None if st is None else st.to_json()
+            if args.replay:
+                d["replay"] = None if st is None else _replay(k, rep, st).to_json()
             out.append(d)
         doc["reports"] = out
         if not reports:
@@ -271,10 +294,17 @@ def _run(k: Kernel, args) -> int:
         else:
             st = memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
             print("\n".join(_state_lines(st, "    ")))
+            if args.replay:
+                print("\n".join("    " + ln for ln in _replay(k, rep, st).lines()))
     if not reports:
         print(NO_REPORT)
         return 1
     return 0
+
+
+def _replay(k: Kernel, rep: KasanReport, st: MemoryState):
+    from .replay import compare_replay
+    return compare_replay(rep, st, _shadow_reader(k, _x86_64()))
 
 
 def _dump_json(doc: dict) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kinspect.engine.errors import KinspectError
 
-__all__ = ["VmcoreError", "ElfCore", "Segment", "CpuState"]
+__all__ = ["VmcoreError", "ElfCore", "Segment", "CpuState", "open_core"]
 
 EM_X86_64 = 62          # include/uapi/linux/elf-em.h
 ET_CORE = 4             # include/uapi/linux/elf.h
@@ -70,6 +70,59 @@ class Note:
     name: bytes
     type: int
     desc: memoryview = field(repr=False)
+
+
+def parse_notes(view, off: int, size: int, out: list[Note], error,
+                area: str = "its PT_NOTE segment") -> None:
+    """The ELF notes of ``view[off:off + size]`` appended to ``out`` (a PT_NOTE segment, or
+    the note area a makedumpfile header copies); ``error(message)`` makes the exception."""
+    i, end = off, off + size
+    while i + _NHDR.size <= end:
+        if len(out) >= _MAX_NOTES:
+            raise error(f"more than {_MAX_NOTES} notes: not a dump kinspect knows")
+        namesz, descsz, ntype = _NHDR.unpack_from(view, i)
+        name_at = i + _NHDR.size
+        desc_at = name_at + ((namesz + 3) & ~3)
+        nxt = desc_at + ((descsz + 3) & ~3)
+        if desc_at + descsz > end:
+            raise error(f"the note at file offset {i:#x} claims {namesz} + {descsz} "
+                        f"bytes, past the end of {area}")
+        name = bytes(view[name_at:name_at + namesz]).rstrip(b"\0")
+        out.append(Note(name, ntype, view[desc_at:desc_at + descsz]))
+        i = nxt
+
+
+def cpus_from_notes(notes: list[Note]) -> list[CpuState]:
+    """One CpuState per CPU: ``NT_PRSTATUS`` notes, and QEMU's CPU state (CR0..CR4)."""
+    cpus: list[CpuState] = []
+    pr = [n for n in notes if n.name == b"CORE" and n.type == NT_PRSTATUS]
+    qemu = [n for n in notes if n.name == b"QEMU"]
+    for i in range(max(len(pr), len(qemu))):
+        cpu = CpuState(i, prstatus=i < len(pr))
+        if i < len(qemu) and len(qemu[i].desc) >= _QEMU_CR_OFFSET + 40:
+            cpu.cr = struct.unpack_from("<5Q", qemu[i].desc, _QEMU_CR_OFFSET)
+        cpus.append(cpu)
+    return cpus
+
+
+def parse_vmcoreinfo(text: bytes, error) -> dict[str, str]:
+    """VMCOREINFO's ``KEY=VALUE`` lines (kernel/vmcore_info.c ``vmcoreinfo_append_str()``)."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.rstrip(b"\0").split(b"\n"), 1):
+        if not line:
+            continue
+        key, eq, value = line.partition(b"=")
+        if not eq or not key:
+            raise error(f"VMCOREINFO line {n} is not KEY=VALUE: {line[:60]!r}")
+        out[key.decode("ascii", "replace")] = value.decode("ascii", "replace")
+    return out
+
+
+def vmcoreinfo_from_notes(notes: list[Note], error) -> dict[str, str] | None:
+    """The ``VMCOREINFO`` note's fields (kdump's /proc/vmcore, QEMU's ``-device vmcoreinfo``
+    when the guest published it), or None when the dump has none."""
+    note = next((n for n in notes if n.name == b"VMCOREINFO"), None)
+    return None if note is None else parse_vmcoreinfo(bytes(note.desc), error)
 
 
 class ElfCore:
@@ -163,32 +216,13 @@ class ElfCore:
         self._seg_start = [s.paddr for s in self.segments]
         self.notes: list[Note] = []
         for off, size in notes:
-            self._parse_notes(off, size)
-        self.cpus: list[CpuState] = []
-        pr = [n for n in self.notes if n.name == b"CORE" and n.type == NT_PRSTATUS]
-        qemu = [n for n in self.notes if n.name == b"QEMU"]
-        for i in range(max(len(pr), len(qemu))):
-            cpu = CpuState(i, prstatus=i < len(pr))
-            if i < len(qemu) and len(qemu[i].desc) >= _QEMU_CR_OFFSET + 40:
-                cpu.cr = struct.unpack_from("<5Q", qemu[i].desc, _QEMU_CR_OFFSET)
-            self.cpus.append(cpu)
+            parse_notes(self._view, off, size, self.notes, self.error)
+        self.cpus = cpus_from_notes(self.notes)
+        self.vmcoreinfo = vmcoreinfo_from_notes(self.notes, self.error)
 
-    def _parse_notes(self, off: int, size: int) -> None:
-        m = self._view
-        i, end = off, off + size
-        while i + _NHDR.size <= end:
-            if len(self.notes) >= _MAX_NOTES:
-                raise self.error(f"more than {_MAX_NOTES} notes: not a dump kinspect knows")
-            namesz, descsz, ntype = _NHDR.unpack_from(m, i)
-            name_at = i + _NHDR.size
-            desc_at = name_at + ((namesz + 3) & ~3)
-            nxt = desc_at + ((descsz + 3) & ~3)
-            if desc_at + descsz > end:
-                raise self.error(f"the note at file offset {i:#x} claims {namesz} + {descsz} "
-                                 f"bytes, past the end of its PT_NOTE segment")
-            name = bytes(m[name_at:name_at + namesz]).rstrip(b"\0")
-            self.notes.append(Note(name, ntype, m[desc_at:desc_at + descsz]))
-            i = nxt
+    @property
+    def kind(self) -> str:
+        return "x86_64 ELF core"
 
     # -- physical memory -------------------------------------------------------------
 
@@ -226,3 +260,20 @@ class ElfCore:
             return None
         return int.from_bytes(self._mm[s.offset + paddr - s.paddr:
                                        s.offset + paddr - s.paddr + 8], "little")
+
+
+def open_core(path: str | os.PathLike[str]):
+    """The dump at ``path``: an ELF core (:class:`ElfCore`) or makedumpfile's compressed
+    ``KDUMP`` file (:class:`kinspect.vmcore.diskdump.DiskDump`), told by the first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as e:
+        raise VmcoreError(f"cannot read the file: {e.strerror}", os.fspath(path)) from None
+    from .diskdump import KDUMP_SIGNATURE, DiskDump
+    if head == KDUMP_SIGNATURE:
+        return DiskDump(path)
+    if head == b"makedump":                 # MAKEDUMPFILE_SIGNATURE "makedumpfile"
+        raise VmcoreError("makedumpfile's flattened format (makedumpfile -F, for a pipe): "
+                          "rearrange it first with makedumpfile -R", os.fspath(path))
+    return ElfCore(path)

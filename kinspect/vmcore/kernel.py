@@ -20,7 +20,7 @@ import numpy as np
 from kinspect.engine.errors import KinspectError, SymbolizationError
 from kinspect.reports.symbols import ElfSymbolizer
 
-from .core import ElfCore, VmcoreError
+from .core import VmcoreError, open_core
 from .pagetable import PAGE_SIZE, START_KERNEL_MAP, X86_CR4_LA57, PageTables
 from .types import Layout, load_enums, load_layouts
 
@@ -30,8 +30,12 @@ __all__ = ["Kernel", "open_kernel"]
 DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
                 "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
                 "no_hash_pointers", "cma_areas", "slub_debug_enabled", "stack_pools",
-                "pools_num")
-_SYMBOLS_ENTRY = "vmcore-data-symbols-4"
+                "pools_num", "global_quarantine", "quarantine_head", "quarantine_tail",
+                "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids", "max_pfn")
+_SYMBOLS_ENTRY = "vmcore-data-symbols-6"
+#: arch/x86/include/asm/page_64_types.h: 1 GiB with CONFIG_RANDOMIZE_BASE, the room KASLR
+#: moves the kernel image in
+KERNEL_IMAGE_SIZE = 1 << 30
 _NT_GNU_BUILD_ID = 3
 
 
@@ -39,15 +43,15 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
     """Every [address, size] of each named symbol of ``.symtab`` (any type: static ones can
     repeat), from the symbolizer's cache when there (a name absent from the file is left
     out)."""
-    cached = sym._load_entry(_SYMBOLS_ENTRY, ())
-    if cached is not None and isinstance(cached["meta"].get("symbols"), dict):
-        found = cached["meta"]["symbols"]
+    cached = sym.load_cached(_SYMBOLS_ENTRY)
+    if cached is not None and isinstance(cached.get("symbols"), dict):
+        found = cached["symbols"]
         if all(isinstance(v, list) and v and all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) for i in x)
                 for x in v) for v in found.values()):
             return found
     found = {}
-    with sym._boundary(".symtab (data symbols)"):
+    with sym.reading(".symtab (data symbols)"):
         sec = sym.sections.get(".symtab")
         if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
             raise VmcoreError("the vmlinux has no .symtab: give the unstripped vmlinux",
@@ -56,9 +60,8 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
         dt = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                        ("value", "<u8"), ("size", "<u8")])
         n = h["sh_size"] // dt.itemsize
-        syms = np.frombuffer(sym._view[h["sh_offset"]:h["sh_offset"] + n * dt.itemsize], dt)
-        sh = sym.elf.get_section(h["sh_link"]).header
-        strtab = bytes(sym._view[sh["sh_offset"]:sh["sh_offset"] + sh["sh_size"]])
+        syms = np.frombuffer(sym.section_data(".symtab")[:n * dt.itemsize], dt)
+        strtab = bytes(sym.section_data(sym.elf.get_section(h["sh_link"]).name) or b"")
         for name in names:
             key = name.encode() + b"\0"
             # every place the name's bytes end a string (a linker may share a suffix)
@@ -69,7 +72,7 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
                              & (syms["shndx"] != 0))[0]
             if len(hit):
                 found[name] = [[int(syms["value"][i]), int(syms["size"][i])] for i in hit]
-    sym._store_entry(_SYMBOLS_ENTRY, {"symbols": found}, {})
+    sym.store_cached(_SYMBOLS_ENTRY, {"symbols": found})
     return found
 
 
@@ -79,7 +82,7 @@ class Kernel:
     symbolizer, for stacks)."""
 
     def __init__(self, dump: str, vmlinux: str) -> None:
-        self.core = ElfCore(dump)
+        self.core = open_core(dump)
         try:
             self.sym = ElfSymbolizer(vmlinux)
         except SymbolizationError:
@@ -110,8 +113,13 @@ class Kernel:
     def _setup(self, vmlinux: str) -> None:
         if self.sym.machine != "EM_X86_64":
             raise VmcoreError(f"not an x86_64 vmlinux ({self.sym.machine})", vmlinux)
-        #: name -> every [address, size] of that name; ``symbols``: the first address
-        self.symbol_candidates = data_symbols(self.sym)
+        self._read_vmcoreinfo()
+        #: name -> every [address, size] of that name, at run time (the link address plus
+        #: the KASLR offset); ``symbols``: the first address
+        #: (a per-CPU variable's zero-based address, below __START_KERNEL_map, is not moved)
+        self.symbol_candidates = {
+            n: [[a + self.kaslr_offset if a >= START_KERNEL_MAP else a, size] for a, size in v]
+            for n, v in data_symbols(self.sym).items()}
         self.symbols = {n: v[0][0] for n, v in self.symbol_candidates.items()}
         cpu = next((c for c in self.core.cpus if c.cr3), None)
         if cpu is not None:
@@ -119,11 +127,13 @@ class Kernel:
             self.root_source = f"CR3 of CPU {cpu.index}"
             self.pt = PageTables(self.core, cpu.cr3, self.la57)
         else:
-            # no CR3 in the notes: init_top_pgt, at its link address less __START_KERNEL_map
-            # (phys_base 0: a kernel run at its link address, as with nokaslr)
-            self.la57 = False
-            self.root_source = "init_top_pgt (phys_base 0: no CR3 in the dump)"
-            self.pt = PageTables(self.core, self._need("init_top_pgt") - START_KERNEL_MAP)
+            # no CR3 in the notes (kdump's): init_top_pgt, by __pa_symbol() (its run-time
+            # address less __START_KERNEL_map, plus phys_base: arch/x86/include/asm/page_64.h)
+            top = self.vmcoreinfo_symbol("init_top_pgt") or self._need("init_top_pgt")
+            self.la57 = self.vmcoreinfo_number("pgtable_l5_enabled") == 1
+            self.root_source = (f"init_top_pgt (no CR3 in the dump; phys_base {self.phys_base:#x}"
+                                f" from {self.phys_base_source})")
+            self.pt = PageTables(self.core, top - START_KERNEL_MAP + self.phys_base, self.la57)
         self.build_id_match = self._check_match()
         self.page_offset_base = self._read_u64_via_pt(self._need("page_offset_base"))
         self.vmemmap_base = self._read_u64_via_pt(self._need("vmemmap_base"))
@@ -132,6 +142,47 @@ class Kernel:
                               "page tables do not map the kernel image", self.core.path)
         self.layouts: dict[str, Layout] = load_layouts(self.sym)
         self.enums: dict[str, dict[str, int]] = load_enums(self.sym)
+
+    def _read_vmcoreinfo(self) -> None:
+        """KASLR's offset and phys_base from the dump's VMCOREINFO (arch/x86/kernel/
+        vmcore_info_64.c ``arch_crash_save_vmcoreinfo()``: ``KERNELOFFSET=%lx``,
+        ``NUMBER(phys_base)=%ld``), else makedumpfile's sub-header's phys_base, else 0 (a
+        kernel run at its link address: ``nokaslr``)."""
+        info = self.core.vmcoreinfo or {}
+        self.vmcoreinfo = info
+        try:
+            self.kaslr_offset = int(info.get("KERNELOFFSET", "0"), 16)
+        except ValueError:
+            raise VmcoreError(f"VMCOREINFO's KERNELOFFSET is not hexadecimal: "
+                              f"{info['KERNELOFFSET'][:40]!r}", self.core.path) from None
+        if not 0 <= self.kaslr_offset < KERNEL_IMAGE_SIZE:
+            raise VmcoreError(f"VMCOREINFO's KERNELOFFSET {self.kaslr_offset:#x} is beyond "
+                              "the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)", self.core.path)
+        pb = self.vmcoreinfo_number("phys_base")
+        if pb is not None:
+            self.phys_base, self.phys_base_source = pb % (1 << 64), "VMCOREINFO"
+        elif getattr(self.core, "phys_base", None) is not None:
+            self.phys_base, self.phys_base_source = self.core.phys_base, "the dump's header"
+        else:
+            self.phys_base, self.phys_base_source = 0, "nothing: 0 assumed"
+
+    def vmcoreinfo_number(self, name: str) -> int | None:
+        """VMCOREINFO's ``NUMBER(name)=%ld``, or None."""
+        v = self.vmcoreinfo.get(f"NUMBER({name})")
+        try:
+            return None if v is None else int(v, 10)
+        except ValueError:
+            raise VmcoreError(f"VMCOREINFO's NUMBER({name}) is not a number: {v[:40]!r}",
+                              self.core.path) from None
+
+    def vmcoreinfo_symbol(self, name: str) -> int | None:
+        """VMCOREINFO's ``SYMBOL(name)=%lx`` (a run-time address), or None."""
+        v = self.vmcoreinfo.get(f"SYMBOL({name})")
+        try:
+            return None if v is None else int(v, 16)
+        except ValueError:
+            raise VmcoreError(f"VMCOREINFO's SYMBOL({name}) is not an address: {v[:40]!r}",
+                              self.core.path) from None
 
     def _read_u64_via_pt(self, vaddr: int) -> int | None:
         phys = self.pt.translate(vaddr)
@@ -146,12 +197,11 @@ class Kernel:
             h = notes.header
             if want is None:        # (a vmlinux keeps its build ID in .notes, not in a
                 #                     .note.gnu.build-id section of its own)
-                ids = _build_ids(bytes(self.sym._view[h["sh_offset"]:
-                                                      h["sh_offset"] + h["sh_size"]]))
+                ids = _build_ids(bytes(self.sym.section_data(".notes") or b""))
                 want = ids[0] if ids else None
         if want and notes is not None:
             h = notes.header
-            data = self.read_via_pt(h["sh_addr"], h["sh_size"])
+            data = self.read_via_pt(h["sh_addr"] + self.kaslr_offset, h["sh_size"])
             if data is not None:
                 ids = _build_ids(data)
                 if want in ids:
@@ -161,7 +211,7 @@ class Kernel:
                                       f"{want}: not the vmlinux of this dump", self.core.path)
         banner = self.symbols.get("linux_banner")
         if banner is not None:
-            text = _section_bytes_at(self.sym, banner, 256)
+            text = _section_bytes_at(self.sym, banner - self.kaslr_offset, 256)
             mem = self.read_via_pt(banner, 256)
             if text is not None and mem is not None:
                 text, mem = text.split(b"\0")[0], mem.split(b"\0")[0]
@@ -246,8 +296,9 @@ def _section_bytes_at(sym: ElfSymbolizer, vaddr: int, size: int) -> bytes | None
         if h["sh_type"] != "SHT_NOBITS" and h["sh_flags"] & 0x2 \
                 and h["sh_addr"] <= vaddr < h["sh_addr"] + h["sh_size"]:
             n = min(size, h["sh_addr"] + h["sh_size"] - vaddr)
-            off = h["sh_offset"] + vaddr - h["sh_addr"]
-            return bytes(sym._view[off:off + n])
+            off = vaddr - h["sh_addr"]
+            data = sym.section_data(sec.name)
+            return None if data is None else bytes(data[off:off + n])
     return None
 
 

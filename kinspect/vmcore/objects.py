@@ -25,7 +25,7 @@ from kinspect.engine.slab import KmemCache
 from .kernel import Kernel
 from .page import PGTY_SLAB, _cstr, _s32, pfn_of
 
-__all__ = ["SlabObject", "find_object", "object_tracks"]
+__all__ = ["SlabObject", "find_object", "object_tracks", "addr_to_slab"]
 
 
 class SlabObject(SimpleNamespace):
@@ -57,20 +57,12 @@ class SlabObject(SimpleNamespace):
 def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     """The slab object of ``addr`` (None: not a direct-map address of a slab page, or its
     structures are not in the dump).  ``shadow_byte(a)``: the dump's shadow byte of ``a``
-    (raises when unreadable)."""
-    pfn = pfn_of(k, addr)
-    if pfn is None or not {"page", "slab", "kmem_cache"} <= k.layouts.keys():
+    (raises a LookupError when the dump does not hold it)."""
+    slab = addr_to_slab(k, addr)
+    if slab is None:
         return None
     psize = k.layouts["page"].size
-    page = k.vmemmap_base + pfn * psize
-    head = k.field("page", page, "compound_head")
-    if head is None:
-        return None
-    folio = head - 1 if head & 1 else page                  # page_folio()
-    page_type = k.field("page", folio, "page_type")
-    if page_type is None or page_type >> 24 != PGTY_SLAB:  # folio_test_slab()
-        return None
-    slab = folio                                            # folio_slab(): the same memory
+    folio = slab                                            # folio_slab(): the same memory
     cache = k.field("slab", slab, "slab_cache")
     objects = k.field("slab", slab, "objects")
     if not cache or not objects:
@@ -88,12 +80,29 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
         obj += kc["red_left_pad"]
     try:
         alloc_size = kasan_get_alloc_size(shadow_byte, obj, kc["object_size"])
-    except Exception:                                       # (the shadow_byte's own error)
+    except LookupError:                     # (shadow_byte: not in the dump)
         alloc_size = 0
         notes.append("the object's shadow is not in the dump: its size is the cache's")
     return SlabObject(object_addr=obj, cache=cache, cache_name=_cstr(k, kc["name"]) or "?",
                       cache_object_size=kc["object_size"], cache_size=kc["size"],
                       alloc_size=alloc_size or kc["object_size"], slab=slab, notes=notes)
+
+
+def addr_to_slab(k: Kernel, addr: int) -> int | None:
+    """``kasan_addr_to_slab()`` / ``virt_to_slab()``: the struct slab of a direct-map
+    address (its folio, when the folio's page type is slab), or None."""
+    pfn = pfn_of(k, addr)
+    if pfn is None or not {"page", "slab", "kmem_cache"} <= k.layouts.keys():
+        return None
+    page = k.vmemmap_base + pfn * k.layouts["page"].size
+    head = k.field("page", page, "compound_head")
+    if head is None:
+        return None
+    folio = head - 1 if head & 1 else page                  # page_folio()
+    page_type = k.field("page", folio, "page_type")
+    if page_type is None or page_type >> 24 != PGTY_SLAB:  # folio_test_slab()
+        return None
+    return folio
 
 
 def kasan_get_alloc_size(shadow_byte, obj: int, object_size: int) -> int:
@@ -149,7 +158,7 @@ def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, li
             out.append((f"Allocated by task {pid}:", _depot_frames(k, stack)))
     try:
         freed = shadow_byte(obj.object_addr) == KASAN_SLAB_FREE_META
-    except Exception:                                       # (the shadow_byte's own error)
+    except LookupError:                     # (shadow_byte: not in the dump)
         freed = False
     if freed and free_off is not None and free_off != KASAN_NO_FREE_META:
         fm = obj.object_addr + free_off                          # kasan_get_free_meta()
@@ -201,10 +210,10 @@ def _print_symbol(k: Kernel, ip: int) -> str:
     """``%pS`` as kallsyms gives it: ``name+0xoff/0xsize``, the size being the distance to
     the next symbol at a higher address (kernel/kallsyms.c ``get_symbol_pos()``: kallsyms
     keeps no sizes), here from the symbolizer's sorted symbol addresses."""
-    sym = k.sym.symbol_at(ip)
+    link = ip - k.kaslr_offset              # (the vmlinux's addresses are link addresses)
+    sym = k.sym.symbol_at(link)
     if sym is None:
         return f"0x{ip:x}"
-    addrs = k.sym._sym_addr
-    i = int(np.searchsorted(addrs, np.uint64(sym.addr), side="right"))
-    size = int(addrs[i]) - sym.addr if i < len(addrs) else sym.size
-    return f"{sym.name}+{ip - sym.addr:#x}/{size:#x}"
+    nxt = k.sym.next_symbol_address(sym.addr)
+    size = nxt - sym.addr if nxt is not None else sym.size
+    return f"{sym.name}+{link - sym.addr:#x}/{size:#x}"

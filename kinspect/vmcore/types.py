@@ -3,9 +3,9 @@
 A struct is found without decoding every compile unit: the CU of a function known to be
 compiled with the struct's definition (``prb_read_valid`` for the printk ring buffer,
 ``kmem_cache_free`` for struct page, slab and kmem_cache) comes from ``.debug_aranges``
-(:meth:`ElfSymbolizer.cu_offset_at`); that CU's top-level DIEs are scanned with the
-symbolizer's reader (each subtree skipped through its sibling pointer); only the struct's own
-subtree, and the types of its members, are decoded by pyelftools.
+(:meth:`ElfSymbolizer.cu_offset_at`); that CU's top-level DIEs are scanned by
+:meth:`ElfSymbolizer.type_definitions` (each subtree skipped through its sibling pointer); only
+the struct's own subtree, and the types of its members, are decoded by pyelftools.
 
 The layouts are stored as one entry of the symbolizer's on-disk cache (keyed by the build ID
 and a hash of the DWARF sections, checksummed, rebuilt when it does not check out).
@@ -13,9 +13,9 @@ and a hash of the DWARF sections, checksummed, rebuilt when it does not check ou
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
-from kinspect.reports import symbols as _sym
 from kinspect.reports.symbols import ElfSymbolizer
 
 from .core import VmcoreError
@@ -39,19 +39,18 @@ WANTED_STRUCTS: dict[str, str] = {      # (structs and unions)
     "kasan_free_meta": "kasan_complete_mode_report_info",
     "stack_record": "stack_depot_print",       # lib/stackdepot.c
     "handle_parts": "stack_depot_print",       # (a union)
+    "qlist_head": "kasan_quarantine_put",      # mm/kasan/quarantine.c
+    "qlist_node": "kasan_quarantine_put",
 }
 #: enum name -> a function compiled in a CU that defines it (enumerators read by name)
 WANTED_ENUMS: dict[str, str] = {
     "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
 }
-_CACHE_ENTRY = "vmcore-layouts-5"
+_CACHE_ENTRY = "vmcore-layouts-6"
+#: the layouts of each open symbolizer (read once per vmlinux opened)
+_LOADED: "weakref.WeakKeyDictionary[ElfSymbolizer, tuple]" = weakref.WeakKeyDictionary()
 _MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
-
-_TAG_struct = _sym._TAG["DW_TAG_structure_type"]
-_TAG_union = _sym._TAG["DW_TAG_union_type"]
-_TAG_enum = _sym._TAG["DW_TAG_enumeration_type"]
-
 
 @dataclass(frozen=True)
 class Member:
@@ -123,13 +122,12 @@ def load_enums(sym: ElfSymbolizer) -> dict[str, dict[str, int]]:
 
 
 def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, int]]]:
-    done = sym.__dict__.get("_vmcore_types")
+    done = _LOADED.get(sym)
     if done is not None:
         return done
-    cached = sym._load_entry(_CACHE_ENTRY, ())
-    if cached is not None:
+    meta = sym.load_cached(_CACHE_ENTRY)
+    if meta is not None:
         try:
-            meta = cached["meta"]
             enums = meta["enums"]
             if not all(isinstance(v, int) for e in enums.values() for v in e.values()):
                 raise ValueError("bad enum")
@@ -137,11 +135,11 @@ def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, in
         except (ValueError, TypeError, KeyError, AttributeError):
             done = None                     # (checksummed, but not ours: rebuilt)
     if done is None:
-        with sym._boundary("the DWARF types"):
+        with sym.reading("the DWARF types"):
             done = _read_types(sym)
-        sym._store_entry(_CACHE_ENTRY, {
-            "layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]}, {})
-    sym.__dict__["_vmcore_types"] = done
+        sym.store_cached(_CACHE_ENTRY, {
+            "layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]})
+    _LOADED[sym] = done
     return done
 
 
@@ -149,38 +147,24 @@ def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[s
     if not sym.has_dwarf:
         raise VmcoreError("the vmlinux has no DWARF (.debug_info): kinspect needs an "
                           "unstripped vmlinux built with CONFIG_DEBUG_INFO", sym.path)
-    by_cu: dict[int, set[tuple[int, str]]] = {}
-    for tag, wanted in ((_TAG_struct, WANTED_STRUCTS), (_TAG_enum, WANTED_ENUMS)):
+    by_cu: dict[int, set[tuple[str, str]]] = {}
+    for kind, wanted in (("struct", WANTED_STRUCTS), ("enum", WANTED_ENUMS)):
         for name, func in wanted.items():
             hits = sym.find_symbols(func)
             cu = sym.cu_offset_at(hits[0].addr) if hits else None
             if cu is not None:
-                by_cu.setdefault(cu, set()).add((tag, name))
+                by_cu.setdefault(cu, set()).add((kind, name))
     layouts: dict[str, Layout] = {}
     enums: dict[str, dict[str, int]] = {}
-    di = sym._dwarfinfo()
     for cu_off, wanted in by_cu.items():
-        cuo = sym._cu_obj(cu_off)
-        top = sym._read_die_at(cuo, cuo.cu_die_offset)
-        left = set(wanted)
-        for die in sym._iter_children(cuo, top):
-            if die[1] not in (_TAG_struct, _TAG_union, _TAG_enum) or not die[2]:
-                continue                    # (a declaration has no children)
-            tag = _TAG_struct if die[1] == _TAG_union else die[1]     # (both: a layout)
-            key = (tag, sym._str(cuo, die[3].get(_sym._AT_name)))
-            if key not in left:
-                continue
-            left.discard(key)
-            full = di.get_DIE_from_refaddr(die[0], cuo)
-            if tag == _TAG_struct:
-                layouts[key[1]] = _layout(key[1], full)
+        for kind, name, die in sym.type_definitions(cu_off, wanted):
+            if kind == "struct":
+                layouts[name] = _layout(name, die)
             else:
-                enums[key[1]] = {c.attributes["DW_AT_name"].value.decode():
-                                 int(c.attributes["DW_AT_const_value"].value)
-                                 for c in full.iter_children()
-                                 if c.tag == "DW_TAG_enumerator"}
-            if not left:
-                break
+                enums[name] = {c.attributes["DW_AT_name"].value.decode():
+                               int(c.attributes["DW_AT_const_value"].value)
+                               for c in die.iter_children()
+                               if c.tag == "DW_TAG_enumerator"}
     return layouts, enums
 
 
