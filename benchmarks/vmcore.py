@@ -14,7 +14,7 @@ process for the opening runs: ``os.wait4``) and the child's peak RSS, measured i
    and shadow rows), warm.
 3. The same warm opening on makedumpfile's compressed file, when ``--kdump`` is given (or
    the tests made one).
-4. The page map (kinspect/widgets/page_map.py over vmcore_screen.DumpPages): one frame of
+4. The page map (kinspect/widgets/page_map.py over screens/vmcore.py DumpPages): one frame of
    48 rows of 128 pages on a fresh reader (the struct pages read and classified), the same
    frame again (cached strips), and every row of all RAM; at zoom 0 and zoomed out to one
    cell per 64 pages.  Target: a frame at UI rates (< 1/30 s).
@@ -92,7 +92,7 @@ def main() -> int:
 def page_map(dump: str, vmlinux: str) -> None:
     from kinspect.vmcore import Kernel
     from kinspect.vmcore.reader import DumpReader
-    from kinspect.vmcore_screen import DumpPages
+    from kinspect.screens.vmcore import DumpPages
     from kinspect.widgets.page_map import PageMap
 
     with Kernel(dump, vmlinux) as k:

@@ -391,7 +391,7 @@ def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None
     plus VMCOREINFO's KERNELOFFSET, physically at __pa_symbol() with phys_base; the walk
     starts at init_top_pgt found that way, and the dump is paired and read there."""
     from test_vmcore_bad_input import make_core
-    from kinspect.engine.symbols import ElfSymbolizer
+    from kinspect.reports.symbols import ElfSymbolizer
     from kinspect.vmcore.kernel import data_symbols
     offset, phys_base = 0x1e000000, 0x3600000
     start = 0xffffffff80000000                  # __START_KERNEL_map

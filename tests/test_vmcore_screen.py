@@ -11,7 +11,7 @@ from kinspect.cli import main
 from kinspect.engine.memory import PageState
 from kinspect.vmcore import Kernel
 from kinspect.vmcore.reader import DumpReader
-from kinspect.vmcore_screen import VmcoreApp, parse_target
+from kinspect.screens.vmcore import VmcoreApp, parse_target
 from kinspect.widgets.page_map import PageMap
 from test_vmcore import SHARED, pytestmark, unpacked  # noqa: F401  (the same skip)
 

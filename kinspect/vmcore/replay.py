@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kinspect.engine.explain import ReplayUnsupported, replay_workload, run_replay
+from kinspect.reports.explain import ReplayUnsupported, replay_workload, run_replay
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE
 
 __all__ = ["SlotComparison", "compare_replay"]

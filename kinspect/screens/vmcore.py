@@ -21,13 +21,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
-from .engine.errors import KinspectError
-from .engine.profile import format_size
-from .vmcore.command import _header, memory_state, _state_lines
-from .vmcore.kernel import Kernel
-from .vmcore.reader import REAL_SCHEME, DumpReader
-from .widgets.page_map import _CODE_OF_RANK, _RANK, PageMap
-from .widgets.palette import PAGE_PAINTS
+from kinspect.engine.errors import KinspectError
+from kinspect.engine.profile import format_size
+from kinspect.vmcore.command import _header, memory_state, _state_lines
+from kinspect.vmcore.kernel import Kernel
+from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
+from kinspect.widgets.page_map import _CODE_OF_RANK, _RANK, PageMap
+from kinspect.widgets.palette import PAGE_PAINTS
 
 __all__ = ["DumpPages", "VmcoreApp", "parse_target"]
 
