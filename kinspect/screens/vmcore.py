@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, Static
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
-from kinspect.vmcore.command import _header, memory_state, _state_lines
+from kinspect.vmcore.command import dump_header_lines, memory_state, state_lines
 from kinspect.vmcore.kernel import Kernel
 from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
 from kinspect.widgets.page_map import _CODE_OF_RANK, _RANK, PageMap
@@ -103,7 +103,7 @@ class VmcoreApp(App):
 
     def compose(self) -> ComposeResult:
         fp = self.reader.footprint(REAL_SCHEME)
-        head = _header(self.k, None) + [
+        head = dump_header_lines(self.k, None) + [
             f"the real shadow ({REAL_SCHEME}): {format_size(fp.static_bytes)} of shadow pages "
             f"mapped for the RAM, a {format_size(fp.virtual_range_bytes)} virtual range"]
         yield Static("\n".join(head), id="head", markup=False)
@@ -152,7 +152,7 @@ class VmcoreApp(App):
             link = r.shadow_link(REAL_SCHEME, pfn)
             out.append(f"shadow: {link or 'not mapped in the dump'}")
         st = memory_state(self.k, addr)
-        out += [""] + _state_lines(st, indent="")
+        out += [""] + state_lines(st, indent="")
         return out
 
     def on_page_map_pfn_selected(self, event: PageMap.PfnSelected) -> None:

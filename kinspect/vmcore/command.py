@@ -184,7 +184,7 @@ def memory_state(k: Kernel, addr: int, size: int = 0, bug_type: str | None = Non
     return MemoryState(k, addr, size, bug_type)
 
 
-def _state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
+def state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
     for title, frames in st.tracks:                 # describe_object_stacks()
         out += [indent + title] + [f"{indent} {f}" for f in frames] + [""]
@@ -216,7 +216,7 @@ def _access_size(rep: KasanReport) -> int:
     return rep.size or 0
 
 
-def _header(k: Kernel, ring: RingBuffer | None) -> list[str]:
+def dump_header_lines(k: Kernel, ring: RingBuffer | None) -> list[str]:
     cpus = len(k.core.cpus)
     lines = [f"dump: {k.core.path}: {k.core.kind}, {cpus} CPU{'s' if cpus != 1 else ''}, "
              f"physical memory up to {k.core.ram_end:#x}",
@@ -258,9 +258,9 @@ def _run(k: Kernel, args) -> int:
             doc["address"] = st.to_json()
             _dump_json(doc)
         else:
-            print("\n".join(_header(k, None)))
+            print("\n".join(dump_header_lines(k, None)))
             print(f"\naddress {args.addr:#x}:")
-            print("\n".join(_state_lines(st)))
+            print("\n".join(state_lines(st)))
         return 0
     ring = read_ringbuffer(k)
     reports = _reports(k, ring)
@@ -283,7 +283,7 @@ def _run(k: Kernel, args) -> int:
             doc["message"] = NO_REPORT
         _dump_json(doc)
         return 0 if reports else 1
-    print("\n".join(_header(k, ring)))
+    print("\n".join(dump_header_lines(k, ring)))
     for rep in reports:
         print()
         print(headline(rep))
@@ -293,7 +293,7 @@ def _run(k: Kernel, args) -> int:
             print("    (the report names no address)")
         else:
             st = memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
-            print("\n".join(_state_lines(st, "    ")))
+            print("\n".join(state_lines(st, "    ")))
             if args.replay:
                 print("\n".join("    " + ln for ln in _replay(k, rep, st).lines()))
     if not reports:
