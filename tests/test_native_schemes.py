@@ -61,10 +61,7 @@ def _schemes_state(machine, ranges) -> dict:
                 sorted((k, bytes(v)) for k, v in s._bypass.items()),
                 [tuple(w) for w in s.windows()], s._needed, sorted(s._pte_pages))
         elif s.name in ("pageptr", "pageext"):
-            tables = (s._pages, s._image, s._virtual)
-            state[s.name, "storage"] = (
-                [sorted((k, bytes(v), t.addr[k]) for k, v in t.shadow.items()) for t in tables],
-                sorted(s._allocated.items()), s.shadow_link(0x1000))
+            state[s.name, "storage"] = (s.storage(), s.shadow_link(0x1000))
     return state
 
 

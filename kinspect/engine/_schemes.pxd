@@ -25,8 +25,16 @@ cdef class Flat(Scheme):
 
 
 cdef class PagePtr(Scheme):
-    cdef dict blocks                     # _pages.shadow: pfn -> the block's bytes
-    cdef dict allocated                  # _allocated: allocated pfn -> its allocation's head
+    # the scheme's flat arrays (pageptr.py), their addresses taken by refresh()
+    cdef object arrays                   # the arrays themselves, held while pointed into
+    cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+    cdef int *slot                       # _slot: per pfn, its block (-1: NULL page->shadow)
+    cdef long long *head                 # _head: per pfn, its allocation's head (-1: none)
+    cdef uint8_t *pool                   # _pool: the blocks' bytes
+    cdef unsigned long long *block_addr  # _block_addr: per block, its address (0: free)
+    cdef signed char *block_space        # _block_space: per block, the space it shadows
+    cdef long long *block_user           # _block_user: its page, or the next free block
+    cdef int64_t capacity                # blocks the pool's arrays hold
     cdef dict allocations                # machine.pages: allocated head pfn -> (order, use)
     cdef object initial_byte             # machine.initial_shadow_byte
     cdef uint64_t lm_start, lm_end, lm_delta
@@ -36,19 +44,21 @@ cdef class PagePtr(Scheme):
     cdef int64_t granules                # bytes in a block
     cdef bint always                     # attach policy "always"
     cdef int64_t loads_with_block, loads_null
-    cdef dict addrs                      # _pages.addr: pfn -> the block's address
-    cdef dict served                     # _served: block address -> (table, pfn)
-    cdef object pages                    # _pages, the direct map's _BlockTable
     cdef object cache                    # the shadow-block kmem_cache (after boot)
     cdef object block_alloc, block_free, nr_slabs, memmap    # the machine's
     cdef bint in_struct_page             # page->shadow (pageptr), not page_ext (pageext)
     cdef int section_shift               # the memmap's pfn -> section
     cdef int64_t section_mask
 
+    cdef int refresh(self) except -1
+    cdef int64_t index(self, int64_t pfn) noexcept
+    cdef int64_t make_index(self, int64_t pfn) except -1
     cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1
+    cdef int64_t new_block(self) except -2
     cdef int attach(self, int64_t pfn) except -1
-    cdef int detach(self, int64_t pfn) except -1
+    cdef int detach(self, int64_t i) except -1
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1
+    cdef uint8_t *block_at(self, uint64_t addr, int64_t n) noexcept
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
 
 

@@ -27,6 +27,7 @@ from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_FromStringAnd
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
 from cpython.memoryview cimport PyMemoryView_GET_BUFFER
+from cpython.array cimport array
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -38,7 +39,9 @@ from .shadow.flat import CHUNK_GRANULES as _FLAT_CHUNK_GRANULES, CHUNK_SHIFT as 
 from .shadow.flat import FlatShadow
 from .shadow.lockstep import COMPILED_COUNTERS
 from .shadow.pageext import PageExtShadow
-from .shadow.pageptr import PagePtrShadow
+from .shadow.pageptr import (CHUNK_SHIFT as _PP_CHUNK_SHIFT, FREE_BLOCK as _FREE_BLOCK,
+                             NO_BLOCK as _NO_BLOCK, NOT_ALLOCATED as _NOT_ALLOCATED,
+                             PAGES as _PAGES, PagePtrShadow)
 from .shadow.pshadow import (CHUNK_SHIFT as _PS_CHUNK_SHIFT, KASAN_PER_PAGE_BYPASS as _BYPASS,
                       KASAN_PER_PAGE_FREE as _PER_PAGE_FREE, PAGES_PER_WINDOW as _PPW,
                       PerPageShadow)
@@ -55,6 +58,10 @@ cdef int PS_CHUNK_SHIFT = _PS_CHUNK_SHIFT
 cdef int64_t PS_CHUNK_MASK = (1 << _PS_CHUNK_SHIFT) - 1
 cdef int64_t PAGES_PER_WINDOW = _PPW
 cdef int USE_SHADOW = PageUse.SHADOW
+cdef int PP_CHUNK_SHIFT = _PP_CHUNK_SHIFT
+cdef int64_t PP_CHUNK_MASK = (1 << _PP_CHUNK_SHIFT) - 1
+cdef int NO_BLOCK_ = _NO_BLOCK, FREE_BLOCK_ = _FREE_BLOCK, SPACE_PAGES = _PAGES
+cdef int64_t NOT_ALLOCATED_ = _NOT_ALLOCATED
 cdef int64_t RECORD_SIZE = PAGE_DTYPE.itemsize                  # struct page, as MemMap keeps it
 cdef int64_t SHADOW_OFFSET = PAGE_DTYPE.fields["shadow"][1]    # its page->shadow (uint64)
 assert PAGE_DTYPE.fields["shadow"][0].itemsize == 8
@@ -160,34 +167,31 @@ cdef class Flat(Scheme):
 
 
 cdef class PagePtr(Scheme):
-    """pageptr.PagePtrShadow (and pageext.PageExtShadow, its subclass): a direct-map page's
-    block written in place (PagePtrShadow.write); a blockless page's shadow written with what
-    its state implies left as it is (PagePtrShadow._store); the allocations recorded by pfn,
-    blocks attached to and detached from direct-map pages (page_alloc, page_free: _attach,
-    _detach). Blocks attached lazily, the kernel image and the vmalloc space: the Python
-    methods."""
+    """pageptr.PagePtrShadow (and pageext.PageExtShadow, its subclass), on its flat arrays: a
+    direct-map page's block written in place (PagePtrShadow.write); a blockless page's shadow
+    written with what its state implies left as it is (PagePtrShadow._store); the allocations
+    recorded by pfn, blocks attached to and detached from direct-map pages (page_alloc,
+    page_free: _attach, _detach, _new_block). Blocks attached lazily, the kernel image and the
+    vmalloc space, a chunk of the per-pfn arrays made, the pool grown: the Python methods,
+    after which the arrays' addresses are taken again (refresh: the Python scheme grows an
+    array by replacing it)."""
 
 
     def __init__(self, scheme):
         Scheme.__init__(self, scheme)
         p = scheme._machine.profile
-        self.blocks = scheme._page_shadow
-        self.allocated = scheme._allocated
-        self.allocations = scheme._allocations
         self.initial_byte = scheme._initial_byte
         self.lm_start, self.lm_end, self.lm_delta = scheme._lm_start, scheme._lm_end, \
             scheme._lm_delta
-        self.lowmem_lo, self.lowmem_hi = p.phys_offset >> p.page_shift, p.max_low_pfn
+        self.lowmem_lo, self.lowmem_hi = scheme._lowmem
         self.page_shift = scheme._page_shift
         self.page_mask = scheme._page_mask
         self.granules = scheme._granules
         self.always = scheme._always
         self.loads_with_block, self.loads_null = scheme.loads_with_block, scheme.loads_null
-        self.addrs = scheme._pages.addr
-        self.served = scheme._served
-        self.pages = scheme._pages
         self.cache = scheme._cache
         machine = scheme._machine
+        self.allocations = machine.pages
         self.block_alloc = machine.shadow_block_alloc
         self.block_free = machine.shadow_block_free
         self.nr_slabs = machine.slub.nr_slabs
@@ -196,6 +200,36 @@ cdef class PagePtr(Scheme):
         self.section_mask = self.memmap.pages_per_section - 1
         # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
         self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
+        self.refresh()
+
+    cdef int refresh(self) except -1:
+        """The addresses of the scheme's arrays, taken again (after a Python method, which may
+        have replaced one by a larger copy)."""
+        s = self.scheme
+        self.arrays = (s._chunk_of, s._slot, s._head, s._pool, s._block_addr, s._block_space,
+                       s._block_user)          # held: the pointers below stay valid
+        self.chunk_of = (<array>s._chunk_of).data.as_ints
+        self.slot = (<array>s._slot).data.as_ints
+        self.head = (<array>s._head).data.as_longlongs
+        self.pool = <uint8_t *>PyByteArray_AS_STRING(s._pool)
+        self.block_addr = (<array>s._block_addr).data.as_ulonglongs
+        self.block_space = (<array>s._block_space).data.as_schars
+        self.block_user = (<array>s._block_user).data.as_longlongs
+        self.capacity = len(s._block_addr)
+        return 0
+
+    cdef inline int64_t index(self, int64_t pfn) noexcept:
+        """PagePtrShadow._index() of a lowmem pfn: -1 when its chunk was never made."""
+        cdef int c = self.chunk_of[pfn >> PP_CHUNK_SHIFT]
+        return -1 if c < 0 else ((<int64_t>c) << PP_CHUNK_SHIFT) | (pfn & PP_CHUNK_MASK)
+
+    cdef int64_t make_index(self, int64_t pfn) except -1:
+        """PagePtrShadow._make_index(): a chunk never made, by the Python method."""
+        cdef int64_t i = self.index(pfn)
+        if i < 0:
+            i = self.scheme._make_index(pfn)
+            self.refresh()
+        return i
 
     cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1:
         """``page->shadow = addr``: MemMap.set_field(pfn, 1, "shadow", addr), in place in the
@@ -212,18 +246,36 @@ cdef class PagePtr(Scheme):
         self.memmap.set_field(pfn, 1, "shadow", addr)
         return 0
 
+    cdef int64_t new_block(self) except -2:
+        """PagePtrShadow._new_block(): the first free block, else one more (the pool grown by
+        the Python method when full)."""
+        cdef int64_t b = self.scheme._free_block
+        if b != NO_BLOCK_:
+            self.scheme._free_block = self.block_user[b]
+            return b
+        b = self.scheme._nblocks
+        if b < self.capacity:
+            self.scheme._nblocks = b + 1
+            return b
+        b = self.scheme._new_block()
+        self.refresh()
+        return b
+
     cdef int attach(self, int64_t pfn) except -1:
         """PagePtrShadow._attach() of a direct-map page, its block unpoisoned (00): 0 when
         the shadow cache has no memory."""
         cdef uint64_t addr = self.block_alloc(self.cache)
-        cdef int64_t slab_pages
+        cdef int64_t b, i, slab_pages
         if not addr:
             return 0
-        block = PyByteArray_FromStringAndSize(NULL, self.granules)
-        memset(PyByteArray_AS_STRING(block), 0, self.granules)
-        PyDict_SetItem(self.blocks, pfn, block)
-        PyDict_SetItem(self.addrs, pfn, addr)
-        PyDict_SetItem(self.served, addr, (self.pages, pfn))
+        b = self.new_block()
+        i = self.make_index(pfn)
+        memset(self.pool + b * self.granules, 0, self.granules)
+        self.block_addr[b] = addr
+        self.block_space[b] = SPACE_PAGES
+        self.block_user[b] = pfn
+        self.scheme._in_use += 1
+        self.slot[i] = b
         if self.in_struct_page:
             self.set_pointer(pfn, addr)                              # page->shadow = block
         slab_pages = self.nr_slabs(self.cache) << self.cache.layout.order
@@ -231,106 +283,130 @@ cdef class PagePtr(Scheme):
             self.scheme._peak_slab_pages = slab_pages
         return 1
 
-    cdef int detach(self, int64_t pfn) except -1:
-        """PagePtrShadow._detach() of a direct-map page: its block back to the shadow cache."""
-        addr = self.addrs[pfn]
-        PyDict_DelItem(self.blocks, pfn)
-        PyDict_DelItem(self.addrs, pfn)
-        PyDict_DelItem(self.served, addr)
+    cdef int detach(self, int64_t i) except -1:
+        """PagePtrShadow._detach() of the block of a direct-map page (at i in the per-pfn
+        arrays): back to the shadow cache."""
+        cdef int64_t b = self.slot[i]
+        cdef int64_t pfn = self.block_user[b]
+        cdef uint64_t addr = self.block_addr[b]
+        self.slot[i] = NO_BLOCK_
         if self.in_struct_page:
             self.set_pointer(pfn, 0)                                 # page->shadow = NULL
+        self.block_addr[b] = 0
+        self.block_space[b] = FREE_BLOCK_
+        self.block_user[b] = self.scheme._free_block
+        self.scheme._free_block = b
+        self.scheme._in_use -= 1
         self.block_free(self.cache, addr)
         return 0
 
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1:
         """PagePtrShadow._page_state_byte(): what a NULL page->shadow stands for."""
-        cdef PyObject *head = PyDict_GetItem(self.allocated, pfn)
-        if head == NULL:
+        cdef int64_t i = self.index(pfn)
+        cdef int64_t head = NOT_ALLOCATED_ if i < 0 else self.head[i]
+        if head == NOT_ALLOCATED_:
             return self.initial_byte(addr)
-        return 0 if PyDict_Contains(self.allocations, <object>head) else PAGE_FREE
+        return 0 if PyDict_Contains(self.allocations, head) else PAGE_FREE
+
+    cdef uint8_t *block_at(self, uint64_t addr, int64_t n) noexcept:
+        """The block bytes of [addr, addr + n * 8) of a direct-map page with a block that holds
+        them all; NULL otherwise."""
+        cdef int64_t pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        cdef int64_t i = self.index(pfn)
+        cdef int64_t start = (addr & self.page_mask) >> SCALE_SHIFT
+        cdef int b
+        if i < 0 or start + n > self.granules:
+            return NULL
+        b = self.slot[i]
+        if b == NO_BLOCK_:
+            return NULL
+        return self.pool + b * self.granules + start
 
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1:
         """PagePtrShadow._store() of n bytes inside one direct-map page; NOT_HANDLED when a
         block must be attached."""
-        cdef int64_t pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
-        cdef PyObject *block = PyDict_GetItem(self.blocks, pfn)
-        cdef int64_t start = (addr & self.page_mask) >> SCALE_SHIFT
+        cdef uint8_t *block = self.block_at(addr, n)
         if block != NULL:
-            memcpy(bytearray_at(<object>block, start, n), data, n)
+            memcpy(block, data, n)
             return 0
-        if uniform(data, n, <uint8_t>self.page_state_byte(pfn, addr)):
+        if uniform(data, n, <uint8_t>self.page_state_byte(
+                <int64_t>((addr - self.lm_delta) >> self.page_shift), addr)):
             return 0
         return NOT_HANDLED
 
     cdef int write(self, uint64_t addr, const uint8_t *data, int64_t n, object obj) except -1:
         cdef int64_t k, done = 0
         if not (self.lm_start <= addr and addr + ((<uint64_t>n) << SCALE_SHIFT) <= self.lm_end):
-            return Scheme.write(self, addr, data, n, obj)
+            Scheme.write(self, addr, data, n, obj)
+            return self.refresh()
         while done < n:          # PagePtrShadow._write_pages()
             k = min(n - done, self.granules - <int64_t>((addr & self.page_mask) >> SCALE_SHIFT))
             if self.store(addr, data + done, k) == NOT_HANDLED:
                 self.scheme._store(addr, PyBytes_FromStringAndSize(<char *>data + done, k))
+                self.refresh()
             done += k
             addr += (<uint64_t>k) << SCALE_SHIFT
         return 0
 
     cdef int poison(self, uint64_t addr, uint64_t size, uint8_t value) except -1:
         cdef int64_t k, start, granules = size >> SCALE_SHIFT
-        cdef PyObject *block
-        cdef int64_t pfn
+        cdef uint8_t *block
         if not (self.lm_start <= addr and
                 addr + ((<uint64_t>granules) << SCALE_SHIFT) <= self.lm_end):
-            return Scheme.poison(self, addr, size, value)
+            Scheme.poison(self, addr, size, value)
+            return self.refresh()
         while granules > 0:      # PagePtrShadow.poison() -> write() -> _write_pages()
             start = (addr & self.page_mask) >> SCALE_SHIFT
             k = min(granules, self.granules - start)
-            pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
-            block = PyDict_GetItem(self.blocks, pfn)
+            block = self.block_at(addr, k)
             if block != NULL:
-                memset(bytearray_at(<object>block, start, k), value, k)
-            elif self.page_state_byte(pfn, addr) != value:
+                memset(block, value, k)
+            elif self.page_state_byte(<int64_t>((addr - self.lm_delta) >> self.page_shift),
+                                      addr) != value:
                 self.scheme._store(addr, bytes([value]) * k)
+                self.refresh()
             granules -= k
             addr += (<uint64_t>k) << SCALE_SHIFT
         return 0
 
     cdef int shadow_byte(self, uint64_t addr) except -1:
-        cdef int64_t pfn
-        cdef PyObject *block
+        cdef uint8_t *block
         cdef int value
         if not (self.lm_start <= addr < self.lm_end):
             return self.scheme.shadow_byte(addr)
-        pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
-        block = PyDict_GetItem(self.blocks, pfn)
+        block = self.block_at(addr, 1)
         if block != NULL:
-            value = bytearray_at(<object>block, (addr & self.page_mask) >> SCALE_SHIFT, 1)[0]
             self.count(1, self.loads_with_block)
-            return value
-        value = self.page_state_byte(pfn, addr)
+            return block[0]
+        value = self.page_state_byte(<int64_t>((addr - self.lm_delta) >> self.page_shift), addr)
         self.count(1, self.loads_with_block if value else self.loads_null)
         return value
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
         cdef int64_t p, q
-        if (use != USE_SHADOW and self.lowmem_lo <= pfn < self.lowmem_hi
-                and (self.always or (BYTE_GRANULAR_MASK >> use) & 1)):
+        if not (self.lowmem_lo <= pfn < self.lowmem_hi):
+            return 1                # highmem: no direct-map shadow, nothing recorded
+        if use != USE_SHADOW and (self.always or (BYTE_GRANULAR_MASK >> use) & 1):
             for p in range(pfn, pfn + (1 << order)):
                 if not self.attach(p):
                     for q in range(pfn, p):
-                        self.detach(q)
+                        self.detach(self.index(q))
                     return 0
-        head = pfn
         for p in range(pfn, pfn + (1 << order)):
-            PyDict_SetItem(self.allocated, p, head)
+            self.head[self.make_index(p)] = pfn
         return 1
 
     cdef int page_free(self, int64_t pfn, int order) except -1:
-        cdef int64_t p
+        cdef int64_t p, i
+        if not (self.lowmem_lo <= pfn < self.lowmem_hi):
+            return 0
         for p in range(pfn, pfn + (1 << order)):
-            if PyDict_GetItem(self.allocated, p) != NULL:
-                PyDict_DelItem(self.allocated, p)
-            if PyDict_GetItem(self.blocks, p) != NULL:
-                self.detach(p)
+            i = self.index(p)
+            if i < 0:
+                continue
+            self.head[i] = NOT_ALLOCATED_
+            if self.slot[i] != NO_BLOCK_:
+                self.detach(i)
         return 0
 
 
