@@ -54,13 +54,7 @@ def _schemes_state(machine, ranges) -> dict:
     for s in machine.schemes:
         state[s.name, "footprint"] = s.footprint().as_dict()
         state[s.name, "shadow"] = b"".join(s.read(a, n) for a, n in ranges)
-        if s.name == "pshadow":
-            state[s.name, "storage"] = (
-                sorted((k, bytes(v)) for k, v in s._pshadow.items()),
-                sorted((k, bytes(v)) for k, v in s._in_use.items()),
-                sorted((k, bytes(v)) for k, v in s._bypass.items()),
-                [tuple(w) for w in s.windows()], s._needed, sorted(s._pte_pages))
-        elif s.name in ("pageptr", "pageext"):
+        if s.name in ("pshadow", "pageptr", "pageext"):
             state[s.name, "storage"] = (s.storage(), s.shadow_link(0x1000))
     return state
 

@@ -63,23 +63,32 @@ cdef class PagePtr(Scheme):
 
 
 cdef class PerPage(Scheme):
-    cdef dict bypass                     # _bypass: virtual page number -> its shadow page
-    cdef dict pshadow                    # _pshadow: chunk -> per-page shadow bytes
-    cdef dict in_use                     # _in_use: chunk -> 1 where the page is not free
-    cdef dict windows                    # _windows: window -> _ShadowPage
+    # the scheme's flat arrays (pshadow.py), their addresses taken by refresh()
+    cdef object arrays                   # the arrays themselves, held while pointed into
+    cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+    cdef uint8_t *pshadow                # _pshadow: per lowmem pfn, its per-page byte
+    cdef uint8_t *in_use                 # _in_use: per lowmem pfn, 1 unless free
+    cdef int *window_page                # _window_page: per window, its shadow page (-1)
+    cdef uint8_t *shadow                 # _shadow: the real shadow pages' bytes
+    cdef long long *page_pfn             # _page_pfn: per shadow page, its pfn
+    cdef int *page_bypass                # _page_bypass: per shadow page, its BYPASS pages
+    cdef dict kernel_windows             # _kernel_windows: image/vmalloc window -> page
     cdef uint64_t lm_start, lm_end, lm_delta
     cdef int64_t lowmem_lo, lowmem_hi, vpn_of_pfn
-    cdef int page_shift
-    cdef int64_t granules_per_page, shadow_mask
+    cdef int page_shift, window_shift
+    cdef int64_t page_size, granules_per_page, shadow_mask
 
-    cdef uint8_t *chunk(self, dict chunks, int64_t pfn) except NULL
-    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL
+    cdef int refresh(self) except -1
+    cdef int64_t index(self, int64_t pfn) except -1
+    cdef int bypass_page(self, uint64_t addr) noexcept
+    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) noexcept
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1
     cdef int store(self, uint64_t addr, int64_t n, uint8_t value, const uint8_t *data) except -1
-    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL
-    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1
-    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1
+    cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept
+    cdef int set_bypass(self, int64_t i, int64_t vpn) except -1
+    cdef int clear_bypass(self, int64_t i, int64_t vpn, uint8_t state) except -1
     cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1
+    cdef int page_of_window(self, int64_t window) except -2
 
 
 cdef class Lockstep:

@@ -43,8 +43,8 @@ from .shadow.pageptr import (CHUNK_SHIFT as _PP_CHUNK_SHIFT, FREE_BLOCK as _FREE
                              NO_BLOCK as _NO_BLOCK, NOT_ALLOCATED as _NOT_ALLOCATED,
                              PAGES as _PAGES, PagePtrShadow)
 from .shadow.pshadow import (CHUNK_SHIFT as _PS_CHUNK_SHIFT, KASAN_PER_PAGE_BYPASS as _BYPASS,
-                      KASAN_PER_PAGE_FREE as _PER_PAGE_FREE, PAGES_PER_WINDOW as _PPW,
-                      PerPageShadow)
+                      KASAN_PER_PAGE_FREE as _PER_PAGE_FREE, NO_PAGE as _NO_PAGE,
+                      PAGES_PER_WINDOW as _PPW, PerPageShadow)
 
 cdef enum:
     SCALE_SHIFT = 3                      # KASAN_SHADOW_SCALE_SHIFT
@@ -57,6 +57,7 @@ cdef int64_t FLAT_CHUNK_GRANULES = _FLAT_CHUNK_GRANULES
 cdef int PS_CHUNK_SHIFT = _PS_CHUNK_SHIFT
 cdef int64_t PS_CHUNK_MASK = (1 << _PS_CHUNK_SHIFT) - 1
 cdef int64_t PAGES_PER_WINDOW = _PPW
+cdef int NO_PAGE_ = _NO_PAGE
 cdef int USE_SHADOW = PageUse.SHADOW
 cdef int PP_CHUNK_SHIFT = _PP_CHUNK_SHIFT
 cdef int64_t PP_CHUNK_MASK = (1 << _PP_CHUNK_SHIFT) - 1
@@ -412,43 +413,76 @@ cdef class PagePtr(Scheme):
 
 @cython.final
 cdef class PerPage(Scheme):
-    """pshadow.PerPageShadow: a BYPASS page's byte shadow written in place (write, poison);
-    a write its per-page byte can say set there (_claim); the per-page bytes of pages
-    allocated and freed, BYPASS set and cleared (page_alloc, page_free: _set_bypass,
-    _clear_bypass). Mapping and unmapping a window's shadow page, a chunk never touched, a
+    """pshadow.PerPageShadow, on its flat arrays: a BYPASS page's byte shadow written in place
+    (_store); a write its per-page byte can say set there (_claim); the per-page bytes of
+    pages allocated and freed, BYPASS set and cleared (page_alloc, page_free: _set_pages,
+    _set_bypass, _clear_bypass). Mapping and unmapping a window's shadow page, a chunk made, a
     page switched to BYPASS by a write, the kernel image and the vmalloc space: the Python
-    methods."""
+    methods, after which the arrays' addresses are taken again (refresh)."""
 
 
     def __init__(self, scheme):
         Scheme.__init__(self, scheme)
-        self.bypass = scheme._bypass
-        self.pshadow = scheme._pshadow
-        self.in_use = scheme._in_use
-        self.windows = scheme._windows
+        self.kernel_windows = scheme._kernel_windows
         self.lm_start, self.lm_end = scheme._direct_map
         self.lm_delta = scheme._lm_delta
         self.lowmem_lo, self.lowmem_hi = scheme._lowmem
         self.vpn_of_pfn = scheme._vpn_of_pfn
         self.page_shift = scheme._page_shift
+        self.window_shift = scheme._window_shift
+        self.page_size = scheme._page_size
         self.granules_per_page = scheme._granules_per_page
         self.shadow_mask = scheme._shadow_mask
+        self.refresh()
 
-    cdef uint8_t *chunk(self, dict chunks, int64_t pfn) except NULL:
-        """The per-page (or in-use) byte of a lowmem pfn, its chunk made by _chunk()."""
-        cdef PyObject *c = PyDict_GetItem(chunks, pfn >> PS_CHUNK_SHIFT)
-        if c == NULL:
-            self.scheme._chunk(pfn >> PS_CHUNK_SHIFT)
-            c = PyDict_GetItem(chunks, pfn >> PS_CHUNK_SHIFT)
-        return bytearray_at(<object>c, pfn & PS_CHUNK_MASK, 1)
+    cdef int refresh(self) except -1:
+        """The addresses of the scheme's arrays, taken again (after a Python method, which may
+        have replaced one by a larger copy)."""
+        s = self.scheme
+        self.arrays = (s._chunk_of, s._pshadow, s._in_use, s._window_page, s._shadow,
+                       s._page_pfn, s._page_bypass)       # held: the pointers stay valid
+        self.chunk_of = (<array>s._chunk_of).data.as_ints
+        self.pshadow = <uint8_t *>PyByteArray_AS_STRING(s._pshadow)
+        self.in_use = <uint8_t *>PyByteArray_AS_STRING(s._in_use)
+        self.window_page = (<array>s._window_page).data.as_ints
+        self.shadow = <uint8_t *>PyByteArray_AS_STRING(s._shadow)
+        self.page_pfn = (<array>s._page_pfn).data.as_longlongs
+        self.page_bypass = (<array>s._page_bypass).data.as_ints
+        return 0
 
-    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL:
+    cdef int64_t index(self, int64_t pfn) except -1:
+        """PerPageShadow._index() of a lowmem pfn: a chunk never made, by _make_chunk()."""
+        cdef int c = self.chunk_of[pfn >> PS_CHUNK_SHIFT]
+        if c < 0:
+            c = self.scheme._make_chunk(pfn >> PS_CHUNK_SHIFT)
+            self.refresh()
+        return ((<int64_t>c) << PS_CHUNK_SHIFT) | (pfn & PS_CHUNK_MASK)
+
+    cdef int bypass_page(self, uint64_t addr) noexcept:
+        """PerPageShadow._bypass_page(): the real shadow page of addr's BYPASS page, else
+        NO_PAGE."""
+        cdef int64_t pfn, i
+        cdef int c
+        cdef PyObject *page
+        if self.lm_start <= addr < self.lm_end:
+            pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+            c = self.chunk_of[pfn >> PS_CHUNK_SHIFT]
+            if c < 0:
+                return NO_PAGE_
+            i = ((<int64_t>c) << PS_CHUNK_SHIFT) | (pfn & PS_CHUNK_MASK)
+            if self.pshadow[i] != PER_PAGE_BYPASS:
+                return NO_PAGE_
+            return self.window_page[i >> SCALE_SHIFT]
+        page = PyDict_GetItem(self.kernel_windows, <int64_t>(addr >> self.window_shift))
+        return NO_PAGE_ if page == NULL else <int>(<object>page)
+
+    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) noexcept:
         """The byte shadow of [addr, addr + n * 8) when its page is BYPASS and holds it all."""
-        cdef PyObject *shadow = PyDict_GetItem(self.bypass, <int64_t>(addr >> self.page_shift))
+        cdef int page = self.bypass_page(addr)
         cdef int64_t start = (addr >> SCALE_SHIFT) & self.shadow_mask
-        if shadow == NULL or start + n > (start | (self.granules_per_page - 1)) + 1:
+        if page == NO_PAGE_ or start + n > (start | (self.granules_per_page - 1)) + 1:
             return NULL
-        return bytearray_at(<object>shadow, start, n)
+        return self.shadow + page * self.page_size + start
 
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1:
         """PerPageShadow._claim() of a direct-map page that is not BYPASS, when the per-page
@@ -457,7 +491,7 @@ cdef class PerPage(Scheme):
         cdef uint8_t *state
         if not is_uniform or not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return NOT_HANDLED
-        state = self.chunk(self.pshadow, pfn)
+        state = self.pshadow + self.index(pfn)
         if k == self.granules_per_page and (value == 0 or value == PAGE_FREE):
             state[0] = 0 if value == 0 else PER_PAGE_FREE
             return 0
@@ -492,6 +526,7 @@ cdef class PerPage(Scheme):
                     else:
                         self.scheme._store(addr, k, 0,
                                            PyBytes_FromStringAndSize(<char *>data + done, k))
+                    self.refresh()
             done += k
             addr += (<uint64_t>k) << SCALE_SHIFT
         return 0
@@ -505,7 +540,7 @@ cdef class PerPage(Scheme):
     cdef int shadow_byte(self, uint64_t addr) except -1:
         cdef uint8_t *shadow = self.bypass_at(addr, 1)
         cdef int64_t pfn
-        cdef int value
+        cdef int c, value
         if shadow != NULL:
             value = shadow[0]
             self.count(1, 2 if value else 1)         # poisoned: patch 11 reads the page byte
@@ -513,55 +548,59 @@ cdef class PerPage(Scheme):
         if not (self.lm_start <= addr < self.lm_end):
             return self.scheme.shadow_byte(addr)
         pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
-        if PyDict_GetItem(self.pshadow, pfn >> PS_CHUNK_SHIFT) == NULL:
-            return self.scheme.shadow_byte(addr)     # _page_state() of a chunk never touched
-        value = PAGE_FREE if self.chunk(self.pshadow, pfn)[0] else 0
+        c = self.chunk_of[pfn >> PS_CHUNK_SHIFT]
+        if c < 0:
+            return self.scheme.shadow_byte(addr)     # _page_state() of a chunk never made
+        value = PAGE_FREE if self.pshadow[((<int64_t>c) << PS_CHUNK_SHIFT)
+                                          | (pfn & PS_CHUNK_MASK)] else 0
         self.count(1, 2)                             # the black page's FF, then the page byte
         return value
 
-    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL:
+    cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept:
         """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
-        return bytearray_at(page.shadow, (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page,
-                            self.granules_per_page)
+        return (self.shadow + page * self.page_size
+                + (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page)
 
-    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1:
-        """PerPageShadow._set_bypass() of a page just allocated (its part of the shadow page
-        unpoisoned)."""
-        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+    cdef int set_bypass(self, int64_t i, int64_t vpn) except -1:
+        """PerPageShadow._set_bypass() of a page just allocated, at i in the per-pfn arrays
+        (its part of the shadow page unpoisoned)."""
+        cdef int page = self.window_page[i >> SCALE_SHIFT]
         memset(self.page_part(page, vpn), 0, self.granules_per_page)
-        if ps[0] == PER_PAGE_BYPASS:
+        if self.pshadow[i] == PER_PAGE_BYPASS:
             return 0
-        ps[0] = PER_PAGE_BYPASS
-        PyDict_SetItem(self.bypass, vpn, page.shadow)
-        page.bypass += 1
-        if page.bypass == 1:
+        self.pshadow[i] = PER_PAGE_BYPASS
+        self.page_bypass[page] += 1
+        if self.page_bypass[page] == 1:
             self.scheme._needed += 1
         return 0
 
-    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1:
+    cdef int clear_bypass(self, int64_t i, int64_t vpn, uint8_t state) except -1:
         """PerPageShadow._clear_bypass(): the per-page byte says state again, the page's part
         of the shadow page is the black page's FF."""
-        ps[0] = state
-        PyDict_DelItem(self.bypass, vpn)
-        page = <object>PyDict_GetItem(self.windows, vpn >> SCALE_SHIFT)
+        cdef int page = self.window_page[i >> SCALE_SHIFT]
+        self.pshadow[i] = state
         memset(self.page_part(page, vpn), PAGE_FREE, self.granules_per_page)
-        page.bypass -= 1
-        if page.bypass == 0:
+        self.page_bypass[page] -= 1
+        if self.page_bypass[page] == 0:
             self.scheme._needed -= 1
         return 0
 
     cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1:
-        """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
-        among them cleared first."""
-        cdef int64_t p
-        cdef uint8_t *ps
+        """PerPageShadow._set_pages(): the per-page bytes (state) and in-use bytes (used) of
+        [pfn, pfn + n), a BYPASS page among them cleared first."""
+        cdef int64_t p, i
         for p in range(pfn, pfn + n):
-            self.chunk(self.in_use, p)[0] = used
-            ps = self.chunk(self.pshadow, p)
-            if ps[0] == PER_PAGE_BYPASS:
-                self.clear_bypass(ps, p + self.vpn_of_pfn, state)
-            ps[0] = state
+            i = self.index(p)
+            self.in_use[i] = used
+            if self.pshadow[i] == PER_PAGE_BYPASS:
+                self.clear_bypass(i, p + self.vpn_of_pfn, state)
+            self.pshadow[i] = state
         return 0
+
+    cdef int page_of_window(self, int64_t window) except -2:
+        """PerPageShadow._page_of() of a direct-map window (its chunk made)."""
+        return self.window_page[self.index((window << SCALE_SHIFT) - self.vpn_of_pfn)
+                                >> SCALE_SHIFT]
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
         """PerPageShadow.page_alloc(): a slab, stack or large kmalloc page gets BYPASS over its
@@ -578,41 +617,39 @@ cdef class PerPage(Scheme):
         last = (pfn + n - 1 + self.vpn_of_pfn) >> SCALE_SHIFT
         mapped = None
         for window in range(first, last + 1):
-            if PyDict_GetItem(self.windows, window) == NULL:
-                if self.scheme._map_shadow(window) is None:
+            if self.page_of_window(window) == NO_PAGE_:
+                page = self.scheme._map_shadow(window)
+                self.refresh()
+                if page == NO_PAGE_:
                     for w in mapped or ():
                         self.scheme._unmap_shadow(w)
+                    self.refresh()
                     return 0
                 if mapped is None:
                     mapped = []
                 mapped.append(window)
         for p in range(pfn, pfn + n):
-            self.chunk(self.in_use, p)[0] = 1
+            self.in_use[self.index(p)] = 1
         for p in range(pfn, pfn + n):
-            self.set_bypass(self.chunk(self.pshadow, p), p + self.vpn_of_pfn)
+            self.set_bypass(self.index(p), p + self.vpn_of_pfn)
         return 1
 
     cdef int page_free(self, int64_t pfn, int order) except -1:
-        cdef int64_t window, p, first
+        cdef int64_t window, i
         cdef int64_t n = 1 << order
-        cdef PyObject *page
-        cdef bint free
+        cdef int page
         if not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return 0
         self.set_pages(pfn, n, 0, PER_PAGE_FREE)
         for window in range((pfn + self.vpn_of_pfn) >> SCALE_SHIFT,
                             ((pfn + n - 1 + self.vpn_of_pfn) >> SCALE_SHIFT) + 1):
-            page = PyDict_GetItem(self.windows, window)
-            if page == NULL or (<object>page).bypass:
+            i = self.index((window << SCALE_SHIFT) - self.vpn_of_pfn)
+            page = self.window_page[i >> SCALE_SHIFT]
+            if page == NO_PAGE_ or self.page_bypass[page]:
                 continue
-            first = (window << SCALE_SHIFT) - self.vpn_of_pfn     # _window_is_free()
-            free = True
-            for p in range(first, first + PAGES_PER_WINDOW):
-                if self.chunk(self.in_use, p)[0]:
-                    free = False
-                    break
-            if free:
+            if uniform(self.in_use + i, PAGES_PER_WINDOW, 0):      # _window_is_free()
                 self.scheme._unmap_shadow(window)
+                self.refresh()
         return 0
 
 
