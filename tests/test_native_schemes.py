@@ -14,6 +14,7 @@ workload gives the same `kinspect compare --schemes all` output on both engines.
 
 from __future__ import annotations
 
+import io
 import pickle
 from itertools import chain, islice
 
@@ -128,3 +129,44 @@ def test_every_sample_workload_compares_alike(workload, capsys, monkeypatch):
                        for engine in ("python", "native"))
     assert ours == reference
     assert reference[1] or reference[2]         # something was compared: output or an error
+
+
+class _SchemeStatePickler(pickle.Pickler):
+    """Pickles a scheme's own state: what belongs to the machine (the machine, its profile,
+    its allocations, the shadow-block cache, their bound methods) is left out, by reference."""
+
+    def __init__(self, machine, scheme) -> None:
+        super().__init__(io.BytesIO())
+        self.outside = {id(o) for o in (machine, machine.profile, machine.pages,
+                                        getattr(scheme, "_cache", None)) if o is not None}
+
+    def persistent_id(self, obj):
+        if id(obj) in self.outside or id(getattr(obj, "__self__", obj)) in self.outside:
+            return "machine"
+        return None
+
+
+OBJECTS_BOUND = 100
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_a_per_page_scheme_pickles_as_a_few_arrays(engine):
+    """Late in a trace, the state of pshadow and pageptr is a handful of arrays and scalars:
+    the pickle of each memoizes at most OBJECTS_BOUND objects (its attribute names, its arrays,
+    a few small containers), however many blocks and shadow pages it holds (thousands here;
+    one bytearray each, and a tuple and table entries, before issue 12)."""
+    trace, profile, attach = CASES[0]
+    path = str(ROOT / "samples" / "traces" / trace)
+    side = Side(profile, attach, engine, path)
+    side.replay(_events(path, SLICE // 2))
+    held = 0
+    for s in side.machine.schemes:
+        if s.name not in ("pshadow", "pageptr"):
+            continue
+        fp = s.footprint()
+        held += fp.blocks_in_use + fp.shadow_pages_mapped
+        pickler = _SchemeStatePickler(side.machine, s)
+        pickler.dump(s.__getstate__())
+        objects = len(pickler.memo.copy())
+        assert objects <= OBJECTS_BOUND, (s.name, objects)
+    assert held > 1_000
