@@ -30,7 +30,9 @@ cdef class PagePtr(Scheme):
     cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
     cdef int *slot                       # _slot: per pfn, its block (-1: NULL page->shadow)
     cdef long long *head                 # _head: per pfn, its allocation's head (-1: none)
-    cdef uint8_t *pool                   # _pool: the blocks' bytes
+    cdef uint8_t **segments              # _pool: its segments' bytes
+    cdef int segment_shift               # block -> segment
+    cdef int64_t segment_mask
     cdef unsigned long long *block_addr  # _block_addr: per block, its address (0: free)
     cdef signed char *block_space        # _block_space: per block, the space it shadows
     cdef long long *block_user           # _block_user: its page, or the next free block
@@ -58,6 +60,7 @@ cdef class PagePtr(Scheme):
     cdef int attach(self, int64_t pfn) except -1
     cdef int detach(self, int64_t i) except -1
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1
+    cdef uint8_t *block(self, int64_t b) noexcept
     cdef uint8_t *block_at(self, uint64_t addr, int64_t n) noexcept
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
 
@@ -69,7 +72,9 @@ cdef class PerPage(Scheme):
     cdef uint8_t *pshadow                # _pshadow: per lowmem pfn, its per-page byte
     cdef uint8_t *in_use                 # _in_use: per lowmem pfn, 1 unless free
     cdef int *window_page                # _window_page: per window, its shadow page (-1)
-    cdef uint8_t *shadow                 # _shadow: the real shadow pages' bytes
+    cdef uint8_t **segments              # _shadow: its segments' bytes
+    cdef int segment_shift               # shadow page -> segment
+    cdef int64_t segment_mask
     cdef long long *page_pfn             # _page_pfn: per shadow page, its pfn
     cdef int *page_bypass                # _page_bypass: per shadow page, its BYPASS pages
     cdef dict kernel_windows             # _kernel_windows: image/vmalloc window -> page
@@ -80,6 +85,7 @@ cdef class PerPage(Scheme):
 
     cdef int refresh(self) except -1
     cdef int64_t index(self, int64_t pfn) except -1
+    cdef uint8_t *shadow_page(self, int page) noexcept
     cdef int bypass_page(self, uint64_t addr) noexcept
     cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) noexcept
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1

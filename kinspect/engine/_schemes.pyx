@@ -28,6 +28,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem, PyDict_Contains
 from cpython.memoryview cimport PyMemoryView_GET_BUFFER
 from cpython.array cimport array
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -84,6 +85,17 @@ cdef inline uint8_t *bytearray_at(object buf, int64_t start, int64_t n) except N
     if start < 0 or start + n > PyByteArray_GET_SIZE(buf):
         raise IndexError("shadow write out of its buffer")
     return <uint8_t *>PyByteArray_AS_STRING(buf) + start
+
+
+cdef uint8_t **segment_table(list segments, uint8_t **table) except NULL:
+    """The addresses of a pool's segments (bytearrays, never resized), in table (grown)."""
+    cdef Py_ssize_t i, n = len(segments)
+    table = <uint8_t **>PyMem_Realloc(table, (n + 1) * sizeof(uint8_t *))
+    if table == NULL:
+        raise MemoryError()
+    for i in range(n):
+        table[i] = <uint8_t *>PyByteArray_AS_STRING(segments[i])
+    return table
 
 
 cdef class Scheme:
@@ -201,23 +213,32 @@ cdef class PagePtr(Scheme):
         self.section_mask = self.memmap.pages_per_section - 1
         # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
         self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
+        self.segment_shift = scheme._segment_shift
+        self.segment_mask = scheme._segment_mask
         self.refresh()
+
+    def __dealloc__(self):
+        PyMem_Free(self.segments)
 
     cdef int refresh(self) except -1:
         """The addresses of the scheme's arrays, taken again (after a Python method, which may
-        have replaced one by a larger copy)."""
+        have replaced one by a larger copy, or added a segment to the pool)."""
         s = self.scheme
-        self.arrays = (s._chunk_of, s._slot, s._head, s._pool, s._block_addr, s._block_space,
+        self.arrays = (s._chunk_of, s._slot, s._head, s._block_addr, s._block_space,
                        s._block_user)          # held: the pointers below stay valid
         self.chunk_of = (<array>s._chunk_of).data.as_ints
         self.slot = (<array>s._slot).data.as_ints
         self.head = (<array>s._head).data.as_longlongs
-        self.pool = <uint8_t *>PyByteArray_AS_STRING(s._pool)
         self.block_addr = (<array>s._block_addr).data.as_ulonglongs
         self.block_space = (<array>s._block_space).data.as_schars
         self.block_user = (<array>s._block_user).data.as_longlongs
-        self.capacity = len(s._block_addr)
+        self.segments = segment_table(s._pool, self.segments)
+        self.capacity = len(s._pool) << self.segment_shift
         return 0
+
+    cdef inline uint8_t *block(self, int64_t b) noexcept:
+        """Block b's bytes in the pool (PagePtrShadow._at)."""
+        return self.segments[b >> self.segment_shift] + (b & self.segment_mask) * self.granules
 
     cdef inline int64_t index(self, int64_t pfn) noexcept:
         """PagePtrShadow._index() of a lowmem pfn: -1 when its chunk was never made."""
@@ -271,7 +292,7 @@ cdef class PagePtr(Scheme):
             return 0
         b = self.new_block()
         i = self.make_index(pfn)
-        memset(self.pool + b * self.granules, 0, self.granules)
+        memset(self.block(b), 0, self.granules)
         self.block_addr[b] = addr
         self.block_space[b] = SPACE_PAGES
         self.block_user[b] = pfn
@@ -321,7 +342,7 @@ cdef class PagePtr(Scheme):
         b = self.slot[i]
         if b == NO_BLOCK_:
             return NULL
-        return self.pool + b * self.granules + start
+        return self.block(b) + start
 
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1:
         """PagePtrShadow._store() of n bytes inside one direct-map page; NOT_HANDLED when a
@@ -384,7 +405,7 @@ cdef class PagePtr(Scheme):
         return value
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
-        cdef int64_t p, q
+        cdef int64_t p, q, i
         if not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return 1                # highmem: no direct-map shadow, nothing recorded
         if use != USE_SHADOW and (self.always or (BYTE_GRANULAR_MASK >> use) & 1):
@@ -394,7 +415,8 @@ cdef class PagePtr(Scheme):
                         self.detach(self.index(q))
                     return 0
         for p in range(pfn, pfn + (1 << order)):
-            self.head[self.make_index(p)] = pfn
+            i = self.make_index(p)              # (may move the arrays: index them after)
+            self.head[i] = pfn
         return 1
 
     cdef int page_free(self, int64_t pfn, int order) except -1:
@@ -433,22 +455,32 @@ cdef class PerPage(Scheme):
         self.page_size = scheme._page_size
         self.granules_per_page = scheme._granules_per_page
         self.shadow_mask = scheme._shadow_mask
+        self.segment_shift = scheme._segment_shift
+        self.segment_mask = scheme._segment_mask
         self.refresh()
+
+    def __dealloc__(self):
+        PyMem_Free(self.segments)
 
     cdef int refresh(self) except -1:
         """The addresses of the scheme's arrays, taken again (after a Python method, which may
-        have replaced one by a larger copy)."""
+        have replaced one by a larger copy, or added a segment to the pool)."""
         s = self.scheme
-        self.arrays = (s._chunk_of, s._pshadow, s._in_use, s._window_page, s._shadow,
+        self.arrays = (s._chunk_of, s._pshadow, s._in_use, s._window_page,
                        s._page_pfn, s._page_bypass)       # held: the pointers stay valid
         self.chunk_of = (<array>s._chunk_of).data.as_ints
         self.pshadow = <uint8_t *>PyByteArray_AS_STRING(s._pshadow)
         self.in_use = <uint8_t *>PyByteArray_AS_STRING(s._in_use)
         self.window_page = (<array>s._window_page).data.as_ints
-        self.shadow = <uint8_t *>PyByteArray_AS_STRING(s._shadow)
+        self.segments = segment_table(s._shadow, self.segments)
         self.page_pfn = (<array>s._page_pfn).data.as_longlongs
         self.page_bypass = (<array>s._page_bypass).data.as_ints
         return 0
+
+    cdef inline uint8_t *shadow_page(self, int page) noexcept:
+        """A real shadow page's bytes in the pool (PerPageShadow._at)."""
+        return (self.segments[page >> self.segment_shift]
+                + ((<int64_t>(page & self.segment_mask)) << self.page_shift))
 
     cdef int64_t index(self, int64_t pfn) except -1:
         """PerPageShadow._index() of a lowmem pfn: a chunk never made, by _make_chunk()."""
@@ -482,16 +514,17 @@ cdef class PerPage(Scheme):
         cdef int64_t start = (addr >> SCALE_SHIFT) & self.shadow_mask
         if page == NO_PAGE_ or start + n > (start | (self.granules_per_page - 1)) + 1:
             return NULL
-        return self.shadow + page * self.page_size + start
+        return self.shadow_page(page) + start
 
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1:
         """PerPageShadow._claim() of a direct-map page that is not BYPASS, when the per-page
         byte can say the write (0); NOT_HANDLED when it cannot."""
-        cdef int64_t pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
+        cdef int64_t i, pfn = <int64_t>((addr - self.lm_delta) >> self.page_shift)
         cdef uint8_t *state
         if not is_uniform or not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return NOT_HANDLED
-        state = self.pshadow + self.index(pfn)
+        i = self.index(pfn)                     # (may move the arrays: index them after)
+        state = self.pshadow + i
         if k == self.granules_per_page and (value == 0 or value == PAGE_FREE):
             state[0] = 0 if value == 0 else PER_PAGE_FREE
             return 0
@@ -558,8 +591,7 @@ cdef class PerPage(Scheme):
 
     cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept:
         """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
-        return (self.shadow + page * self.page_size
-                + (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page)
+        return self.shadow_page(page) + (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page
 
     cdef int set_bypass(self, int64_t i, int64_t vpn) except -1:
         """PerPageShadow._set_bypass() of a page just allocated, at i in the per-pfn arrays
@@ -599,14 +631,14 @@ cdef class PerPage(Scheme):
 
     cdef int page_of_window(self, int64_t window) except -2:
         """PerPageShadow._page_of() of a direct-map window (its chunk made)."""
-        return self.window_page[self.index((window << SCALE_SHIFT) - self.vpn_of_pfn)
-                                >> SCALE_SHIFT]
+        cdef int64_t i = self.index((window << SCALE_SHIFT) - self.vpn_of_pfn)
+        return self.window_page[i >> SCALE_SHIFT]
 
     cdef int page_alloc(self, int64_t pfn, int order, int use, object use_obj) except -1:
         """PerPageShadow.page_alloc(): a slab, stack or large kmalloc page gets BYPASS over its
         window's shadow page, mapped here when it is not yet (_map_shadow, in Python); any other
         page's per-page byte says 0."""
-        cdef int64_t n = 1 << order, window, p, first, last
+        cdef int64_t n = 1 << order, window, p, first, last, i
         cdef list mapped
         if not (self.lowmem_lo <= pfn < self.lowmem_hi):
             return 1                                  # highmem has no shadow
@@ -629,7 +661,8 @@ cdef class PerPage(Scheme):
                     mapped = []
                 mapped.append(window)
         for p in range(pfn, pfn + n):
-            self.in_use[self.index(p)] = 1
+            i = self.index(p)                   # (may move the arrays: index them after)
+            self.in_use[i] = 1
         for p in range(pfn, pfn + n):
             self.set_bypass(self.index(p), p + self.vpn_of_pfn)
         return 1

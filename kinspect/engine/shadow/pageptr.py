@@ -59,7 +59,9 @@ _FILL = [bytes([v]) for v in range(256)]
 #   page->shadow), and ``_head``, the head pfn of the allocation holding it (NOT_ALLOCATED when
 #   none). ``_chunk_of[pfn >> CHUNK_SHIFT]`` is the chunk's index in those two arrays (-1: not
 #   made yet, every pfn in it NULL and unallocated);
-# * the block pool: ``_pool``, block i's PAGE_SIZE >> 3 shadow bytes at i * block_size;
+# * the block pool: ``_pool``, segments of SEGMENT_SIZE bytes made as needed (never moved
+#   nor copied: a pool grows by a segment), block i's PAGE_SIZE >> 3 shadow bytes in segment
+#   i >> _segment_shift, at (i & _segment_mask) * block_size;
 #   ``_block_addr``, its simulated address (an object of the kasan_shadow_blocks cache), 0 when
 #   free; ``_block_space``, which space it shadows (PAGES, IMAGE, VIRTUAL; FREE_BLOCK when free);
 #   ``_block_user``, the pfn or virtual page it shadows, or for a free block the next free
@@ -70,6 +72,8 @@ _FILL = [bytes([v]) for v in range(256)]
 #
 # Arrays grow by replacement (a new, larger object), never in place: the compiled twin
 # (_schemes.PagePtr) holds raw pointers into them and takes them again after any growth.
+SEGMENT_SHIFT = 20
+SEGMENT_SIZE = 1 << SEGMENT_SHIFT       # bytes of a pool's segment (1 MiB)
 CHUNK_SHIFT = 12
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
@@ -139,7 +143,9 @@ class PagePtrShadow(ShadowScheme):
         self._slot = array("i")
         self._head = array("q")
         # the block pool (see above)
-        self._pool = bytearray()
+        self._pool: list[bytearray] = []
+        self._segment_shift = SEGMENT_SHIFT - (self._granules.bit_length() - 1)
+        self._segment_mask = (1 << self._segment_shift) - 1
         self._block_addr = array("Q")
         self._block_space = array("b")
         self._block_user = array("q")
@@ -194,17 +200,22 @@ class PagePtrShadow(ShadowScheme):
             return b
         b = self._nblocks
         self._nblocks += 1
-        if b >= len(self._block_addr):
-            self._block_addr = grown(self._block_addr, b + 1, 0)
-            n = len(self._block_addr)           # the new capacity, for every array of the pool
-            self._pool = grown(self._pool, n * self._granules, 0)
+        if b >= len(self._pool) << self._segment_shift:
+            self._pool.append(bytearray(SEGMENT_SIZE))
+            n = len(self._pool) << self._segment_shift      # the pool's new capacity
+            self._block_addr = grown(self._block_addr, n, 0)
             self._block_space = grown(self._block_space, n, FREE_BLOCK)
             self._block_user = grown(self._block_user, n, NO_BLOCK)
         return b
 
+    def _at(self, b: int) -> tuple[bytearray, int]:
+        """Block b's segment of the pool, and where the block starts in it."""
+        return self._pool[b >> self._segment_shift], (b & self._segment_mask) * self._granules
+
     def _block(self, b: int) -> memoryview:
         """Block b's bytes (a view of the pool)."""
-        return memoryview(self._pool)[b * self._granules:(b + 1) * self._granules]
+        segment, start = self._at(b)
+        return memoryview(segment)[start:start + self._granules]
 
     # ------------------------------------------------------------------ attach, detach
 
@@ -219,8 +230,7 @@ class PagePtrShadow(ShadowScheme):
         if not addr:
             return NO_BLOCK
         b = self._new_block()
-        g = self._granules
-        self._pool[b * g:(b + 1) * g] = _FILL[fill] * g
+        self._block(b)[:] = _FILL[fill] * self._granules
         self._block_addr[b] = addr
         self._block_space[b] = space
         self._block_user[b] = key
@@ -314,8 +324,9 @@ class PagePtrShadow(ShadowScheme):
             # vfree(): the page's whole shadow is KASAN_VMALLOC_INVALID again.
             self._detach(b)
             return
-        start = b * self._granules + ((addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT)
-        self._pool[start:start + len(data)] = data
+        segment, start = self._at(b)
+        start += (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
+        segment[start:start + len(data)] = data
 
     def _write_pages(self, addr: int, data: bytes) -> None:
         n = len(data)
@@ -338,8 +349,8 @@ class PagePtrShadow(ShadowScheme):
                 start = (addr & self._page_mask) >> 3              # KASAN_SHADOW_SCALE_SHIFT
                 end = start + len(data)
                 if b != NO_BLOCK and end <= self._granules:
-                    b *= self._granules
-                    self._pool[b + start:b + end] = data
+                    b_start = (b & self._segment_mask) * self._granules
+                    self._pool[b >> self._segment_shift][b_start + start:b_start + end] = data
                     return
         self._write_pages(addr, data)
 
@@ -358,13 +369,15 @@ class PagePtrShadow(ShadowScheme):
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
                 if b != NO_BLOCK:
                     self.loads += self.loads_with_block
-                    return self._pool[b * self._granules + ((addr & self._page_mask) >> 3)]
+                    segment, start = self._at(b)
+                    return segment[start + ((addr & self._page_mask) >> 3)]
         _, _, b, value = self._locate(addr)
         if b == NO_BLOCK:
             self.loads += self.loads_with_block if value else self.loads_null
             return value
         self.loads += self.loads_with_block
-        return self._pool[b * self._granules + ((addr & self._page_mask) >> 3)]
+        segment, start = self._at(b)
+        return segment[start + ((addr & self._page_mask) >> 3)]
 
     def read(self, addr: int, size: int) -> bytes:
         out = bytearray()
@@ -376,8 +389,8 @@ class PagePtrShadow(ShadowScheme):
             if b == NO_BLOCK:
                 out += _FILL[implied] * n
             else:
-                start += b * self._granules
-                out += self._pool[start:start + n]
+                segment, b_start = self._at(b)
+                out += segment[b_start + start:b_start + start + n]
             granules -= n
             addr += n << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)

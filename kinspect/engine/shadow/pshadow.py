@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
 from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
-from .pageptr import grown
+from .pageptr import SEGMENT_SHIFT, SEGMENT_SIZE, grown
 
 # Per-page shadow values, patch 05.
 KASAN_PER_PAGE_FREE = 0xFE
@@ -66,7 +66,9 @@ _FILL = [bytes([v]) for v in range(256)]
 #   WINDOWS_PER_CHUNK windows, as the chunk is window aligned), ``_window_page``: its real
 #   shadow page, an index in the pool (NO_PAGE: the black page). ``_chunk_of[pfn >>
 #   CHUNK_SHIFT]`` is the chunk's index in them (-1: never made);
-# * the pool of real shadow pages: ``_shadow``, page i's PAGE_SIZE bytes at i * PAGE_SIZE;
+# * the pool of real shadow pages: ``_shadow``, segments of SEGMENT_SIZE bytes made as needed
+#   (never moved nor copied), page i's PAGE_SIZE bytes in segment i >> _segment_shift at
+#   (i & _segment_mask) * PAGE_SIZE;
 #   ``_page_pfn``, the buddy page it is (NO_PAGE when the slot is free); ``_page_window``, the
 #   window it is mapped over, or for a free slot the next free slot (``_free_page`` the
 #   first); ``_page_bypass``, its window's pages that are KASAN_PER_PAGE_BYPASS;
@@ -115,7 +117,9 @@ class PerPageShadow(ShadowScheme):
         self._in_use = bytearray()
         self._window_page = array("i")
         # the pool of real shadow pages (see above)
-        self._shadow = bytearray()
+        self._shadow: list[bytearray] = []
+        self._segment_shift = SEGMENT_SHIFT - ps
+        self._segment_mask = (1 << self._segment_shift) - 1
         self._page_pfn = array("q")
         self._page_window = array("q")
         self._page_bypass = array("i")
@@ -216,9 +220,15 @@ class PerPageShadow(ShadowScheme):
         else:
             self._kernel_windows[window] = page
 
+    def _at(self, page: int) -> tuple[bytearray, int]:
+        """A real shadow page's segment of the pool, and where the page starts in it."""
+        return (self._shadow[page >> self._segment_shift],
+                (page & self._segment_mask) << self._page_shift)
+
     def _page_bytes(self, page: int) -> memoryview:
         """A real shadow page's bytes (a view of the pool)."""
-        return memoryview(self._shadow)[page * self._page_size:(page + 1) * self._page_size]
+        segment, start = self._at(page)
+        return memoryview(segment)[start:start + self._page_size]
 
     def _map_shadow(self, window: int) -> int:
         """``kasan_map_shadow()``: a real shadow page for the window, from the buddy allocator
@@ -232,12 +242,12 @@ class PerPageShadow(ShadowScheme):
         else:
             page = self._npages
             self._npages += 1
-            if page >= len(self._page_pfn):
-                self._page_pfn = grown(self._page_pfn, page + 1, NO_PAGE)
-                n = len(self._page_pfn)         # the new capacity, for every array of the pool
+            if page >= len(self._shadow) << self._segment_shift:
+                self._shadow.append(bytearray(SEGMENT_SIZE))
+                n = len(self._shadow) << self._segment_shift    # the pool's new capacity
+                self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
                 self._page_window = grown(self._page_window, n, NO_PAGE)
                 self._page_bypass = grown(self._page_bypass, n, 0)
-                self._shadow = grown(self._shadow, n * self._page_size, KASAN_PAGE_FREE)
         self._page_bytes(page)[:] = _FILL[KASAN_PAGE_FREE] * self._page_size
         self._page_pfn[page] = pfn
         self._page_window[page] = window
@@ -275,16 +285,16 @@ class PerPageShadow(ShadowScheme):
         i = self._index(self._window_first_pfn(window))
         return self._in_use[i:i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
 
-    def _page_part(self, page: int, vpn: int) -> slice:
-        """Where a page's granules sit in the pool: in its window's shadow page."""
-        start = page * self._page_size + (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
-        return slice(start, start + self._granules_per_page)
+    def _page_part(self, page: int, vpn: int) -> memoryview:
+        """A page's granules in its window's shadow page (a view of the pool)."""
+        start = (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
+        return self._page_bytes(page)[start:start + self._granules_per_page]
 
     def _set_bypass(self, i: int, vpn: int, page: int, fill: bytes) -> None:
         """Mark a lowmem page (at i in the per-pfn arrays, virtual page vpn)
         KASAN_PER_PAGE_BYPASS, its part of its window's shadow page set to fill (a page of
         granules)."""
-        self._shadow[self._page_part(page, vpn)] = fill
+        self._page_part(page, vpn)[:] = fill
         if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
             return
         self._pshadow[i] = KASAN_PER_PAGE_BYPASS
@@ -298,8 +308,7 @@ class PerPageShadow(ShadowScheme):
         self._pshadow[self._index(pfn)] = state
         vpn = pfn + self._vpn_of_pfn
         page = self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT)
-        self._shadow[self._page_part(page, vpn)] = (_FILL[KASAN_PAGE_FREE]
-                                                    * self._granules_per_page)
+        self._page_part(page, vpn)[:] = _FILL[KASAN_PAGE_FREE] * self._granules_per_page
         self._page_bypass[page] -= 1
         if self._page_bypass[page] == 0:
             self._needed -= 1
@@ -317,7 +326,7 @@ class PerPageShadow(ShadowScheme):
             page_addr = vpn << self._page_shift
             if lo <= page_addr < hi:
                 continue
-            self._shadow[self._page_part(page, vpn)] = _FILL[self._initial_byte(page_addr)] * gpp
+            self._page_part(page, vpn)[:] = _FILL[self._initial_byte(page_addr)] * gpp
             self._page_bypass[page] += 1
             if self._page_bypass[page] == 1:
                 self._needed += 1
@@ -377,10 +386,10 @@ class PerPageShadow(ShadowScheme):
             if page == NO_PAGE:
                 page = self._claim(addr, k, value, data, done)
             if page != NO_PAGE:
-                start = page * self._page_size + ((addr >> KASAN_SHADOW_SCALE_SHIFT)
-                                                  & self._shadow_mask)
-                self._shadow[start:start + k] = (_FILL[value] * k if data is None
-                                                 else data[done:done + k])
+                segment, start = self._at(page)
+                start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                segment[start:start + k] = (_FILL[value] * k if data is None
+                                            else data[done:done + k])
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
@@ -409,8 +418,8 @@ class PerPageShadow(ShadowScheme):
         self.loads += 1                         # the byte shadow
         page = self._bypass_page(addr)
         if page != NO_PAGE:
-            value = self._shadow[page * self._page_size
-                                 + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
+            segment, start = self._at(page)
+            value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
             if value:
                 self.loads += 1        # poisoned byte: patch 11 reads the page byte too
             return value
@@ -436,9 +445,9 @@ class PerPageShadow(ShadowScheme):
             if page == NO_PAGE:
                 out += _FILL[self._per_page_byte(addr)] * k
             else:
-                start = page * self._page_size + ((addr >> KASAN_SHADOW_SCALE_SHIFT)
-                                                  & self._shadow_mask)
-                out += self._shadow[start:start + k]
+                segment, start = self._at(page)
+                start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                out += segment[start:start + k]
             n -= k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
