@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import native
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
 from .machine import KernelOops, Machine
@@ -974,66 +975,19 @@ class WorkloadRunner:
         """Run every remaining event; the failed expectations.
 
         ``on_reports(reports)`` is called with the new reports of each event that made some,
-        ``after_event(event)`` after every event.
+        ``after_event(event)`` after every event. Each event is ``_step()``; on the native
+        engine, a compiled loop (_runner.pyx) does kmalloc and kfree itself, the same way.
         """
         with gc_paused():
-            return self._run(on_reports, after_event)
-
-    def _run(self, on_reports, after_event) -> list[str]:
-        m = self.machine
-        reports = m.reports
-        ops = self._ops
-        values = self.values
-        mask = self._mask
-        kmalloc, kfree = m.kmalloc, m.kfree
-        count = last_start = last_end = len(reports)    # count: len(reports) now
-        failed = m.failed
-        position = self.position            # (written back before callbacks and at the end)
-        try:
+            if self.machine.engine == "native":
+                return native.compiled("_runner").run(self, on_reports, after_event)
+            step = self._step
             for ev in self._events:
-                position += 1
-                _, _, line, _, op, target, args, frame = ev
-                m.ip = frame
-                m.ip_handle = line
-                before = count
-                # The two commonest statements take a short path; the rest dispatch by name.
-                if op == "kmalloc":
-                    value = values[target] = kmalloc(args[0])
-                    if not value:
-                        failed[op] += 1
-                elif op == "kfree":
-                    a = args[0]
-                    kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
-                elif op == "expect":
-                    self._expect(ev, reports[last_start:last_end])
-                    if after_event is not None:
-                        self.position = position
-                        after_event(ev)
-                        count = len(reports)
-                    continue
-                else:
-                    self.position = position
-                    value = self._call(ops[op], ev)
-                    if target is not None:
-                        values[target] = value
-                        if not value and op in ALLOCATORS:
-                            failed[op] += 1
-                last_start = before
-                count = last_end = len(reports)
-                if last_end != before:
-                    for r in reports[before:]:
-                        r.event_index = ev.index
-                    if on_reports is not None:
-                        self.position = position
-                        on_reports(reports[before:])
-                        count = len(reports)
+                new = step(ev)
+                if new and on_reports is not None:
+                    on_reports(new)
                 if after_event is not None:
-                    self.position = position
                     after_event(ev)
-                    count = len(reports)
-        finally:
-            self.position = position
-        self.last_reports = reports[last_start:last_end]
         return self.expect_failures
 
     def step(self) -> StepOutcome | None:
@@ -1041,24 +995,30 @@ class WorkloadRunner:
         ev = next(self._events, None)
         if ev is None:
             return None
+        failures = len(self.expect_failures)
+        new = self._step(ev)
+        failure = self.expect_failures[-1] if len(self.expect_failures) > failures else None
+        return StepOutcome(ev, new, failure)
+
+    def _step(self, ev: Event) -> list[BadAccess]:
+        """Run one event (the rule, on either engine): its new reports."""
         self.position += 1
         m = self.machine
         m.ip = ev.frame
         m.ip_handle = ev.line
-        before = len(m.reports)
-        failures = len(self.expect_failures)
+        reports = m.reports
+        before = len(reports)
         value = self._call(self._ops[ev.op], ev)
         if ev.target is not None:
             self.values[ev.target] = value
             if not value and ev.op in ALLOCATORS:
                 m.failed[ev.op] += 1
-        new = m.reports[before:]
+        new = reports[before:]
         if ev.op != "expect":
             self.last_reports = new
             for r in new:
                 r.event_index = ev.index
-        failure = self.expect_failures[-1] if len(self.expect_failures) > failures else None
-        return StepOutcome(ev, new, failure)
+        return new
 
     @staticmethod
     def _call(op, ev: Event):
