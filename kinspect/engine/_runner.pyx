@@ -12,8 +12,12 @@ a failed allocation counted, the new reports numbered with the event and kept as
 ``last_reports`` for an ``expect``, a KernelOops naming the line, the callbacks.
 """
 
+from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM
 from libc.stdint cimport int64_t, uint64_t
+
+import sys
 
 from ._slab cimport SlubAllocator
 from .machine import KernelOops
@@ -29,9 +33,32 @@ cdef enum:
     EV_FRAME = 7
 
 
-cdef inline bint is_kmalloc(str op):
-    """``op_kmalloc`` and its aliases (WorkloadRunner.op_kzalloc, op_kmalloc_node)."""
-    return op == "kmalloc" or op == "kzalloc" or op == "kmalloc_node"
+cdef inline object field(ev, Py_ssize_t i):
+    """Field i of an Event or Addr, read as a tuple's item: a NamedTuple's own indexing goes
+    through __getitem__ looked up by name (slot_sq_item), ten times the cost."""
+    return <object>PyTuple_GET_ITEM(ev, i)
+
+
+cdef str KFREE = sys.intern("kfree"), KMALLOC = sys.intern("kmalloc")   # as the parser's
+cdef enum:
+    OTHER = 0
+    OP_KFREE = 1
+    OP_KMALLOC = 2
+
+
+cdef inline int fast_op(str op):
+    """OP_KFREE for ``op_kfree``, OP_KMALLOC for ``op_kmalloc`` and its aliases
+    (WorkloadRunner.op_kzalloc, op_kmalloc_node), else OTHER. The parser interns the
+    statement names: a pointer comparison, most of the time."""
+    if op is KFREE:
+        return OP_KFREE
+    if op is KMALLOC:
+        return OP_KMALLOC
+    if op == "kfree":
+        return OP_KFREE
+    if op == "kmalloc" or op == "kzalloc" or op == "kmalloc_node":
+        return OP_KMALLOC
+    return OTHER
 
 
 def run(runner, on_reports, after_event):
@@ -42,6 +69,7 @@ def run(runner, on_reports, after_event):
     cdef Py_ssize_t before, n, last_start = 0, last_end = 0
     cdef bint last_here = False         # last_reports is reports[last_start:last_end]
     cdef bint fast = False
+    cdef int kind
     cdef int64_t position = runner.position, pid, line
     cdef uint64_t track
     cdef str op
@@ -54,26 +82,33 @@ def run(runner, on_reports, after_event):
     # some wrapper of them (a test's, an observer's): then this loop may call them in C.
     cdef bint kmalloc_here = machine.kmalloc == slub.machine_kmalloc
     cdef bint kfree_here = machine.kfree == slub.machine_kfree
+    # machine.ip and ip_handle are plain attributes: set in the instance's dict directly
+    assert not hasattr(type(machine), "ip") and not hasattr(type(machine), "ip_handle")
+    cdef dict machine_dict = machine.__dict__
     try:
         for ev in runner._events:
-            op = ev[EV_OP]
-            line = ev[EV_LINE]
-            fast = ((kmalloc_here and is_kmalloc(op)) or (kfree_here and op == "kfree")) \
+            if not PyTuple_Check(ev):
+                raise TypeError(f"a workload event is a workload.Event, not {type(ev)}")
+            op = field(ev, EV_OP)
+            line = field(ev, EV_LINE)
+            kind = fast_op(op)
+            fast = ((kind == OP_KMALLOC and kmalloc_here) or (kind == OP_KFREE and kfree_here)) \
                 and 0 <= pid < (1 << 31) and 0 <= line < (<int64_t>1 << 32)
             if fast:
                 position += 1
-                machine.ip = ev[EV_FRAME]
-                machine.ip_handle = line
+                PyDict_SetItem(machine_dict, "ip", field(ev, EV_FRAME))       # machine.ip
+                PyDict_SetItem(machine_dict, "ip_handle", field(ev, EV_LINE))
                 track = (<uint64_t>pid) << 32 | <uint64_t>line       # Machine._track()
                 before = PyList_GET_SIZE(reports)
-                args = ev[EV_ARGS]
-                if op == "kfree":                                     # op_kfree()
-                    a = args[0]
-                    slub.kfree_(a.offset if a.var is None else (values[a.var] + a.offset) & mask,
-                                track)
+                args = field(ev, EV_ARGS)
+                if kind == OP_KFREE:                                  # op_kfree()
+                    a = field(args, 0)                                # an Addr: var, offset
+                    var = field(a, 0)
+                    slub.kfree_(field(a, 1) if var is None
+                                else (values[var] + field(a, 1)) & mask, track)
                 else:                                                 # op_kmalloc()
-                    value = slub.kmalloc_(args[0], track)
-                    target = ev[EV_TARGET]
+                    value = slub.kmalloc_(field(args, 0), track)
+                    target = field(ev, EV_TARGET)
                     if target is not None:
                         values[target] = value
                         if not value:
@@ -83,7 +118,7 @@ def run(runner, on_reports, after_event):
                 if n != before:
                     new = reports[before:]
                     for r in new:
-                        r.event_index = ev[EV_INDEX]
+                        r.event_index = field(ev, EV_INDEX)
                     if on_reports is not None:
                         runner.position = position
                         on_reports(new)
@@ -103,7 +138,7 @@ def run(runner, on_reports, after_event):
                 pid = machine.task.pid
     except KernelOops as e:
         if fast:                            # WorkloadRunner._call()'s, as _step() does
-            raise KernelOops(e.message, ev[EV_PATH], ev[EV_LINE]) from None
+            raise KernelOops(e.message, field(ev, EV_PATH), field(ev, EV_LINE)) from None
         raise
     finally:
         runner.position = position

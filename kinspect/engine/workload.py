@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 from bisect import bisect_right
 from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
@@ -665,7 +666,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
             lp.first = 2
             if not len(lp):
                 raise lp.error("missing statement after '='", len(raw) + 1)
-        op = lp.word(0)
+        op = sys.intern(lp.word(0))       # one string per statement name, not per event
         if target is not None and op not in _VALUE_OPS:
             raise lp.error(f"{_short(op)} gives no value to bind", lp.col(0))
         args, binds = _parse_args(lp, op, target)
