@@ -137,7 +137,7 @@ def run(runner, on_reports, after_event):
                 after_event(ev)
                 pid = machine.task.pid
     except KernelOops as e:
-        if fast:                            # WorkloadRunner._call()'s, as _step() does
+        if fast:                            # as WorkloadRunner._step() does
             raise KernelOops(e.message, field(ev, EV_PATH), field(ev, EV_LINE)) from None
         raise
     finally:

@@ -1002,32 +1002,29 @@ class WorkloadRunner:
         return StepOutcome(ev, new, failure)
 
     def _step(self, ev: Event) -> list[BadAccess]:
-        """Run one event (the rule, on either engine): its new reports."""
+        """Run one event (the rule, on either engine): its new reports. A KernelOops (the
+        kernel could not go on) names the event's line."""
+        index, path, line, _, op, target, _, frame = ev
         self.position += 1
         m = self.machine
-        m.ip = ev.frame
-        m.ip_handle = ev.line
+        m.ip = frame
+        m.ip_handle = line
         reports = m.reports
         before = len(reports)
-        value = self._call(self._ops[ev.op], ev)
-        if ev.target is not None:
-            self.values[ev.target] = value
-            if not value and ev.op in ALLOCATORS:
-                m.failed[ev.op] += 1
+        try:
+            value = self._ops[op](ev)
+        except KernelOops as e:
+            raise KernelOops(e.message, path, line) from None
+        if target is not None:
+            self.values[target] = value
+            if not value and op in ALLOCATORS:
+                m.failed[op] += 1
         new = reports[before:]
-        if ev.op != "expect":
+        if op != "expect":
             self.last_reports = new
             for r in new:
-                r.event_index = ev.index
+                r.event_index = index
         return new
-
-    @staticmethod
-    def _call(op, ev: Event):
-        """Run one statement; a KernelOops (the kernel could not go on) names its line."""
-        try:
-            return op(ev)
-        except KernelOops as e:
-            raise KernelOops(e.message, ev.path, ev.line) from None
 
     def _object(self, ev: Event, i: int, call: str):
         """The kmem_cache or mempool that operand i names; a NULL one (its creation failed)
