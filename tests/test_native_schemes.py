@@ -6,10 +6,12 @@ frees and checks are as frequent as allocations) is replayed with every scheme i
 both engines; every SLICE // 4 events the two machines must have the same fingerprint
 (kinspect/engine/fingerprint.py: struct pages, the reference's shadow, summary...) and, for
 every scheme, the same footprint (checks and loads included), the same shadow bytes over every
-range allocated so far, and the same storage (pageptr's blocks and allocations by pfn,
-pshadow's per-page bytes, BYPASS pages and windows). A native machine pickled mid-slice and
-unpickled replays the rest of the slice as the machine it was copied from does. Every sample
-workload gives the same `kinspect compare --schemes all` output on both engines.
+range allocated so far, and the same storage (each per-page scheme's storage(): pageptr's
+blocks and allocations by pfn, pshadow's per-page and in-use bytes and shadow pages). A
+native machine pickled mid-slice and unpickled replays the rest of the slice as the machine
+it was copied from does. A per-page scheme's state late in the slice pickles as a few arrays.
+Every sample workload gives the same `kinspect compare --schemes all` output on both
+engines.
 """
 
 from __future__ import annotations

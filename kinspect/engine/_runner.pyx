@@ -122,16 +122,18 @@ def run(runner, on_reports, after_event):
                     if on_reports is not None:
                         runner.position = position
                         on_reports(new)
+                        pid = machine.task.pid
             else:
                 if last_here:
                     runner.last_reports = reports[last_start:last_end]
                     last_here = False
                 runner.position = position
+                position += 1                   # as _step() counts it, even if it raises
                 new = step(ev)
-                position = runner.position
                 pid = machine.task.pid          # a task statement may have switched it
                 if new and on_reports is not None:
                     on_reports(new)
+                    pid = machine.task.pid
             if after_event is not None:
                 runner.position = position
                 after_event(ev)

@@ -6,12 +6,13 @@ Four schemes in lockstep (lockstep.py) cost a Python call per scheme per shadow 
 life-cycle hook and check. On the native engine, ``LockstepShadow.bind_engine()`` puts a
 ``Lockstep`` of this module in front of its schemes: its ``poison``/``write``/``set_byte``/
 ``shadow_byte``/``page_alloc``/``page_free`` do the common cases of each scheme in C, on the
-very containers of the Python scheme (flat.py's chunks; pshadow.py's per-page shadow chunks,
-in-use chunks, BYPASS pages and windows; pageptr.py's blocks by pfn and allocations by pfn),
-and call the Python scheme's own method, the reference, for the rest: a block attached
-lazily, mapping or unmapping a window's shadow page, a page switched to BYPASS by a write, a
-chunk touched for the first time, the kernel image, the vmalloc space. So the state, its
-pickles, views and footprints are the Python schemes' (only the read counters are kept here:
+very state of the Python scheme (flat.py's chunks; the flat arrays of pshadow.py and
+pageptr.py: per-pfn chunks, pools of blocks and shadow pages in segments), and call the
+Python scheme's own method, the reference, for the rest: a block attached lazily, mapping or
+unmapping a window's shadow page, a page switched to BYPASS by a write, a chunk made, a pool
+grown, the kernel image, the vmalloc space; after such a call, a twin takes the addresses of
+the arrays again (``refresh()``). So the state, its pickles, views and footprints are the
+Python schemes' (only the read counters are kept here:
 lockstep.COMPILED_COUNTERS); each fast path below names the Python method whose common case
 it is, and must stay in step with it (tests/test_schemes_agree.py, test_native_slab.py and
 test_native_schemes.py run the schemes on both engines and compare every byte and counter).
@@ -204,7 +205,7 @@ cdef class PagePtr(Scheme):
         self.loads_with_block, self.loads_null = scheme.loads_with_block, scheme.loads_null
         self.cache = scheme._cache
         machine = scheme._machine
-        self.allocations = machine.pages
+        self.allocations = scheme._allocations
         self.block_alloc = machine.shadow_block_alloc
         self.block_free = machine.shadow_block_free
         self.nr_slabs = machine.slub.nr_slabs
