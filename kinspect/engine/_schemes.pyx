@@ -324,7 +324,8 @@ cdef class PagePtr(Scheme):
         return 0
 
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1:
-        """PagePtrShadow._page_state_byte(): what a NULL page->shadow stands for."""
+        """PagePtrShadow._locate()'s _page_state_byte() of a pfn: what a NULL page->shadow
+        stands for."""
         cdef int64_t i = self.index(pfn)
         cdef int64_t head = NOT_ALLOCATED_ if i < 0 else self.head[i]
         if head == NOT_ALLOCATED_:
@@ -591,7 +592,7 @@ cdef class PerPage(Scheme):
         return value
 
     cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept:
-        """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
+        """A page's granules in its window's shadow page (PerPageShadow._set_page_part)."""
         return self.shadow_page(page) + (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page
 
     cdef int set_bypass(self, int64_t i, int64_t vpn) except -1:

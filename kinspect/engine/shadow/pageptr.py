@@ -230,7 +230,8 @@ class PagePtrShadow(ShadowScheme):
         if not addr:
             return NO_BLOCK
         b = self._new_block()
-        self._block(b)[:] = _FILL[fill] * self._granules
+        segment, start = self._at(b)
+        segment[start:start + self._granules] = _FILL[fill] * self._granules
         self._block_addr[b] = addr
         self._block_space[b] = space
         self._block_user[b] = key
@@ -287,10 +288,9 @@ class PagePtrShadow(ShadowScheme):
 
     # -------------------------------------------------------------------- the shadow
 
-    def _page_state_byte(self, pfn: int, addr: int) -> int:
-        """The shadow a direct-map page's state implies (what a NULL pointer stands for)."""
-        i = self._index(pfn)
-        head = NOT_ALLOCATED if i < 0 else self._head[i]
+    def _page_state_byte(self, head: int, addr: int) -> int:
+        """The shadow a direct-map page's state implies (what a NULL pointer stands for), from
+        the head of the allocation holding it."""
         if head == NOT_ALLOCATED:
             return self._initial_byte(addr)      # free (since boot or freed), reserved, a hole
         # free_pages_prepare() poisons a page whose refcount already dropped to zero: the
@@ -302,7 +302,10 @@ class PagePtrShadow(ShadowScheme):
         byte the page reads without one."""
         if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
-            return PAGES, pfn, self._block_of(pfn), self._page_state_byte(pfn, addr)
+            i = self._index(pfn)
+            if i < 0:
+                return PAGES, pfn, NO_BLOCK, self._page_state_byte(NOT_ALLOCATED, addr)
+            return PAGES, pfn, self._slot[i], self._page_state_byte(self._head[i], addr)
         if not self._vmalloc_start <= addr < self._vmalloc_end:
             pfn = self._machine.addr_to_pfn(addr)
             if pfn is not None:                  # the kernel image, mapped apart

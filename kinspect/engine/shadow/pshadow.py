@@ -109,6 +109,7 @@ class PerPageShadow(ShadowScheme):
         # a chunk of pfns is a whole number of windows: a window's slot is its pfns' index >> 3
         assert self._vpn_of_pfn % PAGES_PER_WINDOW == 0, "direct map not window aligned"
         self._direct_map = (p.page_offset, p.high_memory)
+        self._lm_start, self._lm_end = self._direct_map
         self._lowmem = (p.phys_offset >> ps, p.max_low_pfn)
         # per lowmem pfn and window (see above)
         self._chunk_of = array("i", [-1]) * ((p.max_low_pfn >> CHUNK_SHIFT) + 1)
@@ -285,16 +286,17 @@ class PerPageShadow(ShadowScheme):
         i = self._index(self._window_first_pfn(window))
         return self._in_use[i:i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
 
-    def _page_part(self, page: int, vpn: int) -> memoryview:
-        """A page's granules in its window's shadow page (a view of the pool)."""
-        start = (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
-        return self._page_bytes(page)[start:start + self._granules_per_page]
+    def _set_page_part(self, page: int, vpn: int, fill: bytes) -> None:
+        """A page's granules in its window's shadow page set to fill (a page of granules)."""
+        start = (((page & self._segment_mask) << self._page_shift)
+                 + (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page)
+        self._shadow[page >> self._segment_shift][start:start + self._granules_per_page] = fill
 
     def _set_bypass(self, i: int, vpn: int, page: int, fill: bytes) -> None:
         """Mark a lowmem page (at i in the per-pfn arrays, virtual page vpn)
         KASAN_PER_PAGE_BYPASS, its part of its window's shadow page set to fill (a page of
         granules)."""
-        self._page_part(page, vpn)[:] = fill
+        self._set_page_part(page, vpn, fill)
         if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
             return
         self._pshadow[i] = KASAN_PER_PAGE_BYPASS
@@ -308,7 +310,7 @@ class PerPageShadow(ShadowScheme):
         self._pshadow[self._index(pfn)] = state
         vpn = pfn + self._vpn_of_pfn
         page = self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT)
-        self._page_part(page, vpn)[:] = _FILL[KASAN_PAGE_FREE] * self._granules_per_page
+        self._set_page_part(page, vpn, _FILL[KASAN_PAGE_FREE] * self._granules_per_page)
         self._page_bypass[page] -= 1
         if self._page_bypass[page] == 0:
             self._needed -= 1
@@ -326,7 +328,7 @@ class PerPageShadow(ShadowScheme):
             page_addr = vpn << self._page_shift
             if lo <= page_addr < hi:
                 continue
-            self._page_part(page, vpn)[:] = _FILL[self._initial_byte(page_addr)] * gpp
+            self._set_page_part(page, vpn, _FILL[self._initial_byte(page_addr)] * gpp)
             self._page_bypass[page] += 1
             if self._page_bypass[page] == 1:
                 self._needed += 1
@@ -393,14 +395,30 @@ class PerPageShadow(ShadowScheme):
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    def poison(self, addr: int, size: int, value: int) -> None:
-        self._store(addr, size >> KASAN_SHADOW_SCALE_SHIFT, value, None)
+    # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
+    # a slab's pages are BYPASS, and nearly every write is a slab hook's.
 
     def write(self, addr: int, data: bytes) -> None:
+        if self._lm_start <= addr < self._lm_end:
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                end = start + len(data)
+                if (self._pshadow[i] == KASAN_PER_PAGE_BYPASS
+                        and end <= (start | (self._granules_per_page - 1)) + 1):
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                    base = (page & self._segment_mask) << self._page_shift
+                    self._shadow[page >> self._segment_shift][base + start:base + end] = data
+                    return
         self._store(addr, len(data), 0, data)
 
+    def poison(self, addr: int, size: int, value: int) -> None:
+        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
+
     def set_byte(self, addr: int, value: int) -> None:
-        self._store(addr, 1, value, None)
+        self.write(addr, _FILL[value])
 
     # -------------------------------------------------------------------------- reads
 
