@@ -6,14 +6,17 @@ frees and checks are as frequent as allocations) is replayed with every scheme i
 both engines; every SLICE // 4 events the two machines must have the same fingerprint
 (kinspect/engine/fingerprint.py: struct pages, the reference's shadow, summary...) and, for
 every scheme, the same footprint (checks and loads included), the same shadow bytes over every
-range allocated so far, and the same storage (pageptr's blocks and allocations by pfn,
-pshadow's per-page bytes, BYPASS pages and windows). A native machine pickled mid-slice and
-unpickled replays the rest of the slice as the machine it was copied from does. Every sample
-workload gives the same `kinspect compare --schemes all` output on both engines.
+range allocated so far, and the same storage (each per-page scheme's storage(): pageptr's
+blocks and allocations by pfn, pshadow's per-page and in-use bytes and shadow pages). A
+native machine pickled mid-slice and unpickled replays the rest of the slice as the machine
+it was copied from does. A per-page scheme's state late in the slice pickles as a few arrays.
+Every sample workload gives the same `kinspect compare --schemes all` output on both
+engines.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from itertools import chain, islice
 
@@ -54,17 +57,8 @@ def _schemes_state(machine, ranges) -> dict:
     for s in machine.schemes:
         state[s.name, "footprint"] = s.footprint().as_dict()
         state[s.name, "shadow"] = b"".join(s.read(a, n) for a, n in ranges)
-        if s.name == "pshadow":
-            state[s.name, "storage"] = (
-                sorted((k, bytes(v)) for k, v in s._pshadow.items()),
-                sorted((k, bytes(v)) for k, v in s._in_use.items()),
-                sorted((k, bytes(v)) for k, v in s._bypass.items()),
-                [tuple(w) for w in s.windows()], s._needed, sorted(s._pte_pages))
-        elif s.name in ("pageptr", "pageext"):
-            tables = (s._pages, s._image, s._virtual)
-            state[s.name, "storage"] = (
-                [sorted((k, bytes(v), t.addr[k]) for k, v in t.shadow.items()) for t in tables],
-                sorted(s._allocated.items()), s.shadow_link(0x1000))
+        if s.name in ("pshadow", "pageptr", "pageext"):
+            state[s.name, "storage"] = (s.storage(), s.shadow_link(0x1000))
     return state
 
 
@@ -137,3 +131,44 @@ def test_every_sample_workload_compares_alike(workload, capsys, monkeypatch):
                        for engine in ("python", "native"))
     assert ours == reference
     assert reference[1] or reference[2]         # something was compared: output or an error
+
+
+class _SchemeStatePickler(pickle.Pickler):
+    """Pickles a scheme's own state: what belongs to the machine (the machine, its profile,
+    its allocations, the shadow-block cache, their bound methods) is left out, by reference."""
+
+    def __init__(self, machine, scheme) -> None:
+        super().__init__(io.BytesIO())
+        self.outside = {id(o) for o in (machine, machine.profile, machine.pages,
+                                        getattr(scheme, "_cache", None)) if o is not None}
+
+    def persistent_id(self, obj):
+        if id(obj) in self.outside or id(getattr(obj, "__self__", obj)) in self.outside:
+            return "machine"
+        return None
+
+
+OBJECTS_BOUND = 100
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_a_per_page_scheme_pickles_as_a_few_arrays(engine):
+    """Late in a trace, the state of pshadow and pageptr is a handful of arrays and scalars:
+    the pickle of each memoizes at most OBJECTS_BOUND objects (its attribute names, its arrays,
+    a few small containers), however many blocks and shadow pages it holds (thousands here;
+    one bytearray each, and a tuple and table entries, before issue 12)."""
+    trace, profile, attach = CASES[0]
+    path = str(ROOT / "samples" / "traces" / trace)
+    side = Side(profile, attach, engine, path)
+    side.replay(_events(path, SLICE // 2))
+    held = 0
+    for s in side.machine.schemes:
+        if s.name not in ("pshadow", "pageptr"):
+            continue
+        fp = s.footprint()
+        held += fp.blocks_in_use + fp.shadow_pages_mapped
+        pickler = _SchemeStatePickler(side.machine, s)
+        pickler.dump(s.__getstate__())
+        objects = len(pickler.memo.copy())
+        assert objects <= OBJECTS_BOUND, (s.name, objects)
+    assert held > 1_000

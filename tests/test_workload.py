@@ -346,3 +346,67 @@ def test_vmap_stack_is_an_optional_boolean_of_a_profile(tmp_path):
     off = tmp_path / "off.toml"
     off.write_text(arm32.replace("vmap_stack = true\n", ""))
     assert load_profile(str(off)).vmap_stack is False
+
+
+RUNNER_WORKLOAD = """\
+task worker 7
+func churn 0x80
+p = kmalloc 24
+q = kzalloc 100
+big = kmalloc 20000
+kfree p
+kfree p
+expect double-free
+r = kmalloc_node 0 0
+kfree r
+kfree big
+task other 9
+write q+100 4
+expect slab-out-of-bounds
+s = kmalloc 64
+kfree q
+kfree s
+h = kmalloc 0x10000000
+read s 8
+expect none
+"""
+
+
+def _run_observed(engine: str, by_step: bool) -> dict:
+    """A workload run by run() (its callbacks recording what they see) or by step()."""
+    m = Machine(load_profile("x86_64", 64 << 20), engine=engine)
+    runner = WorkloadRunner(m, parse_workload("<t>", RUNNER_WORKLOAD.splitlines()))
+    seen = []
+    if by_step:
+        for outcome in runner:
+            if outcome.reports:
+                seen.append(("reports", runner.position, [r.bug_type for r in outcome.reports]))
+            seen.append(("event", runner.position, outcome.event.index, m.task.pid))
+        failures = runner.expect_failures
+    else:
+        failures = runner.run(
+            on_reports=lambda new: seen.append(("reports", runner.position,
+                                                [r.bug_type for r in new])),
+            after_event=lambda ev: seen.append(("event", runner.position, ev.index,
+                                                m.task.pid)))
+    return {"seen": seen, "failures": failures, "position": runner.position,
+            "values": dict(runner.values), "last": [r.bug_type for r in runner.last_reports],
+            "numbered": [(r.bug_type, r.event_index) for r in m.reports],
+            "failed": dict(m.failed), "ip": (m.ip, m.ip_handle)}
+
+
+def test_run_is_step_after_step_on_both_engines():
+    """WorkloadRunner.run() (on the native engine a compiled loop, _runner.pyx, doing kmalloc
+    and kfree itself) gives what step() after step() gives on the Python engine (the
+    reference): callbacks with the same positions, values, reports numbered by event,
+    failed expectations, the last reports, the machine's ip and current task."""
+    from conftest import native_missing
+
+    reference = _run_observed("python", by_step=True)
+    assert reference["failures"] == ["<t>:20: expected none, got slab-use-after-free"]
+    assert ("reports", 7, ["double-free"]) in reference["seen"]
+    assert reference["failed"] == {"kmalloc": 1} and reference["values"]["h"] == 0
+    engines = ["python"] + ([] if native_missing() else ["native"])
+    for engine in engines:
+        for by_step in (False, True):
+            assert _run_observed(engine, by_step) == reference, (engine, by_step)

@@ -25,8 +25,18 @@ cdef class Flat(Scheme):
 
 
 cdef class PagePtr(Scheme):
-    cdef dict blocks                     # _pages.shadow: pfn -> the block's bytes
-    cdef dict allocated                  # _allocated: allocated pfn -> its allocation's head
+    # the scheme's flat arrays (pageptr.py), their addresses taken by refresh()
+    cdef object arrays                   # the arrays themselves, held while pointed into
+    cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+    cdef int *slot                       # _slot: per pfn, its block (-1: NULL page->shadow)
+    cdef long long *head                 # _head: per pfn, its allocation's head (-1: none)
+    cdef uint8_t **segments              # _pool: its segments' bytes
+    cdef int segment_shift               # block -> segment
+    cdef int64_t segment_mask
+    cdef unsigned long long *block_addr  # _block_addr: per block, its address (0: free)
+    cdef signed char *block_space        # _block_space: per block, the space it shadows
+    cdef long long *block_user           # _block_user: its page, or the next free block
+    cdef int64_t capacity                # blocks the pool's arrays hold
     cdef dict allocations                # machine.pages: allocated head pfn -> (order, use)
     cdef object initial_byte             # machine.initial_shadow_byte
     cdef uint64_t lm_start, lm_end, lm_delta
@@ -36,40 +46,55 @@ cdef class PagePtr(Scheme):
     cdef int64_t granules                # bytes in a block
     cdef bint always                     # attach policy "always"
     cdef int64_t loads_with_block, loads_null
-    cdef dict addrs                      # _pages.addr: pfn -> the block's address
-    cdef dict served                     # _served: block address -> (table, pfn)
-    cdef object pages                    # _pages, the direct map's _BlockTable
     cdef object cache                    # the shadow-block kmem_cache (after boot)
     cdef object block_alloc, block_free, nr_slabs, memmap    # the machine's
     cdef bint in_struct_page             # page->shadow (pageptr), not page_ext (pageext)
     cdef int section_shift               # the memmap's pfn -> section
     cdef int64_t section_mask
 
+    cdef int refresh(self) except -1
+    cdef int64_t index(self, int64_t pfn) noexcept
+    cdef int64_t make_index(self, int64_t pfn) except -1
     cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1
+    cdef int64_t new_block(self) except -2
     cdef int attach(self, int64_t pfn) except -1
-    cdef int detach(self, int64_t pfn) except -1
+    cdef int detach(self, int64_t i) except -1
     cdef int page_state_byte(self, int64_t pfn, uint64_t addr) except -1
+    cdef uint8_t *block(self, int64_t b) noexcept
+    cdef uint8_t *block_at(self, uint64_t addr, int64_t n) noexcept
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
 
 
 cdef class PerPage(Scheme):
-    cdef dict bypass                     # _bypass: virtual page number -> its shadow page
-    cdef dict pshadow                    # _pshadow: chunk -> per-page shadow bytes
-    cdef dict in_use                     # _in_use: chunk -> 1 where the page is not free
-    cdef dict windows                    # _windows: window -> _ShadowPage
+    # the scheme's flat arrays (pshadow.py), their addresses taken by refresh()
+    cdef object arrays                   # the arrays themselves, held while pointed into
+    cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+    cdef uint8_t *pshadow                # _pshadow: per lowmem pfn, its per-page byte
+    cdef uint8_t *in_use                 # _in_use: per lowmem pfn, 1 unless free
+    cdef int *window_page                # _window_page: per window, its shadow page (-1)
+    cdef uint8_t **segments              # _shadow: its segments' bytes
+    cdef int segment_shift               # shadow page -> segment
+    cdef int64_t segment_mask
+    cdef long long *page_pfn             # _page_pfn: per shadow page, its pfn
+    cdef int *page_bypass                # _page_bypass: per shadow page, its BYPASS pages
+    cdef dict kernel_windows             # _kernel_windows: image/vmalloc window -> page
     cdef uint64_t lm_start, lm_end, lm_delta
     cdef int64_t lowmem_lo, lowmem_hi, vpn_of_pfn
-    cdef int page_shift
-    cdef int64_t granules_per_page, shadow_mask
+    cdef int page_shift, window_shift
+    cdef int64_t page_size, granules_per_page, shadow_mask
 
-    cdef uint8_t *chunk(self, dict chunks, int64_t pfn) except NULL
-    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) except? NULL
+    cdef int refresh(self) except -1
+    cdef int64_t index(self, int64_t pfn) except -1
+    cdef uint8_t *shadow_page(self, int page) noexcept
+    cdef int bypass_page(self, uint64_t addr) noexcept
+    cdef uint8_t *bypass_at(self, uint64_t addr, int64_t n) noexcept
     cdef int claim(self, uint64_t addr, int64_t k, uint8_t value, bint is_uniform) except -1
     cdef int store(self, uint64_t addr, int64_t n, uint8_t value, const uint8_t *data) except -1
-    cdef uint8_t *page_part(self, object page, int64_t vpn) except NULL
-    cdef int set_bypass(self, uint8_t *ps, int64_t vpn) except -1
-    cdef int clear_bypass(self, uint8_t *ps, int64_t vpn, uint8_t state) except -1
+    cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept
+    cdef int set_bypass(self, int64_t i, int64_t vpn) except -1
+    cdef int clear_bypass(self, int64_t i, int64_t vpn, uint8_t state) except -1
     cdef int set_pages(self, int64_t pfn, int64_t n, uint8_t used, uint8_t state) except -1
+    cdef int page_of_window(self, int64_t window) except -2
 
 
 cdef class Lockstep:

@@ -118,3 +118,5 @@ cdef class SlubAllocator:
     cdef int kfree_slab(self, uint64_t addr, uint64_t track) except -2
     cdef int kfree_object(self, addr, uint64_t track) except -2
     cdef uint64_t machine_track(self) except? 0
+    cdef object kmalloc_(self, size, uint64_t track)
+    cdef int kfree_(self, addr, uint64_t track) except -1

@@ -56,6 +56,7 @@ cdef int64_t CHUNK_GRANULES_ = _CHUNK_GRANULES
 cdef int64_t PERCPU_SIZE = QUARANTINE_PERCPU_SIZE
 cdef int64_t FRACTION = QUARANTINE_FRACTION
 cdef int64_t RCU_FLAG = _SLAB_TYPESAFE_BY_RCU
+cdef uint64_t MACHINE_TRACK = 0xFFFFFFFFFFFFFFFF     # kmalloc_(): Machine._track()'s, made there
 cdef int C_FREE_OK = FREE_OK, C_INVALID_FREE = INVALID_FREE, C_DOUBLE_FREE = DOUBLE_FREE
 
 
@@ -740,6 +741,11 @@ cdef class SlubAllocator:
     def machine_kmalloc(self, size):
         """``Machine.kmalloc()``: ``kmalloc(size, GFP_KERNEL)``, a kmalloc cache's object or
         a large kmalloc's pages above KMALLOC_MAX_CACHE_SIZE. 0 = NULL."""
+        return self.kmalloc_(size, MACHINE_TRACK)
+
+    cdef object kmalloc_(self, size, uint64_t track):
+        """machine_kmalloc() with the track of the event (MACHINE_TRACK: Machine._track()'s,
+        made here when needed), for the compiled workload runner (_runner.pyx) too."""
         cdef uint64_t n
         try:
             n = size
@@ -747,7 +753,8 @@ cdef class SlubAllocator:
             n = 0
         else:
             if 0 < n <= <uint64_t>self.kmalloc_max:
-                return self.kmalloc_slab(n, self.machine_track())
+                return self.kmalloc_slab(n, self.machine_track() if track == MACHINE_TRACK
+                                         else track)
         if size == 0:
             return 16       # ZERO_SIZE_PTR
         return self.machine._kmalloc_large(size)
@@ -759,11 +766,16 @@ cdef class SlubAllocator:
 
     def machine_kfree(self, addr):
         """``Machine.kfree()``: a slab object, or a large kmalloc's compound page."""
-        cdef int bug = self.kfree_object(addr, self.machine_track())
+        self.kfree_(addr, self.machine_track())
+
+    cdef int kfree_(self, addr, uint64_t track) except -1:
+        """machine_kfree() with the track of the event, for the compiled workload runner too."""
+        cdef int bug = self.kfree_object(addr, track)
         if bug > 0:
             self.machine._report_invalid_free(addr, FREE_BUG_TYPES[bug])
         elif bug < 0 and addr > 16:             # not ZERO_OR_NULL_PTR
             self.machine._free_large_kmalloc(addr)
+        return 0
 
     def machine_kmem_cache_free(self, cache, addr):
         """``Machine.kmem_cache_free()``: the object's own slab decides."""

@@ -27,7 +27,8 @@ from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
-COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay", "_schemes")   # beside this file
+COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay", "_schemes",
+            "_runner")   # beside this file
 ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",

@@ -8,11 +8,13 @@ before they are bound or bound to the wrong kind of thing), naming ``FILE:LINE:C
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from . import native
 from .collector import gc_paused
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
@@ -650,7 +652,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
             lp.first = 2
             if not len(lp):
                 raise lp.error("missing statement after '='", len(raw) + 1)
-        op = lp.word(0)
+        op = sys.intern(lp.word(0))       # one string per statement name, not per event
         if target is not None and op not in _VALUE_OPS:
             raise lp.error(f"{_short(op)} gives no value to bind", lp.col(0))
         args, binds = _parse_args(lp, op, target)
@@ -960,66 +962,19 @@ class WorkloadRunner:
         """Run every remaining event; the failed expectations.
 
         ``on_reports(reports)`` is called with the new reports of each event that made some,
-        ``after_event(event)`` after every event.
+        ``after_event(event)`` after every event. Each event is ``_step()``; on the native
+        engine, a compiled loop (_runner.pyx) does kmalloc and kfree itself, the same way.
         """
         with gc_paused():
-            return self._run(on_reports, after_event)
-
-    def _run(self, on_reports, after_event) -> list[str]:
-        m = self.machine
-        reports = m.reports
-        ops = self._ops
-        values = self.values
-        mask = self._mask
-        kmalloc, kfree = m.kmalloc, m.kfree
-        count = last_start = last_end = len(reports)    # count: len(reports) now
-        failed = m.failed
-        position = self.position            # (written back before callbacks and at the end)
-        try:
+            if self.machine.engine == "native":
+                return native.compiled("_runner").run(self, on_reports, after_event)
+            step = self._step
             for ev in self._events:
-                position += 1
-                _, _, line, _, op, target, args, frame = ev
-                m.ip = frame
-                m.ip_handle = line
-                before = count
-                # The two commonest statements take a short path; the rest dispatch by name.
-                if op == "kmalloc":
-                    value = values[target] = kmalloc(args[0])
-                    if not value:
-                        failed[op] += 1
-                elif op == "kfree":
-                    a = args[0]
-                    kfree(a.offset if a.var is None else (values[a.var] + a.offset) & mask)
-                elif op == "expect":
-                    self._expect(ev, reports[last_start:last_end])
-                    if after_event is not None:
-                        self.position = position
-                        after_event(ev)
-                        count = len(reports)
-                    continue
-                else:
-                    self.position = position
-                    value = self._call(ops[op], ev)
-                    if target is not None:
-                        values[target] = value
-                        if not value and op in ALLOCATORS:
-                            failed[op] += 1
-                last_start = before
-                count = last_end = len(reports)
-                if last_end != before:
-                    for r in reports[before:]:
-                        r.event_index = ev.index
-                    if on_reports is not None:
-                        self.position = position
-                        on_reports(reports[before:])
-                        count = len(reports)
+                new = step(ev)
+                if new and on_reports is not None:
+                    on_reports(new)
                 if after_event is not None:
-                    self.position = position
                     after_event(ev)
-                    count = len(reports)
-        finally:
-            self.position = position
-        self.last_reports = reports[last_start:last_end]
         return self.expect_failures
 
     def step(self) -> StepOutcome | None:
@@ -1027,32 +982,35 @@ class WorkloadRunner:
         ev = next(self._events, None)
         if ev is None:
             return None
-        self.position += 1
-        m = self.machine
-        m.ip = ev.frame
-        m.ip_handle = ev.line
-        before = len(m.reports)
         failures = len(self.expect_failures)
-        value = self._call(self._ops[ev.op], ev)
-        if ev.target is not None:
-            self.values[ev.target] = value
-            if not value and ev.op in ALLOCATORS:
-                m.failed[ev.op] += 1
-        new = m.reports[before:]
-        if ev.op != "expect":
-            self.last_reports = new
-            for r in new:
-                r.event_index = ev.index
+        new = self._step(ev)
         failure = self.expect_failures[-1] if len(self.expect_failures) > failures else None
         return StepOutcome(ev, new, failure)
 
-    @staticmethod
-    def _call(op, ev: Event):
-        """Run one statement; a KernelOops (the kernel could not go on) names its line."""
+    def _step(self, ev: Event) -> list[BadAccess]:
+        """Run one event (the rule, on either engine): its new reports. A KernelOops (the
+        kernel could not go on) names the event's line."""
+        index, path, line, _, op, target, _, frame = ev
+        self.position += 1
+        m = self.machine
+        m.ip = frame
+        m.ip_handle = line
+        reports = m.reports
+        before = len(reports)
         try:
-            return op(ev)
+            value = self._ops[op](ev)
         except KernelOops as e:
-            raise KernelOops(e.message, ev.path, ev.line) from None
+            raise KernelOops(e.message, path, line) from None
+        if target is not None:
+            self.values[target] = value
+            if not value and op in ALLOCATORS:
+                m.failed[op] += 1
+        new = reports[before:]
+        if op != "expect":
+            self.last_reports = new
+            for r in new:
+                r.event_index = index
+        return new
 
     def _object(self, ev: Event, i: int, call: str):
         """The kmem_cache or mempool that operand i names; a NULL one (its creation failed)

@@ -42,6 +42,7 @@ kinspect's model:
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 from ..errors import KinspectError
@@ -50,6 +51,37 @@ from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
 
 ATTACH_POLICIES = ("byte-granular", "always")
 _FILL = [bytes([v]) for v in range(256)]
+
+# The scheme's state is a handful of flat arrays (issue 12), no object per page or block:
+#
+# * per direct-map pfn, in chunks of CHUNK_PAGES pfns made on first touch (a 1 TB profile costs
+#   nothing until used): ``_slot``, the pfn's block (an index in the pool, NO_BLOCK for a NULL
+#   page->shadow), and ``_head``, the head pfn of the allocation holding it (NOT_ALLOCATED when
+#   none). ``_chunk_of[pfn >> CHUNK_SHIFT]`` is the chunk's index in those two arrays (-1: not
+#   made yet, every pfn in it NULL and unallocated);
+# * the block pool: ``_pool``, segments of SEGMENT_SIZE bytes made as needed (never moved
+#   nor copied: a pool grows by a segment), block i's PAGE_SIZE >> 3 shadow bytes in segment
+#   i >> _segment_shift, at (i & _segment_mask) * block_size;
+#   ``_block_addr``, its simulated address (an object of the kasan_shadow_blocks cache), 0 when
+#   free; ``_block_space``, which space it shadows (PAGES, IMAGE, VIRTUAL; FREE_BLOCK when free);
+#   ``_block_user``, the pfn or virtual page it shadows, or for a free block the next free
+#   block (a free list threaded through the pool, as SLUB threads its freelist through free
+#   objects), ``_free_block`` its first (NO_BLOCK: empty);
+# * the kernel image mapped apart and the vmalloc space: small dicts (page -> block), since
+#   only the image's globals and vmalloc'd pages written with bytes they do not imply get one.
+#
+# Arrays grow by replacement (a new, larger object), never in place: the compiled twin
+# (_schemes.PagePtr) holds raw pointers into them and takes them again after any growth.
+SEGMENT_SHIFT = 20
+SEGMENT_SIZE = 1 << SEGMENT_SHIFT       # bytes of a pool's segment (1 MiB)
+CHUNK_SHIFT = 12
+CHUNK_PAGES = 1 << CHUNK_SHIFT
+CHUNK_MASK = CHUNK_PAGES - 1
+NO_BLOCK = -1
+NOT_ALLOCATED = -1
+PAGES, IMAGE, VIRTUAL = 0, 1, 2       # the spaces a block may shadow (_block_space)
+FREE_BLOCK = -1
+SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
 
 
 class ShadowBlock(NamedTuple):
@@ -60,15 +92,15 @@ class ShadowBlock(NamedTuple):
     vaddr: int | None           # the vmalloc-space page it shadows, for such a block
 
 
-class _BlockTable:
-    """The blocks of one address space, by page: pfn for pages, virtual page for vmalloc."""
-
-    __slots__ = ("by_pfn", "shadow", "addr")
-
-    def __init__(self, by_pfn: bool) -> None:
-        self.by_pfn = by_pfn
-        self.shadow: dict[int, bytearray] = {}   # key -> the block's bytes
-        self.addr: dict[int, int] = {}           # key -> the block's address
+def grown(a, n: int, fill: int):
+    """``a`` (an array.array or bytearray) as a new object of at least n items, the new ones
+    fill: capacity doubles, so n appends cost O(n) copies in all."""
+    if len(a) >= n:
+        return a
+    extra = max(n, 2 * len(a), 64) - len(a)
+    if isinstance(a, bytearray):
+        return a + _FILL[fill] * extra
+    return a + array(a.typecode, [fill]) * extra
 
 
 class PagePtrShadow(ShadowScheme):
@@ -101,15 +133,27 @@ class PagePtrShadow(ShadowScheme):
         self._granules = p.page_size >> KASAN_SHADOW_SCALE_SHIFT     # bytes in a block
         self._lm_start, self._lm_end = p.page_offset, p.high_memory
         self._lm_delta = p.page_offset - p.phys_offset               # __pa() of the direct map
+        self._lowmem = (p.phys_offset >> p.page_shift, p.max_low_pfn)
         self._vmalloc_start, self._vmalloc_end = p.vmalloc_start, p.vmalloc_end
         self._is_lowmem_pfn = p.is_lowmem_pfn
         self._initial_byte = machine.initial_shadow_byte
-        self._pages = _BlockTable(by_pfn=True)       # direct-map pages: page->shadow
-        self._page_shadow = self._pages.shadow       # (the hot paths' dict)
-        self._image = _BlockTable(by_pfn=True)       # a kernel image mapped apart
-        self._virtual = _BlockTable(by_pfn=False)    # the vmalloc space (and any other)
-        self._served: dict[int, tuple[_BlockTable, int]] = {}   # block address -> user
-        self._allocated: dict[int, int] = {}         # allocated pfn -> its allocation's head
+        # per direct-map pfn (see above)
+        self._chunk_of = array("i", [-1]) * ((p.max_low_pfn >> CHUNK_SHIFT) + 1)
+        self._nchunks = 0
+        self._slot = array("i")
+        self._head = array("q")
+        # the block pool (see above)
+        self._pool: list[bytearray] = []
+        self._segment_shift = SEGMENT_SHIFT - (self._granules.bit_length() - 1)
+        self._segment_mask = (1 << self._segment_shift) - 1
+        self._block_addr = array("Q")
+        self._block_space = array("b")
+        self._block_user = array("q")
+        self._nblocks = 0                # blocks ever used: the pool's high-water mark
+        self._free_block = NO_BLOCK
+        self._in_use = 0                 # blocks attached now
+        self._image: dict[int, int] = {}     # a kernel image mapped apart: pfn -> block
+        self._virtual: dict[int, int] = {}   # the vmalloc space (and any other): page -> block
         self._allocations: dict = {}                 # machine.pages (bound at boot)
         self._cache = None
         self._peak_slab_pages = 0
@@ -124,92 +168,168 @@ class PagePtrShadow(ShadowScheme):
         self._cache = self._machine.create_shadow_cache("kasan_shadow_blocks", self.block_size)
         self._allocations = self._machine.pages
 
+    # ------------------------------------------------------------- the flat arrays
+
+    def _index(self, pfn: int) -> int:
+        """Where a direct-map pfn's slot and head are in _slot and _head; -1 when its chunk
+        was never made (NULL pointer, not allocated)."""
+        c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        return -1 if c < 0 else (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+
+    def _make_index(self, pfn: int) -> int:
+        """_index(), the chunk made (every pfn NULL and unallocated) when it was not."""
+        c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        if c < 0:
+            c = self._chunk_of[pfn >> CHUNK_SHIFT] = self._nchunks
+            self._nchunks += 1
+            self._slot = grown(self._slot, self._nchunks << CHUNK_SHIFT, NO_BLOCK)
+            self._head = grown(self._head, self._nchunks << CHUNK_SHIFT, NOT_ALLOCATED)
+        return (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+
+    def _block_of(self, pfn: int) -> int:
+        """``page->shadow`` of a direct-map pfn, as a block index (NO_BLOCK: NULL)."""
+        i = self._index(pfn)
+        return NO_BLOCK if i < 0 else self._slot[i]
+
+    def _new_block(self) -> int:
+        """A block of the pool for a block just allocated from the shadow cache: the first
+        free one, else one more (the arrays grown when full)."""
+        b = self._free_block
+        if b != NO_BLOCK:
+            self._free_block = self._block_user[b]
+            return b
+        b = self._nblocks
+        self._nblocks += 1
+        if b >= len(self._pool) << self._segment_shift:
+            self._pool.append(bytearray(SEGMENT_SIZE))
+            n = len(self._pool) << self._segment_shift      # the pool's new capacity
+            self._block_addr = grown(self._block_addr, n, 0)
+            self._block_space = grown(self._block_space, n, FREE_BLOCK)
+            self._block_user = grown(self._block_user, n, NO_BLOCK)
+        return b
+
+    def _at(self, b: int) -> tuple[bytearray, int]:
+        """Block b's segment of the pool, and where the block starts in it."""
+        return self._pool[b >> self._segment_shift], (b & self._segment_mask) * self._granules
+
+    def _block(self, b: int) -> memoryview:
+        """Block b's bytes (a view of the pool)."""
+        segment, start = self._at(b)
+        return memoryview(segment)[start:start + self._granules]
+
     # ------------------------------------------------------------------ attach, detach
 
     def _set_pointer(self, pfn: int, block_addr: int) -> None:
         """``page->shadow = block`` (0: NULL)."""
         self._machine.memmap.set_field(pfn, 1, "shadow", block_addr)
 
-    def _attach(self, table: _BlockTable, key: int, fill: int) -> bytearray | None:
-        """A block from the shadow cache, filled with ``fill``; None when out of memory."""
+    def _attach(self, space: int, key: int, fill: int) -> int:
+        """A block from the shadow cache, filled with ``fill``, hung off page ``key`` of
+        ``space``: its index, NO_BLOCK when out of memory."""
         addr = self._machine.shadow_block_alloc(self._cache)
         if not addr:
-            return None
-        block = bytearray(_FILL[fill] * self._granules)
-        table.shadow[key] = block
-        table.addr[key] = addr
-        self._served[addr] = (table, key)
-        if table.by_pfn:
+            return NO_BLOCK
+        b = self._new_block()
+        segment, start = self._at(b)
+        segment[start:start + self._granules] = _FILL[fill] * self._granules
+        self._block_addr[b] = addr
+        self._block_space[b] = space
+        self._block_user[b] = key
+        self._in_use += 1
+        if space == PAGES:
+            i = self._make_index(key)          # (may replace _slot: index it after)
+            self._slot[i] = b
             self._set_pointer(key, addr)
+        else:
+            (self._image if space == IMAGE else self._virtual)[key] = b
         self._peak_slab_pages = max(self._peak_slab_pages, self._slab_pages())
-        return block
+        return b
 
-    def _detach(self, table: _BlockTable, key: int) -> None:
-        """The block goes back to the shadow cache (which may give a slab back to the buddy)."""
-        del table.shadow[key]
-        addr = table.addr.pop(key)
-        del self._served[addr]
-        if table.by_pfn:
+    def _detach(self, b: int) -> None:
+        """Block b goes back to the shadow cache (which may give a slab back to the buddy)."""
+        space, key, addr = self._block_space[b], self._block_user[b], self._block_addr[b]
+        if space == PAGES:
+            self._slot[self._index(key)] = NO_BLOCK
             self._set_pointer(key, 0)
+        else:
+            del (self._image if space == IMAGE else self._virtual)[key]
+        self._block_addr[b] = 0
+        self._block_space[b] = FREE_BLOCK
+        self._block_user[b] = self._free_block
+        self._free_block = b
+        self._in_use -= 1
         self._machine.shadow_block_free(self._cache, addr)
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
+        if not self._is_lowmem_pfn(pfn):
+            return True             # highmem: no direct-map shadow, nothing recorded
         pfns = range(pfn, pfn + (1 << order))
-        if (use != PageUse.SHADOW and self._is_lowmem_pfn(pfn)
-                and (self._always or use in BYTE_GRANULAR_USES)):
+        if use != PageUse.SHADOW and (self._always or use in BYTE_GRANULAR_USES):
             for p in pfns:
-                if self._attach(self._pages, p, 0) is None:
+                if self._attach(PAGES, p, 0) == NO_BLOCK:
                     for q in range(pfn, p):
-                        self._detach(self._pages, q)
+                        self._detach(self._block_of(q))
                     return False
-        self._allocated.update(dict.fromkeys(pfns, pfn))
+        for p in pfns:
+            i = self._make_index(p)                # (may replace _head: index it after)
+            self._head[i] = pfn
         return True
 
     def page_free(self, pfn: int, order: int) -> None:
+        if not self._is_lowmem_pfn(pfn):
+            return
         for p in range(pfn, pfn + (1 << order)):
-            self._allocated.pop(p, None)
-            if p in self._page_shadow:
-                self._detach(self._pages, p)
+            i = self._index(p)
+            if i < 0:
+                continue
+            self._head[i] = NOT_ALLOCATED
+            if self._slot[i] != NO_BLOCK:
+                self._detach(self._slot[i])
 
     # -------------------------------------------------------------------- the shadow
 
-    def _page_state_byte(self, pfn: int, addr: int) -> int:
-        """The shadow a direct-map page's state implies (what a NULL pointer stands for)."""
-        head = self._allocated.get(pfn)
-        if head is None:
+    def _page_state_byte(self, head: int, addr: int) -> int:
+        """The shadow a direct-map page's state implies (what a NULL pointer stands for), from
+        the head of the allocation holding it."""
+        if head == NOT_ALLOCATED:
             return self._initial_byte(addr)      # free (since boot or freed), reserved, a hole
         # free_pages_prepare() poisons a page whose refcount already dropped to zero: the
         # machine forgets the allocation first, so that page is free, not poisoned while live.
         return 0 if head in self._allocations else KASAN_PAGE_FREE
 
-    def _locate(self, addr: int) -> tuple[_BlockTable, int, int]:
-        """The table holding addr's block, its key there, and the byte a blockless page reads."""
+    def _locate(self, addr: int) -> tuple[int, int, int, int]:
+        """The space holding addr's page, its key there, its block (NO_BLOCK: none), and the
+        byte the page reads without one."""
         if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
-            return self._pages, pfn, self._page_state_byte(pfn, addr)
+            i = self._index(pfn)
+            if i < 0:
+                return PAGES, pfn, NO_BLOCK, self._page_state_byte(NOT_ALLOCATED, addr)
+            return PAGES, pfn, self._slot[i], self._page_state_byte(self._head[i], addr)
         if not self._vmalloc_start <= addr < self._vmalloc_end:
             pfn = self._machine.addr_to_pfn(addr)
             if pfn is not None:                  # the kernel image, mapped apart
-                return self._image, pfn, self._initial_byte(addr)
-        return self._virtual, addr >> self._page_shift, self._initial_byte(addr)
+                return IMAGE, pfn, self._image.get(pfn, NO_BLOCK), self._initial_byte(addr)
+        key = addr >> self._page_shift
+        return VIRTUAL, key, self._virtual.get(key, NO_BLOCK), self._initial_byte(addr)
 
     def _store(self, addr: int, data: bytes) -> None:
         """Write shadow bytes inside one page, attaching a block if they are not implied."""
-        table, key, implied = self._locate(addr)
-        block = table.shadow.get(key)
+        space, key, b, implied = self._locate(addr)
         as_implied = data.count(implied) == len(data)
-        if block is None:
+        if b == NO_BLOCK:
             if as_implied:
                 return
-            block = self._attach(table, key, implied)
-            if block is None:
+            b = self._attach(space, key, implied)
+            if b == NO_BLOCK:
                 raise MemoryError(f"no memory for a shadow block ({self.name}) at {addr:#x}")
-        elif as_implied and not table.by_pfn and len(data) == self._granules:
+        elif as_implied and space == VIRTUAL and len(data) == self._granules:
             # vfree(): the page's whole shadow is KASAN_VMALLOC_INVALID again.
-            self._detach(table, key)
+            self._detach(b)
             return
-        start = (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
-        block[start:start + len(data)] = data
+        segment, start = self._at(b)
+        start += (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
+        segment[start:start + len(data)] = data
 
     def _write_pages(self, addr: int, data: bytes) -> None:
         n = len(data)
@@ -221,18 +341,20 @@ class PagePtrShadow(ShadowScheme):
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    # The hot paths look the page's block up first, without a range check: blocks in
-    # _page_shadow are keyed by lowmem pfns, and __pa() arithmetic maps no address but a
-    # direct-map one to such a pfn, so a hit is always a direct-map page.
+    # The hot paths look a direct-map page's block up first.
 
     def write(self, addr: int, data: bytes) -> None:
-        block = self._page_shadow.get((addr - self._lm_delta) >> self._page_shift)
-        if block is not None:
-            start = (addr & self._page_mask) >> 3                 # KASAN_SHADOW_SCALE_SHIFT
-            end = start + len(data)
-            if end <= self._granules:
-                block[start:end] = data
-                return
+        if self._lm_start <= addr < self._lm_end:
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
+                start = (addr & self._page_mask) >> 3              # KASAN_SHADOW_SCALE_SHIFT
+                end = start + len(data)
+                if b != NO_BLOCK and end <= self._granules:
+                    b_start = (b & self._segment_mask) * self._granules
+                    self._pool[b >> self._segment_shift][b_start + start:b_start + end] = data
+                    return
         self._write_pages(addr, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:
@@ -243,15 +365,22 @@ class PagePtrShadow(ShadowScheme):
 
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
-        block = self._page_shadow.get((addr - self._lm_delta) >> self._page_shift)
-        if block is None:
-            table, key, value = self._locate(addr)
-            block = table.shadow.get(key)
-            if block is None:
-                self.loads += self.loads_with_block if value else self.loads_null
-                return value
+        if self._lm_start <= addr < self._lm_end:
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
+                if b != NO_BLOCK:
+                    self.loads += self.loads_with_block
+                    segment, start = self._at(b)
+                    return segment[start + ((addr & self._page_mask) >> 3)]
+        _, _, b, value = self._locate(addr)
+        if b == NO_BLOCK:
+            self.loads += self.loads_with_block if value else self.loads_null
+            return value
         self.loads += self.loads_with_block
-        return block[(addr & self._page_mask) >> 3]               # KASAN_SHADOW_SCALE_SHIFT
+        segment, start = self._at(b)
+        return segment[start + ((addr & self._page_mask) >> 3)]
 
     def read(self, addr: int, size: int) -> bytes:
         out = bytearray()
@@ -259,9 +388,12 @@ class PagePtrShadow(ShadowScheme):
         while granules > 0:
             start = (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
             n = min(granules, self._granules - start)
-            table, key, implied = self._locate(addr)
-            block = table.shadow.get(key)
-            out += _FILL[implied] * n if block is None else block[start:start + n]
+            _, _, b, implied = self._locate(addr)
+            if b == NO_BLOCK:
+                out += _FILL[implied] * n
+            else:
+                segment, b_start = self._at(b)
+                out += segment[b_start + start:b_start + start + n]
             granules -= n
             addr += n << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
@@ -278,7 +410,7 @@ class PagePtrShadow(ShadowScheme):
                          dynamic_peak_bytes=self._peak_slab_pages * self._page_size,
                          metadata_bytes=self._metadata,
                          virtual_range_bytes=0,          # no contiguous range: the point of it
-                         blocks_in_use=len(self._served),
+                         blocks_in_use=self._in_use,
                          blocks_capacity=(self._machine.slub.nr_slabs(self._cache)
                                           * self._cache.objects),
                          shadow_slab_pages=slab_pages,
@@ -293,31 +425,52 @@ class PagePtrShadow(ShadowScheme):
         return self._cache
 
     def has_own_shadow(self, pfn: int) -> bool:
-        return pfn in self._pages.addr or pfn in self._image.addr
+        return ((self._is_lowmem_pfn(pfn) and self._block_of(pfn) != NO_BLOCK)
+                or pfn in self._image)
 
     def shadow_link(self, pfn: int) -> str | None:
-        for table in (self._pages, self._image):
-            addr = table.addr.get(pfn)
-            if addr is not None:
-                return f"block {addr:#x} ({self.link_home})"
+        b = self._block_of(pfn) if self._is_lowmem_pfn(pfn) else NO_BLOCK
+        if b == NO_BLOCK:
+            b = self._image.get(pfn, NO_BLOCK)
+        if b != NO_BLOCK:
+            return f"block {self._block_addr[b]:#x} ({self.link_home})"
         return "no block: page state"
 
     def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
         """The shadow-block cache's slabs, by head pfn (a slab may span 2^order pages): each
         object slot as a ShadowBlock, in address order."""
         cache = self._cache
+        served = {self._block_addr[b]: b for b in range(self._nblocks)
+                  if self._block_space[b] != FREE_BLOCK}
         slabs = {}
         for head in self._machine.slub.slab_heads(cache):
             base = self._machine.page_address(head)
             blocks = []
             for i in range(cache.objects):
                 addr = base + i * cache.size
-                table, key = self._served.get(addr, (None, None))
-                if table is None:
+                b = served.get(addr)
+                if b is None:
                     blocks.append(ShadowBlock(addr, None, None))
-                elif table.by_pfn:
-                    blocks.append(ShadowBlock(addr, key, None))
+                elif self._block_space[b] == VIRTUAL:
+                    blocks.append(ShadowBlock(addr, None, self._block_user[b] << self._page_shift))
                 else:
-                    blocks.append(ShadowBlock(addr, None, key << self._page_shift))
+                    blocks.append(ShadowBlock(addr, self._block_user[b], None))
             slabs[head] = blocks
         return slabs
+
+    def storage(self) -> dict:
+        """The scheme's state as plain values, for tests comparing engines and checkpoints:
+        every attached block (its space, page, address, bytes) in block order, and the
+        allocation head of every direct-map pfn recorded."""
+        blocks = [(b, SPACE_NAMES[self._block_space[b]], self._block_user[b],
+                   self._block_addr[b], bytes(self._block(b)))
+                  for b in range(self._nblocks) if self._block_space[b] != FREE_BLOCK]
+        heads = {}
+        for c, i in enumerate(self._chunk_of):
+            if i >= 0:
+                for k in range(CHUNK_PAGES):
+                    head = self._head[(i << CHUNK_SHIFT) | k]
+                    if head != NOT_ALLOCATED:
+                        heads[(c << CHUNK_SHIFT) | k] = head
+        return {"blocks": blocks, "heads": heads, "free_block": self._free_block,
+                "nblocks": self._nblocks}

@@ -38,10 +38,12 @@ PAGE_OFFSET - PHYS_OFFSET is window aligned, as on every profile.
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
 from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
+from .pageptr import SEGMENT_SHIFT, SEGMENT_SIZE, grown
 
 # Per-page shadow values, patch 05.
 KASAN_PER_PAGE_FREE = 0xFE
@@ -51,8 +53,31 @@ PAGES_PER_WINDOW = 1 << KASAN_SHADOW_SCALE_SHIFT    # pages covered by one shado
 CHUNK_SHIFT = 12                                     # per-page shadow kept in 4096-page chunks
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
+WINDOWS_PER_CHUNK = CHUNK_PAGES >> KASAN_SHADOW_SCALE_SHIFT
+NO_PAGE = -1                    # a window without a real shadow page (the black page's)
 ARM_PTRS_PER_PTE = 512          # arch/arm/include/asm/pgtable-2level.h: Linux + hardware tables
 _FILL = [bytes([v]) for v in range(256)]
+
+# The scheme's state is a handful of flat arrays (issue 12), no object per page or window:
+#
+# * per lowmem pfn, in chunks of CHUNK_PAGES pfns made on first touch (at boot state):
+#   ``_pshadow``, the per-page shadow byte (kasan_pshadow, patch 05), and ``_in_use``, 1 where
+#   the page is not in the buddy; per direct-map window of those pfns (the chunk's
+#   WINDOWS_PER_CHUNK windows, as the chunk is window aligned), ``_window_page``: its real
+#   shadow page, an index in the pool (NO_PAGE: the black page). ``_chunk_of[pfn >>
+#   CHUNK_SHIFT]`` is the chunk's index in them (-1: never made);
+# * the pool of real shadow pages: ``_shadow``, segments of SEGMENT_SIZE bytes made as needed
+#   (never moved nor copied), page i's PAGE_SIZE bytes in segment i >> _segment_shift at
+#   (i & _segment_mask) * PAGE_SIZE;
+#   ``_page_pfn``, the buddy page it is (NO_PAGE when the slot is free); ``_page_window``, the
+#   window it is mapped over, or for a free slot the next free slot (``_free_page`` the
+#   first); ``_page_bypass``, its window's pages that are KASAN_PER_PAGE_BYPASS;
+# * ``_kernel_windows``: the windows of the kernel image and vmalloc space mapped (patch 07:
+#   permanently BYPASS), window -> page, a small dict; ``_pte_pages``, the page-table pages
+#   of the shadow mapping ever populated, a small set.
+#
+# Arrays grow by replacement, never in place (the compiled twin, _schemes.PerPage, points into
+# them and takes their addresses again after any Python method).
 
 
 class MappedWindow(NamedTuple):
@@ -61,17 +86,6 @@ class MappedWindow(NamedTuple):
     pfn: int | None         # first pfn of the window; None outside the direct map (image, vmalloc)
     shadow_pfn: int         # the real shadow page mapped over it
     bypass_pages: int       # its pages whose per-page shadow is KASAN_PER_PAGE_BYPASS
-
-
-class _ShadowPage:
-    """A real byte-shadow page mapped over one window (``kasan_map_shadow()``, patch 06)."""
-
-    __slots__ = ("shadow", "pfn", "bypass")
-
-    def __init__(self, pfn: int, page_size: int) -> None:
-        self.shadow = bytearray(_FILL[KASAN_PAGE_FREE] * page_size)   # copy of kasan_black_page
-        self.pfn = pfn
-        self.bypass = 0
 
 
 class PerPageShadow(ShadowScheme):
@@ -92,12 +106,28 @@ class PerPageShadow(ShadowScheme):
         self._granules_per_page = self._page_size >> KASAN_SHADOW_SCALE_SHIFT
         self._lm_delta = p.page_offset - p.phys_offset
         self._vpn_of_pfn = self._lm_delta >> ps          # virtual page number = pfn + this
+        # a chunk of pfns is a whole number of windows: a window's slot is its pfns' index >> 3
+        assert self._vpn_of_pfn % PAGES_PER_WINDOW == 0, "direct map not window aligned"
         self._direct_map = (p.page_offset, p.high_memory)
+        self._lm_start, self._lm_end = self._direct_map
         self._lowmem = (p.phys_offset >> ps, p.max_low_pfn)
-        self._pshadow: dict[int, bytearray] = {}         # chunk -> per-page shadow bytes
-        self._in_use: dict[int, bytearray] = {}          # chunk -> 1 where the page is not free
-        self._bypass: dict[int, bytearray] = {}          # virtual page number -> its shadow page
-        self._windows: dict[int, _ShadowPage] = {}       # window -> its real shadow page
+        # per lowmem pfn and window (see above)
+        self._chunk_of = array("i", [-1]) * ((p.max_low_pfn >> CHUNK_SHIFT) + 1)
+        self._nchunks = 0
+        self._pshadow = bytearray()
+        self._in_use = bytearray()
+        self._window_page = array("i")
+        # the pool of real shadow pages (see above)
+        self._shadow: list[bytearray] = []
+        self._segment_shift = SEGMENT_SHIFT - ps
+        self._segment_mask = (1 << self._segment_shift) - 1
+        self._page_pfn = array("q")
+        self._page_window = array("q")
+        self._page_bypass = array("i")
+        self._npages = 0                                 # slots ever used (high-water mark)
+        self._free_page = NO_PAGE
+        self._mapped = 0                                 # real shadow pages mapped now
+        self._kernel_windows: dict[int, int] = {}        # image/vmalloc window -> its page
         self._needed = 0                                 # windows holding a BYPASS page
         # Page-table pages: the on-demand mapping needs a real PTE page (in place of the shared
         # kasan_black_pte) for each PTRS_PER_PTE slots of byte-shadow virtual range that get a
@@ -122,28 +152,37 @@ class PerPageShadow(ShadowScheme):
 
     # ------------------------------------------------------------------- per-page shadow
 
-    def _chunk(self, key: int) -> tuple[bytearray, bytearray]:
-        """The per-page shadow and in-use bytes of 4096 pages, at boot state on first touch:
-        free RAM is KASAN_PER_PAGE_FREE; reserved pages, holes and highmem are 0 and never free."""
-        pshadow = self._pshadow.get(key)
-        if pshadow is not None:
-            return pshadow, self._in_use[key]
-        pshadow = bytearray(CHUNK_PAGES)
-        in_use = bytearray(b"\x01" * CHUNK_PAGES)
+    def _index(self, pfn: int) -> int:
+        """Where a lowmem pfn's bytes are in _pshadow and _in_use (its window's slot in
+        _window_page: this >> 3), the chunk made at boot state on first touch: free RAM is
+        KASAN_PER_PAGE_FREE; reserved pages and holes are 0 and never free."""
+        c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        if c < 0:
+            c = self._make_chunk(pfn >> CHUNK_SHIFT)
+        return (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+
+    def _make_chunk(self, key: int) -> int:
+        c = self._chunk_of[key] = self._nchunks
+        self._nchunks += 1
+        n = self._nchunks << CHUNK_SHIFT
+        self._pshadow = grown(self._pshadow, n, 0)
+        self._in_use = grown(self._in_use, n, 1)
+        self._window_page = grown(self._window_page, n >> KASAN_SHADOW_SCALE_SHIFT, NO_PAGE)
+        base = c << CHUNK_SHIFT
+        self._pshadow[base:base + CHUNK_PAGES] = bytes(CHUNK_PAGES)
+        self._in_use[base:base + CHUNK_PAGES] = b"\x01" * CHUNK_PAGES
         lo, hi = self._lowmem
         first = key << CHUNK_SHIFT
         for a, b in self._machine.boot_free_runs(max(first, lo), min(first + CHUNK_PAGES, hi)):
-            pshadow[a - first:b - first] = _FILL[KASAN_PER_PAGE_FREE] * (b - a)
-            in_use[a - first:b - first] = bytes(b - a)
-        self._pshadow[key] = pshadow
-        self._in_use[key] = in_use
-        return pshadow, in_use
+            self._pshadow[base + a - first:base + b - first] = _FILL[KASAN_PER_PAGE_FREE] * (b - a)
+            self._in_use[base + a - first:base + b - first] = bytes(b - a)
+        return c
 
     def _page_state(self, pfn: int) -> int:
         """The per-page shadow byte of a lowmem pfn."""
-        pshadow = self._pshadow.get(pfn >> CHUNK_SHIFT)
-        if pshadow is not None:
-            return pshadow[pfn & CHUNK_MASK]
+        c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        if c >= 0:
+            return self._pshadow[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
         free = self._initial_byte((pfn << self._page_shift) + self._lm_delta) == KASAN_PAGE_FREE
         return KASAN_PER_PAGE_FREE if free else 0
 
@@ -156,98 +195,165 @@ class PerPageShadow(ShadowScheme):
     def _window_first_pfn(self, window: int) -> int:
         return (window << KASAN_SHADOW_SCALE_SHIFT) - self._vpn_of_pfn
 
+    def _in_direct_map(self, window: int) -> bool:
+        lo, hi = self._direct_map
+        return lo <= window << self._window_shift < hi
+
     # -------------------------------------------------------------- byte shadow windows
 
-    def _map_shadow(self, window: int) -> _ShadowPage | None:
+    def _page_of(self, window: int) -> int:
+        """The real shadow page mapped over a window (NO_PAGE: the black page)."""
+        if self._in_direct_map(window):
+            pfn = self._window_first_pfn(window)
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c < 0:
+                return NO_PAGE
+            return self._window_page[((c << CHUNK_SHIFT) | (pfn & CHUNK_MASK))
+                                     >> KASAN_SHADOW_SCALE_SHIFT]
+        return self._kernel_windows.get(window, NO_PAGE)
+
+    def _set_page_of(self, window: int, page: int) -> None:
+        if self._in_direct_map(window):
+            i = self._index(self._window_first_pfn(window))     # (may replace _window_page)
+            self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT] = page
+        elif page == NO_PAGE:
+            del self._kernel_windows[window]
+        else:
+            self._kernel_windows[window] = page
+
+    def _at(self, page: int) -> tuple[bytearray, int]:
+        """A real shadow page's segment of the pool, and where the page starts in it."""
+        return (self._shadow[page >> self._segment_shift],
+                (page & self._segment_mask) << self._page_shift)
+
+    def _page_bytes(self, page: int) -> memoryview:
+        """A real shadow page's bytes (a view of the pool)."""
+        segment, start = self._at(page)
+        return memoryview(segment)[start:start + self._page_size]
+
+    def _map_shadow(self, window: int) -> int:
         """``kasan_map_shadow()``: a real shadow page for the window, from the buddy allocator
-        (None when it is empty), a copy of the black page."""
+        (NO_PAGE when it is empty), a copy of the black page."""
         pfn = self._machine.alloc_pages(0, PageUse.SHADOW)
         if pfn is None:
-            return None
-        page = _ShadowPage(pfn, self._page_size)
-        self._windows[window] = page
+            return NO_PAGE
+        page = self._free_page
+        if page != NO_PAGE:
+            self._free_page = self._page_window[page]
+        else:
+            page = self._npages
+            self._npages += 1
+            if page >= len(self._shadow) << self._segment_shift:
+                self._shadow.append(bytearray(SEGMENT_SIZE))
+                n = len(self._shadow) << self._segment_shift    # the pool's new capacity
+                self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
+                self._page_window = grown(self._page_window, n, NO_PAGE)
+                self._page_bypass = grown(self._page_bypass, n, 0)
+        self._page_bytes(page)[:] = _FILL[KASAN_PAGE_FREE] * self._page_size
+        self._page_pfn[page] = pfn
+        self._page_window[page] = window
+        self._page_bypass[page] = 0
+        self._mapped += 1
+        self._set_page_of(window, page)
         shadow_addr = self._profile.kasan_mem_to_shadow(window << self._window_shift)
         self._pte_pages.add(shadow_addr >> self._pte_shift)
         self._dynamic_peak = max(self._dynamic_peak, self._dynamic_bytes())
         return page
 
-    def _map_shadow_or_fail(self, window: int) -> _ShadowPage:
-        page = self._windows.get(window) or self._map_shadow(window)
-        if page is None:
-            raise MemoryError(f"pshadow: no free page for the byte shadow of the window at "
-                              f"{window << self._window_shift:#x}")
+    def _map_shadow_or_fail(self, window: int) -> int:
+        page = self._page_of(window)
+        if page == NO_PAGE:
+            page = self._map_shadow(window)
+            if page == NO_PAGE:
+                raise MemoryError(f"pshadow: no free page for the byte shadow of the window at "
+                                  f"{window << self._window_shift:#x}")
         return page
 
     def _unmap_shadow(self, window: int) -> None:
         """``kasan_unmap_shadow_workfn()`` (patch 10): the PTE goes back to the black page and
         the shadow page back to the buddy allocator."""
-        page = self._windows.pop(window)
-        self._machine.free_pages(page.pfn, 0)
+        page = self._page_of(window)
+        self._set_page_of(window, NO_PAGE)
+        pfn = self._page_pfn[page]
+        self._page_pfn[page] = NO_PAGE
+        self._page_window[page] = self._free_page
+        self._free_page = page
+        self._mapped -= 1
+        self._machine.free_pages(pfn, 0)
 
     def _window_is_free(self, window: int) -> bool:
         """All 8 pages of the window are in the buddy: the order-3 block kasan_free_buddy takes."""
-        first = self._window_first_pfn(window)
-        for pfn in range(first, first + PAGES_PER_WINDOW):
-            if self._chunk(pfn >> CHUNK_SHIFT)[1][pfn & CHUNK_MASK]:
-                return False
-        return True
+        i = self._index(self._window_first_pfn(window))
+        return self._in_use[i:i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
 
-    def _page_part(self, vpn: int) -> slice:
-        """Where a page's granules sit in its window's shadow page."""
-        start = (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
-        return slice(start, start + self._granules_per_page)
+    def _set_page_part(self, page: int, vpn: int, fill: bytes) -> None:
+        """A page's granules in its window's shadow page set to fill (a page of granules)."""
+        start = (((page & self._segment_mask) << self._page_shift)
+                 + (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page)
+        self._shadow[page >> self._segment_shift][start:start + self._granules_per_page] = fill
 
-    def _set_bypass(self, pshadow: bytearray, i: int, vpn: int, page: _ShadowPage,
-                    fill: bytes) -> None:
-        """Mark a lowmem page (byte i of its per-page shadow chunk, virtual page vpn)
-        KASAN_PER_PAGE_BYPASS, its part of the shadow page set to fill (a page of granules)."""
-        page.shadow[self._page_part(vpn)] = fill
-        if pshadow[i] == KASAN_PER_PAGE_BYPASS:
+    def _set_bypass(self, i: int, vpn: int, page: int, fill: bytes) -> None:
+        """Mark a lowmem page (at i in the per-pfn arrays, virtual page vpn)
+        KASAN_PER_PAGE_BYPASS, its part of its window's shadow page set to fill (a page of
+        granules)."""
+        self._set_page_part(page, vpn, fill)
+        if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
             return
-        pshadow[i] = KASAN_PER_PAGE_BYPASS
-        self._bypass[vpn] = page.shadow
-        page.bypass += 1
-        if page.bypass == 1:
+        self._pshadow[i] = KASAN_PER_PAGE_BYPASS
+        self._page_bypass[page] += 1
+        if self._page_bypass[page] == 1:
             self._needed += 1
 
     def _clear_bypass(self, pfn: int, state: int) -> None:
         """A BYPASS page gets a per-page value again; its part of the shadow page goes back to
         the black page's FF, so that the byte shadow sends checks to the per-page byte."""
-        pshadow, _ = self._chunk(pfn >> CHUNK_SHIFT)
-        pshadow[pfn & CHUNK_MASK] = state
+        self._pshadow[self._index(pfn)] = state
         vpn = pfn + self._vpn_of_pfn
-        del self._bypass[vpn]
-        page = self._windows[vpn >> KASAN_SHADOW_SCALE_SHIFT]
-        page.shadow[self._page_part(vpn)] = _FILL[KASAN_PAGE_FREE] * self._granules_per_page
-        page.bypass -= 1
-        if page.bypass == 0:
+        page = self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT)
+        self._set_page_part(page, vpn, _FILL[KASAN_PAGE_FREE] * self._granules_per_page)
+        self._page_bypass[page] -= 1
+        if self._page_bypass[page] == 0:
             self._needed -= 1
 
-    def _populate_kernel_window(self, addr: int) -> bytearray:
+    def _populate_kernel_window(self, addr: int) -> int:
         """First write to the kernel image or vmalloc space (patch 07: permanently BYPASS): map
-        the window, its pages' byte shadow as at boot."""
+        the window, its pages' byte shadow as at boot. The window's page."""
         window = addr >> self._window_shift
         page = self._map_shadow_or_fail(window)
+        self._kernel_windows[window] = page
         lo, hi = self._direct_map
         gpp = self._granules_per_page
         for i in range(PAGES_PER_WINDOW):
             vpn = (window << KASAN_SHADOW_SCALE_SHIFT) + i
             page_addr = vpn << self._page_shift
-            if vpn in self._bypass or lo <= page_addr < hi:
+            if lo <= page_addr < hi:
                 continue
-            page.shadow[self._page_part(vpn)] = _FILL[self._initial_byte(page_addr)] * gpp
-            self._bypass[vpn] = page.shadow
-            page.bypass += 1
-            if page.bypass == 1:
+            self._set_page_part(page, vpn, _FILL[self._initial_byte(page_addr)] * gpp)
+            self._page_bypass[page] += 1
+            if self._page_bypass[page] == 1:
                 self._needed += 1
-        return page.shadow
+        return page
+
+    def _bypass_page(self, addr: int) -> int:
+        """The real shadow page holding addr's byte shadow when addr's page is BYPASS (a
+        lowmem page marked so, a page of a kernel window), else NO_PAGE."""
+        lo, hi = self._direct_map
+        if lo <= addr < hi:
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c < 0:
+                return NO_PAGE
+            i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+            if self._pshadow[i] != KASAN_PER_PAGE_BYPASS:
+                return NO_PAGE
+            return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+        return self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
 
     # ------------------------------------------------------------------------- writes
 
-    def _claim(self, addr: int, k: int, value: int, data: bytes | None,
-               done: int) -> bytearray | None:
-        """A write of k bytes to the shadow of a page that is not BYPASS: None when the per-page
-        byte can say it, else the byte shadow to write it into."""
+    def _claim(self, addr: int, k: int, value: int, data: bytes | None, done: int) -> int:
+        """A write of k bytes to the shadow of a page that is not BYPASS: NO_PAGE when the
+        per-page byte can say it, else the shadow page to write it into."""
         lo, hi = self._direct_map
         if not lo <= addr < hi:
             return self._populate_kernel_window(addr)
@@ -257,20 +363,20 @@ class PerPageShadow(ShadowScheme):
         else:
             uniform = True
         pfn = (addr - self._lm_delta) >> self._page_shift
-        pshadow, _ = self._chunk(pfn >> CHUNK_SHIFT)
-        state = pshadow[pfn & CHUNK_MASK]
+        i = self._index(pfn)
+        state = self._pshadow[i]
         if uniform:
             if k == self._granules_per_page and value in (0, KASAN_PAGE_FREE):
                 # All of the page 00 or FF: kasan_alloc_pages() / kasan_free_pages() of the
                 # series, as mempool's page pools call them too.
-                pshadow[pfn & CHUNK_MASK] = 0 if value == 0 else KASAN_PER_PAGE_FREE
-                return None
+                self._pshadow[i] = 0 if value == 0 else KASAN_PER_PAGE_FREE
+                return NO_PAGE
             if value == (0 if state == 0 else KASAN_PAGE_FREE):
-                return None                                     # what the page byte implies
+                return NO_PAGE                                  # what the page byte implies
         page = self._map_shadow_or_fail(self._window_of_pfn(pfn))
         fill = _FILL[0 if state == 0 else KASAN_PAGE_FREE] * self._granules_per_page
-        self._set_bypass(pshadow, pfn & CHUNK_MASK, pfn + self._vpn_of_pfn, page, fill)
-        return page.shadow
+        self._set_bypass(self._index(pfn), pfn + self._vpn_of_pfn, page, fill)
+        return page
 
     def _store(self, addr: int, n: int, value: int, data: bytes | None) -> None:
         """Write n shadow bytes from addr, page by page: value repeated, or data."""
@@ -278,42 +384,41 @@ class PerPageShadow(ShadowScheme):
         done = 0
         while done < n:
             k = min(n - done, gpp - ((addr >> KASAN_SHADOW_SCALE_SHIFT) & (gpp - 1)))
-            shadow = self._bypass.get(addr >> self._page_shift)
-            if shadow is None:
-                shadow = self._claim(addr, k, value, data, done)
-            if shadow is not None:
-                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                shadow[start:start + k] = (_FILL[value] * k if data is None
-                                           else data[done:done + k])
+            page = self._bypass_page(addr)
+            if page == NO_PAGE:
+                page = self._claim(addr, k, value, data, done)
+            if page != NO_PAGE:
+                segment, start = self._at(page)
+                start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                segment[start:start + k] = (_FILL[value] * k if data is None
+                                            else data[done:done + k])
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    def poison(self, addr: int, size: int, value: int) -> None:
-        n = size >> KASAN_SHADOW_SCALE_SHIFT
-        shadow = self._bypass.get(addr >> self._page_shift)
-        if shadow is not None:
-            start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-            if start + n <= (start | (self._granules_per_page - 1)) + 1:
-                shadow[start:start + n] = _FILL[value] * n
-                return
-        self._store(addr, n, value, None)
+    # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
+    # a slab's pages are BYPASS, and nearly every write is a slab hook's.
 
     def write(self, addr: int, data: bytes) -> None:
-        shadow = self._bypass.get(addr >> self._page_shift)
-        if shadow is not None:
-            start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-            end = start + len(data)
-            if end <= (start | (self._granules_per_page - 1)) + 1:    # within this page
-                shadow[start:end] = data
-                return
+        if self._lm_start <= addr < self._lm_end:
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                end = start + len(data)
+                if (self._pshadow[i] == KASAN_PER_PAGE_BYPASS
+                        and end <= (start | (self._granules_per_page - 1)) + 1):
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                    base = (page & self._segment_mask) << self._page_shift
+                    self._shadow[page >> self._segment_shift][base + start:base + end] = data
+                    return
         self._store(addr, len(data), 0, data)
 
+    def poison(self, addr: int, size: int, value: int) -> None:
+        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
+
     def set_byte(self, addr: int, value: int) -> None:
-        shadow = self._bypass.get(addr >> self._page_shift)
-        if shadow is not None:
-            shadow[(addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask] = value
-        else:
-            self._store(addr, 1, value, None)
+        self.write(addr, _FILL[value])
 
     # -------------------------------------------------------------------------- reads
 
@@ -329,9 +434,10 @@ class PerPageShadow(ShadowScheme):
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
         self.loads += 1                         # the byte shadow
-        shadow = self._bypass.get(addr >> self._page_shift)
-        if shadow is not None:
-            value = shadow[(addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask]
+        page = self._bypass_page(addr)
+        if page != NO_PAGE:
+            segment, start = self._at(page)
+            value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
             if value:
                 self.loads += 1        # poisoned byte: patch 11 reads the page byte too
             return value
@@ -353,27 +459,18 @@ class PerPageShadow(ShadowScheme):
         n = size >> KASAN_SHADOW_SCALE_SHIFT
         while n > 0:
             k = min(n, gpp - ((addr >> KASAN_SHADOW_SCALE_SHIFT) & (gpp - 1)))
-            shadow = self._bypass.get(addr >> self._page_shift)
-            if shadow is None:
+            page = self._bypass_page(addr)
+            if page == NO_PAGE:
                 out += _FILL[self._per_page_byte(addr)] * k
             else:
-                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                out += shadow[start:start + k]
+                segment, start = self._at(page)
+                start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                out += segment[start:start + k]
             n -= k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
 
     # --------------------------------------------------------------------- page life
-
-    def _for_each_chunk_run(self, pfn: int, n: int):
-        """(per-page shadow, in-use, first index, end index) runs of [pfn, pfn + n)."""
-        end = pfn + n
-        while pfn < end:
-            pshadow, in_use = self._chunk(pfn >> CHUNK_SHIFT)
-            i = pfn & CHUNK_MASK
-            j = min(CHUNK_PAGES, i + end - pfn)
-            yield pshadow, in_use, i, j
-            pfn += j - i
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
         """``kasan_alloc_pages()``: the pages' per-page shadow becomes 0 (valid); slab, stack
@@ -385,32 +482,32 @@ class PerPageShadow(ShadowScheme):
         if use in BYTE_GRANULAR_USES:
             mapped = []
             for window in range(self._window_of_pfn(pfn), self._window_of_pfn(pfn + n - 1) + 1):
-                if window not in self._windows:
-                    if self._map_shadow(window) is None:
+                if self._page_of(window) == NO_PAGE:
+                    if self._map_shadow(window) == NO_PAGE:
                         for w in mapped:
                             self._unmap_shadow(w)
                         return False
                     mapped.append(window)
             unpoisoned = bytes(self._granules_per_page)
-            windows = self._windows
-            vpn = pfn + self._vpn_of_pfn
-            for pshadow, in_use, i, j in self._for_each_chunk_run(pfn, n):
-                in_use[i:j] = b"\x01" * (j - i)
-                for k in range(i, j):
-                    self._set_bypass(pshadow, k, vpn, windows[vpn >> KASAN_SHADOW_SCALE_SHIFT],
-                                     unpoisoned)
-                    vpn += 1
+            for p in range(pfn, pfn + n):
+                self._in_use[self._index(p)] = 1
+            for p in range(pfn, pfn + n):
+                vpn = p + self._vpn_of_pfn
+                self._set_bypass(self._index(p), vpn,
+                                 self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT), unpoisoned)
             return True
-        p = pfn
-        for pshadow, in_use, i, j in self._for_each_chunk_run(pfn, n):
-            in_use[i:j] = b"\x01" * (j - i)
-            if KASAN_PER_PAGE_BYPASS in pshadow[i:j]:
-                for k in range(i, j):
-                    if pshadow[k] == KASAN_PER_PAGE_BYPASS:
-                        self._clear_bypass(p - i + k, 0)
-            pshadow[i:j] = bytes(j - i)
-            p += j - i
+        self._set_pages(pfn, n, 1, 0)
         return True
+
+    def _set_pages(self, pfn: int, n: int, used: int, state: int) -> None:
+        """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
+        among them cleared first."""
+        for p in range(pfn, pfn + n):
+            i = self._index(p)
+            self._in_use[i] = used
+            if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                self._clear_bypass(p, state)
+            self._pshadow[i] = state
 
     def page_free(self, pfn: int, order: int) -> None:
         """``kasan_free_pages()``: KASAN_PER_PAGE_FREE; windows left entirely free give their
@@ -418,31 +515,23 @@ class PerPageShadow(ShadowScheme):
         if not self._is_lowmem(pfn):
             return
         n = 1 << order
-        p = pfn
-        for pshadow, in_use, i, j in self._for_each_chunk_run(pfn, n):
-            in_use[i:j] = bytes(j - i)
-            if KASAN_PER_PAGE_BYPASS in pshadow[i:j]:
-                for k in range(i, j):
-                    if pshadow[k] == KASAN_PER_PAGE_BYPASS:
-                        self._clear_bypass(p - i + k, KASAN_PER_PAGE_FREE)
-            pshadow[i:j] = _FILL[KASAN_PER_PAGE_FREE] * (j - i)
-            p += j - i
+        self._set_pages(pfn, n, 0, KASAN_PER_PAGE_FREE)
         for window in range(self._window_of_pfn(pfn), self._window_of_pfn(pfn + n - 1) + 1):
-            page = self._windows.get(window)
-            if page is not None and not page.bypass and self._window_is_free(window):
+            page = self._page_of(window)
+            if page != NO_PAGE and not self._page_bypass[page] and self._window_is_free(window):
                 self._unmap_shadow(window)
 
     # ------------------------------------------------------------------------ figures
 
     def _dynamic_bytes(self) -> int:
-        return (len(self._windows) + len(self._pte_pages)) * self._page_size
+        return (self._mapped + len(self._pte_pages)) * self._page_size
 
     def footprint(self) -> Footprint:
         return Footprint(static_bytes=self._static_bytes,
                          dynamic_bytes=self._dynamic_bytes(),
                          dynamic_peak_bytes=self._dynamic_peak,
                          virtual_range_bytes=self._virtual_range_bytes,
-                         shadow_pages_mapped=len(self._windows),
+                         shadow_pages_mapped=self._mapped,
                          shadow_pages_needed=self._needed,
                          page_table_pages=len(self._pte_pages),
                          checks=self.checks, loads=self.loads,
@@ -452,16 +541,29 @@ class PerPageShadow(ShadowScheme):
                          inline_possible=False,
                          stack_possible=True)
 
+    def _mapped_pages(self) -> list[tuple[int, int]]:
+        """(window, page) of every real shadow page mapped, in address order."""
+        return sorted((self._page_window[page], page) for page in range(self._npages)
+                      if self._page_pfn[page] != NO_PAGE)
+
     def windows(self) -> list[MappedWindow]:
         """The windows with a real shadow page, in address order."""
-        lo, hi = self._direct_map
-        out = []
-        for window in sorted(self._windows):
-            page = self._windows[window]
-            in_direct_map = lo <= window << self._window_shift < hi
-            out.append(MappedWindow(self._window_first_pfn(window) if in_direct_map else None,
-                                    page.pfn, page.bypass))
-        return out
+        return [MappedWindow(self._window_first_pfn(window) if self._in_direct_map(window)
+                             else None, self._page_pfn[page], self._page_bypass[page])
+                for window, page in self._mapped_pages()]
+
+    def storage(self) -> dict:
+        """The scheme's state as plain values, for tests comparing engines and checkpoints:
+        the per-page and in-use bytes of every chunk made, by chunk; every real shadow page's
+        bytes, by window; the counters."""
+        chunks = {key: (bytes(self._pshadow[c << CHUNK_SHIFT:(c + 1) << CHUNK_SHIFT]),
+                        bytes(self._in_use[c << CHUNK_SHIFT:(c + 1) << CHUNK_SHIFT]))
+                  for key, c in enumerate(self._chunk_of) if c >= 0}
+        return {"chunks": chunks,
+                "shadow pages": [(window, page, bytes(self._page_bytes(page)))
+                                 for window, page in self._mapped_pages()],
+                "windows": [tuple(w) for w in self.windows()], "needed": self._needed,
+                "pte pages": sorted(self._pte_pages), "free page": self._free_page}
 
     def has_own_shadow(self, pfn: int) -> bool:
         """A lowmem page whose per-page byte is KASAN_PER_PAGE_BYPASS: its byte shadow is its
@@ -481,5 +583,6 @@ class PerPageShadow(ShadowScheme):
             return "pshadow fe (free)"
         window = self._window_of_pfn(pfn)
         first = self._window_first_pfn(window)
-        return (f"pshadow ff (bypass) -> shadow page pfn {self._windows[window].pfn:#x} "
+        return (f"pshadow ff (bypass) -> shadow page pfn "
+                f"{self._page_pfn[self._page_of(window)]:#x} "
                 f"(window pfn {first:#x}-{first + PAGES_PER_WINDOW - 1:#x})")
