@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from kinspect.app import KinspectApp  # noqa: E402
 from kinspect.engine.profile import format_size, load_profile  # noqa: E402
-from kinspect.engine.session import Session, load_trace  # noqa: E402
+from kinspect.session import Session, load_trace  # noqa: E402
 from kinspect.engine.workload import parse_workload  # noqa: E402
 
 SIZE = (160, 48)
@@ -265,7 +265,7 @@ class Costs:
 
 
 def checkpoint_costs(session) -> Costs:
-    """The checkpoint store's take and restore (or, before kinspect.engine.checkpoint, the
+    """The checkpoint store's take and restore (or, before kinspect/session/checkpoints.py, the
     session's pickling and unpickling of its state)."""
     store = getattr(session, "checkpoints", None)
     if store is not None:

@@ -32,7 +32,7 @@ from .data import workload_name
 from .engine.errors import KinspectError
 from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
 from .engine.profile import format_size
-from .engine.session import Breakpoint, SchemeView, Session, StepResult
+from .session import Breakpoint, SchemeView, Session, StepResult
 from .engine.view import machine_view
 from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
                       ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)

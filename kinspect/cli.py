@@ -424,7 +424,7 @@ def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, 
                  scheme: str | None):
     """Everything the UI needs, built (and checked) before any UI starts. A trace is read
     up to its first events here; the UI reads the rest while it runs."""
-    from .engine.session import Session, load_trace
+    from .session import Session, load_trace
     from .engine.workload import parse_workload
     profile = load_profile(profile_name, _mem_option(mem))
     path = workload_path or shown_path(DEMO_WORKLOAD)

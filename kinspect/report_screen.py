@@ -26,7 +26,7 @@ from .engine.errors import KinspectError
 from .engine.explain import ReplayUnsupported, replay_workload
 from .engine.kreport import KasanReport
 from .engine.profile import load_profile
-from .engine.session import Session
+from .session import Session
 from .engine.tables import count
 from .engine.workload import parse_workload
 from .report_command import ExplainedReport

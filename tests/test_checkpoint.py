@@ -1,4 +1,4 @@
-"""Checkpoints (kinspect/engine/checkpoint.py): a restore gives back the machine that was taken,
+"""Checkpoints (kinspect/session/checkpoints.py): a restore gives back the machine that was taken,
 which then runs on exactly as the one that never went back; the big buffers live once in the
 chunk store, shared between checkpoints, and no restored machine can change them."""
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinspect.engine.checkpoint import CHUNK_MIN, PIECE, CheckpointStore
+from kinspect.session.checkpoints import CHUNK_MIN, PIECE, CheckpointStore
 from kinspect.engine.fingerprint import Fingerprinter, fingerprint
 from kinspect.engine.memory import FREE_PAGE, PAGE_DTYPE
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session, load_trace, merge_ranges
+from kinspect.session import Session, load_trace, merge_ranges
 from kinspect.engine.workload import parse_workload
 
 ROOT = Path(__file__).resolve().parents[1]

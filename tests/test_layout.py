@@ -15,7 +15,7 @@ from kinspect.app import KinspectApp, PromptScreen
 from kinspect.report_command import read_reports
 from kinspect.report_screen import ReportApp
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.widgets import EventLog, Narration, ShadowBytes, StructPageView
 from kinspect.widgets.footer import KeyFooter

@@ -9,7 +9,7 @@ import pytest
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import (Breakpoint, SchemeView, Session, merge_ranges,
+from kinspect.session import (Breakpoint, SchemeView, Session, merge_ranges,
                                      registered_schemes)
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import parse_workload
@@ -262,7 +262,7 @@ def small_trace(tmp_path, n_lines: int = 2000) -> str:
 
 
 def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), shown="pageptr")
     assert s.is_trace and s.total > 1000
     r = s.step()
@@ -328,7 +328,7 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
 
 
 def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little():
-    from kinspect.engine.session import HOLD_LADDER, LADDER_STEP
+    from kinspect.session.checkpoints import HOLD_LADDER, LADDER_STEP
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
                 checkpoint_every=512)
     s.step(1000)
@@ -353,8 +353,8 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
 
 
 def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
-    import kinspect.engine.session as session_module
-    monkeypatch.setattr(session_module, "IDLE_CHUNK", 100)
+    from kinspect.session import checkpoints
+    monkeypatch.setattr(checkpoints, "IDLE_CHUNK", 100)
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
                 checkpoint_every=1024)
     for _ in range(1000):               # one at a time, no pause: the only checkpoint is at 0
@@ -431,7 +431,7 @@ def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():
 
 
 def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     path = small_trace(tmp_path, 40000)                 # three blocks of the reader
     whole = load_trace(path).events
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -460,7 +460,7 @@ def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
 
 def test_a_run_in_another_thread_waits_for_the_events_still_loading(tmp_path):
     import threading
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     path = small_trace(tmp_path, 40000)
     total = len(load_trace(path).events)
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -501,14 +501,15 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
     """A jump by fast forward (native: the compiled replayer over EventBatch slices, from a
     machine booted anew) leaves the state of the reference engine's jump and of plain
     stepping; the footprints it samples and the last events it steps are exact."""
-    import kinspect.engine.session as session_module
+    from kinspect.session import sources
     from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
-    from kinspect.engine.session import FAST_FORWARD_TAIL, load_trace
+    from kinspect.session import load_trace
+    from kinspect.session.sources import FAST_FORWARD_TAIL
     from conftest import native_missing
     if native_missing():
         pytest.skip(native_missing())
-    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
-    monkeypatch.setattr(session_module, "FAST_FORWARD_PIECE", 700)
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setattr(sources, "FAST_FORWARD_PIECE", 700)
     path = small_trace(tmp_path, 7000)
     sessions = {}
     for name, engine, fast in (("fast", "native", True), ("stepped", "native", False),
@@ -540,12 +541,12 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
 
 
 def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
-    import kinspect.engine.session as session_module
-    from kinspect.engine.session import load_trace
+    from kinspect.session import sources
+    from kinspect.session import load_trace
     from conftest import native_missing
     if native_missing():
         pytest.skip(native_missing())
-    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
     monkeypatch.setenv("KINSPECT_ENGINE", "native")
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 7000)),
                 schemes=["flat"])

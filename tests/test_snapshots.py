@@ -15,7 +15,7 @@ import pytest
 
 from kinspect.app import KinspectApp
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.report_command import read_reports
 from kinspect.report_screen import ReportApp

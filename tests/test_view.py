@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import native_missing
 
-from kinspect.engine import native, session as session_module
+from kinspect.engine import native
+from kinspect.session import cursor as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.view import (CacheInfo, FreeBlock, LargeKmalloc, MachineReader,
                                   MachineView, SlabInfo, machine_view)
 from kinspect.engine.workload import parse_workload

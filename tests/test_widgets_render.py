@@ -10,7 +10,7 @@ from rich.text import Text
 
 from kinspect.engine.memory import PageState
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import SchemeView, Session
+from kinspect.session import SchemeView, Session
 from kinspect.engine.workload import parse_workload
 from kinspect.widgets import EventLog, PageMap, SessionPages, ShadowBytes
 from kinspect.widgets.footprint import FootprintPlot, sparkline

@@ -1,7 +1,8 @@
-"""Checkpoints of a simulated machine: a small pickle, and its big buffers in a shared store.
+"""Checkpoints of a simulated machine (a small pickle, its big buffers in a shared store), and
+the spare machines kept ready behind the position.
 
 A Session goes back by restoring the nearest checkpoint at or before the target and replaying
-forward (kinspect.engine.session). The machine's big state already lives in flat buffers: the
+forward (kinspect.session.cursor). The machine's big state already lives in flat buffers: the
 memmap's sections (numpy struct page records), the flat shadow's 2 MiB chunks (bytearrays),
 the per-page schemes' shadow blocks and shadow pages, the slabs' metadata arrays. A checkpoint
 does not copy those into its pickle. It pickles the machine with a ``persistent_id`` that takes
@@ -31,6 +32,13 @@ buffer after a restore.
 events, thinned to every other one when they use more than half of ``budget``, ``every``
 doubling) and the *dense* ones laid near the position (evicted least recently used first beyond
 the other half). A chunk leaves the store when no checkpoint refers to it any more.
+
+``Standby`` keeps what going back uses beside the checkpoints, made in idle time, a piece at a
+time (``work``): *spares*, live machines at ``position - 1``, ``- 2``, ``- 3`` (as memory
+allows), so that the next steps back are swaps, not restores; the oldest spare's state as a
+dense checkpoint; and a *ladder* of dense checkpoints just below the spares (``HOLD_LADDER``
+rungs ``LADDER_STEP`` events apart), so that a key held down past the spares restores a rung
+and replays a few events.
 """
 
 from __future__ import annotations
@@ -42,11 +50,15 @@ import zlib
 from array import array
 from bisect import bisect_right, insort
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .workload import gc_paused
+from ..engine.errors import KinspectError
+from ..engine.machine import Machine
+from ..engine.workload import gc_paused
+from .recording import dispose, forget_changes
 
 CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -54,6 +66,10 @@ PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger 
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
 THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
+SPARE_REPLAY = 512          # going back, a spare this many events behind beats a restore
+IDLE_CHUNK = 512            # events replayed in one piece of idle work
+HOLD_LADDER = 4             # dense checkpoints kept just below the spares (Standby.work)...
+LADDER_STEP = 16            # ...this many events apart
 
 
 @dataclass(eq=False)
@@ -405,3 +421,180 @@ class CheckpointStore:
                 "pickle_bytes": held - self.chunks.nbytes, "chunk_bytes": self.chunks.nbytes,
                 "chunks": len(self.chunks), "every": self.every, "takes": self.takes,
                 "stored_bytes": self.new_bytes, "full_bytes": self.full_bytes}
+
+
+# ------------------------------------------------------------------------------ spares
+
+@dataclass
+class Spare:
+    """A live machine at ``position`` events, not the session's: going back to it is a swap,
+    to a little after it a short replay."""
+
+    position: int
+    machine: Machine
+    runner: object
+    nbytes: int                 # what the checkpoint it was made from restores: about what
+                                # it holds
+
+
+@dataclass
+class _Replay(Spare):
+    """Idle work under way: a machine of its own, replayed from a checkpoint toward
+    ``target`` a chunk at a time (``Standby._build``); done, a spare or disposed of."""
+
+    target: int
+    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
+
+
+class Standby:
+    """The spares of a session (machines ready behind its position) and the idle job that makes
+    them and lays the ladder (see the module's docstring). ``driver`` makes a runner for a
+    restored machine and says what of a runner's state a checkpoint keeps (``runner()``,
+    ``state()``: the session's event source)."""
+
+    def __init__(self, store: CheckpointStore, driver, wanted: int = 3,
+                 budget: int = 384 << 20) -> None:
+        self.store = store
+        self.driver = driver
+        self.wanted = wanted            # spares kept, at position - 1 .. - wanted
+        self.budget = budget            # about how many bytes they may hold
+        self._spares: list[Spare] = []
+        self._job: _Replay | None = None
+
+    # ----------------------------------------------------------------------- reading
+
+    def positions(self) -> list[int]:
+        """The positions of the spares ready."""
+        return [sp.position for sp in self._spares]
+
+    def machines(self) -> dict[int, Machine]:
+        """The spare machines: position -> machine."""
+        return {sp.position: sp.machine for sp in self._spares}
+
+    @property
+    def job(self) -> tuple[int, bool, int] | None:
+        """The idle work under way, if any: (target, whether it makes a spare, position)."""
+        job = self._job
+        return None if job is None else (job.target, job.spare, job.position)
+
+    # ------------------------------------------------------------------------- using
+
+    def take(self, target: int) -> Spare | None:
+        """The spare nearest at or before ``target``, no longer a spare, when it is near
+        enough (``SPARE_REPLAY``) to beat a restore; else None."""
+        best = None
+        for spare in self._spares:
+            if 0 <= target - spare.position <= SPARE_REPLAY and \
+                    (best is None or spare.position > best.position):
+                best = spare
+        if best is not None:
+            self._spares.remove(best)
+        return best
+
+    def drop(self, keep: Sequence[int] = ()) -> None:
+        """Dispose of the spares, but those at the positions ``keep``."""
+        for spare in [sp for sp in self._spares if sp.position not in keep]:
+            self._spares.remove(spare)
+            dispose(spare.machine, spare.runner)
+
+    def take_dense(self, position: int, machine: Machine, runner) -> None:
+        """A dense checkpoint of ``machine`` (after ``position`` events), unless one is kept
+        there."""
+        if not self.store.has(position):
+            self.store.take(position, (machine, self.driver.state(runner)), dense=True)
+
+    # --------------------------------------------------------------------- idle work
+
+    def work(self, position: int) -> bool:
+        """One piece of the idle work for a session at ``position``, most urgent first: a spare
+        no longer wanted disposed of; a spare at ``position - 1`` (the next step back becomes
+        a swap); spares further back, up to ``wanted`` of them, within the budget; the oldest
+        spare's state as a dense checkpoint (steps back beyond the spares restore from near);
+        the ladder below it. A piece is one checkpoint loaded or taken, or up to
+        ``IDLE_CHUNK`` events replayed. False when there is nothing left to do."""
+        wanted = range(position - self.wanted, position)
+        for spare in self._spares:
+            if spare.position not in wanted:
+                self._spares.remove(spare)
+                dispose(spare.machine, spare.runner)
+                return True
+        target = self._next_spare(position)
+        if target is not None:
+            return self._build(target, spare=True)
+        if self._spares:
+            # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
+            # with no pause to make more, restore from there instead of from further back.
+            oldest = min(self._spares, key=lambda sp: sp.position)
+            if oldest.position - self.store.nearest_position(oldest.position) > 32:
+                self.take_dense(oldest.position, oldest.machine, oldest.runner)
+                return True
+        target = position - self.wanted - 1      # the ladder's top rung
+        if target > 0 and target - self.store.nearest_position(target) >= LADDER_STEP:
+            return self._build(target, spare=False)
+        self.drop_job()
+        return False
+
+    def _next_spare(self, position: int) -> int | None:
+        """The position of the spare to make next: ``position - 1`` whatever it costs, then
+        the nearest missing one within the budget; None when there are enough."""
+        have = {sp.position for sp in self._spares}
+        held = sum(sp.nbytes for sp in self._spares)
+        for distance in range(1, self.wanted + 1):
+            target = position - distance
+            if target < 0:
+                return None
+            if target in have:
+                continue
+            if distance > 1 and \
+                    held + self.store.at(self.store.nearest_position(target)).size \
+                    > self.budget:
+                return None
+            return target
+        return None
+
+    def _build(self, target: int, spare: bool) -> bool:
+        """One piece of the idle job that replays a machine of its own up to ``target``: the
+        nearest checkpoint loaded, or up to ``IDLE_CHUNK`` events replayed. ``spare``: the
+        machine becomes a spare at ``target``; else it lays the ladder on its way (a rung
+        ``LADDER_STEP`` events apart in the last ``HOLD_LADDER`` of them: one piece each), so
+        that steps back taken in a row beyond the spares (a key held down) each restore a rung
+        and replay a few events, not up to ``every``."""
+        job = self._job
+        if job is not None and (job.target, job.spare) != (target, spare):
+            self.drop_job()
+            job = None
+        if job is None:
+            ckpt = self.store.nearest(target)
+            machine, state = self.store.restore(ckpt)
+            self._job = _Replay(ckpt.position, machine,
+                                self.driver.runner(machine, ckpt.position, state),
+                                ckpt.size, target, spare)
+            return True
+        try:
+            with gc_paused():
+                end = min(target, job.position + IDLE_CHUNK)
+                while job.position < end:
+                    job.runner.step()
+                    job.position += 1
+                    forget_changes(job.machine)
+                    below = target - job.position
+                    if not spare and below < LADDER_STEP * HOLD_LADDER and \
+                            below % LADDER_STEP == 0:
+                        self.take_dense(job.position, job.machine, job.runner)
+                        break
+        except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
+            self.drop_job()
+            return False
+        if job.position >= target:
+            self._job = None
+            if spare:
+                self._spares.append(job)
+            else:
+                dispose(job.machine, job.runner)
+        return True
+
+    def drop_job(self) -> None:
+        """Give up the idle job under way, if any."""
+        if self._job is not None:
+            dispose(self._job.machine, self._job.runner)
+            self._job = None
