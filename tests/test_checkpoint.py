@@ -233,3 +233,42 @@ def test_a_regular_checkpoint_asked_where_a_dense_one_is_becomes_it():
     assert store.take(5, bytearray(4096)) is dense
     assert store.positions() == [0, 5] and store.positions(dense=True) == []
     assert store.dense_bytes == 0 and store.last_regular(7) == 5
+
+
+def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
+    """Standby alone (no Session): from the checkpoints of a store and a driver, its idle work
+    makes live machines at position - 1 and - 2 in the state stepping leaves there, lays the
+    ladder's rungs below them as dense checkpoints, and gives a spare up when asked."""
+    from kinspect.engine.machine import Machine
+    from kinspect.session.checkpoints import LADDER_STEP, Standby
+    from kinspect.session.sources import WorkloadDriver
+    profile = load_profile("x86_64")
+    workload = parse_workload(DEMO)
+    workload.bind(profile)
+    driver = WorkloadDriver(workload)
+    machine = Machine(profile)
+    runner = driver.runner(machine, 0)
+    store = CheckpointStore()
+    store.take(0, (machine, driver.state(runner)))
+    expected = {0: state_of(machine)}
+    position = len(driver.events)
+    assert position > 2 + 1 + LADDER_STEP
+    for pos in range(1, position + 1):
+        runner.step()
+        expected[pos] = state_of(machine)
+    standby = Standby(store, driver, wanted=2)
+    jobs = []
+    while standby.work(position):
+        jobs.append(standby.job)
+    assert sorted(standby.positions()) == [position - 2, position - 1]
+    for pos, spare in standby.machines().items():
+        assert state_of(spare) == expected[pos]
+    top = position - 3                              # the ladder's top rung
+    assert top in store.positions(dense=True)
+    assert state_of(store.restore(store.at(top))[0]) == expected[top]
+    assert any(job is not None and not job[1] for job in jobs)     # a ladder job ran
+    spare = standby.take(position - 1)
+    assert spare.position == position - 1 and standby.positions() == [position - 2]
+    assert standby.take(position - 3) is None           # none at or before: a restore
+    standby.drop()
+    assert standby.positions() == [] and standby.machines() == {}

@@ -540,6 +540,37 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
     assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
 
 
+def test_a_fast_forward_starts_at_the_nearest_checkpoint_and_reaches_what_stepping_does(
+        tmp_path, monkeypatch):
+    """A checkpoint of a trace session holds the compiled replayer (its maps as arrays): a
+    later fast forward restores the nearest one and replays compiled from there, not from
+    boot, to the state, reports and addresses that plain stepping reaches."""
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import load_trace, sources
+    from kinspect.session.sources import FAST_FORWARD_TAIL
+    from conftest import native_missing
+    if native_missing():
+        pytest.skip(native_missing())
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    path = small_trace(tmp_path, 9000)
+    fast = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    end = fast.total - 50
+    fast.jump(3000)                                 # from boot; a checkpoint where it ended
+    base = fast.checkpoints.nearest_position(end)
+    assert base >= 3000 - FAST_FORWARD_TAIL
+    bulk = fast.events_bulk
+    fast.jump(end)
+    assert 0 < fast.events_bulk - bulk <= end - FAST_FORWARD_TAIL - base
+    stepped = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    stepped.fast_forward = False
+    stepped.jump(end)
+    assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
+    assert fast.report_events == stepped.report_events
+    assert [fast.event_address(i) for i in range(end - 100, end)] == \
+        [stepped.event_address(i) for i in range(end - 100, end)]
+
+
 def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
     from kinspect.session import sources
     from kinspect.session import load_trace

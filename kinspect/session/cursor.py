@@ -57,7 +57,7 @@ from ..engine.view import machine_view
 from ..engine.workload import Event, Workload, gc_paused
 from .checkpoints import CheckpointStore, Spare, Standby
 from .recording import (REFERENCE_SCHEME, WINDOW_PAGES, Accumulator, AttachEvent, EventRecord,
-                        FootprintHistory, StepResult, dispose, observe, undone)
+                        FootprintHistory, StepResult, dispose, observe, undone, unobserve)
 from . import sources
 from .sources import TraceDriver, WorkloadDriver, fast_forward
 
@@ -338,14 +338,13 @@ class Session:
 
     # ------------------------------------------------------------------ fast forward
     #
-    # A long move on the native engine does not step: a machine booted anew replays the
-    # trace's EventBatches (slices of what the reader gave, views of its columns) with the
-    # compiled replayer (replay.TraceReplayer.compiled()), with no recording wrapper and no
-    # per-event Python, up to the target; then its replayer's maps become the Python ones
-    # (TraceReplayer's dicts), and the machine the session's. The compiled replayer keeps
-    # its maps in C tables it can only start empty, so a fast forward starts at boot, not at a
-    # checkpoint: it is chosen when the whole compiled replay costs less than stepping from the
-    # position or the nearest checkpoint (the rates, measured as they go).
+    # A long move on the native engine does not step: a machine booted anew, or restored from
+    # the nearest checkpoint (with its compiled replayer: its maps pickle as arrays), replays
+    # the trace's EventBatches (slices of what the reader gave, views of its columns) with the
+    # compiled replayer, with no recording wrapper and no per-event Python, up to the target;
+    # then the machine becomes the session's, its compiled replayer stepping on. It is chosen
+    # when it costs less than stepping from the position or the nearest checkpoint (the
+    # rates, measured as they go, and the store's restore time).
     #
     # What is recorded of the events replayed so, for the views:
     # - footprints (footprint_history): sampled after every FAST_FORWARD_PIECE events (sources),
@@ -356,34 +355,50 @@ class Session:
     #   that name what a step back undoes): not recorded; a step back over such events says
     #   "everything changed" (dirty None), and their marks show once they are stepped through.
 
+    def _fast_forward_base(self, target: int) -> tuple[int, float]:
+        """Where a fast forward to ``target`` starts (boot, or the nearest checkpoint when
+        restoring it costs less than replaying up to it), and what it costs (CPU seconds)."""
+        base = self.checkpoints.nearest_position(target)
+        from_boot = target * self._rate_bulk
+        from_base = self.checkpoints.restore_seconds + (target - base) * self._rate_bulk
+        return (base, from_base) if base and from_base < from_boot else (0, from_boot)
+
     def _fast_forward_pays(self, start: int, target: int, restore: bool) -> bool:
-        """Whether reaching ``target`` by a fast forward from boot costs less than stepping
-        there from ``start`` (the position, or a checkpoint to restore first)."""
+        """Whether reaching ``target`` by a fast forward costs less than stepping there from
+        ``start`` (the position, or a checkpoint to restore first)."""
         if not self.fast_forward or target - start < sources.FAST_FORWARD_MIN or \
                 self.driver.event_batches(target, target) is None:
             return False
-        stepping = (target - start) * self._rate_step + (self.checkpoints.seconds
+        stepping = (target - start) * self._rate_step + (self.checkpoints.restore_seconds
                                                           if restore else 0.0)
-        return target * self._rate_bulk < stepping
+        return self._fast_forward_base(target)[1] < stepping
 
     def _fast_forward(self, target: int, stop_from: int | None = None,
                       cancelled: Callable[[], bool] | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       previous: int = 0, planned: int = 0) -> Spare:
-        """A machine booted anew and the trace replayed on it, compiled, up to ``target``
-        events (sources.fast_forward: the footprints sampled after each piece); with
-        ``stop_from``, up to the first event at or after it that reports. Not the session's
-        yet (``_adopt``)."""
+        """The trace replayed compiled up to ``target`` events (sources.fast_forward: the
+        footprints sampled after each piece) on a machine booted anew or restored from the
+        nearest checkpoint (``_fast_forward_base``); with ``stop_from``, up to the first event
+        at or after it that reports. Not the session's yet (``_adopt``)."""
+        base, _cost = self._fast_forward_base(target)
+        replayer = None
+        if base:
+            machine, (replayer, _reports) = self.checkpoints.restore(
+                self.checkpoints.nearest(target))
+            unobserve(machine)
+        else:
+            machine = Machine(self.profile, schemes=self.scheme_names,
+                              scheme_options=self.scheme_options, engine=self.machine.engine)
         t = time.process_time()
-        machine = Machine(self.profile, schemes=self.scheme_names,
-                          scheme_options=self.scheme_options, engine=self.machine.engine)
-        runner = fast_forward(self.driver, machine, target, self.report_events,
+        runner = fast_forward(self.driver, machine, replayer, target, self.report_events,
                               self._sample_footprints, stop_from, cancelled, progress,
                               previous, planned)
         pos = runner.position
-        self.events_bulk += pos
-        if pos >= sources.FAST_FORWARD_MIN:
-            self._rate_bulk = 0.5 * self._rate_bulk + 0.5 * (time.process_time() - t) / pos
+        self.events_bulk += pos - base
+        if pos - base >= sources.FAST_FORWARD_MIN:
+            self._rate_bulk = 0.5 * self._rate_bulk + \
+                0.5 * (time.process_time() - t) / (pos - base)
         return Spare(pos, machine, runner, 0)
 
     def _adopt(self, forward: Spare) -> None:
@@ -529,7 +544,7 @@ class Session:
             if spare <= index:
                 start = max(start, spare)
         if self._fast_forward_pays(start, index, start != self.position):
-            return int(index * self._rate_bulk / self._rate_step)   # in events stepped
+            return int(self._fast_forward_base(index)[1] / self._rate_step)  # events stepped
         return index - start
 
     def jump(self, index: int, wait: bool = False,

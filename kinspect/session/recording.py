@@ -290,6 +290,15 @@ def observe(machine: Machine) -> Changes:
     return Changes(machine)
 
 
+def unobserve(machine: Machine) -> None:
+    """Take the observers off ``machine`` (a fast forward replays it compiled, unobserved;
+    ``observe`` puts them back when it becomes the session's)."""
+    if isinstance(machine.shadow, RecordingShadow):
+        machine.shadow = machine.shadow.inner
+        machine._bind_shadow()
+    machine.memmap.written = None
+
+
 class Accumulator:
     """Folds the items of many applied events into one StepResult (keeps the last few events)."""
 

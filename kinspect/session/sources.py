@@ -9,9 +9,9 @@ machine at a position (``runner``), says what of a runner's state a checkpoint k
 EventBatch slices for the compiled replayer (``event_batches``).
 
 ``fast_forward`` is a long move on the native engine: the trace's EventBatches replayed
-compiled, from a machine booted anew, with no recording wrapper and no per-event Python, up to
-the target; then its replayer's maps become the Python ones (TraceReplayer's dicts) and the
-machine a session's (``Session._fast_forward``, which chooses it: docs/architecture.md "Long
+compiled, from a machine booted anew or restored from a checkpoint, with no recording wrapper
+and no per-event Python, up to the target; then the machine becomes a session's, its
+compiled replayer stepping on (``Session._fast_forward``, which chooses it: docs/architecture.md "Long
 moves: the fast forward").
 """
 
@@ -124,14 +124,18 @@ class WorkloadDriver:
 
 class TraceRunner:
     """Runs trace events one at a time on a machine (``TraceReplayer``), with the interface of
-    a WorkloadRunner that a Session uses."""
+    a WorkloadRunner that a Session uses. A trace read as EventBatches (the native engine) is
+    stepped by the compiled replayer, a one-event slice at a time: its maps stay in its tables
+    (what a checkpoint keeps, and a fast forward goes on with); else by the Python one."""
 
-    def __init__(self, machine: Machine, path: str, events: list, start: int,
-                 replayer=None) -> None:
+    def __init__(self, machine: Machine, driver: TraceDriver, start: int,
+                 replayer: TraceReplayer | None = None) -> None:
         self.machine = machine
-        self.events = events
+        self.events = driver.events
         self.position = start
-        self.replayer = replayer if replayer is not None else TraceReplayer(machine, path)
+        self.replayer = replayer if replayer is not None else TraceReplayer(machine, driver.path)
+        self._slices = driver.event_batches if (driver.batches is not None and
+                                                machine.engine == "native") else None
         self.values: dict = {}
         self.last_reports: list = []
         self.expect_failures: list = []
@@ -142,7 +146,10 @@ class TraceRunner:
         ev = self.events[self.position]
         m = self.machine
         before = len(m.reports)
-        self.replayer.replay((ev,))
+        if self._slices is not None:
+            self.replayer.compiled().replay(self._slices(self.position, self.position + 1)[0])
+        else:
+            self.replayer.replay((ev,))
         new = m.reports[before:]
         for r in new:
             r.event_index = self.position
@@ -302,9 +309,9 @@ class TraceDriver:
 
     def runner(self, machine: Machine, start: int, state=None):
         if state is None:
-            return TraceRunner(machine, self.path, self.events, start)
+            return TraceRunner(machine, self, start)
         replayer, last_reports = state
-        runner = TraceRunner(machine, self.path, self.events, start, replayer)
+        runner = TraceRunner(machine, self, start, replayer)
         runner.last_reports = last_reports
         return runner
 
@@ -325,11 +332,11 @@ class TraceDriver:
     def address(runner, ev) -> int | None:
         rep = runner.replayer
         if ev.pfn >= 0:
-            entry = rep.pages.get(ev.pfn)
+            entry = rep.page(ev.pfn)
             if entry is not None and runner.machine.profile.is_lowmem_pfn(entry[0]):
                 return runner.machine.page_address(entry[0])
             return None
-        return rep.objects.get(ev.ptr)
+        return rep.object_address(ev.ptr)
 
 
 class ReportStop(Exception):
@@ -337,23 +344,26 @@ class ReportStop(Exception):
     and the move stops at it."""
 
 
-def fast_forward(driver: TraceDriver, machine: Machine, target: int,
-                 report_events: dict[int, tuple[str, ...]],
+def fast_forward(driver: TraceDriver, machine: Machine, replayer: TraceReplayer | None,
+                 target: int, report_events: dict[int, tuple[str, ...]],
                  sampled: Callable[[Machine, int], None],
                  stop_from: int | None = None,
                  cancelled: Callable[[], bool] | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  previous: int = 0, planned: int = 0) -> TraceRunner:
-    """Replay the trace compiled on ``machine`` (booted anew) up to ``target`` events
-    (FAST_FORWARD_PIECE at a time: ``sampled(machine, events)`` after each, ``cancelled``
-    asked, ``progress(done since previous, planned)`` called); with ``stop_from``, up to the
-    first event at or after it that reports. Each report's ``event_index`` is set and its
-    event noted in ``report_events``. The runner that goes on from there (its position:
-    the events replayed), its replayer's maps the Python ones."""
-    replayer = TraceReplayer(machine, driver.path)
+    """Replay the trace compiled on ``machine`` up to ``target`` events: a machine booted
+    anew (``replayer`` None), or one restored from a checkpoint with its replayer (which has
+    replayed ``replayer.events`` events), its observers off (recording.unobserve).
+    FAST_FORWARD_PIECE events at a time: ``sampled(machine, events)`` after each,
+    ``cancelled`` asked, ``progress(done since previous, planned)`` called; with
+    ``stop_from``, up to the first event at or after it that reports. Each new report's
+    ``event_index`` is set and its event noted in ``report_events``. The runner that goes on
+    from there (its position: the events replayed)."""
+    if replayer is None:
+        replayer = TraceReplayer(machine, driver.path)
     replay = replayer.compiled().replay
     reports = machine.reports
-    noted = [0, 0]                  # reports seen, the first event of the slice replayed
+    noted = [len(reports), 0]       # reports seen, the first event of the slice replayed
 
     def after_event(i: int) -> None:
         if len(reports) != noted[0]:
@@ -366,7 +376,7 @@ def fast_forward(driver: TraceDriver, machine: Machine, target: int,
             if stop_from is not None and index >= stop_from:
                 raise ReportStop
 
-    pos = 0
+    pos = replayer.events
     with gc_paused():
         try:
             while pos < target:
@@ -384,10 +394,6 @@ def fast_forward(driver: TraceDriver, machine: Machine, target: int,
         except ReportStop:
             pos = replayer.events
             sampled(machine, pos)
-    compiled = replayer.compiled()
-    (replayer.objects, replayer.object_cache, replayer.pages,
-     replayer.slab_pfns) = compiled.maps()
-    replayer._compiled = None       # from here on the Python replayer and its dicts
-    runner = TraceRunner(machine, driver.path, driver.events, pos, replayer)
+    runner = TraceRunner(machine, driver, pos, replayer)
     runner.last_reports = [r for r in reports if r.event_index == pos - 1]
     return runner
