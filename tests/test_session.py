@@ -301,6 +301,24 @@ def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
         gc.enable()
 
 
+def test_a_replaced_trace_machine_frees_its_replayer_without_the_cyclic_collector(tmp_path):
+    """A trace's replayer and its compiled twin (native) refer to each other: disposing of a
+    replaced machine breaks that too, or each restore would leak a replayer and its maps."""
+    import gc
+    import weakref
+    from kinspect.session import load_trace
+    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), schemes=["flat"])
+    s.step(300)
+    old = weakref.ref(s.runner.replayer)
+    gc.disable()
+    try:
+        s.back(3)                       # a restore: a new machine and replayer
+        s.idle_work()                   # frees the old ones (idle time)
+        assert old() is None
+    finally:
+        gc.enable()
+
+
 def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(400)),
                 checkpoint_every=64)

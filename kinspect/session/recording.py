@@ -152,8 +152,12 @@ class RecordingShadow(ShadowScheme):
 def dispose(machine: Machine | None, runner=None) -> None:
     """Break the reference cycles of a machine no one uses any more (its schemes point back at
     it, slabs and caches at each other, a WorkloadRunner at its own bound methods), so that
-    reference counting frees it at once instead of the cyclic collector, later."""
+    reference counting frees it at once instead of the cyclic collector, later; a trace
+    runner's replayer and its compiled twin refer to each other too."""
     if runner is not None:
+        replayer = getattr(runner, "replayer", None)
+        if replayer is not None:
+            vars(replayer).clear()
         vars(runner).clear()
     if machine is None or not vars(machine):
         return
