@@ -272,3 +272,41 @@ def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
     assert standby.take(position - 3) is None           # none at or before: a restore
     standby.drop()
     assert standby.positions() == [] and standby.machines() == {}
+
+
+def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced_buffers():
+    """restore(ckpt, reuse=buffers): the buffers of the state it replaces (as a restore
+    listed them) of more than one piece hold the checkpoint's content afterwards, the same
+    objects (one of another size since: a new one); the result equals a restore made anew,
+    the store unchanged."""
+    sections = np.empty(3 * PIECE // PAGE_DTYPE.itemsize, dtype=PAGE_DTYPE)
+    sections[:] = FREE_PAGE
+    shadow = bytearray(b"\xff" * (2 << 20))
+    meta = array("Q", range(PIECE // 8 + 1))
+    state = {"sections": sections, "shadow": shadow, "meta": meta, "again": shadow,
+             "odd": bytearray(b"\x01" * (PIECE + 10)), "small": bytearray(1000)}
+    store = CheckpointStore()
+    first = store.take(0, state)
+    shadow[(1 << 20) + 7] = 0xFC
+    sections["refcount"][5] = 1
+    meta[3] = 99
+    second = store.take(1, state)
+    stored = {serial: store.chunks.data(serial) for serial in first.chunks + second.chunks}
+    listed: list = []
+    live = store.restore(second, buffers=listed)
+    assert [id(b) for b in listed] == [id(live[k]) for k in ("sections", "shadow", "meta", "odd",
+                                                             "small")]
+    live["odd"].extend(b"\x02")                  # resized since: not reused, a new one
+    again: list = []
+    back = store.restore(first, reuse=listed, buffers=again)
+    assert back["shadow"] is live["shadow"] and back["again"] is back["shadow"]
+    assert back["sections"] is live["sections"] and back["meta"] is live["meta"]
+    assert back["odd"] is not live["odd"] and back["odd"] == bytearray(b"\x01" * (PIECE + 10))
+    assert back["small"] is not live["small"]           # one piece: made anew
+    fresh = store.restore(first)
+    assert back["shadow"] == fresh["shadow"] and back["shadow"][(1 << 20) + 7] == 0xFF
+    assert np.array_equal(back["sections"], fresh["sections"]) and back["meta"] == fresh["meta"]
+    assert {serial: store.chunks.data(serial) for serial in stored} == stored
+    assert [id(b) for b in again] == [id(b) for b in (back["sections"], back["shadow"],
+                                                      back["meta"], back["odd"],
+                                                      back["small"])]

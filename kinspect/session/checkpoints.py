@@ -229,15 +229,66 @@ def _taker(store: ChunkStore):
     return persistent_id, buffers, serials, count
 
 
-def _loader(store: ChunkStore):
-    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks."""
-    buffers: list = []
+def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
+    """``old`` (a buffer of the machine a restore replaces) made to hold the chunks of
+    ``serials``, only the pieces that differ copied; None when it is not of the same kind and
+    size (or is immutable bytes)."""
+    pieces = (serials,) if type(serials) is int else serials
+    if kind == "b":
+        if type(old) is not bytearray:
+            return None
+        raw = old
+    elif kind == "n":
+        dtype, shape = meta
+        if type(old) is not np.ndarray or old.dtype != dtype or old.shape != shape or \
+                not old.flags.c_contiguous or not old.flags.writeable:
+            return None
+        raw = old.reshape(-1).view(np.uint8)
+    elif kind == "a":
+        if type(old) is not array or old.typecode != meta:
+            return None
+        raw = memoryview(old).cast("B")
+    else:
+        return None
+    if len(raw) != sum(len(data[serial]) for serial in pieces):
+        return None
+    start = 0
+    for serial in pieces:
+        chunk = data[serial]
+        end = start + len(chunk)
+        if kind == "n":
+            if raw[start:end].tobytes() != chunk:
+                raw[start:end] = np.frombuffer(chunk, np.uint8)
+        elif raw[start:end] != chunk:
+            raw[start:end] = chunk
+        start = end
+    return old
+
+
+def _loader(store: ChunkStore, reuse: list | None, buffers: list):
+    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks, made anew or,
+    with ``reuse`` (the buffers of a machine the restored one replaces, in the order of a take
+    or restore of it), written into the buffer of the same order when it is of more than one
+    piece and of the same kind and size. ``buffers`` gets the buffers of the restored state,
+    in order."""
     data, hints = store.restoring()
 
     def persistent_load(pid):
         if type(pid) is int:
             return buffers[pid]
         serials, kind, meta = pid
+        # (a buffer of one piece is made anew: cheaper than comparing it)
+        if reuse is not None and type(serials) is not int and len(buffers) < len(reuse):
+            obj = _refill(reuse[len(buffers)], serials, kind, meta, data)
+            if obj is not None:
+                at = id(obj) << PIECES_SHIFT
+                if type(serials) is int:
+                    hints[at] = serials
+                else:
+                    for i, serial in enumerate(serials):
+                        hints[at | i] = serial
+                buffers.append(obj)
+                return obj
         if type(serials) is int:
             chunk = data[serials]
             if kind == "b":
@@ -294,13 +345,15 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------------- taking
 
-    def _dump(self, state) -> Checkpoint:
+    def _dump(self, state, buffers: list | None) -> Checkpoint:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.persistent_id, taken, serials, count = _taker(self.chunks)
         with gc_paused():
             pickler.dump(state)
+        if buffers is not None:
+            buffers[:] = taken
         del taken                           # alive until the pickle is made
         new, size = count
         blob = f.getvalue()
@@ -309,11 +362,13 @@ class CheckpointStore:
         self.full_bytes += len(blob) + size
         return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
-    def take(self, position: int, state, dense: bool = False) -> Checkpoint | None:
+    def take(self, position: int, state, dense: bool = False,
+             buffers: list | None = None) -> Checkpoint | None:
         """Keep a checkpoint of ``state`` (the machine and the runner's state, after
         ``position`` events), unless one is kept there; the new one, else None. A regular
         one may make the older ones thin out (``every`` doubles), a dense one evict the least
-        recently used dense ones."""
+        recently used dense ones. ``buffers``: a list that gets the state's buffers taken, in
+        order (what a later ``restore(..., reuse=)`` into this state may write into)."""
         if position in self._regular or (dense and position in self._dense):
             return None
         if position in self._dense:             # asked for a regular one: the dense one is it
@@ -323,7 +378,7 @@ class CheckpointStore:
             self._keep_regular(ckpt)
             return ckpt
         t = time.perf_counter()
-        ckpt = self._dump(state)
+        ckpt = self._dump(state, buffers)
         ckpt.position = position
         ckpt.dense = dense
         if dense:
@@ -397,11 +452,17 @@ class CheckpointStore:
 
     # ---------------------------------------------------------------------- restoring
 
-    def restore(self, ckpt: Checkpoint):
-        """The state ``ckpt`` holds, as new objects (every buffer a copy of its chunk)."""
+    def restore(self, ckpt: Checkpoint, reuse: list | None = None,
+                buffers: list | None = None):
+        """The state ``ckpt`` holds, as new objects, every buffer a copy of its chunks: a new
+        one, or (``reuse``: the buffers of a state this one replaces, as ``take`` or
+        ``restore`` listed them) one of those, in place, only the pieces that differ copied:
+        that state must not be used any more. ``buffers``: a list that gets the restored
+        state's buffers, in order."""
         t = time.process_time()
         unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
-        unpickler.persistent_load = _loader(self.chunks)
+        unpickler.persistent_load = _loader(self.chunks, reuse,
+                                            buffers if buffers is not None else [])
         with gc_paused():
             state = unpickler.load()
         self.restore_seconds = 0.5 * self.restore_seconds + 0.5 * (time.process_time() - t)
@@ -439,6 +500,7 @@ class Spare:
     runner: object
     nbytes: int                 # what the checkpoint it was made from restores: about what
                                 # it holds
+    buffers: list | None        # its buffers as the restore that made it listed them
 
 
 @dataclass
@@ -569,10 +631,11 @@ class Standby:
             job = None
         if job is None:
             ckpt = self.store.nearest(target)
-            machine, state = self.store.restore(ckpt)
+            buffers: list = []
+            machine, state = self.store.restore(ckpt, buffers=buffers)
             self._job = _Replay(ckpt.position, machine,
                                 self.driver.runner(machine, ckpt.position, state),
-                                ckpt.size, target, spare)
+                                ckpt.size, buffers, target, spare)
             return True
         try:
             with gc_paused():

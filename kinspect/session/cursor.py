@@ -178,9 +178,12 @@ class Session:
         self.position = 0
         self.runner = self.driver.runner(machine, 0)
 
-    def _install(self, machine: Machine) -> None:
-        """Make ``machine`` the session's, with its observers in place."""
+    def _install(self, machine: Machine, buffers: list | None = None) -> None:
+        """Make ``machine`` the session's, with its observers in place; ``buffers``: its
+        buffers as a restore or take listed them (a restore that replaces it writes into
+        them: CheckpointStore.restore's ``reuse``)."""
         changes = observe(machine)
+        self._buffers = buffers
         old = getattr(self, "machine", None)
         if old is not None and old is not machine:
             # Freeing a big machine takes milliseconds: done in idle time, unless several wait.
@@ -300,14 +303,20 @@ class Session:
 
     def _take_checkpoint(self) -> None:
         every = self.checkpoint_every
-        self.checkpoints.take(self.position, self._state())
+        buffers: list = []
+        self.checkpoints.take(self.position, self._state(), buffers=buffers)
+        if buffers:                                 # a pickle was made of this machine
+            self._buffers = buffers
         if self.checkpoint_every != every:          # they thinned out: fewer to come
             self._interval = max(self._interval, 4 * self.checkpoint_every)
 
     def _take_dense(self) -> None:
         """A dense checkpoint at the position, unless one is kept there."""
         if not self.checkpoints.has(self.position):
-            self.checkpoints.take(self.position, self._state(), dense=True)
+            buffers: list = []
+            self.checkpoints.take(self.position, self._state(), dense=True, buffers=buffers)
+            if buffers:
+                self._buffers = buffers
 
     def _restore(self, target: int, force: bool = False, lay_dense: bool = False) -> None:
         """Make the state that of ``target`` events applied (a checkpoint, then replay);
@@ -320,8 +329,10 @@ class Session:
             return
         if not near:
             ckpt = self.checkpoints.nearest(target)
-            machine, state = self.checkpoints.restore(ckpt)
-            self._install(machine)
+            buffers: list = []
+            # in place: the session's machine is replaced, its buffers written into
+            machine, state = self.checkpoints.restore(ckpt, self._buffers, buffers)
+            self._install(machine, buffers)
             self.runner = self.driver.runner(machine, base, state)
             self.position = base
         dense_every = max(16, min(self.checkpoint_every, (target - self.position) // 8 or 1))
@@ -383,9 +394,11 @@ class Session:
         at or after it that reports. Not the session's yet (``_adopt``)."""
         base, _cost = self._fast_forward_base(target)
         replayer = None
+        buffers: list | None = None
         if base:
+            buffers = []
             machine, (replayer, _reports) = self.checkpoints.restore(
-                self.checkpoints.nearest(target))
+                self.checkpoints.nearest(target), buffers=buffers)
             unobserve(machine)
         else:
             machine = Machine(self.profile, schemes=self.scheme_names,
@@ -399,11 +412,11 @@ class Session:
         if pos - base >= sources.FAST_FORWARD_MIN:
             self._rate_bulk = 0.5 * self._rate_bulk + \
                 0.5 * (time.process_time() - t) / (pos - base)
-        return Spare(pos, machine, runner, 0)
+        return Spare(pos, machine, runner, 0, buffers)
 
     def _adopt(self, forward: Spare) -> None:
         """Make a fast forward's machine the session's."""
-        self._install(forward.machine)
+        self._install(forward.machine, forward.buffers)
         self.runner = forward.runner
         self.position = forward.position
 
@@ -423,9 +436,7 @@ class Session:
         taken, or up to ``IDLE_CHUNK`` events replayed: a key pressed meanwhile waits for no
         more."""
         if self._graveyard:
-            for machine, runner in self._graveyard:
-                dispose(machine, runner)
-            self._graveyard.clear()
+            dispose(*self._graveyard.pop(0))        # one a piece: tens of ms each late on
             return True
         if self.standby.work(self.position):
             return True
@@ -445,7 +456,7 @@ class Session:
         best = self.standby.take(target)
         if best is None:
             return False
-        self._install(best.machine)
+        self._install(best.machine, best.buffers)
         self.runner = best.runner
         self.position = best.position
         with gc_paused():
