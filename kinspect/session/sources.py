@@ -11,8 +11,8 @@ EventBatch slices for the compiled replayer (``event_batches``).
 ``fast_forward`` is a long move on the native engine: the trace's EventBatches replayed
 compiled, from a machine booted anew or restored from a checkpoint, with no recording wrapper
 and no per-event Python, up to the target; then the machine becomes a session's, its
-compiled replayer stepping on (``Session._fast_forward``, which chooses it: docs/architecture.md "Long
-moves: the fast forward").
+compiled replayer stepping on (``Session._fast_forward``, which chooses it:
+docs/architecture.md "Long moves: the fast forward").
 """
 
 from __future__ import annotations
