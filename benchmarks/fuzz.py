@@ -216,9 +216,9 @@ def run_trace(data: bytes, n: int = 0) -> None:
 
 
 def run_report(data: bytes, n: int = 0) -> None:
-    from kinspect.engine.explain import (ReplayUnsupported, format_explanation,
+    from kinspect.reports.explain import (ReplayUnsupported, format_explanation,
                                          replay_workload, run_replay)
-    from kinspect.engine.kreport import iter_reports, read_log_lines
+    from kinspect.reports.kreport import iter_reports, read_log_lines
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")
     for rep in iter_reports(read_log_lines(text, "fuzz.txt"), path="fuzz.txt",
                             strict=n % 2 == 0, partial=n % 3 == 0):

@@ -61,7 +61,7 @@ from kinspect.engine.profile import format_size, load_profile, parse_size
 from kinspect.engine.fingerprint import fingerprint
 from kinspect.engine.replay import TraceReplayer
 from kinspect.engine.shadow import SCHEMES
-from kinspect.engine.workload import gc_paused
+from kinspect.engine.collector import gc_paused
 
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 FREE_OF = np.zeros(max(KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC) + 1, np.int8)  # kind -> its free's

@@ -50,7 +50,7 @@ def child(mode: str, mem: str, trace: str, engine: str) -> None:
     from kinspect.engine.profile import load_profile, parse_size
     from kinspect.engine.replay import replay_trace
     from kinspect.engine.shadow import SCHEMES
-    from kinspect.engine.workload import gc_paused
+    from kinspect.engine.collector import gc_paused
 
     t, c = time.perf_counter(), time.process_time()
     if mode == "read":

@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kinspect.engine.kreport import LogScan, iter_reports  # noqa: E402
-from kinspect.engine.symbols import ElfSymbolizer  # noqa: E402
+from kinspect.reports.kreport import LogScan, iter_reports  # noqa: E402
+from kinspect.reports.symbols import ElfSymbolizer  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 

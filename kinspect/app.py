@@ -1,1138 +1,29 @@
-"""kinspect's Textual app: step through a workload and watch struct pages, shadow slabs and
-shadow bytes change.
-
-The app drives an engine ``Session`` (step, back, run to a report or breakpoint, jump) and
-feeds every view from the ``StepResult`` it returns, through one message, ``StepApplied``:
-single steps post it directly, long runs from a cancellable thread worker (the views freeze
-while the worker runs; the status line shows its progress). Views only read the engine.
+"""kinspect's Textual Apps: :class:`KinspectApp`, the inspector on a session, and
+:class:`ReportApp`, the report screen on the reports of a log (and the inspector on a replay
+of one).  The screens are in :mod:`kinspect.screens`; the Apps hold the keys every screen
+shares (help, screenshot, quit) and the command palette.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-import re
-import time
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid, Vertical, VerticalScroll
-from textual.message import Message
-from textual.reactive import reactive
-from textual.screen import ModalScreen, Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Input, Label, Static
-from textual.worker import get_current_worker
-
-from .data import workload_name
-from .engine.errors import KinspectError
-from .engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
-from .engine.profile import format_size
-from .session import Breakpoint, SchemeView, Session, StepResult
-from .engine.view import machine_view
-from .widgets import (EventLog, FootprintPlot, Narration, PageMap, ReportView, SessionPages,
-                      ShadowBytes, ShadowLegend, ShadowSlabView, StructPageView)
-from .widgets.footer import KeyFooter
-from .widgets.palette import ATTACHED_GLYPH, PAGE_PAINTS, REPORT_PAINT
-from .widgets.pane import Pane
-from .widgets.tab_bar import TabBar
-from .widgets.text_lines import TextLines
-
-# The detail tabs: (view id, label), in the order ``t`` cycles through them.
-DETAIL_TABS = [("report", "report"), ("structpage", "struct page"),
-               ("shadowslab", "shadow slab"), ("footprint", "footprint")]
-SYNC_RUN_LIMIT = 3000          # runs shorter than this happen at once, longer ones in a worker
-IDLE_DELAY = 0.25              # seconds without a key before the session's background work
-COLLECT_EVERY = 8192           # steps whose garbage may wait for a pause (30 KB or so each)
-FULL_COLLECT_AFTER = 64        # collections of the young objects between two full ones...
-FULL_COLLECT_DELAY = 5.0       # ...made after this many seconds without a key
-NARROW = 100                   # below this width the layout is narrow (kinspect.tcss)...
-WIDE = 120                     # ...from this one wide; below it the footer is compact
-
-
-class StepApplied(Message):
-    """The session moved: every view catches up with ``result``."""
-
-    def __init__(self, result: StepResult) -> None:
-        super().__init__()
-        self.result = result
-
-
-class RunProgress(Message):
-    """A run in a worker got this far (a burst collapses into the newest)."""
-
-    def __init__(self, done: int, planned: int) -> None:
-        super().__init__()
-        self.done = done
-        self.planned = planned
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RunProgress)
-
-
-class TraceLoading(Message):
-    """A streamed trace read more events (the session says how many; a burst is one)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TraceLoading)
-
-
-class TraceLoaded(Message):
-    """A streamed trace is read (to its end, or to what stopped the reading)."""
-
-
-class SearchDone(Message):
-    """A search of the event log ended: ``found`` is (row, wrapped), or None."""
-
-    def __init__(self, query: str, direction: int, found: tuple[int, bool] | None,
-                 cancelled: bool) -> None:
-        super().__init__()
-        self.query = query
-        self.direction = direction
-        self.found = found
-        self.cancelled = cancelled
-
-
-# ----------------------------------------------------------------------- modal screens
-
-class PromptScreen(ModalScreen[str | None]):
-    """One line of input with a hint; Enter gives the text, Escape gives None."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
-
-    def __init__(self, title: str, hint: str, value: str = "") -> None:
-        super().__init__()
-        self.title_text = title
-        self.hint = hint
-        self.value = value
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="prompt"):
-            yield Label(self.title_text, id="prompt-title")
-            yield Input(value=self.value, id="prompt-input")
-            yield Label(self.hint, id="prompt-hint")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-# One paragraph, wrapped by the help screen to its width (no newlines of its own).
-HELP_INTRO = (
-    "kinspect steps through a workload on a simulated Linux 6.12 kernel with generic KASAN. "
-    "Each event is one kernel call (kmalloc, kfree, alloc_pages...) or one instrumented "
-    "access. Every shadow scheme runs at once on the same machine: flat (mainline), pshadow "
-    "(Kim 2017), pageptr (Vyukov 2017) and pageext (Murzin 2017); `s` chooses which one the "
-    "views show.\n")
-
-
-class HelpScreen(ModalScreen[None]):
-    """The key map and the colour legends."""
-
-    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", id="help.close")]
-
-    def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
-        super().__init__()
-        self.keymap = bindings
-
-    def compose(self) -> ComposeResult:
-        from rich.table import Table
-        from rich.text import Text
-
-        keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        for key, desc, tip in self.keymap:
-            keys.add_row(Text(key, "bold #ffd75f"), desc, Text(tip, "#8a8a8a"))
-        pages = Text()
-        for code, paint in PAGE_PAINTS.items():
-            glyph = paint.glyph if paint.glyph != " " else "␠"
-            pages.append(f" {glyph} ", paint.rich())
-            up = ATTACHED_GLYPH[code]
-            pages.append(f"{paint.meaning}" + (f" ({up} with shadow attached)"
-                                                if up != paint.glyph else "") + "\n")
-        pages.append(f" {REPORT_PAINT.glyph} ", REPORT_PAINT.rich())
-        pages.append(f"{REPORT_PAINT.meaning}\n")
-        with VerticalScroll(id="help"):
-            yield Static(Text("kinspect — help (Escape closes)", "bold"))
-            yield Static(HELP_INTRO)
-            yield Static(Text("Keys", "bold underline"))
-            yield Static(keys)
-            yield Static(Text("\nPage map (one cell = one page, or 2^z pages zoomed out; "
-                              "a cell shows its most telling page)", "bold underline"))
-            yield Static(pages)
-            yield Static(Text("Shadow bytes (one byte per 8-byte granule; rows as in the "
-                              "kernel's \"Memory state around the buggy address\")",
-                              "bold underline"))
-            yield ShadowLegend()
-            yield Static(Text("\nEvent log: ▶ last event applied (what the views show), "
-                              "! made a report, + / - attached / detached shadow, "
-                              "● breakpoint.", "#a8a8a8"))
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
-# ------------------------------------------------------------------------- main screen
-
-def _parse_int(text: str) -> int:
-    text = text.strip().lower()
-    return int(text, 16) if text.startswith("0x") else int(text, 10)
-
-
-class MainScreen(Screen):
-    """The inspector: page map, shadow bytes, event log and the detail tabs."""
-
-    # The layouts (kinspect.tcss): side by side from 120 columns, stacked below.
-    HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
-    VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]         # short: no legends
-
-    BINDINGS = [
-        Binding("space,right", "step", "Step", priority=True, id="step",
-                tooltip="Apply the next event"),
-        Binding("left,backspace", "back", "Back", priority=True, id="back",
-                tooltip="Undo the last event (checkpoint + replay)"),
-        Binding("r", "run('report')", "Run→report", id="run_report",
-                tooltip="Run to the next KASAN report (or breakpoint, or the end)"),
-        Binding("question_mark,f1", "app.help", "Help", id="help",
-                tooltip="Keys and legends"),
-        Binding("s", "next_scheme", "Scheme", id="scheme",
-                tooltip="Show the next shadow scheme (the position stays)"),
-        Binding("g", "goto", "Go to", id="goto",
-                tooltip="Go to an address, a pfn or a symbol (a workload variable, a global, "
-                        "a cache)"),
-        Binding("e", "run('breakpoint')", "Run→end", id="run_end",
-                tooltip="Run to the next breakpoint or the end"),
-        Binding("b", "breakpoint", "Break", id="breakpoint",
-                tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach"),
-        Binding("j", "jump", "Jump", id="jump", tooltip="Jump to event N or line L"),
-        Binding("slash", "search", "Find", id="search",
-                tooltip="Find text in the event log (a call site, a pointer, a cache, a comment)"),
-        # The keys the footer leaves out (help lists them): id, key, action, description,
-        # tooltip.
-        *(Binding(key, action, description, id=id_, show=False, tooltip=tooltip)
-          for id_, key, action, description, tooltip in [
-            ("cancel_run", "escape", "cancel_run", "Stop", "Stop a running run"),
-            ("search_next", "n", "search_again(1)", "Find next",
-             "Find the next match (wraps at the end)"),
-            ("search_prev", "N", "search_again(-1)", "Find previous",
-             "Find the previous match (wraps at the start)"),
-            ("next_poisoned", "p", "poisoned(1)", "Next poisoned",
-             "Select the next poisoned granule of an allocated page"),
-            ("prev_poisoned", "P", "poisoned(-1)", "Prev poisoned",
-             "Select the previous poisoned granule"),
-            ("next_attached", "a", "attached(1)", "Next attached",
-             "Select the next page with shadow attached"),
-            ("prev_attached", "A", "attached(-1)", "Prev attached",
-             "Select the previous page with shadow attached"),
-            ("zoom_in", "plus,equals_sign", "zoom(-1)", "Zoom in", "Fewer pages per cell"),
-            ("zoom_out", "minus", "zoom(1)", "Zoom out", "More pages per cell"),
-            ("copy_address", "y", "copy_address", "Copy addr", "Copy the selected address"),
-            ("copy_row", "Y", "copy_row", "Copy row", "Copy the selected shadow row"),
-            ("next_tab", "t", "next_tab", "Next tab",
-             "Cycle report / struct page / shadow slab / footprint"),
-            ("follow", "f", "toggle_follow", "Follow",
-             "Follow the action: move the cursor to what each step touched"),
-            ("maximize", "m", "maximize_pane", "Maximize",
-             "Maximize the focused pane (again to restore)"),
-        ]),
-    ]
-
-    running = reactive(False, bindings=True)
-
-    def watch_running(self, running: bool) -> None:
-        if self.is_mounted:
-            self.query_one(PageMap).frozen = running
-
-    def __init__(self, session: Session) -> None:
-        super().__init__()
-        self.session = session
-        self.views: dict[str, SchemeView] = {}
-        self.pfn = session.profile.min_pfn
-        self.addr: int | None = None
-        self.follow = True
-        self.last_step_text = ""
-        self._last_report_key = None
-        self._worker = None
-        self._idle_timer = None
-        self.idle_work_enabled = True
-        self._binding_state = None
-        self._steps_since_collect = 0
-        self._collected_at = 0
-        self._young_collections = 0
-        self._gc_was_enabled = True
-        self._pending_back = 0
-        self.search_query = ""          # the last search's text (n / N repeat it)
-        self._search_worker = None
-        self._found_at: int | None = None   # the position the last match moved to
-
-    # ---------------------------------------------------------------- layout
-
-    def compose(self) -> ComposeResult:
-        yield Header(show_clock=False, icon="≡")
-        yield TextLines("", id="status")
-        # One grid, no column containers: every layer under a line costs each frame its share.
-        with Grid(id="body"):
-            with Pane(id="map-pane", classes="pane"):
-                yield PageMap(id="pagemap")
-                yield Static("", id="map-legend")
-            with Pane(id="shadow-pane", classes="pane"):
-                yield ShadowBytes(bits=self.session.profile.bits,
-                                  page_size=self.session.profile.page_size, id="shadow")
-                yield ShadowLegend(id="shadow-legend")
-            with Pane(id="log-pane", classes="pane"):
-                yield EventLog(id="eventlog")
-                yield Narration(id="narration")
-            with Vertical(id="details"):
-                yield TabBar(DETAIL_TABS, "structpage", id="detail-tabs")
-                with ContentSwitcher(id="detail-views", initial="structpage"):
-                    yield ReportView(id="report")
-                    yield StructPageView(id="structpage")
-                    yield ShadowSlabView(id="shadowslab")
-                    yield FootprintPlot(id="footprint")
-        yield KeyFooter()
-
-    def on_mount(self) -> None:
-        s = self.session
-        # The engine holds millions of long-lived objects, and frees its own by reference
-        # counting: no automatic collections while the inspector is up; it collects in its
-        # idle time (_collect_young), the objects alive now are left out.
-        self._gc_was_enabled = gc.isenabled()
-        gc.disable()
-        gc.freeze()
-        self.query_one("#map-pane").border_title = "page map"
-        self.query_one("#shadow-pane").border_title = "shadow bytes"
-        self.query_one("#log-pane").border_title = f"events · {workload_name(s.path)}"
-        self._view(s.shown)
-        pagemap = self.query_one(PageMap)
-        pagemap.set_source(SessionPages(s, self._view(s.shown)))
-        self.query_one(EventLog).set_session(s, s.shown)
-        self.query_one(Narration).display = self.query_one(EventLog).lines is not None
-        self.query_one(FootprintPlot).set_session(s)
-        self._update_map_legend()
-        pagemap.focus()
-        self._select_pfn(self._initial_pfn(), follow_addr=None)
-        self._refresh_all(None)
-        self._apply_width(self.app.size.width)
-        if s.loading:
-            self.load_in_thread()
-
-    def on_unmount(self) -> None:
-        gc.unfreeze()
-        if self._gc_was_enabled:
-            gc.enable()
-
-    def on_resize(self, event) -> None:
-        self._apply_width(event.size.width)
-
-    def _apply_width(self, width: int) -> None:
-        footer = self.query_one(Footer)
-        footer.compact = width < WIDE
-        footer.show_command_palette = width >= WIDE         # ctrl+p is in the help
-
-    def _initial_pfn(self) -> int:
-        """Where the cursor starts: the highest allocated page (where SLUB's first slabs are)."""
-        pfn = machine_view(self.session).highest_allocated_pfn()
-        return pfn if pfn is not None else self.session.profile.min_pfn
-
-    # ---------------------------------------------------------------- state helpers
-
-    def _view(self, name: str) -> SchemeView:
-        view = self.views.get(name)
-        if view is None:
-            view = self.views[name] = SchemeView(self.session, name)
-        elif view.generation < 0:
-            view.rebuild()
-        return view
-
-    @property
-    def view(self) -> SchemeView:
-        return self._view(self.session.shown)
-
-    def _update_map_legend(self) -> None:
-        from rich.text import Text
-        legend = Text()
-        shown = [PAGE_PAINTS[c] for c in (0, 3, 2, 1, 4, 5, 8, 6, 10)]
-        for paint in shown:
-            legend.append(paint.glyph, paint.rich())
-            legend.append(f" {paint.label}  ")
-        legend.append("UPPER", "bold #5fd7af")
-        legend.append(" shadow attached  ")
-        legend.append("!", REPORT_PAINT.rich())
-        legend.append(" bad access  ? help")
-        self.query_one("#map-legend", Static).update(legend)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel_run":
-            return self.running or self._search_worker is not None
-        if self.running and action in ("step", "back", "run", "jump", "next_scheme",
-                                       "breakpoint", "search", "search_again"):
-            return None
-        if action in ("step", "run") and self.session.at_end:
-            return None
-        if action == "back" and self.session.position == 0:
-            return None
-        return True
-
-    # ---------------------------------------------------------------- stepping
-
-    def action_step(self) -> None:
-        s = self.session
-        if self.running or s.at_end:
-            return
-        if s.waiting:
-            self.notify(f"event {s.position + 1} is not read yet (reading the trace: "
-                        f"{s.load_fraction():.0%})", title="step")
-            return
-        self.post_message(StepApplied(s.step()))
-
-    def action_run(self, until: str) -> None:
-        s = self.session
-        if self.running or s.at_end:
-            return
-        if not s.loading and s.total - s.position <= SYNC_RUN_LIMIT:
-            self.post_message(StepApplied(s.run(until=until)))
-            return
-        self._run_in_worker(f"running to the next {'report' if until == 'report' else 'stop'}",
-                            lambda cancelled, progress: s.run(
-                                until=until, cancelled=cancelled, progress=progress, wait=True))
-
-    def _run_in_worker(self, what: str, command, cancellable: bool = True) -> None:
-        """A long session command in a worker thread (the views freeze meanwhile); ``command``
-        takes ``cancelled`` and ``progress`` callables and returns a StepResult.
-        ``cancellable``: it heeds them (a restore going back does not)."""
-        self.running = True
-        self._set_status(f"{what}… (escape stops)" if cancellable else f"{what}…")
-        self._worker = self.run_in_thread(command)
-
-    @work(thread=True, exclusive=True, group="engine")
-    def run_in_thread(self, command) -> None:
-        worker = get_current_worker()
-        result = command(lambda: worker.is_cancelled,
-                         lambda done, planned: self.post_message(RunProgress(done, planned)))
-        self.post_message(StepApplied(result))
-
-    @work(thread=True, group="load")
-    def load_in_thread(self) -> None:
-        """Read the rest of a streamed trace while the session steps on the events read."""
-        worker = get_current_worker()
-        try:
-            self.session.load(progress=lambda _read, _fraction: self.post_message(TraceLoading()),
-                              cancelled=lambda: worker.is_cancelled)
-        except KinspectError:
-            pass                # kept as session.load_error: TraceLoaded shows it
-        self.post_message(TraceLoaded())
-
-    def on_trace_loading(self, message: TraceLoading) -> None:
-        self.query_one(EventLog).sync_length()
-        if not self.running:        # a run's worker owns the engine: no reading it now
-            self._refresh_status(None)
-
-    def on_trace_loaded(self, message: TraceLoaded) -> None:
-        s = self.session
-        self.query_one(EventLog).sync_length()
-        gc.freeze()                 # the events are read: long-lived, out of the collector's way
-        if s.load_error is not None:
-            self.notify(f"{s.load_error}; the {s.total} events before it can be stepped",
-                        title="trace", severity="error", timeout=10)
-        for bp in s.drop_unmatched_breakpoints():
-            self.notify(f"breakpoint cleared: the trace has no event on {bp.describe()}",
-                        title="breakpoint", severity="warning")
-        if not self.running:
-            self._refresh_status(None)
-            self.query_one(EventLog).refresh()
-
-    def action_cancel_run(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-        if self._search_worker is not None:
-            self._search_worker.cancel()
-
-    def on_run_progress(self, message: RunProgress) -> None:
-        if self.running:
-            pct = 100 * message.done // max(1, message.planned)
-            reading = (f" (reading the trace: {self.session.load_fraction():.0%})"
-                       if self.session.loading else "")
-            self._set_status(f"running… {message.done}/{message.planned} events ({pct}%)"
-                             f"{reading} — escape stops")
-
-    def on_step_applied(self, message: StepApplied) -> None:
-        self.running = False
-        self._worker = None
-        self._refresh_all(message.result)
-        self._schedule_idle_work()
-
-    def _schedule_idle_work(self, delay: float = IDLE_DELAY) -> None:
-        """Checkpoints and the step-back standby are made while the user looks, not on keys."""
-        if self._idle_timer is not None:
-            self._idle_timer.stop()
-        if self.idle_work_enabled:
-            self._idle_timer = self.set_timer(delay, self._idle_work)
-
-    def _idle_work(self) -> None:
-        self._idle_timer = None
-        if self.running or not self.idle_work_enabled:
-            return
-        if self.idle_step():
-            self._schedule_idle_work(0.02)
-        elif self._young_collections >= FULL_COLLECT_AFTER:
-            self._idle_timer = self.set_timer(FULL_COLLECT_DELAY, self._collect_all)
-
-    def idle_step(self) -> bool:
-        """One piece of background work; False when there is none left."""
-        s = self.session
-        if s.idle_work():
-            return True
-        if self._steps_since_collect or s.machines_discarded != self._collected_at:
-            self._collect_young()
-            return True
-        return False
-
-    # The cyclic collector is off while the inspector is up (on_mount): a collection
-    # over the engine's objects (millions on a real trace) would stall keys for a second. The
-    # garbage of the steps (the views' old strips: cycles) is collected in idle time, young
-    # objects only, and the survivors frozen; a machine restored by going back (half a million
-    # objects) is traversed once that way.
-
-    def _collect_young(self) -> None:
-        """Collect the garbage among the objects made since the last collection, and freeze
-        the rest out of the way of the next ones: milliseconds, or tens after a restore."""
-        self._collected_at = self.session.machines_discarded
-        self._steps_since_collect = 0
-        self._young_collections += 1
-        gc.collect(1)
-        gc.freeze()
-
-    def _collect_all(self) -> None:
-        """Collect the cycles that became garbage after they were frozen (a strip evicted from
-        a cache): a scan of everything (a second on the real trace), so only after a pause of
-        FULL_COLLECT_DELAY, every FULL_COLLECT_AFTER young collections."""
-        self._idle_timer = None
-        self._young_collections = 0
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-
-    def action_back(self) -> None:
-        """Step back; presses that queue up while a slow one runs are done as one."""
-        if self.running or self.session.position == 0:
-            return
-        self._pending_back += 1
-        if self._pending_back == 1:
-            self.call_later(self._flush_back)
-
-    def _flush_back(self) -> None:
-        n, self._pending_back = self._pending_back, 0
-        if n and not self.running:
-            self.post_message(StepApplied(self.session.back(n)))
-
-    # ---------------------------------------------------------------- refreshing
-
-    def _refresh_all(self, result: StepResult | None) -> None:
-        s = self.session
-        if result is not None:
-            view = self.views.get(s.shown)
-            if view is not None and view.generation >= 0:
-                view.update(result)
-            for name, other in self.views.items():
-                if name != s.shown:
-                    other.generation = -1          # rebuilt when shown again
-        self._steps_since_collect += 1
-        if self._steps_since_collect >= COLLECT_EVERY:     # no pause for that long
-            self._collect_young()
-        pagemap = self.query_one(PageMap)
-        if result is not None:
-            pagemap.apply_dirty(result.generation, result.dirty)
-        report = s.latest_report()
-        pagemap.set_report_pfn(self._report_pfn(report))
-        target_pfn, target_addr = self._follow_target(result)
-        if target_pfn is not None or target_addr is not None:
-            self._select_pfn(target_pfn, follow_addr=target_addr)
-        else:
-            self._refresh_details()
-        log = self.query_one(EventLog)
-        log.show_position()
-        self.query_one(Narration).show(log.narration())
-        if self.tab == "footprint":
-            self.query_one(FootprintPlot).update_plot()
-        self._refresh_report(result)
-        self._refresh_status(result)
-        if result is not None and result.stopped:
-            if result.stopped.startswith("error"):
-                self.notify(result.stopped[len("error: "):], title="workload error",
-                            severity="error", timeout=8)
-            elif result.stopped.startswith("breakpoint"):
-                self.notify(result.stopped, title="stopped")
-            elif result.stopped == "cancelled":
-                self.notify(f"run stopped at event {s.position}", title="cancelled")
-        state = (self.running, s.at_end, s.position == 0)
-        if state != self._binding_state:
-            self._binding_state = state
-            self.refresh_bindings()
-
-    def _report_pfn(self, report) -> int | None:
-        if report is None:
-            return None
-        if report.pfn is not None:
-            return report.pfn
-        return machine_view(self.session).addr_to_pfn(report.addr)
-
-    def _follow_target(self, result: StepResult | None) -> tuple[int | None, int | None]:
-        """Where the cursor goes after a step: the bad access, an attach, the event's address.
-        Going back, what the last event applied now (``▶``, what the views show) touched."""
-        if result is None or not self.follow or not result.moved:
-            return None, None
-        s = self.session
-        if result.reports:
-            r = result.reports[-1]
-            return self._report_pfn(r), r.first_bad_addr
-        if result.position < result.previous:
-            if s.position == 0:
-                return None, None                    # no event applied: the cursor stays
-            r = s.latest_report()
-            if r is not None and r.event_index == s.position - 1:
-                return self._report_pfn(r), r.first_bad_addr
-            addr = s.event_address(s.position - 1)
-            return ((machine_view(s).addr_to_pfn(addr), addr) if addr is not None
-                    else (None, None))
-        mine = [a for a in result.attach if a.scheme == s.shown and a.pfn is not None]
-        addr = s.event_address(result.position - 1)
-        if addr is not None:
-            pfn = machine_view(s).addr_to_pfn(addr)
-            if pfn is not None or not mine:
-                return pfn, addr
-        if mine:
-            a = mine[-1]
-            return a.pfn, None
-        return None, None
-
-    def _select_pfn(self, pfn: int | None, follow_addr: int | None = None,
-                    from_map: bool = False) -> None:
-        s = self.session
-        p = s.profile
-        if pfn is None and follow_addr is not None:
-            pfn = self.pfn
-        if pfn is None:
-            return
-        self.pfn = pfn
-        if follow_addr is not None:
-            self.addr = follow_addr
-        elif p.is_lowmem_pfn(pfn) and p.pfn_valid(pfn):
-            self.addr = machine_view(s).page_address(pfn)
-        else:
-            self.addr = None
-        if not from_map:
-            self.query_one(PageMap).select(pfn)
-        self._refresh_details()
-
-    def _refresh_details(self) -> None:
-        s = self.session
-        shadow = self.query_one(ShadowBytes)
-        report = s.latest_report()
-        bad = report.first_bad_addr if report is not None else None
-        if self.addr is None:
-            note = ("no shadow: a hole in the memory map" if not s.profile.pfn_valid(self.pfn)
-                    else "no shadow: highmem has no direct map")
-            shadow.show(None, None, note=note)
-            self._set_title("#shadow-pane", f"shadow bytes · pfn {self.pfn:#x}")
-        else:
-            shadow.show(machine_view(s).shadow_reader(s.shown), self.addr, selected=self.addr,
-                        bad=bad)
-            w = s.profile.bits // 4
-            base = self.addr - self.addr % s.profile.page_size
-            link = self.view.link(self.pfn) if self.pfn is not None else None
-            title = f"shadow of {base:0{w}x} · pfn {self.pfn:#x}"
-            if link and s.shown != "flat":
-                title += f" · {link}"
-            self._set_title("#shadow-pane", title)
-        active = self.tab
-        if active == "structpage":
-            self.query_one(StructPageView).show(s, self.pfn)
-        elif active == "shadowslab":
-            slab = self.query_one(ShadowSlabView)
-            slab.refresh_view(s, self.view)
-            slab.select_pfn(self.pfn)
-        pm = self.query_one(PageMap)
-        zoom = f" · {pm.ppc} pages/cell" if pm.ppc > 1 else ""
-        self._set_title("#map-pane", f"page map · {s.shown} · pfn {self.pfn:#x}{zoom} · "
-                                     f"{pm.source.describe(self.pfn) if pm.source else ''}")
-
-    def _set_title(self, selector: str, title: str) -> None:
-        """Set a pane's border title (repainting its top border when it changes)."""
-        self.query_one(selector, Pane).set_title(title)
-
-    def _refresh_report(self, result: StepResult | None) -> None:
-        s = self.session
-        reports = s.reports
-        key = (len(reports), id(reports[-1]) if reports else None)
-        if key == self._last_report_key:
-            return
-        self._last_report_key = key
-        report = reports[-1] if reports else None
-        line = None
-        if report is not None and report.event_index is not None:
-            line = s.events[report.event_index].line
-        self.query_one(ReportView).show(report, len(reports) if reports else None,
-                                        len(reports), line)
-        if result is not None and result.reports:
-            self.show_tab("report")
-
-    def _refresh_status(self, result: StepResult | None) -> None:
-        s = self.session
-        from rich.text import Text
-        t = Text()
-        t.append(f"event {s.position}/{s.total}", "bold")
-        if s.loading:               # a trace still being read: more events to come
-            t.append(f"+ (reading {s.load_fraction():.0%})", "#ffd75f")
-        last = s.last_event()
-        if last is not None:
-            t.append(f"  line {last.line}: ", "#8a8a8a")
-            t.append(s.event_text(s.position - 1)[:60])
-        extra = []
-        if result is not None:
-            if result.reports and result.moved and result.position > result.previous:
-                extra.append(("KASAN: " + ", ".join(r.bug_type for r in result.reports[-3:]),
-                              "bold #ff5f5f"))
-            mine = [a for a in result.attach if a.scheme == s.shown]
-            if mine:
-                extra.append(("; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
-                              + (" …" if len(mine) > 2 else ""), "#5fd7af"))
-            if result.stopped and result.stopped not in ("end", "limit", "report", None):
-                extra.append((f"[{result.stopped}]", "#ffd75f"))
-            elif result.stopped == "end" and s.at_end:
-                extra.append(("[end of workload]", "#ffd75f"))
-        for text, style in extra:
-            t.append("   ")
-            t.append(text, style)
-        if s.breakpoints:
-            t.append(f"   ● {len(s.breakpoints)}", "#ff5f5f")
-        # the next event last: a narrow status line cuts it first (the log highlights it)
-        nxt = s.next_event()
-        t.append("   next: ", "#8a8a8a")
-        t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
-                 else "not read yet" if s.loading else "end of workload", "#a8a8a8")
-        self.query_one("#status", TextLines).set_text(t)
-        sub = (f"{workload_name(s.path)} · {s.profile.name} {format_size(s.profile.mem_total)}"
-               f" · scheme {s.shown}")
-        if self.app.sub_title != sub:
-            self.app.sub_title = sub
-
-    def _set_status(self, text: str) -> None:
-        self.query_one("#status", TextLines).set_text(text)
-
-    # ---------------------------------------------------------------- widget messages
-
-    @on(PageMap.PfnSelected)
-    def _pfn_selected(self, message: PageMap.PfnSelected) -> None:
-        self._select_pfn(message.pfn, from_map=True)
-
-    @on(ShadowBytes.GranuleSelected)
-    def _granule_selected(self, message: ShadowBytes.GranuleSelected) -> None:
-        self.addr = message.addr
-
-    @on(ShadowSlabView.PfnChosen)
-    def _slab_pfn(self, message: ShadowSlabView.PfnChosen) -> None:
-        self._select_pfn(message.pfn)
-
-    @on(EventLog.LineClicked)
-    def _line_clicked(self, message: EventLog.LineClicked) -> None:
-        if self.running:
-            return
-        index = self.session.index_of_line(message.line)
-        if index is not None:
-            self._go_to_position(index + 1)
-
-    @on(TabBar.Chosen)
-    def _tab_chosen(self, message: TabBar.Chosen) -> None:
-        self.show_tab(message.tab)
-
-    @property
-    def tab(self) -> str:
-        """The detail view shown: report, structpage, shadowslab or footprint."""
-        return self.query_one("#detail-views", ContentSwitcher).current
-
-    def show_tab(self, tab: str) -> None:
-        """Show a detail view, brought up to date."""
-        if tab == self.tab:
-            return
-        self.query_one("#detail-views", ContentSwitcher).current = tab
-        self.query_one(TabBar).set_active(tab)
-        if tab == "shadowslab":
-            slab = self.query_one(ShadowSlabView)
-            slab.refresh_view(self.session, self.view)
-            slab.select_pfn(self.pfn)
-        elif tab == "structpage":
-            self.query_one(StructPageView).show(self.session, self.pfn)
-        elif tab == "footprint":
-            self.query_one(FootprintPlot).update_plot()
-
-    # ---------------------------------------------------------------- commands
-
-    def action_next_scheme(self) -> None:
-        names = self.session.scheme_names
-        i = names.index(self.session.shown)
-        self.show_scheme(names[(i + 1) % len(names)])
-
-    def show_scheme(self, name: str) -> None:
-        if self.running:
-            return
-        try:
-            result = self.session.set_shown_scheme(name)
-        except KinspectError as e:
-            self.notify(str(e), severity="error")
-            return
-        view = self._view(name)
-        self.query_one(PageMap).set_source(SessionPages(self.session, view))
-        self.query_one(EventLog).set_session(self.session, name)
-        self._update_map_legend()
-        self._refresh_all(result)
-        self._select_pfn(self.pfn, follow_addr=self.addr)
-
-    def action_zoom(self, delta: int) -> None:
-        pm = self.query_one(PageMap)
-        pm.set_zoom(pm.zoom + delta)
-        self._refresh_details()
-
-    def action_next_tab(self) -> None:
-        order = [tab for tab, _label in DETAIL_TABS]
-        self.show_tab(order[(order.index(self.tab) + 1) % len(order)])
-
-    def action_toggle_follow(self) -> None:
-        self.follow = not self.follow
-        self.notify(f"follow {'on' if self.follow else 'off'}: the cursor "
-                    f"{'moves to' if self.follow else 'stays, whatever'} each step touches")
-
-    def action_maximize_pane(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-        elif self.focused is not None:
-            self.maximize(self.focused)
-
-    def action_copy_address(self) -> None:
-        if self.addr is None:
-            self.notify("nothing selected has an address", severity="warning")
-            return
-        w = self.session.profile.bits // 4
-        text = f"{self.addr:0{w}x}"
-        self.app.copy_to_clipboard(text)
-        self.notify(f"copied {text}")
-
-    def action_copy_row(self) -> None:
-        row = None
-        if self.addr is not None:
-            row = self.query_one(ShadowBytes).row_text_at(self.addr)
-        if row is None:
-            self.notify("no shadow row selected", severity="warning")
-            return
-        self.app.copy_to_clipboard(row.strip())
-        self.notify("copied the shadow row")
-
-    def action_attached(self, direction: int) -> None:
-        att = self.view.attached
-        if not att:
-            self.notify(f"{self.session.shown}: no page has shadow attached now")
-            return
-        if direction > 0:
-            i = bisect_right(att, self.pfn)
-            pfn = att[i] if i < len(att) else att[0]
-        else:
-            i = bisect_left(att, self.pfn) - 1
-            pfn = att[i]
-        self._select_pfn(pfn)
-
-    def action_poisoned(self, direction: int) -> None:
-        found = find_poisoned_granule(self.session, self.addr, direction)
-        if found is None:
-            self.notify("no poisoned granule in an allocated page that way")
-            return
-        self._select_pfn(machine_view(self.session).addr_to_pfn(found), follow_addr=found)
-
-    def action_goto(self) -> None:
-        self.app.push_screen(
-            PromptScreen("Go to", "an address (0xffff888000100000), a pfn (pfn 0x1234), "
-                                  "or a symbol: a workload variable (buf, buf+8), a global, "
-                                  "a kmem_cache name"),
-            self._goto)
-
-    def _goto(self, text: str | None) -> None:
-        if not text:
-            return
-        try:
-            pfn, addr = resolve_location(self.session, text)
-        except KinspectError as e:
-            self.notify(e.message, title="go to", severity="error")
-            return
-        self._select_pfn(pfn, follow_addr=addr)
-
-    def action_jump(self) -> None:
-        s = self.session
-        self.app.push_screen(
-            PromptScreen("Jump to event", f"N (0..{s.total}: the state after N events), or "
-                                          "line L (the state after the event on line L)"),
-            self._jump)
-
-    def _jump(self, text: str | None) -> None:
-        if not text or self.running:
-            return
-        s = self.session
-        try:
-            m = re.fullmatch(r"(?:line\s+)(\S+)", text)
-            if m:
-                found = s.index_of_line(_parse_int(m.group(1)))
-                if found is None:
-                    raise KinspectError(f"no event on line {m.group(1)}" + (
-                        f" (the trace is read up to line {s.events[-1].line})"
-                        if s.loading else ""))
-                index = found + 1
-            else:
-                index = _parse_int(text.removeprefix("event").strip())
-                if index < 0 or (index > s.total and not s.loading):
-                    raise KinspectError(f"event {index} is outside 0..{s.total}")
-        except ValueError:
-            self.notify(f"not an event number or 'line L': {text!r}", title="jump",
-                        severity="error")
-            return
-        except KinspectError as e:
-            self.notify(e.message, title="jump", severity="error")
-            return
-        self._go_to_position(index)
-
-    def _go_to_position(self, index: int) -> None:
-        """The state after ``index`` events: at once, or in the worker when that replays more
-        than SYNC_RUN_LIMIT events or waits for a trace still being read."""
-        s = self.session
-        if index > s.total:             # not read yet: the jump follows the reading
-            self._run_in_worker(f"jumping to event {index} as the trace is read",
-                                lambda cancelled, progress: s.jump(
-                                    index, wait=True, cancelled=cancelled, progress=progress))
-        elif s.replay_cost(index) > SYNC_RUN_LIMIT:     # a long replay: not on the keys
-            self._run_in_worker(f"jumping to event {index}",
-                                lambda cancelled, progress: s.jump(
-                                    index, cancelled=cancelled, progress=progress),
-                                cancellable=index > s.position)
-        else:
-            self.post_message(StepApplied(s.jump(index)))
-
-    # ---------------------------------------------------------------- search
-
-    # The event log's selection is the session's position: a click on a line jumps there, and
-    # ``▶`` marks the last event applied, which every view shows. So a match moves the
-    # session (a jump, in the worker when long), and the views show that event's state; a
-    # match in a comment goes to the state after the events above it (the comment sits
-    # between ``▶`` and the next event), and is marked in its row.
-
-    def action_search(self) -> None:
-        self.app.push_screen(
-            PromptScreen("Find in the event log",
-                         "text as the log shows it, any case (a call site, ptr=ffff8881..., a "
-                         "cache name, a comment): forward from the cursor, n next, N "
-                         "previous", value=self.search_query),
-            self._search)
-
-    def _search(self, text: str | None) -> None:
-        if text:
-            self.search_query = text
-            self.action_search_again(1)
-
-    def action_search_again(self, direction: int) -> None:
-        if not self.search_query:
-            self.action_search()
-            return
-        if self.running or self._search_worker is not None:
-            self.notify("a search or a run is going on (escape stops it)", title="find")
-            return
-        log = self.query_one(EventLog)
-        s = self.session
-        after = log.row_of_position(s.position)
-        if log.found is not None and self._found_at == s.position:
-            after = log.found[0]            # a match in a comment: on from it, not from ▶
-        self._set_status(f"finding {self.search_query!r}… (escape stops)")
-        self._search_worker = self.search_in_thread(log, self.search_query, after, direction)
-        self.refresh_bindings()
-
-    @work(thread=True, exclusive=True, group="search")
-    def search_in_thread(self, log: EventLog, query: str, after: int, direction: int) -> None:
-        """The log's rows as text (2 s for the 573 377 events of the real trace): in a thread,
-        escape stops it."""
-        worker = get_current_worker()
-
-        def cancelled() -> bool:
-            time.sleep(0)           # the GIL to the UI's thread, if it waits for it (keys)
-            return worker.is_cancelled
-
-        found = log.find(query, after, direction, cancelled=cancelled)
-        self.post_message(SearchDone(query, direction, found, worker.is_cancelled))
-
-    def on_search_done(self, message: SearchDone) -> None:
-        self._search_worker = None
-        self.refresh_bindings()
-        self._refresh_status(None)
-        if message.cancelled:
-            self.notify("search stopped", title="find")
-            return
-        if message.found is None:
-            self.notify(f"not found: {message.query!r}", title="find", severity="warning")
-            return
-        row, wrapped = message.found
-        log = self.query_one(EventLog)
-        log.set_found((row, message.query))
-        self._found_at = log.position_of_row(row)
-        if wrapped:
-            self.notify("search hit BOTTOM, continuing at TOP" if message.direction > 0 else
-                        "search hit TOP, continuing at BOTTOM", title="find")
-        if self._found_at != self.session.position and not self.running:
-            self._go_to_position(self._found_at)
-
-    def action_breakpoint(self) -> None:
-        s = self.session
-        current = ", ".join(b.describe() for b in s.breakpoints) or "none"
-        nxt = s.next_event()
-        self.app.push_screen(
-            PromptScreen("Breakpoint (set, or clear if set)",
-                         f"line L · an address or symbol (buf+8) · pfn P · attach · clear\n"
-                         f"set now: {current}", value=f"line {nxt.line}" if nxt else ""),
-            self._breakpoint)
-
-    def _breakpoint(self, text: str | None) -> None:
-        if not text:
-            return
-        s = self.session
-        try:
-            if text == "clear":
-                s.breakpoints.clear()
-                self.notify("breakpoints cleared")
-            else:
-                bp = parse_breakpoint(s, text)
-                on = s.toggle_breakpoint(bp)
-                self.notify(f"breakpoint {'set' if on else 'cleared'}: {bp.describe()}")
-        except KinspectError as e:
-            self.notify(e.message, title="breakpoint", severity="error")
-            return
-        except ValueError:
-            self.notify(f"not a breakpoint: {text!r}", title="breakpoint", severity="error")
-            return
-        self.query_one(EventLog).refresh()
-        self._refresh_status(None)
-
-
-# -------------------------------------------------------------------- pure helpers
-
-def resolve_location(session: Session, text: str) -> tuple[int | None, int | None]:
-    """(pfn, address) named by the text of a go-to: an address, ``pfn N``, or a symbol
-    (a workload variable with an optional +/- offset, a global variable, a kmem_cache)."""
-    s = session
-    m = machine_view(s)
-    p = s.profile
-    text = text.strip()
-    pm = re.fullmatch(r"pfn\s+(\S+)", text)
-    try:
-        if pm:
-            pfn = _parse_int(pm.group(1))
-            if not p.pfn_valid(pfn):
-                raise KinspectError(f"pfn {pfn:#x} is not RAM (memory: pfn "
-                                    f"{p.min_pfn:#x}-{p.max_pfn - 1:#x}, with holes)")
-            return pfn, (m.page_address(pfn) if p.is_lowmem_pfn(pfn) else None)
-        if re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)", text):
-            value = _parse_int(text)
-            return _locate_address(s, value, text)
-    except ValueError:
-        raise KinspectError(f"bad number in {text!r}") from None
-    sym = re.fullmatch(r"([A-Za-z_][\w.]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\d+))?", text)
-    if sym:
-        name, sign, off = sym.groups()
-        offset = (-1 if sign == "-" else 1) * _parse_int(off) if off else 0
-        value = s.runner.values.get(name)
-        if isinstance(value, int):
-            return _locate_address(s, (value + offset) & ((1 << p.bits) - 1), text)
-        for var in m.global_variables():
-            if var.name == name:
-                return _locate_address(s, var.addr + offset, text)
-        if value is not None:
-            raise KinspectError(f"{name} is not an address (it is a {type(value).__name__})")
-    # A kmem_cache by its whole name: kmalloc-128 reads as kmalloc - 128 above.
-    cache = m.find_cache(text)
-    if cache is not None:
-        if not cache.slabs:
-            raise KinspectError(f"kmem_cache {text} has no slab now")
-        head = cache.slabs[0]
-        return head, m.page_address(head)
-    raise KinspectError(f"nothing called {text!r}: not an address, a pfn, a workload "
-                        "variable, a global or a kmem_cache")
-
-
-def _locate_address(s: Session, addr: int, text: str) -> tuple[int | None, int | None]:
-    p = s.profile
-    m = machine_view(s)
-    pfn = m.addr_to_pfn(addr)
-    if pfn is not None:
-        return pfn, addr
-    if p.vmalloc_start <= addr < p.vmalloc_end or p.addr_has_metadata(addr):
-        return None, addr            # shadow exists, no page behind (vmalloc hole, ...)
-    if p.pfn_valid(addr):
-        return addr, (m.page_address(addr) if p.is_lowmem_pfn(addr) else None)
-    raise KinspectError(f"{text} is neither a kernel address with shadow nor a pfn of RAM")
-
-
-def parse_breakpoint(s: Session, text: str) -> Breakpoint:
-    text = text.strip()
-    if text in ("attach", "detach", "attach/detach"):
-        return Breakpoint("attach")
-    m = re.fullmatch(r"line\s+(\S+)", text) or re.fullmatch(r"(\d+)", text)
-    if m:
-        return Breakpoint("line", _parse_int(m.group(1)))
-    m = re.fullmatch(r"pfn\s+(\S+)", text)
-    if m:
-        pfn = _parse_int(m.group(1))
-        if not s.profile.pfn_valid(pfn):
-            raise KinspectError(f"pfn {pfn:#x} is not RAM")
-        return Breakpoint("pfn", pfn)
-    m = re.fullmatch(r"addr(?:ess)?\s+(.+)", text)
-    target = m.group(1) if m else text
-    pfn, addr = resolve_location(s, target)
-    if addr is None:
-        raise KinspectError(f"{target} has no address")
-    return Breakpoint("addr", addr)
-
-
-def find_poisoned_granule(s: Session, addr: int | None, direction: int) -> int | None:
-    """The next (or previous) granule after ``addr`` whose shadow is not 00, in pages that
-    are allocated (free pages are all KASAN_PAGE_FREE: not what anyone looks for)."""
-    m = machine_view(s)
-    p = s.profile
-    blocks = m.allocated_pages()
-    if not blocks:
-        return None
-    page = p.page_size
-    cur_pfn = m.addr_to_pfn(addr) if addr is not None else None
-    if cur_pfn is None:
-        cur_pfn = p.min_pfn if direction > 0 else p.max_pfn
-        addr = None
-    spans = [(b.pfn, 1 << b.order) for b in blocks if p.is_lowmem_pfn(b.pfn)]
-    pfns = [pfn for h, n in spans for pfn in range(h, h + n)]
-    if direction < 0:
-        pfns.reverse()
-    for pfn in pfns:
-        if (direction > 0 and pfn < cur_pfn) or (direction < 0 and pfn > cur_pfn):
-            continue
-        base = m.page_address(pfn)
-        data = np.frombuffer(m.shadow_bytes(s.shown, base, page), dtype=np.uint8)
-        bad = np.flatnonzero((data != 0) & (data != KASAN_PAGE_FREE))
-        if not len(bad):
-            continue
-        offsets = bad * KASAN_GRANULE_SIZE
-        if addr is not None and pfn == cur_pfn:
-            rel = addr - base
-            offsets = offsets[offsets > rel] if direction > 0 else offsets[offsets < rel]
-        if len(offsets):
-            return base + int(offsets[0] if direction > 0 else offsets[-1])
-    return None
-
-
-# ---------------------------------------------------------------------------------- app
+from textual.screen import Screen
+
+from kinspect.engine.errors import KinspectError
+from kinspect.engine.profile import load_profile
+from kinspect.session import Session
+from kinspect.engine.workload import parse_workload
+from kinspect.reports.reading import ExplainedReport
+from kinspect.screens.commands import Command, bindings, palette_commands
+from kinspect.screens.dialogs import HelpScreen
+from kinspect.screens.inspector import MainScreen
+from kinspect.screens.report import ReportScreen
+from kinspect.widgets import PageMap
 
 SCREENSHOTS_ENV = "KINSPECT_SCREENSHOTS"
 
@@ -1153,19 +44,22 @@ class KinspectApp(App):
 
     CSS_PATH = Path(__file__).resolve().parent / "kinspect.tcss"
     TITLE = "kinspect"
-    BINDINGS = [
-        Binding("f12", "svg_screenshot", "Screenshot", id="screenshot", show=False,
+    ACTIONS = [
+        Command("svg_screenshot", "SVG screenshot", "save the screen as SVG", key="f12",
+                id="screenshot", label="Screenshot", show=False,
                 tooltip="Save an SVG screenshot in $KINSPECT_SCREENSHOTS, else in "
                         "kinspect/ under the pictures directory (~/Pictures)"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (also ctrl+q)"),
+        Command("quit", None, key="q", id="quit", label="Quit", tooltip="Quit (also ctrl+q)"),
     ]
+    BINDINGS = bindings(ACTIONS)
 
-    def __init__(self, session: Session, keymap: dict[str, str] | None = None) -> None:
+    def __init__(self, session: Session | None, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.session = session
+        self.session = session          # (a ReportApp has one only while a replay is open)
         self._keymap = keymap or {}
 
     def get_default_screen(self) -> Screen:
+        assert self.session is not None
         return MainScreen(self.session)
 
     def on_mount(self) -> None:
@@ -1182,6 +76,7 @@ class KinspectApp(App):
         rows = []
         seen = set()
         for binding in [*MainScreen.BINDINGS, *self.BINDINGS, *PageMap.BINDINGS]:
+            assert isinstance(binding, Binding)     # (bindings() makes Bindings)
             key = ", ".join(self.get_key_display(Binding(k.strip(), "x"))
                             for k in binding.key.split(","))
             if key not in seen:
@@ -1210,50 +105,75 @@ class KinspectApp(App):
         self.notify(f"saved {path}", title="screenshot")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own, then the commands of the screen that has them (the one under a
+        dialog), then the App's: each offered when it applies, as its key would be."""
         yield from super().get_system_commands(screen)
-        main = self.main
-        s = self.session
-        cmds = [
-            ("Step", "apply the next event", main.action_step, not s.at_end),
-            ("Step back", "undo the last event", main.action_back, s.position > 0),
-            ("Run to the next report", "stop at a KASAN report, a breakpoint or the end",
-             lambda: main.action_run("report"), not s.at_end),
-            ("Run to the end", "stop at a breakpoint or the end",
-             lambda: main.action_run("breakpoint"), not s.at_end),
-            ("Jump to event…", "the state after event N or line L", main.action_jump, True),
-            ("Go to address, pfn or symbol…", "select a page and granule", main.action_goto,
-             True),
-            ("Find…", "text in the event log: a call site, a pointer, a cache, a comment",
-             main.action_search, True),
-            ("Find next", f"the next match of {main.search_query!r}",
-             lambda: main.action_search_again(1), bool(main.search_query)),
-            ("Find previous", f"the previous match of {main.search_query!r}",
-             lambda: main.action_search_again(-1), bool(main.search_query)),
-            ("Breakpoint…", "set or clear a breakpoint", main.action_breakpoint, True),
-            ("Clear breakpoints", "remove every breakpoint",
-             lambda: main._breakpoint("clear"), bool(s.breakpoints)),
-            ("Next poisoned granule", "in an allocated page", lambda: main.action_poisoned(1),
-             True),
-            ("Previous poisoned granule", "in an allocated page",
-             lambda: main.action_poisoned(-1), True),
-            ("Next attached page", "a page with shadow of its own",
-             lambda: main.action_attached(1), True),
-            ("Previous attached page", "", lambda: main.action_attached(-1), True),
-            ("Zoom in", "fewer pages per cell", lambda: main.action_zoom(-1), True),
-            ("Zoom out", "more pages per cell", lambda: main.action_zoom(1), True),
-            ("Copy address", "the selected address, to the clipboard", main.action_copy_address,
-             main.addr is not None),
-            ("Copy shadow row", "the selected shadow row", main.action_copy_row,
-             main.addr is not None),
-            ("Toggle follow", "move the cursor to what each step touches",
-             main.action_toggle_follow, True),
-            ("Help", "keys and colour legends", self.action_help, True),
-            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
-        ]
-        for name in s.scheme_names:
-            if name != s.shown:
-                cmds.append((f"Show scheme {name}", "the position stays",
-                             lambda n=name: main.show_scheme(n), True))
-        for title, help_text, callback, applies in cmds:
-            if applies:
-                yield SystemCommand(title, help_text, callback)
+        target = next((s for s in reversed(self.screen_stack) if hasattr(s, "ACTIONS")), None)
+        if target is not None:
+            yield from palette_commands(target, target.ACTIONS)
+        if isinstance(target, MainScreen):
+            yield from target.scheme_commands()
+        for cls in type(self).__mro__:
+            if "ACTIONS" in cls.__dict__:
+                yield from palette_commands(self, cls.__dict__["ACTIONS"])
+
+
+class ReportApp(KinspectApp):
+    """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
+
+    ACTIONS = [Command("close_replay", "Back to the report", "leave the replay", key="escape",
+                        id="report.back", label="Back to the report",
+                        tooltip="Leave the replay, back to the report screen")]
+    BINDINGS = bindings(ACTIONS)
+
+    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
+                 keymap: dict[str, str] | None = None) -> None:
+        super().__init__(None, keymap)           # no session until a replay is opened
+        self.reports = reports
+        self.path = path
+        self.symbolized = symbolized
+
+    def get_default_screen(self) -> Screen:
+        return ReportScreen(self.reports, self.path, self.symbolized)
+
+    @property
+    def report_screen(self) -> ReportScreen:
+        return next(s for s in self.screen_stack if isinstance(s, ReportScreen))
+
+    @property
+    def replaying(self) -> bool:
+        return any(isinstance(s, MainScreen) for s in self.screen_stack)
+
+    def on_report_screen_open_replay(self, message: ReportScreen.OpenReplay) -> None:
+        self.open_replay(message.lines, message.profile, message.name, message.notes)
+
+    def open_replay(self, lines: list[str], profile: str, name: str,
+                    notes: Iterable[str] = ()) -> None:
+        """Open a replay workload (named ``name``) on ``profile`` in the inspector."""
+        try:
+            session = Session(load_profile(profile), parse_workload(name, lines))
+        except KinspectError as e:
+            self.notify(str(e), title="replay", severity="error")
+            return
+        self.session = session
+        self.push_screen(MainScreen(session))
+        self.notify(" ".join([f"{name}, profile {profile}: space steps, r runs to the report, "
+                              "escape comes back.", *notes]), title="replay")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_replay":
+            return self.replaying
+        return super().check_action(action, parameters)
+
+    def action_close_replay(self) -> None:
+        if isinstance(self.screen, MainScreen):
+            self.pop_screen()
+            self.session = None
+
+    def action_help(self) -> None:
+        if self.replaying:
+            super().action_help()
+        elif self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()

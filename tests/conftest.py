@@ -1,4 +1,5 @@
-"""Fixtures shared by the test files: the engine a test runs on, the repository's root.
+"""Fixtures shared by the test files: the engine a test runs on, the repository's root, the
+demo workload and sessions built on it (or on a few lines of workload).
 
 ``engine``: a test that takes it runs once per engine (issue 12, docs/engine.md "How both
 engines are tested"): ``python``, the reference, and ``native``, the compiled core, skipped
@@ -15,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from kinspect.engine import native
+from kinspect.engine.profile import load_profile
+from kinspect.session import Session
+from kinspect.engine.workload import parse_workload
 
 ROOT = Path(__file__).resolve().parent.parent
+# the demo workload of the docs and the golden files (the UI's built-in demo is kinspect/data's)
+DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 
 
 def native_missing() -> str | None:
@@ -43,3 +49,19 @@ def engine(request) -> str:
 def root() -> Path:
     """The repository's root (samples/, tests/golden/ are under it)."""
     return ROOT
+
+
+@pytest.fixture
+def make_session(monkeypatch):
+    """``make_session(lines=None, engine=None, profile="x86_64", **options)``: a Session over
+    the demo workload, or over ``lines`` (a workload named small.kw), on ``engine`` (set as
+    KINSPECT_ENGINE for the test; None: the environment's); ``options`` go to Session
+    (``shown=``, ``schemes=``...)."""
+    def make(lines: list[str] | None = None, engine: str | None = None,
+             profile: str = "x86_64", **options) -> Session:
+        if engine is not None:
+            monkeypatch.setenv(native.VARIABLE, engine)
+        workload = parse_workload(str(DEMO)) if lines is None else \
+            parse_workload("small.kw", lines)
+        return Session(load_profile(profile), workload, **options)
+    return make

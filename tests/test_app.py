@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-
-from kinspect.app import KinspectApp, MainScreen, PromptScreen, HelpScreen
+from conftest import DEMO
+from kinspect.app import KinspectApp
 from kinspect.engine.profile import load_profile
 from kinspect.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
+from kinspect.screens.dialogs import HelpScreen, PromptScreen
+from kinspect.screens.inspector import MainScreen
 from kinspect.widgets import PageMap, ShadowBytes
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
-
-def make_app(shown: str | None = "pageptr", path: str = DEMO) -> KinspectApp:
+def make_app(shown: str | None = "pageptr", path: str = str(DEMO)) -> KinspectApp:
     session = Session(load_profile("x86_64"), parse_workload(path), shown=shown)
     app = KinspectApp(session)
     return app
@@ -107,7 +104,8 @@ async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
 async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(
         monkeypatch):
     import weakref
-    import kinspect.app as app_module
+
+    import kinspect.screens.inspector as app_module
 
     class Node:
         pass
@@ -136,7 +134,8 @@ async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pa
 
 async def test_the_help_intro_wraps_to_the_terminal_not_to_the_source():
     from textual.widgets import Static
-    from kinspect.app import HELP_INTRO
+
+    from kinspect.screens.dialogs import HELP_INTRO
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await started(app, pilot)
@@ -268,8 +267,8 @@ async def test_copy_help_zoom_poisoned_and_attached_navigation():
         assert app.screen is screen
 
 
-async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
-    session = Session(load_profile("x86_64"), parse_workload(DEMO))
+async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable(make_session):
+    session = make_session()
     app = KinspectApp(session, keymap={"step": "x"})
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)
@@ -284,7 +283,7 @@ async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable():
 async def test_long_runs_go_through_the_worker():
     lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(2500)] + \
         ["read p0 1"]
-    import kinspect.app as app_module
+    import kinspect.screens.inspector as app_module
     session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
                                                              .splitlines()))
     app = KinspectApp(session)
@@ -330,9 +329,9 @@ async def test_idle_work_prepares_the_standby():
 
 
 async def test_a_trace_opens_and_steps(tmp_path):
-    from test_session import small_trace
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -367,9 +366,10 @@ async def test_the_command_palette_offers_the_actions_that_apply():
 
 async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
     import threading
-    from test_session import small_trace
+
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     path = small_trace(tmp_path, 40000)
     whole = load_trace(path).events
     session = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -593,9 +593,9 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
 
 
 async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_path):
-    from test_session import small_trace
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
+    from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -614,7 +614,7 @@ async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_pat
 async def test_a_click_on_a_far_line_of_the_log_replays_in_the_worker(monkeypatch):
     """A click jumps as ``j`` does: a long replay in the worker, the keys live (it was on the
     keys: seconds frozen on the real trace)."""
-    import kinspect.app as app_module
+    import kinspect.screens.inspector as app_module
     from kinspect.widgets import EventLog
     monkeypatch.setattr(app_module, "SYNC_RUN_LIMIT", 10)
     lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(100)]

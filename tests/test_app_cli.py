@@ -3,13 +3,11 @@ one-line error and exit 2 before any UI starts."""
 
 from __future__ import annotations
 
-
 import pytest
-from conftest import ROOT
 
 import kinspect.app
+from conftest import ROOT
 from kinspect.cli import main
-
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT
 
+from conftest import DEMO, ROOT
 from kinspect.cli import EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, main
 from kinspect.engine.errors import KinspectError, WorkloadError
 from kinspect.engine.machine import KernelOops, Machine
@@ -277,7 +277,6 @@ def test_profile_read_is_capped(tmp_path, capsys):
 
 # ------------------------------------------------------------------- the CLI's input/output
 
-DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 TRACE_LINES = "".join(
     f"{TASK}kmalloc: call_site=f+0x1/0x2 ptr=ffff8880001{i:05x} bytes_req=64 "
     f"bytes_alloc=64 gfp_flags=GFP_KERNEL\n" for i in range(0, 4000, 8))
@@ -380,11 +379,11 @@ def test_output_to_a_full_device(command):
 
 
 def test_a_bug_is_a_traceback_and_exit_3_never_1(monkeypatch, capsys):
-    import kinspect.cli as cli_module
+    import kinspect.commands.simulate as simulate
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
-    monkeypatch.setattr(cli_module, "_run", broken)
+    monkeypatch.setattr(simulate, "_run", broken)
     assert main(["run", str(DEMO)]) == EXIT_INTERNAL_ERROR
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err

@@ -4,7 +4,7 @@ Every ``samples/workloads/kasan_test/<case>.kw`` re-enacts one KUnit case of
 mm/kasan/kasan_test_c.c.  Where the real kernel's reports for that case are in tests/data/
 kernel-run/ (gcc 12 build in ``reports/``, clang 16 build in ``reports-x86_64-clang/``), the
 workload is run in-process (``kinspect run CASE.kw --format text``), kinspect's output is parsed
-with the same parser as the real text (kinspect.engine.kreport), and the two are compared field by
+with the same parser as the real text (kinspect.reports.kreport), and the two are compared field by
 field.
 
 Compared per report: bug type, access and size, cache name and object size, the region line
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from kinspect.engine.kreport import KasanReport, parse_report_text, parse_reports
+from conftest import ROOT
 from kinspect.engine.shadow import SCHEMES
+from kinspect.reports.kreport import KasanReport, parse_report_text, parse_reports
 
-ROOT = Path(__file__).resolve().parent.parent
 KW_DIR = ROOT / "samples" / "workloads" / "kasan_test"
 KRUN = Path(__file__).resolve().parent / "data" / "kernel-run"
 REF_DIRS = {"gcc": KRUN / "reports", "clang": KRUN / "reports-x86_64-clang"}
@@ -235,7 +235,8 @@ def agreeing_fields(a: KasanReport, b: KasanReport) -> set[str]:
 
 def run_kinspect(path: Path, capsys: pytest.CaptureFixture[str],
                  scheme: str = "flat") -> tuple[int, str, list[KasanReport]]:
-    from kinspect.cli import main        # the engine; imported here so a broken engine fails per case
+    # the engine; imported here so a broken engine fails per case
+    from kinspect.cli import main
 
     capsys.readouterr()
     rc = main(["run", str(path), "--format", "text", "--scheme", scheme])
@@ -330,7 +331,7 @@ def test_not_modelled_entries_are_real_cases() -> None:
         assert case in _workloads() and reason.strip()
     for case, flds in SINGLE_RUN_NOT_COMPARED.items():
         assert [run for run, _ in _references(case)] == ["clang"] and set(flds) <= set(FIELDS)
-    for case, flds in KNOWN_COMPILER_DIFFERENCES.items():
+    for flds in KNOWN_COMPILER_DIFFERENCES.values():
         assert all(policy in ("skip", "gcc") and reason for policy, reason in flds.values())
 
 

@@ -1,4 +1,4 @@
-"""Tests of the KASAN report parser (kinspect.engine.kreport) against real kernel output.
+"""Tests of the KASAN report parser (kinspect.reports.kreport) against real kernel output.
 
 Data: tests/data/kernel-run/ (Linux 6.12.117 KUnit kasan suite, gcc and clang builds) and
 tests/data/kasan-reports/ (syzkaller's report-parser corpus and mailing-list reports), both
@@ -7,6 +7,7 @@ copied unmodified from the shared data (see tests/data/kernel-run/SOURCE.md).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -17,9 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.engine.errors import KinspectError, ReportParseError
-from kinspect.engine.explain import (ReplayUnsupported, explain, format_explanation, headline,
-                                     replay_workload, run_replay)
-from kinspect.engine.kreport import (
+from kinspect.reports.explain import (
+    ReplayUnsupported,
+    explain,
+    format_explanation,
+    headline,
+    replay_workload,
+    run_replay,
+)
+from kinspect.reports.kreport import (
     KasanReport,
     LogScan,
     find_oops,
@@ -55,7 +62,8 @@ def _report_files() -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- kernel-run
 
 
-@pytest.mark.parametrize("run,path", _report_files(), ids=lambda v: v if isinstance(v, str) else v.stem)
+@pytest.mark.parametrize("run,path", _report_files(),
+                         ids=lambda v: v if isinstance(v, str) else v.stem)
 def test_kernel_run_file_matches_results_table(run: str, path: Path) -> None:
     table = _tsv(RUNS[run][1])
     row = table[path.stem]
@@ -98,8 +106,10 @@ def test_kmalloc_oob_right_fields() -> None:
     assert r.alloc_stack.frames[:3] == ["kasan_save_stack+0x2f/0x50", "kasan_save_track+0x10/0x30",
                                         "__kasan_kmalloc+0x83/0x90"]
     assert r.free_stack is None and r.aux_stacks == []
-    assert (r.object_addr, r.cache_name, r.cache_object_size) == (0xffff8880056e5a00, "kmalloc-128", 128)
-    assert (r.rel_bytes, r.direction, r.state, r.region_size) == (0, "to the right", "allocated", 115)
+    assert (r.object_addr, r.cache_name, r.cache_object_size) == \
+        (0xffff8880056e5a00, "kmalloc-128", 128)
+    assert (r.rel_bytes, r.direction, r.state, r.region_size) == \
+        (0, "to the right", "allocated", 115)
     assert (r.region_start, r.region_end) == (0xffff8880056e5a00, 0xffff8880056e5a73)
     assert r.page_lines[0].startswith("page: refcount:1 mapcount:0")
     assert r.page_lines[-1] == "page dumped because: kasan: bad access detected"
@@ -120,7 +130,8 @@ def test_stack_frame_and_variable_fields() -> None:
     assert (s.stack_task, s.stack_pid, s.frame_offset) == ("kunit_try_catch", 150, 106)
     assert s.frame_function == "kasan_stack_oob+0x0/0x280"
     assert [(o.start, o.end, o.name) for o in s.frame_objects] == [
-        (48, 49, "__assertion"), (64, 72, "array"), (96, 106, "stack_array"), (128, 144, "__assertion")]
+        (48, 49, "__assertion"), (64, 72, "array"), (96, 106, "stack_array"),
+        (128, 144, "__assertion")]
     assert s.object_addr is None and s.variable is None
     (g,) = parse_reports(KRUN / "reports" / "kasan_global_oob_right.txt")
     assert g.variable == "global_array+0xd/0x40"
@@ -315,7 +326,8 @@ CORPUS_UNPARSABLE = {
     "syz-104-slab-out-of-bounds-in-gup_huge_pmd-at-addr-addr.txt":
         "syzkaller fragment: BUG line without its access line (2 log lines)",
     "syz-106-use-after-free-read-in-consume_skb.txt":
-        "syzkaller fragment (9 log lines): ends right after 'Memory state around the buggy address:'",
+        "syzkaller fragment (9 log lines): ends right after 'Memory state around the buggy "
+        "address:'",
     "syz-107-slab-out-of-bounds-in-do_raw_write_lock-at-addr-addr.txt":
         "4.9 fragment with '** N printk messages dropped **': the access line was dropped",
     "syz-132-info-freed-in-fasync_free_rcu-age-num-cpu-num-pid-num.txt":
@@ -399,7 +411,8 @@ def test_corpus_file(row: dict[str, str]) -> None:
     expected = {
         "bug_type": row["bug_type"], "function": row["function"], "access": row["access"],
         "size": row["size"],
-        "address": 0 if row["address"] == "(null)" else (int(row["address"], 16) if row["address"] else None),
+        "address": 0 if row["address"] == "(null)" else
+                   (int(row["address"], 16) if row["address"] else None),
         "task": row["task"] or None, "pid": int(row["pid"]) if row["pid"] else None,
         "cache": row["cache"], "object_size": row["object_size"],
     }
@@ -438,7 +451,8 @@ def test_corpus_6x_generic_reports_parse_completely() -> None:
     assert (r.rel_bytes, r.direction, r.state, r.region_size) == (1696, "inside", "freed", 1752)
     assert r.free_stack.pid == 15 and len(r.aux_stacks) == 1
     assert r.first_bad_addr == 0xffff888012acfc20 and r.caret_value == 0xfb
-    arm = parse_reports(CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_cleanup-wrapped.txt")[0]
+    arm = parse_reports(
+        CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_cleanup-wrapped.txt")[0]
     assert arm.function == "drm_connector_cleanup+0x30/0x488" and arm.task == "kunit_try_catch"
     assert len(arm.memory_rows) == 5 and arm.caret_index == 5 and arm.caret_value == 0xfb
     ppc = parse_reports(CORPUS / "ext-05-ppc32-vmalloc-out-of-bounds-vmalloc_oob-x2.txt")
@@ -449,7 +463,8 @@ def test_corpus_6x_generic_reports_parse_completely() -> None:
 def test_corpus_syzbot_inline_bug_lines_are_one_report() -> None:
     lines = [
         "BUG: KASAN: slab-use-after-free in fwnode_is_primary drivers/base/core.c:5105 [inline]",
-        "BUG: KASAN: slab-use-after-free in set_secondary_fwnode+0x89/0xd0 drivers/base/core.c:5167",
+        "BUG: KASAN: slab-use-after-free in set_secondary_fwnode+0x89/0xd0 "
+        "drivers/base/core.c:5167",
         "Read of size 8 at addr ffff8880358f0440 by task syz.0.19/6201",
         "",
         "The buggy address belongs to the object at ffff8880358f0400",
@@ -825,7 +840,7 @@ def test_numbers_too_long_for_a_kernel_are_a_broken_line(digits: int) -> None:
 
 
 def test_an_over_long_line_and_an_endless_log_are_refused(tmp_path, monkeypatch) -> None:
-    from kinspect.engine import kreport
+    from kinspect.reports import kreport
     zeros = tmp_path / "zeros"
     zeros.write_text("BUG: KASAN: x in f\n" + "\0" * (kreport.MAX_LINE_CHARS + 1))
     with pytest.raises(kreport.LogReadError, match="longer than 65536 characters") as e:
@@ -903,10 +918,8 @@ def test_mutated_real_reports_raise_only_kinspect_errors(case) -> None:
     # deadline (3 s, where a report takes milliseconds) catches quadratic work on the long
     # lines (sanitize_title took 33 s on a 64 KiB BUG line).
     name, lines = case
-    try:
+    with contextlib.suppress(KinspectError):
         list(iter_reports(lines, path=name))
-    except KinspectError:
-        pass
     scan = LogScan()
     try:
         reports = list(iter_reports(lines, path=name, partial=True, scan=scan))
@@ -920,10 +933,8 @@ def test_mutated_real_reports_raise_only_kinspect_errors(case) -> None:
             plan = replay_workload(rep)
         except ReplayUnsupported:
             continue
-        try:
+        with contextlib.suppress(KinspectError):
             run_replay(plan)
-        except KinspectError:
-            pass
 
 
 _SYZ_FUNC_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+")
@@ -933,7 +944,7 @@ _SYZ_FUNC_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+")
 @given(st.lists(st.sampled_from(["a", "Z", "0", "x", "1", "_", ".", "+0x", "/0x", "+", "/",
                                  " ", "-", "f+0x1/0x2"]), max_size=24))
 def test_frame_offsets_are_stripped_as_syzkallers_regexp_does(parts: list[str]) -> None:
-    from kinspect.engine.kreport import _strip_frame_offsets
+    from kinspect.reports.kreport import _strip_frame_offsets
     text = "".join(parts)
     assert _strip_frame_offsets(text) == _SYZ_FUNC_RE.sub(r"\g<1>", text)
 

@@ -3,26 +3,23 @@ pane readable, the important keys in the footer, the workload's narration shown 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region
 from textual.widgets._footer import FooterKey
 
-from kinspect.app import KinspectApp, PromptScreen
-from kinspect.report_command import read_reports
-from kinspect.report_screen import ReportApp
+from conftest import DEMO, ROOT
+from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
 from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
+from kinspect.reports.reading import read_reports
+from kinspect.screens.dialogs import PromptScreen
 from kinspect.widgets import EventLog, Narration, ShadowBytes, StructPageView
 from kinspect.widgets.footer import KeyFooter
 from kinspect.widgets.text_lines import WRAP_INDENT, fold_line
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "samples" / "workloads" / "demo.kw"
 SIZES = [(80, 24), (120, 40), (160, 48)]
 
 
@@ -189,8 +186,8 @@ async def test_the_report_screen_stacks_fold_to_their_pane(size):
         assert not stacks.show_horizontal_scrollbar
 
 
-def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above():
-    s = Session(load_profile("x86_64"), parse_workload(str(DEMO)), shown="pageptr")
+def test_narration_is_the_comment_of_the_last_event_or_the_nearest_above(make_session):
+    s = make_session(shown="pageptr")
     log = EventLog()
     log.set_session(s, "pageptr")
     header = " ".join(comment_of_line(n) for n in (1, 2, 3))
@@ -218,6 +215,7 @@ async def test_folded_lines_stay_clear_of_a_scrollbar_the_fold_brings():
     """Eight lines fit the height; folded, nine do not: the vertical scrollbar that shows then
     resizes nothing, and the lines must already leave its columns free."""
     from textual.app import App
+
     from kinspect.widgets.text_lines import TextLines
 
     class Folding(App):

@@ -1,4 +1,4 @@
-"""``kinspect report`` and ``kinspect symbolize`` (kinspect/report_command.py), end to end.
+"""``kinspect report`` and ``kinspect symbolize`` (kinspect/commands/reports.py), end to end.
 
 Exit statuses: 0 a report was found, 1 none ("no KASAN report found"), 2 unreadable input or
 vmlinux (one line on stderr, ``kinspect: FILE[:LINE]: what is wrong``, never a traceback).
@@ -18,10 +18,18 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.engine.explain import (decode_shadow_byte, decode_tag, explain, pick_profile,
-                                     replay_workload, report_arch, report_era, run_replay)
-from kinspect.engine.kreport import parse_reports
-from kinspect.engine.symbols import CACHE_ENV
+from kinspect.reports.explain import (
+    decode_shadow_byte,
+    decode_tag,
+    explain,
+    pick_profile,
+    replay_workload,
+    report_arch,
+    report_era,
+    run_replay,
+)
+from kinspect.reports.kreport import parse_reports
+from kinspect.reports.symbols import CACHE_ENV
 
 DATA = Path(__file__).parent / "data"
 KRUN = DATA / "kernel-run" / "reports"
@@ -118,7 +126,7 @@ def test_garbled_report_reads_what_it_can(capsys, tmp_path) -> None:
     assert rc == 0 and err == ""
     assert "  access: the access: unknown (the report's access line is missing)" in out
     assert "the object: kmalloc-128 object at 0xffff8880056e5a00" in out
-    assert f"  unknown: line 2: expected 'Read|Write of size N" in out
+    assert "  unknown: line 2: expected 'Read|Write of size N" in out
     assert "row 5 of 5 is missing" in out
 
 
@@ -393,8 +401,8 @@ def test_endless_and_binary_inputs(tmp_path) -> None:
                                      "1 KiB)\n")
     binary = bytes(range(256)) * 64 + b"\nBUG: KASAN: \xff\xfe in f\n"
     (tmp_path / "bin").write_bytes(binary)
-    for argv, stdin in ((["report", str(tmp_path / "bin")], None),
-                        (["report", "-"], open(tmp_path / "bin", "rb"))):
-        r = _cli(*argv, stdin=stdin)
-        assert r.returncode in (0, 1, 2) and b"Traceback" not in r.stderr
-        assert r.returncode != 2 or r.stderr.count(b"\n") == 1
+    with open(tmp_path / "bin", "rb") as piped:
+        for argv, stdin in ((["report", str(tmp_path / "bin")], None), (["report", "-"], piped)):
+            r = _cli(*argv, stdin=stdin)
+            assert r.returncode in (0, 1, 2) and b"Traceback" not in r.stderr
+            assert r.returncode != 2 or r.stderr.count(b"\n") == 1

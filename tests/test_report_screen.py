@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 from textual.widgets import OptionList, Static
 
-from kinspect.app import MainScreen
+from conftest import ROOT
+from kinspect.app import ReportApp
 from kinspect.cli import main
-from kinspect.engine.explain import explain
-from kinspect.engine.kreport import parse_reports
-from kinspect.engine.symbols import CACHE_ENV
-from kinspect.report_command import read_reports
-from kinspect.report_screen import ReportApp, ReportListScreen, ReportScreen
+from kinspect.reports.explain import explain
+from kinspect.reports.kreport import parse_reports
+from kinspect.reports.reading import read_reports
+from kinspect.reports.symbols import CACHE_ENV
+from kinspect.screens.inspector import MainScreen
+from kinspect.screens.report import ReportListScreen, ReportScreen
 from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT
 
-ROOT = Path(__file__).resolve().parents[1]
 KRUN = Path("tests/data/kernel-run/reports")
 CORPUS = Path("tests/data/kasan-reports")
 OOB_RIGHT = KRUN / "kmalloc_oob_right.txt"          # three reports
@@ -321,7 +322,7 @@ def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, capsys, argv, mes
 async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
     """Issue 11 A3: ``/`` searches the reports' text as the screen shows it (any case), on
     from the last match through the log and round; the stacks pane scrolls to the match."""
-    from kinspect.app import PromptScreen
+    from kinspect.screens.dialogs import PromptScreen
     from kinspect.widgets.text_lines import TextLines
     from test_app import record_notes
 

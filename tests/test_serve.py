@@ -16,13 +16,13 @@ import sys
 
 import aiohttp
 import pytest
-from conftest import ROOT
 from aiohttp.test_utils import TestClient, TestServer
 from textual_serve.app_service import AppService
 
-from kinspect.cli import MAX_SESSIONS, main
+from conftest import ROOT
+from kinspect.cli import main
+from kinspect.commands.ui import MAX_SESSIONS
 from kinspect.serve import KinspectServer
-
 
 READY_THEN_WAIT = """
 import sys
@@ -60,7 +60,7 @@ async def serve(monkeypatch):
 
     yield start
     for server, client in started:
-        await _until(lambda: server.open_sessions == 0)
+        await _until(lambda server=server: server.open_sessions == 0)
         await client.close()
     # textual-serve leaves its processes' pipes to the garbage collector: close them while the
     # loop is still open

@@ -9,18 +9,14 @@ after reading the HTML report.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from kinspect.app import KinspectApp
+from conftest import ROOT
+from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
 from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
-from kinspect.report_command import read_reports
-from kinspect.report_screen import ReportApp
-
-ROOT = Path(__file__).resolve().parents[1]
+from kinspect.reports.reading import read_reports
 
 
 @pytest.fixture

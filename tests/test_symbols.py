@@ -1,4 +1,4 @@
-"""kinspect.engine.symbols against binutils' addr2line, on ELF files built by gcc in a fixture.
+"""kinspect.reports.symbols against binutils' addr2line, on ELF files built by gcc in a fixture.
 
 The C source is tests/data/symbols/kasan_like.c (written for these tests): inlined helpers
 three deep, noinline functions, a loop.  It is compiled with ``gcc -g -O1`` (DWARF 5), with
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.engine.errors import KinspectError, SymbolizationError
-from kinspect.engine.symbols import (CACHE_ENV, ElfSymbolizer, ModuleSymbolizers, SourceFrame,
+from kinspect.reports.symbols import (CACHE_ENV, ElfSymbolizer, ModuleSymbolizers, SourceFrame,
                                      default_cache_dir, parse_frame)
 
 SRC = Path(__file__).parent / "data" / "symbols" / "kasan_like.c"
@@ -427,7 +427,7 @@ def test_frame_numbers_beyond_64_bits(elfs, capsys) -> None:
 
 def test_leb128_longer_than_64_bits_is_refused() -> None:
     """A run of continuation bytes would make an ever larger int (quadratic time)."""
-    from kinspect.engine.symbols import _sleb, _uleb
+    from kinspect.reports.symbols import _sleb, _uleb
     assert _uleb(b"\xe5\x8e\x26", 0) == (624485, 3)
     assert _sleb(b"\xc0\xbb\x78", 0) == (-123456, 3)
     assert _uleb(b"\xff" * 9 + b"\x01", 0) == (2**64 - 1, 10)

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import pytest
-from conftest import native_missing
 
+from conftest import DEMO, ROOT, native_missing
 from kinspect.engine import native
 from kinspect.session import cursor as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
 from kinspect.engine.profile import load_profile
 from kinspect.session import Session
-from kinspect.engine.view import (CacheInfo, FreeBlock, LargeKmalloc, MachineReader,
-                                  MachineView, SlabInfo, machine_view)
+from kinspect.engine.view import (
+    CacheInfo,
+    FreeBlock,
+    LargeKmalloc,
+    MachineReader,
+    MachineView,
+    SlabInfo,
+    machine_view,
+)
 from kinspect.engine.workload import parse_workload
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 ENGINES = ("python", "native")
 
 
@@ -33,7 +37,7 @@ def session_on(engine: str, monkeypatch, workload=None) -> Session:
     if engine == "native" and (why := native_missing()) is not None:
         pytest.skip(why)
     monkeypatch.setenv(native.VARIABLE, engine)
-    s = Session(load_profile("x86_64"), workload or parse_workload(DEMO))
+    s = Session(load_profile("x86_64"), workload or parse_workload(str(DEMO)))
     assert s.machine.engine == engine
     return s
 
@@ -226,8 +230,8 @@ def test_a_reader_is_the_protocol_and_follows_the_machine_going_back(monkeypatch
 
 
 def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
-    from kinspect.app import resolve_location
     from kinspect.engine.errors import KinspectError
+    from kinspect.session.queries import resolve_location
     s = session_on("python", monkeypatch, parse_workload(
         "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]))
     s.step(3)
@@ -251,8 +255,10 @@ FORBIDDEN = {"machine", "zones", "slab_of_pfn", "slub", "large", "memmap", "cach
 # ``.scheme`` is also an attach event's scheme name: forbidden only on these objects.
 SCHEME_HOLDERS = {"s", "session", "self.session", "view", "self.view"}
 
-VIEW_FILES = sorted((ROOT / "kinspect" / "widgets").glob("*.py")) + [
-    ROOT / "kinspect" / name for name in ("app.py", "report_screen.py", "report_command.py")]
+VIEW_FILES = sorted((ROOT / "kinspect" / "widgets").glob("*.py")) + sorted(
+    (ROOT / "kinspect" / "screens").glob("*.py")) + [
+    ROOT / "kinspect" / name for name in ("app.py", "commands/reports.py", "commands/ui.py",
+                                          "session/queries.py")]
 
 
 def reaches_in(source: str) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kinspect.cli import main
-from kinspect.engine.kreport import iter_reports
+from kinspect.reports.kreport import iter_reports
 from kinspect.vmcore import Kernel, VmcoreError
 from kinspect.vmcore.command import memory_state
 from kinspect.vmcore.printk import console_lines, read_ringbuffer
@@ -249,7 +249,7 @@ def test_a_dump_without_this_kernel(vmlinux, tmp_path, capsys) -> None:
 
 def test_the_layout_cache_is_checked(vmlinux, tmp_path, monkeypatch) -> None:
     """Cold and warm give the same layouts; a damaged cache entry is rebuilt, not trusted."""
-    from kinspect.engine.symbols import CACHE_ENV, ElfSymbolizer
+    from kinspect.reports.symbols import CACHE_ENV, ElfSymbolizer
     from kinspect.vmcore.types import load_layouts
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     with ElfSymbolizer(vmlinux) as sym:

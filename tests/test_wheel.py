@@ -1,8 +1,8 @@
 """kinspect as a user installs it (issue 11, A2): the built-in profiles, the demo workloads and
 the UI's style live inside the package (kinspect/data, read through importlib.resources), so a
 wheel built from the checkout and run from elsewhere, with nothing of the checkout on its path,
-lists its profiles, runs its demo by name, opens its UI and has the page ``serve`` serves. And the names themselves:
-``kinspect run demo`` from anywhere."""
+lists its profiles, runs its demo by name, opens its UI and has the page ``serve`` serves. And
+the names themselves: ``kinspect run demo`` from anywhere."""
 
 from __future__ import annotations
 
@@ -15,13 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from kinspect.cli import main
-from kinspect.data import PROFILES_DIR, TEMPLATES_DIR, WORKLOADS_DIR, builtin_workloads, \
-    workload_name
+from kinspect.data import (
+    PROFILES_DIR,
+    TEMPLATES_DIR,
+    WORKLOADS_DIR,
+    builtin_workloads,
+    workload_name,
+)
 from kinspect.engine import native
 from kinspect.engine.profile import format_profiles_table, list_profiles
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_DEMO = Path(__file__).resolve().parent / "golden" / "demo.txt"
 GOLDEN_DEMO_PATH = "samples/workloads/demo.kw"
 """The demo's path as tests/golden/demo.txt shows it (test_cli runs it by that path)."""

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from rich.segment import Segment
 from rich.text import Text
 
 from kinspect.engine.memory import PageState
-from kinspect.engine.profile import load_profile
-from kinspect.session import SchemeView, Session
-from kinspect.engine.workload import parse_workload
+from kinspect.session import SchemeView
 from kinspect.widgets import EventLog, PageMap, SessionPages, ShadowBytes
 from kinspect.widgets.footprint import FootprintPlot, sparkline
 from kinspect.widgets.palette import HOLE, OTHER_SHADOW
 from kinspect.widgets.report_view import report_text
 from kinspect.widgets.struct_page import describe_page
 from kinspect.widgets.text_lines import _CONSOLE, StyledLines
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 
 
 class FakePages:
@@ -77,8 +70,8 @@ def test_page_map_zoomed_out_cells_show_the_most_telling_page():
     assert pm.row_text(0) == "0x100 Sl@·  ··#·······"
 
 
-def test_page_map_over_a_real_session_marks_the_attached_slab_page():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO), shown="pageptr")
+def test_page_map_over_a_real_session_marks_the_attached_slab_page(make_session):
+    s = make_session(shown="pageptr")
     s.step(3)
     view = SchemeView(s, "pageptr")
     pm = PageMap(SessionPages(s, view))
@@ -114,8 +107,8 @@ def test_shadow_bytes_narrow_rows_and_no_shadow_note():
     assert sb.text() == "no shadow: highmem has no direct map"
 
 
-def test_event_log_marks_position_reports_and_attach():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO), shown="pageptr")
+def test_event_log_marks_position_reports_and_attach(make_session):
+    s = make_session(shown="pageptr")
     log = EventLog()
     log.set_session(s, "pageptr")
     s.step(5)
@@ -131,8 +124,8 @@ def test_sparkline_scales_each_series_to_its_own_range():
     assert len(sparkline(np.arange(1000), 20)) == 20
 
 
-def test_footprint_plot_lists_every_scheme_and_marks_the_shown_one():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO), shown="pageptr")
+def test_footprint_plot_lists_every_scheme_and_marks_the_shown_one(make_session):
+    s = make_session(shown="pageptr")
     s.step(8)
     plot = FootprintPlot()
     plot.session = s
@@ -142,8 +135,8 @@ def test_footprint_plot_lists_every_scheme_and_marks_the_shown_one():
     assert "▶ pageptr" in text and "shadow blocks in use" in text
 
 
-def test_struct_page_and_report_text():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO), shown="pageptr")
+def test_struct_page_and_report_text(make_session):
+    s = make_session(shown="pageptr")
     s.step(5)
     pfn = s.machine.addr_to_pfn(s.runner.values["buf"])
     text = describe_page(s, pfn).plain
@@ -171,8 +164,8 @@ def test_styled_lines_are_the_lines_the_same_rich_text_renders_to():
     assert lines.lines == list(Segment.split_lines(text.render(_CONSOLE, end="")))
 
 
-def test_event_log_find_searches_the_rows_as_shown_any_case_with_wrap():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO))
+def test_event_log_find_searches_the_rows_as_shown_any_case_with_wrap(make_session):
+    s = make_session()
     log = EventLog()
     log.set_session(s, s.shown)
     rows = [text for _line, text, _index in log.lines]
@@ -193,8 +186,8 @@ def test_event_log_find_searches_the_rows_as_shown_any_case_with_wrap():
     assert log.row_of_position(log.position_of_row(step5)) == step5 and log.row_of_position(0) == -1
 
 
-def test_event_log_marks_the_found_text_in_its_row():
-    s = Session(load_profile("x86_64"), parse_workload(DEMO))
+def test_event_log_marks_the_found_text_in_its_row(make_session):
+    s = make_session()
     log = EventLog()
     log.set_session(s, s.shown)
     row = log.find("KMALLOC 12000", -1)[0]

@@ -23,7 +23,8 @@ from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_R
                     KASAN_VMALLOC_INVALID, get_shadow_bug_type, get_wild_bug_type,
                     kasan_find_first_bad_addr, memory_is_poisoned, round_down, round_up)
 from .memory import (FREE_PAGE, PAGE_TYPE_NONE, PAGEFLAG_NAMES, PG_head, PG_reserved,
-                     PGTY_buddy, PGTY_slab, STATE_OF_USE, MemMap, PageState, page_record)
+                     PGTY_buddy, PGTY_slab, STATE_OF_USE, MemMap, PageState, page_record,
+                     pfn_to_virt, virt_to_pfn)
 from .profile import ArchProfile
 from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, StackDepot,
                      Track)
@@ -273,14 +274,13 @@ class Machine:
 
     def _direct_map_pfn(self, addr: int) -> int | None:
         try:
-            phys = self.profile.virt_to_phys(addr)
+            return virt_to_pfn(self.profile, addr)
         except ValueError:
             return None
-        return phys >> self.page_shift
 
     def page_address(self, pfn: int) -> int:
         """``page_address()`` of a lowmem page."""
-        return self.profile.phys_to_virt(pfn << self.page_shift)
+        return pfn_to_virt(self.profile, pfn)
 
     def _is_kernel_image(self, addr: int) -> bool:
         p = self.profile

@@ -256,7 +256,9 @@ def virt_to_page(memmap: MemMap, addr: int) -> Page:
     return pfn_to_page(memmap, virt_to_pfn(memmap.profile, addr))
 
 
-# Address conversions, with kernel names.
+# Address conversions, with kernel names: the one copy (the Machine's page_address() and
+# direct-map lookups call these; the profile holds only the arch's __pa()/__va(), its
+# virt_to_phys()/phys_to_virt(); the compiled engine has its own inlined copies).
 
 def PFN_PHYS(profile: ArchProfile, pfn: int) -> int:
     return pfn << profile.page_shift
@@ -268,18 +270,18 @@ def PHYS_PFN(profile: ArchProfile, phys: int) -> int:
 
 def pfn_to_virt(profile: ArchProfile, pfn: int) -> int:
     """``page_address(pfn_to_page(pfn))`` for a lowmem page."""
-    return profile.phys_to_virt(pfn << profile.page_shift)
+    return profile.phys_to_virt(PFN_PHYS(profile, pfn))
 
 
 def virt_to_pfn(profile: ArchProfile, addr: int) -> int:
-    """``virt_to_pfn()`` for a direct-map address."""
-    return profile.virt_to_phys(addr) >> profile.page_shift
+    """``virt_to_pfn()`` for a direct-map address (ValueError for any other)."""
+    return PHYS_PFN(profile, profile.virt_to_phys(addr))
 
 
 def virt_addr_valid(profile: ArchProfile, addr: int) -> bool:
     """``virt_addr_valid()``: a direct-map address of present lowmem."""
     try:
-        pfn = profile.virt_to_phys(addr) >> profile.page_shift
+        pfn = virt_to_pfn(profile, addr)
     except ValueError:
         return False
     return profile.pfn_valid(pfn) and profile.is_lowmem_pfn(pfn)

@@ -7,14 +7,13 @@ before they are bound or bound to the wrong kind of thing), naming ``FILE:LINE:C
 
 from __future__ import annotations
 
-import gc
 import re
 from bisect import bisect_right
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .collector import gc_paused
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
 from .machine import KernelOops, Machine
@@ -274,19 +273,6 @@ class Event(NamedTuple):
     target: str | None          # VAR of ``VAR = ...``
     args: tuple
     frame: Frame                # where it happens: ``func+0xOFF/0xLEN FILE:LINE``
-
-
-@contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector: the engine frees its objects by reference counting,
-    and collections over millions of live records cost more than the events themselves."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class FuncTable:

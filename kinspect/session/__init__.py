@@ -7,7 +7,8 @@
 - ``recording``: what each event changed (``StepResult``, ``AttachEvent``) and the
   footprints after each event;
 - ``sources``: where the events come from (a ``.kw`` workload, an ftrace capture:
-  ``load_trace``) and the compiled fast forward through a trace.
+  ``load_trace``) and the compiled fast forward through a trace;
+- ``queries``: the questions the inspector asks of a session (imported from there).
 
 It drives the engine (kinspect.engine) and is driven by the UI; the engine never imports it.
 """

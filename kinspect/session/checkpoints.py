@@ -55,9 +55,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.machine import Machine
-from ..engine.workload import gc_paused
 from .recording import dispose, forget_changes
 
 CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...

@@ -46,6 +46,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError, WorkloadError
 from ..engine.machine import Machine
 from ..engine.profile import ArchProfile
@@ -54,7 +55,7 @@ from ..engine.report import BadAccess
 from ..engine.shadow import SCHEMES
 from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
-from ..engine.workload import Event, Workload, gc_paused
+from ..engine.workload import Event, Workload
 from .checkpoints import CheckpointStore, Spare, Standby
 from .recording import (REFERENCE_SCHEME, WINDOW_PAGES, Accumulator, AttachEvent, EventRecord,
                         FootprintHistory, StepResult, dispose, observe, undone, unobserve)

@@ -22,12 +22,13 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
+from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.ftrace import (PARALLEL_MIN_BYTES, EventBatch, ParallelTraceReader, TraceEvent,
                              TraceReader, parallel_possible)
 from ..engine.machine import Machine
 from ..engine.replay import TraceReplayer
-from ..engine.workload import Addr, Event, StepOutcome, Workload, WorkloadRunner, gc_paused
+from ..engine.workload import Addr, Event, StepOutcome, Workload, WorkloadRunner
 
 # The fast forward: a long move on the native engine replays the trace's EventBatches
 # compiled, from a machine booted anew, in pieces...

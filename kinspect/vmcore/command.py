@@ -17,9 +17,9 @@ import json
 import re
 import sys
 
-from kinspect.engine.explain import explain, format_explanation, headline
+from kinspect.reports.explain import explain, format_explanation, headline
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, kasan_find_first_bad_addr, round_down
-from kinspect.engine.kreport import KasanReport, LogScan, iter_reports
+from kinspect.reports.kreport import KasanReport, LogScan, iter_reports
 from kinspect.engine.profile import load_profile
 from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
     format_memory_state

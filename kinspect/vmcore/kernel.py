@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from kinspect.engine.errors import KinspectError, SymbolizationError
-from kinspect.engine.symbols import ElfSymbolizer
+from kinspect.reports.symbols import ElfSymbolizer
 
 from .core import ElfCore, VmcoreError
 from .pagetable import PAGE_SIZE, START_KERNEL_MAP, X86_CR4_LA57, PageTables

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kinspect.engine import symbols as _sym
-from kinspect.engine.symbols import ElfSymbolizer
+from kinspect.reports import symbols as _sym
+from kinspect.reports.symbols import ElfSymbolizer
 
 from .core import VmcoreError
 

@@ -5,12 +5,20 @@ app's styles change; and its scroll offset and content width, looked up once a r
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 from rich.style import Style
 from textual.geometry import Region
 from textual.strip import Strip
 
+if TYPE_CHECKING:                   # the mixins go on Widgets: type-check them as one
+    from textual.widget import Widget as _WidgetBase
+else:
+    _WidgetBase = object
 
-class BaseStyleMixin:
+
+class BaseStyleMixin(_WidgetBase):
     _base_style_cache: Style | None = None
 
     @property
@@ -39,10 +47,8 @@ class PaletteStyleMixin(BaseStyleMixin):
     def load_styles(self) -> None:
         styles = {}
         for name in self.COMPONENT_CLASSES:
-            try:
+            with contextlib.suppress(KeyError):     # not styled yet: see palette_style()
                 styles[name] = self.get_component_rich_style(name, partial=True)
-            except KeyError:            # not styled yet: see palette_style()
-                pass
         self._palette_styles = styles
 
     def palette_style(self, paint) -> Style:
@@ -61,7 +67,7 @@ class PaletteStyleMixin(BaseStyleMixin):
         return style
 
 
-class LineFrameMixin:
+class LineFrameMixin(_WidgetBase):
     """The scroll offset and content width every ``render_line(y)`` of one ``render_lines()``
     shares, looked up once for all of them (``Widget.size`` walks up the DOM to the screen)."""
 

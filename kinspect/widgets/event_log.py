@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
@@ -21,9 +22,13 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
 from .base_style import BaseStyleMixin
 from .scrolling import NoScrollbar
 from .text_lines import TextLines
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
 
@@ -57,11 +62,12 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
     def __init__(self, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.session = None
+        self.session: Session | None = None
         self.scheme = ""
         # (lineno, text, event index) of each row; None: one row per event, made when drawn
         self.lines: list[tuple[int, str, int | None]] | None = []
-        self._line_of_index: dict[int, int] = {}             # event index -> row
+        self._line_of_index: dict[int, int] | None = {}      # event index -> row (None:
+                                                             # one row per event)
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._width = 40
         self._marked_rows: set[int | None] = set()
@@ -102,12 +108,18 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         self.refresh()
 
     @property
+    def _shown(self) -> Session:
+        """The session shown (a row is asked for only once set_session() gave one)."""
+        assert self.session is not None
+        return self.session
+
+    @property
     def row_count(self) -> int:
-        return len(self.session.events) if self.lines is None else len(self.lines)
+        return len(self._shown.events) if self.lines is None else len(self.lines)
 
     def _row(self, row: int) -> tuple[int, str | None, int | None]:
         if self.lines is None:
-            return self.session.events[row].line, None, row
+            return self._shown.events[row].line, None, row
         return self.lines[row]
 
     def sync_length(self) -> None:
@@ -123,7 +135,10 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
 
     def _text(self, row: int) -> str:
         _lineno, text, index = self._row(row)
-        return text if text is not None else self.session.event_text(index)
+        if text is not None:
+            return text
+        assert index is not None                # (a row without text is an event's)
+        return self._shown.event_text(index)
 
     def position_of_row(self, row: int) -> int:
         """The session position that selects ``row``: the state after its event (``▶`` on
@@ -131,7 +146,9 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         index = self._row(row)[2]
         if index is not None:
             return index + 1
-        return sum(1 for r in range(row) if self.lines[r][2] is not None)
+        lines = self.lines
+        assert lines is not None                # (a row without an event is a source line)
+        return sum(1 for r in range(row) if lines[r][2] is not None)
 
     def row_of_position(self, position: int) -> int:
         """The row ``▶`` marks at ``position`` (-1 before the first event)."""
@@ -174,6 +191,7 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
 
     def _comment(self, row: int) -> str | None:
         """The ``#`` comment of a source row (as the workload parser strips it), or None."""
+        assert self.lines is not None           # (only with the source: narration())
         text = self.lines[row][1]
         return text.split("#", 1)[1].strip() if "#" in text else None
 
@@ -299,6 +317,7 @@ def _mark_found(text: str, query: str | None, style: Style) -> list[Segment]:
     at = text.casefold().find(query.casefold()) if query else -1
     if at < 0 or len(text.casefold()) != len(text):     # a case fold that changes lengths
         return [Segment(text, style)]
+    assert query is not None                    # (at >= 0)
     end = at + len(query.casefold())
     return [seg for seg in (Segment(text[:at], style), Segment(text[at:end], _STYLES["found"]),
                             Segment(text[end:], style)) if seg.text]

@@ -9,6 +9,8 @@ in detail.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
@@ -19,6 +21,9 @@ from textual.strip import Strip
 from ..engine.profile import format_size
 from .base_style import BaseStyleMixin
 from .text_lines import fold_line
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 BARS = "▁▂▃▄▅▆▇█"
 _LABEL = Style(color="#d0d0d0")
@@ -53,9 +58,9 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.session = None
+        self.session: Session | None = None
         self._lines: list[Strip] = []
-        self._key = None
+        self._key: tuple[int, int, str, int] | None = None
 
     def set_session(self, session) -> None:
         self.session = session
@@ -80,6 +85,7 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
 
     def build_lines(self, width: int) -> list[Strip]:
         s = self.session
+        assert s is not None                    # (update_plot() checked it)
         fps = s.footprints()
         label_w = max(len(n) for n in s.scheme_names) + 2
         spark_w = max(8, width - label_w - 22)
@@ -112,7 +118,8 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
     def _details(fp) -> list[str]:
         lines = []
         if fp.virtual_range_bytes:
-            lines.append(f"contiguous virtual range reserved: {format_size(fp.virtual_range_bytes)}")
+            reserved = format_size(fp.virtual_range_bytes)
+            lines.append(f"contiguous virtual range reserved: {reserved}")
         if fp.blocks_capacity or fp.blocks_in_use:
             lines.append(f"shadow blocks in use {fp.blocks_in_use} of {fp.blocks_capacity} "
                          f"slots in {fp.shadow_slab_pages} shadow slab pages")

@@ -23,11 +23,17 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..engine.explain import ByteMeaning, Explanation, headline
-from ..engine.kreport import KasanReport, StackTrace
+from ..reports.explain import ByteMeaning, Explanation, headline
+from ..reports.kreport import KasanReport, StackTrace
 from .base_style import PaletteStyleMixin
-from .palette import (BAD_GRANULE_PAINT, REGION_PAINT, SELECTED_GRANULE_PAINT, SHADOW_PAINTS,
-                      component_css, report_byte_kind)
+from .palette import (
+    BAD_GRANULE_PAINT,
+    REGION_PAINT,
+    SELECTED_GRANULE_PAINT,
+    SHADOW_PAINTS,
+    component_css,
+    report_byte_kind,
+)
 
 ADDRESS_STYLE = Style(color="#8a8a8a")
 GUILTY_STYLE = Style(color="#ff5f5f", bold=True)
@@ -111,7 +117,9 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         """What the granule at ``addr`` is: its address, where it lies against the object,
         its byte and the byte's meaning."""
         t = Text()
-        value = None if addr is None else self.value_at(addr)
+        if addr is None:
+            return t
+        value = self.value_at(addr)
         if value is None:
             return t
         t.append(f"{addr:0{self.digits}x}", "bold")
@@ -144,7 +152,9 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         if not self.rows or self.granule is None:
             return
         if self.selected is None:
-            start = self.bad if self.value_at(self.bad or 0) is not None else self.rows[0].addr
+            bad = self.bad
+            start = bad if bad is not None and self.value_at(bad) is not None \
+                else self.rows[0].addr
             self._select(start)
             return
         new = self.selected + granules * self.granule

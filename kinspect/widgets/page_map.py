@@ -24,9 +24,20 @@ from textual.strip import Strip
 
 from ..engine.memory import PageState
 from ..engine.view import MachineView, machine_view
-from .palette import (ATTACHED_GLYPH, ATTACHED_PAINT, CODE_OF_RANK, CURSOR_PAINT, HOLE,
-                      NCODES, OTHER_SHADOW, PAGE_PAINTS, RANK, REPORT_PAINT, component_css)
 from .base_style import LineFrameMixin, PaletteStyleMixin
+from .palette import (
+    ATTACHED_GLYPH,
+    ATTACHED_PAINT,
+    CODE_OF_RANK,
+    CURSOR_PAINT,
+    HOLE,
+    NCODES,
+    OTHER_SHADOW,
+    PAGE_PAINTS,
+    RANK,
+    REPORT_PAINT,
+    component_css,
+)
 from .scrolling import NoScrollbar
 
 _RANK = np.array(RANK, dtype=np.uint8)
@@ -329,10 +340,12 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         self.select(self.cursor + direction * step, notify=True)
 
     def action_cursor_home(self) -> None:
-        self.select(self.source.first_pfn, notify=True)
+        if self.source is not None:
+            self.select(self.source.first_pfn, notify=True)
 
     def action_cursor_end(self) -> None:
-        self.select(self.source.end_pfn - 1, notify=True)
+        if self.source is not None:
+            self.select(self.source.end_pfn - 1, notify=True)
 
     def on_click(self, event: Click) -> None:
         if self.source is None:
@@ -407,6 +420,7 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         report = self.report_pfn
         report_col = (report - first) // ppc if report is not None and first <= report < end \
             else -1
+        assert self.source is not None          # (row_strip() checked it)
         return (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
                 report_col, id(self.source), self.source.end_pfn, self._width())
 
@@ -425,6 +439,7 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
                 break
             keys.append(key)
         first = base + row * cols * ppc
+        assert self.source is not None          # (row_strip() checked it)
         codes, attached = self.source.cells(first, cols * len(keys), ppc)
         codes = codes.reshape(len(keys), cols)
         attached = attached.reshape(len(keys), cols)
@@ -439,12 +454,12 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         starts: list[list[int]] = [[0] for _ in keys]
         for r, c in zip(rows_at.tolist(), (cols_at + 1).tolist()):
             starts[r].append(c)
-        base = self.base_style
-        gutter = base + self.component_style("gutter", lambda: Style(color="#8a8a8a"))
+        style_base = self.base_style
+        gutter = style_base + self.component_style("gutter", lambda: Style(color="#8a8a8a"))
         gutter_width = self.gutter_width
         width = self._width()
         # in the view's style and as wide as it: render_line has nothing left to do
-        padding = [Segment(" " * (width - gutter_width - cols), base)] \
+        padding = [Segment(" " * (width - gutter_width - cols), style_base)] \
             if width > gutter_width + cols else []
         for i, (key, row_cells) in enumerate(zip(keys, cells.tolist())):
             segments = [Segment(f"{first + i * cols * ppc:#0{gutter_width - 1}x} ", gutter)]
@@ -452,7 +467,7 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
             for s, e in zip(bounds, bounds[1:]):
                 glyphs, style = self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
                                                    bool(attached[i, s]), s == key[5])
-                segments.append(Segment(glyphs, base + style))
+                segments.append(Segment(glyphs, style_base + style))
             self._cache[key] = Strip(segments + padding, max(width, gutter_width + cols))
 
     def _cell_segment(self, cell: int, n: int, code: int, attached: bool,

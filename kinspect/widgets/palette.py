@@ -13,11 +13,22 @@ from dataclasses import dataclass
 
 from rich.style import Style
 
-from ..engine.kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_RIGHT, KASAN_GLOBAL_REDZONE,
-                            KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_SLAB_FREE,
-                            KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE, KASAN_STACK_LEFT,
-                            KASAN_STACK_MID, KASAN_STACK_PARTIAL, KASAN_STACK_RIGHT,
-                            KASAN_VMALLOC_INVALID, POISON_VALUES)
+from ..engine.kasan import (
+    KASAN_ALLOCA_LEFT,
+    KASAN_ALLOCA_RIGHT,
+    KASAN_GLOBAL_REDZONE,
+    KASAN_PAGE_FREE,
+    KASAN_PAGE_REDZONE,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_SLAB_REDZONE,
+    KASAN_STACK_LEFT,
+    KASAN_STACK_MID,
+    KASAN_STACK_PARTIAL,
+    KASAN_STACK_RIGHT,
+    KASAN_VMALLOC_INVALID,
+    POISON_VALUES,
+)
 from ..engine.memory import PageState
 
 
@@ -71,7 +82,8 @@ PAGE_PAINTS: dict[int, Paint] = {
                                  short="reserved"),
     PageState.PAGE_ALLOC: Paint("page", "#5fafff", glyph="p", meaning="alloc_pages()",
                                    short="pages"),
-    PageState.VMALLOC: Paint("vmalloc", "#87d7d7", glyph="v", meaning="vmalloc page", short="vmalloc"),
+    PageState.VMALLOC: Paint("vmalloc", "#87d7d7", glyph="v", meaning="vmalloc page",
+                             short="vmalloc"),
     PageState.STACK: Paint("stack", "#d7af5f", glyph="k", meaning="kernel stack"),
     PageState.LARGE_KMALLOC: Paint("large", "#ffaf5f", glyph="l", meaning="large kmalloc",
                                       short="large kmalloc"),
@@ -139,7 +151,7 @@ SHADOW_LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 # The kind of a real report's metadata byte by the name it was decoded to
-# (kinspect.engine.explain): older kernels named some values otherwise (mm/kasan/kasan.h: fa was
+# (kinspect.reports.explain): older kernels named some values otherwise (mm/kasan/kasan.h: fa was
 # KASAN_GLOBAL_REDZONE before 5.8), and in the tag modes the bytes are memory tags.
 _KIND_OF_NAME = {p.name: SHADOW_KIND[p.value] for p in POISON_VALUES}
 _KIND_OF_NAME.update({

@@ -4,6 +4,8 @@ of what the pane holds: a page map, the shadow bytes, on every step that moves t
 
 from __future__ import annotations
 
+from typing import Self
+
 from textual.containers import Vertical
 from textual.geometry import Region
 
@@ -24,7 +26,7 @@ class Pane(Vertical):
             self._title_only = False
 
     def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
-                recompose: bool = False) -> Vertical:
+                recompose: bool = False) -> Self:
         if self._title_only and not regions and self.is_mounted:
             # Regions are relative to the content, which starts inside the border: the top
             # border row is the row above it, from the outer left edge.

@@ -5,8 +5,15 @@ lay the whole screen out again) cost more than the rows it scrolled."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-class NoScrollbar:
+if TYPE_CHECKING:                   # the mixin goes on ScrollViews: type-check it as one
+    from textual.scroll_view import ScrollView as _ScrollViewBase
+else:
+    _ScrollViewBase = object
+
+
+class NoScrollbar(_ScrollViewBase):
     """Mixin for a ScrollView styled ``overflow-y: hidden``: the wheel still scrolls it."""
 
     @property

@@ -21,9 +21,15 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ..engine.kasan import KASAN_GRANULE_SIZE
-from .palette import (BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, SHADOW_KIND, SHADOW_LEGEND,
-                      SHADOW_PAINTS, component_css)
 from .base_style import LineFrameMixin, PaletteStyleMixin
+from .palette import (
+    BAD_GRANULE_PAINT,
+    SELECTED_GRANULE_PAINT,
+    SHADOW_KIND,
+    SHADOW_LEGEND,
+    SHADOW_PAINTS,
+    component_css,
+)
 from .scrolling import NoScrollbar
 
 Reader = Callable[[int, int], bytes]
@@ -229,10 +235,14 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
             return Strip.blank(self.virtual_size.width, self.base_style)
         row = lines[line]
         per = self.per_row
+        base = self.base
+        assert base is not None                 # (bytes are shown: a page is)
+        key: tuple[object, ...]
         if row < 0:
-            key = ("caret", self.bad - self.base, per)
+            assert self.bad is not None         # (a caret line marks the bad granule)
+            key = ("caret", self.bad - base, per)
         else:
-            start = self.base + row * per * KASAN_GRANULE_SIZE
+            start = base + row * per * KASAN_GRANULE_SIZE
             key = (start, self._data[row * per:(row + 1) * per], per,
                    self._col_of(self.selected, start), self._col_of(self.bad, start))
         strip = self._cache.get(key)
@@ -249,6 +259,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
 
     def _row(self, row: int) -> Strip:
         per = self.per_row
+        assert self.base is not None
         addr = self.base + row * per * KASAN_GRANULE_SIZE
         width = self.bits // 4
         guilty = self._bad_row() == row
@@ -272,7 +283,8 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         base = self.base_style
         space = Segment(" ", base)
         segments = []
-        run_style, run = None, []
+        run_style: Style | None = None
+        run: list[str] = []
         for i, b in enumerate(data):
             style = bad_style if i == bad else selected_style if i == selected else styles[b]
             if style is not run_style:
@@ -295,6 +307,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         return self._styles_of_bytes
 
     def _caret(self, row: int) -> Strip:
+        assert self.bad is not None and self.base is not None
         col = (self.bad - self.base) // KASAN_GRANULE_SIZE - row * self.per_row
         pad = 1 + self.bits // 4 + 1 + 3 * col + 1
         return Strip([Segment(" " * pad, self.base_style),

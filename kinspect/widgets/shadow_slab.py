@@ -31,7 +31,7 @@ class ShadowSlabView(OptionList):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._key = None
+        self._key: tuple[int, str, int] | None = None
         self._option_of_pfn: dict[int, int] = {}
         self._pfn_of_option: dict[int, int] = {}
         self._quiet = False

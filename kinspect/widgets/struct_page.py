@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .text_lines import StyledLines, TextLines
-
-from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PGTY_buddy, PGTY_slab, PageState
+from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PageState, PGTY_buddy, PGTY_slab
 from ..engine.view import machine_view
-
+from .text_lines import StyledLines, TextLines
 
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 

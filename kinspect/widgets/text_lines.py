@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
 from .base_style import BaseStyleMixin, LineFrameMixin
 
 _CONSOLE = Console(width=4096, color_system="truecolor", force_terminal=True,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, find_poison_value
-from kinspect.engine.kreport import KasanReport
+from kinspect.reports.kreport import KasanReport
 
 __all__ = [
     "Era",
@@ -374,11 +374,11 @@ def format_memory_state(rep: KasanReport) -> list[str]:
     if not rep.memory_rows or gran is None:
         return []
     digits = rep.row_addr_digits or 16
-    lo = hi = slot_hi = None
+    region: tuple[int, int, int] | None = None      # the object's start, end, slot's end
     obj = rep.object_addr if rep.object_addr is not None else rep.region_start
     if obj is not None and rep.region_size is not None:
-        lo, hi = obj, obj + rep.region_size
-        slot_hi = obj + (rep.cache_object_size or rep.region_size)
+        region = (obj, obj + rep.region_size,
+                  obj + (rep.cache_object_size or rep.region_size))
     bad = rep.first_bad_addr
     out = []
     for row in rep.memory_rows:
@@ -389,9 +389,9 @@ def format_memory_state(rep: KasanReport) -> list[str]:
             g = row.addr + k * gran
             if bad is not None and g <= bad < g + gran:
                 marks.append("^^")
-            elif lo is not None and g < hi and g + gran > lo:
+            elif region is not None and g < region[1] and g + gran > region[0]:
                 marks.append("==")
-            elif lo is not None and g < slot_hi and g + gran > lo:
+            elif region is not None and g < region[2] and g + gran > region[0]:
                 marks.append("..")
             else:
                 marks.append("  ")

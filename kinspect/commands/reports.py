@@ -10,26 +10,33 @@ the input (or the vmlinux) cannot be read: one line, ``kinspect: FILE[:LINE]: wh
 ``kinspect symbolize --vmlinux PATH ADDR|FUNC+OFF...`` looks frames up one by one.
 
 ``kinspect tui --report FILE`` shows the same reports on the UI's report screen
-(:func:`run_report_ui`; read, explained and symbolized by :func:`read_reports` before the UI
-starts, with the same exit statuses).
+(:func:`kinspect.commands.ui.run_report_ui`; read, explained and symbolized by
+:func:`kinspect.reports.reading.read_reports` before the UI starts, with the same exit
+statuses).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.errors import KinspectError, ReportParseError
-from .engine.explain import (Explanation, ReplayUnsupported, explain, format_explanation,
-                             headline, replay_workload, run_replay)
-from .engine.kreport import CrashTitle, KasanReport, LogScan, iter_reports, read_log_lines
-from .engine.symbols import ElfSymbolizer, ModuleSymbolizers, SourceFrame, parse_frame
+from kinspect.commands.common import drop_stdout
+from kinspect.engine.errors import KinspectError
+from kinspect.reports.explain import (
+    ReplayUnsupported,
+    explain,
+    format_explanation,
+    headline,
+    replay_workload,
+    run_replay,
+)
+from kinspect.reports.kreport import CrashTitle, KasanReport, LogScan, iter_reports
+from kinspect.reports.reading import Symbolizers, input_lines, stack_texts
+from kinspect.reports.symbols import SourceFrame, parse_frame
 
-__all__ = ["add_commands", "run_command", "ExplainedReport", "read_reports", "run_report_ui"]
+COMMANDS = ("report", "symbolize")
 
 NO_REPORT = "no KASAN report found"
 
@@ -42,11 +49,7 @@ def add_commands(subparsers) -> None:
                     "explain it. Exit 0: reports found; 1: none; 2: unreadable input.")
     rp.add_argument("input", metavar="FILE", help="the log to read; - reads standard input")
     rp.add_argument("--format", choices=("text", "json"), default="text")
-    rp.add_argument("--vmlinux", metavar="PATH", help="symbolize the stacks with this vmlinux")
-    rp.add_argument("--modules", metavar="DIR",
-                    help="where the .ko files of '[module]' frames are (searched recursively)")
-    rp.add_argument("--strip", metavar="PREFIX",
-                    help="source path prefix to drop (default: the vmlinux's directory)")
+    symbolize_options(rp)
     rp.add_argument("--replay", action="store_true",
                     help="re-enact each report in the engine and compare the outcome")
     rp.add_argument("--profile", help="the profile for --replay (default: one that fits the "
@@ -68,11 +71,23 @@ def add_commands(subparsers) -> None:
     sp.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def run_command(args) -> int | None:
-    """Run ``report`` or ``symbolize``; None when ``args`` is another command."""
-    command = getattr(args, "command", None)
-    if command not in ("report", "symbolize"):
-        return None
+def symbolize_options(p, only_with: str = "") -> None:
+    """``--vmlinux``, ``--modules`` and ``--strip``: the files that symbolize a report's stacks
+    (``only_with``: the option they go with, named in their help)."""
+    before = f"with {only_with}: " if only_with else ""
+    p.add_argument("--vmlinux", metavar="PATH",
+                   help=f"{before}symbolize the stacks with this vmlinux")
+    p.add_argument("--modules", metavar="DIR",
+                   help=f"{before}where the .ko files of '[module]' frames are (searched "
+                        "recursively)")
+    p.add_argument("--strip", metavar="PREFIX",
+                   help=f"{before}source path prefix to drop (default: the vmlinux's "
+                        "directory)")
+
+
+def run_command(args) -> int:
+    """Run ``report`` or ``symbolize``."""
+    command = args.command
     try:
         rc = _report(args) if command == "report" else _symbolize(args)
         sys.stdout.flush()
@@ -83,12 +98,12 @@ def run_command(args) -> int | None:
         return 2
     except BrokenPipeError:
         # the reader went away (``kinspect report log | head``): nothing more to say
-        _drop_stdout()
+        drop_stdout()
         return 0
     except OSError as e:
         if e.filename is not None:          # (a file error names its file: not ours to hide)
             raise
-        _drop_stdout()                      # stdout cannot be written (``> /dev/full``)
+        drop_stdout()                      # stdout cannot be written (``> /dev/full``)
         print(f"kinspect: <stdout>: cannot write the output: {e.strerror or e}",
               file=sys.stderr)
         return 2
@@ -98,97 +113,7 @@ def _flush() -> None:
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
-        _drop_stdout()
-
-
-def _drop_stdout() -> None:
-    """Send what is left in stdout's buffer to /dev/null: Python flushes stdout once more
-    at exit, and that write would fail again ("Exception ignored ... BrokenPipeError")."""
-    try:
-        fd = sys.stdout.fileno()
-    except (OSError, ValueError, AttributeError):
-        return                              # (not a real file: a test's capture)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-# --------------------------------------------------------------------------- symbolization
-
-class _Symbolizers:
-    """The vmlinux and the module files, opened once; frames resolved in batches."""
-
-    def __init__(self, vmlinux: str | None, modules: str | None, strip: str | None) -> None:
-        self.vmlinux = ElfSymbolizer(vmlinux) if vmlinux else None
-        self.modules = ModuleSymbolizers(modules) if modules else None
-        if strip is None and vmlinux:
-            strip = os.path.dirname(os.path.realpath(vmlinux))
-        self.strip = strip.rstrip("/") + "/" if strip else None
-
-    def close(self) -> None:
-        if self.vmlinux is not None:
-            self.vmlinux.close()
-        if self.modules is not None:
-            self.modules.close()
-
-    def _for(self, module: str | None) -> ElfSymbolizer | None:
-        if module is None:
-            return self.vmlinux
-        return self.modules.get(module) if self.modules is not None else None
-
-    def frames(self, texts: list[str], return_address: bool = False
-               ) -> list[list[SourceFrame] | None]:
-        """Each frame text symbolized (None: not a frame, or not in the given files)."""
-        out: list[list[SourceFrame] | None] = [None] * len(texts)
-        groups: dict[str | None, list[int]] = {}
-        for i, t in enumerate(texts):
-            p = parse_frame(t)
-            if p is not None:
-                groups.setdefault(p[3], []).append(i)
-        for module, idx in groups.items():
-            sym = self._for(module)
-            if sym is None:
-                continue
-            res = sym.symbolize_frames([texts[i] for i in idx], return_address=return_address)
-            for i, r in zip(idx, res):
-                out[i] = r
-        return out
-
-    def annotate(self, texts: list[str]) -> list[str]:
-        """decode_stacktrace.sh style: inlined frames first, each frame with file:line."""
-        lines: list[str] = []
-        for text, frames in zip(texts, self.frames(texts)):
-            if not frames:
-                lines.append(text)
-                continue
-            for f in frames[:-1]:
-                lines.append(f"{f.function or '??'} {f.location(self.strip)} [inline]")
-            lines.append(f"{text} {frames[-1].location(self.strip)}")
-        return lines
-
-
-def _stack_texts(rep: KasanReport) -> dict[str, list[str]]:
-    out = {}
-    for kind, st in (("access stack", rep.access_stack), ("allocated", rep.alloc_stack),
-                     ("freed", rep.free_stack)):
-        if st is not None:
-            out[kind] = list(st.frames)
-    for i, st in enumerate(rep.aux_stacks):
-        out[f"aux{i}"] = list(st.frames)
-    return out
-
-
-# --------------------------------------------------------------------------- report
-
-def _input_lines(path: str):
-    if path == "-":
-        raw = getattr(sys.stdin, "buffer", None)
-        text = sys.stdin if raw is None else \
-            io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
-        return read_log_lines(text, "<stdin>"), "<stdin>"
-    if os.path.isdir(path):
-        raise ReportParseError("cannot read the file: Is a directory", path)
-    return path, path
+        drop_stdout()
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -216,9 +141,9 @@ def _workload_path(args, index: int) -> Path:
 
 
 def _report(args) -> int:
-    syms = _Symbolizers(args.vmlinux, args.modules, args.strip) \
+    syms = Symbolizers(args.vmlinux, args.modules, args.strip) \
         if (args.vmlinux or args.modules) else None
-    source, name = _input_lines(args.input)
+    source, name = input_lines(args.input)
     if args.replay and args.workload_out:
         _workload_path(args, 1)             # (refused before anything is read or printed)
     scan = LogScan()
@@ -229,7 +154,7 @@ def _report(args) -> int:
             found += 1
             stacks = None
             if syms is not None:
-                stacks = {k: syms.annotate(v) for k, v in _stack_texts(rep).items()}
+                stacks = {k: syms.annotate(v) for k, v in stack_texts(rep).items()}
             exp = explain(rep)
             replay = _replay(rep, args, found) if args.replay else None
             if args.format == "json":
@@ -264,7 +189,7 @@ def _report(args) -> int:
         print()
         return 0 if found else 1
     if not found:
-        _no_report(first)
+        print_no_report(first)
         return 1
     if first is not None and not first.kasan:
         print()
@@ -272,7 +197,7 @@ def _report(args) -> int:
     return 0
 
 
-def _no_report(first: CrashTitle | None) -> None:
+def print_no_report(first: CrashTitle | None) -> None:
     """What is printed when a log holds no KASAN report (exit status 1)."""
     if first is not None and not first.kasan:
         print(f"the log's first crash is not a KASAN report: {first.title} (line {first.line})")
@@ -321,60 +246,6 @@ def _format_replay(result) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the UI
-
-@dataclass
-class ExplainedReport:
-    """One report as the UI's report screen shows it: the parsed record, its explanation, and
-    its stacks symbolized (``{"access stack"|"allocated"|"freed"|"auxN": lines}``, as
-    ``kinspect report --vmlinux`` prints them), or None without a vmlinux or modules."""
-
-    report: KasanReport
-    explanation: Explanation
-    stacks: dict[str, list[str]] | None = None
-
-
-def read_reports(path: str, vmlinux: str | None = None, modules: str | None = None,
-                 strip: str | None = None) -> tuple[list[ExplainedReport], CrashTitle | None]:
-    """Every KASAN report of a log, explained (and symbolized with a vmlinux or modules), and
-    the log's first crash.  Unreadable input or ELF files raise a KinspectError."""
-    if path == "-":
-        raise ReportParseError("the UI reads its keys from standard input: give the log as a "
-                               "file", "-")
-    source, name = _input_lines(path)
-    syms = _Symbolizers(vmlinux, modules, strip) if (vmlinux or modules) else None
-    scan = LogScan()
-    out: list[ExplainedReport] = []
-    try:
-        for rep in iter_reports(source, path=name, partial=True, scan=scan):
-            stacks = None
-            if syms is not None:
-                stacks = {k: syms.annotate(v) for k, v in _stack_texts(rep).items()}
-            out.append(ExplainedReport(rep, explain(rep), stacks))
-    finally:
-        if syms is not None:
-            syms.close()
-    return out, scan.first_crash
-
-
-def run_report_ui(args) -> int:
-    """``kinspect tui --report FILE``: the report screen.  Exit 1 when the log holds no KASAN
-    report, 2 (the one-line error) when it or the vmlinux cannot be read; both before the UI
-    starts."""
-    if not args.report:
-        raise KinspectError("--vmlinux and --modules symbolize the stacks of a --report FILE",
-                            "tui")
-    if args.workload:
-        raise KinspectError("give a workload or --report FILE, not both", "tui")
-    reports, first = read_reports(args.report, args.vmlinux, args.modules, args.strip)
-    if not reports:
-        _no_report(first)
-        return 1
-    from .report_screen import ReportApp
-    ReportApp(reports, args.report, symbolized=bool(args.vmlinux or args.modules)).run()
-    return 0
-
-
 # --------------------------------------------------------------------------- symbolize
 
 def _shown(text: str) -> str:
@@ -390,22 +261,23 @@ def _check_address(addr: int, text: str) -> None:
 
 
 def _symbolize(args) -> int:
-    syms = _Symbolizers(args.vmlinux, args.modules, args.strip)
+    syms = Symbolizers(args.vmlinux, args.modules, args.strip)
     results = []
     try:
         for text in args.frames:
             entry = {"input": text, "address": None, "frames": None}
             frames: list[SourceFrame] | None = None
             t = text.strip()
-            if parse_frame(t) is not None:
-                module = parse_frame(t)[3]
-                sym = syms._for(module)
+            frame = parse_frame(t)
+            if frame is not None:
+                module = frame[3]
+                sym = syms.for_module(module)
                 if sym is None:
                     entry["error"] = f"no file for module {module}" if module else "no vmlinux"
                 else:
                     addr = sym.frame_address(t, return_address=args.return_address)
                     if addr is None:
-                        entry["error"] = f"no symbol {parse_frame(t)[0]!r} in {sym.path}"
+                        entry["error"] = f"no symbol {frame[0]!r} in {sym.path}"
                     else:
                         _check_address(addr, text)
                         entry["address"] = f"{addr:#x}"
@@ -421,6 +293,7 @@ def _symbolize(args) -> int:
                                         f"64 bits): {_shown(text)}", "<command line>")
                 _check_address(addr, text)
                 entry["address"] = f"{addr:#x}"
+                assert syms.vmlinux is not None     # (--vmlinux is required)
                 frames = syms.vmlinux.symbolize(addr)
             if frames is not None:
                 entry["frames"] = [{"function": f.function, "file": f.file, "line": f.line,

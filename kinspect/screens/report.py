@@ -2,11 +2,12 @@
 
 A summary (title, bug type, the access, the machine, where the access fell), the memory state
 as a coloured grid with the first bad granule and the object's region marked, the legend of
-every byte in it (decoded by :mod:`kinspect.engine.explain` for the report's era and mode), and
+every byte in it (decoded by :mod:`kinspect.reports.explain` for the report's era and mode), and
 the stacks (symbolized when a vmlinux was given) with the page.  ``n``/``p`` go through the
-reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report in the engine
-(:func:`~kinspect.engine.explain.replay_workload`) and opens it in the inspector; ``escape``
-there comes back.
+reports of the log, ``l`` lists them, ``/`` finds text in them, ``i`` re-enacts the shown report
+in the engine (:func:`~kinspect.reports.explain.replay_workload`) and asks the App
+(:class:`kinspect.app.ReportApp`, by a :class:`ReportScreen.OpenReplay` message) to open it in
+the inspector; ``escape`` there comes back.
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual import on
-from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
-from .app import KinspectApp, MainScreen, PromptScreen
-from .engine.errors import KinspectError
-from .engine.explain import ReplayUnsupported, replay_workload
-from .engine.kreport import KasanReport
-from .engine.profile import load_profile
-from .session import Session
-from .engine.tables import count
-from .engine.workload import parse_workload
-from .report_command import ExplainedReport
-from .widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
-from .widgets.text_lines import TextLines
+from kinspect.engine.tables import count
+from kinspect.reports.explain import ReplayUnsupported, replay_workload
+from kinspect.reports.kreport import KasanReport
+from kinspect.reports.reading import ExplainedReport
+from kinspect.screens.commands import Command, bindings
+from kinspect.screens.dialogs import PromptScreen
+from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
+from kinspect.widgets.text_lines import TextLines
 
 
 class ReportListScreen(ModalScreen[int | None]):
@@ -83,22 +81,40 @@ class ReportListScreen(ModalScreen[int | None]):
 class ReportScreen(Screen):
     """One report of the log at a time."""
 
-    BINDINGS = [
-        Binding("n", "report(1)", "Next report", id="report.next",
-                tooltip="Show the next report of the log"),
-        Binding("p", "report(-1)", "Prev report", id="report.prev",
+    class OpenReplay(Message):
+        """Step through this replay workload in the inspector (the App opens it)."""
+
+        def __init__(self, lines: list[str], profile: str, name: str,
+                     notes: Iterable[str]) -> None:
+            super().__init__()
+            self.lines, self.profile, self.name, self.notes = lines, profile, name, notes
+
+    ACTIONS = [
+        Command("report(1)", "Next report", "the next report of the log", key="n",
+                id="report.next", tooltip="Show the next report of the log"),
+        Command("report(-1)", "Previous report", "the previous report of the log", key="p",
+                id="report.prev", label="Prev report",
                 tooltip="Show the previous report of the log"),
-        Binding("l", "list", "Reports", id="report.list",
-                tooltip="List the reports of the log by title"),
-        Binding("i", "inspect", "Inspect replay", id="report.inspect",
+        Command("list", "List the reports", "every report of the log by title", key="l",
+                id="report.list", label="Reports", tooltip="List the reports of the log by title"),
+        Command("inspect", "Inspect the replay",
+                "re-enact this report in the engine and step through it", key="i",
+                id="report.inspect", label="Inspect replay",
                 tooltip="Re-enact this report in the engine and step through it in the "
                         "inspector (escape comes back)"),
-        Binding("slash", "search", "Find", id="report.search",
+        Command("search", "Find…", "text in the reports: a function, an address, a cache",
+                key="slash", id="report.search", label="Find",
                 tooltip="Find text in the reports (a function, an address, a cache); / and "
                         "enter again finds the next match"),
-        Binding("question_mark,f1", "app.help", "Keys", id="report.help",
-                tooltip="Show or hide the keys"),
+        Command("app.help", "Keys", "show or hide the keys", key="question_mark,f1",
+                id="report.help", tooltip="Show or hide the keys"),
+        Command("search_again(1)", "Find next", "the next match of {screen.search_query!r}",
+                when=lambda screen: bool(screen.search_query)),
+        Command("search_again(-1)", "Find previous",
+                "the previous match of {screen.search_query!r}",
+                when=lambda screen: bool(screen.search_query)),
     ]
+    BINDINGS = bindings(ACTIONS)
 
     # Narrow (< 120 columns): the panes one under the other, the whole screen scrolls (tab to a
     # pane scrolls it into view).
@@ -214,7 +230,9 @@ class ReportScreen(Screen):
         if action == "report":
             if len(self.reports) == 1:
                 return False
-            return 0 <= self.index + int(parameters[0]) < len(self.reports) or None
+            step = parameters[0]
+            assert isinstance(step, int)
+            return 0 <= self.index + step < len(self.reports) or None
         if action == "list":
             return len(self.reports) > 1
         return True
@@ -310,90 +328,5 @@ class ReportScreen(Screen):
         except ReplayUnsupported as e:
             self.notify(str(e), title="this report cannot be replayed", severity="warning")
             return
-        self.app.open_replay(plan.lines, plan.profile, f"replay of {rep.path}:{rep.line}",
-                             plan.notes)
-
-
-class ReportApp(KinspectApp):
-    """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
-
-    BINDINGS = [Binding("escape", "close_replay", "Back to the report", id="report.back",
-                        tooltip="Leave the replay, back to the report screen")]
-
-    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
-                 keymap: dict[str, str] | None = None) -> None:
-        super().__init__(None, keymap)           # no session until a replay is opened
-        self.reports = reports
-        self.path = path
-        self.symbolized = symbolized
-
-    def get_default_screen(self) -> Screen:
-        return ReportScreen(self.reports, self.path, self.symbolized)
-
-    @property
-    def report_screen(self) -> ReportScreen:
-        return next(s for s in self.screen_stack if isinstance(s, ReportScreen))
-
-    @property
-    def replaying(self) -> bool:
-        return any(isinstance(s, MainScreen) for s in self.screen_stack)
-
-    def open_replay(self, lines: list[str], profile: str, name: str,
-                    notes: Iterable[str] = ()) -> None:
-        """Open a replay workload (named ``name``) on ``profile`` in the inspector."""
-        try:
-            session = Session(load_profile(profile), parse_workload(name, lines))
-        except KinspectError as e:
-            self.notify(str(e), title="replay", severity="error")
-            return
-        self.session = session
-        self.push_screen(MainScreen(session))
-        self.notify(" ".join([f"{name}, profile {profile}: space steps, r runs to the report, "
-                              "escape comes back.", *notes]), title="replay")
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "close_replay":
-            return isinstance(self.screen, MainScreen)
-        return super().check_action(action, parameters)
-
-    def action_close_replay(self) -> None:
-        if isinstance(self.screen, MainScreen):
-            self.pop_screen()
-            self.session = None
-
-    def action_help(self) -> None:
-        if self.replaying:
-            super().action_help()
-        elif self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        if self.replaying:
-            yield from super().get_system_commands(screen)
-            yield SystemCommand("Back to the report", "leave the replay",
-                                self.action_close_replay)
-            return
-        yield from App.get_system_commands(self, screen)
-        rs = self.report_screen
-        cmds = [
-            ("Next report", "the next report of the log", lambda: rs.action_report(1),
-             rs.index + 1 < len(rs.reports)),
-            ("Previous report", "the previous report of the log", lambda: rs.action_report(-1),
-             rs.index > 0),
-            ("List the reports", "every report of the log by title", rs.action_list,
-             len(rs.reports) > 1),
-            ("Inspect the replay", "re-enact this report in the engine and step through it",
-             rs.action_inspect, True),
-            ("Find…", "text in the reports: a function, an address, a cache",
-             rs.action_search, True),
-            ("Find next", f"the next match of {rs.search_query!r}",
-             lambda: rs.action_search_again(1), bool(rs.search_query)),
-            ("Find previous", f"the previous match of {rs.search_query!r}",
-             lambda: rs.action_search_again(-1), bool(rs.search_query)),
-            ("SVG screenshot", "save the screen as SVG", self.action_svg_screenshot, True),
-        ]
-        for title, help_text, callback, applies in cmds:
-            if applies:
-                yield SystemCommand(title, help_text, callback)
+        self.post_message(self.OpenReplay(plan.lines, plan.profile,
+                                          f"replay of {rep.path}:{rep.line}", plan.notes))

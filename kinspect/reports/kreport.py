@@ -40,10 +40,12 @@ slab-out-of-bounds Read in foo``, see "crash titles" below), and a :class:`LogSc
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import IO
 
 from kinspect.engine.errors import KinspectError, ReportParseError
 
@@ -382,11 +384,14 @@ _ACCESS_RE = re.compile(
     r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) at addr (?P<addr>[0-9a-fA-F]{1,16})"
     r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _ACCESS_NOSIZE_RE = re.compile(
-    r"^(?P<acc>Read|Write) at addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
-_FREE_RE = re.compile(r"^Free of addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r"^(?P<acc>Read|Write) at addr (?P<addr>[0-9a-fA-F]{1,16})"
+    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+_FREE_RE = re.compile(
+    r"^Free of addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _OLD_ACCESS_RE = re.compile(
     r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
-_TAGS_RE = re.compile(r"^Pointer tag: \[(?P<ptr>[0-9a-f]{2})\], memory tag: \[(?P<mem>[0-9a-f]{2})\]$")
+_TAGS_RE = re.compile(
+    r"^Pointer tag: \[(?P<ptr>[0-9a-f]{2})\], memory tag: \[(?P<mem>[0-9a-f]{2})\]$")
 
 _ALLOC_RE = re.compile(r"^Allocated by task (?P<pid>\d{1,20}):$")
 _FREED_RE = re.compile(r"^Freed by task (?P<pid>\d{1,20}):$")
@@ -394,17 +399,20 @@ _AUX_RE = re.compile(
     r"^(?:(?:Second to last|Last) potentially related work creation"
     r"|(?:Second to last|Last) call_rcu\(\)|(?:Second to last|Last) workqueue stack):$")
 
-_OBJECT_RE = re.compile(r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]{1,16})$")
+_OBJECT_RE = re.compile(
+    r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]{1,16})$")
 _CACHE_RE = re.compile(r"^ ?which belongs to the cache (?P<name>\S+) of size (?P<size>\d{1,20})$")
 _OLD_OBJECT_RE = re.compile(
     r"^Object at (?P<addr>[0-9a-fA-F]{1,16}), in cache (?P<name>\S+) size: (?P<size>\d{1,20})$")
 _LOCATED_RE = re.compile(
-    r"^The buggy address is located (?P<n>\d{1,20}) bytes (?P<dir>to the left|to the right|inside) of$")
+    r"^The buggy address is located (?P<n>\d{1,20}) bytes"
+    r" (?P<dir>to the left|to the right|inside) of$")
 _REGION_RE = re.compile(
     r"^ ?(?:(?P<state>allocated|freed) )?(?P<size>\d{1,20})-byte region"
     r" \[(?P<start>[0-9a-fA-F]{1,16}), (?P<end>[0-9a-fA-F]{1,16})\)$")
 _PAGE_RE = re.compile(r"^The buggy address belongs to the (?:physical )?page:$")
-_STACK_TASK_RE = re.compile(r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+_STACK_TASK_RE = re.compile(
+    r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d{1,20})$")
 _STACK_OFFSET_RE = re.compile(r"^ ?and is located at offset (?P<off>\d{1,20}) in frame:$")
 _OLD_STACK_RE = re.compile(
     r"^addr [0-9a-fA-F]{1,16} is located in stack of task (?P<comm>.*)/(?P<pid>\d{1,20})"
@@ -533,7 +541,7 @@ class _LineSource:
     """Numbered lines with one-line push-back, read lazily; a line longer than
     ``MAX_LINE_CHARS`` or a log longer than ``MAX_LOG_LINES`` lines raises LogReadError."""
 
-    def __init__(self, lines: Iterable[str], observer: "LogScan | None" = None,
+    def __init__(self, lines: Iterable[str], observer: LogScan | None = None,
                  path: str | None = None) -> None:
         self._it = iter(lines)
         self._no = 0
@@ -541,7 +549,7 @@ class _LineSource:
         self._observer = observer
         self._path = path
 
-    def __iter__(self) -> "_LineSource":
+    def __iter__(self) -> _LineSource:
         return self
 
     def __next__(self) -> _Line:
@@ -1140,7 +1148,7 @@ def sanitize_title(title: str) -> str:
     for i, (pat, repl) in enumerate(_TITLE_REPLACEMENTS):
         if i == _FRAME_OFFSET_STEP:
             title = _fixpoint(_strip_frame_offsets, title)
-        title = _fixpoint(lambda t: pat.sub(repl, t), title)
+        title = _fixpoint(functools.partial(pat.sub, repl), title)
     out: list[str] = []
     prev = " "
     for ch in title[:_MAX_TITLE_LEN]:
@@ -1164,11 +1172,11 @@ def _fixpoint(step, text: str) -> str:
         text = new
 
 
-def _syz_context(ln: "_Line") -> str:
+def _syz_context(ln: _Line) -> str:
     return "" if not ln.prefixed else (ln.caller or "console")
 
 
-def crash_title(lines: "list[_Line]") -> CrashTitle | None:
+def crash_title(lines: list[_Line]) -> CrashTitle | None:
     """syzkaller's title of the crash whose oops line is ``lines[0]`` (``lines`` are the
     console lines from there on, with their prefixes split off)."""
     if not lines:
@@ -1248,7 +1256,7 @@ class LogScan:
         self.first_crash: CrashTitle | None = None
         self.lines_seen = 0
 
-    def feed(self, ln: "_Line") -> None:
+    def feed(self, ln: _Line) -> None:
         self.lines_seen += 1
         if self._done:
             return
@@ -1414,7 +1422,9 @@ class _ReportParser:
 
     def parse_header(self) -> KasanReport:
         ln = self.first
-        rest = _BUG_RE.match(ln.text).group("rest")
+        bug = _BUG_RE.match(ln.text)
+        assert bug is not None                  # (a parser starts on a 'BUG: KASAN:' line)
+        rest = bug.group("rest")
         if rest.endswith(" in") or rest.endswith(" in "):
             _, tail = self.next_with_continuation(ln)
             if tail is not None:
@@ -1477,8 +1487,8 @@ class _ReportParser:
             ln = self.next()
             if ln is None:
                 self.push_back_for_body(None, skipped)
-                raise self.error("report ends after its 'BUG: KASAN:' line "
-                                 "(expected the 'Read/Write of size N at addr ... by task ...' line)",
+                raise self.error("report ends after its 'BUG: KASAN:' line (expected the "
+                                 "'Read/Write of size N at addr ... by task ...' line)",
                                  first_candidate or self.first)
             if first_candidate is None:
                 first_candidate = ln
@@ -1698,8 +1708,10 @@ class _ReportParser:
         """The access stack: ``Call Trace:`` (x86, ppc, riscv), ``Call trace:`` (arm64) or
         arm32's ``[<pc>] (func) from [<pc>] (caller+0x../0x..)`` lines.  Frame lines are kept
         as printed (stripped); a mail client's wrapped ``(caller+..)`` tail is joined."""
+        start = header or first
+        assert start is not None                # (called on a header or a first frame)
         st = StackTrace(kind="access", header=header.text if header else "", pid=None,
-                        line=(header or first).no)
+                        line=start.no)
         if first is not None:
             st.frames.append(self.join_wrapped_frame(first.text).strip())
         foreign = 0
@@ -1828,10 +1840,12 @@ class _ReportParser:
                 cm = _CARET_RE.match(ln.text)
                 if cm:
                     col = ln.text.index("^")
+                    assert addr_digits is not None            # (a caret follows a row)
                     first_byte_col = 1 + addr_digits + 2      # '>' + address + ': '
                     k, r = divmod(col - first_byte_col, 3)
                     if r != 0 or not 0 <= k < META_BYTES_PER_ROW:
-                        raise self.error("the '^' is not under a byte of the guilty row", ln, col + 1)
+                        raise self.error("the '^' is not under a byte of the guilty row",
+                                         ln, col + 1)
                     rep.caret_index = k
                     caret_pending = False
                     continue
@@ -1846,7 +1860,9 @@ class _ReportParser:
                     continue
                 raise self.error(f"expected memory-state row {len(rows) + 1} of {META_ROWS} "
                                  "(' ADDR: xx xx ...' or '>ADDR: ...')", ln)
-            digits = len(_ROW_START_RE.match(ln.text).group("addr"))
+            row_start = _ROW_START_RE.match(ln.text)
+            assert row_start is not None            # (parse_row() read it)
+            digits = len(row_start.group("addr"))
             if addr_digits is None:
                 addr_digits = rep.row_addr_digits = digits
             elif digits != addr_digits:
@@ -1872,12 +1888,13 @@ class _ReportParser:
 # --------------------------------------------------------------------------- API
 
 
-def _open_lines(source: "str | os.PathLike[str] | Iterable[str]"
-                ) -> tuple[Iterable[str], str | None, object]:
+def _open_lines(source: str | os.PathLike[str] | Iterable[str]
+                ) -> tuple[Iterable[str], str | None, IO[str] | None]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            fh = open(path, encoding="utf-8", errors="replace", newline=None)
+            # the caller closes it (parse_reports' finally), after the lazy read
+            fh = open(path, encoding="utf-8", errors="replace", newline=None)  # noqa: SIM115
         except OSError as e:
             raise ReportParseError(f"cannot read the file: {e.strerror or e}", path) from None
         return read_log_lines(fh, path), path, fh
@@ -1902,7 +1919,7 @@ def read_log_lines(fh, path: str | None) -> Iterator[str]:
         yield line
 
 
-def iter_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str | None = None,
+def iter_reports(source: str | os.PathLike[str] | Iterable[str], *, path: str | None = None,
                  strict: bool = True,
                  errors: list[ReportParseError] | None = None,
                  partial: bool = False,
@@ -1940,7 +1957,7 @@ def iter_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str 
             fh.close()
 
 
-def parse_reports(source: "str | os.PathLike[str] | Iterable[str]", *, path: str | None = None,
+def parse_reports(source: str | os.PathLike[str] | Iterable[str], *, path: str | None = None,
                   strict: bool = True,
                   errors: list[ReportParseError] | None = None,
                   partial: bool = False) -> list[KasanReport]:
@@ -1954,7 +1971,7 @@ def parse_report_text(text: str, *, path: str | None = None,
     return parse_reports(text.splitlines(), path=path, strict=strict, partial=partial)
 
 
-def first_crash(source: "str | os.PathLike[str] | Iterable[str]", *,
+def first_crash(source: str | os.PathLike[str] | Iterable[str], *,
                 path: str | None = None) -> CrashTitle | None:
     """The first crash of a console log (KASAN or not) with syzkaller's title, or None."""
     scan = LogScan()
