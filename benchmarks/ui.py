@@ -29,7 +29,7 @@ alone, none merged with the next as queued presses are in the app). The pieces o
 done in the pauses are timed too: a key pressed during one waits for it to end.
 
     python benchmarks/ui.py [--events N] [--steps N] [--backs N] [--to N]
-                            [--only demo|trace|generated|jump]
+                            [--only demo|trace|generated|jump] [--spare-budget MiB]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from kinspect.app import KinspectApp  # noqa: E402
 from kinspect.engine.profile import format_size, load_profile  # noqa: E402
-from kinspect.engine.session import Session, load_trace  # noqa: E402
+from kinspect.session import Session, load_trace  # noqa: E402
 from kinspect.engine.workload import parse_workload  # noqa: E402
 
 SIZE = (160, 48)
@@ -265,7 +265,7 @@ class Costs:
 
 
 def checkpoint_costs(session) -> Costs:
-    """The checkpoint store's take and restore (or, before kinspect.engine.checkpoint, the
+    """The checkpoint store's take and restore (or, before kinspect/session/checkpoints.py, the
     session's pickling and unpickling of its state)."""
     store = getattr(session, "checkpoints", None)
     if store is not None:
@@ -275,10 +275,13 @@ def checkpoint_costs(session) -> Costs:
                   "checkpoint restore": (session, "_load")})
 
 
-async def measure_jump(path: str, profile, to: int, backs: int) -> dict:
-    """``j`` to event ``to`` from the start of the trace, then steps back there."""
+async def measure_jump(path: str, profile, to: int, backs: int,
+                       spare_budget: int | None = None) -> dict:
+    """``j`` to event ``to`` from the start of the trace, then steps back there (the session's
+    spare budget ``spare_budget`` bytes, else its default)."""
     out: dict = {}
-    session = Session(profile, load_trace(path, stream=True))
+    options = {} if spare_budget is None else {"spare_budget": spare_budget}
+    session = Session(profile, load_trace(path, stream=True), **options)
     app = KinspectApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -315,7 +318,8 @@ async def measure_jump(path: str, profile, to: int, backs: int) -> dict:
     out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
     print(f"\njump: real trace, {session.total} events, profile {profile.name} "
           f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; spare budget "
+          f"{format_size(session.standby.budget)}")
     print(f"  j {to:<21} wall {out['jump wall']:7.2f} s   cpu {out['jump cpu']:7.2f} s")
     replay_w, replay_c = out["jump wall"], out["jump cpu"]
     for k, (wall, cpu, n) in out["jump parts"].items():
@@ -351,6 +355,8 @@ def main() -> None:
     ap.add_argument("--to", type=int, default=500_000, help="the jump's event (jump)")
     ap.add_argument("--only", choices=("demo", "trace", "generated", "jump"),
                     help="measure only this workload")
+    ap.add_argument("--spare-budget", type=int, default=None, metavar="MiB",
+                    help="the session's spare budget (jump; default: the session's)")
     args = ap.parse_args()
     if args.only in (None, "demo"):
         asyncio.run(measure(str(ROOT / "samples/workloads/demo.kw"), load_profile("x86_64"),
@@ -358,7 +364,8 @@ def main() -> None:
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
     if trace.exists() and args.only == "jump":
         asyncio.run(measure_jump(str(trace), load_profile("x86_64", 1 << 40), args.to,
-                                 args.backs))
+                                 args.backs, None if args.spare_budget is None
+                                 else args.spare_budget << 20))
     if trace.exists() and args.only in (None, "trace"):
         # positions anywhere in the trace (reaching them is a run of the engine: seconds)
         asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,

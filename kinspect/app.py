@@ -16,7 +16,7 @@ from textual.screen import Screen
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import ExplainedReport
 from kinspect.screens.commands import Command, bindings, palette_commands

@@ -17,7 +17,7 @@ import pytest
 
 from kinspect.engine import native
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import DEMO
 from kinspect.app import KinspectApp
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session, registered_schemes
+from kinspect.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
 from kinspect.screens.dialogs import HelpScreen, PromptScreen
 from kinspect.screens.inspector import MainScreen
@@ -329,7 +329,7 @@ async def test_idle_work_prepares_the_standby():
 
 
 async def test_a_trace_opens_and_steps(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
@@ -367,7 +367,7 @@ async def test_the_command_palette_offers_the_actions_that_apply():
 async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
     import threading
 
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
     path = small_trace(tmp_path, 40000)
@@ -593,7 +593,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
 
 
 async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))

@@ -1,4 +1,4 @@
-"""Checkpoints (kinspect/engine/checkpoint.py): a restore gives back the machine that was taken,
+"""Checkpoints (kinspect/session/checkpoints.py): a restore gives back the machine that was taken,
 which then runs on exactly as the one that never went back; the big buffers live once in the
 chunk store, shared between checkpoints, and no restored machine can change them."""
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinspect.engine.checkpoint import CHUNK_MIN, PIECE, CheckpointStore
+from kinspect.session.checkpoints import CHUNK_MIN, PIECE, CheckpointStore
 from kinspect.engine.fingerprint import Fingerprinter, fingerprint
 from kinspect.engine.memory import FREE_PAGE, PAGE_DTYPE
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session, load_trace, merge_ranges
+from kinspect.session import Session, load_trace, merge_ranges
 from kinspect.engine.workload import parse_workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,3 +236,80 @@ def test_a_regular_checkpoint_asked_where_a_dense_one_is_becomes_it():
     assert store.take(5, bytearray(4096)) is dense
     assert store.positions() == [0, 5] and store.positions(dense=True) == []
     assert store.dense_bytes == 0 and store.last_regular(7) == 5
+
+
+def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
+    """Standby alone (no Session): from the checkpoints of a store and a driver, its idle work
+    makes live machines at position - 1 and - 2 in the state stepping leaves there, lays the
+    ladder's rungs below them as dense checkpoints, and gives a spare up when asked."""
+    from kinspect.engine.machine import Machine
+    from kinspect.session.checkpoints import LADDER_STEP, Standby
+    from kinspect.session.sources import WorkloadDriver
+    profile = load_profile("x86_64")
+    workload = parse_workload(DEMO)
+    workload.bind(profile)
+    driver = WorkloadDriver(workload)
+    machine = Machine(profile)
+    runner = driver.runner(machine, 0)
+    store = CheckpointStore()
+    store.take(0, (machine, driver.state(runner)))
+    expected = {0: state_of(machine)}
+    position = len(driver.events)
+    assert position > 2 + 1 + LADDER_STEP
+    for pos in range(1, position + 1):
+        runner.step()
+        expected[pos] = state_of(machine)
+    standby = Standby(store, driver, wanted=2)
+    jobs = []
+    while standby.work(position):
+        jobs.append(standby.job)
+    assert sorted(standby.positions()) == [position - 2, position - 1]
+    for pos, spare in standby.machines().items():
+        assert state_of(spare) == expected[pos]
+    top = position - 3                              # the ladder's top rung
+    assert top in store.positions(dense=True)
+    assert state_of(store.restore(store.at(top))[0]) == expected[top]
+    assert any(job is not None and not job[1] for job in jobs)     # a ladder job ran
+    spare = standby.take(position - 1)
+    assert spare.position == position - 1 and standby.positions() == [position - 2]
+    assert standby.take(position - 3) is None           # none at or before: a restore
+    standby.drop()
+    assert standby.positions() == [] and standby.machines() == {}
+
+
+def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced_buffers():
+    """restore(ckpt, reuse=buffers): the buffers of the state it replaces (as a restore
+    listed them) of more than one piece hold the checkpoint's content afterwards, the same
+    objects (one of another size since: a new one); the result equals a restore made anew,
+    the store unchanged."""
+    sections = np.empty(3 * PIECE // PAGE_DTYPE.itemsize, dtype=PAGE_DTYPE)
+    sections[:] = FREE_PAGE
+    shadow = bytearray(b"\xff" * (2 << 20))
+    meta = array("Q", range(PIECE // 8 + 1))
+    state = {"sections": sections, "shadow": shadow, "meta": meta, "again": shadow,
+             "odd": bytearray(b"\x01" * (PIECE + 10)), "small": bytearray(1000)}
+    store = CheckpointStore()
+    first = store.take(0, state)
+    shadow[(1 << 20) + 7] = 0xFC
+    sections["refcount"][5] = 1
+    meta[3] = 99
+    second = store.take(1, state)
+    stored = {serial: store.chunks.data(serial) for serial in first.chunks + second.chunks}
+    listed: list = []
+    live = store.restore(second, buffers=listed)
+    assert [id(b) for b in listed] == [id(live[k]) for k in ("sections", "shadow", "meta", "odd",
+                                                             "small")]
+    live["odd"].extend(b"\x02")                  # resized since: not reused, a new one
+    again: list = []
+    back = store.restore(first, reuse=listed, buffers=again)
+    assert back["shadow"] is live["shadow"] and back["again"] is back["shadow"]
+    assert back["sections"] is live["sections"] and back["meta"] is live["meta"]
+    assert back["odd"] is not live["odd"] and back["odd"] == bytearray(b"\x01" * (PIECE + 10))
+    assert back["small"] is not live["small"]           # one piece: made anew
+    fresh = store.restore(first)
+    assert back["shadow"] == fresh["shadow"] and back["shadow"][(1 << 20) + 7] == 0xFF
+    assert np.array_equal(back["sections"], fresh["sections"]) and back["meta"] == fresh["meta"]
+    assert {serial: store.chunks.data(serial) for serial in stored} == stored
+    assert [id(b) for b in again] == [id(b) for b in (back["sections"], back["shadow"],
+                                                      back["meta"], back["odd"],
+                                                      back["small"])]

@@ -12,7 +12,7 @@ from textual.widgets._footer import FooterKey
 from conftest import DEMO, ROOT
 from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import read_reports
 from kinspect.screens.dialogs import PromptScreen

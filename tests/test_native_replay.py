@@ -309,3 +309,43 @@ def test_a_missed_free_forgets_the_objects_kmem_cache(tmp_path):
         reader, rep = replay_trace(machine, path, parallel=False)
         assert rep.stats.freed_before_trace == {"lost free": 1}
         assert list(rep.objects) == [ptr] and rep.object_cache == {}
+
+
+def test_a_compiled_replayer_pickled_midway_goes_on_as_one_never_pickled(tmp_path):
+    """A BatchReplayer pickles with its machine as a few arrays (what a session's checkpoint
+    keeps) and, restored, replays on to the state and maps of one that was never pickled; one
+    made for a replayer driven the Python way so far takes its dicts' maps over."""
+    from kinspect.engine.replay import TraceReplayer
+    path = _slice(tmp_path, "kmem-trace-x86_64.txt.xz", 12000)
+    batch = next(TraceReader(path, engine="native").batches())
+    half = len(batch) // 2
+    first, rest = batch.slice(0, half), batch.slice(half, len(batch))
+
+    def fresh() -> TraceReplayer:
+        return TraceReplayer(Machine(load_profile("x86_64"), engine="native"), path)
+
+    def result(rep: TraceReplayer) -> tuple:
+        objects, object_cache, pages, slab_pfns = rep.compiled().maps()
+        return (rep.events, rep.stats, objects, {p: c.id for p, c in object_cache.items()},
+                pages, slab_pfns, _state(rep.machine))
+
+    never = fresh()
+    never.compiled().replay(first)
+    blob = pickle.dumps(never, protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"KeyTable" in blob
+    never.compiled().replay(rest)
+    restored = pickle.loads(blob)
+    assert restored.events == half and restored._compiled is not None
+    assert restored.compiled().objects.count > 1000
+    restored.compiled().replay(rest)
+    assert result(restored) == result(never)
+
+    python_first = fresh()
+    python_first.replay(list(first))
+    live = dict(python_first.objects)
+    assert len(live) > 1000
+    compiled = python_first.compiled()              # takes the dicts' maps over
+    assert not python_first.objects and compiled.objects.count == len(live)
+    assert all(python_first.object_address(ptr) == addr for ptr, addr in live.items())
+    compiled.replay(rest)
+    assert result(python_first) == result(never)

@@ -29,8 +29,8 @@ from kinspect.engine.fingerprint import Fingerprinter
 from kinspect.engine.ftrace import TraceReader
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
+from kinspect.engine.ranges import merge_ranges
 from kinspect.engine.replay import TraceReplayer
-from kinspect.engine.session import merge_ranges
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import gc_paused
 

@@ -7,7 +7,7 @@ import pytest
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE
-from kinspect.engine.session import Breakpoint
+from kinspect.session import Breakpoint
 from kinspect.engine.view import machine_view
 from kinspect.session.queries import (
     find_poisoned_granule,

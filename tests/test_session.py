@@ -9,7 +9,7 @@ import pytest
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import (Breakpoint, SchemeView, Session, merge_ranges,
+from kinspect.session import (Breakpoint, SchemeView, Session, merge_ranges,
                                      registered_schemes)
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import parse_workload
@@ -262,7 +262,7 @@ def small_trace(tmp_path, n_lines: int = 2000) -> str:
 
 
 def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), shown="pageptr")
     assert s.is_trace and s.total > 1000
     r = s.step()
@@ -301,6 +301,25 @@ def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
         gc.enable()
 
 
+def test_a_replaced_trace_machine_frees_its_replayer_without_the_cyclic_collector(tmp_path):
+    """A trace's replayer and its compiled twin (native) refer to each other: disposing of a
+    replaced machine breaks that too, or each restore would leak a replayer and its maps."""
+    import gc
+    import weakref
+    from kinspect.session import load_trace
+    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), schemes=["flat"])
+    s.step(300)
+    old = weakref.ref(s.runner.replayer)
+    gc.disable()
+    try:
+        s.back(3)                       # a restore: a new machine and replayer
+        while s.idle_work():            # frees the old ones (idle time, one a piece)
+            pass
+        assert old() is None
+    finally:
+        gc.enable()
+
+
 def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(400)),
                 checkpoint_every=64)
@@ -328,7 +347,7 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
 
 
 def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little():
-    from kinspect.engine.session import HOLD_LADDER, LADDER_STEP
+    from kinspect.session.checkpoints import HOLD_LADDER, LADDER_STEP
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
                 checkpoint_every=512)
     s.step(1000)
@@ -353,8 +372,8 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
 
 
 def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
-    import kinspect.engine.session as session_module
-    monkeypatch.setattr(session_module, "IDLE_CHUNK", 100)
+    from kinspect.session import checkpoints
+    monkeypatch.setattr(checkpoints, "IDLE_CHUNK", 100)
     s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
                 checkpoint_every=1024)
     for _ in range(1000):               # one at a time, no pause: the only checkpoint is at 0
@@ -431,7 +450,7 @@ def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():
 
 
 def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     path = small_trace(tmp_path, 40000)                 # three blocks of the reader
     whole = load_trace(path).events
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -460,7 +479,7 @@ def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
 
 def test_a_run_in_another_thread_waits_for_the_events_still_loading(tmp_path):
     import threading
-    from kinspect.engine.session import load_trace
+    from kinspect.session import load_trace
     path = small_trace(tmp_path, 40000)
     total = len(load_trace(path).events)
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -501,14 +520,15 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
     """A jump by fast forward (native: the compiled replayer over EventBatch slices, from a
     machine booted anew) leaves the state of the reference engine's jump and of plain
     stepping; the footprints it samples and the last events it steps are exact."""
-    import kinspect.engine.session as session_module
+    from kinspect.session import sources
     from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
-    from kinspect.engine.session import FAST_FORWARD_TAIL, load_trace
+    from kinspect.session import load_trace
+    from kinspect.session.sources import FAST_FORWARD_TAIL
     from conftest import native_missing
     if native_missing():
         pytest.skip(native_missing())
-    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
-    monkeypatch.setattr(session_module, "FAST_FORWARD_PIECE", 700)
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setattr(sources, "FAST_FORWARD_PIECE", 700)
     path = small_trace(tmp_path, 7000)
     sessions = {}
     for name, engine, fast in (("fast", "native", True), ("stepped", "native", False),
@@ -539,13 +559,44 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
     assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
 
 
-def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
-    import kinspect.engine.session as session_module
-    from kinspect.engine.session import load_trace
+def test_a_fast_forward_starts_at_the_nearest_checkpoint_and_reaches_what_stepping_does(
+        tmp_path, monkeypatch):
+    """A checkpoint of a trace session holds the compiled replayer (its maps as arrays): a
+    later fast forward restores the nearest one and replays compiled from there, not from
+    boot, to the state, reports and addresses that plain stepping reaches."""
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import load_trace, sources
+    from kinspect.session.sources import FAST_FORWARD_TAIL
     from conftest import native_missing
     if native_missing():
         pytest.skip(native_missing())
-    monkeypatch.setattr(session_module, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    path = small_trace(tmp_path, 9000)
+    fast = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    end = fast.total - 50
+    fast.jump(3000)                                 # from boot; a checkpoint where it ended
+    base = fast.checkpoints.nearest_position(end)
+    assert base >= 3000 - FAST_FORWARD_TAIL
+    bulk = fast.events_bulk
+    fast.jump(end)
+    assert 0 < fast.events_bulk - bulk <= end - FAST_FORWARD_TAIL - base
+    stepped = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    stepped.fast_forward = False
+    stepped.jump(end)
+    assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
+    assert fast.report_events == stepped.report_events
+    assert [fast.event_address(i) for i in range(end - 100, end)] == \
+        [stepped.event_address(i) for i in range(end - 100, end)]
+
+
+def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
+    from kinspect.session import sources
+    from kinspect.session import load_trace
+    from conftest import native_missing
+    if native_missing():
+        pytest.skip(native_missing())
+    monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
     monkeypatch.setenv("KINSPECT_ENGINE", "native")
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 7000)),
                 schemes=["flat"])

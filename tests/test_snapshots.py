@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import read_reports
 

@@ -14,10 +14,10 @@ import pytest
 
 from conftest import DEMO, ROOT, native_missing
 from kinspect.engine import native
-from kinspect.engine import session as session_module
+from kinspect.session import cursor as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
 from kinspect.engine.profile import load_profile
-from kinspect.engine.session import Session
+from kinspect.session import Session
 from kinspect.engine.view import (
     CacheInfo,
     FreeBlock,

@@ -7,7 +7,7 @@ from rich.segment import Segment
 from rich.text import Text
 
 from kinspect.engine.memory import PageState
-from kinspect.engine.session import SchemeView
+from kinspect.session import SchemeView
 from kinspect.widgets import EventLog, PageMap, SessionPages, ShadowBytes
 from kinspect.widgets.footprint import FootprintPlot, sparkline
 from kinspect.widgets.palette import HOLE, OTHER_SHADOW

@@ -86,7 +86,7 @@ def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, 
                  scheme: str | None):
     """Everything the UI needs, built (and checked) before any UI starts. A trace is read
     up to its first events here; the UI reads the rest while it runs."""
-    from kinspect.engine.session import Session, load_trace
+    from kinspect.session import Session, load_trace
     from kinspect.engine.workload import parse_workload
     profile = load_profile(profile_name, mem_option(mem))
     path = workload_path or shown_path(DEMO_WORKLOAD)

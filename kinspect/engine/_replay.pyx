@@ -7,7 +7,7 @@ same events one TraceEvent at a time: the same Machine calls in the same order, 
 statistics, the same ``progress(events, line)`` every 16384 events and ``after_event(event)``
 after each replayed one, and a KeyboardInterrupt leaves the counts of what was done.
 
-Its pointer maps are open-addressing hash tables in C arrays (``KeyTable``), where the
+Its pointer maps are open-addressing hash tables (``KeyTable``) over numpy arrays, where the
 reference keeps dicts and a set:
 - ``objects``: traced pointer -> (simulated address, the index of its kmem_cache in
   ``caches_made``, or -1 for a kmalloc) (the reference's ``objects`` and ``object_cache``),
@@ -27,12 +27,19 @@ such call, before ``progress``/``after_event`` and when a batch ends, so the Mac
 after the reference's replay. ``Machine.set_task()`` runs when the pid changes, unless the
 machine's Task of that pid is the one it made for this (comm, pid) before: then that Task is
 the one set_task() would give, and it is set as ``Machine.task`` directly.
+
+Both pickle as a few arrays (``KeyTable.__reduce__``, ``BatchReplayer.__getstate__``): a
+session's checkpoint of a trace on the native engine holds the maps as buffers of its chunk
+store (kinspect/session/checkpoints.py), not tens of thousands of Python objects, and a
+replayer restored from one goes on replaying compiled where it stopped. A BatchReplayer made
+for a TraceReplayer whose dicts hold maps (it was driven the Python way so far) takes them
+over: from then on the compiled one is driven, and the dicts stay empty until ``maps()``.
 tests/test_native_replay.py replays both real traces both ways and compares them.
 """
 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free, realloc
+from libc.stdlib cimport free, realloc
 
 import numpy as np
 
@@ -61,9 +68,10 @@ cdef inline uint64_t mix(uint64_t key, uint64_t key2) noexcept:
 
 
 cdef class KeyTable:
-    """(key, key2) -> (value, value2), 64-bit each (value unsigned, value2 signed), in C
-    arrays: open addressing with linear probing, deletion by backward shift (no tombstones),
-    doubled when half full."""
+    """(key, key2) -> (value, value2), 64-bit each (value unsigned, value2 signed), in five
+    numpy arrays (``arrays``: key, key2, value, value2, used) of a power-of-two length: open
+    addressing with linear probing, deletion by backward shift (no tombstones), doubled when
+    half full. Pickled as its arrays (a checkpoint keeps them as buffers)."""
 
     cdef uint64_t *key
     cdef uint64_t *key2
@@ -72,36 +80,38 @@ cdef class KeyTable:
     cdef uint8_t *used
     cdef Py_ssize_t mask
     cdef readonly Py_ssize_t count
+    cdef readonly tuple arrays                      # what the pointers above point into
 
-    def __cinit__(self, Py_ssize_t size=1024):
-        self.allocate(size)
+    def __cinit__(self, Py_ssize_t size=1024, tuple arrays=None, Py_ssize_t count=0):
+        if arrays is None:
+            self.allocate(size)
+        else:
+            self.adopt(arrays, count)
 
-    def __dealloc__(self):
-        self.release()
+    def __reduce__(self):
+        return KeyTable, (self.mask + 1, self.arrays, self.count)
 
     cdef int allocate(self, Py_ssize_t size) except -1:
-        self.key = <uint64_t *>calloc(size, sizeof(uint64_t))
-        self.key2 = <uint64_t *>calloc(size, sizeof(uint64_t))
-        self.value = <uint64_t *>calloc(size, sizeof(uint64_t))
-        self.value2 = <int64_t *>calloc(size, sizeof(int64_t))
-        self.used = <uint8_t *>calloc(size, 1)
-        if (self.key == NULL or self.key2 == NULL or self.value == NULL or self.value2 == NULL
-                or self.used == NULL):
-            self.release()
-            raise MemoryError()
-        self.mask = size - 1
-        self.count = 0
+        self.adopt((np.zeros(size, np.uint64), np.zeros(size, np.uint64),
+                    np.zeros(size, np.uint64), np.zeros(size, np.int64),
+                    np.zeros(size, np.uint8)), 0)
         return 0
 
-    cdef void release(self) noexcept:
-        free(self.key)
-        free(self.key2)
-        free(self.value)
-        free(self.value2)
-        free(self.used)
-        self.key = self.key2 = NULL
-        self.value = self.value2 = NULL
-        self.used = NULL
+    cdef int adopt(self, tuple arrays, Py_ssize_t count) except -1:
+        """Work on ``arrays`` (their memory, not a copy), holding ``count`` entries."""
+        cdef uint64_t[::1] key = arrays[0], key2 = arrays[1], value = arrays[2]
+        cdef int64_t[::1] value2 = arrays[3]
+        cdef uint8_t[::1] used = arrays[4]
+        cdef Py_ssize_t size = key.shape[0]
+        if size < 1 or size & (size - 1) or not (key2.shape[0] == value.shape[0] ==
+                                                 value2.shape[0] == used.shape[0] == size):
+            raise ValueError("a KeyTable's arrays: five of one power-of-two length")
+        self.key, self.key2, self.value = &key[0], &key2[0], &value[0]
+        self.value2, self.used = &value2[0], &used[0]
+        self.arrays = arrays
+        self.mask = size - 1
+        self.count = count
+        return 0
 
     cdef Py_ssize_t find(self, uint64_t key, uint64_t key2) noexcept:
         """The slot holding (key, key2), or -1."""
@@ -138,20 +148,12 @@ cdef class KeyTable:
         cdef int64_t *value2 = self.value2
         cdef uint8_t *used = self.used
         cdef Py_ssize_t size = self.mask + 1, i
-        self.key = self.key2 = NULL
-        self.value = self.value2 = NULL
-        self.used = NULL
-        try:
-            self.allocate(2 * size)
-            for i in range(size):
-                if used[i]:
-                    self.put(key[i], key2[i], value[i], value2[i])
-        finally:
-            free(key)
-            free(key2)
-            free(value)
-            free(value2)
-            free(used)
+        old = self.arrays                           # alive while its entries move
+        self.allocate(2 * size)
+        for i in range(size):
+            if used[i]:
+                self.put(key[i], key2[i], value[i], value2[i])
+        del old
         return 0
 
     cdef void remove(self, Py_ssize_t slot) noexcept:
@@ -210,6 +212,7 @@ cdef class BatchReplayer:
     cdef int page_shift
 
     def __init__(self, replayer):
+        """The compiled twin of ``replayer``, taking over the maps its dicts hold."""
         self.replayer = replayer
         self.machine = replayer.machine
         self.objects = KeyTable()
@@ -227,10 +230,80 @@ cdef class BatchReplayer:
         self.lm_delta_negative = delta < 0
         self.lm_delta = -delta if delta < 0 else delta
         self.page_shift = replayer._page_shift
+        self.take_over(replayer)
+
+    cdef int take_over(self, replayer) except -1:
+        """Move the maps of the replayer's dicts (objects, object_cache, pages, slab_pfns)
+        into the tables, its caches (in the order it made them) into caches_made."""
+        index_of = {}
+        for (req, size), cache in replayer.caches.items():
+            index_of[cache.id] = self.cache_index(req, size)
+        object_cache = replayer.object_cache
+        for ptr, addr in replayer.objects.items():
+            cache = object_cache.get(ptr)
+            self.objects.put(ptr, 0, addr, -1 if cache is None else index_of[cache.id])
+        for pfn, (sim, order) in replayer.pages.items():
+            self.pages.put(pfn, 0, sim, order)
+        for pfn in replayer.slab_pfns:
+            self.slab_pfns.put(pfn, 0, 0, 0)
+        replayer.objects, replayer.object_cache = {}, {}
+        replayer.pages, replayer.slab_pfns = {}, set()
+        return 0
 
     def __dealloc__(self):
         free(self.cache_id)
         free(self.object_size)
+
+    def __reduce__(self):
+        # the state after the object: the replayer refers back to it (its ``_compiled``)
+        return _new_batch_replayer, (), self.__getstate__()
+
+    def __getstate__(self):
+        cdef Py_ssize_t i, made = len(self.caches_made)
+        return (self.replayer, self.machine, self.objects, self.pages, self.slab_pfns,
+                self.caches, self.caches_made, [self.cache_id[i] for i in range(made)],
+                [self.object_size[i] for i in range(made)], self.named, self.frame_of,
+                self.pid_of, self.task_of, self.last_pid, self.have_pid, self.lm_delta,
+                self.lm_delta_negative, self.page_shift)
+
+    def __setstate__(self, state):
+        cdef Py_ssize_t i
+        (self.replayer, self.machine, self.objects, self.pages, self.slab_pfns, self.caches,
+         self.caches_made, cache_id, object_size, self.named, self.frame_of, self.pid_of,
+         self.task_of, self.last_pid, self.have_pid, self.lm_delta, self.lm_delta_negative,
+         self.page_shift) = state
+        self.grow_caches(len(cache_id))
+        for i in range(len(cache_id)):
+            self.cache_id[i] = cache_id[i]
+            self.object_size[i] = object_size[i]
+
+    cdef int grow_caches(self, Py_ssize_t room) except -1:
+        """Room for ``room`` caches or more in cache_id and object_size."""
+        cdef void *grown
+        if room <= self.cache_room:
+            return 0
+        room = 2 * (room + 8)
+        grown = realloc(self.cache_id, room * sizeof(int32_t))
+        if grown == NULL:
+            raise MemoryError()
+        self.cache_id = <int32_t *>grown
+        grown = realloc(self.object_size, room * sizeof(uint64_t))
+        if grown == NULL:
+            raise MemoryError()
+        self.object_size = <uint64_t *>grown
+        self.cache_room = room
+        return 0
+
+    def object_address(self, uint64_t ptr):
+        """The simulated address of a live traced pointer, or None (``objects.get(ptr)``)."""
+        cdef Py_ssize_t slot = self.objects.find(ptr, 0)
+        return None if slot < 0 else self.objects.value[slot]
+
+    def page(self, uint64_t pfn):
+        """(simulated pfn, order) of a live traced page allocation, or None
+        (``pages.get(pfn)``)."""
+        cdef Py_ssize_t slot = self.pages.find(pfn, 0)
+        return None if slot < 0 else (self.pages.value[slot], self.pages.value2[slot])
 
     cdef inline bint traced_pfn(self, uint64_t ptr, uint64_t *pfn) noexcept:
         """``(ptr - lm_delta) >> page_shift`` when it is not negative."""
@@ -269,17 +342,7 @@ cdef class BatchReplayer:
         if cache is None:
             return -1
         cdef Py_ssize_t index = len(self.caches_made)
-        cdef void *grown
-        if index == self.cache_room:
-            grown = realloc(self.cache_id, 2 * (index + 8) * sizeof(int32_t))
-            if grown == NULL:
-                raise MemoryError()
-            self.cache_id = <int32_t *>grown
-            grown = realloc(self.object_size, 2 * (index + 8) * sizeof(uint64_t))
-            if grown == NULL:
-                raise MemoryError()
-            self.object_size = <uint64_t *>grown
-            self.cache_room = 2 * (index + 8)
+        self.grow_caches(index + 1)
         self.cache_id[index] = cache.id
         self.object_size[index] = cache.object_size
         self.caches.put(req, size, index, 0)
@@ -518,6 +581,11 @@ cdef class BatchReplayer:
             for i in range(6):
                 if done[i]:
                     stats.replayed[KIND_LABEL[i]] += done[i]
+
+
+def _new_batch_replayer():
+    """An empty BatchReplayer for the unpickler to fill (``__setstate__``)."""
+    return BatchReplayer.__new__(BatchReplayer)
 
 
 cdef inline bint pid_bits(task_pid, uint64_t *bits) except -1:

@@ -32,8 +32,8 @@ from hashlib import blake2b
 import numpy as np
 
 from .memory import FREE_PAGE, PAGE_DTYPE
+from .ranges import merge_ranges
 from .report import format_report
-from .session import merge_ranges
 from .view import MachineReader
 
 PARTS = ("struct pages", "shadow", "free areas", "slab objects", "reports", "failures",

@@ -114,7 +114,7 @@ class MemMap:
         self._sections: dict[int, np.ndarray] = {}
         self._bytes: dict[int, memoryview] = {}      # the same sections' memory, as bytes
         # An observer's journal: while it is a list, every write appends its (first pfn,
-        # count) to it; the observer empties it (kinspect.engine.session: after each event).
+        # count) to it; the observer empties it (kinspect.session.recording: after each event).
         self.written: list[tuple[int, int]] | None = None
 
     def __getstate__(self) -> dict:

@@ -56,9 +56,10 @@ class TraceReplayer:
 
     ``replay()`` is the Python engine's, the reference. On the native engine, replay_trace()
     hands the reader's EventBatches to ``compiled()``, the twin in _replay.pyx, which keeps
-    the pointer maps in its own tables and copies them into these dicts when the replay ends
-    (``compiled().maps()``): a replayer is driven one way or the other, from its first event
-    to its last."""
+    the pointer maps in its own tables (taking over those of the dicts when it is made) and
+    copies them into these dicts when the replay ends (``compiled().maps()``); a session's
+    TraceRunner drives it one event at a time and keeps it, pickled with its tables in a
+    checkpoint. ``object_address()`` and ``page()`` read the maps wherever they are."""
 
     def __init__(self, machine: Machine, path: str) -> None:
         self.machine = machine
@@ -86,6 +87,18 @@ class TraceReplayer:
         if self._compiled is None:
             self._compiled = native.compiled("_replay").BatchReplayer(self)
         return self._compiled
+
+    def object_address(self, ptr: int) -> int | None:
+        """The simulated address of a live traced pointer, or None."""
+        if self._compiled is not None:
+            return self._compiled.object_address(ptr)
+        return self.objects.get(ptr)
+
+    def page(self, pfn: int) -> tuple[int, int] | None:
+        """(simulated pfn, order) of a live traced page allocation, or None."""
+        if self._compiled is not None:
+            return self._compiled.page(pfn)
+        return self.pages.get(pfn)
 
     def _frame(self, call_site: str, line: int) -> int:
         """The stack-depot handle of a call site (``func+0xoff/0xlen`` or a raw address)."""

@@ -29,7 +29,7 @@ from kinspect.data import workload_name
 from kinspect.engine import collector
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
-from kinspect.engine.session import SchemeView, Session, StepResult
+from kinspect.session import SchemeView, Session, StepResult
 from kinspect.engine.view import machine_view
 from kinspect.screens.commands import Command, bindings
 from kinspect.screens.dialogs import PromptScreen

@@ -12,7 +12,7 @@ import numpy as np
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
-from kinspect.engine.session import Breakpoint, Session
+from kinspect.session.cursor import Breakpoint, Session
 from kinspect.engine.view import machine_view
 
 

@@ -28,7 +28,7 @@ from .scrolling import NoScrollbar
 from .text_lines import TextLines
 
 if TYPE_CHECKING:
-    from ..engine.session import Session
+    from ..session import Session
 
 SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
 

@@ -23,7 +23,7 @@ from .base_style import BaseStyleMixin
 from .text_lines import fold_line
 
 if TYPE_CHECKING:
-    from ..engine.session import Session
+    from ..session import Session
 
 BARS = "▁▂▃▄▅▆▇█"
 _LABEL = Style(color="#d0d0d0")

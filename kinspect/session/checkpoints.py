@@ -1,7 +1,8 @@
-"""Checkpoints of a simulated machine: a small pickle, and its big buffers in a shared store.
+"""Checkpoints of a simulated machine (a small pickle, its big buffers in a shared store), and
+the spare machines kept ready behind the position.
 
 A Session goes back by restoring the nearest checkpoint at or before the target and replaying
-forward (kinspect.engine.session). The machine's big state already lives in flat buffers: the
+forward (kinspect.session.cursor). The machine's big state already lives in flat buffers: the
 memmap's sections (numpy struct page records), the flat shadow's 2 MiB chunks (bytearrays),
 the per-page schemes' shadow blocks and shadow pages, the slabs' metadata arrays. A checkpoint
 does not copy those into its pickle. It pickles the machine with a ``persistent_id`` that takes
@@ -31,6 +32,13 @@ buffer after a restore.
 events, thinned to every other one when they use more than half of ``budget``, ``every``
 doubling) and the *dense* ones laid near the position (evicted least recently used first beyond
 the other half). A chunk leaves the store when no checkpoint refers to it any more.
+
+``Standby`` keeps what going back uses beside the checkpoints, made in idle time, a piece at a
+time (``work``): *spares*, live machines at ``position - 1``, ``- 2``, ``- 3`` (as memory
+allows), so that the next steps back are swaps, not restores; the oldest spare's state as a
+dense checkpoint; and a *ladder* of dense checkpoints just below the spares (``HOLD_LADDER``
+rungs ``LADDER_STEP`` events apart), so that a key held down past the spares restores a rung
+and replays a few events.
 """
 
 from __future__ import annotations
@@ -42,11 +50,15 @@ import zlib
 from array import array
 from bisect import bisect_right, insort
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .workload import gc_paused
+from ..engine.collector import gc_paused
+from ..engine.errors import KinspectError
+from ..engine.machine import Machine
+from .recording import dispose, forget_changes
 
 CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -54,6 +66,10 @@ PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger 
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
 THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
+SPARE_REPLAY = 512          # going back, a spare this many events behind beats a restore
+IDLE_CHUNK = 512            # events replayed in one piece of idle work
+HOLD_LADDER = 4             # dense checkpoints kept just below the spares (Standby.work)...
+LADDER_STEP = 16            # ...this many events apart
 
 
 @dataclass(eq=False)
@@ -213,15 +229,66 @@ def _taker(store: ChunkStore):
     return persistent_id, buffers, serials, count
 
 
-def _loader(store: ChunkStore):
-    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks."""
-    buffers: list = []
+def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
+    """``old`` (a buffer of the machine a restore replaces) made to hold the chunks of
+    ``serials``, only the pieces that differ copied; None when it is not of the same kind and
+    size (or is immutable bytes)."""
+    pieces = (serials,) if type(serials) is int else serials
+    if kind == "b":
+        if type(old) is not bytearray:
+            return None
+        raw = old
+    elif kind == "n":
+        dtype, shape = meta
+        if type(old) is not np.ndarray or old.dtype != dtype or old.shape != shape or \
+                not old.flags.c_contiguous or not old.flags.writeable:
+            return None
+        raw = old.reshape(-1).view(np.uint8)
+    elif kind == "a":
+        if type(old) is not array or old.typecode != meta:
+            return None
+        raw = memoryview(old).cast("B")
+    else:
+        return None
+    if len(raw) != sum(len(data[serial]) for serial in pieces):
+        return None
+    start = 0
+    for serial in pieces:
+        chunk = data[serial]
+        end = start + len(chunk)
+        if kind == "n":
+            if raw[start:end].tobytes() != chunk:
+                raw[start:end] = np.frombuffer(chunk, np.uint8)
+        elif raw[start:end] != chunk:
+            raw[start:end] = chunk
+        start = end
+    return old
+
+
+def _loader(store: ChunkStore, reuse: list | None, buffers: list):
+    """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks, made anew or,
+    with ``reuse`` (the buffers of a machine the restored one replaces, in the order of a take
+    or restore of it), written into the buffer of the same order when it is of more than one
+    piece and of the same kind and size. ``buffers`` gets the buffers of the restored state,
+    in order."""
     data, hints = store.restoring()
 
     def persistent_load(pid):
         if type(pid) is int:
             return buffers[pid]
         serials, kind, meta = pid
+        # (a buffer of one piece is made anew: cheaper than comparing it)
+        if reuse is not None and type(serials) is not int and len(buffers) < len(reuse):
+            obj = _refill(reuse[len(buffers)], serials, kind, meta, data)
+            if obj is not None:
+                at = id(obj) << PIECES_SHIFT
+                if type(serials) is int:
+                    hints[at] = serials
+                else:
+                    for i, serial in enumerate(serials):
+                        hints[at | i] = serial
+                buffers.append(obj)
+                return obj
         if type(serials) is int:
             chunk = data[serials]
             if kind == "b":
@@ -271,19 +338,22 @@ class CheckpointStore:
         self.regular_bytes = 0
         self.dense_bytes = 0
         self.seconds = 0.0                              # a take's time, smoothed
+        self.restore_seconds = 0.0                      # a restore's CPU time, smoothed
         self.takes = 0
         self.new_bytes = 0                              # bytes stored by all takes
         self.full_bytes = 0                             # what they would have held whole
 
     # ------------------------------------------------------------------------- taking
 
-    def _dump(self, state) -> Checkpoint:
+    def _dump(self, state, buffers: list | None) -> Checkpoint:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.persistent_id, taken, serials, count = _taker(self.chunks)
         with gc_paused():
             pickler.dump(state)
+        if buffers is not None:
+            buffers[:] = taken
         del taken                           # alive until the pickle is made
         new, size = count
         blob = f.getvalue()
@@ -292,11 +362,13 @@ class CheckpointStore:
         self.full_bytes += len(blob) + size
         return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
-    def take(self, position: int, state, dense: bool = False) -> Checkpoint | None:
+    def take(self, position: int, state, dense: bool = False,
+             buffers: list | None = None) -> Checkpoint | None:
         """Keep a checkpoint of ``state`` (the machine and the runner's state, after
         ``position`` events), unless one is kept there; the new one, else None. A regular
         one may make the older ones thin out (``every`` doubles), a dense one evict the least
-        recently used dense ones."""
+        recently used dense ones. ``buffers``: a list that gets the state's buffers taken, in
+        order (what a later ``restore(..., reuse=)`` into this state may write into)."""
         if position in self._regular or (dense and position in self._dense):
             return None
         if position in self._dense:             # asked for a regular one: the dense one is it
@@ -306,7 +378,7 @@ class CheckpointStore:
             self._keep_regular(ckpt)
             return ckpt
         t = time.perf_counter()
-        ckpt = self._dump(state)
+        ckpt = self._dump(state, buffers)
         ckpt.position = position
         ckpt.dense = dense
         if dense:
@@ -380,12 +452,21 @@ class CheckpointStore:
 
     # ---------------------------------------------------------------------- restoring
 
-    def restore(self, ckpt: Checkpoint):
-        """The state ``ckpt`` holds, as new objects (every buffer a copy of its chunk)."""
+    def restore(self, ckpt: Checkpoint, reuse: list | None = None,
+                buffers: list | None = None):
+        """The state ``ckpt`` holds, as new objects, every buffer a copy of its chunks: a new
+        one, or (``reuse``: the buffers of a state this one replaces, as ``take`` or
+        ``restore`` listed them) one of those, in place, only the pieces that differ copied:
+        that state must not be used any more. ``buffers``: a list that gets the restored
+        state's buffers, in order."""
+        t = time.process_time()
         unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
-        unpickler.persistent_load = _loader(self.chunks)
+        unpickler.persistent_load = _loader(self.chunks, reuse,
+                                            buffers if buffers is not None else [])
         with gc_paused():
-            return unpickler.load()
+            state = unpickler.load()
+        self.restore_seconds = 0.5 * self.restore_seconds + 0.5 * (time.process_time() - t)
+        return state
 
     # ------------------------------------------------------------------------- account
 
@@ -405,3 +486,182 @@ class CheckpointStore:
                 "pickle_bytes": held - self.chunks.nbytes, "chunk_bytes": self.chunks.nbytes,
                 "chunks": len(self.chunks), "every": self.every, "takes": self.takes,
                 "stored_bytes": self.new_bytes, "full_bytes": self.full_bytes}
+
+
+# ------------------------------------------------------------------------------ spares
+
+@dataclass
+class Spare:
+    """A live machine at ``position`` events, not the session's: going back to it is a swap,
+    to a little after it a short replay."""
+
+    position: int
+    machine: Machine
+    runner: object
+    nbytes: int                 # what the checkpoint it was made from restores: about what
+                                # it holds
+    buffers: list | None        # its buffers as the restore that made it listed them
+
+
+@dataclass
+class _Replay(Spare):
+    """Idle work under way: a machine of its own, replayed from a checkpoint toward
+    ``target`` a chunk at a time (``Standby._build``); done, a spare or disposed of."""
+
+    target: int
+    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
+
+
+class Standby:
+    """The spares of a session (machines ready behind its position) and the idle job that makes
+    them and lays the ladder (see the module's docstring). ``driver`` makes a runner for a
+    restored machine and says what of a runner's state a checkpoint keeps (``runner()``,
+    ``state()``: the session's event source)."""
+
+    def __init__(self, store: CheckpointStore, driver, wanted: int = 3,
+                 budget: int = 384 << 20) -> None:
+        self.store = store
+        self.driver = driver
+        self.wanted = wanted            # spares kept, at position - 1 .. - wanted
+        self.budget = budget            # about how many bytes they may hold
+        self._spares: list[Spare] = []
+        self._job: _Replay | None = None
+
+    # ----------------------------------------------------------------------- reading
+
+    def positions(self) -> list[int]:
+        """The positions of the spares ready."""
+        return [sp.position for sp in self._spares]
+
+    def machines(self) -> dict[int, Machine]:
+        """The spare machines: position -> machine."""
+        return {sp.position: sp.machine for sp in self._spares}
+
+    @property
+    def job(self) -> tuple[int, bool, int] | None:
+        """The idle work under way, if any: (target, whether it makes a spare, position)."""
+        job = self._job
+        return None if job is None else (job.target, job.spare, job.position)
+
+    # ------------------------------------------------------------------------- using
+
+    def take(self, target: int) -> Spare | None:
+        """The spare nearest at or before ``target``, no longer a spare, when it is near
+        enough (``SPARE_REPLAY``) to beat a restore; else None."""
+        best = None
+        for spare in self._spares:
+            if 0 <= target - spare.position <= SPARE_REPLAY and \
+                    (best is None or spare.position > best.position):
+                best = spare
+        if best is not None:
+            self._spares.remove(best)
+        return best
+
+    def drop(self, keep: Sequence[int] = ()) -> None:
+        """Dispose of the spares, but those at the positions ``keep``."""
+        for spare in [sp for sp in self._spares if sp.position not in keep]:
+            self._spares.remove(spare)
+            dispose(spare.machine, spare.runner)
+
+    def take_dense(self, position: int, machine: Machine, runner) -> None:
+        """A dense checkpoint of ``machine`` (after ``position`` events), unless one is kept
+        there."""
+        if not self.store.has(position):
+            self.store.take(position, (machine, self.driver.state(runner)), dense=True)
+
+    # --------------------------------------------------------------------- idle work
+
+    def work(self, position: int) -> bool:
+        """One piece of the idle work for a session at ``position``, most urgent first: a spare
+        no longer wanted disposed of; a spare at ``position - 1`` (the next step back becomes
+        a swap); spares further back, up to ``wanted`` of them, within the budget; the oldest
+        spare's state as a dense checkpoint (steps back beyond the spares restore from near);
+        the ladder below it. A piece is one checkpoint loaded or taken, or up to
+        ``IDLE_CHUNK`` events replayed. False when there is nothing left to do."""
+        wanted = range(position - self.wanted, position)
+        for spare in self._spares:
+            if spare.position not in wanted:
+                self._spares.remove(spare)
+                dispose(spare.machine, spare.runner)
+                return True
+        target = self._next_spare(position)
+        if target is not None:
+            return self._build(target, spare=True)
+        if self._spares:
+            # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
+            # with no pause to make more, restore from there instead of from further back.
+            oldest = min(self._spares, key=lambda sp: sp.position)
+            if oldest.position - self.store.nearest_position(oldest.position) > 32:
+                self.take_dense(oldest.position, oldest.machine, oldest.runner)
+                return True
+        target = position - self.wanted - 1      # the ladder's top rung
+        if target > 0 and target - self.store.nearest_position(target) >= LADDER_STEP:
+            return self._build(target, spare=False)
+        self.drop_job()
+        return False
+
+    def _next_spare(self, position: int) -> int | None:
+        """The position of the spare to make next: ``position - 1`` whatever it costs, then
+        the nearest missing one within the budget; None when there are enough."""
+        have = {sp.position for sp in self._spares}
+        held = sum(sp.nbytes for sp in self._spares)
+        for distance in range(1, self.wanted + 1):
+            target = position - distance
+            if target < 0:
+                return None
+            if target in have:
+                continue
+            if distance > 1 and \
+                    held + self.store.at(self.store.nearest_position(target)).size \
+                    > self.budget:
+                return None
+            return target
+        return None
+
+    def _build(self, target: int, spare: bool) -> bool:
+        """One piece of the idle job that replays a machine of its own up to ``target``: the
+        nearest checkpoint loaded, or up to ``IDLE_CHUNK`` events replayed. ``spare``: the
+        machine becomes a spare at ``target``; else it lays the ladder on its way (a rung
+        ``LADDER_STEP`` events apart in the last ``HOLD_LADDER`` of them: one piece each), so
+        that steps back taken in a row beyond the spares (a key held down) each restore a rung
+        and replay a few events, not up to ``every``."""
+        job = self._job
+        if job is not None and (job.target, job.spare) != (target, spare):
+            self.drop_job()
+            job = None
+        if job is None:
+            ckpt = self.store.nearest(target)
+            buffers: list = []
+            machine, state = self.store.restore(ckpt, buffers=buffers)
+            self._job = _Replay(ckpt.position, machine,
+                                self.driver.runner(machine, ckpt.position, state),
+                                ckpt.size, buffers, target, spare)
+            return True
+        try:
+            with gc_paused():
+                end = min(target, job.position + IDLE_CHUNK)
+                while job.position < end:
+                    job.runner.step()
+                    job.position += 1
+                    forget_changes(job.machine)
+                    below = target - job.position
+                    if not spare and below < LADDER_STEP * HOLD_LADDER and \
+                            below % LADDER_STEP == 0:
+                        self.take_dense(job.position, job.machine, job.runner)
+                        break
+        except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
+            self.drop_job()
+            return False
+        if job.position >= target:
+            self._job = None
+            if spare:
+                self._spares.append(job)
+            else:
+                dispose(job.machine, job.runner)
+        return True
+
+    def drop_job(self) -> None:
+        """Give up the idle job under way, if any."""
+        if self._job is not None:
+            dispose(self._job.machine, self._job.runner)
+            self._job = None
