@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
@@ -36,6 +37,8 @@ class ReportListScreen(ModalScreen[int | None]):
     """Every report of the log by its title; Enter shows one, Escape closes."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="report_list.cancel")]
+    # the colour of a report's function after its title (kinspect.tcss)
+    COMPONENT_CLASSES = {"report-list--function"}
 
     DEFAULT_CSS = """
     ReportListScreen { align: center middle; }
@@ -55,19 +58,22 @@ class ReportListScreen(ModalScreen[int | None]):
             yield Label(f"{count(len(self.reports), 'KASAN report')} (enter shows one, escape "
                         "closes)",
                         id="report-list-title")
-            yield OptionList(*(self._entry(i, r.report) for i, r in enumerate(self.reports)),
-                             id="report-options")
+            yield OptionList(id="report-options")
 
     @staticmethod
-    def _entry(i: int, rep: KasanReport) -> Text:
+    def _entry(i: int, rep: KasanReport, function_style: Style) -> Text:
         """The title of one report, and the function of its BUG line (titles repeat)."""
         t = Text(f"{i + 1:>4}  line {rep.line:<7} {rep.title or 'KASAN: ' + rep.bug_type}")
         if rep.function:
-            t.append(f"  {rep.function}", "#8a8a8a")
+            t.append(f"  {rep.function}", function_style)
         return t
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
+        # filled here, where the component class is styled
+        function_style = self.get_component_rich_style("report-list--function", partial=True)
+        options.add_options([self._entry(i, r.report, function_style)
+                             for i, r in enumerate(self.reports)])
         options.highlighted = self.current
         options.focus()
 
