@@ -121,6 +121,9 @@ class ReportScreen(Screen):
                 when=lambda screen: bool(screen.search_query)),
     ]
     BINDINGS = bindings(ACTIONS)
+    # the report's texts' colours (kreport_view.Styles; kinspect.tcss): secondary facts, an
+    # incomplete report, the bug type, a frame's file:line
+    COMPONENT_CLASSES = {"kreport--dim", "kreport--warn", "kreport--bug", "kreport--location"}
 
     # Narrow (< 120 columns): the panes one under the other, the whole screen scrolls (tab to a
     # pane scrolls it into view).
@@ -198,7 +201,7 @@ class ReportScreen(Screen):
         item = self.shown
         rep, exp = item.report, item.explanation
         self.query_one("#report-summary", Static).update(
-            summary_text(rep, exp, index, len(self.reports)))
+            summary_text(rep, exp, index, len(self.reports), self._style))
         grid = self.query_one(MemoryStateGrid)
         grid.show(rep, exp)
         self._show_granule(grid.current)
@@ -212,12 +215,16 @@ class ReportScreen(Screen):
             if hi > last:
                 title += " · the region goes on below"
         self.query_one("#memory-pane").border_title = title
-        self.query_one("#legend", Static).update(legend_text(rep, exp))
+        self.query_one("#legend", Static).update(legend_text(rep, exp, self._style))
         self.query_one("#legend-pane").scroll_home(animate=False)
-        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks),
+        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks, self._style),
                                                       scroll_home=True)
         self._set_sub_title()
         self.refresh_bindings()
+
+    def _style(self, role: str) -> Style:
+        """A role of the report's texts (kreport_view.Styles): component class kreport--ROLE."""
+        return self.get_component_rich_style(f"kreport--{role}", partial=True)
 
     def _set_sub_title(self) -> None:
         self.app.sub_title = f"{self.path} · report {self.index + 1} of {len(self.reports)}"

@@ -9,6 +9,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ..engine.report import format_report
+from .base_style import unstyled
 from .palette import BAD_GRANULE_PAINT, SHADOW_KIND, SHADOW_PAINTS
 from .text_lines import TextLines
 
@@ -17,13 +18,9 @@ _META_ROW = re.compile(r"^([> ])([0-9a-f]+): ((?:[0-9a-f]{2} ?)+)$")
 EMPTY = ("No KASAN report yet.\n\nStep with space or →, or press r to run to the next report.")
 
 
-def _unstyled(_role: str) -> Style:
-    return Style()
-
-
 def report_text(report, index: int | None = None, total: int | None = None,
                 line: int | None = None,
-                style: Callable[[str], Style] = _unstyled) -> Text:
+                style: Callable[[str], Style] = unstyled) -> Text:
     """The report as the kernel prints it, with the bug line and shadow bytes coloured: the
     shadow bytes as the palette says, the rest by ``style(role)`` (ReportView: its component
     classes ``report--ROLE``; unstyled without)."""

@@ -10,17 +10,14 @@ from rich.style import Style
 
 from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PageState, PGTY_buddy, PGTY_slab
 from ..engine.view import machine_view
+from .base_style import unstyled
 from .text_lines import StyledLines, TextLines
 
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 
-def _unstyled(_role: str) -> Style:
-    return Style()
-
-
 def describe_page(session, pfn: int,
-                  style: Callable[[str], Style] = _unstyled) -> StyledLines:
+                  style: Callable[[str], Style] = unstyled) -> StyledLines:
     """Everything about one pfn, drgn ``show_page_info`` style; ``style(role)`` colours each
     part (StructPageView: its component classes ``structpage--ROLE``; unstyled without)."""
     label = style("label")
