@@ -216,8 +216,12 @@ def run_trace(data: bytes, n: int = 0) -> None:
 
 
 def run_report(data: bytes, n: int = 0) -> None:
-    from kinspect.reports.explain import (ReplayUnsupported, format_explanation,
-                                         replay_workload, run_replay)
+    from kinspect.reports.explain import (
+        ReplayUnsupported,
+        format_explanation,
+        replay_workload,
+        run_replay,
+    )
     from kinspect.reports.kreport import iter_reports, read_log_lines
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")
     for rep in iter_reports(read_log_lines(text, "fuzz.txt"), path="fuzz.txt",
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", metavar="DIR", help="write the distinct findings there")
     ap.add_argument("--no-minimize", action="store_true")
     args = ap.parse_args(argv)
-    total = Counter()
+    total: Counter[str] = Counter()
     for target in args.targets.split(","):
         t0 = time.monotonic()
         results = _run_jobs(target, args.seed, args.rounds, args.cases, args.limit,

@@ -48,20 +48,31 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from kinspect.engine import native
-from kinspect.engine.ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE,
-                                    PAGE_ALLOC, PAGE_FREE, EventBatch, TraceReader)
+from kinspect.engine.collector import gc_paused
+from kinspect.engine.fingerprint import fingerprint
+from kinspect.engine.ftrace import (
+    KFREE,
+    KMALLOC,
+    KMEM_CACHE_ALLOC,
+    KMEM_CACHE_FREE,
+    PAGE_ALLOC,
+    PAGE_FREE,
+    EventBatch,
+    TraceReader,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import format_size, load_profile, parse_size
-from kinspect.engine.fingerprint import fingerprint
 from kinspect.engine.replay import TraceReplayer
 from kinspect.engine.shadow import SCHEMES
-from kinspect.engine.collector import gc_paused
 
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 FREE_OF = np.zeros(max(KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC) + 1, np.int8)  # kind -> its free's
@@ -261,10 +272,13 @@ def _load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _timed(what: str, run, events: int, target: int) -> None:
+T = TypeVar("T")
+
+
+def _timed(what: str, run: Callable[[], T], events: int, target: int) -> T:
     load = _load()
     t, c = time.perf_counter(), time.process_time()
-    run()
+    result = run()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     label = "" if events == target else \
         f"; extrapolated to {target:,} events: {wall * target / events:,.0f} s wall, " \
@@ -274,6 +288,7 @@ def _timed(what: str, run, events: int, target: int) -> None:
           f"({1e6 * cpu / events:.2f} us/event){label}; load average before {load}, "
           f"after {_load()}; peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB", flush=True)
+    return result
 
 
 def _replay(mix: MixColumns, events: int, seed: int, mem: int, engine: str, schemes,
@@ -382,18 +397,16 @@ def main() -> None:
                lambda: sum(len(b) for b in generate(columns, n, args.seed)), n, target)
     for engine, n in (("native", target), ("python", int(args.python_events))):
         if engine in parts:
-            rows = {}
-            _timed(f"flat replay [{engine}] (generator included)",
-                   lambda: rows.update(_replay(columns, n, args.seed, mem, engine,
-                                               ("flat",))[0]), n, target)
+            rows, *_ = _timed(f"flat replay [{engine}] (generator included)",
+                              partial(_replay, columns, n, args.seed, mem, engine, ("flat",)),
+                              n, target)
             _print_rows(rows, n)
     if "schemes" in parts:
         n = int(args.schemes_events)
         engine = "native" if built else "python"
-        rows = {}
-        _timed(f"every scheme in lockstep [{engine}] (generator included)",
-               lambda: rows.update(_replay(columns, n, args.seed, mem, engine,
-                                           LOCKSTEP)[0]), n, target)
+        rows, *_ = _timed(f"every scheme in lockstep [{engine}] (generator included)",
+                          partial(_replay, columns, n, args.seed, mem, engine, LOCKSTEP),
+                          n, target)
         _print_rows(rows, n)
     if "check" in parts and built:
         n = int(args.check_events)

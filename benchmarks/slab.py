@@ -28,7 +28,9 @@ WEIGHTS = [8, 10, 6, 10, 4, 12, 6, 3, 8, 5, 2, 6, 2, 4, 1, 3, 2, 1]
 def script(n: int, seed: int = 1) -> list[int]:
     """Positive: kmalloc of that size; negative: kfree of live slot -x - 1."""
     rng = random.Random(seed)
-    out, live, free_slots = [], [], list(range(4096))
+    out: list[int] = []
+    live: list[int] = []
+    free_slots = list(range(4096))
     for _ in range(n):
         if live and (not free_slots or rng.random() < 0.5):
             slot = live.pop(rng.randrange(len(live)))

@@ -566,6 +566,8 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         await searched(app, pilot, "slash", "KFREE")
         assert s.last_event().text == "kfree big" and log.found[1] == "KFREE"
         assert log.row_of_position(s.position) == log.found[0]
+        match = [seg for seg in log.row_strip(log.found[0]) if seg.text == "kfree"]
+        assert len(match) == 1 and match[0].style.bgcolor is not None   # marked (kinspect.tcss)
         await searched(app, pilot, "n")
         assert s.last_event().text == "kfree buf" and s.last_event().line == 17
         await searched(app, pilot, "n")

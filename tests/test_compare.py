@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from kinspect.cli import main
 from kinspect.engine.compare import COLUMNS
 from kinspect.engine.shadow import SCHEMES

@@ -19,8 +19,8 @@ import pickle
 from itertools import chain, islice
 
 import pytest
-from conftest import ROOT, native_missing
 
+from conftest import ROOT, native_missing
 from kinspect.cli import main
 from kinspect.engine import native
 from kinspect.engine.fingerprint import Fingerprinter, fingerprint
@@ -130,17 +130,20 @@ def _kinspect_run(capsys, monkeypatch, engine: str, workload: str) -> tuple[int,
     return status, out, err
 
 
+def _fingerprints_after_each_event(workload: str, engine: str) -> list:
+    """(line, fingerprint) after every event of a workload run on one engine."""
+    machine = Machine(load_profile("x86_64"), engine=engine)
+    fingerprinter = Fingerprinter(machine)
+    prints: list = []
+    WorkloadRunner(machine, parse_workload(workload)).run(
+        after_event=lambda ev: prints.append((ev.line, fingerprinter.take())))
+    return prints
+
+
 def _first_workload_divergence(workload: str) -> str:
     """FILE:LINE of the first event of a workload after which the engines' fingerprints
     differ, and the parts that differ (a fingerprint after every event)."""
-    runs = []
-    for engine in ENGINES:
-        machine = Machine(load_profile("x86_64"), engine=engine)
-        fingerprinter = Fingerprinter(machine)
-        prints: list = []
-        WorkloadRunner(machine, parse_workload(workload)).run(
-            after_event=lambda ev: prints.append((ev.line, fingerprinter.take())))
-        runs.append(prints)
+    runs = [_fingerprints_after_each_event(workload, engine) for engine in ENGINES]
     for (line, ours), (_, reference) in zip(*runs):
         if ours != reference:
             return f"{workload}:{line}: the engines differ after this event " \

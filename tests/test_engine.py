@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from kinspect.engine.kasan import (KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_SLAB_FREE,
-                                   KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE,
-                                   get_shadow_bug_type, kasan_find_first_bad_addr,
-                                   memory_is_poisoned)
+from kinspect.engine.kasan import (
+    KASAN_PAGE_FREE,
+    KASAN_PAGE_REDZONE,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_SLAB_REDZONE,
+    get_shadow_bug_type,
+    kasan_find_first_bad_addr,
+    memory_is_poisoned,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.memory import PAGE_DTYPE, MemMap
 from kinspect.engine.profile import load_profile
@@ -133,7 +139,7 @@ def test_quarantine_delays_reuse_until_ram_over_32():
     m.kfree(first)
     reused_after = None
     freed_bytes = cache.size
-    for i in range(40000):
+    for _ in range(40000):
         p = m.kmalloc(64)
         if p == first:
             reused_after = freed_bytes

@@ -7,8 +7,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kinspect.engine.kasan import (KASAN_GRANULE_SIZE, KASAN_PAGE_FREE, KASAN_SLAB_FREE,
-                                   KASAN_SLAB_FREE_META, KASAN_SLAB_REDZONE)
+from kinspect.engine.kasan import (
+    KASAN_GRANULE_SIZE,
+    KASAN_PAGE_FREE,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_SLAB_REDZONE,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 

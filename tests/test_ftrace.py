@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import lzma
@@ -9,16 +10,24 @@ import multiprocessing
 import sys
 
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from kinspect.cli import main
 from kinspect.engine import ftrace
 from kinspect.engine.errors import TraceError
-from kinspect.engine.ftrace import (KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE,
-                                    PAGE_ALLOC, PAGE_FREE, ParallelTraceReader, TraceEvent,
-                                    TraceReader)
+from kinspect.engine.ftrace import (
+    KFREE,
+    KMALLOC,
+    KMEM_CACHE_ALLOC,
+    KMEM_CACHE_FREE,
+    PAGE_ALLOC,
+    PAGE_FREE,
+    ParallelTraceReader,
+    TraceEvent,
+    TraceReader,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 from kinspect.engine.replay import replay_trace
@@ -372,9 +381,9 @@ def _replay_both_ways(path: str, **kw):
     out = []
     for parallel in (False, True):
         m = Machine(load_profile("x86_64-q35-3g"))
-        seen = []
+        seen: list[TraceEvent] = []
         reader, replayer = replay_trace(m, path, parallel=parallel,
-                                        after_event=lambda ev: seen.append(ev), **kw)
+                                        after_event=seen.append, **kw)
         assert multiprocessing.active_children() == []
         out.append((m.summary(), reader.stats, reader.pointer_bits, replayer.stats,
                     replayer.events, replayer.interrupted, sorted(replayer.objects.items()),
@@ -493,7 +502,5 @@ def test_trace_numbers_of_any_size_are_read_or_counted_and_replay(lines, strict)
 @given(st.lists(st.binary(max_size=80), min_size=1, max_size=10), st.booleans())
 def test_any_bytes_are_a_trace_or_a_trace_error(chunks, strict):
     data = b"\n".join(chunks)
-    try:
+    with contextlib.suppress(TraceError):
         list(TraceReader("h.txt", strict=strict, stream=io.BytesIO(data)))
-    except TraceError:
-        pass

@@ -29,6 +29,7 @@ from kinspect.reports.explain import (
 from kinspect.reports.kreport import (
     KasanReport,
     LogScan,
+    StackTrace,
     find_oops,
     first_crash,
     iter_reports,
@@ -45,6 +46,12 @@ RUNS = {
     "gcc": (KRUN / "reports", KRUN / "kunit-results.tsv"),
     "clang": (KRUN / "reports-x86_64-clang", KRUN / "kunit-results-x86_64-clang.tsv"),
 }
+
+
+def _stack(stack: StackTrace | None) -> StackTrace:
+    """A stack the report must have."""
+    assert stack is not None
+    return stack
 
 
 def _tsv(path: Path) -> dict[str, dict[str, str]]:
@@ -70,15 +77,17 @@ def test_kernel_run_file_matches_results_table(run: str, path: Path) -> None:
     reps = parse_reports(path)
     assert len(reps) == int(row["n_reports"])
     assert ";".join(r.bug_type for r in reps) == row["bug_types"]
-    assert ";".join(r.access for r in reps) == row["accesses"]
+    assert ";".join(str(r.access) for r in reps) == row["accesses"]
     assert ";".join("-" if r.size is None else str(r.size) for r in reps) == row["sizes"]
     for r in reps:
         assert r.complete, "closing ===== line not seen"
+        assert r.task is not None
         assert r.task == "kunit_try_catch" or r.task.startswith("swapper/")
         assert len(r.memory_rows) == 5 and r.guilty_row == 2
         assert r.caret_index is not None and r.granule_size == 8
         # kasan_find_first_bad_addr walks from the access address in granule steps, so the
         # caret's granule is never below the access address' granule (free reports: the ptr).
+        assert r.first_bad_addr is not None and r.addr is not None
         assert r.first_bad_addr >= r.addr & ~7
         if r.object_addr is not None:
             assert r.region_start == r.object_addr
@@ -121,7 +130,7 @@ def test_kmalloc_oob_right_fields() -> None:
     assert r.metadata_byte(0xffff8880056e5a78) == 0xfc
     assert r.metadata_byte(0xffff8880056e5c00) is None
     # the second report starts where the first one's ===== line ends
-    assert reps[1].line == r.end_line + 1
+    assert r.end_line is not None and reps[1].line == r.end_line + 1
     assert reps[2].access == "Read" and reps[2].addr == 0xffff8880056e5a80
 
 
@@ -129,6 +138,7 @@ def test_stack_frame_and_variable_fields() -> None:
     (s,) = parse_reports(KRUN / "reports" / "kasan_stack_oob.txt")
     assert (s.stack_task, s.stack_pid, s.frame_offset) == ("kunit_try_catch", 150, 106)
     assert s.frame_function == "kasan_stack_oob+0x0/0x280"
+    assert s.frame_objects is not None
     assert [(o.start, o.end, o.name) for o in s.frame_objects] == [
         (48, 49, "__assertion"), (64, 72, "array"), (96, 106, "stack_array"),
         (128, 144, "__assertion")]
@@ -146,14 +156,14 @@ def test_aux_and_free_stacks() -> None:
     (r,) = parse_reports(KRUN / "reports" / "rcu_uaf.txt")
     assert (r.task, r.pid) == ("swapper/0", 0)
     assert r.function == "rcu_uaf_reclaim+0x3c/0x40"
-    assert r.alloc_stack.pid == 97 and r.free_stack.pid == 0
-    assert "rcu_uaf_reclaim+0x11/0x40" in r.free_stack.frames
+    assert _stack(r.alloc_stack).pid == 97 and _stack(r.free_stack).pid == 0
+    assert "rcu_uaf_reclaim+0x11/0x40" in _stack(r.free_stack).frames
     assert len(r.aux_stacks) == 1
     assert r.aux_stacks[0].header == "Last potentially related work creation:"
     assert "rcu_uaf+0x13e/0x2e0" in r.aux_stacks[0].frames
     assert (r.direction, r.state, r.region_size) == ("inside", "freed", 32)
     (w,) = parse_reports(KRUN / "reports" / "workqueue_uaf.txt")
-    assert w.free_stack.pid == 35
+    assert _stack(w.free_stack).pid == 35
 
 
 def test_free_reports_and_page_reports() -> None:
@@ -238,7 +248,8 @@ def test_streaming_from_a_generator_and_line_numbers() -> None:
     assert first.line == len(noise) + 1 and first.path == "console.log"
     rest = list(it)
     assert len(rest) == 5
-    assert all(r.function.startswith("str") for r in [first] + rest)
+    assert all(r.function is not None and r.function.startswith("str")
+               for r in [first] + rest)
 
 
 def test_parse_report_text_and_leading_separator() -> None:
@@ -399,7 +410,7 @@ def test_corpus_file(row: dict[str, str]) -> None:
     r = reps[0]
     got = {
         "bug_type": r.bug_type,
-        "function": r.function.split("+")[0],
+        "function": (r.function or "").split("+")[0],
         "access": r.access or "",
         "size": "" if r.size is None else str(r.size),
         "address": r.addr,
@@ -449,7 +460,7 @@ def test_corpus_6x_generic_reports_parse_completely() -> None:
         assert r.complete and len(r.memory_rows) == 5 and r.caret_index is not None
     r = parse_reports(CORPUS / "syz-740-slab-use-after-free-read-in-chrdev_open.txt")[0]
     assert (r.rel_bytes, r.direction, r.state, r.region_size) == (1696, "inside", "freed", 1752)
-    assert r.free_stack.pid == 15 and len(r.aux_stacks) == 1
+    assert _stack(r.free_stack).pid == 15 and len(r.aux_stacks) == 1
     assert r.first_bad_addr == 0xffff888012acfc20 and r.caret_value == 0xfb
     arm = parse_reports(
         CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_cleanup-wrapped.txt")[0]
@@ -581,7 +592,7 @@ def test_titles_of_the_kunit_reports() -> None:
     assert (r.title, r.title_corrupted) == ("KASAN: slab-out-of-bounds Write in "
                                             "kunit_try_run_case", None)
     (d,) = parse_reports(KRUN / "reports" / "kmem_cache_double_free.txt")
-    assert d.title.startswith("KASAN: invalid-free in ")
+    assert d.title is not None and d.title.startswith("KASAN: invalid-free in ")
     (g,) = parse_reports(KRUN / "reports" / "kasan_global_oob_right.txt")
     # ... and so is every "kasan" function
     assert g.title == "KASAN: global-out-of-bounds Read in kunit_try_run_case"
@@ -649,7 +660,7 @@ def test_interrupted_report_ends_at_the_next_oops() -> None:
     assert r.access_stack is not None and "other_function+0x1/0x2" not in r.access_stack.frames
     scan = LogScan()
     list(iter_reports(lines, partial=True, scan=scan))
-    assert scan.first_crash.kasan
+    assert scan.first_crash is not None and scan.first_crash.kasan
 
 
 # --------------------------------------------------------------------------- modes, arches
@@ -667,14 +678,14 @@ def test_modes_bits_and_kernel_releases() -> None:
     assert old.mode == "sw-tags" and old.kernel_version == (5, 3)
     arm = first("ext-01-arm32-global-out-of-bounds-load_module.txt")
     assert (arm.mode, arm.bits, arm.kernel_release) == ("generic", 32, "5.15.0")
-    assert arm.access_stack.frames[0].startswith("[<c010f968>] (unwind_backtrace) from")
-    assert "(print_address_description+0x58/0x384)" in arm.access_stack.frames[1]
+    assert _stack(arm.access_stack).frames[0].startswith("[<c010f968>] (unwind_backtrace) from")
+    assert "(print_address_description+0x58/0x384)" in _stack(arm.access_stack).frames[1]
     ppc = first("ext-04-ppc32-vmalloc-out-of-bounds-pcpu_alloc.txt")
     assert (ppc.bits, ppc.first_bad_addr) == (32, 0xf57f3be0)
     x86 = parse_reports(KRUN / "reports" / "kmalloc_oob_right.txt")[0]
     assert (x86.mode, x86.bits, x86.kernel_release) == ("generic", 64, "6.12.117")
-    assert x86.access_stack.header == "Call Trace:"
-    assert "kmalloc_oob_right+0x604/0x690" in x86.access_stack.frames
+    assert _stack(x86.access_stack).header == "Call Trace:"
+    assert "kmalloc_oob_right+0x604/0x690" in _stack(x86.access_stack).frames
     assert x86.region_line == ("0 bytes to the right of allocated 115-byte region "
                                "[ffff8880056e5a00, ffff8880056e5a73)")
 
@@ -753,6 +764,7 @@ def test_reports_stream_out_before_the_rest_of_the_log_is_read() -> None:
     first = next(it)
     assert first.complete and len(pulled) <= len(report) + 1
     assert list(it) == [] and len(pulled) == len(report) + 100_000
+    assert scan.first_crash is not None
     assert scan.first_crash.kasan and scan.first_crash.line == 1
 
 
@@ -776,17 +788,18 @@ def test_decoded_frames_interleaved_lines_and_wrapped_cpu_line_of_a_real_log() -
     (r,) = parse_reports(CORPUS / "ext-12-arm64-generic-slab-use-after-free-drm_connector_"
                                   "cleanup-wrapped.txt", partial=True)
     assert r.kernel_release == "6.6.0-rc5-next-20231011"
-    acc = r.access_stack.frames
+    acc = _stack(r.access_stack).frames
+    alloc, free = _stack(r.alloc_stack).frames, _stack(r.free_stack).frames
     assert acc[0] == "dump_backtrace (arch/arm64/kernel/stacktrace.c:235)"
     assert "drm_connector_cleanup+0x30/0x488 drm" in acc
     assert "device_release_driver_internal (drivers/base/dd.c:1280 drivers/base/dd.c:1295)" \
         in acc
     assert acc[-1] == "ret_from_fork (arch/arm64/kernel/entry.S:858)" and len(acc) == 29
-    assert len(r.alloc_stack.frames) == 14 and len(r.free_stack.frames) == 13
+    assert len(alloc) == 14 and len(free) == 13
     assert "__kmalloc (include/linux/kasan.h:198 mm/slab_common.c:1004 mm/slab_common.c:1017)" \
-        in r.alloc_stack.frames
-    assert "kfree (mm/slab_common.c:1054)" in r.free_stack.frames
-    every = acc + r.alloc_stack.frames + r.free_stack.frames + r.page_lines
+        in alloc
+    assert "kfree (mm/slab_common.c:1054)" in free
+    every = acc + alloc + free + r.page_lines
     assert not [x for x in every if "Bluetooth" in x or "X.509" in x or "regulatory" in x]
     assert r.page_lines[0] == ("page:00000000a86866c3 refcount:1 mapcount:0 "
                                "mapping:0000000000000000 index:0x0 pfn:0x113a88")
@@ -800,7 +813,7 @@ def test_frame_names_wrapped_after_their_pc_and_module_tails() -> None:
     first, second = parse_reports(CORPUS / "ext-13-riscv64-slab-oob-and-vmalloc-oob-kunit-"
                                            "wrapped.txt", partial=True)
     assert first.kernel_release == second.kernel_release == "5.11.0-rc3-13940-gb0bb4cd86282-dirty"
-    frames = second.access_stack.frames
+    frames = _stack(second.access_stack).frames
     assert "[<ffffffe000188926>] print_address_description.constprop.0+0x88/0x362" in frames
     assert "[<ffffffdf81f91e8e>] kunit_try_run_case+0x80/0x11a [kunit]" in frames
     assert "[<ffffffdf81f92e16>] kunit_generic_run_threadfn_adapter+0x2c/0x4e [kunit]" in frames

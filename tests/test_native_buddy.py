@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(native.compiled("_buddy") is None,
 
 def _zones(max_order: int, ranges):
     zones = [buddy.BuddyZone("Normal", 1, max_order),
-             native.compiled("_buddy").BuddyZone("Normal", 1, max_order)]
+             native.compiled_for_native("_buddy").BuddyZone("Normal", 1, max_order)]
     for zone in zones:
         for start, end in ranges:
             zone.add_range(start, end)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ftrace import ADVERSARIAL, ERA_LINES, _one_change_lines, trace_lines
 
 from kinspect.engine import native
 from kinspect.engine.errors import TraceError
 from kinspect.engine.ftrace import ParallelTraceReader, TraceReader
+from test_ftrace import ADVERSARIAL, ERA_LINES, _one_change_lines, trace_lines
 
 pytestmark = pytest.mark.skipif(native.compiled("_ftrace_scan") is None,
                                 reason="the native engine is not built")

@@ -10,9 +10,18 @@ import time
 import pytest
 
 from kinspect.engine.errors import ProfileError
-from kinspect.engine.profile import (PROFILES_DIR, ArchProfile, MemoryRange, Zone,
-                                     find_profile_path, format_profiles_table, format_size,
-                                     list_profiles, load_profile, parse_size)
+from kinspect.engine.profile import (
+    PROFILES_DIR,
+    ArchProfile,
+    MemoryRange,
+    Zone,
+    find_profile_path,
+    format_profiles_table,
+    format_size,
+    list_profiles,
+    load_profile,
+    parse_size,
+)
 
 SAMPLES = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 G = 1 << 30
@@ -21,7 +30,8 @@ G = 1 << 30
 # --- the samples ------------------------------------------------------------------------------
 
 def test_required_samples_exist():
-    assert {"x86_64", "arm64-4k-48", "arm64-64k-42", "arm32", "riscv64-sv39", "ppc32"} <= set(SAMPLES)
+    samples = {"x86_64", "arm64-4k-48", "arm64-64k-42", "arm32", "riscv64-sv39", "ppc32"}
+    assert samples <= set(SAMPLES)
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -65,7 +75,7 @@ def test_profiles_table():
     assert all(line[column:column + 2] == "0x" for line in blocks[1][1:])
 
 
-# --- derived numbers, by hand and from the real runs -----------------------------------------------
+# --- derived numbers, by hand and from the real runs ----------------------------------------------
 
 def test_x86_64_numbers():
     p = load_profile("x86_64")
@@ -162,7 +172,7 @@ def test_other_arch_numbers():
     assert rv.phys_to_virt(0x80000000) == 0xffffffd600000000 and rv.vmalloc_end == rv.page_offset
 
 
-# --- --mem -----------------------------------------------------------------------------------------
+# --- --mem ----------------------------------------------------------------------------------------
 
 def test_mem_extends_the_last_range():
     p = load_profile("x86_64", mem=G)
@@ -213,7 +223,7 @@ def test_mem_errors_name_the_option(name, mem, message):
     assert str(info.value).startswith("--mem: ")
 
 
-# --- sizes -----------------------------------------------------------------------------------------
+# --- sizes ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, value", [
     ("4096", 4096), ("0x1000", 4096), ("0X1F", 31), ("1k", 1024), ("4K", 4096),
@@ -264,11 +274,14 @@ def _position(text: str, marker: str) -> tuple[int, int]:
 
 X86_ERRORS = [
     # (edits, marker of the offending key (None: top of file), message fragment)
-    ([("page_shift = 12", "page_shift = 12\npag_shift = 12")], "pag_shift", "unknown key 'pag_shift' in [mm]"),
-    ([('kernel_release = "6.12.117"', 'kernel_release = "6.12.117"\nrelease = "x"')], "release", "unknown key 'release' in the top level"),
+    ([("page_shift = 12", "page_shift = 12\npag_shift = 12")],
+     "pag_shift", "unknown key 'pag_shift' in [mm]"),
+    ([('kernel_release = "6.12.117"', 'kernel_release = "6.12.117"\nrelease = "x"')],
+     "release", "unknown key 'release' in the top level"),
     ([("[kasan]", "[kasn]")], "[kasn]", "unknown key 'kasn'"),
     ([("nr_cpus = 2\n", "")], "[cpu]", "missing key 'nr_cpus' in [cpu]"),
-    ([('description = "x86_64, 4-level paging (47-bit), 4K pages; QEMU q35, 2 CPUs, 1 GiB (the real 6.12.117 run)"\n', "")],
+    ([('description = "x86_64, 4-level paging (47-bit), 4K pages; QEMU q35, 2 CPUs, 1 GiB '
+       '(the real 6.12.117 run)"\n', "")],
      None, "missing key 'description'"),
     ([("bits = 64", 'bits = "sixty-four"')], "bits", "bits: bad size 'sixty-four'"),
     ([("bits = 64", "bits = 48")], "bits", "bits must be 32 or 64"),
@@ -280,36 +293,54 @@ X86_ERRORS = [
     ([("nr_cpus = 2", "nr_cpus = 0")], "nr_cpus", "at least 1"),
     ([("page_shift = 12", "page_shift = 13")], "page_shift", "page_shift must be 12, 14 or 16"),
     ([("max_physmem_bits = 46", "max_physmem_bits = 70")], "max_physmem_bits", "must lie in"),
-    ([("section_size_bits = 27", "section_size_bits = 50")], "section_size_bits", "exceeds MAX_PHYSMEM_BITS"),
+    ([("section_size_bits = 27", "section_size_bits = 50")],
+     "section_size_bits", "exceeds MAX_PHYSMEM_BITS"),
     ([("max_order = 10", "max_order = 16")], "max_order", "exceeds SECTION_SIZE_BITS 27"),
-    ([("thread_size_order = 3", "thread_size_order = 11")], "thread_size_order", "exceeds MAX_PAGE_ORDER"),
-    ([("sizeof_struct_page = 64", "sizeof_struct_page = 60")], "sizeof_struct_page", "multiple of the word size (8)"),
+    ([("thread_size_order = 3", "thread_size_order = 11")],
+     "thread_size_order", "exceeds MAX_PAGE_ORDER"),
+    ([("sizeof_struct_page = 64", "sizeof_struct_page = 60")],
+     "sizeof_struct_page", "multiple of the word size (8)"),
     ([("page_ext_size = 8", "page_ext_size = 0")], "page_ext_size", "multiple of the word size"),
     ([("kmalloc_minalign = 8", "kmalloc_minalign = 24")], "kmalloc_minalign", "power of two"),
     ([("slab_minalign = 8", "slab_minalign = 3")], "slab_minalign", "power of two"),
-    ([("sizeof_kmem_cache = 200", "sizeof_kmem_cache = 0")], "sizeof_kmem_cache", "must be positive"),
+    ([("sizeof_kmem_cache = 200", "sizeof_kmem_cache = 0")],
+     "sizeof_kmem_cache", "must be positive"),
     ([("phys_offset = 0", "phys_offset = -4096")], "phys_offset", "must not be negative"),
-    ([("page_offset = 0xffff888000000000", "page_offset = 0x1ffff888000000000")], "page_offset", "does not fit in 64 bits"),
-    ([("page_offset = 0xffff888000000000", "page_offset = 0xffff888000000100")], "page_offset", "not page aligned"),
-    ([("task_size = 0x00007ffffffff000", "task_size = 0xffff900000000000")], "task_size", "TASK_SIZE reaches"),
-    ([("vmalloc_end = 0xffffe90000000000", "vmalloc_end = 0xffffc80000000000")], "vmalloc_start", "below vmalloc_end"),
-    ([("vmalloc_end = 0xffffe90000000000", "vmalloc_end = 0xffffed0000000000")], "vmalloc_start", "overlaps the KASAN shadow"),
-    ([("inline_instrumentation = true", "inline_instrumentation = 1")], "inline_instrumentation", "true or false"),
-    ([("kasan_shadow_scale_shift = 3", "kasan_shadow_scale_shift = 4")], "kasan_shadow_scale_shift", "SHADOW_SCALE_SHIFT 3"),
+    ([("page_offset = 0xffff888000000000", "page_offset = 0x1ffff888000000000")],
+     "page_offset", "does not fit in 64 bits"),
+    ([("page_offset = 0xffff888000000000", "page_offset = 0xffff888000000100")],
+     "page_offset", "not page aligned"),
+    ([("task_size = 0x00007ffffffff000", "task_size = 0xffff900000000000")],
+     "task_size", "TASK_SIZE reaches"),
+    ([("vmalloc_end = 0xffffe90000000000", "vmalloc_end = 0xffffc80000000000")],
+     "vmalloc_start", "below vmalloc_end"),
+    ([("vmalloc_end = 0xffffe90000000000", "vmalloc_end = 0xffffed0000000000")],
+     "vmalloc_start", "overlaps the KASAN shadow"),
+    ([("inline_instrumentation = true", "inline_instrumentation = 1")],
+     "inline_instrumentation", "true or false"),
+    ([("kasan_shadow_scale_shift = 3", "kasan_shadow_scale_shift = 4")],
+     "kasan_shadow_scale_shift", "SHADOW_SCALE_SHIFT 3"),
     ([("kasan_shadow_offset = 0xdffffc0000000000", "kasan_shadow_offset = 0xdfffec0000000000")],
      "kasan_shadow_offset", "kasan_mem_to_shadow(page_offset 0xffff888000000000)"),
-    ([("kasan_shadow_start = 0xffffec0000000000", "kasan_shadow_start = 0xfffffc0000000000")], "kasan_shadow_start", "below kasan_shadow_end"),
-    ([("kasan_shadow_end = 0xfffffc0000000000", "kasan_shadow_end = 0xfffffc0000000100")], "kasan_shadow_end", "not page aligned"),
+    ([("kasan_shadow_start = 0xffffec0000000000", "kasan_shadow_start = 0xfffffc0000000000")],
+     "kasan_shadow_start", "below kasan_shadow_end"),
+    ([("kasan_shadow_end = 0xfffffc0000000000", "kasan_shadow_end = 0xfffffc0000000100")],
+     "kasan_shadow_end", "not page aligned"),
     ([("kernel_image_start = 0xffffffff82600000", "kernel_image_start = 0x82600000")],
      "kasan_shadow_offset", "kasan_mem_to_shadow(kernel_image_start 0x82600000)"),
-    ([("kernel_image_phys = 0x02600000", "kernel_image_phys = 0x80000000")], "kernel_image_phys", "is not in RAM"),
+    ([("kernel_image_phys = 0x02600000", "kernel_image_phys = 0x80000000")],
+     "kernel_image_phys", "is not in RAM"),
     ([("end = 0x9f000", "end = 0x9f001")], "end = 0x9f001", "not page aligned"),
     ([("end = 0x9f000", "end = 0x1000")], "end = 0x1000", "must not be empty"),
     ([("start = 0x100000", "start = 0x9e000")], "start = 0x9e000", "sorted and disjoint"),
-    ([("end = 0x9f000", 'end = 0x9f000\nsize = "4K"')], "[[memory.range]]", "exactly one of 'end' and 'size'"),
-    ([("start = 0x1000\n", "begin = 0x1000\n")], "begin", "unknown key 'begin' in [[memory.range]] #1"),
-    ([("end = 0x3ffdf000", 'end = "65T"')], 'end = "65T"', "beyond the 46-bit physical address space"),
-    ([("[[memory.range]]\nstart = 0x1000\n", "[memory]\nlowmem_limit = 0x40000000\n\n[[memory.range]]\nstart = 0x1000\n")],
+    ([("end = 0x9f000", 'end = 0x9f000\nsize = "4K"')],
+     "[[memory.range]]", "exactly one of 'end' and 'size'"),
+    ([("start = 0x1000\n", "begin = 0x1000\n")],
+     "begin", "unknown key 'begin' in [[memory.range]] #1"),
+    ([("end = 0x3ffdf000", 'end = "65T"')],
+     'end = "65T"', "beyond the 46-bit physical address space"),
+    ([("[[memory.range]]\nstart = 0x1000\n",
+       "[memory]\nlowmem_limit = 0x40000000\n\n[[memory.range]]\nstart = 0x1000\n")],
      "lowmem_limit", "32-bit HIGHMEM"),
     ([('name = "DMA32"', 'name = "DMA31"')], 'name = "DMA31"', "unknown zone 'DMA31'"),
     ([('name = "Normal"', 'name  = "DMA32"')], 'name  = "DMA32"', "appears twice"),
@@ -340,11 +371,15 @@ def test_x86_64_error_positions(tmp_path, edits, marker, message):
 
 
 ARM32_ERRORS = [
-    ([("lowmem_limit = 0x70000000", "lowmem_limit = 0x60000000")], "lowmem_limit", "must end at lowmem_limit"),
-    ([("lowmem_limit = 0x70000000\n", "")], 'name = "HighMem"', "a HighMem zone needs lowmem_limit"),
-    ([("lowmem_limit = 0x70000000", "lowmem_limit = 0x78000000"), ("end = 0x70000000", "end = 0x78000000")],
+    ([("lowmem_limit = 0x70000000", "lowmem_limit = 0x60000000")],
+     "lowmem_limit", "must end at lowmem_limit"),
+    ([("lowmem_limit = 0x70000000\n", "")],
+     'name = "HighMem"', "a HighMem zone needs lowmem_limit"),
+    ([("lowmem_limit = 0x70000000", "lowmem_limit = 0x78000000"),
+      ("end = 0x70000000", "end = 0x78000000")],
      'size = "1G"', "runs into the vmalloc area"),
-    ([("page_offset = 0xc0000000", "page_offset = 0x1c0000000")], "page_offset", "does not fit in 32 bits"),
+    ([("page_offset = 0xc0000000", "page_offset = 0x1c0000000")],
+     "page_offset", "does not fit in 32 bits"),
     ([('size = "1G"', 'size = "4G"')], 'size = "4G"', "beyond the 32-bit physical address space"),
     ([("start = 0x40000000", "start = 0x3ffff000")], "start = 0x3ffff000", "below PHYS_OFFSET"),
 ]

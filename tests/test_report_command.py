@@ -143,7 +143,8 @@ def test_eras_and_tags() -> None:
                                         "Read of size 1 at addr ffff888000000000 by task t/1"],
                                        partial=True)[0])
     assert unknown.key == "unknown"
-    assert "KASAN_GLOBAL_REDZONE" in decode_shadow_byte(0xFA, unknown).era_note
+    note = decode_shadow_byte(0xFA, unknown).era_note
+    assert note is not None and "KASAN_GLOBAL_REDZONE" in note
     assert decode_shadow_byte(0x05).accessible == 5
     tags = parse_reports(CORPUS / "ext-09-arm64-hwtags-out-of-bounds-scan_block.txt")[0]
     exp = explain(tags)
@@ -380,6 +381,7 @@ def test_closed_or_full_stdout_is_a_clean_exit(tmp_path) -> None:
     big.write_text("".join(p.read_text() for p in sorted(CORPUS.glob("*.txt"))))
     head = subprocess.Popen([sys.executable, "-m", "kinspect.cli", "report", str(big)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert head.stdout is not None and head.stderr is not None          # (both piped)
     head.stdout.readline()
     head.stdout.close()                                     # `| head -1`
     err = head.stderr.read()

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from conftest import ROOT
 from kinspect.app import ReportApp
@@ -21,6 +21,7 @@ from kinspect.screens.inspector import MainScreen
 from kinspect.screens.report import ReportListScreen, ReportScreen
 from kinspect.widgets.kreport_view import MemoryStateGrid, legend_text, stacks_text, summary_text
 from kinspect.widgets.palette import BAD_GRANULE_PAINT, REGION_PAINT
+from kinspect.widgets.text_lines import TextLines
 
 KRUN = Path("tests/data/kernel-run/reports")
 CORPUS = Path("tests/data/kasan-reports")
@@ -58,9 +59,11 @@ def test_grid_lines_are_the_kernels_with_the_region_drawn() -> None:
     ]
     guilty = grid.render_line(2)
     cells = {seg.text: seg.style for seg in guilty if seg.text in ("03", "fc", "[", ")")}
-    assert cells["03"].bgcolor.name == BAD_GRANULE_PAINT.bg      # the first bad granule
-    assert cells["03"].underline and not cells["fc"].underline   # inside / outside the region
-    assert cells["["].color.name == REGION_PAINT.fg
+    bad, outside, opening = cells["03"], cells["fc"], cells["["]
+    assert bad is not None and outside is not None and opening is not None
+    assert bad.bgcolor is not None and bad.bgcolor.name == BAD_GRANULE_PAINT.bg   # first bad
+    assert bad.underline and not outside.underline       # inside / outside the region
+    assert opening.color is not None and opening.color.name == REGION_PAINT.fg
     assert grid.describe(0xffff8880056e5a70).plain.startswith(
         "ffff8880056e5a70 (object+0x70): 03 first 3 bytes of the granule accessible")
 
@@ -76,6 +79,7 @@ def test_grid_region_ending_on_a_row_boundary_and_tag_modes() -> None:
 def test_grid_32bit_and_without_a_dump() -> None:
     grid = _grid(CORPUS / "ext-03-arm32-stack-out-of-bounds-refresh_cpu_vm_stats.txt")
     rep = grid.report
+    assert rep is not None and rep.guilty_row is not None and rep.caret_index is not None
     lines = grid.text().splitlines()
     caret = lines[rep.guilty_row + 1]
     assert lines[rep.guilty_row].startswith(">") and len(lines[0].split(":")[0]) == 9
@@ -95,6 +99,7 @@ def test_legend_and_stacks_texts() -> None:
     stacks = stacks_text(rep, None).plain
     assert stacks.index("The access: Call Trace") < stacks.index("Allocated by task") < \
         stacks.index("Freed by task") < stacks.index("The physical page")
+    assert rep.free_stack is not None
     assert all(f" {f}" in stacks for f in rep.free_stack.frames)
 
 
@@ -130,6 +135,7 @@ async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
         screen = app.screen
         assert isinstance(screen, ReportScreen)
         summary = _summary(screen)
+        assert reps[0].title is not None
         assert "report 1 of 3" in summary and reps[0].title in summary
         assert "Write of 1 byte at 0xffff8880056e5a73 by task kunit_try_catch/37" in summary
         grid = screen.query_one(MemoryStateGrid)
@@ -139,7 +145,7 @@ async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
         assert "ffff8880056e5a70" in info and "the first bad granule" in info
         legend = str(screen.query_one("#legend", Static).render())
         assert all(b.meaning in legend for b in explain(reps[0]).legend)
-        stacks = screen.query_one("#stacks").plain
+        stacks = screen.query_one("#stacks", TextLines).plain
         assert "Allocated by task 37" in stacks and "kmalloc_oob_right+0x87/0x690" in stacks
         assert "page_type: f5(slab)" in stacks
         assert app.sub_title.endswith("report 1 of 3")
@@ -160,6 +166,7 @@ async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
         assert isinstance(app.screen, ReportListScreen)
         options = app.screen.query_one(OptionList)
         assert options.option_count == 3 and options.highlighted == 1
+        assert reps[2].title is not None
         assert reps[2].title in str(options.get_option_at_index(2).prompt)
         await pilot.press("down", "enter")
         await pilot.pause()
@@ -204,6 +211,7 @@ async def test_inspect_opens_the_replay_and_escape_comes_back() -> None:
         assert not gc.isenabled()           # the inspector collects in its idle time
         app.screen.idle_work_enabled = False
         session = app.session
+        assert session is not None
         assert session.path == f"replay of {KRUN / 'kmalloc_uaf.txt'}:1"
         await pilot.press("r")
         await pilot.pause()
@@ -233,10 +241,12 @@ async def test_a_region_larger_than_the_dump_is_said_so() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         pane = app.screen.query_one("#memory-pane")
-        assert pane.border_title.endswith("the region starts above · the region goes on below")
+        title = pane.border_title
+        assert title is not None
+        assert title.endswith("the region starts above · the region goes on below")
         grid = app.screen.query_one(MemoryStateGrid)
         assert "[" not in grid.text() and ")" not in grid.text()
-        assert all(seg.style.underline for seg in grid.render_line(0)
+        assert all(seg.style is not None and seg.style.underline for seg in grid.render_line(0)
                    if len(seg.text) == 2)                # every granule in the region
 
 
@@ -264,12 +274,13 @@ async def test_stacks_are_symbolized_with_a_vmlinux(tmp_path) -> None:
     app = _app(report, vmlinux=str(vmlinux))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
-        stacks = app.screen.query_one("#stacks").plain
+        stacks = app.screen.query_one("#stacks", TextLines).plain
         alloc = stacks[stacks.index("Allocated by task 37"):]
         assert " poison_redzone kasan_like.c:" in alloc and "[inline]" in alloc
         assert f" {frame} kasan_like.c:" in alloc
         assert " kasan_save_stack+0x2f/0x50\n" in alloc          # not in this ELF: as printed
-        assert app.screen.query_one("#stacks-pane").border_title.startswith("stacks, symbolized")
+        title = app.screen.query_one("#stacks-pane").border_title
+        assert title is not None and title.startswith("stacks, symbolized")
 
 
 # --------------------------------------------------------------------------- the command line
@@ -323,7 +334,6 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
     """Issue 11 A3: ``/`` searches the reports' text as the screen shows it (any case), on
     from the last match through the log and round; the stacks pane scrolls to the match."""
     from kinspect.screens.dialogs import PromptScreen
-    from kinspect.widgets.text_lines import TextLines
     from test_app import record_notes
 
     app = _app(OOB_RIGHT)
@@ -334,19 +344,21 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
         await pilot.press("slash")
         await pilot.pause()
         assert isinstance(app.screen, PromptScreen)
-        app.screen.query_one("#prompt-input").value = text
+        app.screen.query_one("#prompt-input", Input).value = text
         await pilot.press("enter")
         await pilot.pause()
 
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         screen = app.screen
+        assert isinstance(screen, ReportScreen) and reps[2].function is not None
         await find(pilot, reps[2].function.upper())        # only the third's BUG line
         assert screen.index == 2 and "report 3 of 3" in _summary(screen)
         seen = []
         for _ in range(4):
             await find(pilot, "PAGE_TYPE:")                 # once in each report's page dump
             stacks = screen.query_one("#stacks", TextLines)
+            assert screen.found is not None
             pane, line, text = screen.searched_lines(screen.index)[screen.found[1]]
             assert pane == "stacks" and "page_type:" in text
             row = stacks.row_of_line(line)

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from kinspect.engine.errors import KinspectError
-from kinspect.engine.kasan import (KASAN_GLOBAL_REDZONE, KASAN_PAGE_FREE, KASAN_SLAB_REDZONE,
-                                   KASAN_VMALLOC_INVALID)
+from kinspect.engine.kasan import (
+    KASAN_GLOBAL_REDZONE,
+    KASAN_PAGE_FREE,
+    KASAN_SLAB_REDZONE,
+    KASAN_VMALLOC_INVALID,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.memory import PageState
 from kinspect.engine.profile import load_profile
 from kinspect.engine.shadow.base import PageUse
-from kinspect.engine.shadow.lockstep import ShadowDivergence
 from kinspect.engine.shadow.pageext import PageExtShadow
 from kinspect.engine.shadow.pageptr import PagePtrShadow
 from kinspect.engine.workload import WorkloadRunner, parse_workload

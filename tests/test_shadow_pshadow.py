@@ -15,14 +15,17 @@ can be worked out by hand.
 
 from __future__ import annotations
 
-
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kinspect.engine.kasan import (KASAN_GLOBAL_REDZONE, KASAN_PAGE_FREE, KASAN_SLAB_REDZONE,
-                                   KASAN_VMALLOC_INVALID)
+from conftest import ROOT
+from kinspect.engine.kasan import (
+    KASAN_GLOBAL_REDZONE,
+    KASAN_PAGE_FREE,
+    KASAN_SLAB_REDZONE,
+    KASAN_VMALLOC_INVALID,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 from kinspect.engine.shadow import SCHEMES, scheme_class
@@ -39,14 +42,18 @@ PAGE = 4096
 
 
 def pshadow_of(m: Machine) -> PerPageShadow:
-    return next(s for s in m.schemes if s.name == "pshadow")
+    scheme = next(s for s in m.schemes if s.name == "pshadow")
+    assert isinstance(scheme, PerPageShadow)
+    return scheme
 
 
 def drain_small_orders(m: Machine) -> list[int]:
     """Take every free block of order 0..2 as plain pages: later allocations split order-3+."""
     taken = []
     while any(zone.nr_free()[order] for zone in m.zones for order in range(3)):
-        taken.append(m.alloc_pages(0))
+        pfn = m.alloc_pages(0)
+        assert pfn is not None
+        taken.append(pfn)
     return taken
 
 

@@ -9,8 +9,13 @@ from hypothesis import strategies as st
 from kinspect.engine.errors import KinspectError, WorkloadError
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
-from kinspect.engine.workload import (_SUFFIX, _VALUE_OPS, WorkloadRunner, parse_number,
-                                      parse_workload)
+from kinspect.engine.workload import (
+    _SUFFIX,
+    _VALUE_OPS,
+    WorkloadRunner,
+    parse_number,
+    parse_workload,
+)
 
 
 def parse(text: str):
@@ -115,7 +120,7 @@ def test_suffixes_shift_or_refuse(n, suffix):
         assert parse_number(f"{n}{suffix}") == value
 
 
-@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12))
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=12))
 def test_any_token_is_a_number_or_a_value_error(tok):
     try:
         value = parse_number(tok)
@@ -244,7 +249,7 @@ def test_names_without_a_profile_are_an_error_when_the_events_are_read():
     assert (e.value.line, e.value.col) == (2, 13)
     assert "depends on the architecture" in e.value.message
     with pytest.raises(WorkloadError, match="depends on the architecture"):
-        parse("if CONFIG_64BIT\nendif\n").events
+        list(parse("if CONFIG_64BIT\nendif\n").events)
 
 
 @pytest.mark.parametrize("text,line,col,message", [

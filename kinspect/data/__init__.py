@@ -21,7 +21,10 @@ from ..engine.errors import WorkloadError
 def _package_dir(name: str) -> Path:
     # A package on disk (pip, pipx, editable) gives a pathlib.Path. kinspect's readers open files
     # by name, so a zipped install fails here, at import, rather than half working.
-    return Path(os.fspath(files(__name__) / name))
+    resource = files(__name__) / name
+    if not isinstance(resource, Path):
+        raise ImportError(f"kinspect's data must be files on disk, not {resource!r}")
+    return resource
 
 
 PROFILES_DIR = _package_dir("profiles")

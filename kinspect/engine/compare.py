@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from .machine import Machine
 from .profile import ArchProfile, format_size
+from .replay import replay_trace, trace_summary
 from .shadow import SCHEMES
 from .shadow.base import Footprint
-from .replay import replay_trace, trace_summary
 from .tables import count, format_blocks
 from .workload import Workload, WorkloadRunner
 

@@ -36,7 +36,8 @@ PAGE_TYPE_NONE = 0xFFFFFFFF
 
 
 class PageState:
-    """How a page is used, for views: one small code per pfn (kinspect's own, not a kernel field)."""
+    """How a page is used, for views: one small code per pfn (kinspect's own, not a kernel
+    field)."""
 
     FREE = 0
     PAGE_ALLOC = 1
@@ -77,8 +78,10 @@ _PACK = struct.Struct("=IIBiiBqQ").pack
 assert struct.calcsize("=IIBiiBqQ") == PAGE_DTYPE.itemsize
 _RECORD_SIZE = PAGE_DTYPE.itemsize
 # One field of a record: (its offset, a packer writing it in place), for set_field() on one page.
-_FIELD_PACK = {name: (PAGE_DTYPE.fields[name][1], struct.Struct("=" + code).pack_into)
-               for name, code in zip(PAGE_DTYPE.names, "IIBiiBqQ")}
+_PAGE_FIELD_NAMES, _PAGE_FIELDS = PAGE_DTYPE.names, PAGE_DTYPE.fields
+assert _PAGE_FIELD_NAMES is not None and _PAGE_FIELDS is not None      # a structured dtype has both
+_FIELD_PACK = {name: (_PAGE_FIELDS[name][1], struct.Struct("=" + code).pack_into)
+               for name, code in zip(_PAGE_FIELD_NAMES, "IIBiiBqQ")}
 _RECORD_BYTES: dict[tuple, bytes] = {}        # record -> bytes, for the records seen most
 
 
@@ -124,7 +127,7 @@ class MemMap:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._bytes = {nr: memoryview(sec.view(np.uint8)) for nr, sec in self._sections.items()}
+        self._bytes = {nr: sec.view(np.uint8).data for nr, sec in self._sections.items()}
 
     def section(self, pfn: int) -> np.ndarray:
         """``__pfn_to_section()``'s memmap, created on first touch (all pages free)."""
@@ -134,7 +137,7 @@ class MemMap:
             sec = np.empty(self.pages_per_section, dtype=PAGE_DTYPE)
             sec[:] = FREE_PAGE
             self._sections[nr] = sec
-            self._bytes[nr] = memoryview(sec.view(np.uint8))
+            self._bytes[nr] = sec.view(np.uint8).data
         return sec
 
     def find_section(self, pfn: int) -> np.ndarray | None:

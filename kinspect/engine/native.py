@@ -58,14 +58,25 @@ def compiled(name: str) -> ModuleType | None:
     return _compiled[name] if _compiled is not None else None
 
 
+def compiled_for_native(name: str) -> ModuleType:
+    """A module of the compiled core, for code that runs on the native engine only (which
+    engine() lets run only when the core is built): EngineError if it is not."""
+    module = compiled(name)
+    if module is None:
+        raise EngineError(f"the native engine {_not_built}", "engine")
+    return module
+
+
 def buddy_zone_class(engine_name: str) -> type:
     """The buddy allocator's zone of an engine: buddy.BuddyZone or its compiled twin."""
-    return compiled("_buddy").BuddyZone if engine_name == "native" else BuddyZone
+    return compiled_for_native("_buddy").BuddyZone if engine_name == "native" else BuddyZone
 
 
 def slub_allocator_class(engine_name: str) -> type:
     """The slab allocator of an engine: slab.SlubAllocator or its compiled twin."""
-    return compiled("_slab").SlubAllocator if engine_name == "native" else SlubAllocator
+    if engine_name == "native":
+        return compiled_for_native("_slab").SlubAllocator
+    return SlubAllocator
 
 
 def engine(asked: str | None = None) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..data import PROFILES_DIR
 from .errors import ProfileError
@@ -97,7 +97,7 @@ class ArchProfile:
     name: str                    # file stem, e.g. "x86_64"
     path: str                    # the file it came from
     description: str
-    arch: str                    # ARCH= of the build: "x86_64", "arm64", "arm", "riscv64", "powerpc"
+    arch: str                    # ARCH= of the build: x86_64, arm64, arm, riscv64, powerpc
     bits: int                    # BITS_PER_LONG
     endianness: str              # "little" or "big"
     page_shift: int              # PAGE_SHIFT
@@ -182,11 +182,13 @@ class ArchProfile:
 
     def kasan_mem_to_shadow(self, addr: int) -> int:
         """kasan_mem_to_shadow(): the shadow byte's address for ``addr`` (unsigned long math)."""
-        return ((addr >> self.kasan_shadow_scale_shift) + self.kasan_shadow_offset) & self._word_mask
+        shadow = (addr >> self.kasan_shadow_scale_shift) + self.kasan_shadow_offset
+        return shadow & self._word_mask
 
     def kasan_shadow_to_mem(self, shadow: int) -> int:
         """kasan_shadow_to_mem(): the first address described by shadow byte ``shadow``."""
-        return ((shadow - self.kasan_shadow_offset) << self.kasan_shadow_scale_shift) & self._word_mask
+        addr = (shadow - self.kasan_shadow_offset) << self.kasan_shadow_scale_shift
+        return addr & self._word_mask
 
     def addr_has_metadata(self, addr: int) -> bool:
         """addr_has_metadata() of generic KASAN (mm/kasan/kasan.h, 6.12)."""
@@ -219,13 +221,16 @@ class ArchProfile:
         i = bisect_right(starts, pfn) - 1
         return i >= 0 and pfn < ends[i]
 
+    @cached_property
+    def _zone_ends(self) -> list[int]:
+        """The physical ends of the zones, increasing: every zone's but the last's, which runs
+        to the end of memory (the profile's checks make it so)."""
+        return [zone.end for zone in self.zones if zone.end is not None]
+
     def zone_of_pfn(self, pfn: int) -> int:
-        """page_zonenum(): the index into ``zones`` of the zone that holds ``pfn``."""
-        phys = pfn << self.page_shift
-        for i, zone in enumerate(self.zones[:-1]):
-            if phys < zone.end:
-                return i
-        return len(self.zones) - 1
+        """page_zonenum(): the index into ``zones`` of the zone that holds ``pfn``: the first
+        zone whose end lies above its address, else the last."""
+        return bisect_right(self._zone_ends, pfn << self.page_shift)
 
 
 # --- finding and loading ---------------------------------------------------------------
@@ -403,7 +408,8 @@ class _Source:
                                    col) from None
             message = str(e)
             if m := _TOML_ERROR_AT.match(message):
-                raise ProfileError(m.group(1), self.path, int(m.group(2)), int(m.group(3))) from None
+                line, col = int(m.group(2)), int(m.group(3))
+                raise ProfileError(m.group(1), self.path, line, col) from None
             lines = self.text.splitlines() or [""]
             raise ProfileError(message, self.path, len(lines), len(lines[-1]) + 1) from None
 
@@ -460,17 +466,24 @@ def _check_keys(source: _Source, path: KeyPath, data: object, required: Iterable
     return data
 
 
-def _value(source: _Source, path: KeyPath, value: object, kind: type) -> object:
-    """``value`` checked to be a ``kind``; integers may be written as size strings ("1G")."""
+def _bool(source: _Source, path: KeyPath, value: object) -> bool:
+    """``value`` checked to be true or false."""
+    if not isinstance(value, bool):
+        source.fail(path, f"{path[-1]} must be true or false, not {value!r}")
+    return value
+
+
+def _str(source: _Source, path: KeyPath, value: object) -> str:
+    """``value`` checked to be a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        source.fail(path, f"{path[-1]} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _int(source: _Source, path: KeyPath, value: object) -> int:
+    """``value`` checked to be a non-negative integer, which may be written as a size string
+    ("1G")."""
     key = str(path[-1])
-    if kind is bool:
-        if not isinstance(value, bool):
-            source.fail(path, f"{key} must be true or false, not {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str) or not value.strip():
-            source.fail(path, f"{key} must be a non-empty string, not {value!r}")
-        return value
     if isinstance(value, str):
         try:
             value = parse_size(value)
@@ -486,40 +499,42 @@ def _value(source: _Source, path: KeyPath, value: object, kind: type) -> object:
 def _read_profile(source: _Source, doc: dict) -> ArchProfile:
     """Build the profile from the parsed TOML, checking keys and types (not yet values)."""
     _check_keys(source, (), doc, [*_TABLES[""], *(t for t in _TABLES if t), "memory", "zone"])
-    fields: dict[str, object] = {}
+    # ArchProfile's plain fields by name, each checked by _str, _bool or _int to be its type
+    fields: dict[str, Any] = {}
     for table, names in _TABLES.items():
         path: KeyPath = (table,) if table else ()
         data = (_check_keys(source, path, doc[table], names, _OPTIONAL.get(table, ()))
                 if table else doc)
         for name in names:
-            kind = str if name in _STR_FIELDS else bool if name in _BOOL_FIELDS else int
-            fields[name] = _value(source, path + (name,), data[name], kind)
+            read = _str if name in _STR_FIELDS else _bool if name in _BOOL_FIELDS else _int
+            fields[name] = read(source, path + (name,), data[name])
         for name in _OPTIONAL.get(table, ()):
             if name in data:
-                fields[name] = _value(source, path + (name,), data[name], bool)
+                fields[name] = _bool(source, path + (name,), data[name])
 
     memory = _check_keys(source, ("memory",), doc["memory"], ["range"], ["lowmem_limit"])
     lowmem_limit = memory.get("lowmem_limit")
     if lowmem_limit is not None:
-        lowmem_limit = _value(source, ("memory", "lowmem_limit"), lowmem_limit, int)
+        lowmem_limit = _int(source, ("memory", "lowmem_limit"), lowmem_limit)
     ranges = []
     for i, r in enumerate(_array_of_tables(source, ("memory", "range"), memory["range"])):
         path = ("memory", "range", i)
         _check_keys(source, path, r, ["start"], ["end", "size"])
-        start = _value(source, path + ("start",), r["start"], int)
+        start = _int(source, path + ("start",), r["start"])
         if ("end" in r) == ("size" in r):
             source.fail(path, "a memory range needs exactly one of 'end' and 'size'")
         if "end" in r:
-            end = _value(source, path + ("end",), r["end"], int)
+            end = _int(source, path + ("end",), r["end"])
         else:
-            end = start + _value(source, path + ("size",), r["size"], int)
+            end = start + _int(source, path + ("size",), r["size"])
         ranges.append(MemoryRange(start, end))
     zones = []
     for i, z in enumerate(_array_of_tables(source, ("zone",), doc["zone"])):
         _check_keys(source, ("zone", i), z, ["name"], ["end"])
-        end = z.get("end")
-        zones.append(Zone(_value(source, ("zone", i, "name"), z["name"], str),
-                          None if end is None else _value(source, ("zone", i, "end"), end, int)))
+        zone_end = z.get("end")
+        zones.append(Zone(_str(source, ("zone", i, "name"), z["name"]),
+                          None if zone_end is None else _int(source, ("zone", i, "end"),
+                                                             zone_end)))
 
     stem = Path(source.path).stem
     return ArchProfile(name=stem, path=source.path, memory=tuple(ranges),
@@ -667,9 +682,10 @@ def _check_zones(p: ArchProfile, fail: Fail) -> None:
             fail(path + ("end",), "the last zone runs to the end of memory: leave out 'end'")
         if not last and z.end is None:
             fail(path, "every zone but the last needs an 'end'")
-        if z.end is not None and (z.end <= previous_end or z.end % p.page_size):
-            fail(path + ("end",), "zone ends must be page aligned and increasing")
-        previous_end = z.end
+        if z.end is not None:
+            if z.end <= previous_end or z.end % p.page_size:
+                fail(path + ("end",), "zone ends must be page aligned and increasing")
+            previous_end = z.end
     names = [z.name for z in p.zones]
     if p.lowmem_limit is None and "HighMem" in names:
         fail(("zone", names.index("HighMem"), "name"), "a HighMem zone needs lowmem_limit")

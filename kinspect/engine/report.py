@@ -123,15 +123,22 @@ class BadAccess:
         """(bytes, "to the left"/"to the right"/"inside", "allocated "/"freed "/"")."""
         if self.object_addr is None or self.alloc_size is None:
             return None
-        if self.addr < self.object_addr:
-            rel = (self.object_addr - self.addr, "to the left")
-        elif self.addr >= self.object_addr + self.alloc_size:
-            rel = (self.addr - (self.object_addr + self.alloc_size), "to the right")
-        else:
-            rel = (self.addr - self.object_addr, "inside")
-        state = {"slab-out-of-bounds": "allocated ",
-                 "slab-use-after-free": "freed "}.get(self.bug_type, "")
-        return rel[0], rel[1], state
+        return object_region(self.addr, self.object_addr, self.alloc_size, self.bug_type)
+
+
+def object_region(addr: int, object_addr: int, alloc_size: int,
+                  bug_type: str) -> tuple[int, str, str]:
+    """describe_object_addr() (mm/kasan/report.c): rel_bytes, rel_type and region_state of
+    an access at ``addr`` to the ``alloc_size``-byte object at ``object_addr``."""
+    if addr < object_addr:
+        rel = (object_addr - addr, "to the left")
+    elif addr >= object_addr + alloc_size:
+        rel = (addr - (object_addr + alloc_size), "to the right")
+    else:
+        rel = (addr - object_addr, "inside")
+    state = {"slab-out-of-bounds": "allocated ",
+             "slab-use-after-free": "freed "}.get(bug_type, "")
+    return rel[0], rel[1], state
 
 
 def _px(value: int, bits: int) -> str:
@@ -191,7 +198,9 @@ def format_report(r: BadAccess) -> str:
         out.append(REPORT_SEPARATOR)
         return "\n".join(out)
     out.append("")
-    if r.cache_name is not None:
+    # describe_object(): cache_name, object_addr and alloc_size are set together
+    object_addr, alloc_size = r.object_addr, r.alloc_size
+    if r.cache_name is not None and object_addr is not None and alloc_size is not None:
         for title, track in (("Allocated", r.alloc_track), ("Freed", r.free_track)):
             if track is not None:
                 out += [f"{title} by task {track.pid}:", track.frame.trace_line(), ""]
@@ -199,12 +208,12 @@ def format_report(r: BadAccess) -> str:
                                  "Second to last potentially related work creation:"),
                                 r.aux_stacks):
             out += [title, track.frame.trace_line(), ""]
-        rel_bytes, rel_type, state = r.region_description()
-        out += [f"The buggy address belongs to the object at {px(r.object_addr)}",
+        rel_bytes, rel_type, state = object_region(r.addr, object_addr, alloc_size, r.bug_type)
+        out += [f"The buggy address belongs to the object at {px(object_addr)}",
                 f" which belongs to the cache {r.cache_name} of size {r.cache_object_size}",
                 f"The buggy address is located {rel_bytes} bytes {rel_type} of",
-                f" {state}{r.alloc_size}-byte region [{px(r.object_addr)}, "
-                f"{px(r.object_addr + r.alloc_size)})", ""]
+                f" {state}{alloc_size}-byte region [{px(object_addr)}, "
+                f"{px(object_addr + alloc_size)})", ""]
     if r.variable is not None:
         out += ["The buggy address belongs to the variable:", f" {r.variable}", ""]
     if r.stack_comm is not None:
@@ -236,7 +245,8 @@ def format_memory_state(row_start: int, rows: list[bytes], first_bad_addr: int,
     for i, data in enumerate(rows):
         row = row_start + i * row_bytes
         guilty = row <= first_bad_addr < row + row_bytes
-        lines.append(f"{'>' if guilty else ' '}{_px(row, bits)}: " + " ".join(f"{b:02x}" for b in data))
+        marker = ">" if guilty else " "
+        lines.append(f"{marker}{_px(row, bits)}: " + " ".join(f"{b:02x}" for b in data))
         if guilty:
             off = 3 + 2 * (bits // 8) + 3 * ((first_bad_addr - row) // 8) + 1
             lines.append(" " * (off - 1) + "^")

@@ -175,7 +175,7 @@ META_WORDS = 3                  # per object in Slab.meta: alloc track, free tra
 class Slab:
     """``struct slab``: a slab of one cache, 2^order pages from pfn."""
 
-    cache: "KmemCache"
+    cache: KmemCache
     pfn: int
     base: int                   # virtual address of the first object
     freelist: list[int]         # object addresses, head at the end (pop/append)
@@ -217,7 +217,7 @@ class KmemCache:
         self.slab_bytes = self.size * self.objects      # bytes of a slab holding objects
         self.has_free_meta = self.layout.free_meta_offset != KASAN_NO_FREE_META
 
-    def nearest_obj(self, slab: "Slab | SlabInfo", addr: int) -> int:
+    def nearest_obj(self, slab: Slab | SlabInfo, addr: int) -> int:
         """``nearest_obj()``: the object whose slot holds addr (clamped to the last object)."""
         index = min((addr - slab.base) // self.size, self.objects - 1)
         return slab.base + index * self.size

@@ -23,7 +23,9 @@ import numpy as np
 
 from .memory import Page, pfn_to_page
 from .report import Track
-from .shadow.base import Footprint
+from .shadow.base import Footprint, ShadowScheme
+from .shadow.pageptr import PagePtrShadow
+from .shadow.pshadow import PerPageShadow
 
 
 class FreeBlock(NamedTuple):
@@ -207,7 +209,7 @@ class MachineReader:
 
     def __init__(self, machine) -> None:
         self._m = machine
-        self._schemes = None
+        self._schemes: dict[str, ShadowScheme] | None = None
 
     # -- struct page and the page allocator
 
@@ -296,7 +298,7 @@ class MachineReader:
 
     # -- shadow
 
-    def _scheme(self, name: str):
+    def _scheme(self, name: str) -> ShadowScheme:
         if self._schemes is None:
             self._schemes = {s.name: s for s in self._m.schemes}
         return self._schemes[name]
@@ -318,19 +320,22 @@ class MachineReader:
 
     def shadow_storage(self, scheme: str) -> str:
         s = self._scheme(scheme)
-        return ("blocks" if hasattr(s, "shadow_slabs") else
-                "windows" if hasattr(s, "windows") else "flat")
+        return ("blocks" if isinstance(s, PagePtrShadow) else
+                "windows" if isinstance(s, PerPageShadow) else "flat")
 
     def shadow_block_size(self, scheme: str) -> int:
-        return self._scheme(scheme).block_size
+        s = self._scheme(scheme)
+        if not isinstance(s, PagePtrShadow):
+            raise ValueError(f"scheme {scheme!r} keeps no shadow blocks")
+        return s.block_size
 
     def shadow_windows(self, scheme: str) -> list:
         s = self._scheme(scheme)
-        return s.windows() if hasattr(s, "windows") else []
+        return s.windows() if isinstance(s, PerPageShadow) else []
 
     def shadow_slabs(self, scheme: str) -> list[ShadowSlab]:
         s = self._scheme(scheme)
-        if not hasattr(s, "shadow_slabs"):
+        if not isinstance(s, PagePtrShadow):
             return []
         slab_of = self._m.slab_of
         out = []
@@ -342,9 +347,9 @@ class MachineReader:
 
     def shadow_slab_pages(self, scheme: str) -> list[int]:
         s = self._scheme(scheme)
-        if hasattr(s, "windows"):
+        if isinstance(s, PerPageShadow):
             return sorted(w.shadow_pfn for w in s.windows())
-        cache = getattr(s, "shadow_cache", None)
+        cache = s.shadow_cache if isinstance(s, PagePtrShadow) else None
         if cache is None:
             return []
         n = 1 << cache.layout.order

@@ -49,18 +49,16 @@ class HelpScreen(ModalScreen[None]):
     """The key map and the colour legends."""
 
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", id="help.close")]
+    # the key map's colours (kinspect.tcss): a key, its tip
+    COMPONENT_CLASSES = {"help--key", "help--tip"}
 
     def __init__(self, bindings: list[tuple[str, str, str]]) -> None:
         super().__init__()
         self.keymap = bindings
 
     def compose(self) -> ComposeResult:
-        from rich.table import Table
         from rich.text import Text
 
-        keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        for key, desc, tip in self.keymap:
-            keys.add_row(Text(key, "bold #ffd75f"), desc, Text(tip, "#8a8a8a"))
         pages = Text()
         for code, paint in PAGE_PAINTS.items():
             glyph = paint.glyph if paint.glyph != " " else "␠"
@@ -74,7 +72,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("kinspect — help (Escape closes)", "bold"))
             yield Static(HELP_INTRO)
             yield Static(Text("Keys", "bold underline"))
-            yield Static(keys)
+            yield Static(id="help-keys")      # on_mount: the component classes are styled
             yield Static(Text("\nPage map (one cell = one page, or 2^z pages zoomed out; "
                               "a cell shows its most telling page)", "bold underline"))
             yield Static(pages)
@@ -84,7 +82,18 @@ class HelpScreen(ModalScreen[None]):
             yield ShadowLegend()
             yield Static(Text("\nEvent log: ▶ last event applied (what the views show), "
                               "! made a report, + / - attached / detached shadow, "
-                              "● breakpoint.", "#a8a8a8"))
+                              "● breakpoint."), id="help-log")
+
+    def on_mount(self) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        key_style = self.get_component_rich_style("help--key", partial=True)
+        tip_style = self.get_component_rich_style("help--tip", partial=True)
+        keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        for key, desc, tip in self.keymap:
+            keys.add_row(Text(key, key_style), desc, Text(tip, tip_style))
+        self.query_one("#help-keys", Static).update(keys)
 
     def action_close(self) -> None:
         self.dismiss(None)

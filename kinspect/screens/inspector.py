@@ -327,7 +327,8 @@ class MainScreen(Screen):
         for paint in shown:
             legend.append(paint.glyph, paint.rich())
             legend.append(f" {paint.label}  ")
-        legend.append("UPPER", "bold #5fd7af")
+        legend.append("UPPER", self.get_component_rich_style("status--attach", partial=True)
+                      + Style(bold=True))
         legend.append(" shadow attached  ")
         legend.append("!", REPORT_PAINT.rich())
         legend.append(" bad access  ? help")

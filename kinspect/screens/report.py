@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.binding import Binding
@@ -36,6 +37,8 @@ class ReportListScreen(ModalScreen[int | None]):
     """Every report of the log by its title; Enter shows one, Escape closes."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="report_list.cancel")]
+    # the colour of a report's function after its title (kinspect.tcss)
+    COMPONENT_CLASSES = {"report-list--function"}
 
     DEFAULT_CSS = """
     ReportListScreen { align: center middle; }
@@ -55,19 +58,22 @@ class ReportListScreen(ModalScreen[int | None]):
             yield Label(f"{count(len(self.reports), 'KASAN report')} (enter shows one, escape "
                         "closes)",
                         id="report-list-title")
-            yield OptionList(*(self._entry(i, r.report) for i, r in enumerate(self.reports)),
-                             id="report-options")
+            yield OptionList(id="report-options")
 
     @staticmethod
-    def _entry(i: int, rep: KasanReport) -> Text:
+    def _entry(i: int, rep: KasanReport, function_style: Style) -> Text:
         """The title of one report, and the function of its BUG line (titles repeat)."""
         t = Text(f"{i + 1:>4}  line {rep.line:<7} {rep.title or 'KASAN: ' + rep.bug_type}")
         if rep.function:
-            t.append(f"  {rep.function}", "#8a8a8a")
+            t.append(f"  {rep.function}", function_style)
         return t
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
+        # filled here, where the component class is styled
+        function_style = self.get_component_rich_style("report-list--function", partial=True)
+        options.add_options([self._entry(i, r.report, function_style)
+                             for i, r in enumerate(self.reports)])
         options.highlighted = self.current
         options.focus()
 
@@ -115,6 +121,9 @@ class ReportScreen(Screen):
                 when=lambda screen: bool(screen.search_query)),
     ]
     BINDINGS = bindings(ACTIONS)
+    # the report's texts' colours (kreport_view.Styles; kinspect.tcss): secondary facts, an
+    # incomplete report, the bug type, a frame's file:line
+    COMPONENT_CLASSES = {"kreport--dim", "kreport--warn", "kreport--bug", "kreport--location"}
 
     # Narrow (< 120 columns): the panes one under the other, the whole screen scrolls (tab to a
     # pane scrolls it into view).
@@ -192,7 +201,7 @@ class ReportScreen(Screen):
         item = self.shown
         rep, exp = item.report, item.explanation
         self.query_one("#report-summary", Static).update(
-            summary_text(rep, exp, index, len(self.reports)))
+            summary_text(rep, exp, index, len(self.reports), self._style))
         grid = self.query_one(MemoryStateGrid)
         grid.show(rep, exp)
         self._show_granule(grid.current)
@@ -206,12 +215,16 @@ class ReportScreen(Screen):
             if hi > last:
                 title += " · the region goes on below"
         self.query_one("#memory-pane").border_title = title
-        self.query_one("#legend", Static).update(legend_text(rep, exp))
+        self.query_one("#legend", Static).update(legend_text(rep, exp, self._style))
         self.query_one("#legend-pane").scroll_home(animate=False)
-        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks),
+        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks, self._style),
                                                       scroll_home=True)
         self._set_sub_title()
         self.refresh_bindings()
+
+    def _style(self, role: str) -> Style:
+        """A role of the report's texts (kreport_view.Styles): component class kreport--ROLE."""
+        return self.get_component_rich_style(f"kreport--{role}", partial=True)
 
     def _set_sub_title(self) -> None:
         self.app.sub_title = f"{self.path} · report {self.index + 1} of {len(self.reports)}"

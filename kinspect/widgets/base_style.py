@@ -18,6 +18,11 @@ else:
     _WidgetBase = object
 
 
+def unstyled(_role: str) -> Style:
+    """A role's style where no widget gives one (text made outside an app: tests): none."""
+    return Style()
+
+
 class BaseStyleMixin(_WidgetBase):
     _base_style_cache: Style | None = None
 

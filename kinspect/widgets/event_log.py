@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .base_style import BaseStyleMixin
+from .base_style import PaletteStyleMixin
 from .scrolling import NoScrollbar
 from .text_lines import TextLines
 
@@ -32,27 +32,21 @@ if TYPE_CHECKING:
 
 SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
 
-_STYLES = {
-    "current": Style(color="#000000", bgcolor="#87afd7", bold=True),
-    "next": Style(color="#d0d0d0", bgcolor="#303848"),
-    "event": Style(color="#d0d0d0"),
-    "done": Style(color="#a8a8a8"),
-    "comment": Style(color="#6c6c6c", italic=True),
-    "lineno": Style(color="#6c6c6c"),
-    "report": Style(color="#ffffff", bgcolor="#d70000", bold=True),
-    "attach": Style(color="#5fd7af", bold=True),
-    "detach": Style(color="#d7875f", bold=True),
-    "bp": Style(color="#ff5f5f", bold=True),
-    "found": Style(color="#000000", bgcolor="#ffd75f", bold=True),
-}
 SEARCH_CHECK_EVERY = 512        # rows searched between two calls of ``cancelled`` (~2 ms)
 
 
-class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
+class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     """One line per workload line (or per event when the source is not kept: a trace, whose
     rows grow while it is read, ``sync_length``)."""
 
     DEFAULT_CSS = "EventLog { height: 1fr; overflow-x: hidden; overflow-y: hidden; }"
+    # The rows' colours (kinspect.tcss; unstyled without an app): the last event applied, the
+    # next one, an event still to come, one done, a comment, a line number, and the marks of
+    # a report, an attach, a detach, a breakpoint and the last search's match.
+    COMPONENT_CLASSES = {f"eventlog--{name}" for name in (
+        "current", "next", "event", "done", "comment", "lineno", "report", "attach", "detach",
+        "bp", "found")}
+    STYLE_PREFIX = "eventlog--"
 
     class LineClicked(Message):
         def __init__(self, line: int) -> None:
@@ -72,6 +66,15 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         self._width = 40
         self._marked_rows: set[int | None] = set()
         self.found: tuple[int, str] | None = None     # (row, query) of the last search's match
+
+    def on_mount(self) -> None:
+        self.load_styles()
+        self._cache.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.load_styles()
+        self._cache.clear()
 
     def set_session(self, session, scheme: str) -> None:
         self.session = session
@@ -270,27 +273,30 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         strip = self._cache.get(key)
         if strip is not None:
             return strip
-        base = _STYLES[state] if state in ("current", "next") else None
-        segs = [Segment(f"{lineno:>{self._digits}} ", base or _STYLES["lineno"])]
+        style = self.component_style
+        base = style(state) if state in ("current", "next") else None
+        segs = [Segment(f"{lineno:>{self._digits}} ",
+                        base if base is not None else style("lineno"))]
         if "bp" in marks:
-            segs.append(Segment("●", _STYLES["bp"]))
+            segs.append(Segment("●", style("bp")))
         elif state == "current":
             segs.append(Segment("▶", base))
         else:
-            segs.append(Segment(" ", base or self.base_style))
+            segs.append(Segment(" ", base if base is not None else self.base_style))
         if "!" in marks:
-            segs.append(Segment("!", _STYLES["report"]))
+            segs.append(Segment("!", style("report")))
         elif "attach" in marks:
-            segs.append(Segment("+", _STYLES["attach"]))
+            segs.append(Segment("+", style("attach")))
         elif "detach" in marks:
-            segs.append(Segment("-", _STYLES["detach"]))
+            segs.append(Segment("-", style("detach")))
         else:
-            segs.append(Segment(" ", base or self.base_style))
-        body = base or _STYLES["comment" if index is None else state]
+            segs.append(Segment(" ", base if base is not None else self.base_style))
         if index is None:
-            body = _STYLES["comment"]
+            body = style("comment")
+        else:
+            body = base if base is not None else style(state)
         segs.append(Segment(" ", body))
-        segs += _mark_found(text[:500], found, body)
+        segs += _mark_found(text[:500], found, body, style("found"))
         strip = Strip(segs)
         if base is not None:
             strip = strip.extend_cell_length(self._width, base)
@@ -312,14 +318,14 @@ class EventLog(NoScrollbar, BaseStyleMixin, ScrollView, can_focus=True):
         self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
 
 
-def _mark_found(text: str, query: str | None, style: Style) -> list[Segment]:
-    """The text in ``style``, its first occurrence of ``query`` (any case) marked."""
+def _mark_found(text: str, query: str | None, style: Style, found: Style) -> list[Segment]:
+    """The text in ``style``, its first occurrence of ``query`` (any case) in ``found``."""
     at = text.casefold().find(query.casefold()) if query else -1
     if at < 0 or len(text.casefold()) != len(text):     # a case fold that changes lengths
         return [Segment(text, style)]
     assert query is not None                    # (at >= 0)
     end = at + len(query.casefold())
-    return [seg for seg in (Segment(text[:at], style), Segment(text[at:end], _STYLES["found"]),
+    return [seg for seg in (Segment(text[:at], style), Segment(text[at:end], found),
                             Segment(text[end:], style)) if seg.text]
 
 

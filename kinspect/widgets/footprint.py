@@ -13,25 +13,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.segment import Segment
-from rich.style import Style
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..engine.profile import format_size
-from .base_style import BaseStyleMixin
+from .base_style import PaletteStyleMixin
 from .text_lines import fold_line
 
 if TYPE_CHECKING:
     from ..session import Session
 
 BARS = "▁▂▃▄▅▆▇█"
-_LABEL = Style(color="#d0d0d0")
-_SHOWN = Style(color="#ffffff", bold=True, reverse=False)
-_VALUE = Style(color="#87afd7")
-_SPARK = Style(color="#5fd7af")
-_SPARK_SHOWN = Style(color="#ffd75f", bold=True)
-_DIM = Style(color="#6c6c6c")
 
 
 def sparkline(values: np.ndarray, width: int) -> str:
@@ -50,11 +43,16 @@ def sparkline(values: np.ndarray, width: int) -> str:
     return "".join(BARS[i] for i in levels)
 
 
-class FootprintPlot(BaseStyleMixin, ScrollView):
+class FootprintPlot(PaletteStyleMixin, ScrollView):
     """Shadow memory per scheme: now, peak, and its history."""
 
     # the scrollbar's columns kept: lines built for the width stay clear of it when it shows
     DEFAULT_CSS = "FootprintPlot { height: 1fr; scrollbar-gutter: stable; }"
+    # colours (kinspect.tcss; unstyled without an app): a scheme's name, the shown scheme's,
+    # the sizes, a sparkline, the shown scheme's sparkline, the header and the details
+    COMPONENT_CLASSES = {f"footprint--{name}" for name in (
+        "label", "shown", "value", "spark", "spark-shown", "dim")}
+    STYLE_PREFIX = "footprint--"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -83,28 +81,44 @@ class FootprintPlot(BaseStyleMixin, ScrollView):
     def on_resize(self) -> None:
         self.update_plot()
 
+    def on_mount(self) -> None:
+        self._restyle()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._restyle()
+
+    def _restyle(self) -> None:
+        self.load_styles()
+        self._key = None            # update_plot() builds the lines again, in these styles
+        self.update_plot()
+
     def build_lines(self, width: int) -> list[Strip]:
+        style = self.component_style
+        label_style, shown_style, dim = style("label"), style("shown"), style("dim")
         s = self.session
         assert s is not None                    # (update_plot() checked it)
         fps = s.footprints()
         label_w = max(len(n) for n in s.scheme_names) + 2
         spark_w = max(8, width - label_w - 22)
         out = [Strip([Segment(" " * label_w + f"{'now':>9} {'peak':>9}  "
-                              f"total shadow bytes after each event (0..{s.position})", _DIM)])]
+                              f"total shadow bytes after each event (0..{s.position})", dim)])]
         for name in s.scheme_names:
             hist = s.footprint_history(name)
             shown = name == s.shown
             now = int(hist[-1]) if len(hist) else fps[name].total_bytes()
             peak = int(hist.max()) if len(hist) else now
             mark = "▶ " if shown else "  "
-            segs = [Segment(f"{mark}{name:<{label_w - 2}}", _SHOWN if shown else _LABEL),
-                    Segment(f"{format_size(now):>9} {format_size(peak):>9}  ", _VALUE),
-                    Segment(sparkline(hist, spark_w), _SPARK_SHOWN if shown else _SPARK)]
+            segs = [Segment(f"{mark}{name:<{label_w - 2}}",
+                            shown_style if shown else label_style),
+                    Segment(f"{format_size(now):>9} {format_size(peak):>9}  ", style("value")),
+                    Segment(sparkline(hist, spark_w),
+                            style("spark-shown") if shown else style("spark"))]
             out.append(Strip(segs))
         fp = fps[s.shown]
         out.append(Strip([]))
-        lines = [[Segment(f"{s.shown}: ", _SHOWN), Segment(self._bill(fp), _LABEL)]]
-        lines += [[Segment("  " + text, _DIM)] for text in self._details(fp)]
+        lines = [[Segment(f"{s.shown}: ", shown_style), Segment(self._bill(fp), label_style)]]
+        lines += [[Segment("  " + text, dim)] for text in self._details(fp)]
         out += [Strip(piece) for line in lines for piece in fold_line(line, width)]
         return out
 

@@ -12,6 +12,7 @@ first granule, ``)`` after its last, its granules underlined.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -25,7 +26,7 @@ from textual.strip import Strip
 
 from ..reports.explain import ByteMeaning, Explanation, headline
 from ..reports.kreport import KasanReport, StackTrace
-from .base_style import PaletteStyleMixin
+from .base_style import PaletteStyleMixin, unstyled
 from .palette import (
     BAD_GRANULE_PAINT,
     REGION_PAINT,
@@ -35,10 +36,11 @@ from .palette import (
     report_byte_kind,
 )
 
-ADDRESS_STYLE = Style(color="#8a8a8a")
-GUILTY_STYLE = Style(color="#ff5f5f", bold=True)
-DIM = "#8a8a8a"
-LOCATION = "#5fafd7"
+# The texts' roles (ReportScreen's component classes ``kreport--ROLE``, kinspect.tcss): "dim"
+# (secondary facts, unreliable frames), "warn" (an incomplete report), "bug" (the bug type),
+# "location" (a frame's file:line)
+Styles = Callable[[str], Style]
+_ITALIC = Style(italic=True)
 TAG_MODES = ("sw-tags", "hw-tags", "tags")
 
 
@@ -49,7 +51,11 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
     STYLE_PREFIX = "memorystategrid--"
     COMPONENT_CLASSES = ({f"memorystategrid--{p.name}" for p in SHADOW_PAINTS.values()}
                          | {"memorystategrid--bad", "memorystategrid--selected",
-                            "memorystategrid--region"})
+                            "memorystategrid--region",
+                            # kinspect.tcss: a row's address, the guilty row's marker, the
+                            # granule's offset in the object and the no-dump note
+                            "memorystategrid--address", "memorystategrid--guilty",
+                            "memorystategrid--dim"})
     DEFAULT_CSS = "MemoryStateGrid { height: auto; }\n" + component_css(
         "MemoryStateGrid", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT,
                             REGION_PAINT])
@@ -125,7 +131,8 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         t.append(f"{addr:0{self.digits}x}", "bold")
         if self.object_addr is not None:
             off = addr - self.object_addr
-            t.append(f" (object{'+' if off >= 0 else '-'}{abs(off):#x})", DIM)
+            t.append(f" (object{'+' if off >= 0 else '-'}{abs(off):#x})",
+                     self.component_style("dim"))
         t.append(": ")
         t.append(f"{value:02x}", self.palette_style(SHADOW_PAINTS[self.kinds.get(value, "other")]))
         meaning = self.meanings.get(value)
@@ -195,7 +202,7 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         rep = self.report
         if rep is None or not rep.memory_rows:
             lines.append(Strip([Segment("no memory-state dump in this report",
-                                        Style(italic=True, color=DIM))]))
+                                        self.component_style("dim") + _ITALIC)]))
             line_rows.append(-1)
         else:
             for i, row in enumerate(rep.memory_rows):
@@ -225,8 +232,9 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
 
     def _row(self, row) -> Strip:
         base = self.base_style
-        segs = [Segment(">" if row.guilty else " ", GUILTY_STYLE if row.guilty else base),
-                Segment(f"{row.addr:0{self.digits}x}:", ADDRESS_STYLE)]
+        segs = [Segment(">" if row.guilty else " ",
+                        self.component_style("guilty") if row.guilty else base),
+                Segment(f"{row.addr:0{self.digits}x}:", self.component_style("address"))]
         region_style = self.palette_style(REGION_PAINT)
         underline = Style(underline=True)
         g = row.addr
@@ -266,18 +274,19 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
 
 # ----------------------------------------------------------------------------- texts
 
-def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int) -> Text:
+def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int,
+                 style: Styles = unstyled) -> Text:
     """The header of the report screen: which report, its title, the access, the machine,
     where the access fell."""
     t = Text()
     where = f"{rep.path or '<input>'}:{rep.line}"
-    t.append(f"report {index + 1} of {total} · {where}", DIM)
+    t.append(f"report {index + 1} of {total} · {where}", style("dim"))
     if not rep.complete:
-        t.append(" · incomplete (no closing ===== line)", "#ffd75f")
+        t.append(" · incomplete (no closing ===== line)", style("warn"))
     t.append("\n")
     t.append(headline(rep), "bold")
     t.append("\n")
-    t.append(rep.bug_type, "bold #ff5f5f")
+    t.append(rep.bug_type, style("bug"))
     t.append(f" · {exp.access}\n")
     mode = {"generic": "generic KASAN", "sw-tags": "software tag-based KASAN",
             "hw-tags": "hardware tag-based KASAN (MTE)",
@@ -291,34 +300,34 @@ def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int) -> 
     facts.append(f"kernel {rep.kernel_release}" if rep.kernel_release else "kernel unknown")
     if rep.ptr_tag is not None:
         facts.append(f"pointer tag {rep.ptr_tag:02x}, memory tag {rep.mem_tag:02x}")
-    t.append(", ".join(facts), DIM)
+    t.append(", ".join(facts), style("dim"))
     for line in exp.where:
         t.append(f"\n{line}")
     if exp.unknown:
-        t.append("\nunknown: " + "; ".join(exp.unknown), "italic " + DIM)
+        t.append("\nunknown: " + "; ".join(exp.unknown), style("dim") + _ITALIC)
     return t
 
 
-def legend_text(rep: KasanReport, exp: Explanation) -> Text:
+def legend_text(rep: KasanReport, exp: Explanation, style: Styles = unstyled) -> Text:
     """Every distinct byte of the dump with its colour and its meaning (explain's decoding),
     then the marks: the first bad granule and the object's region."""
     t = Text()
     if not exp.legend:
-        t.append("no memory-state dump: nothing to decode", "italic " + DIM)
+        t.append("no memory-state dump: nothing to decode", style("dim") + _ITALIC)
         return t
     tagged = rep.mode in TAG_MODES
     if tagged:
         t.append("memory tags" + (f" (the pointer's tag: {rep.ptr_tag:02x})"
-                                  if rep.ptr_tag is not None else ""), DIM)
+                                  if rep.ptr_tag is not None else ""), style("dim"))
     else:
-        t.append(f"decoded for {exp.era.label}; {exp.era.reason}", DIM)
+        t.append(f"decoded for {exp.era.label}; {exp.era.reason}", style("dim"))
     for b in exp.legend:
         t.append("\n")
         t.append(f" {b.value:02x} ", SHADOW_PAINTS[report_byte_kind(b, tagged, rep.ptr_tag)]
                  .rich())
         t.append(f" {b.name + ': ' if b.name else ''}{b.meaning}")
         if b.era_note:
-            t.append(f"\n     ({b.era_note})", DIM)
+            t.append(f"\n     ({b.era_note})", style("dim"))
     if exp.bad_granule is not None and exp.bad_meaning is not None:
         t.append("\n")
         t.append(f" {exp.bad_meaning.value:02x} ", BAD_GRANULE_PAINT.rich())
@@ -335,7 +344,7 @@ def legend_text(rep: KasanReport, exp: Explanation) -> Text:
 _LOCATION_RE = re.compile(r" (\S+:(?:\d+|\?))$")
 
 
-def _frame(t: Text, line: str) -> None:
+def _frame(t: Text, line: str, style: Styles) -> None:
     """One frame line: '?' frames (not reliable) dim, a file:line (symbolized or as syzbot
     prints it) coloured, '[inline]' dim."""
     inline = line.endswith(" [inline]")
@@ -343,15 +352,16 @@ def _frame(t: Text, line: str) -> None:
         line = line[:-len(" [inline]")]
     m = _LOCATION_RE.search(line)
     head = line[:m.start()] if m else line
-    t.append(" " + head, DIM if head.startswith("?") or inline else "")
+    t.append(" " + head, style("dim") if head.startswith("?") or inline else "")
     if m:
-        t.append(" " + m.group(1), LOCATION)
+        t.append(" " + m.group(1), style("location"))
     if inline:
-        t.append(" [inline]", DIM)
+        t.append(" [inline]", style("dim"))
     t.append("\n")
 
 
-def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None) -> Text:
+def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None,
+                style: Styles = unstyled) -> Text:
     """The access stack, the alloc, free and aux stacks (symbolized lines when ``stacks``
     holds them), then what the buggy address belongs to (stack frame, variable, vmalloc
     area, physical page) as the report says it."""
@@ -370,9 +380,9 @@ def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None) -> Text:
             head = f"The access: {head}"
         t.append(head + "\n", "bold underline")
         if not st.available:
-            t.append(" (stack is not available)\n", "italic " + DIM)
+            t.append(" (stack is not available)\n", style("dim") + _ITALIC)
         for line in (stacks or {}).get(key) or st.frames:
-            _frame(t, line)
+            _frame(t, line, style)
         t.append("\n")
     described = [("The stack frame", rep.stack_lines),
                  ("The variable", [rep.variable] if rep.variable else []),
@@ -386,5 +396,5 @@ def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None) -> Text:
             t.append(f" {line}\n")
         t.append("\n")
     if not t:
-        t.append("this report has no stacks and no page", "italic " + DIM)
+        t.append("this report has no stacks and no page", style("dim") + _ITALIC)
     return t

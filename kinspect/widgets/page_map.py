@@ -143,10 +143,11 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
 
     COMPONENT_CLASSES = ({f"pagemap--{p.name}" for p in PAGE_PAINTS.values()}
                          | {"pagemap--attached", "pagemap--cursor", "pagemap--report",
-                            "pagemap--gutter"})
+                            "pagemap--gutter", "pagemap--pending"})
+    # the palette's classes styled from its table; the gutter (pfns) and a row still to be
+    # read (pending) in kinspect.tcss
     DEFAULT_CSS = "PageMap { height: 1fr; overflow-y: hidden; }\n" + component_css(
-        "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT]) + \
-        "\nPageMap > .pagemap--gutter { color: #8a8a8a; text-style: none; }"
+        "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT])
     STYLE_PREFIX = "pagemap--"
 
     BINDINGS = [
@@ -401,8 +402,8 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
                 # A run is changing the machine in a worker: no reads until it stops.
                 first = self.pfn_at(row, 0)
                 return Strip([Segment(f"{first:#0{self.gutter_width - 1}x} ",
-                                      Style(color="#8a8a8a")),
-                              Segment("…", Style(color="#6c6c6c"))])
+                                      self.component_style("gutter")),
+                              Segment("…", self.component_style("pending"))])
             self._build_rows(row, geometry)
             strip = self._cache[key]
         return strip
@@ -455,7 +456,7 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         for r, c in zip(rows_at.tolist(), (cols_at + 1).tolist()):
             starts[r].append(c)
         style_base = self.base_style
-        gutter = style_base + self.component_style("gutter", lambda: Style(color="#8a8a8a"))
+        gutter = style_base + self.component_style("gutter")
         gutter_width = self.gutter_width
         width = self._width()
         # in the view's style and as wide as it: render_line has nothing left to do

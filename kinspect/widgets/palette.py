@@ -4,7 +4,9 @@ value), so the views read the same in monochrome (NO_COLOR) and for colour-blind
 Each widget declares its entries as ``COMPONENT_CLASSES`` (``pagemap--slab``,
 ``shadowbytes--redzone`` ...) whose default CSS is generated from these tables, so a theme or
 ``kinspect.tcss`` can restyle them; render_line() falls back to these tables when no app is
-running (unit tests).
+running (unit tests). These tables are data (a colour per page state and per shadow byte
+value, which the views look up per cell); the views' other colours are component classes
+styled in ``kinspect.tcss`` only.
 """
 
 from __future__ import annotations

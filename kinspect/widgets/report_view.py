@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+from rich.style import Style
 from rich.text import Text
 
 from ..engine.report import format_report
+from .base_style import unstyled
 from .palette import BAD_GRANULE_PAINT, SHADOW_KIND, SHADOW_PAINTS
 from .text_lines import TextLines
 
@@ -16,11 +19,14 @@ EMPTY = ("No KASAN report yet.\n\nStep with space or →, or press r to run to t
 
 
 def report_text(report, index: int | None = None, total: int | None = None,
-                line: int | None = None) -> Text:
-    """The report as the kernel prints it, with the bug line and shadow bytes coloured."""
+                line: int | None = None,
+                style: Callable[[str], Style] = unstyled) -> Text:
+    """The report as the kernel prints it, with the bug line and shadow bytes coloured: the
+    shadow bytes as the palette says, the rest by ``style(role)`` (ReportView: its component
+    classes ``report--ROLE``; unstyled without)."""
     t = Text()
     if report is None:
-        t.append(EMPTY, "italic #8a8a8a")
+        t.append(EMPTY, style("empty"))
         return t
     if index is not None:
         # the event that made it, counted as the status line counts them (event 8/18: eight
@@ -28,10 +34,10 @@ def report_text(report, index: int | None = None, total: int | None = None,
         where = (f" · event {report.event_index + 1}" if report.event_index is not None
                  else "")
         where += f" (line {line})" if line is not None else ""
-        t.append(f"report {index} of {total}{where}\n", "#8a8a8a")
+        t.append(f"report {index} of {total}{where}\n", style("dim"))
     for raw in format_report(report).splitlines():
         if raw.startswith("BUG: KASAN:"):
-            t.append(raw + "\n", "bold #ff5f5f")
+            t.append(raw + "\n", style("bug"))
             continue
         if raw.strip() == "^":
             t.append(raw[:raw.index("^")])
@@ -40,8 +46,8 @@ def report_text(report, index: int | None = None, total: int | None = None,
             continue
         m = _META_ROW.match(raw)
         if m:
-            t.append(m.group(1), "bold #ff5f5f" if m.group(1) == ">" else "")
-            t.append(m.group(2) + ":", "#8a8a8a")
+            t.append(m.group(1), style("bug") if m.group(1) == ">" else "")
+            t.append(m.group(2) + ":", style("dim"))
             for byte in m.group(3).split():
                 t.append(" ")
                 t.append(byte, SHADOW_PAINTS[SHADOW_KIND[int(byte, 16)]].rich())
@@ -55,13 +61,34 @@ class ReportView(TextLines):
     """Scrollable report text (lines longer than the pane is wide fold)."""
 
     DEFAULT_CSS = "ReportView { height: 1fr; overflow-x: hidden; }"
+    # report_text()'s colours (kinspect.tcss): no report yet, the header and the shadow rows'
+    # addresses, the BUG line and the guilty row's marker
+    COMPONENT_CLASSES = {"report--empty", "report--dim", "report--bug"}
     wrap = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__(report_text(None), **kwargs)
+        self._report: tuple = (None, None, None, None)     # show()'s arguments
+
+    def on_mount(self) -> None:
+        self._show_report()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self.is_mounted:
+            self._show_report()
 
     def show(self, report, index=None, total=None, line=None) -> None:
-        self.set_text(report_text(report, index, total, line), scroll_home=True)
+        self._report = (report, index, total, line)
+        self._show_report(scroll_home=True)
+
+    def _show_report(self, scroll_home: bool = False) -> None:
+        report, index, total, line = self._report
+        self.set_text(report_text(report, index, total, line, self._style),
+                      scroll_home=scroll_home)
+
+    def _style(self, role: str) -> Style:
+        return self.get_component_rich_style(f"report--{role}", partial=True)
 
     def text(self) -> str:
         return self.plain

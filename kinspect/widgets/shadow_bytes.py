@@ -34,7 +34,6 @@ from .scrolling import NoScrollbar
 
 Reader = Callable[[int, int], bytes]
 _HEX = [f"{b:02x}" for b in range(256)]
-_NOTE_STYLE = Style(italic=True, color="#8a8a8a")
 
 
 class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_focus=True):
@@ -42,10 +41,11 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
 
     COMPONENT_CLASSES = ({f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()}
                          | {"shadowbytes--bad", "shadowbytes--selected",
-                            "shadowbytes--address"})
+                            "shadowbytes--address", "shadowbytes--note"})
+    # the palette's classes styled from its table; a row's address and the note shown
+    # instead of bytes in kinspect.tcss
     DEFAULT_CSS = "ShadowBytes { height: 1fr; overflow-y: hidden; }\n" + component_css(
-        "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT]) + \
-        "\nShadowBytes > .shadowbytes--address { color: #8a8a8a; text-style: none; }"
+        "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT])
     STYLE_PREFIX = "shadowbytes--"
 
     BINDINGS = [
@@ -228,7 +228,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         but the width)."""
         if not self._data:
             if line == 0 and self.note:
-                return Strip([Segment(self.note, self.base_style + _NOTE_STYLE)])
+                return Strip([Segment(self.note, self.base_style + self.component_style("note"))])
             return Strip.blank(self.virtual_size.width, self.base_style)
         lines = self._line_rows()
         if not 0 <= line < len(lines):
@@ -264,8 +264,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         width = self.bits // 4
         guilty = self._bad_row() == row
         address = Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
-                          self.base_style + self.component_style(
-                              "address", lambda: Style(color="#8a8a8a")))
+                          self.base_style + self.component_style("address"))
         data = self._data[row * per:(row + 1) * per]
         return Strip([address, *self._byte_segments(data, self._col_of(self.bad, addr),
                                                     self._col_of(self.selected, addr))])
@@ -331,7 +330,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
 class ShadowLegend(Static):
     """What the shadow byte colours mean (each sample shows its hex value too)."""
 
-    DEFAULT_CSS = "ShadowLegend { height: auto; color: #8a8a8a; }"
+    DEFAULT_CSS = "ShadowLegend { height: auto; }"       # its colour: kinspect.tcss
 
     def __init__(self, **kwargs) -> None:
         super().__init__(self.legend_text(), **kwargs)

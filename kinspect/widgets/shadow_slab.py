@@ -8,6 +8,7 @@ pshadow: the windows with a real shadow page. flat: nothing is allocated on dema
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import OptionList
@@ -23,6 +24,11 @@ class ShadowSlabView(OptionList):
     """Shadow slabs and blocks (or pshadow windows) of the shown scheme."""
 
     DEFAULT_CSS = "ShadowSlabView { height: 1fr; border: none; }"
+    # colours (kinspect.tcss): a shadow page or shadow slab, the page a block serves, the
+    # vmalloc address it serves, a free block
+    COMPONENT_CLASSES = OptionList.COMPONENT_CLASSES | {
+        "shadowslab--shadow-page", "shadowslab--served", "shadowslab--vmalloc",
+        "shadowslab--free"}
 
     class PfnChosen(Message):
         def __init__(self, pfn: int) -> None:
@@ -42,6 +48,10 @@ class ShadowSlabView(OptionList):
             return
         self._key = key
         machine = machine_view(session)
+
+        def style(role: str) -> Style:
+            return self.get_component_rich_style(f"shadowslab--{role}", partial=True)
+
         options: list[Option] = []
         self._option_of_pfn = {}
         self._pfn_of_option = {}
@@ -69,11 +79,11 @@ class ShadowSlabView(OptionList):
             for w in windows[:MAX_OPTIONS]:
                 if w.pfn is None:
                     prompt = Text.assemble("  kernel image/vmalloc window → shadow page ",
-                                           (f"pfn {w.shadow_pfn:#x}", "#ff5fd7"))
+                                           (f"pfn {w.shadow_pfn:#x}", style("shadow-page")))
                     add(prompt, pfn=w.shadow_pfn, serves=w.shadow_pfn)
                     continue
                 prompt = Text.assemble(f"  pfn {w.pfn:#x}-{w.pfn + 7:#x} → shadow page ",
-                                       (f"pfn {w.shadow_pfn:#x}", "#ff5fd7"),
+                                       (f"pfn {w.shadow_pfn:#x}", style("shadow-page")),
                                        f"  ({w.bypass_pages} bypass)")
                 add(prompt, pfn=w.pfn, serves=w.shadow_pfn)
                 for p in range(w.pfn, w.pfn + 8):
@@ -93,19 +103,21 @@ class ShadowSlabView(OptionList):
                 used = sum(1 for b in slab.blocks if b.pfn is not None or b.vaddr is not None)
                 last = slab.pfn + slab.pages - 1
                 pages = f"pfn {slab.pfn:#x}" + (f"-{last:#x}" if last != slab.pfn else "")
-                add(Text.assemble(("slab ", "bold #ff5fd7"), pages,
+                add(Text.assemble(("slab ", style("shadow-page") + Style(bold=True)), pages,
                                   f"  {used}/{len(slab.blocks)} blocks in use"),
                     pfn=slab.pfn, serves=slab.pfn)
                 for i in range(1, slab.pages):
                     self._option_of_pfn.setdefault(slab.pfn + i, len(options) - 1)
                 for b in slab.blocks:
                     if b.pfn is not None:
-                        add(Text.assemble(f"  {b.addr:x} → ", (f"pfn {b.pfn:#x}", "#87d75f")),
+                        add(Text.assemble(f"  {b.addr:x} → ",
+                                          (f"pfn {b.pfn:#x}", style("served"))),
                             pfn=b.pfn, serves=b.pfn)
                     elif b.vaddr is not None:
-                        add(Text.assemble(f"  {b.addr:x} → ", (f"vmalloc {b.vaddr:x}", "#87d7d7")))
+                        add(Text.assemble(f"  {b.addr:x} → ",
+                                          (f"vmalloc {b.vaddr:x}", style("vmalloc"))))
                     else:
-                        add(Text(f"  {b.addr:x}   free", style="#6c6c6c"))
+                        add(Text(f"  {b.addr:x}   free", style=style("free")))
         self._quiet = True
         self.set_options(options)
         self._quiet = False

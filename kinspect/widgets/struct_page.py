@@ -4,27 +4,34 @@ running scheme, and ``dump_page()`` as KASAN prints it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from rich.style import Style
 
 from ..engine.memory import PAGE_TYPE_NONE, PAGEFLAG_NAMES, PageState, PGTY_buddy, PGTY_slab
 from ..engine.view import machine_view
+from .base_style import unstyled
 from .text_lines import StyledLines, TextLines
 
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 
-def describe_page(session, pfn: int) -> StyledLines:
-    """Everything about one pfn, drgn ``show_page_info`` style."""
+def describe_page(session, pfn: int,
+                  style: Callable[[str], Style] = unstyled) -> StyledLines:
+    """Everything about one pfn, drgn ``show_page_info`` style; ``style(role)`` colours each
+    part (StructPageView: its component classes ``structpage--ROLE``; unstyled without)."""
+    label = style("label")
     m = machine_view(session)
     p = session.profile
     t = StyledLines()
     w = p.bits // 4
     if not p.pfn_valid(pfn):
-        t.append(f"pfn {pfn:#x}: no RAM here (a hole in the memory map)", "italic #8a8a8a")
+        t.append(f"pfn {pfn:#x}: no RAM here (a hole in the memory map)", style("hole"))
         return t
     page = m.page(pfn)
     phys = pfn << p.page_shift
     t.append("struct page ", "bold")
-    t.append(f"pfn {pfn:#x}", "bold #87d7ff")
+    t.append(f"pfn {pfn:#x}", style("pfn"))
     t.append(f"  phys {phys:#x}")
     if p.is_lowmem_pfn(pfn):
         t.append(f"  virt {m.page_address(pfn):0{w}x}")
@@ -32,7 +39,7 @@ def describe_page(session, pfn: int) -> StyledLines:
         t.append("  highmem (no direct map)")
     t.append("\n")
     names = [PAGEFLAG_NAMES[b] for b in sorted(PAGEFLAG_NAMES) if page.flags & (1 << b)]
-    t.append(" flags      ", "#8a8a8a")
+    t.append(" flags      ", label)
     t.append(f"{m.page_flags_word(pfn):#x}({'|'.join(names + [f'zone={p.zone_of_pfn(pfn)}'])})\n")
     ptype = page.page_type
     head_pfn = m.compound_head(pfn)
@@ -40,14 +47,14 @@ def describe_page(session, pfn: int) -> StyledLines:
     if free is not None and free.pfn == pfn and ptype == PAGE_TYPE_NONE:
         ptype = PGTY_buddy << 24
     kind = {PGTY_slab: "slab", PGTY_buddy: "buddy"}.get(ptype >> 24, "")
-    t.append(" page_type  ", "#8a8a8a")
+    t.append(" page_type  ", label)
     t.append(f"{ptype >> 24:x}({kind})" if ptype != PAGE_TYPE_NONE else "none (ffffffff)")
-    t.append("   _refcount ", "#8a8a8a")
+    t.append("   _refcount ", label)
     t.append(f"{page.refcount}")
-    t.append("   order ", "#8a8a8a")
+    t.append("   order ", label)
     order = m.page(head_pfn).order
     t.append(f"{order}\n")
-    t.append(" compound   ", "#8a8a8a")
+    t.append(" compound   ", label)
     if page.PageHead():
         t.append(f"head of {1 << order} pages\n")
     elif page.PageTail():
@@ -58,18 +65,18 @@ def describe_page(session, pfn: int) -> StyledLines:
         t.append("-\n")
     slab = m.find_slab(pfn)
     if slab is not None:
-        t.append(" slab_cache ", "#8a8a8a")
-        t.append(f"{slab.cache}", "bold #87d75f")
+        t.append(" slab_cache ", label)
+        t.append(f"{slab.cache}", style("cache"))
         t.append(f" (object {slab.object_size}, slot {slab.slot_size}) inuse "
                  f"{slab.inuse}/{slab.objects}"
                  f"{' frozen (cpu slab)' if slab.frozen else ''}\n")
-    t.append(" kinspect   ", "#8a8a8a")
+    t.append(" kinspect   ", label)
     t.append(PageState.NAMES[page.state] if page.state < len(PageState.NAMES) else "?")
     large = m.find_large_kmalloc(head_pfn)
     if large is not None:
         t.append(f" · kmalloc({large.size})")
     t.append("\n")
-    t.append(" shadow\n", "#8a8a8a")
+    t.append(" shadow\n", label)
     for name in session.scheme_names:
         link = m.shadow_link(name, pfn)
         if name == "flat" and p.is_lowmem_pfn(pfn):
@@ -83,12 +90,12 @@ def describe_page(session, pfn: int) -> StyledLines:
             # where the pointer points: the block's own page, a page of the shadow slab
             home = m.addr_to_pfn(int(block.group(1), 16))
             if home is not None:
-                t.append(f" in shadow slab page pfn {home:#x}", "#ff5fd7")
+                t.append(f" in shadow slab page pfn {home:#x}", style("shadow-home"))
         t.append("\n")
     if p.is_lowmem_pfn(pfn) or p.pfn_valid(pfn):
-        t.append("dump_page()\n", "#8a8a8a")
+        t.append("dump_page()\n", label)
         for line in m.dump_page(head_pfn):
-            t.append(f" {line}\n", "#a8a8a8")
+            t.append(f" {line}\n", style("dump"))
     return t
 
 
@@ -96,10 +103,17 @@ class StructPageView(TextLines):
     """The selected page's struct page (lines longer than the pane is wide fold)."""
 
     DEFAULT_CSS = "StructPageView { height: 1fr; overflow-x: hidden; }"
+    # describe_page()'s colours (kinspect.tcss): a field's name, the pfn, the slab cache, the
+    # shadow slab page a block lives in, a hole in the memory map, dump_page()'s lines
+    COMPONENT_CLASSES = {"structpage--label", "structpage--pfn", "structpage--cache",
+                         "structpage--shadow-home", "structpage--hole", "structpage--dump"}
     wrap = True
 
     def show(self, session, pfn: int) -> None:
-        self.set_lines(describe_page(session, pfn))
+        self.set_lines(describe_page(session, pfn, self._style))
+
+    def _style(self, role: str) -> Style:
+        return self.get_component_rich_style(f"structpage--{role}", partial=True)
 
     def text(self) -> str:
         return self.plain

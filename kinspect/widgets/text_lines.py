@@ -38,12 +38,15 @@ class StyledLines:
         self._pieces: list[str] = []
         self._unstyled_tail = False     # the current line ends with unstyled text
 
-    def append(self, text: str, style: str = "") -> None:
+    def append(self, text: str, style: str | Style = "") -> None:
         text = strip_control_codes(text)
         if not text:
             return
         self._pieces.append(text)
-        rich_style = _parsed_style(style) if style else None
+        if isinstance(style, Style):
+            rich_style = style or None
+        else:
+            rich_style = _parsed_style(style) if style else None
         first, *rest = text.split("\n")
         self._add(first, rich_style)
         for piece in rest:
