@@ -26,7 +26,7 @@ from kinspect.engine.profile import format_size
 from kinspect.vmcore.command import dump_header_lines, memory_state, state_lines
 from kinspect.vmcore.kernel import Kernel
 from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
-from kinspect.widgets.page_map import _CODE_OF_RANK, _RANK, PageMap
+from kinspect.widgets.page_map import PageMap, merge_cells
 from kinspect.widgets.palette import PAGE_PAINTS
 
 __all__ = ["DumpPages", "VmcoreApp", "parse_target"]
@@ -43,7 +43,7 @@ class DumpPages:
     def cells(self, first: int, ncells: int, ppc: int) -> tuple[np.ndarray, np.ndarray]:
         codes = self.reader.page_states(first, ncells * ppc)
         if ppc > 1:
-            codes = _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
+            codes = merge_cells(codes, ncells, ppc)
         return codes, np.zeros(ncells, dtype=bool)
 
     def describe(self, pfn: int) -> str:

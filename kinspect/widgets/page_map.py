@@ -42,6 +42,12 @@ from .scrolling import NoScrollbar
 
 _RANK = np.array(RANK, dtype=np.uint8)
 _CODE_OF_RANK = np.array(CODE_OF_RANK, dtype=np.uint8)
+
+
+def merge_cells(codes: np.ndarray, ncells: int, ppc: int) -> np.ndarray:
+    """The page states of ``ncells`` cells of ``ppc`` pages each: a cell shows the state of
+    highest rank among its pages (palette.RANK: a slab page is seen among free ones)."""
+    return _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
 MAX_ZOOM = 40
 _CURSOR, _REPORT = 100, 101     # cell values of the marked cells, past the painted ones
 
@@ -102,7 +108,7 @@ class SessionPages:
                 other[own] = False
                 codes[other] = OTHER_SHADOW
             if ppc > 1:
-                codes = _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
+                codes = merge_cells(codes, ncells, ppc)
         else:
             codes = self._cells_by_section(machine, first, ncells, ppc)
         attached = np.zeros(ncells, dtype=bool)
