@@ -48,6 +48,8 @@ def merge_cells(codes: np.ndarray, ncells: int, ppc: int) -> np.ndarray:
     """The page states of ``ncells`` cells of ``ppc`` pages each: a cell shows the state of
     highest rank among its pages (palette.RANK: a slab page is seen among free ones)."""
     return _CODE_OF_RANK[_RANK[codes].reshape(ncells, ppc).max(axis=1)]
+
+
 MAX_ZOOM = 40
 _CURSOR, _REPORT = 100, 101     # cell values of the marked cells, past the painted ones
 
