@@ -26,8 +26,8 @@ from textual.widgets import Footer, Input, Static
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
-from kinspect.vmcore.costs import bill_lines, scheme_bills
 from kinspect.vmcore.command import dump_header_lines, memory_state, state_lines
+from kinspect.vmcore.costs import bill_lines, scheme_bills
 from kinspect.vmcore.kernel import Kernel
 from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
 from kinspect.widgets.page_map import _CODE_OF_RANK, _RANK, PageMap

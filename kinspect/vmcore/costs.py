@@ -40,14 +40,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kinspect.engine.kasan import (KASAN_PAGE_FREE, KASAN_PAGE_REDZONE, KASAN_STACK_LEFT,
-                                   KASAN_STACK_PARTIAL)
+from kinspect.engine.kasan import (
+    KASAN_PAGE_FREE,
+    KASAN_PAGE_REDZONE,
+    KASAN_STACK_LEFT,
+    KASAN_STACK_PARTIAL,
+)
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import MemoryRange, format_size, load_profile
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.shadow.base import BYTE_GRANULAR_USES, Footprint, PageUse
 
-from .reader import PGTY_buddy, PGTY_slab, DumpReader
+from .reader import DumpReader, PGTY_buddy, PGTY_slab
 
 __all__ = ["DumpBlocks", "SchemeBills", "dump_blocks", "scheme_bills", "bill_lines"]
 
