@@ -51,7 +51,7 @@ from kinspect.engine.profile import MemoryRange, format_size, load_profile
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.shadow.base import BYTE_GRANULAR_USES, Footprint, PageUse
 
-from .reader import DumpReader, PGTY_buddy, PGTY_slab
+from .reader import MAX_PAGE_ORDER, DumpReader, PGTY_buddy, PGTY_slab
 
 __all__ = ["DumpBlocks", "SchemeBills", "dump_blocks", "scheme_bills", "bill_lines"]
 
@@ -68,11 +68,7 @@ class DumpBlocks:
 
     blocks: list[tuple[int, int, PageUse]]       # (head pfn, order, use), by pfn
     shadow: np.ndarray                            # the real shadow of [0, end_pfn) (per page)
-    known: np.ndarray                             # pages whose struct page and shadow are read
     counts: dict[str, int] = field(default_factory=dict)   # pages by kind
-
-    def pages(self, use: PageUse) -> int:
-        return sum(1 << o for _, o, u in self.blocks if u == use)
 
 
 def _real_shadow(r: DumpReader) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +121,7 @@ def dump_blocks(r: DumpReader) -> DumpBlocks:
             pfn += 1
             continue
         if ptype[pfn] == PGTY_buddy:              # buddy_order(): page->private
-            step = 1 << int(raw["private"][pfn])
+            step = 1 << min(int(raw["private"][pfn]), MAX_PAGE_ORDER)
             counts["free"] += min(step, n - pfn)
             pfn += step
             continue
@@ -158,7 +154,7 @@ def dump_blocks(r: DumpReader) -> DumpBlocks:
     counts["page_alloc_poisoned"] = sum(
         1 for p, o, u in blocks if u == PageUse.PAGE_ALLOC
         for q in range(p, p + (1 << o)) if not zero_shadow[q])
-    return DumpBlocks(blocks, shadow, known, counts)
+    return DumpBlocks(blocks, shadow, counts)
 
 
 def _memory_up_to(end_pfn: int) -> int:
