@@ -22,7 +22,16 @@ OBJ_PFN = 0x6578                        # kmalloc_oob_right's kmalloc-128 slab
 @pytest.fixture(scope="module")
 def bills():
     with Kernel(str(unpacked("vmcore-first-report.elf")), str(unpacked("vmlinux"))) as k:
-        yield scheme_bills(DumpReader(k))
+        yield scheme_bills(DumpReader(k), engine="python")
+
+
+def test_both_engines_bill_alike(bills, engine) -> None:
+    with Kernel(str(unpacked("vmcore-first-report.elf")), str(unpacked("vmlinux"))) as k:
+        other = scheme_bills(DumpReader(k), engine=engine)
+    assert other.machine.engine == engine
+    assert {n: f.as_dict() for n, f in other.bills.items()} == \
+        {n: f.as_dict() for n, f in bills.bills.items()}
+    assert other.blocks.blocks == bills.blocks.blocks
 
 
 def test_the_dump_blocks_from_its_struct_pages(bills) -> None:

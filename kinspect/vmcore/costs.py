@@ -188,13 +188,15 @@ class SchemeBills:
                 "memory": [[r.start, r.end] for r in self.memory]}
 
 
-def scheme_bills(r: DumpReader, real: Footprint | None = None) -> SchemeBills:
-    """The four schemes' bills for the dump's memory (see the module's docstring)."""
+def scheme_bills(r: DumpReader, real: Footprint | None = None,
+                 engine: str | None = None) -> SchemeBills:
+    """The four schemes' bills for the dump's memory (see the module's docstring), on
+    ``engine`` (as ``native.engine()``)."""
     t0 = time.process_time()
     b = dump_blocks(r)
     t_blocks = time.process_time() - t0
     profile = load_profile("x86_64", _memory_up_to(r.end_pfn))
-    m = Machine(profile, schemes=COMPARED)
+    m = Machine(profile, schemes=COMPARED, engine=engine)
     booted = {s.name: s.footprint() for s in m.schemes}
     shadow = m.shadow
     for pfn, order, use in b.blocks:
