@@ -217,7 +217,7 @@ class VmcoreApp(App):
 
 def run_vmcore_ui(dump: str, vmlinux: str) -> int:
     """``kinspect tui --vmcore``: bad input is the one-line error (exit 2) before the UI."""
-    from .vmcore.kernel import open_kernel
+    from kinspect.vmcore.kernel import open_kernel
     k = open_kernel(dump, vmlinux)
     try:
         VmcoreApp(k).run()
