@@ -18,6 +18,10 @@ process for the opening runs: ``os.wait4``) and the child's peak RSS, measured i
    48 rows of 128 pages on a fresh reader (the struct pages read and classified), the same
    frame again (cached strips), and every row of all RAM; at zoom 0 and zoomed out to one
    cell per 64 pages.  Target: a frame at UI rates (< 1/30 s).
+5. The 2017 comparison on the dump (kinspect/vmcore/costs.py ``scheme_bills()``): the dump's
+   blocks from its struct pages and shadow, then the four schemes of a simulated machine put
+   in that state, in CPU seconds by step (the screen computes it on the first ``c``: lazy,
+   as it takes more than ~0.3 s).
 """
 
 from __future__ import annotations
@@ -86,7 +90,29 @@ def main() -> int:
                   f"peak RSS {rss:.0f} MB ({args.kdump})")
         os.environ["KINSPECT_CACHE_DIR"] = cache
         page_map(args.dump, args.vmlinux)
+        costs(args.dump, args.vmlinux)
     return 0
+
+
+def costs(dump: str, vmlinux: str) -> None:
+    from kinspect.vmcore import Kernel
+    from kinspect.vmcore.costs import scheme_bills
+    from kinspect.vmcore.reader import DumpReader
+
+    with Kernel(dump, vmlinux) as k:         # a fresh Kernel: nothing of the dump read yet
+        t = time.process_time()
+        real = DumpReader(k).footprint("generic")
+        t_real = time.process_time() - t
+        sb = scheme_bills(DumpReader(k), real)
+        print(f"the schemes' bills for the dump: {sb.cpu_seconds:.2f} CPU s in all (the "
+              f"dump's {len(sb.blocks.blocks)} blocks from its struct pages and shadow: "
+              f"{sb.blocks_seconds:.2f} s; the simulated machine and its four schemes: "
+              f"{sb.cpu_seconds - sb.blocks_seconds:.2f} s); the real kernel's bill before: "
+              f"{t_real:.2f} s")
+        for name, f in sb.bills.items():
+            print(f"  {name:8} {f.total_bytes():>10} bytes ({f.static_bytes} static, "
+                  f"{f.dynamic_bytes} dynamic, {f.metadata_bytes} metadata)")
+        print(f"  generic (the dump's) {real.total_bytes():>10} bytes")
 
 
 def page_map(dump: str, vmlinux: str) -> None:

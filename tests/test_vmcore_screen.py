@@ -103,3 +103,26 @@ def test_tui_vmcore_needs_its_vmlinux(tmp_path, capsys) -> None:
     assert main(["tui", "--vmcore", str(tmp_path / "dump")]) == 2
     assert capsys.readouterr().err == \
         "kinspect: --vmcore: needs --vmlinux VMLINUX (the dump's)\n"
+
+
+async def test_the_schemes_bills_pane(first) -> None:
+    """``c``: the four schemes' bills for the dump beside the real kernel's, made on the first
+    view only, hidden and shown again by ``c``."""
+    app = VmcoreApp(first)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert app.bills is None
+        await pilot.press("c")
+        await pilot.pause()
+        pane = app.query_one("#costs")
+        text = str(pane.render())
+        assert pane.has_class("shown") and app.bills is not None
+        for name in ("generic (dump)", "flat", "pshadow", "pageptr", "pageext"):
+            assert f"\n{name} " in text
+        made = app.bills
+        await pilot.press("c")
+        await pilot.pause()
+        assert not pane.has_class("shown")
+        await pilot.press("c")
+        await pilot.pause()
+        assert pane.has_class("shown") and app.bills is made

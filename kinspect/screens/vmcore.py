@@ -8,6 +8,9 @@ kernel's memory (a crash dump), read through :class:`kinspect.vmcore.reader.Dump
   shadow page is, and the five shadow rows around the address in the kernel's "Memory state
   around the buggy address" format;
 * the real kernel's shadow bill (``footprint("generic")``);
+* ``c``: the 2017 comparison on this dump, the bills of the four simulated schemes for the
+  dump's memory beside the real kernel's (kinspect/vmcore/costs.py), computed on first view
+  (about half a second of CPU) and shown above the address's state until ``c`` again;
 * ``g``: go to an address (hex), a pfn (``pfn 0x1234``) or a symbol; ``n``/``p``: the
   next/previous poisoned granule (real shadow byte not 0); up/down and h/l move in the page
   map.
@@ -24,6 +27,7 @@ from textual.widgets import Footer, Input, Static
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
 from kinspect.vmcore.command import dump_header_lines, memory_state, state_lines
+from kinspect.vmcore.costs import bill_lines, scheme_bills
 from kinspect.vmcore.kernel import Kernel
 from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
 from kinspect.widgets.page_map import PageMap, merge_cells
@@ -82,6 +86,8 @@ class VmcoreApp(App):
     #body { height: 1fr; }
     #vm-pagemap { width: 1fr; min-width: 40; }
     #detail-scroll { width: 1fr; }
+    #costs { display: none; margin-bottom: 1; }
+    #costs.shown { display: block; }
     #goto { dock: bottom; display: none; }
     #goto.shown { display: block; }
     """
@@ -89,6 +95,7 @@ class VmcoreApp(App):
         Binding("g", "goto", "go to"),
         Binding("n", "poisoned(1)", "next poisoned"),
         Binding("p", "poisoned(-1)", "previous poisoned"),
+        Binding("c", "costs", "scheme costs"),
         Binding("escape", "cancel", "cancel", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -100,6 +107,7 @@ class VmcoreApp(App):
         self.addr = kernel.page_offset_base
         self.message = ""
         self.detail_text = ""
+        self.bills = None                   # costs.SchemeBills, made on the first ``c``
 
     def compose(self) -> ComposeResult:
         fp = self.reader.footprint(REAL_SCHEME)
@@ -110,6 +118,7 @@ class VmcoreApp(App):
         with Horizontal(id="body"):
             yield PageMap(DumpPages(self.reader), id="vm-pagemap")
             with VerticalScroll(id="detail-scroll"):
+                yield Static("", id="costs", markup=False)
                 yield Static("", id="detail", markup=False)
         yield Input(placeholder="0xADDRESS, pfn N or a symbol", id="goto")
         yield Footer()
@@ -180,6 +189,22 @@ class VmcoreApp(App):
             return
         self.show(addr, pfn)
 
+    def action_costs(self) -> None:
+        """Show (or hide) the schemes' bills for the dump, computed the first time."""
+        pane = self.query_one("#costs", Static)
+        if pane.has_class("shown"):
+            pane.remove_class("shown")
+            return
+        if self.bills is None:
+            try:
+                self.bills = scheme_bills(self.reader, self.reader.footprint(REAL_SCHEME))
+                text = "\n".join(bill_lines(self.bills))
+            except (KinspectError, MemoryError) as e:
+                text = f"the schemes' bills: {e}"
+            pane.update(text)
+        pane.add_class("shown")
+        self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
+
     def action_poisoned(self, direction: int) -> None:
         found = self.reader.next_poisoned(self.addr, direction)
         if found is None:
@@ -192,7 +217,7 @@ class VmcoreApp(App):
 
 def run_vmcore_ui(dump: str, vmlinux: str) -> int:
     """``kinspect tui --vmcore``: bad input is the one-line error (exit 2) before the UI."""
-    from .vmcore.kernel import open_kernel
+    from kinspect.vmcore.kernel import open_kernel
     k = open_kernel(dump, vmlinux)
     try:
         VmcoreApp(k).run()

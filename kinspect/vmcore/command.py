@@ -3,7 +3,8 @@ buffer, each as ``kinspect report`` explains it, then the state **in the dump** 
 address: the shadow rows in the kernel's "Memory state around the buggy address" format
 (``print_memory_metadata()`` in mm/kasan/report.c), read from the dump's own shadow through its
 page tables, the slab object holding the address as ``describe_object_addr()`` prints it, and
-the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.
+the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.  ``--costs``: the bills of the four simulated
+shadow schemes for the dump's memory, beside the real kernel's (:mod:`.costs`).
 
 Exit status: 0, reports (or the address) shown; 1, no KASAN report in the ring buffer; 2, a
 dump or vmlinux kinspect cannot use (one line: ``kinspect: FILE: what``).
@@ -55,6 +56,10 @@ def add_command(subparsers) -> None:
     vp.add_argument("--addr", metavar="ADDR", type=_address,
                     help="show the dump's state around this kernel address instead")
     vp.add_argument("--format", choices=("text", "json"), default="text")
+    vp.add_argument("--costs", action="store_true",
+                    help="the 2017 comparison on this dump: what each simulated shadow scheme "
+                         "(flat, pshadow, pageptr, pageext) would cost for the dump's memory, "
+                         "beside the real kernel's shadow")
     vp.add_argument("--replay", action="store_true",
                     help="replay each report in kinspect's engine and list where the "
                          "simulated shadow of the object's slot differs from the dump's")
@@ -252,6 +257,9 @@ def _run(k: Kernel, args) -> int:
                  "kaslr_offset": k.kaslr_offset, "phys_base": k.phys_base,
                  "page_offset_base": f"{k.page_offset_base:#x}",
                  "vmemmap_base": f"{k.vmemmap_base:#x}"}
+    bills = _costs(k) if args.costs else None
+    if bills is not None:
+        doc["costs"] = bills.to_json()
     if args.addr is not None:
         st = memory_state(k, args.addr)
         if args.format == "json":
@@ -259,6 +267,7 @@ def _run(k: Kernel, args) -> int:
             _dump_json(doc)
         else:
             print("\n".join(dump_header_lines(k, None)))
+            _print_costs(bills)
             print(f"\naddress {args.addr:#x}:")
             print("\n".join(state_lines(st)))
         return 0
@@ -284,6 +293,7 @@ def _run(k: Kernel, args) -> int:
         _dump_json(doc)
         return 0 if reports else 1
     print("\n".join(dump_header_lines(k, ring)))
+    _print_costs(bills)
     for rep in reports:
         print()
         print(headline(rep))
@@ -300,6 +310,19 @@ def _run(k: Kernel, args) -> int:
         print(NO_REPORT)
         return 1
     return 0
+
+
+def _costs(k: Kernel):
+    from .costs import scheme_bills
+    from .reader import DumpReader
+    return scheme_bills(DumpReader(k))
+
+
+def _print_costs(bills) -> None:
+    if bills is not None:
+        from .costs import bill_lines
+        print()
+        print("\n".join(bill_lines(bills)))
 
 
 def _replay(k: Kernel, rep: KasanReport, st: MemoryState):
