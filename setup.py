@@ -15,12 +15,24 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
 }
 
-EXTENSIONS = cythonize([Extension(f"kinspect.engine.{name}", [f"kinspect/engine/{name}.pyx"],
-                                  extra_compile_args=["-O2"])
-                        for name in ("_ftrace_scan", "_buddy", "_page_alloc", "_slab",
-                                     "_replay", "_schemes", "_runner")],
-                       compiler_directives=COMPILER_DIRECTIVES)
+EXTENSIONS = cythonize(
+    [
+        Extension(
+            f"kinspect.engine.{name}", [f"kinspect/engine/{name}.pyx"], extra_compile_args=["-O2"]
+        )
+        for name in (
+            "_ftrace_scan",
+            "_buddy",
+            "_page_alloc",
+            "_slab",
+            "_replay",
+            "_schemes",
+            "_runner",
+        )
+    ],
+    compiler_directives=COMPILER_DIRECTIVES,
+)
 for extension in EXTENSIONS:
-    extension.optional = True           # cythonize() does not keep an Extension's optional
+    extension.optional = True  # cythonize() does not keep an Extension's optional
 
 setup(ext_modules=EXTENSIONS)

@@ -33,13 +33,14 @@ from collections.abc import Iterator
 
 MIXES = {
     "small": ([1, 2, 4, 6, 8, 12, 16, 20, 24, 32], [3, 3, 6, 2, 10, 4, 10, 3, 6, 8]),
-    "mixed": ([8, 16, 24, 32, 40, 64, 96, 100, 128, 192, 200, 256, 300, 512, 700, 1024, 2048,
-               4096], [8, 10, 6, 10, 4, 12, 6, 3, 8, 5, 2, 6, 2, 4, 1, 3, 2, 1]),
+    "mixed": (
+        [8, 16, 24, 32, 40, 64, 96, 100, 128, 192, 200, 256, 300, 512, 700, 1024, 2048, 4096],
+        [8, 10, 6, 10, 4, 12, 6, 3, 8, 5, 2, 6, 2, 4, 1, 3, 2, 1],
+    ),
 }
 
 
-def mixed_workload(n_events: int, sizes: str, live_max: int = 4096,
-                   seed: int = 1) -> Iterator[str]:
+def mixed_workload(n_events: int, sizes: str, live_max: int = 4096, seed: int = 1) -> Iterator[str]:
     """A deterministic kmalloc/kfree mix with at most live_max live objects."""
     values, weights = MIXES[sizes]
     rng = random.Random(seed)
@@ -58,8 +59,9 @@ def mixed_workload(n_events: int, sizes: str, live_max: int = 4096,
             yield f"p{i} = kmalloc {rng.choices(values, weights)[0]}"
 
 
-def lockstep_events_per_s(n_events: int, schemes: tuple[str, ...], sizes: str = "mixed",
-                          repeat: int = 5) -> tuple[float, float]:
+def lockstep_events_per_s(
+    n_events: int, schemes: tuple[str, ...], sizes: str = "mixed", repeat: int = 5
+) -> tuple[float, float]:
     """Events/s of the engine on pre-parsed events at --mem 1G, flat alone and ``schemes`` in
     lockstep: best of ``repeat`` runs each, the two alternating so that whatever else the
     machine does weighs on both alike."""
@@ -104,8 +106,14 @@ def run_once(n_events: int, mem: str, sizes: str) -> dict:
         runner.run()
         run_s.append(time.perf_counter() - t2)
         run_cpu.append(time.process_time() - c2)
-    return {"events": events, "stream_s": t1 - t0, "run_s": min(run_s),
-            "run_cpu": min(run_cpu), "rss": rss, "quarantine": quarantine}
+    return {
+        "events": events,
+        "stream_s": t1 - t0,
+        "run_s": min(run_s),
+        "run_cpu": min(run_cpu),
+        "rss": rss,
+        "quarantine": quarantine,
+    }
 
 
 def main() -> None:
@@ -116,6 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.child:
         from kinspect.engine import native
+
         print(f"engine: {native.engine()} ({native.VARIABLE}=python|native chooses)")
     if args.child:
         r = run_once(args.events, *args.child)
@@ -124,25 +133,37 @@ def main() -> None:
     for sizes in () if args.lockstep_only else MIXES:
         rss = {}
         for mem in ("1G", "1T"):
-            out = subprocess.run([sys.executable, __file__, "--events", str(args.events),
-                                  "--child", mem, sizes],
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--events", str(args.events), "--child", mem, sizes],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             events, stream_s, run_s, run_cpu, peak, quarantine = out.stdout.split()
-            events, stream_s, run_s, run_cpu = (int(events), float(stream_s), float(run_s),
-                                                float(run_cpu))
+            events, stream_s, run_s, run_cpu = (
+                int(events),
+                float(stream_s),
+                float(run_s),
+                float(run_cpu),
+            )
             rss[mem] = float(peak)
-            print(f"{sizes:5} --mem {mem}: {events} events: engine {events / run_s:,.0f} "
-                  f"events/s ({run_s / events * 1e6:.3f} µs an event, CPU "
-                  f"{run_cpu / events * 1e6:.3f} µs; issue 12: <= 0.3), "
-                  f"streamed with parsing {events / stream_s:,.0f} events/s, "
-                  f"quarantine at end {int(quarantine) / 2**20:.1f} MiB, "
-                  f"peak RSS {rss[mem]:.1f} MiB")
+            print(
+                f"{sizes:5} --mem {mem}: {events} events: engine {events / run_s:,.0f} "
+                f"events/s ({run_s / events * 1e6:.3f} µs an event, CPU "
+                f"{run_cpu / events * 1e6:.3f} µs; issue 12: <= 0.3), "
+                f"streamed with parsing {events / stream_s:,.0f} events/s, "
+                f"quarantine at end {int(quarantine) / 2**20:.1f} MiB, "
+                f"peak RSS {rss[mem]:.1f} MiB"
+            )
         print(f"{sizes:5} peak RSS 1T vs 1G: {100 * (rss['1T'] - rss['1G']) / rss['1G']:+.1f} %")
     from kinspect.engine.shadow import SCHEMES
+
     everyone = ("flat",) + tuple(s for s in SCHEMES if s != "flat")
     flat, lockstep = lockstep_events_per_s(args.events, everyone)
-    print(f"lockstep {'+'.join(everyone)}: {lockstep:,.0f} events/s vs flat alone "
-          f"{flat:,.0f} events/s: {flat / lockstep:.2f}x the cost")
+    print(
+        f"lockstep {'+'.join(everyone)}: {lockstep:,.0f} events/s vs flat alone "
+        f"{flat:,.0f} events/s: {flat / lockstep:.2f}x the cost"
+    )
 
 
 if __name__ == "__main__":

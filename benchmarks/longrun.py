@@ -77,10 +77,10 @@ from kinspect.engine.shadow import SCHEMES
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 FREE_OF = np.zeros(max(KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC) + 1, np.int8)  # kind -> its free's
 FREE_OF[[KMALLOC, KMEM_CACHE_ALLOC, PAGE_ALLOC]] = KFREE, KMEM_CACHE_FREE, PAGE_FREE
-BLOCK = 65536               # events per generated EventBatch
-LOCKSTEP = ("flat",) + tuple(s for s in SCHEMES if s != "flat")   # flat the reference
-SAMPLE_EVERY = 16384        # TraceReplayer.replay()'s progress callback: footprints sampled
-PROGRESS_EVERY = 1 << 23    # events between two progress lines (partial figures of a long run)
+BLOCK = 65536  # events per generated EventBatch
+LOCKSTEP = ("flat",) + tuple(s for s in SCHEMES if s != "flat")  # flat the reference
+SAMPLE_EVERY = 16384  # TraceReplayer.replay()'s progress callback: footprints sampled
+PROGRESS_EVERY = 1 << 23  # events between two progress lines (partial figures of a long run)
 
 
 class Mix:
@@ -93,9 +93,9 @@ class Mix:
         self.allocations: list[tuple] = []
         born: list[int] = []
         lifetime: list[int | None] = []
-        slab_page: set[int] = set()                    # indices of pages found to hold objects
-        live_objects: dict[int, int] = {}              # traced ptr -> index
-        live_pages: dict[int, int] = {}                # traced pfn -> index
+        slab_page: set[int] = set()  # indices of pages found to hold objects
+        live_objects: dict[int, int] = {}  # traced ptr -> index
+        live_pages: dict[int, int] = {}  # traced pfn -> index
         events = 0
         with gc_paused():
             for ev in chain.from_iterable(TraceReader(path).batches()):
@@ -106,7 +106,7 @@ class Mix:
                     if not ptr:
                         continue
                     page = (ptr - lm_delta) >> page_shift
-                    for mask in (0, 1, 3, 7):          # as TraceReplayer adopts slab pages
+                    for mask in (0, 1, 3, 7):  # as TraceReplayer adopts slab pages
                         index = live_pages.pop(page & ~mask, None)
                         if index is not None:
                             slab_page.add(index)
@@ -115,21 +115,23 @@ class Mix:
                 elif kind == PAGE_ALLOC:
                     live_pages[pfn] = len(born)
                 else:
-                    index = (live_objects if kind in (KFREE, KMEM_CACHE_FREE)
-                             else live_pages).pop(ptr if kind != PAGE_FREE else pfn, None)
+                    index = (live_objects if kind in (KFREE, KMEM_CACHE_FREE) else live_pages).pop(
+                        ptr if kind != PAGE_FREE else pfn, None
+                    )
                     if index is not None:
                         lifetime[index] = now - born[index]
                         if kind == KMEM_CACHE_FREE and name:
-                            self.allocations[index] = self.allocations[index][:5] + (name,) \
-                                + self.allocations[index][6:]
+                            self.allocations[index] = (
+                                self.allocations[index][:5] + (name,) + self.allocations[index][6:]
+                            )
                     continue
                 self.allocations.append((kind, req, size, order, call_site, name, comm, pid))
                 born.append(now)
                 lifetime.append(None)
         self.trace_events = events
         self.censored = 0
-        self.lifetimes: list[int | None] = []         # None: drawn at generation time
-        self.ages: list[int] = []                     # of the censored, at the trace's end
+        self.lifetimes: list[int | None] = []  # None: drawn at generation time
+        self.ages: list[int] = []  # of the censored, at the trace's end
         keep = [i for i in range(len(born)) if i not in slab_page]
         self.slab_pages = len(slab_page)
         self.allocations = [self.allocations[i] for i in keep]
@@ -154,8 +156,8 @@ class Mix:
             f"percentile {freed[len(freed) * 9 // 10]:,}; still live at the end of the trace: "
             f"{self.censored:,} ({100 * self.censored / n:.1f} %), given U(age, "
             f"{2 * self.trace_events:,})",
-            "  commonest kmalloc sizes: " + ", ".join(f"{s} ({c:,})"
-                                                     for s, c in sizes.most_common(6)),
+            "  commonest kmalloc sizes: "
+            + ", ".join(f"{s} ({c:,})" for s, c in sizes.most_common(6)),
             "  commonest kmem_cache_alloc (object, slot): "
             + ", ".join(f"{r}/{s} ({c:,})" for (r, s), c in caches.most_common(4)),
             "  page orders: " + ", ".join(f"{o}: {c:,}" for o, c in sorted(orders.items())),
@@ -192,12 +194,14 @@ class MixColumns:
         page = self.kind == PAGE_ALLOC
         self.req = np.where(page, 0, np.array([x[1] for x in a], np.uint64)).astype(np.uint64)
         self.size = np.where(page, 0, np.array([x[2] for x in a], np.uint64)).astype(np.uint64)
-        self.order = np.where(page, np.array([x[3] or 0 for x in a], np.uint64), 0
-                              ).astype(np.uint64)
+        self.order = np.where(page, np.array([x[3] or 0 for x in a], np.uint64), 0).astype(
+            np.uint64
+        )
         # the call site of an object (its free's too); a page's reads "" (as TraceEvent's)
-        self.call_site = np.where(page, 0, np.array([max(string(x[4]), 0) for x in a],
-                                                    np.int32)).astype(np.int32)
-        self.name = np.array([string(x[5]) for x in a], np.int32)   # a free's name=, or -1
+        self.call_site = np.where(
+            page, 0, np.array([max(string(x[4]), 0) for x in a], np.int32)
+        ).astype(np.int32)
+        self.name = np.array([string(x[5]) for x in a], np.int32)  # a free's name=, or -1
         self.task = np.array([task(x[6], x[7]) for x in a], np.int32)
         self.lifetime = np.array([-1 if t is None else t for t in mix.lifetimes], np.int64)
         self.age = np.array(mix.ages, np.int64)
@@ -218,12 +222,12 @@ def generate(mix: MixColumns, events: int, seed: int, block: int = BLOCK):
     ``pending`` (time, key, row): the stream's memory is that of the live set."""
     rng = np.random.default_rng(seed)
     rows = len(mix.kind)
-    per_block = block // 2                          # allocations per block
+    per_block = block // 2  # allocations per block
     pending_time = np.empty(0, np.int64)
     pending_key = np.empty(0, np.int64)
     pending_row = np.empty(0, np.int64)
-    made = 0                                        # allocations so far
-    n = 0                                           # events so far
+    made = 0  # allocations so far
+    n = 0  # events so far
     strings, tasks = mix.strings, mix.tasks
     while n < events:
         # this block's allocations: keys (traced pointers / pfns, small: never inside a traced
@@ -241,30 +245,41 @@ def generate(mix: MixColumns, events: int, seed: int, block: int = BLOCK):
         due = pending_time < 2 * (made + 1)
         free_time, free_key, free_row = pending_time[due], pending_key[due], pending_row[due]
         keep = ~due
-        pending_time, pending_key, pending_row = (pending_time[keep], pending_key[keep],
-                                                  pending_row[keep])
+        pending_time, pending_key, pending_row = (
+            pending_time[keep],
+            pending_key[keep],
+            pending_row[keep],
+        )
         time_ = np.concatenate([free_time, 2 * key])
         is_alloc = np.concatenate([np.zeros(len(free_key), np.int8), np.ones(per_block, np.int8)])
         keys = np.concatenate([free_key, key])
         rows_ = np.concatenate([free_row, row])
-        sequence = np.lexsort((keys, is_alloc, time_))[:events - n]
-        is_alloc, keys, rows_ = (is_alloc[sequence], keys[sequence].astype(np.uint64),
-                                 rows_[sequence])
+        sequence = np.lexsort((keys, is_alloc, time_))[: events - n]
+        is_alloc, keys, rows_ = (
+            is_alloc[sequence],
+            keys[sequence].astype(np.uint64),
+            rows_[sequence],
+        )
         kind = mix.kind[rows_]
         page = kind == PAGE_ALLOC
         alloc = is_alloc.astype(bool)
         zero = np.zeros(len(sequence), np.uint64)
-        yield EventBatch((
-            np.arange(n + 1, n + len(sequence) + 1, dtype=np.int64),       # line
-            np.where(alloc, kind, FREE_OF[kind]).astype(np.int8),
-            np.where(page, zero, keys),                                     # ptr
-            np.where(page, keys, zero),                                     # pfn
-            mix.order[rows_],
-            np.where(alloc, mix.req[rows_], zero),
-            np.where(alloc, mix.size[rows_], zero),
-            mix.call_site[rows_],
-            np.where(alloc, -1, mix.name[rows_]).astype(np.int32),
-            mix.task[rows_]), strings, tasks)
+        yield EventBatch(
+            (
+                np.arange(n + 1, n + len(sequence) + 1, dtype=np.int64),  # line
+                np.where(alloc, kind, FREE_OF[kind]).astype(np.int8),
+                np.where(page, zero, keys),  # ptr
+                np.where(page, keys, zero),  # pfn
+                mix.order[rows_],
+                np.where(alloc, mix.req[rows_], zero),
+                np.where(alloc, mix.size[rows_], zero),
+                mix.call_site[rows_],
+                np.where(alloc, -1, mix.name[rows_]).astype(np.int32),
+                mix.task[rows_],
+            ),
+            strings,
+            tasks,
+        )
         n += len(sequence)
 
 
@@ -280,19 +295,26 @@ def _timed(what: str, run: Callable[[], T], events: int, target: int) -> T:
     t, c = time.perf_counter(), time.process_time()
     result = run()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    label = "" if events == target else \
-        f"; extrapolated to {target:,} events: {wall * target / events:,.0f} s wall, " \
+    label = (
+        ""
+        if events == target
+        else f"; extrapolated to {target:,} events: {wall * target / events:,.0f} s wall, "
         f"{cpu * target / events:,.0f} s CPU (EXTRAPOLATED)"
-    print(f"{what}: {events:,} GENERATED events in {wall:,.1f} s wall, {cpu:,.1f} s CPU = "
-          f"{events / wall:,.0f} events/s wall, {events / cpu:,.0f} events/s CPU "
-          f"({1e6 * cpu / events:.2f} us/event){label}; load average before {load}, "
-          f"after {_load()}; peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB", flush=True)
+    )
+    print(
+        f"{what}: {events:,} GENERATED events in {wall:,.1f} s wall, {cpu:,.1f} s CPU = "
+        f"{events / wall:,.0f} events/s wall, {events / cpu:,.0f} events/s CPU "
+        f"({1e6 * cpu / events:.2f} us/event){label}; load average before {load}, "
+        f"after {_load()}; peak RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB",
+        flush=True,
+    )
     return result
 
 
-def _replay(mix: MixColumns, events: int, seed: int, mem: int, engine: str, schemes,
-            quiet: bool = False) -> tuple[dict, Machine, TraceReplayer]:
+def _replay(
+    mix: MixColumns, events: int, seed: int, mem: int, engine: str, schemes, quiet: bool = False
+) -> tuple[dict, Machine, TraceReplayer]:
     """Replay ``events`` generated events as `kinspect run` replays a trace on each engine:
     the native one hands the EventBatches to the compiled replayer
     (``TraceReplayer.compiled()``, as replay_trace() does), the Python one replays their
@@ -308,9 +330,11 @@ def _replay(mix: MixColumns, events: int, seed: int, mem: int, engine: str, sche
             peaks[scheme.name] = max(peaks[scheme.name], scheme.footprint().total_bytes())
         if n and not n % PROGRESS_EVERY and not quiet:
             cpu = time.process_time() - start_cpu
-            print(f"  [{engine}] ... {n:,} events: {time.perf_counter() - start:,.0f} s wall, "
-                  f"{cpu:,.0f} s CPU ({1e6 * cpu / n:.2f} us/event), load average {_load()}",
-                  flush=True)
+            print(
+                f"  [{engine}] ... {n:,} events: {time.perf_counter() - start:,.0f} s wall, "
+                f"{cpu:,.0f} s CPU ({1e6 * cpu / n:.2f} us/event), load average {_load()}",
+                flush=True,
+            )
 
     batches = generate(mix, events, seed)
     with gc_paused():
@@ -324,14 +348,19 @@ def _replay(mix: MixColumns, events: int, seed: int, mem: int, engine: str, sche
     rows = {}
     for scheme in machine.schemes:
         fp = scheme.footprint()
-        rows[scheme.name] = (fp, max(peaks[scheme.name], fp.static_bytes + fp.metadata_bytes
-                                     + fp.dynamic_peak_bytes))
+        rows[scheme.name] = (
+            fp,
+            max(peaks[scheme.name], fp.static_bytes + fp.metadata_bytes + fp.dynamic_peak_bytes),
+        )
     s = machine.summary()
     if not quiet:
-        print(f"  [{engine}] end: pages in use {s['pages_in_use']:,}, slabs {s['slabs']:,}, "
-              f"objects in use {s['objects_in_use']:,}, quarantine "
-              f"{format_size(s['quarantine_bytes'])}, failed allocations "
-              f"{dict(replayer.stats.failed) or 'none'}, reports {s['reports']}", flush=True)
+        print(
+            f"  [{engine}] end: pages in use {s['pages_in_use']:,}, slabs {s['slabs']:,}, "
+            f"objects in use {s['objects_in_use']:,}, quarantine "
+            f"{format_size(s['quarantine_bytes'])}, failed allocations "
+            f"{dict(replayer.stats.failed) or 'none'}, reports {s['reports']}",
+            flush=True,
+        )
     return rows, machine, replayer
 
 
@@ -339,8 +368,10 @@ def same_on_both_engines(mix: MixColumns, events: int, seed: int, mem: int) -> l
     """The parts of the state (kinspect/engine/fingerprint.py), replay statistics and
     per-scheme figures that differ between the engines after the same ``events`` generated
     events (every scheme in lockstep); [] when none does."""
-    sides = [_replay(mix, events, seed, mem, engine, LOCKSTEP, quiet=True)
-             for engine in ("python", "native")]
+    sides = [
+        _replay(mix, events, seed, mem, engine, LOCKSTEP, quiet=True)
+        for engine in ("python", "native")
+    ]
     (rows_p, machine_p, replayer_p), (rows_n, machine_n, replayer_n) = sides
     prints = fingerprint(machine_p), fingerprint(machine_n)
     differ = [part for part in prints[0] if prints[0][part] != prints[1][part]]
@@ -352,15 +383,22 @@ def same_on_both_engines(mix: MixColumns, events: int, seed: int, mem: int) -> l
 
 
 def _print_rows(rows: dict, events: int) -> None:
-    print(f"  what each scheme costs over {events:,} GENERATED events (--mem as given; peaks "
-          f"sampled every {SAMPLE_EVERY:,} events and at the end):")
-    print(f"  {'scheme':8} {'static':>11} {'dynamic':>11} {'dyn. peak':>11} {'metadata':>11} "
-          f"{'total peak':>11} {'checks':>8} {'loads':>8}")
+    print(
+        f"  what each scheme costs over {events:,} GENERATED events (--mem as given; peaks "
+        f"sampled every {SAMPLE_EVERY:,} events and at the end):"
+    )
+    print(
+        f"  {'scheme':8} {'static':>11} {'dynamic':>11} {'dyn. peak':>11} {'metadata':>11} "
+        f"{'total peak':>11} {'checks':>8} {'loads':>8}"
+    )
     for name, (fp, peak) in rows.items():
-        print(f"  {name:8} {format_size(fp.static_bytes):>11} "
-              f"{format_size(fp.dynamic_bytes):>11} {format_size(fp.dynamic_peak_bytes):>11} "
-              f"{format_size(fp.metadata_bytes):>11} {format_size(peak):>11} "
-              f"{fp.checks:>8,} {fp.loads:>8,}", flush=True)
+        print(
+            f"  {name:8} {format_size(fp.static_bytes):>11} "
+            f"{format_size(fp.dynamic_bytes):>11} {format_size(fp.dynamic_peak_bytes):>11} "
+            f"{format_size(fp.metadata_bytes):>11} {format_size(peak):>11} "
+            f"{fp.checks:>8,} {fp.loads:>8,}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -368,23 +406,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default=str(TRACE), help="the real trace whose mix is used")
     ap.add_argument("--events", type=float, default=1e8)
-    ap.add_argument("--python-events", type=float, default=1e7,
-                    help="events for the Python engine (extrapolated to --events)")
-    ap.add_argument("--schemes-events", type=float, default=1e7,
-                    help="events for every scheme in lockstep (native engine)")
+    ap.add_argument(
+        "--python-events",
+        type=float,
+        default=1e7,
+        help="events for the Python engine (extrapolated to --events)",
+    )
+    ap.add_argument(
+        "--schemes-events",
+        type=float,
+        default=1e7,
+        help="events for every scheme in lockstep (native engine)",
+    )
     ap.add_argument("--generator-events", type=float, default=1e7)
-    ap.add_argument("--check-events", type=float, default=2e5,
-                    help="events replayed on both engines, every scheme, and compared")
-    ap.add_argument("--parts", default="mix,generator,native,python,schemes,check" if built
-                    else "mix,generator,python,schemes")
+    ap.add_argument(
+        "--check-events",
+        type=float,
+        default=2e5,
+        help="events replayed on both engines, every scheme, and compared",
+    )
+    ap.add_argument(
+        "--parts",
+        default="mix,generator,native,python,schemes,check"
+        if built
+        else "mix,generator,python,schemes",
+    )
     ap.add_argument("--mem", default="1G")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     parts = args.parts.split(",")
     target = int(args.events)
     mem = parse_size(args.mem)
-    print(f"benchmarks/longrun.py: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {_load()}; machine x86_64 --mem {args.mem}", flush=True)
+    print(
+        f"benchmarks/longrun.py: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {_load()}; machine x86_64 --mem {args.mem}",
+        flush=True,
+    )
     t = time.process_time()
     mix = Mix(args.trace)
     print(f"(mix measured in {time.process_time() - t:.1f} s CPU)")
@@ -393,30 +450,47 @@ def main() -> None:
     columns = MixColumns(mix)
     if "generator" in parts:
         n = int(args.generator_events)
-        _timed("generator alone (numpy, EventBatches)",
-               lambda: sum(len(b) for b in generate(columns, n, args.seed)), n, target)
+        _timed(
+            "generator alone (numpy, EventBatches)",
+            lambda: sum(len(b) for b in generate(columns, n, args.seed)),
+            n,
+            target,
+        )
     for engine, n in (("native", target), ("python", int(args.python_events))):
         if engine in parts:
-            rows, *_ = _timed(f"flat replay [{engine}] (generator included)",
-                              partial(_replay, columns, n, args.seed, mem, engine, ("flat",)),
-                              n, target)
+            rows, *_ = _timed(
+                f"flat replay [{engine}] (generator included)",
+                partial(_replay, columns, n, args.seed, mem, engine, ("flat",)),
+                n,
+                target,
+            )
             _print_rows(rows, n)
     if "schemes" in parts:
         n = int(args.schemes_events)
         engine = "native" if built else "python"
-        rows, *_ = _timed(f"every scheme in lockstep [{engine}] (generator included)",
-                          partial(_replay, columns, n, args.seed, mem, engine, LOCKSTEP),
-                          n, target)
+        rows, *_ = _timed(
+            f"every scheme in lockstep [{engine}] (generator included)",
+            partial(_replay, columns, n, args.seed, mem, engine, LOCKSTEP),
+            n,
+            target,
+        )
         _print_rows(rows, n)
     if "check" in parts and built:
         n = int(args.check_events)
         differ = same_on_both_engines(columns, n, args.seed, mem)
-        print(f"check: the first {n:,} GENERATED events, every scheme in lockstep, on both "
-              f"engines: " + (f"DIFFER in {', '.join(differ)}" if differ else
-                              "same state fingerprint, statistics and scheme figures"),
-              flush=True)
+        print(
+            f"check: the first {n:,} GENERATED events, every scheme in lockstep, on both "
+            f"engines: "
+            + (
+                f"DIFFER in {', '.join(differ)}"
+                if differ
+                else "same state fingerprint, statistics and scheme figures"
+            ),
+            flush=True,
+        )
         if differ:
             sys.exit(1)
+
 
 if __name__ == "__main__":
     main()

@@ -39,18 +39,26 @@ from kinspect.engine import native
 
 TRACE = Path(__file__).resolve().parent.parent / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 
-RUNS = (("read", "1G"), ("parse", "1G"), ("flat-seq", "1G"), ("flat", "1G"), ("flat", "1T"),
-        ("flat-q1G", "1T"), ("all-seq", "1G"), ("all", "1G"))
+RUNS = (
+    ("read", "1G"),
+    ("parse", "1G"),
+    ("flat-seq", "1G"),
+    ("flat", "1G"),
+    ("flat", "1T"),
+    ("flat-q1G", "1T"),
+    ("all-seq", "1G"),
+    ("all", "1G"),
+)
 
 
 def child(mode: str, mem: str, trace: str, engine: str) -> None:
-    os.environ[native.VARIABLE] = engine            # the reading child's engine too
+    os.environ[native.VARIABLE] = engine  # the reading child's engine too
+    from kinspect.engine.collector import gc_paused
     from kinspect.engine.ftrace import TraceReader
     from kinspect.engine.machine import Machine
     from kinspect.engine.profile import load_profile, parse_size
     from kinspect.engine.replay import replay_trace
     from kinspect.engine.shadow import SCHEMES
-    from kinspect.engine.collector import gc_paused
 
     t, c = time.perf_counter(), time.process_time()
     if mode == "read":
@@ -63,12 +71,16 @@ def child(mode: str, mem: str, trace: str, engine: str) -> None:
         with gc_paused():
             events = sum(1 for _ in TraceReader(trace))
     else:
-        schemes = ("flat",) + tuple(s for s in SCHEMES if s != "flat") \
-            if mode.startswith("all") else ("flat",)
+        schemes = (
+            ("flat",) + tuple(s for s in SCHEMES if s != "flat")
+            if mode.startswith("all")
+            else ("flat",)
+        )
         machine = Machine(load_profile("x86_64", parse_size(mem)), schemes=schemes)
         if mode == "flat-q1G":
-            machine.slub.set_quarantine_size(load_profile("x86_64", parse_size("1G")).mem_total,
-                                             machine.profile.nr_cpus)
+            machine.slub.set_quarantine_size(
+                load_profile("x86_64", parse_size("1G")).mem_total, machine.profile.nr_cpus
+            )
         _, replayer = replay_trace(machine, trace, parallel=not mode.endswith("-seq"))
         events = replayer.events
     dt, cpu = time.perf_counter() - t, time.process_time() - c
@@ -86,9 +98,12 @@ def main() -> None:
     ap.add_argument("trace", nargs="?", default=str(TRACE))
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
     ap.add_argument("--modes", help="comma-separated subset of " + ",".join(dict(RUNS)))
-    ap.add_argument("--engines", default="python,native" if built else "python",
-                    help="comma-separated: each mode but read runs on each (default: "
-                         "python,native when the native engine is built)")
+    ap.add_argument(
+        "--engines",
+        default="python,native" if built else "python",
+        help="comma-separated: each mode but read runs on each (default: "
+        "python,native when the native engine is built)",
+    )
     args = ap.parse_args()
     wanted = set(args.modes.split(",")) if args.modes else None
     engines = args.engines.split(",")
@@ -99,9 +114,12 @@ def main() -> None:
         for engine in ("-",) if mode == "read" else engines:
             best = None
             for _ in range(args.repeat):
-                out = subprocess.run([sys.executable, __file__, "--child", mode, mem,
-                                      args.trace, engine],
-                                     check=True, capture_output=True, text=True).stdout.split()
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", mode, mem, args.trace, engine],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
                 run = (int(out[0]),) + tuple(float(x) for x in out[1:])
                 if best is None or run[1] < best[1]:
                     best = run
@@ -112,31 +130,37 @@ def main() -> None:
             what = mode if mode in ("read", "parse") else f"{mode} --mem {mem}"
             if engine != "-":
                 what += f" [{engine}]"
-            print(f"{what:24}: {events} {'lines' if mode == 'read' else 'events'} in "
-                  f"{dt:.2f} s (cpu {cpu:.2f} s{kid}) = {events / dt:,.0f}/s, "
-                  f"peak RSS {rss:.0f} MiB{kid_mem}", flush=True)
+            print(
+                f"{what:24}: {events} {'lines' if mode == 'read' else 'events'} in "
+                f"{dt:.2f} s (cpu {cpu:.2f} s{kid}) = {events / dt:,.0f}/s, "
+                f"peak RSS {rss:.0f} MiB{kid_mem}",
+                flush=True,
+            )
     read = results.get(("read", "1G", "-"))
     for engine in engines:
         parse = results.get(("parse", "1G", engine))
         for mode in ("parse", "flat-seq", "flat", "all-seq", "all"):
             run = results.get((mode, "1G", engine))
-            if run and read:        # wall and CPU: on a shared machine the CPU ratio holds
-                print(f"{mode} [{engine}] / read: {run[1] / read[1]:.2f}x "
-                      f"(cpu {run[2] / read[2]:.2f}x)")
+            if run and read:  # wall and CPU: on a shared machine the CPU ratio holds
+                print(
+                    f"{mode} [{engine}] / read: {run[1] / read[1]:.2f}x "
+                    f"(cpu {run[2] / read[2]:.2f}x)"
+                )
             if run and parse and mode != "parse":
                 print(f"{mode} [{engine}] / parse [{engine}]: {run[1] / parse[1]:.2f}x")
         for all_mode, flat_mode in (("all-seq", "flat-seq"), ("all", "flat")):
             run = results.get((all_mode, "1G", engine))
             flat = results.get((flat_mode, "1G", engine))
-            if run and flat:        # issue 12: every scheme in lockstep <= 1.5x flat
-                print(f"{all_mode} [{engine}] / {flat_mode} [{engine}]: {run[1] / flat[1]:.2f}x "
-                      f"(cpu {run[2] / flat[2]:.2f}x)")
+            if run and flat:  # issue 12: every scheme in lockstep <= 1.5x flat
+                print(
+                    f"{all_mode} [{engine}] / {flat_mode} [{engine}]: {run[1] / flat[1]:.2f}x "
+                    f"(cpu {run[2] / flat[2]:.2f}x)"
+                )
         r1g = results.get(("flat", "1G", engine), (0,) * 6)[3]
         for mode in ("flat", "flat-q1G"):
             if r1g and (mode, "1T", engine) in results:
                 r1t = results[(mode, "1T", engine)][3]
-                print(f"peak RSS {mode} 1T vs flat 1G [{engine}]: "
-                      f"{100 * (r1t - r1g) / r1g:+.1f} %")
+                print(f"peak RSS {mode} 1T vs flat 1G [{engine}]: {100 * (r1t - r1g) / r1g:+.1f} %")
 
 
 if __name__ == "__main__":

@@ -66,14 +66,16 @@ def main() -> None:
     engines = ["python"] + (["native"] if native.compiled("_slab") is not None else [])
     best = {e: (float("inf"), float("inf")) for e in engines}
     for _ in range(args.repeat):
-        for e in engines:                 # alternating: the machine's load weighs on both
+        for e in engines:  # alternating: the machine's load weighs on both
             best[e] = min(best[e], run(e, calls, parse_size(args.mem)))
     print(f"load average {os.getloadavg()[0]:.2f}")
     for e in engines:
         cpu, wall = best[e]
-        print(f"{e:6}: {args.events} kmalloc/kfree calls, --mem {args.mem}: "
-              f"{cpu * 1e9 / args.events:.0f} ns a call (cpu), {wall * 1e9 / args.events:.0f} "
-              f"ns (wall), best of {args.repeat}")
+        print(
+            f"{e:6}: {args.events} kmalloc/kfree calls, --mem {args.mem}: "
+            f"{cpu * 1e9 / args.events:.0f} ns a call (cpu), {wall * 1e9 / args.events:.0f} "
+            f"ns (wall), best of {args.repeat}"
+        )
     if len(engines) == 2:
         print(f"native / python (cpu): {best['native'][0] / best['python'][0]:.2f}")
 

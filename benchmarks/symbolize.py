@@ -44,18 +44,22 @@ def generate_source(n_funcs: int, seed: int = 1) -> str:
     rng = random.Random(seed)
     out = ["#include <stddef.h>", "volatile long sink;"]
     for i in range(200):
-        out.append(f"static inline long h{i}(long a, long b) {{ long r = a * {i + 3} + b; "
-                   f"if (r & 1) r ^= {i * 7 + 1}; sink = r; return r + (a >> 2); }}")
+        out.append(
+            f"static inline long h{i}(long a, long b) {{ long r = a * {i + 3} + b; "
+            f"if (r & 1) r ^= {i * 7 + 1}; sink = r; return r + (a >> 2); }}"
+        )
     for i in range(n_funcs):
         h1, h2 = rng.randrange(200), rng.randrange(200)
-        out.append(f"__attribute__((noinline)) long f{i}(long x, long *p, size_t n) {{\n"
-                   f"  long acc = h{h1}(x, {i});\n"
-                   f"  for (size_t k = 0; k < n; k++) {{\n"
-                   f"    acc += h{h2}(p[k], acc);\n"
-                   f"    if (acc > {i * 13}) p[k] = acc - x;\n"
-                   f"  }}\n"
-                   f"  sink = acc;\n"
-                   f"  return acc * {i % 7 + 1};\n}}")
+        out.append(
+            f"__attribute__((noinline)) long f{i}(long x, long *p, size_t n) {{\n"
+            f"  long acc = h{h1}(x, {i});\n"
+            f"  for (size_t k = 0; k < n; k++) {{\n"
+            f"    acc += h{h2}(p[k], acc);\n"
+            f"    if (acc > {i * 13}) p[k] = acc - x;\n"
+            f"  }}\n"
+            f"  sink = acc;\n"
+            f"  return acc * {i % 7 + 1};\n}}"
+        )
     out.append("int main(int c, char **v) { long a[4] = {c, 2, 3, 4}; long s = 0;")
     out += [f"  s += f{i}(s, a, 4);" for i in range(n_funcs)]
     out.append("  return (int)s; }")
@@ -73,25 +77,29 @@ def build(n_funcs: int, build_dir: Path) -> Path:
     c.write_text(src)
     print(f"building {elf.name} ({n_funcs} functions; gcc -g -O1, once) ...", flush=True)
     t = time.perf_counter()
-    subprocess.run(["gcc", "-g", "-O1", "-o", str(elf) + ".tmp", c.name], cwd=build_dir,
-                   check=True)
+    subprocess.run(["gcc", "-g", "-O1", "-o", str(elf) + ".tmp", c.name], cwd=build_dir, check=True)
     os.replace(str(elf) + ".tmp", elf)
     print(f"  built in {time.perf_counter() - t:.0f} s", flush=True)
     return elf
 
 
 def functions(elf: Path) -> list[tuple[str, int, int]]:
-    out = subprocess.run(["nm", "-S", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    return [(p[3], int(p[0], 16), int(p[1], 16)) for p in (ln.split() for ln in out.splitlines())
-            if len(p) == 4 and re.fullmatch(r"f\d+", p[3])]
+    out = subprocess.run(["nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    return [
+        (p[3], int(p[0], 16), int(p[1], 16))
+        for p in (ln.split() for ln in out.splitlines())
+        if len(p) == 4 and re.fullmatch(r"f\d+", p[3])
+    ]
 
 
 def addr2line(elf: Path, addrs: list[int]) -> tuple[float, list[list[tuple[str, str]]]]:
     t = time.perf_counter()
-    out = subprocess.run(["addr2line", "-f", "-i", "-a", "-e", str(elf)]
-                         + [hex(a) for a in addrs], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["addr2line", "-f", "-i", "-a", "-e", str(elf)] + [hex(a) for a in addrs],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     dt = time.perf_counter() - t
     groups: list[list[str]] = []
     for line in out.splitlines():
@@ -119,8 +127,10 @@ def bench_symbolize(n_funcs: int, n_frames: int, build_dir: Path) -> None:
         off = rng.randrange(size)
         frames.append(f"{name}+{off:#x}/{size:#x}")
         addrs.append(start + off)
-    print(f"ELF {elf} ({elf.stat().st_size / 2**20:.1f} MiB, {len(funcs)} functions), "
-          f"{n_frames} frames")
+    print(
+        f"ELF {elf} ({elf.stat().st_size / 2**20:.1f} MiB, {len(funcs)} functions), "
+        f"{n_frames} frames"
+    )
     a2l_times, cold_times, warm_times = [], [], []
     expected = None
     got = None
@@ -136,21 +146,28 @@ def bench_symbolize(n_funcs: int, n_frames: int, build_dir: Path) -> None:
             assert got_warm == got
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    assert expected is not None and got is not None         # (made by the three runs)
+    assert expected is not None and got is not None  # (made by the three runs)
     ours = [[(f.function or "??", f.location()) for f in g] for g in got]
     agree = sum(a == b for a, b in zip(ours, expected))
     a2l, cold, warm = min(a2l_times), min(cold_times), min(warm_times)
     print(f"  addr2line -f -i : {a2l * 1000:8.1f} ms")
-    print(f"  kinspect cold   : {cold * 1000:8.1f} ms = {cold / a2l:5.2f}x addr2line "
-          f"(target <= 5x: {'ok' if cold <= 5 * a2l else 'MISSED'})")
-    print(f"  kinspect warm   : {warm * 1000:8.1f} ms = {warm / a2l:5.2f}x addr2line "
-          f"(target <= 0.5x: {'ok' if warm <= 0.5 * a2l else 'MISSED'})")
+    print(
+        f"  kinspect cold   : {cold * 1000:8.1f} ms = {cold / a2l:5.2f}x addr2line "
+        f"(target <= 5x: {'ok' if cold <= 5 * a2l else 'MISSED'})"
+    )
+    print(
+        f"  kinspect warm   : {warm * 1000:8.1f} ms = {warm / a2l:5.2f}x addr2line "
+        f"(target <= 0.5x: {'ok' if warm <= 0.5 * a2l else 'MISSED'})"
+    )
     print(f"  answers equal to addr2line's: {agree}/{len(expected)}")
 
 
 def _kunit_log(copies: int) -> list[str]:
-    texts = [p.read_text() for d in ("reports", "reports-x86_64-clang")
-             for p in sorted((DATA / "kernel-run" / d).glob("*.txt"))]
+    texts = [
+        p.read_text()
+        for d in ("reports", "reports-x86_64-clang")
+        for p in sorted((DATA / "kernel-run" / d).glob("*.txt"))
+    ]
     lines, t = [], 1.0
     for _ in range(copies):
         for text in texts:
@@ -169,8 +186,10 @@ def bench_parse(copies: int = 10) -> None:
         n = sum(1 for _ in iter_reports(lines, partial=True, scan=LogScan()))
         times.append(time.perf_counter() - t)
     best = min(times)
-    print(f"parsing: {n} reports ({len(lines)} log lines, titles included) in {best:.2f} s = "
-          f"{n / best:.0f} reports/s (target >= 1000: {'ok' if n / best >= 1000 else 'MISSED'})")
+    print(
+        f"parsing: {n} reports ({len(lines)} log lines, titles included) in {best:.2f} s = "
+        f"{n / best:.0f} reports/s (target >= 1000: {'ok' if n / best >= 1000 else 'MISSED'})"
+    )
 
 
 def corpus_score() -> dict[str, tuple[int, int]]:
@@ -178,10 +197,18 @@ def corpus_score() -> dict[str, tuple[int, int]]:
     corpus = DATA / "kasan-reports"
     with open(corpus / "index.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    score = {k: [0, 0] for k in ("kasan-console-title", "kasan-other-title",
-                                 "not-first-first-crash", "negative-no-report",
-                                 "negative-crash-named", "corrupted-flag",
-                                 "non-x86-memory-state")}
+    score = {
+        k: [0, 0]
+        for k in (
+            "kasan-console-title",
+            "kasan-other-title",
+            "not-first-first-crash",
+            "negative-no-report",
+            "negative-crash-named",
+            "corrupted-flag",
+            "non-x86-memory-state",
+        )
+    }
 
     def count(key: str, ok: bool) -> None:
         score[key][0] += ok
@@ -191,29 +218,41 @@ def corpus_score() -> dict[str, tuple[int, int]]:
         path = corpus / row["file"]
         lines = path.read_text(errors="replace").splitlines()
         if row["file"].startswith("syz-"):
-            lines = lines[lines.index("") + 1:]
-            lines = next((lines[:i] for i, ln in enumerate(lines) if ln.startswith("REPORT:")),
-                         lines)
+            lines = lines[lines.index("") + 1 :]
+            lines = next(
+                (lines[:i] for i, ln in enumerate(lines) if ln.startswith("REPORT:")), lines
+            )
         scan = LogScan()
         reps = list(iter_reports(lines, partial=True, scan=scan))
         first = scan.first_crash
         if row["category"] == "kasan":
-            count("kasan-console-title" if row["provenance"] == "console log"
-                  else "kasan-other-title", bool(reps) and reps[0].title == row["syz_title"])
+            count(
+                "kasan-console-title"
+                if row["provenance"] == "console log"
+                else "kasan-other-title",
+                bool(reps) and reps[0].title == row["syz_title"],
+            )
         elif row["category"] == "kasan-not-first":
             count("not-first-first-crash", first is not None and first.title == row["syz_title"])
         elif row["category"] == "negative":
             count("negative-no-report", not reps)
-            count("negative-crash-named", first is not None and not first.kasan and
-                  first.title == row["syz_title"])
+            count(
+                "negative-crash-named",
+                first is not None and not first.kasan and first.title == row["syz_title"],
+            )
         if row["file"].startswith("syz-"):
-            count("corrupted-flag", first is not None and
-                  bool(first.corrupted) == (row["syz_corrupted"] == "Y"))
-        if row["arch"] and not row["arch"].startswith("x86_64") and \
-                row["kasan_report"] == "yes" and row["memory_state"] == "yes":
+            count(
+                "corrupted-flag",
+                first is not None and bool(first.corrupted) == (row["syz_corrupted"] == "Y"),
+            )
+        if (
+            row["arch"]
+            and not row["arch"].startswith("x86_64")
+            and row["kasan_report"] == "yes"
+            and row["memory_state"] == "yes"
+        ):
             rows_expected = int(row["shadow_rows"] or 0)
-            count("non-x86-memory-state", bool(reps) and
-                  len(reps[0].memory_rows) == rows_expected)
+            count("non-x86-memory-state", bool(reps) and len(reps[0].memory_rows) == rows_expected)
     return {k: (a, n) for k, (a, n) in score.items()}
 
 
@@ -221,8 +260,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--functions", type=int, default=6000)
     ap.add_argument("--frames", type=int, default=1000)
-    ap.add_argument("--build-dir", type=Path,
-                    default=Path(tempfile.gettempdir()) / "kinspect-bench-symbolize")
+    ap.add_argument(
+        "--build-dir", type=Path, default=Path(tempfile.gettempdir()) / "kinspect-bench-symbolize"
+    )
     ap.add_argument("--skip-symbolize", action="store_true")
     args = ap.parse_args()
     if not args.skip_symbolize:

@@ -49,11 +49,11 @@ sys.path.insert(0, str(ROOT))
 
 from kinspect.app import KinspectApp  # noqa: E402
 from kinspect.engine.profile import format_size, load_profile  # noqa: E402
-from kinspect.session import Session, load_trace  # noqa: E402
 from kinspect.engine.workload import parse_workload  # noqa: E402
+from kinspect.session import Session, load_trace  # noqa: E402
 
 SIZE = (160, 48)
-HOLD = 12               # presses of a long hold
+HOLD = 12  # presses of a long hold
 
 
 def generate(n_events: int, seed: int = 7) -> list[str]:
@@ -76,8 +76,11 @@ def generate(n_events: int, seed: int = 7) -> list[str]:
         elif r < 0.10 and live:
             j = rng.choice(live)
             bad = rng.random() < 0.02
-            lines.append(f"read p{j}+{rng.randrange(1, 64) + (4096 if bad else 0)} 1"
-                         if bad else f"read p{j} 1")
+            lines.append(
+                f"read p{j}+{rng.randrange(1, 64) + (4096 if bad else 0)} 1"
+                if bad
+                else f"read p{j} 1"
+            )
         elif live and (not free_slots or r < 0.55):
             j = live.pop(rng.randrange(len(live)))
             lines.append(f"kfree p{j}")
@@ -93,7 +96,7 @@ def lines_order(lines: list[str], j: int) -> int:
     prefix = f"pg{j} = alloc_pages "
     for line in reversed(lines):
         if line.startswith(prefix):
-            return int(line[len(prefix):])
+            return int(line[len(prefix) :])
     return 0
 
 
@@ -116,8 +119,13 @@ class Work:
 
     def __init__(self, session, screen) -> None:
         self.total = 0.0
-        for obj, name in ((session, "step"), (session, "back"), (session, "run"),
-                          (screen, "_refresh_all"), (screen, "_on_timer_update")):
+        for obj, name in (
+            (session, "step"),
+            (session, "back"),
+            (session, "run"),
+            (screen, "_refresh_all"),
+            (screen, "_on_timer_update"),
+        ):
             setattr(obj, name, self._wrap(getattr(obj, name)))
 
     def _wrap(self, fn):
@@ -127,6 +135,7 @@ class Work:
                 return fn(*args, **kwargs)
             finally:
                 self.total += time.perf_counter() - t
+
         return timed
 
 
@@ -150,8 +159,16 @@ async def timed(pilot, work: Work, action) -> tuple[float, float]:
     return work.total, time.perf_counter() - t
 
 
-async def measure(path: str, profile, steps: int, backs: int, label: str,
-                  jumps: int = 4, trace: bool = False, spread: float = 1.0) -> dict:
+async def measure(
+    path: str,
+    profile,
+    steps: int,
+    backs: int,
+    label: str,
+    jumps: int = 4,
+    trace: bool = False,
+    spread: float = 1.0,
+) -> dict:
     out: dict = {}
     t0 = time.perf_counter()
     workload = load_trace(path, stream=True) if trace else parse_workload(path)
@@ -163,7 +180,7 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         await settle(pilot)
         out["cold start"] = time.perf_counter() - t0
         out["first events"] = session.total
-        while session.loading:                  # the app reads the rest in a worker
+        while session.loading:  # the app reads the rest in a worker
             await pilot.pause(0.02)
         out["read whole"] = time.perf_counter() - t0
         screen = app.main
@@ -173,8 +190,11 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         pieces: list[float] = []
         rng = random.Random(1)
         span = int(session.total * spread)
-        starts = [0] + sorted(rng.randrange(span // 4, span - steps - 10)
-                              for _ in range(jumps - 1)) if session.total > 4 * steps else [0]
+        starts = (
+            [0] + sorted(rng.randrange(span // 4, span - steps - 10) for _ in range(jumps - 1))
+            if session.total > 4 * steps
+            else [0]
+        )
         per = max(1, steps // len(starts))
         for follow in (True, False):
             step_times: list[float] = []
@@ -200,9 +220,10 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
             await settle(pilot)
             for i in range(backs):
                 if i % 2 == 0:
-                    idle(screen, pieces)            # the pause between two key presses
+                    idle(screen, pieces)  # the pause between two key presses
                 (back_idle if i % 2 == 0 else back_held).append(
-                    await timed(pilot, work, screen.action_back))
+                    await timed(pilot, work, screen.action_back)
+                )
             idle(screen, pieces)
             for _ in range(hold):
                 back_long.append(await timed(pilot, work, screen.action_back))
@@ -211,29 +232,47 @@ async def measure(path: str, profile, steps: int, backs: int, label: str,
         out["back (long hold)"] = back_long
         out["checkpoints"] = session.checkpoint_stats()
         out["idle pieces"] = pieces
-    print(f"\n{label}: {session.total} events, profile {profile.name} "
-          f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}, "
-          f"terminal {SIZE[0]}x{SIZE[1]}")
+    print(
+        f"\n{label}: {session.total} events, profile {profile.name} "
+        f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}, "
+        f"terminal {SIZE[0]}x{SIZE[1]}"
+    )
     print(f"  parse + boot            {out['parse+boot'] * 1e3:8.1f} ms")
-    print(f"  cold start, first frame {out['cold start'] * 1e3:8.1f} ms"
-          + (f" ({out['first events']} events read; all read at "
-             f"{out['read whole'] * 1e3:.0f} ms)" if trace else ""))
+    print(
+        f"  cold start, first frame {out['cold start'] * 1e3:8.1f} ms"
+        + (
+            f" ({out['first events']} events read; all read at {out['read whole'] * 1e3:.0f} ms)"
+            if trace
+            else ""
+        )
+    )
     print(f"  {'':<23} {'work: step + views + render':>30}   {'wall (with test harness)':>28}")
-    for key in ("step (cursor follows)", "step (cursor stays)", "back (paused before)",
-                "back (key held)", "back (long hold)"):
+    for key in (
+        "step (cursor follows)",
+        "step (cursor stays)",
+        "back (paused before)",
+        "back (key held)",
+        "back (long hold)",
+    ):
         v = out[key]
         if v:
             w = [a for a, _ in v]
             wall = [b for _, b in v]
-            print(f"  {key:<23} p50 {pct(w, 0.5):6.2f} p99 {pct(w, 0.99):6.2f} ms"
-                  f"      p50 {pct(wall, 0.5):6.2f} p99 {pct(wall, 0.99):6.2f} ms"
-                  f"   (n={len(v)})")
+            print(
+                f"  {key:<23} p50 {pct(w, 0.5):6.2f} p99 {pct(w, 0.99):6.2f} ms"
+                f"      p50 {pct(wall, 0.5):6.2f} p99 {pct(wall, 0.99):6.2f} ms"
+                f"   (n={len(v)})"
+            )
     v = out["idle pieces"]
-    print(f"  idle work, one piece    p50 {pct(v, 0.5):6.2f} p99 {pct(v, 0.99):6.2f} ms"
-          f" max {max(v) * 1e3:.0f} ms (n={len(v)}; a key pressed meanwhile waits for it)")
+    print(
+        f"  idle work, one piece    p50 {pct(v, 0.5):6.2f} p99 {pct(v, 0.99):6.2f} ms"
+        f" max {max(v) * 1e3:.0f} ms (n={len(v)}; a key pressed meanwhile waits for it)"
+    )
     c = out["checkpoints"]
-    print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
-          f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events; {c['spares']} spares")
+    print(
+        f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
+        f"{c['bytes'] / 2**20:.0f} MiB, every {c['every']} events; {c['spares']} spares"
+    )
     return out
 
 
@@ -256,6 +295,7 @@ class Costs:
                 self.wall[label] += time.perf_counter() - w
                 self.cpu[label] += time.process_time() - c
                 self.calls[label] += 1
+
         return timed
 
     def reset(self) -> None:
@@ -269,14 +309,13 @@ def checkpoint_costs(session) -> Costs:
     session's pickling and unpickling of its state)."""
     store = getattr(session, "checkpoints", None)
     if store is not None:
-        return Costs({"checkpoint take": (store, "take"),
-                      "checkpoint restore": (store, "restore")})
-    return Costs({"checkpoint take": (session, "_state"),
-                  "checkpoint restore": (session, "_load")})
+        return Costs({"checkpoint take": (store, "take"), "checkpoint restore": (store, "restore")})
+    return Costs({"checkpoint take": (session, "_state"), "checkpoint restore": (session, "_load")})
 
 
-async def measure_jump(path: str, profile, to: int, backs: int,
-                       spare_budget: int | None = None) -> dict:
+async def measure_jump(
+    path: str, profile, to: int, backs: int, spare_budget: int | None = None
+) -> dict:
     """``j`` to event ``to`` from the start of the trace, then steps back there (the session's
     spare budget ``spare_budget`` bytes, else its default)."""
     out: dict = {}
@@ -297,8 +336,7 @@ async def measure_jump(path: str, profile, to: int, backs: int,
         screen._refresh_all(None)
         await settle(pilot)
         out["jump wall"], out["jump cpu"] = time.perf_counter() - w, time.process_time() - c
-        out["jump parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k])
-                             for k in costs.wall}
+        out["jump parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k]) for k in costs.wall}
         pieces: list[float] = []
         back_idle: list[float] = []
         back_held: list[float] = []
@@ -308,74 +346,121 @@ async def measure_jump(path: str, profile, to: int, backs: int,
             if i % 2 == 0:
                 idle(screen, pieces)
             (back_idle if i % 2 == 0 else back_held).append(
-                await timed(pilot, work, screen.action_back))
+                await timed(pilot, work, screen.action_back)
+            )
         idle(screen, pieces)
         for _ in range(HOLD):
             back_long.append(await timed(pilot, work, screen.action_back))
-        out["back parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k])
-                             for k in costs.wall}
+        out["back parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k]) for k in costs.wall}
         out["checkpoints"] = session.checkpoint_stats()
     out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
-    print(f"\njump: real trace, {session.total} events, profile {profile.name} "
-          f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; spare budget "
-          f"{format_size(session.standby.budget)}")
+    print(
+        f"\njump: real trace, {session.total} events, profile {profile.name} "
+        f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; spare budget "
+        f"{format_size(session.standby.budget)}"
+    )
     print(f"  j {to:<21} wall {out['jump wall']:7.2f} s   cpu {out['jump cpu']:7.2f} s")
     replay_w, replay_c = out["jump wall"], out["jump cpu"]
     for k, (wall, cpu, n) in out["jump parts"].items():
         print(f"    {k:<21} wall {wall:7.2f} s   cpu {cpu:7.2f} s   (n={n})")
         replay_w, replay_c = replay_w - wall, replay_c - cpu
     print(f"    {'replay and the rest':<21} wall {replay_w:7.2f} s   cpu {replay_c:7.2f} s")
-    for key, v in (("back (paused before)", back_idle), ("back (key held)", back_held),
-                   ("back (long hold)", back_long)):
+    for key, v in (
+        ("back (paused before)", back_idle),
+        ("back (key held)", back_held),
+        ("back (long hold)", back_long),
+    ):
         w = [a for a, _ in v]
         print(f"  {key:<23} p50 {pct(w, 0.5):7.2f} p99 {pct(w, 0.99):7.2f} ms (n={len(v)})")
     for k, (wall, cpu, n) in out["back parts"].items():
         print(f"    {k:<21} wall {wall:7.2f} s   cpu {cpu:7.2f} s   (n={n}, with idle work)")
-    print(f"  idle work, one piece    p50 {pct(pieces, 0.5):7.2f} p99 {pct(pieces, 0.99):7.2f} ms"
-          f" max {max(pieces) * 1e3:.0f} ms (n={len(pieces)})")
+    print(
+        f"  idle work, one piece    p50 {pct(pieces, 0.5):7.2f} p99 {pct(pieces, 0.99):7.2f} ms"
+        f" max {max(pieces) * 1e3:.0f} ms (n={len(pieces)})"
+    )
     c = out["checkpoints"]
-    print(f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
-          f"{c['bytes'] / 2**20:.0f} MiB held, every {c['every']} events; {c['spares']} spares")
+    print(
+        f"  checkpoints: {c['checkpoints']} + {c['dense']} dense, "
+        f"{c['bytes'] / 2**20:.0f} MiB held, every {c['every']} events; {c['spares']} spares"
+    )
     if "stored_bytes" in c:
-        print(f"    {c['takes']} taken: {c['stored_bytes'] / 2**20:.0f} MiB stored, "
-              f"{c['full_bytes'] / 2**20:.0f} MiB whole; {c['chunks']} chunks "
-              f"({c['chunk_bytes'] / 2**20:.0f} MiB) and pickles "
-              f"({c['pickle_bytes'] / 2**20:.0f} MiB) held")
+        print(
+            f"    {c['takes']} taken: {c['stored_bytes'] / 2**20:.0f} MiB stored, "
+            f"{c['full_bytes'] / 2**20:.0f} MiB whole; {c['chunks']} chunks "
+            f"({c['chunk_bytes'] / 2**20:.0f} MiB) and pickles "
+            f"({c['pickle_bytes'] / 2**20:.0f} MiB) held"
+        )
     print(f"  peak RSS                {out['rss'] / 2**20:7.0f} MiB")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=0,
-                    help="also a generated workload of this many events")
+    ap.add_argument(
+        "--events", type=int, default=0, help="also a generated workload of this many events"
+    )
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--backs", type=int, default=200)
     ap.add_argument("--to", type=int, default=500_000, help="the jump's event (jump)")
-    ap.add_argument("--only", choices=("demo", "trace", "generated", "jump"),
-                    help="measure only this workload")
-    ap.add_argument("--spare-budget", type=int, default=None, metavar="MiB",
-                    help="the session's spare budget (jump; default: the session's)")
+    ap.add_argument(
+        "--only", choices=("demo", "trace", "generated", "jump"), help="measure only this workload"
+    )
+    ap.add_argument(
+        "--spare-budget",
+        type=int,
+        default=None,
+        metavar="MiB",
+        help="the session's spare budget (jump; default: the session's)",
+    )
     args = ap.parse_args()
     if args.only in (None, "demo"):
-        asyncio.run(measure(str(ROOT / "samples/workloads/demo.kw"), load_profile("x86_64"),
-                            steps=17, backs=8, label="demo", jumps=1))
+        asyncio.run(
+            measure(
+                str(ROOT / "samples/workloads/demo.kw"),
+                load_profile("x86_64"),
+                steps=17,
+                backs=8,
+                label="demo",
+                jumps=1,
+            )
+        )
     trace = ROOT / "samples/traces/kmem-trace-x86_64.txt.xz"
     if trace.exists() and args.only == "jump":
-        asyncio.run(measure_jump(str(trace), load_profile("x86_64", 1 << 40), args.to,
-                                 args.backs, None if args.spare_budget is None
-                                 else args.spare_budget << 20))
+        asyncio.run(
+            measure_jump(
+                str(trace),
+                load_profile("x86_64", 1 << 40),
+                args.to,
+                args.backs,
+                None if args.spare_budget is None else args.spare_budget << 20,
+            )
+        )
     if trace.exists() and args.only in (None, "trace"):
         # positions anywhere in the trace (reaching them is a run of the engine: seconds)
-        asyncio.run(measure(str(trace), load_profile("x86_64", 1 << 40), steps=args.steps,
-                            backs=args.backs, label="trace (real, x86_64)", trace=True))
+        asyncio.run(
+            measure(
+                str(trace),
+                load_profile("x86_64", 1 << 40),
+                steps=args.steps,
+                backs=args.backs,
+                label="trace (real, x86_64)",
+                trace=True,
+            )
+        )
     if args.events and args.only in (None, "generated"):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "big.kw")
             Path(path).write_text("\n".join(generate(args.events)) + "\n")
-            asyncio.run(measure(path, load_profile("x86_64", 1 << 40), steps=args.steps,
-                                backs=args.backs, label="generated"))
+            asyncio.run(
+                measure(
+                    path,
+                    load_profile("x86_64", 1 << 40),
+                    steps=args.steps,
+                    backs=args.backs,
+                    label="generated",
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -59,35 +59,46 @@ def main() -> int:
     args = ap.parse_args()
     if args.dump is None or args.vmlinux is None:
         import test_vmcore
+
         if test_vmcore.SHARED is None:
             raise SystemExit("no shared dumps here: give --dump and --vmlinux")
         args.dump = args.dump or str(test_vmcore.unpacked("vmcore-after-kunit.elf"))
         args.vmlinux = args.vmlinux or str(test_vmcore.unpacked("vmlinux"))
         if args.kdump is None:
             made = Path(test_vmcore.unpacked("vmcore-first-report.elf")).with_name(
-                "vmcore-first-report.elf.d0.kdump")
+                "vmcore-first-report.elf.d0.kdump"
+            )
             args.kdump = str(made) if made.is_file() else None
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"dump: {args.dump} ({os.path.getsize(args.dump) >> 20} MiB), vmlinux: "
-          f"{args.vmlinux} ({os.path.getsize(args.vmlinux) >> 20} MiB)")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+    print(
+        f"dump: {args.dump} ({os.path.getsize(args.dump) >> 20} MiB), vmlinux: "
+        f"{args.vmlinux} ({os.path.getsize(args.vmlinux) >> 20} MiB)"
+    )
     kinspect = [sys.executable, "-m", "kinspect.cli", "vmcore"]
     with tempfile.TemporaryDirectory(prefix="kinspect-bench-vmcore-") as cache:
         env = dict(os.environ, KINSPECT_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
         addr = ["--addr", "0xffff888000000000"]
         cpu, rss, _ = child(kinspect + [args.dump, "--vmlinux", args.vmlinux] + addr, env)
-        print(f"open, cold (empty cache): {cpu:.2f} CPU s, peak RSS {rss:.0f} MB "
-              f"(target <= 5 s, <= 300 MB)")
-        best = min(child(kinspect + [args.dump, "--vmlinux", args.vmlinux] + addr, env)[:2]
-                   for _ in range(3))
+        print(
+            f"open, cold (empty cache): {cpu:.2f} CPU s, peak RSS {rss:.0f} MB "
+            f"(target <= 5 s, <= 300 MB)"
+        )
+        best = min(
+            child(kinspect + [args.dump, "--vmlinux", args.vmlinux] + addr, env)[:2]
+            for _ in range(3)
+        )
         print(f"open, warm: {best[0]:.2f} CPU s, peak RSS {best[1]:.0f} MB (target <= 1 s)")
         cpu, rss, rc = child(kinspect + [args.dump, "--vmlinux", args.vmlinux], env)
-        print(f"every report of the dump (object, tracks, quarantine, page, shadow), warm: "
-              f"{cpu:.2f} CPU s, peak RSS {rss:.0f} MB")
+        print(
+            f"every report of the dump (object, tracks, quarantine, page, shadow), warm: "
+            f"{cpu:.2f} CPU s, peak RSS {rss:.0f} MB"
+        )
         if args.kdump:
             cpu, rss, _ = child(kinspect + [args.kdump, "--vmlinux", args.vmlinux] + addr, env)
-            print(f"open makedumpfile's compressed file, warm: {cpu:.2f} CPU s, "
-                  f"peak RSS {rss:.0f} MB ({args.kdump})")
+            print(
+                f"open makedumpfile's compressed file, warm: {cpu:.2f} CPU s, "
+                f"peak RSS {rss:.0f} MB ({args.kdump})"
+            )
         os.environ["KINSPECT_CACHE_DIR"] = cache
         page_map(args.dump, args.vmlinux)
         costs(args.dump, args.vmlinux)
@@ -99,26 +110,30 @@ def costs(dump: str, vmlinux: str) -> None:
     from kinspect.vmcore.costs import scheme_bills
     from kinspect.vmcore.reader import DumpReader
 
-    with Kernel(dump, vmlinux) as k:         # a fresh Kernel: nothing of the dump read yet
+    with Kernel(dump, vmlinux) as k:  # a fresh Kernel: nothing of the dump read yet
         t = time.process_time()
         real = DumpReader(k).footprint("generic")
         t_real = time.process_time() - t
         sb = scheme_bills(DumpReader(k), real)
-        print(f"the schemes' bills for the dump: {sb.cpu_seconds:.2f} CPU s in all (the "
-              f"dump's {len(sb.blocks.blocks)} blocks from its struct pages and shadow: "
-              f"{sb.blocks_seconds:.2f} s; the simulated machine and its four schemes: "
-              f"{sb.cpu_seconds - sb.blocks_seconds:.2f} s); the real kernel's bill before: "
-              f"{t_real:.2f} s")
+        print(
+            f"the schemes' bills for the dump: {sb.cpu_seconds:.2f} CPU s in all (the "
+            f"dump's {len(sb.blocks.blocks)} blocks from its struct pages and shadow: "
+            f"{sb.blocks_seconds:.2f} s; the simulated machine and its four schemes: "
+            f"{sb.cpu_seconds - sb.blocks_seconds:.2f} s); the real kernel's bill before: "
+            f"{t_real:.2f} s"
+        )
         for name, f in sb.bills.items():
-            print(f"  {name:8} {f.total_bytes():>10} bytes ({f.static_bytes} static, "
-                  f"{f.dynamic_bytes} dynamic, {f.metadata_bytes} metadata)")
+            print(
+                f"  {name:8} {f.total_bytes():>10} bytes ({f.static_bytes} static, "
+                f"{f.dynamic_bytes} dynamic, {f.metadata_bytes} metadata)"
+            )
         print(f"  generic (the dump's) {real.total_bytes():>10} bytes")
 
 
 def page_map(dump: str, vmlinux: str) -> None:
+    from kinspect.screens.vmcore import DumpPages
     from kinspect.vmcore import Kernel
     from kinspect.vmcore.reader import DumpReader
-    from kinspect.screens.vmcore import DumpPages
     from kinspect.widgets.page_map import PageMap
 
     with Kernel(dump, vmlinux) as k:
@@ -141,10 +156,12 @@ def page_map(dump: str, vmlinux: str) -> None:
             t = time.process_time()
             text = [pm2.row_text(r) for r in range(rows)]
             whole = time.process_time() - t
-            print(f"page map, {1 << zoom} page(s) a cell, {pm.cols} cells a row, {rows} rows "
-                  f"for {pm.source.end_pfn} pfns: a 48-row frame {1000 * fresh:.1f} ms CPU on "
-                  f"a fresh reader, {1000 * again:.2f} ms cached; all rows "
-                  f"{1000 * whole:.0f} ms ({len(text)} rows)")
+            print(
+                f"page map, {1 << zoom} page(s) a cell, {pm.cols} cells a row, {rows} rows "
+                f"for {pm.source.end_pfn} pfns: a 48-row frame {1000 * fresh:.1f} ms CPU on "
+                f"a fresh reader, {1000 * again:.2f} ms cached; all rows "
+                f"{1000 * whole:.0f} ms ({len(text)} rows)"
+            )
 
 
 if __name__ == "__main__":

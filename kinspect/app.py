@@ -16,13 +16,13 @@ from textual.screen import Screen
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import ExplainedReport
 from kinspect.screens.commands import Command, bindings, palette_commands
 from kinspect.screens.dialogs import HelpScreen
 from kinspect.screens.inspector import MainScreen
 from kinspect.screens.report import ReportScreen
+from kinspect.session import Session
 from kinspect.widgets import PageMap
 
 SCREENSHOTS_ENV = "KINSPECT_SCREENSHOTS"
@@ -36,6 +36,7 @@ def screenshot_dir() -> Path:
     if env:
         return Path(env).expanduser()
     from platformdirs import user_pictures_path
+
     return user_pictures_path() / "kinspect"
 
 
@@ -45,17 +46,24 @@ class KinspectApp(App):
     CSS_PATH = Path(__file__).resolve().parent / "kinspect.tcss"
     TITLE = "kinspect"
     ACTIONS = [
-        Command("svg_screenshot", "SVG screenshot", "save the screen as SVG", key="f12",
-                id="screenshot", label="Screenshot", show=False,
-                tooltip="Save an SVG screenshot in $KINSPECT_SCREENSHOTS, else in "
-                        "kinspect/ under the pictures directory (~/Pictures)"),
+        Command(
+            "svg_screenshot",
+            "SVG screenshot",
+            "save the screen as SVG",
+            key="f12",
+            id="screenshot",
+            label="Screenshot",
+            show=False,
+            tooltip="Save an SVG screenshot in $KINSPECT_SCREENSHOTS, else in "
+            "kinspect/ under the pictures directory (~/Pictures)",
+        ),
         Command("quit", None, key="q", id="quit", label="Quit", tooltip="Quit (also ctrl+q)"),
     ]
     BINDINGS = bindings(ACTIONS)
 
     def __init__(self, session: Session | None, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.session = session          # (a ReportApp has one only while a replay is open)
+        self.session = session  # (a ReportApp has one only while a replay is open)
         self._keymap = keymap or {}
 
     def get_default_screen(self) -> Screen:
@@ -76,16 +84,19 @@ class KinspectApp(App):
         rows = []
         seen = set()
         for binding in [*MainScreen.BINDINGS, *self.BINDINGS, *PageMap.BINDINGS]:
-            assert isinstance(binding, Binding)     # (bindings() makes Bindings)
-            key = ", ".join(self.get_key_display(Binding(k.strip(), "x"))
-                            for k in binding.key.split(","))
+            assert isinstance(binding, Binding)  # (bindings() makes Bindings)
+            key = ", ".join(
+                self.get_key_display(Binding(k.strip(), "x")) for k in binding.key.split(",")
+            )
             if key not in seen:
                 seen.add(key)
                 rows.append((key, binding.description, binding.tooltip))
         rows.append(("↑ ↓ h l", "Granule cursor", "in the shadow bytes pane, when it has focus"))
-        rows += [("ctrl+p", "Command palette", "every action, by name"),
-                 ("ctrl+q", "Quit", ""),
-                 ("tab", "Next pane", "focus the next pane (then m maximizes it)")]
+        rows += [
+            ("ctrl+p", "Command palette", "every action, by name"),
+            ("ctrl+q", "Quit", ""),
+            ("tab", "Next pane", "focus the next pane (then m maximizes it)"),
+        ]
         self.push_screen(HelpScreen(rows))
 
     def action_svg_screenshot(self) -> None:
@@ -98,9 +109,12 @@ class KinspectApp(App):
             directory.mkdir(parents=True, exist_ok=True)
             path = self.save_screenshot(path=str(directory))
         except OSError as e:
-            self.notify(f"cannot save a screenshot in {directory}: {e.strerror or e} "
-                        f"(${SCREENSHOTS_ENV} names the directory)", title="screenshot",
-                        severity="error")
+            self.notify(
+                f"cannot save a screenshot in {directory}: {e.strerror or e} "
+                f"(${SCREENSHOTS_ENV} names the directory)",
+                title="screenshot",
+                severity="error",
+            )
             return
         self.notify(f"saved {path}", title="screenshot")
 
@@ -121,14 +135,27 @@ class KinspectApp(App):
 class ReportApp(KinspectApp):
     """kinspect on the reports of a log: the report screen, and the inspector on a replay."""
 
-    ACTIONS = [Command("close_replay", "Back to the report", "leave the replay", key="escape",
-                        id="report.back", label="Back to the report",
-                        tooltip="Leave the replay, back to the report screen")]
+    ACTIONS = [
+        Command(
+            "close_replay",
+            "Back to the report",
+            "leave the replay",
+            key="escape",
+            id="report.back",
+            label="Back to the report",
+            tooltip="Leave the replay, back to the report screen",
+        )
+    ]
     BINDINGS = bindings(ACTIONS)
 
-    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False,
-                 keymap: dict[str, str] | None = None) -> None:
-        super().__init__(None, keymap)           # no session until a replay is opened
+    def __init__(
+        self,
+        reports: list[ExplainedReport],
+        path: str,
+        symbolized: bool = False,
+        keymap: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(None, keymap)  # no session until a replay is opened
         self.reports = reports
         self.path = path
         self.symbolized = symbolized
@@ -147,8 +174,9 @@ class ReportApp(KinspectApp):
     def on_report_screen_open_replay(self, message: ReportScreen.OpenReplay) -> None:
         self.open_replay(message.lines, message.profile, message.name, message.notes)
 
-    def open_replay(self, lines: list[str], profile: str, name: str,
-                    notes: Iterable[str] = ()) -> None:
+    def open_replay(
+        self, lines: list[str], profile: str, name: str, notes: Iterable[str] = ()
+    ) -> None:
         """Open a replay workload (named ``name``) on ``profile`` in the inspector."""
         try:
             session = Session(load_profile(profile), parse_workload(name, lines))
@@ -157,8 +185,16 @@ class ReportApp(KinspectApp):
             return
         self.session = session
         self.push_screen(MainScreen(session))
-        self.notify(" ".join([f"{name}, profile {profile}: space steps, r runs to the report, "
-                              "escape comes back.", *notes]), title="replay")
+        self.notify(
+            " ".join(
+                [
+                    f"{name}, profile {profile}: space steps, r runs to the report, "
+                    "escape comes back.",
+                    *notes,
+                ]
+            ),
+            title="replay",
+        )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "close_replay":

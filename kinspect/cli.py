@@ -31,10 +31,10 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = _ArgumentParser(prog="kinspect",
-                         description="Watch generic KASAN shadow memory at work.")
-    ap.add_argument("--version", action="store_true",
-                    help="print kinspect's version and the engine in use")
+    ap = _ArgumentParser(prog="kinspect", description="Watch generic KASAN shadow memory at work.")
+    ap.add_argument(
+        "--version", action="store_true", help="print kinspect's version and the engine in use"
+    )
     sub = ap.add_subparsers(dest="command")
     simulate.add_commands(sub)
     ui.add_commands(sub)
@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-EXIT_INTERNAL_ERROR = 3       # a bug in kinspect (with its traceback): never 1, a failed expect
-EXIT_BROKEN_PIPE = 128 + 13   # the reader of our output went away (`| head`), as SIGPIPE would
+EXIT_INTERNAL_ERROR = 3  # a bug in kinspect (with its traceback): never 1, a failed expect
+EXIT_BROKEN_PIPE = 128 + 13  # the reader of our output went away (`| head`), as SIGPIPE would
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kinspect: interrupted", file=sys.stderr)
         return 130
-    except Exception:                   # a bug: show it, but never as exit 1 or 2
+    except Exception:  # a bug: show it, but never as exit 1 or 2
         return _internal_error()
 
 
 def _internal_error() -> int:
     traceback.print_exc()
-    print("kinspect: internal error (a bug in kinspect: the traceback above says where)",
-          file=sys.stderr)
+    print(
+        "kinspect: internal error (a bug in kinspect: the traceback above says where)",
+        file=sys.stderr,
+    )
     return EXIT_INTERNAL_ERROR
 
 
@@ -101,7 +103,7 @@ def _main(argv: list[str] | None) -> int:
 def _version() -> str:
     try:
         return metadata.version("kinspect")
-    except metadata.PackageNotFoundError:           # run from a source tree, not installed
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
         return "unknown"
 
 

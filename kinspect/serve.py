@@ -50,8 +50,10 @@ def check_listen(host: str, port: int) -> None:
         with socket.create_server(address, family=family):
             pass
     except OSError as e:
-        raise KinspectError(f"cannot listen on {http_origin(host, port)}: "
-                            f"{os.strerror(e.errno) if e.errno else e}", "--port") from None
+        raise KinspectError(
+            f"cannot listen on {http_origin(host, port)}: {os.strerror(e.errno) if e.errno else e}",
+            "--port",
+        ) from None
 
 
 class KinspectServer(Server):
@@ -59,8 +61,14 @@ class KinspectServer(Server):
     kinspect's page."""
 
     def __init__(self, command: str, host: str, port: int, max_sessions: int) -> None:
-        super().__init__(command, host=host, port=port, title="kinspect",
-                         public_url=http_origin(host, port), templates_path=TEMPLATES_DIR)
+        super().__init__(
+            command,
+            host=host,
+            port=port,
+            title="kinspect",
+            public_url=http_origin(host, port),
+            templates_path=TEMPLATES_DIR,
+        )
         self.max_sessions = max_sessions
         self.open_sessions = 0
         """Sessions (WebSockets with their ``kinspect tui`` process) running now."""
@@ -69,8 +77,12 @@ class KinspectServer(Server):
     def same_origin(self, origin: str) -> bool:
         """Whether a WebSocket's ``Origin`` header names a page this server serves."""
         url = URL(origin)
-        return (url.scheme == "http" and url.host is not None
-                and url.host.lower() in self.origin_hosts and url.port == self.port)
+        return (
+            url.scheme == "http"
+            and url.host is not None
+            and url.host.lower() in self.origin_hosts
+            and url.port == self.port
+        )
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
@@ -79,8 +91,11 @@ class KinspectServer(Server):
         @web.middleware
         async def no_static_listing(request: web.Request, handler) -> web.StreamResponse:
             resource = request.match_info.route.resource
-            if resource is not None and resource.name == "static" \
-                    and (statics / request.match_info.get("filename", "")).is_dir():
+            if (
+                resource is not None
+                and resource.name == "static"
+                and (statics / request.match_info.get("filename", "")).is_dir()
+            ):
                 raise web.HTTPForbidden()
             return await handler(request)
 
@@ -94,8 +109,9 @@ class KinspectServer(Server):
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and not self.same_origin(origin):
             log.warning("kinspect: refused a WebSocket from %s (not %s)", origin, self.public_url)
-            raise web.HTTPForbidden(text=f"kinspect: WebSocket from {origin} refused: "
-                                         f"not {self.public_url}\n")
+            raise web.HTTPForbidden(
+                text=f"kinspect: WebSocket from {origin} refused: not {self.public_url}\n"
+            )
         if self.open_sessions >= self.max_sessions:
             return await self._refuse_session(request)
         self.open_sessions += 1
@@ -112,6 +128,7 @@ class KinspectServer(Server):
         await websocket.send_bytes(
             f"\r\nkinspect: {count(self.open_sessions, 'session')} open, the most this server "
             f"allows (kinspect serve --max-sessions {self.max_sessions}).\r\n"
-            "Close one, then press Restart.\r\n".encode())
+            "Close one, then press Restart.\r\n".encode()
+        )
         await websocket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too many sessions")
         return websocket

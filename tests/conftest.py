@@ -17,8 +17,8 @@ import pytest
 
 from kinspect.engine import native
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
+from kinspect.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 # the demo workload of the docs and the golden files (the UI's built-in demo is kinspect/data's)
@@ -57,11 +57,16 @@ def make_session(monkeypatch):
     the demo workload, or over ``lines`` (a workload named small.kw), on ``engine`` (set as
     KINSPECT_ENGINE for the test; None: the environment's); ``options`` go to Session
     (``shown=``, ``schemes=``...)."""
-    def make(lines: list[str] | None = None, engine: str | None = None,
-             profile: str = "x86_64", **options) -> Session:
+
+    def make(
+        lines: list[str] | None = None,
+        engine: str | None = None,
+        profile: str = "x86_64",
+        **options,
+    ) -> Session:
         if engine is not None:
             monkeypatch.setenv(native.VARIABLE, engine)
-        workload = parse_workload(str(DEMO)) if lines is None else \
-            parse_workload("small.kw", lines)
+        workload = parse_workload(str(DEMO)) if lines is None else parse_workload("small.kw", lines)
         return Session(load_profile(profile), workload, **options)
+
     return make

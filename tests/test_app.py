@@ -5,10 +5,10 @@ from __future__ import annotations
 from conftest import DEMO
 from kinspect.app import KinspectApp
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session, registered_schemes
 from kinspect.engine.workload import parse_workload
 from kinspect.screens.dialogs import HelpScreen, PromptScreen
 from kinspect.screens.inspector import MainScreen
+from kinspect.session import Session, registered_schemes
 from kinspect.widgets import PageMap, ShadowBytes
 
 
@@ -37,6 +37,7 @@ def record_notes(app) -> list[tuple[str, str]]:
     def recording(message, *args, **kwargs):
         notes.append((str(message), kwargs.get("severity", "information")))
         return notify(message, *args, **kwargs)
+
     app.notify = recording
     return notes
 
@@ -65,7 +66,7 @@ async def test_step_and_back_move_the_position_and_the_views():
         await pilot.pause()
         assert s.position == 3
         buf = s.runner.values["buf"]
-        assert screen.pfn == s.machine.addr_to_pfn(buf)          # the cursor followed kmalloc
+        assert screen.pfn == s.machine.addr_to_pfn(buf)  # the cursor followed kmalloc
         assert app.screen.query_one(PageMap).cursor == screen.pfn
         assert "struct page" in screen.query_one("#structpage").text()
         await pilot.press("left")
@@ -94,15 +95,14 @@ async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
         node.cycle = node
         ref = weakref.ref(node)
         del node
-        assert ref() is not None                    # no automatic collection
-        while screen.idle_step():                   # the pause after the keys
+        assert ref() is not None  # no automatic collection
+        while screen.idle_step():  # the pause after the keys
             pass
         assert ref() is None and screen._steps_since_collect == 0
     assert gc.isenabled() == enabled
 
 
-async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(
-        monkeypatch):
+async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pause(monkeypatch):
     import weakref
 
     import kinspect.screens.inspector as app_module
@@ -118,11 +118,11 @@ async def test_cycles_frozen_before_they_died_go_in_a_full_collection_after_a_pa
         node = Node()
         node.cycle = node
         ref = weakref.ref(node)
-        screen._collect_young()                     # alive then: frozen
+        screen._collect_young()  # alive then: frozen
         del node
         while screen.idle_step():
             pass
-        assert ref() is not None                    # young collections do not see it
+        assert ref() is not None  # young collections do not see it
         screen.idle_work_enabled = True
         screen._schedule_idle_work(0.01)
         for _ in range(100):
@@ -136,6 +136,7 @@ async def test_the_help_intro_wraps_to_the_terminal_not_to_the_source():
     from textual.widgets import Static
 
     from kinspect.screens.dialogs import HELP_INTRO
+
     app = make_app()
     async with app.run_test(size=(100, 32)) as pilot:
         await started(app, pilot)
@@ -164,8 +165,9 @@ async def test_run_to_report_shows_the_report_and_marks_the_bad_granule():
         assert screen.query_one(PageMap).report_pfn == s.latest_report().pfn
         await pilot.press("r", "r")
         await pilot.pause()
-        assert [r.bug_type for r in s.reports][:3] == ["slab-out-of-bounds"] * 2 + \
-            ["use-after-free"]
+        assert [r.bug_type for r in s.reports][:3] == ["slab-out-of-bounds"] * 2 + [
+            "use-after-free"
+        ]
 
 
 async def test_scheme_switch_keeps_the_position():
@@ -189,13 +191,13 @@ async def test_goto_address_pfn_symbol_and_garbage():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen, s, buf = await after_kmalloc(app, pilot)
-        await pilot.press("g", *"pfn 0x10", "enter")      # typed, once
+        await pilot.press("g", *"pfn 0x10", "enter")  # typed, once
         await pilot.pause()
         assert screen.pfn == 0x10
         await answer(app, pilot, "g", "buf+16")
         assert screen.addr == buf + 16 and screen.pfn == s.machine.addr_to_pfn(buf)
         await answer(app, pilot, "g", "no_such_thing")
-        assert app.screen is screen                    # a notification, not a crash
+        assert app.screen is screen  # a notification, not a crash
         assert any("nothing called" in n.message for n in app._notifications)
         await answer(app, pilot, "g", f"{buf:#x}")
         assert screen.addr == buf
@@ -209,17 +211,17 @@ async def test_breakpoints_stop_runs_and_bad_ones_notify():
     async with app.run_test(size=(160, 48)) as pilot:
         await started(app, pilot)
         s = app.session
-        await answer(app, pilot, "b", "line 13")             # kfree big
+        await answer(app, pilot, "b", "line 13")  # kfree big
         assert [b.describe() for b in s.breakpoints] == ["line 13"]
         await pilot.press("e")
         await pilot.pause()
         assert s.next_event().line == 13
-        await answer(app, pilot, "b", "line 2")              # a comment line
+        await answer(app, pilot, "b", "line 2")  # a comment line
         assert any("no event on line 2" in n.message for n in app._notifications)
         await answer(app, pilot, "b", "attach")
         await pilot.press("e")
         await pilot.pause()
-        assert s.last_event().text.startswith("kfree big")      # its blocks detach
+        assert s.last_event().text.startswith("kfree big")  # its blocks detach
 
 
 async def test_jump_to_event_and_line():
@@ -243,7 +245,7 @@ async def test_copy_help_zoom_poisoned_and_attached_navigation():
         await pilot.press("y")
         await pilot.pause()
         assert app.clipboard == f"{buf:016x}"
-        await pilot.press("p")                         # the partial granule 04 after buf
+        await pilot.press("p")  # the partial granule 04 after buf
         await pilot.pause()
         assert screen.addr == buf + 96
         await pilot.press("Y")
@@ -281,11 +283,12 @@ async def test_bindings_grey_out_at_the_ends_and_keys_are_remappable(make_sessio
 
 
 async def test_long_runs_go_through_the_worker():
-    lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(2500)] + \
-        ["read p0 1"]
+    lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(2500)] + ["read p0 1"]
     import kinspect.screens.inspector as app_module
-    session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
-                                                             .splitlines()))
+
+    session = Session(
+        load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines).splitlines())
+    )
     app = KinspectApp(session)
     old = app_module.SYNC_RUN_LIMIT
     app_module.SYNC_RUN_LIMIT = 10
@@ -295,12 +298,11 @@ async def test_long_runs_go_through_the_worker():
             await pilot.press("r")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            assert session.at_end and session.latest_report().bug_type == \
-                "slab-use-after-free"
-            for near in (1000, 4900, 40):           # back, forward, back: long replays
+            assert session.at_end and session.latest_report().bug_type == "slab-use-after-free"
+            for near in (1000, 4900, 40):  # back, forward, back: long replays
                 index = next(i for i in range(near, near + 200) if session.replay_cost(i) > 10)
                 app.main._jump(str(index))
-                assert app.main.running             # the keys stay free meanwhile
+                assert app.main.running  # the keys stay free meanwhile
                 await app.workers.wait_for_complete()
                 await pilot.pause()
                 assert session.position == index and not app.main.running
@@ -332,6 +334,7 @@ async def test_a_trace_opens_and_steps(tmp_path):
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
+
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -352,8 +355,12 @@ async def test_the_command_palette_offers_the_actions_that_apply():
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)
         titles = {c.title for c in app.get_system_commands(screen)}
-        assert {"Step", "Run to the next report", "Go to address, pfn or symbol…",
-                "Show scheme flat"} <= titles
+        assert {
+            "Step",
+            "Run to the next report",
+            "Go to address, pfn or symbol…",
+            "Show scheme flat",
+        } <= titles
         assert "Step back" not in titles and "Clear breakpoints" not in titles
         await pilot.press("space")
         await pilot.pause()
@@ -370,16 +377,18 @@ async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
+
     path = small_trace(tmp_path, 40000)
     whole = load_trace(path).events
     session = Session(load_profile("x86_64"), load_trace(path, stream=True))
     first = session.total
-    gate = threading.Event()                    # the reading waits until the test says
+    gate = threading.Event()  # the reading waits until the test says
     read = session.driver.load
 
     def load(progress=None, cancelled=None):
         gate.wait(30)
         read(progress, cancelled)
+
     session.driver.load = load
     app = KinspectApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -388,12 +397,12 @@ async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
         assert status.startswith(f"event 0/{first}+ (reading")
         session.jump(first - 1)
         screen._refresh_all(None)
-        await pilot.press("space", "space")        # the last event read, then one not read
+        await pilot.press("space", "space")  # the last event read, then one not read
         await pilot.pause()
         assert session.position == first and session.waiting
         assert any("is not read yet" in n.message for n in app._notifications)
-        await answer(app, pilot, "b", f"line {whole[first + 7].line}")     # not read yet
-        await answer(app, pilot, "j", str(first + 3))                       # waits for them
+        await answer(app, pilot, "b", f"line {whole[first + 7].line}")  # not read yet
+        await answer(app, pilot, "j", str(first + 3))  # waits for them
         assert screen.running and session.position == first
         gate.set()
         await app.workers.wait_for_complete()
@@ -405,11 +414,11 @@ async def test_a_streamed_trace_opens_at_once_steps_and_reads_on(tmp_path):
         await pilot.press("e")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert session.position == first + 7          # the breakpoint on a line read later
+        assert session.position == first + 7  # the breakpoint on a line read later
         await answer(app, pilot, "j", f"line {whole[9].line}")
         assert session.position == 10
         top = int(screen.query_one(EventLog).scroll_offset.y)
-        await pilot.click(EventLog, offset=(4, 0))      # the top row of the log: a trace event
+        await pilot.click(EventLog, offset=(4, 0))  # the top row of the log: a trace event
         await pilot.pause()
         assert session.position == top + 1
 
@@ -421,23 +430,26 @@ async def test_steps_back_in_a_row_swap_in_the_spares_made_in_a_pause():
         s = app.session
         await pilot.press(*["space"] * 9)
         await pilot.pause()
-        while screen.idle_step():                       # the pause before the key is held
+        while screen.idle_step():  # the pause before the key is held
             pass
         spares = s.spares
         assert sorted(spares) == [6, 7, 8]
-        await pilot.press("left", "left", "left")       # as one step back, or three
+        await pilot.press("left", "left", "left")  # as one step back, or three
         await pilot.pause()
         assert s.position == 6 and s.machine is spares[6]
 
 
 async def test_the_detail_tabs_cycle_and_answer_clicks():
     from kinspect.widgets.tab_bar import TabBar
+
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)
         bar = screen.query_one(TabBar)
-        assert screen.tab == "structpage" and bar.text() == \
-            "report [struct page] shadow slab footprint"
+        assert (
+            screen.tab == "structpage"
+            and bar.text() == "report [struct page] shadow slab footprint"
+        )
         await pilot.press("t")
         await pilot.pause()
         assert screen.tab == "shadowslab" and "[shadow slab]" in bar.text()
@@ -473,7 +485,7 @@ async def test_every_scheme_shows_flats_shadow_bytes_at_every_demo_step():
     for name, seen in panes.items():
         assert len(seen) == len(panes["flat"])
         for (pos, base, text), (_pos, flat_base, flat_text) in zip(seen, panes["flat"]):
-            if base == flat_base:           # the cursor follows the same addresses
+            if base == flat_base:  # the cursor follows the same addresses
                 assert text == flat_text, (name, pos)
 
 
@@ -492,16 +504,16 @@ async def test_follow_moves_the_cursor_going_back_too():
         await pilot.press("left")
         await pilot.pause()
         assert s.position == 4
-        assert screen.addr == s.event_address(3) != bad        # write buf+99
+        assert screen.addr == s.event_address(3) != bad  # write buf+99
         assert screen.pfn == s.machine.addr_to_pfn(screen.addr)
         await pilot.press("space", "space")
         await pilot.pause()
-        await pilot.press("left")                               # back onto the report
+        await pilot.press("left")  # back onto the report
         await pilot.pause()
         assert s.position == 5 and screen.addr == bad
         await pilot.press("home")
         await pilot.pause()
-        await answer(app, pilot, "j", "3")                      # a jump back follows too
+        await answer(app, pilot, "j", "3")  # a jump back follows too
         assert screen.addr == s.event_address(2) == s.runner.values["buf"]
         await pilot.press("f", "home")
         await pilot.pause()
@@ -511,8 +523,7 @@ async def test_follow_moves_the_cursor_going_back_too():
         assert s.position == 2 and (screen.pfn, screen.addr) == where
 
 
-async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_path,
-                                                                            monkeypatch):
+async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_path, monkeypatch):
     """Issue 11 A8: $KINSPECT_SCREENSHOTS, else kinspect/ in the pictures directory; the
     notification says where; a directory that cannot be made is a notification."""
     work = tmp_path / "cwd"
@@ -538,8 +549,12 @@ async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_
         monkeypatch.setenv("KINSPECT_SCREENSHOTS", str(tmp_path / "a-file"))
         await pilot.press("f12")
         await pilot.pause()
-        assert any(severity == "error" and "cannot save a screenshot in" in message
-                   and "KINSPECT_SCREENSHOTS" in message for message, severity in notes)
+        assert any(
+            severity == "error"
+            and "cannot save a screenshot in" in message
+            and "KINSPECT_SCREENSHOTS" in message
+            for message, severity in notes
+        )
     assert list(work.iterdir()) == []
 
 
@@ -557,6 +572,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
     """Issue 11 A3: a match moves the session there (the event list selects events by the
     position: ▶); a match in a comment goes to the state before the events after it."""
     from kinspect.widgets import EventLog
+
     app = make_app()
     notes = record_notes(app)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -567,7 +583,7 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         assert s.last_event().text == "kfree big" and log.found[1] == "KFREE"
         assert log.row_of_position(s.position) == log.found[0]
         match = [seg for seg in log.row_strip(log.found[0]) if seg.text == "kfree"]
-        assert len(match) == 1 and match[0].style.bgcolor is not None   # marked (kinspect.tcss)
+        assert len(match) == 1 and match[0].style.bgcolor is not None  # marked (kinspect.tcss)
         await searched(app, pilot, "n")
         assert s.last_event().text == "kfree buf" and s.last_event().line == 17
         await searched(app, pilot, "n")
@@ -579,13 +595,13 @@ async def test_slash_finds_in_the_event_log_and_n_and_shift_n_repeat():
         assert notes[-1] == ("search hit BOTTOM, continuing at TOP", "information")
         await searched(app, pilot, "N")
         assert s.last_event().text == "kfree obj+8"
-        await searched(app, pilot, "slash", "every statement")     # line 3, a comment
+        await searched(app, pilot, "slash", "every statement")  # line 3, a comment
         assert s.position == 0 and log.found[0] == 2
-        await searched(app, pilot, "slash", "# step")              # from the comment on
+        await searched(app, pilot, "slash", "# step")  # from the comment on
         assert s.last_event().line == 6
         titles = {c.title: c for c in app.get_system_commands(screen)}
         assert {"Find…", "Find next", "Find previous"} <= set(titles)
-        titles["Find previous"].callback()                          # wraps to line 13's
+        titles["Find previous"].callback()  # wraps to line 13's
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert s.last_event().line == 13
@@ -598,6 +614,7 @@ async def test_slash_finds_a_trace_event_by_its_text_as_the_log_shows_it(tmp_pat
     from kinspect.session import load_trace
     from kinspect.widgets import EventLog
     from test_session import small_trace
+
     session = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 400)))
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -618,16 +635,18 @@ async def test_a_click_on_a_far_line_of_the_log_replays_in_the_worker(monkeypatc
     keys: seconds frozen on the real trace)."""
     import kinspect.screens.inspector as app_module
     from kinspect.widgets import EventLog
+
     monkeypatch.setattr(app_module, "SYNC_RUN_LIMIT", 10)
     lines = ["task t 1"] + [f"p{i} = kmalloc 64\nkfree p{i}" for i in range(100)]
-    session = Session(load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines)
-                                                             .splitlines()))
+    session = Session(
+        load_profile("x86_64"), parse_workload("long.kw", "\n".join(lines).splitlines())
+    )
     app = KinspectApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await started(app, pilot)
         target = session.events[150]
         screen._line_clicked(EventLog.LineClicked(target.line))
-        assert screen.running                   # the keys stay free meanwhile
+        assert screen.running  # the keys stay free meanwhile
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert session.position == 151 and not screen.running

@@ -14,8 +14,9 @@ from kinspect.cli import main
 def no_ui(monkeypatch):
     """KinspectApp.run records the session instead of taking over the terminal."""
     started = []
-    monkeypatch.setattr(kinspect.app.KinspectApp, "run",
-                        lambda self, *a, **k: started.append(self.session))
+    monkeypatch.setattr(
+        kinspect.app.KinspectApp, "run", lambda self, *a, **k: started.append(self.session)
+    )
     return started
 
 
@@ -29,21 +30,36 @@ def test_no_arguments_opens_the_ui_on_the_demo(no_ui, monkeypatch):
 
 def test_tui_takes_a_workload_profile_mem_and_scheme(no_ui, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert main(["tui", "samples/workloads/demo.kw", "--profile", "arm64-4k-48",
-                 "--mem", "256M", "--scheme", "flat"]) == 0
+    assert (
+        main(
+            [
+                "tui",
+                "samples/workloads/demo.kw",
+                "--profile",
+                "arm64-4k-48",
+                "--mem",
+                "256M",
+                "--scheme",
+                "flat",
+            ]
+        )
+        == 0
+    )
     (session,) = no_ui
     assert session.shown == "flat" and session.profile.mem_total == 256 << 20
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["tui", "no/such.kw"], "no/such.kw: cannot read workload"),
-    (["tui", "samples/workloads/demo.kw", "--profile", "vax"], "vax: unknown profile"),
-    (["tui", "samples/workloads/demo.kw", "--mem", "lots"], "--mem: bad size"),
-    (["tui", "samples/workloads/demo.kw", "--scheme", "nope"], "--scheme: scheme 'nope'"),
-    (["serve", "no/such.kw"], "no/such.kw: cannot read workload"),
-])
-def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, monkeypatch, capsys, argv,
-                                                        message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tui", "no/such.kw"], "no/such.kw: cannot read workload"),
+        (["tui", "samples/workloads/demo.kw", "--profile", "vax"], "vax: unknown profile"),
+        (["tui", "samples/workloads/demo.kw", "--mem", "lots"], "--mem: bad size"),
+        (["tui", "samples/workloads/demo.kw", "--scheme", "nope"], "--scheme: scheme 'nope'"),
+        (["serve", "no/such.kw"], "no/such.kw: cannot read workload"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(ROOT)
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -57,4 +73,3 @@ def test_a_workload_syntax_error_names_file_line_and_column(no_ui, tmp_path, cap
     assert main(["tui", str(bad)]) == 2
     assert capsys.readouterr().err == f"kinspect: {bad}:2:7: 'bug' is not defined\n"
     assert not no_ui
-

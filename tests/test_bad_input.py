@@ -59,8 +59,11 @@ BAD_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("text,col,message", BAD_NUMBERS,
-                         ids=[f"{i}-{t[:24]}" for i, (t, _, _) in enumerate(BAD_NUMBERS)])
+@pytest.mark.parametrize(
+    "text,col,message",
+    BAD_NUMBERS,
+    ids=[f"{i}-{t[:24]}" for i, (t, _, _) in enumerate(BAD_NUMBERS)],
+)
 def test_bad_numbers_are_located_errors(text, col, message):
     with pytest.raises(WorkloadError) as e:
         parse(text)
@@ -71,7 +74,7 @@ def test_bad_numbers_are_located_errors(text, col, message):
 def test_parse_number_bounds():
     assert parse_number("18446744073709551615") == (1 << 64) - 1
     assert parse_number("0xffffffffffffffff") == (1 << 64) - 1
-    assert parse_number("0x000000000000000000000001") == 1     # leading hex zeros are fine
+    assert parse_number("0x000000000000000000000001") == 1  # leading hex zeros are fine
     assert parse_number("16777215T") == 16777215 << 40
     assert parse_number("0") == 0
     with pytest.raises(ValueError):
@@ -85,23 +88,32 @@ def test_32bit_profile_bounds_the_word(tmp_path, capsys):
     with pytest.raises(WorkloadError) as e:
         run(text, "arm32")
     assert (e.value.line, e.value.col) == (2, 6) and "fit in 32 bits" in e.value.message
-    run(text)                                           # fine on a 64-bit profile
+    run(text)  # fine on a 64-bit profile
     rc, _, err = cli(tmp_path, capsys, text, "--profile", "arm32")
-    assert rc == 2 and err == "kinspect: w.kw:2:6: address '0x100000000' does not fit in " \
-                              "32 bits\n"      # streamed: checked as the line is read
+    assert (
+        rc == 2 and err == "kinspect: w.kw:2:6: address '0x100000000' does not fit in 32 bits\n"
+    )  # streamed: checked as the line is read
 
 
 # ------------------------------------------------------------- simulated out-of-memory
 
+
 def test_sizes_beyond_the_machine_fail_as_the_kernel_does(tmp_path, capsys):
-    r = run("a = kmalloc 0xffffffffffffffff\nb = vmalloc 1T\nc = alloc_pages 20\n"
-            "g = global big 1T\np = mempool_create_kmalloc_pool 100000000 16\n"
-            "q = mempool_create_page_pool 1000000 0\nread a 1\nexpect null-ptr-deref\n")
+    r = run(
+        "a = kmalloc 0xffffffffffffffff\nb = vmalloc 1T\nc = alloc_pages 20\n"
+        "g = global big 1T\np = mempool_create_kmalloc_pool 100000000 16\n"
+        "q = mempool_create_page_pool 1000000 0\nread a 1\nexpect null-ptr-deref\n"
+    )
     assert r.values["a"] == r.values["b"] == r.values["c"] == r.values["g"] == 0
     assert r.values["p"] is None and r.values["q"] is None and r.expect_failures == []
-    assert dict(r.machine.failed) == {"kmalloc": 1, "vmalloc": 1, "alloc_pages": 1,
-                                      "global": 1, "mempool_create_kmalloc_pool": 1,
-                                      "mempool_create_page_pool": 1}
+    assert dict(r.machine.failed) == {
+        "kmalloc": 1,
+        "vmalloc": 1,
+        "alloc_pages": 1,
+        "global": 1,
+        "mempool_create_kmalloc_pool": 1,
+        "mempool_create_page_pool": 1,
+    }
     rc, out, _ = cli(tmp_path, capsys, "a = kmalloc 1T\nb = kmalloc 2T\n")
     assert rc == 0 and out.endswith("failed allocations (NULL, -ENOMEM): kmalloc 2\n")
 
@@ -111,12 +123,19 @@ def test_an_access_of_a_terabyte_reads_only_the_shadow_that_can_be_poisoned(monk
     the check reads the shadow of what exists, not a million chunks (a hang the fuzzer's
     program mode found); a terabyte that ends in poisoned memory still reports."""
     from kinspect.engine.shadow.flat import FlatShadow
+
     reads = []
     original = FlatShadow.read
-    monkeypatch.setattr(FlatShadow, "read",
-                        lambda self, addr, size: reads.append(size) or original(self, addr, size))
-    r = run("a = kmalloc 8\nread a+1T 1T\nexpect none\n"
-            "b = kmalloc 8\nread b 1T\nexpect slab-out-of-bounds\n", mem=64 << 20)
+    monkeypatch.setattr(
+        FlatShadow,
+        "read",
+        lambda self, addr, size: reads.append(size) or original(self, addr, size),
+    )
+    r = run(
+        "a = kmalloc 8\nread a+1T 1T\nexpect none\n"
+        "b = kmalloc 8\nread b 1T\nexpect slab-out-of-bounds\n",
+        mem=64 << 20,
+    )
     assert r.machine.reports[-1].first_bad_addr == r.values["b"] + 8
     assert r.expect_failures == [] and len(reads) < 1000
 
@@ -124,8 +143,10 @@ def test_an_access_of_a_terabyte_reads_only_the_shadow_that_can_be_poisoned(monk
 def test_many_task_stacks_make_fork_fail_not_python(tmp_path, capsys):
     """10 000 tasks with a stack each on a 256M machine: forks fail with -ENOMEM, counted;
     a failed fork's frame variables are NULL (an access through one: null-ptr-deref)."""
-    text = "".join(f"task t{i} {i}\nframe a:8\n" for i in range(1, 10001)) + \
-        "read a 1\nexpect null-ptr-deref\n"
+    text = (
+        "".join(f"task t{i} {i}\nframe a:8\n" for i in range(1, 10001))
+        + "read a 1\nexpect null-ptr-deref\n"
+    )
     r = run(text, mem=256 << 20)
     assert r.machine.failed["fork"] > 3000 and r.expect_failures == []
     assert r.machine.summary()["failed_allocations"] == {"fork": r.machine.failed["fork"]}
@@ -140,17 +161,26 @@ def test_globals_under_compare_fail_to_load(capsys, tmp_path):
     assert '"failed allocations (NULL, -ENOMEM): global 3000"' in out
 
 
-@pytest.mark.parametrize("text,message", [
-    ("c = kmem_cache_create c 1G\nx = kmem_cache_alloc c\n",
-     "t.kw:2: kmem_cache_alloc() on 'c', which is NULL"),
-    ("p = mempool_create_kmalloc_pool 100000000 16\nx = mempool_alloc p\n",
-     "t.kw:2: mempool_alloc() on 'p', which is NULL"),
-    ("c = kmem_cache_create c 1G\np = mempool_create_slab_pool 2 c\n",
-     "t.kw:2: mempool_alloc_slab() on 'c'"),
-    ("x = alloca 1G\n", "t.kw:1: kernel stack overflow: an alloca of"),
-    # THREAD_SIZE 32K less 256: seven frames of 4160 bytes fit, the eighth (line 9) does not
-    ("func f\n" + "frame a:4K\n" * 9, "t.kw:9: kernel stack overflow: a stack frame of"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "c = kmem_cache_create c 1G\nx = kmem_cache_alloc c\n",
+            "t.kw:2: kmem_cache_alloc() on 'c', which is NULL",
+        ),
+        (
+            "p = mempool_create_kmalloc_pool 100000000 16\nx = mempool_alloc p\n",
+            "t.kw:2: mempool_alloc() on 'p', which is NULL",
+        ),
+        (
+            "c = kmem_cache_create c 1G\np = mempool_create_slab_pool 2 c\n",
+            "t.kw:2: mempool_alloc_slab() on 'c'",
+        ),
+        ("x = alloca 1G\n", "t.kw:1: kernel stack overflow: an alloca of"),
+        # THREAD_SIZE 32K less 256: seven frames of 4160 bytes fit, the eighth (line 9) does not
+        ("func f\n" + "frame a:4K\n" * 9, "t.kw:9: kernel stack overflow: a stack frame of"),
+    ],
+)
 def test_what_the_kernel_cannot_survive_stops_the_run_at_its_line(text, message):
     with pytest.raises(KernelOops) as e:
         run(text)
@@ -158,17 +188,21 @@ def test_what_the_kernel_cannot_survive_stops_the_run_at_its_line(text, message)
 
 
 def test_null_cache_and_pool_calls_that_return_at_once():
-    r = run("c = kmem_cache_create c 1G\nx = kmalloc 8\nkmem_cache_free c x\n"
-            "kmem_cache_destroy c\np = mempool_create_kmalloc_pool 100000000 16\n"
-            "mempool_destroy p\nmempool_free NULL p\nread x 8\nexpect none\n")
+    r = run(
+        "c = kmem_cache_create c 1G\nx = kmalloc 8\nkmem_cache_free c x\n"
+        "kmem_cache_destroy c\np = mempool_create_kmalloc_pool 100000000 16\n"
+        "mempool_destroy p\nmempool_free NULL p\nread x 8\nexpect none\n"
+    )
     assert r.expect_failures == [] and r.machine.failed["kmem_cache_create"] == 1
 
 
 @pytest.mark.parametrize("element", ["g", "0x1000", "v", "pg", "s+8"])
 def test_mempool_free_of_a_foreign_element_is_an_invalid_free(element):
-    r = run("g = global g 64\nv = vmalloc 100\npg = alloc_pages 0\ns = kmalloc 64\n"
-            "p = mempool_create_kmalloc_pool 2 16\nx = mempool_alloc p\n"
-            f"mempool_free {element} p\nexpect invalid-free\n")
+    r = run(
+        "g = global g 64\nv = vmalloc 100\npg = alloc_pages 0\ns = kmalloc 64\n"
+        "p = mempool_create_kmalloc_pool 2 16\nx = mempool_alloc p\n"
+        f"mempool_free {element} p\nexpect invalid-free\n"
+    )
     assert r.expect_failures == []
 
 
@@ -194,64 +228,100 @@ def test_unexpected_errors_are_kinspect_errors():
 TASK = "            bash-1234  [000] .....   100.000001: "
 
 
-@pytest.mark.parametrize("event,what", [
-    ("kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=" + "1" * 5000
-     + " bytes_alloc=8 gfp_flags=GFP_KERNEL", "bytes_req out of range"),
-    ("kmalloc: call_site=f ptr=ffff888000100000 bytes_req=8 bytes_alloc=" + "1" * 5000
-     + " x=1", "bytes_alloc out of range"),
-    ("kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=18446744073709551616 "
-     "bytes_alloc=8", "bytes_req out of range"),
-    ("mm_page_alloc: page=0x1 pfn=0x1000 order=-1 migratetype=0", "order out of range"),
-    ("mm_page_alloc: page=0x1 pfn=0x1000 order=99999999999999999999 migratetype=0",
-     "order out of range"),
-    ("mm_page_alloc: page=0x1 pfn=" + "1" * 5000 + " order=0 migratetype=0",
-     "pfn out of range"),
-    ("kfree: call_site=f+0x1/0x2 ptr=" + "f" * 5000, "ptr wider than 64 bits"),
-], ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    "event,what",
+    [
+        (
+            "kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req="
+            + "1" * 5000
+            + " bytes_alloc=8 gfp_flags=GFP_KERNEL",
+            "bytes_req out of range",
+        ),
+        (
+            "kmalloc: call_site=f ptr=ffff888000100000 bytes_req=8 bytes_alloc="
+            + "1" * 5000
+            + " x=1",
+            "bytes_alloc out of range",
+        ),
+        (
+            "kmalloc: call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=18446744073709551616 "
+            "bytes_alloc=8",
+            "bytes_req out of range",
+        ),
+        ("mm_page_alloc: page=0x1 pfn=0x1000 order=-1 migratetype=0", "order out of range"),
+        (
+            "mm_page_alloc: page=0x1 pfn=0x1000 order=99999999999999999999 migratetype=0",
+            "order out of range",
+        ),
+        (
+            "mm_page_alloc: page=0x1 pfn=" + "1" * 5000 + " order=0 migratetype=0",
+            "pfn out of range",
+        ),
+        ("kfree: call_site=f+0x1/0x2 ptr=" + "f" * 5000, "ptr wider than 64 bits"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
 def test_trace_numbers_out_of_range_are_bad_lines(tmp_path, capsys, event, what):
     trace = tmp_path / "t.txt"
     trace.write_text(f"# tracer: nop\n{TASK}{event}\n")
     assert main(["run", str(trace)]) == 0
-    assert f"unreadable lines: 1 (first: line 2: malformed {event.split(':')[0]} event " \
-           f"({what}))" in capsys.readouterr().out
+    assert (
+        f"unreadable lines: 1 (first: line 2: malformed {event.split(':')[0]} event "
+        f"({what}))" in capsys.readouterr().out
+    )
     assert main(["run", "--strict", str(trace)]) == 2
-    assert capsys.readouterr().err == f"kinspect: {trace}:2: malformed " \
-                                      f"{event.split(':')[0]} event ({what})\n"
+    assert (
+        capsys.readouterr().err == f"kinspect: {trace}:2: malformed "
+        f"{event.split(':')[0]} event ({what})\n"
+    )
 
 
-@pytest.mark.parametrize("pid", ["1" * 5000, "99999999999", "10000000"],
-                         ids=lambda v: v[:12])
+@pytest.mark.parametrize("pid", ["1" * 5000, "99999999999", "10000000"], ids=lambda v: v[:12])
 def test_trace_pids_of_more_than_7_digits_are_bad_lines(tmp_path, capsys, pid):
     trace = tmp_path / "t.txt"
-    trace.write_text(f"# tracer: nop\n  bash-{pid}  [000] .....   100.000001: kmalloc: "
-                     "call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=8 bytes_alloc=8\n")
+    trace.write_text(
+        f"# tracer: nop\n  bash-{pid}  [000] .....   100.000001: kmalloc: "
+        "call_site=f+0x1/0x2 ptr=ffff888000100000 bytes_req=8 bytes_alloc=8\n"
+    )
     assert main(["run", str(trace)]) == 0
     assert "(pid out of range)" in capsys.readouterr().out
 
 
 def test_trace_object_too_big_for_a_slab_fails_its_allocation(tmp_path, capsys):
     trace = tmp_path / "t.txt"
-    trace.write_text(f"# tracer: nop\n{TASK}kmem_cache_alloc: call_site=f+0x1/0x2 "
-                     "ptr=ffff888000100000 bytes_req=1073741824 bytes_alloc=1073741824\n"
-                     f"{TASK}kmem_cache_free: call_site=f+0x1/0x2 ptr=ffff888000100000\n")
+    trace.write_text(
+        f"# tracer: nop\n{TASK}kmem_cache_alloc: call_site=f+0x1/0x2 "
+        "ptr=ffff888000100000 bytes_req=1073741824 bytes_alloc=1073741824\n"
+        f"{TASK}kmem_cache_free: call_site=f+0x1/0x2 ptr=ffff888000100000\n"
+    )
     assert main(["run", str(trace)]) == 0
     out = capsys.readouterr().out
     assert "allocations that failed (out of simulated memory): kmem_cache_alloc 1" in out
-    assert "kmem_cache_free 1" in out                   # its free: of an unknown object
+    assert "kmem_cache_free 1" in out  # its free: of an unknown object
 
 
 # ----------------------------------------------------------------------------- profiles
 
-@pytest.mark.parametrize("key,value,message", [
-    ("sizeof_kmem_cache", '"1G"', "sizeof_kmem_cache must be at most 2 * PAGE_SIZE"),
-    ("sizeof_struct_page", '"1G"', "sizeof_struct_page must be from 64 (8 words) to 256 bytes"),
-    ("sizeof_struct_page", '"0x10"', "sizeof_struct_page must be from 64 (8 words) to 256 bytes"),
-    ("page_ext_size", '"1M"', "page_ext_size must be at most PAGE_SIZE"),
-    ("description", "1" * 5000, "a number with thousands of digits"),
-    ("description", "[" * 3000 + "]" * 3000, "nested too deeply"),
-], ids=lambda v: v[:30])
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("sizeof_kmem_cache", '"1G"', "sizeof_kmem_cache must be at most 2 * PAGE_SIZE"),
+        ("sizeof_struct_page", '"1G"', "sizeof_struct_page must be from 64 (8 words) to 256 bytes"),
+        (
+            "sizeof_struct_page",
+            '"0x10"',
+            "sizeof_struct_page must be from 64 (8 words) to 256 bytes",
+        ),
+        ("page_ext_size", '"1M"', "page_ext_size must be at most PAGE_SIZE"),
+        ("description", "1" * 5000, "a number with thousands of digits"),
+        ("description", "[" * 3000 + "]" * 3000, "nested too deeply"),
+    ],
+    ids=lambda v: v[:30],
+)
 def test_profile_values_that_no_kernel_has(tmp_path, capsys, key, value, message):
     from kinspect.engine.profile import PROFILES_DIR
+
     text = (PROFILES_DIR / "x86_64.toml").read_text()
     lines = text.splitlines()
     line = next(i for i, t in enumerate(lines, 1) if t.startswith(f"{key} ="))
@@ -279,12 +349,19 @@ def test_profile_read_is_capped(tmp_path, capsys):
 
 TRACE_LINES = "".join(
     f"{TASK}kmalloc: call_site=f+0x1/0x2 ptr=ffff8880001{i:05x} bytes_req=64 "
-    f"bytes_alloc=64 gfp_flags=GFP_KERNEL\n" for i in range(0, 4000, 8))
+    f"bytes_alloc=64 gfp_flags=GFP_KERNEL\n"
+    for i in range(0, 4000, 8)
+)
 
 
 def _kinspect(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kinspect.cli", *args], cwd=ROOT,
-                          capture_output="stdout" not in kwargs, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "kinspect.cli", *args],
+        cwd=ROOT,
+        capture_output="stdout" not in kwargs,
+        timeout=120,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("arg", ["-", "/dev/stdin"])
@@ -293,7 +370,7 @@ def test_a_workload_on_standard_input_is_read_whole(arg):
     done = _kinspect("run", arg, input=DEMO.read_bytes())
     assert done.returncode == 0, done.stderr
     by_path = _kinspect("run", str(DEMO))
-    summary = by_path.stdout[by_path.stdout.rindex(b"\nkinspect: "):]     # no path in it
+    summary = by_path.stdout[by_path.stdout.rindex(b"\nkinspect: ") :]  # no path in it
     assert b" 0 events" not in summary and done.stdout.endswith(summary)
 
 
@@ -306,6 +383,7 @@ def test_a_trace_on_standard_input():
 def test_a_trace_from_a_fifo_is_not_seeked(tmp_path, capsys):
     """`kinspect run <(cat trace)`: a pipe cannot seek; the magic bytes are peeked."""
     import gzip
+
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     data = gzip.compress(f"# tracer: nop\n{TRACE_LINES}".encode())
@@ -334,8 +412,10 @@ def test_timeline_over_an_input_is_refused(tmp_path, capsys):
     wl = tmp_path / "w.kw"
     wl.write_bytes(DEMO.read_bytes())
     assert main(["compare", str(wl), "--timeline", str(wl)]) == 2
-    assert capsys.readouterr().err == f"kinspect: --timeline: {wl} is an input of this run: " \
-                                      "refusing to write over it\n"
+    assert (
+        capsys.readouterr().err == f"kinspect: --timeline: {wl} is an input of this run: "
+        "refusing to write over it\n"
+    )
     assert wl.read_bytes() == DEMO.read_bytes()
     link = tmp_path / "link.csv"
     link.symlink_to(wl)
@@ -345,26 +425,31 @@ def test_timeline_over_an_input_is_refused(tmp_path, capsys):
 
 def test_dev_zero_is_refused_at_the_line_cap(capsys):
     assert main(["run", "/dev/zero"]) == 2
-    assert capsys.readouterr().err == \
-        "kinspect: /dev/zero:1: line longer than 65536 characters (not a workload?)\n"
+    assert (
+        capsys.readouterr().err
+        == "kinspect: /dev/zero:1: line longer than 65536 characters (not a workload?)\n"
+    )
 
 
 def test_long_lines_are_refused(tmp_path):
     with pytest.raises(WorkloadError) as e:
         parse("x = kmalloc 8\n" + "x" * 70000 + "\n")
     assert e.value.line == 2 and "line longer than" in e.value.message
-    parse("# " + "x" * 65534 + "\n")                 # 65536 characters and a newline: fine
+    parse("# " + "x" * 65534 + "\n")  # 65536 characters and a newline: fine
 
 
 @pytest.mark.parametrize("args", [["run", "MANY"], ["run", "MANY", "--format", "json"]])
 def test_output_into_a_closed_pipe(tmp_path, args):
     many = tmp_path / "many.kw"
     many.write_text("x = kmalloc 8\n" + "read x+8 1\n" * 3000)
-    proc = subprocess.Popen([sys.executable, "-m", "kinspect.cli",
-                             *[str(many) if a == "MANY" else a for a in args]], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinspect.cli", *[str(many) if a == "MANY" else a for a in args]],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.read(100)
-    proc.stdout.close()                 # `| head`
+    proc.stdout.close()  # `| head`
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == EXIT_BROKEN_PIPE and err == b""
 
@@ -374,8 +459,7 @@ def test_output_to_a_full_device(command):
     with open("/dev/full", "wb") as full:
         done = _kinspect(command, str(DEMO), stdout=full, stderr=subprocess.PIPE)
     assert done.returncode == 2
-    assert done.stderr == b"kinspect: <stdout>: cannot write the output: No space left on " \
-                          b"device\n"
+    assert done.stderr == b"kinspect: <stdout>: cannot write the output: No space left on device\n"
 
 
 def test_a_bug_is_a_traceback_and_exit_3_never_1(monkeypatch, capsys):
@@ -383,12 +467,14 @@ def test_a_bug_is_a_traceback_and_exit_3_never_1(monkeypatch, capsys):
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
+
     monkeypatch.setattr(simulate, "_run", broken)
     assert main(["run", str(DEMO)]) == EXIT_INTERNAL_ERROR
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err
-    assert err.endswith("kinspect: internal error (a bug in kinspect: the traceback above "
-                        "says where)\n")
+    assert err.endswith(
+        "kinspect: internal error (a bug in kinspect: the traceback above says where)\n"
+    )
 
 
 def test_trace_fraction_while_the_file_is_closed_elsewhere():
@@ -401,6 +487,7 @@ def test_trace_fraction_while_the_file_is_closed_elsewhere():
 
         def tell(self):
             raise OSError(9, "Bad file descriptor")
+
     reader = TraceReader("t.txt")
     reader._raw, reader._size = ClosedUnderneath(), 100
     assert reader.fraction() == 0.0
@@ -409,19 +496,22 @@ def test_trace_fraction_while_the_file_is_closed_elsewhere():
 def test_kmem_cache_destroy_of_a_cache_with_objects_keeps_it():
     """__kmem_cache_shutdown() gives -EBUSY (a WARN): the cache and its objects stay (the
     fuzzer found the objects of a mempool freed under it: KeyError in mempool_destroy)."""
-    r = run("c = kmem_cache_create test_cache 123\np = mempool_create_slab_pool 4 c\n"
-            "x = kmem_cache_alloc c\nkmem_cache_destroy c\nread x 123\nexpect none\n"
-            "mempool_destroy p\nkmem_cache_free c x\nkmem_cache_destroy c\nread x 1\n"
-            "expect use-after-free\n")          # now destroyed: its slab pages are free
+    r = run(
+        "c = kmem_cache_create test_cache 123\np = mempool_create_slab_pool 4 c\n"
+        "x = kmem_cache_alloc c\nkmem_cache_destroy c\nread x 123\nexpect none\n"
+        "mempool_destroy p\nkmem_cache_free c x\nkmem_cache_destroy c\nread x 1\n"
+        "expect use-after-free\n"
+    )  # now destroyed: its slab pages are free
     assert r.expect_failures == []
 
 
 # --------------------------------------------------------------------------- fuzz corpus
 
+
 def _fuzzer():
     import importlib.util
-    spec = importlib.util.spec_from_file_location("kinspect_fuzz",
-                                                  ROOT / "benchmarks" / "fuzz.py")
+
+    spec = importlib.util.spec_from_file_location("kinspect_fuzz", ROOT / "benchmarks" / "fuzz.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -439,8 +529,9 @@ def test_fuzz_corpus_ends_cleanly_in_bounded_time(path):
 def test_the_fuzzer_is_deterministic_and_counts_tracebacks():
     fuzz = _fuzzer()
     gen = fuzz.Generator("workload", 7)
-    assert [gen.case(n) for n in range(5)] == [fuzz.Generator("workload", 7).case(n)
-                                                for n in range(5)]
+    assert [gen.case(n) for n in range(5)] == [
+        fuzz.Generator("workload", 7).case(n) for n in range(5)
+    ]
     assert fuzz.run_case("workload", b"x = kmalloc 8\n")[0] == "clean"
     assert fuzz.run_case("trace", b"nothing\n") == ("clean", "error")
 
@@ -449,9 +540,11 @@ def test_mempool_destroy_after_an_element_was_freed_under_the_pool():
     """A full pool's mempool_free() of elem+1 kfree()s it: KASAN reports the invalid free and
     free_large_kmalloc() frees elem's pages anyway (as in the kernel), though the pool holds
     elem; mempool_destroy() unpoisons elem by the pool's size (the fuzzer found a KeyError)."""
-    r = run("pool = mempool_create_kmalloc_pool 4 8193\nextra = mempool_alloc pool\n"
-            "elem = mempool_alloc pool\nmempool_free extra pool\nmempool_free elem pool\n"
-            "mempool_free elem+1 pool\nexpect invalid-free\nmempool_destroy pool\n")
+    r = run(
+        "pool = mempool_create_kmalloc_pool 4 8193\nextra = mempool_alloc pool\n"
+        "elem = mempool_alloc pool\nmempool_free extra pool\nmempool_free elem pool\n"
+        "mempool_free elem+1 pool\nexpect invalid-free\nmempool_destroy pool\n"
+    )
     assert r.expect_failures == []
 
 
@@ -459,27 +552,37 @@ def test_mempool_destroy_after_an_element_was_freed_under_the_pool():
 def test_an_access_of_memory_the_machine_lacks_is_checked_in_chunks(size):
     """A 64M read past the end of a 64M machine's RAM (zero shadow: no report) took 24 s a
     granule at a time; a 1G one would take minutes. The first bad granule still decides."""
-    r = run(f"a = kmalloc 100000\nread a+64M {size}\nexpect none\nmemset a {size}\n"
-            "expect slab-out-of-bounds\n", mem=64 << 20)
+    r = run(
+        f"a = kmalloc 100000\nread a+64M {size}\nexpect none\nmemset a {size}\n"
+        "expect slab-out-of-bounds\n",
+        mem=64 << 20,
+    )
     assert r.expect_failures == []
     report = r.machine.reports[0]
-    assert report.first_bad_addr == r.values["a"] + 100000     # the kmalloc redzone
+    assert report.first_bad_addr == r.values["a"] + 100000  # the kmalloc redzone
 
 
 def test_large_and_small_accesses_agree_at_the_edge():
     from kinspect.engine.machine import LARGE_ACCESS
+
     for size in (LARGE_ACCESS - 8, LARGE_ACCESS + 8):
-        end = 4 * 2 ** 20 - 8                 # a large kmalloc with an 8-byte redzone after it
-        r = run(f"a = kmalloc {end}\nread a {size}\nexpect none\nread a+{end - size + 1} "
-                f"{size}\nexpect slab-out-of-bounds\n")
+        end = 4 * 2**20 - 8  # a large kmalloc with an 8-byte redzone after it
+        r = run(
+            f"a = kmalloc {end}\nread a {size}\nexpect none\nread a+{end - size + 1} "
+            f"{size}\nexpect slab-out-of-bounds\n"
+        )
         assert r.expect_failures == [], size
 
 
 def test_mempool_oddities_found_by_the_program_fuzzer():
-    run("p = mempool_create_kmalloc_pool 4 0\nx = mempool_alloc p\nmempool_free x p\n"
-        "mempool_destroy p\n")                          # ZERO_SIZE_PTR elements
+    run(
+        "p = mempool_create_kmalloc_pool 4 0\nx = mempool_alloc p\nmempool_free x p\n"
+        "mempool_destroy p\n"
+    )  # ZERO_SIZE_PTR elements
     # a foreign kmalloc-8 object into a pool of 123-byte elements: unpoisoned as the
     # object it is (an IndexError before), then kfree()d by mempool_destroy
-    r = run("a = kmalloc 8\np = mempool_create_kmalloc_pool 1 123\nmempool_destroy p\n"
-            "mempool_free a p\nmempool_destroy p\nread a 8\n")
+    r = run(
+        "a = kmalloc 8\np = mempool_create_kmalloc_pool 1 123\nmempool_destroy p\n"
+        "mempool_free a p\nmempool_destroy p\nread a 8\n"
+    )
     assert [x.bug_type for x in r.machine.reports] == ["slab-use-after-free"]

@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinspect.session.checkpoints import CHUNK_MIN, PIECE, CheckpointStore
 from kinspect.engine.fingerprint import Fingerprinter, fingerprint
 from kinspect.engine.memory import FREE_PAGE, PAGE_DTYPE
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session, load_trace, merge_ranges
 from kinspect.engine.workload import parse_workload
+from kinspect.session import Session, load_trace, merge_ranges
+from kinspect.session.checkpoints import CHUNK_MIN, PIECE, CheckpointStore
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
 TRACE = str(ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz")
-TRACE_SLICE = 3000              # events of the real trace replayed (from its start)
+TRACE_SLICE = 3000  # events of the real trace replayed (from its start)
 
 
 def state_of(machine) -> dict:
@@ -71,15 +71,18 @@ class _Sink:
         """Nothing kept."""
 
 
-@pytest.mark.parametrize("make,events,every", [(demo, None, 2), (trace_slice, TRACE_SLICE, 64)],
-                         ids=["demo", "real trace"])
+@pytest.mark.parametrize(
+    "make,events,every",
+    [(demo, None, 2), (trace_slice, TRACE_SLICE, 64)],
+    ids=["demo", "real trace"],
+)
 def test_every_checkpoint_restores_the_machine_and_it_runs_on_alike(make, events, every):
     s = make(checkpoint_every=every)
     events = events or s.total
-    reference = make()                      # steps forward only, never restored
+    reference = make()  # steps forward only, never restored
     expected = {0: state_of(reference.machine)}
     for _ in range(events):
-        s.step()                            # one at a time: a checkpoint every 4 * every
+        s.step()  # one at a time: a checkpoint every 4 * every
         reference.step()
         if reference.position % (4 * every) == 0 or reference.position == events:
             expected[reference.position] = state_of(reference.machine)
@@ -93,15 +96,16 @@ def test_every_checkpoint_restores_the_machine_and_it_runs_on_alike(make, events
         for _ in range(pos, events):
             runner.step()
         assert state_of(machine) == expected[events], pos
-        assert [r.bug_type for r in machine.reports] == \
-            [r.bug_type for r in reference.machine.reports]
+        assert [r.bug_type for r in machine.reports] == [
+            r.bug_type for r in reference.machine.reports
+        ]
 
 
 def test_going_back_through_the_session_gives_the_state_of_a_machine_that_never_went_back():
     s = trace_slice(checkpoint_every=64)
     reference = trace_slice()
     s.step(2000)
-    s.jump(700)                             # a restore of a checkpoint, and a replay
+    s.jump(700)  # a restore of a checkpoint, and a replay
     s.step(300)
     reference.step(1000)
     assert state_of(s.machine) == state_of(reference.machine)
@@ -118,7 +122,7 @@ def test_a_restored_machine_that_changes_never_changes_a_stored_chunk():
     buffers = buffers_of(first)
     assert sum(b.nbytes if isinstance(b, np.ndarray) else len(b) for b in buffers) > 1 << 20
     before = [bytes(memoryview(b).cast("B")) for b in buffers]
-    for b in buffers:                       # every buffer of the restored machine overwritten
+    for b in buffers:  # every buffer of the restored machine overwritten
         if isinstance(b, np.ndarray):
             b.view(np.uint8).reshape(-1)[:] = 0xA5
         elif isinstance(b, bytearray):
@@ -137,7 +141,7 @@ def test_a_checkpoint_stores_only_the_chunks_dirtied_since_the_last_one():
     s.step(2000)
     store = CheckpointStore()
     first = store.take(0, s.machine)
-    again = store.take(1, s.machine)        # nothing changed: only its pickle is new
+    again = store.take(1, s.machine)  # nothing changed: only its pickle is new
     assert again.nbytes == len(again.blob) and again.chunks == first.chunks
     s.step(10)
     after = store.take(2, s.machine)
@@ -165,12 +169,18 @@ def test_buffers_keep_their_kind_shape_and_aliases():
     structs["order"][3] = 2
     grid = np.arange(256, dtype=np.int64).reshape(16, 16)
     shared = bytearray(b"\x01" * 512)
-    state = {"structs": structs, "grid": grid, "meta": array("Q", range(64)),
-             "blob": bytes(range(256)) * 2, "small": bytearray(b"\xfc" * (CHUNK_MIN - 1)),
-             "twice": [shared, shared], "equal": [bytearray(1024), bytearray(1024)]}
+    state = {
+        "structs": structs,
+        "grid": grid,
+        "meta": array("Q", range(64)),
+        "blob": bytes(range(256)) * 2,
+        "small": bytearray(b"\xfc" * (CHUNK_MIN - 1)),
+        "twice": [shared, shared],
+        "equal": [bytearray(1024), bytearray(1024)],
+    }
     store = CheckpointStore()
     ckpt = store.take(0, state)
-    assert len(ckpt.blob) < 1024            # the big buffers are chunks, not in the pickle
+    assert len(ckpt.blob) < 1024  # the big buffers are chunks, not in the pickle
     got = store.restore(ckpt)
     assert got["structs"].dtype == PAGE_DTYPE and np.array_equal(got["structs"], structs)
     assert got["structs"].flags.writeable and got["grid"].flags.writeable
@@ -178,9 +188,9 @@ def test_buffers_keep_their_kind_shape_and_aliases():
     assert got["meta"].typecode == "Q" and got["meta"] == state["meta"]
     assert got["blob"] == state["blob"] and got["small"] == state["small"]
     a, b = got["twice"]
-    assert a is b and a == shared            # one buffer reached twice stays one
+    assert a is b and a == shared  # one buffer reached twice stays one
     c, d = got["equal"]
-    assert c is not d and c == d == bytearray(1024)     # two equal ones: one chunk, two buffers
+    assert c is not d and c == d == bytearray(1024)  # two equal ones: one chunk, two buffers
     assert len(set(ckpt.chunks)) == len(ckpt.chunks) - 1
     c[0] = 1
     assert d[0] == 0
@@ -197,11 +207,11 @@ def test_a_big_buffer_is_stored_in_pieces_and_one_byte_written_stores_one_piece(
     first = store.take(0, state)
     held = sections.nbytes + len(shadow) + 8 * len(meta)
     assert len(first.blob) < 1024 and first.size == len(first.blob) + held
-    assert first.nbytes - len(first.blob) < held // 8      # the 0xff pieces: stored once
+    assert first.nbytes - len(first.blob) < held // 8  # the 0xff pieces: stored once
     got = store.restore(first)
     assert np.array_equal(got[0], sections) and got[0].dtype == PAGE_DTYPE
     assert got[1] == shadow and got[1] is got[3] and got[2] == meta
-    shadow[(1 << 20) + 7] = 0xFC                        # one byte of one piece
+    shadow[(1 << 20) + 7] = 0xFC  # one byte of one piece
     sections["refcount"][PIECE // PAGE_DTYPE.itemsize + 1] = 1
     second = store.take(1, state)
     assert 0 < second.nbytes - len(second.blob) <= 2 * PIECE
@@ -216,7 +226,7 @@ def test_thinning_frees_the_chunks_only_dropped_checkpoints_held():
     common = bytearray(b"\x07" * (64 << 10))
     for pos in range(40):
         store.take(pos, [common, bytearray(pos.to_bytes(2, "little") * (8 << 10))])
-    assert store.every > 1                  # thinned, some of them more than once
+    assert store.every > 1  # thinned, some of them more than once
     kept = store.positions()
     assert 0 in kept and len(kept) < 40
     serials = {serial for pos in kept for serial in store.at(pos).chunks}
@@ -245,6 +255,7 @@ def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
     from kinspect.engine.machine import Machine
     from kinspect.session.checkpoints import LADDER_STEP, Standby
     from kinspect.session.sources import WorkloadDriver
+
     profile = load_profile("x86_64")
     workload = parse_workload(DEMO)
     workload.bind(profile)
@@ -266,13 +277,13 @@ def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
     assert sorted(standby.positions()) == [position - 2, position - 1]
     for pos, spare in standby.machines().items():
         assert state_of(spare) == expected[pos]
-    top = position - 3                              # the ladder's top rung
+    top = position - 3  # the ladder's top rung
     assert top in store.positions(dense=True)
     assert state_of(store.restore(store.at(top))[0]) == expected[top]
-    assert any(job is not None and not job[1] for job in jobs)     # a ladder job ran
+    assert any(job is not None and not job[1] for job in jobs)  # a ladder job ran
     spare = standby.take(position - 1)
     assert spare.position == position - 1 and standby.positions() == [position - 2]
-    assert standby.take(position - 3) is None           # none at or before: a restore
+    assert standby.take(position - 3) is None  # none at or before: a restore
     standby.drop()
     assert standby.positions() == [] and standby.machines() == {}
 
@@ -286,8 +297,14 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     sections[:] = FREE_PAGE
     shadow = bytearray(b"\xff" * (2 << 20))
     meta = array("Q", range(PIECE // 8 + 1))
-    state = {"sections": sections, "shadow": shadow, "meta": meta, "again": shadow,
-             "odd": bytearray(b"\x01" * (PIECE + 10)), "small": bytearray(1000)}
+    state = {
+        "sections": sections,
+        "shadow": shadow,
+        "meta": meta,
+        "again": shadow,
+        "odd": bytearray(b"\x01" * (PIECE + 10)),
+        "small": bytearray(1000),
+    }
     store = CheckpointStore()
     first = store.take(0, state)
     shadow[(1 << 20) + 7] = 0xFC
@@ -297,19 +314,20 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     stored = {serial: store.chunks.data(serial) for serial in first.chunks + second.chunks}
     listed: list = []
     live = store.restore(second, buffers=listed)
-    assert [id(b) for b in listed] == [id(live[k]) for k in ("sections", "shadow", "meta", "odd",
-                                                             "small")]
-    live["odd"].extend(b"\x02")                  # resized since: not reused, a new one
+    assert [id(b) for b in listed] == [
+        id(live[k]) for k in ("sections", "shadow", "meta", "odd", "small")
+    ]
+    live["odd"].extend(b"\x02")  # resized since: not reused, a new one
     again: list = []
     back = store.restore(first, reuse=listed, buffers=again)
     assert back["shadow"] is live["shadow"] and back["again"] is back["shadow"]
     assert back["sections"] is live["sections"] and back["meta"] is live["meta"]
     assert back["odd"] is not live["odd"] and back["odd"] == bytearray(b"\x01" * (PIECE + 10))
-    assert back["small"] is not live["small"]           # one piece: made anew
+    assert back["small"] is not live["small"]  # one piece: made anew
     fresh = store.restore(first)
     assert back["shadow"] == fresh["shadow"] and back["shadow"][(1 << 20) + 7] == 0xFF
     assert np.array_equal(back["sections"], fresh["sections"]) and back["meta"] == fresh["meta"]
     assert {serial: store.chunks.data(serial) for serial in stored} == stored
-    assert [id(b) for b in again] == [id(b) for b in (back["sections"], back["shadow"],
-                                                      back["meta"], back["odd"],
-                                                      back["small"])]
+    assert [id(b) for b in again] == [
+        id(b) for b in (back["sections"], back["shadow"], back["meta"], back["odd"], back["small"])
+    ]

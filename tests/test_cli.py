@@ -31,11 +31,23 @@ def _kinspect(root: Path, engine: str, *args: str) -> str:
     (``kinspect --version`` in the same environment names it)."""
     env = dict(os.environ, **{native.VARIABLE: engine})
     code = "import sys; from kinspect.cli import main; sys.exit(main(sys.argv[1:]))"
-    version = subprocess.run([sys.executable, "-c", code, "--version"], cwd=root, env=env,
-                             capture_output=True, text=True, check=True)
+    version = subprocess.run(
+        [sys.executable, "-c", code, "--version"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert version.stdout.endswith(f"({engine} engine)\n")
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stderr == ""
     return done.stdout
 
@@ -47,8 +59,9 @@ def test_demo_is_the_default_and_matches_golden(root, engine):
 
 
 def test_run_json(root, engine):
-    doc = json.loads(_kinspect(root, engine, "run", "samples/workloads/demo.kw",
-                               "--format", "json"))
+    doc = json.loads(
+        _kinspect(root, engine, "run", "samples/workloads/demo.kw", "--format", "json")
+    )
     assert [r["bug_type"] for r in doc["reports"]][:2] == ["slab-out-of-bounds"] * 2
     assert doc["summary"]["events"] > 10 and doc["expect_failures"] == []
 
@@ -67,12 +80,15 @@ def test_failed_expect_exits_1(tmp_path, capsys):
     assert f"kinspect: {wl}:3: expected none, got slab-out-of-bounds" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content,args,message", [
-    ("p = kmalloc\n", [], ":1:12: missing operand"),
-    ("p = kmalloc 8\n", ["--mem", "12Q"], "kinspect: --mem: "),
-    ("p = kmalloc 8\n", ["--profile", "no-such-arch"], "kinspect: "),
-    (b"\xff\xfe\n", [], "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content,args,message",
+    [
+        ("p = kmalloc\n", [], ":1:12: missing operand"),
+        ("p = kmalloc 8\n", ["--mem", "12Q"], "kinspect: --mem: "),
+        ("p = kmalloc 8\n", ["--profile", "no-such-arch"], "kinspect: "),
+        (b"\xff\xfe\n", [], "not UTF-8"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, message):
     wl = tmp_path / "w.kw"
     wl.write_bytes(content if isinstance(content, bytes) else content.encode())

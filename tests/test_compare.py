@@ -18,8 +18,11 @@ from kinspect.engine.shadow import SCHEMES
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-CASES = [("sparse-slab.kw", "x86_64"), ("arm32-kernel-space.kw", "arm32"),
-         ("churn.kw", "arm64-64k-42")]
+CASES = [
+    ("sparse-slab.kw", "x86_64"),
+    ("arm32-kernel-space.kw", "arm32"),
+    ("churn.kw", "arm64-64k-42"),
+]
 
 
 def _golden(name: str, text: str) -> None:
@@ -39,23 +42,46 @@ def test_compare_table_golden(workload, profile, capsys, monkeypatch):
 def test_compare_csv_and_json_carry_every_figure(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     timeline = tmp_path / "t.csv"
-    assert main(["compare", "samples/workloads/sparse-slab.kw", "--format", "csv",
-                 "--timeline", str(timeline)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "samples/workloads/sparse-slab.kw",
+                "--format",
+                "csv",
+                "--timeline",
+                str(timeline),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["scheme"] for r in rows] == ["flat"] + [s for s in SCHEMES if s != "flat"]
     flat = rows[0]
     assert int(flat["static_bytes"]) == int(flat["total_peak_bytes"]) > 0
     events = list(csv.DictReader(timeline.open()))
-    assert len(events) == 205 * len(SCHEMES)          # every event, every scheme
+    assert len(events) == 205 * len(SCHEMES)  # every event, every scheme
     assert set(events[0]) == {"event", "line", "scheme"} | {k for k, _, _ in COLUMNS}
     # yes/no figures are 1/0 in both CSVs, the same cells for the same machine at the end
-    last = {e["scheme"]: e for e in events[-len(SCHEMES):]}
+    last = {e["scheme"]: e for e in events[-len(SCHEMES) :]}
     for r in rows:
-        assert {k: last[r["scheme"]][k] for k, _, _ in COLUMNS if k != "total_peak_bytes"} \
-            == {k: r[k] for k, _, _ in COLUMNS if k != "total_peak_bytes"}
+        assert {k: last[r["scheme"]][k] for k, _, _ in COLUMNS if k != "total_peak_bytes"} == {
+            k: r[k] for k, _, _ in COLUMNS if k != "total_peak_bytes"
+        }
     assert {r["inline_possible"] for r in rows} == {"1", "0"}
-    assert main(["compare", "samples/workloads/sparse-slab.kw", "--schemes", "pageptr",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "samples/workloads/sparse-slab.kw",
+                "--schemes",
+                "pageptr",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert list(doc["schemes"]) == ["flat", "pageptr"]
     assert doc["schemes"]["pageptr"]["blocks_in_use"] > 0

@@ -46,9 +46,16 @@ GRANULE = 8
 # kept them aside for independent checking (their expect lines are derived from the rules and are
 # checked later against the hidden output).  Listed so that coverage cannot shrink silently.
 KEPT_ASIDE = {
-    "kmalloc_big_oob_right", "krealloc_less_oob", "krealloc_large_more_oob", "kmalloc_uaf_16",
-    "kmalloc_oob_memset_4", "kmalloc_uaf2", "kmalloc_double_kzfree", "ksize_uaf",
-    "kmem_cache_invalid_free", "vmalloc_oob",
+    "kmalloc_big_oob_right",
+    "krealloc_less_oob",
+    "krealloc_large_more_oob",
+    "kmalloc_uaf_16",
+    "kmalloc_oob_memset_4",
+    "kmalloc_uaf2",
+    "kmalloc_double_kzfree",
+    "ksize_uaf",
+    "kmem_cache_invalid_free",
+    "vmalloc_oob",
 }
 
 # Cases the engine cannot model yet: case -> reason.  Each becomes a strict xfail, so it turns
@@ -59,9 +66,11 @@ NOT_MODELLED: dict[str, str] = {}
 #   "skip": not compared at all (it depends on the run, not on anything a workload states);
 #   "gcc":  compared with the gcc run only (the workload models the gcc run's version).
 # test_known_compiler_differences_are_exact() recomputes the differences and keeps this exact.
-_ROW_PLACEMENT = ("the object (or stack slot, or global) sits at another offset inside its "
-                  "128-byte dump row in the two runs (allocation history and image layout), so "
-                  "the '^' column differs; the '^' relative to the object is still compared")
+_ROW_PLACEMENT = (
+    "the object (or stack slot, or global) sits at another offset inside its "
+    "128-byte dump row in the two runs (allocation history and image layout), so "
+    "the '^' column differs; the '^' relative to the object is still compared"
+)
 KNOWN_COMPILER_DIFFERENCES: dict[str, dict[str, tuple[str, str]]] = {
     "kasan_alloca_oob_left": {"caret_in_row": ("skip", _ROW_PLACEMENT)},
     "kasan_alloca_oob_right": {"caret_in_row": ("skip", _ROW_PLACEMENT)},
@@ -73,15 +82,21 @@ KNOWN_COMPILER_DIFFERENCES: dict[str, dict[str, tuple[str, str]]] = {
     "rcu_uaf": {"caret_in_row": ("skip", _ROW_PLACEMENT)},
     "kasan_stack_oob": {
         "caret_in_row": ("skip", _ROW_PLACEMENT),
-        "stack_frame": ("gcc", "clang lays out kasan_stack_oob's frame differently (3 objects, "
-                               "stack_array at [32, 42), offset 42) from gcc (4 objects, "
-                               "stack_array at [96, 106), offset 106); the workload uses gcc's"),
+        "stack_frame": (
+            "gcc",
+            "clang lays out kasan_stack_oob's frame differently (3 objects, "
+            "stack_array at [32, 42), offset 42) from gcc (4 objects, "
+            "stack_array at [96, 106), offset 106); the workload uses gcc's",
+        ),
     },
     "kmalloc_oob_left": {
         "caret_in_row": ("skip", _ROW_PLACEMENT),
-        "rel_bytes": ("gcc", "the guilty object is the previous slot's, a kworker-name "
-                             "kvasprintf() allocation: 13 bytes in the gcc run, 12 in the clang "
-                             "run; the workload models gcc's"),
+        "rel_bytes": (
+            "gcc",
+            "the guilty object is the previous slot's, a kworker-name "
+            "kvasprintf() allocation: 13 bytes in the gcc run, 12 in the clang "
+            "run; the workload models gcc's",
+        ),
         "region_size": ("gcc", "as rel_bytes"),
         "object_shadow": ("gcc", "as rel_bytes: 00 05 under gcc, 00 04 under clang"),
     },
@@ -92,16 +107,19 @@ KNOWN_COMPILER_DIFFERENCES: dict[str, dict[str, tuple[str, str]]] = {
 SINGLE_RUN_NOT_COMPARED: dict[str, dict[str, str]] = {
     "kasan_global_oob_left": {
         "caret_in_row": "where a global sits in its dump row depends on the kernel image layout "
-                        "(kasan_global_oob_right's '^' column differs between gcc and clang)"},
+        "(kasan_global_oob_right's '^' column differs between gcc and clang)"
+    },
     "kmalloc_oob_16": {
         "caret_in_row": "a kmalloc-16 object (32-byte slots) can sit at any of 4 offsets of a "
-                        "128-byte row (kmalloc_uaf's '^' column differs between gcc and clang)"},
+        "128-byte row (kmalloc_uaf's '^' column differs between gcc and clang)"
+    },
 }
 
 
 def _not_compared(case: str) -> set[str]:
-    out = {f for f, (policy, _) in KNOWN_COMPILER_DIFFERENCES.get(case, {}).items()
-           if policy == "skip"}
+    out = {
+        f for f, (policy, _) in KNOWN_COMPILER_DIFFERENCES.get(case, {}).items() if policy == "skip"
+    }
     return out | set(SINGLE_RUN_NOT_COMPARED.get(case, {}))
 
 
@@ -148,7 +166,7 @@ def _object_shadow_span(r: KasanReport) -> tuple[list[int], list[int]] | None:
     dump_end = r.memory_rows[-1].addr + GRANULE * len(r.memory_rows[-1].values)
     start, end = r.object_addr, r.object_addr + _round_up(r.region_size, GRANULE)
     own, redzone = [], []
-    a = max(start, dump_start)           # both granule aligned
+    a = max(start, dump_start)  # both granule aligned
     while a < end and a < dump_end:
         own.append(a - start)
         a += GRANULE
@@ -166,7 +184,7 @@ def object_shadow_diff(other: KasanReport, ref: KasanReport) -> tuple[object, ob
     dump shows are compared (the two dumps are windows of 5 rows around the bad address, which
     may sit at another offset from the object)."""
     span = _object_shadow_span(ref)
-    if span is None or ref.object_addr is None:     # (a span is made only with an object)
+    if span is None or ref.object_addr is None:  # (a span is made only with an object)
         return None if other.object_addr is None else (None, "an object")
     if other.object_addr is None or not other.memory_rows:
         return ("an object", None)
@@ -182,8 +200,10 @@ def object_shadow_diff(other: KasanReport, ref: KasanReport) -> tuple[object, ob
             got.append((off, v))
     if want == got:
         return None
-    return (" ".join(f"+{o}:{v:02x}" if v is not None else f"+{o}:--" for o, v in want),
-            " ".join(f"+{o}:{v:02x}" if v is not None else f"+{o}:--" for o, v in got))
+    return (
+        " ".join(f"+{o}:{v:02x}" if v is not None else f"+{o}:--" for o, v in want),
+        " ".join(f"+{o}:{v:02x}" if v is not None else f"+{o}:--" for o, v in got),
+    )
 
 
 def fields(r: KasanReport) -> dict[str, object]:
@@ -204,20 +224,21 @@ def fields(r: KasanReport) -> dict[str, object]:
         "bad_granule": r.caret_value,
         "next_granule": None if fba is None else r.metadata_byte(fba + GRANULE),
         "caret_in_row": r.caret_index,
-        "caret_in_object": (None if fba is None or r.object_addr is None
-                            else (fba - r.object_addr) // GRANULE),
+        "caret_in_object": (
+            None if fba is None or r.object_addr is None else (fba - r.object_addr) // GRANULE
+        ),
     }
 
 
 FIELDS = tuple(fields(KasanReport(bug_type="", function="", line=0))) + ("object_shadow",)
 
 
-def compare(other: KasanReport, ref: KasanReport, only: set[str] | None = None
-            ) -> list[tuple[str, object, object]]:
+def compare(
+    other: KasanReport, ref: KasanReport, only: set[str] | None = None
+) -> list[tuple[str, object, object]]:
     """(field, real, other) for every compared field that differs (only those in ``only``)."""
     want, got = fields(ref), fields(other)
-    diff = [(k, want[k], got[k]) for k in want
-            if (only is None or k in only) and want[k] != got[k]]
+    diff = [(k, want[k], got[k]) for k in want if (only is None or k in only) and want[k] != got[k]]
     if only is None or "object_shadow" in only:
         sd = object_shadow_diff(other, ref)
         if sd is not None:
@@ -233,8 +254,9 @@ def agreeing_fields(a: KasanReport, b: KasanReport) -> set[str]:
 # --------------------------------------------------------------------------- running kinspect
 
 
-def run_kinspect(path: Path, capsys: pytest.CaptureFixture[str],
-                 scheme: str = "flat") -> tuple[int, str, list[KasanReport]]:
+def run_kinspect(
+    path: Path, capsys: pytest.CaptureFixture[str], scheme: str = "flat"
+) -> tuple[int, str, list[KasanReport]]:
     # the engine; imported here so a broken engine fails per case
     from kinspect.cli import main
 
@@ -270,8 +292,13 @@ def _conformance_params() -> list:
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", _conformance_params())
-def test_conformance(case: str, scheme: str, engine: str, capsys: pytest.CaptureFixture[str],
-                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_conformance(
+    case: str,
+    scheme: str,
+    engine: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Every shadow scheme, run alone, on each engine, must print what the real kernel
     printed."""
     monkeypatch.setenv("KINSPECT_ENGINE", engine)
@@ -300,16 +327,21 @@ def test_conformance(case: str, scheme: str, engine: str, capsys: pytest.Capture
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("case", sorted(KEPT_ASIDE))
-def test_kept_aside_workloads_hold_their_expects(case: str, scheme: str, engine: str,
-                                                 capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kept_aside_workloads_hold_their_expects(
+    case: str,
+    scheme: str,
+    engine: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No real output here to compare with: the expects (derived from the rules) must hold and
     every report must be complete, with its memory state (on each engine)."""
     monkeypatch.setenv("KINSPECT_ENGINE", engine)
     rc, err, kin = run_kinspect(KW_DIR / f"{case}.kw", capsys, scheme)
     assert rc == 0, f"kinspect run exited {rc}: {err.strip()}"
-    assert kin and all(r.complete and len(r.memory_rows) == 5 and r.caret_index is not None
-                       for r in kin)
+    assert kin and all(
+        r.complete and len(r.memory_rows) == 5 and r.caret_index is not None for r in kin
+    )
 
 
 # --------------------------------------------------------------------------- data-only checks
@@ -392,39 +424,62 @@ def test_known_compiler_differences_are_exact() -> None:
 # the derived expects for the kept-aside cases) unless ARCH_REPORTS lists it: arch -> case ->
 # the number of reports there (every report of these cases has the x86_64 case's bug type), and
 # why.
-_BITOPS_WHY = ("no instrumented-non-atomic.h: __set_bit()... and test_bit() are generic C, one "
-               "compiler-checked load each (test_bit: no instrument_atomic_read() besides)")
+_BITOPS_WHY = (
+    "no instrumented-non-atomic.h: __set_bit()... and test_bit() are generic C, one "
+    "compiler-checked load each (test_bit: no instrument_atomic_read() besides)"
+)
 ARCH_REPORTS: dict[str, dict[str, tuple[int, str]]] = {
     "arm": {
         "kasan_memchr": (0, "memchr() is arch/arm/lib/memchr.S (__HAVE_ARCH_MEMCHR): unchecked"),
-        "kasan_strings": (4, "strchr() and strrchr() are arm assembly (__HAVE_ARCH_STRCHR, "
-                             "__HAVE_ARCH_STRRCHR): 6 - 2"),
-        "kasan_bitops_generic": (12, "SMP set_bit()... are _set_bit() assembly (no "
-                                     "instrumented-atomic.h): 6 fewer; " + _BITOPS_WHY + "; "
-                                     "asm-generic/bitops/lock.h's READ_ONCE() adds a read to "
-                                     "__clear_bit_unlock() and test_and_set_bit_lock(): "
-                                     "6 + 6"),
-        "kasan_atomics": (62, "arch_atomic_fetch_add_unless() is arm assembly: atomic_add_unless, "
-                              "atomic_inc_not_zero and their atomic_long_ twins (atomic_t on "
-                              "32-bit) lose the fallback's raw_atomic_read(): 66 - 4"),
+        "kasan_strings": (
+            4,
+            "strchr() and strrchr() are arm assembly (__HAVE_ARCH_STRCHR, "
+            "__HAVE_ARCH_STRRCHR): 6 - 2",
+        ),
+        "kasan_bitops_generic": (
+            12,
+            "SMP set_bit()... are _set_bit() assembly (no "
+            "instrumented-atomic.h): 6 fewer; " + _BITOPS_WHY + "; "
+            "asm-generic/bitops/lock.h's READ_ONCE() adds a read to "
+            "__clear_bit_unlock() and test_and_set_bit_lock(): "
+            "6 + 6",
+        ),
+        "kasan_atomics": (
+            62,
+            "arch_atomic_fetch_add_unless() is arm assembly: atomic_add_unless, "
+            "atomic_inc_not_zero and their atomic_long_ twins (atomic_t on "
+            "32-bit) lose the fallback's raw_atomic_read(): 66 - 4",
+        ),
     },
     "arm64": {
-        "kasan_bitops_generic": (18, _BITOPS_WHY + "; lock.h's READ_ONCE() adds 2: 15 + 2 + 1 - 1 "
-                                     "+ 1 (test_bit: 1 instead of 2)"),
-        "kasan_atomics": (65, "arch_atomic64_dec_if_positive() is arm64's own: "
-                              "atomic_long_dec_if_positive reports once"),
+        "kasan_bitops_generic": (
+            18,
+            _BITOPS_WHY + "; lock.h's READ_ONCE() adds 2: 15 + 2 + 1 - 1 "
+            "+ 1 (test_bit: 1 instead of 2)",
+        ),
+        "kasan_atomics": (
+            65,
+            "arch_atomic64_dec_if_positive() is arm64's own: "
+            "atomic_long_dec_if_positive reports once",
+        ),
     },
     "riscv64": {
         "kasan_bitops_generic": (16, _BITOPS_WHY + ": 15 + 1"),
-        "kasan_atomics": (56, "riscv has its own fetch_add_unless, dec_if_positive, "
-                              "inc_unless_negative and dec_unless_positive (atomic and atomic64): "
-                              "the 10 fallback reads of those five, int and long, are gone"),
+        "kasan_atomics": (
+            56,
+            "riscv has its own fetch_add_unless, dec_if_positive, "
+            "inc_unless_negative and dec_unless_positive (atomic and atomic64): "
+            "the 10 fallback reads of those five, int and long, are gone",
+        ),
     },
     "powerpc": {
         "kasan_bitops_generic": (16, _BITOPS_WHY + ": 15 + 1"),
-        "kasan_atomics": (60, "powerpc (32-bit) has its own arch_atomic_fetch_add_unless and "
-                              "arch_atomic_dec_if_positive: add_unless, inc_not_zero, "
-                              "dec_if_positive and their atomic_long_ twins report once"),
+        "kasan_atomics": (
+            60,
+            "powerpc (32-bit) has its own arch_atomic_fetch_add_unless and "
+            "arch_atomic_dec_if_positive: add_unless, inc_not_zero, "
+            "dec_if_positive and their atomic_long_ twins report once",
+        ),
     },
 }
 
@@ -455,7 +510,7 @@ def test_every_workload_under_every_profile(case: str, profile: str, engine: str
     count, why = ARCH_REPORTS.get(p.arch, {}).get(case, (len(x86), ""))
     assert len(got) == count, why or "as on x86_64"
     assert set(got) <= set(x86)
-    for r in machine.reports:                  # each report whole, with its memory state
+    for r in machine.reports:  # each report whole, with its memory state
         parsed = parse_report_text(format_report(r))[0]
         assert parsed.bug_type == r.bug_type and parsed.complete
         assert len(parsed.memory_rows) == 5 and parsed.caret_index is not None

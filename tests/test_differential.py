@@ -34,12 +34,16 @@ from kinspect.engine.workload import WorkloadRunner, gc_paused, parse_workload
 both_engines = pytest.mark.skipif(native_missing() is not None, reason=str(native_missing()))
 
 ENGINES = ("python", "native")
-EVERY = 25_000          # events between two fingerprints of a trace replay (both whole traces
-                        # in about 25 s of CPU, both engines, on a quiet machine)
+EVERY = 25_000  # events between two fingerprints of a trace replay (both whole traces
+# in about 25 s of CPU, both engines, on a quiet machine)
 TRACES = [("kmem-trace-x86_64.txt.xz", "x86_64"), ("kmem-trace-arm32.txt.xz", "arm32")]
-WORKLOADS = sorted(p.relative_to(ROOT).as_posix()
-                   for p in chain((ROOT / "samples" / "workloads").glob("*.kw"),
-                                  (ROOT / "samples" / "workloads" / "kasan_test").glob("*.kw")))
+WORKLOADS = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in chain(
+        (ROOT / "samples" / "workloads").glob("*.kw"),
+        (ROOT / "samples" / "workloads" / "kasan_test").glob("*.kw"),
+    )
+)
 
 
 def _differing(a: dict, b: dict) -> list[str]:
@@ -68,8 +72,7 @@ class TraceSide:
         return pickle.dumps((self.replayer, self.fingerprinter))
 
 
-def _first_divergence(path: str, profile: str, before: int, events: list,
-                      parts: list[str]) -> str:
+def _first_divergence(path: str, profile: str, before: int, events: list, parts: list[str]) -> str:
     """FILE:LINE of the first of ``events`` (which follow the first ``before`` events of the
     trace, and after which the fingerprints' ``parts`` differ) after which the engines'
     fingerprints differ, and the parts that differ there: both replays are redone up to
@@ -78,7 +81,7 @@ def _first_divergence(path: str, profile: str, before: int, events: list,
     for side in sides:
         side.replay(side.read(before))
     saved = [side.state() for side in sides]
-    good, bad = 0, len(events)          # equal after `good` of the events, unequal after `bad`
+    good, bad = 0, len(events)  # equal after `good` of the events, unequal after `bad`
     while bad - good > 1:
         middle = (good + bad) // 2
         prints = []
@@ -114,12 +117,14 @@ def test_the_real_traces_replay_alike(trace, profile):
         done += len(chunks[0])
     reference, ours = sides
     assert done == reference.replayer.events == ours.replayer.events > 100_000
-    assert [format_report(r) for r in ours.machine.reports] == \
-        [format_report(r) for r in reference.machine.reports]
+    assert [format_report(r) for r in ours.machine.reports] == [
+        format_report(r) for r in reference.machine.reports
+    ]
     assert ours.machine.summary() == reference.machine.summary()
     assert ours.replayer.stats == reference.replayer.stats
-    assert trace_summary(ours.reader.stats, ours.replayer.stats) == \
-        trace_summary(reference.reader.stats, reference.replayer.stats)
+    assert trace_summary(ours.reader.stats, ours.replayer.stats) == trace_summary(
+        reference.reader.stats, reference.replayer.stats
+    )
 
 
 def _kinspect_run(capsys, monkeypatch, engine: str, workload: str) -> tuple[int, str, str]:
@@ -136,7 +141,8 @@ def _fingerprints_after_each_event(workload: str, engine: str) -> list:
     fingerprinter = Fingerprinter(machine)
     prints: list = []
     WorkloadRunner(machine, parse_workload(workload)).run(
-        after_event=lambda ev: prints.append((ev.line, fingerprinter.take())))
+        after_event=lambda ev: prints.append((ev.line, fingerprinter.take()))
+    )
     return prints
 
 
@@ -146,8 +152,10 @@ def _first_workload_divergence(workload: str) -> str:
     runs = [_fingerprints_after_each_event(workload, engine) for engine in ENGINES]
     for (line, ours), (_, reference) in zip(*runs):
         if ours != reference:
-            return f"{workload}:{line}: the engines differ after this event " \
-                   f"({_differing(ours, reference)})"
+            return (
+                f"{workload}:{line}: the engines differ after this event "
+                f"({_differing(ours, reference)})"
+            )
     return f"{workload}: the same state after every event, yet a different output"
 
 
@@ -155,10 +163,9 @@ def _first_workload_divergence(workload: str) -> str:
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_every_sample_workload_runs_alike(workload, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    reference, ours = (_kinspect_run(capsys, monkeypatch, engine, workload)
-                       for engine in ENGINES)
+    reference, ours = (_kinspect_run(capsys, monkeypatch, engine, workload) for engine in ENGINES)
     assert ours == reference, _first_workload_divergence(workload)
-    assert reference[1] or reference[2]         # something was compared: output or an error
+    assert reference[1] or reference[2]  # something was compared: output or an error
 
 
 def test_a_freed_range_stays_in_the_fingerprint(engine):
@@ -170,7 +177,7 @@ def test_a_freed_range_stays_in_the_fingerprint(engine):
         addr = m.alloc_pages_addr(1)
         fingerprinter.take()
         m.free_pages_addr(addr, 1)
-    machines[1].schemes[0].poison(addr + 4096, 8, 0)    # the second machine forgot a granule
+    machines[1].schemes[0].poison(addr + 4096, 8, 0)  # the second machine forgot a granule
     assert fingerprint(machines[0]) == fingerprint(machines[1])
     assert _differing(*(f.take() for f in fingerprinters)) == ["shadow"]
 
@@ -191,8 +198,7 @@ def test_a_trace_divergence_names_its_first_event(monkeypatch):
 
     monkeypatch.setattr(TraceReplayer, "replay", replay_but_one)
     where = _first_divergence(path, "arm32", 1000, events[1000:], ["every part"])
-    assert where.startswith(f"{path}:{dropped.line}: the engines differ after this event ("), \
-        where
+    assert where.startswith(f"{path}:{dropped.line}: the engines differ after this event ("), where
     assert "'slab objects'" in where
 
 
@@ -202,7 +208,7 @@ def test_a_workload_divergence_names_its_first_event(monkeypatch, root):
     the demo) does nothing."""
     demo = str(root / "samples" / "workloads" / "demo.kw")
     first_kfree = next(ev for ev in parse_workload(demo).events if ev.op == "kfree")
-    bind = Machine._bind_slab_entry_points          # (a native Machine's kfree is compiled)
+    bind = Machine._bind_slab_entry_points  # (a native Machine's kfree is compiled)
     skipped = []
 
     def bind_a_kfree_that_skips_the_first(self):
@@ -220,6 +226,7 @@ def test_a_workload_divergence_names_its_first_event(monkeypatch, root):
 
     monkeypatch.setattr(Machine, "_bind_slab_entry_points", bind_a_kfree_that_skips_the_first)
     where = _first_workload_divergence(demo)
-    assert where.startswith(f"{demo}:{first_kfree.line}: the engines differ after this "
-                            "event ("), where
-    assert "'shadow'" in where                 # the object stays allocated on one
+    assert where.startswith(f"{demo}:{first_kfree.line}: the engines differ after this event ("), (
+        where
+    )
+    assert "'shadow'" in where  # the object stays allocated on one

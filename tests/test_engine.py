@@ -24,8 +24,13 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.report import format_report
 from kinspect.engine.slab import QUARANTINE_PERCPU_SIZE, kmem_cache_layout, optimal_redzone
 
-FC, FB, FA, FE, FF = (KASAN_SLAB_REDZONE, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
-                      KASAN_PAGE_REDZONE, KASAN_PAGE_FREE)
+FC, FB, FA, FE, FF = (
+    KASAN_SLAB_REDZONE,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_PAGE_REDZONE,
+    KASAN_PAGE_FREE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +50,21 @@ def shadow(m: Machine, addr: int, n: int) -> list[int]:
 # --- slab layout -----------------------------------------------------------------------------
 
 # (cache, object size, s->size) from the real x86_64 trace (kernel-run README stride table).
-REAL_X86_STRIDES = [("kmalloc-8", 8, 32), ("kmalloc-16", 16, 32), ("kmalloc-32", 32, 64),
-                    ("kmalloc-64", 64, 128), ("kmalloc-96", 96, 128),
-                    ("kmalloc-128", 128, 256), ("kmalloc-192", 192, 256),
-                    ("kmalloc-256", 256, 512), ("kmalloc-512", 512, 1024),
-                    ("kmalloc-1k", 1024, 2048), ("kmalloc-2k", 2048, 4096),
-                    ("kmalloc-4k", 4096, 8192), ("kmalloc-8k", 8192, 16384)]
+REAL_X86_STRIDES = [
+    ("kmalloc-8", 8, 32),
+    ("kmalloc-16", 16, 32),
+    ("kmalloc-32", 32, 64),
+    ("kmalloc-64", 64, 128),
+    ("kmalloc-96", 96, 128),
+    ("kmalloc-128", 128, 256),
+    ("kmalloc-192", 192, 256),
+    ("kmalloc-256", 256, 512),
+    ("kmalloc-512", 512, 1024),
+    ("kmalloc-1k", 1024, 2048),
+    ("kmalloc-2k", 2048, 4096),
+    ("kmalloc-4k", 4096, 8192),
+    ("kmalloc-8k", 8192, 16384),
+]
 
 
 def test_kmalloc_caches_match_real_x86_strides(m):
@@ -64,7 +78,7 @@ def test_arm32_has_no_kmalloc_below_64_and_real_strides():
     assert min(c.object_size for c in caches.values()) == 64
     assert "kmalloc-96" not in caches and "kmalloc-192" in caches
     assert caches["kmalloc-64"].size == 128 and caches["kmalloc-128"].size == 256
-    assert m.kmalloc_cache(32) is caches["kmalloc-64"]        # "bytes_req=32 bytes_alloc=128"
+    assert m.kmalloc_cache(32) is caches["kmalloc-64"]  # "bytes_req=32 bytes_alloc=128"
 
 
 def test_objects_per_slab_match_real_slab_counters(m):
@@ -91,6 +105,7 @@ def test_kasan_cache_create_metadata_placement():
 
 # --- shadow life cycle -----------------------------------------------------------------------
 
+
 def test_kmalloc_115_shadow(m):
     p = m.kmalloc(115)
     # 14 accessible granules, 115 & 7 = 3 in the 15th, the 16th redzone, then the slot tail.
@@ -102,14 +117,14 @@ def test_kfree_shadow_and_quarantine(m):
     m.kfree(p)
     assert shadow(m, p, 32) == [FA] + [FB] * 15 + [FC] * 16
     q = m.kmalloc(115)
-    assert q != p                       # p sits in quarantine
+    assert q != p  # p sits in quarantine
 
 
 def test_new_slab_is_all_redzone(m):
     p = m.kmalloc(64)
     slab = m.find_slab(p)
     assert shadow(m, p, 16) == [0] * 8 + [FC] * 8
-    assert shadow(m, p + 128, 16) == [FC] * 16          # the next, never allocated slot
+    assert shadow(m, p + 128, 16) == [FC] * 16  # the next, never allocated slot
     assert slab.objects == 32
 
 
@@ -153,18 +168,35 @@ def test_quarantine_delays_reuse_until_ram_over_32():
 
 # --- the check ---------------------------------------------------------------------------------
 
+
 def _sb(table):
     return lambda addr: table.get(addr & ~7, 0)
 
 
-@pytest.mark.parametrize("addr,size,bad", [
-    (0x1000, 1, False), (0x1007, 1, True),       # granule 0x1000 is 03: bytes 0..2 valid
-    (0x1002, 1, False), (0x1003, 1, True),
-    (0x0ffe, 2, False), (0x0fff, 2, False), (0x1001, 2, False), (0x1002, 2, True),
-    (0x0ffc, 8, True), (0x0ff8, 8, False), (0x0ffb, 8, False), (0x0ffd, 8, True),
-    (0x0ff0, 16, False), (0x0ff3, 16, False), (0x0ff4, 16, True), (0x0ff8, 16, True),
-    (0x0fe0, 35, False), (0x0fe0, 36, True), (0x0fe0, 44, True),
-])
+@pytest.mark.parametrize(
+    "addr,size,bad",
+    [
+        (0x1000, 1, False),
+        (0x1007, 1, True),  # granule 0x1000 is 03: bytes 0..2 valid
+        (0x1002, 1, False),
+        (0x1003, 1, True),
+        (0x0FFE, 2, False),
+        (0x0FFF, 2, False),
+        (0x1001, 2, False),
+        (0x1002, 2, True),
+        (0x0FFC, 8, True),
+        (0x0FF8, 8, False),
+        (0x0FFB, 8, False),
+        (0x0FFD, 8, True),
+        (0x0FF0, 16, False),
+        (0x0FF3, 16, False),
+        (0x0FF4, 16, True),
+        (0x0FF8, 16, True),
+        (0x0FE0, 35, False),
+        (0x0FE0, 36, True),
+        (0x0FE0, 44, True),
+    ],
+)
 def test_memory_is_poisoned_hand_cases(addr, size, bad):
     sb = _sb({0x1000: 3, 0x1008: FC})
     assert memory_is_poisoned(sb, addr, size) is bad
@@ -173,7 +205,7 @@ def test_memory_is_poisoned_hand_cases(addr, size, bad):
 def test_first_bad_addr_steps_from_the_access_address():
     sb = _sb({0x1010: 3, 0x1018: FC})
     assert kasan_find_first_bad_addr(sb, 0x1004, 32) == 0x1014
-    assert get_shadow_bug_type(sb, 0x1010) == "slab-out-of-bounds"    # 03 looks at the next
+    assert get_shadow_bug_type(sb, 0x1010) == "slab-out-of-bounds"  # 03 looks at the next
 
 
 def test_one_terabyte_costs_nothing_until_touched():
@@ -190,7 +222,7 @@ def test_one_terabyte_costs_nothing_until_touched():
 def test_out_of_memory_is_a_null_result():
     m = Machine(load_profile("x86_64", 64 << 20))
     got = [m.alloc_pages_addr(10) for _ in range(64)]
-    assert got[0] != 0 and got[-1] == 0    # 4 MiB blocks run out before 64 of them
+    assert got[0] != 0 and got[-1] == 0  # 4 MiB blocks run out before 64 of them
     assert m.kmalloc(1 << 22) == 0
 
 
@@ -205,7 +237,8 @@ def test_buddy_split_and_merge_restore_the_free_blocks(m):
 
 def test_struct_page_views_with_kernel_names(m):
     from kinspect.engine.memory import PageState, page_to_pfn, pfn_to_page, virt_to_page
-    p = m.kmalloc(9000)                 # an order-2 compound page
+
+    p = m.kmalloc(9000)  # an order-2 compound page
     head = virt_to_page(m.memmap, p)
     assert head.PageHead() and head.order == 2 and head.refcount == 1
     assert head.state == PageState.LARGE_KMALLOC
@@ -213,20 +246,29 @@ def test_struct_page_views_with_kernel_names(m):
     assert tail.PageTail() and tail.head == head.pfn
     slab_page = virt_to_page(m.memmap, m.kmalloc(64))
     assert slab_page.PageSlab() and slab_page.cache == m.kmalloc_cache(64).id
-    untouched = pfn_to_page(m.memmap, m.profile.max_pfn // 2)     # 512 MiB: never used
+    untouched = pfn_to_page(m.memmap, m.profile.max_pfn // 2)  # 512 MiB: never used
     assert untouched.state == PageState.FREE and untouched.refcount == 0
 
 
-@pytest.mark.parametrize("field,value", [("flags", 0xDEADBEEF), ("page_type", 0xF0000000),
-                                         ("order", 9), ("refcount", -3), ("cache", 77),
-                                         ("state", 4), ("head", -1),
-                                         ("shadow", 0xFFFF888012345000)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("flags", 0xDEADBEEF),
+        ("page_type", 0xF0000000),
+        ("order", 9),
+        ("refcount", -3),
+        ("cache", 77),
+        ("state", 4),
+        ("head", -1),
+        ("shadow", 0xFFFF888012345000),
+    ],
+)
 def test_set_field_writes_one_field_of_one_page(field, value):
     """set_field() on one page packs the value in place: that field of that page changes, as
     numpy reads it back; its neighbours and the page's other fields do not."""
     memmap = MemMap(load_profile("x86_64"))
     record = (1, 2, 3, 4, 5, 6, 7, 8)
-    memmap.set_pages(4095, 3, record)                   # across a section boundary or not
+    memmap.set_pages(4095, 3, record)  # across a section boundary or not
     for pfn in (4095, 4096):
         memmap.set_field(pfn, 1, field, value)
     memmap.set_field(4097, 1, field, value)
@@ -242,13 +284,16 @@ def test_set_field_writes_one_field_of_one_page(field, value):
 # (arch/x86/kernel/dumpstack.c show_trace_log_lvl(), arch/arm64/kernel/stacktrace.c
 # dump_backtrace(), arch/riscv/kernel/stacktrace.c and arch/powerpc/kernel/process.c
 # show_stack(), arch/arm/kernel/traps.c dump_backtrace() with CONFIG_ARM_UNWIND: none).
-@pytest.mark.parametrize("profile, opening, closing", [
-    ("x86_64", ["Call Trace:", " <TASK>"], [" </TASK>"]),
-    ("arm64-4k-48", ["Call trace:"], []),
-    ("riscv64-sv39", ["Call Trace:"], []),
-    ("ppc32", ["Call Trace:"], []),
-    ("arm32", [], []),
-])
+@pytest.mark.parametrize(
+    "profile, opening, closing",
+    [
+        ("x86_64", ["Call Trace:", " <TASK>"], [" </TASK>"]),
+        ("arm64-4k-48", ["Call trace:"], []),
+        ("riscv64-sv39", ["Call Trace:"], []),
+        ("ppc32", ["Call Trace:"], []),
+        ("arm32", [], []),
+    ],
+)
 def test_report_stack_framed_as_the_architecture_prints_it(profile, opening, closing, engine):
     m = Machine(load_profile(profile, 64 << 20), engine=engine)
     obj = m.kmalloc(100)

@@ -41,42 +41,73 @@ X86_TRACE = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
 # <20241219012346.575822656@goodmis.org>; nr_free, a linux-mm patch discussion.
 ERA_LINES = [
     # 2.6.33: no flags column, decimal pfn
-    ("  gnome-terminal-1567  [000]  4415.246466: mm_page_free_direct: page=ffffea0003db9f40 "
-     "pfn=1155800 order=0", PAGE_FREE, dict(pfn=1155800, order=0, comm="gnome-terminal",
-                                            pid=1567)),
+    (
+        "  gnome-terminal-1567  [000]  4415.246466: mm_page_free_direct: page=ffffea0003db9f40 "
+        "pfn=1155800 order=0",
+        PAGE_FREE,
+        dict(pfn=1155800, order=0, comm="gnome-terminal", pid=1567),
+    ),
     # 3.x: 4 flag characters, raw call site, 32-bit pointers
-    ("            init-1     [000] .N..     0.170000: kmalloc: call_site=c104de4f ptr=c143de20 "
-     "bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL", KMALLOC,
-     dict(ptr=0xc143de20, bytes_req=29, bytes_alloc=32, call_site="c104de4f", comm="init")),
+    (
+        "            init-1     [000] .N..     0.170000: kmalloc: call_site=c104de4f ptr=c143de20 "
+        "bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL",
+        KMALLOC,
+        dict(ptr=0xC143DE20, bytes_req=29, bytes_alloc=32, call_site="c104de4f", comm="init"),
+    ),
     # 5.4: %pS call site, hashed pointer (a single line is not enough to refuse it)
-    ("          <idle>-0     [003] ..s. 312444.111637: kmem_cache_alloc: "
-     "call_site=__build_skb+0x24/0x60 ptr=0000000003218205 bytes_req=224 bytes_alloc=256 "
-     "gfp_flags=GFP_ATOMIC", KMEM_CACHE_ALLOC,
-     dict(bytes_req=224, bytes_alloc=256, call_site="__build_skb+0x24/0x60", comm="<idle>")),
+    (
+        "          <idle>-0     [003] ..s. 312444.111637: kmem_cache_alloc: "
+        "call_site=__build_skb+0x24/0x60 ptr=0000000003218205 bytes_req=224 bytes_alloc=256 "
+        "gfp_flags=GFP_ATOMIC",
+        KMEM_CACHE_ALLOC,
+        dict(bytes_req=224, bytes_alloc=256, call_site="__build_skb+0x24/0x60", comm="<idle>"),
+    ),
     # 6.12: 5 flag characters, node= and accounted=, hex pfn
-    ("          <idle>-0       [000] d....     2.246921: mm_page_alloc: page=ffff88813ef91300 "
-     "pfn=0x10644c order=0 migratetype=0 gfp_flags=__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP",
-     PAGE_ALLOC, dict(pfn=0x10644C, order=0)),
+    (
+        "          <idle>-0       [000] d....     2.246921: mm_page_alloc: page=ffff88813ef91300 "
+        "pfn=0x10644c order=0 migratetype=0 gfp_flags=__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP",
+        PAGE_ALLOC,
+        dict(pfn=0x10644C, order=0),
+    ),
     # kmem_cache_free with name= (5.x+), NULL on 64-bit
-    ("   kworker/u4:2-40  [001] ..... 10.5: kmem_cache_free: call_site=rcu_core+0x6a2/0xec0 "
-     "ptr=ffff888004e74000 name=test_cache", KMEM_CACHE_FREE,
-     dict(ptr=0xFFFF888004E74000, name="test_cache", comm="kworker/u4:2", pid=40)),
-    ("   a-b-c-7  [001] ..... 10.5: kfree: call_site=foo+0x1/0x2 ptr=          (null)", KFREE,
-     dict(ptr=0, comm="a-b-c", pid=7)),
+    (
+        "   kworker/u4:2-40  [001] ..... 10.5: kmem_cache_free: call_site=rcu_core+0x6a2/0xec0 "
+        "ptr=ffff888004e74000 name=test_cache",
+        KMEM_CACHE_FREE,
+        dict(ptr=0xFFFF888004E74000, name="test_cache", comm="kworker/u4:2", pid=40),
+    ),
+    (
+        "   a-b-c-7  [001] ..... 10.5: kfree: call_site=foo+0x1/0x2 ptr=          (null)",
+        KFREE,
+        dict(ptr=0, comm="a-b-c", pid=7),
+    ),
     # options/fields output: hex plus decimal, real addresses
-    ("  sh-90 [001] ..... 10.5: kmalloc: call_site=0xffffffff92d10d97 (-1831793257) "
-     "ptr=0xffff9e0e8571e000 (-107689771147264) bytes_req=0x1000 (4096) bytes_alloc=0x1000 "
-     "(4096) gfp_flags=0xcc0 (3264) node=0xffffffff (-1) accounted=(0)", KMALLOC,
-     dict(ptr=0xFFFF9E0E8571E000, bytes_req=4096, bytes_alloc=4096)),
+    (
+        "  sh-90 [001] ..... 10.5: kmalloc: call_site=0xffffffff92d10d97 (-1831793257) "
+        "ptr=0xffff9e0e8571e000 (-107689771147264) bytes_req=0x1000 (4096) bytes_alloc=0x1000 "
+        "(4096) gfp_flags=0xcc0 (3264) node=0xffffffff (-1) accounted=(0)",
+        KMALLOC,
+        dict(ptr=0xFFFF9E0E8571E000, bytes_req=4096, bytes_alloc=4096),
+    ),
     # patched kernels add fields; function_graph embeds events as comments
-    ("  sh-90 [001] ..... 10.5: mm_page_alloc: page=00000000d2be5665 pfn=970744 order=0 "
-     "migratetype=0 nr_free=3650 gfp_flags=GFP_HIGHUSER|__GFP_ZERO", PAGE_ALLOC,
-     dict(pfn=970744)),
-    (" 1)               |  /* mm_page_alloc: page=0000000000000000 pfn=0 order=9 "
-     "migratetype=1 gfp_flags=GFP_KERNEL */", PAGE_ALLOC, dict(pfn=0, order=9)),
+    (
+        "  sh-90 [001] ..... 10.5: mm_page_alloc: page=00000000d2be5665 pfn=970744 order=0 "
+        "migratetype=0 nr_free=3650 gfp_flags=GFP_HIGHUSER|__GFP_ZERO",
+        PAGE_ALLOC,
+        dict(pfn=970744),
+    ),
+    (
+        " 1)               |  /* mm_page_alloc: page=0000000000000000 pfn=0 order=9 "
+        "migratetype=1 gfp_flags=GFP_KERNEL */",
+        PAGE_ALLOC,
+        dict(pfn=0, order=9),
+    ),
     # pasted without the task prefix
-    ("kmalloc: call_site=c104de4f ptr=c143de20 bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL",
-     KMALLOC, dict(ptr=0xC143DE20)),
+    (
+        "kmalloc: call_site=c104de4f ptr=c143de20 bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL",
+        KMALLOC,
+        dict(ptr=0xC143DE20),
+    ),
 ]
 
 
@@ -102,8 +133,17 @@ def test_compressed_traces(tmp_path, opener, name):
 
 
 def test_bad_lines_are_counted_with_line_numbers_or_strict(tmp_path):
-    text = ("\n".join([ERA_LINES[1][0], "garbage here", ERA_LINES[1][0][:60],
-                       "  x-1 [000] ..... 1.0: sched_switch: prev=a next=b"]) + "\n")
+    text = (
+        "\n".join(
+            [
+                ERA_LINES[1][0],
+                "garbage here",
+                ERA_LINES[1][0][:60],
+                "  x-1 [000] ..... 1.0: sched_switch: prev=a next=b",
+            ]
+        )
+        + "\n"
+    )
     path = _write(tmp_path, text)
     reader = TraceReader(path)
     assert [e.kind for e in reader] == [KMALLOC]
@@ -125,8 +165,11 @@ def test_not_a_trace_and_binary_files(tmp_path):
 
 
 def test_hashed_pointers_are_explained(tmp_path):
-    lines = [f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 ptr={0x3e4c3799 + i:016x} "
-             f"bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL" for i in range(300)]
+    lines = [
+        f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 ptr={0x3E4C3799 + i:016x} "
+        f"bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL"
+        for i in range(300)
+    ]
     with pytest.raises(TraceError, match="hashed.*no_hash_pointers"):
         list(TraceReader(_write(tmp_path, "\n".join(lines) + "\n")))
 
@@ -153,11 +196,18 @@ def test_replay_of_the_real_trace_prefix(tmp_path):
     assert s.slab_pages > 0
     assert not s.failed
     live = len(replayer.objects)
-    assert live == s.replayed["kmalloc"] + s.replayed["kmem_cache_alloc"] \
-        - s.replayed["kfree"] - s.replayed["kmem_cache_free"] - s.freed_before_trace["lost free"]
+    assert (
+        live
+        == s.replayed["kmalloc"]
+        + s.replayed["kmem_cache_alloc"]
+        - s.replayed["kfree"]
+        - s.replayed["kmem_cache_free"]
+        - s.freed_before_trace["lost free"]
+    )
 
 
 # ------------------------------------------------------------------ the block scanner
+
 
 def _per_line(path: str, strict: bool = False):
     """The reference reading: every line through the per-line path (``_line``), as the reader
@@ -196,8 +246,14 @@ def _blockwise(path: str, strict: bool = False):
 
 def _stats(r: TraceReader, finished: bool):
     s = r.stats
-    return (s.lines if finished else None, list(s.events.items()),
-            list(s.other_events.items()), s.bad_lines, s.first_bad, s.markers)
+    return (
+        s.lines if finished else None,
+        list(s.events.items()),
+        list(s.other_events.items()),
+        s.bad_lines,
+        s.first_bad,
+        s.markers,
+    )
 
 
 def _same_both_ways(path: str) -> None:
@@ -205,54 +261,110 @@ def _same_both_ways(path: str) -> None:
         assert _blockwise(path, strict) == _per_line(path, strict)
 
 
-COMMS = ["<idle>", "kworker/u4:2", "<...>", "a-b-c", "sh", "(sd-pam)", "Web Content", "x[1]",
-         "a-12 b", "a-12\tb", "#c", "-", "q-", " lead", "caf\xc3\xa9", "a(1)", "a-1 (-5)"]
+COMMS = [
+    "<idle>",
+    "kworker/u4:2",
+    "<...>",
+    "a-b-c",
+    "sh",
+    "(sd-pam)",
+    "Web Content",
+    "x[1]",
+    "a-12 b",
+    "a-12\tb",
+    "#c",
+    "-",
+    "q-",
+    " lead",
+    "caf\xc3\xa9",
+    "a(1)",
+    "a-1 (-5)",
+]
 ALLOCS = ["kmalloc", "kmalloc_node", "kmem_cache_alloc", "kmem_cache_alloc_node"]
 FREES = ["kfree", "kmem_cache_free"]
-PAGES = ["mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_free_direct",
-         "mm_pagevec_free"]
-OTHERS = ["mm_page_alloc_zone_locked", "tracing_mark_write", "sched_switch", "kmallocx",
-          "kfree_x"]
-ALLOC_FIELDS = ["call_site={cs} ptr={ptr} bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL",
-                "call_site={cs} ptr={ptr} bytes_req=64 bytes_alloc=128 gfp_flags=GFP_KERNEL "
-                "node=-1 accounted=false", "call_site={cs} ptr={ptr} bytes_req=8",
-                "call_site={cs} ptr={ptr} bytes_req=08 bytes_alloc=8 node=1",
-                "call_site=0xffffffff92d10d97 (-1831793257) ptr=0xffff9e0e8571e000 "
-                "(-107689771147264) bytes_req=0x1000 (4096) bytes_alloc=0x1000 (4096)"]
-FREE_FIELDS = ["call_site={cs} ptr={ptr}", "call_site={cs} ptr={ptr} name=test_cache",
-               "call_site={cs} ptr={ptr} name=caf\xc3\xa9", "call_site={cs} ptr={ptr}  ",
-               "call_site={cs} ptr={ptr} name=bad\xff",
-               "call_site={cs} ptr={ptr} extra=1", "call_site={cs} ptr={ptr} name=a b"]
-PAGE_FIELDS = ["page=ffffea0003db9f40 pfn={pfn} order=0",
-               "page=ffffea0003db9f40 pfn={pfn} order=3 migratetype=0 gfp_flags=GFP_KERNEL",
-               "page=00000000d2be5665 pfn={pfn} order=0 nr_free=3",
-               "page= ffff pfn={pfn} order=1 cold=0", "pfn={pfn} order=0",
-               "page=ffff pfn={pfn} order=x"]
-CALL_SITES = ["getname_flags+0x47/0x1f0", "c104de4f", "f+0x1/0x2 [mod]", "caf\xc3\xa9+0x1/0x2",
-              "0", "a\x7fb", "bad\xff+0x1/0x2"]
-POINTERS = ["ffff88810644b100", "c143de20", "          (null)", "(null)", "FFFF8881", "0x1f",
-            "ffff8881zz", "  c143de20"]
+PAGES = [
+    "mm_page_alloc",
+    "mm_page_free",
+    "mm_page_free_batched",
+    "mm_page_free_direct",
+    "mm_pagevec_free",
+]
+OTHERS = ["mm_page_alloc_zone_locked", "tracing_mark_write", "sched_switch", "kmallocx", "kfree_x"]
+ALLOC_FIELDS = [
+    "call_site={cs} ptr={ptr} bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL",
+    "call_site={cs} ptr={ptr} bytes_req=64 bytes_alloc=128 gfp_flags=GFP_KERNEL "
+    "node=-1 accounted=false",
+    "call_site={cs} ptr={ptr} bytes_req=8",
+    "call_site={cs} ptr={ptr} bytes_req=08 bytes_alloc=8 node=1",
+    "call_site=0xffffffff92d10d97 (-1831793257) ptr=0xffff9e0e8571e000 "
+    "(-107689771147264) bytes_req=0x1000 (4096) bytes_alloc=0x1000 (4096)",
+]
+FREE_FIELDS = [
+    "call_site={cs} ptr={ptr}",
+    "call_site={cs} ptr={ptr} name=test_cache",
+    "call_site={cs} ptr={ptr} name=caf\xc3\xa9",
+    "call_site={cs} ptr={ptr}  ",
+    "call_site={cs} ptr={ptr} name=bad\xff",
+    "call_site={cs} ptr={ptr} extra=1",
+    "call_site={cs} ptr={ptr} name=a b",
+]
+PAGE_FIELDS = [
+    "page=ffffea0003db9f40 pfn={pfn} order=0",
+    "page=ffffea0003db9f40 pfn={pfn} order=3 migratetype=0 gfp_flags=GFP_KERNEL",
+    "page=00000000d2be5665 pfn={pfn} order=0 nr_free=3",
+    "page= ffff pfn={pfn} order=1 cold=0",
+    "pfn={pfn} order=0",
+    "page=ffff pfn={pfn} order=x",
+]
+CALL_SITES = [
+    "getname_flags+0x47/0x1f0",
+    "c104de4f",
+    "f+0x1/0x2 [mod]",
+    "caf\xc3\xa9+0x1/0x2",
+    "0",
+    "a\x7fb",
+    "bad\xff+0x1/0x2",
+]
+POINTERS = [
+    "ffff88810644b100",
+    "c143de20",
+    "          (null)",
+    "(null)",
+    "FFFF8881",
+    "0x1f",
+    "ffff8881zz",
+    "  c143de20",
+]
 PFNS = ["0x10644c", "1155800", "0", "0123", "0x1A", "-1", "00"]
 
 
 # A well-formed line, part by part: (default, variants). Lines with one part changed, every
 # way, are read both ways below; the fuzz test changes a few parts at random.
-FAMILIES = [(ALLOCS, ALLOC_FIELDS), (FREES, FREE_FIELDS), (PAGES, PAGE_FIELDS),
-            (OTHERS, ["a=1 b", ""])]
-PARTS = [("lead", "          ", ["", " ", "\t", "\x0b"]),
-         ("comm", "sh", COMMS),
-         ("pid", "-90", ["-0", "-1x", "-", "-123456", ""]),
-         ("sp1", " ", ["  ", "\t", "", "\r"]),
-         ("tgid", "", ["(  12) ", "(-----) ", "(1)"]),
-         ("cpu", "[001]", ["[x]", "[1", "001]"]),
-         ("sp2", " ", ["  ", "\t", ""]),
-         ("flags", "d.... ", [".N.. ", "", "d....", "..s.  "]),
-         ("ts", "2.245139", ["312444.111637", "7", "1.", ".5"]),
-         ("sp3", ": ", [":  ", ":\t", ":", " : "]),
-         ("sp4", ": ", [":", ":  ", ":\t", " : "]),
-         ("end", "", [" ", "\r", "\t", "\x00", "\xff"])]
-VALUES = [("cs", "getname_flags+0x47/0x1f0", CALL_SITES), ("ptr", "ffff88810644b100", POINTERS),
-          ("pfn", "0x10644c", PFNS)]
+FAMILIES = [
+    (ALLOCS, ALLOC_FIELDS),
+    (FREES, FREE_FIELDS),
+    (PAGES, PAGE_FIELDS),
+    (OTHERS, ["a=1 b", ""]),
+]
+PARTS = [
+    ("lead", "          ", ["", " ", "\t", "\x0b"]),
+    ("comm", "sh", COMMS),
+    ("pid", "-90", ["-0", "-1x", "-", "-123456", ""]),
+    ("sp1", " ", ["  ", "\t", "", "\r"]),
+    ("tgid", "", ["(  12) ", "(-----) ", "(1)"]),
+    ("cpu", "[001]", ["[x]", "[1", "001]"]),
+    ("sp2", " ", ["  ", "\t", ""]),
+    ("flags", "d.... ", [".N.. ", "", "d....", "..s.  "]),
+    ("ts", "2.245139", ["312444.111637", "7", "1.", ".5"]),
+    ("sp3", ": ", [":  ", ":\t", ":", " : "]),
+    ("sp4", ": ", [":", ":  ", ":\t", " : "]),
+    ("end", "", [" ", "\r", "\t", "\x00", "\xff"]),
+]
+VALUES = [
+    ("cs", "getname_flags+0x47/0x1f0", CALL_SITES),
+    ("ptr", "ffff88810644b100", POINTERS),
+    ("pfn", "0x10644c", PFNS),
+]
 ADVERSARIAL = [
     # _LINE splits at the first "-pid " that lets a line match: a fast path that split later
     # would read another event than the per-line path.
@@ -273,8 +385,15 @@ ADVERSARIAL = [
 
 def _line_of(parts: dict, event: str, fields: str, values: dict) -> str:
     text = "".join(parts[name] if name not in ("sp3", "sp4") else "" for name, *_ in PARTS[:8])
-    return (text + parts["ts"] + parts["sp3"] + event + parts["sp4"] + fields.format(**values)
-            + parts["end"])
+    return (
+        text
+        + parts["ts"]
+        + parts["sp3"]
+        + event
+        + parts["sp4"]
+        + fields.format(**values)
+        + parts["end"]
+    )
 
 
 def _one_change_lines() -> list[str]:
@@ -302,7 +421,7 @@ def test_block_scanner_on_every_one_change_line(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     _same_both_ways(str(path))
-    for line in lines:                  # one by one too (a strict error stops a whole file)
+    for line in lines:  # one by one too (a strict error stops a whole file)
         path.write_bytes(("# tracer: nop\n" + line + "\n").encode("latin-1"))
         _same_both_ways(str(path))
 
@@ -310,38 +429,58 @@ def test_block_scanner_on_every_one_change_line(tmp_path):
 def _usually(draw, default, variants):
     """The default most of the time, else one of the variants: lines are mostly well formed,
     each with the odd part changed."""
-    return variants[draw(st.integers(0, len(variants) - 1))] if draw(st.integers(0, 24)) == 12 \
+    return (
+        variants[draw(st.integers(0, len(variants) - 1))]
+        if draw(st.integers(0, 24)) == 12
         else default
+    )
 
 
 @st.composite
 def trace_lines(draw):
     """A trace line: well formed with a changed part or two, or something else entirely."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from(["", "   ", "# tracer: nop", "#", "garbage here",
-                                     "\x00\x01binary", " 1)               |  /* mm_page_alloc: "
-                                     "page=0 pfn=0 order=9 migratetype=1 */", "kmalloc: "
-                                     "call_site=f ptr=c143de20 bytes_req=1 bytes_alloc=8",
-                                     "  12.5: kfree: call_site=f ptr=c143de20",
-                                     "tracing_mark_write: hello"] + ADVERSARIAL))
+        return draw(
+            st.sampled_from(
+                [
+                    "",
+                    "   ",
+                    "# tracer: nop",
+                    "#",
+                    "garbage here",
+                    "\x00\x01binary",
+                    " 1)               |  /* mm_page_alloc: page=0 pfn=0 order=9 migratetype=1 */",
+                    "kmalloc: call_site=f ptr=c143de20 bytes_req=1 bytes_alloc=8",
+                    "  12.5: kfree: call_site=f ptr=c143de20",
+                    "tracing_mark_write: hello",
+                ]
+                + ADVERSARIAL
+            )
+        )
     events, field_sets = FAMILIES[draw(st.integers(0, 3))]
     event = draw(st.sampled_from(events))
-    fields = draw(st.sampled_from(FAMILIES[_usually(draw, FAMILIES.index((events, field_sets)),
-                                                    [0, 1, 2, 3])][1]))
+    fields = draw(
+        st.sampled_from(
+            FAMILIES[_usually(draw, FAMILIES.index((events, field_sets)), [0, 1, 2, 3])][1]
+        )
+    )
     parts = {name: _usually(draw, d, variants) for name, d, variants in PARTS}
     values = {name: _usually(draw, d, variants) for name, d, variants in VALUES}
     return _line_of(parts, event, fields, values)
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(trace_lines(), min_size=1, max_size=12), st.booleans())
 def test_block_scanner_reads_every_line_as_the_per_line_path(tmp_path, lines, final_newline):
     """Fuzzed lines of every shape: the block scanner (fast path plus per-line fallback) gives
     the same events, counts, bad lines, markers and errors as the per-line path alone."""
     text = "\n".join(lines) + ("\n" if final_newline else "")
     path = tmp_path / "fuzz.txt"
-    path.write_bytes(text.encode("latin-1"))         # "\xc3\xa9" stands for UTF-8 é
+    path.write_bytes(text.encode("latin-1"))  # "\xc3\xa9" stands for UTF-8 é
     _same_both_ways(str(path))
 
 
@@ -359,8 +498,11 @@ def test_block_scanner_on_the_real_traces(tmp_path):
 
 def test_hashed_pointers_stop_after_the_events_before_them(tmp_path):
     """Errors found inside a block come after the block's earlier events, as line by line."""
-    lines = [f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 ptr={0x3e4c3799 + i:016x} "
-             f"bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL" for i in range(300)]
+    lines = [
+        f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 ptr={0x3E4C3799 + i:016x} "
+        f"bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL"
+        for i in range(300)
+    ]
     path = _write(tmp_path, "\n".join(lines) + "\n")
     events, error, _, _ = _blockwise(path)
     assert (events, error) == _per_line(path)[:2] and len(events) == 255
@@ -368,8 +510,9 @@ def test_hashed_pointers_stop_after_the_events_before_them(tmp_path):
 
 # ------------------------------------------------------------ reading in a child process
 
-needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="ParallelTraceReader forks: Linux only")
+needs_fork = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="ParallelTraceReader forks: Linux only"
+)
 
 
 def _x86_head(tmp_path, lines: int = 20_000) -> str:
@@ -382,12 +525,20 @@ def _replay_both_ways(path: str, **kw):
     for parallel in (False, True):
         m = Machine(load_profile("x86_64-q35-3g"))
         seen: list[TraceEvent] = []
-        reader, replayer = replay_trace(m, path, parallel=parallel,
-                                        after_event=seen.append, **kw)
+        reader, replayer = replay_trace(m, path, parallel=parallel, after_event=seen.append, **kw)
         assert multiprocessing.active_children() == []
-        out.append((m.summary(), reader.stats, reader.pointer_bits, replayer.stats,
-                    replayer.events, replayer.interrupted, sorted(replayer.objects.items()),
-                    seen))
+        out.append(
+            (
+                m.summary(),
+                reader.stats,
+                reader.pointer_bits,
+                replayer.stats,
+                replayer.events,
+                replayer.interrupted,
+                sorted(replayer.objects.items()),
+                seen,
+            )
+        )
     return out
 
 
@@ -402,8 +553,10 @@ def test_parallel_reader_reads_as_the_reader(tmp_path):
 
 @needs_fork
 def test_parallel_reader_errors_come_after_the_events_before_them(tmp_path):
-    for text, strict in ((ERA_LINES[1][0] + "\n" + "garbage\n" + ERA_LINES[1][0] + "\n", True),
-                         ("hello\nworld\n", False)):
+    for text, strict in (
+        (ERA_LINES[1][0] + "\n" + "garbage\n" + ERA_LINES[1][0] + "\n", True),
+        ("hello\nworld\n", False),
+    ):
         path = _write(tmp_path, text)
         results = []
         for cls in (TraceReader, ParallelTraceReader):
@@ -456,8 +609,11 @@ def test_blocks_cut_endless_lines(monkeypatch):
 # ------------------------------------------------ properties: numbers of every size (issue 11)
 
 _TASK = "  bash-{pid}  [000] .....   100.000001: "
-_NUMBER = st.one_of(st.integers(-(1 << 70), 1 << 70).map(str), st.integers(0, 1 << 80).map(hex),
-                    st.sampled_from(["08", "0x", "(null)", "1" * 5000, "f" * 20, "-0"]))
+_NUMBER = st.one_of(
+    st.integers(-(1 << 70), 1 << 70).map(str),
+    st.integers(0, 1 << 80).map(hex),
+    st.sampled_from(["08", "0x", "(null)", "1" * 5000, "f" * 20, "-0"]),
+)
 _EVENT_LINES = [
     "kmalloc: call_site=f+0x1/0x2 ptr={a} bytes_req={b} bytes_alloc={c} gfp_flags=GFP_KERNEL",
     "kmem_cache_alloc: call_site=f+0x1/0x2 ptr={a} bytes_req={b} bytes_alloc={c}",
@@ -466,7 +622,8 @@ _EVENT_LINES = [
     "kmem_cache_free: call_site=f+0x1/0x2 ptr={a} name=c{b}",
     "mm_page_alloc: page=0x1 pfn={a} order={b} migratetype=0 gfp_flags=GFP_KERNEL",
     "mm_page_free: page=0x1 pfn={a} order={b}",
-    "mm_page_alloc: page=0x1 pfn={a} order={b} migratetype=0 extra={c}"]
+    "mm_page_alloc: page=0x1 pfn={a} order={b} migratetype=0 extra={c}",
+]
 
 
 @st.composite
@@ -491,7 +648,7 @@ def test_trace_numbers_of_any_size_are_read_or_counted_and_replay(lines, strict)
         assert strict and e.line is not None
         return
     for ev in events:
-        assert 0 <= ev.ptr < 1 << 64 and 0 <= ev.bytes_req < 1 << 64 and 0 <= ev.pid < 10 ** 7
+        assert 0 <= ev.ptr < 1 << 64 and 0 <= ev.bytes_req < 1 << 64 and 0 <= ev.pid < 10**7
         assert ev.kind < PAGE_ALLOC or (0 <= ev.pfn < 1 << 64 and 0 <= ev.order < 1 << 32)
     assert len(events) + reader.stats.bad_lines == len(lines)
     machine = Machine(load_profile("x86_64", 64 << 20))

@@ -24,7 +24,7 @@ def not_built(monkeypatch):
 def test_the_variable_chooses(monkeypatch):
     monkeypatch.setenv(native.VARIABLE, "python")
     assert native.engine() == "python"
-    if native.compiled("_ftrace_scan") is not None:        # asked for by name: it wins
+    if native.compiled("_ftrace_scan") is not None:  # asked for by name: it wins
         assert native.engine("native") == "native"
     monkeypatch.setenv(native.VARIABLE, "cython")
     with pytest.raises(KinspectError, match="unknown engine 'cython'"):
@@ -43,20 +43,26 @@ def test_not_built_falls_back_and_says_so_once(monkeypatch, not_built, capsys):
     monkeypatch.delenv(native.VARIABLE, raising=False)
     assert [native.engine(), native.engine()] == ["python", "python"]
     err = capsys.readouterr().err
-    assert err == ("kinspect: the native engine is not built: running on the Python engine "
-                   "('pip install -e .' builds it, with a C compiler)\n")
+    assert err == (
+        "kinspect: the native engine is not built: running on the Python engine "
+        "('pip install -e .' builds it, with a C compiler)\n"
+    )
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.endswith("(python engine)\n")
 
 
 def test_a_missing_extension_is_not_built():
     """In a fresh process whose import of the extension fails as when it was never built."""
-    code = ("import sys; sys.modules['kinspect.engine._ftrace_scan'] = None; "
-            "from kinspect.cli import main; sys.exit(main(['profiles']))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PATH": ""}, check=True)
-    assert run.stdout.rstrip().endswith("engine: python (the reference; KINSPECT_ENGINE=native "
-                                        "for the compiled core)")
+    code = (
+        "import sys; sys.modules['kinspect.engine._ftrace_scan'] = None; "
+        "from kinspect.cli import main; sys.exit(main(['profiles']))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}, check=True
+    )
+    assert run.stdout.rstrip().endswith(
+        "engine: python (the reference; KINSPECT_ENGINE=native for the compiled core)"
+    )
     assert run.stderr.count("\n") == 1 and "not built" in run.stderr
 
 

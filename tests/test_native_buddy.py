@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 
 from kinspect.engine import buddy, native
 
-pytestmark = pytest.mark.skipif(native.compiled("_buddy") is None,
-                                reason="the native engine is not built")
+pytestmark = pytest.mark.skipif(
+    native.compiled("_buddy") is None, reason="the native engine is not built"
+)
 
 
 def _zones(max_order: int, ranges):
-    zones = [buddy.BuddyZone("Normal", 1, max_order),
-             native.compiled_for_native("_buddy").BuddyZone("Normal", 1, max_order)]
+    zones = [
+        buddy.BuddyZone("Normal", 1, max_order),
+        native.compiled_for_native("_buddy").BuddyZone("Normal", 1, max_order),
+    ]
     for zone in zones:
         for start, end in ranges:
             zone.add_range(start, end)
@@ -25,8 +28,15 @@ def _zones(max_order: int, ranges):
 
 
 def _state(zone, probes):
-    return (zone.name, zone.index, zone.max_order, zone.present_pages, zone.free_pages,
-            zone.nr_free(), [zone.find_free_block(pfn) for pfn in probes])
+    return (
+        zone.name,
+        zone.index,
+        zone.max_order,
+        zone.present_pages,
+        zone.free_pages,
+        zone.nr_free(),
+        [zone.find_free_block(pfn) for pfn in probes],
+    )
 
 
 @st.composite
@@ -41,9 +51,11 @@ def zone_ranges(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(0, 10), zone_ranges(),
-       st.lists(st.tuples(st.booleans(), st.integers(0, 10), st.integers(0, 10**6)),
-                max_size=300))
+@given(
+    st.integers(0, 10),
+    zone_ranges(),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 10), st.integers(0, 10**6)), max_size=300),
+)
 def test_the_compiled_zone_is_the_reference_zone(max_order, ranges, steps):
     """Random allocations (an order) and frees (one of the blocks handed out), and a
     checkpoint (pickle) on the way: every answer and every count alike."""
@@ -78,13 +90,15 @@ def test_many_merges_compact_the_heaps():
         assert compiled.free_pages == reference.free_pages
     probes = range(0, 1 << 14, 97)
     assert _state(compiled, probes) == _state(reference, probes)
-    assert [compiled.alloc(k % 4) for k in range(3000)] == \
-        [reference.alloc(k % 4) for k in range(3000)]
+    assert [compiled.alloc(k % 4) for k in range(3000)] == [
+        reference.alloc(k % 4) for k in range(3000)
+    ]
 
 
 def test_a_machine_boots_on_the_engine_it_is_given():
     from kinspect.engine.machine import Machine
     from kinspect.engine.profile import load_profile
+
     for engine, module in (("python", buddy), ("native", native.compiled("_buddy"))):
         m = Machine(load_profile("x86_64-q35-3g"), engine=engine)
         assert m.engine == engine

@@ -18,8 +18,9 @@ from kinspect.engine.errors import TraceError
 from kinspect.engine.ftrace import ParallelTraceReader, TraceReader
 from test_ftrace import ADVERSARIAL, ERA_LINES, _one_change_lines, trace_lines
 
-pytestmark = pytest.mark.skipif(native.compiled("_ftrace_scan") is None,
-                                reason="the native engine is not built")
+pytestmark = pytest.mark.skipif(
+    native.compiled("_ftrace_scan") is None, reason="the native engine is not built"
+)
 
 TRACES = Path(__file__).resolve().parent.parent / "samples" / "traces"
 
@@ -35,8 +36,19 @@ def _read(path: str, engine: str, strict: bool = False):
     except TraceError as e:
         error = (str(e), e.line)
     s = r.stats
-    return (events, error, s.lines, list(s.events.items()), list(s.other_events.items()),
-            s.bad_lines, s.first_bad, s.markers, r.pointer_bits, r._seen_event, r._ptr_sample)
+    return (
+        events,
+        error,
+        s.lines,
+        list(s.events.items()),
+        list(s.other_events.items()),
+        s.bad_lines,
+        s.first_bad,
+        s.markers,
+        r.pointer_bits,
+        r._seen_event,
+        r._ptr_sample,
+    )
 
 
 def _same_both_engines(path: str) -> None:
@@ -46,7 +58,7 @@ def _same_both_engines(path: str) -> None:
 
 def _write_lines(tmp_path, lines: list[str], name: str = "lines.txt", end: str = "\n") -> str:
     path = tmp_path / name
-    path.write_bytes(("\n".join(lines) + end).encode("latin-1"))   # "\xc3\xa9": UTF-8 é
+    path.write_bytes(("\n".join(lines) + end).encode("latin-1"))  # "\xc3\xa9": UTF-8 é
     return str(path)
 
 
@@ -67,12 +79,15 @@ def test_the_real_traces_read_alike(trace):
 def test_every_one_change_line_reads_alike(tmp_path):
     lines = _one_change_lines() + ADVERSARIAL + [line for line, _, _ in ERA_LINES]
     _same_both_engines(_write_lines(tmp_path, lines))
-    for line in lines:                  # one by one too (a strict error stops a whole file)
+    for line in lines:  # one by one too (a strict error stops a whole file)
         _same_both_engines(_write_lines(tmp_path, ["# tracer: nop", line]))
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(trace_lines(), min_size=1, max_size=12), st.booleans())
 def test_fuzzed_lines_read_alike(tmp_path, lines, final_newline):
     _same_both_engines(_write_lines(tmp_path, lines, "fuzz.txt", "\n" if final_newline else ""))
@@ -85,12 +100,14 @@ def test_numbers_of_every_length_read_alike(tmp_path):
     lines = []
     for digits in (1, 7, 8, 9, 16, 17, 19, 20, 21, 40):
         dec, hexa = "9" * digits, "f" * digits
-        lines += [task.format(pid=dec[:digits]) + "kfree: call_site=f ptr=c1",
-                  task.format(pid=1) + f"kmalloc: call_site=f ptr={hexa} bytes_req={dec} "
-                                       f"bytes_alloc={dec}",
-                  task.format(pid=1) + f"kmem_cache_free: call_site=f ptr={hexa} name=c",
-                  task.format(pid=1) + f"mm_page_alloc: page=f pfn=0x{hexa} order={dec}",
-                  task.format(pid=1) + f"mm_page_free: page=f pfn={dec} order=0"]
+        lines += [
+            task.format(pid=dec[:digits]) + "kfree: call_site=f ptr=c1",
+            task.format(pid=1) + f"kmalloc: call_site=f ptr={hexa} bytes_req={dec} "
+            f"bytes_alloc={dec}",
+            task.format(pid=1) + f"kmem_cache_free: call_site=f ptr={hexa} name=c",
+            task.format(pid=1) + f"mm_page_alloc: page=f pfn=0x{hexa} order={dec}",
+            task.format(pid=1) + f"mm_page_free: page=f pfn={dec} order=0",
+        ]
     _same_both_engines(_write_lines(tmp_path, lines))
 
 
@@ -98,10 +115,18 @@ def test_bad_files_fail_alike(tmp_path):
     """Not a trace, binary data, hashed pointers, strict bad lines: the same error, the same
     file:line, after the same events."""
     good = ERA_LINES[1][0]
-    hashed = [f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 "
-              f"ptr={0x3e4c3799 + i:016x} bytes_req=8 bytes_alloc=8" for i in range(300)]
-    for lines in (["hello", "world"], [good, "garbage here", good[:60], good], hashed,
-                  [good, "\x00\x01binary", good], []):
+    hashed = [
+        f"  sh-9 [000] ..... 1.{i}: kmalloc: call_site=f+0x1/0x2 "
+        f"ptr={0x3E4C3799 + i:016x} bytes_req=8 bytes_alloc=8"
+        for i in range(300)
+    ]
+    for lines in (
+        ["hello", "world"],
+        [good, "garbage here", good[:60], good],
+        hashed,
+        [good, "\x00\x01binary", good],
+        [],
+    ):
         _same_both_engines(_write_lines(tmp_path, lines))
     binary = tmp_path / "b.bin"
     binary.write_bytes(bytes(range(256)) * 64)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ftrace import ADVERSARIAL, ERA_LINES, trace_lines
 
 from kinspect.engine import native
 from kinspect.engine.errors import TraceError
@@ -23,14 +22,17 @@ from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile, parse_size
 from kinspect.engine.replay import replay_trace, trace_summary
 from kinspect.engine.shadow.base import PageUse
+from test_ftrace import ADVERSARIAL, ERA_LINES, trace_lines
 
-pytestmark = pytest.mark.skipif(native.compiled("_replay") is None,
-                                reason="the native engine is not built")
+pytestmark = pytest.mark.skipif(
+    native.compiled("_replay") is None, reason="the native engine is not built"
+)
 
 TRACES = Path(__file__).resolve().parent.parent / "samples" / "traces"
 PROFILES = {"kmem-trace-x86_64.txt.xz": "x86_64", "kmem-trace-arm32.txt.xz": "arm32"}
-needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="ParallelTraceReader forks: Linux only")
+needs_fork = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="ParallelTraceReader forks: Linux only"
+)
 
 
 def _state(machine: Machine) -> dict:
@@ -58,9 +60,18 @@ def _replay(path: str, profile: str, engine: str, mem: str = "1G", **options):
         reader, rep = replay_trace(machine, path, **options)
     except TraceError as e:
         return ("error", str(e), e.line)
-    return (trace_summary(reader.stats, rep.stats), rep.stats, reader.stats, rep.events,
-            rep.interrupted, rep.objects, {p: c.id for p, c in rep.object_cache.items()},
-            rep.pages, rep.slab_pfns, _state(machine))
+    return (
+        trace_summary(reader.stats, rep.stats),
+        rep.stats,
+        reader.stats,
+        rep.events,
+        rep.interrupted,
+        rep.objects,
+        {p: c.id for p, c in rep.object_cache.items()},
+        rep.pages,
+        rep.slab_pfns,
+        _state(machine),
+    )
 
 
 def _same_both_engines(path: str, profile: str = "x86_64", **options) -> None:
@@ -102,9 +113,13 @@ def test_progress_and_after_event_are_called_alike(tmp_path, parallel):
     for engine in ("native", "python"):
         seen = calls[engine] = []
         machine = Machine(load_profile("x86_64", parse_size("1G")), engine=engine)
-        replay_trace(machine, path, parallel=parallel,
-                     progress=lambda n, line, fraction: seen.append(("progress", n, line)),
-                     after_event=lambda ev: seen.append(ev))
+        replay_trace(
+            machine,
+            path,
+            parallel=parallel,
+            progress=lambda n, line, fraction: seen.append(("progress", n, line)),
+            after_event=lambda ev: seen.append(ev),
+        )
     assert sum(1 for call in calls["python"] if call[0] == "progress") >= 2
     assert all(type(call) is TraceEvent for call in calls["native"] if call[0] != "progress")
     assert calls["native"] == calls["python"]
@@ -125,8 +140,17 @@ def test_a_keyboard_interrupt_stops_both_alike(tmp_path, stop):
 
         machine = Machine(load_profile("arm32", parse_size("1G")), engine=engine)
         reader, rep = replay_trace(machine, path, parallel=False, after_event=after_event)
-        results.append((rep.interrupted, rep.events, rep.stats, rep.objects, rep.pages,
-                        rep.slab_pfns, _state(machine)))
+        results.append(
+            (
+                rep.interrupted,
+                rep.events,
+                rep.stats,
+                rep.objects,
+                rep.pages,
+                rep.slab_pfns,
+                _state(machine),
+            )
+        )
     assert results[0][0] is True
     assert results[0] == results[1]
 
@@ -143,8 +167,9 @@ def test_bad_lines_give_the_same_errors_on_both(tmp_path):
     for strict in (False, True):
         _same_both_engines(_write(tmp_path, lines), strict=strict, parallel=False)
         for line in lines:
-            _same_both_engines(_write(tmp_path, ["# tracer: nop", line]), strict=strict,
-                               parallel=False)
+            _same_both_engines(
+                _write(tmp_path, ["# tracer: nop", line]), strict=strict, parallel=False
+            )
 
 
 FUZZ_CORPUS = sorted((Path(__file__).resolve().parent / "fuzz" / "trace").glob("*.txt"))
@@ -157,8 +182,11 @@ def test_the_fuzz_corpus_replays_alike(path):
         _same_both_engines(str(path), strict=strict, parallel=False)
 
 
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(trace_lines(), min_size=1, max_size=12), st.booleans())
 def test_fuzzed_lines_replay_alike(tmp_path, lines, strict):
     _same_both_engines(_write(tmp_path, lines, "fuzz.txt"), strict=strict, parallel=False)
@@ -168,7 +196,7 @@ def test_fuzzed_lines_replay_alike(tmp_path, lines, strict):
 # pages recognised by the objects in them and pages freed twice all happen; pointers in the
 # x86_64 direct map (PAGE_OFFSET 0xffff888000000000) of the traced pfns.
 DIRECT_MAP = 0xFFFF888000000000
-TASKS = ("sh-9", "kworker/0:1-20", "<idle>-0", "bash-9")      # (pid 9 under two comms)
+TASKS = ("sh-9", "kworker/0:1-20", "<idle>-0", "bash-9")  # (pid 9 under two comms)
 
 
 @st.composite
@@ -176,8 +204,16 @@ def synthetic_event(draw):
     task = draw(st.sampled_from(TASKS))
     site = draw(st.sampled_from(["f+0x1/0x2", "g+0x10/0x40", "c104de4f"]))
     pfn = 0x1000 + draw(st.integers(0, 15))
-    ptr = draw(st.one_of(st.just(0), st.builds(lambda p, o: DIRECT_MAP + p * 4096 + o * 64,
-                                               st.integers(0x1000, 0x1010), st.integers(0, 8))))
+    ptr = draw(
+        st.one_of(
+            st.just(0),
+            st.builds(
+                lambda p, o: DIRECT_MAP + p * 4096 + o * 64,
+                st.integers(0x1000, 0x1010),
+                st.integers(0, 8),
+            ),
+        )
+    )
     text = f"{ptr:016x}" if ptr else "          (null)"
     kind = draw(st.integers(0, 5))
     if kind == 0:
@@ -192,15 +228,20 @@ def synthetic_event(draw):
         name = draw(st.sampled_from(["", " name=dentry", " name=inode_cache"]))
         event = f"kmem_cache_free: call_site={site} ptr={text}{name}"
     elif kind == 4:
-        event = (f"mm_page_alloc: page=ffffea0000000000 pfn={pfn:#x} "
-                 f"order={draw(st.integers(0, 11))} migratetype=0 gfp_flags=GFP_KERNEL")
+        event = (
+            f"mm_page_alloc: page=ffffea0000000000 pfn={pfn:#x} "
+            f"order={draw(st.integers(0, 11))} migratetype=0 gfp_flags=GFP_KERNEL"
+        )
     else:
         event = f"mm_page_free: page=ffffea0000000000 pfn={pfn:#x} order={draw(st.integers(0, 3))}"
     return f"  {task} [000] d.... 1.5: {event}"
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(synthetic_event(), min_size=1, max_size=200))
 def test_synthetic_traces_replay_alike(tmp_path, lines):
     _same_both_engines(_write(tmp_path, lines, "synthetic.txt"), mem="64M", parallel=False)
@@ -211,15 +252,23 @@ def test_many_live_keys_grow_the_tables_alike(tmp_path):
     slots) and delete by backward shift across their wrap-around."""
     lines = []
     for i in range(3000):
-        lines.append(f"  sh-9 [000] d.... 1.5: kmalloc: call_site=f+0x1/0x2 "
-                     f"ptr={DIRECT_MAP + 0x10000000 + i * 64:016x} bytes_req=8 bytes_alloc=8")
-        lines.append(f"  sh-9 [000] d.... 1.5: mm_page_alloc: page=ffffea0000000000 "
-                     f"pfn={0x20000 + i:#x} order=0 migratetype=0 gfp_flags=GFP_KERNEL")
+        lines.append(
+            f"  sh-9 [000] d.... 1.5: kmalloc: call_site=f+0x1/0x2 "
+            f"ptr={DIRECT_MAP + 0x10000000 + i * 64:016x} bytes_req=8 bytes_alloc=8"
+        )
+        lines.append(
+            f"  sh-9 [000] d.... 1.5: mm_page_alloc: page=ffffea0000000000 "
+            f"pfn={0x20000 + i:#x} order=0 migratetype=0 gfp_flags=GFP_KERNEL"
+        )
     for i in range(0, 3000, 3):
-        lines.append(f"  sh-9 [000] d.... 1.5: kfree: call_site=f+0x1/0x2 "
-                     f"ptr={DIRECT_MAP + 0x10000000 + i * 64:016x}")
-        lines.append(f"  sh-9 [000] d.... 1.5: mm_page_free: page=ffffea0000000000 "
-                     f"pfn={0x20000 + i:#x} order=0")
+        lines.append(
+            f"  sh-9 [000] d.... 1.5: kfree: call_site=f+0x1/0x2 "
+            f"ptr={DIRECT_MAP + 0x10000000 + i * 64:016x}"
+        )
+        lines.append(
+            f"  sh-9 [000] d.... 1.5: mm_page_free: page=ffffea0000000000 "
+            f"pfn={0x20000 + i:#x} order=0"
+        )
     _same_both_engines(_write(tmp_path, lines, "many.txt"), parallel=False)
 
 
@@ -231,8 +280,9 @@ def test_an_event_batch_reads_as_the_python_readers_events(tmp_path):
     reference = next(TraceReader(path, engine="python").batches())
     assert isinstance(batch, EventBatch) and len(batch) == len(reference) > 1000
     assert list(batch) == reference
-    assert [batch[i] for i in (0, 1, -1, -len(batch))] == \
-        [reference[i] for i in (0, 1, -1, -len(reference))]
+    assert [batch[i] for i in (0, 1, -1, -len(batch))] == [
+        reference[i] for i in (0, 1, -1, -len(reference))
+    ]
     with pytest.raises(IndexError):
         batch[len(batch)]
     assert batch.line.dtype == np.int64 and batch.ptr.dtype == np.uint64
@@ -240,14 +290,21 @@ def test_an_event_batch_reads_as_the_python_readers_events(tmp_path):
 
 # ---------------------------------------------------------------- the compiled page path
 
+
 @st.composite
 def page_calls(draw):
     """alloc_pages(order, use, compound) and free_pages of a live block, as (call, args)."""
     calls = []
     for _ in range(draw(st.integers(1, 60))):
         if draw(st.booleans()):
-            calls.append(("alloc", draw(st.integers(0, 12)), draw(st.sampled_from(list(PageUse))),
-                          draw(st.booleans())))
+            calls.append(
+                (
+                    "alloc",
+                    draw(st.integers(0, 12)),
+                    draw(st.sampled_from(list(PageUse))),
+                    draw(st.booleans()),
+                )
+            )
         else:
             calls.append(("free", draw(st.integers(0, 1000))))
     return calls
@@ -267,20 +324,27 @@ def _page_path(profile: str, schemes: tuple, engine: str, calls: list) -> tuple:
         elif live:
             pfn, order = live.pop(call[1] % len(live))
             machine.free_pages(pfn, order)
-    shadows = [machine.shadow.read(machine.page_address(pfn), machine.page_size << order)
-               for pfn, order in live if machine.profile.is_lowmem_pfn(pfn)]
+    shadows = [
+        machine.shadow.read(machine.page_address(pfn), machine.page_size << order)
+        for pfn, order in live
+        if machine.profile.is_lowmem_pfn(pfn)
+    ]
     return answers, shadows, machine.memmap.written, _state(machine)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(page_calls(), st.sampled_from(["x86_64", "arm32"]),
-       st.sampled_from([("flat",), ("pageext", "flat")]))
+@given(
+    page_calls(),
+    st.sampled_from(["x86_64", "arm32"]),
+    st.sampled_from([("flat",), ("pageext", "flat")]),
+)
 def test_alloc_pages_and_free_pages_alike(calls, profile, schemes):
     """Random alloc_pages()/free_pages() on both engines: the same pfns, struct pages (and
     the MemMap's journal of writes), shadow of every live block, zones; the flat scheme
     alone (the compiled memset) and behind another scheme (shadow.poison())."""
-    assert _page_path(profile, schemes, "native", calls) == \
-        _page_path(profile, schemes, "python", calls)
+    assert _page_path(profile, schemes, "native", calls) == _page_path(
+        profile, schemes, "python", calls
+    )
 
 
 def test_the_native_machine_pickles_with_its_page_path():
@@ -299,10 +363,12 @@ def test_a_missed_free_forgets_the_objects_kmem_cache(tmp_path):
     a kmalloc object now, with no kmem_cache of its own (both engines), so that its kfree
     frees it with kfree(), not kmem_cache_free() of the old cache."""
     ptr = DIRECT_MAP + 0x5000000
-    lines = [f"  sh-9 [000] d.... 1.5: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr:016x} "
-             f"bytes_req=200 bytes_alloc=256",
-             f"  sh-9 [000] d.... 1.5: kmalloc: call_site=f+0x1/0x2 ptr={ptr:016x} bytes_req=8 "
-             f"bytes_alloc=8"]
+    lines = [
+        f"  sh-9 [000] d.... 1.5: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr:016x} "
+        f"bytes_req=200 bytes_alloc=256",
+        f"  sh-9 [000] d.... 1.5: kmalloc: call_site=f+0x1/0x2 ptr={ptr:016x} bytes_req=8 "
+        f"bytes_alloc=8",
+    ]
     path = _write(tmp_path, lines, "missed.txt")
     for engine in ("python", "native"):
         machine = Machine(load_profile("x86_64", parse_size("64M")), engine=engine)
@@ -316,6 +382,7 @@ def test_a_compiled_replayer_pickled_midway_goes_on_as_one_never_pickled(tmp_pat
     keeps) and, restored, replays on to the state and maps of one that was never pickled; one
     made for a replayer driven the Python way so far takes its dicts' maps over."""
     from kinspect.engine.replay import TraceReplayer
+
     path = _slice(tmp_path, "kmem-trace-x86_64.txt.xz", 12000)
     batch = next(TraceReader(path, engine="native").batches())
     half = len(batch) // 2
@@ -326,8 +393,15 @@ def test_a_compiled_replayer_pickled_midway_goes_on_as_one_never_pickled(tmp_pat
 
     def result(rep: TraceReplayer) -> tuple:
         objects, object_cache, pages, slab_pfns = rep.compiled().maps()
-        return (rep.events, rep.stats, objects, {p: c.id for p, c in object_cache.items()},
-                pages, slab_pfns, _state(rep.machine))
+        return (
+            rep.events,
+            rep.stats,
+            objects,
+            {p: c.id for p, c in object_cache.items()},
+            pages,
+            slab_pfns,
+            _state(rep.machine),
+        )
 
     never = fresh()
     never.compiled().replay(first)
@@ -344,7 +418,7 @@ def test_a_compiled_replayer_pickled_midway_goes_on_as_one_never_pickled(tmp_pat
     python_first.replay(list(first))
     live = dict(python_first.objects)
     assert len(live) > 1000
-    compiled = python_first.compiled()              # takes the dicts' maps over
+    compiled = python_first.compiled()  # takes the dicts' maps over
     assert not python_first.objects and compiled.objects.count == len(live)
     assert all(python_first.object_address(ptr) == addr for ptr, addr in live.items())
     compiled.replay(rest)

@@ -22,11 +22,12 @@ from kinspect.engine.profile import load_profile
 from kinspect.engine.report import format_report
 from kinspect.engine.slab import SLAB_TYPESAFE_BY_RCU, SlubAllocator
 
-pytestmark = pytest.mark.skipif(native.compiled("_slab") is None,
-                                reason="the native engine is not built")
+pytestmark = pytest.mark.skipif(
+    native.compiled("_slab") is None, reason="the native engine is not built"
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = 48 << 20        # a machine whose quarantine (RAM/32 - 1 MiB a CPU) overflows at once
+SMALL = 48 << 20  # a machine whose quarantine (RAM/32 - 1 MiB a CPU) overflows at once
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,10 @@ def _profile(name: str):
 
 
 def _machines(profile, schemes=("flat",)):
-    machines = Machine(profile, schemes=schemes, engine="python"), \
-        Machine(profile, schemes=schemes, engine="native")
+    machines = (
+        Machine(profile, schemes=schemes, engine="python"),
+        Machine(profile, schemes=schemes, engine="native"),
+    )
     assert type(machines[0].slub) is SlubAllocator
     assert type(machines[1].slub) is native.compiled("_slab").SlubAllocator
     return machines
@@ -53,38 +56,48 @@ def _object_state(m: Machine, addr: int):
     if slab is None:
         return None, m.shadow.read(addr & ~7, 64)
     obj = slab.cache.nearest_obj(slab, addr)
-    return ((slab.cache.id, slab.pfn, slab.base, slab.objects, slab.inuse, slab.frozen),
-            m.shadow.read(obj, (slab.cache.object_size + 7) & ~7), m.object_meta(obj))
+    return (
+        (slab.cache.id, slab.pfn, slab.base, slab.objects, slab.inuse, slab.frozen),
+        m.shadow.read(obj, (slab.cache.object_size + 7) & ~7),
+        m.object_meta(obj),
+    )
 
 
 def _state(m: Machine, touched):
-    return ([_object_state(m, a) for a in sorted(touched)],
-            [format_report(r) for r in m.reports], m.summary(), dict(m.pages),
-            [(m.slub.slab_heads(c), m.slub.nr_slabs(c), m.slub.objects_in_use(c))
-             for c in m.caches],
-            [m.dump_page(pfn) for pfn in sorted(m.pages)[-3:]],
-            [(s.checks, s.loads) for s in m.schemes])
+    return (
+        [_object_state(m, a) for a in sorted(touched)],
+        [format_report(r) for r in m.reports],
+        m.summary(),
+        dict(m.pages),
+        [(m.slub.slab_heads(c), m.slub.nr_slabs(c), m.slub.objects_in_use(c)) for c in m.caches],
+        [m.dump_page(pfn) for pfn in sorted(m.pages)[-3:]],
+        [(s.checks, s.loads) for s in m.schemes],
+    )
 
 
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("kmalloc"), st.sampled_from([0, 1, 8, 13, 64, 100, 192, 700, 4096, 8192,
-                                                   9000])),
-    st.tuples(st.just("kfree"), st.integers(0, 1000)),
-    st.tuples(st.just("kfree_zero_or_null"), st.sampled_from([0, 16])),
-    st.tuples(st.just("cache_free_invalid"), st.integers(0, 1000), st.integers(1, 200)),
-    st.tuples(st.just("double_free"), st.integers(0, 1000)),
-    st.tuples(st.just("invalid_free"), st.integers(0, 1000), st.integers(1, 200)),
-    st.tuples(st.just("cache_create"), st.integers(1, 3000), st.booleans()),
-    st.tuples(st.just("cache_alloc"), st.integers(0, 1000)),
-    st.tuples(st.just("cache_free"), st.integers(0, 1000)),
-    st.tuples(st.just("cache_destroy"), st.integers(0, 1000)),
-    st.tuples(st.just("call_rcu"), st.integers(0, 1000)),
-    st.tuples(st.just("rcu_barrier")),
-    st.tuples(st.just("krealloc"), st.integers(0, 1000), st.integers(1, 9000)),
-    st.tuples(st.just("ksize"), st.integers(0, 1000)),
-    st.tuples(st.just("task"), st.integers(1, 5)),
-    st.tuples(st.just("checkpoint")),
-), max_size=120)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("kmalloc"), st.sampled_from([0, 1, 8, 13, 64, 100, 192, 700, 4096, 8192, 9000])
+        ),
+        st.tuples(st.just("kfree"), st.integers(0, 1000)),
+        st.tuples(st.just("kfree_zero_or_null"), st.sampled_from([0, 16])),
+        st.tuples(st.just("cache_free_invalid"), st.integers(0, 1000), st.integers(1, 200)),
+        st.tuples(st.just("double_free"), st.integers(0, 1000)),
+        st.tuples(st.just("invalid_free"), st.integers(0, 1000), st.integers(1, 200)),
+        st.tuples(st.just("cache_create"), st.integers(1, 3000), st.booleans()),
+        st.tuples(st.just("cache_alloc"), st.integers(0, 1000)),
+        st.tuples(st.just("cache_free"), st.integers(0, 1000)),
+        st.tuples(st.just("cache_destroy"), st.integers(0, 1000)),
+        st.tuples(st.just("call_rcu"), st.integers(0, 1000)),
+        st.tuples(st.just("rcu_barrier")),
+        st.tuples(st.just("krealloc"), st.integers(0, 1000), st.integers(1, 9000)),
+        st.tuples(st.just("ksize"), st.integers(0, 1000)),
+        st.tuples(st.just("task"), st.integers(1, 5)),
+        st.tuples(st.just("checkpoint")),
+    ),
+    max_size=120,
+)
 
 
 def _step(m: Machine, op, live: list[int], caches: list, objects: list) -> object:
@@ -104,7 +117,7 @@ def _step(m: Machine, op, live: list[int], caches: list, objects: list) -> objec
     if kind == "invalid_free" and live:
         m.kfree(live[op[1] % len(live)] + op[2])
         return None
-    if kind == "kfree_zero_or_null":            # ZERO_OR_NULL_PTR: nothing to free
+    if kind == "kfree_zero_or_null":  # ZERO_OR_NULL_PTR: nothing to free
         m.kfree(op[1])
         return None
     if kind == "cache_free_invalid" and objects:
@@ -155,17 +168,22 @@ def _step(m: Machine, op, live: list[int], caches: list, objects: list) -> objec
 
 def _run_both(machines, ops):
     reference, compiled = machines
-    books = [([], [], []), ([], [], [])]          # live kmallocs, caches, cache objects
+    books = [([], [], []), ([], [], [])]  # live kmallocs, caches, cache objects
     touched: set[int] = set()
     for n, op in enumerate(ops):
         if op[0] == "checkpoint":
             reference = pickle.loads(pickle.dumps(reference))
             compiled = pickle.loads(pickle.dumps(compiled))
-            books = [(list(live), [reference.caches[c.id] for c in caches] if i == 0 else
-                      [compiled.caches[c.id] for c in caches],
-                      [((reference if i == 0 else compiled).caches[c.id], p)
-                       for c, p in objects])
-                     for i, (live, caches, objects) in enumerate(books)]
+            books = [
+                (
+                    list(live),
+                    [reference.caches[c.id] for c in caches]
+                    if i == 0
+                    else [compiled.caches[c.id] for c in caches],
+                    [((reference if i == 0 else compiled).caches[c.id], p) for c, p in objects],
+                )
+                for i, (live, caches, objects) in enumerate(books)
+            ]
             continue
         answers = [_step(m, op, *book) for m, book in zip((reference, compiled), books)]
         assert answers[0] == answers[1], (n, op)
@@ -205,7 +223,7 @@ def test_quarantine_overflow_frees_in_the_same_order(small):
     reference, compiled = machines
     assert reference.again == compiled.again
     assert reference.summary() == compiled.summary()
-    assert reference.summary()["quarantine_bytes"] < 600 * 8192     # it did overflow
+    assert reference.summary()["quarantine_bytes"] < 600 * 8192  # it did overflow
     assert _state(reference, reference.again) == _state(compiled, compiled.again)
 
 
@@ -217,9 +235,10 @@ def test_a_pickled_allocator_is_a_few_buffers(small):
     m.kfree(p)
     reduced = m.slub.__reduce__()[1]
     buffers = [x for x in reduced if isinstance(x, bytearray)]
-    assert len(buffers) >= 6 and all(not isinstance(x, (list, tuple)) or len(x) < 64
-                                     for x in reduced[2:])
-    assert all(isinstance(v, bytearray) for v in reduced[-1].values())    # per-pfn sections
+    assert len(buffers) >= 6 and all(
+        not isinstance(x, (list, tuple)) or len(x) < 64 for x in reduced[2:]
+    )
+    assert all(isinstance(v, bytearray) for v in reduced[-1].values())  # per-pfn sections
     again = pickle.loads(pickle.dumps(m))
     assert again.object_meta(p) == m.object_meta(p)
     assert again.kmalloc(100) == m.kmalloc(100)
@@ -233,8 +252,10 @@ def _kinspect(args: list[str], engine: str, capsys, monkeypatch) -> tuple[int, s
     return status, out.out, out.err
 
 
-WORKLOADS = [*sorted((ROOT / "samples/workloads").glob("*.kw")),
-             *sorted((ROOT / "samples/workloads/kasan_test").glob("*.kw"))]
+WORKLOADS = [
+    *sorted((ROOT / "samples/workloads").glob("*.kw")),
+    *sorted((ROOT / "samples/workloads/kasan_test").glob("*.kw")),
+]
 
 
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda p: p.stem)
@@ -242,8 +263,10 @@ def test_workloads_run_alike_on_both_engines(workload, capsys, monkeypatch):
     """``kinspect run`` (flat) and ``kinspect compare`` (every scheme in lockstep) of every
     shipped workload (the KUnit ones, the demo...): the same output on both engines."""
     profile = ["--profile", "arm32"] if workload.stem.startswith("arm32") else []
-    for args in (["run", str(workload), *profile],
-                 ["compare", str(workload), "--schemes", "all", *profile]):
+    for args in (
+        ["run", str(workload), *profile],
+        ["compare", str(workload), "--schemes", "all", *profile],
+    ):
         python = _kinspect(args, "python", capsys, monkeypatch)
         compiled = _kinspect(args, "native", capsys, monkeypatch)
         assert python == compiled

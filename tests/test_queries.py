@@ -7,8 +7,8 @@ import pytest
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE
-from kinspect.session import Breakpoint
 from kinspect.engine.view import machine_view
+from kinspect.session import Breakpoint
 from kinspect.session.queries import (
     find_poisoned_granule,
     parse_breakpoint,
@@ -70,7 +70,7 @@ def test_jumps_by_event_and_by_line(small):
     s = small
     assert parse_jump(s, "2") == 2
     assert parse_jump(s, "event 4") == 4
-    assert parse_jump(s, "line 3") == 3              # the state after the kmalloc
+    assert parse_jump(s, "line 3") == 3  # the state after the kmalloc
     with pytest.raises(KinspectError, match="event 5 is outside 0..4"):
         parse_jump(s, "5")
     with pytest.raises(KinspectError, match="no event on line 9"):

@@ -25,7 +25,7 @@ from kinspect.widgets.text_lines import TextLines
 
 KRUN = Path("tests/data/kernel-run/reports")
 CORPUS = Path("tests/data/kasan-reports")
-OOB_RIGHT = KRUN / "kmalloc_oob_right.txt"          # three reports
+OOB_RIGHT = KRUN / "kmalloc_oob_right.txt"  # three reports
 HWTAGS = CORPUS / "ext-09-arm64-hwtags-out-of-bounds-scan_block.txt"
 
 
@@ -44,6 +44,7 @@ def _grid(path: Path, index: int = 0) -> MemoryStateGrid:
 
 # --------------------------------------------------------------------------- the grid
 
+
 def test_grid_lines_are_the_kernels_with_the_region_drawn() -> None:
     grid = _grid(OOB_RIGHT)
     lines = [grid.render_line(y).text.rstrip() for y in range(6)]
@@ -61,19 +62,20 @@ def test_grid_lines_are_the_kernels_with_the_region_drawn() -> None:
     cells = {seg.text: seg.style for seg in guilty if seg.text in ("03", "fc", "[", ")")}
     bad, outside, opening = cells["03"], cells["fc"], cells["["]
     assert bad is not None and outside is not None and opening is not None
-    assert bad.bgcolor is not None and bad.bgcolor.name == BAD_GRANULE_PAINT.bg   # first bad
-    assert bad.underline and not outside.underline       # inside / outside the region
+    assert bad.bgcolor is not None and bad.bgcolor.name == BAD_GRANULE_PAINT.bg  # first bad
+    assert bad.underline and not outside.underline  # inside / outside the region
     assert opening.color is not None and opening.color.name == REGION_PAINT.fg
-    assert grid.describe(0xffff8880056e5a70).plain.startswith(
-        "ffff8880056e5a70 (object+0x70): 03 first 3 bytes of the granule accessible")
+    assert grid.describe(0xFFFF8880056E5A70).plain.startswith(
+        "ffff8880056e5a70 (object+0x70): 03 first 3 bytes of the granule accessible"
+    )
 
 
 def test_grid_region_ending_on_a_row_boundary_and_tag_modes() -> None:
-    grid = _grid(HWTAGS)                   # 16-byte granules; region [..4e00, ..4f00)
+    grid = _grid(HWTAGS)  # 16-byte granules; region [..4e00, ..4f00)
     lines = grid.text().splitlines()
     assert lines[2] == (">ffff0000c0074e00:[f7 f7 f7 f7 f7 f7 f7 f7 f7 f7 f7 fe fe fe fe fe)")
-    assert lines[3].index("^") == 19 + 3 * 11                    # 0x...eb0: granule 11
-    assert lines[4].startswith(" ffff0000c0074f00: fe")          # no ')' again below
+    assert lines[3].index("^") == 19 + 3 * 11  # 0x...eb0: granule 11
+    assert lines[4].startswith(" ffff0000c0074f00: fe")  # no ')' again below
 
 
 def test_grid_32bit_and_without_a_dump() -> None:
@@ -83,7 +85,7 @@ def test_grid_32bit_and_without_a_dump() -> None:
     lines = grid.text().splitlines()
     caret = lines[rep.guilty_row + 1]
     assert lines[rep.guilty_row].startswith(">") and len(lines[0].split(":")[0]) == 9
-    assert caret.index("^") == 8 + 3 + 3 * rep.caret_index     # 8 hex digits, as printed
+    assert caret.index("^") == 8 + 3 + 3 * rep.caret_index  # 8 hex digits, as printed
     wild = _grid(CORPUS / "ext-14-riscv64-wild-memory-access-io_wq_worker_running.txt")
     assert wild.text() == "no memory-state dump in this report"
     assert wild.describe(wild.bad).plain == ""
@@ -97,8 +99,12 @@ def test_legend_and_stacks_texts() -> None:
         assert f" {b.value:02x}  {b.name + ': ' if b.name else ''}{b.meaning}" in legend
     assert "the object's freed 16-byte region" in legend
     stacks = stacks_text(rep, None).plain
-    assert stacks.index("The access: Call Trace") < stacks.index("Allocated by task") < \
-        stacks.index("Freed by task") < stacks.index("The physical page")
+    assert (
+        stacks.index("The access: Call Trace")
+        < stacks.index("Allocated by task")
+        < stacks.index("Freed by task")
+        < stacks.index("The physical page")
+    )
     assert rep.free_stack is not None
     assert all(f" {f}" in stacks for f in rep.free_stack.frames)
 
@@ -108,15 +114,18 @@ def test_summary_headline_names_the_bug_lines_function() -> None:
     # test function, shown beside the title (and only where the two differ)
     rep = parse_reports(OOB_RIGHT)[0]
     head = summary_text(rep, explain(rep), 0, 3).plain.splitlines()[1]
-    assert head == ("KASAN: slab-out-of-bounds Write in kunit_try_run_case "
-                    "(the BUG line: kmalloc_oob_right)")
-    syz = parse_reports(CORPUS / "syz-106-use-after-free-read-in-consume_skb.txt",
-                        partial=True)[0]
-    assert summary_text(syz, explain(syz), 0, 1).plain.splitlines()[1] == \
-        "KASAN: use-after-free Read in consume_skb"
+    assert head == (
+        "KASAN: slab-out-of-bounds Write in kunit_try_run_case (the BUG line: kmalloc_oob_right)"
+    )
+    syz = parse_reports(CORPUS / "syz-106-use-after-free-read-in-consume_skb.txt", partial=True)[0]
+    assert (
+        summary_text(syz, explain(syz), 0, 1).plain.splitlines()[1]
+        == "KASAN: use-after-free Read in consume_skb"
+    )
 
 
 # --------------------------------------------------------------------------- the screen
+
 
 def _app(path: Path, **kwargs) -> ReportApp:
     reports, _ = read_reports(str(path), **kwargs)
@@ -139,8 +148,8 @@ async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
         assert "report 1 of 3" in summary and reps[0].title in summary
         assert "Write of 1 byte at 0xffff8880056e5a73 by task kunit_try_catch/37" in summary
         grid = screen.query_one(MemoryStateGrid)
-        assert grid.bad == reps[0].first_bad_addr == 0xffff8880056e5a70
-        assert grid.object_region == (0xffff8880056e5a00, 0xffff8880056e5a73)
+        assert grid.bad == reps[0].first_bad_addr == 0xFFFF8880056E5A70
+        assert grid.object_region == (0xFFFF8880056E5A00, 0xFFFF8880056E5A73)
         info = str(screen.query_one("#granule-info", Static).render())
         assert "ffff8880056e5a70" in info and "the first bad granule" in info
         legend = str(screen.query_one("#legend", Static).render())
@@ -154,14 +163,14 @@ async def test_the_screen_shows_the_report_and_goes_through_the_log() -> None:
         await pilot.pause()
         assert "report 2 of 3" in _summary(screen)
         assert grid.bad == reps[1].first_bad_addr and "5 bytes to the right" in _summary(screen)
-        await pilot.press("n", "n")                   # the last one: n does nothing more
+        await pilot.press("n", "n")  # the last one: n does nothing more
         await pilot.pause()
         assert screen.index == 2 and screen.check_action("report", (1,)) is None
         await pilot.press("p")
         await pilot.pause()
         assert screen.index == 1
 
-        await pilot.press("l")                       # the list, by title
+        await pilot.press("l")  # the list, by title
         await pilot.pause()
         assert isinstance(app.screen, ReportListScreen)
         options = app.screen.query_one(OptionList)
@@ -180,35 +189,36 @@ async def test_the_granule_cursor_says_what_each_byte_means() -> None:
         await pilot.pause()
         screen = app.screen
         grid = screen.query_one(MemoryStateGrid)
-        assert screen.check_action("report", (1,)) is False       # one report: no n/p
-        await pilot.press("right")                    # the cursor appears on the bad granule
+        assert screen.check_action("report", (1,)) is False  # one report: no n/p
+        await pilot.press("right")  # the cursor appears on the bad granule
         await pilot.pause()
-        assert grid.selected == grid.bad == 0xffff888004e52708
+        assert grid.selected == grid.bad == 0xFFFF888004E52708
         await pilot.press("left")
         await pilot.pause()
         info = str(screen.query_one("#granule-info", Static).render())
         assert info.startswith("ffff888004e52700 (object+0x0): fa KASAN_SLAB_FREE_META")
-        await pilot.press("up", "right")              # the row above: another object's 07
+        await pilot.press("up", "right")  # the row above: another object's 07
         await pilot.pause()
-        assert grid.selected == 0xffff888004e52688
+        assert grid.selected == 0xFFFF888004E52688
         info = str(screen.query_one("#granule-info", Static).render())
         assert info.startswith("ffff888004e52688 (object-0x78): 07 first 7 bytes")
-        await pilot.press("up", "up", "up")           # not past the dump's first row
+        await pilot.press("up", "up", "up")  # not past the dump's first row
         await pilot.pause()
-        assert grid.selected == 0xffff888004e52608
+        assert grid.selected == 0xFFFF888004E52608
 
 
 async def test_inspect_opens_the_replay_and_escape_comes_back() -> None:
     import gc
+
     app = _app(KRUN / "kmalloc_uaf.txt")
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         report_screen = app.screen
-        assert gc.isenabled()               # no inspector, no idle collections: the usual GC
+        assert gc.isenabled()  # no inspector, no idle collections: the usual GC
         await pilot.press("i")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
-        assert not gc.isenabled()           # the inspector collects in its idle time
+        assert not gc.isenabled()  # the inspector collects in its idle time
         app.screen.idle_work_enabled = False
         session = app.session
         assert session is not None
@@ -246,12 +256,16 @@ async def test_a_region_larger_than_the_dump_is_said_so() -> None:
         assert title.endswith("the region starts above · the region goes on below")
         grid = app.screen.query_one(MemoryStateGrid)
         assert "[" not in grid.text() and ")" not in grid.text()
-        assert all(seg.style is not None and seg.style.underline for seg in grid.render_line(0)
-                   if len(seg.text) == 2)                # every granule in the region
+        assert all(
+            seg.style is not None and seg.style.underline
+            for seg in grid.render_line(0)
+            if len(seg.text) == 2
+        )  # every granule in the region
 
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None,
-                               reason="needs gcc and binutils")
+needs_gcc = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and binutils"
+)
 
 
 @needs_gcc
@@ -261,29 +275,38 @@ async def test_stacks_are_symbolized_with_a_vmlinux(tmp_path) -> None:
     src = ROOT / "tests" / "data" / "symbols" / "kasan_like.c"
     shutil.copy(src, tmp_path / src.name)
     vmlinux = tmp_path / "vmlinux"
-    subprocess.run(["gcc", "-g", "-O1", "-o", str(vmlinux), src.name], check=True,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        ["gcc", "-g", "-O1", "-o", str(vmlinux), src.name],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+    )
     nm = subprocess.run(["nm", "-S", str(vmlinux)], capture_output=True, text=True).stdout
-    size = next(int(p[1], 16) for p in (ln.split() for ln in nm.splitlines())
-                if len(p) == 4 and p[3] == "kmalloc_oob_right")
+    size = next(
+        int(p[1], 16)
+        for p in (ln.split() for ln in nm.splitlines())
+        if len(p) == 4 and p[3] == "kmalloc_oob_right"
+    )
     frame = f"kmalloc_oob_right+0x10/{size:#x}"
     text = OOB_RIGHT.read_text().splitlines()[:80]
     report = tmp_path / "report.txt"
-    report.write_text("\n".join(ln.replace("kmalloc_oob_right+0x87/0x690", frame)
-                                for ln in text) + "\n")
+    report.write_text(
+        "\n".join(ln.replace("kmalloc_oob_right+0x87/0x690", frame) for ln in text) + "\n"
+    )
     app = _app(report, vmlinux=str(vmlinux))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         stacks = app.screen.query_one("#stacks", TextLines).plain
-        alloc = stacks[stacks.index("Allocated by task 37"):]
+        alloc = stacks[stacks.index("Allocated by task 37") :]
         assert " poison_redzone kasan_like.c:" in alloc and "[inline]" in alloc
         assert f" {frame} kasan_like.c:" in alloc
-        assert " kasan_save_stack+0x2f/0x50\n" in alloc          # not in this ELF: as printed
+        assert " kasan_save_stack+0x2f/0x50\n" in alloc  # not in this ELF: as printed
         title = app.screen.query_one("#stacks-pane").border_title
         assert title is not None and title.startswith("stacks, symbolized")
 
 
 # --------------------------------------------------------------------------- the command line
+
 
 @pytest.fixture
 def no_ui(monkeypatch):
@@ -310,18 +333,27 @@ def test_no_report_is_exit_1_like_kinspect_report(no_ui, capsys) -> None:
     assert not no_ui
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["tui", "--report", "no/such.txt"], "no/such.txt: cannot read the file: No such file"),
-    (["tui", "--report", "tests/data"], "tests/data: cannot read the file: Is a directory"),
-    (["tui", "--report", "-"], "-: the UI reads its keys from standard input"),
-    (["tui", "--vmlinux", "vmlinux"], "tui: --vmlinux and --modules symbolize"),
-    (["tui", "samples/workloads/demo.kw", "--report", str(OOB_RIGHT)],
-     "tui: give a workload or --report FILE, not both"),
-    (["tui", "--report", str(OOB_RIGHT), "--vmlinux", str(OOB_RIGHT)],
-     f"{OOB_RIGHT}: not an ELF file"),
-    (["tui", "--report", str(OOB_RIGHT), "--modules", "no/such/dir"],
-     "no/such/dir: not a directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tui", "--report", "no/such.txt"], "no/such.txt: cannot read the file: No such file"),
+        (["tui", "--report", "tests/data"], "tests/data: cannot read the file: Is a directory"),
+        (["tui", "--report", "-"], "-: the UI reads its keys from standard input"),
+        (["tui", "--vmlinux", "vmlinux"], "tui: --vmlinux and --modules symbolize"),
+        (
+            ["tui", "samples/workloads/demo.kw", "--report", str(OOB_RIGHT)],
+            "tui: give a workload or --report FILE, not both",
+        ),
+        (
+            ["tui", "--report", str(OOB_RIGHT), "--vmlinux", str(OOB_RIGHT)],
+            f"{OOB_RIGHT}: not an ELF file",
+        ),
+        (
+            ["tui", "--report", str(OOB_RIGHT), "--modules", "no/such/dir"],
+            "no/such/dir: not a directory",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_before_the_ui(no_ui, capsys, argv, message) -> None:
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -352,11 +384,11 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ReportScreen) and reps[2].function is not None
-        await find(pilot, reps[2].function.upper())        # only the third's BUG line
+        await find(pilot, reps[2].function.upper())  # only the third's BUG line
         assert screen.index == 2 and "report 3 of 3" in _summary(screen)
         seen = []
         for _ in range(4):
-            await find(pilot, "PAGE_TYPE:")                 # once in each report's page dump
+            await find(pilot, "PAGE_TYPE:")  # once in each report's page dump
             stacks = screen.query_one("#stacks", TextLines)
             assert screen.found is not None
             pane, line, text = screen.searched_lines(screen.index)[screen.found[1]]
@@ -366,8 +398,13 @@ async def test_slash_finds_text_in_the_reports_and_again_goes_on(size) -> None:
             assert top <= row < top + stacks.size.height
             seen.append(screen.index)
         assert seen == [2, 0, 1, 2]
-        assert [m.startswith("search wrapped: report 1, stacks: ") for m, _ in notes] == \
-            [False, False, True, False, False]
+        assert [m.startswith("search wrapped: report 1, stacks: ") for m, _ in notes] == [
+            False,
+            False,
+            True,
+            False,
+            False,
+        ]
         await find(pilot, "no such text")
         assert screen.index == 2
         assert notes[-1] == ("not found: 'no such text'", "warning")

@@ -11,8 +11,18 @@ from conftest import ROOT
 PACKAGE = ROOT / "kinspect"
 # The rooms, lowest first.  engine/errors.py is the error hierarchy every room raises: any room
 # may import it (data/, below the engine, raises its WorkloadError).
-ROOMS = ["data", "engine", "session", "reports", "vmcore", "widgets", "screens", "app",
-         "commands", "cli"]
+ROOMS = [
+    "data",
+    "engine",
+    "session",
+    "reports",
+    "vmcore",
+    "widgets",
+    "screens",
+    "app",
+    "commands",
+    "cli",
+]
 UI_ROOMS = {"widgets", "screens", "app"}
 ANYWHERE = {"kinspect.engine.errors"}
 
@@ -36,7 +46,7 @@ def imports(path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             name = ".".join([*base, node.module] if node.module else base)
             found.append((node.lineno, name))
     return found
@@ -52,8 +62,12 @@ def violations() -> list[str]:
             if mine not in UI_ROOMS and name.split(".")[0] in ("textual", "rich"):
                 out.append(f"{where} (below the UI)")
             theirs = room_of(name)
-            if (mine in ROOMS and theirs in ROOMS and name not in ANYWHERE
-                    and ROOMS.index(theirs) > ROOMS.index(mine)):
+            if (
+                mine in ROOMS
+                and theirs in ROOMS
+                and name not in ANYWHERE
+                and ROOMS.index(theirs) > ROOMS.index(mine)
+            ):
                 out.append(f"{where} (from {mine}/ up to {theirs}/)")
     return out
 

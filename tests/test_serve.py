@@ -90,9 +90,11 @@ async def _ready(ws) -> bytes:
 
 # --- B7: who may open a session -----------------------------------------------------------
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("origin", ["http://evil.example", "http://127.0.0.1:8001",
-                                    "https://127.0.0.1:8000", "null"])
+@pytest.mark.parametrize(
+    "origin", ["http://evil.example", "http://127.0.0.1:8001", "https://127.0.0.1:8000", "null"]
+)
 async def test_a_websocket_from_another_origin_is_refused(serve, origin):
     server, client = await serve()
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -102,8 +104,9 @@ async def test_a_websocket_from_another_origin_is_refused(serve, origin):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("origin", [f"http://{HOST}:{PORT}", f"http://localhost:{PORT}",
-                                    f"http://[::1]:{PORT}", None])
+@pytest.mark.parametrize(
+    "origin", [f"http://{HOST}:{PORT}", f"http://localhost:{PORT}", f"http://[::1]:{PORT}", None]
+)
 async def test_the_served_page_and_non_browser_clients_get_a_session(serve, origin):
     """The served origin, its loopback aliases (the page reached as localhost), and clients
     that send no Origin (browsers always send one with a WebSocket)."""
@@ -125,7 +128,7 @@ async def test_sessions_are_capped(serve):
     closed = await asyncio.wait_for(third.receive(), TIMEOUT)
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1013
     await first.close()
-    await _until(lambda: server.open_sessions < 2)     # once the first's process has quit
+    await _until(lambda: server.open_sessions < 2)  # once the first's process has quit
     fourth = await _session(client)
     assert await _ready(fourth) == b"ready"
     await second.close()
@@ -133,6 +136,7 @@ async def test_sessions_are_capped(serve):
 
 
 # --- the page and its files ------------------------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["/static", "/static/", "/static/css", "/static/js/"])
@@ -166,6 +170,7 @@ async def test_the_page_is_kinspects(serve):
 
 # --- the command line ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def served(monkeypatch):
     """KinspectServer.serve records the server instead of serving."""
@@ -179,18 +184,25 @@ def test_serve_help_shows_the_defaults(capsys):
         main(["serve", "--help"])
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: localhost)", "(default: 8000)", f"(default: {MAX_SESSIONS})",
-                    "(default: x86_64)"):
+    for default in (
+        "(default: localhost)",
+        "(default: 8000)",
+        f"(default: {MAX_SESSIONS})",
+        "(default: x86_64)",
+    ):
         assert default in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--port", "99999"], "argument --port: 99999 is not a TCP port (1..65535)"),
-    (["--port", "0"], "argument --port: 0 is not a TCP port (1..65535)"),
-    (["--port", "-1"], "argument --port: -1 is not a TCP port (1..65535)"),
-    (["--port", "http"], "argument --port: 'http' is not a number"),
-    (["--max-sessions", "0"], "argument --max-sessions: 0 is not a positive number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--port", "99999"], "argument --port: 99999 is not a TCP port (1..65535)"),
+        (["--port", "0"], "argument --port: 0 is not a TCP port (1..65535)"),
+        (["--port", "-1"], "argument --port: -1 is not a TCP port (1..65535)"),
+        (["--port", "http"], "argument --port: 'http' is not a number"),
+        (["--max-sessions", "0"], "argument --max-sessions: 0 is not a positive number"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(served, capsys, argv, message):
     with pytest.raises(SystemExit) as done:
         main(["serve", *argv])
@@ -216,24 +228,43 @@ def test_a_port_in_use_is_one_line_and_exit_2(served, capsys):
     with socket.create_server((HOST, 0)) as taken:
         port = taken.getsockname()[1]
         assert main(["serve", "--host", HOST, "--port", str(port)]) == 2
-    assert capsys.readouterr().err == \
-        f"kinspect: --port: cannot listen on http://{HOST}:{port}: Address already in use\n"
+    assert (
+        capsys.readouterr().err
+        == f"kinspect: --port: cannot listen on http://{HOST}:{port}: Address already in use\n"
+    )
     assert not served
 
 
 def test_serve_runs_the_tui_command_through_kinspects_server(served, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     port = _free_port()
-    assert main(["serve", "samples/workloads/demo.kw", "--host", HOST, "--port", str(port),
-                 "--mem", "64M", "--max-sessions", "2"]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                "samples/workloads/demo.kw",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--mem",
+                "64M",
+                "--max-sessions",
+                "2",
+            ]
+        )
+        == 0
+    )
     (server,) = served
     assert (server.host, server.port, server.max_sessions) == (HOST, port, 2)
     assert server.public_url == f"http://{HOST}:{port}"
     assert "-m kinspect.cli tui" in server.command
     assert str(ROOT / "samples/workloads/demo.kw") in server.command
     assert "--mem 64M" in server.command
-    assert capsys.readouterr().out == \
-        f"kinspect: serving on http://{HOST}:{port}, at most 2 sessions at once (ctrl+c stops)\n"
+    assert (
+        capsys.readouterr().out
+        == f"kinspect: serving on http://{HOST}:{port}, at most 2 sessions at once (ctrl+c stops)\n"
+    )
 
 
 def test_the_built_in_demo_is_served_by_name(served, monkeypatch, tmp_path):

@@ -9,10 +9,9 @@ import pytest
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import load_profile
-from kinspect.session import (Breakpoint, SchemeView, Session, merge_ranges,
-                                     registered_schemes)
 from kinspect.engine.shadow import SCHEMES
 from kinspect.engine.workload import parse_workload
+from kinspect.session import Breakpoint, SchemeView, Session, merge_ranges, registered_schemes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "samples" / "workloads" / "demo.kw")
@@ -42,12 +41,23 @@ def fingerprint(s: Session) -> tuple:
     """What two states at the same position must share."""
     m = s.machine
     pages = sorted(m.pages.items())
-    shadow = b"".join(s.scheme_named("flat").read(m.page_address(pfn), 64)
-                      for pfn, _ in pages[:200])
-    fps = tuple(sorted((n, f.total_bytes(), f.blocks_in_use, f.shadow_pages_mapped)
-                       for n, f in s.footprints().items()))
-    return (s.position, len(m.reports), tuple(pages), shadow, fps,
-            tuple(sorted(k for k, v in s.runner.values.items() if isinstance(v, int))))
+    shadow = b"".join(
+        s.scheme_named("flat").read(m.page_address(pfn), 64) for pfn, _ in pages[:200]
+    )
+    fps = tuple(
+        sorted(
+            (n, f.total_bytes(), f.blocks_in_use, f.shadow_pages_mapped)
+            for n, f in s.footprints().items()
+        )
+    )
+    return (
+        s.position,
+        len(m.reports),
+        tuple(pages),
+        shadow,
+        fps,
+        tuple(sorted(k for k, v in s.runner.values.items() if isinstance(v, int))),
+    )
 
 
 def test_every_registered_scheme_runs_in_lockstep_flat_first():
@@ -63,8 +73,9 @@ def test_demo_reaches_its_first_attach_and_first_report_within_a_dozen_steps():
     first_attach = first_report = None
     for _ in range(12):
         r = s.step()
-        if first_attach is None and any(a.kind == "attach" and a.scheme == s.shown
-                                        for a in r.attach):
+        if first_attach is None and any(
+            a.kind == "attach" and a.scheme == s.shown for a in r.attach
+        ):
             first_attach = r.position
         if first_report is None and r.reports:
             first_report = r.position
@@ -81,7 +92,7 @@ def test_demo_attach_names_the_slab_page_and_detach_follows_kfree():
     attach = [a for r in results for a in r.attach if a.scheme == "pageptr"]
     kinds = [a.kind for a in attach]
     assert "attach" in kinds and "detach" in kinds
-    big = next(a for a in attach if a.count == 4)       # kmalloc(12000): order-2, 4 blocks
+    big = next(a for a in attach if a.count == 4)  # kmalloc(12000): order-2, 4 blocks
     assert big.kind == "attach" and "block 0x" in big.link
     assert any(a.kind == "detach" and a.pfn == big.pfn and a.count == 4 for a in attach)
 
@@ -89,7 +100,7 @@ def test_demo_attach_names_the_slab_page_and_detach_follows_kfree():
 def test_step_reports_the_dirty_pfns_of_a_kmalloc():
     s = demo_session()
     s.step(2)
-    r = s.step()                        # buf = kmalloc 100
+    r = s.step()  # buf = kmalloc 100
     buf = s.runner.values["buf"]
     pfn = s.machine.addr_to_pfn(buf)
     assert any(a <= pfn < a + n for a, n in r.dirty)
@@ -97,8 +108,9 @@ def test_step_reports_the_dirty_pfns_of_a_kmalloc():
 
 
 def test_back_restores_exactly_the_earlier_state():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
-                checkpoint_every=64)
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)), checkpoint_every=64
+    )
     prints = {}
     for _ in range(1200):
         s.step()
@@ -116,7 +128,7 @@ def test_back_restores_exactly_the_earlier_state():
     s.back()
     via_standby = fingerprint(s)
     s.jump(1000)
-    s.drop_spares()                    # no spare: a restore
+    s.drop_spares()  # no spare: a restore
     s.back()
     assert fingerprint(s) == via_standby
 
@@ -124,12 +136,13 @@ def test_back_restores_exactly_the_earlier_state():
 def test_back_names_what_it_undoes():
     s = demo_session()
     s.step(6)
-    forward = s.step()                  # big = kmalloc 12000
+    forward = s.step()  # big = kmalloc 12000
     back = s.back()
     assert back.position == 6 and back.previous == 7
     assert back.dirty == forward.dirty
-    assert {(a.scheme, a.kind) for a in back.attach} == \
-        {(a.scheme, "detach") for a in forward.attach if a.kind == "attach"}
+    assert {(a.scheme, a.kind) for a in back.attach} == {
+        (a.scheme, "detach") for a in forward.attach if a.kind == "attach"
+    }
     assert s.back(100).position == 0
     assert s.back().stopped == "start"
 
@@ -137,9 +150,10 @@ def test_back_names_what_it_undoes():
 def test_run_stops_at_reports_breakpoints_and_the_end():
     s = demo_session()
     r = s.run()
-    assert r.stopped == "report" and r.position == 5 and r.reports[0].bug_type == \
-        "slab-out-of-bounds"
-    line = s.events[9].line            # read big+12000 1
+    assert (
+        r.stopped == "report" and r.position == 5 and r.reports[0].bug_type == "slab-out-of-bounds"
+    )
+    line = s.events[9].line  # read big+12000 1
     s.add_breakpoint(Breakpoint("line", line))
     r = s.run(until="breakpoint")
     assert r.stopped == f"breakpoint: line {line}" and s.next_event().line == line
@@ -154,7 +168,7 @@ def test_pfn_addr_and_attach_breakpoints():
     pfn = s.machine.addr_to_pfn(buf)
     s.add_breakpoint(Breakpoint("addr", buf))
     r = s.run(until="breakpoint")
-    assert r.stopped == f"breakpoint: address {buf:#x}"       # kfree buf poisons it
+    assert r.stopped == f"breakpoint: address {buf:#x}"  # kfree buf poisons it
     assert s.last_event().text.startswith("kfree buf")
     s.breakpoints.clear()
     s.jump(0)
@@ -202,8 +216,12 @@ def test_a_runtime_workload_error_stops_before_the_event_and_keeps_the_state():
 
 
 def test_checkpoints_thin_under_a_small_budget_and_back_still_works():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(3000)),
-                checkpoint_every=32, checkpoint_budget=4 << 20)
+    s = Session(
+        load_profile("x86_64"),
+        parse_workload("churn.kw", churn_lines(3000)),
+        checkpoint_every=32,
+        checkpoint_budget=4 << 20,
+    )
     ref = {}
     for _ in range(2000):
         s.step()
@@ -211,7 +229,7 @@ def test_checkpoints_thin_under_a_small_budget_and_back_still_works():
             ref[s.position] = fingerprint(s)
         if s.position % 100 == 0:
             s.idle_work()
-    assert s.checkpoint_every > 32          # thinned at least once
+    assert s.checkpoint_every > 32  # thinned at least once
     assert s.checkpoint_stats()["checkpoints"] >= 2
     for pos in (1234, 333):
         s.jump(pos)
@@ -220,8 +238,7 @@ def test_checkpoints_thin_under_a_small_budget_and_back_still_works():
 
 @pytest.mark.parametrize("name", [n for n in ("pageptr", "pageext", "pshadow") if n in SCHEMES])
 def test_scheme_view_attached_pages_follow_steps_and_backs(name):
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(600)),
-                shown=name)
+    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(600)), shown=name)
     view = SchemeView(s, name)
     rng = random.Random(5)
     for _ in range(120):
@@ -251,6 +268,7 @@ def test_merge_ranges():
 def small_trace(tmp_path, n_lines: int = 2000) -> str:
     """The first lines of the real x86_64 capture, as a plain text trace."""
     import lzma
+
     src = ROOT / "samples" / "traces" / "kmem-trace-x86_64.txt.xz"
     out = tmp_path / "small-trace.txt"
     with lzma.open(src, "rt") as f, open(out, "w") as g:
@@ -263,6 +281,7 @@ def small_trace(tmp_path, n_lines: int = 2000) -> str:
 
 def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
     from kinspect.session import load_trace
+
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), shown="pageptr")
     assert s.is_trace and s.total > 1000
     r = s.step()
@@ -282,20 +301,21 @@ def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
 def test_a_replaced_machine_is_freed_at_once_without_the_cyclic_collector():
     import gc
     import weakref
+
     s = demo_session()
     s.step(8)
     old = weakref.ref(s.machine)
     gc.disable()
     try:
-        s.back(3)                       # a restore: a new machine from a checkpoint
-        s.idle_work()                   # frees the old one (idle time)
+        s.back(3)  # a restore: a new machine from a checkpoint
+        s.idle_work()  # frees the old one (idle time)
         assert old() is None
-        while not s.standby_ready():    # a spare, then swapped in by the next back
+        while not s.standby_ready():  # a spare, then swapped in by the next back
             s.idle_work()
         live = weakref.ref(s.machine)
         s.back()
         s.back()
-        s.back()                        # more than two waiting: freed at once
+        s.back()  # more than two waiting: freed at once
         assert live() is None
     finally:
         gc.enable()
@@ -306,14 +326,16 @@ def test_a_replaced_trace_machine_frees_its_replayer_without_the_cyclic_collecto
     replaced machine breaks that too, or each restore would leak a replayer and its maps."""
     import gc
     import weakref
+
     from kinspect.session import load_trace
+
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), schemes=["flat"])
     s.step(300)
     old = weakref.ref(s.runner.replayer)
     gc.disable()
     try:
-        s.back(3)                       # a restore: a new machine and replayer
-        while s.idle_work():            # frees the old ones (idle time, one a piece)
+        s.back(3)  # a restore: a new machine and replayer
+        while s.idle_work():  # frees the old ones (idle time, one a piece)
             pass
         assert old() is None
     finally:
@@ -321,8 +343,9 @@ def test_a_replaced_trace_machine_frees_its_replayer_without_the_cyclic_collecto
 
 
 def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(400)),
-                checkpoint_every=64)
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(400)), checkpoint_every=64
+    )
     s.step(300)
     ref = {}
     for pos in (297, 298, 299):
@@ -335,21 +358,23 @@ def test_steps_back_in_a_row_swap_in_the_spares_made_while_idle():
     assert sorted(spares) == [297, 298, 299]
     for pos in (299, 298, 297):
         r = s.back()
-        assert r.position == pos and s.machine is spares[pos]      # a swap, no restore
+        assert r.position == pos and s.machine is spares[pos]  # a swap, no restore
         assert fingerprint(s) == ref[pos]
     s.jump(300)
     while s.idle_work():
         pass
     s.drop_spares(keep=[297])
-    spare, = s.spares.values()
-    assert s.back(2).position == 298 and s.machine is spare        # a short replay from one
+    (spare,) = s.spares.values()
+    assert s.back(2).position == 298 and s.machine is spare  # a short replay from one
     assert fingerprint(s) == ref[298]
 
 
 def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little():
     from kinspect.session.checkpoints import HOLD_LADDER, LADDER_STEP
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
-                checkpoint_every=512)
+
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)), checkpoint_every=512
+    )
     s.step(1000)
     refs = {}
     for pos in range(1000 - 4 - LADDER_STEP * (HOLD_LADDER - 1), 1000):
@@ -362,21 +387,23 @@ def test_a_key_held_past_the_spares_restores_from_the_ladder_and_replays_little(
     rungs = [top - LADDER_STEP * i for i in range(HOLD_LADDER)]
     assert set(rungs) <= set(s.checkpoints.positions(dense=True))
     replayed = []
-    for pos in range(999, rungs[-1] - 1, -1):       # held down: no idle time in between
+    for pos in range(999, rungs[-1] - 1, -1):  # held down: no idle time in between
         stepped = s.events_stepped
         assert s.back().position == pos
         replayed.append(s.events_stepped - stepped)
         assert fingerprint(s) == refs[pos]
-    assert replayed[:3] == [0, 0, 0]                # the spares: swaps
-    assert max(replayed[3:]) < LADDER_STEP          # then a rung and a few events
+    assert replayed[:3] == [0, 0, 0]  # the spares: swaps
+    assert max(replayed[3:]) < LADDER_STEP  # then a rung and a few events
 
 
 def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
     from kinspect.session import checkpoints
+
     monkeypatch.setattr(checkpoints, "IDLE_CHUNK", 100)
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
-                checkpoint_every=1024)
-    for _ in range(1000):               # one at a time, no pause: the only checkpoint is at 0
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)), checkpoint_every=1024
+    )
+    for _ in range(1000):  # one at a time, no pause: the only checkpoint is at 0
         s.step()
     seen = []
     while s.idle_work():
@@ -388,15 +415,16 @@ def test_idle_work_comes_in_pieces_of_at_most_a_chunk_of_events(monkeypatch):
 
 
 def test_replay_cost_counts_from_the_position_a_spare_or_the_nearest_checkpoint():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)),
-                checkpoint_every=256)
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1200)), checkpoint_every=256
+    )
     for _ in range(900):
-        s.step()                            # no idle: checkpoints only where steps force them
-    assert s.replay_cost(950) == 50         # forward, from the position
+        s.step()  # no idle: checkpoints only where steps force them
+    assert s.replay_cost(950) == 50  # forward, from the position
     base = max(k for k in s.checkpoints.positions() if k <= 700)
     assert s.replay_cost(700) == 700 - base
     while s.idle_work():
-        pass                                # spares at 897-899, a ladder below them
+        pass  # spares at 897-899, a ladder below them
     assert s.replay_cost(899) == 0 and s.replay_cost(898) == 0
     assert s.replay_cost(890) < 16
     s.jump(700)
@@ -410,12 +438,16 @@ def test_index_of_line_finds_each_event_and_nothing_between():
         assert s.index_of_line(e.line) == i
     for line in range(0, max(lines) + 3):
         if line not in lines:
-            assert s.index_of_line(line) is None        # comments, blank lines, past the end
+            assert s.index_of_line(line) is None  # comments, blank lines, past the end
 
 
 def test_dense_checkpoints_keep_to_half_the_budget():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(1500)),
-                checkpoint_every=32, checkpoint_budget=40 << 20)
+    s = Session(
+        load_profile("x86_64"),
+        parse_workload("churn.kw", churn_lines(1500)),
+        checkpoint_every=32,
+        checkpoint_budget=40 << 20,
+    )
     laid = set()
     for stop in range(100, 1400, 100):
         s.jump(stop)
@@ -426,12 +458,13 @@ def test_dense_checkpoints_keep_to_half_the_budget():
     dense = [store.at(pos).nbytes for pos in store.positions(dense=True)]
     assert sum(dense) == store.dense_bytes and len(dense) >= 2
     assert sum(dense) <= s.checkpoint_budget // 2 < sum(dense) + max(dense) * 2
-    assert len(laid) > len(dense)                   # the least recently used went
+    assert len(laid) > len(dense)  # the least recently used went
 
 
 def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
-    s = Session(load_profile("x86_64"), parse_workload("churn.kw", churn_lines(200)),
-                spare_budget=0)
+    s = Session(
+        load_profile("x86_64"), parse_workload("churn.kw", churn_lines(200)), spare_budget=0
+    )
     s.step(150)
     while s.idle_work():
         pass
@@ -440,9 +473,10 @@ def test_the_spares_keep_to_their_budget_but_the_standby_is_made():
 
 def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():
     from kinspect.engine.memory import FREE_PAGE, MemMap
+
     memmap = MemMap(load_profile("x86_64"))
     assert memmap.written is None
-    memmap.set_pages(5, 3, FREE_PAGE)                   # nobody observes: nothing kept
+    memmap.set_pages(5, 3, FREE_PAGE)  # nobody observes: nothing kept
     memmap.written = []
     memmap.set_pages(5, 3, FREE_PAGE)
     memmap.set_field(9, 1, "refcount", 1)
@@ -451,15 +485,16 @@ def test_the_memmap_journal_records_struct_page_writes_while_it_is_a_list():
 
 def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
     from kinspect.session import load_trace
-    path = small_trace(tmp_path, 40000)                 # three blocks of the reader
+
+    path = small_trace(tmp_path, 40000)  # three blocks of the reader
     whole = load_trace(path).events
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
     first = s.total
     assert s.loading and 0 < first < len(whole)
-    r = s.step(first + 10)                              # no waiting on this thread
+    r = s.step(first + 10)  # no waiting on this thread
     assert r.position == first and r.stopped == "loading"
     assert s.waiting and not s.at_end
-    later = whole[first + 5].line                       # not read yet: taken on trust
+    later = whole[first + 5].line  # not read yet: taken on trust
     nowhere = whole[-1].line + 1000
     for line in (later, nowhere):
         s.add_breakpoint(Breakpoint("line", line))
@@ -479,7 +514,9 @@ def test_a_streamed_trace_steps_on_what_is_read_while_the_rest_loads(tmp_path):
 
 def test_a_run_in_another_thread_waits_for_the_events_still_loading(tmp_path):
     import threading
+
     from kinspect.session import load_trace
+
     path = small_trace(tmp_path, 40000)
     total = len(load_trace(path).events)
     s = Session(load_profile("x86_64"), load_trace(path, stream=True))
@@ -516,23 +553,27 @@ def test_every_scheme_reads_the_shadow_flat_reads_at_every_demo_step():
 
 
 def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_stepping_reaches(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """A jump by fast forward (native: the compiled replayer over EventBatch slices, from a
     machine booted anew) leaves the state of the reference engine's jump and of plain
     stepping; the footprints it samples and the last events it steps are exact."""
-    from kinspect.session import sources
-    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
-    from kinspect.session import load_trace
-    from kinspect.session.sources import FAST_FORWARD_TAIL
     from conftest import native_missing
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import load_trace, sources
+    from kinspect.session.sources import FAST_FORWARD_TAIL
+
     if native_missing():
         pytest.skip(native_missing())
     monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
     monkeypatch.setattr(sources, "FAST_FORWARD_PIECE", 700)
     path = small_trace(tmp_path, 7000)
     sessions = {}
-    for name, engine, fast in (("fast", "native", True), ("stepped", "native", False),
-                               ("python", "python", True)):
+    for name, engine, fast in (
+        ("fast", "native", True),
+        ("stepped", "native", False),
+        ("python", "python", True),
+    ):
         monkeypatch.setenv("KINSPECT_ENGINE", engine)
         s = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
         s.fast_forward = s.fast_forward and fast
@@ -545,8 +586,9 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
         assert s.events_bulk == 0 and s.events_stepped >= 4000
         assert machine_fingerprint(s.machine) == machine_fingerprint(fast.machine), name
         assert s.report_events == fast.report_events
-        assert [s.event_address(i) for i in range(3950, 4000)] == \
-            [fast.event_address(i) for i in range(3950, 4000)]
+        assert [s.event_address(i) for i in range(3950, 4000)] == [
+            fast.event_address(i) for i in range(3950, 4000)
+        ]
     stepped = sessions["stepped"][0]
     sampled = [p for p in range(0, 4000, 700)] + list(range(4000 - FAST_FORWARD_TAIL, 4001))
     for scheme in ("flat", "pageptr"):
@@ -560,14 +602,16 @@ def test_a_long_jump_on_the_native_engine_is_a_fast_forward_to_the_state_steppin
 
 
 def test_a_fast_forward_starts_at_the_nearest_checkpoint_and_reaches_what_stepping_does(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """A checkpoint of a trace session holds the compiled replayer (its maps as arrays): a
     later fast forward restores the nearest one and replays compiled from there, not from
     boot, to the state, reports and addresses that plain stepping reaches."""
+    from conftest import native_missing
     from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
     from kinspect.session import load_trace, sources
     from kinspect.session.sources import FAST_FORWARD_TAIL
-    from conftest import native_missing
+
     if native_missing():
         pytest.skip(native_missing())
     monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
@@ -575,7 +619,7 @@ def test_a_fast_forward_starts_at_the_nearest_checkpoint_and_reaches_what_steppi
     path = small_trace(tmp_path, 9000)
     fast = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
     end = fast.total - 50
-    fast.jump(3000)                                 # from boot; a checkpoint where it ended
+    fast.jump(3000)  # from boot; a checkpoint where it ended
     base = fast.checkpoints.nearest_position(end)
     assert base >= 3000 - FAST_FORWARD_TAIL
     bulk = fast.events_bulk
@@ -586,20 +630,20 @@ def test_a_fast_forward_starts_at_the_nearest_checkpoint_and_reaches_what_steppi
     stepped.jump(end)
     assert machine_fingerprint(fast.machine) == machine_fingerprint(stepped.machine)
     assert fast.report_events == stepped.report_events
-    assert [fast.event_address(i) for i in range(end - 100, end)] == \
-        [stepped.event_address(i) for i in range(end - 100, end)]
+    assert [fast.event_address(i) for i in range(end - 100, end)] == [
+        stepped.event_address(i) for i in range(end - 100, end)
+    ]
 
 
 def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path, monkeypatch):
-    from kinspect.session import sources
-    from kinspect.session import load_trace
     from conftest import native_missing
+    from kinspect.session import load_trace, sources
+
     if native_missing():
         pytest.skip(native_missing())
     monkeypatch.setattr(sources, "FAST_FORWARD_MIN", 1000)
     monkeypatch.setenv("KINSPECT_ENGINE", "native")
-    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 7000)),
-                schemes=["flat"])
+    s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path, 7000)), schemes=["flat"])
     line = s.events[3000].line
     s.add_breakpoint(Breakpoint("line", line))
     r = s.run(until="breakpoint")
@@ -608,8 +652,9 @@ def test_a_fast_forward_run_stops_at_a_line_breakpoint_found_beforehand(tmp_path
 
 
 def test_an_event_batch_slice_is_a_view_of_the_same_events(tmp_path):
-    from kinspect.engine.ftrace import TraceReader
     from conftest import native_missing
+    from kinspect.engine.ftrace import TraceReader
+
     if native_missing():
         pytest.skip(native_missing())
     batch = next(TraceReader(small_trace(tmp_path), engine="native").batches())

@@ -14,9 +14,9 @@ import pytest
 from conftest import ROOT
 from kinspect.app import KinspectApp, ReportApp
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session
 from kinspect.engine.workload import parse_workload
 from kinspect.reports.reading import read_reports
+from kinspect.session import Session
 
 
 @pytest.fixture
@@ -25,9 +25,11 @@ def demo_app(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
 
     def make(shown="pageptr"):
-        session = Session(load_profile("x86_64"),
-                          parse_workload("samples/workloads/demo.kw"), shown=shown)
+        session = Session(
+            load_profile("x86_64"), parse_workload("samples/workloads/demo.kw"), shown=shown
+        )
         return KinspectApp(session)
+
     return make
 
 
@@ -37,28 +39,25 @@ async def _quiet(pilot):
 
 
 def test_demo_at_its_first_report_160x48(snap_compare, demo_app):
-    assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet,
-                        press=["space"] * 5)
+    assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet, press=["space"] * 5)
 
 
 def test_demo_at_its_first_report_120x40(snap_compare, demo_app):
-    assert snap_compare(demo_app(), terminal_size=(120, 40), run_before=_quiet,
-                        press=["space"] * 5)
+    assert snap_compare(demo_app(), terminal_size=(120, 40), run_before=_quiet, press=["space"] * 5)
 
 
 def test_demo_at_its_first_report_80x24(snap_compare, demo_app):
-    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet,
-                        press=["space"] * 5)
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet, press=["space"] * 5)
 
 
 def test_demo_first_attach_80x24(snap_compare, demo_app):
-    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet,
-                        press=["space"] * 3)
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=_quiet, press=["space"] * 3)
 
 
 def test_struct_page_of_a_large_kmalloc_160x48(snap_compare, demo_app):
-    assert snap_compare(demo_app(), terminal_size=(160, 48), run_before=_quiet,
-                        press=["space"] * 7 + ["t"])
+    assert snap_compare(
+        demo_app(), terminal_size=(160, 48), run_before=_quiet, press=["space"] * 7 + ["t"]
+    )
 
 
 def test_report_screen_of_a_real_report_160x48(snap_compare, monkeypatch):
@@ -82,5 +81,4 @@ def test_report_screen_of_a_real_report_at(snap_compare, monkeypatch, size):
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def test_goto_prompt_hint_wraps(snap_compare, demo_app, size):
-    assert snap_compare(demo_app(), terminal_size=size, run_before=_quiet,
-                        press=["space", "g"])
+    assert snap_compare(demo_app(), terminal_size=size, run_before=_quiet, press=["space", "g"])

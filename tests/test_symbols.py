@@ -17,29 +17,46 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.engine.errors import KinspectError, SymbolizationError
-from kinspect.reports.symbols import (CACHE_ENV, ElfSymbolizer, ModuleSymbolizers, SourceFrame,
-                                     default_cache_dir, parse_frame)
+from kinspect.reports.symbols import (
+    CACHE_ENV,
+    ElfSymbolizer,
+    ModuleSymbolizers,
+    SourceFrame,
+    default_cache_dir,
+    parse_frame,
+)
 
 SRC = Path(__file__).parent / "data" / "symbols" / "kasan_like.c"
-FUNCS = ("kasan_stack_helper", "kasan_stack_oob", "kmalloc_oob_right", "kmalloc_uaf", "run_all",
-         "main")
+FUNCS = (
+    "kasan_stack_helper",
+    "kasan_stack_oob",
+    "kmalloc_oob_right",
+    "kmalloc_uaf",
+    "run_all",
+    "main",
+)
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("addr2line") is None
-                                or shutil.which("nm") is None,
-                                reason="needs gcc and binutils (addr2line, nm)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("addr2line") is None or shutil.which("nm") is None,
+    reason="needs gcc and binutils (addr2line, nm)",
+)
 
 
 def _build(out: Path, *flags: str) -> Path:
-    subprocess.run(["gcc", "-g", "-O1", *flags, "-o", str(out), str(SRC)], check=True,
-                   cwd=out.parent, capture_output=True)
+    subprocess.run(
+        ["gcc", "-g", "-O1", *flags, "-o", str(out), str(SRC)],
+        check=True,
+        cwd=out.parent,
+        capture_output=True,
+    )
     return out
 
 
@@ -50,7 +67,7 @@ def elfs(tmp_path_factory) -> dict[str, Path]:
         "dwarf5": _build(d / "kasan_like"),
         "dwarf4": _build(d / "kasan_like_dw4", "-gdwarf-4"),
         "module": _build(d / "kasan_like.ko", "-c"),
-        "zlib": _build(d / "kasan_like_gz", "-gz=zlib"),     # SHF_COMPRESSED .debug_*
+        "zlib": _build(d / "kasan_like_gz", "-gz=zlib"),  # SHF_COMPRESSED .debug_*
     }
 
 
@@ -62,8 +79,7 @@ def _cache(tmp_path, monkeypatch) -> Path:
 
 
 def _functions(elf: Path) -> dict[str, tuple[int, int]]:
-    out = subprocess.run(["nm", "-S", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(["nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
     funcs = {}
     for line in out.splitlines():
         p = line.split()
@@ -74,9 +90,12 @@ def _functions(elf: Path) -> dict[str, tuple[int, int]]:
 
 def _addr2line(elf: Path, addrs: list[int]) -> list[list[tuple[str, str]]]:
     """addr2line -a -f -i: per address, (function, file:line) innermost first."""
-    out = subprocess.run(["addr2line", "-a", "-f", "-i", "-e", str(elf)]
-                         + [hex(a) for a in addrs], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = subprocess.run(
+        ["addr2line", "-a", "-f", "-i", "-e", str(elf)] + [hex(a) for a in addrs],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     groups: list[list[str]] = []
     for line in out:
         if re.fullmatch(r"0x[0-9a-f]+", line):
@@ -114,8 +133,7 @@ def test_frames_and_the_warm_cache(elfs, _cache) -> None:
     with ElfSymbolizer(elf) as cold:
         got_cold = cold.symbolize_frames(frames)
         assert cold.frame_address("kmalloc_oob_right+0x10/0x35") == start + 0x10
-        assert cold.frame_address("kmalloc_oob_right+0x10/0x35", return_address=True) == \
-            start + 0xf
+        assert cold.frame_address("kmalloc_oob_right+0x10/0x35", return_address=True) == start + 0xF
         assert cold.frame_address("no_such_function+0x10/0x20") is None
         assert cold.symbol_at(start + 3).name == "kmalloc_oob_right"
         assert cold.find_symbols("kmalloc_uaf")[0].addr == funcs["kmalloc_uaf"][0]
@@ -123,7 +141,7 @@ def test_frames_and_the_warm_cache(elfs, _cache) -> None:
     files = sorted(p.name for p in _cache.rglob("*") if p.is_file())
     assert "symtab.entry" in files and "aranges.entry" in files
     assert any(f.startswith("cu-") and f.endswith(".entry") for f in files)
-    with ElfSymbolizer(elf) as warm:                       # from the cache, same answers
+    with ElfSymbolizer(elf) as warm:  # from the cache, same answers
         assert warm.symbolize_frames(frames) == got_cold
     # a damaged cache file is rebuilt, not fatal
     for p in _cache.rglob("cu-*.entry"):
@@ -164,19 +182,26 @@ def test_module_frames(elfs, tmp_path) -> None:
 
 
 def test_parse_frame() -> None:
-    assert parse_frame("kmalloc_oob_right+0x604/0x690") == ("kmalloc_oob_right", 0x604, 0x690,
-                                                           None)
-    assert parse_frame(" ? vmalloc_oob+0xcc/0x17c [test_kasan]") == ("vmalloc_oob", 0xcc, 0x17c,
-                                                                    "test_kasan")
-    assert parse_frame("[<ffffffff81cac64d>] dump_stack+0xc1/0x124") == ("dump_stack", 0xc1,
-                                                                         0x124, None)
-    assert parse_frame("rcu_uaf_reclaim.cold+0x3c") == ("rcu_uaf_reclaim.cold", 0x3c, None,
-                                                         None)
+    assert parse_frame("kmalloc_oob_right+0x604/0x690") == ("kmalloc_oob_right", 0x604, 0x690, None)
+    assert parse_frame(" ? vmalloc_oob+0xcc/0x17c [test_kasan]") == (
+        "vmalloc_oob",
+        0xCC,
+        0x17C,
+        "test_kasan",
+    )
+    assert parse_frame("[<ffffffff81cac64d>] dump_stack+0xc1/0x124") == (
+        "dump_stack",
+        0xC1,
+        0x124,
+        None,
+    )
+    assert parse_frame("rcu_uaf_reclaim.cold+0x3c") == ("rcu_uaf_reclaim.cold", 0x3C, None, None)
     assert parse_frame("<TASK>") is None
     assert parse_frame("RIP: 0033:0x446179") is None
 
 
 # --------------------------------------------------------------------------- damaged files
+
 
 class _Timeout(Exception):
     pass
@@ -212,13 +237,13 @@ def test_truncated_copies(elfs, tmp_path) -> None:
     for n in list(range(0, 64, 7)) + list(range(64, len(src), max(len(src) // 60, 1))):
         bad.write_bytes(src[:n])
         outcomes.add(_try(bad, funcs))
-    assert outcomes == {"error"}                 # a truncated file is never read as whole
+    assert outcomes == {"error"}  # a truncated file is never read as whole
 
 
 def test_bit_flipped_copies(elfs, tmp_path) -> None:
     src = elfs["dwarf5"].read_bytes()
     funcs = _functions(elfs["dwarf5"])
-    rng = random.Random(20261125)                # deterministic
+    rng = random.Random(20261125)  # deterministic
     bad = tmp_path / "flipped.elf"
     outcomes = {"ok": 0, "error": 0}
     for _ in range(250):
@@ -232,8 +257,11 @@ def test_bit_flipped_copies(elfs, tmp_path) -> None:
 
 
 def test_not_an_elf(tmp_path) -> None:
-    for name, data in (("empty", b""), ("text", b"BUG: KASAN: not an ELF\n" * 10),
-                       ("magic-only", b"\x7fELF" + b"\0" * 60)):
+    for name, data in (
+        ("empty", b""),
+        ("text", b"BUG: KASAN: not an ELF\n" * 10),
+        ("magic-only", b"\x7fELF" + b"\0" * 60),
+    ):
         p = tmp_path / name
         p.write_bytes(data)
         with pytest.raises(SymbolizationError) as ei:
@@ -248,8 +276,10 @@ def test_not_an_elf(tmp_path) -> None:
 def test_without_debug_aranges(elfs, tmp_path) -> None:
     """clang emits no .debug_aranges by default: the CUs' top DIEs give the ranges."""
     noar = tmp_path / "noaranges"
-    subprocess.run(["objcopy", "--remove-section", ".debug_aranges", str(elfs["dwarf5"]),
-                    str(noar)], check=True)
+    subprocess.run(
+        ["objcopy", "--remove-section", ".debug_aranges", str(elfs["dwarf5"]), str(noar)],
+        check=True,
+    )
     funcs = _functions(noar)
     addrs = [a for start, size in funcs.values() for a in range(start, start + size, 3)]
     with ElfSymbolizer(noar) as sym:
@@ -259,8 +289,7 @@ def test_without_debug_aranges(elfs, tmp_path) -> None:
 
 def test_no_debug_info_falls_back_to_the_symbol_table(elfs, tmp_path) -> None:
     stripped = tmp_path / "nodebug"
-    subprocess.run(["objcopy", "--strip-debug", str(elfs["dwarf5"]), str(stripped)],
-                   check=True)
+    subprocess.run(["objcopy", "--strip-debug", str(elfs["dwarf5"]), str(stripped)], check=True)
     funcs = _functions(stripped)
     start, _ = funcs["kmalloc_uaf"]
     with ElfSymbolizer(stripped) as sym:
@@ -272,8 +301,10 @@ def test_no_debug_info_falls_back_to_the_symbol_table(elfs, tmp_path) -> None:
 
 # --------------------------------------------------------------------------- the cache
 
+
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
     from kinspect.cli import main
+
     rc = main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
@@ -312,19 +343,23 @@ def _damages(name: str, data: bytes, others: dict[str, bytes]) -> Iterator[tuple
     def directory(p: Path) -> None:
         p.mkdir()
         (p / "inside").write_bytes(data)
+
     yield "a directory", directory
 
     def unreadable(p: Path) -> None:
         p.write_bytes(data)
         p.chmod(0)
+
     yield "unreadable", unreadable
 
     def dangling(p: Path) -> None:
         p.symlink_to(p.parent / "no-such-entry")
+
     yield "a dangling symlink", dangling
 
     def fifo(p: Path) -> None:
         os.mkfifo(p)
+
     yield "a fifo (never read: no hang)", fifo
 
 
@@ -340,15 +375,18 @@ def test_a_damaged_cache_entry_is_rebuilt(elfs, _cache, capsys) -> None:
     # an entry of the same name made for another ELF: a valid file, the wrong key
     with ElfSymbolizer(elfs["dwarf4"]) as other:
         other.symbolize_many([0])
-    foreign = {f"dwarf-4 {p.name}": p.read_bytes() for p in _cache.rglob("*.entry")
-               if p.parent != cache_dir}
+    foreign = {
+        f"dwarf-4 {p.name}": p.read_bytes()
+        for p in _cache.rglob("*.entry")
+        if p.parent != cache_dir
+    }
     assert len(foreign) == 2
     cases = 0
     for name, data in good.items():
         others = {n: d for n, d in good.items() if n != name}
         others.update(foreign)
         for what, damage in _damages(name, data, others):
-            for n, d in good.items():                      # the intact cache...
+            for n, d in good.items():  # the intact cache...
                 p = cache_dir / n
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
@@ -356,7 +394,7 @@ def test_a_damaged_cache_entry_is_rebuilt(elfs, _cache, capsys) -> None:
                     p.unlink()
                 p.write_bytes(d)
                 p.chmod(0o600)
-            target = cache_dir / name                      # ... but for this entry
+            target = cache_dir / name  # ... but for this entry
             target.unlink()
             if callable(damage):
                 damage(target)
@@ -371,7 +409,7 @@ def test_a_damaged_cache_entry_is_rebuilt(elfs, _cache, capsys) -> None:
             assert target.read_bytes() == data, f"{name} {what}: not rebuilt"
             cases += 1
     assert cases > 150
-    assert not list(cache_dir.glob(".tmp-*"))              # no temporary file left behind
+    assert not list(cache_dir.glob(".tmp-*"))  # no temporary file left behind
 
 
 def test_a_damaged_copy_does_not_share_the_cache(elfs, _cache, tmp_path, capsys) -> None:
@@ -379,7 +417,7 @@ def test_a_damaged_copy_does_not_share_the_cache(elfs, _cache, tmp_path, capsys)
     whichever of the two runs first."""
     intact = elfs["dwarf5"]
     data = intact.read_bytes()
-    assert data.count(b"kmalloc_uaf") >= 2                  # .strtab and .debug_str
+    assert data.count(b"kmalloc_uaf") >= 2  # .strtab and .debug_str
     damaged = tmp_path / "damaged"
     damaged.write_bytes(data.replace(b"kmalloc_uaf", b"kmalloc_uaX"))
     start, size = _functions(intact)["kmalloc_uaf"]
@@ -404,19 +442,24 @@ def test_a_damaged_copy_does_not_share_the_cache(elfs, _cache, tmp_path, capsys)
 
 # --------------------------------------------------------------------------- lengths and numbers
 
+
 def test_frame_numbers_beyond_64_bits(elfs, capsys) -> None:
     """int() refuses more than 4300 decimal digits: such an offset is no frame (it is
     checked by length before int() runs), and an address beyond 64 bits is one line, exit 2."""
     assert parse_frame("main+" + "1" * 5000) is None
     assert parse_frame("main+0x" + "f" * 5000) is None
     assert parse_frame("main+0x4/" + "9" * 5000) is None
-    assert parse_frame("main+18446744073709551616") is None               # 2**64
+    assert parse_frame("main+18446744073709551616") is None  # 2**64
     assert parse_frame("main+0xffffffffffffffff") == ("main", 2**64 - 1, None, None)
     assert parse_frame("main+0x00000000000000000010/0x20") == ("main", 16, 32, None)
-    assert parse_frame("main+010") == ("main", 10, None, None)     # int("010", 0) refused it
+    assert parse_frame("main+010") == ("main", 10, None, None)  # int("010", 0) refused it
     elf = str(elfs["dwarf5"])
-    for arg in ("main+" + "1" * 5000, "0x" + "f" * 5000, "main+0xffffffffffffffff",
-                "0x10000000000000000"):
+    for arg in (
+        "main+" + "1" * 5000,
+        "0x" + "f" * 5000,
+        "main+0xffffffffffffffff",
+        "0x10000000000000000",
+    ):
         rc, out, err = _cli(capsys, "symbolize", "--vmlinux", elf, arg)
         assert rc == 2 and out == "", arg[:20]
         assert err.startswith("kinspect: <command line>: ") and err.count("\n") == 1
@@ -429,6 +472,7 @@ def test_frame_numbers_beyond_64_bits(elfs, capsys) -> None:
 def test_leb128_longer_than_64_bits_is_refused() -> None:
     """A run of continuation bytes would make an ever larger int (quadratic time)."""
     from kinspect.reports.symbols import _sleb, _uleb
+
     assert _uleb(b"\xe5\x8e\x26", 0) == (624485, 3)
     assert _sleb(b"\xc0\xbb\x78", 0) == (-123456, 3)
     assert _uleb(b"\xff" * 9 + b"\x01", 0) == (2**64 - 1, 10)
@@ -442,7 +486,7 @@ def _patched(src: Path, dst: Path, section: str, at: int, value: bytes) -> Path:
     with ElfSymbolizer(src, cache_dir=False) as sym:
         off = sym.sections[section].header["sh_offset"]
     data = bytearray(src.read_bytes())
-    data[off + at:off + at + len(value)] = value
+    data[off + at : off + at + len(value)] = value
     dst.write_bytes(data)
     return dst
 
@@ -450,8 +494,13 @@ def _patched(src: Path, dst: Path, section: str, at: int, value: bytes) -> Path:
 def test_a_damaged_build_id_note_is_bounded_by_its_section(elfs, tmp_path, capsys) -> None:
     """n_descsz 0xfffffff0: pyelftools would read (allocate) 4 GiB; the size is checked
     against the section first."""
-    bad = _patched(elfs["dwarf5"], tmp_path / "vmlinux", ".note.gnu.build-id", 4,
-                   (0xfffffff0).to_bytes(4, "little"))
+    bad = _patched(
+        elfs["dwarf5"],
+        tmp_path / "vmlinux",
+        ".note.gnu.build-id",
+        4,
+        (0xFFFFFFF0).to_bytes(4, "little"),
+    )
     with pytest.raises(SymbolizationError, match=r"\.note\.gnu\.build-id.*4294967280"):
         ElfSymbolizer(bad)
     rc, out, err = _cli(capsys, "symbolize", "--vmlinux", str(bad), "main+0x4")
@@ -464,8 +513,8 @@ def test_a_section_count_bigger_than_the_file(elfs, tmp_path) -> None:
     e_shnum, is checked against the file size before any section is read."""
     data = bytearray(elfs["dwarf5"].read_bytes())
     shoff = int.from_bytes(data[0x28:0x30], "little")
-    data[shoff + 32:shoff + 40] = (2**64 - 1).to_bytes(8, "little")    # section 0's sh_size
-    data[0x3c:0x3e] = b"\0\0"                                          # e_shnum
+    data[shoff + 32 : shoff + 40] = (2**64 - 1).to_bytes(8, "little")  # section 0's sh_size
+    data[0x3C:0x3E] = b"\0\0"  # e_shnum
     bad = tmp_path / "vmlinux"
     bad.write_bytes(data)
     with pytest.raises(SymbolizationError, match="section header table lies past the end"):
@@ -479,9 +528,9 @@ def test_a_line_header_count_is_bounded(elfs, tmp_path) -> None:
     with ElfSymbolizer(elf, cache_dir=False) as sym:
         off = sym.sections[".debug_line"].header["sh_offset"]
     data = elf.read_bytes()
-    assert int.from_bytes(data[off + 4:off + 6], "little") == 5          # DWARF 5, 32-bit
+    assert int.from_bytes(data[off + 4 : off + 6], "little") == 5  # DWARF 5, 32-bit
     opcode_base = data[off + 17]
-    at = 18 + opcode_base - 1                       # directory_entry_format_count
+    at = 18 + opcode_base - 1  # directory_entry_format_count
     bad = _patched(elf, tmp_path / "vmlinux", ".debug_line", at, b"\0\xff\xff\xff\xff\x7f")
     funcs = _functions(elf)
     assert _try(bad, funcs) == "error"
@@ -492,8 +541,16 @@ def test_a_line_header_count_is_bounded(elfs, tmp_path) -> None:
 
 # --------------------------------------------------------------------------- fuzzing the reader
 
-_FUZZ_VALUES = (b"\0", b"\xff", b"\0\0\0\0", b"\xff\xff\xff\xff", b"\xf0\xff\xff\xff",
-                b"\xff\xff\xff\x7f", b"\x80\x80\x80\x80\x80", b"\xff" * 8)
+_FUZZ_VALUES = (
+    b"\0",
+    b"\xff",
+    b"\0\0\0\0",
+    b"\xff\xff\xff\xff",
+    b"\xf0\xff\xff\xff",
+    b"\xff\xff\xff\x7f",
+    b"\x80\x80\x80\x80\x80",
+    b"\xff" * 8,
+)
 
 
 def _fuzz_regions(elf: Path) -> list[tuple[int, int]]:
@@ -505,21 +562,32 @@ def _fuzz_regions(elf: Path) -> list[tuple[int, int]]:
         regions = [(0, 64), (hdr["e_shoff"], hdr["e_shoff"] + table)]
         for name, sec in sym.sections.items():
             h = sec.header
-            if name.startswith((".debug", ".rela.debug", ".symtab", ".strtab", ".dynsym",
-                                ".note")) and h["sh_type"] != "SHT_NOBITS" and h["sh_size"]:
+            if (
+                name.startswith((".debug", ".rela.debug", ".symtab", ".strtab", ".dynsym", ".note"))
+                and h["sh_type"] != "SHT_NOBITS"
+                and h["sh_size"]
+            ):
                 regions.append((h["sh_offset"], h["sh_offset"] + min(h["sh_size"], 512)))
     return regions
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_a_damaged_elf_raises_only_kinspect_errors(elfs, tmp_path_factory, data) -> None:
     """Bit flips, extreme values and truncations of real ELFs (the fixture, its relocatable
     .ko, the running Python interpreter): the reader answers or raises a KinspectError,
     within 10 s; nothing else gets out (no MemoryError, no pyelftools exception)."""
-    sources = {"dwarf5": elfs["dwarf5"], "module": elfs["module"],
-               "python": Path(os.path.realpath(sys.executable))}
+    sources = {
+        "dwarf5": elfs["dwarf5"],
+        "module": elfs["module"],
+        "python": Path(os.path.realpath(sys.executable)),
+    }
     kind = data.draw(st.sampled_from(sorted(sources)), label="elf")
     src = sources[kind]
     raw = bytearray(src.read_bytes())
@@ -531,9 +599,9 @@ def test_a_damaged_elf_raises_only_kinspect_errors(elfs, tmp_path_factory, data)
             raw[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
         else:
             value = data.draw(st.sampled_from(_FUZZ_VALUES), label="value")
-            raw[at:at + len(value)] = value
+            raw[at : at + len(value)] = value
     if data.draw(st.integers(0, 9), label="truncate?") == 0:
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="length")]
     work = tmp_path_factory.mktemp("fuzz")
     bad = work / "vmlinux"
     bad.write_bytes(raw)
@@ -543,8 +611,9 @@ def test_a_damaged_elf_raises_only_kinspect_errors(elfs, tmp_path_factory, data)
     try:
         with ElfSymbolizer(bad, cache_dir=work / "cache") as sym:
             sym.symbolize_many([s + 4 for s, _ in funcs.values()] + [0, 2**64 - 1])
-            sym.symbolize_frames([f"{n}+0x4/{z:#x}" for n, (_, z) in funcs.items()]
-                                 + ["main+0x1", "_start+0x2"])
+            sym.symbolize_frames(
+                [f"{n}+0x4/{z:#x}" for n, (_, z) in funcs.items()] + ["main+0x1", "_start+0x2"]
+            )
     except KinspectError as e:
         assert "\n" not in str(e)
     finally:
@@ -561,7 +630,7 @@ def test_compressed_sections_inflate_when_read_and_refuse_a_corrupt_stream(elfs,
     a type's CU need no .debug_line), and a corrupt or short stream is one clear error."""
     elf = elfs["zlib"]
     with ElfSymbolizer(elf, cache_dir=False) as sym:
-        assert sym.sections[".debug_line"].header["sh_flags"] & 0x800      # SHF_COMPRESSED
+        assert sym.sections[".debug_line"].header["sh_flags"] & 0x800  # SHF_COMPRESSED
         wanted = {("struct", "never_defined_here")}
         cu = sym.cu_offset_at(sym.find_symbols("kmalloc_oob_right")[0].addr)
         assert list(sym.type_definitions(cu, wanted)) == []
@@ -576,8 +645,10 @@ def test_compressed_sections_inflate_when_read_and_refuse_a_corrupt_stream(elfs,
     off, size = sh["sh_offset"], sh["sh_size"]
     h.close()
     src = bytearray(elf.read_bytes())
-    for what, data in (("corrupt", src[:off + 24 + 2] + bytes(size - 26) + src[off + size:]),
-                       ("short", src[:off + size - 8] + bytes(8) + src[off + size:])):
+    for what, data in (
+        ("corrupt", src[: off + 24 + 2] + bytes(size - 26) + src[off + size :]),
+        ("short", src[: off + size - 8] + bytes(8) + src[off + size :]),
+    ):
         bad = tmp_path / f"{what}.elf"
         bad.write_bytes(bytes(data))
         with pytest.raises(SymbolizationError) as e:

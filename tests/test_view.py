@@ -14,10 +14,8 @@ import pytest
 
 from conftest import DEMO, ROOT, native_missing
 from kinspect.engine import native
-from kinspect.session import cursor as session_module
 from kinspect.engine.memory import PageState, pfn_to_page
 from kinspect.engine.profile import load_profile
-from kinspect.session import Session
 from kinspect.engine.view import (
     CacheInfo,
     FreeBlock,
@@ -28,6 +26,8 @@ from kinspect.engine.view import (
     machine_view,
 )
 from kinspect.engine.workload import parse_workload
+from kinspect.session import Session
+from kinspect.session import cursor as session_module
 
 ENGINES = ("python", "native")
 
@@ -44,12 +44,24 @@ def session_on(engine: str, monkeypatch, workload=None) -> Session:
 
 # ------------------------------------------------------------------ both engines alike
 
+
 def probe_pfns(s: Session, v: MachineView) -> list[int]:
     """The pfns worth asking about: every allocated page, every shadow slab page, and a few
     fixed ones (the first RAM pages, the kernel image, a max-order block, the last pfn)."""
     p = s.profile
-    pfns = {1, 2, 3, 4, 5, 0x9e, 0x100, 0x1000, p.kernel_image_phys >> p.page_shift,
-            0x20123, p.max_pfn - 1}
+    pfns = {
+        1,
+        2,
+        3,
+        4,
+        5,
+        0x9E,
+        0x100,
+        0x1000,
+        p.kernel_image_phys >> p.page_shift,
+        0x20123,
+        p.max_pfn - 1,
+    }
     for block in v.allocated_pages():
         pfns.update(range(block.pfn, block.pfn + (1 << block.order)))
     for name in s.scheme_names:
@@ -68,24 +80,38 @@ def answers(s: Session) -> dict:
         "caches": v.caches(),
         "globals": v.global_variables(),
         "states": v.page_states(p.min_pfn, p.max_pfn - p.min_pfn).tobytes(),
-        "sections": [(start, states.tobytes()) for start, states in
-                     v.for_each_section_states()],
+        "sections": [(start, states.tobytes()) for start, states in v.for_each_section_states()],
     }
     for pfn in pfns:
         head = v.compound_head(pfn)
-        out[pfn] = (v.page(pfn), v.find_free_block(pfn), v.find_slab(pfn),
-                    v.find_large_kmalloc(pfn), head, v.page_flags_word(pfn),
-                    v.dump_page(head))
+        out[pfn] = (
+            v.page(pfn),
+            v.find_free_block(pfn),
+            v.find_slab(pfn),
+            v.find_large_kmalloc(pfn),
+            head,
+            v.page_flags_word(pfn),
+            v.dump_page(head),
+        )
         slab = v.find_slab(pfn)
         if slab is not None:
-            out[pfn, "tracks"] = [v.object_tracks(slab.base + i * slab.slot_size + 1)
-                                  for i in range(slab.objects)]
+            out[pfn, "tracks"] = [
+                v.object_tracks(slab.base + i * slab.slot_size + 1) for i in range(slab.objects)
+            ]
     for name in s.scheme_names:
-        out[name] = (v.shadow_storage(name), v.footprint(name), v.shadow_windows(name),
-                     v.shadow_slabs(name), v.shadow_slab_pages(name))
+        out[name] = (
+            v.shadow_storage(name),
+            v.footprint(name),
+            v.shadow_windows(name),
+            v.shadow_slabs(name),
+            v.shadow_slab_pages(name),
+        )
         for pfn in pfns:
-            shadow = (v.shadow_bytes(name, v.page_address(pfn), p.page_size)
-                      if p.is_lowmem_pfn(pfn) and p.pfn_valid(pfn) else None)
+            shadow = (
+                v.shadow_bytes(name, v.page_address(pfn), p.page_size)
+                if p.is_lowmem_pfn(pfn) and p.pfn_valid(pfn)
+                else None
+            )
             out[name, pfn] = (v.shadow_link(name, pfn), v.has_own_shadow(name, pfn), shadow)
     return out
 
@@ -122,11 +148,22 @@ def reference_answers(s: Session, pfn: int) -> tuple:
     head = m.compound_head(pfn)
     large = m.large.get(head)
     free = m.zones[s.profile.zone_of_pfn(pfn)].find_free_block(pfn)
-    return (pfn_to_page(m.memmap, pfn),
-            None if slab is None else (slab.cache.name, slab.pfn, slab.base, slab.inuse,
-                                       slab.frozen, slab.cache.objects, slab.cache.size),
-            None if large is None else (head, *large),
-            free)
+    return (
+        pfn_to_page(m.memmap, pfn),
+        None
+        if slab is None
+        else (
+            slab.cache.name,
+            slab.pfn,
+            slab.base,
+            slab.inuse,
+            slab.frozen,
+            slab.cache.objects,
+            slab.cache.size,
+        ),
+        None if large is None else (head, *large),
+        free,
+    )
 
 
 def test_the_read_api_says_what_the_machines_own_state_says(monkeypatch):
@@ -135,20 +172,40 @@ def test_the_read_api_says_what_the_machines_own_state_says(monkeypatch):
         while True:
             v = machine_view(s)
             m = s.machine
-            assert v.allocated_pages() == [(pfn, order, use) for pfn, (order, use)
-                                           in sorted(m.pages.items())]
-            assert [(c.name, c.object_size, c.slot_size, c.objects_in_use)
-                    for c in v.caches()] == [
-                (c.name, c.object_size, c.size,
-                 sum(m.slab_of(head).inuse for head in m.slub.slab_heads(c)))
-                for c in m.caches]
+            assert v.allocated_pages() == [
+                (pfn, order, use) for pfn, (order, use) in sorted(m.pages.items())
+            ]
+            assert [(c.name, c.object_size, c.slot_size, c.objects_in_use) for c in v.caches()] == [
+                (
+                    c.name,
+                    c.object_size,
+                    c.size,
+                    sum(m.slab_of(head).inuse for head in m.slub.slab_heads(c)),
+                )
+                for c in m.caches
+            ]
             for pfn in probe_pfns(s, v):
-                slab, large, free = v.find_slab(pfn), v.find_large_kmalloc(pfn), \
-                    v.find_free_block(pfn)
-                assert (v.page(pfn),
-                        None if slab is None else (slab.cache, slab.pfn, slab.base, slab.inuse,
-                                                   slab.frozen, slab.objects, slab.slot_size),
-                        large, free) == reference_answers(s, pfn)
+                slab, large, free = (
+                    v.find_slab(pfn),
+                    v.find_large_kmalloc(pfn),
+                    v.find_free_block(pfn),
+                )
+                assert (
+                    v.page(pfn),
+                    None
+                    if slab is None
+                    else (
+                        slab.cache,
+                        slab.pfn,
+                        slab.base,
+                        slab.inuse,
+                        slab.frozen,
+                        slab.objects,
+                        slab.slot_size,
+                    ),
+                    large,
+                    free,
+                ) == reference_answers(s, pfn)
             if s.at_end:
                 break
             s.step()
@@ -156,17 +213,20 @@ def test_the_read_api_says_what_the_machines_own_state_says(monkeypatch):
 
 # ------------------------------------------------------------------ hand-computed cases
 
-SMALL = ["task t 1", "func probe 0x100",
-         "x = kmalloc 20",              # kmalloc-32
-         "big = kmalloc 12000",         # a large kmalloc: order 2
-         "kfree big"]
+SMALL = [
+    "task t 1",
+    "func probe 0x100",
+    "x = kmalloc 20",  # kmalloc-32
+    "big = kmalloc 12000",  # a large kmalloc: order 2
+    "kfree big",
+]
 
 
 def test_hand_computed_slab_large_kmalloc_free_block_and_reserved_page(monkeypatch):
     for engine in ENGINES:
         s = session_on(engine, monkeypatch, parse_workload("small.kw", SMALL))
         p = s.profile
-        s.step(4)                                   # up to big = kmalloc 12000
+        s.step(4)  # up to big = kmalloc 12000
         v = machine_view(s)
         x, big = s.runner.values["x"], s.runner.values["big"]
         # kmalloc(20) is served by kmalloc-32 (kmalloc_index(): 20 <= 32), from a new slab
@@ -177,10 +237,20 @@ def test_hand_computed_slab_large_kmalloc_free_block_and_reserved_page(monkeypat
         # power-of-two kmalloc size (mm/slab_common.c): 64 bytes, 64 to a 4 KiB page.
         pfn = v.addr_to_pfn(x)
         assert v.find_slab(pfn) == SlabInfo(
-            cache="kmalloc-32", cache_id=v.find_cache("kmalloc-32").cache_id, pfn=pfn, pages=1,
-            base=x, objects=64, inuse=1, frozen=True, object_size=32, slot_size=64)
-        assert v.find_cache("kmalloc-32") == CacheInfo("kmalloc-32", v.page(pfn).cache, 32, 64,
-                                                       64, (pfn,), 1)
+            cache="kmalloc-32",
+            cache_id=v.find_cache("kmalloc-32").cache_id,
+            pfn=pfn,
+            pages=1,
+            base=x,
+            objects=64,
+            inuse=1,
+            frozen=True,
+            object_size=32,
+            slot_size=64,
+        )
+        assert v.find_cache("kmalloc-32") == CacheInfo(
+            "kmalloc-32", v.page(pfn).cache, 32, 64, 64, (pfn,), 1
+        )
         tracks = v.object_tracks(x + 19)
         assert tracks.addr == x and tracks.alloc_size == 20 and tracks.free is None
         assert tracks.alloc.pid == 1 and tracks.alloc.frame.func == "probe"
@@ -191,7 +261,7 @@ def test_hand_computed_slab_large_kmalloc_free_block_and_reserved_page(monkeypat
             assert v.find_large_kmalloc(head + i) == LargeKmalloc(head, 2, 12000)
             assert v.compound_head(head + i) == head
         assert v.find_large_kmalloc(head + 4) is None and v.find_slab(head) is None
-        s.step()                                    # kfree big
+        s.step()  # kfree big
         v = machine_view(s)
         # The 4 pages went back to the buddy allocator, from pfn 4 (the lowest free order-2
         # block: RAM starts at pfn 1, the BIOS page 0 is not RAM), and cannot merge with
@@ -201,8 +271,9 @@ def test_hand_computed_slab_large_kmalloc_free_block_and_reserved_page(monkeypat
             assert v.find_free_block(head + i) == FreeBlock(4, 2)
         assert v.find_large_kmalloc(head) is None
         # A pfn in the middle of DMA32 nothing touched: its MAX_PAGE_ORDER (10) block.
-        assert v.find_free_block(0x20123) == FreeBlock(0x20000, p.max_order) == \
-            FreeBlock(0x20000, 10)
+        assert (
+            v.find_free_block(0x20123) == FreeBlock(0x20000, p.max_order) == FreeBlock(0x20000, 10)
+        )
         # The kernel image's pages are reserved at boot (memblock_reserve()): PG_reserved,
         # one reference, in no free block, no slab.
         image = p.kernel_image_phys >> p.page_shift
@@ -225,15 +296,21 @@ def test_a_reader_is_the_protocol_and_follows_the_machine_going_back(monkeypatch
     big = s.runner.values["big"]
     head = machine_view(s).addr_to_pfn(big)
     assert machine_view(s).find_large_kmalloc(head) is not None
-    s.back(2)                                    # before kmalloc 12000: a restored machine
+    s.back(2)  # before kmalloc 12000: a restored machine
     assert machine_view(s).find_large_kmalloc(head) is None
 
 
 def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
     from kinspect.engine.errors import KinspectError
     from kinspect.session.queries import resolve_location
-    s = session_on("python", monkeypatch, parse_workload(
-        "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]))
+
+    s = session_on(
+        "python",
+        monkeypatch,
+        parse_workload(
+            "small.kw", ["task t 1", "g = global boot_command_line 100", "x = kmalloc 20"]
+        ),
+    )
     s.step(3)
     v = machine_view(s)
     g = s.runner.values["g"]
@@ -250,15 +327,33 @@ def test_go_to_finds_globals_and_caches_through_the_read_api(monkeypatch):
 
 # A Machine's internals, and the roads to them: ``.machine`` (the session's Machine), a
 # session's or view's scheme objects (``scheme_named``, ``.scheme``).
-FORBIDDEN = {"machine", "zones", "slab_of_pfn", "slub", "large", "memmap", "caches", "globals",
-             "quarantine", "vm_areas", "freelist", "partial", "shadow_cache", "scheme_named"}
+FORBIDDEN = {
+    "machine",
+    "zones",
+    "slab_of_pfn",
+    "slub",
+    "large",
+    "memmap",
+    "caches",
+    "globals",
+    "quarantine",
+    "vm_areas",
+    "freelist",
+    "partial",
+    "shadow_cache",
+    "scheme_named",
+}
 # ``.scheme`` is also an attach event's scheme name: forbidden only on these objects.
 SCHEME_HOLDERS = {"s", "session", "self.session", "view", "self.view"}
 
-VIEW_FILES = sorted((ROOT / "kinspect" / "widgets").glob("*.py")) + sorted(
-    (ROOT / "kinspect" / "screens").glob("*.py")) + [
-    ROOT / "kinspect" / name for name in ("app.py", "commands/reports.py", "commands/ui.py",
-                                          "session/queries.py")]
+VIEW_FILES = (
+    sorted((ROOT / "kinspect" / "widgets").glob("*.py"))
+    + sorted((ROOT / "kinspect" / "screens").glob("*.py"))
+    + [
+        ROOT / "kinspect" / name
+        for name in ("app.py", "commands/reports.py", "commands/ui.py", "session/queries.py")
+    ]
+)
 
 
 def reaches_in(source: str) -> list[str]:
@@ -266,17 +361,22 @@ def reaches_in(source: str) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute) and (
-                node.attr in FORBIDDEN
-                or node.attr == "scheme" and ast.unparse(node.value) in SCHEME_HOLDERS):
+            node.attr in FORBIDDEN
+            or node.attr == "scheme"
+            and ast.unparse(node.value) in SCHEME_HOLDERS
+        ):
             found.append(f"{node.lineno}: {ast.unparse(node)}")
     return found
 
 
 def test_the_check_finds_a_view_that_reaches_in():
     assert reaches_in("m = session.machine\nfree = m.zones[0].find_free_block(pfn)\n") == [
-        "1: session.machine", "2: m.zones"]
-    assert reaches_in("read = s.scheme.read\nok = [a for a in att if a.scheme == 'flat']\n") \
-        == ["1: s.scheme"]
+        "1: session.machine",
+        "2: m.zones",
+    ]
+    assert reaches_in("read = s.scheme.read\nok = [a for a in att if a.scheme == 'flat']\n") == [
+        "1: s.scheme"
+    ]
     assert reaches_in("v = machine_view(session)\nv.find_slab(pfn)\n") == []
 
 

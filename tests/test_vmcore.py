@@ -34,7 +34,8 @@ _CANDIDATES = [Path("/work/shared/data/vmcore"), ROOT.parent / "shared" / "data"
 SHARED = next((p for p in _CANDIDATES if (p / "vmlinux.xz").is_file()), None)
 pytestmark = pytest.mark.skipif(
     SHARED is None,
-    reason="the project's real vmcore dumps (the shared data, docs/vmcore.md) are not here")
+    reason="the project's real vmcore dumps (the shared data, docs/vmcore.md) are not here",
+)
 _MIB = 1 << 20
 
 
@@ -62,8 +63,12 @@ def unpacked(name: str) -> Path:
     marker = out.with_name(name + ".ok")
     try:
         doc = json.loads(marker.read_text())
-        if doc == {"xz": str(xz), "key": key, "size": out.stat().st_size,
-                   "edges": _edges_digest(out)}:
+        if doc == {
+            "xz": str(xz),
+            "key": key,
+            "size": out.stat().st_size,
+            "edges": _edges_digest(out),
+        }:
             return out
     except (OSError, ValueError):
         pass
@@ -76,8 +81,11 @@ def unpacked(name: str) -> Path:
     except BaseException:
         os.unlink(tmp)
         raise
-    marker.write_text(json.dumps({"xz": str(xz), "key": key, "size": out.stat().st_size,
-                                  "edges": _edges_digest(out)}))
+    marker.write_text(
+        json.dumps(
+            {"xz": str(xz), "key": key, "size": out.stat().st_size, "edges": _edges_digest(out)}
+        )
+    )
     return out
 
 
@@ -108,13 +116,13 @@ def test_the_pairing_and_the_memory(first) -> None:
     assert first.root_source == "CR3 of CPU 0" and not first.la57
     assert len(first.core.cpus) == 2 and all(c.prstatus for c in first.core.cpus)
     # read from the dump, not assumed: the x86_64 defaults of a nokaslr 4-level kernel
-    assert first.page_offset_base == 0xffff888000000000
-    assert first.vmemmap_base == 0xffffea0000000000
+    assert first.page_offset_base == 0xFFFF888000000000
+    assert first.vmemmap_base == 0xFFFFEA0000000000
     banner = first.read(first.symbols["linux_banner"], 20)
     assert banner == b"Linux version 6.12.1"
     # the kernel image through the walk and its physical place (phys_base 0) agree
     stext = first.symbols["_stext"]
-    assert first.pt.translate(stext) == stext - 0xffffffff80000000
+    assert first.pt.translate(stext) == stext - 0xFFFFFFFF80000000
     # a user-space address is not mapped in the kernel's page tables: None, no exception
     assert first.read(0x1000, 8) is None
 
@@ -126,7 +134,7 @@ def test_the_ring_buffer_is_the_console_log(first, after) -> None:
         ring = read_ringbuffer(k)
         got = console_lines(ring.records)
         con = _console(name)
-        tail = con[len(con) - len(got):]
+        tail = con[len(con) - len(got) :]
         assert got[1:] == tail[1:], name
         assert tail[0].endswith(got[0]), name
 
@@ -135,17 +143,22 @@ def test_first_report_shadow_rows_read_from_the_dump(first) -> None:
     """The five shadow rows read from the dump's shadow (through its page tables) equal the
     five rows the kernel printed in its console log."""
     (rep,) = list(iter_reports(str(SHARED / "console-first-report.log")))
-    assert rep.function == "kmalloc_oob_right+0x632/0x6d0" and rep.addr == 0xffff888006578e73
+    assert rep.function == "kmalloc_oob_right+0x632/0x6d0" and rep.addr == 0xFFFF888006578E73
     st = memory_state(first, rep.addr, rep.size)
-    assert st.first_bad_addr == rep.addr           # (shadow 03: the access itself is bad)
-    assert [(st.row_start + i * 128, tuple(r)) for i, r in enumerate(st.rows)] == \
-        [(row.addr, row.values) for row in rep.memory_rows]
-    printed = [ln.split("] ", 1)[1] for ln in _console("first-report")
-               if re.match(r"\[ *[0-9.]+\] [ >]ffff8880065", ln)]
+    assert st.first_bad_addr == rep.addr  # (shadow 03: the access itself is bad)
+    assert [(st.row_start + i * 128, tuple(r)) for i, r in enumerate(st.rows)] == [
+        (row.addr, row.values) for row in rep.memory_rows
+    ]
+    printed = [
+        ln.split("] ", 1)[1]
+        for ln in _console("first-report")
+        if re.match(r"\[ *[0-9.]+\] [ >]ffff8880065", ln)
+    ]
     assert st.memory_lines()[:3] + st.memory_lines()[4:] == printed
     # the alloc track, from KASAN's alloc meta and the stack depot, as print_track() did
-    assert st.tracks == [(f"Allocated by task {rep.alloc_stack.pid}:",
-                          list(rep.alloc_stack.frames))]
+    assert st.tracks == [
+        (f"Allocated by task {rep.alloc_stack.pid}:", list(rep.alloc_stack.frames))
+    ]
     assert rep.alloc_stack.frames[0] == "kasan_save_stack+0x33/0x60"
     # the object, as describe_object_addr() printed it
     assert st.object.lines(rep.addr, rep.bug_type) == [
@@ -153,11 +166,17 @@ def test_first_report_shadow_rows_read_from_the_dump(first) -> None:
         f" which belongs to the cache {rep.cache_name} of size {rep.cache_object_size}",
         f"The buggy address is located {rep.rel_bytes} bytes {rep.direction} of",
         f" {rep.state} {rep.region_size}-byte region [{rep.region_start:016x}, "
-        f"{rep.region_end:016x})"]
-    assert [ln.split("] ", 1)[1] for ln in _console("first-report")
-            if re.match(r"\[ *[0-9.]+\] ( which belongs|The buggy address (belongs to the "
-                        r"obj|is located)| allocated)", ln)] == st.object.lines(rep.addr,
-                                                                              rep.bug_type)
+        f"{rep.region_end:016x})",
+    ]
+    assert [
+        ln.split("] ", 1)[1]
+        for ln in _console("first-report")
+        if re.match(
+            r"\[ *[0-9.]+\] ( which belongs|The buggy address (belongs to the "
+            r"obj|is located)| allocated)",
+            ln,
+        )
+    ] == st.object.lines(rep.addr, rep.bug_type)
     # the struct page, decoded as __dump_folio() printed it
     assert st.page["lines"] == [ln for ln in rep.page_lines if not ln.startswith("page dumped")]
     assert st.page["notes"] == [] and len(st.page["lines"]) == 5
@@ -181,7 +200,8 @@ def test_after_kunit_reports_equal_the_console_logs(after) -> None:
             if s is not None:
                 s.pop("line")
         return d
-    assert [same(r) for r in got] == [same(r) for r in con[-len(got):]]
+
+    assert [same(r) for r in got] == [same(r) for r in con[-len(got) :]]
 
 
 def test_after_kunit_objects_in_the_dump(after) -> None:
@@ -194,8 +214,10 @@ def test_after_kunit_objects_in_the_dump(after) -> None:
     for r in slab:
         st = memory_state(after, r.addr, r.size or 0, r.bug_type)
         assert (st.object.object_addr, st.object.cache_name) == (r.object_addr, r.cache_name)
-        assert st.tracks[0] == (f"Allocated by task {r.alloc_stack.pid}:",
-                                list(r.alloc_stack.frames))
+        assert st.tracks[0] == (
+            f"Allocated by task {r.alloc_stack.pid}:",
+            list(r.alloc_stack.frames),
+        )
 
 
 def test_the_command(first, vmlinux, capsys) -> None:
@@ -204,8 +226,21 @@ def test_the_command(first, vmlinux, capsys) -> None:
     out = capsys.readouterr().out
     assert "KASAN: slab-out-of-bounds Write in kunit_try_run_case" in out
     assert ">ffff888006578e00: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 03 fc" in out
-    assert main(["vmcore", dump, "--vmlinux", str(vmlinux), "--format", "json",
-                 "--addr", "ffff888006578e00"]) == 0
+    assert (
+        main(
+            [
+                "vmcore",
+                dump,
+                "--vmlinux",
+                str(vmlinux),
+                "--format",
+                "json",
+                "--addr",
+                "ffff888006578e00",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["address"]["rows"][2] == "0000000000000000000000000000" + "03fc"
     assert doc["address"]["page"]["pfn"] == 0x6578
@@ -229,11 +264,11 @@ def test_a_mismatched_vmlinux_is_refused(first, tmp_path, capsys) -> None:
 
 def test_any_address(first, vmlinux, capsys) -> None:
     """--addr: rows whose shadow the page tables do not map are '??', never an error."""
-    st = memory_state(first, 0xffffffff81000000)           # the kernel image's first bytes
-    assert st.rows[0] is None and st.rows[2] == bytes(16)   # (its shadow starts there)
+    st = memory_state(first, 0xFFFFFFFF81000000)  # the kernel image's first bytes
+    assert st.rows[0] is None and st.rows[2] == bytes(16)  # (its shadow starts there)
     assert st.memory_lines()[0] == " ffffffff80ffff00: " + " ".join(["??"] * 16)
-    assert st.page is None                                  # not in the direct map
-    beyond = memory_state(first, 0xffff888000000000 + (256 << 20))     # past the 256 MiB
+    assert st.page is None  # not in the direct map
+    beyond = memory_state(first, 0xFFFF888000000000 + (256 << 20))  # past the 256 MiB
     assert beyond.page is None and all(r is None for r in beyond.rows)
     assert main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--addr", "0x1000"]) == 0
     assert "0x1000 has no shadow" in capsys.readouterr().out
@@ -241,28 +276,32 @@ def test_any_address(first, vmlinux, capsys) -> None:
 
 def test_a_dump_without_this_kernel(vmlinux, tmp_path, capsys) -> None:
     """A core whose memory holds no kernel: nothing tells it is the vmlinux's, refused."""
-    from test_vmcore_bad_input import make_core            # (tests/ is on sys.path)
+    from test_vmcore_bad_input import make_core  # (tests/ is on sys.path)
+
     dump = make_core(tmp_path / "core", [(0, bytes(8192))])
     assert main(["vmcore", str(dump), "--vmlinux", str(vmlinux)]) == 2
-    assert capsys.readouterr().err == \
-        f"kinspect: {dump}: cannot tell whether the vmlinux is this dump's: neither its " \
+    assert (
+        capsys.readouterr().err
+        == f"kinspect: {dump}: cannot tell whether the vmlinux is this dump's: neither its "
         ".notes (build ID) nor linux_banner is readable in the dump\n"
+    )
 
 
 def test_the_layout_cache_is_checked(vmlinux, tmp_path, monkeypatch) -> None:
     """Cold and warm give the same layouts; a damaged cache entry is rebuilt, not trusted."""
     from kinspect.reports.symbols import CACHE_ENV, ElfSymbolizer
     from kinspect.vmcore.types import load_layouts
+
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     with ElfSymbolizer(vmlinux) as sym:
         cold = load_layouts(sym)
     (entry,) = tmp_path.rglob("vmcore-layouts-*.entry")
     data = bytearray(entry.read_bytes())
-    data[-20] ^= 0x01                                       # one bit of a layout's JSON
+    data[-20] ^= 0x01  # one bit of a layout's JSON
     entry.write_bytes(data)
     with ElfSymbolizer(vmlinux) as sym:
         assert load_layouts(sym) == cold
-    assert entry.read_bytes() != data                       # rewritten
+    assert entry.read_bytes() != data  # rewritten
     assert cold["printk_ringbuffer"]["desc_ring.count_bits"].size == 4
     assert cold["slab"]["inuse"].bit_size == 16
 
@@ -299,8 +338,8 @@ def kdumped(name: str, level: int) -> Path:
         shutil.copyfile(src, fixed)
         with open(fixed, "r+b") as fh:
             ehdr = bytearray(fh.read(64))
-            phoff, = struct.unpack_from("<Q", ehdr, 32)
-            phnum, = struct.unpack_from("<H", ehdr, 56)
+            (phoff,) = struct.unpack_from("<Q", ehdr, 32)
+            (phnum,) = struct.unpack_from("<H", ehdr, 56)
             fh.seek(phoff)
             phdrs = fh.read(56 * phnum)
             # e_phoff 64, no section headers
@@ -309,8 +348,11 @@ def kdumped(name: str, level: int) -> Path:
             fh.write(ehdr + phdrs)
         part.unlink(missing_ok=True)
         info = ["-i", str(VMCOREINFO)] if level else []
-        subprocess.run(["makedumpfile", "-c", "-d", str(level), *info, str(fixed), str(part)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["makedumpfile", "-c", "-d", str(level), *info, str(fixed), str(part)],
+            check=True,
+            capture_output=True,
+        )
         os.replace(part, out)
     finally:
         fixed.unlink(missing_ok=True)
@@ -334,8 +376,10 @@ def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None
     for level in (0, 31):
         kd = str(kdumped("vmcore-first-report.elf", level))
         got = _text(capsys, "vmcore", kd, "--vmlinux", str(vmlinux))
-        assert got[0].startswith(f"dump: {kd}: x86_64 makedumpfile compressed dump (header "
-                                 f"version 6, dump level {level}, ")
+        assert got[0].startswith(
+            f"dump: {kd}: x86_64 makedumpfile compressed dump (header "
+            f"version 6, dump level {level}, "
+        )
         if level == 0:
             assert [ln.replace(kd, elf) for ln in got[1:]] == want[1:]
             continue
@@ -344,13 +388,20 @@ def test_makedumpfile_dumps_read_as_the_elf_dump(first, vmlinux, capsys) -> None
         # that keeps them gives the ELF dump's lines); every other line is the ELF dump's
         quarantine = [ln for ln in got if "quarantine" in ln]
         if quarantine != [ln for ln in want if "quarantine" in ln]:
-            assert re.fullmatch(r"KASAN's quarantine: .*; \d+ of its lists cut short",
-                                quarantine[0])
-            assert any(re.fullmatch(r"  note: \S+ .*: a link at 0x[0-9a-f]+ is not in the "
-                                    r"dump: its walk stopped after \d+ objects", ln)
-                       for ln in quarantine)
-        assert [ln.replace(kd, elf) for ln in got[1:] if "quarantine" not in ln] \
-            == [ln for ln in want[1:] if "quarantine" not in ln]
+            assert re.fullmatch(
+                r"KASAN's quarantine: .*; \d+ of its lists cut short", quarantine[0]
+            )
+            assert any(
+                re.fullmatch(
+                    r"  note: \S+ .*: a link at 0x[0-9a-f]+ is not in the "
+                    r"dump: its walk stopped after \d+ objects",
+                    ln,
+                )
+                for ln in quarantine
+            )
+        assert [ln.replace(kd, elf) for ln in got[1:] if "quarantine" not in ln] == [
+            ln for ln in want[1:] if "quarantine" not in ln
+        ]
 
 
 def test_makedumpfile_filtered_pages_are_not_in_the_dump(first) -> None:
@@ -358,8 +409,9 @@ def test_makedumpfile_filtered_pages_are_not_in_the_dump(first) -> None:
     as not in the dump (None: unknown), never as zeros, through the dump and through the
     kernel's direct map; every page kept is the ELF dump's, byte for byte."""
     from kinspect.vmcore.diskdump import DiskDump
+
     with DiskDump(kdumped("vmcore-first-report.elf", 31)) as kd:
-        assert kd.dump_level == 31 and kd.max_mapnr == 0x10000     # max_pfn of 256 MiB
+        assert kd.dump_level == 31 and kd.max_mapnr == 0x10000  # max_pfn of 256 MiB
         left_out, kept = [], 0
         for pfn in range(0, kd.max_mapnr, 3):
             ours = kd.read_phys(pfn * 4096, 4096)
@@ -380,83 +432,106 @@ def test_makedumpfile_filtered_pages_are_not_in_the_dump(first) -> None:
 
 # -- KASLR: a small ELF core with a VMCOREINFO note, the kernel image moved -----------------
 
+
 def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
     n = name + b"\0"
-    return (struct.pack("<III", len(n), len(desc), ntype) + n.ljust((len(n) + 3) & ~3, b"\0")
-            + desc.ljust((len(desc) + 3) & ~3, b"\0"))
+    return (
+        struct.pack("<III", len(n), len(desc), ntype)
+        + n.ljust((len(n) + 3) & ~3, b"\0")
+        + desc.ljust((len(desc) + 3) & ~3, b"\0")
+    )
 
 
 def test_a_kaslr_kernel_is_read_at_its_offset(vmlinux, tmp_path, capsys) -> None:
     """A dump of a KASLR kernel, without CR3 (kdump's): the image runs at its link address
     plus VMCOREINFO's KERNELOFFSET, physically at __pa_symbol() with phys_base; the walk
     starts at init_top_pgt found that way, and the dump is paired and read there."""
-    from test_vmcore_bad_input import make_core
     from kinspect.reports.symbols import ElfSymbolizer
     from kinspect.vmcore.kernel import data_symbols
-    offset, phys_base = 0x1e000000, 0x3600000
-    start = 0xffffffff80000000                  # __START_KERNEL_map
+    from test_vmcore_bad_input import make_core
+
+    offset, phys_base = 0x1E000000, 0x3600000
+    start = 0xFFFFFFFF80000000  # __START_KERNEL_map
     with ElfSymbolizer(vmlinux) as sym:
         link = {n: v[0][0] for n, v in data_symbols(sym).items()}
         notes_at = sym.sections[".notes"].header["sh_addr"]
         notes = bytes(sym.section_data(".notes"))
-    mem: dict[int, bytearray] = {}              # physical page -> its bytes
+    mem: dict[int, bytearray] = {}  # physical page -> its bytes
 
     def page(paddr: int) -> bytearray:
-        return mem.setdefault(paddr & ~0xfff, bytearray(4096))
+        return mem.setdefault(paddr & ~0xFFF, bytearray(4096))
 
     def poke(vaddr: int, data: bytes) -> None:  # at the image's place, through __pa_symbol
         pa = vaddr + offset - start + phys_base
         assert pa >> 12 == (pa + len(data) - 1) >> 12
-        page(pa)[pa & 0xfff:(pa & 0xfff) + len(data)] = data
+        page(pa)[pa & 0xFFF : (pa & 0xFFF) + len(data)] = data
 
     banner = b"Linux version 6.12.118 (a KASLR test)\0"
-    poke(link["page_offset_base"], (0xff11000000000000).to_bytes(8, "little"))
-    poke(link["vmemmap_base"], (0xffd4000000000000).to_bytes(8, "little"))
+    poke(link["page_offset_base"], (0xFF11000000000000).to_bytes(8, "little"))
+    poke(link["vmemmap_base"], (0xFFD4000000000000).to_bytes(8, "little"))
     poke(link["linux_banner"], banner)
     poke(notes_at, notes)
     top = link["init_top_pgt"] + offset - start + phys_base
     page(top)
-    free = iter(range(0x100000, 0x200000, 0x1000))     # page-table pages
+    free = iter(range(0x100000, 0x200000, 0x1000))  # page-table pages
     for pa in [p for p in list(mem) if p != top]:
         va = pa - phys_base + start
         table = top
         for shift in (39, 30, 21):
             e = table + 8 * ((va >> shift) & 511)
-            entry = int.from_bytes(page(e)[e & 0xfff:(e & 0xfff) + 8], "little")
+            entry = int.from_bytes(page(e)[e & 0xFFF : (e & 0xFFF) + 8], "little")
             if not entry:
-                entry = next(free) | 0x63           # present, rw, accessed, dirty
-                page(entry & ~0xfff)
-                page(e)[e & 0xfff:(e & 0xfff) + 8] = entry.to_bytes(8, "little")
-            table = entry & 0x000ffffffffff000
+                entry = next(free) | 0x63  # present, rw, accessed, dirty
+                page(entry & ~0xFFF)
+                page(e)[e & 0xFFF : (e & 0xFFF) + 8] = entry.to_bytes(8, "little")
+            table = entry & 0x000FFFFFFFFFF000
         e = table + 8 * ((va >> 12) & 511)
-        page(e)[e & 0xfff:(e & 0xfff) + 8] = (pa | 0x63).to_bytes(8, "little")
-    info = (f"OSRELEASE=6.12.118\nNUMBER(phys_base)={phys_base}\n"
-            f"KERNELOFFSET={offset:x}\nNUMBER(pgtable_l5_enabled)=0\n").encode()
-    core = make_core(tmp_path / "kaslr.core", sorted((p, bytes(d)) for p, d in mem.items()),
-                     notes=_note(b"VMCOREINFO", 0, info))
+        page(e)[e & 0xFFF : (e & 0xFFF) + 8] = (pa | 0x63).to_bytes(8, "little")
+    info = (
+        f"OSRELEASE=6.12.118\nNUMBER(phys_base)={phys_base}\n"
+        f"KERNELOFFSET={offset:x}\nNUMBER(pgtable_l5_enabled)=0\n"
+    ).encode()
+    core = make_core(
+        tmp_path / "kaslr.core",
+        sorted((p, bytes(d)) for p, d in mem.items()),
+        notes=_note(b"VMCOREINFO", 0, info),
+    )
     with Kernel(str(core), str(vmlinux)) as k:
         assert (k.kaslr_offset, k.phys_base) == (offset, phys_base)
         assert k.root_source.startswith("init_top_pgt (no CR3 in the dump; phys_base 0x3600000")
         assert k.build_id_match == "build ID 9499bdc535f311ab78cf1a61d0e0609096deb801"
         assert k.symbols["linux_banner"] == link["linux_banner"] + offset
         assert k.read(k.symbols["linux_banner"], len(banner)) == banner
-        assert (k.page_offset_base, k.vmemmap_base) == (0xff11000000000000, 0xffd4000000000000)
+        assert (k.page_offset_base, k.vmemmap_base) == (0xFF11000000000000, 0xFFD4000000000000)
         # at the link address there is nothing: the image moved
         assert k.read(link["linux_banner"], 8) is None
     # the header says where the kernel was found
-    assert main(["vmcore", str(core), "--vmlinux", str(vmlinux), "--addr",
-                 hex(link["linux_banner"] + offset)]) == 0
+    assert (
+        main(
+            [
+                "vmcore",
+                str(core),
+                "--vmlinux",
+                str(vmlinux),
+                "--addr",
+                hex(link["linux_banner"] + offset),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "kernel image: KASLR offset 0x1e000000, phys_base 0x3600000 (from VMCOREINFO)" in out
     # a VMCOREINFO that does not say a number is refused in one line
-    for bad, what in ((b"KERNELOFFSET=zz\n", "VMCOREINFO's KERNELOFFSET is not hexadecimal: "
-                                             "'zz'"),
-                      (b"KERNELOFFSET=40000000\n", "VMCOREINFO's KERNELOFFSET 0x40000000 is "
-                       "beyond the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)"),
-                      (b"NUMBER(phys_base)=0x10\n", "VMCOREINFO's NUMBER(phys_base) is not "
-                                                    "a number: '0x10'")):
-        p = make_core(tmp_path / "bad.core", [(0, bytes(4096))],
-                      notes=_note(b"VMCOREINFO", 0, bad))
+    for bad, what in (
+        (b"KERNELOFFSET=zz\n", "VMCOREINFO's KERNELOFFSET is not hexadecimal: 'zz'"),
+        (
+            b"KERNELOFFSET=40000000\n",
+            "VMCOREINFO's KERNELOFFSET 0x40000000 is "
+            "beyond the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)",
+        ),
+        (b"NUMBER(phys_base)=0x10\n", "VMCOREINFO's NUMBER(phys_base) is not a number: '0x10'"),
+    ):
+        p = make_core(tmp_path / "bad.core", [(0, bytes(4096))], notes=_note(b"VMCOREINFO", 0, bad))
         assert main(["vmcore", str(p), "--vmlinux", str(vmlinux)]) == 2
         assert capsys.readouterr().err == f"kinspect: {p}: {what}\n"
 
@@ -467,13 +542,16 @@ def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:
     objects of the after-KUnit reports are in CPU 0's list; the first report's object,
     allocated, is in none."""
     from kinspect.vmcore.quarantine import object_hold, quarantine_of
+
     q = quarantine_of(after)
-    assert q.readable and q.notes == [] and q.batches == 1024      # QUARANTINE_BATCHES
+    assert q.readable and q.notes == [] and q.batches == 1024  # QUARANTINE_BATCHES
     walked = {name: (n, want, got) for name, n, want, got in q.checked if n or want}
-    assert walked == {"global_quarantine[11]": (1428, 1049600, 1049600),
-                      "global_quarantine[12]": (856, 1049040, 1049040),
-                      "cpu_quarantine of CPU 0": (629, 479232, 479232),
-                      "cpu_quarantine of CPU 1": (73, 102592, 102592)}
+    assert walked == {
+        "global_quarantine[11]": (1428, 1049600, 1049600),
+        "global_quarantine[12]": (856, 1049040, 1049040),
+        "cpu_quarantine of CPU 0": (629, 479232, 479232),
+        "cpu_quarantine of CPU 1": (73, 102592, 102592),
+    }
     assert (q.head, q.tail, q.objects) == (11, 13, 1428 + 856 + 629 + 73)
     ring = read_ringbuffer(after)
     reports = list(iter_reports(console_lines(ring.records), partial=True))
@@ -482,10 +560,15 @@ def test_the_quarantine_holds_the_after_kunit_objects(first, after) -> None:
         st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
         if st.object is not None:
             holds.add((st.object.object_addr, st.quarantine_line))
-    assert holds == {(0xffff8880061e5a80, "in KASAN's quarantine: cpu_quarantine of CPU 0 (not "
-                      "yet moved to the global quarantine), object 598 of 629 (0: the oldest)")}
-    st = memory_state(first, 0xffff888006578e73)              # kmalloc_oob_right's object
-    assert st.object.object_addr == 0xffff888006578e00
+    assert holds == {
+        (
+            0xFFFF8880061E5A80,
+            "in KASAN's quarantine: cpu_quarantine of CPU 0 (not "
+            "yet moved to the global quarantine), object 598 of 629 (0: the oldest)",
+        )
+    }
+    st = memory_state(first, 0xFFFF888006578E73)  # kmalloc_oob_right's object
+    assert st.object.object_addr == 0xFFFF888006578E00
     assert object_hold(first, st.object) == (None, "not in KASAN's quarantine")
     assert st.quarantine_line == "not in KASAN's quarantine"
     fq = quarantine_of(first)
@@ -496,19 +579,28 @@ def test_replay_against_the_dump(first, after, vmlinux, capsys) -> None:
     """``--replay``: the engine's replay of kmalloc_oob_right gives the same shadow over the
     whole 256-byte slot as the dump taken at that report; an after-KUnit report's object was
     freed since the report, and the comparison says where (fa fb ... against 00)."""
-    assert main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--replay",
-                 "--format", "json"]) == 0
+    assert (
+        main(["vmcore", first.core.path, "--vmlinux", str(vmlinux), "--replay", "--format", "json"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     rp = doc["reports"][0]["replay"]
     assert rp["type_matches"] and rp["engine_type"] == "slab-out-of-bounds"
-    assert (rp["real_object"], rp["cache"], rp["slot_size"]) == \
-        ("0xffff888006578e00", "kmalloc-128", 256)
+    assert (rp["real_object"], rp["cache"], rp["slot_size"]) == (
+        "0xffff888006578e00",
+        "kmalloc-128",
+        256,
+    )
     assert (rp["compared"], rp["not_compared"], rp["differences"]) == (32, 0, [])
     from kinspect.vmcore.command import _shadow_reader, _x86_64
     from kinspect.vmcore.replay import compare_replay
-    rep = next(r for r in iter_reports(console_lines(read_ringbuffer(after).records),
-                                       partial=True) if r.addr == 0xffff8880061e5ab0)
+
+    rep = next(
+        r
+        for r in iter_reports(console_lines(read_ringbuffer(after).records), partial=True)
+        if r.addr == 0xFFFF8880061E5AB0
+    )
     st = memory_state(after, rep.addr, rep.size or 0, rep.bug_type)
     cmp = compare_replay(rep, st, _shadow_reader(after, _x86_64()))
-    assert cmp.compared == 16 and cmp.differences[:2] == [(0, 0x00, 0xfa), (8, 0x00, 0xfb)]
+    assert cmp.compared == 16 and cmp.differences[:2] == [(0, 0x00, 0xFA), (8, 0x00, 0xFB)]
     assert "replay: 8 granule(s) differ (offset in the slot: simulated, real):" in cmp.lines()

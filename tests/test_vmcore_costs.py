@@ -16,7 +16,7 @@ from kinspect.vmcore.costs import PAGE_SIZE, SHADOW_PER_PAGE, bill_lines, scheme
 from kinspect.vmcore.reader import DumpReader
 from test_vmcore import pytestmark, unpacked  # noqa: F401  (the same skip)
 
-OBJ_PFN = 0x6578                        # kmalloc_oob_right's kmalloc-128 slab
+OBJ_PFN = 0x6578  # kmalloc_oob_right's kmalloc-128 slab
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,9 @@ def test_both_engines_bill_alike(bills, engine) -> None:
     with Kernel(str(unpacked("vmcore-first-report.elf")), str(unpacked("vmlinux"))) as k:
         other = scheme_bills(DumpReader(k), engine=engine)
     assert other.machine.engine == engine
-    assert {n: f.as_dict() for n, f in other.bills.items()} == \
-        {n: f.as_dict() for n, f in bills.bills.items()}
+    assert {n: f.as_dict() for n, f in other.bills.items()} == {
+        n: f.as_dict() for n, f in bills.bills.items()
+    }
     assert other.blocks.blocks == bills.blocks.blocks
 
 
@@ -39,8 +40,16 @@ def test_the_dump_blocks_from_its_struct_pages(bills) -> None:
     assert (OBJ_PFN, 0, PageUse.SLAB) in b.blocks
     c = b.counts
     # every page of the RAM up to max_pfn is in exactly one kind
-    assert c["free"] + c["reserved"] + c["not in the dump"] + c["slab"] + c["large_kmalloc"] \
-        + c["stack"] + c["page_alloc"] == 0xffdf
+    assert (
+        c["free"]
+        + c["reserved"]
+        + c["not in the dump"]
+        + c["slab"]
+        + c["large_kmalloc"]
+        + c["stack"]
+        + c["page_alloc"]
+        == 0xFFDF
+    )
     assert c["slab"] == 3102 and c["large_kmalloc"] == 12
     # blocks are disjoint and in pfn order
     ends = [p + (1 << o) for p, o, _ in b.blocks]
@@ -48,7 +57,7 @@ def test_the_dump_blocks_from_its_struct_pages(bills) -> None:
     # a large kmalloc: a compound block whose real shadow holds KASAN_PAGE_REDZONE
     for pfn, order, use in b.blocks:
         if use == PageUse.LARGE_KMALLOC:
-            assert order > 0 and (b.shadow[pfn:pfn + (1 << order)] == 0xfe).any()
+            assert order > 0 and (b.shadow[pfn : pfn + (1 << order)] == 0xFE).any()
 
 
 def test_each_scheme_bill_against_counts_by_hand(bills) -> None:
@@ -62,15 +71,24 @@ def test_each_scheme_bill_against_counts_by_hand(bills) -> None:
     # pshadow: a byte per lowmem page plus the zero and black pages; a real shadow page per
     # 8-page window holding a byte-granular page (at boot: the simulated kernel's own slabs)
     assert f["pshadow"].static_bytes == ram // PAGE_SIZE + 2 * PAGE_SIZE
-    used = {p >> 3 for pfn, o, u in b.blocks if u in BYTE_GRANULAR_USES
-            for p in range(pfn, pfn + (1 << o))}
-    assert len(used) <= f["pshadow"].shadow_pages_mapped \
+    used = {
+        p >> 3
+        for pfn, o, u in b.blocks
+        if u in BYTE_GRANULAR_USES
+        for p in range(pfn, pfn + (1 << o))
+    }
+    assert (
+        len(used)
+        <= f["pshadow"].shadow_pages_mapped
         <= len(used) + booted["pshadow"].shadow_pages_mapped
+    )
     # pageptr: one PAGE_SIZE/8 block per byte-granular page, a pointer per page of RAM
     blocks = f["pageptr"].blocks_in_use - booted["pageptr"].blocks_in_use
     assert blocks == byte_granular
-    assert f["pageptr"].blocks_capacity * SHADOW_PER_PAGE // PAGE_SIZE \
+    assert (
+        f["pageptr"].blocks_capacity * SHADOW_PER_PAGE // PAGE_SIZE
         == f["pageptr"].shadow_slab_pages
+    )
     assert f["pageptr"].dynamic_bytes == f["pageptr"].shadow_slab_pages * PAGE_SIZE
     assert f["pageptr"].metadata_bytes == 8 * (ram // PAGE_SIZE)
     # pageext: the same blocks, the pointers in page_ext
@@ -87,17 +105,32 @@ def test_the_flat_shadow_of_byte_granular_pages_is_the_dumps(bills) -> None:
     for pfn in slabs[::97] + [OBJ_PFN]:
         assert flat.read(m.page_address(pfn), PAGE_SIZE) == b.shadow[pfn].tobytes()
     # and the object's slot: 14 accessible granules, 3 bytes of the 15th, the redzone
-    assert b.shadow[OBJ_PFN][0xe00 // 8:0xe00 // 8 + 16].tobytes() == bytes(14) + b"\x03\xfc"
+    assert b.shadow[OBJ_PFN][0xE00 // 8 : 0xE00 // 8 + 16].tobytes() == bytes(14) + b"\x03\xfc"
     assert not np.array_equal(b.shadow[OBJ_PFN], np.zeros(SHADOW_PER_PAGE, np.uint8))
 
 
 def test_vmcore_costs_json(capsys) -> None:
-    assert main(["vmcore", str(unpacked("vmcore-first-report.elf")), "--vmlinux",
-                 str(unpacked("vmlinux")), "--addr", "0xffff888006578e73", "--costs",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "vmcore",
+                str(unpacked("vmcore-first-report.elf")),
+                "--vmlinux",
+                str(unpacked("vmlinux")),
+                "--addr",
+                "0xffff888006578e73",
+                "--costs",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     costs = doc["costs"]
     assert set(costs["schemes"]) == {"flat", "pshadow", "pageptr", "pageext"}
     assert costs["pages"]["slab"] == 3102
-    assert costs["schemes"]["pageptr"]["dump"]["blocks_in_use"] == \
-        3102 + 12 + costs["schemes"]["pageptr"]["booted"]["blocks_in_use"]
+    assert (
+        costs["schemes"]["pageptr"]["dump"]["blocks_in_use"]
+        == 3102 + 12 + costs["schemes"]["pageptr"]["booted"]["blocks_in_use"]
+    )

@@ -18,29 +18,61 @@ from kinspect.vmcore.diskdump import DiskDump
 BS = 4096
 
 
-def make_kdump(path: Path, pages: dict[int, bytes], *, max_mapnr: int = 64,
-               raw: frozenset = frozenset(), flags: int | None = None,
-               machine: bytes = b"x86_64", vmcoreinfo: bytes = b"", version: int = 6,
-               memory: set[int] | None = None, desc_offset: dict[int, int] | None = None,
-               zdata: dict[int, bytes] | None = None, cut: int | None = None) -> Path:
+def make_kdump(
+    path: Path,
+    pages: dict[int, bytes],
+    *,
+    max_mapnr: int = 64,
+    raw: frozenset = frozenset(),
+    flags: int | None = None,
+    machine: bytes = b"x86_64",
+    vmcoreinfo: bytes = b"",
+    version: int = 6,
+    memory: set[int] | None = None,
+    desc_offset: dict[int, int] | None = None,
+    zdata: dict[int, bytes] | None = None,
+    cut: int | None = None,
+) -> Path:
     """A KDUMP file holding ``pages`` (pfn -> 4096 bytes), zlib-compressed but for the pfns
     of ``raw``; ``memory``: the first bitmap (default: every pfn); ``flags`` forces every
     descriptor's flags; ``desc_offset``/``zdata`` override a page's offset/data."""
-    uts = b"".join(f.ljust(65, b"\0") for f in (b"Linux", b"test", b"6.12.118", b"#1",
-                                                 machine, b""))
+    uts = b"".join(
+        f.ljust(65, b"\0") for f in (b"Linux", b"test", b"6.12.118", b"#1", machine, b"")
+    )
     bitmap_blocks = 2
     # signature, header_version, utsname, padding, timestamp; status, block_size,
     # sub_hdr_size, bitmap_blocks, max_mapnr, ..., nr_cpus
-    hdr = b"KDUMP   " + struct.pack("<i", version) + uts + bytes(6) + bytes(16) \
+    hdr = (
+        b"KDUMP   "
+        + struct.pack("<i", version)
+        + uts
+        + bytes(6)
+        + bytes(16)
         + struct.pack("<IiiIIIIIIi", 1, BS, 1, bitmap_blocks, max_mapnr, 0, 0, 0, 0, 1)
+    )
     hdr = hdr.ljust(BS, b"\0")
     vi_at = 2 * BS - 1024
-    sub = struct.pack("<QiiQQqQqQqQQQQ", 0, 31, 0, 0, 0, vi_at if vmcoreinfo else 0,
-                      len(vmcoreinfo), 0, 0, 0, 0, 0, 0, max_mapnr)
+    sub = struct.pack(
+        "<QiiQQqQqQqQQQQ",
+        0,
+        31,
+        0,
+        0,
+        0,
+        vi_at if vmcoreinfo else 0,
+        len(vmcoreinfo),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        max_mapnr,
+    )
     sub = sub.ljust(BS - 1024, b"\0") + vmcoreinfo.ljust(1024, b"\0")
     first = bytearray(bitmap_blocks * BS // 2)
     second = bytearray(bitmap_blocks * BS // 2)
-    for pfn in (memory if memory is not None else range(max_mapnr)):
+    for pfn in memory if memory is not None else range(max_mapnr):
         first[pfn // 8] |= 1 << pfn % 8
     for pfn in pages:
         second[pfn // 8] |= 1 << pfn % 8
@@ -66,9 +98,12 @@ def _page(pfn: int) -> bytes:
 
 def test_pages_read_back_and_filtered_frames_are_unknown(tmp_path) -> None:
     pages = {pfn: _page(pfn) for pfn in (0, 1, 2, 9, 17, 63)}
-    p = make_kdump(tmp_path / "dump", pages, raw=frozenset({9}),
-                   vmcoreinfo=b"OSRELEASE=6.12.118\nKERNELOFFSET=1e000000\n"
-                              b"NUMBER(phys_base)=-1048576\n")
+    p = make_kdump(
+        tmp_path / "dump",
+        pages,
+        raw=frozenset({9}),
+        vmcoreinfo=b"OSRELEASE=6.12.118\nKERNELOFFSET=1e000000\nNUMBER(phys_base)=-1048576\n",
+    )
     with open_core(p) as d:
         assert isinstance(d, DiskDump)
         assert d.ram_end == 64 * BS and d.pages_in_dump == 6 and d.dump_level == 31
@@ -85,22 +120,25 @@ def test_pages_read_back_and_filtered_frames_are_unknown(tmp_path) -> None:
         assert d.vmcoreinfo["NUMBER(phys_base)"] == "-1048576"
 
 
-@pytest.mark.parametrize("case, message", [
-    ("cut-header", "truncated: 300 bytes, shorter than a makedumpfile header"),
-    ("cut-bitmap", "truncated: the header, sub-header and bitmaps need"),
-    ("cut-descs", "page descriptors at file offset 0x4000 run past the end of the file"),
-    ("cut-data", "bad page descriptor 0 (file offset 0x4000): page data at 0x4048, 309 bytes"),
-    ("bitmap", "bad bitmap: page frame 0x5 is in the file but not in memory"),
-    ("mapnr", "bad bitmap: 100000 page frames, but the bitmaps hold 32768 bits each"),
-    ("offset", "bad page descriptor 1 (file offset 0x4018): page data at 0x10"),
-    ("lzo", "pages compressed with lzo (makedumpfile -l/-p/-z): kinspect inflates zlib only"),
-    ("zstd", "pages compressed with zstd"),
-    ("incomplete", "an incomplete dump"),
-    ("arm64", "a dump of another machine (aarch64)"),
-    ("vmcoreinfo", "VMCOREINFO line 2 is not KEY=VALUE"),
-    ("split", "one part of a split dump (makedumpfile --split)"),
-    ("flattened", "makedumpfile's flattened format (makedumpfile -F, for a pipe)"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("cut-header", "truncated: 300 bytes, shorter than a makedumpfile header"),
+        ("cut-bitmap", "truncated: the header, sub-header and bitmaps need"),
+        ("cut-descs", "page descriptors at file offset 0x4000 run past the end of the file"),
+        ("cut-data", "bad page descriptor 0 (file offset 0x4000): page data at 0x4048, 309 bytes"),
+        ("bitmap", "bad bitmap: page frame 0x5 is in the file but not in memory"),
+        ("mapnr", "bad bitmap: 100000 page frames, but the bitmaps hold 32768 bits each"),
+        ("offset", "bad page descriptor 1 (file offset 0x4018): page data at 0x10"),
+        ("lzo", "pages compressed with lzo (makedumpfile -l/-p/-z): kinspect inflates zlib only"),
+        ("zstd", "pages compressed with zstd"),
+        ("incomplete", "an incomplete dump"),
+        ("arm64", "a dump of another machine (aarch64)"),
+        ("vmcoreinfo", "VMCOREINFO line 2 is not KEY=VALUE"),
+        ("split", "one part of a split dump (makedumpfile --split)"),
+        ("flattened", "makedumpfile's flattened format (makedumpfile -F, for a pipe)"),
+    ],
+)
 def test_bad_kdump_files_are_one_line_exit_2(tmp_path, capsys, case, message) -> None:
     pages = {pfn: _page(pfn) for pfn in (1, 5, 6)}
     p = tmp_path / "dump"
@@ -132,7 +170,7 @@ def test_bad_kdump_files_are_one_line_exit_2(tmp_path, capsys, case, message) ->
     make_kdump(p, pages, **kw)
     data = bytearray(p.read_bytes())
     if case == "split":
-        data[BS + 12:BS + 16] = (1).to_bytes(4, "little")      # kdump_sub_header.split
+        data[BS + 12 : BS + 16] = (1).to_bytes(4, "little")  # kdump_sub_header.split
     elif case == "flattened":
         data[:16] = b"makedumpfile\0\0\0\0"
     p.write_bytes(data)
@@ -150,7 +188,7 @@ def test_a_corrupt_zlib_page_is_an_error_when_read(tmp_path) -> None:
     pages = {pfn: _page(pfn) for pfn in (1, 5, 6)}
     good = zlib.compress(pages[5])
     bad = good[:10] + bytes(len(good) - 10)
-    short = zlib.compress(pages[6][:100])           # inflates, but not to a whole page
+    short = zlib.compress(pages[6][:100])  # inflates, but not to a whole page
     p = make_kdump(tmp_path / "dump", pages, zdata={5: bad, 6: short})
     with open_core(p) as d:
         assert d.read_phys(BS, 16) == pages[1][:16]
@@ -167,8 +205,13 @@ def test_tui_and_replay_refuse_bad_input_in_one_line(tmp_path, capsys) -> None:
     p = make_kdump(tmp_path / "dump", {1: _page(1)}, machine=b"aarch64")
     assert main(["tui", "--vmcore", str(p), "--vmlinux", str(tmp_path / "vmlinux")]) == 2
     captured = capsys.readouterr()
-    assert captured.err == f"kinspect: {p}: a dump of another machine (aarch64): kinspect " \
-        "reads x86_64 dumps\n" and captured.out == ""
+    assert (
+        captured.err
+        == f"kinspect: {p}: a dump of another machine (aarch64): kinspect reads x86_64 dumps\n"
+        and captured.out == ""
+    )
     assert main(["vmcore", str(p), "--vmlinux", "v", "--addr", "0x1000", "--replay"]) == 2
-    assert capsys.readouterr().err == \
-        "kinspect: --replay: replays the dump's reports: not with --addr\n"
+    assert (
+        capsys.readouterr().err
+        == "kinspect: --replay: replays the dump's reports: not with --addr\n"
+    )

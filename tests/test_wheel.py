@@ -39,6 +39,7 @@ def _golden_demo(shown: Path | str) -> str:
 
 # --- the built-in names, in the checkout --------------------------------------------------
 
+
 def test_the_demo_runs_by_name(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["run", "demo"]) == 0
@@ -63,21 +64,23 @@ def test_an_unknown_name_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "dmeo"]) == 2
     known = ", ".join(builtin_workloads())
-    assert capsys.readouterr().err == (f"kinspect: dmeo: no such file, nor a built-in workload "
-                                       f"(built-in: {known})\n")
+    assert capsys.readouterr().err == (
+        f"kinspect: dmeo: no such file, nor a built-in workload (built-in: {known})\n"
+    )
 
 
 def test_the_repository_paths_are_links_to_the_package_files():
     """One copy: samples/profiles and the demos in samples/workloads are the package's files."""
     assert (ROOT / "samples" / "profiles").resolve() == PROFILES_DIR.resolve()
-    assert (ROOT / "samples" / "workloads" / "demo.kw").resolve() \
-        == (WORKLOADS_DIR / "demo.kw").resolve()
+    assert (ROOT / "samples" / "workloads" / "demo.kw").resolve() == (
+        WORKLOADS_DIR / "demo.kw"
+    ).resolve()
 
 
 def test_the_ui_names_a_built_in_workload_by_its_name(tmp_path):
     """Not by a path into site-packages: the title and the event log say ``demo (built-in)``."""
     assert workload_name(str(WORKLOADS_DIR / "demo.kw")) == "demo (built-in)"
-    assert workload_name("samples/workloads/demo.kw") == "demo (built-in)"     # the link
+    assert workload_name("samples/workloads/demo.kw") == "demo (built-in)"  # the link
     own = tmp_path / "demo.kw"
     own.write_text("kmalloc 8\n")
     assert workload_name(str(own)) == str(own)
@@ -86,23 +89,35 @@ def test_the_ui_names_a_built_in_workload_by_its_name(tmp_path):
 
 # --- a wheel, installed outside the checkout ----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[Path, Path]:
     """(the wheel, the directory it is installed in). Built from a copy of the checkout's
     sources, so that the build writes nothing into the shared checkout."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
-    shutil.copytree(ROOT / "kinspect", src / "kinspect",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.c"))
+    shutil.copytree(
+        ROOT / "kinspect",
+        src / "kinspect",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.c"),
+    )
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
-                          str(src)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     (whl,) = (tmp / "dist").glob("kinspect-*.whl")
     site = tmp / "site"
-    subprocess.run(pip + ["install", "--no-deps", "--target", str(site), str(whl)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        pip + ["install", "--no-deps", "--target", str(site), str(whl)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return whl, site
 
 
@@ -111,8 +126,7 @@ def _run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedPro
     interpreter's site-packages, kinspect from ``site`` (ahead of the checkout's editable
     install, which only answers after the path)."""
     env = dict(os.environ, PYTHONPATH=str(site))
-    return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.slow
@@ -120,8 +134,11 @@ def test_the_wheel_holds_the_style_and_the_built_in_data(wheel):
     whl, _ = wheel
     names = set(zipfile.ZipFile(whl).namelist())
     assert "kinspect/kinspect.tcss" in names
-    for path in [*PROFILES_DIR.glob("*.toml"), *WORKLOADS_DIR.glob("*.kw"),
-                 *TEMPLATES_DIR.glob("*.html")]:
+    for path in [
+        *PROFILES_DIR.glob("*.toml"),
+        *WORKLOADS_DIR.glob("*.kw"),
+        *TEMPLATES_DIR.glob("*.html"),
+    ]:
         assert f"kinspect/data/{path.parent.name}/{path.name}" in names
     # the compiled engine, built by the package's own build, and not Cython's C beside it
     assert any(n.startswith("kinspect/engine/_ftrace_scan.") and n.endswith(".so") for n in names)
@@ -131,8 +148,9 @@ def test_the_wheel_holds_the_style_and_the_built_in_data(wheel):
 @pytest.mark.slow
 def test_the_installed_wheel_is_what_runs(wheel, tmp_path):
     _, site = wheel
-    done = _run_installed(site, tmp_path, sys.executable, "-P", "-c",
-                          "import kinspect; print(kinspect.__file__)")
+    done = _run_installed(
+        site, tmp_path, sys.executable, "-P", "-c", "import kinspect; print(kinspect.__file__)"
+    )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == site / "kinspect" / "__init__.py"
 
@@ -142,8 +160,10 @@ def test_profiles_from_the_wheel(wheel, tmp_path):
     _, site = wheel
     done = _run_installed(site, tmp_path, str(site / "bin" / "kinspect"), "profiles")
     assert done.returncode == 0 and done.stderr == ""
-    assert done.stdout == (format_profiles_table(list_profiles())
-                           + f"\n\nengine: native ({native.ENGINE_NOTES['native']})\n")
+    assert done.stdout == (
+        format_profiles_table(list_profiles())
+        + f"\n\nengine: native ({native.ENGINE_NOTES['native']})\n"
+    )
 
 
 @pytest.mark.slow

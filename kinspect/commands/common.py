@@ -23,16 +23,24 @@ def number(text: str) -> int:
 
 
 def machine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=DEFAULT_PROFILE,
-                   help="a profile name (see `kinspect profiles`) or a .toml file "
-                        "(default: %(default)s)")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help="a profile name (see `kinspect profiles`) or a .toml file (default: %(default)s)",
+    )
     p.add_argument("--mem", help="memory size of the machine, e.g. 1G or 1T")
-    p.add_argument("--strict", action="store_true",
-                   help="traces: stop at the first unreadable line (exit 2) instead of "
-                        "counting it")
-    p.add_argument("--attach", choices=("byte-granular", "always"), default="byte-granular",
-                   help="pageptr/pageext: which pages get a shadow block (default: only "
-                        "pages that need byte-granular shadow)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="traces: stop at the first unreadable line (exit 2) instead of counting it",
+    )
+    p.add_argument(
+        "--attach",
+        choices=("byte-granular", "always"),
+        default="byte-granular",
+        help="pageptr/pageext: which pages get a shadow block (default: only "
+        "pages that need byte-granular shadow)",
+    )
 
 
 def mem_option(text: str | None) -> int | None:
@@ -52,4 +60,4 @@ def drop_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        pass                            # not a real file (tests capture it)
+        pass  # not a real file (tests capture it)

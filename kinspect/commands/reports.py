@@ -44,30 +44,47 @@ NO_REPORT = "no KASAN report found"
 def add_commands(subparsers) -> None:
     """Add ``report`` and ``symbolize`` to the ``kinspect`` subcommands."""
     rp = subparsers.add_parser(
-        "report", help="explain the KASAN reports of a console log (FILE, or - for stdin)",
+        "report",
+        help="explain the KASAN reports of a console log (FILE, or - for stdin)",
         description="Find every KASAN report in a console log, dmesg or syzbot text, and "
-                    "explain it. Exit 0: reports found; 1: none; 2: unreadable input.")
+        "explain it. Exit 0: reports found; 1: none; 2: unreadable input.",
+    )
     rp.add_argument("input", metavar="FILE", help="the log to read; - reads standard input")
     rp.add_argument("--format", choices=("text", "json"), default="text")
     symbolize_options(rp)
-    rp.add_argument("--replay", action="store_true",
-                    help="re-enact each report in the engine and compare the outcome")
-    rp.add_argument("--profile", help="the profile for --replay (default: one that fits the "
-                                      "report's addresses)")
-    rp.add_argument("--workload-out", metavar="FILE.kw",
-                    help="with --replay, also write the workload (FILE-2.kw, ... for more "
-                         "reports)")
+    rp.add_argument(
+        "--replay",
+        action="store_true",
+        help="re-enact each report in the engine and compare the outcome",
+    )
+    rp.add_argument(
+        "--profile", help="the profile for --replay (default: one that fits the report's addresses)"
+    )
+    rp.add_argument(
+        "--workload-out",
+        metavar="FILE.kw",
+        help="with --replay, also write the workload (FILE-2.kw, ... for more reports)",
+    )
     sp = subparsers.add_parser(
-        "symbolize", help="symbolize addresses or func+0xOFF frames with a vmlinux",
+        "symbolize",
+        help="symbolize addresses or func+0xOFF frames with a vmlinux",
         description="Print the source lines (with inlined frames) of addresses or "
-                    "FUNC+0xOFF[/0xLEN] [module] frames, as addr2line -f -i would.")
-    sp.add_argument("frames", nargs="+", metavar="ADDR|FUNC+OFF",
-                    help="0xADDRESS or FUNC+0xOFF[/0xLEN], optionally followed by [module]")
+        "FUNC+0xOFF[/0xLEN] [module] frames, as addr2line -f -i would.",
+    )
+    sp.add_argument(
+        "frames",
+        nargs="+",
+        metavar="ADDR|FUNC+OFF",
+        help="0xADDRESS or FUNC+0xOFF[/0xLEN], optionally followed by [module]",
+    )
     sp.add_argument("--vmlinux", metavar="PATH", required=True)
     sp.add_argument("--modules", metavar="DIR")
     sp.add_argument("--strip", metavar="PREFIX")
-    sp.add_argument("--return-address", action="store_true",
-                    help="FUNC+OFF frames are return addresses: look up OFF-1 (as syzkaller)")
+    sp.add_argument(
+        "--return-address",
+        action="store_true",
+        help="FUNC+OFF frames are return addresses: look up OFF-1 (as syzkaller)",
+    )
     sp.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -75,14 +92,19 @@ def symbolize_options(p, only_with: str = "") -> None:
     """``--vmlinux``, ``--modules`` and ``--strip``: the files that symbolize a report's stacks
     (``only_with``: the option they go with, named in their help)."""
     before = f"with {only_with}: " if only_with else ""
-    p.add_argument("--vmlinux", metavar="PATH",
-                   help=f"{before}symbolize the stacks with this vmlinux")
-    p.add_argument("--modules", metavar="DIR",
-                   help=f"{before}where the .ko files of '[module]' frames are (searched "
-                        "recursively)")
-    p.add_argument("--strip", metavar="PREFIX",
-                   help=f"{before}source path prefix to drop (default: the vmlinux's "
-                        "directory)")
+    p.add_argument(
+        "--vmlinux", metavar="PATH", help=f"{before}symbolize the stacks with this vmlinux"
+    )
+    p.add_argument(
+        "--modules",
+        metavar="DIR",
+        help=f"{before}where the .ko files of '[module]' frames are (searched recursively)",
+    )
+    p.add_argument(
+        "--strip",
+        metavar="PREFIX",
+        help=f"{before}source path prefix to drop (default: the vmlinux's directory)",
+    )
 
 
 def run_command(args) -> int:
@@ -101,11 +123,10 @@ def run_command(args) -> int:
         drop_stdout()
         return 0
     except OSError as e:
-        if e.filename is not None:          # (a file error names its file: not ours to hide)
+        if e.filename is not None:  # (a file error names its file: not ours to hide)
             raise
-        drop_stdout()                      # stdout cannot be written (``> /dev/full``)
-        print(f"kinspect: <stdout>: cannot write the output: {e.strerror or e}",
-              file=sys.stderr)
+        drop_stdout()  # stdout cannot be written (``> /dev/full``)
+        print(f"kinspect: <stdout>: cannot write the output: {e.strerror or e}", file=sys.stderr)
         return 2
 
 
@@ -135,17 +156,21 @@ def _workload_path(args, index: int) -> Path:
         inputs += [str(p) for p in Path(args.modules).rglob("*.ko")]
     for src in inputs:
         if _same_file(str(out), src):
-            raise KinspectError(f"--workload-out would write over the input {src}: give "
-                                "another file", str(out))
+            raise KinspectError(
+                f"--workload-out would write over the input {src}: give another file", str(out)
+            )
     return out
 
 
 def _report(args) -> int:
-    syms = Symbolizers(args.vmlinux, args.modules, args.strip) \
-        if (args.vmlinux or args.modules) else None
+    syms = (
+        Symbolizers(args.vmlinux, args.modules, args.strip)
+        if (args.vmlinux or args.modules)
+        else None
+    )
     source, name = input_lines(args.input)
     if args.replay and args.workload_out:
-        _workload_path(args, 1)             # (refused before anything is read or printed)
+        _workload_path(args, 1)  # (refused before anything is read or printed)
     scan = LogScan()
     found = 0
     json_reports: list[dict] = []
@@ -164,8 +189,11 @@ def _report(args) -> int:
                 if stacks is not None:
                     doc["symbolized_stacks"] = stacks
                 if args.replay:
-                    doc["replay"] = replay if isinstance(replay, dict) else \
-                        (None if replay is None else replay.to_json())
+                    doc["replay"] = (
+                        replay
+                        if isinstance(replay, dict)
+                        else (None if replay is None else replay.to_json())
+                    )
                 json_reports.append(doc)
                 continue
             if found > 1:
@@ -179,10 +207,18 @@ def _report(args) -> int:
             syms.close()
     first = scan.first_crash
     if args.format == "json":
-        doc = {"input": name, "reports": json_reports,
-               "first_crash": None if first is None else
-               {"title": first.title, "line": first.line, "kasan": first.kasan,
-                "corrupted": first.corrupted}}
+        doc = {
+            "input": name,
+            "reports": json_reports,
+            "first_crash": None
+            if first is None
+            else {
+                "title": first.title,
+                "line": first.line,
+                "kasan": first.kasan,
+                "corrupted": first.corrupted,
+            },
+        }
         if not found:
             doc["message"] = NO_REPORT
         json.dump(doc, sys.stdout, indent=1)
@@ -227,8 +263,10 @@ def _format_replay(result) -> str:
     for n in plan.notes:
         lines.append(f"  note: {n}")
     if result.engine_type is None:
-        lines.append(f"  engine: no report; the report says {plan.expect_type}: "
-                     "the engine does not reach the same bug")
+        lines.append(
+            f"  engine: no report; the report says {plan.expect_type}: "
+            "the engine does not reach the same bug"
+        )
         return "\n".join(lines)
     same = "same" if result.type_matches else "a different"
     verdict = f"  engine: {result.engine_type} ({same} bug type"
@@ -236,9 +274,11 @@ def _format_replay(result) -> str:
     if result.region_matches is not None and reg is None:
         verdict += "; no region line, the report has one"
     elif result.region_matches is not None:
-        verdict += (f"; region line {reg[0]} bytes {reg[1]} of {reg[2] + ' ' if reg[2] else ''}"
-                    f"{reg[3]}-byte region: "
-                    f"{'same as' if result.region_matches else 'differs from'} the report's")
+        verdict += (
+            f"; region line {reg[0]} bytes {reg[1]} of {reg[2] + ' ' if reg[2] else ''}"
+            f"{reg[3]}-byte region: "
+            f"{'same as' if result.region_matches else 'differs from'} the report's"
+        )
     verdict += ")"
     lines.append(verdict)
     lines.append("  the engine's report:")
@@ -248,6 +288,7 @@ def _format_replay(result) -> str:
 
 # --------------------------------------------------------------------------- symbolize
 
+
 def _shown(text: str) -> str:
     """``text`` quoted for an error line, shortened when long."""
     return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
@@ -256,8 +297,9 @@ def _shown(text: str) -> str:
 def _check_address(addr: int, text: str) -> None:
     """A kernel address is 64 bits at most (the input is named as it was given)."""
     if addr >= 1 << 64:
-        raise KinspectError(f"the address of {_shown(text)} does not fit in 64 bits",
-                            "<command line>")
+        raise KinspectError(
+            f"the address of {_shown(text)} does not fit in 64 bits", "<command line>"
+        )
 
 
 def _symbolize(args) -> int:
@@ -284,21 +326,35 @@ def _symbolize(args) -> int:
                         frames = sym.symbolize(addr)
             else:
                 try:
-                    addr = int(t, 16) if t.lower().startswith("0x") or \
-                        all(c in "0123456789abcdefABCDEF" for c in t) else None
+                    addr = (
+                        int(t, 16)
+                        if t.lower().startswith("0x")
+                        or all(c in "0123456789abcdefABCDEF" for c in t)
+                        else None
+                    )
                 except ValueError:
                     addr = None
                 if addr is None:
-                    raise KinspectError("not an address or FUNC+0xOFF frame (offsets fit in "
-                                        f"64 bits): {_shown(text)}", "<command line>")
+                    raise KinspectError(
+                        "not an address or FUNC+0xOFF frame (offsets fit in "
+                        f"64 bits): {_shown(text)}",
+                        "<command line>",
+                    )
                 _check_address(addr, text)
                 entry["address"] = f"{addr:#x}"
-                assert syms.vmlinux is not None     # (--vmlinux is required)
+                assert syms.vmlinux is not None  # (--vmlinux is required)
                 frames = syms.vmlinux.symbolize(addr)
             if frames is not None:
-                entry["frames"] = [{"function": f.function, "file": f.file, "line": f.line,
-                                    "location": f.location(syms.strip), "inlined": f.inlined}
-                                   for f in frames]
+                entry["frames"] = [
+                    {
+                        "function": f.function,
+                        "file": f.file,
+                        "line": f.line,
+                        "location": f.location(syms.strip),
+                        "inlined": f.inlined,
+                    }
+                    for f in frames
+                ]
             results.append(entry)
     finally:
         syms.close()
@@ -307,13 +363,18 @@ def _symbolize(args) -> int:
         print()
     else:
         for e in results:
-            head = e["input"] + (f" ({e['address']})" if e["address"] and
-                                 e["address"] != e["input"] else "") + ":"
+            head = (
+                e["input"]
+                + (f" ({e['address']})" if e["address"] and e["address"] != e["input"] else "")
+                + ":"
+            )
             print(head)
             if e.get("error"):
                 print(f"  ?? ({e['error']})")
                 continue
             for f in e["frames"]:
-                print(f"  {f['function'] or '??'} {f['location']}"
-                      + (" [inline]" if f["inlined"] else ""))
+                print(
+                    f"  {f['function'] or '??'} {f['location']}"
+                    + (" [inline]" if f["inlined"] else "")
+                )
     return 0 if all(e.get("frames") for e in results) else 1

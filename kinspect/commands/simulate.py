@@ -36,22 +36,28 @@ COMMANDS = ("run", "compare", "profiles")
 def add_commands(sub) -> None:
     """Add ``run``, ``compare`` and ``profiles`` to the ``kinspect`` subcommands."""
     run = sub.add_parser("run", help="run a workload and print its KASAN reports")
-    run.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard "
-                                      "input)")
+    run.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard input)")
     machine_options(run)
-    run.add_argument("--scheme", default="flat", choices=sorted(SCHEMES),
-                     help="the shadow scheme (default: flat, mainline KASAN)")
+    run.add_argument(
+        "--scheme",
+        default="flat",
+        choices=sorted(SCHEMES),
+        help="the shadow scheme (default: flat, mainline KASAN)",
+    )
     run.add_argument("--format", choices=("text", "json"), default="text")
-    cmp = sub.add_parser("compare", help="run a workload under several shadow schemes at once "
-                                         "and compare what each costs")
-    cmp.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard "
-                                      "input)")
+    cmp = sub.add_parser(
+        "compare",
+        help="run a workload under several shadow schemes at once and compare what each costs",
+    )
+    cmp.add_argument("workload", help="a .kw workload file or a kmem trace ('-': standard input)")
     machine_options(cmp)
-    cmp.add_argument("--schemes", default="all",
-                     help=f"'all' or a comma list of: {', '.join(SCHEMES)}")
+    cmp.add_argument(
+        "--schemes", default="all", help=f"'all' or a comma list of: {', '.join(SCHEMES)}"
+    )
     cmp.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    cmp.add_argument("--timeline", metavar="FILE.csv",
-                     help="also write every scheme's figures after every event")
+    cmp.add_argument(
+        "--timeline", metavar="FILE.csv", help="also write every scheme's figures after every event"
+    )
     sub.add_parser("profiles", help="list the built-in architecture profiles")
 
 
@@ -64,8 +70,9 @@ def run_command(args) -> int:
         return 0
     if args.command == "compare":
         return _compare(args)
-    return _run(args.workload, args.profile, args.mem, args.format, args.scheme,
-                args.attach, args.strict)
+    return _run(
+        args.workload, args.profile, args.mem, args.format, args.scheme, args.attach, args.strict
+    )
 
 
 class _Input:
@@ -86,7 +93,7 @@ class _Input:
             try:
                 regular = stat.S_ISREG(os.stat(path).st_mode)
             except OSError:
-                regular = True                  # the reader says what is wrong with it
+                regular = True  # the reader says what is wrong with it
             if not regular:
                 try:
                     self.stream = open(path, "rb")  # noqa: SIM115 (read by events())
@@ -116,10 +123,11 @@ def _refuse_to_overwrite(output: str, option: str, inputs: list[str]) -> None:
         try:
             same = os.path.samefile(output, path)
         except OSError:
-            continue                            # one of them does not exist (yet)
+            continue  # one of them does not exist (yet)
         if same:
-            raise KinspectError(f"{output} is an input of this run: refusing to write over "
-                                "it", option)
+            raise KinspectError(
+                f"{output} is an input of this run: refusing to write over it", option
+            )
 
 
 def _compare(args) -> int:
@@ -128,30 +136,48 @@ def _compare(args) -> int:
     source = _Input(args.workload)
     trace = source.trace
     if args.timeline:
-        _refuse_to_overwrite(args.timeline, "--timeline",
-                             [args.workload, args.profile, find_profile_path(args.profile)])
+        _refuse_to_overwrite(
+            args.timeline,
+            "--timeline",
+            [args.workload, args.profile, find_profile_path(args.profile)],
+        )
     workload = source.name if trace else source.workload()
     options = {"attach": args.attach}
     progress = Progress(args.workload) if trace else None
     if args.timeline:
         try:
             with open(args.timeline, "w", newline="") as timeline:
-                result = run_compare(profile, workload, schemes, options, timeline,
-                                     args.strict, progress, source.stream)
+                result = run_compare(
+                    profile,
+                    workload,
+                    schemes,
+                    options,
+                    timeline,
+                    args.strict,
+                    progress,
+                    source.stream,
+                )
         except OSError as e:
-            raise KinspectError(f"cannot write the timeline: {e.strerror}", args.timeline) \
-                from None
+            raise KinspectError(f"cannot write the timeline: {e.strerror}", args.timeline) from None
     else:
-        result = run_compare(profile, workload, schemes, options, None, args.strict, progress,
-                             source.stream)
+        result = run_compare(
+            profile, workload, schemes, options, None, args.strict, progress, source.stream
+        )
     if progress is not None:
         progress.done()
     print(format_compare(result, args.format))
     return 130 if result.notes and result.notes[0].startswith("interrupted") else 0
 
 
-def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str,
-         scheme: str = "flat", attach: str = "byte-granular", strict: bool = False) -> int:
+def _run(
+    workload_path: str,
+    profile_name: str,
+    mem: str | None,
+    fmt: str,
+    scheme: str = "flat",
+    attach: str = "byte-granular",
+    strict: bool = False,
+) -> int:
     profile = load_profile(profile_name, mem_option(mem))
     source = _Input(workload_path)
     machine = Machine(profile, schemes=(scheme,), scheme_options={"attach": attach})
@@ -172,8 +198,15 @@ def _run(workload_path: str, profile_name: str, mem: str | None, fmt: str,
     summary["profile"] = profile.name
     summary["mem_total"] = profile.mem_total
     if fmt == "json":
-        json.dump({"reports": [r.to_json() for r in machine.reports],
-                   "summary": summary, "expect_failures": failures}, sys.stdout, indent=1)
+        json.dump(
+            {
+                "reports": [r.to_json() for r in machine.reports],
+                "summary": summary,
+                "expect_failures": failures,
+            },
+            sys.stdout,
+            indent=1,
+        )
         print()
     else:
         print(_format_summary(summary, machine))
@@ -195,8 +228,11 @@ def _run_trace(machine: Machine, path: str, fmt: str, strict: bool, stream=None)
     if replayer.interrupted:
         notes.insert(0, f"interrupted after {replayer.events} events: partial summary")
     if fmt == "json":
-        json.dump({"reports": [r.to_json() for r in machine.reports], "summary": summary,
-                   "trace": notes}, sys.stdout, indent=1)
+        json.dump(
+            {"reports": [r.to_json() for r in machine.reports], "summary": summary, "trace": notes},
+            sys.stdout,
+            indent=1,
+        )
         print()
     else:
         for r in machine.reports:
@@ -212,6 +248,7 @@ class Progress:
 
     def __init__(self, path: str) -> None:
         import time
+
         self._time = time.monotonic
         self._start = self._time()
         self.enabled = sys.stderr.isatty()
@@ -223,8 +260,10 @@ class Progress:
         width = 24
         bar = "#" * int(width * fraction) + "-" * (width - int(width * fraction))
         eta = f", ETA {elapsed * (1 - fraction) / fraction:.0f} s" if fraction > 0.01 else ""
-        sys.stderr.write(f"\rkinspect: [{bar}] {fraction:4.0%} line {line:,}, {events:,} "
-                         f"events, {events / elapsed:,.0f} events/s{eta}  ")
+        sys.stderr.write(
+            f"\rkinspect: [{bar}] {fraction:4.0%} line {line:,}, {events:,} "
+            f"events, {events / elapsed:,.0f} events/s{eta}  "
+        )
         sys.stderr.flush()
 
     def done(self) -> None:
@@ -238,14 +277,23 @@ def _format_summary(s: dict, machine: Machine) -> str:
     kinds = ", ".join(f"{t} x{n}" for t, n in types.items())
     page = machine.page_size
     failed = s.get("failed_allocations")
-    return "\n".join([
-        f"kinspect: {count(s['events'], 'event')}, {count(s['reports'], 'report')}"
-        + (f" ({kinds})" if kinds else "")
-        + f"; profile {s['profile']}, {format_size(s['mem_total'])} of memory",
-        f"pages in use: {s['pages_in_use']} ({format_size(s['pages_in_use'] * page)}), "
-        f"slabs: {s['slabs']}, objects in use: {s['objects_in_use']}, "
-        f"quarantine: {format_size(s['quarantine_bytes'])}",
-        f"shadow ({machine.shadow.name}): {format_size(s['shadow_static_bytes'])} reserved at "
-        f"boot, {format_size(s['shadow_dynamic_bytes'])} allocated on demand",
-    ] + (["failed allocations (NULL, -ENOMEM): "
-          + ", ".join(f"{call} {n}" for call, n in failed.items())] if failed else []))
+    return "\n".join(
+        [
+            f"kinspect: {count(s['events'], 'event')}, {count(s['reports'], 'report')}"
+            + (f" ({kinds})" if kinds else "")
+            + f"; profile {s['profile']}, {format_size(s['mem_total'])} of memory",
+            f"pages in use: {s['pages_in_use']} ({format_size(s['pages_in_use'] * page)}), "
+            f"slabs: {s['slabs']}, objects in use: {s['objects_in_use']}, "
+            f"quarantine: {format_size(s['quarantine_bytes'])}",
+            f"shadow ({machine.shadow.name}): {format_size(s['shadow_static_bytes'])} reserved at "
+            f"boot, {format_size(s['shadow_dynamic_bytes'])} allocated on demand",
+        ]
+        + (
+            [
+                "failed allocations (NULL, -ENOMEM): "
+                + ", ".join(f"{call} {n}" for call, n in failed.items())
+            ]
+            if failed
+            else []
+        )
+    )

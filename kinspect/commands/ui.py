@@ -25,30 +25,51 @@ COMMANDS = ("tui", "serve")
 
 def add_commands(sub) -> None:
     """Add ``tui`` and ``serve`` to the ``kinspect`` subcommands."""
-    for name, text in (("tui", "step through a workload in the inspector (the default, on "
-                               "the built-in demo)"),
-                       ("serve", "serve the inspector to a web browser (textual-serve)")):
+    for name, text in (
+        ("tui", "step through a workload in the inspector (the default, on the built-in demo)"),
+        ("serve", "serve the inspector to a web browser (textual-serve)"),
+    ):
         ui = sub.add_parser(name, help=text)
-        ui.add_argument("workload", nargs="?", help="a .kw workload file or an ftrace kmem "
-                                                    "capture (default: the built-in UI demo)")
+        ui.add_argument(
+            "workload",
+            nargs="?",
+            help="a .kw workload file or an ftrace kmem capture (default: the built-in UI demo)",
+        )
         machine_options(ui)
-        ui.add_argument("--scheme", help="the scheme shown first (all registered schemes run "
-                                         "in lockstep; s switches)")
+        ui.add_argument(
+            "--scheme",
+            help="the scheme shown first (all registered schemes run in lockstep; s switches)",
+        )
         if name == "tui":
-            ui.add_argument("--report", metavar="FILE",
-                            help="open the report screen on the KASAN reports of a console log")
+            ui.add_argument(
+                "--report",
+                metavar="FILE",
+                help="open the report screen on the KASAN reports of a console log",
+            )
             symbolize_options(ui, only_with="--report")
-            ui.add_argument("--vmcore", metavar="DUMP",
-                            help="inspect a crash dump's real memory (with --vmlinux, the "
-                                 "dump's own)")
+            ui.add_argument(
+                "--vmcore",
+                metavar="DUMP",
+                help="inspect a crash dump's real memory (with --vmlinux, the dump's own)",
+            )
         if name == "serve":
-            ui.add_argument("--host", default="localhost",
-                            help="the address to listen on (default: %(default)s)")
-            ui.add_argument("--port", type=_port, default=8000,
-                            help="the TCP port, 1..65535 (default: %(default)s)")
-            ui.add_argument("--max-sessions", type=_positive, default=MAX_SESSIONS,
-                            help="browser tabs served at once, each its own process "
-                                 "(default: %(default)s)")
+            ui.add_argument(
+                "--host",
+                default="localhost",
+                help="the address to listen on (default: %(default)s)",
+            )
+            ui.add_argument(
+                "--port",
+                type=_port,
+                default=8000,
+                help="the TCP port, 1..65535 (default: %(default)s)",
+            )
+            ui.add_argument(
+                "--max-sessions",
+                type=_positive,
+                default=MAX_SESSIONS,
+                help="browser tabs served at once, each its own process (default: %(default)s)",
+            )
 
 
 def run_command(args) -> int:
@@ -59,6 +80,7 @@ def run_command(args) -> int:
         if not args.vmlinux:
             raise KinspectError("needs --vmlinux VMLINUX (the dump's)", "--vmcore")
         from kinspect.screens.vmcore import run_vmcore_ui
+
         return run_vmcore_ui(args.vmcore, args.vmlinux)
     if args.command == "tui" and (args.report or args.vmlinux or args.modules):
         return run_report_ui(args)
@@ -82,24 +104,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def _tui_session(workload_path: str | None, profile_name: str, mem: str | None, attach: str,
-                 scheme: str | None):
+def _tui_session(
+    workload_path: str | None, profile_name: str, mem: str | None, attach: str, scheme: str | None
+):
     """Everything the UI needs, built (and checked) before any UI starts. A trace is read
     up to its first events here; the UI reads the rest while it runs."""
-    from kinspect.session import Session, load_trace
     from kinspect.engine.workload import parse_workload
+    from kinspect.session import Session, load_trace
+
     profile = load_profile(profile_name, mem_option(mem))
     path = workload_path or shown_path(DEMO_WORKLOAD)
-    workload = load_trace(path, stream=True) if looks_like_trace(path) else \
-        parse_workload(path)
+    workload = load_trace(path, stream=True) if looks_like_trace(path) else parse_workload(path)
     return Session(profile, workload, shown=scheme, scheme_options={"attach": attach})
 
 
-def _tui(workload_path: str | None, profile_name: str, mem: str | None, attach: str,
-         scheme: str | None) -> int:
+def _tui(
+    workload_path: str | None, profile_name: str, mem: str | None, attach: str, scheme: str | None
+) -> int:
     """``kinspect tui``: bad input is the one-line error and exit 2, before the UI starts."""
     session = _tui_session(workload_path, profile_name, mem, attach, scheme)
     from kinspect.app import KinspectApp
+
     KinspectApp(session).run()
     return 0
 
@@ -107,6 +132,7 @@ def _tui(workload_path: str | None, profile_name: str, mem: str | None, attach: 
 def _serve(args) -> int:
     """``kinspect serve``: the same UI, one per browser tab, through textual-serve."""
     import shlex
+
     # check the input (a trace: its first events), then let the server's process read it
     _tui_session(args.workload, args.profile, args.mem, args.attach, args.scheme).close()
     command = [sys.executable, "-m", "kinspect.cli", "tui"]
@@ -118,13 +144,17 @@ def _serve(args) -> int:
     if args.scheme:
         command += ["--scheme", args.scheme]
     from kinspect.serve import KinspectServer, check_listen, http_origin
+
     check_listen(args.host, args.port)
     server = KinspectServer(shlex.join(command), args.host, args.port, args.max_sessions)
-    print(f"kinspect: serving on {http_origin(args.host, args.port)}, at most "
-          f"{count(args.max_sessions, 'session')} at once (ctrl+c stops)", flush=True)
+    print(
+        f"kinspect: serving on {http_origin(args.host, args.port)}, at most "
+        f"{count(args.max_sessions, 'session')} at once (ctrl+c stops)",
+        flush=True,
+    )
     try:
         server.serve()
-    except OSError as e:        # the port taken between check_listen and the server's bind
+    except OSError as e:  # the port taken between check_listen and the server's bind
         raise KinspectError(f"cannot listen: {e.strerror}", "--port") from None
     return 0
 
@@ -134,8 +164,9 @@ def run_report_ui(args) -> int:
     report, 2 (the one-line error) when it or the vmlinux cannot be read; both before the UI
     starts."""
     if not args.report:
-        raise KinspectError("--vmlinux and --modules symbolize the stacks of a --report FILE",
-                            "tui")
+        raise KinspectError(
+            "--vmlinux and --modules symbolize the stacks of a --report FILE", "tui"
+        )
     if args.workload:
         raise KinspectError("give a workload or --report FILE, not both", "tui")
     reports, first = read_reports(args.report, args.vmlinux, args.modules, args.strip)
@@ -143,5 +174,6 @@ def run_report_ui(args) -> int:
         print_no_report(first)
         return 1
     from kinspect.app import ReportApp
+
     ReportApp(reports, args.report, symbolized=bool(args.vmlinux or args.modules)).run()
     return 0

@@ -59,8 +59,9 @@ def find_workload_path(name_or_path: str) -> str:
     path = WORKLOADS_DIR / f"{name_or_path}.kw"
     if not path.is_file():
         known = ", ".join(builtin_workloads())
-        raise WorkloadError(f"no such file, nor a built-in workload (built-in: {known})",
-                            path=name_or_path)
+        raise WorkloadError(
+            f"no such file, nor a built-in workload (built-in: {known})", path=name_or_path
+        )
     return shown_path(path)
 
 

@@ -22,7 +22,7 @@ class BuddyZone:
         self.max_order = max_order
         self._free: list[set[int]] = [set() for _ in range(max_order + 1)]
         self._heap: list[list[int]] = [[] for _ in range(max_order + 1)]
-        self._untouched: list[tuple[int, int]] = []      # [start, end) pfn runs of max-order blocks
+        self._untouched: list[tuple[int, int]] = []  # [start, end) pfn runs of max-order blocks
         self.present_pages = 0
         self.free_pages = 0
 
@@ -107,14 +107,14 @@ class BuddyZone:
             else:
                 listed = free[current]
                 if not listed:
-                    continue                # no free block of this order
+                    continue  # no free block of this order
                 # _pop_lowest(), inlined: a non-empty set has all its blocks in the heap.
                 heap = self._heap[current]
                 pfn = heappop(heap)
                 while pfn not in listed:
                     pfn = heappop(heap)
                 listed.discard(pfn)
-            while current > order:          # expand(): give back the upper halves
+            while current > order:  # expand(): give back the upper halves
                 current -= 1
                 self._push(pfn + (1 << current), current)
             self.free_pages -= 1 << order

@@ -53,8 +53,10 @@ def resolve_schemes(spec: str) -> list[str]:
     for name in names:
         if name not in SCHEMES:
             from .errors import KinspectError
-            raise KinspectError(f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})",
-                                "--schemes")
+
+            raise KinspectError(
+                f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})", "--schemes"
+            )
     return [REFERENCE] + [n for n in names if n != REFERENCE]
 
 
@@ -75,13 +77,20 @@ class CompareResult:
     profile: ArchProfile
     events: int
     reports: int
-    rows: dict[str, dict]           # scheme -> figures at the end (with peaks)
-    notes: list[str]                # what a trace held besides what was replayed
+    rows: dict[str, dict]  # scheme -> figures at the end (with peaks)
+    notes: list[str]  # what a trace held besides what was replayed
 
 
-def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[str],
-                options: dict | None = None, timeline=None, strict: bool = False,
-                progress=None, stream=None) -> CompareResult:
+def run_compare(
+    profile: ArchProfile,
+    workload: Workload | str,
+    schemes: list[str],
+    options: dict | None = None,
+    timeline=None,
+    strict: bool = False,
+    progress=None,
+    stream=None,
+) -> CompareResult:
     """Run a workload (or replay a trace file, given its path) once with ``schemes`` in
     lockstep; figures per scheme. ``timeline`` (a text file) gets a CSV row per event and
     scheme. ``stream``: the trace as an open binary file (a pipe), named by the path."""
@@ -92,7 +101,7 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
         writer = csv.writer(timeline)
         writer.writerow(["event", "line", "scheme"] + [k for k, _, _ in COLUMNS])
 
-    done = [0]                           # events so far (trace events carry no index)
+    done = [0]  # events so far (trace events carry no index)
 
     def after_event(ev) -> None:
         done[0] += 1
@@ -102,12 +111,14 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
             if total > peak[scheme.name]:
                 peak[scheme.name] = total
             if writer is not None:
-                writer.writerow([done[0] - 1, ev.line, scheme.name]
-                                + csv_cells(figures(fp, peak[scheme.name])))
+                writer.writerow(
+                    [done[0] - 1, ev.line, scheme.name] + csv_cells(figures(fp, peak[scheme.name]))
+                )
 
-    if isinstance(workload, str):                  # a kmem trace
-        reader, replayer = replay_trace(machine, workload, strict, progress, after_event,
-                                        stream=stream)
+    if isinstance(workload, str):  # a kmem trace
+        reader, replayer = replay_trace(
+            machine, workload, strict, progress, after_event, stream=stream
+        )
         events, notes = replayer.events, trace_summary(reader.stats, replayer.stats)
         if replayer.interrupted:
             notes.insert(0, f"interrupted after {events} events: partial figures")
@@ -116,14 +127,17 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
         runner.run(after_event=after_event)
         events, notes = runner.position, []
         if machine.failed:
-            notes.append("failed allocations (NULL, -ENOMEM): "
-                         + ", ".join(f"{call} {n}" for call, n in sorted(machine.failed.items())))
+            notes.append(
+                "failed allocations (NULL, -ENOMEM): "
+                + ", ".join(f"{call} {n}" for call, n in sorted(machine.failed.items()))
+            )
     rows = {}
     for scheme in machine.schemes:
         fp = scheme.footprint()
         # the peak of static + dynamic + metadata, where dynamic peaked between events
-        peak_total = max(peak[scheme.name],
-                         fp.static_bytes + fp.metadata_bytes + fp.dynamic_peak_bytes)
+        peak_total = max(
+            peak[scheme.name], fp.static_bytes + fp.metadata_bytes + fp.dynamic_peak_bytes
+        )
         rows[scheme.name] = figures(fp, peak_total)
     return CompareResult(profile, events, len(machine.reports), rows, notes)
 
@@ -131,9 +145,17 @@ def run_compare(profile: ArchProfile, workload: Workload | str, schemes: list[st
 def format_compare(result: CompareResult, fmt: str) -> str:
     """The comparison as ``table`` (human units), ``csv`` or ``json`` (bytes and counts)."""
     if fmt == "json":
-        return json.dumps({"profile": result.profile.name, "mem_total": result.profile.mem_total,
-                           "events": result.events, "reports": result.reports,
-                           "schemes": result.rows, "notes": result.notes}, indent=1)
+        return json.dumps(
+            {
+                "profile": result.profile.name,
+                "mem_total": result.profile.mem_total,
+                "events": result.events,
+                "reports": result.reports,
+                "schemes": result.rows,
+                "notes": result.notes,
+            },
+            indent=1,
+        )
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
@@ -146,12 +168,19 @@ def format_compare(result: CompareResult, fmt: str) -> str:
         cells = [name]
         for key, _, kind in COLUMNS:
             v = row[key]
-            cells.append(format_size(v) if kind == "bytes" else
-                         ("yes" if v else "no") if kind == "bool" else str(v))
+            cells.append(
+                format_size(v)
+                if kind == "bytes"
+                else ("yes" if v else "no")
+                if kind == "bool"
+                else str(v)
+            )
         rows.append(cells)
     p = result.profile
-    title = [f"{count(result.events, 'event')}, {count(result.reports, 'report')}, "
-             "identical under every scheme",
-             f"profile {p.name}, {format_size(p.mem_total)} of memory"]
+    title = [
+        f"{count(result.events, 'event')}, {count(result.reports, 'report')}, "
+        "identical under every scheme",
+        f"profile {p.name}, {format_size(p.mem_total)} of memory",
+    ]
     table = format_blocks(rows, BLOCKS, [False] + [True] * len(COLUMNS))
     return "\n".join(title + ["", table] + ([""] + result.notes if result.notes else []))

@@ -11,8 +11,9 @@ from __future__ import annotations
 class KinspectError(Exception):
     """Bad input: a profile, workload, trace, report or ELF that kinspect cannot use."""
 
-    def __init__(self, message: str, path: str | None = None,
-                 line: int | None = None, col: int | None = None) -> None:
+    def __init__(
+        self, message: str, path: str | None = None, line: int | None = None, col: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.path = path

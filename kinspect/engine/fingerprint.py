@@ -36,8 +36,7 @@ from .ranges import merge_ranges
 from .report import format_report
 from .view import MachineReader
 
-PARTS = ("struct pages", "shadow", "free areas", "slab objects", "reports", "failures",
-         "summary")
+PARTS = ("struct pages", "shadow", "free areas", "slab objects", "reports", "failures", "summary")
 
 
 def _digest(*chunks: bytes) -> str:
@@ -58,14 +57,14 @@ class Fingerprinter:
     def __init__(self, machine) -> None:
         self.machine = machine
         self.view = MachineReader(machine)
-        self._touched: set[tuple[int, int]] = set()     # (address, bytes) seen allocated
-        self._free_section: bytes | None = None         # a section of free pages, as bytes
+        self._touched: set[tuple[int, int]] = set()  # (address, bytes) seen allocated
+        self._free_section: bytes | None = None  # a section of free pages, as bytes
 
     def _struct_pages(self) -> str:
         h = blake2b(digest_size=16)
         for first_pfn, section in self.machine.memmap.for_each_section():
             raw = section.tobytes()
-            if raw != self._free_section_bytes(len(section)):   # untouched reads as free
+            if raw != self._free_section_bytes(len(section)):  # untouched reads as free
                 h.update(first_pfn.to_bytes(8, "little"))
                 h.update(raw)
         return h.hexdigest()
@@ -84,8 +83,11 @@ class Fingerprinter:
         area, every global with its redzone."""
         m, view = self.machine, self.view
         is_lowmem_pfn, page_size = m.profile.is_lowmem_pfn, m.page_size
-        ranges = [(view.page_address(b.pfn), page_size << b.order)
-                  for b in view.allocated_pages() if is_lowmem_pfn(b.pfn)]
+        ranges = [
+            (view.page_address(b.pfn), page_size << b.order)
+            for b in view.allocated_pages()
+            if is_lowmem_pfn(b.pfn)
+        ]
         ranges += [(area.addr, area.size) for area in m.vm_areas]
         ranges += [(g.addr, g.size_with_redzone) for g in view.global_variables()]
         return ranges
@@ -106,8 +108,9 @@ class Fingerprinter:
             "struct pages": self._struct_pages(),
             "shadow": self._shadow(),
             "free areas": _text_digest(m.free_area_counts()),
-            "slab objects": _text_digest([(c.name, c.object_size, c.objects_in_use)
-                                          for c in self.view.caches()]),
+            "slab objects": _text_digest(
+                [(c.name, c.object_size, c.objects_in_use) for c in self.view.caches()]
+            ),
             "reports": _digest(*(format_report(r).encode() for r in m.reports)),
             "failures": _text_digest(sorted(m.failed.items())),
             "summary": _text_digest(m.summary()),

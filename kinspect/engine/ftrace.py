@@ -43,31 +43,46 @@ from . import native
 from .errors import TraceError
 
 KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE = range(6)
-KIND_NAMES = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
-              "mm_page_free")
+KIND_NAMES = (
+    "kmalloc",
+    "kmem_cache_alloc",
+    "kfree",
+    "kmem_cache_free",
+    "mm_page_alloc",
+    "mm_page_free",
+)
 
 # Tracepoint name -> kind. Older kernels' *_node events carry a node= field, nothing else.
 EVENT_KINDS = {
-    b"kmalloc": KMALLOC, b"kmalloc_node": KMALLOC,
-    b"kmem_cache_alloc": KMEM_CACHE_ALLOC, b"kmem_cache_alloc_node": KMEM_CACHE_ALLOC,
-    b"kfree": KFREE, b"kmem_cache_free": KMEM_CACHE_FREE,
+    b"kmalloc": KMALLOC,
+    b"kmalloc_node": KMALLOC,
+    b"kmem_cache_alloc": KMEM_CACHE_ALLOC,
+    b"kmem_cache_alloc_node": KMEM_CACHE_ALLOC,
+    b"kfree": KFREE,
+    b"kmem_cache_free": KMEM_CACHE_FREE,
     b"mm_page_alloc": PAGE_ALLOC,
-    b"mm_page_free": PAGE_FREE, b"mm_page_free_batched": PAGE_FREE,
-    b"mm_page_free_direct": PAGE_FREE, b"mm_pagevec_free": PAGE_FREE,
+    b"mm_page_free": PAGE_FREE,
+    b"mm_page_free_batched": PAGE_FREE,
+    b"mm_page_free_direct": PAGE_FREE,
+    b"mm_pagevec_free": PAGE_FREE,
 }
 
 # "<comm>-<pid> [<cpu>] <flags> <secs>.<usecs>: <event>: <fields>"; comm may hold spaces and
 # dashes (the pid follows the last '-'); trace-cmd adds nothing we need; the task prefix and
 # the flags column are optional.
-_LINE = re.compile(rb"\s*(?:(.*?)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?)?\[(\d+)\]\s+(?:\S+\s+)?"
-                   rb"(\d+\.\d+):\s+(\w+):\s?(.*)")
-_BARE = re.compile(rb"\s*(?:(\d+\.\d+):\s+)?(\w+):\s(.*)")      # pasted lines: no task, no CPU
-_GRAPH = re.compile(rb".*/\*\s*(\w+):\s(.*?)\s*\*/")           # function_graph comments
+_LINE = re.compile(
+    rb"\s*(?:(.*?)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?)?\[(\d+)\]\s+(?:\S+\s+)?"
+    rb"(\d+\.\d+):\s+(\w+):\s?(.*)"
+)
+_BARE = re.compile(rb"\s*(?:(\d+\.\d+):\s+)?(\w+):\s(.*)")  # pasted lines: no task, no CPU
+_GRAPH = re.compile(rb".*/\*\s*(\w+):\s(.*?)\s*\*/")  # function_graph comments
 _FIELD = re.compile(rb"(\w+)=\s*(\(null\)|\S+)")
 # Fast paths for the field layouts of every TP_printk era (FORMATS.md); anything else (patched
 # kernels' extra fields, options/fields output) takes the general key=value path.
-_ALLOC = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+) bytes_req=(\d+) "
-                    rb"bytes_alloc=(\d+)")
+_ALLOC = re.compile(
+    rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+) bytes_req=(\d+) "
+    rb"bytes_alloc=(\d+)"
+)
 _FREE = re.compile(rb"call_site=(\S+) ptr=\s*(\(null\)|[0-9a-f]+)(?: name=(\S+))?\s*$")
 _PAGE = re.compile(rb"page=\s*\S+ pfn=(0x[0-9a-f]+|\d+) order=(\d+)")
 _VALUE = re.compile(rb"(0x[0-9a-fA-F]+|-?\d+)")
@@ -84,10 +99,12 @@ _POINTER = re.compile(rb"(?:0x)?[0-9a-fA-F]{1,16}")
 # digits, a pointer of 17 hex digits, a size of 20 digits...) and values that the per-line
 # path would refuse (non-ASCII call sites, a decimal pfn with a leading zero) take the
 # per-line path too, which checks them.
-_WS = rb"[ \t\r\f\v]"           # \s without \n
-_KMEM_EVENTS = (rb"kmalloc|kmalloc_node|kmem_cache_alloc|kmem_cache_alloc_node|kfree|"
-                rb"kmem_cache_free|mm_page_alloc|mm_page_free|mm_page_free_batched|"
-                rb"mm_page_free_direct|mm_pagevec_free")
+_WS = rb"[ \t\r\f\v]"  # \s without \n
+_KMEM_EVENTS = (
+    rb"kmalloc|kmalloc_node|kmem_cache_alloc|kmem_cache_alloc_node|kfree|"
+    rb"kmem_cache_free|mm_page_alloc|mm_page_free|mm_page_free_batched|"
+    rb"mm_page_free_direct|mm_pagevec_free"
+)
 _BLOCK = re.compile(
     rb"(?!#)" + _WS + rb"*((?:(?!-\d+" + _WS + rb")[^\n])*?-\d{1,7})" + _WS + rb"+"
     rb"(?:\(" + _WS + rb"*[-\d]+\)" + _WS + rb"+)?\[\d+\]" + _WS + rb"+(?:\S+" + _WS + rb"+)?"
@@ -100,30 +117,40 @@ _BLOCK = re.compile(
     rb"|(mm_page_alloc|mm_page_free|mm_page_free_batched|mm_page_free_direct|mm_pagevec_free): "
     rb"page=" + _WS + rb"*\S+ pfn=(0x[0-9a-f]{1,16}|0|[1-9]\d{0,18}) order=(\d{1,9})(?!\d)[^\n]*"
     rb"|(?!(?:" + _KMEM_EVENTS + rb"|tracing_mark_write):)(\w+):[^\n]*"
-    rb")\n|([^\n]*)\n")
+    rb")\n|([^\n]*)\n"
+)
 
 
 class TraceEvent(NamedTuple):
     """One kmem allocation event of a trace."""
 
     line: int
-    kind: int                   # KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, ...
-    ptr: int                    # object pointer (0 for NULL); page events: 0
-    pfn: int                    # page events; -1 otherwise
+    kind: int  # KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, ...
+    ptr: int  # object pointer (0 for NULL); page events: 0
+    pfn: int  # page events; -1 otherwise
     order: int
     bytes_req: int
     bytes_alloc: int
     call_site: str
-    name: str | None            # cache name (kmem_cache_free in 5.x+), else None
+    name: str | None  # cache name (kmem_cache_free in 5.x+), else None
     comm: str
     pid: int
 
 
 # The columns of an EventBatch: (name, numpy dtype). Strings are indexes into the reader's
 # tables: call_site and name into ``strings`` (name -1: None), task into ``tasks``.
-EVENT_COLUMNS = (("line", "i8"), ("kind", "i1"), ("ptr", "u8"), ("pfn", "u8"), ("order", "u8"),
-                 ("bytes_req", "u8"), ("bytes_alloc", "u8"), ("call_site", "i4"),
-                 ("name", "i4"), ("task", "i4"))
+EVENT_COLUMNS = (
+    ("line", "i8"),
+    ("kind", "i1"),
+    ("ptr", "u8"),
+    ("pfn", "u8"),
+    ("order", "u8"),
+    ("bytes_req", "u8"),
+    ("bytes_alloc", "u8"),
+    ("call_site", "i4"),
+    ("name", "i4"),
+    ("task", "i4"),
+)
 
 
 class EventBatch:
@@ -145,11 +172,12 @@ class EventBatch:
     def columns(self) -> tuple:
         return tuple(getattr(self, name) for name, _ in EVENT_COLUMNS)
 
-    def slice(self, start: int, stop: int) -> "EventBatch":
+    def slice(self, start: int, stop: int) -> EventBatch:
         """Events ``start`` to ``stop`` (not included) as a batch of their own: views of these
         columns (nothing copied), the same string and task tables."""
-        return EventBatch([column[start:stop] for column in self.columns()], self.strings,
-                          self.tasks)
+        return EventBatch(
+            [column[start:stop] for column in self.columns()], self.strings, self.tasks
+        )
 
     def __len__(self) -> int:
         return len(self.line)
@@ -159,11 +187,19 @@ class EventBatch:
             raise IndexError("event index out of range")
         strings, kind, name = self.strings, int(self.kind[i]), int(self.name[i])
         comm, pid = self.tasks[self.task[i]]
-        return TraceEvent(int(self.line[i]), kind, int(self.ptr[i]),
-                          int(self.pfn[i]) if kind >= PAGE_ALLOC else -1, int(self.order[i]),
-                          int(self.bytes_req[i]), int(self.bytes_alloc[i]),
-                          strings[self.call_site[i]], strings[name] if name >= 0 else None,
-                          comm, pid)
+        return TraceEvent(
+            int(self.line[i]),
+            kind,
+            int(self.ptr[i]),
+            int(self.pfn[i]) if kind >= PAGE_ALLOC else -1,
+            int(self.order[i]),
+            int(self.bytes_req[i]),
+            int(self.bytes_alloc[i]),
+            strings[self.call_site[i]],
+            strings[name] if name >= 0 else None,
+            comm,
+            pid,
+        )
 
     def __iter__(self) -> Iterator[TraceEvent]:
         strings, tasks = self.strings, self.tasks
@@ -174,10 +210,23 @@ class EventBatch:
         task = [tasks[i] for i in self.task.tolist()]
         comms = [comm for comm, _ in task]
         pids = [pid for _, pid in task]
-        return map(tuple.__new__, repeat(TraceEvent),
-                   zip(self.line.tolist(), kinds, self.ptr.tolist(), pfns, self.order.tolist(),
-                       self.bytes_req.tolist(), self.bytes_alloc.tolist(), sites, names, comms,
-                       pids))
+        return map(
+            tuple.__new__,
+            repeat(TraceEvent),
+            zip(
+                self.line.tolist(),
+                kinds,
+                self.ptr.tolist(),
+                pfns,
+                self.order.tolist(),
+                self.bytes_req.tolist(),
+                self.bytes_alloc.tolist(),
+                sites,
+                names,
+                comms,
+                pids,
+            ),
+        )
 
 
 @dataclass
@@ -185,11 +234,11 @@ class TraceStats:
     """What a trace held besides the events kinspect replays."""
 
     lines: int = 0
-    events: Counter = field(default_factory=Counter)       # replayed events by tracepoint
+    events: Counter = field(default_factory=Counter)  # replayed events by tracepoint
     other_events: Counter = field(default_factory=Counter)  # counted, not replayed
     bad_lines: int = 0
-    first_bad: list[tuple[int, str]] = field(default_factory=list)   # (line, what is wrong)
-    markers: list[tuple[int, str]] = field(default_factory=list)     # trace_marker writes
+    first_bad: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong)
+    markers: list[tuple[int, str]] = field(default_factory=list)  # trace_marker writes
 
     def bad(self, line: int, what: str) -> None:
         self.bad_lines += 1
@@ -204,7 +253,7 @@ def _open(path: str, stream=None):
         raw = open(path, "rb") if stream is None else stream
         if not hasattr(raw, "peek"):
             raw = io.BufferedReader(raw)
-        magic = raw.peek(6)[:6]             # not read(): a pipe cannot seek back
+        magic = raw.peek(6)[:6]  # not read(): a pipe cannot seek back
     except OSError as e:
         raise TraceError(f"cannot read trace: {e.strerror}", path) from None
     if magic.startswith(b"\x1f\x8b"):
@@ -214,13 +263,13 @@ def _open(path: str, stream=None):
     return raw, raw
 
 
-LONGEST_LINE = 16 << 20     # a "line" longer than this (a binary file) is cut: streaming holds
+LONGEST_LINE = 16 << 20  # a "line" longer than this (a binary file) is cut: streaming holds
 
 
 def _blocks(f, size: int = 1 << 20) -> Iterator[bytes]:
     """The file in blocks of whole lines (about ``size`` bytes each, every one ending with a
     newline; a last line without one gets one): big reads, never the whole file."""
-    pending: list[bytes] = []           # the start of a line that began in an earlier read
+    pending: list[bytes] = []  # the start of a line that began in an earlier read
     held = 0
     while True:
         chunk = f.read(size)
@@ -282,21 +331,22 @@ class TraceReader:
     ``strings_table`` and ``tasks_table``."""
 
     HASH_SAMPLE = 256
-    _event_type: type = TraceEvent     # ParallelTraceReader's child makes plain tuples
+    _event_type: type = TraceEvent  # ParallelTraceReader's child makes plain tuples
 
-    def __init__(self, path: str, strict: bool = False, stream=None,
-                 engine: str | None = None) -> None:
+    def __init__(
+        self, path: str, strict: bool = False, stream=None, engine: str | None = None
+    ) -> None:
         self.path = path
         self.strict = strict
-        self._stream = stream               # an open binary file (a pipe...), or None: path
+        self._stream = stream  # an open binary file (a pipe...), or None: path
         self.stats = TraceStats()
         self.pointer_bits = 64
         self._seen_event = False
         self._ptr_sample: list[bytes] = []
         self._comms: dict[bytes | None, str] = {}
-        self._tasks: dict[bytes, tuple[str, int]] = {}   # b"comm-pid" -> (comm, pid)
-        self._strings: dict[bytes, str] = {}             # call sites, cache names
-        self.strings_table: list[str] = []      # an EventBatch's strings and tasks (native)
+        self._tasks: dict[bytes, tuple[str, int]] = {}  # b"comm-pid" -> (comm, pid)
+        self._strings: dict[bytes, str] = {}  # call sites, cache names
+        self.strings_table: list[str] = []  # an EventBatch's strings and tasks (native)
         self.tasks_table: list[tuple[str, int]] = []
         self._raw = None
         self._size = 0
@@ -311,7 +361,7 @@ class TraceReader:
             return 0.0
         try:
             return min(raw.tell() / self._size, 1.0)
-        except (OSError, ValueError):       # closed by the reading thread since the check
+        except (OSError, ValueError):  # closed by the reading thread since the check
             return 0.0
 
     def __iter__(self) -> Iterator[TraceEvent]:
@@ -326,7 +376,7 @@ class TraceReader:
         f, self._raw = _open(self.path, self._stream)
         try:
             st = os.fstat(self._raw.fileno())
-            self._size = st.st_size if stat.S_ISREG(st.st_mode) else 0     # pipes: unknown
+            self._size = st.st_size if stat.S_ISREG(st.st_mode) else 0  # pipes: unknown
         except (OSError, ValueError, io.UnsupportedOperation):
             self._size = 0
         try:
@@ -344,9 +394,11 @@ class TraceReader:
             f.close()
             self._raw.close()
         if not self._seen_event:
-            raise TraceError("not an ftrace text file: no kmem or other trace events found "
-                             "(expected lines like 'comm-pid [cpu] ... secs: kmalloc: ...')",
-                             self.path)
+            raise TraceError(
+                "not an ftrace text file: no kmem or other trace events found "
+                "(expected lines like 'comm-pid [cpu] ... secs: kmalloc: ...')",
+                self.path,
+            )
 
     def _block(self, block: bytes, lineno: int):
         """The events of a block of lines: (events, the last line's number, the TraceError
@@ -354,18 +406,33 @@ class TraceReader:
         the others go through ``_line``."""
         events: list[TraceEvent] = []
         append = events.append
-        counts: dict[bytes, int] = {}           # replayed events by tracepoint, this block
-        others: dict[bytes, int] = {}           # other events by tracepoint, this block
+        counts: dict[bytes, int] = {}  # replayed events by tracepoint, this block
+        others: dict[bytes, int] = {}  # other events by tracepoint, this block
         tasks, strings = self._tasks, self._strings
         kinds = EVENT_KINDS
         new, event = tuple.__new__, self._event_type
         sampling = len(self._ptr_sample) < self.HASH_SAMPLE
         seen = self._seen_event
         error = None
-        for (task, ea, csa, pa, req, size, ef, csf, pf, name, ep, pfn, order, eo,
-             raw) in _BLOCK.findall(block):
+        for (
+            task,
+            ea,
+            csa,
+            pa,
+            req,
+            size,
+            ef,
+            csf,
+            pf,
+            name,
+            ep,
+            pfn,
+            order,
+            eo,
+            raw,
+        ) in _BLOCK.findall(block):
             lineno += 1
-            if ea:                                          # kmalloc, kmem_cache_alloc
+            if ea:  # kmalloc, kmem_cache_alloc
                 seen = True
                 t = tasks.get(task) or self._task(task)
                 cs = strings.get(csa) or self._string(csa)
@@ -376,10 +443,26 @@ class TraceReader:
                         error = e
                         break
                     sampling = len(self._ptr_sample) < self.HASH_SAMPLE
-                append(new(event, (lineno, kinds[ea], 0 if pa == b"(null)" else int(pa, 16),
-                                        -1, 0, int(req), int(size), cs, None, t[0], t[1])))
+                append(
+                    new(
+                        event,
+                        (
+                            lineno,
+                            kinds[ea],
+                            0 if pa == b"(null)" else int(pa, 16),
+                            -1,
+                            0,
+                            int(req),
+                            int(size),
+                            cs,
+                            None,
+                            t[0],
+                            t[1],
+                        ),
+                    )
+                )
                 counts[ea] = counts.get(ea, 0) + 1
-            elif ef:                                        # kfree, kmem_cache_free
+            elif ef:  # kfree, kmem_cache_free
                 seen = True
                 t = tasks.get(task) or self._task(task)
                 cs = strings.get(csf) or self._string(csf)
@@ -387,19 +470,39 @@ class TraceReader:
                     name = strings.get(name) or self._string(name)
                 else:
                     name = None
-                append(new(event, (lineno, kinds[ef], 0 if pf == b"(null)" else int(pf, 16),
-                                        -1, 0, 0, 0, cs, name, t[0], t[1])))
+                append(
+                    new(
+                        event,
+                        (
+                            lineno,
+                            kinds[ef],
+                            0 if pf == b"(null)" else int(pf, 16),
+                            -1,
+                            0,
+                            0,
+                            0,
+                            cs,
+                            name,
+                            t[0],
+                            t[1],
+                        ),
+                    )
+                )
                 counts[ef] = counts.get(ef, 0) + 1
-            elif ep:                                        # mm_page_alloc, mm_page_free...
+            elif ep:  # mm_page_alloc, mm_page_free...
                 seen = True
                 t = tasks.get(task) or self._task(task)
-                append(new(event, (lineno, kinds[ep], 0, int(pfn, 0), int(order), 0, 0,
-                                        "", None, t[0], t[1])))
+                append(
+                    new(
+                        event,
+                        (lineno, kinds[ep], 0, int(pfn, 0), int(order), 0, 0, "", None, t[0], t[1]),
+                    )
+                )
                 counts[ep] = counts.get(ep, 0) + 1
-            elif eo:                                        # another event: counted
+            elif eo:  # another event: counted
                 seen = True
                 others[eo] = others.get(eo, 0) + 1
-            elif raw[:1] != b"#" and raw.strip():           # anything else, line by line
+            elif raw[:1] != b"#" and raw.strip():  # anything else, line by line
                 self._seen_event = seen
                 self._count(counts, others)
                 counts, others = {}, {}
@@ -458,8 +561,7 @@ class TraceReader:
                 event, rest = b.group(2), b.group(3)
             else:
                 if b"\x00" in raw or not raw.isascii() and not self._seen_event:
-                    raise TraceError("not an ftrace text file (binary data)",
-                                     self.path, lineno)
+                    raise TraceError("not an ftrace text file (binary data)", self.path, lineno)
                 self._fail(lineno, "not a trace line")
                 return None
         self._seen_event = True
@@ -486,35 +588,77 @@ class TraceReader:
             m = _PAGE.match(rest)
             if m is not None:
                 pfn, order = m.groups()
-                return TraceEvent(lineno, kind, 0, _number(pfn, "pfn"),
-                                  _number(order, "order", 1 << 32), 0, 0, "", None,
-                                  commstr, pidnum)
+                return TraceEvent(
+                    lineno,
+                    kind,
+                    0,
+                    _number(pfn, "pfn"),
+                    _number(order, "order", 1 << 32),
+                    0,
+                    0,
+                    "",
+                    None,
+                    commstr,
+                    pidnum,
+                )
         elif kind <= KMEM_CACHE_ALLOC:
             m = _ALLOC.match(rest)
             if m is not None:
                 call_site, ptr, req, alloc = m.groups()
                 if len(self._ptr_sample) < self.HASH_SAMPLE:
                     self._check_hashing(ptr)
-                return TraceEvent(lineno, kind, _pointer(ptr), -1, 0,
-                                  _number(req, "bytes_req"), _number(alloc, "bytes_alloc"),
-                                  call_site.decode(), None, commstr, pidnum)
+                return TraceEvent(
+                    lineno,
+                    kind,
+                    _pointer(ptr),
+                    -1,
+                    0,
+                    _number(req, "bytes_req"),
+                    _number(alloc, "bytes_alloc"),
+                    call_site.decode(),
+                    None,
+                    commstr,
+                    pidnum,
+                )
         else:
             m = _FREE.match(rest)
             if m is not None:
                 call_site, ptr, name = m.groups()
-                return TraceEvent(lineno, kind, _pointer(ptr), -1, 0, 0, 0, call_site.decode(),
-                                  name.decode() if name else None, commstr, pidnum)
+                return TraceEvent(
+                    lineno,
+                    kind,
+                    _pointer(ptr),
+                    -1,
+                    0,
+                    0,
+                    0,
+                    call_site.decode(),
+                    name.decode() if name else None,
+                    commstr,
+                    pidnum,
+                )
         return self._event_fields(lineno, kind, rest, commstr, pidnum)
 
-    def _event_fields(self, lineno: int, kind: int, rest: bytes, commstr: str,
-                      pidnum: int) -> TraceEvent:
+    def _event_fields(
+        self, lineno: int, kind: int, rest: bytes, commstr: str, pidnum: int
+    ) -> TraceEvent:
         """The general path: fields by name, values in any of the printed forms."""
         fields = dict(_FIELD.findall(rest))
         call_site = fields.get(b"call_site", b"").decode(errors="replace")
         if kind >= PAGE_ALLOC:
-            return TraceEvent(lineno, kind, 0, _number(fields[b"pfn"], "pfn"),
-                              _number(fields[b"order"], "order", 1 << 32), 0, 0, call_site,
-                              None, commstr, pidnum)
+            return TraceEvent(
+                lineno,
+                kind,
+                0,
+                _number(fields[b"pfn"], "pfn"),
+                _number(fields[b"order"], "order", 1 << 32),
+                0,
+                0,
+                call_site,
+                None,
+                commstr,
+                pidnum,
+            )
         raw_ptr = fields[b"ptr"]
         if len(self._ptr_sample) < self.HASH_SAMPLE and raw_ptr != b"(null)":
             self._check_hashing(raw_ptr)
@@ -523,9 +667,19 @@ class TraceReader:
         name = name.decode(errors="replace") if name is not None else None
         if kind in (KFREE, KMEM_CACHE_FREE):
             return TraceEvent(lineno, kind, ptr, -1, 0, 0, 0, call_site, name, commstr, pidnum)
-        return TraceEvent(lineno, kind, ptr, -1, 0, _number(fields[b"bytes_req"], "bytes_req"),
-                          _number(fields[b"bytes_alloc"], "bytes_alloc"), call_site, name,
-                          commstr, pidnum)
+        return TraceEvent(
+            lineno,
+            kind,
+            ptr,
+            -1,
+            0,
+            _number(fields[b"bytes_req"], "bytes_req"),
+            _number(fields[b"bytes_alloc"], "bytes_alloc"),
+            call_site,
+            name,
+            commstr,
+            pidnum,
+        )
 
     def _check_hashing(self, raw_ptr: bytes) -> None:
         """%p is hashed since 4.15 unless booted with no_hash_pointers: detect it, explain it."""
@@ -542,12 +696,14 @@ class TraceReader:
                 "pointers in this trace are hashed (%p prints hashed values since Linux "
                 "4.15): they are not addresses, and frees cannot be matched to allocations "
                 "by value across slabs and pages. Capture again with the kernel booted with "
-                "no_hash_pointers (5.12+), or use options/fields output", self.path)
+                "no_hash_pointers (5.12+), or use options/fields output",
+                self.path,
+            )
 
 
 # ----------------------------------------------------------------- reading in a child process
 
-PARALLEL_MIN_BYTES = 1 << 20       # smaller files: forking costs more than it saves
+PARALLEL_MIN_BYTES = 1 << 20  # smaller files: forking costs more than it saves
 
 
 def parallel_possible() -> bool:
@@ -590,13 +746,16 @@ class ParallelTraceReader(TraceReader):
 
     def batches(self) -> Iterator[list[tuple]]:
         ctx = multiprocessing.get_context("fork")
-        for stream in (sys.stdout, sys.stderr):     # the child flushes them as it exits:
-            if stream is not None:                  # nothing of ours may be in them then
+        for stream in (sys.stdout, sys.stderr):  # the child flushes them as it exits:
+            if stream is not None:  # nothing of ours may be in them then
                 stream.flush()
         receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_read_in_child,
-                            args=(self.path, self.strict, self.engine, send), daemon=True,
-                            name="kinspect-trace-reader")
+        child = ctx.Process(
+            target=_read_in_child,
+            args=(self.path, self.strict, self.engine, send),
+            daemon=True,
+            name="kinspect-trace-reader",
+        )
         child.start()
         send.close()
         loads = pickle.loads
@@ -605,16 +764,32 @@ class ParallelTraceReader(TraceReader):
                 try:
                     message = loads(receive.recv_bytes())
                 except EOFError:
-                    raise TraceError("cannot read trace: the reading process ended "
-                                     f"(exit code {child.exitcode})", self.path) from None
-                (what, events, strings, tasks, self.stats, self.pointer_bits, self._fraction,
-                 error) = message
+                    raise TraceError(
+                        "cannot read trace: the reading process ended "
+                        f"(exit code {child.exitcode})",
+                        self.path,
+                    ) from None
+                (
+                    what,
+                    events,
+                    strings,
+                    tasks,
+                    self.stats,
+                    self.pointer_bits,
+                    self._fraction,
+                    error,
+                ) = message
                 self.strings_table += strings
                 self.tasks_table += tasks
-                if isinstance(events, tuple):           # an EventBatch's columns
-                    events = EventBatch([np.frombuffer(raw, dtype) for raw, (_, dtype)
-                                         in zip(events, EVENT_COLUMNS)],
-                                        self.strings_table, self.tasks_table)
+                if isinstance(events, tuple):  # an EventBatch's columns
+                    events = EventBatch(
+                        [
+                            np.frombuffer(raw, dtype)
+                            for raw, (_, dtype) in zip(events, EVENT_COLUMNS)
+                        ],
+                        self.strings_table,
+                        self.tasks_table,
+                    )
                 if events:
                     yield events
                 if error is not None:
@@ -630,15 +805,15 @@ class ParallelTraceReader(TraceReader):
 
 def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
     """The child of a ParallelTraceReader: read the trace, send it block by block."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     gc.disable()
     reader = TraceReader(path, strict, engine=engine)
     reader._event_type = tuple
     dumps = pickle.dumps
-    sent = [0, 0]                       # the strings and tasks the parent has
+    sent = [0, 0]  # the strings and tasks the parent has
 
     def new_entries() -> tuple[list, list]:
-        strings, tasks = reader.strings_table[sent[0]:], reader.tasks_table[sent[1]:]
+        strings, tasks = reader.strings_table[sent[0] :], reader.tasks_table[sent[1] :]
         sent[:] = len(reader.strings_table), len(reader.tasks_table)
         return strings, tasks
 
@@ -647,18 +822,45 @@ def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
             for events in reader.batches():
                 if isinstance(events, EventBatch):
                     events = tuple(column.tobytes() for column in events.columns())
-                conn.send_bytes(dumps(("events", events, *new_entries(), reader.stats,
-                                       reader.pointer_bits, reader.fraction(), None),
-                                      pickle.HIGHEST_PROTOCOL))
+                conn.send_bytes(
+                    dumps(
+                        (
+                            "events",
+                            events,
+                            *new_entries(),
+                            reader.stats,
+                            reader.pointer_bits,
+                            reader.fraction(),
+                            None,
+                        ),
+                        pickle.HIGHEST_PROTOCOL,
+                    )
+                )
             message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0, None)
         except TraceError as e:
-            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0,
-                       (e.message, e.path, e.line, e.col))
-        except Exception as e:                            # a bug: say what it was
-            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0,
-                       (f"cannot read trace: {type(e).__name__}: {e}", path))
+            message = (
+                "end",
+                [],
+                [],
+                [],
+                reader.stats,
+                reader.pointer_bits,
+                1.0,
+                (e.message, e.path, e.line, e.col),
+            )
+        except Exception as e:  # a bug: say what it was
+            message = (
+                "end",
+                [],
+                [],
+                [],
+                reader.stats,
+                reader.pointer_bits,
+                1.0,
+                (f"cannot read trace: {type(e).__name__}: {e}", path),
+            )
         conn.send_bytes(dumps(message, pickle.HIGHEST_PROTOCOL))
     except (BrokenPipeError, OSError):
-        pass                                              # the parent stopped reading
+        pass  # the parent stopped reading
     finally:
         conn.close()

@@ -44,27 +44,51 @@ class PoisonValue:
 
 POISON_VALUES: tuple[PoisonValue, ...] = (
     PoisonValue(KASAN_PAGE_FREE, "KASAN_PAGE_FREE", "freed page", "use-after-free"),
-    PoisonValue(KASAN_PAGE_REDZONE, "KASAN_PAGE_REDZONE",
-                "redzone of a kmalloc_large allocation", "slab-out-of-bounds"),
-    PoisonValue(KASAN_SLAB_REDZONE, "KASAN_SLAB_REDZONE",
-                "slab object redzone (and all of a new slab)", "slab-out-of-bounds"),
+    PoisonValue(
+        KASAN_PAGE_REDZONE,
+        "KASAN_PAGE_REDZONE",
+        "redzone of a kmalloc_large allocation",
+        "slab-out-of-bounds",
+    ),
+    PoisonValue(
+        KASAN_SLAB_REDZONE,
+        "KASAN_SLAB_REDZONE",
+        "slab object redzone (and all of a new slab)",
+        "slab-out-of-bounds",
+    ),
     PoisonValue(KASAN_SLAB_FREE, "KASAN_SLAB_FREE", "freed slab object", "slab-use-after-free"),
-    PoisonValue(KASAN_SLAB_FREE_META, "KASAN_SLAB_FREE_META",
-                "freed slab object with valid free metadata", "slab-use-after-free"),
-    PoisonValue(KASAN_GLOBAL_REDZONE, "KASAN_GLOBAL_REDZONE", "global variable redzone",
-                "global-out-of-bounds"),
-    PoisonValue(KASAN_VMALLOC_INVALID, "KASAN_VMALLOC_INVALID",
-                "inaccessible space in a vmap area", "vmalloc-out-of-bounds"),
+    PoisonValue(
+        KASAN_SLAB_FREE_META,
+        "KASAN_SLAB_FREE_META",
+        "freed slab object with valid free metadata",
+        "slab-use-after-free",
+    ),
+    PoisonValue(
+        KASAN_GLOBAL_REDZONE,
+        "KASAN_GLOBAL_REDZONE",
+        "global variable redzone",
+        "global-out-of-bounds",
+    ),
+    PoisonValue(
+        KASAN_VMALLOC_INVALID,
+        "KASAN_VMALLOC_INVALID",
+        "inaccessible space in a vmap area",
+        "vmalloc-out-of-bounds",
+    ),
     PoisonValue(KASAN_STACK_LEFT, "KASAN_STACK_LEFT", "stack left redzone", "stack-out-of-bounds"),
     PoisonValue(KASAN_STACK_MID, "KASAN_STACK_MID", "stack mid redzone", "stack-out-of-bounds"),
-    PoisonValue(KASAN_STACK_RIGHT, "KASAN_STACK_RIGHT", "stack right redzone",
-                "stack-out-of-bounds"),
-    PoisonValue(KASAN_STACK_PARTIAL, "KASAN_STACK_PARTIAL", "stack partial redzone",
-                "stack-out-of-bounds"),
-    PoisonValue(KASAN_ALLOCA_LEFT, "KASAN_ALLOCA_LEFT", "alloca left redzone",
-                "alloca-out-of-bounds"),
-    PoisonValue(KASAN_ALLOCA_RIGHT, "KASAN_ALLOCA_RIGHT", "alloca right redzone",
-                "alloca-out-of-bounds"),
+    PoisonValue(
+        KASAN_STACK_RIGHT, "KASAN_STACK_RIGHT", "stack right redzone", "stack-out-of-bounds"
+    ),
+    PoisonValue(
+        KASAN_STACK_PARTIAL, "KASAN_STACK_PARTIAL", "stack partial redzone", "stack-out-of-bounds"
+    ),
+    PoisonValue(
+        KASAN_ALLOCA_LEFT, "KASAN_ALLOCA_LEFT", "alloca left redzone", "alloca-out-of-bounds"
+    ),
+    PoisonValue(
+        KASAN_ALLOCA_RIGHT, "KASAN_ALLOCA_RIGHT", "alloca right redzone", "alloca-out-of-bounds"
+    ),
 )
 
 _BUG_TYPE_OF_SHADOW: dict[int, str] = {p.value: p.bug_type for p in POISON_VALUES}

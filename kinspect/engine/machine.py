@@ -16,34 +16,75 @@ from functools import cached_property
 from . import native
 from .buddy import BuddyZone
 from .errors import KinspectError
-from .kasan import (KASAN_ALLOCA_LEFT, KASAN_ALLOCA_REDZONE_SIZE, KASAN_ALLOCA_RIGHT,
-                    KASAN_GLOBAL_REDZONE, KASAN_GRANULE_SIZE, KASAN_PAGE_FREE,
-                    KASAN_PAGE_REDZONE, KASAN_SLAB_FREE, KASAN_SLAB_FREE_META,
-                    KASAN_SLAB_REDZONE, KASAN_STACK_LEFT, KASAN_STACK_MID, KASAN_STACK_RIGHT,
-                    KASAN_VMALLOC_INVALID, get_shadow_bug_type, get_wild_bug_type,
-                    kasan_find_first_bad_addr, memory_is_poisoned, round_down, round_up)
-from .memory import (FREE_PAGE, PAGE_TYPE_NONE, PAGEFLAG_NAMES, PG_head, PG_reserved,
-                     PGTY_buddy, PGTY_slab, STATE_OF_USE, MemMap, PageState, page_record,
-                     pfn_to_virt, virt_to_pfn)
+from .kasan import (
+    KASAN_ALLOCA_LEFT,
+    KASAN_ALLOCA_REDZONE_SIZE,
+    KASAN_ALLOCA_RIGHT,
+    KASAN_GLOBAL_REDZONE,
+    KASAN_GRANULE_SIZE,
+    KASAN_PAGE_FREE,
+    KASAN_PAGE_REDZONE,
+    KASAN_SLAB_FREE,
+    KASAN_SLAB_FREE_META,
+    KASAN_STACK_LEFT,
+    KASAN_STACK_MID,
+    KASAN_STACK_RIGHT,
+    KASAN_VMALLOC_INVALID,
+    get_shadow_bug_type,
+    get_wild_bug_type,
+    kasan_find_first_bad_addr,
+    memory_is_poisoned,
+    round_down,
+    round_up,
+)
+from .memory import (
+    FREE_PAGE,
+    PAGE_TYPE_NONE,
+    PAGEFLAG_NAMES,
+    STATE_OF_USE,
+    MemMap,
+    PageState,
+    PG_head,
+    PG_reserved,
+    PGTY_buddy,
+    PGTY_slab,
+    page_record,
+    pfn_to_virt,
+    virt_to_pfn,
+)
 from .profile import ArchProfile
-from .report import (META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, StackDepot,
-                     Track)
+from .report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, BadAccess, Frame, StackDepot, Track
 from .shadow import scheme_class
 from .shadow.base import PageUse, ShadowScheme
 from .shadow.lockstep import LockstepShadow, bind_engine
-from .slab import (FREE_BUG_TYPES, FREE_OK, KASAN_NO_FREE_META, SLAB_HWCACHE_ALIGN,
-                   SLAB_KMALLOC, CacheLayout, KmemCache, ObjectMeta, SlabInfo,
-                   calculate_alignment, calculate_order, get_order, kmalloc_cache_name,
-                   kmem_cache_layout, slab_min_partial)
+from .slab import (
+    FREE_BUG_TYPES,
+    FREE_OK,
+    KASAN_NO_FREE_META,
+    SLAB_HWCACHE_ALIGN,
+    SLAB_KMALLOC,
+    CacheLayout,
+    KmemCache,
+    ObjectMeta,
+    SlabInfo,
+    calculate_alignment,
+    calculate_order,
+    get_order,
+    kmalloc_cache_name,
+    kmem_cache_layout,
+    slab_min_partial,
+)
 
 KERNEL_IMAGE_RESERVED = {64: 48 << 20, 32: 16 << 20}
-LARGE_ACCESS = 1 << 20      # bytes: a bigger access reads its shadow in chunks of this much
+LARGE_ACCESS = 1 << 20  # bytes: a bigger access reads its shadow in chunks of this much
 
 
 class KernelOops(KinspectError):
     """The simulated kernel cannot go on: it would oops or panic here (a NULL pointer
     dereferenced outside KASAN's instrumentation, a kernel stack overflow). The run stops;
     the workload runner names the statement."""
+
+
 LIST_POISON2 = {64: 0xDEAD000000000122, 32: 0x122}
 
 
@@ -52,7 +93,7 @@ class VmArea:
     """``struct vm_struct`` of a vmalloc() allocation."""
 
     addr: int
-    size: int                   # including the guard page
+    size: int  # including the guard page
     requested: int
     pfns: list[int]
     caller: Frame
@@ -75,8 +116,8 @@ class Task:
     comm: str
     pid: int
     stack_pfn: int | None = None
-    fork_failed: bool = False   # no memory for its stack: copy_process() gave -ENOMEM
-    stack_base: int = 0         # lowest address (end_of_stack)
+    fork_failed: bool = False  # no memory for its stack: copy_process() gave -ENOMEM
+    stack_base: int = 0  # lowest address (end_of_stack)
     stack_top: int = 0
     sp: int = 0
     frames: list[StackFrame] = field(default_factory=list)
@@ -86,25 +127,37 @@ class Task:
 class Mempool:
     """``mempool_t``: a reserve of preallocated elements."""
 
-    kind: str                   # "kmalloc", "slab" or "page"
+    kind: str  # "kmalloc", "slab" or "page"
     min_nr: int
-    size: int = 0               # kmalloc element size, or page order
+    size: int = 0  # kmalloc element size, or page order
     cache: KmemCache | None = None
     elements: list[int] = field(default_factory=list)
 
 
 # A native Machine's attributes bound to compiled code (_bind_page_allocator(),
 # _bind_slab_entry_points()): left out of its pickle, bound again when unpickled.
-COMPILED_ENTRY_POINTS = ("alloc_pages", "free_pages", "page_allocator", "kmalloc", "kfree",
-                         "kmem_cache_alloc", "kmem_cache_free")
+COMPILED_ENTRY_POINTS = (
+    "alloc_pages",
+    "free_pages",
+    "page_allocator",
+    "kmalloc",
+    "kfree",
+    "kmem_cache_alloc",
+    "kmem_cache_free",
+)
 
 
 class Machine:
     """A whole simulated kernel, booted on an ``ArchProfile``."""
 
-    def __init__(self, profile: ArchProfile, schemes: Sequence[str] = ("flat",),
-                 multi_shot: bool = True, scheme_options: dict | None = None,
-                 engine: str | None = None) -> None:
+    def __init__(
+        self,
+        profile: ArchProfile,
+        schemes: Sequence[str] = ("flat",),
+        multi_shot: bool = True,
+        scheme_options: dict | None = None,
+        engine: str | None = None,
+    ) -> None:
         """Boot a machine; ``schemes`` name the shadow schemes (several run in lockstep, the
         first being the reference that reads come from); ``engine`` as native.engine()."""
         self.profile = profile
@@ -115,7 +168,7 @@ class Machine:
         self.page_shift = p.page_shift
         self.page_size = 1 << p.page_shift
         self.multi_shot = multi_shot
-        self._lm_delta = p.page_offset - p.phys_offset      # __pa() of the direct map
+        self._lm_delta = p.page_offset - p.phys_offset  # __pa() of the direct map
         self.kmalloc_max_cache_size = 1 << (p.page_shift + 1)
         self.kmalloc_max_size = 1 << (p.max_order + p.page_shift)
         self.memmap = MemMap(p)
@@ -123,39 +176,39 @@ class Machine:
         image_pfn = p.kernel_image_phys >> p.page_shift
         self._reserved = [(image_pfn, image_pfn + (self._image_size >> p.page_shift))]
         options = scheme_options or {}
-        self.schemes: list[ShadowScheme] = [scheme_class(name)(self, **options)
-                                            for name in schemes]
-        self.shadow = (self.schemes[0] if len(self.schemes) == 1
-                       else LockstepShadow(self.schemes))
+        self.schemes: list[ShadowScheme] = [scheme_class(name)(self, **options) for name in schemes]
+        self.shadow = self.schemes[0] if len(self.schemes) == 1 else LockstepShadow(self.schemes)
         # SLUB, KASAN's slab hooks and the quarantine (slab.SlubAllocator or its twin).
         self.slub = native.slub_allocator_class(self.engine)(self)
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
         # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
-        self._zone_ends = [(-(-zone.end >> p.page_shift), bz)
-                           for zone, bz in zip(p.zones[:-1], self.zones[:-1])]
+        self._zone_ends = [
+            (-(-zone.end >> p.page_shift), bz) for zone, bz in zip(p.zones[:-1], self.zones[:-1])
+        ]
         self._max_order = p.max_order
-        self._lowmem_lo = p.phys_offset >> p.page_shift          # is_lowmem_pfn(), cached
+        self._lowmem_lo = p.phys_offset >> p.page_shift  # is_lowmem_pfn(), cached
         self._lowmem_hi = p.max_low_pfn
-        self._records: dict[tuple, tuple] = {}                   # _page_records()
+        self._records: dict[tuple, tuple] = {}  # _page_records()
         self.caches: list[KmemCache] = []
-        self.large: dict[int, tuple[int, int]] = {}      # large kmalloc head pfn -> (order, size)
+        self.large: dict[int, tuple[int, int]] = {}  # large kmalloc head pfn -> (order, size)
         self.pages: dict[int, tuple[int, PageUse]] = {}  # allocated head pfn -> (order, use)
         self._bind_page_allocator()
-        self._bind_shadow()             # (after: SLUB binds the page allocator's entry points)
+        self._bind_shadow()  # (after: SLUB binds the page allocator's entry points)
         self.vm_areas: list[VmArea] = []
         self._vmalloc_next = p.vmalloc_start
         self._globals_next = p.kernel_image_start
-        self.globals: list[tuple[int, int, int, str]] = []   # addr, size, size+redzone, name
+        self.globals: list[tuple[int, int, int, str]] = []  # addr, size, size+redzone, name
         self.tasks: dict[int, Task] = {}
         self.reports: list[BadAccess] = []
-        self.failed: Counter = Counter()     # allocations that failed (NULL, -ENOMEM), by call
+        self.failed: Counter = Counter()  # allocations that failed (NULL, -ENOMEM), by call
         self.tainted = False
         self.depot = StackDepot()
         self.set_ip(Frame("kinspect_main", 0, 0x400))
         self.task = self._get_task("swapper/0", 1)
-        self.kmem_cache_cache = self._create_boot_cache("kmem_cache", p.sizeof_kmem_cache,
-                                                        SLAB_HWCACHE_ALIGN)
+        self.kmem_cache_cache = self._create_boot_cache(
+            "kmem_cache", p.sizeof_kmem_cache, SLAB_HWCACHE_ALIGN
+        )
         self.kmalloc_caches = self._create_kmalloc_caches()
         self._kmalloc_index = self._build_kmalloc_index()
         self.slub.set_kmalloc_caches(self._kmalloc_index)
@@ -169,8 +222,11 @@ class Machine:
 
     def lowmem_bytes(self) -> int:
         """Present RAM in the direct map (all of it, except highmem on 32-bit)."""
-        return sum(min(r.end, self._lowmem_end()) - r.start
-                   for r in self.profile.memory if r.start < self._lowmem_end())
+        return sum(
+            min(r.end, self._lowmem_end()) - r.start
+            for r in self.profile.memory
+            if r.start < self._lowmem_end()
+        )
 
     def _lowmem_end(self) -> int:
         limit = self.profile.lowmem_limit
@@ -191,8 +247,9 @@ class Machine:
             zones.append(bz)
             start = end
         for a, b in self._reserved:
-            self.memmap.set_pages(a, b - a, page_record(PageState.RESERVED, refcount=1,
-                                                        flags=1 << PG_reserved))
+            self.memmap.set_pages(
+                a, b - a, page_record(PageState.RESERVED, refcount=1, flags=1 << PG_reserved)
+            )
         return zones
 
     def _minus_reserved(self, a: int, b: int):
@@ -235,8 +292,8 @@ class Machine:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["_shadow_write"], state["_shadow_byte"]     # may be closures (lockstep)
-        for name in COMPILED_ENTRY_POINTS:                    # compiled: bound again
+        del state["_shadow_write"], state["_shadow_byte"]  # may be closures (lockstep)
+        for name in COMPILED_ENTRY_POINTS:  # compiled: bound again
             state.pop(name, None)
         return state
 
@@ -259,7 +316,7 @@ class Machine:
         """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
         p = self.profile
         if self._is_kernel_image(addr):
-            return 0            # kasan_init() maps the image's shadow zeroed (arm64: in vmalloc)
+            return 0  # kasan_init() maps the image's shadow zeroed (arm64: in vmalloc)
         if p.vmalloc_start <= addr < p.vmalloc_end:
             return KASAN_VMALLOC_INVALID
         pfn = self._direct_map_pfn(addr)
@@ -284,8 +341,10 @@ class Machine:
 
     def _is_kernel_image(self, addr: int) -> bool:
         p = self.profile
-        return p.kernel_image_start <= addr < p.kernel_image_start + self._image_size \
+        return (
+            p.kernel_image_start <= addr < p.kernel_image_start + self._image_size
             and p.kernel_image_start != p.page_offset
+        )
 
     def addr_to_pfn(self, addr: int) -> int | None:
         """The pfn backing a kernel address (direct map, kernel image or vmalloc), or None."""
@@ -342,8 +401,8 @@ class Machine:
 
     def _buddy_alloc(self, order: int) -> int | None:
         need = 1 << order
-        for zone in self._alloc_zones:              # highest zone first, no HighMem
-            if zone.free_pages >= need:             # (fewer free pages: it cannot fit)
+        for zone in self._alloc_zones:  # highest zone first, no HighMem
+            if zone.free_pages >= need:  # (fewer free pages: it cannot fit)
                 pfn = zone.alloc(order)
                 if pfn is not None:
                     return pfn
@@ -356,8 +415,9 @@ class Machine:
                 return zone
         return self.zones[-1]
 
-    def _page_records(self, use: PageUse, order: int, compound: bool,
-                      cache: KmemCache | None) -> tuple[tuple | None, tuple]:
+    def _page_records(
+        self, use: PageUse, order: int, compound: bool, cache: KmemCache | None
+    ) -> tuple[tuple | None, tuple]:
         """struct page records of a new allocation: (tails or None if they name their head,
         head), made once per kind of allocation."""
         key = (use, order, compound, -1 if cache is None else cache.id)
@@ -367,20 +427,31 @@ class Machine:
             cache_id = -1 if cache is None else cache.id
             head_type = PAGE_TYPE_NONE if cache is None else PGTY_slab << 24
             tails = None if compound else page_record(state, cache=cache_id)
-            head = page_record(state, refcount=1, order=order, cache=cache_id,
-                               flags=(1 << PG_head) if compound else 0, page_type=head_type)
+            head = page_record(
+                state,
+                refcount=1,
+                order=order,
+                cache=cache_id,
+                flags=(1 << PG_head) if compound else 0,
+                page_type=head_type,
+            )
             records = self._records[key] = (tails, head)
         return records
 
-    def alloc_pages(self, order: int, use: PageUse = PageUse.PAGE_ALLOC,
-                    compound: bool = False, cache: KmemCache | None = None) -> int | None:
+    def alloc_pages(
+        self,
+        order: int,
+        use: PageUse = PageUse.PAGE_ALLOC,
+        compound: bool = False,
+        cache: KmemCache | None = None,
+    ) -> int | None:
         """``alloc_pages()`` + ``post_alloc_hook()``: the head pfn, or None when out of memory.
 
         A slab's pages carry their cache (``slab->slab_cache``) and the head the slab type."""
         if order > self._max_order:
             return None
         need = 1 << order
-        for zone in self._alloc_zones:              # _buddy_alloc(), inlined
+        for zone in self._alloc_zones:  # _buddy_alloc(), inlined
             if zone.free_pages >= need:
                 pfn = zone.alloc(order)
                 if pfn is not None:
@@ -388,12 +459,13 @@ class Machine:
         else:
             return None
         compound = compound and order > 0
-        tails, head = self._records.get((use, order, compound, -1 if cache is None else cache.id)) \
-            or self._page_records(use, order, compound, cache)
+        tails, head = self._records.get(
+            (use, order, compound, -1 if cache is None else cache.id)
+        ) or self._page_records(use, order, compound, cache)
         memmap = self.memmap
         if order:
             if tails is None:
-                tails = (0, PAGE_TYPE_NONE, 0, 0, head[4], head[5], pfn, 0)   # head=pfn
+                tails = (0, PAGE_TYPE_NONE, 0, 0, head[4], head[5], pfn, 0)  # head=pfn
             memmap.set_pages(pfn + 1, (1 << order) - 1, tails)
         memmap.set_pages(pfn, 1, head)
         self.pages[pfn] = (order, use)
@@ -405,8 +477,9 @@ class Machine:
             return None
         # kasan_unpoison_pages(): highmem pages have no shadow.
         if self._lowmem_lo <= pfn < self._lowmem_hi:
-            self.shadow.poison((pfn << self.page_shift) + self._lm_delta,
-                               self.page_size << order, 0)
+            self.shadow.poison(
+                (pfn << self.page_shift) + self._lm_delta, self.page_size << order, 0
+            )
         return pfn
 
     def free_pages(self, pfn: int, order: int) -> None:
@@ -414,11 +487,12 @@ class Machine:
         self.pages.pop(pfn, None)
         shadow = self.shadow
         if self._lowmem_lo <= pfn < self._lowmem_hi:
-            shadow.poison((pfn << self.page_shift) + self._lm_delta, self.page_size << order,
-                          KASAN_PAGE_FREE)
+            shadow.poison(
+                (pfn << self.page_shift) + self._lm_delta, self.page_size << order, KASAN_PAGE_FREE
+            )
         shadow.page_free(pfn, order)
         self.memmap.set_pages(pfn, 1 << order, FREE_PAGE)
-        for end, zone in self._zone_ends:           # _zone_of(), inlined
+        for end, zone in self._zone_ends:  # _zone_of(), inlined
             if pfn < end:
                 break
         else:
@@ -427,15 +501,30 @@ class Machine:
 
     # ----------------------------------------------------------------------------- slab
 
-    def _new_cache(self, name: str, object_size: int, align: int, flags: int,
-                   has_ctor: bool) -> KmemCache:
+    def _new_cache(
+        self, name: str, object_size: int, align: int, flags: int, has_ctor: bool
+    ) -> KmemCache:
         p = self.profile
-        layout = kmem_cache_layout(object_size, align, flags, has_ctor, word=self.word,
-                                   page_shift=p.page_shift, nr_cpus=p.nr_cpus,
-                                   max_order=p.max_order, kmalloc_max_size=self.kmalloc_max_size)
-        cache = KmemCache(id=len(self.caches), name=name, object_size=object_size, flags=flags,
-                          has_ctor=has_ctor, layout=layout,
-                          min_partial=slab_min_partial(layout.size))
+        layout = kmem_cache_layout(
+            object_size,
+            align,
+            flags,
+            has_ctor,
+            word=self.word,
+            page_shift=p.page_shift,
+            nr_cpus=p.nr_cpus,
+            max_order=p.max_order,
+            kmalloc_max_size=self.kmalloc_max_size,
+        )
+        cache = KmemCache(
+            id=len(self.caches),
+            name=name,
+            object_size=object_size,
+            flags=flags,
+            has_ctor=has_ctor,
+            layout=layout,
+            min_partial=slab_min_partial(layout.size),
+        )
         granules = round_up(object_size, KASAN_GRANULE_SIZE) >> 3
         first = KASAN_SLAB_FREE_META if cache.has_free_meta else KASAN_SLAB_FREE
         cache.free_pattern = bytes([first]) + bytes([KASAN_SLAB_FREE]) * (granules - 1)
@@ -506,12 +595,26 @@ class Machine:
         p = self.profile
         order = calculate_order(block_size, p.page_shift, p.nr_cpus, p.max_order)
         objects = (self.page_size << order) // block_size
-        layout = CacheLayout(object_size=block_size, size=block_size, align=block_size,
-                             offset=0, alloc_meta_offset=0, free_meta_offset=KASAN_NO_FREE_META,
-                             order=order, objects=objects)
-        cache = KmemCache(id=len(self.caches), name=name, object_size=block_size, flags=0,
-                          has_ctor=False, layout=layout, is_shadow=True,
-                          min_partial=slab_min_partial(block_size))
+        layout = CacheLayout(
+            object_size=block_size,
+            size=block_size,
+            align=block_size,
+            offset=0,
+            alloc_meta_offset=0,
+            free_meta_offset=KASAN_NO_FREE_META,
+            order=order,
+            objects=objects,
+        )
+        cache = KmemCache(
+            id=len(self.caches),
+            name=name,
+            object_size=block_size,
+            flags=0,
+            has_ctor=False,
+            layout=layout,
+            is_shadow=True,
+            min_partial=slab_min_partial(block_size),
+        )
         self.caches.append(cache)
         self.slub.add_cache(cache)
         return cache
@@ -526,15 +629,16 @@ class Machine:
 
     def kmem_cache_alloc(self, cache: KmemCache, size: int | None = None) -> int:
         """``kmem_cache_alloc()`` (or the slab part of ``kmalloc()`` when size is given)."""
-        return self.slub.kmem_cache_alloc(cache, cache.object_size if size is None else size,
-                                          self.task.pid << 32 | self.ip_handle)
+        return self.slub.kmem_cache_alloc(
+            cache, cache.object_size if size is None else size, self.task.pid << 32 | self.ip_handle
+        )
 
     def kmalloc(self, size: int) -> int:
         """``kmalloc(size, GFP_KERNEL)``: a kmalloc cache, or pages above 8 KiB. 0 = NULL."""
         if 0 < size <= self.kmalloc_max_cache_size:
             return self.slub.kmalloc(size, self.task.pid << 32 | self.ip_handle)
         if size == 0:
-            return 16      # ZERO_SIZE_PTR
+            return 16  # ZERO_SIZE_PTR
         return self._kmalloc_large(size)
 
     def _kmalloc_large(self, size: int) -> int:
@@ -575,21 +679,21 @@ class Machine:
         bug = self.slub.kfree(addr, self.task.pid << 32 | self.ip_handle)
         if bug > 0:
             self._report_invalid_free(addr, FREE_BUG_TYPES[bug])
-        elif bug < 0 and addr > 16:         # not ZERO_OR_NULL_PTR
+        elif bug < 0 and addr > 16:  # not ZERO_OR_NULL_PTR
             self._free_large_kmalloc(addr)
 
     def _free_large_kmalloc(self, addr: int) -> None:
         """``free_large_kmalloc()``: check_page_allocation(), then the pages go back anyway."""
         pfn = self._direct_map_pfn(addr)
         if pfn is None or not self.profile.pfn_valid(pfn):
-            self._report(addr, 1, False)       # the kernel would oops in virt_to_folio()
+            self._report(addr, 1, False)  # the kernel would oops in virt_to_folio()
             return
         head = self.compound_head(pfn)
         if addr != self.page_address(head):
             self._report_invalid_free(addr, "invalid-free")
         elif self.shadow.shadow_byte(addr) >= KASAN_GRANULE_SIZE:
             self._report_invalid_free(addr, "double-free")
-            return                                # the folio is already free: nothing to put
+            return  # the folio is already free: nothing to put
         entry = self.large.pop(head, None)
         if entry is not None:
             self.free_pages(head, entry[0])
@@ -655,8 +759,9 @@ class Machine:
         else:
             # __ksize() of a page that is no large kmalloc is 0: allocate, copy, kfree().
             pfn = self._direct_map_pfn(addr)
-            head = (self.compound_head(pfn)
-                    if pfn is not None and self.profile.pfn_valid(pfn) else None)
+            head = (
+                self.compound_head(pfn) if pfn is not None and self.profile.pfn_valid(pfn) else None
+            )
             ks = self.page_size << self.large[head][0] if head in self.large else 0
         if size <= ks:
             if slab is not None:
@@ -683,14 +788,15 @@ class Machine:
 
     # -------------------------------------------------------------------- kmem_cache
 
-    def kmem_cache_create(self, name: str, size: int, align: int, flags: int,
-                          has_ctor: bool) -> KmemCache | None:
+    def kmem_cache_create(
+        self, name: str, size: int, align: int, flags: int, has_ctor: bool
+    ) -> KmemCache | None:
         """``kmem_cache_create()``: the struct kmem_cache itself is a slab object. None (NULL)
         when no slab can hold the object (``calculate_sizes()`` fails: the kernel returns NULL
         after ``kmem_cache_open()`` gives -EINVAL) or there is no memory for the struct."""
         align = calculate_alignment(flags, align, size, self.profile.slab_minalign, self.word)
         if size > self.kmalloc_max_size:
-            return None                 # no slab order holds it: rejected in O(1)
+            return None  # no slab order holds it: rejected in O(1)
         try:
             cache = self._new_cache(name, size, align, flags, has_ctor)
         except ValueError:
@@ -717,22 +823,30 @@ class Machine:
 
     # ------------------------------------------------------------------------- mempool
 
-    def mempool_create(self, kind: str, min_nr: int, size: int = 0,
-                       cache: KmemCache | None = None) -> Mempool:
+    def mempool_create(
+        self, kind: str, min_nr: int, size: int = 0, cache: KmemCache | None = None
+    ) -> Mempool:
         """``mempool_create()``: preallocate min_nr elements, poisoned as if freed."""
         pool = Mempool(kind, min_nr, size, cache)
         # mempool_init_node(): the elements array is kmalloc_array(min_nr, sizeof(void *)),
         # and every element must be allocated, or the pool is not made (NULL, -ENOMEM).
         # What cannot fit in the free memory fails at once, without a loop over min_nr.
-        element_bytes = (self.page_size << size if kind == "page" else
-                         cache.size if kind == "slab" else max(size, 8))
-        if (min_nr * self.word > self.kmalloc_max_size
-                or min_nr * element_bytes > self._free_bytes()):
+        element_bytes = (
+            self.page_size << size
+            if kind == "page"
+            else cache.size
+            if kind == "slab"
+            else max(size, 8)
+        )
+        if (
+            min_nr * self.word > self.kmalloc_max_size
+            or min_nr * element_bytes > self._free_bytes()
+        ):
             return None
         for _ in range(min_nr):
             element = self._mempool_alloc_element(pool)
             if not element:
-                self.mempool_destroy(pool)          # mempool_exit()
+                self.mempool_destroy(pool)  # mempool_exit()
                 return None
             self._mempool_poison(pool, element)
             pool.elements.append(element)
@@ -753,17 +867,21 @@ class Machine:
     def _mempool_poison(self, pool: Mempool, element: int) -> bool:
         """``kasan_mempool_poison_object()`` / ``_pages()``; False when a bug was reported."""
         if element <= 16:
-            return True         # ZERO_SIZE_PTR (a pool of kmalloc(0)): no memory, no shadow
+            return True  # ZERO_SIZE_PTR (a pool of kmalloc(0)): no memory, no shadow
         slab = None if pool.kind == "page" else self.find_slab(element)
         if slab is None:
             # check_page_allocation(): pages (a page pool's, or a large kmalloc's). An element
             # that is neither (no page of the direct map, a page no pool could have given) is
             # reported as an invalid free, as kfree() reports one.
             pfn = self._direct_map_pfn(element)
-            head = (self.compound_head(pfn)
-                    if pfn is not None and self.profile.pfn_valid(pfn) else None)
-            if head is None or element != self.page_address(head) or \
-                    (pool.kind != "page" and head not in self.large):
+            head = (
+                self.compound_head(pfn) if pfn is not None and self.profile.pfn_valid(pfn) else None
+            )
+            if (
+                head is None
+                or element != self.page_address(head)
+                or (pool.kind != "page" and head not in self.large)
+            ):
                 self._report_invalid_free(element, "invalid-free")
                 return False
             if self.shadow.shadow_byte(element) >= KASAN_GRANULE_SIZE:
@@ -794,7 +912,7 @@ class Machine:
     def _mempool_unpoison(self, pool: Mempool, element: int) -> None:
         """``kasan_mempool_unpoison_object()`` / ``_pages()``."""
         if element <= 16:
-            return              # ZERO_SIZE_PTR: no shadow
+            return  # ZERO_SIZE_PTR: no shadow
         if pool.kind == "page":
             self.shadow.poison(element, self.page_size << pool.size, 0)
             return
@@ -824,7 +942,7 @@ class Machine:
                 pool.elements.append(element)
             return
         if pool.kind == "page":
-            self.free_pages_addr(element, pool.size)      # mempool_free_pages()
+            self.free_pages_addr(element, pool.size)  # mempool_free_pages()
         else:
             self.kfree(element)
 
@@ -845,9 +963,11 @@ class Machine:
         if size == 0:
             return 0
         npages = round_up(size, self.page_size) >> self.page_shift
-        if (self._vmalloc_next + ((npages + 1) << self.page_shift) > self.profile.vmalloc_end
-                or npages > self._free_bytes() >> self.page_shift):
-            return 0                    # no room in the vmalloc space or in memory: O(1)
+        if (
+            self._vmalloc_next + ((npages + 1) << self.page_shift) > self.profile.vmalloc_end
+            or npages > self._free_bytes() >> self.page_shift
+        ):
+            return 0  # no room in the vmalloc space or in memory: O(1)
         pfns = []
         for _ in range(npages):
             pfn = self.alloc_pages(0, PageUse.VMALLOC)
@@ -857,7 +977,7 @@ class Machine:
                 return 0
             pfns.append(pfn)
         addr = self._vmalloc_next
-        area_size = (npages + 1) << self.page_shift           # with the guard page
+        area_size = (npages + 1) << self.page_shift  # with the guard page
         if addr + area_size > self.profile.vmalloc_end:
             for got in pfns:
                 self.free_pages(got, 0)
@@ -887,8 +1007,9 @@ class Machine:
     def free_pages_addr(self, addr: int, order: int) -> None:
         pfn = self._direct_map_pfn(addr)
         if pfn is None or self.pages.get(pfn) != (order, PageUse.PAGE_ALLOC):
-            raise ValueError("__free_pages() of a page that is not allocated at that order "
-                             "by alloc_pages()")
+            raise ValueError(
+                "__free_pages() of a page that is not allocated at that order by alloc_pages()"
+            )
         self.free_pages(pfn, order)
 
     # -------------------------------------------------------- globals, stack, alloca
@@ -935,17 +1056,19 @@ class Machine:
         task.stack_pfn = pfn
         task.stack_base = base
         task.stack_top = task.stack_base + (self.page_size << order)
-        task.sp = task.stack_top - 256          # pt_regs and the callers above us
+        task.sp = task.stack_top - 256  # pt_regs and the callers above us
         return True
 
     def _stack_room(self, task: Task, size: int, what: str) -> None:
         """A frame or alloca of ``size`` bytes must fit above the stack's end; below it the
         kernel runs into the guard page and dies (``handle_stack_overflow()``)."""
         if task.sp - size < task.stack_base:
-            raise KernelOops(f"kernel stack overflow: {what} of {size} bytes does not fit in "
-                             f"the {task.sp - task.stack_base} bytes left of task "
-                             f"{task.comm}/{task.pid}'s stack (THREAD_SIZE "
-                             f"{self.page_size << self.profile.thread_size_order})")
+            raise KernelOops(
+                f"kernel stack overflow: {what} of {size} bytes does not fit in "
+                f"the {task.sp - task.stack_base} bytes left of task "
+                f"{task.comm}/{task.pid}'s stack (THREAD_SIZE "
+                f"{self.page_size << self.profile.thread_size_order})"
+            )
 
     def push_frame(self, objects: list[tuple[int, int, str]]) -> int:
         """A function prologue: the frame's shadow as the compiler writes it; its base (0 when
@@ -969,8 +1092,12 @@ class Machine:
         right = round_up(last_end, KASAN_GRANULE_SIZE)
         sh.poison(base + right, frame_size - right, KASAN_STACK_RIGHT)
         # frame[2] is the function's own address: its symbol has offset 0.
-        frame = StackFrame(base, frame_size, self.ip._replace(offset=0),
-                           [(off, off + size, name) for off, size, name in objects])
+        frame = StackFrame(
+            base,
+            frame_size,
+            self.ip._replace(offset=0),
+            [(off, off + size, name) for off, size, name in objects],
+        )
         task.frames.append(frame)
         return base
 
@@ -981,8 +1108,11 @@ class Machine:
             frame = task.frames.pop()
             self.shadow.poison(frame.base, frame.size, 0)
         if task.stack_pfn is not None:
-            self.shadow.poison(task.stack_top - 256 - (task.stack_top - 256 - task.sp),
-                               task.stack_top - 256 - task.sp, 0)
+            self.shadow.poison(
+                task.stack_top - 256 - (task.stack_top - 256 - task.sp),
+                task.stack_top - 256 - task.sp,
+                0,
+            )
             task.sp = task.stack_top - 256
 
     def alloca(self, size: int) -> int:
@@ -1001,8 +1131,9 @@ class Machine:
         if size & 7:
             sh.set_byte(addr + size, size & 7)
         start = round_up(size, KASAN_GRANULE_SIZE)
-        sh.poison(addr + start, round_up(size, 32) + KASAN_ALLOCA_REDZONE_SIZE - start,
-                  KASAN_ALLOCA_RIGHT)
+        sh.poison(
+            addr + start, round_up(size, 32) + KASAN_ALLOCA_REDZONE_SIZE - start, KASAN_ALLOCA_RIGHT
+        )
         return addr
 
     # ------------------------------------------------------------------------- checks
@@ -1052,8 +1183,11 @@ class Machine:
         that one of these holds: slab, pages, stacks, globals, vmalloc)."""
         p = self.profile
         low_end = p.max_low_pfn << p.page_shift
-        ranges = [(p.phys_to_virt(r.start), p.phys_to_virt(min(r.end, low_end) - 1) + 1)
-                  for r in p.memory if r.start < low_end]
+        ranges = [
+            (p.phys_to_virt(r.start), p.phys_to_virt(min(r.end, low_end) - 1) + 1)
+            for r in p.memory
+            if r.start < low_end
+        ]
         ranges.append((p.kernel_image_start, p.kernel_image_start + self._image_size))
         ranges.append((p.vmalloc_start, p.vmalloc_end))
         return sorted(ranges)
@@ -1064,8 +1198,9 @@ class Machine:
         the first non-zero shadow byte decides. The shadow is read in chunks, so the
         schemes' check/load counters do not count these granules one by one."""
         last = addr + size - 1
-        bad, value = self._first_bad_granule(round_down(addr, KASAN_GRANULE_SIZE),
-                                             round_down(last, KASAN_GRANULE_SIZE) + 8)
+        bad, value = self._first_bad_granule(
+            round_down(addr, KASAN_GRANULE_SIZE), round_down(last, KASAN_GRANULE_SIZE) + 8
+        )
         if not value:
             return False
         if bad != round_down(last, KASAN_GRANULE_SIZE):
@@ -1079,8 +1214,9 @@ class Machine:
 
     # ------------------------------------------------------------------------ reports
 
-    def _report(self, addr: int, size: int | None, is_write: bool,
-                bug_type: str | None = None) -> None:
+    def _report(
+        self, addr: int, size: int | None, is_write: bool, bug_type: str | None = None
+    ) -> None:
         """``kasan_report()`` / ``kasan_report_invalid_free()``: build the BadAccess."""
         if self.reports and not self.multi_shot:
             return
@@ -1095,9 +1231,12 @@ class Machine:
             # size_t arithmetic: addr + size may wrap (a negative memmove size).
             end = (addr + size) & ((1 << self.bits) - 1)
             if end - addr > LARGE_ACCESS:
-                first_bad = min(self._first_bad_granule(round_down(addr, KASAN_GRANULE_SIZE),
-                                                        round_up(end, KASAN_GRANULE_SIZE))[0],
-                                end)
+                first_bad = min(
+                    self._first_bad_granule(
+                        round_down(addr, KASAN_GRANULE_SIZE), round_up(end, KASAN_GRANULE_SIZE)
+                    )[0],
+                    end,
+                )
                 first_bad = max(first_bad, addr)
             else:
                 first_bad = kasan_find_first_bad_addr(sb, addr, end - addr)
@@ -1106,18 +1245,32 @@ class Machine:
                 bug_type = get_wild_bug_type(addr, self.page_size, p.task_size)
             else:
                 bug_type = get_shadow_bug_type(sb, first_bad)
-        r = BadAccess(bug_type=bug_type, kind=kind, addr=addr, size=size,
-                      first_bad_addr=first_bad, ip=self.ip, comm=self.task.comm,
-                      pid=self.task.pid, bits=self.bits, kernel_release=p.kernel_release,
-                      hardware=f"kinspect simulated {p.arch} ({p.name})", arch=p.arch,
-                      tainted=self.tainted, has_metadata=has_meta)
+        r = BadAccess(
+            bug_type=bug_type,
+            kind=kind,
+            addr=addr,
+            size=size,
+            first_bad_addr=first_bad,
+            ip=self.ip,
+            comm=self.task.comm,
+            pid=self.task.pid,
+            bits=self.bits,
+            kernel_release=p.kernel_release,
+            hardware=f"kinspect simulated {p.arch} ({p.name})",
+            arch=p.arch,
+            tainted=self.tainted,
+            has_metadata=has_meta,
+        )
         if has_meta:
             self._describe_address(r, addr)
-            row = round_down(first_bad, META_BYTES_PER_ROW * 8) \
+            row = (
+                round_down(first_bad, META_BYTES_PER_ROW * 8)
                 - META_ROWS_AROUND_ADDR * META_BYTES_PER_ROW * 8
+            )
             r.meta_row_start = row
-            r.meta_rows = [self.shadow.read(row + i * 128, 128)
-                           for i in range(2 * META_ROWS_AROUND_ADDR + 1)]
+            r.meta_rows = [
+                self.shadow.read(row + i * 128, 128) for i in range(2 * META_ROWS_AROUND_ADDR + 1)
+            ]
         for scheme, (checks, loads) in zip(self.schemes, counters):
             scheme.checks, scheme.loads = checks, loads
         self.tainted = True
@@ -1161,8 +1314,10 @@ class Machine:
                 r.vmalloc_description = "vmalloc virtual mapping"
                 pfn = None
             else:
-                r.vmalloc_description = (f"{len(area.pfns)}-page vmalloc region starting at "
-                                         f"{area.addr:#x} allocated at {area.caller.symbol()}")
+                r.vmalloc_description = (
+                    f"{len(area.pfns)}-page vmalloc region starting at "
+                    f"{area.addr:#x} allocated at {area.caller.symbol()}"
+                )
         if pfn is not None:
             r.pfn = self.compound_head(pfn)
             r.page_lines = self.dump_page(r.pfn)
@@ -1208,8 +1363,9 @@ class Machine:
         zones_shift = sections_shift - 2
         section = pfn >> (p.section_size_bits - p.page_shift)
         zone = p.zone_of_pfn(pfn)
-        return (self.memmap.get(pfn, "flags", 0) | (zone << zones_shift)
-                | (section << sections_shift))
+        return (
+            self.memmap.get(pfn, "flags", 0) | (zone << zones_shift) | (section << sections_shift)
+        )
 
     def dump_page(self, pfn: int) -> list[str]:
         """``dump_page()`` (``__dump_folio()`` of 6.12) for the head page pfn."""
@@ -1222,11 +1378,11 @@ class Machine:
         free_block = self._zone_of(pfn).find_free_block(pfn)
         if free_block is not None and free_block[0] == pfn:
             page_type = PGTY_buddy << 24
-        lines = [f"page: refcount:{refcount} mapcount:0 mapping:{0:0{w}x} index:0x0 "
-                 f"pfn:{pfn:#x}"]
+        lines = [f"page: refcount:{refcount} mapcount:0 mapping:{0:0{w}x} index:0x0 pfn:{pfn:#x}"]
         if flags & (1 << PG_head):
-            lines.append(f"head: order:{order} mapcount:0 entire_mapcount:0 "
-                         "nr_pages_mapped:0 pincount:0")
+            lines.append(
+                f"head: order:{order} mapcount:0 entire_mapcount:0 nr_pages_mapped:0 pincount:0"
+            )
         names = [PAGEFLAG_NAMES[b] for b in sorted(PAGEFLAG_NAMES) if flags & (1 << b)]
         section = pfn >> (p.section_size_bits - p.page_shift)
         names += [f"section={section}", f"zone={p.zone_of_pfn(pfn)}"]
@@ -1234,18 +1390,20 @@ class Machine:
         if page_type != PAGE_TYPE_NONE:
             kind = {PGTY_slab: "slab", PGTY_buddy: "buddy"}[page_type >> 24]
             lines.append(f"page_type: {page_type >> 24:x}({kind})")
-        words = self._struct_page_words(pfn, page_type, refcount,
-                                        free_block[1] if free_block else 0)
+        words = self._struct_page_words(
+            pfn, page_type, refcount, free_block[1] if free_block else 0
+        )
         lines += self._raw_lines("raw", words)
         if flags & (1 << PG_head):
             tail = [2 | (order & 0xFF), 0, 0, 0] + [0] * (len(words) - 4)
-            tail[1] = 0   # _head_1: kinspect keeps no struct page virtual addresses
+            tail[1] = 0  # _head_1: kinspect keeps no struct page virtual addresses
             tail[4 if self.bits == 64 else 5] = 1 << order
             lines += self._raw_lines("head", words) + self._raw_lines("head", tail)
         return lines
 
-    def _struct_page_words(self, pfn: int, page_type: int, refcount: int,
-                           buddy_order: int) -> list[int]:
+    def _struct_page_words(
+        self, pfn: int, page_type: int, refcount: int, buddy_order: int
+    ) -> list[int]:
         """The words of struct page (64-bit: 8 words; 32-bit: as many as the profile says)."""
         nwords = self.profile.sizeof_struct_page // self.word
         words = [0] * nwords
@@ -1270,8 +1428,10 @@ class Machine:
     def _raw_lines(self, prefix: str, words: list[int]) -> list[str]:
         per_line = 32 // self.word
         w = self.bits // 4
-        return [f"{prefix}: " + " ".join(f"{x:0{w}x}" for x in words[i:i + per_line])
-                for i in range(0, len(words), per_line)]
+        return [
+            f"{prefix}: " + " ".join(f"{x:0{w}x}" for x in words[i : i + per_line])
+            for i in range(0, len(words), per_line)
+        ]
 
     # ------------------------------------------------------------------------ summary
 
@@ -1283,11 +1443,13 @@ class Machine:
         """Counters for the end of a run: pages and slabs in use, shadow, quarantine."""
         pages_in_use = sum(1 << order for order, _ in self.pages.values())
         fp = self.shadow.footprint()
-        return {"pages_in_use": pages_in_use,
-                "slabs": self.slub.nr_slabs(),
-                "objects_in_use": self.slub.objects_in_use(),
-                "quarantine_bytes": self.slub.quarantine_bytes(),
-                "shadow_static_bytes": fp.static_bytes,
-                "shadow_dynamic_bytes": fp.dynamic_bytes,
-                "reports": len(self.reports),
-                "failed_allocations": dict(sorted(self.failed.items()))}
+        return {
+            "pages_in_use": pages_in_use,
+            "slabs": self.slub.nr_slabs(),
+            "objects_in_use": self.slub.objects_in_use(),
+            "quarantine_bytes": self.slub.quarantine_bytes(),
+            "shadow_static_bytes": fp.static_bytes,
+            "shadow_dynamic_bytes": fp.dynamic_bytes,
+            "reports": len(self.reports),
+            "failed_allocations": dict(sorted(self.failed.items())),
+        }

@@ -25,9 +25,16 @@ PG_head = 6
 PG_reserved = 13
 PG_private = 14
 
-PAGEFLAG_NAMES = {PG_locked: "locked", PG_referenced: "referenced", PG_uptodate: "uptodate",
-                  PG_dirty: "dirty", PG_lru: "lru", PG_head: "head", PG_reserved: "reserved",
-                  PG_private: "private"}
+PAGEFLAG_NAMES = {
+    PG_locked: "locked",
+    PG_referenced: "referenced",
+    PG_uptodate: "uptodate",
+    PG_dirty: "dirty",
+    PG_lru: "lru",
+    PG_head: "head",
+    PG_reserved: "reserved",
+    PG_private: "private",
+}
 
 # page_type (6.12): the top byte of page->page_type; 0xffffffff means no type (mapcount -1).
 PGTY_buddy = 0xF0
@@ -49,26 +56,42 @@ class PageState:
     PAGE_EXT = 7
     RESERVED = 8
 
-    NAMES = ("free", "page allocation", "slab", "large kmalloc", "kernel stack", "vmalloc",
-             "shadow slab", "page_ext", "reserved")
+    NAMES = (
+        "free",
+        "page allocation",
+        "slab",
+        "large kmalloc",
+        "kernel stack",
+        "vmalloc",
+        "shadow slab",
+        "page_ext",
+        "reserved",
+    )
 
 
-STATE_OF_USE = {PageUse.PAGE_ALLOC: PageState.PAGE_ALLOC, PageUse.SLAB: PageState.SLAB,
-                PageUse.LARGE_KMALLOC: PageState.LARGE_KMALLOC, PageUse.STACK: PageState.STACK,
-                PageUse.VMALLOC: PageState.VMALLOC, PageUse.SHADOW: PageState.SHADOW_SLAB}
+STATE_OF_USE = {
+    PageUse.PAGE_ALLOC: PageState.PAGE_ALLOC,
+    PageUse.SLAB: PageState.SLAB,
+    PageUse.LARGE_KMALLOC: PageState.LARGE_KMALLOC,
+    PageUse.STACK: PageState.STACK,
+    PageUse.VMALLOC: PageState.VMALLOC,
+    PageUse.SHADOW: PageState.SHADOW_SLAB,
+}
 
 
 # struct page as kinspect keeps it: one record per pfn (a structured numpy dtype).
-PAGE_DTYPE = np.dtype([
-    ("flags", np.uint32),       # page->flags: PG_* bits (zone and section are added when shown)
-    ("page_type", np.uint32),   # page->page_type: PGTY_* << 24, or PAGE_TYPE_NONE
-    ("order", np.uint8),        # compound order, on the head page
-    ("refcount", np.int32),     # page->_refcount
-    ("cache", np.int32),        # slab->slab_cache (a cache id), -1 if not a slab page
-    ("state", np.uint8),        # PageState, for views
-    ("head", np.int64),         # compound_head() pfn of a tail page, -1 otherwise
-    ("shadow", np.uint64),      # the shadow link of the per-page schemes (an address), 0 = NULL
-])
+PAGE_DTYPE = np.dtype(
+    [
+        ("flags", np.uint32),  # page->flags: PG_* bits (zone and section are added when shown)
+        ("page_type", np.uint32),  # page->page_type: PGTY_* << 24, or PAGE_TYPE_NONE
+        ("order", np.uint8),  # compound order, on the head page
+        ("refcount", np.int32),  # page->_refcount
+        ("cache", np.int32),  # slab->slab_cache (a cache id), -1 if not a slab page
+        ("state", np.uint8),  # PageState, for views
+        ("head", np.int64),  # compound_head() pfn of a tail page, -1 otherwise
+        ("shadow", np.uint64),  # the shadow link of the per-page schemes (an address), 0 = NULL
+    ]
+)
 
 FREE_PAGE = (0, PAGE_TYPE_NONE, 0, 0, -1, PageState.FREE, -1, 0)
 
@@ -79,10 +102,12 @@ assert struct.calcsize("=IIBiiBqQ") == PAGE_DTYPE.itemsize
 _RECORD_SIZE = PAGE_DTYPE.itemsize
 # One field of a record: (its offset, a packer writing it in place), for set_field() on one page.
 _PAGE_FIELD_NAMES, _PAGE_FIELDS = PAGE_DTYPE.names, PAGE_DTYPE.fields
-assert _PAGE_FIELD_NAMES is not None and _PAGE_FIELDS is not None      # a structured dtype has both
-_FIELD_PACK = {name: (_PAGE_FIELDS[name][1], struct.Struct("=" + code).pack_into)
-               for name, code in zip(_PAGE_FIELD_NAMES, "IIBiiBqQ")}
-_RECORD_BYTES: dict[tuple, bytes] = {}        # record -> bytes, for the records seen most
+assert _PAGE_FIELD_NAMES is not None and _PAGE_FIELDS is not None  # a structured dtype has both
+_FIELD_PACK = {
+    name: (_PAGE_FIELDS[name][1], struct.Struct("=" + code).pack_into)
+    for name, code in zip(_PAGE_FIELD_NAMES, "IIBiiBqQ")
+}
+_RECORD_BYTES: dict[tuple, bytes] = {}  # record -> bytes, for the records seen most
 
 
 def record_bytes(record: tuple) -> bytes:
@@ -92,14 +117,21 @@ def record_bytes(record: tuple) -> bytes:
 
 def _record_bytes(record: tuple) -> bytes:
     raw = _PACK(*record)
-    if record[6] < 0 and len(_RECORD_BYTES) < 4096:     # not a tail (their head= varies)
+    if record[6] < 0 and len(_RECORD_BYTES) < 4096:  # not a tail (their head= varies)
         _RECORD_BYTES[record] = raw
     return raw
 
 
-def page_record(state: int, refcount: int = 0, flags: int = 0, order: int = 0,
-                cache: int = -1, page_type: int = PAGE_TYPE_NONE, head: int = -1,
-                shadow: int = 0) -> tuple:
+def page_record(
+    state: int,
+    refcount: int = 0,
+    flags: int = 0,
+    order: int = 0,
+    cache: int = -1,
+    page_type: int = PAGE_TYPE_NONE,
+    head: int = -1,
+    shadow: int = 0,
+) -> tuple:
     """A struct page record, fields in PAGE_DTYPE order."""
     return (flags, page_type, order, refcount, cache, state, head, shadow)
 
@@ -115,14 +147,14 @@ class MemMap:
         self.section_shift = profile.section_size_bits - profile.page_shift
         self.pages_per_section = 1 << self.section_shift
         self._sections: dict[int, np.ndarray] = {}
-        self._bytes: dict[int, memoryview] = {}      # the same sections' memory, as bytes
+        self._bytes: dict[int, memoryview] = {}  # the same sections' memory, as bytes
         # An observer's journal: while it is a list, every write appends its (first pfn,
         # count) to it; the observer empties it (kinspect.session.recording: after each event).
         self.written: list[tuple[int, int]] | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["_bytes"]                          # memoryviews: rebuilt on unpickling
+        del state["_bytes"]  # memoryviews: rebuilt on unpickling
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -154,11 +186,12 @@ class MemMap:
             self.written.append((pfn, count))
         raw = _RECORD_BYTES.get(record) or _record_bytes(record)
         i = pfn & (self.pages_per_section - 1)
-        if i + count <= self.pages_per_section:          # one section (nearly always)
+        if i + count <= self.pages_per_section:  # one section (nearly always)
             view = self._bytes.get(pfn >> self.section_shift)
             if view is not None:
-                view[i * _RECORD_SIZE:(i + count) * _RECORD_SIZE] = \
+                view[i * _RECORD_SIZE : (i + count) * _RECORD_SIZE] = (
                     raw if count == 1 else raw * count
+                )
                 return
         mask = self.pages_per_section - 1
         while count > 0:
@@ -168,7 +201,7 @@ class MemMap:
                 view = self._bytes[pfn >> self.section_shift]
             i = pfn & mask
             n = min(count, self.pages_per_section - i)
-            view[i * _RECORD_SIZE:(i + n) * _RECORD_SIZE] = raw * n
+            view[i * _RECORD_SIZE : (i + n) * _RECORD_SIZE] = raw * n
             pfn += n
             count -= n
 
@@ -187,7 +220,7 @@ class MemMap:
             sec = self.section(pfn)
             i = pfn & mask
             n = min(count, self.pages_per_section - i)
-            sec[field][i:i + n] = value
+            sec[field][i : i + n] = value
             pfn += n
             count -= n
 
@@ -208,7 +241,7 @@ class MemMap:
             n = min(count - done, self.pages_per_section - i)
             sec = self._sections.get(p >> self.section_shift)
             if sec is not None:
-                out[done:done + n] = sec["state"][i:i + n]
+                out[done : done + n] = sec["state"][i : i + n]
             done += n
         return out
 
@@ -262,6 +295,7 @@ def virt_to_page(memmap: MemMap, addr: int) -> Page:
 # Address conversions, with kernel names: the one copy (the Machine's page_address() and
 # direct-map lookups call these; the profile holds only the arch's __pa()/__va(), its
 # virt_to_phys()/phys_to_virt(); the compiled engine has its own inlined copies).
+
 
 def PFN_PHYS(profile: ArchProfile, pfn: int) -> int:
     return pfn << profile.page_shift

@@ -27,15 +27,22 @@ from .slab import SlubAllocator
 
 ENGINES = ("native", "python")
 VARIABLE = "KINSPECT_ENGINE"
-COMPILED = ("_ftrace_scan", "_buddy", "_page_alloc", "_slab", "_replay", "_schemes",
-            "_runner")   # beside this file
-ENGINE_NOTES = {                # what each engine is, for `kinspect profiles`
+COMPILED = (
+    "_ftrace_scan",
+    "_buddy",
+    "_page_alloc",
+    "_slab",
+    "_replay",
+    "_schemes",
+    "_runner",
+)  # beside this file
+ENGINE_NOTES = {  # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",
     "python": "the reference; KINSPECT_ENGINE=native for the compiled core",
 }
 
 _compiled: dict[str, ModuleType] | None = None
-_not_built: str | None = None         # why the compiled core cannot run: "is not built", ...
+_not_built: str | None = None  # why the compiled core cannot run: "is not built", ...
 _fallback_said = False
 
 
@@ -49,8 +56,7 @@ def compiled(name: str) -> ModuleType | None:
     global _compiled, _not_built
     if _compiled is None and _not_built is None:
         try:
-            _compiled = {module: import_module(f"{__package__}.{module}")
-                         for module in COMPILED}
+            _compiled = {module: import_module(f"{__package__}.{module}") for module in COMPILED}
         except ModuleNotFoundError:
             _not_built = "is not built"
         except ImportError as e:
@@ -94,10 +100,16 @@ def engine(asked: str | None = None) -> str:
     if compiled(COMPILED[0]) is not None:
         return "native"
     if asked == "native":
-        raise EngineError(f"the native engine {_not_built}: 'pip install -e .' builds it "
-                          f"(with a C compiler), or set {VARIABLE}=python", where)
+        raise EngineError(
+            f"the native engine {_not_built}: 'pip install -e .' builds it "
+            f"(with a C compiler), or set {VARIABLE}=python",
+            where,
+        )
     if not _fallback_said:
         _fallback_said = True
-        print(f"kinspect: the native engine {_not_built}: running on the Python engine "
-              "('pip install -e .' builds it, with a C compiler)", file=sys.stderr)
+        print(
+            f"kinspect: the native engine {_not_built}: running on the Python engine "
+            "('pip install -e .' builds it, with a C compiler)",
+            file=sys.stderr,
+        )
     return "python"

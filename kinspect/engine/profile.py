@@ -51,8 +51,10 @@ def parse_size(text: str) -> int:
         return int(s, 16)
     m = _SIZE.fullmatch(s)
     if not m:
-        raise ValueError(f"bad size {text!r}: expected a number with an optional K, M, G or T "
-                         f"suffix (binary units), e.g. 4096, 0x1000, 512M, 1G")
+        raise ValueError(
+            f"bad size {text!r}: expected a number with an optional K, M, G or T "
+            f"suffix (binary units), e.g. 4096, 0x1000, 512M, 1G"
+        )
     value = Fraction(m.group(1)) * _UNITS[m.group(2).upper()]
     if value.denominator != 1:
         raise ValueError(f"bad size {text!r}: not a whole number of bytes")
@@ -68,6 +70,7 @@ def format_size(n: int) -> str:
 
 
 # --- the profile ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MemoryRange:
@@ -94,40 +97,40 @@ class Zone:
 class ArchProfile:
     """One kernel build (6.12, generic KASAN) on one machine. Field names are TOML keys."""
 
-    name: str                    # file stem, e.g. "x86_64"
-    path: str                    # the file it came from
+    name: str  # file stem, e.g. "x86_64"
+    path: str  # the file it came from
     description: str
-    arch: str                    # ARCH= of the build: x86_64, arm64, arm, riscv64, powerpc
-    bits: int                    # BITS_PER_LONG
-    endianness: str              # "little" or "big"
-    page_shift: int              # PAGE_SHIFT
+    arch: str  # ARCH= of the build: x86_64, arm64, arm, riscv64, powerpc
+    bits: int  # BITS_PER_LONG
+    endianness: str  # "little" or "big"
+    page_shift: int  # PAGE_SHIFT
     kasan_shadow_scale_shift: int  # KASAN_SHADOW_SCALE_SHIFT (3 for generic KASAN)
-    kasan_shadow_offset: int     # KASAN_SHADOW_OFFSET (CONFIG_KASAN_SHADOW_OFFSET)
-    kasan_shadow_start: int      # KASAN_SHADOW_START
-    kasan_shadow_end: int        # KASAN_SHADOW_END, exclusive
-    page_offset: int             # PAGE_OFFSET: virtual base of the direct (linear) map
-    phys_offset: int             # PHYS_OFFSET: physical address mapped at PAGE_OFFSET
+    kasan_shadow_offset: int  # KASAN_SHADOW_OFFSET (CONFIG_KASAN_SHADOW_OFFSET)
+    kasan_shadow_start: int  # KASAN_SHADOW_START
+    kasan_shadow_end: int  # KASAN_SHADOW_END, exclusive
+    page_offset: int  # PAGE_OFFSET: virtual base of the direct (linear) map
+    phys_offset: int  # PHYS_OFFSET: physical address mapped at PAGE_OFFSET
     memory: tuple[MemoryRange, ...]  # present RAM: sorted, disjoint, page aligned
-    lowmem_limit: int | None     # physical end of lowmem on 32-bit HIGHMEM machines, else None
-    task_size: int               # TASK_SIZE
-    vmalloc_start: int           # VMALLOC_START
-    vmalloc_end: int             # VMALLOC_END, exclusive
-    kernel_image_start: int      # virtual address of the kernel image's data (where globals live)
-    kernel_image_phys: int       # physical address backing kernel_image_start
-    sizeof_struct_page: int      # sizeof(struct page)
-    page_ext_size: int           # sizeof(struct page_ext): the shared flags word, before KASAN
-    kmalloc_minalign: int        # ARCH_KMALLOC_MINALIGN as seen at run time = KMALLOC_MIN_SIZE
-    slab_minalign: int           # ARCH_SLAB_MINALIGN
+    lowmem_limit: int | None  # physical end of lowmem on 32-bit HIGHMEM machines, else None
+    task_size: int  # TASK_SIZE
+    vmalloc_start: int  # VMALLOC_START
+    vmalloc_end: int  # VMALLOC_END, exclusive
+    kernel_image_start: int  # virtual address of the kernel image's data (where globals live)
+    kernel_image_phys: int  # physical address backing kernel_image_start
+    sizeof_struct_page: int  # sizeof(struct page)
+    page_ext_size: int  # sizeof(struct page_ext): the shared flags word, before KASAN
+    kmalloc_minalign: int  # ARCH_KMALLOC_MINALIGN as seen at run time = KMALLOC_MIN_SIZE
+    slab_minalign: int  # ARCH_SLAB_MINALIGN
     inline_instrumentation: bool  # False where ARCH_DISABLE_KASAN_INLINE is selected
-    section_size_bits: int       # SECTION_SIZE_BITS
-    max_physmem_bits: int        # MAX_PHYSMEM_BITS: RAM must end below 1 << this
-    max_order: int               # MAX_PAGE_ORDER: buddy orders are 0..max_order
-    thread_size_order: int       # THREAD_SIZE_ORDER, with KASAN's extra stack order
-    nr_cpus: int                 # nr_cpu_ids of the simulated machine
+    section_size_bits: int  # SECTION_SIZE_BITS
+    max_physmem_bits: int  # MAX_PHYSMEM_BITS: RAM must end below 1 << this
+    max_order: int  # MAX_PAGE_ORDER: buddy orders are 0..max_order
+    thread_size_order: int  # THREAD_SIZE_ORDER, with KASAN's extra stack order
+    nr_cpus: int  # nr_cpu_ids of the simulated machine
     zones: tuple[Zone, ...]
-    kernel_release: str          # utsname()->release, e.g. "6.12.117"
-    sizeof_kmem_cache: int       # object_size of the "kmem_cache" cache (struct kmem_cache)
-    vmap_stack: bool = False     # CONFIG_VMAP_STACK: task stacks are vmalloc'd ([mm], optional)
+    kernel_release: str  # utsname()->release, e.g. "6.12.117"
+    sizeof_kmem_cache: int  # object_size of the "kmem_cache" cache (struct kmem_cache)
+    vmap_stack: bool = False  # CONFIG_VMAP_STACK: task stacks are vmalloc'd ([mm], optional)
 
     @property
     def page_size(self) -> int:
@@ -212,8 +215,10 @@ class ArchProfile:
 
     @cached_property
     def _range_pfns(self) -> tuple[list[int], list[int]]:
-        return ([r.start >> self.page_shift for r in self.memory],
-                [r.end >> self.page_shift for r in self.memory])
+        return (
+            [r.start >> self.page_shift for r in self.memory],
+            [r.end >> self.page_shift for r in self.memory],
+        )
 
     def pfn_valid(self, pfn: int) -> bool:
         """Whether ``pfn`` is present RAM (inside one of the memory ranges)."""
@@ -234,6 +239,7 @@ class ArchProfile:
 
 
 # --- finding and loading ---------------------------------------------------------------
+
 
 def find_profile_path(name_or_path: str) -> str:
     """A path to a profile: ``name_or_path`` itself if it names a file (it has a directory
@@ -258,7 +264,7 @@ def _builtin_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
-PROFILE_MAX_BYTES = 1 << 20       # the built-in profiles are 2-4 KiB
+PROFILE_MAX_BYTES = 1 << 20  # the built-in profiles are 2-4 KiB
 
 
 def load_profile(name_or_path: str, mem: int | None = None) -> ArchProfile:
@@ -267,13 +273,12 @@ def load_profile(name_or_path: str, mem: int | None = None) -> ArchProfile:
     path = find_profile_path(name_or_path)
     try:
         with open(path, "rb") as f:
-            data = f.read(PROFILE_MAX_BYTES + 1)       # /dev/zero is not read forever
+            data = f.read(PROFILE_MAX_BYTES + 1)  # /dev/zero is not read forever
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ProfileError(f"cannot read profile: {e}", path=path) from None
     if len(data) > PROFILE_MAX_BYTES:
-        raise ProfileError(f"not a profile: larger than {PROFILE_MAX_BYTES >> 10} KiB",
-                           path=path)
+        raise ProfileError(f"not a profile: larger than {PROFILE_MAX_BYTES >> 10} KiB", path=path)
     source = _Source(path, text)
     profile = _read_profile(source, source.parse())
     _check_profile(profile, source.fail)
@@ -289,8 +294,11 @@ def resize_memory(profile: ArchProfile, mem: int) -> tuple[MemoryRange, ...]:
     kernel command line: ranges are kept in order and the last one needed is truncated; if
     there is too little RAM, the last range grows upward (holes below it stay)."""
     if mem <= 0 or mem % profile.page_size:
-        _fail_mem(None, f"memory size {mem} is not a positive multiple of the page size "
-                        f"({format_size(profile.page_size)})")
+        _fail_mem(
+            None,
+            f"memory size {mem} is not a positive multiple of the page size "
+            f"({format_size(profile.page_size)})",
+        )
     ranges: list[MemoryRange] = []
     left = mem
     for r in profile.memory:
@@ -308,22 +316,42 @@ def format_profiles_table(profiles: Iterable[ArchProfile]) -> str:
     """The table ``kinspect profiles`` prints, in three blocks that fit 80 columns: the
     machine, its layout, and the KASAN shadow region ``[KASAN_SHADOW_START, KASAN_SHADOW_END)``
     with its size."""
-    header = ("NAME", "ARCH", "BITS", "PAGE", "MEMORY", "STRUCT PAGE", "INLINE",
-              "PAGE_OFFSET", "KASAN_SHADOW_OFFSET",
-              "KASAN_SHADOW_START", "KASAN_SHADOW_END", "SIZE")
+    header = (
+        "NAME",
+        "ARCH",
+        "BITS",
+        "PAGE",
+        "MEMORY",
+        "STRUCT PAGE",
+        "INLINE",
+        "PAGE_OFFSET",
+        "KASAN_SHADOW_OFFSET",
+        "KASAN_SHADOW_START",
+        "KASAN_SHADOW_END",
+        "SIZE",
+    )
     rows = [header]
     for p in profiles:
         digits = p.bits // 4
         memory = format_size(p.mem_total)
         if p.lowmem_limit is not None:
             memory += f" ({format_size((p.max_low_pfn - p.min_pfn) << p.page_shift)} low)"
-        rows.append((
-            p.name, p.arch, str(p.bits), format_size(p.page_size), memory,
-            str(p.sizeof_struct_page), "yes" if p.inline_instrumentation else "no",
-            f"{p.page_offset:#0{digits + 2}x}", f"{p.kasan_shadow_offset:#0{digits + 2}x}",
-            f"{p.kasan_shadow_start:#0{digits + 2}x}", f"{p.kasan_shadow_end:#0{digits + 2}x}",
-            format_size(p.kasan_shadow_end - p.kasan_shadow_start),
-        ))
+        rows.append(
+            (
+                p.name,
+                p.arch,
+                str(p.bits),
+                format_size(p.page_size),
+                memory,
+                str(p.sizeof_struct_page),
+                "yes" if p.inline_instrumentation else "no",
+                f"{p.page_offset:#0{digits + 2}x}",
+                f"{p.kasan_shadow_offset:#0{digits + 2}x}",
+                f"{p.kasan_shadow_start:#0{digits + 2}x}",
+                f"{p.kasan_shadow_end:#0{digits + 2}x}",
+                format_size(p.kasan_shadow_end - p.kasan_shadow_start),
+            )
+        )
     right = [False, False, True, True, False, True, False, False, False, False, False, True]
     return format_blocks(rows, [(0, 1, 2, 3, 4, 5, 6), (0, 7, 8), (0, 9, 10, 11)], right)
 
@@ -338,20 +366,44 @@ Fail = Callable[[KeyPath | str | None, str], NoReturn]
 _TABLES: dict[str, tuple[str, ...]] = {
     "": ("description", "kernel_release"),
     "cpu": ("arch", "bits", "endianness", "nr_cpus"),
-    "mm": ("page_shift", "section_size_bits", "max_physmem_bits", "max_order",
-           "thread_size_order", "sizeof_struct_page", "page_ext_size", "kmalloc_minalign",
-           "slab_minalign", "sizeof_kmem_cache"),
-    "layout": ("page_offset", "phys_offset", "task_size", "vmalloc_start", "vmalloc_end",
-               "kernel_image_start", "kernel_image_phys"),
-    "kasan": ("kasan_shadow_scale_shift", "kasan_shadow_offset", "kasan_shadow_start",
-              "kasan_shadow_end", "inline_instrumentation"),
+    "mm": (
+        "page_shift",
+        "section_size_bits",
+        "max_physmem_bits",
+        "max_order",
+        "thread_size_order",
+        "sizeof_struct_page",
+        "page_ext_size",
+        "kmalloc_minalign",
+        "slab_minalign",
+        "sizeof_kmem_cache",
+    ),
+    "layout": (
+        "page_offset",
+        "phys_offset",
+        "task_size",
+        "vmalloc_start",
+        "vmalloc_end",
+        "kernel_image_start",
+        "kernel_image_phys",
+    ),
+    "kasan": (
+        "kasan_shadow_scale_shift",
+        "kasan_shadow_offset",
+        "kasan_shadow_start",
+        "kasan_shadow_end",
+        "inline_instrumentation",
+    ),
 }
-_FIELD_KEY: dict[str, KeyPath] = {field: ((table,) if table else ()) + (field,)
-                                  for table, fields in _TABLES.items() for field in fields}
+_FIELD_KEY: dict[str, KeyPath] = {
+    field: ((table,) if table else ()) + (field,)
+    for table, fields in _TABLES.items()
+    for field in fields
+}
 _FIELD_KEY["lowmem_limit"] = ("memory", "lowmem_limit")
 _STR_FIELDS = {"description", "kernel_release", "arch", "endianness"}
 _BOOL_FIELDS = {"inline_instrumentation"}
-_OPTIONAL = {"mm": ("vmap_stack",)}         # optional booleans, by table
+_OPTIONAL = {"mm": ("vmap_stack",)}  # optional booleans, by table
 
 _HEADER = re.compile(r"\s*(\[\[?)\s*([\w.\- ]+?)\s*\]")
 _KEY = re.compile(r"\s*([\w\-]+(?:\s*\.\s*[\w\-]+)*)\s*=")
@@ -397,15 +449,17 @@ class _Source:
         try:
             return tomllib.loads(self.text)
         except RecursionError:
-            raise ProfileError("arrays or tables nested too deeply", self.path,
-                               *self._deepest()) from None
+            raise ProfileError(
+                "arrays or tables nested too deeply", self.path, *self._deepest()
+            ) from None
         except ValueError as e:
             if not isinstance(e, tomllib.TOMLDecodeError):
                 # int() refuses a number of over 4300 digits inside tomllib
                 m = re.search(r"\d{4300,}", self.text)
                 line, col = self._line_col(m.start() if m else 0)
-                raise ProfileError("a number with thousands of digits", self.path, line,
-                                   col) from None
+                raise ProfileError(
+                    "a number with thousands of digits", self.path, line, col
+                ) from None
             message = str(e)
             if m := _TOML_ERROR_AT.match(message):
                 line, col = int(m.group(2)), int(m.group(3))
@@ -448,8 +502,13 @@ def _table_name(path: KeyPath) -> str:
     return f"[{'.'.join(map(str, path))}]"
 
 
-def _check_keys(source: _Source, path: KeyPath, data: object, required: Iterable[str],
-                optional: Iterable[str] = ()) -> dict:
+def _check_keys(
+    source: _Source,
+    path: KeyPath,
+    data: object,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+) -> dict:
     """``data`` must be a table with all ``required`` keys and nothing else but ``optional``."""
     if not isinstance(data, dict):
         source.fail(path, f"{'.'.join(map(str, path))} must be a table")
@@ -458,8 +517,11 @@ def _check_keys(source: _Source, path: KeyPath, data: object, required: Iterable
     unknown = [k for k in data if k not in allowed]
     if unknown:
         first = min(unknown, key=lambda k: source.positions.get(path + (k,), (0, 0)))
-        source.fail(path + (first,), f"unknown key {first!r} in {_table_name(path)} "
-                                     f"(expected: {', '.join(sorted(allowed))})")
+        source.fail(
+            path + (first,),
+            f"unknown key {first!r} in {_table_name(path)} "
+            f"(expected: {', '.join(sorted(allowed))})",
+        )
     for key in required:
         if key not in data:
             source.fail(path, f"missing key {key!r} in {_table_name(path)}")
@@ -490,7 +552,7 @@ def _int(source: _Source, path: KeyPath, value: object) -> int:
         except ValueError as e:
             source.fail(path, f"{key}: {e}")
     if isinstance(value, bool) or not isinstance(value, int):
-        source.fail(path, f"{key} must be an integer or a size such as \"1G\", not {value!r}")
+        source.fail(path, f'{key} must be an integer or a size such as "1G", not {value!r}')
     if value < 0:
         source.fail(path, f"{key} must not be negative")
     return value
@@ -503,8 +565,9 @@ def _read_profile(source: _Source, doc: dict) -> ArchProfile:
     fields: dict[str, Any] = {}
     for table, names in _TABLES.items():
         path: KeyPath = (table,) if table else ()
-        data = (_check_keys(source, path, doc[table], names, _OPTIONAL.get(table, ()))
-                if table else doc)
+        data = (
+            _check_keys(source, path, doc[table], names, _OPTIONAL.get(table, ())) if table else doc
+        )
         for name in names:
             read = _str if name in _STR_FIELDS else _bool if name in _BOOL_FIELDS else _int
             fields[name] = read(source, path + (name,), data[name])
@@ -532,19 +595,29 @@ def _read_profile(source: _Source, doc: dict) -> ArchProfile:
     for i, z in enumerate(_array_of_tables(source, ("zone",), doc["zone"])):
         _check_keys(source, ("zone", i), z, ["name"], ["end"])
         zone_end = z.get("end")
-        zones.append(Zone(_str(source, ("zone", i, "name"), z["name"]),
-                          None if zone_end is None else _int(source, ("zone", i, "end"),
-                                                             zone_end)))
+        zones.append(
+            Zone(
+                _str(source, ("zone", i, "name"), z["name"]),
+                None if zone_end is None else _int(source, ("zone", i, "end"), zone_end),
+            )
+        )
 
     stem = Path(source.path).stem
-    return ArchProfile(name=stem, path=source.path, memory=tuple(ranges),
-                       lowmem_limit=lowmem_limit, zones=tuple(zones), **fields)
+    return ArchProfile(
+        name=stem,
+        path=source.path,
+        memory=tuple(ranges),
+        lowmem_limit=lowmem_limit,
+        zones=tuple(zones),
+        **fields,
+    )
 
 
 def _array_of_tables(source: _Source, path: KeyPath, value: object) -> list[dict]:
     if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
-        source.fail(path, f"write one [[{'.'.join(map(str, path))}]] table per entry "
-                          f"(at least one)")
+        source.fail(
+            path, f"write one [[{'.'.join(map(str, path))}]] table per entry (at least one)"
+        )
     return value
 
 
@@ -552,9 +625,17 @@ def _array_of_tables(source: _Source, path: KeyPath, value: object) -> list[dict
 
 # Architectures with generic KASAN in 6.12 (HAVE_ARCH_KASAN in arch/*/Kconfig) and their
 # BITS_PER_LONG.
-_ARCH_BITS = {"x86_64": (64,), "arm64": (64,), "arm": (32,), "riscv64": (64,),
-              "powerpc": (32, 64), "loongarch": (64,), "s390": (64,), "xtensa": (32,),
-              "um": (64,)}
+_ARCH_BITS = {
+    "x86_64": (64,),
+    "arm64": (64,),
+    "arm": (32,),
+    "riscv64": (64,),
+    "powerpc": (32, 64),
+    "loongarch": (64,),
+    "s390": (64,),
+    "xtensa": (32,),
+    "um": (64,),
+}
 # enum zone_type names as /proc/zoneinfo prints them.
 _ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 
@@ -566,28 +647,36 @@ def _is_power_of_two(n: int) -> bool:
 def _check_profile(p: ArchProfile, fail: Fail) -> None:
     """Check every field's value and the fields against each other (not the RAM size)."""
     if p.arch not in _ARCH_BITS:
-        fail("arch", f"arch {p.arch!r} has no generic KASAN in 6.12 "
-                     f"(known: {', '.join(_ARCH_BITS)})")
+        fail(
+            "arch", f"arch {p.arch!r} has no generic KASAN in 6.12 (known: {', '.join(_ARCH_BITS)})"
+        )
     if p.bits not in (32, 64):
         fail("bits", f"bits must be 32 or 64, not {p.bits}")
     if p.bits not in _ARCH_BITS[p.arch]:
-        fail("bits", f"arch {p.arch!r} is {' or '.join(map(str, _ARCH_BITS[p.arch]))}-bit, "
-                     f"not {p.bits}-bit")
+        fail(
+            "bits",
+            f"arch {p.arch!r} is {' or '.join(map(str, _ARCH_BITS[p.arch]))}-bit, not {p.bits}-bit",
+        )
     if p.endianness not in ("little", "big"):
-        fail("endianness", f"endianness must be \"little\" or \"big\", not {p.endianness!r}")
+        fail("endianness", f'endianness must be "little" or "big", not {p.endianness!r}')
     if p.nr_cpus < 1:
         fail("nr_cpus", "nr_cpus must be at least 1")
 
     if p.page_shift not in (12, 14, 16):
-        fail("page_shift", f"page_shift must be 12, 14 or 16 (4K, 16K or 64K pages), "
-                           f"not {p.page_shift}")
+        fail(
+            "page_shift",
+            f"page_shift must be 12, 14 or 16 (4K, 16K or 64K pages), not {p.page_shift}",
+        )
     if not p.page_shift < p.max_physmem_bits <= 64:
         fail("max_physmem_bits", f"max_physmem_bits must lie in ({p.page_shift}, 64]")
     if not p.section_size_bits <= p.max_physmem_bits:
         fail("section_size_bits", "SECTION_SIZE_BITS exceeds MAX_PHYSMEM_BITS")
     if p.max_order + p.page_shift > p.section_size_bits:
-        fail("max_order", f"MAX_PAGE_ORDER {p.max_order} + PAGE_SHIFT {p.page_shift} exceeds "
-                          f"SECTION_SIZE_BITS {p.section_size_bits}")
+        fail(
+            "max_order",
+            f"MAX_PAGE_ORDER {p.max_order} + PAGE_SHIFT {p.page_shift} exceeds "
+            f"SECTION_SIZE_BITS {p.section_size_bits}",
+        )
     if p.thread_size_order > p.max_order:
         fail("thread_size_order", "THREAD_SIZE_ORDER exceeds MAX_PAGE_ORDER")
     for name in ("sizeof_struct_page", "page_ext_size"):
@@ -597,8 +686,10 @@ def _check_profile(p: ArchProfile, fail: Fail) -> None:
     # struct page is 8 words at least (flags, the lru/slab union, mapping, index, private,
     # _mapcount/page_type, _refcount) and 64 bytes on most 64-bit configs
     if not 8 * p.word_size <= p.sizeof_struct_page <= 256:
-        fail("sizeof_struct_page", f"sizeof_struct_page must be from {8 * p.word_size} "
-                                   "(8 words) to 256 bytes")
+        fail(
+            "sizeof_struct_page",
+            f"sizeof_struct_page must be from {8 * p.word_size} (8 words) to 256 bytes",
+        )
     if p.page_ext_size > p.page_size:
         fail("page_ext_size", "page_ext_size must be at most PAGE_SIZE")
     if not (_is_power_of_two(p.kmalloc_minalign) and 8 <= p.kmalloc_minalign <= p.page_size):
@@ -611,9 +702,17 @@ def _check_profile(p: ArchProfile, fail: Fail) -> None:
         # its boot cache is a slab cache of kmalloc sizes (KMALLOC_MAX_CACHE_SIZE, 2 pages)
         fail("sizeof_kmem_cache", "sizeof_kmem_cache must be at most 2 * PAGE_SIZE")
 
-    for name in ("page_offset", "phys_offset", "task_size", "vmalloc_start", "vmalloc_end",
-                 "kernel_image_start", "kasan_shadow_offset", "kasan_shadow_start",
-                 "kasan_shadow_end"):
+    for name in (
+        "page_offset",
+        "phys_offset",
+        "task_size",
+        "vmalloc_start",
+        "vmalloc_end",
+        "kernel_image_start",
+        "kasan_shadow_offset",
+        "kasan_shadow_start",
+        "kasan_shadow_end",
+    ):
         if getattr(p, name) >= 1 << p.bits:
             fail(name, f"{name} {getattr(p, name):#x} does not fit in {p.bits} bits")
     for name in ("page_offset", "phys_offset", "kasan_shadow_start", "kasan_shadow_end"):
@@ -638,14 +737,15 @@ def _check_profile(p: ArchProfile, fail: Fail) -> None:
     _check_zones(p, fail)
 
 
-def _check_shadowed(p: ArchProfile, name: str, addr: int, key: KeyPath | str,
-                    fail: Fail) -> None:
+def _check_shadowed(p: ArchProfile, name: str, addr: int, key: KeyPath | str, fail: Fail) -> None:
     """KASAN must shadow ``addr``: its shadow byte lies in [KASAN_SHADOW_START, _END)."""
     shadow = p.kasan_mem_to_shadow(addr)
     if not p.kasan_shadow_start <= shadow < p.kasan_shadow_end:
-        fail(key,
-             f"kasan_mem_to_shadow({name} {addr:#x}) = {shadow:#x} lies outside the shadow "
-             f"region [{p.kasan_shadow_start:#x}, {p.kasan_shadow_end:#x})")
+        fail(
+            key,
+            f"kasan_mem_to_shadow({name} {addr:#x}) = {shadow:#x} lies outside the shadow "
+            f"region [{p.kasan_shadow_start:#x}, {p.kasan_shadow_end:#x})",
+        )
 
 
 def _check_ranges(p: ArchProfile, fail: Fail) -> None:
@@ -658,9 +758,12 @@ def _check_ranges(p: ArchProfile, fail: Fail) -> None:
         if r.start >= r.end:
             fail(path + ("end",), "a memory range must not be empty")
         if r.start < previous_end:
-            fail(path + ("start",), f"memory range start {r.start:#x} lies below "
-                                    + ("PHYS_OFFSET" if i == 0 else "the previous range's end")
-                                    + f" {previous_end:#x}: ranges must be sorted and disjoint")
+            fail(
+                path + ("start",),
+                f"memory range start {r.start:#x} lies below "
+                + ("PHYS_OFFSET" if i == 0 else "the previous range's end")
+                + f" {previous_end:#x}: ranges must be sorted and disjoint",
+            )
         previous_end = r.end
     if p.lowmem_limit is not None:
         if p.bits != 32:
@@ -689,10 +792,14 @@ def _check_zones(p: ArchProfile, fail: Fail) -> None:
     names = [z.name for z in p.zones]
     if p.lowmem_limit is None and "HighMem" in names:
         fail(("zone", names.index("HighMem"), "name"), "a HighMem zone needs lowmem_limit")
-    if p.lowmem_limit is not None and (names[-1] != "HighMem" or len(names) < 2
-                                       or p.zones[-2].end != p.lowmem_limit):
-        fail("lowmem_limit", "with lowmem_limit, the last zone must be HighMem and the zone "
-                             "before it must end at lowmem_limit")
+    if p.lowmem_limit is not None and (
+        names[-1] != "HighMem" or len(names) < 2 or p.zones[-2].end != p.lowmem_limit
+    ):
+        fail(
+            "lowmem_limit",
+            "with lowmem_limit, the last zone must be HighMem and the zone "
+            "before it must end at lowmem_limit",
+        )
 
 
 def _check_memory(p: ArchProfile, fail: Fail) -> None:
@@ -700,14 +807,21 @@ def _check_memory(p: ArchProfile, fail: Fail) -> None:
     last_end = ("memory", "range", len(p.memory) - 1, "end")
     phys_end = p.memory[-1].end
     if phys_end > 1 << p.max_physmem_bits:
-        fail(last_end, f"memory ends at {phys_end:#x}, beyond the {p.max_physmem_bits}-bit "
-                       f"physical address space (MAX_PHYSMEM_BITS)")
-    direct_map = f"the direct map [{p.page_offset:#x}, {p.high_memory:#x}) of " \
-                 f"{format_size(p.high_memory - p.page_offset)} of lowmem"
+        fail(
+            last_end,
+            f"memory ends at {phys_end:#x}, beyond the {p.max_physmem_bits}-bit "
+            f"physical address space (MAX_PHYSMEM_BITS)",
+        )
+    direct_map = (
+        f"the direct map [{p.page_offset:#x}, {p.high_memory:#x}) of "
+        f"{format_size(p.high_memory - p.page_offset)} of lowmem"
+    )
     if p.high_memory > 1 << p.bits:
         fail(last_end, f"{direct_map} does not fit in {p.bits} bits")
-    for name, start, end in (("the vmalloc area", p.vmalloc_start, p.vmalloc_end),
-                             ("the KASAN shadow region", p.kasan_shadow_start, p.kasan_shadow_end)):
+    for name, start, end in (
+        ("the vmalloc area", p.vmalloc_start, p.vmalloc_end),
+        ("the KASAN shadow region", p.kasan_shadow_start, p.kasan_shadow_end),
+    ):
         if p.page_offset < end and start < p.high_memory:
             fail(last_end, f"{direct_map} runs into {name}")
     _check_shadowed(p, "high_memory - 1", p.high_memory - 1, last_end, fail)

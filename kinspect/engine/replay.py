@@ -29,9 +29,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
-from .ftrace import (KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PARALLEL_MIN_BYTES,
-                     ParallelTraceReader, TraceEvent, TraceReader, TraceStats, parallel_possible)
 from . import native
+from .ftrace import (
+    KMALLOC,
+    KMEM_CACHE_ALLOC,
+    KMEM_CACHE_FREE,
+    PAGE_ALLOC,
+    PARALLEL_MIN_BYTES,
+    ParallelTraceReader,
+    TraceEvent,
+    TraceReader,
+    TraceStats,
+    parallel_possible,
+)
 from .machine import Machine
 from .report import Frame, StackDepot
 from .slab import KmemCache
@@ -45,10 +55,10 @@ class ReplayStats:
     """What happened to the trace's events on the simulated machine."""
 
     replayed: Counter = field(default_factory=Counter)
-    freed_before_trace: Counter = field(default_factory=Counter)   # frees of unknown keys
-    failed: Counter = field(default_factory=Counter)               # out of simulated memory
-    slab_pages: int = 0             # traced page allocations recognised as slab/large pages
-    caches: int = 0                 # kmem_caches created for kmem_cache_alloc events
+    freed_before_trace: Counter = field(default_factory=Counter)  # frees of unknown keys
+    failed: Counter = field(default_factory=Counter)  # out of simulated memory
+    slab_pages: int = 0  # traced page allocations recognised as slab/large pages
+    caches: int = 0  # kmem_caches created for kmem_cache_alloc events
 
 
 class TraceReplayer:
@@ -65,10 +75,12 @@ class TraceReplayer:
         self.machine = machine
         self.path = path
         self.stats = ReplayStats()
-        self.objects: dict[int, int] = {}            # traced ptr -> simulated address
-        self.object_cache: dict[int, KmemCache] = {}  # traced ptr -> its kmem_cache (if not kmalloc)
+        self.objects: dict[int, int] = {}  # traced ptr -> simulated address
+        self.object_cache: dict[
+            int, KmemCache
+        ] = {}  # traced ptr -> its kmem_cache (if not kmalloc)
         self.pages: dict[int, tuple[int, int]] = {}  # traced pfn -> (simulated pfn, order)
-        self.slab_pfns: set[int] = set()             # traced pfns that turned out slab pages
+        self.slab_pfns: set[int] = set()  # traced pfns that turned out slab pages
         self.caches: dict[tuple[int, int], KmemCache] = {}
         self._named: set[int] = set()
         self._frames: dict[str, int] = {}
@@ -106,8 +118,7 @@ class TraceReplayer:
         if handle is None:
             m = _SYMBOL.fullmatch(call_site)
             if m:
-                frame = Frame(m.group(1), int(m.group(2), 16), int(m.group(3), 16), self.path,
-                              line)
+                frame = Frame(m.group(1), int(m.group(2), 16), int(m.group(3), 16), self.path, line)
             else:
                 frame = Frame(call_site or "unknown_call_site", 0, 1, self.path, line)
             handle = self._frames[call_site] = self._depot.save(frame)
@@ -117,7 +128,7 @@ class TraceReplayer:
         """The traced page allocation (head pfn) holding a traced pointer, if one is live."""
         pfn = (ptr - self._lm_delta) >> self._page_shift
         pages = self.pages
-        for mask in (0, 1, 3, 7):                    # slab orders 0..3 (PAGE_ALLOC_COSTLY)
+        for mask in (0, 1, 3, 7):  # slab orders 0..3 (PAGE_ALLOC_COSTLY)
             head = pfn & ~mask
             if head in pages:
                 return head
@@ -146,7 +157,7 @@ class TraceReplayer:
         kmalloc, kmem_cache_alloc, kfree = m.kmalloc, m.kmem_cache_alloc, m.kfree
         alloc_pages, free_pages = m.alloc_pages, m.free_pages
         lost = stats.freed_before_trace
-        done = [0] * 6                     # replayed, by kind (added to stats at the end)
+        done = [0] * 6  # replayed, by kind (added to stats at the end)
         n = self.events
         try:
             for ev in events:
@@ -158,18 +169,26 @@ class TraceReplayer:
                 if pid != self._pid:
                     m.set_task(comm or "?", pid)
                     self._pid = pid
-                if kind <= KMEM_CACHE_ALLOC:              # kmalloc, kmem_cache_alloc
+                if kind <= KMEM_CACHE_ALLOC:  # kmalloc, kmem_cache_alloc
                     if not ptr:
-                        continue                          # the traced allocation failed
-                    if ptr in objects:                    # a missed free: treat as freed
+                        continue  # the traced allocation failed
+                    if ptr in objects:  # a missed free: treat as freed
                         lost["lost free"] += 1
                         del objects[ptr]
                         object_cache.pop(ptr, None)
-                    if pages:                             # _adopt_slab_page(), inlined
+                    if pages:  # _adopt_slab_page(), inlined
                         p = (ptr - lm_delta) >> page_shift
-                        head = (p if p in pages else p & ~1 if p & ~1 in pages
-                                else p & ~3 if p & ~3 in pages else p & ~7 if p & ~7 in pages
-                                else None)
+                        head = (
+                            p
+                            if p in pages
+                            else p & ~1
+                            if p & ~1 in pages
+                            else p & ~3
+                            if p & ~3 in pages
+                            else p & ~7
+                            if p & ~7 in pages
+                            else None
+                        )
                         if head is not None:
                             sim_pfn, sim_order = pages.pop(head)
                             free_pages(sim_pfn, sim_order)
@@ -189,7 +208,7 @@ class TraceReplayer:
                     else:
                         stats.failed[KIND_LABEL[kind]] += 1
                         continue
-                elif kind <= KMEM_CACHE_FREE:             # kfree, kmem_cache_free
+                elif kind <= KMEM_CACHE_FREE:  # kfree, kmem_cache_free
                     addr = objects.pop(ptr, None)
                     if addr is None:
                         if ptr:
@@ -216,11 +235,11 @@ class TraceReplayer:
                         continue
                     pages[pfn] = (sim, order)
                     slab_pfns.discard(pfn)
-                else:                                     # PAGE_FREE
+                else:  # PAGE_FREE
                     entry = pages.pop(pfn, None)
                     if entry is None:
                         if pfn in slab_pfns:
-                            slab_pfns.discard(pfn)        # SLUB gave the slab page back
+                            slab_pfns.discard(pfn)  # SLUB gave the slab page back
                         else:
                             lost["mm_page_free"] += 1
                         continue
@@ -241,8 +260,9 @@ class TraceReplayer:
         one (an object too big for a slab, no memory): its allocations fail."""
         cache = self.caches.get((object_size, slot))
         if cache is None:
-            cache = self.machine.kmem_cache_create(f"cache-{object_size}-{slot}", object_size,
-                                                   0, 0, False)
+            cache = self.machine.kmem_cache_create(
+                f"cache-{object_size}-{slot}", object_size, 0, 0, False
+            )
             if cache is None:
                 return None
             self.caches[(object_size, slot)] = cache
@@ -250,8 +270,14 @@ class TraceReplayer:
         return cache
 
 
-KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
-              "mm_page_free")
+KIND_LABEL = (
+    "kmalloc",
+    "kmem_cache_alloc",
+    "kfree",
+    "kmem_cache_free",
+    "mm_page_alloc",
+    "mm_page_free",
+)
 
 
 def looks_like_trace(path: str, head: bytes | None = None) -> bool:
@@ -267,26 +293,38 @@ def looks_like_trace(path: str, head: bytes | None = None) -> bool:
                 head = f.read(4096)
         except OSError:
             return False
-    return (head.startswith((b"# tracer:", b"\x1f\x8b", b"\xfd7zXZ")) or b"call_site=" in head
-            or b" pfn=" in head)
+    return (
+        head.startswith((b"# tracer:", b"\x1f\x8b", b"\xfd7zXZ"))
+        or b"call_site=" in head
+        or b" pfn=" in head
+    )
 
 
 def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
     """Lines for the end of a replay: what was replayed, counted, skipped."""
-    lines = [f"trace: {stats.lines} lines, replayed "
-             + ", ".join(f"{k} {v}" for k, v in sorted(replay.replayed.items()))]
+    lines = [
+        f"trace: {stats.lines} lines, replayed "
+        + ", ".join(f"{k} {v}" for k, v in sorted(replay.replayed.items()))
+    ]
     if stats.other_events:
-        lines.append("other events (counted, not replayed): "
-                     + ", ".join(f"{k} {v}" for k, v in stats.other_events.most_common()))
+        lines.append(
+            "other events (counted, not replayed): "
+            + ", ".join(f"{k} {v}" for k, v in stats.other_events.most_common())
+        )
     if replay.freed_before_trace:
-        lines.append("frees of objects/pages allocated before tracing began: "
-                     + ", ".join(f"{k} {v}" for k, v in
-                                 sorted(replay.freed_before_trace.items())))
+        lines.append(
+            "frees of objects/pages allocated before tracing began: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(replay.freed_before_trace.items()))
+        )
     if replay.failed:
-        lines.append("allocations that failed (out of simulated memory): "
-                     + ", ".join(f"{k} {v}" for k, v in sorted(replay.failed.items())))
-    lines.append(f"traced page allocations recognised as slab/large-kmalloc pages: "
-                 f"{replay.slab_pages}; kmem_caches made for kmem_cache_alloc: {replay.caches}")
+        lines.append(
+            "allocations that failed (out of simulated memory): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(replay.failed.items()))
+        )
+    lines.append(
+        f"traced page allocations recognised as slab/large-kmalloc pages: "
+        f"{replay.slab_pages}; kmem_caches made for kmem_cache_alloc: {replay.caches}"
+    )
     if stats.bad_lines:
         first = "; ".join(f"line {n}: {what}" for n, what in stats.first_bad[:5])
         lines.append(f"unreadable lines: {stats.bad_lines} (first: {first})")
@@ -295,9 +333,15 @@ def trace_summary(stats: TraceStats, replay: ReplayStats) -> list[str]:
     return lines
 
 
-def replay_trace(machine: Machine, path: str, strict: bool = False, progress=None,
-                 after_event=None, parallel: bool | None = None, stream=None
-                 ) -> tuple[TraceReader, TraceReplayer]:
+def replay_trace(
+    machine: Machine,
+    path: str,
+    strict: bool = False,
+    progress=None,
+    after_event=None,
+    parallel: bool | None = None,
+    stream=None,
+) -> tuple[TraceReader, TraceReplayer]:
     """Replay a whole trace file on a machine (streamed). On KeyboardInterrupt the replay stops
     where it is: ``replayer.interrupted`` is set, and the reader and replayer keep the partial
     figures.
@@ -312,14 +356,17 @@ def replay_trace(machine: Machine, path: str, strict: bool = False, progress=Non
             parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
         except OSError:
             parallel = False
-    engine = machine.engine         # the reader's too: the native one gives EventBatches
-    reader = (ParallelTraceReader(path, strict=strict, engine=engine) if parallel
-              else TraceReader(path, strict=strict, stream=stream, engine=engine))
+    engine = machine.engine  # the reader's too: the native one gives EventBatches
+    reader = (
+        ParallelTraceReader(path, strict=strict, engine=engine)
+        if parallel
+        else TraceReader(path, strict=strict, stream=stream, engine=engine)
+    )
     replayer = TraceReplayer(machine, path)
     tick = None if progress is None else (lambda n, line: progress(n, line, reader.fraction()))
     if after_event is not None and parallel and engine == "python":
         callback, new = after_event, tuple.__new__
-        after_event = lambda ev: callback(new(TraceEvent, ev))    # noqa: E731  (plain tuples)
+        after_event = lambda ev: callback(new(TraceEvent, ev))  # noqa: E731  (plain tuples)
     batches = reader.batches()
     try:
         with gc_paused():
@@ -332,8 +379,9 @@ def replay_trace(machine: Machine, path: str, strict: bool = False, progress=Non
     except KeyboardInterrupt:
         replayer.interrupted = True
     finally:
-        batches.close()                 # the file (and a ParallelTraceReader's child) now
+        batches.close()  # the file (and a ParallelTraceReader's child) now
         if replayer._compiled is not None:
-            (replayer.objects, replayer.object_cache, replayer.pages,
-             replayer.slab_pfns) = replayer._compiled.maps()
+            (replayer.objects, replayer.object_cache, replayer.pages, replayer.slab_pfns) = (
+                replayer._compiled.maps()
+            )
     return reader, replayer

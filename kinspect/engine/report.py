@@ -75,18 +75,18 @@ class BadAccess:
     """Everything a KASAN report says about one bad access (``struct kasan_report_info``)."""
 
     bug_type: str
-    kind: str                       # "Read", "Write" or "Free" (double/invalid free)
-    addr: int                       # access_addr
-    size: int | None                # access_size (None for frees)
+    kind: str  # "Read", "Write" or "Free" (double/invalid free)
+    addr: int  # access_addr
+    size: int | None  # access_size (None for frees)
     first_bad_addr: int
     ip: Frame
     comm: str
     pid: int
-    bits: int                       # BITS_PER_LONG of the machine
+    bits: int  # BITS_PER_LONG of the machine
     kernel_release: str
     hardware: str
-    arch: str                       # ArchProfile.arch: how show_stack() frames the stack
-    tainted: bool = False           # TAINT_BAD_PAGE already set by an earlier report
+    arch: str  # ArchProfile.arch: how show_stack() frames the stack
+    tainted: bool = False  # TAINT_BAD_PAGE already set by an earlier report
     has_metadata: bool = True
     # describe_object()
     cache_name: str | None = None
@@ -126,8 +126,9 @@ class BadAccess:
         return object_region(self.addr, self.object_addr, self.alloc_size, self.bug_type)
 
 
-def object_region(addr: int, object_addr: int, alloc_size: int,
-                  bug_type: str) -> tuple[int, str, str]:
+def object_region(
+    addr: int, object_addr: int, alloc_size: int, bug_type: str
+) -> tuple[int, str, str]:
     """describe_object_addr() (mm/kasan/report.c): rel_bytes, rel_type and region_state of
     an access at ``addr`` to the ``alloc_size``-byte object at ``object_addr``."""
     if addr < object_addr:
@@ -136,8 +137,7 @@ def object_region(addr: int, object_addr: int, alloc_size: int,
         rel = (addr - (object_addr + alloc_size), "to the right")
     else:
         rel = (addr - object_addr, "inside")
-    state = {"slab-out-of-bounds": "allocated ",
-             "slab-use-after-free": "freed "}.get(bug_type, "")
+    state = {"slab-out-of-bounds": "allocated ", "slab-use-after-free": "freed "}.get(bug_type, "")
     return rel[0], rel[1], state
 
 
@@ -187,8 +187,9 @@ def format_report(r: BadAccess) -> str:
     else:
         out.append(f"{r.kind} at addr {px(r.addr)} by task {r.comm}/{r.pid}")
     out.append("")
-    out.append(f"CPU: 0 UID: 0 PID: {r.pid} Comm: {r.comm} {_taint_text(r.tainted)} "
-               f"{r.kernel_release} #1")
+    out.append(
+        f"CPU: 0 UID: 0 PID: {r.pid} Comm: {r.comm} {_taint_text(r.tainted)} {r.kernel_release} #1"
+    )
     if r.tainted:
         out.append("Tainted: [B]=BAD_PAGE")
     out.append(f"Hardware name: {r.hardware}")
@@ -204,23 +205,32 @@ def format_report(r: BadAccess) -> str:
         for title, track in (("Allocated", r.alloc_track), ("Freed", r.free_track)):
             if track is not None:
                 out += [f"{title} by task {track.pid}:", track.frame.trace_line(), ""]
-        for title, track in zip(("Last potentially related work creation:",
-                                 "Second to last potentially related work creation:"),
-                                r.aux_stacks):
+        for title, track in zip(
+            (
+                "Last potentially related work creation:",
+                "Second to last potentially related work creation:",
+            ),
+            r.aux_stacks,
+        ):
             out += [title, track.frame.trace_line(), ""]
         rel_bytes, rel_type, state = object_region(r.addr, object_addr, alloc_size, r.bug_type)
-        out += [f"The buggy address belongs to the object at {px(object_addr)}",
-                f" which belongs to the cache {r.cache_name} of size {r.cache_object_size}",
-                f"The buggy address is located {rel_bytes} bytes {rel_type} of",
-                f" {state}{alloc_size}-byte region [{px(object_addr)}, "
-                f"{px(object_addr + alloc_size)})", ""]
+        out += [
+            f"The buggy address belongs to the object at {px(object_addr)}",
+            f" which belongs to the cache {r.cache_name} of size {r.cache_object_size}",
+            f"The buggy address is located {rel_bytes} bytes {rel_type} of",
+            f" {state}{alloc_size}-byte region [{px(object_addr)}, {px(object_addr + alloc_size)})",
+            "",
+        ]
     if r.variable is not None:
         out += ["The buggy address belongs to the variable:", f" {r.variable}", ""]
     if r.stack_comm is not None:
         out.append(f"The buggy address belongs to stack of task {r.stack_comm}")
         if r.stack_frame_pc is not None:
-            out += [f" and is located at offset {r.stack_frame_offset} in frame:",
-                    f" {r.stack_frame_pc.symbol()}", ""]
+            out += [
+                f" and is located at offset {r.stack_frame_offset} in frame:",
+                f" {r.stack_frame_pc.symbol()}",
+                "",
+            ]
             n = len(r.stack_frame_objects)
             out.append(f"This frame has {n} object{'s' if n != 1 else ''}:")
             out += [f" [{a}, {b}) '{name}'" for a, b, name in r.stack_frame_objects]
@@ -237,8 +247,9 @@ def format_report(r: BadAccess) -> str:
     return "\n".join(out)
 
 
-def format_memory_state(row_start: int, rows: list[bytes], first_bad_addr: int,
-                        bits: int) -> list[str]:
+def format_memory_state(
+    row_start: int, rows: list[bytes], first_bad_addr: int, bits: int
+) -> list[str]:
     """``print_memory_metadata()``: rows labelled with memory addresses, ``^`` under the granule."""
     lines = []
     row_bytes = META_BYTES_PER_ROW * 8

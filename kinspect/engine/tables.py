@@ -13,8 +13,12 @@ WIDTH = 80
 """The width every block fits in (a terminal's default, and a mail's)."""
 
 
-def format_blocks(rows: Sequence[Sequence[str]], blocks: Sequence[Sequence[int]],
-                  right: Sequence[bool], gap: str = "  ") -> str:
+def format_blocks(
+    rows: Sequence[Sequence[str]],
+    blocks: Sequence[Sequence[int]],
+    right: Sequence[bool],
+    gap: str = "  ",
+) -> str:
     """``rows`` (the first is the header) printed as one aligned block per entry of ``blocks``
     (column indices, the key column 0 first in each), blocks separated by an empty line.
     ``right[i]`` right-aligns column ``i`` (numbers); the others are left-aligned."""
@@ -24,8 +28,9 @@ def format_blocks(rows: Sequence[Sequence[str]], blocks: Sequence[Sequence[int]]
         if out:
             out.append("")
         for row in rows:
-            cells = (row[i].rjust(widths[i]) if right[i] else row[i].ljust(widths[i])
-                     for i in columns)
+            cells = (
+                row[i].rjust(widths[i]) if right[i] else row[i].ljust(widths[i]) for i in columns
+            )
             out.append(gap.join(cells).rstrip())
     return "\n".join(out)
 

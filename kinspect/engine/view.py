@@ -31,31 +31,31 @@ from .shadow.pshadow import PerPageShadow
 class FreeBlock(NamedTuple):
     """A free buddy block holding a pfn: ``PageBuddy()`` on its head, ``buddy_order()``."""
 
-    pfn: int                    # the head pfn of the block
+    pfn: int  # the head pfn of the block
     order: int
 
 
 class SlabInfo(NamedTuple):
     """``struct slab`` of a pfn, with what the views show of its ``struct kmem_cache``."""
 
-    cache: str                  # slab->slab_cache->name
-    cache_id: int               # the cache's id (struct page's ``cache`` field)
-    pfn: int                    # the slab's head pfn (slab_pfn())
-    pages: int                  # 2^order pages
-    base: int                   # slab_address(): the first object's address
-    objects: int                # slab->objects
-    inuse: int                  # slab->inuse
-    frozen: bool                # slab->frozen: the CPU slab
-    object_size: int            # s->object_size
-    slot_size: int              # s->size: the object's slot, with its redzone and metadata
+    cache: str  # slab->slab_cache->name
+    cache_id: int  # the cache's id (struct page's ``cache`` field)
+    pfn: int  # the slab's head pfn (slab_pfn())
+    pages: int  # 2^order pages
+    base: int  # slab_address(): the first object's address
+    objects: int  # slab->objects
+    inuse: int  # slab->inuse
+    frozen: bool  # slab->frozen: the CPU slab
+    object_size: int  # s->object_size
+    slot_size: int  # s->size: the object's slot, with its redzone and metadata
 
 
 class LargeKmalloc(NamedTuple):
     """A ``kmalloc_large()`` allocation: a compound page from the page allocator."""
 
-    pfn: int                    # its head pfn
+    pfn: int  # its head pfn
     order: int
-    size: int                   # the size asked of kmalloc
+    size: int  # the size asked of kmalloc
 
 
 class PageBlock(NamedTuple):
@@ -63,7 +63,7 @@ class PageBlock(NamedTuple):
 
     pfn: int
     order: int
-    use: int                    # shadow.base.PageUse: why it was allocated
+    use: int  # shadow.base.PageUse: why it was allocated
 
 
 class CacheInfo(NamedTuple):
@@ -71,39 +71,39 @@ class CacheInfo(NamedTuple):
 
     name: str
     cache_id: int
-    object_size: int            # s->object_size
-    slot_size: int              # s->size
-    objects_per_slab: int       # oo_objects(s->oo)
-    slabs: tuple[int, ...]      # head pfns of its slabs, sorted
-    objects_in_use: int         # slab->inuse summed over its slabs
+    object_size: int  # s->object_size
+    slot_size: int  # s->size
+    objects_per_slab: int  # oo_objects(s->oo)
+    slabs: tuple[int, ...]  # head pfns of its slabs, sorted
+    objects_in_use: int  # slab->inuse summed over its slabs
 
 
 class GlobalVariable(NamedTuple):
     """A global registered with KASAN (``struct kasan_global``)."""
 
-    addr: int                   # ->beg
-    size: int                   # ->size
-    size_with_redzone: int      # ->size_with_redzone
-    name: str                   # ->name
+    addr: int  # ->beg
+    size: int  # ->size
+    size_with_redzone: int  # ->size_with_redzone
+    name: str  # ->name
 
 
 class ObjectTracks(NamedTuple):
     """KASAN's metadata of a slab object: ``kasan_alloc_meta`` and ``kasan_free_meta``."""
 
-    addr: int                   # the object's address (nearest_obj())
+    addr: int  # the object's address (nearest_obj())
     cache: str
-    alloc: Track | None         # alloc_meta->alloc_track, None when not saved
-    free: Track | None          # free_meta->free_track
-    aux_stacks: tuple[Track, ...]   # alloc_meta->aux_stack[], newest first
-    alloc_size: int             # the size asked of kmalloc (what kasan_get_alloc_size() finds)
+    alloc: Track | None  # alloc_meta->alloc_track, None when not saved
+    free: Track | None  # free_meta->free_track
+    aux_stacks: tuple[Track, ...]  # alloc_meta->aux_stack[], newest first
+    alloc_size: int  # the size asked of kmalloc (what kasan_get_alloc_size() finds)
 
 
 class ShadowSlab(NamedTuple):
     """One slab of a per-page scheme's shadow-block cache (pageptr, pageext)."""
 
-    pfn: int                    # its head pfn
-    pages: int                  # 2^order pages
-    blocks: tuple               # pageptr.ShadowBlock(addr, pfn | None, vaddr | None) per slot
+    pfn: int  # its head pfn
+    pages: int  # 2^order pages
+    blocks: tuple  # pageptr.ShadowBlock(addr, pfn | None, vaddr | None) per slot
 
 
 class MachineView(Protocol):
@@ -248,8 +248,18 @@ class MachineReader:
         if slab is None:
             return None
         c = slab.cache
-        return SlabInfo(c.name, c.id, slab.pfn, 1 << c.layout.order, slab.base, c.objects,
-                        slab.inuse, bool(slab.frozen), c.object_size, c.size)
+        return SlabInfo(
+            c.name,
+            c.id,
+            slab.pfn,
+            1 << c.layout.order,
+            slab.base,
+            c.objects,
+            slab.inuse,
+            bool(slab.frozen),
+            c.object_size,
+            c.size,
+        )
 
     def find_large_kmalloc(self, pfn: int) -> LargeKmalloc | None:
         head = self._m.compound_head(pfn)
@@ -257,8 +267,9 @@ class MachineReader:
         return LargeKmalloc(head, *found) if found is not None else None
 
     def allocated_pages(self) -> list[PageBlock]:
-        return [PageBlock(pfn, order, int(use))
-                for pfn, (order, use) in sorted(self._m.pages.items())]
+        return [
+            PageBlock(pfn, order, int(use)) for pfn, (order, use) in sorted(self._m.pages.items())
+        ]
 
     def highest_allocated_pfn(self) -> int | None:
         pages = self._m.pages
@@ -269,8 +280,15 @@ class MachineReader:
     def _cache_info(self, c) -> CacheInfo:
         m = self._m
         heads = m.slub.slab_heads(c)
-        return CacheInfo(c.name, c.id, c.object_size, c.size, c.objects, tuple(heads),
-                         sum(m.slab_of(head).inuse for head in heads))
+        return CacheInfo(
+            c.name,
+            c.id,
+            c.object_size,
+            c.size,
+            c.objects,
+            tuple(heads),
+            sum(m.slab_of(head).inuse for head in heads),
+        )
 
     def caches(self) -> list[CacheInfo]:
         return [self._cache_info(c) for c in self._m.caches]
@@ -289,9 +307,14 @@ class MachineReader:
         obj = slab.cache.nearest_obj(slab, addr)
         meta = m.object_meta(obj)
         unpack = m._unpack_track
-        return ObjectTracks(obj, slab.cache.name, unpack(meta.alloc_track),
-                            unpack(meta.free_track),
-                            tuple(unpack(t) for t in meta.aux_stacks), meta.alloc_size)
+        return ObjectTracks(
+            obj,
+            slab.cache.name,
+            unpack(meta.alloc_track),
+            unpack(meta.free_track),
+            tuple(unpack(t) for t in meta.aux_stacks),
+            meta.alloc_size,
+        )
 
     def global_variables(self) -> list[GlobalVariable]:
         return [GlobalVariable(*g) for g in self._m.globals]
@@ -320,8 +343,13 @@ class MachineReader:
 
     def shadow_storage(self, scheme: str) -> str:
         s = self._scheme(scheme)
-        return ("blocks" if isinstance(s, PagePtrShadow) else
-                "windows" if isinstance(s, PerPageShadow) else "flat")
+        return (
+            "blocks"
+            if isinstance(s, PagePtrShadow)
+            else "windows"
+            if isinstance(s, PerPageShadow)
+            else "flat"
+        )
 
     def shadow_block_size(self, scheme: str) -> int:
         s = self._scheme(scheme)

@@ -44,6 +44,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- eras
 
+
 @dataclass(frozen=True)
 class Era:
     """The poison-value era of a report: "6.12" (about 5.8 and later, the table of 6.12),
@@ -56,8 +57,12 @@ class Era:
 
     @property
     def label(self) -> str:
-        return {"6.12": "Linux 5.8 and later (6.12 names)", "5.0-5.7": "Linux 5.0-5.7",
-                "4.x": "Linux 4.x (4.12 names)", "unknown": "unknown era (6.12 names)"}[self.key]
+        return {
+            "6.12": "Linux 5.8 and later (6.12 names)",
+            "5.0-5.7": "Linux 5.0-5.7",
+            "4.x": "Linux 4.x (4.12 names)",
+            "unknown": "unknown era (6.12 names)",
+        }[self.key]
 
 
 def report_era(rep: KasanReport) -> Era:
@@ -71,14 +76,18 @@ def report_era(rep: KasanReport) -> Era:
     if rep.state in ("allocated", "freed"):
         return Era("6.12", None, f"the '{rep.state}' region wording (Linux 6.3 and later)")
     if rep.bug_type in ("double-free", "invalid-free"):
-        return Era("6.12", None, f"the '{rep.bug_type}' title (split from 'double-free or "
-                                 "invalid-free' in Linux 6.x)")
+        return Era(
+            "6.12",
+            None,
+            f"the '{rep.bug_type}' title (split from 'double-free or invalid-free' in Linux 6.x)",
+        )
     if rep.bug_type == "use-after-scope":
         return Era("4.x", None, "'use-after-scope' title (Linux 4.10-4.20)")
     return Era("unknown", None, "the report names no kernel release")
 
 
 # --------------------------------------------------------------------------- bytes
+
 
 @dataclass(frozen=True)
 class ByteMeaning:
@@ -96,8 +105,13 @@ class ByteMeaning:
     era_note: str | None = None
 
     def to_json(self) -> dict:
-        return {"value": f"{self.value:02x}", "name": self.name, "meaning": self.meaning,
-                "accessible": self.accessible, "era_note": self.era_note}
+        return {
+            "value": f"{self.value:02x}",
+            "name": self.name,
+            "meaning": self.meaning,
+            "accessible": self.accessible,
+            "era_note": self.era_note,
+        }
 
 
 # mm/kasan/kasan.h as of 4.12 (as linux-mm patches of 2016-2018 quote it): name and meaning where
@@ -120,13 +134,18 @@ def decode_shadow_byte(value: int, era: Era | None = None) -> ByteMeaning:
     """The meaning of a generic-mode shadow byte in the given era (default: 6.12)."""
     key = era.key if era is not None else "6.12"
     if value == 0:
-        return ByteMeaning(0, None, f"all {KASAN_GRANULE_SIZE} bytes of the granule accessible",
-                           KASAN_GRANULE_SIZE)
+        return ByteMeaning(
+            0, None, f"all {KASAN_GRANULE_SIZE} bytes of the granule accessible", KASAN_GRANULE_SIZE
+        )
     if 0 < value < KASAN_GRANULE_SIZE:
-        return ByteMeaning(value, None,
-                           f"first {value} byte{'s' if value > 1 else ''} of the granule "
-                           f"accessible, the other {KASAN_GRANULE_SIZE - value} not (an object "
-                           "ends inside the granule)", value)
+        return ByteMeaning(
+            value,
+            None,
+            f"first {value} byte{'s' if value > 1 else ''} of the granule "
+            f"accessible, the other {KASAN_GRANULE_SIZE - value} not (an object "
+            "ends inside the granule)",
+            value,
+        )
     if key in ("4.x", "5.0-5.7"):
         if value in _OLD_NAMES:
             name, meaning = _OLD_NAMES[value]
@@ -134,13 +153,25 @@ def decode_shadow_byte(value: int, era: Era | None = None) -> ByteMeaning:
                 name = "KASAN_FREE_PAGE"
             return ByteMeaning(value, name, meaning, 0)
         if value == 0xF9 and key == "5.0-5.7":
-            return ByteMeaning(value, "KASAN_VMALLOC_INVALID",
-                               "inaccessible space in a vmap area (5.5 and later)", 0)
+            return ByteMeaning(
+                value,
+                "KASAN_VMALLOC_INVALID",
+                "inaccessible space in a vmap area (5.5 and later)",
+                0,
+            )
         if value == 0xF8 and key == "4.x":
-            return ByteMeaning(value, "KASAN_USE_AFTER_SCOPE",
-                               "stack variable out of its scope (use-after-scope, 4.10+)", 0)
-        if value in (0xCA, 0xCB) and era is not None and era.version is not None and \
-                era.version < (4, 16):
+            return ByteMeaning(
+                value,
+                "KASAN_USE_AFTER_SCOPE",
+                "stack variable out of its scope (use-after-scope, 4.10+)",
+                0,
+            )
+        if (
+            value in (0xCA, 0xCB)
+            and era is not None
+            and era.version is not None
+            and era.version < (4, 16)
+        ):
             return ByteMeaning(value, None, "not a poison value before Linux 4.16", 0)
     p = find_poison_value(value)
     if p is not None:
@@ -152,15 +183,19 @@ def decode_shadow_byte(value: int, era: Era | None = None) -> ByteMeaning:
 def decode_tag(value: int, ptr_tag: int | None) -> ByteMeaning:
     """The meaning of a memory tag in a tag-based (sw-tags/hw-tags) memory-state dump."""
     if value == 0xFF:
-        return ByteMeaning(value, "KASAN_TAG_KERNEL",
-                           "match-all tag: accesses to this granule are never checked")
+        return ByteMeaning(
+            value, "KASAN_TAG_KERNEL", "match-all tag: accesses to this granule are never checked"
+        )
     if value == 0xFE:
         return ByteMeaning(value, "KASAN_TAG_INVALID", "freed memory, or a redzone")
     if ptr_tag is not None:
         if value == ptr_tag:
             return ByteMeaning(value, None, f"memory tag {value:02x}: matches the pointer tag")
-        return ByteMeaning(value, None, f"memory tag {value:02x}: another allocation (the "
-                                        f"pointer carries tag {ptr_tag:02x})")
+        return ByteMeaning(
+            value,
+            None,
+            f"memory tag {value:02x}: another allocation (the pointer carries tag {ptr_tag:02x})",
+        )
     return ByteMeaning(value, None, f"memory tag {value:02x}")
 
 
@@ -171,6 +206,7 @@ def _decode(rep: KasanReport, value: int, era: Era) -> ByteMeaning:
 
 
 # --------------------------------------------------------------------------- explanation
+
 
 @dataclass
 class Explanation:
@@ -189,11 +225,13 @@ class Explanation:
     def to_json(self) -> dict:
         return {
             "era": {"key": self.era.key, "label": self.era.label, "reason": self.era.reason},
-            "mode": self.mode, "granule_size": self.granule, "access": self.access,
-            "where": self.where, "shadow_legend": [b.to_json() for b in self.legend],
+            "mode": self.mode,
+            "granule_size": self.granule,
+            "access": self.access,
+            "where": self.where,
+            "shadow_legend": [b.to_json() for b in self.legend],
             "bad_granule": None if self.bad_granule is None else f"{self.bad_granule:#x}",
-            "bad_granule_meaning": None if self.bad_meaning is None
-            else self.bad_meaning.to_json(),
+            "bad_granule_meaning": None if self.bad_meaning is None else self.bad_meaning.to_json(),
             "unknown": self.unknown,
         }
 
@@ -219,10 +257,14 @@ def _access_text(rep: KasanReport) -> str:
         return "the access: unknown (the report's access line is missing)"
     what = rep.access
     if rep.access == "Free":
-        where = _hx(rep.buggy_addr) + (" (placed by the region line)" if rep.addr is None and
-                                       rep.buggy_addr is not None else "")
-        return f"free of {where}" + (f" by task {rep.task}/{rep.pid}"
-                                     if rep.task is not None else "")
+        where = _hx(rep.buggy_addr) + (
+            " (placed by the region line)"
+            if rep.addr is None and rep.buggy_addr is not None
+            else ""
+        )
+        return f"free of {where}" + (
+            f" by task {rep.task}/{rep.pid}" if rep.task is not None else ""
+        )
     size = "" if rep.size is None else f" of {rep.size} byte{'s' if rep.size != 1 else ''}"
     task = "" if rep.task is None else f" by task {rep.task}/{rep.pid}"
     fn = "" if not rep.function else f", in {rep.function}"
@@ -257,29 +299,38 @@ def _where_object(rep: KasanReport, out: list[str]) -> None:
     end = off + (rep.size or 1)
     if rep.access == "Free":
         if off == 0:
-            kind = "a second free of the object" if "double" in rep.bug_type or \
-                rep.state == "freed" or rep.bug_type.startswith("double") else \
-                "a free of the object's start"
+            kind = (
+                "a second free of the object"
+                if "double" in rep.bug_type
+                or rep.state == "freed"
+                or rep.bug_type.startswith("double")
+                else "a free of the object's start"
+            )
             out.append(f"the free: {kind}")
         else:
-            out.append(f"the free: a pointer {off:+d} bytes from the object's start, not to an "
-                       "object (invalid-free)")
+            out.append(
+                f"the free: a pointer {off:+d} bytes from the object's start, not to an "
+                "object (invalid-free)"
+            )
         return
     if off < 0:
-        out.append(f"the access: {-off} bytes before the object's start (left of it, in the "
-                   "previous slot's redzone or metadata)")
+        out.append(
+            f"the access: {-off} bytes before the object's start (left of it, in the "
+            "previous slot's redzone or metadata)"
+        )
     elif region is not None and off < region:
         where = f"the access: inside the {state}{region}-byte region, at offset {off}"
         if end > region:
-            where += f", running {end - region} byte{'s' if end - region != 1 else ''} past " \
-                     "its end"
+            where += f", running {end - region} byte{'s' if end - region != 1 else ''} past its end"
         out.append(where)
         if rep.state == "freed" or "use-after-free" in rep.bug_type:
             out.append("the object was freed: all of it is poisoned, any access is a bug")
     elif region is not None and slot is not None and off < slot:
-        out.append(f"the access: at offset {off}, past the {region} bytes that were asked for "
-                   f"but inside the {slot}-byte slot (kmalloc rounds sizes up; those extra "
-                   "bytes are poisoned)")
+        out.append(
+            f"the access: at offset {off}, past the {region} bytes that were asked for "
+            f"but inside the {slot}-byte slot (kmalloc rounds sizes up; those extra "
+            "bytes are poisoned)"
+        )
     elif region is None and slot is not None and off < slot:
         # (4.x layout: "Object at A, in cache C size: S" gives the slot, no region line)
         where = f"the access: inside the {slot}-byte object, at offset {off}"
@@ -289,14 +340,16 @@ def _where_object(rep: KasanReport, out: list[str]) -> None:
         if "use-after-free" in rep.bug_type:
             out.append("the object was freed: all of it is poisoned, any access is a bug")
     elif slot is not None:
-        out.append(f"the access: at offset {off}, {off - slot} bytes past the end of the "
-                   f"{slot}-byte slot (in the redzone after the object)")
+        out.append(
+            f"the access: at offset {off}, {off - slot} bytes past the end of the "
+            f"{slot}-byte slot (in the redzone after the object)"
+        )
     elif region is not None:
-        out.append(f"the access: at offset {off}, {off - region} bytes past the end of the "
-                   "region")
+        out.append(f"the access: at offset {off}, {off - region} bytes past the end of the region")
     if rep.rel_bytes is not None:
-        out.append(f"the report: {rep.rel_bytes} bytes {rep.direction} of the {state}"
-                   f"{region}-byte region")
+        out.append(
+            f"the report: {rep.rel_bytes} bytes {rep.direction} of the {state}{region}-byte region"
+        )
 
 
 def _where(rep: KasanReport) -> tuple[list[str], list[str]]:
@@ -315,8 +368,7 @@ def _where(rep: KasanReport) -> tuple[list[str], list[str]]:
             off = rep.frame_offset
             hit = [o for o in rep.frame_objects if o.start <= off < o.end]
             if hit:
-                out.append(f"the access falls in '{hit[0].name}' [{hit[0].start}, "
-                           f"{hit[0].end})")
+                out.append(f"the access falls in '{hit[0].name}' [{hit[0].start}, {hit[0].end})")
             else:
                 before = [o for o in rep.frame_objects if o.end <= off]
                 after = [o for o in rep.frame_objects if o.start > off]
@@ -325,21 +377,28 @@ def _where(rep: KasanReport) -> tuple[list[str], list[str]]:
                     near.append(f"{off - before[-1].end} bytes after '{before[-1].name}'")
                 if after:
                     near.append(f"{after[0].start - off} bytes before '{after[0].name}'")
-                out.append("the access falls in a redzone between the frame's variables ("
-                           + ", ".join(near) + ")" if near else
-                           "the access falls outside every variable of the frame")
+                out.append(
+                    "the access falls in a redzone between the frame's variables ("
+                    + ", ".join(near)
+                    + ")"
+                    if near
+                    else "the access falls outside every variable of the frame"
+                )
     for line in rep.vmalloc_lines:
         out.append("vmalloc: " + line.replace("The buggy address belongs to ", ""))
     if rep.page_lines and not out:
         out.append("a page (no slab object): " + rep.page_lines[0])
     if not out:
         if rep.bug_type in ("null-ptr-deref", "user-memory-access", "wild-memory-access"):
-            out.append("an address without shadow memory: a wild pointer (null-ptr-deref below "
-                       "PAGE_SIZE, user-memory-access below TASK_SIZE, wild-memory-access "
-                       "elsewhere)")
+            out.append(
+                "an address without shadow memory: a wild pointer (null-ptr-deref below "
+                "PAGE_SIZE, user-memory-access below TASK_SIZE, wild-memory-access "
+                "elsewhere)"
+            )
         else:
-            unknown.append("where the address lies (the report describes no object, variable, "
-                           "stack or page)")
+            unknown.append(
+                "where the address lies (the report describes no object, variable, stack or page)"
+            )
     return out, unknown
 
 
@@ -347,8 +406,14 @@ def explain(rep: KasanReport) -> Explanation:
     """The explanation of one report (what is unknown is said so, not guessed)."""
     era = report_era(rep)
     where, unknown = _where(rep)
-    exp = Explanation(era=era, mode=rep.mode, granule=rep.granule_size,
-                      access=_access_text(rep), where=where, unknown=unknown)
+    exp = Explanation(
+        era=era,
+        mode=rep.mode,
+        granule=rep.granule_size,
+        access=_access_text(rep),
+        where=where,
+        unknown=unknown,
+    )
     seen: list[int] = []
     for row in rep.memory_rows:
         for v in row.values:
@@ -374,11 +439,10 @@ def format_memory_state(rep: KasanReport) -> list[str]:
     if not rep.memory_rows or gran is None:
         return []
     digits = rep.row_addr_digits or 16
-    region: tuple[int, int, int] | None = None      # the object's start, end, slot's end
+    region: tuple[int, int, int] | None = None  # the object's start, end, slot's end
     obj = rep.object_addr if rep.object_addr is not None else rep.region_start
     if obj is not None and rep.region_size is not None:
-        region = (obj, obj + rep.region_size,
-                  obj + (rep.cache_object_size or rep.region_size))
+        region = (obj, obj + rep.region_size, obj + (rep.cache_object_size or rep.region_size))
     bad = rep.first_bad_addr
     out = []
     for row in rep.memory_rows:
@@ -401,8 +465,9 @@ def format_memory_state(rep: KasanReport) -> list[str]:
     return out
 
 
-def format_explanation(rep: KasanReport, exp: Explanation | None = None,
-                       stacks: dict[str, list[str]] | None = None) -> str:
+def format_explanation(
+    rep: KasanReport, exp: Explanation | None = None, stacks: dict[str, list[str]] | None = None
+) -> str:
     """The text ``kinspect report`` prints for one report (after its title line)."""
     exp = exp or explain(rep)
     lines = []
@@ -411,11 +476,12 @@ def format_explanation(rep: KasanReport, exp: Explanation | None = None,
     lines.append(f"  report: {where}, {state}")
     lines.append(f"  bug: {rep.bug_type}")
     lines.append(f"  access: {exp.access}")
-    mode = {"generic": "generic KASAN (one shadow byte per 8 bytes)",
-            "sw-tags": "software tag-based KASAN (one tag per 16 bytes)",
-            "hw-tags": "hardware tag-based KASAN, MTE (one tag per 16 bytes)",
-            "tags": "tag-based KASAN (one tag per 16 bytes; sw or hw cannot be told)"}.get(
-        exp.mode or "", "unknown KASAN mode")
+    mode = {
+        "generic": "generic KASAN (one shadow byte per 8 bytes)",
+        "sw-tags": "software tag-based KASAN (one tag per 16 bytes)",
+        "hw-tags": "hardware tag-based KASAN, MTE (one tag per 16 bytes)",
+        "tags": "tag-based KASAN (one tag per 16 bytes; sw or hw cannot be told)",
+    }.get(exp.mode or "", "unknown KASAN mode")
     facts = [mode]
     if rep.bits:
         facts.append(f"{rep.bits}-bit")
@@ -426,23 +492,29 @@ def format_explanation(rep: KasanReport, exp: Explanation | None = None,
     for w in exp.where:
         lines.append(f"  {w}")
     if exp.legend:
-        lines.append(f"  shadow bytes around it (decoded for {exp.era.label}; "
-                     f"{exp.era.reason}):")
+        lines.append(f"  shadow bytes around it (decoded for {exp.era.label}; {exp.era.reason}):")
         for b in exp.legend:
             name = f"{b.name}: " if b.name else ""
             lines.append(f"    {b.value:02x}  {name}{b.meaning}")
             if b.era_note:
                 lines.append(f"        ({b.era_note})")
     if exp.bad_granule is not None and exp.bad_meaning is not None:
-        lines.append(f"  first bad granule: {exp.bad_granule:#x} (the '^'), "
-                     f"{exp.bad_meaning.value:02x}: {exp.bad_meaning.meaning}")
+        lines.append(
+            f"  first bad granule: {exp.bad_granule:#x} (the '^'), "
+            f"{exp.bad_meaning.value:02x}: {exp.bad_meaning.meaning}"
+        )
     dump = format_memory_state(rep)
     if dump:
-        lines.append("  memory state (== the object's region, .. the rest of its slot, "
-                     "^^ the first bad granule):")
+        lines.append(
+            "  memory state (== the object's region, .. the rest of its slot, "
+            "^^ the first bad granule):"
+        )
         lines += dump
-    for kind, st in (("access stack", rep.access_stack), ("allocated", rep.alloc_stack),
-                     ("freed", rep.free_stack)):
+    for kind, st in (
+        ("access stack", rep.access_stack),
+        ("allocated", rep.alloc_stack),
+        ("freed", rep.free_stack),
+    ):
         if st is None:
             continue
         frames = (stacks or {}).get(kind) or st.frames
@@ -466,6 +538,7 @@ def format_explanation(rep: KasanReport, exp: Explanation | None = None,
 
 # --------------------------------------------------------------------------- replay
 
+
 class ReplayUnsupported(Exception):
     """The report cannot be re-enacted by the engine (the reason is the message)."""
 
@@ -477,7 +550,7 @@ class ReplayPlan:
     lines: list[str]
     profile: str
     expect_type: str
-    expect_region: tuple[int, str, str, int] | None     # (bytes, direction, state, size)
+    expect_region: tuple[int, str, str, int] | None  # (bytes, direction, state, size)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -488,24 +561,30 @@ class ReplayPlan:
 @dataclass
 class ReplayResult:
     plan: ReplayPlan
-    reports: list                     # the engine's BadAccess records
-    report_text: str                  # the last one, formatted as the kernel would
+    reports: list  # the engine's BadAccess records
+    report_text: str  # the last one, formatted as the kernel would
     engine_type: str | None
     engine_region: tuple[int, str, str, int] | None
     type_matches: bool
-    region_matches: bool | None       # None: the report has no region line
+    region_matches: bool | None  # None: the report has no region line
 
     @property
     def matches(self) -> bool:
         return self.type_matches and self.region_matches is not False
 
     def to_json(self) -> dict:
-        return {"profile": self.plan.profile, "workload": self.plan.lines,
-                "notes": self.plan.notes, "expect_type": self.plan.expect_type,
-                "engine_type": self.engine_type,
-                "expect_region": self.plan.expect_region, "engine_region": self.engine_region,
-                "type_matches": self.type_matches, "region_matches": self.region_matches,
-                "engine_report": self.report_text}
+        return {
+            "profile": self.plan.profile,
+            "workload": self.plan.lines,
+            "notes": self.plan.notes,
+            "expect_type": self.plan.expect_type,
+            "engine_type": self.engine_type,
+            "expect_region": self.plan.expect_region,
+            "engine_region": self.engine_region,
+            "type_matches": self.type_matches,
+            "region_matches": self.region_matches,
+            "engine_report": self.report_text,
+        }
 
 
 # 4.x-5.x titles and their 6.12 names (get_bug_type: mm/kasan/report.c in 4.12,
@@ -522,7 +601,8 @@ def _modern_type(rep: KasanReport) -> str:
 
 
 _KMALLOC_RE = re.compile(
-    r"^(?:dma-)?kmalloc-(?:(?:cg|rcl|rnd-\d{1,3})-)?(?P<size>\d{1,20})(?P<k>k?)$")
+    r"^(?:dma-)?kmalloc-(?:(?:cg|rcl|rnd-\d{1,3})-)?(?P<size>\d{1,20})(?P<k>k?)$"
+)
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.]")
 
 
@@ -551,16 +631,37 @@ def _off(var: str, off: int) -> str:
 # functions of its stacks that only one architecture has (entry code, fault handlers, the
 # unwinder), then its Hardware name: line.
 _ARCH_FRAMES = (
-    ("arm64", re.compile(r"\b(?:el[01]h?_64_(?:sync|irq)\w*|el0t_64_\w+|el[01]_(?:svc|da|abort)\w*"
-                         r"|do_el0_svc|__arm64_sys_\w+|do_mem_abort|arch/arm64/)")),
-    ("x86_64", re.compile(r"\b(?:entry_SYSCALL_64\w*|entry_SYSENTER_compat\w*|__x64_sys_\w+"
-                          r"|do_syscall_64|asm_exc_\w+|asm_sysvec_\w+|arch/x86/)"
-                          r"|^</?TASK>$", re.M)),
+    (
+        "arm64",
+        re.compile(
+            r"\b(?:el[01]h?_64_(?:sync|irq)\w*|el0t_64_\w+|el[01]_(?:svc|da|abort)\w*"
+            r"|do_el0_svc|__arm64_sys_\w+|do_mem_abort|arch/arm64/)"
+        ),
+    ),
+    (
+        "x86_64",
+        re.compile(
+            r"\b(?:entry_SYSCALL_64\w*|entry_SYSENTER_compat\w*|__x64_sys_\w+"
+            r"|do_syscall_64|asm_exc_\w+|asm_sysvec_\w+|arch/x86/)"
+            r"|^</?TASK>$",
+            re.M,
+        ),
+    ),
     ("riscv64", re.compile(r"\b(?:walk_stackframe|handle_exception|do_trap_\w+|arch/riscv/)")),
-    ("arm", re.compile(r"\b(?:ret_fast_syscall|__irq_svc|__dabt_svc|vector_swi|arch/arm/)|"
-                       r"\) from \[<")),
-    ("powerpc", re.compile(r"\(unreliable\)|\b(?:ret_from_syscall|system_call_exception"
-                           r"|transfer_to_syscall|arch/powerpc/)")),
+    (
+        "arm",
+        re.compile(
+            r"\b(?:ret_fast_syscall|__irq_svc|__dabt_svc|vector_swi|arch/arm/)|"
+            r"\) from \[<"
+        ),
+    ),
+    (
+        "powerpc",
+        re.compile(
+            r"\(unreliable\)|\b(?:ret_from_syscall|system_call_exception"
+            r"|transfer_to_syscall|arch/powerpc/)"
+        ),
+    ),
     ("s390", re.compile(r"\b(?:__s390x_sys_\w+|__do_syscall|pgm_check_handler|arch/s390/)")),
 )
 _ARCH_HARDWARE = (
@@ -572,8 +673,13 @@ _ARCH_HARDWARE = (
     ("arm", re.compile(r"Generic DT based system|\(Device Tree\)$")),
 )
 #: The profile used for an architecture when the addresses do not choose among its profiles.
-_ARCH_DEFAULT = {"x86_64": "x86_64", "arm64": "arm64-4k-48", "riscv64": "riscv64-sv39",
-                 "arm": "arm32", "powerpc": "ppc32"}
+_ARCH_DEFAULT = {
+    "x86_64": "x86_64",
+    "arm64": "arm64-4k-48",
+    "riscv64": "riscv64-sv39",
+    "arm": "arm32",
+    "powerpc": "ppc32",
+}
 
 
 def report_arch(rep: KasanReport) -> tuple[str | None, str]:
@@ -601,6 +707,7 @@ def report_arch(rep: KasanReport) -> tuple[str | None, str]:
 
 def _has_profile(arch: str) -> bool:
     from kinspect.engine.profile import list_profiles
+
     return any(p.arch == arch for p in list_profiles())
 
 
@@ -610,6 +717,7 @@ def pick_profile(rep: KasanReport) -> str:
     address.  Without an architecture: x86_64 (64-bit) or arm32 (32-bit), unless the address
     lies below its direct map, then the profile whose direct map starts nearest below it."""
     from kinspect.engine.profile import list_profiles
+
     bits = rep.bits or 64
     arch, _ = report_arch(rep)
     addr = rep.object_addr if rep.object_addr is not None else rep.buggy_addr
@@ -618,8 +726,12 @@ def pick_profile(rep: KasanReport) -> str:
     if arch is not None and fitting:
         default = _ARCH_DEFAULT.get(arch, fitting[0].name)
         if addr is not None:
-            inside = [p for p in fitting if p.page_offset <= addr < p.kasan_shadow_start or
-                      p.vmalloc_start <= addr < p.vmalloc_end]
+            inside = [
+                p
+                for p in fitting
+                if p.page_offset <= addr < p.kasan_shadow_start
+                or p.vmalloc_start <= addr < p.vmalloc_end
+            ]
             if len(inside) == 1:
                 return inside[0].name
         return default if any(p.name == default for p in fitting) else fitting[0].name
@@ -644,8 +756,9 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
     tag-based mode, which the engine does not simulate).
     """
     if rep.mode in ("sw-tags", "hw-tags", "tags"):
-        raise ReplayUnsupported(f"a {rep.mode} report: kinspect's engine simulates generic "
-                                "KASAN only")
+        raise ReplayUnsupported(
+            f"a {rep.mode} report: kinspect's engine simulates generic KASAN only"
+        )
     addr = rep.buggy_addr
     if addr is None:
         raise ReplayUnsupported("the report gives no address")
@@ -654,25 +767,31 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
     notes: list[str] = []
     arch, how = report_arch(rep)
     if profile is None and arch is not None and not _has_profile(arch):
-        notes.append(f"the report is from {arch} ({how}), which kinspect has no profile for: "
-                     f"{prof} is used")
+        notes.append(
+            f"the report is from {arch} ({how}), which kinspect has no profile for: {prof} is used"
+        )
     if expect != rep.bug_type:
-        notes.append(f"'{rep.bug_type}' is called '{expect}' by Linux 6.12, which the engine "
-                     "simulates")
+        notes.append(
+            f"'{rep.bug_type}' is called '{expect}' by Linux 6.12, which the engine simulates"
+        )
     task = _word(rep.task or rep.stack_task or "kinspect", "kinspect")
     pid = rep.pid if rep.pid is not None else (rep.stack_pid if rep.stack_pid is not None else 1)
     func = "replayed_function"
     flen = 0x400
     if rep.function:
-        m = re.match(r"^(?P<name>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/(?P<len>0x[0-9a-f]{1,16}))?",
-                     rep.function)
+        m = re.match(
+            r"^(?P<name>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/(?P<len>0x[0-9a-f]{1,16}))?", rep.function
+        )
         if m:
             func = m.group("name")
             if m.group("len"):
                 flen = max(int(m.group("len"), 16), 0x100)
-    lines = [f"# kinspect report --replay: {rep.path or '<input>'}:{rep.line}",
-             f"# {rep.title or 'KASAN: ' + rep.bug_type}",
-             f"task {task} {pid}", f"func {func} {flen:#x}"]
+    lines = [
+        f"# kinspect report --replay: {rep.path or '<input>'}:{rep.line}",
+        f"# {rep.title or 'KASAN: ' + rep.bug_type}",
+        f"task {task} {pid}",
+        f"func {func} {flen:#x}",
+    ]
     size = rep.size if rep.size else 1
     acc = {"Read": "read", "Write": "write"}.get(rep.access or "", "read")
     region = _region_of(rep)
@@ -704,23 +823,30 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
             if expect == "double-free":
                 lines += [free, "expect none", free]
             else:
-                lines.append(f"kfree {_off('p', off)}" if free == "kfree p"
-                             else f"kmem_cache_free c {_off('p', off)}")
+                lines.append(
+                    f"kfree {_off('p', off)}"
+                    if free == "kfree p"
+                    else f"kmem_cache_free c {_off('p', off)}"
+                )
         else:
             if freed:
                 lines += [free, "expect none"]
             lines.append(f"{acc} {_off('p', off)} {size}")
         lines.append(f"expect {expect}")
     elif rep.variable is not None:
-        m = re.match(r"^(?P<name>[A-Za-z_][\w.]*)\+(?P<off>0x[0-9a-f]+)/(?P<len>0x[0-9a-f]+)",
-                     rep.variable)
+        m = re.match(
+            r"^(?P<name>[A-Za-z_][\w.]*)\+(?P<off>0x[0-9a-f]+)/(?P<len>0x[0-9a-f]+)", rep.variable
+        )
         if not m:
             raise ReplayUnsupported(f"cannot read the variable line {rep.variable!r}")
         off = int(m.group("off"), 16)
         vsize = _accessible_from(rep, addr - off) or off
         name = _ident(m.group("name"), set())
-        lines += [f"g = global {name} {vsize}", f"{acc} {_off('g', off)} {size}",
-                  f"expect {expect}"]
+        lines += [
+            f"g = global {name} {vsize}",
+            f"{acc} {_off('g', off)} {size}",
+            f"expect {expect}",
+        ]
         if _accessible_from(rep, addr - off) is None:
             notes.append(f"the variable's size is not in the report: {vsize} bytes assumed")
     elif rep.frame_objects:
@@ -742,20 +868,25 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
         start = int(m.group("start"), 16)
         off = addr - start
         vsize = _accessible_from(rep, start) or off
-        lines += [f"v = vmalloc {max(vsize, 1)}", f"{acc} {_off('v', off)} {size}",
-                  f"expect {expect}"]
+        lines += [
+            f"v = vmalloc {max(vsize, 1)}",
+            f"{acc} {_off('v', off)} {size}",
+            f"expect {expect}",
+        ]
     elif expect in ("null-ptr-deref", "user-memory-access", "wild-memory-access"):
         lines += [f"{acc} {addr:#x} {size}", f"expect {expect}"]
-    elif rep.access == "Free" and (rep.page_lines or expect in ("double-free",
-                                                                  "invalid-free")):
+    elif rep.access == "Free" and (rep.page_lines or expect in ("double-free", "invalid-free")):
         lines += _page_free_replay(rep, addr, expect, _page_size(prof), notes)
     elif expect == "alloca-out-of-bounds":
         layout = _alloca_layout(rep, addr)
         if layout is None:
             raise ReplayUnsupported("no alloca redzone (ca) next to the address in the dump")
         buf, asize = layout
-        lines += [f"a = alloca {max(asize, 1)}", f"{acc} {_off('a', addr - buf)} {size}",
-                  f"expect {expect}"]
+        lines += [
+            f"a = alloca {max(asize, 1)}",
+            f"{acc} {_off('a', addr - buf)} {size}",
+            f"expect {expect}",
+        ]
     elif rep.page_lines and expect == "slab-out-of-bounds":
         # a large kmalloc (straight from the page allocator): its tail is poisoned fe.  The
         # object starts on a page; two whole pages before the bad one are assumed (so that it
@@ -765,21 +896,35 @@ def replay_workload(rep: KasanReport, profile: str | None = None) -> ReplayPlan:
         acc_here = _accessible_from(rep, addr - in_page)
         if acc_here is None:
             acc_here = in_page
-            notes.append("the page start is not in the dump: the object is assumed to end at "
-                         "the access")
-        lines += [f"p = kmalloc {2 * page + acc_here}", "expect none",
-                  f"{acc} {_off('p', 2 * page + in_page)} {size}", f"expect {expect}"]
-        notes.append("a large kmalloc without a slab object: its size before this page "
-                     "is not in the report (two pages assumed)")
+            notes.append(
+                "the page start is not in the dump: the object is assumed to end at the access"
+            )
+        lines += [
+            f"p = kmalloc {2 * page + acc_here}",
+            "expect none",
+            f"{acc} {_off('p', 2 * page + in_page)} {size}",
+            f"expect {expect}",
+        ]
+        notes.append(
+            "a large kmalloc without a slab object: its size before this page "
+            "is not in the report (two pages assumed)"
+        )
     elif rep.page_lines and expect == "use-after-free":
         page = _page_size(prof)
         off = addr & (page - 1)
-        lines += ["p = alloc_pages 0", "__free_pages p 0", "expect none",
-                  f"{acc} {_off('p', off)} {size}", f"expect {expect}"]
+        lines += [
+            "p = alloc_pages 0",
+            "__free_pages p 0",
+            "expect none",
+            f"{acc} {_off('p', off)} {size}",
+            f"expect {expect}",
+        ]
         notes.append("a freed page without a slab object: one order-0 page assumed")
     else:
-        raise ReplayUnsupported("the report describes no object, variable, stack frame, "
-                                "vmalloc area or page to allocate")
+        raise ReplayUnsupported(
+            "the report describes no object, variable, stack frame, "
+            "vmalloc area or page to allocate"
+        )
     return ReplayPlan(lines, prof, expect, region, notes)
 
 
@@ -791,8 +936,9 @@ def _page_order(rep: KasanReport) -> int:
     return 0
 
 
-def _page_free_replay(rep: KasanReport, addr: int, expect: str, page: int,
-                      notes: list[str]) -> list[str]:
+def _page_free_replay(
+    rep: KasanReport, addr: int, expect: str, page: int, notes: list[str]
+) -> list[str]:
     """A free of pages (a large kmalloc, or a mempool of them) freed twice or at a bad
     pointer.  Which allocator: the access stack says (mempool_free, poison_pages)."""
     frames = " ".join(rep.access_stack.frames) if rep.access_stack else ""
@@ -801,12 +947,16 @@ def _page_free_replay(rep: KasanReport, addr: int, expect: str, page: int,
         order = _page_order(rep)
         if "poison_pages" in frames:
             out = [f"pool = mempool_create_page_pool 4 {order}"]
-            notes.append(f"a mempool of order-{order} pages (the access stack frees pages "
-                         "through mempool_free)")
+            notes.append(
+                f"a mempool of order-{order} pages (the access stack frees pages "
+                "through mempool_free)"
+            )
         else:
             out = [f"pool = mempool_create_kmalloc_pool 4 {2 * page + 1}"]
-            notes.append("a mempool of large kmalloc elements (the access stack goes through "
-                         "mempool_free); their size is not in the report")
+            notes.append(
+                "a mempool of large kmalloc elements (the access stack goes through "
+                "mempool_free); their size is not in the report"
+            )
         # (one element taken first, so that the freed one goes back to a non-full reserve)
         out += ["x = mempool_alloc pool", "e = mempool_alloc pool", "expect none"]
         if expect == "double-free":
@@ -829,8 +979,11 @@ def _alloca_layout(rep: KasanReport, addr: int) -> tuple[int, int] | None:
     cells = rep.metadata_bytes()
     if rep.granule_size != KASAN_GRANULE_SIZE:
         return None
-    ends = [cells[i + 1][0] for i in range(len(cells) - 1)
-            if cells[i][1] == 0xCA and cells[i + 1][1] != 0xCA]
+    ends = [
+        cells[i + 1][0]
+        for i in range(len(cells) - 1)
+        if cells[i][1] == 0xCA and cells[i + 1][1] != 0xCA
+    ]
     if not ends:
         return None
     buf = min(ends, key=lambda a: abs(a - addr))
@@ -840,9 +993,10 @@ def _alloca_layout(rep: KasanReport, addr: int) -> tuple[int, int] | None:
 
 def _page_size(profile: str) -> int:
     from kinspect.engine.profile import load_profile
+
     try:
         return load_profile(profile).page_size
-    except Exception:                                   # noqa: BLE001 - a guess is fine here
+    except Exception:  # noqa: BLE001 - a guess is fine here
         return 4096
 
 
@@ -889,9 +1043,17 @@ def run_replay(plan: ReplayPlan, path: str = "<replay>") -> ReplayResult:
         if engine_region is None:
             region_ok = False
         else:
-            region_ok = engine_region[:2] == exp[:2] and engine_region[3] == exp[3] and \
-                (not exp[2] or engine_region[2] == exp[2])
-    return ReplayResult(plan, reports, format_report(last) if last is not None else "",
-                        last.bug_type if last is not None else None, engine_region,
-                        type_ok, region_ok)
-
+            region_ok = (
+                engine_region[:2] == exp[:2]
+                and engine_region[3] == exp[3]
+                and (not exp[2] or engine_region[2] == exp[2])
+            )
+    return ReplayResult(
+        plan,
+        reports,
+        format_report(last) if last is not None else "",
+        last.bug_type if last is not None else None,
+        engine_region,
+        type_ok,
+        region_ok,
+    )

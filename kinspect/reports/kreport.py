@@ -146,12 +146,12 @@ class KasanReport:
     line: int
     path: str | None = None
     source_location: str | None = None
-    access: str | None = None          # "Read", "Write", "Free"
-    size: int | None = None            # None for "Read at addr" (size 0) and for "Free of addr"
+    access: str | None = None  # "Read", "Write", "Free"
+    size: int | None = None  # None for "Read at addr" (size 0) and for "Free of addr"
     addr: int | None = None
-    task: str | None = None            # comm
+    task: str | None = None  # comm
     pid: int | None = None
-    ptr_tag: int | None = None         # "Pointer tag: [xx], memory tag: [yy]" (tag modes)
+    ptr_tag: int | None = None  # "Pointer tag: [xx], memory tag: [yy]" (tag modes)
     mem_tag: int | None = None
     alloc_stack: StackTrace | None = None
     free_stack: StackTrace | None = None
@@ -162,8 +162,8 @@ class KasanReport:
     cache_object_size: int | None = None
     # "The buggy address is located N bytes DIR of\n [STATE ]SIZE-byte region [START, END)"
     rel_bytes: int | None = None
-    direction: str | None = None       # "to the left", "to the right", "inside"
-    state: str | None = None           # "allocated", "freed", "" (no word printed)
+    direction: str | None = None  # "to the left", "to the right", "inside"
+    state: str | None = None  # "allocated", "freed", "" (no word printed)
     region_size: int | None = None
     region_start: int | None = None
     region_end: int | None = None
@@ -180,17 +180,17 @@ class KasanReport:
     variable: str | None = None
     # "Memory state around the buggy address:"
     memory_rows: list[MemoryRow] = field(default_factory=list)
-    guilty_row: int | None = None      # index into memory_rows of the '>' row
-    caret_index: int | None = None     # granule index k (0..15) of the '^' in the guilty row
-    complete: bool = False             # the closing "=====" line was seen
+    guilty_row: int | None = None  # index into memory_rows of the '>' row
+    caret_index: int | None = None  # granule index k (0..15) of the '^' in the guilty row
+    complete: bool = False  # the closing "=====" line was seen
     end_line: int | None = None
     # "Call Trace:" / "Call trace:" (the access stack, printed by dump_stack_lvl)
     access_stack: StackTrace | None = None
     # "CPU: 0 UID: 0 PID: 37 Comm: kunit_try_catch Not tainted 6.12.117 #1"
     kernel_release: str | None = None
     hardware: str | None = None
-    addr_digits: int | None = None     # hex digits of the printed access address (8: 32-bit)
-    row_addr_digits: int | None = None # hex digits of the memory-state row addresses
+    addr_digits: int | None = None  # hex digits of the printed access address (8: 32-bit)
+    row_addr_digits: int | None = None  # hex digits of the memory-state row addresses
     # syzkaller's title of this report, and its reason for calling it corrupted (or None)
     title: str | None = None
     title_corrupted: str | None = None
@@ -307,11 +307,14 @@ class KasanReport:
                 return "generic"
             return None
         frames = " ".join(self.access_stack.frames) if self.access_stack else ""
-        if "do_tag_check_fault" in frames or "report_tag_fault" in frames or \
-                "mte_" in frames:
+        if "do_tag_check_fault" in frames or "report_tag_fault" in frames or "mte_" in frames:
             return "hw-tags"
-        if "__hwasan" in frames or "kasan_tag_mismatch" in frames or \
-                "kasan_check_range" in frames or "check_memory_region" in frames:
+        if (
+            "__hwasan" in frames
+            or "kasan_tag_mismatch" in frames
+            or "kasan_check_range" in frames
+            or "check_memory_region" in frames
+        ):
             return "sw-tags"
         version = self.kernel_version
         if version is not None and version < (5, 11):
@@ -326,47 +329,85 @@ class KasanReport:
             return None
         width = self.addr_digits or (8 if (self.bits or 64) == 32 else 16)
         state = f"{self.state} " if self.state else ""
-        return (f"{self.rel_bytes} bytes {self.direction} of {state}{self.region_size}-byte "
-                f"region [{self.region_start:0{width}x}, {self.region_end:0{width}x})")
+        return (
+            f"{self.rel_bytes} bytes {self.direction} of {state}{self.region_size}-byte "
+            f"region [{self.region_start:0{width}x}, {self.region_end:0{width}x})"
+        )
 
     def to_json(self) -> dict:
         """A JSON-ready dict of every field (addresses as "0x..." strings, unknown as null)."""
+
         def hx(v: int | None) -> str | None:
             return None if v is None else f"{v:#x}"
 
         def stack(st: StackTrace | None) -> dict | None:
             if st is None:
                 return None
-            return {"kind": st.kind, "header": st.header, "pid": st.pid, "line": st.line,
-                    "available": st.available, "frames": list(st.frames)}
+            return {
+                "kind": st.kind,
+                "header": st.header,
+                "pid": st.pid,
+                "line": st.line,
+                "available": st.available,
+                "frames": list(st.frames),
+            }
 
         return {
-            "title": self.title, "title_corrupted": self.title_corrupted,
-            "bug_type": self.bug_type, "function": self.function,
-            "source_location": self.source_location, "path": self.path, "line": self.line,
-            "end_line": self.end_line, "complete": self.complete,
-            "access": self.access, "size": self.size, "addr": hx(self.addr),
-            "task": self.task, "pid": self.pid, "kernel_release": self.kernel_release,
-            "hardware": self.hardware, "bits": self.bits, "mode": self.mode,
-            "ptr_tag": hx(self.ptr_tag), "mem_tag": hx(self.mem_tag),
-            "access_stack": stack(self.access_stack), "alloc_stack": stack(self.alloc_stack),
+            "title": self.title,
+            "title_corrupted": self.title_corrupted,
+            "bug_type": self.bug_type,
+            "function": self.function,
+            "source_location": self.source_location,
+            "path": self.path,
+            "line": self.line,
+            "end_line": self.end_line,
+            "complete": self.complete,
+            "access": self.access,
+            "size": self.size,
+            "addr": hx(self.addr),
+            "task": self.task,
+            "pid": self.pid,
+            "kernel_release": self.kernel_release,
+            "hardware": self.hardware,
+            "bits": self.bits,
+            "mode": self.mode,
+            "ptr_tag": hx(self.ptr_tag),
+            "mem_tag": hx(self.mem_tag),
+            "access_stack": stack(self.access_stack),
+            "alloc_stack": stack(self.alloc_stack),
             "free_stack": stack(self.free_stack),
             "aux_stacks": [stack(a) for a in self.aux_stacks],
-            "object_addr": hx(self.object_addr), "cache_name": self.cache_name,
+            "object_addr": hx(self.object_addr),
+            "cache_name": self.cache_name,
             "cache_object_size": self.cache_object_size,
-            "rel_bytes": self.rel_bytes, "direction": self.direction, "state": self.state,
-            "region_size": self.region_size, "region_start": hx(self.region_start),
+            "rel_bytes": self.rel_bytes,
+            "direction": self.direction,
+            "state": self.state,
+            "region_size": self.region_size,
+            "region_start": hx(self.region_start),
             "region_end": hx(self.region_end),
-            "page_lines": list(self.page_lines), "vmalloc_lines": list(self.vmalloc_lines),
-            "stack_task": self.stack_task, "stack_pid": self.stack_pid,
-            "frame_offset": self.frame_offset, "frame_function": self.frame_function,
-            "frame_objects": None if self.frame_objects is None else
-            [{"start": o.start, "end": o.end, "name": o.name} for o in self.frame_objects],
+            "page_lines": list(self.page_lines),
+            "vmalloc_lines": list(self.vmalloc_lines),
+            "stack_task": self.stack_task,
+            "stack_pid": self.stack_pid,
+            "frame_offset": self.frame_offset,
+            "frame_function": self.frame_function,
+            "frame_objects": None
+            if self.frame_objects is None
+            else [{"start": o.start, "end": o.end, "name": o.name} for o in self.frame_objects],
             "variable": self.variable,
-            "memory_rows": [{"addr": hx(r.addr), "values": " ".join(f"{v:02x}" for v in r.values),
-                             "guilty": r.guilty} for r in self.memory_rows],
-            "guilty_row": self.guilty_row, "caret_index": self.caret_index,
-            "granule_size": self.granule_size, "first_bad_addr": hx(self.first_bad_addr),
+            "memory_rows": [
+                {
+                    "addr": hx(r.addr),
+                    "values": " ".join(f"{v:02x}" for v in r.values),
+                    "guilty": r.guilty,
+                }
+                for r in self.memory_rows
+            ],
+            "guilty_row": self.guilty_row,
+            "caret_index": self.caret_index,
+            "granule_size": self.granule_size,
+            "first_bad_addr": hx(self.first_bad_addr),
             "problems": [str(p) for p in self.problems],
         }
 
@@ -382,56 +423,70 @@ _AT_ADDR_RE = re.compile(r"^(?P<func>.+?) at addr (?P<addr>[0-9a-fA-F]{1,16})$")
 
 _ACCESS_RE = re.compile(
     r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) at addr (?P<addr>[0-9a-fA-F]{1,16})"
-    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$"
+)
 _ACCESS_NOSIZE_RE = re.compile(
     r"^(?P<acc>Read|Write) at addr (?P<addr>[0-9a-fA-F]{1,16})"
-    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r" by task (?P<comm>.*)/(?P<pid>\d{1,20})$"
+)
 _FREE_RE = re.compile(
-    r"^Free of addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r"^Free of addr (?P<addr>[0-9a-fA-F]{1,16}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$"
+)
 _OLD_ACCESS_RE = re.compile(
-    r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r"^(?P<acc>Read|Write) of size (?P<size>\d{1,20}) by task (?P<comm>.*)/(?P<pid>\d{1,20})$"
+)
 _TAGS_RE = re.compile(
-    r"^Pointer tag: \[(?P<ptr>[0-9a-f]{2})\], memory tag: \[(?P<mem>[0-9a-f]{2})\]$")
+    r"^Pointer tag: \[(?P<ptr>[0-9a-f]{2})\], memory tag: \[(?P<mem>[0-9a-f]{2})\]$"
+)
 
 _ALLOC_RE = re.compile(r"^Allocated by task (?P<pid>\d{1,20}):$")
 _FREED_RE = re.compile(r"^Freed by task (?P<pid>\d{1,20}):$")
 _AUX_RE = re.compile(
     r"^(?:(?:Second to last|Last) potentially related work creation"
-    r"|(?:Second to last|Last) call_rcu\(\)|(?:Second to last|Last) workqueue stack):$")
+    r"|(?:Second to last|Last) call_rcu\(\)|(?:Second to last|Last) workqueue stack):$"
+)
 
-_OBJECT_RE = re.compile(
-    r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]{1,16})$")
+_OBJECT_RE = re.compile(r"^The buggy address belongs to the object at (?P<addr>[0-9a-fA-F]{1,16})$")
 _CACHE_RE = re.compile(r"^ ?which belongs to the cache (?P<name>\S+) of size (?P<size>\d{1,20})$")
 _OLD_OBJECT_RE = re.compile(
-    r"^Object at (?P<addr>[0-9a-fA-F]{1,16}), in cache (?P<name>\S+) size: (?P<size>\d{1,20})$")
+    r"^Object at (?P<addr>[0-9a-fA-F]{1,16}), in cache (?P<name>\S+) size: (?P<size>\d{1,20})$"
+)
 _LOCATED_RE = re.compile(
     r"^The buggy address is located (?P<n>\d{1,20}) bytes"
-    r" (?P<dir>to the left|to the right|inside) of$")
+    r" (?P<dir>to the left|to the right|inside) of$"
+)
 _REGION_RE = re.compile(
     r"^ ?(?:(?P<state>allocated|freed) )?(?P<size>\d{1,20})-byte region"
-    r" \[(?P<start>[0-9a-fA-F]{1,16}), (?P<end>[0-9a-fA-F]{1,16})\)$")
+    r" \[(?P<start>[0-9a-fA-F]{1,16}), (?P<end>[0-9a-fA-F]{1,16})\)$"
+)
 _PAGE_RE = re.compile(r"^The buggy address belongs to the (?:physical )?page:$")
 _STACK_TASK_RE = re.compile(
-    r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d{1,20})$")
+    r"^The buggy address belongs to stack of task (?P<comm>.*)/(?P<pid>\d{1,20})$"
+)
 _STACK_OFFSET_RE = re.compile(r"^ ?and is located at offset (?P<off>\d{1,20}) in frame:$")
 _OLD_STACK_RE = re.compile(
     r"^addr [0-9a-fA-F]{1,16} is located in stack of task (?P<comm>.*)/(?P<pid>\d{1,20})"
-    r" at offset (?P<off>\d{1,20}) in frame:$")
+    r" at offset (?P<off>\d{1,20}) in frame:$"
+)
 _FRAME_HAS_RE = re.compile(r"^[Tt]his frame has (?P<n>\d{1,20}) objects?:$")
 _FRAME_OBJ_RE = re.compile(r"^ ?\[(?P<start>\d{1,20}), (?P<end>\d{1,20})\) '(?P<name>.*)'$")
 _VARIABLE_RE = re.compile(r"^The buggy address belongs to the variable:$")
 _VMALLOC_RE = re.compile(
     r"^The buggy address belongs to (?:a \d+-page vmalloc region|a vmalloc virtual mapping"
-    r"|the virtual mapping at)")
+    r"|the virtual mapping at)"
+)
 _MEMSTATE_RE = re.compile(r"^Memory state around the buggy address:$")
 _CALL_TRACE_RE = re.compile(r"^(?:Call [Tt]race|Backtrace):\s*$")
 _ARM_FRAME_RE = re.compile(r"^(?:\[<[0-9a-f]+>\] \(|\s*[\w.]+ from [\w.]+\+0x[0-9a-f]+/0x)")
-_CPU_RE = re.compile(r"^CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: .+? "
-                     r"(?:Not tainted|Tainted:[^\d]*?)\s*(?P<release>\d{1,6}\.\d{1,6}[\w.+~-]*)")
+_CPU_RE = re.compile(
+    r"^CPU: \d+ (?:UID: \d+ )?PID: \d+ Comm: .+? "
+    r"(?:Not tainted|Tainted:[^\d]*?)\s*(?P<release>\d{1,6}\.\d{1,6}[\w.+~-]*)"
+)
 _INTERRUPTING_RE = re.compile(
     r"^(?:general protection fault|Unable to handle kernel|Internal error:|kernel BUG at"
     r"|stack segment: |divide error:|invalid opcode:|Unhandled fault:|Alignment trap:"
-    r"|PANIC: double fault|BUG: (?:unable to handle|kernel NULL pointer|Unable to handle))")
+    r"|PANIC: double fault|BUG: (?:unable to handle|kernel NULL pointer|Unable to handle))"
+)
 _ROW_START_RE = re.compile(r"^(?P<mark>[ >])(?P<addr>[0-9a-fA-F]{4,16}):(?P<rest>.*)$")
 _HEX_BYTES_RE = re.compile(r"^(?:[0-9a-fA-F]{2})(?: [0-9a-fA-F]{2})*$")
 _CARET_RE = re.compile(r"^ *\^$")
@@ -441,7 +496,8 @@ _CARET_RE = re.compile(r"^ *\^$")
 _FRAME_SHAPE_RE = re.compile(
     r"^\s*(?:\? )?(?:\[<?(?:0x)?[0-9a-fA-F]{1,16}>?\] ?){0,2}(?:\? )?[A-Za-z_.$][\w.$]*"
     r"(?:\+0x[0-9a-fA-F]{1,16}(?:/0x[0-9a-fA-F]{1,16})?(?: \[[\w.-]+\]| [\w-]+)?(?: \(.*)?"
-    r"|(?: \[[\w.-]+\])? \([\w./+-]+:\d.*)$")
+    r"|(?: \[[\w.-]+\])? \([\w./+-]+:\d.*)$"
+)
 # A frame whose name went to the next line (``[<ffffffe000188926>]`` alone), and a module name
 # alone (the wrapped tail of ``func+0x80/0x11a [kunit]``).
 _PC_ONLY_RE = re.compile(r"^\s*(?:\[<?(?:0x)?[0-9a-fA-F]{1,16}>?\] ?){1,2}$")
@@ -450,7 +506,8 @@ _MODULE_ONLY_RE = re.compile(r"^\s*\[[\w.-]+\]$")
 # mm/page_owner.c): in a log without caller ids, other lines there are other output.
 _PAGE_DUMP_RE = re.compile(
     r"^(?:\s|page[:_ ]|page->|pages's |head[: ]|flags:|raw:|memcg:|\w+ flags:|aops:|anon |ksm |"
-    r"file |compound_|PFN |page dumped because|page_owner|page last|page has been)")
+    r"file |compound_|PFN |page dumped because|page_owner|page last|page has been)"
+)
 
 # Console/log prefixes that the kernel (printk), syzbot, Android and syslog put before each
 # message.  Only what the prefix regex consumes is removed: the message keeps its own
@@ -490,11 +547,19 @@ class LogReadError(KinspectError):
 
 def _check_line(raw: str, no: int, path: str | None) -> None:
     if no > MAX_LOG_LINES:
-        raise LogReadError(f"more than {MAX_LOG_LINES} lines: not a console log (or it does "
-                           "not end); give the part that holds the report", path, no)
+        raise LogReadError(
+            f"more than {MAX_LOG_LINES} lines: not a console log (or it does "
+            "not end); give the part that holds the report",
+            path,
+            no,
+        )
     if len(raw) > MAX_LINE_CHARS and len(raw.rstrip("\r\n")) > MAX_LINE_CHARS:
-        raise LogReadError(f"a line longer than {MAX_LINE_CHARS} characters: not a console "
-                           "log (printk lines are about 1 KiB)", path, no)
+        raise LogReadError(
+            f"a line longer than {MAX_LINE_CHARS} characters: not a console "
+            "log (printk lines are about 1 KiB)",
+            path,
+            no,
+        )
 
 
 # In a console log, other CPUs and tasks can print between the lines of a report.  Without
@@ -513,8 +578,8 @@ _FIRST_ROW_SLACK = 300
 @dataclass
 class _Line:
     no: int
-    text: str          # the message, prefix removed, right-stripped
-    prefixed: bool     # a console prefix was found (and removed)
+    text: str  # the message, prefix removed, right-stripped
+    prefixed: bool  # a console prefix was found (and removed)
     caller: str | None
 
 
@@ -533,7 +598,7 @@ def _split_prefix(no: int, raw: str) -> _Line:
                 if len(_CALLERS) > 4096:
                     _CALLERS.clear()
             caller = c
-        return _Line(no, raw[m.end():].rstrip(), True, caller)
+        return _Line(no, raw[m.end() :].rstrip(), True, caller)
     return _Line(no, raw.rstrip(), False, None)
 
 
@@ -541,8 +606,9 @@ class _LineSource:
     """Numbered lines with one-line push-back, read lazily; a line longer than
     ``MAX_LINE_CHARS`` or a log longer than ``MAX_LOG_LINES`` lines raises LogReadError."""
 
-    def __init__(self, lines: Iterable[str], observer: LogScan | None = None,
-                 path: str | None = None) -> None:
+    def __init__(
+        self, lines: Iterable[str], observer: LogScan | None = None, path: str | None = None
+    ) -> None:
         self._it = iter(lines)
         self._no = 0
         self._back: list[_Line] = []
@@ -586,15 +652,16 @@ def _hex(s: str) -> int:
 #    helper (``kasan_report``, ``memcpy``, ``lock_acquire``, ...); none left: "corrupted";
 #  * the title is then sanitized: addresses -> ADDR, numbers -> NUM, ``f+0xO/0xL`` -> ``f``.
 
-_PARSE = object()       # stands for "parse a stack trace here" in a stack description
+_PARSE = object()  # stands for "parse a stack trace here" in a stack description
 
 
 def _syz(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern
-                      .replace("{{PC}}", r"\[\<?(?:0x)?[0-9a-f]+\>?\]")
-                      .replace("{{FUNC}}", r"([a-zA-Z0-9_]+)(?:\.|\+)")
-                      .replace("{{SRC}}", r"([a-zA-Z0-9\-_/.]+\.[a-z]+:[0-9]+)")
-                      .replace("{{ADDR}}", r"0x[0-9a-f]+"))
+    return re.compile(
+        pattern.replace("{{PC}}", r"\[\<?(?:0x)?[0-9a-f]+\>?\]")
+        .replace("{{FUNC}}", r"([a-zA-Z0-9_]+)(?:\.|\+)")
+        .replace("{{SRC}}", r"([a-zA-Z0-9\-_/.]+\.[a-z]+:[0-9]+)")
+        .replace("{{ADDR}}", r"0x[0-9a-f]+")
+    )
 
 
 @dataclass(frozen=True)
@@ -607,7 +674,7 @@ class _StackFmt:
 @dataclass(frozen=True)
 class _OopsFormat:
     title: re.Pattern[str]
-    fmt: str                                 # str.format with {1}.. = captures, then frames
+    fmt: str  # str.format with {1}.. = captures, then frames
     report: re.Pattern[str] | None = None
     stack: _StackFmt | None = None
     no_stack_trace: bool = False
@@ -621,80 +688,307 @@ class _Oops:
     suppressions: tuple[re.Pattern[str], ...] = ()
 
 
-_RIP_FRAME = _syz(r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}"
-                  r"|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)"
-                  r"|[0-9]+: +\(null\))")
+_RIP_FRAME = _syz(
+    r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}"
+    r"|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)"
+    r"|[0-9]+: +\(null\))"
+)
 _CALL_TRACE = _syz(r"(?:Call (?:T|t)race:)|(?:Backtrace:)")
-_STACK_KEYWORDS = tuple(re.compile(p) for p in (
-    r"Call (?:T|t)race", r"Allocated:", r"Allocated by task [0-9]+:", r"Freed:",
-    r"Freed by task [0-9]+:", r"[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:", r"Backtrace:",
-    r"Uninit was stored to memory at",
-    r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"))
+_STACK_KEYWORDS = tuple(
+    re.compile(p)
+    for p in (
+        r"Call (?:T|t)race",
+        r"Allocated:",
+        r"Allocated by task [0-9]+:",
+        r"Freed:",
+        r"Freed by task [0-9]+:",
+        r"[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:",
+        r"Backtrace:",
+        r"Uninit was stored to memory at",
+        r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}",
+    )
+)
 _STACK_START = re.compile("|".join(k.pattern for k in _STACK_KEYWORDS))
-_FRAME_RES = (_syz(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"),
-              _syz(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"))
+_FRAME_RES = (
+    _syz(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"),
+    _syz(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"),
+)
 _CORRUPTED_LINE = _syz(r"^( \[\<?(?:0x)?[0-9a-f]+\>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x")
-_STACK_FRAME_LINE = re.compile(r"^ *(?:\[\<?(?:[0-9a-f]+)\>?\] ?){0,2}[ \t]+(?:[0-9]+:)?"
-                               r"([a-zA-Z0-9_.]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)")
-_STRIP_FRAME_PREFIXES = ("SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_",
-                         "___sys_", "__sys_", "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_",
-                         "compat_SyS_", "ksys_")
+_STACK_FRAME_LINE = re.compile(
+    r"^ *(?:\[\<?(?:[0-9a-f]+)\>?\] ?){0,2}[ \t]+(?:[0-9]+:)?"
+    r"([a-zA-Z0-9_.]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)"
+)
+_STRIP_FRAME_PREFIXES = (
+    "SYSC_",
+    "SyS_",
+    "sys_",
+    "__x64_",
+    "__ia32_",
+    "__arm64_",
+    "____sys_",
+    "___sys_",
+    "__sys_",
+    "__se_",
+    "__se_sys_",
+    "__do_sys_",
+    "compat_SYSC_",
+    "compat_SyS_",
+    "ksys_",
+)
 # Frames that never name the guilty function (matched anywhere in the function name).
 _SKIP_FRAMES = (
-    "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan", "kcsan_setup_watchpoint",
-    "check_memory_region", "check_heap_object", "check_object", "read_word_at_a_time",
-    "(read|write)_once_.*nocheck", "print_address_description", "panic", "invalid_op",
-    "report_bug", "fixup_bug", "print_report", "print_usage_bug", "do_error", "_trap$|do_trap",
-    "show_stack", "dump_stack", "walk_stack", "dump_backtrace", "warn_slowpath", "warn_alloc",
-    "warn_bogus", "__warn", "alloc_page", "k?v?(?:m|z|c)alloc", "krealloc", "kmem_cache",
-    "allocate_slab", "__alloc_frozen_pages_noprof", "folio_(?:alloc|unlock)",
-    "filemap_alloc_folio", "__filemap_get_folio", "find_or_create_page", "do_read_cache_folio",
-    "read_cache_page", "pagecache_get_page", "grab_cache_page_write_begin", "slab_",
-    "debug_object", "timer_is_static_object", "work_is_static_object", "__might_fault",
-    "print_unlock", "imbalance_bug", "lockdep", "bh_enable", "bh_disable", "perf_trace",
-    "lock_acquire", "lock_release", "lock_class", "mark_lock", "(reacquire|mark)_held_locks",
-    "raw_spin_rq", "spin_lock", "spin_trylock", "spin_unlock", "read_lock", "read_trylock",
-    "write_lock", "write_trylock", "read_unlock", "write_unlock", "^down$", "down_read",
-    "down_write", "down_read_trylock", "down_write_trylock", "down_trylock", "up_read",
-    "up_write", "^mutex_", "^__mutex_", "^rt_mutex_", "owner_on_cpu", "osq_lock", "osq_unlock",
+    "__sanitizer",
+    "__asan",
+    "kasan",
+    "hwasan",
+    "__msan",
+    "kmsan",
+    "kcsan_setup_watchpoint",
+    "check_memory_region",
+    "check_heap_object",
+    "check_object",
+    "read_word_at_a_time",
+    "(read|write)_once_.*nocheck",
+    "print_address_description",
+    "panic",
+    "invalid_op",
+    "report_bug",
+    "fixup_bug",
+    "print_report",
+    "print_usage_bug",
+    "do_error",
+    "_trap$|do_trap",
+    "show_stack",
+    "dump_stack",
+    "walk_stack",
+    "dump_backtrace",
+    "warn_slowpath",
+    "warn_alloc",
+    "warn_bogus",
+    "__warn",
+    "alloc_page",
+    "k?v?(?:m|z|c)alloc",
+    "krealloc",
+    "kmem_cache",
+    "allocate_slab",
+    "__alloc_frozen_pages_noprof",
+    "folio_(?:alloc|unlock)",
+    "filemap_alloc_folio",
+    "__filemap_get_folio",
+    "find_or_create_page",
+    "do_read_cache_folio",
+    "read_cache_page",
+    "pagecache_get_page",
+    "grab_cache_page_write_begin",
+    "slab_",
+    "debug_object",
+    "timer_is_static_object",
+    "work_is_static_object",
+    "__might_fault",
+    "print_unlock",
+    "imbalance_bug",
+    "lockdep",
+    "bh_enable",
+    "bh_disable",
+    "perf_trace",
+    "lock_acquire",
+    "lock_release",
+    "lock_class",
+    "mark_lock",
+    "(reacquire|mark)_held_locks",
+    "raw_spin_rq",
+    "spin_lock",
+    "spin_trylock",
+    "spin_unlock",
+    "read_lock",
+    "read_trylock",
+    "write_lock",
+    "write_trylock",
+    "read_unlock",
+    "write_unlock",
+    "^down$",
+    "down_read",
+    "down_write",
+    "down_read_trylock",
+    "down_write_trylock",
+    "down_trylock",
+    "up_read",
+    "up_write",
+    "^mutex_",
+    "^__mutex_",
+    "^rt_mutex_",
+    "owner_on_cpu",
+    "osq_lock",
+    "osq_unlock",
     "atomic(64)?_(dec|inc|read|set|or|xor|and|add|sub|fetch|xchg|cmpxchg|try)",
-    "(set|clear|change|test)_bit", "__wake_up", "^refcount_", "^kref_", "ref_tracker",
-    "seqprop_assert", "memcpy", "memcmp", "memset", "memchr", "memmove", "memdup", "strcmp",
-    "strncmp", "strcpy", "strlcpy", "strncpy", "strscpy", "strlen", "strstr", "strnstr",
-    "strnlen", "strchr", "strdup", "strndup", "copy_to_user", "copy_from_user", "copy_to_iter",
-    "copy_from_iter", "copy_page_to_iter", "copy_page_from_iter", "copy_folio_to_iter",
-    "^copyin$", "^copyout$", "put_user", "get_user", "might_fault", "might_sleep", "list_add",
-    "list_del", "list_replace", "list_move", "list_splice", "^rb_", "^__rb_",
-    "_indirect_thunk_", "string", "pointer", "snprintf", "scnprintf", "kasprintf",
-    "kvasprintf", "printk", "va_format", "dev_info", "dev_notice", "dev_warn", "dev_err",
-    "dev_alert", "dev_crit", "dev_emerg", "program_check_exception", "program_check_common",
-    "del_timer", "flush_work", "__cancel_work_timer", "cancel_work_sync", "try_to_grab_pending",
-    "flush_workqueue", "drain_workqueue", "destroy_workqueue", "queue_work", "finish_wait",
-    "kthread_stop", "kobject_", "add_uevent_var", "get_device_parent", "device_add",
-    "device_del", "device_unregister", "device_destroy", "device_release",
-    "devres_release_all", "hwrng_unregister", "i2c_del_adapter", "__unregister_client",
-    "device_for_each_child", "rollback_registered", "unregister_netdev", "sysfs_remove",
-    "device_remove_file", "tty_unregister_device", "dummy_urb_enqueue", "usb_kill_urb",
-    "usb_kill_anchored_urbs", "usb_control_msg", "usb_hcd_submit_urb", "usb_submit_urb",
-    "^complete$", "wait_for_completion", "^kv?free$", "kfree_skb", "readb$", "readw$",
-    "readl$", "readq$", "writeb$", "writew$", "writel$", "writeq$", "logic_in", "logic_out",
-    r"^crc\d+", "crc_itu_t", "__might_resched", "assertfail", "^iput$", "^iput_final$",
-    "^ihold$", "hex_dump_to_buffer", "print_hex_dump", "^klist_",
-    "(trace|lockdep)_(hard|soft)irq", "^(un)?lock_page", "stack_trace_consume_entry",
-    "arch_stack_walk", "stack_trace_save", "insert_work", "__queue_delayed_work",
-    "queue_delayed_work_on", "ida_free", "do_(kernel|translation)_fault", "do_mem_abort",
-    "el1_abort", "el1h_64_sync(?:_handler)?", "print_tainted", "xas_(?:start|load|find)",
-    "find_lock_entries", "truncate_inode_pages_range", "__phys_addr", "__fortify_report",
-    "cleanup_srcu_struct", "rhashtable_lookup", "extract_(user|iter)_to_sg", "drop_nlink",
-    "^get_taint$", "^put_device$", "lock_timer_base", "__timer_delete_sync",
-    "sk_stop_timer_sync", "__mod_timer", "fast_dput", "dput",
+    "(set|clear|change|test)_bit",
+    "__wake_up",
+    "^refcount_",
+    "^kref_",
+    "ref_tracker",
+    "seqprop_assert",
+    "memcpy",
+    "memcmp",
+    "memset",
+    "memchr",
+    "memmove",
+    "memdup",
+    "strcmp",
+    "strncmp",
+    "strcpy",
+    "strlcpy",
+    "strncpy",
+    "strscpy",
+    "strlen",
+    "strstr",
+    "strnstr",
+    "strnlen",
+    "strchr",
+    "strdup",
+    "strndup",
+    "copy_to_user",
+    "copy_from_user",
+    "copy_to_iter",
+    "copy_from_iter",
+    "copy_page_to_iter",
+    "copy_page_from_iter",
+    "copy_folio_to_iter",
+    "^copyin$",
+    "^copyout$",
+    "put_user",
+    "get_user",
+    "might_fault",
+    "might_sleep",
+    "list_add",
+    "list_del",
+    "list_replace",
+    "list_move",
+    "list_splice",
+    "^rb_",
+    "^__rb_",
+    "_indirect_thunk_",
+    "string",
+    "pointer",
+    "snprintf",
+    "scnprintf",
+    "kasprintf",
+    "kvasprintf",
+    "printk",
+    "va_format",
+    "dev_info",
+    "dev_notice",
+    "dev_warn",
+    "dev_err",
+    "dev_alert",
+    "dev_crit",
+    "dev_emerg",
+    "program_check_exception",
+    "program_check_common",
+    "del_timer",
+    "flush_work",
+    "__cancel_work_timer",
+    "cancel_work_sync",
+    "try_to_grab_pending",
+    "flush_workqueue",
+    "drain_workqueue",
+    "destroy_workqueue",
+    "queue_work",
+    "finish_wait",
+    "kthread_stop",
+    "kobject_",
+    "add_uevent_var",
+    "get_device_parent",
+    "device_add",
+    "device_del",
+    "device_unregister",
+    "device_destroy",
+    "device_release",
+    "devres_release_all",
+    "hwrng_unregister",
+    "i2c_del_adapter",
+    "__unregister_client",
+    "device_for_each_child",
+    "rollback_registered",
+    "unregister_netdev",
+    "sysfs_remove",
+    "device_remove_file",
+    "tty_unregister_device",
+    "dummy_urb_enqueue",
+    "usb_kill_urb",
+    "usb_kill_anchored_urbs",
+    "usb_control_msg",
+    "usb_hcd_submit_urb",
+    "usb_submit_urb",
+    "^complete$",
+    "wait_for_completion",
+    "^kv?free$",
+    "kfree_skb",
+    "readb$",
+    "readw$",
+    "readl$",
+    "readq$",
+    "writeb$",
+    "writew$",
+    "writel$",
+    "writeq$",
+    "logic_in",
+    "logic_out",
+    r"^crc\d+",
+    "crc_itu_t",
+    "__might_resched",
+    "assertfail",
+    "^iput$",
+    "^iput_final$",
+    "^ihold$",
+    "hex_dump_to_buffer",
+    "print_hex_dump",
+    "^klist_",
+    "(trace|lockdep)_(hard|soft)irq",
+    "^(un)?lock_page",
+    "stack_trace_consume_entry",
+    "arch_stack_walk",
+    "stack_trace_save",
+    "insert_work",
+    "__queue_delayed_work",
+    "queue_delayed_work_on",
+    "ida_free",
+    "do_(kernel|translation)_fault",
+    "do_mem_abort",
+    "el1_abort",
+    "el1h_64_sync(?:_handler)?",
+    "print_tainted",
+    "xas_(?:start|load|find)",
+    "find_lock_entries",
+    "truncate_inode_pages_range",
+    "__phys_addr",
+    "__fortify_report",
+    "cleanup_srcu_struct",
+    "rhashtable_lookup",
+    "extract_(user|iter)_to_sg",
+    "drop_nlink",
+    "^get_taint$",
+    "^put_device$",
+    "lock_timer_base",
+    "__timer_delete_sync",
+    "sk_stop_timer_sync",
+    "__mod_timer",
+    "fast_dput",
+    "dput",
 )
 
 
 def _warning_stack(*skip: str) -> _StackFmt:
-    return _StackFmt(parts=(_syz("(?:" + _RIP_FRAME.pattern + r"|--- interrupt: [0-9]+ at "
-                                 r"([a-zA-Z0-9_]+)(?:\.|\+))"), _PARSE),
-                     parts2=(_CALL_TRACE, _PARSE), skip=skip)
+    return _StackFmt(
+        parts=(
+            _syz(
+                "(?:" + _RIP_FRAME.pattern + r"|--- interrupt: [0-9]+ at "
+                r"([a-zA-Z0-9_]+)(?:\.|\+))"
+            ),
+            _PARSE,
+        ),
+        parts2=(_CALL_TRACE, _PARSE),
+        skip=skip,
+    )
 
 
 def _rip_stack(*skip: str) -> _StackFmt:
@@ -707,220 +1001,535 @@ def _trace_stack(*skip: str) -> _StackFmt:
 
 _F = _OopsFormat
 _OOPSES: tuple[_Oops, ...] = (
-    _Oops("BUG:", (
-        _F(_syz("BUG: KASAN:"), "KASAN: {1} {3} in {4}",
-           report=_syz(r"BUG: KASAN: ([a-z\-]+) in {{FUNC}}(?:.*\n)+?.*(Read|Write) "
-                       r"(?:of size|at addr) (?:[0-9a-f]+)"),
-           stack=_StackFmt(parts=(_syz(r"BUG: KASAN: (?:[a-z\-]+) in {{FUNC}}"), _CALL_TRACE,
-                                  _PARSE),
-                           # frames of the KASAN_HW_TAGS fault path
-                           skip=("kernel_fault", "tag_check", "mem_abort", "^el1_", "^el1h_"))),
-        _F(_syz("BUG: KASAN:"), "KASAN: invalid-free in {2}",
-           report=_syz("BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) "
-                       "in {{FUNC}}"),
-           stack=_StackFmt(parts=(_syz("BUG: KASAN: (?:double-free or invalid-free|double-free"
-                                       "|invalid-free) in {{FUNC}}"), _CALL_TRACE, _PARSE),
-                           skip=("slab_", "kfree", "vunmap", "vfree"))),
-        _F(_syz(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)"),
-           "KASAN: {1} {2}"),
-        _F(_syz("BUG: KASAN: (.*)"), "KASAN: {1}", corrupted=True),
-        _F(_syz("BUG: KMSAN: kernel-usb-infoleak"), "KMSAN: kernel-usb-infoleak in {2}",
-           report=_syz("BUG: KMSAN: kernel-usb-infoleak in {{FUNC}}"),
-           stack=_StackFmt(parts=(_PARSE, _syz("(Local variable .* created at:|Uninit was "
-                                               "created at:)"), _PARSE),
-                           skip=("alloc_skb", "usb_submit_urb", "usb_start_wait_urb",
-                                 "usb_bulk_msg", "usb_interrupt_msg", "usb_control_msg")),
-           no_stack_trace=True),
-        _F(_syz("BUG: KMSAN:"), "KMSAN: {1} in {3}",
-           report=_syz(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}"),
-           stack=_StackFmt(parts=(_PARSE, _syz("(Local variable .* created at:|Uninit was "
-                                               "created at:)"), _PARSE),
-                           skip=("alloc_skb", "netlink_ack", "netlink_rcv_skb", "_encrypt$",
-                                 "^(?:crypto|cipher|drbg|rng)_")),
-           no_stack_trace=True),
-        _F(_syz("BUG: KCSAN: data-race"), "KCSAN: {1}", report=_syz("BUG: KCSAN: (.*)"),
-           no_stack_trace=True),
-        _F(_syz("BUG: KCSAN:"), "KCSAN: {1}", report=_syz("BUG: KCSAN: (.*)"),
-           no_stack_trace=True),
-        _F(_syz(r"BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in {{FUNC}}"),
-           "KFENCE: {1} {2} in {4}",
-           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE))),
-        _F(_syz("BUG: KFENCE: invalid free in {{FUNC}}"), "KFENCE: invalid free in {2}",
-           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
-           no_stack_trace=True),
-        _F(_syz("BUG: KFENCE: invalid (read|write) in {{FUNC}}"), "KFENCE: invalid {1} in {3}",
-           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE))),
-        _F(_syz("BUG: KFENCE: memory corruption in {{FUNC}}"), "KFENCE: memory corruption in {2}",
-           stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
-           no_stack_trace=True),
-        _F(_syz("BUG: (?:unable to handle kernel paging request|unable to handle page fault for "
-                "address|Unable to handle kernel data access)"),
-           "BUG: unable to handle kernel paging request in {1}", stack=_rip_stack()),
-        _F(_syz("BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer "
-                "dereference|Kernel NULL pointer dereference)"),
-           "BUG: unable to handle kernel NULL pointer dereference in {1}", stack=_rip_stack()),
-        _F(_syz("BUG: (?:unable to handle kernel|Unable to handle kernel)"),
-           "BUG: unable to handle kernel", corrupted=True),
-        _F(_syz("BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu "
-                "recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)"),
-           "BUG: {1} {2} in {3}", stack=_trace_stack("spin_", "_lock", "_unlock")),
-        _F(_syz("BUG: scheduling while atomic"), "BUG: scheduling while atomic in {1}",
-           stack=_trace_stack("schedule")),
-        _F(_syz("BUG: held lock freed!"), "BUG: held lock freed in {1}",
-           report=_syz(r"BUG: held lock freed!(?:.*\n)+?.*{{PC}} +{{FUNC}}")),
-        _F(_syz("BUG: Bad rss-counter state"), "BUG: Bad rss-counter state",
-           no_stack_trace=True),
-        _F(_syz("BUG: Bad page (state|cache)"), "BUG: Bad page {1} in {2}",
-           stack=_StackFmt(parts=(_syz("page last allocated"), _PARSE),
-                           skip=("(free|put|get|update|release)_page", "free_unref", "^_*folio",
-                                 "truncate_inode_pages", "page_frag_free", "alloc", "vmap",
-                                 "page_owner"))),
-        _F(_syz("BUG: Bad page map"), "BUG: Bad page map"),
-        _F(_syz("BUG: workqueue lockup"), "BUG: workqueue lockup", no_stack_trace=True),
-        _F(_syz("BUG: sleeping function called from invalid context at (.*)"),
-           "BUG: sleeping function called from invalid context in {2}", stack=_trace_stack()),
-        _F(_syz(r"BUG: using ([a-z_]+)\(\) in preemptible"),
-           "BUG: using {1}() in preemptible code in {2}",
-           stack=_trace_stack("dump_stack", "preemption", "preempt", "debug_", "processor_id",
-                              "this_cpu")),
-        _F(_syz("BUG: memory leak"), "memory leak in {1}",
-           stack=_StackFmt(parts=(_syz(r"backtrace(?: \(crc [0-9a-fA-F]*\))?:"), _PARSE),
-                           skip=("kmemleak", "mmap", "kmem", "slab", "alloc", "create_object",
-                                 "idr_get", "list_lru_init", "kasprintf", "kvasprintf",
-                                 "pcpu_create", "strdup", "strndup", "memdup"))),
-        _F(_syz(r"BUG:\s*(?:\n|$)"), "BUG: corrupted", corrupted=True),
-    ), tuple(_syz(p) for p in ("ODEBUG:", "Boot_DEBUG:", "xlog_status:", "DEBUG:",
-                               "BUG: no syscalls can create resource"))),
-    _Oops("WARNING:", (
-        _F(_syz(r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check|at)"),
-           "WARNING: ODEBUG bug in {1}",
-           stack=_warning_stack("debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_",
-                                "vunmap", "vfree", "__free_", "debug_check", "kobject_")),
-        _F(_syz(r"WARNING: .*mm/usercopy\.c.* (?:usercopy_warn|at)"),
-           "WARNING: bad usercopy in {1}", stack=_warning_stack("usercopy", "__check")),
-        _F(_syz(r"WARNING: .*lib/kobject\.c.* (?:kobject_|at)"), "WARNING: kobject bug in {1}",
-           stack=_warning_stack("kobject_")),
-        _F(_syz(r"WARNING: .*lib/refcount\.c.* (?:refcount_|at)"),
-           "WARNING: refcount bug in {1}", stack=_warning_stack("refcount", "kobject_")),
-        _F(_syz(r"WARNING: .*kernel/locking/lockdep\.c.*lock_"), "WARNING: locking bug in {1}",
-           stack=_warning_stack("lock_sock", "release_sock")),
-        _F(_syz(r"WARNING: .*mm/.*\.c.* k?.?malloc"), "WARNING: kmalloc bug in {1}",
-           stack=_warning_stack("kmalloc", "krealloc", "slab", "kmem")),
-        _F(_syz(r"WARNING: {{SRC}} at 0x\d+, CPU#\d+"), "WARNING in {2}",
-           stack=_warning_stack()),
-        _F(_syz("WARNING: .* at {{SRC}} {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
-        _F(_syz("WARNING: {{SRC}} at {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
-        _F(_syz(r"WARNING: \[.*\] {{SRC}} at {{FUNC}}.*"), "WARNING in {3}",
-           stack=_warning_stack()),
-        _F(_syz("WARNING: possible circular locking dependency detected"),
-           "possible deadlock in {1}",
-           report=_syz(r"WARNING: possible circular locking dependency detected(?:.*\n)+?.*is "
-                       r"trying to acquire lock"),
-           stack=_StackFmt(parts=(_syz("at: (?:{{PC}} +)?{{FUNC}}"),
-                                  _syz("at: (?:{{PC}} +)?{{FUNC}}"), _PARSE),
-                           skip=("process_one_work", "flush_workqueue", "drain_workqueue",
-                                 "destroy_workqueue"))),
-        _F(_syz("WARNING: possible recursive locking detected"), "possible deadlock in {1}",
-           report=_syz(r"WARNING: possible recursive locking detected(?:.*\n)+?.*is trying to "
-                       r"acquire lock(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}")),
-        _F(_syz("WARNING: suspicious RCU usage"), "WARNING: suspicious RCU usage in {2}",
-           report=_syz(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}"),
-           stack=_trace_stack("rcu", "kmem", "slab")),
-        _F(_syz("WARNING: held lock freed!"), "WARNING: held lock freed in {1}",
-           report=_syz(r"WARNING: held lock freed!(?:.*\n)+?.*at:(?: {{PC}})? +{{FUNC}}")),
-        _F(_syz(r"WARNING:\s*(?:\n|$)"), "WARNING: corrupted", corrupted=True),
-    ), tuple(_syz(p) for p in (
-        "WARNING: /etc/ssh/moduli does not exist, using fixed modulus",
-        "WARNING: workqueue cpumask: online intersect > possible intersect",
-        "WARNING: [Tt]he mand mount option", "WARNING: Unprivileged eBPF is enabled with eIBRS",
-        "WARNING: See https.* for mitigation options.",
-        "WARNING: kernel not compiled with CPU_SRSO", r"EXT4-[Ff][Ss](?: \(.*\))?:",
-        r"XFS \(\w+\): WARNING"))),
-    _Oops("INFO:", (
-        _F(_syz("INFO: (Freed|Allocated) in (.*)"), "INFO: {1} in {2}", corrupted=True),
-        _F(_syz(r"INFO:\s*(?:\n|$)"), "INFO: corrupted", corrupted=True),
-    ), tuple(_syz(p) for p in (
-        "INFO: lockdep is turned off", "INFO: Stall ended before state dump start",
-        "INFO: NMI handler", "INFO: recovery required on readonly filesystem",
-        "(handler|interrupt).*took too long", "INFO: sys_.* is not present in /proc/kallsyms",
-        "INFO: no syscalls can create resource", "rmt_storage:INFO:", "_INFO:"))),
-    _Oops("Unable to handle kernel", (
-        _F(_syz("Unable to handle kernel (paging request|NULL pointer dereference|access to "
-                "user memory)"), "BUG: unable to handle kernel {1} in {2}", stack=_rip_stack()),
-    )),
-    _Oops("general protection fault", (
-        _F(_syz("general protection fault.*:"), "general protection fault in {1}",
-           stack=_rip_stack()),
-    ), (_syz(r"general protection fault .* error:\d+ in "),)),
-    _Oops("stack segment: ", (
-        _F(_syz("stack segment: "), "stack segment fault in {1}", stack=_rip_stack()),
-    )),
-    _Oops("Kernel panic", (
-        _F(_syz("Kernel panic - not syncing: Fatal exception"), "kernel panic: Fatal exception",
-           corrupted=True),
-        _F(_syz("Kernel panic - not syncing: panic_on_warn set"),
-           "kernel panic: panic_on_warn set", corrupted=True),
-        _F(_syz("Kernel panic - not syncing: (.*)"), "kernel panic: {1}"),
-    )),
-    _Oops("PANIC: double fault", (
-        _F(_syz("PANIC: double fault"), "PANIC: double fault in {1}",
-           stack=_StackFmt(parts=(_RIP_FRAME,))),
-    )),
-    _Oops("kernel BUG", (
-        _F(_syz("kernel BUG at mm/usercopy.c"), "BUG: bad usercopy in {1}",
-           stack=_trace_stack("usercopy", "__check")),
-        _F(_syz("kernel BUG at lib/list_debug.c"), "BUG: corrupted list in {1}",
-           stack=_trace_stack()),
-        _F(_syz("kernel BUG at (.*)"), "kernel BUG in {2}", stack=_rip_stack("^skb_")),
-    )),
+    _Oops(
+        "BUG:",
+        (
+            _F(
+                _syz("BUG: KASAN:"),
+                "KASAN: {1} {3} in {4}",
+                report=_syz(
+                    r"BUG: KASAN: ([a-z\-]+) in {{FUNC}}(?:.*\n)+?.*(Read|Write) "
+                    r"(?:of size|at addr) (?:[0-9a-f]+)"
+                ),
+                stack=_StackFmt(
+                    parts=(_syz(r"BUG: KASAN: (?:[a-z\-]+) in {{FUNC}}"), _CALL_TRACE, _PARSE),
+                    # frames of the KASAN_HW_TAGS fault path
+                    skip=("kernel_fault", "tag_check", "mem_abort", "^el1_", "^el1h_"),
+                ),
+            ),
+            _F(
+                _syz("BUG: KASAN:"),
+                "KASAN: invalid-free in {2}",
+                report=_syz(
+                    "BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) "
+                    "in {{FUNC}}"
+                ),
+                stack=_StackFmt(
+                    parts=(
+                        _syz(
+                            "BUG: KASAN: (?:double-free or invalid-free|double-free"
+                            "|invalid-free) in {{FUNC}}"
+                        ),
+                        _CALL_TRACE,
+                        _PARSE,
+                    ),
+                    skip=("slab_", "kfree", "vunmap", "vfree"),
+                ),
+            ),
+            _F(
+                _syz(r"BUG: KASAN: ([a-z\-]+) on address(?:.*\n)+?.*(Read|Write) of size ([0-9]+)"),
+                "KASAN: {1} {2}",
+            ),
+            _F(_syz("BUG: KASAN: (.*)"), "KASAN: {1}", corrupted=True),
+            _F(
+                _syz("BUG: KMSAN: kernel-usb-infoleak"),
+                "KMSAN: kernel-usb-infoleak in {2}",
+                report=_syz("BUG: KMSAN: kernel-usb-infoleak in {{FUNC}}"),
+                stack=_StackFmt(
+                    parts=(
+                        _PARSE,
+                        _syz("(Local variable .* created at:|Uninit was created at:)"),
+                        _PARSE,
+                    ),
+                    skip=(
+                        "alloc_skb",
+                        "usb_submit_urb",
+                        "usb_start_wait_urb",
+                        "usb_bulk_msg",
+                        "usb_interrupt_msg",
+                        "usb_control_msg",
+                    ),
+                ),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz("BUG: KMSAN:"),
+                "KMSAN: {1} in {3}",
+                report=_syz(r"BUG: KMSAN: ([a-z\-]+) in {{FUNC}}"),
+                stack=_StackFmt(
+                    parts=(
+                        _PARSE,
+                        _syz("(Local variable .* created at:|Uninit was created at:)"),
+                        _PARSE,
+                    ),
+                    skip=(
+                        "alloc_skb",
+                        "netlink_ack",
+                        "netlink_rcv_skb",
+                        "_encrypt$",
+                        "^(?:crypto|cipher|drbg|rng)_",
+                    ),
+                ),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz("BUG: KCSAN: data-race"),
+                "KCSAN: {1}",
+                report=_syz("BUG: KCSAN: (.*)"),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz("BUG: KCSAN:"),
+                "KCSAN: {1}",
+                report=_syz("BUG: KCSAN: (.*)"),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz(r"BUG: KFENCE: (use-after-free|out-of-bounds) (read|write) in {{FUNC}}"),
+                "KFENCE: {1} {2} in {4}",
+                stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+            ),
+            _F(
+                _syz("BUG: KFENCE: invalid free in {{FUNC}}"),
+                "KFENCE: invalid free in {2}",
+                stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz("BUG: KFENCE: invalid (read|write) in {{FUNC}}"),
+                "KFENCE: invalid {1} in {3}",
+                stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+            ),
+            _F(
+                _syz("BUG: KFENCE: memory corruption in {{FUNC}}"),
+                "KFENCE: memory corruption in {2}",
+                stack=_StackFmt(parts=(_syz(r"BUG: KFENCE: (?:[a-z\- ]+) in {{FUNC}}"), _PARSE)),
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz(
+                    "BUG: (?:unable to handle kernel paging request|unable to handle page fault for "
+                    "address|Unable to handle kernel data access)"
+                ),
+                "BUG: unable to handle kernel paging request in {1}",
+                stack=_rip_stack(),
+            ),
+            _F(
+                _syz(
+                    "BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer "
+                    "dereference|Kernel NULL pointer dereference)"
+                ),
+                "BUG: unable to handle kernel NULL pointer dereference in {1}",
+                stack=_rip_stack(),
+            ),
+            _F(
+                _syz("BUG: (?:unable to handle kernel|Unable to handle kernel)"),
+                "BUG: unable to handle kernel",
+                corrupted=True,
+            ),
+            _F(
+                _syz(
+                    "BUG: (spinlock|rwlock) (lockup suspected|already unlocked|recursion|cpu "
+                    "recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)"
+                ),
+                "BUG: {1} {2} in {3}",
+                stack=_trace_stack("spin_", "_lock", "_unlock"),
+            ),
+            _F(
+                _syz("BUG: scheduling while atomic"),
+                "BUG: scheduling while atomic in {1}",
+                stack=_trace_stack("schedule"),
+            ),
+            _F(
+                _syz("BUG: held lock freed!"),
+                "BUG: held lock freed in {1}",
+                report=_syz(r"BUG: held lock freed!(?:.*\n)+?.*{{PC}} +{{FUNC}}"),
+            ),
+            _F(
+                _syz("BUG: Bad rss-counter state"),
+                "BUG: Bad rss-counter state",
+                no_stack_trace=True,
+            ),
+            _F(
+                _syz("BUG: Bad page (state|cache)"),
+                "BUG: Bad page {1} in {2}",
+                stack=_StackFmt(
+                    parts=(_syz("page last allocated"), _PARSE),
+                    skip=(
+                        "(free|put|get|update|release)_page",
+                        "free_unref",
+                        "^_*folio",
+                        "truncate_inode_pages",
+                        "page_frag_free",
+                        "alloc",
+                        "vmap",
+                        "page_owner",
+                    ),
+                ),
+            ),
+            _F(_syz("BUG: Bad page map"), "BUG: Bad page map"),
+            _F(_syz("BUG: workqueue lockup"), "BUG: workqueue lockup", no_stack_trace=True),
+            _F(
+                _syz("BUG: sleeping function called from invalid context at (.*)"),
+                "BUG: sleeping function called from invalid context in {2}",
+                stack=_trace_stack(),
+            ),
+            _F(
+                _syz(r"BUG: using ([a-z_]+)\(\) in preemptible"),
+                "BUG: using {1}() in preemptible code in {2}",
+                stack=_trace_stack(
+                    "dump_stack", "preemption", "preempt", "debug_", "processor_id", "this_cpu"
+                ),
+            ),
+            _F(
+                _syz("BUG: memory leak"),
+                "memory leak in {1}",
+                stack=_StackFmt(
+                    parts=(_syz(r"backtrace(?: \(crc [0-9a-fA-F]*\))?:"), _PARSE),
+                    skip=(
+                        "kmemleak",
+                        "mmap",
+                        "kmem",
+                        "slab",
+                        "alloc",
+                        "create_object",
+                        "idr_get",
+                        "list_lru_init",
+                        "kasprintf",
+                        "kvasprintf",
+                        "pcpu_create",
+                        "strdup",
+                        "strndup",
+                        "memdup",
+                    ),
+                ),
+            ),
+            _F(_syz(r"BUG:\s*(?:\n|$)"), "BUG: corrupted", corrupted=True),
+        ),
+        tuple(
+            _syz(p)
+            for p in (
+                "ODEBUG:",
+                "Boot_DEBUG:",
+                "xlog_status:",
+                "DEBUG:",
+                "BUG: no syscalls can create resource",
+            )
+        ),
+    ),
+    _Oops(
+        "WARNING:",
+        (
+            _F(
+                _syz(r"WARNING: .*lib/debugobjects\.c.* (?:debug_print|debug_check|at)"),
+                "WARNING: ODEBUG bug in {1}",
+                stack=_warning_stack(
+                    "debug_",
+                    "rcu",
+                    "hrtimer_",
+                    "timer_",
+                    "work_",
+                    "percpu_",
+                    "vunmap",
+                    "vfree",
+                    "__free_",
+                    "debug_check",
+                    "kobject_",
+                ),
+            ),
+            _F(
+                _syz(r"WARNING: .*mm/usercopy\.c.* (?:usercopy_warn|at)"),
+                "WARNING: bad usercopy in {1}",
+                stack=_warning_stack("usercopy", "__check"),
+            ),
+            _F(
+                _syz(r"WARNING: .*lib/kobject\.c.* (?:kobject_|at)"),
+                "WARNING: kobject bug in {1}",
+                stack=_warning_stack("kobject_"),
+            ),
+            _F(
+                _syz(r"WARNING: .*lib/refcount\.c.* (?:refcount_|at)"),
+                "WARNING: refcount bug in {1}",
+                stack=_warning_stack("refcount", "kobject_"),
+            ),
+            _F(
+                _syz(r"WARNING: .*kernel/locking/lockdep\.c.*lock_"),
+                "WARNING: locking bug in {1}",
+                stack=_warning_stack("lock_sock", "release_sock"),
+            ),
+            _F(
+                _syz(r"WARNING: .*mm/.*\.c.* k?.?malloc"),
+                "WARNING: kmalloc bug in {1}",
+                stack=_warning_stack("kmalloc", "krealloc", "slab", "kmem"),
+            ),
+            _F(
+                _syz(r"WARNING: {{SRC}} at 0x\d+, CPU#\d+"),
+                "WARNING in {2}",
+                stack=_warning_stack(),
+            ),
+            _F(_syz("WARNING: .* at {{SRC}} {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
+            _F(_syz("WARNING: {{SRC}} at {{FUNC}}"), "WARNING in {3}", stack=_warning_stack()),
+            _F(
+                _syz(r"WARNING: \[.*\] {{SRC}} at {{FUNC}}.*"),
+                "WARNING in {3}",
+                stack=_warning_stack(),
+            ),
+            _F(
+                _syz("WARNING: possible circular locking dependency detected"),
+                "possible deadlock in {1}",
+                report=_syz(
+                    r"WARNING: possible circular locking dependency detected(?:.*\n)+?.*is "
+                    r"trying to acquire lock"
+                ),
+                stack=_StackFmt(
+                    parts=(
+                        _syz("at: (?:{{PC}} +)?{{FUNC}}"),
+                        _syz("at: (?:{{PC}} +)?{{FUNC}}"),
+                        _PARSE,
+                    ),
+                    skip=(
+                        "process_one_work",
+                        "flush_workqueue",
+                        "drain_workqueue",
+                        "destroy_workqueue",
+                    ),
+                ),
+            ),
+            _F(
+                _syz("WARNING: possible recursive locking detected"),
+                "possible deadlock in {1}",
+                report=_syz(
+                    r"WARNING: possible recursive locking detected(?:.*\n)+?.*is trying to "
+                    r"acquire lock(?:.*\n)+?.*at: (?:{{PC}} +)?{{FUNC}}"
+                ),
+            ),
+            _F(
+                _syz("WARNING: suspicious RCU usage"),
+                "WARNING: suspicious RCU usage in {2}",
+                report=_syz(r"WARNING: suspicious RCU usage(?:.*\n)+?.*?{{SRC}}"),
+                stack=_trace_stack("rcu", "kmem", "slab"),
+            ),
+            _F(
+                _syz("WARNING: held lock freed!"),
+                "WARNING: held lock freed in {1}",
+                report=_syz(r"WARNING: held lock freed!(?:.*\n)+?.*at:(?: {{PC}})? +{{FUNC}}"),
+            ),
+            _F(_syz(r"WARNING:\s*(?:\n|$)"), "WARNING: corrupted", corrupted=True),
+        ),
+        tuple(
+            _syz(p)
+            for p in (
+                "WARNING: /etc/ssh/moduli does not exist, using fixed modulus",
+                "WARNING: workqueue cpumask: online intersect > possible intersect",
+                "WARNING: [Tt]he mand mount option",
+                "WARNING: Unprivileged eBPF is enabled with eIBRS",
+                "WARNING: See https.* for mitigation options.",
+                "WARNING: kernel not compiled with CPU_SRSO",
+                r"EXT4-[Ff][Ss](?: \(.*\))?:",
+                r"XFS \(\w+\): WARNING",
+            )
+        ),
+    ),
+    _Oops(
+        "INFO:",
+        (
+            _F(_syz("INFO: (Freed|Allocated) in (.*)"), "INFO: {1} in {2}", corrupted=True),
+            _F(_syz(r"INFO:\s*(?:\n|$)"), "INFO: corrupted", corrupted=True),
+        ),
+        tuple(
+            _syz(p)
+            for p in (
+                "INFO: lockdep is turned off",
+                "INFO: Stall ended before state dump start",
+                "INFO: NMI handler",
+                "INFO: recovery required on readonly filesystem",
+                "(handler|interrupt).*took too long",
+                "INFO: sys_.* is not present in /proc/kallsyms",
+                "INFO: no syscalls can create resource",
+                "rmt_storage:INFO:",
+                "_INFO:",
+            )
+        ),
+    ),
+    _Oops(
+        "Unable to handle kernel",
+        (
+            _F(
+                _syz(
+                    "Unable to handle kernel (paging request|NULL pointer dereference|access to "
+                    "user memory)"
+                ),
+                "BUG: unable to handle kernel {1} in {2}",
+                stack=_rip_stack(),
+            ),
+        ),
+    ),
+    _Oops(
+        "general protection fault",
+        (
+            _F(
+                _syz("general protection fault.*:"),
+                "general protection fault in {1}",
+                stack=_rip_stack(),
+            ),
+        ),
+        (_syz(r"general protection fault .* error:\d+ in "),),
+    ),
+    _Oops(
+        "stack segment: ",
+        (_F(_syz("stack segment: "), "stack segment fault in {1}", stack=_rip_stack()),),
+    ),
+    _Oops(
+        "Kernel panic",
+        (
+            _F(
+                _syz("Kernel panic - not syncing: Fatal exception"),
+                "kernel panic: Fatal exception",
+                corrupted=True,
+            ),
+            _F(
+                _syz("Kernel panic - not syncing: panic_on_warn set"),
+                "kernel panic: panic_on_warn set",
+                corrupted=True,
+            ),
+            _F(_syz("Kernel panic - not syncing: (.*)"), "kernel panic: {1}"),
+        ),
+    ),
+    _Oops(
+        "PANIC: double fault",
+        (
+            _F(
+                _syz("PANIC: double fault"),
+                "PANIC: double fault in {1}",
+                stack=_StackFmt(parts=(_RIP_FRAME,)),
+            ),
+        ),
+    ),
+    _Oops(
+        "kernel BUG",
+        (
+            _F(
+                _syz("kernel BUG at mm/usercopy.c"),
+                "BUG: bad usercopy in {1}",
+                stack=_trace_stack("usercopy", "__check"),
+            ),
+            _F(
+                _syz("kernel BUG at lib/list_debug.c"),
+                "BUG: corrupted list in {1}",
+                stack=_trace_stack(),
+            ),
+            _F(_syz("kernel BUG at (.*)"), "kernel BUG in {2}", stack=_rip_stack("^skb_")),
+        ),
+    ),
     _Oops("Kernel BUG", (_F(_syz("Kernel BUG (.*)"), "kernel BUG {1}"),)),
-    _Oops("BUG kmalloc-", (_F(_syz("BUG kmalloc-.*: Object already free"),
-                              "BUG: Object already free"),)),
-    _Oops("divide error:", (_F(_syz("divide error: "), "divide error in {1}",
-                               stack=_StackFmt(parts=(_RIP_FRAME,))),)),
-    _Oops("invalid opcode:", (_F(_syz("invalid opcode: "), "invalid opcode in {1}",
-                                 stack=_StackFmt(parts=(_RIP_FRAME,))),)),
-    _Oops("UBSAN:", (
-        _F(_syz("UBSAN:"), "UBSAN: undefined-behaviour in {1}",
-           report=_syz("UBSAN: Undefined behaviour in"), stack=_trace_stack("ubsan", "overflow")),
-        _F(_syz("UBSAN: array-index-out-of-bounds in"), "UBSAN: array-index-out-of-bounds in {1}",
-           stack=_trace_stack("ubsan", "overflow")),
-        _F(_syz("UBSAN:"), "UBSAN: {1} in {2}", report=_syz("UBSAN: (.*?) in"),
-           stack=_trace_stack("ubsan", "overflow")),
-    )),
-    _Oops("unregister_netdevice: waiting for", (
-        _F(_syz("unregister_netdevice: waiting for (?:.*) to become free"),
-           "unregister_netdevice: waiting for DEV to become free", no_stack_trace=True),
-    )),
-    _Oops("Internal error:", (_F(_syz("Internal error:"), "Internal error in {1}",
-                                 stack=_rip_stack()),)),
-    _Oops("Unhandled fault:", (_F(_syz("Unhandled fault:"), "Unhandled fault in {1}",
-                                  stack=_rip_stack()),)),
-    _Oops("Alignment trap:", (_F(_syz("Alignment trap:"), "Alignment trap in {1}",
-                                 stack=_rip_stack()),)),
+    _Oops(
+        "BUG kmalloc-",
+        (_F(_syz("BUG kmalloc-.*: Object already free"), "BUG: Object already free"),),
+    ),
+    _Oops(
+        "divide error:",
+        (_F(_syz("divide error: "), "divide error in {1}", stack=_StackFmt(parts=(_RIP_FRAME,))),),
+    ),
+    _Oops(
+        "invalid opcode:",
+        (
+            _F(
+                _syz("invalid opcode: "),
+                "invalid opcode in {1}",
+                stack=_StackFmt(parts=(_RIP_FRAME,)),
+            ),
+        ),
+    ),
+    _Oops(
+        "UBSAN:",
+        (
+            _F(
+                _syz("UBSAN:"),
+                "UBSAN: undefined-behaviour in {1}",
+                report=_syz("UBSAN: Undefined behaviour in"),
+                stack=_trace_stack("ubsan", "overflow"),
+            ),
+            _F(
+                _syz("UBSAN: array-index-out-of-bounds in"),
+                "UBSAN: array-index-out-of-bounds in {1}",
+                stack=_trace_stack("ubsan", "overflow"),
+            ),
+            _F(
+                _syz("UBSAN:"),
+                "UBSAN: {1} in {2}",
+                report=_syz("UBSAN: (.*?) in"),
+                stack=_trace_stack("ubsan", "overflow"),
+            ),
+        ),
+    ),
+    _Oops(
+        "unregister_netdevice: waiting for",
+        (
+            _F(
+                _syz("unregister_netdevice: waiting for (?:.*) to become free"),
+                "unregister_netdevice: waiting for DEV to become free",
+                no_stack_trace=True,
+            ),
+        ),
+    ),
+    _Oops(
+        "Internal error:",
+        (_F(_syz("Internal error:"), "Internal error in {1}", stack=_rip_stack()),),
+    ),
+    _Oops(
+        "Unhandled fault:",
+        (_F(_syz("Unhandled fault:"), "Unhandled fault in {1}", stack=_rip_stack()),),
+    ),
+    _Oops(
+        "Alignment trap:",
+        (_F(_syz("Alignment trap:"), "Alignment trap in {1}", stack=_rip_stack()),),
+    ),
 )
 del _F
 
 _OOPS_HEADERS_RE = re.compile("|".join(re.escape(o.header) for o in _OOPSES))
 # Oopses that do not start a new report (they come in the middle of another one).
-_REPORT_START_IGNORES = tuple(_syz(p) for p in (
-    "invalid opcode: 0000", "Kernel panic - not syncing", "unregister_netdevice: waiting for",
-    "PANIC: double fault", "Internal error:"))
-_INFO_WITH_STACK = ("vmalloc: allocation failure:", "FAULT_INJECTION: forcing a failure",
-                    "FAULT_FLAG_ALLOW_RETRY missing")
+_REPORT_START_IGNORES = tuple(
+    _syz(p)
+    for p in (
+        "invalid opcode: 0000",
+        "Kernel panic - not syncing",
+        "unregister_netdevice: waiting for",
+        "PANIC: double fault",
+        "Internal error:",
+    )
+)
+_INFO_WITH_STACK = (
+    "vmalloc: allocation failure:",
+    "FAULT_INJECTION: forcing a failure",
+    "FAULT_FLAG_ALLOW_RETRY missing",
+)
 _CORRUPTED_TITLE_RE = re.compile(r"\[ *[0-9]+\.[0-9]+\]")
-_TITLE_REPLACEMENTS = tuple((re.compile(p, re.ASCII), r) for p, r in (
-    (r"syz-executor\.?[0-9]+((/|:)[0-9]+)?", "syz-executor"),
-    (r"syzkaller[0-9]+((/|:)[0-9]+)?", "syzkaller"),
-    (r"([^a-zA-Z0])(?:0x)?[0-9a-f]{6,}", r"\g<1>ADDR"),
-    (r"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", "IP"),
-    (r"(\.\w+)(:[0-9]+)+", r"\g<1>:LINE"),
-    # (here syzkaller's r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+" -> "$1": done by
-    # _strip_frame_offsets, because a backtracking engine takes quadratic time on it)
-    (r"CPU#[0-9]+", "CPU"),
-    (r"(\W)(\d+)(\W|$)", r"\g<1>NUM\g<3>"),
-))
-_FRAME_OFFSET_STEP = 5            # where syzkaller's funcRe comes in _TITLE_REPLACEMENTS
+_TITLE_REPLACEMENTS = tuple(
+    (re.compile(p, re.ASCII), r)
+    for p, r in (
+        (r"syz-executor\.?[0-9]+((/|:)[0-9]+)?", "syz-executor"),
+        (r"syzkaller[0-9]+((/|:)[0-9]+)?", "syzkaller"),
+        (r"([^a-zA-Z0])(?:0x)?[0-9a-f]{6,}", r"\g<1>ADDR"),
+        (r"([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", "IP"),
+        (r"(\.\w+)(:[0-9]+)+", r"\g<1>:LINE"),
+        # (here syzkaller's r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+" -> "$1": done by
+        # _strip_frame_offsets, because a backtracking engine takes quadratic time on it)
+        (r"CPU#[0-9]+", "CPU"),
+        (r"(\W)(\d+)(\W|$)", r"\g<1>NUM\g<3>"),
+    )
+)
+_FRAME_OFFSET_STEP = 5  # where syzkaller's funcRe comes in _TITLE_REPLACEMENTS
 _NAME_RUN_RE = re.compile(r"[a-zA-Z0-9_.]+")
 _FRAME_OFFSET_RE = re.compile(r"\+0x[0-9a-z]+/0x[0-9a-z]+")
 _LETTER_RE = re.compile(r"[a-zA-Z]")
@@ -935,9 +1544,13 @@ _skip_cache: dict[tuple[str, ...], re.Pattern[str]] = {}
 # after HEAD's line, and a later HEAD has fewer of them), so only the first is tried.  Go's
 # RE2 needs no such care; Python retrying every "BUG: KASAN:" of a long line was quadratic.
 _LINES_LAZY = r"(?:.*\n)+?"
-_HEADS = {pat: re.compile(pat.pattern.split(_LINES_LAZY, 1)[0])
-          for oops in _OOPSES for f in oops.formats for pat in (f.title, f.report)
-          if pat is not None and _LINES_LAZY in pat.pattern}
+_HEADS = {
+    pat: re.compile(pat.pattern.split(_LINES_LAZY, 1)[0])
+    for oops in _OOPSES
+    for f in oops.formats
+    for pat in (f.title, f.report)
+    if pat is not None and _LINES_LAZY in pat.pattern
+}
 
 
 def _search(pat: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -978,7 +1591,7 @@ def _append_frame(frames: list[str], m: re.Match[str] | None, skip: re.Pattern[s
         if name is not None and not skip.search(name):
             for prefix in _STRIP_FRAME_PREFIXES:
                 if name.startswith(prefix):
-                    name = name[len(prefix):]
+                    name = name[len(prefix) :]
             frames.append(name)
             return
 
@@ -1061,7 +1674,7 @@ def _extract_description(text: str, oops: _Oops) -> tuple[str, str | None, _Oops
         args = [g or "" for g in m.groups()]
         corrupted = None
         if f.stack is not None:
-            lines = text[m.start():].split("\n")
+            lines = text[m.start() :].split("\n")
             skip = _skip_re(f.stack.skip)
             frames, ok = _stack_frames(lines, skip, f.stack.parts)
             if not ok and f.stack.parts2:
@@ -1079,7 +1692,7 @@ def _extract_description(text: str, oops: _Oops) -> tuple[str, str | None, _Oops
             corrupted = "matched title but not report regexp"
         pos = text.find(oops.header)
         end = text.find("\n", pos)
-        desc = text[pos:end if end != -1 else len(text)]
+        desc = text[pos : end if end != -1 else len(text)]
     if corrupted is None and fmt is not None and fmt.corrupted:
         corrupted = "report format is marked as corrupted"
     return desc, corrupted, fmt
@@ -1098,7 +1711,7 @@ def _is_corrupted(title: str, report: str, fmt: _OopsFormat | None) -> str | Non
         m = key.search(report)
         if m is None:
             continue
-        frames = report[m.start():].split("\n")
+        frames = report[m.start() :].split("\n")
         if len(frames) < 4:
             return "call trace is missed"
         found = False
@@ -1124,7 +1737,7 @@ def _strip_frame_offsets(title: str) -> str:
     first letter that has one more name character after it, and not before the end of the
     previous match."""
     out: list[str] = []
-    done = 0                    # end of the previous match (and of the text copied to out)
+    done = 0  # end of the previous match (and of the text copied to out)
     for run in _NAME_RUN_RE.finditer(title):
         lo, hi = max(run.start(), done), run.end()
         if hi - lo < 2:
@@ -1154,7 +1767,7 @@ def sanitize_title(title: str) -> str:
     for ch in title[:_MAX_TITLE_LEN]:
         if ch == "\t":
             ch = " "
-        elif ord(ch) < 0x20 or ord(ch) >= 0x7f:
+        elif ord(ch) < 0x20 or ord(ch) >= 0x7F:
             continue
         if ch == " " and prev == " ":
             continue
@@ -1193,7 +1806,7 @@ def crash_title(lines: list[_Line]) -> CrashTitle | None:
     text_lines = 0
     skip_text = False
     cpu_traceback = False
-    bug_lines = True        # still in the first run of "BUG: KASAN:" lines
+    bug_lines = True  # still in the first run of "BUG: KASAN:" lines
     for i, ln in enumerate(lines):
         t = ln.text
         oops_line = i == 0
@@ -1201,8 +1814,11 @@ def crash_title(lines: list[_Line]) -> CrashTitle | None:
         if not oops_line and not second and cut_at_next_oops:
             if any(p in t for p in _INFO_WITH_STACK):
                 second = True
-            elif not bug_lines and find_oops(t) is not None and \
-                    not any(r.search(t) for r in _REPORT_START_IGNORES):
+            elif (
+                not bug_lines
+                and find_oops(t) is not None
+                and not any(r.search(t) for r in _REPORT_START_IGNORES)
+            ):
                 # (syzbot's symbolized text repeats the BUG line once per inlined frame:
                 # that run is one report, a deviation from syzkaller kept on purpose)
                 second = True
@@ -1222,8 +1838,10 @@ def crash_title(lines: list[_Line]) -> CrashTitle | None:
             skip_line = True
         elif "Sending NMI from CPU" in t:
             cpu_traceback = True
-        elif text_lines > 22 and ("Kernel panic - not syncing" in t or
-                                  "WARNING: possible circular locking dependency detected" in t):
+        elif text_lines > 22 and (
+            "Kernel panic - not syncing" in t
+            or "WARNING: possible circular locking dependency detected" in t
+        ):
             skip_text = skip_line = True
         if not oops_line and skip_line:
             continue
@@ -1234,8 +1852,9 @@ def crash_title(lines: list[_Line]) -> CrashTitle | None:
     desc, corrupted, fmt = _extract_description("\n".join(out[:end]) + "\n", oops)
     if corrupted is None:
         corrupted = _is_corrupted(desc, report, fmt)
-    return CrashTitle(sanitize_title(desc), lines[0].no, corrupted,
-                      kasan=lines[0].text.startswith("BUG: KASAN:"))
+    return CrashTitle(
+        sanitize_title(desc), lines[0].no, corrupted, kasan=lines[0].text.startswith("BUG: KASAN:")
+    )
 
 
 # The header lines of syzkaller's report test files (never kernel output).
@@ -1280,10 +1899,26 @@ class LogScan:
 # --------------------------------------------------------------------------- parser
 
 
-_SECTION_RES = (_END_RE, _BUG_RE, _ALLOC_RE, _FREED_RE, _AUX_RE, _OBJECT_RE, _OLD_OBJECT_RE,
-                 _LOCATED_RE, _PAGE_RE, _STACK_TASK_RE, _OLD_STACK_RE, _VARIABLE_RE, _VMALLOC_RE,
-                 _MEMSTATE_RE, _CALL_TRACE_RE, _TAGS_RE, _INTERRUPTING_RE,
-                 re.compile(r"^(?:CPU: |Hardware name: |Allocated:$|Freed:$|Memory state )"))
+_SECTION_RES = (
+    _END_RE,
+    _BUG_RE,
+    _ALLOC_RE,
+    _FREED_RE,
+    _AUX_RE,
+    _OBJECT_RE,
+    _OLD_OBJECT_RE,
+    _LOCATED_RE,
+    _PAGE_RE,
+    _STACK_TASK_RE,
+    _OLD_STACK_RE,
+    _VARIABLE_RE,
+    _VMALLOC_RE,
+    _MEMSTATE_RE,
+    _CALL_TRACE_RE,
+    _TAGS_RE,
+    _INTERRUPTING_RE,
+    re.compile(r"^(?:CPU: |Hardware name: |Allocated:$|Freed:$|Memory state )"),
+)
 
 
 def _is_section(text: str) -> bool:
@@ -1311,8 +1946,9 @@ def _is_trace_line(text: str, foreign_lines: bool) -> bool:
 class _ReportParser:
     """Consumes the lines of one report from a shared :class:`_LineSource`."""
 
-    def __init__(self, src: _LineSource, first: _Line, path: str | None,
-                 partial: bool = False) -> None:
+    def __init__(
+        self, src: _LineSource, first: _Line, path: str | None, partial: bool = False
+    ) -> None:
         self.src = src
         self.first = first
         self.path = path
@@ -1356,10 +1992,10 @@ class _ReportParser:
             if self.log:
                 if not ln.prefixed:
                     if _END_RE.match(ln.text):
-                        return ln                 # a wrapped "====" line still ends the report
-                    continue                      # wrapped tail or foreign output
+                        return ln  # a wrapped "====" line still ends the report
+                    continue  # wrapped tail or foreign output
                 if self.caller is not None and ln.caller != self.caller:
-                    continue                      # another task/CPU printing meanwhile
+                    continue  # another task/CPU printing meanwhile
             return ln
 
     def next_with_continuation(self, ln: _Line) -> tuple[_Line, _Line | None]:
@@ -1394,8 +2030,12 @@ class _ReportParser:
             if nxt is None:
                 return text
             tail = nxt.text.strip()
-            if nxt.prefixed or not tail or _END_RE.match(tail) or \
-                    not (is_open(text) or _MODULE_ONLY_RE.match(tail)):
+            if (
+                nxt.prefixed
+                or not tail
+                or _END_RE.match(tail)
+                or not (is_open(text) or _MODULE_ONLY_RE.match(tail))
+            ):
                 self.push(nxt)
                 return text
             text = f"{text} {tail}"
@@ -1404,7 +2044,8 @@ class _ReportParser:
         """A frame with its wrapped tail: a decoded location ``(file.c:12`` left open, a name
         after a lone ``[<pc>]``, a ``[module]``."""
         return self.join_wrapped(
-            text, lambda t: t.count("(") > t.count(")") or bool(_PC_ONLY_RE.match(t)))
+            text, lambda t: t.count("(") > t.count(")") or bool(_PC_ONLY_RE.match(t))
+        )
 
     # -- the report -------------------------------------------------------------------
 
@@ -1423,7 +2064,7 @@ class _ReportParser:
     def parse_header(self) -> KasanReport:
         ln = self.first
         bug = _BUG_RE.match(ln.text)
-        assert bug is not None                  # (a parser starts on a 'BUG: KASAN:' line)
+        assert bug is not None  # (a parser starts on a 'BUG: KASAN:' line)
         rest = bug.group("rest")
         if rest.endswith(" in") or rest.endswith(" in "):
             _, tail = self.next_with_continuation(ln)
@@ -1435,25 +2076,28 @@ class _ReportParser:
         if m:
             bug_type, func_text = m.group("type"), m.group("func").strip()
             am = _AT_ADDR_RE.match(func_text)
-            if am:                                   # before 4.12: "... in f at addr A"
+            if am:  # before 4.12: "... in f at addr A"
                 func_text = am.group("func")
                 addr = _hex(am.group("addr"))
         else:
-            m = _BUG_ON_ADDR_RE.match(rest)          # 3.x: "null-ptr-deref on address (null)"
+            m = _BUG_ON_ADDR_RE.match(rest)  # 3.x: "null-ptr-deref on address (null)"
             if not m:
-                err = self.error("malformed 'BUG: KASAN:' line (expected '<bug type> in "
-                                 "<function>')", ln, 13)
+                err = self.error(
+                    "malformed 'BUG: KASAN:' line (expected '<bug type> in <function>')", ln, 13
+                )
                 if not self.partial or not rest.strip():
                     raise err
                 # the bug type is all there is (the line was cut short)
-                rep = KasanReport(bug_type=rest.strip().split()[0], function=None, line=ln.no,
-                                  path=self.path)
+                rep = KasanReport(
+                    bug_type=rest.strip().split()[0], function=None, line=ln.no, path=self.path
+                )
                 rep.problems.append(err)
                 return rep
             bug_type, func_text = m.group("type"), ""
             a = m.group("addr").strip()
-            addr = 0 if a == "(null)" else \
-                (_hex(a) if re.fullmatch(r"[0-9a-fA-F]{1,16}", a) else None)
+            addr = (
+                0 if a == "(null)" else (_hex(a) if re.fullmatch(r"[0-9a-fA-F]{1,16}", a) else None)
+            )
         bug_type = bug_type.strip()
         if not bug_type or " in " in bug_type:
             raise self.error("malformed bug type in 'BUG: KASAN:' line", ln, 13)
@@ -1473,8 +2117,14 @@ class _ReportParser:
         if fm:
             function = fm.group("sym") + (fm.group("mod") or "")
             location = fm.group("loc")
-        rep = KasanReport(bug_type=bug_type, function=function, source_location=location,
-                          line=ln.no, path=self.path, addr=addr)
+        rep = KasanReport(
+            bug_type=bug_type,
+            function=function,
+            source_location=location,
+            line=ln.no,
+            path=self.path,
+            addr=addr,
+        )
         if addr is not None and am is not None:
             rep.addr_digits = len(am.group("addr"))
         return rep
@@ -1487,9 +2137,11 @@ class _ReportParser:
             ln = self.next()
             if ln is None:
                 self.push_back_for_body(None, skipped)
-                raise self.error("report ends after its 'BUG: KASAN:' line (expected the "
-                                 "'Read/Write of size N at addr ... by task ...' line)",
-                                 first_candidate or self.first)
+                raise self.error(
+                    "report ends after its 'BUG: KASAN:' line (expected the "
+                    "'Read/Write of size N at addr ... by task ...' line)",
+                    first_candidate or self.first,
+                )
             if first_candidate is None:
                 first_candidate = ln
             text = ln.text
@@ -1512,7 +2164,8 @@ class _ReportParser:
                 raise self.error(
                     "expected 'Read|Write of size N at addr ADDR by task COMM/PID' "
                     "(or 'Free of addr ADDR by task COMM/PID') after the 'BUG: KASAN:' line",
-                    first_candidate)
+                    first_candidate,
+                )
             skipped.append(ln)
 
     def push_back_for_body(self, ln: _Line | None, skipped: list[_Line]) -> None:
@@ -1554,19 +2207,19 @@ class _ReportParser:
                 self._parse_body(rep)
                 return
             except ReportParseError as err:
-                self.problem(err)           # strict: raises; partial: go on after it
+                self.problem(err)  # strict: raises; partial: go on after it
 
     def _parse_body(self, rep: KasanReport) -> None:
         # Where the report's own task goes on to another oops (a fault while printing), the
         # report ends there.  Without caller ids other CPUs' oopses interleave: go on.
         interruptible = not self.log or self.caller is not None
-        unrelated = 0                   # consecutive lines that are no part of a report
+        unrelated = 0  # consecutive lines that are no part of a report
         fell_through = False
         while True:
             unrelated = unrelated + 1 if fell_through else 0
             fell_through = False
             if unrelated > _MAX_UNRELATED:
-                return      # no closing line, and then only other output: the report ended
+                return  # no closing line, and then only other output: the report ended
             ln = self.next()
             if ln is None:
                 return
@@ -1590,13 +2243,13 @@ class _ReportParser:
                     continue
             if text.startswith("CPU: ") and rep.kernel_release is None:
                 m = _CPU_RE.match(text)
-                if m is None:                       # the release wrapped to the next line
+                if m is None:  # the release wrapped to the next line
                     m = _CPU_RE.match(self.join_wrapped(text, lambda t: not _CPU_RE.match(t)))
                 if m is not None:
                     rep.kernel_release = m.group("release")
                     continue
             if text.startswith("Hardware name: ") and rep.hardware is None:
-                rep.hardware = text[len("Hardware name: "):].strip()
+                rep.hardware = text[len("Hardware name: ") :].strip()
                 continue
             m = _ALLOC_RE.match(text)
             if m:
@@ -1615,11 +2268,14 @@ class _ReportParser:
                 nxt = self.expect_next(ln, "' which belongs to the cache NAME of size N'")
                 m2 = _CACHE_RE.match(nxt.text)
                 if not m2:
-                    raise self.error("expected ' which belongs to the cache NAME of size N' after "
-                                     "'The buggy address belongs to the object at'", nxt)
+                    raise self.error(
+                        "expected ' which belongs to the cache NAME of size N' after "
+                        "'The buggy address belongs to the object at'",
+                        nxt,
+                    )
                 rep.cache_name, rep.cache_object_size = m2.group("name"), int(m2.group("size"))
                 continue
-            m = _OLD_OBJECT_RE.match(text)              # 4.0-4.11 layout
+            m = _OLD_OBJECT_RE.match(text)  # 4.0-4.11 layout
             if m:
                 rep.object_addr = _hex(m.group("addr"))
                 rep.cache_name, rep.cache_object_size = m.group("name"), int(m.group("size"))
@@ -1630,14 +2286,20 @@ class _ReportParser:
                 nxt = self.expect_next(ln, "' [allocated |freed ]N-byte region [START, END)'")
                 m2 = _REGION_RE.match(nxt.text)
                 if not m2:
-                    raise self.error("expected ' [allocated |freed ]N-byte region [START, END)' "
-                                     "after 'The buggy address is located ...'", nxt)
+                    raise self.error(
+                        "expected ' [allocated |freed ]N-byte region [START, END)' "
+                        "after 'The buggy address is located ...'",
+                        nxt,
+                    )
                 rep.state = m2.group("state") or ""
                 rep.region_size = int(m2.group("size"))
                 rep.region_start, rep.region_end = _hex(m2.group("start")), _hex(m2.group("end"))
                 if rep.region_end - rep.region_start != rep.region_size:
-                    raise self.error(f"region [{m2.group('start')}, {m2.group('end')}) is not "
-                                     f"{rep.region_size} bytes long", nxt)
+                    raise self.error(
+                        f"region [{m2.group('start')}, {m2.group('end')}) is not "
+                        f"{rep.region_size} bytes long",
+                        nxt,
+                    )
                 continue
             if _PAGE_RE.match(text):
                 self.parse_page(rep)
@@ -1658,8 +2320,10 @@ class _ReportParser:
             if _VARIABLE_RE.match(text):
                 nxt = self.expect_next(ln, "the variable (' NAME+0xOFF/0xSIZE')")
                 if not nxt.text.strip() or not nxt.text.startswith(" "):
-                    raise self.error("expected ' <variable>' after "
-                                     "'The buggy address belongs to the variable:'", nxt)
+                    raise self.error(
+                        "expected ' <variable>' after 'The buggy address belongs to the variable:'",
+                        nxt,
+                    )
                 rep.variable = nxt.text.strip()
                 continue
             if _VMALLOC_RE.match(text):
@@ -1698,10 +2362,10 @@ class _ReportParser:
                 foreign = 0
                 continue
             if text and self.foreign_lines and foreign < _LOG_SLACK and not _is_section(text):
-                foreign += 1                        # another driver's line in the middle
+                foreign += 1  # another driver's line in the middle
                 continue
             if text:
-                self.push(ln)                       # a new section without a blank line
+                self.push(ln)  # a new section without a blank line
             return st
 
     def parse_call_trace(self, header: _Line | None, first: _Line | None) -> StackTrace:
@@ -1709,9 +2373,10 @@ class _ReportParser:
         arm32's ``[<pc>] (func) from [<pc>] (caller+0x../0x..)`` lines.  Frame lines are kept
         as printed (stripped); a mail client's wrapped ``(caller+..)`` tail is joined."""
         start = header or first
-        assert start is not None                # (called on a header or a first frame)
-        st = StackTrace(kind="access", header=header.text if header else "", pid=None,
-                        line=start.no)
+        assert start is not None  # (called on a header or a first frame)
+        st = StackTrace(
+            kind="access", header=header.text if header else "", pid=None, line=start.no
+        )
         if first is not None:
             st.frames.append(self.join_wrapped_frame(first.text).strip())
         foreign = 0
@@ -1722,8 +2387,7 @@ class _ReportParser:
             t = ln.text
             if not t.strip():
                 return st
-            if _is_trace_line(t, self.foreign_lines) or \
-                    not self.foreign_lines and t[0] in "[(<":
+            if _is_trace_line(t, self.foreign_lines) or not self.foreign_lines and t[0] in "[(<":
                 if t.startswith("(") and st.frames and st.frames[-1].endswith("]"):
                     st.frames[-1] += " " + t.strip()
                 else:
@@ -1731,7 +2395,7 @@ class _ReportParser:
                 foreign = 0
                 continue
             if self.foreign_lines and foreign < _LOG_SLACK and not _is_section(t):
-                foreign += 1                        # another driver's line in the middle
+                foreign += 1  # another driver's line in the middle
                 continue
             self.push(ln)
             return st
@@ -1747,7 +2411,7 @@ class _ReportParser:
                     self.push(ln)
                 return
             if self.foreign_lines and not _PAGE_DUMP_RE.match(t):
-                continue                            # another driver's line in the middle
+                continue  # another driver's line in the middle
             # (a wrapped dump line: "page:... mapcount:0" + "mapping:... pfn:0x113a88")
             rep.page_lines.append(self.join_wrapped(t, lambda _t: True))
 
@@ -1757,7 +2421,7 @@ class _ReportParser:
             return
         m = _STACK_OFFSET_RE.match(ln.text)
         if not m:
-            self.push(ln)                            # no frame found (e.g. an alloca)
+            self.push(ln)  # no frame found (e.g. an alloca)
             return
         rep.frame_offset = int(m.group("off"))
         rep.stack_lines.append(ln.text)
@@ -1785,8 +2449,9 @@ class _ReportParser:
             o = self.expect_next(ln, f"one of the {n} frame objects")
             mo = _FRAME_OBJ_RE.match(o.text)
             if not mo:
-                raise self.error(f"expected \" [START, END) 'NAME'\" (frame object {len(objs) + 1} "
-                                 f"of {n})", o)
+                raise self.error(
+                    f"expected \" [START, END) 'NAME'\" (frame object {len(objs) + 1} of {n})", o
+                )
             objs.append(FrameObject(int(mo.group("start")), int(mo.group("end")), mo.group("name")))
             rep.stack_lines.append(o.text)
         rep.frame_objects = objs
@@ -1797,24 +2462,28 @@ class _ReportParser:
             return None
         body = m.group("rest").strip()
         if self.log and len(body.split()) < META_BYTES_PER_ROW:
-            _, tail = self.next_with_continuation(ln)        # a mail client wrapped the row
+            _, tail = self.next_with_continuation(ln)  # a mail client wrapped the row
             if tail is not None:
                 if _HEX_BYTES_RE.match(tail.text.strip()):
                     body = body + " " + tail.text.strip()
                 else:
                     self.push(tail)
         if not m.group("rest").startswith(" ") or not _HEX_BYTES_RE.match(body):
-            raise self.error("malformed memory-state row (expected 'ADDR: xx xx ... xx')", ln,
-                             len(m.group("mark")) + len(m.group("addr")) + 2)
+            raise self.error(
+                "malformed memory-state row (expected 'ADDR: xx xx ... xx')",
+                ln,
+                len(m.group("mark")) + len(m.group("addr")) + 2,
+            )
         values = tuple(int(v, 16) for v in body.split())
         if len(values) != META_BYTES_PER_ROW:
-            raise self.error(f"memory-state row has {len(values)} bytes, expected "
-                             f"{META_BYTES_PER_ROW}", ln)
+            raise self.error(
+                f"memory-state row has {len(values)} bytes, expected {META_BYTES_PER_ROW}", ln
+            )
         return MemoryRow(_hex(m.group("addr")), values, m.group("mark") == ">", ln.no)
 
     def parse_memory_state(self, rep: KasanReport, header: _Line) -> None:
         rows: list[MemoryRow] = []
-        rep.memory_rows = rows          # (a partial read keeps the rows read so far)
+        rep.memory_rows = rows  # (a partial read keeps the rows read so far)
         # (a second memory state, as in a garbled log, starts over: no '>' or '^' of the first)
         rep.guilty_row = rep.caret_index = rep.row_addr_digits = None
         addr_digits: int | None = None
@@ -1840,12 +2509,13 @@ class _ReportParser:
                 cm = _CARET_RE.match(ln.text)
                 if cm:
                     col = ln.text.index("^")
-                    assert addr_digits is not None            # (a caret follows a row)
-                    first_byte_col = 1 + addr_digits + 2      # '>' + address + ': '
+                    assert addr_digits is not None  # (a caret follows a row)
+                    first_byte_col = 1 + addr_digits + 2  # '>' + address + ': '
                     k, r = divmod(col - first_byte_col, 3)
                     if r != 0 or not 0 <= k < META_BYTES_PER_ROW:
-                        raise self.error("the '^' is not under a byte of the guilty row",
-                                         ln, col + 1)
+                        raise self.error(
+                            "the '^' is not under a byte of the guilty row", ln, col + 1
+                        )
                     rep.caret_index = k
                     caret_pending = False
                     continue
@@ -1858,10 +2528,13 @@ class _ReportParser:
                 if skipped < (first_row_slack if not rows else slack):
                     skipped += 1
                     continue
-                raise self.error(f"expected memory-state row {len(rows) + 1} of {META_ROWS} "
-                                 "(' ADDR: xx xx ...' or '>ADDR: ...')", ln)
+                raise self.error(
+                    f"expected memory-state row {len(rows) + 1} of {META_ROWS} "
+                    "(' ADDR: xx xx ...' or '>ADDR: ...')",
+                    ln,
+                )
             row_start = _ROW_START_RE.match(ln.text)
-            assert row_start is not None            # (parse_row() read it)
+            assert row_start is not None  # (parse_row() read it)
             digits = len(row_start.group("addr"))
             if addr_digits is None:
                 addr_digits = rep.row_addr_digits = digits
@@ -1881,15 +2554,18 @@ class _ReportParser:
             raise self.error("memory state has no guilty ('>') row", header)
         stride = rows[1].addr - rows[0].addr
         if stride % META_BYTES_PER_ROW:
-            raise self.error(f"memory-state row stride {stride:#x} is not a multiple of "
-                             f"{META_BYTES_PER_ROW}", header)
+            raise self.error(
+                f"memory-state row stride {stride:#x} is not a multiple of {META_BYTES_PER_ROW}",
+                header,
+            )
 
 
 # --------------------------------------------------------------------------- API
 
 
-def _open_lines(source: str | os.PathLike[str] | Iterable[str]
-                ) -> tuple[Iterable[str], str | None, IO[str] | None]:
+def _open_lines(
+    source: str | os.PathLike[str] | Iterable[str],
+) -> tuple[Iterable[str], str | None, IO[str] | None]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
@@ -1919,11 +2595,15 @@ def read_log_lines(fh, path: str | None) -> Iterator[str]:
         yield line
 
 
-def iter_reports(source: str | os.PathLike[str] | Iterable[str], *, path: str | None = None,
-                 strict: bool = True,
-                 errors: list[ReportParseError] | None = None,
-                 partial: bool = False,
-                 scan: LogScan | None = None) -> Iterator[KasanReport]:
+def iter_reports(
+    source: str | os.PathLike[str] | Iterable[str],
+    *,
+    path: str | None = None,
+    strict: bool = True,
+    errors: list[ReportParseError] | None = None,
+    partial: bool = False,
+    scan: LogScan | None = None,
+) -> Iterator[KasanReport]:
     """Yield the KASAN reports found in ``source`` (a file path, or an iterable of lines).
 
     Lines are read lazily (a huge log costs the memory of one report at a time).  ``path``
@@ -1957,22 +2637,28 @@ def iter_reports(source: str | os.PathLike[str] | Iterable[str], *, path: str | 
             fh.close()
 
 
-def parse_reports(source: str | os.PathLike[str] | Iterable[str], *, path: str | None = None,
-                  strict: bool = True,
-                  errors: list[ReportParseError] | None = None,
-                  partial: bool = False) -> list[KasanReport]:
+def parse_reports(
+    source: str | os.PathLike[str] | Iterable[str],
+    *,
+    path: str | None = None,
+    strict: bool = True,
+    errors: list[ReportParseError] | None = None,
+    partial: bool = False,
+) -> list[KasanReport]:
     """All KASAN reports of ``source`` (a path or an iterable of lines), in input order."""
     return list(iter_reports(source, path=path, strict=strict, errors=errors, partial=partial))
 
 
-def parse_report_text(text: str, *, path: str | None = None,
-                      strict: bool = True, partial: bool = False) -> list[KasanReport]:
+def parse_report_text(
+    text: str, *, path: str | None = None, strict: bool = True, partial: bool = False
+) -> list[KasanReport]:
     """All KASAN reports in a string (for example captured ``kinspect run`` output)."""
     return parse_reports(text.splitlines(), path=path, strict=strict, partial=partial)
 
 
-def first_crash(source: str | os.PathLike[str] | Iterable[str], *,
-                path: str | None = None) -> CrashTitle | None:
+def first_crash(
+    source: str | os.PathLike[str] | Iterable[str], *, path: str | None = None
+) -> CrashTitle | None:
     """The first crash of a console log (KASAN or not) with syzkaller's title, or None."""
     scan = LogScan()
     for _ in iter_reports(source, path=path, partial=True, scan=scan):

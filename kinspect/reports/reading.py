@@ -37,8 +37,9 @@ class Symbolizers:
             return self.vmlinux
         return self.modules.get(module) if self.modules is not None else None
 
-    def frames(self, texts: list[str], return_address: bool = False
-               ) -> list[list[SourceFrame] | None]:
+    def frames(
+        self, texts: list[str], return_address: bool = False
+    ) -> list[list[SourceFrame] | None]:
         """Each frame text symbolized (None: not a frame, or not in the given files)."""
         out: list[list[SourceFrame] | None] = [None] * len(texts)
         groups: dict[str | None, list[int]] = {}
@@ -70,8 +71,11 @@ class Symbolizers:
 
 def stack_texts(rep: KasanReport) -> dict[str, list[str]]:
     out = {}
-    for kind, st in (("access stack", rep.access_stack), ("allocated", rep.alloc_stack),
-                     ("freed", rep.free_stack)):
+    for kind, st in (
+        ("access stack", rep.access_stack),
+        ("allocated", rep.alloc_stack),
+        ("freed", rep.free_stack),
+    ):
         if st is not None:
             out[kind] = list(st.frames)
     for i, st in enumerate(rep.aux_stacks):
@@ -83,13 +87,13 @@ def input_lines(path: str):
     """The lines of a log (``-``: standard input) as the parser takes them, and its name."""
     if path == "-":
         raw = getattr(sys.stdin, "buffer", None)
-        text = sys.stdin if raw is None else \
-            io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        text = (
+            sys.stdin if raw is None else io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        )
         return read_log_lines(text, "<stdin>"), "<stdin>"
     if os.path.isdir(path):
         raise ReportParseError("cannot read the file: Is a directory", path)
     return path, path
-
 
 
 @dataclass
@@ -103,13 +107,15 @@ class ExplainedReport:
     stacks: dict[str, list[str]] | None = None
 
 
-def read_reports(path: str, vmlinux: str | None = None, modules: str | None = None,
-                 strip: str | None = None) -> tuple[list[ExplainedReport], CrashTitle | None]:
+def read_reports(
+    path: str, vmlinux: str | None = None, modules: str | None = None, strip: str | None = None
+) -> tuple[list[ExplainedReport], CrashTitle | None]:
     """Every KASAN report of a log, explained (and symbolized with a vmlinux or modules), and
     the log's first crash.  Unreadable input or ELF files raise a KinspectError."""
     if path == "-":
-        raise ReportParseError("the UI reads its keys from standard input: give the log as a "
-                               "file", "-")
+        raise ReportParseError(
+            "the UI reads its keys from standard input: give the log as a file", "-"
+        )
     source, name = input_lines(path)
     syms = Symbolizers(vmlinux, modules, strip) if (vmlinux or modules) else None
     scan = LogScan()

@@ -44,26 +44,36 @@ import stat
 import struct
 import tempfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-
-from kinspect.engine.errors import SymbolizationError
-
 from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
-from elftools.dwarf.constants import (DW_LNE_end_sequence, DW_LNE_set_address,
-                                      DW_LNS_advance_line, DW_LNS_advance_pc,
-                                      DW_LNS_const_add_pc, DW_LNS_copy, DW_LNS_fixed_advance_pc,
-                                      DW_LNS_negate_stmt, DW_LNS_set_basic_block,
-                                      DW_LNS_set_column, DW_LNS_set_epilogue_begin,
-                                      DW_LNS_set_file, DW_LNS_set_isa, DW_LNS_set_prologue_end)
-from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.dwarf.constants import (
+    DW_LNE_end_sequence,
+    DW_LNE_set_address,
+    DW_LNS_advance_line,
+    DW_LNS_advance_pc,
+    DW_LNS_const_add_pc,
+    DW_LNS_copy,
+    DW_LNS_fixed_advance_pc,
+    DW_LNS_negate_stmt,
+    DW_LNS_set_basic_block,
+    DW_LNS_set_column,
+    DW_LNS_set_epilogue_begin,
+    DW_LNS_set_file,
+    DW_LNS_set_isa,
+    DW_LNS_set_prologue_end,
+)
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
 from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
 from elftools.elf.elffile import ELFFile
+
+from kinspect.engine.errors import SymbolizationError
 
 __all__ = [
     "SourceFrame",
@@ -85,10 +95,25 @@ _ENTRY_DTYPES = frozenset(np.dtype(t).str for t in (np.uint64, np.int64, np.uint
 # Every exception pyelftools (and reading a damaged file) is known to let out: elftools' ELFError
 # and DWARFError (not a subclass of ELFError), construct errors, and the built-ins its issues
 # report on corrupt input (e.g. #467, #612, PR #667).
-_PYELFTOOLS_ERRORS = (ELFError, DWARFError, ConstructError, AssertionError, KeyError, IndexError,
-                      ValueError, OverflowError, OSError, UnicodeDecodeError, struct.error,
-                      zlib.error, EOFError, RecursionError, NotImplementedError, TypeError,
-                      AttributeError)
+_PYELFTOOLS_ERRORS = (
+    ELFError,
+    DWARFError,
+    ConstructError,
+    AssertionError,
+    KeyError,
+    IndexError,
+    ValueError,
+    OverflowError,
+    OSError,
+    UnicodeDecodeError,
+    struct.error,
+    zlib.error,
+    EOFError,
+    RecursionError,
+    NotImplementedError,
+    TypeError,
+    AttributeError,
+)
 
 # A compressed debug section may not claim to inflate by more than zlib can (1032:1).
 _MAX_INFLATE_RATIO = 1100
@@ -115,7 +140,7 @@ class SourceFrame:
             return "??:?" if self.function is not None else "??:0"
         f = self.file
         if strip and f.startswith(strip):
-            f = f[len(strip):].lstrip("/")
+            f = f[len(strip) :].lstrip("/")
         return f"{f}:{self.line if self.line is not None else 0}"
 
 
@@ -130,7 +155,8 @@ class Symbol(NamedTuple):
 _FRAME_RE = re.compile(
     r"^\s*(?:\[<?(?:0x)?[0-9a-f]+>?\]\s*)*(?:\?\s+)?\(?(?P<func>[A-Za-z_.$][\w.$]*)"
     r"\+(?P<off>0x[0-9a-fA-F]+|\d+)(?:/(?P<len>0x[0-9a-fA-F]+|\d+))?\)?"
-    r"(?:\s+\[(?P<mod>[\w.-]+)(?:\s[^\]]*)?\])?")
+    r"(?:\s+\[(?P<mod>[\w.-]+)(?:\s[^\]]*)?\])?"
+)
 
 
 def parse_frame(text: str) -> tuple[str, int, int | None, str | None] | None:
@@ -171,6 +197,7 @@ def default_cache_dir() -> Path:
 
 # --------------------------------------------------------------------------- helpers
 
+
 class _Window(io.RawIOBase):
     """A read-only seekable stream over a memoryview (an mmap'd section): no copy.
 
@@ -209,9 +236,10 @@ class _Window(io.RawIOBase):
         return self._pos
 
     def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(len(self._view),
-                                                                    self._pos + size)
-        data = bytes(self._view[self._pos:end]) if self._pos < end else b""
+        end = (
+            len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        )
+        data = bytes(self._view[self._pos : end]) if self._pos < end else b""
         self._pos = max(self._pos, end)
         return data
 
@@ -220,14 +248,14 @@ def _uleb(d, i: int) -> tuple[int, int]:
     """The ULEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     b = d[i]
     i += 1
-    v = b & 0x7f
+    v = b & 0x7F
     shift = 7
     while b & 0x80:
         if shift > 63:
             raise ValueError(f"LEB128 number at offset {i - 10} is longer than 10 bytes")
         b = d[i]
         i += 1
-        v |= (b & 0x7f) << shift
+        v |= (b & 0x7F) << shift
         shift += 7
     return v, i
 
@@ -235,7 +263,7 @@ def _uleb(d, i: int) -> tuple[int, int]:
 def _sleb(d, i: int) -> tuple[int, int]:
     """The SLEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     v, end = _uleb(d, i)
-    if d[end - 1] & 0x40:                  # the sign bit of the last byte
+    if d[end - 1] & 0x40:  # the sign bit of the last byte
         v -= 1 << 7 * (end - i)
     return v, end
 
@@ -244,7 +272,7 @@ def _cstr(d, i: int) -> str:
     """The NUL-terminated string at ``d[i]``."""
     window = 256
     while True:
-        chunk = bytes(d[i:i + window])
+        chunk = bytes(d[i : i + window])
         end = chunk.find(b"\0")
         if end >= 0:
             return chunk[:end].decode("utf-8", "replace")
@@ -274,31 +302,86 @@ _AT_addr_base = _AT["DW_AT_addr_base"]
 _AT_rnglists_base = _AT["DW_AT_rnglists_base"]
 _AT_comp_dir = _AT["DW_AT_comp_dir"]
 _AT_stmt_list = _AT["DW_AT_stmt_list"]
-_WANTED = {_AT_sibling, _AT_name, _AT_low_pc, _AT_high_pc, _AT_ranges, _AT_abstract_origin,
-           _AT_specification, _AT_call_file, _AT_call_line, _AT_str_offsets_base, _AT_addr_base,
-           _AT_rnglists_base, _AT_comp_dir, _AT_stmt_list}
+_WANTED = {
+    _AT_sibling,
+    _AT_name,
+    _AT_low_pc,
+    _AT_high_pc,
+    _AT_ranges,
+    _AT_abstract_origin,
+    _AT_specification,
+    _AT_call_file,
+    _AT_call_line,
+    _AT_str_offsets_base,
+    _AT_addr_base,
+    _AT_rnglists_base,
+    _AT_comp_dir,
+    _AT_stmt_list,
+}
 _TAG_subprogram = _TAG["DW_TAG_subprogram"]
 _TAG_inlined = _TAG["DW_TAG_inlined_subroutine"]
 _F = {name: _FORM[name] for name in _FORM if isinstance(name, str)}
-_FIXED = {_F["DW_FORM_data1"]: 1, _F["DW_FORM_ref1"]: 1, _F["DW_FORM_flag"]: 1,
-          _F["DW_FORM_strx1"]: 1, _F["DW_FORM_addrx1"]: 1,
-          _F["DW_FORM_data2"]: 2, _F["DW_FORM_ref2"]: 2, _F["DW_FORM_strx2"]: 2,
-          _F["DW_FORM_addrx2"]: 2, _F["DW_FORM_strx3"]: 3, _F["DW_FORM_addrx3"]: 3,
-          _F["DW_FORM_data4"]: 4, _F["DW_FORM_ref4"]: 4, _F["DW_FORM_strx4"]: 4,
-          _F["DW_FORM_addrx4"]: 4, _F["DW_FORM_data8"]: 8, _F["DW_FORM_ref8"]: 8,
-          _F["DW_FORM_ref_sig8"]: 8, _F["DW_FORM_data16"]: 16}
-_REF_FORMS = {_F["DW_FORM_ref1"], _F["DW_FORM_ref2"], _F["DW_FORM_ref4"], _F["DW_FORM_ref8"],
-              _F["DW_FORM_ref_udata"]}
-_STRX_FORMS = {_F["DW_FORM_strx"], _F["DW_FORM_strx1"], _F["DW_FORM_strx2"],
-               _F["DW_FORM_strx3"], _F["DW_FORM_strx4"]}
-_ADDRX_FORMS = {_F["DW_FORM_addrx"], _F["DW_FORM_addrx1"], _F["DW_FORM_addrx2"],
-                _F["DW_FORM_addrx3"], _F["DW_FORM_addrx4"]}
-_OFFSET_FORMS = {_F["DW_FORM_strp"], _F["DW_FORM_line_strp"], _F["DW_FORM_sec_offset"],
-                 _F["DW_FORM_GNU_ref_alt"], _F["DW_FORM_GNU_strp_alt"], _F["DW_FORM_strp_sup"],
-                 _F["DW_FORM_ref_sup4"]}
-_ULEB_FORMS = {_F["DW_FORM_udata"], _F["DW_FORM_ref_udata"], _F["DW_FORM_strx"],
-               _F["DW_FORM_addrx"], _F["DW_FORM_rnglistx"], _F["DW_FORM_loclistx"],
-               _F["DW_FORM_GNU_addr_index"], _F["DW_FORM_GNU_str_index"]}
+_FIXED = {
+    _F["DW_FORM_data1"]: 1,
+    _F["DW_FORM_ref1"]: 1,
+    _F["DW_FORM_flag"]: 1,
+    _F["DW_FORM_strx1"]: 1,
+    _F["DW_FORM_addrx1"]: 1,
+    _F["DW_FORM_data2"]: 2,
+    _F["DW_FORM_ref2"]: 2,
+    _F["DW_FORM_strx2"]: 2,
+    _F["DW_FORM_addrx2"]: 2,
+    _F["DW_FORM_strx3"]: 3,
+    _F["DW_FORM_addrx3"]: 3,
+    _F["DW_FORM_data4"]: 4,
+    _F["DW_FORM_ref4"]: 4,
+    _F["DW_FORM_strx4"]: 4,
+    _F["DW_FORM_addrx4"]: 4,
+    _F["DW_FORM_data8"]: 8,
+    _F["DW_FORM_ref8"]: 8,
+    _F["DW_FORM_ref_sig8"]: 8,
+    _F["DW_FORM_data16"]: 16,
+}
+_REF_FORMS = {
+    _F["DW_FORM_ref1"],
+    _F["DW_FORM_ref2"],
+    _F["DW_FORM_ref4"],
+    _F["DW_FORM_ref8"],
+    _F["DW_FORM_ref_udata"],
+}
+_STRX_FORMS = {
+    _F["DW_FORM_strx"],
+    _F["DW_FORM_strx1"],
+    _F["DW_FORM_strx2"],
+    _F["DW_FORM_strx3"],
+    _F["DW_FORM_strx4"],
+}
+_ADDRX_FORMS = {
+    _F["DW_FORM_addrx"],
+    _F["DW_FORM_addrx1"],
+    _F["DW_FORM_addrx2"],
+    _F["DW_FORM_addrx3"],
+    _F["DW_FORM_addrx4"],
+}
+_OFFSET_FORMS = {
+    _F["DW_FORM_strp"],
+    _F["DW_FORM_line_strp"],
+    _F["DW_FORM_sec_offset"],
+    _F["DW_FORM_GNU_ref_alt"],
+    _F["DW_FORM_GNU_strp_alt"],
+    _F["DW_FORM_strp_sup"],
+    _F["DW_FORM_ref_sup4"],
+}
+_ULEB_FORMS = {
+    _F["DW_FORM_udata"],
+    _F["DW_FORM_ref_udata"],
+    _F["DW_FORM_strx"],
+    _F["DW_FORM_addrx"],
+    _F["DW_FORM_rnglistx"],
+    _F["DW_FORM_loclistx"],
+    _F["DW_FORM_GNU_addr_index"],
+    _F["DW_FORM_GNU_str_index"],
+}
 _FORM_addr = _F["DW_FORM_addr"]
 _FORM_string = _F["DW_FORM_string"]
 _FORM_strp = _F["DW_FORM_strp"]
@@ -318,12 +401,12 @@ _FORM_sec_offset = _F["DW_FORM_sec_offset"]
 
 
 class _Section(NamedTuple):
-    data: object          # bytes or memoryview
+    data: object  # bytes or memoryview
     addr: int
 
 
-
 # --------------------------------------------------------------------------- cache entries
+
 
 def _entry_limit(elf_size: int) -> int:
     """The largest cache entry read back for an ELF of ``elf_size`` bytes (a bigger file in
@@ -342,8 +425,9 @@ def _entry_bytes(name: str, key: str, meta: dict, arrays: dict[str, np.ndarray])
         raw = a.tobytes()
         blobs.append(raw + b"\0" * (-len(raw) % 8))
         pos += len(blobs[-1])
-    header = json.dumps({"entry": name, "key": key, "meta": meta, "arrays": specs},
-                        separators=(",", ":")).encode()
+    header = json.dumps(
+        {"entry": name, "key": key, "meta": meta, "arrays": specs}, separators=(",", ":")
+    ).encode()
     header += b" " * (-(8 + len(header)) % 8)
     body = b"".join([len(header).to_bytes(8, "little"), header, *blobs])
     return _ENTRY_MAGIC + hashlib.sha256(body).digest() + body
@@ -356,21 +440,31 @@ def _check_entry(data: bytes, name: str, key: str, arrays: tuple[str, ...]) -> d
     if len(data) < head + 8 or not data.startswith(_ENTRY_MAGIC):
         return None
     body = memoryview(data)[head:]
-    if hashlib.sha256(body).digest() != data[len(_ENTRY_MAGIC):head]:
+    if hashlib.sha256(body).digest() != data[len(_ENTRY_MAGIC) : head]:
         return None
     hlen = int.from_bytes(body[:8], "little")
     if hlen > len(body) - 8:
         return None
     try:
-        doc = json.loads(bytes(body[8:8 + hlen]))
-        if not isinstance(doc, dict) or doc.get("entry") != name or doc.get("key") != key \
-                or not isinstance(doc.get("meta"), dict):
+        doc = json.loads(bytes(body[8 : 8 + hlen]))
+        if (
+            not isinstance(doc, dict)
+            or doc.get("entry") != name
+            or doc.get("key") != key
+            or not isinstance(doc.get("meta"), dict)
+        ):
             return None
-        blob = body[8 + hlen:]
+        blob = body[8 + hlen :]
         out: dict = {"meta": doc["meta"]}
         for n, dt, count, off in doc["arrays"]:
-            if n not in arrays or dt not in _ENTRY_DTYPES or not isinstance(count, int) \
-                    or not isinstance(off, int) or count < 0 or off < 0:
+            if (
+                n not in arrays
+                or dt not in _ENTRY_DTYPES
+                or not isinstance(count, int)
+                or not isinstance(off, int)
+                or count < 0
+                or off < 0
+            ):
                 return None
             dtype = np.dtype(dt)
             if off + count * dtype.itemsize > len(blob):
@@ -394,13 +488,14 @@ def _discard(path: Path) -> None:
 
 # --------------------------------------------------------------------------- per-CU decoding
 
+
 class _CU:
     """What is known of one compile unit: its line table and its functions."""
 
     def __init__(self, offset: int) -> None:
         self.offset = offset
         self.files: list[str] = []
-        self.file_base = 1                  # file index of files[0] (1 before DWARF 5)
+        self.file_base = 1  # file index of files[0] (1 before DWARF 5)
         # line table rows sorted by address: address, file index, line, flags (2: end_seq)
         self.line_addr: np.ndarray | None = None
         self.line_file: np.ndarray | None = None
@@ -413,7 +508,7 @@ class _CU:
         self.names: dict[int, str] = {}
         # inlined calls per function DIE: [lo, hi, depth, name, call_file, call_line]
         self.scopes: dict[int, list[list]] = {}
-        self.dirty = False                  # something to write to the cache
+        self.dirty = False  # something to write to the cache
 
     def file_name(self, index: int | None) -> str | None:
         if index is None:
@@ -431,8 +526,12 @@ class ElfSymbolizer:
     turns the on-disk cache off.  Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *,
-                 cache_dir: str | os.PathLike[str] | bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self._fh = None
         self._mm: mmap.mmap | None = None
@@ -464,12 +563,13 @@ class ElfSymbolizer:
             raise
         except _PYELFTOOLS_ERRORS as e:
             if isinstance(e, OSError) and e.strerror and not isinstance(e, EOFError):
-                raise SymbolizationError(f"cannot read the file: {e.strerror}",
-                                         self.path) from None
+                raise SymbolizationError(f"cannot read the file: {e.strerror}", self.path) from None
             detail = str(e).strip() or "an internal consistency check failed"
-            raise SymbolizationError(f"cannot read {what}: {detail} ({type(e).__name__}): the "
-                                     "file is damaged, truncated or not what it seems",
-                                     self.path) from None
+            raise SymbolizationError(
+                f"cannot read {what}: {detail} ({type(e).__name__}): the "
+                "file is damaged, truncated or not what it seems",
+                self.path,
+            ) from None
 
     def close(self) -> None:
         self._save_cache()
@@ -479,14 +579,14 @@ class ElfSymbolizer:
         if self._mm is not None:
             try:
                 self._mm.close()
-            except BufferError:             # a memoryview is still alive: let GC do it
+            except BufferError:  # a memoryview is still alive: let GC do it
                 pass
             self._mm = None
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> "ElfSymbolizer":
+    def __enter__(self) -> ElfSymbolizer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -509,8 +609,9 @@ class ElfSymbolizer:
         # bounded by the file before any section is read (pyelftools checks e_shentsize)
         self._shtab_size = self.elf.num_sections() * hdr["e_shentsize"]
         if hdr["e_shoff"] + self._shtab_size > size:
-            raise SymbolizationError("the section header table lies past the end of the file "
-                                     "(truncated?)", self.path)
+            raise SymbolizationError(
+                "the section header table lies past the end of the file (truncated?)", self.path
+            )
         self.little_endian = self.elf.little_endian
         self.bits = self.elf.elfclass
         self.machine = hdr["e_machine"]
@@ -520,8 +621,10 @@ class ElfSymbolizer:
         for sec in self.elf.iter_sections():
             h = sec.header
             if h["sh_type"] != "SHT_NOBITS" and h["sh_offset"] + h["sh_size"] > size:
-                raise SymbolizationError(f"section {sec.name or '?'} lies past the end of the "
-                                         "file (truncated?)", self.path)
+                raise SymbolizationError(
+                    f"section {sec.name or '?'} lies past the end of the file (truncated?)",
+                    self.path,
+                )
             self.sections[sec.name] = sec
         self.build_id = self._read_build_id()
 
@@ -532,13 +635,13 @@ class ElfSymbolizer:
         if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
             return None
         h = sec.header
-        d = self._view[h["sh_offset"]:h["sh_offset"] + h["sh_size"]]
+        d = self._view[h["sh_offset"] : h["sh_offset"] + h["sh_size"]]
         bo = self._byteorder
         i = 0
-        while i + 12 <= len(d):             # Elf32_Nhdr and Elf64_Nhdr: three 4-byte words
-            namesz = int.from_bytes(d[i:i + 4], bo)
-            descsz = int.from_bytes(d[i + 4:i + 8], bo)
-            ntype = int.from_bytes(d[i + 8:i + 12], bo)
+        while i + 12 <= len(d):  # Elf32_Nhdr and Elf64_Nhdr: three 4-byte words
+            namesz = int.from_bytes(d[i : i + 4], bo)
+            descsz = int.from_bytes(d[i + 4 : i + 8], bo)
+            ntype = int.from_bytes(d[i + 8 : i + 12], bo)
             name_at = i + 12
             desc_at = name_at + namesz + (-namesz % 4)
             end = desc_at + descsz + (-descsz % 4)
@@ -546,9 +649,11 @@ class ElfSymbolizer:
                 raise SymbolizationError(
                     f"cannot read .note.gnu.build-id: a note at offset {i} claims "
                     f"{namesz} + {descsz} bytes, past the end of its {len(d)}-byte section "
-                    "(the file is damaged)", self.path)
-            if ntype == 3 and bytes(d[name_at:name_at + namesz]).rstrip(b"\0") == b"GNU":
-                return bytes(d[desc_at:desc_at + descsz]).hex()      # NT_GNU_BUILD_ID
+                    "(the file is damaged)",
+                    self.path,
+                )
+            if ntype == 3 and bytes(d[name_at : name_at + namesz]).rstrip(b"\0") == b"GNU":
+                return bytes(d[desc_at : desc_at + descsz]).hex()  # NT_GNU_BUILD_ID
             i = end
         return None
 
@@ -560,21 +665,27 @@ class ElfSymbolizer:
         h = sec.header
         if self.relocatable and name.startswith(".debug"):
             di = self._dwarfinfo()
-            desc = {".debug_info": di.debug_info_sec, ".debug_line": di.debug_line_sec,
-                    ".debug_str": di.debug_str_sec, ".debug_line_str": di.debug_line_str_sec,
-                    ".debug_aranges": di.debug_aranges_sec, ".debug_ranges": di.debug_ranges_sec,
-                    ".debug_rnglists": di.debug_rnglists_sec, ".debug_addr": di.debug_addr_sec,
-                    ".debug_str_offsets": di.debug_str_offsets_sec}.get(name)
+            desc = {
+                ".debug_info": di.debug_info_sec,
+                ".debug_line": di.debug_line_sec,
+                ".debug_str": di.debug_str_sec,
+                ".debug_line_str": di.debug_line_str_sec,
+                ".debug_aranges": di.debug_aranges_sec,
+                ".debug_ranges": di.debug_ranges_sec,
+                ".debug_rnglists": di.debug_rnglists_sec,
+                ".debug_addr": di.debug_addr_sec,
+                ".debug_str_offsets": di.debug_str_offsets_sec,
+            }.get(name)
             if desc is None:
                 return None
             return _Section(desc.stream.getvalue(), h["sh_addr"])
-        if h["sh_flags"] & 0x800:                      # SHF_COMPRESSED
+        if h["sh_flags"] & 0x800:  # SHF_COMPRESSED
             if self._zlib_compressed(sec):
                 return _Section(self._inflated(sec), h["sh_addr"])
             self._check_compressed(sec)
             return _Section(sec.data(), h["sh_addr"])
         off, size = h["sh_offset"], h["sh_size"]
-        return _Section(self._view[off:off + size], h["sh_addr"])
+        return _Section(self._view[off : off + size], h["sh_addr"])
 
     def _chdr(self, sec) -> tuple[int, int, int]:
         """(ch_type, ch_size, header size) of an SHF_COMPRESSED section's Elf_Chdr."""
@@ -582,16 +693,18 @@ class ElfSymbolizer:
         hdr_fmt = ("<" if self.little_endian else ">") + ("IIQQ" if self.bits == 64 else "III")
         n = struct.calcsize(hdr_fmt)
         if h["sh_size"] < n:
-            raise SymbolizationError(f"compressed section {sec.name} is shorter than its "
-                                     "header", self.path)
-        fields = struct.unpack(hdr_fmt, self._view[h["sh_offset"]:h["sh_offset"] + n])
+            raise SymbolizationError(
+                f"compressed section {sec.name} is shorter than its header", self.path
+            )
+        fields = struct.unpack(hdr_fmt, self._view[h["sh_offset"] : h["sh_offset"] + n])
         return fields[0], (fields[2] if self.bits == 64 else fields[1]), n
 
     def _check_compressed(self, sec) -> None:
         ch_size = self._chdr(sec)[1]
         if ch_size > _MAX_INFLATE_RATIO * max(sec.header["sh_size"], 1):
-            raise SymbolizationError(f"compressed section {sec.name} claims to inflate to "
-                                     f"{ch_size} bytes", self.path)
+            raise SymbolizationError(
+                f"compressed section {sec.name} claims to inflate to {ch_size} bytes", self.path
+            )
 
     def _zlib_compressed(self, sec) -> bool:
         """An SHF_COMPRESSED section with ELFCOMPRESS_ZLIB (inflated by :meth:`_inflated`)."""
@@ -609,17 +722,17 @@ class ElfSymbolizer:
         self._check_compressed(sec)
         h = sec.header
         _, ch_size, n = self._chdr(sec)
-        src = self._view[h["sh_offset"] + n:h["sh_offset"] + h["sh_size"]]
+        src = self._view[h["sh_offset"] + n : h["sh_offset"] + h["sh_size"]]
         out = bytearray(ch_size)
         d = zlib.decompressobj()
         at = 0
         step = 1 << 20
         with self._boundary(f"compressed section {sec.name}"):
             for i in range(0, len(src), step):
-                chunk = d.decompress(src[i:i + step], ch_size - at + 1)
+                chunk = d.decompress(src[i : i + step], ch_size - at + 1)
                 if at + len(chunk) > ch_size:
                     raise zlib.error(f"inflates to more than its {ch_size} bytes")
-                out[at:at + len(chunk)] = chunk
+                out[at : at + len(chunk)] = chunk
                 at += len(chunk)
                 if d.eof:
                     break
@@ -633,18 +746,36 @@ class ElfSymbolizer:
         """pyelftools' view of the DWARF (CU headers, abbrevs, line-program headers)."""
         if self._dwarf is not None:
             return self._dwarf
-        other = any(s.header["sh_flags"] & 0x800 and not self._zlib_compressed(s)
-                    for n, s in self.sections.items() if n.startswith(".debug"))
+        other = any(
+            s.header["sh_flags"] & 0x800 and not self._zlib_compressed(s)
+            for n, s in self.sections.items()
+            if n.startswith(".debug")
+        )
         if self.relocatable or other or ".zdebug_info" in self.sections:
             for n, s in self.sections.items():
                 if n.startswith(".debug") and s.header["sh_flags"] & 0x800:
                     self._check_compressed(s)
             self._dwarf = self.elf.get_dwarf_info(follow_links=False)
             return self._dwarf
-        names = ["debug_info", "debug_aranges", "debug_abbrev", "debug_str", "debug_line",
-                 "debug_frame", "debug_loc", "debug_ranges", "debug_pubtypes",
-                 "debug_pubnames", "debug_addr", "debug_str_offsets", "debug_line_str",
-                 "debug_loclists", "debug_rnglists", "debug_sup", "debug_types"]
+        names = [
+            "debug_info",
+            "debug_aranges",
+            "debug_abbrev",
+            "debug_str",
+            "debug_line",
+            "debug_frame",
+            "debug_loc",
+            "debug_ranges",
+            "debug_pubtypes",
+            "debug_pubnames",
+            "debug_addr",
+            "debug_str_offsets",
+            "debug_line_str",
+            "debug_loclists",
+            "debug_rnglists",
+            "debug_sup",
+            "debug_types",
+        ]
         descs: dict[str, DebugSectionDescriptor | None] = {}
         for n in names:
             sec = self.sections.get("." + n)
@@ -652,30 +783,45 @@ class ElfSymbolizer:
                 descs[n] = None
                 continue
             h = sec.header
-            if h["sh_flags"] & 0x800:                  # SHF_COMPRESSED (zlib): on first read
+            if h["sh_flags"] & 0x800:  # SHF_COMPRESSED (zlib): on first read
                 size = self._chdr(sec)[1]
                 view = functools.partial(self._inflated, sec)
             else:
                 size = h["sh_size"]
-                view = self._view[h["sh_offset"]:h["sh_offset"] + size]
-            descs[n] = DebugSectionDescriptor(stream=_Window(view), name="." + n,
-                                              global_offset=h["sh_offset"], size=size,
-                                              address=h["sh_addr"])
+                view = self._view[h["sh_offset"] : h["sh_offset"] + size]
+            descs[n] = DebugSectionDescriptor(
+                stream=_Window(view),
+                name="." + n,
+                global_offset=h["sh_offset"],
+                size=size,
+                address=h["sh_addr"],
+            )
         self._dwarf = DWARFInfo(
-            config=DwarfConfig(little_endian=self.little_endian,
-                               default_address_size=self.bits // 8,
-                               machine_arch=self.elf.get_machine_arch()),
-            debug_info_sec=descs["debug_info"], debug_aranges_sec=descs["debug_aranges"],
-            debug_abbrev_sec=descs["debug_abbrev"], debug_frame_sec=descs["debug_frame"],
-            eh_frame_sec=None, debug_str_sec=descs["debug_str"],
-            debug_loc_sec=descs["debug_loc"], debug_ranges_sec=descs["debug_ranges"],
-            debug_line_sec=descs["debug_line"], debug_pubtypes_sec=descs["debug_pubtypes"],
-            debug_pubnames_sec=descs["debug_pubnames"], debug_addr_sec=descs["debug_addr"],
+            config=DwarfConfig(
+                little_endian=self.little_endian,
+                default_address_size=self.bits // 8,
+                machine_arch=self.elf.get_machine_arch(),
+            ),
+            debug_info_sec=descs["debug_info"],
+            debug_aranges_sec=descs["debug_aranges"],
+            debug_abbrev_sec=descs["debug_abbrev"],
+            debug_frame_sec=descs["debug_frame"],
+            eh_frame_sec=None,
+            debug_str_sec=descs["debug_str"],
+            debug_loc_sec=descs["debug_loc"],
+            debug_ranges_sec=descs["debug_ranges"],
+            debug_line_sec=descs["debug_line"],
+            debug_pubtypes_sec=descs["debug_pubtypes"],
+            debug_pubnames_sec=descs["debug_pubnames"],
+            debug_addr_sec=descs["debug_addr"],
             debug_str_offsets_sec=descs["debug_str_offsets"],
             debug_line_str_sec=descs["debug_line_str"],
             debug_loclists_sec=descs["debug_loclists"],
-            debug_rnglists_sec=descs["debug_rnglists"], debug_sup_sec=descs["debug_sup"],
-            gnu_debugaltlink_sec=None, debug_types_sec=descs["debug_types"])
+            debug_rnglists_sec=descs["debug_rnglists"],
+            debug_sup_sec=descs["debug_sup"],
+            gnu_debugaltlink_sec=None,
+            debug_types_sec=descs["debug_types"],
+        )
         return self._dwarf
 
     @property
@@ -728,7 +874,7 @@ class ElfSymbolizer:
                 if not left:
                     return
                 if die[1] not in (_TAG_structure, _TAG_union, _TAG_enumeration) or not die[2]:
-                    continue                # (a declaration has no children)
+                    continue  # (a declaration has no children)
                 kind = "enum" if die[1] == _TAG_enumeration else "struct"
                 key = (kind, self._str(cuo, die[3].get(_AT_name)))
                 if key in left:
@@ -759,16 +905,17 @@ class ElfSymbolizer:
         and the relocations applied to them (a relocatable ``.ko``)."""
         h = hashlib.sha256()
         hdr = self.elf.header
-        h.update(self._view[:min(64, self.file_size)])
-        h.update(self._view[hdr["e_shoff"]:hdr["e_shoff"] + self._shtab_size])
+        h.update(self._view[: min(64, self.file_size)])
+        h.update(self._view[hdr["e_shoff"] : hdr["e_shoff"] + self._shtab_size])
         wanted = {".symtab", ".dynsym", ".strtab", ".dynstr", ".shstrtab"}
         for name, sec in self.sections.items():
-            if name in wanted or name.startswith((".debug", ".zdebug", ".rela.debug",
-                                                  ".rel.debug")):
+            if name in wanted or name.startswith(
+                (".debug", ".zdebug", ".rela.debug", ".rel.debug")
+            ):
                 sh = sec.header
                 if sh["sh_type"] != "SHT_NOBITS":
                     h.update(name.encode("utf-8", "replace") + b"\0")
-                    h.update(self._view[sh["sh_offset"]:sh["sh_offset"] + sh["sh_size"]])
+                    h.update(self._view[sh["sh_offset"] : sh["sh_offset"] + sh["sh_size"]])
         return h.hexdigest()
 
     def _cache_file(self, name: str) -> Path | None:
@@ -787,15 +934,18 @@ class ElfSymbolizer:
             fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        except OSError:                             # unreadable: not an entry we can use
+        except OSError:  # unreadable: not an entry we can use
             _discard(p)
             return None
         try:
             with os.fdopen(fd, "rb") as fh:
                 st = os.fstat(fh.fileno())
-                ok = (stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
-                      and st.st_mode & 0o600 == 0o600
-                      and st.st_size <= _entry_limit(self.file_size))
+                ok = (
+                    stat.S_ISREG(st.st_mode)
+                    and st.st_uid == os.geteuid()
+                    and st.st_mode & 0o600 == 0o600
+                    and st.st_size <= _entry_limit(self.file_size)
+                )
                 data = fh.read(st.st_size + 1) if ok else b""
         except OSError:
             data = b""
@@ -850,32 +1000,48 @@ class ElfSymbolizer:
         h = sec.header
         bo = "<" if self.little_endian else ">"
         if self.bits == 64:
-            dt = np.dtype([("name", bo + "u4"), ("info", "u1"), ("other", "u1"),
-                           ("shndx", bo + "u2"), ("value", bo + "u8"), ("size", bo + "u8")])
+            dt = np.dtype(
+                [
+                    ("name", bo + "u4"),
+                    ("info", "u1"),
+                    ("other", "u1"),
+                    ("shndx", bo + "u2"),
+                    ("value", bo + "u8"),
+                    ("size", bo + "u8"),
+                ]
+            )
         else:
-            dt = np.dtype([("name", bo + "u4"), ("value", bo + "u4"), ("size", bo + "u4"),
-                           ("info", "u1"), ("other", "u1"), ("shndx", bo + "u2")])
+            dt = np.dtype(
+                [
+                    ("name", bo + "u4"),
+                    ("value", bo + "u4"),
+                    ("size", bo + "u4"),
+                    ("info", "u1"),
+                    ("other", "u1"),
+                    ("shndx", bo + "u2"),
+                ]
+            )
         n = h["sh_size"] // dt.itemsize
-        syms = np.frombuffer(self._view[h["sh_offset"]:h["sh_offset"] + n * dt.itemsize], dt)
+        syms = np.frombuffer(self._view[h["sh_offset"] : h["sh_offset"] + n * dt.itemsize], dt)
         link = h["sh_link"]
         strsec = self.elf.get_section(link)
         sh = strsec.header
-        strtab = bytes(self._view[sh["sh_offset"]:sh["sh_offset"] + sh["sh_size"]])
+        strtab = bytes(self._view[sh["sh_offset"] : sh["sh_offset"] + sh["sh_size"]])
         typ = syms["info"] & 0xF
         shndx = syms["shndx"].astype(np.int64)
         exec_sections = np.zeros(max(self.elf.num_sections(), 1) + 1, bool)
         for i, s in enumerate(self.elf.iter_sections()):
-            exec_sections[i] = bool(s.header["sh_flags"] & 0x4)          # SHF_EXECINSTR
+            exec_sections[i] = bool(s.header["sh_flags"] & 0x4)  # SHF_EXECINSTR
         in_exec = (shndx > 0) & (shndx < len(exec_sections))
         in_exec[in_exec] = exec_sections[shndx[in_exec]]
-        keep = (typ == 2) | ((typ == 0) & in_exec)          # FUNC, or NOTYPE in code
+        keep = (typ == 2) | ((typ == 0) & in_exec)  # FUNC, or NOTYPE in code
         keep &= (syms["name"] > 0) & (syms["name"] < len(strtab))
         first = np.frombuffer(strtab, np.uint8)[np.minimum(syms["name"], len(strtab) - 1)]
-        keep &= (first != ord("$")) & (first != ord("."))   # ARM mapping symbols, .L labels
+        keep &= (first != ord("$")) & (first != ord("."))  # ARM mapping symbols, .L labels
         sel = syms[keep]
         addr = sel["value"].astype(np.uint64)
         if self.machine == "EM_ARM":
-            addr &= ~np.uint64(1)                                       # the Thumb bit
+            addr &= ~np.uint64(1)  # the Thumb bit
         order = np.argsort(addr, kind="stable")
         self._sym_addr = addr[order]
         size = sel["size"].astype(np.uint64)[order]
@@ -888,8 +1054,11 @@ class ElfSymbolizer:
         ok_sec = (sidx > 0) & (sidx < len(sec_end))
         limit = np.where(ok_sec, sec_end[np.where(ok_sec, sidx, 0)], nxt)
         zero = size == 0
-        size[zero] = np.where(np.minimum(nxt, limit)[zero] > self._sym_addr[zero],
-                              np.minimum(nxt, limit)[zero] - self._sym_addr[zero], 0)
+        size[zero] = np.where(
+            np.minimum(nxt, limit)[zero] > self._sym_addr[zero],
+            np.minimum(nxt, limit)[zero] - self._sym_addr[zero],
+            0,
+        )
         self._sym_size = size
         name_off = sel["name"].astype(np.int64)[order]
         # one blob of the kept names, NUL-separated, and each symbol's offset in it
@@ -898,16 +1067,23 @@ class ElfSymbolizer:
         pos = 0
         for i, o in enumerate(name_off.tolist()):
             end = strtab.find(b"\0", o)
-            nm = strtab[o:end if end >= 0 else len(strtab)]
+            nm = strtab[o : end if end >= 0 else len(strtab)]
             names.append(nm)
             offs[i] = pos
             pos += len(nm) + 1
         self._sym_name_blob = b"\0".join(names) + b"\0" if names else b""
         self._sym_name_off = offs
         self._name_index = None
-        self._store_entry("symtab", {}, {"addr": self._sym_addr, "size": self._sym_size,
-                                         "names": np.frombuffer(self._sym_name_blob, np.uint8),
-                                         "name_off": self._sym_name_off})
+        self._store_entry(
+            "symtab",
+            {},
+            {
+                "addr": self._sym_addr,
+                "size": self._sym_size,
+                "names": np.frombuffer(self._sym_name_blob, np.uint8),
+                "name_off": self._sym_name_off,
+            },
+        )
 
     def _sym_name(self, i: int) -> str:
         o = int(self._sym_name_off[i])
@@ -922,11 +1098,13 @@ class ElfSymbolizer:
             return hit
         if self._name_index is None:
             index: dict[str, list[int]] = {}
-            for i, nm in enumerate(self._sym_name_blob.split(b"\0")[:len(self._sym_name_off)]):
+            for i, nm in enumerate(self._sym_name_blob.split(b"\0")[: len(self._sym_name_off)]):
                 index.setdefault(nm.decode("utf-8", "replace"), []).append(i)
             self._name_index = index
-        hit = cache[name] = [Symbol(name, int(self._sym_addr[i]), int(self._sym_size[i]))
-                             for i in self._name_index.get(name, ())]
+        hit = cache[name] = [
+            Symbol(name, int(self._sym_addr[i]), int(self._sym_size[i]))
+            for i in self._name_index.get(name, ())
+        ]
         return hit
 
     def symbol_at(self, addr: int) -> Symbol | None:
@@ -969,8 +1147,7 @@ class ElfSymbolizer:
         self._ar_lo = np.array(lo, np.uint64)[order]
         self._ar_hi = np.array(hi, np.uint64)[order]
         self._ar_cu = np.array(cu, np.uint64)[order]
-        self._store_entry("aranges", {}, {"lo": self._ar_lo, "hi": self._ar_hi,
-                                          "cu": self._ar_cu})
+        self._store_entry("aranges", {}, {"lo": self._ar_lo, "hi": self._ar_hi, "cu": self._ar_cu})
 
     def _parse_aranges(self, d, lo: list[int], hi: list[int], cu: list[int]) -> None:
         bo = self._byteorder
@@ -978,11 +1155,11 @@ class ElfSymbolizer:
         i = 0
         while i + 4 <= n:
             unit_start = i
-            length = int.from_bytes(d[i:i + 4], bo)
+            length = int.from_bytes(d[i : i + 4], bo)
             off_size = 4
             i += 4
             if length == 0xFFFFFFFF:
-                length = int.from_bytes(d[i:i + 8], bo)
+                length = int.from_bytes(d[i : i + 8], bo)
                 off_size = 8
                 i += 8
             end = i + length
@@ -990,18 +1167,18 @@ class ElfSymbolizer:
                 continue
             if end > n:
                 raise ValueError(f".debug_aranges set at {unit_start} runs past the section end")
-            i += 2                                              # version
-            cu_off = int.from_bytes(d[i:i + off_size], bo)
+            i += 2  # version
+            cu_off = int.from_bytes(d[i : i + off_size], bo)
             i += off_size
             asize, ssize = d[i], d[i + 1]
             i += 2
             if asize not in (2, 4, 8) or ssize:
                 raise ValueError(f"unsupported .debug_aranges address size {asize}")
             tup = 2 * asize
-            i += (-(i - unit_start)) % tup                      # tuples are aligned
+            i += (-(i - unit_start)) % tup  # tuples are aligned
             while i + tup <= end:
-                a = int.from_bytes(d[i:i + asize], bo)
-                ln = int.from_bytes(d[i + asize:i + tup], bo)
+                a = int.from_bytes(d[i : i + asize], bo)
+                ln = int.from_bytes(d[i + asize : i + tup], bo)
                 i += tup
                 if a == 0 and ln == 0:
                     break
@@ -1027,7 +1204,7 @@ class ElfSymbolizer:
         if not 0 <= addr < 1 << 64:
             return None
         i = int(np.searchsorted(self._ar_lo, np.uint64(addr), side="right")) - 1
-        for j in range(i, max(i - 8, -1), -1):          # (a few overlapping ranges at most)
+        for j in range(i, max(i - 8, -1), -1):  # (a few overlapping ranges at most)
             if addr < int(self._ar_hi[j]):
                 return int(self._ar_cu[j])
         return None
@@ -1050,8 +1227,11 @@ class ElfSymbolizer:
             # the CU's bases (DWARF 5 str/addr/rnglists offsets, low_pc) from its top DIE
             top = self._read_die_at(cuo, cuo.cu_die_offset)
             attrs = top[3]
-            for key, at in (("str_offsets_base", _AT_str_offsets_base),
-                            ("addr_base", _AT_addr_base), ("rnglists_base", _AT_rnglists_base)):
+            for key, at in (
+                ("str_offsets_base", _AT_str_offsets_base),
+                ("addr_base", _AT_addr_base),
+                ("rnglists_base", _AT_rnglists_base),
+            ):
                 if isinstance(attrs.get(at), int):
                     info[key] = attrs[at]
             info["low_pc"] = self._addr(cuo, attrs.get(_AT_low_pc)) or 0
@@ -1063,17 +1243,28 @@ class ElfSymbolizer:
         table = cuo.get_abbrev_table()
         abbrevs: dict[int, tuple[int, bool, tuple]] = {}
         for code, decl in table._abbrev_map.items():
-            specs = tuple((_AT.get(a.name, a.name) if isinstance(a.name, str) else a.name,
-                           _FORM.get(a.form, a.form) if isinstance(a.form, str) else a.form,
-                           a.get("value")) for a in decl["attr_spec"])
+            specs = tuple(
+                (
+                    _AT.get(a.name, a.name) if isinstance(a.name, str) else a.name,
+                    _FORM.get(a.form, a.form) if isinstance(a.form, str) else a.form,
+                    a.get("value"),
+                )
+                for a in decl["attr_spec"]
+            )
             tag = decl["tag"]
             tag = _TAG.get(tag, tag) if isinstance(tag, str) else tag
             abbrevs[code] = (tag, decl.has_children(), specs)
-        info = {"abbrevs": abbrevs, "version": cuo.header["version"],
-                "addr_size": cuo.header["address_size"],
-                "off_size": 8 if cuo.dwarf_format() == 64 else 4,
-                "end": cuo.cu_offset + cuo.size, "str_offsets_base": None, "addr_base": None,
-                "rnglists_base": None, "low_pc": 0}
+        info = {
+            "abbrevs": abbrevs,
+            "version": cuo.header["version"],
+            "addr_size": cuo.header["address_size"],
+            "off_size": 8 if cuo.dwarf_format() == 64 else 4,
+            "end": cuo.cu_offset + cuo.size,
+            "str_offsets_base": None,
+            "addr_base": None,
+            "rnglists_base": None,
+            "low_pc": 0,
+        }
         return info
 
     def _debug_info(self) -> object:
@@ -1113,7 +1304,7 @@ class ElfSymbolizer:
             n = _FIXED.get(form)
             if n is not None:
                 if at in _WANTED:
-                    v = int.from_bytes(d[i:i + n], bo) if n <= 8 else None
+                    v = int.from_bytes(d[i : i + n], bo) if n <= 8 else None
                     if form in _REF_FORMS:
                         v += cu_off
                     elif form in _STRX_FORMS:
@@ -1124,7 +1315,7 @@ class ElfSymbolizer:
                 i += n
             elif form in _OFFSET_FORMS:
                 if at in _WANTED:
-                    v = int.from_bytes(d[i:i + osz], bo)
+                    v = int.from_bytes(d[i : i + osz], bo)
                     if form == _FORM_strp:
                         v = ("strp", v)
                     elif form == _FORM_line_strp:
@@ -1145,7 +1336,7 @@ class ElfSymbolizer:
                     attrs[at] = v
             elif form == _FORM_addr:
                 if at in _WANTED:
-                    v = int.from_bytes(d[i:i + asz], bo)
+                    v = int.from_bytes(d[i : i + asz], bo)
                     attrs[at] = ("abs", v) if at == _AT_high_pc else v
                 i += asz
             elif form == _FORM_flag_present:
@@ -1168,13 +1359,13 @@ class ElfSymbolizer:
             elif form == _FORM_block1:
                 i += 1 + d[i]
             elif form == _FORM_block2:
-                i += 2 + int.from_bytes(d[i:i + 2], bo)
+                i += 2 + int.from_bytes(d[i : i + 2], bo)
             elif form == _FORM_block4:
-                i += 4 + int.from_bytes(d[i:i + 4], bo)
+                i += 4 + int.from_bytes(d[i : i + 4], bo)
             elif form == _FORM_ref_addr:
                 n = osz if info["version"] >= 3 else asz
                 if at in _WANTED:
-                    attrs[at] = int.from_bytes(d[i:i + n], bo)
+                    attrs[at] = int.from_bytes(d[i : i + n], bo)
                 i += n
             else:
                 raise ValueError(f"unsupported DWARF form {form:#x} at DIE {off}")
@@ -1204,7 +1395,7 @@ class ElfSymbolizer:
             if base is None:
                 base = 8 if osz == 4 else 16
             p = base + x * osz
-            off = int.from_bytes(so[p:p + osz], self._byteorder)
+            off = int.from_bytes(so[p : p + osz], self._byteorder)
             s = self._section_bytes_cached(".debug_str")
             return _cstr(s, off) if s is not None and off < len(s) else None
         return None
@@ -1227,7 +1418,7 @@ class ElfSymbolizer:
                 return None
             asz = info["addr_size"]
             p = base + v[1] * asz
-            return int.from_bytes(a[p:p + asz], self._byteorder)
+            return int.from_bytes(a[p : p + asz], self._byteorder)
         return v
 
     def _die_ranges(self, cuo, die: tuple, base: int | None) -> list[tuple[int, int]]:
@@ -1240,7 +1431,7 @@ class ElfSymbolizer:
             if isinstance(hi, tuple):
                 hi = hi[1] if hi[0] == "abs" else self._addr(cuo, hi)
             else:
-                hi = lo + hi                                 # a length (DWARF 4+)
+                hi = lo + hi  # a length (DWARF 4+)
             return [(lo, hi)] if hi is not None and hi > lo else []
         rng = attrs.get(_AT_ranges)
         if rng is None:
@@ -1261,8 +1452,8 @@ class ElfSymbolizer:
             for _ in range(1 << 16):
                 if i + 2 * asz > len(d):
                     raise ValueError(".debug_ranges list runs past the section end")
-                a = int.from_bytes(d[i:i + asz], bo)
-                b = int.from_bytes(d[i + asz:i + 2 * asz], bo)
+                a = int.from_bytes(d[i : i + asz], bo)
+                b = int.from_bytes(d[i + asz : i + 2 * asz], bo)
                 i += 2 * asz
                 if a == 0 and b == 0:
                     break
@@ -1275,49 +1466,49 @@ class ElfSymbolizer:
         d = self._section_bytes_cached(".debug_rnglists")
         if d is None:
             return out
-        if isinstance(rng, tuple):                           # rnglistx
+        if isinstance(rng, tuple):  # rnglistx
             rbase = info["rnglists_base"] if info["rnglists_base"] is not None else 12
             osz = info["off_size"]
             p = rbase + rng[1] * osz
-            i = rbase + int.from_bytes(d[p:p + osz], bo)
+            i = rbase + int.from_bytes(d[p : p + osz], bo)
         else:
             i = rng
         for _ in range(1 << 16):
             kind = d[i]
             i += 1
-            if kind == 0:                                    # DW_RLE_end_of_list
+            if kind == 0:  # DW_RLE_end_of_list
                 break
-            if kind == 1:                                    # base_addressx
+            if kind == 1:  # base_addressx
                 x, i = _uleb(d, i)
                 base = self._addr(cuo, ("addrx", x)) or 0
-            elif kind == 2:                                  # startx_endx
+            elif kind == 2:  # startx_endx
                 x, i = _uleb(d, i)
                 y, i = _uleb(d, i)
                 a, b = self._addr(cuo, ("addrx", x)), self._addr(cuo, ("addrx", y))
                 if a is not None and b is not None and b > a:
                     out.append((a, b))
-            elif kind == 3:                                  # startx_length
+            elif kind == 3:  # startx_length
                 x, i = _uleb(d, i)
                 ln, i = _uleb(d, i)
                 a = self._addr(cuo, ("addrx", x))
                 if a is not None and ln:
                     out.append((a, a + ln))
-            elif kind == 4:                                  # offset_pair
+            elif kind == 4:  # offset_pair
                 a, i = _uleb(d, i)
                 b, i = _uleb(d, i)
                 if b > a:
                     out.append((base + a, base + b))
-            elif kind == 5:                                  # base_address
-                base = int.from_bytes(d[i:i + asz], bo)
+            elif kind == 5:  # base_address
+                base = int.from_bytes(d[i : i + asz], bo)
                 i += asz
-            elif kind == 6:                                  # start_end
-                a = int.from_bytes(d[i:i + asz], bo)
-                b = int.from_bytes(d[i + asz:i + 2 * asz], bo)
+            elif kind == 6:  # start_end
+                a = int.from_bytes(d[i : i + asz], bo)
+                b = int.from_bytes(d[i + asz : i + 2 * asz], bo)
                 i += 2 * asz
                 if b > a:
                     out.append((a, b))
-            elif kind == 7:                                  # start_length
-                a = int.from_bytes(d[i:i + asz], bo)
+            elif kind == 7:  # start_length
+                a = int.from_bytes(d[i : i + asz], bo)
                 i += asz
                 ln, i = _uleb(d, i)
                 if ln:
@@ -1334,8 +1525,11 @@ class ElfSymbolizer:
         for at in (_AT_abstract_origin, _AT_specification):
             ref = attrs.get(at)
             if isinstance(ref, int):
-                cuo2 = cuo if cuo.cu_die_offset <= ref < cuo._kinspect["end"] else \
-                    self._cu_obj_containing(ref)
+                cuo2 = (
+                    cuo
+                    if cuo.cu_die_offset <= ref < cuo._kinspect["end"]
+                    else self._cu_obj_containing(ref)
+                )
                 return self._die_name(cuo2, self._read_die_at(cuo2, ref), depth + 1)
         return None
 
@@ -1373,14 +1567,20 @@ class ElfSymbolizer:
         lp = di.line_program_for_CU(cuo)
         empty = np.zeros(0, np.uint64)
         if lp is None:
-            cu.line_addr, cu.line_file, cu.line_line, cu.line_flags = \
-                empty, empty.astype(np.uint32), empty.astype(np.uint32), empty.astype(np.uint8)
+            cu.line_addr, cu.line_file, cu.line_line, cu.line_flags = (
+                empty,
+                empty.astype(np.uint32),
+                empty.astype(np.uint32),
+                empty.astype(np.uint8),
+            )
             return
         h = lp.header
         version = h["version"]
         comp_dir = self._str(cuo, top[3].get(_AT_comp_dir)) or ""
-        dirs = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
-                for x in h["include_directory"]]
+        dirs = [
+            x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+            for x in h["include_directory"]
+        ]
         files = []
         for fe in h["file_entry"]:
             name = fe.name.decode("utf-8", "replace") if isinstance(fe.name, bytes) else fe.name
@@ -1399,10 +1599,17 @@ class ElfSymbolizer:
         cu.file_base = 0 if version >= 5 else 1
         data = self._section_bytes_cached(".debug_line")
         rows = _decode_line_program(
-            data, lp.program_start_offset, lp.program_end_offset, h["opcode_base"],
-            h["line_base"], h["line_range"], h["minimum_instruction_length"],
-            1 if h["default_is_stmt"] else 0, list(h["standard_opcode_lengths"]),
-            self._byteorder)
+            data,
+            lp.program_start_offset,
+            lp.program_end_offset,
+            h["opcode_base"],
+            h["line_base"],
+            h["line_range"],
+            h["minimum_instruction_length"],
+            1 if h["default_is_stmt"] else 0,
+            list(h["standard_opcode_lengths"]),
+            self._byteorder,
+        )
         addr, file_, line, flags = rows
         order = np.argsort(addr, kind="stable")
         cu.line_addr = addr[order]
@@ -1494,8 +1701,16 @@ class ElfSymbolizer:
                     cf = child[3].get(_AT_call_file)
                     cl = child[3].get(_AT_call_line)
                     for a, b in self._die_ranges(cuo, child, None):
-                        scopes.append([a, b, d2, name, cf if isinstance(cf, int) else None,
-                                       cl if isinstance(cl, int) else None])
+                        scopes.append(
+                            [
+                                a,
+                                b,
+                                d2,
+                                name,
+                                cf if isinstance(cf, int) else None,
+                                cl if isinstance(cl, int) else None,
+                            ]
+                        )
                 if child[2]:
                     stack.append((child, d2))
         cu.scopes[sub_die] = scopes
@@ -1517,8 +1732,15 @@ class ElfSymbolizer:
 
     # -- the CU cache ---------------------------------------------------------------
 
-    _CU_ARRAYS = ("line_addr", "line_file", "line_line", "line_flags", "sub_lo", "sub_hi",
-                  "sub_die")
+    _CU_ARRAYS = (
+        "line_addr",
+        "line_file",
+        "line_line",
+        "line_flags",
+        "sub_lo",
+        "sub_hi",
+        "sub_die",
+    )
 
     def _load_cu_cache(self, cu: _CU) -> bool:
         z = self._load_entry(f"cu-{cu.offset}", self._CU_ARRAYS)
@@ -1543,11 +1765,13 @@ class ElfSymbolizer:
         for cu in self._cus.values():
             if not cu.dirty:
                 continue
-            meta = {"files": cu.files, "file_base": cu.file_base,
-                    "names": {str(k): v for k, v in cu.names.items()},
-                    "scopes": {str(k): v for k, v in cu.scopes.items()}}
-            self._store_entry(f"cu-{cu.offset}", meta,
-                              {n: getattr(cu, n) for n in self._CU_ARRAYS})
+            meta = {
+                "files": cu.files,
+                "file_base": cu.file_base,
+                "names": {str(k): v for k, v in cu.names.items()},
+                "scopes": {str(k): v for k, v in cu.scopes.items()},
+            }
+            self._store_entry(f"cu-{cu.offset}", meta, {n: getattr(cu, n) for n in self._CU_ARRAYS})
             cu.dirty = False
 
     # -- lookups ------------------------------------------------------------------------
@@ -1598,16 +1822,20 @@ class ElfSymbolizer:
                 ok &= (cu.line_flags[safe] & 2) == 0
                 files = cu.line_file[safe].tolist()
                 nums = cu.line_line[safe].tolist()
-                lines = [(cu.file_name(f), n) if o else (None, None)
-                         for f, n, o in zip(files, nums, ok.tolist())]
+                lines = [
+                    (cu.file_name(f), n) if o else (None, None)
+                    for f, n, o in zip(files, nums, ok.tolist())
+                ]
             subs: list = [None] * m
             if cu.sub_lo is not None and len(cu.sub_lo):
                 si = np.searchsorted(cu.sub_lo, sub, side="right") - 1
                 safe = np.where(si >= 0, si, 0)
                 inside = (si >= 0) & (sub < cu.sub_hi[safe])
                 dies = cu.sub_die[safe].tolist()
-                subs = [d if o else (None if i < 0 else -1 - i)
-                        for d, o, i in zip(dies, inside.tolist(), si.tolist())]
+                subs = [
+                    d if o else (None if i < 0 else -1 - i)
+                    for d, o, i in zip(dies, inside.tolist(), si.tolist())
+                ]
             for t, k in enumerate(ks):
                 out[k] = self._frames_in_cu(cu, addrs[k], lines[t], subs[t])
         for k in range(n):
@@ -1616,8 +1844,9 @@ class ElfSymbolizer:
                 out[k] = [SourceFrame(sym.name if sym else None, None, None)]
         return out  # type: ignore[return-value]
 
-    def _frames_in_cu(self, cu: _CU, addr: int, line_info: tuple,
-                      sub: int | None) -> list[SourceFrame]:
+    def _frames_in_cu(
+        self, cu: _CU, addr: int, line_info: tuple, sub: int | None
+    ) -> list[SourceFrame]:
         """``sub``: the function's DIE, or -1-i: not inside function range i (overlapping
         ranges are then tried a few back), or None: no functions known."""
         file_, line = line_info
@@ -1636,9 +1865,10 @@ class ElfSymbolizer:
             sym = self.symbol_at(addr)
             outer_name = sym.name if sym else None
         chain: list[list] = []
-        for s in sorted((s for s in self._scopes(cu, sub) if s[0] <= addr < s[1]),
-                        key=lambda s: s[2]):
-            if not chain or chain[-1][2] != s[2]:        # one scope per inline depth
+        for s in sorted(
+            (s for s in self._scopes(cu, sub) if s[0] <= addr < s[1]), key=lambda s: s[2]
+        ):
+            if not chain or chain[-1][2] != s[2]:  # one scope per inline depth
                 chain.append(s)
         frames: list[SourceFrame] = []
         loc_file, loc_line = file_, line
@@ -1674,13 +1904,15 @@ class ElfSymbolizer:
             return None
         return addr - 1 if return_address and off > 0 else addr
 
-    def symbolize_frame(self, text: str, *, return_address: bool = False
-                        ) -> list[SourceFrame] | None:
+    def symbolize_frame(
+        self, text: str, *, return_address: bool = False
+    ) -> list[SourceFrame] | None:
         """Symbolize one ``func+0xOFF/0xLEN`` frame (None: not a frame, or unknown)."""
         return self.symbolize_frames([text], return_address=return_address)[0]
 
-    def symbolize_frames(self, texts, *, return_address: bool = False
-                         ) -> list[list[SourceFrame] | None]:
+    def symbolize_frames(
+        self, texts, *, return_address: bool = False
+    ) -> list[list[SourceFrame] | None]:
         """:meth:`symbolize_frame` for many frames at once."""
         addrs = [self.frame_address(t, return_address=return_address) for t in texts]
         known = [a for a in addrs if a is not None]
@@ -1699,16 +1931,16 @@ def _check_line_header(d, off: int, byteorder: str) -> None:
     """
     i = off
     osz = 4
-    length = int.from_bytes(d[i:i + 4], byteorder)
+    length = int.from_bytes(d[i : i + 4], byteorder)
     i += 4
     if length == 0xFFFFFFFF:
         osz = 8
         i += 8
-    version = int.from_bytes(d[i:i + 2], byteorder)
-    if version < 5:                     # NUL-terminated lists: bounded by the section
+    version = int.from_bytes(d[i : i + 2], byteorder)
+    if version < 5:  # NUL-terminated lists: bounded by the section
         return
-    i += 4                              # version, address_size, segment_selector_size
-    header_length = int.from_bytes(d[i:i + osz], byteorder)
+    i += 4  # version, address_size, segment_selector_size
+    header_length = int.from_bytes(d[i : i + osz], byteorder)
     i += osz
     header_end = i + header_length
     opcode_base = d[i + 5]
@@ -1723,16 +1955,17 @@ def _check_line_header(d, off: int, byteorder: str) -> None:
             forms.append(form)
         count, i = _uleb(d, i)
         if count > header_length or (count and not forms):
-            raise ValueError(f"the line program header at {off} claims {count} {what} "
-                             f"({len(forms)} forms each) in {header_length} bytes")
+            raise ValueError(
+                f"the line program header at {off} claims {count} {what} "
+                f"({len(forms)} forms each) in {header_length} bytes"
+            )
         if what == "file names":
             return
         for _ in range(count):
             for form in forms:
                 i = _skip_line_header_form(d, i, form, osz)
             if i > header_end:
-                raise ValueError(f"the {what} of the line program header at {off} run "
-                                 "past its end")
+                raise ValueError(f"the {what} of the line program header at {off} run past its end")
 
 
 def _skip_line_header_form(d, i: int, form: int, osz: int) -> int:
@@ -1754,16 +1987,25 @@ def _skip_line_header_form(d, i: int, form: int, osz: int) -> int:
     raise ValueError(f"DWARF form {form:#x} in a line program header entry")
 
 
-def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: int,
-                         line_range: int, min_inst: int, default_is_stmt: int,
-                         std_lengths: list[int], byteorder: str
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _decode_line_program(
+    d,
+    start: int,
+    end: int,
+    opcode_base: int,
+    line_base: int,
+    line_range: int,
+    min_inst: int,
+    default_is_stmt: int,
+    std_lengths: list[int],
+    byteorder: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of a DWARF line program (versions 2-5): address, file, line, flags.
 
     flags: 1 = is_stmt, 2 = end_sequence.  A plain loop over the opcodes, written for speed
     (pyelftools builds an object per opcode, ten times slower on a big CU).
     """
     from array import array
+
     if line_range <= 0 or opcode_base < 1 or end > len(d):
         raise ValueError("corrupt line program header")
     adv_a = [0] * 256
@@ -1836,13 +2078,16 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             addr += const_add
             continue
         if op == DW_LNS_fixed_advance_pc:
-            addr += int.from_bytes(d[i:i + 2], byteorder)
+            addr += int.from_bytes(d[i : i + 2], byteorder)
             i += 2
             continue
-        if (op == DW_LNS_set_basic_block or op == DW_LNS_set_prologue_end
-                or op == DW_LNS_set_epilogue_begin):
+        if (
+            op == DW_LNS_set_basic_block
+            or op == DW_LNS_set_prologue_end
+            or op == DW_LNS_set_epilogue_begin
+        ):
             continue
-        if op == 0:                                   # extended opcode: its length, then it
+        if op == 0:  # extended opcode: its length, then it
             ln, i = _uleb(d, i)
             if ln == 0 or i + ln > end:
                 raise ValueError("corrupt extended opcode in the line program")
@@ -1856,22 +2101,28 @@ def _decode_line_program(d, start: int, end: int, opcode_base: int, line_base: i
             elif sub == DW_LNE_set_address:
                 if ln > 9:
                     raise ValueError(f"DW_LNE_set_address of {ln - 1} bytes")
-                addr = int.from_bytes(d[i + 1:i + ln], byteorder)
+                addr = int.from_bytes(d[i + 1 : i + ln], byteorder)
             i += ln
             continue
         for _ in range(std_lengths[op - 1] if op - 1 < len(std_lengths) else 0):
-            i = _uleb(d, i)[1]                        # an opcode this decoder does not know
-    return (np.frombuffer(A, np.uint64).copy() if len(A) else np.zeros(0, np.uint64),
-            np.frombuffer(F, np.uint32).copy() if len(F) else np.zeros(0, np.uint32),
-            np.frombuffer(L, np.uint32).copy() if len(L) else np.zeros(0, np.uint32),
-            np.frombuffer(FL, np.uint8).copy() if len(FL) else np.zeros(0, np.uint8))
+            i = _uleb(d, i)[1]  # an opcode this decoder does not know
+    return (
+        np.frombuffer(A, np.uint64).copy() if len(A) else np.zeros(0, np.uint64),
+        np.frombuffer(F, np.uint32).copy() if len(F) else np.zeros(0, np.uint32),
+        np.frombuffer(L, np.uint32).copy() if len(L) else np.zeros(0, np.uint32),
+        np.frombuffer(FL, np.uint8).copy() if len(FL) else np.zeros(0, np.uint8),
+    )
 
 
 class ModuleSymbolizers:
     """The ``.ko`` files under a directory, opened on first use by module name."""
 
-    def __init__(self, directory: str | os.PathLike[str], *,
-                 cache_dir: str | os.PathLike[str] | bool | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
+    ) -> None:
         self.directory = os.fspath(directory)
         if not os.path.isdir(self.directory):
             raise SymbolizationError("not a directory", self.directory)
@@ -1886,7 +2137,7 @@ class ModuleSymbolizers:
                 for f in sorted(files):
                     for suffix in (".ko", ".ko.debug"):
                         if f.endswith(suffix):
-                            name = f[:-len(suffix)]
+                            name = f[: -len(suffix)]
                             paths.setdefault(name, os.path.join(root, f))
                             paths.setdefault(name.replace("-", "_"), os.path.join(root, f))
             self._paths = paths
@@ -1905,4 +2156,3 @@ class ModuleSymbolizers:
         for s in self._open.values():
             s.close()
         self._open.clear()
-

@@ -21,22 +21,32 @@ class Command:
     """One action: ``action`` is a Textual action string (``run('report')``, ``app.help``)."""
 
     action: str
-    title: str | None               # the palette's title (None: not in the palette)
-    help: str = ""                  # the palette's help line; ``{screen}`` is the screen
-    key: str | None = None          # the keys (None: the palette only)
-    label: str = ""                 # the footer's description (default: the title)
-    tooltip: str = ""               # the help screen's text (default: the palette's help)
+    title: str | None  # the palette's title (None: not in the palette)
+    help: str = ""  # the palette's help line; ``{screen}`` is the screen
+    key: str | None = None  # the keys (None: the palette only)
+    label: str = ""  # the footer's description (default: the title)
+    tooltip: str = ""  # the help screen's text (default: the palette's help)
     id: str | None = None
-    show: bool = True               # shown in the footer
+    show: bool = True  # shown in the footer
     priority: bool = False
-    when: Callable[[Any], bool] | None = None     # the palette offers it only when this holds
+    when: Callable[[Any], bool] | None = None  # the palette offers it only when this holds
 
 
 def bindings(commands: Iterable[Command]) -> list[BindingType]:
     """The key bindings of those commands that have keys, in their order."""
-    return [Binding(c.key, c.action, c.label or c.title or "", show=c.show,
-                    priority=c.priority, tooltip=c.tooltip or c.help, id=c.id)
-            for c in commands if c.key is not None]
+    return [
+        Binding(
+            c.key,
+            c.action,
+            c.label or c.title or "",
+            show=c.show,
+            priority=c.priority,
+            tooltip=c.tooltip or c.help,
+            id=c.id,
+        )
+        for c in commands
+        if c.key is not None
+    ]
 
 
 def palette_commands(node: DOMNode, commands: Iterable[Command]) -> Iterator[SystemCommand]:
@@ -50,5 +60,8 @@ def palette_commands(node: DOMNode, commands: Iterable[Command]) -> Iterator[Sys
         if target.check_action(name, params) is not True:
             continue
         method = getattr(target, f"action_{name}")
-        yield SystemCommand(c.title, c.help.format(screen=node),
-                            lambda method=method, params=params: method(*params))
+        yield SystemCommand(
+            c.title,
+            c.help.format(screen=node),
+            lambda method=method, params=params: method(*params),
+        )

@@ -42,7 +42,8 @@ HELP_INTRO = (
     "Each event is one kernel call (kmalloc, kfree, alloc_pages...) or one instrumented "
     "access. Every shadow scheme runs at once on the same machine: flat (mainline), pshadow "
     "(Kim 2017), pageptr (Vyukov 2017) and pageext (Murzin 2017); `s` chooses which one the "
-    "views show.\n")
+    "views show.\n"
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -64,25 +65,42 @@ class HelpScreen(ModalScreen[None]):
             glyph = paint.glyph if paint.glyph != " " else "␠"
             pages.append(f" {glyph} ", paint.rich())
             up = ATTACHED_GLYPH[code]
-            pages.append(f"{paint.meaning}" + (f" ({up} with shadow attached)"
-                                                if up != paint.glyph else "") + "\n")
+            pages.append(
+                f"{paint.meaning}"
+                + (f" ({up} with shadow attached)" if up != paint.glyph else "")
+                + "\n"
+            )
         pages.append(f" {REPORT_PAINT.glyph} ", REPORT_PAINT.rich())
         pages.append(f"{REPORT_PAINT.meaning}\n")
         with VerticalScroll(id="help"):
             yield Static(Text("kinspect — help (Escape closes)", "bold"))
             yield Static(HELP_INTRO)
             yield Static(Text("Keys", "bold underline"))
-            yield Static(id="help-keys")      # on_mount: the component classes are styled
-            yield Static(Text("\nPage map (one cell = one page, or 2^z pages zoomed out; "
-                              "a cell shows its most telling page)", "bold underline"))
+            yield Static(id="help-keys")  # on_mount: the component classes are styled
+            yield Static(
+                Text(
+                    "\nPage map (one cell = one page, or 2^z pages zoomed out; "
+                    "a cell shows its most telling page)",
+                    "bold underline",
+                )
+            )
             yield Static(pages)
-            yield Static(Text("Shadow bytes (one byte per 8-byte granule; rows as in the "
-                              "kernel's \"Memory state around the buggy address\")",
-                              "bold underline"))
+            yield Static(
+                Text(
+                    "Shadow bytes (one byte per 8-byte granule; rows as in the "
+                    'kernel\'s "Memory state around the buggy address")',
+                    "bold underline",
+                )
+            )
             yield ShadowLegend()
-            yield Static(Text("\nEvent log: ▶ last event applied (what the views show), "
-                              "! made a report, + / - attached / detached shadow, "
-                              "● breakpoint."), id="help-log")
+            yield Static(
+                Text(
+                    "\nEvent log: ▶ last event applied (what the views show), "
+                    "! made a report, + / - attached / detached shadow, "
+                    "● breakpoint."
+                ),
+                id="help-log",
+            )
 
     def on_mount(self) -> None:
         from rich.table import Table

@@ -29,10 +29,10 @@ from kinspect.data import workload_name
 from kinspect.engine import collector
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
-from kinspect.session import SchemeView, Session, StepResult
 from kinspect.engine.view import machine_view
 from kinspect.screens.commands import Command, bindings
 from kinspect.screens.dialogs import PromptScreen
+from kinspect.session import SchemeView, Session, StepResult
 from kinspect.session.queries import (
     find_poisoned_granule,
     parse_breakpoint,
@@ -58,15 +58,19 @@ from kinspect.widgets.tab_bar import TabBar
 from kinspect.widgets.text_lines import TextLines
 
 # The detail tabs: (view id, label), in the order ``t`` cycles through them.
-DETAIL_TABS = [("report", "report"), ("structpage", "struct page"),
-               ("shadowslab", "shadow slab"), ("footprint", "footprint")]
-SYNC_RUN_LIMIT = 3000          # runs shorter than this happen at once, longer ones in a worker
-IDLE_DELAY = 0.25              # seconds without a key before the session's background work
-COLLECT_EVERY = 8192           # steps whose garbage may wait for a pause (30 KB or so each)
-FULL_COLLECT_AFTER = 64        # collections of the young objects between two full ones...
-FULL_COLLECT_DELAY = 5.0       # ...made after this many seconds without a key
-NARROW = 100                   # below this width the layout is narrow (kinspect.tcss)...
-WIDE = 120                     # ...from this one wide; below it the footer is compact
+DETAIL_TABS = [
+    ("report", "report"),
+    ("structpage", "struct page"),
+    ("shadowslab", "shadow slab"),
+    ("footprint", "footprint"),
+]
+SYNC_RUN_LIMIT = 3000  # runs shorter than this happen at once, longer ones in a worker
+IDLE_DELAY = 0.25  # seconds without a key before the session's background work
+COLLECT_EVERY = 8192  # steps whose garbage may wait for a pause (30 KB or so each)
+FULL_COLLECT_AFTER = 64  # collections of the young objects between two full ones...
+FULL_COLLECT_DELAY = 5.0  # ...made after this many seconds without a key
+NARROW = 100  # below this width the layout is narrow (kinspect.tcss)...
+WIDE = 120  # ...from this one wide; below it the footer is compact
 
 
 class StepApplied(Message):
@@ -103,8 +107,9 @@ class TraceLoaded(Message):
 class SearchDone(Message):
     """A search of the event log ended: ``found`` is (row, wrapped), or None."""
 
-    def __init__(self, query: str, direction: int, found: tuple[int, bool] | None,
-                 cancelled: bool) -> None:
+    def __init__(
+        self, query: str, direction: int, found: tuple[int, bool] | None, cancelled: bool
+    ) -> None:
         super().__init__()
         self.query = query
         self.direction = direction
@@ -114,6 +119,7 @@ class SearchDone(Message):
 
 # ----------------------------------------------------------------------- modal screens
 
+
 class MainScreen(Screen):
     """The inspector: page map, shadow bytes, event log and the detail tabs."""
 
@@ -121,87 +127,251 @@ class MainScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "narrow"), (NARROW, "medium"), (WIDE, "wide")]
     # The status line's colours (kinspect.tcss): a label, what is still coming (a trace being
     # read, the next event), a bad access or breakpoint, an attach, a stop.
-    COMPONENT_CLASSES = {"status--label", "status--next", "status--bad", "status--attach",
-                         "status--stop"}
-    VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]         # short: no legends
+    COMPONENT_CLASSES = {
+        "status--label",
+        "status--next",
+        "status--bad",
+        "status--attach",
+        "status--stop",
+    }
+    VERTICAL_BREAKPOINTS = [(0, "short"), (30, "tall")]  # short: no legends
 
     # Every action once: its key (the footer, the help screen) and its palette entry.
     ACTIONS = [
-        Command("step", "Step", "apply the next event", key="space,right", id="step",
-                priority=True, tooltip="Apply the next event"),
-        Command("back", "Step back", "undo the last event", key="left,backspace", id="back",
-                label="Back", priority=True,
-                tooltip="Undo the last event (checkpoint + replay)"),
-        Command("run('report')", "Run to the next report",
-                "stop at a KASAN report, a breakpoint or the end", key="r", id="run_report",
-                label="Run→report",
-                tooltip="Run to the next KASAN report (or breakpoint, or the end)"),
-        Command("app.help", "Help", "keys and colour legends", key="question_mark,f1",
-                id="help", tooltip="Keys and legends"),
-        Command("next_scheme", "Next scheme", "show the next shadow scheme", key="s",
-                id="scheme", label="Scheme",
-                tooltip="Show the next shadow scheme (the position stays)"),
-        Command("goto", "Go to address, pfn or symbol…", "select a page and granule", key="g",
-                id="goto", label="Go to",
-                tooltip="Go to an address, a pfn or a symbol (a workload variable, a global, "
-                        "a cache)"),
-        Command("run('breakpoint')", "Run to the end", "stop at a breakpoint or the end",
-                key="e", id="run_end", label="Run→end",
-                tooltip="Run to the next breakpoint or the end"),
-        Command("breakpoint", "Breakpoint…", "set or clear a breakpoint", key="b",
-                id="breakpoint", label="Break",
-                tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach"),
-        Command("jump", "Jump to event…", "the state after event N or line L", key="j",
-                id="jump", label="Jump", tooltip="Jump to event N or line L"),
-        Command("search", "Find…", "text in the event log: a call site, a pointer, a cache, "
-                "a comment", key="slash", id="search", label="Find",
-                tooltip="Find text in the event log (a call site, a pointer, a cache, a "
-                        "comment)"),
+        Command(
+            "step",
+            "Step",
+            "apply the next event",
+            key="space,right",
+            id="step",
+            priority=True,
+            tooltip="Apply the next event",
+        ),
+        Command(
+            "back",
+            "Step back",
+            "undo the last event",
+            key="left,backspace",
+            id="back",
+            label="Back",
+            priority=True,
+            tooltip="Undo the last event (checkpoint + replay)",
+        ),
+        Command(
+            "run('report')",
+            "Run to the next report",
+            "stop at a KASAN report, a breakpoint or the end",
+            key="r",
+            id="run_report",
+            label="Run→report",
+            tooltip="Run to the next KASAN report (or breakpoint, or the end)",
+        ),
+        Command(
+            "app.help",
+            "Help",
+            "keys and colour legends",
+            key="question_mark,f1",
+            id="help",
+            tooltip="Keys and legends",
+        ),
+        Command(
+            "next_scheme",
+            "Next scheme",
+            "show the next shadow scheme",
+            key="s",
+            id="scheme",
+            label="Scheme",
+            tooltip="Show the next shadow scheme (the position stays)",
+        ),
+        Command(
+            "goto",
+            "Go to address, pfn or symbol…",
+            "select a page and granule",
+            key="g",
+            id="goto",
+            label="Go to",
+            tooltip="Go to an address, a pfn or a symbol (a workload variable, a global, a cache)",
+        ),
+        Command(
+            "run('breakpoint')",
+            "Run to the end",
+            "stop at a breakpoint or the end",
+            key="e",
+            id="run_end",
+            label="Run→end",
+            tooltip="Run to the next breakpoint or the end",
+        ),
+        Command(
+            "breakpoint",
+            "Breakpoint…",
+            "set or clear a breakpoint",
+            key="b",
+            id="breakpoint",
+            label="Break",
+            tooltip="Set or clear a breakpoint: a line, an address, a pfn, attach",
+        ),
+        Command(
+            "jump",
+            "Jump to event…",
+            "the state after event N or line L",
+            key="j",
+            id="jump",
+            label="Jump",
+            tooltip="Jump to event N or line L",
+        ),
+        Command(
+            "search",
+            "Find…",
+            "text in the event log: a call site, a pointer, a cache, a comment",
+            key="slash",
+            id="search",
+            label="Find",
+            tooltip="Find text in the event log (a call site, a pointer, a cache, a comment)",
+        ),
         # The keys the footer leaves out (help lists them).
-        Command("cancel_run", "Stop the run", "stop a running run or search", key="escape",
-                id="cancel_run", label="Stop", show=False, tooltip="Stop a running run"),
-        Command("search_again(1)", "Find next", "the next match of {screen.search_query!r}",
-                key="n", id="search_next", show=False,
-                tooltip="Find the next match (wraps at the end)",
-                when=lambda screen: bool(screen.search_query)),
-        Command("search_again(-1)", "Find previous",
-                "the previous match of {screen.search_query!r}", key="N", id="search_prev",
-                show=False, tooltip="Find the previous match (wraps at the start)",
-                when=lambda screen: bool(screen.search_query)),
-        Command("poisoned(1)", "Next poisoned granule", "in an allocated page", key="p",
-                id="next_poisoned", label="Next poisoned", show=False,
-                tooltip="Select the next poisoned granule of an allocated page"),
-        Command("poisoned(-1)", "Previous poisoned granule", "in an allocated page", key="P",
-                id="prev_poisoned", label="Prev poisoned", show=False,
-                tooltip="Select the previous poisoned granule"),
-        Command("attached(1)", "Next attached page", "a page with shadow of its own", key="a",
-                id="next_attached", label="Next attached", show=False,
-                tooltip="Select the next page with shadow attached"),
-        Command("attached(-1)", "Previous attached page", key="A", id="prev_attached",
-                label="Prev attached", show=False,
-                tooltip="Select the previous page with shadow attached"),
-        Command("zoom(-1)", "Zoom in", "fewer pages per cell", key="plus,equals_sign",
-                id="zoom_in", show=False, tooltip="Fewer pages per cell"),
-        Command("zoom(1)", "Zoom out", "more pages per cell", key="minus", id="zoom_out",
-                show=False, tooltip="More pages per cell"),
-        Command("copy_address", "Copy address", "the selected address, to the clipboard",
-                key="y", id="copy_address", label="Copy addr", show=False,
-                tooltip="Copy the selected address",
-                when=lambda screen: screen.addr is not None),
-        Command("copy_row", "Copy shadow row", "the selected shadow row", key="Y",
-                id="copy_row", label="Copy row", show=False,
-                tooltip="Copy the selected shadow row",
-                when=lambda screen: screen.addr is not None),
-        Command("next_tab", "Next tab", "report / struct page / shadow slab / footprint",
-                key="t", id="next_tab", show=False,
-                tooltip="Cycle report / struct page / shadow slab / footprint"),
-        Command("toggle_follow", "Toggle follow", "move the cursor to what each step touches",
-                key="f", id="follow", label="Follow", show=False,
-                tooltip="Follow the action: move the cursor to what each step touched"),
-        Command("maximize_pane", None, key="m", id="maximize", label="Maximize", show=False,
-                tooltip="Maximize the focused pane (again to restore)"),
-        Command("clear_breakpoints", "Clear breakpoints", "remove every breakpoint",
-                when=lambda screen: bool(screen.session.breakpoints)),
+        Command(
+            "cancel_run",
+            "Stop the run",
+            "stop a running run or search",
+            key="escape",
+            id="cancel_run",
+            label="Stop",
+            show=False,
+            tooltip="Stop a running run",
+        ),
+        Command(
+            "search_again(1)",
+            "Find next",
+            "the next match of {screen.search_query!r}",
+            key="n",
+            id="search_next",
+            show=False,
+            tooltip="Find the next match (wraps at the end)",
+            when=lambda screen: bool(screen.search_query),
+        ),
+        Command(
+            "search_again(-1)",
+            "Find previous",
+            "the previous match of {screen.search_query!r}",
+            key="N",
+            id="search_prev",
+            show=False,
+            tooltip="Find the previous match (wraps at the start)",
+            when=lambda screen: bool(screen.search_query),
+        ),
+        Command(
+            "poisoned(1)",
+            "Next poisoned granule",
+            "in an allocated page",
+            key="p",
+            id="next_poisoned",
+            label="Next poisoned",
+            show=False,
+            tooltip="Select the next poisoned granule of an allocated page",
+        ),
+        Command(
+            "poisoned(-1)",
+            "Previous poisoned granule",
+            "in an allocated page",
+            key="P",
+            id="prev_poisoned",
+            label="Prev poisoned",
+            show=False,
+            tooltip="Select the previous poisoned granule",
+        ),
+        Command(
+            "attached(1)",
+            "Next attached page",
+            "a page with shadow of its own",
+            key="a",
+            id="next_attached",
+            label="Next attached",
+            show=False,
+            tooltip="Select the next page with shadow attached",
+        ),
+        Command(
+            "attached(-1)",
+            "Previous attached page",
+            key="A",
+            id="prev_attached",
+            label="Prev attached",
+            show=False,
+            tooltip="Select the previous page with shadow attached",
+        ),
+        Command(
+            "zoom(-1)",
+            "Zoom in",
+            "fewer pages per cell",
+            key="plus,equals_sign",
+            id="zoom_in",
+            show=False,
+            tooltip="Fewer pages per cell",
+        ),
+        Command(
+            "zoom(1)",
+            "Zoom out",
+            "more pages per cell",
+            key="minus",
+            id="zoom_out",
+            show=False,
+            tooltip="More pages per cell",
+        ),
+        Command(
+            "copy_address",
+            "Copy address",
+            "the selected address, to the clipboard",
+            key="y",
+            id="copy_address",
+            label="Copy addr",
+            show=False,
+            tooltip="Copy the selected address",
+            when=lambda screen: screen.addr is not None,
+        ),
+        Command(
+            "copy_row",
+            "Copy shadow row",
+            "the selected shadow row",
+            key="Y",
+            id="copy_row",
+            label="Copy row",
+            show=False,
+            tooltip="Copy the selected shadow row",
+            when=lambda screen: screen.addr is not None,
+        ),
+        Command(
+            "next_tab",
+            "Next tab",
+            "report / struct page / shadow slab / footprint",
+            key="t",
+            id="next_tab",
+            show=False,
+            tooltip="Cycle report / struct page / shadow slab / footprint",
+        ),
+        Command(
+            "toggle_follow",
+            "Toggle follow",
+            "move the cursor to what each step touches",
+            key="f",
+            id="follow",
+            label="Follow",
+            show=False,
+            tooltip="Follow the action: move the cursor to what each step touched",
+        ),
+        Command(
+            "maximize_pane",
+            None,
+            key="m",
+            id="maximize",
+            label="Maximize",
+            show=False,
+            tooltip="Maximize the focused pane (again to restore)",
+        ),
+        Command(
+            "clear_breakpoints",
+            "Clear breakpoints",
+            "remove every breakpoint",
+            when=lambda screen: bool(screen.session.breakpoints),
+        ),
     ]
     BINDINGS = bindings(ACTIONS)
 
@@ -210,8 +380,9 @@ class MainScreen(Screen):
         s = self.session
         for name in s.scheme_names:
             if name != s.shown:
-                yield SystemCommand(f"Show scheme {name}", "the position stays",
-                                    lambda n=name: self.show_scheme(n))
+                yield SystemCommand(
+                    f"Show scheme {name}", "the position stays", lambda n=name: self.show_scheme(n)
+                )
 
     running = reactive(False, bindings=True)
 
@@ -237,9 +408,9 @@ class MainScreen(Screen):
         self._young_collections = 0
         self._gc_was_enabled = True
         self._pending_back = 0
-        self.search_query = ""          # the last search's text (n / N repeat it)
+        self.search_query = ""  # the last search's text (n / N repeat it)
         self._search_worker: Worker | None = None
-        self._found_at: int | None = None   # the position the last match moved to
+        self._found_at: int | None = None  # the position the last match moved to
 
     # ---------------------------------------------------------------- layout
 
@@ -252,8 +423,11 @@ class MainScreen(Screen):
                 yield PageMap(id="pagemap")
                 yield Static("", id="map-legend")
             with Pane(id="shadow-pane", classes="pane"):
-                yield ShadowBytes(bits=self.session.profile.bits,
-                                  page_size=self.session.profile.page_size, id="shadow")
+                yield ShadowBytes(
+                    bits=self.session.profile.bits,
+                    page_size=self.session.profile.page_size,
+                    id="shadow",
+                )
                 yield ShadowLegend(id="shadow-legend")
             with Pane(id="log-pane", classes="pane"):
                 yield EventLog(id="eventlog")
@@ -299,7 +473,7 @@ class MainScreen(Screen):
     def _apply_width(self, width: int) -> None:
         footer = self.query_one(Footer)
         footer.compact = width < WIDE
-        footer.show_command_palette = width >= WIDE         # ctrl+p is in the help
+        footer.show_command_palette = width >= WIDE  # ctrl+p is in the help
 
     def _initial_pfn(self) -> int:
         """Where the cursor starts: the highest allocated page (where SLUB's first slabs are)."""
@@ -322,13 +496,16 @@ class MainScreen(Screen):
 
     def _update_map_legend(self) -> None:
         from rich.text import Text
+
         legend = Text()
         shown = [PAGE_PAINTS[c] for c in (0, 3, 2, 1, 4, 5, 8, 6, 10)]
         for paint in shown:
             legend.append(paint.glyph, paint.rich())
             legend.append(f" {paint.label}  ")
-        legend.append("UPPER", self.get_component_rich_style("status--attach", partial=True)
-                      + Style(bold=True))
+        legend.append(
+            "UPPER",
+            self.get_component_rich_style("status--attach", partial=True) + Style(bold=True),
+        )
         legend.append(" shadow attached  ")
         legend.append("!", REPORT_PAINT.rich())
         legend.append(" bad access  ? help")
@@ -337,8 +514,16 @@ class MainScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_run":
             return self.running or self._search_worker is not None
-        if self.running and action in ("step", "back", "run", "jump", "next_scheme",
-                                       "breakpoint", "search", "search_again"):
+        if self.running and action in (
+            "step",
+            "back",
+            "run",
+            "jump",
+            "next_scheme",
+            "breakpoint",
+            "search",
+            "search_again",
+        ):
             return None
         if action in ("step", "run") and self.session.at_end:
             return None
@@ -353,8 +538,11 @@ class MainScreen(Screen):
         if self.running or s.at_end:
             return
         if s.waiting:
-            self.notify(f"event {s.position + 1} is not read yet (reading the trace: "
-                        f"{s.load_fraction():.0%})", title="step")
+            self.notify(
+                f"event {s.position + 1} is not read yet (reading the trace: "
+                f"{s.load_fraction():.0%})",
+                title="step",
+            )
             return
         self.post_message(StepApplied(s.step()))
 
@@ -365,9 +553,12 @@ class MainScreen(Screen):
         if not s.loading and s.total - s.position <= SYNC_RUN_LIMIT:
             self.post_message(StepApplied(s.run(until=until)))
             return
-        self._run_in_worker(f"running to the next {'report' if until == 'report' else 'stop'}",
-                            lambda cancelled, progress: s.run(
-                                until=until, cancelled=cancelled, progress=progress, wait=True))
+        self._run_in_worker(
+            f"running to the next {'report' if until == 'report' else 'stop'}",
+            lambda cancelled, progress: s.run(
+                until=until, cancelled=cancelled, progress=progress, wait=True
+            ),
+        )
 
     def _run_in_worker(self, what: str, command, cancellable: bool = True) -> None:
         """A long session command in a worker thread (the views freeze meanwhile); ``command``
@@ -380,8 +571,10 @@ class MainScreen(Screen):
     @work(thread=True, exclusive=True, group="engine")
     def run_in_thread(self, command) -> None:
         worker = get_current_worker()
-        result = command(lambda: worker.is_cancelled,
-                         lambda done, planned: self.post_message(RunProgress(done, planned)))
+        result = command(
+            lambda: worker.is_cancelled,
+            lambda done, planned: self.post_message(RunProgress(done, planned)),
+        )
         self.post_message(StepApplied(result))
 
     @work(thread=True, group="load")
@@ -398,19 +591,26 @@ class MainScreen(Screen):
 
     def on_trace_loading(self, message: TraceLoading) -> None:
         self.query_one(EventLog).sync_length()
-        if not self.running:        # a run's worker owns the engine: no reading it now
+        if not self.running:  # a run's worker owns the engine: no reading it now
             self._refresh_status(None)
 
     def on_trace_loaded(self, message: TraceLoaded) -> None:
         s = self.session
         self.query_one(EventLog).sync_length()
-        collector.freeze()          # the events are read: long-lived, out of the collector's way
+        collector.freeze()  # the events are read: long-lived, out of the collector's way
         if s.load_error is not None:
-            self.notify(f"{s.load_error}; the {s.total} events before it can be stepped",
-                        title="trace", severity="error", timeout=10)
+            self.notify(
+                f"{s.load_error}; the {s.total} events before it can be stepped",
+                title="trace",
+                severity="error",
+                timeout=10,
+            )
         for bp in s.drop_unmatched_breakpoints():
-            self.notify(f"breakpoint cleared: the trace has no event on {bp.describe()}",
-                        title="breakpoint", severity="warning")
+            self.notify(
+                f"breakpoint cleared: the trace has no event on {bp.describe()}",
+                title="breakpoint",
+                severity="warning",
+            )
         if not self.running:
             self._refresh_status(None)
             self.query_one(EventLog).refresh()
@@ -424,10 +624,14 @@ class MainScreen(Screen):
     def on_run_progress(self, message: RunProgress) -> None:
         if self.running:
             pct = 100 * message.done // max(1, message.planned)
-            reading = (f" (reading the trace: {self.session.load_fraction():.0%})"
-                       if self.session.loading else "")
-            self._set_status(f"running… {message.done}/{message.planned} events ({pct}%)"
-                             f"{reading} — escape stops")
+            reading = (
+                f" (reading the trace: {self.session.load_fraction():.0%})"
+                if self.session.loading
+                else ""
+            )
+            self._set_status(
+                f"running… {message.done}/{message.planned} events ({pct}%){reading} — escape stops"
+            )
 
     def on_step_applied(self, message: StepApplied) -> None:
         self.running = False
@@ -506,9 +710,9 @@ class MainScreen(Screen):
                 view.update(result)
             for name, other in self.views.items():
                 if name != s.shown:
-                    other.generation = -1          # rebuilt when shown again
+                    other.generation = -1  # rebuilt when shown again
         self._steps_since_collect += 1
-        if self._steps_since_collect >= COLLECT_EVERY:     # no pause for that long
+        if self._steps_since_collect >= COLLECT_EVERY:  # no pause for that long
             self._collect_young()
         pagemap = self.query_one(PageMap)
         if result is not None:
@@ -529,8 +733,12 @@ class MainScreen(Screen):
         self._refresh_status(result)
         if result is not None and result.stopped:
             if result.stopped.startswith("error"):
-                self.notify(result.stopped[len("error: "):], title="workload error",
-                            severity="error", timeout=8)
+                self.notify(
+                    result.stopped[len("error: ") :],
+                    title="workload error",
+                    severity="error",
+                    timeout=8,
+                )
             elif result.stopped.startswith("breakpoint"):
                 self.notify(result.stopped, title="stopped")
             elif result.stopped == "cancelled":
@@ -558,13 +766,12 @@ class MainScreen(Screen):
             return self._report_pfn(r), r.first_bad_addr
         if result.position < result.previous:
             if s.position == 0:
-                return None, None                    # no event applied: the cursor stays
+                return None, None  # no event applied: the cursor stays
             latest = s.latest_report()
             if latest is not None and latest.event_index == s.position - 1:
                 return self._report_pfn(latest), latest.first_bad_addr
             addr = s.event_address(s.position - 1)
-            return ((machine_view(s).addr_to_pfn(addr), addr) if addr is not None
-                    else (None, None))
+            return (machine_view(s).addr_to_pfn(addr), addr) if addr is not None else (None, None)
         mine = [a for a in result.attach if a.scheme == s.shown and a.pfn is not None]
         addr = s.event_address(result.position - 1)
         if addr is not None:
@@ -576,8 +783,9 @@ class MainScreen(Screen):
             return a.pfn, None
         return None, None
 
-    def _select_pfn(self, pfn: int | None, follow_addr: int | None = None,
-                    from_map: bool = False) -> None:
+    def _select_pfn(
+        self, pfn: int | None, follow_addr: int | None = None, from_map: bool = False
+    ) -> None:
         s = self.session
         p = s.profile
         if pfn is None and follow_addr is not None:
@@ -601,13 +809,17 @@ class MainScreen(Screen):
         report = s.latest_report()
         bad = report.first_bad_addr if report is not None else None
         if self.addr is None:
-            note = ("no shadow: a hole in the memory map" if not s.profile.pfn_valid(self.pfn)
-                    else "no shadow: highmem has no direct map")
+            note = (
+                "no shadow: a hole in the memory map"
+                if not s.profile.pfn_valid(self.pfn)
+                else "no shadow: highmem has no direct map"
+            )
             shadow.show(None, None, note=note)
             self._set_title("#shadow-pane", f"shadow bytes · pfn {self.pfn:#x}")
         else:
-            shadow.show(machine_view(s).shadow_reader(s.shown), self.addr, selected=self.addr,
-                        bad=bad)
+            shadow.show(
+                machine_view(s).shadow_reader(s.shown), self.addr, selected=self.addr, bad=bad
+            )
             w = s.profile.bits // 4
             base = self.addr - self.addr % s.profile.page_size
             link = self.view.link(self.pfn) if self.pfn is not None else None
@@ -624,8 +836,11 @@ class MainScreen(Screen):
             slab.select_pfn(self.pfn)
         pm = self.query_one(PageMap)
         zoom = f" · {pm.ppc} pages/cell" if pm.ppc > 1 else ""
-        self._set_title("#map-pane", f"page map · {s.shown} · pfn {self.pfn:#x}{zoom} · "
-                                     f"{pm.source.describe(self.pfn) if pm.source else ''}")
+        self._set_title(
+            "#map-pane",
+            f"page map · {s.shown} · pfn {self.pfn:#x}{zoom} · "
+            f"{pm.source.describe(self.pfn) if pm.source else ''}",
+        )
 
     def _set_title(self, selector: str, title: str) -> None:
         """Set a pane's border title (repainting its top border when it changes)."""
@@ -642,8 +857,9 @@ class MainScreen(Screen):
         line = None
         if report is not None and report.event_index is not None:
             line = s.events[report.event_index].line
-        self.query_one(ReportView).show(report, len(reports) if reports else None,
-                                        len(reports), line)
+        self.query_one(ReportView).show(
+            report, len(reports) if reports else None, len(reports), line
+        )
         if result is not None and result.reports:
             self.show_tab("report")
 
@@ -656,7 +872,7 @@ class MainScreen(Screen):
 
         t = Text()
         t.append(f"event {s.position}/{s.total}", "bold")
-        if s.loading:               # a trace still being read: more events to come
+        if s.loading:  # a trace still being read: more events to come
             t.append(f"+ (reading {s.load_fraction():.0%})", colour("stop"))
         last = s.last_event()
         if last is not None:
@@ -665,12 +881,21 @@ class MainScreen(Screen):
         extra = []
         if result is not None:
             if result.reports and result.moved and result.position > result.previous:
-                extra.append(("KASAN: " + ", ".join(r.bug_type for r in result.reports[-3:]),
-                              colour("bad") + Style(bold=True)))
+                extra.append(
+                    (
+                        "KASAN: " + ", ".join(r.bug_type for r in result.reports[-3:]),
+                        colour("bad") + Style(bold=True),
+                    )
+                )
             mine = [a for a in result.attach if a.scheme == s.shown]
             if mine:
-                extra.append(("; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
-                              + (" …" if len(mine) > 2 else ""), colour("attach")))
+                extra.append(
+                    (
+                        "; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
+                        + (" …" if len(mine) > 2 else ""),
+                        colour("attach"),
+                    )
+                )
             if result.stopped and result.stopped not in ("end", "limit", "report", None):
                 extra.append((f"[{result.stopped}]", colour("stop")))
             elif result.stopped == "end" and s.at_end:
@@ -683,11 +908,19 @@ class MainScreen(Screen):
         # the next event last: a narrow status line cuts it first (the log highlights it)
         nxt = s.next_event()
         t.append("   next: ", colour("label"))
-        t.append(f"line {nxt.line}: {s.event_text(s.position)[:40]}" if nxt
-                 else "not read yet" if s.loading else "end of workload", colour("next"))
+        t.append(
+            f"line {nxt.line}: {s.event_text(s.position)[:40]}"
+            if nxt
+            else "not read yet"
+            if s.loading
+            else "end of workload",
+            colour("next"),
+        )
         self.query_one("#status", TextLines).set_text(t)
-        sub = (f"{workload_name(s.path)} · {s.profile.name} {format_size(s.profile.mem_total)}"
-               f" · scheme {s.shown}")
+        sub = (
+            f"{workload_name(s.path)} · {s.profile.name} {format_size(s.profile.mem_total)}"
+            f" · scheme {s.shown}"
+        )
         if self.app.sub_title != sub:
             self.app.sub_title = sub
 
@@ -724,7 +957,7 @@ class MainScreen(Screen):
     def tab(self) -> str:
         """The detail view shown: report, structpage, shadowslab or footprint."""
         current = self.query_one("#detail-views", ContentSwitcher).current
-        assert current is not None          # (compose() sets it)
+        assert current is not None  # (compose() sets it)
         return current
 
     def show_tab(self, tab: str) -> None:
@@ -775,8 +1008,10 @@ class MainScreen(Screen):
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
-        self.notify(f"follow {'on' if self.follow else 'off'}: the cursor "
-                    f"{'moves to' if self.follow else 'stays, whatever'} each step touches")
+        self.notify(
+            f"follow {'on' if self.follow else 'off'}: the cursor "
+            f"{'moves to' if self.follow else 'stays, whatever'} each step touches"
+        )
 
     def action_maximize_pane(self) -> None:
         if self.maximized is not None:
@@ -825,10 +1060,14 @@ class MainScreen(Screen):
 
     def action_goto(self) -> None:
         self.app.push_screen(
-            PromptScreen("Go to", "an address (0xffff888000100000), a pfn (pfn 0x1234), "
-                                  "or a symbol: a workload variable (buf, buf+8), a global, "
-                                  "a kmem_cache name"),
-            self._goto)
+            PromptScreen(
+                "Go to",
+                "an address (0xffff888000100000), a pfn (pfn 0x1234), "
+                "or a symbol: a workload variable (buf, buf+8), a global, "
+                "a kmem_cache name",
+            ),
+            self._goto,
+        )
 
     def _goto(self, text: str | None) -> None:
         if not text:
@@ -843,9 +1082,13 @@ class MainScreen(Screen):
     def action_jump(self) -> None:
         s = self.session
         self.app.push_screen(
-            PromptScreen("Jump to event", f"N (0..{s.total}: the state after N events), or "
-                                          "line L (the state after the event on line L)"),
-            self._jump)
+            PromptScreen(
+                "Jump to event",
+                f"N (0..{s.total}: the state after N events), or "
+                "line L (the state after the event on line L)",
+            ),
+            self._jump,
+        )
 
     def _jump(self, text: str | None) -> None:
         if not text or self.running:
@@ -854,8 +1097,9 @@ class MainScreen(Screen):
         try:
             index = parse_jump(s, text)
         except ValueError:
-            self.notify(f"not an event number or 'line L': {text!r}", title="jump",
-                        severity="error")
+            self.notify(
+                f"not an event number or 'line L': {text!r}", title="jump", severity="error"
+            )
             return
         except KinspectError as e:
             self.notify(e.message, title="jump", severity="error")
@@ -866,15 +1110,19 @@ class MainScreen(Screen):
         """The state after ``index`` events: at once, or in the worker when that replays more
         than SYNC_RUN_LIMIT events or waits for a trace still being read."""
         s = self.session
-        if index > s.total:             # not read yet: the jump follows the reading
-            self._run_in_worker(f"jumping to event {index} as the trace is read",
-                                lambda cancelled, progress: s.jump(
-                                    index, wait=True, cancelled=cancelled, progress=progress))
-        elif s.replay_cost(index) > SYNC_RUN_LIMIT:     # a long replay: not on the keys
-            self._run_in_worker(f"jumping to event {index}",
-                                lambda cancelled, progress: s.jump(
-                                    index, cancelled=cancelled, progress=progress),
-                                cancellable=index > s.position)
+        if index > s.total:  # not read yet: the jump follows the reading
+            self._run_in_worker(
+                f"jumping to event {index} as the trace is read",
+                lambda cancelled, progress: s.jump(
+                    index, wait=True, cancelled=cancelled, progress=progress
+                ),
+            )
+        elif s.replay_cost(index) > SYNC_RUN_LIMIT:  # a long replay: not on the keys
+            self._run_in_worker(
+                f"jumping to event {index}",
+                lambda cancelled, progress: s.jump(index, cancelled=cancelled, progress=progress),
+                cancellable=index > s.position,
+            )
         else:
             self.post_message(StepApplied(s.jump(index)))
 
@@ -888,11 +1136,15 @@ class MainScreen(Screen):
 
     def action_search(self) -> None:
         self.app.push_screen(
-            PromptScreen("Find in the event log",
-                         "text as the log shows it, any case (a call site, ptr=ffff8881..., a "
-                         "cache name, a comment): forward from the cursor, n next, N "
-                         "previous", value=self.search_query),
-            self._search)
+            PromptScreen(
+                "Find in the event log",
+                "text as the log shows it, any case (a call site, ptr=ffff8881..., a "
+                "cache name, a comment): forward from the cursor, n next, N "
+                "previous",
+                value=self.search_query,
+            ),
+            self._search,
+        )
 
     def _search(self, text: str | None) -> None:
         if text:
@@ -910,7 +1162,7 @@ class MainScreen(Screen):
         s = self.session
         after = log.row_of_position(s.position)
         if log.found is not None and self._found_at == s.position:
-            after = log.found[0]            # a match in a comment: on from it, not from ▶
+            after = log.found[0]  # a match in a comment: on from it, not from ▶
         self._set_status(f"finding {self.search_query!r}… (escape stops)")
         self._search_worker = self.search_in_thread(log, self.search_query, after, direction)
         self.refresh_bindings()
@@ -922,7 +1174,7 @@ class MainScreen(Screen):
         worker = get_current_worker()
 
         def cancelled() -> bool:
-            time.sleep(0)           # the GIL to the UI's thread, if it waits for it (keys)
+            time.sleep(0)  # the GIL to the UI's thread, if it waits for it (keys)
             return worker.is_cancelled
 
         found = log.find(query, after, direction, cancelled=cancelled)
@@ -943,8 +1195,12 @@ class MainScreen(Screen):
         log.set_found((row, message.query))
         self._found_at = log.position_of_row(row)
         if wrapped:
-            self.notify("search hit BOTTOM, continuing at TOP" if message.direction > 0 else
-                        "search hit TOP, continuing at BOTTOM", title="find")
+            self.notify(
+                "search hit BOTTOM, continuing at TOP"
+                if message.direction > 0
+                else "search hit TOP, continuing at BOTTOM",
+                title="find",
+            )
         if self._found_at != self.session.position and not self.running:
             self._go_to_position(self._found_at)
 
@@ -953,10 +1209,14 @@ class MainScreen(Screen):
         current = ", ".join(b.describe() for b in s.breakpoints) or "none"
         nxt = s.next_event()
         self.app.push_screen(
-            PromptScreen("Breakpoint (set, or clear if set)",
-                         f"line L · an address or symbol (buf+8) · pfn P · attach · clear\n"
-                         f"set now: {current}", value=f"line {nxt.line}" if nxt else ""),
-            self._breakpoint)
+            PromptScreen(
+                "Breakpoint (set, or clear if set)",
+                f"line L · an address or symbol (buf+8) · pfn P · attach · clear\n"
+                f"set now: {current}",
+                value=f"line {nxt.line}" if nxt else "",
+            ),
+            self._breakpoint,
+        )
 
     def action_clear_breakpoints(self) -> None:
         self._breakpoint("clear")

@@ -55,9 +55,10 @@ class ReportListScreen(ModalScreen[int | None]):
 
     def compose(self):
         with Vertical(id="report-list"):
-            yield Label(f"{count(len(self.reports), 'KASAN report')} (enter shows one, escape "
-                        "closes)",
-                        id="report-list-title")
+            yield Label(
+                f"{count(len(self.reports), 'KASAN report')} (enter shows one, escape closes)",
+                id="report-list-title",
+            )
             yield OptionList(id="report-options")
 
     @staticmethod
@@ -72,8 +73,9 @@ class ReportListScreen(ModalScreen[int | None]):
         options = self.query_one(OptionList)
         # filled here, where the component class is styled
         function_style = self.get_component_rich_style("report-list--function", partial=True)
-        options.add_options([self._entry(i, r.report, function_style)
-                             for i, r in enumerate(self.reports)])
+        options.add_options(
+            [self._entry(i, r.report, function_style) for i, r in enumerate(self.reports)]
+        )
         options.highlighted = self.current
         options.focus()
 
@@ -90,35 +92,77 @@ class ReportScreen(Screen):
     class OpenReplay(Message):
         """Step through this replay workload in the inspector (the App opens it)."""
 
-        def __init__(self, lines: list[str], profile: str, name: str,
-                     notes: Iterable[str]) -> None:
+        def __init__(self, lines: list[str], profile: str, name: str, notes: Iterable[str]) -> None:
             super().__init__()
             self.lines, self.profile, self.name, self.notes = lines, profile, name, notes
 
     ACTIONS = [
-        Command("report(1)", "Next report", "the next report of the log", key="n",
-                id="report.next", tooltip="Show the next report of the log"),
-        Command("report(-1)", "Previous report", "the previous report of the log", key="p",
-                id="report.prev", label="Prev report",
-                tooltip="Show the previous report of the log"),
-        Command("list", "List the reports", "every report of the log by title", key="l",
-                id="report.list", label="Reports", tooltip="List the reports of the log by title"),
-        Command("inspect", "Inspect the replay",
-                "re-enact this report in the engine and step through it", key="i",
-                id="report.inspect", label="Inspect replay",
-                tooltip="Re-enact this report in the engine and step through it in the "
-                        "inspector (escape comes back)"),
-        Command("search", "Find…", "text in the reports: a function, an address, a cache",
-                key="slash", id="report.search", label="Find",
-                tooltip="Find text in the reports (a function, an address, a cache); / and "
-                        "enter again finds the next match"),
-        Command("app.help", "Keys", "show or hide the keys", key="question_mark,f1",
-                id="report.help", tooltip="Show or hide the keys"),
-        Command("search_again(1)", "Find next", "the next match of {screen.search_query!r}",
-                when=lambda screen: bool(screen.search_query)),
-        Command("search_again(-1)", "Find previous",
-                "the previous match of {screen.search_query!r}",
-                when=lambda screen: bool(screen.search_query)),
+        Command(
+            "report(1)",
+            "Next report",
+            "the next report of the log",
+            key="n",
+            id="report.next",
+            tooltip="Show the next report of the log",
+        ),
+        Command(
+            "report(-1)",
+            "Previous report",
+            "the previous report of the log",
+            key="p",
+            id="report.prev",
+            label="Prev report",
+            tooltip="Show the previous report of the log",
+        ),
+        Command(
+            "list",
+            "List the reports",
+            "every report of the log by title",
+            key="l",
+            id="report.list",
+            label="Reports",
+            tooltip="List the reports of the log by title",
+        ),
+        Command(
+            "inspect",
+            "Inspect the replay",
+            "re-enact this report in the engine and step through it",
+            key="i",
+            id="report.inspect",
+            label="Inspect replay",
+            tooltip="Re-enact this report in the engine and step through it in the "
+            "inspector (escape comes back)",
+        ),
+        Command(
+            "search",
+            "Find…",
+            "text in the reports: a function, an address, a cache",
+            key="slash",
+            id="report.search",
+            label="Find",
+            tooltip="Find text in the reports (a function, an address, a cache); / and "
+            "enter again finds the next match",
+        ),
+        Command(
+            "app.help",
+            "Keys",
+            "show or hide the keys",
+            key="question_mark,f1",
+            id="report.help",
+            tooltip="Show or hide the keys",
+        ),
+        Command(
+            "search_again(1)",
+            "Find next",
+            "the next match of {screen.search_query!r}",
+            when=lambda screen: bool(screen.search_query),
+        ),
+        Command(
+            "search_again(-1)",
+            "Find previous",
+            "the previous match of {screen.search_query!r}",
+            when=lambda screen: bool(screen.search_query),
+        ),
     ]
     BINDINGS = bindings(ACTIONS)
     # the report's texts' colours (kreport_view.Styles; kinspect.tcss): secondary facts, an
@@ -146,15 +190,14 @@ class ReportScreen(Screen):
     ReportScreen.narrow #stacks-pane { width: 1fr; height: 24; }
     """
 
-    def __init__(self, reports: list[ExplainedReport], path: str,
-                 symbolized: bool = False) -> None:
+    def __init__(self, reports: list[ExplainedReport], path: str, symbolized: bool = False) -> None:
         super().__init__()
         self.reports = reports
         self.path = path
         self.symbolized = symbolized
         self.index = 0
         self.search_query = ""
-        self.found: tuple[int, int] | None = None      # (report, line) of the last match
+        self.found: tuple[int, int] | None = None  # (report, line) of the last match
         self._search_lines: dict[int, list[tuple[str, int, str]]] = {}
 
     def compose(self):
@@ -169,13 +212,14 @@ class ReportScreen(Screen):
                     with VerticalScroll(id="legend-pane", classes="pane"):
                         yield Static("", id="legend")
                 with Vertical(id="stacks-pane", classes="pane"):
-                    yield TextLines(id="stacks", wrap=True)     # long frames fold
+                    yield TextLines(id="stacks", wrap=True)  # long frames fold
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#legend-pane").border_title = "the bytes of the dump, decoded"
         self.query_one("#stacks-pane").border_title = (
-            "stacks, symbolized · the page" if self.symbolized else "stacks · the page")
+            "stacks, symbolized · the page" if self.symbolized else "stacks · the page"
+        )
         self.show_report(0)
         self.query_one(MemoryStateGrid).focus()
         self._apply_width(self.app.size.width)
@@ -201,7 +245,8 @@ class ReportScreen(Screen):
         item = self.shown
         rep, exp = item.report, item.explanation
         self.query_one("#report-summary", Static).update(
-            summary_text(rep, exp, index, len(self.reports), self._style))
+            summary_text(rep, exp, index, len(self.reports), self._style)
+        )
         grid = self.query_one(MemoryStateGrid)
         grid.show(rep, exp)
         self._show_granule(grid.current)
@@ -217,8 +262,9 @@ class ReportScreen(Screen):
         self.query_one("#memory-pane").border_title = title
         self.query_one("#legend", Static).update(legend_text(rep, exp, self._style))
         self.query_one("#legend-pane").scroll_home(animate=False)
-        self.query_one("#stacks", TextLines).set_text(stacks_text(rep, item.stacks, self._style),
-                                                      scroll_home=True)
+        self.query_one("#stacks", TextLines).set_text(
+            stacks_text(rep, item.stacks, self._style), scroll_home=True
+        )
         self._set_sub_title()
         self.refresh_bindings()
 
@@ -259,6 +305,7 @@ class ReportScreen(Screen):
         def chosen(index: int | None) -> None:
             if index is not None:
                 self.show_report(index)
+
         self.app.push_screen(ReportListScreen(self.reports, self.index), chosen)
 
     # ------------------------------------------------------------------ search
@@ -272,10 +319,13 @@ class ReportScreen(Screen):
             rep, exp = item.report, item.explanation
             lines = self._search_lines[index] = [
                 (pane, n, line)
-                for pane, text in (("summary", summary_text(rep, exp, index, len(self.reports))),
-                                   ("legend", legend_text(rep, exp)),
-                                   ("stacks", stacks_text(rep, item.stacks)))
-                for n, line in enumerate(text.plain.splitlines())]
+                for pane, text in (
+                    ("summary", summary_text(rep, exp, index, len(self.reports))),
+                    ("legend", legend_text(rep, exp)),
+                    ("stacks", stacks_text(rep, item.stacks)),
+                )
+                for n, line in enumerate(text.plain.splitlines())
+            ]
         return lines
 
     def find(self, query: str, direction: int = 1) -> tuple[int, int, bool] | None:
@@ -297,7 +347,8 @@ class ReportScreen(Screen):
             for k in span:
                 if query in lines[k][2].casefold():
                     wrapped = (index - self.index) * direction < 0 or (
-                        index == self.index and step > 0)
+                        index == self.index and step > 0
+                    )
                     return index, k, wrapped
         return None
 
@@ -306,11 +357,16 @@ class ReportScreen(Screen):
             if text:
                 self.search_query = text
                 self.action_search_again(1)
+
         self.app.push_screen(
-            PromptScreen("Find in the reports",
-                         "text as the screen shows it, any case (a function, an address, a "
-                         "cache name): on from the last match; / and enter again for the next",
-                         value=self.search_query), chosen)
+            PromptScreen(
+                "Find in the reports",
+                "text as the screen shows it, any case (a function, an address, a "
+                "cache name): on from the last match; / and enter again for the next",
+                value=self.search_query,
+            ),
+            chosen,
+        )
 
     def action_search_again(self, direction: int) -> None:
         if not self.search_query:
@@ -318,8 +374,7 @@ class ReportScreen(Screen):
             return
         found = self.find(self.search_query, direction)
         if found is None:
-            self.notify(f"not found: {self.search_query!r}", title="find",
-                        severity="warning")
+            self.notify(f"not found: {self.search_query!r}", title="find", severity="warning")
             return
         index, k, wrapped = found
         if index != self.index:
@@ -331,8 +386,10 @@ class ReportScreen(Screen):
             stacks.scroll_to(y=stacks.row_of_line(line), animate=False)
         elif pane == "legend":
             self.query_one("#legend-pane").scroll_to(y=line, animate=False)
-        self.notify(("search wrapped: " if wrapped else "")
-                    + f"report {index + 1}, {pane}: {text.strip()}", title="find")
+        self.notify(
+            ("search wrapped: " if wrapped else "") + f"report {index + 1}, {pane}: {text.strip()}",
+            title="find",
+        )
 
     def action_inspect(self) -> None:
         rep = self.shown.report
@@ -341,5 +398,8 @@ class ReportScreen(Screen):
         except ReplayUnsupported as e:
             self.notify(str(e), title="this report cannot be replayed", severity="warning")
             return
-        self.post_message(self.OpenReplay(plan.lines, plan.profile,
-                                          f"replay of {rep.path}:{rep.line}", plan.notes))
+        self.post_message(
+            self.OpenReplay(
+                plan.lines, plan.profile, f"replay of {rep.path}:{rep.line}", plan.notes
+            )
+        )

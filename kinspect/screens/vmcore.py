@@ -64,8 +64,7 @@ def parse_target(k: Kernel, text: str) -> tuple[int | None, int | None, str | No
             n = low[3:].strip(" :=")
             pfn = int(n, 0)
             return k.page_offset_base + pfn * 4096, pfn, None
-        if low.startswith("0x") or (len(low) >= 8 and all(c in "0123456789abcdef"
-                                                           for c in low)):
+        if low.startswith("0x") or (len(low) >= 8 and all(c in "0123456789abcdef" for c in low)):
             return int(low, 16), None, None
     except ValueError:
         return None, None, f"not a number: {t!r}"
@@ -107,13 +106,14 @@ class VmcoreApp(App):
         self.addr = kernel.page_offset_base
         self.message = ""
         self.detail_text = ""
-        self.bills = None                   # costs.SchemeBills, made on the first ``c``
+        self.bills = None  # costs.SchemeBills, made on the first ``c``
 
     def compose(self) -> ComposeResult:
         fp = self.reader.footprint(REAL_SCHEME)
         head = dump_header_lines(self.k, None) + [
             f"the real shadow ({REAL_SCHEME}): {format_size(fp.static_bytes)} of shadow pages "
-            f"mapped for the RAM, a {format_size(fp.virtual_range_bytes)} virtual range"]
+            f"mapped for the RAM, a {format_size(fp.virtual_range_bytes)} virtual range"
+        ]
         yield Static("\n".join(head), id="head", markup=False)
         with Horizontal(id="body"):
             yield PageMap(DumpPages(self.reader), id="vm-pagemap")
@@ -140,7 +140,7 @@ class VmcoreApp(App):
             pm.select(pfn)
         try:
             self.detail_text = "\n".join(self.detail_lines(addr, pfn))
-        except KinspectError as e:          # a damaged page of the dump, read now: said
+        except KinspectError as e:  # a damaged page of the dump, read now: said
             self.detail_text = f"address {addr:#x}: {e}"
         self.query_one("#detail", Static).update(self.detail_text)
 
@@ -148,16 +148,20 @@ class VmcoreApp(App):
         r = self.reader
         out = [self.message] if self.message else []
         self.message = ""
-        out.append(f"address {addr:#x}" + (f" · pfn {pfn:#x}" if pfn is not None else
-                                           " · not mapped in the dump"))
+        out.append(
+            f"address {addr:#x}"
+            + (f" · pfn {pfn:#x}" if pfn is not None else " · not mapped in the dump")
+        )
         if pfn is not None and 0 <= pfn < r.end_pfn:
             out.append(f"page: {PAGE_PAINTS[int(r.page_states(pfn, 1)[0])].meaning}")
             slab = r.find_slab(pfn)
             if slab is not None:
-                out.append(f"slab of {slab.cache} (head pfn {slab.pfn:#x}, {slab.pages} "
-                           f"page(s), {slab.inuse}/{slab.objects} objects in use, object "
-                           f"{slab.object_size} in a {slab.slot_size}-byte slot"
-                           f"{', the CPU slab' if slab.frozen else ''})")
+                out.append(
+                    f"slab of {slab.cache} (head pfn {slab.pfn:#x}, {slab.pages} "
+                    f"page(s), {slab.inuse}/{slab.objects} objects in use, object "
+                    f"{slab.object_size} in a {slab.slot_size}-byte slot"
+                    f"{', the CPU slab' if slab.frozen else ''})"
+                )
             link = r.shadow_link(REAL_SCHEME, pfn)
             out.append(f"shadow: {link or 'not mapped in the dump'}")
         st = memory_state(self.k, addr)
@@ -208,8 +212,10 @@ class VmcoreApp(App):
     def action_poisoned(self, direction: int) -> None:
         found = self.reader.next_poisoned(self.addr, direction)
         if found is None:
-            self.message = (f"no poisoned granule {'after' if direction > 0 else 'before'} "
-                            f"{self.addr:#x} in the RAM's shadow")
+            self.message = (
+                f"no poisoned granule {'after' if direction > 0 else 'before'} "
+                f"{self.addr:#x} in the RAM's shadow"
+            )
             self.show(self.addr)
             return
         self.show(found)
@@ -218,6 +224,7 @@ class VmcoreApp(App):
 def run_vmcore_ui(dump: str, vmlinux: str) -> int:
     """``kinspect tui --vmcore``: bad input is the one-line error (exit 2) before the UI."""
     from kinspect.vmcore.kernel import open_kernel
+
     k = open_kernel(dump, vmlinux)
     try:
         VmcoreApp(k).run()

@@ -19,6 +19,19 @@ from .cursor import Breakpoint, SchemeView, Session, ShadowSlabInfo, registered_
 from .recording import REFERENCE_SCHEME, AttachEvent, StepResult
 from .sources import TraceRunner, load_trace
 
-__all__ = ["REFERENCE_SCHEME", "AttachEvent", "Breakpoint", "CheckpointStore", "SchemeView",
-           "Session", "ShadowSlabInfo", "Standby", "StepResult", "TraceRunner", "load_trace",
-           "merge_ranges", "ranges_contain", "registered_schemes"]
+__all__ = [
+    "REFERENCE_SCHEME",
+    "AttachEvent",
+    "Breakpoint",
+    "CheckpointStore",
+    "SchemeView",
+    "Session",
+    "ShadowSlabInfo",
+    "Standby",
+    "StepResult",
+    "TraceRunner",
+    "load_trace",
+    "merge_ranges",
+    "ranges_contain",
+    "registered_schemes",
+]

@@ -60,16 +60,16 @@ from ..engine.errors import KinspectError
 from ..engine.machine import Machine
 from .recording import dispose, forget_changes
 
-CHUNK_MIN = 256             # buffers of this many bytes or more leave the pickle...
-PIECE = 32 << 10            # ...as chunks of at most this many bytes (a bigger one: pieces)
+CHUNK_MIN = 256  # buffers of this many bytes or more leave the pickle...
+PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: pieces)
 # Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
-THIN_KEEP_NEWEST = 4        # regular checkpoints always kept when thinning (and position 0)
-SPARE_REPLAY = 512          # going back, a spare this many events behind beats a restore
-IDLE_CHUNK = 512            # events replayed in one piece of idle work
-HOLD_LADDER = 4             # dense checkpoints kept just below the spares (Standby.work)...
-LADDER_STEP = 16            # ...this many events apart
+THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
+SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
+IDLE_CHUNK = 512  # events replayed in one piece of idle work
+HOLD_LADDER = 4  # dense checkpoints kept just below the spares (Standby.work)...
+LADDER_STEP = 16  # ...this many events apart
 
 
 @dataclass(eq=False)
@@ -80,8 +80,8 @@ class Checkpoint:
     position: int
     blob: bytes
     chunks: tuple[int, ...]
-    nbytes: int                 # the pickle and the chunks first stored with it
-    size: int                   # the pickle and every chunk it refers to: what a restore copies
+    nbytes: int  # the pickle and the chunks first stored with it
+    size: int  # the pickle and every chunk it refers to: what a restore copies
     dense: bool = False
 
 
@@ -90,13 +90,13 @@ class ChunkStore:
     immutable bytes, with a count of the references to it (a chunk that no checkpoint refers
     to any more is dropped)."""
 
-    HINTS_MAX = 1 << 19         # identity hints kept at most (beyond: forgotten, not wrong)
+    HINTS_MAX = 1 << 19  # identity hints kept at most (beyond: forgotten, not wrong)
 
     def __init__(self) -> None:
-        self._data: dict[int, bytes] = {}           # serial -> content
-        self._refs: dict[int, int] = {}             # serial -> checkpoints referring to it
-        self._by_content: dict[tuple[int, int], list[int]] = {}     # (length, crc32) -> serials
-        self._crc: dict[int, int] = {}              # serial -> its crc32
+        self._data: dict[int, bytes] = {}  # serial -> content
+        self._refs: dict[int, int] = {}  # serial -> checkpoints referring to it
+        self._by_content: dict[tuple[int, int], list[int]] = {}  # (length, crc32) -> serials
+        self._crc: dict[int, int] = {}  # serial -> its crc32
         # where a piece is (PIECES_SHIFT) -> the serial of the chunk it equalled when last
         # stored or restored: a hint (ids are reused once an object dies), checked by a memcmp.
         self._by_id: dict[int, int] = {}
@@ -171,7 +171,7 @@ class ChunkStore:
         return freed
 
 
-_KINDS = frozenset((bytearray, bytes, np.ndarray, array))     # what a checkpoint may take
+_KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint may take
 
 
 def _taker(store: ChunkStore):
@@ -179,7 +179,7 @@ def _taker(store: ChunkStore):
     ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
     their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
     A closure: it is called for every object pickled (millions late in a trace)."""
-    seen: dict[int, int] = {}               # id of a buffer -> its ordinal in this pickle
+    seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
     buffers: list = []
     serials: list[int] = []
     count = [0, 0]
@@ -205,7 +205,7 @@ def _taker(store: ChunkStore):
         at = id(obj)
         ordinal = seen.get(at)
         if ordinal is not None:
-            return ordinal                  # the same buffer again: the same after a restore
+            return ordinal  # the same buffer again: the same after a restore
         seen[at] = len(buffers)
         buffers.append(obj)
         count[1] += size
@@ -217,7 +217,7 @@ def _taker(store: ChunkStore):
         else:
             pieces = []
             for i, start in enumerate(range(0, size, PIECE)):
-                serial, new = intern(at << PIECES_SHIFT | i, raw[start:start + PIECE])
+                serial, new = intern(at << PIECES_SHIFT | i, raw[start : start + PIECE])
                 pieces.append(serial)
                 count[0] += new
             serials.extend(pieces)
@@ -240,8 +240,13 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         raw = old
     elif kind == "n":
         dtype, shape = meta
-        if type(old) is not np.ndarray or old.dtype != dtype or old.shape != shape or \
-                not old.flags.c_contiguous or not old.flags.writeable:
+        if (
+            type(old) is not np.ndarray
+            or old.dtype != dtype
+            or old.shape != shape
+            or not old.flags.c_contiguous
+            or not old.flags.writeable
+        ):
             return None
         raw = old.reshape(-1).view(np.uint8)
     elif kind == "a":
@@ -299,7 +304,7 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list):
             elif kind == "a":
                 obj = array(meta, chunk)
             else:
-                obj = chunk                 # bytes: immutable, shared as they are
+                obj = chunk  # bytes: immutable, shared as they are
             hints[id(obj) << PIECES_SHIFT] = serials
         else:
             chunks = [data[serial] for serial in serials]
@@ -310,7 +315,7 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list):
                 obj = np.empty(shape, dtype=dtype)
                 raw = obj.reshape(-1).view(np.uint8)
                 for i, chunk in enumerate(chunks):
-                    raw[i * PIECE:i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
+                    raw[i * PIECE : i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
             else:
                 obj = b"".join(chunks)
                 if kind == "a":
@@ -333,15 +338,15 @@ class CheckpointStore:
         self.every = every
         self.chunks = ChunkStore()
         self._regular: dict[int, Checkpoint] = {}
-        self._positions: list[int] = []                 # of the regular ones, sorted
-        self._dense: OrderedDict[int, Checkpoint] = OrderedDict()     # least recently used first
+        self._positions: list[int] = []  # of the regular ones, sorted
+        self._dense: OrderedDict[int, Checkpoint] = OrderedDict()  # least recently used first
         self.regular_bytes = 0
         self.dense_bytes = 0
-        self.seconds = 0.0                              # a take's time, smoothed
-        self.restore_seconds = 0.0                      # a restore's CPU time, smoothed
+        self.seconds = 0.0  # a take's time, smoothed
+        self.restore_seconds = 0.0  # a restore's CPU time, smoothed
         self.takes = 0
-        self.new_bytes = 0                              # bytes stored by all takes
-        self.full_bytes = 0                             # what they would have held whole
+        self.new_bytes = 0  # bytes stored by all takes
+        self.full_bytes = 0  # what they would have held whole
 
     # ------------------------------------------------------------------------- taking
 
@@ -354,7 +359,7 @@ class CheckpointStore:
             pickler.dump(state)
         if buffers is not None:
             buffers[:] = taken
-        del taken                           # alive until the pickle is made
+        del taken  # alive until the pickle is made
         new, size = count
         blob = f.getvalue()
         self.takes += 1
@@ -362,8 +367,9 @@ class CheckpointStore:
         self.full_bytes += len(blob) + size
         return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
-    def take(self, position: int, state, dense: bool = False,
-             buffers: list | None = None) -> Checkpoint | None:
+    def take(
+        self, position: int, state, dense: bool = False, buffers: list | None = None
+    ) -> Checkpoint | None:
         """Keep a checkpoint of ``state`` (the machine and the runner's state, after
         ``position`` events), unless one is kept there; the new one, else None. A regular
         one may make the older ones thin out (``every`` doubles), a dense one evict the least
@@ -371,7 +377,7 @@ class CheckpointStore:
         order (what a later ``restore(..., reuse=)`` into this state may write into)."""
         if position in self._regular or (dense and position in self._dense):
             return None
-        if position in self._dense:             # asked for a regular one: the dense one is it
+        if position in self._dense:  # asked for a regular one: the dense one is it
             ckpt = self._dense.pop(position)
             self.dense_bytes -= ckpt.nbytes
             ckpt.dense = False
@@ -452,8 +458,7 @@ class CheckpointStore:
 
     # ---------------------------------------------------------------------- restoring
 
-    def restore(self, ckpt: Checkpoint, reuse: list | None = None,
-                buffers: list | None = None):
+    def restore(self, ckpt: Checkpoint, reuse: list | None = None, buffers: list | None = None):
         """The state ``ckpt`` holds, as new objects, every buffer a copy of its chunks: a new
         one, or (``reuse``: the buffers of a state this one replaces, as ``take`` or
         ``restore`` listed them) one of those, in place, only the pieces that differ copied:
@@ -461,8 +466,9 @@ class CheckpointStore:
         state's buffers, in order."""
         t = time.process_time()
         unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
-        unpickler.persistent_load = _loader(self.chunks, reuse,
-                                            buffers if buffers is not None else [])
+        unpickler.persistent_load = _loader(
+            self.chunks, reuse, buffers if buffers is not None else []
+        )
         with gc_paused():
             state = unpickler.load()
         self.restore_seconds = 0.5 * self.restore_seconds + 0.5 * (time.process_time() - t)
@@ -473,8 +479,9 @@ class CheckpointStore:
     @property
     def nbytes(self) -> int:
         """Bytes held: every pickle and every chunk once."""
-        blobs = sum(len(c.blob) for c in self._regular.values()) + \
-            sum(len(c.blob) for c in self._dense.values())
+        blobs = sum(len(c.blob) for c in self._regular.values()) + sum(
+            len(c.blob) for c in self._dense.values()
+        )
         return blobs + self.chunks.nbytes
 
     def stats(self) -> dict:
@@ -482,13 +489,22 @@ class CheckpointStore:
         ``pickle_bytes`` and ``chunk_bytes`` (its parts), ``chunks``, ``every``; ``takes``
         and, over them, ``stored_bytes`` (new with each) against ``full_bytes`` (each whole)."""
         held = self.nbytes
-        return {"checkpoints": len(self._regular), "dense": len(self._dense), "bytes": held,
-                "pickle_bytes": held - self.chunks.nbytes, "chunk_bytes": self.chunks.nbytes,
-                "chunks": len(self.chunks), "every": self.every, "takes": self.takes,
-                "stored_bytes": self.new_bytes, "full_bytes": self.full_bytes}
+        return {
+            "checkpoints": len(self._regular),
+            "dense": len(self._dense),
+            "bytes": held,
+            "pickle_bytes": held - self.chunks.nbytes,
+            "chunk_bytes": self.chunks.nbytes,
+            "chunks": len(self.chunks),
+            "every": self.every,
+            "takes": self.takes,
+            "stored_bytes": self.new_bytes,
+            "full_bytes": self.full_bytes,
+        }
 
 
 # ------------------------------------------------------------------------------ spares
+
 
 @dataclass
 class Spare:
@@ -498,9 +514,9 @@ class Spare:
     position: int
     machine: Machine
     runner: object
-    nbytes: int                 # what the checkpoint it was made from restores: about what
-                                # it holds
-    buffers: list | None        # its buffers as the restore that made it listed them
+    nbytes: int  # what the checkpoint it was made from restores: about what
+    # it holds
+    buffers: list | None  # its buffers as the restore that made it listed them
 
 
 @dataclass
@@ -509,7 +525,7 @@ class _Replay(Spare):
     ``target`` a chunk at a time (``Standby._build``); done, a spare or disposed of."""
 
     target: int
-    spare: bool                 # it becomes a spare at target (else: it lays the ladder)
+    spare: bool  # it becomes a spare at target (else: it lays the ladder)
 
 
 class Standby:
@@ -518,12 +534,13 @@ class Standby:
     restored machine and says what of a runner's state a checkpoint keeps (``runner()``,
     ``state()``: the session's event source)."""
 
-    def __init__(self, store: CheckpointStore, driver, wanted: int = 3,
-                 budget: int = 384 << 20) -> None:
+    def __init__(
+        self, store: CheckpointStore, driver, wanted: int = 3, budget: int = 384 << 20
+    ) -> None:
         self.store = store
         self.driver = driver
-        self.wanted = wanted            # spares kept, at position - 1 .. - wanted
-        self.budget = budget            # about how many bytes they may hold
+        self.wanted = wanted  # spares kept, at position - 1 .. - wanted
+        self.budget = budget  # about how many bytes they may hold
         self._spares: list[Spare] = []
         self._job: _Replay | None = None
 
@@ -550,8 +567,9 @@ class Standby:
         enough (``SPARE_REPLAY``) to beat a restore; else None."""
         best = None
         for spare in self._spares:
-            if 0 <= target - spare.position <= SPARE_REPLAY and \
-                    (best is None or spare.position > best.position):
+            if 0 <= target - spare.position <= SPARE_REPLAY and (
+                best is None or spare.position > best.position
+            ):
                 best = spare
         if best is not None:
             self._spares.remove(best)
@@ -594,7 +612,7 @@ class Standby:
             if oldest.position - self.store.nearest_position(oldest.position) > 32:
                 self.take_dense(oldest.position, oldest.machine, oldest.runner)
                 return True
-        target = position - self.wanted - 1      # the ladder's top rung
+        target = position - self.wanted - 1  # the ladder's top rung
         if target > 0 and target - self.store.nearest_position(target) >= LADDER_STEP:
             return self._build(target, spare=False)
         self.drop_job()
@@ -611,9 +629,10 @@ class Standby:
                 return None
             if target in have:
                 continue
-            if distance > 1 and \
-                    held + self.store.at(self.store.nearest_position(target)).size \
-                    > self.budget:
+            if (
+                distance > 1
+                and held + self.store.at(self.store.nearest_position(target)).size > self.budget
+            ):
                 return None
             return target
         return None
@@ -633,9 +652,15 @@ class Standby:
             ckpt = self.store.nearest(target)
             buffers: list = []
             machine, state = self.store.restore(ckpt, buffers=buffers)
-            self._job = _Replay(ckpt.position, machine,
-                                self.driver.runner(machine, ckpt.position, state),
-                                ckpt.size, buffers, target, spare)
+            self._job = _Replay(
+                ckpt.position,
+                machine,
+                self.driver.runner(machine, ckpt.position, state),
+                ckpt.size,
+                buffers,
+                target,
+                spare,
+            )
             return True
         try:
             with gc_paused():
@@ -645,8 +670,7 @@ class Standby:
                     job.position += 1
                     forget_changes(job.machine)
                     below = target - job.position
-                    if not spare and below < LADDER_STEP * HOLD_LADDER and \
-                            below % LADDER_STEP == 0:
+                    if not spare and below < LADDER_STEP * HOLD_LADDER and below % LADDER_STEP == 0:
                         self.take_dense(job.position, job.machine, job.runner)
                         break
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):

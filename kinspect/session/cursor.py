@@ -56,10 +56,21 @@ from ..engine.shadow import SCHEMES
 from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
 from ..engine.workload import Event, Workload
-from .checkpoints import CheckpointStore, Spare, Standby
-from .recording import (REFERENCE_SCHEME, WINDOW_PAGES, Accumulator, AttachEvent, EventRecord,
-                        FootprintHistory, StepResult, dispose, observe, undone, unobserve)
 from . import sources
+from .checkpoints import CheckpointStore, Spare, Standby
+from .recording import (
+    REFERENCE_SCHEME,
+    WINDOW_PAGES,
+    Accumulator,
+    AttachEvent,
+    EventRecord,
+    FootprintHistory,
+    StepResult,
+    dispose,
+    observe,
+    undone,
+    unobserve,
+)
 from .sources import TraceDriver, WorkloadDriver, fast_forward
 
 SCHEME_ORDER = ("flat", "pshadow", "pageptr", "pageext")
@@ -98,15 +109,21 @@ class Breakpoint:
         return "attach/detach"
 
 
-
 class Session:
     """A cursor over a workload on one machine with every scheme in lockstep."""
 
-    def __init__(self, profile: ArchProfile, workload,
-                 schemes: Sequence[str] | None = None, shown: str | None = None,
-                 scheme_options: dict | None = None, checkpoint_every: int | None = None,
-                 checkpoint_budget: int = 256 << 20, spares: int = 3,
-                 spare_budget: int = 384 << 20) -> None:
+    def __init__(
+        self,
+        profile: ArchProfile,
+        workload,
+        schemes: Sequence[str] | None = None,
+        shown: str | None = None,
+        scheme_options: dict | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_budget: int = 256 << 20,
+        spares: int = 3,
+        spare_budget: int = 384 << 20,
+    ) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
         ``checkpoint_every``: events between the checkpoints taken while idle (default 256;
@@ -122,24 +139,28 @@ class Session:
         self.profile = profile
         self.workload = workload
         if isinstance(workload, Workload):
-            workload.bind(profile)          # sizeof(long), PAGE_SIZE... are the profile's
-        self.driver = (workload if isinstance(workload, TraceDriver)
-                       else WorkloadDriver(workload))
+            workload.bind(profile)  # sizeof(long), PAGE_SIZE... are the profile's
+        self.driver = workload if isinstance(workload, TraceDriver) else WorkloadDriver(workload)
         self.path = self.driver.path
         self.events: list = self.driver.events
         self.is_trace = isinstance(self.driver, TraceDriver)
         names = list(schemes) if schemes is not None else registered_schemes()
         for name in names:
             if name not in SCHEMES:
-                raise KinspectError(f"unknown shadow scheme {name!r} "
-                                    f"(known: {', '.join(SCHEMES)})", "--scheme")
+                raise KinspectError(
+                    f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})", "--scheme"
+                )
         self.scheme_names = [REFERENCE_SCHEME] + [n for n in names if n != REFERENCE_SCHEME]
         if shown is None:
-            shown = next((n for n in ("pageptr", "pageext", "pshadow")
-                          if n in self.scheme_names), REFERENCE_SCHEME)
+            shown = next(
+                (n for n in ("pageptr", "pageext", "pshadow") if n in self.scheme_names),
+                REFERENCE_SCHEME,
+            )
         if shown not in self.scheme_names:
-            raise KinspectError(f"scheme {shown!r} is not running "
-                                f"(running: {', '.join(self.scheme_names)})", "--scheme")
+            raise KinspectError(
+                f"scheme {shown!r} is not running (running: {', '.join(self.scheme_names)})",
+                "--scheme",
+            )
         self.shown = shown
         self.scheme_options = dict(scheme_options or {})
         self.generation = 0
@@ -148,8 +169,8 @@ class Session:
         self.breakpoints: list[Breakpoint] = []
         # Knowledge gathered while stepping (deterministic: valid at any position).
         self._records: OrderedDict[int, EventRecord] = OrderedDict()
-        self._records_max = 2_000_000          # what each event changed: ~150 bytes each
-        self.report_events: dict[int, tuple[str, ...]] = {}   # event index -> bug types
+        self._records_max = 2_000_000  # what each event changed: ~150 bytes each
+        self.report_events: dict[int, tuple[str, ...]] = {}  # event index -> bug types
         self.attach_events: dict[int, tuple[AttachEvent, ...]] = {}
         self.error_events: dict[int, str] = {}
         # grows with the events (every event read, or twice as many while a trace loads)
@@ -167,14 +188,15 @@ class Session:
         self.fast_forward = self.machine.engine == "native" and self.is_trace
         self._rate_bulk = 8e-6
         self._rate_step = 40e-6
-        self.events_bulk = 0            # events replayed by fast forwards
-        self.events_stepped = 0         # events applied the existing way (steps and replays)
+        self.events_bulk = 0  # events replayed by fast forwards
+        self.events_stepped = 0  # events applied the existing way (steps and replays)
 
     # ------------------------------------------------------------------------- state
 
     def _boot(self) -> None:
-        machine = Machine(self.profile, schemes=self.scheme_names,
-                          scheme_options=self.scheme_options)
+        machine = Machine(
+            self.profile, schemes=self.scheme_names, scheme_options=self.scheme_options
+        )
         self._install(machine)
         self.position = 0
         self.runner = self.driver.runner(machine, 0)
@@ -214,8 +236,11 @@ class Session:
         """Whether a trace is still being read (``load()``): more events may come."""
         return self.driver.loading
 
-    def load(self, progress: Callable[[int, float], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> None:
+    def load(
+        self,
+        progress: Callable[[int, float], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         """Read the rest of a streamed trace (``load_trace(stream=True)``), in any one thread
         while this one steps: ``progress(events, fraction)`` after each block; a TraceError
         ends the reading (``load_error``) after the events before it. Returns at once for a
@@ -251,8 +276,9 @@ class Session:
     def set_shown_scheme(self, name: str) -> StepResult:
         """Show another running scheme; the position stays. Every view is dirty."""
         if name not in self._schemes:
-            raise KinspectError(f"scheme {name!r} is not running "
-                                f"(running: {', '.join(self.scheme_names)})")
+            raise KinspectError(
+                f"scheme {name!r} is not running (running: {', '.join(self.scheme_names)})"
+            )
         self.shown = name
         self.generation += 1
         return StepResult(self.generation, self.position, self.position, dirty=None)
@@ -306,9 +332,9 @@ class Session:
         every = self.checkpoint_every
         buffers: list = []
         self.checkpoints.take(self.position, self._state(), buffers=buffers)
-        if buffers:                                 # a pickle was made of this machine
+        if buffers:  # a pickle was made of this machine
             self._buffers = buffers
-        if self.checkpoint_every != every:          # they thinned out: fewer to come
+        if self.checkpoint_every != every:  # they thinned out: fewer to come
             self._interval = max(self._interval, 4 * self.checkpoint_every)
 
     def _take_dense(self) -> None:
@@ -324,8 +350,11 @@ class Session:
         ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
         base = self.checkpoints.nearest_position(target)
         near = not force and base <= self.position <= target
-        if not force and not lay_dense and \
-                self._fast_forward_pays(self.position if near else base, target, not near):
+        if (
+            not force
+            and not lay_dense
+            and self._fast_forward_pays(self.position if near else base, target, not near)
+        ):
             self._adopt(self._fast_forward(target))
             return
         if not near:
@@ -341,12 +370,16 @@ class Session:
         with gc_paused():
             while self.position < target:
                 self._apply(record=False)
-                if lay_dense and (target - self.position) % dense_every == 0 and \
-                        self.position < target:
+                if (
+                    lay_dense
+                    and (target - self.position) % dense_every == 0
+                    and self.position < target
+                ):
                     self._take_dense()
         if self.position - start >= 256 and not lay_dense:
-            self._rate_step = 0.5 * self._rate_step + \
-                0.5 * (time.process_time() - t) / (self.position - start)
+            self._rate_step = 0.5 * self._rate_step + 0.5 * (time.process_time() - t) / (
+                self.position - start
+            )
 
     # ------------------------------------------------------------------ fast forward
     #
@@ -378,17 +411,26 @@ class Session:
     def _fast_forward_pays(self, start: int, target: int, restore: bool) -> bool:
         """Whether reaching ``target`` by a fast forward costs less than stepping there from
         ``start`` (the position, or a checkpoint to restore first)."""
-        if not self.fast_forward or target - start < sources.FAST_FORWARD_MIN or \
-                self.driver.event_batches(target, target) is None:
+        if (
+            not self.fast_forward
+            or target - start < sources.FAST_FORWARD_MIN
+            or self.driver.event_batches(target, target) is None
+        ):
             return False
-        stepping = (target - start) * self._rate_step + (self.checkpoints.restore_seconds
-                                                          if restore else 0.0)
+        stepping = (target - start) * self._rate_step + (
+            self.checkpoints.restore_seconds if restore else 0.0
+        )
         return self._fast_forward_base(target)[1] < stepping
 
-    def _fast_forward(self, target: int, stop_from: int | None = None,
-                      cancelled: Callable[[], bool] | None = None,
-                      progress: Callable[[int, int], None] | None = None,
-                      previous: int = 0, planned: int = 0) -> Spare:
+    def _fast_forward(
+        self,
+        target: int,
+        stop_from: int | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        previous: int = 0,
+        planned: int = 0,
+    ) -> Spare:
         """The trace replayed compiled up to ``target`` events (sources.fast_forward: the
         footprints sampled after each piece) on a machine booted anew or restored from the
         nearest checkpoint (``_fast_forward_base``); with ``stop_from``, up to the first event
@@ -399,20 +441,34 @@ class Session:
         if base:
             buffers = []
             machine, (replayer, _reports) = self.checkpoints.restore(
-                self.checkpoints.nearest(target), buffers=buffers)
+                self.checkpoints.nearest(target), buffers=buffers
+            )
             unobserve(machine)
         else:
-            machine = Machine(self.profile, schemes=self.scheme_names,
-                              scheme_options=self.scheme_options, engine=self.machine.engine)
+            machine = Machine(
+                self.profile,
+                schemes=self.scheme_names,
+                scheme_options=self.scheme_options,
+                engine=self.machine.engine,
+            )
         t = time.process_time()
-        runner = fast_forward(self.driver, machine, replayer, target, self.report_events,
-                              self._sample_footprints, stop_from, cancelled, progress,
-                              previous, planned)
+        runner = fast_forward(
+            self.driver,
+            machine,
+            replayer,
+            target,
+            self.report_events,
+            self._sample_footprints,
+            stop_from,
+            cancelled,
+            progress,
+            previous,
+            planned,
+        )
         pos = runner.position
         self.events_bulk += pos - base
         if pos - base >= sources.FAST_FORWARD_MIN:
-            self._rate_bulk = 0.5 * self._rate_bulk + \
-                0.5 * (time.process_time() - t) / (pos - base)
+            self._rate_bulk = 0.5 * self._rate_bulk + 0.5 * (time.process_time() - t) / (pos - base)
         return Spare(pos, machine, runner, 0, buffers)
 
     def _adopt(self, forward: Spare) -> None:
@@ -437,12 +493,11 @@ class Session:
         taken, or up to ``IDLE_CHUNK`` events replayed: a key pressed meanwhile waits for no
         more."""
         if self._graveyard:
-            dispose(*self._graveyard.pop(0))        # one a piece: tens of ms each late on
+            dispose(*self._graveyard.pop(0))  # one a piece: tens of ms each late on
             return True
         if self.standby.work(self.position):
             return True
-        if self.position - self.checkpoints.last_regular(self.position) >= \
-                self.checkpoint_every:
+        if self.position - self.checkpoints.last_regular(self.position) >= self.checkpoint_every:
             self._take_checkpoint()
             return True
         return False
@@ -506,8 +561,9 @@ class Session:
             self._restore(self.position, force=True)
             if isinstance(e, KinspectError):
                 raise
-            raise WorkloadError(f"{self.event_text(index)}: {e or type(e).__name__}",
-                                self.path, ev.line) from None
+            raise WorkloadError(
+                f"{self.event_text(index)}: {e or type(e).__name__}", self.path, ev.line
+            ) from None
         self.position += 1
         self.events_stepped += 1
         if not record:
@@ -542,9 +598,18 @@ class Session:
         if not self._take_spare(target):
             self._restore(target)
         dirty, attach = undone(self._records, target, previous)
-        return StepResult(self.generation, self.position, previous, (), dirty, (),
-                          tuple(reversed(attach[-256:])), None, (),
-                          time.perf_counter() - t0)
+        return StepResult(
+            self.generation,
+            self.position,
+            previous,
+            (),
+            dirty,
+            (),
+            tuple(reversed(attach[-256:])),
+            None,
+            (),
+            time.perf_counter() - t0,
+        )
 
     def replay_cost(self, index: int) -> int:
         """How many events going to the state after ``index`` events replays (from the
@@ -559,17 +624,26 @@ class Session:
             return int(self._fast_forward_base(index)[1] / self._rate_step)  # events stepped
         return index - start
 
-    def jump(self, index: int, wait: bool = False,
-             cancelled: Callable[[], bool] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> StepResult:
+    def jump(
+        self,
+        index: int,
+        wait: bool = False,
+        cancelled: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> StepResult:
         """Go to the state after ``index`` events (0 = just booted). Beyond the events read so
         far of a trace still loading: as far as they go, or with ``wait`` (in a worker thread:
         see ``run``) as the events come, to ``index`` or the end of the trace."""
         index = max(0, index if wait else min(index, len(self.events)))
         if index < self.position:
             return self.back(self.position - index)
-        return self.run(until="limit", limit=index - self.position, cancelled=cancelled,
-                        progress=progress, wait=wait)
+        return self.run(
+            until="limit",
+            limit=index - self.position,
+            cancelled=cancelled,
+            progress=progress,
+            wait=wait,
+        )
 
     # -------------------------------------------------------------------- running
 
@@ -578,8 +652,9 @@ class Session:
         while a trace is loading, a line after the last one read: see
         ``drop_unmatched_breakpoints``)."""
         if bp.kind not in Breakpoint.KINDS:
-            raise KinspectError(f"unknown breakpoint kind {bp.kind!r} "
-                                f"(known: {', '.join(Breakpoint.KINDS)})")
+            raise KinspectError(
+                f"unknown breakpoint kind {bp.kind!r} (known: {', '.join(Breakpoint.KINDS)})"
+            )
         if bp.kind == "line" and self.index_of_line(bp.value) is None:
             read = self.events[-1].line if self.events else 0
             if not (self.driver.loading and bp.value > read):
@@ -614,10 +689,15 @@ class Session:
         self.add_breakpoint(bp)
         return True
 
-    def run(self, until: str = "report", limit: int | None = None,
-            cancelled: Callable[[], bool] | None = None,
-            progress: Callable[[int, int], None] | None = None,
-            progress_every: int = 2000, wait: bool = False) -> StepResult:
+    def run(
+        self,
+        until: str = "report",
+        limit: int | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        progress_every: int = 2000,
+        wait: bool = False,
+    ) -> StepResult:
         """Apply events until something stops the run:
 
         - ``until="report"``: an event made a KASAN report, or a breakpoint;
@@ -696,11 +776,21 @@ class Session:
         self.generation += 1
         if until == "limit" and stopped == "limit":
             stopped = None
-        return acc.result(self.generation, self.position, previous, stopped,
-                          time.perf_counter() - t0)
+        return acc.result(
+            self.generation, self.position, previous, stopped, time.perf_counter() - t0
+        )
 
-    def _run_forward(self, until: str, end: int | None, lines: set, acc: Accumulator,
-                     cancelled, progress, previous: int, planned: int) -> None:
+    def _run_forward(
+        self,
+        until: str,
+        end: int | None,
+        lines: set,
+        acc: Accumulator,
+        cancelled,
+        progress,
+        previous: int,
+        planned: int,
+    ) -> None:
         """The bulk of a long run as a fast forward, when it pays (and no breakpoint needs
         each event looked at: line breakpoints are found in the events beforehand): up to
         FAST_FORWARD_TAIL (sources) events before where the run would stop, so that the run's
@@ -723,8 +813,9 @@ class Session:
             target = goal - sources.FAST_FORWARD_TAIL
             if not self._fast_forward_pays(self.position, target, False):
                 return
-        forward = self._fast_forward(target, previous if until == "report" else None,
-                                     cancelled, progress, previous, planned)
+        forward = self._fast_forward(
+            target, previous if until == "report" else None, cancelled, progress, previous, planned
+        )
         if until == "report" and forward.runner.last_reports:
             reported = forward.position - 1
             dispose(forward.machine, forward.runner)
@@ -765,7 +856,7 @@ class Session:
         if pos - base <= 64:
             return
         self._restore(pos - 1, force=True, lay_dense=True)
-        self._take_dense()                  # the first step back: a restore, no replay
+        self._take_dense()  # the first step back: a restore, no replay
         with gc_paused():
             self._apply(record=False)
         self._take_dense()
@@ -786,13 +877,14 @@ class Session:
 
 # ---------------------------------------------------------------------- scheme views
 
+
 @dataclass(frozen=True)
 class ShadowSlabInfo:
     """One slab page (2^order pages from ``pfn``) of a scheme's shadow-block cache."""
 
     pfn: int
     pages: int
-    blocks: tuple                # ShadowBlock(addr, pfn | None, vaddr | None) per slot
+    blocks: tuple  # ShadowBlock(addr, pfn | None, vaddr | None) per slot
 
 
 class SchemeView:
@@ -828,8 +920,9 @@ class SchemeView:
         self.own_shadow = []
         if self.kind == "blocks":
             slabs = self.slabs()
-            self.attached = sorted(b.pfn for slab in slabs for b in slab.blocks
-                                   if b.pfn is not None)
+            self.attached = sorted(
+                b.pfn for slab in slabs for b in slab.blocks if b.pfn is not None
+            )
             self.own_shadow = self._own_shadow_pages()
         elif self.kind == "windows":
             attached = []
@@ -838,8 +931,11 @@ class SchemeView:
             for w in machine.shadow_windows(self.name):
                 own.append(w.shadow_pfn)
                 if w.pfn is not None:
-                    attached += [p for p in range(w.pfn, w.pfn + WINDOW_PAGES)
-                                 if machine.has_own_shadow(self.name, p)]
+                    attached += [
+                        p
+                        for p in range(w.pfn, w.pfn + WINDOW_PAGES)
+                        if machine.has_own_shadow(self.name, p)
+                    ]
             self.attached = sorted(attached)
             self.own_shadow = sorted(own)
         self._counters = self._current_counters()
@@ -887,11 +983,11 @@ class SchemeView:
     def attached_in(self, first: int, count: int) -> list[int]:
         """Attached pfns in [first, first + count)."""
         a = self.attached
-        return a[bisect_right(a, first - 1):bisect_right(a, first + count - 1)]
+        return a[bisect_right(a, first - 1) : bisect_right(a, first + count - 1)]
 
     def own_shadow_in(self, first: int, count: int) -> list[int]:
         a = self.own_shadow
-        return a[bisect_right(a, first - 1):bisect_right(a, first + count - 1)]
+        return a[bisect_right(a, first - 1) : bisect_right(a, first + count - 1)]
 
     def is_attached(self, pfn: int) -> bool:
         return bool(self.attached_in(pfn, 1))
@@ -902,15 +998,17 @@ class SchemeView:
     def slabs(self) -> list[ShadowSlabInfo]:
         """The shadow-block cache's slabs in pfn order (pageptr, pageext); [] otherwise."""
         if self._slabs is None:
-            self._slabs = [ShadowSlabInfo(*slab) for slab in
-                           machine_view(self.session).shadow_slabs(self.name)]
+            self._slabs = [
+                ShadowSlabInfo(*slab) for slab in machine_view(self.session).shadow_slabs(self.name)
+            ]
         return self._slabs
 
     def block_of_pfn(self, pfn: int) -> int | None:
         """The address of the block serving ``pfn``, or None."""
         if self._block_of_pfn is None:
-            self._block_of_pfn = {b.pfn: b.addr for slab in self.slabs() for b in slab.blocks
-                                  if b.pfn is not None}
+            self._block_of_pfn = {
+                b.pfn: b.addr for slab in self.slabs() for b in slab.blocks if b.pfn is not None
+            }
         return self._block_of_pfn.get(pfn)
 
     def shadow_slab_of_block(self, addr: int) -> ShadowSlabInfo | None:

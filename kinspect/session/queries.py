@@ -12,8 +12,8 @@ import numpy as np
 
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, KASAN_PAGE_FREE
-from kinspect.session.cursor import Breakpoint, Session
 from kinspect.engine.view import machine_view
+from kinspect.session.cursor import Breakpoint, Session
 
 
 def _parse_int(text: str) -> int:
@@ -33,8 +33,10 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
         if pm:
             pfn = _parse_int(pm.group(1))
             if not p.pfn_valid(pfn):
-                raise KinspectError(f"pfn {pfn:#x} is not RAM (memory: pfn "
-                                    f"{p.min_pfn:#x}-{p.max_pfn - 1:#x}, with holes)")
+                raise KinspectError(
+                    f"pfn {pfn:#x} is not RAM (memory: pfn "
+                    f"{p.min_pfn:#x}-{p.max_pfn - 1:#x}, with holes)"
+                )
             return pfn, (m.page_address(pfn) if p.is_lowmem_pfn(pfn) else None)
         if re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)", text):
             value = _parse_int(text)
@@ -60,8 +62,10 @@ def resolve_location(session: Session, text: str) -> tuple[int | None, int | Non
             raise KinspectError(f"kmem_cache {text} has no slab now")
         head = cache.slabs[0]
         return head, m.page_address(head)
-    raise KinspectError(f"nothing called {text!r}: not an address, a pfn, a workload "
-                        "variable, a global or a kmem_cache")
+    raise KinspectError(
+        f"nothing called {text!r}: not an address, a pfn, a workload "
+        "variable, a global or a kmem_cache"
+    )
 
 
 def _locate_address(s: Session, addr: int, text: str) -> tuple[int | None, int | None]:
@@ -71,7 +75,7 @@ def _locate_address(s: Session, addr: int, text: str) -> tuple[int | None, int |
     if pfn is not None:
         return pfn, addr
     if p.vmalloc_start <= addr < p.vmalloc_end or p.addr_has_metadata(addr):
-        return None, addr            # shadow exists, no page behind (vmalloc hole, ...)
+        return None, addr  # shadow exists, no page behind (vmalloc hole, ...)
     if p.pfn_valid(addr):
         return addr, (m.page_address(addr) if p.is_lowmem_pfn(addr) else None)
     raise KinspectError(f"{text} is neither a kernel address with shadow nor a pfn of RAM")
@@ -140,8 +144,10 @@ def parse_jump(s: Session, text: str) -> int:
     if m:
         found = s.index_of_line(_parse_int(m.group(1)))
         if found is None:
-            raise KinspectError(f"no event on line {m.group(1)}" + (
-                f" (the trace is read up to line {s.events[-1].line})" if s.loading else ""))
+            raise KinspectError(
+                f"no event on line {m.group(1)}"
+                + (f" (the trace is read up to line {s.events[-1].line})" if s.loading else "")
+            )
         return found + 1
     index = _parse_int(text.removeprefix("event").strip())
     if index < 0 or (index > s.total and not s.loading):

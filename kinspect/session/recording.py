@@ -26,10 +26,11 @@ REFERENCE_SCHEME = "flat"
 # A shadow page covers 8 pages (KASAN_SHADOW_SCALE_SHIFT): the window whose shadow links can
 # change together when a per-page scheme maps a shadow page.
 WINDOW_PAGES = 8
-MAX_DIRTY_RANGES = 4096        # beyond this a result says "everything" (dirty None)
+MAX_DIRTY_RANGES = 4096  # beyond this a result says "everything" (dirty None)
 
 
 # ----------------------------------------------------------------------------- results
+
 
 @dataclass(frozen=True)
 class AttachEvent:
@@ -37,10 +38,10 @@ class AttachEvent:
     a pageptr/pageext shadow block (``page->shadow``), or a pshadow shadow page."""
 
     scheme: str
-    kind: str                   # "attach" or "detach"
-    pfn: int | None             # first pfn; None when the scheme's bill changed but no page's
-    count: int                  # pages        link did (e.g. shadow of vmalloc space)
-    link: str | None            # the link after an attach, before a detach
+    kind: str  # "attach" or "detach"
+    pfn: int | None  # first pfn; None when the scheme's bill changed but no page's
+    count: int  # pages        link did (e.g. shadow of vmalloc space)
+    link: str | None  # the link after an attach, before a detach
     event_index: int = -1
 
     def describe(self) -> str:
@@ -49,9 +50,15 @@ class AttachEvent:
         pages = f"pfn {self.pfn:#x}" + (f"+{self.count}" if self.count > 1 else "")
         return f"{self.scheme}: {self.kind} {pages}" + (f" ({self.link})" if self.link else "")
 
-    def inverse(self) -> "AttachEvent":
-        return AttachEvent(self.scheme, "detach" if self.kind == "attach" else "attach",
-                           self.pfn, self.count, self.link, self.event_index)
+    def inverse(self) -> AttachEvent:
+        return AttachEvent(
+            self.scheme,
+            "detach" if self.kind == "attach" else "attach",
+            self.pfn,
+            self.count,
+            self.link,
+            self.event_index,
+        )
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,14 @@ class StepResult:
     """What a Session command changed."""
 
     generation: int
-    position: int                            # events applied now
-    previous: int                            # events applied before the command
-    events: tuple[Event, ...] = ()           # events applied (forward; the last few of a run)
-    dirty: tuple[tuple[int, int], ...] | None = ()   # (first pfn, count); None = everything
-    reports: tuple[BadAccess, ...] = ()      # new reports made by the applied events
-    attach: tuple[AttachEvent, ...] = ()     # attach/detach (undone ones inverted when going back)
-    stopped: str | None = None               # why a run stopped: "report", "breakpoint ...", "end",
-                                             # "cancelled", "limit"
+    position: int  # events applied now
+    previous: int  # events applied before the command
+    events: tuple[Event, ...] = ()  # events applied (forward; the last few of a run)
+    dirty: tuple[tuple[int, int], ...] | None = ()  # (first pfn, count); None = everything
+    reports: tuple[BadAccess, ...] = ()  # new reports made by the applied events
+    attach: tuple[AttachEvent, ...] = ()  # attach/detach (undone ones inverted when going back)
+    stopped: str | None = None  # why a run stopped: "report", "breakpoint ...", "end",
+    # "cancelled", "limit"
     expect_failures: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -77,6 +84,7 @@ class StepResult:
 
 # ------------------------------------------------------------------ observing the machine
 
+
 class RecordingShadow(ShadowScheme):
     """Wraps the machine's shadow (one scheme, or several in lockstep): notes the addresses of
     shadow writes and the page ranges of attach points, and which of those pages had shadow
@@ -86,8 +94,8 @@ class RecordingShadow(ShadowScheme):
 
     def __init__(self, inner: ShadowScheme, schemes: list[ShadowScheme]) -> None:
         self.inner = inner
-        self.writes: list[tuple[int, int]] = []          # (addr, bytes of memory)
-        self.pages: list[tuple[int, int]] = []           # (pfn, count) at page_alloc/page_free
+        self.writes: list[tuple[int, int]] = []  # (addr, bytes of memory)
+        self.pages: list[tuple[int, int]] = []  # (pfn, count) at page_alloc/page_free
         # (scheme, pfn) -> (link,) when the page had shadow of its own, else ()
         self.links_before: dict[tuple[str, int], tuple] = {}
         self.watched = [s for s in schemes if s.name != REFERENCE_SCHEME]
@@ -182,6 +190,7 @@ def forget_changes(machine: Machine) -> None:
 
 # ------------------------------------------------------------------- what changed
 
+
 @dataclass
 class EventRecord:
     """What one event did, kept so that going back can name what it undoes."""
@@ -204,8 +213,9 @@ class Changes:
         self.rec.clear()
         self.written.clear()
 
-    def collect(self, index: int, footprints: "FootprintHistory", position: int
-                ) -> tuple[tuple[tuple[int, int], ...], tuple[AttachEvent, ...]]:
+    def collect(
+        self, index: int, footprints: FootprintHistory, position: int
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[AttachEvent, ...]]:
         """The pfn ranges event ``index`` (the last one applied, ``position`` events now)
         changed, and its attach/detach events."""
         rec = self.rec
@@ -268,8 +278,9 @@ class Changes:
                 out.append(AttachEvent(name, run[1], run[0], run[2], run[3], index))
         return out
 
-    def _counter_events(self, index: int, seen: set[str], footprints: "FootprintHistory",
-                        pos: int) -> list[AttachEvent]:
+    def _counter_events(
+        self, index: int, seen: set[str], footprints: FootprintHistory, pos: int
+    ) -> list[AttachEvent]:
         """Attach/detach that changed a scheme's bill but no page link we watched."""
         out = []
         for s in self.rec.watched:
@@ -278,8 +289,11 @@ class Changes:
             now, prev = footprints.counters(s.name, pos), footprints.counters(s.name, pos - 1)
             delta = int(now[0] - prev[0] + now[1] - prev[1])
             if delta:
-                out.append(AttachEvent(s.name, "attach" if delta > 0 else "detach", None,
-                                       delta, None, index))
+                out.append(
+                    AttachEvent(
+                        s.name, "attach" if delta > 0 else "detach", None, delta, None, index
+                    )
+                )
         return out
 
 
@@ -288,7 +302,7 @@ def observe(machine: Machine) -> Changes:
     memmap journalling), once; what they see."""
     if not isinstance(machine.shadow, RecordingShadow):
         machine.shadow = RecordingShadow(machine.shadow, machine.schemes)
-        machine._bind_shadow()          # the machine's own bound write and read of it
+        machine._bind_shadow()  # the machine's own bound write and read of it
     if machine.memmap.written is None:
         machine.memmap.written = []
     return Changes(machine)
@@ -339,18 +353,29 @@ class Accumulator:
         self.dirty_all, self.ranges = True, []
         self.reports += reports
 
-    def result(self, generation: int, position: int, previous: int, stopped: str | None,
-               seconds: float) -> StepResult:
+    def result(
+        self, generation: int, position: int, previous: int, stopped: str | None, seconds: float
+    ) -> StepResult:
         dirty = None if self.dirty_all else merge_ranges(self.ranges)
         if dirty is not None and len(dirty) > MAX_DIRTY_RANGES:
             dirty = None
-        return StepResult(generation, position, previous, tuple(self.events[-64:]), dirty,
-                          tuple(self.reports), tuple(self.attach), stopped,
-                          tuple(self.failures), seconds)
+        return StepResult(
+            generation,
+            position,
+            previous,
+            tuple(self.events[-64:]),
+            dirty,
+            tuple(self.reports),
+            tuple(self.attach),
+            stopped,
+            tuple(self.failures),
+            seconds,
+        )
 
 
-def undone(records: dict[int, EventRecord], target: int, previous: int
-           ) -> tuple[tuple[tuple[int, int], ...] | None, list[AttachEvent]]:
+def undone(
+    records: dict[int, EventRecord], target: int, previous: int
+) -> tuple[tuple[tuple[int, int], ...] | None, list[AttachEvent]]:
     """What going back from ``previous`` events to ``target`` undoes: the pfn ranges (None when
     an event's record is missing: everything) and the attach/detach events, inverted."""
     ranges: list[tuple[int, int]] = []
@@ -366,6 +391,7 @@ def undone(records: dict[int, EventRecord], target: int, previous: int
 
 
 # ------------------------------------------------------------------------ footprints
+
 
 class FootprintHistory:
     """Each running scheme's memory bill after each of the events 0..known - 1 (index 0: after
@@ -383,7 +409,7 @@ class FootprintHistory:
 
     def totals(self, scheme: str, position: int) -> np.ndarray:
         """The totals after each of the events 0..position."""
-        return self._total[scheme][:position + 1]
+        return self._total[scheme][: position + 1]
 
     def counters(self, scheme: str, position: int) -> np.ndarray:
         return self._counters[scheme][position]
@@ -414,8 +440,11 @@ class FootprintHistory:
     def _put(self, s: ShadowScheme, position: int) -> None:
         fp = s.footprint()
         self._total[s.name][position] = fp.total_bytes()
-        self._counters[s.name][position] = (fp.blocks_in_use, fp.shadow_pages_mapped,
-                                            fp.shadow_slab_pages)
+        self._counters[s.name][position] = (
+            fp.blocks_in_use,
+            fp.shadow_pages_mapped,
+            fp.shadow_slab_pages,
+        )
 
     def _fit(self, position: int) -> None:
         if position < len(self._total[self.names[0]]):

@@ -24,20 +24,26 @@ from collections.abc import Callable, Sequence
 
 from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
-from ..engine.ftrace import (PARALLEL_MIN_BYTES, EventBatch, ParallelTraceReader, TraceEvent,
-                             TraceReader, parallel_possible)
+from ..engine.ftrace import (
+    PARALLEL_MIN_BYTES,
+    EventBatch,
+    ParallelTraceReader,
+    TraceEvent,
+    TraceReader,
+    parallel_possible,
+)
 from ..engine.machine import Machine
 from ..engine.replay import TraceReplayer
 from ..engine.workload import Addr, Event, StepOutcome, Workload, WorkloadRunner
 
 # The fast forward: a long move on the native engine replays the trace's EventBatches
 # compiled, from a machine booted anew, in pieces...
-FAST_FORWARD_MIN = 4096         # events: a shorter move steps the existing way
-FAST_FORWARD_PIECE = 8192       # events a piece: the footprints are sampled after each
-FAST_FORWARD_TAIL = 64          # the last events before the target: stepped the existing way
+FAST_FORWARD_MIN = 4096  # events: a shorter move steps the existing way
+FAST_FORWARD_PIECE = 8192  # events a piece: the footprints are sampled after each
+FAST_FORWARD_TAIL = 64  # the last events before the target: stepped the existing way
 
 
-def load_trace(path: str, strict: bool = False, stream: bool = False) -> "TraceDriver":
+def load_trace(path: str, strict: bool = False, stream: bool = False) -> TraceDriver:
     """An ftrace kmem capture as a Session's workload: read whole, or with ``stream`` only
     its first events (a file with none is an error now), the rest by ``Session.load()``."""
     return TraceDriver(path, strict, stream)
@@ -65,7 +71,7 @@ class _Tail:
 class WorkloadDriver:
     """How a Session runs a ``.kw`` workload: WorkloadRunner; its state is the variables."""
 
-    loading = False                     # parsed whole before the session starts
+    loading = False  # parsed whole before the session starts
     error = None
 
     def __init__(self, workload: Workload) -> None:
@@ -129,14 +135,22 @@ class TraceRunner:
     stepped by the compiled replayer, a one-event slice at a time: its maps stay in its tables
     (what a checkpoint keeps, and a fast forward goes on with); else by the Python one."""
 
-    def __init__(self, machine: Machine, driver: TraceDriver, start: int,
-                 replayer: TraceReplayer | None = None) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        driver: TraceDriver,
+        start: int,
+        replayer: TraceReplayer | None = None,
+    ) -> None:
         self.machine = machine
         self.events = driver.events
         self.position = start
         self.replayer = replayer if replayer is not None else TraceReplayer(machine, driver.path)
-        self._slices = driver.event_batches if (driver.batches is not None and
-                                                machine.engine == "native") else None
+        self._slices = (
+            driver.event_batches
+            if (driver.batches is not None and machine.engine == "native")
+            else None
+        )
         self.values: dict = {}
         self.last_reports: list = []
         self.expect_failures: list = []
@@ -165,8 +179,8 @@ class _TraceEvents(Sequence):
     list of TraceEvents held about 240 more (135 MiB for the real x86_64 trace)."""
 
     def __init__(self, batches: list, ends: list[int]) -> None:
-        self._batches = batches         # shared with the driver, which appends to both...
-        self._ends = ends               # ...the batch first, then its end
+        self._batches = batches  # shared with the driver, which appends to both...
+        self._ends = ends  # ...the batch first, then its end
 
     def __len__(self) -> int:
         ends = self._ends
@@ -185,12 +199,11 @@ class _TraceEvents(Sequence):
         return batch[index - (self._ends[i] - len(batch))]
 
     def __iter__(self):
-        for batch in self._batches[:len(self._ends)]:
+        for batch in self._batches[: len(self._ends)]:
             yield from batch
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Sequence) and len(self) == len(other) and \
-            list(self) == list(other)
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
 
     __hash__ = None
 
@@ -205,26 +218,33 @@ class TraceDriver:
     (``parallel_possible()``: before any thread starts, a CPU to spare), as ``kinspect run``
     does; the process reading it here only receives the events."""
 
-    LABELS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
-              "mm_page_free")
+    LABELS = (
+        "kmalloc",
+        "kmem_cache_alloc",
+        "kfree",
+        "kmem_cache_free",
+        "mm_page_alloc",
+        "mm_page_free",
+    )
 
     def __init__(self, path: str, strict: bool = False, stream: bool = False) -> None:
         self.path = path
         try:
             parallel = os.path.getsize(path) >= PARALLEL_MIN_BYTES and parallel_possible()
         except OSError:
-            parallel = False            # the reader says what is wrong with the file
+            parallel = False  # the reader says what is wrong with the file
         self.reader = (ParallelTraceReader if parallel else TraceReader)(path, strict=strict)
-        self._event = TraceEvent if parallel else None   # its child sends plain tuples
+        self._event = TraceEvent if parallel else None  # its child sends plain tuples
         # The native engine's reader gives EventBatches: kept as they are (the events are
         # a view of them, _TraceEvents), and a long move replays slices of them compiled
         # (Session's fast forward). The Python engine's gives TraceEvents: kept in a list.
         self.batches: list | None = [] if self.reader.engine == "native" else None
-        self._batch_ends: list[int] = []            # events read up to the end of each batch
-        self.events = (_TraceEvents(self.batches, self._batch_ends)
-                       if self.batches is not None else [])
+        self._batch_ends: list[int] = []  # events read up to the end of each batch
+        self.events = (
+            _TraceEvents(self.batches, self._batch_ends) if self.batches is not None else []
+        )
         self.loading = True
-        self.error: KinspectError | None = None     # what stopped the reading, if anything
+        self.error: KinspectError | None = None  # what stopped the reading, if anything
         self._arrived = threading.Condition()
         self._batches = self.reader.batches()
         if stream:
@@ -278,8 +298,11 @@ class TraceDriver:
             self.error = error
             self._arrived.notify_all()
 
-    def load(self, progress: Callable[[int, float], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> None:
+    def load(
+        self,
+        progress: Callable[[int, float], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         """Read the rest of the trace (from any one thread): ``progress(events, fraction of
         the file)`` after each block; ``cancelled()`` returning True stops the reading for
         good (the events read stay, as if the trace ended there)."""
@@ -297,8 +320,7 @@ class TraceDriver:
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until ``count`` events are read; whether they are."""
         with self._arrived:
-            self._arrived.wait_for(lambda: len(self.events) >= count or not self.loading,
-                                   timeout)
+            self._arrived.wait_for(lambda: len(self.events) >= count or not self.loading, timeout)
             return len(self.events) >= count
 
     def close(self) -> None:
@@ -345,13 +367,19 @@ class ReportStop(Exception):
     and the move stops at it."""
 
 
-def fast_forward(driver: TraceDriver, machine: Machine, replayer: TraceReplayer | None,
-                 target: int, report_events: dict[int, tuple[str, ...]],
-                 sampled: Callable[[Machine, int], None],
-                 stop_from: int | None = None,
-                 cancelled: Callable[[], bool] | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 previous: int = 0, planned: int = 0) -> TraceRunner:
+def fast_forward(
+    driver: TraceDriver,
+    machine: Machine,
+    replayer: TraceReplayer | None,
+    target: int,
+    report_events: dict[int, tuple[str, ...]],
+    sampled: Callable[[Machine, int], None],
+    stop_from: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    previous: int = 0,
+    planned: int = 0,
+) -> TraceRunner:
     """Replay the trace compiled on ``machine`` up to ``target`` events: a machine booted
     anew (``replayer`` None), or one restored from a checkpoint with its replayer (which has
     replayed ``replayer.events`` events), its observers off (recording.unobserve).
@@ -364,12 +392,12 @@ def fast_forward(driver: TraceDriver, machine: Machine, replayer: TraceReplayer 
         replayer = TraceReplayer(machine, driver.path)
     replay = replayer.compiled().replay
     reports = machine.reports
-    noted = [len(reports), 0]       # reports seen, the first event of the slice replayed
+    noted = [len(reports), 0]  # reports seen, the first event of the slice replayed
 
     def after_event(i: int) -> None:
         if len(reports) != noted[0]:
             index = noted[1] + i
-            new = reports[noted[0]:]
+            new = reports[noted[0] :]
             for r in new:
                 r.event_index = index
             report_events[index] = tuple(r.bug_type for r in new)
@@ -386,8 +414,9 @@ def fast_forward(driver: TraceDriver, machine: Machine, replayer: TraceReplayer 
                 end = min(target, pos + FAST_FORWARD_PIECE)
                 for batch in driver.event_batches(pos, end):
                     noted[1] = replayer.events
-                    replay(_Positions(batch.columns(), batch.strings, batch.tasks), None,
-                           after_event)
+                    replay(
+                        _Positions(batch.columns(), batch.strings, batch.tasks), None, after_event
+                    )
                 pos = replayer.events
                 sampled(machine, pos)
                 if progress is not None:

@@ -19,12 +19,11 @@ import re
 import sys
 
 from kinspect.engine.errors import KinspectError
-from kinspect.reports.explain import explain, format_explanation, headline
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE, kasan_find_first_bad_addr, round_down
-from kinspect.reports.kreport import KasanReport, LogScan, iter_reports
 from kinspect.engine.profile import load_profile
-from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, \
-    format_memory_state
+from kinspect.engine.report import META_BYTES_PER_ROW, META_ROWS_AROUND_ADDR, format_memory_state
+from kinspect.reports.explain import explain, format_explanation, headline
+from kinspect.reports.kreport import KasanReport, LogScan, iter_reports
 
 from .kernel import Kernel, open_kernel
 from .objects import find_object, object_tracks
@@ -38,31 +37,47 @@ NO_REPORT = "no KASAN report found in the dump's printk ring buffer"
 #: the longest access whose first bad granule is searched (kasan_find_first_bad_addr steps
 #: 8 bytes at a time; the KASAN reports of bigger accesses are rare and bounded here)
 _MAX_SEARCH = 1 << 20
-_ROW_MEM = META_BYTES_PER_ROW * KASAN_GRANULE_SIZE       # META_MEM_BYTES_PER_ROW
+_ROW_MEM = META_BYTES_PER_ROW * KASAN_GRANULE_SIZE  # META_MEM_BYTES_PER_ROW
 
 
 def add_command(subparsers) -> None:
     vp = subparsers.add_parser(
-        "vmcore", help="the KASAN reports of a crash dump (ELF core, makedumpfile -c) with "
-                       "the real shadow around their addresses",
+        "vmcore",
+        help="the KASAN reports of a crash dump (ELF core, makedumpfile -c) with "
+        "the real shadow around their addresses",
         description="Read an x86_64 crash dump (QEMU dump-guest-memory, kdump's /proc/vmcore, "
-                    "makedumpfile's ELF or compressed KDUMP file) with its vmlinux: the KASAN "
-                    "reports in its printk ring "
-                    "buffer, and the shadow memory and struct page around each address, read "
-                    "from the dump. Exit 0: shown; 1: no report; 2: unusable input.")
+        "makedumpfile's ELF or compressed KDUMP file) with its vmlinux: the KASAN "
+        "reports in its printk ring "
+        "buffer, and the shadow memory and struct page around each address, read "
+        "from the dump. Exit 0: shown; 1: no report; 2: unusable input.",
+    )
     vp.add_argument("dump", metavar="DUMP", help="the dump (ELF core or makedumpfile's KDUMP)")
-    vp.add_argument("--vmlinux", metavar="PATH", required=True,
-                    help="the dump's unstripped vmlinux (its build ID is checked)")
-    vp.add_argument("--addr", metavar="ADDR", type=_address,
-                    help="show the dump's state around this kernel address instead")
+    vp.add_argument(
+        "--vmlinux",
+        metavar="PATH",
+        required=True,
+        help="the dump's unstripped vmlinux (its build ID is checked)",
+    )
+    vp.add_argument(
+        "--addr",
+        metavar="ADDR",
+        type=_address,
+        help="show the dump's state around this kernel address instead",
+    )
     vp.add_argument("--format", choices=("text", "json"), default="text")
-    vp.add_argument("--costs", action="store_true",
-                    help="the 2017 comparison on this dump: what each simulated shadow scheme "
-                         "(flat, pshadow, pageptr, pageext) would cost for the dump's memory, "
-                         "beside the real kernel's shadow")
-    vp.add_argument("--replay", action="store_true",
-                    help="replay each report in kinspect's engine and list where the "
-                         "simulated shadow of the object's slot differs from the dump's")
+    vp.add_argument(
+        "--costs",
+        action="store_true",
+        help="the 2017 comparison on this dump: what each simulated shadow scheme "
+        "(flat, pshadow, pageptr, pageext) would cost for the dump's memory, "
+        "beside the real kernel's shadow",
+    )
+    vp.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay each report in kinspect's engine and list where the "
+        "simulated shadow of the object's slot differs from the dump's",
+    )
 
 
 def _address(text: str) -> int:
@@ -74,12 +89,12 @@ def _address(text: str) -> int:
 
 # --------------------------------------------------------------------------- the state
 
+
 class MemoryState:
     """What the dump holds around one address: the five shadow rows (None: not mapped or
     not in the dump), and the struct page of a direct-map address."""
 
-    def __init__(self, k: Kernel, addr: int, size: int = 0, bug_type: str | None = None
-                 ) -> None:
+    def __init__(self, k: Kernel, addr: int, size: int = 0, bug_type: str | None = None) -> None:
         self.addr = addr
         self.bug_type = bug_type
         self.notes: list[str] = []
@@ -92,40 +107,50 @@ class MemoryState:
             self.notes.append(f"{addr:#x} has no shadow (below KASAN_SHADOW_START's range)")
         else:
             self.first_bad_addr = self._first_bad(k, prof, addr, size)
-            self.row_start = round_down(self.first_bad_addr, _ROW_MEM) \
-                - META_ROWS_AROUND_ADDR * _ROW_MEM
-            self.rows = [k.read(prof.kasan_mem_to_shadow(self.row_start + i * _ROW_MEM),
-                                META_BYTES_PER_ROW)
-                         for i in range(2 * META_ROWS_AROUND_ADDR + 1)]
+            self.row_start = (
+                round_down(self.first_bad_addr, _ROW_MEM) - META_ROWS_AROUND_ADDR * _ROW_MEM
+            )
+            self.rows = [
+                k.read(prof.kasan_mem_to_shadow(self.row_start + i * _ROW_MEM), META_BYTES_PER_ROW)
+                for i in range(2 * META_ROWS_AROUND_ADDR + 1)
+            ]
             if any(r is None for r in self.rows):
                 self.notes.append("some shadow rows are not mapped in the dump (shown ??)")
         self.page = _page_of(k, addr)
         self.object = find_object(k, addr, _shadow_reader(k, prof))
-        self.tracks = [] if self.object is None else \
-            object_tracks(k, self.object, _shadow_reader(k, prof))
-        self.quarantine, self.quarantine_line = (None, None) if self.object is None else \
-            object_hold(k, self.object)
+        self.tracks = (
+            [] if self.object is None else object_tracks(k, self.object, _shadow_reader(k, prof))
+        )
+        self.quarantine, self.quarantine_line = (
+            (None, None) if self.object is None else object_hold(k, self.object)
+        )
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
-            self.notes.append(f"an access of {size} bytes: the first bad granule searched in "
-                              f"its first {_MAX_SEARCH} only")
+            self.notes.append(
+                f"an access of {size} bytes: the first bad granule searched in "
+                f"its first {_MAX_SEARCH} only"
+            )
             size = _MAX_SEARCH
         shadow_byte = _shadow_reader(k, prof)
         try:
             return kasan_find_first_bad_addr(shadow_byte, addr, size)
         except _Unreadable:
-            self.notes.append("the shadow of the access is not in the dump: the row shown is "
-                              "the access address's")
+            self.notes.append(
+                "the shadow of the access is not in the dump: the row shown is the access address's"
+            )
             return addr
 
     def memory_lines(self) -> list[str]:
         """``print_memory_metadata()``'s rows ('?? ' for bytes the dump does not have)."""
         if self.row_start is None:
             return []
-        lines = format_memory_state(self.row_start, [r or bytes(META_BYTES_PER_ROW)
-                                                     for r in self.rows],
-                                    self.first_bad_addr, 64)
+        lines = format_memory_state(
+            self.row_start,
+            [r or bytes(META_BYTES_PER_ROW) for r in self.rows],
+            self.first_bad_addr,
+            64,
+        )
         out, i = [], 0
         for ln in lines:
             if ln.strip() == "^":
@@ -138,18 +163,23 @@ class MemoryState:
         return out
 
     def to_json(self) -> dict:
-        return {"addr": f"{self.addr:#x}", "shadow_addr": f"{self.shadow_addr:#x}",
-                "first_bad_addr": f"{self.first_bad_addr:#x}",
-                "row_start": None if self.row_start is None else f"{self.row_start:#x}",
-                "rows": [None if r is None else r.hex() for r in self.rows],
-                "memory_state": self.memory_lines(),
-                "object": None if self.object is None else self.object.to_json(),
-                "object_lines": [] if self.object is None else
-                self.object.lines(self.addr, self.bug_type),
-                "tracks": [{"title": t, "frames": f} for t, f in self.tracks],
-                "quarantine": None if self.quarantine is None else self.quarantine.to_json(),
-                "quarantine_line": self.quarantine_line,
-                "page": self.page, "notes": self.notes}
+        return {
+            "addr": f"{self.addr:#x}",
+            "shadow_addr": f"{self.shadow_addr:#x}",
+            "first_bad_addr": f"{self.first_bad_addr:#x}",
+            "row_start": None if self.row_start is None else f"{self.row_start:#x}",
+            "rows": [None if r is None else r.hex() for r in self.rows],
+            "memory_state": self.memory_lines(),
+            "object": None if self.object is None else self.object.to_json(),
+            "object_lines": []
+            if self.object is None
+            else self.object.lines(self.addr, self.bug_type),
+            "tracks": [{"title": t, "frames": f} for t, f in self.tracks],
+            "quarantine": None if self.quarantine is None else self.quarantine.to_json(),
+            "quarantine_line": self.quarantine_line,
+            "page": self.page,
+            "notes": self.notes,
+        }
 
 
 class _Unreadable(LookupError):
@@ -160,11 +190,13 @@ class _Unreadable(LookupError):
 def _shadow_reader(k: Kernel, prof):
     """``shadow_byte(addr)``: the dump's shadow byte of ``addr`` (_Unreadable when the dump
     does not have it)."""
+
     def shadow_byte(a: int) -> int:
         b = k.read(prof.kasan_mem_to_shadow(a), 1)
         if b is None:
             raise _Unreadable
         return b[0]
+
     return shadow_byte
 
 
@@ -180,18 +212,21 @@ def _page_of(k: Kernel, addr: int) -> dict | None:
     if pfn is None or "page" not in k.layouts:
         return None
     lines, notes = dump_page_lines(k, pfn)
-    return {"pfn": pfn, "struct_page": f"{k.vmemmap_base + pfn * k.layouts['page'].size:#x}",
-            "lines": lines, "notes": notes}
+    return {
+        "pfn": pfn,
+        "struct_page": f"{k.vmemmap_base + pfn * k.layouts['page'].size:#x}",
+        "lines": lines,
+        "notes": notes,
+    }
 
 
-def memory_state(k: Kernel, addr: int, size: int = 0, bug_type: str | None = None
-                 ) -> MemoryState:
+def memory_state(k: Kernel, addr: int, size: int = 0, bug_type: str | None = None) -> MemoryState:
     return MemoryState(k, addr, size, bug_type)
 
 
 def state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     out = []
-    for title, frames in st.tracks:                 # describe_object_stacks()
+    for title, frames in st.tracks:  # describe_object_stacks()
         out += [indent + title] + [f"{indent} {f}" for f in frames] + [""]
     if st.object is not None:
         out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
@@ -202,8 +237,10 @@ def state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
         out += [indent + ln for ln in st.page["lines"]]
         out += [f"{indent}note: {n}" for n in st.page["notes"]]
     if st.row_start is not None:
-        out.append(f"{indent}Memory state around the buggy address (the dump's shadow at "
-                   f"{st.shadow_addr:#x}):")
+        out.append(
+            f"{indent}Memory state around the buggy address (the dump's shadow at "
+            f"{st.shadow_addr:#x}):"
+        )
         out += [indent + ln for ln in st.memory_lines()]
     out += [f"{indent}note: {n}" for n in st.notes]
     return out
@@ -211,10 +248,10 @@ def state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
 
 # --------------------------------------------------------------------------- the command
 
+
 def _reports(k: Kernel, ring: RingBuffer) -> list[KasanReport]:
     name = f"{k.core.path} (printk ring buffer)"
-    return list(iter_reports(console_lines(ring.records), path=name, partial=True,
-                             scan=LogScan()))
+    return list(iter_reports(console_lines(ring.records), path=name, partial=True, scan=LogScan()))
 
 
 def _access_size(rep: KasanReport) -> int:
@@ -223,20 +260,24 @@ def _access_size(rep: KasanReport) -> int:
 
 def dump_header_lines(k: Kernel, ring: RingBuffer | None) -> list[str]:
     cpus = len(k.core.cpus)
-    lines = [f"dump: {k.core.path}: {k.core.kind}, {cpus} CPU{'s' if cpus != 1 else ''}, "
-             f"physical memory up to {k.core.ram_end:#x}",
-             f"vmlinux: {k.sym.path}: matched by {k.build_id_match}",
-             f"page tables: {k.root_source}, {5 if k.la57 else 4}-level; direct map at "
-             f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
-             f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
-             f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})"]
+    lines = [
+        f"dump: {k.core.path}: {k.core.kind}, {cpus} CPU{'s' if cpus != 1 else ''}, "
+        f"physical memory up to {k.core.ram_end:#x}",
+        f"vmlinux: {k.sym.path}: matched by {k.build_id_match}",
+        f"page tables: {k.root_source}, {5 if k.la57 else 4}-level; direct map at "
+        f"{k.page_offset_base:#x}, vmemmap at {k.vmemmap_base:#x}",
+        f"kernel image: KASLR offset {k.kaslr_offset:#x}, phys_base {k.phys_base:#x} "
+        f"({'from VMCOREINFO' if k.vmcoreinfo else 'no VMCOREINFO in the dump'})",
+    ]
     q = quarantine_of(k)
     lines.append(q.summary())
     lines += [f"  note: {n}" for n in q.notes]
     if ring is not None:
         seqs = f" (seq {ring.records[0].seq}..{ring.records[-1].seq})" if ring.records else ""
-        lines.append(f"printk ring buffer: {len(ring.records)} records{seqs}, "
-                     f"{ring.count} descriptors, {ring.data_size} bytes of text")
+        lines.append(
+            f"printk ring buffer: {len(ring.records)} records{seqs}, "
+            f"{ring.count} descriptors, {ring.data_size} bytes of text"
+        )
         lines += [f"  note: {n}" for n in ring.notes]
     return lines
 
@@ -252,11 +293,17 @@ def run(args) -> int:
 
 
 def _run(k: Kernel, args) -> int:
-    doc: dict = {"dump": k.core.path, "vmlinux": k.sym.path, "match": k.build_id_match,
-                 "page_tables": k.root_source, "la57": k.la57,
-                 "kaslr_offset": k.kaslr_offset, "phys_base": k.phys_base,
-                 "page_offset_base": f"{k.page_offset_base:#x}",
-                 "vmemmap_base": f"{k.vmemmap_base:#x}"}
+    doc: dict = {
+        "dump": k.core.path,
+        "vmlinux": k.sym.path,
+        "match": k.build_id_match,
+        "page_tables": k.root_source,
+        "la57": k.la57,
+        "kaslr_offset": k.kaslr_offset,
+        "phys_base": k.phys_base,
+        "page_offset_base": f"{k.page_offset_base:#x}",
+        "vmemmap_base": f"{k.vmemmap_base:#x}",
+    }
     bills = _costs(k) if args.costs else None
     if bills is not None:
         doc["costs"] = bills.to_json()
@@ -274,15 +321,22 @@ def _run(k: Kernel, args) -> int:
     ring = read_ringbuffer(k)
     reports = _reports(k, ring)
     if args.format == "json":
-        doc["printk"] = {"records": len(ring.records), "descriptors": ring.count,
-                         "text_bytes": ring.data_size, "notes": ring.notes}
+        doc["printk"] = {
+            "records": len(ring.records),
+            "descriptors": ring.count,
+            "text_bytes": ring.data_size,
+            "notes": ring.notes,
+        }
         out = []
         for rep in reports:
             d = rep.to_json()
             d["headline"] = headline(rep)
             d["explanation"] = explain(rep).to_json()
-            st = None if rep.addr is None else \
-                memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
+            st = (
+                None
+                if rep.addr is None
+                else memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
+            )
             d["in_dump"] = None if st is None else st.to_json()
             if args.replay:
                 d["replay"] = None if st is None else _replay(k, rep, st).to_json()
@@ -315,22 +369,24 @@ def _run(k: Kernel, args) -> int:
 def _costs(k: Kernel):
     from .costs import scheme_bills
     from .reader import DumpReader
+
     return scheme_bills(DumpReader(k))
 
 
 def _print_costs(bills) -> None:
     if bills is not None:
         from .costs import bill_lines
+
         print()
         print("\n".join(bill_lines(bills)))
 
 
 def _replay(k: Kernel, rep: KasanReport, st: MemoryState):
     from .replay import compare_replay
+
     return compare_replay(rep, st, _shadow_reader(k, _x86_64()))
 
 
 def _dump_json(doc: dict) -> None:
     json.dump(doc, sys.stdout, indent=1)
     print()
-

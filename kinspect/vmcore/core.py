@@ -18,8 +18,8 @@ from kinspect.engine.errors import KinspectError
 
 __all__ = ["VmcoreError", "ElfCore", "Segment", "CpuState", "open_core"]
 
-EM_X86_64 = 62          # include/uapi/linux/elf-em.h
-ET_CORE = 4             # include/uapi/linux/elf.h
+EM_X86_64 = 62  # include/uapi/linux/elf-em.h
+ET_CORE = 4  # include/uapi/linux/elf.h
 PT_LOAD = 1
 PT_NOTE = 4
 NT_PRSTATUS = 1
@@ -54,7 +54,7 @@ class CpuState:
 
     index: int
     prstatus: bool = False
-    cr: tuple[int, ...] | None = None       # CR0..CR4
+    cr: tuple[int, ...] | None = None  # CR0..CR4
 
     @property
     def cr3(self) -> int | None:
@@ -72,8 +72,9 @@ class Note:
     desc: memoryview = field(repr=False)
 
 
-def parse_notes(view, off: int, size: int, out: list[Note], error,
-                area: str = "its PT_NOTE segment") -> None:
+def parse_notes(
+    view, off: int, size: int, out: list[Note], error, area: str = "its PT_NOTE segment"
+) -> None:
     """The ELF notes of ``view[off:off + size]`` appended to ``out`` (a PT_NOTE segment, or
     the note area a makedumpfile header copies); ``error(message)`` makes the exception."""
     i, end = off, off + size
@@ -85,10 +86,12 @@ def parse_notes(view, off: int, size: int, out: list[Note], error,
         desc_at = name_at + ((namesz + 3) & ~3)
         nxt = desc_at + ((descsz + 3) & ~3)
         if desc_at + descsz > end:
-            raise error(f"the note at file offset {i:#x} claims {namesz} + {descsz} "
-                        f"bytes, past the end of {area}")
-        name = bytes(view[name_at:name_at + namesz]).rstrip(b"\0")
-        out.append(Note(name, ntype, view[desc_at:desc_at + descsz]))
+            raise error(
+                f"the note at file offset {i:#x} claims {namesz} + {descsz} "
+                f"bytes, past the end of {area}"
+            )
+        name = bytes(view[name_at : name_at + namesz]).rstrip(b"\0")
+        out.append(Note(name, ntype, view[desc_at : desc_at + descsz]))
         i = nxt
 
 
@@ -159,11 +162,11 @@ class ElfCore:
         if self._mm is not None:
             try:
                 self._mm.close()
-            except BufferError:             # a view still alive: the GC closes it
+            except BufferError:  # a view still alive: the GC closes it
                 pass
             self._mm = None
 
-    def __enter__(self) -> "ElfCore":
+    def __enter__(self) -> ElfCore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -173,36 +176,60 @@ class ElfCore:
 
     def _parse(self) -> None:
         m = self._mm
-        (ident, e_type, e_machine, _ver, _entry, e_phoff, _shoff, _flags, _ehsize,
-         e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = _EHDR.unpack_from(m, 0)
+        (
+            ident,
+            e_type,
+            e_machine,
+            _ver,
+            _entry,
+            e_phoff,
+            _shoff,
+            _flags,
+            _ehsize,
+            e_phentsize,
+            e_phnum,
+            _shentsize,
+            _shnum,
+            _shstrndx,
+        ) = _EHDR.unpack_from(m, 0)
         if ident[:4] != b"\x7fELF":
             raise self.error("not an ELF file (no \\x7fELF magic)")
         if ident[4] != 2 or ident[5] != 1:
-            raise self.error(f"not a 64-bit little-endian ELF file (class {ident[4]}, data "
-                             f"{ident[5]}): kinspect reads x86_64 dumps")
+            raise self.error(
+                f"not a 64-bit little-endian ELF file (class {ident[4]}, data "
+                f"{ident[5]}): kinspect reads x86_64 dumps"
+            )
         if e_type != ET_CORE:
-            raise self.error(f"not a core dump: ELF type {e_type}, not ET_CORE ({ET_CORE}); "
-                             "give the dump, and the vmlinux with --vmlinux")
+            raise self.error(
+                f"not a core dump: ELF type {e_type}, not ET_CORE ({ET_CORE}); "
+                "give the dump, and the vmlinux with --vmlinux"
+            )
         if e_machine != EM_X86_64:
-            raise self.error(f"a dump of another machine (e_machine {e_machine}): kinspect "
-                             f"reads x86_64 dumps (e_machine {EM_X86_64})")
+            raise self.error(
+                f"a dump of another machine (e_machine {e_machine}): kinspect "
+                f"reads x86_64 dumps (e_machine {EM_X86_64})"
+            )
         if e_phnum == 0 or e_phentsize != _PHDR.size:
             raise self.error(f"no usable program headers ({e_phnum} of {e_phentsize} bytes)")
         if e_phoff + e_phnum * _PHDR.size > self.size:
-            raise self.error(f"the program headers lie past the end of the file "
-                             f"({self.size} bytes): truncated?")
+            raise self.error(
+                f"the program headers lie past the end of the file ({self.size} bytes): truncated?"
+            )
         self.segments: list[Segment] = []
         notes: list[tuple[int, int]] = []
         for i in range(e_phnum):
-            p_type, _pf, off, vaddr, paddr, filesz, memsz, _align = \
-                _PHDR.unpack_from(m, e_phoff + i * _PHDR.size)
+            p_type, _pf, off, vaddr, paddr, filesz, memsz, _align = _PHDR.unpack_from(
+                m, e_phoff + i * _PHDR.size
+            )
             if p_type not in (PT_LOAD, PT_NOTE):
                 continue
             if off + filesz > self.size:
                 kind = "PT_LOAD" if p_type == PT_LOAD else "PT_NOTE"
-                raise self.error(f"program header {i} ({kind} at file offset {off:#x}, "
-                                 f"{filesz:#x} bytes) runs "
-                                 f"past the end of the file ({self.size:#x} bytes): truncated?")
+                raise self.error(
+                    f"program header {i} ({kind} at file offset {off:#x}, "
+                    f"{filesz:#x} bytes) runs "
+                    f"past the end of the file ({self.size:#x} bytes): truncated?"
+                )
             if p_type == PT_NOTE:
                 notes.append((off, filesz))
             elif filesz:
@@ -249,7 +276,7 @@ class ElfCore:
                 return None
             n = min(size, s.paddr + s.filesz - paddr)
             at = s.offset + paddr - s.paddr
-            out.append(self._mm[at:at + n])
+            out.append(self._mm[at : at + n])
             paddr += n
             size -= n
         return out[0] if len(out) == 1 else b"".join(out)
@@ -258,8 +285,9 @@ class ElfCore:
         s = self._segment(paddr)
         if s is None or paddr + 8 > s.paddr + s.filesz:
             return None
-        return int.from_bytes(self._mm[s.offset + paddr - s.paddr:
-                                       s.offset + paddr - s.paddr + 8], "little")
+        return int.from_bytes(
+            self._mm[s.offset + paddr - s.paddr : s.offset + paddr - s.paddr + 8], "little"
+        )
 
 
 def open_core(path: str | os.PathLike[str]):
@@ -271,9 +299,13 @@ def open_core(path: str | os.PathLike[str]):
     except OSError as e:
         raise VmcoreError(f"cannot read the file: {e.strerror}", os.fspath(path)) from None
     from .diskdump import KDUMP_SIGNATURE, DiskDump
+
     if head == KDUMP_SIGNATURE:
         return DiskDump(path)
-    if head == b"makedump":                 # MAKEDUMPFILE_SIGNATURE "makedumpfile"
-        raise VmcoreError("makedumpfile's flattened format (makedumpfile -F, for a pipe): "
-                          "rearrange it first with makedumpfile -R", os.fspath(path))
+    if head == b"makedump":  # MAKEDUMPFILE_SIGNATURE "makedumpfile"
+        raise VmcoreError(
+            "makedumpfile's flattened format (makedumpfile -F, for a pipe): "
+            "rearrange it first with makedumpfile -R",
+            os.fspath(path),
+        )
     return ElfCore(path)

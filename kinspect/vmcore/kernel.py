@@ -27,11 +27,31 @@ from .types import Layout, load_enums, load_layouts
 __all__ = ["Kernel", "open_kernel"]
 
 #: data symbols read by name (the symbolizer's index holds functions only)
-DATA_SYMBOLS = ("prb", "page_offset_base", "vmemmap_base", "init_top_pgt", "phys_base",
-                "linux_banner", "_stext", "_end", "pageflag_names", "page_type_names", "pff",
-                "no_hash_pointers", "cma_areas", "slub_debug_enabled", "stack_pools",
-                "pools_num", "global_quarantine", "quarantine_head", "quarantine_tail",
-                "cpu_quarantine", "__per_cpu_offset", "nr_cpu_ids", "max_pfn")
+DATA_SYMBOLS = (
+    "prb",
+    "page_offset_base",
+    "vmemmap_base",
+    "init_top_pgt",
+    "phys_base",
+    "linux_banner",
+    "_stext",
+    "_end",
+    "pageflag_names",
+    "page_type_names",
+    "pff",
+    "no_hash_pointers",
+    "cma_areas",
+    "slub_debug_enabled",
+    "stack_pools",
+    "pools_num",
+    "global_quarantine",
+    "quarantine_head",
+    "quarantine_tail",
+    "cpu_quarantine",
+    "__per_cpu_offset",
+    "nr_cpu_ids",
+    "max_pfn",
+)
 _SYMBOLS_ENTRY = "vmcore-data-symbols-6"
 #: arch/x86/include/asm/page_64_types.h: 1 GiB with CONFIG_RANDOMIZE_BASE, the room KASLR
 #: moves the kernel image in
@@ -46,21 +66,34 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
     cached = sym.load_cached(_SYMBOLS_ENTRY)
     if cached is not None and isinstance(cached.get("symbols"), dict):
         found = cached["symbols"]
-        if all(isinstance(v, list) and v and all(
+        if all(
+            isinstance(v, list)
+            and v
+            and all(
                 isinstance(x, list) and len(x) == 2 and all(isinstance(i, int) for i in x)
-                for x in v) for v in found.values()):
+                for x in v
+            )
+            for v in found.values()
+        ):
             return found
     found = {}
     with sym.reading(".symtab (data symbols)"):
         sec = sym.sections.get(".symtab")
         if sec is None or sec.header["sh_type"] == "SHT_NOBITS":
-            raise VmcoreError("the vmlinux has no .symtab: give the unstripped vmlinux",
-                              sym.path)
+            raise VmcoreError("the vmlinux has no .symtab: give the unstripped vmlinux", sym.path)
         h = sec.header
-        dt = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-                       ("value", "<u8"), ("size", "<u8")])
+        dt = np.dtype(
+            [
+                ("name", "<u4"),
+                ("info", "u1"),
+                ("other", "u1"),
+                ("shndx", "<u2"),
+                ("value", "<u8"),
+                ("size", "<u8"),
+            ]
+        )
         n = h["sh_size"] // dt.itemsize
-        syms = np.frombuffer(sym.section_data(".symtab")[:n * dt.itemsize], dt)
+        syms = np.frombuffer(sym.section_data(".symtab")[: n * dt.itemsize], dt)
         strtab = bytes(sym.section_data(sym.elf.get_section(h["sh_link"]).name) or b"")
         for name in names:
             key = name.encode() + b"\0"
@@ -68,8 +101,9 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
             offs = [m.start() for m in re.finditer(re.escape(key), strtab)]
             if not offs:
                 continue
-            hit = np.nonzero(np.isin(syms["name"], np.array(offs, np.uint32))
-                             & (syms["shndx"] != 0))[0]
+            hit = np.nonzero(
+                np.isin(syms["name"], np.array(offs, np.uint32)) & (syms["shndx"] != 0)
+            )[0]
             if len(hit):
                 found[name] = [[int(syms["value"][i]), int(syms["size"][i])] for i in hit]
     sym.store_cached(_SYMBOLS_ENTRY, {"symbols": found})
@@ -98,7 +132,7 @@ class Kernel:
         self.sym.close()
         self.core.close()
 
-    def __enter__(self) -> "Kernel":
+    def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,7 +153,8 @@ class Kernel:
         #: (a per-CPU variable's zero-based address, below __START_KERNEL_map, is not moved)
         self.symbol_candidates = {
             n: [[a + self.kaslr_offset if a >= START_KERNEL_MAP else a, size] for a, size in v]
-            for n, v in data_symbols(self.sym).items()}
+            for n, v in data_symbols(self.sym).items()
+        }
         self.symbols = {n: v[0][0] for n, v in self.symbol_candidates.items()}
         cpu = next((c for c in self.core.cpus if c.cr3), None)
         if cpu is not None:
@@ -131,15 +166,20 @@ class Kernel:
             # address less __START_KERNEL_map, plus phys_base: arch/x86/include/asm/page_64.h)
             top = self.vmcoreinfo_symbol("init_top_pgt") or self._need("init_top_pgt")
             self.la57 = self.vmcoreinfo_number("pgtable_l5_enabled") == 1
-            self.root_source = (f"init_top_pgt (no CR3 in the dump; phys_base {self.phys_base:#x}"
-                                f" from {self.phys_base_source})")
+            self.root_source = (
+                f"init_top_pgt (no CR3 in the dump; phys_base {self.phys_base:#x}"
+                f" from {self.phys_base_source})"
+            )
             self.pt = PageTables(self.core, top - START_KERNEL_MAP + self.phys_base, self.la57)
         self.build_id_match = self._check_match()
         self.page_offset_base = self._read_u64_via_pt(self._need("page_offset_base"))
         self.vmemmap_base = self._read_u64_via_pt(self._need("vmemmap_base"))
         if self.page_offset_base is None or self.vmemmap_base is None:
-            raise VmcoreError("cannot read page_offset_base/vmemmap_base in the dump: its "
-                              "page tables do not map the kernel image", self.core.path)
+            raise VmcoreError(
+                "cannot read page_offset_base/vmemmap_base in the dump: its "
+                "page tables do not map the kernel image",
+                self.core.path,
+            )
         self.layouts: dict[str, Layout] = load_layouts(self.sym)
         self.enums: dict[str, dict[str, int]] = load_enums(self.sym)
 
@@ -153,11 +193,16 @@ class Kernel:
         try:
             self.kaslr_offset = int(info.get("KERNELOFFSET", "0"), 16)
         except ValueError:
-            raise VmcoreError(f"VMCOREINFO's KERNELOFFSET is not hexadecimal: "
-                              f"{info['KERNELOFFSET'][:40]!r}", self.core.path) from None
+            raise VmcoreError(
+                f"VMCOREINFO's KERNELOFFSET is not hexadecimal: {info['KERNELOFFSET'][:40]!r}",
+                self.core.path,
+            ) from None
         if not 0 <= self.kaslr_offset < KERNEL_IMAGE_SIZE:
-            raise VmcoreError(f"VMCOREINFO's KERNELOFFSET {self.kaslr_offset:#x} is beyond "
-                              "the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)", self.core.path)
+            raise VmcoreError(
+                f"VMCOREINFO's KERNELOFFSET {self.kaslr_offset:#x} is beyond "
+                "the kernel image's 1 GiB (KERNEL_IMAGE_SIZE)",
+                self.core.path,
+            )
         pb = self.vmcoreinfo_number("phys_base")
         if pb is not None:
             self.phys_base, self.phys_base_source = pb % (1 << 64), "VMCOREINFO"
@@ -172,8 +217,9 @@ class Kernel:
         try:
             return None if v is None else int(v, 10)
         except ValueError:
-            raise VmcoreError(f"VMCOREINFO's NUMBER({name}) is not a number: {v[:40]!r}",
-                              self.core.path) from None
+            raise VmcoreError(
+                f"VMCOREINFO's NUMBER({name}) is not a number: {v[:40]!r}", self.core.path
+            ) from None
 
     def vmcoreinfo_symbol(self, name: str) -> int | None:
         """VMCOREINFO's ``SYMBOL(name)=%lx`` (a run-time address), or None."""
@@ -181,8 +227,9 @@ class Kernel:
         try:
             return None if v is None else int(v, 16)
         except ValueError:
-            raise VmcoreError(f"VMCOREINFO's SYMBOL({name}) is not an address: {v[:40]!r}",
-                              self.core.path) from None
+            raise VmcoreError(
+                f"VMCOREINFO's SYMBOL({name}) is not an address: {v[:40]!r}", self.core.path
+            ) from None
 
     def _read_u64_via_pt(self, vaddr: int) -> int | None:
         phys = self.pt.translate(vaddr)
@@ -195,7 +242,7 @@ class Kernel:
         notes = self.sym.sections.get(".notes")
         if notes is not None and notes.header["sh_type"] == "SHT_NOTE":
             h = notes.header
-            if want is None:        # (a vmlinux keeps its build ID in .notes, not in a
+            if want is None:  # (a vmlinux keeps its build ID in .notes, not in a
                 #                     .note.gnu.build-id section of its own)
                 ids = _build_ids(bytes(self.sym.section_data(".notes") or b""))
                 want = ids[0] if ids else None
@@ -207,8 +254,11 @@ class Kernel:
                 if want in ids:
                     return f"build ID {want}"
                 if ids:
-                    raise VmcoreError(f"the dump's kernel has build ID {ids[0]}, the vmlinux "
-                                      f"{want}: not the vmlinux of this dump", self.core.path)
+                    raise VmcoreError(
+                        f"the dump's kernel has build ID {ids[0]}, the vmlinux "
+                        f"{want}: not the vmlinux of this dump",
+                        self.core.path,
+                    )
         banner = self.symbols.get("linux_banner")
         if banner is not None:
             text = _section_bytes_at(self.sym, banner - self.kaslr_offset, 256)
@@ -217,12 +267,16 @@ class Kernel:
                 text, mem = text.split(b"\0")[0], mem.split(b"\0")[0]
                 if text == mem:
                     return "linux_banner"
-                raise VmcoreError(f"the dump's linux_banner is {mem[:80]!r}, the vmlinux's "
-                                  f"{text[:80]!r}: not the vmlinux of this dump",
-                                  self.core.path)
-        raise VmcoreError("cannot tell whether the vmlinux is this dump's: neither its "
-                          ".notes (build ID) nor linux_banner is readable in the dump",
-                          self.core.path)
+                raise VmcoreError(
+                    f"the dump's linux_banner is {mem[:80]!r}, the vmlinux's "
+                    f"{text[:80]!r}: not the vmlinux of this dump",
+                    self.core.path,
+                )
+        raise VmcoreError(
+            "cannot tell whether the vmlinux is this dump's: neither its "
+            ".notes (build ID) nor linux_banner is readable in the dump",
+            self.core.path,
+        )
 
     # -- reads ----------------------------------------------------------------------
 
@@ -277,14 +331,15 @@ def _build_ids(data: bytes) -> list[str]:
     out = []
     i = 0
     while i + 12 <= len(data):
-        namesz, descsz, ntype = (int.from_bytes(data[i + k:i + k + 4], "little")
-                                 for k in (0, 4, 8))
+        namesz, descsz, ntype = (
+            int.from_bytes(data[i + k : i + k + 4], "little") for k in (0, 4, 8)
+        )
         name_at = i + 12
         desc_at = name_at + ((namesz + 3) & ~3)
         if desc_at + descsz > len(data):
             break
-        if ntype == _NT_GNU_BUILD_ID and data[name_at:name_at + namesz].rstrip(b"\0") == b"GNU":
-            out.append(data[desc_at:desc_at + descsz].hex())
+        if ntype == _NT_GNU_BUILD_ID and data[name_at : name_at + namesz].rstrip(b"\0") == b"GNU":
+            out.append(data[desc_at : desc_at + descsz].hex())
         i = desc_at + ((descsz + 3) & ~3)
     return out
 
@@ -293,12 +348,15 @@ def _section_bytes_at(sym: ElfSymbolizer, vaddr: int, size: int) -> bytes | None
     """The vmlinux file's bytes at link address ``vaddr`` (from the section holding it)."""
     for sec in sym.sections.values():
         h = sec.header
-        if h["sh_type"] != "SHT_NOBITS" and h["sh_flags"] & 0x2 \
-                and h["sh_addr"] <= vaddr < h["sh_addr"] + h["sh_size"]:
+        if (
+            h["sh_type"] != "SHT_NOBITS"
+            and h["sh_flags"] & 0x2
+            and h["sh_addr"] <= vaddr < h["sh_addr"] + h["sh_size"]
+        ):
             n = min(size, h["sh_addr"] + h["sh_size"] - vaddr)
             off = vaddr - h["sh_addr"]
             data = sym.section_data(sec.name)
-            return None if data is None else bytes(data[off:off + n])
+            return None if data is None else bytes(data[off : off + n])
     return None
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import numpy as np
-
 from kinspect.engine.machine import Machine
 from kinspect.engine.report import BadAccess
 from kinspect.engine.slab import KmemCache
@@ -35,23 +33,36 @@ class SlabObject(SimpleNamespace):
     def lines(self, addr: int, bug_type: str | None = None) -> list[str]:
         """``describe_object_addr()``'s lines for an access at ``addr`` (``bug_type`` gives
         the region's "allocated "/"freed " word, as the kernel's generic mode does)."""
-        out = [f"The buggy address belongs to the object at {self.object_addr:016x}",
-               f" which belongs to the cache {self.cache_name} of size "
-               f"{self.cache_object_size}"]
+        out = [
+            f"The buggy address belongs to the object at {self.object_addr:016x}",
+            f" which belongs to the cache {self.cache_name} of size {self.cache_object_size}",
+        ]
         # the one copy of the rule: the engine's BadAccess.region_description()
-        rel_bytes, rel_type, state = BadAccess.region_description(SimpleNamespace(
-            addr=addr, object_addr=self.object_addr, alloc_size=self.alloc_size,
-            bug_type=bug_type))
-        out += [f"The buggy address is located {rel_bytes} bytes {rel_type} of",
-                f" {state}{self.alloc_size}-byte region [{self.object_addr:016x}, "
-                f"{self.object_addr + self.alloc_size:016x})"]
+        rel_bytes, rel_type, state = BadAccess.region_description(
+            SimpleNamespace(
+                addr=addr,
+                object_addr=self.object_addr,
+                alloc_size=self.alloc_size,
+                bug_type=bug_type,
+            )
+        )
+        out += [
+            f"The buggy address is located {rel_bytes} bytes {rel_type} of",
+            f" {state}{self.alloc_size}-byte region [{self.object_addr:016x}, "
+            f"{self.object_addr + self.alloc_size:016x})",
+        ]
         return out
 
     def to_json(self) -> dict:
-        return {"object": f"{self.object_addr:#x}", "cache": self.cache_name,
-                "object_size": self.cache_object_size, "size": self.cache_size,
-                "alloc_size": self.alloc_size, "slab": f"{self.slab:#x}",
-                "notes": self.notes}
+        return {
+            "object": f"{self.object_addr:#x}",
+            "cache": self.cache_name,
+            "object_size": self.cache_object_size,
+            "size": self.cache_size,
+            "alloc_size": self.alloc_size,
+            "slab": f"{self.slab:#x}",
+            "notes": self.notes,
+        }
 
 
 def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
@@ -62,30 +73,40 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     if slab is None:
         return None
     psize = k.layouts["page"].size
-    folio = slab                                            # folio_slab(): the same memory
+    folio = slab  # folio_slab(): the same memory
     cache = k.field("slab", slab, "slab_cache")
     objects = k.field("slab", slab, "objects")
     if not cache or not objects:
         return None
-    kc = {m: k.field("kmem_cache", cache, m) for m in
-          ("size", "object_size", "flags", "red_left_pad", "name")}
+    kc = {
+        m: k.field("kmem_cache", cache, m)
+        for m in ("size", "object_size", "flags", "red_left_pad", "name")
+    }
     if None in kc.values() or not kc["size"]:
         return None
-    base = k.page_offset_base + (folio - k.vmemmap_base) // psize * 4096   # slab_address()
+    base = k.page_offset_base + (folio - k.vmemmap_base) // psize * 4096  # slab_address()
     # nearest_obj(): the slot, clamped to the last object (the engine's one copy of it)
-    obj = KmemCache.nearest_obj(SimpleNamespace(size=kc["size"], objects=objects),
-                                SimpleNamespace(base=base), addr)
+    obj = KmemCache.nearest_obj(
+        SimpleNamespace(size=kc["size"], objects=objects), SimpleNamespace(base=base), addr
+    )
     notes: list[str] = []
-    if _red_zone_enabled(k, kc["flags"], notes):          # fixup_red_left()
+    if _red_zone_enabled(k, kc["flags"], notes):  # fixup_red_left()
         obj += kc["red_left_pad"]
     try:
         alloc_size = kasan_get_alloc_size(shadow_byte, obj, kc["object_size"])
-    except LookupError:                     # (shadow_byte: not in the dump)
+    except LookupError:  # (shadow_byte: not in the dump)
         alloc_size = 0
         notes.append("the object's shadow is not in the dump: its size is the cache's")
-    return SlabObject(object_addr=obj, cache=cache, cache_name=_cstr(k, kc["name"]) or "?",
-                      cache_object_size=kc["object_size"], cache_size=kc["size"],
-                      alloc_size=alloc_size or kc["object_size"], slab=slab, notes=notes)
+    return SlabObject(
+        object_addr=obj,
+        cache=cache,
+        cache_name=_cstr(k, kc["name"]) or "?",
+        cache_object_size=kc["object_size"],
+        cache_size=kc["size"],
+        alloc_size=alloc_size or kc["object_size"],
+        slab=slab,
+        notes=notes,
+    )
 
 
 def addr_to_slab(k: Kernel, addr: int) -> int | None:
@@ -98,7 +119,7 @@ def addr_to_slab(k: Kernel, addr: int) -> int | None:
     head = k.field("page", page, "compound_head")
     if head is None:
         return None
-    folio = head - 1 if head & 1 else page                  # page_folio()
+    folio = head - 1 if head & 1 else page  # page_folio()
     page_type = k.field("page", folio, "page_type")
     if page_type is None or page_type >> 24 != PGTY_SLAB:  # folio_test_slab()
         return None
@@ -110,29 +131,34 @@ def kasan_get_alloc_size(shadow_byte, obj: int, object_size: int) -> int:
     copy of the rule, run over the dump's shadow."""
     return Machine._kasan_get_alloc_size(
         SimpleNamespace(shadow=SimpleNamespace(shadow_byte=shadow_byte)),
-        SimpleNamespace(object_size=object_size), obj)
+        SimpleNamespace(object_size=object_size),
+        obj,
+    )
 
 
 def _red_zone_enabled(k: Kernel, flags: int, notes: list[str]) -> bool:
     """``kmem_cache_debug_flags(s, SLAB_RED_ZONE)``: the ``slub_debug_enabled`` static key
     and the cache's flag (bit ``_SLAB_RED_ZONE`` of the DWARF enum)."""
     key = k.symbols.get("slub_debug_enabled")
-    if key is None:                                         # CONFIG_SLUB_DEBUG=n
+    if key is None:  # CONFIG_SLUB_DEBUG=n
         return False
     bit = k.enums.get("_slab_flag_bits", {}).get("_SLAB_RED_ZONE")
-    enabled = k.field("static_key_false", key, "key.enabled.counter") \
-        if "static_key_false" in k.layouts else None
+    enabled = (
+        k.field("static_key_false", key, "key.enabled.counter")
+        if "static_key_false" in k.layouts
+        else None
+    )
     if bit is None or enabled is None:
         notes.append("slub_debug's red zone unknown: the object taken at its slot's start")
         return False
-    return _s32(enabled) > 0 and bool(flags >> bit & 1)    # static_key_count() > 0
+    return _s32(enabled) > 0 and bool(flags >> bit & 1)  # static_key_count() > 0
 
 
 # --------------------------------------------------------------------------- the tracks
 
-DEPOT_STACK_ALIGN = 4           # include/linux/stackdepot.h
-KASAN_NO_FREE_META = 0x7fffffff  # mm/kasan/kasan.h: INT_MAX
-KASAN_SLAB_FREE_META = 0xFA      # mm/kasan/kasan.h
+DEPOT_STACK_ALIGN = 4  # include/linux/stackdepot.h
+KASAN_NO_FREE_META = 0x7FFFFFFF  # mm/kasan/kasan.h: INT_MAX
+KASAN_SLAB_FREE_META = 0xFA  # mm/kasan/kasan.h
 
 
 def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, list[str]]]:
@@ -142,15 +168,17 @@ def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, li
     ``kasan_print_aux_stacks()``), each stack from the stack depot
     (``stack_depot_print()``), its frames symbolized as ``%pS``.  A stack the dump does not
     hold is one frame, "(stack is not available)"."""
-    if not {"kasan_alloc_meta", "kasan_free_meta", "stack_record", "handle_parts"} \
-            <= k.layouts.keys():
+    if (
+        not {"kasan_alloc_meta", "kasan_free_meta", "stack_record", "handle_parts"}
+        <= k.layouts.keys()
+    ):
         obj.notes.append("KASAN's metadata types are not in the vmlinux's DWARF")
         return []
     cache = obj.cache
     alloc_off = k.field("kmem_cache", cache, "kasan_info.alloc_meta_offset")
     free_off = k.field("kmem_cache", cache, "kasan_info.free_meta_offset")
     out: list[tuple[str, list[str]]] = []
-    am = obj.object_addr + alloc_off if alloc_off else None      # kasan_get_alloc_meta()
+    am = obj.object_addr + alloc_off if alloc_off else None  # kasan_get_alloc_meta()
     if am is not None:
         pid = k.field("kasan_alloc_meta", am, "alloc_track.pid")
         stack = k.field("kasan_alloc_meta", am, "alloc_track.stack")
@@ -158,10 +186,10 @@ def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, li
             out.append((f"Allocated by task {pid}:", _depot_frames(k, stack)))
     try:
         freed = shadow_byte(obj.object_addr) == KASAN_SLAB_FREE_META
-    except LookupError:                     # (shadow_byte: not in the dump)
+    except LookupError:  # (shadow_byte: not in the dump)
         freed = False
     if freed and free_off is not None and free_off != KASAN_NO_FREE_META:
-        fm = obj.object_addr + free_off                          # kasan_get_free_meta()
+        fm = obj.object_addr + free_off  # kasan_get_free_meta()
         pid = k.field("kasan_free_meta", fm, "free_track.pid")
         stack = k.field("kasan_free_meta", fm, "free_track.stack")
         if stack:
@@ -169,10 +197,12 @@ def object_tracks(k: Kernel, obj: SlabObject, shadow_byte) -> list[tuple[str, li
     if am is not None:
         aux = k.layouts["kasan_alloc_meta"]["aux_stack"]
         raw = k.read(am + aux.offset, aux.size)
-        titles = ("Last potentially related work creation:",
-                  "Second to last potentially related work creation:")
+        titles = (
+            "Last potentially related work creation:",
+            "Second to last potentially related work creation:",
+        )
         for i, title in enumerate(titles):
-            handle = None if raw is None else int.from_bytes(raw[4 * i:4 * i + 4], "little")
+            handle = None if raw is None else int.from_bytes(raw[4 * i : 4 * i + 4], "little")
             if handle:
                 out.append((title, _depot_frames(k, handle)))
     return out
@@ -202,15 +232,14 @@ def _depot_frames(k: Kernel, handle: int) -> list[str]:
     raw = k.read(rec + entries.offset, 8 * size)
     if raw is None:
         return ["(stack is not available)"]
-    return [_print_symbol(k, int.from_bytes(raw[8 * i:8 * i + 8], "little"))
-            for i in range(size)]
+    return [_print_symbol(k, int.from_bytes(raw[8 * i : 8 * i + 8], "little")) for i in range(size)]
 
 
 def _print_symbol(k: Kernel, ip: int) -> str:
     """``%pS`` as kallsyms gives it: ``name+0xoff/0xsize``, the size being the distance to
     the next symbol at a higher address (kernel/kallsyms.c ``get_symbol_pos()``: kallsyms
     keeps no sizes), here from the symbolizer's sorted symbol addresses."""
-    link = ip - k.kaslr_offset              # (the vmlinux's addresses are link addresses)
+    link = ip - k.kaslr_offset  # (the vmlinux's addresses are link addresses)
     sym = k.sym.symbol_at(link)
     if sym is None:
         return f"0x{ip:x}"

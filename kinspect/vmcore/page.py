@@ -20,12 +20,12 @@ from .pagetable import PAGE_SIZE
 
 __all__ = ["dump_page_lines"]
 
-PG_TYPE_UNDERFLOW = 0xff        # PGTY_mapcount_underflow, include/linux/page-flags.h
-PGTY_SLAB = 0xf5
-PAGE_MAPPING_ANON = 0x1         # include/linux/page-flags.h
+PG_TYPE_UNDERFLOW = 0xFF  # PGTY_mapcount_underflow, include/linux/page-flags.h
+PGTY_SLAB = 0xF5
+PAGE_MAPPING_ANON = 0x1  # include/linux/page-flags.h
 PAGE_MAPPING_KSM = 0x3
 PAGE_MAPPING_FLAGS = 0x3
-SPECIAL = 64                    # lib/vsprintf.c: number()'s "0x" prefix flag
+SPECIAL = 64  # lib/vsprintf.c: number()'s "0x" prefix flag
 
 
 def _s32(v: int) -> int:
@@ -34,18 +34,18 @@ def _s32(v: int) -> int:
 
 def page_type_has_type(page_type: int) -> bool:
     """``page_type_has_type()``: ``(int)page_type < (PGTY_mapcount_underflow << 24)``."""
-    return _s32(page_type & 0xffffffff) < _s32(PG_TYPE_UNDERFLOW << 24)
+    return _s32(page_type & 0xFFFFFFFF) < _s32(PG_TYPE_UNDERFLOW << 24)
 
 
 def page_mapcount_is_type(mapcount: int) -> bool:
-    return page_type_has_type((mapcount - 1) & 0xffffffff)
+    return page_type_has_type((mapcount - 1) & 0xFFFFFFFF)
 
 
 def _cstr(k: Kernel, addr: int, limit: int = 64) -> str | None:
     if addr == 0:
         return None
     b = k.read(addr, limit)
-    if b is None:                       # (near the end of a page: byte by byte)
+    if b is None:  # (near the end of a page: byte by byte)
         out = bytearray()
         for i in range(limit):
             c = k.read(addr + i, 1)
@@ -91,8 +91,10 @@ def format_page_flags(k: Kernel, flags: int, notes: list[str]) -> str | None:
         words = []
         for i in range(names_tab[1]):
             at = names_tab[0] + i * tpf.size
-            mask, name_p = k.field("trace_print_flags", at, "mask"), \
-                k.field("trace_print_flags", at, "name")
+            mask, name_p = (
+                k.field("trace_print_flags", at, "mask"),
+                k.field("trace_print_flags", at, "name"),
+            )
             if mask is None or name_p is None:
                 notes.append("pageflag_names[] not in the dump: flags not decoded")
                 return None
@@ -107,8 +109,9 @@ def format_page_flags(k: Kernel, flags: int, notes: list[str]) -> str | None:
         parts.append("|".join(words))
     for i in range(pff_tab[1]):
         at = pff_tab[0] + i * pffl.size
-        width, shift, mask, spec_p, name_p = (k.field("page_flags_fields", at, m) for m in
-                                              ("width", "shift", "mask", "spec", "name"))
+        width, shift, mask, spec_p, name_p = (
+            k.field("page_flags_fields", at, m) for m in ("width", "shift", "mask", "spec", "name")
+        )
         if None in (width, shift, mask, spec_p, name_p):
             notes.append("pff[] not in the dump: flags not decoded")
             return None
@@ -131,39 +134,48 @@ def dump_page_lines(k: Kernel, pfn: int) -> tuple[list[str], list[str]]:
     raw = k.read(page, pl.size)
     if raw is None:
         return [], [f"the struct page of pfn {pfn:#x} ({page:#x}) is not in the dump"]
-    f = lambda m: k.field("page", page, m)      # noqa: E731
-    words = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, pl.size, 8)]
-    raw_lines = ["raw: " + " ".join(f"{w:016x}" for w in words[i:i + 4])
-                 for i in range(0, len(words), 4)]
+    f = lambda m: k.field("page", page, m)  # noqa: E731
+    words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, pl.size, 8)]
+    raw_lines = [
+        "raw: " + " ".join(f"{w:016x}" for w in words[i : i + 4]) for i in range(0, len(words), 4)
+    ]
     flags = f("flags")
     head = f("compound_head")
     pg_head = _pageflag_bit(k, "head")
     if head & 1 or (pg_head is not None and flags >> pg_head & 1):
-        notes.append("a page of a large folio: its page:/head:/flags: lines are not decoded "
-                     "yet (the raw lines are)")
+        notes.append(
+            "a page of a large folio: its page:/head:/flags: lines are not decoded "
+            "yet (the raw lines are)"
+        )
         return raw_lines, notes
     if pg_head is None:
         notes.append("PG_head not found in pageflag_names[]: the page is taken as order 0")
     page_type = f("page_type")
-    mapcount = _s32(page_type & 0xffffffff)
+    mapcount = _s32(page_type & 0xFFFFFFFF)
     mapcount = 0 if page_mapcount_is_type(page_type) else mapcount + 1
     mapping = f("mapping")
-    is_slab = page_type >> 24 == PGTY_SLAB          # folio_test_slab()
+    is_slab = page_type >> 24 == PGTY_SLAB  # folio_test_slab()
     swapcache = _pageflag_bit(k, "swapcache")
     swapbacked = _pageflag_bit(k, "swapbacked")
     out = []
-    if is_slab or mapping & PAGE_MAPPING_FLAGS:     # folio_mapping(): NULL
+    if is_slab or mapping & PAGE_MAPPING_FLAGS:  # folio_mapping(): NULL
         mapping_shown = 0
-    elif swapcache is not None and swapbacked is not None \
-            and flags >> swapcache & 1 and flags >> swapbacked & 1:
+    elif (
+        swapcache is not None
+        and swapbacked is not None
+        and flags >> swapcache & 1
+        and flags >> swapbacked & 1
+    ):
         notes.append("a swap-cache page: its mapping (swap_address_space()) is not decoded")
         return raw_lines, notes
     else:
         mapping_shown = mapping
     hashed = mapping_shown and not _no_hash_pointers(k)
     ptr = "(hashed: the kernel prints it hashed)" if hashed else f"{mapping_shown:016x}"
-    out.append(f"page: refcount:{_s32(f('_refcount') & 0xffffffff)} mapcount:{mapcount} "
-               f"mapping:{ptr} index:{f('index'):#x} pfn:{pfn:#x}")
+    out.append(
+        f"page: refcount:{_s32(f('_refcount') & 0xFFFFFFFF)} mapcount:{mapcount} "
+        f"mapping:{ptr} index:{f('index'):#x} pfn:{pfn:#x}"
+    )
     if "memcg_data" in pl.members and f("memcg_data"):
         out.append(f"memcg:{f('memcg_data'):x}")
     kind = ""
@@ -179,7 +191,7 @@ def dump_page_lines(k: Kernel, pfn: int) -> tuple[list[str], list[str]]:
     if "cma_areas" in k.symbols:
         notes.append("a kernel with CMA: whether the flags line ends in ' CMA' is not decided")
     out.append(f"{kind}flags: {flags_text}")
-    if page_mapcount_is_type(page_type):            # page_has_type()
+    if page_mapcount_is_type(page_type):  # page_has_type()
         out.append(f"page_type: {page_type >> 24:x}({_page_type_name(k, page_type)})")
     return out + raw_lines, notes
 
@@ -205,7 +217,7 @@ def _pageflag_bit(k: Kernel, name: str) -> int | None:
 def _page_type_name(k: Kernel, page_type: int) -> str:
     """``page_type_name()``: ``page_type_names[(page_type >> 24) - 0xf0]`` or "unknown"."""
     tab = _table(k, "page_type_names", 8)
-    i = (page_type >> 24) - 0xf0
+    i = (page_type >> 24) - 0xF0
     if tab is None or not 0 <= i < tab[1]:
         return "unknown"
     p = k.u64(tab[0] + 8 * i)

@@ -20,8 +20,8 @@ _PAGE_PSE = 1 << 7
 # arch/x86/include/asm/page_64_types.h: __PHYSICAL_MASK_SHIFT 52
 _PHYSICAL_MASK = (1 << 52) - 1
 PTE_PFN_MASK = _PHYSICAL_MASK & ~(PAGE_SIZE - 1)
-X86_CR4_LA57 = 1 << 12          # arch/x86/include/uapi/asm/processor-flags.h
-START_KERNEL_MAP = 0xffffffff80000000   # __START_KERNEL_map, page_64_types.h
+X86_CR4_LA57 = 1 << 12  # arch/x86/include/uapi/asm/processor-flags.h
+START_KERNEL_MAP = 0xFFFFFFFF80000000  # __START_KERNEL_map, page_64_types.h
 # the shifts of the levels, top first: PGDIR (P4D with 5 levels), PUD, PMD, PTE
 _SHIFTS_4 = (39, 30, 21, 12)
 _SHIFTS_5 = (48, 39, 30, 21, 12)

@@ -49,9 +49,9 @@ class Record:
 @dataclass
 class RingBuffer:
     records: list[Record]
-    count: int                          # DESCS_COUNT
-    data_size: int                      # DATA_SIZE
-    notes: list[str] = field(default_factory=list)    # what could not be read, and why
+    count: int  # DESCS_COUNT
+    data_size: int  # DATA_SIZE
+    notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
 
 def console_lines(records: list[Record]) -> list[str]:
@@ -73,23 +73,28 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
             raise VmcoreError(f"the vmlinux's DWARF has no struct {name}", k.sym.path)
     prb_sym = k.symbols.get("prb")
     if prb_sym is None:
-        raise VmcoreError("the vmlinux has no symbol prb (not a printk ring buffer kernel)",
-                          k.sym.path)
+        raise VmcoreError(
+            "the vmlinux has no symbol prb (not a printk ring buffer kernel)", k.sym.path
+        )
     rb = k.u64(prb_sym)
     if rb is None:
         raise VmcoreError(f"cannot read prb at {prb_sym:#x} in the dump", k.core.path)
-    f = lambda path: k.field("printk_ringbuffer", rb, path)     # noqa: E731
+    f = lambda path: k.field("printk_ringbuffer", rb, path)  # noqa: E731
     count_bits = f("desc_ring.count_bits")
     size_bits = f("text_data_ring.size_bits")
     descs, infos = f("desc_ring.descs"), f("desc_ring.infos")
     head_id, tail_id = f("desc_ring.head_id"), f("desc_ring.tail_id")
     data = f("text_data_ring.data")
     if None in (count_bits, size_bits, descs, infos, head_id, tail_id, data):
-        raise VmcoreError(f"cannot read the printk ring buffer at {rb:#x} (prb) in the dump",
-                          k.core.path)
+        raise VmcoreError(
+            f"cannot read the printk ring buffer at {rb:#x} (prb) in the dump", k.core.path
+        )
     if not 0 < count_bits <= _MAX_COUNT_BITS or not 0 < size_bits <= _MAX_SIZE_BITS:
-        raise VmcoreError(f"the printk ring buffer at {rb:#x} is corrupt: count_bits "
-                          f"{count_bits}, size_bits {size_bits}", k.core.path)
+        raise VmcoreError(
+            f"the printk ring buffer at {rb:#x} is corrupt: count_bits "
+            f"{count_bits}, size_bits {size_bits}",
+            k.core.path,
+        )
     count = 1 << count_bits
     data_size = 1 << size_bits
     dsz, isz = L["prb_desc"].size, L["printk_info"].size
@@ -97,23 +102,31 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
     info_bytes = k.read(infos, count * isz)
     text_ring = k.read(data, data_size)
     if desc_bytes is None or info_bytes is None or text_ring is None:
-        raise VmcoreError("the printk ring buffer's descriptors, infos or text are not in the "
-                          "dump", k.core.path)
+        raise VmcoreError(
+            "the printk ring buffer's descriptors, infos or text are not in the dump", k.core.path
+        )
     out = RingBuffer([], count, data_size)
     steps = ((head_id - tail_id) & DESC_ID_MASK) + 1
     if steps > count:
-        out.notes.append(f"head_id {head_id:#x} is {steps} descriptors past tail_id "
-                         f"{tail_id:#x}, more than the ring's {count}: corrupt; read the "
-                         f"last {count}")
+        out.notes.append(
+            f"head_id {head_id:#x} is {steps} descriptors past tail_id "
+            f"{tail_id:#x}, more than the ring's {count}: corrupt; read the "
+            f"last {count}"
+        )
         steps = count
         tail_id = (head_id - count + 1) & DESC_ID_MASK
     pd = L["prb_desc"]
     sv_m, beg_m, nxt_m = pd["state_var"], pd["text_blk_lpos.begin"], pd["text_blk_lpos.next"]
     pi = L["printk_info"]
-    seq_m, ts_m, len_m, cid_m, lvl_m = (pi["seq"], pi["ts_nsec"], pi["text_len"],
-                                        pi["caller_id"], pi["level"])
-    id_size = L["prb_data_block"]["data"].offset           # sizeof(db->id)
-    le = lambda b, at, m: m.get(b, at)      # noqa: E731
+    seq_m, ts_m, len_m, cid_m, lvl_m = (
+        pi["seq"],
+        pi["ts_nsec"],
+        pi["text_len"],
+        pi["caller_id"],
+        pi["level"],
+    )
+    id_size = L["prb_data_block"]["data"].offset  # sizeof(db->id)
+    le = lambda b, at, m: m.get(b, at)  # noqa: E731
     skipped = 0
     last_seq = None
     for n in range(steps):
@@ -126,29 +139,39 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
         iat = (did & (count - 1)) * isz
         seq = le(info_bytes, iat, seq_m)
         if last_seq is not None and seq <= last_seq:
-            out.notes.append(f"descriptor {did:#x}: seq {seq} after {last_seq}: the ring is "
-                             "torn here; the walk stops")
+            out.notes.append(
+                f"descriptor {did:#x}: seq {seq} after {last_seq}: the ring is "
+                "torn here; the walk stops"
+            )
             break
         last_seq = seq
         level = le(info_bytes, iat, lvl_m)
-        text = _get_data(text_ring, data_size, le(desc_bytes, at, beg_m),
-                         le(desc_bytes, at, nxt_m), id_size)
+        text = _get_data(
+            text_ring, data_size, le(desc_bytes, at, beg_m), le(desc_bytes, at, nxt_m), id_size
+        )
         if text is None:
             skipped += 1
             continue
         text_len = le(info_bytes, iat, len_m)
-        out.records.append(Record(seq, le(info_bytes, iat, ts_m), level,
-                                  le(info_bytes, iat, cid_m),
-                                  text[:text_len].decode("utf-8", "replace")))
+        out.records.append(
+            Record(
+                seq,
+                le(info_bytes, iat, ts_m),
+                level,
+                le(info_bytes, iat, cid_m),
+                text[:text_len].decode("utf-8", "replace"),
+            )
+        )
     if skipped:
-        out.notes.append(f"{skipped} descriptor(s) not readable (reserved, reused or their "
-                         "data lost)")
+        out.notes.append(
+            f"{skipped} descriptor(s) not readable (reserved, reused or their data lost)"
+        )
     return out
 
 
 def _get_data(ring: bytes, size: int, begin: int, nxt: int, id_size: int) -> bytes | None:
     """``get_data()``: the text of a data block, or None (data-less, illegal)."""
-    if begin & 1 and nxt & 1:                         # BLK_DATALESS
+    if begin & 1 and nxt & 1:  # BLK_DATALESS
         return b"" if begin == EMPTY_LINE_LPOS and nxt == EMPTY_LINE_LPOS else None
     bits = size.bit_length() - 1
     if begin >> bits == nxt >> bits and begin < nxt:
@@ -159,4 +182,4 @@ def _get_data(ring: bytes, size: int, begin: int, nxt: int, id_size: int) -> byt
         return None
     if begin % id_size or nxt % id_size or n < id_size or at + n > size:
         return None
-    return ring[at + id_size:at + n]
+    return ring[at + id_size : at + n]

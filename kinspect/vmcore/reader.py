@@ -39,12 +39,12 @@ from .page import _cstr, _pageflag_bit, dump_page_lines, pfn_of
 
 __all__ = ["DumpReader", "REAL_SCHEME"]
 
-REAL_SCHEME = "generic"            # the real kernel's: CONFIG_KASAN_GENERIC's flat shadow
-PGTY_buddy = 0xF0                  # include/linux/page-flags.h enum pagetype
+REAL_SCHEME = "generic"  # the real kernel's: CONFIG_KASAN_GENERIC's flat shadow
+PGTY_buddy = 0xF0  # include/linux/page-flags.h enum pagetype
 PGTY_slab = 0xF5
-MAX_PAGE_ORDER = 10                # include/linux/mmzone.h (x86_64 default)
+MAX_PAGE_ORDER = 10  # include/linux/mmzone.h (x86_64 default)
 PAGES_PER_SECTION = 1 << (27 - 12)  # SECTION_SIZE_BITS 27 (arch/x86/include/asm/sparsemem.h)
-_HOLE = 9                          # kinspect.widgets.palette.HOLE (no RAM / not in the dump)
+_HOLE = 9  # kinspect.widgets.palette.HOLE (no RAM / not in the dump)
 
 
 class DumpReader:
@@ -58,19 +58,27 @@ class DumpReader:
         # the page frames with a struct page: up to max_pfn (the kernel's, read from the
         # dump), else as far as the dump goes
         max_pfn = k.u64(k.symbols["max_pfn"]) if "max_pfn" in k.symbols else None
-        self.end_pfn = max_pfn if max_pfn and max_pfn <= k.core.ram_end >> 12 \
-            else k.core.ram_end >> 12
-        self._dtype = np.dtype({
-            "names": ["flags", "compound_head", "private", "page_type", "refcount"],
-            "formats": ["<u8", "<u8", "<u8", "<u4", "<i4"],
-            "offsets": [lay["flags"].offset, lay["compound_head"].offset,
-                        lay["private"].offset, lay["page_type"].offset,
-                        lay["_refcount"].offset],
-            "itemsize": lay.size})
+        self.end_pfn = (
+            max_pfn if max_pfn and max_pfn <= k.core.ram_end >> 12 else k.core.ram_end >> 12
+        )
+        self._dtype = np.dtype(
+            {
+                "names": ["flags", "compound_head", "private", "page_type", "refcount"],
+                "formats": ["<u8", "<u8", "<u8", "<u4", "<i4"],
+                "offsets": [
+                    lay["flags"].offset,
+                    lay["compound_head"].offset,
+                    lay["private"].offset,
+                    lay["page_type"].offset,
+                    lay["_refcount"].offset,
+                ],
+                "itemsize": lay.size,
+            }
+        )
         self.pg_reserved = _pageflag_bit(k, "reserved")
         self.pg_head = _pageflag_bit(k, "head")
         self._chunk = 4096 // lay.size if 4096 % lay.size == 0 else 1
-        self._states: dict[int, np.ndarray] = {}      # section -> PageState per pfn
+        self._states: dict[int, np.ndarray] = {}  # section -> PageState per pfn
 
     # -- struct page
 
@@ -85,8 +93,8 @@ class DumpReader:
             if data is not None:
                 arr = np.frombuffer(data, self._dtype)
                 lo, hi = max(pfn, first), min(pfn + c, first + count)
-                out[lo - first:hi - first] = arr[lo - pfn:hi - pfn]
-                known[lo - first:hi - first] = True
+                out[lo - first : hi - first] = arr[lo - pfn : hi - pfn]
+                known[lo - first : hi - first] = True
             pfn += c
         return out, known
 
@@ -97,16 +105,24 @@ class DumpReader:
         p = raw[0]
         head = int(p["compound_head"])
         state = int(self.page_states(pfn, 1)[0])
-        return Page(pfn, int(p["flags"]), int(p["page_type"]), self._order(pfn, p),
-                    int(p["refcount"]), 0, state,
-                    (head - 1 - self.k.vmemmap_base) // self.page_size if head & 1 else -1, 0)
+        return Page(
+            pfn,
+            int(p["flags"]),
+            int(p["page_type"]),
+            self._order(pfn, p),
+            int(p["refcount"]),
+            0,
+            state,
+            (head - 1 - self.k.vmemmap_base) // self.page_size if head & 1 else -1,
+            0,
+        )
 
     def _order(self, pfn: int, p) -> int:
         if int(p["page_type"]) >> 24 == PGTY_buddy:
-            return int(p["private"])                # buddy_order()
+            return int(p["private"])  # buddy_order()
         if self.pg_head is not None and int(p["flags"]) >> self.pg_head & 1:
             nxt, ok = self._raw_pages(pfn + 1, 1)  # folio_order(): the first tail's _flags_1
-            return int(nxt[0]["flags"]) & 0xff if ok[0] else 0
+            return int(nxt[0]["flags"]) & 0xFF if ok[0] else 0
         return 0
 
     def page_states(self, first: int, count: int) -> np.ndarray:
@@ -117,7 +133,7 @@ class DumpReader:
             states = self._section_states(sec)
             lo = pfn - sec * PAGES_PER_SECTION
             n = min(PAGES_PER_SECTION - lo, first + count - pfn)
-            out[pfn - first:pfn - first + n] = states[lo:lo + n]
+            out[pfn - first : pfn - first + n] = states[lo : lo + n]
             pfn += n
         return out
 
@@ -147,8 +163,10 @@ class DumpReader:
         head = raw["compound_head"]
         tail = (head & np.uint64(1)) == 1
         if tail.any():
-            head_pfn = ((head[tail] - np.uint64(1) - np.uint64(self.k.vmemmap_base))
-                        // np.uint64(self.page_size)).astype(np.int64) - first
+            head_pfn = (
+                (head[tail] - np.uint64(1) - np.uint64(self.k.vmemmap_base))
+                // np.uint64(self.page_size)
+            ).astype(np.int64) - first
             inside = (head_pfn >= 0) & (head_pfn < count)
             idx = np.nonzero(tail)[0]
             state[idx[inside]] = state[head_pfn[inside]]
@@ -188,8 +206,11 @@ class DumpReader:
         for order in range(MAX_PAGE_ORDER + 1):
             head = pfn & ~((1 << order) - 1)
             raw, known = self._raw_pages(head, 1)
-            if known[0] and int(raw[0]["page_type"]) >> 24 == PGTY_buddy \
-                    and int(raw[0]["private"]) >= order:
+            if (
+                known[0]
+                and int(raw[0]["page_type"]) >> 24 == PGTY_buddy
+                and int(raw[0]["private"]) >= order
+            ):
                 return FreeBlock(head, int(raw[0]["private"]))
         return None
 
@@ -200,24 +221,36 @@ class DumpReader:
             return None
         cache = k.field("slab", slab, "slab_cache")
         head = (slab - k.vmemmap_base) // self.page_size
-        vals = {m: k.field("kmem_cache", cache, m) for m in ("size", "object_size", "name")} \
-            if cache else {}
-        objects, inuse, frozen = (k.field("slab", slab, m) for m in ("objects", "inuse",
-                                                                     "frozen"))
+        vals = (
+            {m: k.field("kmem_cache", cache, m) for m in ("size", "object_size", "name")}
+            if cache
+            else {}
+        )
+        objects, inuse, frozen = (k.field("slab", slab, m) for m in ("objects", "inuse", "frozen"))
         if not cache or None in vals.values() or objects is None:
             return None
         raw, _ = self._raw_pages(head, 1)
         order = self._order(head, raw[0])
-        return SlabInfo(_cstr(k, vals["name"]) or "?", cache, head, 1 << order,
-                        self.page_address(head), objects, inuse or 0, bool(frozen),
-                        vals["object_size"], vals["size"])
+        return SlabInfo(
+            _cstr(k, vals["name"]) or "?",
+            cache,
+            head,
+            1 << order,
+            self.page_address(head),
+            objects,
+            inuse or 0,
+            bool(frozen),
+            vals["object_size"],
+            vals["size"],
+        )
 
     # -- the shadow (the real kernel's scheme only)
 
     def _check(self, scheme: str) -> None:
         if scheme != REAL_SCHEME:
-            raise KeyError(f"a dump has only the real kernel's shadow ({REAL_SCHEME}), "
-                           f"not {scheme}'s")
+            raise KeyError(
+                f"a dump has only the real kernel's shadow ({REAL_SCHEME}), not {scheme}'s"
+            )
 
     def shadow_bytes(self, scheme: str, addr: int, size: int) -> bytes | None:
         """The shadow bytes of the granules [addr, addr + size), or None when the dump does
@@ -239,11 +272,11 @@ class DumpReader:
         phys = self.k.pt.translate(shadow)
         if phys is None:
             return None
-        return f"shadow at {shadow:#x}: physical page {phys >> 12:#x} (offset {phys & 0xfff:#x})"
+        return f"shadow at {shadow:#x}: physical page {phys >> 12:#x} (offset {phys & 0xFFF:#x})"
 
     def has_own_shadow(self, scheme: str, pfn: int) -> bool:
         self._check(scheme)
-        return False                                   # a flat shadow: mapped at boot
+        return False  # a flat shadow: mapped at boot
 
     def shadow_storage(self, scheme: str) -> str:
         self._check(scheme)
@@ -257,7 +290,7 @@ class DumpReader:
         lo = self.k.page_offset_base
         hi = lo + self.end_pfn * 4096
         g = (addr & ~7) + 8 * direction
-        step = 8 * 4096                            # the memory of one page of shadow
+        step = 8 * 4096  # the memory of one page of shadow
         while lo <= g < hi:
             if direction > 0:
                 a, b = g, min(hi, (g // step + 1) * step)
@@ -287,5 +320,6 @@ class DumpReader:
                     pages.add(phys >> 12)
             fp = self._footprint = Footprint(
                 static_bytes=4096 * len(pages),
-                virtual_range_bytes=self.prof.kasan_shadow_end - self.prof.kasan_shadow_start)
+                virtual_range_bytes=self.prof.kasan_shadow_end - self.prof.kasan_shadow_start,
+            )
         return fp

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kinspect.reports.explain import ReplayUnsupported, replay_workload, run_replay
 from kinspect.engine.kasan import KASAN_GRANULE_SIZE
+from kinspect.reports.explain import ReplayUnsupported, replay_workload, run_replay
 
 __all__ = ["SlotComparison", "compare_replay"]
 
@@ -27,14 +27,14 @@ __all__ = ["SlotComparison", "compare_replay"]
 class SlotComparison:
     """The replay of one report against the dump."""
 
-    unsupported: str | None = None          # why there is no replay
+    unsupported: str | None = None  # why there is no replay
     engine_type: str | None = None
     type_matches: bool | None = None
     sim_object: int | None = None
     real_object: int | None = None
     cache: str | None = None
     slot_size: int = 0
-    compared: int = 0                       # granules compared
+    compared: int = 0  # granules compared
     not_compared: int = 0
     differences: list[tuple[int, int, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -42,34 +42,48 @@ class SlotComparison:
     def lines(self) -> list[str]:
         if self.unsupported is not None:
             return [f"replay: not possible: {self.unsupported}"]
-        out = [f"replay: the engine reports {self.engine_type}"
-               f" ({'the same bug type' if self.type_matches else 'not the report bug type'})"]
+        out = [
+            f"replay: the engine reports {self.engine_type}"
+            f" ({'the same bug type' if self.type_matches else 'not the report bug type'})"
+        ]
         if self.real_object is None or self.sim_object is None:
             return out + [f"replay: {n}" for n in self.notes]
-        out.append(f"replay: the simulated object at {self.sim_object:#x} against the dump's "
-                   f"at {self.real_object:#x} ({self.cache}, a {self.slot_size}-byte slot): "
-                   f"{self.compared} granules compared"
-                   + (f", {self.not_compared} not (outside the engine's rows or the dump)"
-                      if self.not_compared else ""))
+        out.append(
+            f"replay: the simulated object at {self.sim_object:#x} against the dump's "
+            f"at {self.real_object:#x} ({self.cache}, a {self.slot_size}-byte slot): "
+            f"{self.compared} granules compared"
+            + (
+                f", {self.not_compared} not (outside the engine's rows or the dump)"
+                if self.not_compared
+                else ""
+            )
+        )
         if not self.differences:
             out.append("replay: the simulated shadow of the slot equals the real one")
         else:
-            out.append(f"replay: {len(self.differences)} granule(s) differ (offset in the "
-                       "slot: simulated, real):")
-            out += [f"  +{off:#06x}: {sim:02x} {real:02x}" for off, sim, real in
-                    self.differences]
+            out.append(
+                f"replay: {len(self.differences)} granule(s) differ (offset in the "
+                "slot: simulated, real):"
+            )
+            out += [f"  +{off:#06x}: {sim:02x} {real:02x}" for off, sim, real in self.differences]
         return out + [f"replay: {n}" for n in self.notes]
 
     def to_json(self) -> dict:
-        return {"unsupported": self.unsupported, "engine_type": self.engine_type,
-                "type_matches": self.type_matches,
-                "sim_object": None if self.sim_object is None else f"{self.sim_object:#x}",
-                "real_object": None if self.real_object is None else f"{self.real_object:#x}",
-                "cache": self.cache, "slot_size": self.slot_size, "compared": self.compared,
-                "not_compared": self.not_compared,
-                "differences": [{"offset": o, "simulated": s, "real": r}
-                                for o, s, r in self.differences],
-                "notes": self.notes}
+        return {
+            "unsupported": self.unsupported,
+            "engine_type": self.engine_type,
+            "type_matches": self.type_matches,
+            "sim_object": None if self.sim_object is None else f"{self.sim_object:#x}",
+            "real_object": None if self.real_object is None else f"{self.real_object:#x}",
+            "cache": self.cache,
+            "slot_size": self.slot_size,
+            "compared": self.compared,
+            "not_compared": self.not_compared,
+            "differences": [
+                {"offset": o, "simulated": s, "real": r} for o, s, r in self.differences
+            ],
+            "notes": self.notes,
+        }
 
 
 def compare_replay(rep, state, shadow_byte) -> SlotComparison:
@@ -97,7 +111,7 @@ def compare_replay(rep, state, shadow_byte) -> SlotComparison:
         i = (cmp.sim_object + off - last.meta_row_start) // KASAN_GRANULE_SIZE
         try:
             real = shadow_byte(cmp.real_object + off)
-        except LookupError:                 # (shadow_byte: not in the dump)
+        except LookupError:  # (shadow_byte: not in the dump)
             real = None
         if not 0 <= i < len(row_bytes) or real is None:
             cmp.not_compared += 1

@@ -23,34 +23,35 @@ from .core import VmcoreError
 __all__ = ["Layout", "Member", "load_layouts", "load_enums", "WANTED_STRUCTS", "WANTED_ENUMS"]
 
 #: struct name -> a function compiled in a CU that defines it
-WANTED_STRUCTS: dict[str, str] = {      # (structs and unions)
-    "printk_ringbuffer": "prb_read_valid",     # kernel/printk/printk_ringbuffer.c
+WANTED_STRUCTS: dict[str, str] = {  # (structs and unions)
+    "printk_ringbuffer": "prb_read_valid",  # kernel/printk/printk_ringbuffer.c
     "prb_desc": "prb_read_valid",
     "printk_info": "prb_read_valid",
     "prb_data_block": "prb_read_valid",
-    "page": "kmem_cache_free",                 # mm/slub.c
+    "page": "kmem_cache_free",  # mm/slub.c
     "slab": "kmem_cache_free",
     "kmem_cache": "kmem_cache_free",
-    "trace_print_flags": "dump_page",          # mm/debug.c: pageflag_names[]
-    "page_flags_fields": "vsnprintf",          # lib/vsprintf.c: pff[], %pGp
+    "trace_print_flags": "dump_page",  # mm/debug.c: pageflag_names[]
+    "page_flags_fields": "vsnprintf",  # lib/vsprintf.c: pff[], %pGp
     "printf_spec": "vsnprintf",
-    "static_key_false": "kmem_cache_free",     # slub_debug_enabled
-    "kasan_alloc_meta": "kasan_complete_mode_report_info",     # mm/kasan/report_generic.c
+    "static_key_false": "kmem_cache_free",  # slub_debug_enabled
+    "kasan_alloc_meta": "kasan_complete_mode_report_info",  # mm/kasan/report_generic.c
     "kasan_free_meta": "kasan_complete_mode_report_info",
-    "stack_record": "stack_depot_print",       # lib/stackdepot.c
-    "handle_parts": "stack_depot_print",       # (a union)
-    "qlist_head": "kasan_quarantine_put",      # mm/kasan/quarantine.c
+    "stack_record": "stack_depot_print",  # lib/stackdepot.c
+    "handle_parts": "stack_depot_print",  # (a union)
+    "qlist_head": "kasan_quarantine_put",  # mm/kasan/quarantine.c
     "qlist_node": "kasan_quarantine_put",
 }
 #: enum name -> a function compiled in a CU that defines it (enumerators read by name)
 WANTED_ENUMS: dict[str, str] = {
-    "_slab_flag_bits": "kmem_cache_free",      # include/linux/slab.h: _SLAB_RED_ZONE
+    "_slab_flag_bits": "kmem_cache_free",  # include/linux/slab.h: _SLAB_RED_ZONE
 }
 _CACHE_ENTRY = "vmcore-layouts-6"
 #: the layouts of each open symbolizer (read once per vmlinux opened)
-_LOADED: "weakref.WeakKeyDictionary[ElfSymbolizer, tuple]" = weakref.WeakKeyDictionary()
-_MAX_DEPTH = 6                 # nesting of flattened members (struct page: unions in structs)
+_LOADED: weakref.WeakKeyDictionary[ElfSymbolizer, tuple] = weakref.WeakKeyDictionary()
+_MAX_DEPTH = 6  # nesting of flattened members (struct page: unions in structs)
 _MAX_MEMBERS = 4096
+
 
 @dataclass(frozen=True)
 class Member:
@@ -58,7 +59,7 @@ class Member:
 
     offset: int
     size: int
-    bit_offset: int | None = None     # from the start of the struct, in bits
+    bit_offset: int | None = None  # from the start of the struct, in bits
     bit_size: int | None = None
 
     def span(self) -> tuple[int, int]:
@@ -72,7 +73,7 @@ class Member:
         """The member's unsigned value in ``data``, the struct starting at ``at``
         (little-endian: bit fields numbered from the least significant bit)."""
         first, n = self.span()
-        v = int.from_bytes(data[at + first:at + first + n], "little")
+        v = int.from_bytes(data[at + first : at + first + n], "little")
         if self.bit_size is None:
             return v
         return (v >> (self.bit_offset - 8 * first)) & ((1 << self.bit_size) - 1)
@@ -91,17 +92,25 @@ class Layout:
         try:
             return self.members[path]
         except KeyError:
-            raise VmcoreError(f"struct {self.name} has no member {path} in this vmlinux's "
-                              "DWARF", None) from None
+            raise VmcoreError(
+                f"struct {self.name} has no member {path} in this vmlinux's DWARF", None
+            ) from None
 
     def to_json(self) -> dict:
-        return {"size": self.size, "members": {
-            k: [m.offset, m.size, m.bit_offset, m.bit_size] for k, m in self.members.items()}}
+        return {
+            "size": self.size,
+            "members": {
+                k: [m.offset, m.size, m.bit_offset, m.bit_size] for k, m in self.members.items()
+            },
+        }
 
     @classmethod
-    def from_json(cls, name: str, doc) -> "Layout":
-        if not isinstance(doc, dict) or not isinstance(doc.get("size"), int) \
-                or not isinstance(doc.get("members"), dict):
+    def from_json(cls, name: str, doc) -> Layout:
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("size"), int)
+            or not isinstance(doc.get("members"), dict)
+        ):
             raise ValueError("bad layout")
         members = {}
         for k, v in doc["members"].items():
@@ -133,20 +142,25 @@ def _load(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, in
                 raise ValueError("bad enum")
             done = ({n: Layout.from_json(n, d) for n, d in meta["layouts"].items()}, enums)
         except (ValueError, TypeError, KeyError, AttributeError):
-            done = None                     # (checksummed, but not ours: rebuilt)
+            done = None  # (checksummed, but not ours: rebuilt)
     if done is None:
         with sym.reading("the DWARF types"):
             done = _read_types(sym)
-        sym.store_cached(_CACHE_ENTRY, {
-            "layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]})
+        sym.store_cached(
+            _CACHE_ENTRY,
+            {"layouts": {n: lay.to_json() for n, lay in done[0].items()}, "enums": done[1]},
+        )
     _LOADED[sym] = done
     return done
 
 
 def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[str, int]]]:
     if not sym.has_dwarf:
-        raise VmcoreError("the vmlinux has no DWARF (.debug_info): kinspect needs an "
-                          "unstripped vmlinux built with CONFIG_DEBUG_INFO", sym.path)
+        raise VmcoreError(
+            "the vmlinux has no DWARF (.debug_info): kinspect needs an "
+            "unstripped vmlinux built with CONFIG_DEBUG_INFO",
+            sym.path,
+        )
     by_cu: dict[int, set[tuple[str, str]]] = {}
     for kind, wanted in (("struct", WANTED_STRUCTS), ("enum", WANTED_ENUMS)):
         for name, func in wanted.items():
@@ -161,19 +175,30 @@ def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[s
             if kind == "struct":
                 layouts[name] = _layout(name, die)
             else:
-                enums[name] = {c.attributes["DW_AT_name"].value.decode():
-                               int(c.attributes["DW_AT_const_value"].value)
-                               for c in die.iter_children()
-                               if c.tag == "DW_TAG_enumerator"}
+                enums[name] = {
+                    c.attributes["DW_AT_name"].value.decode(): int(
+                        c.attributes["DW_AT_const_value"].value
+                    )
+                    for c in die.iter_children()
+                    if c.tag == "DW_TAG_enumerator"
+                }
     return layouts, enums
 
 
 def _strip(die):
     """Through typedefs, const, volatile, atomic: the type that has the size."""
     for _ in range(16):
-        if die.tag in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type",
-                       "DW_TAG_atomic_type", "DW_TAG_restrict_type") \
-                and "DW_AT_type" in die.attributes:
+        if (
+            die.tag
+            in (
+                "DW_TAG_typedef",
+                "DW_TAG_const_type",
+                "DW_TAG_volatile_type",
+                "DW_TAG_atomic_type",
+                "DW_TAG_restrict_type",
+            )
+            and "DW_AT_type" in die.attributes
+        ):
             die = die.get_DIE_from_attribute("DW_AT_type")
         else:
             return die
@@ -196,7 +221,7 @@ def _byte_size(die) -> int:
             elif "DW_AT_upper_bound" in sa:
                 n *= int(sa["DW_AT_upper_bound"].value) + 1
             else:
-                n = 0                       # a flexible array member
+                n = 0  # a flexible array member
         return n * _byte_size(die.get_DIE_from_attribute("DW_AT_type"))
     return 0
 
@@ -225,6 +250,9 @@ def _flatten(die, prefix: str, base: int, out: dict[str, Member], depth: int) ->
         if nm:
             out[path] = Member(off, size)
         st = _strip(t) if t is not None else None
-        if st is not None and st.tag in ("DW_TAG_structure_type", "DW_TAG_union_type") \
-                and depth < _MAX_DEPTH:
+        if (
+            st is not None
+            and st.tag in ("DW_TAG_structure_type", "DW_TAG_union_type")
+            and depth < _MAX_DEPTH
+        ):
             _flatten(st, f"{path}." if path else "", off, out, depth + 1)

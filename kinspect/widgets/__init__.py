@@ -8,5 +8,15 @@ from .shadow_bytes import ShadowBytes, ShadowLegend
 from .shadow_slab import ShadowSlabView
 from .struct_page import StructPageView
 
-__all__ = ["EventLog", "FootprintPlot", "Narration", "PageMap", "ReportView", "SessionPages",
-           "ShadowBytes", "ShadowLegend", "ShadowSlabView", "StructPageView"]
+__all__ = [
+    "EventLog",
+    "FootprintPlot",
+    "Narration",
+    "PageMap",
+    "ReportView",
+    "SessionPages",
+    "ShadowBytes",
+    "ShadowLegend",
+    "ShadowSlabView",
+    "StructPageView",
+]

@@ -12,7 +12,7 @@ from rich.style import Style
 from textual.geometry import Region
 from textual.strip import Strip
 
-if TYPE_CHECKING:                   # the mixins go on Widgets: type-check them as one
+if TYPE_CHECKING:  # the mixins go on Widgets: type-check them as one
     from textual.widget import Widget as _WidgetBase
 else:
     _WidgetBase = object
@@ -52,7 +52,7 @@ class PaletteStyleMixin(BaseStyleMixin):
     def load_styles(self) -> None:
         styles = {}
         for name in self.COMPONENT_CLASSES:
-            with contextlib.suppress(KeyError):     # not styled yet: see palette_style()
+            with contextlib.suppress(KeyError):  # not styled yet: see palette_style()
                 styles[name] = self.get_component_rich_style(name, partial=True)
         self._palette_styles = styles
 

@@ -30,9 +30,9 @@ from .text_lines import TextLines
 if TYPE_CHECKING:
     from ..session import Session
 
-SOURCE_LIMIT = 4 << 20          # read the file for its comments only below this size
+SOURCE_LIMIT = 4 << 20  # read the file for its comments only below this size
 
-SEARCH_CHECK_EVERY = 512        # rows searched between two calls of ``cancelled`` (~2 ms)
+SEARCH_CHECK_EVERY = 512  # rows searched between two calls of ``cancelled`` (~2 ms)
 
 
 class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
@@ -43,9 +43,22 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
     # The rows' colours (kinspect.tcss; unstyled without an app): the last event applied, the
     # next one, an event still to come, one done, a comment, a line number, and the marks of
     # a report, an attach, a detach, a breakpoint and the last search's match.
-    COMPONENT_CLASSES = {f"eventlog--{name}" for name in (
-        "current", "next", "event", "done", "comment", "lineno", "report", "attach", "detach",
-        "bp", "found")}
+    COMPONENT_CLASSES = {
+        f"eventlog--{name}"
+        for name in (
+            "current",
+            "next",
+            "event",
+            "done",
+            "comment",
+            "lineno",
+            "report",
+            "attach",
+            "detach",
+            "bp",
+            "found",
+        )
+    }
     STYLE_PREFIX = "eventlog--"
 
     class LineClicked(Message):
@@ -53,19 +66,20 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
             super().__init__()
             self.line = line
 
-    def __init__(self, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.session: Session | None = None
         self.scheme = ""
         # (lineno, text, event index) of each row; None: one row per event, made when drawn
         self.lines: list[tuple[int, str, int | None]] | None = []
-        self._line_of_index: dict[int, int] | None = {}      # event index -> row (None:
-                                                             # one row per event)
+        self._line_of_index: dict[int, int] | None = {}  # event index -> row (None:
+        # one row per event)
         self._cache: LRUCache[tuple, Strip] = LRUCache(1024)
         self._width = 40
         self._marked_rows: set[int | None] = set()
-        self.found: tuple[int, str] | None = None     # (row, query) of the last search's match
+        self.found: tuple[int, str] | None = None  # (row, query) of the last search's match
 
     def on_mount(self) -> None:
         self.load_styles()
@@ -87,25 +101,31 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
                 source = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             source = None
-        if source is not None and not session.is_trace and \
-                all(e.line <= len(source) for e in events[-1:]):
+        if (
+            source is not None
+            and not session.is_trace
+            and all(e.line <= len(source) for e in events[-1:])
+        ):
             by_line = {e.line: i for i, e in enumerate(events)}
-            self.lines = [(i + 1, text.rstrip(), by_line.get(i + 1))
-                          for i, text in enumerate(source)]
-            self._line_of_index = {index: row for row, (_l, _t, index) in enumerate(self.lines)
-                                   if index is not None}
+            self.lines = [
+                (i + 1, text.rstrip(), by_line.get(i + 1)) for i, text in enumerate(source)
+            ]
+            self._line_of_index = {
+                index: row for row, (_l, _t, index) in enumerate(self.lines) if index is not None
+            }
         else:
             # One row per event, made when drawn (a trace has hundreds of thousands).
             self.lines = None
             self._line_of_index = None
         rows = self.row_count
         last = self._row(rows - 1)[0] if rows else 0
-        if session.loading:         # a trace still being read: its last line, as can be told
+        if session.loading:  # a trace still being read: its last line, as can be told
             last = int(last / max(session.load_fraction(), 0.01))
         digits = len(str(last))
         self._digits = digits
-        self._width = max((len(self._text(r)) for r in range(min(rows, 2000))),
-                          default=10) + digits + 4
+        self._width = (
+            max((len(self._text(r)) for r in range(min(rows, 2000))), default=10) + digits + 4
+        )
         self.virtual_size = Size(self._width, rows)
         self._cache.clear()
         self.refresh()
@@ -140,7 +160,7 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         _lineno, text, index = self._row(row)
         if text is not None:
             return text
-        assert index is not None                # (a row without text is an event's)
+        assert index is not None  # (a row without text is an event's)
         return self._shown.event_text(index)
 
     def position_of_row(self, row: int) -> int:
@@ -150,7 +170,7 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         if index is not None:
             return index + 1
         lines = self.lines
-        assert lines is not None                # (a row without an event is a source line)
+        assert lines is not None  # (a row without an event is a source line)
         return sum(1 for r in range(row) if lines[r][2] is not None)
 
     def row_of_position(self, position: int) -> int:
@@ -158,8 +178,9 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         row = self.row_of_event(position - 1) if position else None
         return -1 if row is None else row
 
-    def find(self, query: str, after: int, direction: int = 1,
-             cancelled=None) -> tuple[int, bool] | None:
+    def find(
+        self, query: str, after: int, direction: int = 1, cancelled=None
+    ) -> tuple[int, bool] | None:
         """The next row (``direction`` 1) or the previous one (-1) from row ``after``, wrapping
         at the ends, whose text as the log shows it holds ``query``, whatever the case:
         (row, whether the search wrapped), or None (nothing, or ``cancelled()`` said stop).
@@ -194,7 +215,7 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
 
     def _comment(self, row: int) -> str | None:
         """The ``#`` comment of a source row (as the workload parser strips it), or None."""
-        assert self.lines is not None           # (only with the source: narration())
+        assert self.lines is not None  # (only with the source: narration())
         text = self.lines[row][1]
         return text.split("#", 1)[1].strip() if "#" in text else None
 
@@ -242,8 +263,8 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         width = self.size.width or self._width
         strip = self.row_strip(row)
         return strip.apply_style(self.base_style).crop_extend(
-            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
-                                 self.base_style)
+            int(self.scroll_offset.x), int(self.scroll_offset.x) + width, self.base_style
+        )
 
     def _marks(self, index: int | None, lineno: int) -> tuple:
         s = self.session
@@ -253,8 +274,15 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
         if index is None:
             return ("bp" if bp else "", "comment")
         pos = s.position
-        state = ("current" if index == pos - 1 else "next" if index == pos else
-                 "done" if index < pos else "event")
+        state = (
+            "current"
+            if index == pos - 1
+            else "next"
+            if index == pos
+            else "done"
+            if index < pos
+            else "event"
+        )
         report = index in s.report_events and index < pos
         attach = [a for a in s.attach_events.get(index, ()) if a.scheme == self.scheme]
         att = ""
@@ -275,8 +303,9 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
             return strip
         style = self.component_style
         base = style(state) if state in ("current", "next") else None
-        segs = [Segment(f"{lineno:>{self._digits}} ",
-                        base if base is not None else style("lineno"))]
+        segs = [
+            Segment(f"{lineno:>{self._digits}} ", base if base is not None else style("lineno"))
+        ]
         if "bp" in marks:
             segs.append(Segment("●", style("bp")))
         elif state == "current":
@@ -321,20 +350,28 @@ class EventLog(NoScrollbar, PaletteStyleMixin, ScrollView, can_focus=True):
 def _mark_found(text: str, query: str | None, style: Style, found: Style) -> list[Segment]:
     """The text in ``style``, its first occurrence of ``query`` (any case) in ``found``."""
     at = text.casefold().find(query.casefold()) if query else -1
-    if at < 0 or len(text.casefold()) != len(text):     # a case fold that changes lengths
+    if at < 0 or len(text.casefold()) != len(text):  # a case fold that changes lengths
         return [Segment(text, style)]
-    assert query is not None                    # (at >= 0)
+    assert query is not None  # (at >= 0)
     end = at + len(query.casefold())
-    return [seg for seg in (Segment(text[:at], style), Segment(text[at:end], found),
-                            Segment(text[end:], style)) if seg.text]
+    return [
+        seg
+        for seg in (
+            Segment(text[:at], style),
+            Segment(text[at:end], found),
+            Segment(text[end:], style),
+        )
+        if seg.text
+    ]
 
 
 class Narration(TextLines):
     """The event log's narration (``EventLog.narration``), wrapped to the width; what does not
     fit the height ends in an ellipsis."""
 
-    DEFAULT_CSS = ("Narration { height: 2; overflow: hidden hidden; color: $text-muted; "
-                   "text-style: italic; }")
+    DEFAULT_CSS = (
+        "Narration { height: 2; overflow: hidden hidden; color: $text-muted; text-style: italic; }"
+    )
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -350,5 +387,6 @@ class Narration(TextLines):
     def _wrap(self) -> None:
         width, height = self.size
         if width and height:
-            self.set_text("\n".join(textwrap.wrap(self.narration, width, max_lines=height,
-                                                   placeholder=" …")))
+            self.set_text(
+                "\n".join(textwrap.wrap(self.narration, width, max_lines=height, placeholder=" …"))
+            )

@@ -50,8 +50,9 @@ class FootprintPlot(PaletteStyleMixin, ScrollView):
     DEFAULT_CSS = "FootprintPlot { height: 1fr; scrollbar-gutter: stable; }"
     # colours (kinspect.tcss; unstyled without an app): a scheme's name, the shown scheme's,
     # the sizes, a sparkline, the shown scheme's sparkline, the header and the details
-    COMPONENT_CLASSES = {f"footprint--{name}" for name in (
-        "label", "shown", "value", "spark", "spark-shown", "dim")}
+    COMPONENT_CLASSES = {
+        f"footprint--{name}" for name in ("label", "shown", "value", "spark", "spark-shown", "dim")
+    }
     STYLE_PREFIX = "footprint--"
 
     def __init__(self, **kwargs) -> None:
@@ -90,30 +91,41 @@ class FootprintPlot(PaletteStyleMixin, ScrollView):
 
     def _restyle(self) -> None:
         self.load_styles()
-        self._key = None            # update_plot() builds the lines again, in these styles
+        self._key = None  # update_plot() builds the lines again, in these styles
         self.update_plot()
 
     def build_lines(self, width: int) -> list[Strip]:
         style = self.component_style
         label_style, shown_style, dim = style("label"), style("shown"), style("dim")
         s = self.session
-        assert s is not None                    # (update_plot() checked it)
+        assert s is not None  # (update_plot() checked it)
         fps = s.footprints()
         label_w = max(len(n) for n in s.scheme_names) + 2
         spark_w = max(8, width - label_w - 22)
-        out = [Strip([Segment(" " * label_w + f"{'now':>9} {'peak':>9}  "
-                              f"total shadow bytes after each event (0..{s.position})", dim)])]
+        out = [
+            Strip(
+                [
+                    Segment(
+                        " " * label_w + f"{'now':>9} {'peak':>9}  "
+                        f"total shadow bytes after each event (0..{s.position})",
+                        dim,
+                    )
+                ]
+            )
+        ]
         for name in s.scheme_names:
             hist = s.footprint_history(name)
             shown = name == s.shown
             now = int(hist[-1]) if len(hist) else fps[name].total_bytes()
             peak = int(hist.max()) if len(hist) else now
             mark = "▶ " if shown else "  "
-            segs = [Segment(f"{mark}{name:<{label_w - 2}}",
-                            shown_style if shown else label_style),
-                    Segment(f"{format_size(now):>9} {format_size(peak):>9}  ", style("value")),
-                    Segment(sparkline(hist, spark_w),
-                            style("spark-shown") if shown else style("spark"))]
+            segs = [
+                Segment(f"{mark}{name:<{label_w - 2}}", shown_style if shown else label_style),
+                Segment(f"{format_size(now):>9} {format_size(peak):>9}  ", style("value")),
+                Segment(
+                    sparkline(hist, spark_w), style("spark-shown") if shown else style("spark")
+                ),
+            ]
             out.append(Strip(segs))
         fp = fps[s.shown]
         out.append(Strip([]))
@@ -124,9 +136,11 @@ class FootprintPlot(PaletteStyleMixin, ScrollView):
 
     @staticmethod
     def _bill(fp) -> str:
-        return (f"static {format_size(fp.static_bytes)} + dynamic {format_size(fp.dynamic_bytes)}"
-                f" (peak {format_size(fp.dynamic_peak_bytes)}) + metadata "
-                f"{format_size(fp.metadata_bytes)} = {format_size(fp.total_bytes())}")
+        return (
+            f"static {format_size(fp.static_bytes)} + dynamic {format_size(fp.dynamic_bytes)}"
+            f" (peak {format_size(fp.dynamic_peak_bytes)}) + metadata "
+            f"{format_size(fp.metadata_bytes)} = {format_size(fp.total_bytes())}"
+        )
 
     @staticmethod
     def _details(fp) -> list[str]:
@@ -135,15 +149,21 @@ class FootprintPlot(PaletteStyleMixin, ScrollView):
             reserved = format_size(fp.virtual_range_bytes)
             lines.append(f"contiguous virtual range reserved: {reserved}")
         if fp.blocks_capacity or fp.blocks_in_use:
-            lines.append(f"shadow blocks in use {fp.blocks_in_use} of {fp.blocks_capacity} "
-                         f"slots in {fp.shadow_slab_pages} shadow slab pages")
+            lines.append(
+                f"shadow blocks in use {fp.blocks_in_use} of {fp.blocks_capacity} "
+                f"slots in {fp.shadow_slab_pages} shadow slab pages"
+            )
         if fp.shadow_pages_mapped or fp.shadow_pages_needed or fp.page_table_pages:
-            lines.append(f"shadow pages mapped {fp.shadow_pages_mapped} (needed "
-                         f"{fp.shadow_pages_needed}), page-table pages {fp.page_table_pages}")
+            lines.append(
+                f"shadow pages mapped {fp.shadow_pages_mapped} (needed "
+                f"{fp.shadow_pages_needed}), page-table pages {fp.page_table_pages}"
+            )
         per = f"{fp.loads / fp.checks:.2f}" if fp.checks else "-"
-        lines.append(f"checks {fp.checks}, memory loads {fp.loads} ({per} per check); inline "
-                     f"{'yes' if fp.inline_possible else 'no'}, stack instrumentation "
-                     f"{'yes' if fp.stack_possible else 'no'}")
+        lines.append(
+            f"checks {fp.checks}, memory loads {fp.loads} ({per} per check); inline "
+            f"{'yes' if fp.inline_possible else 'no'}, stack instrumentation "
+            f"{'yes' if fp.stack_possible else 'no'}"
+        )
         return lines
 
     def render_line(self, y: int) -> Strip:
@@ -151,8 +171,8 @@ class FootprintPlot(PaletteStyleMixin, ScrollView):
         width = self.size.width or 80
         strip = self._lines[row] if 0 <= row < len(self._lines) else Strip([])
         return strip.apply_style(self.base_style).crop_extend(
-            int(self.scroll_offset.x), int(self.scroll_offset.x) + width,
-                                 self.base_style)
+            int(self.scroll_offset.x), int(self.scroll_offset.x) + width, self.base_style
+        )
 
     def text(self) -> str:
         return "\n".join(line.text.rstrip() for line in self._lines)

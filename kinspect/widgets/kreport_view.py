@@ -49,16 +49,20 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
     what each byte means (:meth:`describe`)."""
 
     STYLE_PREFIX = "memorystategrid--"
-    COMPONENT_CLASSES = ({f"memorystategrid--{p.name}" for p in SHADOW_PAINTS.values()}
-                         | {"memorystategrid--bad", "memorystategrid--selected",
-                            "memorystategrid--region",
-                            # kinspect.tcss: a row's address, the guilty row's marker, the
-                            # granule's offset in the object and the no-dump note
-                            "memorystategrid--address", "memorystategrid--guilty",
-                            "memorystategrid--dim"})
+    COMPONENT_CLASSES = {f"memorystategrid--{p.name}" for p in SHADOW_PAINTS.values()} | {
+        "memorystategrid--bad",
+        "memorystategrid--selected",
+        "memorystategrid--region",
+        # kinspect.tcss: a row's address, the guilty row's marker, the
+        # granule's offset in the object and the no-dump note
+        "memorystategrid--address",
+        "memorystategrid--guilty",
+        "memorystategrid--dim",
+    }
     DEFAULT_CSS = "MemoryStateGrid { height: auto; }\n" + component_css(
-        "MemoryStateGrid", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT,
-                            REGION_PAINT])
+        "MemoryStateGrid",
+        [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT, REGION_PAINT],
+    )
 
     BINDINGS = [
         Binding("left", "move(-1)", "Granule left", show=False, id="grid.left"),
@@ -74,20 +78,21 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
             super().__init__()
             self.addr = addr
 
-    def __init__(self, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.report: KasanReport | None = None
-        self.granule: int | None = None        # bytes per metadata byte; None: not known
+        self.granule: int | None = None  # bytes per metadata byte; None: not known
         self.digits = 16
-        self.bad: int | None = None            # the first bad granule (the '^')
+        self.bad: int | None = None  # the first bad granule (the '^')
         self.object_region: tuple[int, int] | None = None
         self.object_addr: int | None = None
         self.selected: int | None = None
         self.meanings: dict[int, ByteMeaning] = {}
         self.kinds: dict[int, str] = {}
         self._lines: list[Strip] = []
-        self._line_rows: list[int] = []        # row index of each line, -1 for the caret line
+        self._line_rows: list[int] = []  # row index of each line, -1 for the caret line
 
     # ------------------------------------------------------------------ input
 
@@ -131,8 +136,9 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         t.append(f"{addr:0{self.digits}x}", "bold")
         if self.object_addr is not None:
             off = addr - self.object_addr
-            t.append(f" (object{'+' if off >= 0 else '-'}{abs(off):#x})",
-                     self.component_style("dim"))
+            t.append(
+                f" (object{'+' if off >= 0 else '-'}{abs(off):#x})", self.component_style("dim")
+            )
         t.append(": ")
         t.append(f"{value:02x}", self.palette_style(SHADOW_PAINTS[self.kinds.get(value, "other")]))
         meaning = self.meanings.get(value)
@@ -160,8 +166,7 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
             return
         if self.selected is None:
             bad = self.bad
-            start = bad if bad is not None and self.value_at(bad) is not None \
-                else self.rows[0].addr
+            start = bad if bad is not None and self.value_at(bad) is not None else self.rows[0].addr
             self._select(start)
             return
         new = self.selected + granules * self.granule
@@ -201,15 +206,26 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         line_rows: list[int] = []
         rep = self.report
         if rep is None or not rep.memory_rows:
-            lines.append(Strip([Segment("no memory-state dump in this report",
-                                        self.component_style("dim") + _ITALIC)]))
+            lines.append(
+                Strip(
+                    [
+                        Segment(
+                            "no memory-state dump in this report",
+                            self.component_style("dim") + _ITALIC,
+                        )
+                    ]
+                )
+            )
             line_rows.append(-1)
         else:
             for i, row in enumerate(rep.memory_rows):
                 lines.append(self._row(row))
                 line_rows.append(i)
-                if self.bad is not None and self.granule is not None and \
-                        row.addr <= self.bad < row.addr + self.granule * len(row.values):
+                if (
+                    self.bad is not None
+                    and self.granule is not None
+                    and row.addr <= self.bad < row.addr + self.granule * len(row.values)
+                ):
                     lines.append(self._caret((self.bad - row.addr) // self.granule))
                     line_rows.append(-1)
         self._lines, self._line_rows = lines, line_rows
@@ -232,9 +248,12 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
 
     def _row(self, row) -> Strip:
         base = self.base_style
-        segs = [Segment(">" if row.guilty else " ",
-                        self.component_style("guilty") if row.guilty else base),
-                Segment(f"{row.addr:0{self.digits}x}:", self.component_style("address"))]
+        segs = [
+            Segment(
+                ">" if row.guilty else " ", self.component_style("guilty") if row.guilty else base
+            ),
+            Segment(f"{row.addr:0{self.digits}x}:", self.component_style("address")),
+        ]
         region_style = self.palette_style(REGION_PAINT)
         underline = Style(underline=True)
         g = row.addr
@@ -248,8 +267,12 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
                 style = self.palette_style(BAD_GRANULE_PAINT)
             else:
                 style = self.palette_style(SHADOW_PAINTS[self.kinds.get(v, "other")])
-            if self.object_region is not None and self.granule is not None and \
-                    g < self.object_region[1] and g + self.granule > self.object_region[0]:
+            if (
+                self.object_region is not None
+                and self.granule is not None
+                and g < self.object_region[1]
+                and g + self.granule > self.object_region[0]
+            ):
                 style = style + underline
             segs.append(Segment(f"{v:02x}", style))
         if self._sep(g + (self.granule or 0)) == ")":
@@ -257,8 +280,12 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
         return Strip(segs)
 
     def _caret(self, k: int) -> Strip:
-        return Strip([Segment(" " * (self.digits + 3 + 3 * k), self.base_style),
-                      Segment("^", self.palette_style(BAD_GRANULE_PAINT))])
+        return Strip(
+            [
+                Segment(" " * (self.digits + 3 + 3 * k), self.base_style),
+                Segment("^", self.palette_style(BAD_GRANULE_PAINT)),
+            ]
+        )
 
     def render_line(self, y: int) -> Strip:
         line = y + int(self.scroll_offset.y)
@@ -274,8 +301,10 @@ class MemoryStateGrid(PaletteStyleMixin, ScrollView, can_focus=True):
 
 # ----------------------------------------------------------------------------- texts
 
-def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int,
-                 style: Styles = unstyled) -> Text:
+
+def summary_text(
+    rep: KasanReport, exp: Explanation, index: int, total: int, style: Styles = unstyled
+) -> Text:
     """The header of the report screen: which report, its title, the access, the machine,
     where the access fell."""
     t = Text()
@@ -288,13 +317,17 @@ def summary_text(rep: KasanReport, exp: Explanation, index: int, total: int,
     t.append("\n")
     t.append(rep.bug_type, style("bug"))
     t.append(f" · {exp.access}\n")
-    mode = {"generic": "generic KASAN", "sw-tags": "software tag-based KASAN",
-            "hw-tags": "hardware tag-based KASAN (MTE)",
-            "tags": "tag-based KASAN"}.get(exp.mode or "", "unknown KASAN mode")
+    mode = {
+        "generic": "generic KASAN",
+        "sw-tags": "software tag-based KASAN",
+        "hw-tags": "hardware tag-based KASAN (MTE)",
+        "tags": "tag-based KASAN",
+    }.get(exp.mode or "", "unknown KASAN mode")
     facts = [mode]
     if exp.granule:
-        facts.append(f"one {'tag' if exp.mode in TAG_MODES else 'shadow byte'} per "
-                     f"{exp.granule} bytes")
+        facts.append(
+            f"one {'tag' if exp.mode in TAG_MODES else 'shadow byte'} per {exp.granule} bytes"
+        )
     if rep.bits:
         facts.append(f"{rep.bits}-bit")
     facts.append(f"kernel {rep.kernel_release}" if rep.kernel_release else "kernel unknown")
@@ -317,14 +350,16 @@ def legend_text(rep: KasanReport, exp: Explanation, style: Styles = unstyled) ->
         return t
     tagged = rep.mode in TAG_MODES
     if tagged:
-        t.append("memory tags" + (f" (the pointer's tag: {rep.ptr_tag:02x})"
-                                  if rep.ptr_tag is not None else ""), style("dim"))
+        t.append(
+            "memory tags"
+            + (f" (the pointer's tag: {rep.ptr_tag:02x})" if rep.ptr_tag is not None else ""),
+            style("dim"),
+        )
     else:
         t.append(f"decoded for {exp.era.label}; {exp.era.reason}", style("dim"))
     for b in exp.legend:
         t.append("\n")
-        t.append(f" {b.value:02x} ", SHADOW_PAINTS[report_byte_kind(b, tagged, rep.ptr_tag)]
-                 .rich())
+        t.append(f" {b.value:02x} ", SHADOW_PAINTS[report_byte_kind(b, tagged, rep.ptr_tag)].rich())
         t.append(f" {b.name + ': ' if b.name else ''}{b.meaning}")
         if b.era_note:
             t.append(f"\n     ({b.era_note})", style("dim"))
@@ -336,8 +371,10 @@ def legend_text(rep: KasanReport, exp: Explanation, style: Styles = unstyled) ->
         state = f"{rep.state} " if rep.state else ""
         t.append("\n")
         t.append(" [ ) ", REGION_PAINT.rich())
-        t.append(f"the object's {state}{rep.region_size}-byte region [{rep.region_start:#x}, "
-                 f"{rep.region_end:#x}), underlined")
+        t.append(
+            f"the object's {state}{rep.region_size}-byte region [{rep.region_start:#x}, "
+            f"{rep.region_end:#x}), underlined"
+        )
     return t
 
 
@@ -349,9 +386,9 @@ def _frame(t: Text, line: str, style: Styles) -> None:
     prints it) coloured, '[inline]' dim."""
     inline = line.endswith(" [inline]")
     if inline:
-        line = line[:-len(" [inline]")]
+        line = line[: -len(" [inline]")]
     m = _LOCATION_RE.search(line)
-    head = line[:m.start()] if m else line
+    head = line[: m.start()] if m else line
     t.append(" " + head, style("dim") if head.startswith("?") or inline else "")
     if m:
         t.append(" " + m.group(1), style("location"))
@@ -360,8 +397,9 @@ def _frame(t: Text, line: str, style: Styles) -> None:
     t.append("\n")
 
 
-def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None,
-                style: Styles = unstyled) -> Text:
+def stacks_text(
+    rep: KasanReport, stacks: dict[str, list[str]] | None, style: Styles = unstyled
+) -> Text:
     """The access stack, the alloc, free and aux stacks (symbolized lines when ``stacks``
     holds them), then what the buggy address belongs to (stack frame, variable, vmalloc
     area, physical page) as the report says it."""
@@ -384,10 +422,12 @@ def stacks_text(rep: KasanReport, stacks: dict[str, list[str]] | None,
         for line in (stacks or {}).get(key) or st.frames:
             _frame(t, line, style)
         t.append("\n")
-    described = [("The stack frame", rep.stack_lines),
-                 ("The variable", [rep.variable] if rep.variable else []),
-                 ("The vmalloc area", rep.vmalloc_lines),
-                 ("The physical page", rep.page_lines)]
+    described = [
+        ("The stack frame", rep.stack_lines),
+        ("The variable", [rep.variable] if rep.variable else []),
+        ("The vmalloc area", rep.vmalloc_lines),
+        ("The physical page", rep.page_lines),
+    ]
     for head, lines in described:
         if not lines:
             continue

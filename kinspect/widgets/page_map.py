@@ -51,7 +51,7 @@ def merge_cells(codes: np.ndarray, ncells: int, ppc: int) -> np.ndarray:
 
 
 MAX_ZOOM = 40
-_CURSOR, _REPORT = 100, 101     # cell values of the marked cells, past the painted ones
+_CURSOR, _REPORT = 100, 101  # cell values of the marked cells, past the painted ones
 
 
 class PageSource(Protocol):
@@ -91,10 +91,10 @@ class SessionPages:
             if a >= end:
                 break
             if a > prev:
-                codes[prev - first:a - first] = HOLE
+                codes[prev - first : a - first] = HOLE
             prev = max(prev, b)
         if prev < end:
-            codes[prev - first:] = HOLE
+            codes[prev - first :] = HOLE
 
     def cells(self, first: int, ncells: int, ppc: int) -> tuple[np.ndarray, np.ndarray]:
         count = ncells * ppc
@@ -119,8 +119,9 @@ class SessionPages:
             attached[(np.asarray(att, dtype=np.int64) - first) // ppc] = True
         return codes, attached
 
-    def _cells_by_section(self, machine: MachineView, first: int, ncells: int,
-                          ppc: int) -> np.ndarray:
+    def _cells_by_section(
+        self, machine: MachineView, first: int, ncells: int, ppc: int
+    ) -> np.ndarray:
         """Cells bigger than a memory section: untouched sections read free (or hole)."""
         gen = self.session.generation
         ranks = np.full(ncells, RANK[HOLE], dtype=np.uint8)
@@ -149,13 +150,18 @@ class SessionPages:
 class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_focus=True):
     """Pages as a grid: one cell per page, or per 2^zoom pages."""
 
-    COMPONENT_CLASSES = ({f"pagemap--{p.name}" for p in PAGE_PAINTS.values()}
-                         | {"pagemap--attached", "pagemap--cursor", "pagemap--report",
-                            "pagemap--gutter", "pagemap--pending"})
+    COMPONENT_CLASSES = {f"pagemap--{p.name}" for p in PAGE_PAINTS.values()} | {
+        "pagemap--attached",
+        "pagemap--cursor",
+        "pagemap--report",
+        "pagemap--gutter",
+        "pagemap--pending",
+    }
     # the palette's classes styled from its table; the gutter (pfns) and a row still to be
     # read (pending) in kinspect.tcss
     DEFAULT_CSS = "PageMap { height: 1fr; overflow-y: hidden; }\n" + component_css(
-        "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT])
+        "PageMap", [*PAGE_PAINTS.values(), ATTACHED_PAINT, CURSOR_PAINT, REPORT_PAINT]
+    )
     STYLE_PREFIX = "pagemap--"
 
     BINDINGS = [
@@ -176,11 +182,17 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
             super().__init__()
             self.pfn = pfn
 
-    def __init__(self, source: PageSource | None = None, *, name: str | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        source: PageSource | None = None,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.source = source
-        self.zoom = 0                 # pages per cell = 1 << zoom
+        self.zoom = 0  # pages per cell = 1 << zoom
         self.cursor = source.first_pfn if source is not None else 0
         self.report_pfn: int | None = None
         self.frozen = False
@@ -391,9 +403,10 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         strip = self.row_strip(y + scroll_y)
         width = self._width()
         if scroll_x == 0 and strip.cell_length == width:
-            return strip                # built as wide as the view, in its style
-        return strip.apply_style(self.base_style).crop_extend(scroll_x, scroll_x + width,
-                                                              self.base_style)
+            return strip  # built as wide as the view, in its style
+        return strip.apply_style(self.base_style).crop_extend(
+            scroll_x, scroll_x + width, self.base_style
+        )
 
     def _width(self) -> int:
         return self.frame[2] or (self.gutter_width + self.cols)
@@ -409,9 +422,14 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
             if self.frozen:
                 # A run is changing the machine in a worker: no reads until it stops.
                 first = self.pfn_at(row, 0)
-                return Strip([Segment(f"{first:#0{self.gutter_width - 1}x} ",
-                                      self.component_style("gutter")),
-                              Segment("…", self.component_style("pending"))])
+                return Strip(
+                    [
+                        Segment(
+                            f"{first:#0{self.gutter_width - 1}x} ", self.component_style("gutter")
+                        ),
+                        Segment("…", self.component_style("pending")),
+                    ]
+                )
             self._build_rows(row, geometry)
             strip = self._cache[key]
         return strip
@@ -427,11 +445,19 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         end = first + cols * ppc
         cursor_col = (self.cursor - first) // ppc if first <= self.cursor < end else -1
         report = self.report_pfn
-        report_col = (report - first) // ppc if report is not None and first <= report < end \
-            else -1
-        assert self.source is not None          # (row_strip() checked it)
-        return (row, self._row_gen.get(row, self._base_gen), self.zoom, cols, cursor_col,
-                report_col, id(self.source), self.source.end_pfn, self._width())
+        report_col = (report - first) // ppc if report is not None and first <= report < end else -1
+        assert self.source is not None  # (row_strip() checked it)
+        return (
+            row,
+            self._row_gen.get(row, self._base_gen),
+            self.zoom,
+            cols,
+            cursor_col,
+            report_col,
+            id(self.source),
+            self.source.end_pfn,
+            self._width(),
+        )
 
     def _build_rows(self, row: int, geometry: tuple[int, int, int]) -> None:
         """Build ``row`` and the rows after it that are in view and not cached, from one read
@@ -439,8 +465,9 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         cols, ppc, base = geometry
         top = int(self.scroll_offset.y)
         # in view, and a million pages at the most (zoomed out, a row is many pages)
-        last = min(self.rows, max(row + 1, top + self.size.height),
-                   row + max(1, (1 << 20) // (cols * ppc)))
+        last = min(
+            self.rows, max(row + 1, top + self.size.height), row + max(1, (1 << 20) // (cols * ppc))
+        )
         keys = [self._row_key(row, geometry)]
         for r in range(row + 1, last):
             key = self._row_key(r, geometry)
@@ -448,7 +475,7 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
                 break
             keys.append(key)
         first = base + row * cols * ppc
-        assert self.source is not None          # (row_strip() checked it)
+        assert self.source is not None  # (row_strip() checked it)
         codes, attached = self.source.cells(first, cols * len(keys), ppc)
         codes = codes.reshape(len(keys), cols)
         attached = attached.reshape(len(keys), cols)
@@ -468,24 +495,34 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         gutter_width = self.gutter_width
         width = self._width()
         # in the view's style and as wide as it: render_line has nothing left to do
-        padding = [Segment(" " * (width - gutter_width - cols), style_base)] \
-            if width > gutter_width + cols else []
+        padding = (
+            [Segment(" " * (width - gutter_width - cols), style_base)]
+            if width > gutter_width + cols
+            else []
+        )
         for i, (key, row_cells) in enumerate(zip(keys, cells.tolist())):
             segments = [Segment(f"{first + i * cols * ppc:#0{gutter_width - 1}x} ", gutter)]
             bounds = starts[i] + [cols]
             for s, e in zip(bounds, bounds[1:]):
-                glyphs, style = self._cell_segment(row_cells[s], e - s, int(codes[i, s]),
-                                                   bool(attached[i, s]), s == key[5])
+                glyphs, style = self._cell_segment(
+                    row_cells[s], e - s, int(codes[i, s]), bool(attached[i, s]), s == key[5]
+                )
                 segments.append(Segment(glyphs, style_base + style))
             self._cache[key] = Strip(segments + padding, max(width, gutter_width + cols))
 
-    def _cell_segment(self, cell: int, n: int, code: int, attached: bool,
-                      report: bool) -> tuple[str, Style]:
+    def _cell_segment(
+        self, cell: int, n: int, code: int, attached: bool, report: bool
+    ) -> tuple[str, Style]:
         """(glyphs, style) of ``n`` equal cells (a run), or of the cursor's or the report's
         one cell."""
         if cell == _CURSOR:
-            glyph = REPORT_PAINT.glyph if report else \
-                ATTACHED_GLYPH[code] if attached else PAGE_PAINTS[code].glyph
+            glyph = (
+                REPORT_PAINT.glyph
+                if report
+                else ATTACHED_GLYPH[code]
+                if attached
+                else PAGE_PAINTS[code].glyph
+            )
             return glyph if glyph != " " else "▒", self.palette_style(CURSOR_PAINT)
         if cell == _REPORT:
             return REPORT_PAINT.glyph, self.palette_style(REPORT_PAINT)
@@ -496,10 +533,13 @@ class PageMap(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_fo
         """(glyph, style) of each cell value: a display code, plus NCODES when attached."""
         if self._paints is None:
             attached_bg = Style(bgcolor=self.palette_style(ATTACHED_PAINT).bgcolor)
-            self._paints = [(p.glyph, self.palette_style(p)) for p in
-                            (PAGE_PAINTS[c] for c in range(NCODES))]
-            self._paints += [(ATTACHED_GLYPH[c], style + attached_bg)
-                             for c, (_glyph, style) in enumerate(self._paints)]
+            self._paints = [
+                (p.glyph, self.palette_style(p)) for p in (PAGE_PAINTS[c] for c in range(NCODES))
+            ]
+            self._paints += [
+                (ATTACHED_GLYPH[c], style + attached_bg)
+                for c, (_glyph, style) in enumerate(self._paints)
+            ]
         return self._paints
 
     def row_text(self, row: int) -> str:

@@ -25,8 +25,9 @@ class Pane(Vertical):
         finally:
             self._title_only = False
 
-    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
-                recompose: bool = False) -> Self:
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> Self:
         if self._title_only and not regions and self.is_mounted:
             # Regions are relative to the content, which starts inside the border: the top
             # border row is the row above it, from the outer left edge.

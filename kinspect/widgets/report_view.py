@@ -15,12 +15,16 @@ from .text_lines import TextLines
 
 _META_ROW = re.compile(r"^([> ])([0-9a-f]+): ((?:[0-9a-f]{2} ?)+)$")
 
-EMPTY = ("No KASAN report yet.\n\nStep with space or →, or press r to run to the next report.")
+EMPTY = "No KASAN report yet.\n\nStep with space or →, or press r to run to the next report."
 
 
-def report_text(report, index: int | None = None, total: int | None = None,
-                line: int | None = None,
-                style: Callable[[str], Style] = unstyled) -> Text:
+def report_text(
+    report,
+    index: int | None = None,
+    total: int | None = None,
+    line: int | None = None,
+    style: Callable[[str], Style] = unstyled,
+) -> Text:
     """The report as the kernel prints it, with the bug line and shadow bytes coloured: the
     shadow bytes as the palette says, the rest by ``style(role)`` (ReportView: its component
     classes ``report--ROLE``; unstyled without)."""
@@ -31,8 +35,7 @@ def report_text(report, index: int | None = None, total: int | None = None,
     if index is not None:
         # the event that made it, counted as the status line counts them (event 8/18: eight
         # events applied, the eighth the last)
-        where = (f" · event {report.event_index + 1}" if report.event_index is not None
-                 else "")
+        where = f" · event {report.event_index + 1}" if report.event_index is not None else ""
         where += f" (line {line})" if line is not None else ""
         t.append(f"report {index} of {total}{where}\n", style("dim"))
     for raw in format_report(report).splitlines():
@@ -40,7 +43,7 @@ def report_text(report, index: int | None = None, total: int | None = None,
             t.append(raw + "\n", style("bug"))
             continue
         if raw.strip() == "^":
-            t.append(raw[:raw.index("^")])
+            t.append(raw[: raw.index("^")])
             t.append("^", BAD_GRANULE_PAINT.rich())
             t.append("\n")
             continue
@@ -68,7 +71,7 @@ class ReportView(TextLines):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(report_text(None), **kwargs)
-        self._report: tuple = (None, None, None, None)     # show()'s arguments
+        self._report: tuple = (None, None, None, None)  # show()'s arguments
 
     def on_mount(self) -> None:
         self._show_report()
@@ -84,8 +87,7 @@ class ReportView(TextLines):
 
     def _show_report(self, scroll_home: bool = False) -> None:
         report, index, total, line = self._report
-        self.set_text(report_text(report, index, total, line, self._style),
-                      scroll_home=scroll_home)
+        self.set_text(report_text(report, index, total, line, self._style), scroll_home=scroll_home)
 
     def _style(self, role: str) -> Style:
         return self.get_component_rich_style(f"report--{role}", partial=True)

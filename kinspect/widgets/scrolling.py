@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:                   # the mixin goes on ScrollViews: type-check it as one
+if TYPE_CHECKING:  # the mixin goes on ScrollViews: type-check it as one
     from textual.scroll_view import ScrollView as _ScrollViewBase
 else:
     _ScrollViewBase = object

@@ -39,13 +39,17 @@ _HEX = [f"{b:02x}" for b in range(256)]
 class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, can_focus=True):
     """The shadow of one page (``page_size / 8`` bytes) from a base address."""
 
-    COMPONENT_CLASSES = ({f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()}
-                         | {"shadowbytes--bad", "shadowbytes--selected",
-                            "shadowbytes--address", "shadowbytes--note"})
+    COMPONENT_CLASSES = {f"shadowbytes--{p.name}" for p in SHADOW_PAINTS.values()} | {
+        "shadowbytes--bad",
+        "shadowbytes--selected",
+        "shadowbytes--address",
+        "shadowbytes--note",
+    }
     # the palette's classes styled from its table; a row's address and the note shown
     # instead of bytes in kinspect.tcss
     DEFAULT_CSS = "ShadowBytes { height: 1fr; overflow-y: hidden; }\n" + component_css(
-        "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT])
+        "ShadowBytes", [*SHADOW_PAINTS.values(), BAD_GRANULE_PAINT, SELECTED_GRANULE_PAINT]
+    )
     STYLE_PREFIX = "shadowbytes--"
 
     BINDINGS = [
@@ -60,16 +64,23 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
             super().__init__()
             self.addr = addr
 
-    def __init__(self, *, bits: int = 64, page_size: int = 4096, name: str | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bits: int = 64,
+        page_size: int = 4096,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.bits = bits
         self.page_size = page_size
         self.reader: Reader | None = None
-        self.base: int | None = None          # first address shown (page aligned)
-        self.selected: int | None = None      # selected granule's address
-        self.bad: int | None = None           # first bad address of the report shown
-        self.note = ""                        # shown instead of bytes (no shadow here)
+        self.base: int | None = None  # first address shown (page aligned)
+        self.selected: int | None = None  # selected granule's address
+        self.bad: int | None = None  # first bad address of the report shown
+        self.note = ""  # shown instead of bytes (no shadow here)
         self._data = b""
         self._gen = 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(512)
@@ -83,8 +94,14 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
 
     # ------------------------------------------------------------------ input
 
-    def show(self, reader: Reader | None, addr: int | None, selected: int | None = None,
-             bad: int | None = None, note: str = "") -> None:
+    def show(
+        self,
+        reader: Reader | None,
+        addr: int | None,
+        selected: int | None = None,
+        bad: int | None = None,
+        note: str = "",
+    ) -> None:
         """Show the shadow of the page holding ``addr`` (re-read now)."""
         old = (self.base, self._data, self.selected, self.bad, self.note, self.per_row)
         self.reader = reader
@@ -97,20 +114,31 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
             self._data = reader(self.base, self.page_size)
         self.selected = None if selected is None else selected - selected % KASAN_GRANULE_SIZE
         self.bad = None if bad is None else bad - bad % KASAN_GRANULE_SIZE
-        if self.bad is not None and self.base is not None and \
-                not self.base <= self.bad < self.base + self.page_size:
+        if (
+            self.bad is not None
+            and self.base is not None
+            and not self.base <= self.bad < self.base + self.page_size
+        ):
             self.bad = None
         new = (self.base, self._data, self.selected, self.bad, self.note, self.per_row)
         if new == old:
             return
         self._gen += 1
         self._update_virtual_size()
-        if old[0] == self.base and old[3] == self.bad and old[5] == self.per_row and \
-                self.base is not None and len(old[1]) == len(self._data):
+        if (
+            old[0] == self.base
+            and old[3] == self.bad
+            and old[5] == self.per_row
+            and self.base is not None
+            and len(old[1]) == len(self._data)
+        ):
             # Same page, same marks: redraw the rows whose bytes or selection changed.
             per = self.per_row
-            rows = {r for r in range(self.rows)
-                    if old[1][r * per:(r + 1) * per] != self._data[r * per:(r + 1) * per]}
+            rows = {
+                r
+                for r in range(self.rows)
+                if old[1][r * per : (r + 1) * per] != self._data[r * per : (r + 1) * per]
+            }
             for sel in (old[2], self.selected):
                 if sel is not None:
                     rows.add((sel - self.base) // KASAN_GRANULE_SIZE // per)
@@ -221,7 +249,8 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y, width = self.frame
         return self.line_strip(y + scroll_y).crop_extend(
-            scroll_x, scroll_x + (width or self.virtual_size.width), self.base_style)
+            scroll_x, scroll_x + (width or self.virtual_size.width), self.base_style
+        )
 
     def line_strip(self, line: int) -> Strip:
         """A line in the view's style (rows are built in it: nothing is left to render_line
@@ -236,15 +265,20 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         row = lines[line]
         per = self.per_row
         base = self.base
-        assert base is not None                 # (bytes are shown: a page is)
+        assert base is not None  # (bytes are shown: a page is)
         key: tuple[object, ...]
         if row < 0:
-            assert self.bad is not None         # (a caret line marks the bad granule)
+            assert self.bad is not None  # (a caret line marks the bad granule)
             key = ("caret", self.bad - base, per)
         else:
             start = base + row * per * KASAN_GRANULE_SIZE
-            key = (start, self._data[row * per:(row + 1) * per], per,
-                   self._col_of(self.selected, start), self._col_of(self.bad, start))
+            key = (
+                start,
+                self._data[row * per : (row + 1) * per],
+                per,
+                self._col_of(self.selected, start),
+                self._col_of(self.bad, start),
+            )
         strip = self._cache.get(key)
         if strip is None:
             strip = self._caret(lines[line - 1]) if row < 0 else self._row(row)
@@ -263,11 +297,19 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
         addr = self.base + row * per * KASAN_GRANULE_SIZE
         width = self.bits // 4
         guilty = self._bad_row() == row
-        address = Segment((">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
-                          self.base_style + self.component_style("address"))
-        data = self._data[row * per:(row + 1) * per]
-        return Strip([address, *self._byte_segments(data, self._col_of(self.bad, addr),
-                                                    self._col_of(self.selected, addr))])
+        address = Segment(
+            (">" if guilty else " ") + f"{addr & ((1 << self.bits) - 1):0{width}x}:",
+            self.base_style + self.component_style("address"),
+        )
+        data = self._data[row * per : (row + 1) * per]
+        return Strip(
+            [
+                address,
+                *self._byte_segments(
+                    data, self._col_of(self.bad, addr), self._col_of(self.selected, addr)
+                ),
+            ]
+        )
 
     def _byte_segments(self, data: bytes, bad: int, selected: int) -> list[Segment]:
         """A row's bytes after its address: runs of equally styled bytes, each after a space.
@@ -301,23 +343,27 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
     def _byte_styles(self) -> list[Style]:
         """The style of each shadow byte value, by its meaning."""
         if self._styles_of_bytes is None:
-            self._styles_of_bytes = [self.palette_style(SHADOW_PAINTS[kind])
-                                     for kind in SHADOW_KIND]
+            self._styles_of_bytes = [
+                self.palette_style(SHADOW_PAINTS[kind]) for kind in SHADOW_KIND
+            ]
         return self._styles_of_bytes
 
     def _caret(self, row: int) -> Strip:
         assert self.bad is not None and self.base is not None
         col = (self.bad - self.base) // KASAN_GRANULE_SIZE - row * self.per_row
         pad = 1 + self.bits // 4 + 1 + 3 * col + 1
-        return Strip([Segment(" " * pad, self.base_style),
-                      Segment("^", self.base_style + self.palette_style(BAD_GRANULE_PAINT))])
+        return Strip(
+            [
+                Segment(" " * pad, self.base_style),
+                Segment("^", self.base_style + self.palette_style(BAD_GRANULE_PAINT)),
+            ]
+        )
 
     def text(self) -> str:
         """Every line as plain text (tests, copy)."""
         if not self._data:
             return self.note
-        return "\n".join(self.line_strip(i).text.rstrip()
-                         for i in range(len(self._line_rows())))
+        return "\n".join(self.line_strip(i).text.rstrip() for i in range(len(self._line_rows())))
 
     def row_text_at(self, addr: int) -> str | None:
         """The text of the row holding ``addr`` (``y`` copies it)."""
@@ -330,7 +376,7 @@ class ShadowBytes(NoScrollbar, LineFrameMixin, PaletteStyleMixin, ScrollView, ca
 class ShadowLegend(Static):
     """What the shadow byte colours mean (each sample shows its hex value too)."""
 
-    DEFAULT_CSS = "ShadowLegend { height: auto; }"       # its colour: kinspect.tcss
+    DEFAULT_CSS = "ShadowLegend { height: auto; }"  # its colour: kinspect.tcss
 
     def __init__(self, **kwargs) -> None:
         super().__init__(self.legend_text(), **kwargs)

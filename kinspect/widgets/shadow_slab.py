@@ -27,8 +27,11 @@ class ShadowSlabView(OptionList):
     # colours (kinspect.tcss): a shadow page or shadow slab, the page a block serves, the
     # vmalloc address it serves, a free block
     COMPONENT_CLASSES = OptionList.COMPONENT_CLASSES | {
-        "shadowslab--shadow-page", "shadowslab--served", "shadowslab--vmalloc",
-        "shadowslab--free"}
+        "shadowslab--shadow-page",
+        "shadowslab--served",
+        "shadowslab--vmalloc",
+        "shadowslab--free",
+    }
 
     class PfnChosen(Message):
         def __init__(self, pfn: int) -> None:
@@ -56,8 +59,9 @@ class ShadowSlabView(OptionList):
         self._option_of_pfn = {}
         self._pfn_of_option = {}
 
-        def add(prompt, pfn: int | None = None, serves: int | None = None,
-                disabled: bool = False) -> None:
+        def add(
+            prompt, pfn: int | None = None, serves: int | None = None, disabled: bool = False
+        ) -> None:
             index = len(options)
             options.append(Option(prompt, disabled=disabled))
             if pfn is not None:
@@ -67,35 +71,52 @@ class ShadowSlabView(OptionList):
 
         if view.kind == "flat":
             fp = machine.footprint(view.name)
-            add(Text.assemble(("flat: ", "bold"), "no shadow slab. The shadow of all memory ("
-                              f"{format_size(fp.static_bytes)}) was reserved at boot, in one "
-                              f"contiguous range of {format_size(fp.virtual_range_bytes)}."),
-                disabled=True)
+            add(
+                Text.assemble(
+                    ("flat: ", "bold"),
+                    "no shadow slab. The shadow of all memory ("
+                    f"{format_size(fp.static_bytes)}) was reserved at boot, in one "
+                    f"contiguous range of {format_size(fp.virtual_range_bytes)}.",
+                ),
+                disabled=True,
+            )
         elif view.kind == "windows":
             windows = machine.shadow_windows(view.name)
-            add(Text.assemble((f"{view.name}: ", "bold"),
-                              f"{len(windows)} windows of 8 pages with a real shadow page"),
-                disabled=True)
+            add(
+                Text.assemble(
+                    (f"{view.name}: ", "bold"),
+                    f"{len(windows)} windows of 8 pages with a real shadow page",
+                ),
+                disabled=True,
+            )
             for w in windows[:MAX_OPTIONS]:
                 if w.pfn is None:
-                    prompt = Text.assemble("  kernel image/vmalloc window → shadow page ",
-                                           (f"pfn {w.shadow_pfn:#x}", style("shadow-page")))
+                    prompt = Text.assemble(
+                        "  kernel image/vmalloc window → shadow page ",
+                        (f"pfn {w.shadow_pfn:#x}", style("shadow-page")),
+                    )
                     add(prompt, pfn=w.shadow_pfn, serves=w.shadow_pfn)
                     continue
-                prompt = Text.assemble(f"  pfn {w.pfn:#x}-{w.pfn + 7:#x} → shadow page ",
-                                       (f"pfn {w.shadow_pfn:#x}", style("shadow-page")),
-                                       f"  ({w.bypass_pages} bypass)")
+                prompt = Text.assemble(
+                    f"  pfn {w.pfn:#x}-{w.pfn + 7:#x} → shadow page ",
+                    (f"pfn {w.shadow_pfn:#x}", style("shadow-page")),
+                    f"  ({w.bypass_pages} bypass)",
+                )
                 add(prompt, pfn=w.pfn, serves=w.shadow_pfn)
                 for p in range(w.pfn, w.pfn + 8):
                     self._option_of_pfn.setdefault(p, len(options) - 1)
         else:
             slabs = view.slabs()
             fp = machine.footprint(view.name)
-            add(Text.assemble((f"{view.name}: ", "bold"),
-                              f"{fp.blocks_in_use} blocks in use of {fp.blocks_capacity}, "
-                              f"{len(slabs)} shadow slabs, block "
-                              f"{machine.shadow_block_size(view.name)} B"),
-                disabled=True)
+            add(
+                Text.assemble(
+                    (f"{view.name}: ", "bold"),
+                    f"{fp.blocks_in_use} blocks in use of {fp.blocks_capacity}, "
+                    f"{len(slabs)} shadow slabs, block "
+                    f"{machine.shadow_block_size(view.name)} B",
+                ),
+                disabled=True,
+            )
             for slab in slabs:
                 if len(options) >= MAX_OPTIONS:
                     add(f"  … {len(slabs)} slabs in all (list cut)", disabled=True)
@@ -103,19 +124,30 @@ class ShadowSlabView(OptionList):
                 used = sum(1 for b in slab.blocks if b.pfn is not None or b.vaddr is not None)
                 last = slab.pfn + slab.pages - 1
                 pages = f"pfn {slab.pfn:#x}" + (f"-{last:#x}" if last != slab.pfn else "")
-                add(Text.assemble(("slab ", style("shadow-page") + Style(bold=True)), pages,
-                                  f"  {used}/{len(slab.blocks)} blocks in use"),
-                    pfn=slab.pfn, serves=slab.pfn)
+                add(
+                    Text.assemble(
+                        ("slab ", style("shadow-page") + Style(bold=True)),
+                        pages,
+                        f"  {used}/{len(slab.blocks)} blocks in use",
+                    ),
+                    pfn=slab.pfn,
+                    serves=slab.pfn,
+                )
                 for i in range(1, slab.pages):
                     self._option_of_pfn.setdefault(slab.pfn + i, len(options) - 1)
                 for b in slab.blocks:
                     if b.pfn is not None:
-                        add(Text.assemble(f"  {b.addr:x} → ",
-                                          (f"pfn {b.pfn:#x}", style("served"))),
-                            pfn=b.pfn, serves=b.pfn)
+                        add(
+                            Text.assemble(f"  {b.addr:x} → ", (f"pfn {b.pfn:#x}", style("served"))),
+                            pfn=b.pfn,
+                            serves=b.pfn,
+                        )
                     elif b.vaddr is not None:
-                        add(Text.assemble(f"  {b.addr:x} → ",
-                                          (f"vmalloc {b.vaddr:x}", style("vmalloc"))))
+                        add(
+                            Text.assemble(
+                                f"  {b.addr:x} → ", (f"vmalloc {b.vaddr:x}", style("vmalloc"))
+                            )
+                        )
                     else:
                         add(Text(f"  {b.addr:x}   free", style=style("free")))
         self._quiet = True
@@ -145,5 +177,4 @@ class ShadowSlabView(OptionList):
             self.post_message(self.PfnChosen(pfn))
 
     def text(self) -> str:
-        return "\n".join(str(self.get_option_at_index(i).prompt)
-                         for i in range(self.option_count))
+        return "\n".join(str(self.get_option_at_index(i).prompt) for i in range(self.option_count))

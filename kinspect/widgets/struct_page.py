@@ -16,8 +16,7 @@ from .text_lines import StyledLines, TextLines
 _BLOCK = re.compile(r"block (0x[0-9a-f]+)")
 
 
-def describe_page(session, pfn: int,
-                  style: Callable[[str], Style] = unstyled) -> StyledLines:
+def describe_page(session, pfn: int, style: Callable[[str], Style] = unstyled) -> StyledLines:
     """Everything about one pfn, drgn ``show_page_info`` style; ``style(role)`` colours each
     part (StructPageView: its component classes ``structpage--ROLE``; unstyled without)."""
     label = style("label")
@@ -67,9 +66,11 @@ def describe_page(session, pfn: int,
     if slab is not None:
         t.append(" slab_cache ", label)
         t.append(f"{slab.cache}", style("cache"))
-        t.append(f" (object {slab.object_size}, slot {slab.slot_size}) inuse "
-                 f"{slab.inuse}/{slab.objects}"
-                 f"{' frozen (cpu slab)' if slab.frozen else ''}\n")
+        t.append(
+            f" (object {slab.object_size}, slot {slab.slot_size}) inuse "
+            f"{slab.inuse}/{slab.objects}"
+            f"{' frozen (cpu slab)' if slab.frozen else ''}\n"
+        )
     t.append(" kinspect   ", label)
     t.append(PageState.NAMES[page.state] if page.state < len(PageState.NAMES) else "?")
     large = m.find_large_kmalloc(head_pfn)
@@ -80,8 +81,10 @@ def describe_page(session, pfn: int,
     for name in session.scheme_names:
         link = m.shadow_link(name, pfn)
         if name == "flat" and p.is_lowmem_pfn(pfn):
-            link = (f"KASAN_SHADOW_OFFSET + (addr >> 3) = "
-                    f"{p.kasan_mem_to_shadow(m.page_address(pfn)):0{w}x}")
+            link = (
+                f"KASAN_SHADOW_OFFSET + (addr >> 3) = "
+                f"{p.kasan_mem_to_shadow(m.page_address(pfn)):0{w}x}"
+            )
         mark = "▶" if name == session.shown else " "
         t.append(f"  {mark} {name:<8} ", "bold" if name == session.shown else "")
         t.append(f"{link or '-'}")
@@ -105,8 +108,14 @@ class StructPageView(TextLines):
     DEFAULT_CSS = "StructPageView { height: 1fr; overflow-x: hidden; }"
     # describe_page()'s colours (kinspect.tcss): a field's name, the pfn, the slab cache, the
     # shadow slab page a block lives in, a hole in the memory map, dump_page()'s lines
-    COMPONENT_CLASSES = {"structpage--label", "structpage--pfn", "structpage--cache",
-                         "structpage--shadow-home", "structpage--hole", "structpage--dump"}
+    COMPONENT_CLASSES = {
+        "structpage--label",
+        "structpage--pfn",
+        "structpage--cache",
+        "structpage--shadow-home",
+        "structpage--hole",
+        "structpage--dump",
+    }
     wrap = True
 
     def show(self, session, pfn: int) -> None:

@@ -56,8 +56,9 @@ class TabBar(Widget):
         base = self.rich_style
         segments = []
         for (_start, _end, tab), (_tab, label) in zip(self._spans(), self.tabs):
-            segments.append(Segment(f" {label} ", active_style if tab == self.active
-                                    else tab_style))
+            segments.append(
+                Segment(f" {label} ", active_style if tab == self.active else tab_style)
+            )
             segments.append(Segment(" ", base))
         return Strip(segments).crop_extend(0, self.size.width, base)
 
@@ -72,5 +73,4 @@ class TabBar(Widget):
 
     def text(self) -> str:
         """The labels, the shown one in brackets (tests)."""
-        return " ".join(f"[{label}]" if tab == self.active else label
-                        for tab, label in self.tabs)
+        return " ".join(f"[{label}]" if tab == self.active else label for tab, label in self.tabs)

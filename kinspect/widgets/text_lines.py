@@ -18,8 +18,9 @@ from textual.strip import Strip
 
 from .base_style import BaseStyleMixin, LineFrameMixin
 
-_CONSOLE = Console(width=4096, color_system="truecolor", force_terminal=True,
-                   legacy_windows=False, no_color=False)
+_CONSOLE = Console(
+    width=4096, color_system="truecolor", force_terminal=True, legacy_windows=False, no_color=False
+)
 
 
 @lru_cache(maxsize=256)
@@ -36,7 +37,7 @@ class StyledLines:
     def __init__(self) -> None:
         self._lines: list[list[Segment]] = [[]]
         self._pieces: list[str] = []
-        self._unstyled_tail = False     # the current line ends with unstyled text
+        self._unstyled_tail = False  # the current line ends with unstyled text
 
     def append(self, text: str, style: str | Style = "") -> None:
         text = strip_control_codes(text)
@@ -75,7 +76,7 @@ class StyledLines:
         return "".join(self._pieces)
 
 
-WRAP_INDENT = 2            # a line folded to the width goes on this far in
+WRAP_INDENT = 2  # a line folded to the width goes on this far in
 
 
 def fold_line(line: list[Segment], width: int) -> list[list[Segment]]:
@@ -87,7 +88,7 @@ def fold_line(line: list[Segment], width: int) -> list[list[Segment]]:
     if length <= width or width <= 2 * WRAP_INDENT:
         return [line]
     plain = "".join(segment.text for segment in line)
-    narrow = cell_len(plain) == len(plain)        # cells are characters: cut between words
+    narrow = cell_len(plain) == len(plain)  # cells are characters: cut between words
     cuts, start, room = [], 0, width
     while length - start > room:
         cut = start + room
@@ -131,8 +132,7 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         source = (text.plain, list(text.spans))
         if source != self._source or not self._lines:
             self._source = source
-            self._show(text.plain, Segment.split_lines(text.render(_CONSOLE, end="")),
-                       scroll_home)
+            self._show(text.plain, Segment.split_lines(text.render(_CONSOLE, end="")), scroll_home)
 
     def set_lines(self, text: StyledLines, scroll_home: bool = False) -> None:
         """Show text built straight into lines of Segments (no Text to render)."""
@@ -162,15 +162,22 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         if width:
             lines = [piece for line in lines for piece in fold_line(line, width)]
         before, self._lines = self._lines, lines
-        changed = [y for y in range(max(len(before), len(self._lines)))
-                   if y >= len(before) or y >= len(self._lines) or before[y] != self._lines[y]]
+        changed = [
+            y
+            for y in range(max(len(before), len(self._lines)))
+            if y >= len(before) or y >= len(self._lines) or before[y] != self._lines[y]
+        ]
         # The virtual size only grows (rounded up): a new virtual size makes the whole screen
         # lay itself out again, which costs more than a few blank lines at the end.
-        width = max((Segment.get_line_length(self._lines[y]) for y in changed
-                     if y < len(self._lines)), default=1)
+        width = max(
+            (Segment.get_line_length(self._lines[y]) for y in changed if y < len(self._lines)),
+            default=1,
+        )
         old = self.virtual_size
-        size = Size(self._wrapped_to or max(old.width, -(-width // 64) * 64),
-                    max(old.height, -(-len(self._lines) // 8) * 8))
+        size = Size(
+            self._wrapped_to or max(old.width, -(-width // 64) * 64),
+            max(old.height, -(-len(self._lines) // 8) * 8),
+        )
         if size != old:
             self.virtual_size = size
         if scroll_home:
@@ -184,7 +191,7 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
             return
         _, scroll_y, width = self.frame
         width = max(self.virtual_size.width, width)
-        runs: list[list[int]] = []          # [first, end) of each run of consecutive rows
+        runs: list[list[int]] = []  # [first, end) of each run of consecutive rows
         for y in rows:
             if runs and runs[-1][1] == y:
                 runs[-1][1] = y + 1
@@ -199,8 +206,11 @@ class TextLines(LineFrameMixin, BaseStyleMixin, ScrollView):
         base = self.base_style
         length = Segment.get_line_length(segments)
         if scroll_x or length > width:
-            return Strip(segments, length).apply_style(base).crop_extend(
-                scroll_x, scroll_x + width, base)
+            return (
+                Strip(segments, length)
+                .apply_style(base)
+                .crop_extend(scroll_x, scroll_x + width, base)
+            )
         # in the view's style and as wide as it, in one Strip
         styled = list(Segment.apply_style(segments, base))
         if length < width:
