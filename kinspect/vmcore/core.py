@@ -9,10 +9,12 @@ past the end of the file) is one :class:`VmcoreError` naming the file and what i
 from __future__ import annotations
 
 import bisect
+import contextlib
 import mmap
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO, Self
 
 from kinspect.engine.errors import KinspectError
 
@@ -128,31 +130,35 @@ def vmcoreinfo_from_notes(notes: list[Note], error) -> dict[str, str] | None:
     return None if note is None else parse_vmcoreinfo(bytes(note.desc), error)
 
 
-class ElfCore:
-    """The dump, mapped read-only.  ``read_phys(paddr, size)`` gives bytes, or None when any
-    byte of the range is in no PT_LOAD (not in the dump)."""
+class DumpFile:
+    """A dump file mapped read-only, the one way both formats open, check, map and close
+    it: a subclass names its header size (``_MIN_SIZE``) and says why a shorter file is
+    not a dump (``_too_short``), then parses the mapping."""
+
+    _MIN_SIZE = 0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._mm: mmap.mmap | None = None
         try:
-            fh = open(self.path, "rb")
+            with open(self.path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < self._MIN_SIZE:
+                    raise self._too_short(fh, size)
+                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as e:
             raise VmcoreError(f"cannot read the file: {e.strerror}", self.path) from None
-        with fh:
-            try:
-                size = os.fstat(fh.fileno()).st_size
-                if size < _EHDR.size:
-                    head = fh.read(4)
-                    if head != b"\x7fELF":
-                        raise self.error("not an ELF file (no \\x7fELF magic)")
-                    raise self.error(f"truncated: {size} bytes, shorter than an ELF header")
-                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            except OSError as e:
-                raise VmcoreError(f"cannot read the file: {e.strerror}", self.path) from None
         self.size = size
         self._view = memoryview(self._mm)
-        self._parse()
+
+    def _too_short(self, fh: BinaryIO, size: int) -> VmcoreError:
+        raise NotImplementedError
+
+    @property
+    def _map(self) -> mmap.mmap:
+        """The mapping; reading a closed dump is a bug in the caller."""
+        assert self._mm is not None, "read after close()"
+        return self._mm
 
     def error(self, message: str) -> VmcoreError:
         return VmcoreError(message, self.path)
@@ -160,22 +166,36 @@ class ElfCore:
     def close(self) -> None:
         self._view.release()
         if self._mm is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a view still alive: the GC closes it
                 self._mm.close()
-            except BufferError:  # a view still alive: the GC closes it
-                pass
             self._mm = None
 
-    def __enter__(self) -> ElfCore:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ElfCore(DumpFile):
+    """The dump, mapped read-only.  ``read_phys(paddr, size)`` gives bytes, or None when any
+    byte of the range is in no PT_LOAD (not in the dump)."""
+
+    _MIN_SIZE = _EHDR.size
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path)
+        self._parse()
+
+    def _too_short(self, fh: BinaryIO, size: int) -> VmcoreError:
+        if fh.read(4) != b"\x7fELF":
+            return self.error("not an ELF file (no \\x7fELF magic)")
+        return self.error(f"truncated: {size} bytes, shorter than an ELF header")
 
     # -- the headers ----------------------------------------------------------------
 
     def _parse(self) -> None:
-        m = self._mm
+        m = self._map
         (
             ident,
             e_type,
@@ -276,7 +296,7 @@ class ElfCore:
                 return None
             n = min(size, s.paddr + s.filesz - paddr)
             at = s.offset + paddr - s.paddr
-            out.append(self._mm[at : at + n])
+            out.append(self._map[at : at + n])
             paddr += n
             size -= n
         return out[0] if len(out) == 1 else b"".join(out)
@@ -286,7 +306,7 @@ class ElfCore:
         if s is None or paddr + 8 > s.paddr + s.filesz:
             return None
         return int.from_bytes(
-            self._mm[s.offset + paddr - s.paddr : s.offset + paddr - s.paddr + 8], "little"
+            self._map[s.offset + paddr - s.paddr : s.offset + paddr - s.paddr + 8], "little"
         )
 
 

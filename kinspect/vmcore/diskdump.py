@@ -28,16 +28,17 @@ descriptor pointing outside the file, a page that does not inflate to a page) is
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 import zlib
 from collections import OrderedDict
+from typing import BinaryIO
 
 import numpy as np
 
 from .core import (
     CpuState,
+    DumpFile,
     Note,
     VmcoreError,
     cpus_from_notes,
@@ -67,44 +68,19 @@ _X86_64_PAGE_SIZE = 4096
 _CACHED_PAGES = 256
 
 
-class DiskDump:
+class DiskDump(DumpFile):
     """The dump, mapped read-only: ``read_phys(paddr, size)`` gives bytes, or None when any
     byte of the range is in a page frame the file does not hold."""
 
+    _MIN_SIZE = _HDR_AT + _HDR.size
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._mm: mmap.mmap | None = None
-        try:
-            with open(self.path, "rb") as fh:
-                self.size = os.fstat(fh.fileno()).st_size
-                if self.size < _HDR_AT + _HDR.size:
-                    raise self.error(
-                        f"truncated: {self.size} bytes, shorter than a makedumpfile header"
-                    )
-                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as e:
-            raise VmcoreError(f"cannot read the file: {e.strerror}", self.path) from None
-        self._view = memoryview(self._mm)
+        super().__init__(path)
         self._pages: OrderedDict[int, bytes] = OrderedDict()
         self._parse()
 
-    def error(self, message: str) -> VmcoreError:
-        return VmcoreError(message, self.path)
-
-    def close(self) -> None:
-        self._view.release()
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # a view still alive: the GC closes it
-                pass
-            self._mm = None
-
-    def __enter__(self) -> DiskDump:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _too_short(self, fh: BinaryIO, size: int) -> VmcoreError:
+        return self.error(f"truncated: {size} bytes, shorter than a makedumpfile header")
 
     @property
     def kind(self) -> str:
@@ -268,7 +244,7 @@ class DiskDump:
             int(self._desc["size"][i]),
             int(self._desc["flags"][i]),
         )
-        data = self._mm[off : off + size]
+        data = self._map[off : off + size]
         if flags & DUMP_DH_COMPRESSED_ZLIB:
             try:
                 d = zlib.decompressobj()
