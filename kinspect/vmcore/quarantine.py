@@ -147,7 +147,8 @@ class Quarantine:
         # qlist_put() adds each object's cache->size (qlink_to_cache(): its slab's cache)
         # to the list's bytes: the walk is checked against them
         want = k.field("qlist_head", qhead, "bytes")
-        got = 0
+        got: int | None
+        total = 0
         for link in links:
             size = self._slot_sizes.get(link >> 12, -1)
             if size == -1:  # (one lookup per page of objects)
@@ -159,7 +160,9 @@ class Quarantine:
             if size is None:
                 got = None
                 break
-            got += size
+            total += size
+        else:
+            got = total
         self.checked.append((name, len(links), want, got))
         if got is not None and want is not None and got != want:
             self.notes.append(
