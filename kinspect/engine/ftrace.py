@@ -250,7 +250,7 @@ def _open(path: str, stream=None):
     """(the text stream, the raw file under it): the raw file's position says how far we are.
     ``stream``: a file already open (a pipe, standard input), read as it is: never seeked."""
     try:
-        raw = open(path, "rb") if stream is None else stream
+        raw = open(path, "rb") if stream is None else stream  # noqa: SIM115 (returned open)
         if not hasattr(raw, "peek"):
             raw = io.BufferedReader(raw)
         magic = raw.peek(6)[:6]  # not read(): a pipe cannot seek back
