@@ -408,21 +408,43 @@ def test_non_strict_mode_skips_broken_reports() -> None:
 # Files whose report cannot be parsed, and why.  Each must raise ReportParseError (strict) rather
 # than be half-read silently.
 CORPUS_UNPARSABLE = {
-    "syz-77-slab-out-of-bounds-in-ip6_fragment-at-addr-addr.txt": "syzkaller fragment: only the 4.x 'BUG: KASAN ... at addr' line (1 log line)",
-    "syz-79-use-after-free-in-do_con_write.part.num-at-addr-addr.txt": "syzkaller fragment: only the 4.x 'BUG: KASAN ... at addr' line (1 log line)",
-    "syz-104-slab-out-of-bounds-in-gup_huge_pmd-at-addr-addr.txt": "syzkaller fragment: BUG line without its access line (2 log lines)",
-    "syz-106-use-after-free-read-in-consume_skb.txt": "syzkaller fragment (9 log lines): ends right after 'Memory state around the buggy "
-    "address:'",
-    "syz-107-slab-out-of-bounds-in-do_raw_write_lock-at-addr-addr.txt": "4.9 fragment with '** N printk messages dropped **': the access line was dropped",
-    "syz-132-info-freed-in-fasync_free_rcu-age-num-cpu-num-pid-num.txt": "4.4 log with '** N printk messages dropped **': the access line was dropped",
-    "syz-164-slab-out-of-bounds-in-native_queued_spin_lock_slowpath-at-ad.txt": "4.4 log with '** N printk messages dropped **': the access line was dropped",
-    "syz-214-wild-memory-access-in-sg_read.txt": "4.9 inline instrumentation: the BUG line is followed by a general protection fault, "
-    "the report body never came",
-    "syz-652-invalid-free-in-xt_free_table_info.txt": "hand-edited copy of file 216: title changed to 'double-free' but the 4.16 body has no "
-    "'Free of addr' line (6.x reports with that title always print it)",
-    "syz-653-invalid-free-in-xt_free_table_info.txt": "hand-edited copy of file 216: title changed to 'invalid-free' but the 4.16 body has no "
-    "'Free of addr' line (6.x reports with that title always print it)",
-    "ext-11-arm64-swtags-invalid-access-pcpu_alloc-in-dmesg.txt": "the report is cut short by a second fault while the tag dump was being printed",
+    "syz-77-slab-out-of-bounds-in-ip6_fragment-at-addr-addr.txt": (
+        "syzkaller fragment: only the 4.x 'BUG: KASAN ... at addr' line (1 log line)"
+    ),
+    "syz-79-use-after-free-in-do_con_write.part.num-at-addr-addr.txt": (
+        "syzkaller fragment: only the 4.x 'BUG: KASAN ... at addr' line (1 log line)"
+    ),
+    "syz-104-slab-out-of-bounds-in-gup_huge_pmd-at-addr-addr.txt": (
+        "syzkaller fragment: BUG line without its access line (2 log lines)"
+    ),
+    "syz-106-use-after-free-read-in-consume_skb.txt": (
+        "syzkaller fragment (9 log lines): ends right after 'Memory state around the buggy "
+        "address:'"
+    ),
+    "syz-107-slab-out-of-bounds-in-do_raw_write_lock-at-addr-addr.txt": (
+        "4.9 fragment with '** N printk messages dropped **': the access line was dropped"
+    ),
+    "syz-132-info-freed-in-fasync_free_rcu-age-num-cpu-num-pid-num.txt": (
+        "4.4 log with '** N printk messages dropped **': the access line was dropped"
+    ),
+    "syz-164-slab-out-of-bounds-in-native_queued_spin_lock_slowpath-at-ad.txt": (
+        "4.4 log with '** N printk messages dropped **': the access line was dropped"
+    ),
+    "syz-214-wild-memory-access-in-sg_read.txt": (
+        "4.9 inline instrumentation: the BUG line is followed by a general protection fault, "
+        "the report body never came"
+    ),
+    "syz-652-invalid-free-in-xt_free_table_info.txt": (
+        "hand-edited copy of file 216: title changed to 'double-free' but the 4.16 body has no "
+        "'Free of addr' line (6.x reports with that title always print it)"
+    ),
+    "syz-653-invalid-free-in-xt_free_table_info.txt": (
+        "hand-edited copy of file 216: title changed to 'invalid-free' but the 4.16 body has no"
+        " 'Free of addr' line (6.x reports with that title always print it)"
+    ),
+    "ext-11-arm64-swtags-invalid-access-pcpu_alloc-in-dmesg.txt": (
+        "the report is cut short by a second fault while the tag dump was being printed"
+    ),
 }
 
 # index.tsv columns are hints made by a script (SOURCE.md says so).  Where they take a value from

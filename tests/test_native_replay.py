@@ -117,8 +117,8 @@ def test_progress_and_after_event_are_called_alike(tmp_path, parallel):
             machine,
             path,
             parallel=parallel,
-            progress=lambda n, line, fraction: seen.append(("progress", n, line)),
-            after_event=lambda ev: seen.append(ev),
+            progress=lambda n, line, fraction, seen=seen: seen.append(("progress", n, line)),
+            after_event=seen.append,
         )
     assert sum(1 for call in calls["python"] if call[0] == "progress") >= 2
     assert all(type(call) is TraceEvent for call in calls["native"] if call[0] != "progress")
@@ -133,7 +133,7 @@ def test_a_keyboard_interrupt_stops_both_alike(tmp_path, stop):
     for engine in ("native", "python"):
         done = [0]
 
-        def after_event(ev):
+        def after_event(ev, done=done):
             done[0] += 1
             if done[0] == stop:
                 raise KeyboardInterrupt

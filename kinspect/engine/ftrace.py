@@ -250,7 +250,7 @@ def _open(path: str, stream=None):
     """(the text stream, the raw file under it): the raw file's position says how far we are.
     ``stream``: a file already open (a pipe, standard input), read as it is: never seeked."""
     try:
-        raw = open(path, "rb") if stream is None else stream
+        raw = open(path, "rb") if stream is None else stream  # noqa: SIM115 (returned open)
         if not hasattr(raw, "peek"):
             raw = io.BufferedReader(raw)
         magic = raw.peek(6)[:6]  # not read(): a pipe cannot seek back
@@ -373,9 +373,10 @@ class TraceReader:
         read a trace. Lists of TraceEvents on the Python engine, EventBatches (the same
         events as packed columns) on the native one. ``stats`` is up to date with the lines
         of the blocks handed out."""
-        f, self._raw = _open(self.path, self._stream)
+        f, raw = _open(self.path, self._stream)
+        self._raw = raw  # the position is read from here while the blocks go by
         try:
-            st = os.fstat(self._raw.fileno())
+            st = os.fstat(raw.fileno())
             self._size = st.st_size if stat.S_ISREG(st.st_mode) else 0  # pipes: unknown
         except (OSError, ValueError, io.UnsupportedOperation):
             self._size = 0
@@ -392,7 +393,7 @@ class TraceReader:
             raise TraceError(f"cannot read trace: {e}", self.path) from None
         finally:
             f.close()
-            self._raw.close()
+            raw.close()
         if not self._seen_event:
             raise TraceError(
                 "not an ftrace text file: no kmem or other trace events found "
@@ -836,7 +837,16 @@ def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
                         pickle.HIGHEST_PROTOCOL,
                     )
                 )
-            message = ("end", [], [], [], reader.stats, reader.pointer_bits, 1.0, None)
+            message: tuple[object, ...] = (
+                "end",
+                [],
+                [],
+                [],
+                reader.stats,
+                reader.pointer_bits,
+                1.0,
+                None,
+            )
         except TraceError as e:
             message = (
                 "end",

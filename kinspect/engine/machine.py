@@ -313,7 +313,7 @@ class Machine:
                 yield from self._minus_reserved(x, y)
 
     def initial_shadow_byte(self, addr: int) -> int:
-        """Boot-time shadow: free RAM is KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
+        """Boot-time shadow: free RAM KASAN_PAGE_FREE, the vmalloc space KASAN_VMALLOC_INVALID."""
         p = self.profile
         if self._is_kernel_image(addr):
             return 0  # kasan_init() maps the image's shadow zeroed (arm64: in vmalloc)
@@ -492,7 +492,8 @@ class Machine:
             )
         shadow.page_free(pfn, order)
         self.memmap.set_pages(pfn, 1 << order, FREE_PAGE)
-        for end, zone in self._zone_ends:  # _zone_of(), inlined
+        # _zone_of(), inlined; `zone` is read after the loop (break keeps it)
+        for end, zone in self._zone_ends:  # noqa: B007
             if pfn < end:
                 break
         else:
