@@ -119,6 +119,7 @@ class PerPageShadow(ShadowScheme):
         self._window_page = array("i")
         # the pool of real shadow pages (see above)
         self._shadow: list[bytearray] = []
+        self._shadow_views: list[memoryview] = []      # the segments' views, for writes
         self._segment_shift = SEGMENT_SHIFT - ps
         self._segment_mask = (1 << self._segment_shift) - 1
         self._page_pfn = array("q")
@@ -221,6 +222,19 @@ class PerPageShadow(ShadowScheme):
         else:
             self._kernel_windows[window] = page
 
+    # A write of bytes into a bytearray's slice copies them into a bytearray first; into a
+    # memoryview's, it does not: the hot writes go through the segments' views (made with the
+    # segments, made again on unpickling: a memoryview does not pickle).
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_shadow_views"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._shadow_views = [memoryview(segment) for segment in self._shadow]
+
     def _at(self, page: int) -> tuple[bytearray, int]:
         """A real shadow page's segment of the pool, and where the page starts in it."""
         return (self._shadow[page >> self._segment_shift],
@@ -245,6 +259,7 @@ class PerPageShadow(ShadowScheme):
             self._npages += 1
             if page >= len(self._shadow) << self._segment_shift:
                 self._shadow.append(bytearray(SEGMENT_SIZE))
+                self._shadow_views.append(memoryview(self._shadow[-1]))
                 n = len(self._shadow) << self._segment_shift    # the pool's new capacity
                 self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
                 self._page_window = grown(self._page_window, n, NO_PAGE)
@@ -410,7 +425,7 @@ class PerPageShadow(ShadowScheme):
                         and end <= (start | (self._granules_per_page - 1)) + 1):
                     page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
                     base = (page & self._segment_mask) << self._page_shift
-                    self._shadow[page >> self._segment_shift][base + start:base + end] = data
+                    self._shadow_views[page >> self._segment_shift][base + start:base + end] = data
                     return
         self._store(addr, len(data), 0, data)
 
