@@ -368,13 +368,14 @@ class PagePtrShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c >= 0:
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
-                start = (addr & self._page_mask) >> 3              # KASAN_SHADOW_SCALE_SHIFT
-                end = start + len(data)
-                if b != NO_BLOCK and end <= self._granules:
-                    b_start = (b & self._segment_mask) * self._granules
-                    view = self._pool_views[b >> self._segment_shift]
-                    view[b_start + start:b_start + end] = data
-                    return
+                if b != NO_BLOCK:
+                    start = (addr & self._page_mask) >> 3          # KASAN_SHADOW_SCALE_SHIFT
+                    end = start + len(data)
+                    if end <= self._granules:
+                        b_start = (b & self._segment_mask) * self._granules
+                        view = self._pool_views[b >> self._segment_shift]
+                        view[b_start + start:b_start + end] = data
+                        return
         self._write_pages(addr, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:

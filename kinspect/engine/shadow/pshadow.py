@@ -104,6 +104,7 @@ class PerPageShadow(ShadowScheme):
         self._window_shift = ps + KASAN_SHADOW_SCALE_SHIFT
         self._shadow_mask = self._page_size - 1          # a granule's byte in its shadow page
         self._granules_per_page = self._page_size >> KASAN_SHADOW_SCALE_SHIFT
+        self._granule_mask = self._granules_per_page - 1    # a granule's place in its page
         self._lm_delta = p.page_offset - p.phys_offset
         self._vpn_of_pfn = self._lm_delta >> ps          # virtual page number = pfn + this
         # a chunk of pfns is a whole number of windows: a window's slot is its pfns' index >> 3
@@ -352,8 +353,7 @@ class PerPageShadow(ShadowScheme):
     def _bypass_page(self, addr: int) -> int:
         """The real shadow page holding addr's byte shadow when addr's page is BYPASS (a
         lowmem page marked so, a page of a kernel window), else NO_PAGE."""
-        lo, hi = self._direct_map
-        if lo <= addr < hi:
+        if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c < 0:
@@ -378,7 +378,7 @@ class PerPageShadow(ShadowScheme):
         else:
             uniform = True
         pfn = (addr - self._lm_delta) >> self._page_shift
-        i = self._index(pfn)
+        i = self._index(pfn)                    # (the same after _map_shadow_or_fail())
         state = self._pshadow[i]
         if uniform:
             if k == self._granules_per_page and value in (0, KASAN_PAGE_FREE):
@@ -390,7 +390,7 @@ class PerPageShadow(ShadowScheme):
                 return NO_PAGE                                  # what the page byte implies
         page = self._map_shadow_or_fail(self._window_of_pfn(pfn))
         fill = _FILL[0 if state == 0 else KASAN_PAGE_FREE] * self._granules_per_page
-        self._set_bypass(self._index(pfn), pfn + self._vpn_of_pfn, page, fill)
+        self._set_bypass(i, pfn + self._vpn_of_pfn, page, fill)
         return page
 
     def _store(self, addr: int, n: int, value: int, data: bytes | None) -> None:
@@ -419,14 +419,15 @@ class PerPageShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c >= 0:
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
-                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                end = start + len(data)
-                if (self._pshadow[i] == KASAN_PER_PAGE_BYPASS
-                        and end <= (start | (self._granules_per_page - 1)) + 1):
-                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
-                    base = (page & self._segment_mask) << self._page_shift
-                    self._shadow_views[page >> self._segment_shift][base + start:base + end] = data
-                    return
+                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                    start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                    end = start + len(data)
+                    if end <= (start | self._granule_mask) + 1:        # within this page
+                        page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                        base = (page & self._segment_mask) << self._page_shift
+                        view = self._shadow_views[page >> self._segment_shift]
+                        view[base + start:base + end] = data
+                        return
         self._store(addr, len(data), 0, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:
