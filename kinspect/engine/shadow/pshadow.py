@@ -367,19 +367,23 @@ class PerPageShadow(ShadowScheme):
     # ------------------------------------------------------------------------- writes
 
     def _claim(self, addr: int, k: int, value: int, data: bytes | None, done: int) -> int:
-        """A write of k bytes to the shadow of a page that is not BYPASS: NO_PAGE when the
-        per-page byte can say it, else the shadow page to write it into."""
-        lo, hi = self._direct_map
-        if not lo <= addr < hi:
-            return self._populate_kernel_window(addr)
+        """A write of k bytes to the shadow of addr's page: the shadow page to write them into
+        (a BYPASS page's, a kernel window's, mapped on its first write), else NO_PAGE when the
+        page's per-page byte can say them, else a shadow page mapped and the page made BYPASS.
+        """
+        if not self._lm_start <= addr < self._lm_end:
+            page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
+            return self._populate_kernel_window(addr) if page == NO_PAGE else page
+        pfn = (addr - self._lm_delta) >> self._page_shift
+        i = self._index(pfn)                    # (the same after _map_shadow_or_fail())
+        state = self._pshadow[i]
+        if state == KASAN_PER_PAGE_BYPASS:
+            return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
         if data is not None:
             value = data[done]
             uniform = data.count(value, done, done + k) == k
         else:
             uniform = True
-        pfn = (addr - self._lm_delta) >> self._page_shift
-        i = self._index(pfn)                    # (the same after _map_shadow_or_fail())
-        state = self._pshadow[i]
         if uniform:
             if k == self._granules_per_page and value in (0, KASAN_PAGE_FREE):
                 # All of the page 00 or FF: kasan_alloc_pages() / kasan_free_pages() of the
@@ -399,9 +403,7 @@ class PerPageShadow(ShadowScheme):
         done = 0
         while done < n:
             k = min(n - done, gpp - ((addr >> KASAN_SHADOW_SCALE_SHIFT) & (gpp - 1)))
-            page = self._bypass_page(addr)
-            if page == NO_PAGE:
-                page = self._claim(addr, k, value, data, done)
+            page = self._claim(addr, k, value, data, done)
             if page != NO_PAGE:
                 segment, start = self._at(page)
                 start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
