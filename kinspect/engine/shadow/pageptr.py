@@ -288,7 +288,9 @@ class PagePtrShadow(ShadowScheme):
         # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one chunk's.
         assert (pfn & CHUNK_MASK) + len(pfns) <= CHUNK_PAGES, "a block across chunks"
         i = self._make_index(pfn)                  # (may replace _head: index it after)
-        self._head[i:i + len(pfns)] = array("q", [pfn]) * len(pfns)
+        head = self._head
+        for j in range(i, i + len(pfns)):
+            head[j] = pfn
         return True
 
     def page_free(self, pfn: int, order: int) -> None:
@@ -299,11 +301,11 @@ class PagePtrShadow(ShadowScheme):
         i = self._index(pfn)
         if i < 0:
             return
-        self._head[i:i + n] = array("q", [NOT_ALLOCATED]) * n
-        if self._slot[i:i + n].count(NO_BLOCK) != n:        # some pages have a block
-            for j in range(i, i + n):
-                if self._slot[j] != NO_BLOCK:
-                    self._detach(self._slot[j])
+        head, slot = self._head, self._slot
+        for j in range(i, i + n):
+            head[j] = NOT_ALLOCATED
+            if slot[j] != NO_BLOCK:
+                self._detach(slot[j])
 
     # -------------------------------------------------------------------- the shadow
 
