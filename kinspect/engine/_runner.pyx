@@ -5,9 +5,9 @@ in C.
 ``kmalloc``/``kzalloc``/``kmalloc_node`` and ``kfree``, the commonest statements by far, call
 the compiled slab allocator's entry points (_slab.pyx: ``SlubAllocator.kmalloc_``, ``kfree_``,
 the very code of ``Machine.kmalloc``/``kfree`` on this engine) with the event's track, without
-a Python call; every other statement is run by ``WorkloadRunner._step()``, the Python rule,
-which this loop does exactly as it does for those (``_step`` is the reference; tests run both
-engines): the position, the machine's ip for reports and tracks, the value bound to the target,
+a Python call; every other statement is run by ``WorkloadRunner._step()`` (one event through
+``_run()``, the Python rule), which this loop does exactly as it does for those (``_run`` is the
+reference; tests run both engines): the position, the machine's ip for reports and tracks, the value bound to the target,
 a failed allocation counted, the new reports numbered with the event and kept as
 ``last_reports`` for an ``expect``, a KernelOops naming the line, the callbacks.
 """
@@ -128,7 +128,7 @@ def run(runner, on_reports, after_event):
                     runner.last_reports = reports[last_start:last_end]
                     last_here = False
                 runner.position = position
-                position += 1                   # as _step() counts it, even if it raises
+                position += 1                   # as _run() counts it, even if it raises
                 new = step(ev)
                 pid = machine.task.pid          # a task statement may have switched it
                 if new and on_reports is not None:
@@ -139,7 +139,7 @@ def run(runner, on_reports, after_event):
                 after_event(ev)
                 pid = machine.task.pid
     except KernelOops as e:
-        if fast:                            # as WorkloadRunner._step() does
+        if fast:                            # as WorkloadRunner._run() does
             raise KernelOops(e.message, field(ev, EV_PATH), field(ev, EV_LINE)) from None
         raise
     finally:

@@ -257,6 +257,11 @@ ALLOCATORS = frozenset({
     "mempool_create_page_pool", "mempool_alloc", "global", "alloca"})
 
 
+# The allocation statements WorkloadRunner._run() does itself, all three as kmalloc(); the other
+# statements run by their op_* method.
+_KMALLOCS = frozenset({"kmalloc", "kzalloc", "kmalloc_node"})
+
+
 class Addr(NamedTuple):
     """An address operand: ``VAR``, ``VAR+N``, ``VAR-N`` or a literal (var None)."""
 
@@ -962,19 +967,14 @@ class WorkloadRunner:
         """Run every remaining event; the failed expectations.
 
         ``on_reports(reports)`` is called with the new reports of each event that made some,
-        ``after_event(event)`` after every event. Each event is ``_step()``; on the native
-        engine, a compiled loop (_runner.pyx) does kmalloc and kfree itself, the same way.
+        ``after_event(event)`` after every event. On the Python engine this is ``_run()``; on
+        the native engine, a compiled loop (_runner.pyx) does kmalloc and kfree itself, the
+        same way, and gives every other event to ``_step()``.
         """
         with gc_paused():
             if self.machine.engine == "native":
                 return native.compiled("_runner").run(self, on_reports, after_event)
-            step = self._step
-            for ev in self._events:
-                new = step(ev)
-                if new and on_reports is not None:
-                    on_reports(new)
-                if after_event is not None:
-                    after_event(ev)
+            self._run(self._events, on_reports, after_event)
         return self.expect_failures
 
     def step(self) -> StepOutcome | None:
@@ -988,29 +988,79 @@ class WorkloadRunner:
         return StepOutcome(ev, new, failure)
 
     def _step(self, ev: Event) -> list[BadAccess]:
-        """Run one event (the rule, on either engine): its new reports. A KernelOops (the
-        kernel could not go on) names the event's line."""
-        index, path, line, _, op, target, _, frame = ev
-        self.position += 1
-        m = self.machine
-        m.ip = frame
-        m.ip_handle = line
-        reports = m.reports
+        """Run one event through ``_run()``: its new reports."""
+        reports = self.machine.reports
         before = len(reports)
+        self._run((ev,), None, None)
+        return reports[before:]
+
+    def _run(self, events: Iterable[Event], on_reports, after_event) -> None:
+        """Run ``events``: the rule of a statement, its one Python copy (``step()`` and the
+        native loop's other statements run one event through it). For each event: the
+        position, the machine's ip for reports and tracks, the statement (kmalloc and its
+        aliases and kfree, the commonest by far, here; the rest by their ``op_*`` method), the
+        value bound to the target, a failed allocation counted, the new reports numbered with
+        the event and kept as ``last_reports`` for an ``expect``, a KernelOops naming the line,
+        the callbacks."""
+        m = self.machine
+        reports = m.reports
+        values = self.values
+        ops = self._ops
+        mask = self._mask
+        failed = m.failed
+        kmalloc, kfree = m.kmalloc, m.kfree
+        position = self.position            # written back before callbacks and at the end
+        last_start = last_end = 0
+        last_here = False                   # last_reports is reports[last_start:last_end]
+        ev = None
         try:
-            value = self._ops[op](ev)
+            for ev in events:
+                position += 1
+                index, _, line, _, op, target, args, frame = ev
+                m.ip = frame
+                m.ip_handle = line
+                before = len(reports)
+                if op in _KMALLOCS:                 # kmalloc(), kzalloc(), kmalloc_node()
+                    value = kmalloc(args[0])
+                    if target is not None:
+                        values[target] = value
+                        if not value:
+                            failed[op] += 1
+                elif op == "kfree":
+                    var, offset = args[0]           # an Addr, as _addr() reads it
+                    kfree((offset if var is None else values[var] + offset) & mask)
+                else:
+                    if last_here:
+                        self.last_reports = reports[last_start:last_end]
+                        last_here = False
+                    self.position = position
+                    value = ops[op](ev)
+                    if target is not None:
+                        values[target] = value
+                        if not value and op in ALLOCATORS:
+                            failed[op] += 1
+                    if op == "expect":              # reads the last reports, keeps them
+                        if after_event is not None:
+                            self.position = position
+                            after_event(ev)
+                        continue
+                last_start, last_end, last_here = before, len(reports), True
+                if last_end != before:
+                    new = reports[before:]
+                    for r in new:
+                        r.event_index = index
+                    if on_reports is not None:
+                        self.position = position
+                        on_reports(new)
+                if after_event is not None:
+                    self.position = position
+                    after_event(ev)
         except KernelOops as e:
-            raise KernelOops(e.message, path, line) from None
-        if target is not None:
-            self.values[target] = value
-            if not value and op in ALLOCATORS:
-                m.failed[op] += 1
-        new = reports[before:]
-        if op != "expect":
-            self.last_reports = new
-            for r in new:
-                r.event_index = index
-        return new
+            raise KernelOops(e.message, ev.path, ev.line) from None
+        finally:
+            self.position = position
+            if last_here:
+                self.last_reports = reports[last_start:last_end]
 
     def _object(self, ev: Event, i: int, call: str):
         """The kmem_cache or mempool that operand i names; a NULL one (its creation failed)
@@ -1045,20 +1095,13 @@ class WorkloadRunner:
     def op_func(self, ev: Event) -> None:
         self.machine.pop_frames()
 
-    def op_kmalloc(self, ev: Event) -> int:
-        return self.machine.kmalloc(ev.args[0])
-
-    op_kzalloc = op_kmalloc
-    op_kmalloc_node = op_kmalloc
+    # kmalloc, kzalloc, kmalloc_node and kfree: _run() itself.
 
     def op_krealloc(self, ev: Event) -> int:
         return self.machine.krealloc(self._addr(ev.args[0]), ev.args[1])
 
     def op_ksize(self, ev: Event) -> int:
         return self.machine.ksize(self._addr(ev.args[0]))
-
-    def op_kfree(self, ev: Event) -> None:
-        self.machine.kfree(self._addr(ev.args[0]))
 
     def op_kfree_sensitive(self, ev: Event) -> None:
         self.machine.kfree_sensitive(self._addr(ev.args[0]))

@@ -82,7 +82,7 @@ def _compiled_counter(name: str) -> property:
 def _compiled_counters_state(self) -> dict:
     """The pickled state: the counters as plain attributes, taken back by the compiled twin
     made on unpickling (Machine._bind_shadow)."""
-    state = dict(self.__dict__)
+    state = dict(super(type(self), self).__getstate__())    # the scheme's own
     compiled = state.pop("_compiled")
     state["checks"], state["loads"] = compiled.checks, compiled.loads
     return state

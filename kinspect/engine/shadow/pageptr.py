@@ -144,6 +144,7 @@ class PagePtrShadow(ShadowScheme):
         self._head = array("q")
         # the block pool (see above)
         self._pool: list[bytearray] = []
+        self._pool_views: list[memoryview] = []         # the segments' views, for writes
         self._segment_shift = SEGMENT_SHIFT - (self._granules.bit_length() - 1)
         self._segment_mask = (1 << self._segment_shift) - 1
         self._block_addr = array("Q")
@@ -202,11 +203,25 @@ class PagePtrShadow(ShadowScheme):
         self._nblocks += 1
         if b >= len(self._pool) << self._segment_shift:
             self._pool.append(bytearray(SEGMENT_SIZE))
+            self._pool_views.append(memoryview(self._pool[-1]))
             n = len(self._pool) << self._segment_shift      # the pool's new capacity
             self._block_addr = grown(self._block_addr, n, 0)
             self._block_space = grown(self._block_space, n, FREE_BLOCK)
             self._block_user = grown(self._block_user, n, NO_BLOCK)
         return b
+
+    # A write of bytes into a bytearray's slice copies them into a bytearray first; into a
+    # memoryview's, it does not: the hot writes go through the segments' views (made with the
+    # segments, made again on unpickling: a memoryview does not pickle).
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_pool_views"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool_views = [memoryview(segment) for segment in self._pool]
 
     def _at(self, b: int) -> tuple[bytearray, int]:
         """Block b's segment of the pool, and where the block starts in it."""
@@ -270,21 +285,27 @@ class PagePtrShadow(ShadowScheme):
                     for q in range(pfn, p):
                         self._detach(self._block_of(q))
                     return False
-        for p in pfns:
-            i = self._make_index(p)                # (may replace _head: index it after)
-            self._head[i] = pfn
+        # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one chunk's.
+        assert (pfn & CHUNK_MASK) + len(pfns) <= CHUNK_PAGES, "a block across chunks"
+        i = self._make_index(pfn)                  # (may replace _head: index it after)
+        head = self._head
+        for j in range(i, i + len(pfns)):
+            head[j] = pfn
         return True
 
     def page_free(self, pfn: int, order: int) -> None:
         if not self._is_lowmem_pfn(pfn):
             return
-        for p in range(pfn, pfn + (1 << order)):
-            i = self._index(p)
-            if i < 0:
-                continue
-            self._head[i] = NOT_ALLOCATED
-            if self._slot[i] != NO_BLOCK:
-                self._detach(self._slot[i])
+        n = 1 << order
+        assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"    # (as above)
+        i = self._index(pfn)
+        if i < 0:
+            return
+        head, slot = self._head, self._slot
+        for j in range(i, i + n):
+            head[j] = NOT_ALLOCATED
+            if slot[j] != NO_BLOCK:
+                self._detach(slot[j])
 
     # -------------------------------------------------------------------- the shadow
 
@@ -349,12 +370,14 @@ class PagePtrShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c >= 0:
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
-                start = (addr & self._page_mask) >> 3              # KASAN_SHADOW_SCALE_SHIFT
-                end = start + len(data)
-                if b != NO_BLOCK and end <= self._granules:
-                    b_start = (b & self._segment_mask) * self._granules
-                    self._pool[b >> self._segment_shift][b_start + start:b_start + end] = data
-                    return
+                if b != NO_BLOCK:
+                    start = (addr & self._page_mask) >> 3          # KASAN_SHADOW_SCALE_SHIFT
+                    end = start + len(data)
+                    if end <= self._granules:
+                        b_start = (b & self._segment_mask) * self._granules
+                        view = self._pool_views[b >> self._segment_shift]
+                        view[b_start + start:b_start + end] = data
+                        return
         self._write_pages(addr, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:

@@ -104,6 +104,7 @@ class PerPageShadow(ShadowScheme):
         self._window_shift = ps + KASAN_SHADOW_SCALE_SHIFT
         self._shadow_mask = self._page_size - 1          # a granule's byte in its shadow page
         self._granules_per_page = self._page_size >> KASAN_SHADOW_SCALE_SHIFT
+        self._granule_mask = self._granules_per_page - 1    # a granule's place in its page
         self._lm_delta = p.page_offset - p.phys_offset
         self._vpn_of_pfn = self._lm_delta >> ps          # virtual page number = pfn + this
         # a chunk of pfns is a whole number of windows: a window's slot is its pfns' index >> 3
@@ -119,6 +120,7 @@ class PerPageShadow(ShadowScheme):
         self._window_page = array("i")
         # the pool of real shadow pages (see above)
         self._shadow: list[bytearray] = []
+        self._shadow_views: list[memoryview] = []      # the segments' views, for writes
         self._segment_shift = SEGMENT_SHIFT - ps
         self._segment_mask = (1 << self._segment_shift) - 1
         self._page_pfn = array("q")
@@ -221,6 +223,19 @@ class PerPageShadow(ShadowScheme):
         else:
             self._kernel_windows[window] = page
 
+    # A write of bytes into a bytearray's slice copies them into a bytearray first; into a
+    # memoryview's, it does not: the hot writes go through the segments' views (made with the
+    # segments, made again on unpickling: a memoryview does not pickle).
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["_shadow_views"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._shadow_views = [memoryview(segment) for segment in self._shadow]
+
     def _at(self, page: int) -> tuple[bytearray, int]:
         """A real shadow page's segment of the pool, and where the page starts in it."""
         return (self._shadow[page >> self._segment_shift],
@@ -245,6 +260,7 @@ class PerPageShadow(ShadowScheme):
             self._npages += 1
             if page >= len(self._shadow) << self._segment_shift:
                 self._shadow.append(bytearray(SEGMENT_SIZE))
+                self._shadow_views.append(memoryview(self._shadow[-1]))
                 n = len(self._shadow) << self._segment_shift    # the pool's new capacity
                 self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
                 self._page_window = grown(self._page_window, n, NO_PAGE)
@@ -337,8 +353,7 @@ class PerPageShadow(ShadowScheme):
     def _bypass_page(self, addr: int) -> int:
         """The real shadow page holding addr's byte shadow when addr's page is BYPASS (a
         lowmem page marked so, a page of a kernel window), else NO_PAGE."""
-        lo, hi = self._direct_map
-        if lo <= addr < hi:
+        if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c < 0:
@@ -352,19 +367,23 @@ class PerPageShadow(ShadowScheme):
     # ------------------------------------------------------------------------- writes
 
     def _claim(self, addr: int, k: int, value: int, data: bytes | None, done: int) -> int:
-        """A write of k bytes to the shadow of a page that is not BYPASS: NO_PAGE when the
-        per-page byte can say it, else the shadow page to write it into."""
-        lo, hi = self._direct_map
-        if not lo <= addr < hi:
-            return self._populate_kernel_window(addr)
+        """A write of k bytes to the shadow of addr's page: the shadow page to write them into
+        (a BYPASS page's, a kernel window's, mapped on its first write), else NO_PAGE when the
+        page's per-page byte can say them, else a shadow page mapped and the page made BYPASS.
+        """
+        if not self._lm_start <= addr < self._lm_end:
+            page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
+            return self._populate_kernel_window(addr) if page == NO_PAGE else page
+        pfn = (addr - self._lm_delta) >> self._page_shift
+        i = self._index(pfn)                    # (the same after _map_shadow_or_fail())
+        state = self._pshadow[i]
+        if state == KASAN_PER_PAGE_BYPASS:
+            return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
         if data is not None:
             value = data[done]
             uniform = data.count(value, done, done + k) == k
         else:
             uniform = True
-        pfn = (addr - self._lm_delta) >> self._page_shift
-        i = self._index(pfn)
-        state = self._pshadow[i]
         if uniform:
             if k == self._granules_per_page and value in (0, KASAN_PAGE_FREE):
                 # All of the page 00 or FF: kasan_alloc_pages() / kasan_free_pages() of the
@@ -375,7 +394,7 @@ class PerPageShadow(ShadowScheme):
                 return NO_PAGE                                  # what the page byte implies
         page = self._map_shadow_or_fail(self._window_of_pfn(pfn))
         fill = _FILL[0 if state == 0 else KASAN_PAGE_FREE] * self._granules_per_page
-        self._set_bypass(self._index(pfn), pfn + self._vpn_of_pfn, page, fill)
+        self._set_bypass(i, pfn + self._vpn_of_pfn, page, fill)
         return page
 
     def _store(self, addr: int, n: int, value: int, data: bytes | None) -> None:
@@ -384,9 +403,7 @@ class PerPageShadow(ShadowScheme):
         done = 0
         while done < n:
             k = min(n - done, gpp - ((addr >> KASAN_SHADOW_SCALE_SHIFT) & (gpp - 1)))
-            page = self._bypass_page(addr)
-            if page == NO_PAGE:
-                page = self._claim(addr, k, value, data, done)
+            page = self._claim(addr, k, value, data, done)
             if page != NO_PAGE:
                 segment, start = self._at(page)
                 start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
@@ -404,14 +421,15 @@ class PerPageShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c >= 0:
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
-                start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                end = start + len(data)
-                if (self._pshadow[i] == KASAN_PER_PAGE_BYPASS
-                        and end <= (start | (self._granules_per_page - 1)) + 1):
-                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
-                    base = (page & self._segment_mask) << self._page_shift
-                    self._shadow[page >> self._segment_shift][base + start:base + end] = data
-                    return
+                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                    start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+                    end = start + len(data)
+                    if end <= (start | self._granule_mask) + 1:        # within this page
+                        page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                        base = (page & self._segment_mask) << self._page_shift
+                        view = self._shadow_views[page >> self._segment_shift]
+                        view[base + start:base + end] = data
+                        return
         self._store(addr, len(data), 0, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:
