@@ -19,13 +19,17 @@ from kinspect.engine.profile import load_profile
 
 PROFILES = {name: load_profile(name, 64 << 20) for name in ("x86_64", "arm32", "arm64-64k-42")}
 
-ops = st.lists(st.one_of(
-    st.tuples(st.just("kmalloc"), st.integers(1, 9000)),
-    st.tuples(st.just("kfree"), st.integers(0, 63)),
-    st.tuples(st.just("krealloc"), st.integers(0, 63), st.integers(1, 600)),
-    st.tuples(st.just("pages"), st.integers(0, 3)),
-    st.tuples(st.just("free_pages"), st.integers(0, 63)),
-), min_size=1, max_size=120)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("kmalloc"), st.integers(1, 9000)),
+        st.tuples(st.just("kfree"), st.integers(0, 63)),
+        st.tuples(st.just("krealloc"), st.integers(0, 63), st.integers(1, 600)),
+        st.tuples(st.just("pages"), st.integers(0, 3)),
+        st.tuples(st.just("free_pages"), st.integers(0, 63)),
+    ),
+    min_size=1,
+    max_size=120,
+)
 
 
 def expected_object_shadow(cache, state: str, size: int) -> list[int]:
@@ -42,8 +46,8 @@ def expected_object_shadow(cache, state: str, size: int) -> list[int]:
 def test_shadow_follows_the_object_life_cycle(engine, program, profile_name):
     m = Machine(PROFILES[profile_name], engine=engine)
     assert m.engine == engine
-    live: list[tuple[int, int]] = []        # (addr, requested size) of live kmallocs
-    pages: list[tuple[int, int]] = []       # (addr, order)
+    live: list[tuple[int, int]] = []  # (addr, requested size) of live kmallocs
+    pages: list[tuple[int, int]] = []  # (addr, order)
     slots: dict[int, tuple[str, int]] = {}  # slab object -> (state, size), the oracle
     for op in program:
         if op[0] == "kmalloc":

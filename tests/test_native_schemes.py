@@ -38,12 +38,18 @@ pytestmark = pytest.mark.skipif(native_missing() is not None, reason=str(native_
 
 ALL = ["flat"] + [s for s in SCHEMES if s != "flat"]
 FIRST = 100_000
-SLICE = 40_000          # events of each trace (about 2 s of CPU for both engines)
-WORKLOADS = sorted(p.relative_to(ROOT).as_posix()
-                   for p in chain((ROOT / "samples" / "workloads").glob("*.kw"),
-                                  (ROOT / "samples" / "workloads" / "kasan_test").glob("*.kw")))
-CASES = [("kmem-trace-x86_64.txt.xz", "x86_64", "byte-granular"),
-         ("kmem-trace-arm32.txt.xz", "arm32", "always")]
+SLICE = 40_000  # events of each trace (about 2 s of CPU for both engines)
+WORKLOADS = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in chain(
+        (ROOT / "samples" / "workloads").glob("*.kw"),
+        (ROOT / "samples" / "workloads" / "kasan_test").glob("*.kw"),
+    )
+)
+CASES = [
+    ("kmem-trace-x86_64.txt.xz", "x86_64", "byte-granular"),
+    ("kmem-trace-arm32.txt.xz", "arm32", "always"),
+]
 
 
 def _events(path: str, n: int) -> list:
@@ -64,8 +70,12 @@ def _schemes_state(machine, ranges) -> dict:
 
 class Side:
     def __init__(self, profile: str, attach: str, engine: str, path: str) -> None:
-        self.machine = Machine(load_profile(profile, 256 << 20), schemes=ALL,
-                               scheme_options={"attach": attach}, engine=engine)
+        self.machine = Machine(
+            load_profile(profile, 256 << 20),
+            schemes=ALL,
+            scheme_options={"attach": attach},
+            engine=engine,
+        )
         self.replayer = TraceReplayer(self.machine, path)
         self.fingerprinter = Fingerprinter(self.machine)
 
@@ -91,14 +101,14 @@ def test_a_trace_slice_replays_alike_under_every_scheme(trace, profile, attach):
     path = str(ROOT / "samples" / "traces" / trace)
     events = _events(path, SLICE)
     sides = [Side(profile, attach, engine, path) for engine in ("python", "native")]
-    assert sides[1].machine.shadow.compiled is not None         # the compiled lockstep runs
+    assert sides[1].machine.shadow.compiled is not None  # the compiled lockstep runs
     assert sides[0].machine.shadow.compiled is None
     step = SLICE // 4
     for done in range(0, SLICE, step):
         for side in sides:
-            side.replay(events[done:done + step])
+            side.replay(events[done : done + step])
         _compare(sides, done + step)
-    assert sides[0].machine.schemes[1].footprint().checks > 10_000     # reads were compared
+    assert sides[0].machine.schemes[1].footprint().checks > 10_000  # reads were compared
 
 
 def test_a_pickled_native_lockstep_replays_on_as_its_original():
@@ -106,12 +116,12 @@ def test_a_pickled_native_lockstep_replays_on_as_its_original():
     path = str(ROOT / "samples" / "traces" / trace)
     events = _events(path, SLICE // 2)
     original = Side(profile, attach, "native", path)
-    original.replay(events[:SLICE // 4])
+    original.replay(events[: SLICE // 4])
     copy = pickle.loads(pickle.dumps(original))
     assert copy.machine.shadow.compiled is not None
     assert copy.machine.shadow.compiled is not original.machine.shadow.compiled
     for side in (original, copy):
-        side.replay(events[SLICE // 4:])
+        side.replay(events[SLICE // 4 :])
     _compare([original, copy], SLICE // 2)
 
 
@@ -127,10 +137,11 @@ def test_every_sample_workload_compares_alike(workload, capsys, monkeypatch):
     """`kinspect compare --schemes all` prints the same figures (every scheme's footprint,
     checks and loads) and verdicts on both engines."""
     monkeypatch.chdir(ROOT)
-    reference, ours = (_kinspect_compare(capsys, monkeypatch, engine, workload)
-                       for engine in ("python", "native"))
+    reference, ours = (
+        _kinspect_compare(capsys, monkeypatch, engine, workload) for engine in ("python", "native")
+    )
     assert ours == reference
-    assert reference[1] or reference[2]         # something was compared: output or an error
+    assert reference[1] or reference[2]  # something was compared: output or an error
 
 
 class _SchemeStatePickler(pickle.Pickler):
@@ -139,8 +150,11 @@ class _SchemeStatePickler(pickle.Pickler):
 
     def __init__(self, machine, scheme) -> None:
         super().__init__(io.BytesIO())
-        self.outside = {id(o) for o in (machine, machine.profile, machine.pages,
-                                        getattr(scheme, "_cache", None)) if o is not None}
+        self.outside = {
+            id(o)
+            for o in (machine, machine.profile, machine.pages, getattr(scheme, "_cache", None))
+            if o is not None
+        }
 
     def persistent_id(self, obj):
         if id(obj) in self.outside or id(getattr(obj, "__self__", obj)) in self.outside:

@@ -18,9 +18,9 @@ from kinspect.engine.shadow import SCHEMES
 
 PROFILES = {name: load_profile(name, 128 << 20) for name in ("x86_64", "arm32", "arm64-64k-42")}
 ALL = ["flat"] + [s for s in SCHEMES if s != "flat"]
-EVENTS_RUN = {"python": 0, "native": 0}     # events run per engine
+EVENTS_RUN = {"python": 0, "native": 0}  # events run per engine
 MIN_EVENTS = 60
-EXAMPLES = 170                # 170 x at least 60 events: more than 10 000 events per run
+EXAMPLES = 170  # 170 x at least 60 events: more than 10 000 events per run
 
 op = st.one_of(
     st.tuples(st.just("kmalloc"), st.integers(1, 9000)),
@@ -36,13 +36,15 @@ op = st.one_of(
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(op, min_size=MIN_EVENTS, max_size=90), st.sampled_from(sorted(PROFILES)),
-       st.sampled_from(["byte-granular", "always"]))
+@given(
+    st.lists(op, min_size=MIN_EVENTS, max_size=90),
+    st.sampled_from(sorted(PROFILES)),
+    st.sampled_from(["byte-granular", "always"]),
+)
 def test_random_workloads_agree_under_every_scheme(engine, program, profile, attach):
-    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach},
-                engine=engine)
+    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach}, engine=engine)
     assert m.engine == engine
-    live: list[tuple[int, int]] = []       # (pointer, size) of live kmallocs
+    live: list[tuple[int, int]] = []  # (pointer, size) of live kmallocs
     freed: list[int] = []
     pages: list[tuple[int, int]] = []
     for ev in program:

@@ -51,12 +51,14 @@ def pfn_of(m: Machine, addr: int) -> int:
 
 # --- geometry and registration ---------------------------------------------------------------
 
-@pytest.mark.parametrize("profile, block", [("x86_64", 512), ("arm32", 512),
-                                            ("arm64-64k-42", 8192)])
+
+@pytest.mark.parametrize(
+    "profile, block", [("x86_64", 512), ("arm32", 512), ("arm64-64k-42", 8192)]
+)
 def test_blocks_are_an_eighth_of_a_page_from_a_dedicated_cache(profile, block):
     m = machine(load_profile(profile))
     for s in m.schemes[1:]:
-        cache = (getattr(s, "twin", None) or s)._cache     # lockstep pageext mirrors pageptr
+        cache = (getattr(s, "twin", None) or s)._cache  # lockstep pageext mirrors pageptr
         assert s.block_size == block and cache.size == block and cache.is_shadow
         assert cache.name == "kasan_shadow_blocks"
         # 2 CPUs: SLUB wants 4 * (fls(2) + 1) = 12 objects, 12 blocks fit in an order-1 slab.
@@ -77,6 +79,7 @@ def test_pageext_is_pageptr_with_the_pointer_elsewhere():
 
 # --- attach and detach -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attach", POLICIES)
 def test_kmalloc_attaches_one_block_per_slab_page(x86, attach):
     m = machine(x86, attach=attach)
@@ -84,13 +87,13 @@ def test_kmalloc_attaches_one_block_per_slab_page(x86, attach):
     before = {n: s[n].footprint().blocks_in_use for n in ("pageptr", "pageext")}
     p = m.kmalloc(64)
     slab = m.find_slab(p)
-    assert slab.cache.name == "kmalloc-64" and slab.cache.layout.order == 0   # 32 x 128 B
+    assert slab.cache.name == "kmalloc-64" and slab.cache.layout.order == 0  # 32 x 128 B
     for name in ("pageptr", "pageext"):
         assert s[name].footprint().blocks_in_use == before[name] + 1
     link = s["pageptr"].shadow_link(slab.pfn)
     block = int(link.split()[1], 16)
     assert link == f"block {block:#x} (pageptr)"
-    assert m.memmap.get(slab.pfn, "shadow", 0) == block    # page->shadow
+    assert m.memmap.get(slab.pfn, "shadow", 0) == block  # page->shadow
     assert s["pageext"].shadow_link(slab.pfn).endswith("(page_ext)")
     # The block is an object of the scheme's own cache, on a SHADOW page of the same buddy.
     owner = m.find_slab(block)
@@ -136,7 +139,7 @@ def test_alloc_pages_and_free_pages(x86, attach, blocks):
     # Freed: the block (if any) went back to its cache, the page reads KASAN_PAGE_FREE.
     assert s.footprint().blocks_in_use == before
     assert s.shadow_link(pfn) == "no block: page state"
-    assert m.memmap.get(pfn, "shadow", 0) == 0            # NULL
+    assert m.memmap.get(pfn, "shadow", 0) == 0  # NULL
     assert m.shadow.read(addr, m.page_size) == bytes([KASAN_PAGE_FREE]) * 512
     assert not m.check_access(addr, 1, False)
     assert m.reports[-1].bug_type == "use-after-free"
@@ -159,7 +162,7 @@ def test_freeing_a_page_writes_no_block(x86):
 def test_detach_returns_the_block_to_its_cache(x86):
     m = machine(x86)
     s = by_name(m)["pageptr"]
-    p = m.kmalloc(3 * 4096 + 100)             # kmalloc_large: order 2, one block a subpage
+    p = m.kmalloc(3 * 4096 + 100)  # kmalloc_large: order 2, one block a subpage
     head = pfn_of(m, p)
     blocks = [int(s.shadow_link(head + i).split()[1], 16) for i in range(4)]
     in_use = s.footprint().blocks_in_use
@@ -196,13 +199,14 @@ def test_kernel_stacks_get_blocks(x86):
     before = s.footprint().blocks_in_use
     m.set_task("worker", 7)
     base = m.push_frame([(32, 10, "buf")])
-    assert s.footprint().blocks_in_use == before + 8           # THREAD_SIZE_ORDER 3
-    assert m.shadow.read(base + 32, 16)[1] == 2                 # 10 bytes: 8, then 2
+    assert s.footprint().blocks_in_use == before + 8  # THREAD_SIZE_ORDER 3
+    assert m.shadow.read(base + 32, 16)[1] == 2  # 10 bytes: 8, then 2
     assert not m.check_access(base + 42, 1, False)
     assert m.reports[-1].bug_type == "stack-out-of-bounds"
 
 
 # --- outside the direct map ------------------------------------------------------------------
+
 
 def test_globals_attach_a_block_to_the_reserved_image_page(x86):
     m = machine(x86)
@@ -235,7 +239,7 @@ def test_vmalloc_shadow_is_kept_per_virtual_page(x86, attach, physical):
     m = machine(x86, attach=attach)
     s = by_name(m)["pageptr"]
     before = s.footprint().blocks_in_use
-    v = m.vmalloc(5000)                       # 2 pages and a guard page
+    v = m.vmalloc(5000)  # 2 pages and a guard page
     assert s.footprint().blocks_in_use == before + 2 + physical
     served = [b.vaddr for blocks in s.shadow_slabs().values() for b in blocks if b.vaddr]
     assert served == [v, v + 4096]
@@ -243,12 +247,13 @@ def test_vmalloc_shadow_is_kept_per_virtual_page(x86, attach, physical):
     assert m.shadow.read(v + 8192, 4096) == bytes([KASAN_VMALLOC_INVALID]) * 512  # guard
     assert not m.check_access(v + 5000, 1, False)
     assert m.reports[-1].bug_type == "vmalloc-out-of-bounds"
-    m.vfree(v)                                # the whole area is F8 again: blocks go back
+    m.vfree(v)  # the whole area is F8 again: blocks go back
     assert s.footprint().blocks_in_use == before
     assert m.shadow.read(v, 3 * 4096) == bytes([KASAN_VMALLOC_INVALID]) * 3 * 512
 
 
 # --- out of memory ---------------------------------------------------------------------------
+
 
 def test_no_memory_for_blocks_fails_the_allocation(x86):
     m = Machine(load_profile("x86_64", 64 << 20), schemes=("flat", "pageptr"))
@@ -273,10 +278,11 @@ def test_no_memory_for_blocks_fails_the_allocation(x86):
     assert all(s.shadow_link(head + i) == "no block: page state" for i in range(8))
     addr = m.page_address(head)
     assert m.shadow.read(addr, 8 * 4096) == bytes([KASAN_PAGE_FREE]) * 8 * 512
-    assert m.alloc_pages(3) == head               # the buddy has it back, whole
+    assert m.alloc_pages(3) == head  # the buddy has it back, whole
 
 
 # --- the bill --------------------------------------------------------------------------------
+
 
 def test_footprint_x86_64(x86):
     m = machine(x86)
@@ -291,8 +297,9 @@ def test_footprint_x86_64(x86):
         assert fp.dynamic_bytes == 4096 * fp.shadow_slab_pages <= fp.dynamic_peak_bytes
         assert fp.blocks_capacity == 16 * m.slub.nr_slabs(cache)
         # Under byte-granular, exactly the workload's slab pages have blocks.
-        assert fp.blocks_in_use == sum(m.slub.nr_slabs(c) << c.layout.order
-                                       for c in m.caches if not c.is_shadow)
+        assert fp.blocks_in_use == sum(
+            m.slub.nr_slabs(c) << c.layout.order for c in m.caches if not c.is_shadow
+        )
     # struct page grows by 8 bytes for each of the 262013 present pages.
     assert s["pageptr"].footprint().metadata_bytes == 8 * 262013
     # page_ext: 8 sections of 128 MiB (32768 pages), entries of 8 (flags) + 8 (pointer).
@@ -300,12 +307,15 @@ def test_footprint_x86_64(x86):
     m.kfree(p)
 
 
-@pytest.mark.parametrize("profile, pageptr, pageext", [
-    # 1 GiB at 0x40000000, 4 KiB pages, 32-bit: 262144 pages x 4; 4 sections of 256 MiB x (4 + 4)
-    ("arm32", 4 * 262144, 4 * 65536 * 8),
-    # 1 GiB of 64 KiB pages: 16384 pages x 8; 2 sections of 512 MiB (8192 pages) x (8 + 8)
-    ("arm64-64k-42", 8 * 16384, 2 * 8192 * 16),
-])
+@pytest.mark.parametrize(
+    "profile, pageptr, pageext",
+    [
+        # 1 GiB at 0x40000000, 4 KiB pages, 32-bit: 262144 pages x 4; 4 sections of 256 MiB x (4 + 4)
+        ("arm32", 4 * 262144, 4 * 65536 * 8),
+        # 1 GiB of 64 KiB pages: 16384 pages x 8; 2 sections of 512 MiB (8192 pages) x (8 + 8)
+        ("arm64-64k-42", 8 * 16384, 2 * 8192 * 16),
+    ],
+)
 def test_metadata_covers_all_present_memory(profile, pageptr, pageext):
     m = machine(load_profile(profile))
     s = by_name(m)
@@ -325,13 +335,13 @@ def test_loads_per_shadow_read(x86):
     freed = m.alloc_pages_addr(0)
     m.free_pages_addr(freed, 0)
     a = loads()
-    assert m.check_access(p, 1, False)               # slab page: pointer, byte
+    assert m.check_access(p, 1, False)  # slab page: pointer, byte
     b = loads()
     assert (b[0] - a[0], b[1] - a[1]) == (2, 3)
-    assert m.check_access(page, 1, False)            # NULL pointer: allocated, 00
+    assert m.check_access(page, 1, False)  # NULL pointer: allocated, 00
     c = loads()
     assert (c[0] - b[0], c[1] - b[1]) == (1, 2)
-    assert not m.check_access(freed, 1, False)       # freed: FF needs one more load
+    assert not m.check_access(freed, 1, False)  # freed: FF needs one more load
     d = loads()
     assert (d[0] - c[0], d[1] - c[1]) == (2, 3)
     assert s["pageptr"].footprint().checks == s["flat"].footprint().checks
@@ -343,7 +353,7 @@ def test_pageext_leaves_struct_page_alone(x86):
     p = m.kmalloc(64)
     pfn = pfn_of(m, p)
     assert s.shadow_link(pfn).endswith("(page_ext)")
-    assert m.memmap.get(pfn, "shadow", 0) == 0            # NULL
+    assert m.memmap.get(pfn, "shadow", 0) == 0  # NULL
 
 
 def test_shadow_slabs_view(x86):
@@ -356,7 +366,7 @@ def test_shadow_slabs_view(x86):
     assert list(slabs) == m.slub.slab_heads(cache)
     used = 0
     for head, blocks in slabs.items():
-        assert m.pages[head] == (1, PageUse.SHADOW)        # order-1 slabs, listed by head
+        assert m.pages[head] == (1, PageUse.SHADOW)  # order-1 slabs, listed by head
         assert [b.addr for b in blocks] == [m.page_address(head) + 512 * i for i in range(16)]
         for b in blocks:
             if b.pfn is not None:
@@ -366,6 +376,7 @@ def test_shadow_slabs_view(x86):
 
 
 # --- workloads in lockstep -------------------------------------------------------------------
+
 
 def bug_types(profile, path, schemes, attach="byte-granular") -> list[str]:
     m = machine(profile, schemes=schemes, attach=attach)
@@ -385,11 +396,19 @@ def test_kasan_test_workloads_agree_with_flat(x86, path, attach):
 
 
 def test_every_kasan_test_workload_is_run():
-    assert len(KASAN_TEST) == 58            # the 6.12 KUnit cases kinspect re-enacts
+    assert len(KASAN_TEST) == 58  # the 6.12 KUnit cases kinspect re-enacts
 
 
-FEW = ["kmalloc_oob_right", "kmalloc_large_uaf", "kasan_global_oob_right", "vmalloc_oob",
-       "mempool_page_alloc_uaf", "kasan_stack_oob", "kasan_alloca_oob_left", "kmem_cache_rcu_uaf"]
+FEW = [
+    "kmalloc_oob_right",
+    "kmalloc_large_uaf",
+    "kasan_global_oob_right",
+    "vmalloc_oob",
+    "mempool_page_alloc_uaf",
+    "kasan_stack_oob",
+    "kasan_alloca_oob_left",
+    "kmem_cache_rcu_uaf",
+]
 
 
 @pytest.mark.parametrize("attach", POLICIES)
@@ -416,7 +435,7 @@ def test_has_own_shadow_is_what_the_page_pointer_and_the_per_page_byte_say(name,
     for flat. After a churning workload, over every pfn of lowmem."""
     p = load_profile(name, 256 << 20)
     m = machine(p, ("flat", "pshadow", "pageptr", "pageext"), attach)
-    text = (Path(__file__).resolve().parent.parent / "samples" / "workloads" / "churn.kw")
+    text = Path(__file__).resolve().parent.parent / "samples" / "workloads" / "churn.kw"
     WorkloadRunner(m, parse_workload(str(text), text.read_text().splitlines())).run()
     flat, pshadow, pageptr, pageext = m.schemes
     lo, hi = p.phys_offset >> p.page_shift, p.max_low_pfn
@@ -424,8 +443,11 @@ def test_has_own_shadow_is_what_the_page_pointer_and_the_per_page_byte_say(name,
     assert own and own == [pfn for pfn in range(lo, hi) if m.memmap.get(pfn, "shadow", 0)]
     assert own == [pfn for pfn in range(lo, hi) if pageext.has_own_shadow(pfn)]
     bypass = [pfn for pfn in range(lo, hi) if pshadow.has_own_shadow(pfn)]
-    assert bypass == [pfn for pfn in range(lo, hi)
-                      if (pshadow.shadow_link(pfn) or "").startswith("pshadow ff (bypass)")]
-    if attach == "byte-granular":           # the same pages need byte-granular shadow
+    assert bypass == [
+        pfn
+        for pfn in range(lo, hi)
+        if (pshadow.shadow_link(pfn) or "").startswith("pshadow ff (bypass)")
+    ]
+    if attach == "byte-granular":  # the same pages need byte-granular shadow
         assert bypass == own
     assert not any(flat.has_own_shadow(pfn) for pfn in range(lo, hi))

@@ -79,7 +79,7 @@ def test_footprint_of_the_1gib_x86_64_machine():
     fp = pshadow_of(Machine(X86, schemes=("pshadow",))).footprint()
     # e820 of the real run: [0x1000, 0x9f000) and [0x100000, 0x3ffdf000): 0x9e + 0x3fedf pages.
     assert (0x9F000 - 0x1000 + 0x3FFDF000 - 0x100000) // PAGE == 262013
-    assert fp.static_bytes == 262013 + 2 * PAGE       # one byte a page, zero and black page
+    assert fp.static_bytes == 262013 + 2 * PAGE  # one byte a page, zero and black page
     # ffffec0000000000-fffffc0000000000 stays reserved, plus KASAN_PSHADOW_SIZE 1 << (47 - 12).
     assert fp.virtual_range_bytes == (16 << 40) + (32 << 30)
     assert fp.metadata_bytes == 0
@@ -88,12 +88,15 @@ def test_footprint_of_the_1gib_x86_64_machine():
     assert (fp.inline_possible, fp.stack_possible) == (False, True)
 
 
-@pytest.mark.parametrize("name, static, virtual", [
-    # 768 MiB of lowmem (highmem has no shadow); b6e00000-bf000000 covers 1040 MiB: 260 KiB.
-    ("arm32", (768 << 20 >> 12) + 2 * PAGE, 0x8200000 + (1040 << 20 >> 12)),
-    # 1 GiB of 64K pages; 512 GiB of byte shadow covers 4 TiB: 64 MiB of per-page shadow.
-    ("arm64-64k-42", (1 << 30 >> 16) + 2 * (64 << 10), (512 << 30) + (64 << 20)),
-])
+@pytest.mark.parametrize(
+    "name, static, virtual",
+    [
+        # 768 MiB of lowmem (highmem has no shadow); b6e00000-bf000000 covers 1040 MiB: 260 KiB.
+        ("arm32", (768 << 20 >> 12) + 2 * PAGE, 0x8200000 + (1040 << 20 >> 12)),
+        # 1 GiB of 64K pages; 512 GiB of byte shadow covers 4 TiB: 64 MiB of per-page shadow.
+        ("arm64-64k-42", (1 << 30 >> 16) + 2 * (64 << 10), (512 << 30) + (64 << 20)),
+    ],
+)
 def test_footprint_other_profiles(name, static, virtual):
     fp = pshadow_of(Machine(PROFILES[name], schemes=("pshadow",))).footprint()
     assert (fp.static_bytes, fp.virtual_range_bytes) == (static, virtual)
@@ -113,8 +116,9 @@ def test_boot_free_runs_are_the_pages_whose_boot_shadow_is_free(name):
     lo, hi = p.phys_offset >> p.page_shift, p.max_low_pfn
     runs = list(m.boot_free_runs(lo, hi))
     image = p.kernel_image_phys >> p.page_shift
-    for pfn in sorted({lo, lo + 1, image - 1, image, image + 1, hi - 1,
-                       *range(lo, hi, max(1, (hi - lo) // 997))}):
+    for pfn in sorted(
+        {lo, lo + 1, image - 1, image, image + 1, hi - 1, *range(lo, hi, max(1, (hi - lo) // 997))}
+    ):
         boot = m.initial_shadow_byte((pfn << p.page_shift) + delta)
         assert boot in (0, KASAN_PAGE_FREE)
         assert any(a <= pfn < b for a, b in runs) == (boot == KASAN_PAGE_FREE), hex(pfn)
@@ -136,8 +140,9 @@ def test_one_kmalloc_maps_exactly_one_shadow_page():
     assert after.shadow_pages_mapped - before.shadow_pages_mapped == 1
     assert after.shadow_pages_needed - before.shadow_pages_needed == 1
     assert m.pages[b + 1] == (0, PageUse.SHADOW)
-    assert ps.shadow_link(b) == (f"pshadow ff (bypass) -> shadow page pfn {b + 1:#x} "
-                                 f"(window pfn {b:#x}-{b + 7:#x})")
+    assert ps.shadow_link(b) == (
+        f"pshadow ff (bypass) -> shadow page pfn {b + 1:#x} (window pfn {b:#x}-{b + 7:#x})"
+    )
     assert ps.shadow_link(b + 1) == "pshadow 00 (allocated)"
     assert ps.shadow_link(b + 2) == "pshadow fe (free)"
     # kmalloc-64: 8 granules 00, then its redzone.
@@ -165,7 +170,7 @@ def test_eight_slab_pages_in_one_window_need_one_shadow_page():
     ps = pshadow_of(m)
     drain_small_orders(m)
     before = ps.footprint()
-    b = m.alloc_pages(3, PageUse.SLAB)            # an aligned order-3 block: one window
+    b = m.alloc_pages(3, PageUse.SLAB)  # an aligned order-3 block: one window
     after = ps.footprint()
     assert after.shadow_pages_mapped - before.shadow_pages_mapped == 1
     assert after.shadow_pages_needed - before.shadow_pages_needed == 1
@@ -195,8 +200,8 @@ def test_one_slab_page_in_each_of_eight_windows_needs_eight_shadow_pages():
     m = Machine(X86, schemes=("pshadow",))
     ps = pshadow_of(m)
     drain_small_orders(m)
-    b = m.alloc_pages(6)                          # 64 pages; split_page() and give back
-    for i in range(8):                            # pages 3 and 7 of each window
+    b = m.alloc_pages(6)  # 64 pages; split_page() and give back
+    for i in range(8):  # pages 3 and 7 of each window
         m.free_pages(b + 8 * i + 3, 0)
         m.free_pages(b + 8 * i + 7, 0)
     before = ps.footprint()
@@ -205,8 +210,9 @@ def test_one_slab_page_in_each_of_eight_windows_needs_eight_shadow_pages():
     after = ps.footprint()
     assert after.shadow_pages_mapped - before.shadow_pages_mapped == 8
     assert after.shadow_pages_needed - before.shadow_pages_needed == 8
-    assert [w for w in ps.windows() if b <= (w.pfn or 0) < b + 64] == \
-        [MappedWindow(b + 8 * i, b + 8 * i + 7, 1) for i in range(8)]
+    assert [w for w in ps.windows() if b <= (w.pfn or 0) < b + 64] == [
+        MappedWindow(b + 8 * i, b + 8 * i + 7, 1) for i in range(8)
+    ]
     # 8 slab pages (32 KiB) cost 8 shadow pages (32 KiB): no saving at all over flat here.
     assert (after.dynamic_bytes - before.dynamic_bytes) // PAGE >= 8
 
@@ -224,10 +230,10 @@ def test_freeing_everything_in_a_window_unmaps_it():
     assert after.shadow_pages_mapped == before.shadow_pages_mapped
     assert after.shadow_pages_needed == before.shadow_pages_needed
     assert all(w.pfn != b for w in ps.windows())
-    assert shadow_pfn not in m.pages                           # back in the buddy
+    assert shadow_pfn not in m.pages  # back in the buddy
     assert m.zones[X86.zone_of_pfn(shadow_pfn)].find_free_block(shadow_pfn) is not None
     assert after.dynamic_peak_bytes == peak
-    assert after.page_table_pages >= before.page_table_pages   # PTE pages are kept
+    assert after.page_table_pages >= before.page_table_pages  # PTE pages are kept
     assert m.shadow.read(m.page_address(b), 8) == bytes([KASAN_PAGE_FREE])
 
 
@@ -236,12 +242,12 @@ def test_a_window_stays_mapped_while_one_of_its_pages_is_in_use():
     ps = pshadow_of(m)
     drain_small_orders(m)
     b = m.alloc_pages(6)
-    m.free_pages(b + 7, 0)                        # the slab page's slot, in window b
-    m.free_pages(b + 15, 0)                       # its shadow page's, in the next window
+    m.free_pages(b + 7, 0)  # the slab page's slot, in window b
+    m.free_pages(b + 15, 0)  # its shadow page's, in the next window
     slab = m.alloc_pages(0, PageUse.SLAB)
     assert slab == b + 7 and MappedWindow(b, b + 15, 1) in ps.windows()
     m.free_pages(slab, 0)
-    assert MappedWindow(b, b + 15, 0) in ps.windows()          # needed no more, still mapped
+    assert MappedWindow(b, b + 15, 0) in ps.windows()  # needed no more, still mapped
     for pfn in range(b, b + 7):
         assert any(w.pfn == b for w in ps.windows())
         m.free_pages(pfn, 0)
@@ -256,20 +262,23 @@ def test_no_memory_for_the_shadow_page_fails_the_allocation():
         while m.alloc_pages(order) is not None:
             pass
     mapped = ps.windows()
-    last = max(pfn for pfn, (order, _) in m.pages.items()
-               if order == 0 and all(w.pfn != window(pfn) for w in mapped))
-    m.free_pages(last, 0)                         # one free page, none for its shadow
+    last = max(
+        pfn
+        for pfn, (order, _) in m.pages.items()
+        if order == 0 and all(w.pfn != window(pfn) for w in mapped)
+    )
+    m.free_pages(last, 0)  # one free page, none for its shadow
     assert m.alloc_pages(0, PageUse.SLAB) is None
     assert ps.windows() == mapped
     assert ps.shadow_link(last) == "pshadow fe (free)"
-    assert m.alloc_pages(0) == last               # the page went back to the buddy
+    assert m.alloc_pages(0) == last  # the page went back to the buddy
 
 
 def test_large_kmalloc_of_4mib_maps_128_shadow_pages_under_one_pte_page():
     m = Machine(X86, schemes=("pshadow",))
     ps = pshadow_of(m)
     before = ps.footprint()
-    p = m.kmalloc(4 << 20)                        # order 10: 1024 pages, 128 windows
+    p = m.kmalloc(4 << 20)  # order 10: 1024 pages, 128 windows
     after = ps.footprint()
     assert after.shadow_pages_mapped - before.shadow_pages_mapped == 128
     # 512 KiB of shadow, 512 KiB aligned: inside one 2 MiB PTE page (0 if it already existed).
@@ -379,12 +388,12 @@ def test_loads_follow_patch_11s_order():
         assert after.checks == fp.checks + 1
         return after.loads - fp.loads
 
-    assert cost(p) == 1                   # slab object: byte shadow 00
-    assert cost(p + 64) == 2              # its redzone: fc, then the per-page BYPASS
-    assert cost(page) == 2                # plain page: the black page's ff, then per-page 0
-    assert cost(page + PAGE) == 2         # a free page: ff, then per-page FREE
-    assert cost(v) == 1                   # vmalloc: byte shadow 00
-    assert cost(v + 64) == 2              # its KASAN_VMALLOC_INVALID
+    assert cost(p) == 1  # slab object: byte shadow 00
+    assert cost(p + 64) == 2  # its redzone: fc, then the per-page BYPASS
+    assert cost(page) == 2  # plain page: the black page's ff, then per-page 0
+    assert cost(page + PAGE) == 2  # a free page: ff, then per-page FREE
+    assert cost(v) == 1  # vmalloc: byte shadow 00
+    assert cost(v + 64) == 2  # its KASAN_VMALLOC_INVALID
 
 
 # --------------------------------------------------------------- lockstep with flat
@@ -397,7 +406,7 @@ def test_kasan_test_workloads_in_lockstep_with_flat(profile, path):
     alone = Machine(p, schemes=("flat",))
     WorkloadRunner(alone, parse_workload(str(path))).run()
     both = Machine(p, schemes=("flat", "pshadow"))
-    WorkloadRunner(both, parse_workload(str(path))).run()      # ShadowDivergence = failure
+    WorkloadRunner(both, parse_workload(str(path))).run()  # ShadowDivergence = failure
     assert [r.bug_type for r in both.reports] == [r.bug_type for r in alone.reports]
 
 
@@ -407,8 +416,12 @@ def check_invariants(m: Machine) -> None:
     mapped only while some page of it is in use; shadow pages are the machine's SHADOW pages."""
     ps = pshadow_of(m)
     p = m.profile
-    granular = {head + i for head, (order, use) in m.pages.items()
-                if use in BYTE_GRANULAR_USES for i in range(1 << order)}
+    granular = {
+        head + i
+        for head, (order, use) in m.pages.items()
+        if use in BYTE_GRANULAR_USES
+        for i in range(1 << order)
+    }
     flat = m.schemes[0]
     lo, hi = p.page_offset, p.high_memory
     windows = ps.windows()
@@ -424,8 +437,13 @@ def check_invariants(m: Machine) -> None:
                 continue
             free = m.zones[p.zone_of_pfn(pfn)].find_free_block(pfn) is not None
             in_use |= not free
-            reserved = not free and pfn not in granular and all(
-                not (head <= pfn < head + (1 << order)) for head, (order, _) in m.pages.items())
+            reserved = (
+                not free
+                and pfn not in granular
+                and all(
+                    not (head <= pfn < head + (1 << order)) for head, (order, _) in m.pages.items()
+                )
+            )
             addr = m.page_address(pfn)
             if pfn in granular or (reserved and any(flat.read(addr, PAGE))):
                 bypass += 1
@@ -454,9 +472,12 @@ op = st.one_of(
     st.tuples(st.just("mempool"), st.integers(0, 2)),
     st.tuples(st.just("global"), st.integers(1, 300)),
     st.tuples(st.just("frame"), st.integers(1, 200)),
-    st.tuples(st.just("pop_frames"),),
-    st.tuples(st.just("check"), st.integers(0, 63), st.integers(-64, 200),
-              st.sampled_from([1, 8, 16])),
+    st.tuples(
+        st.just("pop_frames"),
+    ),
+    st.tuples(
+        st.just("check"), st.integers(0, 63), st.integers(-64, 200), st.sampled_from([1, 8, 16])
+    ),
 )
 
 
@@ -464,11 +485,11 @@ op = st.one_of(
 @given(st.lists(op, min_size=20, max_size=60), st.sampled_from(LOCKSTEP_PROFILES))
 def test_random_workloads_in_lockstep_with_flat(program, profile):
     m = Machine(SMALL[profile], schemes=("flat", "pshadow"))
-    live: list[int] = []                 # kmalloc pointers
-    pages: list[tuple[int, int]] = []    # (pfn, order)
+    live: list[int] = []  # kmalloc pointers
+    pages: list[tuple[int, int]] = []  # (pfn, order)
     areas: list[int] = []
     pools = []
-    seen: list[int] = []                 # every pointer handed out, live or not
+    seen: list[int] = []  # every pointer handed out, live or not
     for ev in program:
         kind = ev[0]
         if kind == "kmalloc" and (q := m.kmalloc(ev[1])):

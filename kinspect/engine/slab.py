@@ -26,34 +26,46 @@ SLAB_KMALLOC = 0x00001000
 SLAB_KASAN = 0x08000000
 SLAB_NO_MERGE = 0x01000000
 
-SLAB_FLAG_NAMES = {"SLAB_HWCACHE_ALIGN": SLAB_HWCACHE_ALIGN,
-                   "SLAB_TYPESAFE_BY_RCU": SLAB_TYPESAFE_BY_RCU,
-                   "SLAB_ACCOUNT": SLAB_ACCOUNT}
+SLAB_FLAG_NAMES = {
+    "SLAB_HWCACHE_ALIGN": SLAB_HWCACHE_ALIGN,
+    "SLAB_TYPESAFE_BY_RCU": SLAB_TYPESAFE_BY_RCU,
+    "SLAB_ACCOUNT": SLAB_ACCOUNT,
+}
 
-KASAN_NO_FREE_META = 0x7FFFFFFF          # INT_MAX
-PAGE_ALLOC_COSTLY_ORDER = 3              # slub_max_order
+KASAN_NO_FREE_META = 0x7FFFFFFF  # INT_MAX
+PAGE_ALLOC_COSTLY_ORDER = 3  # slub_max_order
 MAX_OBJS_PER_PAGE = 32767
-L1_CACHE_BYTES = 64                      # cache_line_size() on the profiled arches
+L1_CACHE_BYTES = 64  # cache_line_size() on the profiled arches
 
 QUARANTINE_FRACTION = 32
 QUARANTINE_PERCPU_SIZE = 1 << 20
-QUARANTINE_BATCHES = 1024                # max(1024, 4 * CONFIG_NR_CPUS)
+QUARANTINE_BATCHES = 1024  # max(1024, 4 * CONFIG_NR_CPUS)
 
 
 def optimal_redzone(object_size: int) -> int:
     """``optimal_redzone()`` of mm/kasan/generic.c (unchanged 4.12 .. 6.12)."""
-    return (16 if object_size <= 64 - 16 else
-            32 if object_size <= 128 - 32 else
-            64 if object_size <= 512 - 64 else
-            128 if object_size <= 4096 - 128 else
-            256 if object_size <= (1 << 14) - 256 else
-            512 if object_size <= (1 << 15) - 512 else
-            1024 if object_size <= (1 << 16) - 1024 else 2048)
+    return (
+        16
+        if object_size <= 64 - 16
+        else 32
+        if object_size <= 128 - 32
+        else 64
+        if object_size <= 512 - 64
+        else 128
+        if object_size <= 4096 - 128
+        else 256
+        if object_size <= (1 << 14) - 256
+        else 512
+        if object_size <= (1 << 15) - 512
+        else 1024
+        if object_size <= (1 << 16) - 1024
+        else 2048
+    )
 
 
 def get_order(size: int, page_shift: int) -> int:
     """``get_order()``: the smallest order whose block holds size bytes."""
-    return max((size - 1).bit_length() - page_shift, 0)       # O(1) whatever the size
+    return max((size - 1).bit_length() - page_shift, 0)  # O(1) whatever the size
 
 
 def kmalloc_cache_name(size: int) -> str:
@@ -70,13 +82,13 @@ class CacheLayout:
     """What ``calculate_sizes()`` + ``kasan_cache_create()`` decide for a cache."""
 
     object_size: int
-    size: int                   # s->size: the slot, after alignment
+    size: int  # s->size: the slot, after alignment
     align: int
-    offset: int                 # free pointer offset
-    alloc_meta_offset: int      # 0 = no alloc meta... except it is legitimately 0 never (>= object)
-    free_meta_offset: int       # 0 = inside the object, KASAN_NO_FREE_META = none
+    offset: int  # free pointer offset
+    alloc_meta_offset: int  # 0 = no alloc meta... except it is legitimately 0 never (>= object)
+    free_meta_offset: int  # 0 = inside the object, KASAN_NO_FREE_META = none
     order: int
-    objects: int                # objects per slab
+    objects: int  # objects per slab
 
 
 def calculate_alignment(flags: int, align: int, size: int, slab_minalign: int, word: int) -> int:
@@ -112,12 +124,21 @@ def calculate_order(size: int, page_shift: int, nr_cpus: int, max_order: int) ->
     raise ValueError(f"object of {size} bytes cannot be placed in a slab")
 
 
-def kmem_cache_layout(object_size: int, align: int, flags: int, has_ctor: bool, *,
-                      word: int, page_shift: int, nr_cpus: int, max_order: int,
-                      kmalloc_max_size: int) -> CacheLayout:
+def kmem_cache_layout(
+    object_size: int,
+    align: int,
+    flags: int,
+    has_ctor: bool,
+    *,
+    word: int,
+    page_shift: int,
+    nr_cpus: int,
+    max_order: int,
+    kmalloc_max_size: int,
+) -> CacheLayout:
     """``calculate_sizes()`` with generic KASAN's ``kasan_cache_create()`` (slub_debug off)."""
-    alloc_meta_size = 16                                  # struct kasan_alloc_meta
-    free_meta_size = word + 8                             # qlist_node + kasan_track
+    alloc_meta_size = 16  # struct kasan_alloc_meta
+    free_meta_size = word + 8  # qlist_node + kasan_track
     size = round_up(object_size, word)
     if flags & SLAB_TYPESAFE_BY_RCU or has_ctor:
         offset = size
@@ -150,9 +171,16 @@ def kmem_cache_layout(object_size: int, align: int, flags: int, has_ctor: bool, 
     size = round_up(size, align)
     order = calculate_order(size, page_shift, nr_cpus, max_order)
     objects = ((1 << page_shift) << order) // size
-    return CacheLayout(object_size=object_size, size=size, align=align, offset=offset,
-                       alloc_meta_offset=alloc_meta_offset, free_meta_offset=free_meta_offset,
-                       order=order, objects=objects)
+    return CacheLayout(
+        object_size=object_size,
+        size=size,
+        align=align,
+        offset=offset,
+        alloc_meta_offset=alloc_meta_offset,
+        free_meta_offset=free_meta_offset,
+        order=order,
+        objects=objects,
+    )
 
 
 class ObjectMeta(NamedTuple):
@@ -164,11 +192,11 @@ class ObjectMeta(NamedTuple):
 
     alloc_track: int
     free_track: int
-    aux_stacks: tuple           # tracks, newest first, at most two (alloc_meta.aux_stack[2])
-    alloc_size: int             # the requested size (kmalloc size), for views
+    aux_stacks: tuple  # tracks, newest first, at most two (alloc_meta.aux_stack[2])
+    alloc_size: int  # the requested size (kmalloc size), for views
 
 
-META_WORDS = 3                  # per object in Slab.meta: alloc track, free track, alloc size
+META_WORDS = 3  # per object in Slab.meta: alloc track, free track, alloc size
 
 
 @dataclass(eq=False, slots=True)
@@ -177,11 +205,11 @@ class Slab:
 
     cache: KmemCache
     pfn: int
-    base: int                   # virtual address of the first object
-    freelist: list[int]         # object addresses, head at the end (pop/append)
-    meta: array                 # META_WORDS per object: alloc track, free track, alloc size
+    base: int  # virtual address of the first object
+    freelist: list[int]  # object addresses, head at the end (pop/append)
+    meta: array  # META_WORDS per object: alloc track, free track, alloc size
     inuse: int = 0
-    frozen: bool = False        # the CPU slab
+    frozen: bool = False  # the CPU slab
 
     @property
     def objects(self) -> int:
@@ -198,23 +226,23 @@ class KmemCache:
     flags: int
     has_ctor: bool
     layout: CacheLayout
-    addr: int = 0                          # where the struct kmem_cache object lives
+    addr: int = 0  # where the struct kmem_cache object lives
     min_partial: int = 5
-    alloc_patterns: dict[int, bytes] = field(default_factory=dict)   # size -> object shadow
-    free_pattern: bytes = b""              # the object's shadow once freed (FA FB FB ...)
+    alloc_patterns: dict[int, bytes] = field(default_factory=dict)  # size -> object shadow
+    free_pattern: bytes = b""  # the object's shadow once freed (FA FB FB ...)
     destroyed: bool = False
     is_kmalloc: bool = False
-    is_shadow: bool = False                # the shadow-block cache of a per-page scheme
+    is_shadow: bool = False  # the shadow-block cache of a per-page scheme
     # Copies of the layout's hot numbers (read on every alloc and free).
-    size: int = field(init=False)          # s->size, the slot
-    objects: int = field(init=False)       # objects per slab
+    size: int = field(init=False)  # s->size, the slot
+    objects: int = field(init=False)  # objects per slab
     slab_bytes: int = field(init=False)
     has_free_meta: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.size = self.layout.size
         self.objects = self.layout.objects
-        self.slab_bytes = self.size * self.objects      # bytes of a slab holding objects
+        self.slab_bytes = self.size * self.objects  # bytes of a slab holding objects
         self.has_free_meta = self.layout.free_meta_offset != KASAN_NO_FREE_META
 
     def nearest_obj(self, slab: Slab | SlabInfo, addr: int) -> int:
@@ -244,9 +272,9 @@ class Quarantine:
         self.batch_bytes = [0] * QUARANTINE_BATCHES
         self.head = 0
         self.tail = 0
-        self.size = 0                   # quarantine_size: bytes in the global ring
-        self.max_size = 0               # quarantine_max_size, set by the first reduce
-        self.batch_size = 0             # quarantine_batch_size, likewise
+        self.size = 0  # quarantine_size: bytes in the global ring
+        self.max_size = 0  # quarantine_max_size, set by the first reduce
+        self.batch_size = 0  # quarantine_batch_size, likewise
 
     def put(self, cache: KmemCache, obj: int) -> None:
         """``kasan_quarantine_put()``: counted at the cache's slot size."""
@@ -306,12 +334,12 @@ class SlabInfo(NamedTuple):
     """What ``struct slab`` says of a slab page, read-only: the allocator's answer to
     ``virt_to_slab()`` / ``page_slab()`` for the views, reports and dump_page()."""
 
-    cache: KmemCache            # slab->slab_cache
-    pfn: int                    # the slab's head page
-    base: int                   # virtual address of its first object
-    objects: int                # slab->objects
-    inuse: int                  # slab->inuse
-    frozen: bool                # slab->frozen: the CPU slab
+    cache: KmemCache  # slab->slab_cache
+    pfn: int  # the slab's head page
+    base: int  # virtual address of its first object
+    objects: int  # slab->objects
+    inuse: int  # slab->inuse
+    frozen: bool  # slab->frozen: the CPU slab
 
 
 @dataclass(eq=False, slots=True)
@@ -321,7 +349,7 @@ class CacheSlabs:
 
     cpu_slab: Slab | None = None
     partial: deque = field(default_factory=deque)
-    slabs: dict[int, Slab] = field(default_factory=dict)     # pfn of head -> slab
+    slabs: dict[int, Slab] = field(default_factory=dict)  # pfn of head -> slab
 
 
 # What SlubAllocator.check_slab_allocation() finds wrong with a free (0: nothing).
@@ -345,11 +373,11 @@ class SlubAllocator:
         p = machine.profile
         self.machine = machine
         self.page_shift = p.page_shift
-        self.lm_delta = p.page_offset - p.phys_offset       # __pa() of the direct map
-        self.caches: list[CacheSlabs] = []                  # by cache id
+        self.lm_delta = p.page_offset - p.phys_offset  # __pa() of the direct map
+        self.caches: list[CacheSlabs] = []  # by cache id
         self.kmalloc_index: list[KmemCache] = []
         self.slab_of_pfn: dict[int, Slab] = {}
-        self.aux_stacks: dict[int, tuple] = {}   # object -> aux stack tracks, newest first
+        self.aux_stacks: dict[int, tuple] = {}  # object -> aux stack tracks, newest first
         self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
         self.rcu_pending: list[tuple[KmemCache, int]] = []
 
@@ -374,7 +402,7 @@ class SlubAllocator:
 
     def add_cache(self, cache: KmemCache) -> None:
         """A new ``struct kmem_cache`` (its id is its index in the machine's caches)."""
-        del self.caches[cache.id:]
+        del self.caches[cache.id :]
         self.caches.append(CacheSlabs())
 
     def set_kmalloc_caches(self, index: list[KmemCache]) -> None:
@@ -393,8 +421,9 @@ class SlubAllocator:
         slab = self.slab_of_pfn.get(pfn)
         if slab is None:
             return None
-        return SlabInfo(slab.cache, slab.pfn, slab.base, slab.cache.objects, slab.inuse,
-                        slab.frozen)
+        return SlabInfo(
+            slab.cache, slab.pfn, slab.base, slab.cache.objects, slab.inuse, slab.frozen
+        )
 
     def slab_heads(self, cache: KmemCache) -> list[int]:
         """Head pfns of every slab of a cache, lowest first."""
@@ -428,16 +457,21 @@ class SlubAllocator:
         """``allocate_slab()``: pages from the buddy, kasan_poison_slab(), object setup."""
         m = self.machine
         order = cache.layout.order
-        pfn = m.alloc_pages(order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB,
-                            compound=True, cache=cache)
+        pfn = m.alloc_pages(
+            order, PageUse.SHADOW if cache.is_shadow else PageUse.SLAB, compound=True, cache=cache
+        )
         if pfn is None:
             return None
         n = 1 << order
         base = m.page_address(pfn)
         objects = cache.objects
-        slab = Slab(cache=cache, pfn=pfn, base=base,
-                    freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)],
-                    meta=array("Q", bytes(8 * META_WORDS * objects)))
+        slab = Slab(
+            cache=cache,
+            pfn=pfn,
+            base=base,
+            freelist=[base + i * cache.size for i in range(objects - 1, -1, -1)],
+            meta=array("Q", bytes(8 * META_WORDS * objects)),
+        )
         for i in range(n):
             self.slab_of_pfn[pfn + i] = slab
         self.caches[cache.id].slabs[pfn] = slab
@@ -508,8 +542,7 @@ class SlubAllocator:
                 return 0
         slab.inuse += 1
         obj = slab.freelist.pop()
-        self._shadow_write(obj, cache.alloc_patterns.get(size)
-                           or alloc_pattern(cache, size))
+        self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
         self.save_alloc_info(obj, size, track)
         return obj
 
@@ -556,7 +589,7 @@ class SlubAllocator:
         slab = self.slab_of_pfn[(addr - self.lm_delta) >> self.page_shift]
         cache = slab.cache
         offset = addr - slab.base
-        if offset % cache.size or offset >= cache.slab_bytes:    # nearest_obj() != obj
+        if offset % cache.size or offset >= cache.slab_bytes:  # nearest_obj() != obj
             return INVALID_FREE
         if self._shadow_byte(addr) >= KASAN_GRANULE_SIZE:
             return DOUBLE_FREE
@@ -621,8 +654,7 @@ class SlubAllocator:
             if cache.has_free_meta:
                 self._quarantine_put(cache, obj)
             else:
-                self.do_slab_free(self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift],
-                                  obj)
+                self.do_slab_free(self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift], obj)
 
     def quarantine_reduce(self) -> None:
         """``kasan_quarantine_reduce()``: free the oldest batch back to the slabs."""
@@ -661,7 +693,7 @@ def alloc_pattern(cache: KmemCache, size: int) -> bytes:
     if pattern is None:
         granules = round_up(cache.object_size, KASAN_GRANULE_SIZE) >> 3
         out = bytearray([KASAN_SLAB_REDZONE]) * granules
-        out[:size >> 3] = bytes(size >> 3)
+        out[: size >> 3] = bytes(size >> 3)
         if size & 7:
             out[size >> 3] = size & 7
         pattern = cache.alloc_patterns[size] = bytes(out)

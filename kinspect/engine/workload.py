@@ -23,7 +23,7 @@ from .report import BadAccess, Frame, StackDepot
 from .slab import SLAB_FLAG_NAMES
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")     # kernel symbols: foo.constprop.0
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # kernel symbols: foo.constprop.0
 # Numbers are ASCII only ([0-9], not \d: Unicode digits such as '１６' are refused).
 _SIZE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)([KMGT]?)\Z")
 _ADDR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(\S+))?\Z")
@@ -33,8 +33,8 @@ _EXPRESSION = re.compile(r"\A[A-Za-z_(]|.[-+*/()]")  # a name or an operator: no
 # Limits of the kernel types the operands stand for. size_t and unsigned long are the
 # profile's word (checked again against a 32-bit profile's word when the workload runs).
 WORD_BITS = 64
-INT_MAX = (1 << 31) - 1                     # int: a node, a mempool's min_nr
-PID_MAX_LIMIT = 4 * 1024 * 1024             # include/linux/threads.h (64-bit)
+INT_MAX = (1 << 31) - 1  # int: a node, a mempool's min_nr
+PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h (64-bit)
 
 
 def parse_number(tok: str, limit: int = 1 << WORD_BITS, kind: str = "64 bits") -> int:
@@ -44,16 +44,16 @@ def parse_number(tok: str, limit: int = 1 << WORD_BITS, kind: str = "64 bits") -
     fast as one of twenty."""
     m = _SIZE.match(tok)
     if not m:
-        raise ValueError(f"must be a number (decimal, 0x hex, or with K/M/G/T), not "
-                         f"{_short(tok)}")
+        raise ValueError(f"must be a number (decimal, 0x hex, or with K/M/G/T), not {_short(tok)}")
     digits, suffix = m.groups()
     hexa = digits[:2] in ("0x", "0X")
     if not hexa and len(digits) > 1 and digits[0] == "0":
-        raise ValueError(f"{_short(tok)} has a leading 0, which C reads as octal: write it "
-                         "in decimal without the 0, or in 0x hex")
+        raise ValueError(
+            f"{_short(tok)} has a leading 0, which C reads as octal: write it "
+            "in decimal without the 0, or in 0x hex"
+        )
     body = digits[2:].lstrip("0") if hexa else digits
-    too_long = (len(body) > (limit.bit_length() + 3) // 4 if hexa
-                else len(body) > len(str(limit)))
+    too_long = len(body) > (limit.bit_length() + 3) // 4 if hexa else len(body) > len(str(limit))
     value = 0 if too_long else int(body or "0", 16 if hexa else 10) << _SUFFIX[suffix]
     if too_long or value >= limit:
         raise ValueError(f"{_short(tok)} does not fit in {kind}")
@@ -103,35 +103,69 @@ def _short(tok: str) -> str:
 _INSTRUMENTED_BITOPS = "_ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H"
 _INSTRUMENTED_NON_ATOMIC = "_ASM_GENERIC_BITOPS_INSTRUMENTED_NON_ATOMIC_H"
 _GENERIC_LOCK = "_ASM_GENERIC_BITOPS_LOCK_H_"
-_ATOMIC_OPS = ("fetch_add_unless", "dec_if_positive", "inc_unless_negative",
-               "dec_unless_positive")
+_ATOMIC_OPS = ("fetch_add_unless", "dec_if_positive", "inc_unless_negative", "dec_unless_positive")
 ARCH_DEFINES: dict[str, frozenset[str]] = {
     "x86_64": frozenset({_INSTRUMENTED_BITOPS, _INSTRUMENTED_NON_ATOMIC}),
-    "arm": frozenset({"__HAVE_ARCH_MEMCHR", "__HAVE_ARCH_STRCHR", "__HAVE_ARCH_STRRCHR",
-                      _GENERIC_LOCK, "arch_atomic_fetch_add_unless",
-                      "arch_atomic64_fetch_add_unless", "arch_atomic64_dec_if_positive"}),
+    "arm": frozenset(
+        {
+            "__HAVE_ARCH_MEMCHR",
+            "__HAVE_ARCH_STRCHR",
+            "__HAVE_ARCH_STRRCHR",
+            _GENERIC_LOCK,
+            "arch_atomic_fetch_add_unless",
+            "arch_atomic64_fetch_add_unless",
+            "arch_atomic64_dec_if_positive",
+        }
+    ),
     "arm64": frozenset({_INSTRUMENTED_BITOPS, _GENERIC_LOCK, "arch_atomic64_dec_if_positive"}),
-    "riscv64": frozenset({_INSTRUMENTED_BITOPS}
-                         | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}),
-    "powerpc": frozenset({_INSTRUMENTED_BITOPS, "arch_atomic_fetch_add_unless",
-                          "arch_atomic_dec_if_positive"}),
+    "riscv64": frozenset(
+        {_INSTRUMENTED_BITOPS} | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}
+    ),
+    "powerpc": frozenset(
+        {_INSTRUMENTED_BITOPS, "arch_atomic_fetch_add_unless", "arch_atomic_dec_if_positive"}
+    ),
 }
 # Every name an ``if`` may test: the ones above, and those ArchNames derives from the profile.
-DEFINE_NAMES = frozenset({"CONFIG_64BIT", "CONFIG_HIGHMEM", _INSTRUMENTED_BITOPS,
-                          _INSTRUMENTED_NON_ATOMIC, _GENERIC_LOCK}
-                         | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}
-                         | {f"__HAVE_ARCH_{f}" for f in ("MEMCHR", "MEMCMP", "STRCHR", "STRRCHR",
-                                                         "STRCMP", "STRNCMP", "STRLEN",
-                                                         "STRNLEN")})
+DEFINE_NAMES = frozenset(
+    {
+        "CONFIG_64BIT",
+        "CONFIG_HIGHMEM",
+        _INSTRUMENTED_BITOPS,
+        _INSTRUMENTED_NON_ATOMIC,
+        _GENERIC_LOCK,
+    }
+    | {f"arch_atomic{w}_{op}" for w in ("", "64") for op in _ATOMIC_OPS}
+    | {
+        f"__HAVE_ARCH_{f}"
+        for f in ("MEMCHR", "MEMCMP", "STRCHR", "STRRCHR", "STRCMP", "STRNCMP", "STRLEN", "STRNLEN")
+    }
+)
 # Names whose value is the same on every architecture kinspect models.
-FIXED_NAMES = {"BITS_PER_BYTE": 8, "KASAN_GRANULE_SIZE": KASAN_GRANULE_SIZE, "sizeof(char)": 1,
-               "sizeof(short)": 2, "sizeof(int)": 4, "sizeof(u8)": 1, "sizeof(u16)": 2,
-               "sizeof(u32)": 4, "sizeof(u64)": 8, "sizeof(atomic_t)": 4,
-               "sizeof(atomic64_t)": 8}
+FIXED_NAMES = {
+    "BITS_PER_BYTE": 8,
+    "KASAN_GRANULE_SIZE": KASAN_GRANULE_SIZE,
+    "sizeof(char)": 1,
+    "sizeof(short)": 2,
+    "sizeof(int)": 4,
+    "sizeof(u8)": 1,
+    "sizeof(u16)": 2,
+    "sizeof(u32)": 4,
+    "sizeof(u64)": 8,
+    "sizeof(atomic_t)": 4,
+    "sizeof(atomic64_t)": 8,
+}
 # Names whose value is the architecture's (ArchNames.values has them all).
-ARCH_NAMES = ("BITS_PER_LONG", "PAGE_SHIFT", "PAGE_SIZE", "KMALLOC_MIN_SIZE",
-              "KMALLOC_MAX_CACHE_SIZE", "sizeof(long)", "sizeof(void*)", "sizeof(size_t)",
-              "sizeof(atomic_long_t)")
+ARCH_NAMES = (
+    "BITS_PER_LONG",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "KMALLOC_MIN_SIZE",
+    "KMALLOC_MAX_CACHE_SIZE",
+    "sizeof(long)",
+    "sizeof(void*)",
+    "sizeof(size_t)",
+    "sizeof(atomic_long_t)",
+)
 
 
 class ArchNames:
@@ -143,18 +177,22 @@ class ArchNames:
         self.profile_name = profile.name
         self.arch = profile.arch
         self.values = dict(FIXED_NAMES)
-        self.values.update({
-            "BITS_PER_LONG": profile.bits,
-            "PAGE_SHIFT": profile.page_shift,
-            "PAGE_SIZE": 1 << profile.page_shift,
-            # include/linux/slab.h: KMALLOC_MIN_SIZE = ARCH_KMALLOC_MINALIGN when that is above
-            # 8 (arm: ARCH_DMA_MINALIGN = L1_CACHE_BYTES = 64), else 1 << KMALLOC_SHIFT_LOW = 8
-            "KMALLOC_MIN_SIZE": max(profile.kmalloc_minalign, 8),
-            # include/linux/slab.h (SLUB): KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1
-            "KMALLOC_MAX_CACHE_SIZE": 1 << (profile.page_shift + 1),
-            "sizeof(long)": word, "sizeof(void*)": word, "sizeof(size_t)": word,
-            "sizeof(atomic_long_t)": word,      # atomic_long_t is atomic64_t or atomic_t
-        })
+        self.values.update(
+            {
+                "BITS_PER_LONG": profile.bits,
+                "PAGE_SHIFT": profile.page_shift,
+                "PAGE_SIZE": 1 << profile.page_shift,
+                # include/linux/slab.h: KMALLOC_MIN_SIZE = ARCH_KMALLOC_MINALIGN when that is above
+                # 8 (arm: ARCH_DMA_MINALIGN = L1_CACHE_BYTES = 64), else 1 << KMALLOC_SHIFT_LOW = 8
+                "KMALLOC_MIN_SIZE": max(profile.kmalloc_minalign, 8),
+                # include/linux/slab.h (SLUB): KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1
+                "KMALLOC_MAX_CACHE_SIZE": 1 << (profile.page_shift + 1),
+                "sizeof(long)": word,
+                "sizeof(void*)": word,
+                "sizeof(size_t)": word,
+                "sizeof(atomic_long_t)": word,  # atomic_long_t is atomic64_t or atomic_t
+            }
+        )
         defined = ARCH_DEFINES.get(profile.arch)
         self.known = defined is not None
         self.defines = set(defined or ())
@@ -170,8 +208,10 @@ class _NeedsProfile(Exception):
     the profile is known)."""
 
 
-_EXPR_TOKEN = re.compile(r"sizeof\([A-Za-z_][A-Za-z0-9_]*\*?\)|[A-Za-z_][A-Za-z0-9_]*"
-                         r"|0[xX][0-9a-fA-F]+[KMGT]?|[0-9]+[KMGT]?|[-+*/()]|.")
+_EXPR_TOKEN = re.compile(
+    r"sizeof\([A-Za-z_][A-Za-z0-9_]*\*?\)|[A-Za-z_][A-Za-z0-9_]*"
+    r"|0[xX][0-9a-fA-F]+[KMGT]?|[0-9]+[KMGT]?|[-+*/()]|."
+)
 
 
 def eval_expression(tok: str, names) -> int:
@@ -215,7 +255,7 @@ def eval_expression(tok: str, names) -> int:
         elif r == 0:
             raise ValueError(f"{_short(tok)} divides by zero")
         else:
-            v = abs(v) // abs(r) * (1 if (v < 0) == (r < 0) else -1)   # C truncates
+            v = abs(v) // abs(r) * (1 if (v < 0) == (r < 0) else -1)  # C truncates
         if abs(v) >= 1 << 64:
             raise ValueError(f"{_short(tok)} does not fit in 64 bits")
         return v
@@ -241,20 +281,48 @@ def eval_expression(tok: str, names) -> int:
         raise ValueError(f"{_short(tok)}: unexpected {toks[pos]!r}")
     return value
 
-BUG_TYPES = frozenset({
-    "out-of-bounds", "slab-out-of-bounds", "slab-use-after-free", "use-after-free",
-    "global-out-of-bounds", "stack-out-of-bounds", "alloca-out-of-bounds",
-    "vmalloc-out-of-bounds", "double-free", "invalid-free", "null-ptr-deref",
-    "user-memory-access", "wild-memory-access", "unknown-crash"})
+
+BUG_TYPES = frozenset(
+    {
+        "out-of-bounds",
+        "slab-out-of-bounds",
+        "slab-use-after-free",
+        "use-after-free",
+        "global-out-of-bounds",
+        "stack-out-of-bounds",
+        "alloca-out-of-bounds",
+        "vmalloc-out-of-bounds",
+        "double-free",
+        "invalid-free",
+        "null-ptr-deref",
+        "user-memory-access",
+        "wild-memory-access",
+        "unknown-crash",
+    }
+)
 
 ADDR, CACHE, POOL = "address", "kmem_cache", "mempool"
 
 # Statements that allocate: NULL (0, or no cache/pool) from one of them is a failed allocation,
 # counted in the run's summary (Machine.failed). ksize gives 0 for a bad pointer, not a failure.
-ALLOCATORS = frozenset({
-    "kmalloc", "kzalloc", "kmalloc_node", "krealloc", "kmem_cache_create", "kmem_cache_alloc",
-    "alloc_pages", "vmalloc", "mempool_create_kmalloc_pool", "mempool_create_slab_pool",
-    "mempool_create_page_pool", "mempool_alloc", "global", "alloca"})
+ALLOCATORS = frozenset(
+    {
+        "kmalloc",
+        "kzalloc",
+        "kmalloc_node",
+        "krealloc",
+        "kmem_cache_create",
+        "kmem_cache_alloc",
+        "alloc_pages",
+        "vmalloc",
+        "mempool_create_kmalloc_pool",
+        "mempool_create_slab_pool",
+        "mempool_create_page_pool",
+        "mempool_alloc",
+        "global",
+        "alloca",
+    }
+)
 
 
 # The allocation statements WorkloadRunner._run() does itself, all three as kmalloc(); the other
@@ -272,14 +340,14 @@ class Addr(NamedTuple):
 class Event(NamedTuple):
     """One statement of a workload."""
 
-    index: int                  # 0-based event number
+    index: int  # 0-based event number
     path: str
     line: int
-    text: str                   # the line as written (without the comment)
+    text: str  # the line as written (without the comment)
     op: str
-    target: str | None          # VAR of ``VAR = ...``
+    target: str | None  # VAR of ``VAR = ...``
     args: tuple
-    frame: Frame                # where it happens: ``func+0xOFF/0xLEN FILE:LINE``
+    frame: Frame  # where it happens: ``func+0xOFF/0xLEN FILE:LINE``
 
 
 class FuncTable:
@@ -298,8 +366,7 @@ class FuncTable:
         """The frame of a statement on ``line``: ``func+0xOFF/0xLEN FILE:LINE``."""
         i = bisect_right(self._lines, line) - 1
         name, length = self._funcs[i]
-        return Frame(name, min((line - self._lines[i]) * 0x10, length - 1), length, self.path,
-                     line)
+        return Frame(name, min((line - self._lines[i]) * 0x10, length - 1), length, self.path, line)
 
 
 class WorkloadDepot(StackDepot):
@@ -324,32 +391,45 @@ class WordState:
 
     def __init__(self, arch: ArchNames | None = None) -> None:
         self.word_bits = WORD_BITS
-        self.widest: tuple[int, int, int, str] = (0, 0, 0, "")   # value, line, col, what
-        self.arch = arch                # the profile's names; None: not known yet
-        self.arch_used = False          # a line used one of them
+        self.widest: tuple[int, int, int, str] = (0, 0, 0, "")  # value, line, col, what
+        self.arch = arch  # the profile's names; None: not known yet
+        self.arch_used = False  # a line used one of them
 
     def name_value(self, name: str, path: str, line: int, col: int) -> int:
         """The value of a name in an expression (``sizeof(long)``, ``PAGE_SIZE``...)."""
         if name in FIXED_NAMES:
             return FIXED_NAMES[name]
         if name not in ARCH_NAMES:
-            raise ValueError(f"unknown name {_short(name)} (known: "
-                             f"{', '.join(sorted(FIXED_NAMES) + sorted(ARCH_NAMES))})")
+            raise ValueError(
+                f"unknown name {_short(name)} (known: "
+                f"{', '.join(sorted(FIXED_NAMES) + sorted(ARCH_NAMES))})"
+            )
         return self.arch_value(name, path, line, col)
 
     def arch_value(self, name: str, path: str, line: int, col: int):
         """An architecture's fact: a name's value, or for an ``if`` whether it is defined."""
         self.arch_used = True
         if self.arch is None:
-            raise _NeedsProfile(WorkloadError(
-                f"{name} depends on the architecture, and this workload is parsed without a "
-                "profile", path, line, col))
+            raise _NeedsProfile(
+                WorkloadError(
+                    f"{name} depends on the architecture, and this workload is parsed without a "
+                    "profile",
+                    path,
+                    line,
+                    col,
+                )
+            )
         if name in ARCH_NAMES:
             return self.arch.values[name]
         if not self.arch.known and name not in ("CONFIG_64BIT", "CONFIG_HIGHMEM"):
-            raise WorkloadError(f"kinspect knows no header facts ({name}) for the "
-                                f"architecture {self.arch.arch!r} of profile "
-                                f"{self.arch.profile_name!r}", path, line, col)
+            raise WorkloadError(
+                f"kinspect knows no header facts ({name}) for the "
+                f"architecture {self.arch.arch!r} of profile "
+                f"{self.arch.profile_name!r}",
+                path,
+                line,
+                col,
+            )
         return name in self.arch.defines
 
     def saw_word(self, value: int, line: int, col: int, what: str) -> None:
@@ -360,8 +440,9 @@ class WordState:
 class Workload:
     """A workload's events: all of them (a list), or streamed as they are parsed."""
 
-    def __init__(self, path: str, lines: Iterable[str] | None = None,
-                 stream: bool = False, profile=None) -> None:
+    def __init__(
+        self, path: str, lines: Iterable[str] | None = None, stream: bool = False, profile=None
+    ) -> None:
         self.path = path
         self.funcs = FuncTable(path)
         self.words = WordState(None if profile is None else ArchNames(profile))
@@ -370,15 +451,14 @@ class Workload:
         self._source: list[str] | None = None
         self._events: list[Event] | Iterator[Event] | None = None
         if stream:
-            self._events = _needing_no_profile(_iter_events(path, lines, self.funcs,
-                                                            self.words))
+            self._events = _needing_no_profile(_iter_events(path, lines, self.funcs, self.words))
             return
         if lines is None:
             lines = _read_lines(path)
         elif hasattr(lines, "readline"):
             lines = _capped_lines(lines)
         try:
-            kept = list(lines)                  # parsed again for another profile if need be
+            kept = list(lines)  # parsed again for another profile if need be
         except UnicodeDecodeError as u:
             raise WorkloadError(f"not UTF-8 text ({u.reason})", path) from None
         try:
@@ -409,19 +489,24 @@ class Workload:
         one), and the unsigned long / size_t numbers are checked against its word: those
         parsed already now, those of lines streamed later as they come."""
         arch = ArchNames(profile)
-        if self._source is not None and (self.words.arch is None
-                                         or self.words.arch.key != arch.key):
+        if self._source is not None and (
+            self.words.arch is None or self.words.arch.key != arch.key
+        ):
             self.funcs = FuncTable(self.path)
             self.words = WordState(arch)
             with gc_paused():
-                self._events = list(_iter_events(self.path, iter(self._source), self.funcs,
-                                                 self.words))
+                self._events = list(
+                    _iter_events(self.path, iter(self._source), self.funcs, self.words)
+                )
         elif self.words.arch is None:
-            self.words.arch = arch          # a stream: the lines to come use the profile's
+            self.words.arch = arch  # a stream: the lines to come use the profile's
         elif self.words.arch_used and self.words.arch.key != arch.key:
-            raise WorkloadError(f"this workload was parsed for profile "
-                                f"{self.words.arch.profile_name!r}, whose sizes differ from "
-                                f"{profile.name!r}'s", self.path)
+            raise WorkloadError(
+                f"this workload was parsed for profile "
+                f"{self.words.arch.profile_name!r}, whose sizes differ from "
+                f"{profile.name!r}'s",
+                self.path,
+            )
         self.check_word(profile.bits)
 
     def check_word(self, bits: int) -> None:
@@ -430,8 +515,9 @@ class Workload:
         self.words.word_bits = bits
         value, line, col, what = self.words.widest
         if value >> bits:
-            raise WorkloadError(f"{what} {value:#x} does not fit in {bits} bits",
-                                self.path, line, col)
+            raise WorkloadError(
+                f"{what} {value:#x} does not fit in {bits} bits", self.path, line, col
+            )
 
 
 def parse_workload(path: str, lines: Iterable[str] | None = None, profile=None) -> Workload:
@@ -449,7 +535,7 @@ def iter_workload(path: str, lines: Iterable[str] | None = None, profile=None) -
     return Workload(path, lines, stream=True, profile=profile)
 
 
-MAX_LINE = 64 << 10        # characters: a longer "line" (a binary file, /dev/zero) is refused
+MAX_LINE = 64 << 10  # characters: a longer "line" (a binary file, /dev/zero) is refused
 
 
 def _capped_lines(f) -> Iterator[str]:
@@ -476,8 +562,9 @@ def _needing_no_profile(events: Iterator[Event]) -> Iterator[Event]:
         raise e.args[0] from None
 
 
-def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable,
-                 words: WordState) -> Iterator[Event]:
+def _iter_events(
+    path: str, lines: Iterable[str] | None, funcs: FuncTable, words: WordState
+) -> Iterator[Event]:
     """``lines``: the workload's lines, or a text file (read with the line cap); None: the
     file at path."""
     try:
@@ -495,12 +582,13 @@ def _iter_events(path: str, lines: Iterable[str] | None, funcs: FuncTable,
 
 
 class _LineParser:
-    def __init__(self, path: str, lineno: int, raw: str, kinds: dict[str, str],
-                 state: "WordState") -> None:
+    def __init__(
+        self, path: str, lineno: int, raw: str, kinds: dict[str, str], state: "WordState"
+    ) -> None:
         self.path, self.lineno, self.raw, self.kinds = path, lineno, raw, kinds
         self.state = state
         self.words = raw.split()
-        self.first = 0              # words consumed by ``VAR =``
+        self.first = 0  # words consumed by ``VAR =``
         self._cols: list[int] | None = None
 
     def __len__(self) -> int:
@@ -521,21 +609,28 @@ class _LineParser:
     def error(self, message: str, col: int | None) -> WorkloadError:
         return WorkloadError(message, self.path, self.lineno, col)
 
-    def number(self, i: int, what: str, signed: bool = False, limit: int | None = None,
-               kind: str = "") -> int:
+    def number(
+        self, i: int, what: str, signed: bool = False, limit: int | None = None, kind: str = ""
+    ) -> int:
         """Operand i as a number: an unsigned long / size_t (below the word) unless ``limit``
         (exclusive) and ``kind`` name a narrower type; ``signed``: it may be negative."""
         return self.number_at(self.token(i, what), self.col(i), what, signed, limit, kind)
 
-    def number_at(self, tok: str, col: int, what: str, signed: bool = False,
-                  limit: int | None = None, kind: str = "") -> int:
+    def number_at(
+        self,
+        tok: str,
+        col: int,
+        what: str,
+        signed: bool = False,
+        limit: int | None = None,
+        kind: str = "",
+    ) -> int:
         neg = signed and tok.startswith("-")
         word = limit is None
         if word:
             limit, kind = 1 << self.state.word_bits, f"{self.state.word_bits} bits"
         try:
-            value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit,
-                                 kind)
+            value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit, kind)
         except ValueError as e:
             if _EXPRESSION.search(tok) and not _SIZE.match(tok[1:] if neg else tok):
                 return self.expression(tok, col, what, signed, limit, kind, word)
@@ -544,18 +639,23 @@ class _LineParser:
             self.state.saw_word(value, self.lineno, col, what)
         return -value if neg else value
 
-    def expression(self, tok: str, col: int, what: str, signed: bool, limit: int, kind: str,
-                   word: bool) -> int:
+    def expression(
+        self, tok: str, col: int, what: str, signed: bool, limit: int, kind: str, word: bool
+    ) -> int:
         """A number written as an expression of names (``sizeof(long)+1``)."""
         try:
             value = eval_expression(
-                tok, lambda name: self.state.name_value(name, self.path, self.lineno, col))
+                tok, lambda name: self.state.name_value(name, self.path, self.lineno, col)
+            )
         except ValueError as e:
             raise self.error(f"{what}: {e}", col) from None
         low = -(limit >> 1) if signed else 0
         if not low <= value < limit:
-            raise self.error(f"{what} {_short(tok)} = {value} does not fit in {kind}"
-                             + ("" if signed or value >= 0 else " (it is negative)"), col)
+            raise self.error(
+                f"{what} {_short(tok)} = {value} does not fit in {kind}"
+                + ("" if signed or value >= 0 else " (it is negative)"),
+                col,
+            )
         if word and value >= 0:
             self.state.saw_word(value, self.lineno, col, what)
         return value
@@ -588,8 +688,9 @@ class _LineParser:
             return Addr(None, self.number_at(tok, self.col(i), what))
         m = _ADDR.match(tok)
         if not m:
-            raise self.error(f"{what} must be VAR, VAR+N, VAR-N or a 0x address, "
-                             f"not {_short(tok)}", self.col(i))
+            raise self.error(
+                f"{what} must be VAR, VAR+N, VAR-N or a 0x address, not {_short(tok)}", self.col(i)
+            )
         name, sign, num = m.groups()
         have = self.kinds.get(name)
         if have is None:
@@ -599,9 +700,18 @@ class _LineParser:
         if num and _EXPRESSION.search(num) and not _SIZE.match(num):
             # VAR-8+4 is VAR + (-8 + 4), as in C
             word = 1 << self.state.word_bits
-            return Addr(name, self.expression(f"0{sign}{num}", self.col(i), f"{what} offset",
-                                              True, word << 1, f"{self.state.word_bits} bits",
-                                              False))
+            return Addr(
+                name,
+                self.expression(
+                    f"0{sign}{num}",
+                    self.col(i),
+                    f"{what} offset",
+                    True,
+                    word << 1,
+                    f"{self.state.word_bits} bits",
+                    False,
+                ),
+            )
         offset = self.number_at(num, self.col(i), f"{what} offset") if num else 0
         return Addr(name, -offset if sign == "-" else offset)
 
@@ -614,38 +724,43 @@ class _LineParser:
 
 # statement -> (usage, kind of the bound variable or None if it binds nothing)
 _VALUE_OPS = {
-    "kmalloc": ("VAR = kmalloc SIZE", ADDR), "kzalloc": ("VAR = kzalloc SIZE", ADDR),
+    "kmalloc": ("VAR = kmalloc SIZE", ADDR),
+    "kzalloc": ("VAR = kzalloc SIZE", ADDR),
     "kmalloc_node": ("VAR = kmalloc_node SIZE NODE", ADDR),
-    "krealloc": ("VAR = krealloc PTR SIZE", ADDR), "ksize": ("VAR = ksize PTR", ADDR),
+    "krealloc": ("VAR = krealloc PTR SIZE", ADDR),
+    "ksize": ("VAR = ksize PTR", ADDR),
     "kmem_cache_create": ("VAR = kmem_cache_create NAME SIZE [ALIGN] [FLAG ...]", CACHE),
     "kmem_cache_alloc": ("VAR = kmem_cache_alloc CACHE", ADDR),
-    "alloc_pages": ("VAR = alloc_pages ORDER", ADDR), "vmalloc": ("VAR = vmalloc SIZE", ADDR),
+    "alloc_pages": ("VAR = alloc_pages ORDER", ADDR),
+    "vmalloc": ("VAR = vmalloc SIZE", ADDR),
     "mempool_create_kmalloc_pool": ("VAR = mempool_create_kmalloc_pool MIN SIZE", POOL),
     "mempool_create_slab_pool": ("VAR = mempool_create_slab_pool MIN CACHE", POOL),
     "mempool_create_page_pool": ("VAR = mempool_create_page_pool MIN ORDER", POOL),
     "mempool_alloc": ("VAR = mempool_alloc POOL", ADDR),
-    "global": ("VAR = global NAME SIZE", ADDR), "alloca": ("VAR = alloca SIZE", ADDR),
+    "global": ("VAR = global NAME SIZE", ADDR),
+    "alloca": ("VAR = alloca SIZE", ADDR),
 }
 
 
-def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
-           words: WordState) -> Iterator[Event]:
+def _parse(path: str, lines: Iterable[str], funcs: FuncTable, words: WordState) -> Iterator[Event]:
     kinds: dict[str, str] = {}
     index = 0
     func, func_len, func_line = "kinspect_main", 0x400, 0
-    conds: list[list] = []          # open ``if``s: [taken, line, else seen]
-    skipping = False                # inside a branch not taken
+    conds: list[list] = []  # open ``if``s: [taken, line, else seen]
+    skipping = False  # inside a branch not taken
     for lineno, raw_line in enumerate(lines, 1):
         if len(raw_line) > MAX_LINE and len(raw_line.rstrip("\n")) > MAX_LINE:
-            raise WorkloadError(f"line longer than {MAX_LINE} characters (not a workload?)",
-                                path, lineno)
+            raise WorkloadError(
+                f"line longer than {MAX_LINE} characters (not a workload?)", path, lineno
+            )
         raw = raw_line.rstrip("\n").split("#", 1)[0].rstrip()
         if not raw.strip():
             continue
-        if skipping:                # a branch not taken: only if/else/endif count
+        if skipping:  # a branch not taken: only if/else/endif count
             if raw.split(None, 1)[0] in _CONDITIONALS:
-                skipping = _conditional(_LineParser(path, lineno, raw, kinds, words), conds,
-                                        skipping, words)
+                skipping = _conditional(
+                    _LineParser(path, lineno, raw, kinds, words), conds, skipping, words
+                )
             continue
         lp = _LineParser(path, lineno, raw, kinds, words)
         if lp.words[0] in _CONDITIONALS:
@@ -657,7 +772,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
             lp.first = 2
             if not len(lp):
                 raise lp.error("missing statement after '='", len(raw) + 1)
-        op = sys.intern(lp.word(0))       # one string per statement name, not per event
+        op = sys.intern(lp.word(0))  # one string per statement name, not per event
         if target is not None and op not in _VALUE_OPS:
             raise lp.error(f"{_short(op)} gives no value to bind", lp.col(0))
         args, binds = _parse_args(lp, op, target)
@@ -669,8 +784,7 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
         if op == "func":
             func, func_len, func_line = args[0], args[1], lineno
             funcs.add(lineno, func, func_len)
-        frame = Frame(func, min((lineno - func_line) * 0x10, func_len - 1), func_len, path,
-                      lineno)
+        frame = Frame(func, min((lineno - func_line) * 0x10, func_len - 1), func_len, path, lineno)
         yield Event(index, path, lineno, raw.strip(), op, target, args, frame)
         index += 1
     if conds:
@@ -678,8 +792,14 @@ def _parse(path: str, lines: Iterable[str], funcs: FuncTable,
 
 
 _CONDITIONALS = ("if", "else", "endif")
-_COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, ">": int.__gt__,
-                "<=": int.__le__, ">=": int.__ge__}
+_COMPARISONS = {
+    "==": int.__eq__,
+    "!=": int.__ne__,
+    "<": int.__lt__,
+    ">": int.__gt__,
+    "<=": int.__le__,
+    ">=": int.__ge__,
+}
 
 
 def _conditional(lp: _LineParser, conds: list[list], skipping: bool, words: WordState) -> bool:
@@ -701,7 +821,7 @@ def _conditional(lp: _LineParser, conds: list[list], skipping: bool, words: Word
         outer = len(conds) < 2 or conds[-2][0]
         conds[-1][0] = outer and not conds[-1][0]
         return not conds[-1][0]
-    if skipping:                    # nested in a branch not taken: not evaluated
+    if skipping:  # nested in a branch not taken: not evaluated
         conds.append([False, lineno, False])
         return True
     n = len(lp)
@@ -709,18 +829,25 @@ def _conditional(lp: _LineParser, conds: list[list], skipping: bool, words: Word
         tok, col = lp.word(1), lp.col(1)
         name = tok[1:] if tok.startswith("!") else tok
         if name not in DEFINE_NAMES:
-            raise lp.error(f"unknown name {_short(name)} to test (known: "
-                           f"{', '.join(sorted(DEFINE_NAMES))}; or compare: if A == B)", col)
+            raise lp.error(
+                f"unknown name {_short(name)} to test (known: "
+                f"{', '.join(sorted(DEFINE_NAMES))}; or compare: if A == B)",
+                col,
+            )
         taken = bool(words.arch_value(name, path, lineno, col)) != tok.startswith("!")
     elif n == 4 and lp.word(2) in _COMPARISONS:
-        a = lp.number_at(lp.word(1), lp.col(1), "left operand", signed=True, limit=1 << 64,
-                         kind="64 bits")
-        b = lp.number_at(lp.word(3), lp.col(3), "right operand", signed=True, limit=1 << 64,
-                         kind="64 bits")
+        a = lp.number_at(
+            lp.word(1), lp.col(1), "left operand", signed=True, limit=1 << 64, kind="64 bits"
+        )
+        b = lp.number_at(
+            lp.word(3), lp.col(3), "right operand", signed=True, limit=1 << 64, kind="64 bits"
+        )
         taken = _COMPARISONS[lp.word(2)](a, b)
     else:
-        raise lp.error("usage: if NAME | if !NAME | if A OP B (OP: "
-                       f"{' '.join(_COMPARISONS)})", lp.col(2) if n > 2 else len(raw) + 1)
+        raise lp.error(
+            f"usage: if NAME | if !NAME | if A OP B (OP: {' '.join(_COMPARISONS)})",
+            lp.col(2) if n > 2 else len(raw) + 1,
+        )
     conds.append([taken, lineno, False])
     return not taken
 
@@ -734,8 +861,10 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         binds = None
     if op == "task":
         lp.arity(3, 3, "task COMM PID")
-        return (lp.word(1), lp.number(2, "PID", limit=PID_MAX_LIMIT,
-                                      kind="a pid (below PID_MAX_LIMIT, 4194304)")), None
+        return (
+            lp.word(1),
+            lp.number(2, "PID", limit=PID_MAX_LIMIT, kind="a pid (below PID_MAX_LIMIT, 4194304)"),
+        ), None
     if op == "func":
         lp.arity(2, 3, "func NAME [LEN]")
         length = lp.number(2, "LEN") if n > 2 else 0x400
@@ -750,8 +879,7 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         return (lp.number(1, "SIZE"),), binds
     if op == "kmalloc_node":
         lp.arity(3, 3, usage)
-        return (lp.number(1, "SIZE"), lp.number(2, "NODE", limit=INT_MAX + 1, kind="int")), \
-            binds
+        return (lp.number(1, "SIZE"), lp.number(2, "NODE", limit=INT_MAX + 1, kind="int")), binds
     if op == "krealloc":
         lp.arity(3, 3, usage)
         return (lp.addr(1, "PTR"), lp.number(2, "SIZE")), binds
@@ -773,8 +901,11 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
                 if align & (align - 1):
                     raise lp.error("ALIGN must be a power of two", col)
             else:
-                raise lp.error(f"unknown flag {_short(tok)} (known: ctor, "
-                               f"{', '.join(sorted(SLAB_FLAG_NAMES))})", col)
+                raise lp.error(
+                    f"unknown flag {_short(tok)} (known: ctor, "
+                    f"{', '.join(sorted(SLAB_FLAG_NAMES))})",
+                    col,
+                )
         if size <= 0:
             raise lp.error("SIZE must be positive", lp.col(2))
         return (name, size, align, flags, ctor), binds
@@ -820,8 +951,9 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
     if op == "frame":
         gcc = n > 1 and lp.word(1) == "gcc"
         if n < 2 + gcc:
-            raise lp.error("missing operand; usage: frame [gcc] VAR:SIZE [VAR:SIZE ...]",
-                           len(lp.raw) + 1)
+            raise lp.error(
+                "missing operand; usage: frame [gcc] VAR:SIZE [VAR:SIZE ...]", len(lp.raw) + 1
+            )
         if gcc:
             return _gcc_frame(lp), None
         objs = []
@@ -829,8 +961,9 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         for tok, col in lp.pairs(1):
             m = _FRAME_VAR.match(tok)
             if not m:
-                raise lp.error("frame variable must be VAR:SIZE or VAR@OFF:SIZE, not "
-                               f"{_short(tok)}", col)
+                raise lp.error(
+                    f"frame variable must be VAR:SIZE or VAR@OFF:SIZE, not {_short(tok)}", col
+                )
             name, off = m.group(1), m.group(2)
             size = lp.number_at(m.group(3), col, "frame variable size")
             if size <= 0:
@@ -839,10 +972,16 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
                 off = 32 if prev_end is None else -(-prev_end // 32) * 32 + 32
             else:
                 off = lp.number_at(off, col, "frame offset")
-                if off % KASAN_GRANULE_SIZE or (prev_end is not None and off < prev_end + 8) \
-                        or off < 8:
-                    raise lp.error("frame offsets must be granule aligned, increasing, and "
-                                   "leave a redzone before each variable", col)
+                if (
+                    off % KASAN_GRANULE_SIZE
+                    or (prev_end is not None and off < prev_end + 8)
+                    or off < 8
+                ):
+                    raise lp.error(
+                        "frame offsets must be granule aligned, increasing, and "
+                        "leave a redzone before each variable",
+                        col,
+                    )
             objs.append((name, off, size))
             prev_end = off + size
         return tuple(objs), None
@@ -851,15 +990,19 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
         return (lp.addr(1), lp.number(2, "SIZE")), None
     if op in ("memcpy", "memmove"):
         lp.arity(4, 4, f"{op} DST SRC SIZE")
-        return (lp.addr(1, "DST"), lp.addr(2, "SRC"),
-                lp.number(3, "SIZE", signed=(op == "memmove"))), None
+        return (
+            lp.addr(1, "DST"),
+            lp.addr(2, "SRC"),
+            lp.number(3, "SIZE", signed=(op == "memmove")),
+        ), None
     if op == "rcu_barrier":
         lp.arity(1, 1, "rcu_barrier")
         return (), None
     if op == "expect":
         if n < 2:
-            raise lp.error("missing operand; usage: expect TYPE [TYPE ...] | expect none",
-                           len(lp.raw) + 1)
+            raise lp.error(
+                "missing operand; usage: expect TYPE [TYPE ...] | expect none", len(lp.raw) + 1
+            )
         types = [lp.word(i) for i in range(1, n)]
         if types == ["none"]:
             return (), None
@@ -870,7 +1013,7 @@ def _parse_args(lp: _LineParser, op: str, target: str | None):
     raise lp.error(f"unknown statement {_short(op)} (see docs/workloads.md)", lp.col(0))
 
 
-ASAN_RED_ZONE_SIZE = 32            # gcc/asan.h
+ASAN_RED_ZONE_SIZE = 32  # gcc/asan.h
 ASAN_MIN_RED_ZONE_SIZE = 16
 
 
@@ -952,12 +1095,11 @@ class WorkloadRunner:
         self._events = iter(workload.events)
         machine.depot = WorkloadDepot(workload.funcs)
         self.values: dict[str, object] = {}
-        self.position = 0                   # events run so far
+        self.position = 0  # events run so far
         self.last_reports: list[BadAccess] = []
         self.expect_failures: list[str] = []
         self._mask = (1 << machine.bits) - 1
-        self._ops = {name[3:]: getattr(self, name) for name in dir(self)
-                     if name.startswith("op_")}
+        self._ops = {name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")}
 
     def __iter__(self) -> Iterator[StepOutcome]:
         while (outcome := self.step()) is not None:
@@ -1009,9 +1151,9 @@ class WorkloadRunner:
         mask = self._mask
         failed = m.failed
         kmalloc, kfree = m.kmalloc, m.kfree
-        position = self.position            # written back before callbacks and at the end
+        position = self.position  # written back before callbacks and at the end
         last_start = last_end = 0
-        last_here = False                   # last_reports is reports[last_start:last_end]
+        last_here = False  # last_reports is reports[last_start:last_end]
         ev = None
         try:
             for ev in events:
@@ -1020,14 +1162,14 @@ class WorkloadRunner:
                 m.ip = frame
                 m.ip_handle = line
                 before = len(reports)
-                if op in _KMALLOCS:                 # kmalloc(), kzalloc(), kmalloc_node()
+                if op in _KMALLOCS:  # kmalloc(), kzalloc(), kmalloc_node()
                     value = kmalloc(args[0])
                     if target is not None:
                         values[target] = value
                         if not value:
                             failed[op] += 1
                 elif op == "kfree":
-                    var, offset = args[0]           # an Addr, as _addr() reads it
+                    var, offset = args[0]  # an Addr, as _addr() reads it
                     kfree((offset if var is None else values[var] + offset) & mask)
                 else:
                     if last_here:
@@ -1039,7 +1181,7 @@ class WorkloadRunner:
                         values[target] = value
                         if not value and op in ALLOCATORS:
                             failed[op] += 1
-                    if op == "expect":              # reads the last reports, keeps them
+                    if op == "expect":  # reads the last reports, keeps them
                         if after_event is not None:
                             self.position = position
                             after_event(ev)
@@ -1067,9 +1209,12 @@ class WorkloadRunner:
         is dereferenced by ``call`` outside KASAN's instrumentation: the kernel oopses."""
         value = self.values[ev.args[i]]
         if value is None:
-            raise KernelOops(f"{call}() on {ev.args[i]!r}, which is NULL (its creation "
-                             "failed): the kernel would oops here (NULL pointer dereference)",
-                             ev.path, ev.line)
+            raise KernelOops(
+                f"{call}() on {ev.args[i]!r}, which is NULL (its creation "
+                "failed): the kernel would oops here (NULL pointer dereference)",
+                ev.path,
+                ev.line,
+            )
         return value
 
     def _addr(self, a: Addr) -> int:
@@ -1084,7 +1229,8 @@ class WorkloadRunner:
         if got != want:
             self.expect_failures.append(
                 f"{ev.path}:{ev.line}: expected {' '.join(want) or 'none'}, "
-                f"got {' '.join(got) or 'none'}")
+                f"got {' '.join(got) or 'none'}"
+            )
 
     def op_expect(self, ev: Event) -> None:
         self._expect(ev, self.last_reports)
@@ -1114,12 +1260,12 @@ class WorkloadRunner:
 
     def op_kmem_cache_free(self, ev: Event) -> None:
         cache = self.values[ev.args[0]]
-        if cache is not None:           # cache_from_obj() gives NULL back: nothing is freed
+        if cache is not None:  # cache_from_obj() gives NULL back: nothing is freed
             self.machine.kmem_cache_free(cache, self._addr(ev.args[1]))
 
     def op_kmem_cache_destroy(self, ev: Event) -> None:
         cache = self.values[ev.args[0]]
-        if cache is not None:           # kmem_cache_destroy(NULL) returns at once
+        if cache is not None:  # kmem_cache_destroy(NULL) returns at once
             self.machine.kmem_cache_destroy(cache)
 
     def op_alloc_pages(self, ev: Event) -> int:
@@ -1142,8 +1288,9 @@ class WorkloadRunner:
 
     def op_mempool_create_slab_pool(self, ev: Event):
         # mempool_alloc_slab() would kmem_cache_alloc() from the NULL cache at once
-        return self.machine.mempool_create("slab", ev.args[0],
-                                           cache=self._object(ev, 1, "mempool_alloc_slab"))
+        return self.machine.mempool_create(
+            "slab", ev.args[0], cache=self._object(ev, 1, "mempool_alloc_slab")
+        )
 
     def op_mempool_create_page_pool(self, ev: Event):
         return self.machine.mempool_create("page", ev.args[0], size=ev.args[1])
@@ -1153,7 +1300,7 @@ class WorkloadRunner:
 
     def op_mempool_free(self, ev: Event) -> None:
         addr = self._addr(ev.args[0])
-        if addr <= 16:                  # mempool_free(NULL, pool) returns at once
+        if addr <= 16:  # mempool_free(NULL, pool) returns at once
             return
         try:
             self.machine.mempool_free(addr, self._object(ev, 1, "mempool_free"))
@@ -1162,7 +1309,7 @@ class WorkloadRunner:
 
     def op_mempool_destroy(self, ev: Event) -> None:
         pool = self.values[ev.args[0]]
-        if pool is not None:            # mempool_destroy(NULL) returns at once
+        if pool is not None:  # mempool_destroy(NULL) returns at once
             self.machine.mempool_destroy(pool)
 
     def op_global(self, ev: Event) -> int:
@@ -1171,7 +1318,7 @@ class WorkloadRunner:
     def op_frame(self, ev: Event) -> None:
         base = self.machine.push_frame([(off, size, name) for name, off, size in ev.args])
         for name, off, _size in ev.args:
-            self.values[name] = base + off if base else 0   # no stack (fork failed): NULL
+            self.values[name] = base + off if base else 0  # no stack (fork failed): NULL
 
     def op_alloca(self, ev: Event) -> int:
         return self.machine.alloca(ev.args[0])

@@ -20,6 +20,7 @@ def scheme_class(name: str):
     try:
         module, cls, _ = SCHEMES[name]
     except KeyError:
-        raise KinspectError(f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})",
-                            "--scheme") from None
+        raise KinspectError(
+            f"unknown shadow scheme {name!r} (known: {', '.join(SCHEMES)})", "--scheme"
+        ) from None
     return getattr(import_module(f"{__name__}.{module}"), cls)

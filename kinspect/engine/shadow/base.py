@@ -21,12 +21,12 @@ from enum import IntEnum
 class PageUse(IntEnum):
     """Why a page was allocated: per-page schemes decide from this whether it needs byte shadow."""
 
-    PAGE_ALLOC = 0      # alloc_pages(): shadow is only ever all-00 or all-FF
-    SLAB = 1            # a slab (byte-granular)
-    LARGE_KMALLOC = 2   # a kmalloc_large compound page (byte-granular tail redzone)
-    STACK = 3           # a kernel stack (byte-granular frames)
-    VMALLOC = 4         # a page backing vmalloc (its vmalloc mapping is byte-granular)
-    SHADOW = 5          # a page of a shadow-block cache: never instrumented, never shadowed
+    PAGE_ALLOC = 0  # alloc_pages(): shadow is only ever all-00 or all-FF
+    SLAB = 1  # a slab (byte-granular)
+    LARGE_KMALLOC = 2  # a kmalloc_large compound page (byte-granular tail redzone)
+    STACK = 3  # a kernel stack (byte-granular frames)
+    VMALLOC = 4  # a page backing vmalloc (its vmalloc mapping is byte-granular)
+    SHADOW = 5  # a page of a shadow-block cache: never instrumented, never shadowed
 
 
 BYTE_GRANULAR_USES = frozenset({PageUse.SLAB, PageUse.LARGE_KMALLOC, PageUse.STACK})
@@ -36,21 +36,21 @@ BYTE_GRANULAR_USES = frozenset({PageUse.SLAB, PageUse.LARGE_KMALLOC, PageUse.STA
 class Footprint:
     """What a scheme costs, counted as a kernel would spend it (bytes), not simulator RSS."""
 
-    static_bytes: int = 0          # RAM reserved at boot for shadow
-    dynamic_bytes: int = 0         # RAM allocated on demand for shadow, now
-    dynamic_peak_bytes: int = 0    # ... at its peak
-    metadata_bytes: int = 0        # struct page growth, page_ext arrays
-    virtual_range_bytes: int = 0   # contiguous virtual range reserved for shadow
-    shadow_pages_mapped: int = 0   # pshadow: real byte-shadow pages mapped now
-    shadow_pages_needed: int = 0   # pshadow: windows that have a byte-granular page now
-    page_table_pages: int = 0      # pshadow: page-table pages of the on-demand shadow mapping
-    blocks_in_use: int = 0         # pageptr/pageext: shadow blocks attached now
-    blocks_capacity: int = 0       # pageptr/pageext: blocks the shadow slab's pages can hold
-    shadow_slab_pages: int = 0     # pageptr/pageext: pages of the shadow-block cache
-    checks: int = 0                # shadow reads made by checks
-    loads: int = 0                 # memory loads those reads cost in this scheme
-    inline_possible: bool = True   # can the compiler emit the check inline?
-    stack_possible: bool = True    # can gcc's prologues write stack shadow directly?
+    static_bytes: int = 0  # RAM reserved at boot for shadow
+    dynamic_bytes: int = 0  # RAM allocated on demand for shadow, now
+    dynamic_peak_bytes: int = 0  # ... at its peak
+    metadata_bytes: int = 0  # struct page growth, page_ext arrays
+    virtual_range_bytes: int = 0  # contiguous virtual range reserved for shadow
+    shadow_pages_mapped: int = 0  # pshadow: real byte-shadow pages mapped now
+    shadow_pages_needed: int = 0  # pshadow: windows that have a byte-granular page now
+    page_table_pages: int = 0  # pshadow: page-table pages of the on-demand shadow mapping
+    blocks_in_use: int = 0  # pageptr/pageext: shadow blocks attached now
+    blocks_capacity: int = 0  # pageptr/pageext: blocks the shadow slab's pages can hold
+    shadow_slab_pages: int = 0  # pageptr/pageext: pages of the shadow-block cache
+    checks: int = 0  # shadow reads made by checks
+    loads: int = 0  # memory loads those reads cost in this scheme
+    inline_possible: bool = True  # can the compiler emit the check inline?
+    stack_possible: bool = True  # can gcc's prologues write stack shadow directly?
 
     def total_bytes(self) -> int:
         """Everything the scheme costs in RAM now: static + dynamic + metadata."""

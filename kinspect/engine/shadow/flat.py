@@ -10,9 +10,9 @@ from __future__ import annotations
 from ..kasan import KASAN_SHADOW_SCALE_SHIFT
 from .base import Footprint, ShadowScheme
 
-CHUNK_SHIFT = 21                          # one chunk shadows 2 MiB of memory
+CHUNK_SHIFT = 21  # one chunk shadows 2 MiB of memory
 CHUNK_GRANULES = 1 << (CHUNK_SHIFT - KASAN_SHADOW_SCALE_SHIFT)
-assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)   # spelled out in write(), poison()
+assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)  # spelled out in write(), poison()
 _FILL = [bytes([v]) for v in range(256)]
 
 
@@ -45,8 +45,10 @@ class FlatShadow(ShadowScheme):
         base = key << CHUNK_SHIFT
         page = 1 << self._page_shift
         per_page = page >> KASAN_SHADOW_SCALE_SHIFT
-        return b"".join(_FILL[self._initial_byte(base + i * page)] * per_page
-                        for i in range(1 << (CHUNK_SHIFT - self._page_shift)))
+        return b"".join(
+            _FILL[self._initial_byte(base + i * page)] * per_page
+            for i in range(1 << (CHUNK_SHIFT - self._page_shift))
+        )
 
     def _chunk(self, key: int) -> bytearray:
         chunk = self._chunks.get(key)
@@ -64,26 +66,26 @@ class FlatShadow(ShadowScheme):
     def poison(self, addr: int, size: int, value: int) -> None:
         if self._vmalloc_start <= addr < self._vmalloc_end and size:
             self._populate_vmalloc(addr, size)
-        granules = size >> 3                                  # KASAN_SHADOW_SCALE_SHIFT
-        chunk = self._chunks.get(addr >> 21)                  # CHUNK_SHIFT
-        start = (addr >> 3) & 0x3FFFF                         # granule index in the chunk
-        if chunk is not None and start + granules <= 0x40000:     # CHUNK_GRANULES
-            chunk[start:start + granules] = _FILL[value] * granules
+        granules = size >> 3  # KASAN_SHADOW_SCALE_SHIFT
+        chunk = self._chunks.get(addr >> 21)  # CHUNK_SHIFT
+        start = (addr >> 3) & 0x3FFFF  # granule index in the chunk
+        if chunk is not None and start + granules <= 0x40000:  # CHUNK_GRANULES
+            chunk[start : start + granules] = _FILL[value] * granules
             return
         while granules > 0:
             key = addr >> CHUNK_SHIFT
             chunk = self._chunks.get(key) or self._chunk(key)
             start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)
             n = min(granules, CHUNK_GRANULES - start)
-            chunk[start:start + n] = _FILL[value] * n
+            chunk[start : start + n] = _FILL[value] * n
             granules -= n
             addr += n << KASAN_SHADOW_SCALE_SHIFT
 
     def write(self, addr: int, data: bytes) -> None:
-        chunk = self._chunks.get(addr >> 21)                  # CHUNK_SHIFT
-        start = (addr >> 3) & 0x3FFFF                         # granule index in the chunk
+        chunk = self._chunks.get(addr >> 21)  # CHUNK_SHIFT
+        start = (addr >> 3) & 0x3FFFF  # granule index in the chunk
         end = start + len(data)
-        if chunk is not None and end <= 0x40000:              # CHUNK_GRANULES
+        if chunk is not None and end <= 0x40000:  # CHUNK_GRANULES
             chunk[start:end] = data
             return
         n = len(data)
@@ -93,7 +95,7 @@ class FlatShadow(ShadowScheme):
             chunk = self._chunks.get(key) or self._chunk(key)
             start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & (CHUNK_GRANULES - 1)
             k = min(n - done, CHUNK_GRANULES - start)
-            chunk[start:start + k] = data[done:done + k]
+            chunk[start : start + k] = data[done : done + k]
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
@@ -118,21 +120,25 @@ class FlatShadow(ShadowScheme):
             n = min(granules, CHUNK_GRANULES - start)
             chunk = self._chunks.get(key)
             if chunk is None:
-                out += self._initial_chunk(key)[start:start + n]
+                out += self._initial_chunk(key)[start : start + n]
             else:
-                out += chunk[start:start + n]
+                out += chunk[start : start + n]
             granules -= n
             addr += n << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
 
     def footprint(self) -> Footprint:
         page = 1 << self._page_shift
-        return Footprint(static_bytes=self._static_bytes,
-                         dynamic_bytes=len(self._vmalloc_shadow_pages) * page,
-                         dynamic_peak_bytes=self._vmalloc_peak * page,
-                         virtual_range_bytes=self._virtual_range_bytes,
-                         checks=self.checks, loads=self.checks,    # one load per read
-                         inline_possible=self.inline_possible, stack_possible=True)
+        return Footprint(
+            static_bytes=self._static_bytes,
+            dynamic_bytes=len(self._vmalloc_shadow_pages) * page,
+            dynamic_peak_bytes=self._vmalloc_peak * page,
+            virtual_range_bytes=self._virtual_range_bytes,
+            checks=self.checks,
+            loads=self.checks,  # one load per read
+            inline_possible=self.inline_possible,
+            stack_possible=True,
+        )
 
     def shadow_link(self, pfn: int) -> str | None:
         return "flat shadow (KASAN_SHADOW_OFFSET + addr >> 3)"

@@ -26,6 +26,7 @@ def _fan_out(writes):
         def write2(addr: int, data: bytes) -> None:
             w1(addr, data)
             w2(addr, data)
+
         return write2
     if len(writes) == 3:
         w1, w2, w3 = writes
@@ -34,11 +35,13 @@ def _fan_out(writes):
             w1(addr, data)
             w2(addr, data)
             w3(addr, data)
+
         return write3
 
     def write_all(addr: int, data: bytes) -> None:
         for w in writes:
             w(addr, data)
+
     return write_all
 
 
@@ -53,6 +56,7 @@ def _checked_read(reference, others, diverged):
             if r1(addr) != want:
                 diverged(addr, want)
             return want
+
         return byte2
     if len(others) == 2:
         r1, r2 = others
@@ -62,6 +66,7 @@ def _checked_read(reference, others, diverged):
             if r1(addr) != want or r2(addr) != want:
                 diverged(addr, want)
             return want
+
         return byte3
 
     def byte_all(addr: int) -> int:
@@ -69,20 +74,23 @@ def _checked_read(reference, others, diverged):
         if [r(addr) for r in others].count(want) != len(others):
             diverged(addr, want)
         return want
+
     return byte_all
 
 
 def _compiled_counter(name: str) -> property:
     """A counter of shadow reads (``checks``, ``loads``) kept by the compiled twin."""
-    return property(lambda self: getattr(self._compiled, name),
-                    lambda self, value: setattr(self._compiled, name, value),
-                    doc=f"ShadowScheme.{name}, kept by the compiled twin (_schemes.Scheme)")
+    return property(
+        lambda self: getattr(self._compiled, name),
+        lambda self, value: setattr(self._compiled, name, value),
+        doc=f"ShadowScheme.{name}, kept by the compiled twin (_schemes.Scheme)",
+    )
 
 
 def _compiled_counters_state(self) -> dict:
     """The pickled state: the counters as plain attributes, taken back by the compiled twin
     made on unpickling (Machine._bind_shadow)."""
-    state = dict(super(type(self), self).__getstate__())    # the scheme's own
+    state = dict(super(type(self), self).__getstate__())  # the scheme's own
     compiled = state.pop("_compiled")
     state["checks"], state["loads"] = compiled.checks, compiled.loads
     return state
@@ -96,17 +104,29 @@ def _compiled_counters_state(self) -> dict:
 def _counted(scheme: type) -> type:
     """The class a scheme of a compiled lockstep is switched to: the same scheme, its counters
     its compiled twin's."""
-    return type(f"{scheme.__name__}Counted", (scheme,), {
-        "__doc__": f"{scheme.__name__} in a compiled lockstep.", "__module__": __name__,
-        "checks": _compiled_counter("checks"), "loads": _compiled_counter("loads"),
-        "__getstate__": _compiled_counters_state})
+    return type(
+        f"{scheme.__name__}Counted",
+        (scheme,),
+        {
+            "__doc__": f"{scheme.__name__} in a compiled lockstep.",
+            "__module__": __name__,
+            "checks": _compiled_counter("checks"),
+            "loads": _compiled_counter("loads"),
+            "__getstate__": _compiled_counters_state,
+        },
+    )
 
 
 # Named here, so that a pickle of a scheme (a checkpoint) finds its class again.
 FlatShadowCounted, PerPageShadowCounted, PagePtrShadowCounted, PageExtShadowCounted = (
-    _counted(scheme) for scheme in (FlatShadow, PerPageShadow, PagePtrShadow, PageExtShadow))
-COMPILED_COUNTERS = {FlatShadow: FlatShadowCounted, PerPageShadow: PerPageShadowCounted,
-                     PagePtrShadow: PagePtrShadowCounted, PageExtShadow: PageExtShadowCounted}
+    _counted(scheme) for scheme in (FlatShadow, PerPageShadow, PagePtrShadow, PageExtShadow)
+)
+COMPILED_COUNTERS = {
+    FlatShadow: FlatShadowCounted,
+    PerPageShadow: PerPageShadowCounted,
+    PagePtrShadow: PagePtrShadowCounted,
+    PageExtShadow: PageExtShadowCounted,
+}
 
 
 def bind_engine(shadow: ShadowScheme, engine: str) -> None:
@@ -142,15 +162,16 @@ class LockstepShadow(ShadowScheme):
                 s.mirror(twins[s.attach])
         self.active = [s for s in schemes if not getattr(s, "twin", None)]
         self.others = self.active[1:]
-        self.compiled = None        # the native engine's _schemes.Lockstep (bind_engine)
+        self.compiled = None  # the native engine's _schemes.Lockstep (bind_engine)
         # bound methods, looked up once: these run on every allocation and free
         self._bind()
 
     def _bind(self) -> None:
         """The hot paths as closures over the schemes' bound methods."""
         self.write = _fan_out([s.write for s in self.active])
-        self.shadow_byte = _checked_read(self.reference.shadow_byte,
-                                         [s.shadow_byte for s in self.others], self._diverged)
+        self.shadow_byte = _checked_read(
+            self.reference.shadow_byte, [s.shadow_byte for s in self.others], self._diverged
+        )
 
     def bind_engine(self, engine: str) -> None:
         """On the native engine, the writes, reads and page hooks of every scheme are the
@@ -159,14 +180,15 @@ class LockstepShadow(ShadowScheme):
         if engine != "native" or self.compiled is not None:
             return
         from .. import native
+
         self.compiled = native.compiled("_schemes").Lockstep(self)
         for name in _COMPILED_METHODS:
             setattr(self, name, getattr(self.compiled, name))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["write"], state["shadow_byte"]    # closures: rebuilt on unpickling
-        if state.pop("compiled") is not None:       # bound again by the machine
+        del state["write"], state["shadow_byte"]  # closures: rebuilt on unpickling
+        if state.pop("compiled") is not None:  # bound again by the machine
             for name in _COMPILED_METHODS:
                 state.pop(name, None)
         state["compiled"] = None
@@ -180,13 +202,13 @@ class LockstepShadow(ShadowScheme):
         for s in self.active:
             s.boot()
         if self.compiled is not None:
-            self.compiled.rebind()          # the containers boot() bound
+            self.compiled.rebind()  # the containers boot() bound
 
     def poison(self, addr: int, size: int, value: int) -> None:
         for s in self.active:
             s.poison(addr, size, value)
 
-    def write(self, addr: int, data: bytes) -> None:      # replaced per instance (_fan_out)
+    def write(self, addr: int, data: bytes) -> None:  # replaced per instance (_fan_out)
         for s in self.active:
             s.write(addr, data)
 
@@ -194,7 +216,7 @@ class LockstepShadow(ShadowScheme):
         for s in self.active:
             s.set_byte(addr, value)
 
-    def shadow_byte(self, addr: int) -> int:                # replaced per instance (_bind)
+    def shadow_byte(self, addr: int) -> int:  # replaced per instance (_bind)
         return self.reference.shadow_byte(addr)
 
     def _diverged(self, addr: int, want: int) -> None:
@@ -203,7 +225,8 @@ class LockstepShadow(ShadowScheme):
             if got != want:
                 raise ShadowDivergence(
                     f"shadow of {addr:#x}: {self.reference.name} has {want:02x}, "
-                    f"{s.name} has {got:02x}")
+                    f"{s.name} has {got:02x}"
+                )
 
     def read(self, addr: int, size: int) -> bytes:
         want = self.reference.read(addr, size)
@@ -213,7 +236,8 @@ class LockstepShadow(ShadowScheme):
                 i = next(i for i in range(len(want)) if got[i] != want[i])
                 raise ShadowDivergence(
                     f"shadow of {addr + 8 * i:#x}: {self.reference.name} has {want[i]:02x}, "
-                    f"{s.name} has {got[i]:02x}")
+                    f"{s.name} has {got[i]:02x}"
+                )
         return want
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:

@@ -59,14 +59,14 @@ class PageExtShadow(PagePtrShadow):
         if self.twin is None:
             return super().footprint()
         fp = self.twin.footprint()
-        return replace(fp, metadata_bytes=self._metadata,
-                       loads=fp.loads + fp.checks)        # lookup_page_ext(): one more load
+        return replace(
+            fp, metadata_bytes=self._metadata, loads=fp.loads + fp.checks
+        )  # lookup_page_ext(): one more load
 
     def shadow_link(self, pfn: int) -> str | None:
         if self.twin is None:
             return super().shadow_link(pfn)
-        return self.twin.shadow_link(pfn).replace(f"({self.twin.link_home})",
-                                                  f"({self.link_home})")
+        return self.twin.shadow_link(pfn).replace(f"({self.twin.link_home})", f"({self.link_home})")
 
     def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
         return super().shadow_slabs() if self.twin is None else self.twin.shadow_slabs()

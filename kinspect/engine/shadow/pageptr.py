@@ -73,13 +73,13 @@ _FILL = [bytes([v]) for v in range(256)]
 # Arrays grow by replacement (a new, larger object), never in place: the compiled twin
 # (_schemes.PagePtr) holds raw pointers into them and takes them again after any growth.
 SEGMENT_SHIFT = 20
-SEGMENT_SIZE = 1 << SEGMENT_SHIFT       # bytes of a pool's segment (1 MiB)
+SEGMENT_SIZE = 1 << SEGMENT_SHIFT  # bytes of a pool's segment (1 MiB)
 CHUNK_SHIFT = 12
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 NO_BLOCK = -1
 NOT_ALLOCATED = -1
-PAGES, IMAGE, VIRTUAL = 0, 1, 2       # the spaces a block may shadow (_block_space)
+PAGES, IMAGE, VIRTUAL = 0, 1, 2  # the spaces a block may shadow (_block_space)
 FREE_BLOCK = -1
 SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
 
@@ -87,9 +87,9 @@ SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
 class ShadowBlock(NamedTuple):
     """One object slot of the shadow-block cache, for views."""
 
-    addr: int                   # the block's address (in a shadow slab page)
-    pfn: int | None             # the page it shadows (None if free, or a vmalloc-space block)
-    vaddr: int | None           # the vmalloc-space page it shadows, for such a block
+    addr: int  # the block's address (in a shadow slab page)
+    pfn: int | None  # the page it shadows (None if free, or a vmalloc-space block)
+    vaddr: int | None  # the vmalloc-space page it shadows, for such a block
 
 
 def grown(a, n: int, fill: int):
@@ -107,7 +107,7 @@ class PagePtrShadow(ShadowScheme):
     """Shadow blocks hung off ``page->shadow`` (Vyukov, 2017-05-29): outline only, no stack."""
 
     name = "pageptr"
-    link_home = "pageptr"       # what shadow_link() says the pointer is
+    link_home = "pageptr"  # what shadow_link() says the pointer is
     # Memory loads of one shadow read (virt_to_page() is arithmetic on the vmemmap base, not
     # counted). With a block: the pointer, then the byte. Without one: the pointer alone when
     # it is NULL, which means "allocated, all 00" (the common case of a good access). A
@@ -121,8 +121,10 @@ class PagePtrShadow(ShadowScheme):
 
     def __init__(self, machine, attach: str = "byte-granular", **_options) -> None:
         if attach not in ATTACH_POLICIES:
-            raise KinspectError(f"unknown attach policy {attach!r} "
-                                f"(known: {', '.join(ATTACH_POLICIES)})", "--attach")
+            raise KinspectError(
+                f"unknown attach policy {attach!r} (known: {', '.join(ATTACH_POLICIES)})",
+                "--attach",
+            )
         p = machine.profile
         self._machine = machine
         self.attach = attach
@@ -130,9 +132,9 @@ class PagePtrShadow(ShadowScheme):
         self._page_shift = p.page_shift
         self._page_size = p.page_size
         self._page_mask = p.page_size - 1
-        self._granules = p.page_size >> KASAN_SHADOW_SCALE_SHIFT     # bytes in a block
+        self._granules = p.page_size >> KASAN_SHADOW_SCALE_SHIFT  # bytes in a block
         self._lm_start, self._lm_end = p.page_offset, p.high_memory
-        self._lm_delta = p.page_offset - p.phys_offset               # __pa() of the direct map
+        self._lm_delta = p.page_offset - p.phys_offset  # __pa() of the direct map
         self._lowmem = (p.phys_offset >> p.page_shift, p.max_low_pfn)
         self._vmalloc_start, self._vmalloc_end = p.vmalloc_start, p.vmalloc_end
         self._is_lowmem_pfn = p.is_lowmem_pfn
@@ -144,18 +146,18 @@ class PagePtrShadow(ShadowScheme):
         self._head = array("q")
         # the block pool (see above)
         self._pool: list[bytearray] = []
-        self._pool_views: list[memoryview] = []         # the segments' views, for writes
+        self._pool_views: list[memoryview] = []  # the segments' views, for writes
         self._segment_shift = SEGMENT_SHIFT - (self._granules.bit_length() - 1)
         self._segment_mask = (1 << self._segment_shift) - 1
         self._block_addr = array("Q")
         self._block_space = array("b")
         self._block_user = array("q")
-        self._nblocks = 0                # blocks ever used: the pool's high-water mark
+        self._nblocks = 0  # blocks ever used: the pool's high-water mark
         self._free_block = NO_BLOCK
-        self._in_use = 0                 # blocks attached now
-        self._image: dict[int, int] = {}     # a kernel image mapped apart: pfn -> block
-        self._virtual: dict[int, int] = {}   # the vmalloc space (and any other): page -> block
-        self._allocations: dict = {}                 # machine.pages (bound at boot)
+        self._in_use = 0  # blocks attached now
+        self._image: dict[int, int] = {}  # a kernel image mapped apart: pfn -> block
+        self._virtual: dict[int, int] = {}  # the vmalloc space (and any other): page -> block
+        self._allocations: dict = {}  # machine.pages (bound at boot)
         self._cache = None
         self._peak_slab_pages = 0
         self._metadata = self._metadata_bytes(p)
@@ -204,7 +206,7 @@ class PagePtrShadow(ShadowScheme):
         if b >= len(self._pool) << self._segment_shift:
             self._pool.append(bytearray(SEGMENT_SIZE))
             self._pool_views.append(memoryview(self._pool[-1]))
-            n = len(self._pool) << self._segment_shift      # the pool's new capacity
+            n = len(self._pool) << self._segment_shift  # the pool's new capacity
             self._block_addr = grown(self._block_addr, n, 0)
             self._block_space = grown(self._block_space, n, FREE_BLOCK)
             self._block_user = grown(self._block_user, n, NO_BLOCK)
@@ -230,7 +232,7 @@ class PagePtrShadow(ShadowScheme):
     def _block(self, b: int) -> memoryview:
         """Block b's bytes (a view of the pool)."""
         segment, start = self._at(b)
-        return memoryview(segment)[start:start + self._granules]
+        return memoryview(segment)[start : start + self._granules]
 
     # ------------------------------------------------------------------ attach, detach
 
@@ -246,13 +248,13 @@ class PagePtrShadow(ShadowScheme):
             return NO_BLOCK
         b = self._new_block()
         segment, start = self._at(b)
-        segment[start:start + self._granules] = _FILL[fill] * self._granules
+        segment[start : start + self._granules] = _FILL[fill] * self._granules
         self._block_addr[b] = addr
         self._block_space[b] = space
         self._block_user[b] = key
         self._in_use += 1
         if space == PAGES:
-            i = self._make_index(key)          # (may replace _slot: index it after)
+            i = self._make_index(key)  # (may replace _slot: index it after)
             self._slot[i] = b
             self._set_pointer(key, addr)
         else:
@@ -277,7 +279,7 @@ class PagePtrShadow(ShadowScheme):
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
         if not self._is_lowmem_pfn(pfn):
-            return True             # highmem: no direct-map shadow, nothing recorded
+            return True  # highmem: no direct-map shadow, nothing recorded
         pfns = range(pfn, pfn + (1 << order))
         if use != PageUse.SHADOW and (self._always or use in BYTE_GRANULAR_USES):
             for p in pfns:
@@ -287,7 +289,7 @@ class PagePtrShadow(ShadowScheme):
                     return False
         # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one chunk's.
         assert (pfn & CHUNK_MASK) + len(pfns) <= CHUNK_PAGES, "a block across chunks"
-        i = self._make_index(pfn)                  # (may replace _head: index it after)
+        i = self._make_index(pfn)  # (may replace _head: index it after)
         head = self._head
         for j in range(i, i + len(pfns)):
             head[j] = pfn
@@ -297,7 +299,7 @@ class PagePtrShadow(ShadowScheme):
         if not self._is_lowmem_pfn(pfn):
             return
         n = 1 << order
-        assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"    # (as above)
+        assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"  # (as above)
         i = self._index(pfn)
         if i < 0:
             return
@@ -313,7 +315,7 @@ class PagePtrShadow(ShadowScheme):
         """The shadow a direct-map page's state implies (what a NULL pointer stands for), from
         the head of the allocation holding it."""
         if head == NOT_ALLOCATED:
-            return self._initial_byte(addr)      # free (since boot or freed), reserved, a hole
+            return self._initial_byte(addr)  # free (since boot or freed), reserved, a hole
         # free_pages_prepare() poisons a page whose refcount already dropped to zero: the
         # machine forgets the allocation first, so that page is free, not poisoned while live.
         return 0 if head in self._allocations else KASAN_PAGE_FREE
@@ -329,7 +331,7 @@ class PagePtrShadow(ShadowScheme):
             return PAGES, pfn, self._slot[i], self._page_state_byte(self._head[i], addr)
         if not self._vmalloc_start <= addr < self._vmalloc_end:
             pfn = self._machine.addr_to_pfn(addr)
-            if pfn is not None:                  # the kernel image, mapped apart
+            if pfn is not None:  # the kernel image, mapped apart
                 return IMAGE, pfn, self._image.get(pfn, NO_BLOCK), self._initial_byte(addr)
         key = addr >> self._page_shift
         return VIRTUAL, key, self._virtual.get(key, NO_BLOCK), self._initial_byte(addr)
@@ -350,7 +352,7 @@ class PagePtrShadow(ShadowScheme):
             return
         segment, start = self._at(b)
         start += (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
-        segment[start:start + len(data)] = data
+        segment[start : start + len(data)] = data
 
     def _write_pages(self, addr: int, data: bytes) -> None:
         n = len(data)
@@ -358,7 +360,7 @@ class PagePtrShadow(ShadowScheme):
         while done < n:
             start = (addr & self._page_mask) >> KASAN_SHADOW_SCALE_SHIFT
             k = min(n - done, self._granules - start)
-            self._store(addr, data[done:done + k])
+            self._store(addr, data[done : done + k])
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
@@ -371,12 +373,12 @@ class PagePtrShadow(ShadowScheme):
             if c >= 0:
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
                 if b != NO_BLOCK:
-                    start = (addr & self._page_mask) >> 3          # KASAN_SHADOW_SCALE_SHIFT
+                    start = (addr & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
                     end = start + len(data)
                     if end <= self._granules:
                         b_start = (b & self._segment_mask) * self._granules
                         view = self._pool_views[b >> self._segment_shift]
-                        view[b_start + start:b_start + end] = data
+                        view[b_start + start : b_start + end] = data
                         return
         self._write_pages(addr, data)
 
@@ -416,7 +418,7 @@ class PagePtrShadow(ShadowScheme):
                 out += _FILL[implied] * n
             else:
                 segment, b_start = self._at(b)
-                out += segment[b_start + start:b_start + start + n]
+                out += segment[b_start + start : b_start + start + n]
             granules -= n
             addr += n << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
@@ -428,19 +430,22 @@ class PagePtrShadow(ShadowScheme):
 
     def footprint(self) -> Footprint:
         slab_pages = self._slab_pages()
-        return Footprint(static_bytes=0,
-                         dynamic_bytes=slab_pages * self._page_size,
-                         dynamic_peak_bytes=self._peak_slab_pages * self._page_size,
-                         metadata_bytes=self._metadata,
-                         virtual_range_bytes=0,          # no contiguous range: the point of it
-                         blocks_in_use=self._in_use,
-                         blocks_capacity=(self._machine.slub.nr_slabs(self._cache)
-                                          * self._cache.objects),
-                         shadow_slab_pages=slab_pages,
-                         checks=self.checks, loads=self.loads,
-                         # "shadow no longer contiguous, hence outline only" (Vyukov);
-                         # gcc's prologues write stack shadow directly (Ryabinin).
-                         inline_possible=False, stack_possible=False)
+        return Footprint(
+            static_bytes=0,
+            dynamic_bytes=slab_pages * self._page_size,
+            dynamic_peak_bytes=self._peak_slab_pages * self._page_size,
+            metadata_bytes=self._metadata,
+            virtual_range_bytes=0,  # no contiguous range: the point of it
+            blocks_in_use=self._in_use,
+            blocks_capacity=(self._machine.slub.nr_slabs(self._cache) * self._cache.objects),
+            shadow_slab_pages=slab_pages,
+            checks=self.checks,
+            loads=self.loads,
+            # "shadow no longer contiguous, hence outline only" (Vyukov);
+            # gcc's prologues write stack shadow directly (Ryabinin).
+            inline_possible=False,
+            stack_possible=False,
+        )
 
     @property
     def shadow_cache(self):
@@ -448,8 +453,7 @@ class PagePtrShadow(ShadowScheme):
         return self._cache
 
     def has_own_shadow(self, pfn: int) -> bool:
-        return ((self._is_lowmem_pfn(pfn) and self._block_of(pfn) != NO_BLOCK)
-                or pfn in self._image)
+        return (self._is_lowmem_pfn(pfn) and self._block_of(pfn) != NO_BLOCK) or pfn in self._image
 
     def shadow_link(self, pfn: int) -> str | None:
         b = self._block_of(pfn) if self._is_lowmem_pfn(pfn) else NO_BLOCK
@@ -463,8 +467,11 @@ class PagePtrShadow(ShadowScheme):
         """The shadow-block cache's slabs, by head pfn (a slab may span 2^order pages): each
         object slot as a ShadowBlock, in address order."""
         cache = self._cache
-        served = {self._block_addr[b]: b for b in range(self._nblocks)
-                  if self._block_space[b] != FREE_BLOCK}
+        served = {
+            self._block_addr[b]: b
+            for b in range(self._nblocks)
+            if self._block_space[b] != FREE_BLOCK
+        }
         slabs = {}
         for head in self._machine.slub.slab_heads(cache):
             base = self._machine.page_address(head)
@@ -485,9 +492,17 @@ class PagePtrShadow(ShadowScheme):
         """The scheme's state as plain values, for tests comparing engines and checkpoints:
         every attached block (its space, page, address, bytes) in block order, and the
         allocation head of every direct-map pfn recorded."""
-        blocks = [(b, SPACE_NAMES[self._block_space[b]], self._block_user[b],
-                   self._block_addr[b], bytes(self._block(b)))
-                  for b in range(self._nblocks) if self._block_space[b] != FREE_BLOCK]
+        blocks = [
+            (
+                b,
+                SPACE_NAMES[self._block_space[b]],
+                self._block_user[b],
+                self._block_addr[b],
+                bytes(self._block(b)),
+            )
+            for b in range(self._nblocks)
+            if self._block_space[b] != FREE_BLOCK
+        ]
         heads = {}
         for c, i in enumerate(self._chunk_of):
             if i >= 0:
@@ -495,5 +510,9 @@ class PagePtrShadow(ShadowScheme):
                     head = self._head[(i << CHUNK_SHIFT) | k]
                     if head != NOT_ALLOCATED:
                         heads[(c << CHUNK_SHIFT) | k] = head
-        return {"blocks": blocks, "heads": heads, "free_block": self._free_block,
-                "nblocks": self._nblocks}
+        return {
+            "blocks": blocks,
+            "heads": heads,
+            "free_block": self._free_block,
+            "nblocks": self._nblocks,
+        }

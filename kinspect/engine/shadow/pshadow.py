@@ -49,13 +49,13 @@ from .pageptr import SEGMENT_SHIFT, SEGMENT_SIZE, grown
 KASAN_PER_PAGE_FREE = 0xFE
 KASAN_PER_PAGE_BYPASS = 0xFF
 
-PAGES_PER_WINDOW = 1 << KASAN_SHADOW_SCALE_SHIFT    # pages covered by one shadow page
-CHUNK_SHIFT = 12                                     # per-page shadow kept in 4096-page chunks
+PAGES_PER_WINDOW = 1 << KASAN_SHADOW_SCALE_SHIFT  # pages covered by one shadow page
+CHUNK_SHIFT = 12  # per-page shadow kept in 4096-page chunks
 CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 WINDOWS_PER_CHUNK = CHUNK_PAGES >> KASAN_SHADOW_SCALE_SHIFT
-NO_PAGE = -1                    # a window without a real shadow page (the black page's)
-ARM_PTRS_PER_PTE = 512          # arch/arm/include/asm/pgtable-2level.h: Linux + hardware tables
+NO_PAGE = -1  # a window without a real shadow page (the black page's)
+ARM_PTRS_PER_PTE = 512  # arch/arm/include/asm/pgtable-2level.h: Linux + hardware tables
 _FILL = [bytes([v]) for v in range(256)]
 
 # The scheme's state is a handful of flat arrays (issue 12), no object per page or window:
@@ -83,9 +83,9 @@ _FILL = [bytes([v]) for v in range(256)]
 class MappedWindow(NamedTuple):
     """A window with a real shadow page, for views."""
 
-    pfn: int | None         # first pfn of the window; None outside the direct map (image, vmalloc)
-    shadow_pfn: int         # the real shadow page mapped over it
-    bypass_pages: int       # its pages whose per-page shadow is KASAN_PER_PAGE_BYPASS
+    pfn: int | None  # first pfn of the window; None outside the direct map (image, vmalloc)
+    shadow_pfn: int  # the real shadow page mapped over it
+    bypass_pages: int  # its pages whose per-page shadow is KASAN_PER_PAGE_BYPASS
 
 
 class PerPageShadow(ShadowScheme):
@@ -102,11 +102,11 @@ class PerPageShadow(ShadowScheme):
         self._page_shift = ps
         self._page_size = 1 << ps
         self._window_shift = ps + KASAN_SHADOW_SCALE_SHIFT
-        self._shadow_mask = self._page_size - 1          # a granule's byte in its shadow page
+        self._shadow_mask = self._page_size - 1  # a granule's byte in its shadow page
         self._granules_per_page = self._page_size >> KASAN_SHADOW_SCALE_SHIFT
-        self._granule_mask = self._granules_per_page - 1    # a granule's place in its page
+        self._granule_mask = self._granules_per_page - 1  # a granule's place in its page
         self._lm_delta = p.page_offset - p.phys_offset
-        self._vpn_of_pfn = self._lm_delta >> ps          # virtual page number = pfn + this
+        self._vpn_of_pfn = self._lm_delta >> ps  # virtual page number = pfn + this
         # a chunk of pfns is a whole number of windows: a window's slot is its pfns' index >> 3
         assert self._vpn_of_pfn % PAGES_PER_WINDOW == 0, "direct map not window aligned"
         self._direct_map = (p.page_offset, p.high_memory)
@@ -120,17 +120,17 @@ class PerPageShadow(ShadowScheme):
         self._window_page = array("i")
         # the pool of real shadow pages (see above)
         self._shadow: list[bytearray] = []
-        self._shadow_views: list[memoryview] = []      # the segments' views, for writes
+        self._shadow_views: list[memoryview] = []  # the segments' views, for writes
         self._segment_shift = SEGMENT_SHIFT - ps
         self._segment_mask = (1 << self._segment_shift) - 1
         self._page_pfn = array("q")
         self._page_window = array("q")
         self._page_bypass = array("i")
-        self._npages = 0                                 # slots ever used (high-water mark)
+        self._npages = 0  # slots ever used (high-water mark)
         self._free_page = NO_PAGE
-        self._mapped = 0                                 # real shadow pages mapped now
-        self._kernel_windows: dict[int, int] = {}        # image/vmalloc window -> its page
-        self._needed = 0                                 # windows holding a BYPASS page
+        self._mapped = 0  # real shadow pages mapped now
+        self._kernel_windows: dict[int, int] = {}  # image/vmalloc window -> its page
+        self._needed = 0  # windows holding a BYPASS page
         # Page-table pages: the on-demand mapping needs a real PTE page (in place of the shared
         # kasan_black_pte) for each PTRS_PER_PTE slots of byte-shadow virtual range that get a
         # real shadow page: 512 x 8-byte entries per 4K page on 64-bit (2 MiB of shadow), 1024
@@ -171,13 +171,15 @@ class PerPageShadow(ShadowScheme):
         self._in_use = grown(self._in_use, n, 1)
         self._window_page = grown(self._window_page, n >> KASAN_SHADOW_SCALE_SHIFT, NO_PAGE)
         base = c << CHUNK_SHIFT
-        self._pshadow[base:base + CHUNK_PAGES] = bytes(CHUNK_PAGES)
-        self._in_use[base:base + CHUNK_PAGES] = b"\x01" * CHUNK_PAGES
+        self._pshadow[base : base + CHUNK_PAGES] = bytes(CHUNK_PAGES)
+        self._in_use[base : base + CHUNK_PAGES] = b"\x01" * CHUNK_PAGES
         lo, hi = self._lowmem
         first = key << CHUNK_SHIFT
         for a, b in self._machine.boot_free_runs(max(first, lo), min(first + CHUNK_PAGES, hi)):
-            self._pshadow[base + a - first:base + b - first] = _FILL[KASAN_PER_PAGE_FREE] * (b - a)
-            self._in_use[base + a - first:base + b - first] = bytes(b - a)
+            self._pshadow[base + a - first : base + b - first] = _FILL[KASAN_PER_PAGE_FREE] * (
+                b - a
+            )
+            self._in_use[base + a - first : base + b - first] = bytes(b - a)
         return c
 
     def _page_state(self, pfn: int) -> int:
@@ -210,13 +212,14 @@ class PerPageShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             if c < 0:
                 return NO_PAGE
-            return self._window_page[((c << CHUNK_SHIFT) | (pfn & CHUNK_MASK))
-                                     >> KASAN_SHADOW_SCALE_SHIFT]
+            return self._window_page[
+                ((c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)) >> KASAN_SHADOW_SCALE_SHIFT
+            ]
         return self._kernel_windows.get(window, NO_PAGE)
 
     def _set_page_of(self, window: int, page: int) -> None:
         if self._in_direct_map(window):
-            i = self._index(self._window_first_pfn(window))     # (may replace _window_page)
+            i = self._index(self._window_first_pfn(window))  # (may replace _window_page)
             self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT] = page
         elif page == NO_PAGE:
             del self._kernel_windows[window]
@@ -238,13 +241,15 @@ class PerPageShadow(ShadowScheme):
 
     def _at(self, page: int) -> tuple[bytearray, int]:
         """A real shadow page's segment of the pool, and where the page starts in it."""
-        return (self._shadow[page >> self._segment_shift],
-                (page & self._segment_mask) << self._page_shift)
+        return (
+            self._shadow[page >> self._segment_shift],
+            (page & self._segment_mask) << self._page_shift,
+        )
 
     def _page_bytes(self, page: int) -> memoryview:
         """A real shadow page's bytes (a view of the pool)."""
         segment, start = self._at(page)
-        return memoryview(segment)[start:start + self._page_size]
+        return memoryview(segment)[start : start + self._page_size]
 
     def _map_shadow(self, window: int) -> int:
         """``kasan_map_shadow()``: a real shadow page for the window, from the buddy allocator
@@ -261,7 +266,7 @@ class PerPageShadow(ShadowScheme):
             if page >= len(self._shadow) << self._segment_shift:
                 self._shadow.append(bytearray(SEGMENT_SIZE))
                 self._shadow_views.append(memoryview(self._shadow[-1]))
-                n = len(self._shadow) << self._segment_shift    # the pool's new capacity
+                n = len(self._shadow) << self._segment_shift  # the pool's new capacity
                 self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
                 self._page_window = grown(self._page_window, n, NO_PAGE)
                 self._page_bypass = grown(self._page_bypass, n, 0)
@@ -281,8 +286,10 @@ class PerPageShadow(ShadowScheme):
         if page == NO_PAGE:
             page = self._map_shadow(window)
             if page == NO_PAGE:
-                raise MemoryError(f"pshadow: no free page for the byte shadow of the window at "
-                                  f"{window << self._window_shift:#x}")
+                raise MemoryError(
+                    f"pshadow: no free page for the byte shadow of the window at "
+                    f"{window << self._window_shift:#x}"
+                )
         return page
 
     def _unmap_shadow(self, window: int) -> None:
@@ -300,13 +307,14 @@ class PerPageShadow(ShadowScheme):
     def _window_is_free(self, window: int) -> bool:
         """All 8 pages of the window are in the buddy: the order-3 block kasan_free_buddy takes."""
         i = self._index(self._window_first_pfn(window))
-        return self._in_use[i:i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
+        return self._in_use[i : i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
 
     def _set_page_part(self, page: int, vpn: int, fill: bytes) -> None:
         """A page's granules in its window's shadow page set to fill (a page of granules)."""
-        start = (((page & self._segment_mask) << self._page_shift)
-                 + (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page)
-        self._shadow[page >> self._segment_shift][start:start + self._granules_per_page] = fill
+        start = ((page & self._segment_mask) << self._page_shift) + (
+            vpn & (PAGES_PER_WINDOW - 1)
+        ) * self._granules_per_page
+        self._shadow[page >> self._segment_shift][start : start + self._granules_per_page] = fill
 
     def _set_bypass(self, i: int, vpn: int, page: int, fill: bytes) -> None:
         """Mark a lowmem page (at i in the per-pfn arrays, virtual page vpn)
@@ -375,7 +383,7 @@ class PerPageShadow(ShadowScheme):
             page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
             return self._populate_kernel_window(addr) if page == NO_PAGE else page
         pfn = (addr - self._lm_delta) >> self._page_shift
-        i = self._index(pfn)                    # (the same after _map_shadow_or_fail())
+        i = self._index(pfn)  # (the same after _map_shadow_or_fail())
         state = self._pshadow[i]
         if state == KASAN_PER_PAGE_BYPASS:
             return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
@@ -391,7 +399,7 @@ class PerPageShadow(ShadowScheme):
                 self._pshadow[i] = 0 if value == 0 else KASAN_PER_PAGE_FREE
                 return NO_PAGE
             if value == (0 if state == 0 else KASAN_PAGE_FREE):
-                return NO_PAGE                                  # what the page byte implies
+                return NO_PAGE  # what the page byte implies
         page = self._map_shadow_or_fail(self._window_of_pfn(pfn))
         fill = _FILL[0 if state == 0 else KASAN_PAGE_FREE] * self._granules_per_page
         self._set_bypass(i, pfn + self._vpn_of_pfn, page, fill)
@@ -407,8 +415,9 @@ class PerPageShadow(ShadowScheme):
             if page != NO_PAGE:
                 segment, start = self._at(page)
                 start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                segment[start:start + k] = (_FILL[value] * k if data is None
-                                            else data[done:done + k])
+                segment[start : start + k] = (
+                    _FILL[value] * k if data is None else data[done : done + k]
+                )
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
@@ -424,11 +433,11 @@ class PerPageShadow(ShadowScheme):
                 if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
                     start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
                     end = start + len(data)
-                    if end <= (start | self._granule_mask) + 1:        # within this page
+                    if end <= (start | self._granule_mask) + 1:  # within this page
                         page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
                         base = (page & self._segment_mask) << self._page_shift
                         view = self._shadow_views[page >> self._segment_shift]
-                        view[base + start:base + end] = data
+                        view[base + start : base + end] = data
                         return
         self._store(addr, len(data), 0, data)
 
@@ -451,13 +460,13 @@ class PerPageShadow(ShadowScheme):
 
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
-        self.loads += 1                         # the byte shadow
+        self.loads += 1  # the byte shadow
         page = self._bypass_page(addr)
         if page != NO_PAGE:
             segment, start = self._at(page)
             value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
             if value:
-                self.loads += 1        # poisoned byte: patch 11 reads the page byte too
+                self.loads += 1  # poisoned byte: patch 11 reads the page byte too
             return value
         lo, hi = self._direct_map
         if lo <= addr < hi:
@@ -483,7 +492,7 @@ class PerPageShadow(ShadowScheme):
             else:
                 segment, start = self._at(page)
                 start += (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                out += segment[start:start + k]
+                out += segment[start : start + k]
             n -= k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
         return bytes(out)
@@ -495,7 +504,7 @@ class PerPageShadow(ShadowScheme):
         and large-kmalloc pages become BYPASS over a real shadow page (patches 06, 08, 09).
         False when the buddy has no page left for that shadow."""
         if not self._is_lowmem(pfn):
-            return True                             # highmem has no shadow
+            return True  # highmem has no shadow
         n = 1 << order
         if use in BYTE_GRANULAR_USES:
             mapped = []
@@ -511,8 +520,9 @@ class PerPageShadow(ShadowScheme):
                 self._in_use[self._index(p)] = 1
             for p in range(pfn, pfn + n):
                 vpn = p + self._vpn_of_pfn
-                self._set_bypass(self._index(p), vpn,
-                                 self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT), unpoisoned)
+                self._set_bypass(
+                    self._index(p), vpn, self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT), unpoisoned
+                )
             return True
         self._set_pages(pfn, n, 1, 0)
         return True
@@ -545,49 +555,74 @@ class PerPageShadow(ShadowScheme):
         return (self._mapped + len(self._pte_pages)) * self._page_size
 
     def footprint(self) -> Footprint:
-        return Footprint(static_bytes=self._static_bytes,
-                         dynamic_bytes=self._dynamic_bytes(),
-                         dynamic_peak_bytes=self._dynamic_peak,
-                         virtual_range_bytes=self._virtual_range_bytes,
-                         shadow_pages_mapped=self._mapped,
-                         shadow_pages_needed=self._needed,
-                         page_table_pages=len(self._pte_pages),
-                         checks=self.checks, loads=self.loads,
-                         # v1 did not handle inline instrumentation, where the compiler reads the
-                         # byte shadow directly: D. Vyukov (2017-05-16) on inline, "the main
-                         # mode", outline being "merely a rudiment to support gcc 4.9".
-                         inline_possible=False,
-                         stack_possible=True)
+        return Footprint(
+            static_bytes=self._static_bytes,
+            dynamic_bytes=self._dynamic_bytes(),
+            dynamic_peak_bytes=self._dynamic_peak,
+            virtual_range_bytes=self._virtual_range_bytes,
+            shadow_pages_mapped=self._mapped,
+            shadow_pages_needed=self._needed,
+            page_table_pages=len(self._pte_pages),
+            checks=self.checks,
+            loads=self.loads,
+            # v1 did not handle inline instrumentation, where the compiler reads the
+            # byte shadow directly: D. Vyukov (2017-05-16) on inline, "the main
+            # mode", outline being "merely a rudiment to support gcc 4.9".
+            inline_possible=False,
+            stack_possible=True,
+        )
 
     def _mapped_pages(self) -> list[tuple[int, int]]:
         """(window, page) of every real shadow page mapped, in address order."""
-        return sorted((self._page_window[page], page) for page in range(self._npages)
-                      if self._page_pfn[page] != NO_PAGE)
+        return sorted(
+            (self._page_window[page], page)
+            for page in range(self._npages)
+            if self._page_pfn[page] != NO_PAGE
+        )
 
     def windows(self) -> list[MappedWindow]:
         """The windows with a real shadow page, in address order."""
-        return [MappedWindow(self._window_first_pfn(window) if self._in_direct_map(window)
-                             else None, self._page_pfn[page], self._page_bypass[page])
-                for window, page in self._mapped_pages()]
+        return [
+            MappedWindow(
+                self._window_first_pfn(window) if self._in_direct_map(window) else None,
+                self._page_pfn[page],
+                self._page_bypass[page],
+            )
+            for window, page in self._mapped_pages()
+        ]
 
     def storage(self) -> dict:
         """The scheme's state as plain values, for tests comparing engines and checkpoints:
         the per-page and in-use bytes of every chunk made, by chunk; every real shadow page's
         bytes, by window; the counters."""
-        chunks = {key: (bytes(self._pshadow[c << CHUNK_SHIFT:(c + 1) << CHUNK_SHIFT]),
-                        bytes(self._in_use[c << CHUNK_SHIFT:(c + 1) << CHUNK_SHIFT]))
-                  for key, c in enumerate(self._chunk_of) if c >= 0}
-        return {"chunks": chunks,
-                "shadow pages": [(window, page, bytes(self._page_bytes(page)))
-                                 for window, page in self._mapped_pages()],
-                "windows": [tuple(w) for w in self.windows()], "needed": self._needed,
-                "pte pages": sorted(self._pte_pages), "free page": self._free_page}
+        chunks = {
+            key: (
+                bytes(self._pshadow[c << CHUNK_SHIFT : (c + 1) << CHUNK_SHIFT]),
+                bytes(self._in_use[c << CHUNK_SHIFT : (c + 1) << CHUNK_SHIFT]),
+            )
+            for key, c in enumerate(self._chunk_of)
+            if c >= 0
+        }
+        return {
+            "chunks": chunks,
+            "shadow pages": [
+                (window, page, bytes(self._page_bytes(page)))
+                for window, page in self._mapped_pages()
+            ],
+            "windows": [tuple(w) for w in self.windows()],
+            "needed": self._needed,
+            "pte pages": sorted(self._pte_pages),
+            "free page": self._free_page,
+        }
 
     def has_own_shadow(self, pfn: int) -> bool:
         """A lowmem page whose per-page byte is KASAN_PER_PAGE_BYPASS: its byte shadow is its
         window's real shadow page."""
-        return (self._is_lowmem(pfn) and self._profile.pfn_valid(pfn)
-                and self._page_state(pfn) == KASAN_PER_PAGE_BYPASS)
+        return (
+            self._is_lowmem(pfn)
+            and self._profile.pfn_valid(pfn)
+            and self._page_state(pfn) == KASAN_PER_PAGE_BYPASS
+        )
 
     def shadow_link(self, pfn: int) -> str | None:
         if not self._profile.pfn_valid(pfn):
@@ -601,6 +636,8 @@ class PerPageShadow(ShadowScheme):
             return "pshadow fe (free)"
         window = self._window_of_pfn(pfn)
         first = self._window_first_pfn(window)
-        return (f"pshadow ff (bypass) -> shadow page pfn "
-                f"{self._page_pfn[self._page_of(window)]:#x} "
-                f"(window pfn {first:#x}-{first + PAGES_PER_WINDOW - 1:#x})")
+        return (
+            f"pshadow ff (bypass) -> shadow page pfn "
+            f"{self._page_pfn[self._page_of(window)]:#x} "
+            f"(window pfn {first:#x}-{first + PAGES_PER_WINDOW - 1:#x})"
+        )
