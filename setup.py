@@ -1,9 +1,12 @@
 """The compiled core's build (issue 12): the Cython extensions under kinspect/engine.
 
-Everything else about the package is in pyproject.toml; this file only lists the extension
-modules (docs/engine.md). Each is optional: without a C compiler the build goes on without
-it, and kinspect runs on its Python engine (kinspect/engine/native.py says so).
+Everything else about the package is in pyproject.toml; this file only builds the extension
+modules: every .pyx under kinspect/engine (docs/engine.md). Each is optional: without a C
+compiler the build goes on without it, and kinspect runs on its Python engine
+(kinspect/engine/native.py says so).
 """
+
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -20,15 +23,8 @@ EXTENSIONS = cythonize(
         Extension(
             f"kinspect.engine.{name}", [f"kinspect/engine/{name}.pyx"], extra_compile_args=["-O2"]
         )
-        for name in (
-            "_ftrace_scan",
-            "_buddy",
-            "_page_alloc",
-            "_slab",
-            "_replay",
-            "_schemes",
-            "_runner",
-        )
+        # every .pyx of the engine (kinspect/engine/native.py COMPILED names what it loads)
+        for name in sorted(path.stem for path in Path("kinspect/engine").glob("*.pyx"))
     ],
     compiler_directives=COMPILER_DIRECTIVES,
 )
