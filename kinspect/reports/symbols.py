@@ -32,6 +32,7 @@ plain address looks up exactly that address, as ``addr2line`` does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -44,34 +45,22 @@ import stat
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, Literal, NamedTuple, cast
 
 import numpy as np
 from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
-from elftools.dwarf.constants import (
-    DW_LNE_end_sequence,
-    DW_LNE_set_address,
-    DW_LNS_advance_line,
-    DW_LNS_advance_pc,
-    DW_LNS_const_add_pc,
-    DW_LNS_copy,
-    DW_LNS_fixed_advance_pc,
-    DW_LNS_negate_stmt,
-    DW_LNS_set_basic_block,
-    DW_LNS_set_column,
-    DW_LNS_set_epilogue_begin,
-    DW_LNS_set_file,
-    DW_LNS_set_isa,
-    DW_LNS_set_prologue_end,
-)
+from elftools.dwarf.compileunit import CompileUnit
+from elftools.dwarf.constants import DW_LNE, DW_LNS
+from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
 from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import Section
 
 from kinspect.engine.errors import SymbolizationError
 
@@ -197,6 +186,10 @@ def default_cache_dir() -> Path:
 
 # --------------------------------------------------------------------------- helpers
 
+#: A section's bytes: a zero-copy view of the file, or a copy (relocated, inflated).
+_Bytes = bytes | memoryview
+_ByteOrder = Literal["little", "big"]
+
 
 class _Window(io.RawIOBase):
     """A read-only seekable stream over a memoryview (an mmap'd section): no copy.
@@ -204,7 +197,7 @@ class _Window(io.RawIOBase):
     ``view`` may also be a callable returning the memoryview, called on the first access (a
     compressed section, inflated only when something reads it)."""
 
-    def __init__(self, view) -> None:
+    def __init__(self, view: memoryview | Callable[[], memoryview]) -> None:
         super().__init__()
         self._src = view
         self._pos = 0
@@ -244,7 +237,7 @@ class _Window(io.RawIOBase):
         return data
 
 
-def _uleb(d, i: int) -> tuple[int, int]:
+def _uleb(d: _Bytes, i: int) -> tuple[int, int]:
     """The ULEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     b = d[i]
     i += 1
@@ -260,7 +253,7 @@ def _uleb(d, i: int) -> tuple[int, int]:
     return v, i
 
 
-def _sleb(d, i: int) -> tuple[int, int]:
+def _sleb(d: _Bytes, i: int) -> tuple[int, int]:
     """The SLEB128 number at ``d[i]`` and the offset past it (at most 10 bytes: 64 bits)."""
     v, end = _uleb(d, i)
     if d[end - 1] & 0x40:  # the sign bit of the last byte
@@ -268,7 +261,7 @@ def _sleb(d, i: int) -> tuple[int, int]:
     return v, end
 
 
-def _cstr(d, i: int) -> str:
+def _cstr(d: _Bytes, i: int) -> str:
     """The NUL-terminated string at ``d[i]``."""
     window = 256
     while True:
@@ -399,9 +392,35 @@ _FORM_indirect = _F["DW_FORM_indirect"]
 _FORM_rnglistx = _F["DW_FORM_rnglistx"]
 _FORM_sec_offset = _F["DW_FORM_sec_offset"]
 
+# The line program's opcodes as plain ints, compared with each opcode the decoder reads
+DW_LNS_copy = DW_LNS.copy.value
+DW_LNS_advance_pc = DW_LNS.advance_pc.value
+DW_LNS_advance_line = DW_LNS.advance_line.value
+DW_LNS_set_file = DW_LNS.set_file.value
+DW_LNS_set_column = DW_LNS.set_column.value
+DW_LNS_negate_stmt = DW_LNS.negate_stmt.value
+DW_LNS_set_basic_block = DW_LNS.set_basic_block.value
+DW_LNS_const_add_pc = DW_LNS.const_add_pc.value
+DW_LNS_fixed_advance_pc = DW_LNS.fixed_advance_pc.value
+DW_LNS_set_prologue_end = DW_LNS.set_prologue_end.value
+DW_LNS_set_epilogue_begin = DW_LNS.set_epilogue_begin.value
+DW_LNS_set_isa = DW_LNS.set_isa.value
+DW_LNE_end_sequence = DW_LNE.end_sequence.value
+DW_LNE_set_address = DW_LNE.set_address.value
+
+#: A decoded attribute value: a number (a reference made absolute), a string (DW_FORM_string),
+#: True (DW_FORM_flag_present), (kind, number) for a value read through another section
+#: ("strp", "line_strp", "strx", "addrx", "rnglistx"; "abs": an absolute DW_AT_high_pc), or
+#: None (a DW_FORM_data16 constant, not read).
+_AttrValue = int | str | tuple[str, int] | None
+#: A DIE as :meth:`ElfSymbolizer._read_die_at` reads it: (offset, tag, has_children,
+#: {attribute: value} of the attributes in _WANTED, offset of the next DIE).  Tag 0 is the
+#: null entry that ends a list of children.
+_Die = tuple[int, int, bool, dict[int, _AttrValue], int]
+
 
 class _Section(NamedTuple):
-    data: object  # bytes or memoryview
+    data: _Bytes
     addr: int
 
 
@@ -489,6 +508,28 @@ def _discard(path: Path) -> None:
 # --------------------------------------------------------------------------- per-CU decoding
 
 
+@dataclass(slots=True)
+class _Unit:
+    """One compile unit as the DIE reader decodes it: pyelftools' CompileUnit (its header and
+    abbreviations, read once) and the numbers the reader needs, compiled from them."""
+
+    cu: CompileUnit
+    cu_offset: int
+    cu_die_offset: int
+    #: .debug_info offset just past the unit
+    end: int
+    #: abbreviation code -> (tag, has_children, ((attribute, form, implicit const), ...))
+    abbrevs: dict[int, tuple[int, bool, tuple[tuple[int, int, int | None], ...]]]
+    version: int
+    addr_size: int
+    off_size: int
+    # the DWARF 5 bases and the unit's low_pc, from its top DIE
+    str_offsets_base: int | None = None
+    addr_base: int | None = None
+    rnglists_base: int | None = None
+    low_pc: int = 0
+
+
 class _CU:
     """What is known of one compile unit: its line table and its functions."""
 
@@ -497,14 +538,15 @@ class _CU:
         self.files: list[str] = []
         self.file_base = 1  # file index of files[0] (1 before DWARF 5)
         # line table rows sorted by address: address, file index, line, flags (2: end_seq)
-        self.line_addr: np.ndarray | None = None
-        self.line_file: np.ndarray | None = None
-        self.line_line: np.ndarray | None = None
-        self.line_flags: np.ndarray | None = None
+        # (empty until decoded or read from the cache)
+        self.line_addr = np.zeros(0, np.uint64)
+        self.line_file = np.zeros(0, np.uint32)
+        self.line_line = np.zeros(0, np.uint32)
+        self.line_flags = np.zeros(0, np.uint8)
         # top-level functions: [lo, hi) -> DIE offset, sorted by lo; names by DIE offset
-        self.sub_lo: np.ndarray | None = None
-        self.sub_hi: np.ndarray | None = None
-        self.sub_die: np.ndarray | None = None
+        self.sub_lo = np.zeros(0, np.uint64)
+        self.sub_hi = np.zeros(0, np.uint64)
+        self.sub_die = np.zeros(0, np.int64)
         self.names: dict[int, str] = {}
         # inlined calls per function DIE: [lo, hi, depth, name, call_file, call_line]
         self.scopes: dict[int, list[list]] = {}
@@ -533,18 +575,23 @@ class ElfSymbolizer:
         cache_dir: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.path = os.fspath(path)
-        self._fh = None
+        self._fh: IO[bytes] | None = None
         self._mm: mmap.mmap | None = None
         self._cus: dict[int, _CU] = {}
         self._dwarf: DWARFInfo | None = None
-        self._cu_objs: dict[int, object] = {}
+        self._cu_objs: dict[int, _Unit] = {}
         self._inflated_secs: dict[str, memoryview] = {}
+        self._info_bytes: _Bytes | None = None  # .debug_info, on first use
+        self._sec_cache: dict[str, _Bytes | None] = {}  # other sections, on first use
         with self._boundary("the ELF header"):
             self._open()
         if cache_dir is False:
             self._cache: Path | None = None
         else:
-            base = Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
+            if cache_dir is None or isinstance(cache_dir, bool):
+                base = default_cache_dir()
+            else:
+                base = Path(cache_dir)
             with self._boundary("the sections (for the cache key)"):
                 self._cache_key_text = self._cache_key()
             self._cache = base / "symbols" / self._cache_key_text
@@ -577,10 +624,8 @@ class ElfSymbolizer:
         self._cu_objs.clear()
         self._inflated_secs.clear()
         if self._mm is not None:
-            try:
+            with contextlib.suppress(BufferError):  # a memoryview is still alive: GC does it
                 self._mm.close()
-            except BufferError:  # a memoryview is still alive: let GC do it
-                pass
             self._mm = None
         if self._fh is not None:
             self._fh.close()
@@ -589,13 +634,13 @@ class ElfSymbolizer:
     def __enter__(self) -> ElfSymbolizer:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the ELF file ---------------------------------------------------------------
 
     def _open(self) -> None:
-        self._fh = open(self.path, "rb")
+        self._fh = open(self.path, "rb")  # noqa: SIM115 (open until close(): pyelftools reads it)
         size = os.fstat(self._fh.fileno()).st_size
         if size < 16 or self._fh.read(4) != b"\x7fELF":
             raise SymbolizationError("not an ELF file (no \\x7fELF magic)", self.path)
@@ -616,8 +661,8 @@ class ElfSymbolizer:
         self.bits = self.elf.elfclass
         self.machine = hdr["e_machine"]
         self.relocatable = hdr["e_type"] == "ET_REL"
-        self._byteorder = "little" if self.little_endian else "big"
-        self.sections: dict[str, object] = {}
+        self._byteorder: _ByteOrder = "little" if self.little_endian else "big"
+        self.sections: dict[str, Section] = {}
         for sec in self.elf.iter_sections():
             h = sec.header
             if h["sh_type"] != "SHT_NOBITS" and h["sh_offset"] + h["sh_size"] > size:
@@ -678,6 +723,8 @@ class ElfSymbolizer:
             }.get(name)
             if desc is None:
                 return None
+            # pyelftools relocates a relocatable file's debug sections into a BytesIO
+            assert isinstance(desc.stream, io.BytesIO)
             return _Section(desc.stream.getvalue(), h["sh_addr"])
         if h["sh_flags"] & 0x800:  # SHF_COMPRESSED
             if self._zlib_compressed(sec):
@@ -687,7 +734,7 @@ class ElfSymbolizer:
         off, size = h["sh_offset"], h["sh_size"]
         return _Section(self._view[off : off + size], h["sh_addr"])
 
-    def _chdr(self, sec) -> tuple[int, int, int]:
+    def _chdr(self, sec: Section) -> tuple[int, int, int]:
         """(ch_type, ch_size, header size) of an SHF_COMPRESSED section's Elf_Chdr."""
         h = sec.header
         hdr_fmt = ("<" if self.little_endian else ">") + ("IIQQ" if self.bits == 64 else "III")
@@ -699,18 +746,18 @@ class ElfSymbolizer:
         fields = struct.unpack(hdr_fmt, self._view[h["sh_offset"] : h["sh_offset"] + n])
         return fields[0], (fields[2] if self.bits == 64 else fields[1]), n
 
-    def _check_compressed(self, sec) -> None:
+    def _check_compressed(self, sec: Section) -> None:
         ch_size = self._chdr(sec)[1]
         if ch_size > _MAX_INFLATE_RATIO * max(sec.header["sh_size"], 1):
             raise SymbolizationError(
                 f"compressed section {sec.name} claims to inflate to {ch_size} bytes", self.path
             )
 
-    def _zlib_compressed(self, sec) -> bool:
+    def _zlib_compressed(self, sec: Section) -> bool:
         """An SHF_COMPRESSED section with ELFCOMPRESS_ZLIB (inflated by :meth:`_inflated`)."""
         return self._chdr(sec)[0] == 1
 
-    def _inflated(self, sec) -> memoryview:
+    def _inflated(self, sec: Section) -> memoryview:
         """A zlib-compressed section's bytes, inflated once (on first use) and shared by
         every reader (pyelftools' streams and the symbolizer's own), streamed from the
         mmap'd file into one preallocated buffer of ``ch_size`` bytes: no copy of the
@@ -783,6 +830,7 @@ class ElfSymbolizer:
                 descs[n] = None
                 continue
             h = sec.header
+            view: memoryview | Callable[[], memoryview]
             if h["sh_flags"] & 0x800:  # SHF_COMPRESSED (zlib): on first read
                 size = self._chdr(sec)[1]
                 view = functools.partial(self._inflated, sec)
@@ -790,7 +838,8 @@ class ElfSymbolizer:
                 size = h["sh_size"]
                 view = self._view[h["sh_offset"] : h["sh_offset"] + size]
             descs[n] = DebugSectionDescriptor(
-                stream=_Window(view),
+                # pyelftools names the stream IO[bytes]; it only reads, seeks and tells
+                stream=cast(IO[bytes], _Window(view)),
                 name="." + n,
                 global_offset=h["sh_offset"],
                 size=size,
@@ -859,7 +908,9 @@ class ElfSymbolizer:
         i = int(np.searchsorted(self._sym_addr, np.uint64(addr), side="right"))
         return int(self._sym_addr[i]) if i < len(self._sym_addr) else None
 
-    def type_definitions(self, cu_offset: int, wanted) -> Iterator[tuple[str, str, object]]:
+    def type_definitions(
+        self, cu_offset: int, wanted: Iterable[tuple[str, str]]
+    ) -> Iterator[tuple[str, str, DIE]]:
         """The top-level type definitions of the compile unit at ``.debug_info`` offset
         ``cu_offset`` named in ``wanted`` (a set of ("struct" | "enum", name); "struct"
         matches a union too): (kind, name, pyelftools DIE), each once, the scan stopping when
@@ -876,10 +927,10 @@ class ElfSymbolizer:
                 if die[1] not in (_TAG_structure, _TAG_union, _TAG_enumeration) or not die[2]:
                     continue  # (a declaration has no children)
                 kind = "enum" if die[1] == _TAG_enumeration else "struct"
-                key = (kind, self._str(cuo, die[3].get(_AT_name)))
-                if key in left:
-                    left.discard(key)
-                    yield kind, key[1], di.get_DIE_from_refaddr(die[0], cuo)
+                name = self._str(cuo, die[3].get(_AT_name))
+                if name is not None and (kind, name) in left:
+                    left.discard((kind, name))
+                    yield kind, name, di.get_DIE_from_refaddr(die[0], cuo.cu)
 
     # -- the on-disk cache ----------------------------------------------------------
     #
@@ -973,10 +1024,8 @@ class ElfSymbolizer:
             pass
         finally:
             if tmp is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                except OSError:
-                    pass
 
     # -- .symtab ----------------------------------------------------------------------
 
@@ -1149,7 +1198,7 @@ class ElfSymbolizer:
         self._ar_cu = np.array(cu, np.uint64)[order]
         self._store_entry("aranges", {}, {"lo": self._ar_lo, "hi": self._ar_hi, "cu": self._ar_cu})
 
-    def _parse_aranges(self, d, lo: list[int], hi: list[int], cu: list[int]) -> None:
+    def _parse_aranges(self, d: _Bytes, lo: list[int], hi: list[int], cu: list[int]) -> None:
         bo = self._byteorder
         n = len(d)
         i = 0
@@ -1211,37 +1260,37 @@ class ElfSymbolizer:
 
     # -- DIEs -------------------------------------------------------------------------
 
-    def _cu_obj(self, offset: int):
+    def _cu_obj(self, offset: int) -> _Unit:
         cuo = self._cu_objs.get(offset)
         if cuo is None:
             return self._new_cu_obj(offset)
         return cuo
 
-    def _new_cu_obj(self, offset: int):
+    def _new_cu_obj(self, offset: int) -> _Unit:
         with self._boundary(f".debug_info/.debug_abbrev (compile unit at offset {offset:#x})"):
-            cuo = self._dwarfinfo().get_CU_at(offset)
-            if cuo.cu_offset != offset:
+            unit = self._dwarfinfo().get_CU_at(offset)
+            if unit.cu_offset != offset:
                 raise ValueError(f"no compile unit at .debug_info offset {offset}")
-            info = self._cu_info(cuo)
-            cuo._kinspect = info
+            cuo = self._cu_info(unit)
             # the CU's bases (DWARF 5 str/addr/rnglists offsets, low_pc) from its top DIE
-            top = self._read_die_at(cuo, cuo.cu_die_offset)
-            attrs = top[3]
-            for key, at in (
-                ("str_offsets_base", _AT_str_offsets_base),
-                ("addr_base", _AT_addr_base),
-                ("rnglists_base", _AT_rnglists_base),
-            ):
-                if isinstance(attrs.get(at), int):
-                    info[key] = attrs[at]
-            info["low_pc"] = self._addr(cuo, attrs.get(_AT_low_pc)) or 0
+            attrs = self._read_die_at(cuo, cuo.cu_die_offset)[3]
+            base = attrs.get(_AT_str_offsets_base)
+            if isinstance(base, int):
+                cuo.str_offsets_base = base
+            base = attrs.get(_AT_addr_base)
+            if isinstance(base, int):
+                cuo.addr_base = base
+            base = attrs.get(_AT_rnglists_base)
+            if isinstance(base, int):
+                cuo.rnglists_base = base
+            cuo.low_pc = self._addr(cuo, attrs.get(_AT_low_pc)) or 0
             self._cu_objs[offset] = cuo
             return cuo
 
-    def _cu_info(self, cuo) -> dict:
-        """Decoding context of a CU: abbrevs compiled to numbers, sizes, bases."""
-        table = cuo.get_abbrev_table()
-        abbrevs: dict[int, tuple[int, bool, tuple]] = {}
+    def _cu_info(self, unit: CompileUnit) -> _Unit:
+        """Decoding context of a CU: abbrevs compiled to numbers, sizes (bases: unset)."""
+        table = unit.get_abbrev_table()
+        abbrevs: dict[int, tuple[int, bool, tuple[tuple[int, int, int | None], ...]]] = {}
         for code, decl in table._abbrev_map.items():
             specs = tuple(
                 (
@@ -1254,45 +1303,42 @@ class ElfSymbolizer:
             tag = decl["tag"]
             tag = _TAG.get(tag, tag) if isinstance(tag, str) else tag
             abbrevs[code] = (tag, decl.has_children(), specs)
-        info = {
-            "abbrevs": abbrevs,
-            "version": cuo.header["version"],
-            "addr_size": cuo.header["address_size"],
-            "off_size": 8 if cuo.dwarf_format() == 64 else 4,
-            "end": cuo.cu_offset + cuo.size,
-            "str_offsets_base": None,
-            "addr_base": None,
-            "rnglists_base": None,
-            "low_pc": 0,
-        }
-        return info
+        return _Unit(
+            cu=unit,
+            cu_offset=unit.cu_offset,
+            cu_die_offset=unit.cu_die_offset,
+            end=unit.cu_offset + unit.size,
+            abbrevs=abbrevs,
+            version=unit.header["version"],
+            addr_size=unit.header["address_size"],
+            off_size=8 if unit.dwarf_format() == 64 else 4,
+        )
 
-    def _debug_info(self) -> object:
-        sec = getattr(self, "_info_bytes", None)
-        if sec is None:
+    def _debug_info(self) -> _Bytes:
+        if self._info_bytes is None:
             s = self._section_bytes(".debug_info")
             if s is None:
                 raise ValueError("no .debug_info section")
-            sec = self._info_bytes = s.data
-        return sec
+            self._info_bytes = s.data
+        return self._info_bytes
 
-    def _read_die_at(self, cuo, off: int) -> tuple:
+    def _read_die_at(self, cuo: _Unit, off: int) -> _Die:
         """(offset, tag, has_children, attrs {AT: value}, next offset) of the DIE at ``off``."""
-        info = cuo._kinspect
         d = self._debug_info()
-        if not (cuo.cu_die_offset <= off < info["end"]):
+        unit_end = cuo.end
+        if not (cuo.cu_die_offset <= off < unit_end):
             raise ValueError(f"DIE offset {off} outside its compile unit")
         code, i = _uleb(d, off)
         if code == 0:
             return off, 0, False, {}, i
-        ab = info["abbrevs"].get(code)
+        ab = cuo.abbrevs.get(code)
         if ab is None:
             raise ValueError(f"unknown abbreviation code {code} at DIE {off}")
         tag, children, specs = ab
-        attrs: dict[int, object] = {}
+        attrs: dict[int, _AttrValue] = {}
         bo = self._byteorder
-        asz = info["addr_size"]
-        osz = info["off_size"]
+        asz = cuo.addr_size
+        osz = cuo.off_size
         cu_off = cuo.cu_offset
         for at, form, implicit in specs:
             if form == _FORM_indirect:
@@ -1304,36 +1350,42 @@ class ElfSymbolizer:
             n = _FIXED.get(form)
             if n is not None:
                 if at in _WANTED:
-                    v = int.from_bytes(d[i : i + n], bo) if n <= 8 else None
-                    if form in _REF_FORMS:
-                        v += cu_off
-                    elif form in _STRX_FORMS:
-                        v = ("strx", v)
-                    elif form in _ADDRX_FORMS:
-                        v = ("addrx", v)
-                    attrs[at] = v
+                    if n > 8:  # DW_FORM_data16: not a number we read
+                        attrs[at] = None
+                    else:
+                        v = int.from_bytes(d[i : i + n], bo)
+                        if form in _REF_FORMS:
+                            attrs[at] = v + cu_off
+                        elif form in _STRX_FORMS:
+                            attrs[at] = ("strx", v)
+                        elif form in _ADDRX_FORMS:
+                            attrs[at] = ("addrx", v)
+                        else:
+                            attrs[at] = v
                 i += n
             elif form in _OFFSET_FORMS:
                 if at in _WANTED:
                     v = int.from_bytes(d[i : i + osz], bo)
                     if form == _FORM_strp:
-                        v = ("strp", v)
+                        attrs[at] = ("strp", v)
                     elif form == _FORM_line_strp:
-                        v = ("line_strp", v)
-                    attrs[at] = v
+                        attrs[at] = ("line_strp", v)
+                    else:
+                        attrs[at] = v
                 i += osz
             elif form in _ULEB_FORMS:
                 v, i = _uleb(d, i)
                 if at in _WANTED:
                     if form in _REF_FORMS:
-                        v += cu_off
+                        attrs[at] = v + cu_off
                     elif form in _STRX_FORMS:
-                        v = ("strx", v)
+                        attrs[at] = ("strx", v)
                     elif form in _ADDRX_FORMS:
-                        v = ("addrx", v)
+                        attrs[at] = ("addrx", v)
                     elif form == _FORM_rnglistx:
-                        v = ("rnglistx", v)
-                    attrs[at] = v
+                        attrs[at] = ("rnglistx", v)
+                    else:
+                        attrs[at] = v
             elif form == _FORM_addr:
                 if at in _WANTED:
                     v = int.from_bytes(d[i : i + asz], bo)
@@ -1353,7 +1405,7 @@ class ElfSymbolizer:
                 v, i = _sleb(d, i)
                 if at in _WANTED:
                     attrs[at] = v
-            elif form == _FORM_exprloc or form == _FORM_block:
+            elif form in (_FORM_exprloc, _FORM_block):
                 n, i = _uleb(d, i)
                 i += n
             elif form == _FORM_block1:
@@ -1363,21 +1415,23 @@ class ElfSymbolizer:
             elif form == _FORM_block4:
                 i += 4 + int.from_bytes(d[i : i + 4], bo)
             elif form == _FORM_ref_addr:
-                n = osz if info["version"] >= 3 else asz
+                n = osz if cuo.version >= 3 else asz
                 if at in _WANTED:
                     attrs[at] = int.from_bytes(d[i : i + n], bo)
                 i += n
             else:
                 raise ValueError(f"unsupported DWARF form {form:#x} at DIE {off}")
-            if i > info["end"]:
+            if i > unit_end:
                 raise ValueError(f"DIE at {off} runs past the end of its compile unit")
         return off, tag, children, attrs, i
 
-    def _str(self, cuo, v) -> str | None:
+    def _str(self, cuo: _Unit, v: _AttrValue) -> str | None:
         if v is None:
             return None
         if isinstance(v, str):
             return v
+        if isinstance(v, int):  # a string attribute in a number's form
+            raise TypeError(f"a string attribute holds the number {v}")
         kind, x = v
         if kind == "strp":
             s = self._section_bytes_cached(".debug_str")
@@ -1386,9 +1440,8 @@ class ElfSymbolizer:
             s = self._section_bytes_cached(".debug_line_str")
             return _cstr(s, x) if s is not None and x < len(s) else None
         if kind == "strx":
-            info = cuo._kinspect
-            base = info["str_offsets_base"]
-            osz = info["off_size"]
+            base = cuo.str_offsets_base
+            osz = cuo.off_size
             so = self._section_bytes_cached(".debug_str_offsets")
             if so is None:
                 return None
@@ -1400,50 +1453,52 @@ class ElfSymbolizer:
             return _cstr(s, off) if s is not None and off < len(s) else None
         return None
 
-    def _section_bytes_cached(self, name: str):
-        cache = self.__dict__.setdefault("_sec_cache", {})
+    def _section_bytes_cached(self, name: str) -> _Bytes | None:
+        cache = self._sec_cache
         if name not in cache:
             s = self._section_bytes(name)
             cache[name] = None if s is None else s.data
         return cache[name]
 
-    def _addr(self, cuo, v) -> int | None:
+    def _addr(self, cuo: _Unit, v: _AttrValue) -> int | None:
         if v is None or isinstance(v, bool):
             return None
+        if isinstance(v, str):  # an address attribute in a string's form
+            raise TypeError(f"an address attribute holds the string {v!r}")
         if isinstance(v, tuple):
-            info = cuo._kinspect
-            base = info["addr_base"] if info["addr_base"] is not None else 8
+            base = cuo.addr_base if cuo.addr_base is not None else 8
             a = self._section_bytes_cached(".debug_addr")
             if a is None:
                 return None
-            asz = info["addr_size"]
+            asz = cuo.addr_size
             p = base + v[1] * asz
             return int.from_bytes(a[p : p + asz], self._byteorder)
         return v
 
-    def _die_ranges(self, cuo, die: tuple, base: int | None) -> list[tuple[int, int]]:
+    def _die_ranges(self, cuo: _Unit, die: _Die, base: int | None) -> list[tuple[int, int]]:
         """The [lo, hi) ranges of a DIE (low_pc/high_pc, or DW_AT_ranges)."""
         attrs = die[3]
-        info = cuo._kinspect
         lo = self._addr(cuo, attrs.get(_AT_low_pc))
-        hi = attrs.get(_AT_high_pc)
-        if lo is not None and hi is not None and not isinstance(hi, bool):
-            if isinstance(hi, tuple):
-                hi = hi[1] if hi[0] == "abs" else self._addr(cuo, hi)
+        high = attrs.get(_AT_high_pc)
+        if lo is not None and high is not None and not isinstance(high, bool):
+            hi: int | None
+            if isinstance(high, tuple):
+                hi = high[1] if high[0] == "abs" else self._addr(cuo, high)
+            elif isinstance(high, str):  # a string's form: as adding it to a number did
+                raise TypeError(f"DW_AT_high_pc holds the string {high!r}")
             else:
-                hi = lo + hi  # a length (DWARF 4+)
+                hi = lo + high  # a length (DWARF 4+)
             return [(lo, hi)] if hi is not None and hi > lo else []
         rng = attrs.get(_AT_ranges)
         if rng is None:
             return []
-        return self._range_list(cuo, rng, info["low_pc"] if base is None else base)
+        return self._range_list(cuo, rng, cuo.low_pc if base is None else base)
 
-    def _range_list(self, cuo, rng, base: int) -> list[tuple[int, int]]:
-        info = cuo._kinspect
+    def _range_list(self, cuo: _Unit, rng: _AttrValue, base: int) -> list[tuple[int, int]]:
         bo = self._byteorder
-        asz = info["addr_size"]
+        asz = cuo.addr_size
         out: list[tuple[int, int]] = []
-        if info["version"] < 5:
+        if cuo.version < 5:
             d = self._section_bytes_cached(".debug_ranges")
             if d is None or not isinstance(rng, int):
                 return out
@@ -1467,10 +1522,12 @@ class ElfSymbolizer:
         if d is None:
             return out
         if isinstance(rng, tuple):  # rnglistx
-            rbase = info["rnglists_base"] if info["rnglists_base"] is not None else 12
-            osz = info["off_size"]
+            rbase = cuo.rnglists_base if cuo.rnglists_base is not None else 12
+            osz = cuo.off_size
             p = rbase + rng[1] * osz
             i = rbase + int.from_bytes(d[p : p + osz], bo)
+        elif not isinstance(rng, int):  # a string's form: as indexing with it did
+            raise TypeError(f"DW_AT_ranges holds {rng!r}")
         else:
             i = rng
         for _ in range(1 << 16):
@@ -1484,15 +1541,15 @@ class ElfSymbolizer:
             elif kind == 2:  # startx_endx
                 x, i = _uleb(d, i)
                 y, i = _uleb(d, i)
-                a, b = self._addr(cuo, ("addrx", x)), self._addr(cuo, ("addrx", y))
-                if a is not None and b is not None and b > a:
-                    out.append((a, b))
+                start, stop = self._addr(cuo, ("addrx", x)), self._addr(cuo, ("addrx", y))
+                if start is not None and stop is not None and stop > start:
+                    out.append((start, stop))
             elif kind == 3:  # startx_length
                 x, i = _uleb(d, i)
                 ln, i = _uleb(d, i)
-                a = self._addr(cuo, ("addrx", x))
-                if a is not None and ln:
-                    out.append((a, a + ln))
+                start = self._addr(cuo, ("addrx", x))
+                if start is not None and ln:
+                    out.append((start, start + ln))
             elif kind == 4:  # offset_pair
                 a, i = _uleb(d, i)
                 b, i = _uleb(d, i)
@@ -1517,7 +1574,7 @@ class ElfSymbolizer:
                 raise ValueError(f"bad range list entry kind {kind}")
         return out
 
-    def _die_name(self, cuo, die: tuple, depth: int = 0) -> str | None:
+    def _die_name(self, cuo: _Unit, die: _Die, depth: int = 0) -> str | None:
         attrs = die[3]
         name = self._str(cuo, attrs.get(_AT_name))
         if name is not None or depth > 8:
@@ -1525,15 +1582,11 @@ class ElfSymbolizer:
         for at in (_AT_abstract_origin, _AT_specification):
             ref = attrs.get(at)
             if isinstance(ref, int):
-                cuo2 = (
-                    cuo
-                    if cuo.cu_die_offset <= ref < cuo._kinspect["end"]
-                    else self._cu_obj_containing(ref)
-                )
+                cuo2 = cuo if cuo.cu_die_offset <= ref < cuo.end else self._cu_obj_containing(ref)
                 return self._die_name(cuo2, self._read_die_at(cuo2, ref), depth + 1)
         return None
 
-    def _cu_obj_containing(self, ref: int):
+    def _cu_obj_containing(self, ref: int) -> _Unit:
         di = self._dwarfinfo()
         cu = di.get_CU_containing(ref)
         return self._cu_obj(cu.cu_offset)
@@ -1557,14 +1610,14 @@ class ElfSymbolizer:
         self._cus[offset] = cu
         return cu
 
-    def _decode_lines(self, cuo, cu: _CU, top: tuple) -> None:
+    def _decode_lines(self, cuo: _Unit, cu: _CU, top: _Die) -> None:
         di = self._dwarfinfo()
         stmt_list = top[3].get(_AT_stmt_list)
         if isinstance(stmt_list, int):
             data = self._section_bytes_cached(".debug_line")
             if data is not None:
                 _check_line_header(data, stmt_list, self._byteorder)
-        lp = di.line_program_for_CU(cuo)
+        lp = di.line_program_for_CU(cuo.cu)
         empty = np.zeros(0, np.uint64)
         if lp is None:
             cu.line_addr, cu.line_file, cu.line_line, cu.line_flags = (
@@ -1598,6 +1651,8 @@ class ElfSymbolizer:
         cu.files = files
         cu.file_base = 0 if version >= 5 else 1
         data = self._section_bytes_cached(".debug_line")
+        if data is None:  # (pyelftools read the program's header from somewhere else)
+            raise ValueError("a line program but no .debug_line section with contents")
         rows = _decode_line_program(
             data,
             lp.program_start_offset,
@@ -1617,7 +1672,7 @@ class ElfSymbolizer:
         cu.line_line = line[order]
         cu.line_flags = flags[order]
 
-    def _index_functions(self, cuo, cu: _CU, top: tuple) -> None:
+    def _index_functions(self, cuo: _Unit, cu: _CU, top: _Die) -> None:
         """The CU's top-level functions (subtrees skipped through DW_AT_sibling)."""
         lo: list[int] = []
         hi: list[int] = []
@@ -1640,14 +1695,17 @@ class ElfSymbolizer:
         cu.sub_hi = np.array(hi, np.uint64)[order]
         cu.sub_die = np.array(dies, np.int64)[order]
 
-    def _iter_children(self, cuo, parent: tuple) -> Iterator[tuple]:
+    def _iter_children(
+        self, cuo: _Unit, parent: _Die, *, sibling_jumps: bool = True
+    ) -> Iterator[_Die]:
         """The children of a DIE; a child's subtree is skipped through its sibling pointer,
-        or walked when it has none.  DIE offsets must grow: a corrupt sibling pointer that
-        points back is an error, not a loop."""
+        or walked when it has none (or when ``sibling_jumps`` is off: a caller that wants
+        the subtrees too).  DIE offsets must grow: a corrupt sibling pointer that points
+        back is not followed (the subtree is walked), so it cannot make a loop."""
         if not parent[2]:
             return
         off = parent[4]
-        end = cuo._kinspect["end"]
+        end = cuo.end
         while off < end:
             die = self._read_die_at(cuo, off)
             if die[1] == 0:
@@ -1656,18 +1714,17 @@ class ElfSymbolizer:
             if not die[2]:
                 off = die[4]
                 continue
-            sib = die[3].get(_AT_sibling)
+            sib = die[3].get(_AT_sibling) if sibling_jumps else None
             if isinstance(sib, int) and sib > off:
                 off = sib
             else:
                 off = self._skip_subtree(cuo, die)
-        return
 
-    def _skip_subtree(self, cuo, die: tuple) -> int:
+    def _skip_subtree(self, cuo: _Unit, die: _Die) -> int:
         """Offset just past a DIE's subtree (walking it: it has no sibling pointer)."""
         depth = 1
         off = die[4]
-        end = cuo._kinspect["end"]
+        end = cuo.end
         while depth and off < end:
             d = self._read_die_at(cuo, off)
             if d[1] == 0:
@@ -1687,10 +1744,10 @@ class ElfSymbolizer:
         root = self._read_die_at(cuo, sub_die)
         # walk the subtree: (die, inline depth)
         stack = [(root, 0)]
-        budget = cuo._kinspect["end"] - root[0]
+        budget = cuo.end - root[0]
         while stack:
             die, depth = stack.pop()
-            for child in self._iter_children_all(cuo, die):
+            for child in self._iter_children(cuo, die, sibling_jumps=False):
                 budget -= 1
                 if budget < 0:
                     raise ValueError("DIE tree loops")
@@ -1716,19 +1773,6 @@ class ElfSymbolizer:
         cu.scopes[sub_die] = scopes
         cu.dirty = True
         return scopes
-
-    def _iter_children_all(self, cuo, parent: tuple) -> Iterator[tuple]:
-        """Children of a DIE whose subtrees are wanted too: no sibling jumps, offsets grow."""
-        if not parent[2]:
-            return
-        off = parent[4]
-        end = cuo._kinspect["end"]
-        while off < end:
-            die = self._read_die_at(cuo, off)
-            if die[1] == 0:
-                return
-            yield die
-            off = self._skip_subtree(cuo, die) if die[2] else die[4]
 
     # -- the CU cache ---------------------------------------------------------------
 
@@ -1815,7 +1859,7 @@ class ElfSymbolizer:
             sub = a[ks]
             m = len(ks)
             lines: list = [(None, None)] * m
-            if cu.line_addr is not None and len(cu.line_addr):
+            if len(cu.line_addr):
                 rows = np.searchsorted(cu.line_addr, sub, side="right") - 1
                 ok = rows >= 0
                 safe = np.where(ok, rows, 0)
@@ -1827,7 +1871,7 @@ class ElfSymbolizer:
                     for f, n, o in zip(files, nums, ok.tolist())
                 ]
             subs: list = [None] * m
-            if cu.sub_lo is not None and len(cu.sub_lo):
+            if len(cu.sub_lo):
                 si = np.searchsorted(cu.sub_lo, sub, side="right") - 1
                 safe = np.where(si >= 0, si, 0)
                 inside = (si >= 0) & (sub < cu.sub_hi[safe])
@@ -1920,7 +1964,7 @@ class ElfSymbolizer:
         return [None if a is None else next(resolved) for a in addrs]
 
 
-def _check_line_header(d, off: int, byteorder: str) -> None:
+def _check_line_header(d: _Bytes, off: int, byteorder: _ByteOrder) -> None:
     """Bound the entry counts of a DWARF 5 line program header before pyelftools reads it.
 
     pyelftools reads ``directories_count`` (a ULEB128) entries of the directory entry format;
@@ -1968,7 +2012,7 @@ def _check_line_header(d, off: int, byteorder: str) -> None:
                 raise ValueError(f"the {what} of the line program header at {off} run past its end")
 
 
-def _skip_line_header_form(d, i: int, form: int, osz: int) -> int:
+def _skip_line_header_form(d: _Bytes, i: int, form: int, osz: int) -> int:
     """The offset past one value of ``form`` in a line program header entry."""
     n = _FIXED.get(form)
     if n is not None:
@@ -1988,7 +2032,7 @@ def _skip_line_header_form(d, i: int, form: int, osz: int) -> int:
 
 
 def _decode_line_program(
-    d,
+    d: _Bytes,
     start: int,
     end: int,
     opcode_base: int,
@@ -1997,7 +2041,7 @@ def _decode_line_program(
     min_inst: int,
     default_is_stmt: int,
     std_lengths: list[int],
-    byteorder: str,
+    byteorder: _ByteOrder,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows of a DWARF line program (versions 2-5): address, file, line, flags.
 
@@ -2062,7 +2106,7 @@ def _decode_line_program(
                 v, i = _sleb(d, i)
                 line += v
             continue
-        if op == DW_LNS_set_file or op == DW_LNS_set_isa:
+        if op in (DW_LNS_set_file, DW_LNS_set_isa):
             v = d[i]
             if v < 0x80:
                 i += 1
@@ -2081,11 +2125,7 @@ def _decode_line_program(
             addr += int.from_bytes(d[i : i + 2], byteorder)
             i += 2
             continue
-        if (
-            op == DW_LNS_set_basic_block
-            or op == DW_LNS_set_prologue_end
-            or op == DW_LNS_set_epilogue_begin
-        ):
+        if op in (DW_LNS_set_basic_block, DW_LNS_set_prologue_end, DW_LNS_set_epilogue_begin):
             continue
         if op == 0:  # extended opcode: its length, then it
             ln, i = _uleb(d, i)
