@@ -27,7 +27,7 @@ from textual.widgets import Footer, Input, Static
 from kinspect.engine.errors import KinspectError
 from kinspect.engine.profile import format_size
 from kinspect.vmcore.command import dump_header_lines, memory_state, state_lines
-from kinspect.vmcore.costs import bill_lines, scheme_bills
+from kinspect.vmcore.costs import SchemeBills, bill_lines, scheme_bills
 from kinspect.vmcore.kernel import Kernel
 from kinspect.vmcore.reader import REAL_SCHEME, DumpReader
 from kinspect.widgets.page_map import PageMap, merge_cells
@@ -106,7 +106,7 @@ class VmcoreApp(App):
         self.addr = kernel.page_offset_base
         self.message = ""
         self.detail_text = ""
-        self.bills = None  # costs.SchemeBills, made on the first ``c``
+        self.bills: SchemeBills | None = None  # made on the first ``c``
 
     def compose(self) -> ComposeResult:
         fp = self.reader.footprint(REAL_SCHEME)
@@ -191,6 +191,7 @@ class VmcoreApp(App):
             self.message = error
             self.show(self.addr)
             return
+        assert addr is not None  # (no error: an address)
         self.show(addr, pfn)
 
     def action_costs(self) -> None:

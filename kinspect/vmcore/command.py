@@ -3,7 +3,8 @@ buffer, each as ``kinspect report`` explains it, then the state **in the dump** 
 address: the shadow rows in the kernel's "Memory state around the buggy address" format
 (``print_memory_metadata()`` in mm/kasan/report.c), read from the dump's own shadow through its
 page tables, the slab object holding the address as ``describe_object_addr()`` prints it, and
-the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the same state for any address.  ``--format json``.  ``--costs``: the bills of the four simulated
+the struct page of a direct-map address as ``dump_page()`` prints it.  ``--addr ADDR``: the
+same state for any address.  ``--format json``.  ``--costs``: the bills of the four simulated
 shadow schemes for the dump's memory, beside the real kernel's (:mod:`.costs`).
 
 Exit status: 0, reports (or the address) shown; 1, no KASAN report in the ring buffer; 2, a
@@ -29,7 +30,7 @@ from .kernel import Kernel, open_kernel
 from .objects import find_object, object_tracks
 from .page import dump_page_lines, pfn_of
 from .printk import RingBuffer, console_lines, read_ringbuffer
-from .quarantine import object_hold, quarantine_of
+from .quarantine import QuarantineHold, object_hold, quarantine_of
 
 __all__ = ["add_command", "run", "MemoryState", "memory_state", "NO_REPORT"]
 
@@ -121,9 +122,10 @@ class MemoryState:
         self.tracks = (
             [] if self.object is None else object_tracks(k, self.object, _shadow_reader(k, prof))
         )
-        self.quarantine, self.quarantine_line = (
-            (None, None) if self.object is None else object_hold(k, self.object)
-        )
+        self.quarantine: QuarantineHold | None = None
+        self.quarantine_line: str | None = None  # (a str when there is an object)
+        if self.object is not None:
+            self.quarantine, self.quarantine_line = object_hold(k, self.object)
 
     def _first_bad(self, k: Kernel, prof, addr: int, size: int) -> int:
         if size > _MAX_SEARCH:
@@ -231,7 +233,8 @@ def state_lines(st: MemoryState, indent: str = "  ") -> list[str]:
     if st.object is not None:
         out += [indent + ln for ln in st.object.lines(st.addr, st.bug_type)]
         out += [f"{indent}note: {n}" for n in st.object.notes]
-        out.append(indent + st.quarantine_line)
+        if st.quarantine_line is not None:
+            out.append(indent + st.quarantine_line)
     if st.page is not None:
         out.append(f"{indent}the physical page (struct page at {st.page['struct_page']}):")
         out += [indent + ln for ln in st.page["lines"]]
@@ -332,14 +335,14 @@ def _run(k: Kernel, args) -> int:
             d = rep.to_json()
             d["headline"] = headline(rep)
             d["explanation"] = explain(rep).to_json()
-            st = (
+            in_dump = (
                 None
                 if rep.addr is None
                 else memory_state(k, rep.addr, _access_size(rep), rep.bug_type)
             )
-            d["in_dump"] = None if st is None else st.to_json()
+            d["in_dump"] = None if in_dump is None else in_dump.to_json()
             if args.replay:
-                d["replay"] = None if st is None else _replay(k, rep, st).to_json()
+                d["replay"] = None if in_dump is None else _replay(k, rep, in_dump).to_json()
             out.append(d)
         doc["reports"] = out
         if not reports:

@@ -115,9 +115,9 @@ def dump_blocks(r: DumpReader) -> DumpBlocks:
     stack_pages = 1 << THREAD_SIZE_ORDER  # a stack: its aligned block, whole
     stack_block = np.zeros(-(-n // stack_pages) * stack_pages, bool)
     stack_block[:n] = stacky
-    stack_block = stack_block.reshape(-1, stack_pages).any(axis=1)
+    stack_block = np.any(stack_block.reshape(-1, stack_pages), axis=1)
     free_shadow = (shadow == KASAN_PAGE_FREE).all(axis=1)
-    zero_shadow = ~shadow.any(axis=1)
+    zero_shadow = ~np.any(shadow, axis=1)
     counts = dict.fromkeys(("free", "reserved", "not in the dump"), 0)
     blocks: list[tuple[int, int, PageUse]] = []
     pfn = 0
@@ -230,7 +230,7 @@ def scheme_bills(
             if use in BYTE_GRANULAR_USES or row.any():
                 shadow.write(m.page_address(p), row.tobytes())
                 written += 1
-    used = set()
+    used: set[int] = set()
     for pfn, order, _ in b.blocks:
         used.update(range(pfn, pfn + (1 << order)))
     overlap = sum(

@@ -93,7 +93,9 @@ def data_symbols(sym: ElfSymbolizer, names=DATA_SYMBOLS) -> dict[str, list[list[
             ]
         )
         n = h["sh_size"] // dt.itemsize
-        syms = np.frombuffer(sym.section_data(".symtab")[: n * dt.itemsize], dt)
+        data = sym.section_data(".symtab")
+        assert data is not None  # (a .symtab with contents, checked above)
+        syms = np.frombuffer(data[: n * dt.itemsize], dt)
         strtab = bytes(sym.section_data(sym.elf.get_section(h["sh_link"]).name) or b"")
         for name in names:
             key = name.encode() + b"\0"
@@ -135,7 +137,7 @@ class Kernel:
     def __enter__(self) -> Kernel:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _need(self, name: str) -> int:
@@ -172,14 +174,16 @@ class Kernel:
             )
             self.pt = PageTables(self.core, top - START_KERNEL_MAP + self.phys_base, self.la57)
         self.build_id_match = self._check_match()
-        self.page_offset_base = self._read_u64_via_pt(self._need("page_offset_base"))
-        self.vmemmap_base = self._read_u64_via_pt(self._need("vmemmap_base"))
-        if self.page_offset_base is None or self.vmemmap_base is None:
+        page_offset_base = self._read_u64_via_pt(self._need("page_offset_base"))
+        vmemmap_base = self._read_u64_via_pt(self._need("vmemmap_base"))
+        if page_offset_base is None or vmemmap_base is None:
             raise VmcoreError(
                 "cannot read page_offset_base/vmemmap_base in the dump: its "
                 "page tables do not map the kernel image",
                 self.core.path,
             )
+        self.page_offset_base: int = page_offset_base
+        self.vmemmap_base: int = vmemmap_base
         self.layouts: dict[str, Layout] = load_layouts(self.sym)
         self.enums: dict[str, dict[str, int]] = load_enums(self.sym)
 
@@ -214,8 +218,10 @@ class Kernel:
     def vmcoreinfo_number(self, name: str) -> int | None:
         """VMCOREINFO's ``NUMBER(name)=%ld``, or None."""
         v = self.vmcoreinfo.get(f"NUMBER({name})")
+        if v is None:
+            return None
         try:
-            return None if v is None else int(v, 10)
+            return int(v, 10)
         except ValueError:
             raise VmcoreError(
                 f"VMCOREINFO's NUMBER({name}) is not a number: {v[:40]!r}", self.core.path
@@ -224,8 +230,10 @@ class Kernel:
     def vmcoreinfo_symbol(self, name: str) -> int | None:
         """VMCOREINFO's ``SYMBOL(name)=%lx`` (a run-time address), or None."""
         v = self.vmcoreinfo.get(f"SYMBOL({name})")
+        if v is None:
+            return None
         try:
-            return None if v is None else int(v, 16)
+            return int(v, 16)
         except ValueError:
             raise VmcoreError(
                 f"VMCOREINFO's SYMBOL({name}) is not an address: {v[:40]!r}", self.core.path

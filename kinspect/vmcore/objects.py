@@ -17,7 +17,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from kinspect.engine.machine import Machine
-from kinspect.engine.report import BadAccess
+from kinspect.engine.report import object_region
 from kinspect.engine.slab import KmemCache
 
 from .kernel import Kernel
@@ -37,14 +37,9 @@ class SlabObject(SimpleNamespace):
             f"The buggy address belongs to the object at {self.object_addr:016x}",
             f" which belongs to the cache {self.cache_name} of size {self.cache_object_size}",
         ]
-        # the one copy of the rule: the engine's BadAccess.region_description()
-        rel_bytes, rel_type, state = BadAccess.region_description(
-            SimpleNamespace(
-                addr=addr,
-                object_addr=self.object_addr,
-                alloc_size=self.alloc_size,
-                bug_type=bug_type,
-            )
+        # the one copy of the rule: the engine's object_region() (BadAccess's)
+        rel_bytes, rel_type, state = object_region(
+            addr, self.object_addr, self.alloc_size, bug_type or ""
         )
         out += [
             f"The buggy address is located {rel_bytes} bytes {rel_type} of",
@@ -78,32 +73,39 @@ def find_object(k: Kernel, addr: int, shadow_byte) -> SlabObject | None:
     objects = k.field("slab", slab, "objects")
     if not cache or not objects:
         return None
-    kc = {
-        m: k.field("kmem_cache", cache, m)
+    size, object_size, flags, red_left_pad, name = (
+        k.field("kmem_cache", cache, m)
         for m in ("size", "object_size", "flags", "red_left_pad", "name")
-    }
-    if None in kc.values() or not kc["size"]:
+    )
+    if (
+        size is None
+        or object_size is None
+        or flags is None
+        or red_left_pad is None
+        or name is None
+        or not size
+    ):
         return None
     base = k.page_offset_base + (folio - k.vmemmap_base) // psize * 4096  # slab_address()
-    # nearest_obj(): the slot, clamped to the last object (the engine's one copy of it)
-    obj = KmemCache.nearest_obj(
-        SimpleNamespace(size=kc["size"], objects=objects), SimpleNamespace(base=base), addr
-    )
+    # nearest_obj(): the slot, clamped to the last object (the engine's one copy of it, run
+    # on a stand-in cache and slab: it reads size, objects and base only)
+    cache_ns, slab_ns = SimpleNamespace(size=size, objects=objects), SimpleNamespace(base=base)
+    obj = KmemCache.nearest_obj(cache_ns, slab_ns, addr)  # type: ignore[arg-type]  # stand-ins
     notes: list[str] = []
-    if _red_zone_enabled(k, kc["flags"], notes):  # fixup_red_left()
-        obj += kc["red_left_pad"]
+    if _red_zone_enabled(k, flags, notes):  # fixup_red_left()
+        obj += red_left_pad
     try:
-        alloc_size = kasan_get_alloc_size(shadow_byte, obj, kc["object_size"])
+        alloc_size = kasan_get_alloc_size(shadow_byte, obj, object_size)
     except LookupError:  # (shadow_byte: not in the dump)
         alloc_size = 0
         notes.append("the object's shadow is not in the dump: its size is the cache's")
     return SlabObject(
         object_addr=obj,
         cache=cache,
-        cache_name=_cstr(k, kc["name"]) or "?",
-        cache_object_size=kc["object_size"],
-        cache_size=kc["size"],
-        alloc_size=alloc_size or kc["object_size"],
+        cache_name=_cstr(k, name) or "?",
+        cache_object_size=object_size,
+        cache_size=size,
+        alloc_size=alloc_size or object_size,
         slab=slab,
         notes=notes,
     )
@@ -129,11 +131,10 @@ def addr_to_slab(k: Kernel, addr: int) -> int | None:
 def kasan_get_alloc_size(shadow_byte, obj: int, object_size: int) -> int:
     """``kasan_get_alloc_size()`` of generic KASAN (0 for a freed object): the engine's one
     copy of the rule, run over the dump's shadow."""
-    return Machine._kasan_get_alloc_size(
-        SimpleNamespace(shadow=SimpleNamespace(shadow_byte=shadow_byte)),
-        SimpleNamespace(object_size=object_size),
-        obj,
-    )
+    # (run on a stand-in machine and cache: it reads shadow.shadow_byte and object_size only)
+    machine = SimpleNamespace(shadow=SimpleNamespace(shadow_byte=shadow_byte))
+    cache = SimpleNamespace(object_size=object_size)
+    return Machine._kasan_get_alloc_size(machine, cache, obj)  # type: ignore[arg-type]  # stand-ins
 
 
 def _red_zone_enabled(k: Kernel, flags: int, notes: list[str]) -> bool:

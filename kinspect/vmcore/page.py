@@ -112,16 +112,17 @@ def format_page_flags(k: Kernel, flags: int, notes: list[str]) -> str | None:
         width, shift, mask, spec_p, name_p = (
             k.field("page_flags_fields", at, m) for m in ("width", "shift", "mask", "spec", "name")
         )
-        if None in (width, shift, mask, spec_p, name_p):
+        if width is None or shift is None or mask is None or spec_p is None or name_p is None:
             notes.append("pff[] not in the dump: flags not decoded")
             return None
         if not width:
             continue
-        spec = (k.field("printf_spec", spec_p, "base"), k.field("printf_spec", spec_p, "flags"))
-        if None in spec:
+        base = k.field("printf_spec", spec_p, "base")
+        spec_flags = k.field("printf_spec", spec_p, "flags")
+        if base is None or spec_flags is None:
             notes.append("pff[]'s printf_spec not in the dump: flags not decoded")
             return None
-        parts.append(f"{_cstr(k, name_p)}={_number((flags >> shift) & mask, spec)}")
+        parts.append(f"{_cstr(k, name_p)}={_number((flags >> shift) & mask, (base, spec_flags))}")
     return f"{flags:#x}({'|'.join(parts)})"
 
 
@@ -134,7 +135,10 @@ def dump_page_lines(k: Kernel, pfn: int) -> tuple[list[str], list[str]]:
     raw = k.read(page, pl.size)
     if raw is None:
         return [], [f"the struct page of pfn {pfn:#x} ({page:#x}) is not in the dump"]
-    f = lambda m: k.field("page", page, m)  # noqa: E731
+
+    def f(member: str) -> int:  # (read from the struct page's bytes, all in the dump)
+        return pl[member].get(raw)
+
     words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, pl.size, 8)]
     raw_lines = [
         "raw: " + " ".join(f"{w:016x}" for w in words[i : i + 4]) for i in range(0, len(words), 4)
@@ -201,9 +205,9 @@ def _pageflag_bit(k: Kernel, name: str) -> int | None:
     cache = k.__dict__.setdefault("_pageflag_bits", {})
     if not cache:
         tpf = k.layouts["trace_print_flags"]
-        tab = _table(k, "pageflag_names", tpf.size)
-        for i in range(tab[1] if tab else 0):
-            at = tab[0] + i * tpf.size
+        tab_addr, tab_len = _table(k, "pageflag_names", tpf.size) or (0, 0)
+        for i in range(tab_len):
+            at = tab_addr + i * tpf.size
             mask = k.field("trace_print_flags", at, "mask")
             nm = k.field("trace_print_flags", at, "name")
             if not nm or not mask:

@@ -85,7 +85,15 @@ def read_ringbuffer(k: Kernel) -> RingBuffer:
     descs, infos = f("desc_ring.descs"), f("desc_ring.infos")
     head_id, tail_id = f("desc_ring.head_id"), f("desc_ring.tail_id")
     data = f("text_data_ring.data")
-    if None in (count_bits, size_bits, descs, infos, head_id, tail_id, data):
+    if (
+        count_bits is None
+        or size_bits is None
+        or descs is None
+        or infos is None
+        or head_id is None
+        or tail_id is None
+        or data is None
+    ):
         raise VmcoreError(
             f"cannot read the printk ring buffer at {rb:#x} (prb) in the dump", k.core.path
         )

@@ -221,18 +221,18 @@ class DumpReader:
             return None
         cache = k.field("slab", slab, "slab_cache")
         head = (slab - k.vmemmap_base) // self.page_size
-        vals = (
-            {m: k.field("kmem_cache", cache, m) for m in ("size", "object_size", "name")}
-            if cache
-            else {}
-        )
         objects, inuse, frozen = (k.field("slab", slab, m) for m in ("objects", "inuse", "frozen"))
-        if not cache or None in vals.values() or objects is None:
+        if not cache or objects is None:
+            return None
+        size, object_size, name = (
+            k.field("kmem_cache", cache, m) for m in ("size", "object_size", "name")
+        )
+        if size is None or object_size is None or name is None:
             return None
         raw, _ = self._raw_pages(head, 1)
         order = self._order(head, raw[0])
         return SlabInfo(
-            _cstr(k, vals["name"]) or "?",
+            _cstr(k, name) or "?",
             cache,
             head,
             1 << order,
@@ -240,8 +240,8 @@ class DumpReader:
             objects,
             inuse or 0,
             bool(frozen),
-            vals["object_size"],
-            vals["size"],
+            object_size,
+            size,
         )
 
     # -- the shadow (the real kernel's scheme only)

@@ -66,6 +66,7 @@ class Member:
         """(first byte, byte count) that hold the member (a bit field's own bytes)."""
         if self.bit_size is None:
             return self.offset, self.size
+        assert self.bit_offset is not None  # (a bit field has both)
         first = self.bit_offset // 8
         return first, (self.bit_offset + self.bit_size + 7) // 8 - first
 
@@ -76,6 +77,7 @@ class Member:
         v = int.from_bytes(data[at + first : at + first + n], "little")
         if self.bit_size is None:
             return v
+        assert self.bit_offset is not None  # (a bit field has both)
         return (v >> (self.bit_offset - 8 * first)) & ((1 << self.bit_size) - 1)
 
 
@@ -170,8 +172,8 @@ def _read_types(sym: ElfSymbolizer) -> tuple[dict[str, Layout], dict[str, dict[s
                 by_cu.setdefault(cu, set()).add((kind, name))
     layouts: dict[str, Layout] = {}
     enums: dict[str, dict[str, int]] = {}
-    for cu_off, wanted in by_cu.items():
-        for kind, name, die in sym.type_definitions(cu_off, wanted):
+    for cu_off, types in by_cu.items():
+        for kind, name, die in sym.type_definitions(cu_off, types):
             if kind == "struct":
                 layouts[name] = _layout(name, die)
             else:
