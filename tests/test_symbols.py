@@ -534,9 +534,11 @@ def test_a_line_header_count_is_bounded(elfs, tmp_path) -> None:
     bad = _patched(elf, tmp_path / "vmlinux", ".debug_line", at, b"\0\xff\xff\xff\xff\x7f")
     funcs = _functions(elf)
     assert _try(bad, funcs) == "error"
-    with pytest.raises(SymbolizationError, match="claims 34359738367 directories"):
-        with ElfSymbolizer(bad, cache_dir=False) as sym:
-            sym.symbolize(funcs["main"][0])
+    with (
+        pytest.raises(SymbolizationError, match="claims 34359738367 directories"),
+        ElfSymbolizer(bad, cache_dir=False) as sym,
+    ):
+        sym.symbolize(funcs["main"][0])
 
 
 # --------------------------------------------------------------------------- fuzzing the reader
@@ -651,8 +653,7 @@ def test_compressed_sections_inflate_when_read_and_refuse_a_corrupt_stream(elfs,
     ):
         bad = tmp_path / f"{what}.elf"
         bad.write_bytes(bytes(data))
-        with pytest.raises(SymbolizationError) as e:
-            with ElfSymbolizer(bad, cache_dir=False) as sym:
-                sym.symbolize_many([s + 4 for s, _ in funcs.values()])
+        with pytest.raises(SymbolizationError) as e, ElfSymbolizer(bad, cache_dir=False) as sym:
+            sym.symbolize_many([s + 4 for s, _ in funcs.values()])
         assert "compressed section .debug_info" in str(e.value), (what, str(e.value))
         assert "\n" not in str(e.value)

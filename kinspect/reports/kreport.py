@@ -1118,8 +1118,8 @@ _OOPSES: tuple[_Oops, ...] = (
             ),
             _F(
                 _syz(
-                    "BUG: (?:unable to handle kernel paging request|unable to handle page fault for "
-                    "address|Unable to handle kernel data access)"
+                    "BUG: (?:unable to handle kernel paging request|unable to handle page fault "
+                    "for address|Unable to handle kernel data access)"
                 ),
                 "BUG: unable to handle kernel paging request in {1}",
                 stack=_rip_stack(),
