@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import os
 import random
@@ -33,9 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))  # the corpus score: tests/kreport_corpus.py
 
 from kinspect.reports.kreport import LogScan, iter_reports  # noqa: E402
 from kinspect.reports.symbols import ElfSymbolizer  # noqa: E402
+from kreport_corpus import corpus_score  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 
@@ -190,70 +191,6 @@ def bench_parse(copies: int = 10) -> None:
         f"parsing: {n} reports ({len(lines)} log lines, titles included) in {best:.2f} s = "
         f"{n / best:.0f} reports/s (target >= 1000: {'ok' if n / best >= 1000 else 'MISSED'})"
     )
-
-
-def corpus_score() -> dict[str, tuple[int, int]]:
-    """The issue's "Done when" over tests/data/kasan-reports (as tests/test_kreport.py)."""
-    corpus = DATA / "kasan-reports"
-    with open(corpus / "index.tsv", newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    score = {
-        k: [0, 0]
-        for k in (
-            "kasan-console-title",
-            "kasan-other-title",
-            "not-first-first-crash",
-            "negative-no-report",
-            "negative-crash-named",
-            "corrupted-flag",
-            "non-x86-memory-state",
-        )
-    }
-
-    def count(key: str, ok: bool) -> None:
-        score[key][0] += ok
-        score[key][1] += 1
-
-    for row in rows:
-        path = corpus / row["file"]
-        lines = path.read_text(errors="replace").splitlines()
-        if row["file"].startswith("syz-"):
-            lines = lines[lines.index("") + 1 :]
-            lines = next(
-                (lines[:i] for i, ln in enumerate(lines) if ln.startswith("REPORT:")), lines
-            )
-        scan = LogScan()
-        reps = list(iter_reports(lines, partial=True, scan=scan))
-        first = scan.first_crash
-        if row["category"] == "kasan":
-            count(
-                "kasan-console-title"
-                if row["provenance"] == "console log"
-                else "kasan-other-title",
-                bool(reps) and reps[0].title == row["syz_title"],
-            )
-        elif row["category"] == "kasan-not-first":
-            count("not-first-first-crash", first is not None and first.title == row["syz_title"])
-        elif row["category"] == "negative":
-            count("negative-no-report", not reps)
-            count(
-                "negative-crash-named",
-                first is not None and not first.kasan and first.title == row["syz_title"],
-            )
-        if row["file"].startswith("syz-"):
-            count(
-                "corrupted-flag",
-                first is not None and bool(first.corrupted) == (row["syz_corrupted"] == "Y"),
-            )
-        if (
-            row["arch"]
-            and not row["arch"].startswith("x86_64")
-            and row["kasan_report"] == "yes"
-            and row["memory_state"] == "yes"
-        ):
-            rows_expected = int(row["shadow_rows"] or 0)
-            count("non-x86-memory-state", bool(reps) and len(reps[0].memory_rows) == rows_expected)
-    return {k: (a, n) for k, (a, n) in score.items()}
 
 
 def main() -> None:

@@ -37,10 +37,10 @@ from kinspect.reports.kreport import (
     parse_reports,
     sanitize_title,
 )
+from kreport_corpus import CORPUS, corpus_rows, corpus_score, scan_log
 
 DATA = Path(__file__).parent / "data"
 KRUN = DATA / "kernel-run"
-CORPUS = DATA / "kasan-reports"
 
 RUNS = {
     "gcc": (KRUN / "reports", KRUN / "kunit-results.tsv"),
@@ -464,11 +464,6 @@ CORPUS_INDEX_DIFFERENCES = {
 }
 
 
-def _corpus_rows() -> list[dict[str, str]]:
-    with open(CORPUS / "index.tsv", newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 def _major(kernel: str) -> int | None:
     try:
         return int(kernel.split(".")[0])
@@ -477,11 +472,11 @@ def _major(kernel: str) -> int | None:
 
 
 def test_corpus_index_covers_every_file() -> None:
-    assert {r["file"] for r in _corpus_rows()} == {p.name for p in CORPUS.glob("*.txt")}
+    assert {r["file"] for r in corpus_rows()} == {p.name for p in CORPUS.glob("*.txt")}
     assert set(CORPUS_UNPARSABLE) <= {p.name for p in CORPUS.glob("*.txt")}
 
 
-@pytest.mark.parametrize("row", _corpus_rows(), ids=lambda r: r["file"][:40])
+@pytest.mark.parametrize("row", corpus_rows(), ids=lambda r: r["file"][:40])
 def test_corpus_file(row: dict[str, str]) -> None:
     path = CORPUS / row["file"]
     if row["file"] in CORPUS_UNPARSABLE:
@@ -538,7 +533,7 @@ def test_corpus_6x_generic_reports_parse_completely() -> None:
     """The 6.x-format generic reports (the layout kinspect prints) parse with every section."""
     rows = [
         r
-        for r in _corpus_rows()
+        for r in corpus_rows()
         if r["kasan_report"] == "yes"
         and r["kasan_mode"] == "generic"
         and (_major(r["kernel"]) or 0) >= 6
@@ -603,89 +598,11 @@ def test_corpus_syzbot_inline_bug_lines_are_one_report() -> None:
 # --------------------------------------------------------------------------- titles (syzkaller)
 
 
-def _syz_log(path: Path) -> list[str]:
-    """The console log of a syzkaller report test file: without its TITLE:/TYPE:/... header
-    and without the REPORT: section at its end (syzkaller's own test harness does the same)."""
-    lines = path.read_text(errors="replace").splitlines()
-    if path.name.startswith("syz-"):
-        lines = lines[lines.index("") + 1 :]
-        for i, line in enumerate(lines):
-            if line.startswith("REPORT:"):
-                lines = lines[:i]
-                break
-    return lines
-
-
-def _scan(path: Path) -> tuple[list[KasanReport], LogScan]:
-    scan = LogScan()
-    reps = list(iter_reports(_syz_log(path), path=str(path), partial=True, scan=scan))
-    return reps, scan
-
-
-def corpus_score() -> dict[str, tuple[int, int]]:
-    """(agreeing, total) per check of the issue's "Done when" over the shared corpus."""
-    score: dict[str, list[int]] = {
-        k: [0, 0]
-        for k in (
-            "kasan-console-title",
-            "kasan-other-title",
-            "not-first-first-crash",
-            "negative-no-report",
-            "negative-crash-named",
-            "corrupted-flag",
-            "non-x86-memory-state",
-        )
-    }
-
-    def count(key: str, ok: bool) -> None:
-        score[key][0] += ok
-        score[key][1] += 1
-
-    for row in _corpus_rows():
-        path = CORPUS / row["file"]
-        reps, scan = _scan(path)
-        first = scan.first_crash
-        cat = row["category"]
-        if cat == "kasan":
-            key = (
-                "kasan-console-title" if row["provenance"] == "console log" else "kasan-other-title"
-            )
-            count(key, bool(reps) and reps[0].title == row["syz_title"])
-        elif cat == "kasan-not-first":
-            count("not-first-first-crash", first is not None and first.title == row["syz_title"])
-        elif cat == "negative":
-            count("negative-no-report", reps == [])
-            count(
-                "negative-crash-named",
-                first is not None and not first.kasan and first.title == row["syz_title"],
-            )
-        if row["file"].startswith("syz-"):
-            count(
-                "corrupted-flag",
-                first is not None and bool(first.corrupted) == (row["syz_corrupted"] == "Y"),
-            )
-        if (
-            row["arch"]
-            and not row["arch"].startswith("x86_64")
-            and row["kasan_report"] == "yes"
-            and row["memory_state"] == "yes"
-        ):
-            # (ext-11's dump was cut short by a second fault: the index counts 0 rows)
-            rows = int(row["shadow_rows"] or 0)
-            count(
-                "non-x86-memory-state",
-                bool(reps)
-                and len(reps[0].memory_rows) == rows
-                and (rows == 0 or reps[0].caret_index is not None),
-            )
-    return {k: (v[0], v[1]) for k, v in score.items()}
-
-
 @pytest.mark.parametrize(
-    "row", [r for r in _corpus_rows() if r["category"] != "external"], ids=lambda r: r["file"][:40]
+    "row", [r for r in corpus_rows() if r["category"] != "external"], ids=lambda r: r["file"][:40]
 )
 def test_corpus_title_is_syzkallers(row: dict[str, str]) -> None:
-    reps, scan = _scan(CORPUS / row["file"])
+    reps, scan = scan_log(CORPUS / row["file"])
     first = scan.first_crash
     assert first is not None
     assert first.title == row["syz_title"]
