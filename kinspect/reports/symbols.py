@@ -2052,6 +2052,8 @@ def _decode_line_program(
 
     if line_range <= 0 or opcode_base < 1 or end > len(d):
         raise ValueError("corrupt line program header")
+    # the address and line advance of each special opcode; DW_LNS_copy appends a row as a
+    # special opcode does, with no advance (its entries stay 0 when it is a standard opcode)
     adv_a = [0] * 256
     adv_l = [0] * 256
     for op in range(opcode_base, 256):
@@ -2070,7 +2072,7 @@ def _decode_line_program(
     while i < end:
         op = d[i]
         i += 1
-        if op >= opcode_base:
+        if op >= opcode_base or op == DW_LNS_copy:
             addr += adv_a[op]
             line += adv_l[op]
             aa(addr & mask)
@@ -2082,12 +2084,6 @@ def _decode_line_program(
         # here, any other by _uleb()/_sleb().
         if op == DW_LNS_set_column:
             i = i + 1 if d[i] < 0x80 else _uleb(d, i)[1]
-            continue
-        if op == DW_LNS_copy:
-            aa(addr & mask)
-            fa(file_ & 0xFFFFFFFF)
-            la(line & 0xFFFFFFFF)
-            fla(is_stmt)
             continue
         if op == DW_LNS_advance_pc:
             v = d[i]

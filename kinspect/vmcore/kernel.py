@@ -217,26 +217,21 @@ class Kernel:
 
     def vmcoreinfo_number(self, name: str) -> int | None:
         """VMCOREINFO's ``NUMBER(name)=%ld``, or None."""
-        v = self.vmcoreinfo.get(f"NUMBER({name})")
-        if v is None:
-            return None
-        try:
-            return int(v, 10)
-        except ValueError:
-            raise VmcoreError(
-                f"VMCOREINFO's NUMBER({name}) is not a number: {v[:40]!r}", self.core.path
-            ) from None
+        return self._vmcoreinfo_int(f"NUMBER({name})", 10, "a number")
 
     def vmcoreinfo_symbol(self, name: str) -> int | None:
         """VMCOREINFO's ``SYMBOL(name)=%lx`` (a run-time address), or None."""
-        v = self.vmcoreinfo.get(f"SYMBOL({name})")
+        return self._vmcoreinfo_int(f"SYMBOL({name})", 16, "an address")
+
+    def _vmcoreinfo_int(self, key: str, base: int, what: str) -> int | None:
+        v = self.vmcoreinfo.get(key)
         if v is None:
             return None
         try:
-            return int(v, 16)
+            return int(v, base)
         except ValueError:
             raise VmcoreError(
-                f"VMCOREINFO's SYMBOL({name}) is not an address: {v[:40]!r}", self.core.path
+                f"VMCOREINFO's {key} is not {what}: {v[:40]!r}", self.core.path
             ) from None
 
     def _read_u64_via_pt(self, vaddr: int) -> int | None:
