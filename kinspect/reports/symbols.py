@@ -391,6 +391,14 @@ _FORM_block4 = _F["DW_FORM_block4"]
 _FORM_indirect = _F["DW_FORM_indirect"]
 _FORM_rnglistx = _F["DW_FORM_rnglistx"]
 _FORM_sec_offset = _F["DW_FORM_sec_offset"]
+#: the forms whose number indexes (or is an offset into) another section: the value's kind
+_INDEX_KINDS = {
+    **dict.fromkeys(_STRX_FORMS, "strx"),
+    **dict.fromkeys(_ADDRX_FORMS, "addrx"),
+    _FORM_rnglistx: "rnglistx",
+    _FORM_strp: "strp",
+    _FORM_line_strp: "line_strp",
+}
 
 # The line program's opcodes as plain ints, compared with each opcode the decoder reads
 DW_LNS_copy = DW_LNS.copy.value
@@ -506,6 +514,16 @@ def _discard(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- per-CU decoding
+
+
+def _number_value(form: int, v: int, cu_off: int) -> _AttrValue:
+    """The value of an attribute whose ``form`` holds the number ``v``: a CU-relative reference
+    made absolute (``cu_off``: its unit's offset), (kind, v) for an index or offset into
+    another section (:data:`_INDEX_KINDS`), else the number."""
+    if form in _REF_FORMS:
+        return v + cu_off
+    kind = _INDEX_KINDS.get(form)
+    return v if kind is None else (kind, v)
 
 
 @dataclass(slots=True)
@@ -1353,39 +1371,16 @@ class ElfSymbolizer:
                     if n > 8:  # DW_FORM_data16: not a number we read
                         attrs[at] = None
                     else:
-                        v = int.from_bytes(d[i : i + n], bo)
-                        if form in _REF_FORMS:
-                            attrs[at] = v + cu_off
-                        elif form in _STRX_FORMS:
-                            attrs[at] = ("strx", v)
-                        elif form in _ADDRX_FORMS:
-                            attrs[at] = ("addrx", v)
-                        else:
-                            attrs[at] = v
+                        attrs[at] = _number_value(form, int.from_bytes(d[i : i + n], bo), cu_off)
                 i += n
             elif form in _OFFSET_FORMS:
                 if at in _WANTED:
-                    v = int.from_bytes(d[i : i + osz], bo)
-                    if form == _FORM_strp:
-                        attrs[at] = ("strp", v)
-                    elif form == _FORM_line_strp:
-                        attrs[at] = ("line_strp", v)
-                    else:
-                        attrs[at] = v
+                    attrs[at] = _number_value(form, int.from_bytes(d[i : i + osz], bo), cu_off)
                 i += osz
             elif form in _ULEB_FORMS:
                 v, i = _uleb(d, i)
                 if at in _WANTED:
-                    if form in _REF_FORMS:
-                        attrs[at] = v + cu_off
-                    elif form in _STRX_FORMS:
-                        attrs[at] = ("strx", v)
-                    elif form in _ADDRX_FORMS:
-                        attrs[at] = ("addrx", v)
-                    elif form == _FORM_rnglistx:
-                        attrs[at] = ("rnglistx", v)
-                    else:
-                        attrs[at] = v
+                    attrs[at] = _number_value(form, v, cu_off)
             elif form == _FORM_addr:
                 if at in _WANTED:
                     v = int.from_bytes(d[i : i + asz], bo)
