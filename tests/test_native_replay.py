@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kinspect.engine import native
 from kinspect.engine.errors import TraceError
-from kinspect.engine.ftrace import EventBatch, TraceEvent, TraceReader
+from kinspect.engine.ftrace import EVENT_COLUMNS, EventBatch, TraceEvent, TraceReader
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile, parse_size
 from kinspect.engine.replay import replay_trace, trace_summary
@@ -286,6 +286,8 @@ def test_an_event_batch_reads_as_the_python_readers_events(tmp_path):
     with pytest.raises(IndexError):
         batch[len(batch)]
     assert batch.line.dtype == np.int64 and batch.ptr.dtype == np.uint64
+    # the columns the class declares (for the type checker) are EVENT_COLUMNS'
+    assert list(EventBatch.__annotations__) == [name for name, _ in EVENT_COLUMNS]
 
 
 # ---------------------------------------------------------------- the compiled page path

@@ -21,8 +21,8 @@ import pickle
 from itertools import chain, islice
 
 import pytest
-from conftest import ROOT, native_missing
 
+from conftest import ROOT, native_missing
 from kinspect.cli import main
 from kinspect.engine import native
 from kinspect.engine.fingerprint import Fingerprinter

@@ -310,7 +310,8 @@ def test_footprint_x86_64(x86):
 @pytest.mark.parametrize(
     "profile, pageptr, pageext",
     [
-        # 1 GiB at 0x40000000, 4 KiB pages, 32-bit: 262144 pages x 4; 4 sections of 256 MiB x (4 + 4)
+        # 1 GiB at 0x40000000, 4 KiB pages, 32-bit: 262144 pages x 4;
+        # 4 sections of 256 MiB x (4 + 4)
         ("arm32", 4 * 262144, 4 * 65536 * 8),
         # 1 GiB of 64 KiB pages: 16384 pages x 8; 2 sections of 512 MiB (8192 pages) x (8 + 8)
         ("arm64-64k-42", 8 * 16384, 2 * 8192 * 16),

@@ -24,15 +24,23 @@ cdef class Flat(Scheme):
     cdef uint8_t *at(self, uint64_t addr, int64_t granules) except? NULL
 
 
-cdef class PagePtr(Scheme):
-    # the scheme's flat arrays (pageptr.py), their addresses taken by refresh()
+cdef class Paged(Scheme):
+    # a per-page scheme's flat arrays (pageptr.py, pshadow.py), their addresses taken by
+    # refresh(): the chunk map and the pool's segments here, the others by take_arrays()
     cdef object arrays                   # the arrays themselves, held while pointed into
     cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+    cdef uint8_t **segments              # the pool's segments' bytes (_pool, _shadow)
+    cdef int segment_shift               # pool index (block, shadow page) -> segment
+    cdef int64_t segment_mask
+
+    cdef int refresh(self) except -1
+    cdef tuple take_arrays(self, object s)
+
+
+cdef class PagePtr(Paged):
+    # the scheme's other flat arrays (pageptr.py), their addresses taken by take_arrays()
     cdef int *slot                       # _slot: per pfn, its block (-1: NULL page->shadow)
     cdef long long *head                 # _head: per pfn, its allocation's head (-1: none)
-    cdef uint8_t **segments              # _pool: its segments' bytes
-    cdef int segment_shift               # block -> segment
-    cdef int64_t segment_mask
     cdef unsigned long long *block_addr  # _block_addr: per block, its address (0: free)
     cdef signed char *block_space        # _block_space: per block, the space it shadows
     cdef long long *block_user           # _block_user: its page, or the next free block
@@ -52,7 +60,6 @@ cdef class PagePtr(Scheme):
     cdef int section_shift               # the memmap's pfn -> section
     cdef int64_t section_mask
 
-    cdef int refresh(self) except -1
     cdef int64_t index(self, int64_t pfn) noexcept
     cdef int64_t make_index(self, int64_t pfn) except -1
     cdef int set_pointer(self, int64_t pfn, uint64_t addr) except -1
@@ -65,16 +72,11 @@ cdef class PagePtr(Scheme):
     cdef int store(self, uint64_t addr, const uint8_t *data, int64_t n) except -1
 
 
-cdef class PerPage(Scheme):
-    # the scheme's flat arrays (pshadow.py), their addresses taken by refresh()
-    cdef object arrays                   # the arrays themselves, held while pointed into
-    cdef int *chunk_of                   # _chunk_of: pfn >> CHUNK_SHIFT -> chunk, -1: none
+cdef class PerPage(Paged):
+    # the scheme's other flat arrays (pshadow.py), their addresses taken by take_arrays()
     cdef uint8_t *pshadow                # _pshadow: per lowmem pfn, its per-page byte
     cdef uint8_t *in_use                 # _in_use: per lowmem pfn, 1 unless free
     cdef int *window_page                # _window_page: per window, its shadow page (-1)
-    cdef uint8_t **segments              # _shadow: its segments' bytes
-    cdef int segment_shift               # shadow page -> segment
-    cdef int64_t segment_mask
     cdef long long *page_pfn             # _page_pfn: per shadow page, its pfn
     cdef int *page_bypass                # _page_bypass: per shadow page, its BYPASS pages
     cdef dict kernel_windows             # _kernel_windows: image/vmalloc window -> page
@@ -83,7 +85,6 @@ cdef class PerPage(Scheme):
     cdef int page_shift, window_shift
     cdef int64_t page_size, granules_per_page, shadow_mask
 
-    cdef int refresh(self) except -1
     cdef int64_t index(self, int64_t pfn) except -1
     cdef uint8_t *shadow_page(self, int page) noexcept
     cdef int bypass_page(self, uint64_t addr) noexcept

@@ -180,7 +180,37 @@ cdef class Flat(Scheme):
         return shadow[0]
 
 
-cdef class PagePtr(Scheme):
+cdef class Paged(Scheme):
+    """A per-page scheme (PagePtr, PerPage) on flat arrays that its Python scheme may replace
+    by larger copies, and a pool of segments it may add to: after such a Python method, the
+    twin takes their addresses again (refresh)."""
+
+
+    def __init__(self, scheme):
+        Scheme.__init__(self, scheme)
+        self.segment_shift = scheme._segment_shift
+        self.segment_mask = scheme._segment_mask
+
+    def __dealloc__(self):
+        PyMem_Free(self.segments)
+
+    cdef int refresh(self) except -1:
+        """The addresses of the scheme's arrays, taken again (after a Python method, which may
+        have replaced one by a larger copy, or added a segment to the pool)."""
+        s = self.scheme
+        arrays = self.take_arrays(s)
+        self.arrays = arrays                # held: the pointers into them stay valid
+        self.chunk_of = (<array>s._chunk_of).data.as_ints
+        self.segments = segment_table(arrays[0], self.segments)
+        return 0
+
+    cdef tuple take_arrays(self, object s):
+        """refresh() of the twin's own arrays: their addresses taken; the arrays, the pool
+        (a list of segments) first."""
+        raise NotImplementedError
+
+
+cdef class PagePtr(Paged):
     """pageptr.PagePtrShadow (and pageext.PageExtShadow, its subclass), on its flat arrays: a
     direct-map page's block written in place (PagePtrShadow.write); a blockless page's shadow
     written with what its state implies left as it is (PagePtrShadow._store); the allocations
@@ -192,8 +222,7 @@ cdef class PagePtr(Scheme):
 
 
     def __init__(self, scheme):
-        Scheme.__init__(self, scheme)
-        p = scheme._machine.profile
+        Paged.__init__(self, scheme)
         self.initial_byte = scheme._initial_byte
         self.lm_start, self.lm_end, self.lm_delta = scheme._lm_start, scheme._lm_end, \
             scheme._lm_delta
@@ -214,28 +243,17 @@ cdef class PagePtr(Scheme):
         self.section_mask = self.memmap.pages_per_section - 1
         # pageext keeps the pointer in page_ext, beside the block: struct page is untouched
         self.in_struct_page = type(scheme)._set_pointer is PagePtrShadow._set_pointer
-        self.segment_shift = scheme._segment_shift
-        self.segment_mask = scheme._segment_mask
         self.refresh()
 
-    def __dealloc__(self):
-        PyMem_Free(self.segments)
-
-    cdef int refresh(self) except -1:
-        """The addresses of the scheme's arrays, taken again (after a Python method, which may
-        have replaced one by a larger copy, or added a segment to the pool)."""
-        s = self.scheme
-        self.arrays = (s._chunk_of, s._slot, s._head, s._block_addr, s._block_space,
-                       s._block_user)          # held: the pointers below stay valid
-        self.chunk_of = (<array>s._chunk_of).data.as_ints
+    cdef tuple take_arrays(self, object s):
         self.slot = (<array>s._slot).data.as_ints
         self.head = (<array>s._head).data.as_longlongs
         self.block_addr = (<array>s._block_addr).data.as_ulonglongs
         self.block_space = (<array>s._block_space).data.as_schars
         self.block_user = (<array>s._block_user).data.as_longlongs
-        self.segments = segment_table(s._pool, self.segments)
         self.capacity = len(s._pool) << self.segment_shift
-        return 0
+        return (s._pool, s._chunk_of, s._slot, s._head, s._block_addr, s._block_space,
+                s._block_user)
 
     cdef inline uint8_t *block(self, int64_t b) noexcept:
         """Block b's bytes in the pool (PagePtrShadow._at)."""
@@ -436,7 +454,7 @@ cdef class PagePtr(Scheme):
 
 
 @cython.final
-cdef class PerPage(Scheme):
+cdef class PerPage(Paged):
     """pshadow.PerPageShadow, on its flat arrays: a BYPASS page's byte shadow written in place
     (_store); a write its per-page byte can say set there (_claim); the per-page bytes of
     pages allocated and freed, BYPASS set and cleared (page_alloc, page_free: _set_pages,
@@ -446,7 +464,7 @@ cdef class PerPage(Scheme):
 
 
     def __init__(self, scheme):
-        Scheme.__init__(self, scheme)
+        Paged.__init__(self, scheme)
         self.kernel_windows = scheme._kernel_windows
         self.lm_start, self.lm_end = scheme._direct_map
         self.lm_delta = scheme._lm_delta
@@ -457,27 +475,16 @@ cdef class PerPage(Scheme):
         self.page_size = scheme._page_size
         self.granules_per_page = scheme._granules_per_page
         self.shadow_mask = scheme._shadow_mask
-        self.segment_shift = scheme._segment_shift
-        self.segment_mask = scheme._segment_mask
         self.refresh()
 
-    def __dealloc__(self):
-        PyMem_Free(self.segments)
-
-    cdef int refresh(self) except -1:
-        """The addresses of the scheme's arrays, taken again (after a Python method, which may
-        have replaced one by a larger copy, or added a segment to the pool)."""
-        s = self.scheme
-        self.arrays = (s._chunk_of, s._pshadow, s._in_use, s._window_page,
-                       s._page_pfn, s._page_bypass)       # held: the pointers stay valid
-        self.chunk_of = (<array>s._chunk_of).data.as_ints
+    cdef tuple take_arrays(self, object s):
         self.pshadow = <uint8_t *>PyByteArray_AS_STRING(s._pshadow)
         self.in_use = <uint8_t *>PyByteArray_AS_STRING(s._in_use)
         self.window_page = (<array>s._window_page).data.as_ints
-        self.segments = segment_table(s._shadow, self.segments)
         self.page_pfn = (<array>s._page_pfn).data.as_longlongs
         self.page_bypass = (<array>s._page_bypass).data.as_ints
-        return 0
+        return (s._shadow, s._chunk_of, s._pshadow, s._in_use, s._window_page, s._page_pfn,
+                s._page_bypass)
 
     cdef inline uint8_t *shadow_page(self, int page) noexcept:
         """A real shadow page's bytes in the pool (PerPageShadow._at)."""

@@ -100,6 +100,7 @@ cdef class SlubAllocator:
     cdef void partial_remove(self, CacheRec *c, int32_t s) noexcept
     cdef int32_t refill_cpu_slab(self, int32_t cid) except -2
     cdef bint do_slab_free(self, int32_t s, uint64_t obj) except False
+    cdef uint64_t _slab_alloc_node(self, int32_t cid, int32_t *slab) except? 1
     cdef uint64_t take_object(self, int32_t s) noexcept
     cdef uint8_t *flat_shadow(self, uint64_t addr, int64_t granules) except? NULL
     cdef bint unpoison(self, int32_t cid, uint64_t obj, uint64_t size) except False

@@ -471,6 +471,19 @@ cdef class SlubAllocator:
             self.partial_append(c, s)
         return True
 
+    cdef uint64_t _slab_alloc_node(self, int32_t cid, int32_t *slab) except? 1:
+        """``__slab_alloc_node()`` (SlubAllocator._slab_alloc_node): the next object of the
+        cache's CPU slab, ``___slab_alloc()`` (refill_cpu_slab) taking a partial or new slab
+        when its freelist is empty, the slab in ``slab``; 0 (NULL) without memory. No hooks:
+        slab_alloc() adds KASAN's; a shadow cache has none (shadow_block_alloc)."""
+        cdef int32_t s = self.caches[cid].cpu_slab
+        if s < 0 or self.slabs[s].freelist < 0:
+            s = self.refill_cpu_slab(cid)
+            if s < 0:
+                return 0
+        slab[0] = s
+        return self.take_object(s)
+
     cdef uint64_t take_object(self, int32_t s) noexcept:
         """The freelist's head object of a slab, taken (``get_freepointer()``)."""
         cdef SlabRec *slab = &self.slabs[s]
@@ -556,12 +569,9 @@ cdef class SlubAllocator:
         cdef ObjRec *o
         if self.q_size > self.q_max_size:
             self.quarantine_reduce_()
-        s = self.caches[cid].cpu_slab
-        if s < 0 or self.slabs[s].freelist < 0:
-            s = self.refill_cpu_slab(cid)
-            if s < 0:
-                return 0
-        obj = self.take_object(s)
+        obj = self._slab_alloc_node(cid, &s)
+        if not obj:
+            return 0
         self.unpoison(cid, obj, size)
         # kasan_save_alloc_info()
         slab = &self.slabs[s]
@@ -612,13 +622,8 @@ cdef class SlubAllocator:
 
     def shadow_block_alloc(self, cache):
         """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
-        cdef int32_t cid = cache.id
-        cdef int32_t s = self.caches[cid].cpu_slab
-        if s < 0 or self.slabs[s].freelist < 0:
-            s = self.refill_cpu_slab(cid)
-            if s < 0:
-                return 0
-        return self.take_object(s)
+        cdef int32_t s
+        return self._slab_alloc_node(cache.id, &s)
 
     def shadow_block_free(self, addr):
         """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""

@@ -32,10 +32,10 @@ import sys
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -137,6 +137,24 @@ class TraceEvent(NamedTuple):
     pid: int
 
 
+# An event as a plain tuple in TraceEvent's field order (a TraceEvent is one): what a
+# ParallelTraceReader's child sends on the Python engine, TraceEvents being dearer to pickle
+EventFields = tuple[int, int, int, int, int, int, int, str, str | None, str, int]
+
+
+class EventBlock(Protocol):
+    """What ``TraceReader.batches()`` yields, a block's events: a list of TraceEvents (or of
+    their plain tuples) on the Python engine, an EventBatch on the native one."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[EventFields]: ...
+
+
+# A scanned block: its events, the last line's number, the TraceError that stopped it or None
+ScannedBlock = tuple[EventBlock, int, TraceError | None]
+
+
 # The columns of an EventBatch: (name, numpy dtype). Strings are indexes into the reader's
 # tables: call_site and name into ``strings`` (name -1: None), task into ``tasks``.
 EVENT_COLUMNS = (
@@ -162,14 +180,27 @@ class EventBatch:
     the Python reader's form; ``pfn`` of a non-page event reads -1, as in a TraceEvent."""
 
     __slots__ = tuple(name for name, _ in EVENT_COLUMNS) + ("strings", "tasks")
+    # the columns, as EVENT_COLUMNS names them (a test checks that the two agree)
+    line: np.ndarray
+    kind: np.ndarray
+    ptr: np.ndarray
+    pfn: np.ndarray
+    order: np.ndarray
+    bytes_req: np.ndarray
+    bytes_alloc: np.ndarray
+    call_site: np.ndarray
+    name: np.ndarray
+    task: np.ndarray
 
-    def __init__(self, columns, strings: list[str], tasks: list[tuple[str, int]]) -> None:
+    def __init__(
+        self, columns: Iterable[np.ndarray], strings: list[str], tasks: list[tuple[str, int]]
+    ) -> None:
         for (name, _), column in zip(EVENT_COLUMNS, columns):
             setattr(self, name, column)
         self.strings = strings
         self.tasks = tasks
 
-    def columns(self) -> tuple:
+    def columns(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, name) for name, _ in EVENT_COLUMNS)
 
     def slice(self, start: int, stop: int) -> EventBatch:
@@ -351,8 +382,12 @@ class TraceReader:
         self._raw = None
         self._size = 0
         self.engine = native.engine(engine)
-        if self.engine == "native":
-            self._block = native.compiled("_ftrace_scan").BlockScanner(self)
+        # the block scanner: _block, or its compiled twin on the native engine
+        self._scan: Callable[[bytes, int], ScannedBlock] = (
+            native.compiled_for_native("_ftrace_scan").BlockScanner(self)
+            if self.engine == "native"
+            else self._block
+        )
 
     def fraction(self) -> float:
         """How much of the file has been read (0..1), for progress bars."""
@@ -364,11 +399,11 @@ class TraceReader:
         except (OSError, ValueError):  # closed by the reading thread since the check
             return 0.0
 
-    def __iter__(self) -> Iterator[TraceEvent]:
+    def __iter__(self) -> Iterator[EventFields]:
         for batch in self.batches():
             yield from batch
 
-    def batches(self) -> Iterator[list[TraceEvent]]:
+    def batches(self) -> Generator[EventBlock, None, None]:
         """The events a block of the file (about 1 MB of text) at a time: the fast way to
         read a trace. Lists of TraceEvents on the Python engine, EventBatches (the same
         events as packed columns) on the native one. ``stats`` is up to date with the lines
@@ -383,7 +418,7 @@ class TraceReader:
         try:
             lineno = 0
             for block in _blocks(f):
-                events, lineno, error = self._block(block, lineno)
+                events, lineno, error = self._scan(block, lineno)
                 self.stats.lines = lineno
                 if events:
                     yield events
@@ -401,7 +436,7 @@ class TraceReader:
                 self.path,
             )
 
-    def _block(self, block: bytes, lineno: int):
+    def _block(self, block: bytes, lineno: int) -> ScannedBlock:
         """The events of a block of lines: (events, the last line's number, the TraceError
         that stopped the block or None). One regex scan reads the common lines in place;
         the others go through ``_line``."""
@@ -745,7 +780,7 @@ class ParallelTraceReader(TraceReader):
             for ev in batch:
                 yield new(TraceEvent, ev)
 
-    def batches(self) -> Iterator[list[tuple]]:
+    def batches(self) -> Generator[EventBlock, None, None]:
         ctx = multiprocessing.get_context("fork")
         for stream in (sys.stdout, sys.stderr):  # the child flushes them as it exits:
             if stream is not None:  # nothing of ours may be in them then
@@ -821,13 +856,16 @@ def _read_in_child(path: str, strict: bool, engine: str, conn) -> None:
     try:
         try:
             for events in reader.batches():
-                if isinstance(events, EventBatch):
-                    events = tuple(column.tobytes() for column in events.columns())
+                block = (  # an EventBatch as its columns' bytes
+                    tuple(column.tobytes() for column in events.columns())
+                    if isinstance(events, EventBatch)
+                    else events
+                )
                 conn.send_bytes(
                     dumps(
                         (
                             "events",
-                            events,
+                            block,
                             *new_entries(),
                             reader.stats,
                             reader.pointer_bits,

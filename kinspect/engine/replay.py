@@ -36,6 +36,7 @@ from .ftrace import (
     KMEM_CACHE_FREE,
     PAGE_ALLOC,
     PARALLEL_MIN_BYTES,
+    EventFields,
     ParallelTraceReader,
     TraceEvent,
     TraceReader,
@@ -84,7 +85,7 @@ class TraceReplayer:
         self.caches: dict[tuple[int, int], KmemCache] = {}
         self._named: set[int] = set()
         self._frames: dict[str, int] = {}
-        self._pid = None
+        self._pid: int | None = None
         p = machine.profile
         self._page_shift = p.page_shift
         self._lm_delta = p.page_offset - p.phys_offset
@@ -142,7 +143,7 @@ class TraceReplayer:
             self.slab_pfns.add(head)
             self.stats.slab_pages += 1
 
-    def replay(self, events: Iterable[TraceEvent], progress=None, after_event=None) -> None:
+    def replay(self, events: Iterable[EventFields], progress=None, after_event=None) -> None:
         """Apply events in order; ``progress(events_done, line)`` every 16384 events,
         ``after_event(event)`` after each."""
         m = self.machine
@@ -197,12 +198,12 @@ class TraceReplayer:
                     handle = frames.get(call_site)
                     m.ip_handle = handle if handle is not None else self._frame(call_site, line)
                     if kind == KMALLOC:
-                        addr = kmalloc(req)
+                        addr: int | None = kmalloc(req)
                     else:
                         cache = caches.get((req, size)) or self._cache(req, size)
                         addr = kmem_cache_alloc(cache) if cache is not None else 0
-                        if addr:
-                            object_cache[ptr] = cache
+                        if addr:  # made by kmem_cache_alloc(cache): cache is not None
+                            object_cache[ptr] = cache  # type: ignore[assignment]  # see the if
                     if addr:
                         objects[ptr] = addr
                     else:

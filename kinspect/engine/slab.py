@@ -503,6 +503,20 @@ class SlubAllocator:
         cs.cpu_slab = slab
         return slab
 
+    def _slab_alloc_node(self, cache: KmemCache) -> int:
+        """``__slab_alloc_node()``: the next object of the cache's CPU slab, ``___slab_alloc()``
+        (refill_cpu_slab) taking a partial or new slab when its freelist is empty; 0 (NULL)
+        without memory. No hooks: ``slab_alloc_node()`` (kmem_cache_alloc) adds KASAN's; a
+        shadow cache has none (shadow_block_alloc)."""
+        cs = self.caches[cache.id]
+        slab = cs.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self.refill_cpu_slab(cache, cs)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        return slab.freelist.pop()
+
     def do_slab_free(self, slab: Slab, obj: int) -> None:
         """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
         cache = slab.cache
@@ -534,14 +548,9 @@ class SlubAllocator:
         q = self.quarantine
         if q.size > q.max_size:
             self.quarantine_reduce()
-        cs = self.caches[cache.id]
-        slab = cs.cpu_slab
-        if slab is None or not slab.freelist:
-            slab = self.refill_cpu_slab(cache, cs)
-            if slab is None:
-                return 0
-        slab.inuse += 1
-        obj = slab.freelist.pop()
+        obj = self._slab_alloc_node(cache)
+        if not obj:
+            return 0
         self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
         self.save_alloc_info(obj, size, track)
         return obj
@@ -568,14 +577,7 @@ class SlubAllocator:
 
     def shadow_block_alloc(self, cache: KmemCache) -> int:
         """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
-        cs = self.caches[cache.id]
-        slab = cs.cpu_slab
-        if slab is None or not slab.freelist:
-            slab = self.refill_cpu_slab(cache, cs)
-            if slab is None:
-                return 0
-        slab.inuse += 1
-        return slab.freelist.pop()
+        return self._slab_alloc_node(cache)
 
     def shadow_block_free(self, addr: int) -> None:
         """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""

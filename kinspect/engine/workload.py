@@ -11,16 +11,16 @@ import re
 import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import native
 from .collector import gc_paused
 from .errors import WorkloadError
 from .kasan import KASAN_GRANULE_SIZE
-from .machine import KernelOops, Machine
+from .machine import KernelOops, Machine, Mempool
 from .report import BadAccess, Frame, StackDepot
-from .slab import SLAB_FLAG_NAMES
+from .slab import SLAB_FLAG_NAMES, KmemCache
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")  # kernel symbols: foo.constprop.0
@@ -95,11 +95,11 @@ def _short(tok: str) -> str:
 # - arch_atomic[64]_<op>: the architecture's own (assembly) atomic_<op>(), where
 #   include/linux/atomic/atomic-arch-fallback.h would otherwise loop on raw_atomic_read() (C,
 #   checked by the compiler after atomic-instrumented.h's own check): arm's asm/atomic.h defines
-#   arch_atomic_fetch_add_unless, arch_atomic64_fetch_add_unless and arch_atomic64_dec_if_positive;
-#   arm64's arch_atomic64_dec_if_positive; riscv's the fetch_add_unless, dec_if_positive,
-#   inc_unless_negative and dec_unless_positive of both; powerpc (32-bit) arch_atomic_fetch_add_unless
-#   and arch_atomic_dec_if_positive; x86_64 none of them (its arch_atomic_try_cmpxchg reads *old in
-#   C as the fallback does).
+#   arch_atomic_fetch_add_unless, arch_atomic64_fetch_add_unless and
+#   arch_atomic64_dec_if_positive; arm64's arch_atomic64_dec_if_positive; riscv's the
+#   fetch_add_unless, dec_if_positive, inc_unless_negative and dec_unless_positive of both;
+#   powerpc (32-bit) arch_atomic_fetch_add_unless and arch_atomic_dec_if_positive; x86_64 none
+#   of them (its arch_atomic_try_cmpxchg reads *old in C as the fallback does).
 _INSTRUMENTED_BITOPS = "_ASM_GENERIC_BITOPS_INSTRUMENTED_ATOMIC_H"
 _INSTRUMENTED_NON_ATOMIC = "_ASM_GENERIC_BITOPS_INSTRUMENTED_NON_ATOMIC_H"
 _GENERIC_LOCK = "_ASM_GENERIC_BITOPS_LOCK_H_"
@@ -340,7 +340,7 @@ class Addr(NamedTuple):
 class Event(NamedTuple):
     """One statement of a workload."""
 
-    index: int  # 0-based event number
+    index: int  # type: ignore[assignment]  # the event number (0-based), over tuple.index
     path: str
     line: int
     text: str  # the line as written (without the comment)
@@ -377,7 +377,7 @@ class WorkloadDepot(StackDepot):
         self.funcs = funcs
 
     def save(self, frame: Frame) -> int:
-        return frame.line
+        return frame.line or 0  # a frame without a line: no stack
 
     def fetch(self, handle: int) -> Frame | None:
         return self.funcs.frame_at(handle) if handle else None
@@ -583,7 +583,7 @@ def _iter_events(
 
 class _LineParser:
     def __init__(
-        self, path: str, lineno: int, raw: str, kinds: dict[str, str], state: "WordState"
+        self, path: str, lineno: int, raw: str, kinds: dict[str, str], state: WordState
     ) -> None:
         self.path, self.lineno, self.raw, self.kinds = path, lineno, raw, kinds
         self.state = state
@@ -627,7 +627,7 @@ class _LineParser:
     ) -> int:
         neg = signed and tok.startswith("-")
         word = limit is None
-        if word:
+        if limit is None:
             limit, kind = 1 << self.state.word_bits, f"{self.state.word_bits} bits"
         try:
             value = parse_number(tok[1:] if neg else tok, (limit >> 1) + 1 if neg else limit, kind)
@@ -1084,6 +1084,11 @@ class StepOutcome:
     expect_failure: str | None = None
 
 
+# A variable's value, of the kind the parser checked it is bound to: an address (ADDR), a
+# kmem_cache (CACHE) or a mempool (POOL); None, a cache or pool whose creation failed
+Value = int | KmemCache | Mempool | None
+
+
 class WorkloadRunner:
     """Runs a workload's events, in order, on a Machine (events are consumed as they come)."""
 
@@ -1094,7 +1099,7 @@ class WorkloadRunner:
             workload.bind(machine.profile)
         self._events = iter(workload.events)
         machine.depot = WorkloadDepot(workload.funcs)
-        self.values: dict[str, object] = {}
+        self.values: dict[str, Value] = {}
         self.position = 0  # events run so far
         self.last_reports: list[BadAccess] = []
         self.expect_failures: list[str] = []
@@ -1115,7 +1120,7 @@ class WorkloadRunner:
         """
         with gc_paused():
             if self.machine.engine == "native":
-                return native.compiled("_runner").run(self, on_reports, after_event)
+                return native.compiled_for_native("_runner").run(self, on_reports, after_event)
             self._run(self._events, on_reports, after_event)
         return self.expect_failures
 
@@ -1198,6 +1203,7 @@ class WorkloadRunner:
                     self.position = position
                     after_event(ev)
         except KernelOops as e:
+            assert ev is not None  # an event raised it
             raise KernelOops(e.message, ev.path, ev.line) from None
         finally:
             self.position = position
@@ -1219,6 +1225,7 @@ class WorkloadRunner:
 
     def _addr(self, a: Addr) -> int:
         base = 0 if a.var is None else self.values[a.var]
+        assert isinstance(base, int)  # an ADDR variable
         return (base + a.offset) & self._mask
 
     # One method per statement (docs/workloads.md).
@@ -1261,11 +1268,13 @@ class WorkloadRunner:
     def op_kmem_cache_free(self, ev: Event) -> None:
         cache = self.values[ev.args[0]]
         if cache is not None:  # cache_from_obj() gives NULL back: nothing is freed
+            assert isinstance(cache, KmemCache)  # a CACHE variable
             self.machine.kmem_cache_free(cache, self._addr(ev.args[1]))
 
     def op_kmem_cache_destroy(self, ev: Event) -> None:
         cache = self.values[ev.args[0]]
         if cache is not None:  # kmem_cache_destroy(NULL) returns at once
+            assert isinstance(cache, KmemCache)  # a CACHE variable
             self.machine.kmem_cache_destroy(cache)
 
     def op_alloc_pages(self, ev: Event) -> int:
@@ -1310,6 +1319,7 @@ class WorkloadRunner:
     def op_mempool_destroy(self, ev: Event) -> None:
         pool = self.values[ev.args[0]]
         if pool is not None:  # mempool_destroy(NULL) returns at once
+            assert isinstance(pool, Mempool)  # a POOL variable
             self.machine.mempool_destroy(pool)
 
     def op_global(self, ev: Event) -> int:

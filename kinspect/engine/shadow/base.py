@@ -69,7 +69,7 @@ class ShadowScheme(ABC):
     checks: int = 0
     loads: int = 0
 
-    def boot(self) -> None:
+    def boot(self) -> None:  # noqa: B027 (a hook: by default nothing to do at boot)
         """The machine's allocators exist: create caches, map what boot maps."""
 
     @abstractmethod
@@ -99,7 +99,7 @@ class ShadowScheme(ABC):
         """
         return True
 
-    def page_free(self, pfn: int, order: int) -> None:
+    def page_free(self, pfn: int, order: int) -> None:  # noqa: B027 (a hook: by default nothing)
         """2^order pages return to the buddy allocator (detach point)."""
 
     @abstractmethod

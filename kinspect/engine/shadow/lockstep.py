@@ -97,8 +97,9 @@ def _compiled_counters_state(self) -> dict:
 
 
 # A scheme of a compiled lockstep (the native engine, _schemes.pyx) becomes its class's
-# _counted() twin: its counters of shadow reads, checks and loads, are its compiled twin's (_compiled),
-# bumped in C on every check, and read and written as ShadowScheme's plain attributes are.
+# _counted() twin: its counters of shadow reads, checks and loads, are its compiled twin's
+# (_compiled), bumped in C on every check, and read and written as ShadowScheme's plain
+# attributes are.
 
 
 def _counted(scheme: type) -> type:
@@ -133,11 +134,12 @@ def bind_engine(shadow: ShadowScheme, engine: str) -> None:
     """A machine's shadow on its engine: a lockstep, or one wrapped (a session's recording
     wrapper holds the machine's shadow as ``inner``), gets its compiled twin on the native
     engine (LockstepShadow.bind_engine)."""
-    while not isinstance(shadow, LockstepShadow):
-        shadow = getattr(shadow, "inner", None)
-        if shadow is None:
+    found: ShadowScheme | None = shadow
+    while not isinstance(found, LockstepShadow):
+        found = getattr(found, "inner", None)
+        if found is None:
             return
-    shadow.bind_engine(engine)
+    found.bind_engine(engine)
 
 
 # LockstepShadow's methods that the native engine's compiled Lockstep replaces.
@@ -167,11 +169,14 @@ class LockstepShadow(ShadowScheme):
         self._bind()
 
     def _bind(self) -> None:
-        """The hot paths as closures over the schemes' bound methods."""
-        self.write = _fan_out([s.write for s in self.active])
-        self.shadow_byte = _checked_read(
+        """The hot paths as closures over the schemes' bound methods, set over the class's
+        methods of the same names (the same calls, there for the ABC and as the reference)."""
+        write = _fan_out([s.write for s in self.active])
+        shadow_byte = _checked_read(
             self.reference.shadow_byte, [s.shadow_byte for s in self.others], self._diverged
         )
+        self.write = write  # type: ignore[method-assign]  # per instance: the closure
+        self.shadow_byte = shadow_byte  # type: ignore[method-assign]  # per instance: the closure
 
     def bind_engine(self, engine: str) -> None:
         """On the native engine, the writes, reads and page hooks of every scheme are the
@@ -181,7 +186,7 @@ class LockstepShadow(ShadowScheme):
             return
         from .. import native
 
-        self.compiled = native.compiled("_schemes").Lockstep(self)
+        self.compiled = native.compiled_for_native("_schemes").Lockstep(self)
         for name in _COMPILED_METHODS:
             setattr(self, name, getattr(self.compiled, name))
 
@@ -242,7 +247,7 @@ class LockstepShadow(ShadowScheme):
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
         """All schemes attach, or none: those that did are told to detach again."""
-        done = []
+        done: list[ShadowScheme] = []
         for s in self.active:
             if not s.page_alloc(pfn, order, use):
                 for t in done:

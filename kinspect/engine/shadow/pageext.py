@@ -39,7 +39,7 @@ class PageExtShadow(PagePtrShadow):
     def _metadata_bytes(self, p) -> int:
         """The page_ext tables: every present section, whole, at header + pointer per entry."""
         shift = p.section_size_bits
-        sections = set()
+        sections: set[int] = set()
         for r in p.memory:
             sections.update(range(r.start >> shift, ((r.end - 1) >> shift) + 1))
         return len(sections) * p.pages_per_section * (p.page_ext_size + p.word_size)
@@ -63,7 +63,7 @@ class PageExtShadow(PagePtrShadow):
             fp, metadata_bytes=self._metadata, loads=fp.loads + fp.checks
         )  # lookup_page_ext(): one more load
 
-    def shadow_link(self, pfn: int) -> str | None:
+    def shadow_link(self, pfn: int) -> str:
         if self.twin is None:
             return super().shadow_link(pfn)
         return self.twin.shadow_link(pfn).replace(f"({self.twin.link_home})", f"({self.link_home})")
@@ -76,13 +76,19 @@ class PageExtShadow(PagePtrShadow):
         return self._cache if self.twin is None else self.twin.shadow_cache
 
     def has_own_shadow(self, pfn: int) -> bool:
-        return (super() if self.twin is None else self.twin).has_own_shadow(pfn)
+        if self.twin is None:
+            return super().has_own_shadow(pfn)
+        return self.twin.has_own_shadow(pfn)
 
     # The reads too: a mirror's own tables stay empty (lockstep writes only to its twin), and
     # read as if no page had a block or an allocation (free RAM's FF everywhere).
 
     def shadow_byte(self, addr: int) -> int:
-        return (super() if self.twin is None else self.twin).shadow_byte(addr)
+        if self.twin is None:
+            return super().shadow_byte(addr)
+        return self.twin.shadow_byte(addr)
 
     def read(self, addr: int, size: int) -> bytes:
-        return (super() if self.twin is None else self.twin).read(addr, size)
+        if self.twin is None:
+            return super().read(addr, size)
+        return self.twin.read(addr, size)

@@ -43,11 +43,14 @@ kinspect's model:
 from __future__ import annotations
 
 from array import array
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import KinspectError
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
 from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
+
+if TYPE_CHECKING:  # slab.py imports this package
+    from ..slab import KmemCache
 
 ATTACH_POLICIES = ("byte-granular", "always")
 _FILL = [bytes([v]) for v in range(256)]
@@ -158,7 +161,7 @@ class PagePtrShadow(ShadowScheme):
         self._image: dict[int, int] = {}  # a kernel image mapped apart: pfn -> block
         self._virtual: dict[int, int] = {}  # the vmalloc space (and any other): page -> block
         self._allocations: dict = {}  # machine.pages (bound at boot)
-        self._cache = None
+        self._cache: KmemCache | None = None  # made at boot
         self._peak_slab_pages = 0
         self._metadata = self._metadata_bytes(p)
         self.block_size = self._granules
@@ -426,9 +429,13 @@ class PagePtrShadow(ShadowScheme):
     # ------------------------------------------------------------------ bill, views
 
     def _slab_pages(self) -> int:
-        return self._machine.slub.nr_slabs(self._cache) << self._cache.layout.order
+        cache = self._cache
+        assert cache is not None  # booted
+        return self._machine.slub.nr_slabs(cache) << cache.layout.order
 
     def footprint(self) -> Footprint:
+        cache = self._cache
+        assert cache is not None  # booted
         slab_pages = self._slab_pages()
         return Footprint(
             static_bytes=0,
@@ -437,7 +444,7 @@ class PagePtrShadow(ShadowScheme):
             metadata_bytes=self._metadata,
             virtual_range_bytes=0,  # no contiguous range: the point of it
             blocks_in_use=self._in_use,
-            blocks_capacity=(self._machine.slub.nr_slabs(self._cache) * self._cache.objects),
+            blocks_capacity=(self._machine.slub.nr_slabs(cache) * cache.objects),
             shadow_slab_pages=slab_pages,
             checks=self.checks,
             loads=self.loads,
@@ -455,7 +462,7 @@ class PagePtrShadow(ShadowScheme):
     def has_own_shadow(self, pfn: int) -> bool:
         return (self._is_lowmem_pfn(pfn) and self._block_of(pfn) != NO_BLOCK) or pfn in self._image
 
-    def shadow_link(self, pfn: int) -> str | None:
+    def shadow_link(self, pfn: int) -> str:
         b = self._block_of(pfn) if self._is_lowmem_pfn(pfn) else NO_BLOCK
         if b == NO_BLOCK:
             b = self._image.get(pfn, NO_BLOCK)
@@ -467,6 +474,7 @@ class PagePtrShadow(ShadowScheme):
         """The shadow-block cache's slabs, by head pfn (a slab may span 2^order pages): each
         object slot as a ShadowBlock, in address order."""
         cache = self._cache
+        assert cache is not None  # booted
         served = {
             self._block_addr[b]: b
             for b in range(self._nblocks)

@@ -507,7 +507,7 @@ class PerPageShadow(ShadowScheme):
             return True  # highmem has no shadow
         n = 1 << order
         if use in BYTE_GRANULAR_USES:
-            mapped = []
+            mapped: list[int] = []
             for window in range(self._window_of_pfn(pfn), self._window_of_pfn(pfn + n - 1) + 1):
                 if self._page_of(window) == NO_PAGE:
                     if self._map_shadow(window) == NO_PAGE:
