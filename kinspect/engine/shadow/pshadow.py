@@ -422,23 +422,26 @@ class PerPageShadow(ShadowScheme):
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
     # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
-    # a slab's pages are BYPASS, and nearly every write is a slab hook's.
+    # a slab's pages are BYPASS, and nearly every write is a slab hook's. Another write
+    # within one page asks _claim() alone (_store() of one page): most are a page
+    # allocation's kasan_unpoison_pages(), which the per-page byte says.
 
     def write(self, addr: int, data: bytes) -> None:
         if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
-            if c >= 0:
+            start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+            end = start + len(data)
+            if c >= 0 and end <= (start | self._granule_mask) + 1:  # within this page
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
                 if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
-                    start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                    end = start + len(data)
-                    if end <= (start | self._granule_mask) + 1:  # within this page
-                        page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
-                        base = (page & self._segment_mask) << self._page_shift
-                        view = self._shadow_views[page >> self._segment_shift]
-                        view[base + start : base + end] = data
-                        return
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                    base = (page & self._segment_mask) << self._page_shift
+                    view = self._shadow_views[page >> self._segment_shift]
+                    view[base + start : base + end] = data
+                    return
+                if self._claim(addr, end - start, 0, data, 0) == NO_PAGE:
+                    return  # (else the page is BYPASS now: _store() writes its shadow page)
         self._store(addr, len(data), 0, data)
 
     def poison(self, addr: int, size: int, value: int) -> None:
@@ -530,12 +533,15 @@ class PerPageShadow(ShadowScheme):
     def _set_pages(self, pfn: int, n: int, used: int, state: int) -> None:
         """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
         among them cleared first."""
-        for p in range(pfn, pfn + n):
-            i = self._index(p)
-            self._in_use[i] = used
-            if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
-                self._clear_bypass(p, state)
-            self._pshadow[i] = state
+        # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one chunk's.
+        assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"
+        i = self._index(pfn)
+        pshadow, in_use = self._pshadow, self._in_use
+        for j in range(i, i + n):
+            in_use[j] = used
+            if pshadow[j] == KASAN_PER_PAGE_BYPASS:
+                self._clear_bypass(pfn + j - i, state)
+            pshadow[j] = state
 
     def page_free(self, pfn: int, order: int) -> None:
         """``kasan_free_pages()``: KASAN_PER_PAGE_FREE; windows left entirely free give their
