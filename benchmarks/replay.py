@@ -128,12 +128,12 @@ def python_lockstep(trace: str, n_lines: int, repeat: int, trees: list[str]) -> 
 
     with tempfile.TemporaryDirectory() as tmp:
         lines = os.path.join(tmp, "head.txt")
-        with lzma.open(trace, "rb") if trace.endswith(".xz") else open(trace, "rb") as f:
-            with open(lines, "wb") as out:
-                for i, line in enumerate(f):
-                    if i == n_lines:
-                        break
-                    out.write(line)
+        opener = lzma.open if trace.endswith(".xz") else open
+        with opener(trace, "rb") as f, open(lines, "wb") as out:
+            for i, line in enumerate(f):
+                if i == n_lines:
+                    break
+                out.write(line)
         here = str(Path(__file__).resolve().parent.parent)
         runs = {tree: [] for tree in [here, *trees]}
         for _ in range(repeat):

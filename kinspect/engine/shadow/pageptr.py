@@ -390,9 +390,6 @@ class PagePtrShadow(ShadowScheme):
                     return
         self._write_pages(addr, data)
 
-    def poison(self, addr: int, size: int, value: int) -> None:
-        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
-
     def set_byte(self, addr: int, value: int) -> None:
         self.write(addr, _FILL[value])
 
@@ -405,7 +402,8 @@ class PagePtrShadow(ShadowScheme):
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
                 if b != NO_BLOCK:
                     self.loads += self.loads_with_block
-                    segment, start = self._at(b)
+                    segment = self._pool[b >> self._segment_shift]  # (_at(), inlined)
+                    start = (b & self._segment_mask) * self._granules
                     return segment[start + ((addr & self._page_mask) >> 3)]
         _, _, b, value = self._locate(addr)
         if b == NO_BLOCK:

@@ -387,6 +387,13 @@ class PerPageShadow(ShadowScheme):
         state = self._pshadow[i]
         if state == KASAN_PER_PAGE_BYPASS:
             return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+        return self._claim_page(pfn, i, state, k, value, data, done)
+
+    def _claim_page(
+        self, pfn: int, i: int, state: int, k: int, value: int, data: bytes | None, done: int
+    ) -> int:
+        """_claim() of a lowmem page that is not BYPASS (at i in the per-pfn arrays, its
+        per-page byte state)."""
         if data is not None:
             value = data[done]
             uniform = data.count(value, done, done + k) == k
@@ -423,7 +430,7 @@ class PerPageShadow(ShadowScheme):
 
     # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
     # a slab's pages are BYPASS, and nearly every write is a slab hook's. Another write
-    # within one page asks _claim() alone (_store() of one page): most are a page
+    # within one page asks _claim_page() alone (_store() of one page): most are a page
     # allocation's kasan_unpoison_pages(), which the per-page byte says.
 
     def write(self, addr: int, data: bytes) -> None:
@@ -434,18 +441,16 @@ class PerPageShadow(ShadowScheme):
             end = start + len(data)
             if c >= 0 and end <= (start | self._granule_mask) + 1:  # within this page
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
-                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                state = self._pshadow[i]
+                if state == KASAN_PER_PAGE_BYPASS:
                     page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
                     base = (page & self._segment_mask) << self._page_shift
                     view = self._shadow_views[page >> self._segment_shift]
                     view[base + start : base + end] = data
                     return
-                if self._claim(addr, end - start, 0, data, 0) == NO_PAGE:
+                if self._claim_page(pfn, i, state, end - start, 0, data, 0) == NO_PAGE:
                     return  # (else the page is BYPASS now: _store() writes its shadow page)
         self._store(addr, len(data), 0, data)
-
-    def poison(self, addr: int, size: int, value: int) -> None:
-        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
 
     def set_byte(self, addr: int, value: int) -> None:
         self.write(addr, _FILL[value])
@@ -464,10 +469,22 @@ class PerPageShadow(ShadowScheme):
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
         self.loads += 1  # the byte shadow
-        page = self._bypass_page(addr)
+        page = NO_PAGE
+        if self._lm_start <= addr < self._lm_end:  # _bypass_page(), inlined
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+        else:
+            page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
         if page != NO_PAGE:
-            segment, start = self._at(page)
-            value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
+            segment = self._shadow[page >> self._segment_shift]
+            value = segment[
+                ((page & self._segment_mask) << self._page_shift)
+                + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)
+            ]
             if value:
                 self.loads += 1  # poisoned byte: patch 11 reads the page byte too
             return value
