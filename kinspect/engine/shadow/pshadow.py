@@ -536,13 +536,15 @@ class PerPageShadow(ShadowScheme):
                         return False
                     mapped.append(window)
             unpoisoned = bytes(self._granules_per_page)
-            for p in range(pfn, pfn + n):
-                self._in_use[self._index(p)] = 1
-            for p in range(pfn, pfn + n):
-                vpn = p + self._vpn_of_pfn
-                self._set_bypass(
-                    self._index(p), vpn, self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT), unpoisoned
-                )
+            # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one
+            # chunk's, at i in the per-pfn arrays, its windows' pages at i >> 3 in _window_page.
+            assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"
+            i = self._index(pfn)
+            self._in_use[i : i + n] = _FILL[1] * n
+            vpn = pfn + self._vpn_of_pfn
+            for j in range(i, i + n):
+                page = self._window_page[j >> KASAN_SHADOW_SCALE_SHIFT]
+                self._set_bypass(j, vpn + j - i, page, unpoisoned)
             return True
         self._set_pages(pfn, n, 1, 0)
         return True
