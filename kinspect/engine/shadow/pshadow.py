@@ -439,7 +439,7 @@ class PerPageShadow(ShadowScheme):
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
             start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
             end = start + len(data)
-            if c >= 0 and end <= (start | self._granule_mask) + 1:  # within this page
+            if c >= 0 and start < end <= (start | self._granule_mask) + 1:  # within this page
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
                 state = self._pshadow[i]
                 if state == KASAN_PER_PAGE_BYPASS:
