@@ -14,6 +14,14 @@ beside wall seconds):
   same thing and any RSS difference left is the simulator's own cost of a bigger machine,
 - replay with every scheme in lockstep, at --mem 1G.
 
+``--python-lockstep`` measures the Python reference engine alone instead (issue 12: "no slower
+than today"): every scheme in lockstep at --mem 1G over the first ``--lines`` lines of the
+trace (default 150 000: 112 967 events of the x86_64 trace), parsed first, then replayed in one
+process; CPU seconds of the replay alone, best of ``--repeat``. ``--tree DIR`` (repeatable)
+runs the same replay on another checkout of kinspect too (``PYTHONPATH=DIR``, e.g. a worktree
+of an older commit), the trees taking turns, so that the load of a shared machine weighs on
+all alike.
+
 Every figure but read's is made on each engine (``--engines``, docs/engine.md), in the same
 run. Replays read the trace in a child process while the parent replays (ParallelTraceReader,
 what ``kinspect run/compare`` do on a machine with a second CPU); the ``-seq`` runs read it in
@@ -22,6 +30,8 @@ beside the parent's (the child is forked: much of its RSS is shared with the par
 
     python benchmarks/replay.py [TRACE] [--repeat N] [--modes read,parse,flat,...]
                                 [--engines python,native]
+    python benchmarks/replay.py [TRACE] --python-lockstep [--lines N] [--repeat N]
+                                [--tree DIR ...]
 """
 
 from __future__ import annotations
@@ -89,9 +99,76 @@ def child(mode: str, mem: str, trace: str, engine: str) -> None:
     print(events, dt, cpu, rss, kids.ru_utime + kids.ru_stime, kids.ru_maxrss / 1024)
 
 
+def lockstep_child(lines: str) -> None:
+    """The Python engine's lockstep replay of a trace's first lines (a file of them), timed
+    without the parsing: events, CPU seconds, wall seconds, and the kinspect it ran."""
+    os.environ[native.VARIABLE] = "python"
+    import kinspect
+    from kinspect.engine.ftrace import TraceReader
+    from kinspect.engine.machine import Machine
+    from kinspect.engine.profile import load_profile, parse_size
+    from kinspect.engine.replay import TraceReplayer, gc_paused
+    from kinspect.engine.shadow import SCHEMES
+
+    events = list(TraceReader(lines, engine="python"))
+    schemes = ("flat",) + tuple(s for s in SCHEMES if s != "flat")
+    machine = Machine(load_profile("x86_64", parse_size("1G")), schemes=schemes)
+    replayer = TraceReplayer(machine, lines)
+    with gc_paused():
+        t, c = time.perf_counter(), time.process_time()
+        replayer.replay(events)
+        cpu, dt = time.process_time() - c, time.perf_counter() - t
+    print(len(events), cpu, dt, Path(kinspect.__file__).parent.parent)
+
+
+def python_lockstep(trace: str, n_lines: int, repeat: int, trees: list[str]) -> None:
+    """Every scheme in lockstep on the Python engine, this tree and each of ``trees`` taking
+    turns, best of ``repeat`` CPU seconds each."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = os.path.join(tmp, "head.txt")
+        opener = lzma.open if trace.endswith(".xz") else open
+        with opener(trace, "rb") as f, open(lines, "wb") as out:
+            for i, line in enumerate(f):
+                if i == n_lines:
+                    break
+                out.write(line)
+        here = str(Path(__file__).resolve().parent.parent)
+        runs = {tree: [] for tree in [here, *trees]}
+        for _ in range(repeat):
+            for tree in runs:
+                env = dict(os.environ, PYTHONPATH=tree, **{native.VARIABLE: "python"})
+                out = subprocess.run(
+                    [sys.executable, __file__, "--lockstep-child", lines],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=tmp,
+                ).stdout.split()
+                if Path(out[3]).resolve() != Path(tree).resolve():
+                    sys.exit(f"{tree}: the child ran the kinspect of {out[3]}")
+                runs[tree].append((float(out[1]), float(out[2]), int(out[0])))
+        print(
+            f"every scheme in lockstep, Python engine, --mem 1G, first {n_lines} lines "
+            f"(load average {os.getloadavg()[0]:.2f}):"
+        )
+        for tree, times in runs.items():
+            cpus = sorted(cpu for cpu, _, _ in times)
+            print(
+                f"  {tree}: {times[0][2]} events, CPU best {cpus[0]:.3f} s "
+                f"(runs {', '.join(f'{c:.3f}' for c, _, _ in times)}), "
+                f"wall best {min(w for _, w, _ in times):.3f} s"
+            )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:6])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--lockstep-child":
+        lockstep_child(sys.argv[2])
         return
     built = native.compiled(native.COMPILED[0]) is not None
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,7 +181,22 @@ def main() -> None:
         help="comma-separated: each mode but read runs on each (default: "
         "python,native when the native engine is built)",
     )
+    ap.add_argument(
+        "--python-lockstep",
+        action="store_true",
+        help="only the Python engine's lockstep over the trace's first --lines lines",
+    )
+    ap.add_argument("--lines", type=int, default=150_000, help="with --python-lockstep")
+    ap.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="with --python-lockstep: another checkout of kinspect to run, in turns",
+    )
     args = ap.parse_args()
+    if args.python_lockstep:
+        python_lockstep(args.trace, args.lines, args.repeat, args.tree)
+        return
     wanted = set(args.modes.split(",")) if args.modes else None
     engines = args.engines.split(",")
     results = {}

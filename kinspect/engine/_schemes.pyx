@@ -397,7 +397,7 @@ cdef class PagePtr(Paged):
                 addr + ((<uint64_t>granules) << SCALE_SHIFT) <= self.lm_end):
             Scheme.poison(self, addr, size, value)
             return self.refresh()
-        while granules > 0:      # PagePtrShadow.poison() -> write() -> _write_pages()
+        while granules > 0:      # ShadowScheme.poison() -> write() -> _write_pages()
             start = (addr & self.page_mask) >> SCALE_SHIFT
             k = min(granules, self.granules - start)
             block = self.block_at(addr, k)

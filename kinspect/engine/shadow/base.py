@@ -17,6 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 
+from ..kasan import KASAN_SHADOW_SCALE_SHIFT
+
 
 class PageUse(IntEnum):
     """Why a page was allocated: per-page schemes decide from this whether it needs byte shadow."""
@@ -30,6 +32,7 @@ class PageUse(IntEnum):
 
 
 BYTE_GRANULAR_USES = frozenset({PageUse.SLAB, PageUse.LARGE_KMALLOC, PageUse.STACK})
+_FILL = [bytes([v]) for v in range(256)]
 
 
 @dataclass
@@ -72,9 +75,11 @@ class ShadowScheme(ABC):
     def boot(self) -> None:  # noqa: B027 (a hook: by default nothing to do at boot)
         """The machine's allocators exist: create caches, map what boot maps."""
 
-    @abstractmethod
     def poison(self, addr: int, size: int, value: int) -> None:
-        """``kasan_poison()``: set the shadow of [addr, addr + size) (granule aligned) to value."""
+        """``kasan_poison()``: set the shadow of [addr, addr + size) (granule aligned) to value,
+        a write of value into each granule's byte (the flat scheme populates vmalloc shadow
+        first)."""
+        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
 
     @abstractmethod
     def write(self, addr: int, data: bytes) -> None:

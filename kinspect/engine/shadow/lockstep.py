@@ -9,11 +9,14 @@ same machine in the same state.
 from __future__ import annotations
 
 from ..errors import KinspectError
+from ..kasan import KASAN_SHADOW_SCALE_SHIFT
 from .base import Footprint, PageUse, ShadowScheme
 from .flat import FlatShadow
 from .pageext import PageExtShadow
 from .pageptr import PagePtrShadow
 from .pshadow import PerPageShadow
+
+_FILL = [bytes([v]) for v in range(256)]
 
 
 def _fan_out(writes):
@@ -43,6 +46,28 @@ def _fan_out(writes):
             w(addr, data)
 
     return write_all
+
+
+def _poison_all(schemes):
+    """One function calling every scheme's poison(): the schemes after the first whose
+    poison() is ShadowScheme's, a write of the value into each granule's byte, get that write
+    through _fan_out, its bytes made once for all of them."""
+    first, rest = schemes[0], schemes[1:]
+    if rest and all(type(s).poison is ShadowScheme.poison for s in rest):
+        poison_first, write_rest = first.poison, _fan_out([s.write for s in rest])
+
+        def poison_fan_out(addr: int, size: int, value: int) -> None:
+            poison_first(addr, size, value)
+            write_rest(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
+
+        return poison_fan_out
+    poisons = [s.poison for s in schemes]
+
+    def poison_each(addr: int, size: int, value: int) -> None:
+        for p in poisons:
+            p(addr, size, value)
+
+    return poison_each
 
 
 def _checked_read(reference, others, diverged):
@@ -172,10 +197,12 @@ class LockstepShadow(ShadowScheme):
         """The hot paths as closures over the schemes' bound methods, set over the class's
         methods of the same names (the same calls, there for the ABC and as the reference)."""
         write = _fan_out([s.write for s in self.active])
+        poison = _poison_all(self.active)
         shadow_byte = _checked_read(
             self.reference.shadow_byte, [s.shadow_byte for s in self.others], self._diverged
         )
         self.write = write  # type: ignore[method-assign]  # per instance: the closure
+        self.poison = poison  # type: ignore[method-assign]  # per instance: the closure
         self.shadow_byte = shadow_byte  # type: ignore[method-assign]  # per instance: the closure
 
     def bind_engine(self, engine: str) -> None:
@@ -192,7 +219,7 @@ class LockstepShadow(ShadowScheme):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["write"], state["shadow_byte"]  # closures: rebuilt on unpickling
+        del state["write"], state["poison"], state["shadow_byte"]  # closures: made again
         if state.pop("compiled") is not None:  # bound again by the machine
             for name in _COMPILED_METHODS:
                 state.pop(name, None)
@@ -209,7 +236,7 @@ class LockstepShadow(ShadowScheme):
         if self.compiled is not None:
             self.compiled.rebind()  # the containers boot() bound
 
-    def poison(self, addr: int, size: int, value: int) -> None:
+    def poison(self, addr: int, size: int, value: int) -> None:  # replaced per instance (_bind)
         for s in self.active:
             s.poison(addr, size, value)
 

@@ -85,6 +85,8 @@ NOT_ALLOCATED = -1
 PAGES, IMAGE, VIRTUAL = 0, 1, 2  # the spaces a block may shadow (_block_space)
 FREE_BLOCK = -1
 SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
+# Policy "always": every page allocated gets blocks, but those of the shadow-block cache.
+_ALLOCATED_USES = frozenset(PageUse) - {PageUse.SHADOW}
 
 
 class ShadowBlock(NamedTuple):
@@ -281,10 +283,11 @@ class PagePtrShadow(ShadowScheme):
         self._machine.shadow_block_free(self._cache, addr)
 
     def page_alloc(self, pfn: int, order: int, use: PageUse) -> bool:
-        if not self._is_lowmem_pfn(pfn):
+        lo, hi = self._lowmem
+        if not lo <= pfn < hi:
             return True  # highmem: no direct-map shadow, nothing recorded
         pfns = range(pfn, pfn + (1 << order))
-        if use != PageUse.SHADOW and (self._always or use in BYTE_GRANULAR_USES):
+        if use in (_ALLOCATED_USES if self._always else BYTE_GRANULAR_USES):
             for p in pfns:
                 if self._attach(PAGES, p, 0) == NO_BLOCK:
                     for q in range(pfn, p):
@@ -299,7 +302,8 @@ class PagePtrShadow(ShadowScheme):
         return True
 
     def page_free(self, pfn: int, order: int) -> None:
-        if not self._is_lowmem_pfn(pfn):
+        lo, hi = self._lowmem
+        if not lo <= pfn < hi:
             return
         n = 1 << order
         assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"  # (as above)
@@ -367,26 +371,27 @@ class PagePtrShadow(ShadowScheme):
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    # The hot paths look a direct-map page's block up first.
+    # The hot paths look a direct-map page's block up first. A write within one such page
+    # is _store()'s, inlined: into its block, else nothing when the bytes are those its
+    # state implies (a page allocation's kasan_unpoison_pages(), most of the other writes).
 
     def write(self, addr: int, data: bytes) -> None:
         if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
-            if c >= 0:
-                b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
+            start = (addr & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
+            end = start + len(data)
+            if c >= 0 and end <= self._granules:
+                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                b = self._slot[i]
                 if b != NO_BLOCK:
-                    start = (addr & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
-                    end = start + len(data)
-                    if end <= self._granules:
-                        b_start = (b & self._segment_mask) * self._granules
-                        view = self._pool_views[b >> self._segment_shift]
-                        view[b_start + start : b_start + end] = data
-                        return
+                    b_start = (b & self._segment_mask) * self._granules
+                    view = self._pool_views[b >> self._segment_shift]
+                    view[b_start + start : b_start + end] = data
+                    return
+                if data.count(self._page_state_byte(self._head[i], addr)) == end - start:
+                    return
         self._write_pages(addr, data)
-
-    def poison(self, addr: int, size: int, value: int) -> None:
-        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
 
     def set_byte(self, addr: int, value: int) -> None:
         self.write(addr, _FILL[value])
@@ -400,7 +405,8 @@ class PagePtrShadow(ShadowScheme):
                 b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
                 if b != NO_BLOCK:
                     self.loads += self.loads_with_block
-                    segment, start = self._at(b)
+                    segment = self._pool[b >> self._segment_shift]  # (_at(), inlined)
+                    start = (b & self._segment_mask) * self._granules
                     return segment[start + ((addr & self._page_mask) >> 3)]
         _, _, b, value = self._locate(addr)
         if b == NO_BLOCK:

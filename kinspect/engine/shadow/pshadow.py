@@ -387,6 +387,13 @@ class PerPageShadow(ShadowScheme):
         state = self._pshadow[i]
         if state == KASAN_PER_PAGE_BYPASS:
             return self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+        return self._claim_page(pfn, i, state, k, value, data, done)
+
+    def _claim_page(
+        self, pfn: int, i: int, state: int, k: int, value: int, data: bytes | None, done: int
+    ) -> int:
+        """_claim() of a lowmem page that is not BYPASS (at i in the per-pfn arrays, its
+        per-page byte state)."""
         if data is not None:
             value = data[done]
             uniform = data.count(value, done, done + k) == k
@@ -422,27 +429,28 @@ class PerPageShadow(ShadowScheme):
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
     # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
-    # a slab's pages are BYPASS, and nearly every write is a slab hook's.
+    # a slab's pages are BYPASS, and nearly every write is a slab hook's. Another write
+    # within one page asks _claim_page() alone (_store() of one page): most are a page
+    # allocation's kasan_unpoison_pages(), which the per-page byte says.
 
     def write(self, addr: int, data: bytes) -> None:
         if self._lm_start <= addr < self._lm_end:
             pfn = (addr - self._lm_delta) >> self._page_shift
             c = self._chunk_of[pfn >> CHUNK_SHIFT]
-            if c >= 0:
+            start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+            end = start + len(data)
+            if c >= 0 and start < end <= (start | self._granule_mask) + 1:  # within this page
                 i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
-                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
-                    start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
-                    end = start + len(data)
-                    if end <= (start | self._granule_mask) + 1:  # within this page
-                        page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
-                        base = (page & self._segment_mask) << self._page_shift
-                        view = self._shadow_views[page >> self._segment_shift]
-                        view[base + start : base + end] = data
-                        return
+                state = self._pshadow[i]
+                if state == KASAN_PER_PAGE_BYPASS:
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                    base = (page & self._segment_mask) << self._page_shift
+                    view = self._shadow_views[page >> self._segment_shift]
+                    view[base + start : base + end] = data
+                    return
+                if self._claim_page(pfn, i, state, end - start, 0, data, 0) == NO_PAGE:
+                    return  # (else the page is BYPASS now: _store() writes its shadow page)
         self._store(addr, len(data), 0, data)
-
-    def poison(self, addr: int, size: int, value: int) -> None:
-        self.write(addr, _FILL[value] * (size >> KASAN_SHADOW_SCALE_SHIFT))
 
     def set_byte(self, addr: int, value: int) -> None:
         self.write(addr, _FILL[value])
@@ -461,10 +469,22 @@ class PerPageShadow(ShadowScheme):
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
         self.loads += 1  # the byte shadow
-        page = self._bypass_page(addr)
+        page = NO_PAGE
+        if self._lm_start <= addr < self._lm_end:  # _bypass_page(), inlined
+            pfn = (addr - self._lm_delta) >> self._page_shift
+            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+            if c >= 0:
+                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
+                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+        else:
+            page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
         if page != NO_PAGE:
-            segment, start = self._at(page)
-            value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
+            segment = self._shadow[page >> self._segment_shift]
+            value = segment[
+                ((page & self._segment_mask) << self._page_shift)
+                + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)
+            ]
             if value:
                 self.loads += 1  # poisoned byte: patch 11 reads the page byte too
             return value
@@ -516,13 +536,15 @@ class PerPageShadow(ShadowScheme):
                         return False
                     mapped.append(window)
             unpoisoned = bytes(self._granules_per_page)
-            for p in range(pfn, pfn + n):
-                self._in_use[self._index(p)] = 1
-            for p in range(pfn, pfn + n):
-                vpn = p + self._vpn_of_pfn
-                self._set_bypass(
-                    self._index(p), vpn, self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT), unpoisoned
-                )
+            # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one
+            # chunk's, at i in the per-pfn arrays, its windows' pages at i >> 3 in _window_page.
+            assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"
+            i = self._index(pfn)
+            self._in_use[i : i + n] = _FILL[1] * n
+            vpn = pfn + self._vpn_of_pfn
+            for j in range(i, i + n):
+                page = self._window_page[j >> KASAN_SHADOW_SCALE_SHIFT]
+                self._set_bypass(j, vpn + j - i, page, unpoisoned)
             return True
         self._set_pages(pfn, n, 1, 0)
         return True
@@ -530,12 +552,15 @@ class PerPageShadow(ShadowScheme):
     def _set_pages(self, pfn: int, n: int, used: int, state: int) -> None:
         """The per-page bytes (state) and in-use bytes (used) of [pfn, pfn + n), a BYPASS page
         among them cleared first."""
-        for p in range(pfn, pfn + n):
-            i = self._index(p)
-            self._in_use[i] = used
-            if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
-                self._clear_bypass(p, state)
-            self._pshadow[i] = state
+        # A buddy block is aligned to its size, and MAX_PAGE_ORDER < CHUNK_SHIFT: one chunk's.
+        assert (pfn & CHUNK_MASK) + n <= CHUNK_PAGES, "a block across chunks"
+        i = self._index(pfn)
+        pshadow, in_use = self._pshadow, self._in_use
+        for j in range(i, i + n):
+            in_use[j] = used
+            if pshadow[j] == KASAN_PER_PAGE_BYPASS:
+                self._clear_bypass(pfn + j - i, state)
+            pshadow[j] = state
 
     def page_free(self, pfn: int, order: int) -> None:
         """``kasan_free_pages()``: KASAN_PER_PAGE_FREE; windows left entirely free give their
