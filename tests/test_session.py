@@ -284,7 +284,7 @@ def test_a_trace_steps_goes_back_and_names_its_events(tmp_path):
 
     s = Session(load_profile("x86_64"), load_trace(small_trace(tmp_path)), shown="pageptr")
     assert s.is_trace and s.total > 1000
-    r = s.step()
+    s.step()
     assert s.event_text(0).startswith("kmalloc tracepoint_add_func+0x235/0x1080 ptr=")
     assert s.event_address(0) is not None
     s.step(800)
