@@ -183,9 +183,10 @@ class Machine:
         self.zones = self._boot_zones()
         self._alloc_zones = [z for z in reversed(self.zones) if z.name != "HighMem"]
         # zone_of_pfn(): pfn << PAGE_SHIFT < zone.end, i.e. pfn < ceil(zone.end / PAGE_SIZE)
-        self._zone_ends = [
-            (-(-zone.end >> p.page_shift), bz) for zone, bz in zip(p.zones[:-1], self.zones[:-1])
-        ]
+        self._zone_ends: list[tuple[int, BuddyZone]] = []
+        for zone, bz in zip(p.zones[:-1], self.zones[:-1]):
+            assert zone.end is not None  # only the last zone runs to the end of memory
+            self._zone_ends.append((-(-zone.end >> p.page_shift), bz))
         self._max_order = p.max_order
         self._lowmem_lo = p.phys_offset >> p.page_shift  # is_lowmem_pfn(), cached
         self._lowmem_hi = p.max_low_pfn
@@ -277,8 +278,11 @@ class Machine:
         PageAllocator (whose C methods the compiled replayer calls); the methods below are
         the reference."""
         if self.engine == "native":
-            allocator = self.page_allocator = native.compiled("_page_alloc").PageAllocator(self)
-            self.alloc_pages, self.free_pages = allocator.alloc_pages, allocator.free_pages
+            allocator = native.compiled_for_native("_page_alloc").PageAllocator(self)
+            self.page_allocator = allocator
+            # the compiled twins shadow the reference methods on this instance
+            self.alloc_pages = allocator.alloc_pages  # type: ignore[method-assign]
+            self.free_pages = allocator.free_pages  # type: ignore[method-assign]
 
     def _bind_slab_entry_points(self) -> None:
         """On the native engine (once boot has made the kmalloc caches), kmalloc(), kfree(),
@@ -286,9 +290,11 @@ class Machine:
         (_slab.pyx), one compiled call each; the methods below are the reference."""
         if self.engine == "native":
             slub = self.slub
-            self.kmalloc, self.kfree = slub.machine_kmalloc, slub.machine_kfree
-            self.kmem_cache_alloc = slub.machine_kmem_cache_alloc
-            self.kmem_cache_free = slub.machine_kmem_cache_free
+            # the compiled twins shadow the reference methods on this instance
+            self.kmalloc = slub.machine_kmalloc  # type: ignore[method-assign]
+            self.kfree = slub.machine_kfree  # type: ignore[method-assign]
+            self.kmem_cache_alloc = slub.machine_kmem_cache_alloc  # type: ignore[method-assign]
+            self.kmem_cache_free = slub.machine_kmem_cache_free  # type: ignore[method-assign]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -770,7 +776,7 @@ class Machine:
                 self.slub.unpoison_object(addr, size)
                 self.slub.save_alloc_info(addr, size, self._track())
             else:
-                head = self.compound_head(self._direct_map_pfn(addr))
+                assert head is not None  # 0 < size <= ks: a large kmalloc's head page
                 order = self.large[head][0]
                 self.large[head] = (order, size)
                 self.shadow.poison(addr, round_down(size, KASAN_GRANULE_SIZE), 0)
@@ -826,19 +832,19 @@ class Machine:
 
     def mempool_create(
         self, kind: str, min_nr: int, size: int = 0, cache: KmemCache | None = None
-    ) -> Mempool:
+    ) -> Mempool | None:
         """``mempool_create()``: preallocate min_nr elements, poisoned as if freed."""
         pool = Mempool(kind, min_nr, size, cache)
         # mempool_init_node(): the elements array is kmalloc_array(min_nr, sizeof(void *)),
         # and every element must be allocated, or the pool is not made (NULL, -ENOMEM).
         # What cannot fit in the free memory fails at once, without a loop over min_nr.
-        element_bytes = (
-            self.page_size << size
-            if kind == "page"
-            else cache.size
-            if kind == "slab"
-            else max(size, 8)
-        )
+        if kind == "page":
+            element_bytes = self.page_size << size
+        elif kind == "slab":
+            assert cache is not None  # mempool_create_slab_pool() names its cache
+            element_bytes = cache.size
+        else:
+            element_bytes = max(size, 8)
         if (
             min_nr * self.word > self.kmalloc_max_size
             or min_nr * element_bytes > self._free_bytes()
@@ -861,6 +867,7 @@ class Machine:
         if pool.kind == "kmalloc":
             return self.kmalloc(pool.size)
         if pool.kind == "slab":
+            assert pool.cache is not None  # a slab pool has its cache
             return self.kmem_cache_alloc(pool.cache)
         pfn = self.alloc_pages(pool.size)
         return 0 if pfn is None else self.page_address(pfn)
@@ -919,12 +926,16 @@ class Machine:
             return
         slab = self.find_slab(element)
         # kasan_unpoison_element(): the size is the pool's (pool_data), not the element's
-        size = pool.size if pool.kind == "kmalloc" else pool.cache.object_size
+        if pool.kind == "kmalloc":
+            size = pool.size
+        else:
+            assert pool.cache is not None  # a slab pool has its cache
+            size = pool.cache.object_size
         if slab is None:
             # A large kmalloc: kasan_unpoison() and poison_kmalloc_large_redzone() up to the
             # end of its pages; pages freed under the pool (a kfree() of the element while
             # the pool held it) are a page each now.
-            entry = self.large.get(self.compound_head(self._direct_map_pfn(element)))
+            entry = self.large.get(self.compound_head(virt_to_pfn(self.profile, element)))
             self.shadow.poison(element, round_down(size, KASAN_GRANULE_SIZE), 0)
             self._poison_large_redzone(element, size, entry[0] if entry else 0)
             return
@@ -950,7 +961,7 @@ class Machine:
     def mempool_destroy(self, pool: Mempool) -> None:
         for element in pool.elements:
             if pool.kind == "page":
-                self.free_pages(self._direct_map_pfn(element), pool.size)
+                self.free_pages(virt_to_pfn(self.profile, element), pool.size)
             else:
                 # remove_element() unpoisons before the element goes back to its allocator.
                 self._mempool_unpoison(pool, element)
@@ -969,7 +980,7 @@ class Machine:
             or npages > self._free_bytes() >> self.page_shift
         ):
             return 0  # no room in the vmalloc space or in memory: O(1)
-        pfns = []
+        pfns: list[int] = []
         for _ in range(npages):
             pfn = self.alloc_pages(0, PageUse.VMALLOC)
             if pfn is None:
@@ -1046,10 +1057,11 @@ class Machine:
             # the vmalloc space (kernel/fork.c alloc_thread_stack_node()); KASAN reports name
             # its vmalloc region (mm/kasan/report.c print_address_description())
             base = self.vmalloc(self.page_size << order)
-            pfn = self.find_vm_area(base).pfns[0] if base else None
+            area = self.find_vm_area(base) if base else None
+            pfn = area.pfns[0] if area is not None else None
         else:
             pfn = self.alloc_pages(order, PageUse.STACK)
-            base = None if pfn is None else self.page_address(pfn)
+            base = 0 if pfn is None else self.page_address(pfn)
         if pfn is None:
             task.fork_failed = True
             self.failed["fork"] += 1
@@ -1226,7 +1238,7 @@ class Machine:
         kind = "Free" if size is None else ("Write" if is_write else "Read")
         has_meta = self.addr_has_metadata(addr)
         sb = self.shadow.shadow_byte
-        if kind == "Free" or not has_meta:
+        if size is None or not has_meta:  # kind == "Free": no size
             first_bad = addr
         else:
             # size_t arithmetic: addr + size may wrap (a negative memmove size).

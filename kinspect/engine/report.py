@@ -67,7 +67,7 @@ class Track(NamedTuple):
     """
 
     pid: int
-    frame: Frame
+    frame: Frame | None  # None: stack depot handle 0, no stack saved
 
 
 @dataclass
@@ -95,7 +95,7 @@ class BadAccess:
     alloc_size: int | None = None
     alloc_track: Track | None = None
     free_track: Track | None = None
-    aux_stacks: list[Track] = field(default_factory=list)
+    aux_stacks: list[Track | None] = field(default_factory=list)  # None: track 0
     # globals, stacks, vmalloc
     variable: str | None = None
     stack_comm: str | None = None
@@ -203,16 +203,18 @@ def format_report(r: BadAccess) -> str:
     object_addr, alloc_size = r.object_addr, r.alloc_size
     if r.cache_name is not None and object_addr is not None and alloc_size is not None:
         for title, track in (("Allocated", r.alloc_track), ("Freed", r.free_track)):
-            if track is not None:
+            # describe_object_stacks(): a track is printed when its stack was saved
+            if track is not None and track.frame is not None:
                 out += [f"{title} by task {track.pid}:", track.frame.trace_line(), ""]
-        for title, track in zip(
+        for title, aux in zip(
             (
                 "Last potentially related work creation:",
                 "Second to last potentially related work creation:",
             ),
             r.aux_stacks,
         ):
-            out += [title, track.frame.trace_line(), ""]
+            if aux is not None and aux.frame is not None:  # kasan_print_aux_stacks()
+                out += [title, aux.frame.trace_line(), ""]
         rel_bytes, rel_type, state = object_region(r.addr, object_addr, alloc_size, r.bug_type)
         out += [
             f"The buggy address belongs to the object at {px(object_addr)}",

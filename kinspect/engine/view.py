@@ -94,7 +94,7 @@ class ObjectTracks(NamedTuple):
     cache: str
     alloc: Track | None  # alloc_meta->alloc_track, None when not saved
     free: Track | None  # free_meta->free_track
-    aux_stacks: tuple[Track, ...]  # alloc_meta->aux_stack[], newest first
+    aux_stacks: tuple[Track | None, ...]  # alloc_meta->aux_stack[], newest first
     alloc_size: int  # the size asked of kmalloc (what kasan_get_alloc_size() finds)
 
 
