@@ -12,7 +12,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from . import native
 from .collector import gc_paused
@@ -1089,10 +1089,21 @@ class StepOutcome:
 Value = int | KmemCache | Mempool | None
 
 
+class EventSource(Protocol):
+    """What a WorkloadRunner runs: a Workload, or the part of one from an event on (a
+    session's, going on from a checkpoint)."""
+
+    @property
+    def events(self) -> Iterable[Event]: ...
+
+    @property
+    def funcs(self) -> FuncTable: ...
+
+
 class WorkloadRunner:
     """Runs a workload's events, in order, on a Machine (events are consumed as they come)."""
 
-    def __init__(self, machine: Machine, workload: Workload) -> None:
+    def __init__(self, machine: Machine, workload: EventSource) -> None:
         self.machine = machine
         self.workload = workload
         if isinstance(workload, Workload):

@@ -59,6 +59,7 @@ from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.machine import Machine
 from .recording import dispose, forget_changes
+from .sources import EventRunner
 
 CHUNK_MIN = 256  # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -237,7 +238,7 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
     if kind == "b":
         if type(old) is not bytearray:
             return None
-        raw = old
+        raw: bytearray | memoryview | np.ndarray = old
     elif kind == "n":
         dtype, shape = meta
         if (
@@ -262,6 +263,7 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         chunk = data[serial]
         end = start + len(chunk)
         if kind == "n":
+            assert isinstance(raw, np.ndarray)  # kind "n": raw is the array's bytes
             if raw[start:end].tobytes() != chunk:
                 raw[start:end] = np.frombuffer(chunk, np.uint8)
         elif raw[start:end] != chunk:
@@ -354,7 +356,7 @@ class CheckpointStore:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id, taken, serials, count = _taker(self.chunks)
+        pickler.persistent_id, taken, serials, count = _taker(self.chunks)  # type: ignore[method-assign]  # pickle's per-instance hook
         with gc_paused():
             pickler.dump(state)
         if buffers is not None:
@@ -466,7 +468,7 @@ class CheckpointStore:
         state's buffers, in order."""
         t = time.process_time()
         unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
-        unpickler.persistent_load = _loader(
+        unpickler.persistent_load = _loader(  # type: ignore[method-assign]  # pickle's per-instance hook
             self.chunks, reuse, buffers if buffers is not None else []
         )
         with gc_paused():
@@ -513,7 +515,7 @@ class Spare:
 
     position: int
     machine: Machine
-    runner: object
+    runner: EventRunner
     nbytes: int  # what the checkpoint it was made from restores: about what
     # it holds
     buffers: list | None  # its buffers as the restore that made it listed them

@@ -142,7 +142,7 @@ class Session:
             workload.bind(profile)  # sizeof(long), PAGE_SIZE... are the profile's
         self.driver = workload if isinstance(workload, TraceDriver) else WorkloadDriver(workload)
         self.path = self.driver.path
-        self.events: list = self.driver.events
+        self.events: Sequence = self.driver.events
         self.is_trace = isinstance(self.driver, TraceDriver)
         names = list(schemes) if schemes is not None else registered_schemes()
         for name in names:
@@ -452,6 +452,7 @@ class Session:
                 engine=self.machine.engine,
             )
         t = time.process_time()
+        assert isinstance(self.driver, TraceDriver)  # a fast forward replays a trace
         runner = fast_forward(
             self.driver,
             machine,
@@ -655,11 +656,12 @@ class Session:
             raise KinspectError(
                 f"unknown breakpoint kind {bp.kind!r} (known: {', '.join(Breakpoint.KINDS)})"
             )
-        if bp.kind == "line" and self.index_of_line(bp.value) is None:
+        line = bp.value if bp.kind == "line" else None  # narrowed: a line breakpoint's line
+        if line is not None and self.index_of_line(line) is None:
             read = self.events[-1].line if self.events else 0
-            if not (self.driver.loading and bp.value > read):
+            if not (self.driver.loading and line > read):
                 raise KinspectError(f"no event on line {bp.value}", self.path)
-        if bp.kind in ("pfn", "addr") and (bp.value is None or bp.value < 0):
+        if bp.kind in ("line", "pfn", "addr") and (bp.value is None or bp.value < 0):
             raise KinspectError(f"a {bp.kind} breakpoint needs a value")
         if bp not in self.breakpoints:
             self.breakpoints.append(bp)
@@ -720,7 +722,7 @@ class Session:
         bps = self.breakpoints if check_bps else []
         lines = {b.value for b in bps if b.kind == "line"}
         pfns = [b.value for b in bps if b.kind == "pfn"]
-        addrs = [b.value for b in bps if b.kind == "addr"]
+        addrs = [b.value for b in bps if b.kind == "addr" and b.value is not None]
         on_attach = any(b.kind == "attach" for b in bps)
         ref = self._schemes[REFERENCE_SCHEME]
         acc = Accumulator()
@@ -804,7 +806,9 @@ class Session:
         if lines:
             start = self.position + 1
             wanted = np.fromiter(lines, np.int64, len(lines))
-            for batch in self.driver.event_batches(start, goal):
+            batches = self.driver.event_batches(start, goal)
+            assert batches is not None  # the fast forward pays: a trace read as EventBatches
+            for batch in batches:
                 hits = np.flatnonzero(np.isin(batch.line, wanted))
                 if len(hits):
                     goal = start + int(hits[0])
@@ -825,7 +829,13 @@ class Session:
             forward = self._fast_forward(target)
         self._adopt(forward)
         self._take_checkpoint()
-        acc.bulk([r for r in self.machine.reports if r.event_index >= previous])
+        acc.bulk(
+            [
+                r
+                for r in self.machine.reports
+                if r.event_index is not None and r.event_index >= previous
+            ]
+        )
 
     def _breakpoint_hit(self, item, pfns, addrs, before, on_attach) -> str:
         _ev, outcome, dirty, att = item
@@ -960,6 +970,7 @@ class SchemeView:
             return
         attached = set(self.attached)
         for a in mine:
+            assert a.pfn is not None  # checked above
             pfns = range(a.pfn, a.pfn + a.count)
             if a.kind == "attach":
                 attached.update(pfns)

@@ -204,8 +204,10 @@ class Changes:
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
+        assert isinstance(machine.shadow, RecordingShadow)  # observe() wrapped it
         self.rec: RecordingShadow = machine.shadow
-        self.written: list = machine.memmap.written
+        assert machine.memmap.written is not None  # observe() journals the memmap
+        self.written: list[tuple[int, int]] = machine.memmap.written
         self.schemes = {s.name: s for s in machine.schemes}
 
     def clear(self) -> None:

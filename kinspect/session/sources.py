@@ -55,7 +55,7 @@ class _Positions(EventBatch):
 
     __slots__ = ()
 
-    def __getitem__(self, i: int) -> int:
+    def __getitem__(self, i: int) -> int:  # type: ignore[override]  # an index, not an event
         return i
 
 
@@ -162,7 +162,9 @@ class TraceRunner:
         m = self.machine
         before = len(m.reports)
         if self._slices is not None:
-            self.replayer.compiled().replay(self._slices(self.position, self.position + 1)[0])
+            batches = self._slices(self.position, self.position + 1)
+            assert batches is not None  # an event read is in the batches
+            self.replayer.compiled().replay(batches[0])
         else:
             self.replayer.replay((ev,))
         new = m.reports[before:]
@@ -171,6 +173,9 @@ class TraceRunner:
         self.position += 1
         self.last_reports = new
         return StepOutcome(ev, new, None)
+
+
+EventRunner = WorkloadRunner | TraceRunner  # what a driver's runner() makes
 
 
 class _TraceEvents(Sequence):
@@ -205,7 +210,7 @@ class _TraceEvents(Sequence):
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
 
-    __hash__ = None
+    # (defining __eq__ makes it unhashable: __hash__ is None)
 
 
 class TraceDriver:
@@ -272,6 +277,7 @@ class TraceDriver:
                 if self._event is not None:
                     new, event = tuple.__new__, self._event
                     batch = [new(event, ev) for ev in batch]
+                assert isinstance(self.events, list)  # not read as EventBatches: a list
                 self.events.extend(batch)
             self._arrived.notify_all()
         return True
@@ -412,7 +418,9 @@ def fast_forward(
                 if cancelled is not None and cancelled():
                     break
                 end = min(target, pos + FAST_FORWARD_PIECE)
-                for batch in driver.event_batches(pos, end):
+                batches = driver.event_batches(pos, end)
+                assert batches is not None  # read as EventBatches, up to the target
+                for batch in batches:
                     noted[1] = replayer.events
                     replay(
                         _Positions(batch.columns(), batch.strings, batch.tasks), None, after_event
