@@ -45,12 +45,12 @@ import numpy as np
 
 from ._page_alloc cimport PageAllocator
 from ._slab cimport SlubAllocator
-from .ftrace import KFREE, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE
+from .ftrace import (
+    KFREE, KIND_NAMES, KMALLOC, KMEM_CACHE_ALLOC, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE
+)
 from .shadow.base import PageUse
 from .slab import FREE_BUG_TYPES
 
-KIND_LABEL = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc",
-              "mm_page_free")
 cdef int C_KMALLOC = KMALLOC, C_KMEM_CACHE_ALLOC = KMEM_CACHE_ALLOC
 cdef int C_KMEM_CACHE_FREE = KMEM_CACHE_FREE, C_PAGE_ALLOC = PAGE_ALLOC
 assert (KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE) == tuple(range(6))
@@ -444,22 +444,33 @@ cdef class BatchReplayer:
                     have_pid = True
                 kind = kind_col[i]
                 ptr = ptr_col[i]
-                if kind <= C_KMEM_CACHE_ALLOC:              # kmalloc, kmem_cache_alloc
-                    if not ptr:
-                        continue                            # the traced allocation failed
-                    slot = objects.find(ptr, 0)
-                    if slot >= 0:                           # a missed free: treat as freed
-                        lost[LOST_FREE] += 1
+                if kind <= C_KMEM_CACHE_FREE:               # the slab events
+                    if kind <= C_KMEM_CACHE_ALLOC:          # kmalloc, kmem_cache_alloc
+                        if not ptr:
+                            continue                            # the traced allocation failed
+                        slot = objects.find(ptr, 0)
+                        if slot >= 0:                           # a missed free: treat as freed
+                            lost[LOST_FREE] += 1
+                            objects.remove(slot)
+                        if pages.count:
+                            slot = self.find_traced_page(ptr)
+                            if slot >= 0:
+                                pfn, sim, order = pages.key[slot], pages.value[slot], \
+                                    pages.value2[slot]
+                                pages.remove(slot)
+                                page_allocator.free_pages_ok(sim, order)
+                                slab_pfns.put(pfn, 0, 0, 0)
+                                slab_pages += 1
+                    else:                                   # kfree, kmem_cache_free
+                        slot = objects.find(ptr, 0)
+                        if slot < 0:
+                            if ptr:
+                                lost[LOST_KFREE if kind < C_KMEM_CACHE_FREE
+                                     else LOST_KMEM_CACHE_FREE] += 1
+                            continue
+                        addr, cache = objects.value[slot], objects.value2[slot]
                         objects.remove(slot)
-                    if pages.count:
-                        slot = self.find_traced_page(ptr)
-                        if slot >= 0:
-                            pfn, sim, order = pages.key[slot], pages.value[slot], \
-                                pages.value2[slot]
-                            pages.remove(slot)
-                            page_allocator.free_pages_ok(sim, order)
-                            slab_pfns.put(pfn, 0, 0, 0)
-                            slab_pages += 1
+                    # kasan_save_track(): the caller's stack (its handle) and the task
                     handle = frame_of[call_site_col[i]]
                     if handle < 0:
                         handle = frame_of[call_site_col[i]] = replayer._frame(
@@ -469,60 +480,44 @@ cdef class BatchReplayer:
                         track = track_pid | <uint64_t>handle
                     else:                           # (beyond a u64: OverflowError, as Machine's)
                         track = task_pid << 32 | handle
-                    if kind == C_KMALLOC:
-                        cache = -1
-                        req = req_col[i]
-                        if 0 < req <= kmalloc_max:
-                            addr = slub.kmalloc_slab(req, track)
-                        else:                           # ZERO_SIZE_PTR, or a large kmalloc
+                    if kind <= C_KMEM_CACHE_ALLOC:
+                        if kind == C_KMALLOC:
+                            cache = -1
+                            req = req_col[i]
+                            if 0 < req <= kmalloc_max:
+                                addr = slub.kmalloc_slab(req, track)
+                            else:                           # ZERO_SIZE_PTR, or a large kmalloc
+                                if ip_handle != machine_ip:
+                                    m.ip_handle = machine_ip = ip_handle
+                                addr = m.kmalloc(req)
+                        else:
+                            cache = self.cache_index(req_col[i], size_col[i])
+                            addr = slub.slab_alloc(self.cache_id[cache], self.object_size[cache],
+                                                   track) if cache >= 0 else 0
+                        if addr:
+                            objects.put(ptr, 0, addr, cache)
+                        else:
+                            failed[kind] += 1
+                            continue
+                    else:
+                        if cache >= 0 and name_col[i] >= 0 and not named[cache]:
+                            name = strings[name_col[i]]
+                            if name:
+                                kmem_cache = caches_made[cache]
+                                kmem_cache.name = name
+                                named[cache] = 1
+                                replayer._named.add(kmem_cache.id)
+                        bug = slub.kfree_slab(addr, track)
+                        if bug != 0 and (bug > 0 or cache >= 0 or addr > 16):
+                            # Machine.kfree()/kmem_cache_free(): a report, or (kfree() outside
+                            # every slab, not ZERO_OR_NULL_PTR) a large kmalloc's pages
                             if ip_handle != machine_ip:
                                 m.ip_handle = machine_ip = ip_handle
-                            addr = m.kmalloc(req)
-                    else:
-                        cache = self.cache_index(req_col[i], size_col[i])
-                        addr = slub.slab_alloc(self.cache_id[cache], self.object_size[cache],
-                                               track) if cache >= 0 else 0
-                    if addr:
-                        objects.put(ptr, 0, addr, cache)
-                    else:
-                        failed[kind] += 1
-                        continue
-                elif kind <= C_KMEM_CACHE_FREE:             # kfree, kmem_cache_free
-                    slot = objects.find(ptr, 0)
-                    if slot < 0:
-                        if ptr:
-                            lost[LOST_KFREE if kind < C_KMEM_CACHE_FREE
-                                 else LOST_KMEM_CACHE_FREE] += 1
-                        continue
-                    addr, cache = objects.value[slot], objects.value2[slot]
-                    objects.remove(slot)
-                    handle = frame_of[call_site_col[i]]
-                    if handle < 0:
-                        handle = frame_of[call_site_col[i]] = replayer._frame(
-                            strings[call_site_col[i]], line_col[i])
-                    ip_handle = handle
-                    if small_pid:
-                        track = track_pid | <uint64_t>handle
-                    else:                           # (beyond a u64: OverflowError, as Machine's)
-                        track = task_pid << 32 | handle
-                    if cache >= 0 and name_col[i] >= 0 and not named[cache]:
-                        name = strings[name_col[i]]
-                        if name:
-                            kmem_cache = caches_made[cache]
-                            kmem_cache.name = name
-                            named[cache] = 1
-                            replayer._named.add(kmem_cache.id)
-                    bug = slub.kfree_slab(addr, track)
-                    if bug != 0 and (bug > 0 or cache >= 0 or addr > 16):
-                        # Machine.kfree()/kmem_cache_free(): a report, or (kfree() outside
-                        # every slab, not ZERO_OR_NULL_PTR) a large kmalloc's pages
-                        if ip_handle != machine_ip:
-                            m.ip_handle = machine_ip = ip_handle
-                        if bug > 0 or cache >= 0:
-                            m._report_invalid_free(addr, FREE_BUG_TYPES.get(bug,
-                                                                            "invalid-free"))
-                        else:
-                            m._free_large_kmalloc(addr)
+                            if bug > 0 or cache >= 0:
+                                m._report_invalid_free(addr, FREE_BUG_TYPES.get(bug,
+                                                                                "invalid-free"))
+                            else:
+                                m._free_large_kmalloc(addr)
                 elif kind == C_PAGE_ALLOC:
                     pfn = pfn_col[i]
                     slot = pages.find(pfn, 0)
@@ -580,7 +575,7 @@ cdef class BatchReplayer:
                     stats.failed[FAILED_LABEL[i]] += failed[i]
             for i in range(6):
                 if done[i]:
-                    stats.replayed[KIND_LABEL[i]] += done[i]
+                    stats.replayed[KIND_NAMES[i]] += done[i]
 
 
 def _new_batch_replayer():

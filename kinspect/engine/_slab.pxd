@@ -92,6 +92,7 @@ cdef class SlubAllocator:
                  bytearray ring_buf, bytearray rcu_buf, bytearray batches, dict sections)
     cdef int32_t slab_index(self, int64_t pfn) noexcept
     cdef int32_t slab_of_addr(self, uint64_t addr) noexcept
+    cdef int32_t slab_of_object(self, uint64_t addr) except -1
     cdef bint new_section(self, int64_t k, bytearray section) except False
     cdef bint set_slab_pages(self, int64_t pfn, int64_t n, int32_t value) except False
     cdef int32_t allocate_slab(self, int32_t cid) except -2

@@ -228,6 +228,14 @@ cdef class SlubAllocator:
             return -1
         return self.slab_index(<int64_t>((addr - self.lm_delta) >> self.page_shift))
 
+    cdef int32_t slab_of_object(self, uint64_t addr) except -1:
+        """``virt_to_slab()`` of an address the caller says is in a slab (the Python-facing
+        methods below): KeyError when it is in none."""
+        cdef int32_t s = self.slab_of_addr(addr)
+        if s < 0:
+            raise KeyError(addr)
+        return s
+
     cdef bint new_section(self, int64_t k, bytearray section) except False:
         cdef int32_t **grown
         cdef Py_ssize_t n, i
@@ -341,9 +349,7 @@ cdef class SlubAllocator:
     def object_meta(self, obj):
         """KASAN's metadata of a slab object (``kasan_get_alloc_meta``/``_free_meta``)."""
         cdef uint64_t addr = obj
-        cdef int32_t s = self.slab_of_addr(addr)
-        if s < 0:
-            raise KeyError(obj)
+        cdef int32_t s = self.slab_of_object(addr)
         cdef SlabRec *slab = &self.slabs[s]
         cdef CacheRec *c = &self.caches[slab.cache]
         cdef uint64_t offset = addr - slab.base
@@ -601,9 +607,7 @@ cdef class SlubAllocator:
     def save_alloc_info(self, obj, uint64_t size, uint64_t track):
         """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
         cdef uint64_t addr = obj
-        cdef int32_t s = self.slab_of_addr(addr)
-        if s < 0:
-            raise KeyError(obj)
+        cdef int32_t s = self.slab_of_object(addr)
         cdef SlabRec *slab = &self.slabs[s]
         cdef uint64_t slot = <uint64_t>self.caches[slab.cache].size
         cdef ObjRec *o = &self.objs[slab.meta + <int64_t>((addr - slab.base) // slot)]
@@ -615,9 +619,7 @@ cdef class SlubAllocator:
 
     def unpoison_object(self, obj, uint64_t size):
         """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()`` of a slab object."""
-        cdef int32_t s = self.slab_of_addr(obj)
-        if s < 0:
-            raise KeyError(obj)
+        cdef int32_t s = self.slab_of_object(obj)
         self.unpoison(self.slabs[s].cache, obj, size)
 
     def shadow_block_alloc(self, cache):
@@ -627,9 +629,7 @@ cdef class SlubAllocator:
 
     def shadow_block_free(self, addr):
         """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""
-        cdef int32_t s = self.slab_of_addr(addr)
-        if s < 0:
-            raise KeyError(addr)
+        cdef int32_t s = self.slab_of_object(addr)
         self.do_slab_free(s, addr)
 
     # ------------------------------------------------------------------ free
@@ -649,9 +649,7 @@ cdef class SlubAllocator:
     def check_slab_allocation(self, addr):
         """``check_slab_allocation()`` of a slab address: FREE_OK, INVALID_FREE (not the
         start of an object) or DOUBLE_FREE (its shadow says it is free)."""
-        cdef int32_t s = self.slab_of_addr(addr)
-        if s < 0:
-            raise KeyError(addr)
+        cdef int32_t s = self.slab_of_object(addr)
         return self.check(s, addr)
 
     cdef bint save_free_info(self, int32_t s, uint64_t obj, uint64_t track) except False:
@@ -668,9 +666,7 @@ cdef class SlubAllocator:
     def poison_slab_object(self, obj, uint64_t track):
         """``poison_slab_object()`` + ``kasan_save_free_info()``: FB, and FA on the first
         granule when the free track is saved."""
-        cdef int32_t s = self.slab_of_addr(obj)
-        if s < 0:
-            raise KeyError(obj)
+        cdef int32_t s = self.slab_of_object(obj)
         self.save_free_info(s, obj, track)
 
     cdef int slab_free_(self, int32_t s, uint64_t addr, uint64_t track) except -1:
@@ -696,9 +692,7 @@ cdef class SlubAllocator:
     def slab_free(self, addr, uint64_t track):
         """``kfree()``/``kmem_cache_free()`` of an address in a slab (see slab.py); raises
         KeyError for an address outside every slab."""
-        cdef int32_t s = self.slab_of_addr(addr)
-        if s < 0:
-            raise KeyError(addr)
+        cdef int32_t s = self.slab_of_object(addr)
         return self.slab_free_(s, addr, track)
 
     cdef int kfree_slab(self, uint64_t addr, uint64_t track) except -2:

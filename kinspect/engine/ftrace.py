@@ -43,6 +43,8 @@ from . import native
 from .errors import TraceError
 
 KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, PAGE_ALLOC, PAGE_FREE = range(6)
+# The tracepoint of each kind (include/trace/events/kmem.h): how replay statistics and a
+# session's event lines name the kinds
 KIND_NAMES = (
     "kmalloc",
     "kmem_cache_alloc",

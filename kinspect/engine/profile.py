@@ -361,6 +361,16 @@ def format_profiles_table(profiles: Iterable[ArchProfile]) -> str:
 KeyPath = tuple[str | int, ...]
 Fail = Callable[[KeyPath | str | None, str], NoReturn]
 
+# [layout]'s addresses that must fit in the machine's word (validate(); kernel_image_phys
+# must be in RAM instead)
+_LAYOUT_WORDS = (
+    "page_offset",
+    "phys_offset",
+    "task_size",
+    "vmalloc_start",
+    "vmalloc_end",
+    "kernel_image_start",
+)
 # Which table holds which ArchProfile field. The [memory] table also holds the RAM ranges
 # ([[memory.range]]: start, and end or size); [[zone]] tables hold name and end.
 _TABLES: dict[str, tuple[str, ...]] = {
@@ -378,15 +388,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
         "slab_minalign",
         "sizeof_kmem_cache",
     ),
-    "layout": (
-        "page_offset",
-        "phys_offset",
-        "task_size",
-        "vmalloc_start",
-        "vmalloc_end",
-        "kernel_image_start",
-        "kernel_image_phys",
-    ),
+    "layout": (*_LAYOUT_WORDS, "kernel_image_phys"),
     "kasan": (
         "kasan_shadow_scale_shift",
         "kasan_shadow_offset",
@@ -702,17 +704,7 @@ def _check_profile(p: ArchProfile, fail: Fail) -> None:
         # its boot cache is a slab cache of kmalloc sizes (KMALLOC_MAX_CACHE_SIZE, 2 pages)
         fail("sizeof_kmem_cache", "sizeof_kmem_cache must be at most 2 * PAGE_SIZE")
 
-    for name in (
-        "page_offset",
-        "phys_offset",
-        "task_size",
-        "vmalloc_start",
-        "vmalloc_end",
-        "kernel_image_start",
-        "kasan_shadow_offset",
-        "kasan_shadow_start",
-        "kasan_shadow_end",
-    ):
+    for name in (*_LAYOUT_WORDS, "kasan_shadow_offset", "kasan_shadow_start", "kasan_shadow_end"):
         if getattr(p, name) >= 1 << p.bits:
             fail(name, f"{name} {getattr(p, name):#x} does not fit in {p.bits} bits")
     for name in ("page_offset", "phys_offset", "kasan_shadow_start", "kasan_shadow_end"):

@@ -31,6 +31,7 @@ from itertools import chain
 
 from . import native
 from .ftrace import (
+    KIND_NAMES,
     KMALLOC,
     KMEM_CACHE_ALLOC,
     KMEM_CACHE_FREE,
@@ -207,13 +208,13 @@ class TraceReplayer:
                     if addr:
                         objects[ptr] = addr
                     else:
-                        stats.failed[KIND_LABEL[kind]] += 1
+                        stats.failed[KIND_NAMES[kind]] += 1
                         continue
                 elif kind <= KMEM_CACHE_FREE:  # kfree, kmem_cache_free
                     addr = objects.pop(ptr, None)
                     if addr is None:
                         if ptr:
-                            lost[KIND_LABEL[kind]] += 1
+                            lost[KIND_NAMES[kind]] += 1
                         continue
                     handle = frames.get(call_site)
                     m.ip_handle = handle if handle is not None else self._frame(call_site, line)
@@ -254,7 +255,7 @@ class TraceReplayer:
             replayed = stats.replayed
             for kind, count in enumerate(done):
                 if count:
-                    replayed[KIND_LABEL[kind]] += count
+                    replayed[KIND_NAMES[kind]] += count
 
     def _cache(self, object_size: int, slot: int) -> KmemCache | None:
         """The cache of (object size, slot size); None when the simulated kernel cannot make
@@ -269,16 +270,6 @@ class TraceReplayer:
             self.caches[(object_size, slot)] = cache
             self.stats.caches += 1
         return cache
-
-
-KIND_LABEL = (
-    "kmalloc",
-    "kmem_cache_alloc",
-    "kfree",
-    "kmem_cache_free",
-    "mm_page_alloc",
-    "mm_page_free",
-)
 
 
 def looks_like_trace(path: str, head: bytes | None = None) -> bool:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.ftrace import (
+    KIND_NAMES,
     PARALLEL_MIN_BYTES,
     EventBatch,
     ParallelTraceReader,
@@ -223,15 +224,6 @@ class TraceDriver:
     (``parallel_possible()``: before any thread starts, a CPU to spare), as ``kinspect run``
     does; the process reading it here only receives the events."""
 
-    LABELS = (
-        "kmalloc",
-        "kmem_cache_alloc",
-        "kfree",
-        "kmem_cache_free",
-        "mm_page_alloc",
-        "mm_page_free",
-    )
-
     def __init__(self, path: str, strict: bool = False, stream: bool = False) -> None:
         self.path = path
         try:
@@ -350,7 +342,7 @@ class TraceDriver:
 
     def text(self, index: int) -> str:
         ev = self.events[index]
-        label = self.LABELS[ev.kind] if ev.kind < len(self.LABELS) else str(ev.kind)
+        label = KIND_NAMES[ev.kind] if ev.kind < len(KIND_NAMES) else str(ev.kind)
         if ev.pfn >= 0:
             return f"{label} pfn={ev.pfn:#x} order={ev.order}  [{ev.comm}/{ev.pid}]"
         sizes = f" {ev.bytes_req}/{ev.bytes_alloc}" if ev.bytes_alloc else ""

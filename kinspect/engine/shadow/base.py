@@ -63,6 +63,26 @@ class Footprint:
         return asdict(self)
 
 
+class SegmentViews:
+    """A scheme whose bytes live in bytearray segments, each with a memoryview of it: a write
+    of bytes into a bytearray's slice copies them into a bytearray first, into a memoryview's
+    it does not, so the hot writes go through the views. A memoryview does not pickle: the
+    views are left out of the state and made again on unpickling. ``_SEGMENTS``: the names of
+    the list of segments and of the list of their views."""
+
+    _SEGMENTS: tuple[str, str]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state[self._SEGMENTS[1]]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        segments, views = self._SEGMENTS
+        setattr(self, views, [memoryview(segment) for segment in getattr(self, segments)])
+
+
 class ShadowScheme(ABC):
     """Storage of generic-KASAN shadow bytes for one simulated machine."""
 

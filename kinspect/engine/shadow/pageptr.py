@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import KinspectError
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
-from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
+from .base import BYTE_GRANULAR_USES, Footprint, PageUse, SegmentViews, ShadowScheme
 
 if TYPE_CHECKING:  # slab.py imports this package
     from ..slab import KmemCache
@@ -108,11 +108,12 @@ def grown(a, n: int, fill: int):
     return a + array(a.typecode, [fill]) * extra
 
 
-class PagePtrShadow(ShadowScheme):
+class PagePtrShadow(SegmentViews, ShadowScheme):
     """Shadow blocks hung off ``page->shadow`` (Vyukov, 2017-05-29): outline only, no stack."""
 
     name = "pageptr"
     link_home = "pageptr"  # what shadow_link() says the pointer is
+    _SEGMENTS = ("_pool", "_pool_views")  # the block pool (SegmentViews)
     # Memory loads of one shadow read (virt_to_page() is arithmetic on the vmemmap base, not
     # counted). With a block: the pointer, then the byte. Without one: the pointer alone when
     # it is NULL, which means "allocated, all 00" (the common case of a good access). A
@@ -216,19 +217,6 @@ class PagePtrShadow(ShadowScheme):
             self._block_space = grown(self._block_space, n, FREE_BLOCK)
             self._block_user = grown(self._block_user, n, NO_BLOCK)
         return b
-
-    # A write of bytes into a bytearray's slice copies them into a bytearray first; into a
-    # memoryview's, it does not: the hot writes go through the segments' views (made with the
-    # segments, made again on unpickling: a memoryview does not pickle).
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["_pool_views"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pool_views = [memoryview(segment) for segment in self._pool]
 
     def _at(self, b: int) -> tuple[bytearray, int]:
         """Block b's segment of the pool, and where the block starts in it."""

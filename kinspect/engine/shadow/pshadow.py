@@ -42,7 +42,7 @@ from array import array
 from typing import NamedTuple
 
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
-from .base import BYTE_GRANULAR_USES, Footprint, PageUse, ShadowScheme
+from .base import BYTE_GRANULAR_USES, Footprint, PageUse, SegmentViews, ShadowScheme
 from .pageptr import SEGMENT_SHIFT, SEGMENT_SIZE, grown
 
 # Per-page shadow values, patch 05.
@@ -88,10 +88,11 @@ class MappedWindow(NamedTuple):
     bypass_pages: int  # its pages whose per-page shadow is KASAN_PER_PAGE_BYPASS
 
 
-class PerPageShadow(ShadowScheme):
+class PerPageShadow(SegmentViews, ShadowScheme):
     """Per-page shadow for all lowmem, byte shadow mapped per 8-page window on demand."""
 
     name = "pshadow"
+    _SEGMENTS = ("_shadow", "_shadow_views")  # the real shadow pages (SegmentViews)
 
     def __init__(self, machine, **_options) -> None:
         p = machine.profile
@@ -225,19 +226,6 @@ class PerPageShadow(ShadowScheme):
             del self._kernel_windows[window]
         else:
             self._kernel_windows[window] = page
-
-    # A write of bytes into a bytearray's slice copies them into a bytearray first; into a
-    # memoryview's, it does not: the hot writes go through the segments' views (made with the
-    # segments, made again on unpickling: a memoryview does not pickle).
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["_shadow_views"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._shadow_views = [memoryview(segment) for segment in self._shadow]
 
     def _at(self, page: int) -> tuple[bytearray, int]:
         """A real shadow page's segment of the pool, and where the page starts in it."""
