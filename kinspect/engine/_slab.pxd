@@ -104,6 +104,7 @@ cdef class SlubAllocator:
     cdef uint64_t _slab_alloc_node(self, int32_t cid, int32_t *slab) except? 1
     cdef uint64_t take_object(self, int32_t s) noexcept
     cdef uint8_t *flat_shadow(self, uint64_t addr, int64_t granules) except? NULL
+    cdef bint write_pattern(self, uint64_t obj, bytes pattern) except False
     cdef bint unpoison(self, int32_t cid, uint64_t obj, uint64_t size) except False
     cdef bint poison_free(self, int32_t cid, uint64_t obj) except False
     cdef int shadow_byte(self, uint64_t addr) except -1

@@ -515,6 +515,16 @@ cdef class SlubAllocator:
             return NULL
         return <uint8_t *>PyByteArray_AS_STRING(<object>chunk) + start
 
+    cdef bint write_pattern(self, uint64_t obj, bytes pattern) except False:
+        """An object's shadow bytes written where the flat shadow's memory is not at hand:
+        through the compiled lockstep when there is one, else the shadow's own write()."""
+        if self.lockstep is not None:
+            self.lockstep.write_(obj, <const uint8_t *>PyBytes_AS_STRING(pattern),
+                                 PyBytes_GET_SIZE(pattern), pattern)
+        else:
+            self.shadow_write(obj, pattern)
+        return True
+
     cdef bint unpoison(self, int32_t cid, uint64_t obj, uint64_t size) except False:
         """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()``: size bytes accessible
         (00 ... partial), KASAN_SLAB_REDZONE up to object_size."""
@@ -524,12 +534,7 @@ cdef class SlubAllocator:
         if shadow == NULL:
             cache = self.kmem_caches[cid]
             pattern = cache.alloc_patterns.get(size) or alloc_pattern(cache, size)
-            if self.lockstep is not None:
-                self.lockstep.write_(obj, <const uint8_t *>PyBytes_AS_STRING(pattern),
-                                     PyBytes_GET_SIZE(pattern), pattern)
-            else:
-                self.shadow_write(obj, pattern)
-            return True
+            return self.write_pattern(obj, pattern)
         memset(shadow, 0, full)
         if size & 7:
             shadow[full] = size & 7
@@ -543,13 +548,7 @@ cdef class SlubAllocator:
         cdef CacheRec *c = &self.caches[cid]
         cdef uint8_t *shadow = self.flat_shadow(obj, c.granules)
         if shadow == NULL:
-            pattern = self.kmem_caches[cid].free_pattern
-            if self.lockstep is not None:
-                self.lockstep.write_(obj, <const uint8_t *>PyBytes_AS_STRING(pattern),
-                                     PyBytes_GET_SIZE(pattern), pattern)
-            else:
-                self.shadow_write(obj, pattern)
-            return True
+            return self.write_pattern(obj, self.kmem_caches[cid].free_pattern)
         memset(shadow, SLAB_FREE, c.granules)
         if c.flags & CACHE_FREE_META:
             shadow[0] = SLAB_FREE_META
