@@ -21,7 +21,7 @@ from kinspect.engine.kasan import (
 from kinspect.engine.machine import Machine
 from kinspect.engine.memory import PAGE_DTYPE, MemMap
 from kinspect.engine.profile import load_profile
-from kinspect.engine.report import format_report
+from kinspect.engine.report import Frame, format_report
 from kinspect.engine.slab import QUARANTINE_PERCPU_SIZE, kmem_cache_layout, optimal_redzone
 
 FC, FB, FA, FE, FF = (
@@ -303,3 +303,19 @@ def test_report_stack_framed_as_the_architecture_prints_it(profile, opening, clo
     end = lines.index("", start)
     frame = m.ip.trace_line()
     assert lines[start:end] == [*opening, frame, *closing]
+
+
+def test_a_track_without_a_saved_stack_is_not_printed(engine):
+    """describe_object_stacks() (mm/kasan/report.c) prints a track only when its stack was
+    saved: stack depot handle 0 (no stack) leaves "Allocated by task" out."""
+    m = Machine(load_profile("x86_64", 64 << 20), engine=engine)
+    m.task = m._get_task("worker", 7)
+    m.ip_handle = 0  # no stack saved for the allocation
+    obj = m.kmalloc(100)
+    m.set_ip(Frame("free_it", 0x10, 0x40))
+    m.kfree(obj)
+    m.check_access(obj, 1, False)
+    text = format_report(m.reports[0])
+    assert "Allocated by task" not in text
+    assert "Freed by task 7:\n free_it+0x10/0x40\n" in text
+
