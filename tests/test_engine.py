@@ -318,4 +318,3 @@ def test_a_track_without_a_saved_stack_is_not_printed(engine):
     text = format_report(m.reports[0])
     assert "Allocated by task" not in text
     assert "Freed by task 7:\n free_it+0x10/0x40\n" in text
-
