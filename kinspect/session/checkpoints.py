@@ -257,15 +257,15 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         return None
     if len(raw) != sum(len(data[serial]) for serial in pieces):
         return None
+    # Each piece compared in place, a memcmp (bytes.startswith of a view as long as the
+    # chunk: no copy of the piece made to compare it), copied only if it differs.
+    view = memoryview(raw)
     start = 0
     for serial in pieces:
         chunk = data[serial]
         end = start + len(chunk)
-        if kind == "n":
-            if raw[start:end].tobytes() != chunk:
-                raw[start:end] = np.frombuffer(chunk, np.uint8)
-        elif raw[start:end] != chunk:
-            raw[start:end] = chunk
+        if not chunk.startswith(view[start:end]):
+            view[start:end] = chunk
         start = end
     return old
 
