@@ -255,7 +255,8 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         raw = memoryview(old).cast("B")
     else:
         return None
-    if len(raw) != sum(len(data[serial]) for serial in pieces):
+    # (every piece of a buffer but its last is PIECE bytes long)
+    if len(raw) != (len(pieces) - 1) * PIECE + len(data[pieces[-1]]):
         return None
     # Each piece compared in place, a memcmp (bytes.startswith of a view as long as the
     # chunk: no copy of the piece made to compare it), copied only if it differs.
