@@ -650,3 +650,31 @@ async def test_a_click_on_a_far_line_of_the_log_replays_in_the_worker(monkeypatc
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert session.position == 151 and not screen.running
+
+
+async def test_the_shadow_slab_pane_asks_for_its_slabs_in_pieces_and_lists_the_same(monkeypatch):
+    """The shadow slab pane asks the machine for a few slabs at a time, up to its cut: the
+    lines are those of one question for them all, the cut included."""
+    from kinspect.widgets import shadow_slab
+    from kinspect.widgets.shadow_slab import ShadowSlabView
+
+    lines = ["task t 1", "func probe 0x100"] + [f"p{i} = kmalloc 4096" for i in range(60)]
+    session = Session(load_profile("x86_64"), parse_workload("many.kw", lines), shown="pageptr")
+    session.jump(session.total)
+    app = KinspectApp(session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        assert screen.tab == "shadowslab"
+        pane = screen.query_one(ShadowSlabView)
+        monkeypatch.setattr(shadow_slab, "MAX_OPTIONS", 40)  # 17 lines a slab: cut after 3
+        texts = {}
+        for asked in (1, 3, 1 << 20):
+            monkeypatch.setattr(shadow_slab, "SLABS_ASKED", asked)
+            pane.refresh_view(session, screen.view, force=True)
+            texts[asked] = pane.text()
+        assert texts[1] == texts[3] == texts[1 << 20]
+        text = texts[1]
+        assert "8 shadow slabs" in text.splitlines()[0] and "… 8 slabs in all (list cut)" in text
+        assert text.count("slab pfn") == 3

@@ -105,6 +105,8 @@ def answers(s: Session) -> dict:
             v.shadow_windows(name),
             v.shadow_slabs(name),
             v.shadow_slab_pages(name),
+            v.shadow_slab_heads(name),
+            v.shadow_block_pfns(name),
         )
         for pfn in pfns:
             shadow = (
@@ -112,7 +114,12 @@ def answers(s: Session) -> dict:
                 if p.is_lowmem_pfn(pfn) and p.pfn_valid(pfn)
                 else None
             )
-            out[name, pfn] = (v.shadow_link(name, pfn), v.has_own_shadow(name, pfn), shadow)
+            out[name, pfn] = (
+                v.shadow_link(name, pfn),
+                v.has_own_shadow(name, pfn),
+                shadow,
+                v.shadow_block_of_pfn(name, pfn),
+            )
     return out
 
 
@@ -209,6 +216,40 @@ def test_the_read_api_says_what_the_machines_own_state_says(monkeypatch):
             if s.at_end:
                 break
             s.step()
+
+
+# Slab pages enough for several shadow slabs (16 blocks each), some freed between.
+MANY_SLABS = ["task t 1", "func probe 0x100"]
+MANY_SLABS += [f"p{i} = kmalloc 4096" for i in range(60)]
+MANY_SLABS += [f"kfree p{i}" for i in range(10, 40, 3)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_shadow_slabs_asked_in_pieces_are_those_of_the_whole_walk(engine, monkeypatch):
+    """What the views ask of a blocks scheme's shadow slabs (the slabs of a pfn range, the
+    slab heads, the pfns served, the block of a pfn) is what the walk of every slab says."""
+    s = session_on(engine, monkeypatch, parse_workload("many.kw", MANY_SLABS))
+    seen = set()
+    while True:
+        v = machine_view(s)
+        for name in ("pageptr", "pageext"):
+            slabs = v.shadow_slabs(name)
+            heads = [slab.pfn for slab in slabs]
+            assert v.shadow_slab_heads(name) == heads
+            served = sorted(b.pfn for slab in slabs for b in slab.blocks if b.pfn is not None)
+            assert v.shadow_block_pfns(name) == served
+            block_of = {b.pfn: b.addr for slab in slabs for b in slab.blocks if b.pfn is not None}
+            for pfn in probe_pfns(s, v):
+                assert v.shadow_block_of_pfn(name, pfn) == block_of.get(pfn)
+            for i, head in enumerate(heads):
+                assert v.shadow_slabs(name, head, 1) == [slabs[i]]
+                assert v.shadow_slabs(name, heads[0], head - heads[0]) == slabs[:i]
+                assert v.shadow_slabs(name, head + 1, 1 << 30) == slabs[i + 1 :]
+            seen.add(len(heads))
+        if s.at_end:
+            break
+        s.step()
+    assert max(seen) >= 3  # several shadow slabs were asked about
 
 
 # ------------------------------------------------------------------ hand-computed cases

@@ -20,6 +20,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from .kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
+from .machine import PAGE_ENTRIES
 from .memory import FREE_PAGE, PAGE_DTYPE, PAGE_TYPE_NONE, record_bytes
 from .shadow.base import PageUse, ShadowScheme
 from .shadow.flat import CHUNK_SHIFT, FlatShadow
@@ -166,7 +167,7 @@ cdef class PageAllocator:
             else:
                 write_records(memmap, pfn + 1, need - 1, PyBytes_AS_STRING(tails), False, 0)
         write_records(memmap, pfn, 1, PyBytes_AS_STRING(head), False, 0)
-        self.pages[result] = (order, use)
+        self.pages[result] = PAGE_ENTRIES[order][use]
         shadow = self.machine.shadow
         if type(shadow) is not FlatShadow and not shadow.page_alloc(result, order, use):
             # No memory for its shadow: the allocation fails as a whole.

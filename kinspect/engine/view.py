@@ -190,8 +190,26 @@ class MachineView(Protocol):
     def shadow_windows(self, scheme: str) -> list:
         """pshadow.MappedWindow of every window with a real shadow page ("windows")."""
 
-    def shadow_slabs(self, scheme: str) -> list[ShadowSlab]:
-        """The shadow-block cache's slabs in pfn order ("blocks"); [] otherwise."""
+    def shadow_slabs(
+        self, scheme: str, first: int = 0, count: int | None = None
+    ) -> list[ShadowSlab]:
+        """The shadow-block cache's slabs whose head pfn is in [first, first + count) (all of
+        them by default), in pfn order ("blocks"); [] otherwise. Only the blocks of those
+        slabs are looked at: a view asks for those it shows."""
+
+    def shadow_slab_heads(self, scheme: str) -> list[int]:
+        """Head pfns of the shadow-block cache's slabs, sorted ("blocks"); [] otherwise. No
+        block is looked at."""
+
+    def shadow_block_pfns(self, scheme: str) -> list[int]:
+        """Sorted pfns served by a shadow block ("blocks": the pfns of every slot of
+        ``shadow_slabs`` that serves one, a pfn twice when its direct-map page and its kernel
+        image page both have one); [] otherwise. Read from the scheme's block pool, no slab
+        walked."""
+
+    def shadow_block_of_pfn(self, scheme: str, pfn: int) -> int | None:
+        """The address of the shadow block serving pfn ("blocks": its ``page->shadow``, the
+        direct-map page's, else the kernel image page's), or None."""
 
     def shadow_slab_pages(self, scheme: str) -> list[int]:
         """Sorted pfns of the scheme's own shadow pages (its shadow slabs' pages, or
@@ -361,17 +379,32 @@ class MachineReader:
         s = self._scheme(scheme)
         return s.windows() if isinstance(s, PerPageShadow) else []
 
-    def shadow_slabs(self, scheme: str) -> list[ShadowSlab]:
+    def shadow_slabs(
+        self, scheme: str, first: int = 0, count: int | None = None
+    ) -> list[ShadowSlab]:
         s = self._scheme(scheme)
         if not isinstance(s, PagePtrShadow):
             return []
         slab_of = self._m.slab_of
         out = []
-        for head, blocks in s.shadow_slabs().items():
+        for head, blocks in s.shadow_slabs(first, count).items():
             slab = slab_of(head)
             pages = 1 << slab.cache.layout.order if slab is not None else 1
             out.append(ShadowSlab(head, pages, tuple(blocks)))
         return out
+
+    def shadow_slab_heads(self, scheme: str) -> list[int]:
+        s = self._scheme(scheme)
+        cache = s.shadow_cache if isinstance(s, PagePtrShadow) else None
+        return [] if cache is None else self._m.slub.slab_heads(cache)
+
+    def shadow_block_pfns(self, scheme: str) -> list[int]:
+        s = self._scheme(scheme)
+        return s.served_pfns() if isinstance(s, PagePtrShadow) else []
+
+    def shadow_block_of_pfn(self, scheme: str, pfn: int) -> int | None:
+        s = self._scheme(scheme)
+        return s.block_address(pfn) if isinstance(s, PagePtrShadow) else None
 
     def shadow_slab_pages(self, scheme: str) -> list[int]:
         s = self._scheme(scheme)

@@ -256,18 +256,18 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         raw = memoryview(old).cast("B")
     else:
         return None
-    if len(raw) != sum(len(data[serial]) for serial in pieces):
+    # (every piece of a buffer but its last is PIECE bytes long)
+    if len(raw) != (len(pieces) - 1) * PIECE + len(data[pieces[-1]]):
         return None
+    # Each piece compared in place, a memcmp (bytes.startswith of a view as long as the
+    # chunk: no copy of the piece made to compare it), copied only if it differs.
+    view = memoryview(raw)
     start = 0
     for serial in pieces:
         chunk = data[serial]
         end = start + len(chunk)
-        if kind == "n":
-            assert isinstance(raw, np.ndarray)  # kind "n": raw is the array's bytes
-            if raw[start:end].tobytes() != chunk:
-                raw[start:end] = np.frombuffer(chunk, np.uint8)
-        elif raw[start:end] != chunk:
-            raw[start:end] = chunk
+        if not chunk.startswith(view[start:end]):
+            view[start:end] = chunk
         start = end
     return old
 

@@ -904,7 +904,8 @@ class SchemeView:
       byte shadow of a mapped pshadow window), kept up to date from the attach/detach events;
     - ``own_shadow``: sorted pfns of this scheme's shadow pages (shadow slab pages, pshadow
       shadow pages), as opposed to those of the other schemes running in lockstep;
-    - ``slabs()``: the shadow-block cache's slabs, blocks and the pfn each block serves.
+    - ``slab_heads()``, ``slabs(first, count)``: the shadow-block cache's slabs (those in a
+      pfn range), blocks and the pfn each block serves: asked of the machine when shown.
     """
 
     def __init__(self, session: Session, name: str) -> None:
@@ -914,8 +915,6 @@ class SchemeView:
         self.generation = -1
         self.attached: list[int] = []
         self.own_shadow: list[int] = []
-        self._slabs: list[ShadowSlabInfo] | None = None
-        self._block_of_pfn: dict[int, int] | None = None
         self._counters = None
         self.rebuild()
 
@@ -924,15 +923,10 @@ class SchemeView:
     def rebuild(self) -> None:
         """Everything from the scheme's own views (after a jump back, or a scheme switch)."""
         s = self.session
-        self._slabs = None
-        self._block_of_pfn = None
         self.attached = []
         self.own_shadow = []
         if self.kind == "blocks":
-            slabs = self.slabs()
-            self.attached = sorted(
-                b.pfn for slab in slabs for b in slab.blocks if b.pfn is not None
-            )
+            self.attached = machine_view(s).shadow_block_pfns(self.name)
             self.own_shadow = self._own_shadow_pages()
         elif self.kind == "windows":
             attached = []
@@ -980,13 +974,8 @@ class SchemeView:
             self.attached = sorted(attached)
         counters = self._current_counters()
         if counters != self._counters:
-            self._slabs = None
-            self._block_of_pfn = None
             self.own_shadow = self._own_shadow_pages()
             self._counters = counters
-        elif mine:
-            self._slabs = None
-            self._block_of_pfn = None
         self.generation = result.generation
 
     # -- reading
@@ -1006,24 +995,31 @@ class SchemeView:
     def link(self, pfn: int) -> str | None:
         return machine_view(self.session).shadow_link(self.name, pfn)
 
-    def slabs(self) -> list[ShadowSlabInfo]:
-        """The shadow-block cache's slabs in pfn order (pageptr, pageext); [] otherwise."""
-        if self._slabs is None:
-            self._slabs = [
-                ShadowSlabInfo(*slab) for slab in machine_view(self.session).shadow_slabs(self.name)
-            ]
-        return self._slabs
+    def slab_heads(self) -> list[int]:
+        """Head pfns of the shadow-block cache's slabs, sorted (pageptr, pageext); []
+        otherwise."""
+        return machine_view(self.session).shadow_slab_heads(self.name)
+
+    def slabs(self, first: int = 0, count: int | None = None) -> list[ShadowSlabInfo]:
+        """The shadow-block cache's slabs whose head pfn is in [first, first + count) (all of
+        them by default) in pfn order (pageptr, pageext); [] otherwise."""
+        return [
+            ShadowSlabInfo(*slab)
+            for slab in machine_view(self.session).shadow_slabs(self.name, first, count)
+        ]
 
     def block_of_pfn(self, pfn: int) -> int | None:
         """The address of the block serving ``pfn``, or None."""
-        if self._block_of_pfn is None:
-            self._block_of_pfn = {
-                b.pfn: b.addr for slab in self.slabs() for b in slab.blocks if b.pfn is not None
-            }
-        return self._block_of_pfn.get(pfn)
+        return machine_view(self.session).shadow_block_of_pfn(self.name, pfn)
 
     def shadow_slab_of_block(self, addr: int) -> ShadowSlabInfo | None:
-        for slab in self.slabs():
-            if slab.blocks and slab.blocks[0].addr <= addr <= slab.blocks[-1].addr:
-                return slab
+        """The shadow slab whose slots hold ``addr`` (a block's address), or None."""
+        machine = machine_view(self.session)
+        pfn = machine.addr_to_pfn(addr)
+        slab = machine.find_slab(pfn) if pfn is not None else None
+        if slab is None:
+            return None
+        for found in self.slabs(slab.pfn, 1):
+            if found.blocks and found.blocks[0].addr <= addr <= found.blocks[-1].addr:
+                return found
         return None

@@ -18,6 +18,7 @@ from ..engine.profile import format_size
 from ..engine.view import machine_view
 
 MAX_OPTIONS = 4000
+SLABS_ASKED = 64  # shadow slabs asked of the machine at once
 
 
 class ShadowSlabView(OptionList):
@@ -106,20 +107,20 @@ class ShadowSlabView(OptionList):
                 for p in range(w.pfn, w.pfn + 8):
                     self._option_of_pfn.setdefault(p, len(options) - 1)
         else:
-            slabs = view.slabs()
+            heads = view.slab_heads()
             fp = machine.footprint(view.name)
             add(
                 Text.assemble(
                     (f"{view.name}: ", "bold"),
                     f"{fp.blocks_in_use} blocks in use of {fp.blocks_capacity}, "
-                    f"{len(slabs)} shadow slabs, block "
+                    f"{len(heads)} shadow slabs, block "
                     f"{machine.shadow_block_size(view.name)} B",
                 ),
                 disabled=True,
             )
-            for slab in slabs:
+            for slab in self._shown_slabs(view, heads):
                 if len(options) >= MAX_OPTIONS:
-                    add(f"  … {len(slabs)} slabs in all (list cut)", disabled=True)
+                    add(f"  … {len(heads)} slabs in all (list cut)", disabled=True)
                     break
                 used = sum(1 for b in slab.blocks if b.pfn is not None or b.vaddr is not None)
                 last = slab.pfn + slab.pages - 1
@@ -153,6 +154,14 @@ class ShadowSlabView(OptionList):
         self._quiet = True
         self.set_options(options)
         self._quiet = False
+
+    @staticmethod
+    def _shown_slabs(view, heads: list[int]):
+        """The slabs of ``heads``, in order, asked of the machine a few at a time: the list
+        is cut at MAX_OPTIONS, so the blocks of the slabs after are never looked at."""
+        for i in range(0, len(heads), SLABS_ASKED):
+            first, last = heads[i], heads[min(i + SLABS_ASKED, len(heads)) - 1]
+            yield from view.slabs(first, last - first + 1)
 
     def select_pfn(self, pfn: int) -> None:
         """Highlight the block serving pfn, or the slab/window holding it."""

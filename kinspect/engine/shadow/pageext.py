@@ -68,8 +68,20 @@ class PageExtShadow(PagePtrShadow):
             return super().shadow_link(pfn)
         return self.twin.shadow_link(pfn).replace(f"({self.twin.link_home})", f"({self.link_home})")
 
-    def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
-        return super().shadow_slabs() if self.twin is None else self.twin.shadow_slabs()
+    def shadow_slabs(
+        self, first: int = 0, count: int | None = None
+    ) -> dict[int, list[ShadowBlock]]:
+        if self.twin is None:
+            return super().shadow_slabs(first, count)
+        return self.twin.shadow_slabs(first, count)
+
+    def served_pfns(self) -> list[int]:
+        return super().served_pfns() if self.twin is None else self.twin.served_pfns()
+
+    def block_address(self, pfn: int) -> int | None:
+        if self.twin is None:
+            return super().block_address(pfn)
+        return self.twin.block_address(pfn)
 
     @property
     def shadow_cache(self):

@@ -43,7 +43,10 @@ kinspect's model:
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from ..errors import KinspectError
 from ..kasan import KASAN_PAGE_FREE, KASAN_SHADOW_SCALE_SHIFT
@@ -456,27 +459,62 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
     def has_own_shadow(self, pfn: int) -> bool:
         return (self._is_lowmem_pfn(pfn) and self._block_of(pfn) != NO_BLOCK) or pfn in self._image
 
-    def shadow_link(self, pfn: int) -> str:
+    def block_address(self, pfn: int) -> int | None:
+        """``page->shadow`` of a pfn: the address of its block (its direct-map page's, else
+        its kernel-image page's), None when NULL."""
         b = self._block_of(pfn) if self._is_lowmem_pfn(pfn) else NO_BLOCK
         if b == NO_BLOCK:
             b = self._image.get(pfn, NO_BLOCK)
-        if b != NO_BLOCK:
-            return f"block {self._block_addr[b]:#x} ({self.link_home})"
+        return None if b == NO_BLOCK else self._block_addr[b]
+
+    def shadow_link(self, pfn: int) -> str:
+        addr = self.block_address(pfn)
+        if addr is not None:
+            return f"block {addr:#x} ({self.link_home})"
         return "no block: page state"
 
-    def shadow_slabs(self) -> dict[int, list[ShadowBlock]]:
-        """The shadow-block cache's slabs, by head pfn (a slab may span 2^order pages): each
-        object slot as a ShadowBlock, in address order."""
+    def served_pfns(self) -> list[int]:
+        """The pfns served by a block (a direct-map page's, a kernel-image page's: a pfn twice
+        when both have one), sorted: read from the pool's arrays, no slab walked."""
+        n = self._nblocks
+        if not n:
+            return []
+        space = np.frombuffer(self._block_space, np.int8, n)
+        user = np.frombuffer(self._block_user, np.int64, n)
+        return np.sort(user[(space == PAGES) | (space == IMAGE)]).tolist()
+
+    def _served(self, lo: int, hi: int) -> dict[int, int]:
+        """The blocks attached whose address is in [lo, hi), by address: one pass of numpy
+        over the pool's arrays, a dict of those only."""
+        n = self._nblocks
+        if not n:
+            return {}
+        addr = np.frombuffer(self._block_addr, np.uint64, n)
+        space = np.frombuffer(self._block_space, np.int8, n)
+        found = np.flatnonzero((addr >= lo) & (addr < hi) & (space != FREE_BLOCK))
+        return dict(zip(addr[found].tolist(), found.tolist()))
+
+    def shadow_slabs(
+        self, first: int = 0, count: int | None = None
+    ) -> dict[int, list[ShadowBlock]]:
+        """The shadow-block cache's slabs whose head pfn is in [first, first + count) (all of
+        them by default), by head pfn (a slab may span 2^order pages): each object slot as a
+        ShadowBlock, in address order. Only those slabs' blocks are looked at."""
         cache = self._cache
         assert cache is not None  # booted
-        served = {
-            self._block_addr[b]: b
-            for b in range(self._nblocks)
-            if self._block_space[b] != FREE_BLOCK
-        }
+        heads = self._machine.slub.slab_heads(cache)
+        if count is not None:
+            heads = heads[bisect_left(heads, first) : bisect_left(heads, first + count)]
+        if not heads:
+            return {}
+        page_address = self._machine.page_address
+        # shadow slabs are lowmem pages: their slots' addresses grow with their pfns
+        served = self._served(
+            page_address(heads[0]), page_address(heads[-1]) + cache.objects * cache.size
+        )
         slabs = {}
-        for head in self._machine.slub.slab_heads(cache):
-            base = self._machine.page_address(head)
+        for head in heads:
+            base = page_address(head)
             blocks = []
             for i in range(cache.objects):
                 addr = base + i * cache.size
