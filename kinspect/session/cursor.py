@@ -57,7 +57,7 @@ from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
 from ..engine.workload import Event, Workload
 from . import sources
-from .checkpoints import CheckpointStore, Spare, Standby
+from .checkpoints import IDLE_SECONDS, CheckpointStore, Spare, Standby
 from .recording import (
     REFERENCE_SCHEME,
     WINDOW_PAGES,
@@ -122,7 +122,7 @@ class Session:
         checkpoint_every: int | None = None,
         checkpoint_budget: int = 256 << 20,
         spares: int = 3,
-        spare_budget: int = 384 << 20,
+        spare_budget: int = 256 << 20,
     ) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
@@ -180,6 +180,7 @@ class Session:
         self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
         self._interval = 4 * self.checkpoint_every
         self._take_checkpoint()
+        self._idle_take = None  # a regular checkpoint taken in pieces in idle time, its generation
         self.standby = Standby(self.checkpoints, self.driver, spares, spare_budget)
         # The fast forward: on the native engine, a trace read as EventBatches. The rates (CPU
         # seconds an event, smoothed) of a compiled replay and of an event stepped the
@@ -489,16 +490,29 @@ class Session:
         while it returns True), most urgent first: free replaced machines; the standby's work
         (checkpoints.Standby.work: spares behind the position, the oldest one's state as a
         checkpoint, the ladder of dense checkpoints below them); a checkpoint every
-        ``checkpoint_every`` events at the position. A piece is one checkpoint loaded or
-        taken, or up to ``IDLE_CHUNK`` events replayed: a key pressed meanwhile waits for no
+        ``checkpoint_every`` events at the position (taken in pieces: given up if the position
+        moves first). A piece is about ``IDLE_SECONDS`` of a checkpoint's restore or take, or
+        of events replayed (checkpoints.Standby.work): a key pressed meanwhile waits for no
         more."""
         if self._graveyard:
             dispose(*self._graveyard.pop(0))  # one a piece: tens of ms each late on
             return True
         if self.standby.work(self.position):
             return True
+        if self._idle_take is not None:
+            take, generation = self._idle_take
+            if generation != self.generation:  # the machine moved on: given up
+                take.abandon()
+                self._idle_take = None
+            elif take.work(IDLE_SECONDS):
+                self._idle_take = None
+                if take.checkpoint is not None:
+                    self._buffers = take.buffers
+            return True
         if self.position - self.checkpoints.last_regular(self.position) >= self.checkpoint_every:
-            self._take_checkpoint()
+            take = self.checkpoints.take_in_pieces(self.position, self._state())
+            if take is not None:
+                self._idle_take = (take, self.generation)
             return True
         return False
 
