@@ -57,7 +57,7 @@ from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
 from ..engine.workload import Event, Workload
 from . import sources
-from .checkpoints import IDLE_SECONDS, CheckpointStore, Spare, Standby
+from .checkpoints import IDLE_SECONDS, CheckpointStore, Spare, Standby, tune_malloc
 from .recording import (
     REFERENCE_SCHEME,
     WINDOW_PAGES,
@@ -136,6 +136,7 @@ class Session:
         made in idle time, so that that many steps back in a row are swaps;
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
         whatever it costs)."""
+        tune_malloc()  # machines made and dropped: their memory given back
         self.profile = profile
         self.workload = workload
         if isinstance(workload, Workload):
@@ -359,6 +360,8 @@ class Session:
             self._adopt(self._fast_forward(target))
             return
         if not near:
+            while self._graveyard:  # a machine swapped out: freed before another is made
+                dispose(*self._graveyard.pop(0))
             ckpt = self.checkpoints.nearest(target)
             buffers: list = []
             # in place: the session's machine is replaced, its buffers written into
