@@ -778,7 +778,7 @@ class Standby:
     ``state()``: the session's event source)."""
 
     def __init__(
-        self, store: CheckpointStore, driver, wanted: int = 3, budget: int = 256 << 20
+        self, store: CheckpointStore, driver, wanted: int = 3, budget: int = 384 << 20
     ) -> None:
         self.store = store
         self.driver = driver

@@ -122,7 +122,7 @@ class Session:
         checkpoint_every: int | None = None,
         checkpoint_budget: int = 256 << 20,
         spares: int = 3,
-        spare_budget: int = 256 << 20,
+        spare_budget: int = 384 << 20,
     ) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
         ``shown``: the scheme the views read (default: the first per-page scheme, else flat);
