@@ -377,3 +377,5 @@ def test_a_take_and_a_restore_in_pieces_give_what_take_and_restore_give():
     assert state_of(machine) == state_of(s.machine)
     assert [type(b) for b in restore.buffers] == [type(b) for b in listed]
     assert store.chunks.nbytes == held  # only checkpoint 0's chunks now
+    store._drop(store._regular.pop(0))  # the last: no chunk left (none kept by what gave up)
+    assert len(store.chunks) == 0 and store.chunks.nbytes == 0

@@ -188,11 +188,12 @@ class ChunkStore:
 _KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint may take
 
 
-def _taker(store: ChunkStore):
+def _taker(store: ChunkStore, pause=None):
     """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
     ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
     their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
-    A closure: it is called for every object pickled (millions late in a trace)."""
+    A closure: it is called for every object pickled (millions late in a trace). ``pause``:
+    called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``)."""
     seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
     buffers: list = []
     serials: list[int] = []
@@ -225,16 +226,20 @@ def _taker(store: ChunkStore):
         count[1] += size
         raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
         if size <= PIECE:
+            if pause is not None:
+                pause()
             pieces, new = intern(at << PIECES_SHIFT, raw)
             serials.append(pieces)
             count[0] += new
         else:
             pieces = []
             for i, start in enumerate(range(0, size, PIECE)):
+                if pause is not None:
+                    pause()
                 serial, new = intern(at << PIECES_SHIFT | i, raw[start : start + PIECE])
                 pieces.append(serial)
+                serials.append(serial)  # (as it goes: a take given up gives each back)
                 count[0] += new
-            serials.extend(pieces)
             pieces = tuple(pieces)
         if kind == "n":
             return pieces, kind, (obj.dtype, obj.shape)
@@ -371,17 +376,7 @@ class CheckpointStore:
         raise, the chunks taken so far given back)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        persistent_id, taken, serials, count = _taker(self.chunks)
-        if pause is None:
-            pickler.persistent_id = persistent_id
-        else:
-
-            def paced_persistent_id(obj):
-                if type(obj) in _KINDS:
-                    pause()
-                return persistent_id(obj)
-
-            pickler.persistent_id = paced_persistent_id
+        pickler.persistent_id, taken, serials, count = _taker(self.chunks, pause)
         try:
             with gc_paused():
                 pickler.dump(state)
