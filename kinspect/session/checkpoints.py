@@ -38,7 +38,10 @@ time (``work``): *spares*, live machines at ``position - 1``, ``- 2``, ``- 3`` (
 allows), so that the next steps back are swaps, not restores; the oldest spare's state as a
 dense checkpoint; and a *ladder* of dense checkpoints just below the spares (``HOLD_LADDER``
 rungs ``LADDER_STEP`` events apart), so that a key held down past the spares restores a rung
-and replays a few events.
+and replays a few events. A piece lasts about ``IDLE_SECONDS``: a restore or a take is made in
+pieces (``RestoreInPieces``, ``TakeInPieces``: the unpickler or pickler runs in a thread that
+stops at a buffer once a piece's time is up, ``_Paced``), a trace's spare replayed by the
+compiled replayer in slices (``sources.fast_forward``).
 """
 
 from __future__ import annotations
