@@ -77,6 +77,7 @@ SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restor
 IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compiled)
 PARKED_MAX = 60.0  # seconds a take or restore in pieces waits for its next piece, then ends
 IDLE_SLICE_MAX = 8192  # events replayed compiled in a piece at most
+PAUSE_OBJECTS = 1024  # a take in pieces may stop after this many objects pickled
 IDLE_SECONDS = 0.02  # about the time of a piece of idle work (a restore or take: a piece of it)
 HOLD_LADDER = 4  # dense checkpoints kept just below the spares (Standby.work)...
 LADDER_STEP = 16  # ...this many events apart
@@ -375,11 +376,23 @@ class CheckpointStore:
 
     def _dump(self, state, buffers: list | None, pause=None) -> Checkpoint:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it);
-        ``pause``: called at each buffer reached (a take in pieces, ``TakeInPieces``: it may
-        raise, the chunks taken so far given back)."""
+        ``pause``: called at each buffer and each piece stored, and every ``PAUSE_OBJECTS``
+        objects pickled (a take in pieces, ``TakeInPieces``: it may raise, the chunks taken
+        so far given back)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id, taken, serials, count = _taker(self.chunks, pause)
+        persistent_id, taken, serials, count = _taker(self.chunks, pause)
+        pickler.persistent_id = persistent_id
+        if pause is not None:  # also every PAUSE_OBJECTS objects (the graph between buffers)
+            pickled = [0]
+
+            def paced_persistent_id(obj):
+                pickled[0] += 1
+                if not pickled[0] % PAUSE_OBJECTS:
+                    pause()
+                return persistent_id(obj)
+
+            pickler.persistent_id = paced_persistent_id
         try:
             with gc_paused():
                 pickler.dump(state)
