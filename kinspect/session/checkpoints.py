@@ -46,6 +46,7 @@ compiled replayer in slices (``sources.fast_forward``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import pickle
@@ -564,38 +565,30 @@ class CheckpointStore:
 # ----------------------------------------------------------------- in pieces (idle work)
 
 
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt() parameters (malloc.h)
-MMAP_THRESHOLD = 128 << 10  # glibc's default, kept (not raised as big blocks are freed)
+M_ARENA_MAX = -8  # glibc's mallopt() parameter (malloc.h)
 _malloc_tuned = False
 
 
 def tune_malloc() -> None:
-    """Make the memory of the machines a session makes and drops (restores, spares, idle
-    jobs) go back to the system once freed, on glibc (elsewhere: nothing), once a process:
+    """One malloc arena for the process, on glibc (elsewhere: nothing), once: glibc gives a
+    thread an arena of its own, and a machine restored in a ``_Paced`` thread would hold
+    memory that, freed, only that arena reuses (the process's memory grew by a machine's
+    worth so). Those threads never run at once with the main one (M_ARENA_MAX 1).
 
-    - glibc raises its mmap threshold to the size of each mmapped block freed, up to 32 MiB:
-      then the machines' buffers (256 KiB flat shadow chunks, 1 MiB shadow segments...) come
-      from the heap, between long-lived chunks of the checkpoint store, and a machine freed
-      leaves holes the process keeps. The threshold set (to its default) stays: each such
-      buffer is a mapping of its own, unmapped when freed (M_MMAP_THRESHOLD);
-    - a thread gets an arena of its own: a machine restored in a ``_Paced`` thread would hold
-      memory that only that arena reuses. Those threads never run at once with the main one:
-      one arena for all (M_ARENA_MAX).
-
-    On the real x86_64 trace at 1 TiB, the inspector stepping back 200 times at event
-    500 000 with one spare, this took the peak RSS from 1 046 to 720 MiB (docs/ui.md)."""
+    Measured beside it (benchmarks/ui.py --only jump, docs/architecture.md): glibc's mmap
+    threshold kept at its default too (M_MMAP_THRESHOLD; glibc raises it as big blocks are
+    freed, and the machines' buffers then come from the heap), so that a machine freed gives
+    its memory back at once, took the peak RSS from 909 to 894 MiB with two spares, 746 to
+    721 with one, for about 11 s more CPU of idle work and steps back 10-15 ms slower when
+    held past the spares (each buffer a mapping of its own, faulted in anew): not set."""
     global _malloc_tuned
     if _malloc_tuned:
         return
     _malloc_tuned = True
     if platform.libc_ver()[0] != "glibc":
         return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    mallopt(M_ARENA_MAX, 1)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
 
 
 class _GivenUp(Exception):
