@@ -723,3 +723,34 @@ def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
     assert [r.event_index for r in s.reports] == [
         r.event_index for r in ref.reports if r.event_index < end - 3
     ]
+
+
+def test_idle_work_given_up_anywhere_leaves_checkpoints_that_restore_what_stepping_reached(
+    monkeypatch,
+):
+    """Idle work in pieces (takes and restores stopped at every buffer here) interrupted by a
+    step after any number of pieces: the takes under way are given up, the checkpoints kept
+    restore the states plain stepping reached, and the spares made later are right too."""
+    from kinspect.session import checkpoints, cursor
+
+    monkeypatch.setattr(checkpoints, "IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(cursor, "IDLE_SECONDS", 0.0)
+    lines = churn_lines(700)
+    ref = Session(load_profile("x86_64"), parse_workload("churn.kw", lines))
+    expected = {}
+    for pos in range(0, 611):
+        expected[pos] = fingerprint(ref)
+        ref.step()
+    for pieces in (1, 4, 40, 300, 700, 900, 1000):  # the session's own take from about 890
+        s = Session(load_profile("x86_64"), parse_workload("churn.kw", lines), spares=2)
+        for _ in range(600):
+            s.step()
+        for _ in range(pieces):
+            s.idle_work()
+        s.step(10)  # whatever was under way is given up (or done)
+        while s.idle_work():
+            pass
+        assert sorted(s.spares) == [608, 609]
+        for pos in [p for p in s.checkpoints.positions() if p <= 610] + [609, 608, 600]:
+            s.jump(pos)
+            assert fingerprint(s) == expected[pos], (pieces, pos)
