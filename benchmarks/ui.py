@@ -17,8 +17,9 @@ Workloads:
 - ``jump``: the real trace at ``--mem 1T`` as above, ``j`` to event ``--to`` (500 000) from the
   start (the session's jump, as the app's worker runs it), then steps back there as for the
   others; printed: the jump's wall and CPU time split into the replay, the checkpoints taken
-  and the restores, every piece of idle work, the checkpoints held, and the process's peak RSS
-  (``ru_maxrss``). The load average is printed with it: two cores are shared.
+  and the restores, every piece of idle work (and their wall and CPU time in all), the
+  checkpoints held, and the process's peak RSS (``ru_maxrss``). The load average is printed
+  with it: two cores are shared.
 
 Step back is measured three ways: as a person presses it (a pause between presses lets the
 session prepare the previous states in the background: ``idle_work``), with the key held down
@@ -342,13 +343,18 @@ async def measure_jump(
         back_held: list[float] = []
         back_long: list[float] = []
         costs.reset()
+        idle_cpu = 0.0
         for i in range(backs):
             if i % 2 == 0:
+                c = time.process_time()
                 idle(screen, pieces)
+                idle_cpu += time.process_time() - c
             (back_idle if i % 2 == 0 else back_held).append(
                 await timed(pilot, work, screen.action_back)
             )
+        c = time.process_time()
         idle(screen, pieces)
+        idle_cpu += time.process_time() - c
         for _ in range(HOLD):
             back_long.append(await timed(pilot, work, screen.action_back))
         out["back parts"] = {k: (costs.wall[k], costs.cpu[k], costs.calls[k]) for k in costs.wall}
@@ -377,7 +383,8 @@ async def measure_jump(
         print(f"    {k:<21} wall {wall:7.2f} s   cpu {cpu:7.2f} s   (n={n}, with idle work)")
     print(
         f"  idle work, one piece    p50 {pct(pieces, 0.5):7.2f} p99 {pct(pieces, 0.99):7.2f} ms"
-        f" max {max(pieces) * 1e3:.0f} ms (n={len(pieces)})"
+        f" max {max(pieces) * 1e3:.0f} ms (n={len(pieces)}; in all wall {sum(pieces):.2f} s,"
+        f" cpu {idle_cpu:.2f} s)"
     )
     c = out["checkpoints"]
     print(

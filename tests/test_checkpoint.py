@@ -251,7 +251,8 @@ def test_a_regular_checkpoint_asked_where_a_dense_one_is_becomes_it():
 def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
     """Standby alone (no Session): from the checkpoints of a store and a driver, its idle work
     makes live machines at position - 1 and - 2 in the state stepping leaves there, lays the
-    ladder's rungs below them as dense checkpoints, and gives a spare up when asked."""
+    ladder's rungs below them as dense checkpoints (on the first spare's way), and gives a
+    spare up when asked."""
     from kinspect.engine.machine import Machine
     from kinspect.session.checkpoints import LADDER_STEP, Standby
     from kinspect.session.sources import WorkloadDriver
@@ -280,7 +281,8 @@ def test_the_standby_makes_spares_and_a_ladder_behind_a_position_in_pieces():
     top = position - 3  # the ladder's top rung
     assert top in store.positions(dense=True)
     assert state_of(store.restore(store.at(top))[0]) == expected[top]
-    assert any(job is not None and not job[1] for job in jobs)  # a ladder job ran
+    # laid by the first spare's job on its way: no job (a machine more) of its own
+    assert all(job is None or job[1] for job in jobs)
     spare = standby.take(position - 1)
     assert spare.position == position - 1 and standby.positions() == [position - 2]
     assert standby.take(position - 3) is None  # none at or before: a restore
@@ -331,3 +333,49 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     assert [id(b) for b in again] == [
         id(b) for b in (back["sections"], back["shadow"], back["meta"], back["odd"], back["small"])
     ]
+
+
+def test_a_take_and_a_restore_in_pieces_give_what_take_and_restore_give():
+    """TakeInPieces / RestoreInPieces (idle work): the pickle or unpickle stopped at every
+    buffer (a piece of no time) and resumed; the checkpoint and the state are those of a
+    take and a restore made at once; a take given up gives its chunks back, and a restore
+    holds its checkpoint's chunks while that checkpoint is dropped."""
+    from kinspect.session.checkpoints import RestoreInPieces
+
+    s = trace_slice()
+    s.jump(TRACE_SLICE)
+    state = (s.machine, s.driver.state(s.runner))
+    store = CheckpointStore()
+    listed: list = []
+    whole = store.take(0, state, buffers=listed)
+    held = store.chunks.nbytes
+    take = store.take_in_pieces(7, state, dense=True)
+    pieces = 1
+    while not take.work(0.0):
+        pieces += 1
+    assert pieces > 20 and take.checkpoint is store.at(7) and store.positions(dense=True) == [7]
+    assert take.checkpoint.blob == whole.blob and take.checkpoint.chunks == whole.chunks
+    assert store.chunks.nbytes == held
+    assert [len(memoryview(b).cast("B")) for b in take.buffers] == [
+        len(memoryview(b).cast("B")) for b in listed
+    ]
+    given_up = store.take_in_pieces(9, state)
+    for _ in range(5):
+        given_up.work(0.0)
+    given_up.abandon()
+    assert not store.has(9) and store.chunks.nbytes == held
+    assert store.take_in_pieces(7, state) is None  # the dense one became regular
+    assert store.positions() == [0, 7] and store.positions(dense=True) == []
+
+    restore = RestoreInPieces(store, store.at(7))
+    restore.work(0.0)
+    store.thin()  # drops 7's pickle, not the chunks the restore holds
+    store._drop(store._regular.pop(7))
+    while not restore.work(0.0):
+        pass
+    machine, _state = restore.result
+    assert state_of(machine) == state_of(s.machine)
+    assert [type(b) for b in restore.buffers] == [type(b) for b in listed]
+    assert store.chunks.nbytes == held  # only checkpoint 0's chunks now
+    store._drop(store._regular.pop(0))  # the last: no chunk left (none kept by what gave up)
+    assert len(store.chunks) == 0 and store.chunks.nbytes == 0

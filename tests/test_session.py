@@ -670,3 +670,87 @@ def test_an_event_batch_slice_is_a_view_of_the_same_events(tmp_path):
     part = batch.slice(10, 20)
     assert len(part) == 10 and list(part) == list(batch)[10:20]
     assert part.line.base is not None and part.strings is batch.strings
+
+
+def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
+    tmp_path, monkeypatch
+):
+    """On the native engine a trace's spares and ladder are replayed by the compiled replayer
+    (Standby._replay), in slices; each spare, swapped in by a step back, and each rung of the
+    ladder holds the state, reports and addresses of the reference engine's plain stepping."""
+    from conftest import native_missing
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import checkpoints, load_trace
+
+    if native_missing():
+        pytest.skip(native_missing())
+    path = small_trace(tmp_path, 3000)
+    monkeypatch.setenv("KINSPECT_ENGINE", "python")
+    ref = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    end = ref.total - 10
+    assert end > 1500
+    expected = {}
+    for pos in range(end - 60, end + 1):
+        ref.jump(pos)
+        expected[pos] = (machine_fingerprint(ref.machine), ref.event_address(pos - 1))
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    s = Session(
+        load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"], checkpoint_every=64
+    )
+    s.fast_forward = False
+    for _ in range(end):  # one at a time: checkpoints every 256 events (steps force them)
+        s.step()
+    compiled = []
+    build = checkpoints.Standby._replay
+
+    def replay(self, job):
+        compiled.append(self._compiled(job))
+        build(self, job)
+
+    monkeypatch.setattr(checkpoints.Standby, "_replay", replay)
+    while s.idle_work():
+        pass
+    assert compiled and all(compiled)
+    assert sorted(s.spares) == [end - 3, end - 2, end - 1]
+    rungs = [p for p in s.checkpoints.positions(dense=True) if p < end - 3]
+    assert rungs == [end - 52, end - 36, end - 20, end - 4]
+    for pos in rungs:
+        machine, _ = s.checkpoints.restore(s.checkpoints.at(pos))
+        assert machine_fingerprint(machine) == expected[pos][0], pos
+    for pos in (end - 1, end - 2, end - 3):
+        assert s.back().position == pos and s.machine is not None
+        assert (machine_fingerprint(s.machine), s.event_address(pos - 1)) == expected[pos]
+    assert [r.event_index for r in s.reports] == [
+        r.event_index for r in ref.reports if r.event_index < end - 3
+    ]
+
+
+def test_idle_work_given_up_anywhere_leaves_checkpoints_that_restore_what_stepping_reached(
+    monkeypatch,
+):
+    """Idle work in pieces (takes and restores stopped at every buffer here) interrupted by a
+    step after any number of pieces: the takes under way are given up, the checkpoints kept
+    restore the states plain stepping reached, and the spares made later are right too."""
+    from kinspect.session import checkpoints, cursor
+
+    monkeypatch.setattr(checkpoints, "IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(cursor, "IDLE_SECONDS", 0.0)
+    lines = churn_lines(700)
+    ref = Session(load_profile("x86_64"), parse_workload("churn.kw", lines))
+    expected = {}
+    for pos in range(0, 611):
+        expected[pos] = fingerprint(ref)
+        ref.step()
+    for pieces in (1, 4, 40, 300, 700, 900, 1000):  # the session's own take from about 890
+        s = Session(load_profile("x86_64"), parse_workload("churn.kw", lines), spares=2)
+        for _ in range(600):
+            s.step()
+        for _ in range(pieces):
+            s.idle_work()
+        s.step(10)  # whatever was under way is given up (or done)
+        while s.idle_work():
+            pass
+        assert sorted(s.spares) == [608, 609]
+        for pos in [p for p in s.checkpoints.positions() if p <= 610] + [609, 608, 600]:
+            s.jump(pos)
+            assert fingerprint(s) == expected[pos], (pieces, pos)

@@ -38,13 +38,20 @@ time (``work``): *spares*, live machines at ``position - 1``, ``- 2``, ``- 3`` (
 allows), so that the next steps back are swaps, not restores; the oldest spare's state as a
 dense checkpoint; and a *ladder* of dense checkpoints just below the spares (``HOLD_LADDER``
 rungs ``LADDER_STEP`` events apart), so that a key held down past the spares restores a rung
-and replays a few events.
+and replays a few events. A piece lasts about ``IDLE_SECONDS``: a restore or a take is made in
+pieces (``RestoreInPieces``, ``TakeInPieces``: the unpickler or pickler runs in a thread that
+stops at a buffer once a piece's time is up, ``_Paced``), a trace's spare replayed by the
+compiled replayer in slices (``sources.fast_forward``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import pickle
+import platform
+import threading
 import time
 import zlib
 from array import array
@@ -58,8 +65,8 @@ import numpy as np
 from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.machine import Machine
-from .recording import dispose, forget_changes
-from .sources import EventRunner
+from .recording import dispose, forget_changes, unobserve
+from .sources import EventRunner, fast_forward
 
 CHUNK_MIN = 256  # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -68,7 +75,11 @@ PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: piece
 PIECES_SHIFT = 20
 THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
 SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
-IDLE_CHUNK = 512  # events replayed in one piece of idle work
+IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compiled)
+PARKED_MAX = 60.0  # seconds a take or restore in pieces waits for its next piece, then ends
+IDLE_SLICE_MAX = 8192  # events replayed compiled in a piece at most
+PAUSE_OBJECTS = 1024  # a take in pieces may stop after this many objects pickled
+IDLE_SECONDS = 0.02  # about the time of a piece of idle work (a restore or take: a piece of it)
 HOLD_LADDER = 4  # dense checkpoints kept just below the spares (Standby.work)...
 LADDER_STEP = 16  # ...this many events apart
 
@@ -152,6 +163,13 @@ class ChunkStore:
             self._by_id.clear()
         return self._data, self._by_id
 
+    def hold(self, serials) -> None:
+        """One reference more to each chunk of ``serials`` (kept while a restore in pieces
+        reads them: ``release`` gives them back)."""
+        refs = self._refs
+        for serial in serials:
+            refs[serial] += 1
+
     def release(self, serials) -> int:
         """Drop one reference to each chunk of ``serials``; the bytes freed."""
         freed = 0
@@ -175,11 +193,12 @@ class ChunkStore:
 _KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint may take
 
 
-def _taker(store: ChunkStore):
+def _taker(store: ChunkStore, pause=None):
     """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
     ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
     their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
-    A closure: it is called for every object pickled (millions late in a trace)."""
+    A closure: it is called for every object pickled (millions late in a trace). ``pause``:
+    called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``)."""
     seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
     buffers: list = []
     serials: list[int] = []
@@ -212,16 +231,20 @@ def _taker(store: ChunkStore):
         count[1] += size
         raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
         if size <= PIECE:
+            if pause is not None:
+                pause()
             pieces, new = intern(at << PIECES_SHIFT, raw)
             serials.append(pieces)
             count[0] += new
         else:
             pieces = []
             for i, start in enumerate(range(0, size, PIECE)):
+                if pause is not None:
+                    pause()
                 serial, new = intern(at << PIECES_SHIFT | i, raw[start : start + PIECE])
                 pieces.append(serial)
+                serials.append(serial)  # (as it goes: a take given up gives each back)
                 count[0] += new
-            serials.extend(pieces)
             pieces = tuple(pieces)
         if kind == "n":
             return pieces, kind, (obj.dtype, obj.shape)
@@ -349,16 +372,35 @@ class CheckpointStore:
         self.takes = 0
         self.new_bytes = 0  # bytes stored by all takes
         self.full_bytes = 0  # what they would have held whole
+        self.last_size = 0  # the last take's state, whole: about what a machine holds now
 
     # ------------------------------------------------------------------------- taking
 
-    def _dump(self, state, buffers: list | None) -> Checkpoint:
-        """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it)."""
+    def _dump(self, state, buffers: list | None, pause=None) -> Checkpoint:
+        """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it);
+        ``pause``: called at each buffer and each piece stored, and every ``PAUSE_OBJECTS``
+        objects pickled (a take in pieces, ``TakeInPieces``: it may raise, the chunks taken
+        so far given back)."""
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id, taken, serials, count = _taker(self.chunks)  # type: ignore[method-assign]  # pickle's per-instance hook
-        with gc_paused():
-            pickler.dump(state)
+        persistent_id, taken, serials, count = _taker(self.chunks, pause)
+        pickler.persistent_id = persistent_id  # type: ignore[method-assign]  # pickle's per-instance hook
+        if pause is not None:  # also every PAUSE_OBJECTS objects (the graph between buffers)
+            pickled = [0]
+
+            def paced_persistent_id(obj):
+                pickled[0] += 1
+                if not pickled[0] % PAUSE_OBJECTS:
+                    pause()
+                return persistent_id(obj)
+
+            pickler.persistent_id = paced_persistent_id  # type: ignore[method-assign]
+        try:
+            with gc_paused():
+                pickler.dump(state)
+        except BaseException:
+            self.chunks.release(serials)
+            raise
         if buffers is not None:
             buffers[:] = taken
         del taken  # alive until the pickle is made
@@ -367,6 +409,7 @@ class CheckpointStore:
         self.takes += 1
         self.new_bytes += len(blob) + new
         self.full_bytes += len(blob) + size
+        self.last_size = len(blob) + size
         return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
     def take(
@@ -387,6 +430,23 @@ class CheckpointStore:
             return ckpt
         t = time.perf_counter()
         ckpt = self._dump(state, buffers)
+        self._keep(ckpt, position, dense)
+        if not dense:
+            self.seconds = 0.5 * self.seconds + 0.5 * (time.perf_counter() - t)
+        return ckpt
+
+    def take_in_pieces(self, position: int, state, dense: bool = False) -> TakeInPieces | None:
+        """``take``, a piece at a time (``TakeInPieces.work``: idle work), for a state that
+        does not change until it is done or given up; None when a checkpoint is kept there
+        (a regular one asked where a dense one is: that one made regular, at once)."""
+        if position in self._regular or position in self._dense:
+            if not dense and position in self._dense:
+                self.take(position, state)
+            return None
+        return TakeInPieces(self, position, state, dense)
+
+    def _keep(self, ckpt: Checkpoint, position: int, dense: bool) -> None:
+        """Place a checkpoint made by ``_dump`` (after ``position`` events)."""
         ckpt.position = position
         ckpt.dense = dense
         if dense:
@@ -395,9 +455,7 @@ class CheckpointStore:
             while self.dense_bytes > self.budget // 2 and len(self._dense) > 1:
                 self._drop(self._dense.popitem(last=False)[1])
         else:
-            self.seconds = 0.5 * self.seconds + 0.5 * (time.perf_counter() - t)
             self._keep_regular(ckpt)
-        return ckpt
 
     def _keep_regular(self, ckpt: Checkpoint) -> None:
         self._regular[ckpt.position] = ckpt
@@ -505,6 +563,191 @@ class CheckpointStore:
         }
 
 
+# ----------------------------------------------------------------- in pieces (idle work)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt() parameter (malloc.h)
+_malloc_tuned = False
+
+
+def tune_malloc() -> None:
+    """One malloc arena for the process, on glibc (elsewhere: nothing), once: glibc gives a
+    thread an arena of its own, and a machine restored in a ``_Paced`` thread would hold
+    memory that, freed, only that arena reuses (the process's memory grew by a machine's
+    worth so). Those threads never run at once with the main one (M_ARENA_MAX 1).
+
+    Measured beside it (benchmarks/ui.py --only jump, docs/architecture.md): glibc's mmap
+    threshold kept at its default too (M_MMAP_THRESHOLD; glibc raises it as big blocks are
+    freed, and the machines' buffers then come from the heap), so that a machine freed gives
+    its memory back at once, took the peak RSS from 909 to 894 MiB with two spares, 746 to
+    721 with one, for about 11 s more CPU of idle work and steps back 10-15 ms slower when
+    held past the spares (each buffer a mapping of its own, faulted in anew): not set."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    if platform.libc_ver()[0] != "glibc":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+
+
+class _GivenUp(Exception):
+    """Raised at a pause point of a call given up (``_Paced.abandon``)."""
+
+
+class _Paced:
+    """A long call (a checkpoint's pickle or unpickle) made a piece at a time: it runs in a
+    thread of its own, which stops at its next pause point (``pause``: a buffer reached) once
+    the piece's time is up, until the next ``work``. The caller's thread waits meanwhile, so
+    the two never run at once: between two pieces the call is stopped where it was, and the
+    objects it reads must not change (or it is given up: ``abandon``, which makes the pause
+    point raise, the call end unwinding)."""
+
+    def __init__(self, call) -> None:
+        self._call = call  # call(pause) -> the result
+        self._turn = threading.Condition()
+        self._running = False  # the thread's turn
+        self._deadline = 0.0
+        self._given_up = False
+        self._thread: threading.Thread | None = None
+        self.done = False
+        self.result = None
+        self._error: BaseException | None = None
+
+    def pause(self) -> None:
+        """In the call: stop here if the piece's time is up, until the next ``work``."""
+        if time.perf_counter() < self._deadline and not self._given_up:
+            return
+        with self._turn:
+            self._running = False
+            self._turn.notify_all()
+            if not self._turn.wait_for(lambda: self._running, PARKED_MAX):
+                self._given_up = True  # forgotten (its owner gone): it ends, freeing what it holds
+        if self._given_up:
+            raise _GivenUp
+
+    def _run(self) -> None:
+        try:
+            self.result = self._call(self.pause)
+        except _GivenUp:
+            pass
+        except BaseException as e:  # raised again by work(), in the caller's thread
+            self._error = e
+        with self._turn:
+            self.done = True
+            self._running = False
+            self._turn.notify_all()
+
+    def work(self, seconds: float) -> bool:
+        """Run the call on for about ``seconds`` (up to its next pause point after them);
+        whether it has ended."""
+        if self.done:
+            return True
+        with self._turn:
+            self._deadline = time.perf_counter() + seconds
+            self._running = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+            else:
+                self._turn.notify_all()
+            self._turn.wait_for(lambda: not self._running)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.done
+
+    def abandon(self) -> None:
+        """Give the call up: it ends at the pause point where it stopped."""
+        if self._thread is not None and not self.done:
+            self._given_up = True
+            self.work(0.0)
+        self.done = True
+
+
+class TakeInPieces:
+    """``CheckpointStore.take`` made a piece at a time (``work``), for idle work: the pickle is
+    made in a thread of its own that stops at a buffer once a piece's time is up
+    (``_Paced``). The state must not change until it is done: its owner gives it up
+    (``abandon``) before it does."""
+
+    def __init__(self, store: CheckpointStore, position: int, state, dense: bool) -> None:
+        self.store = store
+        self.position = position
+        self.dense = dense
+        self.buffers: list = []  # the state's buffers taken, in order (take's ``buffers``)
+        self.checkpoint: Checkpoint | None = None  # once done (None: one was kept there)
+        self._paced = _Paced(lambda pause: store._dump(state, self.buffers, pause))
+
+    def work(self, seconds: float) -> bool:
+        """One piece; whether the checkpoint is taken (and kept: ``checkpoint``)."""
+        with gc_paused():
+            if not self._paced.work(seconds):
+                return False
+        ckpt, self._paced.result = self._paced.result, None
+        if ckpt is None:  # given up
+            return True
+        store = self.store
+        if store.has(self.position):  # taken meanwhile (a step forced one)
+            store.chunks.release(ckpt.chunks)
+        else:
+            store._keep(ckpt, self.position, self.dense)
+            self.checkpoint = ckpt
+        return True
+
+    def abandon(self) -> None:
+        """Give it up (the chunks it took are given back)."""
+        self._paced.abandon()
+        ckpt, self._paced.result = self._paced.result, None
+        if ckpt is not None and ckpt is not self.checkpoint:
+            self.store.chunks.release(ckpt.chunks)
+
+
+class RestoreInPieces:
+    """``CheckpointStore.restore`` of ``ckpt`` into new buffers, made a piece at a time
+    (``work``), for idle work: the unpickling runs in a thread of its own that stops at a
+    buffer once a piece's time is up (``_Paced``); the checkpoint's chunks are held
+    meanwhile (the checkpoint may be dropped). ``result``: the state, once done;
+    ``buffers``: its buffers, in order."""
+
+    def __init__(self, store: CheckpointStore, ckpt: Checkpoint) -> None:
+        self.store = store
+        self.buffers: list = []
+        self._chunks = ckpt.chunks
+        store.chunks.hold(self._chunks)
+        load = _loader(store.chunks, None, self.buffers)
+
+        def unpickle(pause):
+            def paced_persistent_load(pid):
+                pause()
+                return load(pid)
+
+            unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
+            unpickler.persistent_load = paced_persistent_load
+            return unpickler.load()
+
+        self._paced = _Paced(unpickle)
+        self.result = None
+
+    def work(self, seconds: float) -> bool:
+        """One piece; whether the state is restored (``result``)."""
+        with gc_paused():
+            if not self._paced.work(seconds):
+                return False
+        if self._chunks is not None:
+            self.result, self._paced.result = self._paced.result, None
+            self.store.chunks.release(self._chunks)
+            self._chunks = None
+        return True
+
+    def abandon(self) -> None:
+        self._paced.abandon()
+        if self._chunks is not None:
+            self.store.chunks.release(self._chunks)
+            self._chunks = None
+
+
 # ------------------------------------------------------------------------------ spares
 
 
@@ -523,11 +766,14 @@ class Spare:
 
 @dataclass
 class _Replay(Spare):
-    """Idle work under way: a machine of its own, replayed from a checkpoint toward
-    ``target`` a chunk at a time (``Standby._build``); done, a spare or disposed of."""
+    """Idle work under way: a machine of its own, restored from a checkpoint and replayed
+    toward ``target`` a piece at a time (``Standby._build``); done, a spare or disposed of.
+    ``pending``: the restore that makes its machine, or the take of a ladder rung, under way."""
 
     target: int
     spare: bool  # it becomes a spare at target (else: it lays the ladder)
+    ladder: int  # the ladder's top rung, laid on the way (-1: none)
+    pending: RestoreInPieces | TakeInPieces | None = None
 
 
 class Standby:
@@ -545,6 +791,8 @@ class Standby:
         self.budget = budget  # about how many bytes they may hold
         self._spares: list[Spare] = []
         self._job: _Replay | None = None
+        self._taking: tuple[Spare, TakeInPieces] | None = None  # the oldest spare's state
+        self._slice = 1024  # events a piece of compiled replay (IDLE_SECONDS: see _replay)
 
     # ----------------------------------------------------------------------- reading
 
@@ -575,19 +823,21 @@ class Standby:
                 best = spare
         if best is not None:
             self._spares.remove(best)
+            self._stop_taking(best)  # it changes from now on
         return best
 
     def drop(self, keep: Sequence[int] = ()) -> None:
         """Dispose of the spares, but those at the positions ``keep``."""
         for spare in [sp for sp in self._spares if sp.position not in keep]:
             self._spares.remove(spare)
+            self._stop_taking(spare)
             dispose(spare.machine, spare.runner)
 
-    def take_dense(self, position: int, machine: Machine, runner) -> None:
-        """A dense checkpoint of ``machine`` (after ``position`` events), unless one is kept
-        there."""
-        if not self.store.has(position):
-            self.store.take(position, (machine, self.driver.state(runner)), dense=True)
+    def _stop_taking(self, spare: Spare | None = None) -> None:
+        """Give up the take in pieces of a spare's state (of ``spare``, or whichever)."""
+        if self._taking is not None and (spare is None or self._taking[0] is spare):
+            self._taking[1].abandon()
+            self._taking = None
 
     # --------------------------------------------------------------------- idle work
 
@@ -596,27 +846,42 @@ class Standby:
         no longer wanted disposed of; a spare at ``position - 1`` (the next step back becomes
         a swap); spares further back, up to ``wanted`` of them, within the budget; the oldest
         spare's state as a dense checkpoint (steps back beyond the spares restore from near);
-        the ladder below it. A piece is one checkpoint loaded or taken, or up to
-        ``IDLE_CHUNK`` events replayed. False when there is nothing left to do."""
+        the ladder below it. A piece is about ``IDLE_SECONDS`` of a checkpoint's restore or
+        take, or of events replayed (``IDLE_CHUNK`` stepped, or a slice replayed compiled).
+        False when there is nothing left to do."""
         wanted = range(position - self.wanted, position)
         for spare in self._spares:
             if spare.position not in wanted:
                 self._spares.remove(spare)
+                self._stop_taking(spare)
                 dispose(spare.machine, spare.runner)
                 return True
+        top = position - self.wanted - 1  # the ladder's top rung
+        ladder = top > 0 and top - self.store.nearest_position(top) >= LADDER_STEP
         target = self._next_spare(position)
         if target is not None:
-            return self._build(target, spare=True)
+            # the ladder laid on the way when it is wanted: no machine of its own for it
+            return self._build(target, spare=True, ladder=top if ladder else -1)
+        if self._taking is not None:
+            if self._taking[1].work(IDLE_SECONDS):
+                self._taking = None
+            return True
         if self._spares:
             # Keep the oldest spare's state too: steps back taken in a row beyond the spares,
             # with no pause to make more, restore from there instead of from further back.
             oldest = min(self._spares, key=lambda sp: sp.position)
             if oldest.position - self.store.nearest_position(oldest.position) > 32:
-                self.take_dense(oldest.position, oldest.machine, oldest.runner)
+                take = self.store.take_in_pieces(
+                    oldest.position, (oldest.machine, self.driver.state(oldest.runner)), True
+                )
+                if take is not None:
+                    self._taking = (oldest, take)
                 return True
-        target = position - self.wanted - 1  # the ladder's top rung
-        if target > 0 and target - self.store.nearest_position(target) >= LADDER_STEP:
-            return self._build(target, spare=False)
+        if ladder and (
+            self._job is not None
+            or sum(sp.nbytes for sp in self._spares) + self._machine_bytes(top) <= self.budget
+        ):
+            return self._build(top, spare=False, ladder=top)
         self.drop_job()
         return False
 
@@ -631,54 +896,65 @@ class Standby:
                 return None
             if target in have:
                 continue
-            if (
-                distance > 1
-                and held + self.store.at(self.store.nearest_position(target)).size > self.budget
-            ):
+            if distance > 1 and held + self._machine_bytes(target) > self.budget:
                 return None
             return target
         return None
 
-    def _build(self, target: int, spare: bool) -> bool:
-        """One piece of the idle job that replays a machine of its own up to ``target``: the
-        nearest checkpoint loaded, or up to ``IDLE_CHUNK`` events replayed. ``spare``: the
-        machine becomes a spare at ``target``; else it lays the ladder on its way (a rung
-        ``LADDER_STEP`` events apart in the last ``HOLD_LADDER`` of them: one piece each), so
-        that steps back taken in a row beyond the spares (a key held down) each restore a rung
-        and replay a few events, not up to ``every``."""
+    def _machine_bytes(self, target: int) -> int:
+        """About what a spare at ``target`` holds: what the nearest checkpoint restores, or
+        (a spare replayed far from it: the machine grows) what the last one taken held."""
+        return max(self.store.at(self.store.nearest_position(target)).size, self.store.last_size)
+
+    def _build(self, target: int, spare: bool, ladder: int) -> bool:
+        """One piece of the idle job that replays a machine of its own up to ``target``: a
+        piece of the nearest checkpoint's restore, or of the replay (``_replay``). ``spare``:
+        the machine becomes a spare at ``target`` (else it is disposed of there). ``ladder``
+        (a position, or -1): the ladder's top rung, the ladder laid on the way (a rung
+        ``LADDER_STEP`` events apart in the last ``HOLD_LADDER`` events up to it, each a take
+        in pieces; the job starts from the checkpoint nearest to it), so that steps back taken
+        in a row beyond the spares (a key held down) each restore a rung and replay a few
+        events, not up to ``every``. A spare's job lays it when it is wanted: a machine more
+        held only for the ladder costs as much memory as a spare."""
         job = self._job
         if job is not None and (job.target, job.spare) != (target, spare):
             self.drop_job()
             job = None
         if job is None:
-            ckpt = self.store.nearest(target)
-            buffers: list = []
-            machine, state = self.store.restore(ckpt, buffers=buffers)
+            ckpt = self.store.nearest(target if ladder < 0 else min(target, ladder))
+            restore = RestoreInPieces(self.store, ckpt)
             self._job = _Replay(
                 ckpt.position,
-                machine,
-                self.driver.runner(machine, ckpt.position, state),
-                ckpt.size,
-                buffers,
+                None,
+                None,
+                self._machine_bytes(target),
+                restore.buffers,
                 target,
                 spare,
+                ladder,
+                restore,
             )
             return True
         try:
-            with gc_paused():
-                end = min(target, job.position + IDLE_CHUNK)
-                while job.position < end:
-                    job.runner.step()
-                    job.position += 1
-                    forget_changes(job.machine)
-                    below = target - job.position
-                    if not spare and below < LADDER_STEP * HOLD_LADDER and below % LADDER_STEP == 0:
-                        self.take_dense(job.position, job.machine, job.runner)
-                        break
+            pending = job.pending
+            if pending is None:
+                self._replay(job)
+            elif not pending.work(IDLE_SECONDS):
+                return True
+            else:
+                job.pending = None
+                if job.machine is None:  # restored
+                    if pending.result is None:  # it waited too long for this piece: ended
+                        self.drop_job()
+                        return True
+                    (job.machine, state), pending.result = pending.result, None
+                    job.runner = self.driver.runner(job.machine, job.position, state)
+                    if self._compiled(job):
+                        unobserve(job.machine)  # replayed compiled: nothing to observe
         except (KinspectError, ValueError, MemoryError, KeyError, IndexError):
             self.drop_job()
             return False
-        if job.position >= target:
+        if job.position >= target and job.pending is None:
             self._job = None
             if spare:
                 self._spares.append(job)
@@ -686,8 +962,61 @@ class Standby:
                 dispose(job.machine, job.runner)
         return True
 
+    def _compiled(self, job: _Replay) -> bool:
+        """Whether the job replays by the compiled replayer (a trace read as EventBatches, on
+        the native engine: ``sources.fast_forward``), not stepping."""
+        return (
+            job.machine.engine == "native"
+            and getattr(self.driver, "batches", None) is not None
+            and self.driver.event_batches(job.target, job.target) is not None
+        )
+
+    def _replay(self, job: _Replay) -> None:
+        """A piece of the job's replay: up to the next ladder rung (taken then, in pieces), or
+        the target; ``IDLE_CHUNK`` events stepped, or a slice replayed compiled, as many
+        events as the rate measured so far replays in ``IDLE_SECONDS``. What a spare is read
+        for afterwards is its machine, its runner (the replayer, the last event's reports,
+        their ``event_index``) and its position: the same either way (tests/test_session.py
+        compares the two with plain stepping)."""
+        top, span = job.ladder, LADDER_STEP * (HOLD_LADDER - 1)
+        end = job.target
+        if job.position < top - span:
+            end = top - span  # the lowest rung
+        elif job.position < top:
+            end = top - (top - job.position - 1) // LADDER_STEP * LADDER_STEP  # the next one
+        end = min(end, job.target)
+        if self._compiled(job):
+            end = min(end, job.position + self._slice)
+            t = time.process_time()
+            job.runner = fast_forward(
+                self.driver, job.machine, job.runner.replayer, end, {}, _no_sample
+            )
+            spent = max(time.process_time() - t, 1e-6)
+            done = max(1, job.runner.position - job.position)
+            self._slice = max(64, min(IDLE_SLICE_MAX, int(done * IDLE_SECONDS / 2 / spent)))
+        else:
+            end = min(end, job.position + IDLE_CHUNK)
+            with gc_paused():
+                while job.position < end:
+                    job.runner.step()
+                    job.position += 1
+                    forget_changes(job.machine)
+        job.position = job.runner.position
+        below = top - job.position
+        if top >= 0 and 0 <= below <= span and below % LADDER_STEP == 0:
+            job.pending = self.store.take_in_pieces(
+                job.position, (job.machine, self.driver.state(job.runner)), dense=True
+            )
+
     def drop_job(self) -> None:
         """Give up the idle job under way, if any."""
-        if self._job is not None:
-            dispose(self._job.machine, self._job.runner)
+        job = self._job
+        if job is not None:
+            if job.pending is not None:
+                job.pending.abandon()
+            dispose(job.machine, job.runner)
             self._job = None
+
+
+def _no_sample(machine: Machine, position: int) -> None:
+    """A spare's replay samples no footprints (the session knows them behind its position)."""

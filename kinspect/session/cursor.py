@@ -57,7 +57,7 @@ from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
 from ..engine.workload import Event, Workload
 from . import sources
-from .checkpoints import CheckpointStore, Spare, Standby
+from .checkpoints import IDLE_SECONDS, CheckpointStore, Spare, Standby, tune_malloc
 from .recording import (
     REFERENCE_SCHEME,
     WINDOW_PAGES,
@@ -136,6 +136,7 @@ class Session:
         made in idle time, so that that many steps back in a row are swaps;
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
         whatever it costs)."""
+        tune_malloc()  # machines made and dropped: their memory given back
         self.profile = profile
         self.workload = workload
         if isinstance(workload, Workload):
@@ -180,6 +181,7 @@ class Session:
         self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
         self._interval = 4 * self.checkpoint_every
         self._take_checkpoint()
+        self._idle_take = None  # a regular checkpoint taken in pieces in idle time, its generation
         self.standby = Standby(self.checkpoints, self.driver, spares, spare_budget)
         # The fast forward: on the native engine, a trace read as EventBatches. The rates (CPU
         # seconds an event, smoothed) of a compiled replay and of an event stepped the
@@ -358,6 +360,8 @@ class Session:
             self._adopt(self._fast_forward(target))
             return
         if not near:
+            while self._graveyard:  # a machine swapped out: freed before another is made
+                dispose(*self._graveyard.pop(0))
             ckpt = self.checkpoints.nearest(target)
             buffers: list = []
             # in place: the session's machine is replaced, its buffers written into
@@ -490,16 +494,29 @@ class Session:
         while it returns True), most urgent first: free replaced machines; the standby's work
         (checkpoints.Standby.work: spares behind the position, the oldest one's state as a
         checkpoint, the ladder of dense checkpoints below them); a checkpoint every
-        ``checkpoint_every`` events at the position. A piece is one checkpoint loaded or
-        taken, or up to ``IDLE_CHUNK`` events replayed: a key pressed meanwhile waits for no
+        ``checkpoint_every`` events at the position (taken in pieces: given up if the position
+        moves first). A piece is about ``IDLE_SECONDS`` of a checkpoint's restore or take, or
+        of events replayed (checkpoints.Standby.work): a key pressed meanwhile waits for no
         more."""
         if self._graveyard:
             dispose(*self._graveyard.pop(0))  # one a piece: tens of ms each late on
             return True
         if self.standby.work(self.position):
             return True
+        if self._idle_take is not None:
+            take, generation = self._idle_take
+            if generation != self.generation:  # the machine moved on: given up
+                take.abandon()
+                self._idle_take = None
+            elif take.work(IDLE_SECONDS):
+                self._idle_take = None
+                if take.checkpoint is not None:
+                    self._buffers = take.buffers
+            return True
         if self.position - self.checkpoints.last_regular(self.position) >= self.checkpoint_every:
-            self._take_checkpoint()
+            take = self.checkpoints.take_in_pieces(self.position, self._state())
+            if take is not None:
+                self._idle_take = (take, self.generation)
             return True
         return False
 
