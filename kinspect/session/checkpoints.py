@@ -66,7 +66,7 @@ from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.machine import Machine
 from .recording import dispose, forget_changes, unobserve
-from .sources import EventRunner, fast_forward
+from .sources import EventRunner, TraceRunner, fast_forward
 
 CHUNK_MIN = 256  # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -284,7 +284,7 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
         return None
     # Each piece compared in place, a memcmp (bytes.startswith of a view as long as the
     # chunk: no copy of the piece made to compare it), copied only if it differs.
-    view = memoryview(raw)
+    view = memoryview(raw)  # type: ignore[arg-type]  # numpy's stubs: an ndarray is a buffer
     start = 0
     for serial in pieces:
         chunk = data[serial]
@@ -714,7 +714,7 @@ class RestoreInPieces:
     def __init__(self, store: CheckpointStore, ckpt: Checkpoint) -> None:
         self.store = store
         self.buffers: list = []
-        self._chunks = ckpt.chunks
+        self._chunks: tuple[int, ...] | None = ckpt.chunks
         store.chunks.hold(self._chunks)
         load = _loader(store.chunks, None, self.buffers)
 
@@ -925,8 +925,8 @@ class Standby:
             restore = RestoreInPieces(self.store, ckpt)
             self._job = _Replay(
                 ckpt.position,
-                None,
-                None,
+                None,  # type: ignore[arg-type]  # the machine and its runner: once restored
+                None,  # type: ignore[arg-type]
                 self._machine_bytes(target),
                 restore.buffers,
                 target,
@@ -987,6 +987,7 @@ class Standby:
         end = min(end, job.target)
         if self._compiled(job):
             end = min(end, job.position + self._slice)
+            assert isinstance(job.runner, TraceRunner)  # compiled: a trace's runner
             t = time.process_time()
             job.runner = fast_forward(
                 self.driver, job.machine, job.runner.replayer, end, {}, _no_sample

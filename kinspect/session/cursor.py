@@ -57,7 +57,14 @@ from ..engine.shadow.base import Footprint, ShadowScheme
 from ..engine.view import machine_view
 from ..engine.workload import Event, Workload
 from . import sources
-from .checkpoints import IDLE_SECONDS, CheckpointStore, Spare, Standby, tune_malloc
+from .checkpoints import (
+    IDLE_SECONDS,
+    CheckpointStore,
+    Spare,
+    Standby,
+    TakeInPieces,
+    tune_malloc,
+)
 from .recording import (
     REFERENCE_SCHEME,
     WINDOW_PAGES,
@@ -181,7 +188,8 @@ class Session:
         self.checkpoints = CheckpointStore(checkpoint_budget, checkpoint_every or 256)
         self._interval = 4 * self.checkpoint_every
         self._take_checkpoint()
-        self._idle_take = None  # a regular checkpoint taken in pieces in idle time, its generation
+        # a regular checkpoint taken in pieces in idle time, and its generation
+        self._idle_take: tuple[TakeInPieces, int] | None = None
         self.standby = Standby(self.checkpoints, self.driver, spares, spare_budget)
         # The fast forward: on the native engine, a trace read as EventBatches. The rates (CPU
         # seconds an event, smoothed) of a compiled replay and of an event stepped the
