@@ -522,9 +522,9 @@ class Session:
                     self._buffers = take.buffers
             return True
         if self.position - self.checkpoints.last_regular(self.position) >= self.checkpoint_every:
-            take = self.checkpoints.take_in_pieces(self.position, self._state())
-            if take is not None:
-                self._idle_take = (take, self.generation)
+            started = self.checkpoints.take_in_pieces(self.position, self._state())
+            if started is not None:
+                self._idle_take = (started, self.generation)
             return True
         return False
 
