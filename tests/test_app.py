@@ -523,6 +523,26 @@ async def test_follow_moves_the_cursor_going_back_too():
         assert s.position == 2 and (screen.pfn, screen.addr) == where
 
 
+async def test_the_status_says_an_attach_undone_going_back_is_the_step_back():
+    """Stepping back over ``big = kmalloc 12000`` (line 10: its order-2 pages get shadow) gives
+    back that attach, which the status shows after "stepped back:", not as the work of the
+    event the view now shows (``expect``, line 9); stepping over it forward, as itself."""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        await answer(app, pilot, "j", "6")
+        await pilot.press("space")
+        await pilot.pause()
+        forward = screen.query_one("#status").plain
+        assert "line 10: big = kmalloc 12000" in forward
+        assert "stepped back" not in forward and "attach pfn" in forward
+        await pilot.press("left")
+        await pilot.pause()
+        back = screen.query_one("#status").plain
+        assert "line 9: expect slab-out-of-bounds" in back
+        assert "stepped back: detach pfn" in back
+
+
 async def test_f12_saves_in_the_screenshots_directory_never_the_working_one(tmp_path, monkeypatch):
     """Issue 11 A8: $KINSPECT_SCREENSHOTS, else kinspect/ in the pictures directory; the
     notification says where; a directory that cannot be made is a notification."""

@@ -889,9 +889,13 @@ class MainScreen(Screen):
                 )
             mine = [a for a in result.attach if a.scheme == s.shown]
             if mine:
+                # going back, the changes are those of the events stepped back over, undone:
+                # said so, not read as the work of the event now shown
+                undone = "stepped back: " if result.position < result.previous else ""
                 extra.append(
                     (
-                        "; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
+                        undone
+                        + "; ".join(a.describe().split(": ", 1)[1] for a in mine[:2])
                         + (" …" if len(mine) > 2 else ""),
                         colour("attach"),
                     )
