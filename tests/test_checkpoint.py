@@ -221,6 +221,40 @@ def test_a_big_buffer_is_stored_in_pieces_and_one_byte_written_stores_one_piece(
     assert store.restore(first)[1][(1 << 20) + 7] == 0xFF
 
 
+def test_a_restore_in_pieces_stops_within_a_big_buffer_and_within_the_graph():
+    """A buffer made anew of many pieces is made PAUSE_PIECES pieces at a time, and the pickle
+    between buffers a frame at a time (idle work: each piece of it short); what it gives is
+    what a restore made at once gives, each kind of buffer alike."""
+    from kinspect.session.checkpoints import PAUSE_PIECES, RestoreInPieces
+
+    def in_pieces(state):
+        """(pieces of work, the state restored that way, the state restored at once)"""
+        store = CheckpointStore()
+        ckpt = store.take(0, state)
+        restore = RestoreInPieces(store, ckpt)
+        steps = 1
+        while not restore.work(0.0):
+            steps += 1
+        return steps, restore.result, store.restore(ckpt), len(ckpt.blob)
+
+    assert PAUSE_PIECES * PIECE <= 1 << 20  # at most 1 MiB of a buffer made in one piece
+    pieces = 400
+    shadow = bytearray(b"\xfc" * (pieces * PIECE - 100))
+    shadow[5 * PIECE + 1] = 0
+    sections = np.zeros(pieces * PIECE // 8, dtype=np.int64)
+    sections[::4097] = np.arange(len(sections[::4097]))
+    steps, got, at_once, _ = in_pieces({"shadow": shadow, "sections": sections})
+    assert steps >= 2 * (pieces // PAUSE_PIECES)
+    for g in (got, at_once):
+        assert type(g["shadow"]) is bytearray and g["shadow"] == shadow
+        assert g["sections"].dtype == np.int64 and np.array_equal(g["sections"], sections)
+
+    graph = [(i, str(i)) for i in range(60_000)]  # a pickle of several frames, no buffer
+    steps, got, at_once, blob = in_pieces(graph)
+    assert blob > 4 * 65536 and steps >= blob // 65536
+    assert got == at_once == graph
+
+
 def test_thinning_frees_the_chunks_only_dropped_checkpoints_held():
     store = CheckpointStore(budget=400 << 10, every=1)
     common = bytearray(b"\x07" * (64 << 10))

@@ -79,6 +79,7 @@ IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compi
 PARKED_MAX = 60.0  # seconds a take or restore in pieces waits for its next piece, then ends
 IDLE_SLICE_MAX = 8192  # events replayed compiled in a piece at most
 PAUSE_OBJECTS = 1024  # a take in pieces may stop after this many objects pickled
+PAUSE_PIECES = 32  # a restore in pieces, after this many pieces of a buffer made (1 MiB)
 IDLE_SECONDS = 0.02  # about the time of a piece of idle work (a restore or take: a piece of it)
 HOLD_LADDER = 4  # dense checkpoints kept just below the spares (Standby.work)...
 LADDER_STEP = 16  # ...this many events apart
@@ -295,12 +296,13 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
     return old
 
 
-def _loader(store: ChunkStore, reuse: list | None, buffers: list):
+def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
     """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks, made anew or,
     with ``reuse`` (the buffers of a machine the restored one replaces, in the order of a take
     or restore of it), written into the buffer of the same order when it is of more than one
     piece and of the same kind and size. ``buffers`` gets the buffers of the restored state,
-    in order."""
+    in order. ``pause`` (a restore in pieces): called every ``PAUSE_PIECES`` pieces of a
+    buffer made anew (a big one is tens of ms: its fresh pages faulted in as it is filled)."""
     data, hints = store.restoring()
 
     def persistent_load(pid):
@@ -331,20 +333,26 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list):
             else:
                 obj = chunk  # bytes: immutable, shared as they are
             hints[id(obj) << PIECES_SHIFT] = serials
+        elif kind == "b":  # grown a piece at a time: bytearray(n) would write every page first
+            obj = bytearray()
+            for i, serial in enumerate(serials):
+                if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
+                    pause()
+                obj += data[serial]
+        elif kind == "n":
+            dtype, shape = meta
+            obj = np.empty(shape, dtype=dtype)
+            raw = obj.reshape(-1).view(np.uint8)
+            for i, serial in enumerate(serials):
+                if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
+                    pause()
+                chunk = data[serial]
+                raw[i * PIECE : i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
         else:
-            chunks = [data[serial] for serial in serials]
-            if kind == "b":
-                obj = bytearray().join(chunks)
-            elif kind == "n":
-                dtype, shape = meta
-                obj = np.empty(shape, dtype=dtype)
-                raw = obj.reshape(-1).view(np.uint8)
-                for i, chunk in enumerate(chunks):
-                    raw[i * PIECE : i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
-            else:
-                obj = b"".join(chunks)
-                if kind == "a":
-                    obj = array(meta, obj)
+            obj = b"".join(data[serial] for serial in serials)
+            if kind == "a":
+                obj = array(meta, obj)
+        if type(serials) is not int:
             at = id(obj) << PIECES_SHIFT
             for i, serial in enumerate(serials):
                 hints[at | i] = serial
@@ -704,6 +712,28 @@ class TakeInPieces:
             self.store.chunks.release(ckpt.chunks)
 
 
+class _PausingReader:
+    """A checkpoint's pickle as the unpickler's file, a pause point at each read: the graph
+    between two buffers and after the last (``machine.pages``, the replayer's maps, the slab
+    records) is unpickled a frame at a time, as the C unpickler reads a protocol 4 or 5
+    pickle: a frame (up to 64 KiB) a ``read`` (CPython's Modules/_pickle.c, load_frame())."""
+
+    def __init__(self, blob: bytes, pause) -> None:
+        self._file = io.BytesIO(blob)
+        self._pause = pause
+
+    def read(self, n: int = -1) -> bytes:
+        self._pause()
+        return self._file.read(n)
+
+    def readinto(self, buffer) -> int:
+        self._pause()
+        return self._file.readinto(buffer)
+
+    def readline(self) -> bytes:
+        return self._file.readline()
+
+
 class RestoreInPieces:
     """``CheckpointStore.restore`` of ``ckpt`` into new buffers, made a piece at a time
     (``work``), for idle work: the unpickling runs in a thread of its own that stops at a
@@ -716,14 +746,15 @@ class RestoreInPieces:
         self.buffers: list = []
         self._chunks: tuple[int, ...] | None = ckpt.chunks
         store.chunks.hold(self._chunks)
-        load = _loader(store.chunks, None, self.buffers)
 
         def unpickle(pause):
+            load = _loader(store.chunks, None, self.buffers, pause)
+
             def paced_persistent_load(pid):
                 pause()
                 return load(pid)
 
-            unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
+            unpickler = pickle.Unpickler(_PausingReader(ckpt.blob, pause))
             unpickler.persistent_load = paced_persistent_load
             return unpickler.load()
 
