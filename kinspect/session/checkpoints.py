@@ -296,32 +296,49 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
     return old
 
 
+def _pieces(serials: tuple[int, ...], data: dict[int, bytes], pause):
+    """The chunks of ``serials`` in order; ``pause`` (if any) called every ``PAUSE_PIECES``."""
+    for i, serial in enumerate(serials):
+        if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
+            pause()
+        yield data[serial]
+
+
+def _made(serials: tuple[int, ...], kind: str, meta, data: dict[int, bytes], pause):
+    """A buffer of several pieces made anew from its chunks (``pause``: see ``_pieces``)."""
+    if kind == "b":  # grown a piece at a time: bytearray(n) would write every page first
+        grown = bytearray()
+        for chunk in _pieces(serials, data, pause):
+            grown += chunk
+        return grown
+    if kind == "n":
+        dtype, shape = meta
+        obj = np.empty(shape, dtype=dtype)
+        raw = obj.reshape(-1).view(np.uint8)
+        for i, chunk in enumerate(_pieces(serials, data, pause)):
+            raw[i * PIECE : i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        return obj
+    joined = b"".join(_pieces(serials, data, pause))
+    return array(meta, joined) if kind == "a" else joined
+
+
 def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
     """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks, made anew or,
     with ``reuse`` (the buffers of a machine the restored one replaces, in the order of a take
     or restore of it), written into the buffer of the same order when it is of more than one
     piece and of the same kind and size. ``buffers`` gets the buffers of the restored state,
-    in order. ``pause`` (a restore in pieces): called every ``PAUSE_PIECES`` pieces of a
-    buffer made anew (a big one is tens of ms: its fresh pages faulted in as it is filled)."""
+    in order. ``pause`` (a restore in pieces): called at each buffer and every
+    ``PAUSE_PIECES`` pieces of one made anew (a big one is tens of ms: its fresh pages faulted
+    in as it is filled)."""
     data, hints = store.restoring()
 
     def persistent_load(pid):
         if type(pid) is int:
             return buffers[pid]
+        if pause is not None:
+            pause()
         serials, kind, meta = pid
-        # (a buffer of one piece is made anew: cheaper than comparing it)
-        if reuse is not None and type(serials) is not int and len(buffers) < len(reuse):
-            obj = _refill(reuse[len(buffers)], serials, kind, meta, data)
-            if obj is not None:
-                at = id(obj) << PIECES_SHIFT
-                if type(serials) is int:
-                    hints[at] = serials
-                else:
-                    for i, serial in enumerate(serials):
-                        hints[at | i] = serial
-                buffers.append(obj)
-                return obj
-        if type(serials) is int:
+        if type(serials) is int:  # one piece: made anew (cheaper than comparing it)
             chunk = data[serials]
             if kind == "b":
                 obj = bytearray(chunk)
@@ -333,29 +350,16 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
             else:
                 obj = chunk  # bytes: immutable, shared as they are
             hints[id(obj) << PIECES_SHIFT] = serials
-        elif kind == "b":  # grown a piece at a time: bytearray(n) would write every page first
-            obj = bytearray()
-            for i, serial in enumerate(serials):
-                if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
-                    pause()
-                obj += data[serial]
-        elif kind == "n":
-            dtype, shape = meta
-            obj = np.empty(shape, dtype=dtype)
-            raw = obj.reshape(-1).view(np.uint8)
-            for i, serial in enumerate(serials):
-                if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
-                    pause()
-                chunk = data[serial]
-                raw[i * PIECE : i * PIECE + len(chunk)] = np.frombuffer(chunk, np.uint8)
-        else:
-            obj = b"".join(data[serial] for serial in serials)
-            if kind == "a":
-                obj = array(meta, obj)
-        if type(serials) is not int:
-            at = id(obj) << PIECES_SHIFT
-            for i, serial in enumerate(serials):
-                hints[at | i] = serial
+            buffers.append(obj)
+            return obj
+        obj = None
+        if reuse is not None and len(buffers) < len(reuse):
+            obj = _refill(reuse[len(buffers)], serials, kind, meta, data)
+        if obj is None:
+            obj = _made(serials, kind, meta, data, pause)
+        at = id(obj) << PIECES_SHIFT
+        for i, serial in enumerate(serials):
+            hints[at | i] = serial
         buffers.append(obj)
         return obj
 
@@ -748,14 +752,8 @@ class RestoreInPieces:
         store.chunks.hold(self._chunks)
 
         def unpickle(pause):
-            load = _loader(store.chunks, None, self.buffers, pause)
-
-            def paced_persistent_load(pid):
-                pause()
-                return load(pid)
-
             unpickler = pickle.Unpickler(_PausingReader(ckpt.blob, pause))
-            unpickler.persistent_load = paced_persistent_load
+            unpickler.persistent_load = _loader(store.chunks, None, self.buffers, pause)
             return unpickler.load()
 
         self._paced = _Paced(unpickle)
@@ -1029,9 +1027,8 @@ class Standby:
         else:
             end = min(end, job.position + IDLE_CHUNK)
             with gc_paused():
-                while job.position < end:
+                while job.runner.position < end:
                     job.runner.step()
-                    job.position += 1
                     forget_changes(job.machine)
         job.position = job.runner.position
         below = top - job.position
