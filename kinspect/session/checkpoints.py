@@ -65,8 +65,10 @@ import numpy as np
 from ..engine.collector import gc_paused
 from ..engine.errors import KinspectError
 from ..engine.machine import Machine
+from . import written as written_pages
 from .recording import dispose, forget_changes, unobserve
 from .sources import EventRunner, TraceRunner, fast_forward
+from .written import Buffers
 
 CHUNK_MIN = 256  # buffers of this many bytes or more leave the pickle...
 PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: pieces)
@@ -201,7 +203,7 @@ def _taker(store: ChunkStore, pause=None):
     A closure: it is called for every object pickled (millions late in a trace). ``pause``:
     called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``)."""
     seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
-    buffers: list = []
+    buffers = Buffers()
     serials: list[int] = []
     count = [0, 0]
     intern = store.intern
@@ -247,6 +249,7 @@ def _taker(store: ChunkStore, pause=None):
                 serials.append(serial)  # (as it goes: a take given up gives each back)
                 count[0] += new
             pieces = tuple(pieces)
+        buffers.serials.append(pieces)
         if kind == "n":
             return pieces, kind, (obj.dtype, obj.shape)
         return pieces, kind, obj.typecode if kind == "a" else None
@@ -254,10 +257,13 @@ def _taker(store: ChunkStore, pause=None):
     return persistent_id, buffers, serials, count
 
 
-def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
+def _refill(old, serials, kind: str, meta, data: dict[int, bytes], since, tracker):
     """``old`` (a buffer of the machine a restore replaces) made to hold the chunks of
-    ``serials``, only the pieces that differ copied; None when it is not of the same kind and
-    size (or is immutable bytes)."""
+    ``serials``, only the pieces that differ copied, and whether its pages are armed again;
+    None when it is not of the same kind and size (or is immutable bytes). ``since``: what
+    may have changed in it since it was armed (``WriteTracker.since``), or None: then
+    every piece is compared; else only the pieces it names and those whose chunk is not the
+    one they held then, its pages armed again once written."""
     pieces = (serials,) if type(serials) is int else serials
     if kind == "b":
         if type(old) is not bytearray:
@@ -283,17 +289,36 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes]):
     # (every piece of a buffer but its last is PIECE bytes long)
     if len(raw) != (len(pieces) - 1) * PIECE + len(data[pieces[-1]]):
         return None
-    # Each piece compared in place, a memcmp (bytes.startswith of a view as long as the
-    # chunk: no copy of the piece made to compare it), copied only if it differs.
     view = memoryview(raw)  # type: ignore[arg-type]  # numpy's stubs: an ndarray is a buffer
-    start = 0
-    for serial in pieces:
-        chunk = data[serial]
-        end = start + len(chunk)
-        if not chunk.startswith(view[start:end]):
-            view[start:end] = chunk
-        start = end
-    return old
+    if since is None:
+        look = {i: (i * PIECE, i * PIECE + len(data[s])) for i, s in enumerate(pieces)}
+    else:
+        before, look = since[0], since[1]
+        if pieces != before:
+            for i, (serial, held) in enumerate(zip(pieces, before)):
+                if serial != held:
+                    look[i] = (i * PIECE, i * PIECE + len(data[serial]))
+    # Each piece (or the part of it looked at) compared in place, a memcmp (bytes.startswith
+    # of a view of the bytes looked at, from where they are in the chunk: no copy made to
+    # compare), copied if it differs.
+    copied = False
+    for i, (lo, hi) in look.items():
+        chunk = data[pieces[i]]
+        start = i * PIECE
+        if not chunk.startswith(view[lo:hi], lo - start):
+            view[start : start + len(chunk)] = chunk
+            copied = True
+    rearmed = since is not None and (not copied or tracker.protect(since[2], since[3]))
+    return old, rearmed
+
+
+def _arm(buffers: list) -> None:
+    """Have the kernel note the writes to ``buffers`` from now on (a ``Buffers``: a take or
+    restore has just made its pieces equal to the chunks noted for them), where it can."""
+    if isinstance(buffers, Buffers):
+        tracker = written_pages.tracker()
+        if tracker is not None:
+            tracker.arm(buffers)
 
 
 def _pieces(serials: tuple[int, ...], data: dict[int, bytes], pause):
@@ -331,6 +356,13 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
     ``PAUSE_PIECES`` pieces of one made anew (a big one is tens of ms: its fresh pages faulted
     in as it is filled)."""
     data, hints = store.restoring()
+    tracker = written_pages.tracker()
+    listed = buffers if isinstance(buffers, Buffers) else None  # (their serials, to arm them)
+    since = [None] * len(reuse) if reuse is not None else []  # what changed in them
+    if isinstance(reuse, Buffers):
+        if tracker is not None:
+            since = tracker.since(reuse.armed, reuse, PIECE)
+        reuse.armed = None  # written into: that arming holds no more
 
     def persistent_load(pid):
         if type(pid) is int:
@@ -351,16 +383,25 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
                 obj = chunk  # bytes: immutable, shared as they are
             hints[id(obj) << PIECES_SHIFT] = serials
             buffers.append(obj)
+            if listed is not None:
+                listed.serials.append(serials)
             return obj
         obj = None
-        if reuse is not None and len(buffers) < len(reuse):
-            obj = _refill(reuse[len(buffers)], serials, kind, meta, data)
+        index = len(buffers)
+        if reuse is not None and index < len(reuse):
+            refilled = _refill(reuse[index], serials, kind, meta, data, since[index], tracker)
+            if refilled is not None:
+                obj, rearmed = refilled
+                if rearmed and listed is not None:
+                    listed.rearmed.add(index)
         if obj is None:
             obj = _made(serials, kind, meta, data, pause)
         at = id(obj) << PIECES_SHIFT
         for i, serial in enumerate(serials):
             hints[at | i] = serial
         buffers.append(obj)
+        if listed is not None:
+            listed.serials.append(serials)
         return obj
 
     return persistent_load
@@ -415,6 +456,9 @@ class CheckpointStore:
             raise
         if buffers is not None:
             buffers[:] = taken
+            if isinstance(buffers, Buffers):
+                buffers.serials = taken.serials
+                _arm(buffers)
         del taken  # alive until the pickle is made
         new, size = count
         blob = f.getvalue()
@@ -543,6 +587,8 @@ class CheckpointStore:
         )
         with gc_paused():
             state = unpickler.load()
+        if buffers is not None:
+            _arm(buffers)
         self.restore_seconds = 0.5 * self.restore_seconds + 0.5 * (time.process_time() - t)
         return state
 
@@ -688,7 +734,7 @@ class TakeInPieces:
         self.store = store
         self.position = position
         self.dense = dense
-        self.buffers: list = []  # the state's buffers taken, in order (take's ``buffers``)
+        self.buffers = Buffers()  # the state's buffers taken, in order (take's ``buffers``)
         self.checkpoint: Checkpoint | None = None  # once done (None: one was kept there)
         self._paced = _Paced(lambda pause: store._dump(state, self.buffers, pause))
 
@@ -747,7 +793,7 @@ class RestoreInPieces:
 
     def __init__(self, store: CheckpointStore, ckpt: Checkpoint) -> None:
         self.store = store
-        self.buffers: list = []
+        self.buffers = Buffers()
         self._chunks: tuple[int, ...] | None = ckpt.chunks
         store.chunks.hold(self._chunks)
 
@@ -766,6 +812,8 @@ class RestoreInPieces:
                 return False
         if self._chunks is not None:
             self.result, self._paced.result = self._paced.result, None
+            if self.result is not None:
+                _arm(self.buffers)
             self.store.chunks.release(self._chunks)
             self._chunks = None
         return True
@@ -892,7 +940,10 @@ class Standby:
             # the ladder laid on the way when it is wanted: no machine of its own for it
             return self._build(target, spare=True, ladder=top if ladder else -1)
         if self._taking is not None:
-            if self._taking[1].work(IDLE_SECONDS):
+            spare, taking = self._taking
+            if taking.work(IDLE_SECONDS):
+                if taking.buffers:  # armed by the take: what a restore into it reads
+                    spare.buffers = taking.buffers
                 self._taking = None
             return True
         if self._spares:
@@ -972,7 +1023,9 @@ class Standby:
                 return True
             else:
                 job.pending = None
-                if job.machine is None:  # restored
+                if isinstance(pending, TakeInPieces) and pending.buffers:
+                    job.buffers = pending.buffers  # armed by the take: what a restore reads
+                elif job.machine is None:  # restored
                     if pending.result is None:  # it waited too long for this piece: ended
                         self.drop_job()
                         return True

@@ -79,6 +79,7 @@ from .recording import (
     unobserve,
 )
 from .sources import TraceDriver, WorkloadDriver, fast_forward
+from .written import Buffers
 
 SCHEME_ORDER = ("flat", "pshadow", "pageptr", "pageext")
 _line_of = attrgetter("line")
@@ -340,7 +341,7 @@ class Session:
 
     def _take_checkpoint(self) -> None:
         every = self.checkpoint_every
-        buffers: list = []
+        buffers = Buffers()
         self.checkpoints.take(self.position, self._state(), buffers=buffers)
         if buffers:  # a pickle was made of this machine
             self._buffers = buffers
@@ -350,7 +351,7 @@ class Session:
     def _take_dense(self) -> None:
         """A dense checkpoint at the position, unless one is kept there."""
         if not self.checkpoints.has(self.position):
-            buffers: list = []
+            buffers = Buffers()
             self.checkpoints.take(self.position, self._state(), dense=True, buffers=buffers)
             if buffers:
                 self._buffers = buffers
@@ -371,7 +372,7 @@ class Session:
             while self._graveyard:  # a machine swapped out: freed before another is made
                 dispose(*self._graveyard.pop(0))
             ckpt = self.checkpoints.nearest(target)
-            buffers: list = []
+            buffers = Buffers()
             # in place: the session's machine is replaced, its buffers written into
             machine, state = self.checkpoints.restore(ckpt, self._buffers, buffers)
             self._install(machine, buffers)
@@ -451,7 +452,7 @@ class Session:
         replayer = None
         buffers: list | None = None
         if base:
-            buffers = []
+            buffers = Buffers()
             machine, (replayer, _reports) = self.checkpoints.restore(
                 self.checkpoints.nearest(target), buffers=buffers
             )
