@@ -290,7 +290,9 @@ cdef class SlubAllocator:
         c.spare = -1
 
     def set_kmalloc_caches(self, index):
-        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE."""
+        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE,
+        for the native machine's kmalloc() (machine_kmalloc(), kmalloc_()): a native Machine
+        gives them at boot; slab.py has no twin of this (Machine.kmalloc picks the cache)."""
         cdef Py_ssize_t i
         self.kmalloc_buf = bytearray(len(index) * sizeof(int32_t))
         self.repoint()

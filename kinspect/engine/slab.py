@@ -360,7 +360,9 @@ FREE_BUG_TYPES = {INVALID_FREE: "invalid-free", DOUBLE_FREE: "double-free"}
 class SlubAllocator:
     """SLUB (mm/slub.c) with generic KASAN's slab hooks (mm/kasan/common.c, generic.c,
     quarantine.c): the Python reference. ``_slab.SlubAllocator`` is its compiled twin, with
-    the same methods and the same answers (tests/test_native_slab.py).
+    the same methods and the same answers (tests/test_native_slab.py), and the native
+    machine's entry points besides (``machine_kmalloc()``..., with the kmalloc caches it is
+    given by ``set_kmalloc_caches()``; here ``Machine.kmalloc`` picks the cache).
 
     The machine gives it pages (``alloc_pages()``/``free_pages()``), the shadow to write and
     the reports to make; the allocator owns every slab, every freelist, KASAN's object
