@@ -290,7 +290,9 @@ cdef class SlubAllocator:
         c.spare = -1
 
     def set_kmalloc_caches(self, index):
-        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE."""
+        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE,
+        for the native machine's kmalloc() (machine_kmalloc(), kmalloc_()): a native Machine
+        gives them at boot; slab.py has no twin of this (Machine.kmalloc picks the cache)."""
         cdef Py_ssize_t i
         self.kmalloc_buf = bytearray(len(index) * sizeof(int32_t))
         self.repoint()
@@ -480,7 +482,7 @@ cdef class SlubAllocator:
         return True
 
     cdef uint64_t _slab_alloc_node(self, int32_t cid, int32_t *slab) except? 1:
-        """``__slab_alloc_node()`` (SlubAllocator._slab_alloc_node): the next object of the
+        """``__slab_alloc_node()`` (in SlubAllocator.kmem_cache_alloc): the next object of the
         cache's CPU slab, ``___slab_alloc()`` (refill_cpu_slab) taking a partial or new slab
         when its freelist is empty, the slab in ``slab``; 0 (NULL) without memory. No hooks:
         slab_alloc() adds KASAN's; a shadow cache has none (shadow_block_alloc)."""
@@ -601,14 +603,13 @@ cdef class SlubAllocator:
             raise IndexError(size)
         return self.slab_alloc(self.kmalloc_index[size], size, track)
 
-    def kmalloc(self, uint64_t size, uint64_t track):
-        """``kmalloc()`` of 1..KMALLOC_MAX_CACHE_SIZE bytes: ``kmalloc_slab()``'s cache."""
-        return self.kmalloc_slab(size, track)
-
-    def save_alloc_info(self, obj, uint64_t size, uint64_t track):
-        """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
+    def unpoison_object(self, obj, uint64_t size, uint64_t track):
+        """``__kasan_krealloc()``, ``__kasan_mempool_unpoison_object()`` of a slab object: its
+        size bytes unpoisoned, its kmalloc redzone poisoned, its alloc track saved
+        (``kasan_save_alloc_info()``: old stacks invalidated)."""
         cdef uint64_t addr = obj
         cdef int32_t s = self.slab_of_object(addr)
+        self.unpoison(self.slabs[s].cache, addr, size)
         cdef SlabRec *slab = &self.slabs[s]
         cdef uint64_t slot = <uint64_t>self.caches[slab.cache].size
         cdef ObjRec *o = &self.objs[slab.meta + <int64_t>((addr - slab.base) // slot)]
@@ -617,11 +618,6 @@ cdef class SlubAllocator:
         o.alloc_size = size
         if (addr - slab.base) % slot == 0:
             o.nr_aux = 0
-
-    def unpoison_object(self, obj, uint64_t size):
-        """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()`` of a slab object."""
-        cdef int32_t s = self.slab_of_object(obj)
-        self.unpoison(self.slabs[s].cache, obj, size)
 
     def shadow_block_alloc(self, cache):
         """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
@@ -689,12 +685,6 @@ cdef class SlubAllocator:
         else:
             self.do_slab_free(s, addr)
         return C_FREE_OK
-
-    def slab_free(self, addr, uint64_t track):
-        """``kfree()``/``kmem_cache_free()`` of an address in a slab (see slab.py); raises
-        KeyError for an address outside every slab."""
-        cdef int32_t s = self.slab_of_object(addr)
-        return self.slab_free_(s, addr, track)
 
     cdef int kfree_slab(self, uint64_t addr, uint64_t track) except -2:
         """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab."""

@@ -217,7 +217,8 @@ class Machine:
         )
         self.kmalloc_caches = self._create_kmalloc_caches()
         self._kmalloc_index = self._build_kmalloc_index()
-        self.slub.set_kmalloc_caches(self._kmalloc_index)
+        if self.engine == "native":  # the compiled kmalloc() takes its cache in C
+            self.slub.set_kmalloc_caches(self._kmalloc_index)
         self.shadow.boot()
         # bootstrap(): the boot caches' struct kmem_cache move into kmem_cache objects.
         for cache in list(self.caches):
@@ -648,7 +649,9 @@ class Machine:
     def kmalloc(self, size: int) -> int:
         """``kmalloc(size, GFP_KERNEL)``: a kmalloc cache, or pages above 8 KiB. 0 = NULL."""
         if 0 < size <= self.kmalloc_max_cache_size:
-            return self.slub.kmalloc(size, self.task.pid << 32 | self.ip_handle)
+            return self.slub.kmem_cache_alloc(  # kmalloc_slab()'s cache
+                self._kmalloc_index[size], size, self.task.pid << 32 | self.ip_handle
+            )
         if size == 0:
             return 16  # ZERO_SIZE_PTR
         return self._kmalloc_large(size)
@@ -778,8 +781,7 @@ class Machine:
         if size <= ks:
             if slab is not None:
                 # __kasan_krealloc(): unpoison the new size, poison the kmalloc redzone.
-                self.slub.unpoison_object(addr, size)
-                self.slub.save_alloc_info(addr, size, self._track())
+                self.slub.unpoison_object(addr, size, self._track())
             else:
                 assert head is not None  # 0 < size <= ks: a large kmalloc's head page
                 order = self.large[head][0]
@@ -947,8 +949,7 @@ class Machine:
         # an element of another cache (mempool_free() of a foreign object): its own size at
         # most, as unpoison_slab_object() covers object_size
         size = min(size, slab.cache.object_size)
-        self.slub.unpoison_object(element, size)
-        self.slub.save_alloc_info(element, size, self._track())
+        self.slub.unpoison_object(element, size, self._track())
 
     def mempool_free(self, element: int, pool: Mempool) -> None:
         """``mempool_free()``: back into the reserve while it is below min_nr."""

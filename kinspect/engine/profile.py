@@ -157,19 +157,19 @@ class ArchProfile:
         """The first pfn of RAM (min_low_pfn)."""
         return self.memory[0].start >> self.page_shift
 
-    @property
+    @cached_property
     def max_pfn(self) -> int:
         """One past the last pfn of RAM (max_pfn)."""
         return self.memory[-1].end >> self.page_shift
 
-    @property
+    @cached_property
     def max_low_pfn(self) -> int:
         """One past the last lowmem pfn: the end of the direct map (max_low_pfn)."""
         if self.lowmem_limit is None:
             return self.max_pfn
         return min(self.max_pfn, self.lowmem_limit >> self.page_shift)
 
-    @property
+    @cached_property
     def high_memory(self) -> int:
         """Virtual end of the direct map (the kernel's ``high_memory``)."""
         return self.page_offset + (self.max_low_pfn << self.page_shift) - self.phys_offset

@@ -360,7 +360,9 @@ FREE_BUG_TYPES = {INVALID_FREE: "invalid-free", DOUBLE_FREE: "double-free"}
 class SlubAllocator:
     """SLUB (mm/slub.c) with generic KASAN's slab hooks (mm/kasan/common.c, generic.c,
     quarantine.c): the Python reference. ``_slab.SlubAllocator`` is its compiled twin, with
-    the same methods and the same answers (tests/test_native_slab.py).
+    the same methods and the same answers (tests/test_native_slab.py), and the native
+    machine's entry points besides (``machine_kmalloc()``..., with the kmalloc caches it is
+    given by ``set_kmalloc_caches()``; here ``Machine.kmalloc`` picks the cache).
 
     The machine gives it pages (``alloc_pages()``/``free_pages()``), the shadow to write and
     the reports to make; the allocator owns every slab, every freelist, KASAN's object
@@ -375,7 +377,6 @@ class SlubAllocator:
         self.page_shift = p.page_shift
         self.lm_delta = p.page_offset - p.phys_offset  # __pa() of the direct map
         self.caches: list[CacheSlabs] = []  # by cache id
-        self.kmalloc_index: list[KmemCache] = []
         self.slab_of_pfn: dict[int, Slab] = {}
         self.aux_stacks: dict[int, tuple] = {}  # object -> aux stack tracks, newest first
         self.quarantine = Quarantine(p.mem_total, p.nr_cpus)
@@ -404,10 +405,6 @@ class SlubAllocator:
         """A new ``struct kmem_cache`` (its id is its index in the machine's caches)."""
         del self.caches[cache.id :]
         self.caches.append(CacheSlabs())
-
-    def set_kmalloc_caches(self, index: list[KmemCache]) -> None:
-        """``kmalloc_caches[]`` by request size (``kmalloc_slab()``), 0..KMALLOC_MAX_CACHE_SIZE."""
-        self.kmalloc_index = index
 
     def set_quarantine_size(self, totalram_bytes: int, nr_cpus: int) -> None:
         """A quarantine sized for another amount of RAM (only before anything is freed)."""
@@ -503,20 +500,6 @@ class SlubAllocator:
         cs.cpu_slab = slab
         return slab
 
-    def _slab_alloc_node(self, cache: KmemCache) -> int:
-        """``__slab_alloc_node()``: the next object of the cache's CPU slab, ``___slab_alloc()``
-        (refill_cpu_slab) taking a partial or new slab when its freelist is empty; 0 (NULL)
-        without memory. No hooks: ``slab_alloc_node()`` (kmem_cache_alloc) adds KASAN's; a
-        shadow cache has none (shadow_block_alloc)."""
-        cs = self.caches[cache.id]
-        slab = cs.cpu_slab
-        if slab is None or not slab.freelist:
-            slab = self.refill_cpu_slab(cache, cs)
-            if slab is None:
-                return 0
-        slab.inuse += 1
-        return slab.freelist.pop()
-
     def do_slab_free(self, slab: Slab, obj: int) -> None:
         """``do_slab_free()``: back onto its slab's freelist; empty slabs may go to the buddy."""
         cache = slab.cache
@@ -541,28 +524,37 @@ class SlubAllocator:
     # ------------------------------------------------------------------ allocation
 
     def kmem_cache_alloc(self, cache: KmemCache, size: int, track: int) -> int:
-        """``slab_alloc_node()`` + ``kasan_slab_alloc()``/``kasan_kmalloc()``: an object of
-        the cache with size bytes unpoisoned (``unpoison_slab_object()`` +
-        ``poison_kmalloc_redzone()``) and its alloc track saved; 0 (NULL) without memory.
-        ``kasan_quarantine_reduce()`` runs first, as from ``slab_pre_alloc_hook()``."""
-        q = self.quarantine
-        if q.size > q.max_size:
-            self.quarantine_reduce()
-        obj = self._slab_alloc_node(cache)
-        if not obj:
-            return 0
-        self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
-        self.save_alloc_info(obj, size, track)
+        """``slab_alloc_node()``: the next object of the cache's CPU slab
+        (``__slab_alloc_node()``), ``___slab_alloc()`` (refill_cpu_slab) taking a partial or new
+        slab when its freelist is empty; 0 (NULL) without memory. KASAN's hooks around it:
+        ``kasan_quarantine_reduce()`` first, as from ``slab_pre_alloc_hook()``, then
+        ``kasan_slab_alloc()``/``kasan_kmalloc()`` (_kasan_kmalloc: size bytes unpoisoned, the
+        alloc track saved). A shadow cache has none (shadow_block_alloc): it would be created
+        with KASAN disabled."""
+        hooked = not cache.is_shadow
+        if hooked:
+            q = self.quarantine
+            if q.size > q.max_size:
+                self.quarantine_reduce()
+        cs = self.caches[cache.id]
+        slab = cs.cpu_slab
+        if slab is None or not slab.freelist:
+            slab = self.refill_cpu_slab(cache, cs)
+            if slab is None:
+                return 0
+        slab.inuse += 1
+        obj = slab.freelist.pop()
+        if hooked:
+            self._kasan_kmalloc(slab, obj, size, track)
         return obj
 
-    def kmalloc(self, size: int, track: int) -> int:
-        """``kmalloc()`` of 1..KMALLOC_MAX_CACHE_SIZE bytes: ``kmalloc_slab()``'s cache."""
-        return self.kmem_cache_alloc(self.kmalloc_index[size], size, track)
-
-    def save_alloc_info(self, obj: int, size: int, track: int) -> None:
-        """``kasan_save_alloc_info()``: invalidate old stacks, save the alloc track."""
-        slab = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift]
-        i = (obj - slab.base) // slab.cache.size * META_WORDS
+    def _kasan_kmalloc(self, slab: Slab, obj: int, size: int, track: int) -> None:
+        """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()`` of an object of slab (size
+        bytes accessible, KASAN_SLAB_REDZONE up to object_size) and
+        ``kasan_save_alloc_info()`` (old stacks invalidated, the alloc track saved)."""
+        cache = slab.cache
+        self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
+        i = (obj - slab.base) // cache.size * META_WORDS
         meta = slab.meta
         meta[i] = track
         meta[i + 1] = 0
@@ -570,14 +562,17 @@ class SlubAllocator:
         if self.aux_stacks:
             self.aux_stacks.pop(obj, None)
 
-    def unpoison_object(self, obj: int, size: int) -> None:
-        """``unpoison_slab_object()`` + ``poison_kmalloc_redzone()`` of a slab object."""
-        cache = self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift].cache
-        self._shadow_write(obj, cache.alloc_patterns.get(size) or alloc_pattern(cache, size))
+    def unpoison_object(self, obj: int, size: int, track: int) -> None:
+        """``__kasan_krealloc()``, ``__kasan_mempool_unpoison_object()`` of a slab object: its
+        size bytes unpoisoned, its kmalloc redzone poisoned, its alloc track saved
+        (_kasan_kmalloc)."""
+        self._kasan_kmalloc(
+            self.slab_of_pfn[(obj - self.lm_delta) >> self.page_shift], obj, size, track
+        )
 
     def shadow_block_alloc(self, cache: KmemCache) -> int:
         """A block from a shadow cache (plain SLUB, no KASAN hooks): its address, 0 if none."""
-        return self._slab_alloc_node(cache)
+        return self.kmem_cache_alloc(cache, cache.object_size, 0)
 
     def shadow_block_free(self, addr: int) -> None:
         """Give a shadow block back to its cache (plain SLUB, no KASAN hooks)."""
@@ -606,12 +601,15 @@ class SlubAllocator:
         if cache.has_free_meta:
             slab.meta[(obj - slab.base) // cache.size * META_WORDS + 1] = track
 
-    def slab_free(self, addr: int, track: int) -> int:
+    def kfree(self, addr: int, track: int) -> int:
         """``kfree()``/``kmem_cache_free()`` of an address in a slab: ``slab_free()`` →
         ``slab_free_hook()`` → KASAN (checks, poison, free track) → the quarantine, an RCU
-        grace period or the freelist. Returns what check_slab_allocation() found: the
-        caller reports it. Raises KeyError for an address outside every slab."""
-        slab = self.slab_of_pfn[(addr - self.lm_delta) >> self.page_shift]
+        grace period or the freelist. Returns what check_slab_allocation() found: the caller
+        reports it; -1 when addr is in no slab (a large kmalloc's pages, or no allocation at
+        all: the caller's business)."""
+        slab = self.slab_of_pfn.get((addr - self.lm_delta) >> self.page_shift)
+        if slab is None:
+            return -1
         cache = slab.cache
         offset = addr - slab.base
         if offset % cache.size or offset >= cache.slab_bytes:
@@ -631,13 +629,6 @@ class SlubAllocator:
         else:
             self.do_slab_free(slab, addr)
         return FREE_OK
-
-    def kfree(self, addr: int, track: int) -> int:
-        """``kfree()`` of a slab object: slab_free(); -1 when addr is in no slab (a large
-        kmalloc's pages, or no allocation at all: the caller's business)."""
-        if (addr - self.lm_delta) >> self.page_shift not in self.slab_of_pfn:
-            return -1
-        return self.slab_free(addr, track)
 
     def record_aux_stack(self, addr: int, track: int) -> None:
         """``kasan_record_aux_stack()``: remember the last two work creations on an object."""

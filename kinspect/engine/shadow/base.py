@@ -68,7 +68,7 @@ class SegmentViews:
     of bytes into a bytearray's slice copies them into a bytearray first, into a memoryview's
     it does not, so the hot writes go through the views. A memoryview does not pickle: the
     views are left out of the state and made again on unpickling. ``_SEGMENTS``: the names of
-    the list of segments and of the list of their views."""
+    the segments and of their views, a list of each or a dict of each (by the same keys)."""
 
     _SEGMENTS: tuple[str, str]
 
@@ -80,7 +80,11 @@ class SegmentViews:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         segments, views = self._SEGMENTS
-        setattr(self, views, [memoryview(segment) for segment in getattr(self, segments)])
+        found = getattr(self, segments)
+        if isinstance(found, dict):
+            setattr(self, views, {key: memoryview(segment) for key, segment in found.items()})
+        else:
+            setattr(self, views, [memoryview(segment) for segment in found])
 
 
 class ShadowScheme(ABC):

@@ -8,7 +8,7 @@ nothing until used.
 from __future__ import annotations
 
 from ..kasan import KASAN_SHADOW_SCALE_SHIFT
-from .base import Footprint, ShadowScheme
+from .base import Footprint, SegmentViews, ShadowScheme
 
 CHUNK_SHIFT = 21  # one chunk shadows 2 MiB of memory
 CHUNK_GRANULES = 1 << (CHUNK_SHIFT - KASAN_SHADOW_SCALE_SHIFT)
@@ -16,7 +16,7 @@ assert (CHUNK_SHIFT, CHUNK_GRANULES) == (21, 0x40000)  # spelled out in write(),
 _FILL = [bytes([v]) for v in range(256)]
 
 
-class FlatShadow(ShadowScheme):
+class FlatShadow(SegmentViews, ShadowScheme):
     """Byte-per-granule shadow, as mm/kasan/generic.c sees it.
 
     Boot-time shadow comes from ``machine.initial_shadow_byte(addr)`` (free RAM is
@@ -26,11 +26,13 @@ class FlatShadow(ShadowScheme):
     """
 
     name = "flat"
+    _SEGMENTS = ("_chunks", "_chunk_views")  # the chunks, by key (SegmentViews)
 
     def __init__(self, machine, **_options) -> None:
         p = machine.profile
         self._initial_byte = machine.initial_shadow_byte
         self._chunks: dict[int, bytearray] = {}
+        self._chunk_views: dict[int, memoryview] = {}  # the chunks' views, for writes
         self._static_bytes = machine.lowmem_bytes() >> KASAN_SHADOW_SCALE_SHIFT
         self._virtual_range_bytes = p.kasan_shadow_end - p.kasan_shadow_start
         self._vmalloc = (p.vmalloc_start, p.vmalloc_end)
@@ -54,6 +56,7 @@ class FlatShadow(ShadowScheme):
         chunk = self._chunks.get(key)
         if chunk is None:
             chunk = self._chunks[key] = bytearray(self._initial_chunk(key))
+            self._chunk_views[key] = memoryview(chunk)
         return chunk
 
     def _populate_vmalloc(self, addr: int, size: int) -> None:
@@ -67,10 +70,10 @@ class FlatShadow(ShadowScheme):
         if self._vmalloc_start <= addr < self._vmalloc_end and size:
             self._populate_vmalloc(addr, size)
         granules = size >> 3  # KASAN_SHADOW_SCALE_SHIFT
-        chunk = self._chunks.get(addr >> 21)  # CHUNK_SHIFT
+        view = self._chunk_views.get(addr >> 21)  # CHUNK_SHIFT
         start = (addr >> 3) & 0x3FFFF  # granule index in the chunk
-        if chunk is not None and start + granules <= 0x40000:  # CHUNK_GRANULES
-            chunk[start : start + granules] = _FILL[value] * granules
+        if view is not None and start + granules <= 0x40000:  # CHUNK_GRANULES
+            view[start : start + granules] = _FILL[value] * granules
             return
         while granules > 0:
             key = addr >> CHUNK_SHIFT
@@ -82,11 +85,11 @@ class FlatShadow(ShadowScheme):
             addr += n << KASAN_SHADOW_SCALE_SHIFT
 
     def write(self, addr: int, data: bytes) -> None:
-        chunk = self._chunks.get(addr >> 21)  # CHUNK_SHIFT
+        view = self._chunk_views.get(addr >> 21)  # CHUNK_SHIFT
         start = (addr >> 3) & 0x3FFFF  # granule index in the chunk
         end = start + len(data)
-        if chunk is not None and end <= 0x40000:  # CHUNK_GRANULES
-            chunk[start:end] = data
+        if view is not None and end <= 0x40000:  # CHUNK_GRANULES
+            view[start:end] = data
             return
         n = len(data)
         done = 0

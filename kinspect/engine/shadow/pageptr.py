@@ -85,6 +85,8 @@ CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 NO_BLOCK = -1
 NOT_ALLOCATED = -1
+# spelled out in write(), shadow_byte()
+assert (CHUNK_SHIFT, CHUNK_MASK, KASAN_SHADOW_SCALE_SHIFT, NO_BLOCK) == (12, 0xFFF, 3, -1)
 PAGES, IMAGE, VIRTUAL = 0, 1, 2  # the spaces a block may shadow (_block_space)
 FREE_BLOCK = -1
 SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
@@ -144,6 +146,7 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
         self._granules = p.page_size >> KASAN_SHADOW_SCALE_SHIFT  # bytes in a block
         self._lm_start, self._lm_end = p.page_offset, p.high_memory
         self._lm_delta = p.page_offset - p.phys_offset  # __pa() of the direct map
+        self._pa_start, self._pa_end = p.phys_offset, p.high_memory - self._lm_delta  # __pa()
         self._lowmem = (p.phys_offset >> p.page_shift, p.max_low_pfn)
         self._vmalloc_start, self._vmalloc_end = p.vmalloc_start, p.vmalloc_end
         self._is_lowmem_pfn = p.is_lowmem_pfn
@@ -365,17 +368,20 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
     # The hot paths look a direct-map page's block up first. A write within one such page
     # is _store()'s, inlined: into its block, else nothing when the bytes are those its
     # state implies (a page allocation's kasan_unpoison_pages(), most of the other writes).
+    # They test the direct map on __pa(addr) (a small int, as the pfn and the granule's place
+    # come from it) and spell the module's constants out (asserted above the class).
 
     def write(self, addr: int, data: bytes) -> None:
-        if self._lm_start <= addr < self._lm_end:
-            pfn = (addr - self._lm_delta) >> self._page_shift
-            c = self._chunk_of[pfn >> CHUNK_SHIFT]
-            start = (addr & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
+        pa = addr - self._lm_delta
+        if self._pa_start <= pa < self._pa_end:  # the direct map
+            pfn = pa >> self._page_shift
+            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
+            start = (pa & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
             end = start + len(data)
             if c >= 0 and end <= self._granules:
-                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
                 b = self._slot[i]
-                if b != NO_BLOCK:
+                if b != -1:  # NO_BLOCK
                     b_start = (b & self._segment_mask) * self._granules
                     view = self._pool_views[b >> self._segment_shift]
                     view[b_start + start : b_start + end] = data
@@ -389,16 +395,17 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
 
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
-        if self._lm_start <= addr < self._lm_end:
-            pfn = (addr - self._lm_delta) >> self._page_shift
-            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        pa = addr - self._lm_delta
+        if self._pa_start <= pa < self._pa_end:  # the direct map
+            pfn = pa >> self._page_shift
+            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
             if c >= 0:
-                b = self._slot[(c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)]
-                if b != NO_BLOCK:
+                b = self._slot[(c << 12) | (pfn & 0xFFF)]  # CHUNK_SHIFT, CHUNK_MASK
+                if b != -1:  # NO_BLOCK
                     self.loads += self.loads_with_block
                     segment = self._pool[b >> self._segment_shift]  # (_at(), inlined)
                     start = (b & self._segment_mask) * self._granules
-                    return segment[start + ((addr & self._page_mask) >> 3)]
+                    return segment[start + ((pa & self._page_mask) >> 3)]
         _, _, b, value = self._locate(addr)
         if b == NO_BLOCK:
             self.loads += self.loads_with_block if value else self.loads_null

@@ -55,6 +55,13 @@ CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 WINDOWS_PER_CHUNK = CHUNK_PAGES >> KASAN_SHADOW_SCALE_SHIFT
 NO_PAGE = -1  # a window without a real shadow page (the black page's)
+# spelled out in write(), shadow_byte()
+assert (CHUNK_SHIFT, CHUNK_MASK, KASAN_SHADOW_SCALE_SHIFT, KASAN_PER_PAGE_BYPASS) == (
+    12,
+    0xFFF,
+    3,
+    0xFF,
+)
 ARM_PTRS_PER_PTE = 512  # arch/arm/include/asm/pgtable-2level.h: Linux + hardware tables
 _FILL = [bytes([v]) for v in range(256)]
 
@@ -112,6 +119,7 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         assert self._vpn_of_pfn % PAGES_PER_WINDOW == 0, "direct map not window aligned"
         self._direct_map = (p.page_offset, p.high_memory)
         self._lm_start, self._lm_end = self._direct_map
+        self._pa_start, self._pa_end = p.phys_offset, p.high_memory - self._lm_delta  # __pa()
         self._lowmem = (p.phys_offset >> ps, p.max_low_pfn)
         # per lowmem pfn and window (see above)
         self._chunk_of = array("i", [-1]) * ((p.max_low_pfn >> CHUNK_SHIFT) + 1)
@@ -419,19 +427,22 @@ class PerPageShadow(SegmentViews, ShadowScheme):
     # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
     # a slab's pages are BYPASS, and nearly every write is a slab hook's. Another write
     # within one page asks _claim_page() alone (_store() of one page): most are a page
-    # allocation's kasan_unpoison_pages(), which the per-page byte says.
+    # allocation's kasan_unpoison_pages(), which the per-page byte says. The hot paths test
+    # the direct map on __pa(addr) (a small int, as the pfn and the granule's place come
+    # from it) and spell the module's constants out (asserted below the class).
 
     def write(self, addr: int, data: bytes) -> None:
-        if self._lm_start <= addr < self._lm_end:
-            pfn = (addr - self._lm_delta) >> self._page_shift
-            c = self._chunk_of[pfn >> CHUNK_SHIFT]
-            start = (addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask
+        pa = addr - self._lm_delta
+        if self._pa_start <= pa < self._pa_end:  # the direct map
+            pfn = pa >> self._page_shift
+            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
+            start = (pa >> 3) & self._shadow_mask  # KASAN_SHADOW_SCALE_SHIFT
             end = start + len(data)
             if c >= 0 and start < end <= (start | self._granule_mask) + 1:  # within this page
-                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
+                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
                 state = self._pshadow[i]
-                if state == KASAN_PER_PAGE_BYPASS:
-                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
+                if state == 0xFF:  # KASAN_PER_PAGE_BYPASS
+                    page = self._window_page[i >> 3]  # KASAN_SHADOW_SCALE_SHIFT
                     base = (page & self._segment_mask) << self._page_shift
                     view = self._shadow_views[page >> self._segment_shift]
                     view[base + start : base + end] = data
@@ -455,37 +466,33 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         return self._initial_byte(addr)
 
     def shadow_byte(self, addr: int) -> int:
+        # Loads: the byte shadow, and the per-page byte too when the byte shadow reads
+        # poisoned (patch 11), which a direct-map page that is not BYPASS always does (the
+        # black page's FF, or its copy).
         self.checks += 1
-        self.loads += 1  # the byte shadow
-        page = NO_PAGE
-        if self._lm_start <= addr < self._lm_end:  # _bypass_page(), inlined
-            pfn = (addr - self._lm_delta) >> self._page_shift
-            c = self._chunk_of[pfn >> CHUNK_SHIFT]
+        pa = addr - self._lm_delta
+        if self._pa_start <= pa < self._pa_end:  # the direct map
+            pfn = pa >> self._page_shift
+            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
             if c >= 0:
-                i = (c << CHUNK_SHIFT) | (pfn & CHUNK_MASK)
-                if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
-                    page = self._window_page[i >> KASAN_SHADOW_SCALE_SHIFT]
-        else:
-            page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
+                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
+                if self._pshadow[i] == 0xFF:  # KASAN_PER_PAGE_BYPASS: _bypass_page(), inlined
+                    page = self._window_page[i >> 3]  # KASAN_SHADOW_SCALE_SHIFT
+                    value = self._shadow[page >> self._segment_shift][
+                        ((page & self._segment_mask) << self._page_shift)
+                        + ((pa >> 3) & self._shadow_mask)
+                    ]
+                    self.loads += 2 if value else 1
+                    return value
+            self.loads += 2
+            return KASAN_PAGE_FREE if self._page_state(pfn) else 0
+        page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
         if page != NO_PAGE:
-            segment = self._shadow[page >> self._segment_shift]
-            value = segment[
-                ((page & self._segment_mask) << self._page_shift)
-                + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)
-            ]
-            if value:
-                self.loads += 1  # poisoned byte: patch 11 reads the page byte too
-            return value
-        lo, hi = self._direct_map
-        if lo <= addr < hi:
-            # Not BYPASS: the byte shadow is the black page's FF (or its copy), so the per-page
-            # byte is always read too.
-            self.loads += 1
-            state = self._page_state((addr - self._lm_delta) >> self._page_shift)
-            return KASAN_PAGE_FREE if state else 0
-        value = self._initial_byte(addr)
-        if value:
-            self.loads += 1
+            segment, start = self._at(page)
+            value = segment[start + ((addr >> KASAN_SHADOW_SCALE_SHIFT) & self._shadow_mask)]
+        else:
+            value = self._initial_byte(addr)
+        self.loads += 2 if value else 1
         return value
 
     def read(self, addr: int, size: int) -> bytes:
