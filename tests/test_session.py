@@ -681,6 +681,7 @@ def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
     from conftest import native_missing
     from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
     from kinspect.session import checkpoints, load_trace
+    from kinspect.session.checkpoints import HOLD_LADDER, LADDER_SPAN, LADDER_STEP
 
     if native_missing():
         pytest.skip(native_missing())
@@ -690,12 +691,17 @@ def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
     end = ref.total - 10
     assert end > 1500
     expected = {}
-    for pos in range(end - 60, end + 1):
+    for pos in range(end - 4 - LADDER_SPAN, end + 1):
         ref.jump(pos)
         expected[pos] = (machine_fingerprint(ref.machine), ref.event_address(pos - 1))
     monkeypatch.setenv("KINSPECT_ENGINE", "native")
     s = Session(
-        load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"], checkpoint_every=64
+        load_profile("x86_64"),
+        load_trace(path),
+        schemes=["flat", "pageptr"],
+        checkpoint_every=64,
+        spares=3,  # (a trace on the native engine makes none by default: its steps back
+        # restore in place and replay compiled)
     )
     s.fast_forward = False
     for _ in range(end):  # one at a time: checkpoints every 256 events (steps force them)
@@ -713,7 +719,7 @@ def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
     assert compiled and all(compiled)
     assert sorted(s.spares) == [end - 3, end - 2, end - 1]
     rungs = [p for p in s.checkpoints.positions(dense=True) if p < end - 3]
-    assert rungs == [end - 52, end - 36, end - 20, end - 4]
+    assert rungs == [end - 4 - LADDER_STEP * i for i in reversed(range(HOLD_LADDER))]
     for pos in rungs:
         machine, _ = s.checkpoints.restore(s.checkpoints.at(pos))
         assert machine_fingerprint(machine) == expected[pos][0], pos
@@ -754,3 +760,46 @@ def test_idle_work_given_up_anywhere_leaves_checkpoints_that_restore_what_steppi
         for pos in [p for p in s.checkpoints.positions() if p <= 610] + [609, 608, 600]:
             s.jump(pos)
             assert fingerprint(s) == expected[pos], (pieces, pos)
+
+
+def test_a_trace_on_the_native_engine_goes_back_by_restores_in_place_near_the_position(
+    tmp_path, monkeypatch
+):
+    """No spares for a trace on the native engine: each step back restores a checkpoint in
+    place (the session's machine's buffers written into) and replays from there; the idle
+    work keeps a ladder below the position, laid again as steps back go down it, so that no
+    step back replays from far (a step past the ladder restored the start and replayed the
+    whole trace). Each state is the reference engine's."""
+    from conftest import native_missing
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import load_trace
+    from kinspect.session.checkpoints import LADDER_SPAN
+
+    if native_missing():
+        pytest.skip(native_missing())
+    path = small_trace(tmp_path, 3000)
+    monkeypatch.setenv("KINSPECT_ENGINE", "python")
+    ref = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    end = ref.total - 10
+    backs = 3 * LADDER_SPAN
+    expected = {}
+    for pos in range(end - backs, end + 1):
+        ref.jump(pos)
+        expected[pos] = machine_fingerprint(ref.machine)
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    s = Session(  # regular checkpoints far apart: the ladder is what is near
+        load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"], checkpoint_every=4096
+    )
+    assert s.fast_forward and s.spares_wanted == 0
+    s.jump(end)
+    for i in range(backs):
+        if i % 2 == 0:  # a pause, then a press held
+            while s.idle_work():
+                pass
+            assert not s.spares
+        target = s.position - 1
+        assert target - s.checkpoints.nearest_position(target) <= LADDER_SPAN, target
+        buffers = list(s._buffers)
+        assert s.back().position == target
+        assert any(b is a for a, b in zip(buffers, s._buffers))  # written into, in place
+        assert machine_fingerprint(s.machine) == expected[target], target

@@ -56,7 +56,7 @@ import time
 import zlib
 from array import array
 from bisect import bisect_right, insort
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,14 +83,15 @@ IDLE_SLICE_MAX = 8192  # events replayed compiled in a piece at most
 PAUSE_OBJECTS = 1024  # a take in pieces may stop after this many objects pickled
 PAUSE_PIECES = 32  # a restore in pieces, after this many pieces of a buffer made (1 MiB)
 IDLE_SECONDS = 0.02  # about the time of a piece of idle work (a restore or take: a piece of it)
-HOLD_LADDER = 4  # dense checkpoints kept just below the spares (Standby.work)...
+HOLD_LADDER = 8  # dense checkpoints kept just below the spares (Standby.work)...
 LADDER_STEP = 16  # ...this many events apart
+LADDER_SPAN = LADDER_STEP * (HOLD_LADDER - 1)  # from the ladder's lowest rung to its top
 
 
 @dataclass(eq=False)
 class Checkpoint:
-    """The state after ``position`` events: a pickle whose big buffers are chunks of the
-    store (``chunks``: their serials, one per buffer object)."""
+    """The state after ``position`` events: a pickle (``blob``, compressed) whose big buffers
+    are chunks of the store (``chunks``: their serials, one per buffer object)."""
 
     position: int
     blob: bytes
@@ -194,6 +195,7 @@ class ChunkStore:
 
 
 _KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint may take
+_TYPES = {"b": bytearray, "y": bytes, "n": np.ndarray, "a": array}  # by the pickle's kind
 
 
 def _taker(store: ChunkStore, pause=None):
@@ -350,8 +352,9 @@ def _made(serials: tuple[int, ...], kind: str, meta, data: dict[int, bytes], pau
 def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
     """A ``persistent_load`` for an unpickler: each buffer a copy of its chunks, made anew or,
     with ``reuse`` (the buffers of a machine the restored one replaces, in the order of a take
-    or restore of it), written into the buffer of the same order when it is of more than one
-    piece and of the same kind and size. ``buffers`` gets the buffers of the restored state,
+    or restore of it), written into the first one not taken yet of the same type and size,
+    when it is of more than one piece (two machines list theirs in the same order, but for
+    a buffer one has and the other has not). ``buffers`` gets the buffers of the restored state,
     in order. ``pause`` (a restore in pieces): called at each buffer and every
     ``PAUSE_PIECES`` pieces of one made anew (a big one is tens of ms: its fresh pages faulted
     in as it is filled)."""
@@ -363,6 +366,11 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
         if tracker is not None:
             since = tracker.since(reuse.armed, reuse, PIECE)
         reuse.armed = None  # written into: that arming holds no more
+    free: dict[tuple[type, int], deque[int]] = {}  # the buffers of reuse by type and size
+    for k, old in enumerate(reuse or ()):
+        place = written_pages.address_of(old)
+        if place is not None:
+            free.setdefault((type(old), place[1]), deque()).append(k)
 
     def persistent_load(pid):
         if type(pid) is int:
@@ -388,8 +396,12 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
             return obj
         obj = None
         index = len(buffers)
-        if reuse is not None and index < len(reuse):
-            refilled = _refill(reuse[index], serials, kind, meta, data, since[index], tracker)
+        size = (len(serials) - 1) * PIECE + len(data[serials[-1]])
+        same = free.get((_TYPES[kind], size))
+        if same:
+            k = same.popleft()
+            assert reuse is not None  # (free lists its buffers)
+            refilled = _refill(reuse[k], serials, kind, meta, data, since[k], tracker)
             if refilled is not None:
                 obj, rearmed = refilled
                 if rearmed and listed is not None:
@@ -461,7 +473,7 @@ class CheckpointStore:
                 _arm(buffers)
         del taken  # alive until the pickle is made
         new, size = count
-        blob = f.getvalue()
+        blob = zlib.compress(f.getvalue(), 1)  # (its ints, the machine's small objects: 1/4)
         self.takes += 1
         self.new_bytes += len(blob) + new
         self.full_bytes += len(blob) + size
@@ -581,7 +593,7 @@ class CheckpointStore:
         that state must not be used any more. ``buffers``: a list that gets the restored
         state's buffers, in order."""
         t = time.process_time()
-        unpickler = pickle.Unpickler(io.BytesIO(ckpt.blob))
+        unpickler = pickle.Unpickler(io.BytesIO(zlib.decompress(ckpt.blob)))
         unpickler.persistent_load = _loader(  # type: ignore[method-assign]  # pickle's per-instance hook
             self.chunks, reuse, buffers if buffers is not None else []
         )
@@ -798,7 +810,7 @@ class RestoreInPieces:
         store.chunks.hold(self._chunks)
 
         def unpickle(pause):
-            unpickler = pickle.Unpickler(_PausingReader(ckpt.blob, pause))
+            unpickler = pickle.Unpickler(_PausingReader(zlib.decompress(ckpt.blob), pause))
             unpickler.persistent_load = _loader(store.chunks, None, self.buffers, pause)
             return unpickler.load()
 
@@ -860,7 +872,11 @@ class Standby:
     ``state()``: the session's event source)."""
 
     def __init__(
-        self, store: CheckpointStore, driver, wanted: int = 3, budget: int = 384 << 20
+        self,
+        store: CheckpointStore,
+        driver,
+        wanted: int = 3,
+        budget: int = 384 << 20,
     ) -> None:
         self.store = store
         self.driver = driver
@@ -934,7 +950,13 @@ class Standby:
                 dispose(spare.machine, spare.runner)
                 return True
         top = position - self.wanted - 1  # the ladder's top rung
-        ladder = top > 0 and top - self.store.nearest_position(top) >= LADDER_STEP
+        # the ladder is wanted when its top rung is missing (no checkpoint within a step
+        # below it) or its middle one (steps back went half way down it: laid again, the
+        # whole of it, once every half a ladder's span, not at every step)
+        nearest = self.store.nearest_position
+        ladder = top > 0 and any(
+            rung - nearest(rung) >= LADDER_STEP for rung in (top, max(0, top - LADDER_SPAN // 2))
+        )
         target = self._next_spare(position)
         if target is not None:
             # the ladder laid on the way when it is wanted: no machine of its own for it
@@ -1001,7 +1023,10 @@ class Standby:
             self.drop_job()
             job = None
         if job is None:
-            ckpt = self.store.nearest(target if ladder < 0 else min(target, ladder))
+            # (a ladder: from below its lowest rung, so that every rung is laid)
+            ckpt = self.store.nearest(
+                target if ladder < 0 else min(target, max(0, ladder - LADDER_SPAN))
+            )
             restore = RestoreInPieces(self.store, ckpt)
             self._job = _Replay(
                 ckpt.position,
@@ -1060,7 +1085,7 @@ class Standby:
         for afterwards is its machine, its runner (the replayer, the last event's reports,
         their ``event_index``) and its position: the same either way (tests/test_session.py
         compares the two with plain stepping)."""
-        top, span = job.ladder, LADDER_STEP * (HOLD_LADDER - 1)
+        top, span = job.ladder, LADDER_SPAN
         end = job.target
         if job.position < top - span:
             end = top - span  # the lowest rung

@@ -129,7 +129,7 @@ class Session:
         scheme_options: dict | None = None,
         checkpoint_every: int | None = None,
         checkpoint_budget: int = 256 << 20,
-        spares: int = 3,
+        spares: int | None = None,
         spare_budget: int = 384 << 20,
     ) -> None:
         """``schemes``: which to run (default: every registered one; flat always first);
@@ -141,7 +141,9 @@ class Session:
         big buffers are shared between checkpoints, so late in the real trace at 1 TiB the
         default (256 MiB) holds more of them than 1 GiB of whole pickles did;
         ``spares``: live machines kept ready behind the position (at position - 1, - 2...),
-        made in idle time, so that that many steps back in a row are swaps;
+        made in idle time, so that that many steps back in a row are swaps (default: 3; none
+        for a trace on the native engine, whose steps back restore in place and replay
+        compiled from the ladder below the position: ``_restore``);
         ``spare_budget``: about how many bytes they may hold (the one at position - 1 is made
         whatever it costs)."""
         tune_malloc()  # machines made and dropped: their memory given back
@@ -191,12 +193,14 @@ class Session:
         self._take_checkpoint()
         # a regular checkpoint taken in pieces in idle time, and its generation
         self._idle_take: tuple[TakeInPieces, int] | None = None
-        self.standby = Standby(self.checkpoints, self.driver, spares, spare_budget)
         # The fast forward: on the native engine, a trace read as EventBatches. The rates (CPU
         # seconds an event, smoothed) of a compiled replay and of an event stepped the
         # existing way (restores, idle work) choose it; they start from the figures of the
         # real trace at 1 TiB, four schemes (docs/ui.md).
         self.fast_forward = self.machine.engine == "native" and self.is_trace
+        if spares is None:
+            spares = 0 if self.fast_forward else 3
+        self.standby = Standby(self.checkpoints, self.driver, spares, spare_budget)
         self._rate_bulk = 8e-6
         self._rate_step = 40e-6
         self.events_bulk = 0  # events replayed by fast forwards
@@ -366,7 +370,10 @@ class Session:
             and not lay_dense
             and self._fast_forward_pays(self.position if near else base, target, not near)
         ):
-            self._adopt(self._fast_forward(target))
+            while self._graveyard:  # a machine swapped out: freed before another is made
+                dispose(*self._graveyard.pop(0))
+            # in place: the session's machine is replaced, its buffers written into
+            self._adopt(self._fast_forward(target, reuse=self._buffers))
             return
         if not near:
             while self._graveyard:  # a machine swapped out: freed before another is made
@@ -443,18 +450,20 @@ class Session:
         progress: Callable[[int, int], None] | None = None,
         previous: int = 0,
         planned: int = 0,
+        reuse: list | None = None,
     ) -> Spare:
         """The trace replayed compiled up to ``target`` events (sources.fast_forward: the
         footprints sampled after each piece) on a machine booted anew or restored from the
-        nearest checkpoint (``_fast_forward_base``); with ``stop_from``, up to the first event
-        at or after it that reports. Not the session's yet (``_adopt``)."""
+        nearest checkpoint (``_fast_forward_base``), into the buffers ``reuse`` if given
+        (the session's machine's: it is not to be used any more); with ``stop_from``, up to
+        the first event at or after it that reports. Not the session's yet (``_adopt``)."""
         base, _cost = self._fast_forward_base(target)
         replayer = None
         buffers: list | None = None
         if base:
             buffers = Buffers()
             machine, (replayer, _reports) = self.checkpoints.restore(
-                self.checkpoints.nearest(target), buffers=buffers
+                self.checkpoints.nearest(target), reuse, buffers
             )
             unobserve(machine)
         else:
