@@ -9,12 +9,18 @@ On both engines (the ``engine`` fixture, tests/conftest.py).
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kinspect.engine.machine import Machine
 from kinspect.engine.profile import load_profile
 from kinspect.engine.shadow import SCHEMES
+from kinspect.engine.shadow.pageptr import PagePtrShadow
+from kinspect.engine.shadow.pshadow import PerPageShadow
 
 PROFILES = {name: load_profile(name, 128 << 20) for name in ("x86_64", "arm32", "arm64-64k-42")}
 ALL = ["flat"] + [s for s in SCHEMES if s != "flat"]
@@ -91,3 +97,52 @@ def test_random_workloads_agree_under_every_scheme(engine, program, profile, att
 def test_enough_events_ran(engine):
     """The property test above ran at least 10 000 events on this engine in this run."""
     assert EVENTS_RUN[engine] >= 10_000, EVENTS_RUN
+
+
+def _address(view: memoryview) -> int:
+    return np.frombuffer(view, np.uint8).ctypes.data
+
+
+@pytest.mark.parametrize("profile", ["x86_64", "arm32"])
+@pytest.mark.parametrize("attach", ["byte-granular", "always"])
+def test_the_views_by_pfn_never_go_stale(engine, profile, attach):
+    """pshadow's and pageptr's Python hot paths keep a view by pfn (a BYPASS page's byte
+    shadow, a page's block), filled as they read: on either engine (the native one attaches,
+    detaches and clears BYPASS in C), every view kept is the memory the scheme's arrays give
+    for its pfn now, and the Python reads agree with the flat reference's."""
+    m = Machine(PROFILES[profile], schemes=ALL, scheme_options={"attach": attach}, engine=engine)
+    flat = m.schemes[0]
+    paged = [s for s in m.schemes if isinstance(s, PerPageShadow | PagePtrShadow)]
+    rng = random.Random(12)
+    live: list[tuple[int, int]] = []  # (pointer, size) of kmallocs, or (address, -order) of pages
+    freed: list[int] = []
+    filled = 0
+    for step in range(2500):
+        if live and rng.random() < 0.48:
+            p, size = live.pop(rng.randrange(len(live)))
+            m.free_pages_addr(p, -size) if size < 0 else m.kfree(p)
+            freed.append(p)
+        elif rng.random() < 0.1:
+            order = rng.randrange(3)
+            p = m.alloc_pages_addr(order)
+            if p:
+                live.append((p, -order))
+        else:
+            size = rng.choice((8, 40, 128, 700, 3000, 9000, 20000, 70000))
+            p = m.kmalloc(size)
+            if p:
+                live.append((p, size))
+        for p in [p for p, _ in live[-8:]] + freed[-8:]:
+            for addr in (p, p + 8 * rng.randrange(64)):
+                want = flat.shadow_byte(addr)
+                assert [s.shadow_byte(addr) for s in paged] == [want] * len(paged), hex(addr)
+        if step % 50 == 0:
+            for s in paged:
+                views = getattr(s, s._PFN_VIEWS)
+                fill = s._bypass_view if isinstance(s, PerPageShadow) else s._block_view
+                for pfn, view in list(views.items()):
+                    fresh = fill(pfn)
+                    assert fresh is not None, (s.name, pfn)
+                    assert (_address(fresh), len(fresh)) == (_address(view), len(view))
+                filled += len(views)
+    assert filled > 1000  # the views were used

@@ -32,6 +32,7 @@ cdef class Paged(Scheme):
     cdef uint8_t **segments              # the pool's segments' bytes (_pool, _shadow)
     cdef int segment_shift               # pool index (block, shadow page) -> segment
     cdef int64_t segment_mask
+    cdef dict pfn_views                  # the Python hot paths' views by pfn (_PFN_VIEWS)
 
     cdef int refresh(self) except -1
     cdef tuple take_arrays(self, object s)

@@ -190,6 +190,9 @@ cdef class Paged(Scheme):
         Scheme.__init__(self, scheme)
         self.segment_shift = scheme._segment_shift
         self.segment_mask = scheme._segment_mask
+        # the views the Python hot paths made, by pfn: a pfn whose block or BYPASS goes is
+        # dropped from them here too (detach, clear_bypass), as the Python methods do
+        self.pfn_views = getattr(scheme, scheme._PFN_VIEWS)
 
     def __dealloc__(self):
         PyMem_Free(self.segments)
@@ -331,6 +334,8 @@ cdef class PagePtr(Paged):
         cdef int64_t pfn = self.block_user[b]
         cdef uint64_t addr = self.block_addr[b]
         self.slot[i] = NO_BLOCK_
+        if self.pfn_views:
+            self.pfn_views.pop(pfn, None)
         if self.in_struct_page:
             self.set_pointer(pfn, 0)                                 # page->shadow = NULL
         self.block_addr[b] = 0
@@ -599,7 +604,7 @@ cdef class PerPage(Paged):
         return value
 
     cdef uint8_t *page_part(self, int page, int64_t vpn) noexcept:
-        """A page's granules in its window's shadow page (PerPageShadow._set_page_part)."""
+        """A page's granules in its window's shadow page (PerPageShadow._page_part)."""
         return self.shadow_page(page) + (vpn & (PAGES_PER_WINDOW - 1)) * self.granules_per_page
 
     cdef int set_bypass(self, int64_t i, int64_t vpn) except -1:
@@ -620,6 +625,8 @@ cdef class PerPage(Paged):
         of the shadow page is the black page's FF."""
         cdef int page = self.window_page[i >> SCALE_SHIFT]
         self.pshadow[i] = state
+        if self.pfn_views:
+            self.pfn_views.pop(vpn - self.vpn_of_pfn, None)
         memset(self.page_part(page, vpn), PAGE_FREE, self.granules_per_page)
         self.page_bypass[page] -= 1
         if self.page_bypass[page] == 0:

@@ -64,21 +64,31 @@ class Footprint:
 
 
 class SegmentViews:
-    """A scheme whose bytes live in bytearray segments, each with a memoryview of it: a write
-    of bytes into a bytearray's slice copies them into a bytearray first, into a memoryview's
-    it does not, so the hot writes go through the views. A memoryview does not pickle: the
-    views are left out of the state and made again on unpickling. ``_SEGMENTS``: the names of
-    the segments and of their views, a list of each or a dict of each (by the same keys)."""
+    """A scheme whose hot paths go through memoryviews of its bytearrays: a write of bytes into
+    a bytearray's slice copies them into a bytearray first, into a memoryview's it does not. A
+    memoryview does not pickle: the views are left out of the state and made again on
+    unpickling. ``_SEGMENTS``: the names of the segments and of their views, a list of each or
+    a dict of each (by the same keys); or ``_PFN_VIEWS``: the name of a dict of views by pfn
+    that the hot paths fill as they go (a restored scheme starts with it empty)."""
 
-    _SEGMENTS: tuple[str, str]
+    _SEGMENTS: tuple[str, str] | None = None
+    _PFN_VIEWS: str | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state[self._SEGMENTS[1]]
+        if self._SEGMENTS is None:
+            assert self._PFN_VIEWS is not None
+            del state[self._PFN_VIEWS]
+        else:
+            del state[self._SEGMENTS[1]]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if self._SEGMENTS is None:
+            assert self._PFN_VIEWS is not None
+            setattr(self, self._PFN_VIEWS, {})
+            return
         segments, views = self._SEGMENTS
         found = getattr(self, segments)
         if isinstance(found, dict):

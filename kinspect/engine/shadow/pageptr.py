@@ -85,8 +85,7 @@ CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 NO_BLOCK = -1
 NOT_ALLOCATED = -1
-# spelled out in write(), shadow_byte()
-assert (CHUNK_SHIFT, CHUNK_MASK, KASAN_SHADOW_SCALE_SHIFT, NO_BLOCK) == (12, 0xFFF, 3, -1)
+assert KASAN_SHADOW_SCALE_SHIFT == 3  # spelled out in write(), shadow_byte()
 PAGES, IMAGE, VIRTUAL = 0, 1, 2  # the spaces a block may shadow (_block_space)
 FREE_BLOCK = -1
 SPACE_NAMES = ("direct map", "kernel image", "vmalloc space")
@@ -118,7 +117,7 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
 
     name = "pageptr"
     link_home = "pageptr"  # what shadow_link() says the pointer is
-    _SEGMENTS = ("_pool", "_pool_views")  # the block pool (SegmentViews)
+    _PFN_VIEWS = "_block_views"  # direct-map pages' blocks, by pfn (SegmentViews)
     # Memory loads of one shadow read (virt_to_page() is arithmetic on the vmemmap base, not
     # counted). With a block: the pointer, then the byte. Without one: the pointer alone when
     # it is NULL, which means "allocated, all 00" (the common case of a good access). A
@@ -158,7 +157,11 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
         self._head = array("q")
         # the block pool (see above)
         self._pool: list[bytearray] = []
-        self._pool_views: list[memoryview] = []  # the segments' views, for writes
+        # A direct-map page's block as a view of the pool, by pfn: the hot paths' one look-up
+        # (write, shadow_byte: _block_view() fills it on a miss). Whoever detaches a block
+        # drops its pfn (_detach; on the native engine _schemes.PagePtr.detach), so a view is
+        # never stale; blocks never move (the pool grows by a segment).
+        self._block_views: dict[int, memoryview] = {}
         self._segment_shift = SEGMENT_SHIFT - (self._granules.bit_length() - 1)
         self._segment_mask = (1 << self._segment_shift) - 1
         self._block_addr = array("Q")
@@ -217,7 +220,6 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
         self._nblocks += 1
         if b >= len(self._pool) << self._segment_shift:
             self._pool.append(bytearray(SEGMENT_SIZE))
-            self._pool_views.append(memoryview(self._pool[-1]))
             n = len(self._pool) << self._segment_shift  # the pool's new capacity
             self._block_addr = grown(self._block_addr, n, 0)
             self._block_space = grown(self._block_space, n, FREE_BLOCK)
@@ -266,6 +268,7 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
         space, key, addr = self._block_space[b], self._block_user[b], self._block_addr[b]
         if space == PAGES:
             self._slot[self._index(key)] = NO_BLOCK
+            self._block_views.pop(key, None)
             self._set_pointer(key, 0)
         else:
             del (self._image if space == IMAGE else self._virtual)[key]
@@ -365,28 +368,40 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    # The hot paths look a direct-map page's block up first. A write within one such page
-    # is _store()'s, inlined: into its block, else nothing when the bytes are those its
-    # state implies (a page allocation's kasan_unpoison_pages(), most of the other writes).
-    # They test the direct map on __pa(addr) (a small int, as the pfn and the granule's place
-    # come from it) and spell the module's constants out (asserted above the class).
+    # The hot paths look a direct-map page's block up first, as a view by pfn (_block_views:
+    # one dict look-up, as __pa(addr) >> PAGE_SHIFT of an address outside the direct map is no
+    # lowmem pfn). A write within one page without a block is _store()'s, inlined: nothing
+    # when the bytes are those its state implies (a page allocation's kasan_unpoison_pages(),
+    # most of the other writes). They spell the module's constants out (asserted above the
+    # class).
+
+    def _block_view(self, pfn: int) -> memoryview | None:
+        """``page->shadow`` of a direct-map pfn as a view of its block (None: NULL), kept in
+        _block_views."""
+        b = self._block_of(pfn)
+        if b == NO_BLOCK:
+            return None
+        view = self._block_views[pfn] = self._block(b)
+        return view
 
     def write(self, addr: int, data: bytes) -> None:
-        pa = addr - self._lm_delta
-        if self._pa_start <= pa < self._pa_end:  # the direct map
-            pfn = pa >> self._page_shift
-            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
-            start = (pa & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
-            end = start + len(data)
-            if c >= 0 and end <= self._granules:
-                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
-                b = self._slot[i]
-                if b != -1:  # NO_BLOCK
-                    b_start = (b & self._segment_mask) * self._granules
-                    view = self._pool_views[b >> self._segment_shift]
-                    view[b_start + start : b_start + end] = data
+        pa = addr - self._lm_delta  # __pa()
+        start = (pa & self._page_mask) >> 3  # KASAN_SHADOW_SCALE_SHIFT
+        end = start + len(data)
+        if end <= self._granules:  # within this page
+            view = self._block_views.get(pa >> self._page_shift)
+            if view is not None:
+                view[start:end] = data
+                return
+            if self._pa_start <= pa < self._pa_end:  # the direct map
+                pfn = pa >> self._page_shift
+                view = self._block_view(pfn)
+                if view is not None:
+                    view[start:end] = data
                     return
-                if data.count(self._page_state_byte(self._head[i], addr)) == end - start:
+                i = self._index(pfn)
+                head = NOT_ALLOCATED if i < 0 else self._head[i]
+                if data.count(self._page_state_byte(head, addr)) == end - start:
                     return
         self._write_pages(addr, data)
 
@@ -395,17 +410,13 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
 
     def shadow_byte(self, addr: int) -> int:
         self.checks += 1
-        pa = addr - self._lm_delta
-        if self._pa_start <= pa < self._pa_end:  # the direct map
-            pfn = pa >> self._page_shift
-            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
-            if c >= 0:
-                b = self._slot[(c << 12) | (pfn & 0xFFF)]  # CHUNK_SHIFT, CHUNK_MASK
-                if b != -1:  # NO_BLOCK
-                    self.loads += self.loads_with_block
-                    segment = self._pool[b >> self._segment_shift]  # (_at(), inlined)
-                    start = (b & self._segment_mask) * self._granules
-                    return segment[start + ((pa & self._page_mask) >> 3)]
+        pa = addr - self._lm_delta  # __pa()
+        view = self._block_views.get(pa >> self._page_shift)
+        if view is None and self._pa_start <= pa < self._pa_end:  # the direct map
+            view = self._block_view(pa >> self._page_shift)
+        if view is not None:
+            self.loads += self.loads_with_block
+            return view[(pa & self._page_mask) >> 3]  # KASAN_SHADOW_SCALE_SHIFT
         _, _, b, value = self._locate(addr)
         if b == NO_BLOCK:
             self.loads += self.loads_with_block if value else self.loads_null

@@ -55,13 +55,7 @@ CHUNK_PAGES = 1 << CHUNK_SHIFT
 CHUNK_MASK = CHUNK_PAGES - 1
 WINDOWS_PER_CHUNK = CHUNK_PAGES >> KASAN_SHADOW_SCALE_SHIFT
 NO_PAGE = -1  # a window without a real shadow page (the black page's)
-# spelled out in write(), shadow_byte()
-assert (CHUNK_SHIFT, CHUNK_MASK, KASAN_SHADOW_SCALE_SHIFT, KASAN_PER_PAGE_BYPASS) == (
-    12,
-    0xFFF,
-    3,
-    0xFF,
-)
+assert KASAN_SHADOW_SCALE_SHIFT == 3  # spelled out in write(), shadow_byte()
 ARM_PTRS_PER_PTE = 512  # arch/arm/include/asm/pgtable-2level.h: Linux + hardware tables
 _FILL = [bytes([v]) for v in range(256)]
 
@@ -99,7 +93,7 @@ class PerPageShadow(SegmentViews, ShadowScheme):
     """Per-page shadow for all lowmem, byte shadow mapped per 8-page window on demand."""
 
     name = "pshadow"
-    _SEGMENTS = ("_shadow", "_shadow_views")  # the real shadow pages (SegmentViews)
+    _PFN_VIEWS = "_bypass_views"  # BYPASS pages' byte shadow, by pfn (SegmentViews)
 
     def __init__(self, machine, **_options) -> None:
         p = machine.profile
@@ -129,7 +123,12 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         self._window_page = array("i")
         # the pool of real shadow pages (see above)
         self._shadow: list[bytearray] = []
-        self._shadow_views: list[memoryview] = []  # the segments' views, for writes
+        # A BYPASS lowmem page's part of its window's shadow page as a view of the pool, by
+        # pfn: the hot paths' one look-up (write, shadow_byte: _bypass_view() fills it on a
+        # miss). Whoever clears a page's BYPASS drops its pfn (_clear_bypass; on the native
+        # engine _schemes.PerPage.clear_bypass), so a view is never stale: a window keeps its
+        # shadow page while one of its pages is BYPASS, and the pool's pages never move.
+        self._bypass_views: dict[int, memoryview] = {}
         self._segment_shift = SEGMENT_SHIFT - ps
         self._segment_mask = (1 << self._segment_shift) - 1
         self._page_pfn = array("q")
@@ -261,7 +260,6 @@ class PerPageShadow(SegmentViews, ShadowScheme):
             self._npages += 1
             if page >= len(self._shadow) << self._segment_shift:
                 self._shadow.append(bytearray(SEGMENT_SIZE))
-                self._shadow_views.append(memoryview(self._shadow[-1]))
                 n = len(self._shadow) << self._segment_shift  # the pool's new capacity
                 self._page_pfn = grown(self._page_pfn, n, NO_PAGE)
                 self._page_window = grown(self._page_window, n, NO_PAGE)
@@ -305,18 +303,17 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         i = self._index(self._window_first_pfn(window))
         return self._in_use[i : i + PAGES_PER_WINDOW].count(0) == PAGES_PER_WINDOW
 
-    def _set_page_part(self, page: int, vpn: int, fill: bytes) -> None:
-        """A page's granules in its window's shadow page set to fill (a page of granules)."""
-        start = ((page & self._segment_mask) << self._page_shift) + (
-            vpn & (PAGES_PER_WINDOW - 1)
-        ) * self._granules_per_page
-        self._shadow[page >> self._segment_shift][start : start + self._granules_per_page] = fill
+    def _page_part(self, page: int, vpn: int) -> memoryview:
+        """A page's granules in its window's shadow page (a view of the pool)."""
+        segment, start = self._at(page)
+        start += (vpn & (PAGES_PER_WINDOW - 1)) * self._granules_per_page
+        return memoryview(segment)[start : start + self._granules_per_page]
 
     def _set_bypass(self, i: int, vpn: int, page: int, fill: bytes) -> None:
         """Mark a lowmem page (at i in the per-pfn arrays, virtual page vpn)
         KASAN_PER_PAGE_BYPASS, its part of its window's shadow page set to fill (a page of
         granules)."""
-        self._set_page_part(page, vpn, fill)
+        self._page_part(page, vpn)[:] = fill
         if self._pshadow[i] == KASAN_PER_PAGE_BYPASS:
             return
         self._pshadow[i] = KASAN_PER_PAGE_BYPASS
@@ -328,9 +325,10 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         """A BYPASS page gets a per-page value again; its part of the shadow page goes back to
         the black page's FF, so that the byte shadow sends checks to the per-page byte."""
         self._pshadow[self._index(pfn)] = state
+        self._bypass_views.pop(pfn, None)
         vpn = pfn + self._vpn_of_pfn
         page = self._page_of(vpn >> KASAN_SHADOW_SCALE_SHIFT)
-        self._set_page_part(page, vpn, _FILL[KASAN_PAGE_FREE] * self._granules_per_page)
+        self._page_part(page, vpn)[:] = _FILL[KASAN_PAGE_FREE] * self._granules_per_page
         self._page_bypass[page] -= 1
         if self._page_bypass[page] == 0:
             self._needed -= 1
@@ -348,7 +346,7 @@ class PerPageShadow(SegmentViews, ShadowScheme):
             page_addr = vpn << self._page_shift
             if lo <= page_addr < hi:
                 continue
-            self._set_page_part(page, vpn, _FILL[self._initial_byte(page_addr)] * gpp)
+            self._page_part(page, vpn)[:] = _FILL[self._initial_byte(page_addr)] * gpp
             self._page_bypass[page] += 1
             if self._page_bypass[page] == 1:
                 self._needed += 1
@@ -424,30 +422,39 @@ class PerPageShadow(SegmentViews, ShadowScheme):
             done += k
             addr += k << KASAN_SHADOW_SCALE_SHIFT
 
-    # The hot path looks a direct-map page's BYPASS byte up first (_bypass_page() inlined):
-    # a slab's pages are BYPASS, and nearly every write is a slab hook's. Another write
-    # within one page asks _claim_page() alone (_store() of one page): most are a page
-    # allocation's kasan_unpoison_pages(), which the per-page byte says. The hot paths test
-    # the direct map on __pa(addr) (a small int, as the pfn and the granule's place come
-    # from it) and spell the module's constants out (asserted below the class).
+    # The hot paths look a direct-map page's byte shadow up first, as a view by pfn of a
+    # BYPASS page (_bypass_views: one dict look-up, as __pa(addr) >> PAGE_SHIFT of an address
+    # outside the direct map is no lowmem pfn): a slab's pages are BYPASS, and nearly every
+    # write is a slab hook's. Another write within one page asks _claim_page() alone (_store()
+    # of one page): most are a page allocation's kasan_unpoison_pages(), which the per-page
+    # byte says. They spell KASAN_SHADOW_SCALE_SHIFT out (asserted above the class).
+
+    def _bypass_view(self, pfn: int) -> memoryview | None:
+        """A direct-map pfn's part of its window's shadow page when the page is BYPASS (else
+        None), kept in _bypass_views."""
+        page = self._bypass_page((pfn << self._page_shift) + self._lm_delta)
+        if page == NO_PAGE:
+            return None
+        view = self._bypass_views[pfn] = self._page_part(page, pfn + self._vpn_of_pfn)
+        return view
 
     def write(self, addr: int, data: bytes) -> None:
-        pa = addr - self._lm_delta
-        if self._pa_start <= pa < self._pa_end:  # the direct map
-            pfn = pa >> self._page_shift
-            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
-            start = (pa >> 3) & self._shadow_mask  # KASAN_SHADOW_SCALE_SHIFT
-            end = start + len(data)
-            if c >= 0 and start < end <= (start | self._granule_mask) + 1:  # within this page
-                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
-                state = self._pshadow[i]
-                if state == 0xFF:  # KASAN_PER_PAGE_BYPASS
-                    page = self._window_page[i >> 3]  # KASAN_SHADOW_SCALE_SHIFT
-                    base = (page & self._segment_mask) << self._page_shift
-                    view = self._shadow_views[page >> self._segment_shift]
-                    view[base + start : base + end] = data
+        pa = addr - self._lm_delta  # __pa()
+        start = (pa >> 3) & self._granule_mask  # the granule's place in its page
+        end = start + len(data)
+        if start < end <= self._granules_per_page:  # within this page
+            view = self._bypass_views.get(pa >> self._page_shift)
+            if view is not None:
+                view[start:end] = data
+                return
+            if self._pa_start <= pa < self._pa_end:  # the direct map
+                pfn = pa >> self._page_shift
+                view = self._bypass_view(pfn)
+                if view is not None:
+                    view[start:end] = data
                     return
-                if self._claim_page(pfn, i, state, end - start, 0, data, 0) == NO_PAGE:
+                i = self._index(pfn)
+                if self._claim_page(pfn, i, self._pshadow[i], end - start, 0, data, 0) == NO_PAGE:
                     return  # (else the page is BYPASS now: _store() writes its shadow page)
         self._store(addr, len(data), 0, data)
 
@@ -470,22 +477,18 @@ class PerPageShadow(SegmentViews, ShadowScheme):
         # poisoned (patch 11), which a direct-map page that is not BYPASS always does (the
         # black page's FF, or its copy).
         self.checks += 1
-        pa = addr - self._lm_delta
-        if self._pa_start <= pa < self._pa_end:  # the direct map
+        pa = addr - self._lm_delta  # __pa()
+        view = self._bypass_views.get(pa >> self._page_shift)
+        if view is None and self._pa_start <= pa < self._pa_end:  # the direct map
             pfn = pa >> self._page_shift
-            c = self._chunk_of[pfn >> 12]  # CHUNK_SHIFT
-            if c >= 0:
-                i = (c << 12) | (pfn & 0xFFF)  # CHUNK_SHIFT, CHUNK_MASK
-                if self._pshadow[i] == 0xFF:  # KASAN_PER_PAGE_BYPASS: _bypass_page(), inlined
-                    page = self._window_page[i >> 3]  # KASAN_SHADOW_SCALE_SHIFT
-                    value = self._shadow[page >> self._segment_shift][
-                        ((page & self._segment_mask) << self._page_shift)
-                        + ((pa >> 3) & self._shadow_mask)
-                    ]
-                    self.loads += 2 if value else 1
-                    return value
-            self.loads += 2
-            return KASAN_PAGE_FREE if self._page_state(pfn) else 0
+            view = self._bypass_view(pfn)
+            if view is None:
+                self.loads += 2
+                return KASAN_PAGE_FREE if self._page_state(pfn) else 0
+        if view is not None:
+            value = view[(pa >> 3) & self._granule_mask]  # KASAN_SHADOW_SCALE_SHIFT
+            self.loads += 2 if value else 1
+            return value
         page = self._kernel_windows.get(addr >> self._window_shift, NO_PAGE)
         if page != NO_PAGE:
             segment, start = self._at(page)
