@@ -89,6 +89,8 @@ async def test_the_collector_is_off_while_the_app_runs_and_idle_time_collects():
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await started(app, pilot)
         assert not gc.isenabled()
+        while screen.idle_step():  # the objects of the start: a crowd, frozen as it is
+            pass
         await pilot.press("space", "space", "left")
         await pilot.pause()
         node = Node()
