@@ -363,8 +363,8 @@ async def measure_jump(
     print(
         f"\njump: real trace, {session.total} events, profile {profile.name} "
         f"{format_size(profile.mem_total)}, schemes {', '.join(session.scheme_names)}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; spare budget "
-        f"{format_size(session.standby.budget)}"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+        f"{session.spares_wanted} spares wanted, spare budget {format_size(session.standby.budget)}"
     )
     print(f"  j {to:<21} wall {out['jump wall']:7.2f} s   cpu {out['jump cpu']:7.2f} s")
     replay_w, replay_c = out["jump wall"], out["jump cpu"]
