@@ -10,6 +10,7 @@ On both engines (the ``engine`` fixture, tests/conftest.py).
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,44 @@ def test_the_views_by_pfn_never_go_stale(engine, profile, attach):
                     assert (_address(fresh), len(fresh)) == (_address(view), len(view))
                 filled += len(views)
     assert filled > 1000  # the views were used
+
+
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "kinspect" / "data" / "profiles"
+MACHINES = [(p.stem, None) for p in sorted(PROFILE_DIR.glob("*.toml"))]
+MACHINES += [("x86_64", 1 << 40), ("arm64-4k-48", 1 << 40)]  # (--mem 1T)
+
+
+@pytest.mark.parametrize(("profile", "mem"), MACHINES)
+def test_a_flat_chunk_made_a_run_of_pages_at_a_time_is_the_one_made_page_by_page(profile, mem):
+    """FlatShadow._initial_chunk asks initial_shadow_byte once for the pages between two of
+    the machine's initial_shadow_edges: wherever the answer changes (at the edges of the
+    memory ranges, of the kernel image in both its maps, of the direct map and the vmalloc
+    space), an edge is there, and every chunk that holds one of those places (and its
+    neighbours) is the one asked page by page, on every profile."""
+    from kinspect.engine.machine import KERNEL_IMAGE_RESERVED
+    from kinspect.engine.shadow.flat import _FILL, CHUNK_SHIFT, FlatShadow
+
+    p = load_profile(profile, mem)
+    machine = Machine(p, schemes=["flat"])
+    flat = next(s for s in machine.schemes if isinstance(s, FlatShadow))
+    page = 1 << p.page_shift
+    per_page = page >> 3
+    image = KERNEL_IMAGE_RESERVED[p.bits]
+    lm = p.page_offset - p.phys_offset  # the direct map's delta
+    looked = [p.page_offset, p.high_memory, p.vmalloc_start, p.vmalloc_end]
+    looked += [lm + edge for r in p.memory for edge in (r.start, r.end)]
+    for start in (p.kernel_image_start, lm + p.kernel_image_phys):  # the image, both maps
+        looked += range(start, start + image + 1, 1 << CHUNK_SHIFT)
+    edges = machine.initial_shadow_edges()
+    for a in looked:  # where the answer changes from a page to the next, an edge
+        a -= a % page
+        if machine.initial_shadow_byte(a - page) != machine.initial_shadow_byte(a):
+            assert any(a - page < e <= a for e in edges), (profile, hex(a))
+    keys = {(a >> CHUNK_SHIFT) + d for a in looked + edges for d in (-1, 0, 1)}
+    for key in sorted(keys):
+        base = key << CHUNK_SHIFT
+        by_page = b"".join(
+            _FILL[machine.initial_shadow_byte(base + i * page)] * per_page
+            for i in range((1 << CHUNK_SHIFT) // page)
+        )
+        assert flat._initial_chunk(key) == by_page, (profile, hex(base))

@@ -339,6 +339,24 @@ class Machine:
                 return 0
         return KASAN_PAGE_FREE
 
+    def initial_shadow_edges(self) -> list[int]:
+        """The addresses where ``initial_shadow_byte``'s answer may change, sorted: the edges
+        of the ranges it tests (the kernel image, the vmalloc space, the direct map, and, on
+        it, the memory ranges and the reserved pfns); between two of them it is the same."""
+        p = self.profile
+        shift = self.page_shift
+
+        def direct_map(pfn: int) -> int:  # (lowmem or not: an edge all the same)
+            return (pfn << shift) - p.phys_offset + p.page_offset
+
+        edges = {p.vmalloc_start, p.vmalloc_end, p.page_offset, p.high_memory}
+        edges |= {p.kernel_image_start, p.kernel_image_start + self._image_size}
+        for r in p.memory:
+            edges |= {direct_map(r.start >> shift), direct_map(r.end >> shift)}
+        for a, b in self._reserved:
+            edges |= {direct_map(a), direct_map(b)}
+        return sorted(edges)
+
     # ------------------------------------------------------------------ address helpers
 
     def _direct_map_pfn(self, addr: int) -> int | None:

@@ -7,6 +7,8 @@ nothing until used.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from ..kasan import KASAN_SHADOW_SCALE_SHIFT
 from .base import Footprint, SegmentViews, ShadowScheme
 
@@ -31,6 +33,7 @@ class FlatShadow(SegmentViews, ShadowScheme):
     def __init__(self, machine, **_options) -> None:
         p = machine.profile
         self._initial_byte = machine.initial_shadow_byte
+        self._initial_edges = machine.initial_shadow_edges()
         self._chunks: dict[int, bytearray] = {}
         self._chunk_views: dict[int, memoryview] = {}  # the chunks' views, for writes
         self._static_bytes = machine.lowmem_bytes() >> KASAN_SHADOW_SCALE_SHIFT
@@ -43,14 +46,23 @@ class FlatShadow(SegmentViews, ShadowScheme):
         self.inline_possible = p.inline_instrumentation
 
     def _initial_chunk(self, key: int) -> bytes:
-        """The boot-time shadow of a chunk, page by page (a chunk may hold RAM and holes)."""
+        """The boot-time shadow of a chunk, page by page (a chunk may hold RAM and holes):
+        each page's the shadow of its first byte, asked once for the pages between two of
+        ``initial_shadow_edges`` (where the answer may change), not once a page."""
         base = key << CHUNK_SHIFT
-        page = 1 << self._page_shift
-        per_page = page >> KASAN_SHADOW_SCALE_SHIFT
-        return b"".join(
-            _FILL[self._initial_byte(base + i * page)] * per_page
-            for i in range(1 << (CHUNK_SHIFT - self._page_shift))
-        )
+        end = base + (1 << CHUNK_SHIFT)
+        page_shift = self._page_shift
+        per_page = 1 << (page_shift - KASAN_SHADOW_SCALE_SHIFT)
+        edges = self._initial_edges
+        cuts = [base, *edges[bisect_right(edges, base) : bisect_left(edges, end)], end]
+        out = bytearray()
+        for lo, hi in zip(cuts, cuts[1:]):
+            first = (lo - base + (1 << page_shift) - 1) >> page_shift  # pages starting in it
+            last = (hi - base + (1 << page_shift) - 1) >> page_shift
+            if first < last:
+                value = self._initial_byte(base + (first << page_shift))
+                out += _FILL[value] * (per_page * (last - first))
+        return bytes(out)
 
     def _chunk(self, key: int) -> bytearray:
         chunk = self._chunks.get(key)
