@@ -265,6 +265,25 @@ def test_merge_ranges():
     assert merge_ranges([]) == ()
 
 
+def reference_states(monkeypatch, path: str, back: int) -> tuple[Session, int, dict]:
+    """The Python (reference) engine's replay of the trace at ``path`` (flat and pageptr):
+    its session, where a test stops (10 events before the end), and the machine's
+    fingerprint and the address of the event before at each of the ``back`` positions up to
+    there; the engine set back to native."""
+    from kinspect.engine.fingerprint import fingerprint as machine_fingerprint
+    from kinspect.session import load_trace
+
+    monkeypatch.setenv("KINSPECT_ENGINE", "python")
+    ref = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
+    end = ref.total - 10
+    expected = {}
+    for pos in range(end - back, end + 1):
+        ref.jump(pos)
+        expected[pos] = (machine_fingerprint(ref.machine), ref.event_address(pos - 1))
+    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    return ref, end, expected
+
+
 def small_trace(tmp_path, n_lines: int = 2000) -> str:
     """The first lines of the real x86_64 capture, as a plain text trace."""
     import lzma
@@ -686,15 +705,8 @@ def test_spares_replayed_compiled_in_idle_time_hold_what_plain_stepping_reaches(
     if native_missing():
         pytest.skip(native_missing())
     path = small_trace(tmp_path, 3000)
-    monkeypatch.setenv("KINSPECT_ENGINE", "python")
-    ref = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
-    end = ref.total - 10
+    ref, end, expected = reference_states(monkeypatch, path, 4 + LADDER_SPAN)
     assert end > 1500
-    expected = {}
-    for pos in range(end - 4 - LADDER_SPAN, end + 1):
-        ref.jump(pos)
-        expected[pos] = (machine_fingerprint(ref.machine), ref.event_address(pos - 1))
-    monkeypatch.setenv("KINSPECT_ENGINE", "native")
     s = Session(
         load_profile("x86_64"),
         load_trace(path),
@@ -778,15 +790,8 @@ def test_a_trace_on_the_native_engine_goes_back_by_restores_in_place_near_the_po
     if native_missing():
         pytest.skip(native_missing())
     path = small_trace(tmp_path, 3000)
-    monkeypatch.setenv("KINSPECT_ENGINE", "python")
-    ref = Session(load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"])
-    end = ref.total - 10
     backs = 3 * LADDER_SPAN
-    expected = {}
-    for pos in range(end - backs, end + 1):
-        ref.jump(pos)
-        expected[pos] = machine_fingerprint(ref.machine)
-    monkeypatch.setenv("KINSPECT_ENGINE", "native")
+    _, end, expected = reference_states(monkeypatch, path, backs)
     s = Session(  # regular checkpoints far apart: the ladder is what is near
         load_profile("x86_64"), load_trace(path), schemes=["flat", "pageptr"], checkpoint_every=4096
     )
@@ -802,4 +807,4 @@ def test_a_trace_on_the_native_engine_goes_back_by_restores_in_place_near_the_po
         buffers = list(s._buffers)
         assert s.back().position == target
         assert any(b is a for a, b in zip(buffers, s._buffers))  # written into, in place
-        assert machine_fingerprint(s.machine) == expected[target], target
+        assert machine_fingerprint(s.machine) == expected[target][0], target

@@ -368,9 +368,8 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
         reuse.armed = None  # written into: that arming holds no more
     free: dict[tuple[type, int], deque[int]] = {}  # the buffers of reuse by type and size
     for k, old in enumerate(reuse or ()):
-        place = written_pages.address_of(old)
-        if place is not None:
-            free.setdefault((type(old), place[1]), deque()).append(k)
+        if type(old) is not bytes:  # (immutable: never written into)
+            free.setdefault((type(old), memoryview(old).nbytes), deque()).append(k)
 
     def persistent_load(pid):
         if type(pid) is int:

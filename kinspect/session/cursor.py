@@ -365,22 +365,22 @@ class Session:
         ``lay_dense``: leave dense checkpoints on the way (they cost a pickle each)."""
         base = self.checkpoints.nearest_position(target)
         near = not force and base <= self.position <= target
-        if (
+        fast = (
             not force
             and not lay_dense
             and self._fast_forward_pays(self.position if near else base, target, not near)
-        ):
-            while self._graveyard:  # a machine swapped out: freed before another is made
+        )
+        if fast or not near:
+            # the session's machine is replaced, its buffers written into (in place); a
+            # machine swapped out is freed first, should another be made
+            while self._graveyard:
                 dispose(*self._graveyard.pop(0))
-            # in place: the session's machine is replaced, its buffers written into
+        if fast:
             self._adopt(self._fast_forward(target, reuse=self._buffers))
             return
         if not near:
-            while self._graveyard:  # a machine swapped out: freed before another is made
-                dispose(*self._graveyard.pop(0))
             ckpt = self.checkpoints.nearest(target)
             buffers = Buffers()
-            # in place: the session's machine is replaced, its buffers written into
             machine, state = self.checkpoints.restore(ckpt, self._buffers, buffers)
             self._install(machine, buffers)
             self.runner = self.driver.runner(machine, base, state)

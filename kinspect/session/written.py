@@ -13,13 +13,13 @@ only the pieces on a written page, not every byte of a machine (kinspect/session
 Every writer is seen, compiled or Python, without a write barrier in the engines.
 
 Only the pages wholly inside a buffer are armed (a page it shares with its malloc neighbours
-would be re-armed by theirs): the pieces reaching into its first or last page are always
-compared. A record of arming (``Armed``) is kept with the list of buffers it was made for
+would be re-armed by theirs): the bytes before its first such page and after its last are
+always compared. A record of arming (``Armed``) is kept with the list of buffers it was made for
 (``Buffers``), which keeps them alive, so that their ids and places stay theirs; it holds for a
 buffer while no later arming of the same buffer was made (``generation``) and the buffer has
 not moved. Anything else is compared, as where the kernel cannot do this (not Linux, no
-userfaultfd, ``vm.unprivileged_userfaultfd`` 0 for a user, a kernel before 6.7):
-``tracker()`` is None then, and every piece is compared.
+userfaultfd, ``vm.unprivileged_userfaultfd`` 0 for a user, a kernel before 6.7), or with
+``KINSPECT_WRITE_TRACKING=0``: ``tracker()`` is None then, and every piece is compared.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ PAGEMAP_SCAN = _iowr(ord("f"), 16, 96)  # struct pm_scan_arg: 12 u64
 VEC_REGIONS = 256  # struct page_region (start, end, categories) a scan returns at most
 
 
+def _inner_pages(at: int, n: int) -> tuple[int, int]:
+    """[start, end) of the pages wholly inside [at, at + n) (empty when there are none)."""
+    return -(-at // PAGE) * PAGE, (at + n) // PAGE * PAGE
+
+
 def address_of(buf) -> tuple[int, int] | None:
     """Where a writable buffer's bytes are, and how many: (address, length), or None."""
     t = type(buf)
@@ -87,7 +92,7 @@ class Buffers(list):
     (what a restore replacing that machine writes into), with ``serials``: the chunks each
     held then (a serial, or a tuple of one per piece), ``armed``: the record of their arming
     then, if any, and ``rearmed``: the buffers whose pages a restore in place armed again as
-    it went (``WriteTracker.written``), not to be armed twice."""
+    it went (after ``WriteTracker.since``), not to be armed twice."""
 
     __slots__ = ("armed", "serials", "rearmed")
 
@@ -128,7 +133,7 @@ class WriteTracker:
     def protect(self, at: int, n: int) -> bool:
         """Arm the pages wholly inside [at, at + n) (registered with the userfaultfd first if
         they are not); whether they are."""
-        start, end = -(-at // PAGE) * PAGE, (at + n) // PAGE * PAGE
+        start, end = _inner_pages(at, n)
         flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC
         return end > start and (
             self._scan(flags, start, end, False) >= 0
@@ -163,9 +168,9 @@ class WriteTracker:
         else the serials of the chunks its pieces held then, the pieces to look at (piece ->
         the bytes of it to compare, (start, end) in the buffer: a piece on a page written
         since, all of it; the first and the last pieces, the bytes outside the pages armed,
-        if any), its address and length. The pages written are armed again as they are found: the
-        caller, who makes the buffers' pieces equal to chunks again, arms again what it
-        writes (``protect``). One scan of the kernel's page tables for them all."""
+        if any), its address and length. The pages found written are armed again before it
+        returns: the caller, who makes the buffers' pieces equal to chunks again, arms again
+        what it writes (``protect``). One scan of the kernel's page tables for them all."""
         found: list = [None] * len(buffers)
         if armed is None:
             return found
@@ -178,7 +183,7 @@ class WriteTracker:
             if self._armed_as.get(id(buf)) != generation or address_of(buf) != (at, n):
                 continue
             valid.append((at, n, index))
-            start, end = -(-at // PAGE) * PAGE, (at + n) // PAGE * PAGE
+            start, end = _inner_pages(at, n)
             look: dict[int, tuple[int, int]] = {}
             if start != at:
                 look[0] = (0, start - at)
@@ -191,8 +196,8 @@ class WriteTracker:
         valid.sort()
         starts = [v[0] for v in valid]
         vec, arg = self._vec, self._arg
-        lo = -(-valid[0][0] // PAGE) * PAGE
-        hi = max(at + n for at, n, _ in valid) // PAGE * PAGE
+        lo = _inner_pages(valid[0][0], 0)[0]
+        hi = _inner_pages(0, max(at + n for at, n, _ in valid))[1]
         arg[9] = PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED  # written pages of armed mappings only
         rearm: set[int] = set()
         try:
