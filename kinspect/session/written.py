@@ -18,8 +18,11 @@ always compared. A record of arming (``Armed``) is kept with the list of buffers
 (``Buffers``), which keeps them alive, so that their ids and places stay theirs; it holds for a
 buffer while no later arming of the same buffer was made (``generation``) and the buffer has
 not moved. Anything else is compared, as where the kernel cannot do this (not Linux, no
-userfaultfd, ``vm.unprivileged_userfaultfd`` 0 for a user, a kernel before 6.7), or with
-``KINSPECT_WRITE_TRACKING=0``: ``tracker()`` is None then, and every piece is compared.
+userfaultfd, a kernel before 6.7), or with
+``KINSPECT_WRITE_TRACKING=0``: ``tracker()`` is None then, and every piece is compared. A user
+without privileges has it too: the userfaultfd is asked for faults from user mode only
+(``UFFD_USER_MODE_ONLY``, Linux 5.11), which ``vm.unprivileged_userfaultfd`` 0, the default,
+allows; the asynchronous write-protect needs no more.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ PAGE = 4096  # the granule the kernel reports writes in (mmap.PAGESIZE is checke
 
 # include/uapi/linux/userfaultfd.h, include/uapi/linux/fs.h (Linux 6.7+)
 UFFD_API = 0xAA
+UFFD_USER_MODE_ONLY = 1  # faults from user mode only: all a user may ask for by default
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
 UFFD_FEATURE_WP_ASYNC = 1 << 15
 UFFDIO_REGISTER_MODE_WP = 1 << 1
@@ -250,7 +254,7 @@ def tracker() -> WriteTracker | None:
         return None
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    uffd = libc.syscall(nr, os.O_CLOEXEC | os.O_NONBLOCK)
+    uffd = libc.syscall(nr, os.O_CLOEXEC | os.O_NONBLOCK | UFFD_USER_MODE_ONLY)
     if uffd < 0:
         return None
     api = (ctypes.c_uint64 * 3)(UFFD_API, UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, 0)
