@@ -220,7 +220,7 @@ def test_checkpoints_thin_under_a_small_budget_and_back_still_works():
         load_profile("x86_64"),
         parse_workload("churn.kw", churn_lines(3000)),
         checkpoint_every=32,
-        checkpoint_budget=4 << 20,
+        checkpoint_budget=512 << 10,  # (chunks compressed: 0.4 MiB held at 2000 events)
     )
     ref = {}
     for _ in range(2000):
@@ -465,7 +465,7 @@ def test_dense_checkpoints_keep_to_half_the_budget():
         load_profile("x86_64"),
         parse_workload("churn.kw", churn_lines(1500)),
         checkpoint_every=32,
-        checkpoint_budget=40 << 20,
+        checkpoint_budget=2 << 20,  # (chunks compressed: a dense checkpoint holds 20-30 KiB)
     )
     laid = set()
     for stop in range(100, 1400, 100):

@@ -75,6 +75,7 @@ PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: piece
 # Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
+RECENT_BYTES = 4 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
 THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
 SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
 IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compiled)
@@ -103,13 +104,17 @@ class Checkpoint:
 
 class ChunkStore:
     """Every buffer taken out of the checkpoints' pickles, stored once per content, as
-    immutable bytes, with a count of the references to it (a chunk that no checkpoint refers
-    to any more is dropped)."""
+    immutable bytes, zlib-compressed (``packed``: level 1, a piece of shadow or struct pages
+    is mostly runs: 89 MiB of chunks held 5 MiB so, late in the real trace at 1 TiB), with a
+    count of the references to it (a chunk that no checkpoint refers to any more is dropped).
+    ``store[serial]`` is a chunk's content, ``length(serial)`` its length."""
 
     HINTS_MAX = 1 << 19  # identity hints kept at most (beyond: forgotten, not wrong)
 
-    def __init__(self) -> None:
-        self._data: dict[int, bytes] = {}  # serial -> content
+    def __init__(self, packed: bool = True) -> None:
+        self.packed = packed
+        self._data: dict[int, bytes] = {}  # serial -> content (compressed when packed)
+        self._length: dict[int, int] = {}  # serial -> its content's length
         self._refs: dict[int, int] = {}  # serial -> checkpoints referring to it
         self._by_content: dict[tuple[int, int], list[int]] = {}  # (length, crc32) -> serials
         self._crc: dict[int, int] = {}  # serial -> its crc32
@@ -117,13 +122,43 @@ class ChunkStore:
         # stored or restored: a hint (ids are reused once an object dies), checked by a memcmp.
         self._by_id: dict[int, int] = {}
         self._next = 0
-        self.nbytes = 0
+        self.nbytes = 0  # held (compressed)
+        # the chunks read back most recently, decompressed: a restore from the same rung or a
+        # take right after reads the same pieces again (the single-piece buffers, made anew
+        # at each restore, the pieces written since)
+        self._recent: dict[int, bytes] = {}
+        self._recent_bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
 
+    def __getitem__(self, serial: int) -> bytes:
+        data = self._data[serial]
+        if not self.packed:
+            return data
+        recent = self._recent
+        content = recent.pop(serial, None)
+        if content is None:
+            content = zlib.decompress(data)
+            self._recent_bytes += len(content)
+            while self._recent_bytes > RECENT_BYTES and recent:
+                self._recent_bytes -= len(recent.pop(next(iter(recent))))
+        recent[serial] = content  # (the most recently used last)
+        return content
+
+    def __contains__(self, serial: int) -> bool:
+        return serial in self._data
+
     def data(self, serial: int) -> bytes:
-        return self._data[serial]
+        """A chunk's content."""
+        return self[serial]
+
+    def stored(self, serial: int) -> int:
+        """The bytes a chunk holds in the store (compressed when packed)."""
+        return len(self._data[serial])
+
+    def length(self, serial: int) -> int:
+        return self._length[serial]
 
     def intern(self, key: int, piece) -> tuple[int, int]:
         """The serial of a chunk equal to ``piece`` (bytes, a bytearray, or a uint8 numpy view),
@@ -132,20 +167,24 @@ class ChunkStore:
         if type(piece) is np.ndarray:
             piece = piece.tobytes()
         serial = self._by_id.get(key)
-        if serial is not None and piece == self._data.get(serial):
+        if serial is not None and serial in self._data and piece == self[serial]:
             self._refs[serial] += 1
             return serial, 0
         crc = zlib.crc32(piece)
         content = (len(piece), crc)
         for serial in self._by_content.get(content, ()):
-            if piece == self._data[serial]:
+            if piece == self[serial]:
                 self._refs[serial] += 1
                 self._hint(key, serial)
                 return serial, 0
         serial = self._next
         self._next += 1
-        data = piece if type(piece) is bytes else bytes(piece)
+        if self.packed:
+            data = zlib.compress(piece, 1)
+        else:
+            data = piece if type(piece) is bytes else bytes(piece)
         self._data[serial] = data
+        self._length[serial] = len(piece)
         self._refs[serial] = 1
         self._crc[serial] = crc
         self._by_content.setdefault(content, []).append(serial)
@@ -153,19 +192,28 @@ class ChunkStore:
         self.nbytes += len(data)
         return serial, len(data)
 
+    def reuse(self, serial: int) -> bool:
+        """One reference more to the chunk ``serial``, if it is still held (a piece known
+        unchanged since it equalled that chunk: ``WriteTracker.since``); whether it is."""
+        refs = self._refs
+        if serial not in refs:
+            return False
+        refs[serial] += 1
+        return True
+
     def _hint(self, key: int, serial: int) -> None:
         hints = self._by_id
         if len(hints) >= self.HINTS_MAX:
             hints.clear()
         hints[key] = serial
 
-    def restoring(self) -> tuple[dict[int, bytes], dict[int, int]]:
-        """For a restore: the chunks by serial, and the hints, where the restore notes that
+    def restoring(self) -> dict[int, int]:
+        """For a restore: the hints, where the restore notes that
         the piece at a place is a fresh copy of a chunk (so the next take compares it with that
         chunk first); room made for a machine's pieces."""
         if len(self._by_id) >= self.HINTS_MAX // 2:
             self._by_id.clear()
-        return self._data, self._by_id
+        return self._by_id
 
     def hold(self, serials) -> None:
         """One reference more to each chunk of ``serials`` (kept while a restore in pieces
@@ -184,7 +232,10 @@ class ChunkStore:
                 continue
             del refs[serial]
             chunk = data.pop(serial)
-            key = (len(chunk), self._crc.pop(serial))
+            content = self._recent.pop(serial, None)
+            if content is not None:
+                self._recent_bytes -= len(content)
+            key = (self._length.pop(serial), self._crc.pop(serial))
             same = self._by_content[key]
             same.remove(serial)
             if not same:
@@ -198,13 +249,18 @@ _KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint m
 _TYPES = {"b": bytearray, "y": bytes, "n": np.ndarray, "a": array}  # by the pickle's kind
 
 
-def _taker(store: ChunkStore, pause=None):
+def _taker(store: ChunkStore, pause=None, known: dict | None = None):
     """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
     ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
     their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
     A closure: it is called for every object pickled (millions late in a trace). ``pause``:
-    called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``)."""
+    called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``).
+    ``known``: id of a buffer -> (the serials of its pieces when it was last armed, the pieces
+    that may have changed since: ``WriteTracker.since``); the others are those chunks still,
+    taken as they are, not compared."""
     seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
+    known = known or {}
+    reuse = store.reuse
     buffers = Buffers()
     serials: list[int] = []
     count = [0, 0]
@@ -243,10 +299,16 @@ def _taker(store: ChunkStore, pause=None):
             count[0] += new
         else:
             pieces = []
+            then, look = known.get(at, ((), ()))
+            if len(then) != -(-size // PIECE):
+                then = ()
             for i, start in enumerate(range(0, size, PIECE)):
                 if pause is not None:
                     pause()
-                serial, new = intern(at << PIECES_SHIFT | i, raw[start : start + PIECE])
+                if then and i not in look and reuse(then[i]):
+                    serial, new = then[i], 0
+                else:
+                    serial, new = intern(at << PIECES_SHIFT | i, raw[start : start + PIECE])
                 pieces.append(serial)
                 serials.append(serial)  # (as it goes: a take given up gives each back)
                 count[0] += new
@@ -259,7 +321,7 @@ def _taker(store: ChunkStore, pause=None):
     return persistent_id, buffers, serials, count
 
 
-def _refill(old, serials, kind: str, meta, data: dict[int, bytes], since, tracker):
+def _refill(old, serials, kind: str, meta, data: ChunkStore, since, tracker):
     """``old`` (a buffer of the machine a restore replaces) made to hold the chunks of
     ``serials``, only the pieces that differ copied, and whether its pages are armed again;
     None when it is not of the same kind and size (or is immutable bytes). ``since``: what
@@ -289,17 +351,17 @@ def _refill(old, serials, kind: str, meta, data: dict[int, bytes], since, tracke
     else:
         return None
     # (every piece of a buffer but its last is PIECE bytes long)
-    if len(raw) != (len(pieces) - 1) * PIECE + len(data[pieces[-1]]):
+    if len(raw) != (len(pieces) - 1) * PIECE + data.length(pieces[-1]):
         return None
     view = memoryview(raw)  # type: ignore[arg-type]  # numpy's stubs: an ndarray is a buffer
     if since is None:
-        look = {i: (i * PIECE, i * PIECE + len(data[s])) for i, s in enumerate(pieces)}
+        look = {i: (i * PIECE, i * PIECE + data.length(s)) for i, s in enumerate(pieces)}
     else:
         before, look = since[0], since[1]
         if pieces != before:
             for i, (serial, held) in enumerate(zip(pieces, before)):
                 if serial != held:
-                    look[i] = (i * PIECE, i * PIECE + len(data[serial]))
+                    look[i] = (i * PIECE, i * PIECE + data.length(serial))
     # Each piece (or the part of it looked at) compared in place, a memcmp (bytes.startswith
     # of a view of the bytes looked at, from where they are in the chunk: no copy made to
     # compare), copied if it differs.
@@ -323,7 +385,7 @@ def _arm(buffers: list) -> None:
             tracker.arm(buffers)
 
 
-def _pieces(serials: tuple[int, ...], data: dict[int, bytes], pause):
+def _pieces(serials: tuple[int, ...], data: ChunkStore, pause):
     """The chunks of ``serials`` in order; ``pause`` (if any) called every ``PAUSE_PIECES``."""
     for i, serial in enumerate(serials):
         if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
@@ -331,7 +393,7 @@ def _pieces(serials: tuple[int, ...], data: dict[int, bytes], pause):
         yield data[serial]
 
 
-def _made(serials: tuple[int, ...], kind: str, meta, data: dict[int, bytes], pause):
+def _made(serials: tuple[int, ...], kind: str, meta, data: ChunkStore, pause):
     """A buffer of several pieces made anew from its chunks (``pause``: see ``_pieces``)."""
     if kind == "b":  # grown a piece at a time: bytearray(n) would write every page first
         grown = bytearray()
@@ -358,7 +420,7 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
     in order. ``pause`` (a restore in pieces): called at each buffer and every
     ``PAUSE_PIECES`` pieces of one made anew (a big one is tens of ms: its fresh pages faulted
     in as it is filled)."""
-    data, hints = store.restoring()
+    data, hints = store, store.restoring()
     tracker = written_pages.tracker()
     listed = buffers if isinstance(buffers, Buffers) else None  # (their serials, to arm them)
     since = [None] * len(reuse) if reuse is not None else []  # what changed in them
@@ -395,7 +457,7 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
             return obj
         obj = None
         index = len(buffers)
-        size = (len(serials) - 1) * PIECE + len(data[serials[-1]])
+        size = (len(serials) - 1) * PIECE + data.length(serials[-1])
         same = free.get((_TYPES[kind], size))
         if same:
             k = same.popleft()
@@ -425,7 +487,9 @@ class CheckpointStore:
     def __init__(self, budget: int = 256 << 20, every: int = 256) -> None:
         self.budget = budget
         self.every = every
-        self.chunks = ChunkStore()
+        # compressed where writes are tracked: a take then reads back (decompresses) only the
+        # chunks of the pieces written since, not one for every piece of a machine
+        self.chunks = ChunkStore(packed=written_pages.tracker() is not None)
         self._regular: dict[int, Checkpoint] = {}
         self._positions: list[int] = []  # of the regular ones, sorted
         self._dense: OrderedDict[int, Checkpoint] = OrderedDict()  # least recently used first
@@ -440,14 +504,24 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------------- taking
 
-    def _dump(self, state, buffers: list | None, pause=None) -> Checkpoint:
+    def _dump(
+        self, state, buffers: list | None, pause=None, previous: list | None = None
+    ) -> Checkpoint:
         """A checkpoint of ``state``, its chunks referred to (``take`` places and keeps it);
         ``pause``: called at each buffer and each piece stored, and every ``PAUSE_OBJECTS``
         objects pickled (a take in pieces, ``TakeInPieces``: it may raise, the chunks taken
-        so far given back)."""
+        so far given back). ``previous``: the state's buffers as its last take or restore
+        listed them (a ``Buffers``, armed then): the pieces of those not written since are
+        taken as the chunks they were, not compared."""
+        known = {}
+        tracker = written_pages.tracker()
+        if isinstance(previous, Buffers) and previous.armed is not None and tracker is not None:
+            for buf, found in zip(previous, tracker.since(previous.armed, previous, PIECE, False)):
+                if found is not None:
+                    known[id(buf)] = found[:2]
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        persistent_id, taken, serials, count = _taker(self.chunks, pause)
+        persistent_id, taken, serials, count = _taker(self.chunks, pause, known)
         pickler.persistent_id = persistent_id  # type: ignore[method-assign]  # pickle's per-instance hook
         if pause is not None:  # also every PAUSE_OBJECTS objects (the graph between buffers)
             pickled = [0]
@@ -480,13 +554,19 @@ class CheckpointStore:
         return Checkpoint(-1, blob, tuple(serials), len(blob) + new, len(blob) + size)
 
     def take(
-        self, position: int, state, dense: bool = False, buffers: list | None = None
+        self,
+        position: int,
+        state,
+        dense: bool = False,
+        buffers: list | None = None,
+        previous: list | None = None,
     ) -> Checkpoint | None:
         """Keep a checkpoint of ``state`` (the machine and the runner's state, after
         ``position`` events), unless one is kept there; the new one, else None. A regular
         one may make the older ones thin out (``every`` doubles), a dense one evict the least
         recently used dense ones. ``buffers``: a list that gets the state's buffers taken, in
-        order (what a later ``restore(..., reuse=)`` into this state may write into)."""
+        order (what a later ``restore(..., reuse=)`` into this state may write into);
+        ``previous``: the state's buffers as they were listed before (``_dump``)."""
         if position in self._regular or (dense and position in self._dense):
             return None
         if position in self._dense:  # asked for a regular one: the dense one is it
@@ -496,13 +576,15 @@ class CheckpointStore:
             self._keep_regular(ckpt)
             return ckpt
         t = time.perf_counter()
-        ckpt = self._dump(state, buffers)
+        ckpt = self._dump(state, buffers, previous=previous)
         self._keep(ckpt, position, dense)
         if not dense:
             self.seconds = 0.5 * self.seconds + 0.5 * (time.perf_counter() - t)
         return ckpt
 
-    def take_in_pieces(self, position: int, state, dense: bool = False) -> TakeInPieces | None:
+    def take_in_pieces(
+        self, position: int, state, dense: bool = False, previous: list | None = None
+    ) -> TakeInPieces | None:
         """``take``, a piece at a time (``TakeInPieces.work``: idle work), for a state that
         does not change until it is done or given up; None when a checkpoint is kept there
         (a regular one asked where a dense one is: that one made regular, at once)."""
@@ -510,7 +592,7 @@ class CheckpointStore:
             if not dense and position in self._dense:
                 self.take(position, state)
             return None
-        return TakeInPieces(self, position, state, dense)
+        return TakeInPieces(self, position, state, dense, previous)
 
     def _keep(self, ckpt: Checkpoint, position: int, dense: bool) -> None:
         """Place a checkpoint made by ``_dump`` (after ``position`` events)."""
@@ -741,13 +823,15 @@ class TakeInPieces:
     (``_Paced``). The state must not change until it is done: its owner gives it up
     (``abandon``) before it does."""
 
-    def __init__(self, store: CheckpointStore, position: int, state, dense: bool) -> None:
+    def __init__(
+        self, store: CheckpointStore, position: int, state, dense: bool, previous: list | None
+    ) -> None:
         self.store = store
         self.position = position
         self.dense = dense
         self.buffers = Buffers()  # the state's buffers taken, in order (take's ``buffers``)
         self.checkpoint: Checkpoint | None = None  # once done (None: one was kept there)
-        self._paced = _Paced(lambda pause: store._dump(state, self.buffers, pause))
+        self._paced = _Paced(lambda pause: store._dump(state, self.buffers, pause, previous))
 
     def work(self, seconds: float) -> bool:
         """One piece; whether the checkpoint is taken (and kept: ``checkpoint``)."""
@@ -973,7 +1057,10 @@ class Standby:
             oldest = min(self._spares, key=lambda sp: sp.position)
             if oldest.position - self.store.nearest_position(oldest.position) > 32:
                 take = self.store.take_in_pieces(
-                    oldest.position, (oldest.machine, self.driver.state(oldest.runner)), True
+                    oldest.position,
+                    (oldest.machine, self.driver.state(oldest.runner)),
+                    True,
+                    oldest.buffers,
                 )
                 if take is not None:
                     self._taking = (oldest, take)
@@ -1111,7 +1198,10 @@ class Standby:
         below = top - job.position
         if top >= 0 and 0 <= below <= span and below % LADDER_STEP == 0:
             job.pending = self.store.take_in_pieces(
-                job.position, (job.machine, self.driver.state(job.runner)), dense=True
+                job.position,
+                (job.machine, self.driver.state(job.runner)),
+                dense=True,
+                previous=job.buffers,
             )
 
     def drop_job(self) -> None:

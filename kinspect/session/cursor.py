@@ -346,7 +346,7 @@ class Session:
     def _take_checkpoint(self) -> None:
         every = self.checkpoint_every
         buffers = Buffers()
-        self.checkpoints.take(self.position, self._state(), buffers=buffers)
+        self.checkpoints.take(self.position, self._state(), buffers=buffers, previous=self._buffers)
         if buffers:  # a pickle was made of this machine
             self._buffers = buffers
         if self.checkpoint_every != every:  # they thinned out: fewer to come
@@ -356,7 +356,9 @@ class Session:
         """A dense checkpoint at the position, unless one is kept there."""
         if not self.checkpoints.has(self.position):
             buffers = Buffers()
-            self.checkpoints.take(self.position, self._state(), dense=True, buffers=buffers)
+            self.checkpoints.take(
+                self.position, self._state(), dense=True, buffers=buffers, previous=self._buffers
+            )
             if buffers:
                 self._buffers = buffers
 
@@ -532,7 +534,9 @@ class Session:
                     self._buffers = take.buffers
             return True
         if self.position - self.checkpoints.last_regular(self.position) >= self.checkpoint_every:
-            started = self.checkpoints.take_in_pieces(self.position, self._state())
+            started = self.checkpoints.take_in_pieces(
+                self.position, self._state(), previous=self._buffers
+            )
             if started is not None:
                 self._idle_take = (started, self.generation)
             return True

@@ -14,7 +14,8 @@ Every writer is seen, compiled or Python, without a write barrier in the engines
 
 Only the pages wholly inside a buffer are armed (a page it shares with its malloc neighbours
 would be re-armed by theirs): the bytes before its first such page and after its last are
-always compared. A record of arming (``Armed``) is kept with the list of buffers it was made for
+kept when it is armed (a few KiB a buffer), and the pieces they are in looked at when they
+differ from those. A record of arming (``Armed``) is kept with the list of buffers it was made for
 (``Buffers``), which keeps them alive, so that their ids and places stay theirs; it holds for a
 buffer while no later arming of the same buffer was made (``generation``) and the buffer has
 not moved. Anything else is compared, as where the kernel cannot do this (not Linux, no
@@ -34,6 +35,8 @@ from array import array
 from bisect import bisect_right
 
 import numpy as np
+
+string_at = ctypes.string_at
 
 PAGE = 4096  # the granule the kernel reports writes in (mmap.PAGESIZE is checked: tracker())
 
@@ -81,13 +84,17 @@ def address_of(buf) -> tuple[int, int] | None:
     return None
 
 
+Place = tuple[int, int, int, tuple[int, ...], bytes, bytes]
+
+
 class Armed:
     """One arming of a list of buffers: for each, (address, length, generation, the serials
-    of the chunks its pieces held then), or None (not armed)."""
+    of the chunks its pieces held then, its bytes before its first page armed and after its
+    last, as they were), or None (not armed)."""
 
     __slots__ = ("places",)
 
-    def __init__(self, places: list[tuple[int, int, int, tuple[int, ...]] | None]) -> None:
+    def __init__(self, places: list[Place | None]) -> None:
         self.places = places
 
 
@@ -153,7 +160,7 @@ class WriteTracker:
         armed_as = self._armed_as
         if len(armed_as) >= self.GENERATIONS_MAX:
             armed_as.clear()
-        places: list[tuple[int, int, int, tuple[int, ...]] | None] = []
+        places: list[Place | None] = []
         for buf, serials in zip(buffers, buffers.serials):
             place = address_of(buf) if type(serials) is tuple else None
             if place is None or (len(places) not in buffers.rearmed and not self.protect(*place)):
@@ -161,20 +168,25 @@ class WriteTracker:
                 places.append(None)
                 continue
             armed_as[id(buf)] = generation
-            places.append((*place, generation, serials))
+            at, n = place
+            start, end = _inner_pages(at, n)
+            head = string_at(at, start - at)
+            places.append((at, n, generation, serials, head, string_at(end, at + n - end)))
         buffers.armed = Armed(places)
         buffers.rearmed = set()
 
-    def since(self, armed: Armed | None, buffers: list, piece: int) -> list:
+    def since(self, armed: Armed | None, buffers: list, piece: int, rearm: bool = True) -> list:
         """For each buffer of ``buffers``, armed as ``armed``, what may have changed since,
         in pieces of ``piece`` bytes: None when nothing can be said (it was not armed then,
         or was armed again since with another list, or has moved, or the kernel cannot say),
         else the serials of the chunks its pieces held then, the pieces to look at (piece ->
         the bytes of it to compare, (start, end) in the buffer: a piece on a page written
         since, all of it; the first and the last pieces, the bytes outside the pages armed,
-        if any), its address and length. The pages found written are armed again before it
-        returns: the caller, who makes the buffers' pieces equal to chunks again, arms again
-        what it writes (``protect``). One scan of the kernel's page tables for them all."""
+        when they differ from what they were then), its address and length. With ``rearm``
+        (a restore into them), the pages found written are armed again before it returns: the
+        caller, who makes the buffers' pieces equal to chunks again, arms again what it
+        writes (``protect``); without (a take of them), nothing changes: the take arms them
+        anew. One scan of the kernel's page tables for them all."""
         found: list = [None] * len(buffers)
         if armed is None:
             return found
@@ -182,16 +194,17 @@ class WriteTracker:
         for index, place in enumerate(armed.places[: len(buffers)]):
             if place is None:
                 continue
-            at, n, generation, serials = place
+            at, n, generation, serials, head, tail = place
             buf = buffers[index]
             if self._armed_as.get(id(buf)) != generation or address_of(buf) != (at, n):
                 continue
             valid.append((at, n, index))
             start, end = _inner_pages(at, n)
             look: dict[int, tuple[int, int]] = {}
-            if start != at:
+            # the bytes outside the pages armed: looked at when they changed since
+            if head and string_at(at, start - at) != head:
                 look[0] = (0, start - at)
-            if end != at + n:
+            if tail and string_at(end, at + n - end) != tail:
                 for i in range((end - at) // piece, (n - 1) // piece + 1):
                     look[i] = (max(i * piece, end - at), min(n, (i + 1) * piece))
             found[index] = (serials, look, at, n)
@@ -203,7 +216,7 @@ class WriteTracker:
         lo = _inner_pages(valid[0][0], 0)[0]
         hi = _inner_pages(0, max(at + n for at, n, _ in valid))[1]
         arg[9] = PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED  # written pages of armed mappings only
-        rearm: set[int] = set()
+        written: set[int] = set()
         try:
             while lo < hi:
                 count = self._scan(0, lo, hi, True)
@@ -222,15 +235,16 @@ class WriteTracker:
                         last = (min(stop, at + n) - 1 - at) // piece
                         for i in range(first, last + 1):
                             look[i] = (i * piece, min(n, (i + 1) * piece))
-                        rearm.add(index)
+                        written.add(index)
                 if count < VEC_REGIONS:
                     break
                 lo = arg[4]  # walk_end: where the full vector stopped the walk
         finally:
             arg[9] = PAGE_IS_WRITTEN
-        for at, n, index in valid:
-            if index in rearm and not self.protect(at, n):
-                found[index] = None
+        if rearm:
+            for at, n, index in valid:
+                if index in written and not self.protect(at, n):
+                    found[index] = None
         return found
 
 
