@@ -413,8 +413,8 @@ class MachineReader:
         cache = s.shadow_cache if isinstance(s, PagePtrShadow) else None
         if cache is None:
             return []
-        n = 1 << cache.layout.order
-        return [head + i for head in self._m.slub.slab_heads(cache) for i in range(n)]
+        heads = np.array(self._m.slub.slab_heads(cache), np.int64)  # (sorted, apart)
+        return (heads[:, None] + np.arange(1 << cache.layout.order)).ravel().tolist()
 
 
 def machine_view(session) -> MachineView:

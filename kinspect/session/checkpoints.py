@@ -75,7 +75,7 @@ PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: piece
 # Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
-RECENT_BYTES = 4 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
+RECENT_BYTES = 32 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
 THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
 SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
 IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compiled)
@@ -123,9 +123,9 @@ class ChunkStore:
         self._by_id: dict[int, int] = {}
         self._next = 0
         self.nbytes = 0  # held (compressed)
-        # the chunks read back most recently, decompressed: a restore from the same rung or a
-        # take right after reads the same pieces again (the single-piece buffers, made anew
-        # at each restore, the pieces written since)
+        # the chunks stored or read back most recently, decompressed: a restore reads those
+        # of the rungs of the ladder just laid (the pieces written between two), and the
+        # single-piece buffers it makes anew each time
         self._recent: dict[int, bytes] = {}
         self._recent_bytes = 0
 
@@ -136,15 +136,30 @@ class ChunkStore:
         data = self._data[serial]
         if not self.packed:
             return data
-        recent = self._recent
-        content = recent.pop(serial, None)
+        content = self._recent.get(serial)
         if content is None:
             content = zlib.decompress(data)
+        self._remember(serial, content)
+        return content
+
+    def peek(self, serial: int) -> bytes:
+        """A chunk's content, not kept decompressed (a whole machine made anew reads them
+        all once: it would push the others out)."""
+        content = self._recent.get(serial)
+        if content is not None:
+            return content
+        data = self._data[serial]
+        return zlib.decompress(data) if self.packed else data
+
+    def _remember(self, serial: int, content: bytes) -> None:
+        """Keep a chunk's content decompressed, as the most recently used, within
+        ``RECENT_BYTES``."""
+        recent = self._recent
+        if recent.pop(serial, None) is None:
             self._recent_bytes += len(content)
             while self._recent_bytes > RECENT_BYTES and recent:
                 self._recent_bytes -= len(recent.pop(next(iter(recent))))
-        recent[serial] = content  # (the most recently used last)
-        return content
+        recent[serial] = content
 
     def __contains__(self, serial: int) -> bool:
         return serial in self._data
@@ -181,6 +196,7 @@ class ChunkStore:
         self._next += 1
         if self.packed:
             data = zlib.compress(piece, 1)
+            self._remember(serial, piece if type(piece) is bytes else bytes(piece))
         else:
             data = piece if type(piece) is bytes else bytes(piece)
         self._data[serial] = data
@@ -390,7 +406,7 @@ def _pieces(serials: tuple[int, ...], data: ChunkStore, pause):
     for i, serial in enumerate(serials):
         if pause is not None and i % PAUSE_PIECES == PAUSE_PIECES - 1:
             pause()
-        yield data[serial]
+        yield data.peek(serial)
 
 
 def _made(serials: tuple[int, ...], kind: str, meta, data: ChunkStore, pause):
@@ -501,6 +517,7 @@ class CheckpointStore:
         self.new_bytes = 0  # bytes stored by all takes
         self.full_bytes = 0  # what they would have held whole
         self.last_size = 0  # the last take's state, whole: about what a machine holds now
+        self._unpacked: tuple[Checkpoint, bytes] | None = None  # the last restored, its pickle
 
     # ------------------------------------------------------------------------- taking
 
@@ -674,7 +691,10 @@ class CheckpointStore:
         that state must not be used any more. ``buffers``: a list that gets the restored
         state's buffers, in order."""
         t = time.process_time()
-        unpickler = pickle.Unpickler(io.BytesIO(zlib.decompress(ckpt.blob)))
+        last = self._unpacked
+        if last is None or last[0] is not ckpt:  # (steps back in a row restore one rung)
+            last = self._unpacked = (ckpt, zlib.decompress(ckpt.blob))
+        unpickler = pickle.Unpickler(io.BytesIO(last[1]))
         unpickler.persistent_load = _loader(  # type: ignore[method-assign]  # pickle's per-instance hook
             self.chunks, reuse, buffers if buffers is not None else []
         )

@@ -493,13 +493,15 @@ class PagePtrShadow(SegmentViews, ShadowScheme):
 
     def served_pfns(self) -> list[int]:
         """The pfns served by a block (a direct-map page's, a kernel-image page's: a pfn twice
-        when both have one), sorted: read from the pool's arrays, no slab walked."""
+        when both have one), sorted: read from the pool's arrays, no slab walked. (A stable
+        sort, numpy's timsort: the pool's blocks are mostly in runs of pfns, attached as the
+        pages were allocated; 0.2 ms for 59 000 blocks late in the real trace, against 2 ms.)"""
         n = self._nblocks
         if not n:
             return []
         space = np.frombuffer(self._block_space, np.int8, n)
         user = np.frombuffer(self._block_user, np.int64, n)
-        return np.sort(user[(space == PAGES) | (space == IMAGE)]).tolist()
+        return np.sort(user[(space == PAGES) | (space == IMAGE)], kind="stable").tolist()
 
     def _served(self, lo: int, hi: int) -> dict[int, int]:
         """The blocks attached whose address is in [lo, hi), by address: one pass of numpy
