@@ -34,7 +34,7 @@ def test_a_write_after_arming_names_its_piece_once_and_an_edge_when_it_changed()
     shadow = bytearray(8 * PIECE)
     listed = armed(shadow)
     serials, look, at, n = TRACKER.since(listed.armed, listed, PIECE)[0]
-    assert (at, n) == written_pages.address_of(shadow) and serials == tuple(range(8))
+    assert (at, n) == TRACKER.address_of(shadow) and serials == tuple(range(8))
     assert look == {}  # nothing written, the bytes outside the pages armed as they were
     shadow[3 * PIECE + 100] = 0xFC
     look = TRACKER.since(listed.armed, listed, PIECE)[0][1]
@@ -113,7 +113,7 @@ def test_a_restore_in_place_finds_every_write_and_looks_only_at_those(monkeypatc
     assert back["shadow"] is live["shadow"] and back["shadow"] == fresh["shadow"]
     assert np.array_equal(back["records"], fresh["records"]) and back["words"] == fresh["words"]
     shadow, records = looked[0], looked[1]
-    at = written_pages.address_of(back["shadow"])[0]
+    at = TRACKER.address_of(back["shadow"])[0]
     pages = [(at + k) // PAGE * PAGE - at for k in (0, (1 << 20) + 7, (2 << 20) - 1)]
     middle = (1 << 20) // PIECE
     assert shadow[middle] == (middle * PIECE, (middle + 1) * PIECE)

@@ -35,6 +35,7 @@ COMPILED = (
     "_replay",
     "_schemes",
     "_runner",
+    "_buffers",
 )  # beside this file
 ENGINE_NOTES = {  # what each engine is, for `kinspect profiles`
     "native": "the compiled core; KINSPECT_ENGINE=python for the reference",

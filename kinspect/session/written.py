@@ -19,7 +19,8 @@ differ from those. A record of arming (``Armed``) is kept with the list of buffe
 (``Buffers``), which keeps them alive, so that their ids and places stay theirs; it holds for a
 buffer while no later arming of the same buffer was made (``generation``) and the buffer has
 not moved. Anything else is compared, as where the kernel cannot do this (not Linux, no
-userfaultfd, a kernel before 6.7), or with
+userfaultfd, a kernel before 6.7), where the compiled core is not built (its walks over the
+buffers, kinspect/engine/_buffers.pyx, find their places and compare their edges), or with
 ``KINSPECT_WRITE_TRACKING=0``: ``tracker()`` is None then, and every piece is compared. A user
 without privileges has it too: the userfaultfd is asked for faults from user mode only
 (``UFFD_USER_MODE_ONLY``, Linux 5.11), which ``vm.unprivileged_userfaultfd`` 0, the default,
@@ -31,12 +32,10 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from array import array
 from bisect import bisect_right
+from types import ModuleType
 
-import numpy as np
-
-string_at = ctypes.string_at
+from ..engine.native import compiled
 
 PAGE = 4096  # the granule the kernel reports writes in (mmap.PAGESIZE is checked: tracker())
 
@@ -67,21 +66,6 @@ VEC_REGIONS = 256  # struct page_region (start, end, categories) a scan returns 
 def _inner_pages(at: int, n: int) -> tuple[int, int]:
     """[start, end) of the pages wholly inside [at, at + n) (empty when there are none)."""
     return -(-at // PAGE) * PAGE, (at + n) // PAGE * PAGE
-
-
-def address_of(buf) -> tuple[int, int] | None:
-    """Where a writable buffer's bytes are, and how many: (address, length), or None."""
-    t = type(buf)
-    if t is bytearray:
-        return (ctypes.addressof(ctypes.c_char.from_buffer(buf)), len(buf)) if buf else None
-    if t is np.ndarray:
-        if not buf.flags.c_contiguous or not buf.flags.writeable:
-            return None
-        return buf.__array_interface__["data"][0], buf.nbytes
-    if t is array:
-        at, n = buf.buffer_info()
-        return at, n * buf.itemsize
-    return None
 
 
 Place = tuple[int, int, int, tuple[int, ...], bytes, bytes]
@@ -119,8 +103,10 @@ class WriteTracker:
 
     GENERATIONS_MAX = 1 << 16  # arming generations remembered (beyond: forgotten, compared)
 
-    def __init__(self, uffd: int, pagemap: int) -> None:
+    def __init__(self, uffd: int, pagemap: int, walks: ModuleType) -> None:
         self._uffd = uffd
+        self._walks = walks  # the compiled walks over the buffers (kinspect/engine/_buffers.pyx)
+        self.address_of = walks.address_of
         self._pagemap = pagemap
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
@@ -160,18 +146,9 @@ class WriteTracker:
         armed_as = self._armed_as
         if len(armed_as) >= self.GENERATIONS_MAX:
             armed_as.clear()
-        places: list[Place | None] = []
-        for buf, serials in zip(buffers, buffers.serials):
-            place = address_of(buf) if type(serials) is tuple else None
-            if place is None or (len(places) not in buffers.rearmed and not self.protect(*place)):
-                armed_as.pop(id(buf), None)
-                places.append(None)
-                continue
-            armed_as[id(buf)] = generation
-            at, n = place
-            start, end = _inner_pages(at, n)
-            head = string_at(at, start - at)
-            places.append((at, n, generation, serials, head, string_at(end, at + n - end)))
+        places = self._walks.arm_places(
+            buffers, buffers.serials, buffers.rearmed, generation, armed_as, self.protect
+        )
         buffers.armed = Armed(places)
         buffers.rearmed = set()
 
@@ -187,27 +164,9 @@ class WriteTracker:
         caller, who makes the buffers' pieces equal to chunks again, arms again what it
         writes (``protect``); without (a take of them), nothing changes: the take arms them
         anew. One scan of the kernel's page tables for them all."""
-        found: list = [None] * len(buffers)
         if armed is None:
-            return found
-        valid = []  # (address, length, index), in the order of their addresses
-        for index, place in enumerate(armed.places[: len(buffers)]):
-            if place is None:
-                continue
-            at, n, generation, serials, head, tail = place
-            buf = buffers[index]
-            if self._armed_as.get(id(buf)) != generation or address_of(buf) != (at, n):
-                continue
-            valid.append((at, n, index))
-            start, end = _inner_pages(at, n)
-            look: dict[int, tuple[int, int]] = {}
-            # the bytes outside the pages armed: looked at when they changed since
-            if head and string_at(at, start - at) != head:
-                look[0] = (0, start - at)
-            if tail and string_at(end, at + n - end) != tail:
-                for i in range((end - at) // piece, (n - 1) // piece + 1):
-                    look[i] = (max(i * piece, end - at), min(n, (i + 1) * piece))
-            found[index] = (serials, look, at, n)
+            return [None] * len(buffers)
+        found, valid = self._walks.looked_at(armed.places, buffers, self._armed_as, piece)
         if not valid:
             return found
         valid.sort()
@@ -260,7 +219,8 @@ def tracker() -> WriteTracker | None:
         return _tracker
     _tried = True
     nr = NR_USERFAULTFD.get(os.uname().machine) if sys.platform == "linux" else None
-    if nr is None or os.environ.get("KINSPECT_WRITE_TRACKING") == "0":
+    walks = compiled("_buffers")
+    if nr is None or walks is None or os.environ.get("KINSPECT_WRITE_TRACKING") == "0":
         return None
     import mmap
 
@@ -278,7 +238,7 @@ def tracker() -> WriteTracker | None:
     except OSError:
         os.close(uffd)
         return None
-    found = WriteTracker(uffd, pagemap)
+    found = WriteTracker(uffd, pagemap, walks)
     probe = bytearray(4 * PAGE)
     if libc.ioctl(uffd, UFFDIO_API, api) != 0 or not _works(found, probe):
         os.close(uffd)
