@@ -372,6 +372,11 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     ]
 
 
+def sizes(buffers: list) -> list[int]:
+    """The bytes of each buffer a take listed (the entries of a table: Machine.tables)."""
+    return [len(b) if type(b) is dict else len(memoryview(b).cast("B")) for b in buffers]
+
+
 def test_a_take_and_a_restore_in_pieces_give_what_take_and_restore_give():
     """TakeInPieces / RestoreInPieces (idle work): the pickle or unpickle stopped at every
     buffer (a piece of no time) and resumed; the checkpoint and the state are those of a
@@ -393,9 +398,7 @@ def test_a_take_and_a_restore_in_pieces_give_what_take_and_restore_give():
     assert pieces > 20 and take.checkpoint is store.at(7) and store.positions(dense=True) == [7]
     assert take.checkpoint.blob == whole.blob and take.checkpoint.chunks == whole.chunks
     assert store.chunks.nbytes == held
-    assert [len(memoryview(b).cast("B")) for b in take.buffers] == [
-        len(memoryview(b).cast("B")) for b in listed
-    ]
+    assert sizes(take.buffers) == sizes(listed)
     given_up = store.take_in_pieces(9, state)
     for _ in range(5):
         given_up.work(0.0)
@@ -416,3 +419,31 @@ def test_a_take_and_a_restore_in_pieces_give_what_take_and_restore_give():
     assert store.chunks.nbytes == held  # only checkpoint 0's chunks now
     store._drop(store._regular.pop(0))  # the last: no chunk left (none kept by what gave up)
     assert len(store.chunks) == 0 and store.chunks.nbytes == 0
+
+
+def test_a_machine_s_page_table_is_kept_as_one_chunk_and_each_restore_gets_its_own_copy():
+    """Machine.tables (``pages``: head pfn -> (order, use)) leave the pickle as one chunk each,
+    stored once while no page is allocated or freed; every restore makes a dict of its own,
+    equal to the one taken, which the restored machine may change without touching the
+    next restore's."""
+    s = trace_slice()
+    s.step(500)
+    store = CheckpointStore()
+    first = store.take(0, (s.machine, s.driver.state(s.runner)))
+    pages = dict(s.machine.pages)
+    assert len(pages) > 50
+    tables = [
+        x
+        for x in set(first.chunks)
+        if store.chunks.data(x)[:2] == b"\x80\x05" and pickle.loads(store.chunks.data(x)) == pages
+    ]
+    assert len(tables) == 1  # a chunk of its own, not in the checkpoint's pickle
+    again = store.take(1, (s.machine, s.driver.state(s.runner)))
+    assert again.chunks == first.chunks  # the same table: the same chunk
+    one = store.restore(first)[0]
+    two = store.restore(first)[0]
+    assert one.pages == two.pages == pages and one.pages is not two.pages
+    head, (order, _use) = next(iter(pages.items()))
+    one.free_pages(head, order)
+    assert head not in one.pages and store.restore(first)[0].pages == pages
+    assert state_of(two) == state_of(s.machine)

@@ -75,6 +75,7 @@ PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: piece
 # Where piece i of a buffer is, for the chunk store's first look: id(buffer) << PIECES_SHIFT | i
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
+TABLES_KEPT = 4  # tables kept unpickled (ChunkStore.table)
 RECENT_BYTES = 32 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
 THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
 SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
@@ -128,6 +129,7 @@ class ChunkStore:
         # single-piece buffers it makes anew each time
         self._recent: dict[int, bytes] = {}
         self._recent_bytes = 0
+        self._tables: dict[int, dict] = {}  # serial -> a table unpickled (never written)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -150,6 +152,20 @@ class ChunkStore:
             return content
         data = self._data[serial]
         return zlib.decompress(data) if self.packed else data
+
+    def table(self, serial: int) -> dict:
+        """A table (``Machine.tables``) as the chunk ``serial`` pickled it, anew: a copy of the
+        one unpickled last time (a C copy of its hash table, a tenth of unpickling it: steps
+        back in a row restore the same rung, and rungs share a table where no page was
+        allocated or freed between them)."""
+        tables = self._tables
+        table = tables.pop(serial, None)
+        if table is None:
+            table = pickle.loads(self[serial])
+            while len(tables) >= TABLES_KEPT:
+                tables.pop(next(iter(tables)))
+        tables[serial] = table  # (the most recently used last)
+        return table.copy()
 
     def _remember(self, serial: int, content: bytes) -> None:
         """Keep a chunk's content decompressed, as the most recently used, within
@@ -251,6 +267,7 @@ class ChunkStore:
             content = self._recent.pop(serial, None)
             if content is not None:
                 self._recent_bytes -= len(content)
+            self._tables.pop(serial, None)
             key = (self._length.pop(serial), self._crc.pop(serial))
             same = self._by_content[key]
             same.remove(serial)
@@ -263,9 +280,10 @@ class ChunkStore:
 
 _KINDS = frozenset((bytearray, bytes, np.ndarray, array))  # what a checkpoint may take
 _TYPES = {"b": bytearray, "y": bytes, "n": np.ndarray, "a": array}  # by the pickle's kind
+_WRITABLE = (bytearray, np.ndarray, array)  # what a restore in place writes into
 
 
-def _taker(store: ChunkStore, pause=None, known: dict | None = None):
+def _taker(store: ChunkStore, pause=None, known: dict | None = None, tables=frozenset()):
     """A ``persistent_id`` for a pickler that takes the big buffers out of the pickle into
     ``store``; with it, what it took: the buffers (kept alive while the pickle is made, so
     their ids stay theirs), the serials of their chunks, and [bytes stored new, bytes taken].
@@ -273,7 +291,8 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None):
     called before each buffer and each piece is stored (a take in pieces, ``TakeInPieces``).
     ``known``: id of a buffer -> (the serials of its pieces when it was last armed, the pieces
     that may have changed since: ``WriteTracker.since``); the others are those chunks still,
-    taken as they are, not compared."""
+    taken as they are, not compared. ``tables``: the ids of the dicts taken out too, each
+    pickled apart as one chunk (``Machine.tables``)."""
     seen: dict[int, int] = {}  # id of a buffer -> its ordinal in this pickle
     known = known or {}
     reuse = store.reuse
@@ -285,6 +304,8 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None):
     def persistent_id(obj):
         t = type(obj)
         if t not in _KINDS:
+            if t is dict and id(obj) in tables:
+                return table_id(obj)
             return None
         if t is bytearray or t is bytes:
             size = len(obj)
@@ -333,6 +354,23 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None):
         if kind == "n":
             return pieces, kind, (obj.dtype, obj.shape)
         return pieces, kind, obj.typecode if kind == "a" else None
+
+    def table_id(obj: dict):
+        at = id(obj)
+        ordinal = seen.get(at)
+        if ordinal is not None:
+            return ordinal
+        seen[at] = len(buffers)
+        buffers.append(obj)
+        if pause is not None:
+            pause()
+        blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        serial, new = intern(at << PIECES_SHIFT, blob)
+        serials.append(serial)
+        buffers.serials.append(serial)
+        count[0] += new
+        count[1] += len(blob)
+        return serial, "t", None
 
     return persistent_id, buffers, serials, count
 
@@ -446,7 +484,7 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
         reuse.armed = None  # written into: that arming holds no more
     free: dict[tuple[type, int], deque[int]] = {}  # the buffers of reuse by type and size
     for k, old in enumerate(reuse or ()):
-        if type(old) is not bytes:  # (immutable: never written into)
+        if type(old) in _WRITABLE:
             free.setdefault((type(old), memoryview(old).nbytes), deque()).append(k)
 
     def persistent_load(pid):
@@ -456,16 +494,17 @@ def _loader(store: ChunkStore, reuse: list | None, buffers: list, pause=None):
             pause()
         serials, kind, meta = pid
         if type(serials) is int:  # one piece: made anew (cheaper than comparing it)
-            chunk = data[serials]
-            if kind == "b":
-                obj = bytearray(chunk)
+            if kind == "t":
+                obj = data.table(serials)
+            elif kind == "b":
+                obj = bytearray(data[serials])
             elif kind == "n":
                 dtype, shape = meta
-                obj = np.frombuffer(chunk, dtype=dtype).reshape(shape).copy()
+                obj = np.frombuffer(data[serials], dtype=dtype).reshape(shape).copy()
             elif kind == "a":
-                obj = array(meta, chunk)
+                obj = array(meta, data[serials])
             else:
-                obj = chunk  # bytes: immutable, shared as they are
+                obj = data[serials]  # bytes: immutable, shared as they are
             hints[id(obj) << PIECES_SHIFT] = serials
             buffers.append(obj)
             if listed is not None:
@@ -538,7 +577,9 @@ class CheckpointStore:
                     known[id(buf)] = found[:2]
         f = io.BytesIO()
         pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
-        persistent_id, taken, serials, count = _taker(self.chunks, pause, known)
+        machines = state if type(state) is tuple else (state,)
+        tables = {id(t) for m in machines if isinstance(m, Machine) for t in m.tables()}
+        persistent_id, taken, serials, count = _taker(self.chunks, pause, known, tables)
         pickler.persistent_id = persistent_id  # type: ignore[method-assign]  # pickle's per-instance hook
         if pause is not None:  # also every PAUSE_OBJECTS objects (the graph between buffers)
             pickled = [0]
