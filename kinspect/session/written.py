@@ -60,6 +60,7 @@ def _iowr(kind: int, nr: int, size: int) -> int:
 UFFDIO_API = _iowr(UFFD_API, 0x3F, 24)  # struct uffdio_api: api, features, ioctls
 UFFDIO_REGISTER = _iowr(UFFD_API, 0x00, 32)  # struct uffdio_register: range, mode, ioctls
 PAGEMAP_SCAN = _iowr(ord("f"), 16, 96)  # struct pm_scan_arg: 12 u64
+RUN_GAP = 64 << 10  # buffers this close scanned as one run (a scan is a syscall: ~300 PTEs)
 VEC_REGIONS = 256  # struct page_region (start, end, categories) a scan returns at most
 
 
@@ -163,7 +164,7 @@ class WriteTracker:
         (a restore into them), the pages found written are armed again before it returns: the
         caller, who makes the buffers' pieces equal to chunks again, arms again what it
         writes (``protect``); without (a take of them), nothing changes: the take arms them
-        anew. One scan of the kernel's page tables for them all."""
+        anew. One scan of the kernel's page tables for each run of pages they lie in."""
         if armed is None:
             return [None] * len(buffers)
         found, valid = self._walks.looked_at(armed.places, buffers, self._armed_as, piece)
@@ -171,33 +172,22 @@ class WriteTracker:
             return found
         valid.sort()
         starts = [v[0] for v in valid]
-        vec, arg = self._vec, self._arg
-        lo = _inner_pages(valid[0][0], 0)[0]
-        hi = _inner_pages(0, max(at + n for at, n, _ in valid))[1]
+        arg = self._arg
+        # the runs of pages the buffers lie in (another machine's, in between, not walked)
+        runs: list[list[int]] = []
+        for at, n, _ in valid:
+            lo, hi = _inner_pages(at, n)
+            if runs and lo - runs[-1][1] <= RUN_GAP:
+                runs[-1][1] = max(runs[-1][1], hi)
+            else:
+                runs.append([lo, hi])
         arg[9] = PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED  # written pages of armed mappings only
         written: set[int] = set()
         try:
-            while lo < hi:
-                count = self._scan(0, lo, hi, True)
-                if count < 0:
-                    return [None] * len(buffers)
-                for r in range(count):
-                    begin, stop = vec[3 * r], vec[3 * r + 1]
-                    k = max(0, bisect_right(starts, begin) - 1)
-                    while k < len(valid) and valid[k][0] < stop:
-                        at, n, index = valid[k]
-                        k += 1
-                        if at + n <= begin:
-                            continue
-                        look = found[index][1]
-                        first = (max(begin, at) - at) // piece
-                        last = (min(stop, at + n) - 1 - at) // piece
-                        for i in range(first, last + 1):
-                            look[i] = (i * piece, min(n, (i + 1) * piece))
-                        written.add(index)
-                if count < VEC_REGIONS:
-                    break
-                lo = arg[4]  # walk_end: where the full vector stopped the walk
+            for lo, hi in runs:
+                self._written_in(lo, hi, valid, starts, found, piece, written)
+        except _Unknown:
+            return [None] * len(buffers)
         finally:
             arg[9] = PAGE_IS_WRITTEN
         if rearm:
@@ -205,6 +195,36 @@ class WriteTracker:
                 if index in written and not self.protect(at, n):
                     found[index] = None
         return found
+
+    def _written_in(self, lo: int, hi: int, valid, starts, found, piece: int, written) -> None:
+        """``since``'s scan of the pages in [lo, hi): the pieces on the pages written in it
+        added to what ``found`` says to look at, their buffers' indices to ``written``."""
+        vec, arg = self._vec, self._arg
+        while lo < hi:
+            count = self._scan(0, lo, hi, True)
+            if count < 0:
+                raise _Unknown
+            for r in range(count):
+                begin, stop = vec[3 * r], vec[3 * r + 1]
+                k = max(0, bisect_right(starts, begin) - 1)
+                while k < len(valid) and valid[k][0] < stop:
+                    at, n, index = valid[k]
+                    k += 1
+                    if at + n <= begin:
+                        continue
+                    look = found[index][1]
+                    first = (max(begin, at) - at) // piece
+                    last = (min(stop, at + n) - 1 - at) // piece
+                    for i in range(first, last + 1):
+                        look[i] = (i * piece, min(n, (i + 1) * piece))
+                    written.add(index)
+            if count < VEC_REGIONS:
+                return
+            lo = arg[4]  # walk_end: where the full vector stopped the walk
+
+
+class _Unknown(Exception):
+    """The kernel could not say which pages were written."""
 
 
 _tracker: WriteTracker | None = None
