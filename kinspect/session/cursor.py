@@ -519,7 +519,8 @@ class Session:
         """One piece of background work while the user looks (the UI calls it when idle, again
         while it returns True), most urgent first: free replaced machines; the standby's work
         (checkpoints.Standby.work: spares behind the position, the oldest one's state as a
-        checkpoint, the ladder of dense checkpoints below them); a checkpoint every
+        checkpoint, the ladder of dense checkpoints below them); the tables of the two
+        checkpoints below the position unpickled (CheckpointStore.warm); a checkpoint every
         ``checkpoint_every`` events at the position (taken in pieces: given up if the position
         moves first). A piece is about ``IDLE_SECONDS`` of a checkpoint's restore or take, or
         of events replayed (checkpoints.Standby.work): a key pressed meanwhile waits for no
@@ -528,6 +529,8 @@ class Session:
             dispose(*self._graveyard.pop(0))  # one a piece: tens of ms each late on
             return True
         if self.standby.work(self.position):
+            return True
+        if self.checkpoints.warm(self.position):
             return True
         if self._idle_take is not None:
             take, generation = self._idle_take
