@@ -120,7 +120,7 @@ def test_a_restored_machine_that_changes_never_changes_a_stored_chunk():
     ckpt = store.take(s.position, s.machine)
     first = store.restore(ckpt)
     taken = state_of(first)
-    stored = [bytes(store.chunks.data(serial)) for serial in ckpt.chunks]
+    stored = [bytes(store.chunks[serial]) for serial in ckpt.chunks]
     buffers = buffers_of(first)
     assert sum(b.nbytes if isinstance(b, np.ndarray) else len(b) for b in buffers) > 1 << 20
     before = [bytes(memoryview(b).cast("B")) for b in buffers]
@@ -134,7 +134,7 @@ def test_a_restored_machine_that_changes_never_changes_a_stored_chunk():
     # (checked on the buffers, not through the machine: an index overwritten, such as a per-page
     # scheme's chunk directory, points nowhere)
     assert [bytes(memoryview(b).cast("B")) for b in buffers] != before
-    assert [store.chunks.data(serial) for serial in ckpt.chunks] == stored
+    assert [store.chunks[serial] for serial in ckpt.chunks] == stored
     assert state_of(store.restore(ckpt)) == taken
 
 
@@ -350,7 +350,7 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     sections["refcount"][5] = 1
     meta[3] = 99
     second = store.take(1, state)
-    stored = {serial: store.chunks.data(serial) for serial in first.chunks + second.chunks}
+    stored = {serial: store.chunks[serial] for serial in first.chunks + second.chunks}
     listed: list = []
     live = store.restore(second, buffers=listed)
     assert [id(b) for b in listed] == [
@@ -366,7 +366,7 @@ def test_a_restore_in_place_writes_only_the_pieces_that_differ_into_the_replaced
     fresh = store.restore(first)
     assert back["shadow"] == fresh["shadow"] and back["shadow"][(1 << 20) + 7] == 0xFF
     assert np.array_equal(back["sections"], fresh["sections"]) and back["meta"] == fresh["meta"]
-    assert {serial: store.chunks.data(serial) for serial in stored} == stored
+    assert {serial: store.chunks[serial] for serial in stored} == stored
     assert [id(b) for b in again] == [
         id(b) for b in (back["sections"], back["shadow"], back["meta"], back["odd"], back["small"])
     ]
@@ -435,7 +435,7 @@ def test_a_machine_s_page_table_is_kept_as_one_chunk_and_each_restore_gets_its_o
     tables = [
         x
         for x in set(first.chunks)
-        if store.chunks.data(x)[:2] == b"\x80\x05" and pickle.loads(store.chunks.data(x)) == pages
+        if store.chunks[x][:2] == b"\x80\x05" and pickle.loads(store.chunks[x]) == pages
     ]
     assert len(tables) == 1  # a chunk of its own, not in the checkpoint's pickle
     again = store.take(1, (s.machine, s.driver.state(s.runner)))
@@ -447,3 +447,46 @@ def test_a_machine_s_page_table_is_kept_as_one_chunk_and_each_restore_gets_its_o
     one.free_pages(head, order)
     assert head not in one.pages and store.restore(first)[0].pages == pages
     assert state_of(two) == state_of(s.machine)
+
+
+def test_a_restore_in_place_copies_the_table_into_the_replaced_machine_s_table(monkeypatch):
+    """A restore in place gives the restored machine the replaced machine's table object,
+    holding the checkpoint's entries; a table warmed in idle time is not unpickled again."""
+    from kinspect.session import checkpoints
+    from kinspect.session.written import Buffers
+
+    s = trace_slice()
+    s.step(500)
+    store = CheckpointStore()
+    ckpt = store.take(0, (s.machine, s.driver.state(s.runner)))
+    pages = dict(s.machine.pages)
+    listed = Buffers()
+    live = store.restore(ckpt, buffers=listed)[0]
+    table = live.pages
+    table[1 << 40] = (0, next(iter(pages.values()))[1])  # the replaced machine's own change
+    store.chunks._tables.clear()  # (forgotten: the next restore must unpickle it...)
+    assert store.warm(1)  # (...unless idle work did: a table below position 1 unpickled)
+    assert not store.warm(1)  # nothing left to warm
+    loads = []
+    real_loads = pickle.loads
+    monkeypatch.setattr(checkpoints.pickle, "loads", lambda b: loads.append(1) or real_loads(b))
+    again = store.restore(ckpt, reuse=listed, buffers=Buffers())[0]
+    assert again.pages is table and again.pages == pages and not loads
+
+
+def test_the_chunks_kept_decompressed_stay_within_their_budget(monkeypatch):
+    from kinspect.session import checkpoints
+
+    monkeypatch.setattr(checkpoints, "RECENT_BYTES", 100 << 10)
+    chunks = checkpoints.ChunkStore()
+    rng = random.Random(3)
+    pieces = [rng.randbytes(rng.randrange(1, PIECE)) for _ in range(40)]
+    serials = [chunks.intern(i, p)[0] for i, p in enumerate(pieces)]
+    for _ in range(200):
+        k = rng.randrange(40)
+        assert chunks[serials[k]] == pieces[k]
+        recent = chunks._recent
+        assert chunks._recent_bytes == sum(map(len, recent.values())) <= 100 << 10
+        assert list(recent)[-1] == serials[k]  # the most recently used last
+    chunks.release(serials[:20])
+    assert chunks._recent_bytes == sum(map(len, chunks._recent.values()))

@@ -199,13 +199,6 @@ class ChunkStore:
                 self._recent_bytes -= len(recent.pop(next(iter(recent))))
         recent[serial] = content
 
-    def __contains__(self, serial: int) -> bool:
-        return serial in self._data
-
-    def data(self, serial: int) -> bytes:
-        """A chunk's content."""
-        return self[serial]
-
     def stored(self, serial: int) -> int:
         """The bytes a chunk holds in the store (compressed when packed)."""
         return len(self._data[serial])
