@@ -76,7 +76,7 @@ PIECE = 32 << 10  # ...as chunks of at most this many bytes (a bigger one: piece
 # (one int, cheaper to keep than a tuple; only a hint, a memcmp decides).
 PIECES_SHIFT = 20
 TABLES_KEPT = 4  # tables kept unpickled (ChunkStore.table)
-RECENT_BYTES = 32 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
+RECENT_BYTES = 16 << 20  # chunks kept decompressed, the most recently read (ChunkStore)
 THIN_KEEP_NEWEST = 4  # regular checkpoints always kept when thinning (and position 0)
 SPARE_REPLAY = 512  # going back, a spare this many events behind beats a restore
 IDLE_CHUNK = 512  # events stepped in one piece of idle work (not replayed compiled)
