@@ -320,10 +320,10 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None, tables=froz
     def persistent_id(obj):
         t = type(obj)
         if t not in _KINDS:
-            if t is dict and id(obj) in tables:
-                return table_id(obj)
-            return None
-        if t is bytearray or t is bytes:
+            if t is not dict or id(obj) not in tables:
+                return None
+            size, kind = CHUNK_MIN, "t"  # (taken whatever its size: its pickle's, below)
+        elif t is bytearray or t is bytes:
             size = len(obj)
             kind = "b" if t is bytearray else "y"
         elif t is array:
@@ -342,12 +342,15 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None, tables=froz
             return ordinal  # the same buffer again: the same after a restore
         seen[at] = len(buffers)
         buffers.append(obj)
-        count[1] += size
-        raw = obj if kind in "by" else np.frombuffer(obj, np.uint8)
-        if size <= PIECE:
+        raw = obj if kind in "byt" else np.frombuffer(obj, np.uint8)
+        if size <= PIECE or kind == "t":
             if pause is not None:
                 pause()
-            pieces, new = intern(at << PIECES_SHIFT, raw)
+            if kind == "t":
+                pieces, new = store.intern_table(at << PIECES_SHIFT, obj)
+                size = store.length(pieces)
+            else:
+                pieces, new = intern(at << PIECES_SHIFT, raw)
             serials.append(pieces)
             count[0] += new
         else:
@@ -366,26 +369,11 @@ def _taker(store: ChunkStore, pause=None, known: dict | None = None, tables=froz
                 serials.append(serial)  # (as it goes: a take given up gives each back)
                 count[0] += new
             pieces = tuple(pieces)
+        count[1] += size
         buffers.serials.append(pieces)
         if kind == "n":
             return pieces, kind, (obj.dtype, obj.shape)
         return pieces, kind, obj.typecode if kind == "a" else None
-
-    def table_id(obj: dict):
-        at = id(obj)
-        ordinal = seen.get(at)
-        if ordinal is not None:
-            return ordinal
-        seen[at] = len(buffers)
-        buffers.append(obj)
-        if pause is not None:
-            pause()
-        serial, new = store.intern_table(at << PIECES_SHIFT, obj)
-        serials.append(serial)
-        buffers.serials.append(serial)
-        count[0] += new
-        count[1] += store.length(serial)
-        return serial, "t", None
 
     return persistent_id, buffers, serials, count
 
