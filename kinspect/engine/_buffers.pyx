@@ -32,6 +32,20 @@ cdef bint _place(object buf, Py_ssize_t *at, Py_ssize_t *n):
     return n[0] > 0
 
 
+cdef inline void _inner(Py_ssize_t at, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *end):
+    """[start, end) of the pages wholly inside [at, at + n) (empty when start >= end)."""
+    start[0] = (at + PAGE - 1) // PAGE * PAGE
+    end[0] = (at + n) // PAGE * PAGE
+
+
+def inner_pages(Py_ssize_t at, Py_ssize_t n):
+    """[start, end) of the pages wholly inside [at, at + n): what is armed of a buffer there
+    (empty when start >= end)."""
+    cdef Py_ssize_t start, end
+    _inner(at, n, &start, &end)
+    return start, end
+
+
 def address_of(buf):
     """Where a writable, C-contiguous buffer's bytes are, and how many: (address, length), or
     None."""
@@ -58,8 +72,7 @@ def arm_places(buffers, list serials, set rearmed, generation, dict armed_as, pr
             places.append(None)
             continue
         armed_as[id(buf)] = generation
-        start = (at + PAGE - 1) // PAGE * PAGE
-        end = (at + n) // PAGE * PAGE
+        _inner(at, n, &start, &end)
         places.append(
             (
                 at,
@@ -95,8 +108,7 @@ def looked_at(list places, buffers, dict armed_as, Py_ssize_t piece):
             continue
         valid.append((at, n, index))
         head, tail = place[4], place[5]
-        start = (at + PAGE - 1) // PAGE * PAGE
-        end = (at + n) // PAGE * PAGE
+        _inner(at, n, &start, &end)
         look = {}
         if PyBytes_GET_SIZE(head) and memcmp(
             <char *><uintptr_t>at, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head)

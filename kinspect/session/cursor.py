@@ -387,7 +387,7 @@ class Session:
                 # restored in place: the machine replaced is freed first, its buffers kept
                 # (written into); the restore's new objects (a table's copy: 2.6 MB late in
                 # the real trace at 1T) take the memory it held, already faulted in, not pages
-                # fresh from the kernel (each fault 3-10 us in this VM)
+                # fresh from the kernel (each fault 2-11 us in this VM)
                 dispose(self.machine, self.runner)
             machine, state = self.checkpoints.restore(ckpt, self._buffers, buffers)
             self._install(machine, buffers)

@@ -64,11 +64,6 @@ RUN_GAP = 64 << 10  # buffers this close scanned as one run (a scan is a syscall
 VEC_REGIONS = 256  # struct page_region (start, end, categories) a scan returns at most
 
 
-def _inner_pages(at: int, n: int) -> tuple[int, int]:
-    """[start, end) of the pages wholly inside [at, at + n) (empty when there are none)."""
-    return -(-at // PAGE) * PAGE, (at + n) // PAGE * PAGE
-
-
 Place = tuple[int, int, int, tuple[int, ...], bytes, bytes]
 
 
@@ -131,7 +126,7 @@ class WriteTracker:
     def protect(self, at: int, n: int) -> bool:
         """Arm the pages wholly inside [at, at + n) (registered with the userfaultfd first if
         they are not); whether they are."""
-        start, end = _inner_pages(at, n)
+        start, end = self._walks.inner_pages(at, n)
         flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC
         return end > start and (
             self._scan(flags, start, end, False) >= 0
@@ -175,8 +170,9 @@ class WriteTracker:
         arg = self._arg
         # the runs of pages the buffers lie in (another machine's, in between, not walked)
         runs: list[list[int]] = []
+        inner_pages = self._walks.inner_pages
         for at, n, _ in valid:
-            lo, hi = _inner_pages(at, n)
+            lo, hi = inner_pages(at, n)
             if runs and lo - runs[-1][1] <= RUN_GAP:
                 runs[-1][1] = max(runs[-1][1], hi)
             else:
